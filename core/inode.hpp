@@ -1,0 +1,60 @@
+// Attr: one inode as the filesystem sees it, and its codec to and from the
+// INODE hash (see keys.hpp). Pure: no I/O, unit-tested on its own.
+//
+// The hash is meant to be read by people (`redis-cli hgetall SKX:INODE:5`):
+//   type   file | dir | symlink | fifo | chr | blk | sock
+//   mode   permission bits in octal, e.g. 0644 or 2755 (no type bits)
+//   uid gid size nlink rdev bytes (stored bytes)   decimal
+//   atime mtime ctime                               ns since the epoch
+//   parent (directories)  target (symlinks)
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "keys.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+struct Attr {
+  Ino ino = 0;
+  std::uint32_t mode = 0;  // st_mode: type bits | permissions
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint64_t size = 0;
+  std::uint64_t nlink = 0;
+  std::uint64_t rdev = 0;
+  std::uint64_t bytes = 0;  // bytes stored in blocks (for st_blocks)
+  std::int64_t atime_ns = 0;
+  std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
+  Ino parent = 0;  // directories only
+  std::string target;
+
+  bool is_dir() const { return S_ISDIR(mode); }
+  bool is_reg() const { return S_ISREG(mode); }
+  bool is_symlink() const { return S_ISLNK(mode); }
+  struct stat to_stat(std::uint32_t block_size) const;
+};
+
+// "file" -> S_IFREG ...; nullopt for an unknown name.
+std::optional<std::uint32_t> type_bits(std::string_view name);
+std::string_view type_name(std::uint32_t mode);
+std::string format_mode(std::uint32_t mode);  // permission bits as "0644"
+
+// Decodes HGETALL's field/value list; EIO with the inode number when a
+// field is missing or malformed.
+using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;
+Result<Attr> decode_attr(Ino ino, const FieldList& fields);
+
+std::int64_t now_ns();
+std::string format_time_ns(std::int64_t ns);  // decimal
+
+}  // namespace redisfs

@@ -1,0 +1,107 @@
+#include "keys.hpp"
+
+#include <charconv>
+
+namespace redisfs {
+
+Status validate_prefix(std::string_view prefix) {
+  if (prefix.empty()) {
+    return make_error(EINVAL, "prefix must not be empty");
+  }
+  if (prefix.size() > 200) {
+    return make_error(EINVAL, "prefix is longer than 200 bytes");
+  }
+  for (unsigned char c : prefix) {
+    if (c == ':' || c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' || c <= ' ' || c == 0x7f) {
+      return make_error(EINVAL, "invalid prefix '" + std::string(prefix) +
+                                    "': it may not contain ':', '*', '?', '[', ']', '\\', whitespace or control characters");
+    }
+  }
+  return {};
+}
+
+Keys::Keys(std::string prefix) : m_prefix(std::move(prefix)), m_colon(m_prefix + ':') {}
+
+static std::string _num(std::uint64_t n) { return std::to_string(n); }
+
+std::string Keys::sb() const { return m_colon + "SB"; }
+std::string Keys::inode(Ino ino) const { return m_colon + "INODE:" + _num(ino); }
+std::string Keys::dir(Ino ino) const { return m_colon + "DIR:" + _num(ino); }
+std::string Keys::xattr(Ino ino) const { return m_colon + "XATTR:" + _num(ino); }
+std::string Keys::block(Ino ino, std::uint64_t index) const {
+  return m_colon + "BLK:" + _num(ino) + ':' + _num(index);
+}
+std::string Keys::orphans() const { return m_colon + "ORPHANS"; }
+std::string Keys::freeze() const { return m_colon + "FREEZE"; }
+std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
+std::string Keys::match_all() const { return m_colon + '*'; }
+std::string Keys::match_mounts() const { return m_colon + "MOUNT:*"; }
+
+std::optional<std::string_view> Keys::relative(std::string_view key) const {
+  if (key.size() <= m_colon.size() || key.substr(0, m_colon.size()) != m_colon) {
+    return std::nullopt;
+  }
+  return key.substr(m_colon.size());
+}
+
+std::string Keys::absolute(std::string_view relative) const { return m_colon + std::string(relative); }
+
+// Parses a canonical decimal (no sign, no leading zero unless "0").
+static bool _parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) {
+    return false;
+  }
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+ParsedKey parse_relative_key(std::string_view rel) {
+  ParsedKey k;
+  if (rel == "SB") {
+    k.kind = KeyKind::Superblock;
+  } else if (rel == "ORPHANS") {
+    k.kind = KeyKind::Orphans;
+  } else if (rel == "FREEZE") {
+    k.kind = KeyKind::Freeze;
+  } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
+    k.kind = KeyKind::Mount;
+  } else if (rel.starts_with("INODE:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
+    k.kind = KeyKind::Inode;
+  } else if (rel.starts_with("DIR:") && _parse_u64(rel.substr(4), k.ino) && k.ino > 0) {
+    k.kind = KeyKind::Dir;
+  } else if (rel.starts_with("XATTR:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
+    k.kind = KeyKind::Xattr;
+  } else if (rel.starts_with("BLK:")) {
+    std::string_view rest = rel.substr(4);
+    auto colon = rest.find(':');
+    if (colon != std::string_view::npos && _parse_u64(rest.substr(0, colon), k.ino) && k.ino > 0 &&
+        _parse_u64(rest.substr(colon + 1), k.index)) {
+      k.kind = KeyKind::Block;
+    }
+  }
+  if (k.kind == KeyKind::Unknown) {
+    k.ino = 0;
+    k.index = 0;
+  }
+  return k;
+}
+
+bool is_filesystem_key(KeyKind kind) {
+  switch (kind) {
+    case KeyKind::Superblock:
+    case KeyKind::Inode:
+    case KeyKind::Dir:
+    case KeyKind::Xattr:
+    case KeyKind::Block:
+    case KeyKind::Orphans:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string_view expected_type(KeyKind kind) {
+  return kind == KeyKind::Block ? "string" : "hash";
+}
+
+}  // namespace redisfs

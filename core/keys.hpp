@@ -1,0 +1,81 @@
+// The key schema: the only code that formats or recognises Redis keys.
+//
+// Every key of a filesystem starts with "<prefix>:" and nothing else does.
+//
+//   <p>:SB             hash    superblock: format, version, block_size, root,
+//                              next_inode, inodes, bytes, created, origin,
+//                              read_only (snapshots)
+//   <p>:INODE:<ino>    hash    one inode: type, mode (octal), uid, gid, size,
+//                              nlink, rdev, atime/mtime/ctime (ns), bytes
+//                              (stored), parent (dirs), target (symlinks)
+//   <p>:DIR:<ino>      hash    directory entries: name -> inode number
+//   <p>:XATTR:<ino>    hash    extended attributes: name -> value
+//   <p>:BLK:<ino>:<i>  string  file bytes [i*block_size, (i+1)*block_size);
+//                              a missing key, or a short one, reads as zeros
+//   <p>:ORPHANS        hash    unlinked inodes still open: ino -> session id
+//   <p>:FREEZE         string  present (with a TTL) while a snapshot is taken;
+//                              every change script waits while it exists
+//   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
+//
+// FREEZE and MOUNT:* describe the running system, not the filesystem: they
+// are never copied, dumped or restored.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "result.hpp"
+
+namespace redisfs {
+
+using Ino = std::uint64_t;
+inline constexpr Ino k_root_ino = 1;
+
+// A prefix may not contain ':' (it ends the prefix), glob characters (keys
+// are found with SCAN MATCH "<prefix>:*"), '\\', whitespace or control bytes.
+Status validate_prefix(std::string_view prefix);
+
+class Keys {
+ public:
+  explicit Keys(std::string prefix);
+
+  const std::string& prefix() const { return m_prefix; }
+  std::string sb() const;
+  std::string inode(Ino ino) const;
+  std::string dir(Ino ino) const;
+  std::string xattr(Ino ino) const;
+  std::string block(Ino ino, std::uint64_t index) const;
+  std::string orphans() const;
+  std::string freeze() const;
+  std::string mount(std::string_view session) const;
+  // SCAN MATCH pattern for every key of this filesystem.
+  std::string match_all() const;
+  std::string match_mounts() const;
+
+  // "SKX:INODE:5" -> "INODE:5"; nullopt when the key is not under the prefix.
+  std::optional<std::string_view> relative(std::string_view key) const;
+  std::string absolute(std::string_view relative) const;
+
+ private:
+  std::string m_prefix;
+  std::string m_colon;  // prefix + ':'
+};
+
+// What a key (relative to the prefix) is, by the schema above.
+enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Mount, Unknown };
+struct ParsedKey {
+  KeyKind kind = KeyKind::Unknown;
+  Ino ino = 0;
+  std::uint64_t index = 0;  // block index
+};
+ParsedKey parse_relative_key(std::string_view relative);
+
+// True for the keys that make up the filesystem itself (copied, dumped,
+// restored); false for FREEZE, MOUNT:* and anything not in the schema.
+bool is_filesystem_key(KeyKind kind);
+// The Redis type each filesystem key must have: "hash" or "string".
+std::string_view expected_type(KeyKind kind);
+
+}  // namespace redisfs

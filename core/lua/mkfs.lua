@@ -1,0 +1,14 @@
+-- Creates an empty filesystem unless one exists.
+-- KEYS: SB, INODE:1
+-- ARGV: block_size, uid, gid, mode (octal string), format version
+-- Returns 1 if created, 0 if a superblock was already there.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local now = now_ns()
+redis.call('HSET', KEYS[1], 'format', 'redisfs', 'version', ARGV[5], 'block_size', ARGV[1],
+  'root', '1', 'next_inode', '2', 'inodes', '1', 'bytes', '0', 'created', now)
+redis.call('HSET', KEYS[2], 'type', 'dir', 'mode', ARGV[4], 'uid', ARGV[2], 'gid', ARGV[3],
+  'size', '0', 'nlink', '2', 'rdev', '0', 'bytes', '0', 'parent', '1',
+  'atime', now, 'mtime', now, 'ctime', now)
+return 1

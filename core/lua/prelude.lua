@@ -1,0 +1,55 @@
+-- Shared by every script (core/embed_lua.cmake puts it in front of each).
+--
+-- Rules every change script keeps:
+--   * all checks come before the first write: Redis does not roll a script
+--     back, so a script that fails must fail before it has changed anything
+--     (this also makes an out-of-memory refusal, which Redis only raises at
+--     a script's first write, leave the filesystem untouched);
+--   * every key is named in KEYS; a script that must know an inode the
+--     client has not named (the target of a directory entry) gets the
+--     client's guess and answers {'RETRY', actual} when it is wrong;
+--   * no change while <prefix>:FREEZE exists (a snapshot is being taken):
+--     the script fails with FROZEN before touching anything, and the
+--     client waits and tries again;
+--   * times are nanoseconds since the epoch, kept as decimal strings (a Lua
+--     number is a double and cannot hold them exactly).
+local function fail(code, msg)
+  if msg then
+    error({err = code .. ' ' .. msg})
+  end
+  error({err = code})
+end
+
+local function now_ns()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
+end
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+local function check_frozen(freeze_key)
+  if redis.call('EXISTS', freeze_key) == 1 then
+    fail('FROZEN', 'a snapshot is being taken')
+  end
+end
+
+-- type of an inode, or ENOENT
+local function inode_type(key)
+  local t = redis.call('HGET', key, 'type')
+  if not t then
+    fail('ENOENT')
+  end
+  return t
+end
+
+local function hget_num(key, field)
+  return tonumber(redis.call('HGET', key, field) or '0')
+end
+
+local function dir_changed(dir_inode_key, now)
+  redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now)
+end
+
+local S_ISGID = 1024

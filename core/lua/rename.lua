@@ -1,0 +1,152 @@
+-- Renames an entry, replacing the target (RENAME_NOREPLACE: refuse an
+-- existing target; RENAME_EXCHANGE: swap the two entries).
+-- KEYS: 1 SB, 2 FREEZE, 3 DIR:sp, 4 INODE:sp, 5 DIR:dp, 6 INODE:dp,
+--       7 INODE:src (guess), 8 INODE:dst (guess; INODE:0 for none),
+--       9 DIR:dst, 10 XATTR:dst, 11 ORPHANS,
+--       12.. INODE keys of chain A (dp and its ancestors up to the root),
+--            then of chain B (sp and its ancestors), when given
+-- ARGV: 1 name, 2 newname, 3 flags (0, 1 noreplace, 2 exchange),
+--       4 src guess, 5 dst guess ('0' none), 6 session, 7 #A, 8 #B,
+--       9 sp ino, 10 dp ino, 11.. the inode numbers of chain A then B
+-- Returns {'RETRY', src, dst[, 'chain']} when a guess or a chain is stale,
+-- else {'OK', orphaned ino or '0'}.
+check_frozen(KEYS[2])
+local flags = tonumber(ARGV[3])
+local src = redis.call('HGET', KEYS[3], ARGV[1])
+if not src then
+  fail('ENOENT')
+end
+local dst = redis.call('HGET', KEYS[5], ARGV[2])
+if src ~= ARGV[4] or (dst or '0') ~= ARGV[5] then
+  return {'RETRY', src, dst or '0'}
+end
+if inode_type(KEYS[6]) ~= 'dir' then
+  fail('ENOTDIR')
+end
+if hget_num(KEYS[6], 'nlink') == 0 then
+  fail('ENOENT', 'the target directory was removed')
+end
+if flags == 1 and dst then
+  fail('EEXIST')
+end
+if flags == 2 and not dst then
+  fail('ENOENT')
+end
+if src == dst then
+  return {'OK', '0'}
+end
+local stype = inode_type(KEYS[7])
+local dtype = nil
+if dst then
+  dtype = inode_type(KEYS[8])
+end
+local across = ARGV[9] ~= ARGV[10]
+local na = tonumber(ARGV[7])
+local nb = tonumber(ARGV[8])
+
+-- A chain is the list of a directory's ancestors, itself first, root last,
+-- each the 'parent' of the one before: valid only if it still is.
+local function chain_ok(first, n)
+  if n == 0 then
+    return false
+  end
+  for i = 0, n - 1 do
+    local parent = redis.call('HGET', KEYS[12 + first + i], 'parent')
+    if not parent then
+      return false
+    end
+    if i < n - 1 then
+      if parent ~= ARGV[11 + first + i + 1] then
+        return false
+      end
+    elseif ARGV[11 + first + i] ~= '1' then
+      return false
+    end
+  end
+  return true
+end
+local function chain_has(first, n, ino)
+  for i = 0, n - 1 do
+    if ARGV[11 + first + i] == ino then
+      return true
+    end
+  end
+  return false
+end
+
+if across and stype == 'dir' then
+  if not chain_ok(0, na) then
+    return {'RETRY', src, dst or '0', 'chain'}
+  end
+  if chain_has(0, na, src) then
+    fail('EINVAL', 'cannot move a directory into itself')
+  end
+end
+if flags == 2 and across and dtype == 'dir' then
+  if not chain_ok(na, nb) then
+    return {'RETRY', src, dst or '0', 'chain'}
+  end
+  if chain_has(na, nb, dst) then
+    fail('EINVAL', 'cannot move a directory into itself')
+  end
+end
+if flags ~= 2 and dst then
+  if stype == 'dir' then
+    if dtype ~= 'dir' then
+      fail('ENOTDIR')
+    end
+    if redis.call('HLEN', KEYS[9]) > 0 then
+      fail('ENOTEMPTY')
+    end
+  elseif dtype == 'dir' then
+    fail('EISDIR')
+  end
+end
+
+local now = now_ns()
+local orphan = '0'
+if flags == 2 then
+  redis.call('HSET', KEYS[3], ARGV[1], dst)
+  redis.call('HSET', KEYS[5], ARGV[2], src)
+  if across then
+    if stype == 'dir' then
+      redis.call('HSET', KEYS[7], 'parent', ARGV[10])
+      redis.call('HINCRBY', KEYS[4], 'nlink', -1)
+      redis.call('HINCRBY', KEYS[6], 'nlink', 1)
+    end
+    if dtype == 'dir' then
+      redis.call('HSET', KEYS[8], 'parent', ARGV[9])
+      redis.call('HINCRBY', KEYS[4], 'nlink', 1)
+      redis.call('HINCRBY', KEYS[6], 'nlink', -1)
+    end
+  end
+  redis.call('HSET', KEYS[8], 'ctime', now)
+else
+  redis.call('HSET', KEYS[5], ARGV[2], src)
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  if dst then
+    if dtype == 'dir' then
+      redis.call('DEL', KEYS[8], KEYS[9], KEYS[10])
+      redis.call('HINCRBY', KEYS[6], 'nlink', -1)
+      redis.call('HINCRBY', KEYS[1], 'inodes', -1)
+    else
+      local left = redis.call('HINCRBY', KEYS[8], 'nlink', -1)
+      redis.call('HSET', KEYS[8], 'ctime', now)
+      if left <= 0 then
+        redis.call('HSET', KEYS[11], dst, ARGV[6])
+        orphan = dst
+      end
+    end
+  end
+  if stype == 'dir' and across then
+    redis.call('HSET', KEYS[7], 'parent', ARGV[10])
+    redis.call('HINCRBY', KEYS[4], 'nlink', -1)
+    redis.call('HINCRBY', KEYS[6], 'nlink', 1)
+  end
+end
+redis.call('HSET', KEYS[7], 'ctime', now)
+dir_changed(KEYS[4], now)
+if across then
+  dir_changed(KEYS[6], now)
+end
+return {'OK', orphan}

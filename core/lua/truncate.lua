@@ -1,0 +1,49 @@
+-- Sets a file's size. Shrinking deletes the blocks past the new end and
+-- cuts the last one short, so no block ever holds bytes past the size (a
+-- later extension must read zeros there). A huge shrink is done in steps
+-- from the end, each one consistent: the size only goes down.
+-- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 boundary block (or any key), 5.. blocks
+--       to delete
+-- ARGV: 1 size to set, 2 expected current size, 3 bytes to keep in the
+--       boundary block (-1: leave it), 4 '1' if this is the last step (times)
+-- Returns {'RETRY', size} when the size is not the expected one, else {'OK'}.
+check_frozen(KEYS[2])
+local t = inode_type(KEYS[3])
+if t ~= 'file' then
+  fail('EINVAL', 'not a regular file')
+end
+local size = redis.call('HGET', KEYS[3], 'size')
+if size ~= ARGV[2] then
+  return {'RETRY', size}
+end
+local delta = 0
+for i = 5, #KEYS do
+  local l = redis.call('STRLEN', KEYS[i])
+  if l > 0 then
+    redis.call('DEL', KEYS[i])
+    delta = delta - l
+  end
+end
+local keep = tonumber(ARGV[3])
+if keep >= 0 then
+  local l = redis.call('STRLEN', KEYS[4])
+  if l > keep then
+    if keep == 0 then
+      redis.call('DEL', KEYS[4])
+    else
+      redis.call('SET', KEYS[4], redis.call('GETRANGE', KEYS[4], 0, keep - 1))
+    end
+    delta = delta - (l - keep)
+  end
+end
+if ARGV[4] == '1' then
+  local now = now_ns()
+  redis.call('HSET', KEYS[3], 'size', ARGV[1], 'mtime', now, 'ctime', now)
+else
+  redis.call('HSET', KEYS[3], 'size', ARGV[1])
+end
+if delta ~= 0 then
+  redis.call('HINCRBY', KEYS[3], 'bytes', delta)
+  redis.call('HINCRBY', KEYS[1], 'bytes', delta)
+end
+return {'OK'}

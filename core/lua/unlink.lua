@@ -1,0 +1,26 @@
+-- Removes a directory entry that is not a directory.
+-- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess), ORPHANS
+-- ARGV: name, guessed child ino, session id
+-- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
+-- left}. At nlink 0 the inode is recorded in ORPHANS under this session:
+-- its data stays until the mount that unlinked it has no use for it.
+check_frozen(KEYS[2])
+local ino = redis.call('HGET', KEYS[3], ARGV[1])
+if not ino then
+  fail('ENOENT')
+end
+if ino ~= ARGV[2] then
+  return {'RETRY', ino}
+end
+if inode_type(KEYS[5]) == 'dir' then
+  fail('EISDIR')
+end
+local now = now_ns()
+redis.call('HDEL', KEYS[3], ARGV[1])
+dir_changed(KEYS[4], now)
+local left = redis.call('HINCRBY', KEYS[5], 'nlink', -1)
+redis.call('HSET', KEYS[5], 'ctime', now)
+if left <= 0 then
+  redis.call('HSET', KEYS[6], ino, ARGV[3])
+end
+return {'OK', left}

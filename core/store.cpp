@@ -1,0 +1,986 @@
+#include "store.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace redisfs {
+
+namespace {
+
+constexpr std::uint64_t k_truncate_step_blocks = 1024;
+constexpr std::uint64_t k_alloc_batch = 256;
+constexpr std::size_t k_name_cache_max = 65536;
+constexpr int k_retry_max = 16;
+constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
+
+std::string _random_hex(std::size_t bytes) {
+  std::random_device rd;
+  std::string out;
+  static const char* k_hex = "0123456789abcdef";
+  for (std::size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<unsigned>(rd()) & 0xffu;
+    out.push_back(k_hex[b >> 4]);
+    out.push_back(k_hex[b & 15]);
+  }
+  return out;
+}
+
+std::string _str(std::uint64_t n) { return std::to_string(n); }
+
+bool _parse_u64(std::string_view s, std::uint64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+Status _check_name(std::string_view name) {
+  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return make_error(EINVAL, "invalid file name");
+  }
+  if (name.size() > k_name_max) {
+    return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
+  }
+  return {};
+}
+
+bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
+
+std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
+
+}  // namespace
+
+Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
+  if (!r.is_array() || r.size() == 0) {
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
+  }
+  FieldList fields;
+  fields.reserve(r.size() / 2);
+  for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
+    fields.emplace_back(r[i].str(), r[i + 1].str());
+  }
+  return decode_attr(ino, fields);
+}
+
+// ---------------------------------------------------------------- open
+
+Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
+    : m_pool(pool), m_keys(prefix), m_opts(std::move(opts)) {
+  if (m_opts.session.empty()) {
+    m_opts.session = _random_hex(8);
+  }
+}
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
+  TRY(validate_prefix(prefix));
+  std::unique_ptr<Store> s(new Store(pool, prefix, std::move(opts)));
+  TRY_ASSIGN(auto c, pool.acquire());
+  TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
+  if (exists.view().integer() == 0) {
+    // A prefix with keys but no superblock is a half-restored or
+    // half-deleted filesystem: never build a new one on top of it.
+    std::string cursor = "0";
+    std::string match = s->m_keys.match_all();
+    do {
+      TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+      cursor = std::string(r.view()[0].str());
+      ReplyView keys = r.view()[1];
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto rel = s->m_keys.relative(keys[i].str());
+        auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+        if (kind != KeyKind::Mount && kind != KeyKind::Freeze) {
+          return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + std::string(keys[i].str()) +
+                                     "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
+                                     "` or remove it with `redisfs-snap delete " + prefix + "`");
+        }
+      }
+    } while (cursor != "0");
+    if (s->m_opts.read_only || !s->m_opts.create) {
+      return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
+    }
+    TRY(c->eval("mkfs", {s->m_keys.sb(), s->m_keys.inode(k_root_ino)},
+                {_str(s->m_opts.mkfs_block_size), _str(s->m_opts.mkfs_owner.uid), _str(s->m_opts.mkfs_owner.gid),
+                 "0755", std::to_string(k_format_version)}));
+  }
+  TRY(s->load_superblock(*c));
+  if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {
+    return make_error(EROFS, "prefix '" + prefix + "' is a read-only snapshot" +
+                                 (s->m_sb.origin.empty() ? std::string() : " of '" + s->m_sb.origin + "'") +
+                                 ": mount it with --read-only (or --writable-snapshot to change it anyway)");
+  }
+  return s;
+}
+
+Status Store::load_superblock(Connection& c) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", m_keys.sb()}));
+  ReplyView v = r.view();
+  std::string format;
+  bool have_version = false;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    std::string_view k = v[i].str();
+    std::string_view val = v[i + 1].str();
+    std::uint64_t n = 0;
+    bool num = _parse_u64(val, n);
+    if (k == "format") {
+      format = std::string(val);
+    } else if (k == "version" && num) {
+      m_sb.version = static_cast<int>(std::min<std::uint64_t>(n, 1u << 30));
+      have_version = true;
+    } else if (k == "block_size" && num) {
+      m_sb.block_size = static_cast<std::uint32_t>(std::min<std::uint64_t>(n, 1u << 30));
+    } else if (k == "created" && num) {
+      m_sb.created_ns = static_cast<std::int64_t>(n);
+    } else if (k == "read_only") {
+      m_sb.read_only = val == "1";
+    } else if (k == "origin") {
+      m_sb.origin = std::string(val);
+    } else if (k == "inodes" && num) {
+      m_sb.inodes = n;
+    } else if (k == "bytes" && num) {
+      m_sb.bytes = n;
+    }
+  }
+  const std::string& p = m_keys.prefix();
+  if (format != "redisfs" || !have_version) {
+    return make_error(EINVAL, "prefix '" + p + "' does not hold a redisfs superblock");
+  }
+  if (m_sb.version > k_format_version || m_sb.version < 1) {
+    return make_error(EINVAL, "prefix '" + p + "' uses format version " + std::to_string(m_sb.version) +
+                                  ", this redisfs reads version " + std::to_string(k_format_version));
+  }
+  std::uint32_t bs = m_sb.block_size;
+  if (bs < 4096 || bs > (64u << 20) || (bs & (bs - 1)) != 0) {
+    return make_error(EINVAL, "prefix '" + p + "': bad block size " + std::to_string(bs));
+  }
+  return {};
+}
+
+Status Store::writable() const {
+  if (m_opts.read_only) {
+    return make_error(EROFS, "read-only mount");
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- helpers
+
+Result<Reply> Store::eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args) {
+  using namespace std::chrono;
+  auto start = steady_clock::now();
+  auto pause = milliseconds(1);
+  for (;;) {
+    auto r = c.eval(script, keys, args);
+    if (r.ok() || r.error().message.find("FROZEN") == std::string::npos) {
+      return r;
+    }
+    // A snapshot is being taken: its freeze lasts as long as the copy.
+    if (steady_clock::now() - start > seconds(120)) {
+      return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(50));
+  }
+}
+
+Result<Ino> Store::allocate_ino(Connection& c) {
+  std::lock_guard lock(m_alloc_mutex);
+  if (m_next_ino == 0 || m_next_ino > m_last_ino) {
+    TRY_ASSIGN(Reply r, eval_change(c, "alloc", {m_keys.sb(), m_keys.freeze()}, {_str(k_alloc_batch)}));
+    auto last = r.view().as_int();
+    if (!last || *last < static_cast<long long>(k_alloc_batch)) {
+      return make_error(EIO, "bad inode allocation reply");
+    }
+    m_last_ino = static_cast<Ino>(*last);
+    m_next_ino = m_last_ino - k_alloc_batch + 1;
+  }
+  return m_next_ino++;
+}
+
+void Store::remember(Ino parent, std::string_view name, Ino ino) {
+  std::string key = _str(parent) + '/' + std::string(name);
+  std::lock_guard lock(m_names_mutex);
+  if (m_names.size() >= k_name_cache_max) {
+    m_names.clear();
+  }
+  m_names[std::move(key)] = ino;
+}
+
+void Store::forget_name(Ino parent, std::string_view name) {
+  std::string key = _str(parent) + '/' + std::string(name);
+  std::lock_guard lock(m_names_mutex);
+  m_names.erase(key);
+}
+
+Result<Ino> Store::entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache) {
+  if (use_cache) {
+    std::string key = _str(parent) + '/' + std::string(name);
+    std::lock_guard lock(m_names_mutex);
+    auto it = m_names.find(key);
+    if (it != m_names.end()) {
+      return it->second;
+    }
+  }
+  TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.dir(parent), name}));
+  std::uint64_t ino = 0;
+  if (r.view().is_nil()) {
+    return make_error(ENOENT, "no such entry");
+  }
+  if (!_parse_u64(r.view().str(), ino) || ino == 0) {
+    return make_error(EIO, "directory " + _str(parent) + ": malformed entry");
+  }
+  return ino;
+}
+
+Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
+  std::vector<Ino> chain{dir};
+  Ino cur = dir;
+  while (cur != k_root_ino) {
+    if (chain.size() > 8192) {
+      return make_error(ELOOP, "directory " + _str(dir) + ": parent chain does not reach the root");
+    }
+    TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.inode(cur), "parent"}));
+    std::uint64_t p = 0;
+    if (r.view().is_nil() || !_parse_u64(r.view().str(), p) || p == 0) {
+      return make_error(ENOENT, "directory " + _str(cur) + " was removed");
+    }
+    cur = p;
+    chain.push_back(cur);
+  }
+  return chain;
+}
+
+// ---------------------------------------------------------------- reads
+
+Result<Attr> Store::getattr(Ino ino) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
+  return attr_from_reply(ino, r.view());
+}
+
+Result<Attr> Store::lookup(Ino parent, std::string_view name) {
+  if (name.size() > k_name_max) {
+    return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
+  }
+  if (name == ".") {
+    return getattr(parent);
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (name == "..") {
+    TRY_ASSIGN(Reply r, c->command({"HGET", m_keys.inode(parent), "parent"}));
+    std::uint64_t p = 0;
+    if (r.view().is_nil() || !_parse_u64(r.view().str(), p)) {
+      return make_error(ENOENT, "no parent");
+    }
+    TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(p)}));
+    return attr_from_reply(p, a.view());
+  }
+  // With a remembered guess, the entry and the guessed inode come back in
+  // one round trip; the guess is only used if the entry still names it.
+  Ino guess = 0;
+  {
+    std::string key = _str(parent) + '/' + std::string(name);
+    std::lock_guard lock(m_names_mutex);
+    auto it = m_names.find(key);
+    if (it != m_names.end()) {
+      guess = it->second;
+    }
+  }
+  c->append({"HGET", m_keys.dir(parent), name});
+  if (guess != 0) {
+    c->append({"HGETALL", m_keys.inode(guess)});
+  }
+  auto entry = c->read_reply();
+  Result<Reply> guessed = guess != 0 ? c->read_reply() : Result<Reply>(Reply());
+  TRY(entry);
+  if (entry->view().is_nil()) {
+    forget_name(parent, name);
+    return make_error(ENOENT, "no such entry");
+  }
+  std::uint64_t ino = 0;
+  if (!_parse_u64(entry->view().str(), ino) || ino == 0) {
+    return make_error(EIO, "directory " + _str(parent) + ": malformed entry");
+  }
+  if (ino == guess && guessed.ok()) {
+    return attr_from_reply(ino, guessed->view());
+  }
+  TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(ino)}));
+  auto attr = attr_from_reply(ino, a.view());
+  if (attr.ok()) {
+    remember(parent, name, ino);
+  }
+  return attr;
+}
+
+Result<std::string> Store::readlink(Ino ino) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.inode(ino), "type", "target"}));
+  ReplyView v = r.view();
+  if (v.size() < 2 || v[0].is_nil()) {
+    return make_error(ENOENT, "no inode " + _str(ino));
+  }
+  if (v[0].str() != "symlink") {
+    return make_error(EINVAL, "not a symlink");
+  }
+  return std::string(v[1].str());
+}
+
+Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out) {
+  out.clear();
+  if (size == 0) {
+    return {};
+  }
+  const std::uint64_t bs = m_sb.block_size;
+  if (offset >= k_max_file_size) {
+    return {};
+  }
+  size = static_cast<std::size_t>(std::min<std::uint64_t>(size, k_max_file_size - offset));
+  const std::uint64_t first = offset / bs;
+  const std::uint64_t last = (offset + size - 1) / bs;
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  keys.reserve(last - first + 2);
+  args.reserve(2 * (last - first + 1));
+  keys.push_back(m_keys.inode(ino));
+  for (std::uint64_t b = first; b <= last; ++b) {
+    std::uint64_t lo = b == first ? offset - b * bs : 0;
+    std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
+    keys.push_back(m_keys.block(ino, b));
+    args.push_back(_str(lo));
+    args.push_back(_str(hi));
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->eval("read", keys, args));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 4 + (last - first + 1)) {
+    return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
+  }
+  std::uint64_t file_size = 0;
+  _parse_u64(v[0].str(), file_size);
+  std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
+  out.assign(avail, '\0');
+  for (std::uint64_t b = first; b <= last; ++b) {
+    std::string_view chunk = v[4 + (b - first)].str();
+    std::uint64_t lo = b == first ? offset - b * bs : 0;
+    std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in `out`
+    if (pos >= avail) {
+      break;
+    }
+    std::size_t n = std::min<std::size_t>(chunk.size(), avail - pos);
+    std::memcpy(out.data() + pos, chunk.data(), n);
+  }
+  if (!m_opts.noatime && !m_opts.read_only) {
+    // relatime, as Linux mounts by default: record an access when the last
+    // one is older than the last change, or a day old.
+    std::int64_t atime = 0;
+    std::int64_t mtime = 0;
+    std::int64_t ctime = 0;
+    std::from_chars(v[1].str().data(), v[1].str().data() + v[1].str().size(), atime);
+    std::from_chars(v[2].str().data(), v[2].str().data() + v[2].str().size(), mtime);
+    std::from_chars(v[3].str().data(), v[3].str().data() + v[3].str().size(), ctime);
+    if (atime <= mtime || atime <= ctime || now_ns() - atime > k_relatime_ns) {
+      auto t = c->eval("touch_atime", {m_keys.freeze(), m_keys.inode(ino)}, {});
+      (void)t;  // best effort: an access time is not worth failing a read
+    }
+  }
+  return {};
+}
+
+Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::string cur = _str(cursor);
+  std::string count = _str(std::max<std::size_t>(max, 1));
+  TRY_ASSIGN(Reply r, c->command({"HSCAN", m_keys.dir(dir), cur, "COUNT", count}));
+  ReplyView v = r.view();
+  DirPage page;
+  if (!v.is_array() || v.size() != 2 || !_parse_u64(v[0].str(), page.next_cursor)) {
+    return make_error(EIO, "directory " + _str(dir) + ": bad HSCAN reply");
+  }
+  ReplyView items = v[1];
+  page.entries.reserve(items.size() / 2);
+  for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+    DirEntry e;
+    e.name = std::string(items[i].str());
+    if (!_parse_u64(items[i + 1].str(), e.ino) || e.ino == 0) {
+      continue;  // fsck reports it; a listing should not fail for it
+    }
+    page.entries.push_back(std::move(e));
+  }
+  // Types (or whole attributes) in one more round trip for the page.
+  for (const auto& e : page.entries) {
+    if (plus) {
+      c->append({"HGETALL", m_keys.inode(e.ino)});
+    } else {
+      c->append({"HGET", m_keys.inode(e.ino), "type"});
+    }
+  }
+  std::vector<DirEntry> kept;
+  kept.reserve(page.entries.size());
+  std::optional<Error> failure;
+  for (auto& e : page.entries) {
+    auto a = c->read_reply();
+    if (!a.ok()) {
+      if (!failure) {
+        failure = std::move(a).error();
+      }
+      continue;
+    }
+    if (plus) {
+      auto attr = attr_from_reply(e.ino, a->view());
+      if (!attr.ok()) {
+        continue;  // removed between the two round trips
+      }
+      e.type = attr->mode & S_IFMT;
+      e.attr = std::move(attr).value();
+      remember(dir, e.name, e.ino);
+    } else {
+      if (a->view().is_nil()) {
+        continue;
+      }
+      auto t = type_bits(a->view().str());
+      e.type = t ? *t : 0;
+    }
+    kept.push_back(std::move(e));
+  }
+  if (failure) {
+    return std::move(*failure);
+  }
+  page.entries = std::move(kept);
+  return page;
+}
+
+Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"EXISTS", m_keys.inode(ino)});
+  c->append({"HGET", m_keys.xattr(ino), name});
+  TRY_ASSIGN(auto replies, c->read_all());
+  if (replies[0].view().integer() == 0) {
+    return make_error(ENOENT, "no inode " + _str(ino));
+  }
+  if (replies[1].view().is_nil()) {
+    return make_error(ENODATA, "no such attribute");
+  }
+  return std::string(replies[1].view().str());
+}
+
+Result<std::vector<std::string>> Store::listxattr(Ino ino) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"EXISTS", m_keys.inode(ino)});
+  c->append({"HKEYS", m_keys.xattr(ino)});
+  TRY_ASSIGN(auto replies, c->read_all());
+  if (replies[0].view().integer() == 0) {
+    return make_error(ENOENT, "no inode " + _str(ino));
+  }
+  std::vector<std::string> names;
+  ReplyView v = replies[1].view();
+  names.reserve(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    names.emplace_back(v[i].str());
+  }
+  return names;
+}
+
+static std::uint64_t _info_field(std::string_view info, std::string_view field) {
+  std::string needle = "\n" + std::string(field) + ":";
+  auto pos = info.find(needle);
+  if (pos == std::string_view::npos) {
+    return 0;
+  }
+  pos += needle.size();
+  std::uint64_t v = 0;
+  std::from_chars(info.data() + pos, info.data() + info.size(), v);
+  return v;
+}
+
+Result<StatFs> Store::statfs() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"HMGET", m_keys.sb(), "inodes", "bytes"});
+  c->append({"INFO", "memory"});
+  TRY_ASSIGN(auto replies, c->read_all());
+  StatFs s;
+  s.block_size = m_sb.block_size;
+  ReplyView sb = replies[0].view();
+  if (sb.size() == 2) {
+    _parse_u64(sb[0].str(), s.inodes);
+    _parse_u64(sb[1].str(), s.used_bytes);
+  }
+  std::string info = "\n" + std::string(replies[1].view().str());
+  std::uint64_t used = _info_field(info, "used_memory");
+  std::uint64_t maxmemory = _info_field(info, "maxmemory");
+  std::uint64_t system = _info_field(info, "total_system_memory");
+  s.total_bytes = maxmemory != 0 ? maxmemory : system;
+  if (s.total_bytes == 0) {
+    s.total_bytes = std::max<std::uint64_t>(used, 1) * 2;
+  }
+  s.free_bytes = s.total_bytes > used ? s.total_bytes - used : 0;
+  return s;
+}
+
+// ---------------------------------------------------------------- changes
+
+Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                                std::uint64_t rdev, std::string_view target, const Caller& who) {
+  TRY(writable());
+  TRY(_check_name(name));
+  if (name == "." || name == "..") {
+    return make_error(EEXIST, "file exists");
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino ino, allocate_ino(*c));
+  TRY_ASSIGN(Reply r, eval_change(*c, "create",
+                                  {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                   m_keys.inode(ino)},
+                                  {std::string(name), std::string(type), format_mode(mode), _str(who.uid),
+                                   _str(who.gid), _str(rdev), std::string(target), _str(ino), _str(parent)}));
+  auto attr = attr_from_reply(ino, r.view());
+  if (attr.ok()) {
+    remember(parent, name, ino);
+  }
+  return attr;
+}
+
+Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev,
+                          const Caller& who) {
+  std::string_view type = type_name(mode);
+  if (type == "dir" || type == "symlink" || (mode & S_IFMT) == 0) {
+    if ((mode & S_IFMT) != 0) {
+      return make_error(EINVAL, "mknod cannot make directories or symlinks");
+    }
+    type = "file";
+  }
+  bool device = type == "chr" || type == "blk";
+  return create_node(parent, name, type, mode, device ? rdev : 0, {}, who);
+}
+
+Result<Attr> Store::mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
+  return create_node(parent, name, "dir", mode, 0, {}, who);
+}
+
+Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who) {
+  if (target.empty()) {
+    return make_error(ENOENT, "empty symlink target");
+  }
+  if (target.size() >= 4096) {
+    return make_error(ENAMETOOLONG, "symlink target longer than 4095 bytes");
+  }
+  return create_node(parent, name, "symlink", 0777, 0, target, who);
+}
+
+Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
+  TRY(writable());
+  TRY(_check_name(new_name));
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, eval_change(*c, "link",
+                                  {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
+                                   m_keys.inode(ino)},
+                                  {std::string(new_name), _str(ino)}));
+  auto attr = attr_from_reply(ino, r.view());
+  if (attr.ok()) {
+    remember(new_parent, new_name, ino);
+  }
+  return attr;
+}
+
+Result<Ino> Store::unlink(Ino parent, std::string_view name) {
+  TRY(writable());
+  TRY(_check_name(name));
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    TRY_ASSIGN(Reply r, eval_change(*c, "unlink",
+                                    {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                     m_keys.inode(guess), m_keys.orphans()},
+                                    {std::string(name), _str(guess), m_opts.session}));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (!_parse_u64(v[1].str(), guess)) {
+        return make_error(EIO, "bad unlink reply");
+      }
+      continue;
+    }
+    forget_name(parent, name);
+    auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+    return left && *left <= 0 ? guess : Ino{0};
+  }
+  return make_error(EAGAIN, "unlink: the entry kept changing");
+}
+
+Status Store::rmdir(Ino parent, std::string_view name) {
+  TRY(writable());
+  TRY(_check_name(name));
+  if (name == ".") {
+    return make_error(EINVAL, "cannot remove '.'");
+  }
+  if (name == "..") {
+    return make_error(ENOTEMPTY, "cannot remove '..'");
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    TRY_ASSIGN(Reply r, eval_change(*c, "rmdir",
+                                    {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                     m_keys.inode(guess), m_keys.dir(guess), m_keys.xattr(guess)},
+                                    {std::string(name), _str(guess)}));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (!_parse_u64(v[1].str(), guess)) {
+        return make_error(EIO, "bad rmdir reply");
+      }
+      continue;
+    }
+    forget_name(parent, name);
+    return {};
+  }
+  return make_error(EAGAIN, "rmdir: the entry kept changing");
+}
+
+Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                          unsigned flags) {
+  TRY(writable());
+  TRY(_check_name(name));
+  TRY(_check_name(new_name));
+  if (flags & ~(k_rename_noreplace | k_rename_exchange) ||
+      (flags & k_rename_noreplace && flags & k_rename_exchange)) {
+    return make_error(EINVAL, "bad rename flags");
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
+  Ino dst = 0;
+  {
+    auto d = entry_ino(*c, new_parent, new_name, true);
+    if (d.ok()) {
+      dst = *d;
+    } else if (d.code() != ENOENT) {
+      return std::move(d).error();
+    }
+  }
+  std::vector<Ino> chain_a;
+  std::vector<Ino> chain_b;
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(),           m_keys.freeze(),       m_keys.dir(parent),
+                                  m_keys.inode(parent),  m_keys.dir(new_parent), m_keys.inode(new_parent),
+                                  m_keys.inode(src),     m_keys.inode(dst),     m_keys.dir(dst),
+                                  m_keys.xattr(dst),     m_keys.orphans()};
+    std::vector<std::string> args{std::string(name),   std::string(new_name), _str(flags),
+                                  _str(src),           _str(dst),             m_opts.session,
+                                  _str(chain_a.size()), _str(chain_b.size()),  _str(parent),
+                                  _str(new_parent)};
+    for (const auto* chain : {&chain_a, &chain_b}) {
+      for (Ino i : *chain) {
+        keys.push_back(m_keys.inode(i));
+        args.push_back(_str(i));
+      }
+    }
+    TRY_ASSIGN(Reply r, eval_change(*c, "rename", keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (v.size() < 3 || !_parse_u64(v[1].str(), src) || !_parse_u64(v[2].str(), dst)) {
+        return make_error(EIO, "bad rename reply");
+      }
+      if (v.size() >= 4 && v[3].str() == "chain") {
+        // Moving a directory to another parent: prove it does not land
+        // inside itself, with the current chain of ancestors.
+        TRY_ASSIGN(chain_a, ancestors(*c, new_parent));
+        if (flags & k_rename_exchange) {
+          TRY_ASSIGN(chain_b, ancestors(*c, parent));
+        }
+      }
+      continue;
+    }
+    forget_name(parent, name);
+    if (flags & k_rename_exchange) {
+      remember(parent, name, dst);
+    }
+    remember(new_parent, new_name, src);
+    std::uint64_t orphan = 0;
+    if (v.size() >= 2) {
+      _parse_u64(v[1].str(), orphan);
+    }
+    return orphan;
+  }
+  return make_error(EAGAIN, "rename: the entries kept changing");
+}
+
+// Existing block indexes of an inode in [from, to), largest first, found by
+// SCAN: for a huge sparse file, cheaper than naming every possible block.
+static Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const Keys& keys, Ino ino,
+                                                           std::uint64_t from, std::uint64_t to) {
+  std::vector<std::uint64_t> found;
+  std::string pattern = keys.block(ino, 0);
+  pattern.replace(pattern.size() - 1, 1, "*");
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "10000"}));
+    cursor = std::string(r.view()[0].str());
+    ReplyView list = r.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Block && k.ino == ino && k.index >= from && k.index < to) {
+        found.push_back(k.index);
+      }
+    }
+  } while (cursor != "0");
+  std::sort(found.rbegin(), found.rend());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
+Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan) {
+  const std::uint64_t bs = m_sb.block_size;
+  TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
+  if (sr.view().is_nil()) {
+    return make_error(ENOENT, "no inode " + _str(ino));
+  }
+  std::uint64_t cur = 0;
+  _parse_u64(sr.view().str(), cur);
+  bool scanned = false;
+  std::vector<std::uint64_t> existing;
+  for (int attempt = 0; attempt < 1 << 30; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
+    std::vector<std::string> args;
+    std::uint64_t target = new_size;
+    bool last_step = true;
+    std::size_t taken = 0;
+    if (new_size >= cur) {
+      keys.push_back(m_keys.inode(ino));  // no boundary block
+      args = {_str(new_size), _str(cur), "-1", final_times ? "1" : "0"};
+    } else {
+      std::uint64_t first_dead = _div_ceil(new_size, bs);
+      std::uint64_t end = _div_ceil(cur, bs);
+      std::string keep = "-1";
+      if (may_scan && !scanned && end - first_dead > 64 * k_truncate_step_blocks) {
+        // Purging a huge sparse file: when it has more possible blocks than
+        // the server has keys, find the real ones. Only for orphans: nobody
+        // can write into the range behind our back.
+        TRY_ASSIGN(Reply n, c.command({"DBSIZE"}));
+        if (static_cast<std::uint64_t>(n.view().integer()) < end - first_dead) {
+          TRY_ASSIGN(existing, _existing_blocks(c, m_keys, ino, first_dead, end));
+          scanned = true;
+        }
+      }
+      if (scanned) {
+        while (!existing.empty() && existing.front() >= end) {
+          existing.erase(existing.begin());
+        }
+        std::size_t take = std::min<std::size_t>(existing.size(), k_truncate_step_blocks);
+        if (take < existing.size()) {
+          target = existing[take - 1] * bs;
+          last_step = false;
+        }
+        if (!last_step || new_size % bs == 0) {
+          keys.push_back(m_keys.inode(ino));
+        } else {
+          keys.push_back(m_keys.block(ino, new_size / bs));
+          keep = _str(new_size % bs);
+        }
+        for (std::size_t i = 0; i < take; ++i) {
+          keys.push_back(m_keys.block(ino, existing[i]));
+        }
+        taken = take;
+        first_dead = end;  // nothing more to name below
+      } else if (end > first_dead && end - first_dead > k_truncate_step_blocks) {
+        // Too many blocks for one script: drop the last ones first; the
+        // size only goes down, so every step is a consistent file.
+        first_dead = end - k_truncate_step_blocks;
+        target = first_dead * bs;
+        last_step = false;
+        keys.push_back(m_keys.inode(ino));
+      } else if (new_size % bs != 0) {
+        keys.push_back(m_keys.block(ino, new_size / bs));
+        keep = _str(new_size % bs);
+      } else {
+        keys.push_back(m_keys.inode(ino));
+      }
+      for (std::uint64_t b = first_dead; b < end; ++b) {
+        keys.push_back(m_keys.block(ino, b));
+      }
+      args = {_str(target), _str(cur), keep, (last_step && final_times) ? "1" : "0"};
+    }
+    TRY_ASSIGN(Reply r, eval_change(c, "truncate", keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (v.size() < 2 || !_parse_u64(v[1].str(), cur)) {
+        return make_error(EIO, "bad truncate reply");
+      }
+      continue;
+    }
+    if (last_step) {
+      return {};
+    }
+    existing.erase(existing.begin(), existing.begin() + static_cast<std::ptrdiff_t>(taken));
+    cur = target;
+  }
+  return make_error(EAGAIN, "truncate: the size kept changing");
+}
+
+Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
+  TRY(writable());
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (req.size) {
+    if (*req.size > k_max_file_size) {
+      return make_error(EFBIG, "file size limit is 1 PiB");
+    }
+    TRY(truncate(*c, ino, *req.size, true, false));
+  }
+  bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
+               req.mtime != SetAttrRequest::Time::Keep;
+  if (!other) {
+    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
+    return attr_from_reply(ino, r.view());
+  }
+  auto time_arg = [](SetAttrRequest::Time t, std::int64_t ns) -> std::string {
+    switch (t) {
+      case SetAttrRequest::Time::Keep:
+        return "";
+      case SetAttrRequest::Time::Now:
+        return "now";
+      case SetAttrRequest::Time::Set:
+        return std::to_string(ns);
+    }
+    return "";
+  };
+  TRY_ASSIGN(Reply r, eval_change(*c, "setattr", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
+                                  {req.mode ? format_mode(*req.mode) : "", req.uid ? _str(*req.uid) : "",
+                                   req.gid ? _str(*req.gid) : "", time_arg(req.atime, req.atime_ns),
+                                   time_arg(req.mtime, req.mtime_ns)}));
+  return attr_from_reply(ino, r.view());
+}
+
+Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  TRY(writable());
+  if (data.empty()) {
+    return offset;
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  const std::uint64_t bs = m_sb.block_size;
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
+      return make_error(EFBIG, "file size limit is 1 PiB");
+    }
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
+    std::vector<std::string> args{_str(offset), append ? _str(offset) : std::string()};
+    std::uint64_t pos = offset;
+    std::size_t done = 0;
+    while (done < data.size()) {
+      std::uint64_t b = pos / bs;
+      std::uint64_t in = pos - b * bs;
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
+      keys.push_back(m_keys.block(ino, b));
+      args.push_back(_str(in));
+      args.emplace_back(data.substr(done, n));
+      pos += n;
+      done += n;
+    }
+    TRY_ASSIGN(Reply r, eval_change(*c, "write", keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      // O_APPEND and the file grew elsewhere: write at its real end.
+      if (v.size() < 2 || !_parse_u64(v[1].str(), offset)) {
+        return make_error(EIO, "bad write reply");
+      }
+      continue;
+    }
+    return offset;
+  }
+  return make_error(EAGAIN, "append: the file kept growing");
+}
+
+Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, int flags) {
+  TRY(writable());
+  if (name.empty()) {
+    return make_error(EINVAL, "empty attribute name");
+  }
+  if (name.size() > k_xattr_name_max) {
+    return make_error(ERANGE, "attribute name longer than 255 bytes");
+  }
+  if (value.size() > k_xattr_value_max) {
+    return make_error(E2BIG, "attribute value larger than 64 KiB");
+  }
+  std::string f = (flags & k_xattr_create) ? "1" : (flags & k_xattr_replace) ? "2" : "0";
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(eval_change(*c, "xattr_set", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
+                  {std::string(name), std::string(value), f}));
+  return {};
+}
+
+Status Store::removexattr(Ino ino, std::string_view name) {
+  TRY(writable());
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(eval_change(*c, "xattr_remove", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
+                  {std::string(name)}));
+  return {};
+}
+
+// ---------------------------------------------------------------- orphans, sessions
+
+Status Store::purge(Ino ino) {
+  if (m_opts.read_only) {
+    return {};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    TRY_ASSIGN(Reply r, eval_change(*c, "purge",
+                                    {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
+                                     m_keys.orphans()},
+                                    {_str(ino)}));
+    if (!_is_retry(r.view())) {
+      return {};
+    }
+    TRY(truncate(*c, ino, 0, false, true));
+  }
+  return make_error(EAGAIN, "purge of inode " + _str(ino) + " did not finish");
+}
+
+Result<std::size_t> Store::purge_dead_orphans() {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  std::vector<Ino> dead;
+  {
+    TRY_ASSIGN(auto c, m_pool.acquire());
+    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.orphans()}));
+    ReplyView v = r.view();
+    std::vector<std::pair<Ino, std::string>> all;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      std::uint64_t ino = 0;
+      if (_parse_u64(v[i].str(), ino)) {
+        all.emplace_back(ino, std::string(v[i + 1].str()));
+      }
+    }
+    for (const auto& [ino, session] : all) {
+      c->append({"EXISTS", m_keys.mount(session)});
+    }
+    TRY_ASSIGN(auto alive, c->read_all());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (all[i].second != m_opts.session && alive[i].view().integer() == 0) {
+        dead.push_back(all[i].first);
+      }
+    }
+  }
+  for (Ino ino : dead) {
+    TRY(purge(ino));
+  }
+  return dead.size();
+}
+
+Status Store::heartbeat() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
+  TRY(c->command({"SET", m_keys.mount(m_opts.session), info, "PX", std::to_string(k_session_ttl_ms)}));
+  return {};
+}
+
+Status Store::end_session() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(c->command({"DEL", m_keys.mount(m_opts.session)}));
+  return {};
+}
+
+}  // namespace redisfs

@@ -1,0 +1,197 @@
+// Store: the filesystem operations on Redis, one atomic step each.
+//
+// This is the whole filesystem minus the kernel: the FUSE daemon (fs/) maps
+// each low-level op onto one call here and replies with the Result. Every
+// call that changes more than one key runs one Lua script (core/lua/); reads
+// are single commands, pipelines or read-only scripts. Calls are
+// thread-safe: each takes a connection from the pool for its duration.
+//
+// Inode numbers are handed out from per-mount ranges (alloc.lua), so a
+// create knows its new inode's key before it runs and a create is one round
+// trip. Scripts that must follow a directory entry (unlink, rmdir, rename)
+// are given the inode the entry is believed to hold (from a small cache of
+// names seen by lookup/create/readdir, or one HGET) and answer RETRY if it
+// holds another: every key a script touches is named in KEYS.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "inode.hpp"
+#include "keys.hpp"
+#include "redis.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+inline constexpr int k_format_version = 1;
+inline constexpr std::uint32_t k_default_block_size = 64 * 1024;
+inline constexpr std::size_t k_name_max = 255;
+inline constexpr std::size_t k_xattr_name_max = 255;
+inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
+inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
+
+struct Superblock {
+  int version = 0;
+  std::uint32_t block_size = k_default_block_size;
+  std::int64_t created_ns = 0;
+  bool read_only = false;  // a snapshot
+  std::string origin;      // for snapshots: the prefix it was taken from
+  std::uint64_t inodes = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct Caller {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+};
+
+struct SetAttrRequest {
+  enum class Time { Keep, Now, Set };
+  std::optional<std::uint32_t> mode;  // permission bits (07777)
+  std::optional<std::uint32_t> uid;
+  std::optional<std::uint32_t> gid;
+  std::optional<std::uint64_t> size;
+  Time atime = Time::Keep;
+  std::int64_t atime_ns = 0;
+  Time mtime = Time::Keep;
+  std::int64_t mtime_ns = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  std::uint32_t type = 0;     // S_IFMT bits
+  std::optional<Attr> attr;  // readdir(plus = true) only
+};
+
+struct DirPage {
+  std::vector<DirEntry> entries;
+  std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
+};
+
+struct StatFs {
+  std::uint64_t total_bytes = 0;
+  std::uint64_t free_bytes = 0;
+  std::uint64_t used_bytes = 0;  // file data stored
+  std::uint64_t inodes = 0;
+  std::uint32_t block_size = 0;
+};
+
+enum RenameFlags : unsigned { k_rename_noreplace = 1, k_rename_exchange = 2 };
+enum XattrFlags : int { k_xattr_create = 1, k_xattr_replace = 2 };
+
+struct StoreOptions {
+  bool read_only = false;        // every change fails with EROFS
+  bool allow_snapshot_rw = false;  // mount a read-only snapshot read-write anyway
+  bool create = true;            // create the filesystem if the prefix is empty
+  bool noatime = false;
+  std::uint32_t mkfs_block_size = k_default_block_size;
+  Caller mkfs_owner{};           // owner of a new root directory
+  std::string session;           // mount id (random when empty)
+  std::string session_info;      // shown by `redisfs-snap list` (host, pid, mountpoint)
+};
+
+class Store {
+ public:
+  // Opens (and, if the prefix holds no key and opts.create, creates) the
+  // filesystem under `prefix`. Refuses an unknown format version, a prefix
+  // holding keys but no superblock, and a read-write open of a read-only
+  // snapshot unless opts.allow_snapshot_rw.
+  static Result<std::unique_ptr<Store>> open(Pool& pool, const std::string& prefix, StoreOptions opts);
+  ~Store();
+
+  const Keys& keys() const { return m_keys; }
+  const Superblock& superblock() const { return m_sb; }
+  std::uint32_t block_size() const { return m_sb.block_size; }
+  bool read_only() const { return m_opts.read_only; }
+  const std::string& session() const { return m_opts.session; }
+
+  Result<Attr> lookup(Ino parent, std::string_view name);
+  Result<Attr> getattr(Ino ino);
+  Result<Attr> setattr(Ino ino, const SetAttrRequest& req);
+  Result<std::string> readlink(Ino ino);
+
+  // mode carries the type bits (S_IFREG, S_IFIFO, ...) and permissions
+  // (already masked by the caller's umask).
+  Result<Attr> mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev, const Caller& who);
+  Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
+  Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
+  Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
+
+  // Both return the inode that lost its last link (now an orphan, whose data
+  // lives until purge()), or 0.
+  Result<Ino> unlink(Ino parent, std::string_view name);
+  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
+  Status rmdir(Ino parent, std::string_view name);
+
+  // Reads up to `size` bytes at `offset` (short at end of file; holes are
+  // zeros) into `out`.
+  Status read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out);
+  // Writes `data` at `offset`, or at the end of file when `append` (the
+  // offset used is returned). Returns the offset written at.
+  Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+
+  // One page of a directory (at most `max` entries, fewer at the end), from
+  // `cursor` (0 to start). No "." or "..": the caller adds them.
+  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus);
+
+  Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> getxattr(Ino ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(Ino ino);
+  Status removexattr(Ino ino, std::string_view name);
+
+  Result<StatFs> statfs();
+
+  // Frees an orphan: its blocks, xattrs and inode. Safe to call for an
+  // inode that was linked again or is already gone.
+  Status purge(Ino ino);
+  // Purges the orphans of mounts that are no longer alive (a crash leaves
+  // them behind). Returns how many were purged.
+  Result<std::size_t> purge_dead_orphans();
+
+  // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
+  // it more often than k_session_ttl_ms.
+  static constexpr long k_session_ttl_ms = 30000;
+  Status heartbeat();
+  Status end_session();
+
+ private:
+  Store(Pool& pool, const std::string& prefix, StoreOptions opts);
+  Status load_superblock(Connection& c);
+  Result<Ino> allocate_ino(Connection& c);
+  Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                           std::uint64_t rdev, std::string_view target, const Caller& who);
+  Result<Reply> eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& args);
+  Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
+  Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
+  Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
+  void remember(Ino parent, std::string_view name, Ino ino);
+  void forget_name(Ino parent, std::string_view name);
+  Status writable() const;
+
+  Pool& m_pool;
+  Keys m_keys;
+  StoreOptions m_opts;
+  Superblock m_sb;
+
+  std::mutex m_alloc_mutex;
+  Ino m_next_ino = 0;
+  Ino m_last_ino = 0;
+
+  std::mutex m_names_mutex;
+  std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
+};
+
+// Reads an inode's hash reply (HGETALL) into an Attr.
+Result<Attr> attr_from_reply(Ino ino, ReplyView r);
+
+}  // namespace redisfs

@@ -1,0 +1,486 @@
+// core::Store against a real redis-server: every operation, its errors, and
+// the multi-host cases (two Stores on one prefix stand for two mounts).
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "fixture.hpp"
+#include "store.hpp"
+
+using namespace redisfs;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+const Caller k_user{1000, 1000};
+
+std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix, StoreOptions opts = {}) {
+  auto s = Store::open(pool, prefix, std::move(opts));
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  return std::move(s).value();
+}
+
+template <class T>
+T _ok(Result<T> r) {
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  return std::move(r).value();
+}
+
+void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
+
+std::string _read_all(Store& s, Ino ino, std::size_t max = 1 << 24) {
+  std::string out;
+  _ok(s.read(ino, 0, max, out));
+  return out;
+}
+
+std::vector<std::string> _names(Store& s, Ino dir) {
+  std::vector<std::string> names;
+  std::uint64_t cursor = 0;
+  do {
+    auto page = _ok(s.readdir(dir, cursor, 50, false));
+    for (auto& e : page.entries) {
+      names.push_back(e.name);
+    }
+    cursor = page.next_cursor;
+  } while (cursor != 0);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::Store");
+
+TEST_CASE_FIXTURE(RedisFixture, "open creates the filesystem once, with a root directory") {
+  auto s = _open(pool, prefix);
+  auto root = _ok(s->getattr(k_root_ino));
+  CHECK(root.is_dir());
+  CHECK(root.nlink == 2);
+  CHECK((root.mode & 07777) == 0755);
+  CHECK(s->superblock().version == k_format_version);
+  CHECK(s->block_size() == k_default_block_size);
+  auto again = _open(pool, prefix);
+  CHECK(again->superblock().created_ns == s->superblock().created_ns);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "open refuses what is not a usable filesystem") {
+  SUBCASE("keys but no superblock") {
+    _ok(conn().command({"HSET", keys.inode(7), "type", "file"}));
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().message.find("no superblock") != std::string::npos);
+  }
+  SUBCASE("unknown format version") {
+    _open(pool, prefix);
+    _ok(conn().command({"HSET", keys.sb(), "version", "99"}));
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().message.find("version 99") != std::string::npos);
+  }
+  SUBCASE("read-only open of an empty prefix") {
+    StoreOptions o;
+    o.read_only = true;
+    auto s = Store::open(pool, prefix, o);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == ENOENT);
+    CHECK(keys_under(prefix).empty());
+  }
+  SUBCASE("a read-only snapshot opened read-write") {
+    _open(pool, prefix);
+    _ok(conn().command({"HSET", keys.sb(), "read_only", "1", "origin", "SKX"}));
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == EROFS);
+    StoreOptions ro;
+    ro.read_only = true;
+    CHECK(Store::open(pool, prefix, ro).ok());
+    StoreOptions forced;
+    forced.allow_snapshot_rw = true;
+    CHECK(Store::open(pool, prefix, forced).ok());
+  }
+  SUBCASE("a bad prefix") {
+    CHECK(Store::open(pool, "a:b", {}).code() == EINVAL);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "create, lookup, and the errors of names") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "a file", S_IFREG | 0640, 0, k_user));
+  CHECK(f.is_reg());
+  CHECK(f.uid == 1000);
+  CHECK(f.gid == 1000);
+  CHECK((f.mode & 07777) == 0640);
+  CHECK(f.nlink == 1);
+  CHECK(_ok(s->lookup(k_root_ino, "a file")).ino == f.ino);
+  CHECK(s->lookup(k_root_ino, "missing").code() == ENOENT);
+  CHECK(s->mknod(k_root_ino, "a file", S_IFREG | 0644, 0, k_user).code() == EEXIST);
+  CHECK(s->mkdir(k_root_ino, "a file", 0755, k_user).code() == EEXIST);
+  CHECK(s->mknod(k_root_ino, std::string(256, 'x'), S_IFREG | 0644, 0, k_user).code() == ENAMETOOLONG);
+  CHECK(s->mknod(k_root_ino, std::string(255, 'x'), S_IFREG | 0644, 0, k_user).ok());
+  std::string binary = "\xff\xfe name\nwith newline";
+  CHECK(s->mknod(k_root_ino, binary, S_IFREG | 0644, 0, k_user).ok());
+  CHECK(_ok(s->lookup(k_root_ino, binary)).is_reg());
+  CHECK(s->mknod(f.ino, "x", S_IFREG | 0644, 0, k_user).code() == ENOTDIR);
+  auto fifo = _ok(s->mknod(k_root_ino, "fifo", S_IFIFO | 0600, 0, k_user));
+  CHECK(S_ISFIFO(fifo.mode));
+  auto dev = _ok(s->mknod(k_root_ino, "dev", S_IFCHR | 0600, makedev(1, 3), k_user));
+  CHECK(S_ISCHR(dev.mode));
+  CHECK(dev.rdev == makedev(1, 3));
+  auto root = _ok(s->getattr(k_root_ino));
+  CHECK(root.mtime_ns >= f.mtime_ns);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "directories: nlink, setgid inheritance, rmdir") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 02775, Caller{1, 50}));
+  CHECK(_ok(s->getattr(k_root_ino)).nlink == 3);
+  CHECK(d.parent == k_root_ino);
+  auto sub = _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  CHECK(sub.gid == 50);                 // the setgid directory's group
+  CHECK((sub.mode & S_ISGID) != 0);     // and its setgid bit
+  auto file = _ok(s->mknod(d.ino, "f", S_IFREG | 0644, 0, k_user));
+  CHECK(file.gid == 50);
+  CHECK((file.mode & S_ISGID) == 0);
+  CHECK(_ok(s->getattr(d.ino)).nlink == 3);
+  CHECK(s->rmdir(k_root_ino, "d").code() == ENOTEMPTY);
+  CHECK(s->rmdir(d.ino, "f").code() == ENOTDIR);
+  CHECK(s->unlink(d.ino, "sub").code() == EISDIR);
+  _ok(s->rmdir(d.ino, "sub"));
+  CHECK(_ok(s->getattr(d.ino)).nlink == 2);
+  CHECK(s->getattr(sub.ino).code() == ENOENT);
+  CHECK(s->rmdir(d.ino, "sub").code() == ENOENT);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "read and write: offsets, holes, blocks, append") {
+  StoreOptions o;
+  o.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, o);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  std::string data;
+  for (int i = 0; i < 10000; ++i) {
+    data.push_back(static_cast<char>(i * 7 + 3));
+  }
+  CHECK(_ok(s->write(f.ino, 1000, data, false)) == 1000);
+  auto a = _ok(s->getattr(f.ino));
+  CHECK(a.size == 11000);
+  std::string back = _read_all(*s, f.ino);
+  REQUIRE(back.size() == 11000);
+  CHECK(back.substr(0, 1000) == std::string(1000, '\0'));
+  CHECK(back.substr(1000) == data);
+  std::string part;
+  _ok(s->read(f.ino, 4090, 20, part));
+  CHECK(part == back.substr(4090, 20));
+  _ok(s->read(f.ino, 10990, 100, part));
+  CHECK(part.size() == 10);
+  _ok(s->read(f.ino, 20000, 100, part));
+  CHECK(part.empty());
+  // a hole far away: only its block is stored
+  CHECK(_ok(s->write(f.ino, 1 << 20, "end", false)) == (1u << 20));
+  a = _ok(s->getattr(f.ino));
+  CHECK(a.size == (1u << 20) + 3);
+  CHECK(a.bytes == 11000 + 3);
+  _ok(s->read(f.ino, 500000, 10, part));
+  CHECK(part == std::string(10, '\0'));
+  // O_APPEND writes at the real end even when told an old offset
+  CHECK(_ok(s->write(f.ino, 5, "APP", true)) == (1u << 20) + 3);
+  CHECK(_ok(s->getattr(f.ino)).size == (1u << 20) + 6);
+  CHECK(s->write(k_root_ino, 0, "x", false).code() == EINVAL);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "truncate: both ways, no stale bytes past the end") {
+  StoreOptions o;
+  o.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, o);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(f.ino, 0, std::string(20000, 'a'), false));
+  SetAttrRequest r;
+  r.size = 5000;
+  auto a = _ok(s->setattr(f.ino, r));
+  CHECK(a.size == 5000);
+  CHECK(a.bytes == 5000);
+  r.size = 30000;
+  CHECK(_ok(s->setattr(f.ino, r)).size == 30000);
+  std::string back = _read_all(*s, f.ino);
+  CHECK(back == std::string(5000, 'a') + std::string(25000, '\0'));
+  r.size = 0;
+  a = _ok(s->setattr(f.ino, r));
+  CHECK(a.bytes == 0);
+  for (const auto& k : keys_under(prefix)) {
+    CHECK(k.find(":BLK:") == std::string::npos);
+  }
+  // a shrink that needs several steps
+  _ok(s->write(f.ino, 0, std::string(3000 * 4096 + 17, 'b'), false));
+  r.size = 4096 + 1;
+  a = _ok(s->setattr(f.ino, r));
+  CHECK(a.size == 4097);
+  CHECK(a.bytes == 4097);
+  CHECK(_read_all(*s, f.ino) == std::string(4097, 'b'));
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(f.ino, 0, std::string(200000, 'z'), false));
+  _ok(s->setxattr(f.ino, "user.k", "v", 0));
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  CHECK(_ok(s->link(f.ino, d.ino, "g")).nlink == 2);
+  CHECK(s->link(d.ino, k_root_ino, "dlink").code() == EPERM);
+  CHECK(s->link(f.ino, d.ino, "g").code() == EEXIST);
+  CHECK(_ok(s->unlink(k_root_ino, "f")) == 0);
+  CHECK(_ok(s->getattr(f.ino)).nlink == 1);
+  Ino orphan = _ok(s->unlink(d.ino, "g"));
+  CHECK(orphan == f.ino);
+  // unlinked but not purged: still readable (an open file)
+  CHECK(_read_all(*s, f.ino).size() == 200000);
+  CHECK(_ok(s->write(f.ino, 0, "still writable", false)) == 0);
+  auto o = _ok(conn().command({"HGET", keys.orphans(), std::to_string(f.ino)}));
+  CHECK(o.view().str() == s->session());
+  _ok(s->purge(f.ino));
+  CHECK(s->getattr(f.ino).code() == ENOENT);
+  for (const auto& k : keys_under(prefix)) {
+    auto rel = keys.relative(k);
+    REQUIRE(rel);
+    auto pk = parse_relative_key(*rel);
+    CHECK(pk.ino != f.ino);
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+  auto sb = _ok(conn().command({"HMGET", keys.sb(), "bytes", "inodes"}));
+  CHECK(sb.view()[0].str() == "0");
+  CHECK(sb.view()[1].str() == "2");
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "orphans of a dead mount are purged by the next one") {
+  auto a = _open(pool, prefix);
+  _ok(a->heartbeat());
+  auto f = _ok(a->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(a->write(f.ino, 0, "data", false));
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
+  auto b = _open(pool, prefix);
+  CHECK(_ok(b->purge_dead_orphans()) == 0);  // a is alive
+  CHECK(_ok(a->getattr(f.ino)).nlink == 0);
+  _ok(a->end_session());  // a "crashes" without purging
+  CHECK(_ok(b->purge_dead_orphans()) == 1);
+  CHECK(b->getattr(f.ino).code() == ENOENT);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "rename: replace, errors, flags, directories") {
+  auto s = _open(pool, prefix);
+  auto a = _ok(s->mknod(k_root_ino, "a", S_IFREG | 0644, 0, k_user));
+  auto b = _ok(s->mknod(k_root_ino, "b", S_IFREG | 0644, 0, k_user));
+  auto d1 = _ok(s->mkdir(k_root_ino, "d1", 0755, k_user));
+  auto d2 = _ok(s->mkdir(k_root_ino, "d2", 0755, k_user));
+  auto inner = _ok(s->mkdir(d1.ino, "inner", 0755, k_user));
+
+  CHECK(s->rename(k_root_ino, "a", k_root_ino, "b", k_rename_noreplace).code() == EEXIST);
+  CHECK(s->rename(k_root_ino, "a", k_root_ino, "nope", k_rename_exchange).code() == ENOENT);
+  CHECK(s->rename(k_root_ino, "missing", k_root_ino, "x", 0).code() == ENOENT);
+  CHECK(s->rename(k_root_ino, "a", k_root_ino, "d2", 0).code() == EISDIR);
+  CHECK(s->rename(k_root_ino, "d2", k_root_ino, "a", 0).code() == ENOTDIR);
+  CHECK(s->rename(k_root_ino, "d2", k_root_ino, "d1", 0).code() == ENOTEMPTY);
+  CHECK(s->rename(k_root_ino, "d1", inner.ino, "x", 0).code() == EINVAL);
+  CHECK(s->rename(k_root_ino, "d1", d1.ino, "x", 0).code() == EINVAL);
+  CHECK(_ok(s->rename(k_root_ino, "a", k_root_ino, "a", 0)) == 0);
+
+  // over an existing file: the old one becomes an orphan
+  CHECK(_ok(s->rename(k_root_ino, "a", k_root_ino, "b", 0)) == b.ino);
+  CHECK(_ok(s->lookup(k_root_ino, "b")).ino == a.ino);
+  CHECK(s->lookup(k_root_ino, "a").code() == ENOENT);
+  _ok(s->purge(b.ino));
+
+  // a directory to another parent: nlinks and parent follow
+  CHECK(_ok(s->rename(d1.ino, "inner", d2.ino, "moved", 0)) == 0);
+  CHECK(_ok(s->getattr(d1.ino)).nlink == 2);
+  CHECK(_ok(s->getattr(d2.ino)).nlink == 3);
+  CHECK(_ok(s->getattr(inner.ino)).parent == d2.ino);
+  CHECK(_ok(s->lookup(inner.ino, "..")).ino == d2.ino);
+
+  // over an empty directory
+  CHECK(_ok(s->rename(k_root_ino, "d1", d2.ino, "moved", 0)) == 0);
+  CHECK(s->getattr(inner.ino).code() == ENOENT);
+  CHECK(_ok(s->getattr(d2.ino)).nlink == 3);
+  CHECK(_ok(s->getattr(k_root_ino)).nlink == 3);
+
+  // exchange a file and a directory across parents
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  CHECK(_ok(s->rename(k_root_ino, "f", d2.ino, "moved", k_rename_exchange)) == 0);
+  CHECK(_ok(s->lookup(k_root_ino, "f")).ino == d1.ino);
+  CHECK(_ok(s->lookup(d2.ino, "moved")).ino == f.ino);
+  CHECK(_ok(s->getattr(d1.ino)).parent == k_root_ino);
+  CHECK(_ok(s->getattr(k_root_ino)).nlink == 4);
+  CHECK(_ok(s->getattr(d2.ino)).nlink == 2);
+  // exchanging a directory into its own subtree
+  auto deep = _ok(s->mkdir(d1.ino, "deep", 0755, k_user));
+  CHECK(s->rename(k_root_ino, "f", deep.ino, "x", k_rename_exchange).code() == ENOENT);
+  _ok(s->mknod(deep.ino, "x", S_IFREG | 0644, 0, k_user));
+  CHECK(s->rename(k_root_ino, "f", deep.ino, "x", k_rename_exchange).code() == EINVAL);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "two mounts: stale names are retried, never acted on") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f1 = _ok(a->mknod(k_root_ino, "x", S_IFREG | 0644, 0, k_user));
+  CHECK(_ok(b->lookup(k_root_ino, "x")).ino == f1.ino);  // b remembers x -> f1
+  CHECK(_ok(a->unlink(k_root_ino, "x")) == f1.ino);
+  auto f2 = _ok(a->mknod(k_root_ino, "x", S_IFREG | 0644, 0, k_user));
+  // b's memory says f1; the script answers RETRY and b unlinks f2
+  CHECK(_ok(b->unlink(k_root_ino, "x")) == f2.ino);
+  CHECK(_ok(a->getattr(f1.ino)).nlink == 0);
+  // directory move checked against a chain that changed under b
+  auto p = _ok(a->mkdir(k_root_ino, "p", 0755, k_user));
+  auto q = _ok(a->mkdir(k_root_ino, "q", 0755, k_user));
+  CHECK(_ok(b->rename(k_root_ino, "q", p.ino, "q", 0)) == 0);  // b: q into p
+  CHECK(a->rename(k_root_ino, "p", q.ino, "p", 0).code() == EINVAL);  // a: p into q: a loop
+  // inode numbers of the two mounts never collide
+  std::set<Ino> seen;
+  for (int i = 0; i < 300; ++i) {
+    auto x = _ok(a->mknod(k_root_ino, "a" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    auto y = _ok(b->mknod(k_root_ino, "b" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    CHECK(seen.insert(x.ino).second);
+    CHECK(seen.insert(y.ino).second);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "concurrent appends from two mounts lose nothing") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->mknod(k_root_ino, "log", S_IFREG | 0644, 0, k_user));
+  auto writer = [&](Store& s, char c) {
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(s.write(f.ino, 0, std::string(10, c), true).ok());
+    }
+  };
+  std::thread ta(writer, std::ref(*a), 'a');
+  std::thread tb(writer, std::ref(*b), 'b');
+  ta.join();
+  tb.join();
+  std::string all = _read_all(*a, f.ino);
+  REQUIRE(all.size() == 4000);
+  for (std::size_t i = 0; i < all.size(); i += 10) {
+    CHECK(all.substr(i, 10) == std::string(10, all[i]));  // each record whole
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a freeze holds changes back until it is lifted") {
+  auto s = _open(pool, prefix);
+  _ok(conn().command({"SET", keys.freeze(), "test", "PX", "5000"}));
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    auto r = s->mkdir(k_root_ino, "later", 0755, k_user);
+    CHECK(r.ok());
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(done.load());
+  CHECK(_ok(s->getattr(k_root_ino)).nlink == 2);  // reads go on
+  _ok(conn().command({"DEL", keys.freeze()}));
+  t.join();
+  CHECK(done.load());
+  CHECK(_ok(s->lookup(k_root_ino, "later")).is_dir());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "read-only stores refuse every change") {
+  _open(pool, prefix);
+  StoreOptions o;
+  o.read_only = true;
+  auto s = _open(pool, prefix, o);
+  CHECK(s->mkdir(k_root_ino, "x", 0755, k_user).code() == EROFS);
+  CHECK(s->mknod(k_root_ino, "x", S_IFREG | 0644, 0, k_user).code() == EROFS);
+  CHECK(s->setxattr(k_root_ino, "user.x", "v", 0).code() == EROFS);
+  SetAttrRequest r;
+  r.mode = 0700;
+  CHECK(s->setattr(k_root_ino, r).code() == EROFS);
+  CHECK(s->rename(k_root_ino, "a", k_root_ino, "b", 0).code() == EROFS);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  CHECK(s->getxattr(f.ino, "user.a").code() == ENODATA);
+  CHECK(s->setxattr(f.ino, "user.a", "1", k_xattr_replace).code() == ENODATA);
+  _ok(s->setxattr(f.ino, "user.a", std::string("\0bin\xff", 5), k_xattr_create));
+  CHECK(s->setxattr(f.ino, "user.a", "2", k_xattr_create).code() == EEXIST);
+  CHECK(_ok(s->getxattr(f.ino, "user.a")) == std::string("\0bin\xff", 5));
+  CHECK(_ok(s->listxattr(f.ino)) == std::vector<std::string>{"user.a"});
+  CHECK(s->setxattr(f.ino, "user.big", std::string(65537, 'v'), 0).code() == E2BIG);
+  _ok(s->removexattr(f.ino, "user.a"));
+  CHECK(s->removexattr(f.ino, "user.a").code() == ENODATA);
+
+  SetAttrRequest r;
+  r.mode = 04755;
+  r.uid = 5;
+  r.gid = 6;
+  r.atime = SetAttrRequest::Time::Set;
+  r.atime_ns = 1234567890123456789;
+  r.mtime = SetAttrRequest::Time::Set;
+  r.mtime_ns = 987654321;
+  auto a = _ok(s->setattr(f.ino, r));
+  CHECK((a.mode & 07777) == 04755);
+  CHECK(a.is_reg());
+  CHECK(a.uid == 5);
+  CHECK(a.gid == 6);
+  CHECK(a.atime_ns == 1234567890123456789);
+  CHECK(a.mtime_ns == 987654321);
+  CHECK(a.ctime_ns > f.ctime_ns - 1);
+  SetAttrRequest now;
+  now.mtime = SetAttrRequest::Time::Now;
+  auto b = _ok(s->setattr(f.ino, now));
+  CHECK(b.mtime_ns > 987654321);
+  CHECK(b.atime_ns == 1234567890123456789);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "readdir pages through a large directory") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "big", 0755, k_user));
+  std::vector<std::string> expect;
+  for (int i = 0; i < 700; ++i) {
+    expect.push_back("file-" + std::to_string(i));
+    _ok(s->mknod(d.ino, expect.back(), S_IFREG | 0644, 0, k_user));
+  }
+  std::sort(expect.begin(), expect.end());
+  CHECK(_names(*s, d.ino) == expect);
+  auto page = _ok(s->readdir(d.ino, 0, 100, true));
+  REQUIRE_FALSE(page.entries.empty());
+  for (const auto& e : page.entries) {
+    REQUIRE(e.attr);
+    CHECK(e.attr->ino == e.ino);
+    CHECK(e.type == S_IFREG);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC and leaves the filesystem whole") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  auto info = _ok(conn().command({"INFO", "memory"}));
+  std::string text(info.view().str());
+  auto pos = text.find("used_memory:");
+  REQUIRE(pos != std::string::npos);
+  long long used = std::stoll(text.substr(pos + 12));
+  std::string limit = std::to_string(used + (4 << 20));
+  _ok(conn().command({"CONFIG", "SET", "maxmemory", limit}));
+  Status last;
+  std::uint64_t off = 0;
+  for (int i = 0; i < 64 && last.ok(); ++i) {
+    auto r = s->write(f.ino, off, std::string(1 << 20, 'x'), false);
+    if (r.ok()) {
+      off += 1 << 20;
+    } else {
+      last = std::move(r).error();
+    }
+  }
+  _ok(conn().command({"CONFIG", "SET", "maxmemory", "0"}));
+  CHECK(last.code() == ENOSPC);
+  auto a = _ok(s->getattr(f.ino));
+  CHECK(a.size == off);  // every write that reported success, none that failed
+  CHECK(_read_all(*s, f.ino, 1 << 26) == std::string(off, 'x'));
+}
+
+TEST_SUITE_END();

@@ -1,0 +1,55 @@
+// What every redisfs-snap subcommand shares: the global options, the
+// connection (resolved like the daemon's: --redis, REDISFS_URL, or the
+// embedded default store), and the registration functions of the
+// subcommands, one cmd_<name>.cpp each.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "endpoint.hpp"
+#include "redis.hpp"
+#include "result.hpp"
+
+namespace redisfs::snap {
+
+struct GlobalOptions {
+  std::optional<std::string> url;
+  std::optional<std::string> password_file;
+  std::string data_dir;
+  bool quiet = false;
+};
+
+class ToolContext {
+ public:
+  GlobalOptions opts;
+
+  // Connects on first use; the pool lives as long as the context.
+  Result<Pool*> pool();
+  // Drops the pool and stops the embedded server if nothing else uses it.
+  void close();
+  ~ToolContext();
+
+ private:
+  std::optional<Endpoint> m_endpoint;
+  std::unique_ptr<Pool> m_pool;
+};
+
+// A subcommand's callback reports failure by throwing this; main() prints
+// "redisfs-snap: error: <message>" and exits with `exit_code`.
+struct CommandFailed {
+  std::string message;
+  int exit_code = 1;
+};
+
+void add_copy_command(CLI::App& app, ToolContext& ctx);
+void add_dump_command(CLI::App& app, ToolContext& ctx);
+void add_restore_command(CLI::App& app, ToolContext& ctx);
+void add_list_command(CLI::App& app, ToolContext& ctx);
+void add_delete_command(CLI::App& app, ToolContext& ctx);
+void add_fsck_command(CLI::App& app, ToolContext& ctx);
+
+}  // namespace redisfs::snap
