@@ -34,6 +34,9 @@ std::string Keys::block(Ino ino, std::uint64_t index) const {
 std::string Keys::orphans() const { return m_colon + "ORPHANS"; }
 std::string Keys::freeze() const { return m_colon + "FREEZE"; }
 std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
+std::string Keys::temp(std::string_view session, std::uint64_t n) const {
+  return m_colon + "TMP:" + std::string(session) + ':' + _num(n);
+}
 std::string Keys::match_all() const { return m_colon + '*'; }
 std::string Keys::match_mounts() const { return m_colon + "MOUNT:*"; }
 
@@ -65,6 +68,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Freeze;
   } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
     k.kind = KeyKind::Mount;
+  } else if (rel.starts_with("TMP:") && rel.size() > 4) {
+    k.kind = KeyKind::Temp;
   } else if (rel.starts_with("INODE:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Inode;
   } else if (rel.starts_with("DIR:") && _parse_u64(rel.substr(4), k.ino) && k.ino > 0) {

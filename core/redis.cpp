@@ -460,6 +460,28 @@ Result<Reply> Connection::eval(std::string_view name, std::initializer_list<std:
               std::span<const std::string>(args.begin(), args.size()));
 }
 
+Status Connection::load_script(std::string_view name, bool reload) {
+  TRY(ensure_connected());
+  TRY(script_sha(name, reload));
+  return {};
+}
+
+void Connection::append_eval(std::string_view name, std::span<const std::string_view> keys,
+                             std::span<const std::string_view> args) {
+  const lua::ScriptSource* src = lua::find_script(name);
+  auto it = src != nullptr ? m_shas.find(src->name) : m_shas.end();
+  std::string sha = it != m_shas.end() ? it->second : std::string(40, '0');  // NOSCRIPT if not loaded
+  std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(sha);
+  argv.emplace_back(nkeys);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  append(std::span<const std::string_view>(argv));
+}
+
 // ---------------------------------------------------------------- pool
 
 Pool::Pool(RedisUrl url, std::string client_name) : m_url(std::move(url)), m_client_name(std::move(client_name)) {}

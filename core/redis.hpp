@@ -117,6 +117,14 @@ class Connection {
   Result<Reply> eval(std::string_view name, std::initializer_list<std::string> keys,
                      std::initializer_list<std::string> args);
 
+  // Pipelined EVALSHA: load_script() first (it may itself talk to the
+  // server), then queue commands, append_eval(), and read the replies. A
+  // NOSCRIPT reply (the server restarted in between) is an EAGAIN error:
+  // load again and resend.
+  Status load_script(std::string_view name, bool reload = false);
+  void append_eval(std::string_view name, std::span<const std::string_view> keys,
+                   std::span<const std::string_view> args);
+
   const RedisUrl& url() const { return m_url; }
 
  private:
@@ -157,6 +165,14 @@ class Pool {
   };
 
   Result<Lease> acquire();
+  // Pipelined EVALSHA: load_script() first (it may itself talk to the
+  // server), then queue commands, append_eval(), and read the replies. A
+  // NOSCRIPT reply (the server restarted in between) is an EAGAIN error:
+  // load again and resend.
+  Status load_script(std::string_view name, bool reload = false);
+  void append_eval(std::string_view name, std::span<const std::string_view> keys,
+                   std::span<const std::string_view> args);
+
   const RedisUrl& url() const { return m_url; }
 
  private:

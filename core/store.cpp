@@ -18,6 +18,7 @@ constexpr std::uint64_t k_alloc_batch = 256;
 constexpr std::size_t k_name_cache_max = 65536;
 constexpr int k_retry_max = 16;
 constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
+constexpr std::size_t k_inline_max = 16 * 1024;
 
 std::string _random_hex(std::size_t bytes) {
   std::random_device rd;
@@ -343,30 +344,47 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
   size = static_cast<std::size_t>(std::min<std::uint64_t>(size, k_max_file_size - offset));
   const std::uint64_t first = offset / bs;
   const std::uint64_t last = (offset + size - 1) / bs;
-  std::vector<std::string> keys;
-  std::vector<std::string> args;
-  keys.reserve(last - first + 2);
-  args.reserve(2 * (last - first + 1));
-  keys.push_back(m_keys.inode(ino));
+  // One MULTI/EXEC in one round trip: the size and the bytes of one
+  // instant (a concurrent write is seen whole or not at all), and the
+  // bytes never pass through Lua.
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"MULTI"});
+  c->append({"HMGET", m_keys.inode(ino), "type", "size", "atime", "mtime", "ctime"});
   for (std::uint64_t b = first; b <= last; ++b) {
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
-    keys.push_back(m_keys.block(ino, b));
-    args.push_back(_str(lo));
-    args.push_back(_str(hi));
+    c->append({"GETRANGE", m_keys.block(ino, b), _str(lo), _str(hi)});
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->eval("read", keys, args));
-  ReplyView v = r.view();
-  if (!v.is_array() || v.size() != 4 + (last - first + 1)) {
+  c->append({"EXEC"});
+  std::optional<Error> failure;
+  Reply exec;
+  while (c->pending() > 0) {
+    auto r = c->read_reply();
+    if (!r.ok()) {
+      if (!failure) {
+        failure = std::move(r).error();
+      }
+    } else if (c->pending() == 0) {
+      exec = std::move(r).value();
+    }
+  }
+  if (failure) {
+    return std::move(*failure);
+  }
+  ReplyView v = exec.view();
+  if (!v.is_array() || v.size() != 2 + (last - first) || v[0].size() != 5) {
     return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
   }
+  ReplyView meta = v[0];
+  if (meta[0].is_nil()) {
+    return make_error(ESTALE, "inode " + _str(ino) + " was removed");
+  }
   std::uint64_t file_size = 0;
-  _parse_u64(v[0].str(), file_size);
+  _parse_u64(meta[1].str(), file_size);
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   out.assign(avail, '\0');
   for (std::uint64_t b = first; b <= last; ++b) {
-    std::string_view chunk = v[4 + (b - first)].str();
+    std::string_view chunk = v[1 + (b - first)].str();
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in `out`
     if (pos >= avail) {
@@ -381,9 +399,9 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
     std::int64_t atime = 0;
     std::int64_t mtime = 0;
     std::int64_t ctime = 0;
-    std::from_chars(v[1].str().data(), v[1].str().data() + v[1].str().size(), atime);
-    std::from_chars(v[2].str().data(), v[2].str().data() + v[2].str().size(), mtime);
-    std::from_chars(v[3].str().data(), v[3].str().data() + v[3].str().size(), ctime);
+    std::from_chars(meta[2].str().data(), meta[2].str().data() + meta[2].str().size(), atime);
+    std::from_chars(meta[3].str().data(), meta[3].str().data() + meta[3].str().size(), mtime);
+    std::from_chars(meta[4].str().data(), meta[4].str().data() + meta[4].str().size(), ctime);
     if (atime <= mtime || atime <= ctime || now_ns() - atime > k_relatime_ns) {
       auto t = c->eval("touch_atime", {m_keys.freeze(), m_keys.inode(ino)}, {});
       (void)t;  // best effort: an access time is not worth failing a read
@@ -860,26 +878,82 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   const std::uint64_t bs = m_sb.block_size;
-  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+  using namespace std::chrono;
+  auto start = steady_clock::now();
+  auto pause = milliseconds(1);
+  for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");
     }
-    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
-    std::vector<std::string> args{_str(offset), append ? _str(offset) : std::string()};
+    TRY(c->load_script("write"));
+    // Pieces of k_inline_max bytes or more travel as TMP keys set in the
+    // same pipeline; smaller ones as script arguments.
+    std::vector<std::string> owned;  // key names and numbers the views point into
+    std::size_t pieces = static_cast<std::size_t>((offset + data.size() - 1) / bs - offset / bs + 1);
+    owned.reserve(5 + 4 * pieces);
+    std::vector<std::string_view> keys;
+    std::vector<std::string_view> args;
+    auto keep = [&owned](std::string s) -> std::string_view { return owned.emplace_back(std::move(s)); };
+    keys.push_back(keep(m_keys.sb()));
+    keys.push_back(keep(m_keys.freeze()));
+    std::string_view inode_key = keep(m_keys.inode(ino));
+    keys.push_back(inode_key);
+    args.push_back(keep(_str(offset)));
+    args.push_back(append ? keep(_str(offset)) : std::string_view());
     std::uint64_t pos = offset;
     std::size_t done = 0;
     while (done < data.size()) {
       std::uint64_t b = pos / bs;
       std::uint64_t in = pos - b * bs;
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
-      keys.push_back(m_keys.block(ino, b));
-      args.push_back(_str(in));
-      args.emplace_back(data.substr(done, n));
+      std::string_view piece = data.substr(done, n);
+      keys.push_back(keep(m_keys.block(ino, b)));
+      args.push_back(keep(_str(in)));
+      args.push_back(keep(_str(n)));
+      if (n >= k_inline_max) {
+        std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
+        c->append({"SET", tmp, piece, "PX", "600000"});
+        keys.push_back(tmp);
+        args.emplace_back();
+      } else {
+        keys.push_back(inode_key);  // unused: the bytes are in ARGV
+        args.push_back(piece);
+      }
       pos += n;
       done += n;
     }
-    TRY_ASSIGN(Reply r, eval_change(*c, "write", keys, args));
-    ReplyView v = r.view();
+    c->append_eval("write", keys, args);
+    std::optional<Error> failure;
+    Reply result;
+    while (c->pending() > 0) {
+      auto r = c->read_reply();
+      if (c->pending() == 0) {
+        if (r.ok()) {
+          result = std::move(r).value();
+        } else {
+          failure = std::move(r).error();
+        }
+      } else if (!r.ok() && r.code() == EIO) {
+        failure = std::move(r).error();  // connection lost; an OOM is the script's to report
+      }
+    }
+    if (failure) {
+      const std::string& msg = failure->message;
+      if (msg.find("NOSCRIPT") != std::string::npos) {
+        TRY(c->load_script("write", true));
+        continue;
+      }
+      if (msg.find("FROZEN") != std::string::npos) {
+        if (steady_clock::now() - start > seconds(120)) {
+          return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, milliseconds(50));
+        continue;
+      }
+      return std::move(*failure);
+    }
+    ReplyView v = result.view();
     if (_is_retry(v)) {
       // O_APPEND and the file grew elsewhere: write at its real end.
       if (v.size() < 2 || !_parse_u64(v[1].str(), offset)) {

@@ -187,6 +187,8 @@ class Store {
   Ino m_next_ino = 0;
   Ino m_last_ino = 0;
 
+  std::atomic<std::uint64_t> m_temp_seq{0};
+
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
 };

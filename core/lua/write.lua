@@ -1,29 +1,70 @@
 -- Writes bytes at an offset, into consecutive blocks.
--- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4.. the blocks written, in order
+-- KEYS: 1 SB, 2 FREEZE, 3 INODE, then per block: the block, and the TMP key
+--       holding its bytes (or any key when the bytes are in ARGV)
 -- ARGV: 1 offset, 2 expected size for O_APPEND ('' otherwise: the offset
---       is where to write), then per block: offset in block, bytes
+--       is where to write), then per block: offset in block, length, and
+--       the bytes themselves or '' when they wait in the TMP key
+-- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
+-- TTL): a piece that covers everything its block holds is RENAMEd into
+-- place, so its bytes never pass through Lua. Every TMP key is gone when
+-- the script ends, whatever the outcome.
 -- Returns {'RETRY', size} when appending and the size moved, else the
 -- new size.
-check_frozen(KEYS[2])
+local n = (#KEYS - 3) / 2
+local function drop_temps()
+  for i = 1, n do
+    if ARGV[3 + (i - 1) * 3 + 2] == '' then
+      redis.call('DEL', KEYS[3 + 2 * i])
+    end
+  end
+end
+local function refuse(code, msg)
+  drop_temps()
+  fail(code, msg)
+end
+for i = 1, n do
+  if ARGV[3 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[3 + 2 * i]) == 0 then
+    -- its SET was refused: the server is out of memory
+    refuse('ENOSPC', 'the server refused the data (out of memory)')
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  refuse('FROZEN', 'a snapshot is being taken')
+end
 local t = redis.call('HGET', KEYS[3], 'type')
 if not t then
-  fail('ESTALE', 'the file was removed')
+  refuse('ESTALE', 'the file was removed')
 end
 if t ~= 'file' then
-  fail('EINVAL', 'not a regular file')
+  refuse('EINVAL', 'not a regular file')
 end
 local size = tonumber(redis.call('HGET', KEYS[3], 'size'))
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
+  drop_temps()
   return {'RETRY', fmt(size)}
 end
 local delta = 0
 local total = 0
-for i = 4, #KEYS do
-  local a = 3 + (i - 4) * 2
-  local before = redis.call('STRLEN', KEYS[i])
-  local after = redis.call('SETRANGE', KEYS[i], tonumber(ARGV[a]), ARGV[a + 1])
+for i = 1, n do
+  local a = 3 + (i - 1) * 3
+  local blk = KEYS[2 + 2 * i]
+  local tmp = KEYS[3 + 2 * i]
+  local off = tonumber(ARGV[a])
+  local len = tonumber(ARGV[a + 1])
+  local before = redis.call('STRLEN', blk)
+  local after
+  if ARGV[a + 2] ~= '' then
+    after = redis.call('SETRANGE', blk, off, ARGV[a + 2])
+  elseif off == 0 and len >= before then
+    redis.call('RENAME', tmp, blk)
+    redis.call('PERSIST', blk)
+    after = len
+  else
+    after = redis.call('SETRANGE', blk, off, redis.call('GET', tmp))
+    redis.call('DEL', tmp)
+  end
   delta = delta + after - before
-  total = total + string.len(ARGV[a + 1])
+  total = total + len
 end
 local stop = tonumber(ARGV[1]) + total
 if stop > size then
