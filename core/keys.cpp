@@ -13,7 +13,16 @@ Status validate_prefix(std::string_view prefix) {
   }
   for (unsigned char c : prefix) {
     if (c == ':' || c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' || c <= ' ' || c == 0x7f) {
-      return make_error(EINVAL, "invalid prefix '" + std::string(prefix) +
+      std::string shown;
+      for (unsigned char d : prefix) {
+        if (d < ' ' || d >= 0x7f) {
+          static const char* k_hex = "0123456789abcdef";
+          shown += std::string("\\x") + k_hex[d >> 4] + k_hex[d & 15];
+        } else {
+          shown.push_back(static_cast<char>(d));
+        }
+      }
+      return make_error(EINVAL, "invalid prefix '" + shown +
                                     "': it may not contain ':', '*', '?', '[', ']', '\\', whitespace or control characters");
     }
   }

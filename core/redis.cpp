@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -26,7 +27,8 @@ static Result<std::string> _percent_decode(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%') {
       int v = 0;
-      if (i + 2 >= s.size()) {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
         return make_error(EINVAL, "bad percent-encoding in Redis URL");
       }
       auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
@@ -511,6 +513,13 @@ void Pool::give_back(std::unique_ptr<Connection> c) {
     return;  // half-read pipeline: not reusable, close it
   }
   std::lock_guard lock(m_mutex);
+  if (c->broken()) {
+    // The server went away (a restart?): the idle connections are most
+    // likely dead too. Close them all rather than fail one operation per
+    // connection; the next ones connect afresh.
+    m_idle.clear();
+    return;
+  }
   if (m_idle.size() < 32) {
     m_idle.push_back(std::move(c));
   }

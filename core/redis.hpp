@@ -126,6 +126,8 @@ class Connection {
                    std::span<const std::string_view> args);
 
   const RedisUrl& url() const { return m_url; }
+  // The connection was lost and not made again yet.
+  bool broken() const { return m_ctx == nullptr; }
 
  private:
   Connection(RedisUrl url, std::string client_name);

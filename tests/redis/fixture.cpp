@@ -1,0 +1,140 @@
+// The redis test fixture (see fixture.hpp).
+#include "fixture.hpp"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <random>
+
+namespace redisfs::test {
+
+const RedisUrl& test_url() {
+  static const RedisUrl url = [] {
+    const char* env = std::getenv("REDISFS_TEST_URL");
+    if (env == nullptr) {
+      std::fprintf(stderr, "REDISFS_TEST_URL is not set: run through tests/with_redis.sh\n");
+      std::abort();
+    }
+    auto parsed = parse_redis_url(env);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "REDISFS_TEST_URL: %s\n", parsed.error().message.c_str());
+      std::abort();
+    }
+    return parsed.value();
+  }();
+  return url;
+}
+
+Status check_test_server() {
+  TRY_ASSIGN(auto c, Connection::open(test_url(), "redisfs:test"));
+  TRY_ASSIGN(Reply r, c->command({"DBSIZE"}));
+  if (r.view().integer() != 0) {
+    return make_error(ENOTEMPTY, "the test server's database is not empty (" + std::to_string(r.view().integer()) +
+                                     " keys): refusing to run; use tests/with_redis.sh");
+  }
+  return {};
+}
+
+std::string random_prefix() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "T%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+std::unique_ptr<Connection> connect(const std::string& client_name) {
+  auto c = Connection::open(test_url(), client_name);
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  return std::move(c).value();
+}
+
+static Result<std::vector<std::string>> _scan(Connection& c, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::string cursor = "0";
+  std::string match = prefix + ":*";
+  do {
+    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      out.emplace_back(v[1][i].str());
+    }
+  } while (cursor != "0");
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<std::string> keys_under(Connection& c, const std::string& prefix) {
+  auto keys = _scan(c, prefix);
+  REQUIRE_MESSAGE(keys.ok(), (keys.ok() ? "" : keys.error().message));
+  return std::move(keys).value();
+}
+
+// No doctest assertion here: it runs in the fixture's destructor.
+std::size_t delete_prefix(Connection& c, const std::string& prefix) {
+  auto scanned = _scan(c, prefix);
+  if (!scanned.ok()) {
+    return 0;
+  }
+  const std::vector<std::string>& keys = scanned.value();
+  for (std::size_t at = 0; at < keys.size(); at += 500) {
+    Args argv{"UNLINK"};
+    for (std::size_t i = at; i < std::min(keys.size(), at + 500); ++i) {
+      argv.push_back(keys[i]);
+    }
+    (void)c.command(argv);
+  }
+  return keys.size();
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("REDISFS_TEST_TMPDIR");
+  if (base == nullptr || *base == '\0') {
+    base = std::getenv("TMPDIR");
+  }
+  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/case.XXXXXX";
+  char* made = ::mkdtemp(tmpl.data());
+  REQUIRE_MESSAGE(made != nullptr, "mkdtemp " << tmpl << " failed");
+  m_path = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(m_path, ec);
+}
+
+RedisFixture::RedisFixture() : pool(test_url(), "redisfs:test-pool"), prefix(random_prefix()), keys(prefix) {
+  m_prefixes.push_back(prefix);
+}
+
+RedisFixture::~RedisFixture() {
+  auto c = Connection::open(test_url(), "redisfs:test-cleanup");
+  if (!c.ok()) {
+    return;  // the server is gone: nothing to clean
+  }
+  for (const auto& p : m_prefixes) {
+    delete_prefix(**c, p);
+  }
+}
+
+Connection& RedisFixture::conn() {
+  if (!m_conn) {
+    m_conn = connect("redisfs:test-fixture");
+  }
+  return *m_conn;
+}
+
+std::string RedisFixture::extra_prefix() {
+  m_prefixes.push_back(random_prefix());
+  return m_prefixes.back();
+}
+
+}  // namespace redisfs::test

@@ -1,0 +1,360 @@
+// The Redis client layer against a real server: error replies mapped to
+// errno, pipelines, a connection killed under us (EIO once, then it works
+// again), EVALSHA reloading after SCRIPT FLUSH, OOM as ENOSPC, AUTH and
+// SELECT, and the pool.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "fixture.hpp"
+#include "keys.hpp"
+#include "redis.hpp"
+
+using namespace redisfs;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+// Restores a server setting however the case ends.
+class ConfigGuard {
+ public:
+  ConfigGuard(std::string name, std::string restore) : m_name(std::move(name)), m_restore(std::move(restore)) {}
+  ~ConfigGuard() {
+    auto c = Connection::open(test::test_url(), "redisfs:test-guard");
+    if (c.ok()) {
+      (void)(*c)->command({"CONFIG", "SET", m_name, m_restore});
+    }
+  }
+
+ private:
+  std::string m_name;
+  std::string m_restore;
+};
+
+long long _client_id(Connection& c) {
+  auto r = c.command({"CLIENT", "ID"});
+  REQUIRE(r.ok());
+  return r->view().integer();
+}
+
+void _kill(long long id) {
+  auto killer = test::connect("redisfs:test-killer");
+  auto r = killer->command({"CLIENT", "KILL", "ID", std::to_string(id)});
+  REQUIRE(r.ok());
+  CHECK(r->view().integer() == 1);
+}
+
+std::string _mkfs(Connection& c, const Keys& k) {
+  auto r = c.eval("mkfs", {k.sb(), k.inode(1)}, {"65536", "0", "0", "0755", "1"});
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  return std::to_string(r->view().integer());
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("connection");
+
+TEST_CASE_FIXTURE(RedisFixture, "error replies map to errno") {
+  Connection& c = conn();
+  struct Case {
+    const char* reply;
+    int code;
+  };
+  const Case cases[] = {
+      {"ENOENT no such entry", ENOENT}, {"EEXIST", EEXIST},          {"ENOTEMPTY x", ENOTEMPTY},
+      {"EROFS", EROFS},                 {"ENAMETOOLONG", ENAMETOOLONG}, {"OOM out of memory", ENOSPC},
+      {"READONLY replica", EROFS},      {"NOPERM no", EACCES},       {"ERR something", EIO},
+      {"ENOENTX", EIO},                 {"FROZEN snapshot", EIO},
+  };
+  for (const auto& [reply, code] : cases) {
+    // As prelude.lua's fail() raises them.
+    auto r = c.command({"EVAL", "error({err = ARGV[1]})", "0", reply});
+    REQUIRE_FALSE(r.ok());
+    CHECK_MESSAGE(r.error().code == code, std::string(reply));
+    CHECK(r.error().message.find(reply) != std::string::npos);
+    CHECK(errno_for_redis_error(reply) == code);
+  }
+  // Errors raised by the server itself.
+  auto unknown = c.command({"NOSUCHCOMMAND"});
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == EIO);
+  std::string key = keys.absolute("str");
+  REQUIRE(c.command({"SET", key, "v"}).ok());
+  auto wrongtype = c.command({"HGET", key, "f"});
+  REQUIRE_FALSE(wrongtype.ok());
+  CHECK(wrongtype.error().code == EIO);
+  CHECK(wrongtype.error().message.find("WRONGTYPE") != std::string::npos);
+  // The connection is still usable after an error reply.
+  auto get = c.command({"GET", key});
+  REQUIRE(get.ok());
+  CHECK(get->view().str() == "v");
+  // A missing key is a nil reply, not an error.
+  auto nil = c.command({"GET", keys.absolute("missing")});
+  REQUIRE(nil.ok());
+  CHECK(nil->view().is_nil());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "binary-safe arguments and replies") {
+  Connection& c = conn();
+  std::string value("a\0b\r\n\xff", 6);
+  std::string key = keys.absolute(std::string("k\0\n", 3));
+  REQUIRE(c.command({"SET", key, value}).ok());
+  auto r = c.command({"GET", key});
+  REQUIRE(r.ok());
+  CHECK(r->view().str() == value);
+  auto n = c.command({"STRLEN", key});
+  REQUIRE(n.ok());
+  CHECK(n->view().as_int() == 6);
+  CHECK(keys_under(prefix).size() == 1);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "pipelines: one reply per command, errors per entry") {
+  Connection& c = conn();
+  std::string a = keys.absolute("a");
+  c.append({"SET", a, "1"});
+  c.append({"HGET", a, "f"});
+  c.append({"INCR", a});
+  c.append({"GET", a});
+  CHECK(c.pending() == 4);
+  auto r1 = c.read_reply();
+  REQUIRE(r1.ok());
+  CHECK(r1->view().str() == "OK");
+  auto r2 = c.read_reply();
+  REQUIRE_FALSE(r2.ok());
+  CHECK(r2.error().code == EIO);
+  auto r3 = c.read_reply();
+  REQUIRE(r3.ok());
+  CHECK(r3->view().integer() == 2);
+  auto r4 = c.read_reply();
+  REQUIRE(r4.ok());
+  CHECK(r4->view().as_int() == 2);
+  CHECK(c.pending() == 0);
+  CHECK_FALSE(c.read_reply().ok());  // nothing pending
+
+  // read_all: the first error, and every reply consumed.
+  c.append({"GET", a});
+  c.append({"HGET", a, "f"});
+  c.append({"EVAL", "return redis.error_reply('ENOENT gone')", "0"});
+  auto all = c.read_all();
+  REQUIRE_FALSE(all.ok());
+  CHECK(all.error().message.find("WRONGTYPE") != std::string::npos);
+  CHECK(c.pending() == 0);
+
+  c.append({"INCR", a});
+  c.append({"GET", a});
+  auto good = c.read_all();
+  REQUIRE(good.ok());
+  REQUIRE(good->size() == 2);
+  CHECK((*good)[0].view().integer() == 3);
+  CHECK((*good)[1].view().str() == "3");
+
+  // A command while replies are pending is refused, the pipeline intact.
+  c.append({"GET", a});
+  CHECK_FALSE(c.command({"PING"}).ok());
+  auto late = c.read_reply();
+  REQUIRE(late.ok());
+  CHECK(late->view().str() == "3");
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a killed connection fails one command with EIO, then works again") {
+  auto lease = pool.acquire();
+  REQUIRE(lease.ok());
+  Connection& c = *lease.value();
+  long long id = _client_id(c);
+  _kill(id);
+
+  auto lost = c.command({"PING"});
+  REQUIRE_FALSE(lost.ok());
+  CHECK(lost.error().code == EIO);
+  CHECK(lost.error().message.find("lost") != std::string::npos);
+
+  auto again = c.command({"PING"});
+  REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().message));
+  CHECK(again->view().str() == "PONG");
+  CHECK(_client_id(c) != id);
+  auto name = c.command({"CLIENT", "GETNAME"});
+  REQUIRE(name.ok());
+  CHECK(name->view().str() == "redisfs:test-pool");
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a killed connection fails every pending pipelined reply, then works again") {
+  Connection& c = conn();
+  std::string a = keys.absolute("a");
+  REQUIRE(c.command({"SET", a, "1"}).ok());
+  _kill(_client_id(c));
+  c.append({"GET", a});
+  c.append({"GET", a});
+  c.append({"GET", a});
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.read_reply();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+  }
+  CHECK(c.pending() == 0);
+  c.append({"GET", a});
+  auto r = c.read_reply();
+  REQUIRE(r.ok());
+  CHECK(r->view().str() == "1");
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a killed connection fails one eval, then scripts work again") {
+  Connection& c = conn();
+  _mkfs(c, keys);
+  _kill(_client_id(c));
+  auto lost = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+  REQUIRE_FALSE(lost.ok());
+  CHECK(lost.error().code == EIO);
+  auto again = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+  REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().message));
+  CHECK(again->view().integer() == 11);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "scripts: mkfs and alloc, NOSCRIPT after SCRIPT FLUSH reloads") {
+  Connection& c = conn();
+  CHECK(_mkfs(c, keys) == "1");
+  CHECK(_mkfs(c, keys) == "0");  // already there
+  auto bs = c.command({"HGET", keys.sb(), "block_size"});
+  REQUIRE(bs.ok());
+  CHECK(bs->view().str() == "65536");
+  auto root = c.command({"HGET", keys.inode(1), "type"});
+  REQUIRE(root.ok());
+  CHECK(root->view().str() == "dir");
+
+  // next_inode starts at 2: a range of 10 ends at 11.
+  auto r = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+  REQUIRE(r.ok());
+  CHECK(r->view().integer() == 11);
+
+  auto other = test::connect("redisfs:test-flusher");
+  REQUIRE(other->command({"SCRIPT", "FLUSH"}).ok());
+  r = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  CHECK(r->view().integer() == 21);
+
+  // Errors raised by a script keep their errno.
+  std::string gone = extra_prefix();
+  Keys g(gone);
+  auto stale = c.eval("alloc", {g.sb(), g.freeze()}, {"10"});
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.error().code == ESTALE);
+  CHECK(keys_under(gone).empty());  // nothing written
+
+  REQUIRE(c.command({"SET", keys.freeze(), "1", "PX", "60000"}).ok());
+  auto frozen = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+  REQUIRE_FALSE(frozen.ok());
+  CHECK(frozen.error().message.find("FROZEN") != std::string::npos);
+  auto unchanged = c.command({"HGET", keys.sb(), "next_inode"});
+  REQUIRE(unchanged.ok());
+  CHECK(unchanged->view().str() == "22");
+
+  std::vector<std::string> none;
+  auto unknown = c.eval("no-such-script", none, none);
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == EINVAL);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC, and reads still work") {
+  Connection& c = conn();
+  std::string a = keys.absolute("a");
+  REQUIRE(c.command({"SET", a, "before"}).ok());
+  _mkfs(c, keys);
+  {
+    ConfigGuard restore("maxmemory", "0");
+    REQUIRE(c.command({"CONFIG", "SET", "maxmemory", "1"}).ok());
+    auto set = c.command({"SET", keys.absolute("b"), "x"});
+    REQUIRE_FALSE(set.ok());
+    CHECK(set.error().code == ENOSPC);
+    std::string p2 = extra_prefix();
+    Keys k2(p2);
+    auto script = c.eval("mkfs", {k2.sb(), k2.inode(1)}, {"65536", "0", "0", "0755", "1"});
+    REQUIRE_FALSE(script.ok());
+    CHECK(script.error().code == ENOSPC);
+    auto alloc = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
+    REQUIRE_FALSE(alloc.ok());
+    CHECK(alloc.error().code == ENOSPC);
+    auto get = c.command({"GET", a});
+    REQUIRE(get.ok());
+    CHECK(get->view().str() == "before");
+    CHECK(keys_under(p2).empty());
+  }
+  REQUIRE(c.command({"SET", keys.absolute("b"), "x"}).ok());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "AUTH with a user, wrong passwords, SELECT") {
+  Connection& c = conn();
+  std::string user = "u" + prefix;
+  REQUIRE(c.command({"ACL", "SETUSER", user, "on", ">right-pw", "~*", "+@all"}).ok());
+  struct DropUser {
+    std::string name;
+    ~DropUser() {
+      auto d = Connection::open(test::test_url(), "");
+      if (d.ok()) {
+        (void)(*d)->command({"ACL", "DELUSER", name});
+      }
+    }
+  } drop{user};
+
+  RedisUrl url = test::test_url();
+  url.user = user;
+  url.password = "right-pw";
+  auto good = Connection::open(url, "redisfs:test-acl");
+  REQUIRE_MESSAGE(good.ok(), (good.ok() ? "" : good.error().message));
+  auto who = (*good)->command({"ACL", "WHOAMI"});
+  REQUIRE(who.ok());
+  CHECK(who->view().str() == user);
+
+  url.password = "hunter2-wrong";
+  auto bad = Connection::open(url, "redisfs:test-acl");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == EACCES);
+  CHECK(bad.error().message.find("hunter2") == std::string::npos);
+
+  // A password for a server (user) that has none configured.
+  RedisUrl nopw = test::test_url();
+  nopw.password = "hunter2";
+  auto refused = Connection::open(nopw, "");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("hunter2") == std::string::npos);
+
+  RedisUrl db3 = test::test_url();
+  db3.db = 3;
+  auto c3 = Connection::open(db3, "redisfs:test-db3");
+  REQUIRE(c3.ok());
+  std::string key = keys.absolute("in-db3");
+  REQUIRE((*c3)->command({"SET", key, "x"}).ok());
+  auto in0 = c.command({"EXISTS", key});
+  REQUIRE(in0.ok());
+  CHECK(in0->view().integer() == 0);
+  REQUIRE((*c3)->command({"DEL", key}).ok());
+}
+
+TEST_CASE("a server that is not there: EIO naming the socket") {
+  RedisUrl url;
+  url.is_unix = true;
+  url.path = "/nonexistent/redisfs/redis.sock";
+  auto c = Connection::open(url, "");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code == EIO);
+  CHECK(c.error().message.find(url.path) != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "the pool hands out distinct connections and reuses idle ones") {
+  long long first = 0;
+  long long second = 0;
+  {
+    auto l1 = pool.acquire();
+    auto l2 = pool.acquire();
+    REQUIRE(l1.ok());
+    REQUIRE(l2.ok());
+    first = _client_id(*l1.value());
+    second = _client_id(*l2.value());
+    CHECK(first != second);
+  }
+  auto l3 = pool.acquire();
+  REQUIRE(l3.ok());
+  long long third = _client_id(*l3.value());
+  CHECK((third == first || third == second));
+}
+
+TEST_SUITE_END();

@@ -1,0 +1,166 @@
+// The inode codec: decode_attr from HGETALL field lists (good, partial,
+// malformed), the type and mode formatting, and Attr::to_stat.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "inode.hpp"
+
+using namespace redisfs;
+
+static FieldList _file_fields() {
+  return {{"type", "file"}, {"mode", "0644"},  {"uid", "1000"},  {"gid", "100"},
+          {"size", "5000"}, {"nlink", "1"},    {"rdev", "0"},    {"bytes", "4096"},
+          {"atime", "1700000000123456789"}, {"mtime", "1700000001000000000"}, {"ctime", "1700000002999999999"}};
+}
+
+TEST_SUITE_BEGIN("inode_codec");
+
+TEST_CASE("decode_attr: a regular file") {
+  auto r = decode_attr(5, _file_fields());
+  REQUIRE(r.ok());
+  const Attr& a = r.value();
+  CHECK(a.ino == 5);
+  CHECK(a.is_reg());
+  CHECK_FALSE(a.is_dir());
+  CHECK(a.mode == (S_IFREG | 0644));
+  CHECK(a.uid == 1000);
+  CHECK(a.gid == 100);
+  CHECK(a.size == 5000);
+  CHECK(a.nlink == 1);
+  CHECK(a.rdev == 0);
+  CHECK(a.bytes == 4096);
+  CHECK(a.atime_ns == 1700000000123456789);
+  CHECK(a.mtime_ns == 1700000001000000000);
+  CHECK(a.ctime_ns == 1700000002999999999);
+  CHECK(a.parent == 0);
+  CHECK(a.target.empty());
+}
+
+TEST_CASE("decode_attr: directory, symlink, device, special bits") {
+  auto d = decode_attr(1, {{"type", "dir"}, {"mode", "2755"}, {"nlink", "3"}, {"parent", "1"}});
+  REQUIRE(d.ok());
+  CHECK(d->is_dir());
+  CHECK(d->mode == (S_IFDIR | 02755));
+  CHECK(d->nlink == 3);
+  CHECK(d->parent == 1);
+
+  auto l = decode_attr(7, {{"type", "symlink"}, {"mode", "0777"}, {"target", "../some where/\xff"}, {"size", "16"}});
+  REQUIRE(l.ok());
+  CHECK(l->is_symlink());
+  CHECK(l->target == "../some where/\xff");
+
+  auto c = decode_attr(8, {{"type", "chr"}, {"mode", "0600"}, {"rdev", "259"}});
+  REQUIRE(c.ok());
+  CHECK(S_ISCHR(c->mode));
+  CHECK(c->rdev == 259);
+
+  for (auto [name, bits] : {std::pair{"fifo", S_IFIFO}, {"blk", S_IFBLK}, {"sock", S_IFSOCK}}) {
+    auto x = decode_attr(9, {{"mode", "7777"}, {"type", name}});
+    REQUIRE(x.ok());
+    CHECK((x->mode & S_IFMT) == bits);
+    CHECK((x->mode & 07777) == 07777);
+  }
+}
+
+TEST_CASE("decode_attr: unknown fields are ignored, negative counters read as zero") {
+  FieldList f = _file_fields();
+  f.emplace_back("future_field", "whatever");
+  f.emplace_back("nlink", "-1");
+  f.emplace_back("bytes", "-4096");
+  auto r = decode_attr(5, f);
+  REQUIRE(r.ok());
+  CHECK(r->nlink == 0);
+  CHECK(r->bytes == 0);
+}
+
+TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
+  auto missing_type = decode_attr(12, {{"mode", "0644"}});
+  REQUIRE_FALSE(missing_type.ok());
+  CHECK(missing_type.error().code == EIO);
+  CHECK(missing_type.error().message.find("12") != std::string::npos);
+
+  CHECK_FALSE(decode_attr(12, {{"type", "file"}}).ok());
+  CHECK_FALSE(decode_attr(12, {}).ok());
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"type", "weird"}, {"type", ""},        {"mode", "0999"}, {"mode", "17777"}, {"mode", ""},
+      {"mode", "-644"},  {"uid", "-1"},       {"uid", "x"},     {"uid", "4294967296"}, {"gid", "1.5"},
+      {"size", "-1"},    {"size", "12abc"},   {"nlink", ""},    {"rdev", "0x10"},  {"atime", "now"},
+      {"mtime", ""},     {"ctime", "1e9"},    {"parent", "-3"}, {"bytes", "lots"},
+  };
+  for (auto [field, value] : bad) {
+    FieldList f = _file_fields();
+    f.emplace_back(field, value);
+    auto r = decode_attr(77, f);
+    CHECK_MESSAGE(!r.ok(), field << "=" << value);
+    if (!r.ok()) {
+      CHECK(r.error().code == EIO);
+      CHECK(r.error().message.find("77") != std::string::npos);
+      CHECK(r.error().message.find(field) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("type names and mode formatting") {
+  for (const char* name : {"file", "dir", "symlink", "fifo", "chr", "blk", "sock"}) {
+    auto bits = type_bits(name);
+    REQUIRE(bits);
+    CHECK(type_name(*bits | 0644) == name);
+  }
+  CHECK_FALSE(type_bits("FILE"));
+  CHECK_FALSE(type_bits("regular"));
+  CHECK(format_mode(0644) == "0644");
+  CHECK(format_mode(S_IFREG | 0644) == "0644");
+  CHECK(format_mode(S_IFDIR | 02755) == "2755");
+  CHECK(format_mode(0) == "0000");
+  CHECK(format_mode(07777) == "7777");
+  CHECK(format_mode(01777) == "1777");
+  CHECK(format_mode(04711) == "4711");
+  CHECK(format_time_ns(1700000000123456789) == "1700000000123456789");
+  CHECK(now_ns() > 1600000000000000000);
+}
+
+TEST_CASE("to_stat: blocks, times and the rest") {
+  Attr a = decode_attr(5, _file_fields()).value();
+  struct stat st = a.to_stat(65536);
+  CHECK(st.st_ino == 5);
+  CHECK(st.st_mode == (S_IFREG | 0644));
+  CHECK(st.st_nlink == 1);
+  CHECK(st.st_uid == 1000);
+  CHECK(st.st_gid == 100);
+  CHECK(st.st_size == 5000);
+  CHECK(st.st_blksize == 65536);
+  CHECK(st.st_blocks == 8);
+  CHECK(st.st_atim.tv_sec == 1700000000);
+  CHECK(st.st_atim.tv_nsec == 123456789);
+  CHECK(st.st_mtim.tv_sec == 1700000001);
+  CHECK(st.st_mtim.tv_nsec == 0);
+  CHECK(st.st_ctim.tv_sec == 1700000002);
+  CHECK(st.st_ctim.tv_nsec == 999999999);
+
+  // st_blocks counts 512-byte units of stored bytes, rounded up; a sparse
+  // file stores less than its size.
+  for (auto [bytes, blocks] : {std::pair{0ull, 0LL}, {1ull, 1LL}, {511ull, 1LL}, {512ull, 1LL}, {513ull, 2LL},
+                               {65536ull, 128LL}, {1ull << 40, (1LL << 40) / 512}}) {
+    a.bytes = bytes;
+    CHECK(a.to_stat(4096).st_blocks == blocks);
+  }
+
+  // Times before the epoch keep tv_nsec in [0, 1e9).
+  a.atime_ns = -1;
+  a.mtime_ns = -1500000000;
+  a.ctime_ns = 0;
+  st = a.to_stat(4096);
+  CHECK(st.st_atim.tv_sec == -1);
+  CHECK(st.st_atim.tv_nsec == 999999999);
+  CHECK(st.st_mtim.tv_sec == -2);
+  CHECK(st.st_mtim.tv_nsec == 500000000);
+  CHECK(st.st_ctim.tv_sec == 0);
+  CHECK(st.st_ctim.tv_nsec == 0);
+
+  a.rdev = 259;
+  CHECK(a.to_stat(4096).st_rdev == 259);
+}
+
+TEST_SUITE_END();
