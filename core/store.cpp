@@ -49,6 +49,20 @@ Status _check_name(std::string_view name) {
   return {};
 }
 
+// Linux knows four namespaces; a name in none of them is EOPNOTSUPP, as
+// local filesystems answer.
+Status _check_xattr_name(std::string_view name) {
+  if (name.empty()) {
+    return make_error(EINVAL, "empty attribute name");
+  }
+  for (std::string_view ns : {"user.", "trusted.", "security.", "system."}) {
+    if (name.starts_with(ns) && name.size() > ns.size()) {
+      return {};
+    }
+  }
+  return make_error(EOPNOTSUPP, "attribute names must start with user., trusted., security. or system.");
+}
+
 bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 
 std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
@@ -76,7 +90,11 @@ Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
   }
 }
 
-Store::~Store() = default;
+Store::~Store() {
+  if (m_registered) {
+    (void)end_session();  // best effort: the key expires anyway
+  }
+}
 
 Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
   TRY(validate_prefix(prefix));
@@ -114,6 +132,12 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(EROFS, "prefix '" + prefix + "' is a read-only snapshot" +
                                  (s->m_sb.origin.empty() ? std::string() : " of '" + s->m_sb.origin + "'") +
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
+  }
+  // Alive from the start: another mount's purge_dead_orphans must never
+  // take this one's orphans for a dead mount's. A read-only open (perhaps on
+  // a replica) may fail to say so; it has no orphans to protect.
+  if (Status hb = s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
+    return std::move(hb).error();
   }
   return s;
 }
@@ -474,6 +498,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
 }
 
 Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
+  TRY(_check_xattr_name(name));
   TRY_ASSIGN(auto c, m_pool.acquire());
   c->append({"EXISTS", m_keys.inode(ino)});
   c->append({"HGET", m_keys.xattr(ino), name});
@@ -629,7 +654,7 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   return make_error(EAGAIN, "unlink: the entry kept changing");
 }
 
-Status Store::rmdir(Ino parent, std::string_view name) {
+Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   TRY(writable());
   TRY(_check_name(name));
   if (name == ".") {
@@ -643,8 +668,8 @@ Status Store::rmdir(Ino parent, std::string_view name) {
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
     TRY_ASSIGN(Reply r, eval_change(*c, "rmdir",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
-                                     m_keys.inode(guess), m_keys.dir(guess), m_keys.xattr(guess)},
-                                    {std::string(name), _str(guess)}));
+                                     m_keys.inode(guess), m_keys.dir(guess), m_keys.orphans()},
+                                    {std::string(name), _str(guess), m_opts.session}));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
@@ -653,7 +678,7 @@ Status Store::rmdir(Ino parent, std::string_view name) {
       continue;
     }
     forget_name(parent, name);
-    return {};
+    return guess;
   }
   return make_error(EAGAIN, "rmdir: the entry kept changing");
 }
@@ -968,9 +993,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
 
 Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, int flags) {
   TRY(writable());
-  if (name.empty()) {
-    return make_error(EINVAL, "empty attribute name");
-  }
+  TRY(_check_xattr_name(name));
   if (name.size() > k_xattr_name_max) {
     return make_error(ERANGE, "attribute name longer than 255 bytes");
   }
@@ -986,6 +1009,7 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
 
 Status Store::removexattr(Ino ino, std::string_view name) {
   TRY(writable());
+  TRY(_check_xattr_name(name));
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_remove", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name)}));
@@ -1002,7 +1026,7 @@ Status Store::purge(Ino ino) {
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
     TRY_ASSIGN(Reply r, eval_change(*c, "purge",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
-                                     m_keys.orphans()},
+                                     m_keys.orphans(), m_keys.dir(ino)},
                                     {_str(ino)}));
     if (!_is_retry(r.view())) {
       return {};
@@ -1048,12 +1072,14 @@ Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
   TRY(c->command({"SET", m_keys.mount(m_opts.session), info, "PX", std::to_string(k_session_ttl_ms)}));
+  m_registered = true;
   return {};
 }
 
 Status Store::end_session() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(c->command({"DEL", m_keys.mount(m_opts.session)}));
+  m_registered = false;
   return {};
 }
 

@@ -126,11 +126,12 @@ class Store {
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
 
-  // Both return the inode that lost its last link (now an orphan, whose data
-  // lives until purge()), or 0.
+  // These return the inode that lost its last link (now an orphan, whose
+  // data lives until purge()), or 0. rmdir always orphans the directory: a
+  // process may still have it open or as its working directory.
   Result<Ino> unlink(Ino parent, std::string_view name);
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
-  Status rmdir(Ino parent, std::string_view name);
+  Result<Ino> rmdir(Ino parent, std::string_view name);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
   // zeros) into `out`.
@@ -160,7 +161,12 @@ class Store {
   // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
   // it more often than k_session_ttl_ms.
   static constexpr long k_session_ttl_ms = 30000;
+  // Registers or refreshes the session (Store::open does it first); the
+  // destructor ends it.
   Status heartbeat();
+  // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
+  // takes effect at the next heartbeat. Not thread-safe with heartbeat().
+  void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
   Status end_session();
 
  private:
@@ -188,6 +194,7 @@ class Store {
   Ino m_last_ino = 0;
 
   std::atomic<std::uint64_t> m_temp_seq{0};
+  std::atomic<bool> m_registered{false};
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

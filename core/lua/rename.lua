@@ -2,7 +2,7 @@
 -- existing target; RENAME_EXCHANGE: swap the two entries).
 -- KEYS: 1 SB, 2 FREEZE, 3 DIR:sp, 4 INODE:sp, 5 DIR:dp, 6 INODE:dp,
 --       7 INODE:src (guess), 8 INODE:dst (guess; INODE:0 for none),
---       9 DIR:dst, 10 XATTR:dst, 11 ORPHANS,
+--       9 DIR:dst, 10 XATTR:dst (unused), 11 ORPHANS,
 --       12.. INODE keys of chain A (dp and its ancestors up to the root),
 --            then of chain B (sp and its ancestors), when given
 -- ARGV: 1 name, 2 newname, 3 flags (0, 1 noreplace, 2 exchange),
@@ -126,9 +126,12 @@ else
   redis.call('HDEL', KEYS[3], ARGV[1])
   if dst then
     if dtype == 'dir' then
-      redis.call('DEL', KEYS[8], KEYS[9], KEYS[10])
+      -- the replaced (empty) directory becomes an orphan, as with rmdir
+      redis.call('DEL', KEYS[9])
+      redis.call('HSET', KEYS[8], 'nlink', '0', 'ctime', now)
+      redis.call('HSET', KEYS[11], dst, ARGV[6])
+      orphan = dst
       redis.call('HINCRBY', KEYS[6], 'nlink', -1)
-      redis.call('HINCRBY', KEYS[1], 'inodes', -1)
     else
       local left = redis.call('HINCRBY', KEYS[8], 'nlink', -1)
       redis.call('HSET', KEYS[8], 'ctime', now)

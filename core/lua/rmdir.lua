@@ -1,7 +1,10 @@
--- Removes an empty directory.
+-- Removes an empty directory. Like an unlinked file, the directory inode
+-- lives on as an orphan (nlink 0, empty) while this mount's kernel still
+-- knows it - a process may have it as its working directory - and purge
+-- frees it.
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess),
---       DIR:child, XATTR:child
--- ARGV: name, guessed child ino
+--       DIR:child, ORPHANS
+-- ARGV: name, guessed child ino, session id
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK'}.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
@@ -19,8 +22,9 @@ if redis.call('HLEN', KEYS[6]) > 0 then
 end
 local now = now_ns()
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', KEYS[6])
+redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
+redis.call('HSET', KEYS[7], ino, ARGV[3])
 dir_changed(KEYS[4], now)
 redis.call('HINCRBY', KEYS[4], 'nlink', -1)
-redis.call('HINCRBY', KEYS[1], 'inodes', -1)
 return {'OK'}

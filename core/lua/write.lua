@@ -22,6 +22,14 @@ local function refuse(code, msg)
   drop_temps()
   fail(code, msg)
 end
+if n < 1 or n ~= math.floor(n) or #ARGV ~= 2 + 3 * n or not tonumber(ARGV[1]) then
+  refuse('EINVAL', 'malformed write arguments')
+end
+for i = 1, n do
+  if not tonumber(ARGV[3 + (i - 1) * 3]) or not tonumber(ARGV[4 + (i - 1) * 3]) then
+    refuse('EINVAL', 'malformed write arguments')
+  end
+end
 for i = 1, n do
   if ARGV[3 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[3 + 2 * i]) == 0 then
     -- its SET was refused: the server is out of memory

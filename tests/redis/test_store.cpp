@@ -152,8 +152,14 @@ TEST_CASE_FIXTURE(RedisFixture, "directories: nlink, setgid inheritance, rmdir")
   CHECK(s->rmdir(k_root_ino, "d").code() == ENOTEMPTY);
   CHECK(s->rmdir(d.ino, "f").code() == ENOTDIR);
   CHECK(s->unlink(d.ino, "sub").code() == EISDIR);
-  _ok(s->rmdir(d.ino, "sub"));
+  CHECK(_ok(s->rmdir(d.ino, "sub")) == sub.ino);
   CHECK(_ok(s->getattr(d.ino)).nlink == 2);
+  // an orphan until purged: a process may still be inside it
+  auto gone = _ok(s->getattr(sub.ino));
+  CHECK(gone.nlink == 0);
+  CHECK(s->mknod(sub.ino, "x", S_IFREG | 0644, 0, k_user).code() == ENOENT);
+  CHECK(_ok(s->readdir(sub.ino, 0, 10, false)).entries.empty());
+  _ok(s->purge(sub.ino));
   CHECK(s->getattr(sub.ino).code() == ENOENT);
   CHECK(s->rmdir(d.ino, "sub").code() == ENOENT);
 }
@@ -254,6 +260,10 @@ TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   auto sb = _ok(conn().command({"HMGET", keys.sb(), "bytes", "inodes"}));
   CHECK(sb.view()[0].str() == "0");
   CHECK(sb.view()[1].str() == "2");
+  _ok(s->rmdir(k_root_ino, "d"));
+  _ok(s->purge(d.ino));
+  sb = _ok(conn().command({"HMGET", keys.sb(), "bytes", "inodes"}));
+  CHECK(sb.view()[1].str() == "1");
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "orphans of a dead mount are purged by the next one") {
@@ -302,7 +312,9 @@ TEST_CASE_FIXTURE(RedisFixture, "rename: replace, errors, flags, directories") {
   CHECK(_ok(s->lookup(inner.ino, "..")).ino == d2.ino);
 
   // over an empty directory
-  CHECK(_ok(s->rename(k_root_ino, "d1", d2.ino, "moved", 0)) == 0);
+  CHECK(_ok(s->rename(k_root_ino, "d1", d2.ino, "moved", 0)) == inner.ino);
+  CHECK(_ok(s->getattr(inner.ino)).nlink == 0);
+  _ok(s->purge(inner.ino));
   CHECK(s->getattr(inner.ino).code() == ENOENT);
   CHECK(_ok(s->getattr(d2.ino)).nlink == 3);
   CHECK(_ok(s->getattr(k_root_ino)).nlink == 3);
@@ -405,6 +417,9 @@ TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
   CHECK(s->getxattr(f.ino, "user.a").code() == ENODATA);
+  CHECK(s->setxattr(f.ino, "plain", "1", 0).code() == EOPNOTSUPP);
+  CHECK(s->setxattr(f.ino, "foo.bar", "1", 0).code() == EOPNOTSUPP);
+  CHECK(s->getxattr(f.ino, "foo.bar").code() == EOPNOTSUPP);
   CHECK(s->setxattr(f.ino, "user.a", "1", k_xattr_replace).code() == ENODATA);
   _ok(s->setxattr(f.ino, "user.a", std::string("\0bin\xff", 5), k_xattr_create));
   CHECK(s->setxattr(f.ino, "user.a", "2", k_xattr_create).code() == EEXIST);

@@ -1,0 +1,378 @@
+// The mount's life (see daemon.hpp).
+//
+// ORDER. Everything that can fail for a reason the user must read happens
+// before fuse_daemonize(): connecting, the server guards, opening the Store,
+// mounting. Until then messages go to stderr and the exit status says what
+// happened; the mount exists before the parent process exits, so a script
+// can use it as soon as `redisfs` returns. After daemonizing, the log is
+// syslog.
+//
+// EXIT. The FUSE loop ends on unmount (fusermount3 -u, umount) or on
+// SIGTERM/SIGINT/SIGHUP (libfuse's handlers). Then: unmount if still
+// mounted, purge this mount's orphans (the kernel does not FORGET every
+// inode at unmount), stop the heartbeat, end the Redis session, and last,
+// once no connection of ours is left, stop the embedded server if nobody
+// else uses it.
+#include "daemon.hpp"
+
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "endpoint.hpp"
+#include "log.hpp"
+#include "ops.hpp"
+#include "server_check.hpp"
+#include "session.hpp"
+#include "store.hpp"
+
+namespace redisfs {
+
+static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
+static constexpr std::uint32_t k_min_block_size = 4 * 1024;
+static constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
+
+static Result<double> _parse_timeout(std::string_view name, std::string_view text) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    return make_error(EINVAL, "-o " + std::string(name) + ": not a number of seconds: '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg) {
+  for (const std::string& list : options) {
+    std::string_view rest = list;
+    while (!rest.empty()) {
+      std::size_t comma = rest.find(',');
+      std::string_view opt = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (opt.empty()) {
+        continue;
+      }
+      std::size_t eq = opt.find('=');
+      std::string_view key = opt.substr(0, eq);
+      std::string_view value = eq == std::string_view::npos ? std::string_view() : opt.substr(eq + 1);
+      if (key == "attr_timeout") {
+        TRY_ASSIGN(cfg.attr_timeout, _parse_timeout(key, value));
+      } else if (key == "entry_timeout") {
+        TRY_ASSIGN(cfg.entry_timeout, _parse_timeout(key, value));
+      } else if (opt == "noatime") {
+        cfg.noatime = true;
+      } else if (opt == "ro") {
+        cfg.read_only = true;
+      } else if (opt == "rw") {
+        continue;  // the default; --read-only or -o ro win
+      } else if (opt == "default_permissions") {
+        cfg.default_permissions = true;
+      } else if (key == "fsname" && eq != std::string_view::npos) {
+        cfg.fsname = std::string(value);
+      } else if (key == "subtype" && eq != std::string_view::npos) {
+        cfg.subtype = std::string(value);
+      } else {
+        cfg.fuse_options.emplace_back(opt);
+      }
+    }
+  }
+  return {};
+}
+
+Result<std::uint32_t> parse_block_size(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  std::uint64_t scale = 0;
+  if (unit.empty()) {
+    scale = 1;
+  } else if (unit == "K" || unit == "k" || unit == "KiB") {
+    scale = 1024;
+  } else if (unit == "M" || unit == "m" || unit == "MiB") {
+    scale = 1024 * 1024;
+  }
+  std::string bad = "--block-size: '" + std::string(text) + "' is not a power of two from 4K to 4M";
+  if (ec != std::errc() || scale == 0 || value == 0 || value > k_max_block_size) {
+    return make_error(EINVAL, bad);
+  }
+  value *= scale;
+  if (value < k_min_block_size || value > k_max_block_size || (value & (value - 1)) != 0) {
+    return make_error(EINVAL, bad);
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+static std::string _hostname() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof name - 1) != 0) {
+    return "unknown";
+  }
+  return name;
+}
+
+// Builds libfuse's argv: program name, -d, and one -o list.
+static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
+  std::vector<std::string> argv{"redisfs"};
+  if (cfg.debug) {
+    argv.emplace_back("-d");
+  }
+  std::string opts = "fsname=" + cfg.fsname.value_or("redisfs:" + cfg.prefix);
+  opts += ",subtype=" + cfg.subtype.value_or("redisfs");
+  if (cfg.default_permissions) {
+    opts += ",default_permissions";
+  }
+  opts += cfg.read_only ? ",ro" : ",rw";
+  if (cfg.noatime) {
+    opts += ",noatime";
+  }
+  for (const std::string& o : cfg.fuse_options) {
+    opts += "," + o;
+  }
+  argv.emplace_back("-o");
+  argv.push_back(opts);
+  return argv;
+}
+
+// Refreshes the session key every 10 s until stopped.
+class Heartbeat {
+ public:
+  explicit Heartbeat(Store& store) : m_store(store), m_thread([this] { run(); }) {}
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+  ~Heartbeat() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_stop = true;
+    }
+    m_cv.notify_all();
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+  }
+
+ private:
+  // Logs the first failure of a run of them, and the recovery.
+  void run() {
+    bool failing = false;
+    std::unique_lock<std::mutex> lock(m_mutex);
+    while (!m_cv.wait_for(lock, k_heartbeat_interval, [this] { return m_stop; })) {
+      lock.unlock();
+      Status st = m_store.heartbeat();
+      if (!st && !failing) {
+        log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
+      } else if (st && failing) {
+        log_info("heartbeat: the mount session is refreshed again");
+      }
+      failing = !st;
+      lock.lock();
+    }
+  }
+
+  Store& m_store;
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_stop = false;
+  std::thread m_thread;
+};
+
+// Mounts and serves until unmounted. Returns the exit status.
+static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
+  MountOptions mount_opts;
+  mount_opts.attr_timeout = cfg.attr_timeout;
+  mount_opts.entry_timeout = cfg.entry_timeout;
+  mount_opts.read_only = cfg.read_only;
+  Session session(store, mount_opts);
+
+  std::vector<std::string> argv_text = _fuse_argv(cfg);
+  std::vector<char*> argv;
+  for (std::string& a : argv_text) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_text.size()), argv.data());
+  log_debug("fuse options: " + argv_text.back());
+
+  fuse_lowlevel_ops ops = make_ops();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &session);
+  fuse_opt_free_args(&args);
+  if (se == nullptr) {
+    log_error("cannot start the FUSE session (see the message above)");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    log_error("cannot install signal handlers");
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+    log_error("cannot mount on " + cfg.mountpoint);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  if (!cfg.foreground) {
+    if (fuse_daemonize(0) != 0) {
+      log_error("cannot daemonize");
+      fuse_session_unmount(se);
+      fuse_remove_signal_handlers(se);
+      fuse_session_destroy(se);
+      return 1;
+    }
+    log_to_syslog();
+  }
+  store.set_session_info(_hostname() + " pid " + std::to_string(getpid()) + " " + cfg.mountpoint);
+  if (Status st = store.heartbeat(); !st) {
+    log_debug("cannot refresh the mount session: " + st.error().message);
+  }
+  log_info("mounted " + store.keys().prefix() + " on " + cfg.mountpoint + (cfg.read_only ? " (read-only)" : ""));
+
+  int rc = 0;
+  {
+    Heartbeat heartbeat(store);
+    if (cfg.single_threaded) {
+      rc = fuse_session_loop(se);
+    } else {
+      fuse_loop_config* loop = fuse_loop_cfg_create();
+      if (loop == nullptr) {
+        rc = -ENOMEM;
+      } else {
+        fuse_loop_cfg_set_clone_fd(loop, 0);
+        fuse_loop_cfg_set_idle_threads(loop, 10);
+        rc = fuse_session_loop_mt(se, loop);
+        fuse_loop_cfg_destroy(loop);
+      }
+    }
+    fuse_remove_signal_handlers(se);
+    fuse_session_unmount(se);
+    log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
+    session.purge_orphans();
+    heartbeat.stop();
+  }
+  if (Status st = store.end_session(); !st) {
+    LogLevel level = cfg.read_only ? LogLevel::Debug : LogLevel::Warning;
+    log_line(level, "cannot end the mount session: " + st.error().message);
+  }
+  fuse_session_destroy(se);
+  if (rc < 0) {
+    log_error("the FUSE loop failed: " + errno_text(-rc));
+    return 1;
+  }
+  log_info("unmounted " + cfg.mountpoint);
+  return 0;
+}
+
+// Everything that holds a connection: ends before the embedded server is
+// asked to stop.
+static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
+  Pool pool(url, "redisfs:" + std::to_string(getpid()));
+  {
+    Result<Pool::Lease> lease = pool.acquire();
+    if (!lease) {
+      log_error(lease.error().message);
+      return 1;
+    }
+    Result<std::vector<std::string>> warnings = check_server(**lease, !cfg.read_only, cfg.allow_evicting_server);
+    if (!warnings) {
+      log_error(warnings.error().message);
+      return 1;
+    }
+    for (const std::string& w : *warnings) {
+      log_warning(w);
+    }
+  }
+
+  StoreOptions so;
+  so.read_only = cfg.read_only;
+  so.allow_snapshot_rw = cfg.writable_snapshot;
+  so.create = !cfg.read_only;
+  so.noatime = cfg.noatime;
+  so.mkfs_block_size = cfg.block_size.value_or(k_default_block_size);
+  so.mkfs_owner = Caller{static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid())};
+  // Store::open registers the session (its key must exist before this
+  // mount can own an orphan); the pid is added once fuse_daemonize() has
+  // forked.
+  so.session_info = _hostname() + " " + cfg.mountpoint;
+  Result<std::unique_ptr<Store>> opened = Store::open(pool, cfg.prefix, so);
+  if (!opened) {
+    log_error(opened.error().message);
+    return 1;
+  }
+  Store& store = **opened;
+  if (cfg.block_size && *cfg.block_size != store.block_size()) {
+    log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +
+                std::to_string(store.block_size()));
+  }
+  if (store.superblock().read_only && !cfg.read_only) {
+    log_warning(cfg.prefix + " is a read-only snapshot of " + store.superblock().origin +
+                "; mounting it read-write (--writable-snapshot)");
+  }
+  if (!cfg.read_only) {
+    Result<std::size_t> purged = store.purge_dead_orphans();
+    if (!purged) {
+      log_warning("cannot purge the orphans of dead mounts: " + purged.error().message);
+    } else if (*purged > 0) {
+      log_info("purged " + std::to_string(*purged) + " orphan inode(s) left by dead mounts");
+    }
+  }
+  return _mount_and_serve(cfg, store);
+}
+
+int run_daemon(DaemonConfig cfg) {
+  if (cfg.debug) {
+    cfg.foreground = true;
+  }
+  log_init(cfg.debug);
+  // Absolute paths: fuse_daemonize() changes to "/", and unmounting by a
+  // non-root user goes through fusermount3 with this path.
+  char resolved[PATH_MAX];
+  if (realpath(cfg.mountpoint.c_str(), resolved) == nullptr) {
+    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(errno));
+    return 1;
+  }
+  cfg.mountpoint = resolved;
+  struct stat st {};
+  if (::stat(cfg.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(ENOTDIR));
+    return 1;
+  }
+  if (!cfg.data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(cfg.data_dir, ec);
+    if (!ec) {
+      cfg.data_dir = abs.lexically_normal().string();
+    }
+  }
+  if (cfg.password_file) {
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(*cfg.password_file, ec);
+    if (!ec) {
+      cfg.password_file = abs.string();
+    }
+  }
+
+  Result<Endpoint> endpoint = resolve_endpoint(EndpointOptions{cfg.redis_url, cfg.password_file, cfg.data_dir});
+  if (!endpoint) {
+    log_error(endpoint.error().message);
+    return 1;
+  }
+  int rc = _run_with_server(cfg, endpoint->url);
+  if (endpoint->embedded) {
+    if (Status stopped = endpoint->embedded->stop_if_unused(); !stopped) {
+      log_warning("embedded server: " + stopped.error().message);
+    }
+  }
+  return rc;
+}
+
+}  // namespace redisfs

@@ -1,0 +1,49 @@
+// The life of one mount, from parsed options to a clean exit: connect,
+// check the server, open the Store, mount, daemonize, serve, unmount.
+// main.cpp only turns the command line into a DaemonConfig.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "result.hpp"
+
+namespace redisfs {
+
+struct DaemonConfig {
+  std::string mountpoint;
+  std::optional<std::string> redis_url;
+  std::optional<std::string> password_file;
+  std::string data_dir;
+  std::string prefix = "SKX";
+  bool read_only = false;
+  bool writable_snapshot = false;
+  bool allow_evicting_server = false;
+  std::optional<std::uint32_t> block_size;
+  bool foreground = false;
+  bool debug = false;
+  bool single_threaded = false;
+  bool default_permissions = true;
+  bool noatime = false;
+  double attr_timeout = 1.0;
+  double entry_timeout = 1.0;
+  std::optional<std::string> fsname;
+  std::optional<std::string> subtype;
+  std::vector<std::string> fuse_options;  // -o options passed on to the mount
+};
+
+// Takes the -o lists apart: attr_timeout=, entry_timeout=, noatime, ro,
+// rw, default_permissions, fsname= and subtype= are ours (noatime and ro
+// are passed on too); every other option goes to FUSE as is.
+Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg);
+
+// "65536", "64K", "64KiB", "1M": a power of two from 4 KiB to 4 MiB.
+Result<std::uint32_t> parse_block_size(std::string_view text);
+
+// Runs the mount; returns the exit status (0 after a clean unmount).
+int run_daemon(DaemonConfig cfg);
+
+}  // namespace redisfs

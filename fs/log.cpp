@@ -1,0 +1,158 @@
+// The daemon's log sink (see log.hpp). libfuse's own messages are routed
+// here too, so a daemonized mount reports them to syslog.
+#include "log.hpp"
+
+#include <fuse_log.h>
+#include <syslog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+namespace redisfs {
+
+static std::atomic<bool> g_debug{false};
+static std::atomic<bool> g_syslog{false};
+static std::mutex g_stderr_mutex;
+
+static int _syslog_priority(LogLevel level) {
+  switch (level) {
+    case LogLevel::Error:
+      return LOG_ERR;
+    case LogLevel::Warning:
+      return LOG_WARNING;
+    case LogLevel::Info:
+      return LOG_INFO;
+    case LogLevel::Debug:
+      return LOG_DEBUG;
+  }
+  return LOG_INFO;
+}
+
+static const char* _level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Warning:
+      return "warning";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Debug:
+      return "debug";
+  }
+  return "info";
+}
+
+// libfuse writes some messages in pieces ("unknown option(s): `", "-o ",
+// ...): collect them per thread until a newline ends the line.
+static void _fuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
+  thread_local std::string pending;
+  char text[1024];
+  std::vsnprintf(text, sizeof text, fmt, ap);
+  pending += text;
+  if (pending.empty() || pending.back() != '\n') {
+    return;
+  }
+  while (!pending.empty() && pending.back() == '\n') {
+    pending.pop_back();
+  }
+  LogLevel ours = LogLevel::Debug;
+  if (level <= FUSE_LOG_ERR) {
+    ours = LogLevel::Error;
+  } else if (level == FUSE_LOG_WARNING) {
+    ours = LogLevel::Warning;
+  } else if (level <= FUSE_LOG_INFO) {
+    ours = LogLevel::Info;
+  }
+  log_line(ours, pending);
+  pending.clear();
+}
+
+void log_init(bool debug) {
+  g_debug = debug;
+  fuse_set_log_func(_fuse_log);
+}
+
+void log_to_syslog() {
+  openlog("redisfs", LOG_PID, LOG_DAEMON);
+  g_syslog = true;
+}
+
+bool log_debug_enabled() { return g_debug; }
+
+void log_line(LogLevel level, std::string_view text) {
+  if (level == LogLevel::Debug && !g_debug) {
+    return;
+  }
+  if (g_syslog) {
+    syslog(_syslog_priority(level), "%.*s", static_cast<int>(text.size()), text.data());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_stderr_mutex);
+  if (level == LogLevel::Error || level == LogLevel::Info) {
+    std::fprintf(stderr, "redisfs: %.*s\n", static_cast<int>(text.size()), text.data());
+  } else {
+    std::fprintf(stderr, "redisfs: %s: %.*s\n", _level_name(level), static_cast<int>(text.size()), text.data());
+  }
+}
+
+std::string errno_text(int code) {
+  const char* text = strerrordesc_np(code);
+  if (text == nullptr) {
+    return "errno " + std::to_string(code);
+  }
+  return text;
+}
+
+bool is_routine_error(int code) {
+  switch (code) {
+    case ENOENT:
+    case EEXIST:
+    case ENOTEMPTY:
+    case ENOTDIR:
+    case EISDIR:
+    case EACCES:
+    case EPERM:
+    case EINVAL:
+    case ENAMETOOLONG:
+    case EROFS:
+    case ENODATA:
+    case ERANGE:
+    case E2BIG:
+    case EOPNOTSUPP:
+    case EMLINK:
+    case ELOOP:
+    case EFBIG:
+    case EXDEV:
+    case EBUSY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name, const Error& error) {
+  LogLevel level = is_routine_error(error.code) ? LogLevel::Debug : LogLevel::Warning;
+  if (level == LogLevel::Debug && !g_debug) {
+    return;
+  }
+  std::string line(op);
+  line += " ino=" + std::to_string(ino);
+  if (!name.empty()) {
+    line += " name=\"";
+    line += name;
+    line += '"';
+  }
+  line += ": ";
+  line += errno_text(error.code);
+  if (!error.message.empty()) {
+    line += " (" + error.message + ")";
+  }
+  log_line(level, line);
+}
+
+}  // namespace redisfs

@@ -1,0 +1,91 @@
+// redisfs: mount a filesystem stored in Redis. This file only reads the
+// command line; daemon.cpp does the rest.
+#include <fuse_lowlevel.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+// g++ 12 sees a "potential null pointer dereference" inside CLI11's inlined
+// string code (a false positive in a system header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
+
+#include "daemon.hpp"
+#include "keys.hpp"
+
+// Exit status for a command line we cannot use (see EXIT STATUS in redisfs(1)).
+static constexpr int k_usage_error = 2;
+
+int main(int argc, char** argv) {
+  redisfs::DaemonConfig cfg;
+  std::string redis_url;
+  std::string password_file;
+  std::string block_size;
+  std::vector<std::string> mount_options;
+  bool no_default_permissions = false;
+
+  CLI::App app{"redisfs: mount a POSIX filesystem stored in Redis (FUSE)", "redisfs"};
+  app.set_version_flag("--version", std::string("redisfs ") + REDISFS_VERSION + " (libfuse " + fuse_pkgversion() + ")");
+  app.add_option("MOUNTPOINT", cfg.mountpoint, "Directory to mount on")->required()->type_name("DIR");
+  app.add_option("--redis", redis_url,
+                 "Server URL: redis://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N] "
+                 "(default: $REDISFS_URL, else the embedded server)")
+      ->type_name("URL");
+  app.add_option("--password-file", password_file, "Read the server password from the first line of FILE")
+      ->type_name("FILE");
+  app.add_option("--prefix", cfg.prefix, "Key prefix of the filesystem")
+      ->envname("REDISFS_PREFIX")
+      ->capture_default_str()
+      ->type_name("NAME");
+  app.add_flag("--read-only", cfg.read_only, "Mount read-only: every change fails with EROFS");
+  app.add_flag("--writable-snapshot", cfg.writable_snapshot, "Mount a read-only snapshot read-write anyway");
+  app.add_flag("--allow-evicting-server", cfg.allow_evicting_server,
+               "Mount read-write although the server may evict keys (it can lose file data)");
+  app.add_option("--block-size", block_size, "Block size of a new filesystem: 4K to 4M, a power of two (default 64K)")
+      ->type_name("N");
+  app.add_option("--data-dir", cfg.data_dir, "Data directory of the embedded server")->type_name("DIR");
+  app.add_flag("-f,--foreground", cfg.foreground, "Stay in the foreground");
+  app.add_flag("-d,--debug", cfg.debug, "Debug output (FUSE requests and redisfs); implies -f");
+  app.add_flag("-s,--single-threaded", cfg.single_threaded, "Serve requests from one thread");
+  app.add_flag("--no-default-permissions", no_default_permissions,
+               "Do not let the kernel check permissions (default_permissions is on by default)");
+  app.add_option("-o", mount_options, "Mount options, comma-separated (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("OPT[,OPT...]");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : k_usage_error;
+  }
+
+  if (!redis_url.empty()) {
+    cfg.redis_url = redis_url;
+  }
+  if (!password_file.empty()) {
+    cfg.password_file = password_file;
+  }
+  if (!block_size.empty()) {
+    auto parsed = redisfs::parse_block_size(block_size);
+    if (!parsed) {
+      std::fprintf(stderr, "redisfs: %s\n", parsed.error().message.c_str());
+      return k_usage_error;
+    }
+    cfg.block_size = *parsed;
+  }
+  if (auto st = redisfs::apply_mount_options(mount_options, cfg); !st) {
+    std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
+    return k_usage_error;
+  }
+  if (auto st = redisfs::validate_prefix(cfg.prefix); !st) {
+    std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
+    return k_usage_error;
+  }
+  if (no_default_permissions) {
+    cfg.default_permissions = false;
+  }
+  return redisfs::run_daemon(std::move(cfg));
+}

@@ -1,0 +1,102 @@
+// mknod, mkdir, symlink, create: new nodes, owned by the caller. The kernel
+// has applied the caller's umask to `mode` already (we do not ask for
+// FUSE_CAP_DONT_MASK); the Store passes a setgid directory's group on.
+#include <fcntl.h>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+// The checks every creating op makes before calling the Store.
+static bool _refuse(fuse_req_t req, Session& session, const char* op, fuse_ino_t parent, const char* name) {
+  if (Status st = check_name(name); !st) {
+    reply_fail(req, op, parent, name, st.error());
+    return true;
+  }
+  if (session.options().read_only) {
+    reply_fail(req, op, parent, name, make_error(EROFS, "read-only mount"));
+    return true;
+  }
+  return false;
+}
+
+void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Session& session = session_of(req);
+  if (_refuse(req, session, "mknod", parent, name)) {
+    return;
+  }
+  if (S_ISDIR(mode) || S_ISLNK(mode)) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  if ((mode & S_IFMT) == 0) {
+    mode |= S_IFREG;
+  }
+  Result<Attr> attr = session.store().mknod(parent, name, static_cast<std::uint32_t>(mode),
+                                            static_cast<std::uint64_t>(rdev), caller_of(req));
+  if (!attr) {
+    reply_fail(req, "mknod", parent, name, attr.error());
+    return;
+  }
+  reply_entry(req, session, *attr);
+}
+
+void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Session& session = session_of(req);
+  if (_refuse(req, session, "mkdir", parent, name)) {
+    return;
+  }
+  Result<Attr> attr = session.store().mkdir(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
+  if (!attr) {
+    reply_fail(req, "mkdir", parent, name, attr.error());
+    return;
+  }
+  reply_entry(req, session, *attr);
+}
+
+void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  Session& session = session_of(req);
+  if (_refuse(req, session, "symlink", parent, name)) {
+    return;
+  }
+  Result<Attr> attr = session.store().symlink(parent, name, link, caller_of(req));
+  if (!attr) {
+    reply_fail(req, "symlink", parent, name, attr.error());
+    return;
+  }
+  reply_entry(req, session, *attr);
+}
+
+void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Session& session = session_of(req);
+  if (_refuse(req, session, "create", parent, name)) {
+    return;
+  }
+  Store& store = session.store();
+  Result<Attr> attr = store.mknod(parent, name, S_IFREG | static_cast<std::uint32_t>(mode & 07777), 0, caller_of(req));
+  if (!attr && attr.code() == EEXIST && (fi->flags & O_EXCL) == 0) {
+    // Another host created the name since the kernel looked: open it.
+    attr = store.lookup(parent, name);
+    if (attr && attr->is_dir()) {
+      attr = make_error(EISDIR, "is a directory");
+    } else if (attr && !attr->is_reg()) {
+      attr = make_error(EEXIST, "exists and is not a regular file");
+    } else if (attr && (fi->flags & O_TRUNC) != 0 && attr->size != 0) {
+      SetAttrRequest truncate;
+      truncate.size = 0;
+      attr = store.setattr(attr->ino, truncate);
+    }
+  }
+  if (!attr) {
+    reply_fail(req, "create", parent, name, attr.error());
+    return;
+  }
+  fi->keep_cache = 0;
+  fi->direct_io = 0;
+  fi->fh = 0;
+  reply_create(req, session, *attr, fi);
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,35 @@
+// forget, forget_multi: the kernel gives lookups back. An orphan of this
+// mount whose last lookup goes is purged, after the (empty) reply: forget
+// has nothing to wait for.
+#include <vector>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Session& session = session_of(req);
+  bool purge = session.forget(ino, nlookup);
+  reply_none(req);
+  if (purge) {
+    session.purge(ino);
+  }
+}
+
+void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Session& session = session_of(req);
+  std::vector<Ino> purge;
+  for (size_t i = 0; i < count; ++i) {
+    if (session.forget(forgets[i].ino, forgets[i].nlookup)) {
+      purge.push_back(forgets[i].ino);
+    }
+  }
+  reply_none(req);
+  for (Ino ino : purge) {
+    session.purge(ino);
+  }
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,28 @@
+// getattr and readlink: reads of one inode.
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  Result<Attr> attr = session.store().getattr(ino);
+  if (!attr) {
+    reply_fail(req, "getattr", ino, {}, attr.error());
+    return;
+  }
+  reply_attr(req, session, *attr);
+}
+
+void readlink(fuse_req_t req, fuse_ino_t ino) {
+  Session& session = session_of(req);
+  Result<std::string> target = session.store().readlink(ino);
+  if (!target) {
+    reply_fail(req, "readlink", ino, {}, target.error());
+    return;
+  }
+  reply_readlink(req, *target);
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,46 @@
+// init and destroy: what we ask of the kernel, and the last cleanup.
+//
+// The kernel keeps sending setattr(size) for O_TRUNC (no ATOMIC_O_TRUNC),
+// so truncation stays one Store call of its own. No writeback cache: a
+// write reaches Redis before write(2) returns, which is what other hosts
+// mounting the same prefix need. Large requests (1 MiB; libfuse 3.14
+// derives max_pages from max_write) keep the round trips per byte low.
+#include <algorithm>
+#include <string>
+
+#include "log.hpp"
+#include "ops.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+static constexpr unsigned k_max_io = 1024 * 1024;
+
+static void _want(fuse_conn_info* conn, unsigned cap) {
+  if ((conn->capable & cap) != 0) {
+    conn->want |= cap;
+  }
+}
+
+void init(void* /*userdata*/, fuse_conn_info* conn) {
+  _want(conn, FUSE_CAP_ASYNC_READ);
+  _want(conn, FUSE_CAP_READDIRPLUS);
+  _want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+  _want(conn, FUSE_CAP_PARALLEL_DIROPS);
+  _want(conn, FUSE_CAP_AUTO_INVAL_DATA);
+  conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_WRITEBACK_CACHE |
+                  FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL | FUSE_CAP_HANDLE_KILLPRIV);
+  conn->max_write = k_max_io;
+  conn->max_readahead = std::min(conn->max_readahead, k_max_io);
+  conn->time_gran = 1;
+  log_debug("init: protocol " + std::to_string(conn->proto_major) + "." + std::to_string(conn->proto_minor) +
+            ", max_write " + std::to_string(conn->max_write) + ", max_readahead " +
+            std::to_string(conn->max_readahead));
+}
+
+void destroy(void* userdata) {
+  auto* session = static_cast<Session*>(userdata);
+  session->purge_orphans();
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,49 @@
+// read and write: straight to the Store. A write on an O_APPEND file lands
+// at the end of the file as the server sees it (another host may have
+// grown it), whatever offset the kernel computed from its cached size.
+#include <fcntl.h>
+
+#include <string>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  if (off < 0) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  std::string data;
+  Status st = session.store().read(ino, static_cast<std::uint64_t>(off), size, data);
+  if (!st) {
+    reply_fail(req, "read", ino, {}, st.error());
+    return;
+  }
+  reply_buf(req, data);
+}
+
+void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  Session& session = session_of(req);
+  if (session.options().read_only) {
+    reply_fail(req, "write", ino, {}, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  if (off < 0) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  bool append = (fi->flags & O_APPEND) != 0;
+  Result<std::uint64_t> at =
+      session.store().write(ino, static_cast<std::uint64_t>(off), std::string_view(buf, size), append);
+  if (!at) {
+    reply_fail(req, "write", ino, {}, at.error());
+    return;
+  }
+  reply_write(req, size);
+}
+
+}  // namespace redisfs::op

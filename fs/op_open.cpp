@@ -1,0 +1,35 @@
+// open, release, flush, fsync. Files need no per-open state: every read and
+// write goes to Redis. A read-only mount refuses write access and lets the
+// kernel keep its page cache across opens (the data cannot change under
+// it); a read-write mount drops it at each open, so a file changed by
+// another host is read afresh. Data is on the server when write() returns,
+// so flush and fsync have nothing left to do: durability is the server's
+// (its appendonly/save settings).
+#include <fcntl.h>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Session& session = session_of(req);
+  bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0;
+  if (writes && session.options().read_only) {
+    reply_fail(req, "open", ino, {}, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  fi->keep_cache = session.options().read_only ? 1 : 0;
+  fi->direct_io = 0;
+  fi->fh = 0;
+  reply_open(req, fi);
+}
+
+void release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+
+void flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+
+void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+
+}  // namespace redisfs::op

@@ -1,0 +1,48 @@
+// rename, with RENAME_NOREPLACE and RENAME_EXCHANGE. A target that loses
+// its last link is handled like an unlinked file (see op_unlink.cpp).
+#include <cstdio>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+            unsigned int flags) {
+  Session& session = session_of(req);
+  for (const char* n : {name, newname}) {
+    if (Status st = check_name(n); !st) {
+      reply_fail(req, "rename", parent, n, st.error());
+      return;
+    }
+  }
+  unsigned ours = 0;
+  if ((flags & RENAME_NOREPLACE) != 0) {
+    ours |= k_rename_noreplace;
+  }
+  if ((flags & RENAME_EXCHANGE) != 0) {
+    ours |= k_rename_exchange;
+  }
+  bool unknown = (flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0;
+  if (unknown || ours == (k_rename_noreplace | k_rename_exchange)) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  if (session.options().read_only) {
+    reply_fail(req, "rename", parent, name, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours);
+  if (!orphan) {
+    reply_fail(req, "rename", parent, name, orphan.error());
+    return;
+  }
+  bool purge_now = *orphan != 0 && session.orphaned(*orphan);
+  reply_ok(req);
+  if (purge_now) {
+    session.purge(*orphan);
+  }
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,43 @@
+// unlink and rmdir. An inode that loses its last link while the kernel
+// still knows it (an open file, a working directory) is kept as this
+// mount's orphan and purged when the kernel forgets it; one the kernel does
+// not know is purged right after the reply.
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+using Remove = Result<Ino> (Store::*)(Ino, std::string_view);
+
+static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, Remove remove) {
+  Session& session = session_of(req);
+  if (Status st = check_name(name); !st) {
+    reply_fail(req, op, parent, name, st.error());
+    return;
+  }
+  if (session.options().read_only) {
+    reply_fail(req, op, parent, name, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  Result<Ino> orphan = (session.store().*remove)(parent, name);
+  if (!orphan) {
+    reply_fail(req, op, parent, name, orphan.error());
+    return;
+  }
+  bool purge_now = *orphan != 0 && session.orphaned(*orphan);
+  reply_ok(req);
+  if (purge_now) {
+    session.purge(*orphan);
+  }
+}
+
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  _remove(req, "unlink", parent, name, &Store::unlink);
+}
+
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  _remove(req, "rmdir", parent, name, &Store::rmdir);
+}
+
+}  // namespace redisfs::op

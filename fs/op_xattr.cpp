@@ -1,0 +1,101 @@
+// Extended attributes. Size 0 asks for the size only; a buffer too small
+// is ERANGE. POSIX ACL names are refused (EOPNOTSUPP): redisfs does not
+// enforce ACLs, and storing one the kernel ignores would mislead.
+#include <sys/xattr.h>
+
+#include <string>
+#include <string_view>
+
+#include "ops.hpp"
+#include "reply.hpp"
+#include "session.hpp"
+
+namespace redisfs::op {
+
+static bool _is_acl(std::string_view name) {
+  return name == "system.posix_acl_access" || name == "system.posix_acl_default";
+}
+
+static void _reply_sized(fuse_req_t req, std::string_view data, size_t size) {
+  if (size == 0) {
+    reply_xattr(req, data.size());
+  } else if (data.size() > size) {
+    reply_err(req, ERANGE);
+  } else {
+    reply_buf(req, data);
+  }
+}
+
+void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Session& session = session_of(req);
+  if (_is_acl(name)) {
+    reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  if (session.options().read_only) {
+    reply_fail(req, "setxattr", ino, name, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  int ours = 0;
+  if ((flags & XATTR_CREATE) != 0) {
+    ours |= k_xattr_create;
+  }
+  if ((flags & XATTR_REPLACE) != 0) {
+    ours |= k_xattr_replace;
+  }
+  Status st = session.store().setxattr(ino, name, std::string_view(value, size), ours);
+  if (!st) {
+    reply_fail(req, "setxattr", ino, name, st.error());
+    return;
+  }
+  reply_ok(req);
+}
+
+void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Session& session = session_of(req);
+  if (_is_acl(name)) {
+    reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  Result<std::string> value = session.store().getxattr(ino, name);
+  if (!value) {
+    reply_fail(req, "getxattr", ino, name, value.error());
+    return;
+  }
+  _reply_sized(req, *value, size);
+}
+
+void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Session& session = session_of(req);
+  Result<std::vector<std::string>> names = session.store().listxattr(ino);
+  if (!names) {
+    reply_fail(req, "listxattr", ino, {}, names.error());
+    return;
+  }
+  std::string list;
+  for (const std::string& n : *names) {
+    list += n;
+    list += '\0';
+  }
+  _reply_sized(req, list, size);
+}
+
+void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Session& session = session_of(req);
+  if (_is_acl(name)) {
+    reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  if (session.options().read_only) {
+    reply_fail(req, "removexattr", ino, name, make_error(EROFS, "read-only mount"));
+    return;
+  }
+  Status st = session.store().removexattr(ino, name);
+  if (!st) {
+    reply_fail(req, "removexattr", ino, name, st.error());
+    return;
+  }
+  reply_ok(req);
+}
+
+}  // namespace redisfs::op

@@ -1,0 +1,46 @@
+// The only code that calls fuse_reply_*. A low-level op replies exactly
+// once, through one of these.
+//
+// Entry replies (lookup, mknod, mkdir, symlink, link, create) hand the
+// kernel one lookup of the inode: they count it in the Session before the
+// reply is sent (the kernel may FORGET it at once), and give it back when
+// the kernel refused the reply (an interrupted request).
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/statvfs.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "result.hpp"
+#include "session.hpp"
+
+namespace redisfs {
+
+// fuse_entry_param for `attr`: ino, generation 1, stat, timeouts.
+fuse_entry_param make_entry(Session& session, const Attr& attr);
+
+void reply_ok(fuse_req_t req);
+void reply_err(fuse_req_t req, int code);
+void reply_err(fuse_req_t req, const Error& error);
+// Logs the failure with its context (log_op_error), then replies.
+void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error);
+void reply_none(fuse_req_t req);
+
+void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
+void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr);
+void reply_readlink(fuse_req_t req, const std::string& target);
+void reply_open(fuse_req_t req, const fuse_file_info* fi);
+void reply_write(fuse_req_t req, std::size_t count);
+void reply_buf(fuse_req_t req, std::string_view data);
+void reply_xattr(fuse_req_t req, std::size_t size);
+void reply_statfs(fuse_req_t req, const struct statvfs& st);
+// readdir / readdirplus: `lookups` are the inodes of the plus entries in
+// `data`, already counted; they are given back if the reply fails.
+void reply_dir(fuse_req_t req, Session& session, std::string_view data, const std::vector<Ino>& lookups);
+
+}  // namespace redisfs
