@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# errors: redisfs refuses what it cannot do with a short, clear message, a
+# non-zero exit, and nothing left behind (no mount, no daemon): a bad
+# prefix, an unreachable server, an evicting server (unless allowed), a
+# missing mount point, a wrong password. A password never shows up in the
+# output.
+. "$(dirname "$0")/lib.sh"
+
+# refused MAX_LINES TEXT ARGS...: redisfs ARGS must fail within 60 s, in at
+# most MAX_LINES lines of output that mention TEXT, leaving no mount.
+refused() {
+  local max=$1 text=$2 out rc=0 lines
+  shift 2
+  out=$(timeout 60 "$REDISFS_BIN" "$@" 2>&1) || rc=$?
+  if ((rc == 0)); then
+    unmount_at "${*: -1}"
+    fail "redisfs $* succeeded; expected a failure mentioning '$text'"
+  fi
+  ((rc != 124)) || fail "redisfs $* did not give up within 60 s"
+  [[ ${out,,} == *"${text,,}"* ]] || fail "redisfs $* failed ($rc) without mentioning '$text': $out"
+  lines=$(printf '%s\n' "$out" | wc -l)
+  ((lines <= max)) || fail "redisfs $* printed $lines lines, want at most $max: $out"
+  ! is_mounted "${*: -1}" || fail "redisfs $* failed but left a mount"
+  ! _find_daemon "${*: -1}" >/dev/null || fail "redisfs $* failed but left a daemon running"
+  OUT=$out
+}
+
+url=unix://$SOCK
+
+refused 1 prefix --redis "$url" --prefix 'a:b' "$MNT"
+refused 1 prefix --redis "$url" --prefix 'a*' "$MNT"
+refused 1 prefix --redis "$url" --prefix 'a b' "$MNT"
+refused 1 prefix --redis "$url" --prefix '' "$MNT"
+note "bad prefixes refused: $OUT"
+
+refused 2 "$T/no-such.sock" --redis "unix://$T/no-such.sock" --prefix "$PREFIX" "$MNT"
+note "unreachable server: $OUT"
+refused 2 "127.0.0.1" --redis "redis://127.0.0.1:1/0" --prefix "$PREFIX" "$MNT"
+refused 2 "url" --redis "http://example.com/" --prefix "$PREFIX" "$MNT"
+
+# a password in the URL never appears
+refused 2 "127.0.0.1" --redis "redis://someone:S3cretPassw0rd@127.0.0.1:1/0" --prefix "$PREFIX" "$MNT"
+[[ $OUT != *S3cretPassw0rd* ]] || fail "the password shows in the error: $OUT"
+REDISFS_PASSWORD=Env5ecret refused 2 "127.0.0.1" --redis "redis://127.0.0.1:1/0" --prefix "$PREFIX" "$MNT"
+[[ $OUT != *Env5ecret* ]] || fail "the password from REDISFS_PASSWORD shows in the error: $OUT"
+
+# a server that wants a password
+rcli config set requirepass 'C0rrect-Horse' >/dev/null
+rcli() { redis-cli --no-auth-warning -a 'C0rrect-Horse' -s "$SOCK" "$@"; }
+refused 3 "" --redis "$url" --prefix "$PREFIX" "$MNT"
+note "no password: $OUT"
+printf 'Wr0ngPassw0rd\n' >"$T/wrong-pw"
+refused 3 "" --redis "$url" --password-file "$T/wrong-pw" --prefix "$PREFIX" "$MNT"
+[[ $OUT != *Wr0ngPassw0rd* ]] || fail "the wrong password shows in the error: $OUT"
+REDISFS_PASSWORD=Wr0ngPassw0rd refused 3 "" --redis "$url" --prefix "$PREFIX" "$MNT"
+[[ $OUT != *Wr0ngPassw0rd* ]] || fail "the wrong password shows in the error: $OUT"
+printf 'C0rrect-Horse\n' >"$T/pw"
+mount_fs --password-file "$T/pw"
+echo ok >"$MNT/f"
+unmount_fs
+grep -r C0rrect-Horse "$T"/daemon.*.log && fail "the password shows in the daemon's output"
+rcli config set requirepass '' >/dev/null
+rcli() { redis-cli -s "$SOCK" "$@"; }
+
+# mount points that cannot be used
+refused 2 "$T/does/not/exist" --redis "$url" --prefix "$PREFIX" "$T/does/not/exist"
+touch "$T/a-file"
+refused 2 "$T/a-file" --redis "$url" --prefix "$PREFIX" "$T/a-file"
+
+# an evicting server: refused read-write, fine read-only or when allowed
+rcli config set maxmemory-policy allkeys-lru >/dev/null
+refused 3 "evict" --redis "$url" --prefix "$PREFIX" "$MNT"
+note "evicting server: $OUT"
+mount_fs --read-only
+[[ $(cat "$MNT/f") == ok ]] || fail "read-only mount of an evicting server cannot read"
+unmount_fs
+mount_fs --allow-evicting-server
+echo again >"$MNT/g"
+unmount_fs
+rcli config set maxmemory-policy noeviction >/dev/null
+
+# usage errors
+refused 5 "" --no-such-option "$MNT"
+refused 2 "block" --redis "$url" --prefix "N$PREFIX" --block-size 3000 "$MNT"
+refused 2 "" --redis "$url" --prefix "$PREFIX" -o attr_timeout=banana "$MNT"
+check_consistency --no-orphans

@@ -1,0 +1,344 @@
+# lib.sh: what every real-mount case shares. A case sources it first:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# and gets: a temp dir $T (mode 0755, so other uids can reach the mount),
+# a private redis-server on $SOCK (no TCP port, no persistence unless the
+# case sets REDIS_ARGS before sourcing), a random $PREFIX, and helpers to
+# mount and unmount. The EXIT trap unmounts everything a case mounted,
+# waits for (or, as a last resort, kills) the daemons it started, stops the
+# server and removes $T, whether the case passed or not; a failing command
+# is named with its line by the ERR trap (mold's on_error habit).
+#
+# Exit codes: 0 pass, 1 fail, 77 skipped (printed as "skipped: <why>").
+#
+# Run on its own (ctest registers it as mount/lib), it checks itself: a
+# mount comes up, works, and goes away without leaving a daemon.
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEST_NAME=$(basename "$0" .sh)
+
+skip() {
+  echo "skipped: $TEST_NAME: $*"
+  exit 77
+}
+
+fail() {
+  echo "FAIL: $TEST_NAME: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "-- $TEST_NAME: $*"
+}
+
+on_error() {
+  local code=$? i
+  echo "FAIL: $TEST_NAME: line $1: '$BASH_COMMAND' exited with $code" >&2
+  for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+    echo "  in ${FUNCNAME[$i]}, called from line ${BASH_LINENO[$i]}" >&2
+  done
+  exit 1
+}
+
+[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+for tool in fusermount3 redis-server redis-cli python3 mountpoint; do
+  command -v "$tool" >/dev/null || skip "$tool not found"
+done
+[[ -n ${REDISFS_BIN:-} ]] || skip "REDISFS_BIN is not set"
+[[ -x $REDISFS_BIN ]] || skip "REDISFS_BIN=$REDISFS_BIN is not an executable"
+
+# the environment must not pick another server, filesystem or password
+unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD
+
+T=$(mktemp -d /tmp/redisfs-mt.XXXXXX)
+chmod 0755 "$T"
+SOCK=$T/redis.sock
+MNT=$T/mnt
+PREFIX=T$RANDOM$RANDOM
+mkdir -p "$MNT"
+
+declare -A MOUNT_PIDS=()   # mountpoint -> pid of its daemon
+declare -A MOUNT_LOGS=()   # mountpoint -> the daemon's output
+MOUNT_SEQ=0
+REDIS_PID=
+DAEMON_PID=                # daemon of the last mount
+LAST_DAEMON_RC=            # exit status of the last daemon unmounted (when known)
+EXTRA_SOCKS=()             # other servers to stop at exit (SHUTDOWN NOSAVE)
+
+# ------------------------------------------------------------------ redis
+
+rcli() {
+  redis-cli -s "$SOCK" "$@"
+}
+
+# Keys of this filesystem, one a line (binary-unsafe: for counting and
+# matching only).
+fs_keys() {
+  rcli --scan --pattern "$PREFIX:${1:-*}"
+}
+
+_wait_ping() {  # socket, seconds
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    if [[ -S $1 ]] && [[ $(redis-cli -s "$1" ping 2>/dev/null) == PONG ]]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# Starts the private server on $SOCK; extra arguments override the
+# defaults (e.g. --appendonly yes, --maxmemory 20mb).
+start_redis() {
+  rm -f "$T/redis.pid"
+  redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' --appendonly no \
+    --daemonize yes --pidfile "$T/redis.pid" --dir "$T" --logfile "$T/redis.log" "$@" ${REDIS_ARGS[@]+"${REDIS_ARGS[@]}"} \
+    || fail "redis-server did not start"
+  _wait_ping "$SOCK" 10 || fail "redis-server does not answer on $SOCK: $(tail -5 "$T/redis.log" 2>/dev/null)"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $T/redis.pid ]] && break
+    sleep 0.05
+  done
+  REDIS_PID=$(cat "$T/redis.pid")
+}
+
+_wait_gone() {  # pid, seconds
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# Stops the private server (SIGTERM: it writes its AOF if it has one).
+stop_redis() {
+  [[ -n $REDIS_PID ]] || return 0
+  kill -TERM "$REDIS_PID" 2>/dev/null || true
+  if ! _wait_gone "$REDIS_PID" 10; then
+    echo "warning: redis-server $REDIS_PID ignored SIGTERM; killing it" >&2
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    _wait_gone "$REDIS_PID" 5 || true
+  fi
+  REDIS_PID=
+}
+
+# ------------------------------------------------------------------ mounts
+
+is_mounted() {  # never blocks on a hung daemon, unlike mountpoint(1)
+  awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# mount_at MOUNTPOINT [redisfs args...]: runs `redisfs -f` in the
+# background on our server and $PREFIX, and returns once the mount is up.
+mount_at() {
+  local mnt=$1
+  shift
+  mkdir -p "$mnt"
+  local log=$T/daemon.$((++MOUNT_SEQ)).log
+  "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" "$@" "$mnt" >"$log" 2>&1 &
+  local pid=$! i rc
+  MOUNT_PIDS[$mnt]=$pid
+  MOUNT_LOGS[$mnt]=$log
+  DAEMON_PID=$pid
+  for ((i = 0; i < 400; i++)); do
+    if is_mounted "$mnt"; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rc=0
+      wait "$pid" || rc=$?
+      unset "MOUNT_PIDS[$mnt]"
+      fail "redisfs exited with $rc before mounting $mnt: $(tail -5 "$log")"
+    fi
+    sleep 0.05
+  done
+  fail "$mnt is not mounted after 20 s: $(tail -5 "$log")"
+}
+
+mount_fs() {
+  mount_at "$MNT" "$@"
+}
+
+_find_daemon() {  # mountpoint: pid of the redisfs whose last argument it is
+  local p args
+  for p in /proc/[0-9]*; do
+    [[ -r $p/cmdline ]] || continue
+    mapfile -d '' args <"$p/cmdline" 2>/dev/null || continue
+    ((${#args[@]} > 1)) || continue
+    if [[ ${args[0]##*/} == redisfs && ${args[-1]} == "$1" ]]; then
+      echo "${p#/proc/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# mount_daemon_at MOUNTPOINT [args...]: without -f: redisfs must return 0
+# with the mount ready, its daemon left running.
+mount_daemon_at() {
+  local mnt=$1
+  shift
+  mkdir -p "$mnt"
+  local log=$T/daemon.$((++MOUNT_SEQ)).log rc=0
+  "$REDISFS_BIN" "$@" "$mnt" >"$log" 2>&1 || rc=$?
+  MOUNT_LOGS[$mnt]=$log
+  local pid
+  pid=$(_find_daemon "$mnt") || pid=
+  if [[ -n $pid ]]; then
+    MOUNT_PIDS[$mnt]=$pid
+    DAEMON_PID=$pid
+  fi
+  ((rc == 0)) || fail "redisfs exited with $rc: $(tail -5 "$log")"
+  is_mounted "$mnt" || fail "redisfs returned but $mnt is not mounted"
+  [[ -n $pid ]] || fail "no redisfs daemon found for $mnt"
+}
+
+# unmount_at MOUNTPOINT: fusermount3 -u (then -uz if busy), and waits for
+# the daemon to exit. Sets LAST_DAEMON_RC (when the daemon was our child).
+unmount_at() {
+  local mnt=$1 pid=${MOUNT_PIDS[$1]:-} i
+  if is_mounted "$mnt"; then
+    for ((i = 0; i < 20; i++)); do
+      fusermount3 -u "$mnt" 2>/dev/null && break
+      sleep 0.1
+    done
+    if is_mounted "$mnt"; then
+      echo "warning: $mnt stays busy; lazy unmount" >&2
+      fusermount3 -uz "$mnt" || true
+    fi
+  fi
+  LAST_DAEMON_RC=
+  if [[ -n $pid ]]; then
+    if ! _wait_gone "$pid" 20; then
+      echo "warning: redisfs $pid still running 20 s after unmount; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      _wait_gone "$pid" 5 || true
+    fi
+    if wait "$pid" 2>/dev/null; then
+      LAST_DAEMON_RC=0
+    else
+      LAST_DAEMON_RC=$?
+      # 127: not our child (a daemonized mount); its status is unknown
+      [[ $LAST_DAEMON_RC != 127 ]] || LAST_DAEMON_RC=
+    fi
+    unset "MOUNT_PIDS[$mnt]"
+  fi
+}
+
+# unmount_fs [MOUNTPOINT]: unmount_at, and the daemon must exit with 0.
+unmount_fs() {
+  local mnt=${1:-$MNT}
+  unmount_at "$mnt"
+  if [[ -n $LAST_DAEMON_RC && $LAST_DAEMON_RC != 0 ]]; then
+    fail "redisfs exited with $LAST_DAEMON_RC after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
+  fi
+  ! is_mounted "$mnt" || fail "$mnt is still mounted"
+}
+
+# kill_daemon [MOUNTPOINT]: SIGKILL the daemon, then detach the dead mount.
+kill_daemon() {
+  local mnt=${1:-$MNT} pid=${MOUNT_PIDS[${1:-$MNT}]}
+  kill -KILL "$pid"
+  _wait_gone "$pid" 10 || fail "redisfs $pid survives SIGKILL"
+  wait "$pid" 2>/dev/null || true
+  unset "MOUNT_PIDS[$mnt]"
+  fusermount3 -uz "$mnt" 2>/dev/null || true
+  ! is_mounted "$mnt" || fail "$mnt is still mounted after the daemon was killed"
+}
+
+# expire_sessions: expire every MOUNT:* key at once, as 30 s without a
+# heartbeat would (call it with nothing mounted).
+expire_sessions() {
+  local k i
+  for k in $(fs_keys 'MOUNT:*'); do
+    rcli pexpire "$k" 1 >/dev/null
+  done
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(fs_keys 'MOUNT:*') ]] && return 0
+    sleep 0.05
+  done
+  fail "session keys do not expire: $(fs_keys 'MOUNT:*')"
+}
+
+# ------------------------------------------------------------------ checks
+
+check_consistency() {
+  python3 "$HERE/check_consistency.py" --socket "$SOCK" --prefix "$PREFIX" "$@"
+}
+
+# expect_fail TEXT COMMAND...: the command must fail and say TEXT.
+expect_fail() {
+  local text=$1 out rc=0
+  shift
+  out=$("$@" 2>&1) || rc=$?
+  ((rc != 0)) || fail "'$*' succeeded, expected a failure saying '$text'"
+  [[ ${out,,} == *"${text,,}"* ]] || fail "'$*' failed ($rc) without saying '$text': $out"
+}
+
+# ------------------------------------------------------------------ cleanup
+
+_cleanup() {
+  local rc=$?
+  set +eE
+  trap - ERR
+  cd /
+  # a case may die holding files open on a mount: that would keep it busy
+  exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
+  local mnt pid s
+  for mnt in "${!MOUNT_PIDS[@]}"; do
+    unmount_at "$mnt"
+  done
+  # anything still mounted under $T (a daemon we did not track)
+  while read -r _ mnt _; do
+    if [[ $mnt == "$T"/* ]]; then
+      fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+    fi
+  done </proc/self/mounts
+  for s in "${EXTRA_SOCKS[@]+"${EXTRA_SOCKS[@]}"}"; do
+    if [[ -S $s ]] && [[ $(redis-cli -s "$s" ping 2>/dev/null) == PONG ]]; then
+      redis-cli -s "$s" shutdown nosave >/dev/null 2>&1
+    fi
+  done
+  if ((rc != 0 && rc != 77)); then
+    for mnt in "${!MOUNT_LOGS[@]}"; do
+      if [[ -s ${MOUNT_LOGS[$mnt]} ]]; then
+        echo "--- redisfs output ($mnt, ${MOUNT_LOGS[$mnt]##*/}):" >&2
+        tail -20 "${MOUNT_LOGS[$mnt]}" >&2
+      fi
+    done
+  fi
+  stop_redis
+  if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "warning: something is still mounted under $T; not removing it" >&2
+  elif [[ -n ${KEEP_TMP:-} ]]; then
+    echo "kept $T" >&2
+  else
+    rm -rf "$T"
+  fi
+  exit "$rc"
+}
+
+trap _cleanup EXIT
+trap 'on_error $LINENO' ERR
+cd "$T"
+
+if [[ ${REDIS_AUTOSTART:-1} == 1 ]]; then
+  start_redis
+fi
+
+# ------------------------------------------------------------------ self-test
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  mount_fs
+  echo hello >"$MNT/x"
+  [[ $(cat "$MNT/x") == hello ]] || fail "read back"
+  pid=$DAEMON_PID
+  unmount_fs
+  ! kill -0 "$pid" 2>/dev/null || fail "daemon $pid still running"
+  check_consistency -q --no-orphans
+  echo "lib.sh: ok"
+fi
