@@ -1,0 +1,517 @@
+// core::fsck against a real redis-server: a healthy filesystem built through
+// Store checks clean; then each case corrupts it one way with raw commands,
+// checks that fsck finds exactly that, that --repair fixes it, and that a
+// second fsck is clean.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "fixture.hpp"
+#include "fsck.hpp"
+#include "store.hpp"
+
+using namespace redisfs;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+const Caller k_user{1000, 1000};
+constexpr std::uint32_t k_bs = 4096;
+
+template <class T>
+T _ok(Result<T> r) {
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  return std::move(r).value();
+}
+
+void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
+
+std::string _str(std::uint64_t n) { return std::to_string(n); }
+
+std::string _dump(const FsckReport& r) {
+  std::string out;
+  for (const auto& p : r.problems) {
+    out += fsck_problem_line(p) + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> _kinds(const FsckReport& r) {
+  std::vector<std::string> k;
+  for (const auto& p : r.problems) {
+    k.push_back(p.kind);
+  }
+  std::sort(k.begin(), k.end());
+  return k;
+}
+
+std::vector<std::string> _sorted(std::vector<std::string_view> v) {
+  std::vector<std::string> out(v.begin(), v.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The inodes of the healthy filesystem.
+struct Tree {
+  std::unique_ptr<Store> store;
+  Ino d = 0;      // /d
+  Ino sub = 0;    // /sub (made in /d, moved to /)
+  Ino f = 0;      // /d/f and /sub/hard: 10000 bytes, an xattr
+  Ino sparse = 0; // /sparse: a hole then 3 bytes at 5 blocks
+  Ino fifo = 0;   // /fifo
+  Ino ln = 0;     // /ln -> d/f
+  Ino open = 0;   // unlinked, not purged: an orphan
+  Ino empty = 0;  // /d/empty: a file of 0 bytes
+  Ino rmme = 0;   // removed, not purged: an orphan directory
+  // also /d/x2 (a directory), /e1 (a directory), /sub/e2 and /o2 (files)
+};
+
+class FsckFixture : public RedisFixture {
+ public:
+  Tree build() {
+    Tree t;
+    StoreOptions o;
+    o.mkfs_block_size = k_bs;
+    t.store = _ok(Store::open(pool, prefix, o));
+    Store& s = *t.store;
+    t.d = _ok(s.mkdir(k_root_ino, "d", 0755, k_user)).ino;
+    t.sub = _ok(s.mkdir(t.d, "sub", 0700, k_user)).ino;
+    t.f = _ok(s.mknod(t.d, "f", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(t.f, 0, std::string(10000, 'x'), false));
+    _ok(s.link(t.f, k_root_ino, "hard"));
+    _ok(s.setxattr(t.f, "user.a", "value", 0));
+    _ok(s.rename(t.d, "sub", k_root_ino, "sub", 0));
+    _ok(s.rename(k_root_ino, "hard", t.sub, "hard", 0));
+    t.sparse = _ok(s.mknod(k_root_ino, "sparse", S_IFREG | 0600, 0, k_user)).ino;
+    _ok(s.write(t.sparse, 5 * k_bs, "end", false));
+    t.fifo = _ok(s.mknod(k_root_ino, "fifo", S_IFIFO | 0600, 0, k_user)).ino;
+    t.ln = _ok(s.symlink(k_root_ino, "ln", "d/f", k_user)).ino;
+    t.empty = _ok(s.mknod(t.d, "empty", S_IFREG | 0644, 0, k_user)).ino;
+    // shrunk mid-block, then grown again: no stale bytes
+    Ino g = _ok(s.mknod(t.d, "g", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(g, 0, std::string(3 * k_bs, 'g'), false));
+    SetAttrRequest shrink;
+    shrink.size = k_bs + 10;
+    _ok(s.setattr(g, shrink));
+    // removed and purged
+    Ino gone = _ok(s.mknod(k_root_ino, "gone", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(gone, 0, std::string(9000, 'z'), false));
+    CHECK(_ok(s.unlink(k_root_ino, "gone")) == gone);
+    _ok(s.purge(gone));
+    // removed while someone may still be in it: an orphan directory
+    t.rmme = _ok(s.mkdir(k_root_ino, "rmme", 0755, k_user)).ino;
+    _ok(s.rmdir(k_root_ino, "rmme"));
+    // removed while open: an orphan with its data
+    t.open = _ok(s.mknod(k_root_ino, "open", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(t.open, 0, "still readable", false));
+    CHECK(_ok(s.unlink(k_root_ino, "open")) == t.open);
+    // renames: a directory over an empty one elsewhere, an exchange of a
+    // file and a directory across directories, a file over a file
+    Ino x1 = _ok(s.mkdir(k_root_ino, "x1", 0755, k_user)).ino;
+    _ok(s.mkdir(t.d, "x2", 0755, k_user));
+    Ino x2 = _ok(s.rename(k_root_ino, "x1", t.d, "x2", 0));
+    _ok(s.purge(x2));
+    CHECK(_ok(s.getattr(x1)).parent == t.d);
+    _ok(s.mknod(k_root_ino, "e1", S_IFREG | 0644, 0, k_user));
+    _ok(s.mkdir(t.sub, "e2", 0755, k_user));
+    _ok(s.rename(k_root_ino, "e1", t.sub, "e2", k_rename_exchange));
+    Ino o1 = _ok(s.mknod(k_root_ino, "o1", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(o1, 0, std::string(100, 'o'), false));
+    Ino o2 = _ok(s.mknod(k_root_ino, "o2", S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s.write(o2, 0, std::string(200, 'p'), false));
+    _ok(s.setxattr(o2, "user.z", "z", 0));
+    CHECK(_ok(s.rename(k_root_ino, "o1", k_root_ino, "o2", 0)) == o2);
+    _ok(s.purge(o2));
+    _ok(s.removexattr(t.f, "user.a"));
+    _ok(s.setxattr(t.f, "user.b", "v", 0));
+    return t;
+  }
+
+  FsckReport check(bool repair = false) { return _ok(fsck(pool, prefix, repair, nullptr)); }
+
+  void cmd(std::initializer_list<std::string_view> argv) { _ok(conn().command(argv)); }
+
+  // fsck finds exactly `kinds` (all repairable), repair fixes them all, and
+  // a second fsck is clean.
+  void expect_repaired(std::vector<std::string_view> kinds) {
+    auto before = check();
+    INFO(_dump(before));
+    CHECK(_kinds(before) == _sorted(kinds));
+    for (const auto& p : before.problems) {
+      CHECK_MESSAGE(p.repairable, fsck_problem_line(p));
+      CHECK_FALSE(p.repaired);
+    }
+    auto fixed = check(true);
+    INFO(_dump(fixed));
+    CHECK(_kinds(fixed) == _sorted(kinds));
+    CHECK(fixed.remaining() == 0);
+    auto after = check();
+    INFO(_dump(after));
+    CHECK(after.problems.empty());
+  }
+
+  Ino lookup(Ino dir, const std::string& name) {
+    auto r = _ok(conn().command({"HGET", keys.dir(dir), name}));
+    REQUIRE_FALSE(r.view().is_nil());
+    return std::stoull(std::string(r.view().str()));
+  }
+};
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::fsck");
+
+TEST_CASE_FIXTURE(FsckFixture, "a healthy filesystem is clean") {
+  auto t = build();
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(r.problems.empty());
+  CHECK(r.inodes == 15);  // root d sub f sparse fifo ln empty g open rmme, x2 e1 e2 o2
+  CHECK(r.dirs == 6);
+  CHECK(r.files == 7);
+  CHECK(r.blocks == 3 + 1 + 2 + 1 + 1);  // f, sparse, g, open, o2
+  CHECK(r.bytes == 10000 + 3 + k_bs + 10 + 14 + 100);
+  // repair of a clean filesystem changes nothing
+  auto before = keys_under(prefix);
+  auto again = check(true);
+  CHECK(again.problems.empty());
+  CHECK(keys_under(prefix) == before);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a prefix with no filesystem") {
+  CHECK(fsck(pool, prefix, false, nullptr).code() == ENOENT);
+  CHECK(fsck(pool, "bad:prefix", false, nullptr).code() == EINVAL);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "link counts") {
+  auto t = build();
+  SUBCASE("a file's nlink off by one") {
+    cmd({"HINCRBY", keys.inode(t.f), "nlink", "1"});
+    expect_repaired({fsck_kind::k_wrong_nlink});
+    CHECK(_ok(t.store->getattr(t.f)).nlink == 2);
+  }
+  SUBCASE("an entry removed behind the file's back") {
+    cmd({"HDEL", keys.dir(t.sub), "hard"});
+    expect_repaired({fsck_kind::k_wrong_nlink});
+    CHECK(_ok(t.store->getattr(t.f)).nlink == 1);
+  }
+  SUBCASE("a directory's nlink") {
+    cmd({"HSET", keys.inode(k_root_ino), "nlink", "7"});
+    expect_repaired({fsck_kind::k_wrong_nlink});
+    CHECK(_ok(t.store->getattr(k_root_ino)).nlink == 5);  // d, sub, e1
+  }
+  SUBCASE("an orphan's nlink") {
+    cmd({"HSET", keys.inode(t.open), "nlink", "1"});
+    expect_repaired({fsck_kind::k_wrong_nlink});
+    CHECK(_ok(t.store->getattr(t.open)).nlink == 0);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "entries") {
+  auto t = build();
+  SUBCASE("a dangling entry") {
+    cmd({"HSET", keys.dir(t.d), "ghost", "999"});
+    expect_repaired({fsck_kind::k_dangling_entry});
+    CHECK(t.store->lookup(t.d, "ghost").code() == ENOENT);
+  }
+  SUBCASE("an inode deleted under its entry") {
+    cmd({"DEL", keys.inode(t.empty)});
+    expect_repaired({fsck_kind::k_dangling_entry, fsck_kind::k_wrong_counter});
+    CHECK(t.store->lookup(t.d, "empty").code() == ENOENT);
+    CHECK(_ok(t.store->statfs()).inodes == 14);
+  }
+  SUBCASE("an entry that is not an inode number") {
+    cmd({"HSET", keys.dir(t.d), "junk", "12abc"});
+    expect_repaired({fsck_kind::k_bad_entry});
+  }
+  SUBCASE("an entry with a non-canonical number is rewritten") {
+    cmd({"HSET", keys.dir(k_root_ino), "fifo", "0" + _str(t.fifo)});
+    expect_repaired({fsck_kind::k_bad_entry});
+    CHECK(lookup(k_root_ino, "fifo") == t.fifo);
+  }
+  SUBCASE("a second entry naming a directory") {
+    cmd({"HSET", keys.dir(t.d), "alias", _str(t.sub)});
+    expect_repaired({fsck_kind::k_extra_entry});
+    CHECK(t.store->lookup(t.d, "alias").code() == ENOENT);
+    CHECK(lookup(k_root_ino, "sub") == t.sub);
+  }
+  SUBCASE("an entry naming the root") {
+    cmd({"HSET", keys.dir(t.sub), "up", "1"});
+    expect_repaired({fsck_kind::k_extra_entry});
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "directory parents") {
+  auto t = build();
+  SUBCASE("a directory with the wrong parent") {
+    cmd({"HSET", keys.inode(t.sub), "parent", _str(t.d)});
+    expect_repaired({fsck_kind::k_wrong_parent});
+    CHECK(_ok(t.store->getattr(t.sub)).parent == k_root_ino);
+  }
+  SUBCASE("the root's parent") {
+    cmd({"HSET", keys.inode(k_root_ino), "parent", "0"});
+    expect_repaired({fsck_kind::k_wrong_parent});
+  }
+  SUBCASE("a cycle of directories the root does not reach") {
+    Ino a = _ok(t.store->mkdir(k_root_ino, "a", 0755, k_user)).ino;
+    Ino b = _ok(t.store->mkdir(a, "b", 0755, k_user)).ino;
+    // move a into b by hand, keeping every count right
+    cmd({"HDEL", keys.dir(k_root_ino), "a"});
+    cmd({"HINCRBY", keys.inode(k_root_ino), "nlink", "-1"});
+    cmd({"HSET", keys.dir(b), "a", _str(a)});
+    cmd({"HSET", keys.inode(a), "parent", _str(b)});
+    cmd({"HINCRBY", keys.inode(b), "nlink", "1"});
+    expect_repaired({fsck_kind::k_detached_dir});
+    Ino lf = lookup(k_root_ino, "lost+found");
+    Ino moved = lookup(lf, "#" + _str(a)) == a ? a : b;
+    CHECK(_ok(t.store->getattr(moved)).parent == lf);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "lost inodes go to /lost+found") {
+  auto t = build();
+  SUBCASE("a file whose only entry was removed") {
+    cmd({"HDEL", keys.dir(k_root_ino), "fifo"});
+    expect_repaired({fsck_kind::k_lost_inode});
+    auto lf = _ok(t.store->lookup(k_root_ino, "lost+found"));
+    CHECK(lf.is_dir());
+    CHECK((lf.mode & 07777) == 0700);
+    CHECK(lf.parent == k_root_ino);
+    CHECK(lf.nlink == 2);
+    CHECK(_ok(t.store->lookup(lf.ino, "#" + _str(t.fifo))).ino == t.fifo);
+    CHECK(_ok(t.store->getattr(t.fifo)).nlink == 1);
+    CHECK(_ok(t.store->getattr(k_root_ino)).nlink == 6);
+    CHECK(_ok(t.store->statfs()).inodes == 16);
+  }
+  SUBCASE("a directory whose entry was removed") {
+    cmd({"HDEL", keys.dir(k_root_ino), "d"});
+    // the root still counts it as a subdirectory
+    expect_repaired({fsck_kind::k_lost_inode, fsck_kind::k_wrong_nlink});
+    Ino lf = lookup(k_root_ino, "lost+found");
+    CHECK(lookup(lf, "#" + _str(t.d)) == t.d);
+    CHECK(_ok(t.store->getattr(t.d)).parent == lf);
+    CHECK(_ok(t.store->getattr(lf)).nlink == 3);
+    std::string data;
+    _ok(t.store->read(t.f, 0, 20000, data));
+    CHECK(data == std::string(10000, 'x'));
+  }
+  SUBCASE("an inode no entry ever named") {
+    cmd({"HSET", keys.inode(200), "type", "file", "mode", "0644", "uid", "0", "gid", "0", "size", "0", "nlink", "0",
+         "rdev", "0", "bytes", "0", "atime", "1", "mtime", "1", "ctime", "1"});
+    cmd({"HINCRBY", keys.sb(), "inodes", "1"});
+    expect_repaired({fsck_kind::k_lost_inode});
+  }
+  SUBCASE("an existing /lost+found is reused") {
+    Ino lf = _ok(t.store->mkdir(k_root_ino, "lost+found", 0700, k_user)).ino;
+    cmd({"HDEL", keys.dir(t.d), "empty"});
+    cmd({"HDEL", keys.dir(t.sub), "hard"});
+    cmd({"HDEL", keys.dir(t.d), "f"});
+    expect_repaired({fsck_kind::k_lost_inode, fsck_kind::k_lost_inode});
+    CHECK(lookup(lf, "#" + _str(t.empty)) == t.empty);
+    CHECK(lookup(lf, "#" + _str(t.f)) == t.f);
+    CHECK(_ok(t.store->getattr(t.f)).nlink == 1);
+  }
+  SUBCASE("a /lost+found that is not a directory") {
+    _ok(t.store->mknod(k_root_ino, "lost+found", S_IFREG | 0600, 0, k_user));
+    cmd({"HDEL", keys.dir(k_root_ino), "fifo"});
+    auto r = check(true);
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].kind == fsck_kind::k_lost_inode);
+    CHECK_FALSE(r.problems[0].repairable);
+    CHECK_FALSE(r.problems[0].repaired);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "orphans") {
+  auto t = build();
+  SUBCASE("an orphan record of a linked file") {
+    cmd({"HSET", keys.orphans(), _str(t.f), "dead-session"});
+    expect_repaired({fsck_kind::k_stale_orphan});
+  }
+  SUBCASE("an orphan record of a missing inode") {
+    cmd({"HSET", keys.orphans(), "4242", "dead-session"});
+    expect_repaired({fsck_kind::k_stale_orphan});
+  }
+  SUBCASE("an orphan directory's nlink") {
+    cmd({"HSET", keys.inode(t.rmme), "nlink", "2"});
+    expect_repaired({fsck_kind::k_wrong_nlink});
+  }
+  SUBCASE("an orphan directory that still holds an entry") {
+    cmd({"HSET", keys.dir(t.rmme), "late", _str(t.fifo)});
+    cmd({"HINCRBY", keys.inode(t.fifo), "nlink", "1"});
+    // dropped from ORPHANS, reattached with its entry; its nlink is counted
+    expect_repaired({fsck_kind::k_stale_orphan, fsck_kind::k_lost_inode, fsck_kind::k_wrong_nlink});
+    Ino lf = lookup(k_root_ino, "lost+found");
+    CHECK(lookup(lf, "#" + _str(t.rmme)) == t.rmme);
+    CHECK(_ok(t.store->getattr(t.rmme)).nlink == 2);
+  }
+  SUBCASE("an orphan that lost its record is kept, in /lost+found") {
+    cmd({"HDEL", keys.orphans(), _str(t.open)});
+    expect_repaired({fsck_kind::k_lost_inode});
+    std::string data;
+    _ok(t.store->read(t.open, 0, 100, data));
+    CHECK(data == "still readable");
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "blocks and byte counts") {
+  auto t = build();
+  SUBCASE("a block past the end of file") {
+    cmd({"SET", keys.block(t.f, 100), "zzz"});
+    expect_repaired({fsck_kind::k_block_past_eof});
+    CHECK(_ok(conn().command({"EXISTS", keys.block(t.f, 100)})).view().integer() == 0);
+  }
+  SUBCASE("bytes past the end of file in the last block") {
+    cmd({"APPEND", keys.block(t.f, 2), "garbage"});
+    expect_repaired({fsck_kind::k_bytes_past_eof});
+    CHECK(_ok(conn().command({"STRLEN", keys.block(t.f, 2)})).view().integer() == 10000 - 2 * k_bs);
+    std::string data;
+    _ok(t.store->read(t.f, 0, 20000, data));
+    CHECK(data == std::string(10000, 'x'));
+  }
+  SUBCASE("a block longer than the block size") {
+    cmd({"APPEND", keys.block(t.f, 0), "more"});
+    expect_repaired({fsck_kind::k_oversized_block});
+    CHECK(_ok(conn().command({"STRLEN", keys.block(t.f, 0)})).view().integer() == k_bs);
+  }
+  SUBCASE("blocks of a missing inode, of a directory, and an orphan xattr hash") {
+    cmd({"SET", keys.block(777, 0), "x"});
+    cmd({"SET", keys.block(t.d, 0), "x"});
+    cmd({"HSET", keys.xattr(778), "user.x", "y"});
+    cmd({"HSET", keys.dir(t.fifo), "x", _str(t.f)});
+    expect_repaired({fsck_kind::k_stray_key, fsck_kind::k_stray_key, fsck_kind::k_stray_key,
+                     fsck_kind::k_stray_key});
+    CHECK(_ok(t.store->getattr(t.f)).nlink == 2);
+  }
+  SUBCASE("an inode's bytes") {
+    cmd({"HSET", keys.inode(t.f), "bytes", "1"});
+    expect_repaired({fsck_kind::k_wrong_bytes});
+    CHECK(_ok(t.store->getattr(t.f)).bytes == 10000);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "superblock") {
+  auto t = build();
+  SUBCASE("wrong counters") {
+    cmd({"HINCRBY", keys.sb(), "inodes", "5"});
+    cmd({"HSET", keys.sb(), "bytes", "1"});
+    cmd({"HSET", keys.sb(), "next_inode", "2"});
+    expect_repaired({fsck_kind::k_wrong_counter, fsck_kind::k_wrong_counter, fsck_kind::k_wrong_counter});
+    auto sf = _ok(t.store->statfs());
+    CHECK(sf.inodes == 15);
+    CHECK(sf.used_bytes == 10000 + 3 + k_bs + 10 + 14 + 100);
+    // new inodes still get fresh numbers after the repair
+    auto reopened = _ok(Store::open(pool, prefix, {}));
+    auto n = _ok(reopened->mknod(k_root_ino, "new", S_IFREG | 0644, 0, k_user));
+    CHECK(n.ino > t.open);
+    CHECK(check().problems.empty());
+  }
+  SUBCASE("a missing superblock: nothing is repaired") {
+    cmd({"HINCRBY", keys.inode(t.f), "nlink", "1"});
+    cmd({"DEL", keys.sb()});
+    auto before = keys_under(prefix);
+    auto r = check(true);
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_missing_superblock, fsck_kind::k_wrong_nlink}));
+    CHECK(r.remaining() == 2);
+    for (const auto& p : r.problems) {
+      CHECK_FALSE(p.repairable);
+    }
+    CHECK(keys_under(prefix) == before);
+  }
+  SUBCASE("a bad block size") {
+    cmd({"HSET", keys.sb(), "block_size", "1000"});
+    auto r = check();
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_superblock}));
+  }
+  SUBCASE("a freeze that never expires") {
+    cmd({"SET", keys.freeze(), "token"});
+    expect_repaired({fsck_kind::k_freeze_no_ttl});
+  }
+  SUBCASE("repair waits for a snapshot") {
+    cmd({"SET", keys.freeze(), "token", "PX", "60000"});
+    CHECK(check().problems.empty());
+    CHECK(fsck(pool, prefix, true, nullptr).code() == EBUSY);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
+  auto t = build();
+  SUBCASE("an unknown key is reported, never removed") {
+    cmd({"SET", prefix + ":junk", "1"});
+    auto r = check(true);
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_unknown_key}));
+    CHECK(r.remaining() == 1);
+    CHECK(_ok(conn().command({"EXISTS", prefix + ":junk"})).view().integer() == 1);
+  }
+  SUBCASE("a key of the wrong type") {
+    cmd({"DEL", keys.xattr(t.f)});
+    cmd({"SET", keys.xattr(t.f), "not a hash"});
+    expect_repaired({fsck_kind::k_wrong_type});
+  }
+  SUBCASE("an undecodable inode is reported, never changed") {
+    cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
+    auto r = check(true);
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
+    CHECK_FALSE(r.problems[0].repairable);
+  }
+  SUBCASE("mounts are counted") {
+    CHECK(_ok(count_live_mounts(pool, prefix)) == 1);  // the open Store
+    _ok(t.store->end_session());
+    CHECK(_ok(count_live_mounts(pool, prefix)) == 0);
+    _ok(t.store->heartbeat());
+    CHECK(_ok(count_live_mounts(pool, prefix)) == 1);
+    CHECK(check().problems.empty());
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "report lines and JSON stay one line and valid with odd names") {
+  auto t = build();
+  std::string name = "a\nb\xff\\c";
+  cmd({"HSET", keys.dir(k_root_ino), name, "999"});
+  auto r = check();
+  REQUIRE(r.problems.size() == 1);
+  std::string line = fsck_problem_line(r.problems[0]);
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(line.find("a\\x0ab\\xff\\\\c") != std::string::npos);
+  CHECK(line.rfind("dangling entry: " + keys.dir(k_root_ino) + ": ", 0) == 0);
+  auto j = nlohmann::json::parse(fsck_as_json(prefix, false, r));
+  CHECK(j["clean"] == false);
+  CHECK(j["problems"].size() == 1);
+  CHECK(j["problems"][0]["kind"] == "dangling entry");
+  CHECK(j["remaining"] == 1);
+  CHECK(j["inodes"] == 15);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "large directories span pages and batches") {
+  StoreOptions o;
+  o.mkfs_block_size = k_bs;
+  auto s = _ok(Store::open(pool, prefix, o));
+  Ino big = _ok(s->mkdir(k_root_ino, "big", 0755, k_user)).ino;
+  Ino shared = 0;
+  for (int i = 0; i < 2500; ++i) {
+    Ino n = _ok(s->mknod(big, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user)).ino;
+    if (i % 100 == 0) {
+      _ok(s->write(n, 0, "data", false));
+    }
+    if (i == 0) {
+      shared = n;
+    } else if (i % 500 == 0) {
+      _ok(s->link(shared, big, "link" + std::to_string(i)));
+    }
+  }
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(r.problems.empty());
+  CHECK(r.inodes == 2502);
+  CHECK(r.blocks == 25);
+  cmd({"HINCRBY", keys.inode(shared), "nlink", "-1"});
+  expect_repaired({fsck_kind::k_wrong_nlink});
+  CHECK(_ok(s->getattr(shared)).nlink == 5);
+}
+
+TEST_SUITE_END();
