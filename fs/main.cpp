@@ -2,6 +2,7 @@
 // command line; daemon.cpp does the rest.
 #include <fuse_lowlevel.h>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@
 static constexpr int k_usage_error = 2;
 
 int main(int argc, char** argv) {
+  // hiredis writes with write(2): a server closing the socket must be an
+  // error on that connection, not the death of the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
   redisfs::DaemonConfig cfg;
   std::string redis_url;
   std::string password_file;
