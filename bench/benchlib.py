@@ -1,0 +1,335 @@
+"""Common helpers of the bench/workloads/* scripts.
+
+bench/run sets the environment (see bench/README.md), starts the main
+redis-server, mounts redisfs and a tmpfs, then runs each workload script.
+A workload measures each figure on each target in the same run and records
+it with result(); the table printer (table.py) takes the medians and the
+ratios. Nothing here asserts on a timing: goal() only records a target that
+the printer reports as met or missed.
+
+Targets: "redisfs" (the mount), "tmpfs" (a private tmpfs) and "raw" (the
+same bytes or operations straight to Redis, by raw_redis or a Lua loop).
+
+Mounts and servers a workload starts itself (Mount, RedisServer) register
+under $BENCH_TMP/cleanup like those of bench/run, whose EXIT trap removes
+whatever a crashed workload left behind.
+"""
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+REPS = int(os.environ.get("BENCH_REPS") or (1 if QUICK else 3))
+TMP = os.environ["BENCH_TMP"]
+FS = os.environ["BENCH_FS_DIR"]
+TMPFS = os.environ["BENCH_TMPFS_DIR"]
+STAGE = os.environ["BENCH_STAGE_DIR"]  # on the private tmpfs: not emptied by drop_caches
+URL = os.environ["BENCH_REDIS_URL"]
+SOCK = os.environ["BENCH_REDIS_SOCK"]
+PREFIX = os.environ["BENCH_PREFIX"]
+RAW = os.environ["BENCH_RAW_BIN"]
+REDISFS = os.environ["REDISFS_BIN"]
+SNAP = os.environ["REDISFS_SNAP_BIN"]
+RESULTS = os.environ["BENCH_RESULTS"]
+
+MB = 1e6
+KiB = 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+# bench/run stops a workload with SIGTERM: exit through the `with` blocks so
+# mounts and servers go away (subprocess.run kills its child on the way).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+_workload = None
+_tools_to_warm = ["ls", "du", "find", "tar", "sha256sum", "wc", "bash", "fio", "rm", "sync"]
+
+
+def _write(record):
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def begin(number, title):
+    """Starts workload `number`; every later record belongs to it."""
+    global _workload
+    _workload = number
+    _write({"kind": "workload", "w": number, "title": title, "quick": QUICK, "reps": REPS})
+    log(f"workload {number}: {title}")
+
+
+def result(row, target, value, unit, better="higher"):
+    """One measurement (one repetition) of `row` on `target`."""
+    _write({"kind": "result", "w": _workload, "row": row, "target": target, "value": value, "unit": unit,
+            "better": better})
+    log(f"  {row} [{target}]: {fmt(value)} {unit}")
+
+
+def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value"):
+    """A target to report: the redisfs median of `row` (divided by the median
+    of `ref_row` on `ref_target` when given) must be >= limit ("min") or
+    <= limit ("max"). show: "pct", "x" or "value" (with the row's unit)."""
+    _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
+            "ref_row": ref_row, "ref_target": ref_target, "show": show})
+
+
+def note(text):
+    _write({"kind": "note", "w": _workload, "text": text})
+    log(f"  note: {text}")
+
+
+def log(msg):
+    print(f"{time.strftime('%H:%M:%S')} [bench] {msg}", file=sys.stderr, flush=True)
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def targets():
+    """The filesystem targets: (name, directory)."""
+    return [("redisfs", FS), ("tmpfs", TMPFS)]
+
+
+def workdir(base, name):
+    path = os.path.join(base, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def drop_caches():
+    """Writes back and drops the page cache, dentries and inodes, then warms
+    the tools the workloads run (their binaries live on the disk)."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    for tool in _tools_to_warm:
+        subprocess.run([tool, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(argv, **kw):
+    """Runs a command that must succeed; returns its stdout (text)."""
+    shell = isinstance(argv, str)
+    p = subprocess.run(argv, shell=shell, executable="/bin/bash" if shell else None, capture_output=True, text=True,
+                       **kw)
+    if p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {argv}\n{p.stderr.strip()[-2000:]}")
+    return p.stdout
+
+
+def timed(argv, **kw):
+    """Runs a command that must succeed; returns (seconds, stdout)."""
+    t0 = time.perf_counter()
+    out = run(argv, **kw)
+    return time.perf_counter() - t0, out
+
+
+def time_v(argv, stdout=None):
+    """Runs argv under /usr/bin/time -v, its stdout going to the file
+    `stdout` (discarded when None): (seconds, peak RSS in MiB)."""
+    stats = os.path.join(TMP, "time-v.txt")
+    with open(stdout or os.devnull, "wb") as out:
+        t0 = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-v", "-o", stats] + [str(a) for a in argv], stdout=out,
+                           stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {argv}\n{p.stderr.strip()[-2000:]}")
+    rss_kib = 0
+    with open(stats) as f:
+        for line in f:
+            if "Maximum resident set size" in line:
+                rss_kib = int(line.rsplit(":", 1)[1])
+    return seconds, rss_kib / 1024
+
+
+def fio(name, filename, rw, bs, size, extra=()):
+    """One fio job (psync, buffered); returns the job's JSON."""
+    argv = ["fio", f"--name={name}", f"--filename={filename}", f"--rw={rw}", f"--bs={bs}", f"--size={size}",
+            "--ioengine=psync", "--fallocate=none", "--output-format=json"] + list(extra)
+    out = run(argv)
+    return json.loads(out[out.index("{"):])["jobs"][0]
+
+
+def fio_seconds(job):
+    """The job's run time in seconds."""
+    return job["job_runtime"] / 1000.0
+
+
+def fsync_seconds(path):
+    """Time to fsync `path` (the dirty pages a write job left behind): added
+    to a write job's time, so no fio option's accounting is relied on."""
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0
+
+
+def settle():
+    """Lets the main server hand freed memory back (jemalloc purge), so every
+    repetition starts from the same state."""
+    redis_cli(SOCK, "MEMORY", "PURGE")
+
+
+def raw(*args):
+    """Runs the raw_redis baseline client on the main server."""
+    return json.loads(run([RAW, SOCK] + [str(a) for a in args]))
+
+
+def redis_cli(sock, *args):
+    return run(["redis-cli", "-s", sock] + [str(a) for a in args]).strip()
+
+
+def key_count(prefix, sock=None):
+    return json.loads(run([RAW, sock or SOCK, "count", prefix]))["ops"]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def rng(seed):
+    return random.Random(seed)
+
+
+def _is_mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def _wait_gone(proc, seconds):
+    try:
+        proc.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+class Mount:
+    """redisfs of `prefix` mounted on `mnt` (daemon in the foreground, our
+    child) for the length of a `with` block."""
+
+    def __init__(self, prefix, mnt, url=None, options=()):
+        self.prefix, self.mnt, self.url, self.options = prefix, mnt, url or URL, list(options)
+        self.proc = None
+        self.reg = None
+
+    def __enter__(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        os.makedirs(os.path.join(TMP, "logs"), exist_ok=True)
+        logf = open(os.path.join(TMP, "logs", f"redisfs-{self.prefix}-{os.path.basename(self.mnt)}.log"), "ab")
+        self.proc = subprocess.Popen([REDISFS, "-f", "--redis", self.url, "--prefix", self.prefix] + self.options +
+                                     [self.mnt], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        logf.close()
+        self.reg = os.path.join(TMP, "cleanup", f"mount-{self.prefix}-{self.proc.pid}")
+        with open(self.reg, "w") as f:
+            f.write(f"{self.mnt}\n{self.proc.pid}\n")
+        deadline = time.monotonic() + 10
+        while not _is_mounted(self.mnt):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"redisfs did not mount {self.mnt} (see {TMP}/logs)")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        for attempt in range(50):
+            if not _is_mounted(self.mnt):
+                break
+            if subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
+        if self.proc and not _wait_gone(self.proc, 10):
+            self.proc.terminate()
+            if not _wait_gone(self.proc, 5):
+                self.proc.kill()
+                self.proc.wait()
+        if self.reg and os.path.exists(self.reg):
+            os.unlink(self.reg)
+        return False
+
+
+class RedisServer:
+    """A private redis-server without persistence in `directory`."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.sock = os.path.join(directory, "redis.sock")
+        self.url = f"unix://{self.sock}"
+        self.proc = None
+        self.reg = None
+
+    def __enter__(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", self.sock, "--unixsocketperm",
+                                      "700", "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize",
+                                      "no", "--logfile", os.path.join(self.dir, "redis.log")],
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.reg = os.path.join(TMP, "cleanup", f"server-{self.proc.pid}")
+        with open(self.reg, "w") as f:
+            f.write(f"{self.proc.pid}\n")
+        deadline = time.monotonic() + 10
+        while True:
+            if os.path.exists(self.sock):
+                p = subprocess.run(["redis-cli", "-s", self.sock, "ping"], capture_output=True, text=True)
+                if p.stdout.strip() == "PONG":
+                    return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"redis-server did not start in {self.dir}")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if not _wait_gone(self.proc, 10):
+                self.proc.kill()
+                self.proc.wait()
+        if self.reg and os.path.exists(self.reg):
+            os.unlink(self.reg)
+        return False
+
+
+def fill(path, size, seed):
+    """Writes `size` bytes of incompressible data to `path`, 1 MiB at a time."""
+    block = _random_block()
+    r = random.Random(seed)
+    with open(path, "wb", buffering=0) as f:
+        left = size
+        while left > 0:
+            off = r.randrange(0, len(block) // 2)
+            n = min(left, MiB)
+            f.write(block[off:off + n])
+            left -= n
+
+
+_block = None
+
+
+def _random_block():
+    global _block
+    if _block is None:
+        _block = os.urandom(4 * MiB)
+    return _block

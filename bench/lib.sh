@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# Shared bash helpers of bench/run: a private redis-server, a redisfs mount,
+# and the cleanup registry.
+#
+# Everything started during a run is registered under $BENCH_TMP/cleanup
+# (benchlib.py writes the same files for the servers and mounts a workload
+# starts itself):
+#   mount-<id>   line 1: mountpoint, line 2: daemon pid
+#   server-<id>  line 1: pid
+# bench_cleanup (the EXIT trap of bench/run) unmounts every registered mount,
+# then stops every registered process, so no daemon or mount outlives a run,
+# however it ends. Servers and daemons run in their own session (setsid, which
+# keeps the pid as we are not a process group leader), so a Ctrl-C reaches
+# only bench/run and the workload, and the cleanup stops them in order:
+# mounts first, then the servers they use.
+
+bench_log() {
+  printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+bench_die() {
+  printf 'bench/run: error: %s\n' "$*" >&2
+  exit 1
+}
+
+_bench_wait_gone() {  # pid, tenths of a second
+  local pid=$1 n=$2
+  for ((i = 0; i < n; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+_bench_is_mounted() {
+  awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+bench_unmount() {  # mountpoint [pid]
+  local mnt=$1 pid=${2:-}
+  if _bench_is_mounted "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null ||
+      umount -l "$mnt" 2>/dev/null
+  fi
+  if [ -n "$pid" ] && ! _bench_wait_gone "$pid" 100; then
+    bench_log "redisfs (pid $pid) did not exit after unmount: killing it"
+    kill "$pid" 2>/dev/null
+    _bench_wait_gone "$pid" 50 || kill -9 "$pid" 2>/dev/null
+  fi
+}
+
+bench_stop_pid() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null
+  _bench_wait_gone "$pid" 100 || kill -9 "$pid" 2>/dev/null
+}
+
+bench_cleanup() {
+  local f
+  [ -n "${BENCH_TMP:-}" ] && [ -d "$BENCH_TMP/cleanup" ] || return 0
+  for f in "$BENCH_TMP"/cleanup/mount-*; do
+    [ -f "$f" ] || continue
+    bench_unmount "$(sed -n 1p "$f")" "$(sed -n 2p "$f")"
+    rm -f "$f"
+  done
+  for f in "$BENCH_TMP"/cleanup/server-*; do
+    [ -f "$f" ] || continue
+    bench_stop_pid "$(sed -n 1p "$f")"
+    rm -f "$f"
+  done
+  if [ -n "${BENCH_TMPFS_ROOT:-}" ] && _bench_is_mounted "$BENCH_TMPFS_ROOT"; then
+    umount "$BENCH_TMPFS_ROOT" 2>/dev/null || umount -l "$BENCH_TMPFS_ROOT"
+  fi
+  rm -rf --one-file-system "$BENCH_TMP"
+}
+
+# Starts a redis-server without persistence in directory $1 (socket
+# $1/redis.sock) and registers it as server-$2.
+bench_start_redis() {
+  local dir=$1 id=$2 pid
+  mkdir -p "$dir"
+  setsid redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
+    --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" </dev/null &
+  pid=$!
+  echo "$pid" >"$BENCH_TMP/cleanup/server-$id"
+  for _ in $(seq 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    if [ -S "$dir/redis.sock" ] && [ "$(redis-cli -s "$dir/redis.sock" ping 2>/dev/null)" = PONG ]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  tail -n 5 "$dir/redis.log" >&2 2>/dev/null
+  bench_die "redis-server did not start in $dir"
+}
+
+# Mounts prefix $2 of server URL $1 on $3 (daemon in the foreground, in the
+# background of this shell, log in $4) and registers it as mount-$2-<n>.
+bench_mount() {
+  local url=$1 prefix=$2 mnt=$3 log=$4 pid reg
+  mkdir -p "$mnt"
+  setsid "$REDISFS_BIN" -f --redis "$url" --prefix "$prefix" "$mnt" </dev/null >>"$log" 2>&1 &
+  pid=$!
+  reg="$BENCH_TMP/cleanup/mount-$prefix-$pid"
+  printf '%s\n%s\n' "$mnt" "$pid" >"$reg"
+  for _ in $(seq 200); do
+    if _bench_is_mounted "$mnt"; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  tail -n 5 "$log" >&2
+  bench_die "redisfs did not mount $mnt (log: $log)"
+}

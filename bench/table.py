@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""The table printer of bench/run.
+
+Reads the records the workloads wrote (results.jsonl, see benchlib.py) and
+the machine description, prints one table (medians per row and target, the
+ratios, the spread of the redisfs figures), the goals met or missed, and the
+notes; with --markdown FILE it also appends the same as a dated section.
+
+Ratios are redisfs's performance as a percentage of the baseline's, whatever
+the unit: value/baseline for rates, baseline/value for times, so a higher
+percentage is better on every row.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis")]
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def _pct(r):
+    return "-" if r is None else f"{r * 100:.0f}%" if r < 10 else f"{r:.0f}x"
+
+
+def load(path):
+    workloads = {}  # w -> {"title", "rows": {row: {...}}, "goals": [], "notes": []}
+    order = []
+    current = None
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            w = rec.get("w")
+            if rec["kind"] == "workload":
+                if w not in workloads:
+                    workloads[w] = {"title": rec["title"], "rows": {}, "goals": [], "notes": []}
+                    order.append(w)
+                current = w
+                continue
+            wl = workloads.setdefault(w if w is not None else current,
+                                      {"title": "?", "rows": {}, "goals": [], "notes": []})
+            if rec["kind"] == "result":
+                row = wl["rows"].setdefault(rec["row"], {"unit": rec["unit"], "better": rec["better"], "values": {}})
+                row["values"].setdefault(rec["target"], []).append(rec["value"])
+            elif rec["kind"] == "goal":
+                wl["goals"].append(rec)
+            elif rec["kind"] == "note":
+                wl["notes"].append(rec["text"])
+    return [(w, workloads[w]) for w in order]
+
+
+def _median(row, target):
+    values = row["values"].get(target) if row else None
+    return statistics.median(values) if values else None
+
+
+def _ratio(row, base):
+    fs, ref = _median(row, "redisfs"), _median(row, base)
+    if fs is None or ref is None or fs == 0 or ref == 0:
+        return None
+    return fs / ref if row["better"] == "higher" else ref / fs
+
+
+def _spread(row):
+    values = row["values"].get("redisfs") or []
+    if len(values) < 2:
+        return "-"
+    m = statistics.median(values)
+    return f"{(max(values) - min(values)) / m * 100:.0f}%" if m else "-"
+
+
+def evaluate(wl, goal):
+    row = wl["rows"].get(goal["row"])
+    value = _median(row, "redisfs")
+    if value is None:
+        return None, "no data"
+    if goal["ref_row"]:
+        ref = _median(wl["rows"].get(goal["ref_row"]), goal["ref_target"])
+        if not ref:
+            return None, "no baseline"
+        value = value / ref
+    ok = value >= goal["limit"] if goal["goal"] == "min" else value <= goal["limit"]
+    if goal["show"] == "pct":
+        shown = f"{value * 100:.0f}%"
+    elif goal["show"] == "x":
+        shown = f"{value:.2f}x"
+    else:
+        shown = f"{_fmt(value)} {row['unit']}"
+    return ok, shown
+
+
+def render(workloads, machine, header):
+    out = []
+    for line in header:
+        out.append(line)
+    out.append("")
+    name_w = max([len(r) + 2 for _, wl in workloads for r in wl["rows"]] + [40])
+    cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>12}" for _, h in TARGETS) + \
+        f"{'vs tmpfs':>10}{'vs raw':>9}{'spread':>8}"
+    out.append(cols)
+    out.append("-" * len(cols))
+    for w, wl in workloads:
+        out.append(f"{w}. {wl['title']}")
+        for name, row in wl["rows"].items():
+            cells = "".join(f"{_fmt(_median(row, t)):>12}" for t, _ in TARGETS)
+            out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_pct(_ratio(row, 'tmpfs')):>10}"
+                       f"{_pct(_ratio(row, 'raw')):>9}{_spread(row):>8}")
+    out.append("")
+    out.append("Goals (reported, never asserted):")
+    missed = []
+    for w, wl in workloads:
+        for g in wl["goals"]:
+            ok, shown = evaluate(wl, g)
+            verdict = "n/a" if ok is None else "met" if ok else "MISSED"
+            out.append(f"  [{verdict:>6}] {w}. {g['row']}: {g['label']}: {shown}")
+            if ok is False:
+                missed.append(f"{w}. {g['row']}")
+    if not any(wl["goals"] for _, wl in workloads):
+        out.append("  (none in the selected workloads)")
+    notes = [(w, n) for w, wl in workloads for n in wl["notes"]]
+    if notes:
+        out.append("")
+        out.append("Notes:")
+        for w, n in notes:
+            out.append(f"  {w}. {n}")
+    return out, missed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results")
+    ap.add_argument("--machine", required=True, help="JSON file written by bench/run")
+    ap.add_argument("--markdown", help="append a dated section to this file")
+    args = ap.parse_args()
+
+    machine = json.load(open(args.machine))
+    workloads = load(args.results)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(machine.get("started", time.time())))
+    mode = "quick run (smaller sizes)" if machine.get("quick") else "full run"
+    header = [
+        f"redisfs benchmark, {when}, {mode}: median of {machine['reps']} repetition(s)",
+        f"command:  {machine['command']}  (took {machine.get('elapsed', '?')} s)",
+        f"machine:  {machine['cores']} cores ({machine['cpu']}), {machine['memory']} RAM, kernel {machine['kernel']}; "
+        f"load average {machine.get('load_start', '?')} at the start, {machine.get('load_end', '?')} at the end",
+        f"software: {machine['redis']}, {machine['fio']}, {machine['redisfs']}",
+        f"redis:    {machine['server']}",
+        f"redisfs:  {machine['mount']}",
+        f"tmpfs:    {machine['tmpfs']}",
+        "ratios:   redisfs performance as % of the baseline (rates: fs/base, times: base/fs; higher is better);",
+        "          spread: (max - min) / median of the redisfs repetitions",
+    ]
+    lines, missed = render(workloads, machine, header)
+    print("\n".join(lines))
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(f"\n## {when}: {mode}\n\n")
+            f.write(f"Command: `{machine['command']}`\n\n")
+            f.write("```text\n" + "\n".join(lines) + "\n```\n")
+            if missed:
+                f.write("\nMissed goals: " + "; ".join(missed) + ".\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

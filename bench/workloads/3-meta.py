@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Workload 3: metadata.
+
+Part A, per repetition: create 10,000 empty files (1,000 with --quick) in a
+fresh directory (open O_CREAT|O_EXCL + close each), stat them all, `ls -l`
+the directory, delete them. The page cache, dentries and inodes are dropped
+before the stats and before `ls -l` so they reach the filesystem. Raw
+baseline for creates: SET of small keys, one client, unpipelined.
+
+Part B: one directory of 100,000 entries (5,000 with --quick) next to 100
+directories of 10 entries (made once with mknod). After dropping the caches
+and looking up the directories themselves, a lookup is one stat of a name
+not in the kernel's cache: the first one alone, then 1,000 distinct names
+(from the big directory; all the names of the small ones) for a steadier
+mean. Then `ls` (readdir only) of the big and of a small directory, cold.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchlib as b  # noqa: E402
+
+n_files = 1000 if b.QUICK else 10000
+n_big = 5000 if b.QUICK else 100000
+n_batch = 1000
+b.begin(3, f"metadata: {n_files:,} files create/stat/ls -l/delete; lookup in {n_big:,} vs 10 entries")
+
+
+def _create(d, names):
+    t0 = time.perf_counter()
+    for name in names:
+        os.close(os.open(os.path.join(d, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    return time.perf_counter() - t0
+
+
+def _stat(d, names):
+    t0 = time.perf_counter()
+    for name in names:
+        os.stat(os.path.join(d, name))
+    return time.perf_counter() - t0
+
+
+def _unlink(d, names):
+    t0 = time.perf_counter()
+    for name in names:
+        os.unlink(os.path.join(d, name))
+    return time.perf_counter() - t0
+
+
+names = [f"file-{i:06d}" for i in range(n_files)]
+ls_row = f"ls -l of {n_files:,} entries, cold"
+for rep in range(b.REPS):
+    for target, base in b.targets():
+        d = os.path.join(b.workdir(base, "w3"), f"flat-{rep}")
+        os.mkdir(d)
+        b.result("create empty file", target, n_files / _create(d, names), "ops/s")
+        b.drop_caches()
+        os.stat(d)
+        b.result("stat, cold", target, n_files / _stat(d, names), "ops/s")
+        b.drop_caches()
+        seconds, _ = b.timed(["ls", "-l", d])
+        b.result(ls_row, target, seconds, "s", better="lower")
+        seconds, _ = b.timed(["ls", "-l", d])
+        b.result(f"ls -l of {n_files:,} entries, warm", target, seconds, "s", better="lower")
+        b.result("unlink", target, n_files / _unlink(d, names), "ops/s")
+        os.rmdir(d)
+    out = b.raw("set", "RAW3", n_files, 0)
+    b.result("create empty file", "raw", out["ops"] / out["seconds"], "ops/s")
+    b.raw("delete", "RAW3")
+b.goal("create empty file", ">= 25% of raw SET ops/s (one client, unpipelined)", "min", 0.25, ref_row="create empty file",
+       show="pct")
+if not b.QUICK:
+    b.goal(ls_row, "< 0.3 s", "max", 0.3)
+
+# Part B
+big_names = [f"entry-{i:07d}" for i in range(n_big)]
+small_names = [f"entry-{i:07d}" for i in range(10)]
+n_small_dirs = n_batch // 10
+dirs = {}
+for target, base in b.targets():
+    big = os.path.join(b.workdir(base, "w3"), "big")
+    os.mkdir(big)
+    t0 = time.perf_counter()
+    for name in big_names:
+        os.mknod(os.path.join(big, name), 0o644)
+    b.result(f"mknod into the {n_big:,}-entry dir (setup)", target, n_big / (time.perf_counter() - t0), "ops/s")
+    smalls = []
+    for i in range(n_small_dirs):
+        small = os.path.join(b.workdir(base, "w3"), f"small-{i:03d}")
+        os.mkdir(small)
+        for name in small_names:
+            os.mknod(os.path.join(small, name), 0o644)
+        smalls.append(small)
+    dirs[target] = (big, smalls)
+
+
+def _lookups(paths):
+    """Mean seconds of a stat of each path (their directories are cached)."""
+    t0 = time.perf_counter()
+    for path in paths:
+        os.stat(path)
+    return (time.perf_counter() - t0) / len(paths)
+
+
+r = b.rng(3)
+for rep in range(b.REPS):
+    batch = r.sample(big_names, n_batch + 1)
+    for target, (big, smalls) in dirs.items():
+        cases = ((f"{n_big:,}-entry dir", f"{n_big:,}-entry dir", [big], [os.path.join(big, n) for n in batch]),
+                 ("10-entry dir", "10-entry dirs", smalls, [os.path.join(d, n) for n in small_names for d in smalls]))
+        for one_label, batch_label, parents, paths in cases:
+            b.drop_caches()
+            for d in parents:
+                os.stat(d)
+            b.result(f"one lookup, {one_label}", target, _lookups(paths[:1]) * 1e6, "us", better="lower")
+            b.result(f"lookup (mean of {n_batch:,}), {batch_label}", target, _lookups(paths[1:]) * 1e6, "us",
+                     better="lower")
+        for label, d in ((f"{n_big:,}-entry dir", big), ("10-entry dir", smalls[0])):
+            b.drop_caches()
+            seconds, _ = b.timed(["ls", d])
+            b.result(f"ls of the {label}, cold", target, seconds, "s", better="lower")
+b.goal(f"lookup (mean of {n_batch:,}), {n_big:,}-entry dir", "within 2x of the 10-entry dirs", "max", 2.0,
+       ref_row=f"lookup (mean of {n_batch:,}), 10-entry dirs", ref_target="redisfs", show="x")
+b.goal(f"one lookup, {n_big:,}-entry dir", "within 2x of the 10-entry dir", "max", 2.0,
+       ref_row="one lookup, 10-entry dir", ref_target="redisfs", show="x")
+b.note(f"the {n_big:,}-entry dir and the {n_small_dirs} 10-entry dirs stay in place until the end of the run")
