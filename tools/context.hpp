@@ -29,6 +29,8 @@ class ToolContext {
 
   // Connects on first use; the pool lives as long as the context.
   Result<Pool*> pool();
+  // pool(), or throws CommandFailed with the reason.
+  Pool& need_pool();
   // Drops the pool and stops the embedded server if nothing else uses it.
   void close();
   ~ToolContext();
@@ -44,6 +46,12 @@ struct CommandFailed {
   std::string message;
   int exit_code = 1;
 };
+
+// Throws CommandFailed{error.message}: a subcommand's one-line failure.
+[[noreturn]] void throw_failure(const Error& error);
+
+// A one-line summary on stderr, unless --quiet.
+void summary(const ToolContext& ctx, const std::string& line);
 
 void add_copy_command(CLI::App& app, ToolContext& ctx);
 void add_dump_command(CLI::App& app, ToolContext& ctx);

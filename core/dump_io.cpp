@@ -1,0 +1,946 @@
+// Dump and restore, streamed through dump_format.hpp.
+//
+// DUMP. The point in time comes from the freeze (snapshot.cpp): with
+// <P>:FREEZE held, every filesystem key is COPYed into a temporary prefix
+// T = "<P>~dump~<hex>", each copy getting a PEXPIRE of twelve hours so a
+// crashed dump cleans itself up; then the freeze is released, and mounts
+// write again while the dump streams out of T at leisure. SCAN may return a
+// key twice; COPY without REPLACE answers 0 the second time, so the keys
+// really copied are exactly those answered 1, and their names go to a list,
+// T:DUMP-INDEX. Streaming walks that list rather than SCANning T again,
+// which would have the duplicate problem once more:
+//
+//   * the superblock first (HGETALL), then the listed keys in batches,
+//     LRANGE-d on a second connection;
+//   * strings by GET and hashes by a first HSCAN page, pipelined one batch
+//     ahead, so the server prepares batch n+1 while batch n is encoded;
+//   * a hash longer than one HSCAN page (a big directory) is continued on
+//     the second connection, one page at a time, so it never sits in memory
+//     whole. HSCAN may repeat a field: repeats are dropped by a set of 64-bit
+//     field hashes, and the count written must equal HLEN, so a (most
+//     improbable) hash collision fails the dump instead of losing a field.
+//
+// Then T is deleted. A key missing from T (its TTL ran out during a very
+// long dump) fails the dump.
+//
+// RESTORE. The dump streams (dump::read, a push parser) into a staging
+// prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
+// record is checked as it arrives: a filesystem key of the schema (never
+// FREEZE or MOUNT:*), of the type the schema says, and not seen before.
+// Duplicates are found by the server: SET ... NX answers nil, EXISTS before
+// a hash answers 1, HSET answers fewer new fields than it was given. These
+// replies are read a batch behind (the pipeline stays a few MB deep), so an
+// error names the key rather than the byte where it was found. Only after
+// dump::read has returned success (trailer counts and checksum verified),
+// the superblock has been checked (format "redisfs", a known version) and
+// the target re-checked (empty, or --force and not mounted), are the keys
+// moved: RENAME + PERSIST in MULTI/EXEC batches (so no key reaches NAME with
+// the staging TTL still on it), the superblock last, so a crash mid-move
+// leaves keys without a superblock (refused by mount and by list), never
+// something that looks like a whole filesystem. A dry run does the same
+// checks with an in-memory set of key hashes and writes nothing.
+#include "dump_io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <iostream>
+
+#include "keys.hpp"
+#include "progress.hpp"
+#include "snapshot.hpp"
+#include "store.hpp"
+
+namespace redisfs {
+
+using Clock = std::chrono::steady_clock;
+
+static constexpr std::string_view k_index_rel = "DUMP-INDEX";
+static constexpr std::size_t k_stream_batch = 256;
+static constexpr std::string_view k_hscan_count = "1000";
+
+static std::string _str(long long v) { return std::to_string(v); }
+// 'key' for messages, control bytes as \xNN so a message stays one line.
+static std::string _quote(std::string_view s) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char ch : s) {
+    if (ch < 0x20 || ch == 0x7f) {
+      out += "\\x";
+      out += k_hex[ch >> 4];
+      out += k_hex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "'";
+}
+
+static double _since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+static void _drain(Connection& c) {
+  while (c.pending() > 0) {
+    (void)c.read_reply();
+  }
+}
+
+static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
+
+static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+namespace {
+
+// A set of 64-bit hashes, open addressing: 8 to 16 bytes per element, so a
+// million-entry directory costs a few MB to deduplicate, not its names.
+class HashSet {
+ public:
+  // False when `h` was there already.
+  bool insert(std::uint64_t h) {
+    if (h == 0) {
+      h = 1;  // 0 marks an empty slot
+    }
+    if ((m_size + 1) * 2 > m_slots.size()) {
+      grow();
+    }
+    std::size_t mask = m_slots.size() - 1;
+    for (std::size_t i = _mix(h) & mask;; i = (i + 1) & mask) {
+      if (m_slots[i] == h) {
+        return false;
+      }
+      if (m_slots[i] == 0) {
+        m_slots[i] = h;
+        ++m_size;
+        return true;
+      }
+    }
+  }
+  void clear() {
+    m_slots.clear();
+    m_slots.shrink_to_fit();
+    m_size = 0;
+  }
+
+ private:
+  static std::uint64_t _mix(std::uint64_t h) { return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; }
+  void grow() {
+    std::vector<std::uint64_t> old;
+    old.swap(m_slots);
+    m_slots.assign(std::max<std::size_t>(64, old.size() * 2), 0);
+    m_size = 0;
+    for (std::uint64_t h : old) {
+      if (h != 0) {
+        insert(h);
+      }
+    }
+  }
+
+  std::vector<std::uint64_t> m_slots;
+  std::size_t m_size = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- dump
+
+// Freeze, copy every filesystem key into `tk`, unfreeze. Returns the
+// snapshot time.
+static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk) {
+  const std::string ttl = _str(k_temp_ttl_ms);
+  const std::string index = tk.absolute(k_index_rel);
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
+  auto body = [&]() -> Result<std::int64_t> {
+    TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
+    std::string cursor = "0";
+    std::vector<std::string_view> rels;
+    do {
+      TRY(check_cancel());
+      TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", sk.match_all(), "COUNT", "1000"}));
+      ReplyView v = page.view();
+      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+        return make_error(EIO, "redis: bad SCAN reply");
+      }
+      cursor = std::string(v[0].str());
+      ReplyView list = v[1];
+      rels.clear();
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        std::string_view key = list[i].str();
+        auto rel = sk.relative(key);
+        if (!rel) {
+          continue;
+        }
+        KeyKind kind = parse_relative_key(*rel).kind;
+        if (!is_filesystem_key(kind) || kind == KeyKind::Superblock) {
+          continue;
+        }
+        std::string to = tk.absolute(*rel);
+        c.append({"COPY", key, to});
+        c.append({"PEXPIRE", to, ttl});
+        rels.push_back(*rel);
+      }
+      std::vector<std::string_view> push{"RPUSH", index};
+      std::optional<Error> first;
+      for (std::string_view rel : rels) {
+        auto copied = c.read_reply();
+        auto expired = c.read_reply();
+        if (!copied.ok() || !expired.ok()) {
+          if (!first) {
+            first = !copied.ok() ? copied.error() : expired.error();
+          }
+          continue;
+        }
+        if (copied->view().integer() == 1) {
+          push.push_back(rel);
+        }
+      }
+      if (first) {
+        return std::move(*first);
+      }
+      if (push.size() > 2) {
+        c.append(std::span<const std::string_view>(push));
+        c.append({"PEXPIRE", index, ttl});
+        TRY(c.read_all());
+      }
+      TRY(freeze.keep_alive(c));
+    } while (cursor != "0");
+    c.append({"COPY", sk.sb(), tk.sb()});
+    c.append({"PEXPIRE", tk.sb(), ttl});
+    TRY_ASSIGN(std::vector<Reply> sb, c.read_all());
+    if (sb[0].view().integer() != 1) {
+      return make_error(EIO, "cannot copy the superblock to " + tk.sb());
+    }
+    return snapshot_ns;
+  };
+  auto snapshot_ns = body();
+  if (!snapshot_ns.ok()) {
+    _drain(c);
+    if (freeze.held()) {
+      (void)freeze.release(c);
+    }
+    return snapshot_ns;
+  }
+  Status released = freeze.release(c);
+  if (!released.ok()) {
+    return make_error(released.code(), released.error().message + ", so the dump would not be point-in-time");
+  }
+  return snapshot_ns;
+}
+
+namespace {
+
+// Streams the temporary copy `tk` into a Writer.
+class TempStreamer {
+ public:
+  TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, Progress& progress)
+      : m_c(c), m_side(side), m_tk(tk), m_w(w), m_progress(progress), m_index(tk.absolute(k_index_rel)) {}
+
+  Result<std::uint64_t> run() {
+    TRY(superblock());
+    TRY_ASSIGN(Reply len, m_side.command({"LLEN", m_index}));
+    std::uint64_t total = static_cast<std::uint64_t>(len.view().integer());
+    m_progress.set_total(total + 1);
+    m_progress.add(1);
+    std::uint64_t pos = 0;
+    TRY_ASSIGN(std::vector<std::string> cur, fetch(pos));
+    issue(cur);
+    pos += cur.size();
+    while (!cur.empty()) {
+      TRY(check_cancel());
+      auto next = fetch(pos);
+      if (!next.ok()) {
+        _drain(m_c);
+        return std::move(next).error();
+      }
+      issue(*next);
+      pos += next->size();
+      Status st = process(cur);
+      if (!st.ok()) {
+        _drain(m_c);
+        return std::move(st).error();
+      }
+      cur = std::move(next).value();
+    }
+    if (pos != total) {
+      return make_error(EIO, "the index of the temporary copy changed while it was read");
+    }
+    return total + 1;
+  }
+
+ private:
+  Status superblock() {
+    TRY_ASSIGN(Reply r, m_c.command({"HGETALL", m_tk.sb()}));
+    ReplyView v = r.view();
+    if (v.size() == 0) {
+      return make_error(EIO, "the temporary copy has no superblock (" + m_tk.sb() + " expired?)");
+    }
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      pairs.emplace_back(v[i].str(), v[i + 1].str());
+    }
+    TRY(m_w.begin_hash("SB"));
+    TRY(m_w.hash_fields(pairs));
+    return m_w.end_hash();
+  }
+
+  Result<std::vector<std::string>> fetch(std::uint64_t pos) {
+    std::string first = _str(static_cast<long long>(pos));
+    std::string last = _str(static_cast<long long>(pos + k_stream_batch - 1));
+    TRY_ASSIGN(Reply r, m_side.command({"LRANGE", m_index, first, last}));
+    ReplyView v = r.view();
+    std::vector<std::string> out;
+    out.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      out.emplace_back(v[i].str());
+    }
+    return out;
+  }
+
+  void issue(const std::vector<std::string>& rels) {
+    for (const auto& rel : rels) {
+      std::string key = m_tk.absolute(rel);
+      if (parse_relative_key(rel).kind == KeyKind::Block) {
+        m_c.append({"GET", key});
+      } else {
+        m_c.append({"HSCAN", key, "0", "COUNT", k_hscan_count});
+      }
+    }
+  }
+
+  static Error missing(std::string_view rel) {
+    return make_error(EIO, "key " + std::string(rel) + " vanished from the temporary copy (its TTL ran out?)");
+  }
+
+  Status process(const std::vector<std::string>& rels) {
+    for (const auto& rel : rels) {
+      TRY_ASSIGN(Reply r, m_c.read_reply());
+      ReplyView v = r.view();
+      if (parse_relative_key(rel).kind == KeyKind::Block) {
+        if (!v.is_string()) {
+          return missing(rel);
+        }
+        TRY(m_w.write_string(rel, v.str()));
+      } else {
+        TRY(hash(rel, v));
+      }
+      m_progress.add(1);
+    }
+    return {};
+  }
+
+  static Status page_pairs(ReplyView page, std::string& cursor,
+                           std::vector<std::pair<std::string, std::string>>& pairs) {
+    if (!page.is_array() || page.size() != 2 || !page[1].is_array()) {
+      return make_error(EIO, "redis: bad HSCAN reply");
+    }
+    cursor = std::string(page[0].str());
+    ReplyView list = page[1];
+    pairs.clear();
+    for (std::size_t i = 0; i + 1 < list.size(); i += 2) {
+      pairs.emplace_back(list[i].str(), list[i + 1].str());
+    }
+    return {};
+  }
+
+  Status hash(const std::string& rel, ReplyView first_page) {
+    std::string cursor;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    TRY(page_pairs(first_page, cursor, pairs));
+    if (pairs.empty() && cursor == "0") {
+      return missing(rel);
+    }
+    TRY(m_w.begin_hash(rel));
+    TRY(m_w.hash_fields(pairs));
+    if (cursor != "0") {
+      // A big hash: continue on the side connection, dropping repeats.
+      std::string key = m_tk.absolute(rel);
+      TRY_ASSIGN(Reply len, m_side.command({"HLEN", key}));
+      std::uint64_t expected = static_cast<std::uint64_t>(len.view().integer());
+      HashSet seen;
+      for (const auto& p : pairs) {
+        seen.insert(_hash64(p.first));
+      }
+      std::uint64_t written = pairs.size();
+      while (cursor != "0") {
+        TRY_ASSIGN(Reply page, m_side.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
+        TRY(page_pairs(page.view(), cursor, pairs));
+        std::erase_if(pairs, [&](const auto& p) { return !seen.insert(_hash64(p.first)); });
+        written += pairs.size();
+        TRY(m_w.hash_fields(pairs));
+      }
+      if (written != expected) {
+        return make_error(EIO, "hash " + rel + ": " + _str(static_cast<long long>(written)) +
+                                   " fields read but HLEN says " + _str(static_cast<long long>(expected)));
+      }
+    }
+    return m_w.end_hash();
+  }
+
+  Connection& m_c;
+  Connection& m_side;
+  const Keys& m_tk;
+  dump::Writer& m_w;
+  Progress& m_progress;
+  std::string m_index;
+};
+
+}  // namespace
+
+Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts) {
+  TRY(validate_prefix(prefix));
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  TRY_ASSIGN(Pool::Lease side, pool.acquire());
+  Connection& c = *lease;
+  Keys sk(prefix);
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
+  if (exists.view().integer() != 1) {
+    return make_error(ENOENT, "no filesystem at prefix " + _quote(prefix));
+  }
+  Keys tk(make_temp_prefix(prefix, TempKind::Dump));
+  Progress progress("dump " + prefix, 0, "keys", opts.quiet);
+
+  auto body = [&]() -> Result<DumpStats> {
+    DumpStats stats;
+    stats.prefix = prefix;
+    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk));
+    dump::Writer w(out, dump::Header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION});
+    TRY(w.begin());
+    TempStreamer streamer(c, *side, tk, w, progress);
+    TRY_ASSIGN(std::uint64_t keys, streamer.run());
+    TRY(check_cancel());  // an interrupted dump must not look complete
+    TRY_ASSIGN(stats.trailer, w.finish());
+    if (stats.trailer.records != keys) {
+      return make_error(EIO, "internal error: wrote " + _str(static_cast<long long>(stats.trailer.records)) +
+                                 " records for " + _str(static_cast<long long>(keys)) + " keys");
+    }
+    out.flush();
+    if (!out) {
+      return make_error(EIO, "dump: write failed");
+    }
+    return stats;
+  };
+  auto stats = body();
+  progress.finish();
+  _drain(c);
+  auto cleaned = unlink_all(c, tk);
+  if (!stats.ok()) {
+    return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
+  }
+  if (!cleaned.ok()) {
+    stats->warning = "could not delete the temporary copy " + tk.prefix() + " (it expires by itself): " +
+                     cleaned.error().message;
+  }
+  stats->seconds = _since(start);
+  return stats;
+}
+
+Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
+                               const DumpOptions& opts) {
+  if (path == "-") {
+    auto stats = dump_filesystem(pool, prefix, std::cout, opts);
+    std::cout.flush();
+    if (stats.ok() && !std::cout) {
+      return make_error(EIO, "dump: writing to stdout failed");
+    }
+    return stats;
+  }
+  TRY(validate_prefix(prefix));
+  struct stat existing{};
+  if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+    // /dev/null, a FIFO, a terminal: write straight into it. Renaming a
+    // temporary file over it would replace the device with a file.
+    std::ofstream out(path, std::ios::binary);
+    if (!out) {
+      int e = errno != 0 ? errno : EIO;
+      return make_error(e, "cannot open " + path + ": " + _errno_text(e));
+    }
+    auto stats = dump_filesystem(pool, prefix, out, opts);
+    out.flush();
+    if (stats.ok() && !out) {
+      return make_error(EIO, "dump: writing to " + path + " failed");
+    }
+    return stats;
+  }
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    int e = errno;
+    return make_error(e, "cannot create " + tmp + ": " + _errno_text(e));
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  (void)::fchmod(fd, 0666 & ~mask);
+  ::close(fd);
+  auto fail = [&](Error e) -> Error {
+    ::unlink(tmp.c_str());
+    return e;
+  };
+  Result<DumpStats> stats = make_error(EIO, "not run");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return fail(make_error(EIO, "cannot open " + tmp));
+    }
+    stats = dump_filesystem(pool, prefix, out, opts);
+    if (!stats.ok()) {
+      return fail(std::move(stats).error());
+    }
+    out.close();
+    if (!out) {
+      return fail(make_error(EIO, "writing " + tmp + " failed"));
+    }
+  }
+  fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    int e = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return fail(make_error(e, "cannot sync " + tmp + ": " + _errno_text(e)));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + _errno_text(e)));
+  }
+  return stats;
+}
+
+// ---------------------------------------------------------------- restore
+
+namespace {
+
+class RestoreSink : public dump::Sink {
+ public:
+  RestoreSink(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
+      : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress) {}
+
+  const std::string& target() const { return m_target; }
+  const std::string& source_prefix() const { return m_source; }
+  const std::optional<Keys>& staging() const { return m_staging; }
+  std::uint64_t records() const { return m_records; }
+
+  Status on_header(const dump::Header& h) override {
+    if (auto st = validate_prefix(h.prefix); !st.ok()) {
+      return make_error(EINVAL, "the header's prefix is not valid: " + st.error().message);
+    }
+    m_source = h.prefix;
+    m_target = m_opts.prefix.value_or(h.prefix);
+    TRY(validate_prefix(m_target));
+    if (m_pool != nullptr) {
+      TRY(check_target(nullptr));
+    }
+    if (m_c != nullptr) {
+      m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    }
+    return {};
+  }
+
+  Status on_string(std::string_view key, std::string&& value) override {
+    TRY(begin_record(key, "string"));
+    if (m_kind == KeyKind::Block && value.size() > m_max_block) {
+      m_max_block = value.size();
+      m_max_block_key = std::string(key);
+    }
+    m_progress.add(1);
+    if (m_c == nullptr) {
+      return {};
+    }
+    std::string k = m_staging->absolute(key);
+    m_c->append({"SET", k, value, "NX", "PX", m_ttl});
+    return queued(Pending::Set, key, 0, value.size());
+  }
+
+  Status on_hash_begin(std::string_view key) override {
+    TRY(begin_record(key, "hash"));
+    m_pairs = 0;
+    m_fields.clear();
+    if (m_kind == KeyKind::Superblock) {
+      if (m_sb_seen) {
+        return make_error(EINVAL, "duplicate key 'SB'");
+      }
+      m_sb_seen = true;
+      m_sb.clear();
+    }
+    if (m_c == nullptr) {
+      return {};
+    }
+    std::string k = m_staging->absolute(key);
+    m_c->append({"EXISTS", k});
+    return queued(Pending::Exists, key, 0, 0);
+  }
+
+  Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) override {
+    if (pairs.empty()) {
+      return {};
+    }
+    bool first = m_pairs == 0;
+    m_pairs += pairs.size();
+    if (m_kind == KeyKind::Superblock) {
+      if (m_sb.size() + pairs.size() > 1000) {
+        return make_error(EINVAL, "the superblock has more than 1000 fields");
+      }
+      m_sb.insert(m_sb.end(), pairs.begin(), pairs.end());
+    }
+    if (m_c == nullptr) {
+      for (const auto& p : pairs) {
+        if (!m_fields.insert(_hash64(p.first))) {
+          return make_error(EINVAL, "duplicate field in hash " + _quote(key));
+        }
+      }
+      return {};
+    }
+    std::string k = m_staging->absolute(key);
+    std::vector<std::string_view> argv;
+    argv.reserve(2 + 2 * pairs.size());
+    argv.emplace_back("HSET");
+    argv.emplace_back(k);
+    std::size_t bytes = 0;
+    for (const auto& p : pairs) {
+      argv.emplace_back(p.first);
+      argv.emplace_back(p.second);
+      bytes += p.first.size() + p.second.size();
+    }
+    m_c->append(std::span<const std::string_view>(argv));
+    TRY(queued(Pending::HSet, key, pairs.size(), bytes));
+    if (first) {
+      m_c->append({"PEXPIRE", k, m_ttl});
+      TRY(queued(Pending::Expire, key, 0, 0));
+    }
+    return {};
+  }
+
+  Status on_hash_end(std::string_view key) override {
+    if (m_pairs == 0) {
+      return make_error(EINVAL, "hash " + _quote(key) + " is empty (Redis has no empty hashes)");
+    }
+    if (m_kind == KeyKind::Superblock) {
+      TRY(check_superblock());
+    }
+    m_fields.clear();
+    m_progress.add(1);
+    return {};
+  }
+
+  // After dump::read succeeded: the replies still in flight, then the checks
+  // that need the whole dump.
+  Status finish() {
+    TRY(settle(0));
+    if (!m_sb_seen) {
+      return make_error(EINVAL, "the dump has no superblock (key 'SB')");
+    }
+    if (m_max_block > m_block_size) {
+      return make_error(EINVAL, "block " + _quote(m_max_block_key) + " holds " + _str(static_cast<long long>(m_max_block)) +
+                                    " bytes, more than the block size " + _str(static_cast<long long>(m_block_size)));
+    }
+    return {};
+  }
+
+  // Is the target free (or, with --force, replaceable)? `replace` is set
+  // when it holds keys that --force allows us to delete.
+  Status check_target(bool* replace) {
+    TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
+    Keys t(m_target);
+    TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
+    if (st.mounts > 0) {
+      return make_error(EBUSY, _quote(m_target) + " is mounted (" + _str(static_cast<long long>(st.mounts)) +
+                                   " live mounts); unmount it before restoring over it");
+    }
+    if (st.any_key && !m_opts.force) {
+      return make_error(EEXIST, "prefix " + _quote(m_target) + " already holds keys; use --force to replace it" +
+                                    (m_opts.prefix ? "" : ", or --prefix to restore under another name"));
+    }
+    if (replace != nullptr) {
+      *replace = st.any_key;
+    }
+    return {};
+  }
+
+  // Reads pending replies until at most `keep_bytes` of commands remain in
+  // flight (0: all of them).
+  Status settle(std::size_t keep_bytes) {
+    if (m_c == nullptr) {
+      return {};
+    }
+    while (!m_pending.empty() && (keep_bytes == 0 || m_pending_bytes > keep_bytes || m_pending.size() > 4096)) {
+      Pending p = std::move(m_pending.front());
+      m_pending.pop_front();
+      m_pending_bytes -= p.bytes;
+      auto r = m_c->read_reply();
+      if (!r.ok()) {
+        return make_error(r.error().code, "restoring " + _quote(p.key) + ": " + r.error().message);
+      }
+      ReplyView v = r->view();
+      switch (p.what) {
+        case Pending::Set:
+          if (v.is_nil()) {
+            return make_error(EINVAL, "duplicate key " + _quote(p.key));
+          }
+          break;
+        case Pending::Exists:
+          if (v.integer() != 0) {
+            return make_error(EINVAL, "duplicate key " + _quote(p.key));
+          }
+          break;
+        case Pending::HSet:
+          if (static_cast<std::uint64_t>(v.integer()) != p.expect) {
+            return make_error(EINVAL, "duplicate field in hash " + _quote(p.key));
+          }
+          break;
+        case Pending::Expire:
+          break;
+      }
+    }
+    return {};
+  }
+
+ private:
+  struct Pending {
+    enum What { Set, Exists, HSet, Expire } what;
+    std::string key;
+    std::uint64_t expect = 0;
+    std::size_t bytes = 0;
+  };
+
+  Status begin_record(std::string_view key, std::string_view type) {
+    TRY(check_cancel());
+    if (m_target.empty()) {
+      return make_error(EINVAL, "record before the header");
+    }
+    ParsedKey pk = parse_relative_key(key);
+    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Mount) {
+      return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
+    }
+    if (!is_filesystem_key(pk.kind)) {
+      return make_error(EINVAL, "key " + _quote(key) + " is not a key of the redisfs schema");
+    }
+    if (expected_type(pk.kind) != type) {
+      return make_error(EINVAL, "key " + _quote(key) + " must be a " + std::string(expected_type(pk.kind)) +
+                                    ", not a " + std::string(type));
+    }
+    m_kind = pk.kind;
+    ++m_records;
+    if (m_c == nullptr && !m_keys.insert(_hash64(key))) {
+      return make_error(EINVAL, "duplicate key " + _quote(key));
+    }
+    return {};
+  }
+
+  Status queued(Pending::What what, std::string_view key, std::uint64_t expect, std::size_t bytes) {
+    bytes += key.size() + 32;
+    m_pending.push_back(Pending{what, std::string(key), expect, bytes});
+    m_pending_bytes += bytes;
+    if (m_pending_bytes > (8u << 20) || m_pending.size() > 8192) {
+      return settle(4u << 20);
+    }
+    return {};
+  }
+
+  Status check_superblock() {
+    std::string format;
+    std::string version;
+    std::string block_size;
+    for (const auto& [f, v] : m_sb) {
+      if (f == "format") {
+        format = v;
+      } else if (f == "version") {
+        version = v;
+      } else if (f == "block_size") {
+        block_size = v;
+      }
+    }
+    if (format != "redisfs") {
+      return make_error(EINVAL, "the superblock's format is " + _quote(format) + ", not 'redisfs'");
+    }
+    // Versions are canonical decimals from 1 up to the one this build knows.
+    bool known = false;
+    for (int v = 1; v <= k_format_version; ++v) {
+      known = known || version == std::to_string(v);
+    }
+    if (!known) {
+      std::string known_text = k_format_version == 1 ? "version 1" : "versions 1 to " + std::to_string(k_format_version);
+      return make_error(EINVAL, "unsupported filesystem version " + _quote(version) + " (this build knows " +
+                                    known_text + ")");
+    }
+    std::uint64_t bs = 0;
+    bool digits = !block_size.empty() && block_size.size() <= 9 &&
+                  block_size.find_first_not_of("0123456789") == std::string::npos && block_size[0] != '0';
+    if (digits) {
+      bs = std::stoull(block_size);
+    }
+    if (!digits || bs < 4096 || bs > (64u << 20) || (bs & (bs - 1)) != 0) {
+      return make_error(EINVAL, "the superblock's block_size " + _quote(block_size) +
+                                    " is not a power of two from 4 KiB to 64 MiB");
+    }
+    m_block_size = bs;
+    return {};
+  }
+
+  Pool* m_pool;
+  Connection* m_c;  // null: dry run
+  const RestoreOptions& m_opts;
+  Progress& m_progress;
+  const std::string m_ttl = _str(k_temp_ttl_ms);
+
+  std::string m_source;
+  std::string m_target;
+  std::optional<Keys> m_staging;
+
+  KeyKind m_kind = KeyKind::Unknown;
+  std::uint64_t m_records = 0;
+  std::uint64_t m_pairs = 0;
+  bool m_sb_seen = false;
+  std::vector<std::pair<std::string, std::string>> m_sb;
+  std::uint64_t m_block_size = 0;
+  std::uint64_t m_max_block = 0;
+  std::string m_max_block_key;
+
+  std::deque<Pending> m_pending;
+  std::size_t m_pending_bytes = 0;
+
+  HashSet m_keys;    // dry run only
+  HashSet m_fields;  // dry run only: the current hash's
+};
+
+// Moves every staged key to the target: RENAME + PERSIST in MULTI/EXEC
+// batches, the superblock last. Returns the number of keys moved.
+Result<std::uint64_t> _move_staging(Connection& c, const Keys& staging, const Keys& target, std::uint64_t expected) {
+  std::uint64_t moved = 0;
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", staging.match_all(), "COUNT", "1000"}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    ReplyView list = v[1];
+    std::size_t queued = 0;
+    c.append({"MULTI"});
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto rel = staging.relative(key);
+      if (!rel || *rel == "SB") {
+        continue;
+      }
+      std::string to = target.absolute(*rel);
+      c.append({"RENAME", key, to});
+      c.append({"PERSIST", to});
+      ++queued;
+    }
+    c.append({"EXEC"});
+    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+    ReplyView exec = replies.back().view();
+    if (!exec.is_array() || exec.size() != 2 * queued) {
+      return make_error(EIO, "redis: bad EXEC reply while moving the staged keys");
+    }
+    for (std::size_t i = 0; i < queued; ++i) {
+      // A key SCAN returned twice fails its second RENAME ("no such key").
+      if (exec[2 * i].type() == ReplyView::Type::Simple) {
+        ++moved;
+      }
+    }
+  } while (cursor != "0");
+  if (moved + 1 != expected) {
+    return make_error(EIO, "only " + _str(static_cast<long long>(moved + 1)) + " of " +
+                               _str(static_cast<long long>(expected)) + " staged keys were found (did they expire?)");
+  }
+  c.append({"MULTI"});
+  c.append({"RENAME", staging.sb(), target.sb()});
+  c.append({"PERSIST", target.sb()});
+  c.append({"EXEC"});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  ReplyView exec = replies.back().view();
+  if (!exec.is_array() || exec.size() != 2 || exec[0].type() != ReplyView::Type::Simple) {
+    return make_error(EIO, "cannot move the superblock " + staging.sb() + " to " + target.sb());
+  }
+  return moved + 1;
+}
+
+}  // namespace
+
+Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts) {
+  if (opts.prefix) {
+    TRY(validate_prefix(*opts.prefix));
+  }
+  if (pool == nullptr && !opts.dry_run) {
+    return make_error(EINVAL, "restore needs a server");
+  }
+  auto start = Clock::now();
+  std::optional<Pool::Lease> lease;
+  if (!opts.dry_run) {
+    TRY_ASSIGN(Pool::Lease l, pool->acquire());
+    lease.emplace(std::move(l));
+  }
+  Connection* c = lease ? &**lease : nullptr;
+  Progress progress(opts.dry_run ? "verify" : "restore", 0, "keys", opts.quiet);
+  RestoreSink sink(pool, c, opts, progress);
+
+  RestoreStats stats;
+  bool replaced = false;
+  auto body = [&]() -> Status {
+    TRY_ASSIGN(stats.trailer, dump::read(in, sink, opts.limits));
+    Status fin = sink.finish();
+    if (!fin.ok()) {
+      return make_error(fin.code(), "dump: " + fin.error().message);
+    }
+    if (c == nullptr) {
+      return {};
+    }
+    TRY(check_cancel());
+    // Commit. The target may have changed while we read: check it again.
+    bool replace = false;
+    TRY(sink.check_target(&replace));
+    if (replace) {
+      TRY(delete_prefix(*pool, sink.target(), false, true));
+      replaced = true;
+    }
+    Keys target(sink.target());
+    auto moved = _move_staging(*c, *sink.staging(), target, sink.records());
+    if (!moved.ok()) {
+      // The target was empty (or deleted) before the move: empty it again.
+      _drain(*c);
+      (void)unlink_all(*c, target);
+      return make_error(moved.error().code, "restore into " + _quote(sink.target()) + " failed while moving the keys: " +
+                                                moved.error().message);
+    }
+    return {};
+  };
+  Status st = body();
+  progress.finish();
+  if (!st.ok()) {
+    if (c != nullptr) {
+      _drain(*c);
+      if (sink.staging()) {
+        (void)unlink_all(*c, *sink.staging());
+      }
+    }
+    return std::move(st).error();
+  }
+  stats.prefix = sink.target();
+  stats.source_prefix = sink.source_prefix();
+  stats.replaced = replaced;
+  stats.seconds = _since(start);
+  return stats;
+}
+
+Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts) {
+  if (path == "-") {
+    return restore_filesystem(pool, std::cin, opts);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int e = errno;
+    return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + _errno_text(e != 0 ? e : ENOENT));
+  }
+  return restore_filesystem(pool, in, opts);
+}
+
+}  // namespace redisfs

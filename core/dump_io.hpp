@@ -1,0 +1,66 @@
+// Dump a filesystem to a redisfs dump (dump_format.hpp) and restore one,
+// both streamed: memory stays bounded whatever the filesystem's size.
+//
+// dump: freeze, COPY every key into a temporary prefix (keys with a TTL),
+// unfreeze, then stream the temporary copy out and delete it. The dump is
+// the state of one instant even while the filesystem is mounted and busy.
+//
+// restore: stream the dump into a staging prefix, and only when the whole
+// document has been read and verified (trailer, checksum, superblock), move
+// the staged keys to their prefix, superblock last. Any failure deletes the
+// staging keys: the target is left exactly as it was.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include "dump_format.hpp"
+#include "redis.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+struct DumpOptions {
+  bool quiet = false;
+};
+
+struct DumpStats {
+  std::string prefix;
+  dump::Trailer trailer;
+  std::int64_t snapshot_ns = 0;
+  double seconds = 0;
+  std::string warning;  // something to tell the user although the dump succeeded
+};
+
+Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts);
+
+// `path` "-" is stdout. Otherwise the dump goes to "<path>.tmp-XXXXXX" in
+// the same directory, is fsynced and renamed to `path` only when complete,
+// so a failed dump never leaves a half file under the final name.
+Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
+                               const DumpOptions& opts);
+
+struct RestoreOptions {
+  std::optional<std::string> prefix;  // default: the prefix in the dump's header
+  bool force = false;                 // replace an existing (unmounted) filesystem
+  bool dry_run = false;               // verify everything, write nothing
+  bool quiet = false;
+  dump::ReadLimits limits{};
+};
+
+struct RestoreStats {
+  std::string prefix;         // where it was (or would be) restored
+  std::string source_prefix;  // the prefix in the dump's header
+  dump::Trailer trailer;
+  bool replaced = false;  // an existing filesystem was deleted first (--force)
+  double seconds = 0;
+};
+
+// `pool` may be null for a dry run (then the target is not checked).
+Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts);
+// `path` "-" is stdin.
+Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts);
+
+}  // namespace redisfs

@@ -1,0 +1,618 @@
+// Copy, delete and list whole filesystems, and the freeze that makes a copy
+// point-in-time.
+//
+// THE FREEZE. SCAN alone is not a snapshot: keys change between its pages,
+// so a file renamed from one directory to another during a scan can show up
+// twice or not at all. A snapshot of SRC therefore holds SRC:FREEZE:
+//
+//   1. SET SRC:FREEZE <random token> NX PX 10000. If the key exists another
+//      snapshot (or a delete) is running: retry for up to 30 s, then fail.
+//   2. Every change script checks the key before its first write (prelude
+//      check_frozen) and fails with FROZEN; the daemon sleeps briefly and
+//      tries again. A script is atomic, so once our SET has run, no script
+//      can change a key of SRC: scripts that started earlier have finished.
+//      Reads go on as usual.
+//   3. SCAN MATCH "SRC:*" COUNT 1000 and pipeline a COPY per filesystem key
+//      (parse_relative_key + is_filesystem_key: FREEZE and MOUNT:* describe
+//      the running system and are never copied). Nothing changes, so the
+//      scan sees every key; SCAN may return a key twice, and COPY without
+//      REPLACE then answers 0, which is how duplicates are skipped. Between
+//      pages, freeze_refresh.lua extends the TTL, but only while the value
+//      is still our token.
+//   4. Release with freeze_release.lua: DEL only if the value is still our
+//      token. If it is not (we were stalled past the TTL, the key expired,
+//      writers ran), the copy is not point-in-time: it is deleted and the
+//      operation fails. The TTL means a crashed snapshot blocks writers for
+//      ten seconds at most.
+//
+// The superblock is copied last, in one MULTI/EXEC with the HSET that marks
+// the copy (origin, snapshot_created, read_only): until then the destination
+// holds keys but no superblock, which nothing mounts or lists as a
+// filesystem, so a crash mid-copy never leaves a plausible half filesystem.
+//
+// Delete takes the freeze too (so it waits for a running snapshot of the
+// prefix and mounted writers stall instead of racing it), removes the
+// superblock first and then everything else with SCAN + UNLINK.
+#include "snapshot.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "progress.hpp"
+
+namespace redisfs {
+
+using Clock = std::chrono::steady_clock;
+
+static constexpr std::string_view k_scan_count = "1000";
+
+static std::string _str(long long v) { return std::to_string(v); }
+
+static double _since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+static std::string _quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// ---------------------------------------------------------------- helpers
+
+static std::atomic<bool> g_cancel{false};
+
+void request_cancel() noexcept { g_cancel.store(true, std::memory_order_relaxed); }
+bool cancel_requested() noexcept { return g_cancel.load(std::memory_order_relaxed); }
+Status check_cancel() {
+  if (cancel_requested()) {
+    return make_error(ECANCELED, "interrupted");
+  }
+  return {};
+}
+
+std::string random_hex(std::size_t bytes) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out;
+  out.reserve(bytes * 2);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    unsigned v = rd() & 0xffu;
+    out.push_back(k_hex[v >> 4]);
+    out.push_back(k_hex[v & 15]);
+  }
+  return out;
+}
+
+std::string iso_time_ns(std::int64_t ns) {
+  std::int64_t secs = ns / 1000000000;
+  std::int64_t millis = (ns % 1000000000) / 1000000;
+  if (ns < 0 && ns % 1000000000 != 0) {
+    secs -= 1;
+    millis += 1000;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return buf;
+}
+
+Result<std::int64_t> server_time_ns(Connection& c) {
+  TRY_ASSIGN(Reply r, c.command({"TIME"}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 2) {
+    return make_error(EIO, "redis: bad TIME reply");
+  }
+  auto secs = v[0].as_int();
+  auto micros = v[1].as_int();
+  if (!secs || !micros) {
+    return make_error(EIO, "redis: bad TIME reply");
+  }
+  return *secs * 1000000000LL + *micros * 1000LL;
+}
+
+std::string human_bytes(std::uint64_t n) {
+  static constexpr const char* k_units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (n < 1024) {
+    return std::to_string(n) + " B";
+  }
+  double v = static_cast<double>(n) / 1024.0;
+  std::size_t u = 0;
+  while (v >= 1024.0 && u + 1 < std::size(k_units)) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, k_units[u]);
+  return buf;
+}
+
+std::string make_temp_prefix(std::string_view base, TempKind kind) {
+  std::string_view tag = kind == TempKind::Dump ? k_dump_tag : k_restore_tag;
+  constexpr std::size_t k_hex_len = 16;
+  // Stays within validate_prefix's 200 bytes whatever the base.
+  std::size_t room = 200 - tag.size() - k_hex_len;
+  return std::string(base.substr(0, room)) + std::string(tag) + random_hex(k_hex_len / 2);
+}
+
+TempKind temp_kind(std::string_view prefix) {
+  auto tagged = [&](std::string_view tag) {
+    auto pos = prefix.rfind(tag);
+    if (pos == std::string_view::npos || pos == 0) {
+      return false;
+    }
+    std::string_view hex = prefix.substr(pos + tag.size());
+    return !hex.empty() && std::all_of(hex.begin(), hex.end(), [](char ch) {
+      return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+    });
+  };
+  if (tagged(k_dump_tag)) {
+    return TempKind::Dump;
+  }
+  if (tagged(k_restore_tag)) {
+    return TempKind::Restore;
+  }
+  return TempKind::None;
+}
+
+// One SCAN page: the next cursor and a view of the keys (valid while `page`
+// lives).
+static Status _scan_page(Connection& c, std::string& cursor, std::string_view match, Reply& page) {
+  TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
+  ReplyView v = page.view();
+  if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+    return make_error(EIO, "redis: bad SCAN reply");
+  }
+  cursor = std::string(v[0].str());
+  return {};
+}
+
+static Result<std::uint64_t> _count_matching(Connection& c, const std::string& match, bool stop_at_first) {
+  std::string cursor = "0";
+  std::uint64_t n = 0;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, match, page));
+    n += page.view()[1].size();
+    if (stop_at_first && n > 0) {
+      return n;
+    }
+  } while (cursor != "0");
+  return n;
+}
+
+Result<PrefixState> probe_prefix(Connection& c, const Keys& keys) {
+  PrefixState st;
+  TRY_ASSIGN(Reply r, c.command({"EXISTS", keys.sb()}));
+  st.has_sb = r.view().integer() == 1;
+  TRY_ASSIGN(st.mounts, _count_matching(c, keys.match_mounts(), false));
+  if (st.has_sb || st.mounts > 0) {
+    st.any_key = true;
+  } else {
+    TRY_ASSIGN(std::uint64_t n, _count_matching(c, keys.match_all(), true));
+    st.any_key = n > 0;
+  }
+  return st;
+}
+
+// Reads `n` pipelined replies, all of them even after an error; returns the
+// first error, or the number of integer replies equal to 1.
+static Result<std::uint64_t> _read_ones(Connection& c, std::size_t n) {
+  std::uint64_t ones = 0;
+  std::optional<Error> first;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto r = c.read_reply();
+    if (!r.ok()) {
+      if (!first) {
+        first = std::move(r).error();
+      }
+      continue;
+    }
+    if (r->view().integer() == 1) {
+      ++ones;
+    }
+  }
+  if (first) {
+    return std::move(*first);
+  }
+  return ones;
+}
+
+Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze, Progress* progress) {
+  const std::string freeze_key = keys.freeze();
+  std::string cursor = "0";
+  std::uint64_t removed = 0;
+  do {
+    // No check_cancel(): this is also how an interrupted operation cleans up.
+    Reply page;
+    TRY(_scan_page(c, cursor, keys.match_all(), page));
+    ReplyView list = page.view()[1];
+    std::vector<std::string_view> argv{"UNLINK"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].str() != freeze_key) {
+        argv.push_back(list[i].str());
+      }
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply r, c.command(std::span<const std::string_view>(argv)));
+      auto n = static_cast<std::uint64_t>(r.view().integer());
+      removed += n;
+      if (progress != nullptr) {
+        progress->add(n);
+      }
+    }
+    if (freeze != nullptr) {
+      TRY(freeze->keep_alive(c));
+    }
+  } while (cursor != "0");
+  return removed;
+}
+
+// ---------------------------------------------------------------- freeze
+
+Freeze::Freeze(std::string key, std::string token)
+    : m_key(std::move(key)), m_token(std::move(token)), m_held(true), m_last_refresh(Clock::now()) {}
+
+Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
+  std::string key = keys.freeze();
+  std::string token = random_hex(16);
+  std::string ttl = _str(k_freeze_ttl_ms);
+  auto deadline = Clock::now() + wait;
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    TRY(check_cancel());
+    TRY_ASSIGN(Reply r, c.command({"SET", key, token, "NX", "PX", ttl}));
+    if (!r.view().is_nil()) {
+      return Freeze(std::move(key), std::move(token));
+    }
+    if (Clock::now() >= deadline) {
+      return make_error(EBUSY, "another snapshot of " + _quote(keys.prefix()) + " is in progress (" + key +
+                                   " exists); try again later");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+static Error _lost(const std::string& key) {
+  return make_error(EAGAIN, "the freeze " + key + " expired or was taken over while the copy ran");
+}
+
+Status Freeze::refresh(Connection& c) {
+  if (!m_held) {
+    return _lost(m_key);
+  }
+  TRY_ASSIGN(Reply r, c.eval("freeze_refresh", {m_key}, {m_token, _str(k_freeze_ttl_ms)}));
+  if (r.view().integer() != 1) {
+    m_held = false;
+    return _lost(m_key);
+  }
+  m_last_refresh = Clock::now();
+  return {};
+}
+
+Status Freeze::keep_alive(Connection& c) {
+  if (Clock::now() - m_last_refresh < std::chrono::seconds(1)) {
+    return {};
+  }
+  return refresh(c);
+}
+
+Status Freeze::release(Connection& c) {
+  if (!m_held) {
+    return _lost(m_key);
+  }
+  m_held = false;
+  TRY_ASSIGN(Reply r, c.eval("freeze_release", {m_key}, {m_token}));
+  if (r.view().integer() != 1) {
+    return _lost(m_key);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- copy
+
+// Step 3 and the superblock, with the freeze held. Returns the number of
+// keys copied.
+static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze,
+                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
+  std::uint64_t copied = 0;
+  std::string cursor = "0";
+  do {
+    TRY(check_cancel());
+    Reply page;
+    TRY(_scan_page(c, cursor, sk.match_all(), page));
+    ReplyView list = page.view()[1];
+    std::size_t queued = 0;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto rel = sk.relative(key);
+      if (!rel) {
+        continue;
+      }
+      KeyKind kind = parse_relative_key(*rel).kind;
+      if (!is_filesystem_key(kind) || kind == KeyKind::Superblock) {
+        continue;
+      }
+      std::string to = dk.absolute(*rel);
+      c.append({"COPY", key, to});
+      ++queued;
+    }
+    TRY_ASSIGN(std::uint64_t n, _read_ones(c, queued));
+    copied += n;
+    progress.add(n);
+    TRY(freeze.keep_alive(c));
+  } while (cursor != "0");
+
+  std::string snap = _str(snapshot_ns);
+  c.append({"MULTI"});
+  c.append({"COPY", sk.sb(), dk.sb()});
+  c.append({"HSET", dk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  c.append({"EXEC"});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  ReplyView exec = replies.back().view();
+  if (!exec.is_array() || exec.size() != 2 || exec[0].integer() != 1) {
+    return make_error(EEXIST, "cannot copy the superblock: " + dk.sb() + " appeared during the copy");
+  }
+  progress.add(1);
+  return copied + 1;
+}
+
+Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
+                                  const CopyOptions& opts) {
+  TRY(validate_prefix(src));
+  TRY(validate_prefix(dst));
+  if (src == dst) {
+    return make_error(EINVAL, "source and destination are the same prefix " + _quote(src));
+  }
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  Keys sk(src);
+  Keys dk(dst);
+
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
+  if (exists.view().integer() != 1) {
+    return make_error(ENOENT, "no filesystem at prefix " + _quote(src));
+  }
+  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
+  if (target.any_key) {
+    if (!opts.force) {
+      return make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys; use --force to replace it");
+    }
+    if (target.mounts > 0) {
+      return make_error(EBUSY, _quote(dst) + " is mounted (" + _str(static_cast<long long>(target.mounts)) +
+                                   " live mounts); unmount it before replacing it");
+    }
+    TRY(delete_prefix(pool, dst, false, true));
+  }
+
+  Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
+  auto cleanup = [&](Error e) -> Error {
+    if (freeze.held()) {
+      (void)freeze.release(c);
+    }
+    progress.finish();
+    (void)c.command({"UNLINK", dk.sb()});  // best effort, superblock first
+    (void)unlink_all(c, dk);
+    return e;
+  };
+
+  auto snapshot_ns = server_time_ns(c);
+  if (!snapshot_ns.ok()) {
+    return cleanup(std::move(snapshot_ns).error());
+  }
+  auto copied = _copy_frozen(c, sk, dk, freeze, opts, *snapshot_ns, progress);
+  if (!copied.ok()) {
+    return cleanup(make_error(copied.error().code, "copy " + src + " -> " + dst + ": " + copied.error().message +
+                                                       " (the partial copy was removed)"));
+  }
+  Status released = freeze.release(c);
+  if (!released.ok()) {
+    return cleanup(make_error(released.code(), "copy " + src + " -> " + dst + ": " + released.error().message +
+                                                   ", so it would not be point-in-time; the copy was removed"));
+  }
+  progress.finish();
+
+  CopyStats stats;
+  stats.keys = *copied;
+  stats.snapshot_ns = *snapshot_ns;
+  TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
+  stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
+  stats.seconds = _since(start);
+  return stats;
+}
+
+// ---------------------------------------------------------------- delete
+
+Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool even_if_mounted, bool quiet) {
+  TRY(validate_prefix(prefix));
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  Keys keys(prefix);
+  TRY_ASSIGN(PrefixState st, probe_prefix(c, keys));
+  if (!st.any_key) {
+    return make_error(ENOENT, "no key under prefix " + _quote(prefix));
+  }
+  if (st.mounts > 0 && !even_if_mounted) {
+    return make_error(EBUSY, _quote(prefix) + " is mounted (" + _str(static_cast<long long>(st.mounts)) +
+                                 " live mounts); unmount it first, or use --force");
+  }
+  Progress progress("delete " + prefix, 0, "keys", quiet);
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));
+  DeleteStats stats;
+  auto sb = c.command({"UNLINK", keys.sb()});
+  auto rest = sb.ok() ? unlink_all(c, keys, &freeze, &progress) : Result<std::uint64_t>(sb.error());
+  (void)freeze.release(c);  // a delete needs no point in time
+  progress.finish();
+  if (!rest.ok()) {
+    return make_error(rest.error().code, "delete " + prefix + ": " + rest.error().message);
+  }
+  stats.keys = static_cast<std::uint64_t>(sb->view().integer()) + *rest;
+  stats.seconds = _since(start);
+  return stats;
+}
+
+// ---------------------------------------------------------------- list
+
+static std::int64_t _field_int(const std::map<std::string, std::string>& f, const char* name) {
+  auto it = f.find(name);
+  if (it == f.end()) {
+    return 0;
+  }
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  std::set<std::string> prefixes;
+  std::string cursor = "0";
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, "*:SB", page));
+    ReplyView list = page.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto colon = key.find(':');
+      if (colon != std::string_view::npos && colon > 0 && key.substr(colon) == ":SB") {
+        std::string prefix(key.substr(0, colon));
+        if (all || temp_kind(prefix) == TempKind::None) {
+          prefixes.insert(std::move(prefix));
+        }
+      }
+    }
+  } while (cursor != "0");
+
+  std::map<std::string, std::uint64_t> mounts;
+  cursor = "0";
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, "*:MOUNT:*", page));
+    ReplyView list = page.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto colon = key.find(':');
+      if (colon != std::string_view::npos && key.substr(colon).starts_with(":MOUNT:")) {
+        ++mounts[std::string(key.substr(0, colon))];
+      }
+    }
+  } while (cursor != "0");
+
+  std::vector<FsInfo> out;
+  std::vector<std::string> names(prefixes.begin(), prefixes.end());
+  for (const auto& p : names) {
+    c.append({"HGETALL", Keys(p).sb()});
+  }
+  for (const auto& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok()) {
+      Error e = std::move(r).error();
+      while (c.pending() > 0) {
+        (void)c.read_reply();
+      }
+      return make_error(e.code, "list: " + p + ": " + e.message);
+    }
+    ReplyView v = r->view();
+    if (v.size() == 0) {
+      continue;  // deleted since the scan
+    }
+    std::map<std::string, std::string> f;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      f.emplace(std::string(v[i].str()), std::string(v[i + 1].str()));
+    }
+    FsInfo info;
+    info.prefix = p;
+    info.origin = f.count("origin") ? f["origin"] : "";
+    info.created_ns = _field_int(f, "created");
+    info.snapshot_created_ns = _field_int(f, "snapshot_created");
+    info.inodes = static_cast<std::uint64_t>(_field_int(f, "inodes"));
+    info.bytes = static_cast<std::uint64_t>(_field_int(f, "bytes"));
+    info.block_size = static_cast<std::uint32_t>(_field_int(f, "block_size"));
+    info.version = static_cast<int>(_field_int(f, "version"));
+    info.read_only = f.count("read_only") && f["read_only"] == "1";
+    info.mounts = mounts.count(p) ? mounts[p] : 0;
+    TempKind tk = temp_kind(p);
+    info.temporary = tk != TempKind::None;
+    if (tk == TempKind::Dump) {
+      info.kind = "dump-temp";
+    } else if (tk == TempKind::Restore) {
+      info.kind = "restore-staging";
+    } else if (!info.origin.empty()) {
+      info.kind = info.read_only ? "snapshot" : "clone";
+    } else {
+      info.kind = info.read_only ? "read-only" : "filesystem";
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::string list_as_json(const std::vector<FsInfo>& list) {
+  using Json = nlohmann::ordered_json;
+  Json arr = Json::array();
+  for (const auto& fs : list) {
+    Json j;
+    j["prefix"] = fs.prefix;
+    j["kind"] = fs.kind;
+    j["origin"] = fs.origin.empty() ? Json(nullptr) : Json(fs.origin);
+    j["created"] = fs.created_ns != 0 ? Json(iso_time_ns(fs.created_ns)) : Json(nullptr);
+    j["snapshot_created"] = fs.snapshot_created_ns != 0 ? Json(iso_time_ns(fs.snapshot_created_ns)) : Json(nullptr);
+    j["read_only"] = fs.read_only;
+    j["inodes"] = fs.inodes;
+    j["bytes"] = fs.bytes;
+    j["block_size"] = fs.block_size;
+    j["version"] = fs.version;
+    j["mounts"] = fs.mounts;
+    j["temporary"] = fs.temporary;
+    arr.push_back(std::move(j));
+  }
+  // Prefixes and origins come from the server: never let odd bytes break
+  // the document.
+  return arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string list_as_table(const std::vector<FsInfo>& list) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"PREFIX", "KIND", "ORIGIN", "CREATED", "INODES", "SIZE", "MOUNTS"});
+  for (const auto& fs : list) {
+    std::int64_t t = fs.snapshot_created_ns != 0 ? fs.snapshot_created_ns : fs.created_ns;
+    std::string when = t != 0 ? iso_time_ns(t).substr(0, 19) + "Z" : "-";
+    rows.push_back({fs.prefix, fs.kind, fs.origin.empty() ? "-" : fs.origin, when, std::to_string(fs.inodes),
+                    human_bytes(fs.bytes), std::to_string(fs.mounts)});
+  }
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      bool right = i >= 4;
+      std::string pad(width[i] - row[i].size(), ' ');
+      line += right ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
+      if (i + 1 < row.size()) {
+        line += "  ";
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace redisfs

@@ -1,0 +1,150 @@
+// Whole-filesystem operations on the server: the freeze that makes a copy
+// point-in-time, copy (re-prefix), delete, list, and the temporary prefixes
+// that dump and restore work in. dump_io.hpp builds dump and restore on
+// these. No FUSE, no CLI: redisfs-snap's subcommands and the tests call
+// these directly.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keys.hpp"
+#include "redis.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+class Progress;
+
+// ---------------------------------------------------------------- freeze
+
+inline constexpr long k_freeze_ttl_ms = 10000;
+inline constexpr std::chrono::milliseconds k_freeze_wait{30000};
+
+// <prefix>:FREEZE held by us (SET NX PX with a random token). While it
+// exists every change script of every mount fails with FROZEN and is retried
+// by its daemon, so the filesystem's keys cannot change. Refresh it at least
+// every few seconds; release() says whether it was held the whole time.
+class Freeze {
+ public:
+  // Waits up to `wait` while another snapshot holds the freeze.
+  static Result<Freeze> acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait = k_freeze_wait);
+
+  // EAGAIN when the freeze was lost (expired, or taken by someone else).
+  Status refresh(Connection& c);
+  // Refreshes only if more than a second went by since the last refresh.
+  Status keep_alive(Connection& c);
+  // Deletes the freeze; EAGAIN when it was lost before (nothing is deleted).
+  Status release(Connection& c);
+  bool held() const { return m_held; }
+
+ private:
+  Freeze(std::string key, std::string token);
+
+  std::string m_key;
+  std::string m_token;
+  bool m_held = false;
+  std::chrono::steady_clock::time_point m_last_refresh;
+};
+
+// ---------------------------------------------------------------- helpers
+
+// Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
+// check the flag between batches and fail with ECANCELED after cleaning up.
+void request_cancel() noexcept;
+bool cancel_requested() noexcept;
+Status check_cancel();
+
+// Lowercase hex of `bytes` random bytes.
+std::string random_hex(std::size_t bytes);
+// RFC 3339 UTC, e.g. "2026-11-29T19:40:00.123Z" (millisecond precision).
+std::string iso_time_ns(std::int64_t ns);
+// The server's clock (TIME) in nanoseconds.
+Result<std::int64_t> server_time_ns(Connection& c);
+// "1.0 GiB", "12.3 MiB", "512 B".
+std::string human_bytes(std::uint64_t n);
+
+// Temporary prefixes: "<base>~dump~<hex>" while a dump is taken,
+// "<base>~restore~<hex>" while a restore is staged. Their keys carry a TTL,
+// so a crashed dump or restore cleans itself up.
+enum class TempKind { None, Dump, Restore };
+inline constexpr std::string_view k_dump_tag = "~dump~";
+inline constexpr std::string_view k_restore_tag = "~restore~";
+inline constexpr long k_temp_ttl_ms = 12L * 3600 * 1000;
+std::string make_temp_prefix(std::string_view base, TempKind kind);
+TempKind temp_kind(std::string_view prefix);
+
+// What is under a prefix right now.
+struct PrefixState {
+  bool has_sb = false;
+  bool any_key = false;    // any key at all under "<prefix>:"
+  std::uint64_t mounts = 0;  // live <prefix>:MOUNT:* keys
+};
+Result<PrefixState> probe_prefix(Connection& c, const Keys& keys);
+
+// UNLINKs every key matching "<prefix>:*" but <prefix>:FREEZE (SCAN +
+// UNLINK in batches), keeping `freeze` alive if given; returns how many were
+// removed.
+Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze = nullptr,
+                                 Progress* progress = nullptr);
+
+// ---------------------------------------------------------------- operations
+
+struct CopyOptions {
+  bool force = false;     // replace an existing (unmounted) destination
+  bool writable = false;  // a writable clone instead of a read-only snapshot
+  bool quiet = false;     // no progress line
+};
+
+struct CopyStats {
+  std::uint64_t keys = 0;
+  std::uint64_t bytes = 0;  // file data (the superblock's usage total)
+  std::int64_t snapshot_ns = 0;
+  double seconds = 0;
+};
+
+// Re-prefixes every filesystem key of `src` to `dst` on the server (COPY),
+// under src's freeze: the copy is the state of one instant even while src is
+// mounted read-write and busy. dst's superblock gets origin, snapshot_created
+// and read_only (unless writable). dst must hold no key, unless force (then
+// it is deleted first, and never while mounted).
+Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
+                                  const CopyOptions& opts);
+
+struct DeleteStats {
+  std::uint64_t keys = 0;
+  double seconds = 0;
+};
+
+// Removes every key of `prefix`: the superblock first (so it stops looking
+// like a filesystem), then the rest. Waits for a running snapshot of it to
+// end first. Refuses a mounted prefix unless `even_if_mounted`; ENOENT when
+// there is no key at all.
+Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool even_if_mounted, bool quiet);
+
+struct FsInfo {
+  std::string prefix;
+  std::string kind;  // filesystem, snapshot, clone, read-only, dump-temp, restore-staging
+  std::string origin;
+  std::int64_t created_ns = 0;           // the filesystem's creation
+  std::int64_t snapshot_created_ns = 0;  // 0 unless it is a copy
+  std::uint64_t inodes = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t mounts = 0;
+  std::uint32_t block_size = 0;
+  int version = 0;
+  bool read_only = false;
+  bool temporary = false;
+};
+
+// Every filesystem on the server (every "<prefix>:SB"), sorted by prefix;
+// temporary dump/restore prefixes only when `all`.
+Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all);
+std::string list_as_json(const std::vector<FsInfo>& list);
+std::string list_as_table(const std::vector<FsInfo>& list);
+
+}  // namespace redisfs

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# An interrupted (SIGTERM / SIGINT) dump or restore cleans up after itself:
+# exit 1 saying "interrupted", no temporary or staging keys, no half file
+# under the final name, no keys under the restore's target.
+. "$(dirname "$0")/snap_lib.sh"
+
+make_fs BIG
+# 3000 more blocks (12 MB): the dump cannot fit in a pipe's buffer.
+python3 - <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import os, sys
+out = sys.stdout.buffer
+for i in range(3000):
+    key = b'BIG:BLK:3:%d' % (i + 3)
+    val = os.urandom(4096)
+    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(key), key, len(val), val))
+PY
+[[ $(key_count BIG) == 3012 ]] || fail "BIG has $(key_count BIG) keys"
+keys_before=$(dbsize)
+
+for sig in TERM INT; do
+  note "dump, SIG$sig while blocked on a full pipe"
+  rm -f "$T/fifo"
+  mkfifo "$T/fifo"
+  (exec 3<"$T/fifo"; sleep 1.5; cat <&3 >/dev/null) &
+  reader=$!
+  rc=0
+  "$REDISFS_SNAP_BIN" --redis "$URL" -q dump BIG >"$T/fifo" 2>"$T/err" &
+  pid=$!
+  sleep 0.5
+  kill -"$sig" "$pid"
+  wait "$pid" || rc=$?
+  wait "$reader"
+  [[ $rc == 1 ]] || fail "interrupted dump exited with $rc: $(cat "$T/err")"
+  grep -q 'interrupted' "$T/err" || fail "interrupted dump says: $(cat "$T/err")"
+  [[ $(dbsize) == "$keys_before" ]] || fail "the interrupted dump left $(($(dbsize) - keys_before)) keys"
+  [[ -z $(rcli --scan --pattern '*~dump~*') ]] || fail "temporary dump keys left behind"
+done
+
+note "dump -o FILE, interrupted: no file, no temporary file"
+snap -q dump BIG -o "$T/big.json"
+mv "$T/big.json" "$T/full.json"
+"$REDISFS_SNAP_BIN" --redis "$URL" -q dump BIG -o "$T/big.json" 2>"$T/err" &
+pid=$!
+sleep 0.2
+kill -TERM "$pid" 2>/dev/null || true  # it may be done already
+rc=0
+wait "$pid" || rc=$?
+[[ $rc == 1 || $rc == 0 ]] || fail "dump -o exited with $rc"
+if [[ $rc == 1 ]]; then
+  [[ ! -e $T/big.json ]] || fail "an interrupted dump left $T/big.json"
+else
+  cmp <(jq -c '.records | sort_by(.key)' "$T/big.json") <(jq -c '.records | sort_by(.key)' "$T/full.json")
+fi
+[[ -z $(ls "$T" | grep 'big.json.tmp') ]] || fail "temporary file left behind"
+[[ $(dbsize) == "$keys_before" ]] || fail "the interrupted dump left keys"
+
+note "restore, SIGTERM while waiting for the end of its input"
+rm -f "$T/fifo"
+mkfifo "$T/fifo"
+(cat "$T/full.json"; sleep 1.5) >"$T/fifo" &
+writer=$!
+rc=0
+"$REDISFS_SNAP_BIN" --redis "$URL" -q restore --prefix TARGET "$T/fifo" 2>"$T/err" &
+pid=$!
+sleep 0.7
+kill -TERM "$pid"
+wait "$pid" || rc=$?
+wait "$writer"
+[[ $rc == 1 ]] || fail "interrupted restore exited with $rc: $(cat "$T/err")"
+grep -q 'interrupted' "$T/err" || fail "interrupted restore says: $(cat "$T/err")"
+[[ $(key_count TARGET) == 0 ]] || fail "the interrupted restore left keys under TARGET"
+[[ -z $(rcli --scan --pattern '*~restore~*') ]] || fail "staging keys left behind"
+[[ $(dbsize) == "$keys_before" ]] || fail "the interrupted restore changed the server"
+
+note "and without interruption, the same restore works"
+snap -q restore --prefix TARGET "$T/full.json"
+[[ $(key_count TARGET) == 3012 ]] || fail "TARGET has $(key_count TARGET) keys"
+[[ $(fs_digest TARGET) == "$(fs_digest BIG)" ]] || fail "TARGET differs from BIG"
+note "ok"

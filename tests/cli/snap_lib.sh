@@ -1,0 +1,163 @@
+# snap_lib.sh: what every redisfs-snap CLI case shares. A case sources it:
+#
+#   . "$(dirname "$0")/snap_lib.sh"
+#
+# and gets a temp dir $T, private redis-servers (start_server NAME: a unix
+# socket $T/NAME.sock, no TCP port, no persistence; DEBUG allowed locally
+# so values can be compared by DEBUG DIGEST-VALUE), `snap` (the binary
+# under test with --redis on the first server), helpers to build a small
+# filesystem with raw commands following the key schema, and an EXIT trap
+# that stops every server and removes $T, pass or fail. A failing command is
+# named with its line (ERR trap).
+#
+# Exit codes: 0 pass, 1 fail, 77 skipped. Run on its own (ctest registers
+# it as cli/snap_lib), it checks itself: a server comes up and goes away.
+set -Eeuo pipefail
+
+TEST_NAME=$(basename "$0" .sh)
+
+skip() {
+  echo "skipped: $TEST_NAME: $*"
+  exit 77
+}
+
+fail() {
+  echo "FAIL: $TEST_NAME: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "-- $TEST_NAME: $*"
+}
+
+on_error() {
+  local code=$?
+  echo "FAIL: $TEST_NAME: line $1: '$BASH_COMMAND' exited with $code" >&2
+  exit 1
+}
+
+for tool in redis-server redis-cli jq python3; do
+  command -v "$tool" >/dev/null || skip "$tool not found"
+done
+[[ -n ${REDISFS_SNAP_BIN:-} ]] || skip "REDISFS_SNAP_BIN is not set"
+[[ -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN=$REDISFS_SNAP_BIN is not an executable"
+
+unset REDISFS_URL REDISFS_PASSWORD REDISFS_PREFIX
+
+T=$(mktemp -d /tmp/redisfs-snap-test.XXXXXX)
+SERVER_PIDS=()
+
+cleanup() {
+  local pid i
+  for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'on_error $LINENO' ERR
+
+# start_server NAME: a private redis-server on $T/NAME.sock.
+start_server() {
+  local name=$1 sock=$T/$1.sock i
+  redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' --appendonly no \
+    --enable-debug-command local --daemonize yes --pidfile "$T/$name.pid" --dir "$T" \
+    --logfile "$T/$name.log" >/dev/null || fail "redis-server $name did not start"
+  for ((i = 0; i < 200; i++)); do
+    if [[ -S $sock ]] && [[ $(redis-cli -s "$sock" ping 2>/dev/null) == PONG ]] && [[ -s $T/$name.pid ]]; then
+      SERVER_PIDS+=("$(cat "$T/$name.pid")")
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "redis-server $name does not answer on $sock"
+}
+
+start_server main
+SOCK=$T/main.sock
+URL=unix://$SOCK
+
+rcli() {
+  redis-cli -s "$SOCK" "$@"
+}
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "$URL" "$@"
+}
+
+dbsize() {
+  redis-cli -s "${1:-$SOCK}" dbsize
+}
+
+# fs_digest PREFIX [SOCK]: "relative-key digest" per key under PREFIX,
+# sorted; SB and MOUNT/FREEZE keys left out (a copy changes its SB).
+fs_digest() {
+  local prefix=$1 sock=${2:-$SOCK}
+  redis-cli -s "$sock" --scan --pattern "$prefix:*" | sort -u |
+    { grep -Ev "^$prefix:(SB|FREEZE|MOUNT:.*)\$" || true; } >"$T/digest.keys"
+  [[ -s $T/digest.keys ]] || return 0
+  # One redis-cli for every key (schema keys hold no spaces).
+  paste -d' ' <(sed "s/^$prefix://" "$T/digest.keys") \
+    <(sed 's/^/debug digest-value /' "$T/digest.keys" | redis-cli -s "$sock")
+}
+
+sb_digest() {
+  redis-cli -s "${2:-$SOCK}" debug digest-value "$1:SB"
+}
+
+key_count() {  # PREFIX [SOCK]
+  redis-cli -s "${2:-$SOCK}" --scan --pattern "$1:*" | sort -u | wc -l
+}
+
+# make_fs PREFIX [SOCK]: a small filesystem written with raw commands by the
+# key schema (core/keys.hpp): root with a text file, a binary file of two
+# blocks with a hole, a subdirectory, a symlink and xattrs.
+make_fs() {
+  local p=$1 sock=${2:-$SOCK} now
+  now=$(date +%s%N)
+  local r=(redis-cli -s "$sock")
+  "${r[@]}" hset "$p:SB" format redisfs version 1 block_size 4096 root 1 next_inode 100 inodes 5 bytes 8209 \
+    created "$now" >/dev/null
+  "${r[@]}" hset "$p:INODE:1" type dir mode 0755 uid 0 gid 0 size 0 nlink 3 rdev 0 bytes 0 parent 1 \
+    atime "$now" mtime "$now" ctime "$now" >/dev/null
+  "${r[@]}" hset "$p:DIR:1" hello.txt 2 data.bin 3 sub 4 link 5 >/dev/null
+  "${r[@]}" hset "$p:INODE:2" type file mode 0644 uid 1000 gid 1000 size 13 nlink 1 rdev 0 bytes 13 \
+    atime "$now" mtime "$now" ctime "$now" >/dev/null
+  printf 'hello, world\n' | "${r[@]}" -x set "$p:BLK:2:0" >/dev/null
+  "${r[@]}" hset "$p:INODE:3" type file mode 0600 uid 1000 gid 1000 size 12288 nlink 1 rdev 0 bytes 8196 \
+    atime "$now" mtime "$now" ctime "$now" >/dev/null
+  head -c 4096 /dev/urandom | "${r[@]}" -x set "$p:BLK:3:0" >/dev/null
+  head -c 4096 /dev/urandom | "${r[@]}" -x set "$p:BLK:3:2" >/dev/null
+  "${r[@]}" hset "$p:INODE:4" type dir mode 0700 uid 1000 gid 1000 size 0 nlink 2 rdev 0 bytes 0 parent 1 \
+    atime "$now" mtime "$now" ctime "$now" >/dev/null
+  "${r[@]}" hset "$p:INODE:5" type symlink mode 0777 uid 0 gid 0 size 8 nlink 1 rdev 0 bytes 0 target data.bin \
+    atime "$now" mtime "$now" ctime "$now" >/dev/null
+  "${r[@]}" hset "$p:XATTR:2" user.comment "a text file" >/dev/null
+  printf '\x00\xff\xfe binary' | "${r[@]}" -x hset "$p:XATTR:3" user.raw >/dev/null
+}
+
+# expect_fail CMD...: CMD must exit non-zero (not by a signal, not 2 unless
+# asked); its stderr goes to $T/err.
+expect_fail() {
+  local rc=0
+  "$@" >"$T/out" 2>"$T/err" || rc=$?
+  if ((rc == 0)); then
+    fail "expected failure: $* (stderr: $(cat "$T/err"))"
+  fi
+  if ((rc > 128)); then
+    fail "killed by a signal ($rc): $*"
+  fi
+  LAST_RC=$rc
+}
+
+if [[ $TEST_NAME == snap_lib ]]; then
+  make_fs SELF
+  [[ $(key_count SELF) == 12 ]] || fail "make_fs wrote $(key_count SELF) keys"
+  [[ $(fs_digest SELF | wc -l) == 11 ]] || fail "fs_digest"
+  note "ok"
+fi

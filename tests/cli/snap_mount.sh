@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# redisfs-snap on real mounts: copies and dumps taken while a writer renames
+# files between two directories and appends records through FUSE show one
+# instant (every file exactly once, only whole records); a snapshot mounts
+# read-only (and refuses a read-write mount), and a quiet filesystem's copy
+# and dump -> restore mount as the same tree (content, modes, owners,
+# times, hard links, symlinks, xattrs, fifos, sparse files). Uses the
+# real-mount harness of tests/mount/lib.sh.
+. "$(dirname "$0")/../mount/lib.sh"
+
+[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
+}
+
+N=16
+mount_fs
+
+note "populate"
+mkdir "$MNT/a" "$MNT/b" "$MNT/filler" "$MNT/misc"
+for ((k = 0; k < N; k++)); do
+  echo "file $k" >"$MNT/a/f$k"
+done
+python3 - "$MNT/filler" <<'PY'
+import os, sys
+for i in range(1500):
+    with open(os.path.join(sys.argv[1], f'x{i}'), 'w') as f:
+        f.write(str(i))
+PY
+: >"$MNT/log"
+head -c 3000000 /dev/urandom >"$MNT/misc/random.bin"
+truncate -s 5000000 "$MNT/misc/sparse"
+printf 'tail' | dd of="$MNT/misc/sparse" bs=1 seek=4000000 conv=notrunc status=none
+ln "$MNT/misc/random.bin" "$MNT/misc/hardlink"
+ln -s ../a/f1 "$MNT/misc/symlink"
+mkfifo "$MNT/misc/fifo"
+chmod 0640 "$MNT/misc/random.bin"
+chmod 2750 "$MNT/misc"
+touch -d '2001-02-03 04:05:06.123456789' "$MNT/misc/sparse"
+if command -v setfattr >/dev/null; then
+  setfattr -n user.comment -v "snapshot me" "$MNT/misc/random.bin"
+fi
+
+# verify_instant DIR: the a/b split holds every file once, and the log only
+# whole, consecutive 64-byte records.
+verify_instant() {
+  local dir=$1 count uniq
+  count=$(find "$dir/a" "$dir/b" -type f | wc -l)
+  uniq=$(find "$dir/a" "$dir/b" -type f -printf '%f\n' | sort -u | wc -l)
+  [[ $count == "$N" && $uniq == "$N" ]] || fail "$dir: $count files ($uniq names) in a+b, expected $N"
+  python3 - "$dir/log" <<'PY' || fail "$dir: the log is torn"
+import sys
+data = open(sys.argv[1], 'rb').read()
+assert len(data) % 64 == 0, f'log size {len(data)} is not a multiple of 64'
+for i in range(len(data) // 64):
+    rec = data[i * 64:(i + 1) * 64]
+    assert rec.startswith(b'%08d ' % i) and rec.endswith(b'\n'), f'record {i}: {rec!r}'
+PY
+}
+
+note "copy and dump while a writer renames and appends"
+writer() {
+  local i=0 k
+  while [[ ! -e $T/stop ]]; do
+    k=$((i % N))
+    if [[ -e $MNT/a/f$k ]]; then
+      mv "$MNT/a/f$k" "$MNT/b/f$k"
+    else
+      mv "$MNT/b/f$k" "$MNT/a/f$k"
+    fi
+    printf '%08d %54s\n' "$i" payload >>"$MNT/log"
+    i=$((i + 1))
+  done
+}
+writer &
+writer_pid=$!
+while (($(stat -c %s "$MNT/log") < 64 * 20)); do
+  sleep 0.05
+done
+for round in 1 2; do
+  snap -q copy "$PREFIX" "SNAP$round"
+  snap -q dump "$PREFIX" -o "$T/live$round.json"
+done
+touch "$T/stop"
+wait "$writer_pid"
+(($(stat -c %s "$MNT/log") > 64 * 20)) || fail "the writer made no progress"
+
+for round in 1 2; do
+  snap -q restore "$T/live$round.json" --prefix "LIVE$round"
+  PREFIX=SNAP$round mount_at "$T/snap$round" --read-only
+  PREFIX=LIVE$round mount_at "$T/live$round" --read-only
+  verify_instant "$T/snap$round"
+  verify_instant "$T/live$round"
+  unmount_fs "$T/snap$round"
+  unmount_fs "$T/live$round"
+done
+
+note "a snapshot refuses a read-write mount"
+mkdir -p "$T/rw"
+expect_fail "read-only" "$REDISFS_BIN" --redis "unix://$SOCK" --prefix SNAP1 "$T/rw"
+! is_mounted "$T/rw" || fail "a snapshot was mounted read-write"
+
+note "a quiet filesystem's copy and restored dump are the same tree"
+snap -q copy "$PREFIX" QUIET
+snap -q dump "$PREFIX" -o "$T/quiet.json"
+snap -q restore "$T/quiet.json" --prefix RESTORED
+PREFIX=QUIET mount_at "$T/quiet" --read-only
+PREFIX=RESTORED mount_at "$T/restored" --read-only
+
+listing() {  # everything but atime, which reading changes
+  (cd "$1" && find . -printf '%p %y %m %U %G %s %n %T@ %C@ %l\n' | sort)
+}
+listing "$MNT" >"$T/orig.list"
+for d in "$T/quiet" "$T/restored"; do
+  listing "$d" >"$T/copy.list"
+  diff "$T/orig.list" "$T/copy.list" >&2 || fail "$d: metadata differs from the original"
+  diff -r --no-dereference -x fifo "$MNT" "$d" >&2 || fail "$d: content differs from the original"
+  [[ $(stat -c %i "$d/misc/random.bin") == $(stat -c %i "$d/misc/hardlink") ]] || fail "$d: hard link broken"
+  [[ $(readlink "$d/misc/symlink") == ../a/f1 ]] || fail "$d: symlink target"
+  [[ -p $d/misc/fifo ]] || fail "$d: fifo lost"
+  [[ $(stat -c %s "$d/misc/sparse") == 5000000 ]] || fail "$d: sparse size"
+  if command -v getfattr >/dev/null; then
+    [[ $(getfattr --absolute-names --only-values -n user.comment "$d/misc/random.bin") == "snapshot me" ]] || fail "$d: xattr lost"
+  fi
+  grep -q ' ro[ ,]' <(awk -v m="$d" '$2 == m' /proc/self/mounts) || fail "$d is not mounted ro"
+done
+
+note "list and refusals while mounted"
+[[ $(snap list --json | jq -r --arg p "$PREFIX" '.[] | select(.prefix == $p) | .mounts') -ge 1 ]] ||
+  fail "list shows no mount of $PREFIX"
+[[ $(snap list --json | jq -r '.[] | select(.prefix == "QUIET") | .kind') == snapshot ]] || fail "QUIET kind"
+expect_fail "mounted" snap delete "$PREFIX"
+expect_fail "mounted" snap copy --force "$PREFIX" QUIET
+expect_fail "mounted" snap restore --force "$T/quiet.json" --prefix RESTORED
+[[ -f $MNT/misc/random.bin && -f $T/quiet/misc/random.bin ]] || fail "a refused command removed files"
+
+unmount_fs "$T/quiet"
+unmount_fs "$T/restored"
+unmount_fs
+for p in SNAP1 LIVE1 QUIET RESTORED; do
+  python3 "$HERE/check_consistency.py" --socket "$SOCK" --prefix "$p" -q || fail "$p is not consistent"
+done
+snap -q delete QUIET
+[[ -z $(rcli --scan --pattern 'QUIET:*') ]] || fail "QUIET not deleted"
+[[ -z $(rcli --scan --pattern '*~*') ]] || fail "temporary keys left behind"
+note "ok"

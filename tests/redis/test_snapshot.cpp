@@ -1,0 +1,769 @@
+// Snapshots against a real redis-server: copy, dump, restore, list, delete
+// and the freeze, including copies and dumps taken while a writer renames
+// and appends (they must show one instant), and hostile dumps (each refused,
+// leaving the target and the whole server as they were).
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "dump_format.hpp"
+#include "dump_io.hpp"
+#include "fixture.hpp"
+#include "snapshot.hpp"
+#include "store.hpp"
+
+using namespace redisfs;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+const Caller k_user{1000, 1000};
+
+template <class T>
+T _ok(Result<T> r) {
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  return std::move(r).value();
+}
+
+void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
+
+std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix, StoreOptions opts = {}) {
+  return _ok(Store::open(pool, prefix, std::move(opts)));
+}
+
+// Every filesystem key of a prefix, relative, with its type and value
+// ("s" + bytes, or "h" + sorted field/value pairs).
+using Content = std::map<std::string, std::string>;
+
+Content _content(Connection& c, const std::string& prefix) {
+  Keys keys(prefix);
+  Content out;
+  for (const auto& key : test::keys_under(c, prefix)) {
+    std::string rel(*keys.relative(key));
+    if (!is_filesystem_key(parse_relative_key(rel).kind)) {
+      continue;
+    }
+    auto type = _ok(c.command({"TYPE", key}));
+    std::string t(type.view().str());
+    if (t == "string") {
+      auto v = _ok(c.command({"GET", key}));
+      out[rel] = "s" + std::string(v.view().str());
+    } else if (t == "hash") {
+      auto v = _ok(c.command({"HGETALL", key}));
+      std::map<std::string, std::string> fields;
+      for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
+        fields[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
+      }
+      std::string s = "h";
+      for (const auto& [f, val] : fields) {
+        s += f + '\0' + val + '\0';
+      }
+      out[rel] = s;
+    } else {
+      out[rel] = "?" + t;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> _hash(Connection& c, const std::string& key) {
+  auto v = _ok(c.command({"HGETALL", key}));
+  std::map<std::string, std::string> out;
+  for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
+    out[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
+  }
+  return out;
+}
+
+long long _dbsize(Connection& c) { return _ok(c.command({"DBSIZE"})).view().integer(); }
+
+std::size_t _keys_matching(Connection& c, const std::string& match) {
+  std::size_t n = 0;
+  std::string cursor = "0";
+  do {
+    auto r = _ok(c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    cursor = std::string(r.view()[0].str());
+    n += r.view()[1].size();
+  } while (cursor != "0");
+  return n;
+}
+
+// A small filesystem with every kind of node: nested dirs, a multi-block
+// binary file with a hole, text, a symlink, a fifo, xattrs.
+void _populate(Store& s) {
+  Ino d = _ok(s.mkdir(k_root_ino, "dir", 0755, k_user)).ino;
+  Ino sub = _ok(s.mkdir(d, "sub dir é", 0700, k_user)).ino;
+  Ino f = _ok(s.mknod(d, "binary", S_IFREG | 0644, 0, k_user)).ino;
+  std::string bin;
+  for (int i = 0; i < 200000; ++i) {
+    bin.push_back(static_cast<char>((i * 7919) & 0xff));
+  }
+  _ok(s.write(f, 0, bin, false));
+  _ok(s.write(f, 600000, "tail after a hole", false));
+  Ino t = _ok(s.mknod(sub, "hello.txt", S_IFREG | 0600, 0, k_user)).ino;
+  _ok(s.write(t, 0, "hello, world\n", false));
+  _ok(s.symlink(k_root_ino, "link", "dir/binary", k_user));
+  _ok(s.mknod(k_root_ino, "fifo", S_IFIFO | 0644, 0, k_user));
+  _ok(s.setxattr(t, "user.note", std::string("\x00\xff binary", 9), 0));
+  _ok(s.setxattr(d, "user.text", "plain", 0));
+}
+
+std::string _dump(Pool& pool, const std::string& prefix) {
+  std::ostringstream out;
+  _ok(dump_filesystem(pool, prefix, out, DumpOptions{true}));
+  return out.str();
+}
+
+Result<RestoreStats> _restore(Pool& pool, const std::string& text, const std::string& prefix, bool force = false,
+                              bool dry_run = false) {
+  std::istringstream in(text);
+  RestoreOptions opts;
+  opts.prefix = prefix;
+  opts.force = force;
+  opts.dry_run = dry_run;
+  opts.quiet = true;
+  return restore_filesystem(&pool, in, opts);
+}
+
+// Deletes extra prefixes when the case ends.
+struct Cleanup {
+  Connection& c;
+  std::vector<std::string> prefixes;
+  ~Cleanup() {
+    for (const auto& p : prefixes) {
+      test::delete_prefix(c, p);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::snapshot");
+
+TEST_CASE("temporary prefixes and helpers") {
+  std::string t = make_temp_prefix("SKX", TempKind::Dump);
+  CHECK(t.starts_with("SKX~dump~"));
+  CHECK(temp_kind(t) == TempKind::Dump);
+  CHECK(validate_prefix(t).ok());
+  CHECK(temp_kind(make_temp_prefix("SKX", TempKind::Restore)) == TempKind::Restore);
+  CHECK(temp_kind("SKX") == TempKind::None);
+  CHECK(temp_kind("~dump~abc") == TempKind::None);
+  CHECK(temp_kind("SKX~dump~xyz") == TempKind::None);
+  std::string long_base(200, 'a');
+  CHECK(validate_prefix(make_temp_prefix(long_base, TempKind::Restore)).ok());
+  CHECK(iso_time_ns(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(iso_time_ns(1700000000123456789LL) == "2023-11-14T22:13:20.123Z");
+  CHECK(human_bytes(512) == "512 B");
+  CHECK(human_bytes(1536) == "1.5 KiB");
+  CHECK(human_bytes(1ull << 30) == "1.0 GiB");
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "copy: identical keys, marked as a read-only snapshot, siblings untouched") {
+  std::string p2 = prefix + "2";
+  std::string pa = prefix + "A";
+  std::string dst = extra_prefix();
+  Cleanup guard{conn(), {p2, pa}};
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+    auto s2 = _open(pool, p2);
+    _ok(s2->mkdir(k_root_ino, "other", 0755, k_user));
+  }
+  _ok(conn().command({"SET", pa + ":BLK:1:0", "not ours"}));
+  _ok(conn().command({"SET", prefix + ":MOUNT:abc", "alive", "PX", "60000"}));
+  Content before2 = _content(conn(), p2);
+  Content src = _content(conn(), prefix);
+
+  CopyStats stats = _ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CHECK(stats.keys == src.size());
+  CHECK(stats.bytes > 0);
+
+  Content copy = _content(conn(), dst);
+  REQUIRE(copy.size() == src.size());
+  for (const auto& [k, v] : src) {
+    if (k != "SB") {
+      CHECK_MESSAGE(copy[k] == v, k);
+    }
+  }
+  auto sb_src = _hash(conn(), keys.sb());
+  auto sb_dst = _hash(conn(), Keys(dst).sb());
+  CHECK(sb_dst["origin"] == prefix);
+  CHECK(sb_dst["read_only"] == "1");
+  CHECK(std::stoll(sb_dst["snapshot_created"]) >= std::stoll(sb_src["created"]));
+  for (const auto& [f, v] : sb_src) {
+    CHECK_MESSAGE(sb_dst[f] == v, f);
+  }
+  // Neither MOUNT nor FREEZE keys travel; siblings are untouched.
+  CHECK(_keys_matching(conn(), dst + ":MOUNT:*") == 0);
+  CHECK(_keys_matching(conn(), dst + ":FREEZE") == 0);
+  CHECK(_keys_matching(conn(), prefix + ":FREEZE") == 0);
+  CHECK(_content(conn(), p2) == before2);
+  CHECK(_keys_matching(conn(), pa + ":*") == 1);
+  CHECK(_keys_matching(conn(), p2 + "~*") == 0);
+
+  // Read-only is enforced on open; the data reads back the same.
+  auto rw = Store::open(pool, dst, {});
+  CHECK(rw.code() == EROFS);
+  StoreOptions ro;
+  ro.read_only = true;
+  auto snap = _open(pool, dst, ro);
+  CHECK(snap->superblock().read_only);
+  CHECK(snap->superblock().origin == prefix);
+  Attr bin = _ok(snap->lookup(_ok(snap->lookup(k_root_ino, "dir")).ino, "binary"));
+  CHECK(bin.size == 600000 + 17);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
+  std::string dst = extra_prefix();
+  std::string missing = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  CHECK(copy_filesystem(pool, missing, dst, {}).code() == ENOENT);
+  CHECK(copy_filesystem(pool, prefix, prefix, {}).code() == EINVAL);
+  CHECK(copy_filesystem(pool, prefix, "bad:name", {}).code() == EINVAL);
+  CHECK(copy_filesystem(pool, prefix, "glob*", {}).code() == EINVAL);
+  CHECK(test::keys_under(conn(), dst).empty());
+
+  // Any key under DST makes it "existing", even without a superblock.
+  _ok(conn().command({"SET", dst + ":BLK:9:0", "stray"}));
+  auto refused = copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true});
+  CHECK(refused.code() == EEXIST);
+  CHECK(refused.error().message.find("--force") != std::string::npos);
+  CHECK(test::keys_under(conn(), dst).size() == 1);
+
+  _ok(copy_filesystem(pool, prefix, dst, CopyOptions{true, true, true}));
+  CHECK(_keys_matching(conn(), dst + ":BLK:9:0") == 0);
+  auto sb = _hash(conn(), Keys(dst).sb());
+  CHECK(sb["read_only"] == "0");
+  CHECK(sb["origin"] == prefix);
+  {
+    auto clone = _open(pool, dst);  // a writable clone opens read-write
+    _ok(clone->mkdir(k_root_ino, "only in the clone", 0755, k_user));
+  }
+  auto src_store = _open(pool, prefix);
+  CHECK(src_store->lookup(k_root_ino, "only in the clone").code() == ENOENT);
+
+  // A mounted destination is never replaced.
+  _ok(conn().command({"SET", dst + ":MOUNT:m1", "alive", "PX", "60000"}));
+  Content before = _content(conn(), dst);
+  CHECK(copy_filesystem(pool, prefix, dst, CopyOptions{true, false, true}).code() == EBUSY);
+  CHECK(_content(conn(), dst) == before);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "freeze: exclusive, blocks change scripts, detects a lost token") {
+  auto s = _open(pool, prefix);
+  auto lease = _ok(pool.acquire());
+  Freeze f = _ok(Freeze::acquire(*lease, keys));
+  CHECK(Freeze::acquire(*lease, keys, std::chrono::milliseconds(200)).code() == EBUSY);
+
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    auto r = s->mkdir(k_root_ino, "made while frozen", 0755, k_user);
+    CHECK_MESSAGE(r.ok(), r.error().message);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(_keys_matching(conn(), prefix + ":DIR:*") == 0);  // the root has no entries yet
+  CHECK(!done.load());
+  _ok(f.refresh(*lease));
+  _ok(f.release(*lease));
+  writer.join();
+  CHECK(done.load());
+  CHECK(s->lookup(k_root_ino, "made while frozen").ok());
+
+  Freeze g = _ok(Freeze::acquire(*lease, keys));
+  _ok(conn().command({"DEL", keys.freeze()}));  // as if the TTL ran out
+  CHECK(g.refresh(*lease).code() == EAGAIN);
+  CHECK(g.release(*lease).code() == EAGAIN);
+
+  Freeze h = _ok(Freeze::acquire(*lease, keys));
+  _ok(conn().command({"SET", keys.freeze(), "someone else"}));
+  CHECK(h.release(*lease).code() == EAGAIN);
+  CHECK(_ok(conn().command({"GET", keys.freeze()})).view().str() == "someone else");
+  _ok(conn().command({"DEL", keys.freeze()}));
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another prefix") {
+  std::string other = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  // A directory far bigger than one HSCAN page, and an ORPHANS hash.
+  for (int batch = 0; batch < 5; ++batch) {
+    Args argv{"HSET", prefix + ":DIR:777"};
+    for (int i = 0; i < 1000; ++i) {
+      argv.push_back("entry-" + std::to_string(batch * 1000 + i));
+      argv.push_back(std::to_string(batch * 1000 + i + 10));
+    }
+    _ok(conn().command(argv));
+  }
+  _ok(conn().command({"HSET", prefix + ":ORPHANS", "42", "session"}));
+  Content src = _content(conn(), prefix);
+  long long keys_before = _dbsize(conn());
+
+  std::string text = _dump(pool, prefix);
+  CHECK(_dbsize(conn()) == keys_before);  // the temporary copy is gone
+  CHECK(_keys_matching(conn(), prefix + "~*") == 0);
+  CHECK(text.starts_with("{\"format\":\"redisfs-dump\""));
+  auto doc = nlohmann::json::parse(text);
+  CHECK(doc["prefix"] == prefix);
+  CHECK(doc["records"].size() == src.size());
+  CHECK(doc["records"][0]["key"] == "SB");
+  CHECK(doc["trailer"]["records"] == src.size());
+
+  RestoreStats rs = _ok(_restore(pool, text, other));
+  CHECK(rs.prefix == other);
+  CHECK(rs.source_prefix == prefix);
+  CHECK(rs.trailer.records == src.size());
+  CHECK(_content(conn(), other) == src);
+  CHECK(_dbsize(conn()) == keys_before + static_cast<long long>(src.size()));
+  for (const auto& key : test::keys_under(conn(), other)) {
+    CAPTURE(key);
+    CHECK(_ok(conn().command({"PTTL", key})).view().integer() == -1);  // no staging TTL survives the move
+  }
+
+  // Default target is the header's prefix: it exists, so it is refused.
+  {
+    std::istringstream in(text);
+    RestoreOptions opts;
+    opts.quiet = true;
+    auto r = restore_filesystem(&pool, in, opts);
+    CHECK(r.code() == EEXIST);
+  }
+  CHECK(_restore(pool, text, other).code() == EEXIST);
+  CHECK(_dbsize(conn()) == keys_before + static_cast<long long>(src.size()));
+
+  // --force replaces, but never a mounted filesystem.
+  _ok(conn().command({"HSET", Keys(other).dir(1), "stray", "99"}));
+  _ok(conn().command({"SET", Keys(other).mount("m"), "alive", "PX", "60000"}));
+  CHECK(_restore(pool, text, other, true).code() == EBUSY);
+  _ok(conn().command({"DEL", Keys(other).mount("m")}));
+  RestoreStats forced = _ok(_restore(pool, text, other, true));
+  CHECK(forced.replaced);
+  CHECK(_content(conn(), other) == src);
+  CHECK(_keys_matching(conn(), other + "~*") == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "dump to a file: renamed into place only when complete") {
+  test::TempDir dir;
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  std::string path = dir.path() + "/fs.json";
+  DumpStats stats = _ok(dump_to_path(pool, prefix, path, DumpOptions{true}));
+  CHECK(stats.trailer.records > 5);
+  CHECK(std::filesystem::file_size(path) > 200000);
+
+  std::string missing = dir.path() + "/missing.json";
+  CHECK(dump_to_path(pool, extra_prefix(), missing, DumpOptions{true}).code() == ENOENT);
+  CHECK(dump_to_path(pool, prefix, dir.path() + "/no/such/dir.json", DumpOptions{true}).code() == ENOENT);
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++files;
+  }
+  CHECK(files == 1);  // no half file, no leftover .tmp-XXXXXX
+
+  std::string other = extra_prefix();
+  RestoreOptions opts;
+  opts.prefix = other;
+  opts.quiet = true;
+  _ok(restore_from_path(&pool, path, opts));
+  CHECK(_content(conn(), other) == _content(conn(), prefix));
+  CHECK(restore_from_path(&pool, dir.path() + "/nope.json", opts).code() == ENOENT);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "restore --dry-run verifies and writes nothing") {
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  std::string text = _dump(pool, prefix);
+  std::string other = extra_prefix();
+  long long before = _dbsize(conn());
+  RestoreStats rs = _ok(_restore(pool, text, other, false, true));
+  CHECK(rs.prefix == other);
+  CHECK(_dbsize(conn()) == before);
+  CHECK(_restore(pool, text, prefix, false, true).code() == EEXIST);
+  CHECK(_restore(pool, text.substr(0, text.size() / 2), other, false, true).code() != 0);
+  // Without a server, a dry run still checks the document.
+  std::istringstream in(text);
+  RestoreOptions opts;
+  opts.dry_run = true;
+  opts.quiet = true;
+  _ok(restore_filesystem(nullptr, in, opts));
+  CHECK(_dbsize(conn()) == before);
+}
+
+namespace {
+
+struct Rec {
+  std::string key;
+  std::optional<std::string> str;
+  std::vector<std::pair<std::string, std::string>> pairs;
+};
+
+std::vector<Rec> _valid_records() {
+  return {
+      {"SB", {}, {{"format", "redisfs"}, {"version", std::to_string(k_format_version)}, {"block_size", "4096"},
+                  {"root", "1"}, {"next_inode", "3"}, {"inodes", "2"}, {"bytes", "5"}, {"created", "1"}}},
+      {"INODE:1", {}, {{"type", "dir"}, {"mode", "0755"}, {"nlink", "2"}}},
+      {"DIR:1", {}, {{"f", "2"}}},
+      {"INODE:2", {}, {{"type", "file"}, {"mode", "0644"}, {"size", "5"}}},
+      {"BLK:2:0", std::string("hello"), {}},
+  };
+}
+
+std::string _write(const std::vector<Rec>& recs, const std::string& header_prefix = "SRC") {
+  std::ostringstream out;
+  dump::Writer w(out, dump::Header{header_prefix, "2026-01-01T00:00:00.000Z", "test"});
+  REQUIRE(w.begin().ok());
+  for (const auto& r : recs) {
+    if (r.str) {
+      REQUIRE(w.write_string(r.key, *r.str).ok());
+    } else {
+      REQUIRE(w.begin_hash(r.key).ok());
+      REQUIRE(w.hash_fields(r.pairs).ok());
+      REQUIRE(w.end_hash().ok());
+    }
+  }
+  REQUIRE(w.finish().ok());
+  return out.str();
+}
+
+std::string _replace(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  REQUIRE_MESSAGE(pos != std::string::npos, from);
+  return s.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture, "restore refuses hostile dumps and leaves everything as it was") {
+  std::string existing = extra_prefix();
+  std::string fresh = extra_prefix();
+  {
+    auto s = _open(pool, existing);
+    _populate(*s);
+  }
+  Content existing_content = _content(conn(), existing);
+  std::string good = _write(_valid_records());
+  {
+    // The baseline is accepted (then removed again).
+    _ok(_restore(pool, good, fresh));
+    CHECK(_content(conn(), fresh).size() == 5);
+    test::delete_prefix(conn(), fresh);
+  }
+  long long dbsize = _dbsize(conn());
+
+  std::vector<std::pair<std::string, std::string>> cases;
+  auto with = [&](const std::string& name, auto edit) {
+    auto recs = _valid_records();
+    edit(recs);
+    cases.emplace_back(name, _write(recs));
+  };
+  with("wrong fs version", [](auto& r) { r[0].pairs[1].second = "2"; });
+  with("huge fs version", [](auto& r) { r[0].pairs[1].second = "99999999999999999999999"; });
+  with("wrong format", [](auto& r) { r[0].pairs[0].second = "ext4"; });
+  with("huge block size", [](auto& r) { r[0].pairs[2].second = "99999999999999999999"; });
+  with("odd block size", [](auto& r) { r[0].pairs[2].second = "5000"; });
+  with("negative block size", [](auto& r) { r[0].pairs[2].second = "-4096"; });
+  with("block longer than the block size", [](auto& r) { r[4].str = std::string(5000, 'x'); });
+  with("no superblock", [](auto& r) { r.erase(r.begin()); });
+  with("duplicate superblock", [](auto& r) { r.push_back(r[0]); });
+  with("duplicate hash key", [](auto& r) { r.push_back(r[1]); });
+  with("duplicate string key", [](auto& r) { r.push_back(r[4]); });
+  with("string then hash with one key", [](auto& r) { r.push_back(Rec{"INODE:2", std::string("x"), {}}); });
+  with("duplicate field", [](auto& r) { r[2].pairs.push_back({"f", "3"}); });
+  with("duplicate field across batches", [](auto& r) {
+    for (int i = 0; i < 3000; ++i) {
+      r[2].pairs.push_back({"n" + std::to_string(i), "5"});
+    }
+    r[2].pairs.push_back({"n7", "6"});
+  });
+  with("empty hash", [](auto& r) { r[2].pairs.clear(); });
+  with("inode as a string", [](auto& r) { r.push_back(Rec{"INODE:5", std::string("x"), {}}); });
+  with("BLK holding a hash", [](auto& r) { r.push_back(Rec{"BLK:2:1", {}, {{"a", "b"}}}); });
+  with("superblock as a string", [](auto& r) { r[0] = Rec{"SB", std::string("x"), {}}; });
+  for (const char* key : {"INODE:../1", "../SB", "DIR:1/../2", "INODE:*", "DIR:[1]", "SB?", "BLK:2:0*", "OTHER:INODE:1",
+                          "SRC:INODE:1", "FREEZE", "MOUNT:abc", "INODE:01", "INODE:0", "BLK:2:-1", "NOPE", " SB",
+                          "INODE:18446744073709551616"}) {
+    with(std::string("bad key ") + key, [&](auto& r) { r.push_back(Rec{key, std::string("x"), {}}); });
+    with(std::string("bad hash key ") + key, [&](auto& r) { r.push_back(Rec{key, {}, {{"a", "b"}}}); });
+  }
+  cases.emplace_back("bad header prefix", _write(_valid_records(), "a:b"));
+  cases.emplace_back("glob header prefix", _write(_valid_records(), "a*"));
+  cases.emplace_back("empty header prefix", _write(_valid_records(), ""));
+  cases.emplace_back("dump version 2", _replace(good, "\"version\":1,", "\"version\":2,"));
+  cases.emplace_back("other format", _replace(good, "redisfs-dump", "redisfs-dumq"));
+  cases.emplace_back("huge record count", _replace(good, "\"records\":5,", "\"records\":99999999999999999999999,"));
+  cases.emplace_back("float record count", _replace(good, "\"records\":5,", "\"records\":5.0,"));
+  cases.emplace_back("wrong checksum", _replace(good, "\"sha256\":\"", "\"sha256\":\"0"));
+  cases.emplace_back("not JSON", "hello");
+  cases.emplace_back("empty", "");
+  cases.emplace_back("two documents", good + good);
+  for (std::size_t cut : {1ul, 10ul, 50ul, 100ul}) {
+    cases.emplace_back("truncated at " + std::to_string(cut), good.substr(0, cut));
+  }
+  for (std::size_t i = 1; i < 40; ++i) {
+    std::size_t cut = good.size() * i / 40;
+    cases.emplace_back("truncated at " + std::to_string(cut), good.substr(0, cut));
+  }
+  cases.emplace_back("truncated before the last byte", good.substr(0, good.rfind('}')));
+  std::size_t records_at = good.find("\"records\"");
+  for (std::size_t i = 0; i < 40; ++i) {
+    std::size_t at = records_at + (good.size() - records_at - 2) * i / 40;
+    std::string flipped = good;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x01);
+    cases.emplace_back("byte " + std::to_string(at) + " flipped", flipped);
+  }
+
+  for (const auto& [name, text] : cases) {
+    CAPTURE(name);
+    auto r = _restore(pool, text, fresh);
+    REQUIRE_MESSAGE(!r.ok(), name);
+    CHECK(r.error().message.find('\n') == std::string::npos);
+    CHECK(_dbsize(conn()) == dbsize);
+    CHECK(test::keys_under(conn(), fresh).empty());
+
+    auto forced = _restore(pool, text, existing, true);
+    CHECK(!forced.ok());
+    CHECK(_dbsize(conn()) == dbsize);
+
+    CHECK(!_restore(pool, text, fresh, false, true).ok());
+  }
+  CHECK(_content(conn(), existing) == existing_content);
+  CHECK(_keys_matching(conn(), "*~restore~*") == 0);
+
+  // The messages say what and where.
+  auto dup = _restore(pool, _write([] {
+                        auto r = _valid_records();
+                        r.push_back(r[1]);
+                        return r;
+                      }()),
+                      fresh);
+  CHECK(dup.error().message.find("duplicate key 'INODE:1'") != std::string::npos);
+  auto freeze = _restore(pool, _write([] {
+                           auto r = _valid_records();
+                           r.push_back(Rec{"FREEZE", std::string("x"), {}});
+                           return r;
+                         }()),
+                         fresh);
+  CHECK(freeze.error().message.find("'FREEZE'") != std::string::npos);
+  auto truncated = _restore(pool, good.substr(0, 100), fresh);
+  CHECK(truncated.error().message.find("byte") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer renames and appends") {
+  constexpr int k_files = 16;
+  constexpr std::size_t k_record = 100;
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;  // records straddle blocks
+  auto s = _open(pool, prefix, opts);
+  Ino a = _ok(s->mkdir(k_root_ino, "a", 0755, k_user)).ino;
+  Ino b = _ok(s->mkdir(k_root_ino, "b", 0755, k_user)).ino;
+  Ino filler = _ok(s->mkdir(k_root_ino, "filler", 0755, k_user)).ino;
+  for (int i = 0; i < k_files; ++i) {
+    _ok(s->mknod(a, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+  }
+  // Enough keys that a copy takes many SCAN pages.
+  for (int i = 0; i < 1500; ++i) {
+    Ino f = _ok(s->mknod(filler, "x" + std::to_string(i), S_IFREG | 0644, 0, k_user)).ino;
+    _ok(s->write(f, 0, "x", false));
+  }
+  Ino log = _ok(s->mknod(k_root_ino, "log", S_IFREG | 0644, 0, k_user)).ino;
+
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> steps{0};
+  std::thread writer([&] {
+    std::vector<bool> in_a(k_files, true);
+    std::uint64_t n = 0;
+    while (!stop.load()) {
+      int i = static_cast<int>(n % k_files);
+      std::string name = "f" + std::to_string(i);
+      auto moved = in_a[i] ? s->rename(a, name, b, name, 0) : s->rename(b, name, a, name, 0);
+      if (!moved.ok()) {
+        FAIL_CHECK(moved.error().message);
+        return;
+      }
+      in_a[i] = !in_a[i];
+      char rec[k_record + 1];
+      std::snprintf(rec, sizeof rec, "record %08llu %-83s\n", static_cast<unsigned long long>(n), "payload");
+      auto w = s->write(log, 0, std::string_view(rec, k_record), true);
+      if (!w.ok()) {
+        FAIL_CHECK(w.error().message);
+        return;
+      }
+      steps = ++n;
+    }
+  });
+
+  auto verify = [&](const std::string& p) {
+    StoreOptions ro;
+    ro.read_only = true;
+    auto snap = _open(pool, p, ro);
+    std::set<std::string> names;
+    std::size_t entries = 0;
+    for (Ino d : {a, b}) {
+      std::uint64_t cursor = 0;
+      do {
+        auto page = _ok(snap->readdir(d, cursor, 100, false));
+        for (auto& e : page.entries) {
+          names.insert(e.name);
+          ++entries;
+        }
+        cursor = page.next_cursor;
+      } while (cursor != 0);
+    }
+    CHECK(entries == k_files);
+    CHECK(names.size() == k_files);
+    Attr la = _ok(snap->getattr(log));
+    CHECK(la.size % k_record == 0);
+    std::string data;
+    _ok(snap->read(log, 0, la.size, data));
+    REQUIRE(data.size() == la.size);
+    for (std::size_t i = 0; i < data.size() / k_record; ++i) {
+      char expect[32];
+      std::snprintf(expect, sizeof expect, "record %08zu ", i);
+      if (data.compare(i * k_record, std::strlen(expect), expect) != 0 || data[(i + 1) * k_record - 1] != '\n') {
+        FAIL_CHECK("record " << i << " is torn in " << p);
+        break;
+      }
+    }
+    // The a/b split and the log agree: file i moved once per k_files steps.
+    std::uint64_t n = la.size / k_record;
+    std::size_t expected_in_b = 0;
+    for (int i = 0; i < k_files; ++i) {
+      std::uint64_t moves = n / k_files + (static_cast<std::uint64_t>(i) < n % k_files ? 1 : 0);
+      expected_in_b += moves % 2;
+    }
+    std::size_t in_b = 0;
+    std::uint64_t cursor = 0;
+    do {
+      auto page = _ok(snap->readdir(b, cursor, 100, false));
+      in_b += page.entries.size();
+      cursor = page.next_cursor;
+    } while (cursor != 0);
+    // The snapshot may fall between step n's rename and its append.
+    std::uint64_t next_moves = n / k_files + 1;  // of file n % k_files
+    std::size_t alt_in_b = next_moves % 2 == 1 ? expected_in_b + 1 : expected_in_b - 1;
+    CHECK((in_b == expected_in_b || in_b == alt_in_b));
+  };
+
+  while (steps.load() < 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (int round = 0; round < 3; ++round) {
+    std::string copy = extra_prefix();
+    _ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
+    std::string text = _dump(pool, prefix);
+    std::string restored = extra_prefix();
+    _ok(_restore(pool, text, restored));
+    verify(copy);
+    verify(restored);
+  }
+  stop = true;
+  writer.join();
+  CHECK(steps.load() > 20);
+  CHECK(_keys_matching(conn(), prefix + "~*") == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first; refuses a mounted prefix") {
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  std::string sibling = prefix + "X";
+  Cleanup guard{conn(), {sibling}};
+  _ok(conn().command({"SET", sibling + ":SB", "keep"}));
+  _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  auto busy = delete_prefix(pool, prefix, false, true);
+  CHECK(busy.code() == EBUSY);
+  CHECK(busy.error().message.find("mounted") != std::string::npos);
+  CHECK(_keys_matching(conn(), keys.sb()) == 1);
+
+  std::size_t n = test::keys_under(conn(), prefix).size();
+  DeleteStats st = _ok(delete_prefix(pool, prefix, true, true));
+  CHECK(st.keys == n);
+  CHECK(test::keys_under(conn(), prefix).empty());
+  CHECK(_keys_matching(conn(), sibling + ":*") == 1);
+  CHECK(delete_prefix(pool, prefix, false, true).code() == ENOENT);
+  CHECK(delete_prefix(pool, "a:b", false, true).code() == EINVAL);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON") {
+  std::string snap = extra_prefix();
+  std::string clone = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  _ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
+  _ok(copy_filesystem(pool, prefix, clone, CopyOptions{false, true, true}));
+  _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  _ok(conn().command({"SET", keys.mount("m2"), "alive", "PX", "60000"}));
+  std::string temp = make_temp_prefix(prefix, TempKind::Dump);
+  Cleanup guard{conn(), {temp}};
+  _ok(conn().command({"HSET", temp + ":SB", "format", "redisfs"}));
+
+  auto find = [](const std::vector<FsInfo>& list, const std::string& p) -> const FsInfo* {
+    for (const auto& fs : list) {
+      if (fs.prefix == p) {
+        return &fs;
+      }
+    }
+    return nullptr;
+  };
+  auto list = _ok(list_filesystems(pool, false));
+  const FsInfo* fs = find(list, prefix);
+  REQUIRE(fs != nullptr);
+  CHECK(fs->kind == "filesystem");
+  CHECK(fs->mounts == 2);
+  CHECK(fs->inodes >= 1);
+  CHECK(fs->bytes > 0);
+  const FsInfo* sn = find(list, snap);
+  REQUIRE(sn != nullptr);
+  CHECK(sn->kind == "snapshot");
+  CHECK(sn->origin == prefix);
+  CHECK(sn->read_only);
+  CHECK(sn->mounts == 0);
+  CHECK(sn->snapshot_created_ns >= fs->created_ns);
+  REQUIRE(find(list, clone) != nullptr);
+  CHECK(find(list, clone)->kind == "clone");
+  CHECK(find(list, temp) == nullptr);
+  auto all = _ok(list_filesystems(pool, true));
+  REQUIRE(find(all, temp) != nullptr);
+  CHECK(find(all, temp)->kind == "dump-temp");
+
+  auto json = nlohmann::json::parse(list_as_json(all));
+  REQUIRE(json.is_array());
+  bool seen = false;
+  for (const auto& j : json) {
+    if (j["prefix"] == snap) {
+      seen = true;
+      CHECK(j["kind"] == "snapshot");
+      CHECK(j["origin"] == prefix);
+      CHECK(j["created"].get<std::string>().ends_with("Z"));
+    }
+  }
+  CHECK(seen);
+  std::string table = list_as_table(list);
+  CHECK(table.find("PREFIX") == 0);
+  CHECK(table.find(snap) != std::string::npos);
+}
+
+TEST_SUITE_END();

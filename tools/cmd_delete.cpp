@@ -1,0 +1,35 @@
+// redisfs-snap delete PREFIX [--force]: remove every key of a prefix
+// (core/snapshot.hpp: delete_prefix).
+#include <cstdio>
+
+#include "context.hpp"
+#include "snapshot.hpp"
+
+namespace redisfs::snap {
+
+namespace {
+struct DeleteArgs {
+  std::string prefix;
+  bool force = false;
+};
+}  // namespace
+
+void add_delete_command(CLI::App& app, ToolContext& ctx) {
+  auto args = std::make_shared<DeleteArgs>();
+  CLI::App* sub = app.add_subcommand("delete", "Delete every key of a filesystem (or of a leftover temporary prefix)");
+  sub->add_option("PREFIX", args->prefix, "prefix to delete")->required();
+  sub->add_flag("--force", args->force, "delete even while mounted (the mounts then fail with ESTALE)");
+  sub->callback([args, &ctx] {
+    Pool& pool = ctx.need_pool();
+    auto stats = delete_prefix(pool, args->prefix, args->force, ctx.opts.quiet);
+    if (!stats.ok()) {
+      throw_failure(stats.error());
+    }
+    char line[512];
+    std::snprintf(line, sizeof line, "deleted %s: %llu keys in %.1f s", args->prefix.c_str(),
+                  static_cast<unsigned long long>(stats->keys), stats->seconds);
+    summary(ctx, line);
+  });
+}
+
+}  // namespace redisfs::snap

@@ -1,0 +1,55 @@
+// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run]: load a
+// dump, all or nothing (core/dump_io.hpp: restore_from_path).
+#include <cstdio>
+
+#include "context.hpp"
+#include "dump_io.hpp"
+#include "snapshot.hpp"
+
+namespace redisfs::snap {
+
+namespace {
+struct RestoreArgs {
+  std::string input = "-";
+  std::optional<std::string> prefix;
+  bool force = false;
+  bool dry_run = false;
+};
+}  // namespace
+
+void add_restore_command(CLI::App& app, ToolContext& ctx) {
+  auto args = std::make_shared<RestoreArgs>();
+  CLI::App* sub = app.add_subcommand("restore", "Load a dump into the server, all or nothing");
+  sub->add_option("FILE", args->input, "dump to read ('-': stdin, the default)");
+  sub->add_option("--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
+  sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
+  sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
+  sub->callback([args, &ctx] {
+    Pool& pool = ctx.need_pool();
+    RestoreOptions opts;
+    opts.prefix = args->prefix;
+    opts.force = args->force;
+    opts.dry_run = args->dry_run;
+    opts.quiet = ctx.opts.quiet;
+    auto stats = restore_from_path(&pool, args->input, opts);
+    std::string from = args->input == "-" ? std::string("stdin") : args->input;
+    if (!stats.ok()) {
+      throw_failure(make_error(stats.error().code, from + ": " + stats.error().message));
+    }
+    char line[1024];
+    if (args->dry_run) {
+      std::snprintf(line, sizeof line, "dry run: %s is a valid dump of %s (%llu records, %s); it can be restored as %s",
+                    from.c_str(), stats->source_prefix.c_str(),
+                    static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
+                    stats->prefix.c_str());
+    } else {
+      std::snprintf(line, sizeof line, "restored %s (dump of %s) as %s%s: %llu records, %s in %.1f s", from.c_str(),
+                    stats->source_prefix.c_str(), stats->prefix.c_str(), stats->replaced ? ", replacing it" : "",
+                    static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
+                    stats->seconds);
+    }
+    summary(ctx, line);
+  });
+}
+
+}  // namespace redisfs::snap
