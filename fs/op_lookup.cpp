@@ -12,6 +12,12 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     return;
   }
   Result<Attr> attr = session.store().lookup(parent, name);
+  if (!attr && attr.code() == ENOENT) {
+    // A negative entry: the kernel remembers the name is absent for the
+    // entry timeout, as it remembers positive entries.
+    reply_negative_entry(req, session);
+    return;
+  }
   if (!attr) {
     reply_fail(req, "lookup", parent, name, attr.error());
     return;

@@ -44,6 +44,13 @@ void reply_entry(fuse_req_t req, Session& session, const Attr& attr) {
   }
 }
 
+void reply_negative_entry(fuse_req_t req, Session& session) {
+  fuse_entry_param e{};
+  e.ino = 0;
+  e.entry_timeout = session.options().entry_timeout;
+  fuse_reply_entry(req, &e);
+}
+
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino);

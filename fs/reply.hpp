@@ -31,6 +31,8 @@ void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view n
 void reply_none(fuse_req_t req);
 
 void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
+// "No such name", cached by the kernel for the entry timeout.
+void reply_negative_entry(fuse_req_t req, Session& session);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr);
 void reply_readlink(fuse_req_t req, const std::string& target);
