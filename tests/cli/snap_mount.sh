@@ -2,10 +2,12 @@
 # redisfs-snap on real mounts: copies and dumps taken while a writer renames
 # files between two directories and appends records through FUSE show one
 # instant (every file exactly once, only whole records); a snapshot mounts
-# read-only (and refuses a read-write mount), and a quiet filesystem's copy
-# and dump -> restore mount as the same tree (content, modes, owners,
-# times, hard links, symlinks, xattrs, fifos, sparse files). Uses the
-# real-mount harness of tests/mount/lib.sh.
+# read-only (and refuses a read-write mount; writes there fail with EROFS),
+# and a quiet filesystem's copy, its dump -> restore, and its dump restored
+# into a second redis-server mount as the same tree (content, modes,
+# owners, times, hard links, symlinks, xattrs, fifos, sparse, empty and
+# 50 MB files, nested directories, odd names). Uses the real-mount harness
+# of tests/mount/lib.sh.
 . "$(dirname "$0")/../mount/lib.sh"
 
 [[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
@@ -40,7 +42,18 @@ chmod 2750 "$MNT/misc"
 touch -d '2001-02-03 04:05:06.123456789' "$MNT/misc/sparse"
 if command -v setfattr >/dev/null; then
   setfattr -n user.comment -v "snapshot me" "$MNT/misc/random.bin"
+  setfattr -n user.binary -v 0xff00fe "$MNT/misc"
 fi
+mkdir -p "$MNT/nested/one/two/three/four"
+: >"$MNT/nested/one/two/three/four/empty"
+head -c $((50 * 1024 * 1024 + 12345)) /dev/urandom >"$MNT/nested/large.bin"
+printf 'spaces' >"$MNT/misc/name with spaces"
+printf 'newline' >"$MNT/misc/"$'new\nline'
+printf 'bytes' >"$MNT/misc/"$'\xff\xfe-not-utf8'
+long=$(printf 'L%.0s' {1..255})
+printf 'long' >"$MNT/misc/$long"
+chown 1234:5678 "$MNT/misc/name with spaces"
+chmod 4711 "$MNT/nested/one"
 
 # verify_instant DIR: the a/b split holds every file once, and the log only
 # whole, consecutive 64-byte records.
@@ -124,6 +137,32 @@ for d in "$T/quiet" "$T/restored"; do
     [[ $(getfattr --absolute-names --only-values -n user.comment "$d/misc/random.bin") == "snapshot me" ]] || fail "$d: xattr lost"
   fi
   grep -q ' ro[ ,]' <(awk -v m="$d" '$2 == m' /proc/self/mounts) || fail "$d is not mounted ro"
+done
+
+note "dump -> restore into a second server -> mount: the same tree"
+redis-server --port 0 --unixsocket "$T/second.sock" --unixsocketperm 700 --save '' --appendonly no \
+  --daemonize yes --dir "$T" --logfile "$T/second.log" --pidfile "$T/second.pid" || fail "second server"
+EXTRA_SOCKS+=("$T/second.sock")
+for ((i = 0; i < 100; i++)); do
+  [[ $(redis-cli -s "$T/second.sock" ping 2>/dev/null) == PONG ]] && break
+  sleep 0.05
+done
+snap -q dump "$PREFIX" | "$REDISFS_SNAP_BIN" -q --redis "unix://$T/second.sock" restore --prefix ELSEWHERE
+SOCK=$T/second.sock PREFIX=ELSEWHERE mount_at "$T/elsewhere"
+listing "$T/elsewhere" >"$T/copy.list"
+diff "$T/orig.list" "$T/copy.list" >&2 || fail "second server: metadata differs from the original"
+diff -r --no-dereference -x fifo "$MNT" "$T/elsewhere" >&2 || fail "second server: content differs"
+printf 'writable' >"$T/elsewhere/restored-is-writable" || fail "the restored filesystem is not writable"
+unmount_fs "$T/elsewhere"
+
+note "writes on read-only mounts fail with EROFS"
+for d in "$T/quiet" "$T/restored"; do
+  for attempt in "touch $d/new" "mkdir $d/newdir" "rm $d/misc/random.bin" "mv $d/a $d/moved" \
+                 "chmod 600 $d/misc/random.bin" "truncate -s 0 $d/misc/random.bin" "ln -s x $d/sl" \
+                 "sh -c 'echo x >> $d/log'"; do
+    out=$(eval "$attempt" 2>&1) && fail "'$attempt' succeeded on a read-only mount"
+    [[ $out == *"Read-only file system"* ]] || fail "'$attempt' failed without EROFS: $out"
+  done
 done
 
 note "list and refusals while mounted"
