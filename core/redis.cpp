@@ -411,6 +411,19 @@ Result<std::vector<Reply>> Connection::read_all() {
   return out;
 }
 
+template <class K, class A>
+static std::vector<std::string_view> _evalsha_argv(std::string_view sha, std::string_view nkeys, std::span<K> keys,
+                                                   std::span<A> args) {
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(sha);
+  argv.emplace_back(nkeys);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 Result<std::string> Connection::script_sha(std::string_view name, bool reload) {
   if (!reload) {
     auto it = m_shas.find(name);
@@ -434,13 +447,7 @@ Result<Reply> Connection::eval(std::string_view name, std::span<const std::strin
   std::string nkeys = std::to_string(keys.size());
   for (int attempt = 0;; ++attempt) {
     TRY_ASSIGN(std::string sha, script_sha(name, attempt > 0));
-    std::vector<std::string_view> argv;
-    argv.reserve(3 + keys.size() + args.size());
-    argv.emplace_back("EVALSHA");
-    argv.emplace_back(sha);
-    argv.emplace_back(nkeys);
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string_view> argv = _evalsha_argv(sha, nkeys, keys, args);
     auto r = command(std::span<const std::string_view>(argv));
     if (!r.ok() && attempt == 0 && r.error().message.find("NOSCRIPT") != std::string::npos) {
       continue;  // the server restarted (or flushed its scripts): load again
@@ -474,13 +481,7 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
   auto it = src != nullptr ? m_shas.find(src->name) : m_shas.end();
   std::string sha = it != m_shas.end() ? it->second : std::string(40, '0');  // NOSCRIPT if not loaded
   std::string nkeys = std::to_string(keys.size());
-  std::vector<std::string_view> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.emplace_back(sha);
-  argv.emplace_back(nkeys);
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string_view> argv = _evalsha_argv(sha, nkeys, keys, args);
   append(std::span<const std::string_view>(argv));
 }
 

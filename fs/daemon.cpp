@@ -25,6 +25,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -39,6 +42,7 @@
 namespace redisfs {
 
 static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
+static constexpr auto k_first_delay = std::chrono::milliseconds(200);
 static constexpr std::uint32_t k_min_block_size = 4 * 1024;
 static constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
 
@@ -145,7 +149,9 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
 // Refreshes the session key every 10 s until stopped.
 class Heartbeat {
  public:
-  explicit Heartbeat(Store& store) : m_store(store), m_thread([this] { run(); }) {}
+  // `first` runs once, a moment after the loop started (after INIT).
+  Heartbeat(Store& store, std::function<void()> first)
+      : m_store(store), m_first(std::move(first)), m_thread([this] { run(); }) {}
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
   ~Heartbeat() { stop(); }
@@ -166,6 +172,11 @@ class Heartbeat {
   void run() {
     bool failing = false;
     std::unique_lock<std::mutex> lock(m_mutex);
+    if (m_first && !m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
+      lock.unlock();
+      m_first();
+      lock.lock();
+    }
     while (!m_cv.wait_for(lock, k_heartbeat_interval, [this] { return m_stop; })) {
       lock.unlock();
       Status st = m_store.heartbeat();
@@ -180,11 +191,56 @@ class Heartbeat {
   }
 
   Store& m_store;
+  std::function<void()> m_first;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stop = false;
   std::thread m_thread;
 };
+
+// The kernel offers FUSE mounts 128 KiB of readahead, a filesystem can
+// only lower it at INIT, and the INIT reply sets it; sequential reads run about a third faster
+// with 1 MiB (one request per 1 MiB, our largest). The knob is the mount's
+// backing device in sysfs, found through /proc/self/mountinfo (a stat of
+// the mount point would wait for the loop that is not running yet; so is
+// its canonical path, taken before mounting). Best effort: only root may
+// write it.
+static void _raise_readahead(const std::string& mountpoint, const std::string& target) {
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  std::string device;
+  while (std::getline(info, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    if (!(fields >> id >> parent >> dev >> root >> point)) {
+      continue;
+    }
+    // mountinfo escapes space, tab, newline and backslash as \ooo
+    std::string unescaped;
+    for (std::size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        int v = 0;
+        std::from_chars(point.data() + i + 1, point.data() + i + 4, v, 8);
+        unescaped.push_back(static_cast<char>(v));
+        i += 3;
+      } else {
+        unescaped.push_back(point[i]);
+      }
+    }
+    if (unescaped == target) {
+      device = dev;  // the last match is the newest mount
+    }
+  }
+  if (device.empty()) {
+    log_debug("readahead: " + mountpoint + " not found in /proc/self/mountinfo");
+    return;
+  }
+  std::ofstream knob("/sys/class/bdi/" + device + "/read_ahead_kb");
+  knob << 1024 << std::endl;
+  if (!knob) {
+    log_debug("readahead: cannot raise it for " + device + " (not root?); the kernel's 128 KiB stays");
+  }
+}
 
 // Mounts and serves until unmounted. Returns the exit status.
 static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
@@ -215,6 +271,8 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     fuse_session_destroy(se);
     return 1;
   }
+  std::error_code ec;
+  std::string canonical = std::filesystem::canonical(cfg.mountpoint, ec).string();  // before: no FUSE call
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
     log_error("cannot mount on " + cfg.mountpoint);
     fuse_remove_signal_handlers(se);
@@ -239,7 +297,8 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
 
   int rc = 0;
   {
-    Heartbeat heartbeat(store);
+    // The INIT reply sets the readahead, so raise it after INIT.
+    Heartbeat heartbeat(store, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
     if (cfg.single_threaded) {
       rc = fuse_session_loop(se);
     } else {
