@@ -984,6 +984,14 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     if (failure) {
       const std::string& msg = failure->message;
       if (msg.find("NOSCRIPT") != std::string::npos) {
+        // The server restarted between load and use: the script never ran,
+        // so its TMP keys are ours to remove before sending new ones.
+        for (std::size_t i = 4; i < keys.size(); i += 2) {
+          if (keys[i] != inode_key) {
+            c->append({"DEL", keys[i]});
+          }
+        }
+        (void)c->read_all();
         TRY(c->load_script("write", true));
         continue;
       }
