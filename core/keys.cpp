@@ -46,6 +46,7 @@ std::string Keys::mount(std::string_view session) const { return m_colon + "MOUN
 std::string Keys::temp(std::string_view session, std::uint64_t n) const {
   return m_colon + "TMP:" + std::string(session) + ':' + _num(n);
 }
+std::string Keys::open(Ino ino) const { return m_colon + "OPEN:" + _num(ino); }
 std::string Keys::match_all() const { return m_colon + '*'; }
 std::string Keys::match_mounts() const { return m_colon + "MOUNT:*"; }
 
@@ -79,6 +80,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Mount;
   } else if (rel.starts_with("TMP:") && rel.size() > 4) {
     k.kind = KeyKind::Temp;
+  } else if (rel.starts_with("OPEN:") && _parse_u64(rel.substr(5), k.ino) && k.ino > 0) {
+    k.kind = KeyKind::Open;
   } else if (rel.starts_with("INODE:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Inode;
   } else if (rel.starts_with("DIR:") && _parse_u64(rel.substr(4), k.ino) && k.ino > 0) {

@@ -16,12 +16,15 @@
 //   <p>:FREEZE         string  present (with a TTL) while a snapshot is taken;
 //                              every change script waits while it exists
 //   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
+//   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
+//                              there; an unlinked file is freed only when no
+//                              live mount holds it open
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
-// FREEZE, MOUNT:* and TMP:* describe the running system, not the
+// FREEZE, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
 // filesystem: they are never copied, dumped or restored.
 #pragma once
 
@@ -55,6 +58,7 @@ class Keys {
   std::string freeze() const;
   std::string mount(std::string_view session) const;
   std::string temp(std::string_view session, std::uint64_t n) const;
+  std::string open(Ino ino) const;
   // SCAN MATCH pattern for every key of this filesystem.
   std::string match_all() const;
   std::string match_mounts() const;
@@ -69,7 +73,7 @@ class Keys {
 };
 
 // What a key (relative to the prefix) is, by the schema above.
-enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Mount, Temp, Unknown };
+enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Mount, Temp, Open, Unknown };
 struct ParsedKey {
   KeyKind kind = KeyKind::Unknown;
   Ino ino = 0;
@@ -78,8 +82,8 @@ struct ParsedKey {
 ParsedKey parse_relative_key(std::string_view relative);
 
 // True for the keys that make up the filesystem itself (copied, dumped,
-// restored); false for FREEZE, MOUNT:*, TMP:* and anything not in the
-// schema.
+// restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
+// the schema.
 bool is_filesystem_key(KeyKind kind);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);

@@ -114,7 +114,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
       for (std::size_t i = 0; i < keys.size(); ++i) {
         auto rel = s->m_keys.relative(keys[i].str());
         auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-        if (kind != KeyKind::Mount && kind != KeyKind::Freeze) {
+        if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
           return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + std::string(keys[i].str()) +
                                      "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
                                      "` or remove it with `redisfs-snap delete " + prefix + "`");
@@ -587,7 +587,7 @@ Result<StatFs> Store::statfs() {
 // ---------------------------------------------------------------- changes
 
 Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
-                                std::uint64_t rdev, std::string_view target, const Caller& who) {
+                                std::uint64_t rdev, std::string_view target, const Caller& who, bool open) {
   TRY(writable());
   TRY(_check_name(name));
   if (name == "." || name == "..") {
@@ -595,11 +595,16 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino ino, allocate_ino(*c));
-  TRY_ASSIGN(Reply r, eval_change(*c, "create",
-                                  {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
-                                   m_keys.inode(ino)},
-                                  {std::string(name), std::string(type), format_mode(mode), _str(who.uid),
-                                   _str(who.gid), _str(rdev), std::string(target), _str(ino), _str(parent)}));
+  std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                m_keys.inode(ino)};
+  std::vector<std::string> args{std::string(name), std::string(type), format_mode(mode), _str(who.uid),
+                                _str(who.gid),     _str(rdev),         std::string(target), _str(ino),
+                                _str(parent)};
+  if (open) {
+    keys.push_back(m_keys.open(ino));
+    args.push_back(m_opts.session);
+  }
+  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args));
   auto attr = attr_from_reply(ino, r.view());
   if (attr.ok()) {
     remember(parent, name, ino);
@@ -618,6 +623,29 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode,
   }
   bool device = type == "chr" || type == "blk";
   return create_node(parent, name, type, mode, device ? rdev : 0, {}, who);
+}
+
+Result<Attr> Store::create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
+  return create_node(parent, name, "file", mode, 0, {}, who, true);
+}
+
+Status Store::open_file(Ino ino) {
+  if (m_opts.read_only) {
+    return {};  // nothing to protect: a read-only mount never unlinks
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(c->command({"HINCRBY", m_keys.open(ino), m_opts.session, "1"}));
+  return {};
+}
+
+Result<bool> Store::release_file(Ino ino) {
+  if (m_opts.read_only) {
+    return false;
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->eval("release", {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
+                              {m_opts.session, _str(ino)}));
+  return r.view().integer() == 1;
 }
 
 Result<Attr> Store::mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
@@ -1054,14 +1082,23 @@ Status Store::purge(Ino ino) {
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
-    TRY_ASSIGN(Reply r, eval_change(*c, "purge",
-                                    {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
-                                     m_keys.orphans(), m_keys.dir(ino)},
-                                    {_str(ino)}));
-    if (!_is_retry(r.view())) {
-      return {};
+    TRY_ASSIGN(Reply holders, c->command({"HKEYS", m_keys.open(ino)}));
+    std::vector<std::string> keys{m_keys.sb(),      m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
+                                  m_keys.orphans(), m_keys.dir(ino), m_keys.open(ino)};
+    std::vector<std::string> args{_str(ino), m_opts.session};
+    for (std::size_t i = 0; i < holders.view().size(); ++i) {
+      std::string session(holders.view()[i].str());
+      keys.push_back(m_keys.mount(session));
+      args.push_back(std::move(session));
     }
-    TRY(truncate(*c, ino, 0, false, true));
+    TRY_ASSIGN(Reply r, eval_change(*c, "purge", keys, args));
+    ReplyView v = r.view();
+    if (!_is_retry(v)) {
+      return {};  // purged, relinked, or handed to the mount that holds it open
+    }
+    if (v.size() >= 2) {
+      TRY(truncate(*c, ino, 0, false, true));
+    }
   }
   return make_error(EAGAIN, "purge of inode " + _str(ino) + " did not finish");
 }

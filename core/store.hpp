@@ -122,6 +122,8 @@ class Store {
   // mode carries the type bits (S_IFREG, S_IFIFO, ...) and permissions
   // (already masked by the caller's umask).
   Result<Attr> mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev, const Caller& who);
+  // A regular file, created open by this mount (see open_file).
+  Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -132,6 +134,13 @@ class Store {
   Result<Ino> unlink(Ino parent, std::string_view name);
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
   Result<Ino> rmdir(Ino parent, std::string_view name);
+
+  // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
+  // unlinked through one mount lives on while another mount has it open.
+  // release_file returns true when the file is an orphan of this mount
+  // that nobody holds open any more: the caller purges it.
+  Status open_file(Ino ino);
+  Result<bool> release_file(Ino ino);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
   // zeros) into `out`.
@@ -174,7 +183,7 @@ class Store {
   Status load_superblock(Connection& c);
   Result<Ino> allocate_ino(Connection& c);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
-                           std::uint64_t rdev, std::string_view target, const Caller& who);
+                           std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false);
   Result<Reply> eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args);
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);

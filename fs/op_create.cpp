@@ -75,7 +75,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     return;
   }
   Store& store = session.store();
-  Result<Attr> attr = store.mknod(parent, name, S_IFREG | static_cast<std::uint32_t>(mode & 07777), 0, caller_of(req));
+  Result<Attr> attr = store.create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
   if (!attr && attr.code() == EEXIST && (fi->flags & O_EXCL) == 0) {
     // Another host created the name since the kernel looked: open it.
     attr = store.lookup(parent, name);
@@ -87,6 +87,11 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
       SetAttrRequest truncate;
       truncate.size = 0;
       attr = store.setattr(attr->ino, truncate);
+    }
+    if (attr) {
+      if (Status st = store.open_file(attr->ino); !st) {
+        attr = st.error();
+      }
     }
   }
   if (!attr) {

@@ -1,5 +1,7 @@
-// open, release, flush, fsync. Files need no per-open state: every read and
-// write goes to Redis. A read-only mount refuses write access and lets the
+// open, release, flush, fsync. Every read and write goes to Redis; the
+// only per-open state is the count of opens this mount holds, kept on the
+// server (Store::open_file), so that an unlink through another mount does
+// not free a file open here: the last release here frees it. A read-only mount refuses write access and lets the
 // kernel keep its page cache across opens (the data cannot change under
 // it); a read-write mount drops it at each open, so a file changed by
 // another host is read afresh. Data is on the server when write() returns,
@@ -7,6 +9,7 @@
 // (its appendonly/save settings).
 #include <fcntl.h>
 
+#include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -20,13 +23,29 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_fail(req, "open", ino, {}, make_error(EROFS, "read-only mount"));
     return;
   }
+  if (Status st = session.store().open_file(ino); !st) {
+    reply_fail(req, "open", ino, {}, st.error());
+    return;
+  }
   fi->keep_cache = session.options().read_only ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = 0;
   reply_open(req, fi);
 }
 
-void release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  Result<bool> free = session.store().release_file(ino);
+  if (!free) {
+    // The open stays counted until the mount ends (its session expires):
+    // the file may then outlive its last close, never the reverse.
+    log_op_error("release", ino, {}, free.error());
+  }
+  reply_ok(req);
+  if (free && *free) {
+    session.purge(ino);  // unlinked elsewhere while we had it open
+  }
+}
 
 void flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
 

@@ -1,7 +1,8 @@
 -- Creates a node (file, directory, symlink, fifo, device, socket) and its
 -- entry in the parent.
--- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new
--- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent ino
+-- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
+-- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
+--       ino[, session: the file is created open by that mount]
 -- Returns the new inode's fields (HGETALL).
 check_frozen(KEYS[2])
 local ptype = inode_type(KEYS[4])
@@ -50,4 +51,7 @@ if kind == 'dir' then
   redis.call('HINCRBY', KEYS[4], 'nlink', 1)
 end
 redis.call('HINCRBY', KEYS[1], 'inodes', 1)
+if KEYS[6] then
+  redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
+end
 return redis.call('HGETALL', KEYS[5])

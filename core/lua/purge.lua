@@ -1,9 +1,23 @@
 -- Deletes an orphan (nlink 0) inode once no one uses it. A regular file's
--- blocks go first, by truncate steps to size 0.
--- KEYS: SB, FREEZE, INODE, XATTR, ORPHANS, DIR
--- ARGV: ino
--- Returns {'RETRY', size} while blocks remain, else {'OK'}.
+-- blocks go first, by truncate steps to size 0. While another live mount
+-- holds the file open, the orphan is handed to that mount instead: it
+-- frees it at its last close (or, should it die, the next mount does).
+-- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 XATTR, 5 ORPHANS, 6 DIR, 7 OPEN,
+--       8.. MOUNT keys of the sessions holding the file open, as the client
+--       read them (HKEYS OPEN)
+-- ARGV: 1 ino, 2 our session, 3.. those sessions, in the same order
+-- Returns {'RETRY'} when the holders changed, {'RETRY', size} while blocks
+-- remain, {'HELD', session} when handed over, else {'OK'}.
 check_frozen(KEYS[2])
+local holders = redis.call('HKEYS', KEYS[7])
+if #holders ~= #ARGV - 2 then
+  return {'RETRY'}
+end
+for i, h in ipairs(holders) do
+  if h ~= ARGV[2 + i] then
+    return {'RETRY'}
+  end
+end
 local f = redis.call('HMGET', KEYS[3], 'type', 'nlink', 'size')
 if not f[1] then
   redis.call('HDEL', KEYS[5], ARGV[1])
@@ -13,10 +27,16 @@ if tonumber(f[2]) > 0 then
   redis.call('HDEL', KEYS[5], ARGV[1])
   return {'OK'}
 end
+for i, h in ipairs(holders) do
+  if h ~= ARGV[2] and redis.call('EXISTS', KEYS[7 + i]) == 1 then
+    redis.call('HSET', KEYS[5], ARGV[1], h)
+    return {'HELD', h}
+  end
+end
 if f[1] == 'file' and f[3] ~= '0' then
   return {'RETRY', f[3]}
 end
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[6])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[6], KEYS[7])
 redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'inodes', -1)
 return {'OK'}

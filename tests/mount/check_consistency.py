@@ -169,6 +169,8 @@ class Checker:
                 want = "string"
             elif kind == b"MOUNT" and len(parts) == 2:
                 want = "string"
+            elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):
+                pass  # opens held by live (or crashed) mounts: not the filesystem
             elif kind == b"TMP" and len(parts) == 3:
                 # bytes of a write in flight; one whose script never ran (a
                 # killed daemon) expires by itself, so it must have a TTL
@@ -352,11 +354,11 @@ class Checker:
 
 
 def digest(r, prefix):
-    """sha256 of every filesystem key and value (MOUNT:*, TMP:* and FREEZE left out)."""
+    """sha256 of every filesystem key and value (MOUNT:*, OPEN:*, TMP:* and FREEZE left out)."""
     import hashlib
     prefix = prefix.encode()
     keys = sorted(k for k in r.scan(prefix + b":*")
-                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"FREEZE", b"TMP:")))
+                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"FREEZE", b"TMP:", b"OPEN:")))
     h = hashlib.sha256()
     types = r.pipeline([("TYPE", k) for k in keys])
     values = r.pipeline([("HGETALL", k) if t == b"hash" else ("GET", k) for k, t in zip(keys, types)])

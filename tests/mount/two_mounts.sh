@@ -2,7 +2,8 @@
 # two_mounts: one filesystem mounted twice at once (as two hosts would).
 # With attribute and entry caching off, a change made through one mount is
 # seen at once through the other; two churners making random, colliding
-# changes through both leave a consistent tree that both mounts list alike.
+# changes through both leave a consistent tree that both mounts list alike;
+# a file one mount has open survives an unlink through the other.
 . "$(dirname "$0")/lib.sh"
 
 A=$T/a
@@ -58,9 +59,23 @@ python3 "$HERE/manifest.py" "$A" >"$T/list-a"
 python3 "$HERE/manifest.py" "$B" >"$T/list-b"
 diff -u "$T/list-a" "$T/list-b" || fail "the two mounts show different trees"
 
-# Not checked here: a file open only on B and unlinked through A. Opens are
-# not recorded on the server, so A frees the file once A's kernel forgets
-# it (README, "Does not"); unlink-while-open is per host (unlink_open.sh).
+# a file open on B is unlinked on A: B keeps reading and writing it (as
+# one host would), and it is freed once B closes it
+head -c 100000 /dev/urandom >"$A/open"
+ino=$(stat -c %i "$A/open")
+exec 3<>"$B/open"
+rm "$A/open"
+sleep 0.2  # let A's kernel forget the inode: A's purge must hand it to B
+out=$(head -c 100000 <&3 | wc -c) || true
+[[ $out == 100000 ]] || fail "B cannot read its open file after A unlinked it (read $out bytes)"
+printf 'more' >&3 || fail "B cannot write its open file after A unlinked it"
+exec 3>&-
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli exists "$PREFIX:INODE:$ino") == 0 ]] && break
+  sleep 0.05
+done
+[[ $(rcli exists "$PREFIX:INODE:$ino") == 0 ]] || fail "inode $ino not freed after B closed it"
+[[ $(rcli exists "$PREFIX:OPEN:$ino") == 0 ]] || fail "open count of inode $ino left behind"
 
 unmount_fs "$A"
 unmount_fs "$B"

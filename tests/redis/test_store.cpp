@@ -508,4 +508,42 @@ TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC and leaves the filesyst
   CHECK(_read_all(*s, f.ino, 1 << 26) == std::string(off, 'x'));
 }
 
+
+TEST_CASE_FIXTURE(RedisFixture, "a file open on one mount outlives an unlink through another") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));  // created open by a
+  _ok(a->write(f.ino, 0, "payload", false));
+  _ok(b->open_file(f.ino));
+  CHECK(_ok(a->release_file(f.ino)) == false);
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
+  _ok(a->purge(f.ino));  // a is done with it, b is not: handed to b
+  CHECK(_ok(conn().command({"HGET", keys.orphans(), std::to_string(f.ino)})).view().str() == b->session());
+  CHECK(_read_all(*b, f.ino) == "payload");
+  _ok(b->write(f.ino, 7, "+more", false));
+  CHECK(_ok(b->release_file(f.ino)) == true);  // b's last close: b frees it
+  _ok(b->purge(f.ino));
+  CHECK(b->getattr(f.ino).code() == ENOENT);
+  for (const auto& k : keys_under(prefix)) {
+    auto pk = parse_relative_key(*keys.relative(k));
+    CHECK(pk.ino != f.ino);  // no INODE, BLK, OPEN of it
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "the opens of a dead mount do not keep a file") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
+  _ok(a->release_file(f.ino));
+  _ok(b->open_file(f.ino));
+  _ok(b->end_session());  // b dies with the file open
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
+  _ok(a->purge(f.ino));
+  CHECK(a->getattr(f.ino).code() == ENOENT);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+}
+
 TEST_SUITE_END();
