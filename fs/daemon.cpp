@@ -43,6 +43,8 @@ namespace redisfs {
 
 static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
 static constexpr auto k_first_delay = std::chrono::milliseconds(200);
+static constexpr double k_default_timeout = 1.0;
+static constexpr double k_snapshot_timeout = 3600.0;
 static constexpr std::uint32_t k_min_block_size = 4 * 1024;
 static constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
 
@@ -245,8 +247,10 @@ static void _raise_readahead(const std::string& mountpoint, const std::string& t
 // Mounts and serves until unmounted. Returns the exit status.
 static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   MountOptions mount_opts;
-  mount_opts.attr_timeout = cfg.attr_timeout;
-  mount_opts.entry_timeout = cfg.entry_timeout;
+  bool frozen = cfg.read_only && store.superblock().read_only;
+  double default_timeout = frozen ? k_snapshot_timeout : k_default_timeout;
+  mount_opts.attr_timeout = cfg.attr_timeout.value_or(default_timeout);
+  mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
   Session session(store, mount_opts);
 

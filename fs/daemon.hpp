@@ -28,8 +28,10 @@ struct DaemonConfig {
   bool single_threaded = false;
   bool default_permissions = true;
   bool noatime = false;
-  double attr_timeout = 1.0;
-  double entry_timeout = 1.0;
+  // Unset: 1 s, or an hour on a read-only mount of a snapshot (which
+  // cannot change under it).
+  std::optional<double> attr_timeout;
+  std::optional<double> entry_timeout;
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
   std::vector<std::string> fuse_options;  // -o options passed on to the mount
