@@ -370,9 +370,13 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         queued += 1;
         items.push_back({key, pk});
         break;
+      case KeyKind::Open:
+        c.append({"HKEYS", key});
+        queued += 1;
+        items.push_back({key, pk});
+        break;
       case KeyKind::Mount:
       case KeyKind::Temp:
-      case KeyKind::Open:
         break;
       case KeyKind::Unknown:
         m_any_fs_key = true;
@@ -386,6 +390,25 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
   auto replies = _read_n(c, queued);
   std::size_t at = 0;
   for (const Item& it : items) {
+    if (it.pk.kind == KeyKind::Open) {
+      // Opens counted for a mount that is gone (it crashed): they keep
+      // nothing alive (purge ignores them), but they are garbage.
+      auto& sessions = replies[at++];
+      TRY(sessions);
+      ReplyView v = sessions->view();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        std::string session(v[i].str());
+        TRY_ASSIGN(Reply alive, c.command({"EXISTS", m_keys.mount(session)}));
+        if (alive.view().integer() == 0) {
+          Action a;
+          a.op = Op::HDel;
+          a.key = std::string(it.key);
+          a.field = session;
+          add(fsck_kind::k_stale_open, std::string(it.key), "opens of mount " + session + ", which is gone", a);
+        }
+      }
+      continue;
+    }
     if (it.pk.kind == KeyKind::Freeze) {
       auto& ttl = replies[at++];
       TRY(ttl);

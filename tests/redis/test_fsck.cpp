@@ -453,6 +453,13 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     cmd({"SET", keys.xattr(t.f), "not a hash"});
     expect_repaired({fsck_kind::k_wrong_type});
   }
+  SUBCASE("opens of a mount that is gone") {
+    _ok(t.store->open_file(t.f));  // a live mount's open: fine
+    cmd({"HSET", keys.open(t.f), "crashed-mount", "2"});
+    expect_repaired({fsck_kind::k_stale_open});
+    CHECK(_ok(conn().command({"HGET", keys.open(t.f), t.store->session()})).view().str() == "1");
+    CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "crashed-mount"})).view().integer() == 0);
+  }
   SUBCASE("an undecodable inode is reported, never changed") {
     cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
     auto r = check(true);
