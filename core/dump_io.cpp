@@ -158,58 +158,19 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
   auto body = [&]() -> Result<std::int64_t> {
     TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
-    std::string cursor = "0";
-    std::vector<std::string_view> rels;
-    do {
-      TRY(check_cancel());
-      TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", sk.match_all(), "COUNT", "1000"}));
-      ReplyView v = page.view();
-      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-        return make_error(EIO, "redis: bad SCAN reply");
+    TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) -> Status {
+      if (copied.empty()) {
+        return {};
       }
-      cursor = std::string(v[0].str());
-      ReplyView list = v[1];
-      rels.clear();
-      for (std::size_t i = 0; i < list.size(); ++i) {
-        std::string_view key = list[i].str();
-        auto rel = sk.relative(key);
-        if (!rel) {
-          continue;
-        }
-        KeyKind kind = parse_relative_key(*rel).kind;
-        if (!is_filesystem_key(kind) || kind == KeyKind::Superblock) {
-          continue;
-        }
-        std::string to = tk.absolute(*rel);
-        c.append({"COPY", key, to});
-        c.append({"PEXPIRE", to, ttl});
-        rels.push_back(*rel);
-      }
+      // The index of what was copied: the dump walks it instead of a second
+      // SCAN, which could return a key twice.
       std::vector<std::string_view> push{"RPUSH", index};
-      std::optional<Error> first;
-      for (std::string_view rel : rels) {
-        auto copied = c.read_reply();
-        auto expired = c.read_reply();
-        if (!copied.ok() || !expired.ok()) {
-          if (!first) {
-            first = !copied.ok() ? copied.error() : expired.error();
-          }
-          continue;
-        }
-        if (copied->view().integer() == 1) {
-          push.push_back(rel);
-        }
-      }
-      if (first) {
-        return std::move(*first);
-      }
-      if (push.size() > 2) {
-        c.append(std::span<const std::string_view>(push));
-        c.append({"PEXPIRE", index, ttl});
-        TRY(c.read_all());
-      }
-      TRY(freeze.keep_alive(c));
-    } while (cursor != "0");
+      push.insert(push.end(), copied.begin(), copied.end());
+      c.append(std::span<const std::string_view>(push));
+      c.append({"PEXPIRE", index, ttl});
+      TRY(c.read_all());
+      return {};
+    }));
     c.append({"COPY", sk.sb(), tk.sb()});
     c.append({"PEXPIRE", tk.sb(), ttl});
     TRY_ASSIGN(std::vector<Reply> sb, c.read_all());

@@ -69,12 +69,15 @@ using Status = Result<void>;
 #define REDISFS_CONCAT(a, b) REDISFS_CONCAT_(a, b)
 
 // TRY(expr): return the error of a Result expression, discard its value.
-#define TRY(expr)                                    \
-  do {                                               \
-    auto&& redisfs_try_ = (expr);                    \
-    if (!redisfs_try_.ok()) {                        \
-      return std::move(redisfs_try_).error();        \
-    }                                                \
+// (The variable is named after the line, so a TRY nested in a lambda
+// inside another TRY's expression does not shadow it.)
+#define TRY(expr) TRY_IMPL_(REDISFS_CONCAT(redisfs_try_, __LINE__), expr)
+#define TRY_IMPL_(tmp, expr)               \
+  do {                                     \
+    auto&& tmp = (expr);                   \
+    if (!tmp.ok()) {                       \
+      return std::move(tmp).error();       \
+    }                                      \
   } while (false)
 
 // TRY_ASSIGN(lhs, expr): lhs = value of expr, or return its error.

@@ -201,29 +201,6 @@ Result<PrefixState> probe_prefix(Connection& c, const Keys& keys) {
   return st;
 }
 
-// Reads `n` pipelined replies, all of them even after an error; returns the
-// first error, or the number of integer replies equal to 1.
-static Result<std::uint64_t> _read_ones(Connection& c, std::size_t n) {
-  std::uint64_t ones = 0;
-  std::optional<Error> first;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto r = c.read_reply();
-    if (!r.ok()) {
-      if (!first) {
-        first = std::move(r).error();
-      }
-      continue;
-    }
-    if (r->view().integer() == 1) {
-      ++ones;
-    }
-  }
-  if (first) {
-    return std::move(*first);
-  }
-  return ones;
-}
-
 Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze, Progress* progress) {
   const std::string freeze_key = keys.freeze();
   std::string cursor = "0";
@@ -320,16 +297,20 @@ Status Freeze::release(Connection& c) {
 
 // Step 3 and the superblock, with the freeze held. Returns the number of
 // keys copied.
-static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze,
-                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
+Result<std::uint64_t> copy_keys_frozen(
+    Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page) {
+  const std::string ttl = ttl_ms ? _str(*ttl_ms) : std::string();
   std::uint64_t copied = 0;
   std::string cursor = "0";
+  std::vector<std::string_view> rels;
+  std::vector<std::string_view> done;
   do {
     TRY(check_cancel());
     Reply page;
     TRY(_scan_page(c, cursor, sk.match_all(), page));
     ReplyView list = page.view()[1];
-    std::size_t queued = 0;
+    rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       std::string_view key = list[i].str();
       auto rel = sk.relative(key);
@@ -342,13 +323,53 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
       }
       std::string to = dk.absolute(*rel);
       c.append({"COPY", key, to});
-      ++queued;
+      if (ttl_ms) {
+        c.append({"PEXPIRE", to, ttl});
+      }
+      rels.push_back(*rel);
     }
-    TRY_ASSIGN(std::uint64_t n, _read_ones(c, queued));
-    copied += n;
-    progress.add(n);
+    // SCAN may return a key twice: COPY without REPLACE answers 0 then.
+    done.clear();
+    std::optional<Error> first;
+    for (std::string_view rel : rels) {
+      auto r = c.read_reply();
+      if (ttl_ms) {
+        auto expired = c.read_reply();
+        if (r.ok() && !expired.ok()) {
+          r = std::move(expired).error();
+        }
+      }
+      if (!r.ok()) {
+        if (!first) {
+          first = std::move(r).error();
+        }
+        continue;
+      }
+      if (r->view().integer() == 1) {
+        done.push_back(rel);
+      }
+    }
+    if (first) {
+      return std::move(*first);
+    }
+    copied += done.size();
+    if (after_page) {
+      TRY(after_page(done));
+    }
     TRY(freeze.keep_alive(c));
   } while (cursor != "0");
+  return copied;
+}
+
+// Step 3 and the superblock, with the freeze held. Returns the number of
+// keys copied.
+static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze,
+                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
+  TRY_ASSIGN(std::uint64_t copied, copy_keys_frozen(c, sk, dk, freeze, std::nullopt,
+                                                    [&progress](std::span<const std::string_view> page) {
+                                                      progress.add(page.size());
+                                                      return Status{};
+                                                    }));
 
   std::string snap = _str(snapshot_ns);
   c.append({"MULTI"});

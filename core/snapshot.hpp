@@ -8,6 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +53,16 @@ class Freeze {
   bool m_held = false;
   std::chrono::steady_clock::time_point m_last_refresh;
 };
+
+// With `freeze` held: COPY every filesystem key of `sk` except the
+// superblock to the same relative key under `dk`, a SCAN page at a time,
+// refreshing the freeze between pages. With a TTL, each copy gets it in
+// the same pipeline (a temporary copy never exists without one). After each
+// page, `after_page` (if any) gets the relative keys that page copied.
+// Returns how many keys were copied.
+Result<std::uint64_t> copy_keys_frozen(
+    Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page);
 
 // ---------------------------------------------------------------- helpers
 
