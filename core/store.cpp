@@ -19,7 +19,7 @@ constexpr std::size_t k_name_cache_max = 65536;
 constexpr int k_retry_max = 16;
 constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
 constexpr std::size_t k_inline_max = 16 * 1024;
-constexpr std::int64_t k_caps_recheck_ns = 1000000000;
+constexpr std::int64_t k_security_recheck_ns = 1000000000;
 
 std::string _random_hex(std::size_t bytes) {
   std::random_device rd;
@@ -498,25 +498,25 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
   return page;
 }
 
-bool Store::capabilities_possible(Connection& c) {
+bool Store::security_xattrs_possible(Connection& c) {
   std::int64_t now = now_ns();
-  if (now < m_caps_checked_until.load()) {
-    return m_caps_possible.load();
+  if (now < m_security_checked_until.load()) {
+    return m_security_possible.load();
   }
-  auto r = c.command({"HEXISTS", m_keys.sb(), "caps"});
+  auto r = c.command({"HEXISTS", m_keys.sb(), "security_xattrs"});
   bool possible = !r.ok() || r->view().integer() != 0;
-  m_caps_possible = possible;
-  m_caps_checked_until = now + k_caps_recheck_ns;
+  m_security_possible = possible;
+  m_security_checked_until = now + k_security_recheck_ns;
   return possible;
 }
 
 Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   TRY(_check_xattr_name(name));
   TRY_ASSIGN(auto c, m_pool.acquire());
-  // The kernel asks for security.capability before every write: answer
-  // from the superblock's flag (refreshed each second) while no file of
-  // the filesystem has ever had one.
-  if (name == "security.capability" && !capabilities_possible(*c)) {
+  // The kernel asks for security.capability before every write, ls -l for
+  // security.selinux of every entry: answer from the superblock's flag
+  // (rechecked each second) while no file has ever had a security.* one.
+  if (name.starts_with("security.") && !security_xattrs_possible(*c)) {
     return make_error(ENODATA, "no such attribute");
   }
   c->append({"EXISTS", m_keys.inode(ino)});
@@ -1059,8 +1059,8 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_set", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name), std::string(value), f}));
-  if (name == "security.capability") {
-    m_caps_checked_until = 0;
+  if (name.starts_with("security.")) {
+    m_security_checked_until = 0;
   }
   return {};
 }

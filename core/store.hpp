@@ -192,7 +192,7 @@ class Store {
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
   Status writable() const;
-  bool capabilities_possible(Connection& c);
+  bool security_xattrs_possible(Connection& c);
 
   Pool& m_pool;
   Keys m_keys;
@@ -205,8 +205,8 @@ class Store {
 
   std::atomic<std::uint64_t> m_temp_seq{0};
   std::atomic<bool> m_registered{false};
-  std::atomic<bool> m_caps_possible{true};
-  std::atomic<std::int64_t> m_caps_checked_until{0};
+  std::atomic<bool> m_security_possible{true};
+  std::atomic<std::int64_t> m_security_checked_until{0};
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

@@ -10,9 +10,10 @@ if ARGV[3] == '2' and not exists then
   fail('ENODATA')
 end
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-if ARGV[1] == 'security.capability' then
-  -- mounts answer the kernel's check before every write from this flag
-  redis.call('HSET', KEYS[1], 'caps', '1')
+if string.sub(ARGV[1], 1, 9) == 'security.' then
+  -- mounts answer the kernel's security.* questions (capability before
+  -- every write, selinux for every ls -l entry) from this flag
+  redis.call('HSET', KEYS[1], 'security_xattrs', '1')
 end
 redis.call('HSET', KEYS[3], 'ctime', now_ns())
 return 1

@@ -426,8 +426,8 @@ TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   CHECK(_ok(s->getxattr(f.ino, "user.a")) == std::string("\0bin\xff", 5));
   CHECK(_ok(s->listxattr(f.ino)) == std::vector<std::string>{"user.a"});
   CHECK(s->setxattr(f.ino, "user.big", std::string(65537, 'v'), 0).code() == E2BIG);
-  // security.capability is answered from the superblock's flag until a
-  // file has one, here or on another mount
+  // security.* names are answered from the superblock's flag until a file
+  // has one, here or on another mount
   CHECK(s->getxattr(f.ino, "security.capability").code() == ENODATA);
   Pool pool_b(test::test_url(), "redisfs:test-b");
   auto other = _open(pool_b, prefix);
@@ -436,6 +436,7 @@ TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   CHECK(_ok(s->getxattr(f.ino, "security.capability")) == "cap");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   CHECK(_ok(other->getxattr(f.ino, "security.capability")) == "cap");
+  CHECK(other->getxattr(f.ino, "security.selinux").code() == ENODATA);
   _ok(s->removexattr(f.ino, "user.a"));
   CHECK(s->removexattr(f.ino, "user.a").code() == ENODATA);
 
