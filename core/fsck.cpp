@@ -203,6 +203,7 @@ class Checker {
 
  private:
   Status guard_freeze(Connection& c);
+  Status scan(Connection& c, Status (Checker::*batch)(Connection&, ReplyView, std::size_t, std::size_t));
   Status first_pass(Connection& c);
   Status first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
   Status second_pass(Connection& c);
@@ -319,7 +320,9 @@ Status Checker::guard_freeze(Connection& c) {
 
 // ---------------------------------------------------------------- pass 1
 
-Status Checker::first_pass(Connection& c) {
+// Every key of the prefix, SCAN page by page, handed to `batch` in
+// pipelines of k_pipeline keys.
+Status Checker::scan(Connection& c, Status (Checker::*batch)(Connection&, ReplyView, std::size_t, std::size_t)) {
   std::string cursor = "0";
   const std::string match = m_keys.match_all();
   do {
@@ -332,11 +335,13 @@ Status Checker::first_pass(Connection& c) {
     cursor = std::string(v[0].str());
     ReplyView keys = v[1];
     for (std::size_t at = 0; at < keys.size(); at += k_pipeline) {
-      TRY(first_batch(c, keys, at, std::min(keys.size(), at + k_pipeline)));
+      TRY((this->*batch)(c, keys, at, std::min(keys.size(), at + k_pipeline)));
     }
   } while (cursor != "0");
   return {};
 }
+
+Status Checker::first_pass(Connection& c) { return scan(c, &Checker::first_batch); }
 
 Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to) {
   struct Item {
@@ -543,24 +548,7 @@ void Checker::check_superblock() {
 
 // ---------------------------------------------------------------- pass 2
 
-Status Checker::second_pass(Connection& c) {
-  std::string cursor = "0";
-  const std::string match = m_keys.match_all();
-  do {
-    TRY(check_cancel());
-    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-    ReplyView v = r.view();
-    if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
-    }
-    cursor = std::string(v[0].str());
-    ReplyView keys = v[1];
-    for (std::size_t at = 0; at < keys.size(); at += k_pipeline) {
-      TRY(second_batch(c, keys, at, std::min(keys.size(), at + k_pipeline)));
-    }
-  } while (cursor != "0");
-  return {};
-}
+Status Checker::second_pass(Connection& c) { return scan(c, &Checker::second_batch); }
 
 Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to) {
   struct Item {
