@@ -82,10 +82,27 @@ Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
   return decode_attr(ino, fields);
 }
 
+namespace {
+
+// The attributes of `ino` at index `at` of a change script's array reply,
+// for the AttrCache; none when the reply is not that shape (RETRY).
+std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
+  if (!v.is_array() || v.size() <= at || v[0].str() == "RETRY") {
+    return {};
+  }
+  auto attr = attr_from_reply(ino, v[at]);
+  if (!attr) {
+    return {};
+  }
+  return {std::move(*attr)};
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- open
 
 Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
-    : m_pool(pool), m_keys(prefix), m_opts(std::move(opts)) {
+    : m_pool(pool), m_keys(prefix), m_opts(std::move(opts)), m_attrs(m_opts.attr_cache_seconds) {
   if (m_opts.session.empty()) {
     m_opts.session = _random_hex(8);
   }
@@ -197,17 +214,31 @@ Status Store::writable() const {
 // ---------------------------------------------------------------- helpers
 
 Result<Reply> Store::eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
-                                 const std::vector<std::string>& args) {
+                                 const std::vector<std::string>& args, const FreshAttrs& fresh) {
   using namespace std::chrono;
+  // Every inode a script may change is among its KEYS (prelude.lua).
+  std::vector<Ino> inodes;
+  if (m_attrs.enabled()) {
+    for (const std::string& key : keys) {
+      auto rel = m_keys.relative(key);
+      ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (parsed.kind == KeyKind::Inode) {
+        inodes.push_back(parsed.ino);
+      }
+    }
+  }
+  AttrCache::Change change = m_attrs.begin(inodes);
   auto start = steady_clock::now();
   auto pause = milliseconds(1);
   for (;;) {
     auto r = c.eval(script, keys, args);
     if (r.ok() || r.error().message.find("FROZEN") == std::string::npos) {
+      m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
       return r;
     }
     // A snapshot is being taken: its freeze lasts as long as the copy.
     if (steady_clock::now() - start > seconds(120)) {
+      m_attrs.end(change);
       return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
     }
     std::this_thread::sleep_for(pause);
@@ -284,7 +315,14 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
 
 // ---------------------------------------------------------------- reads
 
-Result<Attr> Store::getattr(Ino ino) {
+Result<Attr> Store::getattr(Ino ino, double* age) {
+  if (age != nullptr) {
+    *age = 0;
+    if (auto hit = m_attrs.get(ino)) {
+      *age = hit->age;
+      return hit->attr;
+    }
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
   return attr_from_reply(ino, r.view());
@@ -604,8 +642,14 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     keys.push_back(m_keys.open(ino));
     args.push_back(m_opts.session);
   }
-  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args));
-  auto attr = attr_from_reply(ino, r.view());
+  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args, [parent](ReplyView v) {
+    return _fresh_attr(parent, v, 1);
+  }));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 2) {
+    return make_error(EIO, "bad create reply");
+  }
+  auto attr = attr_from_reply(ino, v[0]);
   if (attr.ok()) {
     remember(parent, name, ino);
   }
@@ -686,7 +730,8 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
     TRY_ASSIGN(Reply r, eval_change(*c, "unlink",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
                                      m_keys.inode(guess), m_keys.orphans()},
-                                    {std::string(name), _str(guess), m_opts.session}));
+                                    {std::string(name), _str(guess), m_opts.session},
+                                    [parent](ReplyView v) { return _fresh_attr(parent, v, 2); }));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
@@ -716,7 +761,8 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
     TRY_ASSIGN(Reply r, eval_change(*c, "rmdir",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
                                      m_keys.inode(guess), m_keys.dir(guess), m_keys.orphans()},
-                                    {std::string(name), _str(guess), m_opts.session}));
+                                    {std::string(name), _str(guess), m_opts.session},
+                                    [parent](ReplyView v) { return _fresh_attr(parent, v, 1); }));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {

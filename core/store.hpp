@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attr_cache.hpp"
 #include "inode.hpp"
 #include "keys.hpp"
 #include "redis.hpp"
@@ -97,6 +99,10 @@ struct StoreOptions {
   Caller mkfs_owner{};           // owner of a new root directory
   std::string session;           // mount id (random when empty)
   std::string session_info;      // shown by `redisfs-snap list` (host, pid, mountpoint)
+  // How long getattr(ino, &age) may answer with the attributes a change made
+  // here read of a directory it changed (AttrCache); 0 = never. The daemon
+  // passes its attr_timeout.
+  double attr_cache_seconds = 0;
 };
 
 class Store {
@@ -115,7 +121,10 @@ class Store {
   const std::string& session() const { return m_opts.session; }
 
   Result<Attr> lookup(Ino parent, std::string_view name);
-  Result<Attr> getattr(Ino ino);
+  // With `age`, the attributes a recent change made here left on a
+  // directory may answer (without a round trip); *age is then how old they
+  // are in seconds, else 0.
+  Result<Attr> getattr(Ino ino, double* age = nullptr);
   Result<Attr> setattr(Ino ino, const SetAttrRequest& req);
   Result<std::string> readlink(Ino ino);
 
@@ -184,8 +193,10 @@ class Store {
   Result<Ino> allocate_ino(Connection& c);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
                            std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false);
+  // What a change script read of the inodes it changed (for m_attrs).
+  using FreshAttrs = std::function<std::vector<Attr>(ReplyView)>;
   Result<Reply> eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
-                            const std::vector<std::string>& args);
+                            const std::vector<std::string>& args, const FreshAttrs& fresh = {});
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
@@ -210,6 +221,8 @@ class Store {
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
+
+  AttrCache m_attrs;  // directory attributes left by our own changes
 };
 
 // Reads an inode's hash reply (HGETALL) into an Attr.

@@ -362,6 +362,10 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   so.noatime = cfg.noatime;
   so.mkfs_block_size = cfg.block_size.value_or(k_default_block_size);
   so.mkfs_owner = Caller{static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid())};
+  // The kernel forgets a directory's attributes after each change in it;
+  // what our change read of them may answer for as long as it would have
+  // kept them (a read-only mount changes nothing, so this is moot there).
+  so.attr_cache_seconds = cfg.attr_timeout.value_or(k_default_timeout);
   // Store::open registers the session (its key must exist before this
   // mount can own an orphan); the pid is added once fuse_daemonize() has
   // forked.

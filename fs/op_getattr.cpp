@@ -1,4 +1,7 @@
-// getattr and readlink: reads of one inode.
+// getattr and readlink: reads of one inode. getattr may be answered from
+// what a change made here just read of a directory (Store's AttrCache):
+// the kernel asks for a directory's attributes again after every create
+// or unlink in it.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -7,12 +10,13 @@ namespace redisfs::op {
 
 void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
-  Result<Attr> attr = session.store().getattr(ino);
+  double age = 0;
+  Result<Attr> attr = session.store().getattr(ino, &age);
   if (!attr) {
     reply_fail(req, "getattr", ino, {}, attr.error());
     return;
   }
-  reply_attr(req, session, *attr);
+  reply_attr(req, session, *attr, age);
 }
 
 void readlink(fuse_req_t req, fuse_ino_t ino) {

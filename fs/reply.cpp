@@ -1,6 +1,7 @@
 // Replies to the kernel (see reply.hpp).
 #include "reply.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "log.hpp"
@@ -59,9 +60,9 @@ void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
   }
 }
 
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr) {
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age) {
   struct stat st = attr.to_stat(session.store().block_size());
-  fuse_reply_attr(req, &st, session.options().attr_timeout);
+  fuse_reply_attr(req, &st, std::max(session.options().attr_timeout - age, 0.0));
 }
 
 void reply_readlink(fuse_req_t req, const std::string& target) { fuse_reply_readlink(req, target.c_str()); }

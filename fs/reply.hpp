@@ -34,7 +34,9 @@ void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
 // "No such name", cached by the kernel for the entry timeout.
 void reply_negative_entry(fuse_req_t req, Session& session);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr);
+// `age`: how old the attributes already are (seconds); the kernel may keep
+// them for what is left of attr_timeout.
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age = 0);
 void reply_readlink(fuse_req_t req, const std::string& target);
 void reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);

@@ -3,7 +3,7 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
 --       ino[, session: the file is created open by that mount]
--- Returns the new inode's fields (HGETALL).
+-- Returns {the new inode's fields, the parent's fields} (HGETALL each).
 check_frozen(KEYS[2])
 local ptype = inode_type(KEYS[4])
 if ptype ~= 'dir' then
@@ -54,4 +54,4 @@ redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end
-return redis.call('HGETALL', KEYS[5])
+return {redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[4])}

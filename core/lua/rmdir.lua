@@ -5,7 +5,8 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess),
 --       DIR:child, ORPHANS
 -- ARGV: name, guessed child ino, session id
--- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK'}.
+-- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', the
+-- parent's fields (HGETALL)}.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -27,4 +28,4 @@ redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
 redis.call('HSET', KEYS[7], ino, ARGV[3])
 dir_changed(KEYS[4], now)
 redis.call('HINCRBY', KEYS[4], 'nlink', -1)
-return {'OK'}
+return {'OK', redis.call('HGETALL', KEYS[4])}

@@ -2,7 +2,7 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess), ORPHANS
 -- ARGV: name, guessed child ino, session id
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
--- left}. At nlink 0 the inode is recorded in ORPHANS under this session:
+-- left, the parent's fields (HGETALL)}. At nlink 0 the inode is recorded in ORPHANS under this session:
 -- its data stays until the mount that unlinked it has no use for it.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
@@ -23,4 +23,4 @@ redis.call('HSET', KEYS[5], 'ctime', now)
 if left <= 0 then
   redis.call('HSET', KEYS[6], ino, ARGV[3])
 end
-return {'OK', left}
+return {'OK', left, redis.call('HGETALL', KEYS[4])}

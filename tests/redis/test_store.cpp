@@ -137,6 +137,76 @@ TEST_CASE_FIXTURE(RedisFixture, "create, lookup, and the errors of names") {
   CHECK(root.mtime_ns >= f.mtime_ns);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "getattr with an age: what our own changes read of a directory") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  auto other = _open(pool, prefix);  // another mount: no cache
+  auto dir = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto same = [&](const Attr& a, const Attr& b) {
+    CHECK(a.ino == b.ino);
+    CHECK(a.mode == b.mode);
+    CHECK(a.nlink == b.nlink);
+    CHECK(a.size == b.size);
+    CHECK(a.mtime_ns == b.mtime_ns);
+    CHECK(a.ctime_ns == b.ctime_ns);
+  };
+  double age = -1;
+  // create, mkdir, unlink, rmdir leave the parent's new attributes behind
+  auto f = _ok(s->create(dir.ino, "f", S_IFREG | 0644, k_user));
+  auto cached = _ok(s->getattr(dir.ino, &age));
+  CHECK(age > 0);
+  CHECK(age < 60);
+  same(cached, _ok(s->getattr(dir.ino)));
+  CHECK(cached.mtime_ns >= f.mtime_ns);
+  _ok(s->mkdir(dir.ino, "sub", 0700, k_user));
+  cached = _ok(s->getattr(dir.ino, &age));
+  CHECK(age > 0);
+  CHECK(cached.nlink == 3);
+  same(cached, _ok(s->getattr(dir.ino)));
+  _ok(s->rmdir(dir.ino, "sub"));
+  cached = _ok(s->getattr(dir.ino, &age));
+  CHECK(age > 0);
+  CHECK(cached.nlink == 2);
+  same(cached, _ok(s->getattr(dir.ino)));
+  _ok(s->unlink(dir.ino, "f"));
+  cached = _ok(s->getattr(dir.ino, &age));
+  CHECK(age > 0);
+  same(cached, _ok(s->getattr(dir.ino)));
+
+  // any other change of the directory made here drops it
+  SetAttrRequest chmod;
+  chmod.mode = 0711;
+  _ok(s->setattr(dir.ino, chmod));
+  auto after = _ok(s->getattr(dir.ino, &age));
+  CHECK(age == 0);
+  CHECK((after.mode & 07777) == 0711);
+  _ok(s->create(dir.ino, "g", S_IFREG | 0644, k_user));
+  REQUIRE(_ok(s->getattr(dir.ino, &age)).ino == dir.ino);
+  CHECK(age > 0);
+  _ok(s->setxattr(dir.ino, "user.k", "v", 0));
+  CHECK(_ok(s->getattr(dir.ino, &age)).ctime_ns == _ok(s->getattr(dir.ino)).ctime_ns);
+  CHECK(age == 0);
+  _ok(s->create(dir.ino, "h", S_IFREG | 0644, k_user));
+  _ok(s->rename(dir.ino, "h", k_root_ino, "h2", 0));
+  CHECK(_ok(s->getattr(dir.ino, &age)).mtime_ns == _ok(s->getattr(dir.ino)).mtime_ns);
+  CHECK(age == 0);
+
+  // a change through another mount shows once the entry is older than the
+  // ttl (as in the kernel's own attribute cache), at once without an age
+  _ok(s->create(dir.ino, "i", S_IFREG | 0644, k_user));
+  _ok(other->mkdir(dir.ino, "elsewhere", 0755, k_user));
+  CHECK(_ok(s->getattr(dir.ino)).nlink == 3);
+  CHECK(_ok(s->getattr(dir.ino, &age)).nlink == 2);
+  CHECK(age > 0);
+
+  // a store without a ttl never answers from it
+  auto plain = _open(pool, prefix);
+  _ok(plain->create(dir.ino, "j", S_IFREG | 0644, k_user));
+  _ok(plain->getattr(dir.ino, &age));
+  CHECK(age == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "directories: nlink, setgid inheritance, rmdir") {
   auto s = _open(pool, prefix);
   auto d = _ok(s->mkdir(k_root_ino, "d", 02775, Caller{1, 50}));

@@ -1,0 +1,116 @@
+// AttrCache: when a change may leave a directory's attributes behind, and
+// when it must not (overlapping changes, forget, expiry).
+#include <doctest/doctest.h>
+
+#include "attr_cache.hpp"
+
+using namespace redisfs;
+using namespace std::chrono_literals;
+
+static Attr _dir(Ino ino, std::int64_t mtime) {
+  Attr a;
+  a.ino = ino;
+  a.mode = S_IFDIR | 0755;
+  a.nlink = 2;
+  a.mtime_ns = mtime;
+  return a;
+}
+
+TEST_CASE("attr cache: a change alone keeps what it read, for the ttl") {
+  AttrCache cache(1.0);
+  REQUIRE(cache.enabled());
+  auto change = cache.begin({7, 8});
+  CHECK_FALSE(cache.get(7));  // in flight
+  cache.end(change, {_dir(7, 100)});
+  auto hit = cache.get(7);
+  REQUIRE(hit);
+  CHECK(hit->attr.mtime_ns == 100);
+  CHECK(hit->age >= 0);
+  CHECK(hit->age < 1.0);
+  CHECK_FALSE(cache.get(8));  // named, but nothing read of it
+  CHECK_FALSE(cache.get(7, AttrCache::Clock::now() + 1001ms));
+}
+
+TEST_CASE("attr cache: a new change drops the entry at once") {
+  AttrCache cache(1.0);
+  cache.end(cache.begin({7}), {_dir(7, 100)});
+  REQUIRE(cache.get(7));
+  auto change = cache.begin({7});
+  CHECK_FALSE(cache.get(7));
+  cache.end(change);
+  CHECK_FALSE(cache.get(7));
+}
+
+TEST_CASE("attr cache: overlapping changes keep nothing, in either order") {
+  AttrCache cache(1.0);
+  SUBCASE("first ends first") {
+    auto a = cache.begin({7});
+    auto b = cache.begin({7});
+    cache.end(a, {_dir(7, 100)});
+    CHECK_FALSE(cache.get(7));
+    cache.end(b, {_dir(7, 200)});
+    CHECK_FALSE(cache.get(7));  // b may have run on the server before a
+  }
+  SUBCASE("second ends first") {
+    auto a = cache.begin({7});
+    auto b = cache.begin({7});
+    cache.end(b, {_dir(7, 200)});
+    cache.end(a, {_dir(7, 100)});
+    CHECK_FALSE(cache.get(7));
+  }
+  SUBCASE("one after the other is fine again") {
+    auto a = cache.begin({7});
+    auto b = cache.begin({7});
+    cache.end(a);
+    cache.end(b);
+    cache.end(cache.begin({7}), {_dir(7, 300)});
+    REQUIRE(cache.get(7));
+    CHECK(cache.get(7)->attr.mtime_ns == 300);
+  }
+  SUBCASE("changes of other inodes do not interfere") {
+    auto a = cache.begin({7});
+    auto b = cache.begin({9});
+    cache.end(b, {_dir(9, 900)});
+    cache.end(a, {_dir(7, 700)});
+    CHECK(cache.get(7));
+    CHECK(cache.get(9));
+  }
+}
+
+TEST_CASE("attr cache: forget wins over a change in flight") {
+  AttrCache cache(1.0);
+  auto a = cache.begin({7});
+  cache.forget(7);
+  cache.end(a, {_dir(7, 100)});
+  CHECK_FALSE(cache.get(7));
+  cache.end(cache.begin({7}), {_dir(7, 200)});
+  cache.forget(7);
+  CHECK_FALSE(cache.get(7));
+}
+
+TEST_CASE("attr cache: an inode named twice by one change counts once") {
+  AttrCache cache(1.0);
+  auto a = cache.begin({7, 7});
+  cache.end(a, {_dir(7, 100)});
+  CHECK(cache.get(7));
+}
+
+TEST_CASE("attr cache: disabled with a zero ttl") {
+  AttrCache cache(0);
+  CHECK_FALSE(cache.enabled());
+  cache.end(cache.begin({7}), {_dir(7, 100)});
+  CHECK_FALSE(cache.get(7));
+}
+
+TEST_CASE("attr cache: stays bounded, and never drops an entry in flight") {
+  AttrCache cache(1.0, 8);
+  auto held = cache.begin({1000});
+  for (Ino ino = 1; ino <= 100; ++ino) {
+    cache.end(cache.begin({ino}), {_dir(ino, 1)});
+  }
+  CHECK(cache.get(100));
+  auto overlap = cache.begin({1000});  // 1000 is still in flight: not alone
+  cache.end(held, {_dir(1000, 5)});
+  cache.end(overlap, {_dir(1000, 6)});
+  CHECK_FALSE(cache.get(1000));
+}
