@@ -1,4 +1,4 @@
-// open, release, flush, fsync. Every read and write goes to Redis; the
+// open, release, fsync. Every read and write goes to Redis; the
 // only per-open state is the count of opens this mount holds, kept on the
 // server (Store::open_file), so that an unlink through another mount does
 // not free a file open here: the last release here frees it. A read-only mount refuses write access and lets the
@@ -6,7 +6,10 @@
 // it); a read-write mount drops it at each open, so a file changed by
 // another host is read afresh. Data is on the server when write() returns,
 // so flush and fsync have nothing left to do: durability is the server's
-// (its appendonly/save settings).
+// (its appendonly/save settings). There is no flush handler at all: the
+// kernel then stops sending FLUSH after the first ENOSYS, which saves a
+// round trip through /dev/fuse on every close(2). (Locks are the kernel's:
+// redisfs has no lock handlers, so FLUSH carries nothing for them either.)
 #include <fcntl.h>
 
 #include "log.hpp"
@@ -47,8 +50,6 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     session.purge(ino);  // unlinked elsewhere while we had it open
   }
 }
-
-void flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
 
 void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) { reply_ok(req); }
 

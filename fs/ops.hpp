@@ -41,7 +41,6 @@ void fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
 
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);

@@ -30,7 +30,6 @@ fuse_lowlevel_ops make_ops() {
   ops.fsyncdir = op::fsyncdir;
   ops.open = op::open;
   ops.release = op::release;
-  ops.flush = op::flush;
   ops.fsync = op::fsync;
   ops.read = op::read;
   ops.write = op::write;
