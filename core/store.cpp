@@ -554,7 +554,13 @@ Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   // The kernel asks for security.capability before every write, ls -l for
   // security.selinux of every entry: answer from the superblock's flag
   // (rechecked each second) while no file has ever had a security.* one.
+  // Then a filesystem without security labels says so for the SELinux one,
+  // as filesystems without label support do: ls, find and tar remember
+  // EOPNOTSUPP for the whole device and stop asking for every file.
   if (name.starts_with("security.") && !security_xattrs_possible(*c)) {
+    if (name == "security.selinux") {
+      return make_error(EOPNOTSUPP, "no security labels on this filesystem");
+    }
     return make_error(ENODATA, "no such attribute");
   }
   c->append({"EXISTS", m_keys.inode(ino)});

@@ -497,11 +497,14 @@ TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   CHECK(_ok(s->listxattr(f.ino)) == std::vector<std::string>{"user.a"});
   CHECK(s->setxattr(f.ino, "user.big", std::string(65537, 'v'), 0).code() == E2BIG);
   // security.* names are answered from the superblock's flag until a file
-  // has one, here or on another mount
+  // has one, here or on another mount; until then there are no security
+  // labels at all (EOPNOTSUPP, which ls remembers for the whole device)
   CHECK(s->getxattr(f.ino, "security.capability").code() == ENODATA);
+  CHECK(s->getxattr(f.ino, "security.selinux").code() == EOPNOTSUPP);
   Pool pool_b(test::test_url(), "redisfs:test-b");
   auto other = _open(pool_b, prefix);
   CHECK(other->getxattr(f.ino, "security.capability").code() == ENODATA);
+  CHECK(other->getxattr(f.ino, "security.selinux").code() == EOPNOTSUPP);
   _ok(s->setxattr(f.ino, "security.capability", "cap", 0));
   CHECK(_ok(s->getxattr(f.ino, "security.capability")) == "cap");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
