@@ -7,8 +7,10 @@ it with result(); the table printer (table.py) takes the medians and the
 ratios. Nothing here asserts on a timing: goal() only records a target that
 the printer reports as met or missed.
 
-Targets: "redisfs" (the mount), "tmpfs" (a private tmpfs) and "raw" (the
-same bytes or operations straight to Redis, by raw_redis or a Lua loop).
+Targets: "redisfs" (the mount), "tmpfs" (a private tmpfs), "raw" (the
+same bytes or operations straight to Redis, by raw_redis or a Lua loop) and,
+for the metadata workload, "floor": fuse_floor.cpp, a FUSE filesystem that
+answers from memory at once, mounted as redisfs is (what FUSE alone costs).
 
 Mounts and servers a workload starts itself (Mount, RedisServer) register
 under $BENCH_TMP/cleanup like those of bench/run, whose EXIT trap removes
@@ -35,6 +37,7 @@ PREFIX = os.environ["BENCH_PREFIX"]
 RAW = os.environ["BENCH_RAW_BIN"]
 REDISFS = os.environ["REDISFS_BIN"]
 SNAP = os.environ["REDISFS_SNAP_BIN"]
+FLOOR = os.environ["BENCH_FLOOR_BIN"]
 RESULTS = os.environ["BENCH_RESULTS"]
 
 MB = 1e6
@@ -70,12 +73,13 @@ def result(row, target, value, unit, better="higher"):
     log(f"  {row} [{target}]: {fmt(value)} {unit}")
 
 
-def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value"):
+def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False):
     """A target to report: the redisfs median of `row` (divided by the median
     of `ref_row` on `ref_target` when given) must be >= limit ("min") or
-    <= limit ("max"). show: "pct", "x" or "value" (with the row's unit)."""
+    <= limit ("max"). show: "pct", "x" or "value" (with the row's unit).
+    floor: also show what the FUSE floor scores on the same goal."""
     _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
-            "ref_row": ref_row, "ref_target": ref_target, "show": show})
+            "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor})
 
 
 def note(text):
@@ -226,10 +230,12 @@ def _wait_gone(proc, seconds):
 
 class Mount:
     """redisfs of `prefix` mounted on `mnt` (daemon in the foreground, our
-    child) for the length of a `with` block."""
+    child) for the length of a `with` block; with `argv`, that command
+    (another FUSE daemon in the foreground) instead of redisfs."""
 
-    def __init__(self, prefix, mnt, url=None, options=()):
-        self.prefix, self.mnt, self.url, self.options = prefix, mnt, url or URL, list(options)
+    def __init__(self, prefix, mnt, url=None, options=(), argv=None):
+        self.prefix, self.mnt = prefix, mnt
+        self.argv = argv or [REDISFS, "-f", "--redis", url or URL, "--prefix", prefix] + list(options) + [mnt]
         self.proc = None
         self.reg = None
 
@@ -237,8 +243,7 @@ class Mount:
         os.makedirs(self.mnt, exist_ok=True)
         os.makedirs(os.path.join(TMP, "logs"), exist_ok=True)
         logf = open(os.path.join(TMP, "logs", f"redisfs-{self.prefix}-{os.path.basename(self.mnt)}.log"), "ab")
-        self.proc = subprocess.Popen([REDISFS, "-f", "--redis", self.url, "--prefix", self.prefix] + self.options +
-                                     [self.mnt], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         logf.close()
         self.reg = os.path.join(TMP, "cleanup", f"mount-{self.prefix}-{self.proc.pid}")
@@ -269,6 +274,12 @@ class Mount:
         if self.reg and os.path.exists(self.reg):
             os.unlink(self.reg)
         return False
+
+
+def floor_mount(mnt):
+    """The fuse_floor filesystem mounted on `mnt` (a `with` block): see
+    fuse_floor.cpp."""
+    return Mount("floor", mnt, argv=[FLOOR, mnt])
 
 
 class RedisServer:

@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis")]
+TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("floor", "fuse floor")]
 
 
 def _fmt(v):
@@ -84,9 +84,9 @@ def _spread(row):
     return f"{(max(values) - min(values)) / m * 100:.0f}%" if m else "-"
 
 
-def evaluate(wl, goal):
+def evaluate(wl, goal, target="redisfs"):
     row = wl["rows"].get(goal["row"])
-    value = _median(row, "redisfs")
+    value = _median(row, target)
     if value is None:
         return None, "no data"
     if goal["ref_row"]:
@@ -111,7 +111,7 @@ def render(workloads, machine, header):
     out.append("")
     name_w = max([len(r) + 2 for _, wl in workloads for r in wl["rows"]] + [40])
     cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>12}" for _, h in TARGETS) + \
-        f"{'vs tmpfs':>10}{'vs raw':>9}{'spread':>8}"
+        f"{'vs tmpfs':>10}{'vs raw':>9}{'vs floor':>10}{'spread':>8}"
     out.append(cols)
     out.append("-" * len(cols))
     for w, wl in workloads:
@@ -119,7 +119,7 @@ def render(workloads, machine, header):
         for name, row in wl["rows"].items():
             cells = "".join(f"{_fmt(_median(row, t)):>12}" for t, _ in TARGETS)
             out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_pct(_ratio(row, 'tmpfs')):>10}"
-                       f"{_pct(_ratio(row, 'raw')):>9}{_spread(row):>8}")
+                       f"{_pct(_ratio(row, 'raw')):>9}{_pct(_ratio(row, 'floor')):>10}{_spread(row):>8}")
     out.append("")
     out.append("Goals (reported, never asserted):")
     missed = []
@@ -127,6 +127,10 @@ def render(workloads, machine, header):
         for g in wl["goals"]:
             ok, shown = evaluate(wl, g)
             verdict = "n/a" if ok is None else "met" if ok else "MISSED"
+            if g.get("floor"):
+                floor_ok, floor_shown = evaluate(wl, g, "floor")
+                if floor_ok is not None:
+                    shown += f" (the FUSE floor itself: {floor_shown}, {'met' if floor_ok else 'missed'})"
             out.append(f"  [{verdict:>6}] {w}. {g['row']}: {g['label']}: {shown}")
             if ok is False:
                 missed.append(f"{w}. {g['row']}")
