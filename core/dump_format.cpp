@@ -4,15 +4,15 @@
 // escaper that copies runs of plain bytes in one go, and hands it to the
 // stream in chunks of about 64 KiB; no JSON object is ever built.
 //
-// The reader drives nlohmann::json's SAX parser over a counting stream
-// buffer. The parser does the lexing (and UTF-8 validation of strings); the
-// handler here is a state machine over the expected shape of the document
-// that checks every event, hands records to the Sink as soon as they are
-// complete (hash pairs in batches), and keeps the counts and the content
-// digest for the trailer. The counting buffer knows the byte offset for
-// error messages, notices the end of the input (to tell truncation from
-// bad syntax), and stops the parser when a single token grows past what the
-// value limit allows, so memory stays bounded even on hostile input.
+// The reader is a JsonHandler driven by JsonReader (json_reader.hpp), which
+// does the lexing and the UTF-8 validation of strings; the handler here is
+// a state machine over the expected shape of the document that checks every
+// event, hands records to the Sink as soon as they are complete (hash pairs
+// in batches), and keeps the counts and the content digest for the
+// trailer. JsonReader knows the byte offset for error messages, notices the
+// end of the input (to tell truncation from bad syntax), and stops when a
+// single token grows past what the value limit allows, so memory stays
+// bounded even on hostile input.
 #include "dump_format.hpp"
 
 #include <algorithm>
@@ -20,21 +20,18 @@
 #include <istream>
 #include <limits>
 #include <new>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <streambuf>
 
 #include "base64.hpp"
+#include "json_reader.hpp"
 
 namespace redisfs::dump {
-
-using Json = nlohmann::json;
 
 static constexpr size_t k_flush_bytes = 64 * 1024;
 static constexpr size_t k_keep_capacity = 4 * 1024 * 1024;
 static constexpr size_t k_batch_bytes = 8 * 1024 * 1024;
-static constexpr size_t k_read_chunk = 64 * 1024;
 static constexpr size_t k_shown_max = 120;
 
 // ---------------------------------------------------------------- digest
@@ -352,51 +349,6 @@ Result<Trailer> Writer::finish() {
 
 namespace {
 
-// A read-ahead buffer over the caller's streambuf that counts the bytes
-// handed out, remembers whether the input ended, and refuses to refill once
-// more than `guard` bytes went by without a mark() (a runaway token).
-class CountingBuf : public std::streambuf {
- public:
-  CountingBuf(std::streambuf* source, uint64_t guard) : m_source(source), m_guard(guard), m_data(k_read_chunk) {}
-
-  uint64_t consumed() const { return m_base + static_cast<uint64_t>(gptr() - eback()); }
-  void mark() { m_mark = consumed(); }
-  bool eof_seen() const { return m_eof; }
-  bool tripped() const { return m_tripped; }
-
- protected:
-  int_type underflow() override {
-    if (gptr() < egptr()) {
-      return traits_type::to_int_type(*gptr());
-    }
-    m_base += static_cast<uint64_t>(egptr() - eback());
-    setg(m_data.data(), m_data.data(), m_data.data());
-    if (m_eof || m_tripped) {
-      return traits_type::eof();
-    }
-    if (m_base - m_mark > m_guard) {
-      m_tripped = true;
-      return traits_type::eof();
-    }
-    const std::streamsize n = m_source->sgetn(m_data.data(), static_cast<std::streamsize>(m_data.size()));
-    if (n <= 0) {
-      m_eof = true;
-      return traits_type::eof();
-    }
-    setg(m_data.data(), m_data.data(), m_data.data() + n);
-    return traits_type::to_int_type(*gptr());
-  }
-
- private:
-  std::streambuf* m_source;
-  uint64_t m_guard;
-  std::vector<char> m_data;
-  uint64_t m_base = 0;
-  uint64_t m_mark = 0;
-  bool m_eof = false;
-  bool m_tripped = false;
-};
-
 enum class State {
   Document,
   RootKey,
@@ -467,70 +419,48 @@ static bool _is_hex_digest(std::string_view s) {
   return true;
 }
 
-static std::string _nlohmann_reason(const char* what) {
-  std::string_view w(what);
-  if (!w.empty() && w.front() == '[') {
-    const size_t close = w.find("] ");
-    if (close != std::string_view::npos) {
-      w.remove_prefix(close + 2);
-    }
-  }
-  const size_t column = w.find("column ");
-  if (column != std::string_view::npos) {
-    const size_t colon = w.find(": ", column);
-    if (colon != std::string_view::npos) {
-      w.remove_prefix(colon + 2);
-    }
-  }
-  return _shown(w, 200);
-}
-
 namespace {
 
-class SaxReader {
+class SaxReader final : public JsonHandler {
  public:
-  SaxReader(Sink& sink, CountingBuf& buf, ReadLimits limits) : m_sink(sink), m_buf(buf), m_limits(limits) {}
+  SaxReader(Sink& sink, JsonReader& buf, ReadLimits limits) : m_sink(sink), m_buf(buf), m_limits(limits) {}
 
   bool done() const { return m_state == State::Done; }
   const Trailer& trailer() const { return m_trailer; }
   std::optional<Error>& error() { return m_error; }
 
-  // ---- nlohmann SAX interface
-  bool null() {
+  // ---- JsonHandler
+  bool null() override {
     m_buf.mark();
     return scalar_other("null");
   }
-  bool boolean(bool) {
+  bool boolean(bool) override {
     m_buf.mark();
     return scalar_other("a boolean");
   }
-  bool number_integer(Json::number_integer_t v) {
+  bool number_integer(std::int64_t v) override {
     m_buf.mark();
     Number n{v < 0 ? Number::Kind::Negative : Number::Kind::Unsigned, v < 0 ? 0 : static_cast<uint64_t>(v),
              std::to_string(v)};
     return number(n);
   }
-  bool number_unsigned(Json::number_unsigned_t v) {
+  bool number_unsigned(std::uint64_t v) override {
     m_buf.mark();
     Number n{Number::Kind::Unsigned, v, std::to_string(v)};
     return number(n);
   }
-  bool number_float(Json::number_float_t, const Json::string_t& text) {
+  bool number_float(double, const std::string& text) override {
     m_buf.mark();
     Number n{Number::Kind::Float, 0, _shown(text, 40)};
     return number(n);
   }
-  bool binary(Json::binary_t&) {
-    m_buf.mark();
-    return unexpected("binary data");
-  }
-  bool string(Json::string_t& s);
-  bool key(Json::string_t& k);
-  bool start_object(std::size_t);
-  bool end_object();
-  bool start_array(std::size_t);
-  bool end_array();
-  bool parse_error(std::size_t position, const std::string&, const Json::exception& ex);
+  bool string(std::string& s) override;
+  bool key(std::string& k) override;
+  bool start_object() override;
+  bool end_object() override;
+  bool start_array() override;
+  bool end_array() override;
+  bool parse_error(std::uint64_t position, const std::string& reason) override;
 
  private:
   bool fail(const std::string& what);
@@ -554,7 +484,7 @@ class SaxReader {
   bool in_trailer() const { return m_state == State::TrailerKey || m_state == State::TrailerValue; }
 
   Sink& m_sink;
-  CountingBuf& m_buf;
+  JsonReader& m_buf;
   ReadLimits m_limits;
   std::optional<Error> m_error;
 
@@ -847,7 +777,7 @@ bool SaxReader::header_string(std::string&& s) {
   return true;
 }
 
-bool SaxReader::string(Json::string_t& s) {
+bool SaxReader::string(std::string& s) {
   m_buf.mark();
   switch (m_state) {
     case State::HeaderValue:
@@ -1008,7 +938,7 @@ bool SaxReader::trailer_end() {
   return true;
 }
 
-bool SaxReader::key(Json::string_t& k) {
+bool SaxReader::key(std::string& k) {
   m_buf.mark();
   switch (m_state) {
     case State::RootKey:
@@ -1054,7 +984,7 @@ bool SaxReader::key(Json::string_t& k) {
   }
 }
 
-bool SaxReader::start_object(std::size_t) {
+bool SaxReader::start_object() {
   m_buf.mark();
   switch (m_state) {
     case State::Document:
@@ -1102,7 +1032,7 @@ bool SaxReader::end_object() {
   }
 }
 
-bool SaxReader::start_array(std::size_t) {
+bool SaxReader::start_array() {
   m_buf.mark();
   switch (m_state) {
     case State::RecordsStart:
@@ -1161,7 +1091,7 @@ bool SaxReader::end_array() {
   }
 }
 
-bool SaxReader::parse_error(std::size_t position, const std::string&, const Json::exception& ex) {
+bool SaxReader::parse_error(std::uint64_t position, const std::string& reason) {
   if (m_error) {
     return false;
   }
@@ -1186,8 +1116,7 @@ bool SaxReader::parse_error(std::size_t position, const std::string&, const Json
       m_error = make_error(EINVAL, "dump: truncated at byte " + std::to_string(at) + " " + where);
     }
   } else {
-    m_error = make_error(EINVAL, "dump: not JSON at byte " + std::to_string(position) + ": " +
-                                     _nlohmann_reason(ex.what()));
+    m_error = make_error(EINVAL, "dump: not JSON at byte " + std::to_string(position) + ": " + _shown(reason, 200));
   }
   return false;
 }
@@ -1207,10 +1136,9 @@ Result<Trailer> read(std::istream& in, Sink& sink, ReadLimits limits) {
     if (source == nullptr) {
       return make_error(EINVAL, "dump: no input stream");
     }
-    CountingBuf buf(source, _guard_for(limits));
-    std::istream wrapped(&buf);
+    JsonReader buf(source, _guard_for(limits));
     SaxReader reader(sink, buf, limits);
-    const bool ok = Json::sax_parse(wrapped, &reader, Json::input_format_t::json, true, false);
+    const bool ok = buf.parse(reader);
     if (buf.eof_seen()) {
       in.setstate(std::ios::eofbit);
     }
