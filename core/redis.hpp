@@ -119,8 +119,8 @@ class Connection {
 
   // Pipelined EVALSHA: load_script() first (it may itself talk to the
   // server), then queue commands, append_eval(), and read the replies. A
-  // NOSCRIPT reply (the server restarted in between) is an EAGAIN error:
-  // load again and resend.
+  // reply whose error message starts with NOSCRIPT (the server restarted in
+  // between) means the script did not run: load again and resend.
   Status load_script(std::string_view name, bool reload = false);
   void append_eval(std::string_view name, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);
@@ -167,13 +167,6 @@ class Pool {
   };
 
   Result<Lease> acquire();
-  // Pipelined EVALSHA: load_script() first (it may itself talk to the
-  // server), then queue commands, append_eval(), and read the replies. A
-  // NOSCRIPT reply (the server restarted in between) is an EAGAIN error:
-  // load again and resend.
-  Status load_script(std::string_view name, bool reload = false);
-  void append_eval(std::string_view name, std::span<const std::string_view> keys,
-                   std::span<const std::string_view> args);
 
   const RedisUrl& url() const { return m_url; }
 
