@@ -698,6 +698,48 @@ Result<bool> Store::release_file(Ino ino) {
   return r.view().integer() == 1;
 }
 
+std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
+  std::vector<Result<bool>> out;
+  out.reserve(inos.size());
+  if (m_opts.read_only) {
+    out.assign(inos.size(), false);
+    return out;
+  }
+  std::vector<std::size_t> unloaded;  // NOSCRIPT: not run, so run again below
+  {
+    auto c = m_pool.acquire();
+    Status loaded = c ? (*c)->load_script("release") : Status(c.error());
+    if (!loaded) {
+      out.assign(inos.size(), loaded.error());
+      return out;
+    }
+    const std::string orphans = m_keys.orphans();
+    for (Ino ino : inos) {
+      const std::string open = m_keys.open(ino);
+      const std::string inode = m_keys.inode(ino);
+      const std::string num = _str(ino);
+      const std::string_view keys[] = {open, inode, orphans};
+      const std::string_view args[] = {m_opts.session, num};
+      (*c)->append_eval("release", keys, args);
+    }
+    for (std::size_t i = 0; i < inos.size(); ++i) {
+      auto r = (*c)->read_reply();
+      if (r) {
+        out.emplace_back(r->view().integer() == 1);
+      } else {
+        if (r.error().message.find("NOSCRIPT") != std::string::npos) {
+          unloaded.push_back(i);
+        }
+        out.emplace_back(r.error());
+      }
+    }
+  }
+  for (std::size_t i : unloaded) {
+    out[i] = release_file(inos[i]);  // eval() loads the script again
+  }
+  return out;
+}
+
 Result<Attr> Store::mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
   return create_node(parent, name, "dir", mode, 0, {}, who);
 }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -150,6 +151,9 @@ class Store {
   // that nobody holds open any more: the caller purges it.
   Status open_file(Ino ino);
   Result<bool> release_file(Ino ino);
+  // Several releases in one round trip (one pipeline): one result per
+  // inode of `inos`, in order.
+  std::vector<Result<bool>> release_files(std::span<const Ino> inos);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
   // zeros) into `out`.

@@ -319,6 +319,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     fuse_remove_signal_handlers(se);
     fuse_session_unmount(se);
     log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
+    session.finish_releases();
     session.purge_orphans();
     heartbeat.stop();
   }

@@ -40,6 +40,7 @@ void init(void* /*userdata*/, fuse_conn_info* conn) {
 
 void destroy(void* userdata) {
   auto* session = static_cast<Session*>(userdata);
+  session->finish_releases();  // a last release may free an orphan
   session->purge_orphans();
 }
 

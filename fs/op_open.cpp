@@ -41,13 +41,8 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
   reply_ok(req);
-  Result<bool> free = session.store().release_file(ino);
-  if (!free) {
-    // The open stays counted until the mount ends (its session expires):
-    // the file may then outlive its last close, never the reverse.
-    log_op_error("release", ino, {}, free.error());
-  } else if (*free) {
-    session.purge(ino);  // unlinked elsewhere while we had it open
+  if (!session.options().read_only) {
+    session.release_later(ino);
   }
 }
 

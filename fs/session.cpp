@@ -1,12 +1,92 @@
-// Per-mount state: lookup counts and orphans (see session.hpp).
+// Per-mount state: lookup counts, orphans, queued releases (see
+// session.hpp).
 #include "session.hpp"
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "log.hpp"
 
 namespace redisfs {
+
+// How long the release thread lets releases gather before it sends them.
+static constexpr auto k_release_gather = std::chrono::milliseconds(1);
+
+Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
+
+Session::~Session() { finish_releases(); }
+
+void Session::release_later(Ino ino) {
+  bool queued = false;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(m_release_mutex);
+    if (!m_release_stop) {
+      if (!m_releaser.joinable()) {
+        // Started here, not in the constructor: fuse_daemonize() forks
+        // after the Session exists, and threads do not survive a fork.
+        m_releaser = std::thread([this] { release_loop(); });
+      }
+      wake = m_releases.empty();
+      m_releases.push_back(ino);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    released(ino, m_store.release_file(ino));  // the thread is gone: unmounting
+  } else if (wake) {
+    m_release_cv.notify_one();
+  }
+}
+
+void Session::released(Ino ino, const Result<bool>& free) {
+  if (!free) {
+    // The open stays counted until the mount ends (its session expires):
+    // the file may then outlive its last close, never the reverse.
+    log_op_error("release", ino, {}, free.error());
+  } else if (*free) {
+    purge(ino);  // unlinked elsewhere while we had it open
+  }
+}
+
+void Session::finish_releases() {
+  std::thread releaser;
+  {
+    std::lock_guard<std::mutex> lock(m_release_mutex);
+    m_release_stop = true;
+    releaser = std::move(m_releaser);
+  }
+  m_release_cv.notify_one();
+  if (releaser.joinable()) {
+    releaser.join();  // it sends what is queued before it stops
+  }
+}
+
+// Whatever was queued while the last batch was on its way goes as the next
+// batch: under load batches grow by themselves, and an idle mount sends a
+// release at once.
+void Session::release_loop() {
+  std::vector<Ino> batch;
+  std::unique_lock<std::mutex> lock(m_release_mutex);
+  for (;;) {
+    m_release_cv.wait(lock, [this] { return m_release_stop || !m_releases.empty(); });
+    if (m_releases.empty()) {
+      return;  // stopping, and nothing left to send
+    }
+    if (!m_release_stop) {
+      m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
+    }
+    batch.swap(m_releases);
+    lock.unlock();
+    std::vector<Result<bool>> done = m_store.release_files(batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      released(batch[i], done[i]);
+    }
+    batch.clear();
+    lock.lock();
+  }
+}
 
 void Session::add_lookup(Ino ino) {
   std::lock_guard<std::mutex> lock(m_mutex);

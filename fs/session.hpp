@@ -9,15 +9,24 @@
 //
 // Locking: one mutex guards the counts and the orphan set; nothing else
 // happens under it (no Redis call, no reply).
+//
+// Releases: the kernel does not wait for RELEASE, so neither do we. An op
+// queues the inode (release_later) and one thread sends what is queued in
+// one pipeline (Store::release_files): while a busy process opens and
+// closes files, their releases share round trips instead of each taking a
+// worker thread and a round trip of its own.
 #pragma once
 
 #include <fuse_lowlevel.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "result.hpp"
 #include "store.hpp"
@@ -32,7 +41,8 @@ struct MountOptions {
 
 class Session {
  public:
-  Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
+  Session(Store& store, MountOptions opts);
+  ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -57,12 +67,28 @@ class Session {
 
   std::size_t known_inodes();
 
+  // One open of `ino` by this mount ended: the release thread tells the
+  // server soon, and purges the file if it was the last hold on an orphan.
+  void release_later(Ino ino);
+  // Sends every queued release and stops the release thread (at unmount,
+  // before the mount session ends). Idempotent.
+  void finish_releases();
+
  private:
+  void release_loop();
+  void released(Ino ino, const Result<bool>& free);
+
   Store& m_store;
   MountOptions m_opts;
   std::mutex m_mutex;
   std::unordered_map<Ino, std::uint64_t> m_lookups;
   std::unordered_set<Ino> m_orphans;
+
+  std::mutex m_release_mutex;
+  std::condition_variable m_release_cv;
+  std::vector<Ino> m_releases;
+  bool m_release_stop = false;
+  std::thread m_releaser;  // started by the first release_later()
 };
 
 Session& session_of(fuse_req_t req);

@@ -606,6 +606,37 @@ TEST_CASE_FIXTURE(RedisFixture, "a file open on one mount outlives an unlink thr
   }
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "release_files: many releases in one pipeline, one result each") {
+  auto s = _open(pool, prefix);
+  auto kept = _ok(s->create(k_root_ino, "kept", 0644, k_user));      // created open
+  auto twice = _ok(s->create(k_root_ino, "twice", 0644, k_user));    // and opened again
+  auto gone = _ok(s->create(k_root_ino, "gone", 0644, k_user));      // unlinked while open
+  _ok(s->open_file(twice.ino));
+  CHECK(_ok(s->unlink(k_root_ino, "gone")) == gone.ino);
+  std::vector<Ino> batch{kept.ino, twice.ino, gone.ino, twice.ino};
+  auto done = s->release_files(batch);
+  REQUIRE(done.size() == 4);
+  for (auto& r : done) {
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+  }
+  CHECK(*done[0] == false);
+  CHECK(*done[1] == false);  // one open of it is left at that point
+  CHECK(*done[2] == true);   // the last hold on an orphan: the caller purges it
+  CHECK(*done[3] == false);
+  for (Ino ino : batch) {
+    CHECK(_ok(conn().command({"EXISTS", keys.open(ino)})).view().integer() == 0);
+  }
+  // after a server restart the script is loaded again (NOSCRIPT is retried)
+  _ok(s->open_file(kept.ino));
+  _ok(conn().command({"SCRIPT", "FLUSH"}));
+  std::vector<Ino> one{kept.ino};
+  auto again = s->release_files(one);
+  REQUIRE(again.size() == 1);
+  REQUIRE_MESSAGE(again[0].ok(), again[0].error().message);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
+  CHECK(s->release_files({}).empty());
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "the opens of a dead mount do not keep a file") {
   auto a = _open(pool, prefix);
   Pool pool_b(test::test_url(), "redisfs:test-b");
