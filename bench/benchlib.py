@@ -73,13 +73,17 @@ def result(row, target, value, unit, better="higher"):
     log(f"  {row} [{target}]: {fmt(value)} {unit}")
 
 
-def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False):
+def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False, round_trips=0):
     """A target to report: the redisfs median of `row` (divided by the median
     of `ref_row` on `ref_target` when given) must be >= limit ("min") or
     <= limit ("max"). show: "pct", "x" or "value" (with the row's unit).
-    floor: also show what the FUSE floor scores on the same goal."""
+    floor: also show what the FUSE floor scores on the same goal.
+    round_trips: for a rate compared with a raw one-round-trip rate, also
+    show the best any design could score that needs what the FUSE floor
+    costs plus this many server round trips per operation."""
     _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
-            "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor})
+            "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor,
+            "round_trips": round_trips})
 
 
 def note(text):

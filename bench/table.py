@@ -104,6 +104,18 @@ def evaluate(wl, goal, target="redisfs"):
     return ok, shown
 
 
+def _round_trip_bound(wl, goal):
+    """The best ratio to the raw rate (one round trip per op) of an op that
+    costs the floor's time plus goal["round_trips"] raw round trips."""
+    n = goal.get("round_trips") or 0
+    row = wl["rows"].get(goal["row"])
+    ref = wl["rows"].get(goal["ref_row"] or goal["row"])
+    floor, raw = _median(row, "floor"), _median(ref, goal["ref_target"])
+    if not n or not floor or not raw:
+        return None
+    return (1 / raw) / (1 / floor + n / raw)
+
+
 def render(workloads, machine, header):
     out = []
     for line in header:
@@ -131,6 +143,10 @@ def render(workloads, machine, header):
                 floor_ok, floor_shown = evaluate(wl, g, "floor")
                 if floor_ok is not None:
                     shown += f" (the FUSE floor itself: {floor_shown}, {'met' if floor_ok else 'missed'})"
+            bound = _round_trip_bound(wl, g)
+            if bound is not None:
+                shown += (f"; at most {bound * 100:.0f}% for anything that costs the FUSE floor plus "
+                          f"{g['round_trips']} server round trips")
             out.append(f"  [{verdict:>6}] {w}. {g['row']}: {g['label']}: {shown}")
             if ok is False:
                 missed.append(f"{w}. {g['row']}")

@@ -15,6 +15,11 @@ and looking up the directories themselves, a lookup is one stat of a name
 not in the kernel's cache: the first one alone, then 1,000 distinct names
 (from the big directory; all the names of the small ones) for a steadier
 mean. Then `ls` (readdir only) of the big and of a small directory, cold.
+On redisfs, each repetition of part B looks through a second mount of the
+same prefix, made for it: "cold" then also means nothing in the daemon's
+own cache of names it saw (the mount that made the entries remembers up to
+65,536 of them, so it would answer the small directories from that cache
+and not the big one, which measures the cache, not the directory size).
 """
 import os
 import sys
@@ -72,8 +77,11 @@ for rep in range(b.REPS):
     out = b.raw("set", "RAW3", n_files, 0)
     b.result("create empty file", "raw", out["ops"] / out["seconds"], "ops/s")
     b.raw("delete", "RAW3")
+# A create is a negative LOOKUP, then the CREATE: the kernel sends them one
+# after the other, and both must ask the server (another host may have made
+# the name), so two round trips come on top of what FUSE costs.
 b.goal("create empty file", ">= 25% of raw SET ops/s (one client, unpipelined)", "min", 0.25, ref_row="create empty file",
-       show="pct", floor=True)
+       show="pct", floor=True, round_trips=2)
 if not b.QUICK:
     b.goal(ls_row, "< 0.3 s", "max", 0.3, floor=True)
 
@@ -107,25 +115,36 @@ def _lookups(paths):
     return (time.perf_counter() - t0) / len(paths)
 
 
+def _measure(target, big, smalls, batch):
+    cases = ((f"{n_big:,}-entry dir", f"{n_big:,}-entry dir", [big], [os.path.join(big, n) for n in batch]),
+             ("10-entry dir", "10-entry dirs", smalls, [os.path.join(d, n) for n in small_names for d in smalls]))
+    for one_label, batch_label, parents, paths in cases:
+        b.drop_caches()
+        for d in parents:
+            os.stat(d)
+        b.result(f"one lookup, {one_label}", target, _lookups(paths[:1]) * 1e6, "us", better="lower")
+        b.result(f"lookup (mean of {n_batch:,}), {batch_label}", target, _lookups(paths[1:]) * 1e6, "us",
+                 better="lower")
+    for label, d in ((f"{n_big:,}-entry dir", big), ("10-entry dir", smalls[0])):
+        b.drop_caches()
+        seconds, _ = b.timed(["ls", d])
+        b.result(f"ls of the {label}, cold", target, seconds, "s", better="lower")
+
+
 r = b.rng(3)
+fresh = os.path.join(b.TMP, "fresh")
 for rep in range(b.REPS):
     batch = r.sample(big_names, n_batch + 1)
     for target, (big, smalls) in dirs.items():
-        cases = ((f"{n_big:,}-entry dir", f"{n_big:,}-entry dir", [big], [os.path.join(big, n) for n in batch]),
-                 ("10-entry dir", "10-entry dirs", smalls, [os.path.join(d, n) for n in small_names for d in smalls]))
-        for one_label, batch_label, parents, paths in cases:
-            b.drop_caches()
-            for d in parents:
-                os.stat(d)
-            b.result(f"one lookup, {one_label}", target, _lookups(paths[:1]) * 1e6, "us", better="lower")
-            b.result(f"lookup (mean of {n_batch:,}), {batch_label}", target, _lookups(paths[1:]) * 1e6, "us",
-                     better="lower")
-        for label, d in ((f"{n_big:,}-entry dir", big), ("10-entry dir", smalls[0])):
-            b.drop_caches()
-            seconds, _ = b.timed(["ls", d])
-            b.result(f"ls of the {label}, cold", target, seconds, "s", better="lower")
+        if target != "redisfs":
+            _measure(target, big, smalls, batch)
+            continue
+        with b.Mount(b.PREFIX, fresh):
+            moved = [os.path.join(fresh, os.path.relpath(p, b.FS)) for p in [big] + smalls]
+            _measure(target, moved[0], moved[1:], batch)
 b.goal(f"lookup (mean of {n_batch:,}), {n_big:,}-entry dir", "within 2x of the 10-entry dirs", "max", 2.0,
        ref_row=f"lookup (mean of {n_batch:,}), 10-entry dirs", ref_target="redisfs", show="x")
 b.goal(f"one lookup, {n_big:,}-entry dir", "within 2x of the 10-entry dir", "max", 2.0,
        ref_row="one lookup, 10-entry dir", ref_target="redisfs", show="x")
 b.note(f"the {n_big:,}-entry dir and the {n_small_dirs} 10-entry dirs stay in place until the end of the run")
+b.note("part B on redisfs: looked up through a new mount of the same prefix at each repetition")
