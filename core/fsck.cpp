@@ -221,6 +221,7 @@ class Checker {
   void settle_repairability();
   void repair(Connection& c);
   Status apply(Connection& c, const Action& a);
+  Status count_dir_change(Connection& c, const std::string& key);
   Status reattach(Connection& c, Ino ino);
   Result<Ino> lost_found(Connection& c);
 
@@ -999,14 +1000,32 @@ void Checker::repair(Connection& c) {
   }
 }
 
+// A repair that changes a directory's entries counts the change in the
+// directory's 'gen', as the scripts do (prelude.lua: dir_changed): a mount
+// trusts its list of a directory's names only while the count follows its
+// own changes.
+Status Checker::count_dir_change(Connection& c, const std::string& key) {
+  auto rel = m_keys.relative(key);
+  ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
+  if (parsed.kind != KeyKind::Dir) {
+    return {};
+  }
+  const std::string inode = m_keys.inode(parsed.ino);
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", inode}));
+  if (exists.view().integer() == 1) {  // never make an inode of a stray DIR key
+    TRY(c.command({"HINCRBY", inode, "gen", "1"}));
+  }
+  return {};
+}
+
 Status Checker::apply(Connection& c, const Action& a) {
   switch (a.op) {
     case Op::HDel:
       TRY(c.command({"HDEL", a.key, a.field}));
-      return {};
+      return count_dir_change(c, a.key);
     case Op::HSet:
       TRY(c.command({"HSET", a.key, a.field, a.value}));
-      return {};
+      return count_dir_change(c, a.key);
     case Op::Del:
       TRY(c.command({"DEL", a.key}));
       return {};
@@ -1068,6 +1087,7 @@ Result<Ino> Checker::lost_found(Connection& c) {
                    {"HSET", root_dir, std::string(k_lost_found), _str(lf)},
                    {"HINCRBY", root, "nlink", "1"},
                    {"HSET", root, "mtime", now, "ctime", now},
+                   {"HINCRBY", root, "gen", "1"},
                    {"HINCRBY", m_keys.sb(), "inodes", "1"},
                }));
   m_lf = lf;
@@ -1106,8 +1126,10 @@ Status Checker::reattach(Connection& c, Ino ino) {
     } while (cursor != "0");
     tx.push_back({"HINCRBY", m_keys.inode(n->home), "nlink", "-1"});
     tx.push_back({"HSET", m_keys.inode(n->home), "mtime", now, "ctime", now});
+    tx.push_back({"HINCRBY", m_keys.inode(n->home), "gen", "1"});
   }
   tx.push_back({"HSET", lf_dir, name, _str(ino)});
+  tx.push_back({"HINCRBY", lf_inode, "gen", "1"});
   if (n->type == NodeType::Dir) {
     tx.push_back({"HSET", m_keys.inode(ino), "parent", _str(lf), "ctime", now});
     tx.push_back({"HINCRBY", lf_inode, "nlink", "1"});

@@ -95,6 +95,8 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
       good = _num(v, a.ctime_ns);
     } else if (k == "parent") {
       good = _num(v, a.parent);
+    } else if (k == "gen") {
+      good = _num(v, a.gen);
     } else if (k == "target") {
       a.target = std::string(v);
     }

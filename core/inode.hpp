@@ -36,6 +36,7 @@ struct Attr {
   std::int64_t mtime_ns = 0;
   std::int64_t ctime_ns = 0;
   Ino parent = 0;  // directories only
+  std::uint64_t gen = 0;  // directories: changes to their entries so far
   std::string target;
 
   bool is_dir() const { return S_ISDIR(mode); }

@@ -102,7 +102,11 @@ std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
 // ---------------------------------------------------------------- open
 
 Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
-    : m_pool(pool), m_keys(prefix), m_opts(std::move(opts)), m_attrs(m_opts.attr_cache_seconds) {
+    : m_pool(pool),
+      m_keys(prefix),
+      m_opts(std::move(opts)),
+      m_attrs(m_opts.attr_cache_seconds),
+      m_dir_names(m_opts.names_cache_seconds) {
   if (m_opts.session.empty()) {
     m_opts.session = _random_hex(8);
   }
@@ -214,16 +218,20 @@ Status Store::writable() const {
 // ---------------------------------------------------------------- helpers
 
 Result<Reply> Store::eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
-                                 const std::vector<std::string>& args, const FreshAttrs& fresh) {
+                                 const std::vector<std::string>& args, const FreshAttrs& fresh,
+                                 Ino reporting_dir) {
   using namespace std::chrono;
-  // Every inode a script may change is among its KEYS (prelude.lua).
+  // Every inode and directory a script may change is among its KEYS
+  // (prelude.lua).
   std::vector<Ino> inodes;
-  if (m_attrs.enabled()) {
+  if (m_attrs.enabled() || m_dir_names.enabled()) {
     for (const std::string& key : keys) {
       auto rel = m_keys.relative(key);
       ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
       if (parsed.kind == KeyKind::Inode) {
         inodes.push_back(parsed.ino);
+      } else if (parsed.kind == KeyKind::Dir && parsed.ino != reporting_dir) {
+        m_dir_names.forget(parsed.ino);
       }
     }
   }
@@ -234,11 +242,15 @@ Result<Reply> Store::eval_change(Connection& c, std::string_view script, const s
     auto r = c.eval(script, keys, args);
     if (r.ok() || r.error().message.find("FROZEN") == std::string::npos) {
       m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
+      if (!r.ok() && reporting_dir != 0) {
+        m_dir_names.forget(reporting_dir);  // it may or may not have run
+      }
       return r;
     }
     // A snapshot is being taken: its freeze lasts as long as the copy.
     if (steady_clock::now() - start > seconds(120)) {
       m_attrs.end(change);
+      m_dir_names.forget(reporting_dir);
       return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
     }
     std::this_thread::sleep_for(pause);
@@ -328,12 +340,21 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
   return attr_from_reply(ino, r.view());
 }
 
-Result<Attr> Store::lookup(Ino parent, std::string_view name) {
+Result<Attr> Store::lookup(Ino parent, std::string_view name, double* age) {
   if (name.size() > k_name_max) {
     return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
   }
   if (name == ".") {
     return getattr(parent);
+  }
+  if (age != nullptr) {
+    *age = 0;
+    if (name != "..") {
+      if (auto known = m_dir_names.absent(parent, name)) {
+        *age = *known;
+        return make_error(ENOENT, "no such entry");
+      }
+    }
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   if (name == "..") {
@@ -648,17 +669,23 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     keys.push_back(m_keys.open(ino));
     args.push_back(m_opts.session);
   }
-  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args, [parent](ReplyView v) {
-    return _fresh_attr(parent, v, 1);
-  }));
+  const auto sent = DirNames::Clock::now();
+  std::vector<Attr> fresh;
+  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args, [parent, &fresh](ReplyView v) {
+    fresh = _fresh_attr(parent, v, 1);
+    return fresh;
+  }, parent));
   ReplyView v = r.view();
-  if (!v.is_array() || v.size() != 2) {
-    return make_error(EIO, "bad create reply");
+  auto attr = v.is_array() && v.size() == 2 ? attr_from_reply(ino, v[0]) : make_error(EIO, "bad create reply");
+  if (!attr || fresh.empty()) {
+    m_dir_names.forget(parent);
+    return attr;
   }
-  auto attr = attr_from_reply(ino, v[0]);
-  if (attr.ok()) {
-    remember(parent, name, ino);
+  m_dir_names.changed(parent, fresh[0].gen, sent, name, true);
+  if (attr->is_dir()) {
+    m_dir_names.start(ino, attr->gen, sent);
   }
+  remember(parent, name, ino);
   return attr;
 }
 
@@ -769,24 +796,41 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   return attr;
 }
 
+void Store::name_removed(Ino parent, const std::vector<Attr>& fresh, DirNames::Clock::time_point sent,
+                         std::string_view name) {
+  if (fresh.empty()) {
+    m_dir_names.forget(parent);
+  } else {
+    m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
+  }
+}
+
 Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   TRY(writable());
   TRY(_check_name(name));
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    const auto sent = DirNames::Clock::now();
+    std::vector<Attr> fresh;
     TRY_ASSIGN(Reply r, eval_change(*c, "unlink",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
                                      m_keys.inode(guess), m_keys.orphans()},
                                     {std::string(name), _str(guess), m_opts.session},
-                                    [parent](ReplyView v) { return _fresh_attr(parent, v, 2); }));
+                                    [parent, &fresh](ReplyView v) {
+                                      fresh = _fresh_attr(parent, v, 2);
+                                      return fresh;
+                                    },
+                                    parent));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
+        m_dir_names.forget(parent);
         return make_error(EIO, "bad unlink reply");
       }
       continue;
     }
+    name_removed(parent, fresh, sent, name);
     forget_name(parent, name);
     auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
     return left && *left <= 0 ? guess : Ino{0};
@@ -806,18 +850,26 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    const auto sent = DirNames::Clock::now();
+    std::vector<Attr> fresh;
     TRY_ASSIGN(Reply r, eval_change(*c, "rmdir",
                                     {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
                                      m_keys.inode(guess), m_keys.dir(guess), m_keys.orphans()},
                                     {std::string(name), _str(guess), m_opts.session},
-                                    [parent](ReplyView v) { return _fresh_attr(parent, v, 1); }));
+                                    [parent, &fresh](ReplyView v) {
+                                      fresh = _fresh_attr(parent, v, 1);
+                                      return fresh;
+                                    },
+                                    parent));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
+        m_dir_names.forget(parent);
         return make_error(EIO, "bad rmdir reply");
       }
       continue;
     }
+    name_removed(parent, fresh, sent, name);
     forget_name(parent, name);
     return guess;
   }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "attr_cache.hpp"
+#include "dir_names.hpp"
 #include "inode.hpp"
 #include "keys.hpp"
 #include "redis.hpp"
@@ -104,6 +105,10 @@ struct StoreOptions {
   // here read of a directory it changed (AttrCache); 0 = never. The daemon
   // passes its attr_timeout.
   double attr_cache_seconds = 0;
+  // How long lookup(parent, name, &age) may answer "absent" from the names
+  // this mount knows to be the whole of a directory it made (DirNames);
+  // 0 = never. The daemon passes its entry_timeout.
+  double names_cache_seconds = 0;
 };
 
 class Store {
@@ -121,7 +126,10 @@ class Store {
   bool read_only() const { return m_opts.read_only; }
   const std::string& session() const { return m_opts.session; }
 
-  Result<Attr> lookup(Ino parent, std::string_view name);
+  // With `age`, a name absent from a directory whose every name this mount
+  // knows is answered ENOENT without a round trip; *age is then how old
+  // that knowledge is in seconds, else 0.
+  Result<Attr> lookup(Ino parent, std::string_view name, double* age = nullptr);
   // With `age`, the attributes a recent change made here left on a
   // directory may answer (without a round trip); *age is then how old they
   // are in seconds, else 0.
@@ -199,11 +207,17 @@ class Store {
                            std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false);
   // What a change script read of the inodes it changed (for m_attrs).
   using FreshAttrs = std::function<std::vector<Attr>(ReplyView)>;
+  // Every directory named in `keys` loses its DirNames list, but
+  // `reporting_dir`, whose caller reports the change itself when the script
+  // succeeds.
   Result<Reply> eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
-                            const std::vector<std::string>& args, const FreshAttrs& fresh = {});
+                            const std::vector<std::string>& args, const FreshAttrs& fresh = {},
+                            Ino reporting_dir = 0);
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
+  void name_removed(Ino parent, const std::vector<Attr>& fresh, DirNames::Clock::time_point sent,
+                    std::string_view name);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
   Status writable() const;
@@ -226,7 +240,8 @@ class Store {
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
 
-  AttrCache m_attrs;  // directory attributes left by our own changes
+  AttrCache m_attrs;      // directory attributes left by our own changes
+  DirNames m_dir_names;   // whole name lists of directories this mount fills
 };
 
 // Reads an inode's hash reply (HGETALL) into an Attr.

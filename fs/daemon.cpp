@@ -367,6 +367,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   // what our change read of them may answer for as long as it would have
   // kept them (a read-only mount changes nothing, so this is moot there).
   so.attr_cache_seconds = cfg.attr_timeout.value_or(k_default_timeout);
+  // Likewise a name absent from a directory this mount is filling may be
+  // answered for as long as the kernel would keep a negative entry.
+  so.names_cache_seconds = cfg.entry_timeout.value_or(k_default_timeout);
   // Store::open registers the session (its key must exist before this
   // mount can own an orphan); the pid is added once fuse_daemonize() has
   // forked.

@@ -1,4 +1,6 @@
-// lookup: a name in a directory -> an entry reply (one kernel lookup).
+// lookup: a name in a directory -> an entry reply (one kernel lookup). In
+// a directory this mount is filling, a new name is answered absent without
+// a round trip (Store's DirNames).
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -11,11 +13,13 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     reply_fail(req, "lookup", parent, name, st.error());
     return;
   }
-  Result<Attr> attr = session.store().lookup(parent, name);
+  double age = 0;
+  Result<Attr> attr = session.store().lookup(parent, name, &age);
   if (!attr && attr.code() == ENOENT) {
     // A negative entry: the kernel remembers the name is absent for the
-    // entry timeout, as it remembers positive entries.
-    reply_negative_entry(req, session);
+    // entry timeout, as it remembers positive entries (for what is left of
+    // it when the answer came from the names this mount knows).
+    reply_negative_entry(req, session, age);
     return;
   }
   if (!attr) {

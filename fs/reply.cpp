@@ -45,10 +45,10 @@ void reply_entry(fuse_req_t req, Session& session, const Attr& attr) {
   }
 }
 
-void reply_negative_entry(fuse_req_t req, Session& session) {
+void reply_negative_entry(fuse_req_t req, Session& session, double age) {
   fuse_entry_param e{};
   e.ino = 0;
-  e.entry_timeout = session.options().entry_timeout;
+  e.entry_timeout = std::max(session.options().entry_timeout - age, 0.0);
   fuse_reply_entry(req, &e);
 }
 

@@ -32,7 +32,7 @@ void reply_none(fuse_req_t req);
 
 void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
 // "No such name", cached by the kernel for the entry timeout.
-void reply_negative_entry(fuse_req_t req, Session& session);
+void reply_negative_entry(fuse_req_t req, Session& session, double age = 0);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 // `age`: how old the attributes already are (seconds); the kernel may keep
 // them for what is left of attr_timeout.

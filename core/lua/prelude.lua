@@ -48,8 +48,12 @@ local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0')
 end
 
+-- Every change to a directory's entries goes through here: it stamps the
+-- times and counts the change in 'gen', which lets a mount tell that no
+-- other change came between two of its own (Store's DirNames).
 local function dir_changed(dir_inode_key, now)
   redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now)
+  redis.call('HINCRBY', dir_inode_key, 'gen', 1)
 end
 
 local S_ISGID = 1024

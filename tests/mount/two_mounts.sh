@@ -3,7 +3,8 @@
 # With attribute and entry caching off, a change made through one mount is
 # seen at once through the other; two churners making random, colliding
 # changes through both leave a consistent tree that both mounts list alike;
-# a file one mount has open survives an unlink through the other.
+# a file one mount has open survives an unlink through the other. Then the
+# same churn with the default caching on.
 . "$(dirname "$0")/lib.sh"
 
 A=$T/a
@@ -31,28 +32,24 @@ rm "$A/h" "$A/dir/g"
 rmdir "$B/dir"
 [[ -z $(ls -A "$A") ]] || fail "A not empty: $(ls -A "$A")"
 
+# churn_pair OPS ROOT1 OWN1 SEED1 ROOT2 OWN2 SEED2: two churners at once.
+churn_pair() {
+  local ops=$1 r1=0 r2=0 p1 p2
+  python3 "$HERE/churn.py" "$2" --own "$3" --seed "$4" --ops "$ops" >"$T/churn-1" 2>&1 &
+  p1=$!
+  python3 "$HERE/churn.py" "$5" --own "$6" --seed "$7" --ops "$ops" >"$T/churn-2" 2>&1 &
+  p2=$!
+  wait "$p1" || r1=$?
+  wait "$p2" || r2=$?
+  cat "$T/churn-1" "$T/churn-2"
+  ((r1 == 0 && r2 == 0)) || fail "a churner hit an unexpected error (in $2 and $5)"
+}
+
 # both at once, colliding
 mkdir "$A/shared"
-python3 "$HERE/churn.py" "$A" --own own-a --seed 11 --ops 200 >"$T/churn-a" 2>&1 &
-pa=$!
-python3 "$HERE/churn.py" "$B" --own own-b --seed 22 --ops 200 >"$T/churn-b" 2>&1 &
-pb=$!
-ra=0 rb=0
-wait "$pa" || ra=$?
-wait "$pb" || rb=$?
-cat "$T/churn-a" "$T/churn-b"
-((ra == 0 && rb == 0)) || fail "a churner hit an unexpected error"
-
+churn_pair 200 "$A" own-a 11 "$B" own-b 22
 # and a second round, both in the same own directory names
-python3 "$HERE/churn.py" "$A" --own own-a --seed 33 --ops 200 >"$T/churn-a" 2>&1 &
-pa=$!
-python3 "$HERE/churn.py" "$B" --own own-a --seed 44 --ops 200 >"$T/churn-b" 2>&1 &
-pb=$!
-ra=0 rb=0
-wait "$pa" || ra=$?
-wait "$pb" || rb=$?
-cat "$T/churn-a" "$T/churn-b"
-((ra == 0 && rb == 0)) || fail "a churner hit an unexpected error"
+churn_pair 200 "$A" own-a 33 "$B" own-a 44
 
 check_consistency
 python3 "$HERE/manifest.py" "$A" >"$T/list-a"
@@ -81,3 +78,32 @@ unmount_fs "$A"
 unmount_fs "$B"
 check_consistency --no-orphans
 [[ -z $(fs_keys 'MOUNT:*') ]] || fail "session keys left after both unmounts: $(fs_keys 'MOUNT:*')"
+
+# Again with the default caching (1 s), in directories made through C: C
+# answers new names there from the names it knows (DirNames) until B's
+# changes show in the directory's count. Colliding churn must still only
+# lose races, and once the caches have expired both mounts list one tree.
+C=$T/c
+D=$T/d
+mount_at "$C"
+mount_at "$D"
+mkdir "$C/cached"
+mkdir "$C/cached/shared"
+churn_pair 300 "$C/cached" own-c 55 "$D/cached" own-d 66
+# a name D makes in a directory C made and fills is seen by C within the
+# entry timeout
+mkdir "$C/cached/fresh"
+touch "$C/cached/fresh/mine"
+ls "$C/cached/fresh/theirs" >/dev/null 2>&1 && fail "a name nobody made exists"
+touch "$D/cached/fresh/theirs"
+sleep 1.2
+[[ -e $C/cached/fresh/theirs ]] || fail "C does not see D's new file after the entry timeout"
+touch "$C/cached/fresh/mine2"
+[[ -e $C/cached/fresh/theirs ]] || fail "C lost D's new file after its own create"
+check_consistency
+python3 "$HERE/manifest.py" "$C" >"$T/list-c"
+python3 "$HERE/manifest.py" "$D" >"$T/list-d"
+diff -u "$T/list-c" "$T/list-d" || fail "with caching on, the two mounts show different trees"
+unmount_fs "$C"
+unmount_fs "$D"
+check_consistency --no-orphans

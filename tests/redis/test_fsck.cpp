@@ -216,8 +216,10 @@ TEST_CASE_FIXTURE(FsckFixture, "entries") {
   auto t = build();
   SUBCASE("a dangling entry") {
     cmd({"HSET", keys.dir(t.d), "ghost", "999"});
+    const auto gen = _ok(t.store->getattr(t.d)).gen;
     expect_repaired({fsck_kind::k_dangling_entry});
     CHECK(t.store->lookup(t.d, "ghost").code() == ENOENT);
+    CHECK(_ok(t.store->getattr(t.d)).gen == gen + 1);  // counted, as the scripts count changes
   }
   SUBCASE("an inode deleted under its entry") {
     cmd({"DEL", keys.inode(t.empty)});
@@ -277,8 +279,11 @@ TEST_CASE_FIXTURE(FsckFixture, "lost inodes go to /lost+found") {
   auto t = build();
   SUBCASE("a file whose only entry was removed") {
     cmd({"HDEL", keys.dir(k_root_ino), "fifo"});
+    const auto root_gen = _ok(t.store->getattr(k_root_ino)).gen;
     expect_repaired({fsck_kind::k_lost_inode});
+    CHECK(_ok(t.store->getattr(k_root_ino)).gen == root_gen + 1);  // lost+found made
     auto lf = _ok(t.store->lookup(k_root_ino, "lost+found"));
+    CHECK(lf.gen == 1);  // the file put in it
     CHECK(lf.is_dir());
     CHECK((lf.mode & 07777) == 0700);
     CHECK(lf.parent == k_root_ino);

@@ -207,6 +207,73 @@ TEST_CASE_FIXTURE(RedisFixture, "getattr with an age: what our own changes read 
   CHECK(age == 0);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "lookup with an age: absent names of a directory this mount fills") {
+  StoreOptions opts;
+  opts.names_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto other = _open(pool_b, prefix);  // another mount
+  double age = -1;
+  auto absent_here = [&](Ino dir, const std::string& name) {
+    auto r = s->lookup(dir, name, &age);
+    return r.code() == ENOENT && age > 0;
+  };
+  // every change to a directory's entries is counted in its 'gen'
+  auto before = _ok(s->getattr(k_root_ino)).gen;
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  CHECK(_ok(s->getattr(k_root_ino)).gen == before + 1);
+  CHECK(d.gen == 0);
+  CHECK(absent_here(d.ino, "x"));
+  CHECK_FALSE(absent_here(k_root_ino, "x"));  // not made by this mount: ask
+  CHECK(s->lookup(k_root_ino, "x", &age).code() == ENOENT);
+  CHECK(age == 0);
+
+  // creates and removals made here keep the list whole
+  auto f = _ok(s->create(d.ino, "f", S_IFREG | 0644, k_user));
+  CHECK(_ok(s->lookup(d.ino, "f", &age)).ino == f.ino);
+  CHECK(age == 0);
+  CHECK(absent_here(d.ino, "g"));
+  auto sub = _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  CHECK(_ok(s->lookup(d.ino, "sub", &age)).ino == sub.ino);
+  CHECK(absent_here(sub.ino, "deeper"));
+  _ok(s->unlink(d.ino, "f"));
+  CHECK(absent_here(d.ino, "f"));
+  _ok(s->rmdir(d.ino, "sub"));
+  CHECK(absent_here(d.ino, "sub"));
+  CHECK(s->create(d.ino, "f", S_IFREG | 0644, k_user).ok());
+  CHECK(s->create(d.ino, "f", S_IFREG | 0644, k_user).code() == EEXIST);  // a failed change drops the list
+  CHECK_FALSE(absent_here(d.ino, "f2"));
+  auto d2 = _ok(s->mkdir(k_root_ino, "d2", 0755, k_user));
+
+  // another mount's name is not seen through the list until the next
+  // change made here shows the count moved: like a negative dentry
+  _ok(other->create(d2.ino, "theirs", S_IFREG | 0644, k_user));
+  CHECK(absent_here(d2.ino, "theirs"));
+  CHECK(_ok(s->lookup(d2.ino, "theirs")).is_reg());  // without an age: the server
+  _ok(s->create(d2.ino, "mine", S_IFREG | 0644, k_user));
+  CHECK(_ok(s->lookup(d2.ino, "theirs", &age)).is_reg());
+  CHECK_FALSE(absent_here(d2.ino, "nothing"));  // the list is gone
+
+  // other kinds of change drop the list at once
+  auto d3 = _ok(s->mkdir(k_root_ino, "d3", 0755, k_user));
+  auto g = _ok(s->create(d3.ino, "g", S_IFREG | 0644, k_user));
+  _ok(s->rename(d3.ino, "g", d3.ino, "g2", 0));
+  CHECK_FALSE(absent_here(d3.ino, "g"));
+  CHECK(_ok(s->lookup(d3.ino, "g2")).ino == g.ino);
+  auto d4 = _ok(s->mkdir(k_root_ino, "d4", 0755, k_user));
+  _ok(s->rename(k_root_ino, "d2", d4.ino, "moved", 0));  // into d4
+  CHECK_FALSE(absent_here(d4.ino, "moved"));
+  auto d5 = _ok(s->mkdir(k_root_ino, "d5", 0755, k_user));
+  _ok(s->link(g.ino, d5.ino, "hard"));
+  CHECK_FALSE(absent_here(d5.ino, "hard"));
+
+  // a store without a ttl never answers from a list
+  auto plain = _open(pool, prefix);
+  auto d6 = _ok(plain->mkdir(k_root_ino, "d6", 0755, k_user));
+  CHECK(plain->lookup(d6.ino, "x", &age).code() == ENOENT);
+  CHECK(age == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "directories: nlink, setgid inheritance, rmdir") {
   auto s = _open(pool, prefix);
   auto d = _ok(s->mkdir(k_root_ino, "d", 02775, Caller{1, 50}));

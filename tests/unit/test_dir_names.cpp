@@ -1,0 +1,84 @@
+// DirNames: when a directory's name list may answer "absent", and when
+// it must be dropped (a count that does not follow, forget, expiry, size).
+#include <doctest/doctest.h>
+
+#include "dir_names.hpp"
+
+using namespace redisfs;
+using namespace std::chrono_literals;
+
+TEST_CASE("dir names: a directory made here answers for absent names, for the ttl") {
+  DirNames names(1.0);
+  REQUIRE(names.enabled());
+  const auto t0 = DirNames::Clock::now();
+  CHECK_FALSE(names.absent(7, "a", t0));  // no list
+  names.start(7, 0, t0);
+  auto age = names.absent(7, "a", t0 + 10ms);
+  REQUIRE(age);
+  CHECK(*age == doctest::Approx(0.010).epsilon(0.01));
+  CHECK_FALSE(names.absent(7, "a", t0 + 1000ms));  // as old as a negative entry may be
+  CHECK_FALSE(names.absent(8, "a", t0));
+}
+
+TEST_CASE("dir names: changes that follow the count keep the list whole") {
+  DirNames names(1.0);
+  const auto t0 = DirNames::Clock::now();
+  names.start(7, 0, t0);
+  names.changed(7, 1, t0 + 1ms, "a", true);
+  names.changed(7, 2, t0 + 2ms, "b", true);
+  CHECK_FALSE(names.absent(7, "a", t0 + 3ms));  // present: ask the server
+  CHECK_FALSE(names.absent(7, "b", t0 + 3ms));
+  REQUIRE(names.absent(7, "c", t0 + 3ms));
+  CHECK(*names.absent(7, "c", t0 + 3ms) == doctest::Approx(0.001).epsilon(0.01));  // as of the last change
+  names.changed(7, 3, t0 + 4ms, "a", false);
+  CHECK(names.absent(7, "a", t0 + 5ms));
+  // each change sent later keeps the list fresh past the first ttl
+  names.changed(7, 4, t0 + 900ms, "d", true);
+  CHECK(names.absent(7, "a", t0 + 1500ms));
+}
+
+TEST_CASE("dir names: a change by someone else drops the list") {
+  DirNames names(1.0);
+  const auto t0 = DirNames::Clock::now();
+  names.start(7, 5, t0);
+  names.changed(7, 7, t0 + 1ms, "a", true);  // 6 was another mount's
+  CHECK_FALSE(names.absent(7, "zzz", t0 + 2ms));
+  names.changed(7, 8, t0 + 3ms, "b", true);  // no list any more: nothing comes back
+  CHECK_FALSE(names.absent(7, "zzz", t0 + 4ms));
+}
+
+TEST_CASE("dir names: forget, and a new start, replace the list") {
+  DirNames names(1.0);
+  const auto t0 = DirNames::Clock::now();
+  names.start(7, 0, t0);
+  names.changed(7, 1, t0, "a", true);
+  names.forget(7);
+  CHECK_FALSE(names.absent(7, "b", t0));
+  names.start(7, 3, t0);
+  CHECK(names.absent(7, "a", t0));  // a new, empty directory with that number
+}
+
+TEST_CASE("dir names: bounded; a list that would grow past the bound goes") {
+  DirNames names(1.0, 5);
+  const auto t0 = DirNames::Clock::now();
+  names.start(1, 0, t0);
+  names.changed(1, 1, t0, "a", true);
+  names.changed(1, 2, t0, "b", true);
+  names.start(2, 0, t0);
+  names.start(3, 0, t0);  // 3 lists + 2 names: full
+  names.start(4, 0, t0);  // not kept
+  CHECK_FALSE(names.absent(4, "x", t0));
+  CHECK(names.absent(2, "x", t0));
+  CHECK(names.absent(3, "x", t0));
+  names.changed(1, 3, t0, "c", true);  // would pass the bound: dropped
+  CHECK_FALSE(names.absent(1, "x", t0));
+  names.start(4, 0, t0);  // room again
+  CHECK(names.absent(4, "x", t0));
+}
+
+TEST_CASE("dir names: disabled with a zero ttl") {
+  DirNames names(0);
+  const auto t0 = DirNames::Clock::now();
+  names.start(7, 0, t0);
+  CHECK_FALSE(names.absent(7, "a", t0));
+}
