@@ -145,8 +145,9 @@ def render(workloads, machine, header):
                     shown += f" (the FUSE floor itself: {floor_shown}, {'met' if floor_ok else 'missed'})"
             bound = _round_trip_bound(wl, g)
             if bound is not None:
+                trips = "round trip" if g["round_trips"] == 1 else "round trips"
                 shown += (f"; at most {bound * 100:.0f}% for anything that costs the FUSE floor plus "
-                          f"{g['round_trips']} server round trips")
+                          f"{g['round_trips']} server {trips}")
             out.append(f"  [{verdict:>6}] {w}. {g['row']}: {g['label']}: {shown}")
             if ok is False:
                 missed.append(f"{w}. {g['row']}")

@@ -77,11 +77,11 @@ for rep in range(b.REPS):
     out = b.raw("set", "RAW3", n_files, 0)
     b.result("create empty file", "raw", out["ops"] / out["seconds"], "ops/s")
     b.raw("delete", "RAW3")
-# A create is a negative LOOKUP, then the CREATE: the kernel sends them one
-# after the other, and both must ask the server (another host may have made
-# the name), so two round trips come on top of what FUSE costs.
+# A create is a negative LOOKUP, then the CREATE. In a directory the mount
+# made and fills (as here) the LOOKUP is answered without the server, but
+# the CREATE is one round trip on top of what FUSE costs, at the least.
 b.goal("create empty file", ">= 25% of raw SET ops/s (one client, unpipelined)", "min", 0.25, ref_row="create empty file",
-       show="pct", floor=True, round_trips=2)
+       show="pct", floor=True, round_trips=1)
 if not b.QUICK:
     b.goal(ls_row, "< 0.3 s", "max", 0.3, floor=True)
 
