@@ -19,8 +19,8 @@ void DirNames::start(Ino dir, std::uint64_t gen, Clock::time_point sent) {
     m_total -= it->second.names.size();
     m_lists.erase(it);
   }
-  if (m_lists.size() + m_total >= m_max) {
-    return;  // full: the lists there are go on
+  if (!has_room(sent)) {
+    return;  // full of lists still in use: those go on
   }
   m_lists[dir] = List{{}, gen, sent};
 }
@@ -35,7 +35,7 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
     return;
   }
   List& list = it->second;
-  if (gen != list.gen + 1 || (added && m_lists.size() + m_total >= m_max)) {
+  if (gen != list.gen + 1 || (added && !has_room(sent))) {
     m_total -= list.names.size();
     m_lists.erase(it);
     return;
@@ -48,6 +48,22 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
   // The script ran after both `sent` and the previous change.
   list.gen = gen;
   list.as_of = std::max(list.as_of, sent);
+}
+
+// Room for one more name or list, once the lists too old to answer for
+// anything (no change of their own for a ttl) are gone. Called locked.
+bool DirNames::has_room(Clock::time_point now) {
+  if (m_lists.size() + m_total < m_max) {
+    return true;
+  }
+  std::erase_if(m_lists, [&](const auto& kv) {
+    if (now - kv.second.as_of < m_ttl) {
+      return false;
+    }
+    m_total -= kv.second.names.size();
+    return true;
+  });
+  return m_lists.size() + m_total < m_max;
 }
 
 void DirNames::forget(Ino dir) {

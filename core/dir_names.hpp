@@ -19,7 +19,9 @@
 //
 // Lists are dropped at the first doubt: a count that does not follow, a
 // change of another kind (rename, link, a failed or lost script), or a
-// list grown past its limit. Only a mkdir starts one.
+// list grown past its limit. Only a mkdir starts one. When the limit is
+// reached, lists that have not changed for a ttl (too old to answer for
+// anything) make room.
 #pragma once
 
 #include <chrono>
@@ -59,6 +61,8 @@ class DirNames {
   std::optional<double> absent(Ino dir, std::string_view name, Clock::time_point now = Clock::now());
 
  private:
+  bool has_room(Clock::time_point now);
+
   struct List {
     std::unordered_set<std::string> names;
     std::uint64_t gen = 0;

@@ -76,6 +76,20 @@ TEST_CASE("dir names: bounded; a list that would grow past the bound goes") {
   CHECK(names.absent(4, "x", t0));
 }
 
+TEST_CASE("dir names: when full, lists too old to answer make room") {
+  DirNames names(1.0, 3);
+  const auto t0 = DirNames::Clock::now();
+  names.start(1, 0, t0);
+  names.start(2, 0, t0);
+  names.start(3, 0, t0 + 1500ms);  // full now
+  names.start(4, 0, t0 + 1600ms);  // 1 and 2 are too old: they go, 4 comes
+  CHECK(names.absent(4, "x", t0 + 1700ms));
+  CHECK(names.absent(3, "x", t0 + 1700ms));
+  names.start(5, 0, t0 + 1700ms);
+  names.start(6, 0, t0 + 1700ms);  // 3, 4, 5 still fresh: no room
+  CHECK_FALSE(names.absent(6, "x", t0 + 1700ms));
+}
+
 TEST_CASE("dir names: disabled with a zero ttl") {
   DirNames names(0);
   const auto t0 = DirNames::Clock::now();
