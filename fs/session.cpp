@@ -63,9 +63,9 @@ void Session::finish_releases() {
   }
 }
 
-// Whatever was queued while the last batch was on its way goes as the next
-// batch: under load batches grow by themselves, and an idle mount sends a
-// release at once.
+// The thread wakes at the first queued release, waits k_release_gather for
+// more, and sends all of them; whatever is queued while a batch is on its
+// way goes in the next one.
 void Session::release_loop() {
   std::vector<Ino> batch;
   std::unique_lock<std::mutex> lock(m_release_mutex);

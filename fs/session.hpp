@@ -11,10 +11,11 @@
 // happens under it (no Redis call, no reply).
 //
 // Releases: the kernel does not wait for RELEASE, so neither do we. An op
-// queues the inode (release_later) and one thread sends what is queued in
-// one pipeline (Store::release_files): while a busy process opens and
-// closes files, their releases share round trips instead of each taking a
-// worker thread and a round trip of its own.
+// queues the inode (release_later) and one thread, after letting more
+// gather for a millisecond, sends what is queued in one pipeline
+// (Store::release_files): while a busy process opens and closes files,
+// their releases share round trips instead of each taking a worker thread
+// and a round trip of its own.
 #pragma once
 
 #include <fuse_lowlevel.h>
