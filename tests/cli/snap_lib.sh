@@ -10,37 +10,14 @@
 # that stops every server and removes $T, pass or fail. A failing command is
 # named with its line (ERR trap).
 #
-# Exit codes: 0 pass, 1 fail, 77 skipped. Run on its own (ctest registers
-# it as cli/snap_lib), it checks itself: a server comes up and goes away.
-set -Eeuo pipefail
+# Exit codes: 0 pass, 1 fail, 77 skipped (tests/common.sh). Sourced on its
+# own (bash tests/cli/snap_lib.sh, with REDISFS_SNAP_BIN set), it checks
+# itself: a server comes up and goes away.
+# shellcheck source=tests/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
-TEST_NAME=$(basename "$0" .sh)
-
-skip() {
-  echo "skipped: $TEST_NAME: $*"
-  exit 77
-}
-
-fail() {
-  echo "FAIL: $TEST_NAME: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "-- $TEST_NAME: $*"
-}
-
-on_error() {
-  local code=$?
-  echo "FAIL: $TEST_NAME: line $1: '$BASH_COMMAND' exited with $code" >&2
-  exit 1
-}
-
-for tool in redis-server redis-cli jq python3; do
-  command -v "$tool" >/dev/null || skip "$tool not found"
-done
-[[ -n ${REDISFS_SNAP_BIN:-} ]] || skip "REDISFS_SNAP_BIN is not set"
-[[ -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN=$REDISFS_SNAP_BIN is not an executable"
+need_tools redis-server redis-cli jq python3
+need_binary REDISFS_SNAP_BIN
 
 unset REDISFS_URL REDISFS_PASSWORD REDISFS_PREFIX
 

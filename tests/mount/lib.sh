@@ -8,46 +8,18 @@
 # mount and unmount. The EXIT trap unmounts everything a case mounted,
 # waits for (or, as a last resort, kills) the daemons it started, stops the
 # server and removes $T, whether the case passed or not; a failing command
-# is named with its line by the ERR trap (mold's on_error habit).
+# is named with its line by the ERR trap.
 #
-# Exit codes: 0 pass, 1 fail, 77 skipped (printed as "skipped: <why>").
-#
-# Run on its own (ctest registers it as mount/lib), it checks itself: a
+# Exit codes: 0 pass, 1 fail, 77 skipped (tests/common.sh). Sourced on its
+# own (bash tests/mount/lib.sh, with REDISFS_BIN set), it checks itself: a
 # mount comes up, works, and goes away without leaving a daemon.
-set -Eeuo pipefail
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TEST_NAME=$(basename "$0" .sh)
-
-skip() {
-  echo "skipped: $TEST_NAME: $*"
-  exit 77
-}
-
-fail() {
-  echo "FAIL: $TEST_NAME: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "-- $TEST_NAME: $*"
-}
-
-on_error() {
-  local code=$? i
-  echo "FAIL: $TEST_NAME: line $1: '$BASH_COMMAND' exited with $code" >&2
-  for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
-    echo "  in ${FUNCNAME[$i]}, called from line ${BASH_LINENO[$i]}" >&2
-  done
-  exit 1
-}
+# shellcheck source=tests/common.sh
+. "$HERE/../common.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
-for tool in fusermount3 redis-server redis-cli python3 mountpoint; do
-  command -v "$tool" >/dev/null || skip "$tool not found"
-done
-[[ -n ${REDISFS_BIN:-} ]] || skip "REDISFS_BIN is not set"
-[[ -x $REDISFS_BIN ]] || skip "REDISFS_BIN=$REDISFS_BIN is not an executable"
+need_tools fusermount3 redis-server redis-cli python3 mountpoint
+need_binary REDISFS_BIN
 
 # the environment must not pick another server, filesystem or password
 unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD
