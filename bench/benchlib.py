@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from numfmt import fmt
+
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPS = int(os.environ.get("BENCH_REPS") or (1 if QUICK else 3))
 TMP = os.environ["BENCH_TMP"]
@@ -93,21 +95,6 @@ def note(text):
 
 def log(msg):
     print(f"{time.strftime('%H:%M:%S')} [bench] {msg}", file=sys.stderr, flush=True)
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
 
 
 def targets():

@@ -16,22 +16,9 @@ import statistics
 import sys
 import time
 
+from numfmt import fmt
+
 TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("floor", "fuse floor")]
-
-
-def _fmt(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
 
 
 def _pct(r):
@@ -100,7 +87,7 @@ def evaluate(wl, goal, target="redisfs"):
     elif goal["show"] == "x":
         shown = f"{value:.2f}x"
     else:
-        shown = f"{_fmt(value)} {row['unit']}"
+        shown = f"{fmt(value)} {row['unit']}"
     return ok, shown
 
 
@@ -129,7 +116,7 @@ def render(workloads, machine, header):
     for w, wl in workloads:
         out.append(f"{w}. {wl['title']}")
         for name, row in wl["rows"].items():
-            cells = "".join(f"{_fmt(_median(row, t)):>12}" for t, _ in TARGETS)
+            cells = "".join(f"{fmt(_median(row, t)):>12}" for t, _ in TARGETS)
             out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_pct(_ratio(row, 'tmpfs')):>10}"
                        f"{_pct(_ratio(row, 'raw')):>9}{_pct(_ratio(row, 'floor')):>10}{_spread(row):>8}")
     out.append("")
