@@ -796,29 +796,26 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   return attr;
 }
 
-void Store::name_removed(Ino parent, const std::vector<Attr>& fresh, DirNames::Clock::time_point sent,
-                         std::string_view name) {
-  if (fresh.empty()) {
-    m_dir_names.forget(parent);
-  } else {
-    m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
-  }
-}
-
-Result<Ino> Store::unlink(Ino parent, std::string_view name) {
-  TRY(writable());
-  TRY(_check_name(name));
+// unlink and rmdir: the script removes `name` from `parent` if it still
+// names the inode we guess (else RETRY with the one it names). The
+// parent's fields come back at `parent_at` of the reply. Returns the reply
+// and the inode removed.
+Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino parent, std::string_view name,
+                                                  bool dir, std::size_t parent_at) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                  m_keys.inode(guess)};
+    if (dir) {
+      keys.push_back(m_keys.dir(guess));
+    }
+    keys.push_back(m_keys.orphans());
     const auto sent = DirNames::Clock::now();
     std::vector<Attr> fresh;
-    TRY_ASSIGN(Reply r, eval_change(*c, "unlink",
-                                    {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
-                                     m_keys.inode(guess), m_keys.orphans()},
-                                    {std::string(name), _str(guess), m_opts.session},
-                                    [parent, &fresh](ReplyView v) {
-                                      fresh = _fresh_attr(parent, v, 2);
+    TRY_ASSIGN(Reply r, eval_change(*c, script, keys, {std::string(name), _str(guess), m_opts.session},
+                                    [&](ReplyView v) {
+                                      fresh = _fresh_attr(parent, v, parent_at);
                                       return fresh;
                                     },
                                     parent));
@@ -826,16 +823,28 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
         m_dir_names.forget(parent);
-        return make_error(EIO, "bad unlink reply");
+        return make_error(EIO, "bad " + std::string(script) + " reply");
       }
-      continue;
+      continue;  // the script changed nothing: the list still holds
     }
-    name_removed(parent, fresh, sent, name);
+    if (fresh.empty()) {
+      m_dir_names.forget(parent);
+    } else {
+      m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
+    }
     forget_name(parent, name);
-    auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
-    return left && *left <= 0 ? guess : Ino{0};
+    return std::pair<Reply, Ino>{std::move(r), guess};
   }
-  return make_error(EAGAIN, "unlink: the entry kept changing");
+  return make_error(EAGAIN, std::string(script) + ": the entry kept changing");
+}
+
+Result<Ino> Store::unlink(Ino parent, std::string_view name) {
+  TRY(writable());
+  TRY(_check_name(name));
+  TRY_ASSIGN(auto done, remove_entry("unlink", parent, name, false, 2));
+  ReplyView v = done.first.view();
+  auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+  return left && *left <= 0 ? done.second : Ino{0};
 }
 
 Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
@@ -847,33 +856,8 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   if (name == "..") {
     return make_error(ENOTEMPTY, "cannot remove '..'");
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
-  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
-    const auto sent = DirNames::Clock::now();
-    std::vector<Attr> fresh;
-    TRY_ASSIGN(Reply r, eval_change(*c, "rmdir",
-                                    {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
-                                     m_keys.inode(guess), m_keys.dir(guess), m_keys.orphans()},
-                                    {std::string(name), _str(guess), m_opts.session},
-                                    [parent, &fresh](ReplyView v) {
-                                      fresh = _fresh_attr(parent, v, 1);
-                                      return fresh;
-                                    },
-                                    parent));
-    ReplyView v = r.view();
-    if (_is_retry(v)) {
-      if (!_parse_u64(v[1].str(), guess)) {
-        m_dir_names.forget(parent);
-        return make_error(EIO, "bad rmdir reply");
-      }
-      continue;
-    }
-    name_removed(parent, fresh, sent, name);
-    forget_name(parent, name);
-    return guess;
-  }
-  return make_error(EAGAIN, "rmdir: the entry kept changing");
+  TRY_ASSIGN(auto done, remove_entry("rmdir", parent, name, true, 1));
+  return done.second;
 }
 
 Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,

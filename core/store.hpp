@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "attr_cache.hpp"
@@ -216,8 +217,8 @@ class Store {
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
-  void name_removed(Ino parent, const std::vector<Attr>& fresh, DirNames::Clock::time_point sent,
-                    std::string_view name);
+  Result<std::pair<Reply, Ino>> remove_entry(std::string_view script, Ino parent, std::string_view name, bool dir,
+                                             std::size_t parent_at);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
   Status writable() const;
