@@ -5,16 +5,7 @@
 --       ino[, session: the file is created open by that mount]
 -- Returns {the new inode's fields, the parent's fields} (HGETALL each).
 check_frozen(KEYS[2])
-local ptype = inode_type(KEYS[4])
-if ptype ~= 'dir' then
-  fail('ENOTDIR')
-end
-if hget_num(KEYS[4], 'nlink') == 0 then
-  fail('ENOENT', 'the directory was removed')
-end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
-  fail('EEXIST')
-end
+check_new_entry(KEYS[3], KEYS[4], ARGV[1])
 if redis.call('EXISTS', KEYS[5]) == 1 then
   fail('EIO', 'inode number already in use')
 end

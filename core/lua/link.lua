@@ -14,15 +14,7 @@ end
 if nlink >= 4294967295 then
   fail('EMLINK')
 end
-if inode_type(KEYS[4]) ~= 'dir' then
-  fail('ENOTDIR')
-end
-if hget_num(KEYS[4], 'nlink') == 0 then
-  fail('ENOENT', 'the directory was removed')
-end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
-  fail('EEXIST')
-end
+check_new_entry(KEYS[3], KEYS[4], ARGV[1])
 local now = now_ns()
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[5], 'nlink', 1)

@@ -2,8 +2,9 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess), ORPHANS
 -- ARGV: name, guessed child ino, session id
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
--- left, the parent's fields (HGETALL)}. At nlink 0 the inode is recorded in ORPHANS under this session:
--- its data stays until the mount that unlinked it has no use for it.
+-- left, the parent's fields (HGETALL)}. At nlink 0 the inode is recorded in
+-- ORPHANS under this session: its data stays until the mount that unlinked
+-- it has no use for it.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
