@@ -1,6 +1,8 @@
 // mknod, mkdir, symlink, create: new nodes, owned by the caller. The kernel
 // has applied the caller's umask to `mode` already (we do not ask for
-// FUSE_CAP_DONT_MASK); the Store passes a setgid directory's group on.
+// FUSE_CAP_DONT_MASK); the Store passes a setgid directory's group on. An
+// open(O_CREAT) without O_EXCL that finds the name taken after all is sent
+// back to the VFS to look again (see create).
 #include <fcntl.h>
 
 #include "ops.hpp"
@@ -74,25 +76,18 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   if (_refuse(req, session, "create", parent, name)) {
     return;
   }
-  Store& store = session.store();
-  Result<Attr> attr = store.create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
+  Result<Attr> attr =
+      session.store().create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
   if (!attr && attr.code() == EEXIST && (fi->flags & O_EXCL) == 0) {
-    // Another host created the name since the kernel looked: open it.
-    attr = store.lookup(parent, name);
-    if (attr && attr->is_dir()) {
-      attr = make_error(EISDIR, "is a directory");
-    } else if (attr && !attr->is_reg()) {
-      attr = make_error(EEXIST, "exists and is not a regular file");
-    } else if (attr && (fi->flags & O_TRUNC) != 0 && attr->size != 0) {
-      SetAttrRequest truncate;
-      truncate.size = 0;
-      attr = store.setattr(attr->ino, truncate);
-    }
-    if (attr) {
-      if (Status st = store.open_file(attr->ino); !st) {
-        attr = st.error();
-      }
-    }
+    // The name was made (by another host) after the kernel was told it was
+    // absent. Opening that file here, as if created, would skip the
+    // kernel's permission checks and O_TRUNC (a created file needs
+    // neither): answer ESTALE instead, and the VFS runs the open once more
+    // with every cached name revalidated, which finds the file and opens it
+    // as any existing file. (The failed create also dropped the parent's
+    // DirNames list, so the new lookup asks the server.)
+    reply_err(req, ESTALE);
+    return;
   }
   if (!attr) {
     reply_fail(req, "create", parent, name, attr.error());

@@ -85,7 +85,7 @@ check_consistency --no-orphans
 # lose races, and once the caches have expired both mounts list one tree.
 C=$T/c
 D=$T/d
-mount_at "$C"
+mount_at "$C" -o allow_other
 mount_at "$D"
 mkdir "$C/cached"
 mkdir "$C/cached/shared"
@@ -100,6 +100,43 @@ sleep 1.2
 [[ -e $C/cached/fresh/theirs ]] || fail "C does not see D's new file after the entry timeout"
 touch "$C/cached/fresh/mine2"
 [[ -e $C/cached/fresh/theirs ]] || fail "C lost D's new file after its own create"
+# open(O_CREAT) in a directory C fills, of a name D made after C's list
+# said it was absent: C's CREATE finds the name taken, and the open goes
+# on as the open of an existing file (the VFS looks again), so the kernel
+# checks permissions and applies O_TRUNC as for any existing file
+mkdir -m 0777 "$C/cached/race"
+printf theirs >"$D/cached/race/x"
+printf theirs >"$D/cached/race/y"
+chmod 0644 "$D/cached/race/x" "$D/cached/race/y"
+python3 - "$C/cached/race" <<'PY' || fail "open(O_CREAT) of a name another mount made"
+import errno, os, sys
+d = sys.argv[1]
+pid = os.fork()
+if pid == 0:  # a user who may create in the directory but not write root's file
+    os.setgroups([])
+    os.setresgid(1234, 1234, 1234)
+    os.setresuid(1234, 1234, 1234)
+    try:
+        os.open(os.path.join(d, "x"), os.O_CREAT | os.O_WRONLY, 0o666)
+        os._exit(3)
+    except OSError as e:
+        os._exit(0 if e.errno == errno.EACCES else 4)
+_, status = os.waitpid(pid, 0)
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit("user 1234 opened root's 0644 file for writing: %d" % os.waitstatus_to_exitcode(status))
+try:
+    os.open(os.path.join(d, "x"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    sys.exit("O_EXCL create of an existing name succeeded")
+except FileExistsError:
+    pass
+fd = os.open(os.path.join(d, "y"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+os.close(fd)
+if os.stat(os.path.join(d, "y")).st_size != 0:
+    sys.exit("O_TRUNC not applied to the existing file")
+PY
+[[ $(cat "$C/cached/race/x") == theirs ]] || fail "x changed"
+[[ ! -s $C/cached/race/y ]] || fail "y is not empty after O_TRUNC"
+
 check_consistency
 python3 "$HERE/manifest.py" "$C" >"$T/list-c"
 python3 "$HERE/manifest.py" "$D" >"$T/list-d"
