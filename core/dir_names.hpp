@@ -14,8 +14,11 @@
 // A name not in the list is then absent "as of" that moment, and the
 // answer is good for as long as the kernel would have kept a negative entry
 // made then (the entry timeout): it is the same promise as the kernel's own
-// negative dentry cache, never a stronger one. The caller tells the kernel
-// only the time left.
+// negative dentry cache, never a stronger one, as long as every writer of a
+// DIR hash counts its change in 'gen' (the scripts and fsck do). The
+// caller tells the kernel only the time left. When such an answer turns
+// out stale (another host made the name since), the create that follows
+// fails with EEXIST and op_create sends the open back to the VFS.
 //
 // Lists are dropped at the first doubt: a count that does not follow, a
 // change of another kind (rename, link, a failed or lost script), or a
