@@ -711,7 +711,7 @@ Status Store::open_file(Ino ino) {
     return {};  // nothing to protect: a read-only mount never unlinks
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(c->command({"HINCRBY", m_keys.open(ino), m_opts.session, "1"}));
+  TRY(c->eval("open", {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
   return {};
 }
 

@@ -156,8 +156,10 @@ class Store {
 
   // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
   // unlinked through one mount lives on while another mount has it open.
-  // release_file returns true when the file is an orphan of this mount
-  // that nobody holds open any more: the caller purges it.
+  // open_file fails with ESTALE when the file is gone (freed by another
+  // mount since this host looked it up). release_file returns true when
+  // the file is an orphan of this mount that nobody holds open any more:
+  // the caller purges it.
   Status open_file(Ino ino);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline): one result per

@@ -129,6 +129,7 @@ bool is_routine_error(int code) {
     case EFBIG:
     case EXDEV:
     case EBUSY:
+    case ESTALE:  // another mount removed the file: a race of two hosts
       return true;
     default:
       return false;

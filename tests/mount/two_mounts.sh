@@ -137,7 +137,19 @@ PY
 [[ $(cat "$C/cached/race/x") == theirs ]] || fail "x changed"
 [[ ! -s $C/cached/race/y ]] || fail "y is not empty after O_TRUNC"
 
+# C still has the name of a file that D removed and freed: C's open finds
+# it gone and looks again (ENOENT), rather than opening a freed inode
+printf gone >"$C/cached/race/z"
+stat "$C/cached/race/z" >/dev/null
+rm "$D/cached/race/z"
+sleep 0.2  # D's kernel forgets the inode and D frees it
+if out=$(cat "$C/cached/race/z" 2>&1); then
+  fail "C opened a file D had removed and freed: '$out'"
+fi
+[[ $out == *"No such file"* ]] || fail "opening a file another mount freed: $out"
+
 check_consistency
+sleep 1.2  # the mounts' caches expire: both must then list one tree
 python3 "$HERE/manifest.py" "$C" >"$T/list-c"
 python3 "$HERE/manifest.py" "$D" >"$T/list-d"
 diff -u "$T/list-c" "$T/list-d" || fail "with caching on, the two mounts show different trees"

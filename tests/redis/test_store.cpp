@@ -704,6 +704,19 @@ TEST_CASE_FIXTURE(RedisFixture, "release_files: many releases in one pipeline, o
   CHECK(s->release_files({}).empty());
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "a file freed by another mount cannot be opened") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
+  _ok(a->release_file(f.ino));
+  CHECK(_ok(b->lookup(k_root_ino, "f")).ino == f.ino);  // b looks it up ...
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);      // ... a removes and frees it
+  _ok(a->purge(f.ino));
+  CHECK(b->open_file(f.ino).code() == ESTALE);  // ... b's open comes too late
+  CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "the opens of a dead mount do not keep a file") {
   auto a = _open(pool, prefix);
   Pool pool_b(test::test_url(), "redisfs:test-b");
