@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -9,6 +10,14 @@
 #include "lua_scripts.hpp"
 
 namespace redisfs {
+
+// Process-wide counts for redis_counters() (op statistics of the daemon).
+static std::atomic<std::uint64_t> g_round_trips{0};
+static std::atomic<std::uint64_t> g_replies{0};
+
+RedisCounters redis_counters() {
+  return {g_round_trips.load(std::memory_order_relaxed), g_replies.load(std::memory_order_relaxed)};
+}
 
 // ---------------------------------------------------------------- URLs
 
@@ -308,6 +317,9 @@ Status Connection::ensure_connected() {
 }
 
 Result<Reply> Connection::check(redisReply* r) {
+  if (r != nullptr) {
+    g_replies.fetch_add(1, std::memory_order_relaxed);
+  }
   if (r == nullptr) {
     std::string why = m_ctx != nullptr && m_ctx->err != 0 ? m_ctx->errstr : "no reply";
     drop(why);
@@ -339,6 +351,7 @@ Result<Reply> Connection::command(std::span<const std::string_view> argv) {
   std::vector<size_t> n;
   _to_argv(argv, p, n);
   auto* r = static_cast<redisReply*>(redisCommandArgv(m_ctx, static_cast<int>(p.size()), p.data(), n.data()));
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
   return check(r);
 }
 
@@ -361,6 +374,7 @@ void Connection::append(std::span<const std::string_view> argv) {
   _to_argv(argv, p, n);
   redisAppendCommandArgv(m_ctx, static_cast<int>(p.size()), p.data(), n.data());
   ++m_pending;
+  m_unsent = true;
 }
 
 void Connection::append(std::initializer_list<std::string_view> argv) {
@@ -382,6 +396,10 @@ Result<Reply> Connection::read_reply() {
   }
   void* raw = nullptr;
   --m_pending;
+  if (m_unsent) {  // the first reply of a pipeline: its one round trip
+    g_round_trips.fetch_add(1, std::memory_order_relaxed);
+    m_unsent = false;
+  }
   std::size_t left = m_pending;
   if (redisGetReply(m_ctx, &raw) != REDIS_OK) {
     auto r = check(nullptr);

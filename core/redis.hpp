@@ -85,6 +85,14 @@ using Args = std::vector<std::string>;
 // Maps a server error string to an errno.
 int errno_for_redis_error(std::string_view error);
 
+// Counts over every connection of this process: round trips (a command, or
+// a pipeline up to its first reply) and replies read.
+struct RedisCounters {
+  std::uint64_t round_trips = 0;
+  std::uint64_t replies = 0;
+};
+RedisCounters redis_counters();
+
 class Connection {
  public:
   // Connects now (and again after any lost connection): AUTH, SELECT,
@@ -141,6 +149,7 @@ class Connection {
   std::string m_client_name;
   redisContext* m_ctx = nullptr;
   std::size_t m_pending = 0;
+  bool m_unsent = false;  // commands appended since the last read_reply()
   std::string m_last_error;
   std::unordered_map<std::string_view, std::string> m_shas;
 };

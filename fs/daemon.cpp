@@ -20,8 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -34,6 +36,7 @@
 
 #include "endpoint.hpp"
 #include "log.hpp"
+#include "op_stats.hpp"
 #include "ops.hpp"
 #include "server_check.hpp"
 #include "session.hpp"
@@ -244,6 +247,50 @@ static void _raise_readahead(const std::string& mountpoint, const std::string& t
   }
 }
 
+// Logs the request statistics (op_stats.hpp) on each SIGUSR1, from a
+// thread of its own: SIGUSR1 is blocked in every thread (the mask is set
+// before any thread starts) and taken here with sigtimedwait.
+class StatsOnSignal {
+ public:
+  explicit StatsOnSignal(std::chrono::steady_clock::time_point since)
+      : m_since(since), m_thread([this] { run(); }) {}
+  StatsOnSignal(const StatsOnSignal&) = delete;
+  StatsOnSignal& operator=(const StatsOnSignal&) = delete;
+  ~StatsOnSignal() {
+    m_stop = true;
+    pthread_kill(m_thread.native_handle(), SIGUSR1);  // wakes sigtimedwait
+    m_thread.join();
+  }
+
+  // Blocks SIGUSR1 in the calling thread and in every thread it starts
+  // later. Call before the first thread exists.
+  static void block() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+ private:
+  void run() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    const timespec tick{1, 0};
+    while (!m_stop) {
+      if (sigtimedwait(&set, nullptr, &tick) == SIGUSR1 && !m_stop) {
+        for (const std::string& line : op_stats().report(m_since)) {
+          log_info(line);
+        }
+      }
+    }
+  }
+
+  std::chrono::steady_clock::time_point m_since;
+  std::atomic<bool> m_stop{false};
+  std::thread m_thread;
+};
+
 // Mounts and serves until unmounted. Returns the exit status.
 static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   MountOptions mount_opts;
@@ -283,6 +330,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     fuse_session_destroy(se);
     return 1;
   }
+  StatsOnSignal::block();  // no thread yet: every thread started from here on inherits it
   if (!cfg.foreground) {
     if (fuse_daemonize(0) != 0) {
       log_error("cannot daemonize");
@@ -298,11 +346,13 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     log_debug("cannot refresh the mount session: " + st.error().message);
   }
   log_info("mounted " + store.keys().prefix() + " on " + cfg.mountpoint + (cfg.read_only ? " (read-only)" : ""));
+  const auto mounted_at = std::chrono::steady_clock::now();
 
   int rc = 0;
   {
     // The INIT reply sets the readahead, so raise it after INIT.
     Heartbeat heartbeat(store, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
+    StatsOnSignal stats(mounted_at);
     if (cfg.single_threaded) {
       rc = fuse_session_loop(se);
     } else {
@@ -322,6 +372,9 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     session.finish_releases();
     session.purge_orphans();
     heartbeat.stop();
+    for (const std::string& line : op_stats().report(mounted_at)) {
+      log_debug(line);
+    }
   }
   if (Status st = store.end_session(); !st) {
     LogLevel level = cfg.read_only ? LogLevel::Debug : LogLevel::Warning;
