@@ -7,7 +7,7 @@
 
 namespace redisfs {
 
-static constexpr std::array<const char*, static_cast<std::size_t>(OpId::Count_)> k_names = {
+static constexpr std::array<const char*, static_cast<std::size_t>(OpId::Count)> k_names = {
     "lookup",  "forget",     "forget_multi", "getattr", "setattr",  "readlink", "mknod",    "mkdir",
     "symlink", "create",     "link",         "unlink",  "rmdir",    "rename",   "opendir",  "readdir",
     "readdirplus", "releasedir", "fsyncdir", "open",   "release",  "fsync",    "read",     "write",

@@ -8,7 +8,7 @@
 // (which requests, how many, how many round trips each).
 //
 // The cost is two clock reads and three relaxed atomic updates per request.
-// make_ops() installs the counting through timed<>, one wrapper per op.
+// make_ops() installs the counting through Timed<>, one wrapper per op.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -52,7 +52,7 @@ enum class OpId {
   Listxattr,
   Removexattr,
   Statfs,
-  Count_,
+  Count,
 };
 
 class OpStats {
@@ -68,17 +68,17 @@ class OpStats {
     std::atomic<std::uint64_t> total_ns{0};
     std::atomic<std::uint64_t> max_ns{0};
   };
-  std::array<Counter, static_cast<std::size_t>(OpId::Count_)> m_ops;
+  std::array<Counter, static_cast<std::size_t>(OpId::Count)> m_ops;
 };
 
 OpStats& op_stats();
 
-// timed<Id, fn>::call has fn's signature: it runs fn and counts it as Id.
+// Timed<Id, fn>::call has fn's signature: it runs fn and counts it as Id.
 template <OpId Id, auto Fn>
-struct timed;
+struct Timed;
 
 template <OpId Id, class... Args, void (*Fn)(Args...)>
-struct timed<Id, Fn> {
+struct Timed<Id, Fn> {
   static void call(Args... args) {
     const auto start = std::chrono::steady_clock::now();
     Fn(args...);
