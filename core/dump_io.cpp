@@ -706,42 +706,8 @@ class RestoreSink : public dump::Sink {
   }
 
   Status check_superblock() {
-    std::string format;
-    std::string version;
-    std::string block_size;
-    for (const auto& [f, v] : m_sb) {
-      if (f == "format") {
-        format = v;
-      } else if (f == "version") {
-        version = v;
-      } else if (f == "block_size") {
-        block_size = v;
-      }
-    }
-    if (format != "redisfs") {
-      return make_error(EINVAL, "the superblock's format is " + _quote(format) + ", not 'redisfs'");
-    }
-    // Versions are canonical decimals from 1 up to the one this build knows.
-    bool known = false;
-    for (int v = 1; v <= k_format_version; ++v) {
-      known = known || version == std::to_string(v);
-    }
-    if (!known) {
-      std::string known_text = k_format_version == 1 ? "version 1" : "versions 1 to " + std::to_string(k_format_version);
-      return make_error(EINVAL, "unsupported filesystem version " + _quote(version) + " (this build knows " +
-                                    known_text + ")");
-    }
-    std::uint64_t bs = 0;
-    bool digits = !block_size.empty() && block_size.size() <= 9 &&
-                  block_size.find_first_not_of("0123456789") == std::string::npos && block_size[0] != '0';
-    if (digits) {
-      bs = std::stoull(block_size);
-    }
-    if (!digits || bs < 4096 || bs > (64u << 20) || (bs & (bs - 1)) != 0) {
-      return make_error(EINVAL, "the superblock's block_size " + _quote(block_size) +
-                                    " is not a power of two from 4 KiB to 64 MiB");
-    }
-    m_block_size = bs;
+    TRY_ASSIGN(Superblock sb, decode_superblock(m_source, m_sb));
+    m_block_size = sb.block_size;
     return {};
   }
 

@@ -31,6 +31,7 @@
 #include "progress.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
+#include "superblock.hpp"
 
 namespace redisfs {
 
@@ -91,15 +92,6 @@ struct Suspect {
 
 std::string _str(std::uint64_t n) { return std::to_string(n); }
 std::string _quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-// Canonical decimal: what the scripts write and compare as strings.
-bool _canonical_u64(std::string_view s, std::uint64_t& out) {
-  if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) {
-    return false;
-  }
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 bool _digits_u64(std::string_view s, std::uint64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -243,7 +235,8 @@ class Checker {
   bool m_have_sb = false;
   bool m_sb_wrong_type = false;
   bool m_sb_ok = false;  // a redisfs superblock we understand: repair allowed
-  std::string m_sb_format, m_sb_version, m_sb_block_size, m_sb_next, m_sb_inodes, m_sb_bytes;
+  SbFields m_sb_fields;
+  std::string m_sb_next, m_sb_inodes, m_sb_bytes;
   bool m_sb_has_next = false, m_sb_has_inodes = false, m_sb_has_bytes = false;
   std::uint64_t m_bs = 0;  // 0: unknown, block geometry is not judged
   bool m_orphans_hash = false;
@@ -467,13 +460,8 @@ void Checker::read_superblock(ReplyView v) {
   for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
     std::string_view k = v[i].str();
     std::string val(v[i + 1].str());
-    if (k == "format") {
-      m_sb_format = val;
-    } else if (k == "version") {
-      m_sb_version = val;
-    } else if (k == "block_size") {
-      m_sb_block_size = val;
-    } else if (k == "next_inode") {
+    m_sb_fields.emplace_back(std::string(k), val);
+    if (k == "next_inode") {
       m_sb_next = val;
       m_sb_has_next = true;
     } else if (k == "inodes") {
@@ -528,22 +516,24 @@ void Checker::check_superblock() {
     return;
   }
   m_sb_ok = true;
-  if (m_sb_format != "redisfs") {
-    add(fsck_kind::k_bad_superblock, sb, "format is " + _quote(m_sb_format) + ", not 'redisfs'");
-    m_sb_ok = false;
+  for (const SuperblockIssue& issue : superblock_issues(m_sb_fields)) {
+    // The counters are judged (and repaired) against the scan later.
+    if (issue.field == "next_inode" || issue.field == "inodes" || issue.field == "bytes") {
+      continue;
+    }
+    add(fsck_kind::k_bad_superblock, sb, issue.detail + " (not repaired: fix it by hand)");
+    if (issue.field == "format" || issue.field == "version" || issue.field == "block_size" || issue.field == "root") {
+      m_sb_ok = false;
+    }
   }
-  if (m_sb_version != std::to_string(k_format_version)) {
-    add(fsck_kind::k_bad_superblock, sb,
-        "format version is " + _quote(m_sb_version) + ", this fsck knows version " + std::to_string(k_format_version));
-    m_sb_ok = false;
+  if (!m_sb_ok) {
+    return;
   }
-  std::uint64_t bs = 0;
-  if (!_canonical_u64(m_sb_block_size, bs) || bs < 4096 || bs > (64u << 20) || (bs & (bs - 1)) != 0) {
-    add(fsck_kind::k_bad_superblock, sb,
-        "block size is " + _quote(m_sb_block_size) + ", not a power of two from 4096 to 64 MiB");
-    m_sb_ok = false;
-  } else {
-    m_bs = bs;
+  for (const auto& [k, v] : m_sb_fields) {
+    std::uint64_t bs = 0;
+    if (k == "block_size" && parse_canonical_u64(v, bs)) {
+      m_bs = bs;
+    }
   }
 }
 
@@ -663,7 +653,7 @@ Status Checker::walk_dir(Connection& c, Node& dir, std::string_view key, ReplyVi
 void Checker::entry(Ino container, std::string_view name, std::string_view value) {
   std::string dkey = m_keys.dir(container);
   Ino ino = 0;
-  if (!_canonical_u64(value, ino) || ino == 0) {
+  if (!parse_canonical_u64(value, ino) || ino == 0) {
     Action a;
     a.key = dkey;
     a.field = std::string(name);
@@ -764,7 +754,7 @@ Status Checker::read_orphans(Connection& c) {
       a.op = Op::HDel;
       a.key = key;
       a.field = std::string(field);
-      if (!_canonical_u64(field, ino) || ino == 0) {
+      if (!parse_canonical_u64(field, ino) || ino == 0) {
         add(fsck_kind::k_stale_orphan, key, _quote(field) + " is not an inode number", a);
         continue;
       }
@@ -938,17 +928,17 @@ void Checker::check_counters() {
   }
   const std::string sb = m_keys.sb();
   std::uint64_t v = 0;
-  bool next_ok = m_sb_has_next && _canonical_u64(m_sb_next, v) && v > max_ino && v >= 2;
+  bool next_ok = m_sb_has_next && parse_canonical_u64(m_sb_next, v) && v > max_ino && v >= 2 && v <= k_max_inode;
   if (!next_ok) {
     std::string want = _str(std::max<Ino>(max_ino + 1, 2));
+    std::string why = v > k_max_inode ? " (inode numbers stay below 2^53)" : ", but inode " + _str(max_ino) + " exists";
     add(fsck_kind::k_wrong_counter, sb,
-        "next_inode is " + (m_sb_has_next ? _quote(m_sb_next) : std::string("missing")) +
-            ", but inode " + _str(max_ino) + " exists",
+        "next_inode is " + (m_sb_has_next ? _quote(m_sb_next) : std::string("missing")) + why,
         Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0});
   }
   auto counter = [&](std::string_view field, bool has, const std::string& value, std::uint64_t want) {
     std::uint64_t got = 0;
-    if (has && _canonical_u64(value, got) && got == want) {
+    if (has && parse_canonical_u64(value, got) && got == want) {
       return;
     }
     add(fsck_kind::k_wrong_counter, sb,

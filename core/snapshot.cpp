@@ -46,6 +46,7 @@
 #include <nlohmann/json.hpp>
 
 #include "progress.hpp"
+#include "superblock.hpp"
 
 namespace redisfs {
 
@@ -484,18 +485,6 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
 
 // ---------------------------------------------------------------- list
 
-static std::int64_t _field_int(const std::map<std::string, std::string>& f, const char* name) {
-  auto it = f.find(name);
-  if (it == f.end()) {
-    return 0;
-  }
-  try {
-    return std::stoll(it->second);
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
@@ -550,29 +539,40 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     if (v.size() == 0) {
       continue;  // deleted since the scan
     }
-    std::map<std::string, std::string> f;
+    SbFields fields;
     for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-      f.emplace(std::string(v[i].str()), std::string(v[i + 1].str()));
+      fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
     }
     FsInfo info;
     info.prefix = p;
-    info.origin = f.count("origin") ? f["origin"] : "";
-    info.created_ns = _field_int(f, "created");
-    info.snapshot_created_ns = _field_int(f, "snapshot_created");
-    info.inodes = static_cast<std::uint64_t>(_field_int(f, "inodes"));
-    info.bytes = static_cast<std::uint64_t>(_field_int(f, "bytes"));
-    info.block_size = static_cast<std::uint32_t>(_field_int(f, "block_size"));
-    info.version = static_cast<int>(_field_int(f, "version"));
-    info.read_only = f.count("read_only") && f["read_only"] == "1";
     info.mounts = mounts.count(p) ? mounts[p] : 0;
     TempKind tk = temp_kind(p);
     info.temporary = tk != TempKind::None;
+    auto sb = decode_superblock(p, fields);
+    if (sb.ok()) {
+      info.origin = sb->origin;
+      info.restored_from = sb->restored_from;
+      info.created_ns = sb->created_ns;
+      info.snapshot_created_ns = sb->snapshot_created_ns;
+      info.dumped_ns = sb->dumped_ns;
+      info.inodes = sb->inodes;
+      info.bytes = sb->bytes;
+      info.block_size = sb->block_size;
+      info.version = sb->version;
+      info.read_only = sb->read_only;
+    } else {
+      info.problem = sb.error().message;
+    }
     if (tk == TempKind::Dump) {
       info.kind = "dump-temp";
     } else if (tk == TempKind::Restore) {
       info.kind = "restore-staging";
+    } else if (!info.problem.empty()) {
+      info.kind = "damaged";
     } else if (!info.origin.empty()) {
       info.kind = info.read_only ? "snapshot" : "clone";
+    } else if (!info.restored_from.empty()) {
+      info.kind = info.read_only ? "snapshot" : "restored";
     } else {
       info.kind = info.read_only ? "read-only" : "filesystem";
     }
@@ -591,6 +591,9 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
     j["origin"] = fs.origin.empty() ? Json(nullptr) : Json(fs.origin);
     j["created"] = fs.created_ns != 0 ? Json(iso_time_ns(fs.created_ns)) : Json(nullptr);
     j["snapshot_created"] = fs.snapshot_created_ns != 0 ? Json(iso_time_ns(fs.snapshot_created_ns)) : Json(nullptr);
+    j["restored_from"] = fs.restored_from.empty() ? Json(nullptr) : Json(fs.restored_from);
+    j["dumped"] = fs.dumped_ns != 0 ? Json(iso_time_ns(fs.dumped_ns)) : Json(nullptr);
+    j["problem"] = fs.problem.empty() ? Json(nullptr) : Json(fs.problem);
     j["read_only"] = fs.read_only;
     j["inodes"] = fs.inodes;
     j["bytes"] = fs.bytes;
@@ -611,7 +614,10 @@ std::string list_as_table(const std::vector<FsInfo>& list) {
   for (const auto& fs : list) {
     std::int64_t t = fs.snapshot_created_ns != 0 ? fs.snapshot_created_ns : fs.created_ns;
     std::string when = t != 0 ? iso_time_ns(t).substr(0, 19) + "Z" : "-";
-    rows.push_back({fs.prefix, fs.kind, fs.origin.empty() ? "-" : fs.origin, when, std::to_string(fs.inodes),
+    std::string from = !fs.origin.empty()          ? fs.origin
+                       : !fs.restored_from.empty() ? "dump of " + fs.restored_from
+                                                   : "-";
+    rows.push_back({fs.prefix, fs.kind, from, when, std::to_string(fs.inodes),
                     human_bytes(fs.bytes), std::to_string(fs.mounts)});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);

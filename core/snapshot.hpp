@@ -141,10 +141,13 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
 
 struct FsInfo {
   std::string prefix;
-  std::string kind;  // filesystem, snapshot, clone, read-only, dump-temp, restore-staging
+  std::string kind;  // filesystem, snapshot, clone, read-only, damaged, dump-temp, restore-staging
   std::string origin;
+  std::string restored_from;             // restored dumps: the prefix in the dump's header
+  std::string problem;                   // why the superblock cannot be used (kind "damaged")
   std::int64_t created_ns = 0;           // the filesystem's creation
   std::int64_t snapshot_created_ns = 0;  // 0 unless it is a copy
+  std::int64_t dumped_ns = 0;            // restored dumps: the dump's point in time
   std::uint64_t inodes = 0;
   std::uint64_t bytes = 0;
   std::uint64_t mounts = 0;

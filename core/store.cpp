@@ -151,8 +151,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   }
   TRY(s->load_superblock(*c));
   if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {
-    return make_error(EROFS, "prefix '" + prefix + "' is a read-only snapshot" +
-                                 (s->m_sb.origin.empty() ? std::string() : " of '" + s->m_sb.origin + "'") +
+    return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
   }
   // Alive from the start: another mount's purge_dead_orphans must never
@@ -167,44 +166,11 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
 Status Store::load_superblock(Connection& c) {
   TRY_ASSIGN(Reply r, c.command({"HGETALL", m_keys.sb()}));
   ReplyView v = r.view();
-  std::string format;
-  bool have_version = false;
+  SbFields fields;
   for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-    std::string_view k = v[i].str();
-    std::string_view val = v[i + 1].str();
-    std::uint64_t n = 0;
-    bool num = _parse_u64(val, n);
-    if (k == "format") {
-      format = std::string(val);
-    } else if (k == "version" && num) {
-      m_sb.version = static_cast<int>(std::min<std::uint64_t>(n, 1u << 30));
-      have_version = true;
-    } else if (k == "block_size" && num) {
-      m_sb.block_size = static_cast<std::uint32_t>(std::min<std::uint64_t>(n, 1u << 30));
-    } else if (k == "created" && num) {
-      m_sb.created_ns = static_cast<std::int64_t>(n);
-    } else if (k == "read_only") {
-      m_sb.read_only = val == "1";
-    } else if (k == "origin") {
-      m_sb.origin = std::string(val);
-    } else if (k == "inodes" && num) {
-      m_sb.inodes = n;
-    } else if (k == "bytes" && num) {
-      m_sb.bytes = n;
-    }
+    fields.emplace_back(v[i].str(), v[i + 1].str());
   }
-  const std::string& p = m_keys.prefix();
-  if (format != "redisfs" || !have_version) {
-    return make_error(EINVAL, "prefix '" + p + "' does not hold a redisfs superblock");
-  }
-  if (m_sb.version > k_format_version || m_sb.version < 1) {
-    return make_error(EINVAL, "prefix '" + p + "' uses format version " + std::to_string(m_sb.version) +
-                                  ", this redisfs reads version " + std::to_string(k_format_version));
-  }
-  std::uint32_t bs = m_sb.block_size;
-  if (bs < 4096 || bs > (64u << 20) || (bs & (bs - 1)) != 0) {
-    return make_error(EINVAL, "prefix '" + p + "': bad block size " + std::to_string(bs));
-  }
+  TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
   return {};
 }
 

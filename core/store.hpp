@@ -33,25 +33,14 @@
 #include "keys.hpp"
 #include "redis.hpp"
 #include "result.hpp"
+#include "superblock.hpp"
 
 namespace redisfs {
 
-inline constexpr int k_format_version = 1;
-inline constexpr std::uint32_t k_default_block_size = 64 * 1024;
 inline constexpr std::size_t k_name_max = 255;
 inline constexpr std::size_t k_xattr_name_max = 255;
 inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
 inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
-
-struct Superblock {
-  int version = 0;
-  std::uint32_t block_size = k_default_block_size;
-  std::int64_t created_ns = 0;
-  bool read_only = false;  // a snapshot
-  std::string origin;      // for snapshots: the prefix it was taken from
-  std::uint64_t inodes = 0;
-  std::uint64_t bytes = 0;
-};
 
 struct Caller {
   std::uint32_t uid = 0;

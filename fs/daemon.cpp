@@ -48,8 +48,6 @@ static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
 static constexpr auto k_first_delay = std::chrono::milliseconds(200);
 static constexpr double k_default_timeout = 1.0;
 static constexpr double k_snapshot_timeout = 3600.0;
-static constexpr std::uint32_t k_min_block_size = 4 * 1024;
-static constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
 
 static Result<double> _parse_timeout(std::string_view name, std::string_view text) {
   double value = 0;
@@ -114,7 +112,7 @@ Result<std::uint32_t> parse_block_size(std::string_view text) {
     return make_error(EINVAL, bad);
   }
   value *= scale;
-  if (value < k_min_block_size || value > k_max_block_size || (value & (value - 1)) != 0) {
+  if (!check_block_size(value).ok()) {
     return make_error(EINVAL, bad);
   }
   return static_cast<std::uint32_t>(value);
@@ -438,7 +436,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
                 std::to_string(store.block_size()));
   }
   if (store.superblock().read_only && !cfg.read_only) {
-    log_warning(cfg.prefix + " is a read-only snapshot of " + store.superblock().origin +
+    log_warning(cfg.prefix + " is " + describe_snapshot(cfg.prefix, store.superblock()) +
                 "; mounting it read-write (--writable-snapshot)");
   }
   if (!cfg.read_only) {

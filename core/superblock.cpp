@@ -1,0 +1,166 @@
+#include "superblock.hpp"
+
+#include <charconv>
+
+namespace redisfs {
+
+namespace {
+
+constexpr std::size_t k_shown_max = 40;
+
+// A field's value for a message: at most 40 bytes, control bytes as \xNN.
+std::string _shown(std::string_view v) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < v.size() && i < k_shown_max; ++i) {
+    auto ch = static_cast<unsigned char>(v[i]);
+    if (ch < 0x20 || ch >= 0x7f) {
+      out += "\\x";
+      out += k_hex[ch >> 4];
+      out += k_hex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  out += v.size() > k_shown_max ? "'..." : "'";
+  return out;
+}
+
+}  // namespace
+
+bool parse_canonical_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) {
+    return false;
+  }
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+Status check_block_size(std::uint64_t n) {
+  if (n < k_min_block_size || n > k_max_block_size || (n & (n - 1)) != 0) {
+    return make_error(EINVAL, "block size " + std::to_string(n) + " is not a power of two from 4 KiB to 4 MiB");
+  }
+  return {};
+}
+
+std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
+  std::vector<SuperblockIssue> issues;
+  auto issue = [&](std::string_view field, std::string detail) {
+    issues.push_back(SuperblockIssue{std::string(field), std::move(detail)});
+  };
+  bool have_format = false;
+  bool have_version = false;
+  bool have_block_size = false;
+  bool have_next = false;
+  for (const auto& [k, v] : fields) {
+    std::uint64_t n = 0;
+    bool num = parse_canonical_u64(v, n);
+    if (k == "format") {
+      have_format = true;
+      if (v != "redisfs") {
+        issue(k, "format is " + _shown(v) + ", not 'redisfs'");
+      }
+    } else if (k == "version") {
+      have_version = true;
+      if (!num || n < 1 || n > static_cast<std::uint64_t>(k_format_version)) {
+        std::string known = k_format_version == 1 ? "version 1" : "versions 1 to " + std::to_string(k_format_version);
+        issue(k, "unsupported filesystem version " + _shown(v) + " (this build knows " + known + ")");
+      }
+    } else if (k == "block_size") {
+      have_block_size = true;
+      if (!num || !check_block_size(n).ok()) {
+        issue(k, "block size " + _shown(v) + " is not a power of two from 4 KiB to 4 MiB");
+      }
+    } else if (k == "root") {
+      if (v != "1") {
+        issue(k, "root is " + _shown(v) + ", not 1");
+      }
+    } else if (k == "next_inode") {
+      have_next = true;
+      if (!num || n < 2 || n > k_max_inode) {
+        issue(k, "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1");
+      }
+    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped") {
+      if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
+        issue(k, std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63");
+      }
+    } else if (k == "read_only" || k == "security_xattrs") {
+      if (v != "0" && v != "1") {
+        issue(k, std::string(k) + " is " + _shown(v) + ", not 0 or 1");
+      }
+    } else if (k == "origin" || k == "restored_from") {
+      if (!validate_prefix(v).ok()) {
+        issue(k, std::string(k) + " " + _shown(v) + " is not a valid prefix");
+      }
+    }
+  }
+  if (!have_format) {
+    issue("format", "no format field");
+  }
+  if (!have_version) {
+    issue("version", "no version field");
+  }
+  if (!have_block_size) {
+    issue("block_size", "no block_size field");
+  }
+  if (!have_next) {
+    issue("next_inode", "no next_inode field");
+  }
+  return issues;
+}
+
+std::string describe_snapshot(std::string_view prefix, const Superblock& sb) {
+  std::string out = "a read-only snapshot";
+  if (!sb.origin.empty() && sb.origin != prefix) {
+    out += " of '" + sb.origin + "'";
+  } else if (!sb.restored_from.empty()) {
+    out += " restored from a dump of '" + sb.restored_from + "'";
+  }
+  return out;
+}
+
+Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fields) {
+  const std::string where = "prefix '" + std::string(prefix) + "'";
+  if (fields.empty()) {
+    return make_error(ENOENT, "no filesystem at " + where);
+  }
+  auto issues = superblock_issues(fields);
+  if (!issues.empty()) {
+    std::string more = issues.size() > 1 ? " (and " + std::to_string(issues.size() - 1) + " more)" : "";
+    return make_error(EINVAL, where + ": bad superblock: " + issues.front().detail + more +
+                                  "; see `redisfs-snap fsck " + std::string(prefix) + "`");
+  }
+  Superblock sb;
+  for (const auto& [k, v] : fields) {
+    std::uint64_t n = 0;
+    bool num = parse_canonical_u64(v, n);
+    if (k == "version") {
+      sb.version = static_cast<int>(n);
+    } else if (k == "block_size") {
+      sb.block_size = static_cast<std::uint32_t>(n);
+    } else if (k == "next_inode") {
+      sb.next_inode = n;
+    } else if (k == "inodes" && num) {
+      sb.inodes = n;
+    } else if (k == "bytes" && num) {
+      sb.bytes = n;
+    } else if (k == "created" && num) {
+      sb.created_ns = static_cast<std::int64_t>(n);
+    } else if (k == "snapshot_created" && num) {
+      sb.snapshot_created_ns = static_cast<std::int64_t>(n);
+    } else if (k == "dumped" && num) {
+      sb.dumped_ns = static_cast<std::int64_t>(n);
+    } else if (k == "read_only") {
+      sb.read_only = v == "1";
+    } else if (k == "security_xattrs") {
+      sb.security_xattrs = v == "1";
+    } else if (k == "origin") {
+      sb.origin = v;
+    } else if (k == "restored_from") {
+      sb.restored_from = v;
+    }
+  }
+  return sb;
+}
+
+}  // namespace redisfs

@@ -1,0 +1,89 @@
+// The superblock (<prefix>:SB): the one place that decodes and validates it.
+//
+// The daemon (Store::open), fsck, restore and list all read a superblock
+// someone else may have written, so they share one decoder with one set of
+// rules. A field the decoder cannot parse is a problem, never a default:
+// nothing downstream may act (mount, repair, restore) on a value it guessed.
+//
+//   format            "redisfs"
+//   version           1 .. k_format_version
+//   block_size        a power of two, k_min_block_size .. k_max_block_size
+//   root              1
+//   next_inode        the next inode number to hand out (> every inode)
+//   inodes, bytes     usage totals
+//   created           ns since the epoch
+//   security_xattrs   "1" once any file has a security.* attribute
+//   read_only         "1" for a read-only snapshot
+//   origin            the prefix a copy was taken from
+//   snapshot_created  ns: the instant a copy is the state of
+//   restored_from     the prefix named in the header of the dump restored here
+//   dumped            ns: the dump's point in time
+//
+// All numbers are canonical decimals (no sign, no leading zero), as the
+// scripts write them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "keys.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+inline constexpr int k_format_version = 1;
+inline constexpr std::uint32_t k_min_block_size = 4 * 1024;
+inline constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
+inline constexpr std::uint32_t k_default_block_size = 64 * 1024;
+// Inode numbers stay below 2^53 so that Lua (doubles) handles them exactly.
+inline constexpr std::uint64_t k_max_inode = (1ull << 53) - 1;
+
+struct Superblock {
+  int version = 0;
+  std::uint32_t block_size = k_default_block_size;
+  Ino root = k_root_ino;
+  std::uint64_t next_inode = 0;
+  std::uint64_t inodes = 0;
+  std::uint64_t bytes = 0;
+  std::int64_t created_ns = 0;
+  bool security_xattrs = false;
+  bool read_only = false;  // a read-only snapshot
+  std::string origin;      // copies: the prefix it was taken from
+  std::int64_t snapshot_created_ns = 0;
+  std::string restored_from;  // restored dumps: the prefix in the dump's header
+  std::int64_t dumped_ns = 0;
+};
+
+using SbFields = std::vector<std::pair<std::string, std::string>>;
+
+// One field the decoder rejects: its name and why, in one line.
+struct SuperblockIssue {
+  std::string field;
+  std::string detail;
+};
+
+// Every issue of `fields` (an HGETALL of <prefix>:SB); empty when the
+// superblock is sound. Unknown fields are not issues (a newer minor
+// addition), but the known ones must all be well formed.
+std::vector<SuperblockIssue> superblock_issues(const SbFields& fields);
+
+// Decodes a sound superblock; EINVAL naming the prefix and the first issue
+// otherwise. An empty field list (no key) is ENOENT.
+Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fields);
+
+// What a read-only filesystem is, for messages: "a read-only snapshot of
+// 'SKX'", never of itself ("a read-only snapshot restored from a dump of
+// 'SKX-monday'", or just "a read-only snapshot").
+std::string describe_snapshot(std::string_view prefix, const Superblock& sb);
+
+// "a power of two from 4 KiB to 4 MiB", or the reason `n` is not one.
+Status check_block_size(std::uint64_t n);
+
+// Canonical decimal (what the scripts write); false on sign, leading zero,
+// overflow or any other byte.
+bool parse_canonical_u64(std::string_view s, std::uint64_t& out);
+
+}  // namespace redisfs
