@@ -46,12 +46,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <functional>
 #include <iostream>
 
+#include "fsck.hpp"
+#include "install.hpp"
 #include "keys.hpp"
 #include "progress.hpp"
 #include "snapshot.hpp"
@@ -95,6 +99,38 @@ static void _drain(Connection& c) {
 static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
 
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+// "2026-11-29T19:40:00.123Z" (the header's time) in ns; 0 if it is not that.
+static std::int64_t _parse_iso_ns(const std::string& text) {
+  std::tm tm{};
+  int millis = 0;
+  char z = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &millis, &z) != 8 ||
+      z != 'Z' || tm.tm_year < 1970) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::time_t t = timegm(&tm);
+  if (t < 0) {
+    return 0;
+  }
+  return static_cast<std::int64_t>(t) * 1000000000 + static_cast<std::int64_t>(millis) * 1000000;
+}
+
+// One line of at most `max` bytes.
+static std::string _bounded(std::string s, std::size_t max = 400) {
+  for (char& ch : s) {
+    if (ch == '\n' || ch == '\r') {
+      ch = ' ';
+    }
+  }
+  if (s.size() > max) {
+    s = s.substr(0, max) + "...";
+  }
+  return s;
+}
 
 namespace {
 
@@ -486,6 +522,8 @@ class RestoreSink : public dump::Sink {
   const std::string& target() const { return m_target; }
   const std::string& source_prefix() const { return m_source; }
   const std::optional<Keys>& staging() const { return m_staging; }
+  Reservation* reservation() { return m_reservation.get(); }
+  std::int64_t dumped_ns() const { return m_dumped_ns; }
   std::uint64_t records() const { return m_records; }
 
   Status on_header(const dump::Header& h) override {
@@ -493,8 +531,14 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "the header's prefix is not valid: " + st.error().message);
     }
     m_source = h.prefix;
+    m_dumped_ns = _parse_iso_ns(h.created);
     m_target = m_opts.prefix.value_or(h.prefix);
     TRY(validate_prefix(m_target));
+    if (m_pool != nullptr && m_c != nullptr) {
+      // Reserved before it is looked at: no mount or other tool can start
+      // on it until the restore has ended (install.hpp).
+      TRY_ASSIGN(m_reservation, Reservation::acquire(*m_pool, Keys(m_target), "restore"));
+    }
     if (m_pool != nullptr) {
       TRY(check_target(nullptr));
     }
@@ -676,7 +720,7 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "record before the header");
     }
     ParsedKey pk = parse_relative_key(key);
-    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Mount || pk.kind == KeyKind::Temp ||
+    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Reserved || pk.kind == KeyKind::Mount || pk.kind == KeyKind::Temp ||
         pk.kind == KeyKind::Open) {
       return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
     }
@@ -720,6 +764,8 @@ class RestoreSink : public dump::Sink {
   std::string m_source;
   std::string m_target;
   std::optional<Keys> m_staging;
+  std::unique_ptr<Reservation> m_reservation;
+  std::int64_t m_dumped_ns = 0;
 
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_records = 0;
@@ -737,59 +783,50 @@ class RestoreSink : public dump::Sink {
   HashSet m_fields;  // dry run only: the current hash's
 };
 
-// Moves every staged key to the target: RENAME + PERSIST in MULTI/EXEC
-// batches, the superblock last. Returns the number of keys moved.
-Result<std::uint64_t> _move_staging(Connection& c, const Keys& staging, const Keys& target, std::uint64_t expected) {
-  std::uint64_t moved = 0;
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", staging.match_all(), "COUNT", "1000"}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad SCAN reply");
-    }
-    cursor = std::string(v[0].str());
-    ReplyView list = v[1];
-    std::size_t queued = 0;
-    c.append({"MULTI"});
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
-      auto rel = staging.relative(key);
-      if (!rel || *rel == "SB") {
-        continue;
-      }
-      std::string to = target.absolute(*rel);
-      c.append({"RENAME", key, to});
-      c.append({"PERSIST", to});
-      ++queued;
-    }
-    c.append({"EXEC"});
-    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-    ReplyView exec = replies.back().view();
-    if (!exec.is_array() || exec.size() != 2 * queued) {
-      return make_error(EIO, "redis: bad EXEC reply while moving the staged keys");
-    }
-    for (std::size_t i = 0; i < queued; ++i) {
-      // A key SCAN returned twice fails its second RENAME ("no such key").
-      if (exec[2 * i].type() == ReplyView::Type::Simple) {
-        ++moved;
-      }
-    }
-  } while (cursor != "0");
-  if (moved + 1 != expected) {
-    return make_error(EIO, "only " + _str(static_cast<long long>(moved + 1)) + " of " +
-                               _str(static_cast<long long>(expected)) + " staged keys were found (did they expire?)");
-  }
+// What the staged superblock says of where the filesystem came from: a
+// restored dump is a writable filesystem of its own (restored_from, dumped)
+// unless `snapshot`, and never a snapshot of itself.
+Status _mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
+                      std::int64_t dumped_ns, bool snapshot) {
+  TRY_ASSIGN(Reply origin, c.command({"HGET", staging.sb(), "origin"}));
+  bool keep_origin = snapshot && !origin.view().is_nil() && origin.view().str() != target;
   c.append({"MULTI"});
-  c.append({"RENAME", staging.sb(), target.sb()});
-  c.append({"PERSIST", target.sb()});
-  c.append({"EXEC"});
-  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-  ReplyView exec = replies.back().view();
-  if (!exec.is_array() || exec.size() != 2 || exec[0].type() != ReplyView::Type::Simple) {
-    return make_error(EIO, "cannot move the superblock " + staging.sb() + " to " + target.sb());
+  if (!keep_origin) {
+    c.append({"HDEL", staging.sb(), "origin", "snapshot_created"});
   }
-  return moved + 1;
+  std::string dumped = std::to_string(dumped_ns);
+  if (dumped_ns > 0) {
+    c.append({"HSET", staging.sb(), "read_only", snapshot ? "1" : "0", "restored_from", source, "dumped", dumped});
+  } else {
+    c.append({"HSET", staging.sb(), "read_only", snapshot ? "1" : "0", "restored_from", source});
+    c.append({"HDEL", staging.sb(), "dumped"});
+  }
+  c.append({"EXEC"});
+  TRY(c.read_all());
+  return {};
+}
+
+// Everything fsck checks must hold before a staged filesystem is moved into
+// place: a dump that restore accepts mounts and works.
+Status _check_staged(Pool& pool, const Keys& staging) {
+  TRY_ASSIGN(FsckReport report, fsck(pool, staging.prefix(), false, nullptr));
+  std::size_t remaining = report.remaining();
+  if (remaining == 0) {
+    return {};
+  }
+  for (const FsckProblem& p : report.problems) {
+    if (!p.repaired) {
+      std::string line = fsck_problem_line(p);
+      // Name keys as the dump does, relative to the prefix.
+      std::string colon = staging.prefix() + ":";
+      for (auto pos = line.find(colon); pos != std::string::npos; pos = line.find(colon)) {
+        line.erase(pos, colon.size());
+      }
+      std::string more = remaining > 1 ? " (and " + std::to_string(remaining - 1) + " more problems)" : "";
+      return make_error(EINVAL, "the filesystem in the dump is damaged: " + _bounded(line, 300) + more);
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -823,22 +860,26 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       return {};
     }
     TRY(check_cancel());
-    // Commit. The target may have changed while we read: check it again.
+    const Keys& staging = *sink.staging();
+    TRY(_mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
+    Status checked = _check_staged(*pool, staging);
+    if (!checked.ok()) {
+      return make_error(checked.code(), "dump: " + checked.error().message);
+    }
+    // Commit. The target is reserved; check it again all the same.
     bool replace = false;
+    TRY(sink.reservation()->check());
     TRY(sink.check_target(&replace));
-    if (replace) {
-      TRY(delete_prefix(*pool, sink.target(), false, true));
-      replaced = true;
-    }
     Keys target(sink.target());
-    auto moved = _move_staging(*c, *sink.staging(), target, sink.records());
-    if (!moved.ok()) {
-      // The target was empty (or deleted) before the move: empty it again.
-      _drain(*c);
-      (void)unlink_all(*c, target);
-      return make_error(moved.error().code, "restore into " + _quote(sink.target()) + " failed while moving the keys: " +
-                                                moved.error().message);
+    auto installed = install_staging(*c, staging, target, replace, sink.records());
+    if (!installed.ok()) {
+      return make_error(installed.error().code,
+                        "restore into " + _quote(sink.target()) + " failed while moving the keys: " +
+                            installed.error().message);
     }
+    replaced = installed->replaced;
+    stats.warning = installed->warning;
+    (void)sink.reservation()->release();
     return {};
   };
   Status st = body();

@@ -5,10 +5,15 @@
 // unfreeze, then stream the temporary copy out and delete it. The dump is
 // the state of one instant even while the filesystem is mounted and busy.
 //
-// restore: stream the dump into a staging prefix, and only when the whole
-// document has been read and verified (trailer, checksum, superblock), move
-// the staged keys to their prefix, superblock last. Any failure deletes the
-// staging keys: the target is left exactly as it was.
+// restore: reserve the target, stream the dump into a staging prefix, and
+// only when the whole document has been read and verified (trailer,
+// checksum, superblock) and the staged filesystem passes fsck, move the
+// staged keys to their prefix, superblock last (install.hpp: an old
+// filesystem replaced with --force survives until the new one is whole).
+// Any failure deletes the staging keys: the target is left exactly as it
+// was. A restored filesystem mounts read-write and remembers where it came
+// from (restored_from, dumped); with `snapshot` it stays a read-only
+// snapshot.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +51,7 @@ struct RestoreOptions {
   std::optional<std::string> prefix;  // default: the prefix in the dump's header
   bool force = false;                 // replace an existing (unmounted) filesystem
   bool dry_run = false;               // verify everything, write nothing
+  bool snapshot = false;              // keep it a read-only snapshot (default: a writable filesystem)
   bool quiet = false;
   dump::ReadLimits limits{};
 };
@@ -54,7 +60,8 @@ struct RestoreStats {
   std::string prefix;         // where it was (or would be) restored
   std::string source_prefix;  // the prefix in the dump's header
   dump::Trailer trailer;
-  bool replaced = false;  // an existing filesystem was deleted first (--force)
+  bool replaced = false;  // an existing filesystem was replaced (--force)
+  std::string warning;    // something to tell the user although the restore succeeded
   double seconds = 0;
 };
 

@@ -376,6 +376,7 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         break;
       case KeyKind::Mount:
       case KeyKind::Temp:
+      case KeyKind::Reserved:
         break;
       case KeyKind::Unknown:
         m_any_fs_key = true;

@@ -19,12 +19,15 @@
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open
+//   <p>:RESERVED       string  present (with a TTL, refreshed) while a restore,
+//                              copy or delete fills, replaces or removes the
+//                              prefix: nothing mounts or mkfs's it meanwhile
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
-// FREEZE, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
+// FREEZE, RESERVED, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
 // filesystem: they are never copied, dumped or restored.
 #pragma once
 
@@ -56,6 +59,7 @@ class Keys {
   std::string block(Ino ino, std::uint64_t index) const;
   std::string orphans() const;
   std::string freeze() const;
+  std::string reserved() const;
   std::string mount(std::string_view session) const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   std::string open(Ino ino) const;
@@ -73,7 +77,7 @@ class Keys {
 };
 
 // What a key (relative to the prefix) is, by the schema above.
-enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Mount, Temp, Open, Unknown };
+enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Reserved, Mount, Temp, Open, Unknown };
 struct ParsedKey {
   KeyKind kind = KeyKind::Unknown;
   Ino ino = 0;

@@ -45,6 +45,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "install.hpp"
 #include "progress.hpp"
 #include "superblock.hpp"
 
@@ -134,8 +135,24 @@ std::string human_bytes(std::uint64_t n) {
   return buf;
 }
 
+std::string_view temp_tag(TempKind kind) {
+  switch (kind) {
+    case TempKind::Dump:
+      return k_dump_tag;
+    case TempKind::Restore:
+      return k_restore_tag;
+    case TempKind::Copy:
+      return k_copy_tag;
+    case TempKind::Replaced:
+      return k_replaced_tag;
+    case TempKind::None:
+      break;
+  }
+  return {};
+}
+
 std::string make_temp_prefix(std::string_view base, TempKind kind) {
-  std::string_view tag = kind == TempKind::Dump ? k_dump_tag : k_restore_tag;
+  std::string_view tag = temp_tag(kind);
   constexpr std::size_t k_hex_len = 16;
   // Stays within validate_prefix's 200 bytes whatever the base.
   std::size_t room = 200 - tag.size() - k_hex_len;
@@ -153,11 +170,10 @@ TempKind temp_kind(std::string_view prefix) {
       return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
     });
   };
-  if (tagged(k_dump_tag)) {
-    return TempKind::Dump;
-  }
-  if (tagged(k_restore_tag)) {
-    return TempKind::Restore;
+  for (TempKind kind : {TempKind::Dump, TempKind::Restore, TempKind::Copy, TempKind::Replaced}) {
+    if (tagged(temp_tag(kind))) {
+      return kind;
+    }
   }
   return TempKind::None;
 }
@@ -188,6 +204,25 @@ static Result<std::uint64_t> _count_matching(Connection& c, const std::string& m
   return n;
 }
 
+// Is there a key under `keys` other than the bookkeeping of the tools
+// (RESERVED, FREEZE)? Stops at the first.
+static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
+  std::string cursor = "0";
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, keys.match_all(), page));
+    ReplyView list = page.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze) {
+        return true;
+      }
+    }
+  } while (cursor != "0");
+  return false;
+}
+
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys) {
   PrefixState st;
   TRY_ASSIGN(Reply r, c.command({"EXISTS", keys.sb()}));
@@ -196,14 +231,14 @@ Result<PrefixState> probe_prefix(Connection& c, const Keys& keys) {
   if (st.has_sb || st.mounts > 0) {
     st.any_key = true;
   } else {
-    TRY_ASSIGN(std::uint64_t n, _count_matching(c, keys.match_all(), true));
-    st.any_key = n > 0;
+    TRY_ASSIGN(st.any_key, _holds_keys(c, keys));
   }
   return st;
 }
 
 Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze, Progress* progress) {
   const std::string freeze_key = keys.freeze();
+  const std::string reserved_key = keys.reserved();
   std::string cursor = "0";
   std::uint64_t removed = 0;
   do {
@@ -213,7 +248,7 @@ Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze
     ReplyView list = page.view()[1];
     std::vector<std::string_view> argv{"UNLINK"};
     for (std::size_t i = 0; i < list.size(); ++i) {
-      if (list[i].str() != freeze_key) {
+      if (list[i].str() != freeze_key && list[i].str() != reserved_key) {
         argv.push_back(list[i].str());
       }
     }
@@ -362,11 +397,11 @@ Result<std::uint64_t> copy_keys_frozen(
   return copied;
 }
 
-// Step 3 and the superblock, with the freeze held. Returns the number of
-// keys copied.
-static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze,
+// Step 3 and the superblock, with the freeze held, into the staging prefix
+// `tk` (every key with the staging TTL). Returns the number of keys copied.
+static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
                                           const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
-  TRY_ASSIGN(std::uint64_t copied, copy_keys_frozen(c, sk, dk, freeze, std::nullopt,
+  TRY_ASSIGN(std::uint64_t copied, copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms,
                                                     [&progress](std::span<const std::string_view> page) {
                                                       progress.add(page.size());
                                                       return Status{};
@@ -374,16 +409,47 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
 
   std::string snap = _str(snapshot_ns);
   c.append({"MULTI"});
-  c.append({"COPY", sk.sb(), dk.sb()});
-  c.append({"HSET", dk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  c.append({"COPY", sk.sb(), tk.sb()});
+  c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  c.append({"PEXPIRE", tk.sb(), _str(k_temp_ttl_ms)});
   c.append({"EXEC"});
   TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
   ReplyView exec = replies.back().view();
-  if (!exec.is_array() || exec.size() != 2 || exec[0].integer() != 1) {
-    return make_error(EEXIST, "cannot copy the superblock: " + dk.sb() + " appeared during the copy");
+  if (!exec.is_array() || exec.size() != 3 || exec[0].integer() != 1) {
+    return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
   progress.add(1);
   return copied + 1;
+}
+
+// Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
+// nothing of `tk` is left.
+static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                       const CopyOptions& opts, Progress& progress) {
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
+  auto fail = [&](const Error& e) -> Error {
+    while (c.pending() > 0) {
+      (void)c.read_reply();
+    }
+    if (freeze.held()) {
+      (void)freeze.release(c);
+    }
+    (void)unlink_all(c, tk);
+    return make_error(e.code, "copy " + sk.prefix() + ": " + e.message + " (the partial copy was removed)");
+  };
+  auto snapshot_ns = server_time_ns(c);
+  if (!snapshot_ns.ok()) {
+    return fail(snapshot_ns.error());
+  }
+  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress);
+  if (!copied.ok()) {
+    return fail(copied.error());
+  }
+  Status released = freeze.release(c);
+  if (!released.ok()) {
+    return fail(make_error(released.code(), released.error().message + ", so it would not be point-in-time"));
+  }
+  return std::make_pair(*copied, *snapshot_ns);
 }
 
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
@@ -403,49 +469,39 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   if (exists.view().integer() != 1) {
     return make_error(ENOENT, "no filesystem at prefix " + _quote(src));
   }
+  // Reserved first, then looked at: no mount can start on DST from here on
+  // (install.hpp).
+  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, dk, "copy from " + src));
   TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
-  if (target.any_key) {
-    if (!opts.force) {
-      return make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys; use --force to replace it");
-    }
-    if (target.mounts > 0) {
-      return make_error(EBUSY, _quote(dst) + " is mounted (" + _str(static_cast<long long>(target.mounts)) +
-                                   " live mounts); unmount it before replacing it");
-    }
-    TRY(delete_prefix(pool, dst, false, true));
+  if (target.any_key && !opts.force) {
+    return make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys; use --force to replace it");
+  }
+  if (target.mounts > 0) {
+    return make_error(EBUSY, _quote(dst) + " is mounted (" + _str(static_cast<long long>(target.mounts)) +
+                                 " live mounts); unmount it before replacing it");
   }
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
-  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
-  auto cleanup = [&](Error e) -> Error {
-    if (freeze.held()) {
-      (void)freeze.release(c);
-    }
-    progress.finish();
-    (void)c.command({"UNLINK", dk.sb()});  // best effort, superblock first
-    (void)unlink_all(c, dk);
-    return e;
-  };
-
-  auto snapshot_ns = server_time_ns(c);
-  if (!snapshot_ns.ok()) {
-    return cleanup(std::move(snapshot_ns).error());
-  }
-  auto copied = _copy_frozen(c, sk, dk, freeze, opts, *snapshot_ns, progress);
-  if (!copied.ok()) {
-    return cleanup(make_error(copied.error().code, "copy " + src + " -> " + dst + ": " + copied.error().message +
-                                                       " (the partial copy was removed)"));
-  }
-  Status released = freeze.release(c);
-  if (!released.ok()) {
-    return cleanup(make_error(released.code(), "copy " + src + " -> " + dst + ": " + released.error().message +
-                                                   ", so it would not be point-in-time; the copy was removed"));
-  }
+  Keys tk(make_temp_prefix(dst, TempKind::Copy));
+  auto copied = _copy_to_staging(c, sk, tk, opts, progress);
   progress.finish();
+  if (!copied.ok()) {
+    return std::move(copied).error();
+  }
+  Status still = reservation->check();
+  auto installed = still.ok() ? install_staging(c, tk, dk, target.any_key, copied->first)
+                              : Result<InstallResult>(still.error());
+  if (!installed.ok()) {
+    (void)unlink_all(c, tk);
+    return make_error(installed.error().code, "copy " + src + " -> " + dst + ": " + installed.error().message);
+  }
+  (void)reservation->release();
 
   CopyStats stats;
-  stats.keys = *copied;
-  stats.snapshot_ns = *snapshot_ns;
+  stats.keys = installed->moved;
+  stats.snapshot_ns = copied->second;
+  stats.replaced = installed->replaced;
+  stats.warning = installed->warning;
   TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
   stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
   stats.seconds = _since(start);
@@ -460,6 +516,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
   Keys keys(prefix);
+  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
   TRY_ASSIGN(PrefixState st, probe_prefix(c, keys));
   if (!st.any_key) {
     return make_error(ENOENT, "no key under prefix " + _quote(prefix));
@@ -485,23 +542,50 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
 
 // ---------------------------------------------------------------- list
 
+static std::string _temp_kind_name(TempKind kind) {
+  switch (kind) {
+    case TempKind::Dump:
+      return "dump-temp";
+    case TempKind::Restore:
+      return "restore-staging";
+    case TempKind::Copy:
+      return "copy-staging";
+    case TempKind::Replaced:
+      return "replaced";
+    case TempKind::None:
+      break;
+  }
+  return "filesystem";
+}
+
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
   std::set<std::string> prefixes;
+  // --all: prefixes holding keys of the schema but no superblock (a crashed
+  // copy or restore of an older version, a half-deleted filesystem), and
+  // prefixes a tool has reserved. That needs every key of the server.
+  std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
   std::string cursor = "0";
   do {
     Reply page;
-    TRY(_scan_page(c, cursor, "*:SB", page));
+    TRY(_scan_page(c, cursor, all ? "*" : "*:SB", page));
     ReplyView list = page.view()[1];
     for (std::size_t i = 0; i < list.size(); ++i) {
       std::string_view key = list[i].str();
       auto colon = key.find(':');
-      if (colon != std::string_view::npos && colon > 0 && key.substr(colon) == ":SB") {
-        std::string prefix(key.substr(0, colon));
+      if (colon == std::string_view::npos || colon == 0) {
+        continue;
+      }
+      std::string prefix(key.substr(0, colon));
+      KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
+      if (kind == KeyKind::Superblock) {
         if (all || temp_kind(prefix) == TempKind::None) {
           prefixes.insert(std::move(prefix));
         }
+      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Freeze &&
+                 validate_prefix(prefix).ok()) {
+        keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }
     }
   } while (cursor != "0");
@@ -528,20 +612,24 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   }
   for (const auto& p : names) {
     auto r = c.read_reply();
-    if (!r.ok()) {
+    if (!r.ok() && c.broken()) {
       Error e = std::move(r).error();
       while (c.pending() > 0) {
         (void)c.read_reply();
       }
       return make_error(e.code, "list: " + p + ": " + e.message);
     }
-    ReplyView v = r->view();
-    if (v.size() == 0) {
+    if (r.ok() && r->view().size() == 0) {
       continue;  // deleted since the scan
     }
     SbFields fields;
-    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-      fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
+    if (!r.ok()) {
+      fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
+    } else {
+      ReplyView v = r->view();
+      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+        fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
+      }
     }
     FsInfo info;
     info.prefix = p;
@@ -563,10 +651,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     } else {
       info.problem = sb.error().message;
     }
-    if (tk == TempKind::Dump) {
-      info.kind = "dump-temp";
-    } else if (tk == TempKind::Restore) {
-      info.kind = "restore-staging";
+    if (tk != TempKind::None) {
+      info.kind = _temp_kind_name(tk);
     } else if (!info.problem.empty()) {
       info.kind = "damaged";
     } else if (!info.origin.empty()) {
@@ -578,6 +664,29 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     }
     out.push_back(std::move(info));
   }
+  for (const auto& [p, has_data] : keyed) {
+    if (prefixes.count(p) != 0) {
+      continue;
+    }
+    FsInfo info;
+    info.prefix = p;
+    info.mounts = mounts.count(p) ? mounts[p] : 0;
+    info.temporary = true;
+    TempKind tk = temp_kind(p);
+    if (!has_data) {
+      info.kind = "reserved";
+      info.problem = "a restore, copy or delete is filling or removing it";
+    } else if (tk != TempKind::None) {
+      info.kind = _temp_kind_name(tk);
+      info.problem = "keys but no superblock yet";
+    } else {
+      info.kind = "incomplete";
+      info.problem = "keys but no superblock: an interrupted copy, restore or delete; remove it with "
+                     "`redisfs-snap delete " + p + "`";
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const FsInfo& a, const FsInfo& b) { return a.prefix < b.prefix; });
   return out;
 }
 

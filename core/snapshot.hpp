@@ -82,11 +82,17 @@ Result<std::int64_t> server_time_ns(Connection& c);
 std::string human_bytes(std::uint64_t n);
 
 // Temporary prefixes: "<base>~dump~<hex>" while a dump is taken,
-// "<base>~restore~<hex>" while a restore is staged. Their keys carry a TTL,
-// so a crashed dump or restore cleans itself up.
-enum class TempKind { None, Dump, Restore };
+// "<base>~restore~<hex>" while a restore is staged, "<base>~copy~<hex>"
+// while a copy is staged. Their keys carry a TTL, so a crashed dump, restore
+// or copy cleans itself up. "<base>~replaced~<hex>" holds a filesystem that
+// a restore or copy --force is replacing, for the moment of the swap (no
+// TTL: it is the user's data until the new filesystem is whole).
+enum class TempKind { None, Dump, Restore, Copy, Replaced };
 inline constexpr std::string_view k_dump_tag = "~dump~";
 inline constexpr std::string_view k_restore_tag = "~restore~";
+inline constexpr std::string_view k_copy_tag = "~copy~";
+inline constexpr std::string_view k_replaced_tag = "~replaced~";
+std::string_view temp_tag(TempKind kind);
 inline constexpr long k_temp_ttl_ms = 12L * 3600 * 1000;
 std::string make_temp_prefix(std::string_view base, TempKind kind);
 TempKind temp_kind(std::string_view prefix);
@@ -115,6 +121,8 @@ struct CopyOptions {
 
 struct CopyStats {
   std::uint64_t keys = 0;
+  bool replaced = false;  // an existing DST was replaced (--force)
+  std::string warning;    // something to tell the user although the copy succeeded
   std::uint64_t bytes = 0;  // file data (the superblock's usage total)
   std::int64_t snapshot_ns = 0;
   double seconds = 0;
@@ -123,8 +131,10 @@ struct CopyStats {
 // Re-prefixes every filesystem key of `src` to `dst` on the server (COPY),
 // under src's freeze: the copy is the state of one instant even while src is
 // mounted read-write and busy. dst's superblock gets origin, snapshot_created
-// and read_only (unless writable). dst must hold no key, unless force (then
-// it is deleted first, and never while mounted).
+// and read_only (unless writable). dst is reserved for the whole copy, which
+// is made under a staging prefix (keys with a TTL) and moved into place at
+// the end (install.hpp). dst must hold no key, unless force (then the old
+// dst is replaced only once the copy is whole, and never while mounted).
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts);
 

@@ -9,6 +9,8 @@
 #include <random>
 #include <thread>
 
+#include "install.hpp"
+
 namespace redisfs {
 
 namespace {
@@ -122,6 +124,19 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   TRY(validate_prefix(prefix));
   std::unique_ptr<Store> s(new Store(pool, prefix, std::move(opts)));
   TRY_ASSIGN(auto c, pool.acquire());
+  // Alive from the start: another mount's purge_dead_orphans must never
+  // take this one's orphans for a dead mount's, and a restore, copy or
+  // delete that reserves the prefix after this point sees the mount and
+  // leaves it alone (install.hpp). A read-only open (perhaps on a replica)
+  // may fail to say so; it has no orphans to protect.
+  if (Status hb = s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
+    return std::move(hb).error();
+  }
+  TRY_ASSIGN(auto holder, reservation_holder(*c, s->m_keys));
+  if (holder) {
+    return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +
+                                 ", which is filling, replacing or removing it; mount it when that has ended");
+  }
   TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
   if (exists.view().integer() == 0) {
     // A prefix with keys but no superblock is a half-restored or
@@ -136,7 +151,8 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
         auto rel = s->m_keys.relative(keys[i].str());
         auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
         if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
-          return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + std::string(keys[i].str()) +
+          std::string key(keys[i].str().substr(0, 200));
+          return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + key +
                                      "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
                                      "` or remove it with `redisfs-snap delete " + prefix + "`");
         }
@@ -145,20 +161,18 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     if (s->m_opts.read_only || !s->m_opts.create) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
-    TRY(c->eval("mkfs", {s->m_keys.sb(), s->m_keys.inode(k_root_ino)},
-                {_str(s->m_opts.mkfs_block_size), _str(s->m_opts.mkfs_owner.uid), _str(s->m_opts.mkfs_owner.gid),
-                 "0755", std::to_string(k_format_version)}));
+    TRY_ASSIGN(Reply made, c->eval("mkfs", {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
+                                   {_str(s->m_opts.mkfs_block_size), _str(s->m_opts.mkfs_owner.uid),
+                                    _str(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
+    if (made.view().integer() == -1) {
+      return make_error(EBUSY, "prefix '" + prefix + "' was reserved by a restore, copy or delete as it was about to "
+                                   "be created; mount it when that has ended");
+    }
   }
   TRY(s->load_superblock(*c));
   if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {
     return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
-  }
-  // Alive from the start: another mount's purge_dead_orphans must never
-  // take this one's orphans for a dead mount's. A read-only open (perhaps on
-  // a replica) may fail to say so; it has no orphans to protect.
-  if (Status hb = s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
-    return std::move(hb).error();
   }
   return s;
 }

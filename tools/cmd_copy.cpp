@@ -31,9 +31,13 @@ void add_copy_command(CLI::App& app, ToolContext& ctx) {
     if (!stats.ok()) {
       throw_failure(stats.error());
     }
+    if (!stats->warning.empty()) {
+      std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
+    }
     char line[512];
-    std::snprintf(line, sizeof line, "copied %s -> %s (%s): %llu keys, %s in %.1f s", args->src.c_str(),
+    std::snprintf(line, sizeof line, "copied %s -> %s (%s%s): %llu keys, %s in %.1f s", args->src.c_str(),
                   args->dst.c_str(), args->writable ? "writable clone" : "read-only snapshot",
+                  stats->replaced ? ", replacing the old one" : "",
                   static_cast<unsigned long long>(stats->keys), human_bytes(stats->bytes).c_str(), stats->seconds);
     summary(ctx, line);
   });

@@ -1,4 +1,4 @@
-// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run]: load a
+// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot]: load a
 // dump, all or nothing (core/dump_io.hpp: restore_from_path).
 #include <cstdio>
 
@@ -14,6 +14,7 @@ struct RestoreArgs {
   std::optional<std::string> prefix;
   bool force = false;
   bool dry_run = false;
+  bool snapshot = false;
 };
 }  // namespace
 
@@ -24,17 +25,23 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
   sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
+  sub->add_flag("--snapshot", args->snapshot,
+                "keep it a read-only snapshot (default: a writable filesystem that remembers its dump)");
   sub->callback([args, &ctx] {
     Pool& pool = ctx.need_pool();
     RestoreOptions opts;
     opts.prefix = args->prefix;
     opts.force = args->force;
     opts.dry_run = args->dry_run;
+    opts.snapshot = args->snapshot;
     opts.quiet = ctx.opts.quiet;
     auto stats = restore_from_path(&pool, args->input, opts);
     std::string from = args->input == "-" ? std::string("stdin") : args->input;
     if (!stats.ok()) {
       throw_failure(make_error(stats.error().code, from + ": " + stats.error().message));
+    }
+    if (!stats->warning.empty()) {
+      std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
     }
     char line[1024];
     if (args->dry_run) {

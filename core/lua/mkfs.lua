@@ -1,7 +1,11 @@
 -- Creates an empty filesystem unless one exists.
--- KEYS: SB, INODE:1
+-- KEYS: SB, INODE:1, RESERVED
 -- ARGV: block_size, uid, gid, mode (octal string), format version
--- Returns 1 if created, 0 if a superblock was already there.
+-- Returns 1 if created, 0 if a superblock was already there, -1 if a
+-- restore, copy or delete has reserved the prefix (it is filling it).
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return -1
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end

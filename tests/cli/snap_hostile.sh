@@ -54,15 +54,19 @@ def write(path, records, prefix='SRC', version=1, tamper=None):
 
 def sb(**kw):
     fields = {'format': 'redisfs', 'version': '1', 'block_size': '4096', 'root': '1',
-              'next_inode': '3', 'inodes': '2', 'bytes': '5', 'created': '1'}
+              'next_inode': '3', 'inodes': '2', 'bytes': '7', 'created': '1'}
     fields.update(kw)
     return ('SB', 'hash', [(k.encode(), v.encode()) for k, v in fields.items()])
 
 def base(**kw):
     return [sb(**kw),
-            ('INODE:1', 'hash', [(b'type', b'dir'), (b'mode', b'0755'), (b'nlink', b'2')]),
+            ('INODE:1', 'hash', [(b'type', b'dir'), (b'mode', b'0755'), (b'uid', b'0'), (b'gid', b'0'),
+                                 (b'size', b'0'), (b'nlink', b'2'), (b'rdev', b'0'), (b'bytes', b'0'),
+                                 (b'parent', b'1'), (b'atime', b'1'), (b'mtime', b'1'), (b'ctime', b'1')]),
             ('DIR:1', 'hash', [(b'f', b'2'), (b'\xff\xfe', b'2')]),
-            ('INODE:2', 'hash', [(b'type', b'file'), (b'size', b'5')]),
+            ('INODE:2', 'hash', [(b'type', b'file'), (b'mode', b'0644'), (b'uid', b'0'), (b'gid', b'0'),
+                                 (b'size', b'7'), (b'nlink', b'2'), (b'rdev', b'0'), (b'bytes', b'7'),
+                                 (b'atime', b'1'), (b'mtime', b'1'), (b'ctime', b'1')]),
             ('BLK:2:0', 'string', b'\x00\x01hello')]
 
 out = sys.argv[1]

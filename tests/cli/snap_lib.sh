@@ -87,6 +87,13 @@ sb_digest() {
   redis-cli -s "${2:-$SOCK}" debug digest-value "$1:SB"
 }
 
+# sb_content PREFIX [SOCK]: the superblock's fields, sorted, without what a
+# copy or restore records of where it came from.
+sb_content() {
+  redis-cli -s "${2:-$SOCK}" hgetall "$1:SB" | paste - - | sort |
+    { grep -Ev $'^(restored_from|dumped|read_only|origin|snapshot_created)\t' || true; }
+}
+
 key_count() {  # PREFIX [SOCK]
   redis-cli -s "${2:-$SOCK}" --scan --pattern "$1:*" | sort -u | wc -l
 }
@@ -98,7 +105,7 @@ make_fs() {
   local p=$1 sock=${2:-$SOCK} now
   now=$(date +%s%N)
   local r=(redis-cli -s "$sock")
-  "${r[@]}" hset "$p:SB" format redisfs version 1 block_size 4096 root 1 next_inode 100 inodes 5 bytes 8209 \
+  "${r[@]}" hset "$p:SB" format redisfs version 1 block_size 4096 root 1 next_inode 100 inodes 5 bytes 8205 \
     created "$now" >/dev/null
   "${r[@]}" hset "$p:INODE:1" type dir mode 0755 uid 0 gid 0 size 0 nlink 3 rdev 0 bytes 0 parent 1 \
     atime "$now" mtime "$now" ctime "$now" >/dev/null
@@ -106,7 +113,7 @@ make_fs() {
   "${r[@]}" hset "$p:INODE:2" type file mode 0644 uid 1000 gid 1000 size 13 nlink 1 rdev 0 bytes 13 \
     atime "$now" mtime "$now" ctime "$now" >/dev/null
   printf 'hello, world\n' | "${r[@]}" -x set "$p:BLK:2:0" >/dev/null
-  "${r[@]}" hset "$p:INODE:3" type file mode 0600 uid 1000 gid 1000 size 12288 nlink 1 rdev 0 bytes 8196 \
+  "${r[@]}" hset "$p:INODE:3" type file mode 0600 uid 1000 gid 1000 size 12288 nlink 1 rdev 0 bytes 8192 \
     atime "$now" mtime "$now" ctime "$now" >/dev/null
   head -c 4096 /dev/urandom | "${r[@]}" -x set "$p:BLK:3:0" >/dev/null
   head -c 4096 /dev/urandom | "${r[@]}" -x set "$p:BLK:3:2" >/dev/null

@@ -46,7 +46,7 @@ void _kill(long long id) {
 }
 
 std::string _mkfs(Connection& c, const Keys& k) {
-  auto r = c.eval("mkfs", {k.sb(), k.inode(1)}, {"65536", "0", "0", "0755", "1"});
+  auto r = c.eval("mkfs", {k.sb(), k.inode(1), k.reserved()}, {"65536", "0", "0", "0755", "1"});
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
   return std::to_string(r->view().integer());
 }
@@ -267,7 +267,7 @@ TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC, and reads still work")
     CHECK(set.error().code == ENOSPC);
     std::string p2 = extra_prefix();
     Keys k2(p2);
-    auto script = c.eval("mkfs", {k2.sb(), k2.inode(1)}, {"65536", "0", "0", "0755", "1"});
+    auto script = c.eval("mkfs", {k2.sb(), k2.inode(1), k2.reserved()}, {"65536", "0", "0", "0755", "1"});
     REQUIRE_FALSE(script.ok());
     CHECK(script.error().code == ENOSPC);
     auto alloc = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});

@@ -1,0 +1,316 @@
+#include "install.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <vector>
+
+#include "snapshot.hpp"
+
+namespace redisfs {
+
+namespace {
+
+constexpr auto k_refresh_every = std::chrono::milliseconds(k_reservation_ttl_ms / 6);
+constexpr std::string_view k_scan_count = "1000";
+
+std::string _str(long long v) { return std::to_string(v); }
+
+void _drain(Connection& c) {
+  while (c.pending() > 0) {
+    (void)c.read_reply();
+  }
+}
+
+// Test hook: REDISFS_FAULT=<point> makes the named step fail as a lost
+// connection would, so the tests can prove the rollback of a swap that a
+// healthy server never interrupts.
+bool _fault(std::string_view point) {
+  const char* f = std::getenv("REDISFS_FAULT");
+  return f != nullptr && point == f;
+}
+
+std::string _host_pid() {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof host - 1) != 0) {
+    host[0] = '?';
+  }
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- reservation
+
+Reservation::Reservation(Pool& pool, std::string key, std::string token)
+    : m_pool(pool), m_key(std::move(key)), m_token(std::move(token)) {
+  m_thread = std::thread([this] { refresh_loop(); });
+}
+
+Reservation::~Reservation() { (void)release(); }
+
+Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"GET", keys.reserved()}));
+  if (r.view().is_nil()) {
+    return std::optional<std::string>();
+  }
+  std::string v(r.view().str());
+  // "<hex> <what>": show the what.
+  auto space = v.find(' ');
+  std::string who = space == std::string::npos ? std::string("another tool") : v.substr(space + 1);
+  if (who.size() > 120) {
+    who = who.substr(0, 120) + "...";
+  }
+  return std::optional<std::string>(who);
+}
+
+Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys& keys, std::string_view what) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  std::string key = keys.reserved();
+  std::string token = random_hex(8) + " " + std::string(what) + " by " + _host_pid();
+  TRY_ASSIGN(Reply r, lease->command({"SET", key, token, "NX", "PX", _str(k_reservation_ttl_ms)}));
+  if (r.view().is_nil()) {
+    TRY_ASSIGN(auto holder, reservation_holder(*lease, keys));
+    return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " +
+                                 holder.value_or(std::string("tool")) + "; try again when it ends");
+  }
+  return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token)));
+}
+
+void Reservation::refresh_loop() {
+  std::unique_lock lock(m_mutex);
+  while (!m_stop) {
+    if (m_wake.wait_for(lock, k_refresh_every, [this] { return m_stop; })) {
+      break;
+    }
+    lock.unlock();
+    bool ours = false;
+    auto lease = m_pool.acquire();
+    if (lease.ok()) {
+      auto r = (*lease)->eval("freeze_refresh", {m_key}, {m_token, _str(k_reservation_ttl_ms)});
+      // A failed round trip is tried again; only a reply of 0 (the key
+      // expired or another holder has it) loses the reservation.
+      ours = !r.ok() || r->view().integer() == 1;
+    } else {
+      ours = true;
+    }
+    if (!ours) {
+      m_lost = true;
+    }
+    lock.lock();
+  }
+}
+
+Status Reservation::check() const {
+  if (m_lost) {
+    return make_error(EAGAIN, "the reservation " + m_key + " expired or was taken over (the server stalled?)");
+  }
+  return {};
+}
+
+Status Reservation::release() {
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_stop) {
+      return {};
+    }
+    m_stop = true;
+  }
+  m_wake.notify_all();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+  TRY_ASSIGN(Pool::Lease lease, m_pool.acquire());
+  TRY_ASSIGN(Reply r, lease->eval("freeze_release", {m_key}, {m_token}));
+  if (r.view().integer() != 1) {
+    m_lost = true;
+  }
+  return check();
+}
+
+// ---------------------------------------------------------------- moves
+
+namespace {
+
+enum class SbOrder { First, Last };
+
+struct MoveSpec {
+  const Keys* from;
+  const Keys* to;
+  SbOrder sb;
+  bool persist;                  // drop the staging TTL on arrival
+  std::string_view fault_point;  // fail after the first batch (tests)
+};
+
+Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
+  moved = false;
+  c.append({"MULTI"});
+  c.append({"RENAMENX", m.from->sb(), m.to->sb()});
+  if (m.persist) {
+    c.append({"PERSIST", m.to->sb()});
+  }
+  c.append({"EXEC"});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  ReplyView exec = replies.back().view();
+  if (!exec.is_array() || exec.size() < 1) {
+    return make_error(EIO, "redis: bad EXEC reply while moving " + m.from->sb());
+  }
+  if (exec[0].type() == ReplyView::Type::Error) {
+    return {};  // no superblock to move
+  }
+  if (exec[0].integer() != 1) {
+    return make_error(EEXIST, m.to->sb() + " appeared while moving the filesystem");
+  }
+  moved = true;
+  return {};
+}
+
+// Moves every key of m.from (but its RESERVED and FREEZE) to m.to, never
+// overwriting one. Returns how many keys moved.
+Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
+  std::uint64_t moved = 0;
+  bool sb_moved = false;
+  if (m.sb == SbOrder::First) {
+    TRY(_move_sb(c, m, sb_moved));
+  }
+  std::string cursor = "0";
+  int batches = 0;
+  do {
+    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", m.from->match_all(), "COUNT", k_scan_count}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    ReplyView list = v[1];
+    std::vector<std::string> targets;
+    c.append({"MULTI"});
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto rel = m.from->relative(key);
+      if (!rel) {
+        continue;
+      }
+      KeyKind kind = parse_relative_key(*rel).kind;
+      if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze) {
+        continue;
+      }
+      targets.push_back(m.to->absolute(*rel));
+      c.append({"RENAMENX", key, targets.back()});
+      if (m.persist) {
+        c.append({"PERSIST", targets.back()});
+      }
+    }
+    c.append({"EXEC"});
+    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+    ReplyView exec = replies.back().view();
+    std::size_t per = m.persist ? 2 : 1;
+    if (!exec.is_array() || exec.size() != per * targets.size()) {
+      return make_error(EIO, "redis: bad EXEC reply while moving " + m.from->prefix() + " to " + m.to->prefix());
+    }
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      ReplyView r = exec[per * i];
+      if (r.type() == ReplyView::Type::Error) {
+        continue;  // SCAN returned the key twice: it moved the first time
+      }
+      if (r.integer() != 1) {
+        return make_error(EEXIST, "key " + targets[i] + " appeared while moving the filesystem");
+      }
+      ++moved;
+    }
+    if (++batches == 1 && !m.fault_point.empty() && _fault(m.fault_point)) {
+      return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=" + std::string(m.fault_point) + ")");
+    }
+  } while (cursor != "0");
+  if (m.sb == SbOrder::Last) {
+    TRY(_move_sb(c, m, sb_moved));
+  }
+  return moved + (sb_moved ? 1 : 0);
+}
+
+// Removes every key of `keys` but its RESERVED (and FREEZE).
+Status _clear(Connection& c, const Keys& keys) {
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", keys.match_all(), "COUNT", k_scan_count}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    std::vector<std::string_view> argv{"UNLINK"};
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      std::string_view key = v[1][i].str();
+      auto rel = keys.relative(key);
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze) {
+        argv.push_back(key);
+      }
+    }
+    if (argv.size() > 1) {
+      TRY(c.command(std::span<const std::string_view>(argv)));
+    }
+  } while (cursor != "0");
+  return {};
+}
+
+}  // namespace
+
+Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
+                                      std::uint64_t expected) {
+  InstallResult out;
+  std::optional<Keys> aside;
+  if (replace) {
+    aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
+    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside"});
+    if (!moved.ok()) {
+      _drain(c);
+      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}});
+      if (!back.ok()) {
+        return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
+                                                  ") and so did moving it back (" + back.error().message +
+                                                  "): it is under prefix '" + aside->prefix() + "'");
+      }
+      return make_error(moved.error().code,
+                        "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
+    }
+  }
+  auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap"});
+  Status counted = !moved.ok() || expected == 0 || *moved == expected
+                       ? Status{}
+                       : Status(make_error(EIO, "only " + _str(static_cast<long long>(*moved)) + " of " +
+                                                    _str(static_cast<long long>(expected)) +
+                                                    " staged keys were found (did they expire?)"));
+  if (!moved.ok() || !counted.ok()) {
+    Error why = moved.ok() ? counted.error() : moved.error();
+    _drain(c);
+    Status cleared = _clear(c, target);
+    std::string old_state = "it was empty";
+    if (aside) {
+      auto back = cleared.ok() ? _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}})
+                               : Result<std::uint64_t>(cleared.error());
+      if (!back.ok()) {
+        return make_error(why.code, why.message + "; rolling back failed too (" + back.error().message +
+                                        "): the old filesystem is under prefix '" + aside->prefix() + "'");
+      }
+      old_state = "the old filesystem is back in place";
+    } else if (!cleared.ok()) {
+      return make_error(why.code, why.message + "; removing the partial copy failed too (" +
+                                      cleared.error().message + ")");
+    }
+    return make_error(why.code, why.message + " (nothing changed: " + old_state + ")");
+  }
+  out.moved = *moved;
+  if (aside) {
+    out.replaced = true;
+    auto removed = unlink_all(c, *aside);
+    if (!removed.ok()) {
+      out.warning = "the replaced filesystem could not be removed (" + removed.error().message +
+                    "); delete it with `redisfs-snap delete " + aside->prefix() + "`";
+    }
+  }
+  return out;
+}
+
+}  // namespace redisfs

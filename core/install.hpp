@@ -1,0 +1,92 @@
+// Putting a whole filesystem in place under its final prefix, so that the
+// old one survives until the new one is whole.
+//
+// restore and copy build the new filesystem under an expiring staging
+// prefix ("<name>~restore~<hex>", "<name>~copy~<hex>"); a crash there
+// leaves keys that expire by themselves and never touch <name>. Then:
+//
+//   1. RESERVATION. <name>:RESERVED (SET NX with a TTL, refreshed by a
+//      thread of its own every few seconds for as long as the tool runs) is
+//      taken before the target is even looked at. Store::open registers its
+//      mount first and then refuses a reserved prefix; mkfs.lua refuses it
+//      too. A tool reserves first and then counts mounts. One of the two
+//      sees the other, so a mount never starts inside a restore, copy or
+//      delete, and a tool never replaces a mounted filesystem.
+//   2. MOVE ASIDE (only when replacing): every key of <name> is RENAMEd to
+//      "<name>~replaced~<hex>", superblock first, so that from the first
+//      step on the old filesystem is whole in one place or the other.
+//   3. SWAP: every staged key is RENAMENX'd to <name> and PERSISTed, in
+//      MULTI/EXEC batches, superblock last: until the superblock arrives
+//      <name> is not a filesystem, and nothing mounts it (reserved anyway).
+//   4. DELETE LAST: the replaced filesystem is removed once the new one is
+//      complete.
+//
+// Any failure in 2 or 3 rolls back: the keys moved to <name> are removed
+// (the staging copy or the dump is where they came from) and the replaced
+// filesystem is moved back. If the rollback itself cannot finish (the
+// server went away), the error says where the old filesystem is.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "keys.hpp"
+#include "redis.hpp"
+#include "result.hpp"
+
+namespace redisfs {
+
+inline constexpr long k_reservation_ttl_ms = 30000;
+
+// <prefix>:RESERVED, held by this process until release() or destruction.
+class Reservation {
+ public:
+  // EBUSY when someone else holds it (the message says who).
+  static Result<std::unique_ptr<Reservation>> acquire(Pool& pool, const Keys& keys, std::string_view what);
+  ~Reservation();
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+
+  // EAGAIN once the reservation was lost (expired or taken over): whatever
+  // the holder was about to commit must not be committed.
+  Status check() const;
+  // Ends it (DEL only while it is still ours); EAGAIN if it was lost.
+  Status release();
+
+ private:
+  Reservation(Pool& pool, std::string key, std::string token);
+  void refresh_loop();
+
+  Pool& m_pool;
+  std::string m_key;
+  std::string m_token;
+  std::atomic<bool> m_lost{false};
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_stop = false;
+  std::thread m_thread;
+};
+
+// Who holds <prefix>:RESERVED ("restore by host:pid"), or nullopt.
+Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys& keys);
+
+struct InstallResult {
+  std::uint64_t moved = 0;  // keys now under the target
+  bool replaced = false;    // an old filesystem was there and was removed
+  std::string warning;      // the old filesystem could not be removed
+};
+
+// Steps 2 to 4 above, with the target's reservation held: moves every key
+// of `staging` to `target`. `expected` (0: unknown) is how many keys the
+// staging prefix must hold; a different count fails (and rolls back). With
+// `replace` the target's keys are moved aside first; without, the target
+// must hold no key but the reservation.
+Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
+                                      std::uint64_t expected);
+
+}  // namespace redisfs
