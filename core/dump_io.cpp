@@ -538,6 +538,8 @@ class RestoreSink : public dump::Sink {
       // Reserved before it is looked at: no mount or other tool can start
       // on it until the restore has ended (install.hpp).
       TRY_ASSIGN(m_reservation, Reservation::acquire(*m_pool, Keys(m_target), "restore"));
+      TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
+      TRY(finish_install(*lease, Keys(m_target)));
     }
     if (m_pool != nullptr) {
       TRY(check_target(nullptr));
@@ -720,7 +722,7 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "record before the header");
     }
     ParsedKey pk = parse_relative_key(key);
-    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Reserved || pk.kind == KeyKind::Mount || pk.kind == KeyKind::Temp ||
+    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Reserved || pk.kind == KeyKind::Installing || pk.kind == KeyKind::Mount || pk.kind == KeyKind::Temp ||
         pk.kind == KeyKind::Open) {
       return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
     }

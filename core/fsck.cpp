@@ -377,6 +377,7 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       case KeyKind::Mount:
       case KeyKind::Temp:
       case KeyKind::Reserved:
+      case KeyKind::Installing:
         break;
       case KeyKind::Unknown:
         m_any_fs_key = true;

@@ -24,8 +24,9 @@ void _drain(Connection& c) {
 }
 
 // Test hook: REDISFS_FAULT=<point> makes the named step fail as a lost
-// connection would, so the tests can prove the rollback of a swap that a
-// healthy server never interrupts.
+// connection would, and REDISFS_FAULT=<point>-crash ends the process there
+// as SIGKILL would, so the tests can prove the rollback and the journal of
+// a swap that a healthy server never interrupts.
 bool _fault(std::string_view point) {
   const char* f = std::getenv("REDISFS_FAULT");
   return f != nullptr && point == f;
@@ -193,7 +194,8 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
         continue;
       }
       KeyKind kind = parse_relative_key(*rel).kind;
-      if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze) {
+      if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze ||
+          kind == KeyKind::Installing) {
         continue;
       }
       targets.push_back(m.to->absolute(*rel));
@@ -219,8 +221,14 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
       }
       ++moved;
     }
-    if (++batches == 1 && !m.fault_point.empty() && _fault(m.fault_point)) {
-      return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=" + std::string(m.fault_point) + ")");
+    if (++batches == 1 && !m.fault_point.empty()) {
+      if (_fault(m.fault_point)) {
+        return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=" + std::string(m.fault_point) +
+                                   ")");
+      }
+      if (_fault(std::string(m.fault_point) + "-crash")) {
+        std::_Exit(137);  // as SIGKILL would end it
+      }
     }
   } while (cursor != "0");
   if (m.sb == SbOrder::Last) {
@@ -244,7 +252,7 @@ Status _clear(Connection& c, const Keys& keys) {
       std::string_view key = v[1][i].str();
       auto rel = keys.relative(key);
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze) {
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::Installing) {
         argv.push_back(key);
       }
     }
@@ -255,33 +263,35 @@ Status _clear(Connection& c, const Keys& keys) {
   return {};
 }
 
-}  // namespace
+// The journal, <target>:INSTALLING = "<phase> <staging> <replaced or ->":
+// whoever finds it (the next tool or mount on the prefix) rolls the move
+// forward from that phase (finish_install).
+Status _journal(Connection& c, const Keys& target, std::string_view phase, const Keys& staging,
+                const std::optional<Keys>& aside) {
+  std::string value = std::string(phase) + " " + staging.prefix() + " " + (aside ? aside->prefix() : "-");
+  TRY(c.command({"SET", target.installing(), value}));
+  return {};
+}
 
-Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
-                                      std::uint64_t expected) {
+// Phase "swap" onwards: the staged keys in, then the replaced filesystem
+// out, then the journal. On failure the target is emptied and the replaced
+// filesystem moved back.
+Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& target, const std::optional<Keys>& aside,
+                            std::uint64_t expected) {
   InstallResult out;
-  std::optional<Keys> aside;
-  if (replace) {
-    aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
-    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside"});
-    if (!moved.ok()) {
-      _drain(c);
-      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}});
-      if (!back.ok()) {
-        return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
-                                                  ") and so did moving it back (" + back.error().message +
-                                                  "): it is under prefix '" + aside->prefix() + "'");
-      }
-      return make_error(moved.error().code,
-                        "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
-    }
-  }
+  TRY(_journal(c, target, "swap", staging, aside));
   auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap"});
   Status counted = !moved.ok() || expected == 0 || *moved == expected
                        ? Status{}
                        : Status(make_error(EIO, "only " + _str(static_cast<long long>(*moved)) + " of " +
                                                     _str(static_cast<long long>(expected)) +
                                                     " staged keys were found (did they expire?)"));
+  if (moved.ok() && counted.ok()) {
+    TRY_ASSIGN(Reply sb, c.command({"EXISTS", target.sb()}));
+    if (sb.view().integer() != 1) {
+      counted = make_error(EIO, "the staged superblock " + staging.sb() + " is gone (did it expire?)");
+    }
+  }
   if (!moved.ok() || !counted.ok()) {
     Error why = moved.ok() ? counted.error() : moved.error();
     _drain(c);
@@ -299,6 +309,7 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
       return make_error(why.code, why.message + "; removing the partial copy failed too (" +
                                       cleared.error().message + ")");
     }
+    (void)c.command({"DEL", target.installing()});
     return make_error(why.code, why.message + " (nothing changed: " + old_state + ")");
   }
   out.moved = *moved;
@@ -310,7 +321,82 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
                     "); delete it with `redisfs-snap delete " + aside->prefix() + "`";
     }
   }
+  TRY(c.command({"DEL", target.installing()}));
   return out;
+}
+
+Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const Keys& target,
+                                       const std::optional<Keys>& aside, std::uint64_t expected) {
+  if (aside) {
+    TRY(_journal(c, target, "aside", staging, aside));
+    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside"});
+    if (!moved.ok()) {
+      _drain(c);
+      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}});
+      if (!back.ok()) {
+        return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
+                                                  ") and so did moving it back (" + back.error().message +
+                                                  "): it is under prefix '" + aside->prefix() + "'");
+      }
+      (void)c.command({"DEL", target.installing()});
+      return make_error(moved.error().code,
+                        "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
+    }
+  }
+  return _swap(c, staging, target, aside, expected);
+}
+
+}  // namespace
+
+Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
+                                      std::uint64_t expected) {
+  std::optional<Keys> aside;
+  if (replace) {
+    aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
+  }
+  return _aside_then_swap(c, staging, target, aside, expected);
+}
+
+Result<bool> finish_install(Connection& c, const Keys& target) {
+  TRY_ASSIGN(Reply j, c.command({"GET", target.installing()}));
+  if (j.view().is_nil()) {
+    return false;
+  }
+  std::string value(j.view().str());
+  auto s1 = value.find(' ');
+  auto s2 = s1 == std::string::npos ? std::string::npos : value.find(' ', s1 + 1);
+  if (s2 == std::string::npos) {
+    return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");
+  }
+  std::string phase = value.substr(0, s1);
+  std::string staging = value.substr(s1 + 1, s2 - s1 - 1);
+  std::string aside_name = value.substr(s2 + 1);
+  if (!validate_prefix(staging).ok() || (aside_name != "-" && !validate_prefix(aside_name).ok()) ||
+      (phase != "aside" && phase != "swap")) {
+    return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");
+  }
+  std::optional<Keys> aside;
+  if (aside_name != "-") {
+    aside.emplace(aside_name);
+  }
+  Keys staged(staging);
+  auto done = phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0) : _swap(c, staged, target, aside, 0);
+  if (!done.ok()) {
+    return make_error(done.error().code, "finishing the interrupted restore or copy into '" + target.prefix() +
+                                             "' failed: " + done.error().message);
+  }
+  return true;
+}
+
+Status finish_install_reserved(Pool& pool, const Keys& target) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  TRY_ASSIGN(Reply j, lease->command({"EXISTS", target.installing()}));
+  if (j.view().integer() == 0) {
+    return {};
+  }
+  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, target, "recovery"));
+  TRY(finish_install(*lease, target));
+  return reservation->release();
 }
 
 }  // namespace redisfs

@@ -21,6 +21,9 @@
 //   4. DELETE LAST: the replaced filesystem is removed once the new one is
 //      complete.
 //
+// Steps 2 to 4 are journaled in <name>:INSTALLING: a tool killed midway
+// leaves it, and the next tool or mount of <name> finishes the move.
+//
 // Any failure in 2 or 3 rolls back: the keys moved to <name> are removed
 // (the staging copy or the dump is where they came from) and the replaced
 // filesystem is moved back. If the rollback itself cannot finish (the
@@ -88,5 +91,14 @@ struct InstallResult {
 // must hold no key but the reservation.
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
                                       std::uint64_t expected);
+
+// A restore or copy killed during steps 2 to 4 leaves <target>:INSTALLING
+// (the phase, the staging and replaced prefixes). finish_install, with the
+// target's reservation held, rolls that move forward to its end (or, if the
+// staged keys expired, back); true if there was one to finish. Every tool
+// calls it after reserving a prefix; finish_install_reserved takes the
+// reservation itself (Store::open).
+Result<bool> finish_install(Connection& c, const Keys& target);
+Status finish_install_reserved(Pool& pool, const Keys& target);
 
 }  // namespace redisfs

@@ -22,12 +22,15 @@
 //   <p>:RESERVED       string  present (with a TTL, refreshed) while a restore,
 //                              copy or delete fills, replaces or removes the
 //                              prefix: nothing mounts or mkfs's it meanwhile
+//   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
+//                              or copy moves a staged filesystem in; whoever
+//                              finds it finishes the move (install.hpp)
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
-// FREEZE, RESERVED, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
+// FREEZE, RESERVED, INSTALLING, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
 // filesystem: they are never copied, dumped or restored.
 #pragma once
 
@@ -60,6 +63,7 @@ class Keys {
   std::string orphans() const;
   std::string freeze() const;
   std::string reserved() const;
+  std::string installing() const;
   std::string mount(std::string_view session) const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   std::string open(Ino ino) const;
@@ -77,7 +81,7 @@ class Keys {
 };
 
 // What a key (relative to the prefix) is, by the schema above.
-enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Reserved, Mount, Temp, Open, Unknown };
+enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Reserved, Installing, Mount, Temp, Open, Unknown };
 struct ParsedKey {
   KeyKind kind = KeyKind::Unknown;
   Ino ino = 0;

@@ -472,6 +472,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   // Reserved first, then looked at: no mount can start on DST from here on
   // (install.hpp).
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, dk, "copy from " + src));
+  TRY(finish_install(c, dk));
   TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
   if (target.any_key && !opts.force) {
     return make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys; use --force to replace it");
@@ -517,6 +518,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   Connection& c = *lease;
   Keys keys(prefix);
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
+  TRY(finish_install(c, keys));
   TRY_ASSIGN(PrefixState st, probe_prefix(c, keys));
   if (!st.any_key) {
     return make_error(ENOENT, "no key under prefix " + _quote(prefix));

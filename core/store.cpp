@@ -132,6 +132,9 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   if (Status hb = s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
     return std::move(hb).error();
   }
+  // A restore or copy killed while moving its keys in left a journal:
+  // finish its move first (EBUSY while the tool itself still runs).
+  TRY(finish_install_reserved(pool, s->m_keys));
   TRY_ASSIGN(auto holder, reservation_holder(*c, s->m_keys));
   if (holder) {
     return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# restore and copy never lose the filesystem they replace and never leave a
+# partial one behind (core/install.hpp):
+#   * restore --force and copy --force whose swap fails midway (a fault
+#     injected after the first batch of moves, REDISFS_FAULT) leave the old
+#     filesystem whole, byte for byte, and no staging or replaced keys;
+#   * a target is reserved for the whole restore: a mount, a copy and a
+#     delete started meanwhile are refused, and no mkfs happens under it;
+#   * a copy killed with SIGKILL leaves only expiring staging keys (shown by
+#     list --all), nothing under the destination, and a later copy works;
+#     killed while moving its keys in, it leaves a journal, and the next
+#     mount finishes the move;
+#   * list --all shows a prefix that has keys but no superblock;
+#   * a restored dump mounts read-write and says where it came from;
+#     restore --snapshot keeps it a read-only snapshot.
+. "$(dirname "$0")/../mount/lib.sh"
+
+[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
+}
+
+# digest PREFIX: every key under PREFIX (SB included) with its value digest.
+digest() {
+  rcli --scan --pattern "$1:*" | sort -u | grep -v ':RESERVED$' >"$T/digest.keys" || true
+  [[ -s $T/digest.keys ]] || return 0
+  paste -d' ' "$T/digest.keys" <(sed 's/^/debug digest-value /' "$T/digest.keys" | rcli)
+}
+
+leftovers() {  # staging, replaced, reserved and journal keys anywhere
+  rcli --scan --pattern '*~restore~*'
+  rcli --scan --pattern '*~copy~*'
+  rcli --scan --pattern '*~replaced~*'
+  rcli --scan --pattern '*:RESERVED'
+  rcli --scan --pattern '*:INSTALLING'
+}
+
+REDIS_ARGS=(--enable-debug-command local)
+stop_redis
+start_redis
+
+note "two filesystems: OLD (to be replaced) and NEW (to replace it)"
+PREFIX=OLD
+mount_fs
+mkdir "$MNT/old-dir"
+head -c 300000 /dev/urandom >"$MNT/old-dir/data"
+for i in $(seq 1 300); do echo "old $i" >"$MNT/old-dir/f$i"; done
+unmount_fs
+PREFIX=NEW
+mount_fs
+mkdir "$MNT/new-dir"
+for i in $(seq 1 300); do echo "new $i" >"$MNT/new-dir/g$i"; done
+head -c 3000000 /dev/urandom >"$MNT/new-dir/big"   # a dump larger than restore's 1 MiB reads
+unmount_fs
+snap -q dump NEW -o "$T/new.json"
+old=$(digest OLD)
+[[ -n $old ]] || fail "OLD is empty"
+
+for point in install-aside install-swap; do
+  note "restore --force failing at $point keeps OLD whole"
+  rc=0
+  REDISFS_FAULT=$point "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q restore "$T/new.json" --prefix OLD --force \
+    2>"$T/err" || rc=$?
+  [[ $rc == 1 ]] || fail "restore with a fault at $point exited $rc: $(cat "$T/err")"
+  grep -q 'fault injected' "$T/err" || fail "restore did not say why: $(cat "$T/err")"
+  [[ $(digest OLD) == "$old" ]] || fail "restore failing at $point changed OLD"
+  [[ -z $(leftovers) ]] || fail "restore failing at $point left keys: $(leftovers | head -3)"
+
+  note "copy --force failing at $point keeps OLD whole"
+  rc=0
+  REDISFS_FAULT=$point "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW OLD --force 2>"$T/err" || rc=$?
+  [[ $rc == 1 ]] || fail "copy with a fault at $point exited $rc: $(cat "$T/err")"
+  [[ $(digest OLD) == "$old" ]] || fail "copy failing at $point changed OLD"
+  [[ -z $(leftovers) ]] || fail "copy failing at $point left keys: $(leftovers | head -3)"
+done
+
+note "restore --force without a fault replaces OLD, and only then removes it"
+snap -q restore "$T/new.json" --prefix OLD --force
+[[ -z $(leftovers) ]] || fail "restore left keys: $(leftovers | head -3)"
+PREFIX=OLD
+mount_fs
+[[ -f $MNT/new-dir/g300 && ! -e $MNT/old-dir ]] || fail "OLD does not hold NEW's tree"
+echo change >"$MNT/new-dir/changed"   # a restored dump is writable
+unmount_fs
+[[ $(rcli hget OLD:SB restored_from) == NEW ]] || fail "OLD does not say it was restored from NEW"
+snap list | grep -q '^OLD .*restored .*dump of NEW' || fail "list does not show where OLD came from: $(snap list)"
+
+note "the target of a running restore is reserved"
+mkfifo "$T/slow"
+(head -c 2000000 "$T/new.json"; sleep 3; tail -c +2000001 "$T/new.json") >"$T/slow" &
+feeder=$!
+snap -q restore "$T/slow" --prefix RSV 2>"$T/restore.err" &
+restorer=$!
+for ((i = 0; i < 100; i++)); do
+  [[ -n $(rcli exists RSV:RESERVED | grep 1) ]] && break
+  sleep 0.05
+done
+[[ $(rcli exists RSV:RESERVED) == 1 ]] || fail "restore did not reserve its target"
+rcli pttl RSV:RESERVED | grep -qv -- '-1' || fail "the reservation has no TTL"
+mkdir -p "$T/rsv"
+expect_fail "reserved" timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix RSV "$T/rsv"
+[[ $(rcli exists RSV:SB) == 0 ]] || fail "a mount ran mkfs on a reserved prefix"
+expect_fail "reserved" snap copy NEW RSV
+expect_fail "reserved" snap copy NEW RSV --force
+expect_fail "reserved" snap delete RSV --force
+wait "$feeder"
+wait "$restorer" || fail "the reserved restore failed: $(cat "$T/restore.err")"
+[[ $(rcli exists RSV:RESERVED) == 0 ]] || fail "the reservation outlived the restore"
+[[ $(rcli hget RSV:SB restored_from) == NEW ]] || fail "RSV was not restored"
+
+note "restore --snapshot keeps it a read-only snapshot, and says of what"
+snap -q restore "$T/new.json" --prefix SNAP --snapshot
+[[ $(rcli hget SNAP:SB read_only) == 1 ]] || fail "restore --snapshot is not read-only"
+mkdir -p "$T/snap"
+expect_fail "read-only snapshot restored from a dump of 'NEW'" \
+  timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix SNAP "$T/snap"
+out=$(timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix SNAP "$T/snap" 2>&1 || true)
+[[ $out != *"snapshot of 'SNAP'"* ]] || fail "a filesystem called a snapshot of itself: $out"
+
+note "a copy killed with SIGKILL leaves only expiring staging keys"
+python3 - <<'PY' | rcli --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+for i in range(150000):
+    key = b'NEW:BLK:999999:%d' % i
+    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n' % (len(key), key))
+PY
+staged_checked=0
+for attempt in 1 2 3 4 5; do
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null &   # the binary itself: kill it, not a subshell
+  pid=$!
+  for ((i = 0; i < 400; i++)); do
+    [[ $(rcli exists NEW:FREEZE) == 1 ]] && break   # the copy runs while the freeze is held
+    sleep 0.01
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [[ $(rcli exists KILLED:INSTALLING) == 1 || $(rcli exists KILLED:SB) == 1 ]]; then
+    # Killed while moving in (the journal is tested below) or done already.
+    note "(attempt $attempt: the copy had reached its swap)"
+    rcli del KILLED:RESERVED >/dev/null
+    snap -q delete KILLED
+    continue
+  fi
+  left=$(rcli --scan --pattern 'KILLED:*' | grep -v ':RESERVED$' || true)
+  [[ -z $left ]] || fail "a killed copy left keys under KILLED: $(head -3 <<<"$left")"
+  staged=$(rcli --scan --pattern 'KILLED~copy~*' | sed -n 1,50p)
+  [[ -n $staged ]] || continue   # killed before it began
+  while read -r key; do
+    ttl=$(rcli pttl "$key")
+    ((ttl > 0)) || fail "staging key $key has no TTL ($ttl)"
+  done <<<"$staged"
+  snap list --all | grep -q 'KILLED~copy~[0-9a-f]* *copy-staging' ||
+    fail "list --all hides the staging keys: $(snap list --all)"
+  for key in $(rcli --scan --pattern 'KILLED~copy~*'); do rcli unlink "$key" >/dev/null; done
+  staged_checked=1
+  break
+done
+((staged_checked)) || fail "could not kill a copy while it copied"
+# The dead copy's reservation expires within 30 s; the next copy waits for
+# nothing else.
+rcli del KILLED:RESERVED >/dev/null
+snap -q copy NEW KILLED --force
+[[ $(rcli hget KILLED:SB origin) == NEW ]] || fail "the copy after a killed one did not work"
+snap -q delete KILLED
+
+note "a copy killed while moving its keys in is finished by the next mount"
+rc=0
+REDISFS_FAULT=install-swap-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW CRASHED 2>/dev/null || rc=$?
+[[ $rc == 137 ]] || fail "the crash fault did not crash the copy ($rc)"
+[[ $(rcli exists CRASHED:INSTALLING) == 1 ]] || fail "no journal left by the crashed copy"
+[[ $(rcli exists CRASHED:SB) == 0 ]] || fail "the crashed copy's superblock arrived early"
+expect_fail "reserved" snap copy NEW CRASHED --force   # its reservation is still alive
+rcli del CRASHED:RESERVED >/dev/null                   # as its 30 s TTL would
+PREFIX=CRASHED
+mount_fs --read-only
+[[ $(cat "$MNT/new-dir/g300") == "new 300" ]] || fail "the finished copy lacks files"
+unmount_fs
+[[ $(rcli exists CRASHED:INSTALLING) == 0 ]] || fail "the journal outlived the move"
+[[ -z $(rcli --scan --pattern 'CRASHED~*') ]] || fail "staging keys left after the move was finished"
+[[ $(rcli --scan --pattern 'CRASHED:*' | grep -c ':BLK:999999:') == 150000 ]] || fail "the finished copy lost blocks"
+snap -q delete CRASHED
+
+note "list --all shows keys without a superblock"
+rcli hset JUNK:INODE:5 type file >/dev/null
+snap list --all | grep -q '^JUNK *incomplete' || fail "list --all does not show JUNK: $(snap list --all)"
+snap list | grep -q '^JUNK' && fail "plain list shows JUNK"
+snap -q delete JUNK
+[[ -z $(leftovers) ]] || fail "keys left behind: $(leftovers | head -3)"
+note "ok"
