@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every command of README.md's shell blocks and of the man pages' EXAMPLES
+# runs as written, against private servers (tests/cli/docs_examples.py says
+# how the names in the text are mapped): what the docs show works.
+. "$(dirname "$0")/../common.sh"
+
+[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+need_tools fusermount3 redis-server redis-cli python3 jq
+need_binary REDISFS_BIN
+need_binary REDISFS_SNAP_BIN
+
+python3 "$(dirname "$0")/docs_examples.py" "$(cd "$(dirname "$0")/../.." && pwd)" "$REDISFS_BIN" "$REDISFS_SNAP_BIN"
