@@ -26,13 +26,13 @@
 
 #include "base64.hpp"
 #include "json_reader.hpp"
+#include "text.hpp"
 
 namespace redisfs::dump {
 
 static constexpr size_t k_flush_bytes = 64 * 1024;
 static constexpr size_t k_keep_capacity = 4 * 1024 * 1024;
 static constexpr size_t k_batch_bytes = 8 * 1024 * 1024;
-static constexpr size_t k_shown_max = 120;
 
 // ---------------------------------------------------------------- digest
 
@@ -382,28 +382,7 @@ struct Number {
 
 }  // namespace
 
-static std::string _shown(std::string_view s, size_t max = k_shown_max) {
-  std::string out;
-  const size_t n = std::min(s.size(), max);
-  out.reserve(n + 8);
-  for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.append("\\x");
-      out.push_back(k_hex[c >> 4]);
-      out.push_back(k_hex[c & 15]);
-    }
-  }
-  if (s.size() > max) {
-    out.append("...");
-  }
-  return out;
-}
+static std::string _shown(std::string_view s, size_t max = k_shown_max) { return shown(s, max, '"'); }
 
 static std::string _quoted(std::string_view s) { return "\"" + _shown(s) + "\""; }
 

@@ -59,6 +59,7 @@
 #include "keys.hpp"
 #include "progress.hpp"
 #include "snapshot.hpp"
+#include "text.hpp"
 #include "store.hpp"
 
 namespace redisfs {
@@ -70,21 +71,8 @@ static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
 
 static std::string _str(long long v) { return std::to_string(v); }
-// 'key' for messages, control bytes as \xNN so a message stays one line.
-static std::string _quote(std::string_view s) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (unsigned char ch : s) {
-    if (ch < 0x20 || ch == 0x7f) {
-      out += "\\x";
-      out += k_hex[ch >> 4];
-      out += k_hex[ch & 15];
-    } else {
-      out += static_cast<char>(ch);
-    }
-  }
-  return out + "'";
-}
+// 'key' for messages: bounded, one line (text.hpp).
+static std::string _quote(std::string_view s) { return quoted(s); }
 
 static double _since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "lua_scripts.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -328,7 +329,8 @@ Result<Reply> Connection::check(redisReply* r) {
   Reply reply(r);
   if (reply.view().type() == ReplyView::Type::Error) {
     std::string_view e = reply.view().str();
-    return make_error(errno_for_redis_error(e), "redis: " + std::string(e));
+    // The server's words, bounded: a script error may quote its arguments.
+    return make_error(errno_for_redis_error(e), "redis: " + shown(e, 300, 0));
   }
   return reply;
 }

@@ -48,6 +48,7 @@
 #include "install.hpp"
 #include "progress.hpp"
 #include "superblock.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -61,7 +62,7 @@ static double _since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-static std::string _quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+static std::string _quote(std::string_view s) { return quoted(s); }
 
 // ---------------------------------------------------------------- helpers
 

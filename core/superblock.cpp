@@ -2,29 +2,14 @@
 
 #include <charconv>
 
+#include "text.hpp"
+
 namespace redisfs {
 
 namespace {
 
-constexpr std::size_t k_shown_max = 40;
-
-// A field's value for a message: at most 40 bytes, control bytes as \xNN.
-std::string _shown(std::string_view v) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < v.size() && i < k_shown_max; ++i) {
-    auto ch = static_cast<unsigned char>(v[i]);
-    if (ch < 0x20 || ch >= 0x7f) {
-      out += "\\x";
-      out += k_hex[ch >> 4];
-      out += k_hex[ch & 15];
-    } else {
-      out += static_cast<char>(ch);
-    }
-  }
-  out += v.size() > k_shown_max ? "'..." : "'";
-  return out;
-}
+// A field's value for a message: at most 40 bytes, one line.
+std::string _shown(std::string_view v) { return quoted(v, 40); }
 
 }  // namespace
 

@@ -182,4 +182,17 @@ grep -q "unsupported filesystem version '2'" "$T/err" || fail "version message: 
 snap restore "$T/cases/trailer-sha-wrong.json" --prefix TARGET 2>"$T/err" || true
 grep -qi "sha256\|checksum" "$T/err" || fail "checksum message: $(cat "$T/err")"
 
+note "a message is one bounded line, whatever the dump holds"
+python3 - "$T/huge-key.json" <<'PY'
+import json, sys
+key = 'NOPE:' + 'x' * (1 << 20) + '\n'
+doc = {'format': 'redisfs-dump', 'version': 1, 'prefix': 'SRC', 'created': '2026-01-01T00:00:00.000Z',
+       'tool': 'x', 'records': [{'key': key, 'string': 'x'}],
+       'trailer': {'records': 1, 'bytes': 1, 'sha256': '0' * 64}}
+open(sys.argv[1], 'w').write(json.dumps(doc))
+PY
+snap restore "$T/huge-key.json" --prefix TARGET 2>"$T/err" || true
+[[ $(wc -l <"$T/err") == 1 && $(wc -c <"$T/err") -lt 1000 ]] || fail "a 1 MB key made a $(wc -c <"$T/err")-byte message"
+grep -q "not a key of the redisfs schema" "$T/err" || fail "huge key message: $(head -c 300 "$T/err")"
+
 note "ok"
