@@ -852,6 +852,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     TRY(check_cancel());
     const Keys& staging = *sink.staging();
     TRY(_mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
+    TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(*c, staging));
     Status checked = _check_staged(*pool, staging);
     if (!checked.ok()) {
       return make_error(checked.code(), "dump: " + checked.error().message);
@@ -861,7 +862,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     TRY(sink.reservation()->check());
     TRY(sink.check_target(&replace));
     Keys target(sink.target());
-    auto installed = install_staging(*c, staging, target, replace, sink.records());
+    auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped);
     if (!installed.ok()) {
       return make_error(installed.error().code,
                         "restore into " + _quote(sink.target()) + " failed while moving the keys: " +

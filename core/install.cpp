@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <vector>
@@ -355,6 +356,73 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
   }
   return _aside_then_swap(c, staging, target, aside, expected);
+}
+
+Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
+  std::vector<Ino> orphans;
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply page, c.command({"HSCAN", staging.orphans(), cursor, "COUNT", k_scan_count}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad HSCAN reply for " + staging.orphans());
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i + 1 < v[1].size(); i += 2) {
+      ParsedKey pk = parse_relative_key("INODE:" + std::string(v[1][i].str()));
+      if (pk.kind == KeyKind::Inode) {
+        orphans.push_back(pk.ino);
+      }
+    }
+  } while (cursor != "0");
+  std::sort(orphans.begin(), orphans.end());
+  orphans.erase(std::unique(orphans.begin(), orphans.end()), orphans.end());
+
+  std::uint64_t removed = 0;
+  for (Ino ino : orphans) {
+    TRY_ASSIGN(Reply f, c.command({"HMGET", staging.inode(ino), "nlink", "bytes"}));
+    ReplyView v = f.view();
+    long long bytes = -1;
+    if (v.size() == 2 && !v[0].is_nil() && v[0].str() == "0") {
+      bytes = v[1].as_int().value_or(-1);
+    }
+    if (bytes < 0) {
+      continue;  // not an unlinked inode we can account for: fsck's to judge
+    }
+    std::string blocks = staging.prefix() + ":BLK:" + std::to_string(ino) + ":*";
+    std::string bcursor = "0";
+    do {
+      TRY_ASSIGN(Reply page, c.command({"SCAN", bcursor, "MATCH", blocks, "COUNT", k_scan_count}));
+      ReplyView pv = page.view();
+      bcursor = std::string(pv[0].str());
+      std::vector<std::string_view> argv{"UNLINK"};
+      for (std::size_t i = 0; i < pv[1].size(); ++i) {
+        argv.push_back(pv[1][i].str());
+      }
+      if (argv.size() > 1) {
+        TRY_ASSIGN(Reply n, c.command(std::span<const std::string_view>(argv)));
+        removed += static_cast<std::uint64_t>(n.view().integer());
+      }
+    } while (bcursor != "0");
+    std::string ino_text = std::to_string(ino);
+    c.append({"MULTI"});
+    c.append({"DEL", staging.inode(ino), staging.xattr(ino), staging.dir(ino)});
+    c.append({"HDEL", staging.orphans(), ino_text});
+    c.append({"HINCRBY", staging.sb(), "inodes", "-1"});
+    c.append({"HINCRBY", staging.sb(), "bytes", "-" + std::to_string(bytes)});
+    c.append({"EXISTS", staging.orphans()});
+    c.append({"EXEC"});
+    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+    ReplyView exec = replies.back().view();
+    if (!exec.is_array() || exec.size() != 5) {
+      return make_error(EIO, "redis: bad EXEC reply while dropping orphan " + ino_text);
+    }
+    removed += static_cast<std::uint64_t>(exec[0].integer());
+    if (exec[4].integer() == 0) {
+      ++removed;  // the last record went, and the ORPHANS hash with it
+    }
+  }
+  return removed;
 }
 
 Result<bool> finish_install(Connection& c, const Keys& target) {

@@ -92,6 +92,14 @@ struct InstallResult {
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
                                       std::uint64_t expected);
 
+// A snapshot or a restored dump has no open files: the orphans it was
+// taken with (files unlinked while some mount had them open) are removed
+// from the staged copy before it is checked and moved in, with their
+// blocks, xattrs and entries, and the superblock's totals follow. An
+// orphan record that does not name an unlinked inode with a readable
+// `bytes` is left for fsck to judge. Returns how many keys were removed.
+Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging);
+
 // A restore or copy killed during steps 2 to 4 leaves <target>:INSTALLING
 // (the phase, the staging and replaced prefixes). finish_install, with the
 // target's reservation held, rolls that move forward to its end (or, if the

@@ -450,7 +450,11 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   if (!released.ok()) {
     return fail(make_error(released.code(), released.error().message + ", so it would not be point-in-time"));
   }
-  return std::make_pair(*copied, *snapshot_ns);
+  auto dropped = drop_staged_orphans(c, tk);
+  if (!dropped.ok()) {
+    return fail(dropped.error());
+  }
+  return std::make_pair(*copied - *dropped, *snapshot_ns);
 }
 
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,

@@ -18,6 +18,7 @@
 
 #include "dump_format.hpp"
 #include "dump_io.hpp"
+#include "fsck.hpp"
 #include "fixture.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
@@ -301,25 +302,57 @@ TEST_CASE_FIXTURE(RedisFixture, "freeze: exclusive, blocks change scripts, detec
   _ok(conn().command({"DEL", keys.freeze()}));
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "copies and restored dumps hold no orphans of the mounts they were taken from") {
+  Ino held = 0;
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+    held = _ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
+    _ok(s->write(held, 0, std::string(200000, 'h'), false));
+    _ok(s->setxattr(held, "user.x", "y", 0));
+    CHECK(_ok(s->unlink(k_root_ino, "held")) == held);
+  }
+  REQUIRE(_hash(conn(), prefix + ":ORPHANS").size() == 1);
+  auto sb = _hash(conn(), prefix + ":SB");
+  auto orphan = _hash(conn(), prefix + ":INODE:" + std::to_string(held));
+  long long inodes = std::stoll(sb["inodes"]) - 1;
+  long long bytes = std::stoll(sb["bytes"]) - std::stoll(orphan["bytes"]);
+  auto check_clean = [&](const std::string& p) {
+    CAPTURE(p);
+    CHECK(_keys_matching(conn(), p + ":ORPHANS") == 0);
+    CHECK(_keys_matching(conn(), p + ":INODE:" + std::to_string(held)) == 0);
+    CHECK(_keys_matching(conn(), p + ":XATTR:" + std::to_string(held)) == 0);
+    CHECK(_keys_matching(conn(), p + ":BLK:" + std::to_string(held) + ":*") == 0);
+    auto got = _hash(conn(), p + ":SB");
+    CHECK(got["inodes"] == std::to_string(inodes));
+    CHECK(got["bytes"] == std::to_string(bytes));
+    auto report = _ok(fsck(pool, p, false, nullptr));
+    CHECK(report.remaining() == 0);
+  };
+  std::string copy = extra_prefix();
+  _ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
+  check_clean(copy);
+  std::string restored = extra_prefix();
+  _ok(_restore(pool, _dump(pool, prefix), restored));
+  check_clean(restored);
+  CHECK(_hash(conn(), prefix + ":ORPHANS").size() == 1);  // the source keeps its own
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another prefix") {
   std::string other = extra_prefix();
   {
     auto s = _open(pool, prefix);
     _populate(*s);
   }
-  // A directory far bigger than one HSCAN page, and an orphan (a file
-  // unlinked while open): restore accepts only what fsck passes.
+  // A directory far bigger than one HSCAN page (restore accepts only what
+  // fsck passes, so it is a real one).
   {
     auto s = _open(pool, prefix);
     Ino big = _ok(s->mkdir(k_root_ino, "big", 0755, k_user)).ino;
     for (int i = 0; i < 5000; ++i) {
       _ok(s->mknod(big, "entry-" + std::to_string(i), S_IFREG | 0644, 0, k_user));
     }
-    Ino held = _ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
-    _ok(s->write(held, 0, "still open", false));
-    CHECK(_ok(s->unlink(k_root_ino, "held")) == held);
   }
-  CHECK(_hash(conn(), prefix + ":ORPHANS").size() == 1);
   Content src = _content(conn(), prefix);
   long long keys_before = _dbsize(conn());
 
