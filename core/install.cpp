@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <cstdlib>
 #include <vector>
 
@@ -143,6 +144,7 @@ struct MoveSpec {
   SbOrder sb;
   bool persist;                  // drop the staging TTL on arrival
   std::string_view fault_point;  // fail after the first batch (tests)
+  Freeze* freeze;                // the target's, kept alive between batches (not while rolling back)
 };
 
 Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
@@ -231,6 +233,9 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
         std::_Exit(137);  // as SIGKILL would end it
       }
     }
+    if (m.freeze != nullptr) {
+      TRY(m.freeze->keep_alive(c));
+    }
   } while (cursor != "0");
   if (m.sb == SbOrder::Last) {
     TRY(_move_sb(c, m, sb_moved));
@@ -278,10 +283,10 @@ Status _journal(Connection& c, const Keys& target, std::string_view phase, const
 // out, then the journal. On failure the target is emptied and the replaced
 // filesystem moved back.
 Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& target, const std::optional<Keys>& aside,
-                            std::uint64_t expected) {
+                            std::uint64_t expected, Freeze& freeze) {
   InstallResult out;
   TRY(_journal(c, target, "swap", staging, aside));
-  auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap"});
+  auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze});
   Status counted = !moved.ok() || expected == 0 || *moved == expected
                        ? Status{}
                        : Status(make_error(EIO, "only " + _str(static_cast<long long>(*moved)) + " of " +
@@ -299,7 +304,7 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
     Status cleared = _clear(c, target);
     std::string old_state = "it was empty";
     if (aside) {
-      auto back = cleared.ok() ? _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}})
+      auto back = cleared.ok() ? _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr})
                                : Result<std::uint64_t>(cleared.error());
       if (!back.ok()) {
         return make_error(why.code, why.message + "; rolling back failed too (" + back.error().message +
@@ -327,13 +332,13 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
 }
 
 Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const Keys& target,
-                                       const std::optional<Keys>& aside, std::uint64_t expected) {
+                                       const std::optional<Keys>& aside, std::uint64_t expected, Freeze& freeze) {
   if (aside) {
     TRY(_journal(c, target, "aside", staging, aside));
-    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside"});
+    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze});
     if (!moved.ok()) {
       _drain(c);
-      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}});
+      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr});
       if (!back.ok()) {
         return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
                                                   ") and so did moving it back (" + back.error().message +
@@ -344,7 +349,21 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
                         "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
     }
   }
-  return _swap(c, staging, target, aside, expected);
+  return _swap(c, staging, target, aside, expected, freeze);
+}
+
+// The target's freeze for the whole move: a snapshot (copy or dump) of the
+// target that is running finishes first, and none starts until the target
+// is whole again, old or new.
+Result<InstallResult> _frozen(Connection& c, const Keys& target,
+                              const std::function<Result<InstallResult>(Freeze&)>& move) {
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, target));
+  auto done = move(freeze);
+  _drain(c);
+  if (freeze.held()) {
+    (void)freeze.release(c);
+  }
+  return done;
 }
 
 }  // namespace
@@ -355,7 +374,7 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
   if (replace) {
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
   }
-  return _aside_then_swap(c, staging, target, aside, expected);
+  return _frozen(c, target, [&](Freeze& freeze) { return _aside_then_swap(c, staging, target, aside, expected, freeze); });
 }
 
 Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
@@ -448,7 +467,10 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
     aside.emplace(aside_name);
   }
   Keys staged(staging);
-  auto done = phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0) : _swap(c, staged, target, aside, 0);
+  auto done = _frozen(c, target, [&](Freeze& freeze) {
+    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze)
+                            : _swap(c, staged, target, aside, 0, freeze);
+  });
   if (!done.ok()) {
     return make_error(done.error().code, "finishing the interrupted restore or copy into '" + target.prefix() +
                                              "' failed: " + done.error().message);

@@ -21,7 +21,8 @@
 //   4. DELETE LAST: the replaced filesystem is removed once the new one is
 //      complete.
 //
-// Steps 2 to 4 are journaled in <name>:INSTALLING: a tool killed midway
+// Steps 2 to 4 run with <name>:FREEZE held, so a snapshot (copy or dump) of
+// <name> never sees it half moved. They are journaled in <name>:INSTALLING: a tool killed midway
 // leaves it, and the next tool or mount of <name> finishes the move.
 //
 // Any failure in 2 or 3 rolls back: the keys moved to <name> are removed

@@ -2,8 +2,9 @@
 # restore and copy never lose the filesystem they replace and never leave a
 # partial one behind (core/install.hpp):
 #   * restore --force and copy --force whose swap fails midway (a fault
-#     injected after the first batch of moves, REDISFS_FAULT) leave the old
-#     filesystem whole, byte for byte, and no staging or replaced keys;
+#     injected after the first batch of moves, REDISFS_FAULT), or a copy
+#     --force that cannot freeze its source, leave the old filesystem
+#     whole, byte for byte, and no staging or replaced keys;
 #   * a target is reserved for the whole restore: a mount, a copy and a
 #     delete started meanwhile are refused, and no mkfs happens under it;
 #   * a copy killed with SIGKILL leaves only expiring staging keys (shown by
@@ -74,6 +75,15 @@ for point in install-aside install-swap; do
   [[ $(digest OLD) == "$old" ]] || fail "copy failing at $point changed OLD"
   [[ -z $(leftovers) ]] || fail "copy failing at $point left keys: $(leftovers | head -3)"
 done
+
+note "copy --force that cannot freeze its source leaves the destination alone"
+rcli set NEW:FREEZE someone-else PX 60000 >/dev/null
+rc=0
+snap -q copy NEW OLD --force 2>"$T/err" || rc=$?
+[[ $rc == 1 ]] && grep -q 'another snapshot' "$T/err" || fail "copy with a frozen source: $rc $(cat "$T/err")"
+[[ $(digest OLD) == "$old" ]] || fail "a copy that could not freeze its source changed OLD"
+rcli del NEW:FREEZE >/dev/null
+[[ -z $(leftovers) ]] || fail "the refused copy left keys: $(leftovers | head -3)"
 
 note "restore --force without a fault replaces OLD, and only then removes it"
 snap -q restore "$T/new.json" --prefix OLD --force
