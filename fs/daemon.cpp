@@ -201,6 +201,46 @@ class Heartbeat {
   std::thread m_thread;
 };
 
+// Mount points in /proc/self/mountinfo, as (mount point, device, fs type)
+// rows: the mount point is unescaped (mountinfo writes space, tab, newline
+// and backslash as \\ooo).
+struct MountRow {
+  std::string point;
+  std::string device;
+  std::string fstype;
+  std::string source;
+};
+
+static std::vector<MountRow> _mount_rows() {
+  std::vector<MountRow> rows;
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(info, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, word;
+    if (!(fields >> id >> parent >> dev >> root >> point)) {
+      continue;
+    }
+    MountRow row;
+    for (std::size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        int v = 0;
+        std::from_chars(point.data() + i + 1, point.data() + i + 4, v, 8);
+        row.point.push_back(static_cast<char>(v));
+        i += 3;
+      } else {
+        row.point.push_back(point[i]);
+      }
+    }
+    row.device = dev;
+    while (fields >> word && word != "-") {
+    }
+    fields >> row.fstype >> row.source;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 // The kernel offers FUSE mounts 128 KiB of readahead, a filesystem can
 // only lower it at INIT, and the INIT reply sets it; sequential reads run about a third faster
 // with 1 MiB (one request per 1 MiB, our largest). The knob is the mount's
@@ -209,29 +249,10 @@ class Heartbeat {
 // its canonical path, taken before mounting). Best effort: only root may
 // write it.
 static void _raise_readahead(const std::string& mountpoint, const std::string& target) {
-  std::ifstream info("/proc/self/mountinfo");
-  std::string line;
   std::string device;
-  while (std::getline(info, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (!(fields >> id >> parent >> dev >> root >> point)) {
-      continue;
-    }
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    std::string unescaped;
-    for (std::size_t i = 0; i < point.size(); ++i) {
-      if (point[i] == '\\' && i + 3 < point.size()) {
-        int v = 0;
-        std::from_chars(point.data() + i + 1, point.data() + i + 4, v, 8);
-        unescaped.push_back(static_cast<char>(v));
-        i += 3;
-      } else {
-        unescaped.push_back(point[i]);
-      }
-    }
-    if (unescaped == target) {
-      device = dev;  // the last match is the newest mount
+  for (const MountRow& row : _mount_rows()) {
+    if (row.point == target) {
+      device = row.device;  // the last match is the newest mount
     }
   }
   if (device.empty()) {
@@ -450,6 +471,50 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   return _mount_and_serve(cfg, store);
 }
 
+static std::string _dead_mount_message(const std::string& mountpoint) {
+  return mountpoint + " is a dead mount (its daemon is gone: " + errno_text(ENOTCONN) +
+         "); unmount it first with `fusermount3 -u " + mountpoint + "`";
+}
+
+// The mount point must be a directory that nothing is mounted on: a second
+// mount on top of a live one would hide it (one unmount then leaves the
+// other daemon running), and a dead FUSE mount (its daemon killed) answers
+// every access with ENOTCONN. Makes `mountpoint` absolute: fuse_daemonize()
+// changes to "/", and unmounting by a non-root user goes through
+// fusermount3 with this path.
+static Status _check_mountpoint(std::string& mountpoint) {
+  char resolved[PATH_MAX];
+  if (realpath(mountpoint.c_str(), resolved) == nullptr) {
+    int err = errno;
+    std::error_code ec;
+    std::string abs = std::filesystem::absolute(mountpoint, ec).lexically_normal().string();
+    if (err == ENOTCONN) {
+      return make_error(ENOTCONN, _dead_mount_message(ec ? mountpoint : abs));
+    }
+    return make_error(err, "mountpoint " + mountpoint + ": " + errno_text(err));
+  }
+  mountpoint = resolved;
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOTCONN) {
+      return make_error(ENOTCONN, _dead_mount_message(mountpoint));
+    }
+    return make_error(err, "mountpoint " + mountpoint + ": " + errno_text(err));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return make_error(ENOTDIR, "mountpoint " + mountpoint + ": " + errno_text(ENOTDIR));
+  }
+  for (const MountRow& row : _mount_rows()) {
+    if (row.point == mountpoint) {
+      return make_error(EBUSY, mountpoint + " is already mounted (" + row.fstype + " " + row.source +
+                                   "); unmount it first with `fusermount3 -u " + mountpoint +
+                                   "` (or umount), or choose another directory");
+    }
+  }
+  return {};
+}
+
 int run_daemon(DaemonConfig cfg) {
   if (cfg.debug) {
     cfg.foreground = true;
@@ -457,15 +522,8 @@ int run_daemon(DaemonConfig cfg) {
   log_init(cfg.debug);
   // Absolute paths: fuse_daemonize() changes to "/", and unmounting by a
   // non-root user goes through fusermount3 with this path.
-  char resolved[PATH_MAX];
-  if (realpath(cfg.mountpoint.c_str(), resolved) == nullptr) {
-    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(errno));
-    return 1;
-  }
-  cfg.mountpoint = resolved;
-  struct stat st {};
-  if (::stat(cfg.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(ENOTDIR));
+  if (Status st = _check_mountpoint(cfg.mountpoint); !st) {
+    log_error(st.error().message);
     return 1;
   }
   if (!cfg.data_dir.empty()) {
