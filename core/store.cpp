@@ -66,6 +66,37 @@ Status _check_xattr_name(std::string_view name) {
 
 bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 
+// At most 64 bytes of a value, for a message (a message is one bounded
+// line, whatever a hand-edited key holds).
+std::string _bounded(std::string_view text) {
+  constexpr std::size_t k_max = 64;
+  std::string out;
+  for (char ch : text.substr(0, k_max)) {
+    out.push_back(ch >= 0x20 && ch < 0x7f ? ch : '?');
+  }
+  if (text.size() > k_max) {
+    out += "...";
+  }
+  return out;
+}
+
+// What is wrong with a reply that should have been `want`: the server's
+// error (WRONGTYPE: a key of another type) or the type it has.
+std::string _reply_problem(ReplyView r, std::string_view want) {
+  switch (r.type()) {
+    case ReplyView::Type::Error:
+      return "not " + std::string(want) + ": " + _bounded(r.str());
+    case ReplyView::Type::Array:
+      return "an array where " + std::string(want) + " was expected";
+    case ReplyView::Type::Integer:
+      return "an integer where " + std::string(want) + " was expected";
+    case ReplyView::Type::Nil:
+      return "nothing where " + std::string(want) + " was expected";
+    default:
+      return "an odd reply where " + std::string(want) + " was expected";
+  }
+}
+
 std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
 
 }  // namespace
@@ -396,14 +427,21 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
   const std::uint64_t last = (offset + size - 1) / bs;
   // One MULTI/EXEC in one round trip: the size and the bytes of one
   // instant (a concurrent write is seen whole or not at all), and the
-  // bytes never pass through Lua.
+  // bytes never pass through Lua. A full server refuses every command
+  // queued in a MULTI (it may grow without bound): then read.lua, a
+  // no-writes script that a full server runs, reads the same at once.
   TRY_ASSIGN(auto c, m_pool.acquire());
   c->append({"MULTI"});
   c->append({"HMGET", m_keys.inode(ino), "type", "size", "atime", "mtime", "ctime"});
+  std::vector<std::string> block_keys;
+  std::vector<std::string> ranges;
   for (std::uint64_t b = first; b <= last; ++b) {
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
-    c->append({"GETRANGE", m_keys.block(ino, b), _str(lo), _str(hi)});
+    block_keys.push_back(m_keys.block(ino, b));
+    ranges.push_back(_str(lo));
+    ranges.push_back(_str(hi));
+    c->append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
   }
   c->append({"EXEC"});
   std::optional<Error> failure;
@@ -418,19 +456,43 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
       exec = std::move(r).value();
     }
   }
+  if (failure && failure->code == ENOSPC) {
+    std::vector<std::string> keys{m_keys.inode(ino)};
+    keys.insert(keys.end(), block_keys.begin(), block_keys.end());
+    auto r = c->eval("read", keys, ranges);
+    if (!r) {
+      return make_error(r.code(), "inode " + _str(ino) + ": " + r.error().message);
+    }
+    failure.reset();
+    exec = std::move(r).value();
+  }
   if (failure) {
     return std::move(*failure);
   }
   ReplyView v = exec.view();
-  if (!v.is_array() || v.size() != 2 + (last - first) || v[0].size() != 5) {
+  if (!v.is_array() || v.size() != 2 + (last - first)) {
     return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
   }
   ReplyView meta = v[0];
+  if (!meta.is_array() || meta.size() != 5) {
+    return make_error(EIO, "inode " + _str(ino) + ": " + _reply_problem(meta, "a hash"));
+  }
   if (meta[0].is_nil()) {
     return make_error(ESTALE, "inode " + _str(ino) + " was removed");
   }
+  for (std::uint64_t b = first; b <= last; ++b) {
+    ReplyView chunk = v[1 + (b - first)];
+    if (!chunk.is_string()) {
+      // A block key of another type (a hash, a list): GETRANGE answers
+      // WRONGTYPE, which must never be read back as the file's bytes.
+      return make_error(EIO, "inode " + _str(ino) + ": block " + _str(b) + " (" + m_keys.block(ino, b) +
+                                 "): " + _reply_problem(chunk, "a string"));
+    }
+  }
   std::uint64_t file_size = 0;
-  _parse_u64(meta[1].str(), file_size);
+  if (!_parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
+    return make_error(EIO, "inode " + _str(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+  }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   out.assign(avail, '\0');
   for (std::uint64_t b = first; b <= last; ++b) {
@@ -934,7 +996,12 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     std::uint64_t target = new_size;
     bool last_step = true;
     std::size_t taken = 0;
-    if (new_size >= cur) {
+    std::string_view script = "truncate";
+    if (new_size > cur) {
+      // Growth has a script of its own: truncate.lua runs on a full server.
+      script = "extend";
+      args = {_str(new_size), _str(cur), final_times ? "1" : "0"};
+    } else if (new_size == cur) {
       keys.push_back(m_keys.inode(ino));  // no boundary block
       args = {_str(new_size), _str(cur), "-1", final_times ? "1" : "0"};
     } else {
@@ -989,11 +1056,11 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
       }
       args = {_str(target), _str(cur), keep, (last_step && final_times) ? "1" : "0"};
     }
-    TRY_ASSIGN(Reply r, eval_change(c, "truncate", keys, args));
+    TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 2 || !_parse_u64(v[1].str(), cur)) {
-        return make_error(EIO, "bad truncate reply");
+        return make_error(EIO, "inode " + _str(ino) + ": bad " + std::string(script) + " reply");
       }
       continue;
     }

@@ -1,5 +1,8 @@
+#!lua flags=allow-oom
 -- One open of a file by this mount ends. Not held back by a snapshot's
--- freeze: OPEN keys are not part of the filesystem.
+-- freeze: OPEN keys are not part of the filesystem. Runs on a full server
+-- too (allow-oom): it only shrinks the OPEN hash, and a release refused
+-- there would leave the open counted forever.
 -- KEYS: OPEN, INODE, ORPHANS
 -- ARGV: session, ino
 -- Returns 1 when the file is an orphan that this mount owns and no mount

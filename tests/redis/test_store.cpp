@@ -650,6 +650,92 @@ TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC and leaves the filesyst
 }
 
 
+namespace {
+
+// Sets maxmemory to 1 byte (a server over its limit refuses every command
+// that may grow memory) until it goes out of scope.
+struct FullServer {
+  explicit FullServer(Connection& c) : m_c(c) { _ok(c.command({"CONFIG", "SET", "maxmemory", "1"})); }
+  ~FullServer() { (void)m_c.command({"CONFIG", "SET", "maxmemory", "0"}); }
+  FullServer(const FullServer&) = delete;
+  FullServer& operator=(const FullServer&) = delete;
+  Connection& m_c;
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture, "on a full server only growth fails: opens, reads, truncation and removal work") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->create(k_root_ino, "f", 0644, k_user));
+  _ok(s->write(f.ino, 0, std::string(200000, 'a'), false));
+  CHECK(_ok(s->release_file(f.ino)) == false);
+  auto g = _ok(s->create(k_root_ino, "g", 0644, k_user));
+  _ok(s->write(g.ino, 0, "gone soon", false));
+  CHECK(_ok(s->release_file(g.ino)) == false);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  {
+    FullServer full(conn());
+    CHECK(conn().command({"SET", prefix + "-probe", "x"}).code() == ENOSPC);
+    CHECK(s->write(f.ino, 200000, "more", false).code() == ENOSPC);
+    _ok(s->open_file(f.ino));  // recorded: an open is not growth
+    CHECK(_ok(conn().command({"HGET", keys.open(f.ino), s->session()})).view().str() == "1");
+    CHECK(_read_all(*s, f.ino) == std::string(200000, 'a'));  // reads too
+    SetAttrRequest shrink;
+    shrink.size = 1000;
+    CHECK(_ok(s->setattr(f.ino, shrink)).size == 1000);  // inside a block
+    SetAttrRequest grow;
+    grow.size = 1 << 20;
+    CHECK(s->setattr(f.ino, grow).code() == ENOSPC);
+    SetAttrRequest chmod;
+    chmod.mode = 0600;
+    CHECK((_ok(s->setattr(f.ino, chmod)).mode & 07777) == 0600);
+    CHECK(_ok(s->release_file(f.ino)) == false);  // the close is counted too
+    CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+    _ok(s->open_file(g.ino));
+    CHECK(_ok(s->unlink(k_root_ino, "g")) == g.ino);
+    CHECK(_ok(s->release_file(g.ino)) == true);
+    _ok(s->purge(g.ino));
+    CHECK(s->getattr(g.ino).code() == ENOENT);
+    CHECK(_ok(s->rmdir(k_root_ino, "d")) == d.ino);
+    _ok(s->purge(d.ino));
+    CHECK(s->create(k_root_ino, "new", 0644, k_user).code() == ENOSPC);
+  }
+  CHECK(_read_all(*s, f.ino) == std::string(1000, 'a'));
+  for (const auto& k : keys_under(prefix)) {
+    auto pk = parse_relative_key(*keys.relative(k));
+    CHECK(pk.kind != KeyKind::Open);
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a block key of another type is EIO, never the file's bytes") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  const std::uint64_t bs = s->block_size();
+  _ok(s->write(f.ino, 0, std::string(2 * bs + 10, 'b'), false));
+  _ok(conn().command({"DEL", keys.block(f.ino, 1)}));
+  _ok(conn().command({"HSET", keys.block(f.ino, 1), "x", "y"}));
+  std::string out;
+  Status whole = s->read(f.ino, 0, 3 * bs, out);
+  CHECK(whole.code() == EIO);
+  CHECK(whole.error().message.find("block 1") != std::string::npos);
+  CHECK(out.find("WRONGTYPE") == std::string::npos);
+  CHECK(s->read(f.ino, bs + 5, 10, out).code() == EIO);
+  _ok(s->read(f.ino, 0, 10, out));  // the other blocks still read
+  CHECK(out == std::string(10, 'b'));
+  {
+    FullServer full(conn());  // the script that reads on a full server too
+    CHECK(s->read(f.ino, bs + 5, 10, out).code() == EIO);
+  }
+  // the inode hash of another type, and a size that is no number
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  _ok(conn().command({"HSET", keys.inode(g.ino), "size", "18446744073709551615"}));
+  Status big = s->read(g.ino, 0, 10, out);
+  CHECK(big.code() == EIO);
+  CHECK(big.error().message.find("size") != std::string::npos);
+}
+
+
 TEST_CASE_FIXTURE(RedisFixture, "a file open on one mount outlives an unlink through another") {
   auto a = _open(pool, prefix);
   Pool pool_b(test::test_url(), "redisfs:test-b");
