@@ -1298,6 +1298,102 @@ Result<std::size_t> Store::purge_dead_orphans() {
   return dead.size();
 }
 
+Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done) {
+  if (pass_done != nullptr) {
+    *pass_done = false;
+  }
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  std::lock_guard lock(m_sweep_mutex);
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::vector<Ino> found;
+  const std::string match = m_keys.match_opens();
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", m_sweep_cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    m_sweep_cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      auto rel = m_keys.relative(v[1][i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Open) {
+        found.push_back(k.ino);
+      }
+    }
+    if (m_sweep_cursor == "0") {
+      if (pass_done != nullptr) {
+        *pass_done = true;
+      }
+      break;
+    }
+  }
+  if (found.empty()) {
+    return std::size_t{0};
+  }
+  // The sessions holding each file open, then which of them are alive.
+  for (Ino ino : found) {
+    c->append({"HKEYS", m_keys.open(ino)});
+  }
+  std::vector<std::vector<std::string>> holders(found.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    auto r = c->read_reply();
+    if (!r.ok() || !r->view().is_array()) {
+      continue;  // gone meanwhile, or not a hash (fsck reports that)
+    }
+    for (std::size_t j = 0; j < r->view().size(); ++j) {
+      std::string session(r->view()[j].str());
+      if (session != m_opts.session) {
+        holders[i].push_back(std::move(session));
+      }
+    }
+  }
+  for (const auto& list : holders) {
+    for (const std::string& session : list) {
+      c->append({"EXISTS", m_keys.mount(session)});
+    }
+  }
+  TRY_ASSIGN(auto alive, c->read_all());
+  std::size_t at = 0;
+  std::size_t removed = 0;
+  std::vector<Ino> free;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    std::vector<std::string> keys{m_keys.open(found[i]), m_keys.inode(found[i]), m_keys.orphans()};
+    std::vector<std::string> args{_str(found[i])};
+    for (const std::string& session : holders[i]) {
+      if (at < alive.size() && alive[at].view().integer() == 0) {
+        keys.push_back(m_keys.mount(session));
+        args.push_back(session);
+      }
+      ++at;
+    }
+    if (args.size() == 1) {
+      continue;
+    }
+    TRY_ASSIGN(Reply r, c->eval("sweep_open", keys, args));
+    ReplyView v = r.view();
+    if (v.is_array() && v.size() == 2) {
+      removed += static_cast<std::size_t>(std::max<long long>(v[0].integer(), 0));
+      if (v[1].integer() == 1) {
+        free.push_back(found[i]);
+      }
+    }
+  }
+  for (Ino ino : free) {
+    TRY(purge(ino));
+  }
+  return removed;
+}
+
+Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
+  SweepResult done;
+  TRY_ASSIGN(done.orphans, purge_dead_orphans());
+  TRY_ASSIGN(done.opens, sweep_dead_opens(max_scan_calls));
+  return done;
+}
+
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;

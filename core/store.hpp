@@ -179,6 +179,21 @@ class Store {
   // Purges the orphans of mounts that are no longer alive (a crash leaves
   // them behind). Returns how many were purged.
   Result<std::size_t> purge_dead_orphans();
+  // Removes the open counts (<prefix>:OPEN:<n>) of mounts that are no
+  // longer alive, and frees the orphans nobody holds open then. One call
+  // looks at up to `max_scan_calls` SCAN pages of the keyspace, going on
+  // where the last call stopped (a daemon calls it with each heartbeat:
+  // the work per call stays bounded on a server with many keys); `pass_done`
+  // says the last page of a whole pass was seen. Returns the number of
+  // counts removed.
+  Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr);
+  // Both sweeps: what every live mount runs with its heartbeat, so that a
+  // crashed mount's opens and orphans go even if no mount starts again.
+  struct SweepResult {
+    std::size_t orphans = 0;
+    std::size_t opens = 0;
+  };
+  Result<SweepResult> sweep_dead_mounts(std::size_t max_scan_calls);
 
   // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
   // it more often than k_session_ttl_ms.
@@ -228,6 +243,9 @@ class Store {
   std::atomic<bool> m_registered{false};
   std::atomic<bool> m_security_possible{true};
   std::atomic<std::int64_t> m_security_checked_until{0};
+
+  std::mutex m_sweep_mutex;
+  std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

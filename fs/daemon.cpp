@@ -46,6 +46,9 @@ namespace redisfs {
 
 static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
 static constexpr auto k_first_delay = std::chrono::milliseconds(200);
+// SCAN pages (of 1000 keys) the sweep of dead mounts' open counts reads
+// per heartbeat.
+static constexpr std::size_t k_sweep_scan_calls = 16;
 static constexpr double k_default_timeout = 1.0;
 static constexpr double k_snapshot_timeout = 3600.0;
 
@@ -149,7 +152,8 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
   return argv;
 }
 
-// Refreshes the session key every 10 s until stopped.
+// Refreshes the session key every 10 s until stopped, and each time clears
+// a piece of what dead mounts left (Store::sweep_dead_mounts).
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).
@@ -175,9 +179,12 @@ class Heartbeat {
   void run() {
     bool failing = false;
     std::unique_lock<std::mutex> lock(m_mutex);
-    if (m_first && !m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
+    if (!m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
       lock.unlock();
-      m_first();
+      if (m_first) {
+        m_first();
+      }
+      sweep();
       lock.lock();
     }
     while (!m_cv.wait_for(lock, k_heartbeat_interval, [this] { return m_stop; })) {
@@ -189,12 +196,34 @@ class Heartbeat {
         log_info("heartbeat: the mount session is refreshed again");
       }
       failing = !st;
+      if (st) {
+        sweep();
+      }
       lock.lock();
+    }
+  }
+
+  // What crashed mounts left behind (their open counts, their orphans):
+  // every live mount clears it, a bounded piece with each heartbeat.
+  void sweep() {
+    auto done = m_store.sweep_dead_mounts(k_sweep_scan_calls);
+    if (!done) {
+      if (!m_sweep_failing) {
+        log_warning("cannot clear what dead mounts left: " + done.error().message);
+      }
+      m_sweep_failing = true;
+      return;
+    }
+    m_sweep_failing = false;
+    if (done->orphans > 0 || done->opens > 0) {
+      log_info("cleared what dead mounts left: " + std::to_string(done->opens) + " open count(s), " +
+               std::to_string(done->orphans) + " orphan inode(s)");
     }
   }
 
   Store& m_store;
   std::function<void()> m_first;
+  bool m_sweep_failing = false;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stop = false;

@@ -817,4 +817,58 @@ TEST_CASE_FIXTURE(RedisFixture, "the opens of a dead mount do not keep a file") 
   CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "the last close frees an orphan, whichever mount unlinked it") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
+  _ok(a->write(f.ino, 0, std::string(100000, 'f'), false));
+  CHECK(_ok(a->release_file(f.ino)) == false);
+  _ok(b->open_file(f.ino));
+  // a unlinks it and keeps it (its kernel still knows the inode: a never
+  // purges it), b closes last
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
+  CHECK(_ok(conn().command({"HGET", keys.orphans(), std::to_string(f.ino)})).view().str() == a->session());
+  CHECK(_ok(b->release_file(f.ino)) == true);
+  _ok(b->purge(f.ino));
+  CHECK(b->getattr(f.ino).code() == ENOENT);
+  _ok(a->purge(f.ino));  // a's own purge, later, finds nothing to do
+  for (const auto& k : keys_under(prefix)) {
+    auto pk = parse_relative_key(*keys.relative(k));
+    CHECK(pk.ino != f.ino);
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a live mount sweeps the open counts and orphans of dead mounts") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto kept = _ok(a->create(k_root_ino, "kept", 0644, k_user));
+  CHECK(_ok(a->release_file(kept.ino)) == false);
+  auto gone = _ok(a->create(k_root_ino, "gone", 0644, k_user));
+  _ok(a->write(gone.ino, 0, "bytes", false));
+  CHECK(_ok(a->release_file(gone.ino)) == false);
+  _ok(b->open_file(kept.ino));
+  _ok(b->open_file(kept.ino));
+  _ok(b->open_file(gone.ino));
+  _ok(a->open_file(kept.ino));  // a live holder stays
+  CHECK(_ok(a->unlink(k_root_ino, "gone")) == gone.ino);
+  _ok(a->purge(gone.ino));  // held by b: handed to b
+  CHECK(_ok(conn().command({"HGET", keys.orphans(), std::to_string(gone.ino)})).view().str() == b->session());
+  _ok(conn().command({"DEL", keys.mount(b->session())}));  // b dies (kill -9: its key expires)
+  bool pass_done = false;
+  CHECK(_ok(a->sweep_dead_opens(1000, &pass_done)) == 2);
+  CHECK(pass_done);
+  auto holders = _ok(conn().command({"HGETALL", keys.open(kept.ino)}));
+  REQUIRE(holders.view().size() == 2);
+  CHECK(holders.view()[0].str() == a->session());
+  CHECK(_ok(conn().command({"EXISTS", keys.open(gone.ino)})).view().integer() == 0);
+  CHECK(a->getattr(gone.ino).code() == ENOENT);  // the orphan nobody holds is freed
+  CHECK(_ok(conn().command({"EXISTS", keys.orphans()})).view().integer() == 0);
+  CHECK(_ok(a->sweep_dead_mounts(1000)).opens == 0);  // nothing left to do
+  CHECK(_ok(a->release_file(kept.ino)) == false);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
+}
+
 TEST_SUITE_END();
