@@ -309,7 +309,9 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
   Ino cur = dir;
   while (cur != k_root_ino) {
     if (chain.size() > 8192) {
-      return make_error(ELOOP, "directory " + _str(dir) + ": parent chain does not reach the root");
+      // A cycle of 'parent' fields (a hand-edited or damaged filesystem):
+      // EIO, which the daemon logs, not a routine ELOOP.
+      return make_error(EIO, "directory " + _str(dir) + ": its chain of 'parent' fields does not reach the root");
     }
     TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.inode(cur), "parent"}));
     std::uint64_t p = 0;

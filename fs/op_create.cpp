@@ -42,7 +42,7 @@ void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev
     reply_fail(req, "mknod", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "mknod");
 }
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
@@ -55,7 +55,7 @@ void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     reply_fail(req, "mkdir", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "mkdir");
 }
 
 void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
@@ -68,7 +68,7 @@ void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
     reply_fail(req, "symlink", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "symlink");
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {

@@ -26,7 +26,7 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     reply_fail(req, "lookup", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "lookup");
 }
 
 }  // namespace redisfs::op

@@ -37,7 +37,45 @@ void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view n
 
 void reply_none(fuse_req_t req) { fuse_reply_none(req); }
 
-void reply_entry(fuse_req_t req, Session& session, const Attr& attr) {
+std::string kernel_refuses(const Attr& attr) {
+  switch (attr.mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFIFO:
+    case S_IFSOCK:
+      break;
+    default:
+      return "inode " + std::to_string(attr.ino) + " has no known file type";
+  }
+  if (attr.size > static_cast<std::uint64_t>(INT64_MAX)) {
+    return "inode " + std::to_string(attr.ino) + " has size " + std::to_string(attr.size) +
+           ", past what the kernel accepts (2^63-1)";
+  }
+  if (attr.ino == k_root_ino && !attr.is_dir()) {
+    return "the root (inode 1) is not a directory (type " + std::string(type_name(attr.mode)) + ")";
+  }
+  return {};
+}
+
+bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op) {
+  std::string why = kernel_refuses(attr);
+  if (why.empty() && attr.ino == k_root_ino) {
+    why = "an entry names the root directory (inode 1)";  // the kernel refuses an alias of the root
+  }
+  if (why.empty()) {
+    return true;
+  }
+  reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
+  return false;
+}
+
+void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op) {
+  if (!check_entry(req, attr, op)) {
+    return;
+  }
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino);
   if (fuse_reply_entry(req, &e) != 0) {
@@ -53,6 +91,9 @@ void reply_negative_entry(fuse_req_t req, Session& session, double age) {
 }
 
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
+  if (!check_entry(req, attr, "create")) {
+    return;
+  }
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino);
   if (fuse_reply_create(req, &e, fi) != 0) {
@@ -60,7 +101,11 @@ void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
   }
 }
 
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age) {
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age) {
+  if (std::string why = kernel_refuses(attr); !why.empty()) {
+    reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
+    return;
+  }
   struct stat st = attr.to_stat(session.store().block_size());
   fuse_reply_attr(req, &st, std::max(session.options().attr_timeout - age, 0.0));
 }

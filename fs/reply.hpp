@@ -30,13 +30,23 @@ void reply_err(fuse_req_t req, const Error& error);
 void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error);
 void reply_none(fuse_req_t req);
 
-void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
+// Why the kernel would refuse these attributes (it then fails the call
+// with EIO itself, and nobody learns why): a size past 2^63-1, a type it
+// does not know, a root that is not a directory. Empty when it accepts
+// them. The entry and attribute replies check it, and fail with EIO and a
+// log line naming the op, the inode and the cause.
+std::string kernel_refuses(const Attr& attr);
+
+// `op` names the request in the log line of a refused reply.
+void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op);
 // "No such name", cached by the kernel for the entry timeout.
 void reply_negative_entry(fuse_req_t req, Session& session, double age = 0);
+// Checks `attr` like reply_entry; false when it failed the request.
+[[nodiscard]] bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 // `age`: how old the attributes already are (seconds); the kernel may keep
 // them for what is left of attr_timeout.
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age = 0);
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age = 0);
 void reply_readlink(fuse_req_t req, const std::string& target);
 void reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
