@@ -202,7 +202,40 @@ Status Store::load_superblock(Connection& c) {
     fields.emplace_back(v[i].str(), v[i + 1].str());
   }
   TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
+  for (const auto& [name, value] : fields) {
+    if (name == "created") {
+      m_created = value;
+    }
+  }
   return {};
+}
+
+Status Store::check_same_filesystem() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HGET", m_keys.sb(), "created"}));
+  ReplyView v = r.view();
+  if (v.is_nil()) {
+    return make_error(ESTALE, "the filesystem under this mount was deleted (" + m_keys.sb() + " is gone)");
+  }
+  if (v.str() != m_created) {
+    return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + m_keys.sb() +
+                                  " created " + _bounded(v.str()) + ", not " + m_created + ")");
+  }
+  return {};
+}
+
+std::vector<std::pair<Ino, std::string>> Store::known_names() {
+  std::vector<std::pair<Ino, std::string>> out;
+  std::lock_guard lock(m_names_mutex);
+  out.reserve(m_names.size());
+  for (const auto& [key, ino] : m_names) {
+    auto slash = key.find('/');
+    std::uint64_t parent = 0;
+    if (slash != std::string::npos && _parse_u64(std::string_view(key).substr(0, slash), parent)) {
+      out.emplace_back(parent, key.substr(slash + 1));
+    }
+  }
+  return out;
 }
 
 Status Store::writable() const {

@@ -198,6 +198,15 @@ class Store {
   // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
   // it more often than k_session_ttl_ms.
   static constexpr long k_session_ttl_ms = 30000;
+  // Whether the filesystem this Store opened is still the one under its
+  // prefix: ESTALE when its superblock is gone (deleted) or is another
+  // filesystem's (its `created` differs: deleted and made again, restored
+  // or rolled back over it); another error when the server could not say.
+  Status check_same_filesystem();
+  // The names this Store remembers (lookup, create, readdirplus), as
+  // (parent, name): what a daemon asks the kernel to forget when the
+  // filesystem is gone.
+  std::vector<std::pair<Ino, std::string>> known_names();
   // Registers or refreshes the session (Store::open does it first); the
   // destructor ends it.
   Status heartbeat();
@@ -234,6 +243,7 @@ class Store {
   Keys m_keys;
   StoreOptions m_opts;
   Superblock m_sb;
+  std::string m_created;  // the superblock's `created` field as read at open
 
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;

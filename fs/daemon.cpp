@@ -46,6 +46,8 @@ namespace redisfs {
 
 static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
 static constexpr auto k_first_delay = std::chrono::milliseconds(200);
+// How often the watcher checks that the filesystem is still there.
+static constexpr auto k_watch_interval = std::chrono::seconds(2);
 // SCAN pages (of 1000 keys) the sweep of dead mounts' open counts reads
 // per heartbeat.
 static constexpr std::size_t k_sweep_scan_calls = 16;
@@ -152,18 +154,31 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
   return argv;
 }
 
-// Refreshes the session key every 10 s until stopped, and each time clears
-// a piece of what dead mounts left (Store::sweep_dead_mounts).
+// The mount's watcher thread: every 2 s it checks that the filesystem
+// under the mount is still the one mounted (Session::check_gone); every
+// 10 s it refreshes the session key and clears a piece of what dead mounts
+// left (Store::sweep_dead_mounts). Once the filesystem is gone (found here
+// or by an op, which wakes the thread) it has the kernel drop its caches
+// of the mount, ends the session, and then only waits to be stopped.
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).
-  Heartbeat(Store& store, std::function<void()> first)
-      : m_store(store), m_first(std::move(first)), m_thread([this] { run(); }) {}
+  Heartbeat(Store& store, Session& session, fuse_session* se, std::function<void()> first)
+      : m_store(store), m_session(session), m_se(se), m_first(std::move(first)), m_thread([this] { run(); }) {
+    m_session.on_gone([this] {
+      {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_wake = true;
+      }
+      m_cv.notify_all();
+    });
+  }
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
   ~Heartbeat() { stop(); }
 
   void stop() {
+    m_session.on_gone({});
     {
       std::lock_guard<std::mutex> lock(m_mutex);
       m_stop = true;
@@ -175,31 +190,55 @@ class Heartbeat {
   }
 
  private:
-  // Logs the first failure of a run of them, and the recovery.
   void run() {
-    bool failing = false;
     std::unique_lock<std::mutex> lock(m_mutex);
     if (!m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
       lock.unlock();
       if (m_first) {
         m_first();
       }
-      sweep();
-      lock.lock();
-    }
-    while (!m_cv.wait_for(lock, k_heartbeat_interval, [this] { return m_stop; })) {
-      lock.unlock();
-      Status st = m_store.heartbeat();
-      if (!st && !failing) {
-        log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
-      } else if (st && failing) {
-        log_info("heartbeat: the mount session is refreshed again");
-      }
-      failing = !st;
-      if (st) {
+      if (!m_session.check_gone(true)) {
         sweep();
       }
       lock.lock();
+    }
+    auto next_beat = std::chrono::steady_clock::now() + k_heartbeat_interval;
+    bool invalidated = false;
+    while (!m_stop) {
+      m_cv.wait_for(lock, k_watch_interval, [this] { return m_stop || m_wake; });
+      m_wake = false;
+      if (m_stop) {
+        break;
+      }
+      lock.unlock();
+      if (!m_session.gone()) {
+        m_session.check_gone(true);
+      }
+      if (m_session.gone()) {
+        if (!invalidated) {
+          invalidated = true;
+          m_session.invalidate_kernel(m_se);
+          (void)m_store.end_session();  // its key would be debris under the prefix
+        }
+      } else if (std::chrono::steady_clock::now() >= next_beat) {
+        next_beat = std::chrono::steady_clock::now() + k_heartbeat_interval;
+        beat();
+      }
+      lock.lock();
+    }
+  }
+
+  // Logs the first failure of a run of them, and the recovery.
+  void beat() {
+    Status st = m_store.heartbeat();
+    if (!st && !m_failing) {
+      log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
+    } else if (st && m_failing) {
+      log_info("heartbeat: the mount session is refreshed again");
+    }
+    m_failing = !st;
+    if (st) {
+      sweep();
     }
   }
 
@@ -222,11 +261,15 @@ class Heartbeat {
   }
 
   Store& m_store;
+  Session& m_session;
+  fuse_session* m_se;
   std::function<void()> m_first;
+  bool m_failing = false;
   bool m_sweep_failing = false;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stop = false;
+  bool m_wake = false;
   std::thread m_thread;
 };
 
@@ -399,7 +442,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   int rc = 0;
   {
     // The INIT reply sets the readahead, so raise it after INIT.
-    Heartbeat heartbeat(store, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
+    Heartbeat heartbeat(store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
     StatsOnSignal stats(mounted_at);
     if (cfg.single_threaded) {
       rc = fuse_session_loop(se);

@@ -15,6 +15,10 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   double age = 0;
   Result<Attr> attr = session.store().lookup(parent, name, &age);
+  if (!attr && attr.code() == ENOENT && age == 0 && session.check_gone()) {
+    reply_err(req, ESTALE);  // not absent: the whole filesystem is gone
+    return;
+  }
   if (!attr && attr.code() == ENOENT) {
     // A negative entry: the kernel remembers the name is absent for the
     // entry timeout, as it remembers positive entries (for what is left of

@@ -31,6 +31,10 @@ void reply_err(fuse_req_t req, int code) { fuse_reply_err(req, code); }
 void reply_err(fuse_req_t req, const Error& error) { fuse_reply_err(req, error.code > 0 ? error.code : EIO); }
 
 void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error) {
+  if ((error.code == ENOENT || error.code == ESTALE) && session_of(req).check_gone()) {
+    reply_err(req, ESTALE);
+    return;
+  }
   log_op_error(op, ino, name, error);
   reply_err(req, error);
 }

@@ -27,6 +27,9 @@ void reply_ok(fuse_req_t req);
 void reply_err(fuse_req_t req, int code);
 void reply_err(fuse_req_t req, const Error& error);
 // Logs the failure with its context (log_op_error), then replies.
+// An ENOENT or ESTALE (an inode this mount had is missing) first asks
+// whether the whole filesystem is gone (Session::check_gone): then the
+// reply is ESTALE.
 void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error);
 void reply_none(fuse_req_t req);
 
@@ -56,5 +59,23 @@ void reply_statfs(fuse_req_t req, const struct statvfs& st);
 // readdir / readdirplus: `lookups` are the inodes of the plus entries in
 // `data`, already counted; they are given back if the reply fails.
 void reply_dir(fuse_req_t req, Session& session, std::string_view data, const std::vector<Ino>& lookups);
+
+// RefuseWhenGone<fn>::call has fn's signature: once the filesystem under
+// the mount is gone (Session::gone), it answers ESTALE instead of running
+// fn. (forget, release and releasedir are not wrapped: they free what the
+// kernel hands back, and send nothing to the server once gone.)
+template <auto Fn>
+struct RefuseWhenGone;
+
+template <class... Args, void (*Fn)(fuse_req_t, Args...)>
+struct RefuseWhenGone<Fn> {
+  static void call(fuse_req_t req, Args... args) {
+    if (session_of(req).gone()) {
+      reply_err(req, ESTALE);
+      return;
+    }
+    Fn(req, args...);
+  }
+};
 
 }  // namespace redisfs

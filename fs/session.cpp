@@ -12,12 +12,79 @@ namespace redisfs {
 
 // How long the release thread lets releases gather before it sends them.
 static constexpr auto k_release_gather = std::chrono::milliseconds(1);
+// How often an op's ENOENT may ask whether the filesystem is gone.
+static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 
 Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
 
 Session::~Session() { finish_releases(); }
 
+bool Session::check_gone(bool force) {
+  if (gone()) {
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - m_gone_checked < k_gone_check_pause) {
+      return false;
+    }
+    m_gone_checked = now;
+  }
+  Status same = m_store.check_same_filesystem();
+  if (!same && same.code() == ESTALE) {
+    mark_gone(same.error().message);
+  }
+  return gone();
+}
+
+void Session::mark_gone(const std::string& why) {
+  if (m_gone.exchange(true)) {
+    return;
+  }
+  log_error(why + ": every operation on this mount now fails with ESTALE; unmount it");
+  std::function<void()> listener;
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    listener = m_gone_listener;
+  }
+  if (listener) {
+    listener();
+  }
+}
+
+void Session::on_gone(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(m_gone_mutex);
+  m_gone_listener = std::move(listener);
+}
+
+void Session::invalidate_kernel(fuse_session* se) {
+  std::vector<Ino> inodes{k_root_ino};
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const auto& [ino, count] : m_lookups) {
+      if (ino != k_root_ino) {
+        inodes.push_back(ino);
+      }
+    }
+  }
+  for (Ino ino : inodes) {
+    fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and cached data
+  }
+  std::size_t names = 0;
+  for (const auto& [parent, name] : m_store.known_names()) {
+    if (fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size()) == 0) {
+      ++names;
+    }
+  }
+  log_debug("gone: asked the kernel to forget " + std::to_string(inodes.size()) + " inode(s) and " +
+            std::to_string(names) + " name(s)");
+}
+
 void Session::release_later(Ino ino) {
+  if (gone()) {
+    return;  // nothing more goes to the server (its keys would be debris)
+  }
   bool queued = false;
   bool wake = false;
   {
@@ -41,6 +108,9 @@ void Session::release_later(Ino ino) {
 }
 
 void Session::released(Ino ino, const Result<bool>& free) {
+  if (gone()) {
+    return;
+  }
   if (!free) {
     // The open stays counted until the mount ends (its session expires):
     // the file may then outlive its last close, never the reverse.
@@ -78,6 +148,10 @@ void Session::release_loop() {
       m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
     }
     batch.swap(m_releases);
+    if (gone()) {
+      batch.clear();  // nothing more goes to the server
+      continue;
+    }
     lock.unlock();
     std::vector<Result<bool>> done = m_store.release_files(batch);
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -116,6 +190,9 @@ bool Session::orphaned(Ino ino) {
 }
 
 void Session::purge(Ino ino) {
+  if (gone()) {
+    return;
+  }
   Status st = m_store.purge(ino);
   if (!st) {
     log_op_error("purge", ino, {}, st.error());
