@@ -202,24 +202,38 @@ Status Store::load_superblock(Connection& c) {
     fields.emplace_back(v[i].str(), v[i + 1].str());
   }
   TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
+  std::string created;
+  std::string snapshot_created;
+  std::string dumped;
   for (const auto& [name, value] : fields) {
     if (name == "created") {
-      m_created = value;
+      created = value;
+    } else if (name == "snapshot_created") {
+      snapshot_created = value;
+    } else if (name == "dumped") {
+      dumped = value;
     }
   }
+  m_identity = created + '/' + snapshot_created + '/' + dumped;
   return {};
 }
 
 Status Store::check_same_filesystem() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->command({"HGET", m_keys.sb(), "created"}));
+  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.sb(), "created", "snapshot_created", "dumped"}));
   ReplyView v = r.view();
-  if (v.is_nil()) {
+  if (!v.is_array() || v.size() != 3) {
+    return make_error(EIO, "bad HMGET reply");
+  }
+  if (v[0].is_nil()) {
     return make_error(ESTALE, "the filesystem under this mount was deleted (" + m_keys.sb() + " is gone)");
   }
-  if (v.str() != m_created) {
+  std::string identity =
+      std::string(v[0].str()) + '/' + std::string(v[1].str()) + '/' + std::string(v[2].str());
+  if (identity != m_identity) {
     return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + m_keys.sb() +
-                                  " created " + _bounded(v.str()) + ", not " + m_created + ")");
+                                  ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
+                                  _bounded(m_identity) + ")");
   }
   return {};
 }

@@ -243,7 +243,9 @@ class Store {
   Keys m_keys;
   StoreOptions m_opts;
   Superblock m_sb;
-  std::string m_created;  // the superblock's `created` field as read at open
+  // The superblock's created, snapshot_created and dumped fields as read
+  // at open: which filesystem this is (a restore over it changes one).
+  std::string m_identity;
 
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;

@@ -871,4 +871,19 @@ TEST_CASE_FIXTURE(RedisFixture, "a live mount sweeps the open counts and orphans
   CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "check_same_filesystem: deleted, or replaced by another filesystem") {
+  auto s = _open(pool, prefix);
+  _ok(s->check_same_filesystem());
+  _ok(conn().command({"HSET", keys.sb(), "dumped", "12345"}));  // a restore over it
+  auto replaced = s->check_same_filesystem();
+  CHECK(replaced.code() == ESTALE);
+  CHECK(replaced.error().message.find("replaced") != std::string::npos);
+  _ok(conn().command({"HDEL", keys.sb(), "dumped"}));
+  _ok(s->check_same_filesystem());
+  _ok(conn().command({"DEL", keys.sb()}));
+  auto deleted = s->check_same_filesystem();
+  CHECK(deleted.code() == ESTALE);
+  CHECK(deleted.error().message.find("deleted") != std::string::npos);
+}
+
 TEST_SUITE_END();
