@@ -1436,6 +1436,37 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
   return removed;
 }
 
+Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  const std::string match = m_keys.match_opens();
+  std::string cursor = "0";
+  std::size_t removed = 0;
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      c->append({"HDEL", v[1][i].str(), m_opts.session});  // HDEL runs on a full server too
+    }
+    while (c->pending() > 0) {
+      auto done = c->read_reply();
+      if (done.ok() && done->view().integer() > 0) {
+        ++removed;
+      }
+    }
+    if (cursor == "0") {
+      break;
+    }
+  }
+  return removed;
+}
+
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
   SweepResult done;
   TRY_ASSIGN(done.orphans, purge_dead_orphans());

@@ -187,6 +187,11 @@ class Store {
   // says the last page of a whole pass was seen. Returns the number of
   // counts removed.
   Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr);
+  // Removes this mount's own open counts from every OPEN key (up to
+  // `max_scan_calls` SCAN pages): at unmount, after every release was sent,
+  // when an open or a release may have been counted or not (its reply was
+  // lost). Returns how many were removed.
+  Result<std::size_t> drop_own_opens(std::size_t max_scan_calls);
   // Both sweeps: what every live mount runs with its heartbeat, so that a
   // crashed mount's opens and orphans go even if no mount starts again.
   struct SweepResult {

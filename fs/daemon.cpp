@@ -462,6 +462,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
     session.finish_releases();
     session.purge_orphans();
+    session.drop_unsure_opens();
     heartbeat.stop();
     for (const std::string& line : op_stats().report(mounted_at)) {
       log_debug(line);

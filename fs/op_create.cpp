@@ -90,6 +90,9 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     return;
   }
   if (!attr) {
+    if (attr.code() == EIO) {
+      session.opens_unsure();  // created open, or not: the reply may be what was lost
+    }
     reply_fail(req, "create", parent, name, attr.error());
     return;
   }

@@ -12,12 +12,27 @@ namespace redisfs {
 
 // How long the release thread lets releases gather before it sends them.
 static constexpr auto k_release_gather = std::chrono::milliseconds(1);
+// SCAN pages (of 1000 keys) drop_unsure_opens reads at most.
+static constexpr std::size_t k_drop_scan_calls = 1024;
 // How often an op's ENOENT may ask whether the filesystem is gone.
 static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 
 Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
 
 Session::~Session() { finish_releases(); }
+
+void Session::drop_unsure_opens() {
+  if (!m_opens_unsure || gone()) {
+    return;
+  }
+  auto dropped = m_store.drop_own_opens(k_drop_scan_calls);
+  if (!dropped) {
+    log_warning("cannot remove this mount's open counts left by failed opens or closes (live mounts will, "
+                "once its session expires): " + dropped.error().message);
+  } else if (*dropped > 0) {
+    log_info("removed " + std::to_string(*dropped) + " open count(s) left by failed opens or closes");
+  }
+}
 
 bool Session::check_gone(bool force) {
   if (gone()) {
@@ -115,6 +130,7 @@ void Session::released(Ino ino, const Result<bool>& free) {
     // The open stays counted until the mount ends (its session expires):
     // the file may then outlive its last close, never the reverse.
     log_op_error("release", ino, {}, free.error());
+    opens_unsure();
   } else if (*free) {
     purge(ino);  // unlinked elsewhere while we had it open
   }

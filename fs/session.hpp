@@ -81,6 +81,12 @@ class Session {
 
   std::size_t known_inodes();
 
+  // An open or a release whose outcome on the server is unknown (its reply
+  // was lost): at unmount, drop_unsure_opens removes what this mount may
+  // have left counted.
+  void opens_unsure() { m_opens_unsure = true; }
+  void drop_unsure_opens();
+
   // The filesystem under this mount was deleted or replaced (see above).
   bool gone() const { return m_gone.load(); }
   // Asks the server whether the filesystem is still the one mounted (at
@@ -112,6 +118,7 @@ class Session {
   std::unordered_map<Ino, std::uint64_t> m_lookups;
   std::unordered_set<Ino> m_orphans;
 
+  std::atomic<bool> m_opens_unsure{false};
   std::atomic<bool> m_gone{false};
   std::mutex m_gone_mutex;
   std::function<void()> m_gone_listener;

@@ -886,4 +886,17 @@ TEST_CASE_FIXTURE(RedisFixture, "check_same_filesystem: deleted, or replaced by 
   CHECK(deleted.error().message.find("deleted") != std::string::npos);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "drop_own_opens: what an open whose reply was lost left counted") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));  // counted, as if its reply never came
+  auto g = _ok(a->create(k_root_ino, "g", 0644, k_user));
+  _ok(b->open_file(g.ino));
+  CHECK(_ok(a->drop_own_opens(16)) == 2);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"HGET", keys.open(g.ino), b->session()})).view().str() == "1");  // b's stays
+  CHECK(_ok(conn().command({"HEXISTS", keys.open(g.ino), a->session()})).view().integer() == 0);
+}
+
 TEST_SUITE_END();
