@@ -1477,7 +1477,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->command({"SET", m_keys.mount(m_opts.session), info, "PX", std::to_string(k_session_ttl_ms)}));
+  TRY(c->eval("session", {m_keys.mount(m_opts.session)}, {info, std::to_string(k_session_ttl_ms)}));
   m_registered = true;
   return {};
 }

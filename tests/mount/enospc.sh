@@ -3,8 +3,9 @@
 # A 40 MB write into 20 MB fails with "No space left on device", the
 # filesystem stays consistent, and once the file is deleted writes work.
 # While the server is full, only growth fails: files open read-only (and
-# read), truncate, chmod, unlink and rmdir work, and every open is counted
-# out again at its close (no OPEN key is left behind).
+# read), truncate, chmod, unlink and rmdir work, a read-write mount starts,
+# and every open is counted out again at its close (no OPEN key is left
+# behind).
 REDIS_ARGS=(--maxmemory 20mb --maxmemory-policy noeviction)
 . "$(dirname "$0")/lib.sh"
 
@@ -60,6 +61,11 @@ head -c 10 <&4 >/dev/null || fail "reading an unlinked open file on a full serve
 exec 4<&-
 rmdir "$MNT/empty-dir" || fail "rmdir on a full server"
 rm "$MNT/big" || fail "unlink on a full server"
+# a second read-write mount starts on a full server (its session key is
+# written), and the first one's session key stays refreshed
+mount_at "$T/second"
+[[ $(cat "$T/second/small") == before ]] || fail "a mount started on a full server does not read"
+unmount_fs "$T/second"
 # every close was counted on the server
 for ((i = 0; i < 100; i++)); do
   [[ -z $(fs_keys 'OPEN:*') ]] && break

@@ -699,6 +699,13 @@ TEST_CASE_FIXTURE(RedisFixture, "on a full server only growth fails: opens, read
     CHECK(_ok(s->rmdir(k_root_ino, "d")) == d.ino);
     _ok(s->purge(d.ino));
     CHECK(s->create(k_root_ino, "new", 0644, k_user).code() == ENOSPC);
+    // the session stays alive (else other mounts would free what it holds),
+    // and a read-write mount can start
+    _ok(conn().command({"PEXPIRE", keys.mount(s->session()), "1000"}));
+    _ok(s->heartbeat());
+    CHECK(_ok(conn().command({"PTTL", keys.mount(s->session())})).view().integer() > 1000);
+    auto again = _open(pool, prefix);
+    _ok(again->end_session());
   }
   CHECK(_read_all(*s, f.ino) == std::string(1000, 'a'));
   for (const auto& k : keys_under(prefix)) {
