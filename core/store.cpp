@@ -360,10 +360,19 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
       // EIO, which the daemon logs, not a routine ELOOP.
       return make_error(EIO, "directory " + _str(dir) + ": its chain of 'parent' fields does not reach the root");
     }
-    TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.inode(cur), "parent"}));
+    TRY_ASSIGN(Reply r, c.command({"HMGET", m_keys.inode(cur), "type", "parent"}));
+    ReplyView v = r.view();
     std::uint64_t p = 0;
-    if (r.view().is_nil() || !_parse_u64(r.view().str(), p) || p == 0) {
+    if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
       return make_error(ENOENT, "directory " + _str(cur) + " was removed");
+    }
+    if (v[0].str() != "dir") {
+      // A damaged or hand-edited filesystem: EIO, which the daemon logs.
+      return make_error(EIO, "directory " + _str(dir) + ": inode " + _str(cur) + " in its chain of parents is a " +
+                                 _bounded(v[0].str()) + ", not a directory");
+    }
+    if (!_parse_u64(v[1].str(), p) || p == 0) {
+      return make_error(EIO, "directory " + _str(cur) + ": bad 'parent' field '" + _bounded(v[1].str()) + "'");
     }
     cur = p;
     chain.push_back(cur);

@@ -139,7 +139,7 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       }
       used += need;
       if (counted_ino != 0) {
-        session.add_lookup(counted_ino);
+        session.add_lookup(counted_ino, h.entries[k - 2].type);
         counted.push_back(counted_ino);
       }
       ++k;

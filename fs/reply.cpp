@@ -81,7 +81,7 @@ void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string
     return;
   }
   fuse_entry_param e = make_entry(session, attr);
-  session.add_lookup(attr.ino);
+  session.add_lookup(attr.ino, attr.mode);
   if (fuse_reply_entry(req, &e) != 0) {
     _give_back(session, attr.ino);
   }
@@ -99,14 +99,19 @@ void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
     return;
   }
   fuse_entry_param e = make_entry(session, attr);
-  session.add_lookup(attr.ino);
+  session.add_lookup(attr.ino, attr.mode);
   if (fuse_reply_create(req, &e, fi) != 0) {
     _give_back(session, attr.ino);
   }
 }
 
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age) {
-  if (std::string why = kernel_refuses(attr); !why.empty()) {
+  std::string why = kernel_refuses(attr);
+  if (std::uint32_t known = session.known_type(attr.ino); why.empty() && known != 0 && known != (attr.mode & S_IFMT)) {
+    why = "inode " + std::to_string(attr.ino) + " is a " + std::string(type_name(attr.mode)) +
+          " now, but the kernel knows it as a " + std::string(type_name(known));
+  }
+  if (!why.empty()) {
     reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
     return;
   }

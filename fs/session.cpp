@@ -178,9 +178,16 @@ void Session::release_loop() {
   }
 }
 
-void Session::add_lookup(Ino ino) {
+void Session::add_lookup(Ino ino, std::uint32_t type) {
   std::lock_guard<std::mutex> lock(m_mutex);
   ++m_lookups[ino];
+  m_types[ino] = type & S_IFMT;
+}
+
+std::uint32_t Session::known_type(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  auto it = m_types.find(ino);
+  return it == m_types.end() ? 0 : it->second;
 }
 
 bool Session::forget(Ino ino, std::uint64_t n) {
@@ -192,6 +199,7 @@ bool Session::forget(Ino ino, std::uint64_t n) {
       return false;
     }
     m_lookups.erase(it);
+    m_types.erase(ino);
   }
   return m_orphans.erase(ino) > 0;
 }

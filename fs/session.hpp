@@ -64,7 +64,11 @@ class Session {
   const MountOptions& options() const { return m_opts; }
 
   // One more lookup handed to the kernel: count it before the reply goes.
-  void add_lookup(Ino ino);
+  // `type` (S_IFMT bits) is what the kernel now knows the inode as.
+  void add_lookup(Ino ino, std::uint32_t type);
+  // The type the kernel knows `ino` as (0 when it knows no lookup of it):
+  // it fails a getattr that says otherwise with EIO, saying nothing.
+  std::uint32_t known_type(Ino ino);
   // Gives back `n` lookups; true when `ino` is an orphan of this mount that
   // the kernel no longer knows: the caller purges it after replying.
   [[nodiscard]] bool forget(Ino ino, std::uint64_t n);
@@ -116,6 +120,7 @@ class Session {
   MountOptions m_opts;
   std::mutex m_mutex;
   std::unordered_map<Ino, std::uint64_t> m_lookups;
+  std::unordered_map<Ino, std::uint32_t> m_types;  // S_IFMT of each inode in m_lookups
   std::unordered_set<Ino> m_orphans;
 
   std::atomic<bool> m_opens_unsure{false};

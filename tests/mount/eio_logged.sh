@@ -49,6 +49,19 @@ rcli hset "$PREFIX:INODE:$d" parent "$d" >/dev/null
 expect_eio "rename ino=1 name=\"x\".*parent" mv "$MNT/x" "$MNT/d/sub/"
 rcli hset "$PREFIX:INODE:$d" parent 1 >/dev/null
 
+rcli hset "$PREFIX:INODE:$d" parent "$f" >/dev/null
+expect_eio "rename ino=1 name=\"x\".*inode $f in its chain of parents is a file" mv "$MNT/x" "$MNT/d/sub/"
+rcli hset "$PREFIX:INODE:$d" parent 1 >/dev/null
+
+# a type changed under the kernel (it keeps the inode's old type)
+echo typed >"$MNT/p"
+p=$(stat -c %i "$MNT/p")
+exec 3<"$MNT/p"
+rcli hset "$PREFIX:INODE:$p" type sock >/dev/null
+expect_eio "getattr ino=$p.*is a sock now.*knows it as a file" python3 -c 'import os; os.fstat(3)'
+exec 3<&-
+rcli hset "$PREFIX:INODE:$p" type file >/dev/null
+
 rcli hset "$PREFIX:INODE:1" type file >/dev/null
 expect_eio "getattr ino=1.*root.*not a directory" stat "$MNT"
 rcli hset "$PREFIX:INODE:1" type dir >/dev/null
