@@ -23,6 +23,7 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     // A negative entry: the kernel remembers the name is absent for the
     // entry timeout, as it remembers positive entries (for what is left of
     // it when the answer came from the names this mount knows).
+    session.absent_name(parent, name);
     reply_negative_entry(req, session, age);
     return;
   }

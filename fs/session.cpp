@@ -14,6 +14,10 @@ namespace redisfs {
 static constexpr auto k_release_gather = std::chrono::milliseconds(1);
 // SCAN pages (of 1000 keys) drop_unsure_opens reads at most.
 static constexpr std::size_t k_drop_scan_calls = 1024;
+// Absent names kept for invalidate_kernel, on mounts whose kernel keeps
+// them at least k_long_entry_timeout seconds.
+static constexpr std::size_t k_absent_max = 16384;
+static constexpr double k_long_entry_timeout = 60.0;
 // How often an op's ENOENT may ask whether the filesystem is gone.
 static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 
@@ -87,13 +91,29 @@ void Session::invalidate_kernel(fuse_session* se) {
     fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and cached data
   }
   std::size_t names = 0;
-  for (const auto& [parent, name] : m_store.known_names()) {
+  std::vector<std::pair<Ino, std::string>> all = m_store.known_names();
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    all.insert(all.end(), m_absent.begin(), m_absent.end());
+  }
+  for (const auto& [parent, name] : all) {
     if (fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size()) == 0) {
       ++names;
     }
   }
   log_debug("gone: asked the kernel to forget " + std::to_string(inodes.size()) + " inode(s) and " +
             std::to_string(names) + " name(s)");
+}
+
+void Session::absent_name(Ino parent, std::string_view name) {
+  if (m_opts.entry_timeout < k_long_entry_timeout) {
+    return;  // the kernel forgets it soon enough by itself
+  }
+  std::lock_guard<std::mutex> lock(m_gone_mutex);
+  if (m_absent.size() >= k_absent_max) {
+    m_absent.erase(m_absent.begin(), m_absent.begin() + static_cast<std::ptrdiff_t>(k_absent_max / 2));
+  }
+  m_absent.emplace_back(parent, std::string(name));
 }
 
 void Session::release_later(Ino ino) {

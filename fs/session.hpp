@@ -104,6 +104,10 @@ class Session {
   // Has the kernel forget the attributes, data and names it caches of this
   // mount (never from an op: the kernel may wait for that op's reply).
   void invalidate_kernel(fuse_session* se);
+  // A name answered absent, which the kernel keeps for a long entry
+  // timeout (a read-only snapshot mount: an hour): remembered (a bounded
+  // number) so that invalidate_kernel can take it back too.
+  void absent_name(Ino parent, std::string_view name);
 
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and purges the file if it was the last hold on an orphan.
@@ -128,6 +132,7 @@ class Session {
   std::mutex m_gone_mutex;
   std::function<void()> m_gone_listener;
   std::chrono::steady_clock::time_point m_gone_checked{};
+  std::vector<std::pair<Ino, std::string>> m_absent;  // guarded by m_gone_mutex
 
   std::mutex m_release_mutex;
   std::condition_variable m_release_cv;

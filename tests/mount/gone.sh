@@ -42,17 +42,22 @@ SNAP=${PREFIX}-snap
 snap copy "$PREFIX" "$SNAP"
 S=$T/snap
 ORIG=$PREFIX
-PREFIX=$SNAP mount_at "$S" --read-only
+# without default_permissions: no getattr of the root on each path walk
+# hides what the kernel caches of the names below it
+PREFIX=$SNAP mount_at "$S" --read-only --no-default-permissions
 PREFIX=$ORIG
 [[ $(cat "$S/f") == "old contents" ]] || fail "the snapshot does not read"
 ls -l "$S/dir" >/dev/null
+! stat "$S/absent" >/dev/null 2>&1 || fail "a name absent from the snapshot is found"
 exec 3<"$S/f"
 snap delete --force "$SNAP"
 wait_stale 10 "$S"
+sleep 1  # the kernel is told to drop its caches right after
 stale stat "$S/f"
 stale cat "$S/f"
 stale cat "$S/dir/g"
 stale stat "$S/no-such-name"
+stale stat "$S/absent"  # the kernel kept it absent for an hour
 stale ls "$S"
 out=$(cat <&3 2>&1) && fail "a file open on the deleted snapshot still reads: $out"
 [[ $out == *"Stale file handle"* ]] || fail "reading an open file of a deleted snapshot: $out"
