@@ -6,7 +6,7 @@
 --     (this also makes an out-of-memory refusal, which Redis only raises at
 --     a script's first write, leave the filesystem untouched);
 --   * a script that cannot grow the filesystem (open, release, unlink,
---     rmdir, truncate, purge, setattr) starts with `#!lua flags=allow-oom`
+--     rmdir, rename, truncate, purge, setattr, xattr_remove, ...) starts with `#!lua flags=allow-oom`
 --     (Redis 7; embed_lua.cmake keeps the shebang the first line), so that
 --     a full server still reads, opens, truncates and removes: only growth
 --     fails, with ENOSPC;

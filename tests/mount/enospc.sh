@@ -3,7 +3,7 @@
 # A 40 MB write into 20 MB fails with "No space left on device", the
 # filesystem stays consistent, and once the file is deleted writes work.
 # While the server is full, only growth fails: files open read-only (and
-# read), truncate, chmod, unlink and rmdir work, a read-write mount starts,
+# read), truncate, chmod, rename, unlink and rmdir work, a read-write mount starts,
 # and every open is counted out again at its close (no OPEN key is left
 # behind).
 REDIS_ARGS=(--maxmemory 20mb --maxmemory-policy noeviction)
@@ -54,6 +54,8 @@ truncate -s 1000 "$MNT/shrink" || fail "truncate -s 1000 (inside a block) on a f
 out=$(truncate -s 50M "$MNT/small" 2>&1) && fail "growing a file with truncate on a full server succeeded"
 [[ $out == *"No space left on device"* ]] || fail "truncate to grow failed without ENOSPC: $out"
 chmod 0600 "$MNT/small" || fail "chmod on a full server"
+mv "$MNT/small" "$MNT/renamed" || fail "rename on a full server"
+mv "$MNT/renamed" "$MNT/small"
 # unlink (also of a file held open), rmdir
 exec 4<"$MNT/shrink"
 rm "$MNT/shrink" || fail "unlink of an open file on a full server"
