@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -455,7 +456,17 @@ Result<std::string> Connection::script_sha(std::string_view name, bool reload) {
   if (src == nullptr) {
     return make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
   }
-  TRY_ASSIGN(Reply r, command({"SCRIPT", "LOAD", src->text}));
+  std::string_view text = src->text;
+  auto loaded = command({"SCRIPT", "LOAD", text});
+  if (!loaded.ok() && loaded.error().code == EIO && text.starts_with("#!") &&
+      loaded.error().message.find("lost") == std::string::npos) {
+    // A server older than Redis 7 knows no shebang (script flags): load
+    // the script without it (it then runs as before: refused by a full
+    // server at its first write).
+    text.remove_prefix(std::min(text.size(), text.find('\n') + 1));
+    loaded = command({"SCRIPT", "LOAD", text});
+  }
+  TRY_ASSIGN(Reply r, std::move(loaded));
   std::string sha(r.view().str());
   m_shas[src->name] = sha;
   return sha;

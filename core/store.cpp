@@ -68,6 +68,37 @@ Status _check_xattr_name(std::string_view name) {
 
 bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 
+// At most 64 bytes of a value, for a message (a message is one bounded
+// line, whatever a hand-edited key holds).
+std::string _bounded(std::string_view text) {
+  constexpr std::size_t k_max = 64;
+  std::string out;
+  for (char ch : text.substr(0, k_max)) {
+    out.push_back(ch >= 0x20 && ch < 0x7f ? ch : '?');
+  }
+  if (text.size() > k_max) {
+    out += "...";
+  }
+  return out;
+}
+
+// What is wrong with a reply that should have been `want`: the server's
+// error (WRONGTYPE: a key of another type) or the type it has.
+std::string _reply_problem(ReplyView r, std::string_view want) {
+  switch (r.type()) {
+    case ReplyView::Type::Error:
+      return "not " + std::string(want) + ": " + _bounded(r.str());
+    case ReplyView::Type::Array:
+      return "an array where " + std::string(want) + " was expected";
+    case ReplyView::Type::Integer:
+      return "an integer where " + std::string(want) + " was expected";
+    case ReplyView::Type::Nil:
+      return "nothing where " + std::string(want) + " was expected";
+    default:
+      return "an odd reply where " + std::string(want) + " was expected";
+  }
+}
+
 std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
 
 }  // namespace
@@ -188,7 +219,54 @@ Status Store::load_superblock(Connection& c) {
     fields.emplace_back(v[i].str(), v[i + 1].str());
   }
   TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
+  std::string created;
+  std::string snapshot_created;
+  std::string dumped;
+  for (const auto& [name, value] : fields) {
+    if (name == "created") {
+      created = value;
+    } else if (name == "snapshot_created") {
+      snapshot_created = value;
+    } else if (name == "dumped") {
+      dumped = value;
+    }
+  }
+  m_identity = created + '/' + snapshot_created + '/' + dumped;
   return {};
+}
+
+Status Store::check_same_filesystem() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.sb(), "created", "snapshot_created", "dumped"}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 3) {
+    return make_error(EIO, "bad HMGET reply");
+  }
+  if (v[0].is_nil()) {
+    return make_error(ESTALE, "the filesystem under this mount was deleted (" + m_keys.sb() + " is gone)");
+  }
+  std::string identity =
+      std::string(v[0].str()) + '/' + std::string(v[1].str()) + '/' + std::string(v[2].str());
+  if (identity != m_identity) {
+    return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + m_keys.sb() +
+                                  ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
+                                  _bounded(m_identity) + ")");
+  }
+  return {};
+}
+
+std::vector<std::pair<Ino, std::string>> Store::known_names() {
+  std::vector<std::pair<Ino, std::string>> out;
+  std::lock_guard lock(m_names_mutex);
+  out.reserve(m_names.size());
+  for (const auto& [key, ino] : m_names) {
+    auto slash = key.find('/');
+    std::uint64_t parent = 0;
+    if (slash != std::string::npos && _parse_u64(std::string_view(key).substr(0, slash), parent)) {
+      out.emplace_back(parent, key.substr(slash + 1));
+    }
+  }
+  return out;
 }
 
 Status Store::writable() const {
@@ -295,12 +373,23 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
   Ino cur = dir;
   while (cur != k_root_ino) {
     if (chain.size() > 8192) {
-      return make_error(ELOOP, "directory " + _str(dir) + ": parent chain does not reach the root");
+      // A cycle of 'parent' fields (a hand-edited or damaged filesystem):
+      // EIO, which the daemon logs, not a routine ELOOP.
+      return make_error(EIO, "directory " + _str(dir) + ": its chain of 'parent' fields does not reach the root");
     }
-    TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.inode(cur), "parent"}));
+    TRY_ASSIGN(Reply r, c.command({"HMGET", m_keys.inode(cur), "type", "parent"}));
+    ReplyView v = r.view();
     std::uint64_t p = 0;
-    if (r.view().is_nil() || !_parse_u64(r.view().str(), p) || p == 0) {
+    if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
       return make_error(ENOENT, "directory " + _str(cur) + " was removed");
+    }
+    if (v[0].str() != "dir") {
+      // A damaged or hand-edited filesystem: EIO, which the daemon logs.
+      return make_error(EIO, "directory " + _str(dir) + ": inode " + _str(cur) + " in its chain of parents is a " +
+                                 _bounded(v[0].str()) + ", not a directory");
+    }
+    if (!_parse_u64(v[1].str(), p) || p == 0) {
+      return make_error(EIO, "directory " + _str(cur) + ": bad 'parent' field '" + _bounded(v[1].str()) + "'");
     }
     cur = p;
     chain.push_back(cur);
@@ -413,14 +502,21 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
   const std::uint64_t last = (offset + size - 1) / bs;
   // One MULTI/EXEC in one round trip: the size and the bytes of one
   // instant (a concurrent write is seen whole or not at all), and the
-  // bytes never pass through Lua.
+  // bytes never pass through Lua. A full server refuses every command
+  // queued in a MULTI (it may grow without bound): then read.lua, a
+  // no-writes script that a full server runs, reads the same at once.
   TRY_ASSIGN(auto c, m_pool.acquire());
   c->append({"MULTI"});
   c->append({"HMGET", m_keys.inode(ino), "type", "size", "atime", "mtime", "ctime"});
+  std::vector<std::string> block_keys;
+  std::vector<std::string> ranges;
   for (std::uint64_t b = first; b <= last; ++b) {
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
-    c->append({"GETRANGE", m_keys.block(ino, b), _str(lo), _str(hi)});
+    block_keys.push_back(m_keys.block(ino, b));
+    ranges.push_back(_str(lo));
+    ranges.push_back(_str(hi));
+    c->append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
   }
   c->append({"EXEC"});
   std::optional<Error> failure;
@@ -435,19 +531,43 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
       exec = std::move(r).value();
     }
   }
+  if (failure && failure->code == ENOSPC) {
+    std::vector<std::string> keys{m_keys.inode(ino)};
+    keys.insert(keys.end(), block_keys.begin(), block_keys.end());
+    auto r = c->eval("read", keys, ranges);
+    if (!r) {
+      return make_error(r.code(), "inode " + _str(ino) + ": " + r.error().message);
+    }
+    failure.reset();
+    exec = std::move(r).value();
+  }
   if (failure) {
     return std::move(*failure);
   }
   ReplyView v = exec.view();
-  if (!v.is_array() || v.size() != 2 + (last - first) || v[0].size() != 5) {
+  if (!v.is_array() || v.size() != 2 + (last - first)) {
     return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
   }
   ReplyView meta = v[0];
+  if (!meta.is_array() || meta.size() != 5) {
+    return make_error(EIO, "inode " + _str(ino) + ": " + _reply_problem(meta, "a hash"));
+  }
   if (meta[0].is_nil()) {
     return make_error(ESTALE, "inode " + _str(ino) + " was removed");
   }
+  for (std::uint64_t b = first; b <= last; ++b) {
+    ReplyView chunk = v[1 + (b - first)];
+    if (!chunk.is_string()) {
+      // A block key of another type (a hash, a list): GETRANGE answers
+      // WRONGTYPE, which must never be read back as the file's bytes.
+      return make_error(EIO, "inode " + _str(ino) + ": block " + _str(b) + " (" + m_keys.block(ino, b) +
+                                 "): " + _reply_problem(chunk, "a string"));
+    }
+  }
   std::uint64_t file_size = 0;
-  _parse_u64(meta[1].str(), file_size);
+  if (!_parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
+    return make_error(EIO, "inode " + _str(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+  }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   out.assign(avail, '\0');
   for (std::uint64_t b = first; b <= last; ++b) {
@@ -951,7 +1071,12 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     std::uint64_t target = new_size;
     bool last_step = true;
     std::size_t taken = 0;
-    if (new_size >= cur) {
+    std::string_view script = "truncate";
+    if (new_size > cur) {
+      // Growth has a script of its own: truncate.lua runs on a full server.
+      script = "extend";
+      args = {_str(new_size), _str(cur), final_times ? "1" : "0"};
+    } else if (new_size == cur) {
       keys.push_back(m_keys.inode(ino));  // no boundary block
       args = {_str(new_size), _str(cur), "-1", final_times ? "1" : "0"};
     } else {
@@ -1006,11 +1131,11 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
       }
       args = {_str(target), _str(cur), keep, (last_step && final_times) ? "1" : "0"};
     }
-    TRY_ASSIGN(Reply r, eval_change(c, "truncate", keys, args));
+    TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 2 || !_parse_u64(v[1].str(), cur)) {
-        return make_error(EIO, "bad truncate reply");
+        return make_error(EIO, "inode " + _str(ino) + ": bad " + std::string(script) + " reply");
       }
       continue;
     }
@@ -1248,10 +1373,137 @@ Result<std::size_t> Store::purge_dead_orphans() {
   return dead.size();
 }
 
+Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done) {
+  if (pass_done != nullptr) {
+    *pass_done = false;
+  }
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  std::lock_guard lock(m_sweep_mutex);
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::vector<Ino> found;
+  const std::string match = m_keys.match_opens();
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", m_sweep_cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    m_sweep_cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      auto rel = m_keys.relative(v[1][i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Open) {
+        found.push_back(k.ino);
+      }
+    }
+    if (m_sweep_cursor == "0") {
+      if (pass_done != nullptr) {
+        *pass_done = true;
+      }
+      break;
+    }
+  }
+  if (found.empty()) {
+    return std::size_t{0};
+  }
+  // The sessions holding each file open, then which of them are alive.
+  for (Ino ino : found) {
+    c->append({"HKEYS", m_keys.open(ino)});
+  }
+  std::vector<std::vector<std::string>> holders(found.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    auto r = c->read_reply();
+    if (!r.ok() || !r->view().is_array()) {
+      continue;  // gone meanwhile, or not a hash (fsck reports that)
+    }
+    for (std::size_t j = 0; j < r->view().size(); ++j) {
+      std::string session(r->view()[j].str());
+      if (session != m_opts.session) {
+        holders[i].push_back(std::move(session));
+      }
+    }
+  }
+  for (const auto& list : holders) {
+    for (const std::string& session : list) {
+      c->append({"EXISTS", m_keys.mount(session)});
+    }
+  }
+  TRY_ASSIGN(auto alive, c->read_all());
+  std::size_t at = 0;
+  std::size_t removed = 0;
+  std::vector<Ino> free;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    std::vector<std::string> keys{m_keys.open(found[i]), m_keys.inode(found[i]), m_keys.orphans()};
+    std::vector<std::string> args{_str(found[i])};
+    for (const std::string& session : holders[i]) {
+      if (at < alive.size() && alive[at].view().integer() == 0) {
+        keys.push_back(m_keys.mount(session));
+        args.push_back(session);
+      }
+      ++at;
+    }
+    if (args.size() == 1) {
+      continue;
+    }
+    TRY_ASSIGN(Reply r, c->eval("sweep_open", keys, args));
+    ReplyView v = r.view();
+    if (v.is_array() && v.size() == 2) {
+      removed += static_cast<std::size_t>(std::max<long long>(v[0].integer(), 0));
+      if (v[1].integer() == 1) {
+        free.push_back(found[i]);
+      }
+    }
+  }
+  for (Ino ino : free) {
+    TRY(purge(ino));
+  }
+  return removed;
+}
+
+Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  const std::string match = m_keys.match_opens();
+  std::string cursor = "0";
+  std::size_t removed = 0;
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      c->append({"HDEL", v[1][i].str(), m_opts.session});  // HDEL runs on a full server too
+    }
+    while (c->pending() > 0) {
+      auto done = c->read_reply();
+      if (done.ok() && done->view().integer() > 0) {
+        ++removed;
+      }
+    }
+    if (cursor == "0") {
+      break;
+    }
+  }
+  return removed;
+}
+
+Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
+  SweepResult done;
+  TRY_ASSIGN(done.orphans, purge_dead_orphans());
+  TRY_ASSIGN(done.opens, sweep_dead_opens(max_scan_calls));
+  return done;
+}
+
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->command({"SET", m_keys.mount(m_opts.session), info, "PX", std::to_string(k_session_ttl_ms)}));
+  TRY(c->eval("session", {m_keys.mount(m_opts.session)}, {info, std::to_string(k_session_ttl_ms)}));
   m_registered = true;
   return {};
 }

@@ -179,10 +179,39 @@ class Store {
   // Purges the orphans of mounts that are no longer alive (a crash leaves
   // them behind). Returns how many were purged.
   Result<std::size_t> purge_dead_orphans();
+  // Removes the open counts (<prefix>:OPEN:<n>) of mounts that are no
+  // longer alive, and frees the orphans nobody holds open then. One call
+  // looks at up to `max_scan_calls` SCAN pages of the keyspace, going on
+  // where the last call stopped (a daemon calls it with each heartbeat:
+  // the work per call stays bounded on a server with many keys); `pass_done`
+  // says the last page of a whole pass was seen. Returns the number of
+  // counts removed.
+  Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr);
+  // Removes this mount's own open counts from every OPEN key (up to
+  // `max_scan_calls` SCAN pages): at unmount, after every release was sent,
+  // when an open or a release may have been counted or not (its reply was
+  // lost). Returns how many were removed.
+  Result<std::size_t> drop_own_opens(std::size_t max_scan_calls);
+  // Both sweeps: what every live mount runs with its heartbeat, so that a
+  // crashed mount's opens and orphans go even if no mount starts again.
+  struct SweepResult {
+    std::size_t orphans = 0;
+    std::size_t opens = 0;
+  };
+  Result<SweepResult> sweep_dead_mounts(std::size_t max_scan_calls);
 
   // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
   // it more often than k_session_ttl_ms.
   static constexpr long k_session_ttl_ms = 30000;
+  // Whether the filesystem this Store opened is still the one under its
+  // prefix: ESTALE when its superblock is gone (deleted) or is another
+  // filesystem's (its `created` differs: deleted and made again, restored
+  // or rolled back over it); another error when the server could not say.
+  Status check_same_filesystem();
+  // The names this Store remembers (lookup, create, readdirplus), as
+  // (parent, name): what a daemon asks the kernel to forget when the
+  // filesystem is gone.
+  std::vector<std::pair<Ino, std::string>> known_names();
   // Registers or refreshes the session (Store::open does it first); the
   // destructor ends it.
   Status heartbeat();
@@ -219,6 +248,9 @@ class Store {
   Keys m_keys;
   StoreOptions m_opts;
   Superblock m_sb;
+  // The superblock's created, snapshot_created and dumped fields as read
+  // at open: which filesystem this is (a restore over it changes one).
+  std::string m_identity;
 
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;
@@ -228,6 +260,9 @@ class Store {
   std::atomic<bool> m_registered{false};
   std::atomic<bool> m_security_possible{true};
   std::atomic<std::int64_t> m_security_checked_until{0};
+
+  std::mutex m_sweep_mutex;
+  std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

@@ -46,6 +46,11 @@ namespace redisfs {
 
 static constexpr auto k_heartbeat_interval = std::chrono::seconds(10);
 static constexpr auto k_first_delay = std::chrono::milliseconds(200);
+// How often the watcher checks that the filesystem is still there.
+static constexpr auto k_watch_interval = std::chrono::seconds(2);
+// SCAN pages (of 1000 keys) the sweep of dead mounts' open counts reads
+// per heartbeat.
+static constexpr std::size_t k_sweep_scan_calls = 16;
 static constexpr double k_default_timeout = 1.0;
 static constexpr double k_snapshot_timeout = 3600.0;
 
@@ -149,17 +154,31 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
   return argv;
 }
 
-// Refreshes the session key every 10 s until stopped.
+// The mount's watcher thread: every 2 s it checks that the filesystem
+// under the mount is still the one mounted (Session::check_gone); every
+// 10 s it refreshes the session key and clears a piece of what dead mounts
+// left (Store::sweep_dead_mounts). Once the filesystem is gone (found here
+// or by an op, which wakes the thread) it has the kernel drop its caches
+// of the mount, ends the session, and then only waits to be stopped.
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).
-  Heartbeat(Store& store, std::function<void()> first)
-      : m_store(store), m_first(std::move(first)), m_thread([this] { run(); }) {}
+  Heartbeat(Store& store, Session& session, fuse_session* se, std::function<void()> first)
+      : m_store(store), m_session(session), m_se(se), m_first(std::move(first)), m_thread([this] { run(); }) {
+    m_session.on_gone([this] {
+      {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_wake = true;
+      }
+      m_cv.notify_all();
+    });
+  }
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
   ~Heartbeat() { stop(); }
 
   void stop() {
+    m_session.on_gone({});
     {
       std::lock_guard<std::mutex> lock(m_mutex);
       m_stop = true;
@@ -171,35 +190,128 @@ class Heartbeat {
   }
 
  private:
-  // Logs the first failure of a run of them, and the recovery.
   void run() {
-    bool failing = false;
     std::unique_lock<std::mutex> lock(m_mutex);
-    if (m_first && !m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
+    if (!m_cv.wait_for(lock, k_first_delay, [this] { return m_stop; })) {
       lock.unlock();
-      m_first();
+      if (m_first) {
+        m_first();
+      }
+      if (!m_session.check_gone(true)) {
+        sweep();
+      }
       lock.lock();
     }
-    while (!m_cv.wait_for(lock, k_heartbeat_interval, [this] { return m_stop; })) {
-      lock.unlock();
-      Status st = m_store.heartbeat();
-      if (!st && !failing) {
-        log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
-      } else if (st && failing) {
-        log_info("heartbeat: the mount session is refreshed again");
+    auto next_beat = std::chrono::steady_clock::now() + k_heartbeat_interval;
+    bool invalidated = false;
+    while (!m_stop) {
+      m_cv.wait_for(lock, k_watch_interval, [this] { return m_stop || m_wake; });
+      m_wake = false;
+      if (m_stop) {
+        break;
       }
-      failing = !st;
+      lock.unlock();
+      if (!m_session.gone()) {
+        m_session.check_gone(true);
+      }
+      if (m_session.gone()) {
+        if (!invalidated) {
+          invalidated = true;
+          m_session.invalidate_kernel(m_se);
+          (void)m_store.end_session();  // its key would be debris under the prefix
+        }
+      } else if (std::chrono::steady_clock::now() >= next_beat) {
+        next_beat = std::chrono::steady_clock::now() + k_heartbeat_interval;
+        beat();
+      }
       lock.lock();
     }
   }
 
+  // Logs the first failure of a run of them, and the recovery.
+  void beat() {
+    Status st = m_store.heartbeat();
+    if (!st && !m_failing) {
+      log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
+    } else if (st && m_failing) {
+      log_info("heartbeat: the mount session is refreshed again");
+    }
+    m_failing = !st;
+    if (st) {
+      sweep();
+    }
+  }
+
+  // What crashed mounts left behind (their open counts, their orphans):
+  // every live mount clears it, a bounded piece with each heartbeat.
+  void sweep() {
+    auto done = m_store.sweep_dead_mounts(k_sweep_scan_calls);
+    if (!done) {
+      if (!m_sweep_failing) {
+        log_warning("cannot clear what dead mounts left: " + done.error().message);
+      }
+      m_sweep_failing = true;
+      return;
+    }
+    m_sweep_failing = false;
+    if (done->orphans > 0 || done->opens > 0) {
+      log_info("cleared what dead mounts left: " + std::to_string(done->opens) + " open count(s), " +
+               std::to_string(done->orphans) + " orphan inode(s)");
+    }
+  }
+
   Store& m_store;
+  Session& m_session;
+  fuse_session* m_se;
   std::function<void()> m_first;
+  bool m_failing = false;
+  bool m_sweep_failing = false;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stop = false;
+  bool m_wake = false;
   std::thread m_thread;
 };
+
+// Mount points in /proc/self/mountinfo, as (mount point, device, fs type)
+// rows: the mount point is unescaped (mountinfo writes space, tab, newline
+// and backslash as \\ooo).
+struct MountRow {
+  std::string point;
+  std::string device;
+  std::string fstype;
+  std::string source;
+};
+
+static std::vector<MountRow> _mount_rows() {
+  std::vector<MountRow> rows;
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(info, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, word;
+    if (!(fields >> id >> parent >> dev >> root >> point)) {
+      continue;
+    }
+    MountRow row;
+    for (std::size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        int v = 0;
+        std::from_chars(point.data() + i + 1, point.data() + i + 4, v, 8);
+        row.point.push_back(static_cast<char>(v));
+        i += 3;
+      } else {
+        row.point.push_back(point[i]);
+      }
+    }
+    row.device = dev;
+    while (fields >> word && word != "-") {
+    }
+    fields >> row.fstype >> row.source;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
 
 // The kernel offers FUSE mounts 128 KiB of readahead, a filesystem can
 // only lower it at INIT, and the INIT reply sets it; sequential reads run about a third faster
@@ -209,29 +321,10 @@ class Heartbeat {
 // its canonical path, taken before mounting). Best effort: only root may
 // write it.
 static void _raise_readahead(const std::string& mountpoint, const std::string& target) {
-  std::ifstream info("/proc/self/mountinfo");
-  std::string line;
   std::string device;
-  while (std::getline(info, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (!(fields >> id >> parent >> dev >> root >> point)) {
-      continue;
-    }
-    // mountinfo escapes space, tab, newline and backslash as \ooo
-    std::string unescaped;
-    for (std::size_t i = 0; i < point.size(); ++i) {
-      if (point[i] == '\\' && i + 3 < point.size()) {
-        int v = 0;
-        std::from_chars(point.data() + i + 1, point.data() + i + 4, v, 8);
-        unescaped.push_back(static_cast<char>(v));
-        i += 3;
-      } else {
-        unescaped.push_back(point[i]);
-      }
-    }
-    if (unescaped == target) {
-      device = dev;  // the last match is the newest mount
+  for (const MountRow& row : _mount_rows()) {
+    if (row.point == target) {
+      device = row.device;  // the last match is the newest mount
     }
   }
   if (device.empty()) {
@@ -349,7 +442,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   int rc = 0;
   {
     // The INIT reply sets the readahead, so raise it after INIT.
-    Heartbeat heartbeat(store, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
+    Heartbeat heartbeat(store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
     StatsOnSignal stats(mounted_at);
     if (cfg.single_threaded) {
       rc = fuse_session_loop(se);
@@ -369,6 +462,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
     log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
     session.finish_releases();
     session.purge_orphans();
+    session.drop_unsure_opens();
     heartbeat.stop();
     for (const std::string& line : op_stats().report(mounted_at)) {
       log_debug(line);
@@ -450,6 +544,50 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   return _mount_and_serve(cfg, store);
 }
 
+static std::string _dead_mount_message(const std::string& mountpoint) {
+  return mountpoint + " is a dead mount (its daemon is gone: " + errno_text(ENOTCONN) +
+         "); unmount it first with `fusermount3 -u " + mountpoint + "`";
+}
+
+// The mount point must be a directory that nothing is mounted on: a second
+// mount on top of a live one would hide it (one unmount then leaves the
+// other daemon running), and a dead FUSE mount (its daemon killed) answers
+// every access with ENOTCONN. Makes `mountpoint` absolute: fuse_daemonize()
+// changes to "/", and unmounting by a non-root user goes through
+// fusermount3 with this path.
+static Status _check_mountpoint(std::string& mountpoint) {
+  char resolved[PATH_MAX];
+  if (realpath(mountpoint.c_str(), resolved) == nullptr) {
+    int err = errno;
+    std::error_code ec;
+    std::string abs = std::filesystem::absolute(mountpoint, ec).lexically_normal().string();
+    if (err == ENOTCONN) {
+      return make_error(ENOTCONN, _dead_mount_message(ec ? mountpoint : abs));
+    }
+    return make_error(err, "mountpoint " + mountpoint + ": " + errno_text(err));
+  }
+  mountpoint = resolved;
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOTCONN) {
+      return make_error(ENOTCONN, _dead_mount_message(mountpoint));
+    }
+    return make_error(err, "mountpoint " + mountpoint + ": " + errno_text(err));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return make_error(ENOTDIR, "mountpoint " + mountpoint + ": " + errno_text(ENOTDIR));
+  }
+  for (const MountRow& row : _mount_rows()) {
+    if (row.point == mountpoint) {
+      return make_error(EBUSY, mountpoint + " is already mounted (" + row.fstype + " " + row.source +
+                                   "); unmount it first with `fusermount3 -u " + mountpoint +
+                                   "` (or umount), or choose another directory");
+    }
+  }
+  return {};
+}
+
 int run_daemon(DaemonConfig cfg) {
   if (cfg.debug) {
     cfg.foreground = true;
@@ -457,15 +595,8 @@ int run_daemon(DaemonConfig cfg) {
   log_init(cfg.debug);
   // Absolute paths: fuse_daemonize() changes to "/", and unmounting by a
   // non-root user goes through fusermount3 with this path.
-  char resolved[PATH_MAX];
-  if (realpath(cfg.mountpoint.c_str(), resolved) == nullptr) {
-    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(errno));
-    return 1;
-  }
-  cfg.mountpoint = resolved;
-  struct stat st {};
-  if (::stat(cfg.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    log_error("mountpoint " + cfg.mountpoint + ": " + errno_text(ENOTDIR));
+  if (Status st = _check_mountpoint(cfg.mountpoint); !st) {
+    log_error(st.error().message);
     return 1;
   }
   if (!cfg.data_dir.empty()) {

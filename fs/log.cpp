@@ -5,6 +5,7 @@
 #include <fuse_log.h>
 #include <syslog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -136,6 +137,20 @@ bool is_routine_error(int code) {
   }
 }
 
+// One bounded line of `text`: control characters become '?', and at most
+// `max` bytes are kept (a hand-edited key may hold a megabyte).
+static std::string _one_line(std::string_view text, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max) + 3);
+  for (char ch : text.substr(0, max)) {
+    out.push_back(static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f ? '?' : ch);
+  }
+  if (text.size() > max) {
+    out += "...";
+  }
+  return out;
+}
+
 void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name, const Error& error) {
   LogLevel level = is_routine_error(error.code) ? LogLevel::Debug : LogLevel::Warning;
   if (level == LogLevel::Debug && !g_debug) {
@@ -145,13 +160,13 @@ void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name,
   line += " ino=" + std::to_string(ino);
   if (!name.empty()) {
     line += " name=\"";
-    line += name;
+    line += _one_line(name, 255);
     line += '"';
   }
   line += ": ";
   line += errno_text(error.code);
   if (!error.message.empty()) {
-    line += " (" + error.message + ")";
+    line += " (" + _one_line(error.message, 400) + ")";
   }
   log_line(level, line);
 }

@@ -42,7 +42,7 @@ void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev
     reply_fail(req, "mknod", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "mknod");
 }
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
@@ -55,7 +55,7 @@ void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     reply_fail(req, "mkdir", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "mkdir");
 }
 
 void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
@@ -68,7 +68,7 @@ void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
     reply_fail(req, "symlink", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "symlink");
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -90,6 +90,9 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     return;
   }
   if (!attr) {
+    if (attr.code() == EIO) {
+      session.opens_unsure();  // created open, or not: the reply may be what was lost
+    }
     reply_fail(req, "create", parent, name, attr.error());
     return;
   }

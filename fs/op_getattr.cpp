@@ -16,7 +16,7 @@ void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     reply_fail(req, "getattr", ino, {}, attr.error());
     return;
   }
-  reply_attr(req, session, *attr, age);
+  reply_attr(req, session, *attr, "getattr", age);
 }
 
 void readlink(fuse_req_t req, fuse_ino_t ino) {

@@ -21,7 +21,7 @@ void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
     reply_fail(req, "link", newparent, newname, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "link");
 }
 
 }  // namespace redisfs::op

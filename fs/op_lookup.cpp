@@ -15,10 +15,15 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   double age = 0;
   Result<Attr> attr = session.store().lookup(parent, name, &age);
+  if (!attr && attr.code() == ENOENT && age == 0 && session.check_gone()) {
+    reply_err(req, ESTALE);  // not absent: the whole filesystem is gone
+    return;
+  }
   if (!attr && attr.code() == ENOENT) {
     // A negative entry: the kernel remembers the name is absent for the
     // entry timeout, as it remembers positive entries (for what is left of
     // it when the answer came from the names this mount knows).
+    session.absent_name(parent, name);
     reply_negative_entry(req, session, age);
     return;
   }
@@ -26,7 +31,7 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     reply_fail(req, "lookup", parent, name, attr.error());
     return;
   }
-  reply_entry(req, session, *attr);
+  reply_entry(req, session, *attr, "lookup");
 }
 
 }  // namespace redisfs::op

@@ -27,6 +27,9 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   if (Status st = session.store().open_file(ino); !st) {
+    if (st.code() != ESTALE) {
+      session.opens_unsure();  // counted or not: its reply may be what was lost
+    }
     reply_fail(req, "open", ino, {}, st.error());
     return;
   }

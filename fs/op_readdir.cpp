@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -50,6 +51,19 @@ static DirHandle* _handle(const fuse_file_info* fi) { return reinterpret_cast<Di
 static Status _fetch(Store& store, DirHandle& h, bool plus) {
   TRY_ASSIGN(DirPage page, store.readdir(h.ino, h.cursor, k_page_entries, plus));
   for (DirEntry& entry : page.entries) {
+    if (entry.attr) {
+      // Attributes the kernel would refuse (it would drop the entry
+      // silently): list the name without them; its lookup then fails with
+      // EIO and a log line.
+      std::string why = kernel_refuses(*entry.attr);
+      if (why.empty() && entry.ino == k_root_ino) {
+        why = "an entry names the root directory (inode 1)";
+      }
+      if (!why.empty()) {
+        log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
+        entry.attr.reset();
+      }
+    }
     if (h.seen.insert(entry.name).second) {
       h.entries.push_back(std::move(entry));
     }
@@ -125,7 +139,7 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       }
       used += need;
       if (counted_ino != 0) {
-        session.add_lookup(counted_ino);
+        session.add_lookup(counted_ino, h.entries[k - 2].type);
         counted.push_back(counted_ino);
       }
       ++k;

@@ -51,7 +51,7 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     reply_fail(req, "setattr", ino, {}, done.error());
     return;
   }
-  reply_attr(req, session, *done);
+  reply_attr(req, session, *done, "setattr");
 }
 
 }  // namespace redisfs::op

@@ -31,15 +31,57 @@ void reply_err(fuse_req_t req, int code) { fuse_reply_err(req, code); }
 void reply_err(fuse_req_t req, const Error& error) { fuse_reply_err(req, error.code > 0 ? error.code : EIO); }
 
 void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error) {
+  if ((error.code == ENOENT || error.code == ESTALE) && session_of(req).check_gone()) {
+    reply_err(req, ESTALE);
+    return;
+  }
   log_op_error(op, ino, name, error);
   reply_err(req, error);
 }
 
 void reply_none(fuse_req_t req) { fuse_reply_none(req); }
 
-void reply_entry(fuse_req_t req, Session& session, const Attr& attr) {
+std::string kernel_refuses(const Attr& attr) {
+  switch (attr.mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFIFO:
+    case S_IFSOCK:
+      break;
+    default:
+      return "inode " + std::to_string(attr.ino) + " has no known file type";
+  }
+  if (attr.size > static_cast<std::uint64_t>(INT64_MAX)) {
+    return "inode " + std::to_string(attr.ino) + " has size " + std::to_string(attr.size) +
+           ", past what the kernel accepts (2^63-1)";
+  }
+  if (attr.ino == k_root_ino && !attr.is_dir()) {
+    return "the root (inode 1) is not a directory (type " + std::string(type_name(attr.mode)) + ")";
+  }
+  return {};
+}
+
+bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op) {
+  std::string why = kernel_refuses(attr);
+  if (why.empty() && attr.ino == k_root_ino) {
+    why = "an entry names the root directory (inode 1)";  // the kernel refuses an alias of the root
+  }
+  if (why.empty()) {
+    return true;
+  }
+  reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
+  return false;
+}
+
+void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op) {
+  if (!check_entry(req, attr, op)) {
+    return;
+  }
   fuse_entry_param e = make_entry(session, attr);
-  session.add_lookup(attr.ino);
+  session.add_lookup(attr.ino, attr.mode);
   if (fuse_reply_entry(req, &e) != 0) {
     _give_back(session, attr.ino);
   }
@@ -53,14 +95,26 @@ void reply_negative_entry(fuse_req_t req, Session& session, double age) {
 }
 
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
+  if (!check_entry(req, attr, "create")) {
+    return;
+  }
   fuse_entry_param e = make_entry(session, attr);
-  session.add_lookup(attr.ino);
+  session.add_lookup(attr.ino, attr.mode);
   if (fuse_reply_create(req, &e, fi) != 0) {
     _give_back(session, attr.ino);
   }
 }
 
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age) {
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age) {
+  std::string why = kernel_refuses(attr);
+  if (std::uint32_t known = session.known_type(attr.ino); why.empty() && known != 0 && known != (attr.mode & S_IFMT)) {
+    why = "inode " + std::to_string(attr.ino) + " is a " + std::string(type_name(attr.mode)) +
+          " now, but the kernel knows it as a " + std::string(type_name(known));
+  }
+  if (!why.empty()) {
+    reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
+    return;
+  }
   struct stat st = attr.to_stat(session.store().block_size());
   fuse_reply_attr(req, &st, std::max(session.options().attr_timeout - age, 0.0));
 }

@@ -27,16 +27,29 @@ void reply_ok(fuse_req_t req);
 void reply_err(fuse_req_t req, int code);
 void reply_err(fuse_req_t req, const Error& error);
 // Logs the failure with its context (log_op_error), then replies.
+// An ENOENT or ESTALE (an inode this mount had is missing) first asks
+// whether the whole filesystem is gone (Session::check_gone): then the
+// reply is ESTALE.
 void reply_fail(fuse_req_t req, std::string_view op, Ino ino, std::string_view name, const Error& error);
 void reply_none(fuse_req_t req);
 
-void reply_entry(fuse_req_t req, Session& session, const Attr& attr);
+// Why the kernel would refuse these attributes (it then fails the call
+// with EIO itself, and nobody learns why): a size past 2^63-1, a type it
+// does not know, a root that is not a directory. Empty when it accepts
+// them. The entry and attribute replies check it, and fail with EIO and a
+// log line naming the op, the inode and the cause.
+std::string kernel_refuses(const Attr& attr);
+
+// `op` names the request in the log line of a refused reply.
+void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op);
 // "No such name", cached by the kernel for the entry timeout.
 void reply_negative_entry(fuse_req_t req, Session& session, double age = 0);
+// Checks `attr` like reply_entry; false when it failed the request.
+[[nodiscard]] bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 // `age`: how old the attributes already are (seconds); the kernel may keep
 // them for what is left of attr_timeout.
-void reply_attr(fuse_req_t req, Session& session, const Attr& attr, double age = 0);
+void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age = 0);
 void reply_readlink(fuse_req_t req, const std::string& target);
 void reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
@@ -46,5 +59,23 @@ void reply_statfs(fuse_req_t req, const struct statvfs& st);
 // readdir / readdirplus: `lookups` are the inodes of the plus entries in
 // `data`, already counted; they are given back if the reply fails.
 void reply_dir(fuse_req_t req, Session& session, std::string_view data, const std::vector<Ino>& lookups);
+
+// RefuseWhenGone<fn>::call has fn's signature: once the filesystem under
+// the mount is gone (Session::gone), it answers ESTALE instead of running
+// fn. (forget, release and releasedir are not wrapped: they free what the
+// kernel hands back, and send nothing to the server once gone.)
+template <auto Fn>
+struct RefuseWhenGone;
+
+template <class... Args, void (*Fn)(fuse_req_t, Args...)>
+struct RefuseWhenGone<Fn> {
+  static void call(fuse_req_t req, Args... args) {
+    if (session_of(req).gone()) {
+      reply_err(req, ESTALE);
+      return;
+    }
+    Fn(req, args...);
+  }
+};
 
 }  // namespace redisfs

@@ -12,12 +12,114 @@ namespace redisfs {
 
 // How long the release thread lets releases gather before it sends them.
 static constexpr auto k_release_gather = std::chrono::milliseconds(1);
+// SCAN pages (of 1000 keys) drop_unsure_opens reads at most.
+static constexpr std::size_t k_drop_scan_calls = 1024;
+// Absent names kept for invalidate_kernel, on mounts whose kernel keeps
+// them at least k_long_entry_timeout seconds.
+static constexpr std::size_t k_absent_max = 16384;
+static constexpr double k_long_entry_timeout = 60.0;
+// How often an op's ENOENT may ask whether the filesystem is gone.
+static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 
 Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
 
 Session::~Session() { finish_releases(); }
 
+void Session::drop_unsure_opens() {
+  if (!m_opens_unsure || gone()) {
+    return;
+  }
+  auto dropped = m_store.drop_own_opens(k_drop_scan_calls);
+  if (!dropped) {
+    log_warning("cannot remove this mount's open counts left by failed opens or closes (live mounts will, "
+                "once its session expires): " + dropped.error().message);
+  } else if (*dropped > 0) {
+    log_info("removed " + std::to_string(*dropped) + " open count(s) left by failed opens or closes");
+  }
+}
+
+bool Session::check_gone(bool force) {
+  if (gone()) {
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - m_gone_checked < k_gone_check_pause) {
+      return false;
+    }
+    m_gone_checked = now;
+  }
+  Status same = m_store.check_same_filesystem();
+  if (!same && same.code() == ESTALE) {
+    mark_gone(same.error().message);
+  }
+  return gone();
+}
+
+void Session::mark_gone(const std::string& why) {
+  if (m_gone.exchange(true)) {
+    return;
+  }
+  log_error(why + ": every operation on this mount now fails with ESTALE; unmount it");
+  std::function<void()> listener;
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    listener = m_gone_listener;
+  }
+  if (listener) {
+    listener();
+  }
+}
+
+void Session::on_gone(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(m_gone_mutex);
+  m_gone_listener = std::move(listener);
+}
+
+void Session::invalidate_kernel(fuse_session* se) {
+  std::vector<Ino> inodes{k_root_ino};
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const auto& [ino, count] : m_lookups) {
+      if (ino != k_root_ino) {
+        inodes.push_back(ino);
+      }
+    }
+  }
+  for (Ino ino : inodes) {
+    fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and cached data
+  }
+  std::size_t names = 0;
+  std::vector<std::pair<Ino, std::string>> all = m_store.known_names();
+  {
+    std::lock_guard<std::mutex> lock(m_gone_mutex);
+    all.insert(all.end(), m_absent.begin(), m_absent.end());
+  }
+  for (const auto& [parent, name] : all) {
+    if (fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size()) == 0) {
+      ++names;
+    }
+  }
+  log_debug("gone: asked the kernel to forget " + std::to_string(inodes.size()) + " inode(s) and " +
+            std::to_string(names) + " name(s)");
+}
+
+void Session::absent_name(Ino parent, std::string_view name) {
+  if (m_opts.entry_timeout < k_long_entry_timeout) {
+    return;  // the kernel forgets it soon enough by itself
+  }
+  std::lock_guard<std::mutex> lock(m_gone_mutex);
+  if (m_absent.size() >= k_absent_max) {
+    m_absent.erase(m_absent.begin(), m_absent.begin() + static_cast<std::ptrdiff_t>(k_absent_max / 2));
+  }
+  m_absent.emplace_back(parent, std::string(name));
+}
+
 void Session::release_later(Ino ino) {
+  if (gone()) {
+    return;  // nothing more goes to the server (its keys would be debris)
+  }
   bool queued = false;
   bool wake = false;
   {
@@ -41,10 +143,14 @@ void Session::release_later(Ino ino) {
 }
 
 void Session::released(Ino ino, const Result<bool>& free) {
+  if (gone()) {
+    return;
+  }
   if (!free) {
     // The open stays counted until the mount ends (its session expires):
     // the file may then outlive its last close, never the reverse.
     log_op_error("release", ino, {}, free.error());
+    opens_unsure();
   } else if (*free) {
     purge(ino);  // unlinked elsewhere while we had it open
   }
@@ -78,6 +184,10 @@ void Session::release_loop() {
       m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
     }
     batch.swap(m_releases);
+    if (gone()) {
+      batch.clear();  // nothing more goes to the server
+      continue;
+    }
     lock.unlock();
     std::vector<Result<bool>> done = m_store.release_files(batch);
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -88,9 +198,16 @@ void Session::release_loop() {
   }
 }
 
-void Session::add_lookup(Ino ino) {
+void Session::add_lookup(Ino ino, std::uint32_t type) {
   std::lock_guard<std::mutex> lock(m_mutex);
   ++m_lookups[ino];
+  m_types[ino] = type & S_IFMT;
+}
+
+std::uint32_t Session::known_type(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  auto it = m_types.find(ino);
+  return it == m_types.end() ? 0 : it->second;
 }
 
 bool Session::forget(Ino ino, std::uint64_t n) {
@@ -102,6 +219,7 @@ bool Session::forget(Ino ino, std::uint64_t n) {
       return false;
     }
     m_lookups.erase(it);
+    m_types.erase(ino);
   }
   return m_orphans.erase(ino) > 0;
 }
@@ -116,6 +234,9 @@ bool Session::orphaned(Ino ino) {
 }
 
 void Session::purge(Ino ino) {
+  if (gone()) {
+    return;
+  }
   Status st = m_store.purge(ino);
   if (!st) {
     log_op_error("purge", ino, {}, st.error());

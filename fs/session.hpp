@@ -10,6 +10,15 @@
 // Locking: one mutex guards the counts and the orphan set; nothing else
 // happens under it (no Redis call, no reply).
 //
+// Gone: the filesystem under the mount can be deleted (`redisfs-snap
+// delete --force`) or replaced by another one under the same prefix (its
+// superblock's `created` differs). The watcher (daemon.cpp) checks that
+// every few seconds, and an op that finds an inode it had missing asks at
+// once (check_gone). From then on the Session is gone for good: every op
+// answers ESTALE (RefuseWhenGone, reply.hpp), nothing more is sent to the
+// server, and the watcher has the kernel drop what it caches of the mount
+// (invalidate_kernel).
+//
 // Releases: the kernel does not wait for RELEASE, so neither do we. An op
 // queues the inode (release_later) and one thread, after letting more
 // gather for a millisecond, sends what is queued in one pipeline
@@ -20,9 +29,13 @@
 
 #include <fuse_lowlevel.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -51,7 +64,11 @@ class Session {
   const MountOptions& options() const { return m_opts; }
 
   // One more lookup handed to the kernel: count it before the reply goes.
-  void add_lookup(Ino ino);
+  // `type` (S_IFMT bits) is what the kernel now knows the inode as.
+  void add_lookup(Ino ino, std::uint32_t type);
+  // The type the kernel knows `ino` as (0 when it knows no lookup of it):
+  // it fails a getattr that says otherwise with EIO, saying nothing.
+  std::uint32_t known_type(Ino ino);
   // Gives back `n` lookups; true when `ino` is an orphan of this mount that
   // the kernel no longer knows: the caller purges it after replying.
   [[nodiscard]] bool forget(Ino ino, std::uint64_t n);
@@ -68,6 +85,30 @@ class Session {
 
   std::size_t known_inodes();
 
+  // An open or a release whose outcome on the server is unknown (its reply
+  // was lost): at unmount, drop_unsure_opens removes what this mount may
+  // have left counted.
+  void opens_unsure() { m_opens_unsure = true; }
+  void drop_unsure_opens();
+
+  // The filesystem under this mount was deleted or replaced (see above).
+  bool gone() const { return m_gone.load(); }
+  // Asks the server whether the filesystem is still the one mounted (at
+  // most once per 100 ms unless `force`: ops call it on every ENOENT);
+  // true when it is gone.
+  bool check_gone(bool force = false);
+  // Enters the gone state (once; logs one line) and calls the listener.
+  void mark_gone(const std::string& why);
+  // Called once when the Session becomes gone (the watcher wakes up).
+  void on_gone(std::function<void()> listener);
+  // Has the kernel forget the attributes, data and names it caches of this
+  // mount (never from an op: the kernel may wait for that op's reply).
+  void invalidate_kernel(fuse_session* se);
+  // A name answered absent, which the kernel keeps for a long entry
+  // timeout (a read-only snapshot mount: an hour): remembered (a bounded
+  // number) so that invalidate_kernel can take it back too.
+  void absent_name(Ino parent, std::string_view name);
+
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and purges the file if it was the last hold on an orphan.
   void release_later(Ino ino);
@@ -83,7 +124,15 @@ class Session {
   MountOptions m_opts;
   std::mutex m_mutex;
   std::unordered_map<Ino, std::uint64_t> m_lookups;
+  std::unordered_map<Ino, std::uint32_t> m_types;  // S_IFMT of each inode in m_lookups
   std::unordered_set<Ino> m_orphans;
+
+  std::atomic<bool> m_opens_unsure{false};
+  std::atomic<bool> m_gone{false};
+  std::mutex m_gone_mutex;
+  std::function<void()> m_gone_listener;
+  std::chrono::steady_clock::time_point m_gone_checked{};
+  std::vector<std::pair<Ino, std::string>> m_absent;  // guarded by m_gone_mutex
 
   std::mutex m_release_mutex;
   std::condition_variable m_release_cv;

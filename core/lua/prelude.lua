@@ -5,6 +5,12 @@
 --     back, so a script that fails must fail before it has changed anything
 --     (this also makes an out-of-memory refusal, which Redis only raises at
 --     a script's first write, leave the filesystem untouched);
+--   * a script that cannot grow the filesystem (open, release, unlink,
+--     rmdir, rename, truncate, purge, setattr, xattr_remove, ...) starts
+--     with `#!lua flags=allow-oom` (Redis 7; embed_lua.cmake keeps the
+--     shebang the first line; read.lua says no-writes), so that
+--     a full server still reads, opens, truncates and removes: only growth
+--     fails, with ENOSPC;
 --   * every key is named in KEYS; a script that must know an inode the
 --     client has not named (the target of a directory entry) gets the
 --     client's guess and answers {'RETRY', actual} when it is wrong;

@@ -1,7 +1,10 @@
+#!lua flags=allow-oom
 -- Deletes an orphan (nlink 0) inode once no one uses it. A regular file's
 -- blocks go first, by truncate steps to size 0. While another live mount
 -- holds the file open, the orphan is handed to that mount instead: it
 -- frees it at its last close (or, should it die, the next mount does).
+-- Runs on a full server (allow-oom): it frees memory, or moves an ORPHANS
+-- entry from one session to another.
 -- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 XATTR, 5 ORPHANS, 6 DIR, 7 OPEN,
 --       8.. MOUNT keys of the sessions holding the file open, as the client
 --       read them (HKEYS OPEN)

@@ -1,5 +1,8 @@
+#!lua flags=allow-oom
 -- Renames an entry, replacing the target (RENAME_NOREPLACE: refuse an
--- existing target; RENAME_EXCHANGE: swap the two entries).
+-- existing target; RENAME_EXCHANGE: swap the two entries). Runs on a full
+-- server (allow-oom): a rename moves a name (and may free a replaced
+-- file), it does not grow the filesystem.
 -- KEYS: 1 SB, 2 FREEZE, 3 DIR:sp, 4 INODE:sp, 5 DIR:dp, 6 INODE:dp,
 --       7 INODE:src (guess), 8 INODE:dst (guess; INODE:0 for none),
 --       9 DIR:dst, 10 XATTR:dst (unused), 11 ORPHANS,

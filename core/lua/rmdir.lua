@@ -1,4 +1,5 @@
--- Removes an empty directory. Like an unlinked file, the directory inode
+#!lua flags=allow-oom
+-- Removes an empty directory (also on a full server: allow-oom, as unlink). Like an unlinked file, the directory inode
 -- lives on as an orphan (nlink 0, empty) while this mount's kernel still
 -- knows it - a process may have it as its working directory - and purge
 -- frees it.

@@ -1,4 +1,7 @@
--- Changes mode, owner and times (size has its own script: truncate).
+#!lua flags=allow-oom
+-- Changes mode, owner and times (size has its own scripts: truncate,
+-- extend). Runs on a full server (allow-oom): it only overwrites fields
+-- every inode has, so it cannot grow the filesystem.
 -- KEYS: SB, FREEZE, INODE
 -- ARGV: mode (octal, '' = keep), uid, gid, atime, mtime
 --       (times: '' = keep, 'now', or nanoseconds)

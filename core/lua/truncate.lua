@@ -1,7 +1,11 @@
--- Sets a file's size. Shrinking deletes the blocks past the new end and
--- cuts the last one short, so no block ever holds bytes past the size (a
--- later extension must read zeros there). A huge shrink is done in steps
--- from the end, each one consistent: the size only goes down.
+#!lua flags=allow-oom
+-- Shrinks a file (or sets its times at its current size): deletes the
+-- blocks past the new end and cuts the last one short, so no block ever
+-- holds bytes past the size (a later extension must read zeros there). A
+-- huge shrink is done in steps from the end, each one consistent: the size
+-- only goes down. Growth is extend.lua's: this script runs on a full
+-- server (allow-oom), where truncating is how space is freed, and must
+-- never grow anything.
 -- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 boundary block (or any key), 5.. blocks
 --       to delete
 -- ARGV: 1 size to set, 2 expected current size, 3 bytes to keep in the
@@ -15,6 +19,9 @@ end
 local size = redis.call('HGET', KEYS[3], 'size')
 if size ~= ARGV[2] then
   return {'RETRY', size}
+end
+if tonumber(ARGV[1]) > tonumber(size) then
+  fail('EINVAL', 'truncate only shrinks (extend grows)')
 end
 local delta = 0
 for i = 5, #KEYS do

@@ -1,4 +1,7 @@
--- Removes a directory entry that is not a directory.
+#!lua flags=allow-oom
+-- Removes a directory entry that is not a directory. Runs on a full server
+-- (allow-oom): removing is how space is freed; it adds only an ORPHANS
+-- entry of a few bytes.
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess), ORPHANS
 -- ARGV: name, guessed child ino, session id
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink

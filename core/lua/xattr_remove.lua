@@ -1,3 +1,5 @@
+#!lua flags=allow-oom
+-- Removes an extended attribute (also on a full server: allow-oom, it frees).
 -- KEYS: SB, FREEZE, INODE, XATTR
 -- ARGV: name
 check_frozen(KEYS[2])

@@ -135,6 +135,7 @@ class Checker:
         self.prefix = prefix.encode()
         self.problems = []
         self.warnings = []
+        self.no_opens = False
 
     def bad(self, msg):
         self.problems.append(msg)
@@ -170,7 +171,9 @@ class Checker:
             elif kind == b"MOUNT" and len(parts) == 2:
                 want = "string"
             elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):
-                pass  # opens held by live (or crashed) mounts: not the filesystem
+                # opens held by live (or crashed) mounts: not the filesystem
+                if self.no_opens:
+                    self.bad("open counts left in %r: %r" % (key, self.r.call("HGETALL", key)))
             elif kind == b"TMP" and len(parts) == 3:
                 # bytes of a write in flight; one whose script never ran (a
                 # killed daemon) expires by itself, so it must have a TTL
@@ -380,6 +383,8 @@ def main():
     ap.add_argument("--password")
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--no-orphans", action="store_true", help="fail if any orphan is left")
+    ap.add_argument("--no-opens", action="store_true",
+                    help="fail if any OPEN key is left (nothing is mounted any more)")
     ap.add_argument("-q", "--quiet", action="store_true")
     ap.add_argument("--digest", action="store_true",
                     help="only print a digest of every filesystem key and value (to compare two states)")
@@ -390,6 +395,7 @@ def main():
             print(digest(r, args.prefix))
             return 0
         c = Checker(r, args.prefix)
+        c.no_opens = args.no_opens
         c.run(args.no_orphans)
     except (OSError, RedisError) as e:
         print("check_consistency: cannot check: %s" % e, file=sys.stderr)

@@ -650,6 +650,99 @@ TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC and leaves the filesyst
 }
 
 
+namespace {
+
+// Sets maxmemory to 1 byte (a server over its limit refuses every command
+// that may grow memory) until it goes out of scope.
+struct FullServer {
+  explicit FullServer(Connection& c) : m_c(c) { _ok(c.command({"CONFIG", "SET", "maxmemory", "1"})); }
+  ~FullServer() { (void)m_c.command({"CONFIG", "SET", "maxmemory", "0"}); }
+  FullServer(const FullServer&) = delete;
+  FullServer& operator=(const FullServer&) = delete;
+  Connection& m_c;
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture, "on a full server only growth fails: opens, reads, truncation and removal work") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->create(k_root_ino, "f", 0644, k_user));
+  _ok(s->write(f.ino, 0, std::string(200000, 'a'), false));
+  CHECK(_ok(s->release_file(f.ino)) == false);
+  auto g = _ok(s->create(k_root_ino, "g", 0644, k_user));
+  _ok(s->write(g.ino, 0, "gone soon", false));
+  CHECK(_ok(s->release_file(g.ino)) == false);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  {
+    FullServer full(conn());
+    CHECK(conn().command({"SET", prefix + "-probe", "x"}).code() == ENOSPC);
+    CHECK(s->write(f.ino, 200000, "more", false).code() == ENOSPC);
+    _ok(s->open_file(f.ino));  // recorded: an open is not growth
+    CHECK(_ok(conn().command({"HGET", keys.open(f.ino), s->session()})).view().str() == "1");
+    CHECK(_read_all(*s, f.ino) == std::string(200000, 'a'));  // reads too
+    SetAttrRequest shrink;
+    shrink.size = 1000;
+    CHECK(_ok(s->setattr(f.ino, shrink)).size == 1000);  // inside a block
+    SetAttrRequest grow;
+    grow.size = 1 << 20;
+    CHECK(s->setattr(f.ino, grow).code() == ENOSPC);
+    SetAttrRequest chmod;
+    chmod.mode = 0600;
+    CHECK((_ok(s->setattr(f.ino, chmod)).mode & 07777) == 0600);
+    CHECK(_ok(s->release_file(f.ino)) == false);  // the close is counted too
+    CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+    _ok(s->open_file(g.ino));
+    CHECK(_ok(s->unlink(k_root_ino, "g")) == g.ino);
+    CHECK(_ok(s->release_file(g.ino)) == true);
+    _ok(s->purge(g.ino));
+    CHECK(s->getattr(g.ino).code() == ENOENT);
+    CHECK(_ok(s->rmdir(k_root_ino, "d")) == d.ino);
+    _ok(s->purge(d.ino));
+    CHECK(s->create(k_root_ino, "new", 0644, k_user).code() == ENOSPC);
+    // the session stays alive (else other mounts would free what it holds),
+    // and a read-write mount can start
+    _ok(conn().command({"PEXPIRE", keys.mount(s->session()), "1000"}));
+    _ok(s->heartbeat());
+    CHECK(_ok(conn().command({"PTTL", keys.mount(s->session())})).view().integer() > 1000);
+    auto again = _open(pool, prefix);
+    _ok(again->end_session());
+  }
+  CHECK(_read_all(*s, f.ino) == std::string(1000, 'a'));
+  for (const auto& k : keys_under(prefix)) {
+    auto pk = parse_relative_key(*keys.relative(k));
+    CHECK(pk.kind != KeyKind::Open);
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a block key of another type is EIO, never the file's bytes") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  const std::uint64_t bs = s->block_size();
+  _ok(s->write(f.ino, 0, std::string(2 * bs + 10, 'b'), false));
+  _ok(conn().command({"DEL", keys.block(f.ino, 1)}));
+  _ok(conn().command({"HSET", keys.block(f.ino, 1), "x", "y"}));
+  std::string out;
+  Status whole = s->read(f.ino, 0, 3 * bs, out);
+  CHECK(whole.code() == EIO);
+  CHECK(whole.error().message.find("block 1") != std::string::npos);
+  CHECK(out.find("WRONGTYPE") == std::string::npos);
+  CHECK(s->read(f.ino, bs + 5, 10, out).code() == EIO);
+  _ok(s->read(f.ino, 0, 10, out));  // the other blocks still read
+  CHECK(out == std::string(10, 'b'));
+  {
+    FullServer full(conn());  // the script that reads on a full server too
+    CHECK(s->read(f.ino, bs + 5, 10, out).code() == EIO);
+  }
+  // the inode hash of another type, and a size that is no number
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  _ok(conn().command({"HSET", keys.inode(g.ino), "size", "18446744073709551615"}));
+  Status big = s->read(g.ino, 0, 10, out);
+  CHECK(big.code() == EIO);
+  CHECK(big.error().message.find("size") != std::string::npos);
+}
+
+
 TEST_CASE_FIXTURE(RedisFixture, "a file open on one mount outlives an unlink through another") {
   auto a = _open(pool, prefix);
   Pool pool_b(test::test_url(), "redisfs:test-b");
@@ -729,6 +822,88 @@ TEST_CASE_FIXTURE(RedisFixture, "the opens of a dead mount do not keep a file") 
   _ok(a->purge(f.ino));
   CHECK(a->getattr(f.ino).code() == ENOENT);
   CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "the last close frees an orphan, whichever mount unlinked it") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
+  _ok(a->write(f.ino, 0, std::string(100000, 'f'), false));
+  CHECK(_ok(a->release_file(f.ino)) == false);
+  _ok(b->open_file(f.ino));
+  // a unlinks it and keeps it (its kernel still knows the inode: a never
+  // purges it), b closes last
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
+  CHECK(_ok(conn().command({"HGET", keys.orphans(), std::to_string(f.ino)})).view().str() == a->session());
+  CHECK(_ok(b->release_file(f.ino)) == true);
+  _ok(b->purge(f.ino));
+  CHECK(b->getattr(f.ino).code() == ENOENT);
+  _ok(a->purge(f.ino));  // a's own purge, later, finds nothing to do
+  for (const auto& k : keys_under(prefix)) {
+    auto pk = parse_relative_key(*keys.relative(k));
+    CHECK(pk.ino != f.ino);
+    CHECK(pk.kind != KeyKind::Orphans);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a live mount sweeps the open counts and orphans of dead mounts") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto kept = _ok(a->create(k_root_ino, "kept", 0644, k_user));
+  CHECK(_ok(a->release_file(kept.ino)) == false);
+  auto gone = _ok(a->create(k_root_ino, "gone", 0644, k_user));
+  _ok(a->write(gone.ino, 0, "bytes", false));
+  CHECK(_ok(a->release_file(gone.ino)) == false);
+  _ok(b->open_file(kept.ino));
+  _ok(b->open_file(kept.ino));
+  _ok(b->open_file(gone.ino));
+  _ok(a->open_file(kept.ino));  // a live holder stays
+  CHECK(_ok(a->unlink(k_root_ino, "gone")) == gone.ino);
+  _ok(a->purge(gone.ino));  // held by b: handed to b
+  CHECK(_ok(conn().command({"HGET", keys.orphans(), std::to_string(gone.ino)})).view().str() == b->session());
+  _ok(conn().command({"DEL", keys.mount(b->session())}));  // b dies (kill -9: its key expires)
+  bool pass_done = false;
+  CHECK(_ok(a->sweep_dead_opens(1000, &pass_done)) == 2);
+  CHECK(pass_done);
+  auto holders = _ok(conn().command({"HGETALL", keys.open(kept.ino)}));
+  REQUIRE(holders.view().size() == 2);
+  CHECK(holders.view()[0].str() == a->session());
+  CHECK(_ok(conn().command({"EXISTS", keys.open(gone.ino)})).view().integer() == 0);
+  CHECK(a->getattr(gone.ino).code() == ENOENT);  // the orphan nobody holds is freed
+  CHECK(_ok(conn().command({"EXISTS", keys.orphans()})).view().integer() == 0);
+  CHECK(_ok(a->sweep_dead_mounts(1000)).opens == 0);  // nothing left to do
+  CHECK(_ok(a->release_file(kept.ino)) == false);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "check_same_filesystem: deleted, or replaced by another filesystem") {
+  auto s = _open(pool, prefix);
+  _ok(s->check_same_filesystem());
+  _ok(conn().command({"HSET", keys.sb(), "dumped", "12345"}));  // a restore over it
+  auto replaced = s->check_same_filesystem();
+  CHECK(replaced.code() == ESTALE);
+  CHECK(replaced.error().message.find("replaced") != std::string::npos);
+  _ok(conn().command({"HDEL", keys.sb(), "dumped"}));
+  _ok(s->check_same_filesystem());
+  _ok(conn().command({"DEL", keys.sb()}));
+  auto deleted = s->check_same_filesystem();
+  CHECK(deleted.code() == ESTALE);
+  CHECK(deleted.error().message.find("deleted") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "drop_own_opens: what an open whose reply was lost left counted") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));  // counted, as if its reply never came
+  auto g = _ok(a->create(k_root_ino, "g", 0644, k_user));
+  _ok(b->open_file(g.ino));
+  CHECK(_ok(a->drop_own_opens(16)) == 2);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"HGET", keys.open(g.ino), b->session()})).view().str() == "1");  // b's stays
+  CHECK(_ok(conn().command({"HEXISTS", keys.open(g.ino), a->session()})).view().integer() == 0);
 }
 
 TEST_SUITE_END();

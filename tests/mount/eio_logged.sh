@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# eio_logged: every EIO the daemon answers has a log line naming the op, the
+# inode and the cause, also when the kernel itself would have refused our
+# answer (and failed the call with EIO, saying nothing): a size past 2^63-1,
+# a root that is not a directory, an entry naming the root, a cycle of
+# directory parents, a block key of the wrong type (which must never be
+# read back as the file's bytes).
+. "$(dirname "$0")/lib.sh"
+
+mount_fs -o attr_timeout=0,entry_timeout=0
+log=${MOUNT_LOGS[$MNT]}
+mkdir -p "$MNT/d/sub" "$MNT/x"
+echo small >"$MNT/f"
+head -c 200000 /dev/urandom >"$MNT/blocks"
+f=$(stat -c %i "$MNT/f")
+d=$(stat -c %i "$MNT/d")
+b=$(stat -c %i "$MNT/blocks")
+
+# expect_eio PATTERN COMMAND...: COMMAND fails with EIO, and a new line of
+# the daemon's log matches PATTERN (grep -E)
+expect_eio() {
+  local pattern=$1 before out rc=0
+  shift
+  before=$(wc -l <"$log")
+  out=$("$@" 2>&1) || rc=$?
+  ((rc != 0)) || fail "'$*' succeeded, want EIO"
+  [[ $out == *"Input/output error"* ]] || fail "'$*' failed without EIO: $out"
+  sleep 0.2
+  tail -n +$((before + 1)) "$log" | grep -Eq "$pattern" ||
+    fail "'$*' failed with EIO and no log line matching '$pattern': $(tail -n +$((before + 1)) "$log")"
+  tail -n +$((before + 1)) "$log" | grep -E "$pattern" | head -1 | sed 's/^/-- log: /'
+}
+
+rcli hset "$PREFIX:INODE:$f" size 18446744073709551615 >/dev/null
+expect_eio "ino=$f.*Input/output error.*size 18446744073709551615" stat "$MNT/f"
+rcli hset "$PREFIX:INODE:$f" size 6 >/dev/null
+
+rcli del "$PREFIX:BLK:$b:1" >/dev/null
+rcli hset "$PREFIX:BLK:$b:1" x y >/dev/null
+expect_eio "read ino=$b.*block 1" cat "$MNT/blocks"
+out=$(dd if="$MNT/blocks" bs=65536 skip=1 count=1 2>/dev/null | head -c 200 || true)
+[[ $out != *WRONGTYPE* ]] || fail "a block of the wrong type was read as file data"
+
+rcli hset "$PREFIX:DIR:$d" root-alias 1 >/dev/null
+expect_eio "ino=1.*names the root" stat "$MNT/d/root-alias"
+rcli hdel "$PREFIX:DIR:$d" root-alias >/dev/null
+
+rcli hset "$PREFIX:INODE:$d" parent "$d" >/dev/null
+expect_eio "rename ino=1 name=\"x\".*parent" mv "$MNT/x" "$MNT/d/sub/"
+rcli hset "$PREFIX:INODE:$d" parent 1 >/dev/null
+
+rcli hset "$PREFIX:INODE:$d" parent "$f" >/dev/null
+expect_eio "rename ino=1 name=\"x\".*inode $f in its chain of parents is a file" mv "$MNT/x" "$MNT/d/sub/"
+rcli hset "$PREFIX:INODE:$d" parent 1 >/dev/null
+
+# a type changed under the kernel (it keeps the inode's old type)
+echo typed >"$MNT/p"
+p=$(stat -c %i "$MNT/p")
+exec 3<"$MNT/p"
+rcli hset "$PREFIX:INODE:$p" type sock >/dev/null
+expect_eio "getattr ino=$p.*is a sock now.*knows it as a file" python3 -c 'import os; os.fstat(3)'
+exec 3<&-
+rcli hset "$PREFIX:INODE:$p" type file >/dev/null
+
+rcli hset "$PREFIX:INODE:1" type file >/dev/null
+expect_eio "getattr ino=1.*root.*not a directory" stat "$MNT"
+rcli hset "$PREFIX:INODE:1" type dir >/dev/null
+
+[[ $(cat "$MNT/f") == small ]] || fail "f does not read after its size was put back"
+unmount_fs
