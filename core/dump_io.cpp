@@ -550,7 +550,8 @@ class RestoreSink : public dump::Sink {
     }
     std::string k = m_staging->absolute(key);
     m_c->append({"SET", k, value, "NX", "PX", m_ttl});
-    return queued(Pending::Set, key, 0, value.size());
+    TRY(queued(Pending::Set, key, 0, value.size()));
+    return index(key);
   }
 
   Status on_hash_begin(std::string_view key) override {
@@ -569,7 +570,8 @@ class RestoreSink : public dump::Sink {
     }
     std::string k = m_staging->absolute(key);
     m_c->append({"EXISTS", k});
-    return queued(Pending::Exists, key, 0, 0);
+    TRY(queued(Pending::Exists, key, 0, 0));
+    return index(key);
   }
 
   Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) override {
@@ -729,6 +731,20 @@ class RestoreSink : public dump::Sink {
     return {};
   }
 
+  // The staged key's name goes to the staging index (install.hpp), which
+  // gets the staging TTL with its first entry.
+  Status index(std::string_view key) {
+    std::string list = staging_index_key(*m_staging);
+    m_c->append({"RPUSH", list, key});
+    TRY(queued(Pending::Expire, key, 0, 0));
+    if (!m_index_ttl_set) {
+      m_index_ttl_set = true;
+      m_c->append({"PEXPIRE", list, m_ttl});
+      TRY(queued(Pending::Expire, key, 0, 0));
+    }
+    return {};
+  }
+
   Status queued(Pending::What what, std::string_view key, std::uint64_t expect, std::size_t bytes) {
     bytes += key.size() + 32;
     m_pending.push_back(Pending{what, std::string(key), expect, bytes});
@@ -756,6 +772,7 @@ class RestoreSink : public dump::Sink {
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
   std::int64_t m_dumped_ns = 0;
+  bool m_index_ttl_set = false;
 
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_records = 0;
@@ -862,7 +879,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     TRY(sink.reservation()->check());
     TRY(sink.check_target(&replace));
     Keys target(sink.target());
-    auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped);
+    auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
     if (!installed.ok()) {
       return make_error(installed.error().code,
                         "restore into " + _quote(sink.target()) + " failed while moving the keys: " +
@@ -880,6 +897,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       _drain(*c);
       if (sink.staging()) {
         (void)unlink_all(*c, *sink.staging());
+        (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
       }
     }
     return std::move(st).error();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "snapshot.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -16,6 +17,7 @@ namespace {
 
 constexpr auto k_refresh_every = std::chrono::milliseconds(k_reservation_ttl_ms / 6);
 constexpr std::string_view k_scan_count = "1000";
+constexpr long long k_index_page = 1000;
 
 std::string _str(long long v) { return std::to_string(v); }
 
@@ -145,6 +147,7 @@ struct MoveSpec {
   bool persist;                  // drop the staging TTL on arrival
   std::string_view fault_point;  // fail after the first batch (tests)
   Freeze* freeze;                // the target's, kept alive between batches (not while rolling back)
+  const std::string* index;      // list of the relative names to move (else SCAN)
 };
 
 Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
@@ -179,19 +182,33 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
     TRY(_move_sb(c, m, sb_moved));
   }
   std::string cursor = "0";
+  long long next = 0;  // index position
   int batches = 0;
   do {
-    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", m.from->match_all(), "COUNT", k_scan_count}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad SCAN reply");
+    Reply page;
+    ReplyView list(nullptr);
+    if (m.index != nullptr) {
+      TRY_ASSIGN(page, c.command({"LRANGE", *m.index, _str(next), _str(next + k_index_page - 1)}));
+      list = page.view();
+      if (!list.is_array()) {
+        return make_error(EIO, "redis: bad LRANGE reply");
+      }
+      next += static_cast<long long>(list.size());
+      cursor = list.size() < static_cast<std::size_t>(k_index_page) ? "0" : "more";
+    } else {
+      TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", m.from->match_all(), "COUNT", k_scan_count}));
+      ReplyView v = page.view();
+      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+        return make_error(EIO, "redis: bad SCAN reply");
+      }
+      cursor = std::string(v[0].str());
+      list = v[1];
     }
-    cursor = std::string(v[0].str());
-    ReplyView list = v[1];
+    std::vector<std::string> sources;
     std::vector<std::string> targets;
-    c.append({"MULTI"});
     for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
+      std::string from_key = m.index != nullptr ? m.from->absolute(list[i].str()) : std::string(list[i].str());
+      std::string_view key = from_key;
       auto rel = m.from->relative(key);
       if (!rel) {
         continue;
@@ -201,28 +218,24 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
           kind == KeyKind::Installing) {
         continue;
       }
+      sources.emplace_back(key);
       targets.push_back(m.to->absolute(*rel));
-      c.append({"RENAMENX", key, targets.back()});
-      if (m.persist) {
-        c.append({"PERSIST", targets.back()});
-      }
     }
-    c.append({"EXEC"});
-    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-    ReplyView exec = replies.back().view();
-    std::size_t per = m.persist ? 2 : 1;
-    if (!exec.is_array() || exec.size() != per * targets.size()) {
-      return make_error(EIO, "redis: bad EXEC reply while moving " + m.from->prefix() + " to " + m.to->prefix());
-    }
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-      ReplyView r = exec[per * i];
-      if (r.type() == ReplyView::Type::Error) {
-        continue;  // SCAN returned the key twice: it moved the first time
+    if (!sources.empty()) {
+      std::size_t n = sources.size();
+      sources.insert(sources.end(), targets.begin(), targets.end());
+      const std::string persist = m.persist ? "1" : "0";
+      TRY_ASSIGN(Reply r, c.eval("move_keys", sources, std::span<const std::string>(&persist, 1)));
+      ReplyView out = r.view();
+      if (!out.is_array() || out.size() != n) {
+        return make_error(EIO, "redis: bad reply while moving " + m.from->prefix() + " to " + m.to->prefix());
       }
-      if (r.integer() != 1) {
-        return make_error(EEXIST, "key " + targets[i] + " appeared while moving the filesystem");
+      for (std::size_t i = 0; i < n; ++i) {
+        if (out[i].integer() == 0) {
+          return make_error(EEXIST, "key " + quoted(targets[i]) + " appeared while moving the filesystem");
+        }
+        moved += out[i].integer() == 1 ? 1 : 0;
       }
-      ++moved;
     }
     if (++batches == 1 && !m.fault_point.empty()) {
       if (_fault(m.fault_point)) {
@@ -283,10 +296,10 @@ Status _journal(Connection& c, const Keys& target, std::string_view phase, const
 // out, then the journal. On failure the target is emptied and the replaced
 // filesystem moved back.
 Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& target, const std::optional<Keys>& aside,
-                            std::uint64_t expected, Freeze& freeze) {
+                            std::uint64_t expected, Freeze& freeze, const std::string* index) {
   InstallResult out;
   TRY(_journal(c, target, "swap", staging, aside));
-  auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze});
+  auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze, index});
   Status counted = !moved.ok() || expected == 0 || *moved == expected
                        ? Status{}
                        : Status(make_error(EIO, "only " + _str(static_cast<long long>(*moved)) + " of " +
@@ -304,7 +317,7 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
     Status cleared = _clear(c, target);
     std::string old_state = "it was empty";
     if (aside) {
-      auto back = cleared.ok() ? _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr})
+      auto back = cleared.ok() ? _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr, nullptr})
                                : Result<std::uint64_t>(cleared.error());
       if (!back.ok()) {
         return make_error(why.code, why.message + "; rolling back failed too (" + back.error().message +
@@ -332,13 +345,14 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
 }
 
 Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const Keys& target,
-                                       const std::optional<Keys>& aside, std::uint64_t expected, Freeze& freeze) {
+                                       const std::optional<Keys>& aside, std::uint64_t expected, Freeze& freeze,
+                                       const std::string* index) {
   if (aside) {
     TRY(_journal(c, target, "aside", staging, aside));
-    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze});
+    auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze, nullptr});
     if (!moved.ok()) {
       _drain(c);
-      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr});
+      auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr, nullptr});
       if (!back.ok()) {
         return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
                                                   ") and so did moving it back (" + back.error().message +
@@ -349,7 +363,7 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
                         "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
     }
   }
-  return _swap(c, staging, target, aside, expected, freeze);
+  return _swap(c, staging, target, aside, expected, freeze, index);
 }
 
 // The target's freeze for the whole move: a snapshot (copy or dump) of the
@@ -368,13 +382,22 @@ Result<InstallResult> _frozen(Connection& c, const Keys& target,
 
 }  // namespace
 
+std::string staging_index_key(const Keys& staging) { return staging.prefix() + "~index"; }
+
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
-                                      std::uint64_t expected) {
+                                      std::uint64_t expected, bool indexed) {
   std::optional<Keys> aside;
   if (replace) {
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
   }
-  return _frozen(c, target, [&](Freeze& freeze) { return _aside_then_swap(c, staging, target, aside, expected, freeze); });
+  const std::string index = staging_index_key(staging);
+  auto done = _frozen(c, target, [&](Freeze& freeze) {
+    return _aside_then_swap(c, staging, target, aside, expected, freeze, indexed ? &index : nullptr);
+  });
+  if (indexed) {
+    (void)c.command({"UNLINK", index});
+  }
+  return done;
 }
 
 Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
@@ -468,8 +491,8 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   }
   Keys staged(staging);
   auto done = _frozen(c, target, [&](Freeze& freeze) {
-    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze)
-                            : _swap(c, staged, target, aside, 0, freeze);
+    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr)
+                            : _swap(c, staged, target, aside, 0, freeze, nullptr);
   });
   if (!done.ok()) {
     return make_error(done.error().code, "finishing the interrupted restore or copy into '" + target.prefix() +

@@ -85,13 +85,20 @@ struct InstallResult {
   std::string warning;      // the old filesystem could not be removed
 };
 
+// The list of the keys (relative names) a staging prefix was filled with:
+// "<staging>~index", outside the staging prefix (so fsck of the staged
+// filesystem does not see it) and with the staging TTL. The swap walks it
+// instead of SCANning the whole server for the staged keys.
+std::string staging_index_key(const Keys& staging);
+
 // Steps 2 to 4 above, with the target's reservation held: moves every key
 // of `staging` to `target`. `expected` (0: unknown) is how many keys the
 // staging prefix must hold; a different count fails (and rolls back). With
 // `replace` the target's keys are moved aside first; without, the target
-// must hold no key but the reservation.
+// must hold no key but the reservation. With `indexed`, the staged keys are
+// those listed in staging_index_key(staging) (which is then removed).
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
-                                      std::uint64_t expected);
+                                      std::uint64_t expected, bool indexed = false);
 
 // A snapshot or a restored dump has no open files: the orphans it was
 // taken with (files unlinked while some mount had them open) are removed

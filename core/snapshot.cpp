@@ -342,12 +342,14 @@ Result<std::uint64_t> copy_keys_frozen(
   std::string cursor = "0";
   std::vector<std::string_view> rels;
   std::vector<std::string_view> done;
+  std::vector<std::string> keys;
   do {
     TRY(check_cancel());
     Reply page;
     TRY(_scan_page(c, cursor, sk.match_all(), page));
     ReplyView list = page.view()[1];
     rels.clear();
+    keys.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       std::string_view key = list[i].str();
       auto rel = sk.relative(key);
@@ -358,36 +360,25 @@ Result<std::uint64_t> copy_keys_frozen(
       if (!is_filesystem_key(kind) || kind == KeyKind::Superblock) {
         continue;
       }
-      std::string to = dk.absolute(*rel);
-      c.append({"COPY", key, to});
-      if (ttl_ms) {
-        c.append({"PEXPIRE", to, ttl});
-      }
+      keys.emplace_back(key);
       rels.push_back(*rel);
     }
-    // SCAN may return a key twice: COPY without REPLACE answers 0 then.
-    done.clear();
-    std::optional<Error> first;
     for (std::string_view rel : rels) {
-      auto r = c.read_reply();
-      if (ttl_ms) {
-        auto expired = c.read_reply();
-        if (r.ok() && !expired.ok()) {
-          r = std::move(expired).error();
-        }
-      }
-      if (!r.ok()) {
-        if (!first) {
-          first = std::move(r).error();
-        }
-        continue;
-      }
-      if (r->view().integer() == 1) {
-        done.push_back(rel);
-      }
+      keys.push_back(dk.absolute(rel));
     }
-    if (first) {
-      return std::move(*first);
+    done.clear();
+    if (!rels.empty()) {
+      // SCAN may return a key twice: COPY without REPLACE answers 0 then.
+      TRY_ASSIGN(Reply r, c.eval("copy_keys", keys, std::span<const std::string>(&ttl, 1)));
+      ReplyView v = r.view();
+      if (!v.is_array() || v.size() != rels.size()) {
+        return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
+      }
+      for (std::size_t i = 0; i < rels.size(); ++i) {
+        if (v[i].integer() == 1) {
+          done.push_back(rels[i]);
+        }
+      }
     }
     copied += done.size();
     if (after_page) {
@@ -402,11 +393,23 @@ Result<std::uint64_t> copy_keys_frozen(
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
                                           const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
-  TRY_ASSIGN(std::uint64_t copied, copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms,
-                                                    [&progress](std::span<const std::string_view> page) {
-                                                      progress.add(page.size());
-                                                      return Status{};
-                                                    }));
+  // The list of what was copied: the swap walks it (install.hpp) instead
+  // of SCANning the server again.
+  const std::string index = staging_index_key(tk);
+  const std::string ttl = _str(k_temp_ttl_ms);
+  TRY_ASSIGN(std::uint64_t copied,
+             copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> page) -> Status {
+               progress.add(page.size());
+               if (page.empty()) {
+                 return {};
+               }
+               std::vector<std::string_view> push{"RPUSH", index};
+               push.insert(push.end(), page.begin(), page.end());
+               c.append(std::span<const std::string_view>(push));
+               c.append({"PEXPIRE", index, ttl});
+               TRY(c.read_all());
+               return {};
+             }));
 
   std::string snap = _str(snapshot_ns);
   c.append({"MULTI"});
@@ -436,6 +439,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
       (void)freeze.release(c);
     }
     (void)unlink_all(c, tk);
+    (void)c.command({"UNLINK", staging_index_key(tk)});
     return make_error(e.code, "copy " + sk.prefix() + ": " + e.message + " (the partial copy was removed)");
   };
   auto snapshot_ns = server_time_ns(c);
@@ -495,10 +499,11 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
     return std::move(copied).error();
   }
   Status still = reservation->check();
-  auto installed = still.ok() ? install_staging(c, tk, dk, target.any_key, copied->first)
+  auto installed = still.ok() ? install_staging(c, tk, dk, target.any_key, copied->first, true)
                               : Result<InstallResult>(still.error());
   if (!installed.ok()) {
     (void)unlink_all(c, tk);
+    (void)c.command({"UNLINK", staging_index_key(tk)});
     return make_error(installed.error().code, "copy " + src + " -> " + dst + ": " + installed.error().message);
   }
   (void)reservation->release();
