@@ -235,8 +235,8 @@ class Checker {
   Status walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView first_page);
   Status read_orphans(Connection& c);
   Status read_opens(Connection& c, std::string_view key, ReplyView fields);
-  Status walk_xattrs(Connection& c, std::string_view key, ReplyView first_page);
-  void xattr(std::string_view key, std::string_view name, std::string_view value);
+  Status walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView first_page);
+  void xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value);
   void read_superblock(ReplyView fields);
   void read_inode(Ino ino, std::string_view key, ReplyView fields);
   void entry(Ino container, std::string_view name, std::string_view value);
@@ -730,7 +730,7 @@ Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, st
     }
     TRY(_named(it.key, second));
     if (it.pk.kind == KeyKind::Xattr) {
-      TRY(walk_xattrs(c, it.key, second->view()));
+      TRY(walk_xattrs(c, *it.node, it.key, second->view()));
     } else if (it.pk.kind == KeyKind::Dir) {
       TRY(walk_dir(c, *it.node, it.key, second->view()));
     } else {
@@ -765,7 +765,7 @@ Status Checker::walk_dir(Connection& c, Node& dir, std::string_view key, ReplyVi
   }
 }
 
-Status Checker::walk_xattrs(Connection& c, std::string_view key, ReplyView page) {
+Status Checker::walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView page) {
   Reply next;
   for (;;) {
     if (!page.is_array() || page.size() != 2) {
@@ -773,7 +773,7 @@ Status Checker::walk_xattrs(Connection& c, std::string_view key, ReplyView page)
     }
     ReplyView items = page[1];
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      xattr(key, items[i].str(), items[i + 1].str());
+      xattr(n, key, items[i].str(), items[i + 1].str());
     }
     std::string cursor(page[0].str());
     if (cursor == "0") {
@@ -788,12 +788,17 @@ Status Checker::walk_xattrs(Connection& c, std::string_view key, ReplyView page)
 
 // An attribute the kernel could not list or read (listxattr fails for the
 // whole file) is removed by repair: that deletes its value, and says so.
-void Checker::xattr(std::string_view key, std::string_view name, std::string_view value) {
+void Checker::xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value) {
   std::string why;
   if (Status ok = check_xattr_name(name); !ok.ok()) {
     why = _quote(name) + " is not a valid attribute name (" + ok.error().message + ")";
   } else if (value.size() > k_xattr_value_max) {
     why = _quote(name) + " holds " + _str(value.size()) + " bytes, more than an attribute may (64 KiB)";
+  } else if (name.starts_with("user.") && !n.bad && n.type != NodeType::File && n.type != NodeType::Dir) {
+    // The kernel reads user.* attributes of regular files and directories
+    // only (ENODATA for the rest), though listxattr lists them.
+    why = _quote(name) + " on " + std::string(_type_word(n.type)) +
+          ": user.* attributes are only readable on regular files and directories";
   } else {
     if (name.starts_with("security.")) {
       m_security_xattr = true;

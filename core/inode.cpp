@@ -117,6 +117,11 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   if (a.size > k_max_file_size) {
     return make_error(EIO, where + "size " + std::to_string(a.size) + " is above the largest file size (2^50)");
   }
+  if (a.gen > k_max_gen) {
+    // dir_changed (prelude.lua) counts it with HINCRBY: past 2^63 every
+    // change to the directory would fail; past 2^53 Lua miscounts it.
+    return make_error(EIO, where + "gen " + std::to_string(a.gen) + " is not below 2^53");
+  }
   if (a.is_symlink()) {
     if (!have_target || a.target.empty()) {
       return make_error(EIO, where + "a symlink without a target");

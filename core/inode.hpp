@@ -32,6 +32,7 @@ inline constexpr std::size_t k_symlink_max = 4095;      // bytes of a symlink ta
 inline constexpr std::size_t k_xattr_name_max = 255;
 inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
 inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
+inline constexpr std::uint64_t k_max_gen = (1ull << 53) - 1;     // a directory's change count, counted in Lua
 
 struct Attr {
   Ino ino = 0;
@@ -62,8 +63,9 @@ std::string format_mode(std::uint32_t mode);  // permission bits as "0644"
 
 // Decodes HGETALL's field/value list; EIO with the inode number when a
 // field is missing or malformed, or holds a value the filesystem cannot
-// serve: a size above k_max_file_size, a symlink without a target or with
-// one longer than k_symlink_max bytes or holding a NUL byte.
+// serve: a size above k_max_file_size, a gen above k_max_gen, a symlink
+// without a target or with one longer than k_symlink_max bytes or holding
+// a NUL byte.
 // (Missing numeric fields read as 0: see fsck for the fields every inode
 // the scripts write has.)
 using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;

@@ -722,6 +722,9 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
   SUBCASE("an empty symlink target") { cmd({"HSET", keys.inode(t.ln), "target", ""}); }
   SUBCASE("a symlink without a target") { cmd({"HDEL", keys.inode(t.ln), "target"}); }
   SUBCASE("a directory's size of 2^64-1") { cmd({"HSET", keys.inode(t.sub), "size", "18446744073709551615"}); }
+  SUBCASE("a directory's change count past what Lua counts") {
+    cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
+  }
   SUBCASE("a missing mtime") { cmd({"HDEL", keys.inode(t.fifo), "mtime"}); }
   SUBCASE("an inode number of 2^53") {
     cmd({"RENAME", keys.inode(t.fifo), keys.inode(1ull << 53)});
@@ -792,6 +795,15 @@ TEST_CASE_FIXTURE(FsckFixture, "extended attributes the kernel cannot list or re
   CHECK(r.problems[0].deletes.find("-byte value") != std::string::npos);
   expect_repaired({fsck_kind::k_bad_xattr});
   CHECK(_ok(t.store->listxattr(t.f)) == std::vector<std::string>{"user.b"});
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "user attributes of a symlink or a fifo cannot be read") {
+  auto t = build();
+  cmd({"HSET", keys.xattr(t.ln), "user.a", "v"});
+  cmd({"HSET", keys.xattr(t.fifo), "user.b", "v", "trusted.c", "kept"});
+  expect_repaired({fsck_kind::k_bad_xattr, fsck_kind::k_bad_xattr});
+  CHECK(_ok(conn().command({"EXISTS", keys.xattr(t.ln)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"HGET", keys.xattr(t.fifo), "trusted.c"})).view().str() == "kept");
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "a security attribute needs the superblock's flag") {

@@ -114,6 +114,12 @@ TEST_CASE("decode_attr: values the daemon could not serve are EIO naming the fie
     CHECK(r.error().code == EIO);
     CHECK(r.error().message.find("size") != std::string::npos);
   }
+  for (const char* gen : {"18446744073709551615", "9223372036854775808", "9007199254740992"}) {
+    auto r = decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", gen}});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("gen") != std::string::npos);
+  }
+  CHECK(decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", "9007199254740991"}}).ok());
   FieldList largest = _file_fields();
   largest.emplace_back("size", "1125899906842624");  // 2^50
   CHECK(decode_attr(3, largest).ok());
