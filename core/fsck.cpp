@@ -41,6 +41,9 @@ constexpr std::string_view k_scan_count = "1000";
 constexpr std::string_view k_xattr_scan_count = "100";  // values may be large
 constexpr std::size_t k_pipeline = 128;  // keys per pipelined round trip
 constexpr std::string_view k_lost_found = "lost+found";
+// next_inode must leave this many inode numbers below 2^53 (mounts take
+// them in ranges of 256) unless the inodes really go that high.
+constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
 // Cuts a block to ARGV[1] bytes (never 0 here) in one step, without sending
 // its bytes back and forth.
@@ -1119,6 +1122,11 @@ void Checker::check_counters() {
     why = "next_inode is " + _quote(m_sb_next) + ", not a number";
   } else if (v > k_max_inode) {
     why = "next_inode is " + _quote(m_sb_next) + ": inode numbers stay below 2^53";
+  } else if (v > k_max_inode + 1 - k_next_inode_room && max_ino + 1 <= k_max_inode + 1 - k_next_inode_room) {
+    // No filesystem gets there by creating files: a mount could create
+    // only a few before it runs out of inode numbers.
+    why = "next_inode is " + _quote(m_sb_next) + ", within " + _str(k_next_inode_room) +
+          " of 2^53: few files could be created";
   } else if (v < 2) {
     why = "next_inode is " + _quote(m_sb_next) + ", but inode 1 is the root";
   } else if (v <= max_ino) {

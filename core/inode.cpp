@@ -117,6 +117,10 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   if (a.size > k_max_file_size) {
     return make_error(EIO, where + "size " + std::to_string(a.size) + " is above the largest file size (2^50)");
   }
+  if (a.uid == k_no_id || a.gid == k_no_id) {
+    // (uid_t)-1 is no owner to the kernel: even root is refused access.
+    return make_error(EIO, where + (a.uid == k_no_id ? "uid" : "gid") + " 4294967295 is not an owner");
+  }
   if (a.gen > k_max_gen) {
     // dir_changed (prelude.lua) counts it with HINCRBY: past 2^63 every
     // change to the directory would fail; past 2^53 Lua miscounts it.
@@ -163,6 +167,10 @@ Status check_xattr_name(std::string_view name) {
   }
   if (!known) {
     return make_error(EOPNOTSUPP, "attribute names must start with user., trusted., security. or system.");
+  }
+  if (name == "system.posix_acl_access" || name == "system.posix_acl_default") {
+    // Not enforced, so never stored (the kernel would not read them back).
+    return make_error(EOPNOTSUPP, "POSIX ACLs are not supported");
   }
   if (name.size() > k_xattr_name_max) {
     return make_error(ERANGE, "attribute name longer than 255 bytes");

@@ -33,6 +33,7 @@ inline constexpr std::size_t k_xattr_name_max = 255;
 inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
 inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
 inline constexpr std::uint64_t k_max_gen = (1ull << 53) - 1;     // a directory's change count, counted in Lua
+inline constexpr std::uint32_t k_no_id = 0xffffffffu;            // (uid_t)-1: not an owner (chown's "no change")
 
 struct Attr {
   Ino ino = 0;
@@ -63,7 +64,8 @@ std::string format_mode(std::uint32_t mode);  // permission bits as "0644"
 
 // Decodes HGETALL's field/value list; EIO with the inode number when a
 // field is missing or malformed, or holds a value the filesystem cannot
-// serve: a size above k_max_file_size, a gen above k_max_gen, a symlink
+// serve: a uid or gid of k_no_id, a size above k_max_file_size, a gen
+// above k_max_gen, a symlink
 // without a target or with one longer than k_symlink_max bytes or holding
 // a NUL byte.
 // (Missing numeric fields read as 0: see fsck for the fields every inode
@@ -76,8 +78,8 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields);
 Status check_file_name(std::string_view name);
 
 // An extended attribute's name: in one of Linux's namespaces (user.,
-// trusted., security., system.) with something after the dot (else
-// EOPNOTSUPP; empty: EINVAL), no NUL byte (EINVAL: names are listed
+// trusted., security., system.) with something after the dot, and not a
+// POSIX ACL (else EOPNOTSUPP; empty: EINVAL), no NUL byte (EINVAL: names are listed
 // NUL-separated), at most k_xattr_name_max bytes (ERANGE).
 Status check_xattr_name(std::string_view name);
 

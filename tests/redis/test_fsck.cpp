@@ -701,6 +701,7 @@ TEST_CASE_FIXTURE(FsckFixture, "next_inode") {
   std::string value;
   SUBCASE("2^64-1") { value = "18446744073709551615"; }
   SUBCASE("2^53") { value = "9007199254740992"; }
+  SUBCASE("2^53-1: no room to create") { value = "9007199254740991"; }
   SUBCASE("below an existing inode") { value = _str(t.open); }
   SUBCASE("zero") { value = "0"; }
   SUBCASE("garbage") { value = "soon"; }
@@ -714,6 +715,14 @@ TEST_CASE_FIXTURE(FsckFixture, "next_inode") {
   CHECK(_ok(reopened->mknod(k_root_ino, "new", S_IFREG | 0644, 0, k_user)).ino > t.open);
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "a mount never hands out an inode number of 2^53 or more") {
+  auto t = build();
+  cmd({"HSET", keys.sb(), "next_inode", "9007199254740900"});
+  auto s = _ok(Store::open(pool, prefix, {}));
+  CHECK(s->mknod(k_root_ino, "new", S_IFREG | 0644, 0, k_user).code() == ENOSPC);
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "next_inode"})).view().str() == "9007199254740900");
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes") {
   auto t = build();
   SUBCASE("a symlink target longer than the kernel accepts") {
@@ -725,6 +734,7 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
   SUBCASE("a directory's change count past what Lua counts") {
     cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
   }
+  SUBCASE("an owner the kernel cannot represent") { cmd({"HSET", keys.inode(t.f), "uid", "4294967295"}); }
   SUBCASE("a missing mtime") { cmd({"HDEL", keys.inode(t.fifo), "mtime"}); }
   SUBCASE("an inode number of 2^53") {
     cmd({"RENAME", keys.inode(t.fifo), keys.inode(1ull << 53)});
@@ -788,6 +798,7 @@ TEST_CASE_FIXTURE(FsckFixture, "extended attributes the kernel cannot list or re
   SUBCASE("a NUL in the name") { name = std::string("user.a\0b", 8); }
   SUBCASE("a name of 256 bytes") { name = "user." + std::string(251, 'a'); }
   SUBCASE("a value above 64 KiB") { value = std::string(64 * 1024 + 1, 'v'); }
+  SUBCASE("a POSIX ACL, never stored") { name = "system.posix_acl_access"; }
   cmd({"HSET", keys.xattr(t.f), name, value});
   auto r = check();
   INFO(_dump(r));

@@ -120,6 +120,13 @@ TEST_CASE("decode_attr: values the daemon could not serve are EIO naming the fie
     CHECK(r.error().message.find("gen") != std::string::npos);
   }
   CHECK(decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", "9007199254740991"}}).ok());
+  for (const char* field : {"uid", "gid"}) {
+    FieldList f = _file_fields();
+    f.emplace_back(field, "4294967295");
+    auto r = decode_attr(6, f);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find(field) != std::string::npos);
+  }
   FieldList largest = _file_fields();
   largest.emplace_back("size", "1125899906842624");  // 2^50
   CHECK(decode_attr(3, largest).ok());
@@ -164,7 +171,9 @@ TEST_CASE("file names and attribute names the kernel accepts") {
   CHECK(check_xattr_name("user.a").ok());
   CHECK(check_xattr_name("trusted.x").ok());
   CHECK(check_xattr_name("security.selinux").ok());
-  CHECK(check_xattr_name("system.posix_acl_access").ok());
+  CHECK(check_xattr_name("system.posix_acl_access").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("system.posix_acl_default").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("system.other").ok());
   CHECK(check_xattr_name("user." + std::string(250, 'a')).ok());  // 255 bytes
   CHECK(check_xattr_name("").code() == EINVAL);
   CHECK(check_xattr_name(std::string("user.a\0b", 8)).code() == EINVAL);
