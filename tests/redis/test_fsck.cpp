@@ -846,6 +846,25 @@ TEST_CASE_FIXTURE(FsckFixture, "lines and errors stay bounded with a 1 MB key or
   CHECK(one.ends_with("(and 2 more problems)"));
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "a server error names the key being read") {
+  auto t = build();
+  // a user the server refuses HSCAN: fsck reads every directory with it
+  const std::string user = "fsck-" + prefix;
+  _ok(conn().command({"ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-hscan"}));
+  RedisUrl url = redisfs::test::test_url();
+  url.user = user;
+  url.password = "pw";
+  Pool limited(url, "redisfs:test-fsck");
+  auto r = fsck(limited, prefix, false, nullptr);
+  (void)conn().command({"ACL", "DELUSER", user});
+  REQUIRE_FALSE(r.ok());
+  INFO(r.error().message);
+  // a DIR or an XATTR key, whichever SCAN returned first
+  CHECK((r.error().message.starts_with(prefix + ":DIR:") || r.error().message.starts_with(prefix + ":XATTR:")));
+  CHECK(r.error().message.find("NOPERM") != std::string::npos);
+  CHECK(r.error().message.find('\n') == std::string::npos);
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "keys that expire (a staged restore) check clean") {
   auto t = build();
   for (const auto& k : keys_under(prefix)) {
