@@ -1467,12 +1467,18 @@ std::string fsck_dry_run_line(const FsckProblem& p) {
   return "repair: " + _base_line(p);
 }
 
-std::string fsck_summary_line(const FsckReport& report) {
+std::string fsck_summary_line(const FsckReport& report, std::string_view prefix) {
   if (report.problems.empty()) {
     return {};
   }
   std::size_t more = report.problems.size() - 1;
-  std::string line = _base_line(report.problems.front());
+  FsckProblem first = report.problems.front();
+  if (!prefix.empty()) {
+    if (auto rel = Keys(std::string(prefix)).relative(first.key)) {
+      first.key = std::string(*rel);
+    }
+  }
+  std::string line = _base_line(first);
   if (more > 0) {
     line += " (and " + std::to_string(more) + (more == 1 ? " more problem)" : " more problems)");
   }

@@ -102,7 +102,7 @@ struct FsckReport {
 // copy of a sound filesystem whose keys expire checks clean, so restore can
 // check a dump's keys before it moves them into place:
 //   auto r = fsck(pool, staging_prefix, false, nullptr);
-//   r->problems.empty() ? ok : fsck_problem_line(r->problems.front()) + count
+//   if (!r->problems.empty()) refuse with fsck_summary_line(*r, staging_prefix)
 //
 // A field that cannot be parsed, or holds a value the filesystem cannot
 // serve, makes its inode "bad": reported, never judged, never changed, and
@@ -129,8 +129,10 @@ std::string fsck_dry_run_line(const FsckProblem& p);
 
 // The first problem's line and how many more, e.g. "bad inode: P:INODE:5:
 // ... (and 3 more problems)": one line for a tool that refuses a
-// filesystem with problems. Empty when the report is clean.
-std::string fsck_summary_line(const FsckReport& report);
+// filesystem with problems. With `prefix` (e.g. a staging prefix), keys
+// under it are shown without "<prefix>:" ("bad inode: INODE:5: ..."), as
+// a dump names them. Empty when the report is clean.
+std::string fsck_summary_line(const FsckReport& report, std::string_view prefix = {});
 
 // The whole report as one JSON document (ends with a newline):
 // {"prefix", "repair", "clean", "inodes", "dirs", "files", "blocks",

@@ -844,6 +844,10 @@ TEST_CASE_FIXTURE(FsckFixture, "lines and errors stay bounded with a 1 MB key or
   std::string one = fsck_summary_line(r);
   CHECK(one.size() < 2048);
   CHECK(one.ends_with("(and 2 more problems)"));
+  CHECK(one.find(": " + prefix + ":") != std::string::npos);
+  std::string relative = fsck_summary_line(r, prefix);
+  CHECK(relative.find(prefix) == std::string::npos);
+  CHECK(relative.ends_with("(and 2 more problems)"));
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "a server error names the key being read") {
