@@ -356,8 +356,9 @@ Result<FsckReport> Checker::run(Connection& c) {
 }
 
 Status Checker::guard_freeze(Connection& c) {
-  TRY_ASSIGN(Reply r, c.command({"PTTL", m_keys.freeze()}));
-  if (r.view().integer() >= 0) {
+  auto r = c.command({"PTTL", m_keys.freeze()});
+  TRY(_named(m_keys.freeze(), r));
+  if (r->view().integer() >= 0) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
                                  " exists): repair when it has ended");
   }
@@ -1425,10 +1426,11 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   std::string cursor = "0";
   const std::string match = keys.match_mounts();
   do {
-    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-    ReplyView v = r.view();
+    auto r = c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
+    TRY(_named(match, r));
+    ReplyView v = r->view();
     if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
+      return _on_key(match, make_error(EIO, "bad SCAN reply"));
     }
     cursor = std::string(v[0].str());
     for (std::size_t i = 0; i < v[1].size(); ++i) {

@@ -19,11 +19,14 @@
 //
 // Repair runs each fix as its own atomic step (one command, a MULTI/EXEC or
 // a tiny EVAL), in four stages: the inode counter first (so new inodes get
-// fresh numbers), then removals (dangling or extra entries, stray keys,
-// blocks past the end, stale orphan records) and parent fields, then every
+// fresh numbers), then removals (dangling, extra or unusable entries, stray
+// keys, keys of the wrong type, unusable attributes, blocks past the end,
+// stale ORPHANS and OPEN records) and parent fields, then every
 // counter set to the exact value computed from the scan, and last the lost
 // inodes, reattached as "#<ino>" in "/lost+found" (made like mkdir would,
-// mode 0700). File data that is reachable is never deleted. Repair is only
+// mode 0700). File data that is reachable is never deleted, and nothing is
+// deleted because of a field that could not be parsed (see below); a repair
+// that deletes data says what in FsckProblem::deletes. Repair is only
 // meant for an unmounted filesystem (see count_live_mounts); it refuses to
 // run while a snapshot holds <prefix>:FREEZE, and repairs nothing when the
 // superblock is missing or is not a redisfs superblock.
