@@ -611,7 +611,8 @@ void Checker::read_inode(Ino ino, std::string_view key, ReplyView v) {
   }
   if (!why.empty()) {
     n.bad = true;
-    add(fsck_kind::k_bad_inode, std::string(key), _cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
+    add(fsck_kind::k_bad_inode, std::string(key),
+        _cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
   } else {
     n.size = attr->size;
     n.parent = attr->parent;
