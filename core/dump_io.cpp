@@ -107,18 +107,6 @@ static std::int64_t _parse_iso_ns(const std::string& text) {
   return static_cast<std::int64_t>(t) * 1000000000 + static_cast<std::int64_t>(millis) * 1000000;
 }
 
-// One line of at most `max` bytes.
-static std::string _bounded(std::string s, std::size_t max = 400) {
-  for (char& ch : s) {
-    if (ch == '\n' || ch == '\r') {
-      ch = ' ';
-    }
-  }
-  if (s.size() > max) {
-    s = s.substr(0, max) + "...";
-  }
-  return s;
-}
 
 namespace {
 
@@ -817,23 +805,10 @@ Status _mark_restored(Connection& c, const Keys& staging, const std::string& tar
 // place: a dump that restore accepts mounts and works.
 Status _check_staged(Pool& pool, const Keys& staging) {
   TRY_ASSIGN(FsckReport report, fsck(pool, staging.prefix(), false, nullptr));
-  std::size_t remaining = report.remaining();
-  if (remaining == 0) {
+  if (report.problems.empty()) {
     return {};
   }
-  for (const FsckProblem& p : report.problems) {
-    if (!p.repaired) {
-      std::string line = fsck_problem_line(p);
-      // Name keys as the dump does, relative to the prefix.
-      std::string colon = staging.prefix() + ":";
-      for (auto pos = line.find(colon); pos != std::string::npos; pos = line.find(colon)) {
-        line.erase(pos, colon.size());
-      }
-      std::string more = remaining > 1 ? " (and " + std::to_string(remaining - 1) + " more problems)" : "";
-      return make_error(EINVAL, "the filesystem in the dump is damaged: " + _bounded(line, 300) + more);
-    }
-  }
-  return {};
+  return make_error(EINVAL, "the filesystem in the dump is damaged: " + fsck_summary_line(report, staging.prefix()));
 }
 
 }  // namespace

@@ -38,8 +38,12 @@ namespace redisfs {
 namespace {
 
 constexpr std::string_view k_scan_count = "1000";
+constexpr std::string_view k_xattr_scan_count = "100";  // values may be large
 constexpr std::size_t k_pipeline = 128;  // keys per pipelined round trip
 constexpr std::string_view k_lost_found = "lost+found";
+// next_inode must leave this many inode numbers below 2^53 (mounts take
+// them in ranges of 256) unless the inodes really go that high.
+constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
 // Cuts a block to ARGV[1] bytes (never 0 here) in one step, without sending
 // its bytes back and forth.
@@ -81,6 +85,7 @@ struct Action {
   std::string field;
   std::string value;
   Ino ino = 0;
+  std::string deletes;  // FsckProblem::deletes: the data this action deletes
 };
 
 // An entry naming a directory from somewhere other than its parent field.
@@ -90,8 +95,38 @@ struct Suspect {
   Ino target = 0;
 };
 
+// Names, values and keys quoted in a problem or an error are cut to this
+// many bytes (then "..."), so a 1 MB key makes a short line.
+constexpr std::size_t k_shown_max = 100;
+// And a whole detail or error message to this many.
+constexpr std::size_t k_detail_max = 600;
+
 std::string _str(std::uint64_t n) { return std::to_string(n); }
-std::string _quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string _cut(std::string_view s, std::size_t max) {
+  return s.size() <= max ? std::string(s) : std::string(s.substr(0, max)) + "...";
+}
+
+// 'name' (cut); fsck_problem_line shows its bytes as printable text.
+std::string _quote(std::string_view s) {
+  return s.size() <= k_shown_max ? "'" + std::string(s) + "'" : "'" + std::string(s.substr(0, k_shown_max)) + "'...";
+}
+
+// A key for an error message, printable and cut.
+std::string _printable(std::string_view s);
+std::string _shown_key(std::string_view key) { return _printable(_cut(key, k_shown_max)); }
+
+// An error of the server (or a lost connection) while reading or changing
+// `key`: the message names the key, in one bounded line.
+Error _on_key(std::string_view key, const Error& e) {
+  return make_error(e.code, _shown_key(key) + ": " + _printable(_cut(e.message, k_detail_max)));
+}
+Status _named(std::string_view key, const Result<Reply>& r) {
+  if (r.ok()) {
+    return {};
+  }
+  return _on_key(key, r.error());
+}
 
 bool _digits_u64(std::string_view s, std::uint64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -202,6 +237,9 @@ class Checker {
   Status second_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
   Status walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView first_page);
   Status read_orphans(Connection& c);
+  Status read_opens(Connection& c, std::string_view key, ReplyView fields);
+  Status walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView first_page);
+  void xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value);
   void read_superblock(ReplyView fields);
   void read_inode(Ino ino, std::string_view key, ReplyView fields);
   void entry(Ino container, std::string_view name, std::string_view value);
@@ -219,7 +257,8 @@ class Checker {
 
   Node* find(Ino ino);
   void add(std::string_view kind, std::string key, std::string detail, Action action = {});
-  void wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable);
+  void wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable,
+                  bool holds_data);
 
   Keys m_keys;
   bool m_repair;
@@ -240,6 +279,7 @@ class Checker {
   bool m_sb_has_next = false, m_sb_has_inodes = false, m_sb_has_bytes = false;
   std::uint64_t m_bs = 0;  // 0: unknown, block geometry is not judged
   bool m_orphans_hash = false;
+  bool m_security_xattr = false;  // some file has a valid security.* attribute
   bool m_root_ok = false;
   std::uint64_t m_stored_total = 0;
 
@@ -258,17 +298,29 @@ void Checker::add(std::string_view kind, std::string key, std::string detail, Ac
   p.key = std::move(key);
   p.detail = std::move(detail);
   p.repairable = action.op != Op::None;
+  p.deletes = p.repairable ? action.deletes : std::string();
   m_report.problems.push_back(std::move(p));
   m_actions.push_back(std::move(action));
 }
 
-void Checker::wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable) {
+// `holds_data`: the key may hold file data (a block, entries, attributes,
+// an inode), so deleting it is a data-deleting repair; else it is records
+// of the running system. Inodes and the superblock are never deleted.
+void Checker::wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable,
+                         bool holds_data) {
   Action a;
   if (deletable) {
     a.op = Op::Del;
     a.key = std::string(key);
+    if (holds_data) {
+      a.deletes = "the key (a " + std::string(got) + ")";
+    }
   }
-  add(fsck_kind::k_wrong_type, std::string(key), "a " + std::string(got) + ", not a " + std::string(want), a);
+  std::string why = "a " + std::string(got) + ", not a " + std::string(want);
+  if (!deletable) {
+    why += " (not repaired: fix or remove it by hand)";
+  }
+  add(fsck_kind::k_wrong_type, std::string(key), why, a);
 }
 
 // ---------------------------------------------------------------- run
@@ -304,8 +356,9 @@ Result<FsckReport> Checker::run(Connection& c) {
 }
 
 Status Checker::guard_freeze(Connection& c) {
-  TRY_ASSIGN(Reply r, c.command({"PTTL", m_keys.freeze()}));
-  if (r.view().integer() >= 0) {
+  auto r = c.command({"PTTL", m_keys.freeze()});
+  TRY(_named(m_keys.freeze(), r));
+  if (r->view().integer() >= 0) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
                                  " exists): repair when it has ended");
   }
@@ -321,10 +374,11 @@ Status Checker::scan(Connection& c, Status (Checker::*batch)(Connection&, ReplyV
   const std::string match = m_keys.match_all();
   do {
     TRY(check_cancel());
-    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-    ReplyView v = r.view();
+    auto r = c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
+    TRY(_named(match, r));
+    ReplyView v = r->view();
     if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
+      return _on_key(match, make_error(EIO, "bad SCAN reply"));
     }
     cursor = std::string(v[0].str());
     ReplyView keys = v[1];
@@ -370,8 +424,9 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         items.push_back({key, pk});
         break;
       case KeyKind::Open:
-        c.append({"HKEYS", key});
-        queued += 1;
+        c.append({"TYPE", key});
+        c.append({"HGETALL", key});
+        queued += 2;
         items.push_back({key, pk});
         break;
       case KeyKind::Mount:
@@ -392,27 +447,24 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
   std::size_t at = 0;
   for (const Item& it : items) {
     if (it.pk.kind == KeyKind::Open) {
-      // Opens counted for a mount that is gone (it crashed): they keep
-      // nothing alive (purge ignores them), but they are garbage.
+      auto& type = replies[at++];
       auto& sessions = replies[at++];
-      TRY(sessions);
-      ReplyView v = sessions->view();
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        std::string session(v[i].str());
-        TRY_ASSIGN(Reply alive, c.command({"EXISTS", m_keys.mount(session)}));
-        if (alive.view().integer() == 0) {
-          Action a;
-          a.op = Op::HDel;
-          a.key = std::string(it.key);
-          a.field = session;
-          add(fsck_kind::k_stale_open, std::string(it.key), "opens of mount " + session + ", which is gone", a);
-        }
+      TRY(_named(it.key, type));
+      std::string_view t = type->view().str();
+      if (t == "none") {
+        continue;
       }
+      if (t != "hash") {
+        wrong_type(it.key, "hash", t, true, false);
+        continue;
+      }
+      TRY(_named(it.key, sessions));
+      TRY(read_opens(c, it.key, sessions->view()));
       continue;
     }
     if (it.pk.kind == KeyKind::Freeze) {
       auto& ttl = replies[at++];
-      TRY(ttl);
+      TRY(_named(it.key, ttl));
       if (ttl->view().integer() == -1) {
         Action a;
         a.op = Op::Del;
@@ -423,13 +475,13 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       continue;
     }
     auto& type = replies[at++];
-    TRY(type);
+    TRY(_named(it.key, type));
     std::string_view t = type->view().str();
     if (it.pk.kind == KeyKind::Orphans) {
       if (t == "hash") {
         m_orphans_hash = true;
       } else if (t != "none") {
-        wrong_type(it.key, "hash", t, true);
+        wrong_type(it.key, "hash", t, true, false);
       }
       continue;
     }
@@ -438,13 +490,20 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       continue;  // gone since SCAN
     }
     if (t != "hash") {
+      // Neither is deleted: an inode of the wrong type still owns its
+      // blocks, entries and attributes (a bad node keeps them).
       if (it.pk.kind == KeyKind::Superblock) {
         m_sb_wrong_type = true;
+      } else {
+        Node n;
+        n.ino = it.pk.ino;
+        n.bad = true;
+        m_nodes.push_back(n);
       }
-      wrong_type(it.key, "hash", t, it.pk.kind != KeyKind::Superblock);
+      wrong_type(it.key, "hash", t, false, true);
       continue;
     }
-    TRY(fields);
+    TRY(_named(it.key, fields));
     if (it.pk.kind == KeyKind::Superblock) {
       read_superblock(fields->view());
     } else {
@@ -453,6 +512,33 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
   }
   if (m_progress != nullptr) {
     m_progress->add(to - from);
+  }
+  return {};
+}
+
+// Opens counted for a mount that is gone (it crashed): they keep nothing
+// alive (purge ignores them), but they are garbage; so is a count that is
+// not a positive number (open.lua and release.lua could not count it).
+Status Checker::read_opens(Connection& c, std::string_view key, ReplyView v) {
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    std::string session(v[i].str());
+    std::string_view count = v[i + 1].str();
+    Action a;
+    a.op = Op::HDel;
+    a.key = std::string(key);
+    a.field = session;
+    std::uint64_t n = 0;
+    if (!parse_canonical_u64(count, n) || n == 0 || n > k_max_inode) {
+      add(fsck_kind::k_stale_open, std::string(key),
+          "opens of mount " + _quote(session) + " counted as " + _quote(count) + ", not a positive number", a);
+      continue;
+    }
+    const std::string mount = m_keys.mount(session);
+    auto alive = c.command({"EXISTS", mount});
+    TRY(_named(mount, alive));
+    if (alive->view().integer() == 0) {
+      add(fsck_kind::k_stale_open, std::string(key), "opens of mount " + _quote(session) + ", which is gone", a);
+    }
   }
   return {};
 }
@@ -476,6 +562,14 @@ void Checker::read_superblock(ReplyView v) {
   }
 }
 
+// The fields every inode the scripts write has (create.lua); a missing one
+// makes the inode bad rather than read as 0: a file whose size is missing
+// must not lose its blocks as "past the end". (nlink and bytes are
+// counters: a missing one is a wrong count, set right by repair; parent
+// likewise, from the entry naming the directory.)
+constexpr std::string_view k_required_fields[] = {"type", "mode", "uid", "gid", "size", "rdev", "atime", "mtime",
+                                                  "ctime"};
+
 void Checker::read_inode(Ino ino, std::string_view key, ReplyView v) {
   if (v.size() == 0) {
     return;  // gone since SCAN
@@ -484,6 +578,8 @@ void Checker::read_inode(Ino ino, std::string_view key, ReplyView v) {
   n.ino = ino;
   FieldList fields;
   fields.reserve(v.size() / 2);
+  std::optional<std::int64_t> nlink;
+  std::optional<std::int64_t> bytes;
   for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
     std::string_view k = v[i].str();
     std::string_view val = v[i + 1].str();
@@ -491,20 +587,39 @@ void Checker::read_inode(Ino ino, std::string_view key, ReplyView v) {
     if (k == "type") {
       n.type = _node_type(val);
     } else if (k == "nlink") {
-      n.nlink = _i64(val).value_or(0);
-    } else if (k == "size") {
-      n.size = static_cast<std::uint64_t>(std::max<std::int64_t>(_i64(val).value_or(0), 0));
-    } else if (k == "parent") {
-      n.parent = static_cast<Ino>(std::max<std::int64_t>(_i64(val).value_or(0), 0));
+      nlink = _i64(val);
     } else if (k == "bytes") {
-      n.bytes_field = _i64(val).value_or(0);
+      bytes = _i64(val);
     }
   }
+  // Every value judged below comes from the decoder (the daemon's own): a
+  // value it cannot parse is never read as 0 or as a default.
   auto attr = decode_attr(ino, fields);
-  if (!attr.ok() || n.type == NodeType::Unknown) {
+  std::string why;
+  if (!attr.ok()) {
+    why = attr.error().message;
+  } else if (n.type == NodeType::Unknown) {
+    why = "unknown type";
+  } else if (ino > k_max_inode) {
+    why = "inode number " + _str(ino) + " is not below 2^53 (scripts could not name it exactly)";
+  } else {
+    for (std::string_view f : k_required_fields) {
+      auto has = [&](const auto& kv) { return kv.first == f; };
+      if (std::none_of(fields.begin(), fields.end(), has)) {
+        why = "inode " + _str(ino) + ": no '" + std::string(f) + "' field";
+        break;
+      }
+    }
+  }
+  if (!why.empty()) {
     n.bad = true;
     add(fsck_kind::k_bad_inode, std::string(key),
-        (attr.ok() ? "unknown type" : attr.error().message) + " (not repaired: fix or remove it by hand)");
+        _cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
+  } else {
+    n.size = attr->size;
+    n.parent = attr->parent;
+    n.nlink = nlink.value_or(0);      // decoded, so parsed when present
+    n.bytes_field = bytes.value_or(0);  // likewise
   }
   m_nodes.push_back(n);
 }
@@ -551,10 +666,11 @@ Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, st
   };
   std::vector<Item> items;
   std::size_t queued = 0;
-  auto stray = [&](std::string_view key, std::string detail) {
+  auto stray = [&](std::string_view key, std::string detail, std::string deletes) {
     Action a;
     a.op = Op::Del;
     a.key = std::string(key);
+    a.deletes = std::move(deletes);
     add(fsck_kind::k_stray_key, std::string(key), std::move(detail), a);
   };
   for (std::size_t i = from; i < to; ++i) {
@@ -569,12 +685,16 @@ Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, st
     }
     Node* n = find(pk.ino);
     if (n == nullptr) {
-      stray(key, "inode " + _str(pk.ino) + " does not exist");
+      stray(key, "inode " + _str(pk.ino) + " does not exist",
+            pk.kind == KeyKind::Block ? "a data block"
+            : pk.kind == KeyKind::Dir ? "the directory entries it holds"
+                                      : "the extended attributes it holds");
       continue;
     }
     if (pk.kind == KeyKind::Dir) {
-      if (n->type != NodeType::Dir && n->type != NodeType::Unknown) {
-        stray(key, "directory entries of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)));
+      if (!n->bad && n->type != NodeType::Dir) {
+        stray(key, "directory entries of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+              "the directory entries it holds");
         continue;
       }
       if (n->walked) {
@@ -586,10 +706,12 @@ Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, st
       queued += 2;
     } else if (pk.kind == KeyKind::Xattr) {
       c.append({"TYPE", key});
-      queued += 1;
+      c.append({"HSCAN", key, "0", "COUNT", k_xattr_scan_count});
+      queued += 2;
     } else {
       if (!n->bad && n->type != NodeType::File) {
-        stray(key, "a data block of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)));
+        stray(key, "a data block of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+              "a data block");
         continue;
       }
       c.append({"TYPE", key});
@@ -602,25 +724,21 @@ Status Checker::second_batch(Connection& c, ReplyView keys, std::size_t from, st
   std::size_t at = 0;
   for (const Item& it : items) {
     auto& type = replies[at++];
-    TRY(type);
+    TRY(_named(it.key, type));
     std::string_view t = type->view().str();
-    if (it.pk.kind == KeyKind::Xattr) {
-      if (t != "hash" && t != "none") {
-        wrong_type(it.key, "hash", t, true);
-      }
-      continue;
-    }
     auto& second = replies[at++];
     if (t == "none") {
       continue;
     }
-    std::string_view want = it.pk.kind == KeyKind::Dir ? "hash" : "string";
+    std::string_view want = it.pk.kind == KeyKind::Block ? "string" : "hash";
     if (t != want) {
-      wrong_type(it.key, want, t, true);
+      wrong_type(it.key, want, t, true, true);
       continue;
     }
-    TRY(second);
-    if (it.pk.kind == KeyKind::Dir) {
+    TRY(_named(it.key, second));
+    if (it.pk.kind == KeyKind::Xattr) {
+      TRY(walk_xattrs(c, *it.node, it.key, second->view()));
+    } else if (it.pk.kind == KeyKind::Dir) {
       TRY(walk_dir(c, *it.node, it.key, second->view()));
     } else {
       block(*it.node, it.key, it.pk.index, static_cast<std::uint64_t>(second->view().integer()));
@@ -636,7 +754,7 @@ Status Checker::walk_dir(Connection& c, Node& dir, std::string_view key, ReplyVi
   Reply next;
   for (;;) {
     if (!page.is_array() || page.size() != 2) {
-      return make_error(EIO, "bad HSCAN reply");
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
     }
     ReplyView items = page[1];
     dir.has_entries = dir.has_entries || items.size() >= 2;
@@ -647,13 +765,77 @@ Status Checker::walk_dir(Connection& c, Node& dir, std::string_view key, ReplyVi
     if (cursor == "0") {
       return {};
     }
-    TRY_ASSIGN(next, c.command({"HSCAN", key, cursor, "COUNT", k_scan_count}));
+    auto more = c.command({"HSCAN", key, cursor, "COUNT", k_scan_count});
+    TRY(_named(key, more));
+    next = std::move(*more);
     page = next.view();
   }
 }
 
+Status Checker::walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView page) {
+  Reply next;
+  for (;;) {
+    if (!page.is_array() || page.size() != 2) {
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
+    }
+    ReplyView items = page[1];
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      xattr(n, key, items[i].str(), items[i + 1].str());
+    }
+    std::string cursor(page[0].str());
+    if (cursor == "0") {
+      return {};
+    }
+    auto more = c.command({"HSCAN", key, cursor, "COUNT", k_xattr_scan_count});
+    TRY(_named(key, more));
+    next = std::move(*more);
+    page = next.view();
+  }
+}
+
+// An attribute the kernel could not list or read (listxattr fails for the
+// whole file) is removed by repair: that deletes its value, and says so.
+void Checker::xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value) {
+  std::string why;
+  if (Status ok = check_xattr_name(name); !ok.ok()) {
+    why = _quote(name) + " is not a valid attribute name (" + ok.error().message + ")";
+  } else if (value.size() > k_xattr_value_max) {
+    why = _quote(name) + " holds " + _str(value.size()) + " bytes, more than an attribute may (64 KiB)";
+  } else if (name.starts_with("user.") && !n.bad && n.type != NodeType::File && n.type != NodeType::Dir) {
+    // The kernel reads user.* attributes of regular files and directories
+    // only (ENODATA for the rest), though listxattr lists them.
+    why = _quote(name) + " on " + std::string(_type_word(n.type)) +
+          ": user.* attributes are only readable on regular files and directories";
+  } else {
+    if (name.starts_with("security.")) {
+      m_security_xattr = true;
+    }
+    return;
+  }
+  Action a;
+  a.op = Op::HDel;
+  a.key = std::string(key);
+  a.field = std::string(name);
+  a.deletes = "the attribute " + _quote(name) + " and its " + _str(value.size()) + "-byte value";
+  add(fsck_kind::k_bad_xattr, std::string(key), why, a);
+}
+
 void Checker::entry(Ino container, std::string_view name, std::string_view value) {
   std::string dkey = m_keys.dir(container);
+  if (Status ok = check_file_name(name); !ok.ok()) {
+    // The kernel cannot use the name: the entry goes, and what it named
+    // counts as unnamed here, so repair reattaches it in /lost+found unless
+    // another entry names it.
+    Action a;
+    a.op = Op::HDel;
+    a.key = dkey;
+    a.field = std::string(name);
+    add(fsck_kind::k_bad_entry, dkey,
+        _quote(name) + " (naming " + _quote(value) + ") is not a usable file name (" + ok.error().message +
+            "); repair removes the entry and keeps what it names",
+        a);
+    return;
+  }
   Ino ino = 0;
   if (!parse_canonical_u64(value, ino) || ino == 0) {
     Action a;
@@ -712,6 +894,7 @@ void Checker::block(Node& n, std::string_view key, std::uint64_t index, std::uin
   a.key = std::string(key);
   if (index >= _div_ceil(n.size, bs)) {
     a.op = Op::Del;
+    a.deletes = "a block of " + _str(len) + " bytes";
     add(fsck_kind::k_block_past_eof, std::string(key),
         "block " + _str(index) + " of a file of " + _str(n.size) + " bytes (" + _str(len) + " bytes stored)", a);
     return;
@@ -720,6 +903,7 @@ void Checker::block(Node& n, std::string_view key, std::uint64_t index, std::uin
   if (len > room) {
     a.op = Op::Trim;
     a.value = _str(room);
+    a.deletes = "the last " + _str(len - room) + " bytes of the block";
     if (room == bs) {
       add(fsck_kind::k_oversized_block, std::string(key),
           "holds " + _str(len) + " bytes, more than the block size " + _str(bs), a);
@@ -742,10 +926,11 @@ Status Checker::read_orphans(Connection& c) {
   const std::string key = m_keys.orphans();
   std::string cursor = "0";
   do {
-    TRY_ASSIGN(Reply r, c.command({"HSCAN", key, cursor, "COUNT", k_scan_count}));
-    ReplyView v = r.view();
+    auto r = c.command({"HSCAN", key, cursor, "COUNT", k_scan_count});
+    TRY(_named(key, r));
+    ReplyView v = r->view();
     if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad HSCAN reply");
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
     }
     cursor = std::string(v[0].str());
     ReplyView items = v[1];
@@ -783,7 +968,7 @@ void Checker::analyse() {
   } else {
     m_root_ok = !root->bad;
     if (m_root_ok && root->parent != k_root_ino) {
-      Action a{Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", 0};
+      Action a{Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", 0, {}};
       add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
           "the root's parent is " + _str(root->parent) + ", not itself", a);
     }
@@ -792,12 +977,12 @@ void Checker::analyse() {
   for (const Suspect& s : m_suspects) {
     Node* d = find(s.target);
     std::string dkey = m_keys.dir(s.container);
-    Action remove{Op::HDel, k_stage_remove, dkey, s.name, {}, 0};
+    Action remove{Op::HDel, k_stage_remove, dkey, s.name, {}, 0, {}};
     if (s.target == k_root_ino) {
       add(fsck_kind::k_extra_entry, dkey, _quote(s.name) + " names the root directory", remove);
     } else if (d->home == 0) {
       d->home = s.container;
-      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", _str(s.container), 0};
+      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", _str(s.container), 0, {}};
       add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
           "parent is " + _str(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
               _str(s.container),
@@ -818,7 +1003,7 @@ void Checker::analyse() {
     if (!n.in_orphans) {
       continue;
     }
-    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), _str(n.ino), {}, 0};
+    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), _str(n.ino), {}, 0, {}};
     if (n.type == NodeType::Dir) {
       // A removed directory is an orphan until purged: named by no entry,
       // and empty (rmdir and rename delete its entries hash).
@@ -882,9 +1067,11 @@ void Checker::find_cycles() {
 }
 
 void Checker::check_counters() {
-  Ino max_ino = 0;
+  Ino max_ino = 0;  // of the inode numbers a script can hand out (the others are bad inodes)
   for (const Node& n : m_nodes) {
-    max_ino = std::max(max_ino, n.ino);
+    if (n.ino <= k_max_inode) {
+      max_ino = std::max(max_ino, n.ino);
+    }
     if (n.bad) {
       continue;
     }
@@ -896,7 +1083,7 @@ void Checker::check_counters() {
                                        : "the directory has " + _str(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
-            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0});
+            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
       }
     } else if (!n.lost) {
       std::int64_t want = static_cast<std::int64_t>(n.links);
@@ -904,24 +1091,24 @@ void Checker::check_counters() {
         std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
                                        : _str(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
-            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0});
+            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
       }
     }
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
       add(fsck_kind::k_wrong_bytes, key,
           "bytes is " + std::to_string(n.bytes_field) + ", but its blocks hold " + _str(n.stored),
-          Action{Op::HSet, k_stage_count, key, "bytes", _str(n.stored), 0});
+          Action{Op::HSet, k_stage_count, key, "bytes", _str(n.stored), 0, {}});
     }
     if (n.lost) {
       add(fsck_kind::k_lost_inode, key,
           n.type == NodeType::Dir ? "no entry names this directory"
                                   : "no entry names it and it is not an orphan (" + std::string(_type_word(n.type)) +
                                         ", " + _str(n.size) + " bytes)",
-          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino});
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
     } else if (n.detached) {
       add(fsck_kind::k_detached_dir, key,
           "on a cycle of directories that the root does not reach (named in directory " + _str(n.home) + ")",
-          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino});
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
     }
   }
 
@@ -929,14 +1116,40 @@ void Checker::check_counters() {
     return;
   }
   const std::string sb = m_keys.sb();
+  // The daemon hands out next_inode and up: below an existing inode, every
+  // create fails; at 2^53 or more Lua cannot count exactly.
   std::uint64_t v = 0;
-  bool next_ok = m_sb_has_next && parse_canonical_u64(m_sb_next, v) && v > max_ino && v >= 2 && v <= k_max_inode;
-  if (!next_ok) {
+  std::string why;
+  if (!m_sb_has_next) {
+    why = "next_inode is missing";
+  } else if (!parse_canonical_u64(m_sb_next, v)) {
+    why = "next_inode is " + _quote(m_sb_next) + ", not a number";
+  } else if (v > k_max_inode) {
+    why = "next_inode is " + _quote(m_sb_next) + ": inode numbers stay below 2^53";
+  } else if (v > k_max_inode + 1 - k_next_inode_room && max_ino + 1 <= k_max_inode + 1 - k_next_inode_room) {
+    // No filesystem gets there by creating files: a mount could create
+    // only a few before it runs out of inode numbers.
+    why = "next_inode is " + _quote(m_sb_next) + ", within " + _str(k_next_inode_room) +
+          " of 2^53: few files could be created";
+  } else if (v < 2) {
+    why = "next_inode is " + _quote(m_sb_next) + ", but inode 1 is the root";
+  } else if (v <= max_ino) {
+    why = "next_inode is " + _quote(m_sb_next) + ", but inode " + _str(max_ino) + " exists";
+  }
+  if (!why.empty()) {
     std::string want = _str(std::max<Ino>(max_ino + 1, 2));
-    std::string why = v > k_max_inode ? " (inode numbers stay below 2^53)" : ", but inode " + _str(max_ino) + " exists";
-    add(fsck_kind::k_wrong_counter, sb,
-        "next_inode is " + (m_sb_has_next ? _quote(m_sb_next) : std::string("missing")) + why,
-        Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0});
+    add(fsck_kind::k_wrong_counter, sb, why + " (repair sets it to " + want + ")",
+        Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0, {}});
+  }
+  // Until the flag is set, the daemon answers ENODATA for every security.*
+  // attribute without asking (store.cpp): one it stores could not be read.
+  if (m_security_xattr) {
+    bool flagged = std::any_of(m_sb_fields.begin(), m_sb_fields.end(),
+                               [](const auto& kv) { return kv.first == "security_xattrs" && kv.second == "1"; });
+    if (!flagged) {
+      add(fsck_kind::k_wrong_counter, sb, "security_xattrs is not 1, but a file has a security.* attribute",
+          Action{Op::HSet, k_stage_count, sb, "security_xattrs", "1", 0, {}});
+    }
   }
   auto counter = [&](std::string_view field, bool has, const std::string& value, std::uint64_t want) {
     std::uint64_t got = 0;
@@ -946,7 +1159,7 @@ void Checker::check_counters() {
     add(fsck_kind::k_wrong_counter, sb,
         std::string(field) + " is " + (has ? _quote(value) : std::string("missing")) + ", but the filesystem holds " +
             _str(want),
-        Action{Op::HSet, k_stage_count, sb, std::string(field), _str(want), 0});
+        Action{Op::HSet, k_stage_count, sb, std::string(field), _str(want), 0, {}});
   };
   counter("inodes", m_sb_has_inodes, m_sb_inodes, m_nodes.size());
   counter("bytes", m_sb_has_bytes, m_sb_bytes, m_stored_total);
@@ -986,7 +1199,7 @@ void Checker::repair(Connection& c) {
       if (s.ok()) {
         p.repaired = true;
       } else {
-        p.detail += " (repair failed: " + s.error().message + ")";
+        p.detail += " (repair failed: " + _cut(s.error().message, k_detail_max) + ")";
       }
     }
   }
@@ -1216,10 +1429,11 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   std::string cursor = "0";
   const std::string match = keys.match_mounts();
   do {
-    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-    ReplyView v = r.view();
+    auto r = c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
+    TRY(_named(match, r));
+    ReplyView v = r->view();
     if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
+      return _on_key(match, make_error(EIO, "bad SCAN reply"));
     }
     cursor = std::string(v[0].str());
     for (std::size_t i = 0; i < v[1].size(); ++i) {
@@ -1230,8 +1444,50 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   return static_cast<std::uint64_t>(std::unique(seen.begin(), seen.end()) - seen.begin());
 }
 
+namespace {
+std::string _base_line(const FsckProblem& p) {
+  return _printable(_cut(p.kind, k_shown_max)) + ": " + _shown_key(p.key) + ": " +
+         _printable(_cut(p.detail, k_detail_max));
+}
+}  // namespace
+
 std::string fsck_problem_line(const FsckProblem& p) {
-  return _printable(p.kind) + ": " + _printable(p.key) + ": " + _printable(p.detail) + (p.repaired ? " (repaired)" : "");
+  std::string line = _base_line(p);
+  const std::string deletes = _printable(_cut(p.deletes, k_shown_max * 2));
+  if (p.repaired) {
+    line += deletes.empty() ? " (repaired)" : " (repaired: deleted " + deletes + ")";
+  } else if (p.repairable && !deletes.empty()) {
+    line += " (--repair deletes " + deletes + ")";
+  }
+  return line;
+}
+
+std::string fsck_dry_run_line(const FsckProblem& p) {
+  if (!p.repairable) {
+    return "no repair: " + _base_line(p);
+  }
+  if (!p.deletes.empty()) {
+    return "repair, DELETES DATA (" + _printable(_cut(p.deletes, k_shown_max * 2)) + "): " + _base_line(p);
+  }
+  return "repair: " + _base_line(p);
+}
+
+std::string fsck_summary_line(const FsckReport& report, std::string_view prefix) {
+  if (report.problems.empty()) {
+    return {};
+  }
+  std::size_t more = report.problems.size() - 1;
+  FsckProblem first = report.problems.front();
+  if (!prefix.empty()) {
+    if (auto rel = Keys(std::string(prefix)).relative(first.key)) {
+      first.key = std::string(*rel);
+    }
+  }
+  std::string line = _base_line(first);
+  if (more > 0) {
+    line += " (and " + std::to_string(more) + (more == 1 ? " more problem)" : " more problems)");
+  }
+  return line;
 }
 
 std::string fsck_as_json(const std::string& prefix, bool repair, const FsckReport& report) {
@@ -1251,6 +1507,7 @@ std::string fsck_as_json(const std::string& prefix, bool repair, const FsckRepor
     q["kind"] = p.kind;
     q["key"] = p.key;
     q["detail"] = p.detail;
+    q["deletes"] = p.deletes;
     q["repairable"] = p.repairable;
     q["repaired"] = p.repaired;
     problems.push_back(std::move(q));

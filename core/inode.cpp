@@ -55,6 +55,7 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   a.ino = ino;
   bool have_type = false;
   bool have_mode = false;
+  bool have_target = false;
   bool ok = true;
   std::string_view bad;
   for (const auto& [k, v] : fields) {
@@ -99,6 +100,7 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
       good = _num(v, a.gen);
     } else if (k == "target") {
       a.target = std::string(v);
+      have_target = true;
     }
     if (!good && ok) {
       ok = false;
@@ -108,10 +110,72 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   if (!ok) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": malformed field '" + std::string(bad) + "'");
   }
+  const std::string where = "inode " + std::to_string(ino) + ": ";
   if (!have_type || !have_mode) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
+    return make_error(EIO, where + "missing type or mode");
+  }
+  if (a.size > k_max_file_size) {
+    return make_error(EIO, where + "size " + std::to_string(a.size) + " is above the largest file size (2^50)");
+  }
+  if (a.uid == k_no_id || a.gid == k_no_id) {
+    // (uid_t)-1 is no owner to the kernel: even root is refused access.
+    return make_error(EIO, where + (a.uid == k_no_id ? "uid" : "gid") + " 4294967295 is not an owner");
+  }
+  if (a.gen > k_max_gen) {
+    // dir_changed (prelude.lua) counts it with HINCRBY: past 2^63 every
+    // change to the directory would fail; past 2^53 Lua miscounts it.
+    return make_error(EIO, where + "gen " + std::to_string(a.gen) + " is not below 2^53");
+  }
+  if (a.is_symlink()) {
+    if (!have_target || a.target.empty()) {
+      return make_error(EIO, where + "a symlink without a target");
+    }
+    if (a.target.size() > k_symlink_max) {
+      return make_error(EIO, where + "symlink target of " + std::to_string(a.target.size()) +
+                                 " bytes, longer than the kernel accepts (4095)");
+    }
+    if (a.target.find('\0') != std::string::npos) {
+      return make_error(EIO, where + "symlink target holds a NUL byte");
+    }
   }
   return a;
+}
+
+Status check_file_name(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos) {
+    return make_error(EINVAL, "invalid file name");
+  }
+  if (name.size() > k_name_max) {
+    return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
+  }
+  return {};
+}
+
+// Linux knows four namespaces; a name in none of them is EOPNOTSUPP, as
+// local filesystems answer.
+Status check_xattr_name(std::string_view name) {
+  if (name.empty()) {
+    return make_error(EINVAL, "empty attribute name");
+  }
+  if (name.find('\0') != std::string_view::npos) {
+    return make_error(EINVAL, "attribute name holds a NUL byte");
+  }
+  bool known = false;
+  for (std::string_view ns : {"user.", "trusted.", "security.", "system."}) {
+    known = known || (name.starts_with(ns) && name.size() > ns.size());
+  }
+  if (!known) {
+    return make_error(EOPNOTSUPP, "attribute names must start with user., trusted., security. or system.");
+  }
+  if (name == "system.posix_acl_access" || name == "system.posix_acl_default") {
+    // Not enforced, so never stored (the kernel would not read them back).
+    return make_error(EOPNOTSUPP, "POSIX ACLs are not supported");
+  }
+  if (name.size() > k_xattr_name_max) {
+    return make_error(ERANGE, "attribute name longer than 255 bytes");
+  }
+  return {};
 }
 
 static timespec _ts(std::int64_t ns) {

@@ -7,6 +7,10 @@
 //   uid gid size nlink rdev bytes (stored bytes)   decimal
 //   atime mtime ctime                               ns since the epoch
 //   parent (directories)  target (symlinks)
+//
+// The decoder rejects what the daemon could not serve (a size past
+// k_max_file_size, a symlink target the kernel refuses), so the daemon and
+// fsck agree on what an inode is: fsck reports what decode_attr rejects.
 #pragma once
 
 #include <sys/stat.h>
@@ -22,6 +26,14 @@
 #include "result.hpp"
 
 namespace redisfs {
+
+inline constexpr std::size_t k_name_max = 255;          // bytes of a file name
+inline constexpr std::size_t k_symlink_max = 4095;      // bytes of a symlink target (PATH_MAX - 1)
+inline constexpr std::size_t k_xattr_name_max = 255;
+inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
+inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
+inline constexpr std::uint64_t k_max_gen = (1ull << 53) - 1;     // a directory's change count, counted in Lua
+inline constexpr std::uint32_t k_no_id = 0xffffffffu;            // (uid_t)-1: not an owner (chown's "no change")
 
 struct Attr {
   Ino ino = 0;
@@ -51,9 +63,25 @@ std::string_view type_name(std::uint32_t mode);
 std::string format_mode(std::uint32_t mode);  // permission bits as "0644"
 
 // Decodes HGETALL's field/value list; EIO with the inode number when a
-// field is missing or malformed.
+// field is missing or malformed, or holds a value the filesystem cannot
+// serve: a uid or gid of k_no_id, a size above k_max_file_size, a gen
+// above k_max_gen, a symlink
+// without a target or with one longer than k_symlink_max bytes or holding
+// a NUL byte.
+// (Missing numeric fields read as 0: see fsck for the fields every inode
+// the scripts write has.)
 using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;
 Result<Attr> decode_attr(Ino ino, const FieldList& fields);
+
+// A directory entry's name as the kernel may use it: not empty, not "." or
+// "..", no '/' or NUL (EINVAL), at most k_name_max bytes (ENAMETOOLONG).
+Status check_file_name(std::string_view name);
+
+// An extended attribute's name: in one of Linux's namespaces (user.,
+// trusted., security., system.) with something after the dot, and not a
+// POSIX ACL (else EOPNOTSUPP; empty: EINVAL), no NUL byte (EINVAL: names are listed
+// NUL-separated), at most k_xattr_name_max bytes (ERANGE).
+Status check_xattr_name(std::string_view name);
 
 std::int64_t now_ns();
 std::string format_time_ns(std::int64_t ns);  // decimal

@@ -27,15 +27,6 @@ void _drain(Connection& c) {
   }
 }
 
-// Test hook: REDISFS_FAULT=<point> makes the named step fail as a lost
-// connection would, and REDISFS_FAULT=<point>-crash ends the process there
-// as SIGKILL would, so the tests can prove the rollback and the journal of
-// a swap that a healthy server never interrupts.
-bool _fault(std::string_view point) {
-  const char* f = std::getenv("REDISFS_FAULT");
-  return f != nullptr && point == f;
-}
-
 std::string _host_pid() {
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) != 0) {
@@ -45,6 +36,18 @@ std::string _host_pid() {
 }
 
 }  // namespace
+
+bool fault_injected(std::string_view point) {
+  const char* f = std::getenv("REDISFS_FAULT");
+  return f != nullptr && point == f;
+}
+
+void crash_if_injected(std::string_view point) {
+  const char* f = std::getenv("REDISFS_FAULT");
+  if (f != nullptr && std::string(point) + "-crash" == f) {
+    std::_Exit(137);  // as SIGKILL would end it
+  }
+}
 
 // ---------------------------------------------------------------- reservation
 
@@ -238,13 +241,11 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
       }
     }
     if (++batches == 1 && !m.fault_point.empty()) {
-      if (_fault(m.fault_point)) {
+      if (fault_injected(m.fault_point)) {
         return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=" + std::string(m.fault_point) +
                                    ")");
       }
-      if (_fault(std::string(m.fault_point) + "-crash")) {
-        std::_Exit(137);  // as SIGKILL would end it
-      }
+      crash_if_injected(m.fault_point);
     }
     if (m.freeze != nullptr) {
       TRY(m.freeze->keep_alive(c));
@@ -498,6 +499,7 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
     return make_error(done.error().code, "finishing the interrupted restore or copy into '" + target.prefix() +
                                              "' failed: " + done.error().message);
   }
+  (void)c.command({"UNLINK", staging_index_key(staged)});
   return true;
 }
 

@@ -408,6 +408,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                c.append(std::span<const std::string_view>(push));
                c.append({"PEXPIRE", index, ttl});
                TRY(c.read_all());
+               crash_if_injected("copy-staging");
                return {};
              }));
 

@@ -42,29 +42,9 @@ bool _parse_u64(std::string_view s, std::uint64_t& out) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
-Status _check_name(std::string_view name) {
-  if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
-    return make_error(EINVAL, "invalid file name");
-  }
-  if (name.size() > k_name_max) {
-    return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
-  }
-  return {};
-}
-
-// Linux knows four namespaces; a name in none of them is EOPNOTSUPP, as
-// local filesystems answer.
-Status _check_xattr_name(std::string_view name) {
-  if (name.empty()) {
-    return make_error(EINVAL, "empty attribute name");
-  }
-  for (std::string_view ns : {"user.", "trusted.", "security.", "system."}) {
-    if (name.starts_with(ns) && name.size() > ns.size()) {
-      return {};
-    }
-  }
-  return make_error(EOPNOTSUPP, "attribute names must start with user., trusted., security. or system.");
-}
+// The rules live with the inode codec (inode.hpp), which fsck shares.
+Status _check_name(std::string_view name) { return check_file_name(name); }
+Status _check_xattr_name(std::string_view name) { return check_xattr_name(name); }
 
 bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 

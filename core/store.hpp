@@ -37,10 +37,7 @@
 
 namespace redisfs {
 
-inline constexpr std::size_t k_name_max = 255;
-inline constexpr std::size_t k_xattr_name_max = 255;
-inline constexpr std::size_t k_xattr_value_max = 64 * 1024;
-inline constexpr std::uint64_t k_max_file_size = 1ull << 50;  // 1 PiB: within a Lua double
+// k_name_max, k_xattr_name_max, k_xattr_value_max, k_max_file_size: inode.hpp
 
 struct Caller {
   std::uint32_t uid = 0;

@@ -1,8 +1,9 @@
-// redisfs-snap fsck PREFIX [--repair [--force]] [--json]: check a
-// filesystem's keys against the invariants the scripts keep, and repair what
-// can be repaired (core/fsck.hpp). One line per problem on stdout (or one
-// JSON document), a summary on stderr; exit 0 when nothing is left wrong,
-// 1 when problems remain, 2 for a bad command line.
+// redisfs-snap fsck PREFIX [--repair [--force | --dry-run]] [--json]: check
+// a filesystem's keys against the invariants the scripts keep, and repair
+// what can be repaired (core/fsck.hpp). One line per problem on stdout (or
+// one JSON document), a summary on stderr; exit 0 when nothing is left
+// wrong, 1 when problems remain, 2 for a bad command line. --dry-run checks
+// only, and lists what --repair would do, data-deleting repairs marked.
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -18,6 +19,7 @@ namespace {
 struct FsckArgs {
   std::string prefix;
   bool repair = false;
+  bool dry_run = false;  // with repair: list the repairs, change nothing
   bool force = false;
   bool json = false;
 };
@@ -31,7 +33,8 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     throw CommandFailed{valid.error().message, 2};
   }
   Pool& pool = ctx.need_pool();
-  if (args.repair && !args.force) {
+  const bool repair = args.repair && !args.dry_run;
+  if (repair && !args.force) {
     auto mounts = count_live_mounts(pool, args.prefix);
     if (!mounts.ok()) {
       throw_failure(mounts.error());
@@ -43,16 +46,16 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     }
   }
   Progress progress("fsck " + args.prefix, 0, "keys", ctx.opts.quiet);
-  auto report = fsck(pool, args.prefix, args.repair, &progress);
+  auto report = fsck(pool, args.prefix, repair, &progress);
   progress.finish();
   if (!report.ok()) {
     throw_failure(report.error());
   }
   if (args.json) {
-    std::cout << fsck_as_json(args.prefix, args.repair, *report);
+    std::cout << fsck_as_json(args.prefix, repair, *report);
   } else {
     for (const auto& p : report->problems) {
-      std::cout << fsck_problem_line(p) << '\n';
+      std::cout << (args.dry_run ? fsck_dry_run_line(p) : fsck_problem_line(p)) << '\n';
     }
   }
   std::cout.flush();
@@ -60,8 +63,12 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   std::size_t total = report->problems.size();
   std::size_t left = report->remaining();
   std::size_t repairable = 0;
+  std::size_t deleting = 0;  // of the repairable ones: repairs that delete data
+  std::size_t deleted = 0;   // repairs done that deleted data
   for (const auto& p : report->problems) {
     repairable += p.repairable && !p.repaired ? 1 : 0;
+    deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
+    deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
   }
   std::string line = "fsck " + args.prefix + ": " + _plural(report->inodes, "inode", "inodes") + " (" +
                      _plural(report->dirs, "directory", "directories") + ", " +
@@ -73,19 +80,29 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     line += _plural(total, "problem", "problems") + ", all repaired";
   } else {
     line += _plural(total, "problem", "problems");
-    if (args.repair) {
+    if (args.dry_run) {
+      line += ": --repair would repair " + std::to_string(repairable) + " (" + std::to_string(deleting) +
+              " deleting data) and leave " + std::to_string(left - repairable);
+    } else if (repair) {
       line += ", " + std::to_string(total - left) + " repaired, " + std::to_string(left) + " left";
     } else if (repairable > 0) {
       line += ", " + std::to_string(repairable) + " repairable with --repair";
+      if (deleting > 0) {
+        line += " (" + std::to_string(deleting) + " by deleting data: see --repair --dry-run)";
+      }
     }
+  }
+  if (repair && deleted > 0) {
+    line += "; " + _plural(deleted, "repair", "repairs") + " deleted data";
   }
   summary(ctx, line);
   if (left > 0) {
-    std::string hint = !args.repair && repairable > 0 ? " (run fsck --repair)"
+    std::string hint = args.dry_run                     ? " (nothing changed: dry run)"
+                       : !repair && repairable > 0     ? " (run fsck --repair)"
                        : left == 1                      ? " (repair it by hand)"
                                                         : " (repair them by hand)";
     throw CommandFailed{"'" + args.prefix + "' has " + _plural(left, "problem", "problems") +
-                            (args.repair ? " left" : "") + hint,
+                            (repair ? " left" : "") + hint,
                         1};
   }
 }
@@ -97,29 +114,40 @@ void add_fsck_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("PREFIX", args->prefix, "prefix of the filesystem")->required();
   CLI::Option* repair =
       sub->add_flag("--repair", args->repair, "fix what can be fixed (refused while the filesystem is mounted)");
-  sub->add_flag("--force", args->force, "repair even while mounted (mounts may see it change under them)")
-      ->needs(repair);
+  CLI::Option* force =
+      sub->add_flag("--force", args->force, "repair even while mounted (mounts may see it change under them)")
+          ->needs(repair);
+  sub->add_flag("--dry-run", args->dry_run,
+                "change nothing: list every repair --repair would do, marking those that delete data")
+      ->needs(repair)
+      ->excludes(force);
   sub->add_flag("--json", args->json, "print the report as one JSON document");
   sub->footer(
-      "Checks: the superblock (format, version, block size, counters inodes/bytes/next_inode); the root\n"
-      "directory; every inode hash decodes; every directory entry names an existing inode; link counts\n"
-      "(a file's nlink = entries naming it, a directory's = 2 + subdirectories, orphans 0); each\n"
-      "directory is named by one entry in the directory its 'parent' field names, and reaches the root;\n"
-      "no inode is lost (unnamed and not in ORPHANS); ORPHANS records; DIR/XATTR/BLK keys of missing\n"
-      "inodes, entries hashes of non-directories, blocks of non-files; blocks past the end of a file or\n"
-      "longer than the block size; each inode's 'bytes'; key types; unknown keys; a FREEZE without TTL.\n"
+      "Checks: the superblock (format, version, block size, counters inodes/bytes/next_inode/\n"
+      "security_xattrs); the root directory; every inode hash decodes as the daemon decodes it (and has\n"
+      "every field the scripts write; sizes up to 2^50, symlink targets of 1 to 4095 bytes, inode numbers\n"
+      "below 2^53); entry names the kernel accepts, naming existing inodes; link counts; each directory\n"
+      "is named once, in the directory its 'parent' names, and reaches the root; no inode is lost;\n"
+      "ORPHANS and OPEN records; attribute names and values; DIR/XATTR/BLK keys of missing inodes or of\n"
+      "the wrong kind of inode; blocks past the end of a file or longer than the block size; each\n"
+      "inode's 'bytes'; the type of every key; unknown keys; a FREEZE without TTL.\n"
       "\n"
-      "--repair fixes the counters, removes dangling and extra entries, stray keys, keys of the wrong\n"
-      "type and blocks past the end (trims a block holding bytes past it), fixes parent fields, drops\n"
-      "stale ORPHANS records, and reattaches lost inodes as /lost+found/#<ino>. It never deletes\n"
-      "reachable file data, never touches unknown keys or undecodable inodes, and repairs nothing\n"
-      "without a valid superblock. It refuses a mounted filesystem (live <prefix>:MOUNT:* keys) unless\n"
-      "--force, and waits for no snapshot: it fails while one is being taken.\n"
+      "--repair fixes the counters, removes dangling, extra and unusable entries (what they named goes\n"
+      "to /lost+found), stray keys, keys of the wrong type, unusable attributes and blocks past the end\n"
+      "(trims a block holding bytes past it), fixes parent fields, drops stale ORPHANS and OPEN records,\n"
+      "and reattaches lost inodes as /lost+found/#<ino>. A field it cannot parse is never repaired: the\n"
+      "inode is reported as bad and keeps every block, entry and attribute. It never touches unknown\n"
+      "keys, and repairs nothing without a valid superblock. Repairs that delete data (a block, bytes,\n"
+      "an attribute, a key holding data) say so on their line; --repair --dry-run changes nothing and\n"
+      "lists every repair, those deleting data as 'repair, DELETES DATA (...)'. --repair refuses a\n"
+      "mounted filesystem (live <prefix>:MOUNT:* keys) unless --force, and fails while a snapshot is\n"
+      "being taken.\n"
       "\n"
       "Output: one line per problem on stdout, '<kind>: <key>: <detail>[ (repaired)]' (bytes that are\n"
-      "not printable UTF-8 as \\xNN), and a summary on stderr. A busy mounted filesystem can show\n"
-      "passing problems: check it unmounted, or run fsck twice. Exit status: 0 nothing wrong (or all\n"
-      "repaired), 1 problems remain or the check failed, 2 bad command line.");
+      "not printable UTF-8 as \\xNN, long keys and names cut with ...), and a summary on stderr. A busy\n"
+      "mounted filesystem can show passing problems: check it unmounted, or run fsck twice. Exit\n"
+      "status: 0 nothing wrong (or all repaired), 1 problems remain or the check failed, 2 bad command\n"
+      "line.");
   sub->callback([args, &ctx] { _run(ctx, *args); });
 }
 

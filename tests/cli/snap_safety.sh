@@ -136,38 +136,48 @@ for i in range(150000):
     key = b'NEW:BLK:999999:%d' % i
     out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n' % (len(key), key))
 PY
-staged_checked=0
-for attempt in 1 2 3 4 5; do
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null &   # the binary itself: kill it, not a subshell
-  pid=$!
-  for ((i = 0; i < 400; i++)); do
-    [[ $(rcli exists NEW:FREEZE) == 1 ]] && break   # the copy runs while the freeze is held
-    sleep 0.01
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+# check_killed: whatever the moment a copy to KILLED died, KILLED holds
+# nothing but its reservation and maybe the journal of its last step, and
+# its staging keys all expire.
+check_killed() {
+  local left staged key ttl
   if [[ $(rcli exists KILLED:INSTALLING) == 1 || $(rcli exists KILLED:SB) == 1 ]]; then
-    # Killed while moving in (the journal is tested below) or done already.
-    note "(attempt $attempt: the copy had reached its swap)"
-    rcli del KILLED:RESERVED >/dev/null
-    snap -q delete KILLED
-    continue
+    return 1  # it had reached its last step (tested below) or finished
   fi
   left=$(rcli --scan --pattern 'KILLED:*' | grep -v ':RESERVED$' || true)
   [[ -z $left ]] || fail "a killed copy left keys under KILLED: $(head -3 <<<"$left")"
   staged=$(rcli --scan --pattern 'KILLED~copy~*' | sed -n 1,50p)
-  [[ -n $staged ]] || continue   # killed before it began
+  [[ -n $staged ]] || return 1  # killed before it began
   while read -r key; do
     ttl=$(rcli pttl "$key")
     ((ttl > 0)) || fail "staging key $key has no TTL ($ttl)"
   done <<<"$staged"
-  snap list --all | grep -q 'KILLED~copy~[0-9a-f]* *copy-staging' ||
-    fail "list --all hides the staging keys: $(snap list --all)"
+  return 0
+}
+clean_killed() {
+  rcli del KILLED:RESERVED >/dev/null
+  [[ $(rcli exists KILLED:SB) == 0 && $(rcli exists KILLED:INSTALLING) == 0 ]] || snap -q delete KILLED
   for key in $(rcli --scan --pattern 'KILLED~copy~*'); do rcli unlink "$key" >/dev/null; done
-  staged_checked=1
-  break
+}
+# A real SIGKILL, at whatever moment it lands.
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null &   # the binary itself, not a subshell
+pid=$!
+for ((i = 0; i < 400; i++)); do
+  [[ $(rcli exists NEW:FREEZE) == 1 ]] && break   # the copy runs while the freeze is held
+  sleep 0.01
 done
-((staged_checked)) || fail "could not kill a copy while it copied"
+kill -KILL "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+check_killed || true
+clean_killed
+# And one that dies, as SIGKILL would, in the middle of copying.
+rc=0
+REDISFS_FAULT=copy-staging-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null || rc=$?
+[[ $rc == 137 ]] || fail "the crash fault did not end the copy ($rc)"
+check_killed || fail "a copy that died while copying left no staging keys, or reached its last step"
+snap list --all | grep -q 'KILLED~copy~[0-9a-f]* *copy-staging' ||
+  fail "list --all hides the staging keys: $(snap list --all)"
+clean_killed
 # The dead copy's reservation expires within 30 s; the next copy waits for
 # nothing else.
 rcli del KILLED:RESERVED >/dev/null

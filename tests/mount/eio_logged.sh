@@ -32,7 +32,7 @@ expect_eio() {
 }
 
 rcli hset "$PREFIX:INODE:$f" size 18446744073709551615 >/dev/null
-expect_eio "ino=$f.*Input/output error.*size 18446744073709551615" stat "$MNT/f"
+expect_eio "Input/output error.*inode $f: size 18446744073709551615" stat "$MNT/f"
 rcli hset "$PREFIX:INODE:$f" size 6 >/dev/null
 
 rcli del "$PREFIX:BLK:$b:1" >/dev/null

@@ -527,3 +527,359 @@ TEST_CASE_FIXTURE(FsckFixture, "large directories span pages and batches") {
 }
 
 TEST_SUITE_END();
+
+// ---------------------------------------------------------------- issue 8
+
+namespace {
+
+std::size_t _count(const FsckReport& r, std::string_view kind) {
+  return static_cast<std::size_t>(
+      std::count_if(r.problems.begin(), r.problems.end(), [&](const FsckProblem& p) { return p.kind == kind; }));
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::fsck hostile state");
+
+TEST_CASE_FIXTURE(FsckFixture, "a size that cannot be parsed never costs the file its blocks") {
+  auto t = build();
+  Ino big = _ok(t.store->mknod(k_root_ino, "big", S_IFREG | 0644, 0, k_user)).ino;
+  std::string data(200000, 'b');
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<char>('a' + i % 23);
+  }
+  _ok(t.store->write(big, 0, data, false));
+  const auto blocks = keys_under(prefix);
+  SUBCASE("2^64-1") { cmd({"HSET", keys.inode(big), "size", "18446744073709551615"}); }
+  SUBCASE("2^63") { cmd({"HSET", keys.inode(big), "size", "9223372036854775808"}); }
+  SUBCASE("above the largest file") { cmd({"HSET", keys.inode(big), "size", "1125899906842625"}); }
+  SUBCASE("garbage") { cmd({"HSET", keys.inode(big), "size", "lots"}); }
+  SUBCASE("negative") { cmd({"HSET", keys.inode(big), "size", "-1"}); }
+  SUBCASE("missing") { cmd({"HDEL", keys.inode(big), "size"}); }
+  SUBCASE("the inode key is not a hash") {
+    cmd({"DEL", keys.inode(big)});
+    cmd({"SET", keys.inode(big), "garbage"});
+  }
+  auto r = check(true);
+  INFO(_dump(r));
+  CHECK(_count(r, fsck_kind::k_block_past_eof) == 0);
+  CHECK(_count(r, fsck_kind::k_bad_inode) + _count(r, fsck_kind::k_wrong_type) == 1);
+  for (const auto& p : r.problems) {
+    CHECK_FALSE(p.repaired);
+    CHECK(p.deletes.empty());
+  }
+  // every block is still there, with its bytes
+  CHECK(keys_under(prefix) == blocks);
+  std::uint64_t stored = 0;
+  for (std::uint64_t i = 0; i * k_bs < data.size(); ++i) {
+    stored += static_cast<std::uint64_t>(_ok(conn().command({"STRLEN", keys.block(big, i)})).view().integer());
+  }
+  CHECK(stored == data.size());
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "repairs that delete data say so, before and after") {
+  auto t = build();
+  cmd({"SET", keys.block(t.f, 100), "zzz"});
+  cmd({"APPEND", keys.block(t.f, 2), "garbage"});
+  cmd({"HSET", keys.inode(t.f), "bytes", "1"});
+  auto r = check();
+  INFO(_dump(r));
+  REQUIRE(r.problems.size() == 3);
+  for (const auto& p : r.problems) {
+    std::string line = fsck_problem_line(p);
+    std::string dry = fsck_dry_run_line(p);
+    if (p.kind == fsck_kind::k_block_past_eof) {
+      CHECK(p.deletes == "a block of 3 bytes");
+      CHECK(line.ends_with(" (--repair deletes a block of 3 bytes)"));
+      CHECK(dry.starts_with("repair, DELETES DATA (a block of 3 bytes): block past end of file: "));
+    } else if (p.kind == fsck_kind::k_bytes_past_eof) {
+      CHECK(p.deletes == "the last 7 bytes of the block");
+      CHECK(dry.starts_with("repair, DELETES DATA ("));
+    } else {
+      CHECK(p.kind == fsck_kind::k_wrong_bytes);
+      CHECK(p.deletes.empty());
+      CHECK(dry.starts_with("repair: wrong byte count: "));
+      CHECK(line.find("deletes") == std::string::npos);
+    }
+  }
+  auto j = nlohmann::json::parse(fsck_as_json(prefix, false, r));
+  CHECK(j["problems"][0].contains("deletes"));
+  auto fixed = check(true);
+  for (const auto& p : fixed.problems) {
+    std::string line = fsck_problem_line(p);
+    if (p.deletes.empty()) {
+      CHECK(line.ends_with(" (repaired)"));
+    } else {
+      CHECK(line.ends_with(" (repaired: deleted " + p.deletes + ")"));
+    }
+  }
+  CHECK(check().problems.empty());
+  // what cannot be repaired says so in a dry run
+  cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
+  auto bad = check();
+  REQUIRE(bad.problems.size() == 1);
+  CHECK(fsck_dry_run_line(bad.problems[0]).starts_with("no repair: bad inode: "));
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "every key kind of the wrong type is reported, never a server error") {
+  auto t = build();
+  auto other = [&](std::string_view key, std::string_view type) {
+    cmd({"DEL", key});
+    if (type == "string") {
+      cmd({"SET", key, "x"});
+    } else if (type == "list") {
+      cmd({"RPUSH", key, "x"});
+    } else {
+      cmd({"HSET", key, "x", "y"});
+    }
+  };
+  std::string key;
+  bool repairable = true;
+  SUBCASE("OPEN, a string") {
+    key = keys.open(t.f);
+    other(key, "string");
+  }
+  SUBCASE("OPEN, a list") {
+    key = keys.open(t.f);
+    other(key, "list");
+  }
+  SUBCASE("SB") {
+    key = keys.sb();
+    other(key, "string");
+    repairable = false;
+  }
+  SUBCASE("INODE") {
+    key = keys.inode(t.fifo);
+    other(key, "list");
+    repairable = false;
+  }
+  SUBCASE("DIR") {
+    key = keys.dir(t.sub);
+    other(key, "string");
+  }
+  SUBCASE("XATTR") {
+    key = keys.xattr(t.f);
+    other(key, "list");
+  }
+  SUBCASE("BLK") {
+    key = keys.block(t.f, 1);
+    other(key, "hash");
+  }
+  SUBCASE("ORPHANS") {
+    key = keys.orphans();
+    other(key, "string");
+  }
+  auto r = fsck(pool, prefix, false, nullptr);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  INFO(_dump(*r));
+  bool found = false;
+  for (const auto& p : r->problems) {
+    if (p.kind == fsck_kind::k_wrong_type && p.key == key) {
+      found = true;
+      CHECK(p.repairable == (repairable && key != keys.sb()));
+    }
+  }
+  CHECK(found);
+  auto fixed = fsck(pool, prefix, true, nullptr);
+  REQUIRE_MESSAGE(fixed.ok(), fixed.error().message);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "keys of the running system of odd types and values") {
+  auto t = build();
+  cmd({"HSET", prefix + ":MOUNT:odd", "a", "b"});
+  cmd({"RPUSH", prefix + ":TMP:odd:1", "x"});
+  cmd({"HSET", keys.freeze(), "a", "b"});
+  cmd({"HSET", keys.open(t.f), "crashed", "many"});
+  auto r = fsck(pool, prefix, false, nullptr);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  INFO(_dump(*r));
+  CHECK(_kinds(*r) == _sorted({fsck_kind::k_freeze_no_ttl, fsck_kind::k_stale_open}));
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "next_inode") {
+  auto t = build();
+  std::string value;
+  SUBCASE("2^64-1") { value = "18446744073709551615"; }
+  SUBCASE("2^53") { value = "9007199254740992"; }
+  SUBCASE("2^53-1: no room to create") { value = "9007199254740991"; }
+  SUBCASE("below an existing inode") { value = _str(t.open); }
+  SUBCASE("zero") { value = "0"; }
+  SUBCASE("garbage") { value = "soon"; }
+  cmd({"HSET", keys.sb(), "next_inode", value});
+  auto r = check();
+  INFO(_dump(r));
+  REQUIRE(_kinds(r) == _sorted({fsck_kind::k_wrong_counter}));
+  CHECK(r.problems[0].detail.find("next_inode") != std::string::npos);
+  expect_repaired({fsck_kind::k_wrong_counter});
+  auto reopened = _ok(Store::open(pool, prefix, {}));
+  CHECK(_ok(reopened->mknod(k_root_ino, "new", S_IFREG | 0644, 0, k_user)).ino > t.open);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a mount never hands out an inode number of 2^53 or more") {
+  auto t = build();
+  cmd({"HSET", keys.sb(), "next_inode", "9007199254740900"});
+  auto s = _ok(Store::open(pool, prefix, {}));
+  CHECK(s->mknod(k_root_ino, "new", S_IFREG | 0644, 0, k_user).code() == ENOSPC);
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "next_inode"})).view().str() == "9007199254740900");
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes") {
+  auto t = build();
+  SUBCASE("a symlink target longer than the kernel accepts") {
+    cmd({"HSET", keys.inode(t.ln), "target", std::string(4096, 'a')});
+  }
+  SUBCASE("an empty symlink target") { cmd({"HSET", keys.inode(t.ln), "target", ""}); }
+  SUBCASE("a symlink without a target") { cmd({"HDEL", keys.inode(t.ln), "target"}); }
+  SUBCASE("a directory's size of 2^64-1") { cmd({"HSET", keys.inode(t.sub), "size", "18446744073709551615"}); }
+  SUBCASE("a directory's change count past what Lua counts") {
+    cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
+  }
+  SUBCASE("an owner the kernel cannot represent") { cmd({"HSET", keys.inode(t.f), "uid", "4294967295"}); }
+  SUBCASE("a missing mtime") { cmd({"HDEL", keys.inode(t.fifo), "mtime"}); }
+  SUBCASE("an inode number of 2^53") {
+    cmd({"RENAME", keys.inode(t.fifo), keys.inode(1ull << 53)});
+    cmd({"HSET", keys.dir(k_root_ino), "fifo", _str(1ull << 53)});
+  }
+  auto r = check(true);
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
+  CHECK_FALSE(r.problems[0].repaired);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "the root") {
+  auto t = build();
+  SUBCASE("missing") {
+    cmd({"DEL", keys.inode(k_root_ino)});
+    auto r = check();
+    CHECK(_count(r, fsck_kind::k_missing_root) == 1);
+  }
+  SUBCASE("a file") {
+    cmd({"HSET", keys.inode(k_root_ino), "type", "file"});
+    auto r = check();
+    CHECK(_count(r, fsck_kind::k_missing_root) == 1);
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "entry names the kernel cannot use") {
+  auto t = build();
+  std::string name;
+  SUBCASE("empty") { name = ""; }
+  SUBCASE("a slash") { name = "a/b"; }
+  SUBCASE("a NUL") { name = std::string("a\0b", 3); }
+  SUBCASE("256 bytes") { name = std::string(256, 'n'); }
+  SUBCASE("dot") { name = "."; }
+  SUBCASE("dot dot") { name = ".."; }
+  // the fifo's only name becomes unusable: the entry goes, the fifo is kept
+  cmd({"HDEL", keys.dir(k_root_ino), "fifo"});
+  cmd({"HSET", keys.dir(k_root_ino), name, _str(t.fifo)});
+  expect_repaired({fsck_kind::k_bad_entry, fsck_kind::k_lost_inode});
+  Ino lf = lookup(k_root_ino, "lost+found");
+  CHECK(lookup(lf, "#" + _str(t.fifo)) == t.fifo);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a directory named by an unusable name is reattached") {
+  auto t = build();
+  cmd({"HDEL", keys.dir(k_root_ino), "sub"});
+  cmd({"HSET", keys.dir(k_root_ino), "..", _str(t.sub)});
+  // the root still counts it as a subdirectory
+  expect_repaired({fsck_kind::k_bad_entry, fsck_kind::k_lost_inode, fsck_kind::k_wrong_nlink});
+  Ino lf = lookup(k_root_ino, "lost+found");
+  CHECK(lookup(lf, "#" + _str(t.sub)) == t.sub);
+  CHECK(_ok(t.store->getattr(t.sub)).parent == lf);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "extended attributes the kernel cannot list or read") {
+  auto t = build();
+  std::string name = "user.ok";
+  std::string value = "v";
+  SUBCASE("an empty name") { name = ""; }
+  SUBCASE("no namespace") { name = "plain"; }
+  SUBCASE("nothing after the dot") { name = "user."; }
+  SUBCASE("a NUL in the name") { name = std::string("user.a\0b", 8); }
+  SUBCASE("a name of 256 bytes") { name = "user." + std::string(251, 'a'); }
+  SUBCASE("a value above 64 KiB") { value = std::string(64 * 1024 + 1, 'v'); }
+  SUBCASE("a POSIX ACL, never stored") { name = "system.posix_acl_access"; }
+  cmd({"HSET", keys.xattr(t.f), name, value});
+  auto r = check();
+  INFO(_dump(r));
+  REQUIRE(_kinds(r) == _sorted({fsck_kind::k_bad_xattr}));
+  CHECK(r.problems[0].deletes.find("-byte value") != std::string::npos);
+  expect_repaired({fsck_kind::k_bad_xattr});
+  CHECK(_ok(t.store->listxattr(t.f)) == std::vector<std::string>{"user.b"});
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "user attributes of a symlink or a fifo cannot be read") {
+  auto t = build();
+  cmd({"HSET", keys.xattr(t.ln), "user.a", "v"});
+  cmd({"HSET", keys.xattr(t.fifo), "user.b", "v", "trusted.c", "kept"});
+  expect_repaired({fsck_kind::k_bad_xattr, fsck_kind::k_bad_xattr});
+  CHECK(_ok(conn().command({"EXISTS", keys.xattr(t.ln)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"HGET", keys.xattr(t.fifo), "trusted.c"})).view().str() == "kept");
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a security attribute needs the superblock's flag") {
+  auto t = build();
+  cmd({"HSET", keys.xattr(t.f), "security.selinux", "label"});
+  expect_repaired({fsck_kind::k_wrong_counter});
+  auto reopened = _ok(Store::open(pool, prefix, {}));
+  CHECK(_ok(reopened->getxattr(t.f, "security.selinux")) == "label");
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "lines and errors stay bounded with a 1 MB key or name") {
+  auto t = build();
+  std::string huge(1 << 20, 'k');
+  cmd({"SET", prefix + ":" + huge, "1"});
+  cmd({"HSET", keys.dir(t.d), huge + "\n", "999999"});
+  cmd({"HSET", keys.xattr(t.f), huge, "v"});
+  auto r = check();
+  INFO(r.problems.size());
+  REQUIRE(r.problems.size() == 3);
+  for (const auto& p : r.problems) {
+    for (const std::string& line : {fsck_problem_line(p), fsck_dry_run_line(p)}) {
+      CHECK(line.size() < 2048);
+      CHECK(line.find('\n') == std::string::npos);
+      CHECK(line.find("...") != std::string::npos);
+    }
+  }
+  std::string one = fsck_summary_line(r);
+  CHECK(one.size() < 2048);
+  CHECK(one.ends_with("(and 2 more problems)"));
+  CHECK(one.find(": " + prefix + ":") != std::string::npos);
+  std::string relative = fsck_summary_line(r, prefix);
+  CHECK(relative.find(prefix) == std::string::npos);
+  CHECK(relative.ends_with("(and 2 more problems)"));
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a server error names the key being read") {
+  auto t = build();
+  // a user the server refuses HSCAN: fsck reads every directory with it
+  const std::string user = "fsck-" + prefix;
+  _ok(conn().command({"ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-hscan"}));
+  RedisUrl url = redisfs::test::test_url();
+  url.user = user;
+  url.password = "pw";
+  Pool limited(url, "redisfs:test-fsck");
+  auto r = fsck(limited, prefix, false, nullptr);
+  (void)conn().command({"ACL", "DELUSER", user});
+  REQUIRE_FALSE(r.ok());
+  INFO(r.error().message);
+  // a DIR or an XATTR key, whichever SCAN returned first
+  CHECK((r.error().message.starts_with(prefix + ":DIR:") || r.error().message.starts_with(prefix + ":XATTR:")));
+  CHECK(r.error().message.find("NOPERM") != std::string::npos);
+  CHECK(r.error().message.find('\n') == std::string::npos);
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "keys that expire (a staged restore) check clean") {
+  auto t = build();
+  for (const auto& k : keys_under(prefix)) {
+    if (k.find(":MOUNT:") == std::string::npos) {
+      cmd({"PEXPIRE", k, "600000"});
+    }
+  }
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(r.problems.empty());
+  CHECK(fsck_summary_line(r).empty());
+}
+
+TEST_SUITE_END();

@@ -2,6 +2,7 @@
 // malformed), the type and mode formatting, and Attr::to_stat.
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 
 #include "inode.hpp"
@@ -100,6 +101,86 @@ TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
       CHECK(r.error().message.find(field) != std::string::npos);
     }
   }
+}
+
+TEST_CASE("decode_attr: values the daemon could not serve are EIO naming the field") {
+  // issue 8: a size of 2^63 or more made lstat fail; anything above the
+  // largest file size the scripts handle is refused.
+  for (const char* size : {"18446744073709551615", "9223372036854775808", "1125899906842625"}) {
+    FieldList f = _file_fields();
+    f.emplace_back("size", size);
+    auto r = decode_attr(3, f);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(r.error().message.find("size") != std::string::npos);
+  }
+  for (const char* gen : {"18446744073709551615", "9223372036854775808", "9007199254740992"}) {
+    auto r = decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", gen}});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("gen") != std::string::npos);
+  }
+  CHECK(decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", "9007199254740991"}}).ok());
+  for (const char* field : {"uid", "gid"}) {
+    FieldList f = _file_fields();
+    f.emplace_back(field, "4294967295");
+    auto r = decode_attr(6, f);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find(field) != std::string::npos);
+  }
+  FieldList largest = _file_fields();
+  largest.emplace_back("size", "1125899906842624");  // 2^50
+  CHECK(decode_attr(3, largest).ok());
+
+  // symlink targets readlink could not return
+  auto link = [](std::optional<std::string> target) {
+    FieldList f{{"type", "symlink"}, {"mode", "0777"}};
+    static std::string keep;
+    if (target) {
+      keep = *target;
+      f.emplace_back("target", keep);
+    }
+    return decode_attr(9, f);
+  };
+  CHECK(link(std::string(4095, 'a')).ok());
+  for (auto target : {std::optional<std::string>{}, std::optional<std::string>{""},
+                      std::optional<std::string>{std::string(4096, 'a')},
+                      std::optional<std::string>{std::string("a\0b", 3)}}) {
+    auto r = link(target);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(r.error().message.find("target") != std::string::npos);
+    CHECK(r.error().message.find("inode 9") != std::string::npos);
+  }
+  // a target field on anything but a symlink is not judged
+  FieldList f = _file_fields();
+  f.emplace_back("target", "");
+  CHECK(decode_attr(3, f).ok());
+}
+
+TEST_CASE("file names and attribute names the kernel accepts") {
+  CHECK(check_file_name("a").ok());
+  CHECK(check_file_name(std::string(255, 'n')).ok());
+  CHECK(check_file_name("...").ok());
+  CHECK(check_file_name("\xff\x01").ok());
+  for (std::string bad : {std::string(), std::string("."), std::string(".."), std::string("a/b"),
+                          std::string("a\0b", 3)}) {
+    CHECK_MESSAGE(check_file_name(bad).code() == EINVAL, bad);
+  }
+  CHECK(check_file_name(std::string(256, 'n')).code() == ENAMETOOLONG);
+
+  CHECK(check_xattr_name("user.a").ok());
+  CHECK(check_xattr_name("trusted.x").ok());
+  CHECK(check_xattr_name("security.selinux").ok());
+  CHECK(check_xattr_name("system.posix_acl_access").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("system.posix_acl_default").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("system.other").ok());
+  CHECK(check_xattr_name("user." + std::string(250, 'a')).ok());  // 255 bytes
+  CHECK(check_xattr_name("").code() == EINVAL);
+  CHECK(check_xattr_name(std::string("user.a\0b", 8)).code() == EINVAL);
+  CHECK(check_xattr_name("user.").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("other.a").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("user").code() == EOPNOTSUPP);
+  CHECK(check_xattr_name("user." + std::string(251, 'a')).code() == ERANGE);
 }
 
 TEST_CASE("type names and mode formatting") {

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# redisfs-snap fsck on hand-broken filesystems (issue 8): a field fsck
+# cannot parse never costs a file its blocks; --repair --dry-run lists the
+# repairs and marks those that delete data, and changes nothing; keys of the
+# wrong type (an OPEN that is a string) are problems, not a WRONGTYPE exit;
+# every line stays short whatever the key.
+. "$(dirname "$0")/snap_lib.sh"
+
+make_fs SKX
+
+# A file of 200,000 bytes (49 blocks of 4 KiB), written by the key schema.
+now=$(date +%s%N)
+rcli hset SKX:INODE:6 type file mode 0644 uid 0 gid 0 size 200000 nlink 1 rdev 0 bytes 200000 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset SKX:DIR:1 big 6 >/dev/null
+rcli hset SKX:INODE:3 bytes 8192 >/dev/null  # make_fs counts 8196
+rcli hset SKX:SB inodes 6 bytes $((13 + 8192 + 200000)) >/dev/null
+head -c 200000 /dev/urandom >"$T/big"
+for ((i = 0; i < 49; i++)); do
+  dd if="$T/big" bs=4096 skip=$i count=1 status=none | rcli -x set "SKX:BLK:6:$i" >/dev/null
+done
+snap -q fsck SKX || fail "the filesystem is not clean to start with"
+before=$(fs_digest SKX)
+
+# 1. A size that cannot be parsed: a bad inode, and no block deleted.
+for size in 18446744073709551615 9223372036854775808 lots -1 ''; do
+  if [[ -z $size ]]; then
+    rcli hdel SKX:INODE:6 size >/dev/null
+  else
+    rcli hset SKX:INODE:6 size "$size" >/dev/null
+  fi
+  expect_fail snap -q fsck SKX --repair --dry-run
+  grep -q '^no repair: bad inode: SKX:INODE:6: ' "$T/out" || fail "size '$size': no bad inode in the dry run: $(cat "$T/out")"
+  if grep -q 'block past end of file\|DELETES DATA' "$T/out"; then
+    fail "size '$size': the dry run would delete data: $(cat "$T/out")"
+  fi
+  expect_fail snap -q fsck SKX --repair
+  if grep -q 'block past end of file\|deleted' "$T/out"; then
+    fail "size '$size': repair deleted data: $(cat "$T/out")"
+  fi
+  rcli hset SKX:INODE:6 size 200000 >/dev/null
+  [[ $(fs_digest SKX) == "$before" ]] || fail "size '$size': the repair changed the filesystem"
+done
+snap -q fsck SKX || fail "not clean after the size is put back"
+
+# 2. --dry-run lists data-deleting repairs as such and changes nothing;
+#    --repair then says what it deleted.
+printf 'zzz' | rcli -x set SKX:BLK:2:7 >/dev/null
+rcli hset SKX:INODE:1 nlink 9 >/dev/null
+broken=$(fs_digest SKX)
+expect_fail snap fsck SKX --repair --dry-run
+grep -q '^repair, DELETES DATA (a block of 3 bytes): block past end of file: SKX:BLK:2:7: ' "$T/out" ||
+  fail "dry run: $(cat "$T/out")"
+grep -q '^repair: wrong link count: SKX:INODE:1: ' "$T/out" || fail "dry run: $(cat "$T/out")"
+grep -q 'would repair 2 (1 deleting data)' "$T/err" || fail "dry run summary: $(cat "$T/err")"
+[[ $(fs_digest SKX) == "$broken" ]] || fail "the dry run changed the filesystem"
+expect_fail snap fsck SKX
+grep -q '^block past end of file: SKX:BLK:2:7: .* (--repair deletes a block of 3 bytes)$' "$T/out" ||
+  fail "check: $(cat "$T/out")"
+snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "repair failed: $(cat "$T/err")"
+grep -q '^block past end of file: SKX:BLK:2:7: .* (repaired: deleted a block of 3 bytes)$' "$T/out" ||
+  fail "repair: $(cat "$T/out")"
+grep -q '1 repair deleted data' "$T/err" || fail "repair summary: $(cat "$T/err")"
+[[ $(fs_digest SKX) == "$before" ]] || fail "the repair did not restore the filesystem"
+expect_fail snap fsck SKX --dry-run
+((LAST_RC == 2)) || fail "--dry-run without --repair: exit $LAST_RC"
+
+# 3. Keys of the wrong type: problems, never a server error naming no key.
+rcli set SKX:OPEN:2 junk >/dev/null
+rcli rpush SKX:XATTR:2b x >/dev/null
+rcli del SKX:XATTR:3 >/dev/null
+rcli rpush SKX:XATTR:3 x >/dev/null
+expect_fail snap -q fsck SKX
+grep -q '^wrong key type: SKX:OPEN:2: a string, not a hash$' "$T/out" || fail "OPEN: $(cat "$T/out") $(cat "$T/err")"
+grep -q '^wrong key type: SKX:XATTR:3: a list, not a hash' "$T/out" || fail "XATTR: $(cat "$T/out")"
+if grep -qi wrongtype "$T/out" "$T/err"; then
+  fail "a server error: $(cat "$T/err")"
+fi
+rcli del SKX:OPEN:2 SKX:XATTR:2b SKX:XATTR:3 >/dev/null
+printf '\x00\xff\xfe binary' | rcli -x hset SKX:XATTR:3 user.raw >/dev/null
+
+# 4. One bounded line per problem, whatever the key or name.
+python3 - "$SOCK" <<'PY'
+import socket, sys
+def cmd(*args):
+    out = b'*%d\r\n' % len(args)
+    for a in args:
+        out += b'$%d\r\n%s\r\n' % (len(a), a)
+    return out
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+huge = b'k' * (1 << 20)
+s.sendall(cmd(b'SET', b'SKX:' + huge, b'1') + cmd(b'HSET', b'SKX:DIR:1', huge + b'\n', b'999'))
+got = b''
+while got.count(b'\r\n') < 2:
+    got += s.recv(100)
+PY
+expect_fail snap -q fsck SKX
+[[ $(wc -l <"$T/out") == 2 ]] || fail "expected 2 problems: $(head -c 2000 "$T/out")"
+while IFS= read -r line; do
+  ((${#line} < 2048)) || fail "a line of ${#line} bytes"
+done <"$T/out"
+while IFS= read -r line; do
+  ((${#line} < 2048)) || fail "a stderr line of ${#line} bytes"
+done <"$T/err"
+note "ok"
