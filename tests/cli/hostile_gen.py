@@ -223,8 +223,12 @@ def m_drop_record(fs, rng):
 def m_dup_inode(fs, rng):
     ino = rng.choice(fs.inodes())
     r = fs.find('INODE:%d' % ino)
+    if r is None:
+        return None
     new = fs.max_ino() + 1 + rng.randrange(3)
-    fs.records.append(['INODE:%d' % new, 'hash', [list(p) for p in r[2]]])
+    # An earlier mutation may have made it a string (wrong type).
+    value = r[2] if r[1] == 'string' else [list(p) for p in r[2]]
+    fs.records.append(['INODE:%d' % new, r[1], value])
     return 'INODE:%d copied to INODE:%d' % (ino, new)
 
 
