@@ -27,6 +27,7 @@
 #include <optional>
 
 #include "inode.hpp"
+#include "install.hpp"
 #include "keys.hpp"
 #include "progress.hpp"
 #include "snapshot.hpp"
@@ -361,6 +362,19 @@ Status Checker::guard_freeze(Connection& c) {
   if (r->view().integer() >= 0) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
                                  " exists): repair when it has ended");
+  }
+  // A restore, copy or delete filling, replacing or removing it: repairing
+  // what it is halfway through would break what it is building.
+  TRY_ASSIGN(auto holder, reservation_holder(c, m_keys));
+  if (holder) {
+    return make_error(EBUSY, "'" + m_keys.prefix() + "' is reserved by a running " + *holder +
+                                 ": repair when it has ended");
+  }
+  auto journal = c.command({"EXISTS", m_keys.installing()});
+  TRY(_named(m_keys.installing(), journal));
+  if (journal->view().integer() == 1) {
+    return make_error(EBUSY, "a restore or copy into '" + m_keys.prefix() + "' was interrupted while moving its keys (" +
+                                 m_keys.installing() + "): mount it once to finish that move first");
   }
   return {};
 }
@@ -934,6 +948,12 @@ Status Checker::read_orphans(Connection& c) {
     }
     cursor = std::string(v[0].str());
     ReplyView items = v[1];
+    // Whose orphans are they? A mount that is gone (killed) never frees its
+    // own: the next read-write mount does (purge_dead_orphans).
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      c.append({"EXISTS", m_keys.mount(items[i + 1].str())});
+    }
+    auto alive = _read_n(c, items.size() / 2);
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       std::string_view field = items[i].str();
       Ino ino = 0;
@@ -951,6 +971,12 @@ Status Checker::read_orphans(Connection& c) {
         continue;
       }
       n->in_orphans = true;
+      auto& mount = alive[i / 2];
+      if (mount.ok() && mount->view().integer() == 0 && n->nlink == 0) {
+        add(fsck_kind::k_dead_orphan, key,
+            "inode " + _str(ino) + " was unlinked while open by mount " + _quote(items[i + 1].str()) +
+                ", which is gone; the next read-write mount frees it (not repaired by fsck)");
+      }
     }
   } while (cursor != "0");
   return {};

@@ -61,6 +61,7 @@ inline constexpr std::string_view k_wrong_parent = "wrong parent";
 inline constexpr std::string_view k_lost_inode = "lost inode";
 inline constexpr std::string_view k_detached_dir = "detached directory";
 inline constexpr std::string_view k_stale_orphan = "stale orphan";
+inline constexpr std::string_view k_dead_orphan = "orphan of a dead mount";
 inline constexpr std::string_view k_stray_key = "stray key";
 inline constexpr std::string_view k_block_past_eof = "block past end of file";
 inline constexpr std::string_view k_bytes_past_eof = "bytes past end of file";

@@ -101,7 +101,8 @@ usable() {
     MOUNT_PID=
     fail "$what: fsck is clean but it does not mount (exit $rc): $(tail -3 "$T/daemon.log")"
   fi
-  python3 - "$MNT" >"$T/walk.out" 2>&1 <<'PY' || rc=$?
+  # A walk that hangs is a daemon that hangs: say which dump did it.
+  timeout 60 python3 - "$MNT" >"$T/walk.out" 2>&1 <<'PY' || rc=$?
 import os, stat, sys
 root = sys.argv[1]
 errors = []
@@ -145,6 +146,7 @@ PY
   fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
   wait "$MOUNT_PID" 2>/dev/null || true
   MOUNT_PID=
+  ((rc != 124)) || fail "$what: the walk of the mount hung for 60 s: $(head -5 "$T/walk.out"; tail -5 "$T/daemon.log")"
   ((rc == 0)) || fail "$what: restore accepted it and fsck is clean, but it does not work mounted: $(head -5 "$T/walk.out")"
   crashed 0 "$T/daemon.log" "$what (daemon)"
   # what the walk changed must still check clean

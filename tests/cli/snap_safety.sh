@@ -114,6 +114,7 @@ expect_fail "reserved" timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --pre
 expect_fail "reserved" snap copy NEW RSV
 expect_fail "reserved" snap copy NEW RSV --force
 expect_fail "reserved" snap delete RSV --force
+expect_fail "reserved" snap fsck RSV --repair --force
 wait "$feeder"
 wait "$restorer" || fail "the reserved restore failed: $(cat "$T/restore.err")"
 [[ $(rcli exists RSV:RESERVED) == 0 ]] || fail "the reservation outlived the restore"

@@ -183,6 +183,26 @@ TEST_CASE_FIXTURE(FsckFixture, "a healthy filesystem is clean") {
   CHECK(keys_under(prefix) == before);
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "orphans of a mount that is gone are reported, and left to the next mount") {
+  auto t = build();
+  _ok(t.store->end_session());  // as a mount killed with the files open
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan}));
+  for (const auto& p : r.problems) {
+    CHECK_FALSE(p.repairable);
+  }
+  auto repaired = check(true);
+  CHECK(repaired.remaining() == 2);
+  // The next read-write mount frees them, and fsck is clean again.
+  StoreOptions o;
+  auto next = _ok(Store::open(pool, prefix, o));
+  CHECK(_ok(next->purge_dead_orphans()) == 2);
+  auto after = check();
+  INFO(_dump(after));
+  CHECK(after.problems.empty());
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "a prefix with no filesystem") {
   CHECK(fsck(pool, prefix, false, nullptr).code() == ENOENT);
   CHECK(fsck(pool, "bad:prefix", false, nullptr).code() == EINVAL);
