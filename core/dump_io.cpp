@@ -170,18 +170,8 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
   auto body = [&]() -> Result<std::int64_t> {
     TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
-    TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) -> Status {
-      if (copied.empty()) {
-        return {};
-      }
-      // The index of what was copied: the dump walks it instead of a second
-      // SCAN, which could return a key twice.
-      std::vector<std::string_view> push{"RPUSH", index};
-      push.insert(push.end(), copied.begin(), copied.end());
-      c.append(std::span<const std::string_view>(push));
-      c.append({"PEXPIRE", index, ttl});
-      TRY(c.read_all());
-      return {};
+    TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) {
+      return push_index(c, index, copied);
     }));
     c.append({"COPY", sk.sb(), tk.sb()});
     c.append({"PEXPIRE", tk.sb(), ttl});

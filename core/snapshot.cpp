@@ -389,6 +389,19 @@ Result<std::uint64_t> copy_keys_frozen(
   return copied;
 }
 
+Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels) {
+  if (rels.empty()) {
+    return {};
+  }
+  std::vector<std::string_view> push{"RPUSH", index};
+  push.insert(push.end(), rels.begin(), rels.end());
+  c.append(std::span<const std::string_view>(push));
+  const std::string ttl = _str(k_temp_ttl_ms);
+  c.append({"PEXPIRE", index, ttl});
+  TRY(c.read_all());
+  return {};
+}
+
 // Step 3 and the superblock, with the freeze held, into the staging prefix
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
@@ -396,18 +409,10 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   // The list of what was copied: the swap walks it (install.hpp) instead
   // of SCANning the server again.
   const std::string index = staging_index_key(tk);
-  const std::string ttl = _str(k_temp_ttl_ms);
   TRY_ASSIGN(std::uint64_t copied,
              copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> page) -> Status {
                progress.add(page.size());
-               if (page.empty()) {
-                 return {};
-               }
-               std::vector<std::string_view> push{"RPUSH", index};
-               push.insert(push.end(), page.begin(), page.end());
-               c.append(std::span<const std::string_view>(push));
-               c.append({"PEXPIRE", index, ttl});
-               TRY(c.read_all());
+               TRY(push_index(c, index, page));
                crash_if_injected("copy-staging");
                return {};
              }));

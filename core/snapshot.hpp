@@ -64,6 +64,11 @@ Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
     const std::function<Status(std::span<const std::string_view> copied)>& after_page);
 
+// RPUSH `rels` to the list `index` and give it the temporary TTL: the list
+// of the keys a copy into a temporary prefix made, which dump and copy
+// walk instead of SCANning again (SCAN can repeat a key; a list cannot).
+Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels);
+
 // ---------------------------------------------------------------- helpers
 
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops

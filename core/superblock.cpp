@@ -37,6 +37,7 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
   bool have_version = false;
   bool have_block_size = false;
   bool have_next = false;
+  bool have_created = false;
   for (const auto& [k, v] : fields) {
     std::uint64_t n = 0;
     bool num = parse_canonical_u64(v, n);
@@ -66,6 +67,7 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
         issue(k, "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1");
       }
     } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped") {
+      have_created = have_created || k == "created";
       if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
         issue(k, std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63");
       }
@@ -90,6 +92,11 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
   }
   if (!have_next) {
     issue("next_inode", "no next_inode field");
+  }
+  if (!have_created) {
+    // What a mount tells its filesystem from another one by (a delete, a
+    // restore over it): every mkfs writes it.
+    issue("created", "no created field");
   }
   return issues;
 }

@@ -11,7 +11,8 @@
 //   root              1
 //   next_inode        the next inode number to hand out (> every inode)
 //   inodes, bytes     usage totals
-//   created           ns since the epoch
+//   created           ns since the epoch; required: with snapshot_created and
+//                     dumped it tells a mount its filesystem from another
 //   security_xattrs   "1" once any file has a security.* attribute
 //   read_only         "1" for a read-only snapshot
 //   origin            the prefix a copy was taken from

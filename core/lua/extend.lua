@@ -14,10 +14,5 @@ end
 if tonumber(ARGV[1]) < tonumber(size) then
   fail('EINVAL', 'extend only grows (truncate shrinks)')
 end
-if ARGV[3] == '1' then
-  local now = now_ns()
-  redis.call('HSET', KEYS[3], 'size', ARGV[1], 'mtime', now, 'ctime', now)
-else
-  redis.call('HSET', KEYS[3], 'size', ARGV[1])
-end
+set_size(KEYS[3], ARGV[1], ARGV[3])
 return {'OK'}

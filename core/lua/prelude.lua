@@ -50,6 +50,16 @@ local function inode_type(key)
   return t
 end
 
+-- Sets a file's size, and with touch == '1' its mtime and ctime to now.
+local function set_size(inode_key, size, touch)
+  if touch == '1' then
+    local now = now_ns()
+    redis.call('HSET', inode_key, 'size', size, 'mtime', now, 'ctime', now)
+  else
+    redis.call('HSET', inode_key, 'size', size)
+  end
+end
+
 local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0')
 end

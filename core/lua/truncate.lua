@@ -43,12 +43,7 @@ if keep >= 0 then
     delta = delta - (l - keep)
   end
 end
-if ARGV[4] == '1' then
-  local now = now_ns()
-  redis.call('HSET', KEYS[3], 'size', ARGV[1], 'mtime', now, 'ctime', now)
-else
-  redis.call('HSET', KEYS[3], 'size', ARGV[1])
-end
+set_size(KEYS[3], ARGV[1], ARGV[4])
 if delta ~= 0 then
   redis.call('HINCRBY', KEYS[3], 'bytes', delta)
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)

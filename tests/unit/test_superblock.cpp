@@ -89,7 +89,7 @@ TEST_CASE("every malformed field is an issue, never a default") {
     CHECK(sb.error().code == EINVAL);
     CHECK(sb.error().message.find("prefix 'SKX'") != std::string::npos);
   }
-  for (const char* field : {"format", "version", "block_size", "next_inode"}) {
+  for (const char* field : {"format", "version", "block_size", "next_inode", "created"}) {
     CAPTURE(field);
     CHECK_FALSE(decode_superblock("SKX", _without(field)).ok());
   }
