@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <functional>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #include "snapshot.hpp"
@@ -63,13 +63,11 @@ Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys&
   if (r.view().is_nil()) {
     return std::optional<std::string>();
   }
-  std::string v(r.view().str());
-  // "<hex> <what>": show the what.
+  std::string_view v = r.view().str();
+  // "<hex> <what> by <host>:<pid>": show the what and who (bounded: any
+  // client can write the key).
   auto space = v.find(' ');
-  std::string who = space == std::string::npos ? std::string("another tool") : v.substr(space + 1);
-  if (who.size() > 120) {
-    who = who.substr(0, 120) + "...";
-  }
+  std::string who = space == std::string_view::npos ? std::string("another tool") : shown(v.substr(space + 1), 120, 0);
   return std::optional<std::string>(who);
 }
 
@@ -96,6 +94,7 @@ void Reservation::refresh_loop() {
     bool ours = false;
     auto lease = m_pool.acquire();
     if (lease.ok()) {
+      // The freeze's compare-and-extend: the same token rule.
       auto r = (*lease)->eval("freeze_refresh", {m_key}, {m_token, _str(k_reservation_ttl_ms)});
       // A failed round trip is tried again; only a reply of 0 (the key
       // expired or another holder has it) loses the reservation.

@@ -82,7 +82,11 @@ class Keys {
 };
 
 // What a key (relative to the prefix) is, by the schema above.
-enum class KeyKind { Superblock, Inode, Dir, Xattr, Block, Orphans, Freeze, Reserved, Installing, Mount, Temp, Open, Unknown };
+enum class KeyKind {
+  Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
+  Freeze, Reserved, Installing, Mount, Temp, Open,  // the running system
+  Unknown
+};
 struct ParsedKey {
   KeyKind kind = KeyKind::Unknown;
   Ino ino = 0;
