@@ -110,10 +110,27 @@ def wait_no_daemons(home_dirs, seconds=20):
     embedded store: wait for both so no process outlives the test."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        busy = subprocess.run(["pgrep", "-f", f"redisfs.*{T}"], capture_output=True).stdout.strip()
-        if not busy:
+        if not _processes_mentioning(T):
             return
         time.sleep(0.1)
+
+
+def _processes_mentioning(text):
+    """redisfs daemons whose command line mentions `text` (a /proc walk:
+    no procps needed)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        cmd = b" ".join(argv).decode(errors="replace")
+        if os.path.basename(argv[0].decode(errors="replace")) == "redisfs" and text in cmd:
+            found.append(pid)
+    return found
 
 
 def blocks(path):
