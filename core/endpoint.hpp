@@ -22,6 +22,21 @@ struct EndpointOptions {
   std::optional<std::string> url;            // --redis; else env REDISFS_URL; else the embedded default
   std::optional<std::string> password_file;  // --password-file FILE
   std::string data_dir;                      // embedded default data dir; empty = default_data_dir()
+  // --sentinel HOST:PORT[,HOST:PORT...]/MASTER: shorthand for a
+  // redis-sentinel:// URL (the user/password still come from the URL
+  // options above); an error together with --redis.
+  std::optional<std::string> sentinel;
+  // TLS (redis_url.hpp): each unset option falls back to its REDISFS_TLS_*
+  // variable. --tls turns TLS on for a redis:// or sentinel URL; any
+  // certificate option without TLS on is an error, not ignored.
+  bool tls = false;
+  std::optional<std::string> tls_ca_cert;
+  std::optional<std::string> tls_ca_cert_dir;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_server_name;
+  // --timeout SECONDS (else REDISFS_TIMEOUT; default 30).
+  std::optional<double> timeout_s;
 };
 
 // $XDG_DATA_HOME/redisfs, else $HOME/.local/share/redisfs.

@@ -21,28 +21,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "redis_url.hpp"
 #include "result.hpp"
 
 struct redisReply;
 struct redisContext;
 
 namespace redisfs {
-
-struct RedisUrl {
-  bool is_unix = false;
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string path;  // unix socket
-  int db = 0;
-  std::string user;
-  std::string password;
-
-  // For logs and messages: never shows the password.
-  std::string display() const;
-};
-
-// redis://[user[:password]@]host[:port][/db]  or  unix:///path.sock[?db=N]
-Result<RedisUrl> parse_redis_url(std::string_view url);
 
 // A non-owning view of one reply node.
 class ReplyView {

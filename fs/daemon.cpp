@@ -614,7 +614,11 @@ int run_daemon(DaemonConfig cfg) {
     }
   }
 
-  Result<Endpoint> endpoint = resolve_endpoint(EndpointOptions{cfg.redis_url, cfg.password_file, cfg.data_dir});
+  EndpointOptions eo;
+  eo.url = cfg.redis_url;
+  eo.password_file = cfg.password_file;
+  eo.data_dir = cfg.data_dir;
+  Result<Endpoint> endpoint = resolve_endpoint(eo);
   if (!endpoint) {
     log_error(endpoint.error().message);
     return 1;

@@ -103,7 +103,15 @@ TEST_CASE("bad URLs are refused with EINVAL") {
       "",
       "localhost:6379",
       "http://h",
-      "rediss://h",
+      "rediss://",
+      "redis://a:1,b:2",
+      "redis-sentinel://h:26379",
+      "redis-sentinel://h:26379/",
+      "redis-sentinel:///mymaster",
+      "redis-sentinel://h:1,/m",
+      "redis-sentinel://h:26379/m?db=x",
+      "unix://u@relative.sock",
+      "redis://h:",
       "redis://",
       "redis://:6379",
       "redis://h:0",
@@ -134,6 +142,43 @@ TEST_CASE("bad URLs are refused with EINVAL") {
       CHECK_MESSAGE(r.error().message.find("Redis URL") != std::string::npos, r.error().message);
     }
   }
+}
+
+TEST_CASE("TLS, ACL users over unix sockets, sentinels") {
+  RedisUrl u = _parse("rediss://bob:pw@cache.example:6380/2");
+  CHECK(u.tls.enabled);
+  CHECK(u.host == "cache.example");
+  CHECK(u.port == 6380);
+  CHECK(u.db == 2);
+  CHECK(u.display() == "rediss://bob:***@cache.example:6380/2");
+
+  u = _parse("unix://carol@/run/redis.sock?db=4");
+  CHECK(u.is_unix);
+  CHECK(u.user == "carol");
+  CHECK(u.password.empty());
+  CHECK(u.path == "/run/redis.sock");
+  CHECK(u.db == 4);
+  CHECK(u.display() == "unix://carol@/run/redis.sock?db=4");
+  u = _parse("unix://carol:s%40cret@/run/redis.sock");
+  CHECK(u.password == "s@cret");
+  CHECK(u.display().find("s@cret") == std::string::npos);
+
+  u = _parse("redis-sentinel://dave:pw@10.0.0.1:26379,[::1]:26380,s3/prod%2Dfs?db=1");
+  CHECK(u.is_sentinel());
+  CHECK_FALSE(u.tls.enabled);
+  REQUIRE(u.sentinels.size() == 3);
+  CHECK(u.sentinels[0].host == "10.0.0.1");
+  CHECK(u.sentinels[0].port == 26379);
+  CHECK(u.sentinels[1].host == "::1");
+  CHECK(u.sentinels[1].port == 26380);
+  CHECK(u.sentinels[2].host == "s3");
+  CHECK(u.sentinels[2].port == 26379);
+  CHECK(u.master_name == "prod-fs");
+  CHECK(u.user == "dave");
+  CHECK(u.password == "pw");
+  CHECK(u.db == 1);
+  CHECK(u.display() == "redis-sentinel://dave:***@10.0.0.1:26379,[::1]:26380,s3:26379/prod-fs?db=1");
+  CHECK(_parse("rediss-sentinel://h:1/m").tls.enabled);
 }
 
 TEST_CASE("passwords never show") {
