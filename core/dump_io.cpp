@@ -690,8 +690,7 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "record before the header");
     }
     ParsedKey pk = parse_relative_key(key);
-    if (pk.kind == KeyKind::Freeze || pk.kind == KeyKind::Reserved || pk.kind == KeyKind::Installing ||
-        pk.kind == KeyKind::Mount || pk.kind == KeyKind::Temp || pk.kind == KeyKind::Open) {
+    if (is_running_system_key(pk.kind)) {
       return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
     }
     if (!is_filesystem_key(pk.kind)) {

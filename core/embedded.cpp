@@ -213,18 +213,21 @@ static Result<Probe> _probe(const std::string& socket) {
   if (::stat(socket.c_str(), &st) != 0) {
     return Probe::Nothing;
   }
-  auto c = Connection::open(_socket_url(socket), "");
+  RedisUrl url = _socket_url(socket);
+  url.timeout = std::chrono::milliseconds(200);  // a probe: the caller waits between probes
+  auto c = Connection::open(url, "");
   if (!c.ok()) {
-    return Probe::Nothing;  // refused: a stale socket file
+    // LOADING, or refused: a stale socket file.
+    return c.error().fault == Fault::Loading ? Probe::Loading : Probe::Nothing;
   }
   auto r = (*c)->command({"PING"});
   if (r.ok()) {
     return Probe::Answers;
   }
-  if (r.error().message.find("LOADING") != std::string::npos) {
+  if (r.error().fault == Fault::Loading) {
     return Probe::Loading;
   }
-  if (r.error().message.find(" lost: ") != std::string::npos) {
+  if (r.error().fault == Fault::Lost || r.error().fault == Fault::Unreachable) {
     return Probe::Nothing;
   }
   return make_error(r.error().code, "the server on " + socket + " does not answer PING: " + r.error().message);

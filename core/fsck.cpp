@@ -445,6 +445,7 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         break;
       case KeyKind::Mount:
       case KeyKind::Temp:
+      case KeyKind::OpLog:
       case KeyKind::Reserved:
       case KeyKind::Installing:
         break;

@@ -26,6 +26,34 @@ Status validate_prefix(std::string_view prefix) {
                                     "': it may not contain ':', '*', '?', '[', ']', '\\', whitespace or control characters");
     }
   }
+  auto open = prefix.find('{');
+  auto close = prefix.find('}');
+  if (open != std::string_view::npos || close != std::string_view::npos) {
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open + 2 ||
+        prefix.find('{', open + 1) != std::string_view::npos || prefix.find('}', close + 1) != std::string_view::npos) {
+      return make_error(EINVAL, "invalid prefix '" + std::string(prefix) +
+                                    "': braces make one Redis Cluster hash tag, like {fs1} or {fs1}-monday");
+    }
+  }
+  return {};
+}
+
+std::optional<std::string_view> hash_tag(std::string_view prefix) {
+  auto open = prefix.find('{');
+  auto close = prefix.find('}', open == std::string_view::npos ? 0 : open);
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open + 2) {
+    return std::nullopt;
+  }
+  return prefix.substr(open + 1, close - open - 1);
+}
+
+Status check_cluster_prefix(std::string_view prefix) {
+  if (!hash_tag(prefix)) {
+    return make_error(EINVAL, "prefix '" + std::string(prefix) +
+                                  "' has no hash tag, and the server is a Redis Cluster: a filesystem's keys must "
+                                  "share one slot, so give its prefix one, e.g. '{" +
+                                  std::string(prefix) + "}'");
+  }
   return {};
 }
 
@@ -50,6 +78,7 @@ std::string Keys::temp(std::string_view session, std::uint64_t n) const {
 }
 std::string Keys::open(Ino ino) const { return m_colon + "OPEN:" + _num(ino); }
 std::string Keys::match_all() const { return m_colon + '*'; }
+std::string Keys::op_log(std::string_view session) const { return m_colon + "OPLOG:" + std::string(session); }
 std::string Keys::match_mounts() const { return m_colon + "MOUNT:*"; }
 std::string Keys::match_opens() const { return m_colon + "OPEN:*"; }
 
@@ -85,6 +114,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Installing;
   } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
     k.kind = KeyKind::Mount;
+  } else if (rel.starts_with("OPLOG:") && rel.size() > 6) {
+    k.kind = KeyKind::OpLog;
   } else if (rel.starts_with("TMP:") && rel.size() > 4) {
     k.kind = KeyKind::Temp;
   } else if (rel.starts_with("OPEN:") && _parse_u64(rel.substr(5), k.ino) && k.ino > 0) {
@@ -123,6 +154,8 @@ bool is_filesystem_key(KeyKind kind) {
       return false;
   }
 }
+
+bool is_running_system_key(KeyKind kind) { return kind != KeyKind::Unknown && !is_filesystem_key(kind); }
 
 std::string_view expected_type(KeyKind kind) {
   return kind == KeyKind::Block ? "string" : "hash";

@@ -25,13 +25,18 @@
 //   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
 //                              or copy moves a staged filesystem in; whoever
 //                              finds it finishes the move (install.hpp)
+//   <p>:OPLOG:<id>~<n> hash    the outcomes of one connection's recent
+//                              changes (TTL): operation id -> reply, so a
+//                              change whose reply was lost is checked, not
+//                              run twice (redis.hpp)
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
-// FREEZE, RESERVED, INSTALLING, MOUNT:*, OPEN:* and TMP:* describe the running system, not the
-// filesystem: they are never copied, dumped or restored.
+// FREEZE, RESERVED, INSTALLING, MOUNT:*, OPEN:*, OPLOG:* and TMP:* describe
+// the running system, not the filesystem: they are never copied, dumped or
+// restored.
 #pragma once
 
 #include <cstdint>
@@ -48,7 +53,13 @@ inline constexpr Ino k_root_ino = 1;
 
 // A prefix may not contain ':' (it ends the prefix), glob characters (keys
 // are found with SCAN MATCH "<prefix>:*"), '\\', whitespace or control bytes.
+// Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday".
 Status validate_prefix(std::string_view prefix);
+// The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
+// the filesystem's keys are then in that tag's slot.
+std::optional<std::string_view> hash_tag(std::string_view prefix);
+// In cluster mode every prefix needs a hash tag; the error says how.
+Status check_cluster_prefix(std::string_view prefix);
 
 class Keys {
  public:
@@ -66,6 +77,8 @@ class Keys {
   std::string installing() const;
   std::string mount(std::string_view session) const;
   std::string temp(std::string_view session, std::uint64_t n) const;
+  // The base of a mount's outcome records (Pool::set_op_log).
+  std::string op_log(std::string_view session) const;
   std::string open(Ino ino) const;
   // SCAN MATCH pattern for every key of this filesystem.
   std::string match_all() const;
@@ -84,7 +97,7 @@ class Keys {
 // What a key (relative to the prefix) is, by the schema above.
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
-  Freeze, Reserved, Installing, Mount, Temp, Open,  // the running system
+  Freeze, Reserved, Installing, Mount, Temp, Open, OpLog,  // the running system
   Unknown
 };
 struct ParsedKey {
@@ -98,6 +111,8 @@ ParsedKey parse_relative_key(std::string_view relative);
 // restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
 // the schema.
 bool is_filesystem_key(KeyKind kind);
+// True for the keys of the running system (FREEZE ... OPLOG:*).
+bool is_running_system_key(KeyKind kind);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);
 

@@ -1,12 +1,15 @@
 #include "redis.hpp"
 
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "lua_scripts.hpp"
 #include "text.hpp"
@@ -105,181 +108,842 @@ int errno_for_redis_error(std::string_view e) {
   return EIO;
 }
 
-// ---------------------------------------------------------------- connection
-
-Connection::Connection(RedisUrl url, std::string client_name)
-    : m_url(std::move(url)), m_client_name(std::move(client_name)) {}
-
-Connection::~Connection() {
-  if (m_ctx != nullptr) {
-    redisFree(m_ctx);
-  }
-}
-
-Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::string client_name) {
-  std::unique_ptr<Connection> c(new Connection(url, std::move(client_name)));
-  TRY(c->connect_now());
-  return c;
-}
-
-void Connection::drop(std::string_view why) {
-  m_last_error = std::string(why);
-  if (m_ctx != nullptr) {
-    redisFree(m_ctx);
-    m_ctx = nullptr;
-  }
-  m_pending = 0;
-}
-
-Status Connection::connect_now() {
-  timeval timeout{5, 0};
-  redisContext* ctx = m_url.is_unix ? redisConnectUnixWithTimeout(m_url.path.c_str(), timeout)
-                                    : redisConnectWithTimeout(m_url.host.c_str(), m_url.port, timeout);
-  if (ctx == nullptr) {
-    return make_error(ENOMEM, "redis: cannot allocate a connection");
-  }
-  if (ctx->err != 0) {
-    std::string msg = "redis: cannot connect to " + m_url.display() + ": " + ctx->errstr;
-    redisFree(ctx);
-    return make_error(EIO, msg);
-  }
-  // A hung server must not hang every filesystem call forever.
-  timeval op_timeout{120, 0};
-  redisSetTimeout(ctx, op_timeout);
-  m_ctx = ctx;
-  m_pending = 0;
-  auto setup = [&](std::initializer_list<std::string_view> argv, const char* what) -> Status {
-    auto r = command(argv);
-    if (!r.ok()) {
-      Error e = std::move(r).error();
-      drop(e.message);
-      return make_error(e.code, std::string("redis: ") + what + " on " + m_url.display() + " failed: " + e.message);
-    }
-    return {};
+Fault fault_for_redis_error(std::string_view e) {
+  struct Word {
+    std::string_view word;
+    Fault fault;
   };
-  if (!m_url.password.empty()) {
-    if (m_url.user.empty()) {
-      TRY(setup({"AUTH", m_url.password}, "AUTH"));
-    } else {
-      TRY(setup({"AUTH", m_url.user, m_url.password}, "AUTH"));
+  static constexpr Word k_words[] = {
+      {"LOADING", Fault::Loading},     {"BUSY", Fault::Busy},         {"MASTERDOWN", Fault::MasterDown},
+      {"READONLY", Fault::ReadOnly},   {"TRYAGAIN", Fault::TryAgain}, {"CLUSTERDOWN", Fault::ClusterDown},
+      {"MOVED", Fault::Moved},         {"ASK", Fault::Ask},           {"NOSCRIPT", Fault::NoScript},
+      {"FROZEN", Fault::Frozen},
+  };
+  std::string_view word = e.substr(0, e.find(' '));
+  for (const auto& w : k_words) {
+    if (word == w.word) {
+      return w.fault;
     }
   }
-  if (m_url.db != 0) {
-    std::string db = std::to_string(m_url.db);
-    TRY(setup({"SELECT", db}, "SELECT"));
-  }
-  if (!m_client_name.empty()) {
-    TRY(setup({"CLIENT", "SETNAME", m_client_name}, "CLIENT SETNAME"));
-  }
-  return {};
+  return Fault::None;
 }
 
-Status Connection::ensure_connected() {
-  if (m_ctx != nullptr) {
-    return {};
+// ---------------------------------------------------------------- cluster slots
+
+// CRC16-CCITT (XMODEM), the hash of Redis Cluster's key slots.
+static std::uint16_t _crc16(std::string_view s) {
+  std::uint16_t crc = 0;
+  for (unsigned char c : s) {
+    crc ^= static_cast<std::uint16_t>(c << 8);
+    for (int i = 0; i < 8; ++i) {
+      crc = (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
+    }
   }
-  return connect_now();
+  return crc;
 }
 
-Result<Reply> Connection::check(redisReply* r) {
-  if (r != nullptr) {
-    g_replies.fetch_add(1, std::memory_order_relaxed);
+int key_slot(std::string_view key) {
+  auto open = key.find('{');
+  if (open != std::string_view::npos) {
+    auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
   }
-  if (r == nullptr) {
-    std::string why = m_ctx != nullptr && m_ctx->err != 0 ? m_ctx->errstr : "no reply";
-    drop(why);
-    return make_error(EIO, "redis: connection to " + m_url.display() + " lost: " + why);
-  }
-  Reply reply(r);
-  if (reply.view().type() == ReplyView::Type::Error) {
-    std::string_view e = reply.view().str();
-    // The server's words, bounded: a script error may quote its arguments.
-    return make_error(errno_for_redis_error(e), "redis: " + shown(e, 300, 0));
-  }
-  return reply;
+  return _crc16(key) & 16383;
 }
 
-static void _to_argv(std::span<const std::string_view> argv, std::vector<const char*>& p, std::vector<size_t>& n) {
-  p.resize(argv.size());
-  n.resize(argv.size());
+// ---------------------------------------------------------------- commands
+
+namespace {
+
+std::string _upper(std::string_view s) {
+  std::string u(s);
+  for (char& c : u) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return u;
+}
+
+// Where a command's first key is (0: it has none).
+std::size_t _key_index(std::span<const std::string_view> argv) {
+  if (argv.size() < 2) {
+    return 0;
+  }
+  std::string cmd = _upper(argv[0]);
+  if (cmd == "EVALSHA" || cmd == "EVAL" || cmd == "EVALSHA_RO" || cmd == "EVAL_RO") {
+    return argv.size() > 3 && argv[2] != "0" ? 3 : 0;
+  }
+  static constexpr std::string_view k_keyless[] = {
+      "PING",  "INFO",   "CONFIG",    "SCRIPT", "CLIENT", "AUTH",  "SELECT", "ROLE",    "WAIT",  "SCAN",
+      "CLUSTER", "ASKING", "READONLY", "DBSIZE", "TIME",   "FLUSHALL", "FLUSHDB", "SENTINEL", "ACL", "COMMAND",
+      "HELLO", "ECHO",   "MULTI",     "EXEC",   "SAVE",   "BGSAVE", "LASTSAVE", "SHUTDOWN", "SWAPDB", "KEYS",
+      "RANDOMKEY", "FUNCTION", "LATENCY", "SLOWLOG", "MONITOR", "QUIT", "RESET", "REPLICAOF", "SLAVEOF",
+  };
+  for (std::string_view k : k_keyless) {
+    if (cmd == k) {
+      return 0;
+    }
+  }
+  if (cmd == "DEBUG" || cmd == "MEMORY" || cmd == "OBJECT") {
+    return argv.size() > 2 ? 2 : 0;
+  }
+  return 1;
+}
+
+// Sending this command twice leaves the server as sending it once would.
+bool _idempotent(std::span<const std::string_view> argv) {
+  if (argv.empty()) {
+    return false;
+  }
+  std::string cmd = _upper(argv[0]);
+  static constexpr std::string_view k_safe[] = {
+      "GET",     "MGET",    "EXISTS",  "TYPE",    "TTL",      "PTTL",    "STRLEN",  "GETRANGE", "HGET",
+      "HGETALL", "HMGET",   "HLEN",    "HEXISTS", "HKEYS",    "HVALS",   "HSCAN",   "SCAN",     "SSCAN",
+      "ZSCAN",   "SMEMBERS", "SCARD",  "SISMEMBER", "LRANGE", "LLEN",    "LINDEX",  "ZRANGE",   "ZCARD",
+      "ZSCORE",  "INFO",    "PING",    "ROLE",    "DBSIZE",   "TIME",    "DUMP",    "DEBUG",    "MEMORY",
+      "OBJECT",  "SCRIPT",  "CLIENT",  "CLUSTER", "ECHO",     "WAIT",    "SETEX",   "PSETEX",   "DEL",
+      "UNLINK",  "PEXPIRE", "EXPIRE",  "PERSIST", "HSET",     "HDEL",    "SELECT",  "AUTH",     "ASKING",
+      "READONLY", "COMMAND", "EVALSHA_RO", "EVAL_RO", "SENTINEL", "ACL",
+  };
+  for (std::string_view k : k_safe) {
+    if (cmd == k) {
+      return true;
+    }
+  }
+  if (cmd == "CONFIG") {
+    return argv.size() > 1 && _upper(argv[1]) == "GET";
+  }
+  if (cmd == "SET") {  // plain SET, not NX / XX / GET
+    for (std::size_t i = 3; i < argv.size(); ++i) {
+      std::string o = _upper(argv[i]);
+      if (o == "NX" || o == "XX" || o == "GET") {
+        return false;
+      }
+    }
+    return true;
+  }
+  if (cmd == "RESTORE") {
+    for (std::size_t i = 4; i < argv.size(); ++i) {
+      if (_upper(argv[i]) == "REPLACE") {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string _format(std::span<const std::string_view> argv) {
+  std::vector<const char*> p(argv.size());
+  std::vector<size_t> n(argv.size());
   for (std::size_t i = 0; i < argv.size(); ++i) {
     p[i] = argv[i].data();
     n[i] = argv[i].size();
   }
+  char* out = nullptr;
+  int len = redisFormatCommandArgv(&out, static_cast<int>(p.size()), p.data(), n.data());
+  if (len < 0 || out == nullptr) {
+    return {};
+  }
+  std::string s(out, static_cast<std::size_t>(len));
+  redisFreeCommand(out);
+  return s;
 }
 
-Result<Reply> Connection::command(std::span<const std::string_view> argv) {
-  TRY(ensure_connected());
-  if (m_pending != 0) {
-    return make_error(EIO, "redis: command issued with pipelined replies pending");
+// The SHA1 Redis names a script by (EVALSHA), computed here so a script
+// is loaded only when a server says NOSCRIPT.
+std::string _sha1_hex(std::string_view text) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d);
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : d) {
+    out.push_back(k_hex[b >> 4]);
+    out.push_back(k_hex[b & 15]);
   }
-  std::vector<const char*> p;
-  std::vector<size_t> n;
-  _to_argv(argv, p, n);
-  auto* r = static_cast<redisReply*>(redisCommandArgv(m_ctx, static_cast<int>(p.size()), p.data(), n.data()));
+  return out;
+}
+
+bool _script_writes(const lua::ScriptSource& src) {
+  std::string_view first = src.text.substr(0, src.text.find('\n'));
+  return !(first.starts_with("#!") && first.find("no-writes") != std::string_view::npos);
+}
+
+// "MOVED 3999 127.0.0.1:6381" (after our "redis: " prefix): the address.
+std::string _redirect_address(std::string_view message) {
+  auto p = message.find("MOVED ");
+  if (p == std::string_view::npos) {
+    p = message.find("ASK ");
+  }
+  if (p == std::string_view::npos) {
+    return {};
+  }
+  std::string_view rest = message.substr(p);
+  auto sp1 = rest.find(' ');
+  auto sp2 = rest.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) {
+    return {};
+  }
+  std::string_view addr = rest.substr(sp2 + 1);
+  return std::string(addr.substr(0, addr.find(' ')));
+}
+
+bool _split_address(const std::string& address, std::string& host, int& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return false;
+  }
+  host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::string_view p = std::string_view(address).substr(colon + 1);
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  return ec == std::errc() && end == p.data() + p.size() && port > 0 && port < 65536;
+}
+
+bool _refused_not_run(Fault f) {
+  switch (f) {
+    case Fault::Unreachable:
+    case Fault::Loading:
+    case Fault::Busy:
+    case Fault::MasterDown:
+    case Fault::TryAgain:
+    case Fault::ClusterDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::atomic<std::uint64_t> g_lanes{0};
+
+}  // namespace
+
+// ---------------------------------------------------------------- connection
+
+struct Node {
+  std::string address;  // host:port, or the socket path
+  std::unique_ptr<Transport> t;
+  redisReader* reader = nullptr;
+  std::string out;        // formatted commands not sent yet
+  std::uint64_t gen = 0;  // +1 at every drop: entries sent before are lost
+  long long client_id = 0;  // CLIENT ID of the current connection (0: unknown)
+  std::string run_id;       // the server process's run_id (INFO server)
+  std::vector<char> buf;
+
+  ~Node() {
+    if (reader != nullptr) {
+      redisReaderFree(reader);
+    }
+  }
+  bool up() const { return t != nullptr; }
+};
+
+struct Connection::Entry {
+  std::string cmd;  // RESP, as sent
+  int slot = -1;    // cluster slot of the first key; -1: none
+  bool idempotent = false;
+  std::uint64_t op = 0;     // a writing script's operation id (0: not recorded)
+  std::string op_key;       // where its outcome is recorded
+  std::string_view script;  // the script's name (NOSCRIPT: load it and send again)
+  Node* node = nullptr;     // where it went (nullptr: it could not be sent)
+  std::uint64_t gen = 0;
+  long long client_id = 0;  // the server's id of the connection it went on
+  std::string run_id;       // ... and that server's run_id
+  bool sent = false;
+  bool answered = false;               // its (first) reply has been read
+  std::optional<Result<Reply>> early;  // read ahead, to send another command on its node
+  Error unsent;                        // why it could not be sent
+  Deadline start;
+};
+
+Connection::Connection(RedisUrl url, std::string client_name)
+    : m_url(std::move(url)), m_client_name(std::move(client_name)), m_lane(g_lanes.fetch_add(1) + 1) {}
+
+Connection::~Connection() = default;
+
+static std::chrono::milliseconds _reply_timeout(const RedisUrl& u) {
+  return u.reply_timeout.count() > 0 ? u.reply_timeout : u.timeout;
+}
+
+Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::string client_name) {
+  std::unique_ptr<Connection> c(new Connection(url, std::move(client_name)));
+  // A server that cannot be reached at all fails now (a typo should not
+  // cost the whole timeout); one that is loading its data, or a master the
+  // sentinels are still electing, is waited for.
+  Deadline deadline = Clock::now() + url.timeout;
+  for (auto pause = std::chrono::milliseconds(20);; pause = std::min(pause * 2, std::chrono::milliseconds(500))) {
+    Status st = c->connect_main(std::min(deadline, Clock::now() + std::chrono::seconds(10)));
+    if (st.ok()) {
+      return c;
+    }
+    Fault f = st.error().fault;
+    bool wait = f == Fault::Loading || f == Fault::Busy || f == Fault::MasterDown ||
+                (url.is_sentinel() && f == Fault::Unreachable);
+    if (!wait || Clock::now() + pause >= deadline) {
+      return std::move(st).error();
+    }
+    std::this_thread::sleep_for(pause);
+  }
+}
+
+std::unique_ptr<Connection> Connection::unconnected(const RedisUrl& url, std::string client_name) {
+  return std::unique_ptr<Connection>(new Connection(url, std::move(client_name)));
+}
+
+bool Connection::broken() const {
+  for (const auto& n : m_nodes) {
+    if (n->address == m_main) {
+      return !n->up();
+    }
+  }
+  return true;
+}
+
+std::size_t Connection::pending() const { return m_queue.size() - m_head; }
+
+void Connection::drop(Node& n, const Error& why) {
+  (void)why;
+  n.t.reset();
+  if (n.reader != nullptr) {
+    redisReaderFree(n.reader);
+    n.reader = nullptr;
+  }
+  n.out.clear();
+  ++n.gen;
+}
+
+void Connection::set_op_log(std::string base) {
+  m_op_log = base.empty() ? std::string() : base + "~" + std::to_string(m_lane);
+}
+
+void Connection::route_keyless(std::string_view key) {
+  m_keyless_slot = key_slot(key);
+  m_keyless_node.clear();
+}
+
+void Connection::route_keyless_to_node(std::string_view address) {
+  m_keyless_node = std::string(address);
+  m_keyless_slot = -1;
+}
+
+// Sends `argv` on `n` now and reads its reply: only while nothing else is
+// in flight on it (connect-time setup).
+static Result<Reply> _direct(Transport& t, redisReader* reader, std::vector<char>& buf,
+                             std::initializer_list<std::string_view> argv, Deadline deadline) {
+  std::string cmd = _format(std::span<const std::string_view>(argv.begin(), argv.size()));
+  TRY(t.write_all(cmd.data(), cmd.size(), deadline));
+  for (;;) {
+    void* r = nullptr;
+    if (redisReaderGetReply(reader, &r) != REDIS_OK) {
+      return make_error(EPROTO, "protocol error from " + t.peer());
+    }
+    if (r != nullptr) {
+      return Reply(static_cast<redisReply*>(r));
+    }
+    TRY_ASSIGN(std::size_t got, t.read_some(buf.data(), buf.size(), deadline));
+    redisReaderFeed(reader, buf.data(), got);
+  }
+}
+
+Status Connection::setup(Node& n, Deadline deadline) {
+  if (m_url.password.empty() && !m_url.user.empty()) {
+    return make_error(EINVAL, "redis: user " + m_url.user + " needs a password (REDISFS_PASSWORD or --password-file)");
+  }
+  // One round trip: every setup command is sent at once, the replies are
+  // read in order.
+  struct Step {
+    std::vector<std::string_view> argv;
+    const char* what;
+  };
+  const bool main = n.address == m_main;
+  std::string db = std::to_string(m_url.db);
+  std::vector<Step> steps;
+  if (!m_url.password.empty()) {
+    steps.push_back(m_url.user.empty() ? Step{{"AUTH", m_url.password}, "AUTH"}
+                                       : Step{{"AUTH", m_url.user, m_url.password}, "AUTH"});
+  }
+  if (main) {
+    steps.push_back({{"INFO", "cluster"}, "INFO"});
+  }
+  if (m_url.db != 0) {
+    steps.push_back({{"SELECT", db}, "SELECT"});
+  }
+  if (!m_client_name.empty()) {
+    steps.push_back({{"CLIENT", "SETNAME", m_client_name}, "CLIENT SETNAME"});
+  }
+  steps.push_back({{"CLIENT", "ID"}, "CLIENT ID"});
+  steps.push_back({{"INFO", "server"}, "INFO server"});
+  if (main && m_url.is_sentinel()) {
+    steps.push_back({{"ROLE"}, "ROLE"});
+  }
+  std::string out;
+  for (const Step& st : steps) {
+    out += _format(st.argv);
+  }
+  Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
+  auto lost = [&](const Error& e, const char* what) {
+    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message,
+                 Fault::Unreachable};
+  };
+  if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
+    return lost(w.error(), steps.front().what);
+  }
+  std::optional<Error> first;
+  for (const Step& st : steps) {
+    auto raw = read_raw(n, reply_deadline);
+    if (!raw.ok() && raw.error().fault == Fault::Lost) {
+      return lost(raw.error(), st.what);
+    }
+    std::string_view what = st.what;
+    if (!raw.ok()) {
+      Error e = std::move(raw).error();
+      if (what == "INFO" || what == "CLIENT ID" || what == "INFO server") {
+        continue;  // an ACL user without +info / +client|id: a standalone server, no id
+      }
+      if (what == "SELECT" && m_cluster) {
+        e = make_error(EINVAL, "redis: " + n.address + " is a cluster node: a cluster has only database 0");
+      } else {
+        e.message = "redis: " + std::string(what) + " on " + n.address + " failed: " + e.message.substr(7);
+      }
+      if (!first) {
+        first = std::move(e);
+      }
+      continue;
+    }
+    ReplyView v = raw->view();
+    if (what == "INFO") {
+      m_cluster = v.str().find("cluster_enabled:1") != std::string_view::npos;
+    } else if (what == "CLIENT ID") {
+      n.client_id = v.integer();
+    } else if (what == "INFO server") {
+      auto at = v.str().find("run_id:");
+      n.run_id = at == std::string_view::npos ? std::string() : std::string(v.str().substr(at + 7, 40));
+    } else if (what == "ROLE" && !first && (v.size() == 0 || v[0].str() != "master")) {
+      // A paused old master still answers as a master for a while after
+      // the failover; the sentinels are asked first, the server second.
+      first = Error{EAGAIN, "redis: " + n.address + ", named master by the sentinels, answers as " +
+                                std::string(v.size() > 0 ? v[0].str() : "?"),
+                    Fault::Unreachable};
+    }
+  }
+  if (first) {
+    return std::move(*first);
+  }
+  return {};
+}
+
+Result<Node*> Connection::node_at(const std::string& address, Deadline deadline) {
+  Node* n = nullptr;
+  for (auto& p : m_nodes) {
+    if (p->address == address) {
+      n = p.get();
+    }
+  }
+  if (n != nullptr && n->up()) {
+    return n;
+  }
+  if (n == nullptr) {
+    m_nodes.push_back(std::make_unique<Node>());
+    n = m_nodes.back().get();
+    n->address = address;
+    n->buf.resize(64 * 1024);
+  }
+  Deadline connect_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(5));
+  Result<std::unique_ptr<Transport>> t = make_error(EINVAL, "no address");
+  if (m_url.is_unix && address == m_url.path) {
+    t = Transport::connect_unix(address, connect_deadline);
+  } else {
+    std::string host;
+    int port = 0;
+    if (!_split_address(address, host, port)) {
+      return make_error(EPROTO, "redis: bad server address " + shown(address, 80, 0));
+    }
+    t = Transport::connect_tcp(host, port, m_url.tls, connect_deadline);
+  }
+  if (!t.ok()) {
+    Error e = std::move(t).error();
+    if (e.code != EACCES && e.code != EINVAL) {  // a TLS trust problem does not go away by waiting
+      e.fault = Fault::Unreachable;
+    }
+    e.message = "redis: " + e.message;
+    return e;
+  }
+  n->t = std::move(t).value();
+  n->reader = redisReaderCreate();
+  n->out.clear();
+  if (Status st = setup(*n, deadline); !st.ok()) {
+    drop(*n, st.error());
+    return std::move(st).error();
+  }
+  return n;
+}
+
+// The master: the server of the URL, or the one the sentinels name.
+Status Connection::connect_main(Deadline deadline) {
+  if (m_url.is_unix) {
+    m_main = m_url.path;
+  } else if (!m_url.is_sentinel()) {
+    m_main = HostPort{m_url.host, m_url.port}.display();
+  } else {
+    Error last = make_error(EIO, "no sentinel answered");
+    bool found = false;
+    for (const HostPort& s : m_url.sentinels) {
+      Deadline d = std::min(deadline, Clock::now() + std::chrono::seconds(2));
+      auto t = Transport::connect_tcp(s.host, s.port, m_url.tls, d);
+      if (!t.ok()) {
+        last = std::move(t).error();
+        continue;
+      }
+      redisReader* reader = redisReaderCreate();
+      std::vector<char> buf(16 * 1024);
+      std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
+      if (!m_url.sentinel_password.empty()) {
+        auto a = m_url.sentinel_user.empty()
+                     ? _direct(**t, reader, buf, {"AUTH", m_url.sentinel_password}, d)
+                     : _direct(**t, reader, buf,
+                               {"AUTH", m_url.sentinel_user, m_url.sentinel_password},
+                               d);
+        if (!a.ok() || a->view().type() == ReplyView::Type::Error) {
+          last = make_error(EACCES, "sentinel " + s.display() + " refused AUTH");
+          continue;
+        }
+      }
+      auto r = _direct(**t, reader, buf,
+                       {"SENTINEL", "get-master-addr-by-name", m_url.master_name}, d);
+      if (!r.ok()) {
+        last = std::move(r).error();
+        continue;
+      }
+      ReplyView v = r->view();
+      if (v.type() == ReplyView::Type::Error) {
+        last = make_error(EIO, "sentinel " + s.display() + ": " + shown(v.str(), 200, 0));
+        continue;
+      }
+      if (!v.is_array() || v.size() != 2) {
+        last = make_error(ENOENT, "sentinel " + s.display() + " knows no master named " + shown(m_url.master_name, 80, 0));
+        continue;
+      }
+      int port = 0;
+      std::string_view p = v[1].str();
+      std::from_chars(p.data(), p.data() + p.size(), port);
+      m_main = HostPort{std::string(v[0].str()), port}.display();
+      found = true;
+      break;
+    }
+    if (!found) {
+      return Error{last.code, "redis: cannot find master " + shown(m_url.master_name, 80, 0) + " through " +
+                                  m_url.display() + ": " + last.message,
+                   last.code == ENOENT || last.code == EACCES ? Fault::None : Fault::Unreachable};
+    }
+  }
+  TRY(node_at(m_main, deadline));
+  return {};
+}
+
+Result<Node*> Connection::node_for(int slot, Deadline deadline) {
+  std::string address;
+  if (m_cluster) {
+    if (slot < 0 && !m_keyless_node.empty()) {
+      address = m_keyless_node;
+    } else {
+      int s = slot >= 0 ? slot : m_keyless_slot;
+      if (auto it = m_slots.find(s); s >= 0 && it != m_slots.end()) {
+        address = it->second;
+      }
+    }
+  }
+  if (address.empty()) {
+    // The master: connected (again, through the sentinels) when needed.
+    Node* main = nullptr;
+    for (auto& p : m_nodes) {
+      if (p->address == m_main) {
+        main = p.get();
+      }
+    }
+    if (main == nullptr || !main->up()) {
+      TRY(connect_main(deadline));
+    }
+    address = m_main;
+  }
+  return node_at(address, deadline);
+}
+
+void Connection::queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op) {
+  auto e = std::make_unique<Entry>();
+  e->cmd = _format(argv);
+  std::size_t k = _key_index(argv);
+  e->slot = k != 0 ? key_slot(argv[k]) : -1;
+  e->idempotent = script.empty() ? _idempotent(argv) : false;
+  e->script = script;
+  e->op = op;
+  if (op != 0) {
+    e->op_key = m_op_log;
+  }
+  e->start = Clock::now();
+  auto n = node_for(e->slot, e->start + m_url.timeout);
+  if (n.ok()) {
+    e->node = *n;
+    e->gen = (*n)->gen;
+    (*n)->out += e->cmd;
+  } else {
+    e->unsent = std::move(n).error();
+    if (e->unsent.fault == Fault::None && e->unsent.code != EACCES && e->unsent.code != EINVAL) {
+      e->unsent.fault = Fault::Unreachable;
+    }
+  }
+  m_queue.push_back(std::move(e));
+}
+
+Status Connection::flush(Node& n, Deadline deadline) {
+  if (n.out.empty() || !n.up()) {
+    return {};
+  }
   g_round_trips.fetch_add(1, std::memory_order_relaxed);
-  return check(r);
-}
-
-Result<Reply> Connection::command(std::initializer_list<std::string_view> argv) {
-  return command(std::span<const std::string_view>(argv.begin(), argv.size()));
-}
-
-Result<Reply> Connection::command(const Args& argv) {
-  std::vector<std::string_view> v(argv.begin(), argv.end());
-  return command(std::span<const std::string_view>(v));
-}
-
-void Connection::append(std::span<const std::string_view> argv) {
-  if (!ensure_connected().ok()) {
-    ++m_pending;  // read_reply() reports the failure for this entry
-    return;
+  Status st = n.t->write_all(n.out.data(), n.out.size(), deadline);
+  n.out.clear();
+  for (std::size_t i = m_head; i < m_queue.size(); ++i) {
+    Entry& e = *m_queue[i];
+    if (e.node == &n && e.gen == n.gen && !e.sent) {
+      e.sent = true;  // or partly: after a failed write, its fate is unknown
+      e.client_id = n.client_id;
+      e.run_id = n.run_id;
+    }
   }
-  std::vector<const char*> p;
-  std::vector<size_t> n;
-  _to_argv(argv, p, n);
-  redisAppendCommandArgv(m_ctx, static_cast<int>(p.size()), p.data(), n.data());
-  ++m_pending;
-  m_unsent = true;
+  if (!st.ok()) {
+    drop(n, st.error());
+  }
+  return st;
 }
 
-void Connection::append(std::initializer_list<std::string_view> argv) {
-  append(std::span<const std::string_view>(argv.begin(), argv.size()));
+Result<Reply> Connection::check(Reply reply) {
+  g_replies.fetch_add(1, std::memory_order_relaxed);
+  if (reply.view().type() == ReplyView::Type::Error) {
+    std::string_view e = reply.view().str();
+    // The server's words, bounded: a script error may quote its arguments.
+    return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+  }
+  return reply;
 }
 
-void Connection::append(const Args& argv) {
-  std::vector<std::string_view> v(argv.begin(), argv.end());
-  append(std::span<const std::string_view>(v));
+Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
+  for (;;) {
+    void* r = nullptr;
+    if (redisReaderGetReply(n.reader, &r) != REDIS_OK) {
+      Error e{EIO, "redis: protocol error from " + n.address, Fault::Lost};
+      drop(n, e);
+      return e;
+    }
+    if (r != nullptr) {
+      return check(Reply(static_cast<redisReply*>(r)));
+    }
+    auto got = n.t->read_some(n.buf.data(), n.buf.size(), deadline);
+    if (!got.ok()) {
+      Error e{EIO, "redis: connection to " + n.address + " lost: " + got.error().message, Fault::Lost};
+      drop(n, e);
+      return e;
+    }
+    redisReaderFeed(n.reader, n.buf.data(), *got);
+  }
+}
+
+// Sends `e` again on its node (or a redirection's), alone: replies of
+// entries still in flight there are read ahead first.
+Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
+  Result<Node*> target = make_error(EIO, "");
+  std::string ask_to;
+  if (asking) {
+    ask_to = _redirect_address(e.unsent.message);
+    target = node_at(ask_to, deadline);
+  } else {
+    target = node_for(e.slot, deadline);
+  }
+  if (!target.ok()) {
+    Error err = std::move(target).error();
+    if (err.fault == Fault::None && err.code != EACCES && err.code != EINVAL) {
+      err.fault = Fault::Unreachable;
+    }
+    return err;
+  }
+  Node& n = **target;
+  Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
+  TRY(flush(n, reply_deadline));
+  for (std::size_t i = m_head; i < m_queue.size(); ++i) {
+    Entry& other = *m_queue[i];
+    if (&other != &e && other.node == &n && other.gen == n.gen && other.sent && !other.answered && !other.early) {
+      other.early = read_raw(n, reply_deadline);
+    }
+  }
+  if (!n.up()) {
+    return Error{EIO, "redis: connection to " + n.address + " lost", Fault::Unreachable};
+  }
+  if (asking) {
+    n.out += _format(std::initializer_list<std::string_view>{"ASKING"});
+  }
+  n.out += e.cmd;
+  e.node = &n;
+  e.gen = n.gen;
+  e.client_id = n.client_id;
+  e.run_id = n.run_id;
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  Status st = n.t->write_all(n.out.data(), n.out.size(), reply_deadline);
+  n.out.clear();
+  if (!st.ok()) {
+    drop(n, st.error());
+    return Error{EIO, "redis: connection to " + n.address + " lost: " + st.error().message, Fault::Lost};
+  }
+  if (asking) {
+    (void)read_raw(n, reply_deadline);
+  }
+  return read_raw(n, reply_deadline);
+}
+
+// After a lost reply of a writing script: did it run? Its record says.
+Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
+  std::string op = std::to_string(e.op);
+  Result<Node*> same = node_for(key_slot(e.op_key), deadline);
+  if (e.client_id != 0 && !e.run_id.empty() && same.ok() && (*same)->run_id == e.run_id) {
+    // If the server still holds the old connection (a reply timed out),
+    // its command may be waiting to run: end that connection first, so the
+    // command has either run or never will (a user without +client|kill
+    // skips this; the old command then has had the reply timeout to run).
+    // Only on the very server process it went to: ids are per process.
+    Entry kill;
+    std::string id = std::to_string(e.client_id);
+    kill.cmd = _format(std::initializer_list<std::string_view>{"CLIENT", "KILL", "ID", id});
+    kill.slot = key_slot(e.op_key);
+    kill.idempotent = true;
+    kill.start = e.start;
+    (void)settle(kill, send_one(kill, deadline, false));
+  }
+  Entry probe;
+  probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, op});
+  probe.slot = key_slot(e.op_key);
+  probe.idempotent = true;
+  probe.start = e.start;
+  auto r = settle(probe, send_one(probe, deadline, false));
+  if (!r.ok()) {
+    return r;
+  }
+  if (r->view().is_nil()) {
+    return send_one(e, deadline, false);  // it did not run: now it may
+  }
+  std::string_view rec = r->view().str();
+  redisReader* reader = redisReaderCreate();
+  std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
+  redisReaderFeed(reader, rec.data(), rec.size());
+  void* out = nullptr;
+  if (redisReaderGetReply(reader, &out) != REDIS_OK || out == nullptr) {
+    return make_error(EIO, "redis: unreadable outcome record " + std::string(e.script) + " #" + op);
+  }
+  return check(Reply(static_cast<redisReply*>(out)));
+}
+
+Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
+  using namespace std::chrono;
+  Deadline deadline = e.start + m_url.timeout;
+  auto pause = milliseconds(5);
+  bool moved_once = false;
+  for (int attempt = 1;; ++attempt) {
+    if (r.ok()) {
+      return r;
+    }
+    Fault f = r.error().fault;
+    if (getenv("RDBG")) fprintf(stderr, "settle attempt %d fault %d: %s\n", attempt, (int)f, r.error().message.c_str());
+    bool asking = false;
+    if (f == Fault::NoScript && !e.script.empty()) {
+      std::size_t at = e.cmd.find("EVALSHA\r\n$40\r\n");
+      TRY_ASSIGN(Node * n, node_for(e.slot, deadline));
+      TRY_ASSIGN(std::string sha, script_sha(e.script, true, *n, deadline));
+      if (at != std::string::npos && sha.size() == 40) {
+        e.cmd.replace(at + 14, 40, sha);
+      }
+    } else if (f == Fault::Frozen && !e.script.empty()) {
+      // A snapshot is being taken: its freeze lasts as long as its copy.
+      if (Clock::now() - e.start > seconds(120)) {
+        return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
+      }
+      std::this_thread::sleep_for(std::min(pause, milliseconds(50)));
+      pause = std::min(pause * 2, milliseconds(50));
+    } else if (f == Fault::Moved) {
+      std::string to = _redirect_address(r.error().message);
+      if (to.empty() || e.slot < 0) {
+        return r;
+      }
+      m_slots[e.slot] = to;
+      if (moved_once) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, milliseconds(500));
+      }
+      moved_once = true;
+    } else if (f == Fault::Ask) {
+      e.unsent = r.error();
+      asking = true;
+    } else if (f == Fault::ReadOnly && (m_url.is_sentinel() || m_cluster)) {
+      // A failover made our server a replica: find the master again.
+      for (auto& n : m_nodes) {
+        drop(*n, r.error());
+      }
+      m_slots.clear();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, milliseconds(500));
+    } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
+      if (f == Fault::Lost && m_cluster) {
+        m_slots.clear();  // a dead master: its replica may have the slot now
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, milliseconds(500));
+    } else {
+      return r;
+    }
+    if (Clock::now() >= deadline && !(f == Fault::Frozen && !e.script.empty())) {
+      Error err = std::move(r).error();
+      err.message += " (gave up after " + std::to_string(duration_cast<seconds>(m_url.timeout).count()) + " s, " +
+                     std::to_string(attempt) + " tries)";
+      err.code = err.code == 0 ? EIO : err.code;
+      return err;
+    }
+    r = f == Fault::Lost && e.op != 0 ? recover(e, deadline) : send_one(e, deadline, asking);
+  }
 }
 
 Result<Reply> Connection::read_reply() {
-  if (m_pending == 0) {
+  if (m_head >= m_queue.size()) {
     return make_error(EIO, "redis: no pipelined reply pending");
   }
-  if (m_ctx == nullptr) {
-    --m_pending;
-    return make_error(EIO, "redis: connection to " + m_url.display() + " lost: " + m_last_error);
+  Entry& e = *m_queue[m_head];
+  Deadline reply_deadline = Clock::now() + _reply_timeout(m_url);
+  // Send what is queued, on every node, before waiting for anything.
+  for (auto& n : m_nodes) {
+    (void)flush(*n, reply_deadline);
   }
-  void* raw = nullptr;
-  --m_pending;
-  if (m_unsent) {  // the first reply of a pipeline: its one round trip
-    g_round_trips.fetch_add(1, std::memory_order_relaxed);
-    m_unsent = false;
+  Result<Reply> first = make_error(EIO, "");
+  if (e.early) {
+    first = std::move(*e.early);
+  } else if (e.node == nullptr) {
+    first = e.unsent;
+  } else if (e.node->gen != e.gen || !e.node->up()) {
+    first = e.sent ? Error{EIO, "redis: connection to " + e.node->address + " lost", Fault::Lost}
+                   : Error{EIO, "redis: connection to " + e.node->address + " lost", Fault::Unreachable};
+  } else {
+    first = read_raw(*e.node, reply_deadline);
   }
-  std::size_t left = m_pending;
-  if (redisGetReply(m_ctx, &raw) != REDIS_OK) {
-    auto r = check(nullptr);
-    m_pending = left;  // drop() reset it; each remaining entry reports the loss
-    return r;
+  e.answered = true;
+  auto r = settle(e, std::move(first));
+  ++m_head;
+  if (m_head == m_queue.size()) {
+    m_queue.clear();
+    m_head = 0;
   }
-  return check(static_cast<redisReply*>(raw));
+  return r;
 }
 
 Result<std::vector<Reply>> Connection::read_all() {
   std::vector<Reply> out;
-  out.reserve(m_pending);
+  out.reserve(pending());
   std::optional<Error> first;
-  while (m_pending > 0) {
+  while (pending() > 0) {
     auto r = read_reply();
     if (!r.ok()) {
       if (!first) {
@@ -295,66 +959,129 @@ Result<std::vector<Reply>> Connection::read_all() {
   return out;
 }
 
-template <class K, class A>
-static std::vector<std::string_view> _evalsha_argv(std::string_view sha, std::string_view nkeys, std::span<K> keys,
-                                                   std::span<A> args) {
-  std::vector<std::string_view> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.emplace_back(sha);
-  argv.emplace_back(nkeys);
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
+void Connection::append(std::span<const std::string_view> argv) { queue(argv, {}, 0); }
+
+void Connection::append(std::initializer_list<std::string_view> argv) {
+  append(std::span<const std::string_view>(argv.begin(), argv.size()));
 }
 
-Result<std::string> Connection::script_sha(std::string_view name, bool reload) {
-  if (!reload) {
-    auto it = m_shas.find(name);
-    if (it != m_shas.end()) {
-      return it->second;
-    }
+void Connection::append(const Args& argv) {
+  std::vector<std::string_view> v(argv.begin(), argv.end());
+  append(std::span<const std::string_view>(v));
+}
+
+Result<Reply> Connection::command(std::span<const std::string_view> argv) {
+  if (pending() != 0) {
+    return make_error(EIO, "redis: command issued with pipelined replies pending");
   }
+  append(argv);
+  return read_reply();
+}
+
+Result<Reply> Connection::command(std::initializer_list<std::string_view> argv) {
+  return command(std::span<const std::string_view>(argv.begin(), argv.size()));
+}
+
+Result<Reply> Connection::command(const Args& argv) {
+  std::vector<std::string_view> v(argv.begin(), argv.end());
+  return command(std::span<const std::string_view>(v));
+}
+
+Result<std::string> Connection::script_sha(std::string_view name, bool reload, Node& n, Deadline deadline) {
   const lua::ScriptSource* src = lua::find_script(name);
   if (src == nullptr) {
     return make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
   }
+  if (!reload) {
+    if (auto it = m_shas.find(src->name); it != m_shas.end()) {
+      return it->second;
+    }
+    return m_shas[src->name] = _sha1_hex(src->text);
+  }
   std::string_view text = src->text;
-  auto loaded = command({"SCRIPT", "LOAD", text});
-  if (!loaded.ok() && loaded.error().code == EIO && text.starts_with("#!") &&
-      loaded.error().message.find("lost") == std::string::npos) {
+  Entry load;
+  load.cmd = _format(std::initializer_list<std::string_view>{"SCRIPT", "LOAD", text});
+  load.idempotent = true;
+  load.start = Clock::now();
+  load.slot = -1;
+  (void)deadline;
+  // SCRIPT LOAD goes to the node that said NOSCRIPT.
+  std::string keyless = m_keyless_node;
+  m_keyless_node = n.address;
+  auto loaded = settle(load, send_one(load, deadline, false));
+  if (!loaded.ok() && loaded.error().fault == Fault::None && text.starts_with("#!")) {
     // A server older than Redis 7 knows no shebang (script flags): load
     // the script without it (it then runs as before: refused by a full
     // server at its first write).
     text.remove_prefix(std::min(text.size(), text.find('\n') + 1));
-    loaded = command({"SCRIPT", "LOAD", text});
+    load.cmd = _format(std::initializer_list<std::string_view>{"SCRIPT", "LOAD", text});
+    loaded = settle(load, send_one(load, deadline, false));
   }
+  m_keyless_node = keyless;
   TRY_ASSIGN(Reply r, std::move(loaded));
   std::string sha(r.view().str());
   m_shas[src->name] = sha;
   return sha;
 }
 
+void Connection::append_eval(std::string_view name, std::span<const std::string_view> keys,
+                             std::span<const std::string_view> args) {
+  const lua::ScriptSource* src = lua::find_script(name);
+  if (src == nullptr) {
+    m_queue.push_back(std::make_unique<Entry>());
+    m_queue.back()->unsent = make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
+    return;
+  }
+  std::string sha;
+  if (auto it = m_shas.find(src->name); it != m_shas.end()) {
+    sha = it->second;
+  } else {
+    sha = m_shas[src->name] = _sha1_hex(src->text);
+  }
+  bool writes = _script_writes(*src);
+  std::uint64_t op = writes && !m_op_log.empty() ? ++m_op_seq : 0;
+  std::string op_arg;
+  if (writes) {
+    // The last key and argument are the outcome record's (embed_lua.cmake):
+    // "" as the id means "do not record".
+    auto ttl = std::max<long long>(600000, 2 * m_url.timeout.count());
+    op_arg = op != 0 ? std::to_string(op) + ":" + std::to_string(ttl) : std::string();
+  }
+  std::string nkeys = std::to_string(keys.size() + (writes ? 1 : 0));
+  std::vector<std::string_view> argv;
+  argv.reserve(5 + keys.size() + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(sha);
+  argv.emplace_back(nkeys);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  if (writes) {
+    argv.emplace_back(op != 0 ? std::string_view(m_op_log) : (keys.empty() ? std::string_view() : keys[0]));
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (writes) {
+    argv.emplace_back(op_arg);
+  }
+  queue(argv, src->name, op);
+  if (!writes) {
+    m_queue.back()->idempotent = true;
+  }
+}
+
 Result<Reply> Connection::eval(std::string_view name, std::span<const std::string> keys,
                                std::span<const std::string> args) {
-  TRY(ensure_connected());
-  std::string nkeys = std::to_string(keys.size());
-  for (int attempt = 0;; ++attempt) {
-    TRY_ASSIGN(std::string sha, script_sha(name, attempt > 0));
-    std::vector<std::string_view> argv = _evalsha_argv(sha, nkeys, keys, args);
-    auto r = command(std::span<const std::string_view>(argv));
-    if (!r.ok() && attempt == 0 && r.error().message.find("NOSCRIPT") != std::string::npos) {
-      continue;  // the server restarted (or flushed its scripts): load again
-    }
-    if (!r.ok()) {
-      Error e = std::move(r).error();
-      if (e.code != EIO || e.message.find("lost") != std::string::npos) {
-        return e;
-      }
-      return make_error(EIO, "script " + std::string(name) + ": " + e.message);
-    }
-    return r;
+  if (pending() != 0) {
+    return make_error(EIO, "redis: script issued with pipelined replies pending");
   }
+  std::vector<std::string_view> k(keys.begin(), keys.end());
+  std::vector<std::string_view> a(args.begin(), args.end());
+  append_eval(name, k, a);
+  auto r = read_reply();
+  if (!r.ok() && r.error().code == EIO && r.error().fault == Fault::None) {
+    Error e = std::move(r).error();
+    e.message = "script " + std::string(name) + ": " + e.message;
+    return e;
+  }
+  return r;
 }
 
 Result<Reply> Connection::eval(std::string_view name, std::initializer_list<std::string> keys,
@@ -364,19 +1091,73 @@ Result<Reply> Connection::eval(std::string_view name, std::initializer_list<std:
 }
 
 Status Connection::load_script(std::string_view name, bool reload) {
-  TRY(ensure_connected());
-  TRY(script_sha(name, reload));
+  if (reload) {
+    if (const lua::ScriptSource* src = lua::find_script(name)) {
+      m_shas.erase(src->name);
+    }
+  }
   return {};
 }
 
-void Connection::append_eval(std::string_view name, std::span<const std::string_view> keys,
-                             std::span<const std::string_view> args) {
-  const lua::ScriptSource* src = lua::find_script(name);
-  auto it = src != nullptr ? m_shas.find(src->name) : m_shas.end();
-  std::string sha = it != m_shas.end() ? it->second : std::string(40, '0');  // NOSCRIPT if not loaded
-  std::string nkeys = std::to_string(keys.size());
-  std::vector<std::string_view> argv = _evalsha_argv(sha, nkeys, keys, args);
-  append(std::span<const std::string_view>(argv));
+Result<std::vector<std::string>> Connection::masters() {
+  if (!m_cluster) {
+    TRY(node_for(-1, Clock::now() + m_url.timeout));
+    if (!m_cluster) {
+      return std::vector<std::string>{m_main};
+    }
+  }
+  TRY_ASSIGN(Reply r, command({"CLUSTER", "SLOTS"}));
+  std::vector<std::string> out;
+  ReplyView v = r.view();
+  std::string default_host;
+  {
+    std::string host;
+    int port = 0;
+    if (_split_address(m_main, host, port)) {
+      default_host = host;
+    }
+  }
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    ReplyView range = v[i];
+    if (range.size() < 3 || range[2].size() < 2) {
+      continue;
+    }
+    std::string host(range[2][0].str());
+    if (host.empty() || host == "?") {
+      host = default_host;
+    }
+    auto port = range[2][1].as_int();
+    if (!port) {
+      continue;
+    }
+    std::string a = HostPort{host, static_cast<int>(*port)}.display();
+    if (std::find(out.begin(), out.end(), a) == out.end()) {
+      out.push_back(a);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseconds timeout,
+                                            std::string_view any_key) {
+  // WAIT counts this connection's writes only: one more write here, after
+  // every other connection's writes this server has applied, makes it
+  // count theirs too (replication is in order).
+  std::string ms = std::to_string(timeout.count());
+  std::string n = std::to_string(replicas);
+  std::string keyless_node = m_keyless_node;
+  int keyless_slot = m_keyless_slot;
+  route_keyless(any_key);
+  append({"SET", any_key, "1", "PX", "60000"});
+  append({"WAIT", n, ms});
+  auto set = read_reply();
+  auto waited = read_reply();
+  m_keyless_node = keyless_node;
+  m_keyless_slot = keyless_slot;
+  TRY(set);
+  TRY_ASSIGN(Reply w, std::move(waited));
+  return w.view().integer();
 }
 
 // ---------------------------------------------------------------- pool
@@ -390,7 +1171,25 @@ Pool::Lease::~Lease() {
   }
 }
 
+void Pool::set_op_log(std::string base) {
+  std::lock_guard lock(m_mutex);
+  m_op_log = std::move(base);
+  for (auto& c : m_idle) {
+    c->set_op_log(m_op_log);
+  }
+}
+
+void Pool::route_keyless(std::string key) {
+  std::lock_guard lock(m_mutex);
+  m_route = std::move(key);
+  for (auto& c : m_idle) {
+    c->route_keyless(m_route);
+  }
+}
+
 Result<Pool::Lease> Pool::acquire() {
+  std::string op_log;
+  std::string route;
   {
     std::lock_guard lock(m_mutex);
     if (!m_idle.empty()) {
@@ -398,8 +1197,33 @@ Result<Pool::Lease> Pool::acquire() {
       m_idle.pop_back();
       return Lease(this, std::move(c));
     }
+    op_log = m_op_log;
+    route = m_route;
   }
-  TRY_ASSIGN(auto c, Connection::open(m_url, m_client_name));
+  auto opened = Connection::open(m_url, m_client_name);
+  std::unique_ptr<Connection> c;
+  if (opened.ok()) {
+    c = std::move(opened).value();
+    std::lock_guard lock(m_mutex);
+    m_reached = true;
+  } else {
+    // The server was reached before: this is an outage, and the first
+    // command waits it out. Never reached: a clear error now.
+    bool outage = false;
+    {
+      std::lock_guard lock(m_mutex);
+      outage = m_reached;
+    }
+    Fault f = opened.error().fault;
+    if (!outage || (f != Fault::Unreachable && f != Fault::Loading && f != Fault::Busy && f != Fault::MasterDown)) {
+      return std::move(opened).error();
+    }
+    c = Connection::unconnected(m_url, m_client_name);
+  }
+  c->set_op_log(op_log);
+  if (!route.empty()) {
+    c->route_keyless(route);
+  }
   return Lease(this, std::move(c));
 }
 

@@ -1,13 +1,31 @@
-// The Redis client layer: URL parsing, one connection (hiredis, synchronous),
-// a pool of them, replies that free themselves, and EVALSHA of the embedded
-// Lua scripts. This header and redis.cpp are the only code that knows about
-// hiredis; everything above sees Reply/ReplyView and Result.
+// The Redis client layer: one connection (our transport, hiredis's RESP
+// reader and formatter), a pool of them, replies that free themselves, and
+// the one runner of the embedded Lua scripts. This header and redis.cpp are
+// the only code that knows about hiredis; everything above sees Reply /
+// ReplyView and Result, and an Error's Fault, never the server's words.
+//
+// Where the server is: a standalone server (TCP, TLS or unix socket), the
+// master named by Sentinel (found through the sentinels at every connect,
+// checked with ROLE, found again after a failover), or a Redis Cluster
+// (detected at connect; each command goes to the master of its first key's
+// slot, MOVED and ASK are followed, SELECT is never sent).
+//
+// The retry policy, the same for every caller (outages cost latency, not
+// errors): until the URL's timeout has passed since a command was first
+// sent, a command the server refused without running it (LOADING, BUSY,
+// MASTERDOWN, READONLY after a failover, TRYAGAIN, CLUSTERDOWN, MOVED, ASK,
+// no connection) is sent again after a back-off; a command whose reply was
+// lost is sent again only when that is harmless (reads, and writes that set
+// a value), and a script that writes has its outcome made checkable: it
+// records its reply under an operation id (set_op_log), and after a lost
+// reply the client reads that record instead of running it twice. NOSCRIPT
+// reloads the script; FROZEN (a snapshot is being taken) is waited out for
+// up to 120 s, then EBUSY. Errors that remain are returned with their Fault.
 //
 // Errors: a server error reply becomes an Error with the errno it stands for
 // (a script's "ENOENT ..." -> ENOENT, "OOM ..." -> ENOSPC, "READONLY" ->
-// EROFS, anything else EIO). A lost connection is EIO; the context is thrown
-// away (hiredis: it cannot be reused after a NULL reply) and the next command
-// connects again, so one in-flight operation fails and later ones work.
+// EROFS, NOPERM -> EACCES, anything else EIO); a connection that cannot be
+// (re)made in time is EIO.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +40,7 @@
 #include <vector>
 
 #include "redis_url.hpp"
+#include "transport.hpp"
 #include "result.hpp"
 
 struct redisReply;
@@ -69,6 +88,10 @@ using Args = std::vector<std::string>;
 
 // Maps a server error string to an errno.
 int errno_for_redis_error(std::string_view error);
+// Maps a server error string to what the client does about it.
+Fault fault_for_redis_error(std::string_view error);
+// The Redis Cluster hash slot of a key (its {hash tag} if it has one).
+int key_slot(std::string_view key);
 
 // Counts over every connection of this process: round trips (a command, or
 // a pipeline up to its first reply) and replies read.
@@ -78,64 +101,106 @@ struct RedisCounters {
 };
 RedisCounters redis_counters();
 
+class Transport;
+struct Node;
+
 class Connection {
  public:
   // Connects now (and again after any lost connection): AUTH, SELECT,
-  // CLIENT SETNAME.
+  // CLIENT SETNAME; finds the master through Sentinel; learns whether the
+  // server is a cluster node.
   static Result<std::unique_ptr<Connection>> open(const RedisUrl& url, std::string client_name);
+  // Not connected yet: the first command connects, under the retry policy
+  // (a pool's connections made during an outage).
+  static std::unique_ptr<Connection> unconnected(const RedisUrl& url, std::string client_name);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // One command; an error reply is returned as an Error.
+  // One command, with the retry policy; an error reply is an Error.
   Result<Reply> command(std::span<const std::string_view> argv);
   Result<Reply> command(std::initializer_list<std::string_view> argv);
   Result<Reply> command(const Args& argv);
 
   // Pipelining: queue commands, then read one reply per queued command, in
-  // order. An error reply is returned as an Error for that entry only; a
-  // lost connection fails every remaining entry.
+  // order. Each entry gets the retry policy of command(); an entry that has
+  // to be sent again runs after the entries queued behind it (so pipeline
+  // only commands that do not depend on each other's order). An error reply
+  // is an Error for that entry only.
   void append(std::span<const std::string_view> argv);
   void append(std::initializer_list<std::string_view> argv);
   void append(const Args& argv);
   Result<Reply> read_reply();
-  std::size_t pending() const { return m_pending; }
+  std::size_t pending() const;
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();
 
-  // EVALSHA of the embedded script `name` (core/lua/<name>.lua), loading it
-  // on first use and again on NOSCRIPT (a restarted server).
+  // The script runner: EVALSHA of the embedded script `name`
+  // (core/lua/<name>.lua), loading it on first use and again on NOSCRIPT.
   Result<Reply> eval(std::string_view name, std::span<const std::string> keys,
                      std::span<const std::string> args);
   Result<Reply> eval(std::string_view name, std::initializer_list<std::string> keys,
                      std::initializer_list<std::string> args);
-
-  // Pipelined EVALSHA: load_script() first (it may itself talk to the
-  // server), then queue commands, append_eval(), and read the replies. A
-  // reply whose error message starts with NOSCRIPT (the server restarted in
-  // between) means the script did not run: load again and resend.
-  Status load_script(std::string_view name, bool reload = false);
+  // Pipelined eval (read its reply with read_reply()).
   void append_eval(std::string_view name, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);
+  // Loads a script now (optional: eval and append_eval load on demand).
+  Status load_script(std::string_view name, bool reload = false);
+
+  // Where the outcome of this connection's writing scripts is recorded:
+  // `base` is a key in the filesystem's slot (Keys::op_log), this
+  // connection appends its own number. Unset: a writing script whose reply
+  // is lost fails with EIO (Fault::Lost) instead of being checked.
+  void set_op_log(std::string base);
+
+  // Cluster: commands without a key (SCAN, INFO, CONFIG, WAIT...) go to the
+  // master of this key's slot (unset: the node we first reached).
+  void route_keyless(std::string_view key);
+  // Cluster: send commands without a key to this master (host:port from
+  // masters()) instead.
+  void route_keyless_to_node(std::string_view address);
+  bool cluster() const { return m_cluster; }
+  // The masters of the cluster (host:port), or just the server we talk to.
+  Result<std::vector<std::string>> masters();
+  // After a write: WAIT until `replicas` replicas have all writes this
+  // server has seen so far (not only this connection's); the number that
+  // confirmed within `timeout`.
+  Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout, std::string_view any_key);
 
   const RedisUrl& url() const { return m_url; }
   // The connection was lost and not made again yet.
-  bool broken() const { return m_ctx == nullptr; }
+  bool broken() const;
 
  private:
+  struct Entry;
   Connection(RedisUrl url, std::string client_name);
-  Status ensure_connected();
-  Status connect_now();
-  void drop(std::string_view why);
-  Result<Reply> check(redisReply* r);
-  Result<std::string> script_sha(std::string_view name, bool reload);
+  Status connect_main(Deadline deadline);
+  Result<Node*> node_for(int slot, Deadline deadline);
+  Result<Node*> node_at(const std::string& address, Deadline deadline);
+  Status setup(Node& n, Deadline deadline);
+  void drop(Node& n, const Error& why);
+  Status flush(Node& n, Deadline deadline);
+  Result<Reply> read_raw(Node& n, Deadline deadline);
+  Result<Reply> send_one(Entry& e, Deadline deadline, bool asking);
+  Result<Reply> settle(Entry& e, Result<Reply> first);
+  Result<Reply> recover(Entry& e, Deadline deadline);
+  Result<std::string> script_sha(std::string_view name, bool reload, Node& n, Deadline deadline);
+  void queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op);
+  Result<Reply> check(Reply r);
 
   RedisUrl m_url;
   std::string m_client_name;
-  redisContext* m_ctx = nullptr;
-  std::size_t m_pending = 0;
-  bool m_unsent = false;  // commands appended since the last read_reply()
-  std::string m_last_error;
+  std::uint64_t m_lane;
+  std::string m_op_log;  // empty: outcomes are not recorded
+  std::uint64_t m_op_seq = 0;
+  bool m_cluster = false;
+  std::string m_main;  // address of the node reached first (the master, in sentinel mode)
+  std::string m_keyless_node;  // cluster: where keyless commands go
+  int m_keyless_slot = -1;
+  std::vector<std::unique_ptr<Node>> m_nodes;
+  std::unordered_map<int, std::string> m_slots;  // cluster: slot -> address learned from MOVED
+  std::vector<std::unique_ptr<Entry>> m_queue;   // sent or to send, replies not read yet
+  std::size_t m_head = 0;
   std::unordered_map<std::string_view, std::string> m_shas;
 };
 
@@ -162,6 +227,12 @@ class Pool {
 
   Result<Lease> acquire();
 
+  // Every connection made or handed out from now on records its writing
+  // scripts' outcomes under this key (Connection::set_op_log), and sends
+  // keyless commands to this key's slot.
+  void set_op_log(std::string base);
+  void route_keyless(std::string key);
+
   const RedisUrl& url() const { return m_url; }
 
  private:
@@ -170,6 +241,9 @@ class Pool {
   RedisUrl m_url;
   std::string m_client_name;
   std::mutex m_mutex;
+  std::string m_op_log;
+  std::string m_route;
+  bool m_reached = false;  // a connection was made once: later failures are outages
   std::vector<std::unique_ptr<Connection>> m_idle;
 };
 

@@ -60,6 +60,10 @@ struct RedisUrl {
   // How long a call waits through an outage (restart, failover, LOADING,
   // cluster reconfiguration) before it fails: --timeout, default 30 s.
   std::chrono::milliseconds timeout{30000};
+  // How long one reply may take before the connection counts as lost (and
+  // the call is retried or checked within `timeout`); 0: `timeout`. A mount
+  // sets it shorter so a stopped master costs seconds, not the whole budget.
+  std::chrono::milliseconds reply_timeout{0};
 
   bool is_sentinel() const { return !sentinels.empty(); }
   // For logs and messages: never shows a password.

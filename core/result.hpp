@@ -12,9 +12,29 @@
 
 namespace redisfs {
 
+// What a Redis server (or the way to it) answered, when that decides what
+// the client does next; set once, by the client layer (redis.cpp), so no
+// caller searches messages for words.
+enum class Fault : unsigned char {
+  None,
+  Unreachable,  // could not connect: nothing was sent
+  Lost,         // the connection broke or no reply came in time: it may have run
+  Loading,      // LOADING: the server is reading its data set
+  Busy,         // BUSY: another script runs too long
+  MasterDown,   // MASTERDOWN: a replica lost its master
+  ReadOnly,     // READONLY: we are talking to a replica
+  TryAgain,     // TRYAGAIN: keys of a script are being migrated between shards
+  ClusterDown,  // CLUSTERDOWN
+  Moved,        // MOVED slot host:port
+  Ask,          // ASK slot host:port
+  NoScript,     // NOSCRIPT: the server lost our scripts
+  Frozen,       // FROZEN: a snapshot is being taken (our scripts)
+};
+
 struct Error {
   int code = EIO;       // positive errno
   std::string message;  // one line, no trailing newline
+  Fault fault = Fault::None;
 };
 
 inline Error make_error(int code, std::string message) { return Error{code, std::move(message)}; }

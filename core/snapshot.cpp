@@ -601,7 +601,7 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
         if (all || temp_kind(prefix) == TempKind::None) {
           prefixes.insert(std::move(prefix));
         }
-      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Freeze &&
+      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Freeze && kind != KeyKind::OpLog &&
                  validate_prefix(prefix).ok()) {
         keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }

@@ -134,7 +134,23 @@ Store::~Store() {
 Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
   TRY(validate_prefix(prefix));
   std::unique_ptr<Store> s(new Store(pool, prefix, std::move(opts)));
+  // Keyless commands (SCAN, WAIT...) go to this filesystem's slot; changes
+  // whose reply is lost are checked in this mount's outcome records.
+  pool.route_keyless(s->m_keys.sb());
+  if (!s->m_opts.read_only) {
+    pool.set_op_log(s->m_keys.op_log(s->m_opts.session));
+  }
   TRY_ASSIGN(auto c, pool.acquire());
+  if (c->cluster()) {
+    TRY(check_cluster_prefix(prefix));
+  }
+  if (s->m_opts.sync_replicas < 0) {
+    s->m_opts.sync_replicas = 0;
+    auto r = c->command({"CONFIG", "GET", "min-replicas-to-write"});
+    if (r.ok() && r->view().size() == 2) {
+      s->m_opts.sync_replicas = static_cast<int>(r->view()[1].as_int().value_or(0));
+    }
+  }
   // Alive from the start: another mount's purge_dead_orphans must never
   // take this one's orphans for a dead mount's, and a restore, copy or
   // delete that reserves the prefix after this point sees the mount and
@@ -189,6 +205,23 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
   }
   return s;
+}
+
+Status Store::sync() {
+  if (m_opts.read_only || m_opts.sync_replicas <= 0) {
+    return {};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto timeout = m_pool.url().timeout;
+  TRY_ASSIGN(long long confirmed,
+             c->wait_replicas(m_opts.sync_replicas, timeout, m_keys.op_log(m_opts.session) + "~sync"));
+  if (confirmed < m_opts.sync_replicas) {
+    return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
+                               " replicas confirmed the changes within " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                               " s (--sync-replicas)");
+  }
+  return {};
 }
 
 Status Store::load_superblock(Connection& c) {
@@ -261,7 +294,6 @@ Status Store::writable() const {
 Result<Reply> Store::eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
                                  const std::vector<std::string>& args, const FreshAttrs& fresh,
                                  Ino reporting_dir) {
-  using namespace std::chrono;
   // Every inode and directory a script may change is among its KEYS
   // (prelude.lua).
   std::vector<Ino> inodes;
@@ -277,26 +309,13 @@ Result<Reply> Store::eval_change(Connection& c, std::string_view script, const s
     }
   }
   AttrCache::Change change = m_attrs.begin(inodes);
-  auto start = steady_clock::now();
-  auto pause = milliseconds(1);
-  for (;;) {
-    auto r = c.eval(script, keys, args);
-    if (r.ok() || r.error().message.find("FROZEN") == std::string::npos) {
-      m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
-      if (!r.ok() && reporting_dir != 0) {
-        m_dir_names.forget(reporting_dir);  // it may or may not have run
-      }
-      return r;
-    }
-    // A snapshot is being taken: its freeze lasts as long as the copy.
-    if (steady_clock::now() - start > seconds(120)) {
-      m_attrs.end(change);
-      m_dir_names.forget(reporting_dir);
-      return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, milliseconds(50));
+  // The runner waits out a freeze (snapshot) and outages (redis.hpp).
+  auto r = c.eval(script, keys, args);
+  m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
+  if (!r.ok() && reporting_dir != 0) {
+    m_dir_names.forget(reporting_dir);  // it may or may not have run
   }
+  return r;
 }
 
 Result<Ino> Store::allocate_ino(Connection& c) {
@@ -815,37 +834,27 @@ std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
     out.assign(inos.size(), false);
     return out;
   }
-  std::vector<std::size_t> unloaded;  // NOSCRIPT: not run, so run again below
-  {
-    auto c = m_pool.acquire();
-    Status loaded = c ? (*c)->load_script("release") : Status(c.error());
-    if (!loaded) {
-      out.assign(inos.size(), loaded.error());
-      return out;
-    }
-    const std::string orphans = m_keys.orphans();
-    for (Ino ino : inos) {
-      const std::string open = m_keys.open(ino);
-      const std::string inode = m_keys.inode(ino);
-      const std::string num = _str(ino);
-      const std::string_view keys[] = {open, inode, orphans};
-      const std::string_view args[] = {m_opts.session, num};
-      (*c)->append_eval("release", keys, args);
-    }
-    for (std::size_t i = 0; i < inos.size(); ++i) {
-      auto r = (*c)->read_reply();
-      if (r) {
-        out.emplace_back(r->view().integer() == 1);
-      } else {
-        if (r.error().message.find("NOSCRIPT") != std::string::npos) {
-          unloaded.push_back(i);
-        }
-        out.emplace_back(r.error());
-      }
-    }
+  auto c = m_pool.acquire();
+  if (!c) {
+    out.assign(inos.size(), c.error());
+    return out;
   }
-  for (std::size_t i : unloaded) {
-    out[i] = release_file(inos[i]);  // eval() loads the script again
+  const std::string orphans = m_keys.orphans();
+  for (Ino ino : inos) {
+    const std::string open = m_keys.open(ino);
+    const std::string inode = m_keys.inode(ino);
+    const std::string num = _str(ino);
+    const std::string_view keys[] = {open, inode, orphans};
+    const std::string_view args[] = {m_opts.session, num};
+    (*c)->append_eval("release", keys, args);
+  }
+  for (std::size_t i = 0; i < inos.size(); ++i) {
+    auto r = (*c)->read_reply();
+    if (r) {
+      out.emplace_back(r->view().integer() == 1);
+    } else {
+      out.emplace_back(r.error());
+    }
   }
   return out;
 }
@@ -1168,14 +1177,10 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   const std::uint64_t bs = m_sb.block_size;
-  using namespace std::chrono;
-  auto start = steady_clock::now();
-  auto pause = milliseconds(1);
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");
     }
-    TRY(c->load_script("write"));
     // Pieces of k_inline_max bytes or more travel as TMP keys set in the
     // same pipeline; smaller ones as script arguments.
     std::vector<std::string> owned;  // key names and numbers the views point into
@@ -1228,27 +1233,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
       }
     }
     if (failure) {
-      const std::string& msg = failure->message;
-      if (msg.find("NOSCRIPT") != std::string::npos) {
-        // The server restarted between load and use: the script never ran,
-        // so its TMP keys are ours to remove before sending new ones.
-        for (std::size_t i = 4; i < keys.size(); i += 2) {
-          if (keys[i] != inode_key) {
-            c->append({"DEL", keys[i]});
-          }
-        }
-        (void)c->read_all();
-        TRY(c->load_script("write", true));
-        continue;
-      }
-      if (msg.find("FROZEN") != std::string::npos) {
-        if (steady_clock::now() - start > seconds(120)) {
-          return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
-        }
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, milliseconds(50));
-        continue;
-      }
+      // (NOSCRIPT, FROZEN, outages: the runner has retried what it could.)
       return std::move(*failure);
     }
     ReplyView v = result.view();

@@ -96,6 +96,10 @@ struct StoreOptions {
   // this mount knows to be the whole of a directory it made (DirNames);
   // 0 = never. The daemon passes its entry_timeout.
   double names_cache_seconds = 0;
+  // fsync waits until this many replicas have every change (WAIT); -1:
+  // what the server's min-replicas-to-write asks for (0 when it cannot be
+  // read, or on a standalone server).
+  int sync_replicas = -1;
 };
 
 class Store {
@@ -216,6 +220,10 @@ class Store {
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
   Status end_session();
+  // fsync / fdatasync: every change made so far (by any mount) is on
+  // sync_replicas replicas, or EIO. Nothing to do without replicas asked.
+  Status sync();
+  int sync_replicas() const { return m_opts.sync_replicas; }
 
  private:
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);

@@ -5,8 +5,10 @@
 // kernel keep its page cache across opens (the data cannot change under
 // it); a read-write mount drops it at each open, so a file changed by
 // another host is read afresh. Data is on the server when write() returns,
-// so flush and fsync have nothing left to do: durability is the server's
-// (its appendonly/save settings). There is no flush handler at all: the
+// so flush has nothing left to do, and fsync only this: with replicas asked
+// for (--sync-replicas), it waits until they have every change (WAIT), or
+// fails with EIO. Beyond that durability is the server's (its
+// appendonly/save settings). There is no flush handler at all: the
 // kernel then stops sending FLUSH after the first ENOSYS, which saves a
 // round trip through /dev/fuse on every close(2). (Locks are the kernel's:
 // redisfs has no lock handlers, so FLUSH carries nothing for them either.)
@@ -49,6 +51,13 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   }
 }
 
-void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+void fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  if (Status st = session.store().sync(); !st) {
+    reply_fail(req, "fsync", ino, {}, st.error());
+    return;
+  }
+  reply_ok(req);
+}
 
 }  // namespace redisfs::op

@@ -186,6 +186,13 @@ void releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   reply_ok(req);
 }
 
-void fsyncdir(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+void fsyncdir(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  if (Status st = session.store().sync(); !st) {
+    reply_fail(req, "fsyncdir", ino, {}, st.error());
+    return;
+  }
+  reply_ok(req);
+}
 
 }  // namespace redisfs::op
