@@ -5,12 +5,19 @@
 // never has to be on the command line: for a --redis / REDISFS_URL server,
 // the one in the URL is overridden by REDISFS_PASSWORD, which is overridden
 // by --password-file (its first line). The embedded server has no password.
-// No error message ever contains a password.
+// No error message ever contains a password; one given in argv anyway is
+// scrubbed from it at start (scrub_password_in_argv).
+//
+// The server's environment (REDISFS_PASSWORD, REDISFS_SENTINEL_*,
+// REDISFS_TLS_*) applies to a server named by a URL or --sentinel, never
+// to the embedded default; a TLS variable with TLS off is an error there,
+// as the option would be, so nobody talks plain text believing otherwise.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "embedded.hpp"
 #include "redis.hpp"
@@ -48,5 +55,24 @@ struct Endpoint {
 };
 
 Result<Endpoint> resolve_endpoint(const EndpointOptions& opts);
+
+// Overwrites with '*' the password of every --redis URL and --sentinel
+// spec in argv (as "--redis VALUE" or "--redis=VALUE"), in place, so
+// /proc/PID/cmdline stops showing it. Call it first thing in main, after
+// taking an ArgvCopy for the parser.
+void scrub_password_in_argv(int argc, char** argv);
+
+// A private copy of argv for the command-line parser: the original is
+// about to be scrubbed.
+class ArgvCopy {
+ public:
+  ArgvCopy(int argc, const char* const* argv);
+  int argc() const { return static_cast<int>(m_ptrs.size()); }
+  const char* const* argv() const { return m_ptrs.data(); }
+
+ private:
+  std::vector<std::string> m_args;
+  std::vector<const char*> m_ptrs;
+};
 
 }  // namespace redisfs
