@@ -28,6 +28,30 @@ static std::optional<std::string> _env(const char* name) {
   return std::string(v);
 }
 
+static const EndpointTextOption k_text_options[] = {
+    {"--redis", "URL",
+     "Server URL: redis://[user[:password]@]host[:port][/db], rediss://... (TLS), unix://[user@]/path.sock[?db=N] "
+     "or redis-sentinel://host:port[,host:port...]/MASTER (default: $REDISFS_URL, else the embedded server)",
+     &EndpointOptions::url},
+    {"--password-file", "FILE", "Read the server password from the first line of FILE (else $REDISFS_PASSWORD)",
+     &EndpointOptions::password_file},
+    {"--sentinel", "HOST:PORT[,...]/MASTER", "Find the master MASTER through these Redis Sentinels (not with --redis)",
+     &EndpointOptions::sentinel},
+    {"--tls-ca-cert", "FILE", "CA certificates (PEM) to verify the server with (default: $REDISFS_TLS_CA_CERT, "
+                              "else the system's)",
+     &EndpointOptions::tls_ca_cert},
+    {"--tls-ca-cert-dir", "DIR", "Directory of CA certificates (default: $REDISFS_TLS_CA_CERT_DIR)",
+     &EndpointOptions::tls_ca_cert_dir},
+    {"--tls-cert", "FILE", "Client certificate (PEM) for servers that ask for one (default: $REDISFS_TLS_CERT)",
+     &EndpointOptions::tls_cert},
+    {"--tls-key", "FILE", "Private key of --tls-cert (default: $REDISFS_TLS_KEY)", &EndpointOptions::tls_key},
+    {"--tls-server-name", "NAME", "Name to send (SNI) and verify in the server's certificate "
+                                  "(default: $REDISFS_TLS_SERVER_NAME, else the host connected to)",
+     &EndpointOptions::tls_server_name},
+};
+
+std::span<const EndpointTextOption> endpoint_text_options() { return k_text_options; }
+
 std::string default_data_dir() {
   if (auto xdg = _env("XDG_DATA_HOME"); xdg && (*xdg)[0] == '/') {
     return *xdg + "/redisfs";

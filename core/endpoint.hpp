@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,23 @@ struct EndpointOptions {
   // --timeout SECONDS (else REDISFS_TIMEOUT; default 30).
   std::optional<double> timeout_s;
 };
+
+// The command-line options both mains offer for EndpointOptions' string
+// fields, so the two spell and explain them alike (the core knows nothing
+// of the parser: a main adds each one to its own).
+struct EndpointTextOption {
+  const char* name;       // "--tls-cert"
+  const char* type_name;  // "FILE"
+  const char* help;
+  std::optional<std::string> EndpointOptions::*field;
+};
+std::span<const EndpointTextOption> endpoint_text_options();
+// The help of --tls and --timeout SECONDS (EndpointOptions::tls, timeout_s).
+inline constexpr const char* k_tls_option_help =
+    "Use TLS with a redis:// or --sentinel server (rediss:// always does)";
+inline constexpr const char* k_timeout_option_help =
+    "How long a call waits through a server outage (restart, failover) before it fails "
+    "(default: $REDISFS_TIMEOUT, else 30)";
 
 // $XDG_DATA_HOME/redisfs, else $HOME/.local/share/redisfs.
 std::string default_data_dir();
