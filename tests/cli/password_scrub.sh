@@ -25,29 +25,16 @@ MNT=$T/mnt
 BG_PIDS=()
 
 cleanup() {
-  local pid i
-  exec 3>&- 2>/dev/null || true
+  local pid
+  exec 3>&-
   if command -v mountpoint >/dev/null && mountpoint -q "$MNT" 2>/dev/null; then
     fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
   fi
   for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop_pid "$pid"
   done
   if [[ -s $T/redis.pid ]]; then
-    pid=$(cat "$T/redis.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop_pid "$(cat "$T/redis.pid")"
   fi
   rm -rf "$T"
 }
