@@ -77,19 +77,21 @@ argv_of() {
   tr '\0' ' ' <"/proc/$1/cmdline"
 }
 
-# check_scrubbed PID WHAT: PID runs, and within 10 s (at once, in fact)
-# its command line shows the user but stars for the password.
+# check_scrubbed PID BINARY: PID runs BINARY (once the background shell
+# has exec'd it) and within 10 s (at once, in fact) its command line shows
+# the user but stars for the password.
 check_scrubbed() {
-  local pid=$1 what=$2 i cmdline=
+  local pid=$1 bin=$2 i cmdline=
   for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || fail "$what exited early"
+    kill -0 "$pid" 2>/dev/null || fail "${bin##*/} exited early"
     cmdline=$(argv_of "$pid")
-    [[ $cmdline == *"$PW"* ]] || break
+    [[ $cmdline != "$bin "* || $cmdline == *"$PW"* ]] || break
     sleep 0.05
   done
-  [[ $cmdline != *"$PW"* ]] || fail "$what still shows the password in /proc/$pid/cmdline: $cmdline"
-  [[ $cmdline == *"unix://fsuser:${PW//?/*}@$SOCK"* ]] || fail "$what: unexpected command line: $cmdline"
-  note "$what: $cmdline"
+  [[ $cmdline == "$bin "* ]] || fail "process $pid is not ${bin##*/}: $cmdline"
+  [[ $cmdline != *"$PW"* ]] || fail "${bin##*/} still shows the password in /proc/$pid/cmdline: $cmdline"
+  [[ $cmdline == *"unix://fsuser:${PW//?/*}@$SOCK"* ]] || fail "${bin##*/}: unexpected command line: $cmdline"
+  note "${bin##*/}: $cmdline"
 }
 
 "$REDISFS_SNAP_BIN" --redis="$URL" dump "$P" -o "$T/dump.json" 2>"$T/dump.err" ||
@@ -102,7 +104,7 @@ exec 3<>"$T/fifo"  # held open: the restore blocks reading until we write
 "$REDISFS_SNAP_BIN" --redis "$URL" restore --prefix "${P}2" - <"$T/fifo" >"$T/restore.out" 2>&1 3>&- &
 RESTORE_PID=$!
 BG_PIDS+=("$RESTORE_PID")
-check_scrubbed "$RESTORE_PID" "redisfs-snap restore"
+check_scrubbed "$RESTORE_PID" "$REDISFS_SNAP_BIN"
 cat "$T/dump.json" >&3
 exec 3>&-
 rc=0
@@ -129,7 +131,7 @@ for ((i = 0; i < 200; i++)); do
   sleep 0.05
 done
 mountpoint -q "$MNT" || fail "redisfs did not mount: $(cat "$T/mount.out")"
-check_scrubbed "$MOUNT_PID" "redisfs"
+check_scrubbed "$MOUNT_PID" "$REDISFS_BIN"
 [[ $(cat "$MNT/hello") == hello ]] || fail "the mount does not read the file"
 echo written >"$MNT/new"
 [[ $(cat "$MNT/new") == written ]] || fail "the mount does not write"
