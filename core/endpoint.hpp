@@ -1,7 +1,9 @@
 // Which Redis a mount or a tool talks to, decided the same way by both mains.
 //
-// The URL comes from --redis, else the environment (REDISFS_URL), else the
-// embedded default store (embedded.hpp) in the data directory. A password
+// The URL comes from --redis or --sentinel (not both), else the environment
+// (REDISFS_URL), else the embedded default store (embedded.hpp) in the data
+// directory. The outage budget (RedisUrl::timeout) is --timeout, else
+// REDISFS_TIMEOUT, else 30 s, for every server. A password
 // never has to be on the command line: for a --redis / REDISFS_URL server,
 // the one in the URL is overridden by REDISFS_PASSWORD, which is overridden
 // by --password-file (its first line). The embedded server has no password.
@@ -85,6 +87,8 @@ void scrub_password_in_argv(int argc, char** argv);
 class ArgvCopy {
  public:
   ArgvCopy(int argc, const char* const* argv);
+  ArgvCopy(const ArgvCopy&) = delete;  // m_ptrs points into m_args
+  ArgvCopy& operator=(const ArgvCopy&) = delete;
   int argc() const { return static_cast<int>(m_ptrs.size()); }
   const char* const* argv() const { return m_ptrs.data(); }
 
