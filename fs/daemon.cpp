@@ -63,6 +63,35 @@ static Result<double> _parse_timeout(std::string_view name, std::string_view tex
   return value;
 }
 
+static Result<int> _parse_replicas(std::string_view text) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    return make_error(EINVAL, "-o sync_replicas: not a number of replicas (0 or more): '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+// The -o spelling of a TLS file or name option (tls_cert=...): its field.
+static std::optional<std::string> EndpointOptions::*_tls_mount_option(std::string_view key) {
+  if (key == "tls_ca_cert") {
+    return &EndpointOptions::tls_ca_cert;
+  }
+  if (key == "tls_ca_cert_dir") {
+    return &EndpointOptions::tls_ca_cert_dir;
+  }
+  if (key == "tls_cert") {
+    return &EndpointOptions::tls_cert;
+  }
+  if (key == "tls_key") {
+    return &EndpointOptions::tls_key;
+  }
+  if (key == "tls_server_name") {
+    return &EndpointOptions::tls_server_name;
+  }
+  return nullptr;
+}
+
 Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg) {
   for (const std::string& list : options) {
     std::string_view rest = list;
@@ -80,6 +109,14 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         TRY_ASSIGN(cfg.attr_timeout, _parse_timeout(key, value));
       } else if (key == "entry_timeout") {
         TRY_ASSIGN(cfg.entry_timeout, _parse_timeout(key, value));
+      } else if (key == "timeout" && eq != std::string_view::npos) {
+        TRY_ASSIGN(cfg.endpoint.timeout_s, _parse_timeout(key, value));  // its range: resolve_endpoint
+      } else if (key == "sync_replicas" && eq != std::string_view::npos) {
+        TRY_ASSIGN(cfg.sync_replicas, _parse_replicas(value));
+      } else if (opt == "tls") {
+        cfg.endpoint.tls = true;
+      } else if (auto field = _tls_mount_option(key); field && eq != std::string_view::npos) {
+        cfg.endpoint.*field = std::string(value);
       } else if (opt == "noatime") {
         cfg.noatime = true;
       } else if (opt == "ro") {
@@ -599,26 +636,22 @@ int run_daemon(DaemonConfig cfg) {
     log_error(st.error().message);
     return 1;
   }
-  if (!cfg.data_dir.empty()) {
+  if (!cfg.endpoint.data_dir.empty()) {
     std::error_code ec;
-    std::filesystem::path abs = std::filesystem::absolute(cfg.data_dir, ec);
+    std::filesystem::path abs = std::filesystem::absolute(cfg.endpoint.data_dir, ec);
     if (!ec) {
-      cfg.data_dir = abs.lexically_normal().string();
+      cfg.endpoint.data_dir = abs.lexically_normal().string();
     }
   }
-  if (cfg.password_file) {
+  if (cfg.endpoint.password_file) {
     std::error_code ec;
-    std::filesystem::path abs = std::filesystem::absolute(*cfg.password_file, ec);
+    std::filesystem::path abs = std::filesystem::absolute(*cfg.endpoint.password_file, ec);
     if (!ec) {
-      cfg.password_file = abs.string();
+      cfg.endpoint.password_file = abs.string();
     }
   }
 
-  EndpointOptions eo;
-  eo.url = cfg.redis_url;
-  eo.password_file = cfg.password_file;
-  eo.data_dir = cfg.data_dir;
-  Result<Endpoint> endpoint = resolve_endpoint(eo);
+  Result<Endpoint> endpoint = resolve_endpoint(cfg.endpoint);
   if (!endpoint) {
     log_error(endpoint.error().message);
     return 1;

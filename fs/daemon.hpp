@@ -9,15 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "endpoint.hpp"
 #include "result.hpp"
 
 namespace redisfs {
 
 struct DaemonConfig {
   std::string mountpoint;
-  std::optional<std::string> redis_url;
-  std::optional<std::string> password_file;
-  std::string data_dir;
+  EndpointOptions endpoint;  // --redis, --sentinel, --password-file, TLS, --timeout, --data-dir
   std::string prefix = "SKX";
   bool read_only = false;
   bool writable_snapshot = false;
@@ -35,11 +34,17 @@ struct DaemonConfig {
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
   std::vector<std::string> fuse_options;  // -o options passed on to the mount
+  // --sync-replicas N: fsync/fdatasync/syncfs wait for N replicas (WAIT).
+  // Unset: the server's min-replicas-to-write, or 0.
+  std::optional<int> sync_replicas;
 };
 
 // Takes the -o lists apart: attr_timeout=, entry_timeout=, noatime, ro,
 // rw, default_permissions, fsname= and subtype= are ours (noatime and ro
-// are passed on too); every other option goes to FUSE as is.
+// are passed on too), and so are the server options timeout=,
+// sync_replicas=, tls and tls_ca_cert=, tls_ca_cert_dir=, tls_cert=,
+// tls_key=, tls_server_name= (what --timeout, --sync-replicas, --tls, ...
+// set); every other option goes to FUSE as is.
 Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg);
 
 // "65536", "64K", "64KiB", "1M": a power of two from 4 KiB to 4 MiB.

@@ -15,6 +15,7 @@
 #pragma GCC diagnostic pop
 
 #include "daemon.hpp"
+#include "endpoint.hpp"
 #include "keys.hpp"
 
 // Exit status for a command line we cannot use (see EXIT STATUS in redisfs(1)).
@@ -24,9 +25,11 @@ int main(int argc, char** argv) {
   // hiredis writes with write(2): a server closing the socket must be an
   // error on that connection, not the death of the daemon.
   std::signal(SIGPIPE, SIG_IGN);
+  // The parser reads a copy: the password of a --redis URL leaves argv
+  // (and /proc/PID/cmdline) before anything slow happens.
+  const redisfs::ArgvCopy args(argc, argv);
+  redisfs::scrub_password_in_argv(argc, argv);
   redisfs::DaemonConfig cfg;
-  std::string redis_url;
-  std::string password_file;
   std::string block_size;
   std::vector<std::string> mount_options;
   bool no_default_permissions = false;
@@ -34,12 +37,15 @@ int main(int argc, char** argv) {
   CLI::App app{"redisfs: mount a POSIX filesystem stored in Redis (FUSE)", "redisfs"};
   app.set_version_flag("--version", std::string("redisfs ") + REDISFS_VERSION + " (libfuse " + fuse_pkgversion() + ")");
   app.add_option("MOUNTPOINT", cfg.mountpoint, "Directory to mount on")->required()->type_name("DIR");
-  app.add_option("--redis", redis_url,
-                 "Server URL: redis://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N] "
-                 "(default: $REDISFS_URL, else the embedded server)")
-      ->type_name("URL");
-  app.add_option("--password-file", password_file, "Read the server password from the first line of FILE")
-      ->type_name("FILE");
+  for (const redisfs::EndpointTextOption& o : redisfs::endpoint_text_options()) {
+    app.add_option(o.name, cfg.endpoint.*o.field, o.help)->type_name(o.type_name);
+  }
+  app.add_flag("--tls", cfg.endpoint.tls, redisfs::k_tls_option_help);
+  app.add_option("--timeout", cfg.endpoint.timeout_s, redisfs::k_timeout_option_help)->type_name("SECONDS");
+  app.add_option("--sync-replicas", cfg.sync_replicas,
+                 "fsync waits until N replicas have the change (default: the server's min-replicas-to-write)")
+      ->check(CLI::Range(0, 100000).description(""))
+      ->type_name("N");
   app.add_option("--prefix", cfg.prefix, "Key prefix of the filesystem")
       ->envname("REDISFS_PREFIX")
       ->capture_default_str()
@@ -50,7 +56,7 @@ int main(int argc, char** argv) {
                "Mount read-write although the server may evict keys (it can lose file data)");
   app.add_option("--block-size", block_size, "Block size of a new filesystem: 4K to 4M, a power of two (default 64K)")
       ->type_name("N");
-  app.add_option("--data-dir", cfg.data_dir, "Data directory of the embedded server")->type_name("DIR");
+  app.add_option("--data-dir", cfg.endpoint.data_dir, "Data directory of the embedded server")->type_name("DIR");
   app.add_flag("-f,--foreground", cfg.foreground, "Stay in the foreground");
   app.add_flag("-d,--debug", cfg.debug, "Debug output (FUSE requests and redisfs); implies -f");
   app.add_flag("-s,--single-threaded", cfg.single_threaded, "Serve requests from one thread");
@@ -61,17 +67,11 @@ int main(int argc, char** argv) {
       ->type_name("OPT[,OPT...]");
 
   try {
-    app.parse(argc, argv);
+    app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : k_usage_error;
   }
 
-  if (!redis_url.empty()) {
-    cfg.redis_url = redis_url;
-  }
-  if (!password_file.empty()) {
-    cfg.password_file = password_file;
-  }
   if (!block_size.empty()) {
     auto parsed = redisfs::parse_block_size(block_size);
     if (!parsed) {

@@ -48,3 +48,15 @@ need_binary() {
   [[ -n $value ]] || skip "$1 is not set"
   [[ -x $value ]] || skip "$1=$value is not an executable"
 }
+
+# stop_pid PID: SIGTERM, up to 5 s to go, then SIGKILL (for cleanup traps:
+# never fails, a process already gone is fine).
+stop_pid() {
+  local i
+  kill -TERM "$1" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  kill -KILL "$1" 2>/dev/null || true
+}

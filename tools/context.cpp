@@ -12,11 +12,7 @@ Result<Pool*> ToolContext::pool() {
   if (m_pool) {
     return m_pool.get();
   }
-  EndpointOptions eo;
-  eo.url = opts.url;
-  eo.password_file = opts.password_file;
-  eo.data_dir = opts.data_dir;
-  TRY_ASSIGN(Endpoint endpoint, resolve_endpoint(eo));
+  TRY_ASSIGN(Endpoint endpoint, resolve_endpoint(opts.endpoint));
   m_endpoint.emplace(std::move(endpoint));
   m_pool = std::make_unique<Pool>(m_endpoint->url, "redisfs-snap");
   return m_pool.get();

@@ -17,9 +17,7 @@
 namespace redisfs::snap {
 
 struct GlobalOptions {
-  std::optional<std::string> url;
-  std::optional<std::string> password_file;
-  std::string data_dir;
+  EndpointOptions endpoint;  // --redis, --sentinel, --password-file, TLS, --timeout, --data-dir
   bool quiet = false;
 };
 

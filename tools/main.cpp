@@ -37,6 +37,10 @@ static void _install_signals() {
 }
 
 int main(int argc, char** argv) {
+  // The parser reads a copy (and runs the whole command): the password of
+  // a --redis URL leaves argv, and /proc/PID/cmdline, first.
+  const ArgvCopy args(argc, argv);
+  scrub_password_in_argv(argc, argv);
   std::ios::sync_with_stdio(false);
   _install_signals();
 
@@ -45,11 +49,12 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may also follow the subcommand
   app.set_version_flag("--version", "redisfs-snap " REDISFS_VERSION);
   ToolContext ctx;
-  app.add_option("--redis", ctx.opts.url,
-                 "Redis URL: redis://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N] "
-                 "(default: $REDISFS_URL, else the embedded store)");
-  app.add_option("--password-file", ctx.opts.password_file, "read the Redis password from the first line of FILE");
-  app.add_option("--data-dir", ctx.opts.data_dir, "data directory of the embedded store");
+  for (const EndpointTextOption& o : endpoint_text_options()) {
+    app.add_option(o.name, ctx.opts.endpoint.*o.field, o.help)->type_name(o.type_name);
+  }
+  app.add_flag("--tls", ctx.opts.endpoint.tls, k_tls_option_help);
+  app.add_option("--timeout", ctx.opts.endpoint.timeout_s, k_timeout_option_help)->type_name("SECONDS");
+  app.add_option("--data-dir", ctx.opts.endpoint.data_dir, "data directory of the embedded store")->type_name("DIR");
   app.add_flag("-q,--quiet", ctx.opts.quiet, "no progress and no summary on stderr");
 
   add_copy_command(app, ctx);
@@ -61,7 +66,7 @@ int main(int argc, char** argv) {
 
   int status = 0;
   try {
-    app.parse(argc, argv);
+    app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0.
     return app.exit(e) == 0 ? 0 : 2;

@@ -14,7 +14,9 @@ non-zero; a server or path the mapping does not know fails it too, so a
 new example in the docs is run or noticed, never skipped in silence.
 
 Only the README's test commands are not run (SKIPPED below: this test is
-part of them). The quick start runs whole, from the repository: its build
+part of them), nor the commands that need a server this test does not
+start, a TLS server, Redis Sentinel or a Redis Cluster (NOT_RUN below:
+the Production section's examples); each is named in the output. The quick start runs whole, from the repository: its build
 is up to date by then, so it installs nothing and mounts.
 
 usage: docs_examples.py REPO_ROOT REDISFS_BIN REDISFS_SNAP_BIN
@@ -36,6 +38,13 @@ SKIPPED = {
     "ctest --test-dir build --output-on-failure": "the test command: this test runs inside it",
     "ctest --test-dir build -L unit": "the test command: this test runs inside it",
 }
+
+# Commands that need servers this test does not start, by what they need.
+NOT_RUN = [
+    (re.compile(r"rediss://|rediss-sentinel://|--tls"), "needs a TLS server"),
+    (re.compile(r"redis-sentinel://|--sentinel"), "needs Redis Sentinel"),
+    (re.compile(r"'\{[^}']*\}"), "needs a Redis Cluster (a hash-tagged prefix)"),
+]
 
 T = tempfile.mkdtemp(prefix="redisfs-docs.")
 os.chmod(T, 0o755)
@@ -219,6 +228,10 @@ class Env:
         if cmd in SKIPPED:
             note(f"{self.name}: not run: {cmd} ({SKIPPED[cmd]})")
             return
+        for pattern, why in NOT_RUN:
+            if pattern.search(cmd):
+                note(f"{self.name}: not run: {cmd} ({why})")
+                return
         real = self.translate(cmd)
         words = shlex.split(real)
         while words and re.match(r"^[A-Z_]+=", words[0]):

@@ -25,14 +25,9 @@ T=$(mktemp -d /tmp/redisfs-snap-test.XXXXXX)
 SERVER_PIDS=()
 
 cleanup() {
-  local pid i
+  local pid
   for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop_pid "$pid"
   done
   rm -rf "$T"
 }

@@ -83,4 +83,28 @@ rcli config set maxmemory-policy noeviction >/dev/null
 refused 5 "" --no-such-option "$MNT"
 refused 2 "block" --redis "$url" --prefix "N$PREFIX" --block-size 3000 "$MNT"
 refused 2 "" --redis "$url" --prefix "$PREFIX" -o attr_timeout=banana "$MNT"
+refused 2 "--sync-replicas" --redis "$url" --prefix "$PREFIX" --sync-replicas -1 "$MNT"
+refused 2 "sync_replicas" --redis "$url" --prefix "$PREFIX" -o sync_replicas=some "$MNT"
+refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" --timeout 0 "$MNT"
+refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" -o timeout=86401 "$MNT"
+REDISFS_TIMEOUT=soon refused 1 "REDISFS_TIMEOUT" --redis "$url" --prefix "$PREFIX" "$MNT"
+
+# server options that do not fit: named, before any connection
+refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" --tls "$MNT"
+refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" -o tls "$MNT"
+refused 1 "--tls-cert needs TLS: use rediss:// or --tls" --redis redis://127.0.0.1:1 --tls-cert "$T/a-file" \
+  --prefix "$PREFIX" "$MNT"
+REDISFS_TLS_CA_CERT=$T/a-file refused 1 "REDISFS_TLS_CA_CERT needs TLS" --redis redis://127.0.0.1:1 \
+  --prefix "$PREFIX" "$MNT"
+refused 1 "--tls-key needs the client certificate" --redis rediss://127.0.0.1:1 -o tls_key="$T/a-file" \
+  --prefix "$PREFIX" "$MNT"
+refused 1 "$T/no-such-ca.pem" --redis rediss://127.0.0.1:1 --tls-ca-cert "$T/no-such-ca.pem" --prefix "$PREFIX" "$MNT"
+refused 1 "--sentinel and --redis" --redis "$url" --sentinel 127.0.0.1:1/mymaster --prefix "$PREFIX" "$MNT"
+refused 1 "--tls needs a server given by --redis" --data-dir "$T/never" --tls --prefix "$PREFIX" "$MNT"
+[[ ! -e $T/never ]] || fail "a refused embedded mount created its data directory"
+
+# the new options are accepted (the timeout and WAIT count are the client's)
+mount_fs --timeout 5 --sync-replicas 0 -o timeout=7,sync_replicas=0
+[[ $(cat "$MNT/f") == ok ]] || fail "a mount with --timeout and --sync-replicas cannot read"
+unmount_fs
 check_consistency --no-orphans

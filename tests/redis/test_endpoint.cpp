@@ -1,5 +1,6 @@
-// Choosing the server: --redis / REDISFS_URL / the embedded default and the
-// password precedence (URL < REDISFS_PASSWORD < --password-file); the
+// Choosing the server: --redis / --sentinel / REDISFS_URL / the embedded
+// default, the password precedence (URL < REDISFS_PASSWORD <
+// --password-file), the TLS settings and their variables, the timeout; the
 // embedded server (start, attach, stop when unused, data kept across a
 // restart, stale sockets, two starters at once, a missing or failing
 // redis-server); and the server guards (eviction policy, persistence).
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -125,6 +127,24 @@ std::unique_ptr<Connection> _open(const RedisUrl& url) {
 bool _pings(const RedisUrl& url) {
   auto c = Connection::open(url, "");
   return c.ok() && (*c)->command({"PING"}).ok();
+}
+
+// Unsets every variable resolve_endpoint reads but REDISFS_URL and
+// REDISFS_PASSWORD, so the caller's environment cannot change a case.
+void _clear_server_env(EnvGuard& env) {
+  for (const char* var : {"REDISFS_TIMEOUT", "REDISFS_SENTINEL_USER", "REDISFS_SENTINEL_PASSWORD",
+                          "REDISFS_TLS_CA_CERT", "REDISFS_TLS_CA_CERT_DIR", "REDISFS_TLS_CERT", "REDISFS_TLS_KEY",
+                          "REDISFS_TLS_SERVER_NAME"}) {
+    env.unset(var);
+  }
+}
+
+// resolve_endpoint's error message, which must exist.
+std::string _error_of(const EndpointOptions& opts) {
+  auto ep = resolve_endpoint(opts);
+  REQUIRE_FALSE(ep.ok());
+  CHECK(ep.error().code != 0);
+  return ep.error().message;
 }
 
 std::string _real(const std::string& path) {
@@ -267,6 +287,236 @@ TEST_CASE("resolve_endpoint: bad password files and bad URLs never show a passwo
   CHECK(::stat(opts.data_dir.c_str(), &st) != 0);
 }
 
+TEST_CASE("resolve_endpoint: --sentinel names the master; REDISFS_SENTINEL_* authenticate to the sentinels") {
+  EnvGuard env;
+  _clear_server_env(env);
+  env.unset("REDISFS_PASSWORD");
+  env.set("REDISFS_URL", "redis://from-env:7000");
+  EndpointOptions opts;
+  opts.sentinel = "s1:26379,[::1]:26380,s3/mymaster";
+  auto ep = resolve_endpoint(opts);  // --sentinel beats REDISFS_URL
+  REQUIRE_MESSAGE(ep.ok(), (ep.ok() ? "" : ep.error().message));
+  REQUIRE(ep->url.is_sentinel());
+  REQUIRE(ep->url.sentinels.size() == 3);
+  CHECK(ep->url.sentinels[0].display() == "s1:26379");
+  CHECK(ep->url.sentinels[1].display() == "[::1]:26380");
+  CHECK(ep->url.sentinels[2].port == 26379);
+  CHECK(ep->url.master_name == "mymaster");
+  CHECK_FALSE(ep->url.tls.enabled);
+  CHECK(ep->url.sentinel_user.empty());
+  CHECK(ep->url.sentinel_password.empty());
+
+  env.set("REDISFS_PASSWORD", "data-pw");
+  env.set("REDISFS_SENTINEL_USER", "watcher");
+  env.set("REDISFS_SENTINEL_PASSWORD", "sentinel-pw");
+  opts.tls = true;
+  ep = resolve_endpoint(opts);
+  REQUIRE(ep.ok());
+  CHECK(ep->url.password == "data-pw");
+  CHECK(ep->url.sentinel_user == "watcher");
+  CHECK(ep->url.sentinel_password == "sentinel-pw");
+  CHECK(ep->url.tls.enabled);
+  CHECK(ep->url.display().find("pw") == std::string::npos);
+
+  // The sentinel variables are for sentinels only.
+  opts = EndpointOptions{};
+  opts.url = "redis://h";
+  ep = resolve_endpoint(opts);
+  REQUIRE(ep.ok());
+  CHECK(ep->url.sentinel_password.empty());
+
+  opts.sentinel = "s1:26379/m";
+  CHECK(_error_of(opts).find("--sentinel and --redis") != std::string::npos);
+  opts.url.reset();
+  opts.sentinel = "redis-sentinel://s1:26379/m";
+  CHECK(_error_of(opts).find("HOST:PORT") != std::string::npos);
+  opts.sentinel = "s1:26379";
+  CHECK(_error_of(opts).find("--sentinel") == 0);
+  opts.sentinel = "u:hunter2@s1:99999/m";
+  CHECK(_error_of(opts).find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("resolve_endpoint: TLS options, their variables, and what they need") {
+  TempDir tmp;
+  EnvGuard env;
+  _clear_server_env(env);
+  env.unset("REDISFS_URL");
+  std::string ca = tmp.path() + "/ca.pem";
+  std::string cert = tmp.path() + "/client.pem";
+  std::string key = tmp.path() + "/client.key";
+  for (const std::string& f : {ca, cert, key}) {
+    _write_file(f, "-----BEGIN NOTHING-----\n");
+  }
+  EndpointOptions opts;
+
+  opts.url = "redis://h:6380";
+  auto ep = resolve_endpoint(opts);
+  REQUIRE(ep.ok());
+  CHECK_FALSE(ep->url.tls.enabled);
+  opts.tls = true;
+  ep = resolve_endpoint(opts);
+  REQUIRE(ep.ok());
+  CHECK(ep->url.tls.enabled);
+  CHECK(ep->url.tls.ca_cert.empty());
+  CHECK(ep->url.tls.server_name.empty());
+
+  opts.tls = false;
+  opts.url = "rediss://h:6380";
+  opts.tls_ca_cert = ca;
+  opts.tls_ca_cert_dir = tmp.path();
+  opts.tls_cert = cert;
+  opts.tls_key = key;
+  opts.tls_server_name = "redis.internal";
+  ep = resolve_endpoint(opts);
+  REQUIRE_MESSAGE(ep.ok(), (ep.ok() ? "" : ep.error().message));
+  CHECK(ep->url.tls.enabled);
+  CHECK(ep->url.tls.ca_cert == ca);
+  CHECK(ep->url.tls.ca_cert_dir == tmp.path());
+  CHECK(ep->url.tls.cert == cert);
+  CHECK(ep->url.tls.key == key);
+  CHECK(ep->url.tls.server_name == "redis.internal");
+
+  // Each unset option falls back to its variable; an option beats it.
+  opts = EndpointOptions{};
+  opts.url = "rediss://h";
+  env.set("REDISFS_TLS_CA_CERT", ca);
+  env.set("REDISFS_TLS_CA_CERT_DIR", tmp.path());
+  env.set("REDISFS_TLS_CERT", cert);
+  env.set("REDISFS_TLS_KEY", key);
+  env.set("REDISFS_TLS_SERVER_NAME", "from-env");
+  ep = resolve_endpoint(opts);
+  REQUIRE(ep.ok());
+  CHECK(ep->url.tls.ca_cert == ca);
+  CHECK(ep->url.tls.ca_cert_dir == tmp.path());
+  CHECK(ep->url.tls.cert == cert);
+  CHECK(ep->url.tls.key == key);
+  CHECK(ep->url.tls.server_name == "from-env");
+  opts.tls_server_name = "from-option";
+  CHECK(resolve_endpoint(opts)->url.tls.server_name == "from-option");
+
+  // A relative path becomes absolute: the daemon changes to "/".
+  {
+    char* cwd = ::getcwd(nullptr, 0);
+    REQUIRE(cwd != nullptr);
+    REQUIRE(::chdir(tmp.path().c_str()) == 0);
+    opts.tls_ca_cert = "ca.pem";
+    auto rel = resolve_endpoint(opts);
+    REQUIRE(::chdir(cwd) == 0);
+    std::free(cwd);
+    REQUIRE(rel.ok());
+    CHECK(rel->url.tls.ca_cert == _real(tmp.path()) + "/ca.pem");
+    opts.tls_ca_cert.reset();
+  }
+
+  // A variable with TLS off is an error, named, as the option would be.
+  opts.url = "redis://h";
+  CHECK(_error_of(opts) == "REDISFS_TLS_CA_CERT needs TLS: use rediss:// or --tls");
+  _clear_server_env(env);
+  CHECK(_error_of(opts) == "--tls-server-name needs TLS: use rediss:// or --tls");
+  opts.tls_server_name.reset();
+  opts.tls_cert = cert;
+  CHECK(_error_of(opts) == "--tls-cert needs TLS: use rediss:// or --tls");
+  opts.url = "unix:///run/r.sock";
+  CHECK(_error_of(opts).find("unix socket") != std::string::npos);
+  opts.tls_cert.reset();
+  opts.tls = true;
+  CHECK(_error_of(opts).find("--tls needs a TCP server") == 0);
+
+  // A certificate and its key go together.
+  opts = EndpointOptions{};
+  opts.url = "rediss://h";
+  opts.tls_cert = cert;
+  CHECK(_error_of(opts).find("--tls-cert needs the certificate's private key") == 0);
+  opts.tls_cert.reset();
+  opts.tls_key = key;
+  CHECK(_error_of(opts).find("--tls-key needs the client certificate") == 0);
+  opts.tls_key.reset();
+  env.set("REDISFS_TLS_KEY", key);
+  CHECK(_error_of(opts).find("REDISFS_TLS_KEY needs the client certificate") == 0);
+  env.unset("REDISFS_TLS_KEY");
+
+  // An unreadable file is named.
+  std::string missing = tmp.path() + "/missing.pem";
+  opts.tls_ca_cert = missing;
+  auto bad = resolve_endpoint(opts);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == ENOENT);
+  CHECK(bad.error().message == "--tls-ca-cert: cannot read file " + missing + ": " + std::strerror(ENOENT));
+  opts.tls_ca_cert = tmp.path();
+  CHECK(_error_of(opts).find("is not a regular file") != std::string::npos);
+  opts.tls_ca_cert.reset();
+  opts.tls_ca_cert_dir = ca;
+  CHECK(_error_of(opts).find("--tls-ca-cert-dir: cannot read directory " + ca) == 0);
+  opts.tls_ca_cert_dir.reset();
+  opts.tls_cert = cert;
+  opts.tls_key = missing;
+  CHECK(_error_of(opts).find("--tls-key: cannot read file " + missing) == 0);
+  if (::geteuid() != 0) {
+    ::chmod(key.c_str(), 0);
+    opts.tls_key = key;
+    CHECK(_error_of(opts).find("--tls-key: cannot read file " + key + ": ") == 0);
+  }
+}
+
+TEST_CASE("resolve_endpoint: --timeout, else REDISFS_TIMEOUT, else 30 s") {
+  TempDir tmp;
+  EnvGuard env;
+  _clear_server_env(env);
+  env.unset("REDISFS_URL");
+  EndpointOptions opts;
+  opts.url = "redis://h";
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::seconds(30));
+  env.set("REDISFS_TIMEOUT", "7");
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::seconds(7));
+  opts.timeout_s = 2.5;
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::milliseconds(2500));
+  opts.timeout_s = 86400;
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::hours(24));
+  opts.timeout_s = 0.0001;
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::milliseconds(1));
+  opts.sentinel = "s:26379/m";
+  opts.url.reset();
+  CHECK(resolve_endpoint(opts)->url.timeout == std::chrono::milliseconds(1));
+  opts.sentinel.reset();
+  opts.url = "redis://h";
+
+  for (double bad : {0.0, -1.0, 86400.5, std::nan("")}) {
+    opts.timeout_s = bad;
+    CHECK(_error_of(opts) == "--timeout: the timeout must be more than 0 and at most 86400 seconds");
+  }
+  opts.timeout_s.reset();
+  env.set("REDISFS_TIMEOUT", "0");
+  CHECK(_error_of(opts).find("REDISFS_TIMEOUT: the timeout must be") == 0);
+  env.set("REDISFS_TIMEOUT", "30s");
+  CHECK(_error_of(opts) == "REDISFS_TIMEOUT: not a number of seconds: '30s'");
+
+  // Checked before an embedded server would start.
+  opts.url.reset();
+  opts.data_dir = tmp.path() + "/never-created";
+  CHECK(_error_of(opts).find("REDISFS_TIMEOUT") == 0);
+  struct stat st {};
+  CHECK(::stat(opts.data_dir.c_str(), &st) != 0);
+}
+
+TEST_CASE("resolve_endpoint: the embedded default refuses TLS options") {
+  TempDir tmp;
+  EnvGuard env;
+  _clear_server_env(env);
+  env.unset("REDISFS_URL");
+  EndpointOptions opts;
+  opts.data_dir = tmp.path() + "/never-created";
+  opts.tls = true;
+  CHECK(_error_of(opts).find("--tls needs a server given by --redis, --sentinel or REDISFS_URL") == 0);
+  opts.tls = false;
+  opts.tls_ca_cert = "/etc/ssl/ca.pem";
+  CHECK(_error_of(opts).find("--tls-ca-cert needs a server") == 0);
+  opts.tls_ca_cert.reset();
+  opts.tls_server_name = "x";
+  CHECK(_error_of(opts).find("--tls-server-name needs a server") == 0);
+  struct stat st {};
+  CHECK(::stat(opts.data_dir.c_str(), &st) != 0);
+}
+
 TEST_CASE("embedded: start, attach, the last user out stops it") {
   TempDir tmp;
   std::string dir = tmp.path() + "/nested/data";
@@ -398,7 +648,10 @@ TEST_CASE("embedded: resolve_endpoint without a URL uses the data directory") {
   ServerReaper reaper(dir);
   EnvGuard env;
   env.unset("REDISFS_URL");
+  _clear_server_env(env);
   env.set("REDISFS_PASSWORD", "ignored-for-embedded");
+  env.set("REDISFS_TLS_CERT", "/ignored/for/embedded.pem");
+  env.set("REDISFS_TIMEOUT", "12");
   EndpointOptions opts;
   opts.data_dir = dir;
   auto ep = resolve_endpoint(opts);
@@ -408,6 +661,8 @@ TEST_CASE("embedded: resolve_endpoint without a URL uses the data directory") {
   CHECK(ep->url.is_unix);
   CHECK(ep->url.path == _real(dir) + "/redis.sock");
   CHECK(ep->url.password.empty());
+  CHECK_FALSE(ep->url.tls.enabled);
+  CHECK(ep->url.timeout == std::chrono::seconds(12));
   CHECK(_pings(ep->url));
   REQUIRE(ep->embedded->stop_if_unused().ok());
 }
