@@ -2,7 +2,8 @@
 # prelude.lua in front, looked up by name through lua_script(). A script
 # whose first line is a Redis 7 shebang (`#!lua flags=allow-oom`) keeps it
 # first: Redis reads the flags only from the very first line. A script that
-# writes (no `no-writes` flag) is wrapped in outcome.inc.
+# writes (no `no-writes` flag) is wrapped in outcome.inc, unless it starts
+# with `--! no-outcome` (the toolkit's scripts, which are never retried).
 cmake_policy(SET CMP0054 NEW)  # if(name STREQUAL "prelude") compares strings
 file(GLOB files ${DIR}/*.lua)
 list(SORT files)
@@ -22,7 +23,7 @@ foreach(f ${files})
     string(SUBSTRING "${text}" ${shebang_length} -1 text)
   endif()
   set(script "${prelude_text}\n${text}")
-  if(NOT shebang MATCHES "no-writes")
+  if(NOT shebang MATCHES "no-writes" AND NOT text MATCHES "^--! no-outcome")
     # A script that writes records its outcome (outcome.inc).
     string(REPLACE "@BODY@" "${script}" script "${outcome_text}")
   endif()

@@ -25,10 +25,10 @@
 //   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
 //                              or copy moves a staged filesystem in; whoever
 //                              finds it finishes the move (install.hpp)
-//   <p>:OPLOG:<id>~<n> hash    the outcomes of one connection's recent
-//                              changes (TTL): operation id -> reply, so a
+//   <p>:OPLOG:<id>     hash    one mount's recent outcomes (TTL):
+//                              "<connection>:<operation>" -> reply, so a
 //                              change whose reply was lost is checked, not
-//                              run twice (redis.hpp)
+//                              run twice (redis.hpp); removed at unmount
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so
@@ -77,7 +77,7 @@ class Keys {
   std::string installing() const;
   std::string mount(std::string_view session) const;
   std::string temp(std::string_view session, std::uint64_t n) const;
-  // The base of a mount's outcome records (Pool::set_op_log).
+  // A mount's outcome records (Pool::set_op_log).
   std::string op_log(std::string_view session) const;
   std::string open(Ino ino) const;
   // SCAN MATCH pattern for every key of this filesystem.

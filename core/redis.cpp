@@ -269,6 +269,11 @@ bool _script_writes(const lua::ScriptSource& src) {
   return !(first.starts_with("#!") && first.find("no-writes") != std::string_view::npos);
 }
 
+// Wrapped in outcome.inc (embed_lua.cmake): it takes the record's key and id.
+bool _script_records(const lua::ScriptSource& src) {
+  return _script_writes(src) && src.text.find("\n--! no-outcome") == std::string_view::npos;
+}
+
 // "MOVED 3999 127.0.0.1:6381" (after our "redis: " prefix): the address.
 std::string _redirect_address(std::string_view message) {
   auto p = message.find("MOVED ");
@@ -414,9 +419,7 @@ void Connection::drop(Node& n, const Error& why) {
   ++n.gen;
 }
 
-void Connection::set_op_log(std::string base) {
-  m_op_log = base.empty() ? std::string() : base + "~" + std::to_string(m_lane);
-}
+void Connection::set_op_log(std::string key) { m_op_log = std::move(key); }
 
 void Connection::route_keyless(std::string_view key) {
   m_keyless_slot = key_slot(key);
@@ -818,7 +821,8 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
     (void)settle(kill, send_one(kill, deadline, false));
   }
   Entry probe;
-  probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, op});
+  std::string field = std::to_string(m_lane) + ":" + op;
+  probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, field});
   probe.slot = key_slot(e.op_key);
   probe.idempotent = true;
   probe.start = e.start;
@@ -1038,14 +1042,14 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
   } else {
     sha = m_shas[src->name] = _sha1_hex(src->text);
   }
-  bool writes = _script_writes(*src);
+  const bool writes = _script_records(*src);
   std::uint64_t op = writes && !m_op_log.empty() ? ++m_op_seq : 0;
   std::string op_arg;
   if (writes) {
     // The last key and argument are the outcome record's (embed_lua.cmake):
     // "" as the id means "do not record".
     auto ttl = std::max<long long>(600000, 2 * m_url.timeout.count());
-    op_arg = op != 0 ? std::to_string(op) + ":" + std::to_string(ttl) : std::string();
+    op_arg = op != 0 ? std::to_string(m_lane) + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
   }
   std::string nkeys = std::to_string(keys.size() + (writes ? 1 : 0));
   std::vector<std::string_view> argv;
@@ -1062,7 +1066,7 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
     argv.emplace_back(op_arg);
   }
   queue(argv, src->name, op);
-  if (!writes) {
+  if (!_script_writes(*src)) {
     m_queue.back()->idempotent = true;
   }
 }
@@ -1139,19 +1143,25 @@ Result<std::vector<std::string>> Connection::masters() {
   return out;
 }
 
-Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseconds timeout,
-                                            std::string_view any_key) {
+Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseconds timeout) {
+  if (m_op_log.empty()) {
+    return make_error(EINVAL, "internal error: WAIT needs an outcome record key (set_op_log)");
+  }
   // WAIT counts this connection's writes only: one more write here, after
   // every other connection's writes this server has applied, makes it
-  // count theirs too (replication is in order).
+  // count theirs too (replication is in order). The write: a field of the
+  // mount's outcome records, which expire.
   std::string ms = std::to_string(timeout.count());
   std::string n = std::to_string(replicas);
+  std::string ttl = std::to_string(std::max<long long>(600000, 2 * m_url.timeout.count()));
   std::string keyless_node = m_keyless_node;
   int keyless_slot = m_keyless_slot;
-  route_keyless(any_key);
-  append({"SET", any_key, "1", "PX", "60000"});
+  route_keyless(m_op_log);
+  append({"HINCRBY", m_op_log, "sync", "1"});
+  append({"PEXPIRE", m_op_log, ttl});
   append({"WAIT", n, ms});
   auto set = read_reply();
+  (void)read_reply();
   auto waited = read_reply();
   m_keyless_node = keyless_node;
   m_keyless_slot = keyless_slot;

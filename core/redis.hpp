@@ -147,11 +147,11 @@ class Connection {
   // Loads a script now (optional: eval and append_eval load on demand).
   Status load_script(std::string_view name, bool reload = false);
 
-  // Where the outcome of this connection's writing scripts is recorded:
-  // `base` is a key in the filesystem's slot (Keys::op_log), this
-  // connection appends its own number. Unset: a writing script whose reply
+  // Where the outcome of this connection's writing scripts is recorded: a
+  // hash in the filesystem's slot (Keys::op_log), one per mount, with a
+  // field per connection and operation. Unset: a writing script whose reply
   // is lost fails with EIO (Fault::Lost) instead of being checked.
-  void set_op_log(std::string base);
+  void set_op_log(std::string key);
 
   // Cluster: commands without a key (SCAN, INFO, CONFIG, WAIT...) go to the
   // master of this key's slot (unset: the node we first reached).
@@ -162,10 +162,10 @@ class Connection {
   bool cluster() const { return m_cluster; }
   // The masters of the cluster (host:port), or just the server we talk to.
   Result<std::vector<std::string>> masters();
-  // After a write: WAIT until `replicas` replicas have all writes this
-  // server has seen so far (not only this connection's); the number that
-  // confirmed within `timeout`.
-  Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout, std::string_view any_key);
+  // WAIT until `replicas` replicas have all writes this server has seen so
+  // far (not only this connection's); the number that confirmed within
+  // `timeout`. Needs set_op_log (its one write goes there).
+  Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout);
 
   const RedisUrl& url() const { return m_url; }
   // The connection was lost and not made again yet.

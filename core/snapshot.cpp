@@ -216,7 +216,7 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = keys.relative(list[i].str());
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze) {
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::OpLog) {
         return true;
       }
     }

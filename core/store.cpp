@@ -213,8 +213,7 @@ Status Store::sync() {
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   auto timeout = m_pool.url().timeout;
-  TRY_ASSIGN(long long confirmed,
-             c->wait_replicas(m_opts.sync_replicas, timeout, m_keys.op_log(m_opts.session) + "~sync"));
+  TRY_ASSIGN(long long confirmed, c->wait_replicas(m_opts.sync_replicas, timeout));
   if (confirmed < m_opts.sync_replicas) {
     return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
                                " replicas confirmed the changes within " +
@@ -1475,7 +1474,7 @@ Status Store::heartbeat() {
 
 Status Store::end_session() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(c->command({"DEL", m_keys.mount(m_opts.session)}));
+  TRY(c->command({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)}));
   m_registered = false;
   return {};
 }

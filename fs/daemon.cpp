@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <condition_variable>
@@ -521,7 +522,12 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
 // Everything that holds a connection: ends before the embedded server is
 // asked to stop.
 static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
-  Pool pool(url, "redisfs:" + std::to_string(getpid()));
+  // One reply may take a third of the outage budget (1 to 10 s): a stopped
+  // master costs that long before the client looks for the new one, and
+  // the rest of --timeout is left to find it.
+  RedisUrl mount_url = url;
+  mount_url.reply_timeout = std::clamp(url.timeout / 3, std::chrono::milliseconds(1000), std::chrono::milliseconds(10000));
+  Pool pool(mount_url, "redisfs:" + std::to_string(getpid()));
   {
     Result<Pool::Lease> lease = pool.acquire();
     if (!lease) {
@@ -543,6 +549,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   so.allow_snapshot_rw = cfg.writable_snapshot;
   so.create = !cfg.read_only;
   so.noatime = cfg.noatime;
+  so.sync_replicas = cfg.sync_replicas.value_or(-1);
   so.mkfs_block_size = cfg.block_size.value_or(k_default_block_size);
   so.mkfs_owner = Caller{static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid())};
   // The kernel forgets a directory's attributes after each change in it;
@@ -562,6 +569,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
     return 1;
   }
   Store& store = **opened;
+  if (store.sync_replicas() > 0 && !cfg.read_only) {
+    log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
+  }
   if (cfg.block_size && *cfg.block_size != store.block_size()) {
     log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +
                 std::to_string(store.block_size()));

@@ -1,3 +1,4 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- Copies a batch of keys to another prefix (snapshot.cpp: copy and dump,
 -- with the source's freeze held), each copy getting the staging TTL in the
 -- same step, so a temporary copy never exists without one. One script per

@@ -1,3 +1,4 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- Extends a snapshot's freeze, but only while it is still ours.
 -- KEYS: FREEZE     ARGV: token, ttl (ms)
 -- Returns 1 if the freeze was ours and now lives ttl ms more, 0 if it

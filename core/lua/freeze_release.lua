@@ -1,3 +1,4 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- Ends a snapshot's freeze, but only if it is still ours.
 -- KEYS: FREEZE     ARGV: token
 -- Returns 1 if the freeze was ours until now (so nothing changed while it

@@ -1,3 +1,4 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- Moves a batch of keys of one prefix to another, never overwriting one
 -- (install.cpp: a staged filesystem into place, or a replaced one aside).
 -- One script per batch instead of a MULTI of RENAMENX/PERSIST pairs: the

@@ -174,6 +174,11 @@ class Checker:
                 # opens held by live (or crashed) mounts: not the filesystem
                 if self.no_opens:
                     self.bad("open counts left in %r: %r" % (key, self.r.call("HGETALL", key)))
+            elif kind == b"OPLOG" and len(parts) == 2:
+                # a connection's outcome records (redis.hpp): they expire
+                want = "hash"
+                if self.r.call("PTTL", key) < 0:
+                    self.bad("outcome record %r has no TTL" % key)
             elif kind == b"TMP" and len(parts) == 3:
                 # bytes of a write in flight; one whose script never ran (a
                 # killed daemon) expires by itself, so it must have a TTL
@@ -357,11 +362,11 @@ class Checker:
 
 
 def digest(r, prefix):
-    """sha256 of every filesystem key and value (MOUNT:*, OPEN:*, TMP:* and FREEZE left out)."""
+    """sha256 of every filesystem key and value (MOUNT:*, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
     import hashlib
     prefix = prefix.encode()
     keys = sorted(k for k in r.scan(prefix + b":*")
-                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"FREEZE", b"TMP:", b"OPEN:")))
+                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
     h = hashlib.sha256()
     types = r.pipeline([("TYPE", k) for k in keys])
     values = r.pipeline([("HGETALL", k) if t == b"hash" else ("GET", k) for k, t in zip(keys, types)])
