@@ -504,6 +504,9 @@ expect_quick_fail() {
   ((rc != 0)) || fail "expected a failure: $*: $(head -5 "$T/fail.out")"
   ((rc != 124)) || fail "still running after ${limit} s (retrying a permanent error?): $*: $(head -5 "$T/fail.out")"
   ((rc < 128)) || fail "killed by signal $((rc - 128)): $*"
+  # a refused command line proves nothing about the case
+  ! grep -Eq 'arguments? (was|were) not expected|Run with --help|^Usage:' "$T/fail.out" ||
+    fail "the command line was refused ($rc), not the connection: $*: $(head -3 "$T/fail.out")"
   grep -Eiq -- "$re" "$T/fail.out" || fail "failed ($rc) without a message matching '$re': $*: $(head -5 "$T/fail.out")"
   lines=$(grep -c . "$T/fail.out" || true)
   ((lines <= 2)) || fail "a $lines-line message, want one line: $*: $(head -8 "$T/fail.out")"
