@@ -28,44 +28,44 @@ def content(i):
 
 def write(root, journal, stopfile):
     jfd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    slowest = (0.0, "none", -1, 0.0)  # seconds, op, file, wall time
+    slowest = [0.0, "none", -1, 0.0]  # seconds, call, file, when (seconds into the run)
+    t_start = time.monotonic()
     oks = errs = 0
     i = 0
-    t_start = time.time()
+    cur = {"op": "", "t0": 0.0}
+
+    def timed(op, fn, *a):
+        cur["op"], cur["t0"] = op, time.monotonic()
+        r = fn(*a)
+        took = time.monotonic() - cur["t0"]
+        if took > slowest[0]:
+            slowest[:] = [took, op, i, cur["t0"] - t_start]
+        return r
+
+    def write_all(fd, data):
+        done = 0
+        while done < len(data):
+            done += os.write(fd, data[done:])
+
     while not os.path.exists(stopfile) and errs < 1000:
         data = content(i)
         path = os.path.join(root, "w%d" % i)
-        op = "open"
-        t0 = time.monotonic()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = timed("open", os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                for op in ("write", "fsync"):
-                    t0 = time.monotonic()
-                    if op == "write":
-                        done = 0
-                        while done < len(data):
-                            done += os.write(fd, data[done:])
-                    else:
-                        os.fsync(fd)
-                    took = time.monotonic() - t0
-                    if took > slowest[0]:
-                        slowest = (took, op, i, time.time() - t_start)
+                timed("write", write_all, fd, data)
+                timed("fsync", os.fsync, fd)
             finally:
-                op = "close"
-                t0 = time.monotonic()
-                os.close(fd)
-            op = "stat"
-            t0 = time.monotonic()
-            st = os.stat(path)
+                timed("close", os.close, fd)
+            st = timed("stat", os.stat, path)
             if st.st_size != len(data):
                 raise OSError(0, "size %d after writing %d bytes" % (st.st_size, len(data)))
             os.write(jfd, b"ok %d %d\n" % (i, len(data)))
             os.fsync(jfd)
             oks += 1
         except OSError as e:
-            took = time.monotonic() - t0
-            os.write(jfd, b"err %d %s %d %.3f %s\n" % (i, op.encode(), e.errno or 0, took,
+            took = time.monotonic() - cur["t0"]
+            os.write(jfd, b"err %d %s %d %.3f %s\n" % (i, cur["op"].encode(), e.errno or 0, took,
                                                        (e.strerror or "").replace(" ", "_").encode()))
             os.fsync(jfd)
             errs += 1
