@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: what the "production Redis" cases share (issue 9: TLS, ACL
 # users, outages). A case sources it first:
 #
@@ -414,7 +415,6 @@ fs_mount() {
   _record_pid "$pid"
   MOUNT_PIDS[$mnt]=$pid
   MOUNT_LOGS[$mnt]=$log
-  DAEMON_PID=$pid
   for ((i = 0; i < 1200; i++)); do
     is_mounted "$mnt" && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
