@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # outage: a server outage costs latency, not errors (issue 9).
 #
-# 1. A writer (outage_writer.py: files written, fsynced and stat'ed in a
-#    loop, each acknowledged one journaled) runs on a mount over TCP while
-#    the server is killed (SIGKILL) and started again on the same port and
-#    AOF (appendfsync always) twice, then once more sitting in LOADING for
-#    about 2 s. The writer must see no error at all; every acknowledged
+# 1. Two writers (outage_writer.py: files written, fsynced and stat'ed in
+#    a loop, each acknowledged one journaled) run on two mounts of one
+#    filesystem, over TCP and over the unix socket, while the server is
+#    killed (SIGKILL) and started again on the same port, socket and AOF
+#    (appendfsync always) twice, then once more sitting in LOADING for
+#    about 2 s. The writers must see no error at all; every acknowledged
 #    file reads back intact after a remount; fsck is clean. The slowest
 #    single call is printed, never asserted.
 # 2. With --timeout 3 and the server down for about 8 s, calls fail with
@@ -23,36 +24,47 @@ start_plain_redis_tcp s
 PORT=${SRV_PORT[s]}
 URL=redis://127.0.0.1:$PORT
 P=O$RANDOM$RANDOM
-M=$T/m
-J=$T/journal
+M=$T/m     # mount over TCP
+MU=$T/mu   # a second mount of the same filesystem, over the unix socket
 STOP=$T/stop
+declare -A WRITERS=()  # journal -> pid of its writer
 
-oks() {  # files acknowledged so far
-  if [[ -f $J ]]; then
-    grep -c '^ok ' "$J" || true
+oks() {  # JOURNAL: files acknowledged so far
+  if [[ -f $1 ]]; then
+    grep -c '^ok ' "$1" || true
   else
     echo 0
   fi
 }
 
-# wait_progress N WHY: until N more files are acknowledged (the writer gets
-# through the outage); fails if the writer dies or is stuck for 120 s.
+# wait_progress N WHY: until every writer has N more files acknowledged
+# (it got through the outage); fails if one dies or is stuck for 120 s.
 wait_progress() {
-  local want=$(($(oks) + $1)) i
-  for ((i = 0; i < 2400; i++)); do
-    (($(oks) >= want)) && return 0
-    kill -0 "$WRITER" 2>/dev/null ||
-      fail "the writer ended $2: $(tail -3 "$T/writer.out"); first failure: $(grep -m1 '^err ' "$J")"
-    sleep 0.05
+  local j i
+  declare -A want=()
+  for j in "${!WRITERS[@]}"; do
+    want[$j]=$(($(oks "$j") + $1))
   done
-  fail "the writer is stuck $2: $(oks) files acknowledged; $(tail -3 "$J")"
+  for j in "${!WRITERS[@]}"; do
+    for ((i = 0; i < 2400; i++)); do
+      (($(oks "$j") >= want[$j])) && break
+      kill -0 "${WRITERS[$j]}" 2>/dev/null ||
+        fail "the writer of ${j##*/} ended $2: $(tail -1 "$j.out"); first failure: $(grep -m1 '^err ' "$j")"
+      sleep 0.05
+    done
+    (($(oks "$j") >= want[$j])) ||
+      fail "the writer of ${j##*/} is stuck $2: $(oks "$j") files acknowledged; $(tail -3 "$j")"
+  done
 }
 
-# ------------------------------------------------------------------ 1. restarts under a writer
+# ------------------------------------------------------------------ 1. restarts under writers
 fs_mount "$M" --redis "$URL" --prefix "$P"
-mkdir "$M/w"
-python3 "$W" write "$M/w" "$J" "$STOP" >"$T/writer.out" 2>&1 &
-WRITER=$!
+fs_mount "$MU" --redis "unix://${SRV_SOCK[s]}" --prefix "$P"
+mkdir "$M/tcp" "$M/unix"
+python3 "$W" write "$M/tcp" "$T/journal.tcp" "$STOP" >"$T/journal.tcp.out" 2>&1 &
+WRITERS[$T/journal.tcp]=$!
+python3 "$W" write "$MU/unix" "$T/journal.unix" "$STOP" >"$T/journal.unix.out" 2>&1 &
+WRITERS[$T/journal.unix]=$!
 wait_progress 10 "before any outage"
 
 note "restart 1: SIGKILL, down 1 s"
@@ -70,22 +82,28 @@ prepare_loading s 2
 wait_progress 3 "during the AOF rewrite"
 restart_loading s kill
 ((LOADING_SEEN == 1)) || fail "the restarted server was not LOADING (INFO loading:1 not seen)"
-n=$(oks)
+n=$(($(oks "$T/journal.tcp") + $(oks "$T/journal.unix")))
 wait_loaded s
-note "server loaded; the writer acknowledged $(($(oks) - n)) file(s) while it was LOADING"
+note "server loaded; the writers acknowledged $(($(oks "$T/journal.tcp") + $(oks "$T/journal.unix") - n)) file(s) while it was LOADING"
 wait_progress 10 "after the LOADING restart"
 
 touch "$STOP"
-wait "$WRITER" || fail "the writer exited with $?: $(cat "$T/writer.out")"
-cat "$T/writer.out"
-if grep -q '^err ' "$J"; then
-  fail "the writer saw $(grep -c '^err ' "$J") failed call(s) through the restarts, e.g.: $(grep '^err ' "$J" | head -5 | tr '\n' '|')"
-fi
+errors=
+for j in "$T/journal.tcp" "$T/journal.unix"; do
+  wait "${WRITERS[$j]}" || fail "the writer of ${j##*/} exited with $?: $(cat "$j.out")"
+  echo "${j##*.}: $(cat "$j.out")"
+  if grep -q '^err ' "$j"; then
+    errors+="${j##*.}: $(grep -c '^err ' "$j") failed call(s), e.g.: $(grep '^err ' "$j" | head -3 | tr '\n' '|') "
+  fi
+done
+[[ -z $errors ]] || fail "the writers saw errors through the restarts: $errors"
+fs_unmount "$MU"
 fs_unmount "$M"
 
 # every acknowledged file, read back through a new mount
 fs_mount "$M" --redis "$URL" --prefix "$P" --read-only
-python3 "$W" verify "$M/w" "$J" || fail "acknowledged files were lost or changed"
+python3 "$W" verify "$M/tcp" "$T/journal.tcp" || fail "acknowledged files (TCP mount) were lost or changed"
+python3 "$W" verify "$M/unix" "$T/journal.unix" || fail "acknowledged files (unix socket mount) were lost or changed"
 fs_unmount "$M"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the restarts"
 
