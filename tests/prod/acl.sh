@@ -28,6 +28,7 @@ P1S=${P1}S
 P2=B$RANDOM$RANDOM
 OUT=X$RANDOM$RANDOM   # outside the ACL
 setup_fsuser s fsuser userpw "$P1" "$P1S"
+acl_refuses s fsuser "$P1"  # the documented ACL really is restricted (ACL DRYRUN)
 printf 'userpw\n' >"$T/pw"
 chmod 0600 "$T/pw"
 printf 'wrong\n' >"$T/badpw"
