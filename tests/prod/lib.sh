@@ -203,8 +203,9 @@ _start_server() {
     port=$(free_port)
     local base=(--bind 127.0.0.1 --unixsocket "$dir/redis.sock" --unixsocketperm 700
       --dir "$dir" --logfile "$dir/redis.log" --daemonize no --pidfile ''
-      --save '' --appendonly yes --appendfsync always --enable-debug-command local
-      --aclfile "$dir/users.acl")
+      --save '' --appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0
+      --enable-debug-command local --aclfile "$dir/users.acl")
+    # (no automatic AOF rewrite: a SIGKILL during one would orphan its child)
     : >"$dir/users.acl"
     if [[ $kind == tls ]]; then
       base+=(--port 0 --tls-port "$port")
