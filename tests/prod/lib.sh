@@ -500,9 +500,9 @@ fs_unmount() {
 
 # expect_quick_fail LIMIT REGEX CMD...: CMD must exit non-zero on its own
 # within LIMIT seconds (a permanent error is not retried until --timeout;
-# give CMD a --timeout well above LIMIT), with a message of at most two
-# lines in which REGEX (grep -Ei; $T's path taken out) matches. The time taken is printed, not
-# asserted. Output in $T/fail.out.
+# give CMD a --timeout well above LIMIT), with a one-line message in which
+# REGEX (grep -Ei; $T's path taken out) matches. The time taken is printed,
+# not asserted. Output in $T/fail.out.
 expect_quick_fail() {
   local limit=$1 re=$2 rc=0 t0 t1 lines
   shift 2
@@ -543,7 +543,7 @@ expect_quick_fail() {
   sed "s|$T|<T>|g" "$T/fail.out" >"$T/fail.msg"
   grep -Eiq -- "$re" "$T/fail.msg" || fail "failed ($rc) without a message matching '$re': $*: $(head -5 "$T/fail.out")"
   lines=$(grep -c . "$T/fail.out" || true)
-  ((lines <= 2)) || fail "a $lines-line message, want one line: $*: $(head -8 "$T/fail.out")"
+  ((lines == 1)) || fail "a $lines-line message, want one line: $*: $(head -8 "$T/fail.out")"
   note "fails in $(python3 -c "print('%.2f' % ($t1 - $t0))") s (exit $rc): $(grep -Ei -m1 -- "$re" "$T/fail.msg")"
 }
 
