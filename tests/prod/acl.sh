@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# acl: everything a restricted ACL user (setup_fsuser: keys ~P1:* ~P1~* and
+# ~P1S:* ~P1S~* only) does with redisfs and redisfs-snap works, and what
+# it may not touch is refused with a clean error and left byte-identical.
+#
+# The server's default user (the admin) has a password; the admin makes a
+# second filesystem P2 and a snapshot of it. As fsuser, with the password
+# from --password-file, from REDISFS_PASSWORD and over TCP and the unix
+# socket (unix://fsuser@/path.sock): a first mount makes P1, mount / write /
+# read, copy P1 -> P1S, list (P2 is there but unreadable: list must not
+# fail), fsck, dump, delete, restore into P1S, mount P1S read-only and
+# compare. Refused: a wrong password; copy to, dump of and restore into a
+# prefix outside the ACL. Finally P2, its snapshot and every other key are
+# byte-identical to what they were before fsuser ran anything.
+. "$(dirname "$0")/lib.sh"
+
+[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+need_tools fusermount3 cmp sha256sum diff
+need_binary REDISFS_BIN
+need_binary REDISFS_SNAP_BIN
+
+start_plain_redis_tcp s
+set_admin_password s adminpw
+SOCK=${SRV_SOCK[s]}
+PORT=${SRV_PORT[s]}
+P1=A$RANDOM$RANDOM
+P1S=${P1}S
+P2=B$RANDOM$RANDOM
+OUT=X$RANDOM$RANDOM   # outside the ACL
+setup_fsuser s fsuser userpw "$P1" "$P1S"
+acl_refuses s fsuser "$P1"  # the documented ACL really is restricted (ACL DRYRUN)
+printf 'userpw\n' >"$T/pw"
+chmod 0600 "$T/pw"
+printf 'wrong\n' >"$T/badpw"
+
+TCP_URL=redis://fsuser@127.0.0.1:$PORT
+UNIX_URL=unix://fsuser@$SOCK
+ADMIN_URL=unix://$SOCK
+
+# as fsuser, password from the file (the default) or the environment
+snap_user() {
+  "$REDISFS_SNAP_BIN" --redis "$TCP_URL" --password-file "$T/pw" "$@"
+}
+snap_user_env() {
+  REDISFS_PASSWORD=userpw "$REDISFS_SNAP_BIN" --redis "$UNIX_URL" "$@"
+}
+snap_admin() {
+  REDISFS_PASSWORD=adminpw "$REDISFS_SNAP_BIN" --redis "$ADMIN_URL" "$@"
+}
+
+# ------------------------------------------------------------------ the admin's filesystem P2
+REDISFS_PASSWORD=adminpw fs_mount "$T/m2" --redis "$ADMIN_URL" --prefix "$P2"
+mkdir "$T/m2/dir"
+echo "admin data" >"$T/m2/dir/f"
+head -c 300000 /dev/urandom >"$T/m2/blob"
+setfattr -n user.k -v v "$T/m2/blob" 2>/dev/null || true
+fs_unmount "$T/m2"
+snap_admin -q copy "$P2" "${P2}snap"
+rcli s set unrelated:key value >/dev/null
+[[ -z $(rcli s --scan --pattern "$P2:MOUNT:*") ]] || fail "the admin's session key outlived its unmount"
+
+# every key that is not fsuser's, with its digest
+others_digest() {
+  rcli s --scan | { grep -Ev "^($P1|$P1S)[:~]" || true; } | sort |
+    while IFS= read -r k; do
+      printf '%s %s %s\n' "$k" "$(rcli s type "$k")" "$(rcli s debug digest-value "$k")"
+    done
+}
+before=$(others_digest)
+[[ $(grep -c "^$P2:" <<<"$before") -ge 4 ]] || fail "P2 has too few keys: $before"
+
+# ------------------------------------------------------------------ what the user can do
+out=$(redis-cli --user fsuser --pass userpw --no-auth-warning -s "$SOCK" get "$P2:SB" 2>&1) || true
+[[ $out == *NOPERM* ]] || fail "the ACL lets fsuser read $P2: $out"
+
+# a first mount makes the filesystem (TCP, --password-file)
+fs_mount "$T/m1" --redis "$TCP_URL" --password-file "$T/pw" --prefix "$P1"
+[[ $(rcli s exists "$P1:SB") == 1 ]] || fail "mounting as fsuser did not make $P1"
+mkdir -p "$T/m1/a/b"
+echo hello >"$T/m1/a/b/hello"
+head -c 3000000 /dev/urandom >"$T/big"
+cp "$T/big" "$T/m1/a/big"
+mv "$T/m1/a/b/hello" "$T/m1/a/hello2"
+ln -s hello2 "$T/m1/a/link"
+[[ $(cat "$T/m1/a/hello2") == hello ]] || fail "read back"
+cmp "$T/big" "$T/m1/a/big" || fail "3 MB file differs"
+sync
+fs_unmount "$T/m1"
+note "mount as fsuser over TCP with --password-file: made $P1, wrote and read it"
+
+# again over the unix socket, REDISFS_PASSWORD and unix://fsuser@/path
+REDISFS_PASSWORD=userpw fs_mount "$T/m1" --redis "$UNIX_URL" --prefix "$P1"
+cmp "$T/big" "$T/m1/a/big" || fail "3 MB file differs after a remount"
+[[ $(readlink "$T/m1/a/link") == hello2 ]] || fail "symlink"
+echo more >"$T/m1/more"
+sync
+fs_unmount "$T/m1"
+note "mount as fsuser over unix://fsuser@ with REDISFS_PASSWORD"
+
+# a wrong password: a clean error, quickly
+expect_quick_fail 30 'WRONGPASS|password|auth' \
+  "$REDISFS_BIN" -f --redis "$TCP_URL" --password-file "$T/badpw" --prefix "$P1" "$T/m1"
+expect_quick_fail 30 'WRONGPASS|password|auth' snap_user_env --password-file "$T/badpw" list
+
+# ------------------------------------------------------------------ snapshots as fsuser
+# copy to a prefix outside the ACL: refused, nothing written, P1 not left frozen
+expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user copy "$P1" "$OUT"
+[[ -z $(rcli s --scan --pattern "$OUT*") ]] || fail "a refused copy left keys: $(rcli s --scan --pattern "$OUT*" | head)"
+[[ $(rcli s exists "$P1:FREEZE") == 0 ]] || fail "a refused copy left $P1 frozen"
+# copy of a filesystem it may not read: refused
+expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user copy "$P2" "$P1S"
+[[ -z $(rcli s --scan --pattern "$P1S*") ]] || fail "a refused copy of $P2 wrote $P1S"
+
+snap_user -q copy "$P1" "$P1S"
+[[ $(rcli s hget "$P1S:SB" read_only) == 1 ]] || note "(the snapshot's read_only field: $(rcli s hget "$P1S:SB" read_only))"
+note "copy $P1 -> $P1S as fsuser"
+
+# list: shows fsuser's filesystems, and does not fail because P2 is forbidden
+snap_user list >"$T/list.out" 2>"$T/list.err" || fail "list as fsuser failed: $(cat "$T/list.err")"
+grep -q -- "$P1" "$T/list.out" || fail "list does not show $P1: $(cat "$T/list.out")"
+grep -q -- "$P1S" "$T/list.out" || fail "list does not show $P1S: $(cat "$T/list.out")"
+if grep -q -- "$P2" "$T/list.out"; then
+  note "list shows the forbidden $P2 as: $(grep -- "$P2" "$T/list.out" | head -2 | tr '\n' '|')"
+fi
+[[ ! -s $T/list.err ]] || note "list said on stderr: $(head -3 "$T/list.err" | tr '\n' '|')"
+snap_user_env list --json >"$T/list.json" || fail "list --json as fsuser failed"
+jq -e --arg p "$P1" 'map(select(.prefix == $p)) | length == 1' "$T/list.json" >/dev/null ||
+  fail "list --json has no $P1: $(cat "$T/list.json")"
+
+snap_user fsck "$P1" || fail "fsck $P1 as fsuser"
+snap_user_env fsck "$P1S" || fail "fsck $P1S as fsuser (REDISFS_PASSWORD)"
+
+# dump, delete, restore into the allowed second prefix
+snap_user -q dump -o "$T/p1.json" "$P1"
+jq -e '.' "$T/p1.json" >/dev/null || fail "the dump is not JSON"
+expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user dump -o "$T/p2.json" "$P2"
+[[ ! -e $T/p2.json ]] || fail "a refused dump left its output file"
+expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user restore --prefix "$OUT" "$T/p1.json"
+[[ -z $(rcli s --scan --pattern "$OUT*") ]] || fail "a refused restore left keys"
+snap_user_env -q delete "$P1S"
+[[ -z $(rcli s --scan --pattern "$P1S*") ]] || fail "delete left keys of $P1S"
+snap_user -q restore --prefix "$P1S" "$T/p1.json"
+snap_user fsck "$P1S" || fail "fsck of the restored $P1S"
+note "dump, delete, restore into $P1S as fsuser"
+
+# the restored copy reads like the original (both mounted read-only)
+fs_mount "$T/m1" --redis "$TCP_URL" --password-file "$T/pw" --prefix "$P1" --read-only
+REDISFS_PASSWORD=userpw fs_mount "$T/m1s" --redis "$UNIX_URL" --prefix "$P1S" --read-only
+diff -r --no-dereference "$T/m1" "$T/m1s" || fail "the restored filesystem differs from $P1"
+cmp "$T/big" "$T/m1s/a/big" || fail "3 MB file differs in the restore"
+fs_unmount "$T/m1s"
+fs_unmount "$T/m1"
+
+# ------------------------------------------------------------------ nothing else changed
+after=$(others_digest)
+if [[ $before != "$after" ]]; then
+  diff <(echo "$before") <(echo "$after") >&2 || true
+  fail "keys outside fsuser's prefixes changed"
+fi
+[[ -z $(rcli s --scan --pattern "$P1~*") ]] || note "temporary keys left under $P1~: $(rcli s --scan --pattern "$P1~*" | head -3)"
+note "$P2, its snapshot and every other key are byte-identical"

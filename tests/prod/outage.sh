@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# outage: a server outage costs latency, not errors (issue 9).
+#
+# 1. Two writers (outage_writer.py: files written, fsynced and stat'ed in
+#    a loop, each acknowledged one journaled) run on two mounts of one
+#    filesystem, over TCP and over the unix socket, while the server is
+#    killed (SIGKILL) and started again on the same port, socket and AOF
+#    (appendfsync always) twice, then once more sitting in LOADING for
+#    about 2 s. The writers must see no error at all; every acknowledged
+#    file reads back intact after a remount; fsck is clean. The slowest
+#    single call is printed, never asserted.
+# 2. With --timeout 3 and the server down for about 8 s, calls fail with
+#    EIO (not ENOENT, not a hang), the daemon logs why, and once the server
+#    is back new calls work on the same mount, without a remount.
+. "$(dirname "$0")/lib.sh"
+
+[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+need_tools fusermount3
+need_binary REDISFS_BIN
+need_binary REDISFS_SNAP_BIN
+W=$HERE/outage_writer.py
+
+start_plain_redis_tcp s
+PORT=${SRV_PORT[s]}
+URL=redis://127.0.0.1:$PORT
+P=O$RANDOM$RANDOM
+M=$T/m     # mount over TCP
+MU=$T/mu   # a second mount of the same filesystem, over the unix socket
+STOP=$T/stop
+declare -A WRITERS=()  # journal -> pid of its writer
+
+oks() {  # JOURNAL: files acknowledged so far
+  if [[ -f $1 ]]; then
+    grep -c '^ok ' "$1" || true
+  else
+    echo 0
+  fi
+}
+
+# wait_progress N WHY: until every writer has N more files acknowledged
+# (it got through the outage); fails if one dies or is stuck for 120 s.
+wait_progress() {
+  local j i
+  declare -A want=()
+  for j in "${!WRITERS[@]}"; do
+    want[$j]=$(($(oks "$j") + $1))
+  done
+  for j in "${!WRITERS[@]}"; do
+    for ((i = 0; i < 2400; i++)); do
+      (($(oks "$j") >= want[$j])) && break
+      kill -0 "${WRITERS[$j]}" 2>/dev/null ||
+        fail "the writer of ${j##*/} ended $2: $(tail -1 "$j.out"); first failure: $(grep -m1 '^err ' "$j")"
+      sleep 0.05
+    done
+    (($(oks "$j") >= want[$j])) ||
+      fail "the writer of ${j##*/} is stuck $2: $(oks "$j") files acknowledged; $(tail -3 "$j")"
+  done
+}
+
+# ------------------------------------------------------------------ 1. restarts under writers
+fs_mount "$M" --redis "$URL" --prefix "$P"
+fs_mount "$MU" --redis "unix://${SRV_SOCK[s]}" --prefix "$P"
+mkdir "$M/tcp" "$M/unix"
+python3 "$W" write "$M/tcp" "$T/journal.tcp" "$STOP" >"$T/journal.tcp.out" 2>&1 &
+WRITERS[$T/journal.tcp]=$!
+python3 "$W" write "$MU/unix" "$T/journal.unix" "$STOP" >"$T/journal.unix.out" 2>&1 &
+WRITERS[$T/journal.unix]=$!
+wait_progress 10 "before any outage"
+
+note "restart 1: SIGKILL, down 1 s"
+stop_server s kill
+sleep 1
+start_server_again s
+wait_progress 10 "after restart 1"
+
+note "restart 2: SIGKILL, at once"
+restart_redis s kill
+wait_progress 10 "after restart 2"
+
+note "restart 3: SIGKILL, then LOADING for about 2 s"
+prepare_loading s 2
+wait_progress 3 "during the AOF rewrite"
+restart_loading s kill
+((LOADING_SEEN == 1)) || fail "the restarted server was not LOADING (INFO loading:1 not seen)"
+n=$(($(oks "$T/journal.tcp") + $(oks "$T/journal.unix")))
+wait_loaded s
+note "server loaded; the writers acknowledged $(($(oks "$T/journal.tcp") + $(oks "$T/journal.unix") - n)) file(s) while it was LOADING"
+wait_progress 10 "after the LOADING restart"
+
+touch "$STOP"
+errors=
+for j in "$T/journal.tcp" "$T/journal.unix"; do
+  wait "${WRITERS[$j]}" || fail "the writer of ${j##*/} exited with $?: $(cat "$j.out")"
+  echo "${j##*.}: $(cat "$j.out")"
+  if grep -q '^err ' "$j"; then
+    errors+="${j##*.}: $(grep -c '^err ' "$j") failed call(s), e.g.: $(grep '^err ' "$j" | head -3 | tr '\n' '|') "
+  fi
+done
+[[ -z $errors ]] || fail "the writers saw errors through the restarts: $errors"
+fs_unmount "$MU"
+fs_unmount "$M"
+
+# every acknowledged file, read back through a new mount
+fs_mount "$M" --redis "$URL" --prefix "$P" --read-only
+python3 "$W" verify "$M/tcp" "$T/journal.tcp" || fail "acknowledged files (TCP mount) were lost or changed"
+python3 "$W" verify "$M/unix" "$T/journal.unix" || fail "acknowledged files (unix socket mount) were lost or changed"
+fs_unmount "$M"
+"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the restarts"
+
+# ------------------------------------------------------------------ 2. an outage longer than --timeout
+fs_mount "$M" --redis "$URL" --prefix "$P" --timeout 3
+LOG=${MOUNT_LOGS[$M]}
+echo before >"$M/before-outage"
+sync
+lines=$(wc -l <"$LOG")
+note "server down for about 8 s under a mount with --timeout 3"
+t0=$(date +%s.%N)
+stop_server s kill
+python3 "$W" probe "$M" down >"$T/probe.out" 2>&1 || fail "probe: $(cat "$T/probe.out")"
+elapsed=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
+rest=$(python3 -c "print(max(0.0, 8 - $elapsed))")
+sleep "$rest"
+start_server_again s
+sed 's/^/-- probe while down: /' "$T/probe.out"
+while read -r call err secs; do
+  ((err != 0)) || fail "$call succeeded while the server was down"
+  ((err == 5)) || fail "$call failed with errno $err, want EIO (5), after $secs s"
+done <"$T/probe.out"
+sleep 0.3
+new_log=$(tail -n +$((lines + 1)) "$LOG")
+# a line for the calls that failed (EIO), not just any complaint about the server
+FAILED_RE='Input/output|EIO|timeout|timed out|gave up'
+grep -Eiq "$FAILED_RE" <<<"$new_log" || fail "the daemon logged nothing about the failed calls: $new_log"
+note "daemon log: $(grep -Ei -m1 "$FAILED_RE" <<<"$new_log")"
+
+# the server is back: new calls work on the same mount
+python3 "$W" probe "$M" back >"$T/probe.out" 2>&1 || fail "probe: $(cat "$T/probe.out")"
+sed 's/^/-- probe after: /' "$T/probe.out"
+read -r call err secs < <(grep '^create ' "$T/probe.out")
+((err == 0)) || fail "after the server came back, creating a file failed with errno $err"
+read -r call err secs < <(grep '^stat ' "$T/probe.out")
+((err == 2)) || fail "after the server came back, stat of a missing name gave errno $err, want ENOENT (2)"
+[[ $(cat "$M/before-outage") == before && $(cat "$M/probe-new-back") == probe ]] || fail "reads after the outage"
+fs_unmount "$M"
+"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the long outage"
+note "calls failed with EIO during the long outage and work again after it"
