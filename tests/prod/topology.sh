@@ -514,10 +514,12 @@ start_cluster() {
 # to the master on DST-PORT, as redis-cli --cluster reshard would, but for
 # that slot: SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS in batches until
 # the source holds none, SETSLOT NODE on the destination, the source and the
-# other masters. Sets MOVED_KEYS.
+# other masters. BATCH keys a MIGRATE (default 100), PAUSE seconds between
+# two (default 0: a test may stretch the migration so that clients meet
+# ASK and TRYAGAIN). Sets MOVED_KEYS.
 MOVED_KEYS=0
 reshard_slot() {
-  local slot=$1 dst=$2 src src_id dst_id keys m out
+  local slot=$1 dst=$2 batch=${3:-100} pause=${4:-0} src src_id dst_id keys m out
   src=$(master_of_slot "$slot")
   [[ -n $src ]] || fail "reshard_slot: nobody serves slot $slot"
   [[ $src != "$dst" ]] || fail "reshard_slot: $dst already serves slot $slot"
@@ -527,11 +529,12 @@ reshard_slot() {
   [[ $(rc_at "$src" cluster setslot "$slot" migrating "$dst_id") == OK ]] || fail "SETSLOT MIGRATING on $src"
   MOVED_KEYS=0
   while :; do
-    mapfile -t keys < <(rc_at "$src" cluster getkeysinslot "$slot" 100)
+    mapfile -t keys < <(rc_at "$src" cluster getkeysinslot "$slot" "$batch")
     ((${#keys[@]} > 0)) && [[ -n ${keys[0]} ]] || break
     out=$(rc_at "$src" migrate 127.0.0.1 "$dst" "" 0 10000 keys "${keys[@]}" 2>&1)
     [[ $out == OK || $out == NOKEY ]] || fail "MIGRATE of ${#keys[@]} keys of slot $slot from $src to $dst: $out"
     MOVED_KEYS=$((MOVED_KEYS + ${#keys[@]}))
+    [[ $pause == 0 ]] || sleep "$pause"
   done
   [[ $(rc_at "$dst" cluster setslot "$slot" node "$dst_id") == OK ]] || fail "SETSLOT NODE on $dst"
   [[ $(rc_at "$src" cluster setslot "$slot" node "$dst_id") == OK ]] || fail "SETSLOT NODE on $src"
