@@ -121,7 +121,7 @@ writer_progress() {
 
 # start_writer DIR JOURNAL: sets WRITER
 start_writer() {
-  python3 "$W" write "$1" "$2" --stop "$2.stop" >"$2.out" 2>&1 &
+  ${ORPHAN_GUARD[@]+"${ORPHAN_GUARD[@]}"} python3 "$W" write "$1" "$2" --stop "$2.stop" >"$2.out" 2>&1 &
   WRITER=$!
   track_job "$WRITER"
   writer_progress "$2" "$WRITER" 20

@@ -75,7 +75,7 @@ latency() {  # T0 T1
   python3 "$W" latency "$T/journal" "$1" "$2"
 }
 
-python3 "$W" write "$MNT/w" "$T/journal" --stop "$T/stop" >"$T/writer.out" 2>&1 &
+${ORPHAN_GUARD[@]+"${ORPHAN_GUARD[@]}"} python3 "$W" write "$MNT/w" "$T/journal" --stop "$T/stop" >"$T/writer.out" 2>&1 &
 writer=$!
 track_job "$writer"
 writer_progress 20

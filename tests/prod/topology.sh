@@ -43,6 +43,14 @@ DAEMON_PID=
 
 now() { date +%s.%N; }
 
+# "${ORPHAN_GUARD[@]}" COMMAND... &: COMMAND is SIGKILLed if this shell
+# dies without running its EXIT trap (SIGKILL, a crash): never a server left
+# behind. setpriv execs it, so $! is still COMMAND's pid.
+ORPHAN_GUARD=()
+if command -v setpriv >/dev/null && setpriv --pdeathsig KILL true 2>/dev/null; then
+  ORPHAN_GUARD=(setpriv --pdeathsig KILL)
+fi
+
 since() {  # T0 (from now): seconds elapsed, one decimal
   awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
 }
@@ -117,7 +125,7 @@ _launch() {
   local port=$1 conf=${NODE_CONF[$1]} dir pid i
   dir=$(dirname "$conf")
   # shellcheck disable=SC2086
-  redis-server "$conf" ${NODE_ARGS[$port]} >>"$dir/stdout" 2>&1 &
+  ${ORPHAN_GUARD[@]+"${ORPHAN_GUARD[@]}"} redis-server "$conf" ${NODE_ARGS[$port]} >>"$dir/stdout" 2>&1 &
   pid=$!
   disown "$pid"  # no job notices ("Killed") when a test SIGKILLs it
   NODE_PID[$port]=$pid
