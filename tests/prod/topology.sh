@@ -735,6 +735,92 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 cd "$T"
 
+# ------------------------------------------------------------------ exercises
+# The events the tests put their mounts through, on raw keys and watched
+# with redis-cli only: the self-test below, and a test's infrastructure
+# check (REDISFS_PROD_INFRA_ONLY=1), run them.
+
+# exercise_sentinel_set: WAIT-acknowledged keys survive a SIGSTOPped master
+# and then a SIGKILLed new master; the killed one comes back as a replica,
+# the stopped one is woken and turned into a replica by the sentinels.
+exercise_sentinel_set() {
+  local m m2 m3 r t0 k=exercise:$RANDOM
+  m=$(sentinel_master_port)
+  [[ -n $m ]] || fail "no sentinel names a master"
+  rc_at "$m" set "$k" v1 >/dev/null
+  [[ $(rc_at "$m" wait 2 5000) == 2 ]] || fail "WAIT 2 on the master $m"
+  for r in "${SENTINEL_DATA_PORTS[@]}"; do
+    [[ $r == "$m" ]] && continue
+    [[ $(role_of "$r") == slave && $(rc_at "$r" get "$k") == v1 ]] || fail "replica $r lacks $k"
+  done
+  t0=$(now)
+  stop_node "$m"
+  sentinel_wait_failover "$m"
+  m2=$NEW_MASTER_PORT
+  note "SIGSTOP $m: the sentinels promoted $m2 after $(since "$t0") s"
+  [[ $(rc_at "$m2" get "$k") == v1 ]] || fail "the new master $m2 lost $k"
+  rc_at "$m2" set "$k" v2 >/dev/null
+  wait_for 30 "the other replica does not follow $m2" sentinels_agree "$m2" 1
+  [[ $(rc_at "$m2" wait 1 5000) == 1 ]] || fail "WAIT 1 on $m2"
+  t0=$(now)
+  kill_node "$m2"
+  sentinel_wait_failover "$m2"
+  m3=$NEW_MASTER_PORT
+  note "SIGKILL $m2: the sentinels promoted $m3 after $(since "$t0") s"
+  [[ $m3 != "$m" ]] || fail "the stopped master was promoted"
+  [[ $(rc_at "$m3" get "$k") == v2 ]] || fail "the second new master $m3 lost $k=v2"
+  restart_node "$m2" --replicaof 127.0.0.1 "$m3"
+  wait_for 30 "$m2 does not come back as a replica of $m3" _replica_of_port "$m2" "$m3"
+  wait_for 30 "the sentinels do not agree on $m3 with a replica" sentinels_agree "$m3" 1
+  cont_node "$m"
+  wait_for 60 "the old master $m is not turned into a replica of $m3" _replica_of_port "$m" "$m3"
+  wait_for 60 "the sentinels do not agree on $m3 with 2 replicas" sentinels_agree "$m3" 2
+  rc_at "$m3" del "$k" >/dev/null
+  note "sentinel set: ok (master $m3; $m and $m2 are its replicas)"
+}
+
+# exercise_cluster [TAG]: '{TAG}:...' keys (default fs1) land on the master
+# of their slot and MOVED points there from the others; the slot moves to
+# another master with its keys, fails over gracefully, and its master is
+# SIGKILLed (a WAIT-acknowledged write survives) and comes back as a replica.
+exercise_cluster() {
+  local tag=${1:-fs1} slot owner p out i dst m m2 t0
+  slot=$(slot_of "{$tag}:SB")
+  [[ $slot == "$(slot_of "$tag")" ]] || fail "the tag does not decide the slot"
+  owner=$(master_of_slot "$slot")
+  rc_at "$owner" set "{$tag}:exercise" x >/dev/null
+  for p in $(masters_now); do
+    [[ $p == "$owner" ]] && continue
+    out=$(rc_at "$p" get "{$tag}:exercise" 2>&1) || true
+    [[ $out == "MOVED $slot 127.0.0.1:$owner" ]] || fail "GET on $p: '$out', expected MOVED to $owner"
+  done
+  [[ $(redis-cli -c -h 127.0.0.1 -p "$(other_master "$slot")" get "{$tag}:exercise") == x ]] || fail "redis-cli -c"
+  for i in $(seq 1 250); do echo "set {$tag}:exercise:$i $i"; done | rc_at "$owner" >/dev/null
+  dst=$(other_master "$slot")
+  reshard_slot "$slot" "$dst" 20
+  [[ $MOVED_KEYS -ge 251 ]] || fail "moved $MOVED_KEYS keys, expected 251 at least"
+  [[ $(rc_at "$owner" cluster countkeysinslot "$slot") == 0 ]] || fail "keys left on $owner"
+  [[ $(rc_at "$dst" get "{$tag}:exercise:77") == 77 ]] || fail "a value after MIGRATE"
+  note "slot $slot moved from $owner to $dst with $MOVED_KEYS keys"
+  cluster_failover "$dst"
+  m=$NEW_MASTER_PORT
+  [[ $(master_of_slot "$slot") == "$m" && $(rc_at "$m" get "{$tag}:exercise:77") == 77 ]] || fail "after CLUSTER FAILOVER"
+  note "graceful failover: $dst -> $m"
+  rc_at "$m" set "{$tag}:exercise" after >/dev/null
+  [[ $(rc_at "$m" wait 1 5000) == 1 ]] || fail "WAIT 1 on $m"
+  t0=$(now)
+  cluster_kill_master "$m"
+  m2=$NEW_MASTER_PORT
+  note "SIGKILL $m: $m2 serves slot $slot after $(since "$t0") s"
+  [[ $(rc_at "$m2" get "{$tag}:exercise") == after ]] || fail "the new master lost a WAITed write"
+  restart_node "$m"
+  wait_for 60 "$m does not come back as a replica of $m2" _replica_of_port "$m" "$m2"
+  wait_for 30 "the cluster does not agree with $m back" cluster_agrees
+  for i in $(seq 1 250); do echo "del {$tag}:exercise:$i"; done | rc_at "$m2" >/dev/null
+  rc_at "$m2" del "{$tag}:exercise" >/dev/null
+  note "cluster: ok ($m is a replica of $m2 again)"
+}
+
 # ------------------------------------------------------------------ self-test
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   what=${1:-all}
@@ -743,73 +829,12 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     start_sentinel_set
     note "sentinel set up in $(since "$t0") s: master $SENTINEL_MASTER_PORT," \
       "replicas ${SENTINEL_REPLICA_PORTS[*]}, sentinels ${SENTINEL_PORTS[*]}"
-    m=$SENTINEL_MASTER_PORT
-    rc_at "$m" set k v1 >/dev/null
-    [[ $(rc_at "$m" wait 2 5000) == 2 ]] || fail "WAIT 2 on the master"
-    for r in "${SENTINEL_REPLICA_PORTS[@]}"; do
-      [[ $(rc_at "$r" get k) == v1 ]] || fail "replica $r lacks k"
-      [[ $(role_of "$r") == slave ]] || fail "$r is not a replica"
-    done
-    t0=$(now)
-    stop_node "$m"
-    sentinel_wait_failover "$m"
-    m2=$NEW_MASTER_PORT
-    note "SIGSTOP $m: sentinels promoted $m2 after $(since "$t0") s"
-    [[ $(rc_at "$m2" get k) == v1 ]] || fail "new master lost k"
-    rc_at "$m2" set k v2 >/dev/null
-    wait_for 30 "the other replica does not follow $m2" sentinels_agree "$m2" 1
-    [[ $(rc_at "$m2" wait 1 5000) == 1 ]] || fail "WAIT 1 on $m2"
-    t0=$(now)
-    kill_node "$m2"
-    sentinel_wait_failover "$m2"
-    m3=$NEW_MASTER_PORT
-    note "SIGKILL $m2: sentinels promoted $m3 after $(since "$t0") s"
-    [[ $m3 != "$m" ]] || fail "the stopped master was promoted"
-    [[ $(rc_at "$m3" get k) == v2 ]] || fail "the second new master lost k=v2"
-    restart_node "$m2" --replicaof 127.0.0.1 "$m3"
-    wait_for 30 "$m2 does not come back as a replica of $m3" _replica_of_port "$m2" "$m3"
-    wait_for 30 "the sentinels do not agree on $m3 with a replica" sentinels_agree "$m3" 1
-    cont_node "$m"
-    wait_for 60 "the old master $m is not turned into a replica of $m3" _replica_of_port "$m" "$m3"
-    wait_for 60 "the sentinels do not agree on $m3 with 2 replicas" sentinels_agree "$m3" 2
-    note "sentinel: ok (old master $m is a replica of $m3 again)"
+    exercise_sentinel_set
   fi
   if [[ $what == all || $what == cluster ]]; then
     t0=$(now)
     start_cluster
     note "cluster up in $(since "$t0") s: masters ${CLUSTER_MASTERS[*]}, replicas ${CLUSTER_REPLICAS[*]}"
-    slot=$(slot_of '{fs1}:SB')
-    [[ $slot == "$(slot_of fs1)" ]] || fail "the tag does not decide the slot"
-    owner=$(master_of_slot "$slot")
-    rc_at "$owner" set '{fs1}:SB' x >/dev/null
-    for p in "${CLUSTER_MASTERS[@]}"; do
-      [[ $p == "$owner" ]] && continue
-      out=$(rc_at "$p" get '{fs1}:SB' 2>&1) || true
-      [[ $out == "MOVED $slot 127.0.0.1:$owner" ]] || fail "GET on $p: '$out', expected MOVED to $owner"
-    done
-    [[ $(redis-cli -c -h 127.0.0.1 -p "$(other_master "$slot")" get '{fs1}:SB') == x ]] || fail "redis-cli -c"
-    for i in $(seq 1 250); do echo "set {fs1}:BLK:$i:0 $i"; done | rc_at "$owner" >/dev/null
-    dst=$(other_master "$slot")
-    reshard_slot "$slot" "$dst"
-    [[ $MOVED_KEYS == 251 ]] || fail "moved $MOVED_KEYS keys, expected 251"
-    [[ $(rc_at "$dst" cluster countkeysinslot "$slot") == 251 ]] || fail "keys not on $dst"
-    [[ $(rc_at "$owner" cluster countkeysinslot "$slot") == 0 ]] || fail "keys left on $owner"
-    [[ $(rc_at "$dst" get '{fs1}:BLK:77:0') == 77 ]] || fail "value after MIGRATE"
-    note "slot $slot moved from $owner to $dst with 251 keys"
-    cluster_failover "$dst"
-    m=$NEW_MASTER_PORT
-    [[ $(master_of_slot "$slot") == "$m" && $(rc_at "$m" get '{fs1}:BLK:77:0') == 77 ]] || fail "after CLUSTER FAILOVER"
-    note "graceful failover: $dst -> $m"
-    rc_at "$m" set '{fs1}:after' 1 >/dev/null
-    [[ $(rc_at "$m" wait 1 5000) == 1 ]] || fail "WAIT 1 on $m"
-    t0=$(now)
-    cluster_kill_master "$m"
-    m2=$NEW_MASTER_PORT
-    note "SIGKILL $m: $m2 serves slot $slot after $(since "$t0") s"
-    [[ $(rc_at "$m2" get '{fs1}:after') == 1 ]] || fail "the new master lost a WAITed write"
-    restart_node "$m"
-    wait_for 60 "$m does not come back as a replica of $m2" _replica_of_port "$m" "$m2"
-    wait_for 30 "the cluster does not agree with $m back" cluster_agrees
-    note "cluster: ok ($m is a replica of $m2 again)"
+    exercise_cluster fs1
   fi
 fi
