@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # topology.sh: production Redis topologies for the tests of issue 9, all
 # on 127.0.0.1 with free TCP ports and private temp dirs:
 #
@@ -39,7 +40,7 @@ JOB_PIDS=()                 # background jobs of the case (writers...)
 declare -A MOUNT_PIDS=()    # mountpoint -> redisfs daemon
 declare -A MOUNT_LOGS=()    # mountpoint -> its output
 MOUNT_SEQ=0
-DAEMON_PID=
+DAEMON_PID=                # daemon of the last mount_at (for a case to signal)
 
 now() { date +%s.%N; }
 
@@ -370,7 +371,7 @@ start_sentinel_set() {
 # NEW_MASTER_PORT.
 NEW_MASTER_PORT=
 _failed_over() {
-  local old=$1 s p first=
+  local old=$1 s p first=""
   for s in "${SENTINEL_PORTS[@]}"; do
     alive "$s" || continue
     p=$(sentinel_cli "$s" get-master-addr-by-name "$SENTINEL_MASTER_NAME" | sed -n 2p)
@@ -466,7 +467,7 @@ other_master() {
 # cluster_agrees: every live node says cluster_state:ok, all 16384 slots
 # served, and every node has the same slot map (no migration left open).
 cluster_agrees() {
-  local p ref= map info
+  local p ref="" map info
   for p in "${CLUSTER_PORTS[@]}"; do
     alive "$p" && [[ -z ${STOPPED[$p]:-} ]] || continue
     info=$(rc_at "$p" cluster info | tr -d '\r')
