@@ -620,6 +620,7 @@ mount_at() {
   pid=$!
   MOUNT_PIDS[$mnt]=$pid
   MOUNT_LOGS[$mnt]=$log
+  # shellcheck disable=SC2034  # for a case to signal
   DAEMON_PID=$pid
   for ((i = 0; i < 1200; i++)); do
     is_mounted "$mnt" && return 0
