@@ -275,4 +275,10 @@ unmount_at "$T/ro1"
 fsck_clean "$P1" "$P1-snap" "$P2" "$P3" "$P1-restored" "{$TAG4}"
 snap list --json >"$T/list.json" || fail "list after the failover"
 [[ $(jq length "$T/list.json") == 6 ]] || fail "list shows $(jq length "$T/list.json") filesystems, expected 6"
+# delete, through a node that does not serve the prefix either
+M4=$(master_of_key "{$TAG4}")
+"$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$(other_master "$(slot_of "{$TAG4}")")" delete "{$TAG4}" ||
+  fail "delete {$TAG4}"
+[[ $(rc_at "$M4" cluster countkeysinslot "$(slot_of "{$TAG4}")") == 0 ]] || fail "delete left keys of {$TAG4} on $M4"
+[[ $(snap list --json | jq length) == 5 ]] || fail "list after delete: $(snap list)"
 note "ok"

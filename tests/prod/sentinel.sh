@@ -152,9 +152,12 @@ snap list --json >"$T/list.json"
 for p in "$PREFIX" "$PREFIX-snap" "$PREFIX-restored"; do
   jq -e --arg p "$p" 'any(.[]; .prefix == $p)' "$T/list.json" >/dev/null || fail "list lacks $p: $(cat "$T/list.json")"
 done
-# and the data is on the master the sentinels name now, replicated
+# and the data is on the master the sentinels name now
 [[ $(rc_at "$m2" exists "$PREFIX:SB" "$PREFIX-snap:SB" "$PREFIX-restored:SB") == 3 ]] ||
   fail "the filesystems are not on the current master $m2"
+"$REDISFS_SNAP_BIN" --sentinel "$SENTINEL_ADDRS/$SENTINEL_MASTER_NAME" delete "$PREFIX-restored" ||
+  fail "delete through --sentinel"
+[[ $(rc_at "$m2" --scan --pattern "$PREFIX-restored:*" | wc -l) == 0 ]] || fail "delete left keys of $PREFIX-restored"
 
 # the hung first master: woken, then stopped for good
 cont_node "$m0"
