@@ -6,10 +6,11 @@
 # (SIGKILL; it comes back later as a replica, so fsync has a replica to wait
 # for again). Outages cost latency, not errors (DESIGN.md, decision 12):
 # the writer sees no error at all, every write fsync acknowledged survives
-# (read back through the mount and through a fresh read-only mount, found
-# with the --sentinel form), fsck through the sentinel URL is clean, and
-# dump, restore and copy through it work. The slowest call across each
-# failover is printed, never asserted.
+# (read back through the mount and through a fresh read-only mount found
+# with the --sentinel form naming two of the sentinels), fsck through the
+# sentinel URL is clean, and dump, restore, copy and delete through the
+# sentinels work. The slowest call across each failover is printed, never
+# asserted.
 #
 # REDISFS_PROD_INFRA_ONLY=1 stops after the checks of the topology itself
 # (the same failures, on raw keys, watched with redis-cli): for a quick run
@@ -33,6 +34,8 @@ snap() {
 t0=$(now)
 start_sentinel_set
 m0=$SENTINEL_MASTER_PORT
+# the --sentinel form, given two of the three sentinels (any one will do)
+SENTINELS_2=127.0.0.1:$SENTINEL_PORT1,127.0.0.1:$SENTINEL_PORT2/$SENTINEL_MASTER_NAME
 note "sentinel set up in $(since "$t0") s: master $m0, replicas ${SENTINEL_REPLICA_PORTS[*]}," \
   "sentinels ${SENTINEL_PORTS[*]} ($SENTINEL_URL)"
 rc_at "$m0" set "probe:$PREFIX" 1 >/dev/null
@@ -49,6 +52,8 @@ if [[ ${REDISFS_PROD_INFRA_ONLY:-0} == 1 ]]; then
 fi
 
 # ------------------------------------------------------------------ mount and work
+# --timeout 60: room for a loaded 2-core CI box; a call that fails is an
+# error whatever the timeout
 mount_at "$MNT" --redis "$SENTINEL_URL" --prefix "$PREFIX" --sync-replicas 1 --timeout 60
 mkdir -p "$MNT/w" "$MNT/tree/sub"
 head -c 300000 /dev/urandom >"$T/blob"
@@ -126,7 +131,7 @@ cmp "$T/blob" "$MNT/tree/blob"
 unmount_at "$MNT"
 
 # a fresh read-only mount, found with the --sentinel form
-mount_at "$T/ro" --sentinel "$SENTINEL_ADDRS/$SENTINEL_MASTER_NAME" --prefix "$PREFIX" --read-only
+mount_at "$T/ro" --sentinel "$SENTINELS_2" --prefix "$PREFIX" --read-only
 python3 "$W" verify "$T/ro/w" "$T/journal" || fail "acknowledged writes are wrong or missing after a remount"
 cmp "$T/blob" "$T/ro/tree/blob"
 expect_fail "read-only" touch "$T/ro/new"
@@ -139,7 +144,7 @@ snap dump "$PREFIX" -o "$T/dump.json" || fail "dump through the sentinel URL"
 jq -e --arg p "$PREFIX" '.format == "redisfs-dump" and .prefix == $p and .trailer.records == (.records | length)' \
   "$T/dump.json" >/dev/null || fail "the dump is not a complete redisfs-dump of $PREFIX"
 snap copy "$PREFIX" "$PREFIX-snap" || fail "copy through the sentinel URL"
-"$REDISFS_SNAP_BIN" --sentinel "$SENTINEL_ADDRS/$SENTINEL_MASTER_NAME" restore "$T/dump.json" --prefix "$PREFIX-restored" ||
+"$REDISFS_SNAP_BIN" --sentinel "$SENTINELS_2" restore "$T/dump.json" --prefix "$PREFIX-restored" ||
   fail "restore through --sentinel"
 for p in "$PREFIX-snap" "$PREFIX-restored"; do
   snap fsck "$p" >"$T/fsck.out" 2>&1 || fail "fsck $p: $(cat "$T/fsck.out")"
@@ -155,7 +160,7 @@ done
 # and the data is on the master the sentinels name now
 [[ $(rc_at "$m2" exists "$PREFIX:SB" "$PREFIX-snap:SB" "$PREFIX-restored:SB") == 3 ]] ||
   fail "the filesystems are not on the current master $m2"
-"$REDISFS_SNAP_BIN" --sentinel "$SENTINEL_ADDRS/$SENTINEL_MASTER_NAME" delete "$PREFIX-restored" ||
+"$REDISFS_SNAP_BIN" --sentinel "$SENTINELS_2" delete "$PREFIX-restored" ||
   fail "delete through --sentinel"
 [[ $(rc_at "$m2" --scan --pattern "$PREFIX-restored:*" | wc -l) == 0 ]] || fail "delete left keys of $PREFIX-restored"
 
