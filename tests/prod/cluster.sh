@@ -107,8 +107,8 @@ same_tree() {
   diff "$T/manifest.a" "$T/manifest.b" >&2 || fail "$2 differs from $1"
 }
 
-steps() {  # JOURNAL: acknowledged steps so far
-  if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
+steps() {  # JOURNAL: acknowledged steps so far (an error ends the writer)
+  if [[ -f $1 ]]; then grep -cv '^error' "$1" || true; else echo 0; fi
 }
 
 # writer_progress JOURNAL PID N: waits until JOURNAL holds N steps; fails if
