@@ -188,7 +188,14 @@ mkdir "$MNT2/w"
 note "$P1 (through $VIA) and $P2 (through $M1) mounted; file work done"
 
 # ------------------------------------------------------------------ snapshots
+copies_on() {  # PORT: COPY commands the server has run
+  rc_at "$1" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_copy:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0
+}
+copies=$(copies_on "$M1")
 snap copy "$P1" "$P1-snap" || fail "copy $P1 $P1-snap (same slot)"
+# same slot: copied on the server (COPY), not through the client
+(($(copies_on "$M1") - copies >= $(rc_at "$M1" cluster countkeysinslot "$S1") / 3)) ||
+  fail "copy $P1 $P1-snap ran $(($(copies_on "$M1") - copies)) COPY commands on $M1: not a server-side copy"
 snap copy "$P1" "$P3" || fail "copy $P1 $P3 (another slot, through the client)"
 [[ $(rc_at "$M1" exists "$P1-snap:SB") == 1 ]] || fail "$P1-snap is not on $M1"
 [[ $(rc_at "$M3" exists "$P3:SB") == 1 ]] || fail "$P3 is not on $M3"
