@@ -23,6 +23,11 @@ TOPO_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$TOPO_HERE/../common.sh"
 
 need_tools redis-server redis-cli python3
+# sentinel resolve-hostnames needs 6.2; shutdown-timeout and
+# enable-debug-command are 7.0's (left out before)
+REDIS_VERSION=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+read -r REDIS_MAJOR REDIS_MINOR <<<"${REDIS_VERSION:-0 0}"
+((REDIS_MAJOR * 100 + REDIS_MINOR >= 602)) || skip "redis-server ${REDIS_MAJOR}.${REDIS_MINOR} is older than 6.2"
 
 # the environment must not pick another server, filesystem or password
 unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD
@@ -178,8 +183,10 @@ start_node() {
         echo "repl-diskless-sync yes"
         echo "repl-diskless-sync-delay 0"
         echo "repl-backlog-size 8mb"
-        echo "shutdown-timeout 1"
-        echo "enable-debug-command local"
+        if ((REDIS_MAJOR >= 7)); then
+          echo "shutdown-timeout 1"
+          echo "enable-debug-command local"
+        fi
         if [[ $kind == cluster ]]; then
           echo "cluster-enabled yes"
           echo "cluster-config-file $dir/nodes.conf"
