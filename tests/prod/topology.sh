@@ -263,7 +263,7 @@ wait_for() {
 # ------------------------------------------------------------------ replication
 
 role_of() {  # PORT: master or slave
-  rc_at "$1" role | head -1
+  rc_at "$1" role | sed -n 1p  # not head: it would leave early, a SIGPIPE under pipefail
 }
 
 # replica_synced PORT: a replica whose link to its master is up
@@ -306,7 +306,7 @@ sentinel_master_port() {
 
 # _sentinel_field SENTINEL-PORT FIELD: a field of SENTINEL MASTER
 _sentinel_field() {
-  sentinel_cli "$1" master "$SENTINEL_MASTER_NAME" | awk -v f="$2" 'prev == f { print; exit } { prev = $0 }'
+  sentinel_cli "$1" master "$SENTINEL_MASTER_NAME" | awk -v f="$2" 'prev == f && !n++ { print } { prev = $0 }'
 }
 
 # sentinels_agree MASTER-PORT REPLICAS: every live sentinel names
@@ -418,6 +418,8 @@ cluster_nodes() {
 
 # _slot_map [PORT]: "port first-last config-epoch" per slot range served by
 # a master that is not failed, sorted: PORT's view of who serves what.
+# (Readers of a pipe here read it to the end, never exit early: the writer
+# would die of SIGPIPE, a failure under pipefail.)
 _slot_map() {
   cluster_nodes "$@" | awk '
     $3 ~ /master/ && $3 !~ /fail/ {
@@ -432,7 +434,7 @@ _slot_map() {
 # master_of_slot SLOT [PORT]: port of the master serving SLOT
 master_of_slot() {
   local slot=$1
-  _slot_map "${@:2}" | awk -v s="$slot" '{ split($2, r, "-"); if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0) { print $1; exit } }'
+  _slot_map "${@:2}" | awk -v s="$slot" '{ split($2, r, "-"); if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0 && !n++) print $1 }'
 }
 
 slot_of() {  # KEY: CLUSTER KEYSLOT
@@ -461,14 +463,14 @@ masters_now() {
 # own INFO replication: gossip may not have told the other nodes yet)
 replica_of() {
   rc_at "$1" info replication | tr -d '\r' |
-    sed -n 's/^slave[0-9]*:ip=[^,]*,port=\([0-9]*\),state=online.*/\1/p' | head -1
+    sed -n 's/^slave[0-9]*:ip=[^,]*,port=\([0-9]*\),state=online.*/\1/p' | sed -n 1p
 }
 
 # other_master SLOT: a master that does not serve SLOT
 other_master() {
   local owner
   owner=$(master_of_slot "$1")
-  masters_now | grep -vx "$owner" | head -1
+  masters_now | grep -vx "$owner" | sed -n 1p
 }
 
 # cluster_agrees: every live node says cluster_state:ok, all 16384 slots
@@ -485,7 +487,7 @@ cluster_agrees() {
     else
       [[ $map == "$ref" ]] || return 1
     fi
-    ! cluster_nodes "$p" | grep -q '\[' || return 1
+    [[ $(cluster_nodes "$p") != *'['* ]] || return 1  # no slot left importing/migrating
   done
   [[ -n $ref ]]
 }
@@ -569,7 +571,7 @@ cluster_failover() {
   local old=$1 rep slot
   rep=$(replica_of "$old")
   [[ -n $rep ]] || fail "cluster_failover: $old has no replica"
-  slot=$(_slot_map | awk -v p="$old" '$1 == p { split($2, r, "-"); print r[1]; exit }')
+  slot=$(_slot_map | awk -v p="$old" '$1 == p && !n++ { split($2, r, "-"); print r[1] }')
   # a manual failover that cannot finish (an election lost to a vote
   # given just before, ...) gives up after 5 s: ask again
   local attempt i
@@ -602,7 +604,7 @@ cluster_kill_master() {
   local old=$1 rep slot
   rep=$(replica_of "$old")
   [[ -n $rep ]] || fail "cluster_kill_master: $old has no replica"
-  slot=$(_slot_map | awk -v p="$old" '$1 == p { split($2, r, "-"); print r[1]; exit }')
+  slot=$(_slot_map | awk -v p="$old" '$1 == p && !n++ { split($2, r, "-"); print r[1] }')
   kill_node "$old"
   wait_for 60 "replica $rep was not elected after $old was killed" _serves "$rep" "$slot"
   wait_for 60 "the cluster does not agree after $old was killed" cluster_agrees
