@@ -487,7 +487,13 @@ Status Connection::setup(Node& n, Deadline deadline) {
   }
   Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
   auto lost = [&](const Error& e, const char* what) {
-    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message,
+    std::string hint;
+    if (m_url.tls.enabled && m_url.tls.cert.empty()) {
+      // TLS 1.3: a server that wants a client certificate says so only
+      // after the handshake, often by just closing the connection.
+      hint = " (TLS: if the server requires a client certificate, give --tls-cert and --tls-key)";
+    }
+    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message + hint,
                  Fault::Unreachable};
   };
   if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
@@ -905,7 +911,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       Error err = std::move(r).error();
       err.message += " (gave up after " + std::to_string(duration_cast<seconds>(m_url.timeout).count()) + " s, " +
                      std::to_string(attempt) + " tries)";
-      err.code = err.code == 0 ? EIO : err.code;
+      err.code = EIO;  // an outage that outlasted --timeout, whatever the socket said
       return err;
     }
     r = f == Fault::Lost && e.op != 0 ? recover(e, deadline) : send_one(e, deadline, asking);
