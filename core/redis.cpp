@@ -357,6 +357,7 @@ struct Connection::Entry {
   long long client_id = 0;  // the server's id of the connection it went on
   std::string run_id;       // ... and that server's run_id
   bool sent = false;
+  bool in_tx = false;                  // MULTI ... EXEC: never sent again alone
   bool answered = false;               // its (first) reply has been read
   std::optional<Result<Reply>> early;  // read ahead, to send another command on its node
   Error unsent;                        // why it could not be sent
@@ -679,11 +680,38 @@ Result<Node*> Connection::node_for(int slot, Deadline deadline) {
   return node_at(address, deadline);
 }
 
+// SCAN ... MATCH "{tag}...": the tag's slot (a filesystem's keys are all in
+// it, so that is the node to scan in a cluster).
+static int _scan_slot(std::span<const std::string_view> argv) {
+  for (std::size_t i = 2; i + 1 < argv.size(); ++i) {
+    if (_upper(argv[i]) == "MATCH") {
+      std::string_view pattern = argv[i + 1];
+      auto open = pattern.find('{');
+      auto close = pattern.find('}', open == std::string_view::npos ? 0 : open + 1);
+      if (open != std::string_view::npos && close != std::string_view::npos && close > open + 1 &&
+          pattern.substr(open, close - open).find_first_of("*?[\\") == std::string_view::npos) {
+        return key_slot(pattern);
+      }
+    }
+  }
+  return -1;
+}
+
+void Connection::place(Entry& e, Node& n) {
+  e.node = &n;
+  e.gen = n.gen;
+  n.out += e.cmd;
+}
+
 void Connection::queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op) {
   auto e = std::make_unique<Entry>();
   e->cmd = _format(argv);
   std::size_t k = _key_index(argv);
   e->slot = k != 0 ? key_slot(argv[k]) : -1;
+  std::string name = argv.empty() ? std::string() : _upper(argv[0]);
+  if (name == "SCAN") {
+    e->slot = _scan_slot(argv);
+  }
   e->idempotent = script.empty() ? _idempotent(argv) : false;
   e->script = script;
   e->op = op;
@@ -691,16 +719,53 @@ void Connection::queue(std::span<const std::string_view> argv, std::string_view 
     e->op_key = m_op_log;
   }
   e->start = Clock::now();
-  auto n = node_for(e->slot, e->start + m_url.timeout);
+  // A transaction is never retried piecemeal, and goes to one node: in a
+  // cluster, MULTI waits for the first command with a key to know which.
+  const bool begins = name == "MULTI";
+  const bool ends = name == "EXEC" || name == "DISCARD";
+  e->in_tx = m_tx || begins;
+  if (begins) {
+    m_tx = true;
+    m_tx_node = nullptr;
+    m_tx_gen = 0;
+    if (m_cluster) {
+      m_tx_multi = e.get();
+      m_queue.push_back(std::move(e));
+      return;
+    }
+  }
+  Result<Node*> n = make_error(EIO, "");
+  if (m_tx && m_tx_node != nullptr) {
+    n = m_tx_node->gen == m_tx_gen && m_tx_node->up()
+            ? Result<Node*>(m_tx_node)
+            : Result<Node*>(Error{EIO, "redis: connection to " + m_tx_node->address + " lost in a transaction",
+                                  Fault::Lost});
+  } else {
+    n = node_for(m_tx_multi != nullptr && e->slot < 0 && !ends ? -1 : e->slot, e->start + m_url.timeout);
+  }
   if (n.ok()) {
-    e->node = *n;
-    e->gen = (*n)->gen;
-    (*n)->out += e->cmd;
+    if (m_tx_multi != nullptr) {
+      place(*m_tx_multi, **n);
+      m_tx_multi = nullptr;
+    }
+    if (m_tx && m_tx_node == nullptr) {
+      m_tx_node = *n;
+      m_tx_gen = (*n)->gen;
+    }
+    place(*e, **n);
   } else {
     e->unsent = std::move(n).error();
     if (e->unsent.fault == Fault::None && e->unsent.code != EACCES && e->unsent.code != EINVAL) {
       e->unsent.fault = Fault::Unreachable;
     }
+    if (m_tx_multi != nullptr) {
+      m_tx_multi->unsent = e->unsent;
+      m_tx_multi = nullptr;
+    }
+  }
+  if (ends) {
+    m_tx = false;
+    m_tx_node = nullptr;
   }
   m_queue.push_back(std::move(e));
 }
@@ -852,6 +917,9 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
 
 Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   using namespace std::chrono;
+  if (e.in_tx) {
+    return r;  // a transaction's parts: the caller sees the failure whole
+  }
   Deadline deadline = e.start + m_url.timeout;
   auto pause = milliseconds(5);
   bool moved_once = false;

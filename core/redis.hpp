@@ -20,7 +20,9 @@
 // records its reply under an operation id (set_op_log), and after a lost
 // reply the client reads that record instead of running it twice. NOSCRIPT
 // reloads the script; FROZEN (a snapshot is being taken) is waited out for
-// up to 120 s, then EBUSY. Errors that remain are returned with their Fault.
+// up to 120 s, then EBUSY. The parts of a MULTI/EXEC are never sent again
+// on their own: a transaction fails whole, and its caller decides. Errors
+// that remain are returned with their Fault.
 //
 // Errors: a server error reply becomes an Error with the errno it stands for
 // (a script's "ENOENT ..." -> ENOENT, "OOM ..." -> ENOSPC, "READONLY" ->
@@ -186,6 +188,7 @@ class Connection {
   Result<Reply> recover(Entry& e, Deadline deadline);
   Result<std::string> script_sha(std::string_view name, bool reload, Node& n, Deadline deadline);
   void queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op);
+  void place(Entry& e, Node& n);
   Result<Reply> check(Reply r);
 
   RedisUrl m_url;
@@ -200,6 +203,10 @@ class Connection {
   std::vector<std::unique_ptr<Node>> m_nodes;
   std::unordered_map<int, std::string> m_slots;  // cluster: slot -> address learned from MOVED
   std::vector<std::unique_ptr<Entry>> m_queue;   // sent or to send, replies not read yet
+  bool m_tx = false;                             // between MULTI and EXEC
+  Entry* m_tx_multi = nullptr;                   // cluster: MULTI waiting for its node
+  Node* m_tx_node = nullptr;
+  std::uint64_t m_tx_gen = 0;
   std::size_t m_head = 0;
   std::unordered_map<std::string_view, std::string> m_shas;
 };

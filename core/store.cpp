@@ -529,7 +529,9 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
       exec = std::move(r).value();
     }
   }
-  if (failure && failure->code == ENOSPC) {
+  if (failure && (failure->code == ENOSPC || failure->fault != Fault::None)) {
+    // (A transaction is not retried piece by piece: through an outage,
+    // read.lua is, like every script that changes nothing.)
     std::vector<std::string> keys{m_keys.inode(ino)};
     keys.insert(keys.end(), block_keys.begin(), block_keys.end());
     auto r = c->eval("read", keys, ranges);
