@@ -1,0 +1,68 @@
+// The client layer's pure parts: Redis Cluster key slots (the spec's CRC16
+// and hash-tag rules), the faults error replies map to, and prefixes with
+// hash tags.
+#include <doctest/doctest.h>
+
+#include "keys.hpp"
+#include "redis.hpp"
+
+using redisfs::Fault;
+using redisfs::fault_for_redis_error;
+using redisfs::key_slot;
+
+TEST_SUITE_BEGIN("client");
+
+TEST_CASE("key slots: CRC16 mod 16384, hash tags") {
+  // The cluster specification's test vector: CRC16("123456789") = 0x31C3.
+  CHECK(key_slot("123456789") == (0x31C3 & 16383));
+  CHECK(key_slot("") == 0);
+  // The tag is what is between the first '{' and the next '}'...
+  CHECK(key_slot("{user1000}.following") == key_slot("user1000"));
+  CHECK(key_slot("{user1000}.followers") == key_slot("{user1000}.following"));
+  CHECK(key_slot("foo{bar}{zap}") == key_slot("bar"));
+  CHECK(key_slot("foo{{bar}}zap") == key_slot("{bar"));
+  // ... if that is not empty: then the whole key is hashed.
+  CHECK(key_slot("foo{}{bar}") != key_slot("bar"));
+  CHECK(key_slot("foo{}{bar}") == key_slot(std::string("foo{}{bar}")));
+  // A filesystem's keys and its derived prefixes share its slot.
+  CHECK(key_slot("{fs1}:SB") == key_slot("{fs1}:BLK:7:3"));
+  CHECK(key_slot("{fs1}~copy~ab12:INODE:1") == key_slot("{fs1}:SB"));
+  CHECK(key_slot("{fs1}-monday:SB") == key_slot("{fs1}:SB"));
+}
+
+TEST_CASE("error replies: the fault is the first word") {
+  CHECK(fault_for_redis_error("LOADING Redis is loading the dataset in memory") == Fault::Loading);
+  CHECK(fault_for_redis_error("BUSY Redis is busy running a script.") == Fault::Busy);
+  CHECK(fault_for_redis_error("MASTERDOWN Link with MASTER is down") == Fault::MasterDown);
+  CHECK(fault_for_redis_error("READONLY You can't write against a read only replica.") == Fault::ReadOnly);
+  CHECK(fault_for_redis_error("TRYAGAIN Multiple keys request during rehashing of slot") == Fault::TryAgain);
+  CHECK(fault_for_redis_error("CLUSTERDOWN The cluster is down") == Fault::ClusterDown);
+  CHECK(fault_for_redis_error("MOVED 3999 127.0.0.1:6381") == Fault::Moved);
+  CHECK(fault_for_redis_error("ASK 3999 127.0.0.1:6381") == Fault::Ask);
+  CHECK(fault_for_redis_error("NOSCRIPT No matching script.") == Fault::NoScript);
+  CHECK(fault_for_redis_error("FROZEN a snapshot is being taken script: abc") == Fault::Frozen);
+  // Words elsewhere in the message do not count.
+  CHECK(fault_for_redis_error("ERR the word LOADING in a message") == Fault::None);
+  CHECK(fault_for_redis_error("ENOENT FROZEN") == Fault::None);
+  CHECK(fault_for_redis_error("ASKING") == Fault::None);
+  CHECK(fault_for_redis_error("") == Fault::None);
+}
+
+TEST_CASE("prefixes: at most one hash tag, and cluster mode wants one") {
+  CHECK(redisfs::validate_prefix("{fs1}").ok());
+  CHECK(redisfs::validate_prefix("{fs1}-monday").ok());
+  CHECK(redisfs::validate_prefix("pre{fs1}").ok());
+  for (const char* bad : {"{}", "a{b", "a}b", "{a}{b}", "{{a}", "}a{", "{a}}"}) {
+    auto st = redisfs::validate_prefix(bad);
+    CHECK_MESSAGE(!st.ok(), bad);
+    if (!st.ok()) {
+      CHECK(st.error().message.find("hash tag") != std::string::npos);
+    }
+  }
+  CHECK(redisfs::hash_tag("{fs1}-monday") == std::optional<std::string_view>("fs1"));
+  CHECK_FALSE(redisfs::hash_tag("SKX"));
+  auto refused = redisfs::check_cluster_prefix("SKX");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("{SKX}") != std::string::npos);
+  CHECK(redisfs::check_cluster_prefix("{SKX}").ok());
+}
