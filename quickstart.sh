@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(build-essential cmake pkg-config libhiredis-dev libssl-dev libfuse3-dev fuse3 libcli11-dev
-          nlohmann-json3-dev doctest-dev redis-server redis-tools jq attr groff-base python3 procps)
+          nlohmann-json3-dev doctest-dev redis-server redis-tools jq attr groff-base python3 procps openssl)
 
 mount_point="${HOME}/redisfs"
 build_only=0

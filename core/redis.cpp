@@ -590,6 +590,54 @@ Result<Node*> Connection::node_at(const std::string& address, Deadline deadline)
   return n;
 }
 
+// The master the sentinels name (the first sentinel that answers).
+Result<std::string> Connection::ask_sentinels(Deadline deadline) {
+  Error last = make_error(EIO, "no sentinel answered");
+  for (const HostPort& s : m_url.sentinels) {
+    Deadline d = std::min(deadline, Clock::now() + std::chrono::seconds(2));
+    auto t = Transport::connect_tcp(s.host, s.port, m_url.tls, d);
+    if (!t.ok()) {
+      last = std::move(t).error();
+      continue;
+    }
+    redisReader* reader = redisReaderCreate();
+    std::vector<char> buf(16 * 1024);
+    std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
+    if (!m_url.sentinel_password.empty()) {
+      auto a = m_url.sentinel_user.empty()
+                   ? _direct(**t, reader, buf, {"AUTH", m_url.sentinel_password}, d)
+                   : _direct(**t, reader, buf, {"AUTH", m_url.sentinel_user, m_url.sentinel_password}, d);
+      if (!a.ok() || a->view().type() == ReplyView::Type::Error) {
+        last = make_error(EACCES, "sentinel " + s.display() + " refused AUTH");
+        continue;
+      }
+    }
+    auto r = _direct(**t, reader, buf, {"SENTINEL", "get-master-addr-by-name", m_url.master_name}, d);
+    if (!r.ok()) {
+      last = std::move(r).error();
+      continue;
+    }
+    ReplyView v = r->view();
+    if (v.type() == ReplyView::Type::Error) {
+      last = make_error(EIO, "sentinel " + s.display() + ": " + shown(v.str(), 200, 0));
+      continue;
+    }
+    if (!v.is_array() || v.size() != 2) {
+      last = make_error(ENOENT,
+                        "sentinel " + s.display() + " knows no master named " + shown(m_url.master_name, 80, 0));
+      continue;
+    }
+    int port = 0;
+    std::string_view p = v[1].str();
+    std::from_chars(p.data(), p.data() + p.size(), port);
+    return HostPort{std::string(v[0].str()), port}.display();
+  }
+  return Error{last.code,
+               "redis: cannot find master " + shown(m_url.master_name, 80, 0) + " through " + m_url.display() + ": " +
+                   last.message,
+               last.code == ENOENT || last.code == EACCES ? Fault::None : Fault::Unreachable};
+}
+
 // The master: the server of the URL, or the one the sentinels name.
 Status Connection::connect_main(Deadline deadline) {
   if (m_url.is_unix) {
@@ -597,56 +645,7 @@ Status Connection::connect_main(Deadline deadline) {
   } else if (!m_url.is_sentinel()) {
     m_main = HostPort{m_url.host, m_url.port}.display();
   } else {
-    Error last = make_error(EIO, "no sentinel answered");
-    bool found = false;
-    for (const HostPort& s : m_url.sentinels) {
-      Deadline d = std::min(deadline, Clock::now() + std::chrono::seconds(2));
-      auto t = Transport::connect_tcp(s.host, s.port, m_url.tls, d);
-      if (!t.ok()) {
-        last = std::move(t).error();
-        continue;
-      }
-      redisReader* reader = redisReaderCreate();
-      std::vector<char> buf(16 * 1024);
-      std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
-      if (!m_url.sentinel_password.empty()) {
-        auto a = m_url.sentinel_user.empty()
-                     ? _direct(**t, reader, buf, {"AUTH", m_url.sentinel_password}, d)
-                     : _direct(**t, reader, buf,
-                               {"AUTH", m_url.sentinel_user, m_url.sentinel_password},
-                               d);
-        if (!a.ok() || a->view().type() == ReplyView::Type::Error) {
-          last = make_error(EACCES, "sentinel " + s.display() + " refused AUTH");
-          continue;
-        }
-      }
-      auto r = _direct(**t, reader, buf,
-                       {"SENTINEL", "get-master-addr-by-name", m_url.master_name}, d);
-      if (!r.ok()) {
-        last = std::move(r).error();
-        continue;
-      }
-      ReplyView v = r->view();
-      if (v.type() == ReplyView::Type::Error) {
-        last = make_error(EIO, "sentinel " + s.display() + ": " + shown(v.str(), 200, 0));
-        continue;
-      }
-      if (!v.is_array() || v.size() != 2) {
-        last = make_error(ENOENT, "sentinel " + s.display() + " knows no master named " + shown(m_url.master_name, 80, 0));
-        continue;
-      }
-      int port = 0;
-      std::string_view p = v[1].str();
-      std::from_chars(p.data(), p.data() + p.size(), port);
-      m_main = HostPort{std::string(v[0].str()), port}.display();
-      found = true;
-      break;
-    }
-    if (!found) {
-      return Error{last.code, "redis: cannot find master " + shown(m_url.master_name, 80, 0) + " through " +
-                                  m_url.display() + ": " + last.message,
-                   last.code == ENOENT || last.code == EACCES ? Fault::None : Fault::Unreachable};
-    }
+    TRY_ASSIGN(m_main, ask_sentinels(deadline));
   }
   TRY(node_at(m_main, deadline));
   return {};
@@ -812,7 +811,19 @@ Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
     if (r != nullptr) {
       return check(Reply(static_cast<redisReply*>(r)));
     }
-    auto got = n.t->read_some(n.buf.data(), n.buf.size(), deadline);
+    // Waiting on the master of a sentinel set: every second, ask the
+    // sentinels whether it still is (a stopped master answers nothing, and
+    // a failover makes that final: no need to wait out the reply timeout).
+    bool watch = m_url.is_sentinel() && n.address == m_main;
+    Deadline slice = watch ? std::min(deadline, Clock::now() + std::chrono::seconds(1)) : deadline;
+    auto got = n.t->read_some(n.buf.data(), n.buf.size(), slice);
+    if (!got.ok() && got.error().code == ETIMEDOUT && watch && Clock::now() < deadline) {
+      auto master = ask_sentinels(std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+      if (!master.ok() || *master == n.address) {
+        continue;
+      }
+      got = make_error(EIO, "the sentinels have named " + *master + " master instead");
+    }
     if (!got.ok()) {
       Error e{EIO, "redis: connection to " + n.address + " lost: " + got.error().message, Fault::Lost};
       drop(n, e);

@@ -177,6 +177,7 @@ class Connection {
   struct Entry;
   Connection(RedisUrl url, std::string client_name);
   Status connect_main(Deadline deadline);
+  Result<std::string> ask_sentinels(Deadline deadline);
   Result<Node*> node_for(int slot, Deadline deadline);
   Result<Node*> node_at(const std::string& address, Deadline deadline);
   Status setup(Node& n, Deadline deadline);

@@ -30,10 +30,10 @@ OUT=X$RANDOM$RANDOM   # outside the ACL
 # The ACL README.md and redisfs(1) recommend is the one this test runs.
 want="${FSUSER_ACL_COMMANDS[*]}"
 root=$REDISFS_TESTS_DIR/..
-readme=$(grep -m1 '^ACL SETUSER fsuser ' "$root/README.md" | sed 's/.* resetchannels //')
+readme=$(grep -m1 '^ACL SETUSER fsuser ' "$root/README.md" | sed 's/.* resetchannels /resetchannels /')
 [[ $readme == "$want" ]] || fail "README.md's ACL differs from the tested one: '$readme' vs '$want'"
 man=$(sed -n '/^redis\\-cli ACL SETUSER fsuser/,/^\.fi/p' "$root/man/redisfs.1" |
-  sed -e 's/\\e$//' -e 's/\\(aq//g' -e 's/\\-/-/g' | tr -s ' \n' ' ' | sed -e 's/.* resetchannels //' -e 's/ \.fi.*//')
+  sed -e 's/\\e$//' -e 's/\\(aq//g' -e 's/\\-/-/g' | tr -s ' \n' ' ' | sed -e 's/.* resetchannels /resetchannels /' -e 's/ \.fi.*//')
 [[ $man == "$want" ]] || fail "redisfs(1)'s ACL differs from the tested one: '$man' vs '$want'"
 setup_fsuser s fsuser userpw "$P1" "$P1S"
 acl_refuses s fsuser "$P1"  # the documented ACL really is restricted (ACL DRYRUN)
