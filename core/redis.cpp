@@ -358,6 +358,7 @@ struct Connection::Entry {
   std::string run_id;       // ... and that server's run_id
   bool sent = false;
   bool in_tx = false;                  // MULTI ... EXEC: never sent again alone
+  std::chrono::milliseconds waits{0};  // the server itself waits this long (WAIT)
   bool answered = false;               // its (first) reply has been read
   std::optional<Result<Reply>> early;  // read ahead, to send another command on its node
   Error unsent;                        // why it could not be sent
@@ -852,7 +853,7 @@ Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
     return err;
   }
   Node& n = **target;
-  Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
+  Deadline reply_deadline = std::min(deadline + e.waits, Clock::now() + _reply_timeout(m_url) + e.waits);
   TRY(flush(n, reply_deadline));
   for (std::size_t i = m_head; i < m_queue.size(); ++i) {
     Entry& other = *m_queue[i];
@@ -931,7 +932,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   if (e.in_tx) {
     return r;  // a transaction's parts: the caller sees the failure whole
   }
-  Deadline deadline = e.start + m_url.timeout;
+  Deadline deadline = e.start + m_url.timeout + e.waits;
   auto pause = milliseconds(5);
   bool moved_once = false;
   for (int attempt = 1;; ++attempt) {
@@ -1002,7 +1003,7 @@ Result<Reply> Connection::read_reply() {
     return make_error(EIO, "redis: no pipelined reply pending");
   }
   Entry& e = *m_queue[m_head];
-  Deadline reply_deadline = Clock::now() + _reply_timeout(m_url);
+  Deadline reply_deadline = Clock::now() + _reply_timeout(m_url) + e.waits;
   // Send what is queued, on every node, before waiting for anything.
   for (auto& n : m_nodes) {
     (void)flush(*n, reply_deadline);
@@ -1245,6 +1246,7 @@ Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseco
   append({"HINCRBY", m_op_log, "sync", "1"});
   append({"PEXPIRE", m_op_log, ttl});
   append({"WAIT", n, ms});
+  m_queue.back()->waits = timeout;
   auto set = read_reply();
   (void)read_reply();
   auto waited = read_reply();
