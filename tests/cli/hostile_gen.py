@@ -364,7 +364,7 @@ def m_root(fs, rng):
 
 
 def m_odd_key(fs, rng):
-    key = rng.choice(['INODE:01', 'INODE:0', 'DIR:0', 'BLK:2', 'BLK:2:01', 'XATTR:x', 'OPEN:2', 'MOUNT:x',
+    key = rng.choice(['INODE:01', 'INODE:0', 'DIR:0', 'BLK:2', 'BLK:2:01', 'XATTR:x', 'OPEN:2', 'MOUNT:x', 'OPLOG:x',
                       'FREEZE', 'TMP:x:1', 'junk', 'SB:2', 'INODE:18446744073709551615', 'K' * 70000])
     if rng.random() < 0.5:
         fs.records.append([key, 'string', b'x'])

@@ -95,7 +95,7 @@ cases = {
     'block-too-long': base()[:4] + [('BLK:2:0', 'string', b'x' * 5000)],
 }
 for key in ['INODE:../1', '../SB', 'DIR:1/../2', 'INODE:*', 'DIR:[1]', 'SB?', 'BLK:*:0', 'OTHER:INODE:1',
-            'SRC:INODE:1', 'SKX:SB', 'FREEZE', 'MOUNT:abc', 'INODE:01', 'INODE:0', 'INODE:-1', 'BLK:2:-1',
+            'SRC:INODE:1', 'SKX:SB', 'FREEZE', 'MOUNT:abc', 'OPLOG:abc', 'RESERVED', 'INSTALLING', 'INODE:01', 'INODE:0', 'INODE:-1', 'BLK:2:-1',
             'INODE:18446744073709551616', 'NOPE', ' SB', 'SB ', 'inode:1', 'INODE:1\n']:
     name = 'key-' + base64.b32encode(key.encode()).decode().rstrip('=')
     cases[name + '-s'] = base() + [(key, 'string', b'x')]

@@ -544,7 +544,7 @@ TEST_CASE_FIXTURE(RedisFixture, "restore refuses hostile dumps and leaves everyt
   with("BLK holding a hash", [](auto& r) { r.push_back(Rec{"BLK:2:1", {}, {{"a", "b"}}}); });
   with("superblock as a string", [](auto& r) { r[0] = Rec{"SB", std::string("x"), {}}; });
   for (const char* key : {"INODE:../1", "../SB", "DIR:1/../2", "INODE:*", "DIR:[1]", "SB?", "BLK:2:0*", "OTHER:INODE:1",
-                          "SRC:INODE:1", "FREEZE", "MOUNT:abc", "INODE:01", "INODE:0", "BLK:2:-1", "NOPE", " SB",
+                          "SRC:INODE:1", "FREEZE", "MOUNT:abc", "OPLOG:abc", "INODE:01", "INODE:0", "BLK:2:-1", "NOPE", " SB",
                           "INODE:18446744073709551616"}) {
     with(std::string("bad key ") + key, [&](auto& r) { r.push_back(Rec{key, std::string("x"), {}}); });
     with(std::string("bad hash key ") + key, [&](auto& r) { r.push_back(Rec{key, {}, {{"a", "b"}}}); });
