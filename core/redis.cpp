@@ -648,7 +648,41 @@ Status Connection::connect_main(Deadline deadline) {
   } else {
     TRY_ASSIGN(m_main, ask_sentinels(deadline));
   }
-  TRY(node_at(m_main, deadline));
+  auto reached = node_at(m_main, deadline);
+  if (!reached.ok() && m_cluster && reached.error().fault == Fault::Unreachable) {
+    // The node we knew is down: any other node of the cluster will do,
+    // and MOVED replies lead to the masters from there.
+    for (const std::string& other : m_cluster_nodes) {
+      if (other != m_main && node_at(other, deadline).ok()) {
+        m_main = other;
+        reached = node_at(m_main, deadline);
+        break;
+      }
+    }
+  }
+  TRY_ASSIGN(Node * n, std::move(reached));
+  if (m_cluster && m_cluster_nodes.empty()) {
+    // Learn every node (masters and replicas) while this one is free.
+    auto slots = _direct(*n->t, n->reader, n->buf, {"CLUSTER", "SLOTS"},
+                         std::min(deadline, Clock::now() + _reply_timeout(m_url)));
+    if (slots.ok() && slots->view().is_array()) {
+      ReplyView v = slots->view();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        for (std::size_t j = 2; j < v[i].size(); ++j) {
+          ReplyView node = v[i][j];
+          auto port = node.size() >= 2 ? node[1].as_int() : std::nullopt;
+          if (port && !node[0].str().empty()) {
+            std::string a = HostPort{std::string(node[0].str()), static_cast<int>(*port)}.display();
+            if (std::find(m_cluster_nodes.begin(), m_cluster_nodes.end(), a) == m_cluster_nodes.end()) {
+              m_cluster_nodes.push_back(a);
+            }
+          }
+        }
+      }
+    } else if (!slots.ok()) {
+      drop(*n, slots.error());
+    }
+  }
   return {};
 }
 

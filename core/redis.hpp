@@ -203,6 +203,7 @@ class Connection {
   int m_keyless_slot = -1;
   std::vector<std::unique_ptr<Node>> m_nodes;
   std::unordered_map<int, std::string> m_slots;  // cluster: slot -> address learned from MOVED
+  std::vector<std::string> m_cluster_nodes;      // cluster: every node, to start from when ours is down
   std::vector<std::unique_ptr<Entry>> m_queue;   // sent or to send, replies not read yet
   bool m_tx = false;                             // between MULTI and EXEC
   Entry* m_tx_multi = nullptr;                   // cluster: MULTI waiting for its node
