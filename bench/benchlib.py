@@ -330,7 +330,12 @@ class RedisServer:
                     return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"redis-server did not start in {self.dir}")
+                try:
+                    with open(os.path.join(self.dir, "redis.log")) as f:
+                        last = "".join(f.readlines()[-5:])
+                except OSError:
+                    last = ""
+                raise RuntimeError(f"redis-server did not start in {self.dir}\n{last}")
             time.sleep(0.05)
 
     def __exit__(self, *exc):
