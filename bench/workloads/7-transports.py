@@ -10,7 +10,9 @@ column each:
            a private CA and a client certificate required
            (--tls-auth-clients yes), as in tests/prod/tls.sh;
   cluster  a Redis Cluster of 3 masters (no replicas) on 127.0.0.1, plain
-           TCP, --redis naming one of them, prefix with a hash tag ({T7}).
+           TCP, prefix with a hash tag ({T7}: one slot, so one master);
+           --redis names another master, so every mount and every
+           redisfs-snap run finds the right one first (MOVED).
 
 unix, tcp and tls reach one and the same private redis-server (it listens on
 the three at once), so only the transport differs; the cluster's nodes are
@@ -64,6 +66,18 @@ def _wait_cluster(nodes):
             return
         time.sleep(0.05)
     raise RuntimeError("the cluster does not reach cluster_state:ok")
+
+
+def _serves(node, slot):
+    """Whether the cluster node (a RedisServer) serves the slot."""
+    for line in b.redis_cli(node.sock, "CLUSTER", "NODES").splitlines():
+        fields = line.split()
+        if "myself" in fields[2]:
+            for r in fields[8:]:
+                first, _, last = r.partition("-")
+                if r[0] != "[" and int(first) <= slot <= int(last or first):
+                    return True
+    return False
 
 
 def _tree_files():
@@ -144,17 +158,21 @@ with b.RedisServer(os.path.join(W7, "single"), port=tcp_port, args=tls_args) as 
     _wait_cluster(nodes)
     tls_options = ["--tls-ca-cert", f"{CERTS}/ca.crt", "--tls-cert", f"{CERTS}/client.crt",
                    "--tls-key", f"{CERTS}/client.key"]
+    # --redis names a node that does not serve the filesystem's slot: the
+    # client finds the one that does (MOVED), as it must in production
+    slot = int(b.redis_cli(n1.sock, "CLUSTER", "KEYSLOT", "{T7}"))
+    owner = next(i for i, n in enumerate(nodes) if _serves(n, slot))
+    entry = (owner + 1) % 3
     transports = [
         ("unix", single.url, [], "T7U", [single.sock]),
         ("tcp", f"redis://127.0.0.1:{tcp_port}", [], "T7T", [single.sock]),
         ("tls", f"rediss://127.0.0.1:{tls_port}", tls_options, "T7S", [single.sock]),
-        ("cluster", f"redis://127.0.0.1:{cluster_ports[0]}", [], "{T7}", [n.sock for n in nodes]),
+        ("cluster", f"redis://127.0.0.1:{cluster_ports[entry]}", [], "{T7}", [n.sock for n in nodes]),
     ]
-    slot = b.redis_cli(n1.sock, "CLUSTER", "KEYSLOT", "{T7}")
     for rep in range(b.REPS):
         # each repetition starts with another transport: none is always first
         for transport in transports[rep % 4:] + transports[:rep % 4]:
             _one(transport)
 b.note("unix, tcp, tls: one redis-server listening on all three; cluster: 3 masters, no replicas, "
-       f"--redis names the first; the filesystem's slot is {slot}")
+       f"the filesystem's slot {slot} on node {owner + 1}, --redis names node {entry + 1}")
 b.note("tls: certificates of a private CA (EC P-256), client certificate required (--tls-auth-clients yes)")
