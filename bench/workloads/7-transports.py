@@ -23,8 +23,9 @@ EC P-256 keys).
 Per repetition and transport, in turn (a fresh mount each time; each
 repetition starts with the next transport, so none always goes first):
   - write a tree of small files (1-16 KiB, in 20 directories), files/s;
-  - create, stat (cold: page cache, dentries and inodes dropped), unlink of
-    N files of 1 KiB (N = 2,000; 500 with --quick), ops/s;
+  - create, stat (cold: the kernel's page cache, dentries and inodes
+    dropped; the daemon keeps its own cache of the names it made), unlink
+    of N files of 1 KiB (N = 2,000; 500 with --quick), ops/s;
   - fio sequential write of a 64 MiB file (16 MiB with --quick), 1 MiB
     requests, + fsync, then a cold read of it, MB/s; the file is deleted;
   - after unmounting (the filesystem now holds the tree alone):
