@@ -20,6 +20,7 @@ import json
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,11 +61,18 @@ def _write(record):
         f.write(json.dumps(record) + "\n")
 
 
-def begin(number, title):
-    """Starts workload `number`; every later record belongs to it."""
+def begin(number, title, columns=None, ratios=None):
+    """Starts workload `number`; every later record belongs to it. A
+    workload whose targets are not the usual ones (redisfs, tmpfs, raw,
+    floor) names its own: columns, [(target, header)]; ratios, [(target,
+    baseline, header)] (see table.py)."""
     global _workload
     _workload = number
-    _write({"kind": "workload", "w": number, "title": title, "quick": QUICK, "reps": REPS})
+    rec = {"kind": "workload", "w": number, "title": title, "quick": QUICK, "reps": REPS}
+    if columns:
+        rec["columns"] = [list(c) for c in columns]
+        rec["ratios"] = [list(r) for r in ratios or ()]
+    _write(rec)
     log(f"workload {number}: {title}")
 
 
@@ -273,21 +281,43 @@ def floor_mount(mnt):
     return Mount("floor", mnt, argv=[FLOOR, mnt])
 
 
-class RedisServer:
-    """A private redis-server without persistence in `directory`."""
+def free_port(cluster=False):
+    """A TCP port nothing listens on at 127.0.0.1, below the ephemeral
+    range (with cluster=True, its cluster bus port, + 10000, is free too)."""
+    r = random.Random()
+    for _ in range(500):
+        port = r.randrange(20000, 30000)
+        try:
+            for p in (port, port + 10000) if cluster else (port,):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free TCP port on 127.0.0.1")
 
-    def __init__(self, directory):
+
+class RedisServer:
+    """A private redis-server without persistence in `directory`, on a unix
+    socket; with `port`, also on that TCP port of 127.0.0.1. `args`: more
+    redis-server arguments (TLS, cluster mode...)."""
+
+    def __init__(self, directory, port=0, args=()):
         self.dir = directory
         self.sock = os.path.join(directory, "redis.sock")
         self.url = f"unix://{self.sock}"
+        self.port = port
+        self.args = [str(a) for a in args]
         self.proc = None
         self.reg = None
 
     def __enter__(self):
         os.makedirs(self.dir, exist_ok=True)
-        self.proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", self.sock, "--unixsocketperm",
+        bind = ["--bind", "127.0.0.1"] if self.port else []
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port)] + bind +
+                                     ["--unixsocket", self.sock, "--unixsocketperm",
                                       "700", "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize",
-                                      "no", "--logfile", os.path.join(self.dir, "redis.log")],
+                                      "no", "--logfile", os.path.join(self.dir, "redis.log")] + self.args,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.reg = os.path.join(TMP, "cleanup", f"server-{self.proc.pid}")
         with open(self.reg, "w") as f:
@@ -300,7 +330,12 @@ class RedisServer:
                     return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"redis-server did not start in {self.dir}")
+                try:
+                    with open(os.path.join(self.dir, "redis.log")) as f:
+                        last = "".join(f.readlines()[-5:])
+                except OSError:
+                    last = ""
+                raise RuntimeError(f"redis-server did not start in {self.dir}\n{last}")
             time.sleep(0.05)
 
     def __exit__(self, *exc):
@@ -312,6 +347,34 @@ class RedisServer:
         if self.reg and os.path.exists(self.reg):
             os.unlink(self.reg)
         return False
+
+
+def create_files(d, names, data=b""):
+    """Creates each of `names` in directory `d` (O_CREAT|O_EXCL), writing
+    `data` into it; returns the seconds taken."""
+    t0 = time.perf_counter()
+    for name in names:
+        fd = os.open(os.path.join(d, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        if data:
+            os.write(fd, data)
+        os.close(fd)
+    return time.perf_counter() - t0
+
+
+def stat_files(d, names):
+    """stat of each of `names` in `d`: the seconds taken."""
+    t0 = time.perf_counter()
+    for name in names:
+        os.stat(os.path.join(d, name))
+    return time.perf_counter() - t0
+
+
+def unlink_files(d, names):
+    """Deletes each of `names` in `d`: the seconds taken."""
+    t0 = time.perf_counter()
+    for name in names:
+        os.unlink(os.path.join(d, name))
+    return time.perf_counter() - t0
 
 
 def fill(path, size, seed):

@@ -19,6 +19,7 @@ import time
 from numfmt import fmt
 
 TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("floor", "fuse floor")]
+RATIOS = [("tmpfs", "vs tmpfs"), ("raw", "vs raw"), ("floor", "vs floor")]
 
 
 def _pct(r):
@@ -35,7 +36,8 @@ def load(path):
             w = rec.get("w")
             if rec["kind"] == "workload":
                 if w not in workloads:
-                    workloads[w] = {"title": rec["title"], "rows": {}, "goals": [], "notes": []}
+                    workloads[w] = {"title": rec["title"], "rows": {}, "goals": [], "notes": [],
+                                    "columns": rec.get("columns"), "ratios": rec.get("ratios")}
                     order.append(w)
                 current = w
                 continue
@@ -56,19 +58,22 @@ def _median(row, target):
     return statistics.median(values) if values else None
 
 
-def _ratio(row, base):
-    fs, ref = _median(row, "redisfs"), _median(row, base)
+def _ratio(row, base, target="redisfs"):
+    fs, ref = _median(row, target), _median(row, base)
     if fs is None or ref is None or fs == 0 or ref == 0:
         return None
     return fs / ref if row["better"] == "higher" else ref / fs
 
 
-def _spread(row):
-    values = row["values"].get("redisfs") or []
-    if len(values) < 2:
-        return "-"
-    m = statistics.median(values)
-    return f"{(max(values) - min(values)) / m * 100:.0f}%" if m else "-"
+def _spread(row, targets=("redisfs",)):
+    """(max - min) / median of the repetitions, the largest over targets."""
+    spreads = []
+    for target in targets:
+        values = row["values"].get(target) or []
+        m = statistics.median(values) if len(values) >= 2 else 0
+        if m:
+            spreads.append((max(values) - min(values)) / m)
+    return f"{max(spreads) * 100:.0f}%" if spreads else "-"
 
 
 def evaluate(wl, goal, target="redisfs"):
@@ -109,16 +114,25 @@ def render(workloads, machine, header):
         out.append(line)
     out.append("")
     name_w = max([len(r) + 2 for _, wl in workloads for r in wl["rows"]] + [40])
-    cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>12}" for _, h in TARGETS) + \
-        f"{'vs tmpfs':>10}{'vs raw':>9}{'vs floor':>10}{'spread':>8}"
-    out.append(cols)
-    out.append("-" * len(cols))
+    shown = None
     for w, wl in workloads:
+        # the columns: the usual ones, or the workload's own (see benchlib.begin)
+        columns = wl.get("columns") or TARGETS
+        ratios = wl.get("ratios") if wl.get("columns") else [("redisfs", b, h) for b, h in RATIOS]
+        if (columns, ratios) != shown:
+            if shown is not None:
+                out.append("")
+            cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>12}" for _, h in columns) + \
+                "".join(f"{h:>{max(9, len(h) + 2)}}" for _, _, h in ratios) + f"{'spread':>8}"
+            out.append(cols)
+            out.append("-" * len(cols))
+            shown = (columns, ratios)
         out.append(f"{w}. {wl['title']}")
+        spread_of = [t for t, _ in columns] if wl.get("columns") else ["redisfs"]
         for name, row in wl["rows"].items():
-            cells = "".join(f"{fmt(_median(row, t)):>12}" for t, _ in TARGETS)
-            out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_pct(_ratio(row, 'tmpfs')):>10}"
-                       f"{_pct(_ratio(row, 'raw')):>9}{_pct(_ratio(row, 'floor')):>10}{_spread(row):>8}")
+            cells = "".join(f"{fmt(_median(row, t)):>12}" for t, _ in columns)
+            cells += "".join(f"{_pct(_ratio(row, b, t)):>{max(9, len(h) + 2)}}" for t, b, h in ratios)
+            out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_spread(row, spread_of):>8}")
     out.append("")
     out.append("Goals (reported, never asserted):")
     missed = []
@@ -170,7 +184,8 @@ def main():
         f"redisfs:  {machine['mount']}",
         f"tmpfs:    {machine['tmpfs']}",
         "ratios:   redisfs performance as % of the baseline (rates: fs/base, times: base/fs; higher is better);",
-        "          spread: (max - min) / median of the redisfs repetitions",
+        "          spread: (max - min) / median of the redisfs repetitions (the largest over the columns where a",
+        "          workload has its own, e.g. 7)",
     ]
     lines, missed = render(workloads, machine, header)
     print("\n".join(lines))

@@ -34,27 +34,6 @@ n_batch = 1000
 b.begin(3, f"metadata: {n_files:,} files create/stat/ls -l/delete; lookup in {n_big:,} vs 10 entries")
 
 
-def _create(d, names):
-    t0 = time.perf_counter()
-    for name in names:
-        os.close(os.open(os.path.join(d, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    return time.perf_counter() - t0
-
-
-def _stat(d, names):
-    t0 = time.perf_counter()
-    for name in names:
-        os.stat(os.path.join(d, name))
-    return time.perf_counter() - t0
-
-
-def _unlink(d, names):
-    t0 = time.perf_counter()
-    for name in names:
-        os.unlink(os.path.join(d, name))
-    return time.perf_counter() - t0
-
-
 names = [f"file-{i:06d}" for i in range(n_files)]
 ls_row = f"ls -l of {n_files:,} entries, cold"
 floor_mnt = os.path.join(b.TMP, "floor")
@@ -63,16 +42,16 @@ for rep in range(b.REPS):
         for target, base in b.targets() + [("floor", floor_mnt)]:
             d = os.path.join(b.workdir(base, "w3"), f"flat-{rep}")
             os.mkdir(d)
-            b.result("create empty file", target, n_files / _create(d, names), "ops/s")
+            b.result("create empty file", target, n_files / b.create_files(d, names), "ops/s")
             b.drop_caches()
             os.stat(d)
-            b.result("stat, cold", target, n_files / _stat(d, names), "ops/s")
+            b.result("stat, cold", target, n_files / b.stat_files(d, names), "ops/s")
             b.drop_caches()
             seconds, _ = b.timed(["ls", "-l", d])
             b.result(ls_row, target, seconds, "s", better="lower")
             seconds, _ = b.timed(["ls", "-l", d])
             b.result(f"ls -l of {n_files:,} entries, warm", target, seconds, "s", better="lower")
-            b.result("unlink", target, n_files / _unlink(d, names), "ops/s")
+            b.result("unlink", target, n_files / b.unlink_files(d, names), "ops/s")
             os.rmdir(d)
     out = b.raw("set", "RAW3", n_files, 0)
     b.result("create empty file", "raw", out["ops"] / out["seconds"], "ops/s")
