@@ -423,6 +423,11 @@ void Connection::drop(Node& n, const Error& why) {
 
 void Connection::set_op_log(std::string key) { m_op_log = std::move(key); }
 
+void Connection::set_lane(Lane lane) {
+  m_lane = lane.id;
+  m_op_seq = lane.last_op;
+}
+
 void Connection::route_keyless(std::string_view key) {
   m_keyless_slot = key_slot(key);
   m_keyless_node.clear();
@@ -1351,6 +1356,13 @@ Result<Pool::Lease> Pool::acquire() {
     }
     c = Connection::unconnected(m_url, m_client_name);
   }
+  {
+    std::lock_guard lock(m_mutex);
+    if (!m_free_lanes.empty()) {
+      c->set_lane(m_free_lanes.back());
+      m_free_lanes.pop_back();
+    }
+  }
   c->set_op_log(op_log);
   if (!route.empty()) {
     c->route_keyless(route);
@@ -1359,19 +1371,30 @@ Result<Pool::Lease> Pool::acquire() {
 }
 
 void Pool::give_back(std::unique_ptr<Connection> c) {
+  std::lock_guard lock(m_mutex);
+  // A closed connection's number (and where its operation ids stopped)
+  // goes to the next new one: a mount's outcome records then hold at most
+  // as many connections' fields as it ever ran at once.
+  auto retire = [this](Connection& gone) { m_free_lanes.push_back(gone.lane()); };
   if (c->pending() != 0) {
+    retire(*c);
     return;  // half-read pipeline: not reusable, close it
   }
-  std::lock_guard lock(m_mutex);
   if (c->broken()) {
     // The server went away (a restart?): the idle connections are most
     // likely dead too. Close them all rather than fail one operation per
     // connection; the next ones connect afresh.
+    retire(*c);
+    for (auto& idle : m_idle) {
+      retire(*idle);
+    }
     m_idle.clear();
     return;
   }
   if (m_idle.size() < 32) {
     m_idle.push_back(std::move(c));
+  } else {
+    retire(*c);
   }
 }
 

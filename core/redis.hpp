@@ -154,6 +154,14 @@ class Connection {
   // field per connection and operation. Unset: a writing script whose reply
   // is lost fails with EIO (Fault::Lost) instead of being checked.
   void set_op_log(std::string key);
+  // This connection's number among a mount's, and its last operation id
+  // (the pool hands a closed connection's to the next one it makes).
+  struct Lane {
+    std::uint64_t id = 0;
+    std::uint64_t last_op = 0;
+  };
+  Lane lane() const { return {m_lane, m_op_seq}; }
+  void set_lane(Lane lane);
 
   // Cluster: commands without a key (SCAN, INFO, CONFIG, WAIT...) go to the
   // master of this key's slot (unset: the node we first reached).
@@ -253,6 +261,7 @@ class Pool {
   std::string m_op_log;
   std::string m_route;
   bool m_reached = false;  // a connection was made once: later failures are outages
+  std::vector<Connection::Lane> m_free_lanes;
   std::vector<std::unique_ptr<Connection>> m_idle;
 };
 

@@ -47,6 +47,11 @@ void _kill(long long id) {
   CHECK(r->view().integer() == 1);
 }
 
+void c_lost(const redisfs::Result<redisfs::Reply>& r) {
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().fault == redisfs::Fault::Lost);
+}
+
 std::string _mkfs(Connection& c, const Keys& k) {
   auto r = c.eval("mkfs", {k.sb(), k.inode(1), k.reserved()}, {"65536", "0", "0", "0755", "1"});
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
@@ -414,6 +419,40 @@ TEST_CASE_FIXTURE(RedisFixture, "the pool hands out distinct connections and reu
   REQUIRE(l3.ok());
   long long third = _client_id(*l3.value());
   CHECK((third == first || third == second));
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a closed connection's number and operation ids go to the next one") {
+  _mkfs(conn(), keys);
+  std::string log = keys.absolute("oplog");
+  pool.set_op_log(log);
+  Connection::Lane before;
+  {
+    auto l = pool.acquire();
+    REQUIRE(l.ok());
+    REQUIRE((*l)->eval("alloc", {keys.sb(), keys.freeze()}, {"10"}).ok());
+    REQUIRE((*l)->eval("alloc", {keys.sb(), keys.freeze()}, {"10"}).ok());
+    before = (*l)->lane();
+    CHECK(before.last_op == 2);
+    _kill(_client_id(**l));
+    (void)(*l)->command({"GET", "x"});  // notices the loss: connects again
+    _kill(_client_id(**l));
+    REQUIRE((*l)->eval("alloc", {keys.sb(), keys.freeze()}, {"10"}).ok());  // runs once
+    before = (*l)->lane();
+    CHECK(before.last_op == 3);
+    _kill(_client_id(**l));
+    c_lost((*l)->command({"INCR", keys.absolute("n")}));  // broken when given back
+  }
+  auto next = pool.acquire();
+  REQUIRE(next.ok());
+  CHECK((*next)->lane().id == before.id);
+  CHECK((*next)->lane().last_op == before.last_op);
+  REQUIRE((*next)->eval("alloc", {keys.sb(), keys.freeze()}, {"10"}).ok());
+  auto fields = conn().command({"HLEN", log});
+  REQUIRE(fields.ok());
+  CHECK(fields->view().integer() == 4);  // four operations, one connection's fields
+  auto n = conn().command({"HGET", keys.sb(), "next_inode"});
+  REQUIRE(n.ok());
+  CHECK(n->view().str() == "42");
 }
 
 TEST_SUITE_END();
