@@ -599,6 +599,7 @@ Result<Node*> Connection::node_at(const std::string& address, Deadline deadline)
 // The master the sentinels name (the first sentinel that answers).
 Result<std::string> Connection::ask_sentinels(Deadline deadline) {
   Error last = make_error(EIO, "no sentinel answered");
+  bool any = false;  // a sentinel answered: its master may be electing
   for (const HostPort& s : m_url.sentinels) {
     Deadline d = std::min(deadline, Clock::now() + std::chrono::seconds(2));
     auto t = Transport::connect_tcp(s.host, s.port, m_url.tls, d);
@@ -606,6 +607,7 @@ Result<std::string> Connection::ask_sentinels(Deadline deadline) {
       last = std::move(t).error();
       continue;
     }
+    any = true;
     redisReader* reader = redisReaderCreate();
     std::vector<char> buf(16 * 1024);
     std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
@@ -641,7 +643,9 @@ Result<std::string> Connection::ask_sentinels(Deadline deadline) {
   return Error{last.code,
                "redis: cannot find master " + shown(m_url.master_name, 80, 0) + " through " + m_url.display() + ": " +
                    last.message,
-               last.code == ENOENT || last.code == EACCES ? Fault::None : Fault::Unreachable};
+               // (no sentinel reachable at all: a plain error at start; an
+               // outage later, the retry policy makes of it)
+               !any || last.code == ENOENT || last.code == EACCES ? Fault::None : Fault::Unreachable};
 }
 
 // The master: the server of the URL, or the one the sentinels name.
@@ -979,7 +983,6 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       return r;
     }
     Fault f = r.error().fault;
-    if (getenv("RDBG")) fprintf(stderr, "settle attempt %d fault %d: %s\n", attempt, (int)f, r.error().message.c_str());
     bool asking = false;
     if (f == Fault::NoScript && !e.script.empty()) {
       std::size_t at = e.cmd.find("EVALSHA\r\n$40\r\n");
