@@ -25,10 +25,10 @@
 //   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
 //                              or copy moves a staged filesystem in; whoever
 //                              finds it finishes the move (install.hpp)
-//   <p>:OPLOG:<id>     hash    one mount's recent outcomes (TTL):
-//                              "<connection>:<operation>" -> reply, so a
-//                              change whose reply was lost is checked, not
-//                              run twice (redis.hpp); removed at unmount
+//   <p>:OPLOG:<id>     hash    one mount's latest outcomes (TTL): connection
+//                              -> "<operation id>:<reply>", so a change
+//                              whose reply was lost is checked, not run
+//                              twice (redis.hpp); removed at unmount
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
 //                              large write sends its bytes with plain SETs
 //                              and its script RENAMEs them into place, so

@@ -327,6 +327,10 @@ std::atomic<std::uint64_t> g_lanes{0};
 
 // ---------------------------------------------------------------- connection
 
+std::chrono::milliseconds op_log_ttl(const RedisUrl& url) {
+  return std::max<std::chrono::milliseconds>(std::chrono::minutes(10), 2 * url.timeout);
+}
+
 struct Node {
   std::string address;  // host:port, or the socket path
   std::unique_ptr<Transport> t;
@@ -947,7 +951,7 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
     (void)settle(kill, send_one(kill, deadline, false));
   }
   Entry probe;
-  std::string field = std::to_string(m_lane) + ":" + op;
+  std::string field = std::to_string(m_lane);
   probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, field});
   probe.slot = key_slot(e.op_key);
   probe.idempotent = true;
@@ -956,16 +960,32 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
   if (!r.ok()) {
     return r;
   }
-  if (r->view().is_nil()) {
+  // "<id>:<reply>" of this connection's latest change. Changes run in the
+  // order they were sent: a later id means this one ran too, but its reply
+  // is gone (an earlier entry of a pipeline).
+  std::string_view rec = r->view().is_nil() ? std::string_view() : r->view().str();
+  std::uint64_t last = 0;
+  auto colon = rec.find(':');
+  if (!rec.empty()) {
+    auto [end, ec] = std::from_chars(rec.data(), rec.data() + std::min(colon, rec.size()), last);
+    if (ec != std::errc() || colon == std::string_view::npos) {
+      return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
+    }
+  }
+  if (rec.empty() || last < e.op) {
     return send_one(e, deadline, false);  // it did not run: now it may
   }
-  std::string_view rec = r->view().str();
+  if (last > e.op) {
+    return make_error(EIO, "redis: " + std::string(e.script) + " #" + op +
+                               " ran, but its reply was lost with the connection");
+  }
+  rec.remove_prefix(colon + 1);
   redisReader* reader = redisReaderCreate();
   std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
   redisReaderFeed(reader, rec.data(), rec.size());
   void* out = nullptr;
   if (redisReaderGetReply(reader, &out) != REDIS_OK || out == nullptr) {
-    return make_error(EIO, "redis: unreadable outcome record " + std::string(e.script) + " #" + op);
+    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
   }
   return check(Reply(static_cast<redisReply*>(out)));
 }
@@ -1176,7 +1196,7 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
   if (writes) {
     // The last key and argument are the outcome record's (embed_lua.cmake):
     // "" as the id means "do not record".
-    auto ttl = std::max<long long>(600000, 2 * m_url.timeout.count());
+    auto ttl = op_log_ttl(m_url).count();
     op_arg = op != 0 ? std::to_string(m_lane) + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
   }
   std::string nkeys = std::to_string(keys.size() + (writes ? 1 : 0));
@@ -1281,11 +1301,11 @@ Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseco
   // mount's outcome records, which expire.
   std::string ms = std::to_string(timeout.count());
   std::string n = std::to_string(replicas);
-  std::string ttl = std::to_string(std::max<long long>(600000, 2 * m_url.timeout.count()));
+  std::string ttl = std::to_string(op_log_ttl(m_url).count());
   std::string keyless_node = m_keyless_node;
   int keyless_slot = m_keyless_slot;
   route_keyless(m_op_log);
-  append({"HINCRBY", m_op_log, "sync", "1"});
+  append({"HINCRBY", m_op_log, "sync", "1"});  // (not a connection's field: no digits)
   append({"PEXPIRE", m_op_log, ttl});
   append({"WAIT", n, ms});
   m_queue.back()->waits = timeout;

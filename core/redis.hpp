@@ -92,6 +92,9 @@ using Args = std::vector<std::string>;
 int errno_for_redis_error(std::string_view error);
 // Maps a server error string to what the client does about it.
 Fault fault_for_redis_error(std::string_view error);
+// How long a mount's outcome records live without a change or a heartbeat:
+// 10 minutes, or twice the timeout if that is longer.
+std::chrono::milliseconds op_log_ttl(const RedisUrl& url);
 // The Redis Cluster hash slot of a key (its {hash tag} if it has one).
 int key_slot(std::string_view key);
 
@@ -151,8 +154,10 @@ class Connection {
 
   // Where the outcome of this connection's writing scripts is recorded: a
   // hash in the filesystem's slot (Keys::op_log), one per mount, with a
-  // field per connection and operation. Unset: a writing script whose reply
-  // is lost fails with EIO (Fault::Lost) instead of being checked.
+  // field per connection holding its latest change's id and reply (an
+  // earlier change of a pipeline whose replies were all lost is known to
+  // have run, its reply not: EIO). Unset: a writing script whose reply is
+  // lost fails with EIO (Fault::Lost) instead of being checked.
   void set_op_log(std::string key);
   // This connection's number among a mount's, and its last operation id
   // (the pool hands a closed connection's to the next one it makes).

@@ -1471,6 +1471,12 @@ Status Store::heartbeat() {
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
   TRY(c->eval("session", {m_keys.mount(m_opts.session)}, {info, std::to_string(k_session_ttl_ms)}));
   m_registered = true;
+  if (!m_opts.read_only) {
+    // The changes set the outcome records' TTL only when a connection's
+    // field is new; a live mount keeps them (redis.hpp).
+    std::string ttl = std::to_string(op_log_ttl(m_pool.url()).count());
+    TRY(c->command({"PEXPIRE", m_keys.op_log(m_opts.session), ttl}));
+  }
   return {};
 }
 
