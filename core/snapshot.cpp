@@ -77,6 +77,14 @@ Status check_cancel() {
   return {};
 }
 
+Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
+  TRY(validate_prefix(prefix));
+  if (c.cluster()) {
+    TRY(check_cluster_prefix(prefix));
+  }
+  return {};
+}
+
 std::string random_hex(std::size_t bytes) {
   static constexpr char k_hex[] = "0123456789abcdef";
   std::random_device rd;
@@ -477,6 +485,8 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, src));
+  TRY(check_toolkit_prefix(c, dst));
   Keys sk(src);
   Keys dk(dst);
 
@@ -532,6 +542,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
   Keys keys(prefix);
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
   TRY(finish_install(c, keys));

@@ -71,6 +71,13 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 
 // ---------------------------------------------------------------- helpers
 
+// What every toolkit entry point does first with a prefix it was given, on
+// its connection: validate_prefix, and on a Redis Cluster
+// check_cluster_prefix (a filesystem's keys must share one slot), so an
+// untagged prefix is refused with that hint before anything is read or
+// written.
+Status check_toolkit_prefix(Connection& c, std::string_view prefix);
+
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
 // check the flag between batches and fail with ECANCELED after cleaning up.
 void request_cancel() noexcept;
