@@ -163,9 +163,20 @@ std::string_view temp_tag(TempKind kind) {
 std::string make_temp_prefix(std::string_view base, TempKind kind) {
   std::string_view tag = temp_tag(kind);
   constexpr std::size_t k_hex_len = 16;
-  // Stays within validate_prefix's 200 bytes whatever the base.
+  // Stays within validate_prefix's 200 bytes whatever the base, and keeps
+  // its hash tag whole (so, on a cluster, its slot: the server copies and
+  // renames between the two): a long base loses bytes before the tag, then
+  // after it.
   std::size_t room = 200 - tag.size() - k_hex_len;
-  return std::string(base.substr(0, room)) + std::string(tag) + random_hex(k_hex_len / 2);
+  std::string cut(base.substr(0, room));
+  auto open = base.find('{');
+  auto close = open == std::string_view::npos ? open : base.find('}', open);
+  if (base.size() > room && close != std::string_view::npos && close >= room) {
+    std::size_t tag_len = close - open + 1;
+    std::size_t before = room > tag_len ? std::min(open, room - tag_len) : 0;
+    cut = std::string(base.substr(0, before)) + std::string(base.substr(open, std::min(tag_len, room)));
+  }
+  return cut + std::string(tag) + random_hex(k_hex_len / 2);
 }
 
 TempKind temp_kind(std::string_view prefix) {
