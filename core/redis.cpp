@@ -493,6 +493,10 @@ Status Connection::setup(Node& n, Deadline deadline) {
       // TLS 1.3: a server that wants a client certificate says so only
       // after the handshake, often by just closing the connection.
       hint = " (TLS: if the server requires a client certificate, give --tls-cert and --tls-key)";
+    } else if (m_url.tls.enabled) {
+      // Likewise for one it does not trust: its alert, or just a reset
+      // when our first write crosses it.
+      hint = " (TLS: the server may have refused our client certificate: is it signed by a CA the server trusts?)";
     }
     return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message + hint,
                  Fault::Unreachable};
