@@ -359,8 +359,9 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   TRY(validate_prefix(prefix));
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-  TRY_ASSIGN(Pool::Lease side, pool.acquire());
   Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
+  TRY_ASSIGN(Pool::Lease side, pool.acquire());
   Keys sk(prefix);
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
   if (exists.view().integer() != 1) {
@@ -415,6 +416,11 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     return stats;
   }
   TRY(validate_prefix(prefix));
+  {
+    // Refused before any file is made.
+    TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+    TRY(check_toolkit_prefix(*lease, prefix));
+  }
   struct stat existing{};
   if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
     // /dev/null, a FIFO, a terminal: write straight into it. Renaming a
@@ -500,6 +506,10 @@ class RestoreSink : public dump::Sink {
     m_dumped_ns = _parse_iso_ns(h.created);
     m_target = m_opts.prefix.value_or(h.prefix);
     TRY(validate_prefix(m_target));
+    if (m_pool != nullptr) {
+      TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
+      TRY(check_toolkit_prefix(*lease, m_target));
+    }
     if (m_pool != nullptr && m_c != nullptr) {
       // Reserved before it is looked at: no mount or other tool can start
       // on it until the restore has ended (install.hpp).
@@ -814,6 +824,15 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   if (!opts.dry_run) {
     TRY_ASSIGN(Pool::Lease l, pool->acquire());
     lease.emplace(std::move(l));
+  }
+  if (opts.prefix && pool != nullptr) {
+    // Refused before the dump is read (its own prefix is checked at its header).
+    if (lease) {
+      TRY(check_toolkit_prefix(**lease, *opts.prefix));
+    } else {
+      TRY_ASSIGN(Pool::Lease l, pool->acquire());
+      TRY(check_toolkit_prefix(*l, *opts.prefix));
+    }
   }
   Connection* c = lease ? &**lease : nullptr;
   Progress progress(opts.dry_run ? "verify" : "restore", 0, "keys", opts.quiet);

@@ -1444,6 +1444,7 @@ std::size_t FsckReport::remaining() const {
 Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress) {
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(auto c, pool.acquire());
+  TRY(check_toolkit_prefix(*c, prefix));
   Checker checker(prefix, repair, progress);
   return checker.run(*c);
 }
@@ -1452,6 +1453,7 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   TRY(validate_prefix(prefix));
   Keys keys(prefix);
   TRY_ASSIGN(auto c, pool.acquire());
+  TRY(check_toolkit_prefix(*c, prefix));
   std::vector<std::string> seen;
   std::string cursor = "0";
   const std::string match = keys.match_mounts();

@@ -503,6 +503,10 @@ Status Connection::setup(Node& n, Deadline deadline) {
       // TLS 1.3: a server that wants a client certificate says so only
       // after the handshake, often by just closing the connection.
       hint = " (TLS: if the server requires a client certificate, give --tls-cert and --tls-key)";
+    } else if (m_url.tls.enabled) {
+      // Likewise for one it does not trust: its alert, or just a reset
+      // when our first write crosses it.
+      hint = " (TLS: the server may have refused our client certificate: is it signed by a CA the server trusts?)";
     }
     return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message + hint,
                  Fault::Unreachable};
@@ -706,6 +710,43 @@ Result<Node*> Connection::node_for(int slot, Deadline deadline) {
       address = m_keyless_node;
     } else {
       int s = slot >= 0 ? slot : m_keyless_slot;
+      if (s >= 0 && m_slots.find(s) == m_slots.end() && !m_main.empty()) {
+        // Not learned from a MOVED yet. A SCAN MATCH "{tag}..." or a
+        // keyless command routed to a slot gets no MOVED (to the server it
+        // has no key): sent to the wrong master it would just find nothing.
+        // Ask the node first reached where every slot is (best effort).
+        std::string keyless = m_keyless_node;
+        m_keyless_node = m_main;  // CLUSTER SLOTS goes there, without coming back here
+        Entry q;
+        q.cmd = _format(std::initializer_list<std::string_view>{"CLUSTER", "SLOTS"});
+        q.idempotent = true;
+        q.start = Clock::now();
+        auto r = send_one(q, deadline, false);  // once: the caller's command has the retry policy
+        m_keyless_node = keyless;
+        std::string main_host;
+        int main_port = 0;
+        (void)_split_address(m_main, main_host, main_port);
+        for (std::size_t i = 0; r.ok() && i < r->view().size(); ++i) {
+          ReplyView range = r->view()[i];
+          if (range.size() < 3 || range[2].size() < 2) {
+            continue;
+          }
+          auto from = range[0].as_int();
+          auto to = range[1].as_int();
+          auto port = range[2][1].as_int();
+          std::string host(range[2][0].str());
+          if (host.empty() || host == "?") {
+            host = main_host;
+          }
+          if (!from || !to || !port || *from < 0 || *to > 16383) {
+            continue;
+          }
+          std::string a = HostPort{host, static_cast<int>(*port)}.display();
+          for (long long k = *from; k <= *to; ++k) {
+            m_slots[static_cast<int>(k)] = a;
+          }
+        }
+      }
       if (auto it = m_slots.find(s); s >= 0 && it != m_slots.end()) {
         address = it->second;
       }
@@ -1041,7 +1082,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, milliseconds(500));
     } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
-      if (f == Fault::Lost && m_cluster) {
+      if ((f == Fault::Lost || f == Fault::Unreachable) && m_cluster) {
         m_slots.clear();  // a dead master: its replica may have the slot now
       }
       std::this_thread::sleep_for(pause);

@@ -77,6 +77,14 @@ Status check_cancel() {
   return {};
 }
 
+Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
+  TRY(validate_prefix(prefix));
+  if (c.cluster()) {
+    TRY(check_cluster_prefix(prefix));
+  }
+  return {};
+}
+
 std::string random_hex(std::size_t bytes) {
   static constexpr char k_hex[] = "0123456789abcdef";
   std::random_device rd;
@@ -155,9 +163,20 @@ std::string_view temp_tag(TempKind kind) {
 std::string make_temp_prefix(std::string_view base, TempKind kind) {
   std::string_view tag = temp_tag(kind);
   constexpr std::size_t k_hex_len = 16;
-  // Stays within validate_prefix's 200 bytes whatever the base.
+  // Stays within validate_prefix's 200 bytes whatever the base, and keeps
+  // its hash tag whole (so, on a cluster, its slot: the server copies and
+  // renames between the two): a long base loses bytes before the tag, then
+  // after it.
   std::size_t room = 200 - tag.size() - k_hex_len;
-  return std::string(base.substr(0, room)) + std::string(tag) + random_hex(k_hex_len / 2);
+  std::string cut(base.substr(0, room));
+  auto open = base.find('{');
+  auto close = open == std::string_view::npos ? open : base.find('}', open);
+  if (base.size() > room && close != std::string_view::npos && close >= room) {
+    std::size_t tag_len = close - open + 1;
+    std::size_t before = room > tag_len ? std::min(open, room - tag_len) : 0;
+    cut = std::string(base.substr(0, before)) + std::string(base.substr(open, std::min(tag_len, room)));
+  }
+  return cut + std::string(tag) + random_hex(k_hex_len / 2);
 }
 
 TempKind temp_kind(std::string_view prefix) {
@@ -332,12 +351,78 @@ Status Freeze::release(Connection& c) {
 
 // ---------------------------------------------------------------- copy
 
+// Between two slots (a cluster, and prefixes with different hash tags: the
+// destination may be on another shard) the server cannot COPY: the client
+// carries each key, DUMP from the source and RESTORE to the destination
+// with the TTL, still under the source's freeze. A destination that exists
+// already (SCAN returned the source twice) is not copied, as COPY without
+// REPLACE would not; the destinations are the caller's private staging
+// prefix, so looking first (EXISTS, in the same pipeline as DUMP) is not a
+// race. A batch holds at most k_transfer_bytes of payloads.
+static constexpr std::size_t k_transfer_bytes = 16u << 20;
+
+bool same_slot(const Keys& a, const Keys& b) { return key_slot(a.sb()) == key_slot(b.sb()); }
+
+// One batch of keys through the client; `out[i]` = 1 when keys[i] was
+// restored as dkeys[i].
+static Status _transfer_batch(Connection& c, std::span<const std::string> keys, std::span<const std::string> dkeys,
+                              const std::string& ttl, std::vector<char>& out) {
+  out.assign(keys.size(), 0);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    c.append({"DUMP", keys[i]});
+    c.append({"EXISTS", dkeys[i]});
+  }
+  TRY_ASSIGN(std::vector<Reply> dumped, c.read_all());
+  std::size_t restores = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    ReplyView payload = dumped[2 * i].view();
+    if (payload.is_nil() || dumped[2 * i + 1].view().integer() != 0) {
+      continue;  // gone, or copied already
+    }
+    c.append({"RESTORE", dkeys[i], ttl, payload.str()});
+    out[i] = 1;
+    ++restores;
+  }
+  if (restores > 0) {
+    auto restored = c.read_all();
+    if (!restored.ok()) {
+      return make_error(restored.error().code, "RESTORE into " + dkeys[0].substr(0, dkeys[0].find(':')) + ": " +
+                                                   restored.error().message);
+    }
+  }
+  return {};
+}
+
+// The keys of one SCAN page (`keys`: n sources, then their n destinations),
+// through the client in batches; `copied[i]` as above.
+static Status _transfer_page(Connection& c, std::span<const std::string> keys, long long ttl_ms,
+                             std::size_t block_size, std::vector<char>& copied) {
+  const std::size_t n = keys.size() / 2;
+  const std::size_t batch = std::clamp<std::size_t>(k_transfer_bytes / std::max<std::size_t>(block_size, 1), 4, 256);
+  const std::string ttl = _str(ttl_ms);
+  copied.assign(n, 0);
+  std::vector<char> out;
+  for (std::size_t at = 0; at < n; at += batch) {
+    std::size_t m = std::min(batch, n - at);
+    TRY(_transfer_batch(c, keys.subspan(at, m), keys.subspan(n + at, m), ttl, out));
+    std::copy(out.begin(), out.end(), copied.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  return {};
+}
+
 // Step 3 and the superblock, with the freeze held. Returns the number of
 // keys copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
     const std::function<Status(std::span<const std::string_view> copied)>& after_page) {
   const std::string ttl = ttl_ms ? _str(*ttl_ms) : std::string();
+  const bool server_side = !c.cluster() || same_slot(sk, dk);
+  std::size_t block_size = k_default_block_size;
+  if (!server_side) {
+    TRY_ASSIGN(Reply bs, c.command({"HGET", sk.sb(), "block_size"}));
+    block_size = static_cast<std::size_t>(std::max(1LL, bs.view().as_int().value_or(k_default_block_size)));
+  }
+  std::vector<char> transferred;
   std::uint64_t copied = 0;
   std::string cursor = "0";
   std::vector<std::string_view> rels;
@@ -367,7 +452,14 @@ Result<std::uint64_t> copy_keys_frozen(
       keys.push_back(dk.absolute(rel));
     }
     done.clear();
-    if (!rels.empty()) {
+    if (!rels.empty() && !server_side) {
+      TRY(_transfer_page(c, keys, ttl_ms.value_or(0), block_size, transferred));
+      for (std::size_t i = 0; i < rels.size(); ++i) {
+        if (transferred[i] != 0) {
+          done.push_back(rels[i]);
+        }
+      }
+    } else if (!rels.empty()) {
       // SCAN may return a key twice: COPY without REPLACE answers 0 then.
       TRY_ASSIGN(Reply r, c.eval("copy_keys", keys, std::span<const std::string>(&ttl, 1)));
       ReplyView v = r.view();
@@ -418,14 +510,28 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
              }));
 
   std::string snap = _str(snapshot_ns);
+  const std::string ttl = _str(k_temp_ttl_ms);
+  Reply payload;  // another slot: the superblock travels through the client
+  if (c.cluster() && !same_slot(sk, tk)) {
+    TRY_ASSIGN(payload, c.command({"DUMP", sk.sb()}));
+    if (payload.view().is_nil()) {
+      return make_error(EIO, sk.sb() + " vanished while it was frozen");
+    }
+  }
   c.append({"MULTI"});
-  c.append({"COPY", sk.sb(), tk.sb()});
+  if (payload.empty()) {
+    c.append({"COPY", sk.sb(), tk.sb()});
+  } else {
+    c.append({"RESTORE", tk.sb(), ttl, payload.view().str()});
+  }
   c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
-  c.append({"PEXPIRE", tk.sb(), _str(k_temp_ttl_ms)});
+  c.append({"PEXPIRE", tk.sb(), ttl});
   c.append({"EXEC"});
   TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
   ReplyView exec = replies.back().view();
-  if (!exec.is_array() || exec.size() != 3 || exec[0].integer() != 1) {
+  bool sb_copied = exec.is_array() && exec.size() == 3 &&
+                   (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
+  if (!sb_copied) {
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
   progress.add(1);
@@ -477,6 +583,8 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, src));
+  TRY(check_toolkit_prefix(c, dst));
   Keys sk(src);
   Keys dk(dst);
 
@@ -532,6 +640,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
   Keys keys(prefix);
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
   TRY(finish_install(c, keys));
@@ -576,6 +685,37 @@ static std::string _temp_kind_name(TempKind kind) {
   return "filesystem";
 }
 
+// Every key matching `match` on the server, SCAN page by page, handed to
+// `each` a page at a time (keys may repeat). On a Redis Cluster the keys
+// are spread over the masters: each is scanned in turn, through a
+// connection of our own (its keyless commands routed to that master), so
+// the caller's connection keeps its routing.
+static Status _scan_everywhere(Pool& pool, Connection& c, const std::string& match,
+                               const std::function<void(ReplyView)>& each) {
+  auto scan = [&](Connection& on) -> Status {
+    std::string cursor = "0";
+    do {
+      Reply page;
+      TRY(_scan_page(on, cursor, match, page));
+      each(page.view()[1]);
+    } while (cursor != "0");
+    return {};
+  };
+  if (!c.cluster()) {
+    return scan(c);
+  }
+  TRY_ASSIGN(std::vector<std::string> masters, c.masters());
+  TRY_ASSIGN(std::unique_ptr<Connection> node, Connection::open(pool.url(), "redisfs-snap"));
+  for (const std::string& address : masters) {
+    node->route_keyless_to_node(address);
+    Status st = scan(*node);
+    if (!st.ok()) {
+      return make_error(st.code(), "list: scanning " + address + ": " + st.error().message);
+    }
+  }
+  return {};
+}
+
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;
@@ -584,11 +724,7 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   // copy or restore of an older version, a half-deleted filesystem), and
   // prefixes a tool has reserved. That needs every key of the server.
   std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
-  std::string cursor = "0";
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, all ? "*" : "*:SB", page));
-    ReplyView list = page.view()[1];
+  TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       std::string_view key = list[i].str();
       auto colon = key.find(':');
@@ -606,14 +742,10 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
         keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }
     }
-  } while (cursor != "0");
+  }));
 
   std::map<std::string, std::uint64_t> mounts;
-  cursor = "0";
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, "*:MOUNT:*", page));
-    ReplyView list = page.view()[1];
+  TRY(_scan_everywhere(pool, c, "*:MOUNT:*", [&](ReplyView list) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       std::string_view key = list[i].str();
       auto colon = key.find(':');
@@ -621,7 +753,7 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
         ++mounts[std::string(key.substr(0, colon))];
       }
     }
-  } while (cursor != "0");
+  }));
 
   std::vector<FsInfo> out;
   std::vector<std::string> names(prefixes.begin(), prefixes.end());
@@ -640,6 +772,15 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     if (r.ok() && r->view().size() == 0) {
       continue;  // deleted since the scan
     }
+    if (!r.ok() && r.error().code == EACCES) {
+      // An ACL user sees every key name (SCAN) but may read only its own
+      // prefixes: another tenant's filesystem is not damaged, and not the
+      // user's to list (redisfs-snap(1): list shows what the user can read).
+      continue;
+    }
+    FsInfo info;
+    info.prefix = p;
+    info.mounts = mounts.count(p) ? mounts[p] : 0;
     SbFields fields;
     if (!r.ok()) {
       fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
@@ -649,9 +790,6 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
         fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
       }
     }
-    FsInfo info;
-    info.prefix = p;
-    info.mounts = mounts.count(p) ? mounts[p] : 0;
     TempKind tk = temp_kind(p);
     info.temporary = tk != TempKind::None;
     auto sb = decode_superblock(p, fields);

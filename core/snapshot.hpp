@@ -54,12 +54,19 @@ class Freeze {
   std::chrono::steady_clock::time_point m_last_refresh;
 };
 
+// Are these prefixes' keys in one Redis Cluster slot (the same hash tag)?
+// On a cluster the server copies and renames only between such prefixes;
+// a copy to another slot goes through the client (DUMP + RESTORE).
+bool same_slot(const Keys& a, const Keys& b);
+
 // With `freeze` held: COPY every filesystem key of `sk` except the
 // superblock to the same relative key under `dk`, a SCAN page at a time,
 // refreshing the freeze between pages. With a TTL, each copy gets it in
 // the same pipeline (a temporary copy never exists without one). After each
 // page, `after_page` (if any) gets the relative keys that page copied.
-// Returns how many keys were copied.
+// On a cluster, between two slots (!same_slot), the keys go through the client instead:
+// DUMP, then RESTORE with the TTL (a destination that exists is not
+// copied, as with COPY). Returns how many keys were copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
     const std::function<Status(std::span<const std::string_view> copied)>& after_page);
@@ -70,6 +77,13 @@ Result<std::uint64_t> copy_keys_frozen(
 Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels);
 
 // ---------------------------------------------------------------- helpers
+
+// What every toolkit entry point does first with a prefix it was given, on
+// its connection: validate_prefix, and on a Redis Cluster
+// check_cluster_prefix (a filesystem's keys must share one slot), so an
+// untagged prefix is refused with that hint before anything is read or
+// written.
+Status check_toolkit_prefix(Connection& c, std::string_view prefix);
 
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
 // check the flag between batches and fail with ECANCELED after cleaning up.
@@ -172,7 +186,9 @@ struct FsInfo {
   bool temporary = false;
 };
 
-// Every filesystem on the server (every "<prefix>:SB"), sorted by prefix;
+// Every filesystem on the server (every "<prefix>:SB"; on a Redis Cluster,
+// on every master), sorted by prefix; those whose superblock the user may
+// not read (NOPERM: an ACL user and another tenant's prefix) left out;
 // temporary dump/restore prefixes only when `all`.
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all);
 std::string list_as_json(const std::vector<FsInfo>& list);

@@ -25,7 +25,7 @@ void add_copy_command(CLI::App& app, ToolContext& ctx) {
   sub->add_flag("--force", args->force, "replace an existing DST (never a mounted one)");
   sub->add_flag("--writable", args->writable, "make a writable clone instead of a read-only snapshot");
   sub->callback([args, &ctx] {
-    Pool& pool = ctx.need_pool();
+    Pool& pool = ctx.need_pool_for({args->src, args->dst});
     auto stats = copy_filesystem(pool, args->src, args->dst,
                                  CopyOptions{args->force, args->writable, ctx.opts.quiet});
     if (!stats.ok()) {

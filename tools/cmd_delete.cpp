@@ -20,7 +20,7 @@ void add_delete_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("PREFIX", args->prefix, "prefix to delete")->required();
   sub->add_flag("--force", args->force, "delete even while mounted (the mounts then fail with ESTALE)");
   sub->callback([args, &ctx] {
-    Pool& pool = ctx.need_pool();
+    Pool& pool = ctx.need_pool_for({args->prefix});
     auto stats = delete_prefix(pool, args->prefix, args->force, ctx.opts.quiet);
     if (!stats.ok()) {
       throw_failure(stats.error());

@@ -21,7 +21,7 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("PREFIX", args->prefix, "prefix of the filesystem")->required();
   sub->add_option("-o,--output", args->output, "output file ('-': stdout, the default); written whole or not at all");
   sub->callback([args, &ctx] {
-    Pool& pool = ctx.need_pool();
+    Pool& pool = ctx.need_pool_for({args->prefix});
     auto stats = dump_to_path(pool, args->prefix, args->output, DumpOptions{ctx.opts.quiet});
     if (!stats.ok()) {
       throw_failure(stats.error());

@@ -32,7 +32,7 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   if (auto valid = validate_prefix(args.prefix); !valid.ok()) {
     throw CommandFailed{valid.error().message, 2};
   }
-  Pool& pool = ctx.need_pool();
+  Pool& pool = ctx.need_pool_for({args.prefix});
   const bool repair = args.repair && !args.dry_run;
   if (repair && !args.force) {
     auto mounts = count_live_mounts(pool, args.prefix);

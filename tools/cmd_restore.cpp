@@ -28,7 +28,7 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
   sub->add_flag("--snapshot", args->snapshot,
                 "keep it a read-only snapshot (default: a writable filesystem that remembers its dump)");
   sub->callback([args, &ctx] {
-    Pool& pool = ctx.need_pool();
+    Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}) : ctx.need_pool();
     RestoreOptions opts;
     opts.prefix = args->prefix;
     opts.force = args->force;

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "snapshot.hpp"
+
 namespace redisfs::snap {
 
 Result<Pool*> ToolContext::pool() {
@@ -24,6 +26,20 @@ Pool& ToolContext::need_pool() {
     throw_failure(p.error());
   }
   return **p;
+}
+
+Pool& ToolContext::need_pool_for(std::initializer_list<std::string_view> prefixes) {
+  Pool& pool = need_pool();
+  auto lease = pool.acquire();
+  if (!lease.ok()) {
+    throw_failure(lease.error());
+  }
+  for (std::string_view prefix : prefixes) {
+    if (Status st = check_toolkit_prefix(**lease, prefix); !st.ok()) {
+      throw_failure(st.error());
+    }
+  }
+  return pool;
 }
 
 void ToolContext::close() {

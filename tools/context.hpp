@@ -6,9 +6,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "endpoint.hpp"
 #include "redis.hpp"
@@ -29,6 +31,10 @@ class ToolContext {
   Result<Pool*> pool();
   // pool(), or throws CommandFailed with the reason.
   Pool& need_pool();
+  // need_pool(), connected, with every prefix the subcommand was given
+  // checked first (check_toolkit_prefix: valid, and with a hash tag on a
+  // Redis Cluster); throws CommandFailed with the reason.
+  Pool& need_pool_for(std::initializer_list<std::string_view> prefixes);
   // Drops the pool and stops the embedded server if nothing else uses it.
   void close();
   ~ToolContext();

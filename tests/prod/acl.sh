@@ -8,14 +8,15 @@
 # from --password-file, from REDISFS_PASSWORD and over TCP and the unix
 # socket (unix://fsuser@/path.sock): a first mount makes P1, mount / write /
 # read, copy P1 -> P1S, list (P2 is there but unreadable: list must not
-# fail), fsck, dump, delete, restore into P1S, mount P1S read-only and
+# fail, and leaves P2 out rather than calling it damaged; the admin sees
+# it), fsck, dump, delete, restore into P1S, mount P1S read-only and
 # compare. Refused: a wrong password; copy to, dump of and restore into a
 # prefix outside the ACL. Finally P2, its snapshot and every other key are
 # byte-identical to what they were before fsuser ran anything.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
-need_tools fusermount3 cmp sha256sum diff
+need_tools fusermount3 cmp sha256sum diff jq
 need_binary REDISFS_BIN
 need_binary REDISFS_SNAP_BIN
 
@@ -127,13 +128,19 @@ note "copy $P1 -> $P1S as fsuser"
 snap_user list >"$T/list.out" 2>"$T/list.err" || fail "list as fsuser failed: $(cat "$T/list.err")"
 grep -q -- "$P1" "$T/list.out" || fail "list does not show $P1: $(cat "$T/list.out")"
 grep -q -- "$P1S" "$T/list.out" || fail "list does not show $P1S: $(cat "$T/list.out")"
-if grep -q -- "$P2" "$T/list.out"; then
-  note "list shows the forbidden $P2 as: $(grep -- "$P2" "$T/list.out" | head -2 | tr '\n' '|')"
-fi
-[[ ! -s $T/list.err ]] || note "list said on stderr: $(head -3 "$T/list.err" | tr '\n' '|')"
+# $P2 and its snapshot are another tenant's: left out, never shown as damaged
+! grep -q -- "$P2" "$T/list.out" || fail "list shows the forbidden $P2: $(grep -- "$P2" "$T/list.out" | head -2 | tr '\n' '|')"
+! grep -q damaged "$T/list.out" || fail "list calls something damaged: $(cat "$T/list.out")"
+[[ ! -s $T/list.err ]] || fail "list said on stderr: $(head -3 "$T/list.err" | tr '\n' '|')"
 snap_user_env list --json >"$T/list.json" || fail "list --json as fsuser failed"
 jq -e --arg p "$P1" 'map(select(.prefix == $p)) | length == 1' "$T/list.json" >/dev/null ||
   fail "list --json has no $P1: $(cat "$T/list.json")"
+jq -e --arg p "$P2" 'all(.[]; (.prefix | startswith($p) | not) and .kind != "damaged")' "$T/list.json" >/dev/null ||
+  fail "list --json shows the forbidden $P2, or something damaged: $(cat "$T/list.json")"
+# the admin sees them all
+snap_admin list --json >"$T/list-admin.json" || fail "list as the admin"
+jq -e --arg a "$P2" --arg b "${P2}snap" '[.[] | select(.prefix == $a or .prefix == $b) | .kind] | sort == ["filesystem", "snapshot"]' \
+  "$T/list-admin.json" >/dev/null || fail "the admin's list lacks $P2 or its snapshot: $(cat "$T/list-admin.json")"
 
 snap_user fsck "$P1" || fail "fsck $P1 as fsuser"
 snap_user_env fsck "$P1S" || fail "fsck $P1S as fsuser (REDISFS_PASSWORD)"

@@ -168,6 +168,18 @@ TEST_CASE("temporary prefixes and helpers") {
   CHECK(temp_kind("SKX~dump~xyz") == TempKind::None);
   std::string long_base(200, 'a');
   CHECK(validate_prefix(make_temp_prefix(long_base, TempKind::Restore)).ok());
+  // a long prefix keeps its hash tag (its cluster slot) in its temporary prefixes
+  for (std::size_t at : {0, 150, 180, 190}) {
+    std::string tagged = std::string(at, 'b') + "{t1}" + std::string(196 - at, 'c');
+    REQUIRE(validate_prefix(tagged).ok());
+    for (TempKind kind : {TempKind::Dump, TempKind::Restore, TempKind::Copy, TempKind::Replaced}) {
+      std::string tp = make_temp_prefix(tagged, kind);
+      CHECK(validate_prefix(tp).ok());
+      CHECK(temp_kind(tp) == kind);
+      CHECK(hash_tag(tp) == std::optional<std::string_view>("t1"));
+      CHECK(key_slot(tp + ":SB") == key_slot(tagged + ":SB"));
+    }
+  }
   CHECK(iso_time_ns(0) == "1970-01-01T00:00:00.000Z");
   CHECK(iso_time_ns(1700000000123456789LL) == "2023-11-14T22:13:20.123Z");
   CHECK(human_bytes(512) == "512 B");
