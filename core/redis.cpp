@@ -703,6 +703,32 @@ Status Connection::connect_main(Deadline deadline) {
   return {};
 }
 
+const std::string* Connection::slot_address(int slot) const {
+  if (slot < 0 || static_cast<std::size_t>(slot) >= m_slot_node.size() || m_slot_node[slot] < 0) {
+    return nullptr;
+  }
+  return &m_slot_addresses[static_cast<std::size_t>(m_slot_node[slot])];
+}
+
+void Connection::set_slot(int slot, const std::string& address) {
+  if (slot < 0 || slot > 16383) {
+    return;
+  }
+  if (m_slot_node.empty()) {
+    m_slot_node.assign(16384, -1);
+  }
+  auto it = std::find(m_slot_addresses.begin(), m_slot_addresses.end(), address);
+  if (it == m_slot_addresses.end()) {
+    if (m_slot_addresses.size() >= 30000) {  // a server that names ever new nodes
+      m_slot_addresses.clear();
+      m_slot_node.assign(16384, -1);
+    }
+    m_slot_addresses.push_back(address);
+    it = m_slot_addresses.end() - 1;
+  }
+  m_slot_node[static_cast<std::size_t>(slot)] = static_cast<std::int16_t>(it - m_slot_addresses.begin());
+}
+
 Result<Node*> Connection::node_for(int slot, Deadline deadline) {
   std::string address;
   if (m_cluster) {
@@ -710,7 +736,9 @@ Result<Node*> Connection::node_for(int slot, Deadline deadline) {
       address = m_keyless_node;
     } else {
       int s = slot >= 0 ? slot : m_keyless_slot;
-      if (s >= 0 && m_slots.find(s) == m_slots.end() && !m_main.empty()) {
+      if (s >= 0 && slot_address(s) == nullptr && !m_main.empty() &&
+          Clock::now() - m_slots_asked > std::chrono::milliseconds(200)) {
+        m_slots_asked = Clock::now();
         // Not learned from a MOVED yet. A SCAN MATCH "{tag}..." or a
         // keyless command routed to a slot gets no MOVED (to the server it
         // has no key): sent to the wrong master it would just find nothing.
@@ -743,12 +771,12 @@ Result<Node*> Connection::node_for(int slot, Deadline deadline) {
           }
           std::string a = HostPort{host, static_cast<int>(*port)}.display();
           for (long long k = *from; k <= *to; ++k) {
-            m_slots[static_cast<int>(k)] = a;
+            set_slot(static_cast<int>(k), a);
           }
         }
       }
-      if (auto it = m_slots.find(s); s >= 0 && it != m_slots.end()) {
-        address = it->second;
+      if (const std::string* known = s >= 0 ? slot_address(s) : nullptr) {
+        address = *known;
       }
     }
   }
@@ -1064,7 +1092,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       if (to.empty() || e.slot < 0) {
         return r;
       }
-      m_slots[e.slot] = to;
+      set_slot(e.slot, to);
       if (moved_once) {
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, milliseconds(500));
@@ -1078,12 +1106,12 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       for (auto& n : m_nodes) {
         drop(*n, r.error());
       }
-      m_slots.clear();
+      m_slot_node.clear();
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, milliseconds(500));
     } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
       if ((f == Fault::Lost || f == Fault::Unreachable) && m_cluster) {
-        m_slots.clear();  // a dead master: its replica may have the slot now
+        m_slot_node.clear();  // a dead master: its replica may have the slot now
       }
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, milliseconds(500));

@@ -215,7 +215,13 @@ class Connection {
   std::string m_keyless_node;  // cluster: where keyless commands go
   int m_keyless_slot = -1;
   std::vector<std::unique_ptr<Node>> m_nodes;
-  std::unordered_map<int, std::string> m_slots;  // cluster: slot -> address learned from MOVED
+  // Cluster: slot -> index in m_slot_addresses (-1: unknown), learned from
+  // CLUSTER SLOTS and MOVED; empty until the first is learned.
+  std::vector<std::int16_t> m_slot_node;
+  std::vector<std::string> m_slot_addresses;
+  Deadline m_slots_asked{};
+  const std::string* slot_address(int slot) const;
+  void set_slot(int slot, const std::string& address);
   std::vector<std::string> m_cluster_nodes;      // cluster: every node, to start from when ours is down
   std::vector<std::unique_ptr<Entry>> m_queue;   // sent or to send, replies not read yet
   bool m_tx = false;                             // between MULTI and EXEC
