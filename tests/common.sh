@@ -60,3 +60,96 @@ stop_pid() {
   done
   kill -KILL "$1" 2>/dev/null || true
 }
+
+# ------------------------------------------------------------------ mounts
+# Shared by the suite libraries (tests/mount/lib.sh, tests/prod/lib.sh,
+# tests/prod/topology.sh): one way to start a foreground daemon, wait for
+# a process and unmount.
+
+declare -A MOUNT_PIDS=()  # mountpoint -> pid of its redisfs daemon
+declare -A MOUNT_LOGS=()  # mountpoint -> the daemon's output
+MOUNT_SEQ=0
+
+wait_gone() {  # PID SECONDS: 0 once the process is gone, 1 if it outlives SECONDS
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+is_mounted() {  # never blocks on a hung daemon, unlike mountpoint(1)
+  awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# start_daemon SECONDS MOUNTPOINT REDISFS-ARGS...: `$REDISFS_BIN -f ARGS
+# MOUNTPOINT` in the background (output in ${MOUNT_LOGS[MOUNTPOINT]}, pid
+# in ${MOUNT_PIDS[MOUNTPOINT]} and DAEMON_PID; a suite library that
+# defines record_pid hears of it); returns once mounted, fails the case
+# with the daemon's last words if it exits first or takes SECONDS.
+start_daemon() {
+  local secs=$1 mnt=$2 i rc pid log
+  shift 2
+  mkdir -p "$mnt"
+  log=$T/daemon.$((++MOUNT_SEQ)).log
+  "$REDISFS_BIN" -f "$@" "$mnt" </dev/null >"$log" 2>&1 &
+  pid=$!
+  ! declare -F record_pid >/dev/null || record_pid "$pid"
+  MOUNT_PIDS[$mnt]=$pid
+  MOUNT_LOGS[$mnt]=$log
+  # shellcheck disable=SC2034  # for a case to signal
+  DAEMON_PID=$pid
+  for ((i = 0; i < secs * 20; i++)); do
+    is_mounted "$mnt" && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rc=0
+      wait "$pid" || rc=$?
+      unset "MOUNT_PIDS[$mnt]"
+      fail "redisfs exited with $rc before mounting $mnt: $(tail -5 "$log")"
+    fi
+    sleep 0.05
+  done
+  fail "$mnt is not mounted after $secs s: $(tail -5 "$log")"
+}
+
+# unmount_at MOUNTPOINT [SECONDS]: fusermount3 -u (-uz if it stays busy),
+# then waits up to SECONDS (default 30) for the daemon, SIGKILL after.
+# LAST_DAEMON_RC: its exit status (empty when it was not our child).
+unmount_at() {
+  local mnt=$1 secs=${2:-30} pid=${MOUNT_PIDS[$1]:-} i
+  if is_mounted "$mnt"; then
+    for ((i = 0; i < 20; i++)); do
+      fusermount3 -u "$mnt" 2>/dev/null && break
+      sleep 0.1
+    done
+    if is_mounted "$mnt"; then
+      echo "warning: $mnt stays busy; lazy unmount" >&2
+      fusermount3 -uz "$mnt" || true
+    fi
+  fi
+  LAST_DAEMON_RC=
+  [[ -n $pid ]] || return 0
+  if ! wait_gone "$pid" "$secs"; then
+    echo "warning: redisfs $pid still running $secs s after unmounting $mnt; SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 5 || true
+  fi
+  if wait "$pid" 2>/dev/null; then
+    LAST_DAEMON_RC=0
+  else
+    LAST_DAEMON_RC=$?
+    # 127: not our child (a daemonized mount); its status is unknown
+    [[ $LAST_DAEMON_RC != 127 ]] || LAST_DAEMON_RC=
+  fi
+  unset "MOUNT_PIDS[$mnt]"
+}
+
+# fs_unmount MOUNTPOINT [SECONDS]: unmount_at, and the daemon must exit with 0.
+fs_unmount() {
+  local mnt=$1
+  unmount_at "$@"
+  [[ -z $LAST_DAEMON_RC || $LAST_DAEMON_RC == 0 ]] ||
+    fail "redisfs exited with $LAST_DAEMON_RC after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
+  ! is_mounted "$mnt" || fail "$mnt is still mounted"
+}

@@ -31,9 +31,6 @@ MNT=$T/mnt
 PREFIX=T$RANDOM$RANDOM
 mkdir -p "$MNT"
 
-declare -A MOUNT_PIDS=()   # mountpoint -> pid of its daemon
-declare -A MOUNT_LOGS=()   # mountpoint -> the daemon's output
-MOUNT_SEQ=0
 REDIS_PID=
 DAEMON_PID=                # daemon of the last mount
 LAST_DAEMON_RC=            # exit status of the last daemon unmounted (when known)
@@ -78,58 +75,26 @@ start_redis() {
   REDIS_PID=$(cat "$T/redis.pid")
 }
 
-_wait_gone() {  # pid, seconds
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  return 1
-}
-
 # Stops the private server (SIGTERM: it writes its AOF if it has one).
 stop_redis() {
   [[ -n $REDIS_PID ]] || return 0
   kill -TERM "$REDIS_PID" 2>/dev/null || true
-  if ! _wait_gone "$REDIS_PID" 10; then
+  if ! wait_gone "$REDIS_PID" 10; then
     echo "warning: redis-server $REDIS_PID ignored SIGTERM; killing it" >&2
     kill -KILL "$REDIS_PID" 2>/dev/null || true
-    _wait_gone "$REDIS_PID" 5 || true
+    wait_gone "$REDIS_PID" 5 || true
   fi
   REDIS_PID=
 }
 
 # ------------------------------------------------------------------ mounts
 
-is_mounted() {  # never blocks on a hung daemon, unlike mountpoint(1)
-  awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
-}
-
 # mount_at MOUNTPOINT [redisfs args...]: runs `redisfs -f` in the
 # background on our server and $PREFIX, and returns once the mount is up.
 mount_at() {
   local mnt=$1
   shift
-  mkdir -p "$mnt"
-  local log=$T/daemon.$((++MOUNT_SEQ)).log
-  "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" "$@" "$mnt" >"$log" 2>&1 &
-  local pid=$! i rc
-  MOUNT_PIDS[$mnt]=$pid
-  MOUNT_LOGS[$mnt]=$log
-  DAEMON_PID=$pid
-  for ((i = 0; i < 400; i++)); do
-    if is_mounted "$mnt"; then
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rc=0
-      wait "$pid" || rc=$?
-      unset "MOUNT_PIDS[$mnt]"
-      fail "redisfs exited with $rc before mounting $mnt: $(tail -5 "$log")"
-    fi
-    sleep 0.05
-  done
-  fail "$mnt is not mounted after 20 s: $(tail -5 "$log")"
+  start_daemon 20 "$mnt" --redis "unix://$SOCK" --prefix "$PREFIX" "$@"
 }
 
 mount_fs() {
@@ -170,53 +135,17 @@ mount_daemon_at() {
   [[ -n $pid ]] || fail "no redisfs daemon found for $mnt"
 }
 
-# unmount_at MOUNTPOINT: fusermount3 -u (then -uz if busy), and waits for
-# the daemon to exit. Sets LAST_DAEMON_RC (when the daemon was our child).
-unmount_at() {
-  local mnt=$1 pid=${MOUNT_PIDS[$1]:-} i
-  if is_mounted "$mnt"; then
-    for ((i = 0; i < 20; i++)); do
-      fusermount3 -u "$mnt" 2>/dev/null && break
-      sleep 0.1
-    done
-    if is_mounted "$mnt"; then
-      echo "warning: $mnt stays busy; lazy unmount" >&2
-      fusermount3 -uz "$mnt" || true
-    fi
-  fi
-  LAST_DAEMON_RC=
-  if [[ -n $pid ]]; then
-    if ! _wait_gone "$pid" 20; then
-      echo "warning: redisfs $pid still running 20 s after unmount; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      _wait_gone "$pid" 5 || true
-    fi
-    if wait "$pid" 2>/dev/null; then
-      LAST_DAEMON_RC=0
-    else
-      LAST_DAEMON_RC=$?
-      # 127: not our child (a daemonized mount); its status is unknown
-      [[ $LAST_DAEMON_RC != 127 ]] || LAST_DAEMON_RC=
-    fi
-    unset "MOUNT_PIDS[$mnt]"
-  fi
-}
 
-# unmount_fs [MOUNTPOINT]: unmount_at, and the daemon must exit with 0.
+# unmount_fs [MOUNTPOINT]: fs_unmount (common.sh) of $MNT by default.
 unmount_fs() {
-  local mnt=${1:-$MNT}
-  unmount_at "$mnt"
-  if [[ -n $LAST_DAEMON_RC && $LAST_DAEMON_RC != 0 ]]; then
-    fail "redisfs exited with $LAST_DAEMON_RC after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
-  fi
-  ! is_mounted "$mnt" || fail "$mnt is still mounted"
+  fs_unmount "${1:-$MNT}" 20
 }
 
 # kill_daemon [MOUNTPOINT]: SIGKILL the daemon, then detach the dead mount.
 kill_daemon() {
   local mnt=${1:-$MNT} pid=${MOUNT_PIDS[${1:-$MNT}]}
   kill -KILL "$pid"
-  _wait_gone "$pid" 10 || fail "redisfs $pid survives SIGKILL"
+  wait_gone "$pid" 10 || fail "redisfs $pid survives SIGKILL"
   wait "$pid" 2>/dev/null || true
   unset "MOUNT_PIDS[$mnt]"
   fusermount3 -uz "$mnt" 2>/dev/null || true

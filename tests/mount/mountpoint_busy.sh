@@ -44,7 +44,7 @@ note "tmpfs: $OUT"
 mount_fs
 pid=$DAEMON_PID
 kill -KILL "$pid"
-_wait_gone "$pid" 10 || fail "redisfs $pid survives SIGKILL"
+wait_gone "$pid" 10 || fail "redisfs $pid survives SIGKILL"
 wait "$pid" 2>/dev/null || true
 unset "MOUNT_PIDS[$MNT]"
 is_mounted "$MNT" || fail "the dead mount is gone already"

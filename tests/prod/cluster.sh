@@ -203,7 +203,7 @@ expect_fail "hash tag" "$REDISFS_SNAP_BIN" --redis "$URL" copy "$P1" plain
 for p in "$P1-snap" "$P3"; do
   mount_at "$T/ro" --redis "$URL" --prefix "$p" --read-only
   same_tree "$MNT1/tree" "$T/ro/tree"
-  unmount_at "$T/ro"
+  fs_unmount "$T/ro"
 done
 fsck_clean "$P1" "$P1-snap" "$P2" "$P3"
 
@@ -270,15 +270,15 @@ cmp "$T/blob" "$MNT1/tree/blob"
 echo after >"$MNT1/tree/after"
 
 # ------------------------------------------------------------------ cold checks
-unmount_at "$MNT2"
-unmount_at "$MNT1"
+fs_unmount "$MNT2"
+fs_unmount "$MNT1"
 mount_at "$T/ro2" --redis "redis://127.0.0.1:$M2B" --prefix "$P2" --read-only
 python3 "$W" verify "$T/ro2/w" "$T/j2" || fail "acknowledged writes to $P2 are missing after a remount"
-unmount_at "$T/ro2"
+fs_unmount "$T/ro2"
 mount_at "$T/ro1" --redis "redis://127.0.0.1:$M2B" --prefix "$P1" --read-only
 python3 "$W" verify "$T/ro1/w" "$T/j1" || fail "acknowledged writes to $P1 are missing after a remount"
 [[ $(cat "$T/ro1/tree/after") == after ]] || fail "$P1 lost a write made after the failover"
-unmount_at "$T/ro1"
+fs_unmount "$T/ro1"
 fsck_clean "$P1" "$P1-snap" "$P2" "$P3" "$P1-restored" "{$TAG4}"
 snap list --json >"$T/list.json" || fail "list after the failover"
 [[ $(jq length "$T/list.json") == 6 ]] || fail "list shows $(jq length "$T/list.json") filesystems, expected 6"

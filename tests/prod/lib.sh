@@ -46,22 +46,10 @@ declare -A SRV_SOCK=()     # name -> unix socket, for rcli
 declare -A SRV_PORT=()     # name -> TCP port (the TLS port of a TLS server)
 declare -A SRV_PID=()      # name -> pid while running
 declare -A SRV_AUTH=()     # name -> password of the default user (admin), if any
-declare -A MOUNT_PIDS=()   # mountpoint -> pid of its redisfs -f
-declare -A MOUNT_LOGS=()   # mountpoint -> its output
-MOUNT_SEQ=0
 LAST_DAEMON_RC=
 
-_record_pid() {
+record_pid() {
   echo "$1" >>"$T/pids"
-}
-
-_wait_gone() {  # pid, seconds
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  return 1
 }
 
 # ------------------------------------------------------------------ ports
@@ -168,7 +156,7 @@ _launch() {
   [[ -f $dir/redis.log ]] && before=$(wc -l <"$dir/redis.log")
   redis-server "${ARGS[@]}" "$@" </dev/null >>"$dir/stdout" 2>&1 &
   pid=$!
-  _record_pid "$pid"
+  record_pid "$pid"
   SRV_PID[$name]=$pid
   for ((i = 0; i < 600; i++)); do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -265,10 +253,10 @@ stop_server() {
     *) fail "stop_server: unknown way '$how'" ;;
   esac
   # (stderr: bash announces a child killed by a signal, "Killed", when it reaps it)
-  if ! _wait_gone "$pid" 20 2>/dev/null; then
+  if ! wait_gone "$pid" 20 2>/dev/null; then
     echo "warning: redis-server $name ($pid) survives '$how'; SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
-    _wait_gone "$pid" 5 || true
+    wait_gone "$pid" 5 || true
   fi
   { wait "$pid"; } 2>/dev/null || true  # no "Killed" job notice
   unset "SRV_PID[$name]"
@@ -429,72 +417,17 @@ prefix_digest() {
 
 # ------------------------------------------------------------------ mounts
 
-is_mounted() {  # never blocks on a hung daemon, unlike mountpoint(1)
-  awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
-}
-
 # fs_mount MOUNTPOINT ARGS...: `redisfs -f ARGS MOUNTPOINT` in the
 # background (output in ${MOUNT_LOGS[MOUNTPOINT]}); returns once mounted.
 # ARGS carry --redis, --prefix, TLS and password options.
 fs_mount() {
-  local mnt=$1 i rc
+  local mnt=$1
   shift
   need_binary REDISFS_BIN
-  mkdir -p "$mnt"
-  local log=$T/daemon.$((++MOUNT_SEQ)).log
-  "$REDISFS_BIN" -f "$@" "$mnt" </dev/null >"$log" 2>&1 &
-  local pid=$!
-  _record_pid "$pid"
-  MOUNT_PIDS[$mnt]=$pid
-  MOUNT_LOGS[$mnt]=$log
-  for ((i = 0; i < 1200; i++)); do
-    is_mounted "$mnt" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rc=0
-      wait "$pid" || rc=$?
-      unset "MOUNT_PIDS[$mnt]"
-      fail "redisfs exited with $rc before mounting $mnt: $(tail -5 "$log")"
-    fi
-    sleep 0.05
-  done
-  fail "$mnt is not mounted after 60 s: $(tail -5 "$log")"
+  start_daemon 60 "$mnt" "$@"
 }
 
-# unmount_at MOUNTPOINT: fusermount3 -u (-uz if it stays busy) and waits
-# for the daemon; LAST_DAEMON_RC is its exit status.
-unmount_at() {
-  local mnt=$1 pid=${MOUNT_PIDS[$1]:-} i
-  if is_mounted "$mnt"; then
-    for ((i = 0; i < 20; i++)); do
-      fusermount3 -u "$mnt" 2>/dev/null && break
-      sleep 0.1
-    done
-    if is_mounted "$mnt"; then
-      echo "warning: $mnt stays busy; lazy unmount" >&2
-      fusermount3 -uz "$mnt" || true
-    fi
-  fi
-  LAST_DAEMON_RC=
-  if [[ -n $pid ]]; then
-    if ! _wait_gone "$pid" 40; then
-      echo "warning: redisfs $pid still running 40 s after unmounting $mnt; SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      _wait_gone "$pid" 5 || true
-    fi
-    LAST_DAEMON_RC=0
-    wait "$pid" 2>/dev/null || LAST_DAEMON_RC=$?
-    unset "MOUNT_PIDS[$mnt]"
-  fi
-}
 
-# fs_unmount MOUNTPOINT: unmount_at, and the daemon must exit with 0.
-fs_unmount() {
-  local mnt=$1
-  unmount_at "$mnt"
-  [[ -z $LAST_DAEMON_RC || $LAST_DAEMON_RC == 0 ]] ||
-    fail "redisfs exited with $LAST_DAEMON_RC after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
-  ! is_mounted "$mnt" || fail "$mnt is still mounted"
-}
 
 # ------------------------------------------------------------------ checks
 

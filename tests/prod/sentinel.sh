@@ -128,14 +128,14 @@ note "whole run: $(latency 0 "$(now)")"
 python3 "$W" verify "$MNT/w" "$T/journal" || fail "acknowledged writes are wrong or missing through the mount"
 cmp "$T/blob" "$MNT/tree/blob"
 [[ $(cat "$MNT/tree/sub/hi") == hello && $(readlink "$MNT/tree/link") == blob ]] || fail "the tree changed"
-unmount_at "$MNT"
+fs_unmount "$MNT"
 
 # a fresh read-only mount, found with the --sentinel form
 mount_at "$T/ro" --sentinel "$SENTINELS_2" --prefix "$PREFIX" --read-only
 python3 "$W" verify "$T/ro/w" "$T/journal" || fail "acknowledged writes are wrong or missing after a remount"
 cmp "$T/blob" "$T/ro/tree/blob"
 expect_fail "read-only" touch "$T/ro/new"
-unmount_at "$T/ro"
+fs_unmount "$T/ro"
 
 # ------------------------------------------------------------------ the toolkit through the sentinels
 snap fsck "$PREFIX" >"$T/fsck.out" 2>&1 || fail "fsck through $SENTINEL_URL: $(cat "$T/fsck.out")"
@@ -151,7 +151,7 @@ for p in "$PREFIX-snap" "$PREFIX-restored"; do
   mount_at "$T/$p" --redis "$SENTINEL_URL" --prefix "$p" --read-only
   python3 "$W" verify "$T/$p/w" "$T/journal" >/dev/null || fail "$p lacks acknowledged writes"
   cmp "$T/blob" "$T/$p/tree/blob"
-  unmount_at "$T/$p"
+  fs_unmount "$T/$p"
 done
 snap list --json >"$T/list.json"
 for p in "$PREFIX" "$PREFIX-snap" "$PREFIX-restored"; do

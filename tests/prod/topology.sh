@@ -42,9 +42,6 @@ declare -A NODE_ARGS=()     # port -> extra command-line arguments it started wi
 declare -A STOPPED=()       # port -> 1 while SIGSTOPped (never talk to it then)
 ALL_PIDS=()                 # every server pid ever started, for the EXIT trap
 JOB_PIDS=()                 # background jobs of the case (writers...)
-declare -A MOUNT_PIDS=()    # mountpoint -> redisfs daemon
-declare -A MOUNT_LOGS=()    # mountpoint -> its output
-MOUNT_SEQ=0
 DAEMON_PID=                # daemon of the last mount_at (for a case to signal)
 
 now() { date +%s.%N; }
@@ -113,15 +110,6 @@ alive() {  # PORT: its process runs (stopped counts as running)
 answers() {
   alive "$1" && [[ -z ${STOPPED[$1]:-} ]] &&
     [[ $(timeout 5 redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]
-}
-
-_wait_gone() {  # PID SECONDS
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  return 1
 }
 
 # _launch PORT: starts the server of NODE_CONF[PORT] in the background and
@@ -236,7 +224,7 @@ kill_node() {  # PORT: SIGKILL, and waits for the process to be gone
   local pid=${NODE_PID[$1]}
   kill -CONT "$pid" 2>/dev/null || true
   kill -KILL "$pid"
-  _wait_gone "$pid" 10 || fail "redis-server $pid on $1 survives SIGKILL"
+  wait_gone "$pid" 10 || fail "redis-server $pid on $1 survives SIGKILL"
   unset "STOPPED[$1]"
 }
 
@@ -613,64 +601,17 @@ cluster_kill_master() {
 
 # ------------------------------------------------------------------ mounts
 
-is_mounted() {  # never blocks on a hung daemon, unlike mountpoint(1)
-  awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
-}
-
 # mount_at MOUNTPOINT REDISFS-ARGS...: runs `$REDISFS_BIN -f ARGS MOUNTPOINT`
 # in the background and returns once the mount is up (fails the case with
 # the daemon's last words if it exits first).
 mount_at() {
-  local mnt=$1 log pid i rc
+  local mnt=$1
   shift
-  mkdir -p "$mnt"
-  log=$T/daemon.$((++MOUNT_SEQ)).log
-  "$REDISFS_BIN" -f "$@" "$mnt" >"$log" 2>&1 &
-  pid=$!
-  MOUNT_PIDS[$mnt]=$pid
-  MOUNT_LOGS[$mnt]=$log
-  # shellcheck disable=SC2034  # for a case to signal
-  DAEMON_PID=$pid
-  for ((i = 0; i < 1200; i++)); do
-    is_mounted "$mnt" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rc=0
-      wait "$pid" || rc=$?
-      unset "MOUNT_PIDS[$mnt]"
-      fail "redisfs exited with $rc before mounting $mnt: $(tail -5 "$log")"
-    fi
-    sleep 0.05
-  done
-  fail "$mnt is not mounted after 60 s: $(tail -5 "$log")"
+  start_daemon 60 "$mnt" "$@"
 }
 
-# unmount_at MOUNTPOINT: fusermount3 -u (lazy if it stays busy); the daemon
-# must exit with 0.
-unmount_at() {
-  local mnt=$1 pid=${MOUNT_PIDS[$1]:-} i rc=0
-  if is_mounted "$mnt"; then
-    for ((i = 0; i < 20; i++)); do
-      fusermount3 -u "$mnt" 2>/dev/null && break
-      sleep 0.1
-    done
-    if is_mounted "$mnt"; then
-      echo "warning: $mnt stays busy; lazy unmount" >&2
-      fusermount3 -uz "$mnt" || true
-    fi
-  fi
-  [[ -n $pid ]] || return 0
-  if ! _wait_gone "$pid" 30; then
-    echo "warning: redisfs $pid still running 30 s after unmount; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    _wait_gone "$pid" 5 || true
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  unset "MOUNT_PIDS[$mnt]"
-  if [[ ${TOPO_CLEANING:-} != 1 ]]; then
-    ((rc == 0)) || fail "redisfs exited with $rc after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
-    ! is_mounted "$mnt" || fail "$mnt is still mounted"
-  fi
-}
+# fs_unmount (common.sh) is the strict unmount here; unmount_at the
+# lenient one the cleanup uses.
 
 # expect_fail TEXT COMMAND...: COMMAND must fail (not by a signal) and say
 # TEXT (case-insensitive) on stdout or stderr; it gets EXPECT_FAIL_SECS
@@ -690,14 +631,13 @@ _topo_cleanup() {
   local rc=$? pid mnt p i
   set +eE
   trap - ERR
-  TOPO_CLEANING=1
   cd /
   exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
   for pid in ${JOB_PIDS[@]+"${JOB_PIDS[@]}"}; do
     kill -TERM "$pid" 2>/dev/null
   done
   for pid in ${JOB_PIDS[@]+"${JOB_PIDS[@]}"}; do
-    _wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
+    wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
   done
   for mnt in "${!MOUNT_PIDS[@]}"; do
     unmount_at "$mnt"
@@ -722,10 +662,10 @@ _topo_cleanup() {
     kill -TERM "$pid" 2>/dev/null
   done
   for pid in ${ALL_PIDS[@]+"${ALL_PIDS[@]}"}; do
-    if ! _wait_gone "$pid" 10; then
+    if ! wait_gone "$pid" 10; then
       echo "warning: redis-server $pid ignored SIGTERM; killing it" >&2
       kill -KILL "$pid" 2>/dev/null
-      _wait_gone "$pid" 5
+      wait_gone "$pid" 5
     fi
   done
   wait 2>/dev/null
