@@ -153,3 +153,42 @@ fs_unmount() {
     fail "redisfs exited with $LAST_DAEMON_RC after unmounting $mnt: $(tail -5 "${MOUNT_LOGS[$mnt]}")"
   ! is_mounted "$mnt" || fail "$mnt is still mounted"
 }
+
+# unmount_everything: every mount we started, and anything else mounted
+# under $T (a daemon we did not track). For the suites' EXIT traps.
+unmount_everything() {
+  local mnt
+  for mnt in "${!MOUNT_PIDS[@]}"; do
+    unmount_at "$mnt"
+  done
+  while read -r _ mnt _; do
+    if [[ $mnt == "$T"/* ]]; then
+      fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+    fi
+  done </proc/self/mounts
+}
+
+# show_daemon_logs RC: after a failed case (RC neither 0 nor 77), the last
+# lines of every daemon's output, to stderr.
+show_daemon_logs() {
+  local mnt
+  ((${1} != 0 && ${1} != 77)) || return 0
+  for mnt in "${!MOUNT_LOGS[@]}"; do
+    if [[ -s ${MOUNT_LOGS[$mnt]} ]]; then
+      echo "--- redisfs output ($mnt, ${MOUNT_LOGS[$mnt]##*/}):" >&2
+      tail -20 "${MOUNT_LOGS[$mnt]}" >&2
+    fi
+  done
+}
+
+# remove_tmp: removes $T, unless something is still mounted under it (then
+# it stays, with a warning) or KEEP_TMP is set.
+remove_tmp() {
+  if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "warning: something is still mounted under $T; not removing it" >&2
+  elif [[ -n ${KEEP_TMP:-} ]]; then
+    echo "kept $T" >&2
+  else
+    rm -rf "$T"
+  fi
+}

@@ -191,36 +191,15 @@ _cleanup() {
   # a case may die holding files open on a mount: that would keep it busy
   exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
   local mnt pid s
-  for mnt in "${!MOUNT_PIDS[@]}"; do
-    unmount_at "$mnt"
-  done
-  # anything still mounted under $T (a daemon we did not track)
-  while read -r _ mnt _; do
-    if [[ $mnt == "$T"/* ]]; then
-      fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-    fi
-  done </proc/self/mounts
+  unmount_everything
   for s in "${EXTRA_SOCKS[@]+"${EXTRA_SOCKS[@]}"}"; do
     if [[ -S $s ]] && [[ $(redis-cli -s "$s" ping 2>/dev/null) == PONG ]]; then
       redis-cli -s "$s" shutdown nosave >/dev/null 2>&1
     fi
   done
-  if ((rc != 0 && rc != 77)); then
-    for mnt in "${!MOUNT_LOGS[@]}"; do
-      if [[ -s ${MOUNT_LOGS[$mnt]} ]]; then
-        echo "--- redisfs output ($mnt, ${MOUNT_LOGS[$mnt]##*/}):" >&2
-        tail -20 "${MOUNT_LOGS[$mnt]}" >&2
-      fi
-    done
-  fi
+  show_daemon_logs "$rc"
   stop_redis
-  if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
-    echo "warning: something is still mounted under $T; not removing it" >&2
-  elif [[ -n ${KEEP_TMP:-} ]]; then
-    echo "kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
+  remove_tmp
   exit "$rc"
 }
 

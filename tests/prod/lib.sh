@@ -518,34 +518,14 @@ _cleanup() {
     grep -qx "$j" "$T/pids" 2>/dev/null && continue
     kill -TERM "$j" 2>/dev/null
   done
-  for mnt in "${!MOUNT_PIDS[@]}"; do
-    unmount_at "$mnt"
-  done
-  while read -r _ mnt _; do
-    if [[ $mnt == "$T"/* ]]; then
-      fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-    fi
-  done </proc/self/mounts
-  if ((rc != 0 && rc != 77)); then
-    for mnt in "${!MOUNT_LOGS[@]}"; do
-      if [[ -s ${MOUNT_LOGS[$mnt]} ]]; then
-        echo "--- redisfs output ($mnt, ${MOUNT_LOGS[$mnt]##*/}):" >&2
-        tail -20 "${MOUNT_LOGS[$mnt]}" >&2
-      fi
-    done
-  fi
+  unmount_everything
+  show_daemon_logs "$rc"
   for name in "${!SRV_PID[@]}"; do
     stop_server "$name" term
   done
   _kill_recorded
   [[ -n ${WATCHDOG_PID:-} ]] && kill -TERM "$WATCHDOG_PID" 2>/dev/null && wait "$WATCHDOG_PID" 2>/dev/null
-  if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
-    echo "warning: something is still mounted under $T; not removing it" >&2
-  elif [[ -n ${KEEP_TMP:-} ]]; then
-    echo "kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
+  remove_tmp
   exit "$rc"
 }
 

@@ -639,22 +639,8 @@ _topo_cleanup() {
   for pid in ${JOB_PIDS[@]+"${JOB_PIDS[@]}"}; do
     wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
   done
-  for mnt in "${!MOUNT_PIDS[@]}"; do
-    unmount_at "$mnt"
-  done
-  while read -r _ mnt _; do
-    if [[ $mnt == "$T"/* ]]; then
-      fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-    fi
-  done </proc/self/mounts
-  if ((rc != 0 && rc != 77)); then
-    for mnt in "${!MOUNT_LOGS[@]}"; do
-      if [[ -s ${MOUNT_LOGS[$mnt]} ]]; then
-        echo "--- redisfs output ($mnt, ${MOUNT_LOGS[$mnt]##*/}):" >&2
-        tail -20 "${MOUNT_LOGS[$mnt]}" >&2
-      fi
-    done
-  fi
+  unmount_everything
+  show_daemon_logs "$rc"
   # servers and sentinels: wake the stopped ones, then SIGTERM all at once
   for pid in ${ALL_PIDS[@]+"${ALL_PIDS[@]}"}; do
     kill -0 "$pid" 2>/dev/null || continue
@@ -669,13 +655,7 @@ _topo_cleanup() {
     fi
   done
   wait 2>/dev/null
-  if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
-    echo "warning: something is still mounted under $T; not removing it" >&2
-  elif [[ -n ${KEEP_TMP:-} ]]; then
-    echo "kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
+  remove_tmp
   exit "$rc"
 }
 
