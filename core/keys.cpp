@@ -34,6 +34,12 @@ Status validate_prefix(std::string_view prefix) {
       return make_error(EINVAL, "invalid prefix '" + std::string(prefix) +
                                     "': braces make one Redis Cluster hash tag, like {fs1} or {fs1}-monday");
     }
+    if (close - open - 1 > k_max_hash_tag) {
+      // The temporary prefixes of copies, dumps and restores keep the tag
+      // whole within 200 bytes (make_temp_prefix).
+      return make_error(EINVAL, "invalid prefix: its hash tag is longer than " + std::to_string(k_max_hash_tag) +
+                                    " bytes");
+    }
   }
   return {};
 }

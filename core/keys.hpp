@@ -53,7 +53,9 @@ inline constexpr Ino k_root_ino = 1;
 
 // A prefix may not contain ':' (it ends the prefix), glob characters (keys
 // are found with SCAN MATCH "<prefix>:*"), '\\', whitespace or control bytes.
-// Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday".
+// Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday",
+// of at most k_max_hash_tag bytes.
+inline constexpr std::size_t k_max_hash_tag = 150;
 Status validate_prefix(std::string_view prefix);
 // The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
 // the filesystem's keys are then in that tag's slot.

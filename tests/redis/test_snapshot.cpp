@@ -180,6 +180,18 @@ TEST_CASE("temporary prefixes and helpers") {
       CHECK(key_slot(tp + ":SB") == key_slot(tagged + ":SB"));
     }
   }
+  // the longest tag validate_prefix allows, anywhere in a 200-byte prefix
+  std::string max_tag = "{" + std::string(k_max_hash_tag, 't') + "}";
+  for (std::size_t at : {std::size_t{0}, 200 - max_tag.size()}) {
+    std::string tagged = std::string(at, 'b') + max_tag + std::string(200 - max_tag.size() - at, 'c');
+    REQUIRE(validate_prefix(tagged).ok());
+    for (TempKind kind : {TempKind::Dump, TempKind::Restore, TempKind::Copy, TempKind::Replaced}) {
+      std::string tp = make_temp_prefix(tagged, kind);
+      CHECK(validate_prefix(tp).ok());
+      CHECK(temp_kind(tp) == kind);
+      CHECK(key_slot(tp + ":SB") == key_slot(tagged + ":SB"));
+    }
+  }
   CHECK(iso_time_ns(0) == "1970-01-01T00:00:00.000Z");
   CHECK(iso_time_ns(1700000000123456789LL) == "2023-11-14T22:13:20.123Z");
   CHECK(human_bytes(512) == "512 B");

@@ -59,6 +59,10 @@ TEST_CASE("prefixes: at most one hash tag, and cluster mode wants one") {
       CHECK(st.error().message.find("hash tag") != std::string::npos);
     }
   }
+  CHECK(redisfs::validate_prefix("{" + std::string(redisfs::k_max_hash_tag, 't') + "}").ok());
+  auto long_tag = redisfs::validate_prefix("{" + std::string(redisfs::k_max_hash_tag + 1, 't') + "}");
+  REQUIRE_FALSE(long_tag.ok());
+  CHECK(long_tag.error().message.find("hash tag is longer") != std::string::npos);
   CHECK(redisfs::hash_tag("{fs1}-monday") == std::optional<std::string_view>("fs1"));
   CHECK_FALSE(redisfs::hash_tag("SKX"));
   auto refused = redisfs::check_cluster_prefix("SKX");
