@@ -9,6 +9,7 @@
 # 3. Without --sync-replicas, the default is the server's
 #    min-replicas-to-write: the mount says so in its log, and fsync waits.
 # 4. --sync-replicas 0 (or a server asking for none): fsync needs nothing.
+# Also: a read-only mount of the replica reads what fsync confirmed.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -55,6 +56,15 @@ out=$(fsync_file "$MNT/b" "second")
 ino=$(stat -c %i "$MNT/b")
 [[ $(rcli r getrange "$P:BLK:$ino:0" 0 5) == second ]] ||
   fail "what fsync confirmed is not on the replica: '$(rcli r getrange "$P:BLK:$ino:0" 0 5)'"
+
+note "a read-only mount of the replica reads what fsync confirmed, and changes nothing"
+fs_mount "$T/ro" --redis "redis://127.0.0.1:${SRV_PORT[r]}" --prefix "$P" --read-only
+[[ $(cat "$T/ro/b") == second ]] || fail "the replica's mount reads '$(cat "$T/ro/b")'"
+if echo x 2>"$T/ro.err" >"$T/ro/new"; then
+  fail "a read-only mount of a replica wrote a file"
+fi
+grep -q 'Read-only file system' "$T/ro.err" || fail "write on the replica's mount: $(cat "$T/ro.err")"
+fs_unmount "$T/ro"
 fs_unmount "$MNT"
 
 note "default: the server's min-replicas-to-write"
