@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <condition_variable>
