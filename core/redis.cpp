@@ -1075,10 +1075,15 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
     bool asking = false;
     if (f == Fault::NoScript && !e.script.empty()) {
       std::size_t at = e.cmd.find("EVALSHA\r\n$40\r\n");
-      TRY_ASSIGN(Node * n, node_for(e.slot, deadline));
-      TRY_ASSIGN(std::string sha, script_sha(e.script, true, *n, deadline));
-      if (at != std::string::npos && sha.size() == 40) {
-        e.cmd.replace(at + 14, 40, sha);
+      auto n = node_for(e.slot, deadline);
+      auto sha = n.ok() ? reload_script(e.script, **n, deadline) : Result<std::string>(n.error());
+      if (sha.ok() && at != std::string::npos && sha->size() == 40) {
+        e.cmd.replace(at + 14, 40, *sha);
+      } else if (!sha.ok() && sha.error().fault == Fault::None) {
+        return std::move(sha).error();  // (an outage meanwhile: waited out below)
+      } else if (!sha.ok()) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, milliseconds(500));
       }
     } else if (f == Fault::Frozen && !e.script.empty()) {
       // A snapshot is being taken: its freeze lasts as long as its copy.
@@ -1208,16 +1213,21 @@ Result<Reply> Connection::command(const Args& argv) {
   return command(std::span<const std::string_view>(v));
 }
 
-Result<std::string> Connection::script_sha(std::string_view name, bool reload, Node& n, Deadline deadline) {
+// The SHA1 EVALSHA names a script by: computed here, until a server that
+// loaded another text (reload_script) says otherwise.
+const std::string& Connection::script_sha(const lua::ScriptSource& src) {
+  auto it = m_shas.find(src.name);
+  if (it == m_shas.end()) {
+    it = m_shas.emplace(src.name, _sha1_hex(src.text)).first;
+  }
+  return it->second;
+}
+
+// SCRIPT LOAD on `n`, which said NOSCRIPT; the SHA1 it answers.
+Result<std::string> Connection::reload_script(std::string_view name, Node& n, Deadline deadline) {
   const lua::ScriptSource* src = lua::find_script(name);
   if (src == nullptr) {
     return make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
-  }
-  if (!reload) {
-    if (auto it = m_shas.find(src->name); it != m_shas.end()) {
-      return it->second;
-    }
-    return m_shas[src->name] = _sha1_hex(src->text);
   }
   std::string_view text = src->text;
   Entry load;
@@ -1225,7 +1235,6 @@ Result<std::string> Connection::script_sha(std::string_view name, bool reload, N
   load.idempotent = true;
   load.start = Clock::now();
   load.slot = -1;
-  (void)deadline;
   // SCRIPT LOAD goes to the node that said NOSCRIPT.
   std::string keyless = m_keyless_node;
   m_keyless_node = n.address;
@@ -1253,12 +1262,7 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
     m_queue.back()->unsent = make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
     return;
   }
-  std::string sha;
-  if (auto it = m_shas.find(src->name); it != m_shas.end()) {
-    sha = it->second;
-  } else {
-    sha = m_shas[src->name] = _sha1_hex(src->text);
-  }
+  const std::string sha = script_sha(*src);
   const bool writes = _script_records(*src);
   std::uint64_t op = writes && !m_op_log.empty() ? ++m_op_seq : 0;
   std::string op_arg;
@@ -1309,15 +1313,6 @@ Result<Reply> Connection::eval(std::string_view name, std::initializer_list<std:
                                std::initializer_list<std::string> args) {
   return eval(name, std::span<const std::string>(keys.begin(), keys.size()),
               std::span<const std::string>(args.begin(), args.size()));
-}
-
-Status Connection::load_script(std::string_view name, bool reload) {
-  if (reload) {
-    if (const lua::ScriptSource* src = lua::find_script(name)) {
-      m_shas.erase(src->name);
-    }
-  }
-  return {};
 }
 
 Result<std::vector<std::string>> Connection::masters() {

@@ -46,7 +46,6 @@
 #include "result.hpp"
 
 struct redisReply;
-struct redisContext;
 
 namespace redisfs {
 
@@ -108,6 +107,9 @@ RedisCounters redis_counters();
 
 class Transport;
 struct Node;
+namespace lua {
+struct ScriptSource;
+}
 
 class Connection {
  public:
@@ -149,8 +151,6 @@ class Connection {
   // Pipelined eval (read its reply with read_reply()).
   void append_eval(std::string_view name, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);
-  // Loads a script now (optional: eval and append_eval load on demand).
-  Status load_script(std::string_view name, bool reload = false);
 
   // Where the outcome of this connection's writing scripts is recorded: a
   // hash in the filesystem's slot (Keys::op_log), one per mount, with a
@@ -200,7 +200,8 @@ class Connection {
   Result<Reply> send_one(Entry& e, Deadline deadline, bool asking);
   Result<Reply> settle(Entry& e, Result<Reply> first);
   Result<Reply> recover(Entry& e, Deadline deadline);
-  Result<std::string> script_sha(std::string_view name, bool reload, Node& n, Deadline deadline);
+  const std::string& script_sha(const lua::ScriptSource& src);
+  Result<std::string> reload_script(std::string_view name, Node& n, Deadline deadline);
   void queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op);
   void place(Entry& e, Node& n);
   Result<Reply> check(Reply r);
