@@ -403,6 +403,15 @@ std::unique_ptr<Connection> Connection::unconnected(const RedisUrl& url, std::st
   return std::unique_ptr<Connection>(new Connection(url, std::move(client_name)));
 }
 
+std::string Connection::server_id() const {
+  for (const auto& n : m_nodes) {
+    if (n->address == m_main) {
+      return n->run_id;
+    }
+  }
+  return {};
+}
+
 bool Connection::broken() const {
   for (const auto& n : m_nodes) {
     if (n->address == m_main) {

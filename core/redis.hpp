@@ -183,6 +183,9 @@ class Connection {
   Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout);
 
   const RedisUrl& url() const { return m_url; }
+  // The run_id of the master this connection last reached (empty: not
+  // known): it changes with a failover or a restart.
+  std::string server_id() const;
   // The connection was lost and not made again yet.
   bool broken() const;
 

@@ -144,6 +144,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   if (c->cluster()) {
     TRY(check_cluster_prefix(prefix));
   }
+  s->m_master_id = c->server_id();
   if (s->m_opts.sync_replicas < 0) {
     s->m_opts.sync_replicas = 0;
     auto r = c->command({"CONFIG", "GET", "min-replicas-to-write"});
@@ -214,6 +215,21 @@ Status Store::sync() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   auto timeout = m_pool.url().timeout;
   TRY_ASSIGN(long long confirmed, c->wait_replicas(m_opts.sync_replicas, timeout));
+  {
+    // The changes since the last sync may have been acknowledged by a
+    // master that is gone (SIGKILLed before its replicas had them): WAIT on
+    // the new one cannot vouch for them.
+    std::string id = c->server_id();
+    std::lock_guard lock(m_sync_mutex);
+    if (!id.empty() && id != m_master_id) {
+      std::string was = m_master_id;
+      m_master_id = id;
+      if (!was.empty()) {
+        return make_error(EIO, "fsync: the master changed since the last sync (a failover or a restart): changes the "
+                               "old one acknowledged may be lost");
+      }
+    }
+  }
   if (confirmed < m_opts.sync_replicas) {
     return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
                                " replicas confirmed the changes within " +

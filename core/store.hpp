@@ -221,7 +221,9 @@ class Store {
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
   Status end_session();
   // fsync / fdatasync: every change made so far (by any mount) is on
-  // sync_replicas replicas, or EIO. Nothing to do without replicas asked.
+  // sync_replicas replicas, or EIO. Also EIO (once) when the master is
+  // another one than at the last sync (a failover or a restart): what the
+  // old one acknowledged may be lost. Nothing to do without replicas asked.
   Status sync();
   int sync_replicas() const { return m_opts.sync_replicas; }
 
@@ -256,6 +258,8 @@ class Store {
   // The superblock's created, snapshot_created and dumped fields as read
   // at open: which filesystem this is (a restore over it changes one).
   std::string m_identity;
+  std::mutex m_sync_mutex;
+  std::string m_master_id;  // run_id of the master at the last sync (sync())
 
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;

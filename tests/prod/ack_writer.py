@@ -19,6 +19,7 @@
 #       between T0 and T1 (time.time() values), and how many ran then.
 #   count JOURNAL: the number of acknowledged steps.
 import argparse
+import errno
 import hashlib
 import os
 import random
@@ -42,6 +43,19 @@ class Step:
                 self.slowest, self.op = d, op
 
 
+class FsyncRefused(Exception):
+    """fsync said EIO: the step is not acknowledged (see main loop)."""
+
+
+def fsync_or_refused(step, fd):
+    try:
+        step.call("fsync", os.fsync, fd)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        raise FsyncRefused() from e
+
+
 def journal_line(jfd, text):
     os.write(jfd, (text + "\n").encode())
     os.fsync(jfd)
@@ -54,6 +68,7 @@ def write(root, journal, stop, pause, seed):
     log_fd = None
     k = 0
     done = 0
+    refused = 0
     while not os.path.exists(stop):
         step = Step()
         op = "?"
@@ -69,7 +84,7 @@ def write(root, journal, stop, pause, seed):
                 n = 0
                 while n < size:
                     n += step.call("pwrite", os.pwrite, log_fd, data[n:], log_end + n)
-                step.call("fsync", os.fsync, log_fd)
+                fsync_or_refused(step, log_fd)
                 journal_line(jfd, "append log %d %d %s %.6f %.6f %.6f %s" % (
                     log_end, size, hashlib.sha256(data).hexdigest(), step.start, time.time(),
                     step.slowest, step.op))
@@ -85,12 +100,20 @@ def write(root, journal, stop, pause, seed):
                     n = 0
                     while n < size:
                         n += step.call("write", os.write, fd, data[n:])
-                    step.call("fsync", os.fsync, fd)
+                    fsync_or_refused(step, fd)
                 finally:
                     step.call("close", os.close, fd)
                 journal_line(jfd, "new %s %d %s %.6f %.6f %.6f %s" % (
                     name, size, hashlib.sha256(data).hexdigest(), step.start, time.time(),
                     step.slowest, step.op))
+        except FsyncRefused as e:
+            # Not acknowledged (the master changed under it): what it wrote
+            # may be lost, so it is written again (the log at the same
+            # offset, a file under the next name). Not an error.
+            refused += 1
+            print("ack_writer: fsync refused after %d acknowledged steps: %s" % (done, e.__cause__), file=sys.stderr)
+            k += 1
+            continue
         except OSError as e:
             journal_line(jfd, "error %.6f %.6f %s %s" % (step.start, time.time(), op.replace(" ", "_"), e))
             print("ack_writer: %s failed after %d acknowledged steps: %s" % (op, done, e), file=sys.stderr)
@@ -102,7 +125,7 @@ def write(root, journal, stop, pause, seed):
     if log_fd is not None:
         os.close(log_fd)
     os.close(jfd)
-    print("ack_writer: %d acknowledged steps, no error" % done)
+    print("ack_writer: %d acknowledged steps, no error (%d fsync(s) refused and written again)" % (done, refused))
     return 0
 
 

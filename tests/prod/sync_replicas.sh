@@ -9,7 +9,9 @@
 # 3. Without --sync-replicas, the default is the server's
 #    min-replicas-to-write: the mount says so in its log, and fsync waits.
 # 4. --sync-replicas 0 (or a server asking for none): fsync needs nothing.
-# Also: a read-only mount of the replica reads what fsync confirmed.
+# Also: a read-only mount of the replica reads what fsync confirmed, and
+# after the master restarts (another run_id) the next fsync is EIO: what
+# the old process acknowledged may be lost.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -65,6 +67,19 @@ if echo x 2>"$T/ro.err" >"$T/ro/new"; then
 fi
 grep -q 'Read-only file system' "$T/ro.err" || fail "write on the replica's mount: $(cat "$T/ro.err")"
 fs_unmount "$T/ro"
+
+note "the master restarts: the next fsync says changes may be lost (EIO), later ones pass"
+restart_redis m
+out=$(fsync_file "$MNT/e" "fifth")
+[[ $out == EIO ]] || fail "fsync after the master restarted: want EIO, got $out"
+grep -q 'master changed since the last sync' "${MOUNT_LOGS[$MNT]}" ||
+  fail "no log line about the master change: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
+for ((i = 0; i < 50; i++)); do
+  out=$(fsync_file "$MNT/f" "sixth")
+  [[ $out == ok ]] && break
+  sleep 0.2
+done
+[[ $out == ok ]] || fail "fsync once the replica is back: $out"
 fs_unmount "$MNT"
 
 note "default: the server's min-replicas-to-write"
