@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <thread>
 
@@ -21,6 +22,10 @@ constexpr std::size_t k_name_cache_max = 65536;
 constexpr int k_retry_max = 16;
 constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
 constexpr std::size_t k_inline_max = 16 * 1024;
+// unlink.lua frees a file nobody holds open at once when it has at most
+// this many blocks (1 MiB at the default block size); a bigger one is an
+// orphan, freed in truncate steps by purge.
+constexpr std::uint64_t k_unlink_free_blocks = 16;
 constexpr std::int64_t k_security_recheck_ns = 1000000000;
 
 std::string _random_hex(std::size_t bytes) {
@@ -421,12 +426,23 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
       return hit->attr;
     }
   }
+  if (auto mine = gathered_attr(ino)) {
+    return *mine;  // what this mount changed is newer than the server's
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
   return attr_from_reply(ino, r.view());
 }
 
 Result<Attr> Store::lookup(Ino parent, std::string_view name, double* age) {
+  Result<Attr> attr = lookup_server(parent, name, age);
+  if (attr.ok()) {
+    overlay_gathered(*attr);
+  }
+  return attr;
+}
+
+Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age) {
   if (name.size() > k_name_max) {
     return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
   }
@@ -506,6 +522,9 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
   out.clear();
   if (size == 0) {
     return {};
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY(flush(ino));  // this mount reads what it wrote
   }
   const std::uint64_t bs = m_sb.block_size;
   if (offset >= k_max_file_size) {
@@ -659,6 +678,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
       }
       e.type = attr->mode & S_IFMT;
       e.attr = std::move(attr).value();
+      overlay_gathered(*e.attr);
       remember(dir, e.name, e.ino);
     } else {
       if (a->view().is_nil()) {
@@ -771,7 +791,8 @@ Result<StatFs> Store::statfs() {
 // ---------------------------------------------------------------- changes
 
 Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
-                                std::uint64_t rdev, std::string_view target, const Caller& who, bool open) {
+                                std::uint64_t rdev, std::string_view target, const Caller& who, bool open,
+                                bool gather) {
   TRY(writable());
   TRY(_check_name(name));
   if (name == "." || name == "..") {
@@ -805,6 +826,9 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     m_dir_names.start(ino, attr->gen, sent);
   }
   remember(parent, name, ino);
+  if (gather) {
+    start_gathering(*attr);
+  }
   return attr;
 }
 
@@ -821,8 +845,8 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode,
   return create_node(parent, name, type, mode, device ? rdev : 0, {}, who);
 }
 
-Result<Attr> Store::create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
-  return create_node(parent, name, "file", mode, 0, {}, who, true);
+Result<Attr> Store::create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who, bool gather) {
+  return create_node(parent, name, "file", mode, 0, {}, who, true, gather);
 }
 
 Status Store::open_file(Ino ino) {
@@ -837,6 +861,9 @@ Status Store::open_file(Ino ino) {
 Result<bool> Store::release_file(Ino ino) {
   if (m_opts.read_only) {
     return false;
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY(flush(ino));  // no FLUSH came (or it failed): send what waits before the file may be freed
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, c->eval("release", {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
@@ -893,6 +920,9 @@ Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view 
 Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   TRY(writable());
   TRY(_check_name(new_name));
+  if (m_gathered_count.load() != 0) {
+    TRY(flush(ino));  // the link's nlink and ctime land after what waits
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, eval_change(*c, "link",
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
@@ -920,9 +950,14 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino p
       keys.push_back(m_keys.dir(guess));
     }
     keys.push_back(m_keys.orphans());
+    std::vector<std::string> args{std::string(name), _str(guess), m_opts.session};
+    if (!dir) {
+      keys.push_back(m_keys.xattr(guess));
+      push_free_keys(guess, keys, args);
+    }
     const auto sent = DirNames::Clock::now();
     std::vector<Attr> fresh;
-    TRY_ASSIGN(Reply r, eval_change(*c, script, keys, {std::string(name), _str(guess), m_opts.session},
+    TRY_ASSIGN(Reply r, eval_change(*c, script, keys, args,
                                     [&](ReplyView v) {
                                       fresh = _fresh_attr(parent, v, parent_at);
                                       return fresh;
@@ -947,11 +982,25 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino p
   return make_error(EAGAIN, std::string(script) + ": the entry kept changing");
 }
 
+void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {
+  keys.push_back(m_keys.open(ino));
+  for (std::uint64_t b = 0; b < k_unlink_free_blocks; ++b) {
+    keys.push_back(m_keys.block(ino, b));
+  }
+  args.push_back(_str(k_unlink_free_blocks * m_sb.block_size));
+}
+
 Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   TRY(writable());
   TRY(_check_name(name));
+  if (m_gathered_count.load() != 0) {
+    TRY(flush_all());  // the name may be a file being gathered: its nlink and ctime change
+  }
   TRY_ASSIGN(auto done, remove_entry("unlink", parent, name, false, 2));
   ReplyView v = done.first.view();
+  if (v.size() >= 4 && v[3].str() == "FREED") {
+    return Ino{0};  // nobody held it open: unlink.lua freed it
+  }
   auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
   return left && *left <= 0 ? done.second : Ino{0};
 }
@@ -977,6 +1026,9 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
   if (flags & ~(k_rename_noreplace | k_rename_exchange) ||
       (flags & k_rename_noreplace && flags & k_rename_exchange)) {
     return make_error(EINVAL, "bad rename flags");
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY(flush_all());  // either name may be a file being gathered
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
@@ -1006,6 +1058,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
         args.push_back(_str(i));
       }
     }
+    push_free_keys(dst, keys, args);
     TRY_ASSIGN(Reply r, eval_change(*c, "rename", keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
@@ -1154,8 +1207,31 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
   return make_error(EAGAIN, "truncate: the size kept changing");
 }
 
+std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
+  auto time_arg = [](SetAttrRequest::Time t, std::int64_t ns) -> std::string {
+    switch (t) {
+      case SetAttrRequest::Time::Keep:
+        return "";
+      case SetAttrRequest::Time::Now:
+        return "now";
+      case SetAttrRequest::Time::Set:
+        return std::to_string(ns);
+    }
+    return "";
+  };
+  return {req.mode ? format_mode(*req.mode) : "", req.uid ? _str(*req.uid) : "", req.gid ? _str(*req.gid) : "",
+          time_arg(req.atime, req.atime_ns), time_arg(req.mtime, req.mtime_ns)};
+}
+
 Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
   TRY(writable());
+  if (m_gathered_count.load() != 0) {
+    Attr gathered;
+    TRY_ASSIGN(bool absorbed, gather_setattr(ino, req, gathered));
+    if (absorbed) {
+      return gathered;
+    }
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   if (req.size) {
     if (*req.size > k_max_file_size) {
@@ -1169,22 +1245,51 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
     return attr_from_reply(ino, r.view());
   }
-  auto time_arg = [](SetAttrRequest::Time t, std::int64_t ns) -> std::string {
-    switch (t) {
-      case SetAttrRequest::Time::Keep:
-        return "";
-      case SetAttrRequest::Time::Now:
-        return "now";
-      case SetAttrRequest::Time::Set:
-        return std::to_string(ns);
-    }
-    return "";
-  };
   TRY_ASSIGN(Reply r, eval_change(*c, "setattr", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
-                                  {req.mode ? format_mode(*req.mode) : "", req.uid ? _str(*req.uid) : "",
-                                   req.gid ? _str(*req.gid) : "", time_arg(req.atime, req.atime_ns),
-                                   time_arg(req.mtime, req.mtime_ns)}));
+                                  setattr_args(req)));
   return attr_from_reply(ino, r.view());
+}
+
+std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  const std::uint64_t bs = m_sb.block_size;
+  // Pieces of k_inline_max bytes or more travel as TMP keys set in the
+  // same pipeline; smaller ones as script arguments.
+  std::deque<std::string> owned;  // key names and numbers the views point into
+  std::vector<std::string_view> keys;
+  std::vector<std::string_view> args;
+  auto keep = [&owned](std::string s) -> std::string_view { return owned.emplace_back(std::move(s)); };
+  keys.push_back(keep(m_keys.sb()));
+  keys.push_back(keep(m_keys.freeze()));
+  std::string_view inode_key = keep(m_keys.inode(ino));
+  keys.push_back(inode_key);
+  args.push_back(keep(_str(offset)));
+  args.push_back(append ? keep(_str(offset)) : std::string_view());
+  std::size_t replies = 1;
+  std::uint64_t pos = offset;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    std::uint64_t b = pos / bs;
+    std::uint64_t in = pos - b * bs;
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
+    std::string_view piece = data.substr(done, n);
+    keys.push_back(keep(m_keys.block(ino, b)));
+    args.push_back(keep(_str(in)));
+    args.push_back(keep(_str(n)));
+    if (n >= k_inline_max) {
+      std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
+      c.append({"SET", tmp, piece, "PX", "600000"});
+      ++replies;
+      keys.push_back(tmp);
+      args.emplace_back();
+    } else {
+      keys.push_back(inode_key);  // unused: the bytes are in ARGV
+      args.push_back(piece);
+    }
+    pos += n;
+    done += n;
+  }
+  c.append_eval("write", keys, args);
+  return replies;
 }
 
 Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
@@ -1192,49 +1297,18 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
   if (data.empty()) {
     return offset;
   }
+  if (m_gathered_count.load() != 0) {
+    TRY_ASSIGN(bool absorbed, gather_write(ino, offset, data, append));
+    if (absorbed) {
+      return offset;
+    }
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  const std::uint64_t bs = m_sb.block_size;
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");
     }
-    // Pieces of k_inline_max bytes or more travel as TMP keys set in the
-    // same pipeline; smaller ones as script arguments.
-    std::vector<std::string> owned;  // key names and numbers the views point into
-    std::size_t pieces = static_cast<std::size_t>((offset + data.size() - 1) / bs - offset / bs + 1);
-    owned.reserve(5 + 4 * pieces);
-    std::vector<std::string_view> keys;
-    std::vector<std::string_view> args;
-    auto keep = [&owned](std::string s) -> std::string_view { return owned.emplace_back(std::move(s)); };
-    keys.push_back(keep(m_keys.sb()));
-    keys.push_back(keep(m_keys.freeze()));
-    std::string_view inode_key = keep(m_keys.inode(ino));
-    keys.push_back(inode_key);
-    args.push_back(keep(_str(offset)));
-    args.push_back(append ? keep(_str(offset)) : std::string_view());
-    std::uint64_t pos = offset;
-    std::size_t done = 0;
-    while (done < data.size()) {
-      std::uint64_t b = pos / bs;
-      std::uint64_t in = pos - b * bs;
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
-      std::string_view piece = data.substr(done, n);
-      keys.push_back(keep(m_keys.block(ino, b)));
-      args.push_back(keep(_str(in)));
-      args.push_back(keep(_str(n)));
-      if (n >= k_inline_max) {
-        std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
-        c->append({"SET", tmp, piece, "PX", "600000"});
-        keys.push_back(tmp);
-        args.emplace_back();
-      } else {
-        keys.push_back(inode_key);  // unused: the bytes are in ARGV
-        args.push_back(piece);
-      }
-      pos += n;
-      done += n;
-    }
-    c->append_eval("write", keys, args);
+    append_write(*c, ino, offset, data, append);
     std::optional<Error> failure;
     Reply result;
     while (c->pending() > 0) {
@@ -1276,6 +1350,9 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
     return make_error(E2BIG, "attribute value larger than 64 KiB");
   }
   std::string f = (flags & k_xattr_create) ? "1" : (flags & k_xattr_replace) ? "2" : "0";
+  if (m_gathered_count.load() != 0) {
+    TRY(flush(ino));  // its ctime lands after what waits
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_set", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name), std::string(value), f}));
@@ -1288,6 +1365,9 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
 Status Store::removexattr(Ino ino, std::string_view name) {
   TRY(writable());
   TRY(_check_xattr_name(name));
+  if (m_gathered_count.load() != 0) {
+    TRY(flush(ino));
+  }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_remove", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name)}));

@@ -100,6 +100,13 @@ struct StoreOptions {
   // what the server's min-replicas-to-write asks for (0 when it cannot be
   // read, or on a standalone server).
   int sync_replicas = -1;
+  // Gathering (store_gather.cpp): the writes and attribute changes of a
+  // file this mount created and holds open wait here, up to
+  // gather_file_max bytes of data a file and gather_total_max in all,
+  // and go to the server in one round trip at flush(). 0 turns it off
+  // (every write reaches Redis before write(2) returns).
+  std::size_t gather_file_max = 256 * 1024;
+  std::size_t gather_total_max = 64 * 1024 * 1024;
 };
 
 class Store {
@@ -131,15 +138,29 @@ class Store {
   // mode carries the type bits (S_IFREG, S_IFIFO, ...) and permissions
   // (already masked by the caller's umask).
   Result<Attr> mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev, const Caller& who);
-  // A regular file, created open by this mount (see open_file).
-  Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
+  // A regular file, created open by this mount (see open_file). With
+  // `gather` (and gathering on), what is written to it and its attribute
+  // changes are gathered here until flush(): see store_gather.cpp.
+  Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who,
+                      bool gather = false);
+  // Whether changes to `ino` are being gathered (it needs a flush()).
+  bool gathering(Ino ino);
+  // Sends what was gathered for `ino` (one round trip), and gathers no
+  // more for it: at close(2) (FLUSH), fsync and release. The error of the
+  // first change the server refused, if any (ENOSPC, EDQUOT...): close(2)
+  // reports it, as NFS does.
+  Status flush(Ino ino);
+  // flush() of every file being gathered (at unmount).
+  Status flush_all();
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
 
   // These return the inode that lost its last link (now an orphan, whose
-  // data lives until purge()), or 0. rmdir always orphans the directory: a
-  // process may still have it open or as its working directory.
+  // data lives until purge()), or 0. unlink frees a file that no mount
+  // holds open, of up to 16 blocks, at once (0 then). rmdir always orphans
+  // the directory: a process may still have it open or as its working
+  // directory.
   Result<Ino> unlink(Ino parent, std::string_view name);
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
   Result<Ino> rmdir(Ino parent, std::string_view name);
@@ -232,7 +253,8 @@ class Store {
   Status load_superblock(Connection& c);
   Result<Ino> allocate_ino(Connection& c);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
-                           std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false);
+                           std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false,
+                           bool gather = false);
   // What a change script read of the inodes it changed (for m_attrs).
   using FreshAttrs = std::function<std::vector<Attr>(ReplyView)>;
   // Every directory named in `keys` loses its DirNames list, but
@@ -250,6 +272,30 @@ class Store {
   void forget_name(Ino parent, std::string_view name);
   Status writable() const;
   bool security_xattrs_possible(Connection& c);
+
+  // Gathering (store_gather.cpp).
+  struct Gathered;
+  void start_gathering(const Attr& attr);
+  std::shared_ptr<Gathered> gathered(Ino ino);
+  // Absorbs a write or an attribute change of a file being gathered (true;
+  // `out`: the attributes to answer with); false when the caller must send
+  // it itself: what was gathered for the file has been sent first.
+  Result<bool> gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<bool> gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
+  // The attributes this mount sees of a file being gathered: the server's
+  // plus what waits here.
+  std::optional<Attr> gathered_attr(Ino ino);
+  void overlay_gathered(Attr& attr);
+  Status send_gathered(Ino ino, Gathered& file);
+  // Appends the write.lua call (and the SETs of its TMP keys) for `data`
+  // at `offset` to `c`; returns how many replies to read.
+  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
+  // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
+  // (prelude.lua) needs to free a file nobody holds open at once.
+  void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const;
+  // ARGV of setattr.lua (no size: truncate has scripts of its own).
+  static std::vector<std::string> setattr_args(const SetAttrRequest& req);
 
   Pool& m_pool;
   Keys m_keys;
@@ -275,6 +321,11 @@ class Store {
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
+
+  std::mutex m_gather_mutex;
+  std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
+  std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
+  std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
 
   AttrCache m_attrs;      // directory attributes left by our own changes
   DirNames m_dir_names;   // whole name lists of directories this mount fills

@@ -120,6 +120,8 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         cfg.endpoint.*field = std::string(value);
       } else if (opt == "noatime") {
         cfg.noatime = true;
+      } else if (opt == "write_through") {
+        cfg.write_through = true;
       } else if (opt == "ro") {
         cfg.read_only = true;
       } else if (opt == "rw") {
@@ -549,6 +551,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   so.allow_snapshot_rw = cfg.writable_snapshot;
   so.create = !cfg.read_only;
   so.noatime = cfg.noatime;
+  if (cfg.write_through) {
+    so.gather_file_max = 0;
+  }
   so.sync_replicas = cfg.sync_replicas.value_or(-1);
   so.mkfs_block_size = cfg.block_size.value_or(k_default_block_size);
   so.mkfs_owner = Caller{static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid())};

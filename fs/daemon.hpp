@@ -27,6 +27,9 @@ struct DaemonConfig {
   bool single_threaded = false;
   bool default_permissions = true;
   bool noatime = false;
+  // Every write reaches Redis before write(2) returns: no gathering of a
+  // new file's writes until close (StoreOptions::gather_file_max).
+  bool write_through = false;
   // Unset: 1 s, or an hour on a read-only mount of a snapshot (which
   // cannot change under it).
   std::optional<double> attr_timeout;

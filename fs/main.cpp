@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
       ->type_name("NAME");
   app.add_flag("--read-only", cfg.read_only, "Mount read-only: every change fails with EROFS");
   app.add_flag("--writable-snapshot", cfg.writable_snapshot, "Mount a read-only snapshot read-write anyway");
+  app.add_flag("--write-through", cfg.write_through,
+               "Send every write to Redis before write(2) returns (default: a new file's first writes and "
+               "attribute changes go together at close)");
   app.add_flag("--allow-evicting-server", cfg.allow_evicting_server,
                "Mount read-write although the server may evict keys (it can lose file data)");
   app.add_option("--block-size", block_size, "Block size of a new filesystem: 4K to 4M, a power of two (default 64K)")

@@ -76,8 +76,12 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   if (_refuse(req, session, "create", parent, name)) {
     return;
   }
+  // A new file's first writes and attribute changes are gathered until
+  // close (Store::create, store_gather.cpp), but not O_APPEND ones (each
+  // lands at the end of the file as the server sees it).
+  bool gather = (fi->flags & O_APPEND) == 0;
   Result<Attr> attr =
-      session.store().create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
+      session.store().create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req), gather);
   if (!attr && attr.code() == EEXIST && (fi->flags & O_EXCL) == 0) {
     // The name was made (by another host) after the kernel was told it was
     // absent. Opening that file here, as if created, would skip the
@@ -99,6 +103,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   fi->keep_cache = 0;
   fi->direct_io = 0;
   fi->fh = 0;
+  fi->noflush = session.store().gathering(attr->ino) ? 0 : 1;  // close(2) sends what was gathered
   reply_create(req, session, *attr, fi);
 }
 

@@ -1,17 +1,21 @@
-// open, release, fsync. Every read and write goes to Redis; the
-// only per-open state is the count of opens this mount holds, kept on the
-// server (Store::open_file), so that an unlink through another mount does
-// not free a file open here: the last release here frees it. A read-only mount refuses write access and lets the
-// kernel keep its page cache across opens (the data cannot change under
+// open, flush, release, fsync. The only per-open state is the count of
+// opens this mount holds, kept on the server (Store::open_file), so that an
+// unlink through another mount does not free a file open here: the last
+// release here frees it. A read-only mount refuses write access and lets
+// the kernel keep its page cache across opens (the data cannot change under
 // it); a read-write mount drops it at each open, so a file changed by
-// another host is read afresh. Data is on the server when write() returns,
-// so flush has nothing left to do, and fsync only this: with replicas asked
-// for (--sync-replicas), it waits until they have every change (WAIT), or
-// fails with EIO. Beyond that durability is the server's (its
-// appendonly/save settings). There is no flush handler at all: the
-// kernel then stops sending FLUSH after the first ENOSYS, which saves a
-// round trip through /dev/fuse on every close(2). (Locks are the kernel's:
-// redisfs has no lock handlers, so FLUSH carries nothing for them either.)
+// another host is read afresh.
+//
+// Writes go to Redis before write(2) returns, except those of a file this
+// mount created and still holds open: they are gathered until close
+// (store_gather.cpp). Only such a file asks for FLUSH (fi->noflush is set
+// on every other open, so close(2) of it costs no round trip through
+// /dev/fuse): flush sends what waits, and close(2) returns its error.
+// fsync sends it too, then, with replicas asked for (--sync-replicas),
+// waits until they have every change (WAIT), or fails with EIO. Beyond that
+// durability is the server's (its appendonly/save settings). (Locks are
+// the kernel's: redisfs has no lock handlers, so FLUSH carries nothing for
+// them.)
 #include <fcntl.h>
 
 #include "log.hpp"
@@ -38,11 +42,27 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = session.options().read_only ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = 0;
+  fi->noflush = 1;
   reply_open(req, fi);
+}
+
+void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  if (Status st = session.store().flush(ino); !st) {
+    reply_fail(req, "flush", ino, {}, st.error());
+    return;
+  }
+  reply_ok(req);  // never ENOSYS: the kernel would stop sending FLUSH for good
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
+  if (!session.gone() && session.store().gathering(ino)) {
+    // No FLUSH came (or it failed): what waits goes before the open count.
+    if (Status st = session.store().flush(ino); !st) {
+      log_op_error("release", ino, {}, st.error());
+    }
+  }
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
   reply_ok(req);
@@ -53,6 +73,10 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
 
 void fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
+  if (Status st = session.store().flush(ino); !st) {
+    reply_fail(req, "fsync", ino, {}, st.error());
+    return;
+  }
   if (Status st = session.store().sync(); !st) {
     reply_fail(req, "fsync", ino, {}, st.error());
     return;

@@ -10,7 +10,7 @@ namespace redisfs {
 static constexpr std::array<const char*, static_cast<std::size_t>(OpId::Count)> k_names = {
     "lookup",  "forget",     "forget_multi", "getattr", "setattr",  "readlink", "mknod",    "mkdir",
     "symlink", "create",     "link",         "unlink",  "rmdir",    "rename",   "opendir",  "readdir",
-    "readdirplus", "releasedir", "fsyncdir", "open",   "release",  "fsync",    "read",     "write",
+    "readdirplus", "releasedir", "fsyncdir", "open",   "flush",    "release",  "fsync",    "read",     "write",
     "setxattr", "getxattr",  "listxattr",    "removexattr", "statfs",
 };
 

@@ -43,6 +43,7 @@ enum class OpId {
   Releasedir,
   Fsyncdir,
   Open,
+  Flush,
   Release,
   Fsync,
   Read,

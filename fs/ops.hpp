@@ -40,6 +40,7 @@ void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
 

@@ -34,6 +34,7 @@ fuse_lowlevel_ops make_ops() {
   ops.releasedir = Timed<OpId::Releasedir, op::releasedir>::call;
   ops.fsyncdir = Timed<OpId::Fsyncdir, RefuseWhenGone<op::fsyncdir>::call>::call;
   ops.open = Timed<OpId::Open, RefuseWhenGone<op::open>::call>::call;
+  ops.flush = Timed<OpId::Flush, RefuseWhenGone<op::flush>::call>::call;
   ops.release = Timed<OpId::Release, op::release>::call;
   ops.fsync = Timed<OpId::Fsync, RefuseWhenGone<op::fsync>::call>::call;
   ops.read = Timed<OpId::Read, RefuseWhenGone<op::read>::call>::call;

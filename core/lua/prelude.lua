@@ -88,3 +88,27 @@ local function dir_changed(dir_inode_key, now)
 end
 
 local S_ISGID = 1024
+
+-- A non-directory that just lost its last link (`inode` key) is freed at
+-- once when no mount holds it open (no `open` key) and, for a regular
+-- file, all its blocks are KEYS[first..last] (`covered`: the bytes they
+-- span): its inode, its xattrs and blocks go, and the superblock (`sb`)
+-- counts follow. Returns true when freed; otherwise it stays for the
+-- caller to record as an orphan (purge.lua frees it later).
+local function free_unheld(sb, inode, open, xattr, first, last, covered)
+  local f = redis.call('HMGET', inode, 'type', 'size')
+  local size = tonumber(f[2])
+  if redis.call('EXISTS', open) == 1 or (f[1] == 'file' and not (size and size <= tonumber(covered))) then
+    return false
+  end
+  local stored = 0
+  for i = first, last do
+    stored = stored + redis.call('STRLEN', KEYS[i])
+  end
+  redis.call('DEL', inode, xattr, unpack(KEYS, first, last))
+  redis.call('HINCRBY', sb, 'inodes', -1)
+  if stored ~= 0 then
+    redis.call('HINCRBY', sb, 'bytes', -stored)
+  end
+  return true
+end

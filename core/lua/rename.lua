@@ -7,12 +7,15 @@
 --       7 INODE:src (guess), 8 INODE:dst (guess; INODE:0 for none),
 --       9 DIR:dst, 10 XATTR:dst (unused), 11 ORPHANS,
 --       12.. INODE keys of chain A (dp and its ancestors up to the root),
---            then of chain B (sp and its ancestors), when given
+--            then of chain B (sp and its ancestors), when given;
+--       then OPEN:dst and the first blocks of dst (see free_unheld)
 -- ARGV: 1 name, 2 newname, 3 flags (0, 1 noreplace, 2 exchange),
 --       4 src guess, 5 dst guess ('0' none), 6 session, 7 #A, 8 #B,
---       9 sp ino, 10 dp ino, 11.. the inode numbers of chain A then B
+--       9 sp ino, 10 dp ino, 11.. the inode numbers of chain A then B,
+--       then the bytes dst's blocks in KEYS span
 -- Returns {'RETRY', src, dst[, 'chain']} when a guess or a chain is stale,
--- else {'OK', orphaned ino or '0'}.
+-- else {'OK', orphaned ino or '0'}. A replaced file that nobody holds open
+-- is freed at once, as by unlink, and is no orphan.
 check_frozen(KEYS[2])
 local flags = tonumber(ARGV[3])
 local src = redis.call('HGET', KEYS[3], ARGV[1])
@@ -138,7 +141,8 @@ else
     else
       local left = redis.call('HINCRBY', KEYS[8], 'nlink', -1)
       redis.call('HSET', KEYS[8], 'ctime', now)
-      if left <= 0 then
+      local extra = 12 + tonumber(ARGV[7]) + tonumber(ARGV[8])
+      if left <= 0 and not free_unheld(KEYS[1], KEYS[8], KEYS[extra], KEYS[10], extra + 1, #KEYS, ARGV[#ARGV]) then
         redis.call('HSET', KEYS[11], dst, ARGV[6])
         orphan = dst
       end

@@ -378,6 +378,7 @@ TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   CHECK(s->link(f.ino, d.ino, "g").code() == EEXIST);
   CHECK(_ok(s->unlink(k_root_ino, "f")) == 0);
   CHECK(_ok(s->getattr(f.ino)).nlink == 1);
+  _ok(s->open_file(f.ino));  // open: its last unlink keeps it, an orphan
   Ino orphan = _ok(s->unlink(d.ino, "g"));
   CHECK(orphan == f.ino);
   // unlinked but not purged: still readable (an open file)
@@ -408,6 +409,7 @@ TEST_CASE_FIXTURE(RedisFixture, "orphans of a dead mount are purged by the next 
   _ok(a->heartbeat());
   auto f = _ok(a->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
   _ok(a->write(f.ino, 0, "data", false));
+  _ok(a->open_file(f.ino));
   CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);
   auto b = _open(pool, prefix);
   CHECK(_ok(b->purge_dead_orphans()) == 0);  // a is alive
@@ -435,11 +437,25 @@ TEST_CASE_FIXTURE(RedisFixture, "rename: replace, errors, flags, directories") {
   CHECK(s->rename(k_root_ino, "d1", d1.ino, "x", 0).code() == EINVAL);
   CHECK(_ok(s->rename(k_root_ino, "a", k_root_ino, "a", 0)) == 0);
 
-  // over an existing file: the old one becomes an orphan
+  // over an existing file: the old one becomes an orphan while open ...
+  _ok(s->open_file(b.ino));
   CHECK(_ok(s->rename(k_root_ino, "a", k_root_ino, "b", 0)) == b.ino);
   CHECK(_ok(s->lookup(k_root_ino, "b")).ino == a.ino);
   CHECK(s->lookup(k_root_ino, "a").code() == ENOENT);
+  CHECK(_ok(s->getattr(b.ino)).nlink == 0);
   _ok(s->purge(b.ino));
+  CHECK(s->getattr(b.ino).code() == ENOENT);
+  // ... and is freed by the rename itself when nobody has it open
+  auto c = _ok(s->mknod(k_root_ino, "c", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(c.ino, 0, "bytes", false));
+  _ok(s->setxattr(c.ino, "user.x", "y", 0));
+  CHECK(_ok(s->rename(k_root_ino, "b", k_root_ino, "c", 0)) == 0);
+  CHECK(s->getattr(c.ino).code() == ENOENT);
+  for (const std::string& k : {keys.inode(c.ino), keys.xattr(c.ino), keys.block(c.ino, 0)}) {
+    CHECK(_ok(conn().command({"EXISTS", k})).view().integer() == 0);
+  }
+  CHECK(_ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(c.ino)})).view().integer() == 0);
+  _ok(s->rename(k_root_ino, "c", k_root_ino, "b", 0));
 
   // a directory to another parent: nlinks and parent follow
   CHECK(_ok(s->rename(d1.ino, "inner", d2.ino, "moved", 0)) == 0);
@@ -477,10 +493,13 @@ TEST_CASE_FIXTURE(RedisFixture, "two mounts: stale names are retried, never acte
   auto b = _open(pool_b, prefix);
   auto f1 = _ok(a->mknod(k_root_ino, "x", S_IFREG | 0644, 0, k_user));
   CHECK(_ok(b->lookup(k_root_ino, "x")).ino == f1.ino);  // b remembers x -> f1
+  _ok(a->open_file(f1.ino));  // (open: unlink keeps it, an orphan)
   CHECK(_ok(a->unlink(k_root_ino, "x")) == f1.ino);
   auto f2 = _ok(a->mknod(k_root_ino, "x", S_IFREG | 0644, 0, k_user));
-  // b's memory says f1; the script answers RETRY and b unlinks f2
-  CHECK(_ok(b->unlink(k_root_ino, "x")) == f2.ino);
+  // b's memory says f1; the script answers RETRY and b unlinks f2 (and,
+  // nobody holding it open, frees it at once)
+  CHECK(_ok(b->unlink(k_root_ino, "x")) == 0);
+  CHECK(a->getattr(f2.ino).code() == ENOENT);
   CHECK(_ok(a->getattr(f1.ino)).nlink == 0);
   // directory move checked against a chain that changed under b
   auto p = _ok(a->mkdir(k_root_ino, "p", 0755, k_user));
@@ -804,8 +823,8 @@ TEST_CASE_FIXTURE(RedisFixture, "a file freed by another mount cannot be opened"
   auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
   _ok(a->release_file(f.ino));
   CHECK(_ok(b->lookup(k_root_ino, "f")).ino == f.ino);  // b looks it up ...
-  CHECK(_ok(a->unlink(k_root_ino, "f")) == f.ino);      // ... a removes and frees it
-  _ok(a->purge(f.ino));
+  CHECK(_ok(a->unlink(k_root_ino, "f")) == 0);  // ... a removes it, freed at once (nobody has it open)
+  _ok(a->purge(f.ino));                          // (a no-op now)
   CHECK(b->open_file(f.ino).code() == ESTALE);  // ... b's open comes too late
   CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
 }

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# gather: a file this mount created and holds open has its writes and
+# attribute changes gathered until close(2) (store_gather.cpp). What the
+# README promises of it, checked through two mounts of one filesystem and
+# on the server itself:
+#   - close-to-open: once close(2) returns, another mount reads every byte
+#     and attribute; before it, the server may not have them;
+#   - the writing mount sees its own changes at once (fstat, stat, read
+#     through another descriptor, ls -l);
+#   - fsync sends them; an error the server answers on the way is
+#     close(2)'s (ENOSPC);
+#   - unlink, rename and link of a file being gathered keep every byte;
+#   - -o write_through (and O_APPEND) send every write before write(2)
+#     returns.
+# Also: unlink frees a small file nobody holds open at once (no orphan).
+. "$(dirname "$0")/lib.sh"
+
+A=$T/a
+B=$T/b
+mount_at "$A" -o attr_timeout=0,entry_timeout=0
+mount_at "$B" -o attr_timeout=0,entry_timeout=0
+
+# hget.py: HGET without forking (see there), for the checks below
+cat >"$T/hget.py" <<'PY'
+import socket
+def call(sock, *args):
+    """One command on the server, on a socket of our own: a subprocess
+    (fork + exec) would close our descriptors in the child, and each
+    close(2) is a FLUSH. Answers a string, an int or None."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock)
+        parts = [str(a).encode() for a in args]
+        s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        f = s.makefile("rb")
+        line = f.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else f.read(n + 2)[:-2].decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest.decode()
+        raise RuntimeError(line.decode())
+def hget(sock, key, field):
+    return call(sock, "HGET", key, field)
+PY
+export PYTHONPATH=$T
+
+# close-to-open, and this mount's own view before close
+python3 - "$A" "$B" "$PREFIX" "$SOCK" <<'PY' || fail "close-to-open through two mounts"
+import os, sys
+from hget import hget
+a, b, prefix, sock = sys.argv[1:]
+fd = os.open(f"{a}/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+ino = os.fstat(fd).st_ino
+os.write(fd, b"hello ")
+os.write(fd, b"world\n")
+os.fchmod(fd, 0o600)
+os.utime(fd, ns=(1_000_000_000_123, 2_000_000_000_456))
+# this mount sees it all at once
+st = os.fstat(fd)
+assert st.st_size == 12, st
+assert st.st_mode & 0o7777 == 0o600, oct(st.st_mode)
+assert st.st_mtime_ns == 2_000_000_000_456, st.st_mtime_ns
+st = os.stat(f"{a}/f")
+assert st.st_size == 12 and st.st_mode & 0o7777 == 0o600, st
+# ... and the server has not got it yet: it waits in the mount
+assert hget(sock, f"{prefix}:INODE:{ino}", "size") == "0", "the write reached the server before close"
+assert hget(sock, f"{prefix}:INODE:{ino}", "mode") == "0644"
+os.close(fd)
+# close(2) has returned: the other mount sees every byte and attribute
+assert hget(sock, f"{prefix}:INODE:{ino}", "size") == "12"
+st = os.stat(f"{b}/f")
+assert st.st_mode & 0o7777 == 0o600 and st.st_mtime_ns == 2_000_000_000_456, st
+assert st.st_atime_ns == 1_000_000_000_123, st  # (before the read below moves it: relatime)
+with open(f"{b}/f", "rb") as f:
+    assert f.read() == b"hello world\n"
+PY
+
+# reading through another descriptor of the same mount sends what waits
+python3 - "$A" <<'PY' || fail "a read through the writing mount does not see its writes"
+import os, sys
+a = sys.argv[1]
+fd = os.open(f"{a}/g", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"x" * 5000)
+with open(f"{a}/g", "rb") as f:
+    assert f.read() == b"x" * 5000
+os.pwrite(fd, b"yy", 10)
+with open(f"{a}/g", "rb") as f:
+    data = f.read()
+    assert data[8:14] == b"xxyyxx" and len(data) == 5000, data[:20]
+os.close(fd)
+PY
+[[ $(head -c 14 "$B/g" | tail -c 6) == xxyyxx ]] || fail "B reads g wrong"
+
+# fsync sends what waits before close
+python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "fsync of a file being gathered"
+import os, sys
+from hget import hget
+a, prefix, sock = sys.argv[1:]
+fd = os.open(f"{a}/s", os.O_CREAT | os.O_WRONLY, 0o644)
+ino = os.fstat(fd).st_ino
+os.write(fd, b"synced")
+os.fsync(fd)
+size = hget(sock, f"{prefix}:INODE:{ino}", "size")
+assert size == "6", size
+os.close(fd)
+PY
+
+# unlink, rename and link of a file being gathered
+python3 - "$A" <<'PY' || fail "unlink / rename / link of a file being gathered"
+import os, sys
+a = sys.argv[1]
+fd = os.open(f"{a}/u", os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"still here")
+os.unlink(f"{a}/u")
+assert os.fstat(fd).st_nlink == 0
+assert os.pread(fd, 100, 0) == b"still here"
+os.close(fd)
+fd = os.open(f"{a}/r1", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"renamed")
+os.rename(f"{a}/r1", f"{a}/r2")
+os.write(fd, b" twice")
+os.link(f"{a}/r2", f"{a}/r3")
+assert os.fstat(fd).st_nlink == 2
+os.close(fd)
+with open(f"{a}/r3", "rb") as f:
+    assert f.read() == b"renamed twice"
+PY
+[[ $(cat "$B/r2") == "renamed twice" ]] || fail "B reads r2 wrong: $(cat "$B/r2")"
+
+# O_APPEND writes are never gathered
+python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "O_APPEND write of a new file"
+import os, sys
+from hget import hget
+a, prefix, sock = sys.argv[1:]
+fd = os.open(f"{a}/log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+ino = os.fstat(fd).st_ino
+os.write(fd, b"line\n")
+size = hget(sock, f"{prefix}:INODE:{ino}", "size")
+assert size == "5", size
+os.close(fd)
+PY
+
+# a small file nobody holds open is freed by the unlink itself
+echo small >"$A/small"
+ino=$(stat -c %i "$A/small")
+rm "$A/small"
+[[ -z $(fs_keys "INODE:$ino") && -z $(fs_keys "BLK:$ino:*") ]] || fail "rm left the keys of a closed small file"
+[[ $(rcli hexists "$PREFIX:ORPHANS" "$ino") == 0 ]] || fail "rm of a closed small file made an orphan"
+# a big one (past 16 blocks) is an orphan first, purged when the kernel forgets it
+head -c $((17 * 65536 + 5)) /dev/urandom >"$A/big"
+ino=$(stat -c %i "$A/big")
+rm "$A/big"
+for ((i = 0; i < 200; i++)); do
+  [[ -z $(fs_keys "INODE:$ino") && -z $(fs_keys "BLK:$ino:*") ]] && break
+  sleep 0.05
+done
+[[ -z $(fs_keys "INODE:$ino") && -z $(fs_keys "BLK:$ino:*") ]] || fail "the blocks of a big removed file stay"
+check_consistency
+
+unmount_fs "$B"
+
+# close(2) reports what the server refused (ENOSPC), as NFS does
+python3 - "$A" "$SOCK" <<'PY' || fail "close(2) of a file whose gathered writes do not fit"
+import errno, os, sys
+from hget import call
+a, sock = sys.argv[1:]
+fd = os.open(f"{a}/full", os.O_CREAT | os.O_WRONLY, 0o644)
+# the server fills up after the create: a key of 1 MB, then a limit below
+used = int(next(l for l in call(sock, "INFO", "memory").split() if l.startswith("used_memory:")).split(":")[1])
+call(sock, "SET", "filler-" + a, "x" * 1_000_000)
+call(sock, "CONFIG", "SET", "maxmemory", used + 500_000)
+os.write(fd, os.urandom(100_000))  # gathered: the write itself succeeds
+try:
+    os.close(fd)
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+else:
+    raise SystemExit("close(2) succeeded on a full server")
+call(sock, "DEL", "filler-" + a)
+PY
+rcli config set maxmemory 0 >/dev/null
+rm -f "$A/full"
+check_consistency
+
+# -o write_through: the server has every write when write(2) returns
+unmount_fs "$A"
+mount_at "$A" -o write_through
+python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "-o write_through"
+import os, sys
+from hget import hget
+a, prefix, sock = sys.argv[1:]
+fd = os.open(f"{a}/w", os.O_CREAT | os.O_WRONLY, 0o644)
+ino = os.fstat(fd).st_ino
+os.write(fd, b"through")
+size = hget(sock, f"{prefix}:INODE:{ino}", "size")
+assert size == "7", size
+os.close(fd)
+PY
+unmount_fs "$A"
+check_consistency
