@@ -812,11 +812,26 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   const auto sent = DirNames::Clock::now();
   std::vector<Attr> fresh;
   TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args, [parent, &fresh](ReplyView v) {
-    fresh = _fresh_attr(parent, v, 1);
+    fresh = _fresh_attr(parent, v, 3);
     return fresh;
   }, parent));
   ReplyView v = r.view();
-  auto attr = v.is_array() && v.size() == 2 ? attr_from_reply(ino, v[0]) : make_error(EIO, "bad create reply");
+  Result<Attr> attr = make_error(EIO, "bad create reply");
+  if (v.is_array() && v.size() == 4) {
+    // The new inode is what create.lua was asked to write, with its clock,
+    // and the group and mode a setgid parent passes on.
+    std::string now(v[0].str());
+    std::string size = type == "symlink" ? _str(target.size()) : "0";
+    FieldList fields{{"type", type},          {"mode", v[2].str()},   {"uid", args[3]}, {"gid", v[1].str()},
+                     {"size", size},          {"nlink", type == "dir" ? "2" : "1"},     {"rdev", args[5]},
+                     {"bytes", "0"},          {"atime", now},         {"mtime", now},   {"ctime", now}};
+    if (type == "dir") {
+      fields.emplace_back("parent", args[8]);
+    } else if (type == "symlink") {
+      fields.emplace_back("target", target);
+    }
+    attr = decode_attr(ino, fields);
+  }
   if (!attr || fresh.empty()) {
     m_dir_names.forget(parent);
     return attr;

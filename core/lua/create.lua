@@ -3,7 +3,9 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
 --       ino[, session: the file is created open by that mount]
--- Returns {the new inode's fields, the parent's fields} (HGETALL each).
+-- Returns {now, gid, mode (octal), the parent's fields (HGETALL)}: the new
+-- inode's other fields are the client's own arguments (a short reply keeps
+-- the outcome record, outcome.inc, cheap: create is the commonest change).
 check_frozen(KEYS[2])
 check_new_entry(KEYS[3], KEYS[4], ARGV[1])
 if redis.call('EXISTS', KEYS[5]) == 1 then
@@ -28,7 +30,8 @@ if kind == 'dir' then
 elseif kind == 'symlink' then
   size = fmt(string.len(ARGV[7]))
 end
-redis.call('HSET', KEYS[5], 'type', kind, 'mode', string.format('%04o', mode), 'uid', ARGV[4], 'gid', gid,
+local mode_text = string.format('%04o', mode)
+redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
   'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
   'atime', now, 'mtime', now, 'ctime', now)
 if kind == 'dir' then
@@ -45,4 +48,4 @@ redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end
-return {redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[4])}
+return {now, gid, mode_text, redis.call('HGETALL', KEYS[4])}
