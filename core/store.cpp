@@ -524,7 +524,7 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
     return {};
   }
   if (m_gathered_count.load() != 0) {
-    TRY(flush(ino));  // this mount reads what it wrote
+    TRY(settle(ino));  // this mount reads what it wrote
   }
   const std::uint64_t bs = m_sb.block_size;
   if (offset >= k_max_file_size) {
@@ -936,7 +936,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   TRY(writable());
   TRY(_check_name(new_name));
   if (m_gathered_count.load() != 0) {
-    TRY(flush(ino));  // the link's nlink and ctime land after what waits
+    TRY(settle(ino));  // the link's nlink and ctime land after what waits
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, eval_change(*c, "link",
@@ -1009,7 +1009,7 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   TRY(writable());
   TRY(_check_name(name));
   if (m_gathered_count.load() != 0) {
-    TRY(flush_all());  // the name may be a file being gathered: its nlink and ctime change
+    settle_all();  // the name may be a file being gathered: its nlink and ctime change
   }
   TRY_ASSIGN(auto done, remove_entry("unlink", parent, name, false, 2));
   ReplyView v = done.first.view();
@@ -1043,7 +1043,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
     return make_error(EINVAL, "bad rename flags");
   }
   if (m_gathered_count.load() != 0) {
-    TRY(flush_all());  // either name may be a file being gathered
+    settle_all();  // either name may be a file being gathered
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
@@ -1366,7 +1366,7 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
   }
   std::string f = (flags & k_xattr_create) ? "1" : (flags & k_xattr_replace) ? "2" : "0";
   if (m_gathered_count.load() != 0) {
-    TRY(flush(ino));  // its ctime lands after what waits
+    TRY(settle(ino));  // its ctime lands after what waits
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_set", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
@@ -1381,7 +1381,7 @@ Status Store::removexattr(Ino ino, std::string_view name) {
   TRY(writable());
   TRY(_check_xattr_name(name));
   if (m_gathered_count.load() != 0) {
-    TRY(flush(ino));
+    TRY(settle(ino));
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, "xattr_remove", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},

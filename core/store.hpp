@@ -143,12 +143,14 @@ class Store {
   // changes are gathered here until flush(): see store_gather.cpp.
   Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who,
                       bool gather = false);
-  // Whether changes to `ino` are being gathered (it needs a flush()).
+  // Whether changes to `ino` are being gathered, or an error of theirs
+  // waits to be reported: it needs a flush().
   bool gathering(Ino ino);
   // Sends what was gathered for `ino` (one round trip), and gathers no
   // more for it: at close(2) (FLUSH), fsync and release. The error of the
-  // first change the server refused, if any (ENOSPC, EDQUOT...): close(2)
-  // reports it, as NFS does.
+  // first change the server refused, if any (ENOSPC, EDQUOT...), also when
+  // another operation had sent them earlier: close(2) reports it, as NFS
+  // does.
   Status flush(Ino ino);
   // flush() of every file being gathered (at unmount).
   Status flush_all();
@@ -286,7 +288,17 @@ class Store {
   // plus what waits here.
   std::optional<Attr> gathered_attr(Ino ino);
   void overlay_gathered(Attr& attr);
+  // Sends what `file` gathered (its mutex held); it gathers no more.
   Status send_gathered(Ino ino, Gathered& file);
+  // Sends what waits for `ino` before an operation that must see it; an
+  // error is also kept for the file's flush() (its close).
+  Status settle(Ino ino);
+  // settle() of every file being gathered, errors kept for their flush():
+  // before an unlink or rename, whose names may be any of them.
+  void settle_all();
+  // Drops `ino` from the gathered files (it must not be live).
+  void forget_gathered(Ino ino);
+  std::vector<Ino> gathered_inos();
   // Appends the write.lua call (and the SETs of its TMP keys) for `data`
   // at `offset` to `c`; returns how many replies to read.
   std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append);

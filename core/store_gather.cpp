@@ -15,10 +15,11 @@
 // changes at once: getattr, lookup and readdirplus answer with the
 // gathered attributes, and a read, link, rename, unlink, xattr change or
 // fsync sends what waits first. An error the server answers when the
-// changes arrive (ENOSPC, EDQUOT...) is close(2)'s, as on NFS. What waits
-// is lost if the daemon dies before close, like a local filesystem's
-// unwritten page cache; a snapshot taken meanwhile has the file as the
-// server has it (sent changes only).
+// changes arrive (ENOSPC, EDQUOT...) is close(2)'s, as on NFS, also when
+// another operation sent them: the file keeps it (`failed`) until its
+// flush. What waits is lost if the daemon dies before close, like a local
+// filesystem's unwritten page cache; a snapshot taken meanwhile has the
+// file as the server has it (sent changes only).
 //
 // Bounds: at most gather_file_max bytes of data a file and gather_total_max
 // in all wait here; an O_APPEND write, a size change, a write past the
@@ -37,7 +38,7 @@
 // sent, so a write that arrives meanwhile waits and cannot overtake them.
 // A file leaves the map only after its changes were sent.
 #include <chrono>
-#include <deque>
+#include <optional>
 
 #include "store.hpp"
 
@@ -53,6 +54,7 @@ struct Store::Gathered {
 
   std::mutex mutex;
   bool live = true;          // false once sent: nothing more is gathered
+  std::optional<Error> failed;  // what the server refused when another op sent them (settle)
   Attr attr;                 // what this mount sees of the file
   std::int64_t skew_ns = 0;  // the server's clock minus ours
   std::vector<Change> changes;
@@ -95,7 +97,7 @@ bool Store::gathering(Ino ino) {
     return false;
   }
   std::lock_guard lock(file->mutex);
-  return file->live;
+  return file->live || file->failed.has_value();
 }
 
 Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
@@ -117,7 +119,9 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     }
   }
   if (!fits) {
-    TRY(send_gathered(ino, *file));
+    Status sent = send_gathered(ino, *file);
+    forget_gathered(ino);
+    TRY(sent);
     return false;
   }
   auto& changes = file->changes;
@@ -145,7 +149,9 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
     return false;
   }
   if (req.size) {
-    TRY(send_gathered(ino, *file));
+    Status sent = send_gathered(ino, *file);
+    forget_gathered(ino);
+    TRY(sent);
     return false;
   }
   bool change = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
@@ -248,9 +254,13 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
   m_gathered_bytes -= file.bytes;
   file.bytes = 0;
   file.changes.clear();
+  return result;
+}
+
+void Store::forget_gathered(Ino ino) {
+  std::lock_guard lock(m_gather_mutex);
   m_gathered.erase(ino);
   m_gathered_count = m_gathered.size();
-  return result;
 }
 
 Status Store::flush(Ino ino) {
@@ -259,22 +269,54 @@ Status Store::flush(Ino ino) {
     return {};
   }
   std::lock_guard lock(file->mutex);
+  Status result;
+  if (file->live) {
+    result = send_gathered(ino, *file);
+  } else if (file->failed) {
+    result = *file->failed;  // refused when settle() sent them: now the close reports it
+  }
+  file->failed.reset();
+  forget_gathered(ino);  // (a file that left the map meanwhile: no harm)
+  return result;
+}
+
+Status Store::settle(Ino ino) {
+  auto file = gathered(ino);
+  if (!file) {
+    return {};
+  }
+  std::lock_guard lock(file->mutex);
   if (!file->live) {
     return {};
   }
-  return send_gathered(ino, *file);
+  Status sent = send_gathered(ino, *file);
+  if (sent.ok()) {
+    forget_gathered(ino);
+  } else {
+    file->failed = sent.error();  // kept for flush(): close(2) must not report success
+  }
+  return sent;
+}
+
+std::vector<Ino> Store::gathered_inos() {
+  std::lock_guard lock(m_gather_mutex);
+  std::vector<Ino> inos;
+  inos.reserve(m_gathered.size());
+  for (const auto& [ino, file] : m_gathered) {
+    inos.push_back(ino);
+  }
+  return inos;
+}
+
+void Store::settle_all() {
+  for (Ino ino : gathered_inos()) {
+    (void)settle(ino);  // an error waits for that file's flush()
+  }
 }
 
 Status Store::flush_all() {
-  std::vector<Ino> inos;
-  {
-    std::lock_guard lock(m_gather_mutex);
-    for (const auto& [ino, file] : m_gathered) {
-      inos.push_back(ino);
-    }
-  }
   Status first;
-  for (Ino ino : inos) {
+  for (Ino ino : gathered_inos()) {
     if (Status st = flush(ino); !st && first.ok()) {
       first = st;
     }

@@ -103,7 +103,11 @@ local function free_unheld(sb, inode, open, xattr, first, last, covered)
   end
   local stored = 0
   for i = first, last do
-    stored = stored + redis.call('STRLEN', KEYS[i])
+    local n = redis.pcall('STRLEN', KEYS[i])
+    if type(n) ~= 'number' then
+      return false  -- a damaged block (not a string): purge.lua and fsck deal with it
+    end
+    stored = stored + n
   end
   redis.call('DEL', inode, xattr, unpack(KEYS, first, last))
   redis.call('HINCRBY', sb, 'inodes', -1)

@@ -162,27 +162,36 @@ check_consistency
 
 unmount_fs "$B"
 
-# close(2) reports what the server refused (ENOSPC), as NFS does
+# close(2) reports what the server refused (ENOSPC), as NFS does, also
+# when another operation (here an unlink) had to send the changes first
 python3 - "$A" "$SOCK" <<'PY' || fail "close(2) of a file whose gathered writes do not fit"
 import errno, os, sys
 from hget import call
 a, sock = sys.argv[1:]
+with open(f"{a}/victim", "w") as f:
+    f.write("to be removed")
 fd = os.open(f"{a}/full", os.O_CREAT | os.O_WRONLY, 0o644)
-# the server fills up after the create: a key of 1 MB, then a limit below
+fd2 = os.open(f"{a}/full2", os.O_CREAT | os.O_WRONLY, 0o644)
+# the server fills up after the creates: a key of 1 MB, then a limit below
 used = int(next(l for l in call(sock, "INFO", "memory").split() if l.startswith("used_memory:")).split(":")[1])
 call(sock, "SET", "filler-" + a, "x" * 1_000_000)
 call(sock, "CONFIG", "SET", "maxmemory", used + 500_000)
-os.write(fd, os.urandom(100_000))  # gathered: the write itself succeeds
-try:
-    os.close(fd)
-except OSError as e:
-    assert e.errno == errno.ENOSPC, e
-else:
-    raise SystemExit("close(2) succeeded on a full server")
+os.write(fd, os.urandom(100_000))  # gathered: the writes themselves succeed
+os.write(fd2, os.urandom(100_000))
+def closing_fails(fd):
+    try:
+        os.close(fd)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    else:
+        raise SystemExit("close(2) succeeded on a full server")
+closing_fails(fd)
+os.unlink(f"{a}/victim")  # works on a full server; it sends full2's changes first, refused
+closing_fails(fd2)
 call(sock, "DEL", "filler-" + a)
 PY
 rcli config set maxmemory 0 >/dev/null
-rm -f "$A/full"
+rm -f "$A/full" "$A/full2"
 check_consistency
 
 # -o write_through: the server has every write when write(2) returns
