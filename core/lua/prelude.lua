@@ -101,6 +101,13 @@ local function free_unheld(sb, inode, open, xattr, first, last, covered)
   if redis.call('EXISTS', open) == 1 or (f[1] == 'file' and not (size and size <= tonumber(covered))) then
     return false
   end
+  if f[1] ~= 'file' then
+    last = first - 1  -- no blocks
+  elseif last >= first then
+    -- only the blocks the size reaches: no block ever lies past the end
+    local bs = tonumber(covered) / (last - first + 1)
+    last = first + math.ceil(size / bs) - 1
+  end
   local stored = 0
   for i = first, last do
     local n = redis.pcall('STRLEN', KEYS[i])
