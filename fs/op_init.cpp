@@ -25,7 +25,7 @@ static void _want(fuse_conn_info* conn, unsigned cap) {
 void init(void* /*userdata*/, fuse_conn_info* conn) {
   _want(conn, FUSE_CAP_ASYNC_READ);
   _want(conn, FUSE_CAP_READDIRPLUS);
-  _want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   _want(conn, FUSE_CAP_PARALLEL_DIROPS);
   _want(conn, FUSE_CAP_AUTO_INVAL_DATA);
   conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_WRITEBACK_CACHE |
