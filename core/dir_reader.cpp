@@ -72,9 +72,14 @@ Status DirReader::seek(std::uint64_t offset, bool plus) {
       return make_error(EINVAL, "directory offset " + std::to_string(offset) + " was never handed out");
     }
   }
-  bool reusable = m_have_page && m_cursor == cursor && (m_plus || !plus) && offset != 0;
-  if (!reusable) {
+  bool usable = m_have_page && (m_plus || !plus) && offset != 0;
+  if (usable && after_hash && m_have_prev && cursor == m_prev_cursor && hash >= m_prev_last_hash) {
+    m_index = 0;  // past the page before: the start of the one held
+    return {};
+  }
+  if (!usable || m_cursor != cursor) {
     m_plus = plus;
+    m_have_prev = false;
     TRY(read_page(cursor));
   }
   m_index = 0;
@@ -88,6 +93,11 @@ Result<const DirEntry*> DirReader::current() {
   while (m_have_page && m_index >= m_entries.size()) {
     if (m_next_cursor == 0) {
       return static_cast<const DirEntry*>(nullptr);
+    }
+    if (!m_hashes.empty()) {  // (past an empty page, the one before it still leads here)
+      m_have_prev = true;
+      m_prev_cursor = m_cursor;
+      m_prev_last_hash = m_hashes.back();
     }
     TRY(read_page(m_next_cursor));
   }

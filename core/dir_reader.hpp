@@ -86,6 +86,12 @@ class DirReader {
   bool m_have_page = false;
   std::uint64_t m_cursor = 0;       // the page held was read from this cursor
   std::uint64_t m_next_cursor = 0;  // ...and the next one starts here (0: none)
+  // The page before it, when the reader went on from it to the page held:
+  // an offset past its last entry (where a reply that filled up at the end
+  // of that page stopped) is the start of the page held.
+  bool m_have_prev = false;
+  std::uint64_t m_prev_cursor = 0;
+  std::uint32_t m_prev_last_hash = 0;
   Clock::time_point m_time{};
   std::vector<DirEntry> m_entries;   // sorted by (hash, name)
   std::vector<std::uint32_t> m_hashes;
