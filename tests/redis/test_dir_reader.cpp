@@ -17,28 +17,19 @@
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;
+using redisfs::test::ok;
 
 namespace {
 
 const Caller k_user{1000, 1000};
 
-template <class T>
-T _ok(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.error().message);
-  return std::move(r).value();
-}
-
-void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
-
-std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix) {
-  return _ok(Store::open(pool, prefix, {}));
-}
+std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix) { return ok(Store::open(pool, prefix, {})); }
 
 // Everything after `offset`, as (name, offset after it).
 std::vector<std::pair<std::string, std::uint64_t>> _rest(DirReader& r, std::uint64_t offset, bool plus = false) {
-  _ok(r.seek(offset, plus));
+  ok(r.seek(offset, plus));
   std::vector<std::pair<std::string, std::uint64_t>> out;
-  while (const DirEntry* e = _ok(r.current())) {
+  while (const DirEntry* e = ok(r.current())) {
     out.emplace_back(e->name, r.current_offset());
     r.advance();
   }
@@ -51,9 +42,9 @@ TEST_SUITE_BEGIN("core::DirReader");
 
 TEST_CASE_FIXTURE(RedisFixture, "every offset resumes the listing right after its entry, on any handle") {
   auto s = _open(pool, prefix);
-  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));
   for (int i = 0; i < 1000; ++i) {
-    _ok(s->mknod(d.ino, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(d.ino, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
   }
   DirReader r(*s, d.ino, 64);
   auto all = _rest(r, 0, true);
@@ -80,56 +71,56 @@ TEST_CASE_FIXTURE(RedisFixture, "every offset resumes the listing right after it
 
 TEST_CASE_FIXTURE(RedisFixture, "a reply that filled up at the end of a page goes on without reading it again") {
   auto s = _open(pool, prefix);
-  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));
   for (int i = 0; i < 1000; ++i) {  // past 512: a hashtable, not one listpack reply
-    _ok(s->mknod(d.ino, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(d.ino, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
   }
   DirReader r(*s, d.ino, 64);
-  _ok(r.seek(0, true));
+  ok(r.seek(0, true));
   std::uint64_t last_of_first = 0;
-  const std::uint64_t first_page = _ok(r.current()) ? r.current_offset() >> 32 : 0;
-  while (_ok(r.current()) && (r.current_offset() >> 32) == first_page) {
+  const std::uint64_t first_page = ok(r.current()) ? r.current_offset() >> 32 : 0;
+  while (ok(r.current()) && (r.current_offset() >> 32) == first_page) {
     last_of_first = r.current_offset();
     r.advance();
   }
   // The reader holds the second page now; the kernel asks for what
   // follows the last entry it got, the first page's last.
-  REQUIRE(_ok(r.current()));
-  const std::string first_of_second = _ok(r.current())->name;
+  REQUIRE(ok(r.current()));
+  const std::string first_of_second = ok(r.current())->name;
   const std::uint64_t before = redis_counters().round_trips;
-  _ok(r.seek(last_of_first, true));
+  ok(r.seek(last_of_first, true));
   CHECK(redis_counters().round_trips == before);
-  REQUIRE(_ok(r.current()));
-  CHECK(_ok(r.current())->name == first_of_second);
+  REQUIRE(ok(r.current()));
+  CHECK(ok(r.current())->name == first_of_second);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "names present throughout come back once while others come and go") {
   auto s = _open(pool, prefix);
-  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));
   std::set<std::string> stable;
   for (int i = 0; i < 1500; ++i) {
     stable.insert("s" + std::to_string(i));
-    _ok(s->mknod(d.ino, "s" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(d.ino, "s" + std::to_string(i), S_IFREG | 0644, 0, k_user));
   }
   // Between pages another "mount" adds 120 names and removes 60: the hash
   // passes 2,048 entries and grows (a rehash) during the listing.
   auto other = _open(pool, prefix);
   DirReader r(*s, d.ino, 100);
-  _ok(r.seek(0, false));
+  ok(r.seek(0, false));
   std::map<std::string, int> seen;
   int added = 0;
   std::uint64_t page = 0;
-  while (const DirEntry* e = _ok(r.current())) {
+  while (const DirEntry* e = ok(r.current())) {
     ++seen[e->name];
     std::uint64_t off = r.current_offset();
     r.advance();
     if ((off >> 32) != page) {
       page = off >> 32;
       for (int i = 0; i < 120; ++i, ++added) {
-        _ok(other->mknod(d.ino, "n" + std::to_string(added), S_IFREG | 0644, 0, k_user));
+        ok(other->mknod(d.ino, "n" + std::to_string(added), S_IFREG | 0644, 0, k_user));
       }
       for (int i = added - 120; i < added - 60; ++i) {
-        _ok(other->unlink(d.ino, "n" + std::to_string(i)));
+        ok(other->unlink(d.ino, "n" + std::to_string(i)));
       }
     }
   }
@@ -153,15 +144,15 @@ TEST_CASE_FIXTURE(RedisFixture, "names with the same hash are kept together and 
     }
   }
   auto s = _open(pool, prefix);
-  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));
   for (const std::string& name : {a, b, std::string("x"), std::string("y")}) {
-    _ok(s->mknod(d.ino, name, S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(d.ino, name, S_IFREG | 0644, 0, k_user));
   }
   DirReader r(*s, d.ino);
-  _ok(r.seek(0, false));
+  ok(r.seek(0, false));
   int follows = 0;
   std::uint64_t collided = 0;
-  while (const DirEntry* e = _ok(r.current())) {
+  while (const DirEntry* e = ok(r.current())) {
     if (r.must_follow()) {
       ++follows;
       CHECK((e->name == a || e->name == b));
