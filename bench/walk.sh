@@ -54,38 +54,7 @@ unmount_fs() {
 
 mount_fs  # makes the filesystem
 unmount_fs
-python3 - W "$ND" "$NF" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
-import sys, time
-prefix, ndirs, nfiles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-out = sys.stdout.buffer
-def cmd(*a):
-    b = [b"*%d\r\n" % len(a)]
-    for x in a:
-        x = str(x).encode()
-        b.append(b"$%d\r\n%s\r\n" % (len(x), x))
-    out.write(b"".join(b))
-now, ino = time.time_ns(), 1000000
-times = ["atime", now, "mtime", now, "ctime", now]
-for d in range(ndirs):
-    dino, ino = ino, ino + 1
-    cmd("HSET", f"{prefix}:INODE:{dino}", "type", "dir", "mode", "0755", "uid", 0, "gid", 0, "size", 0, "nlink", 2,
-        "rdev", 0, "bytes", 0, "parent", 1, *times)
-    cmd("HSET", f"{prefix}:DIR:1", f"d{d:04d}", dino)
-    pairs = []
-    for f in range(nfiles):
-        cmd("HSET", f"{prefix}:INODE:{ino}", "type", "file", "mode", "0644", "uid", 0, "gid", 0, "size", 0,
-            "nlink", 1, "rdev", 0, "bytes", 0, *times)
-        pairs += [f"f{f:06d}", ino]
-        ino += 1
-        if len(pairs) >= 2000:
-            cmd("HSET", f"{prefix}:DIR:{dino}", *pairs)
-            pairs = []
-    if pairs:
-        cmd("HSET", f"{prefix}:DIR:{dino}", *pairs)
-cmd("HINCRBY", f"{prefix}:INODE:1", "nlink", ndirs)
-cmd("HINCRBY", f"{prefix}:SB", "inodes", ino - 1000000)
-cmd("HSET", f"{prefix}:SB", "next_inode", ino + 1000)
-PY
+python3 "$(dirname "$0")/../tests/mount/dirlist.py" tree W 1000000 "$ND" "$NF" | redis-cli -s "$SOCK" --pipe >/dev/null
 echo "$ND directories of $NF files ($((ND * NF + ND)) inodes), $("$BIN" --version 2>/dev/null | head -1 || echo "$BIN")"
 
 count() {  # op name: its count in the stats the daemon logged last

@@ -15,6 +15,13 @@
 #                               the VmRSS of process PID (the daemon) grew
 #                               meanwhile
 #   dirlist.py make DIR PREFIX N   N empty files PREFIX%06d, four at a time
+#   dirlist.py tree FS INO NDIRS NFILES   on stdout, for redis-cli --pipe:
+#                               the commands that add directories d0000...
+#                               of NFILES empty files f000000... each to the
+#                               root of filesystem FS (its key prefix), with
+#                               inode numbers from INO (above the superblock's
+#                               next_inode, which they move past), as a
+#                               restore would write them (bench/walk.sh too)
 import ctypes
 import os
 import random
@@ -135,6 +142,41 @@ def make(path, prefix, n):
         fail("a creator failed")
 
 
+def tree(fs, ino, ndirs, nfiles):
+    import time
+    out = sys.stdout.buffer
+
+    def cmd(*a):
+        b = [b"*%d\r\n" % len(a)]
+        for x in a:
+            x = str(x).encode()
+            b.append(b"$%d\r\n%s\r\n" % (len(x), x))
+        out.write(b"".join(b))
+
+    now, first = time.time_ns(), ino
+    times = ["atime", now, "mtime", now, "ctime", now]
+    for d in range(ndirs):
+        dino, ino = ino, ino + 1
+        cmd("HSET", "%s:INODE:%d" % (fs, dino), "type", "dir", "mode", "0755", "uid", 0, "gid", 0, "size", 0,
+            "nlink", 2, "rdev", 0, "bytes", 0, "parent", 1, *times)
+        pairs = []
+        for f in range(nfiles):
+            cmd("HSET", "%s:INODE:%d" % (fs, ino), "type", "file", "mode", "0644", "uid", 0, "gid", 0, "size", 0,
+                "nlink", 1, "rdev", 0, "bytes", 0, *times)
+            pairs += ["f%06d" % f, ino]
+            ino += 1
+            if len(pairs) >= 2000:
+                cmd("HSET", "%s:DIR:%d" % (fs, dino), *pairs)
+                pairs = []
+        if pairs:
+            cmd("HSET", "%s:DIR:%d" % (fs, dino), *pairs)
+        cmd("HSET", "%s:DIR:1" % fs, "d%04d" % d, dino)
+    cmd("HINCRBY", "%s:INODE:1" % fs, "nlink", ndirs)
+    cmd("HINCRBY", "%s:INODE:1" % fs, "gen", 1)
+    cmd("HINCRBY", "%s:SB" % fs, "inodes", ino - first)
+    cmd("HSET", "%s:SB" % fs, "next_inode", ino + 1000)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "seek":
@@ -143,6 +185,8 @@ if __name__ == "__main__":
         stable(sys.argv[2], int(sys.argv[3]))
     elif cmd == "hold":
         hold(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "tree":
+        tree(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "make":
         make(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:

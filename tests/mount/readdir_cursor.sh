@@ -71,50 +71,22 @@ n=$(stats_lookups "$DAEMON_PID" "${MOUNT_LOGS[$W]}")
 note "du -s of 3,000 entries: $n LOOKUPs"
 unmount_fs "$W"
 
-# 50,000 names, written as a restore would, beside the mount's back
-python3 - "$PREFIX" "$(rcli hget "$PREFIX:SB" next_inode)" <<'PY' | rcli --pipe >/dev/null
-import sys, time
-prefix, base = sys.argv[1], int(sys.argv[2]) + 1000000
-out = sys.stdout.buffer
-def cmd(*a):
-    b = [b"*%d\r\n" % len(a)]
-    for x in a:
-        x = str(x).encode()
-        b.append(b"$%d\r\n%s\r\n" % (len(x), x))
-    out.write(b"".join(b))
-now, n, d = time.time_ns(), 50000, base
-times = ["atime", now, "mtime", now, "ctime", now]
-cmd("HSET", "%s:INODE:%d" % (prefix, d), "type", "dir", "mode", "0755", "uid", 0, "gid", 0, "size", 0, "nlink", 2,
-    "rdev", 0, "bytes", 0, "parent", 1, *times)
-pairs = []
-for i in range(n):
-    ino = base + 1 + i
-    cmd("HSET", "%s:INODE:%d" % (prefix, ino), "type", "file", "mode", "0644", "uid", 0, "gid", 0, "size", 0,
-        "nlink", 1, "rdev", 0, "bytes", 0, *times)
-    pairs += ["name-%06d" % i, ino]
-    if len(pairs) == 2000:
-        cmd("HSET", "%s:DIR:%d" % (prefix, d), *pairs)
-        pairs = []
-cmd("HSET", "%s:DIR:1" % prefix, "big", d)
-cmd("HINCRBY", "%s:INODE:1" % prefix, "nlink", 1)
-cmd("HINCRBY", "%s:INODE:1" % prefix, "gen", 1)
-cmd("HINCRBY", "%s:SB" % prefix, "inodes", n + 1)
-cmd("HSET", "%s:SB" % prefix, "next_inode", base + n + 1000)
-PY
-[[ $(rcli hlen "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:1" big)") == 50000 ]] || fail "the 50,000 names are not on the server"
+# 50,000 names in d0000, written on the server as a restore would
+python3 "$DIRLIST" tree "$PREFIX" $(($(rcli hget "$PREFIX:SB" next_inode) + 1000000)) 1 50000 | rcli --pipe >/dev/null
+[[ $(rcli hlen "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:1" d0000)") == 50000 ]] || fail "the 50,000 names are not on the server"
 
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 pid=${MOUNT_PIDS[$MNT]}
 ls -f "$MNT" >/dev/null
 before=$(rss "$pid")
-n=$(ls -f "$MNT/big" | wc -l)
+n=$(ls -f "$MNT/d0000" | wc -l)
 [[ $n == 50002 ]] || fail "ls -f lists $n entries, want 50002"
 note "a first ls -f of 50,000 names: daemon RSS $before kB -> $(rss "$pid") kB (the kernel's new inodes)"
 # the kernel knows every inode now: what more listings cost is theirs
-grown=$(python3 "$DIRLIST" hold "$MNT/big" "$pid" 4) || fail "listing through 4 handles"
+grown=$(python3 "$DIRLIST" hold "$MNT/d0000" "$pid" 4) || fail "listing through 4 handles"
 note "4 open handles read to the end: daemon RSS grew $grown kB"
 ((grown < 4096)) || fail "4 open handles on 50,000 names grew the daemon by $grown kB, want under 4096"
-n=$(python3 -c 'import os, sys; print(len(set(os.listdir(sys.argv[1]))))' "$MNT/big")
+n=$(python3 -c 'import os, sys; print(len(set(os.listdir(sys.argv[1]))))' "$MNT/d0000")
 [[ $n == 50000 ]] || fail "os.listdir gives $n distinct names, want 50000"
 
 unmount_fs "$B"
