@@ -31,8 +31,10 @@
 // - two names of one page with the same hash32 are never split across two
 //   calls of the caller (must_follow says so), so resuming never loses one.
 //
-// Memory: one page (Store::readdir's `max` entries, with attributes for
-// readdirplus) per open directory, nothing that grows with the directory.
+// Memory: one page per open directory (about `page_entries`, with
+// attributes for readdirplus; a hash small enough to be a listpack, up to
+// hash-max-listpack-entries, 512 by default, comes whole in one HSCAN
+// reply), nothing that grows with the directory.
 #pragma once
 
 #include <chrono>
