@@ -5,6 +5,10 @@
 // write reaches Redis before write(2) returns, which is what other hosts
 // mounting the same prefix need. Large requests (1 MiB; libfuse 3.14
 // derives max_pages from max_write) keep the round trips per byte low.
+// Readdirplus for every batch of a listing, not READDIRPLUS_AUTO (which
+// stops after the first batch unless the kernel saw a lookup since): du,
+// find and os.walk read a whole directory before they stat its entries,
+// and would then send a LOOKUP for each entry past the first batch.
 #include <algorithm>
 #include <string>
 
@@ -25,7 +29,7 @@ static void _want(fuse_conn_info* conn, unsigned cap) {
 void init(void* /*userdata*/, fuse_conn_info* conn) {
   _want(conn, FUSE_CAP_ASYNC_READ);
   _want(conn, FUSE_CAP_READDIRPLUS);
-  _want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   _want(conn, FUSE_CAP_PARALLEL_DIROPS);
   _want(conn, FUSE_CAP_AUTO_INVAL_DATA);
   conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_WRITEBACK_CACHE |

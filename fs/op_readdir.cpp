@@ -1,23 +1,26 @@
 // opendir, readdir, readdirplus, releasedir, fsyncdir.
 //
-// A directory handle (fi->fh) holds the entries fetched so far and the
-// Store's cursor. The kernel asks for "everything after offset `off`":
-// offset 0 is the start, 1 follows ".", 2 follows "..", n + 2 follows the
-// n-th entry; pages (Store::readdir, 256 entries) are fetched as the
-// offsets reach past what the handle holds. A name the cursor returns twice
-// (HSCAN may, while the hash is being resized) is listed once. Offset 0
-// again (rewinddir) starts over with fresh pages.
+// A directory handle (fi->fh) is a DirReader (core/dir_reader.hpp): one
+// page of entries and the Store's cursor, never more, whatever the size of
+// the directory. The kernel asks for "everything after offset `off`": 0 is
+// the start, 1 follows ".", 2 follows "..", and an entry's offset names its
+// page's HSCAN cursor and its name's hash, so a reply can resume anywhere
+// (telldir/seekdir) and a straight read costs one HSCAN per page.
 //
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those
-// are counted before the reply.
+// are counted once the reply is complete. The attributes of a page served
+// again for a later request carry timeouts shortened by the page's age. A
+// reply never ends between two entries of one page with the same name hash
+// (DirReader::must_follow), so that resuming after it loses neither.
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
+#include "dir_reader.hpp"
 #include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
@@ -29,49 +32,23 @@ static constexpr std::size_t k_page_entries = 256;
 
 namespace {
 struct DirHandle {
+  DirHandle(Store& store, Ino dir, Ino parent_) : ino(dir), parent(parent_), reader(store, dir, k_page_entries) {}
   std::mutex mutex;
-  Ino ino = 0;
-  Ino parent = 0;
-  std::vector<DirEntry> entries;
-  std::unordered_set<std::string> seen;
-  std::uint64_t cursor = 0;
-  bool done = false;
+  Ino ino;
+  Ino parent;
+  DirReader reader;
+};
 
-  void restart() {
-    entries.clear();
-    seen.clear();
-    cursor = 0;
-    done = false;
-  }
+// An entry placed in the reply buffer, until the reply is sent.
+struct Placed {
+  std::size_t start = 0;  // where it begins in the buffer
+  Ino counted = 0;        // the lookup it hands the kernel (0: none)
+  std::uint32_t type = 0;
+  bool follows = false;   // same name hash as the entry before it
 };
 }  // namespace
 
 static DirHandle* _handle(const fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
-
-static Status _fetch(Store& store, DirHandle& h, bool plus) {
-  TRY_ASSIGN(DirPage page, store.readdir(h.ino, h.cursor, k_page_entries, plus));
-  for (DirEntry& entry : page.entries) {
-    if (entry.attr) {
-      // Attributes the kernel would refuse (it would drop the entry
-      // silently): list the name without them; its lookup then fails with
-      // EIO and a log line.
-      std::string why = kernel_refuses(*entry.attr);
-      if (why.empty() && entry.ino == k_root_ino) {
-        why = "an entry names the root directory (inode 1)";
-      }
-      if (!why.empty()) {
-        log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
-        entry.attr.reset();
-      }
-    }
-    if (h.seen.insert(entry.name).second) {
-      h.entries.push_back(std::move(entry));
-    }
-  }
-  h.cursor = page.next_cursor;
-  h.done = page.next_cursor == 0;
-  return {};
-}
 
 static void _dot_stat(struct stat& st, Ino ino) {
   st = {};
@@ -79,75 +56,114 @@ static void _dot_stat(struct stat& st, Ino ino) {
   st.st_mode = S_IFDIR;
 }
 
+// Adds "." (k = 0) or ".." (k = 1) at `dst`; the size it needs.
+static std::size_t _add_dot(fuse_req_t req, const DirHandle& h, char* dst, std::size_t room, unsigned k, bool plus) {
+  const char* name = k == 0 ? "." : "..";
+  auto next = static_cast<off_t>(k + 1);
+  if (plus) {
+    fuse_entry_param e{};
+    _dot_stat(e.attr, k == 0 ? h.ino : h.parent);
+    return fuse_add_direntry_plus(req, dst, room, name, &e, next);
+  }
+  struct stat st {};
+  _dot_stat(st, k == 0 ? h.ino : h.parent);
+  return fuse_add_direntry(req, dst, room, name, &st, next);
+}
+
 static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   Session& session = session_of(req);
   DirHandle& h = *_handle(fi);
   std::string buf(size, '\0');
   std::size_t used = 0;
-  std::vector<Ino> counted;
+  std::vector<Placed> placed;
   std::optional<Error> failure;
   {
     std::lock_guard<std::mutex> lock(h.mutex);
-    if (off <= 0) {
-      h.restart();
+    const auto offset = static_cast<std::uint64_t>(off < 0 ? 0 : off);
+    bool full = false;
+    for (unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(offset, 2)); k < 2 && !full; ++k) {
+      std::size_t need = _add_dot(req, h, buf.data() + used, size - used, k, plus);
+      full = need > size - used;
+      used += full ? 0 : need;
     }
-    auto k = static_cast<std::size_t>(off < 0 ? 0 : off);
-    while (true) {
-      if (k >= h.entries.size() + 2) {
-        if (h.done) {
-          break;
+    if (Status st = full ? Status{} : h.reader.seek(offset, plus); !st) {
+      failure = st.error();
+      full = true;
+    }
+    while (!full) {
+      Result<const DirEntry*> cur = h.reader.current();
+      if (!cur) {
+        if (used == 0) {
+          failure = cur.error();
         }
-        Status st = _fetch(session.store(), h, plus);
-        if (!st) {
-          if (used == 0) {
-            failure = st.error();
-          }
-          break;
-        }
-        continue;
+        break;
       }
-      const char* name = k == 0 ? "." : k == 1 ? ".." : h.entries[k - 2].name.c_str();
+      if (*cur == nullptr) {
+        break;
+      }
+      const DirEntry& entry = **cur;
       char* dst = buf.data() + used;
       std::size_t room = size - used;
-      auto next = static_cast<off_t>(k + 1);
+      auto next = static_cast<off_t>(h.reader.current_offset());
+      Placed p{used, 0, entry.type, h.reader.must_follow()};
       std::size_t need = 0;
-      Ino counted_ino = 0;
       if (plus) {
         fuse_entry_param e{};
-        if (k < 2) {
-          _dot_stat(e.attr, k == 0 ? h.ino : h.parent);
-        } else if (const DirEntry& entry = h.entries[k - 2]; entry.attr) {
-          e = make_entry(session, *entry.attr);
-          counted_ino = entry.ino;
+        // Attributes the kernel would refuse (it would drop the entry
+        // silently): list the name without them; its lookup then fails
+        // with EIO and a log line.
+        std::string why = entry.attr ? kernel_refuses(*entry.attr) : std::string();
+        if (why.empty() && entry.ino == k_root_ino) {
+          why = "an entry names the root directory (inode 1)";
+        }
+        if (entry.attr && why.empty()) {
+          double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count();
+          e = make_entry(session, *entry.attr, age);
+          p.counted = entry.ino;
         } else {
+          if (!why.empty()) {
+            log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
+          }
           e.attr.st_ino = entry.ino;
           e.attr.st_mode = entry.type;
         }
-        need = fuse_add_direntry_plus(req, dst, room, name, &e, next);
+        need = fuse_add_direntry_plus(req, dst, room, entry.name.c_str(), &e, next);
       } else {
         struct stat st {};
-        if (k < 2) {
-          _dot_stat(st, k == 0 ? h.ino : h.parent);
-        } else {
-          st.st_ino = h.entries[k - 2].ino;
-          st.st_mode = h.entries[k - 2].type;
-        }
-        need = fuse_add_direntry(req, dst, room, name, &st, next);
+        st.st_ino = entry.ino;
+        st.st_mode = entry.type;
+        need = fuse_add_direntry(req, dst, room, entry.name.c_str(), &st, next);
       }
       if (need > room) {
+        if (p.follows) {
+          // Take back the run of equal hashes this entry belongs to, unless
+          // it began the reply (it cannot be split less, then).
+          std::size_t head = placed.size();
+          while (head > 0 && placed[head - 1].follows) {
+            --head;
+          }
+          if (head > 0 && placed[head - 1].start > 0) {
+            used = placed[head - 1].start;
+            placed.resize(head - 1);
+          }
+        }
         break;
       }
       used += need;
-      if (counted_ino != 0) {
-        session.add_lookup(counted_ino, h.entries[k - 2].type);
-        counted.push_back(counted_ino);
-      }
-      ++k;
+      placed.push_back(p);
+      h.reader.advance();
     }
   }
   if (failure) {
     reply_fail(req, plus ? "readdirplus" : "readdir", ino, {}, *failure);
     return;
+  }
+  std::vector<Ino> counted;
+  for (const Placed& p : placed) {
+    if (p.counted != 0) {
+      session.add_lookup(p.counted, p.type);
+      counted.push_back(p.counted);
+    }
   }
   reply_dir(req, session, std::string_view(buf.data(), used), counted);
 }
@@ -163,9 +179,8 @@ void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_err(req, ENOTDIR);
     return;
   }
-  auto h = std::make_unique<DirHandle>();
-  h->ino = ino;
-  h->parent = ino == k_root_ino || attr->parent == 0 ? ino : attr->parent;
+  Ino parent = ino == k_root_ino || attr->parent == 0 ? ino : attr->parent;
+  auto h = std::make_unique<DirHandle>(session.store(), ino, parent);
   fi->fh = reinterpret_cast<std::uint64_t>(h.release());
   fi->keep_cache = 0;
   fi->cache_readdir = 0;

@@ -14,13 +14,13 @@ static void _give_back(Session& session, Ino ino) {
   }
 }
 
-fuse_entry_param make_entry(Session& session, const Attr& attr) {
+fuse_entry_param make_entry(Session& session, const Attr& attr, double age) {
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.generation = 1;
   e.attr = attr.to_stat(session.store().block_size());
-  e.attr_timeout = session.options().attr_timeout;
-  e.entry_timeout = session.options().entry_timeout;
+  e.attr_timeout = std::max(session.options().attr_timeout - age, 0.0);
+  e.entry_timeout = std::max(session.options().entry_timeout - age, 0.0);
   return e;
 }
 

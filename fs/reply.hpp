@@ -20,8 +20,9 @@
 
 namespace redisfs {
 
-// fuse_entry_param for `attr`: ino, generation 1, stat, timeouts.
-fuse_entry_param make_entry(Session& session, const Attr& attr);
+// fuse_entry_param for `attr`: ino, generation 1, stat, timeouts (less
+// `age`, the seconds since the attributes were read).
+fuse_entry_param make_entry(Session& session, const Attr& attr, double age = 0);
 
 void reply_ok(fuse_req_t req);
 void reply_err(fuse_req_t req, int code);

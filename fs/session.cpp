@@ -81,7 +81,7 @@ void Session::invalidate_kernel(fuse_session* se) {
   std::vector<Ino> inodes{k_root_ino};
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    for (const auto& [ino, count] : m_lookups) {
+    for (const auto& [ino, known] : m_lookups) {
       if (ino != k_root_ino) {
         inodes.push_back(ino);
       }
@@ -200,26 +200,26 @@ void Session::release_loop() {
 
 void Session::add_lookup(Ino ino, std::uint32_t type) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  ++m_lookups[ino];
-  m_types[ino] = type & S_IFMT;
+  Known& known = m_lookups[ino];
+  ++known.lookups;
+  known.type = type & S_IFMT;
 }
 
 std::uint32_t Session::known_type(Ino ino) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  auto it = m_types.find(ino);
-  return it == m_types.end() ? 0 : it->second;
+  auto it = m_lookups.find(ino);
+  return it == m_lookups.end() ? 0 : it->second.type;
 }
 
 bool Session::forget(Ino ino, std::uint64_t n) {
   std::lock_guard<std::mutex> lock(m_mutex);
   auto it = m_lookups.find(ino);
   if (it != m_lookups.end()) {
-    if (it->second > n) {
-      it->second -= n;
+    if (it->second.lookups > n) {
+      it->second.lookups -= n;
       return false;
     }
     m_lookups.erase(it);
-    m_types.erase(ino);
   }
   return m_orphans.erase(ino) > 0;
 }

@@ -123,8 +123,13 @@ class Session {
   Store& m_store;
   MountOptions m_opts;
   std::mutex m_mutex;
-  std::unordered_map<Ino, std::uint64_t> m_lookups;
-  std::unordered_map<Ino, std::uint32_t> m_types;  // S_IFMT of each inode in m_lookups
+  // Every inode the kernel holds: its lookup count and S_IFMT. One map, not
+  // two: a listing of a large directory hands the kernel an inode an entry.
+  struct Known {
+    std::uint64_t lookups = 0;
+    std::uint32_t type = 0;
+  };
+  std::unordered_map<Ino, Known> m_lookups;
   std::unordered_set<Ino> m_orphans;
 
   std::atomic<bool> m_opens_unsure{false};

@@ -14,6 +14,8 @@
 // extra_prefix(): also random, also cleaned up.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,5 +80,15 @@ class RedisFixture {
   std::unique_ptr<Connection> m_conn;
   std::vector<std::string> m_prefixes;
 };
+
+// The value of a Result a case needs: REQUIRE (the case stops there, with
+// the error's message) when it is an error.
+template <class T>
+T ok(Result<T> r) {
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  return std::move(r).value();
+}
+
+inline void ok(const Status& s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
 
 }  // namespace redisfs::test
