@@ -30,6 +30,7 @@ Goals (reported, never asserted): 10x the inodes costs at most 11x the time
 (with --big); du -s at most 2x find; listing memory bounded by a page of
 entries (growth under 10 MiB); fsck under 100 B per inode at the largest N.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def _walks(target, top, n, label, mount=None):
     for what in ("du -s", "find | wc -l", "os.walk + lstat"):
         row = f"{what}, {label}, cold"
         rows[what] = row
-        with (mount() if mount else _Nothing()) as m:
+        with mount() if mount else contextlib.nullcontext() as m:
             b.drop_caches()
             os.stat(top)
             s0 = b.daemon_stats(m) if m else None
@@ -165,14 +166,6 @@ def _walks(target, top, n, label, mount=None):
                 walk_stats[(what, label)] = b.stats_per(s0, b.daemon_stats(m), n + N_DIRS, "inode")
         b.result(row, target, seconds, "s", better="lower")
     return rows
-
-
-class _Nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 template = _template()
