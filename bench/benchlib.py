@@ -7,10 +7,16 @@ it with result(); the table printer (table.py) takes the medians and the
 ratios. Nothing here asserts on a timing: goal() only records a target that
 the printer reports as met or missed.
 
-Targets: "redisfs" (the mount), "tmpfs" (a private tmpfs), "raw" (the
-same bytes or operations straight to Redis, by raw_redis or a Lua loop) and,
-for the metadata workload, "floor": fuse_floor.cpp, a FUSE filesystem that
-answers from memory at once, mounted as redisfs is (what FUSE alone costs).
+Targets: "redisfs" (the mount), "passthrough" (libfuse's example
+passthrough_ll, default options, over a directory of the private tmpfs: the
+most a real FUSE filesystem does on this machine), "tmpfs" (a private
+tmpfs), "raw" (the same bytes or operations straight to Redis, by raw_redis
+or a Lua loop) and, for the metadata workload, "floor": fuse_floor.cpp, a
+FUSE filesystem that answers from memory at once, mounted as redisfs is
+(what FUSE alone costs).
+
+daemon_stats() reads a redisfs daemon's own request and round-trip counters
+(SIGUSR1, fs/op_stats.hpp) from the log of a Mount.
 
 Mounts and servers a workload starts itself (Mount, RedisServer) register
 under $BENCH_TMP/cleanup like those of bench/run, whose EXIT trap removes
@@ -19,6 +25,7 @@ whatever a crashed workload left behind.
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -29,6 +36,7 @@ import time
 from numfmt import fmt
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+BIG = os.environ.get("BENCH_BIG") == "1"
 REPS = int(os.environ.get("BENCH_REPS") or (1 if QUICK else 3))
 TMP = os.environ["BENCH_TMP"]
 FS = os.environ["BENCH_FS_DIR"]
@@ -41,6 +49,9 @@ RAW = os.environ["BENCH_RAW_BIN"]
 REDISFS = os.environ["REDISFS_BIN"]
 SNAP = os.environ["REDISFS_SNAP_BIN"]
 FLOOR = os.environ["BENCH_FLOOR_BIN"]
+PT = os.environ["BENCH_PT_BIN"]
+PT_DIR = os.environ["BENCH_PT_DIR"]  # passthrough_ll over $BENCH_TMPFS_ROOT/pt-source
+TMPFS_ROOT = os.environ["BENCH_TMPFS_ROOT"]
 RESULTS = os.environ["BENCH_RESULTS"]
 
 MB = 1e6
@@ -83,17 +94,20 @@ def result(row, target, value, unit, better="higher"):
     log(f"  {row} [{target}]: {fmt(value)} {unit}")
 
 
-def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False, round_trips=0):
+def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False, round_trips=0,
+         perf=False):
     """A target to report: the redisfs median of `row` (divided by the median
     of `ref_row` on `ref_target` when given) must be >= limit ("min") or
-    <= limit ("max"). show: "pct", "x" or "value" (with the row's unit).
+    <= limit ("max"). perf: compare instead redisfs's performance on `row`
+    with ref_target's as the ratio columns do (rates: fs/base, times:
+    base/fs). show: "pct", "x" or "value" (with the row's unit).
     floor: also show what the FUSE floor scores on the same goal.
     round_trips: for a rate compared with a raw one-round-trip rate, also
     show the best any design could score that needs what the FUSE floor
     costs plus this many server round trips per operation."""
     _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
             "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor,
-            "round_trips": round_trips})
+            "round_trips": round_trips, "perf": perf})
 
 
 def note(text):
@@ -105,9 +119,10 @@ def log(msg):
     print(f"{time.strftime('%H:%M:%S')} [bench] {msg}", file=sys.stderr, flush=True)
 
 
-def targets():
+def targets(passthrough=True):
     """The filesystem targets: (name, directory)."""
-    return [("redisfs", FS), ("tmpfs", TMPFS)]
+    pt = [("passthrough", PT_DIR)] if passthrough else []
+    return [("redisfs", FS)] + pt + [("tmpfs", TMPFS)]
 
 
 def workdir(base, name):
@@ -235,13 +250,14 @@ class Mount:
     def __init__(self, prefix, mnt, url=None, options=(), argv=None):
         self.prefix, self.mnt = prefix, mnt
         self.argv = argv or [REDISFS, "-f", "--redis", url or URL, "--prefix", prefix] + list(options) + [mnt]
+        self.log = os.path.join(TMP, "logs", f"redisfs-{prefix}-{os.path.basename(mnt)}.log")
         self.proc = None
         self.reg = None
 
     def __enter__(self):
         os.makedirs(self.mnt, exist_ok=True)
         os.makedirs(os.path.join(TMP, "logs"), exist_ok=True)
-        logf = open(os.path.join(TMP, "logs", f"redisfs-{self.prefix}-{os.path.basename(self.mnt)}.log"), "ab")
+        logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         logf.close()
@@ -279,6 +295,76 @@ def floor_mount(mnt):
     """The fuse_floor filesystem mounted on `mnt` (a `with` block): see
     fuse_floor.cpp."""
     return Mount("floor", mnt, argv=[FLOOR, mnt])
+
+
+def passthrough_mount(source, mnt):
+    """libfuse's passthrough_ll (default options) mirroring directory
+    `source` on `mnt` (a `with` block). It keeps an open file descriptor per
+    inode the kernel holds (RLIMIT_NOFILE: 20,000 here), so a workload keeps
+    the number of files it touches per mount well below that."""
+    os.makedirs(source, exist_ok=True)
+    return Mount("passthrough_ll", mnt, argv=[PT, "-f", "-o", f"source={source}", mnt])
+
+
+_STATS_TOTAL = re.compile(r"stats: (\d+) requests in .*redis: (\d+) round trips, (\d+) replies")
+_STATS_OP = re.compile(r"stats: (\w+)\s+(\d+) requests, mean")
+
+
+def daemon_stats(mount):
+    """The counters of the redisfs daemon of `mount` (a Mount of redisfs, in
+    the foreground: it logs them to its stderr on SIGUSR1, fs/op_stats.hpp):
+    {"requests", "round_trips", "replies", "ops": {kind: count}}, counted
+    since it mounted."""
+
+    def blocks():
+        with open(mount.log, errors="replace") as f:
+            return f.read().split("\n")
+
+    before = sum(1 for line in blocks() if _STATS_TOTAL.search(line))
+    os.kill(mount.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    size = -1
+    while True:
+        lines = blocks()
+        heads = [i for i, line in enumerate(lines) if _STATS_TOTAL.search(line)]
+        # the report is complete once a new header is there and the log has
+        # stopped growing (the daemon writes it in one burst)
+        if len(heads) > before and os.path.getsize(mount.log) == size:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon logged no statistics after SIGUSR1 (see {mount.log})")
+        size = os.path.getsize(mount.log)
+        time.sleep(0.05)
+    m = _STATS_TOTAL.search(lines[heads[-1]])
+    stats = {"requests": int(m.group(1)), "round_trips": int(m.group(2)), "replies": int(m.group(3)), "ops": {}}
+    for line in lines[heads[-1] + 1:]:
+        op = _STATS_OP.search(line)
+        if not op:
+            break
+        stats["ops"][op.group(1)] = int(op.group(2))
+    return stats
+
+
+def stats_per(before, after, n, what):
+    """One line: what the daemon did between two daemon_stats() readings,
+    per one of `n` units (`what`, e.g. "entry"), its commonest requests
+    first."""
+    ops = {k: after["ops"].get(k, 0) - before["ops"].get(k, 0) for k in after["ops"]}
+    top = sorted(((v, k) for k, v in ops.items() if v > 0), reverse=True)[:6]
+    per = lambda v: f"{v / n:.3g}"  # noqa: E731
+    return (f"{per(after['requests'] - before['requests'])} FUSE requests, "
+            f"{per(after['round_trips'] - before['round_trips'])} Redis round trips, "
+            f"{per(after['replies'] - before['replies'])} Redis replies per {what} "
+            f"({', '.join(f'{k} {per(v)}' for v, k in top)})")
+
+
+def vm_rss_mib(pid):
+    """The resident set size of process `pid` (VmRSS), MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def free_port(cluster=False):

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared bash helpers of bench/run: a private redis-server, a redisfs mount,
-# and the cleanup registry.
+# a passthrough_ll mount, and the cleanup registry.
 #
 # Everything started during a run is registered under $BENCH_TMP/cleanup
 # (benchlib.py writes the same files for the servers and mounts a workload
@@ -43,7 +43,7 @@ bench_unmount() {  # mountpoint [pid]
       umount -l "$mnt" 2>/dev/null
   fi
   if [ -n "$pid" ] && ! _bench_wait_gone "$pid" 100; then
-    bench_log "redisfs (pid $pid) did not exit after unmount: killing it"
+    bench_log "FUSE daemon (pid $pid) did not exit after unmount: killing it"
     kill "$pid" 2>/dev/null
     _bench_wait_gone "$pid" 50 || kill -9 "$pid" 2>/dev/null
   fi
@@ -95,14 +95,16 @@ bench_start_redis() {
   bench_die "redis-server did not start in $dir"
 }
 
-# Mounts prefix $2 of server URL $1 on $3 (daemon in the foreground, in the
-# background of this shell, log in $4) and registers it as mount-$2-<n>.
-bench_mount() {
-  local url=$1 prefix=$2 mnt=$3 log=$4 pid reg
+# Runs FUSE daemon argv ($4...) in the foreground, in the background of this
+# shell (log in $3), registers it as mount-$1-<pid> and waits until it has
+# mounted $2.
+_bench_mount_daemon() {
+  local id=$1 mnt=$2 log=$3 pid reg
+  shift 3
   mkdir -p "$mnt"
-  setsid "$REDISFS_BIN" -f --redis "$url" --prefix "$prefix" "$mnt" </dev/null >>"$log" 2>&1 &
+  setsid "$@" </dev/null >>"$log" 2>&1 &
   pid=$!
-  reg="$BENCH_TMP/cleanup/mount-$prefix-$pid"
+  reg="$BENCH_TMP/cleanup/mount-$id-$pid"
   printf '%s\n%s\n' "$mnt" "$pid" >"$reg"
   for _ in $(seq 200); do
     if _bench_is_mounted "$mnt"; then
@@ -112,5 +114,16 @@ bench_mount() {
     sleep 0.05
   done
   tail -n 5 "$log" >&2
-  bench_die "redisfs did not mount $mnt (log: $log)"
+  bench_die "$id did not mount $mnt (log: $log)"
+}
+
+# Mounts prefix $2 of server URL $1 on $3 (redisfs -f, log in $4).
+bench_mount() {
+  _bench_mount_daemon "$2" "$3" "$4" "$REDISFS_BIN" -f --redis "$1" --prefix "$2" "$3"
+}
+
+# Mounts directory $2 on $3 with libfuse's example passthrough_ll (binary $1;
+# -f, default options, log in $4).
+bench_mount_passthrough() {
+  _bench_mount_daemon passthrough_ll "$3" "$4" "$1" -f -o "source=$2" "$3"
 }

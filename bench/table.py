@@ -18,8 +18,9 @@ import time
 
 from numfmt import fmt
 
-TARGETS = [("redisfs", "redisfs"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("floor", "fuse floor")]
-RATIOS = [("tmpfs", "vs tmpfs"), ("raw", "vs raw"), ("floor", "vs floor")]
+TARGETS = [("redisfs", "redisfs"), ("passthrough", "passthrough_ll"), ("tmpfs", "tmpfs"), ("raw", "raw redis"),
+           ("floor", "fuse floor")]
+RATIOS = [("passthrough", "vs passthrough"), ("tmpfs", "vs tmpfs"), ("raw", "vs raw"), ("floor", "vs floor")]
 
 
 def _pct(r):
@@ -81,7 +82,11 @@ def evaluate(wl, goal, target="redisfs"):
     value = _median(row, target)
     if value is None:
         return None, "no data"
-    if goal["ref_row"]:
+    if goal.get("perf"):
+        value = _ratio(row, goal["ref_target"], target)
+        if value is None:
+            return None, "no baseline"
+    elif goal["ref_row"]:
         ref = _median(wl["rows"].get(goal["ref_row"]), goal["ref_target"])
         if not ref:
             return None, "no baseline"
@@ -108,6 +113,10 @@ def _round_trip_bound(wl, goal):
     return (1 / raw) / (1 / floor + n / raw)
 
 
+def _width(header):
+    return max(12, len(header) + 2)
+
+
 def render(workloads, machine, header):
     out = []
     for line in header:
@@ -122,7 +131,7 @@ def render(workloads, machine, header):
         if (columns, ratios) != shown:
             if shown is not None:
                 out.append("")
-            cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>12}" for _, h in columns) + \
+            cols = f"{'':<{name_w}} {'unit':<7}" + "".join(f"{h:>{_width(h)}}" for _, h in columns) + \
                 "".join(f"{h:>{max(9, len(h) + 2)}}" for _, _, h in ratios) + f"{'spread':>8}"
             out.append(cols)
             out.append("-" * len(cols))
@@ -130,7 +139,7 @@ def render(workloads, machine, header):
         out.append(f"{w}. {wl['title']}")
         spread_of = [t for t, _ in columns] if wl.get("columns") else ["redisfs"]
         for name, row in wl["rows"].items():
-            cells = "".join(f"{fmt(_median(row, t)):>12}" for t, _ in columns)
+            cells = "".join(f"{fmt(_median(row, t)):>{_width(h)}}" for t, h in columns)
             cells += "".join(f"{_pct(_ratio(row, b, t)):>{max(9, len(h) + 2)}}" for t, b, h in ratios)
             out.append(f"  {name:<{name_w - 2}} {row['unit']:<7}{cells}{_spread(row, spread_of):>8}")
     out.append("")
@@ -183,6 +192,7 @@ def main():
         f"redis:    {machine['server']}",
         f"redisfs:  {machine['mount']}",
         f"tmpfs:    {machine['tmpfs']}",
+        f"passthrough_ll: {machine.get('passthrough', '?')}",
         "ratios:   redisfs performance as % of the baseline (rates: fs/base, times: base/fs; higher is better);",
         "          spread: (max - min) / median of the redisfs repetitions (the largest over the columns where a",
         "          workload has its own, e.g. 7)",

@@ -4,7 +4,7 @@
 
 Each repetition writes a fresh file (then an fsync, counted in the time),
 drops the page cache so the read really reaches the filesystem, reads it
-back and deletes it. The raw baseline does the same bytes from one client:
+back and deletes it, on redisfs, passthrough_ll and the tmpfs. The raw baseline does the same bytes from one client:
 SET of distinct keys of the request size, unpipelined, then GET of them.
 """
 import os

@@ -4,7 +4,7 @@ with --quick), a fixed number of operations (fio, psync, buffered, one job).
 
 The file is laid out once (not timed). Before each random-read pass the page
 cache is dropped; fio's random map visits every 4 KiB block at most once per
-pass, so each read reaches the filesystem. Random writes end with an fsync
+pass, so each read reaches the filesystem (redisfs, passthrough_ll, tmpfs). Random writes end with an fsync
 that is counted. Raw baseline: GETRANGE/SETRANGE of 4 KiB at random offsets
 of block keys of the filesystem's block size, one client, unpipelined.
 """

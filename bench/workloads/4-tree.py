@@ -3,7 +3,7 @@
 machine's /usr/include (/usr/include/linux with --quick) and kept on the
 private tmpfs, which dropping the caches does not empty.
 
-Per repetition and target: extract it (`tar xf`, then syncfs of the target),
+Per repetition and target (redisfs, passthrough_ll, tmpfs): extract it (`tar xf`, then syncfs of the target),
 then with cold caches `du -s`, `find | wc -l` and `tar c --sort=name |
 sha256sum` (of the extracted top directory, whose times tar restores). The
 sorted archive must hash the same on every target and repetition (a

@@ -5,8 +5,10 @@ Prefix M6 is mounted twice (two daemons). One process creates N empty files
 in a shared directory through mount A alone; then two processes create N
 files each in one shared directory at the same time, one through each
 mount. The figure is creates per second of all processes together (total
-files / time from the first start to the last end). tmpfs: the same with
-one directory; raw: SET of small keys from one client, then two clients.
+files / time from the first start to the last end). passthrough_ll: the
+same through one, then two passthrough_ll mounts of one tmpfs directory
+(mounted afresh each repetition); tmpfs: the same with one directory;
+raw: SET of small keys from one client, then two clients.
 On this machine the clients, the daemons and redis-server share 2 cores.
 """
 import json
@@ -53,6 +55,7 @@ def _raw_sets(prefixes):
 
 
 mnt_a, mnt_b = os.path.join(b.TMP, "mnt-6a"), os.path.join(b.TMP, "mnt-6b")
+pt_a, pt_b = os.path.join(b.TMP, "pt-6a"), os.path.join(b.TMP, "pt-6b")
 with b.Mount("M6", mnt_a), b.Mount("M6", mnt_b):
     tdir = b.workdir(b.TMPFS, "w6")
     for rep in range(b.REPS):
@@ -67,6 +70,13 @@ with b.Mount("M6", mnt_a), b.Mount("M6", mnt_b):
         b.result("creates, one mount", "tmpfs", _creates([(os.path.join(tdir, one), "a")]), "ops/s")
         b.result("creates, two mounts together", "tmpfs",
                  _creates([(os.path.join(tdir, two), "a"), (os.path.join(tdir, two), "b")]), "ops/s")
+        src = os.path.join(b.TMPFS_ROOT, f"pt6-{rep}")
+        with b.passthrough_mount(src, pt_a), b.passthrough_mount(src, pt_b):
+            os.mkdir(os.path.join(pt_a, one))
+            os.mkdir(os.path.join(pt_a, two))
+            b.result("creates, one mount", "passthrough", _creates([(os.path.join(pt_a, one), "a")]), "ops/s")
+            b.result("creates, two mounts together", "passthrough",
+                     _creates([(os.path.join(pt_a, two), "a"), (os.path.join(pt_b, two), "b")]), "ops/s")
         b.result("creates, one mount", "raw", _raw_sets(["RAW6A"]), "ops/s")
         b.result("creates, two mounts together", "raw", _raw_sets(["RAW6A", "RAW6B"]), "ops/s")
     entries = len(os.listdir(os.path.join(mnt_b, f"two-{b.REPS - 1}")))
