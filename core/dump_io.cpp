@@ -164,7 +164,7 @@ class HashSet {
 
 // Freeze, copy every filesystem key into `tk`, unfreeze. Returns the
 // snapshot time.
-static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk) {
+static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
   const std::string ttl = _str(k_temp_ttl_ms);
   const std::string index = tk.absolute(k_index_rel);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
@@ -172,7 +172,7 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
     TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
     TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) {
       return push_index(c, index, copied);
-    }));
+    }, &warning));
     c.append({"COPY", sk.sb(), tk.sb()});
     c.append({"PEXPIRE", tk.sb(), ttl});
     TRY_ASSIGN(std::vector<Reply> sb, c.read_all());
@@ -373,7 +373,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
-    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk));
+    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
     dump::Writer w(out, dump::Header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION});
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
@@ -393,13 +393,13 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto stats = body();
   progress.finish();
   _drain(c);
-  auto cleaned = unlink_all(c, tk);
+  auto cleaned = unlink_listed(c, tk, tk.absolute(k_index_rel));
   if (!stats.ok()) {
     return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
   }
   if (!cleaned.ok()) {
-    stats->warning = "could not delete the temporary copy " + tk.prefix() + " (it expires by itself): " +
-                     cleaned.error().message;
+    stats->warning += (stats->warning.empty() ? "" : "; ") + std::string("could not delete the temporary copy ") +
+                      tk.prefix() + " (it expires by itself): " + cleaned.error().message;
   }
   stats->seconds = _since(start);
   return stats;
@@ -862,6 +862,16 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     TRY(sink.reservation()->check());
     TRY(sink.check_target(&replace));
     Keys target(sink.target());
+    if (!replace) {
+      // What the cheap probe could not see: a key of the target the
+      // restored filesystem would take.
+      TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
+      if (collision && !opts.force) {
+        return make_error(EEXIST, "prefix " + _quote(sink.target()) + " already holds keys (" + _quote(*collision) +
+                                      "); use --force to replace it");
+      }
+      replace = collision.has_value();
+    }
     auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
     if (!installed.ok()) {
       return make_error(installed.error().code,

@@ -1485,7 +1485,8 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->eval("session", {m_keys.mount(m_opts.session)}, {info, std::to_string(k_session_ttl_ms)}));
+  TRY(c->eval("session", {m_keys.mount(m_opts.session), m_keys.mounts()},
+              {info, std::to_string(k_session_ttl_ms), m_opts.session}));
   m_registered = true;
   if (!m_opts.read_only) {
     // The changes set the outcome records' TTL only when a connection's
@@ -1498,7 +1499,9 @@ Status Store::heartbeat() {
 
 Status Store::end_session() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(c->command({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)}));
+  c->append({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)});
+  c->append({"HDEL", m_keys.mounts(), m_opts.session});
+  TRY(c->read_all());
   m_registered = false;
   return {};
 }

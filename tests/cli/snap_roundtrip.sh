@@ -111,9 +111,10 @@ rcli hset R1:DIR:1 stray 77 >/dev/null
 snap -q restore "$T/skx.json" --prefix R1 --force
 [[ $(fs_digest R1) == "$src" ]] || fail "forced restore differs"
 rcli set R1:MOUNT:m alive px 60000 >/dev/null
+rcli hset R1:MOUNTS m alive >/dev/null
 expect_fail snap restore "$T/skx.json" --prefix R1 --force
 grep -q 'mounted' "$T/err" || fail "restore over a mounted fs: $(cat "$T/err")"
-rcli del R1:MOUNT:m >/dev/null
+rcli del R1:MOUNT:m R1:MOUNTS >/dev/null
 
 note "dry run writes nothing"
 before=$(dbsize)

@@ -267,15 +267,18 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
   CHECK(copy_filesystem(pool, prefix, "glob*", {}).code() == EINVAL);
   CHECK(test::keys_under(conn(), dst).empty());
 
-  // Any key under DST makes it "existing", even without a superblock.
-  _ok(conn().command({"SET", dst + ":BLK:9:0", "stray"}));
+  // A key under DST that the copy would take or name makes it "existing",
+  // even without a superblock: here a block in a hole of "binary" (inode
+  // 4), found without a SCAN (find_collision).
+  _ok(conn().command({"SET", dst + ":BLK:4:5", "stray"}));
   auto refused = copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true});
   CHECK(refused.code() == EEXIST);
   CHECK(refused.error().message.find("--force") != std::string::npos);
+  CHECK(refused.error().message.find("BLK:4:5") != std::string::npos);
   CHECK(test::keys_under(conn(), dst).size() == 1);
 
   _ok(copy_filesystem(pool, prefix, dst, CopyOptions{true, true, true}));
-  CHECK(_keys_matching(conn(), dst + ":BLK:9:0") == 0);
+  CHECK(_keys_matching(conn(), dst + ":BLK:4:5") == 0);
   auto sb = _hash(conn(), Keys(dst).sb());
   CHECK(sb["read_only"] == "0");
   CHECK(sb["origin"] == prefix);
@@ -288,6 +291,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
 
   // A mounted destination is never replaced.
   _ok(conn().command({"SET", dst + ":MOUNT:m1", "alive", "PX", "60000"}));
+  _ok(conn().command({"HSET", dst + ":MOUNTS", "m1", "alive"}));
   Content before = _content(conn(), dst);
   CHECK(copy_filesystem(pool, prefix, dst, CopyOptions{true, false, true}).code() == EBUSY);
   CHECK(_content(conn(), dst) == before);
@@ -415,8 +419,9 @@ TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another 
   // --force replaces, but never a mounted filesystem.
   _ok(conn().command({"HSET", Keys(other).dir(1), "stray", "99"}));
   _ok(conn().command({"SET", Keys(other).mount("m"), "alive", "PX", "60000"}));
+  _ok(conn().command({"HSET", Keys(other).mounts(), "m", "alive"}));
   CHECK(_restore(pool, text, other, true).code() == EBUSY);
-  _ok(conn().command({"DEL", Keys(other).mount("m")}));
+  _ok(conn().command({"DEL", Keys(other).mount("m"), Keys(other).mounts()}));
   RestoreStats forced = _ok(_restore(pool, text, other, true));
   CHECK(forced.replaced);
   CHECK(_content(conn(), other) == src);
@@ -759,6 +764,7 @@ TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first; refuses a
   Cleanup guard{conn(), {sibling}};
   _ok(conn().command({"SET", sibling + ":SB", "keep"}));
   _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  _ok(conn().command({"HSET", keys.mounts(), "m1", "alive", "gone", "a crashed mount"}));
   auto busy = delete_prefix(pool, prefix, false, true);
   CHECK(busy.code() == EBUSY);
   CHECK(busy.error().message.find("mounted") != std::string::npos);
@@ -784,6 +790,7 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
   _ok(copy_filesystem(pool, prefix, clone, CopyOptions{false, true, true}));
   _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
   _ok(conn().command({"SET", keys.mount("m2"), "alive", "PX", "60000"}));
+  _ok(conn().command({"HSET", keys.mounts(), "m1", "alive", "m2", "alive", "m3", "a crashed mount"}));
   std::string temp = make_temp_prefix(prefix, TempKind::Dump);
   Cleanup guard{conn(), {temp}};
   _ok(conn().command({"HSET", temp + ":SB", "format", "redisfs"}));
