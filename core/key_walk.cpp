@@ -77,8 +77,9 @@ Status KeyWalk::begin() {
   m_c.append({"HMGET", m_keys.sb(), "block_size", "inodes", "bytes", "root"});
   m_c.append({"HGETALL", m_keys.orphans()});
   m_c.append({"DBSIZE"});
+  m_c.append({"EXISTS", m_keys.sb()});
   std::vector<Result<Reply>> replies;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 4; ++i) {
     replies.push_back(m_c.read_reply());
     if (!replies.back().ok() && m_c.broken()) {
       while (m_c.pending() > 0) {
@@ -91,9 +92,13 @@ Status KeyWalk::begin() {
     note("the superblock is not a hash");
     return {};
   }
-  ReplyView sb = replies[0]->view();
-  if (sb.size() != 4 || sb[0].is_nil()) {
+  if (!replies[3].ok() || replies[3]->view().integer() != 1) {
     return make_error(ENOENT, "no filesystem at prefix '" + m_keys.prefix() + "'");
+  }
+  ReplyView sb = replies[0]->view();
+  if (sb.size() != 4 || sb[0].is_nil() || sb[1].is_nil() || sb[2].is_nil() || sb[3].is_nil()) {
+    note("the superblock lacks block_size, inodes, bytes or root");
+    return {};
   }
   std::uint64_t bs = 0;
   if (!_parse_u64(sb[0].str(), bs) || bs == 0 || bs > (1u << 30) || !_parse_u64(sb[1].str(), m_sb_inodes) ||

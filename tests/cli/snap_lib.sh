@@ -71,7 +71,7 @@ dbsize() {
 fs_digest() {
   local prefix=$1 sock=${2:-$SOCK}
   redis-cli -s "$sock" --scan --pattern "$prefix:*" | sort -u |
-    { grep -Ev "^$prefix:(SB|FREEZE|MOUNT:.*|OPLOG:.*)\$" || true; } >"$T/digest.keys"
+    { grep -Ev "^$prefix:(SB|FREEZE|MOUNTS|MOUNT:.*|OPLOG:.*)\$" || true; } >"$T/digest.keys"
   [[ -s $T/digest.keys ]] || return 0
   # One redis-cli for every key (schema keys hold no spaces).
   paste -d' ' <(sed "s/^$prefix://" "$T/digest.keys") \
