@@ -392,6 +392,7 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
   }
   const std::string index = staging_index_key(staging);
+  register_filesystem(c, target.prefix());  // before its superblock can arrive (keys.hpp)
   auto done = _frozen(c, target, [&](Freeze& freeze) {
     return _aside_then_swap(c, staging, target, aside, expected, freeze, indexed ? &index : nullptr);
   });
@@ -516,6 +517,7 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
     aside.emplace(aside_name);
   }
   Keys staged(staging);
+  register_filesystem(c, target.prefix());
   auto done = _frozen(c, target, [&](Freeze& freeze) {
     return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr)
                             : _swap(c, staged, target, aside, 0, freeze, nullptr);

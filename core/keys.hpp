@@ -39,6 +39,20 @@
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
+// One key lies outside every prefix (it has no ':', so no prefix's key
+// can be it):
+//
+//   redisfs~FILESYSTEMS set  the register of filesystems: every prefix a
+//                            mount (before mkfs) or a copy or restore
+//                            (before its final move) made a filesystem in;
+//                            delete removes its name last. It may name a
+//                            prefix that holds none (a crash in between):
+//                            `list` reads each superblock anyway. A user
+//                            that may not write it (ACL) is not registered,
+//                            and `list` then SCANs; `list --all` SCANs and
+//                            registers what it finds (filesystems made by an
+//                            older redisfs).
+//
 // FREEZE, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
 // the running system, not the filesystem: they are never copied, dumped or
 // restored.
@@ -61,6 +75,8 @@ inline constexpr Ino k_root_ino = 1;
 // Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday",
 // of at most k_max_hash_tag bytes.
 inline constexpr std::size_t k_max_hash_tag = 150;
+// The register of filesystems (above).
+inline constexpr std::string_view k_registry_key = "redisfs~FILESYSTEMS";
 Status validate_prefix(std::string_view prefix);
 // The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
 // the filesystem's keys are then in that tag's slot.

@@ -308,6 +308,12 @@ Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze
   return removed;
 }
 
+void register_filesystem(Connection& c, std::string_view prefix) {
+  if (temp_kind(prefix) == TempKind::None) {
+    (void)c.command({"SADD", k_registry_key, prefix});
+  }
+}
+
 Result<std::optional<std::string>> find_collision(Connection& c, const Keys& staged, const Keys& target) {
   std::optional<std::string> hit;
   for (const std::string& rel : {std::string("SB"), std::string("ORPHANS")}) {
@@ -845,6 +851,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   if (!removed.ok()) {
     return make_error(removed.error().code, "delete " + prefix + ": " + removed.error().message);
   }
+  (void)c.command({"SREM", k_registry_key, prefix});  // last: still reserved, so no mkfs raced it
   stats.keys = *removed;
   stats.seconds = _since(start);
   return stats;
@@ -907,26 +914,51 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   // copy or restore of an older version, a half-deleted filesystem), and
   // prefixes a tool has reserved. That needs every key of the server.
   std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
-  TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
-      auto colon = key.find(':');
-      if (colon == std::string_view::npos || colon == 0) {
-        continue;
-      }
-      std::string prefix(key.substr(0, colon));
-      KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
-      if (kind == KeyKind::Superblock) {
-        if (all || temp_kind(prefix) == TempKind::None) {
-          prefixes.insert(std::move(prefix));
-        }
-      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                 kind != KeyKind::Freeze && kind != KeyKind::OpLog &&
-                 validate_prefix(prefix).ok()) {
-        keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
+  auto registered = all ? Result<Reply>(make_error(EACCES, "--all")) : c.command({"SMEMBERS", k_registry_key});
+  if (!registered.ok() && c.broken()) {
+    return make_error(registered.error().code, "list: " + registered.error().message);
+  }
+  if (registered.ok() && registered->view().size() > 0) {
+    // The register: no SCAN of the server.
+    ReplyView v = registered->view();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::string prefix(v[i].str());
+      if (validate_prefix(prefix).ok() && temp_kind(prefix) == TempKind::None) {
+        prefixes.insert(std::move(prefix));
       }
     }
-  }));
+  } else {
+    TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        std::string_view key = list[i].str();
+        auto colon = key.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+          continue;
+        }
+        std::string prefix(key.substr(0, colon));
+        KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
+        if (kind == KeyKind::Superblock) {
+          if (all || temp_kind(prefix) == TempKind::None) {
+            prefixes.insert(std::move(prefix));
+          }
+        } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
+                   kind != KeyKind::Freeze && kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
+          keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
+        }
+      }
+    }));
+    // What the register lacked (filesystems an older redisfs made): in it
+    // from now on (best effort, as register_filesystem).
+    std::vector<std::string> argv{"SADD", std::string(k_registry_key)};
+    for (const std::string& p : prefixes) {
+      if (temp_kind(p) == TempKind::None) {
+        argv.push_back(p);
+      }
+    }
+    if (argv.size() > 2) {
+      (void)c.command(argv);
+    }
+  }
 
   // The live mounts of each prefix, from its register (no second SCAN).
   std::map<std::string, std::uint64_t> mounts;

@@ -144,6 +144,10 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
 Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze = nullptr,
                                  Progress* progress = nullptr);
 
+// Adds `prefix` to the register of filesystems (keys.hpp), best effort: a
+// user whose ACL keeps it off the register is simply not registered.
+void register_filesystem(Connection& c, std::string_view prefix);
+
 // Does `target` hold a key that the filesystem staged under `staged` would
 // occupy or name (a hole's block, an absent XATTR or DIR included)? Walks
 // the staged filesystem (key_walk.hpp) and asks EXISTS of each name under
@@ -218,8 +222,11 @@ struct FsInfo {
   bool temporary = false;
 };
 
-// Every filesystem on the server (every "<prefix>:SB"; on a Redis Cluster,
-// on every master), sorted by prefix; those whose superblock the user may
+// Every filesystem on the server, sorted by prefix: those in the register
+// (keys.hpp) whose superblock exists, or, when the user may not read the
+// register, every "<prefix>:SB" a SCAN finds (on a Redis Cluster, on every
+// master); with `all`, always a SCAN of every key, and each filesystem
+// found is registered; those whose superblock the user may
 // not read (NOPERM: an ACL user and another tenant's prefix) left out;
 // temporary dump/restore prefixes only when `all`.
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all);

@@ -168,6 +168,12 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +
                                  ", which is filling, replacing or removing it; mount it when that has ended");
   }
+  if (!s->m_opts.read_only) {
+    // In the register of filesystems before mkfs can make one (keys.hpp):
+    // `list` reads it instead of SCANning the server. Best effort (an ACL
+    // user may not write it; list then SCANs).
+    (void)c->command({"SADD", k_registry_key, prefix});
+  }
   TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
   if (exists.view().integer() == 0) {
     // A prefix with keys but no superblock is a half-restored or

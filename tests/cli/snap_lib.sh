@@ -116,6 +116,7 @@ make_fs() {
     atime "$now" mtime "$now" ctime "$now" >/dev/null
   "${r[@]}" hset "$p:INODE:5" type symlink mode 0777 uid 0 gid 0 size 8 nlink 1 rdev 0 bytes 0 target data.bin \
     atime "$now" mtime "$now" ctime "$now" >/dev/null
+  "${r[@]}" sadd 'redisfs~FILESYSTEMS' "$p" >/dev/null  # registered, as mkfs's mount does
   "${r[@]}" hset "$p:XATTR:2" user.comment "a text file" >/dev/null
   printf '\x00\xff\xfe binary' | "${r[@]}" -x hset "$p:XATTR:3" user.raw >/dev/null
 }
