@@ -60,6 +60,7 @@
 #include "progress.hpp"
 #include "snapshot.hpp"
 #include "text.hpp"
+#include "u64_set.hpp"
 #include "store.hpp"
 
 namespace redisfs {
@@ -108,57 +109,6 @@ static std::int64_t _parse_iso_ns(const std::string& text) {
 }
 
 
-namespace {
-
-// A set of 64-bit hashes, open addressing: 8 to 16 bytes per element, so a
-// million-entry directory costs a few MB to deduplicate, not its names.
-class HashSet {
- public:
-  // False when `h` was there already.
-  bool insert(std::uint64_t h) {
-    if (h == 0) {
-      h = 1;  // 0 marks an empty slot
-    }
-    if ((m_size + 1) * 2 > m_slots.size()) {
-      grow();
-    }
-    std::size_t mask = m_slots.size() - 1;
-    for (std::size_t i = _mix(h) & mask;; i = (i + 1) & mask) {
-      if (m_slots[i] == h) {
-        return false;
-      }
-      if (m_slots[i] == 0) {
-        m_slots[i] = h;
-        ++m_size;
-        return true;
-      }
-    }
-  }
-  void clear() {
-    m_slots.clear();
-    m_slots.shrink_to_fit();
-    m_size = 0;
-  }
-
- private:
-  static std::uint64_t _mix(std::uint64_t h) { return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; }
-  void grow() {
-    std::vector<std::uint64_t> old;
-    old.swap(m_slots);
-    m_slots.assign(std::max<std::size_t>(64, old.size() * 2), 0);
-    m_size = 0;
-    for (std::uint64_t h : old) {
-      if (h != 0) {
-        insert(h);
-      }
-    }
-  }
-
-  std::vector<std::uint64_t> m_slots;
-  std::size_t m_size = 0;
-};
-
-}  // namespace
 
 // ---------------------------------------------------------------- dump
 
@@ -325,7 +275,7 @@ class TempStreamer {
       std::string key = m_tk.absolute(rel);
       TRY_ASSIGN(Reply len, m_side.command({"HLEN", key}));
       std::uint64_t expected = static_cast<std::uint64_t>(len.view().integer());
-      HashSet seen;
+      U64Set seen;
       for (const auto& p : pairs) {
         seen.insert(_hash64(p.first));
       }
@@ -773,8 +723,8 @@ class RestoreSink : public dump::Sink {
   std::deque<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
 
-  HashSet m_keys;    // dry run only
-  HashSet m_fields;  // dry run only: the current hash's
+  U64Set m_keys;    // dry run only
+  U64Set m_fields;  // dry run only: the current hash's
 };
 
 // What the staged superblock says of where the filesystem came from: a

@@ -42,31 +42,6 @@ KeyWalk::KeyWalk(Connection& c, const Keys& keys, KeyWalkOptions opts) : m_c(c),
   m_opts.batch = std::max<std::size_t>(m_opts.batch, 1);
 }
 
-bool KeyWalk::seen_insert(std::uint64_t ino) {
-  if ((m_seen_count + 1) * 2 > m_seen.size()) {
-    std::vector<std::uint64_t> old;
-    old.swap(m_seen);
-    m_seen.assign(std::max<std::size_t>(64, old.size() * 2), 0);
-    m_seen_count = 0;
-    for (std::uint64_t v : old) {
-      if (v != 0) {
-        seen_insert(v);
-      }
-    }
-  }
-  std::size_t mask = m_seen.size() - 1;
-  for (std::size_t i = static_cast<std::size_t>((ino * 0x9e3779b97f4a7c15ull) >> 20) & mask;; i = (i + 1) & mask) {
-    if (m_seen[i] == ino) {
-      return false;
-    }
-    if (m_seen[i] == 0) {
-      m_seen[i] = ino;
-      ++m_seen_count;
-      return true;
-    }
-  }
-}
-
 void KeyWalk::note(std::string why) {
   if (m_result.disagreement.empty()) {
     m_result.disagreement = std::move(why);
@@ -165,7 +140,7 @@ void KeyWalk::enqueue(std::string_view entry, std::uint64_t dir) {
     note("directory " + _num(dir) + " has an entry that names no inode number");
     return;
   }
-  if (seen_insert(ino)) {
+  if (m_seen.insert(ino)) {
     m_queue.push_back(ino);
   }
 }
@@ -293,11 +268,11 @@ Result<KeyWalkResult> KeyWalk::run(const KeyVisitor& visit) {
     return m_result;
   }
   TRY(add("ORPHANS", false));
-  if (seen_insert(m_root)) {
+  if (m_seen.insert(m_root)) {
     m_queue.push_back(m_root);
   }
   for (std::uint64_t ino : m_orphans) {
-    if (seen_insert(ino)) {
+    if (m_seen.insert(ino)) {
       m_queue.push_back(ino);
     }
   }

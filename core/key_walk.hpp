@@ -47,6 +47,7 @@
 #include "keys.hpp"
 #include "redis.hpp"
 #include "result.hpp"
+#include "u64_set.hpp"
 
 namespace redisfs {
 
@@ -110,11 +111,7 @@ class KeyWalk {
   std::uint64_t m_block_bytes = 0;  // sum of the blocks' lengths
   std::uint64_t m_root = 0;
   std::vector<std::uint64_t> m_orphans;
-
-  // Seen inodes: open addressing over 64-bit numbers (0 marks empty).
-  std::vector<std::uint64_t> m_seen;
-  std::size_t m_seen_count = 0;
-  bool seen_insert(std::uint64_t ino);
+  U64Set m_seen;  // inodes seen
 };
 
 // Blocks of a file the walk names, or nullopt when there are too many

@@ -133,7 +133,8 @@ SOCK2=$T/second.sock
 snap -q dump SKX | "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK2" restore - --prefix COPY
 [[ $(fs_digest COPY "$SOCK2") == "$src" ]] || fail "the second server's copy differs"
 [[ $(sb_content COPY "$SOCK2") == "$(sb_content SKX)" ]] || fail "the second server's superblock differs"
-[[ $(dbsize "$SOCK2") == 12 ]] || fail "the second server holds $(dbsize "$SOCK2") keys"
+[[ $(dbsize "$SOCK2") == 13 ]] || fail "the second server holds $(dbsize "$SOCK2") keys"  # and the register
+[[ $(redis-cli -s "$SOCK2" smembers 'redisfs~FILESYSTEMS') == COPY ]] || fail "COPY is not registered"
 # A dump of the copy restores back to the original's content.
 "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK2" dump COPY | snap -q restore --prefix BACK
 [[ $(fs_digest BACK) == "$src" ]] || fail "round trip through two servers differs"

@@ -14,6 +14,7 @@
 
 #include "dump_io.hpp"
 #include "fixture.hpp"
+#include "require_ok.hpp"
 #include "key_walk.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
@@ -25,13 +26,7 @@ namespace {
 
 const Caller k_user{1000, 1000};
 
-template <class T>
-T _ok(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.error().message);
-  return std::move(r).value();
-}
-
-void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
+using redisfs::test::ok;
 
 // The filesystem keys SCAN finds under a prefix (relative), but SB.
 std::set<std::string> _scanned(Connection& c, const std::string& prefix) {
@@ -52,8 +47,8 @@ std::set<std::string> _walked(Connection& c, const std::string& prefix, KeyWalkR
   Keys keys(prefix);
   std::set<std::string> out;
   KeyWalk walk(c, keys);
-  _ok(walk.begin());
-  result = _ok(walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+  ok(walk.begin());
+  result = ok(walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     for (const auto& rel : rels) {
       bool block = parse_relative_key(rel).kind == KeyKind::Block;
       c.append({block ? "STRLEN" : "EXISTS", keys.absolute(rel)});
@@ -72,7 +67,7 @@ std::set<std::string> _walked(Connection& c, const std::string& prefix, KeyWalkR
 }
 
 std::uint64_t _scan_calls(Connection& c) {
-  auto r = _ok(c.command({"INFO", "commandstats"}));
+  auto r = ok(c.command({"INFO", "commandstats"}));
   std::string text(r.view().str());
   auto at = text.find("cmdstat_scan:calls=");
   if (at == std::string::npos) {
@@ -89,44 +84,44 @@ std::uint64_t _scan_calls(Connection& c) {
 void _populate_odd(Pool& pool, const std::string& prefix) {
   StoreOptions opts;
   opts.mkfs_block_size = 4096;
-  auto s = _ok(Store::open(pool, prefix, opts));
-  Ino d = _ok(s->mkdir(k_root_ino, "dir", 0755, k_user)).ino;
-  Ino sparse = _ok(s->mknod(d, "sparse", S_IFREG | 0644, 0, k_user)).ino;
-  _ok(s->write(sparse, 0, std::string(100, 'a'), false));
-  _ok(s->write(sparse, 9 * 4096 + 17, "after the hole", false));
-  Ino shortf = _ok(s->mknod(d, "short", S_IFREG | 0644, 0, k_user)).ino;
-  _ok(s->write(shortf, 0, std::string(5000, 's'), false));
+  auto s = ok(Store::open(pool, prefix, opts));
+  Ino d = ok(s->mkdir(k_root_ino, "dir", 0755, k_user)).ino;
+  Ino sparse = ok(s->mknod(d, "sparse", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(sparse, 0, std::string(100, 'a'), false));
+  ok(s->write(sparse, 9 * 4096 + 17, "after the hole", false));
+  Ino shortf = ok(s->mknod(d, "short", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(shortf, 0, std::string(5000, 's'), false));
   SetAttrRequest grow;
   grow.size = 3 * 4096 + 5;
-  _ok(s->setattr(shortf, grow));
-  Ino huge = _ok(s->mknod(d, "huge", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->setattr(shortf, grow));
+  Ino huge = ok(s->mknod(d, "huge", S_IFREG | 0644, 0, k_user)).ino;
   SetAttrRequest big;
   big.size = 1ull << 40;
-  _ok(s->setattr(huge, big));
-  _ok(s->link(shortf, k_root_ino, "hard link"));
-  _ok(s->link(shortf, d, "another"));
-  _ok(s->mkdir(k_root_ino, "empty", 0700, k_user));
-  _ok(s->symlink(d, "link", "../dir/sparse", k_user));
-  _ok(s->mknod(k_root_ino, "fifo", S_IFIFO | 0644, 0, k_user));
-  _ok(s->mknod(k_root_ino, "tty", S_IFCHR | 0600, makedev(4, 1), k_user));
-  _ok(s->mknod(k_root_ino, "sock", S_IFSOCK | 0600, 0, k_user));
-  _ok(s->setxattr(shortf, "user.note", std::string("\x00\xff", 2), 0));
-  _ok(s->setxattr(d, "user.dir", "x", 0));
-  Ino wide = _ok(s->mkdir(k_root_ino, "wide", 0755, k_user)).ino;
+  ok(s->setattr(huge, big));
+  ok(s->link(shortf, k_root_ino, "hard link"));
+  ok(s->link(shortf, d, "another"));
+  ok(s->mkdir(k_root_ino, "empty", 0700, k_user));
+  ok(s->symlink(d, "link", "../dir/sparse", k_user));
+  ok(s->mknod(k_root_ino, "fifo", S_IFIFO | 0644, 0, k_user));
+  ok(s->mknod(k_root_ino, "tty", S_IFCHR | 0600, makedev(4, 1), k_user));
+  ok(s->mknod(k_root_ino, "sock", S_IFSOCK | 0600, 0, k_user));
+  ok(s->setxattr(shortf, "user.note", std::string("\x00\xff", 2), 0));
+  ok(s->setxattr(d, "user.dir", "x", 0));
+  Ino wide = ok(s->mkdir(k_root_ino, "wide", 0755, k_user)).ino;
   for (int i = 0; i < 2500; ++i) {
-    _ok(s->mknod(wide, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(wide, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
   }
-  Ino inwide = _ok(s->lookup(wide, "f1234")).ino;
-  _ok(s->write(inwide, 0, "in a wide directory", false));
-  Ino held = _ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
-  _ok(s->write(held, 0, std::string(9000, 'h'), false));
-  _ok(s->setxattr(held, "user.x", "y", 0));
-  REQUIRE(_ok(s->unlink(k_root_ino, "held")) == held);
+  Ino inwide = ok(s->lookup(wide, "f1234")).ino;
+  ok(s->write(inwide, 0, "in a wide directory", false));
+  Ino held = ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
+  ok(s->write(held, 0, std::string(9000, 'h'), false));
+  ok(s->setxattr(held, "user.x", "y", 0));
+  REQUIRE(ok(s->unlink(k_root_ino, "held")) == held);
 }
 
 std::string _dump(Pool& pool, const std::string& prefix, std::string* warning = nullptr) {
   std::ostringstream out;
-  DumpStats st = _ok(dump_filesystem(pool, prefix, out, DumpOptions{true}));
+  DumpStats st = ok(dump_filesystem(pool, prefix, out, DumpOptions{true}));
   if (warning != nullptr) {
     *warning = st.warning;
   }
@@ -139,7 +134,7 @@ TEST_SUITE_BEGIN("core::key_walk");
 
 TEST_CASE_FIXTURE(RedisFixture, "key walk: the same keys as SCAN, odd states included") {
   _populate_odd(pool, prefix);
-  REQUIRE(_ok(conn().command({"HLEN", keys.orphans()})).view().integer() == 1);
+  REQUIRE(ok(conn().command({"HLEN", keys.orphans()})).view().integer() == 1);
   std::set<std::string> scanned = _scanned(conn(), prefix);
   KeyWalkResult result;
   std::set<std::string> walked = _walked(conn(), prefix, result);
@@ -152,7 +147,7 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: the same keys as SCAN, odd states inc
 
   // copy and dump of it say nothing is wrong.
   std::string dst = extra_prefix();
-  CopyStats copied = _ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
   CHECK_MESSAGE(copied.warning.empty(), copied.warning);
   std::string warning;
   _dump(pool, prefix, &warning);
@@ -163,10 +158,10 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a huge sparse file's blocks are found
   StoreOptions opts;
   opts.mkfs_block_size = 4096;
   {
-    auto s = _ok(Store::open(pool, prefix, opts));
-    Ino f = _ok(s->mknod(k_root_ino, "far", S_IFREG | 0644, 0, k_user)).ino;
-    _ok(s->write(f, 0, "start", false));
-    _ok(s->write(f, (1ull << 40), "a terabyte on", false));
+    auto s = ok(Store::open(pool, prefix, opts));
+    Ino f = ok(s->mknod(k_root_ino, "far", S_IFREG | 0644, 0, k_user)).ino;
+    ok(s->write(f, 0, "start", false));
+    ok(s->write(f, (1ull << 40), "a terabyte on", false));
   }
   KeyWalkResult result;
   std::set<std::string> walked = _walked(conn(), prefix, result);
@@ -177,26 +172,26 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a huge sparse file's blocks are found
 
 TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees; copy, dump and delete fall back to SCAN") {
   _populate_odd(pool, prefix);
-  auto s = _ok(Store::open(pool, prefix, {}));
-  Ino d = _ok(s->lookup(k_root_ino, "dir")).ino;
-  Ino sparse = _ok(s->lookup(d, "sparse")).ino;
+  auto s = ok(Store::open(pool, prefix, {}));
+  Ino d = ok(s->lookup(k_root_ino, "dir")).ino;
+  Ino sparse = ok(s->lookup(d, "sparse")).ino;
   s.reset();
   KeyWalkResult result;
 
   SUBCASE("an inode no entry names") {
-    _ok(conn().command({"HDEL", keys.dir(d), "sparse"}));
+    ok(conn().command({"HDEL", keys.dir(d), "sparse"}));
     _walked(conn(), prefix, result);
     CHECK(result.disagreement.find("inodes found") != std::string::npos);
   }
   SUBCASE("a block past the end, counted") {
-    _ok(conn().command({"SET", keys.block(sparse, 400), "xyz"}));
-    _ok(conn().command({"HINCRBY", keys.inode(sparse), "bytes", "3"}));
-    _ok(conn().command({"HINCRBY", keys.sb(), "bytes", "3"}));
+    ok(conn().command({"SET", keys.block(sparse, 400), "xyz"}));
+    ok(conn().command({"HINCRBY", keys.inode(sparse), "bytes", "3"}));
+    ok(conn().command({"HINCRBY", keys.sb(), "bytes", "3"}));
     _walked(conn(), prefix, result);
     CHECK(result.disagreement.find("blocks found hold") != std::string::npos);
   }
   SUBCASE("an entry naming nothing") {
-    _ok(conn().command({"HSET", keys.dir(d), "ghost", "999999"}));
+    ok(conn().command({"HSET", keys.dir(d), "ghost", "999999"}));
     _walked(conn(), prefix, result);
     CHECK(result.disagreement.find("999999") != std::string::npos);
   }
@@ -204,14 +199,14 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees; copy,
   std::set<std::string> scanned = _scanned(conn(), prefix);
 
   std::string dst = extra_prefix();
-  CopyStats copied = _ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
   CHECK(copied.warning.find("SCAN") != std::string::npos);
   CHECK(copied.warning.find("redisfs-snap fsck " + prefix) != std::string::npos);
   // Everything SCAN finds was copied (the orphan is dropped from a copy).
   std::set<std::string> in_copy = _scanned(conn(), dst);
   for (const auto& rel : scanned) {
     ParsedKey pk = parse_relative_key(rel);
-    auto orphan = _ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(pk.ino)}));
+    auto orphan = ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(pk.ino)}));
     if (rel != "ORPHANS" && orphan.view().integer() == 0) {
       CHECK_MESSAGE(in_copy.count(rel) == 1, rel);
     }
@@ -222,7 +217,7 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees; copy,
   for (const auto& rel : scanned) {
     CHECK_MESSAGE(text.find("\"" + rel + "\"") != std::string::npos, rel);
   }
-  DeleteStats deleted = _ok(delete_prefix(pool, prefix, false, true));
+  DeleteStats deleted = ok(delete_prefix(pool, prefix, false, true));
   CHECK(deleted.warning.find("SCAN") != std::string::npos);
   CHECK(test::keys_under(conn(), prefix).empty());
 }
@@ -239,7 +234,7 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
     }
     conn().append(argv);
   }
-  _ok(conn().read_all());
+  ok(conn().read_all());
   struct Uncrowd {
     Connection& c;
     std::string crowd;
@@ -260,9 +255,9 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
   std::string dst = extra_prefix();
 
   std::uint64_t before = _scan_calls(conn());
-  CopyStats copied = _ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
   std::string text = _dump(pool, prefix);
-  DeleteStats deleted = _ok(delete_prefix(pool, dst, false, true));
+  DeleteStats deleted = ok(delete_prefix(pool, dst, false, true));
   std::uint64_t after = _scan_calls(conn());
   CHECK(after == before);
   CHECK(copied.warning.empty());
@@ -273,7 +268,7 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
 
   // list reads the register of filesystems, not the keyspace.
   std::uint64_t list_before = _scan_calls(conn());
-  auto list = _ok(list_filesystems(pool, false));
+  auto list = ok(list_filesystems(pool, false));
   CHECK(_scan_calls(conn()) == list_before);
   auto listed = [](const std::vector<FsInfo>& all, const std::string& p) {
     return std::any_of(all.begin(), all.end(), [&](const FsInfo& fs) { return fs.prefix == p; });
@@ -284,28 +279,28 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
   // A filesystem made behind the tools' back (an older redisfs) is listed
   // once `list --all` (a SCAN) has registered it.
   std::string hand = extra_prefix();
-  _ok(conn().command({"COPY", keys.sb(), Keys(hand).sb()}));
-  CHECK_FALSE(listed(_ok(list_filesystems(pool, false)), hand));
-  CHECK(listed(_ok(list_filesystems(pool, true)), hand));
-  CHECK(listed(_ok(list_filesystems(pool, false)), hand));
-  _ok(delete_prefix(pool, hand, false, true));
-  CHECK_FALSE(listed(_ok(list_filesystems(pool, false)), hand));
+  ok(conn().command({"COPY", keys.sb(), Keys(hand).sb()}));
+  CHECK_FALSE(listed(ok(list_filesystems(pool, false)), hand));
+  CHECK(listed(ok(list_filesystems(pool, true)), hand));
+  CHECK(listed(ok(list_filesystems(pool, false)), hand));
+  ok(delete_prefix(pool, hand, false, true));
+  CHECK_FALSE(listed(ok(list_filesystems(pool, false)), hand));
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "mounts: registered with their session key, counted without SCAN") {
-  auto s = _ok(Store::open(pool, prefix, {}));
-  auto live = _ok(live_mounts(conn(), keys));
+  auto s = ok(Store::open(pool, prefix, {}));
+  auto live = ok(live_mounts(conn(), keys));
   REQUIRE(live.size() == 1);
   CHECK(live[0] == s->session());
-  auto probed = _ok(probe_prefix(conn(), keys));
+  auto probed = ok(probe_prefix(conn(), keys));
   CHECK(probed.mounts == 1);
   CHECK(probed.has_sb);
   // A crashed mount: its field stays, its session key expires; not counted.
-  _ok(conn().command({"HSET", keys.mounts(), "crashed", "host 1 /mnt"}));
-  CHECK(_ok(live_mounts(conn(), keys)).size() == 1);
-  _ok(s->end_session());
-  CHECK(_ok(live_mounts(conn(), keys)).empty());
-  CHECK(_ok(conn().command({"HEXISTS", keys.mounts(), s->session()})).view().integer() == 0);
+  ok(conn().command({"HSET", keys.mounts(), "crashed", "host 1 /mnt"}));
+  CHECK(ok(live_mounts(conn(), keys)).size() == 1);
+  ok(s->end_session());
+  CHECK(ok(live_mounts(conn(), keys)).empty());
+  CHECK(ok(conn().command({"HEXISTS", keys.mounts(), s->session()})).view().integer() == 0);
 }
 
 TEST_SUITE_END();
