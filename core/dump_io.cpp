@@ -60,6 +60,7 @@
 #include "progress.hpp"
 #include "snapshot.hpp"
 #include "text.hpp"
+#include "u64_set.hpp"
 #include "store.hpp"
 
 namespace redisfs {
@@ -108,63 +109,12 @@ static std::int64_t _parse_iso_ns(const std::string& text) {
 }
 
 
-namespace {
-
-// A set of 64-bit hashes, open addressing: 8 to 16 bytes per element, so a
-// million-entry directory costs a few MB to deduplicate, not its names.
-class HashSet {
- public:
-  // False when `h` was there already.
-  bool insert(std::uint64_t h) {
-    if (h == 0) {
-      h = 1;  // 0 marks an empty slot
-    }
-    if ((m_size + 1) * 2 > m_slots.size()) {
-      grow();
-    }
-    std::size_t mask = m_slots.size() - 1;
-    for (std::size_t i = _mix(h) & mask;; i = (i + 1) & mask) {
-      if (m_slots[i] == h) {
-        return false;
-      }
-      if (m_slots[i] == 0) {
-        m_slots[i] = h;
-        ++m_size;
-        return true;
-      }
-    }
-  }
-  void clear() {
-    m_slots.clear();
-    m_slots.shrink_to_fit();
-    m_size = 0;
-  }
-
- private:
-  static std::uint64_t _mix(std::uint64_t h) { return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; }
-  void grow() {
-    std::vector<std::uint64_t> old;
-    old.swap(m_slots);
-    m_slots.assign(std::max<std::size_t>(64, old.size() * 2), 0);
-    m_size = 0;
-    for (std::uint64_t h : old) {
-      if (h != 0) {
-        insert(h);
-      }
-    }
-  }
-
-  std::vector<std::uint64_t> m_slots;
-  std::size_t m_size = 0;
-};
-
-}  // namespace
 
 // ---------------------------------------------------------------- dump
 
 // Freeze, copy every filesystem key into `tk`, unfreeze. Returns the
 // snapshot time.
-static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk) {
+static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
   const std::string ttl = _str(k_temp_ttl_ms);
   const std::string index = tk.absolute(k_index_rel);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
@@ -172,7 +122,7 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
     TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
     TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) {
       return push_index(c, index, copied);
-    }));
+    }, &warning));
     c.append({"COPY", sk.sb(), tk.sb()});
     c.append({"PEXPIRE", tk.sb(), ttl});
     TRY_ASSIGN(std::vector<Reply> sb, c.read_all());
@@ -325,7 +275,7 @@ class TempStreamer {
       std::string key = m_tk.absolute(rel);
       TRY_ASSIGN(Reply len, m_side.command({"HLEN", key}));
       std::uint64_t expected = static_cast<std::uint64_t>(len.view().integer());
-      HashSet seen;
+      U64Set seen;
       for (const auto& p : pairs) {
         seen.insert(_hash64(p.first));
       }
@@ -373,7 +323,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
-    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk));
+    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
     dump::Writer w(out, dump::Header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION});
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
@@ -393,13 +343,13 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto stats = body();
   progress.finish();
   _drain(c);
-  auto cleaned = unlink_all(c, tk);
+  auto cleaned = unlink_listed(c, tk, tk.absolute(k_index_rel));
   if (!stats.ok()) {
     return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
   }
   if (!cleaned.ok()) {
-    stats->warning = "could not delete the temporary copy " + tk.prefix() + " (it expires by itself): " +
-                     cleaned.error().message;
+    stats->warning += (stats->warning.empty() ? "" : "; ") + std::string("could not delete the temporary copy ") +
+                      tk.prefix() + " (it expires by itself): " + cleaned.error().message;
   }
   stats->seconds = _since(start);
   return stats;
@@ -773,8 +723,8 @@ class RestoreSink : public dump::Sink {
   std::deque<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
 
-  HashSet m_keys;    // dry run only
-  HashSet m_fields;  // dry run only: the current hash's
+  U64Set m_keys;    // dry run only
+  U64Set m_fields;  // dry run only: the current hash's
 };
 
 // What the staged superblock says of where the filesystem came from: a
@@ -862,6 +812,16 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     TRY(sink.reservation()->check());
     TRY(sink.check_target(&replace));
     Keys target(sink.target());
+    if (!replace) {
+      // What the cheap probe could not see: a key of the target the
+      // restored filesystem would take.
+      TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
+      if (collision && !opts.force) {
+        return make_error(EEXIST, "prefix " + _quote(sink.target()) + " already holds keys (" + _quote(*collision) +
+                                      "); use --force to replace it");
+      }
+      replace = collision.has_value();
+    }
     auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
     if (!installed.ok()) {
       return make_error(installed.error().code,

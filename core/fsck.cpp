@@ -444,6 +444,7 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         items.push_back({key, pk});
         break;
       case KeyKind::Mount:
+      case KeyKind::Mounts:
       case KeyKind::Temp:
       case KeyKind::OpLog:
       case KeyKind::Reserved:

@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "key_walk.hpp"
 #include "snapshot.hpp"
 #include "text.hpp"
 
@@ -391,6 +392,7 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
   }
   const std::string index = staging_index_key(staging);
+  register_filesystem(c, target.prefix());  // before its superblock can arrive (keys.hpp)
   auto done = _frozen(c, target, [&](Freeze& freeze) {
     return _aside_then_swap(c, staging, target, aside, expected, freeze, indexed ? &index : nullptr);
   });
@@ -421,19 +423,44 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   orphans.erase(std::unique(orphans.begin(), orphans.end()), orphans.end());
 
   std::uint64_t removed = 0;
+  std::uint64_t block_size = 0;
+  std::uint64_t server_keys = 0;
+  if (!orphans.empty()) {
+    c.append({"HGET", staging.sb(), "block_size"});
+    c.append({"DBSIZE"});
+    TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+    block_size = static_cast<std::uint64_t>(std::max(0LL, r[0].view().as_int().value_or(0)));
+    server_keys = static_cast<std::uint64_t>(std::max(0LL, r[1].view().integer()));
+  }
   for (Ino ino : orphans) {
-    TRY_ASSIGN(Reply f, c.command({"HMGET", staging.inode(ino), "nlink", "bytes"}));
+    TRY_ASSIGN(Reply f, c.command({"HMGET", staging.inode(ino), "nlink", "bytes", "size"}));
     ReplyView v = f.view();
     long long bytes = -1;
-    if (v.size() == 2 && !v[0].is_nil() && v[0].str() == "0") {
+    if (v.size() == 3 && !v[0].is_nil() && v[0].str() == "0") {
       bytes = v[1].as_int().value_or(-1);
     }
-    if (bytes < 0) {
+    long long size = v.size() == 3 ? v[2].as_int().value_or(-1) : -1;
+    if (bytes < 0 || size < 0 || block_size == 0) {
       continue;  // not an unlinked inode we can account for: fsck's to judge
+    }
+    // Its blocks, named from its size (key_walk.hpp), or, for a huge sparse
+    // file, found by SCAN.
+    auto named = nameable_blocks(static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(bytes),
+                                 static_cast<std::uint32_t>(block_size), server_keys);
+    for (std::uint64_t at = 0; named && at < *named; at += k_index_page) {
+      std::vector<std::string> argv{"UNLINK"};
+      for (std::uint64_t b = at; b < std::min<std::uint64_t>(*named, at + k_index_page); ++b) {
+        argv.push_back(staging.block(ino, b));
+      }
+      TRY_ASSIGN(Reply n, c.command(argv));
+      removed += static_cast<std::uint64_t>(n.view().integer());
     }
     std::string blocks = staging.prefix() + ":BLK:" + std::to_string(ino) + ":*";
     std::string bcursor = "0";
     do {
+      if (named) {
+        break;
+      }
       TRY_ASSIGN(Reply page, c.command({"SCAN", bcursor, "MATCH", blocks, "COUNT", k_scan_count}));
       ReplyView pv = page.view();
       bcursor = std::string(pv[0].str());
@@ -490,6 +517,7 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
     aside.emplace(aside_name);
   }
   Keys staged(staging);
+  register_filesystem(c, target.prefix());
   auto done = _frozen(c, target, [&](Freeze& freeze) {
     return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr)
                             : _swap(c, staged, target, aside, 0, freeze, nullptr);

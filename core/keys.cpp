@@ -79,6 +79,7 @@ std::string Keys::freeze() const { return m_colon + "FREEZE"; }
 std::string Keys::reserved() const { return m_colon + "RESERVED"; }
 std::string Keys::installing() const { return m_colon + "INSTALLING"; }
 std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
+std::string Keys::mounts() const { return m_colon + "MOUNTS"; }
 std::string Keys::temp(std::string_view session, std::uint64_t n) const {
   return m_colon + "TMP:" + std::string(session) + ':' + _num(n);
 }
@@ -118,6 +119,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Reserved;
   } else if (rel == "INSTALLING") {
     k.kind = KeyKind::Installing;
+  } else if (rel == "MOUNTS") {
+    k.kind = KeyKind::Mounts;
   } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
     k.kind = KeyKind::Mount;
   } else if (rel.starts_with("OPLOG:") && rel.size() > 6) {

@@ -16,6 +16,11 @@
 //   <p>:FREEZE         string  present (with a TTL) while a snapshot is taken;
 //                              every change script waits while it exists
 //   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
+//   <p>:MOUNTS         hash    the mounts' register: session id -> what
+//                              MOUNT:<id> holds, set in the same step as
+//                              MOUNT:<id>; a field is live while its
+//                              MOUNT:<id> exists (the tools count mounts
+//                              here instead of SCANning for MOUNT:*)
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open
@@ -34,7 +39,21 @@
 //                              and its script RENAMEs them into place, so
 //                              they never pass through Lua
 //
-// FREEZE, RESERVED, INSTALLING, MOUNT:*, OPEN:*, OPLOG:* and TMP:* describe
+// One key lies outside every prefix (it has no ':', so no prefix's key
+// can be it):
+//
+//   redisfs~FILESYSTEMS set  the register of filesystems: every prefix a
+//                            mount (before mkfs) or a copy or restore
+//                            (before its final move) made a filesystem in;
+//                            delete removes its name last. It may name a
+//                            prefix that holds none (a crash in between):
+//                            `list` reads each superblock anyway. A user
+//                            that may not write it (ACL) is not registered,
+//                            and `list` then SCANs; `list --all` SCANs and
+//                            registers what it finds (filesystems made by an
+//                            older redisfs).
+//
+// FREEZE, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
 // the running system, not the filesystem: they are never copied, dumped or
 // restored.
 #pragma once
@@ -56,6 +75,8 @@ inline constexpr Ino k_root_ino = 1;
 // Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday",
 // of at most k_max_hash_tag bytes.
 inline constexpr std::size_t k_max_hash_tag = 150;
+// The register of filesystems (above).
+inline constexpr std::string_view k_registry_key = "redisfs~FILESYSTEMS";
 Status validate_prefix(std::string_view prefix);
 // The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
 // the filesystem's keys are then in that tag's slot.
@@ -78,6 +99,7 @@ class Keys {
   std::string reserved() const;
   std::string installing() const;
   std::string mount(std::string_view session) const;
+  std::string mounts() const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   // A mount's outcome records (Pool::set_op_log).
   std::string op_log(std::string_view session) const;
@@ -99,7 +121,7 @@ class Keys {
 // What a key (relative to the prefix) is, by the schema above.
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
-  Freeze, Reserved, Installing, Mount, Temp, Open, OpLog,  // the running system
+  Freeze, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
   Unknown
 };
 struct ParsedKey {
@@ -113,7 +135,7 @@ ParsedKey parse_relative_key(std::string_view relative);
 // restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
 // the schema.
 bool is_filesystem_key(KeyKind kind);
-// True for the keys of the running system (FREEZE ... OPLOG:*).
+// True for the keys of the running system (FREEZE ... OPLOG:*, MOUNTS).
 bool is_running_system_key(KeyKind kind);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);

@@ -46,6 +46,7 @@
 #include <nlohmann/json.hpp>
 
 #include "install.hpp"
+#include "key_walk.hpp"
 #include "progress.hpp"
 #include "superblock.hpp"
 #include "text.hpp"
@@ -55,6 +56,9 @@ namespace redisfs {
 using Clock = std::chrono::steady_clock;
 
 static constexpr std::string_view k_scan_count = "1000";
+// list reads the whole keyspace: larger pages cost fewer round trips (each
+// still a few ms of the server's time at 2 million keys; bench workload 10).
+static constexpr std::string_view k_list_scan_count = "20000";
 
 static std::string _str(long long v) { return std::to_string(v); }
 
@@ -65,6 +69,12 @@ static double _since(Clock::time_point start) {
 static std::string _quote(std::string_view s) { return quoted(s); }
 
 // ---------------------------------------------------------------- helpers
+
+static void _drain_quietly(Connection& c) {
+  while (c.pending() > 0) {
+    (void)c.read_reply();
+  }
+}
 
 static std::atomic<bool> g_cancel{false};
 
@@ -200,28 +210,15 @@ TempKind temp_kind(std::string_view prefix) {
 
 // One SCAN page: the next cursor and a view of the keys (valid while `page`
 // lives).
-static Status _scan_page(Connection& c, std::string& cursor, std::string_view match, Reply& page) {
-  TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
+static Status _scan_page(Connection& c, std::string& cursor, std::string_view match, Reply& page,
+                         std::string_view count = k_scan_count) {
+  TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", match, "COUNT", count}));
   ReplyView v = page.view();
   if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
     return make_error(EIO, "redis: bad SCAN reply");
   }
   cursor = std::string(v[0].str());
   return {};
-}
-
-static Result<std::uint64_t> _count_matching(Connection& c, const std::string& match, bool stop_at_first) {
-  std::string cursor = "0";
-  std::uint64_t n = 0;
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, match, page));
-    n += page.view()[1].size();
-    if (stop_at_first && n > 0) {
-      return n;
-    }
-  } while (cursor != "0");
-  return n;
 }
 
 // Is there a key under `keys` other than the bookkeeping of the tools
@@ -243,14 +240,38 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
   return false;
 }
 
-Result<PrefixState> probe_prefix(Connection& c, const Keys& keys) {
+Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
+  std::vector<std::string> live;
+  auto r = c.command({"HKEYS", keys.mounts()});
+  if (!r.ok()) {
+    if (c.broken()) {
+      return std::move(r).error();
+    }
+    return live;  // not a hash: fsck's to report; no mount registered there
+  }
+  ReplyView v = r->view();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    c.append({"EXISTS", keys.mount(v[i].str())});
+  }
+  TRY_ASSIGN(std::vector<Reply> alive, c.read_all());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (alive[i].view().integer() == 1) {
+      live.emplace_back(v[i].str());
+    }
+  }
+  return live;
+}
+
+Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough) {
   PrefixState st;
-  TRY_ASSIGN(Reply r, c.command({"EXISTS", keys.sb()}));
-  st.has_sb = r.view().integer() == 1;
-  TRY_ASSIGN(st.mounts, _count_matching(c, keys.match_mounts(), false));
-  if (st.has_sb || st.mounts > 0) {
-    st.any_key = true;
-  } else {
+  c.append({"EXISTS", keys.sb()});
+  c.append({"EXISTS", keys.orphans(), keys.inode(k_root_ino), keys.installing(), keys.mounts()});
+  TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+  st.has_sb = r[0].view().integer() == 1;
+  TRY_ASSIGN(std::vector<std::string> live, live_mounts(c, keys));
+  st.mounts = live.size();
+  st.any_key = st.has_sb || r[1].view().integer() > 0 || st.mounts > 0;
+  if (!st.any_key && thorough) {
     TRY_ASSIGN(st.any_key, _holds_keys(c, keys));
   }
   return st;
@@ -285,6 +306,63 @@ Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze
     }
   } while (cursor != "0");
   return removed;
+}
+
+void register_filesystem(Connection& c, std::string_view prefix) {
+  if (temp_kind(prefix) == TempKind::None) {
+    (void)c.command({"SADD", k_registry_key, prefix});
+  }
+}
+
+Result<std::optional<std::string>> find_collision(Connection& c, const Keys& staged, const Keys& target) {
+  std::optional<std::string> hit;
+  for (const std::string& rel : {std::string("SB"), std::string("ORPHANS")}) {
+    TRY_ASSIGN(Reply r, c.command({"EXISTS", target.absolute(rel)}));
+    if (r.view().integer() == 1) {
+      return std::optional<std::string>(target.absolute(rel));
+    }
+  }
+  KeyWalk walk(c, staged);
+  TRY(walk.begin());
+  TRY(walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    for (const std::string& rel : rels) {
+      bool block = parse_relative_key(rel).kind == KeyKind::Block;
+      c.append({block ? "STRLEN" : "EXISTS", staged.absolute(rel)});
+      c.append({"EXISTS", target.absolute(rel)});
+    }
+    TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      long long here = r[2 * i].view().integer();
+      found[i] = here > 0 ? (parse_relative_key(rels[i]).kind == KeyKind::Block ? here : 0) : -1;
+      if (!hit && r[2 * i + 1].view().integer() == 1) {
+        hit = target.absolute(rels[i]);
+      }
+    }
+    return {};
+  }));
+  return hit;
+}
+
+Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::string& index) {
+  constexpr long long k_page = 1000;
+  std::uint64_t removed = 0;
+  for (long long at = 0;; at += k_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, _str(at), _str(at + k_page - 1)}));
+    ReplyView list = page.view();
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      argv.push_back(keys.absolute(list[i].str()));
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply n, c.command(argv));
+      removed += static_cast<std::uint64_t>(n.view().integer());
+    }
+    if (list.size() < static_cast<std::size_t>(k_page)) {
+      break;
+    }
+  }
+  TRY_ASSIGN(Reply last, c.command({"UNLINK", keys.sb(), index}));
+  return removed + static_cast<std::uint64_t>(last.view().integer());
 }
 
 // ---------------------------------------------------------------- freeze
@@ -410,73 +488,115 @@ static Status _transfer_page(Connection& c, std::span<const std::string> keys, l
   return {};
 }
 
-// Step 3 and the superblock, with the freeze held. Returns the number of
-// keys copied.
+// Copies sk:rels[i] to dk:rels[i], never over an existing key, each copy
+// with the TTL (if any); found[i] as a KeyVisitor says (-1 not copied, a
+// block's length).
+static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::span<const std::string> rels,
+                          std::optional<long long> ttl_ms, bool server_side, std::size_t block_size,
+                          std::vector<long long>& found) {
+  const std::size_t n = rels.size();
+  found.assign(n, -1);
+  if (n == 0) {
+    return {};
+  }
+  std::vector<std::string> keys;
+  keys.reserve(2 * n);
+  std::string kinds;
+  kinds.reserve(n);
+  for (const std::string& rel : rels) {
+    keys.push_back(sk.absolute(rel));
+    kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+  }
+  for (const std::string& rel : rels) {
+    keys.push_back(dk.absolute(rel));
+  }
+  if (server_side) {
+    const std::string args[] = {ttl_ms ? _str(*ttl_ms) : std::string(), kinds};
+    TRY_ASSIGN(Reply r, c.eval("copy_named", keys, args));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != n) {
+      return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      found[i] = v[i].integer();
+    }
+    return {};
+  }
+  std::vector<char> copied;
+  TRY(_transfer_page(c, keys, ttl_ms.value_or(0), block_size, copied));
+  std::vector<std::size_t> blocks;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (copied[i] != 0) {
+      found[i] = 0;
+      if (kinds[i] == 'b') {
+        c.append({"STRLEN", keys[n + i]});
+        blocks.push_back(i);
+      }
+    }
+  }
+  for (std::size_t i : blocks) {
+    auto len = c.read_reply();
+    if (!len.ok() && c.broken()) {
+      return std::move(len).error();
+    }
+    found[i] = len.ok() ? len->view().integer() : -2;
+  }
+  return {};
+}
+
+// Step 3, with the freeze held: the keys named by the structure (the
+// walk, key_walk.hpp), or, when the structure disagrees with the
+// superblock, found by SCAN. Returns the number of keys copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
-    const std::function<Status(std::span<const std::string_view> copied)>& after_page) {
-  const std::string ttl = ttl_ms ? _str(*ttl_ms) : std::string();
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning) {
   const bool server_side = !c.cluster() || same_slot(sk, dk);
-  std::size_t block_size = k_default_block_size;
-  if (!server_side) {
-    TRY_ASSIGN(Reply bs, c.command({"HGET", sk.sb(), "block_size"}));
-    block_size = static_cast<std::size_t>(std::max(1LL, bs.view().as_int().value_or(k_default_block_size)));
-  }
-  std::vector<char> transferred;
+  KeyWalk walk(c, sk);
+  TRY(walk.begin());
+  const std::size_t block_size = walk.block_size() != 0 ? walk.block_size() : k_default_block_size;
   std::uint64_t copied = 0;
-  std::string cursor = "0";
-  std::vector<std::string_view> rels;
   std::vector<std::string_view> done;
-  std::vector<std::string> keys;
-  do {
+  std::vector<long long> found;
+  auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
     TRY(check_cancel());
-    Reply page;
-    TRY(_scan_page(c, cursor, sk.match_all(), page));
-    ReplyView list = page.view()[1];
-    rels.clear();
-    keys.clear();
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
-      auto rel = sk.relative(key);
-      if (!rel) {
-        continue;
-      }
-      KeyKind kind = parse_relative_key(*rel).kind;
-      if (!is_filesystem_key(kind) || kind == KeyKind::Superblock) {
-        continue;
-      }
-      keys.emplace_back(key);
-      rels.push_back(*rel);
-    }
-    for (std::string_view rel : rels) {
-      keys.push_back(dk.absolute(rel));
-    }
+    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, server_side, block_size, out));
     done.clear();
-    if (!rels.empty() && !server_side) {
-      TRY(_transfer_page(c, keys, ttl_ms.value_or(0), block_size, transferred));
-      for (std::size_t i = 0; i < rels.size(); ++i) {
-        if (transferred[i] != 0) {
-          done.push_back(rels[i]);
-        }
-      }
-    } else if (!rels.empty()) {
-      // SCAN may return a key twice: COPY without REPLACE answers 0 then.
-      TRY_ASSIGN(Reply r, c.eval("copy_keys", keys, std::span<const std::string>(&ttl, 1)));
-      ReplyView v = r.view();
-      if (!v.is_array() || v.size() != rels.size()) {
-        return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
-      }
-      for (std::size_t i = 0; i < rels.size(); ++i) {
-        if (v[i].integer() == 1) {
-          done.push_back(rels[i]);
-        }
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (out[i] != -1) {
+        done.push_back(rels[i]);
       }
     }
     copied += done.size();
     if (after_page) {
       TRY(after_page(done));
     }
-    TRY(freeze.keep_alive(c));
+    return freeze.keep_alive(c);
+  };
+  TRY_ASSIGN(KeyWalkResult walked, walk.run(copy));
+  if (walked.disagreement.empty()) {
+    return copied;
+  }
+  // The reference: every filesystem key SCAN finds. Those copied already
+  // answer -1 (the destination exists).
+  if (warning != nullptr) {
+    *warning = "the structure of " + _quote(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+  }
+  std::string cursor = "0";
+  std::vector<std::string> rels;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, sk.match_all(), page));
+    ReplyView list = page.view()[1];
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = sk.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+        rels.emplace_back(*rel);
+      }
+    }
+    TRY(copy(rels, found));
   } while (cursor != "0");
   return copied;
 }
@@ -497,7 +617,8 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 // Step 3 and the superblock, with the freeze held, into the staging prefix
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
-                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress) {
+                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress,
+                                          std::string& warning) {
   // The list of what was copied: the swap walks it (install.hpp) instead
   // of SCANning the server again.
   const std::string index = staging_index_key(tk);
@@ -507,7 +628,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                TRY(push_index(c, index, page));
                crash_if_injected("copy-staging");
                return {};
-             }));
+             }, &warning));
 
   std::string snap = _str(snapshot_ns);
   const std::string ttl = _str(k_temp_ttl_ms);
@@ -541,7 +662,8 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
 // Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
 // nothing of `tk` is left.
 static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connection& c, const Keys& sk, const Keys& tk,
-                                                                       const CopyOptions& opts, Progress& progress) {
+                                                                       const CopyOptions& opts, Progress& progress,
+                                                                       std::string& warning) {
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
   auto fail = [&](const Error& e) -> Error {
     while (c.pending() > 0) {
@@ -550,15 +672,14 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
     if (freeze.held()) {
       (void)freeze.release(c);
     }
-    (void)unlink_all(c, tk);
-    (void)c.command({"UNLINK", staging_index_key(tk)});
+    (void)unlink_listed(c, tk, staging_index_key(tk));  // what a crash leaves expires
     return make_error(e.code, "copy " + sk.prefix() + ": " + e.message + " (the partial copy was removed)");
   };
   auto snapshot_ns = server_time_ns(c);
   if (!snapshot_ns.ok()) {
     return fail(snapshot_ns.error());
   }
-  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress);
+  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress, warning);
   if (!copied.ok()) {
     return fail(copied.error());
   }
@@ -607,13 +728,25 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
   Keys tk(make_temp_prefix(dst, TempKind::Copy));
-  auto copied = _copy_to_staging(c, sk, tk, opts, progress);
+  std::string warning;
+  auto copied = _copy_to_staging(c, sk, tk, opts, progress, warning);
   progress.finish();
   if (!copied.ok()) {
     return std::move(copied).error();
   }
+  // What the cheap probe could not see: a key of DST the copy would take.
+  auto collision = target.any_key ? Result<std::optional<std::string>>(std::nullopt) : find_collision(c, tk, dk);
+  if (collision.ok() && *collision && !opts.force) {
+    collision = make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys (" + _quote(**collision) +
+                                       "); use --force to replace it");
+  }
+  if (!collision.ok()) {
+    (void)unlink_listed(c, tk, staging_index_key(tk));
+    return make_error(collision.error().code, "copy " + src + " -> " + dst + ": " + collision.error().message);
+  }
   Status still = reservation->check();
-  auto installed = still.ok() ? install_staging(c, tk, dk, target.any_key, copied->first, true)
+  const bool replace = target.any_key || collision->has_value();
+  auto installed = still.ok() ? install_staging(c, tk, dk, replace, copied->first, true)
                               : Result<InstallResult>(still.error());
   if (!installed.ok()) {
     (void)unlink_all(c, tk);
@@ -626,7 +759,10 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   stats.keys = installed->moved;
   stats.snapshot_ns = copied->second;
   stats.replaced = installed->replaced;
-  stats.warning = installed->warning;
+  stats.warning = warning;
+  if (!installed->warning.empty()) {
+    stats.warning += (stats.warning.empty() ? "" : "; ") + installed->warning;
+  }
   TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
   stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
   stats.seconds = _since(start);
@@ -634,6 +770,49 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 }
 
 // ---------------------------------------------------------------- delete
+
+// With the freeze held: the superblock, then every key the structure names
+// (and OPEN:<n>), then the mounts' register and what it names. The count of
+// keys removed; `why` gets the structure's disagreement, if any.
+static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Freeze& freeze, Progress& progress,
+                                            std::string& why) {
+  KeyWalk walk(c, keys, KeyWalkOptions{.opens = true});
+  TRY(walk.begin());
+  TRY_ASSIGN(Reply sb, c.command({"UNLINK", keys.sb()}));
+  std::uint64_t removed = static_cast<std::uint64_t>(sb.view().integer());
+  TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels,
+                                                 std::vector<long long>& found) -> Status {
+    std::vector<std::string> abs;
+    abs.reserve(rels.size());
+    std::string kinds;
+    for (const std::string& rel : rels) {
+      abs.push_back(keys.absolute(rel));
+      kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+    }
+    TRY_ASSIGN(Reply r, c.eval("unlink_named", abs, std::span<const std::string>(&kinds, 1)));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != rels.size()) {
+      return make_error(EIO, "redis: bad reply while deleting " + keys.prefix());
+    }
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      found[i] = v[i].integer();
+      n += found[i] != -1 ? 1 : 0;
+    }
+    removed += n;
+    progress.add(n);
+    return freeze.keep_alive(c);
+  }));
+  why = walked.disagreement;
+  TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
+  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing()};
+  for (std::size_t i = 0; i < sessions.view().size(); ++i) {
+    argv.push_back(keys.mount(sessions.view()[i].str()));
+    argv.push_back(keys.op_log(sessions.view()[i].str()));
+  }
+  TRY_ASSIGN(Reply rest, c.command(argv));
+  return removed + static_cast<std::uint64_t>(rest.view().integer());
+}
 
 Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool even_if_mounted, bool quiet) {
   TRY(validate_prefix(prefix));
@@ -644,7 +823,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   Keys keys(prefix);
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
   TRY(finish_install(c, keys));
-  TRY_ASSIGN(PrefixState st, probe_prefix(c, keys));
+  TRY_ASSIGN(PrefixState st, probe_prefix(c, keys, true));
   if (!st.any_key) {
     return make_error(ENOENT, "no key under prefix " + _quote(prefix));
   }
@@ -655,14 +834,25 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   Progress progress("delete " + prefix, 0, "keys", quiet);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));
   DeleteStats stats;
-  auto sb = c.command({"UNLINK", keys.sb()});
-  auto rest = sb.ok() ? unlink_all(c, keys, &freeze, &progress) : Result<std::uint64_t>(sb.error());
+  std::string why = "there is no superblock";
+  auto removed = st.has_sb ? _unlink_walked(c, keys, freeze, progress, why) : Result<std::uint64_t>(std::uint64_t{0});
+  if (removed.ok() && !why.empty()) {
+    // The reference: whatever SCAN still finds under the prefix.
+    if (st.has_sb) {
+      stats.warning = "the structure of " + _quote(prefix) + " disagreed with its superblock (" + why +
+                      "), so the keys it did not name were found by SCAN";
+    }
+    auto scanned = unlink_all(c, keys, &freeze, &progress);
+    removed = scanned.ok() ? Result<std::uint64_t>(*removed + *scanned) : Result<std::uint64_t>(scanned.error());
+  }
+  _drain_quietly(c);
   (void)freeze.release(c);  // a delete needs no point in time
   progress.finish();
-  if (!rest.ok()) {
-    return make_error(rest.error().code, "delete " + prefix + ": " + rest.error().message);
+  if (!removed.ok()) {
+    return make_error(removed.error().code, "delete " + prefix + ": " + removed.error().message);
   }
-  stats.keys = static_cast<std::uint64_t>(sb->view().integer()) + *rest;
+  (void)c.command({"SREM", k_registry_key, prefix});  // last: still reserved, so no mkfs raced it
+  stats.keys = *removed;
   stats.seconds = _since(start);
   return stats;
 }
@@ -696,7 +886,7 @@ static Status _scan_everywhere(Pool& pool, Connection& c, const std::string& mat
     std::string cursor = "0";
     do {
       Reply page;
-      TRY(_scan_page(on, cursor, match, page));
+      TRY(_scan_page(on, cursor, match, page, k_list_scan_count));
       each(page.view()[1]);
     } while (cursor != "0");
     return {};
@@ -724,36 +914,83 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   // copy or restore of an older version, a half-deleted filesystem), and
   // prefixes a tool has reserved. That needs every key of the server.
   std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
-  TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
-      auto colon = key.find(':');
-      if (colon == std::string_view::npos || colon == 0) {
-        continue;
+  auto registered = all ? Result<Reply>(make_error(EACCES, "--all")) : c.command({"SMEMBERS", k_registry_key});
+  if (!registered.ok() && c.broken()) {
+    return make_error(registered.error().code, "list: " + registered.error().message);
+  }
+  if (registered.ok() && registered->view().size() > 0) {
+    // The register: no SCAN of the server.
+    ReplyView v = registered->view();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::string prefix(v[i].str());
+      if (validate_prefix(prefix).ok() && temp_kind(prefix) == TempKind::None) {
+        prefixes.insert(std::move(prefix));
       }
-      std::string prefix(key.substr(0, colon));
-      KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
-      if (kind == KeyKind::Superblock) {
-        if (all || temp_kind(prefix) == TempKind::None) {
-          prefixes.insert(std::move(prefix));
+    }
+  } else {
+    TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        std::string_view key = list[i].str();
+        auto colon = key.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+          continue;
         }
-      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Freeze && kind != KeyKind::OpLog &&
-                 validate_prefix(prefix).ok()) {
-        keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
+        std::string prefix(key.substr(0, colon));
+        KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
+        if (kind == KeyKind::Superblock) {
+          if (all || temp_kind(prefix) == TempKind::None) {
+            prefixes.insert(std::move(prefix));
+          }
+        } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
+                   kind != KeyKind::Freeze && kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
+          keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
+        }
+      }
+    }));
+    // What the register lacked (filesystems an older redisfs made): in it
+    // from now on (best effort, as register_filesystem).
+    std::vector<std::string> argv{"SADD", std::string(k_registry_key)};
+    for (const std::string& p : prefixes) {
+      if (temp_kind(p) == TempKind::None) {
+        argv.push_back(p);
       }
     }
-  }));
+    if (argv.size() > 2) {
+      (void)c.command(argv);
+    }
+  }
 
+  // The live mounts of each prefix, from its register (no second SCAN).
   std::map<std::string, std::uint64_t> mounts;
-  TRY(_scan_everywhere(pool, c, "*:MOUNT:*", [&](ReplyView list) {
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string_view key = list[i].str();
-      auto colon = key.find(':');
-      if (colon != std::string_view::npos && key.substr(colon).starts_with(":MOUNT:")) {
-        ++mounts[std::string(key.substr(0, colon))];
-      }
+  std::vector<std::string> counted(prefixes.begin(), prefixes.end());
+  for (const auto& [p, has_data] : keyed) {
+    if (prefixes.count(p) == 0) {
+      counted.push_back(p);
     }
-  }));
+  }
+  for (const std::string& p : counted) {
+    c.append({"HKEYS", Keys(p).mounts()});
+  }
+  std::vector<std::pair<std::string, std::string>> sessions;  // prefix, session
+  for (const std::string& p : counted) {
+    auto r = c.read_reply();
+    if (!r.ok() && c.broken()) {
+      _drain_quietly(c);
+      return make_error(r.error().code, "list: " + p + ": " + r.error().message);
+    }
+    for (std::size_t i = 0; r.ok() && i < r->view().size(); ++i) {
+      sessions.emplace_back(p, std::string(r->view()[i].str()));
+    }
+  }
+  for (const auto& [p, session] : sessions) {
+    c.append({"EXISTS", Keys(p).mount(session)});
+  }
+  for (const auto& [p, session] : sessions) {
+    auto r = c.read_reply();
+    if (r.ok() && r->view().integer() == 1) {
+      ++mounts[p];
+    }
+  }
 
   std::vector<FsInfo> out;
   std::vector<std::string> names(prefixes.begin(), prefixes.end());

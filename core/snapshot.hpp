@@ -60,16 +60,21 @@ class Freeze {
 bool same_slot(const Keys& a, const Keys& b);
 
 // With `freeze` held: COPY every filesystem key of `sk` except the
-// superblock to the same relative key under `dk`, a SCAN page at a time,
-// refreshing the freeze between pages. With a TTL, each copy gets it in
-// the same pipeline (a temporary copy never exists without one). After each
-// page, `after_page` (if any) gets the relative keys that page copied.
-// On a cluster, between two slots (!same_slot), the keys go through the client instead:
-// DUMP, then RESTORE with the TTL (a destination that exists is not
-// copied, as with COPY). Returns how many keys were copied.
+// superblock to the same relative key under `dk`, in batches, refreshing
+// the freeze between them. The keys are those the filesystem's structure
+// names (key_walk.hpp: no SCAN of the server); when the structure disagrees
+// with the superblock's counters (a damaged filesystem), every key SCAN
+// finds is copied as well, and `warning` (if given) says so and names
+// fsck. With a TTL, each copy gets it in the same step (a temporary copy
+// never exists without one). After each batch, `after_page` (if any) gets
+// the relative keys that batch copied. On a cluster, between two slots
+// (!same_slot), the keys go through the client instead: DUMP, then RESTORE
+// with the TTL (a destination that exists is not copied, as with COPY).
+// Returns how many keys were copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
-    const std::function<Status(std::span<const std::string_view> copied)>& after_page);
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page,
+    std::string* warning = nullptr);
 
 // RPUSH `rels` to the list `index` and give it the temporary TTL: the list
 // of the keys a copy into a temporary prefix made, which dump and copy
@@ -116,19 +121,46 @@ inline constexpr long k_temp_ttl_ms = 12L * 3600 * 1000;
 std::string make_temp_prefix(std::string_view base, TempKind kind);
 TempKind temp_kind(std::string_view prefix);
 
-// What is under a prefix right now.
+// What is under a prefix right now, found without SCAN: the superblock,
+// the keys a filesystem or a tool always leaves (ORPHANS, the root inode,
+// INSTALLING, MOUNTS) and the live mounts in the register. With
+// `thorough`, when none of those exist, a SCAN looks for any key at all
+// (delete's "no key under prefix" costs O(server); copy and restore need
+// not: their final move never overwrites a key, install.hpp).
 struct PrefixState {
   bool has_sb = false;
-  bool any_key = false;    // any key at all under "<prefix>:"
-  std::uint64_t mounts = 0;  // live <prefix>:MOUNT:* keys
+  bool any_key = false;    // any key at all under "<prefix>:" (but RESERVED, FREEZE, OPLOG)
+  std::uint64_t mounts = 0;  // live mounts (MOUNTS fields whose MOUNT:<id> exists)
 };
-Result<PrefixState> probe_prefix(Connection& c, const Keys& keys);
+Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough = false);
+
+// The sessions in <prefix>:MOUNTS whose <prefix>:MOUNT:<id> exists: the
+// live mounts, counted without SCAN.
+Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
 
 // UNLINKs every key matching "<prefix>:*" but <prefix>:FREEZE (SCAN +
 // UNLINK in batches), keeping `freeze` alive if given; returns how many were
 // removed.
 Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze = nullptr,
                                  Progress* progress = nullptr);
+
+// Adds `prefix` to the register of filesystems (keys.hpp), best effort: a
+// user whose ACL keeps it off the register is simply not registered.
+void register_filesystem(Connection& c, std::string_view prefix);
+
+// Does `target` hold a key that the filesystem staged under `staged` would
+// occupy or name (a hole's block, an absent XATTR or DIR included)? Walks
+// the staged filesystem (key_walk.hpp) and asks EXISTS of each name under
+// `target`, instead of SCANning the server for "<target>:*": the key found,
+// or nullopt. A key the new filesystem does not name cannot change what it
+// holds; it is left alone (fsck reports it).
+Result<std::optional<std::string>> find_collision(Connection& c, const Keys& staged, const Keys& target);
+
+// UNLINKs the keys of a temporary prefix that `index` lists (relative
+// names, as push_index wrote them), its superblock and the list itself: a
+// temporary copy removed without a SCAN of the server. A key a failure
+// left off the list expires with its TTL. Returns how many were removed.
+Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::string& index);
 
 // ---------------------------------------------------------------- operations
 
@@ -159,11 +191,15 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 
 struct DeleteStats {
   std::uint64_t keys = 0;
+  std::string warning;  // something to tell the user although the delete succeeded
   double seconds = 0;
 };
 
 // Removes every key of `prefix`: the superblock first (so it stops looking
-// like a filesystem), then the rest. Waits for a running snapshot of it to
+// like a filesystem), then the rest, found from its structure (key_walk.hpp)
+// and its mounts' register, or, when the structure disagrees with the
+// superblock or there is none, by SCAN (`warning` then says so). Keys with a
+// TTL that nothing names (TMP:*) are left to expire. Waits for a running snapshot of it to
 // end first. Refuses a mounted prefix unless `even_if_mounted`; ENOENT when
 // there is no key at all.
 Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool even_if_mounted, bool quiet);
@@ -186,8 +222,11 @@ struct FsInfo {
   bool temporary = false;
 };
 
-// Every filesystem on the server (every "<prefix>:SB"; on a Redis Cluster,
-// on every master), sorted by prefix; those whose superblock the user may
+// Every filesystem on the server, sorted by prefix: those in the register
+// (keys.hpp) whose superblock exists, or, when the user may not read the
+// register, every "<prefix>:SB" a SCAN finds (on a Redis Cluster, on every
+// master); with `all`, always a SCAN of every key, and each filesystem
+// found is registered; those whose superblock the user may
 // not read (NOPERM: an ACL user and another tenant's prefix) left out;
 // temporary dump/restore prefixes only when `all`.
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all);

@@ -173,6 +173,12 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +
                                  ", which is filling, replacing or removing it; mount it when that has ended");
   }
+  if (!s->m_opts.read_only) {
+    // In the register of filesystems before mkfs can make one (keys.hpp):
+    // `list` reads it instead of SCANning the server. Best effort (an ACL
+    // user may not write it; list then SCANs).
+    (void)c->command({"SADD", k_registry_key, prefix});
+  }
   TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
   if (exists.view().integer() == 0) {
     // A prefix with keys but no superblock is a half-restored or
@@ -1580,7 +1586,8 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->eval("session", {m_keys.mount(m_opts.session)}, {info, std::to_string(k_session_ttl_ms)}));
+  TRY(c->eval("session", {m_keys.mount(m_opts.session), m_keys.mounts()},
+              {info, std::to_string(k_session_ttl_ms), m_opts.session}));
   m_registered = true;
   if (!m_opts.read_only) {
     // The changes set the outcome records' TTL only when a connection's
@@ -1593,7 +1600,9 @@ Status Store::heartbeat() {
 
 Status Store::end_session() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(c->command({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)}));
+  c->append({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)});
+  c->append({"HDEL", m_keys.mounts(), m_opts.session});
+  TRY(c->read_all());
   m_registered = false;
   return {};
 }

@@ -25,6 +25,9 @@ void add_delete_command(CLI::App& app, ToolContext& ctx) {
     if (!stats.ok()) {
       throw_failure(stats.error());
     }
+    if (!stats->warning.empty()) {
+      std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
+    }
     char line[512];
     std::snprintf(line, sizeof line, "deleted %s: %llu keys in %.1f s", args->prefix.c_str(),
                   static_cast<unsigned long long>(stats->keys), stats->seconds);

@@ -71,7 +71,7 @@ dbsize() {
 fs_digest() {
   local prefix=$1 sock=${2:-$SOCK}
   redis-cli -s "$sock" --scan --pattern "$prefix:*" | sort -u |
-    { grep -Ev "^$prefix:(SB|FREEZE|MOUNT:.*|OPLOG:.*)\$" || true; } >"$T/digest.keys"
+    { grep -Ev "^$prefix:(SB|FREEZE|MOUNTS|MOUNT:.*|OPLOG:.*)\$" || true; } >"$T/digest.keys"
   [[ -s $T/digest.keys ]] || return 0
   # One redis-cli for every key (schema keys hold no spaces).
   paste -d' ' <(sed "s/^$prefix://" "$T/digest.keys") \
@@ -116,6 +116,7 @@ make_fs() {
     atime "$now" mtime "$now" ctime "$now" >/dev/null
   "${r[@]}" hset "$p:INODE:5" type symlink mode 0777 uid 0 gid 0 size 8 nlink 1 rdev 0 bytes 0 target data.bin \
     atime "$now" mtime "$now" ctime "$now" >/dev/null
+  "${r[@]}" sadd 'redisfs~FILESYSTEMS' "$p" >/dev/null  # registered, as mkfs's mount does
   "${r[@]}" hset "$p:XATTR:2" user.comment "a text file" >/dev/null
   printf '\x00\xff\xfe binary' | "${r[@]}" -x hset "$p:XATTR:3" user.raw >/dev/null
 }

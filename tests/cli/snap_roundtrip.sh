@@ -9,6 +9,7 @@ make_fs SKX
 make_fs SKX2x
 rcli set SKXA:BLK:1:0 sibling >/dev/null
 rcli set SKX:MOUNT:dead-mount alive px 60000 >/dev/null
+rcli hset SKX:MOUNTS dead-mount alive >/dev/null  # a mount registers in MOUNTS
 src=$(fs_digest SKX)
 sibling=$(fs_digest SKX2x)
 
@@ -111,9 +112,10 @@ rcli hset R1:DIR:1 stray 77 >/dev/null
 snap -q restore "$T/skx.json" --prefix R1 --force
 [[ $(fs_digest R1) == "$src" ]] || fail "forced restore differs"
 rcli set R1:MOUNT:m alive px 60000 >/dev/null
+rcli hset R1:MOUNTS m alive >/dev/null
 expect_fail snap restore "$T/skx.json" --prefix R1 --force
 grep -q 'mounted' "$T/err" || fail "restore over a mounted fs: $(cat "$T/err")"
-rcli del R1:MOUNT:m >/dev/null
+rcli del R1:MOUNT:m R1:MOUNTS >/dev/null
 
 note "dry run writes nothing"
 before=$(dbsize)
@@ -131,7 +133,8 @@ SOCK2=$T/second.sock
 snap -q dump SKX | "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK2" restore - --prefix COPY
 [[ $(fs_digest COPY "$SOCK2") == "$src" ]] || fail "the second server's copy differs"
 [[ $(sb_content COPY "$SOCK2") == "$(sb_content SKX)" ]] || fail "the second server's superblock differs"
-[[ $(dbsize "$SOCK2") == 12 ]] || fail "the second server holds $(dbsize "$SOCK2") keys"
+[[ $(dbsize "$SOCK2") == 13 ]] || fail "the second server holds $(dbsize "$SOCK2") keys"  # and the register
+[[ $(redis-cli -s "$SOCK2" smembers 'redisfs~FILESYSTEMS') == COPY ]] || fail "COPY is not registered"
 # A dump of the copy restores back to the original's content.
 "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK2" dump COPY | snap -q restore --prefix BACK
 [[ $(fs_digest BACK) == "$src" ]] || fail "round trip through two servers differs"
@@ -161,7 +164,7 @@ snap -q delete 'SKX~dump~0123456789abcdef'
 note "delete"
 expect_fail snap delete SKX  # mounted (SKX:MOUNT:dead-mount)
 grep -q 'mounted' "$T/err" || fail "delete of a mounted fs: $(cat "$T/err")"
-[[ $(key_count SKX) == 13 ]] || fail "a refused delete removed keys"
+[[ $(key_count SKX) == 14 ]] || fail "a refused delete removed keys"  # 12, MOUNT:dead-mount, MOUNTS
 snap delete SNAP2 2>"$T/err"
 grep -q '^deleted SNAP2: 12 keys' "$T/err" || fail "delete summary: $(cat "$T/err")"
 [[ $(key_count SNAP2) == 0 ]] || fail "SNAP2 not deleted"

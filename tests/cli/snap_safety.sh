@@ -130,12 +130,25 @@ out=$(timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix SNAP "$T/snap
 [[ $out != *"snapshot of 'SNAP'"* ]] || fail "a filesystem called a snapshot of itself: $out"
 
 note "a copy killed with SIGKILL leaves only expiring staging keys"
+# A long copy: NEW gets /many, a file of 150,000 one-byte blocks (inode
+# 999999, block size 64 KiB), made straight on the server.
 python3 - <<'PY' | rcli --pipe >/dev/null
-import sys
+import sys, time
 out = sys.stdout.buffer
+def cmd(*args):
+    out.write(b'*%d\r\n' % len(args))
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.write(b'$%d\r\n%s\r\n' % (len(a), a))
 for i in range(150000):
-    key = b'NEW:BLK:999999:%d' % i
-    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n' % (len(key), key))
+    cmd('SET', 'NEW:BLK:999999:%d' % i, 'x')
+now = time.time_ns()
+cmd('HSET', 'NEW:INODE:999999', 'type', 'file', 'mode', '0644', 'uid', 0, 'gid', 0, 'size', 150000 * 65536,
+    'nlink', 1, 'rdev', 0, 'bytes', 150000, 'atime', now, 'mtime', now, 'ctime', now)
+cmd('HSET', 'NEW:DIR:1', 'many', 999999)
+cmd('HINCRBY', 'NEW:SB', 'inodes', 1)
+cmd('HINCRBY', 'NEW:SB', 'bytes', 150000)
+cmd('HSET', 'NEW:SB', 'next_inode', 1000000)
 PY
 # check_killed: whatever the moment a copy to KILLED died, KILLED holds
 # nothing but its reservation and maybe the journal of its last step, and

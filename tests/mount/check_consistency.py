@@ -170,6 +170,8 @@ class Checker:
                 want = "string"
             elif kind == b"MOUNT" and len(parts) == 2:
                 want = "string"
+            elif kind == b"MOUNTS" and len(parts) == 1:
+                want = "hash"  # the mounts' register: session -> what MOUNT:<session> holds
             elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):
                 # opens held by live (or crashed) mounts: not the filesystem
                 if self.no_opens:
@@ -362,11 +364,11 @@ class Checker:
 
 
 def digest(r, prefix):
-    """sha256 of every filesystem key and value (MOUNT:*, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
+    """sha256 of every filesystem key and value (MOUNT:*, MOUNTS, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
     import hashlib
     prefix = prefix.encode()
     keys = sorted(k for k in r.scan(prefix + b":*")
-                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
+                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"MOUNTS", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
     h = hashlib.sha256()
     types = r.pipeline([("TYPE", k) for k in keys])
     values = r.pipeline([("HGETALL", k) if t == b"hash" else ("GET", k) for k, t in zip(keys, types)])

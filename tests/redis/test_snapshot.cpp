@@ -20,6 +20,7 @@
 #include "dump_io.hpp"
 #include "fsck.hpp"
 #include "fixture.hpp"
+#include "require_ok.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
 
@@ -30,16 +31,10 @@ namespace {
 
 const Caller k_user{1000, 1000};
 
-template <class T>
-T _ok(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), r.error().message);
-  return std::move(r).value();
-}
-
-void _ok(Status s) { REQUIRE_MESSAGE(s.ok(), s.error().message); }
+using redisfs::test::ok;
 
 std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix, StoreOptions opts = {}) {
-  return _ok(Store::open(pool, prefix, std::move(opts)));
+  return ok(Store::open(pool, prefix, std::move(opts)));
 }
 
 // Every filesystem key of a prefix, relative, with its type and value
@@ -54,13 +49,13 @@ Content _content(Connection& c, const std::string& prefix) {
     if (!is_filesystem_key(parse_relative_key(rel).kind)) {
       continue;
     }
-    auto type = _ok(c.command({"TYPE", key}));
+    auto type = ok(c.command({"TYPE", key}));
     std::string t(type.view().str());
     if (t == "string") {
-      auto v = _ok(c.command({"GET", key}));
+      auto v = ok(c.command({"GET", key}));
       out[rel] = "s" + std::string(v.view().str());
     } else if (t == "hash") {
-      auto v = _ok(c.command({"HGETALL", key}));
+      auto v = ok(c.command({"HGETALL", key}));
       std::map<std::string, std::string> fields;
       for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
         fields[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
@@ -84,7 +79,7 @@ Content _content(Connection& c, const std::string& prefix) {
 }
 
 std::map<std::string, std::string> _hash(Connection& c, const std::string& key) {
-  auto v = _ok(c.command({"HGETALL", key}));
+  auto v = ok(c.command({"HGETALL", key}));
   std::map<std::string, std::string> out;
   for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
     out[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
@@ -92,13 +87,13 @@ std::map<std::string, std::string> _hash(Connection& c, const std::string& key) 
   return out;
 }
 
-long long _dbsize(Connection& c) { return _ok(c.command({"DBSIZE"})).view().integer(); }
+long long _dbsize(Connection& c) { return ok(c.command({"DBSIZE"})).view().integer(); }
 
 std::size_t _keys_matching(Connection& c, const std::string& match) {
   std::size_t n = 0;
   std::string cursor = "0";
   do {
-    auto r = _ok(c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    auto r = ok(c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
     cursor = std::string(r.view()[0].str());
     n += r.view()[1].size();
   } while (cursor != "0");
@@ -108,26 +103,26 @@ std::size_t _keys_matching(Connection& c, const std::string& match) {
 // A small filesystem with every kind of node: nested dirs, a multi-block
 // binary file with a hole, text, a symlink, a fifo, xattrs.
 void _populate(Store& s) {
-  Ino d = _ok(s.mkdir(k_root_ino, "dir", 0755, k_user)).ino;
-  Ino sub = _ok(s.mkdir(d, "sub dir é", 0700, k_user)).ino;
-  Ino f = _ok(s.mknod(d, "binary", S_IFREG | 0644, 0, k_user)).ino;
+  Ino d = ok(s.mkdir(k_root_ino, "dir", 0755, k_user)).ino;
+  Ino sub = ok(s.mkdir(d, "sub dir é", 0700, k_user)).ino;
+  Ino f = ok(s.mknod(d, "binary", S_IFREG | 0644, 0, k_user)).ino;
   std::string bin;
   for (int i = 0; i < 200000; ++i) {
     bin.push_back(static_cast<char>((i * 7919) & 0xff));
   }
-  _ok(s.write(f, 0, bin, false));
-  _ok(s.write(f, 600000, "tail after a hole", false));
-  Ino t = _ok(s.mknod(sub, "hello.txt", S_IFREG | 0600, 0, k_user)).ino;
-  _ok(s.write(t, 0, "hello, world\n", false));
-  _ok(s.symlink(k_root_ino, "link", "dir/binary", k_user));
-  _ok(s.mknod(k_root_ino, "fifo", S_IFIFO | 0644, 0, k_user));
-  _ok(s.setxattr(t, "user.note", std::string("\x00\xff binary", 9), 0));
-  _ok(s.setxattr(d, "user.text", "plain", 0));
+  ok(s.write(f, 0, bin, false));
+  ok(s.write(f, 600000, "tail after a hole", false));
+  Ino t = ok(s.mknod(sub, "hello.txt", S_IFREG | 0600, 0, k_user)).ino;
+  ok(s.write(t, 0, "hello, world\n", false));
+  ok(s.symlink(k_root_ino, "link", "dir/binary", k_user));
+  ok(s.mknod(k_root_ino, "fifo", S_IFIFO | 0644, 0, k_user));
+  ok(s.setxattr(t, "user.note", std::string("\x00\xff binary", 9), 0));
+  ok(s.setxattr(d, "user.text", "plain", 0));
 }
 
 std::string _dump(Pool& pool, const std::string& prefix) {
   std::ostringstream out;
-  _ok(dump_filesystem(pool, prefix, out, DumpOptions{true}));
+  ok(dump_filesystem(pool, prefix, out, DumpOptions{true}));
   return out.str();
 }
 
@@ -208,14 +203,14 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: identical keys, marked as a read-only sna
     auto s = _open(pool, prefix);
     _populate(*s);
     auto s2 = _open(pool, p2);
-    _ok(s2->mkdir(k_root_ino, "other", 0755, k_user));
+    ok(s2->mkdir(k_root_ino, "other", 0755, k_user));
   }
-  _ok(conn().command({"SET", pa + ":BLK:1:0", "not ours"}));
-  _ok(conn().command({"SET", prefix + ":MOUNT:abc", "alive", "PX", "60000"}));
+  ok(conn().command({"SET", pa + ":BLK:1:0", "not ours"}));
+  ok(conn().command({"SET", prefix + ":MOUNT:abc", "alive", "PX", "60000"}));
   Content before2 = _content(conn(), p2);
   Content src = _content(conn(), prefix);
 
-  CopyStats stats = _ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CopyStats stats = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
   CHECK(stats.keys == src.size());
   CHECK(stats.bytes > 0);
 
@@ -250,7 +245,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: identical keys, marked as a read-only sna
   auto snap = _open(pool, dst, ro);
   CHECK(snap->superblock().read_only);
   CHECK(snap->superblock().origin == prefix);
-  Attr bin = _ok(snap->lookup(_ok(snap->lookup(k_root_ino, "dir")).ino, "binary"));
+  Attr bin = ok(snap->lookup(ok(snap->lookup(k_root_ino, "dir")).ino, "binary"));
   CHECK(bin.size == 600000 + 17);
 }
 
@@ -267,27 +262,31 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
   CHECK(copy_filesystem(pool, prefix, "glob*", {}).code() == EINVAL);
   CHECK(test::keys_under(conn(), dst).empty());
 
-  // Any key under DST makes it "existing", even without a superblock.
-  _ok(conn().command({"SET", dst + ":BLK:9:0", "stray"}));
+  // A key under DST that the copy would take or name makes it "existing",
+  // even without a superblock: here a block in a hole of "binary" (inode
+  // 4), found without a SCAN (find_collision).
+  ok(conn().command({"SET", dst + ":BLK:4:5", "stray"}));
   auto refused = copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true});
   CHECK(refused.code() == EEXIST);
   CHECK(refused.error().message.find("--force") != std::string::npos);
+  CHECK(refused.error().message.find("BLK:4:5") != std::string::npos);
   CHECK(test::keys_under(conn(), dst).size() == 1);
 
-  _ok(copy_filesystem(pool, prefix, dst, CopyOptions{true, true, true}));
-  CHECK(_keys_matching(conn(), dst + ":BLK:9:0") == 0);
+  ok(copy_filesystem(pool, prefix, dst, CopyOptions{true, true, true}));
+  CHECK(_keys_matching(conn(), dst + ":BLK:4:5") == 0);
   auto sb = _hash(conn(), Keys(dst).sb());
   CHECK(sb["read_only"] == "0");
   CHECK(sb["origin"] == prefix);
   {
     auto clone = _open(pool, dst);  // a writable clone opens read-write
-    _ok(clone->mkdir(k_root_ino, "only in the clone", 0755, k_user));
+    ok(clone->mkdir(k_root_ino, "only in the clone", 0755, k_user));
   }
   auto src_store = _open(pool, prefix);
   CHECK(src_store->lookup(k_root_ino, "only in the clone").code() == ENOENT);
 
   // A mounted destination is never replaced.
-  _ok(conn().command({"SET", dst + ":MOUNT:m1", "alive", "PX", "60000"}));
+  ok(conn().command({"SET", dst + ":MOUNT:m1", "alive", "PX", "60000"}));
+  ok(conn().command({"HSET", dst + ":MOUNTS", "m1", "alive"}));
   Content before = _content(conn(), dst);
   CHECK(copy_filesystem(pool, prefix, dst, CopyOptions{true, false, true}).code() == EBUSY);
   CHECK(_content(conn(), dst) == before);
@@ -295,8 +294,8 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
 
 TEST_CASE_FIXTURE(RedisFixture, "freeze: exclusive, blocks change scripts, detects a lost token") {
   auto s = _open(pool, prefix);
-  auto lease = _ok(pool.acquire());
-  Freeze f = _ok(Freeze::acquire(*lease, keys));
+  auto lease = ok(pool.acquire());
+  Freeze f = ok(Freeze::acquire(*lease, keys));
   CHECK(Freeze::acquire(*lease, keys, std::chrono::milliseconds(200)).code() == EBUSY);
 
   std::atomic<bool> done{false};
@@ -308,22 +307,22 @@ TEST_CASE_FIXTURE(RedisFixture, "freeze: exclusive, blocks change scripts, detec
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(_keys_matching(conn(), prefix + ":DIR:*") == 0);  // the root has no entries yet
   CHECK(!done.load());
-  _ok(f.refresh(*lease));
-  _ok(f.release(*lease));
+  ok(f.refresh(*lease));
+  ok(f.release(*lease));
   writer.join();
   CHECK(done.load());
   CHECK(s->lookup(k_root_ino, "made while frozen").ok());
 
-  Freeze g = _ok(Freeze::acquire(*lease, keys));
-  _ok(conn().command({"DEL", keys.freeze()}));  // as if the TTL ran out
+  Freeze g = ok(Freeze::acquire(*lease, keys));
+  ok(conn().command({"DEL", keys.freeze()}));  // as if the TTL ran out
   CHECK(g.refresh(*lease).code() == EAGAIN);
   CHECK(g.release(*lease).code() == EAGAIN);
 
-  Freeze h = _ok(Freeze::acquire(*lease, keys));
-  _ok(conn().command({"SET", keys.freeze(), "someone else"}));
+  Freeze h = ok(Freeze::acquire(*lease, keys));
+  ok(conn().command({"SET", keys.freeze(), "someone else"}));
   CHECK(h.release(*lease).code() == EAGAIN);
-  CHECK(_ok(conn().command({"GET", keys.freeze()})).view().str() == "someone else");
-  _ok(conn().command({"DEL", keys.freeze()}));
+  CHECK(ok(conn().command({"GET", keys.freeze()})).view().str() == "someone else");
+  ok(conn().command({"DEL", keys.freeze()}));
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "copies and restored dumps hold no orphans of the mounts they were taken from") {
@@ -331,10 +330,10 @@ TEST_CASE_FIXTURE(RedisFixture, "copies and restored dumps hold no orphans of th
   {
     auto s = _open(pool, prefix);
     _populate(*s);
-    held = _ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
-    _ok(s->write(held, 0, std::string(200000, 'h'), false));
-    _ok(s->setxattr(held, "user.x", "y", 0));
-    CHECK(_ok(s->unlink(k_root_ino, "held")) == held);
+    held = ok(s->create(k_root_ino, "held", 0644, k_user)).ino;
+    ok(s->write(held, 0, std::string(200000, 'h'), false));
+    ok(s->setxattr(held, "user.x", "y", 0));
+    CHECK(ok(s->unlink(k_root_ino, "held")) == held);
   }
   REQUIRE(_hash(conn(), prefix + ":ORPHANS").size() == 1);
   auto sb = _hash(conn(), prefix + ":SB");
@@ -350,14 +349,14 @@ TEST_CASE_FIXTURE(RedisFixture, "copies and restored dumps hold no orphans of th
     auto got = _hash(conn(), p + ":SB");
     CHECK(got["inodes"] == std::to_string(inodes));
     CHECK(got["bytes"] == std::to_string(bytes));
-    auto report = _ok(fsck(pool, p, false, nullptr));
+    auto report = ok(fsck(pool, p, false, nullptr));
     CHECK(report.remaining() == 0);
   };
   std::string copy = extra_prefix();
-  _ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
+  ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
   check_clean(copy);
   std::string restored = extra_prefix();
-  _ok(_restore(pool, _dump(pool, prefix), restored));
+  ok(_restore(pool, _dump(pool, prefix), restored));
   check_clean(restored);
   CHECK(_hash(conn(), prefix + ":ORPHANS").size() == 1);  // the source keeps its own
 }
@@ -372,9 +371,9 @@ TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another 
   // fsck passes, so it is a real one).
   {
     auto s = _open(pool, prefix);
-    Ino big = _ok(s->mkdir(k_root_ino, "big", 0755, k_user)).ino;
+    Ino big = ok(s->mkdir(k_root_ino, "big", 0755, k_user)).ino;
     for (int i = 0; i < 5000; ++i) {
-      _ok(s->mknod(big, "entry-" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+      ok(s->mknod(big, "entry-" + std::to_string(i), S_IFREG | 0644, 0, k_user));
     }
   }
   Content src = _content(conn(), prefix);
@@ -390,7 +389,7 @@ TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another 
   CHECK(doc["records"][0]["key"] == "SB");
   CHECK(doc["trailer"]["records"] == src.size());
 
-  RestoreStats rs = _ok(_restore(pool, text, other));
+  RestoreStats rs = ok(_restore(pool, text, other));
   CHECK(rs.prefix == other);
   CHECK(rs.source_prefix == prefix);
   CHECK(rs.trailer.records == src.size());
@@ -398,7 +397,7 @@ TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another 
   CHECK(_dbsize(conn()) == keys_before + static_cast<long long>(src.size()));
   for (const auto& key : test::keys_under(conn(), other)) {
     CAPTURE(key);
-    CHECK(_ok(conn().command({"PTTL", key})).view().integer() == -1);  // no staging TTL survives the move
+    CHECK(ok(conn().command({"PTTL", key})).view().integer() == -1);  // no staging TTL survives the move
   }
 
   // Default target is the header's prefix: it exists, so it is refused.
@@ -413,11 +412,12 @@ TEST_CASE_FIXTURE(RedisFixture, "dump and restore: identical keys under another 
   CHECK(_dbsize(conn()) == keys_before + static_cast<long long>(src.size()));
 
   // --force replaces, but never a mounted filesystem.
-  _ok(conn().command({"HSET", Keys(other).dir(1), "stray", "99"}));
-  _ok(conn().command({"SET", Keys(other).mount("m"), "alive", "PX", "60000"}));
+  ok(conn().command({"HSET", Keys(other).dir(1), "stray", "99"}));
+  ok(conn().command({"SET", Keys(other).mount("m"), "alive", "PX", "60000"}));
+  ok(conn().command({"HSET", Keys(other).mounts(), "m", "alive"}));
   CHECK(_restore(pool, text, other, true).code() == EBUSY);
-  _ok(conn().command({"DEL", Keys(other).mount("m")}));
-  RestoreStats forced = _ok(_restore(pool, text, other, true));
+  ok(conn().command({"DEL", Keys(other).mount("m"), Keys(other).mounts()}));
+  RestoreStats forced = ok(_restore(pool, text, other, true));
   CHECK(forced.replaced);
   CHECK(_content(conn(), other) == src);
   CHECK(_keys_matching(conn(), other + "~*") == 0);
@@ -430,7 +430,7 @@ TEST_CASE_FIXTURE(RedisFixture, "dump to a file: renamed into place only when co
     _populate(*s);
   }
   std::string path = dir.path() + "/fs.json";
-  DumpStats stats = _ok(dump_to_path(pool, prefix, path, DumpOptions{true}));
+  DumpStats stats = ok(dump_to_path(pool, prefix, path, DumpOptions{true}));
   CHECK(stats.trailer.records > 5);
   CHECK(std::filesystem::file_size(path) > 200000);
 
@@ -448,7 +448,7 @@ TEST_CASE_FIXTURE(RedisFixture, "dump to a file: renamed into place only when co
   RestoreOptions opts;
   opts.prefix = other;
   opts.quiet = true;
-  _ok(restore_from_path(&pool, path, opts));
+  ok(restore_from_path(&pool, path, opts));
   CHECK(_content(conn(), other) == _content(conn(), prefix));
   CHECK(restore_from_path(&pool, dir.path() + "/nope.json", opts).code() == ENOENT);
 }
@@ -461,7 +461,7 @@ TEST_CASE_FIXTURE(RedisFixture, "restore --dry-run verifies and writes nothing")
   std::string text = _dump(pool, prefix);
   std::string other = extra_prefix();
   long long before = _dbsize(conn());
-  RestoreStats rs = _ok(_restore(pool, text, other, false, true));
+  RestoreStats rs = ok(_restore(pool, text, other, false, true));
   CHECK(rs.prefix == other);
   CHECK(_dbsize(conn()) == before);
   CHECK(_restore(pool, text, prefix, false, true).code() == EEXIST);
@@ -471,7 +471,7 @@ TEST_CASE_FIXTURE(RedisFixture, "restore --dry-run verifies and writes nothing")
   RestoreOptions opts;
   opts.dry_run = true;
   opts.quiet = true;
-  _ok(restore_filesystem(nullptr, in, opts));
+  ok(restore_filesystem(nullptr, in, opts));
   CHECK(_dbsize(conn()) == before);
 }
 
@@ -532,7 +532,7 @@ TEST_CASE_FIXTURE(RedisFixture, "restore refuses hostile dumps and leaves everyt
   std::string good = _write(_valid_records());
   {
     // The baseline is accepted (then removed again).
-    _ok(_restore(pool, good, fresh));
+    ok(_restore(pool, good, fresh));
     CHECK(_content(conn(), fresh).size() == 5);
     test::delete_prefix(conn(), fresh);
   }
@@ -642,18 +642,18 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
   StoreOptions opts;
   opts.mkfs_block_size = 4096;  // records straddle blocks
   auto s = _open(pool, prefix, opts);
-  Ino a = _ok(s->mkdir(k_root_ino, "a", 0755, k_user)).ino;
-  Ino b = _ok(s->mkdir(k_root_ino, "b", 0755, k_user)).ino;
-  Ino filler = _ok(s->mkdir(k_root_ino, "filler", 0755, k_user)).ino;
+  Ino a = ok(s->mkdir(k_root_ino, "a", 0755, k_user)).ino;
+  Ino b = ok(s->mkdir(k_root_ino, "b", 0755, k_user)).ino;
+  Ino filler = ok(s->mkdir(k_root_ino, "filler", 0755, k_user)).ino;
   for (int i = 0; i < k_files; ++i) {
-    _ok(s->mknod(a, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    ok(s->mknod(a, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
   }
   // Enough keys that a copy takes many SCAN pages.
   for (int i = 0; i < 1500; ++i) {
-    Ino f = _ok(s->mknod(filler, "x" + std::to_string(i), S_IFREG | 0644, 0, k_user)).ino;
-    _ok(s->write(f, 0, "x", false));
+    Ino f = ok(s->mknod(filler, "x" + std::to_string(i), S_IFREG | 0644, 0, k_user)).ino;
+    ok(s->write(f, 0, "x", false));
   }
-  Ino log = _ok(s->mknod(k_root_ino, "log", S_IFREG | 0644, 0, k_user)).ino;
+  Ino log = ok(s->mknod(k_root_ino, "log", S_IFREG | 0644, 0, k_user)).ino;
 
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> steps{0};
@@ -689,7 +689,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
     for (Ino d : {a, b}) {
       std::uint64_t cursor = 0;
       do {
-        auto page = _ok(snap->readdir(d, cursor, 100, false));
+        auto page = ok(snap->readdir(d, cursor, 100, false));
         for (auto& e : page.entries) {
           names.insert(e.name);
           ++entries;
@@ -699,10 +699,10 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
     }
     CHECK(entries == k_files);
     CHECK(names.size() == k_files);
-    Attr la = _ok(snap->getattr(log));
+    Attr la = ok(snap->getattr(log));
     CHECK(la.size % k_record == 0);
     std::string data;
-    _ok(snap->read(log, 0, la.size, data));
+    ok(snap->read(log, 0, la.size, data));
     REQUIRE(data.size() == la.size);
     for (std::size_t i = 0; i < data.size() / k_record; ++i) {
       char expect[32];
@@ -722,7 +722,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
     std::size_t in_b = 0;
     std::uint64_t cursor = 0;
     do {
-      auto page = _ok(snap->readdir(b, cursor, 100, false));
+      auto page = ok(snap->readdir(b, cursor, 100, false));
       in_b += page.entries.size();
       cursor = page.next_cursor;
     } while (cursor != 0);
@@ -737,10 +737,10 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
   }
   for (int round = 0; round < 3; ++round) {
     std::string copy = extra_prefix();
-    _ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
+    ok(copy_filesystem(pool, prefix, copy, CopyOptions{false, false, true}));
     std::string text = _dump(pool, prefix);
     std::string restored = extra_prefix();
-    _ok(_restore(pool, text, restored));
+    ok(_restore(pool, text, restored));
     verify(copy);
     verify(restored);
   }
@@ -757,15 +757,16 @@ TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first; refuses a
   }
   std::string sibling = prefix + "X";
   Cleanup guard{conn(), {sibling}};
-  _ok(conn().command({"SET", sibling + ":SB", "keep"}));
-  _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  ok(conn().command({"SET", sibling + ":SB", "keep"}));
+  ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  ok(conn().command({"HSET", keys.mounts(), "m1", "alive", "gone", "a crashed mount"}));
   auto busy = delete_prefix(pool, prefix, false, true);
   CHECK(busy.code() == EBUSY);
   CHECK(busy.error().message.find("mounted") != std::string::npos);
   CHECK(_keys_matching(conn(), keys.sb()) == 1);
 
   std::size_t n = test::keys_under(conn(), prefix).size();
-  DeleteStats st = _ok(delete_prefix(pool, prefix, true, true));
+  DeleteStats st = ok(delete_prefix(pool, prefix, true, true));
   CHECK(st.keys == n);
   CHECK(test::keys_under(conn(), prefix).empty());
   CHECK(_keys_matching(conn(), sibling + ":*") == 1);
@@ -780,13 +781,14 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
     auto s = _open(pool, prefix);
     _populate(*s);
   }
-  _ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
-  _ok(copy_filesystem(pool, prefix, clone, CopyOptions{false, true, true}));
-  _ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
-  _ok(conn().command({"SET", keys.mount("m2"), "alive", "PX", "60000"}));
+  ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
+  ok(copy_filesystem(pool, prefix, clone, CopyOptions{false, true, true}));
+  ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
+  ok(conn().command({"SET", keys.mount("m2"), "alive", "PX", "60000"}));
+  ok(conn().command({"HSET", keys.mounts(), "m1", "alive", "m2", "alive", "m3", "a crashed mount"}));
   std::string temp = make_temp_prefix(prefix, TempKind::Dump);
   Cleanup guard{conn(), {temp}};
-  _ok(conn().command({"HSET", temp + ":SB", "format", "redisfs"}));
+  ok(conn().command({"HSET", temp + ":SB", "format", "redisfs"}));
 
   auto find = [](const std::vector<FsInfo>& list, const std::string& p) -> const FsInfo* {
     for (const auto& fs : list) {
@@ -796,7 +798,7 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
     }
     return nullptr;
   };
-  auto list = _ok(list_filesystems(pool, false));
+  auto list = ok(list_filesystems(pool, false));
   const FsInfo* fs = find(list, prefix);
   REQUIRE(fs != nullptr);
   CHECK(fs->kind == "filesystem");
@@ -813,7 +815,7 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
   REQUIRE(find(list, clone) != nullptr);
   CHECK(find(list, clone)->kind == "clone");
   CHECK(find(list, temp) == nullptr);
-  auto all = _ok(list_filesystems(pool, true));
+  auto all = ok(list_filesystems(pool, true));
   REQUIRE(find(all, temp) != nullptr);
   CHECK(find(all, temp)->kind == "dump-temp");
 
