@@ -14,7 +14,6 @@
 
 #include "dump_io.hpp"
 #include "fixture.hpp"
-#include "require_ok.hpp"
 #include "key_walk.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"

@@ -20,7 +20,6 @@
 #include "dump_io.hpp"
 #include "fsck.hpp"
 #include "fixture.hpp"
-#include "require_ok.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
 
