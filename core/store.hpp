@@ -298,6 +298,15 @@ class Store {
   void settle_all();
   // Drops `ino` from the gathered files (it must not be live).
   void forget_gathered(Ino ino);
+  // send_gathered() and forget_gathered(): the file goes to the server.
+  Status stop_gathering(Ino ino, Gathered& file);
+  // The file `ino` while it is being gathered, its mutex held; none when
+  // it is not.
+  struct LockedGathered {
+    std::shared_ptr<Gathered> file;
+    std::unique_lock<std::mutex> lock;
+  };
+  LockedGathered lock_live(Ino ino);
   std::vector<Ino> gathered_inos();
   // Appends the write.lua call (and the SETs of its TMP keys) for `data`
   // at `offset` to `c`; returns how many replies to read.

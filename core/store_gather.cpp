@@ -100,13 +100,28 @@ bool Store::gathering(Ino ino) {
   return file->live || file->failed.has_value();
 }
 
-Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
-  auto file = gathered(ino);
-  if (!file) {
-    return false;
+Store::LockedGathered Store::lock_live(Ino ino) {
+  LockedGathered found;
+  found.file = gathered(ino);
+  if (found.file) {
+    found.lock = std::unique_lock(found.file->mutex);
+    if (!found.file->live) {
+      found.lock.unlock();
+      found.file.reset();
+    }
   }
-  std::lock_guard lock(file->mutex);
-  if (!file->live) {
+  return found;
+}
+
+Status Store::stop_gathering(Ino ino, Gathered& file) {
+  Status sent = send_gathered(ino, file);
+  forget_gathered(ino);
+  return sent;
+}
+
+Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
     return false;
   }
   bool fits = !append && offset <= k_max_file_size && data.size() <= k_max_file_size - offset &&
@@ -119,9 +134,7 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     }
   }
   if (!fits) {
-    Status sent = send_gathered(ino, *file);
-    forget_gathered(ino);
-    TRY(sent);
+    TRY(stop_gathering(ino, *file));
     return false;
   }
   auto& changes = file->changes;
@@ -140,18 +153,12 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
 }
 
 Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
-  auto file = gathered(ino);
+  auto [file, lock] = lock_live(ino);
   if (!file) {
     return false;
   }
-  std::lock_guard lock(file->mutex);
-  if (!file->live) {
-    return false;
-  }
   if (req.size) {
-    Status sent = send_gathered(ino, *file);
-    forget_gathered(ino);
-    TRY(sent);
+    TRY(stop_gathering(ino, *file));
     return false;
   }
   bool change = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
@@ -193,12 +200,8 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
 }
 
 std::optional<Attr> Store::gathered_attr(Ino ino) {
-  auto file = gathered(ino);
+  auto [file, lock] = lock_live(ino);
   if (!file) {
-    return std::nullopt;
-  }
-  std::lock_guard lock(file->mutex);
-  if (!file->live) {
     return std::nullopt;
   }
   return file->attr;
@@ -281,12 +284,8 @@ Status Store::flush(Ino ino) {
 }
 
 Status Store::settle(Ino ino) {
-  auto file = gathered(ino);
+  auto [file, lock] = lock_live(ino);
   if (!file) {
-    return {};
-  }
-  std::lock_guard lock(file->mutex);
-  if (!file->live) {
     return {};
   }
   Status sent = send_gathered(ino, *file);
