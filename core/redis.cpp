@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "lua_scripts.hpp"
+#include "outcome.hpp"
 #include "text.hpp"
 
 namespace redisfs {
@@ -1058,9 +1059,13 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
                                " ran, but its reply was lost with the connection");
   }
   rec.remove_prefix(colon + 1);
+  auto resp = outcome_to_resp(rec);  // recorded as MessagePack (outcome.hpp)
+  if (!resp) {
+    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
+  }
   redisReader* reader = redisReaderCreate();
   std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
-  redisReaderFeed(reader, rec.data(), rec.size());
+  redisReaderFeed(reader, resp->data(), resp->size());
   void* out = nullptr;
   if (redisReaderGetReply(reader, &out) != REDIS_OK || out == nullptr) {
     return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);

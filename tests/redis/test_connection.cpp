@@ -11,6 +11,7 @@
 
 #include "fixture.hpp"
 #include "keys.hpp"
+#include "outcome.hpp"
 #include "redis.hpp"
 
 using namespace redisfs;
@@ -219,12 +220,13 @@ TEST_CASE_FIXTURE(RedisFixture, "with an outcome record, a writing script runs e
   auto first = c.eval("alloc", {keys.sb(), keys.freeze()}, {"10"});
   REQUIRE(first.ok());
   CHECK(first->view().integer() == 11);
-  // The record: this connection's latest change, "<id>:<reply in RESP>".
+  // The record: this connection's latest change, "<id>:<reply>", the reply
+  // as cmsgpack.pack wrote it (11: a positive fixint).
   auto all = c.command({"HGETALL", log});
   REQUIRE(all.ok());
   REQUIRE(all->view().size() == 2);
   CHECK(all->view()[0].str() == std::to_string(c.lane().id));
-  CHECK(all->view()[1].str() == "1::11\r\n");
+  CHECK(all->view()[1].str() == std::string("1:\x0b", 3));
   auto ttl = c.command({"PTTL", log});
   REQUIRE(ttl.ok());
   CHECK(ttl->view().integer() > 0);
@@ -456,3 +458,95 @@ TEST_CASE_FIXTURE(RedisFixture, "a closed connection's number and operation ids 
 }
 
 TEST_SUITE_END();
+
+// What a reply holds, as one line: the same for a reply read from the
+// server and for one rebuilt from an outcome record.
+static std::string _shape(ReplyView v) {
+  switch (v.type()) {
+    case ReplyView::Type::String:
+      return "s" + std::to_string(v.str().size()) + ":" + std::string(v.str());
+    case ReplyView::Type::Integer:
+      return "i:" + std::to_string(v.integer());
+    case ReplyView::Type::Nil:
+      return "nil";
+    case ReplyView::Type::Simple:
+      return "+" + std::string(v.str());
+    case ReplyView::Type::Error:
+      return "-" + std::string(v.str());
+    case ReplyView::Type::Array: {
+      std::string out = "[";
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        out += _shape(v[i]) + ",";
+      }
+      return out + "]";
+    }
+    case ReplyView::Type::Other:
+      break;
+  }
+  return "?";
+}
+
+// The same line for RESP text (what outcome_to_resp writes); `pos` moves
+// past the value read.
+static std::string _shape(const std::string& text, std::size_t& pos) {
+  char t = text.at(pos++);
+  std::size_t eol = text.find("\r\n", pos);
+  REQUIRE(eol != std::string::npos);
+  std::string head = text.substr(pos, eol - pos);
+  pos = eol + 2;
+  switch (t) {
+    case ':':
+      return "i:" + head;
+    case '+':
+    case '-':
+      return t + head;
+    case '$': {
+      long n = std::stol(head);
+      if (n < 0) {
+        return "nil";
+      }
+      std::string body = text.substr(pos, static_cast<std::size_t>(n));
+      pos += static_cast<std::size_t>(n) + 2;
+      return "s" + std::to_string(n) + ":" + body;
+    }
+    case '*': {
+      std::string out = "[";
+      for (long i = std::stol(head); i > 0; --i) {
+        out += _shape(text, pos) + ",";
+      }
+      return out + "]";
+    }
+  }
+  FAIL("not RESP: " << text);
+  return {};
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "outcome records: cmsgpack read back is the reply Redis sends for the same value") {
+  Connection& c = conn();
+  std::string key = keys.absolute("h");
+  REQUIRE(c.command({"HSET", key, "type", "file", "size", "12", "name", std::string("a\0b\r\n", 5)}).ok());
+  const char* values[] = {
+      "11", "-3", "2^40", "3.7", "-3.7", "0", "'text'", "''", "string.rep('z', 70000)", "true", "false", "nil",
+      "{}", "{1, 'x', {2, {}}, false, 5}", "{'OK', 5, {'a', 'b'}, 'FREED'}", "{1, 2, nil, 4}", "{n = 1}",
+      "{ok = 'fine'}", "redis.call('HGETALL', KEYS[1])", "{'OK', 0, redis.call('HGETALL', KEYS[1])}",
+      "{'RETRY', '12', '0', 'chain'}",
+  };
+  for (const char* value : values) {
+    CAPTURE(value);
+    auto direct = c.command({"EVAL", std::string("return ") + value, "1", key});
+    REQUIRE_MESSAGE(direct.ok(), direct.error().message);
+    auto packed = c.command({"EVAL", std::string("return cmsgpack.pack(") + value + ")", "1", key});
+    REQUIRE_MESSAGE(packed.ok(), packed.error().message);
+    std::string resp = test::ok(outcome_to_resp(packed->view().str()));
+    std::size_t pos = 0;
+    CHECK(_shape(resp, pos) == _shape(direct->view()));
+    CHECK(pos == resp.size());
+  }
+  // an error table: Redis answers an error reply, the record the same text
+  auto packed = c.command({"EVAL", "return cmsgpack.pack({err = 'ENOENT no such entry'})", "0"});
+  REQUIRE(packed.ok());
+  CHECK(test::ok(outcome_to_resp(packed->view().str())) == "-ENOENT no such entry\r\n");
+  auto direct = c.command({"EVAL", "return {err = 'ENOENT no such entry'}", "0"});
+  REQUIRE_FALSE(direct.ok());
+  CHECK(direct.error().code == ENOENT);
+}
