@@ -12,8 +12,10 @@
 #   - unlink, rename and link of a file being gathered keep every byte;
 #   - -o write_through (and O_APPEND) send every write before write(2)
 #     returns.
+#   - a snapshot taken meanwhile has what the server had.
 # Also: unlink frees a small file nobody holds open at once (no orphan).
 . "$(dirname "$0")/lib.sh"
+need_binary REDISFS_SNAP_BIN
 
 A=$T/a
 B=$T/b
@@ -129,6 +131,36 @@ with open(f"{a}/r3", "rb") as f:
     assert f.read() == b"renamed twice"
 PY
 [[ $(cat "$B/r2") == "renamed twice" ]] || fail "B reads r2 wrong: $(cat "$B/r2")"
+
+# a snapshot taken while a file's writes wait in the mount has the file as
+# the server had it: made, empty. (The writer must not fork: the copy runs
+# from here, while it waits on a FIFO.)
+mkfifo "$T/go"
+python3 - "$A" "$T/go" <<'PY' &
+import os, sys
+a, go = sys.argv[1:]
+fd = os.open(f"{a}/snapme", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"after the snapshot")
+with open(go + ".ready", "w"):
+    pass
+with open(go) as f:
+    f.read()
+os.close(fd)
+PY
+writer=$!
+for ((i = 0; i < 200; i++)); do
+  [[ -e $T/go.ready ]] && break
+  sleep 0.05
+done
+[[ -e $T/go.ready ]] || fail "the writer did not start"
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy during a write"
+echo >"$T/go"
+wait "$writer" || fail "the writer failed"
+ino=$(rcli hget "$PREFIX-snap:DIR:1" snapme)
+[[ -n $ino && $(rcli hget "$PREFIX-snap:INODE:$ino" size) == 0 ]] ||
+  fail "the snapshot has more of snapme than the server had: size $(rcli hget "$PREFIX-snap:INODE:$ino" size)"
+[[ $(cat "$A/snapme") == "after the snapshot" ]] || fail "snapme after close: $(cat "$A/snapme")"
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet delete "$PREFIX-snap" || fail "delete of the snapshot"
 
 # O_APPEND writes are never gathered
 python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "O_APPEND write of a new file"
