@@ -204,12 +204,14 @@ with open(f"{a}/victim", "w") as f:
     f.write("to be removed")
 fd = os.open(f"{a}/full", os.O_CREAT | os.O_WRONLY, 0o644)
 fd2 = os.open(f"{a}/full2", os.O_CREAT | os.O_WRONLY, 0o644)
+fd3 = os.open(f"{a}/full3", os.O_CREAT | os.O_WRONLY, 0o644)
 # the server fills up after the creates: a key of 1 MB, then a limit below
 used = int(next(l for l in call(sock, "INFO", "memory").split() if l.startswith("used_memory:")).split(":")[1])
 call(sock, "SET", "filler-" + a, "x" * 1_000_000)
 call(sock, "CONFIG", "SET", "maxmemory", used + 500_000)
 os.write(fd, os.urandom(100_000))  # gathered: the writes themselves succeed
 os.write(fd2, os.urandom(100_000))
+os.write(fd3, os.urandom(100_000))
 def closing_fails(fd):
     try:
         os.close(fd)
@@ -220,10 +222,17 @@ def closing_fails(fd):
 closing_fails(fd)
 os.unlink(f"{a}/victim")  # works on a full server; it sends full2's changes first, refused
 closing_fails(fd2)
+try:  # removing an xattr answers for itself (ENODATA here), not with full3's refused changes
+    os.removexattr(fd3, "user.none")
+except OSError as e:
+    assert e.errno == errno.ENODATA, e
+else:
+    raise SystemExit("removexattr of a missing attribute succeeded")
+closing_fails(fd3)  # ... which wait for the close
 call(sock, "DEL", "filler-" + a)
 PY
 rcli config set maxmemory 0 >/dev/null
-rm -f "$A/full" "$A/full2"
+rm -f "$A/full" "$A/full2" "$A/full3"
 check_consistency
 
 # -o write_through: the server has every write when write(2) returns
