@@ -22,38 +22,17 @@ B=$T/b
 mount_at "$A" -o attr_timeout=0,entry_timeout=0
 mount_at "$B" -o attr_timeout=0,entry_timeout=0
 
-# hget.py: HGET without forking (see there), for the checks below
-cat >"$T/hget.py" <<'PY'
-import socket
-def call(sock, *args):
-    """One command on the server, on a socket of our own: a subprocess
-    (fork + exec) would close our descriptors in the child, and each
-    close(2) is a FLUSH. Answers a string, an int or None."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        parts = [str(a).encode() for a in args]
-        s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        f = s.makefile("rb")
-        line = f.readline().rstrip(b"\r\n")
-        kind, rest = line[:1], line[1:]
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else f.read(n + 2)[:-2].decode()
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest.decode()
-        raise RuntimeError(line.decode())
-def hget(sock, key, field):
-    return call(sock, "HGET", key, field)
-PY
-export PYTHONPATH=$T
+# The checks below read the server over a socket of their own (the Redis
+# class of check_consistency.py): a subprocess (fork + exec) would close the
+# writer's descriptors in the child, and each close(2) is a FLUSH.
+export PYTHONPATH=$HERE
 
 # close-to-open, and this mount's own view before close
 python3 - "$A" "$B" "$PREFIX" "$SOCK" <<'PY' || fail "close-to-open through two mounts"
 import os, sys
-from hget import hget
+from check_consistency import Redis
 a, b, prefix, sock = sys.argv[1:]
+r = Redis(sock)
 fd = os.open(f"{a}/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
 ino = os.fstat(fd).st_ino
 os.write(fd, b"hello ")
@@ -68,11 +47,11 @@ assert st.st_mtime_ns == 2_000_000_000_456, st.st_mtime_ns
 st = os.stat(f"{a}/f")
 assert st.st_size == 12 and st.st_mode & 0o7777 == 0o600, st
 # ... and the server has not got it yet: it waits in the mount
-assert hget(sock, f"{prefix}:INODE:{ino}", "size") == "0", "the write reached the server before close"
-assert hget(sock, f"{prefix}:INODE:{ino}", "mode") == "0644"
+assert r.call("HGET", f"{prefix}:INODE:{ino}", "size") == b"0", "the write reached the server before close"
+assert r.call("HGET", f"{prefix}:INODE:{ino}", "mode") == b"0644"
 os.close(fd)
 # close(2) has returned: the other mount sees every byte and attribute
-assert hget(sock, f"{prefix}:INODE:{ino}", "size") == "12"
+assert r.call("HGET", f"{prefix}:INODE:{ino}", "size") == b"12"
 st = os.stat(f"{b}/f")
 assert st.st_mode & 0o7777 == 0o600 and st.st_mtime_ns == 2_000_000_000_456, st
 assert st.st_atime_ns == 1_000_000_000_123, st  # (before the read below moves it: relatime)
@@ -99,14 +78,15 @@ PY
 # fsync sends what waits before close
 python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "fsync of a file being gathered"
 import os, sys
-from hget import hget
+from check_consistency import Redis
 a, prefix, sock = sys.argv[1:]
+r = Redis(sock)
 fd = os.open(f"{a}/s", os.O_CREAT | os.O_WRONLY, 0o644)
 ino = os.fstat(fd).st_ino
 os.write(fd, b"synced")
 os.fsync(fd)
-size = hget(sock, f"{prefix}:INODE:{ino}", "size")
-assert size == "6", size
+size = r.call("HGET", f"{prefix}:INODE:{ino}", "size")
+assert size == b"6", size
 os.close(fd)
 PY
 
@@ -165,13 +145,14 @@ ino=$(rcli hget "$PREFIX-snap:DIR:1" snapme)
 # O_APPEND writes are never gathered
 python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "O_APPEND write of a new file"
 import os, sys
-from hget import hget
+from check_consistency import Redis
 a, prefix, sock = sys.argv[1:]
+r = Redis(sock)
 fd = os.open(f"{a}/log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
 ino = os.fstat(fd).st_ino
 os.write(fd, b"line\n")
-size = hget(sock, f"{prefix}:INODE:{ino}", "size")
-assert size == "5", size
+size = r.call("HGET", f"{prefix}:INODE:{ino}", "size")
+assert size == b"5", size
 os.close(fd)
 PY
 
@@ -198,17 +179,18 @@ unmount_fs "$B"
 # when another operation (here an unlink) had to send the changes first
 python3 - "$A" "$SOCK" <<'PY' || fail "close(2) of a file whose gathered writes do not fit"
 import errno, os, sys
-from hget import call
+from check_consistency import Redis
 a, sock = sys.argv[1:]
+r = Redis(sock)
 with open(f"{a}/victim", "w") as f:
     f.write("to be removed")
 fd = os.open(f"{a}/full", os.O_CREAT | os.O_WRONLY, 0o644)
 fd2 = os.open(f"{a}/full2", os.O_CREAT | os.O_WRONLY, 0o644)
 fd3 = os.open(f"{a}/full3", os.O_CREAT | os.O_WRONLY, 0o644)
 # the server fills up after the creates: a key of 1 MB, then a limit below
-used = int(next(l for l in call(sock, "INFO", "memory").split() if l.startswith("used_memory:")).split(":")[1])
-call(sock, "SET", "filler-" + a, "x" * 1_000_000)
-call(sock, "CONFIG", "SET", "maxmemory", used + 500_000)
+used = int(next(l for l in r.call("INFO", "memory").decode().split() if l.startswith("used_memory:")).split(":")[1])
+r.call("SET", "filler-" + a, "x" * 1_000_000)
+r.call("CONFIG", "SET", "maxmemory", used + 500_000)
 os.write(fd, os.urandom(100_000))  # gathered: the writes themselves succeed
 os.write(fd2, os.urandom(100_000))
 os.write(fd3, os.urandom(100_000))
@@ -229,7 +211,7 @@ except OSError as e:
 else:
     raise SystemExit("removexattr of a missing attribute succeeded")
 closing_fails(fd3)  # ... which wait for the close
-call(sock, "DEL", "filler-" + a)
+r.call("DEL", "filler-" + a)
 PY
 rcli config set maxmemory 0 >/dev/null
 rm -f "$A/full" "$A/full2" "$A/full3"
@@ -240,13 +222,14 @@ unmount_fs "$A"
 mount_at "$A" -o write_through
 python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "-o write_through"
 import os, sys
-from hget import hget
+from check_consistency import Redis
 a, prefix, sock = sys.argv[1:]
+r = Redis(sock)
 fd = os.open(f"{a}/w", os.O_CREAT | os.O_WRONLY, 0o644)
 ino = os.fstat(fd).st_ino
 os.write(fd, b"through")
-size = hget(sock, f"{prefix}:INODE:{ino}", "size")
-assert size == "7", size
+size = r.call("HGET", f"{prefix}:INODE:{ino}", "size")
+assert size == b"7", size
 os.close(fd)
 PY
 unmount_fs "$A"
