@@ -1,5 +1,6 @@
 #include "outcome.hpp"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -64,29 +65,20 @@ class Parser {
       case 0xc6:
       case 0xdb:
         return be(4, n) && string(v, n);
-      case 0xca: {
+      case 0xca:  // float 32, 64
         if (!be(4, n)) {
           return false;
         }
-        auto bits = static_cast<std::uint32_t>(n);
-        float f = 0;
-        static_assert(sizeof f == sizeof bits);
-        __builtin_memcpy(&f, &bits, sizeof f);
         v.kind = Value::Kind::Double;
-        v.d = f;
+        v.d = std::bit_cast<float>(static_cast<std::uint32_t>(n));
         return true;
-      }
-      case 0xcb: {
+      case 0xcb:
         if (!be(8, n)) {
           return false;
         }
-        double d = 0;
-        static_assert(sizeof d == sizeof n);
-        __builtin_memcpy(&d, &n, sizeof d);
         v.kind = Value::Kind::Double;
-        v.d = d;
+        v.d = std::bit_cast<double>(n);
         return true;
-      }
       case 0xcc:
         return be(1, n) && integer(v, static_cast<long long>(n));
       case 0xcd:

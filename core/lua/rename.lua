@@ -5,7 +5,7 @@
 -- file), it does not grow the filesystem.
 -- KEYS: 1 SB, 2 FREEZE, 3 DIR:sp, 4 INODE:sp, 5 DIR:dp, 6 INODE:dp,
 --       7 INODE:src (guess), 8 INODE:dst (guess; INODE:0 for none),
---       9 DIR:dst, 10 XATTR:dst (unused), 11 ORPHANS,
+--       9 DIR:dst, 10 XATTR:dst (freed with a replaced file), 11 ORPHANS,
 --       12.. INODE keys of chain A (dp and its ancestors up to the root),
 --            then of chain B (sp and its ancestors), when given;
 --       then OPEN:dst and the first blocks of dst (see free_unheld)

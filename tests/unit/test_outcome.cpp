@@ -21,6 +21,7 @@ TEST_CASE("outcome records: scalars") {
   CHECK(_resp(std::string("\xcd\x01\x00", 3)) == ":256\r\n");
   CHECK(_resp(std::string("\xd3\xff\xff\xff\xff\xff\xff\xff\xfe", 9)) == ":-2\r\n");
   CHECK(_resp(std::string("\xcb\x40\x0d\x99\x99\x99\x99\x99\x9a", 9)) == ":3\r\n");  // 3.7 truncated, as Redis does
+  CHECK(_resp(std::string("\xca\xc0\x70\x00\x00", 5)) == ":-3\r\n");  // float 32: -3.75
   CHECK(_resp("\xa2OK") == "$2\r\nOK\r\n");
   CHECK(_resp(std::string("\xa3" "a\0b", 4)) == std::string("$3\r\na\0b\r\n", 9));
   CHECK(_resp("\xc0") == "$-1\r\n");
