@@ -20,7 +20,9 @@
 //                              MOUNT:<id> holds, set in the same step as
 //                              MOUNT:<id>; a field is live while its
 //                              MOUNT:<id> exists (the tools count mounts
-//                              here instead of SCANning for MOUNT:*)
+//                              here instead of SCANning for MOUNT:*); a
+//                              crashed mount's field is dropped by the
+//                              next live mount's sweep (prune_mounts.lua)
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open

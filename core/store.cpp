@@ -1585,6 +1585,33 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
   SweepResult done;
   TRY_ASSIGN(done.orphans, purge_dead_orphans());
   TRY_ASSIGN(done.opens, sweep_dead_opens(max_scan_calls));
+  // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
+  // or every copy, delete and list would read it again.
+  if (m_opts.read_only) {
+    return done;
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto listed = c->command({"HKEYS", m_keys.mounts()});
+  if (!listed.ok()) {
+    if (c->broken()) {
+      return std::move(listed).error();
+    }
+    return done;  // not a hash: fsck's to report
+  }
+  const Reply& ids = *listed;
+  std::vector<std::string> keys{m_keys.mounts()};
+  std::vector<std::string> args;
+  for (std::size_t i = 0; i < ids.view().size(); ++i) {
+    std::string id(ids.view()[i].str());
+    if (id != m_opts.session) {
+      keys.push_back(m_keys.mount(id));
+      args.push_back(std::move(id));
+    }
+  }
+  if (!args.empty()) {
+    TRY_ASSIGN(Reply r, c->eval("prune_mounts", keys, args));
+    done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
+  }
   return done;
 }
 

@@ -294,9 +294,10 @@ class Heartbeat {
       return;
     }
     m_sweep_failing = false;
-    if (done->orphans > 0 || done->opens > 0) {
+    if (done->orphans > 0 || done->opens > 0 || done->registrations > 0) {
       log_info("cleared what dead mounts left: " + std::to_string(done->opens) + " open count(s), " +
-               std::to_string(done->orphans) + " orphan inode(s)");
+               std::to_string(done->orphans) + " orphan inode(s), " + std::to_string(done->registrations) +
+               " registration(s)");
     }
   }
 

@@ -297,6 +297,11 @@ TEST_CASE_FIXTURE(RedisFixture, "mounts: registered with their session key, coun
   // A crashed mount: its field stays, its session key expires; not counted.
   ok(conn().command({"HSET", keys.mounts(), "crashed", "host 1 /mnt"}));
   CHECK(ok(live_mounts(conn(), keys)).size() == 1);
+  // ... until a live mount's sweep drops it (and only it)
+  CHECK(ok(s->sweep_dead_mounts(10)).registrations == 1);
+  CHECK(ok(conn().command({"HEXISTS", keys.mounts(), "crashed"})).view().integer() == 0);
+  CHECK(ok(conn().command({"HEXISTS", keys.mounts(), s->session()})).view().integer() == 1);
+  CHECK(ok(s->sweep_dead_mounts(10)).registrations == 0);
   ok(s->end_session());
   CHECK(ok(live_mounts(conn(), keys)).empty());
   CHECK(ok(conn().command({"HEXISTS", keys.mounts(), s->session()})).view().integer() == 0);
