@@ -67,7 +67,6 @@ namespace redisfs {
 
 using Clock = std::chrono::steady_clock;
 
-static constexpr std::string_view k_index_rel = "DUMP-INDEX";
 static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
 
@@ -112,38 +111,29 @@ static std::int64_t _parse_iso_ns(const std::string& text) {
 
 // ---------------------------------------------------------------- dump
 
-// Freeze, copy every filesystem key into `tk`, unfreeze. Returns the
-// snapshot time.
+// A snapshot of `sk` in `tk`, copy-on-write (snapshot.hpp: writers do not
+// wait for it). Returns the snapshot time. On failure nothing of `tk` is
+// left (what a crash leaves expires, or the next snapshot removes it).
 static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
-  const std::string ttl = _str(k_temp_ttl_ms);
-  const std::string index = tk.absolute(k_index_rel);
-  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
-  auto body = [&]() -> Result<std::int64_t> {
-    TRY_ASSIGN(std::int64_t snapshot_ns, server_time_ns(c));
-    TRY(copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> copied) {
-      return push_index(c, index, copied);
-    }, &warning));
-    c.append({"COPY", sk.sb(), tk.sb()});
-    c.append({"PEXPIRE", tk.sb(), ttl});
-    TRY_ASSIGN(std::vector<Reply> sb, c.read_all());
-    if (sb[0].view().integer() != 1) {
-      return make_error(EIO, "cannot copy the superblock to " + tk.sb());
-    }
-    return snapshot_ns;
-  };
-  auto snapshot_ns = body();
-  if (!snapshot_ns.ok()) {
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, "dump"));
+  if (!cow.dead_staging().empty()) {
+    (void)remove_staging(c, Keys(cow.dead_staging()));
+  }
+  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning);
+  Status ended = copied.ok() ? cow.end(c) : Status(copied.error());
+  if (ended.ok()) {
+    auto unlinked = c.command({"UNLINK", tk.touched()});
+    ended = unlinked.ok() ? Status{} : Status(unlinked.error());
+  }
+  if (!ended.ok()) {
     _drain(c);
-    if (freeze.held()) {
-      (void)freeze.release(c);
+    if (cow.alive()) {
+      (void)cow.end(c);
     }
-    return snapshot_ns;
+    (void)remove_staging(c, tk);
+    return std::move(ended).error();
   }
-  Status released = freeze.release(c);
-  if (!released.ok()) {
-    return make_error(released.code(), released.error().message + ", so the dump would not be point-in-time");
-  }
-  return snapshot_ns;
+  return cow.instant_ns();
 }
 
 namespace {
@@ -152,7 +142,7 @@ namespace {
 class TempStreamer {
  public:
   TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, Progress& progress)
-      : m_c(c), m_side(side), m_tk(tk), m_w(w), m_progress(progress), m_index(tk.absolute(k_index_rel)) {}
+      : m_c(c), m_side(side), m_tk(tk), m_w(w), m_progress(progress), m_index(staging_index_key(tk)) {}
 
   Result<std::uint64_t> run() {
     TRY(superblock());
@@ -343,7 +333,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto stats = body();
   progress.finish();
   _drain(c);
-  auto cleaned = unlink_listed(c, tk, tk.absolute(k_index_rel));
+  auto cleaned = unlink_listed(c, tk, staging_index_key(tk));
   if (!stats.ok()) {
     return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
   }

@@ -445,6 +445,8 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         break;
       case KeyKind::Mount:
       case KeyKind::Mounts:
+      case KeyKind::Cow:
+      case KeyKind::Touched:
       case KeyKind::Temp:
       case KeyKind::OpLog:
       case KeyKind::Reserved:

@@ -218,7 +218,7 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
       }
       KeyKind kind = parse_relative_key(*rel).kind;
       if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze ||
-          kind == KeyKind::Installing) {
+          kind == KeyKind::Cow || kind == KeyKind::Installing) {
         continue;
       }
       sources.emplace_back(key);

@@ -49,6 +49,10 @@ void KeyWalk::note(std::string why) {
 }
 
 Status KeyWalk::begin() {
+  if (m_opts.ensure) {
+    const std::string orphans[] = {"ORPHANS"};
+    TRY(m_opts.ensure(orphans));
+  }
   m_c.append({"HMGET", m_keys.sb(), "block_size", "inodes", "bytes", "root"});
   m_c.append({"HGETALL", m_keys.orphans()});
   m_c.append({"DBSIZE"});
@@ -145,7 +149,20 @@ void KeyWalk::enqueue(std::string_view entry, std::uint64_t dir) {
   }
 }
 
+Status KeyWalk::ensure(std::string_view kind, const std::vector<std::uint64_t>& inos) {
+  if (!m_opts.ensure || inos.empty()) {
+    return {};
+  }
+  std::vector<std::string> rels;
+  rels.reserve(inos.size());
+  for (std::uint64_t ino : inos) {
+    rels.push_back(std::string(kind) + _num(ino));
+  }
+  return m_opts.ensure(rels);
+}
+
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
+  TRY(ensure("DIR:", dirs));
   for (std::uint64_t d : dirs) {
     m_c.append({"HSCAN", m_keys.dir(d), "0", "COUNT", k_hscan_count});
   }
@@ -182,6 +199,7 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
 }
 
 Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
+  TRY(ensure("INODE:", batch));
   for (std::uint64_t ino : batch) {
     m_c.append({"HMGET", m_keys.inode(ino), "type", "size", "bytes"});
   }
@@ -242,23 +260,39 @@ Status KeyWalk::sparse_blocks() {
   }
   m_result.sparse_scan = true;
   std::sort(m_sparse.begin(), m_sparse.end());
-  const std::string match = m_keys.prefix() + ":BLK:*";
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply page, m_c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad SCAN reply");
-    }
-    cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      auto rel = m_keys.relative(v[1][i].str());
-      ParsedKey pk = rel ? parse_relative_key(*rel) : ParsedKey{};
-      if (pk.kind == KeyKind::Block && std::binary_search(m_sparse.begin(), m_sparse.end(), pk.ino)) {
-        TRY(add(std::string(*rel), true));
+  // Copy-on-write: a block may be in the live filesystem only (not copied
+  // yet) or in the staging prefix only (copied, then removed): both are
+  // looked at, and a block found twice is named once.
+  std::vector<const Keys*> where{&m_keys};
+  if (m_opts.source != nullptr) {
+    where.push_back(m_opts.source);
+  }
+  std::vector<std::string> found;
+  for (const Keys* keys : where) {
+    const std::string match = keys->prefix() + ":BLK:*";
+    std::string cursor = "0";
+    do {
+      TRY_ASSIGN(Reply page, m_c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
+      ReplyView v = page.view();
+      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+        return make_error(EIO, "redis: bad SCAN reply");
       }
-    }
-  } while (cursor != "0");
+      cursor = std::string(v[0].str());
+      for (std::size_t i = 0; i < v[1].size(); ++i) {
+        auto rel = keys->relative(v[1][i].str());
+        ParsedKey pk = rel ? parse_relative_key(*rel) : ParsedKey{};
+        if (pk.kind == KeyKind::Block && std::binary_search(m_sparse.begin(), m_sparse.end(), pk.ino)) {
+          found.emplace_back(*rel);
+        }
+      }
+    } while (cursor != "0");
+  }
+  // (SCAN may also return a key twice)
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  for (std::string& rel : found) {
+    TRY(add(std::move(rel), true));
+  }
   return {};
 }
 

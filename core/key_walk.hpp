@@ -56,9 +56,21 @@ namespace redisfs {
 // that is not a string, else the block's length (0 for any other key).
 using KeyVisitor = std::function<Status(std::span<const std::string> rels, std::vector<long long>& found)>;
 
+// Before the walk reads keys (relative names), makes sure they are there
+// to read: a copy-on-write snapshot's copier (snapshot.hpp) walks the
+// staging prefix it fills, and copies each key from the live filesystem
+// before the walk reads it, unless a change script did first.
+using KeyEnsurer = std::function<Status(std::span<const std::string> rels)>;
+
 struct KeyWalkOptions {
   bool opens = false;  // also OPEN:<n> of every inode (delete)
   std::size_t batch = 1000;  // candidates per visit
+  // With `ensure`: the walk reads a staging prefix filled from `source`.
+  // Every key is ensured before it is read (ORPHANS, INODE:<n> and DIR:<n>
+  // here; the visitor ensures the rest), and a huge sparse file's blocks
+  // are looked for by SCAN under both prefixes.
+  KeyEnsurer ensure;
+  const Keys* source = nullptr;
 };
 
 struct KeyWalkResult {
@@ -81,12 +93,16 @@ class KeyWalk {
   Result<KeyWalkResult> run(const KeyVisitor& visit);
 
   std::uint32_t block_size() const { return m_block_size; }
+  // Progress: inodes found so far, and how many the superblock counts.
+  std::uint64_t inodes_found() const { return m_result.inodes; }
+  std::uint64_t inodes_expected() const { return m_sb_inodes; }
 
  private:
   Status add(std::string rel, bool block);
   Status flush();
   Status visit_batch(const std::vector<std::uint64_t>& batch);
   Status read_dirs(const std::vector<std::uint64_t>& dirs);
+  Status ensure(std::string_view kind, const std::vector<std::uint64_t>& inos);
   void note(std::string why);
   void enqueue(std::string_view entry, std::uint64_t dir);
   Status sparse_blocks();

@@ -76,6 +76,8 @@ std::string Keys::block(Ino ino, std::uint64_t index) const {
 }
 std::string Keys::orphans() const { return m_colon + "ORPHANS"; }
 std::string Keys::freeze() const { return m_colon + "FREEZE"; }
+std::string Keys::cow() const { return m_colon + "COW"; }
+std::string Keys::touched() const { return m_colon + "TOUCHED"; }
 std::string Keys::reserved() const { return m_colon + "RESERVED"; }
 std::string Keys::installing() const { return m_colon + "INSTALLING"; }
 std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
@@ -115,6 +117,10 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Orphans;
   } else if (rel == "FREEZE") {
     k.kind = KeyKind::Freeze;
+  } else if (rel == "COW") {
+    k.kind = KeyKind::Cow;
+  } else if (rel == "TOUCHED") {
+    k.kind = KeyKind::Touched;
   } else if (rel == "RESERVED") {
     k.kind = KeyKind::Reserved;
   } else if (rel == "INSTALLING") {

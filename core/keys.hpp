@@ -13,8 +13,27 @@
 //   <p>:BLK:<ino>:<i>  string  file bytes [i*block_size, (i+1)*block_size);
 //                              a missing key, or a short one, reads as zeros
 //   <p>:ORPHANS        hash    unlinked inodes still open: ino -> session id
-//   <p>:FREEZE         string  present (with a TTL) while a snapshot is taken;
-//                              every change script waits while it exists
+//   <p>:FREEZE         string  present (with a TTL) while the filesystem must
+//                              not change (delete, a copy between two cluster
+//                              slots, an install): every change script waits
+//                              while it exists
+//   <p>:COW            hash    a snapshot being taken copy-on-write
+//                              (snapshot.hpp): staging (the prefix the copy
+//                              is made in), token, deadline (ms, server
+//                              clock: it is alive until then, refreshed
+//                              every second), ttl, dst, done, total. While it
+//                              is alive every change script first copies the
+//                              filesystem keys it names to the staging
+//                              prefix (if not done yet), so the staging
+//                              prefix gets each key as it was at the instant
+//                              the snapshot began. A dead one (its copier
+//                              crashed) is ignored, and cleaned up by the
+//                              next snapshot
+//   <s>:TOUCHED        set     under a staging prefix <s> while its COW is
+//                              alive: the relative names of the keys a change
+//                              script met first (copied to <s> if they
+//                              existed, else created since the instant: the
+//                              copier skips those)
 //   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
 //   <p>:MOUNTS         hash    the mounts' register: session id -> what
 //                              MOUNT:<id> holds, set in the same step as
@@ -55,7 +74,7 @@
 //                            registers what it finds (filesystems made by an
 //                            older redisfs).
 //
-// FREEZE, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
+// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
 // the running system, not the filesystem: they are never copied, dumped or
 // restored.
 #pragma once
@@ -98,6 +117,9 @@ class Keys {
   std::string block(Ino ino, std::uint64_t index) const;
   std::string orphans() const;
   std::string freeze() const;
+  std::string cow() const;
+  // Under a staging prefix: what a copy-on-write snapshot's scripts met.
+  std::string touched() const;
   std::string reserved() const;
   std::string installing() const;
   std::string mount(std::string_view session) const;
@@ -123,7 +145,7 @@ class Keys {
 // What a key (relative to the prefix) is, by the schema above.
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
-  Freeze, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
+  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
   Unknown
 };
 struct ParsedKey {
@@ -137,7 +159,7 @@ ParsedKey parse_relative_key(std::string_view relative);
 // restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
 // the schema.
 bool is_filesystem_key(KeyKind kind);
-// True for the keys of the running system (FREEZE ... OPLOG:*, MOUNTS).
+// True for the keys of the running system (FREEZE, COW ... OPLOG:*, MOUNTS).
 bool is_running_system_key(KeyKind kind);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);

@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "keys.hpp"
 #include "lua_scripts.hpp"
 #include "outcome.hpp"
 #include "text.hpp"
@@ -118,7 +119,7 @@ Fault fault_for_redis_error(std::string_view e) {
       {"LOADING", Fault::Loading},     {"BUSY", Fault::Busy},         {"MASTERDOWN", Fault::MasterDown},
       {"READONLY", Fault::ReadOnly},   {"TRYAGAIN", Fault::TryAgain}, {"CLUSTERDOWN", Fault::ClusterDown},
       {"MOVED", Fault::Moved},         {"ASK", Fault::Ask},           {"NOSCRIPT", Fault::NoScript},
-      {"FROZEN", Fault::Frozen},
+      {"FROZEN", Fault::Frozen},       {"COW", Fault::Cow},
   };
   std::string_view word = e.substr(0, e.find(' '));
   for (const auto& w : k_words) {
@@ -1106,6 +1107,16 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       }
       std::this_thread::sleep_for(std::min(pause, milliseconds(50)));
       pause = std::min(pause * 2, milliseconds(50));
+    } else if (f == Fault::Cow && !e.script.empty()) {
+      // A snapshot is being taken copy-on-write: send it again naming the
+      // snapshot's keys (prelude.lua).
+      std::string_view m = r.error().message;
+      auto at = m.find("COW ");
+      std::string_view staging = at == std::string_view::npos ? std::string_view() : m.substr(at + 4);
+      staging = staging.substr(0, staging.find(' '));
+      if (!reformat_cow(e, staging)) {
+        return r;
+      }
     } else if (f == Fault::Moved) {
       std::string to = _redirect_address(r.error().message);
       if (to.empty() || e.slot < 0) {
@@ -1268,6 +1279,110 @@ Result<std::string> Connection::reload_script(std::string_view name, Node& n, De
   return sha;
 }
 
+// How long a client goes on naming a snapshot's staging keys after a script
+// told it of the snapshot: then it stops, and the next script tells it again
+// if the snapshot is still being taken (COW <staging>).
+static constexpr std::chrono::milliseconds k_cow_belief{2000};
+
+std::string_view Connection::cow_trailer(std::span<const std::string_view> keys, std::vector<std::string>& out) {
+  std::string_view first = keys.empty() ? std::string_view() : keys[0];
+  std::string_view prefix = first.substr(0, first.find(':'));
+  out.push_back(std::string(prefix) + ":COW");
+  if (m_cow_staging.empty() || m_cow_prefix != prefix || Clock::now() - m_cow_learned > k_cow_belief) {
+    return {};
+  }
+  Keys staging(m_cow_staging);
+  out.push_back(staging.touched());
+  for (std::string_view k : keys) {
+    bool mine = k.size() > prefix.size() && k.starts_with(prefix) && k[prefix.size()] == ':';
+    std::string_view rel = mine ? k.substr(prefix.size() + 1) : std::string_view();
+    if (mine && is_filesystem_key(parse_relative_key(rel).kind)) {
+      out.push_back(staging.absolute(rel));
+    } else {
+      out.push_back(out[1]);  // not a filesystem key: TOUCHED stands for "none"
+    }
+  }
+  return m_cow_staging;
+}
+
+void Connection::eval_argv(std::string_view sha, std::span<const std::string_view> keys,
+                           std::span<const std::string_view> args, std::string_view op_key, std::string_view op_arg,
+                           std::vector<std::string>& own, std::vector<std::string_view>& argv) {
+  // The outcome record's key and argument come last, the copy-on-write
+  // trailer's before them (outcome.inc).
+  own.clear();
+  own.reserve(keys.size() + 3);  // the trailer's keys (views into `own` must stay valid)
+  std::string_view cow_arg = cow_trailer(keys, own);
+  const std::size_t trailer = own.size();
+  own.push_back(std::to_string(keys.size() + trailer + 1));
+  argv.clear();
+  argv.reserve(6 + keys.size() + trailer + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.emplace_back(sha);
+  argv.emplace_back(own.back());
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), own.begin(), own.begin() + static_cast<std::ptrdiff_t>(trailer));
+  argv.emplace_back(op_key);
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.emplace_back(cow_arg);
+  argv.emplace_back(op_arg);
+}
+
+// The argv of a formatted command (as _format wrote it).
+static bool _parse_argv(std::string_view cmd, std::vector<std::string_view>& out) {
+  out.clear();
+  auto number = [&](char lead, std::size_t& n) {
+    if (cmd.empty() || cmd[0] != lead) {
+      return false;
+    }
+    auto end = cmd.find("\r\n");
+    auto [p, ec] = std::from_chars(cmd.data() + 1, cmd.data() + (end == std::string_view::npos ? 0 : end), n);
+    if (end == std::string_view::npos || ec != std::errc() || p != cmd.data() + end) {
+      return false;
+    }
+    cmd.remove_prefix(end + 2);
+    return true;
+  };
+  std::size_t count = 0;
+  if (!number('*', count)) {
+    return false;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    std::size_t len = 0;
+    if (!number('$', len) || cmd.size() < len + 2) {
+      return false;
+    }
+    out.push_back(cmd.substr(0, len));
+    cmd.remove_prefix(len + 2);
+  }
+  return cmd.empty();
+}
+
+bool Connection::reformat_cow(Entry& e, std::string_view staging) {
+  std::vector<std::string_view> argv;
+  std::size_t nk = 0;
+  if (staging.empty() || !_parse_argv(e.cmd, argv) || argv.size() < 6 ||
+      std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), nk).ec != std::errc() || nk < 2 ||
+      nk + 5 > argv.size()) {
+    return false;
+  }
+  m_cow_prefix = std::string(argv[3].substr(0, argv[3].find(':')));
+  m_cow_staging = std::string(staging);
+  m_cow_learned = Clock::now();
+  const std::size_t extra = argv[argv.size() - 2].empty() ? 2 : 0;  // '' belief: COW and the op key
+  const std::size_t n = extra != 0 ? nk - 2 : (nk - 3) / 2;
+  if (n + (extra != 0 ? 2 : n + 3) != nk) {
+    return false;
+  }
+  auto keys = std::span<const std::string_view>(argv).subspan(3, n);
+  auto args = std::span<const std::string_view>(argv).subspan(3 + nk, argv.size() - 3 - nk - 2);
+  std::vector<std::string> own;
+  std::vector<std::string_view> again;
+  eval_argv(argv[1], keys, args, argv[3 + nk - 1], argv.back(), own, again);
+  e.cmd = _format(again);
+  return true;
+}
+
 void Connection::append_eval(std::string_view name, std::span<const std::string_view> keys,
                              std::span<const std::string_view> args) {
   const lua::ScriptSource* src = lua::find_script(name);
@@ -1277,33 +1392,31 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
     return;
   }
   const std::string sha = script_sha(*src);
-  const bool writes = _script_records(*src);
-  std::uint64_t op = writes && !m_op_log.empty() ? ++m_op_seq : 0;
-  std::string op_arg;
-  if (writes) {
-    // The last key and argument are the outcome record's (embed_lua.cmake):
-    // "" as the id means "do not record".
-    auto ttl = op_log_ttl(m_url).count();
-    op_arg = op != 0 ? std::to_string(m_lane) + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
+  if (!_script_records(*src)) {
+    std::string nkeys = std::to_string(keys.size());
+    std::vector<std::string_view> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    argv.emplace_back("EVALSHA");
+    argv.emplace_back(sha);
+    argv.emplace_back(nkeys);
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    queue(argv, src->name, 0);
+    if (!_script_writes(*src)) {
+      m_queue.back()->idempotent = true;
+    }
+    return;
   }
-  std::string nkeys = std::to_string(keys.size() + (writes ? 1 : 0));
+  // "" as the record's id means "do not record" (outcome.inc).
+  std::uint64_t op = !m_op_log.empty() ? ++m_op_seq : 0;
+  auto ttl = op_log_ttl(m_url).count();
+  std::string op_arg =
+      op != 0 ? std::to_string(m_lane) + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
+  std::string_view op_key = op != 0 ? std::string_view(m_op_log) : (keys.empty() ? std::string_view() : keys[0]);
+  std::vector<std::string> own;
   std::vector<std::string_view> argv;
-  argv.reserve(5 + keys.size() + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.emplace_back(sha);
-  argv.emplace_back(nkeys);
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  if (writes) {
-    argv.emplace_back(op != 0 ? std::string_view(m_op_log) : (keys.empty() ? std::string_view() : keys[0]));
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  if (writes) {
-    argv.emplace_back(op_arg);
-  }
+  eval_argv(sha, keys, args, op_key, op_arg, own, argv);
   queue(argv, src->name, op);
-  if (!_script_writes(*src)) {
-    m_queue.back()->idempotent = true;
-  }
 }
 
 Result<Reply> Connection::eval(std::string_view name, std::span<const std::string> keys,

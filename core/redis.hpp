@@ -206,6 +206,16 @@ class Connection {
   const std::string& script_sha(const lua::ScriptSource& src);
   Result<std::string> reload_script(std::string_view name, Node& n, Deadline deadline);
   void queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op);
+  // A recording script's EVALSHA (outcome.inc: its trailers), and the
+  // copy-on-write trailer in it: the keys of the snapshot this connection
+  // believes is being taken (m_cow_*), or only the COW key.
+  void eval_argv(std::string_view sha, std::span<const std::string_view> keys, std::span<const std::string_view> args,
+                 std::string_view op_key, std::string_view op_arg, std::vector<std::string>& own,
+                 std::vector<std::string_view>& argv);
+  std::string_view cow_trailer(std::span<const std::string_view> keys, std::vector<std::string>& out);
+  // After COW <staging>: believe it, and name its keys in `e` (false when
+  // e's command cannot be read back).
+  bool reformat_cow(Entry& e, std::string_view staging);
   void place(Entry& e, Node& n);
   Result<Reply> check(Reply r);
 
@@ -214,6 +224,9 @@ class Connection {
   std::uint64_t m_lane;
   std::string m_op_log;  // empty: outcomes are not recorded
   std::uint64_t m_op_seq = 0;
+  std::string m_cow_prefix;   // a snapshot of this prefix is being taken copy-on-write,
+  std::string m_cow_staging;  // into this staging prefix: a script said so at
+  std::chrono::steady_clock::time_point m_cow_learned{};  // this time
   bool m_cluster = false;
   std::string m_main;  // address of the node reached first (the master, in sentinel mode)
   std::string m_keyless_node;  // cluster: where keyless commands go

@@ -28,7 +28,8 @@ enum class Fault : unsigned char {
   Moved,        // MOVED slot host:port
   Ask,          // ASK slot host:port
   NoScript,     // NOSCRIPT: the server lost our scripts
-  Frozen,       // FROZEN: a snapshot is being taken (our scripts)
+  Frozen,       // FROZEN: the filesystem is frozen (our scripts)
+  Cow,          // COW <staging>: name a copy-on-write snapshot's keys (our scripts)
 };
 
 struct Error {

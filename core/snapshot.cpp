@@ -41,6 +41,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <unordered_set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -232,7 +233,7 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = keys.relative(list[i].str());
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::OpLog) {
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog) {
         return true;
       }
     }
@@ -378,13 +379,13 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
-    TRY_ASSIGN(Reply r, c.command({"SET", key, token, "NX", "PX", ttl}));
-    if (!r.view().is_nil()) {
+    TRY_ASSIGN(Reply r, c.eval("freeze_acquire", {key, keys.cow()}, {token, ttl}));
+    if (r.view().integer() == 1) {
       return Freeze(std::move(key), std::move(token));
     }
     if (Clock::now() >= deadline) {
-      return make_error(EBUSY, "another snapshot of " + _quote(keys.prefix()) + " is in progress (" + key +
-                                   " exists); try again later");
+      return make_error(EBUSY, "another snapshot or change of the whole filesystem " + _quote(keys.prefix()) +
+                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
@@ -425,6 +426,249 @@ Status Freeze::release(Connection& c) {
     return _lost(m_key);
   }
   return {};
+}
+
+// ---------------------------------------------------------------- copy-on-write
+
+CowSnapshot::CowSnapshot(const Keys& source, std::string token)
+    : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
+      m_last_refresh(Clock::now()) {}
+
+Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view what) {
+  CowSnapshot cow(source, random_hex(16));
+  const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
+  const std::string args[] = {staging.prefix(), cow.m_token, _str(k_freeze_ttl_ms), _str(k_temp_ttl_ms),
+                              std::string(what)};
+  auto frozen_since = Clock::now();
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    TRY(check_cancel());
+    auto r = c.eval("cow_begin", keys, args);
+    if (!r.ok()) {
+      return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + _quote(source.prefix()))
+                                      : std::move(r).error();
+    }
+    ReplyView v = r->view();
+    if (!v.is_array() || v.size() < 2) {
+      return make_error(EIO, "redis: bad reply from cow_begin");
+    }
+    if (v[0].str() == "OK" && v.size() == 3) {
+      auto ns = v[1].as_int();
+      if (!ns) {
+        return make_error(EIO, "redis: bad reply from cow_begin");
+      }
+      cow.m_instant_ns = *ns;
+      cow.m_dead = std::string(v[2].str());
+      return cow;
+    }
+    if (v[1].str() != "frozen") {
+      frozen_since = Clock::now();  // another snapshot: waited for as long as it lives
+    } else if (Clock::now() - frozen_since > k_freeze_wait) {
+      return make_error(EBUSY, _quote(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
+                                   _str(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
+                                   " s; try again later");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+static Error _lapsed(const std::string& key) {
+  return make_error(EAGAIN, "the snapshot " + key + " lapsed (its copier stalled for over " +
+                                _str(k_freeze_ttl_ms / 1000) + " s), so the copy would not be one instant");
+}
+
+Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t total) {
+  if (!m_alive) {
+    return _lapsed(m_cow);
+  }
+  TRY_ASSIGN(Reply r, c.eval("cow_refresh", {m_cow}, {m_token, _str(k_freeze_ttl_ms), _str(static_cast<long long>(done)),
+                                                      _str(static_cast<long long>(total))}));
+  if (r.view().integer() != 1) {
+    m_alive = false;
+    return _lapsed(m_cow);
+  }
+  m_last_refresh = Clock::now();
+  return {};
+}
+
+Status CowSnapshot::keep_alive(Connection& c, std::uint64_t done, std::uint64_t total) {
+  if (m_alive && Clock::now() - m_last_refresh < std::chrono::seconds(1)) {
+    return {};
+  }
+  return refresh(c, done, total);
+}
+
+Status CowSnapshot::end(Connection& c) {
+  if (!m_alive) {
+    return _lapsed(m_cow);
+  }
+  m_alive = false;
+  TRY_ASSIGN(Reply r, c.eval("cow_end", {m_cow}, {m_token}));
+  if (r.view().integer() != 1) {
+    return _lapsed(m_cow);
+  }
+  return {};
+}
+
+Status remove_staging(Connection& c, const Keys& staging) {
+  TRY(unlink_listed(c, staging, staging_index_key(staging)));
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply page, c.command({"SSCAN", staging.touched(), cursor, "COUNT", k_scan_count}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad SSCAN reply for " + staging.touched());
+    }
+    cursor = std::string(v[0].str());
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      argv.push_back(staging.absolute(v[1][i].str()));
+    }
+    if (argv.size() > 1) {
+      std::vector<std::string_view> views(argv.begin(), argv.end());
+      TRY(c.command(std::span<const std::string_view>(views)));
+    }
+  } while (cursor != "0");
+  TRY(c.command({"UNLINK", staging.touched(), staging.sb()}));
+  return {};
+}
+
+// Copy-on-write, the copier's side: ensures rels[i] in tk (cow_copy.lua),
+// found[i] as a KeyVisitor says.
+static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                        std::span<const std::string> rels, std::vector<long long>& found) {
+  const std::size_t n = rels.size();
+  found.assign(n, -1);
+  if (n == 0) {
+    return {};
+  }
+  std::vector<std::string> keys;
+  keys.reserve(2 + 2 * n);
+  keys.push_back(sk.cow());
+  keys.push_back(tk.touched());
+  std::string kinds;
+  kinds.reserve(n);
+  for (const std::string& rel : rels) {
+    keys.push_back(sk.absolute(rel));
+    kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+  }
+  for (const std::string& rel : rels) {
+    keys.push_back(tk.absolute(rel));
+  }
+  const std::string args[] = {cow.token(), _str(k_temp_ttl_ms), kinds};
+  auto r = c.eval("cow_copy", keys, args);
+  if (!r.ok()) {
+    if (r.error().message.find("LOST") != std::string::npos) {
+      return _lapsed(sk.cow());
+    }
+    return std::move(r).error();
+  }
+  ReplyView v = r->view();
+  if (!v.is_array() || v.size() != n) {
+    return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + tk.prefix());
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    found[i] = v[i].integer();
+  }
+  return {};
+}
+
+// The reference, for a filesystem whose structure disagrees with its
+// superblock: every filesystem key SCAN finds under the source is ensured,
+// then the index is made again from what SCAN finds under the staging
+// prefix (a key a script copied and then removed from the source is there
+// only).
+static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
+                                       const std::function<Status(std::span<const std::string_view>)>& after_page) {
+  auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+        rels.emplace_back(*rel);
+      }
+    }
+  };
+  std::vector<std::string> rels;
+  std::vector<long long> found;
+  std::string cursor = "0";
+  std::uint64_t seen = 0;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, sk.match_all(), page));
+    fs_keys(sk, page.view()[1], rels);
+    TRY(check_cancel());
+    TRY(_cow_copy(c, sk, tk, cow, rels, found));
+    seen += rels.size();
+    TRY(cow.keep_alive(c, seen, 0));
+  } while (cursor != "0");
+  const std::string index = staging_index_key(tk);
+  TRY(c.command({"UNLINK", index}));
+  std::unordered_set<std::string> listed;  // SCAN may return a key twice
+  std::uint64_t copied = 0;
+  std::vector<std::string_view> page_rels;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, tk.match_all(), page));
+    fs_keys(tk, page.view()[1], rels);
+    page_rels.clear();
+    for (const std::string& rel : rels) {
+      if (listed.insert(rel).second) {
+        page_rels.push_back(rel);
+      }
+    }
+    TRY(push_index(c, index, page_rels));
+    copied += page_rels.size();
+    if (after_page) {
+      TRY(after_page(page_rels));
+    }
+    TRY(cow.keep_alive(c, seen, 0));
+  } while (cursor != "0");
+  return copied;
+}
+
+Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
+                                    const std::function<Status(std::span<const std::string_view> copied)>& after_page,
+                                    std::string* warning) {
+  const std::string index = staging_index_key(tk);
+  KeyWalkOptions opts;
+  opts.source = &sk;
+  opts.ensure = [&](std::span<const std::string> rels) -> Status {
+    std::vector<long long> found;
+    return _cow_copy(c, sk, tk, cow, rels, found);
+  };
+  KeyWalk walk(c, tk, opts);
+  TRY(walk.begin());
+  std::uint64_t copied = 0;
+  std::vector<std::string_view> done;
+  auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    TRY(check_cancel());
+    TRY(_cow_copy(c, sk, tk, cow, rels, found));
+    done.clear();
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (found[i] != -1) {
+        done.push_back(rels[i]);
+      }
+    }
+    copied += done.size();
+    TRY(push_index(c, index, done));
+    if (after_page) {
+      TRY(after_page(done));
+    }
+    return cow.keep_alive(c, walk.inodes_found(), walk.inodes_expected());
+  };
+  TRY_ASSIGN(KeyWalkResult walked, walk.run(visit));
+  if (walked.disagreement.empty()) {
+    return copied + 1;
+  }
+  if (warning != nullptr) {
+    *warning = "the structure of " + _quote(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+  }
+  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, after_page));
+  return scanned + 1;
 }
 
 // ---------------------------------------------------------------- copy
@@ -659,6 +903,55 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   return copied + 1;
 }
 
+// The snapshot's own superblock fields, on the staged copy.
+static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std::int64_t snapshot_ns, bool writable) {
+  TRY(c.command({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", _str(snapshot_ns), "read_only",
+                 writable ? "0" : "1"}));
+  return {};
+}
+
+// Copy-on-write (CowSnapshot) into the staging prefix `tk`, made from the
+// source's name (its slot). On failure nothing of `tk` is left (what a
+// crash leaves expires, or the next snapshot removes it).
+static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                      std::string_view what, bool writable,
+                                                                      Progress& progress, std::string& warning) {
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what));
+  if (!cow.dead_staging().empty()) {
+    (void)remove_staging(c, Keys(cow.dead_staging()));
+  }
+  auto fail = [&](const Error& e) -> Error {
+    _drain_quietly(c);
+    if (cow.alive()) {
+      (void)cow.end(c);
+    }
+    (void)remove_staging(c, tk);
+    return make_error(e.code, e.message + " (the partial copy was removed)");
+  };
+  auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
+    progress.add(page.size());
+    crash_if_injected("copy-staging");
+    return {};
+  }, &warning);
+  if (!copied.ok()) {
+    return fail(copied.error());
+  }
+  Status ended = cow.end(c);
+  if (!ended.ok()) {
+    return fail(ended.error());
+  }
+  Status marked = _mark_snapshot(c, sk, tk, cow.instant_ns(), writable);
+  if (marked.ok()) {
+    auto unlinked = c.command({"UNLINK", tk.touched()});
+    marked = unlinked.ok() ? Status{} : Status(unlinked.error());
+  }
+  if (!marked.ok()) {
+    return fail(marked.error());
+  }
+  progress.add(1);
+  return std::make_pair(*copied, cow.instant_ns());
+}
+
 // Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
 // nothing of `tk` is left.
 static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connection& c, const Keys& sk, const Keys& tk,
@@ -673,7 +966,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
       (void)freeze.release(c);
     }
     (void)unlink_listed(c, tk, staging_index_key(tk));  // what a crash leaves expires
-    return make_error(e.code, "copy " + sk.prefix() + ": " + e.message + " (the partial copy was removed)");
+    return make_error(e.code, e.message + " (the partial copy was removed)");
   };
   auto snapshot_ns = server_time_ns(c);
   if (!snapshot_ns.ok()) {
@@ -687,11 +980,30 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   if (!released.ok()) {
     return fail(make_error(released.code(), released.error().message + ", so it would not be point-in-time"));
   }
+  return std::make_pair(*copied, *snapshot_ns);
+}
+
+// A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
+// server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
+// dropped. On failure nothing of `tk` is left.
+static Result<std::pair<std::uint64_t, std::int64_t>> _snapshot_to_staging(Connection& c, const Keys& sk,
+                                                                           const Keys& tk, const Keys& dk,
+                                                                           const CopyOptions& opts, Progress& progress,
+                                                                           std::string& warning) {
+  const bool cow = !c.cluster() || same_slot(sk, tk);
+  auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
+                                  : _copy_to_staging(c, sk, tk, opts, progress, warning);
+  if (!copied.ok()) {
+    return make_error(copied.error().code, "copy " + sk.prefix() + ": " + copied.error().message);
+  }
   auto dropped = drop_staged_orphans(c, tk);
   if (!dropped.ok()) {
-    return fail(dropped.error());
+    (void)unlink_all(c, tk);
+    (void)c.command({"UNLINK", staging_index_key(tk)});
+    return make_error(dropped.error().code, "copy " + sk.prefix() + ": " + dropped.error().message +
+                                                " (the partial copy was removed)");
   }
-  return std::make_pair(*copied - *dropped, *snapshot_ns);
+  return std::make_pair(copied->first - *dropped, copied->second);
 }
 
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
@@ -727,9 +1039,14 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   }
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
-  Keys tk(make_temp_prefix(dst, TempKind::Copy));
+  // Copy-on-write where the staging prefix (made from SRC's name, so in its
+  // slot) can be moved to DST by the server: always, but on a cluster with
+  // DST in another slot, which freezes SRC while the client carries the
+  // keys instead.
+  const bool cow = !c.cluster() || same_slot(sk, dk);
+  Keys tk(make_temp_prefix(cow ? src : dst, TempKind::Copy));
   std::string warning;
-  auto copied = _copy_to_staging(c, sk, tk, opts, progress, warning);
+  auto copied = _snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
   progress.finish();
   if (!copied.ok()) {
     return std::move(copied).error();
@@ -776,7 +1093,9 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 // keys removed; `why` gets the structure's disagreement, if any.
 static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Freeze& freeze, Progress& progress,
                                             std::string& why) {
-  KeyWalk walk(c, keys, KeyWalkOptions{.opens = true});
+  KeyWalkOptions opts;
+  opts.opens = true;
+  KeyWalk walk(c, keys, opts);
   TRY(walk.begin());
   TRY_ASSIGN(Reply sb, c.command({"UNLINK", keys.sb()}));
   std::uint64_t removed = static_cast<std::uint64_t>(sb.view().integer());
@@ -942,7 +1261,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
             prefixes.insert(std::move(prefix));
           }
         } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                   kind != KeyKind::Freeze && kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
+                   kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
+                   validate_prefix(prefix).ok()) {
           keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
         }
       }

@@ -54,6 +54,80 @@ class Freeze {
   std::chrono::steady_clock::time_point m_last_refresh;
 };
 
+// ---------------------------------------------------------------- copy-on-write
+
+// A snapshot taken copy-on-write: writers never wait for the copy.
+//
+// begin() is the instant (cow_begin.lua, one atomic step): it records
+// <prefix>:COW (keys.hpp: the staging prefix, a token, a deadline) and copies
+// the superblock. From then on, every change script of every mount copies
+// the filesystem keys it names to the staging prefix before it changes
+// them, in the same atomic step, unless a copy is there already; a key that
+// did not exist is recorded in <staging>:TOUCHED instead (prelude.lua,
+// cow_pending). The copier walks the staging prefix's own structure
+// (copy_keys_cow), copying each key before it reads it unless a script did
+// first: what it finds is the filesystem as it was at the instant, however
+// it changes meanwhile. end() stops the scripts' copies.
+//
+// The snapshot lives while its copier refreshes it (every second; it dies
+// k_freeze_ttl_ms after the last refresh): a copier that crashed or stalled
+// stops costing the writers anything then, and its copy is thrown away
+// (refresh() and end() say so). The next snapshot of the prefix removes
+// what a dead one left (begin(): dead_staging()).
+class CowSnapshot {
+ public:
+  // Waits while the filesystem is frozen (up to k_freeze_wait) or another
+  // snapshot of it is alive (as long as it lives). `what` is shown by
+  // `list` (e.g. the destination prefix).
+  static Result<CowSnapshot> begin(Connection& c, const Keys& source, const Keys& staging, std::string_view what);
+
+  std::int64_t instant_ns() const { return m_instant_ns; }
+  // The staging prefix of a snapshot whose copier died, replaced by this
+  // one (empty: none): remove_staging() it.
+  const std::string& dead_staging() const { return m_dead; }
+  // Records progress and keeps it alive, at most once a second; EAGAIN
+  // when it lapsed (its copy is no longer one instant).
+  Status keep_alive(Connection& c, std::uint64_t done, std::uint64_t total);
+  // Ends it: EAGAIN when it had lapsed before. The caller then removes
+  // <staging>:TOUCHED (or the whole staging prefix: remove_staging).
+  Status end(Connection& c);
+  bool alive() const { return m_alive; }
+  const std::string& token() const { return m_token; }
+
+ private:
+  CowSnapshot(const Keys& source, std::string token);
+  Status refresh(Connection& c, std::uint64_t done, std::uint64_t total);
+
+  std::string m_cow;      // <source>:COW
+  std::string m_token;
+  std::string m_dead;
+  std::int64_t m_instant_ns = 0;
+  bool m_alive = false;
+  std::chrono::steady_clock::time_point m_last_refresh;
+};
+
+// Copy-on-write needs the staging prefix in the source's slot (on a
+// cluster, scripts touch keys of one slot only); the staging prefix is
+// made from the source's name, so it always is. A copy to another slot
+// freezes instead (copy_keys_frozen).
+//
+// While `cow` is alive: fills the staging prefix `tk` with every filesystem
+// key of `sk` as it was at the instant (but the superblock, which begin()
+// copied), each with the staging TTL, and RPUSHes their relative names to
+// the list staging_index_key(tk) (push_index). The keys are those the staging prefix's
+// own structure names (key_walk.hpp); when it disagrees with its
+// superblock (a damaged filesystem), every key SCAN finds under either
+// prefix is taken, and `warning` says so. `after_page` gets each batch
+// found. Returns how many keys `tk` holds (the superblock too).
+Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
+                                    const std::function<Status(std::span<const std::string_view> copied)>& after_page,
+                                    std::string* warning = nullptr);
+
+// Removes a staging prefix a copy-on-write snapshot left: the keys its
+// index (staging_index_key) lists, those its TOUCHED set names, the set and
+// the superblock. (A key of it that neither names expires with its TTL.)
+Status remove_staging(Connection& c, const Keys& staging);
+
 // Are these prefixes' keys in one Redis Cluster slot (the same hash tag)?
 // On a cluster the server copies and renames only between such prefixes;
 // a copy to another slot goes through the client (DUMP + RESTORE).

@@ -14,9 +14,15 @@
 --   * every key is named in KEYS; a script that must know an inode the
 --     client has not named (the target of a directory entry) gets the
 --     client's guess and answers {'RETRY', actual} when it is wrong;
---   * no change while <prefix>:FREEZE exists (a snapshot is being taken):
---     the script fails with FROZEN before touching anything, and the
---     client waits and tries again;
+--   * no change while <prefix>:FREEZE exists (delete, an install, a copy
+--     between cluster slots): the script fails with FROZEN before touching
+--     anything, and the client waits and tries again;
+--   * while a snapshot is taken copy-on-write (<prefix>:COW, snapshot.hpp),
+--     every filesystem key the script names is first copied to the
+--     snapshot's staging prefix, unless that was done already or the key
+--     did not exist at the snapshot's instant (cow_guard): the copy is part
+--     of the script's own atomic step. A client that did not name the
+--     staging keys gets COW <staging> and sends the script again with them;
 --   * times are nanoseconds since the epoch, kept as decimal strings (a Lua
 --     number is a double and cannot hold them exactly).
 local function fail(code, msg)
@@ -31,13 +37,67 @@ local function now_ns()
   return t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
 end
 
+-- Milliseconds since the epoch (the server's clock), as a Lua number.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local function fmt(n)
   return string.format('%d', n)
 end
 
+-- The snapshot being taken copy-on-write, if one is alive: its staging
+-- prefix and the TTL its keys get. (A COW hash whose deadline has passed
+-- belongs to a copier that died: ignored.)
+local function cow_alive()
+  if not __cow_key then
+    return nil
+  end
+  local c = redis.call('HMGET', __cow_key, 'staging', 'deadline', 'ttl')
+  if not c[1] then
+    return nil
+  end
+  if tonumber(c[2] or '0') <= now_ms() then
+    return nil
+  end
+  return c[1], c[3]
+end
+
+-- Copy-on-write (see the rules above). Returns the staging prefix the
+-- client must name when it named another (or none), else nil; the caller
+-- fails with COW <staging> (write.lua keeps its TMP keys first).
+local function cow_pending()
+  local staging, ttl = cow_alive()
+  if not staging then
+    return nil
+  end
+  if staging ~= __cow_target then
+    return staging
+  end
+  local cut = #staging + 2
+  for i = 1, #__cow_mirror do
+    local m = __cow_mirror[i]
+    if m ~= __cow_touched and redis.call('EXISTS', m) == 0 then
+      local rel = string.sub(m, cut)
+      if redis.call('SADD', __cow_touched, rel) == 1 then
+        redis.call('PEXPIRE', __cow_touched, ttl)
+        if redis.call('COPY', KEYS[i], m) == 1 then
+          redis.call('PEXPIRE', m, ttl)
+        end
+      end
+    end
+  end
+  return nil
+end
+
 local function check_frozen(freeze_key)
   if redis.call('EXISTS', freeze_key) == 1 then
-    fail('FROZEN', 'a snapshot is being taken')
+    fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
+  end
+  local staging = cow_pending()
+  if staging then
+    fail('COW', staging)
   end
 end
 

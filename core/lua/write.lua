@@ -7,7 +7,8 @@
 -- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
 -- TTL): a piece that covers everything its block holds is RENAMEd into
 -- place, so its bytes never pass through Lua. Every TMP key is gone when
--- the script ends, whatever the outcome.
+-- the script ends, whatever the outcome, but for FROZEN and COW, after
+-- which the client sends the script again.
 -- Returns {'RETRY', size} when appending and the size moved, else the
 -- new size.
 local n = (#KEYS - 3) / 2
@@ -36,8 +37,14 @@ for i = 1, n do
     refuse('ENOSPC', 'the server refused the data (out of memory)')
   end
 end
+-- Frozen, or a snapshot's staging keys not named: the client sends this
+-- script again (redis.cpp), so its TMP keys stay for it (they expire).
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  refuse('FROZEN', 'a snapshot is being taken')
+  fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
+end
+local staging = cow_pending()
+if staging then
+  fail('COW', staging)
 end
 local t = redis.call('HGET', KEYS[3], 'type')
 if not t then

@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ std::unique_ptr<Connection> connect(const std::string& client_name = "redisfs:te
 
 // Every key under "<prefix>:", sorted.
 std::vector<std::string> keys_under(Connection& c, const std::string& prefix);
+// Every filesystem key of a prefix (keys.hpp), relative, with its type and
+// value ("s" + bytes, or "h" + sorted field/value pairs; the superblock
+// without the marks a copy or restore adds: origin, read_only...).
+using Content = std::map<std::string, std::string>;
+Content content(Connection& c, const std::string& prefix);
 // Deletes every key under "<prefix>:"; returns how many.
 std::size_t delete_prefix(Connection& c, const std::string& prefix);
 

@@ -36,46 +36,8 @@ std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix, StoreOptions
   return ok(Store::open(pool, prefix, std::move(opts)));
 }
 
-// Every filesystem key of a prefix, relative, with its type and value
-// ("s" + bytes, or "h" + sorted field/value pairs).
-using Content = std::map<std::string, std::string>;
-
-Content _content(Connection& c, const std::string& prefix) {
-  Keys keys(prefix);
-  Content out;
-  for (const auto& key : test::keys_under(c, prefix)) {
-    std::string rel(*keys.relative(key));
-    if (!is_filesystem_key(parse_relative_key(rel).kind)) {
-      continue;
-    }
-    auto type = ok(c.command({"TYPE", key}));
-    std::string t(type.view().str());
-    if (t == "string") {
-      auto v = ok(c.command({"GET", key}));
-      out[rel] = "s" + std::string(v.view().str());
-    } else if (t == "hash") {
-      auto v = ok(c.command({"HGETALL", key}));
-      std::map<std::string, std::string> fields;
-      for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
-        fields[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
-      }
-      if (rel == "SB") {
-        // What a restore or copy says of where the filesystem came from.
-        for (const char* mark : {"restored_from", "dumped", "read_only", "origin", "snapshot_created"}) {
-          fields.erase(mark);
-        }
-      }
-      std::string s = "h";
-      for (const auto& [f, val] : fields) {
-        s += f + '\0' + val + '\0';
-      }
-      out[rel] = s;
-    } else {
-      out[rel] = "?" + t;
-    }
-  }
-  return out;
-}
+using Content = test::Content;
+Content _content(Connection& c, const std::string& prefix) { return test::content(c, prefix); }
 
 std::map<std::string, std::string> _hash(Connection& c, const std::string& key) {
   auto v = ok(c.command({"HGETALL", key}));

@@ -1,0 +1,33 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+-- The instant of a copy-on-write snapshot (snapshot.hpp): from here on every
+-- change script copies the keys it names to the staging prefix before it
+-- changes them (prelude.lua, cow_pending), and the copier copies the rest.
+-- Writers do not wait: this script is the whole pause.
+-- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED
+-- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
+--       4 TTL of the staging keys (ms), 5 what it is for (e.g. the
+--       destination prefix)
+-- Returns {'OK', instant (ns), dead staging prefix or ''}: a COW hash left by
+-- a copier that died is replaced, and its staging prefix named for the
+-- caller to remove. {'BUSY', why} when the filesystem is frozen or another
+-- snapshot is alive (wait and try again); ENOENT without a superblock.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'BUSY', 'frozen'}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local old = redis.call('HMGET', KEYS[2], 'staging', 'deadline')
+if old[1] and tonumber(old[2] or '0') > now then
+  return {'BUSY', old[1]}
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  fail('ENOENT', 'no superblock')
+end
+redis.call('DEL', KEYS[2], KEYS[5])
+redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fmt(now + tonumber(ARGV[3])),
+           'ttl', ARGV[4], 'dst', ARGV[5], 'done', '0', 'total', '0')
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('DEL', KEYS[4])
+redis.call('COPY', KEYS[3], KEYS[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+return {'OK', t[1] .. string.format('%06d', tonumber(t[2])) .. '000', old[1] or ''}

@@ -1,0 +1,40 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+-- The copier's side of a copy-on-write snapshot: makes sure each named key
+-- is in the staging prefix as it was at the instant, and says what is
+-- there. A key is copied unless a copy exists already or a change script
+-- met it first (TOUCHED: it copied the key, or the key did not exist at
+-- the instant).
+-- KEYS: 1 COW, 2 staging TOUCHED, then n sources, then their n names in the
+--       staging prefix
+-- ARGV: 1 token, 2 TTL of the copies (ms), 3 one letter per key: 'b' for a
+--       block, '-' otherwise
+-- Returns, per key: -1 when the snapshot has no such key, -2 for a block
+-- that is not a string, else the block's length (0 for other keys).
+-- Fails with LOST when the snapshot is no longer ours and alive.
+local c = redis.call('HMGET', KEYS[1], 'token', 'deadline')
+local now = now_ms()
+if c[1] ~= ARGV[1] or tonumber(c[2] or '0') <= now then
+  fail('LOST', 'the snapshot lapsed')
+end
+local n = (#KEYS - 2) / 2
+local out = {}
+for i = 1, n do
+  local src = KEYS[2 + i]
+  local dst = KEYS[2 + n + i]
+  local there = redis.call('EXISTS', dst) == 1
+  if not there and redis.call('SISMEMBER', KEYS[2], string.match(src, '^[^:]*:(.*)$')) == 0 then
+    there = redis.call('COPY', src, dst) == 1
+    if there then
+      redis.call('PEXPIRE', dst, ARGV[2])
+    end
+  end
+  if not there then
+    out[i] = -1
+  elseif string.sub(ARGV[3], i, i) == 'b' then
+    local len = redis.pcall('STRLEN', dst)
+    out[i] = type(len) == 'number' and len or -2
+  else
+    out[i] = 0
+  end
+end
+return out

@@ -1,0 +1,13 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+-- Ends a copy-on-write snapshot: the change scripts stop copying. (The
+-- copier removes <staging>:TOUCHED next, or uses it to remove the copies.)
+-- KEYS: COW     ARGV: token
+-- Returns 1 if it was ours and alive until now (so the staging prefix holds
+-- the instant's keys), else 0 (nothing is removed).
+local c = redis.call('HMGET', KEYS[1], 'token', 'deadline')
+local now = now_ms()
+if c[1] ~= ARGV[1] or tonumber(c[2] or '0') <= now then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1

@@ -1,0 +1,15 @@
+--! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+-- Freezes the filesystem (snapshot.hpp, Freeze), unless it is frozen
+-- already or a copy-on-write snapshot of it is alive (its copies would
+-- miss the changes made under the freeze).
+-- KEYS: FREEZE, COW     ARGV: token, ttl (ms)
+-- Returns 1 when frozen, else 0 (wait and try again).
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local c = redis.call('HGET', KEYS[2], 'deadline')
+if c and tonumber(c) > now_ms() then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1

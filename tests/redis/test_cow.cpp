@@ -1,0 +1,294 @@
+// Copy-on-write snapshots (snapshot.hpp, CowSnapshot): the staging prefix
+// gets the filesystem exactly as it was at the instant whatever the change
+// scripts do meanwhile (every kind of change, through a Store whose
+// connections learn of the snapshot from the scripts' COW replies); a
+// snapshot whose copier stalls lapses, stops costing the writers, and is
+// cleaned up by the next one; a freeze and a snapshot exclude each other.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "fixture.hpp"
+#include "install.hpp"
+#include "snapshot.hpp"
+#include "store.hpp"
+
+using namespace redisfs;
+using redisfs::test::ok;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+const Caller k_user{1000, 1000};
+
+struct Tree {
+  Ino dir = 0, f1 = 0, f2 = 0, f3 = 0, f5 = 0, f6 = 0, sparse = 0, wide = 0, held = 0, empty = 0;
+};
+
+// Something of every kind: data over several blocks, a hole, xattrs, a
+// directory longer than one HSCAN page, hard and symbolic links, an empty
+// directory, an unlinked file still open.
+Tree _populate(Store& s) {
+  Tree t;
+  t.dir = ok(s.mkdir(k_root_ino, "dir", 0755, k_user)).ino;
+  t.f1 = ok(s.mknod(t.dir, "f1", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.f1, 0, std::string(3 * 4096, '1'), false));
+  t.f2 = ok(s.mknod(t.dir, "f2", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.f2, 0, std::string(5000, '2'), false));
+  t.f3 = ok(s.mknod(t.dir, "f3", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.f3, 0, std::string(70000, '3'), false));  // more than 16 blocks: unlink orphans it
+  ok(s.mknod(t.dir, "f4", S_IFREG | 0644, 0, k_user));
+  t.f5 = ok(s.mknod(k_root_ino, "f5", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.f5, 0, "five", false));
+  t.f6 = ok(s.mknod(k_root_ino, "f6", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.f6, 0, "six", false));
+  t.sparse = ok(s.mknod(k_root_ino, "sparse", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(t.sparse, 0, "start", false));
+  ok(s.write(t.sparse, 9 * 4096, "end", false));
+  ok(s.setxattr(t.f1, "user.a", "1", 0));
+  ok(s.setxattr(t.f2, "user.b", "2", 0));
+  t.wide = ok(s.mkdir(k_root_ino, "wide", 0755, k_user)).ino;
+  for (int i = 0; i < 1200; ++i) {
+    ok(s.mknod(t.wide, "w" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+  }
+  ok(s.link(t.f1, k_root_ino, "f1 again"));
+  ok(s.symlink(t.dir, "link", "../f5", k_user));
+  t.empty = ok(s.mkdir(k_root_ino, "empty", 0700, k_user)).ino;
+  t.held = ok(s.create(k_root_ino, "held", 0644, k_user)).ino;
+  ok(s.write(t.held, 0, std::string(9000, 'h'), false));
+  REQUIRE(ok(s.unlink(k_root_ino, "held")) == t.held);
+  return t;
+}
+
+// Every change script, through the store, after the instant.
+void _change_everything(Store& s, const Tree& t) {
+  ok(s.write(t.f1, 4096, std::string(100, 'X'), false));        // over a block
+  ok(s.write(t.f1, 0, "appended", true));                        // a new block
+  SetAttrRequest cut;
+  cut.size = 0;
+  ok(s.setattr(t.f2, cut));                                      // truncate
+  REQUIRE(ok(s.unlink(t.dir, "f3")) == t.f3);                    // orphaned
+  ok(s.purge(t.f3));                                             // then freed
+  ok(s.unlink(t.dir, "f4"));                                     // freed at once
+  ok(s.rename(k_root_ino, "f6", k_root_ino, "f5", 0));           // over another file
+  ok(s.rename(k_root_ino, "dir", t.wide, "moved", 0));           // a directory
+  Ino fresh = ok(s.mknod(k_root_ino, "fresh", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(fresh, 0, std::string(5000, 'f'), false));
+  ok(s.setxattr(fresh, "user.new", "n", 0));
+  ok(s.setxattr(t.f1, "user.a", "changed", 0));
+  ok(s.removexattr(t.f2, "user.b"));
+  ok(s.setxattr(t.sparse, "user.s", "an xattr made after the instant", 0));
+  ok(s.write(t.sparse, 5 * 4096, "in the hole", false));         // a block the instant did not have
+  ok(s.rmdir(k_root_ino, "empty"));
+  ok(s.mkdir(k_root_ino, "new dir", 0755, k_user));
+  SetAttrRequest mode;
+  mode.mode = 0600;
+  mode.uid = 7;
+  ok(s.setattr(t.f6, mode));  // (f6 is f5 now)
+  ok(s.link(t.sparse, t.wide, "sparse again"));
+  ok(s.symlink(k_root_ino, "new link", "fresh", k_user));
+  for (int i = 0; i < 50; ++i) {
+    ok(s.unlink(t.wide, "w" + std::to_string(i)));
+    ok(s.mknod(t.wide, "n" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+  }
+  ok(s.purge(t.held));  // the orphan's last close
+}
+
+std::set<std::string> _index(Connection& c, const Keys& staging) {
+  auto r = ok(c.command({"LRANGE", staging_index_key(staging), "0", "-1"}));
+  std::set<std::string> out;
+  for (std::size_t i = 0; i < r.view().size(); ++i) {
+    out.insert(std::string(r.view()[i].str()));
+  }
+  return out;
+}
+
+long long _exists(Connection& c, const std::string& key) {
+  return ok(c.command({"EXISTS", key})).view().integer();
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::cow");
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: the copy is the instant, whatever every change script does meanwhile") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Tree t = _populate(*s);
+  const test::Content before = test::content(conn(), prefix);
+  REQUIRE(before.count("ORPHANS") == 1);
+
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  auto lease = ok(pool.acquire());
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "a test"));
+  CHECK(cow.dead_staging().empty());
+  CHECK(cow.instant_ns() > 0);
+  CHECK(ok(conn().command({"HGET", keys.cow(), "staging"})).view().str() == tk.prefix());
+
+  _change_everything(*s, t);
+  const test::Content changed = test::content(conn(), prefix);
+  REQUIRE(changed != before);
+  // The scripts copied what they changed, and marked what they made.
+  CHECK(_exists(conn(), tk.inode(t.f1)) == 1);
+  CHECK(_exists(conn(), tk.block(t.sparse, 5)) == 0);
+  CHECK(ok(conn().command({"SISMEMBER", tk.touched(), "BLK:" + std::to_string(t.sparse) + ":5"})).view().integer() == 1);
+
+  std::string warning;
+  std::uint64_t n = ok(copy_keys_cow(*lease, keys, tk, cow, nullptr, &warning));
+  CHECK_MESSAGE(warning.empty(), warning);
+  ok(cow.end(*lease));
+  CHECK(_exists(conn(), keys.cow()) == 0);
+
+  const test::Content staged = test::content(conn(), tk.prefix());
+  CHECK(staged.size() == before.size());
+  for (const auto& [rel, value] : before) {
+    auto it = staged.find(rel);
+    if (it == staged.end()) {
+      FAIL_CHECK("missing from the snapshot: " << rel);
+    } else if (it->second != value) {
+      FAIL_CHECK("differs from the instant: " << rel);
+    }
+  }
+  for (const auto& [rel, value] : staged) {
+    if (before.count(rel) == 0) {
+      FAIL_CHECK("not in the instant: " << rel);
+    }
+  }
+  // The index names each staged key once, but the superblock (its own).
+  std::set<std::string> listed = _index(conn(), tk);
+  CHECK(n == listed.size() + 1);
+  std::set<std::string> staged_keys;
+  for (const auto& [rel, value] : staged) {
+    if (rel != "SB") {
+      staged_keys.insert(rel);
+    }
+  }
+  CHECK(listed == staged_keys);
+  // Changes after the end are not copied.
+  ok(s->write(t.f6, 0, "after", false));
+  CHECK(test::content(conn(), tk.prefix()) == staged);
+
+  ok(remove_staging(*lease, tk));
+  CHECK(test::keys_under(conn(), tk.prefix()).empty());
+  CHECK(_exists(conn(), staging_index_key(tk)) == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: copy and dump while the writers run, then no trace of the snapshot") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Tree t = _populate(*s);
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&] {
+    Ino f = ok(s->mknod(k_root_ino, "busy", S_IFREG | 0644, 0, k_user)).ino;
+    while (!stop.load()) {
+      auto w = s->write(f, 0, std::string(4096, static_cast<char>('a' + writes.load() % 26)), true);
+      if (!w.ok()) {
+        FAIL_CHECK(w.error().message);
+        return;
+      }
+      ++writes;
+    }
+  });
+  while (writes.load() < 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::string dst = extra_prefix();
+  CopyStats st = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CHECK_MESSAGE(st.warning.empty(), st.warning);
+  stop = true;
+  writer.join();
+  CHECK(writes.load() > 5);
+  CHECK(_exists(conn(), keys.cow()) == 0);
+  // Nothing left under any staging prefix of the source.
+  auto left = ok(conn().command({"SCAN", "0", "MATCH", prefix + "~*", "COUNT", "100000"}));
+  CHECK(left.view()[1].size() == 0);
+  // The snapshot's busy file holds whole 4 KiB writes only.
+  StoreOptions ro;
+  ro.read_only = true;
+  auto snap = ok(Store::open(pool, dst, ro));
+  Ino busy = ok(snap->lookup(k_root_ino, "busy")).ino;
+  Attr a = ok(snap->getattr(busy));
+  CHECK(a.size % 4096 == 0);
+  (void)t;
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: a lapsed snapshot fails its copy, costs the writers nothing, and the next one removes it") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Tree t = _populate(*s);
+  auto lease = ok(pool.acquire());
+  Keys first(make_temp_prefix(prefix, TempKind::Copy));
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, first, "first"));
+  ok(s->write(t.f1, 0, "copied first", false));
+  CHECK(_exists(conn(), first.block(t.f1, 0)) == 1);
+  const auto staged = test::keys_under(conn(), first.prefix());
+
+  ok(conn().command({"HSET", keys.cow(), "deadline", "1"}));  // as if its copier had stalled
+  ok(s->write(t.f2, 0, "not copied", false));
+  CHECK(test::keys_under(conn(), first.prefix()) == staged);
+  std::string warning;
+  CHECK(copy_keys_cow(*lease, keys, first, cow, nullptr, &warning).code() == EAGAIN);
+  CHECK(cow.end(*lease).code() == EAGAIN);
+  CHECK(_exists(conn(), keys.cow()) == 1);  // its copier is gone: the next snapshot finds it
+
+  Keys second(make_temp_prefix(prefix, TempKind::Copy));
+  CowSnapshot next = ok(CowSnapshot::begin(*lease, keys, second, "second"));
+  CHECK(next.dead_staging() == first.prefix());
+  ok(remove_staging(*lease, Keys(next.dead_staging())));
+  CHECK(test::keys_under(conn(), first.prefix()).empty());
+  CHECK(_exists(conn(), first.touched()) == 0);
+  ok(next.end(*lease));
+  ok(remove_staging(*lease, second));
+  CHECK(test::keys_under(conn(), second.prefix()).empty());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: a freeze waits for a live snapshot, and a snapshot for a freeze") {
+  auto s = ok(Store::open(pool, prefix, {}));
+  auto lease = ok(pool.acquire());
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "test"));
+  CHECK(Freeze::acquire(*lease, keys, std::chrono::milliseconds(200)).code() == EBUSY);
+  // So does another snapshot, for as long as this one lives.
+  std::atomic<bool> second_began{false};
+  std::thread other([&] {
+    auto c = test::connect();
+    Keys tk2(make_temp_prefix(prefix, TempKind::Dump));
+    auto next = CowSnapshot::begin(*c, keys, tk2, "second");
+    REQUIRE_MESSAGE(next.ok(), next.error().message);
+    second_began = true;
+    CHECK(next->dead_staging().empty());
+    ok(next->end(*c));
+    ok(remove_staging(*c, tk2));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(second_began.load());
+  ok(cow.end(*lease));
+  other.join();
+  CHECK(second_began.load());
+  ok(remove_staging(*lease, tk));
+
+  Freeze f = ok(Freeze::acquire(*lease, keys));
+  std::atomic<bool> began{false};
+  std::thread snap([&] {
+    auto c = test::connect();
+    auto next = CowSnapshot::begin(*c, keys, tk, "after the freeze");
+    REQUIRE_MESSAGE(next.ok(), next.error().message);
+    began = true;
+    ok(next->end(*c));
+    ok(remove_staging(*c, tk));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(began.load());
+  ok(f.release(*lease));
+  snap.join();
+  CHECK(began.load());
+}
