@@ -463,6 +463,42 @@ def unlink_files(d, names):
     return time.perf_counter() - t0
 
 
+def populate_mixed(root, total, seed, large_size):
+    """Writes `total` bytes of file data under `root`: a quarter in small
+    files (1-64 KiB, 500 per directory), the rest in files of `large_size`.
+    Returns (files, bytes)."""
+    r = rng(seed)
+    block = memoryview(os.urandom(8 * MiB))
+    files = written = 0
+    small_total = total // 4
+    d = None
+    while written < small_total:
+        if files % 500 == 0:
+            d = os.path.join(root, f"small-{files // 500:04d}")
+            os.makedirs(d)
+        n = min(int(2 ** r.uniform(10, 16)), small_total - written)
+        off = r.randrange(0, 4 * MiB)
+        with open(os.path.join(d, f"f{files:06d}"), "wb", buffering=0) as f:
+            f.write(block[off:off + n])
+        files += 1
+        written += n
+    os.makedirs(os.path.join(root, "large"))
+    i = 0
+    while written < total:
+        n = min(large_size, total - written)
+        with open(os.path.join(root, "large", f"large-{i:03d}"), "wb", buffering=0) as f:
+            left = n
+            while left:
+                m = min(left, MiB)
+                off = r.randrange(0, 4 * MiB)
+                f.write(block[off:off + m])
+                left -= m
+        files += 1
+        written += n
+        i += 1
+    return files, written
+
+
 def fill(path, size, seed):
     """Writes `size` bytes of incompressible data to `path`, 1 MiB at a time."""
     block = _random_block()

@@ -49,16 +49,11 @@ void KeyWalk::note(std::string why) {
 }
 
 Status KeyWalk::begin() {
-  if (m_opts.ensure) {
-    const std::string orphans[] = {"ORPHANS"};
-    TRY(m_opts.ensure(orphans));
-  }
   m_c.append({"HMGET", m_keys.sb(), "block_size", "inodes", "bytes", "root"});
-  m_c.append({"HGETALL", m_keys.orphans()});
   m_c.append({"DBSIZE"});
   m_c.append({"EXISTS", m_keys.sb()});
   std::vector<Result<Reply>> replies;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 3; ++i) {
     replies.push_back(m_c.read_reply());
     if (!replies.back().ok() && m_c.broken()) {
       while (m_c.pending() > 0) {
@@ -71,7 +66,7 @@ Status KeyWalk::begin() {
     note("the superblock is not a hash");
     return {};
   }
-  if (!replies[3].ok() || replies[3]->view().integer() != 1) {
+  if (!replies[2].ok() || replies[2]->view().integer() != 1) {
     return make_error(ENOENT, "no filesystem at prefix '" + m_keys.prefix() + "'");
   }
   ReplyView sb = replies[0]->view();
@@ -86,11 +81,30 @@ Status KeyWalk::begin() {
     return {};
   }
   m_block_size = static_cast<std::uint32_t>(bs);
-  if (!replies[1].ok()) {
+  if (replies[1].ok()) {
+    m_dbsize = static_cast<std::uint64_t>(std::max(0LL, replies[1]->view().integer()));
+  }
+  return {};
+}
+
+Status KeyWalk::read_orphans() {
+  if (m_opts.source != nullptr) {
+    TRY(flush());
+    m_pending.push_back("ORPHANS");
+    m_pending_block.push_back(0);
+    TRY(flush());
+  } else {
+    TRY(add("ORPHANS", false));
+  }
+  auto r = m_c.command({"HGETALL", m_keys.orphans()});
+  if (!r.ok()) {
+    if (m_c.broken()) {
+      return std::move(r).error();
+    }
     note("ORPHANS is not a hash");
     return {};
   }
-  ReplyView orphans = replies[1]->view();
+  ReplyView orphans = r->view();
   for (std::size_t i = 0; i + 1 < orphans.size(); i += 2) {
     std::uint64_t ino = 0;
     if (!_parse_u64(orphans[i].str(), ino) || ino == 0) {
@@ -98,9 +112,6 @@ Status KeyWalk::begin() {
       return {};
     }
     m_orphans.push_back(ino);
-  }
-  if (replies[2].ok()) {
-    m_dbsize = static_cast<std::uint64_t>(std::max(0LL, replies[2]->view().integer()));
   }
   return {};
 }
@@ -149,20 +160,22 @@ void KeyWalk::enqueue(std::string_view entry, std::uint64_t dir) {
   }
 }
 
-Status KeyWalk::ensure(std::string_view kind, const std::vector<std::uint64_t>& inos) {
-  if (!m_opts.ensure || inos.empty()) {
+// Copy-on-write (KeyWalkOptions::source): the keys about to be read are
+// visited first, in batches of their own.
+Status KeyWalk::visit_now(std::string_view kind, const std::vector<std::uint64_t>& inos) {
+  if (m_opts.source == nullptr) {
     return {};
   }
-  std::vector<std::string> rels;
-  rels.reserve(inos.size());
+  TRY(flush());
   for (std::uint64_t ino : inos) {
-    rels.push_back(std::string(kind) + _num(ino));
+    m_pending.push_back(std::string(kind) + _num(ino));
+    m_pending_block.push_back(0);
   }
-  return m_opts.ensure(rels);
+  return flush();
 }
 
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
-  TRY(ensure("DIR:", dirs));
+  TRY(visit_now("DIR:", dirs));
   for (std::uint64_t d : dirs) {
     m_c.append({"HSCAN", m_keys.dir(d), "0", "COUNT", k_hscan_count});
   }
@@ -199,7 +212,7 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
 }
 
 Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
-  TRY(ensure("INODE:", batch));
+  TRY(visit_now("INODE:", batch));
   for (std::uint64_t ino : batch) {
     m_c.append({"HMGET", m_keys.inode(ino), "type", "size", "bytes"});
   }
@@ -231,13 +244,17 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
       note("inode " + _num(ino) + " has no readable size or bytes");
     }
     m_inode_bytes += bytes;
-    TRY(add("INODE:" + _num(ino), false));
+    if (m_opts.source == nullptr) {
+      TRY(add("INODE:" + _num(ino), false));
+    }
     TRY(add("XATTR:" + _num(ino), false));
     if (m_opts.opens) {
       TRY(add("OPEN:" + _num(ino), false));
     }
     if (type == "dir") {
-      TRY(add("DIR:" + _num(ino), false));
+      if (m_opts.source == nullptr) {
+        TRY(add("DIR:" + _num(ino), false));
+      }
       dirs.push_back(ino);
     } else if (type == "file") {
       auto blocks = nameable_blocks(size, bytes, m_block_size, m_dbsize);
@@ -301,7 +318,10 @@ Result<KeyWalkResult> KeyWalk::run(const KeyVisitor& visit) {
   if (!m_result.disagreement.empty()) {
     return m_result;
   }
-  TRY(add("ORPHANS", false));
+  TRY(read_orphans());
+  if (!m_result.disagreement.empty()) {
+    return m_result;
+  }
   if (m_seen.insert(m_root)) {
     m_queue.push_back(m_root);
   }

@@ -33,8 +33,10 @@
 // and no counter counts (an unknown key, a leaked block of a vanished
 // inode) are fsck's to find: it keeps SCAN.
 //
-// The walk reads a filesystem that does not change meanwhile: its callers
-// hold the freeze (snapshot.hpp).
+// The walk reads a filesystem that does not change meanwhile: delete holds
+// the freeze, and a copy-on-write snapshot's copier walks its staging
+// prefix, whose keys, once there, never change (snapshot.hpp;
+// KeyWalkOptions::source).
 #pragma once
 
 #include <cstdint>
@@ -56,20 +58,15 @@ namespace redisfs {
 // that is not a string, else the block's length (0 for any other key).
 using KeyVisitor = std::function<Status(std::span<const std::string> rels, std::vector<long long>& found)>;
 
-// Before the walk reads keys (relative names), makes sure they are there
-// to read: a copy-on-write snapshot's copier (snapshot.hpp) walks the
-// staging prefix it fills, and copies each key from the live filesystem
-// before the walk reads it, unless a change script did first.
-using KeyEnsurer = std::function<Status(std::span<const std::string> rels)>;
-
 struct KeyWalkOptions {
   bool opens = false;  // also OPEN:<n> of every inode (delete)
   std::size_t batch = 1000;  // candidates per visit
-  // With `ensure`: the walk reads a staging prefix filled from `source`.
-  // Every key is ensured before it is read (ORPHANS, INODE:<n> and DIR:<n>
-  // here; the visitor ensures the rest), and a huge sparse file's blocks
-  // are looked for by SCAN under both prefixes.
-  KeyEnsurer ensure;
+  // For a copy-on-write snapshot's copier (snapshot.hpp), which walks the
+  // staging prefix it fills from `source`: ORPHANS, INODE:<n> and DIR:<n>
+  // are visited (the visitor copies them) right before the walk reads
+  // them, instead of later with the other candidates; a huge sparse file's
+  // blocks are looked for by SCAN under both prefixes. Every key is still
+  // visited once.
   const Keys* source = nullptr;
 };
 
@@ -86,7 +83,8 @@ class KeyWalk {
  public:
   KeyWalk(Connection& c, const Keys& keys, KeyWalkOptions opts = {});
 
-  // Step 1: reads the superblock and ORPHANS (ENOENT without a superblock).
+  // Step 1: reads the superblock (ENOENT without one); ORPHANS is read
+  // when run() starts.
   // The superblock itself is not visited: the callers treat it apart.
   Status begin();
   // Steps 2 to 4, after begin().
@@ -102,7 +100,8 @@ class KeyWalk {
   Status flush();
   Status visit_batch(const std::vector<std::uint64_t>& batch);
   Status read_dirs(const std::vector<std::uint64_t>& dirs);
-  Status ensure(std::string_view kind, const std::vector<std::uint64_t>& inos);
+  Status read_orphans();
+  Status visit_now(std::string_view kind, const std::vector<std::uint64_t>& inos);
   void note(std::string why);
   void enqueue(std::string_view entry, std::uint64_t dir);
   Status sparse_blocks();

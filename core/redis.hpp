@@ -19,8 +19,10 @@
 // a value), and a script that writes has its outcome made checkable: it
 // records its reply under an operation id (set_op_log), and after a lost
 // reply the client reads that record instead of running it twice. NOSCRIPT
-// reloads the script; FROZEN (a snapshot is being taken) is waited out for
-// up to 120 s, then EBUSY. The parts of a MULTI/EXEC are never sent again
+// reloads the script; FROZEN (the filesystem is frozen) is waited out for
+// up to 120 s, then EBUSY; COW <staging> (a snapshot is being taken
+// copy-on-write, snapshot.hpp) sends the script again at once naming the
+// snapshot's keys (the copy-on-write trailer, cow_trailer). The parts of a MULTI/EXEC are never sent again
 // on their own: a transaction fails whole, and its caller decides. Errors
 // that remain are returned with their Fault.
 //

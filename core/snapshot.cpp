@@ -1,38 +1,43 @@
-// Copy, delete and list whole filesystems, and the freeze that makes a copy
-// point-in-time.
+// Copy, delete and list whole filesystems; the copy-on-write snapshot and
+// the freeze that make a copy point-in-time.
 //
-// THE FREEZE. SCAN alone is not a snapshot: keys change between its pages,
-// so a file renamed from one directory to another during a scan can show up
-// twice or not at all. A snapshot of SRC therefore holds SRC:FREEZE:
+// SCAN alone is not a snapshot: keys change between its pages, so a file
+// renamed from one directory to another during a scan can show up twice or
+// not at all.
 //
-//   1. SET SRC:FREEZE <random token> NX PX 10000. If the key exists another
-//      snapshot (or a delete) is running: retry for up to 30 s, then fail.
+// COPY-ON-WRITE (copy and dump; snapshot.hpp, CowSnapshot). One script
+// records the instant (SRC:COW, naming the staging prefix) and copies the
+// superblock; from then on every change script copies the keys it names
+// into the staging prefix before it changes them (prelude.lua), and the
+// copier walks the staging prefix's own structure, copying each key before
+// it reads it (copy_keys_cow). Writers never wait for the copy.
+//
+// THE FREEZE (delete, a copy to another cluster slot, installs; Freeze):
+//
+//   1. freeze_acquire.lua: SET SRC:FREEZE <random token> PX 10000 unless
+//      it exists or a snapshot is alive (SRC:COW); else retry for up to
+//      30 s, then fail.
 //   2. Every change script checks the key before its first write (prelude
 //      check_frozen) and fails with FROZEN; the daemon sleeps briefly and
-//      tries again. A script is atomic, so once our SET has run, no script
-//      can change a key of SRC: scripts that started earlier have finished.
-//      Reads go on as usual.
-//   3. SCAN MATCH "SRC:*" COUNT 1000 and pipeline a COPY per filesystem key
-//      (parse_relative_key + is_filesystem_key: FREEZE and MOUNT:* describe
-//      the running system and are never copied). Nothing changes, so the
-//      scan sees every key; SCAN may return a key twice, and COPY without
-//      REPLACE then answers 0, which is how duplicates are skipped. Between
-//      pages, freeze_refresh.lua extends the TTL, but only while the value
-//      is still our token.
+//      tries again. A script is atomic, so once the freeze is set, no
+//      script can change a key of SRC: scripts that started earlier have
+//      finished. Reads go on as usual.
+//   3. The keys are found from the structure (key_walk.hpp) and copied or
+//      removed in batches. Between batches, freeze_refresh.lua extends the
+//      TTL, but only while the value is still our token.
 //   4. Release with freeze_release.lua: DEL only if the value is still our
 //      token. If it is not (we were stalled past the TTL, the key expired,
-//      writers ran), the copy is not point-in-time: it is deleted and the
-//      operation fails. The TTL means a crashed snapshot blocks writers for
+//      writers ran), a copy is not point-in-time: it is deleted and the
+//      operation fails. The TTL means a crashed tool blocks writers for
 //      ten seconds at most.
 //
-// The superblock is copied last, in one MULTI/EXEC with the HSET that marks
-// the copy (origin, snapshot_created, read_only): until then the destination
-// holds keys but no superblock, which nothing mounts or lists as a
-// filesystem, so a crash mid-copy never leaves a plausible half filesystem.
+// A copy is made in a staging prefix and moved into place at the end
+// (install.hpp): until then the destination holds nothing, so a crash
+// mid-copy never leaves a plausible half filesystem.
 //
-// Delete takes the freeze too (so it waits for a running snapshot of the
+// Delete takes the freeze (so it waits for a running snapshot of the
 // prefix and mounted writers stall instead of racing it), removes the
-// superblock first and then everything else with SCAN + UNLINK.
+// superblock first and then everything else.
 #include "snapshot.hpp"
 
 #include <algorithm>
@@ -534,19 +539,21 @@ Status remove_staging(Connection& c, const Keys& staging) {
   return {};
 }
 
-// Copy-on-write, the copier's side: ensures rels[i] in tk (cow_copy.lua),
-// found[i] as a KeyVisitor says.
+// Copy-on-write, the copier's side: makes sure rels[i] is in tk as it was
+// at the instant (cow_copy.lua), found[i] as a KeyVisitor says; with
+// `list`, what tk has of them is appended to its index in the same step.
 static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
-                        std::span<const std::string> rels, std::vector<long long>& found) {
+                        std::span<const std::string> rels, bool list, std::vector<long long>& found) {
   const std::size_t n = rels.size();
   found.assign(n, -1);
   if (n == 0) {
     return {};
   }
   std::vector<std::string> keys;
-  keys.reserve(2 + 2 * n);
+  keys.reserve(3 + 2 * n);
   keys.push_back(sk.cow());
   keys.push_back(tk.touched());
+  keys.push_back(staging_index_key(tk));
   std::string kinds;
   kinds.reserve(n);
   for (const std::string& rel : rels) {
@@ -556,7 +563,7 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
   for (const std::string& rel : rels) {
     keys.push_back(tk.absolute(rel));
   }
-  const std::string args[] = {cow.token(), _str(k_temp_ttl_ms), kinds};
+  const std::string args[] = {cow.token(), _str(k_temp_ttl_ms), kinds, list ? "1" : "0"};
   auto r = c.eval("cow_copy", keys, args);
   if (!r.ok()) {
     if (r.error().message.find("LOST") != std::string::npos) {
@@ -575,10 +582,10 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
 }
 
 // The reference, for a filesystem whose structure disagrees with its
-// superblock: every filesystem key SCAN finds under the source is ensured,
-// then the index is made again from what SCAN finds under the staging
-// prefix (a key a script copied and then removed from the source is there
-// only).
+// superblock: every filesystem key SCAN finds under the source is made
+// sure of, then the index is made again from what SCAN finds under the
+// staging prefix (a key a script copied and then removed from the source
+// is there only).
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                        const std::function<Status(std::span<const std::string_view>)>& after_page) {
   auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
@@ -600,7 +607,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
     TRY(_scan_page(c, cursor, sk.match_all(), page));
     fs_keys(sk, page.view()[1], rels);
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, rels, found));
+    TRY(_cow_copy(c, sk, tk, cow, rels, false, found));
     seen += rels.size();
     TRY(cow.keep_alive(c, seen, 0));
   } while (cursor != "0");
@@ -632,20 +639,15 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
                                     std::string* warning) {
-  const std::string index = staging_index_key(tk);
   KeyWalkOptions opts;
   opts.source = &sk;
-  opts.ensure = [&](std::span<const std::string> rels) -> Status {
-    std::vector<long long> found;
-    return _cow_copy(c, sk, tk, cow, rels, found);
-  };
   KeyWalk walk(c, tk, opts);
   TRY(walk.begin());
   std::uint64_t copied = 0;
   std::vector<std::string_view> done;
   auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, rels, found));
+    TRY(_cow_copy(c, sk, tk, cow, rels, true, found));
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (found[i] != -1) {
@@ -653,7 +655,6 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
       }
     }
     copied += done.size();
-    TRY(push_index(c, index, done));
     if (after_page) {
       TRY(after_page(done));
     }
@@ -931,6 +932,9 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
   auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
     progress.add(page.size());
     crash_if_injected("copy-staging");
+    if (fault_injected("copy-staging-slow")) {  // tests: a copy long enough to write during
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
     return {};
   }, &warning);
   if (!copied.ok()) {

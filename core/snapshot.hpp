@@ -28,13 +28,14 @@ class Progress;
 inline constexpr long k_freeze_ttl_ms = 10000;
 inline constexpr std::chrono::milliseconds k_freeze_wait{30000};
 
-// <prefix>:FREEZE held by us (SET NX PX with a random token). While it
-// exists every change script of every mount fails with FROZEN and is retried
-// by its daemon, so the filesystem's keys cannot change. Refresh it at least
-// every few seconds; release() says whether it was held the whole time.
+// <prefix>:FREEZE held by us (with a random token). While it exists every
+// change script of every mount fails with FROZEN and is retried by its
+// daemon, so the filesystem's keys cannot change. Refresh it at least every
+// few seconds; release() says whether it was held the whole time.
 class Freeze {
  public:
-  // Waits up to `wait` while another snapshot holds the freeze.
+  // Waits up to `wait` while another freeze holds it or a copy-on-write
+  // snapshot (CowSnapshot) is alive.
   static Result<Freeze> acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait = k_freeze_wait);
 
   // EAGAIN when the freeze was lost (expired, or taken by someone else).

@@ -34,40 +34,6 @@ mnt = os.path.join(b.TMP, "mnt-snap")
 dump_file = os.path.join(b.STAGE, "snap.json")
 
 
-def _populate(root, total, seed):
-    """Writes `total` bytes of file data under `root`: (files, bytes)."""
-    r = b.rng(seed)
-    block = memoryview(os.urandom(8 * b.MiB))
-    files = written = 0
-    small_total = total // 4
-    d = None
-    while written < small_total:
-        if files % 500 == 0:
-            d = os.path.join(root, f"small-{files // 500:04d}")
-            os.makedirs(d)
-        n = min(int(2 ** r.uniform(10, 16)), small_total - written)
-        off = r.randrange(0, 4 * b.MiB)
-        with open(os.path.join(d, f"f{files:06d}"), "wb", buffering=0) as f:
-            f.write(block[off:off + n])
-        files += 1
-        written += n
-    os.makedirs(os.path.join(root, "large"))
-    i = 0
-    while written < total:
-        n = min(large_size, total - written)
-        with open(os.path.join(root, "large", f"large-{i:03d}"), "wb", buffering=0) as f:
-            left = n
-            while left:
-                m = min(left, b.MiB)
-                off = r.randrange(0, 4 * b.MiB)
-                f.write(block[off:off + m])
-                left -= m
-        files += 1
-        written += n
-        i += 1
-    return files, written
-
-
 def _snap(url, *args):
     return [b.SNAP, "--redis", url, "--quiet"] + list(args)
 
@@ -122,7 +88,7 @@ with b.RedisServer(os.path.join(b.TMP, "redis-restore")) as second:
     for n, seed in ((1, 51), (2, 52)):
         t0 = time.perf_counter()
         with b.Mount(SRC, mnt):
-            files, written = _populate(os.path.join(mnt, f"set-{n}"), step, seed)
+            files, written = b.populate_mixed(os.path.join(mnt, f"set-{n}"), step, seed, large_size)
         total_files += files
         total_bytes += written
         b.log(f"  populated set {n}: {files:,} files, {written / b.MB:,.0f} MB in {time.perf_counter() - t0:.1f} s")

@@ -4,10 +4,13 @@
 -- there. A key is copied unless a copy exists already or a change script
 -- met it first (TOUCHED: it copied the key, or the key did not exist at
 -- the instant).
--- KEYS: 1 COW, 2 staging TOUCHED, then n sources, then their n names in the
---       staging prefix
+-- KEYS: 1 COW, 2 staging TOUCHED, 3 the staging index (install.hpp), then n
+--       sources, then their n names in the staging prefix
 -- ARGV: 1 token, 2 TTL of the copies (ms), 3 one letter per key: 'b' for a
---       block, '-' otherwise
+--       block, '-' otherwise, 4 '1' to append the relative names of the keys
+--       the snapshot has to the index (in the same step: whatever the
+--       copier does next, what it copied is listed, for the install or for
+--       the cleanup after a crash)
 -- Returns, per key: -1 when the snapshot has no such key, -2 for a block
 -- that is not a string, else the block's length (0 for other keys).
 -- Fails with LOST when the snapshot is no longer ours and alive.
@@ -16,17 +19,22 @@ local now = now_ms()
 if c[1] ~= ARGV[1] or tonumber(c[2] or '0') <= now then
   fail('LOST', 'the snapshot lapsed')
 end
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 2
 local out = {}
+local listed = {}
 for i = 1, n do
-  local src = KEYS[2 + i]
-  local dst = KEYS[2 + n + i]
+  local src = KEYS[3 + i]
+  local dst = KEYS[3 + n + i]
+  local rel = string.match(src, '^[^:]*:(.*)$')
   local there = redis.call('EXISTS', dst) == 1
-  if not there and redis.call('SISMEMBER', KEYS[2], string.match(src, '^[^:]*:(.*)$')) == 0 then
+  if not there and redis.call('SISMEMBER', KEYS[2], rel) == 0 then
     there = redis.call('COPY', src, dst) == 1
     if there then
       redis.call('PEXPIRE', dst, ARGV[2])
     end
+  end
+  if there then
+    listed[#listed + 1] = rel
   end
   if not there then
     out[i] = -1
@@ -36,5 +44,9 @@ for i = 1, n do
   else
     out[i] = 0
   end
+end
+if ARGV[4] == '1' and #listed > 0 then
+  redis.call('RPUSH', KEYS[3], unpack(listed))
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
 return out

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Snapshots are copy-on-write: writers go on while copy runs, and the copy
+# is still one instant. A writer appends sequence numbers round-robin to 8
+# files (one write(2) each, O_APPEND) through a real mount during copies
+# slowed by a test hook; it must complete writes while the snapshot is
+# being taken (<prefix>:COW exists: with a freeze it could not), and every
+# snapshot must be a cut of the sequence (numbers 0..M-1, each exactly
+# once, none after). Also: a copy that crashes midway leaves a snapshot
+# the next copy waits out, removes and replaces; nothing is left behind.
+# The writer's longest write during the copies is printed (not asserted:
+# the machine is shared).
+. "$(dirname "$0")/../mount/lib.sh"
+
+[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
+}
+
+N=8
+mount_fs
+
+note "populate: $N logs and 2,000 small files"
+mkdir "$MNT/logs" "$MNT/filler"
+for ((k = 0; k < N; k++)); do
+  : >"$MNT/logs/$k"
+done
+python3 - "$MNT/filler" <<'PY'
+import os, sys
+for i in range(2000):
+    with open(os.path.join(sys.argv[1], f'x{i}'), 'w') as f:
+        f.write(str(i) * 10)
+PY
+
+# The writer reads the server over a socket of its own (no subprocess: a
+# fork would close its descriptors, each close(2) a FLUSH).
+export PYTHONPATH=$HERE/../mount
+python3 - "$MNT/logs" "$N" "$PREFIX" "$SOCK" "$T" <<'PY' &
+import os, sys, time
+from check_consistency import Redis
+logs, n, prefix, sock, t = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+r = Redis(sock)
+fds = [os.open(f"{logs}/{k}", os.O_WRONLY | os.O_APPEND) for k in range(n)]
+seq = during = 0
+longest = 0.0
+while not os.path.exists(f"{t}/stop"):
+    t0 = time.monotonic()
+    os.write(fds[seq % n], b"%d\n" % seq)
+    took = time.monotonic() - t0
+    seq += 1
+    if r.call("EXISTS", f"{prefix}:COW") == 1:
+        during += 1
+        longest = max(longest, took)
+for fd in fds:
+    os.close(fd)
+with open(f"{t}/writer", "w") as f:
+    f.write(f"{seq} {during} {longest * 1000:.1f}\n")
+PY
+writer_pid=$!
+while [[ $(stat -c %s "$MNT/logs/$((N - 1))") == 0 ]]; do
+  sleep 0.05
+done
+
+note "copies while the writer runs"
+for round in 1 2 3; do
+  REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" "SNAP$round"
+done
+touch "$T/stop"
+wait "$writer_pid"
+read -r total during longest <"$T/writer"
+note "the writer wrote $total times, $during of them while a snapshot was being taken (longest: $longest ms)"
+((during > 0)) || fail "no write completed while a snapshot was being taken: writers paused"
+
+# verify_cut DIR: the logs hold 0..M-1, each once, in the round-robin files
+verify_cut() {
+  python3 - "$1/logs" "$N" <<'PY' || fail "$1: not one instant of the writer"
+import sys
+logs, n = sys.argv[1], int(sys.argv[2])
+seen = []
+for k in range(n):
+    with open(f"{logs}/{k}", "rb") as f:
+        nums = [int(x) for x in f.read().split()]
+    assert all(x % n == k for x in nums), f"file {k} holds another file's numbers"
+    assert nums == sorted(nums), f"file {k} is out of order"
+    seen += nums
+seen.sort()
+assert seen == list(range(len(seen))), f"not a cut: {len(seen)} numbers up to {seen[-1] if seen else None}"
+PY
+}
+for round in 1 2 3; do
+  PREFIX=SNAP$round mount_at "$T/snap$round" --read-only
+  verify_cut "$T/snap$round"
+  [[ $(find "$T/snap$round/filler" -type f | wc -l) == 2000 ]] || fail "SNAP$round: filler files missing"
+  unmount_fs "$T/snap$round"
+done
+
+note "a crashed copy is waited out and removed by the next one"
+if REDISFS_FAULT=copy-staging-crash snap -q copy "$PREFIX" CRASHED 2>/dev/null; then
+  fail "the crash hook did not crash the copy"
+fi
+staging=$(rcli hget "$PREFIX:COW" staging)
+[[ $staging == "$PREFIX~copy~"* ]] || fail "no snapshot left by the crashed copy (COW staging: '$staging')"
+[[ -n $(rcli --scan --pattern "$staging:*" | head -1) ]] || fail "the crashed copy left no staged keys"
+echo change >>"$MNT/logs/0"  # writers still work (the dead snapshot lapses)
+snap -q copy "$PREFIX" AFTER
+[[ -z $(rcli --scan --pattern "$staging:*" | head -1) ]] || fail "the crashed copy's keys are still there"
+[[ $(rcli exists "$staging~index") == 0 ]] || fail "the crashed copy's index is still there"
+[[ $(rcli exists "$PREFIX:COW") == 0 ]] || fail "a snapshot record is left behind"
+[[ -z $(rcli --scan --pattern "$PREFIX~*" | head -1) ]] || fail "a staging prefix is left behind"
+[[ $(rcli exists CRASHED:SB) == 0 ]] || fail "the crashed copy was installed"
+PREFIX=AFTER mount_at "$T/after" --read-only
+tail -1 "$T/after/logs/0" | grep -qx change || fail "the copy after the crash misses a change made before it"
+unmount_fs "$T/after"
+note "ok"
