@@ -115,7 +115,7 @@ static std::int64_t _parse_iso_ns(const std::string& text) {
 // wait for it). Returns the snapshot time. On failure nothing of `tk` is
 // left (what a crash leaves expires, or the next snapshot removes it).
 static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
-  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, "dump"));
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, ""));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }

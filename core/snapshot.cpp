@@ -439,11 +439,11 @@ CowSnapshot::CowSnapshot(const Keys& source, std::string token)
     : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
       m_last_refresh(Clock::now()) {}
 
-Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view what) {
+Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst) {
   CowSnapshot cow(source, random_hex(16));
   const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
   const std::string args[] = {staging.prefix(), cow.m_token, _str(k_freeze_ttl_ms), _str(k_temp_ttl_ms),
-                              std::string(what)};
+                              std::string(dst)};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
@@ -1318,6 +1318,37 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
 
   std::vector<FsInfo> out;
   std::vector<std::string> names(prefixes.begin(), prefixes.end());
+  // Snapshots being taken (CowSnapshot): alive until their deadline.
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  for (const auto& p : names) {
+    c.append({"HMGET", Keys(p).cow(), "staging", "deadline", "dst", "done", "total"});
+  }
+  std::map<std::string, std::pair<std::string, int>> copying;  // staging -> destination, %
+  for (const auto& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok() || r->view().size() != 5 || r->view()[0].is_nil()) {
+      continue;  // (a COW of the wrong type: the scripts fail on it, fsck reports it)
+    }
+    ReplyView v = r->view();
+    auto deadline = v[1].as_int();
+    if (!deadline || *deadline * 1000000 <= now_ns) {
+      continue;  // its copier died: the next snapshot removes it
+    }
+    long long done = v[3].as_int().value_or(0);
+    long long total = v[4].as_int().value_or(0);
+    int pct = total > 0 ? static_cast<int>(std::clamp(done * 100 / total, 0LL, 99LL)) : 0;
+    copying[std::string(v[0].str())] = {std::string(v[2].str()), pct};
+    if (temp_kind(v[2].str()) == TempKind::None && validate_prefix(v[2].str()).ok() &&
+        prefixes.count(std::string(v[2].str())) == 0) {
+      FsInfo info;  // the destination of a copy, not moved into place yet
+      info.prefix = std::string(v[2].str());
+      info.kind = "copying";
+      info.origin = p;
+      info.temporary = true;
+      info.progress = pct;
+      out.push_back(std::move(info));
+    }
+  }
   for (const auto& p : names) {
     c.append({"HGETALL", Keys(p).sb()});
   }
@@ -1367,6 +1398,9 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
       info.read_only = sb->read_only;
     } else {
       info.problem = sb.error().message;
+    }
+    if (auto it = copying.find(p); it != copying.end()) {
+      info.progress = it->second.second;
     }
     if (tk != TempKind::None) {
       info.kind = _temp_kind_name(tk);
@@ -1427,6 +1461,7 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
     j["version"] = fs.version;
     j["mounts"] = fs.mounts;
     j["temporary"] = fs.temporary;
+    j["progress"] = fs.progress >= 0 ? Json(fs.progress) : Json(nullptr);
     arr.push_back(std::move(j));
   }
   // Prefixes and origins come from the server: never let odd bytes break
@@ -1443,8 +1478,9 @@ std::string list_as_table(const std::vector<FsInfo>& list) {
     std::string from = !fs.origin.empty()          ? fs.origin
                        : !fs.restored_from.empty() ? "dump of " + fs.restored_from
                                                    : "-";
-    rows.push_back({fs.prefix, fs.kind, from, when, std::to_string(fs.inodes),
-                    human_bytes(fs.bytes), std::to_string(fs.mounts)});
+    std::string kind = fs.progress >= 0 ? fs.kind + " " + std::to_string(fs.progress) + "%" : fs.kind;
+    rows.push_back({fs.prefix, kind, from, when, std::to_string(fs.inodes), human_bytes(fs.bytes),
+                    std::to_string(fs.mounts)});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {

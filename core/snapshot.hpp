@@ -78,9 +78,9 @@ class Freeze {
 class CowSnapshot {
  public:
   // Waits while the filesystem is frozen (up to k_freeze_wait) or another
-  // snapshot of it is alive (as long as it lives). `what` is shown by
-  // `list` (e.g. the destination prefix).
-  static Result<CowSnapshot> begin(Connection& c, const Keys& source, const Keys& staging, std::string_view what);
+  // snapshot of it is alive (as long as it lives). `dst`: the prefix a
+  // copy is for (`list` shows it as "copying N%"), or "" (a dump).
+  static Result<CowSnapshot> begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst);
 
   std::int64_t instant_ns() const { return m_instant_ns; }
   // The staging prefix of a snapshot whose copier died, replaced by this
@@ -295,6 +295,11 @@ struct FsInfo {
   int version = 0;
   bool read_only = false;
   bool temporary = false;
+  // A snapshot being taken (CowSnapshot): on the source's staging prefix
+  // and on the destination of a copy, listed with kind "copying" until it
+  // is moved into place. How far the walk is, in % of the inodes (-1: not
+  // a snapshot being taken).
+  int progress = -1;
 };
 
 // Every filesystem on the server, sorted by prefix: those in the register

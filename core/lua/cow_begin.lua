@@ -5,8 +5,8 @@
 -- Writers do not wait: this script is the whole pause.
 -- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED
 -- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
---       4 TTL of the staging keys (ms), 5 what it is for (e.g. the
---       destination prefix)
+--       4 TTL of the staging keys (ms), 5 the prefix a copy is for ('' for
+--       a dump: `list` shows the copy as "copying N%")
 -- Returns {'OK', instant (ns), dead staging prefix or ''}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another

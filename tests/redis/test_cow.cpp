@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -291,4 +292,49 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a freeze waits for a live snapshot, and a 
   ok(f.release(*lease));
   snap.join();
   CHECK(began.load());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N%, until it ends or lapses") {
+  auto s = ok(Store::open(pool, prefix, {}));
+  ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto lease = ok(pool.acquire());
+  std::string dst = extra_prefix();
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  auto find = [&](const std::string& p) -> std::optional<FsInfo> {
+    for (const FsInfo& fs : ok(list_filesystems(pool, false))) {
+      if (fs.prefix == p) {
+        return fs;
+      }
+    }
+    return std::nullopt;
+  };
+  {
+    CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, dst));
+    ok(conn().command({"HSET", keys.cow(), "done", "1", "total", "4"}));
+    auto shown = find(dst);
+    REQUIRE(shown.has_value());
+    CHECK(shown->kind == "copying");
+    CHECK(shown->progress == 25);
+    CHECK(shown->origin == prefix);
+    CHECK(list_as_table({*shown}).find("copying 25%") != std::string::npos);
+    CHECK(list_as_json({*shown}).find("\"progress\": 25") != std::string::npos);
+    CHECK(find(prefix)->progress == -1);
+    ok(cow.end(*lease));
+    CHECK_FALSE(find(dst).has_value());
+    ok(remove_staging(*lease, tk));
+  }
+  {
+    CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, dst));
+    CHECK(find(dst).has_value());
+    ok(conn().command({"HSET", keys.cow(), "deadline", "1"}));  // its copier died
+    CHECK_FALSE(find(dst).has_value());
+    // a dump's snapshot names no destination
+    CowSnapshot next = ok(CowSnapshot::begin(*lease, keys, tk, ""));
+    CHECK(ok(list_filesystems(pool, false)).size() >= 1);
+    for (const FsInfo& fs : ok(list_filesystems(pool, false))) {
+      CHECK(fs.kind != "copying");
+    }
+    ok(next.end(*lease));
+    ok(remove_staging(*lease, tk));
+  }
 }
