@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
       ->type_name("N");
   // REDISFS_PREFIX is read below: a prefix on the command line (--prefix,
   // SOURCE or -o prefix=) wins over it.
-  app.add_option("--prefix", prefix, "Key prefix of the filesystem (default SKX; env: REDISFS_PREFIX)")
+  CLI::Option* prefix_option = app.add_option("--prefix", prefix, "Key prefix of the filesystem (default SKX; env: REDISFS_PREFIX)")
       ->type_name("NAME");
   app.add_flag("--read-only", cfg.read_only, "Mount read-only: every change fails with EROFS");
   app.add_flag("--writable-snapshot", cfg.writable_snapshot, "Mount a read-only snapshot read-write anyway");
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     }
     cfg.log_level = *level;
   }
-  if (!prefix.empty()) {
+  if (prefix_option->count() > 0) {  // an empty one too: validate_prefix says why it cannot be
     (void)redisfs::set_prefix(cfg, prefix, "--prefix");
   }
   if (!source.empty()) {
