@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# password_scrub: a password given in --redis leaves the process's argv at
-# start, so /proc/PID/cmdline of a running redisfs-snap (a restore waiting
+# password_scrub: a password given in --redis (or -o redis=, the fstab
+# spelling) leaves the process's argv at start, so /proc/PID/cmdline of a running redisfs-snap (a restore waiting
 # on a FIFO) and of a running redisfs (a mount in the foreground) shows
 # stars, while both still authenticate with it. The server is a private
 # one that wants a password: its default user has one, and the commands
@@ -141,4 +141,21 @@ rc=0
 wait "$MOUNT_PID" || rc=$?
 ((rc == 0)) || fail "redisfs exited $rc after the unmount: $(cat "$T/mount.out")"
 grep -q "$PW" "$T/mount.out" && fail "the password shows in redisfs's output"
+
+note "redisfs -f PREFIX MOUNTPOINT -o redis=URL (as mount(8) runs it for an fstab line), mounted"
+"$REDISFS_BIN" -f "${P}2" "$MNT" -o "rw,redis=$URL,_netdev" >"$T/mount2.out" 2>&1 3>&- &
+MOUNT_PID=$!
+BG_PIDS+=("$MOUNT_PID")
+for ((i = 0; i < 200; i++)); do
+  mountpoint -q "$MNT" && break
+  kill -0 "$MOUNT_PID" 2>/dev/null || fail "redisfs exited: $(cat "$T/mount2.out")"
+  sleep 0.05
+done
+mountpoint -q "$MNT" || fail "redisfs did not mount: $(cat "$T/mount2.out")"
+check_scrubbed "$MOUNT_PID" "$REDISFS_BIN"
+[[ $(cat "$MNT/new") == written ]] || fail "the -o redis= mount does not read the file"
+fusermount3 -u "$MNT"
+rc=0
+wait "$MOUNT_PID" || rc=$?
+((rc == 0)) || fail "redisfs exited $rc after the unmount: $(cat "$T/mount2.out")"
 note "ok"
