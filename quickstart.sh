@@ -50,7 +50,9 @@ sudo=()
 "${sudo[@]}" cmake --install build >/dev/null
 echo "quickstart: installed redisfs and redisfs-snap in ${DESTDIR:-}$prefix/bin"
 redisfs=redisfs
-if [ "$(command -v redisfs || true)" != "$prefix/bin/redisfs" ] || [ -n "${DESTDIR:-}" ]; then
+if [ -n "${DESTDIR:-}" ]; then
+  redisfs=build/fs/redisfs  # a staging root: nothing of it is on the PATH
+elif [ "$(command -v redisfs || true)" != "$prefix/bin/redisfs" ]; then
   echo "quickstart: $prefix/bin is not first on your PATH for redisfs: run  export PATH=$prefix/bin:\$PATH" >&2
   redisfs=build/fs/redisfs
 fi
