@@ -34,11 +34,13 @@ REDISFS_URL=unix://$SOCK
 REDISFS_PREFIX=$PREFIX
 REDISFS_OPTIONS="--timeout 10 -o noatime"
 CONF
-# A stand-in for systemd's notify socket: it records each datagram.
+# A stand-in for systemd's notify socket: it records each datagram, and
+# gives up by itself after 120 s without one (a case that failed early).
 python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
+s.settimeout(120)
 with open(sys.argv[2], "a", buffering=1) as log:
     while True:
         msg = s.recv(4096).decode()
