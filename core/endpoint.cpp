@@ -281,11 +281,37 @@ static void _scrub(char* value) {
   std::memset(value + first, '*', last - first);
 }
 
+// The redis=URL options of a -o list (what an fstab line gives redisfs).
+static void _scrub_mount_options(char* list) {
+  const std::string_view all = list;
+  std::size_t begin = 0;
+  for (;;) {
+    std::size_t comma = all.find(',', begin);
+    std::string_view opt = all.substr(begin, comma == std::string_view::npos ? comma : comma - begin);
+    if (opt.starts_with("redis=")) {
+      auto [first, last] = _password_span(opt.substr(6));
+      std::memset(list + begin + 6 + first, '*', last - first);
+    }
+    if (comma == std::string_view::npos) {
+      return;
+    }
+    begin = comma + 1;
+  }
+}
+
 void scrub_password_in_argv(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--") {
       return;
+    }
+    if (arg == "-o" && i + 1 < argc) {
+      _scrub_mount_options(argv[++i]);
+      continue;
+    }
+    if (arg.starts_with("-o") && !arg.starts_with("--")) {
+      _scrub_mount_options(argv[i] + 2);
+      continue;
     }
     for (std::string_view option : {"--redis", "--sentinel"}) {
       if (arg == option && i + 1 < argc) {

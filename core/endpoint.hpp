@@ -77,7 +77,8 @@ struct Endpoint {
 Result<Endpoint> resolve_endpoint(const EndpointOptions& opts);
 
 // Overwrites with '*' the password of every --redis URL and --sentinel
-// spec in argv (as "--redis VALUE" or "--redis=VALUE"), in place, so
+// spec in argv (as "--redis VALUE" or "--redis=VALUE"), and of every
+// redis=URL in a -o list (redisfs's fstab spelling), in place, so
 // /proc/PID/cmdline stops showing it. Call it first thing in main, after
 // taking an ArgvCopy for the parser.
 void scrub_password_in_argv(int argc, char** argv);

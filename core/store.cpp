@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "fs_usage.hpp"
 #include "install.hpp"
 
 namespace redisfs {
@@ -783,14 +784,10 @@ Result<StatFs> Store::statfs() {
     _parse_u64(sb[1].str(), s.used_bytes);
   }
   std::string info = "\n" + std::string(replies[1].view().str());
-  std::uint64_t used = _info_field(info, "used_memory");
-  std::uint64_t maxmemory = _info_field(info, "maxmemory");
-  std::uint64_t system = _info_field(info, "total_system_memory");
-  s.total_bytes = maxmemory != 0 ? maxmemory : system;
-  if (s.total_bytes == 0) {
-    s.total_bytes = std::max<std::uint64_t>(used, 1) * 2;
-  }
-  s.free_bytes = s.total_bytes > used ? s.total_bytes - used : 0;
+  FsUsage u = fs_usage(s.used_bytes, _info_field(info, "used_memory"), _info_field(info, "maxmemory"),
+                       _info_field(info, "total_system_memory"));
+  s.total_bytes = u.size;
+  s.free_bytes = u.free;
   return s;
 }
 

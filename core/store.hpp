@@ -68,8 +68,8 @@ struct DirPage {
   std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
 };
 
-struct StatFs {
-  std::uint64_t total_bytes = 0;
+struct StatFs {  // df's numbers: see fs_usage.hpp
+  std::uint64_t total_bytes = 0;  // used_bytes + free_bytes
   std::uint64_t free_bytes = 0;
   std::uint64_t used_bytes = 0;  // file data stored
   std::uint64_t inodes = 0;

@@ -4,8 +4,9 @@
 // before fuse_daemonize(): connecting, the server guards, opening the Store,
 // mounting. Until then messages go to stderr and the exit status says what
 // happened; the mount exists before the parent process exits, so a script
-// can use it as soon as `redisfs` returns. After daemonizing, the log is
-// syslog.
+// can use it as soon as `redisfs` returns, which it does after one line on
+// where the log goes. After daemonizing, the log is the --log-file or
+// syslog (log.hpp).
 //
 // EXIT. The FUSE loop ends on unmount (fusermount3 -u, umount) or on
 // SIGTERM/SIGINT/SIGHUP (libfuse's handlers). Then: unmount if still
@@ -26,6 +27,7 @@
 #include <chrono>
 #include <csignal>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -39,6 +41,7 @@
 #include "log.hpp"
 #include "op_stats.hpp"
 #include "ops.hpp"
+#include "sd_notify.hpp"
 #include "server_check.hpp"
 #include "session.hpp"
 #include "store.hpp"
@@ -53,6 +56,8 @@ static constexpr auto k_watch_interval = std::chrono::seconds(2);
 // per heartbeat.
 static constexpr std::size_t k_sweep_scan_calls = 16;
 static constexpr double k_default_timeout = 1.0;
+// Exit status for a command line that cannot be used (redisfs(1)).
+static constexpr int k_usage_error = 2;
 static constexpr double k_snapshot_timeout = 3600.0;
 
 static Result<double> _parse_timeout(std::string_view name, std::string_view text) {
@@ -91,6 +96,49 @@ static std::optional<std::string> EndpointOptions::*_tls_mount_option(std::strin
     return &EndpointOptions::tls_server_name;
   }
   return nullptr;
+}
+
+// The -o spelling of --redis and --password-file (what an fstab line
+// needs to name the server).
+static std::optional<std::string> EndpointOptions::*_endpoint_mount_option(std::string_view key) {
+  if (key == "redis") {
+    return &EndpointOptions::url;
+  }
+  if (key == "password_file") {
+    return &EndpointOptions::password_file;
+  }
+  return nullptr;
+}
+
+static Status _set_once(std::optional<std::string>& field, std::string_view key, std::string_view value) {
+  if (field && *field != value) {
+    return make_error(EINVAL, "-o " + std::string(key) + "= and its command-line option name different values");
+  }
+  field = std::string(value);
+  return {};
+}
+
+// Options that mount(8), /etc/fstab and systemd read and the filesystem
+// does not (mount.fuse3 drops some of them, not all: x-* and defaults
+// reach us from `mount -a`).
+static bool _is_mount_table_option(std::string_view opt) {
+  for (std::string_view name : {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "users", "nouser",
+                                "owner", "group"}) {
+    if (opt == name) {
+      return true;
+    }
+  }
+  return opt.starts_with("x-") || opt.starts_with("comment=");
+}
+
+Status set_prefix(DaemonConfig& cfg, std::string_view prefix, std::string_view from) {
+  if (!cfg.prefix_from.empty() && cfg.prefix != prefix) {
+    return make_error(EINVAL, std::string(from) + " names prefix '" + std::string(prefix) + "' but " +
+                                  cfg.prefix_from + " named '" + cfg.prefix + "'");
+  }
+  cfg.prefix = std::string(prefix);
+  cfg.prefix_from = std::string(from);
+  return {};
 }
 
 Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg) {
@@ -132,6 +180,24 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         cfg.fsname = std::string(value);
       } else if (key == "subtype" && eq != std::string_view::npos) {
         cfg.subtype = std::string(value);
+      } else if (key == "prefix" && eq != std::string_view::npos) {
+        TRY(set_prefix(cfg, value, "-o prefix"));
+      } else if (auto server = _endpoint_mount_option(key); server && eq != std::string_view::npos) {
+        TRY(_set_once(cfg.endpoint.*server, key, value));
+      } else if (key == "data_dir" && eq != std::string_view::npos) {
+        cfg.endpoint.data_dir = std::string(value);
+      } else if (key == "log_file" && eq != std::string_view::npos) {
+        cfg.log_file = std::string(value);
+      } else if (key == "log_level" && eq != std::string_view::npos) {
+        TRY_ASSIGN(cfg.log_level, parse_log_level(value));
+      } else if (opt == "nonempty") {
+        cfg.nonempty = true;
+      } else if (opt == "allow_evicting_server") {
+        cfg.allow_evicting_server = true;
+      } else if (opt == "writable_snapshot") {
+        cfg.writable_snapshot = true;
+      } else if (_is_mount_table_option(opt)) {
+        continue;  // for mount(8), fstab or systemd, not for the filesystem
       } else {
         cfg.fuse_options.emplace_back(opt);
       }
@@ -464,6 +530,9 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   }
   StatsOnSignal::block();  // no thread yet: every thread started from here on inherits it
   if (!cfg.foreground) {
+    // The last word on the terminal: where to look from now on.
+    std::fprintf(stderr, "redisfs: mounted %s on %s; log: %s\n", store.keys().prefix().c_str(),
+                 cfg.mountpoint.c_str(), log_destination().c_str());
     if (fuse_daemonize(0) != 0) {
       log_error("cannot daemonize");
       fuse_session_unmount(se);
@@ -471,13 +540,14 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
       fuse_session_destroy(se);
       return 1;
     }
-    log_to_syslog();
+    log_detached();
   }
   store.set_session_info(_hostname() + " pid " + std::to_string(getpid()) + " " + cfg.mountpoint);
   if (Status st = store.heartbeat(); !st) {
     log_debug("cannot refresh the mount session: " + st.error().message);
   }
   log_info("mounted " + store.keys().prefix() + " on " + cfg.mountpoint + (cfg.read_only ? " (read-only)" : ""));
+  notify_ready();
   const auto mounted_at = std::chrono::steady_clock::now();
 
   int rc = 0;
@@ -498,6 +568,7 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
         fuse_loop_cfg_destroy(loop);
       }
     }
+    notify_stopping();
     fuse_remove_signal_handlers(se);
     fuse_session_unmount(se);
     log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
@@ -605,10 +676,11 @@ static std::string _dead_mount_message(const std::string& mountpoint) {
 // The mount point must be a directory that nothing is mounted on: a second
 // mount on top of a live one would hide it (one unmount then leaves the
 // other daemon running), and a dead FUSE mount (its daemon killed) answers
-// every access with ENOTCONN. Makes `mountpoint` absolute: fuse_daemonize()
-// changes to "/", and unmounting by a non-root user goes through
-// fusermount3 with this path.
-static Status _check_mountpoint(std::string& mountpoint) {
+// every access with ENOTCONN. A directory with entries is refused too
+// (ENOTEMPTY: mounting would hide them) unless `nonempty`. Makes
+// `mountpoint` absolute: fuse_daemonize() changes to "/", and unmounting
+// by a non-root user goes through fusermount3 with this path.
+static Status _check_mountpoint(std::string& mountpoint, bool nonempty) {
   char resolved[PATH_MAX];
   if (realpath(mountpoint.c_str(), resolved) == nullptr) {
     int err = errno;
@@ -638,6 +710,15 @@ static Status _check_mountpoint(std::string& mountpoint) {
                                    "` (or umount), or choose another directory");
     }
   }
+  if (!nonempty) {
+    std::error_code ec;
+    std::filesystem::directory_iterator it(mountpoint, ec);
+    if (!ec && it != std::filesystem::directory_iterator()) {
+      return make_error(ENOTEMPTY, "mountpoint " + mountpoint + " is not empty (" + it->path().filename().string() +
+                                       ", ...): the mount would hide what is there; use an empty directory, "
+                                       "or -o nonempty to mount over it anyway");
+    }
+  }
   return {};
 }
 
@@ -645,12 +726,18 @@ int run_daemon(DaemonConfig cfg) {
   if (cfg.debug) {
     cfg.foreground = true;
   }
-  log_init(cfg.debug);
+  log_init(cfg.log_level.value_or(cfg.debug ? LogLevel::Debug : LogLevel::Info));
+  if (cfg.log_file) {
+    if (Status st = log_open_file(*cfg.log_file); !st) {
+      log_error(st.error().message);
+      return 1;
+    }
+  }
   // Absolute paths: fuse_daemonize() changes to "/", and unmounting by a
   // non-root user goes through fusermount3 with this path.
-  if (Status st = _check_mountpoint(cfg.mountpoint); !st) {
+  if (Status st = _check_mountpoint(cfg.mountpoint, cfg.nonempty); !st) {
     log_error(st.error().message);
-    return 1;
+    return st.error().code == ENOTEMPTY ? k_usage_error : 1;
   }
   if (!cfg.endpoint.data_dir.empty()) {
     std::error_code ec;

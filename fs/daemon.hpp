@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "endpoint.hpp"
+#include "log.hpp"
 #include "result.hpp"
 
 namespace redisfs {
@@ -18,6 +19,9 @@ struct DaemonConfig {
   std::string mountpoint;
   EndpointOptions endpoint;  // --redis, --sentinel, --password-file, TLS, --timeout, --data-dir
   std::string prefix = "SKX";
+  // Where the prefix came from ("--prefix", "-o prefix", "SOURCE"), for
+  // the error when two places name different ones; empty: the default.
+  std::string prefix_from;
   bool read_only = false;
   bool writable_snapshot = false;
   bool allow_evicting_server = false;
@@ -26,6 +30,11 @@ struct DaemonConfig {
   bool debug = false;
   bool single_threaded = false;
   bool default_permissions = true;
+  // Mount on a directory that is not empty (its entries stay hidden until
+  // the unmount); without it such a mount point is refused.
+  bool nonempty = false;
+  std::optional<std::string> log_file;  // --log-file, -o log_file=
+  std::optional<LogLevel> log_level;    // --log-level, -o log_level=; default info (debug under -d)
   bool noatime = false;
   // Every write reaches Redis before write(2) returns: no gathering of a
   // new file's writes until close (StoreOptions::gather_file_max).
@@ -46,9 +55,18 @@ struct DaemonConfig {
 // rw, default_permissions, fsname= and subtype= are ours (noatime and ro
 // are passed on too), and so are the server options timeout=,
 // sync_replicas=, tls and tls_ca_cert=, tls_ca_cert_dir=, tls_cert=,
-// tls_key=, tls_server_name= (what --timeout, --sync-replicas, --tls, ...
-// set); every other option goes to FUSE as is.
+// tls_key=, tls_server_name=, redis=, password_file=, data_dir=, the
+// prefix=, nonempty, write_through, allow_evicting_server,
+// writable_snapshot, log_file= and log_level= (what --timeout, --redis,
+// ... set: an fstab line or mount(8) can only give -o options). What only
+// mount(8), fstab or systemd read (defaults, auto, noauto, nofail,
+// _netdev, user, users, nouser, owner, group, comment=, x-*) is dropped;
+// every other option goes to FUSE as is.
 Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg);
+
+// Sets the prefix, named by `from` ("--prefix", "-o prefix", "SOURCE");
+// a second place naming another prefix is an error.
+Status set_prefix(DaemonConfig& cfg, std::string_view prefix, std::string_view from);
 
 // "65536", "64K", "64KiB", "1M": a power of two from 4 KiB to 4 MiB.
 Result<std::uint32_t> parse_block_size(std::string_view text);

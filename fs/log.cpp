@@ -1,9 +1,12 @@
-// The daemon's log sink (see log.hpp). libfuse's own messages are routed
-// here too, so a daemonized mount reports them to syslog.
+// The daemon's log sinks (see log.hpp): stderr, a log file, syslog.
+// libfuse's own messages are routed here too, so a daemonized mount
+// reports them where it reports its own.
 #include "log.hpp"
 
+#include <fcntl.h>
 #include <fuse_log.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,14 +14,18 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
 #include <mutex>
 #include <string>
 
 namespace redisfs {
 
-static std::atomic<bool> g_debug{false};
-static std::atomic<bool> g_syslog{false};
-static std::mutex g_stderr_mutex;
+static std::atomic<LogLevel> g_level{LogLevel::Info};
+static std::atomic<bool> g_detached{false};
+static std::atomic<int> g_file_fd{-1};
+static std::string g_file_path;  // set once, before any thread
+static std::mutex g_write_mutex;
 
 static int _syslog_priority(LogLevel level) {
   switch (level) {
@@ -73,27 +80,80 @@ static void _fuse_log(enum fuse_log_level level, const char* fmt, va_list ap) {
   pending.clear();
 }
 
-void log_init(bool debug) {
-  g_debug = debug;
+void log_init(LogLevel level) {
+  g_level = level;
   fuse_set_log_func(_fuse_log);
 }
 
-void log_to_syslog() {
-  openlog("redisfs", LOG_PID, LOG_DAEMON);
-  g_syslog = true;
+Result<LogLevel> parse_log_level(std::string_view text) {
+  for (LogLevel level : {LogLevel::Error, LogLevel::Warning, LogLevel::Info, LogLevel::Debug}) {
+    if (text == _level_name(level)) {
+      return level;
+    }
+  }
+  return make_error(EINVAL, "--log-level: '" + std::string(text) + "' is not one of error, warning, info, debug");
 }
 
-bool log_debug_enabled() { return g_debug; }
+Status log_open_file(const std::string& path) {
+  std::error_code ec;
+  std::string abs = std::filesystem::absolute(path, ec).lexically_normal().string();
+  if (ec) {
+    abs = path;
+  }
+  int fd = ::open(abs.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    int err = errno;
+    return make_error(err, "--log-file " + abs + ": " + errno_text(err));
+  }
+  g_file_path = abs;
+  g_file_fd = fd;
+  return {};
+}
+
+void log_detached() {
+  if (g_file_fd < 0) {
+    openlog("redisfs", LOG_PID, LOG_DAEMON);
+  }
+  g_detached = true;
+}
+
+std::string log_destination() { return g_file_fd >= 0 ? g_file_path : "syslog (ident redisfs)"; }
+
+bool log_debug_enabled() { return g_level == LogLevel::Debug; }
+
+// "2026-11-30T13:40:05.123Z redisfs[4242]: warning: TEXT\n", written with
+// one write(2) on an O_APPEND descriptor, so lines of several mounts
+// sharing a file never interleave.
+static void _file_line(int fd, LogLevel level, std::string_view text) {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  char stamp[40];
+  std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", now.tv_nsec / 1000000);
+  std::string line = std::string(stamp) + " redisfs[" + std::to_string(getpid()) + "]: " + _level_name(level) + ": ";
+  line.append(text);
+  line += '\n';
+  (void)!::write(fd, line.data(), line.size());
+}
 
 void log_line(LogLevel level, std::string_view text) {
-  if (level == LogLevel::Debug && !g_debug) {
+  if (level > g_level) {
     return;
   }
-  if (g_syslog) {
+  bool detached = g_detached;
+  if (detached && g_file_fd < 0) {
     syslog(_syslog_priority(level), "%.*s", static_cast<int>(text.size()), text.data());
     return;
   }
-  std::lock_guard<std::mutex> lock(g_stderr_mutex);
+  std::lock_guard<std::mutex> lock(g_write_mutex);
+  if (int fd = g_file_fd; fd >= 0) {
+    _file_line(fd, level, text);
+  }
+  if (detached) {
+    return;
+  }
   if (level == LogLevel::Error || level == LogLevel::Info) {
     std::fprintf(stderr, "redisfs: %.*s\n", static_cast<int>(text.size()), text.data());
   } else {
@@ -153,7 +213,7 @@ static std::string _one_line(std::string_view text, std::size_t max) {
 
 void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name, const Error& error) {
   LogLevel level = is_routine_error(error.code) ? LogLevel::Debug : LogLevel::Warning;
-  if (level == LogLevel::Debug && !g_debug) {
+  if (level > g_level) {
     return;
   }
   std::string line(op);

@@ -1,5 +1,11 @@
-// Logging for the mount daemon: stderr while in the foreground, syslog once
-// daemonized (the terminal is gone by then).
+// Logging for the mount daemon. Where a line goes:
+//   - stderr while the daemon has its terminal (until it detaches; always
+//     under -f);
+//   - the --log-file FILE, when one is given, from start to end;
+//   - syslog (ident "redisfs", facility daemon) once detached without a
+//     --log-file (the terminal is gone by then).
+// --log-level (error, warning, info, debug) drops the lines below it;
+// the default is info, debug under -d.
 //
 // A failed operation is logged with its context: the op, the inode, the
 // name when there is one, the errno text and the Store's message. Failures
@@ -18,10 +24,19 @@ namespace redisfs {
 
 enum class LogLevel { Error, Warning, Info, Debug };
 
-// Before anything is logged: `debug` shows Debug lines.
-void log_init(bool debug);
-// After fuse_daemonize(): every later line goes to syslog (ident "redisfs").
-void log_to_syslog();
+// Before anything is logged: lines below `level` are dropped.
+void log_init(LogLevel level);
+// "error", "warning", "info" or "debug".
+Result<LogLevel> parse_log_level(std::string_view text);
+// Appends every later line to FILE too (created 0640 if absent). Call
+// before detaching: the error, if any, is the user's to read.
+Status log_open_file(const std::string& path);
+// After fuse_daemonize(): stderr is gone; without a log file every later
+// line goes to syslog.
+void log_detached();
+// Where the lines go once detached: "/var/log/redisfs.log" or
+// "syslog (ident redisfs)".
+std::string log_destination();
 bool log_debug_enabled();
 
 void log_line(LogLevel level, std::string_view text);

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,16 @@ int main(int argc, char** argv) {
 
   CLI::App app{"redisfs: mount a POSIX filesystem stored in Redis (FUSE)", "redisfs"};
   app.set_version_flag("--version", std::string("redisfs ") + REDISFS_VERSION + " (libfuse " + fuse_pkgversion() + ")");
-  app.add_option("MOUNTPOINT", cfg.mountpoint, "Directory to mount on")->required()->type_name("DIR");
+  std::string source;
+  std::string prefix;
+  std::string log_level;
+  // `redisfs SKX /mnt/fs -o ...` is how mount.fuse3 (mount -t fuse.redisfs,
+  // /etc/fstab) runs us: the "device" is the prefix.
+  app.add_option("SOURCE", source, "Prefix of the filesystem, as mount(8) and fstab give it (as --prefix)")
+      ->type_name("PREFIX");
+  // Not required() for CLI11, which fills positionals in order: one word
+  // alone is the mount point (see below).
+  app.add_option("MOUNTPOINT", cfg.mountpoint, "Directory to mount on (required)")->type_name("DIR");
   for (const redisfs::EndpointTextOption& o : redisfs::endpoint_text_options()) {
     app.add_option(o.name, cfg.endpoint.*o.field, o.help)->type_name(o.type_name);
   }
@@ -46,9 +56,9 @@ int main(int argc, char** argv) {
                  "fsync waits until N replicas have the change (default: the server's min-replicas-to-write)")
       ->check(CLI::Range(0, 100000).description(""))
       ->type_name("N");
-  app.add_option("--prefix", cfg.prefix, "Key prefix of the filesystem")
-      ->envname("REDISFS_PREFIX")
-      ->capture_default_str()
+  // REDISFS_PREFIX is read below: a prefix on the command line (--prefix,
+  // SOURCE or -o prefix=) wins over it.
+  CLI::Option* prefix_option = app.add_option("--prefix", prefix, "Key prefix of the filesystem (default SKX; env: REDISFS_PREFIX)")
       ->type_name("NAME");
   app.add_flag("--read-only", cfg.read_only, "Mount read-only: every change fails with EROFS");
   app.add_flag("--writable-snapshot", cfg.writable_snapshot, "Mount a read-only snapshot read-write anyway");
@@ -65,6 +75,10 @@ int main(int argc, char** argv) {
   app.add_flag("-s,--single-threaded", cfg.single_threaded, "Serve requests from one thread");
   app.add_flag("--no-default-permissions", no_default_permissions,
                "Do not let the kernel check permissions (default_permissions is on by default)");
+  app.add_option("--log-file", cfg.log_file, "Append the log to FILE (default: stderr, then syslog once detached)")
+      ->type_name("FILE");
+  app.add_option("--log-level", log_level, "Log lines from LEVEL up: error, warning, info (default), debug")
+      ->type_name("LEVEL");
   app.add_option("-o", mount_options, "Mount options, comma-separated (repeatable)")
       ->allow_extra_args(false)
       ->type_name("OPT[,OPT...]");
@@ -72,24 +86,55 @@ int main(int argc, char** argv) {
   try {
     app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : k_usage_error;
+    if (e.get_exit_code() == 0) {
+      return app.exit(e);  // --help, --version
+    }
+    std::fprintf(stderr, "redisfs: %s (redisfs --help lists the options)\n", e.what());
+    return k_usage_error;
+  }
+  if (cfg.mountpoint.empty()) {
+    if (source.empty()) {
+      std::fprintf(stderr, "redisfs: MOUNTPOINT is required (redisfs --help lists the options)\n");
+      return k_usage_error;
+    }
+    cfg.mountpoint = std::move(source);
+    source.clear();
+  }
+  auto usage_error = [](const redisfs::Error& error) {
+    std::fprintf(stderr, "redisfs: %s\n", error.message.c_str());
+    return k_usage_error;
+  };
+  if (!log_level.empty()) {
+    auto level = redisfs::parse_log_level(log_level);
+    if (!level) {
+      return usage_error(level.error());
+    }
+    cfg.log_level = *level;
+  }
+  if (prefix_option->count() > 0) {  // an empty one too: validate_prefix says why it cannot be
+    (void)redisfs::set_prefix(cfg, prefix, "--prefix");
+  }
+  if (!source.empty()) {
+    if (auto st = redisfs::set_prefix(cfg, source, "SOURCE"); !st) {
+      return usage_error(st.error());
+    }
   }
 
   if (!block_size.empty()) {
     auto parsed = redisfs::parse_block_size(block_size);
     if (!parsed) {
-      std::fprintf(stderr, "redisfs: %s\n", parsed.error().message.c_str());
-      return k_usage_error;
+      return usage_error(parsed.error());
     }
     cfg.block_size = *parsed;
   }
   if (auto st = redisfs::apply_mount_options(mount_options, cfg); !st) {
-    std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
-    return k_usage_error;
+    return usage_error(st.error());
+  }
+  if (const char* env = std::getenv("REDISFS_PREFIX"); cfg.prefix_from.empty() && env != nullptr && *env != '\0') {
+    cfg.prefix = env;
   }
   if (auto st = redisfs::validate_prefix(cfg.prefix); !st) {
-    std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
-    return k_usage_error;
+    return usage_error(st.error());
   }
   if (no_default_permissions) {
     cfg.default_permissions = false;

@@ -1,5 +1,8 @@
-// statfs: sizes in 4 KiB units from the Store's totals. Redis has no inode
-// table, so the free inode count is an estimate: one per free 4 KiB.
+// statfs: sizes in 4 KiB units from the Store's totals (core/fs_usage.hpp:
+// used is this filesystem's data, free what the server can still hold).
+// Used rounds up to whole units, so df's Used moves by what was written,
+// block-rounded. Redis has no inode table, so the free inode count is an
+// estimate: one per free 4 KiB.
 #include <sys/statvfs.h>
 
 #include "ops.hpp"
@@ -20,8 +23,8 @@ void statfs(fuse_req_t req, fuse_ino_t ino) {
   struct statvfs st {};
   st.f_bsize = k_statfs_unit;
   st.f_frsize = k_statfs_unit;
-  st.f_blocks = fs->total_bytes / k_statfs_unit;
   st.f_bfree = fs->free_bytes / k_statfs_unit;
+  st.f_blocks = st.f_bfree + (fs->used_bytes + k_statfs_unit - 1) / k_statfs_unit;
   st.f_bavail = st.f_bfree;
   st.f_ffree = fs->free_bytes / k_statfs_unit;
   st.f_favail = st.f_ffree;

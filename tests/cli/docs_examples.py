@@ -17,7 +17,8 @@ Only the README's test commands are not run (SKIPPED below: this test is
 part of them), nor the commands that need a server this test does not
 start, a TLS server, Redis Sentinel or a Redis Cluster (NOT_RUN below:
 the Production section's examples); each is named in the output. The quick start runs whole, from the repository: its build
-is up to date by then, so it installs nothing and mounts.
+is up to date by then, so it installs no package, its `cmake --install`
+goes to a DESTDIR of the test (never /usr/local), and it mounts.
 
 usage: docs_examples.py REPO_ROOT REDISFS_BIN REDISFS_SNAP_BIN
 """
@@ -286,12 +287,15 @@ def main():
                 # The quick start as written, from the repository (its build
                 # is up to date, so it only mounts).
                 note(f"readme: $ {cmd}")
-                r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=readme.env, capture_output=True, text=True,
+                qs_env = dict(readme.env, DESTDIR=os.path.join(T, "destdir"))
+                r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=qs_env, capture_output=True, text=True,
                                    timeout=900)
                 if r.returncode != 0:
                     failures.append(f"readme: '{cmd}' exited {r.returncode}: {r.stderr.strip()[-500:]}")
                 elif not mounts_under(os.path.join(readme.home, "redisfs")):
                     failures.append("readme: the quick start did not leave a mount on ~/redisfs")
+                elif not os.access(os.path.join(T, "destdir", "usr", "local", "bin", "redisfs"), os.X_OK):
+                    failures.append("readme: the quick start did not install redisfs (cmake --install)")
                 continue
             readme.run(cmd)
     # What the session promises: the restored dump mounts read-write.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# password_scrub: a password given in --redis leaves the process's argv at
-# start, so /proc/PID/cmdline of a running redisfs-snap (a restore waiting
+# password_scrub: a password given in --redis (or -o redis=, the fstab
+# spelling) leaves the process's argv at start, so /proc/PID/cmdline of a running redisfs-snap (a restore waiting
 # on a FIFO) and of a running redisfs (a mount in the foreground) shows
 # stars, while both still authenticate with it. The server is a private
 # one that wants a password: its default user has one, and the commands
@@ -120,17 +120,25 @@ if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null || ! command -v m
   exit 0
 fi
 
+# mount_fg OUTPUT ARGS...: `redisfs -f ARGS` in the background (output in
+# OUTPUT, pid in MOUNT_PID); returns once $MNT is mounted.
+mount_fg() {
+  local out=$1 i
+  shift
+  "$REDISFS_BIN" -f "$@" >"$out" 2>&1 3>&- &
+  MOUNT_PID=$!
+  BG_PIDS+=("$MOUNT_PID")
+  for ((i = 0; i < 200; i++)); do
+    mountpoint -q "$MNT" && return 0
+    kill -0 "$MOUNT_PID" 2>/dev/null || fail "redisfs exited: $(cat "$out")"
+    sleep 0.05
+  done
+  fail "redisfs did not mount: $(cat "$out")"
+}
+
 note "redisfs -f, mounted"
 mkdir "$MNT"
-"$REDISFS_BIN" -f --redis="$URL" --prefix "${P}2" "$MNT" >"$T/mount.out" 2>&1 3>&- &
-MOUNT_PID=$!
-BG_PIDS+=("$MOUNT_PID")
-for ((i = 0; i < 200; i++)); do
-  mountpoint -q "$MNT" && break
-  kill -0 "$MOUNT_PID" 2>/dev/null || fail "redisfs exited: $(cat "$T/mount.out")"
-  sleep 0.05
-done
-mountpoint -q "$MNT" || fail "redisfs did not mount: $(cat "$T/mount.out")"
+mount_fg "$T/mount.out" --redis="$URL" --prefix "${P}2" "$MNT"
 check_scrubbed "$MOUNT_PID" "$REDISFS_BIN"
 [[ $(cat "$MNT/hello") == hello ]] || fail "the mount does not read the file"
 echo written >"$MNT/new"
@@ -141,4 +149,13 @@ rc=0
 wait "$MOUNT_PID" || rc=$?
 ((rc == 0)) || fail "redisfs exited $rc after the unmount: $(cat "$T/mount.out")"
 grep -q "$PW" "$T/mount.out" && fail "the password shows in redisfs's output"
+
+note "redisfs -f PREFIX MOUNTPOINT -o redis=URL (as mount(8) runs it for an fstab line), mounted"
+mount_fg "$T/mount2.out" "${P}2" "$MNT" -o "rw,redis=$URL,_netdev"
+check_scrubbed "$MOUNT_PID" "$REDISFS_BIN"
+[[ $(cat "$MNT/new") == written ]] || fail "the -o redis= mount does not read the file"
+fusermount3 -u "$MNT"
+rc=0
+wait "$MOUNT_PID" || rc=$?
+((rc == 0)) || fail "redisfs exited $rc after the unmount: $(cat "$T/mount2.out")"
 note "ok"

@@ -3,7 +3,8 @@
 # non-zero exit, and nothing left behind (no mount, no daemon): a bad
 # prefix, an unreachable server, an evicting server (unless allowed), a
 # missing mount point, a wrong password. A password never shows up in the
-# output.
+# output. A command line that cannot be used exits 2 with one line that
+# starts with "redisfs: ".
 . "$(dirname "$0")/lib.sh"
 
 # refused MAX_LINES TEXT ARGS...: redisfs ARGS must fail within 60 s, in at
@@ -79,8 +80,25 @@ echo again >"$MNT/g"
 unmount_fs
 rcli config set maxmemory-policy noeviction >/dev/null
 
-# usage errors
-refused 5 "" --no-such-option "$MNT"
+# usage errors: exit 2 and one line that names the program
+usage_error() {  # TEXT ARGS...
+  local text=$1 out rc=0
+  shift
+  out=$(timeout 60 "$REDISFS_BIN" "$@" 2>&1) || rc=$?
+  ((rc == 2)) || fail "redisfs $* exited $rc, want 2: $out"
+  [[ $out == "redisfs: "* && $out == *"$text"* ]] || fail "redisfs $*: not 'redisfs: ...$text...': $out"
+  (($(printf '%s\n' "$out" | wc -l) == 1)) || fail "redisfs $*: more than one line: $out"
+  ! is_mounted "${*: -1}" || fail "redisfs $* failed but left a mount"
+}
+usage_error "--no-such-option" --no-such-option "$MNT"
+usage_error "MOUNTPOINT is required" --redis "$url"
+usage_error "not expected: extra" --redis "$url" "$PREFIX" "$MNT" extra
+usage_error "prefix" --redis "$url" 'a:b' "$MNT"
+usage_error "prefix" --redis "$url" --prefix 'a b' "$MNT"
+usage_error "SOURCE names prefix 'B' but --prefix named 'A'" --redis "$url" --prefix A B "$MNT"
+usage_error "-o prefix names prefix 'C' but SOURCE named 'A'" --redis "$url" A -o prefix=C "$MNT"
+usage_error "-o redis= and its command-line option name different values" --redis "$url" -o redis=unix:///x "$MNT"
+usage_error "--log-level" --redis "$url" -o log_level=loud "$MNT"
 refused 2 "block" --redis "$url" --prefix "N$PREFIX" --block-size 3000 "$MNT"
 refused 2 "" --redis "$url" --prefix "$PREFIX" -o attr_timeout=banana "$MNT"
 refused 2 "--sync-replicas" --redis "$url" --prefix "$PREFIX" --sync-replicas -1 "$MNT"

@@ -166,6 +166,16 @@ expire_sessions() {
   fail "session keys do not expire: $(fs_keys 'MOUNT:*')"
 }
 
+# install_to DIR: `cmake --install` of the build under test into DIR (as
+# --prefix): DIR/bin/redisfs, the man pages, the systemd unit. Skips the
+# case when CTest did not say where the build is.
+install_to() {
+  [[ -n ${REDISFS_BUILD_DIR:-} && -f $REDISFS_BUILD_DIR/cmake_install.cmake ]] || skip "REDISFS_BUILD_DIR is not a build"
+  need_tools cmake
+  cmake --install "$REDISFS_BUILD_DIR" --prefix "$1" >"$T/install.log" || fail "cmake --install: $(tail -3 "$T/install.log")"
+  [[ -x $1/bin/redisfs && -x $1/bin/redisfs-snap ]] || fail "cmake --install left no binaries in $1/bin"
+}
+
 # ------------------------------------------------------------------ checks
 
 check_consistency() {

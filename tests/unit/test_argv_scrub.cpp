@@ -45,6 +45,16 @@ TEST_CASE("passwords in --redis and --sentinel become stars, in place") {
         V{"snap", "copy", "--redis", "redis://:***@h", "A", "B", "--redis=redis://:***@h"});
 }
 
+TEST_CASE("passwords in a -o redis=URL (an fstab line's spelling) become stars, the rest of the list stays") {
+  using V = std::vector<std::string>;
+  CHECK(_scrubbed(V{"redisfs", "SKX", "/mnt", "-o", "rw,redis=redis://u:pw@h:6379/0,_netdev"}) ==
+        V{"redisfs", "SKX", "/mnt", "-o", "rw,redis=redis://u:**@h:6379/0,_netdev"});
+  CHECK(_scrubbed(V{"redisfs", "-oredis=rediss://:secret@h", "/mnt"}) == V{"redisfs", "-oredis=rediss://:******@h", "/mnt"});
+  CHECK(_scrubbed(V{"redisfs", "-o", "redis=redis://h:1,password_file=/p", "-o", "redis=redis://:x@h"}) ==
+        V{"redisfs", "-o", "redis=redis://h:1,password_file=/p", "-o", "redis=redis://:*@h"});
+  CHECK(_scrubbed(V{"redisfs", "-o", "fsname=redis://u:pw@h"}) == V{"redisfs", "-o", "fsname=redis://u:pw@h"});
+}
+
 TEST_CASE("nothing else is touched") {
   using V = std::vector<std::string>;
   for (const V& args : {
