@@ -8,7 +8,8 @@
 #   * a target is reserved for the whole restore: a mount, a copy and a
 #     delete started meanwhile are refused, and no mkfs happens under it;
 #   * a copy killed with SIGKILL leaves only expiring staging keys (shown by
-#     list --all), nothing under the destination, and a later copy works;
+#     list --all, under the source's name: copies are taken copy-on-write
+#     there), nothing under the destination, and a later copy works;
 #     killed while moving its keys in, it leaves a journal, and the next
 #     mount finishes the move;
 #   * list --all shows a prefix that has keys but no superblock;
@@ -80,7 +81,7 @@ note "copy --force that cannot freeze its source leaves the destination alone"
 rcli set NEW:FREEZE someone-else PX 60000 >/dev/null
 rc=0
 snap -q copy NEW OLD --force 2>"$T/err" || rc=$?
-[[ $rc == 1 ]] && grep -q 'another snapshot' "$T/err" || fail "copy with a frozen source: $rc $(cat "$T/err")"
+[[ $rc == 1 ]] && grep -q 'frozen' "$T/err" || fail "copy with a frozen source: $rc $(cat "$T/err")"
 [[ $(digest OLD) == "$old" ]] || fail "a copy that could not freeze its source changed OLD"
 rcli del NEW:FREEZE >/dev/null
 [[ -z $(leftovers) ]] || fail "the refused copy left keys: $(leftovers | head -3)"
@@ -160,7 +161,7 @@ check_killed() {
   fi
   left=$(rcli --scan --pattern 'KILLED:*' | grep -v ':RESERVED$' || true)
   [[ -z $left ]] || fail "a killed copy left keys under KILLED: $(head -3 <<<"$left")"
-  staged=$(rcli --scan --pattern 'KILLED~copy~*' | sed -n 1,50p)
+  staged=$(rcli --scan --pattern 'NEW~copy~*' | sed -n 1,50p)  # (made from the source's name)
   [[ -n $staged ]] || return 1  # killed before it began
   while read -r key; do
     ttl=$(rcli pttl "$key")
@@ -171,13 +172,14 @@ check_killed() {
 clean_killed() {
   rcli del KILLED:RESERVED >/dev/null
   [[ $(rcli exists KILLED:SB) == 0 && $(rcli exists KILLED:INSTALLING) == 0 ]] || snap -q delete KILLED
-  for key in $(rcli --scan --pattern 'KILLED~copy~*'); do rcli unlink "$key" >/dev/null; done
+  for key in $(rcli --scan --pattern 'NEW~copy~*'); do rcli unlink "$key" >/dev/null; done
+  rcli del NEW:COW >/dev/null  # (else the next copy waits for it to lapse, and removes the keys itself)
 }
 # A real SIGKILL, at whatever moment it lands.
 "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null &   # the binary itself, not a subshell
 pid=$!
 for ((i = 0; i < 400; i++)); do
-  [[ $(rcli exists NEW:FREEZE) == 1 ]] && break   # the copy runs while the freeze is held
+  [[ $(rcli exists NEW:COW) == 1 ]] && break   # the copy runs while its snapshot is alive
   sleep 0.01
 done
 kill -KILL "$pid" 2>/dev/null || true
@@ -189,7 +191,7 @@ rc=0
 REDISFS_FAULT=copy-staging-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW KILLED 2>/dev/null || rc=$?
 [[ $rc == 137 ]] || fail "the crash fault did not end the copy ($rc)"
 check_killed || fail "a copy that died while copying left no staging keys, or reached its last step"
-snap list --all | grep -q 'KILLED~copy~[0-9a-f]* *copy-staging' ||
+snap list --all | grep -q 'NEW~copy~[0-9a-f]* *copy-staging' ||
   fail "list --all hides the staging keys: $(snap list --all)"
 clean_killed
 # The dead copy's reservation expires within 30 s; the next copy waits for
