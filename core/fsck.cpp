@@ -363,6 +363,16 @@ Status Checker::guard_freeze(Connection& c) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
                                  " exists): repair when it has ended");
   }
+  // A snapshot being taken copy-on-write: a repair's changes would not be
+  // copied first (fsck changes keys directly, not through the scripts).
+  auto cow = c.command({"HGET", m_keys.cow(), "deadline"});
+  TRY(_named(m_keys.cow(), cow));
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  auto deadline = cow->view().as_int();
+  if (deadline && *deadline * 1000000 > now_ns) {
+    return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
+                                 "): repair when it has ended");
+  }
   // A restore, copy or delete filling, replacing or removing it: repairing
   // what it is halfway through would break what it is building.
   TRY_ASSIGN(auto holder, reservation_holder(c, m_keys));

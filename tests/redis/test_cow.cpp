@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "fsck.hpp"
 #include "install.hpp"
 #include "snapshot.hpp"
 #include "store.hpp"
@@ -252,12 +253,19 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a lapsed snapshot fails its copy, costs th
   CHECK(test::keys_under(conn(), second.prefix()).empty());
 }
 
-TEST_CASE_FIXTURE(RedisFixture, "cow: a freeze waits for a live snapshot, and a snapshot for a freeze") {
+TEST_CASE_FIXTURE(RedisFixture, "cow: a freeze and fsck --repair wait for a live snapshot, and a snapshot for a freeze") {
   auto s = ok(Store::open(pool, prefix, {}));
   auto lease = ok(pool.acquire());
   Keys tk(make_temp_prefix(prefix, TempKind::Copy));
   CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "test"));
   CHECK(Freeze::acquire(*lease, keys, std::chrono::milliseconds(200)).code() == EBUSY);
+  // fsck --repair changes keys directly, not through the scripts: it waits
+  // too (a check alone goes on).
+  s.reset();
+  auto repair = fsck(pool, prefix, true, nullptr);
+  CHECK(repair.code() == EBUSY);
+  CHECK(repair.error().message.find("snapshot") != std::string::npos);
+  CHECK(fsck(pool, prefix, false, nullptr).ok());
   // So does another snapshot, for as long as this one lives.
   std::atomic<bool> second_began{false};
   std::thread other([&] {
