@@ -539,16 +539,41 @@ Status remove_staging(Connection& c, const Keys& staging) {
   return {};
 }
 
+// The copier's scripts run while the writers wait (Redis runs one script
+// at a time): each copies at most this many keys or (counting a block as a
+// full one, anything else as 512 bytes) this many bytes, one round trip
+// each, so a writer waits a few milliseconds at most, however large the
+// filesystem.
+static constexpr std::size_t k_cow_batch_keys = 128;
+static constexpr std::size_t k_cow_batch_bytes = 4u << 20;
+
+static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                              std::span<const std::string> rels, bool list, std::span<long long> found);
+
 // Copy-on-write, the copier's side: makes sure rels[i] is in tk as it was
 // at the instant (cow_copy.lua), found[i] as a KeyVisitor says; with
 // `list`, what tk has of them is appended to its index in the same step.
-static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow, std::uint32_t block_size,
                         std::span<const std::string> rels, bool list, std::vector<long long>& found) {
-  const std::size_t n = rels.size();
-  found.assign(n, -1);
-  if (n == 0) {
-    return {};
+  found.assign(rels.size(), -1);
+  const std::size_t block = std::max<std::size_t>(block_size, 512);
+  std::size_t from = 0;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < rels.size(); ++i) {
+    bytes += parse_relative_key(rels[i]).kind == KeyKind::Block ? block : 512;
+    if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= k_cow_batch_bytes) {
+      TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list,
+                          std::span<long long>(found).subspan(from, i + 1 - from)));
+      from = i + 1;
+      bytes = 0;
+    }
   }
+  return {};
+}
+
+static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                              std::span<const std::string> rels, bool list, std::span<long long> found) {
+  const std::size_t n = rels.size();
   std::vector<std::string> keys;
   keys.reserve(3 + 2 * n);
   keys.push_back(sk.cow());
@@ -587,7 +612,7 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
 // staging prefix (a key a script copied and then removed from the source
 // is there only).
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
-                                       const std::function<Status(std::span<const std::string_view>)>& after_page) {
+                                       std::uint32_t block_size, const std::function<Status(std::span<const std::string_view>)>& after_page) {
   auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
     rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -607,7 +632,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
     TRY(_scan_page(c, cursor, sk.match_all(), page));
     fs_keys(sk, page.view()[1], rels);
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, rels, false, found));
+    TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found));
     seen += rels.size();
     TRY(cow.keep_alive(c, seen, 0));
   } while (cursor != "0");
@@ -647,7 +672,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
   std::vector<std::string_view> done;
   auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, rels, true, found));
+    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found));
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (found[i] != -1) {
@@ -668,7 +693,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
     *warning = "the structure of " + _quote(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
                "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
   }
-  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, after_page));
+  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page));
   return scanned + 1;
 }
 
