@@ -87,16 +87,19 @@ Status KeyWalk::begin() {
   return {};
 }
 
+// A key is read before it is visited (the visitor may remove it: delete),
+// or, copy-on-write, visited (copied) right before it is read.
 Status KeyWalk::read_orphans() {
   if (m_opts.source != nullptr) {
     TRY(flush());
     m_pending.push_back("ORPHANS");
     m_pending_block.push_back(0);
     TRY(flush());
-  } else {
-    TRY(add("ORPHANS", false));
   }
   auto r = m_c.command({"HGETALL", m_keys.orphans()});
+  if (m_opts.source == nullptr) {
+    TRY(add("ORPHANS", false));
+  }
   if (!r.ok()) {
     if (m_c.broken()) {
       return std::move(r).error();
@@ -208,6 +211,11 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
       TRY_ASSIGN(page, m_c.command({"HSCAN", m_keys.dir(dirs[i]), cursor, "COUNT", k_hscan_count}));
     }
   }
+  if (m_opts.source == nullptr) {
+    for (std::uint64_t d : dirs) {
+      TRY(add("DIR:" + _num(d), false));
+    }
+  }
   return {};
 }
 
@@ -252,10 +260,7 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
       TRY(add("OPEN:" + _num(ino), false));
     }
     if (type == "dir") {
-      if (m_opts.source == nullptr) {
-        TRY(add("DIR:" + _num(ino), false));
-      }
-      dirs.push_back(ino);
+      dirs.push_back(ino);  // DIR:<n> is a candidate once read (read_dirs)
     } else if (type == "file") {
       auto blocks = nameable_blocks(size, bytes, m_block_size, m_dbsize);
       if (!blocks) {

@@ -153,6 +153,24 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: the same keys as SCAN, odd states inc
   CHECK_MESSAGE(warning.empty(), warning);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "key walk: delete reads each directory before it removes it") {
+  // 700 directories side by side, a file in each: the walk's batches of
+  // candidates fill up while it still has directories to read.
+  {
+    auto s = ok(Store::open(pool, prefix, {}));
+    for (int i = 0; i < 700; ++i) {
+      Ino d = ok(s->mkdir(k_root_ino, "d" + std::to_string(i), 0755, k_user)).ino;
+      Ino f = ok(s->mknod(d, "f", S_IFREG | 0644, 0, k_user)).ino;
+      ok(s->write(f, 0, "x", false));
+    }
+  }
+  const std::size_t keys_before = test::keys_under(conn(), prefix).size();
+  DeleteStats deleted = ok(delete_prefix(pool, prefix, false, true));
+  CHECK_MESSAGE(deleted.warning.empty(), deleted.warning);
+  CHECK(deleted.keys == keys_before);
+  CHECK(test::keys_under(conn(), prefix).empty());
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "key walk: a huge sparse file's blocks are found by SCAN") {
   StoreOptions opts;
   opts.mkfs_block_size = 4096;
