@@ -365,11 +365,12 @@ Status Checker::guard_freeze(Connection& c) {
   }
   // A snapshot being taken copy-on-write: a repair's changes would not be
   // copied first (fsck changes keys directly, not through the scripts).
-  auto cow = c.command({"HGET", m_keys.cow(), "deadline"});
-  TRY(_named(m_keys.cow(), cow));
+  // (A damaged record, not a hash or naming another prefix, is a problem
+  // this repair removes.)
+  auto cow = c.command({"HMGET", m_keys.cow(), "staging", "deadline"});
   TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
-  auto deadline = cow->view().as_int();
-  if (deadline && *deadline * 1000000 > now_ns) {
+  auto deadline = cow.ok() && cow->view().size() == 2 ? cow->view()[1].as_int() : std::nullopt;
+  if (deadline && *deadline * 1000000 > now_ns && is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
                                  "): repair when it has ended");
   }
@@ -442,6 +443,12 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         items.push_back({key, pk});
         m_any_fs_key = true;
         break;
+      case KeyKind::Cow:
+        c.append({"TYPE", key});
+        c.append({"HGET", key, "staging"});
+        queued += 2;
+        items.push_back({key, pk});
+        break;
       case KeyKind::Freeze:
         c.append({"PTTL", key});
         queued += 1;
@@ -455,7 +462,6 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
         break;
       case KeyKind::Mount:
       case KeyKind::Mounts:
-      case KeyKind::Cow:
       case KeyKind::Touched:
       case KeyKind::Temp:
       case KeyKind::OpLog:
@@ -488,6 +494,26 @@ Status Checker::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       }
       TRY(_named(it.key, sessions));
       TRY(read_opens(c, it.key, sessions->view()));
+      continue;
+    }
+    if (it.pk.kind == KeyKind::Cow) {
+      // A snapshot being taken (snapshot.hpp): change scripts copy into
+      // the staging prefix it names, and refuse to run when it names one
+      // that is not this filesystem's.
+      auto& type = replies[at++];
+      auto& staging = replies[at++];
+      TRY(_named(it.key, type));
+      if (type->view().str() == "hash" && staging.ok() && !staging->view().is_nil() &&
+          is_cow_staging(m_keys.prefix(), staging->view().str())) {
+        continue;
+      }
+      Action a;
+      a.op = Op::Del;
+      a.key = std::string(it.key);
+      add(fsck_kind::k_bad_cow, std::string(it.key),
+          "a snapshot record that is not a hash or names a staging prefix not of this filesystem: every change "
+          "fails while it lives",
+          a);
       continue;
     }
     if (it.pk.kind == KeyKind::Freeze) {

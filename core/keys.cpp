@@ -1,5 +1,6 @@
 #include "keys.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace redisfs {
@@ -64,6 +65,33 @@ Status check_cluster_prefix(std::string_view prefix) {
 }
 
 Keys::Keys(std::string prefix) : m_prefix(std::move(prefix)), m_colon(m_prefix + ':') {}
+
+bool is_cow_staging(std::string_view prefix, std::string_view staging) {
+  constexpr std::size_t k_hex = 16;
+  if (!validate_prefix(staging).ok() || staging.size() <= k_hex) {
+    return false;
+  }
+  std::string_view hex = staging.substr(staging.size() - k_hex);
+  if (!std::all_of(hex.begin(), hex.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); })) {
+    return false;
+  }
+  std::string_view rest = staging.substr(0, staging.size() - k_hex);
+  std::string_view base;
+  for (std::string_view tag : {std::string_view("~copy~"), std::string_view("~dump~")}) {
+    if (rest.size() > tag.size() && rest.ends_with(tag)) {
+      base = rest.substr(0, rest.size() - tag.size());
+    }
+  }
+  if (base.empty()) {
+    return false;
+  }
+  if (base == prefix) {
+    return true;
+  }
+  // A long prefix is cut to fit, keeping its hash tag (its slot).
+  return staging.size() >= 190 && prefix.size() > base.size() && hash_tag(base) == hash_tag(prefix) &&
+         (prefix.starts_with(base) || hash_tag(prefix).has_value());
+}
 
 static std::string _num(std::uint64_t n) { return std::to_string(n); }
 

@@ -105,6 +105,14 @@ std::optional<std::string_view> hash_tag(std::string_view prefix);
 // In cluster mode every prefix needs a hash tag; the error says how.
 Status check_cluster_prefix(std::string_view prefix);
 
+// Whether `staging` can be the staging prefix of a copy-on-write snapshot
+// of `prefix` (what snapshot.hpp's make_temp_prefix makes for a copy or a
+// dump: the prefix, or as much of it as fits with its hash tag, then
+// "~copy~" or "~dump~" and 16 hex digits). Change scripts copy into it and
+// tools remove it on the word of <prefix>:COW, which may be damaged or
+// written by someone else: a COW naming another filesystem is refused.
+bool is_cow_staging(std::string_view prefix, std::string_view staging);
+
 class Keys {
  public:
   explicit Keys(std::string prefix);

@@ -1366,12 +1366,18 @@ bool Connection::reformat_cow(Entry& e, std::string_view staging) {
       nk + 5 > argv.size()) {
     return false;
   }
-  m_cow_prefix = std::string(argv[3].substr(0, argv[3].find(':')));
+  std::string_view prefix = argv[3].substr(0, argv[3].find(':'));
+  if (!is_cow_staging(prefix, staging)) {
+    return false;  // a damaged <prefix>:COW (fsck reports it): the change fails
+  }
+  m_cow_prefix = std::string(prefix);
   m_cow_staging = std::string(staging);
   m_cow_learned = Clock::now();
-  const std::size_t extra = argv[argv.size() - 2].empty() ? 2 : 0;  // '' belief: COW and the op key
-  const std::size_t n = extra != 0 ? nk - 2 : (nk - 3) / 2;
-  if (n + (extra != 0 ? 2 : n + 3) != nk) {
+  // The script's n keys, then COW (and with the staging keys named: TOUCHED
+  // and n of them), then the outcome record's key.
+  const bool named = !argv[argv.size() - 2].empty();
+  const std::size_t n = named ? (nk - 3) / 2 : nk - 2;
+  if ((named ? 2 * n + 3 : n + 2) != nk) {
     return false;
   }
   auto keys = std::span<const std::string_view>(argv).subspan(3, n);

@@ -463,7 +463,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
         return make_error(EIO, "redis: bad reply from cow_begin");
       }
       cow.m_instant_ns = *ns;
-      cow.m_dead = std::string(v[2].str());
+      // (the caller removes it: only if it is a staging prefix of ours,
+      // not whatever a damaged COW named)
+      cow.m_dead = is_cow_staging(source.prefix(), v[2].str()) ? std::string(v[2].str()) : std::string();
       return cow;
     }
     if (v[1].str() != "frozen") {

@@ -16,8 +16,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local old = redis.call('HMGET', KEYS[2], 'staging', 'deadline')
-if old[1] and tonumber(old[2] or '0') > now then
+local old = redis.pcall('HMGET', KEYS[2], 'staging', 'deadline')
+if old.err then
+  old = {}  -- not a hash (damaged): replaced
+end
+if old[1] and (tonumber(old[2] or '0') or 0) > now then
   return {'BUSY', old[1]}
 end
 if redis.call('EXISTS', KEYS[3]) == 0 then

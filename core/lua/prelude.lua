@@ -20,7 +20,7 @@
 --   * while a snapshot is taken copy-on-write (<prefix>:COW, snapshot.hpp),
 --     every filesystem key the script names is first copied to the
 --     snapshot's staging prefix, unless that was done already or the key
---     did not exist at the snapshot's instant (cow_guard): the copy is part
+--     did not exist at the snapshot's instant (cow_pending): the copy is part
 --     of the script's own atomic step. A client that did not name the
 --     staging keys gets COW <staging> and sends the script again with them;
 --   * times are nanoseconds since the epoch, kept as decimal strings (a Lua
@@ -54,11 +54,11 @@ local function cow_alive()
   if not __cow_key then
     return nil
   end
-  local c = redis.call('HMGET', __cow_key, 'staging', 'deadline', 'ttl')
-  if not c[1] then
-    return nil
+  local c = redis.pcall('HMGET', __cow_key, 'staging', 'deadline', 'ttl')
+  if c.err or not c[1] then
+    return nil  -- (not a hash: damaged, for fsck to report; no snapshot is alive)
   end
-  if tonumber(c[2] or '0') <= now_ms() then
+  if (tonumber(c[2] or '') or 0) <= now_ms() then
     return nil
   end
   return c[1], c[3]

@@ -346,3 +346,66 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
     ok(remove_staging(*lease, tk));
   }
 }
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never sends data elsewhere; fsck repairs it") {
+  auto s = ok(Store::open(pool, prefix, {}));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  std::string other = extra_prefix();  // someone else's filesystem
+  ok(conn().command({"HSET", Keys(other).sb(), "format", "redisfs"}));
+  const std::string far = std::to_string(4102444800000LL);  // alive until 2100
+
+  SUBCASE("not a hash: no snapshot is alive, changes go on") {
+    ok(conn().command({"SET", keys.cow(), "junk"}));
+    ok(s->write(f, 0, "still writable", false));
+  }
+  SUBCASE("alive, naming another filesystem: changes fail, nothing is copied there") {
+    ok(conn().command({"HSET", keys.cow(), "staging", other, "deadline", far, "ttl", "1000", "token", "t"}));
+    CHECK_FALSE(s->write(f, 0, "refused", false).ok());
+    CHECK(test::keys_under(conn(), other).size() == 1);
+  }
+  bool damaged = true;
+  SUBCASE("a non-numeric deadline or TTL: not alive (a dead record, which the next snapshot replaces)") {
+    ok(conn().command({"HSET", keys.cow(), "staging", prefix + "~copy~0123456789abcdef", "deadline", "soon",
+                       "ttl", "x"}));
+    ok(s->write(f, 0, "still writable", false));
+    damaged = false;
+    ok(conn().command({"DEL", keys.cow()}));
+  }
+  s.reset();
+  FsckReport report = ok(fsck(pool, prefix, false, nullptr));
+  bool found = false;
+  for (const auto& p : report.problems) {
+    found = found || (p.kind == fsck_kind::k_bad_cow && p.key == keys.cow());
+  }
+  CHECK(found == damaged);
+  ok(fsck(pool, prefix, true, nullptr));
+  CHECK(_exists(conn(), keys.cow()) == 0);
+  s = ok(Store::open(pool, prefix, {}));
+  ok(s->write(f, 0, "writable again", false));
+
+  // A dead record naming another filesystem: the next snapshot replaces
+  // it and leaves that filesystem alone.
+  ok(conn().command({"HSET", keys.cow(), "staging", other, "deadline", "1", "ttl", "1000", "token", "t"}));
+  auto lease = ok(pool.acquire());
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, ""));
+  CHECK(cow.dead_staging().empty());
+  CHECK(test::keys_under(conn(), other).size() == 1);
+  ok(cow.end(*lease));
+  ok(remove_staging(*lease, tk));
+}
+
+TEST_CASE("cow: staging prefixes of a filesystem, and only those") {
+  CHECK(is_cow_staging("SKX", "SKX~copy~0123456789abcdef"));
+  CHECK(is_cow_staging("SKX", "SKX~dump~0123456789abcdef"));
+  CHECK(is_cow_staging("{fs}", make_temp_prefix("{fs}", TempKind::Copy)));
+  std::string long_name = "{tag}" + std::string(190, 'x');
+  CHECK(is_cow_staging(long_name, make_temp_prefix(long_name, TempKind::Dump)));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX"));
+  CHECK_FALSE(is_cow_staging("SKX", "OTHER~copy~0123456789abcdef"));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX~restore~0123456789abcdef"));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX~copy~0123456789ABCDEF"));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX~copy~0123"));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX2~copy~0123456789abcdef"));
+  CHECK_FALSE(is_cow_staging("SKX", "SKX~copy~0123456789abcdef:x"));
+}
