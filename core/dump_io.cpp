@@ -426,6 +426,12 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
 
 namespace {
 
+// The one-line refusal of a taken target, saying what to do instead.
+std::string _refuse_taken(const std::string& target, const std::string& what) {
+  return "refusing to restore over " + _quote(target) + ": it already holds " + what +
+         "; add --force to replace it, or restore under another name with --prefix NAME";
+}
+
 class RestoreSink : public dump::Sink {
  public:
   RestoreSink(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
@@ -437,6 +443,9 @@ class RestoreSink : public dump::Sink {
   Reservation* reservation() { return m_reservation.get(); }
   std::int64_t dumped_ns() const { return m_dumped_ns; }
   std::uint64_t records() const { return m_records; }
+  // Why the target was refused at the header (taken, mounted, reserved):
+  // a plain refusal, not a flaw of the dump at some byte.
+  const std::optional<Error>& refusal() const { return m_refusal; }
 
   Status on_header(const dump::Header& h) override {
     if (auto st = validate_prefix(h.prefix); !st.ok()) {
@@ -453,12 +462,20 @@ class RestoreSink : public dump::Sink {
     if (m_pool != nullptr && m_c != nullptr) {
       // Reserved before it is looked at: no mount or other tool can start
       // on it until the restore has ended (install.hpp).
-      TRY_ASSIGN(m_reservation, Reservation::acquire(*m_pool, Keys(m_target), "restore"));
+      auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
+      if (!reserved.ok()) {
+        m_refusal = make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message);
+        return std::move(reserved).error();
+      }
+      m_reservation = std::move(reserved).value();
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       TRY(finish_install(*lease, Keys(m_target)));
     }
     if (m_pool != nullptr) {
-      TRY(check_target(nullptr));
+      if (Status st = check_target(nullptr); !st.ok()) {
+        m_refusal = st.error();
+        return st;
+      }
     }
     if (m_c != nullptr) {
       m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
@@ -575,12 +592,12 @@ class RestoreSink : public dump::Sink {
     Keys t(m_target);
     TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
     if (st.mounts > 0) {
-      return make_error(EBUSY, _quote(m_target) + " is mounted (" + _str(static_cast<long long>(st.mounts)) +
-                                   " live mounts); unmount it before restoring over it");
+      return make_error(EBUSY, "refusing to restore over " + _quote(m_target) + ": it is mounted (" +
+                                   _str(static_cast<long long>(st.mounts)) +
+                                   " live mounts); unmount it first, or restore under another name with --prefix NAME");
     }
     if (st.any_key && !m_opts.force) {
-      return make_error(EEXIST, "prefix " + _quote(m_target) + " already holds keys; use --force to replace it" +
-                                    (m_opts.prefix ? "" : ", or --prefix to restore under another name"));
+      return make_error(EEXIST, _refuse_taken(m_target, st.has_sb ? "a filesystem" : "keys"));
     }
     if (replace != nullptr) {
       *replace = st.any_key;
@@ -700,6 +717,7 @@ class RestoreSink : public dump::Sink {
   std::unique_ptr<Reservation> m_reservation;
   std::int64_t m_dumped_ns = 0;
   bool m_index_ttl_set = false;
+  std::optional<Error> m_refusal;
 
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_records = 0;
@@ -781,7 +799,11 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   RestoreStats stats;
   bool replaced = false;
   auto body = [&]() -> Status {
-    TRY_ASSIGN(stats.trailer, dump::read(in, sink, opts.limits));
+    auto trailer = dump::read(in, sink, opts.limits);
+    if (!trailer.ok()) {
+      return sink.refusal() ? *sink.refusal() : std::move(trailer).error();
+    }
+    stats.trailer = *trailer;
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);
@@ -807,8 +829,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       // restored filesystem would take.
       TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
       if (collision && !opts.force) {
-        return make_error(EEXIST, "prefix " + _quote(sink.target()) + " already holds keys (" + _quote(*collision) +
-                                      "); use --force to replace it");
+        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + _quote(*collision) + ")"));
       }
       replace = collision.has_value();
     }
