@@ -314,7 +314,12 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     DumpStats stats;
     stats.prefix = prefix;
     TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
-    dump::Writer w(out, dump::Header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION});
+    // The header announces the record count (the copy's index, and its
+    // superblock): a restore reading a pipe shows progress against it.
+    TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
+    dump::Header header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION,
+                        static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1};
+    dump::Writer w(out, header);
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
     TRY_ASSIGN(std::uint64_t keys, streamer.run());
@@ -453,6 +458,9 @@ class RestoreSink : public dump::Sink {
     }
     m_source = h.prefix;
     m_dumped_ns = _parse_iso_ns(h.created);
+    if (h.record_count > 0) {
+      m_progress.set_total(h.record_count);
+    }
     m_target = m_opts.prefix.value_or(h.prefix);
     TRY(validate_prefix(m_target));
     if (m_pool != nullptr) {

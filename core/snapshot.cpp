@@ -41,6 +41,7 @@
 #include "snapshot.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -1010,6 +1011,23 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _snapshot_to_staging(Conne
   return std::make_pair(copied->first - *dropped, copied->second);
 }
 
+// How many keys a copy of `keys` makes, about, from the superblock's
+// counters alone: an INODE per inode and a block per block_size of stored
+// bytes (plus the superblock); DIR and XATTR keys come on top. For
+// progress only.
+static Result<std::uint64_t> _estimate_keys(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "inodes", "bytes", "block_size"}));
+  ReplyView v = r.view();
+  std::uint64_t n[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < 3 && i < v.size(); ++i) {
+    if (!v[i].is_nil()) {
+      std::string_view t = v[i].str();
+      std::from_chars(t.data(), t.data() + t.size(), n[i]);
+    }
+  }
+  return n[0] + (n[2] > 0 ? (n[1] + n[2] - 1) / n[2] : 0) + 1;
+}
+
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts) {
   TRY(validate_prefix(src));
@@ -1043,6 +1061,9 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   }
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
+  if (auto estimate = _estimate_keys(c, sk); estimate.ok() && *estimate > 0) {
+    progress.set_total(*estimate, true);
+  }
   // Copy-on-write where the staging prefix (made from SRC's name, so in its
   // slot) can be moved to DST by the server: always, but on a cluster with
   // DST in another slot, which freezes SRC while the client carries the
