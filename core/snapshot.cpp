@@ -1490,39 +1490,4 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
   return arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-std::string list_as_table(const std::vector<FsInfo>& list) {
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"PREFIX", "KIND", "ORIGIN", "CREATED", "INODES", "SIZE", "MOUNTS"});
-  for (const auto& fs : list) {
-    std::int64_t t = fs.snapshot_created_ns != 0 ? fs.snapshot_created_ns : fs.created_ns;
-    std::string when = t != 0 ? iso_time_ns(t).substr(0, 19) + "Z" : "-";
-    std::string from = !fs.origin.empty()          ? fs.origin
-                       : !fs.restored_from.empty() ? "dump of " + fs.restored_from
-                                                   : "-";
-    std::string kind = fs.progress >= 0 ? fs.kind + " " + std::to_string(fs.progress) + "%" : fs.kind;
-    rows.push_back({fs.prefix, kind, from, when, std::to_string(fs.inodes), human_bytes(fs.bytes),
-                    std::to_string(fs.mounts)});
-  }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
-    }
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      bool right = i >= 4;
-      std::string pad(width[i] - row[i].size(), ' ');
-      line += right ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
-      if (i + 1 < row.size()) {
-        line += "  ";
-      }
-    }
-    out += line + "\n";
-  }
-  return out;
-}
-
 }  // namespace redisfs
