@@ -127,7 +127,7 @@ std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns) 
                         : fs.mounts == 1 ? "mounted"
                                          : "mounted (" + std::to_string(fs.mounts) + ")";
     std::string note = !fs.problem.empty()         ? fs.problem
-                       : !fs.restored_from.empty() ? "restored from a dump of " + fs.restored_from
+                       : !fs.restored_from.empty() ? "from a dump of " + fs.restored_from
                        : !fs.origin.empty() && index.find(fs.origin) == index.end() ? "copy of " + fs.origin
                                                                                     : "";
     // A copy being taken: how far its walk is.

@@ -10,6 +10,7 @@
 
 #include "context.hpp"
 #include "fsck.hpp"
+#include "install.hpp"
 #include "keys.hpp"
 #include "progress.hpp"
 #include "snapshot.hpp"
@@ -44,7 +45,13 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     if (!state.ok()) {
       throw_failure(state.error());
     }
-    if (!state->has_sb) {
+    // (A prefix a restore or copy is filling has none yet: the check says
+    // it is reserved.)
+    auto holder = reservation_holder(**lease, Keys(args.prefix));
+    if (!holder.ok()) {
+      throw_failure(holder.error());
+    }
+    if (!state->has_sb && !*holder) {
       throw CommandFailed{"no filesystem at prefix '" + args.prefix + "' (no superblock " + args.prefix + ":SB" +
                               (state->any_key ? ", although keys remain under it" : "") +
                               "): nothing checked; 'redisfs-snap list --all' shows what the server holds",

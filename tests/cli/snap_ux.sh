@@ -210,7 +210,7 @@ head -1 "$T/out" | grep -q '^NAME  *KIND  *SIZE  *INODES  *CREATED  *STATE' || f
 grep -q '^SKX  *filesystem  *8.0 KiB  *5  *just now' "$T/out" || fail "SKX row: $(cat "$T/out")"
 grep -q '^├─ SKX2  *snapshot' "$T/out" || fail "SKX2 not under SKX: $(cat "$T/out")"
 grep -q '─ SKX8  *snapshot' "$T/out" || fail "SKX8 not under SKX: $(cat "$T/out")"
-grep -q '^SKX6 .*restored from a dump of SKX' "$T/out" || fail "SKX6's note: $(cat "$T/out")"
+grep -q '^SKX6  *restored .*from a dump of SKX' "$T/out" || fail "SKX6's note: $(cat "$T/out")"
 expect_rc 0 snap list --json
 [[ $(jq -r '.[] | select(.prefix == "SKX") | .bytes' "$T/out") == 8205 ]] || fail "list --json bytes: $(cat "$T/out")"
 [[ $(jq -r '.[] | select(.prefix == "SKX2") | .origin' "$T/out") == SKX ]] || fail "list --json origin"
