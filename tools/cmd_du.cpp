@@ -24,7 +24,7 @@ void add_du_command(CLI::App& app, ToolContext& ctx) {
   add_prefix_option(sub, "PREFIX", args->prefix, "prefix of the filesystem")->required();
   sub->add_option("--top", args->top, "how many directories to show (default 20)")
       ->type_name("N")
-      ->check(CLI::Range(1, 1000000));
+      ->check(CLI::Range(1, 1000000).description(""));
   sub->add_option("--depth", args->depth, "only directories at most N levels below the root (default: any)")
       ->type_name("N");
   sub->add_flag("--json", args->json, "print one JSON document (raw numbers) instead of a table");

@@ -57,6 +57,8 @@ says "redisfs-snap: error: "
 expect_rc 2 snap list --frob
 says "redisfs-snap: error: The following argument was not expected: --frob"
 says "redisfs-snap --help"
+expect_rc 0 "$REDISFS_SNAP_BIN" --version
+grep -q '^redisfs-snap ' "$T/out" || fail "--version: $(cat "$T/out")"
 expect_rc 0 "$REDISFS_SNAP_BIN" --help
 grep -q -- '--redis URL' "$T/out" || fail "--help does not show --redis URL"
 grep -q -- '--password-file FILE' "$T/out" || fail "--help does not show --password-file FILE"
@@ -67,6 +69,10 @@ grep -q 'FILE FILE\|--prefix PREFIX' "$T/out" || fail "restore --help: $(cat "$T
 ! grep -q 'TEXT' "$T/out" || fail "restore --help still says TEXT: $(cat "$T/out")"
 expect_rc 0 "$REDISFS_SNAP_BIN" dump --help
 grep -q -- '--output FILE' "$T/out" || fail "dump --help does not show --output FILE"
+for cmd in "" copy dump restore list delete fsck du; do
+  expect_rc 0 "$REDISFS_SNAP_BIN" $cmd --help
+  ! grep -Eq 'TEXT|:INT|UINT' "$T/out" || fail "$cmd --help names a type, not a meaning: $(cat "$T/out")"
+done
 
 note "exit 1: the operation failed; fsck 1 while problems remain"
 expect_rc 1 snap dump NOPE -o "$T/nope.json"
@@ -175,6 +181,8 @@ grep -q '^copy SKX -> SKX7: [0-9]* of about [0-9]* keys' "$T/plain" || fail "no 
 ! grep -q $'\e' "$T/plain" || fail "an escape sequence in a pipe: $(cat -v "$T/plain")"
 snap dump SKX -o "$T/plain.json" 2>"$T/plain"
 grep -q '^dump SKX: 12 of 12 keys (100%)' "$T/plain" || fail "dump's plain lines: $(cat -v "$T/plain")"
+# no ETA before a tenth of the work is done (it would be a guess)
+! head -2 "$T/plain" | grep -q ETA || fail "an ETA before any estimate: $(cat -v "$T/plain")"
 unset REDISFS_PROGRESS_SECONDS
 snap dump SKX -o "$T/plain.json" 2>"$T/plain"
 [[ $(wc -l <"$T/plain") == 1 ]] || fail "a short dump printed more than its summary: $(cat -v "$T/plain")"
