@@ -241,6 +241,10 @@ Status Writer::begin() {
     _append_json_string(m_buf, m_header.created, _escaped_size(m_header.created));
     m_buf.append(",\"tool\":");
     _append_json_string(m_buf, m_header.tool, _escaped_size(m_header.tool));
+    if (m_header.record_count > 0) {
+      m_buf.append(",\"record_count\":");
+      m_buf.append(std::to_string(m_header.record_count));
+    }
     m_buf.append(",\n \"records\":[");
     m_state = State::Open;
     return flush(false);
@@ -477,6 +481,7 @@ class SaxReader final : public JsonHandler {
   bool m_seen_prefix = false;
   bool m_seen_created = false;
   bool m_seen_tool = false;
+  bool m_seen_record_count = false;
   bool m_seen_records = false;
   bool m_seen_trailer = false;
   bool m_trailer_done = false;
@@ -645,6 +650,11 @@ bool SaxReader::number(const Number& n) {
         return false;
       }
       m_seen_version = true;
+    } else if (m_member == "record_count") {
+      if (!count_value(n, m_header.record_count)) {
+        return false;
+      }
+      m_seen_record_count = true;
     } else if (m_member == "format" || m_member == "prefix" || m_member == "created" || m_member == "tool") {
       return unexpected("a number");
     }
@@ -740,7 +750,7 @@ bool SaxReader::header_string(std::string&& s) {
       return fail("not a redisfs dump: \"format\" is " + _quoted(s) + ", expected \"" + k_format + "\"");
     }
     m_seen_format = true;
-  } else if (m_member == "version") {
+  } else if (m_member == "version" || m_member == "record_count") {
     return unexpected("a string");
   } else if (m_member == "prefix") {
     m_header.prefix = std::move(s);
@@ -851,7 +861,7 @@ bool SaxReader::root_key(const std::string& k) {
   }
   const bool dup = (k == "format" && m_seen_format) || (k == "version" && m_seen_version) ||
                    (k == "prefix" && m_seen_prefix) || (k == "created" && m_seen_created) ||
-                   (k == "tool" && m_seen_tool);
+                   (k == "tool" && m_seen_tool) || (k == "record_count" && m_seen_record_count);
   if (dup) {
     return fail("duplicate header member " + _quoted(k));
   }

@@ -4,6 +4,7 @@
 // A dump is one JSON document (RFC 8259, UTF-8), so jq and friends read it:
 //
 //   {"format":"redisfs-dump","version":1,"prefix":"SKX","created":"2026-11-29T19:40:00.123Z","tool":"redisfs-snap 0.1.0",
+//    "record_count":4,
 //    "records":[
 //     {"key":"SB","hash":[["block_size","65536"],["version","1"]]},
 //     {"key":"DIR:1","hash":[["a.txt","2"],[{"base64":"/w=="},"3"]]},
@@ -15,7 +16,11 @@
 // Header. "format" (always "redisfs-dump") comes first, then "version" (the
 // integer 1), "prefix" (the prefix the keys were dumped from, without the
 // ':'), "created" (RFC 3339 UTC time of the snapshot) and "tool", all before
-// "records". A reader ignores header members it does not know, provided
+// "records"; the header is these top-level members, not an object of its
+// own. "record_count" (optional, an integer: dumps before it have none)
+// announces how many records follow, so that a reader of a pipe can show
+// progress against a total; nothing is verified against it (the trailer's
+// count is). A reader ignores header members it does not know, provided
 // their values are strings or numbers; that is the room left for additions
 // that do not need a new version. Anything else that changes is version 2.
 //
@@ -84,6 +89,7 @@ struct Header {
   std::string prefix;
   std::string created;
   std::string tool;
+  uint64_t record_count = 0;  // "record_count": records announced; 0 = not given
 };
 
 struct Trailer {

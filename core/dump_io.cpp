@@ -314,7 +314,12 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     DumpStats stats;
     stats.prefix = prefix;
     TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
-    dump::Writer w(out, dump::Header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION});
+    // The header announces the record count (the copy's index, and its
+    // superblock): a restore reading a pipe shows progress against it.
+    TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
+    dump::Header header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION,
+                        static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1};
+    dump::Writer w(out, header);
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
     TRY_ASSIGN(std::uint64_t keys, streamer.run());
@@ -426,6 +431,12 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
 
 namespace {
 
+// The one-line refusal of a taken target, saying what to do instead.
+std::string _refuse_taken(const std::string& target, const std::string& what) {
+  return "refusing to restore over " + _quote(target) + ": it already holds " + what +
+         "; add --force to replace it, or restore under another name with --prefix NAME";
+}
+
 class RestoreSink : public dump::Sink {
  public:
   RestoreSink(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
@@ -437,6 +448,9 @@ class RestoreSink : public dump::Sink {
   Reservation* reservation() { return m_reservation.get(); }
   std::int64_t dumped_ns() const { return m_dumped_ns; }
   std::uint64_t records() const { return m_records; }
+  // Why the target was refused at the header (taken, mounted, reserved):
+  // a plain refusal, not a flaw of the dump at some byte.
+  const std::optional<Error>& refusal() const { return m_refusal; }
 
   Status on_header(const dump::Header& h) override {
     if (auto st = validate_prefix(h.prefix); !st.ok()) {
@@ -444,6 +458,9 @@ class RestoreSink : public dump::Sink {
     }
     m_source = h.prefix;
     m_dumped_ns = _parse_iso_ns(h.created);
+    if (h.record_count > 0) {
+      m_progress.set_total(h.record_count);
+    }
     m_target = m_opts.prefix.value_or(h.prefix);
     TRY(validate_prefix(m_target));
     if (m_pool != nullptr) {
@@ -453,12 +470,20 @@ class RestoreSink : public dump::Sink {
     if (m_pool != nullptr && m_c != nullptr) {
       // Reserved before it is looked at: no mount or other tool can start
       // on it until the restore has ended (install.hpp).
-      TRY_ASSIGN(m_reservation, Reservation::acquire(*m_pool, Keys(m_target), "restore"));
+      auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
+      if (!reserved.ok()) {
+        m_refusal = make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message);
+        return std::move(reserved).error();
+      }
+      m_reservation = std::move(reserved).value();
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       TRY(finish_install(*lease, Keys(m_target)));
     }
     if (m_pool != nullptr) {
-      TRY(check_target(nullptr));
+      if (Status st = check_target(nullptr); !st.ok()) {
+        m_refusal = st.error();
+        return st;
+      }
     }
     if (m_c != nullptr) {
       m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
@@ -575,12 +600,12 @@ class RestoreSink : public dump::Sink {
     Keys t(m_target);
     TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
     if (st.mounts > 0) {
-      return make_error(EBUSY, _quote(m_target) + " is mounted (" + _str(static_cast<long long>(st.mounts)) +
-                                   " live mounts); unmount it before restoring over it");
+      return make_error(EBUSY, "refusing to restore over " + _quote(m_target) + ": it is mounted (" +
+                                   _str(static_cast<long long>(st.mounts)) +
+                                   " live mounts); unmount it first, or restore under another name with --prefix NAME");
     }
     if (st.any_key && !m_opts.force) {
-      return make_error(EEXIST, "prefix " + _quote(m_target) + " already holds keys; use --force to replace it" +
-                                    (m_opts.prefix ? "" : ", or --prefix to restore under another name"));
+      return make_error(EEXIST, _refuse_taken(m_target, st.has_sb ? "a filesystem" : "keys"));
     }
     if (replace != nullptr) {
       *replace = st.any_key;
@@ -700,6 +725,7 @@ class RestoreSink : public dump::Sink {
   std::unique_ptr<Reservation> m_reservation;
   std::int64_t m_dumped_ns = 0;
   bool m_index_ttl_set = false;
+  std::optional<Error> m_refusal;
 
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_records = 0;
@@ -781,7 +807,11 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   RestoreStats stats;
   bool replaced = false;
   auto body = [&]() -> Status {
-    TRY_ASSIGN(stats.trailer, dump::read(in, sink, opts.limits));
+    auto trailer = dump::read(in, sink, opts.limits);
+    if (!trailer.ok()) {
+      return sink.refusal() ? *sink.refusal() : std::move(trailer).error();
+    }
+    stats.trailer = *trailer;
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);
@@ -807,8 +837,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       // restored filesystem would take.
       TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
       if (collision && !opts.force) {
-        return make_error(EEXIST, "prefix " + _quote(sink.target()) + " already holds keys (" + _quote(*collision) +
-                                      "); use --force to replace it");
+        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + _quote(*collision) + ")"));
       }
       replace = collision.has_value();
     }

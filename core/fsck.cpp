@@ -1512,6 +1512,18 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   return static_cast<std::uint64_t>(std::unique(seen.begin(), seen.end()) - seen.begin());
 }
 
+bool fsck_kind_may_be_transient(std::string_view kind) {
+  using namespace fsck_kind;
+  for (std::string_view k : {k_wrong_counter, k_dangling_entry, k_extra_entry, k_wrong_nlink, k_wrong_parent,
+                             k_lost_inode, k_detached_dir, k_stale_orphan, k_dead_orphan, k_stray_key,
+                             k_block_past_eof, k_bytes_past_eof, k_wrong_bytes, k_stale_open}) {
+    if (kind == k) {
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
 std::string _base_line(const FsckProblem& p) {
   return _printable(_cut(p.kind, k_shown_max)) + ": " + _shown_key(p.key) + ": " +

@@ -119,6 +119,12 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
 // forced (the caller decides).
 Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix);
 
+// Kinds a check of a mounted filesystem that is being written can show for
+// a moment, a change seen half done: counters, link counts, byte counts,
+// entries and the inodes they name, orphans and opens. The other kinds are
+// about one key's own content and stay until repaired.
+bool fsck_kind_may_be_transient(std::string_view kind);
+
 // "<kind>: <key>: <detail>", then, after a repair, " (repaired)" or
 // " (repaired: deleted <deletes>)", and before one, for a repair that
 // deletes data, " (--repair deletes <deletes>)". Bytes that are not

@@ -45,6 +45,13 @@ Status validate_prefix(std::string_view prefix) {
   return {};
 }
 
+Status normalize_prefix(std::string& prefix) {
+  if (prefix.size() > 1 && prefix.back() == ':') {
+    prefix.pop_back();
+  }
+  return validate_prefix(prefix);
+}
+
 std::optional<std::string_view> hash_tag(std::string_view prefix) {
   auto open = prefix.find('{');
   auto close = prefix.find('}', open == std::string_view::npos ? 0 : open);

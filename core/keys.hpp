@@ -99,6 +99,11 @@ inline constexpr std::size_t k_max_hash_tag = 150;
 // The register of filesystems (above).
 inline constexpr std::string_view k_registry_key = "redisfs~FILESYSTEMS";
 Status validate_prefix(std::string_view prefix);
+// A prefix as a user writes it, taken the way every command line takes
+// one (redisfs --prefix, every redisfs-snap argument): "SKX:", the prefix
+// as the keys spell it, is the prefix SKX. Takes one trailing ':' off, then
+// validate_prefix.
+Status normalize_prefix(std::string& prefix);
 // The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
 // the filesystem's keys are then in that tag's slot.
 std::optional<std::string_view> hash_tag(std::string_view prefix);

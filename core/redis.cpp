@@ -472,6 +472,17 @@ static Result<Reply> _direct(Transport& t, redisReader* reader, std::vector<char
   }
 }
 
+// What to do about a refused login, for the one line that reports it.
+static std::string _auth_hint(std::string_view message) {
+  if (message.find("NOAUTH") != std::string_view::npos) {
+    return " (the server wants a password: give it with --password-file FILE or REDISFS_PASSWORD)";
+  }
+  if (message.find("WRONGPASS") != std::string_view::npos) {
+    return " (check the user and the password of --redis, --password-file or REDISFS_PASSWORD)";
+  }
+  return "";
+}
+
 Status Connection::setup(Node& n, Deadline deadline) {
   if (m_url.password.empty() && !m_url.user.empty()) {
     return make_error(EINVAL, "redis: user " + m_url.user + " needs a password (REDISFS_PASSWORD or --password-file)");
@@ -519,7 +530,12 @@ Status Connection::setup(Node& n, Deadline deadline) {
       // when our first write crosses it.
       hint = " (TLS: the server may have refused our client certificate: is it signed by a CA the server trusts?)";
     }
-    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + e.message + hint,
+    // e says "redis: connection to ... lost": one "redis: " is enough.
+    std::string_view why = e.message;
+    if (why.starts_with("redis: ")) {
+      why.remove_prefix(7);
+    }
+    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + std::string(why) + hint,
                  Fault::Unreachable};
   };
   if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
@@ -540,7 +556,8 @@ Status Connection::setup(Node& n, Deadline deadline) {
       if (what == "SELECT" && m_cluster) {
         e = make_error(EINVAL, "redis: " + n.address + " is a cluster node: a cluster has only database 0");
       } else {
-        e.message = "redis: " + std::string(what) + " on " + n.address + " failed: " + e.message.substr(7);
+        e.message = "redis: " + std::string(what) + " on " + n.address + " failed: " + e.message.substr(7) +
+                    _auth_hint(e.message);
       }
       if (!first) {
         first = std::move(e);

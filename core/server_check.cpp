@@ -61,6 +61,20 @@ Result<ServerInfo> server_info(Connection& c) {
   return info;
 }
 
+Result<std::string> check_eviction(const ServerInfo& info, bool writes, bool allow_eviction,
+                                   std::string_view refusing) {
+  if (info.maxmemory_policy == "noeviction") {
+    return std::string();
+  }
+  if (writes && !allow_eviction) {
+    return make_error(EINVAL, std::string(refusing) + ": the server's maxmemory-policy is " + info.maxmemory_policy +
+                                  ", which can evict file blocks; set it to noeviction "
+                                  "(or pass --allow-evicting-server to accept data loss)");
+  }
+  return "the server's maxmemory-policy is " + info.maxmemory_policy +
+         ": Redis may evict keys of this filesystem when memory runs short";
+}
+
 Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction) {
   TRY_ASSIGN(ServerInfo info, server_info(c));
   std::vector<std::string> warnings;
@@ -69,15 +83,9 @@ Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bo
     return make_error(ENOTSUP, "the Redis server is version " + v +
                                    "; redisfs needs 6.2 or newer (COPY, scripts replicated by effects)");
   }
-  if (info.maxmemory_policy != "noeviction") {
-    if (read_write && !allow_eviction) {
-      return make_error(EINVAL, "refusing a read-write mount: the server's maxmemory-policy is " +
-                                    info.maxmemory_policy +
-                                    ", which can evict file blocks; set it to noeviction "
-                                    "(or pass --allow-evicting-server to accept data loss)");
-    }
-    warnings.push_back("the server's maxmemory-policy is " + info.maxmemory_policy +
-                       ": Redis may evict keys of this filesystem when memory runs short");
+  TRY_ASSIGN(std::string evicting, check_eviction(info, read_write, allow_eviction, "refusing a read-write mount"));
+  if (!evicting.empty()) {
+    warnings.push_back(std::move(evicting));
   }
   if (!info.aof_enabled && info.save && info.save->empty()) {
     warnings.push_back("the Redis server has no persistence (no AOF, no RDB snapshots): "

@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "redis.hpp"
@@ -32,6 +33,13 @@ struct ServerInfo {
 
 // INFO server, memory, persistence and CONFIG GET save.
 Result<ServerInfo> server_info(Connection& c);
+
+// The eviction guard alone (redisfs-snap's): with a maxmemory-policy that
+// can evict keys, EINVAL "<refusing>: the server's maxmemory-policy is ..."
+// when `writes` and not `allow_eviction`, else the warning to show; "" on a
+// noeviction server.
+Result<std::string> check_eviction(const ServerInfo& info, bool writes, bool allow_eviction,
+                                   std::string_view refusing);
 
 // Refuses a server we must not use (EINVAL for an evicting server in
 // read-write use, ENOTSUP for a too old one); returns the warnings to show.

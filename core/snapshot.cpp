@@ -41,6 +41,7 @@
 #include "snapshot.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -1037,6 +1038,23 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _snapshot_to_staging(Conne
   return std::make_pair(copied->first - *dropped, copied->second);
 }
 
+// How many keys a copy of `keys` makes, about, from the superblock's
+// counters alone: an INODE per inode and a block per block_size of stored
+// bytes (plus the superblock); DIR and XATTR keys come on top. For
+// progress only.
+static Result<std::uint64_t> _estimate_keys(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "inodes", "bytes", "block_size"}));
+  ReplyView v = r.view();
+  std::uint64_t n[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < 3 && i < v.size(); ++i) {
+    if (!v[i].is_nil()) {
+      std::string_view t = v[i].str();
+      std::from_chars(t.data(), t.data() + t.size(), n[i]);
+    }
+  }
+  return n[0] + (n[2] > 0 ? (n[1] + n[2] - 1) / n[2] : 0) + 1;
+}
+
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts) {
   TRY(validate_prefix(src));
@@ -1070,6 +1088,9 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   }
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
+  if (auto estimate = _estimate_keys(c, sk); estimate.ok() && *estimate > 0) {
+    progress.set_total(*estimate, true);
+  }
   // Copy-on-write where the staging prefix (made from SRC's name, so in its
   // slot) can be moved to DST by the server: always, but on a cluster with
   // DST in another slot, which freezes SRC while the client carries the
@@ -1494,41 +1515,6 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
   // Prefixes and origins come from the server: never let odd bytes break
   // the document.
   return arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
-}
-
-std::string list_as_table(const std::vector<FsInfo>& list) {
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"PREFIX", "KIND", "ORIGIN", "CREATED", "INODES", "SIZE", "MOUNTS"});
-  for (const auto& fs : list) {
-    std::int64_t t = fs.snapshot_created_ns != 0 ? fs.snapshot_created_ns : fs.created_ns;
-    std::string when = t != 0 ? iso_time_ns(t).substr(0, 19) + "Z" : "-";
-    std::string from = !fs.origin.empty()          ? fs.origin
-                       : !fs.restored_from.empty() ? "dump of " + fs.restored_from
-                                                   : "-";
-    std::string kind = fs.progress >= 0 ? fs.kind + " " + std::to_string(fs.progress) + "%" : fs.kind;
-    rows.push_back({fs.prefix, kind, from, when, std::to_string(fs.inodes), human_bytes(fs.bytes),
-                    std::to_string(fs.mounts)});
-  }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
-    }
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      bool right = i >= 4;
-      std::string pad(width[i] - row[i].size(), ' ');
-      line += right ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
-      if (i + 1 < row.size()) {
-        line += "  ";
-      }
-    }
-    out += line + "\n";
-  }
-  return out;
 }
 
 }  // namespace redisfs

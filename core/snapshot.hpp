@@ -311,6 +311,6 @@ struct FsInfo {
 // temporary dump/restore prefixes only when `all`.
 Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all);
 std::string list_as_json(const std::vector<FsInfo>& list);
-std::string list_as_table(const std::vector<FsInfo>& list);
+// The table for a person: fs_report.hpp.
 
 }  // namespace redisfs

@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("REDISFS_PREFIX"); cfg.prefix_from.empty() && env != nullptr && *env != '\0') {
     cfg.prefix = env;
   }
-  if (auto st = redisfs::validate_prefix(cfg.prefix); !st) {
+  if (auto st = redisfs::normalize_prefix(cfg.prefix); !st) {
     return usage_error(st.error());
   }
   if (no_default_permissions) {

@@ -20,12 +20,12 @@ void add_copy_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<CopyArgs>();
   CLI::App* sub = app.add_subcommand(
       "copy", "Copy filesystem SRC to the new prefix DST on the server: a read-only snapshot of one instant");
-  sub->add_option("SRC", args->src, "prefix of the filesystem to copy")->required();
-  sub->add_option("DST", args->dst, "prefix of the copy (must hold no key)")->required();
+  add_prefix_option(sub, "SRC", args->src, "prefix of the filesystem to copy")->required();
+  add_prefix_option(sub, "DST", args->dst, "prefix of the copy (must hold no key)")->required();
   sub->add_flag("--force", args->force, "replace an existing DST (never a mounted one)");
   sub->add_flag("--writable", args->writable, "make a writable clone instead of a read-only snapshot");
   sub->callback([args, &ctx] {
-    Pool& pool = ctx.need_pool_for({args->src, args->dst});
+    Pool& pool = ctx.need_pool_for({args->src, args->dst}, "copy");
     auto stats = copy_filesystem(pool, args->src, args->dst,
                                  CopyOptions{args->force, args->writable, ctx.opts.quiet});
     if (!stats.ok()) {

@@ -17,7 +17,7 @@ struct DeleteArgs {
 void add_delete_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<DeleteArgs>();
   CLI::App* sub = app.add_subcommand("delete", "Delete every key of a filesystem (or of a leftover temporary prefix)");
-  sub->add_option("PREFIX", args->prefix, "prefix to delete")->required();
+  add_prefix_option(sub, "PREFIX", args->prefix, "prefix to delete")->required();
   sub->add_flag("--force", args->force, "delete even while mounted (the mounts then fail with ESTALE)");
   sub->callback([args, &ctx] {
     Pool& pool = ctx.need_pool_for({args->prefix});

@@ -18,8 +18,9 @@ struct DumpArgs {
 void add_dump_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<DumpArgs>();
   CLI::App* sub = app.add_subcommand("dump", "Write a point-in-time JSON dump of a filesystem (see redisfs-dump(5))");
-  sub->add_option("PREFIX", args->prefix, "prefix of the filesystem")->required();
-  sub->add_option("-o,--output", args->output, "output file ('-': stdout, the default); written whole or not at all");
+  add_prefix_option(sub, "PREFIX", args->prefix, "prefix of the filesystem")->required();
+  sub->add_option("-o,--output", args->output, "output file ('-': stdout, the default); written whole or not at all")
+      ->type_name("FILE");
   sub->callback([args, &ctx] {
     Pool& pool = ctx.need_pool_for({args->prefix});
     auto stats = dump_to_path(pool, args->prefix, args->output, DumpOptions{ctx.opts.quiet});

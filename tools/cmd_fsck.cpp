@@ -10,8 +10,10 @@
 
 #include "context.hpp"
 #include "fsck.hpp"
+#include "install.hpp"
 #include "keys.hpp"
 #include "progress.hpp"
+#include "snapshot.hpp"
 
 namespace redisfs::snap {
 
@@ -29,21 +31,38 @@ std::string _plural(std::uint64_t n, const char* one, const char* many) {
 }
 
 void _run(ToolContext& ctx, const FsckArgs& args) {
-  if (auto valid = validate_prefix(args.prefix); !valid.ok()) {
-    throw CommandFailed{valid.error().message, 2};
-  }
   Pool& pool = ctx.need_pool_for({args.prefix});
   const bool repair = args.repair && !args.dry_run;
-  if (repair && !args.force) {
-    auto mounts = count_live_mounts(pool, args.prefix);
-    if (!mounts.ok()) {
-      throw_failure(mounts.error());
+  // The superblock first: without one there is no filesystem to check, and
+  // saying so at once beats a list of problems that all follow from it.
+  std::uint64_t mounts = 0;
+  {
+    auto lease = pool.acquire();
+    if (!lease.ok()) {
+      throw_failure(lease.error());
     }
-    if (*mounts > 0) {
-      throw CommandFailed{"'" + args.prefix + "' is mounted (" + _plural(*mounts, "live mount", "live mounts") +
-                              "): unmount it before --repair, or add --force to repair it anyway",
+    auto state = probe_prefix(**lease, Keys(args.prefix), true);  // fsck scans anyway
+    if (!state.ok()) {
+      throw_failure(state.error());
+    }
+    // (A prefix a restore or copy is filling has none yet: the check says
+    // it is reserved.)
+    auto holder = reservation_holder(**lease, Keys(args.prefix));
+    if (!holder.ok()) {
+      throw_failure(holder.error());
+    }
+    if (!state->has_sb && !*holder) {
+      throw CommandFailed{"no filesystem at prefix '" + args.prefix + "' (no superblock " + args.prefix + ":SB" +
+                              (state->any_key ? ", although keys remain under it" : "") +
+                              "): nothing checked; 'redisfs-snap list --all' shows what the server holds",
                           1};
     }
+    mounts = state->mounts;
+  }
+  if (repair && !args.force && mounts > 0) {
+    throw CommandFailed{"'" + args.prefix + "' is mounted (" + _plural(mounts, "live mount", "live mounts") +
+                            "): unmount it before --repair, or add --force to repair it anyway",
+                        1};
   }
   Progress progress("fsck " + args.prefix, 0, "keys", ctx.opts.quiet);
   auto report = fsck(pool, args.prefix, repair, &progress);
@@ -70,6 +89,13 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
     deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
   }
+  // A mounted filesystem moves under the check: say which findings may be
+  // a change seen half done.
+  std::size_t transient = 0;
+  for (const auto& p : report->problems) {
+    transient += !p.repaired && fsck_kind_may_be_transient(p.kind) ? 1 : 0;
+  }
+  const bool moving = mounts > 0 && !repair && transient > 0;
   std::string line = "fsck " + args.prefix + ": " + _plural(report->inodes, "inode", "inodes") + " (" +
                      _plural(report->dirs, "directory", "directories") + ", " +
                      _plural(report->files, "file", "files") + "), " + _plural(report->blocks, "block", "blocks") +
@@ -96,8 +122,17 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     line += "; " + _plural(deleted, "repair", "repairs") + " deleted data";
   }
   summary(ctx, line);
+  if (moving) {
+    summary(ctx, "fsck " + args.prefix + ": it is mounted (" + _plural(mounts, "live mount", "live mounts") +
+                     ") and was checked while it may change: " + std::to_string(transient) + " of the " +
+                     _plural(left, "problem", "problems") +
+                     " (counters, link counts, byte counts, entries, orphans, opens) may be a change seen half "
+                     "done; for a consistent check, fsck a snapshot: redisfs-snap copy " +
+                     args.prefix + " " + args.prefix + "-check && redisfs-snap fsck " + args.prefix + "-check");
+  }
   if (left > 0) {
-    std::string hint = args.dry_run                     ? " (nothing changed: dry run)"
+    std::string hint = moving ? (transient == left ? " (all may be passing: see above)" : " (some may be passing: see above)")
+                       : args.dry_run                     ? " (nothing changed: dry run)"
                        : !repair && repairable > 0     ? " (run fsck --repair)"
                        : left == 1                      ? " (repair it by hand)"
                                                         : " (repair them by hand)";
@@ -111,7 +146,7 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
 void add_fsck_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<FsckArgs>();
   CLI::App* sub = app.add_subcommand("fsck", "Check a filesystem's consistency, and repair it with --repair");
-  sub->add_option("PREFIX", args->prefix, "prefix of the filesystem")->required();
+  add_prefix_option(sub, "PREFIX", args->prefix, "prefix of the filesystem")->required();
   CLI::Option* repair =
       sub->add_flag("--repair", args->repair, "fix what can be fixed (refused while the filesystem is mounted)");
   CLI::Option* force =
@@ -144,8 +179,10 @@ void add_fsck_command(CLI::App& app, ToolContext& ctx) {
       "being taken.\n"
       "\n"
       "Output: one line per problem on stdout, '<kind>: <key>: <detail>[ (repaired)]' (bytes that are\n"
-      "not printable UTF-8 as \\xNN, long keys and names cut with ...), and a summary on stderr. A busy\n"
-      "mounted filesystem can show passing problems: check it unmounted, or run fsck twice. Exit\n"
+      "not printable UTF-8 as \\xNN, long keys and names cut with ...), and a summary on stderr. A prefix\n"
+      "without a superblock is refused at once. A busy mounted filesystem can show passing problems: the\n"
+      "summary then says how many are of kinds a change in flight shows; fsck a snapshot of it (copy)\n"
+      "for a consistent check. Exit\n"
       "status: 0 nothing wrong (or all repaired), 1 problems remain or the check failed, 2 bad command\n"
       "line.");
   sub->callback([args, &ctx] { _run(ctx, *args); });

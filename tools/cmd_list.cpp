@@ -1,8 +1,10 @@
 // redisfs-snap list [--json] [--all]: every filesystem on the server
-// (core/snapshot.hpp: list_filesystems).
+// (core/snapshot.hpp: list_filesystems), as a table for a person
+// (core/fs_report.hpp) or JSON with raw numbers.
 #include <iostream>
 
 #include "context.hpp"
+#include "fs_report.hpp"
 #include "snapshot.hpp"
 
 namespace redisfs::snap {
@@ -17,7 +19,7 @@ struct ListArgs {
 void add_list_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<ListArgs>();
   CLI::App* sub = app.add_subcommand("list", "List the filesystems, snapshots and clones on the server");
-  sub->add_flag("--json", args->json, "print a JSON array instead of a table");
+  sub->add_flag("--json", args->json, "print a JSON array (raw numbers: bytes, RFC 3339 times) instead of a table");
   sub->add_flag("--all", args->all, "also show the temporary prefixes of running (or crashed) dumps and restores");
   sub->callback([args, &ctx] {
     Pool& pool = ctx.need_pool();
@@ -25,7 +27,16 @@ void add_list_command(CLI::App& app, ToolContext& ctx) {
     if (!list.ok()) {
       throw_failure(list.error());
     }
-    std::cout << (args->json ? list_as_json(*list) : list_as_table(*list));
+    std::int64_t now = 0;  // ages against the server's clock, which stamped the times
+    if (!args->json) {
+      auto lease = pool.acquire();
+      auto t = lease.ok() ? server_time_ns(**lease) : Result<std::int64_t>(lease.error());
+      if (!t.ok()) {
+        throw_failure(t.error());
+      }
+      now = *t;
+    }
+    std::cout << (args->json ? list_as_json(*list) : list_as_table(*list, now));
     std::cout.flush();
     if (!std::cout) {
       throw CommandFailed{"writing to stdout failed"};

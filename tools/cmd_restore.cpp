@@ -21,14 +21,15 @@ struct RestoreArgs {
 void add_restore_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<RestoreArgs>();
   CLI::App* sub = app.add_subcommand("restore", "Load a dump into the server, all or nothing");
-  sub->add_option("FILE", args->input, "dump to read ('-': stdin, the default)");
-  sub->add_option("--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
+  sub->add_option("FILE", args->input, "dump to read ('-': stdin, the default)")->type_name("FILE");
+  add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
   sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
   sub->add_flag("--snapshot", args->snapshot,
                 "keep it a read-only snapshot (default: a writable filesystem that remembers its dump)");
   sub->callback([args, &ctx] {
-    Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}) : ctx.need_pool();
+    const char* writing = args->dry_run ? nullptr : "restore";
+    Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}, writing) : ctx.need_pool(writing);
     RestoreOptions opts;
     opts.prefix = args->prefix;
     opts.force = args->force;
@@ -38,7 +39,9 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
     auto stats = restore_from_path(&pool, args->input, opts);
     std::string from = args->input == "-" ? std::string("stdin") : args->input;
     if (!stats.ok()) {
-      throw_failure(make_error(stats.error().code, from + ": " + stats.error().message));
+      // A refusal of the target says all; a failure says which input.
+      bool refused = stats.error().message.starts_with("refusing");
+      throw_failure(refused ? stats.error() : make_error(stats.error().code, from + ": " + stats.error().message));
     }
     if (!stats->warning.empty()) {
       std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());

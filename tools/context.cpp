@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "progress.hpp"
+#include "server_check.hpp"
 #include "snapshot.hpp"
 
 namespace redisfs::snap {
@@ -20,16 +22,35 @@ Result<Pool*> ToolContext::pool() {
   return m_pool.get();
 }
 
-Pool& ToolContext::need_pool() {
+Pool& ToolContext::need_pool(const char* writing) {
   auto p = pool();
   if (!p.ok()) {
     throw_failure(p.error());
   }
+  if (!m_server_checked) {
+    m_server_checked = true;
+    auto lease = (*p)->acquire();
+    if (!lease.ok()) {
+      throw_failure(lease.error());
+    }
+    // A user whose ACL denies INFO gets no check, as with the daemon's
+    // CONFIG: the server is what it is.
+    if (auto info = server_info(**lease); info.ok()) {
+      std::string refusing = std::string("refusing to ") + (writing != nullptr ? writing : "write");
+      auto evicting = check_eviction(*info, writing != nullptr, opts.allow_evicting_server, refusing);
+      if (!evicting.ok()) {
+        throw_failure(evicting.error());
+      }
+      if (!evicting->empty()) {
+        std::fprintf(stderr, "redisfs-snap: warning: %s\n", evicting->c_str());
+      }
+    }
+  }
   return **p;
 }
 
-Pool& ToolContext::need_pool_for(std::initializer_list<std::string_view> prefixes) {
-  Pool& pool = need_pool();
+Pool& ToolContext::need_pool_for(std::initializer_list<std::string_view> prefixes, const char* writing) {
+  Pool& pool = need_pool(writing);
   auto lease = pool.acquire();
   if (!lease.ok()) {
     throw_failure(lease.error());
@@ -55,11 +76,31 @@ void ToolContext::close() {
 
 ToolContext::~ToolContext() { close(); }
 
+namespace {
+CLI::Validator _prefix_validator() {
+  return CLI::Validator(
+      [](std::string& prefix) {
+        Status st = normalize_prefix(prefix);
+        return st.ok() ? std::string() : st.error().message;
+      },
+      "", "PREFIX");
+}
+}  // namespace
+
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help) {
+  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator());
+}
+
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::optional<std::string>& target,
+                               const std::string& help) {
+  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator());
+}
+
 void throw_failure(const Error& error) { throw CommandFailed{error.message, 1}; }
 
 void summary(const ToolContext& ctx, const std::string& line) {
   if (!ctx.opts.quiet) {
-    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "%s%s\n", summary_prefix(), line.c_str());
   }
 }
 

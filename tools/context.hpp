@@ -21,6 +21,7 @@ namespace redisfs::snap {
 struct GlobalOptions {
   EndpointOptions endpoint;  // --redis, --sentinel, --password-file, TLS, --timeout, --data-dir
   bool quiet = false;
+  bool allow_evicting_server = false;  // --allow-evicting-server
 };
 
 class ToolContext {
@@ -29,12 +30,15 @@ class ToolContext {
 
   // Connects on first use; the pool lives as long as the context.
   Result<Pool*> pool();
-  // pool(), or throws CommandFailed with the reason.
-  Pool& need_pool();
+  // pool(), or throws CommandFailed with the reason. The server's
+  // maxmemory-policy is checked once (check_eviction): a policy that can
+  // evict keys is a warning, and refused (unless --allow-evicting-server)
+  // when `writing` names what would write a filesystem ("copy", "restore").
+  Pool& need_pool(const char* writing = nullptr);
   // need_pool(), connected, with every prefix the subcommand was given
   // checked first (check_toolkit_prefix: valid, and with a hash tag on a
   // Redis Cluster); throws CommandFailed with the reason.
-  Pool& need_pool_for(std::initializer_list<std::string_view> prefixes);
+  Pool& need_pool_for(std::initializer_list<std::string_view> prefixes, const char* writing = nullptr);
   // Drops the pool and stops the embedded server if nothing else uses it.
   void close();
   ~ToolContext();
@@ -42,6 +46,7 @@ class ToolContext {
  private:
   std::optional<Endpoint> m_endpoint;
   std::unique_ptr<Pool> m_pool;
+  bool m_server_checked = false;
 };
 
 // A subcommand's callback reports failure by throwing this; main() prints
@@ -50,6 +55,13 @@ struct CommandFailed {
   std::string message;
   int exit_code = 1;
 };
+
+// A PREFIX argument or option: shown as PREFIX in --help, and taken as
+// normalize_prefix takes it ("SKX:" is SKX); an invalid one is a command
+// line error (exit 2).
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help);
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::optional<std::string>& target,
+                               const std::string& help);
 
 // Throws CommandFailed{error.message}: a subcommand's one-line failure.
 [[noreturn]] void throw_failure(const Error& error);
@@ -63,5 +75,6 @@ void add_restore_command(CLI::App& app, ToolContext& ctx);
 void add_list_command(CLI::App& app, ToolContext& ctx);
 void add_delete_command(CLI::App& app, ToolContext& ctx);
 void add_fsck_command(CLI::App& app, ToolContext& ctx);
+void add_du_command(CLI::App& app, ToolContext& ctx);
 
 }  // namespace redisfs::snap

@@ -3,7 +3,8 @@
 // Thin by design: parse the command line (CLI11, one subcommand required),
 // let the subcommand's callback call core/, and turn the outcome into an
 // exit status: 0 done, 1 the operation failed (one line on stderr), 2 the
-// command line was wrong. SIGINT/SIGTERM only raise a flag the long loops
+// command line was wrong (one line "redisfs-snap: error: ...", naming an
+// unknown command as such, then a pointer to --help). SIGINT/SIGTERM only raise a flag the long loops
 // check, so an interrupted copy, dump or restore removes what it had written
 // before exiting; a second signal kills at once.
 #include <signal.h>
@@ -17,8 +18,11 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "context.hpp"
+#include "progress.hpp"
 #include "snapshot.hpp"
 
 using namespace redisfs;
@@ -56,6 +60,13 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", ctx.opts.endpoint.timeout_s, k_timeout_option_help)->type_name("SECONDS");
   app.add_option("--data-dir", ctx.opts.endpoint.data_dir, "data directory of the embedded store")->type_name("DIR");
   app.add_flag("-q,--quiet", ctx.opts.quiet, "no progress and no summary on stderr");
+  app.add_flag("--allow-evicting-server", ctx.opts.allow_evicting_server,
+               "copy or restore although the server's maxmemory-policy can evict keys (and lose file data)");
+  // Every command line error is one line naming the program, then where to
+  // look (CLI11's own wording lacks the name).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("redisfs-snap: error: ") + e.what() + "\nRun 'redisfs-snap --help' for usage.\n";
+  });
 
   add_copy_command(app, ctx);
   add_dump_command(app, ctx);
@@ -63,16 +74,33 @@ int main(int argc, char** argv) {
   add_list_command(app, ctx);
   add_delete_command(app, ctx);
   add_fsck_command(app, ctx);
+  add_du_command(app, ctx);
 
   int status = 0;
   try {
     app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0.
+    bool no_command = dynamic_cast<const CLI::RequiredError*>(&e) != nullptr ||
+                      dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr;
+    if (no_command && app.get_subcommands().empty()) {
+      // No command given, or a word that is none: say which.
+      std::vector<std::string> extra = app.remaining();
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      std::string what = extra.empty()                ? std::string("no command given")
+                         : extra.front().starts_with("-") ? "unknown option '" + extra.front() + "'"
+                                                          : "unknown command '" + extra.front() + "'";
+      std::fprintf(stderr, "redisfs-snap: error: %s (commands: %s; see redisfs-snap --help)\n", what.c_str(),
+                   names.c_str());
+      return 2;
+    }
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const CommandFailed& f) {
     std::cout.flush();
-    std::fprintf(stderr, "redisfs-snap: error: %s\n", f.message.c_str());
+    std::fprintf(stderr, "%sredisfs-snap: error: %s\n", summary_prefix(), f.message.c_str());
     status = f.exit_code;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "redisfs-snap: error: %s\n", e.what());

@@ -141,7 +141,7 @@ snap -q dump SKX | "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK2" restore - --pr
 
 note "list"
 snap list >"$T/list.txt"
-head -1 "$T/list.txt" | grep -q '^PREFIX' || fail "list header: $(head -1 "$T/list.txt")"
+head -1 "$T/list.txt" | grep -q '^NAME  *KIND' || fail "list header: $(head -1 "$T/list.txt")"
 grep -q '^SKX ' "$T/list.txt" || fail "list lacks SKX"
 snap -q copy SKX SNAP2
 snap list --json >"$T/list.json"

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "fs_report.hpp"
 #include "fsck.hpp"
 #include "install.hpp"
 #include "snapshot.hpp"
@@ -324,7 +325,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
     CHECK(shown->kind == "copying");
     CHECK(shown->progress == 25);
     CHECK(shown->origin == prefix);
-    CHECK(list_as_table({*shown}).find("copying 25%") != std::string::npos);
+    CHECK(list_as_table({*shown}, 0).find("copying 25%") != std::string::npos);
     CHECK(list_as_json({*shown}).find("\"progress\": 25") != std::string::npos);
     CHECK(find(prefix)->progress == -1);
     ok(cow.end(*lease));

@@ -18,6 +18,7 @@
 
 #include "dump_format.hpp"
 #include "dump_io.hpp"
+#include "fs_report.hpp"
 #include "fsck.hpp"
 #include "fixture.hpp"
 #include "snapshot.hpp"
@@ -792,9 +793,63 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
     }
   }
   CHECK(seen);
-  std::string table = list_as_table(list);
-  CHECK(table.find("PREFIX") == 0);
-  CHECK(table.find(snap) != std::string::npos);
+  std::int64_t now = ok(server_time_ns(*ok(pool.acquire())));
+  std::string table = list_as_table(list, now);
+  CHECK(table.find("NAME") == 0);
+  // The snapshot and the clone sit under their origin, with human ages.
+  auto origin_at = table.find("\n" + prefix + " ");
+  REQUIRE(origin_at != std::string::npos);
+  for (const std::string& copy : {snap, clone}) {
+    auto at = table.find("─ " + copy + " ");
+    CHECK(at != std::string::npos);
+    CHECK(at > origin_at);
+  }
+  CHECK(table.find("just now") != std::string::npos);
+}
+
+TEST_CASE("human_age and the list table's tree") {
+  const std::int64_t s = 1000000000;
+  const std::int64_t now = 1800000000 * s;
+  CHECK(human_age(0, now) == "-");
+  CHECK(human_age(now - 3 * s, now) == "just now");
+  CHECK(human_age(now - 42 * s, now) == "42 s ago");
+  CHECK(human_age(now - 300 * s, now) == "5 min ago");
+  CHECK(human_age(now - 3 * 3600 * s, now) == "3 h ago");
+  CHECK(human_age(now - 12 * 86400 * s, now) == "12 d ago");
+  CHECK(human_age(now - 400 * 86400 * s, now) == iso_time_ns(now - 400 * 86400 * s).substr(0, 10));
+
+  std::vector<FsInfo> list(4);
+  list[0].prefix = "A";
+  list[0].kind = "filesystem";
+  list[0].bytes = 3 * 1024 * 1024;
+  list[0].created_ns = now - 3 * 3600 * s;
+  list[0].mounts = 2;
+  list[1].prefix = "A-mon";
+  list[1].kind = "snapshot";
+  list[1].origin = "A";
+  list[1].snapshot_created_ns = now - 120 * s;
+  list[2].prefix = "A-tue";
+  list[2].kind = "snapshot";
+  list[2].origin = "A-mon";  // a snapshot of a snapshot
+  list[3].prefix = "B";
+  list[3].kind = "snapshot";
+  list[3].origin = "GONE";  // its origin is not listed
+  std::string table = list_as_table(list, now);
+  std::istringstream lines(table);
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(lines, line);) {
+    rows.push_back(line);
+  }
+  REQUIRE(rows.size() == 5);
+  CHECK(rows[1].starts_with("A "));
+  CHECK(rows[1].find("3.0 MiB") != std::string::npos);
+  CHECK(rows[1].find("3 h ago") != std::string::npos);
+  CHECK(rows[1].find("mounted (2)") != std::string::npos);
+  CHECK(rows[2].starts_with("└─ A-mon "));
+  CHECK(rows[2].find("2 min ago") != std::string::npos);
+  CHECK(rows[3].starts_with("   └─ A-tue "));
+  CHECK(rows[4].starts_with("B "));
+  CHECK(rows[4].find("copy of GONE") != std::string::npos);
 }
 
 TEST_SUITE_END();

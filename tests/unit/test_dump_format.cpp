@@ -279,6 +279,30 @@ TEST_CASE("dump: a dump with no records") {
   CHECK(nlohmann::json::parse(text)["records"].empty());
 }
 
+TEST_CASE("dump: record_count, the header's announced count, is read when given and optional") {
+  std::ostringstream out;
+  dump::Writer w(out, dump::Header{"SKX", "2026-11-29T19:40:00.123Z", "t", 2});
+  REQUIRE(w.begin().ok());
+  REQUIRE(w.write_string("BLK:2:0", "a").ok());
+  REQUIRE(w.write_string("BLK:2:1", "b").ok());
+  REQUIRE(w.finish().ok());
+  const std::string text = out.str();
+  CHECK(text.find(R"("tool":"t","record_count":2,)") != std::string::npos);
+  CHECK(nlohmann::json::parse(text)["record_count"] == 2);
+  RecordingSink sink;
+  auto r = read_dump(text, sink);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(sink.header.record_count == 2);
+
+  RecordingSink old;  // a dump written before record_count
+  REQUIRE(read_dump(doc_with_records(""), old).ok());
+  CHECK(old.header.record_count == 0);
+  check_rejected(k_head + R"("record_count":"2","records":[],)" + k_empty_trailer, "a string");
+  check_rejected(k_head + R"("record_count":-1,"records":[],)" + k_empty_trailer, "record_count");
+  check_rejected(k_head + R"("record_count":1,"record_count":1,"records":[],)" + k_empty_trailer,
+                 "duplicate header member \"record_count\"");
+}
+
 TEST_CASE("dump: the reader accepts other encodings of the same content") {
   // base64 for text, escapes for plain characters, whitespace, reordered
   // header members after format, unknown header and trailer scalars.

@@ -132,6 +132,22 @@ TEST_CASE("validate_prefix") {
   }
 }
 
+TEST_CASE("normalize_prefix: 'SKX:' as the keys spell it is the prefix SKX") {
+  std::string p = "SKX:";
+  CHECK(normalize_prefix(p).ok());
+  CHECK(p == "SKX");
+  p = "{fs1}-monday:";
+  CHECK(normalize_prefix(p).ok());
+  CHECK(p == "{fs1}-monday");
+  p = "SKX";
+  CHECK(normalize_prefix(p).ok());
+  CHECK(p == "SKX");
+  for (std::string bad : {":", "SKX::", "a:b:", "", "a b:"}) {
+    std::string q = bad;
+    CHECK_MESSAGE(!normalize_prefix(q).ok(), "prefix '" << bad << "'");
+  }
+}
+
 TEST_SUITE_END();
 
 TEST_CASE("a bad prefix is named on one line, control bytes escaped") {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# redisfs as README.md's "redisfs options" states it: exit status 0 after a
+# clean unmount, 1 when mounting failed, 2 for a command line it cannot use
+# (an unknown option, an invalid prefix); and a prefix written with its
+# trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
+# --prefix and from REDISFS_PREFIX. (redisfs-snap's side: tests/cli/snap_ux.sh.)
+. "$(dirname "$0")/lib.sh"
+
+# expect_rc RC CMD...: CMD exits with RC; its output in $T/out.
+expect_rc() {
+  local want=$1 rc=0
+  shift
+  "$@" >"$T/out" 2>&1 || rc=$?
+  ((rc == want)) || fail "'$*' exited $rc, expected $want: $(cat "$T/out")"
+}
+
+note "2: a command line redisfs cannot use"
+expect_rc 2 "$REDISFS_BIN" --no-such-option "$MNT"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'a b' "$MNT"
+grep -q "invalid prefix" "$T/out" || fail "no reason for the prefix: $(cat "$T/out")"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'SKX::' "$MNT"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --block-size 1000 "$MNT"
+! is_mounted "$MNT" || fail "a refused command line mounted"
+
+note "1: mounting failed (no server there)"
+expect_rc 1 "$REDISFS_BIN" -f --redis "unix://$T/nothing.sock" --timeout 1 "$MNT"
+! is_mounted "$MNT" || fail "a failed mount is mounted"
+
+note "'<prefix>:' is <prefix>: --prefix"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX:"
+echo hello >"$MNT/greeting"
+[[ $(rcli exists "$PREFIX:SB") == 1 ]] || fail "--prefix '$PREFIX:' did not make $PREFIX:SB"
+[[ $(rcli --scan --pattern "$PREFIX::*" | wc -l) == 0 ]] || fail "keys under '$PREFIX::'"
+
+note "0: a clean unmount"
+unmount_at "$MNT" 20
+[[ $LAST_DAEMON_RC == 0 ]] || fail "redisfs exited $LAST_DAEMON_RC after a clean unmount"
+
+note "'<prefix>:' is <prefix>: REDISFS_PREFIX"
+REDISFS_PREFIX="$PREFIX:" start_daemon 20 "$MNT" --redis "unix://$SOCK"
+[[ $(cat "$MNT/greeting") == hello ]] || fail "REDISFS_PREFIX='$PREFIX:' is not the filesystem $PREFIX"
+unmount_fs
+note "ok"
