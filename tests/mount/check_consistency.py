@@ -286,6 +286,8 @@ class Checker:
                     if _int(a.get("parent")) != 1:
                         self.bad("the root's parent is %r, not 1" % a.get("parent"))
                 elif named == 0:
+                    if nlink == 0 and ino in orphans and not no_orphans:
+                        continue  # removed while a process had it open (rmdir always orphans): freed later
                     self.bad("directory %d is named by no entry (nlink %d)" % (ino, nlink))
                     continue
                 elif _int(a.get("parent")) != parent_of.get(ino):
