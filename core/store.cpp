@@ -526,7 +526,23 @@ Result<std::string> Store::readlink(Ino ino) {
 }
 
 Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out) {
+  ReadPieces got;
+  TRY(read_pieces(ino, offset, size, got));
   out.clear();
+  out.reserve(got.size);
+  for (std::string_view piece : got.pieces) {
+    out.append(piece);
+  }
+  return {};
+}
+
+// What holes and short blocks read as: pieces of at most this many zeros.
+static constexpr std::size_t k_zeros = 256 * 1024;
+static const std::string k_zero_bytes(k_zeros, '\0');
+
+Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
+  out.pieces.clear();
+  out.size = 0;
   if (size == 0) {
     return {};
   }
@@ -586,7 +602,8 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
   if (failure) {
     return std::move(*failure);
   }
-  ReplyView v = exec.view();
+  out.reply = std::move(exec);  // (the pieces point into it)
+  ReplyView v = out.reply.view();
   if (!v.is_array() || v.size() != 2 + (last - first)) {
     return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
   }
@@ -611,17 +628,28 @@ Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string&
     return make_error(EIO, "inode " + _str(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
   }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
-  out.assign(avail, '\0');
+  auto zeros = [&out](std::size_t n) {
+    for (; n > 0; n -= std::min(n, k_zeros)) {
+      out.pieces.emplace_back(k_zero_bytes.data(), std::min(n, k_zeros));
+    }
+  };
+  std::size_t done = 0;  // bytes of the answer placed so far
   for (std::uint64_t b = first; b <= last; ++b) {
     std::string_view chunk = v[1 + (b - first)].str();
     std::uint64_t lo = b == first ? offset - b * bs : 0;
-    std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in `out`
+    std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in the answer
     if (pos >= avail) {
       break;
     }
+    zeros(pos - done);  // the end of a short block before it
     std::size_t n = std::min<std::size_t>(chunk.size(), avail - pos);
-    std::memcpy(out.data() + pos, chunk.data(), n);
+    if (n > 0) {
+      out.pieces.push_back(chunk.substr(0, n));
+    }
+    done = pos + n;
   }
+  zeros(avail - done);
+  out.size = avail;
   if (!m_opts.noatime && !m_opts.read_only) {
     // relatime, as Linux mounts by default: record an access when the last
     // one is older than the last change, or a day old.

@@ -182,6 +182,15 @@ class Store {
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
   // zeros) into `out`.
   Status read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out);
+  // The same bytes as pieces, in order, that point into the server's reply
+  // (or into zeros, for holes and short blocks): the daemon hands them to
+  // the kernel as they are, with no copy.
+  struct ReadPieces {
+    Reply reply;
+    std::vector<std::string_view> pieces;
+    std::size_t size = 0;  // their total
+  };
+  Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
   // Writes `data` at `offset`, or at the end of file when `append` (the
   // offset used is returned). Returns the offset written at.
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);

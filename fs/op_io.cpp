@@ -17,13 +17,13 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     reply_err(req, EINVAL);
     return;
   }
-  std::string data;
-  Status st = session.store().read(ino, static_cast<std::uint64_t>(off), size, data);
+  Store::ReadPieces data;
+  Status st = session.store().read_pieces(ino, static_cast<std::uint64_t>(off), size, data);
   if (!st) {
     reply_fail(req, "read", ino, {}, st.error());
     return;
   }
-  reply_buf(req, data);
+  reply_pieces(req, data.pieces);  // straight from the server's reply, no copy
 }
 
 void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {

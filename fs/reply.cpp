@@ -1,6 +1,8 @@
 // Replies to the kernel (see reply.hpp).
 #include "reply.hpp"
 
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -126,6 +128,15 @@ void reply_open(fuse_req_t req, const fuse_file_info* fi) { fuse_reply_open(req,
 void reply_write(fuse_req_t req, std::size_t count) { fuse_reply_write(req, count); }
 
 void reply_buf(fuse_req_t req, std::string_view data) { fuse_reply_buf(req, data.data(), data.size()); }
+
+void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces) {
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (std::string_view p : pieces) {
+    iov.push_back(iovec{const_cast<char*>(p.data()), p.size()});  // (the kernel only reads them)
+  }
+  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+}
 
 void reply_xattr(fuse_req_t req, std::size_t size) { fuse_reply_xattr(req, size); }
 

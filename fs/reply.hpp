@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,8 @@ void reply_readlink(fuse_req_t req, const std::string& target);
 void reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
 void reply_buf(fuse_req_t req, std::string_view data);
+// The pieces, in order, as one answer (read: no copy of the bytes).
+void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces);
 void reply_xattr(fuse_req_t req, std::size_t size);
 void reply_statfs(fuse_req_t req, const struct statvfs& st);
 // readdir / readdirplus: `lookups` are the inodes of the plus entries in

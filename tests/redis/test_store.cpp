@@ -331,6 +331,21 @@ TEST_CASE_FIXTURE(RedisFixture, "read and write: offsets, holes, blocks, append"
   CHECK(a.bytes == 11000 + 3);
   _ok(s->read(f.ino, 500000, 10, part));
   CHECK(part == std::string(10, '\0'));
+  // The same as pieces (what the daemon hands the kernel): data out of the
+  // server's reply, zeros for the hole in pieces of bounded size, in order.
+  Store::ReadPieces pieces;
+  _ok(s->read_pieces(f.ino, 10000, (1 << 20) - 10000 + 3, pieces));
+  CHECK(pieces.size == (1u << 20) - 10000 + 3);
+  CHECK(pieces.pieces.size() > 4);  // a 1 MiB hole is more than one piece of zeros
+  std::string joined;
+  for (std::string_view p : pieces.pieces) {
+    CHECK(p.size() <= 256 * 1024);
+    joined.append(p);
+  }
+  CHECK(joined.size() == pieces.size);
+  CHECK(joined.substr(0, 1000) == data.substr(9000));
+  CHECK(joined.substr(1000, joined.size() - 1003) == std::string(joined.size() - 1003, '\0'));
+  CHECK(joined.substr(joined.size() - 3) == "end");
   // O_APPEND writes at the real end even when told an old offset
   CHECK(_ok(s->write(f.ino, 5, "APP", true)) == (1u << 20) + 3);
   CHECK(_ok(s->getattr(f.ino)).size == (1u << 20) + 6);
