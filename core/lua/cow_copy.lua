@@ -14,12 +14,7 @@
 -- Returns, per key: -1 when the snapshot has no such key, -2 for a block
 -- that is not a string, else the block's length (0 for other keys).
 -- Fails with LOST when the snapshot is no longer ours and alive.
-local c = redis.pcall('HMGET', KEYS[1], 'token', 'deadline')
-if c.err then
-  c = {}  -- not a hash: not ours
-end
-local now = now_ms()
-if c[1] ~= ARGV[1] or (tonumber(c[2] or '') or 0) <= now then
+if not cow_held(KEYS[1], ARGV[1]) then
   fail('LOST', 'the snapshot lapsed')
 end
 local n = (#KEYS - 3) / 2

@@ -91,6 +91,20 @@ local function cow_pending()
   return nil
 end
 
+-- For the copier's scripts: whether the snapshot `key` (<prefix>:COW) is
+-- still the one holding `token`, and alive. Returns the time (ms) if so.
+local function cow_held(key, token)
+  local c = redis.pcall('HMGET', key, 'token', 'deadline')
+  if c.err then
+    return nil  -- not a hash: not ours
+  end
+  local now = now_ms()
+  if c[1] ~= token or (tonumber(c[2] or '') or 0) <= now then
+    return nil
+  end
+  return now
+end
+
 local function check_frozen(freeze_key)
   if redis.call('EXISTS', freeze_key) == 1 then
     fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
