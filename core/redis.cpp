@@ -1203,6 +1203,12 @@ Result<Reply> Connection::read_reply() {
   if (m_head == m_queue.size()) {
     m_queue.clear();
     m_head = 0;
+  } else if (m_head >= 256 && 2 * m_head >= m_queue.size() && m_tx_multi == nullptr) {
+    // A caller that keeps a rolling pipeline (restore, dump) never drains
+    // it: the entries read, and the commands they hold, go now, not at the
+    // end (a restore held its whole dump here).
+    m_queue.erase(m_queue.begin(), m_queue.begin() + static_cast<std::ptrdiff_t>(m_head));
+    m_head = 0;
   }
   return r;
 }
