@@ -350,10 +350,32 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   return stats;
 }
 
+// dump_filesystem into `out`, through a compressor if opts say so; the
+// compressed stream is ended only after the dump succeeded.
+static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::ostream& out,
+                                    const DumpOptions& opts) {
+  if (opts.compression == Compression::None) {
+    return dump_filesystem(pool, prefix, out, opts);
+  }
+  CompressingBuf zbuf(out.rdbuf(), opts.compression, opts.compression_level);
+  std::ostream zout(&zbuf);
+  auto stats = dump_filesystem(pool, prefix, zout, opts);
+  if (!stats.ok()) {
+    return stats;
+  }
+  if (Status st = zbuf.finish(); !st.ok()) {
+    return make_error(st.code(), "dump " + prefix + ": " + st.error().message);
+  }
+  stats->compression = opts.compression;
+  stats->json_bytes = zbuf.bytes_in();
+  stats->written_bytes = zbuf.bytes_out();
+  return stats;
+}
+
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts) {
   if (path == "-") {
-    auto stats = dump_filesystem(pool, prefix, std::cout, opts);
+    auto stats = _dump_into(pool, prefix, std::cout, opts);
     std::cout.flush();
     if (stats.ok() && !std::cout) {
       return make_error(EIO, "dump: writing to stdout failed");
@@ -375,7 +397,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
       int e = errno != 0 ? errno : EIO;
       return make_error(e, "cannot open " + path + ": " + _errno_text(e));
     }
-    auto stats = dump_filesystem(pool, prefix, out, opts);
+    auto stats = _dump_into(pool, prefix, out, opts);
     out.flush();
     if (stats.ok() && !out) {
       return make_error(EIO, "dump: writing to " + path + " failed");
@@ -402,7 +424,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     if (!out) {
       return fail(make_error(EIO, "cannot open " + tmp));
     }
-    stats = dump_filesystem(pool, prefix, out, opts);
+    stats = _dump_into(pool, prefix, out, opts);
     if (!stats.ok()) {
       return fail(std::move(stats).error());
     }
@@ -806,10 +828,21 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
 
   RestoreStats stats;
   bool replaced = false;
+  // Plain JSON passes through; zstd and gzip are told by their magic.
+  DecompressingBuf decompressed(in.rdbuf());
+  std::istream json(&decompressed);
   auto body = [&]() -> Status {
-    auto trailer = dump::read(in, sink, opts.limits);
+    auto trailer = dump::read(json, sink, opts.limits);
+    if (sink.refusal()) {
+      return *sink.refusal();
+    }
+    // A broken compressed stream ends the JSON early: say why, whether or
+    // not what came out of it looked whole.
+    if (decompressed.error()) {
+      return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
+    }
     if (!trailer.ok()) {
-      return sink.refusal() ? *sink.refusal() : std::move(trailer).error();
+      return std::move(trailer).error();
     }
     stats.trailer = *trailer;
     Status fin = sink.finish();
@@ -867,6 +900,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   stats.prefix = sink.target();
   stats.source_prefix = sink.source_prefix();
   stats.replaced = replaced;
+  stats.compression = decompressed.detected();
   stats.seconds = _since(start);
   return stats;
 }
