@@ -23,6 +23,12 @@
 // Then T is deleted. A key missing from T (its TTL ran out during a very
 // long dump) fails the dump.
 //
+// Compression (compress.hpp) wraps the output stream: dump_filesystem
+// writes plain JSON into it, and the stream is ended only after the dump
+// succeeded. On restore the input always goes through a DecompressingBuf,
+// which passes plain JSON through; its error() is checked before the JSON's
+// own result, so a broken stream fails the restore like a bad document.
+//
 // RESTORE. The dump streams (dump::read, a push parser) into a staging
 // prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
 // record is checked as it arrives: a filesystem key of the schema (never
