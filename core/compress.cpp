@@ -442,6 +442,20 @@ DecompressingBuf::int_type DecompressingBuf::underflow() {
   }
 }
 
+void DecompressingBuf::check_rest(std::uint64_t max_bytes) {
+  if (!m_codec) {
+    return;
+  }
+  std::uint64_t seen = 0;
+  while (!m_error && seen < max_bytes) {
+    seen += static_cast<std::uint64_t>(egptr() - gptr());
+    setg(eback(), egptr(), egptr());
+    if (traits_type::eq_int_type(underflow(), traits_type::eof())) {
+      return;
+    }
+  }
+}
+
 std::streamsize DecompressingBuf::xsgetn(char* s, std::streamsize n) {
   std::streamsize got = 0;
   while (got < n) {

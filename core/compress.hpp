@@ -94,6 +94,12 @@ class DecompressingBuf : public std::streambuf {
   // Why the input ended early: a corrupt or truncated compressed stream
   // (EINVAL), one line naming the compressed byte offset.
   const std::optional<Error>& error() const { return m_error; }
+  // Reads on, discarding, up to `max_bytes` of output or the end of the
+  // input: after a reader gave up on what came out (bad JSON), whether
+  // the compressed stream itself is broken (error() then says so), since
+  // a corrupt deflate stream often decodes to garbage before its CRC-32
+  // at the end tells.
+  void check_rest(std::uint64_t max_bytes);
 
   class Codec;
 

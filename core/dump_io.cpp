@@ -75,6 +75,9 @@ using Clock = std::chrono::steady_clock;
 
 static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
+// After bad JSON from a compressed dump: how far to read on for a fault of
+// the compressed stream itself (its checksum is at its end).
+static constexpr std::uint64_t k_check_rest_bytes = 256ull << 20;
 
 static std::string _str(long long v) { return std::to_string(v); }
 // 'key' for messages: bounded, one line (text.hpp).
@@ -842,8 +845,12 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     if (sink.refusal()) {
       return *sink.refusal();
     }
-    // A broken compressed stream ends the JSON early: say why, whether or
-    // not what came out of it looked whole.
+    // A broken compressed stream ends the JSON early, or decodes to
+    // garbage before its checksum tells: say so rather than what the JSON
+    // looked like, and whether or not it looked whole.
+    if (!trailer.ok()) {
+      decompressed.check_rest(k_check_rest_bytes);
+    }
     if (decompressed.error()) {
       return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
     }

@@ -122,6 +122,10 @@ cp "$T/fs.json.gz" "$T/corrupt.gz"
 printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$T/corrupt.gz" bs=1 seek=$(($(stat -c %s "$T/corrupt.gz") / 2)) \
   conv=notrunc 2>/dev/null
 refused "$T/corrupt.gz" 'gzip stream is corrupt'
+# Only the CRC-32 at the end altered: the JSON is whole, the stream is not.
+cp "$T/fs.json.gz" "$T/badcrc.gz"
+printf '\x00\x00\x00\x00' | dd of="$T/badcrc.gz" bs=1 seek=$(($(stat -c %s "$T/badcrc.gz") - 8)) conv=notrunc 2>/dev/null
+refused "$T/badcrc.gz" 'gzip stream is corrupt (incorrect data check'
 # From a pipe too.
 before=$(dbsize)
 # shellcheck disable=SC2002

@@ -157,3 +157,24 @@ TEST_CASE("compress: truncated and corrupt streams set error()") {
     CHECK(d.data != data);
   }
 }
+
+TEST_CASE("compress: check_rest reads on to the stream's own fault, within its limit") {
+  const std::string data = sample(1 << 20);
+  std::string packed = compress(data, Compression::Gzip);
+  packed[packed.size() - 8] = static_cast<char>(packed[packed.size() - 8] ^ 1);  // the CRC-32
+  for (std::uint64_t limit : {std::uint64_t(1000), std::uint64_t(64) << 20}) {
+    std::stringbuf in(packed);
+    DecompressingBuf d(&in);
+    char first[100];
+    REQUIRE(d.sgetn(first, sizeof first) == sizeof first);
+    CHECK_FALSE(d.error());
+    d.check_rest(limit);
+    CHECK(d.error().has_value() == (limit > data.size()));
+  }
+  std::stringbuf plain("{not json");
+  DecompressingBuf d(&plain);
+  char c;
+  d.sgetn(&c, 1);
+  d.check_rest(1000);
+  CHECK_FALSE(d.error());
+}
