@@ -138,7 +138,7 @@ printf 'this is not JSON\n' >"$T/garbage.json"
 zstd -q -c "$T/garbage.json" >"$T/garbage.zst"
 refused "$T/garbage.json" 'not JSON at byte'
 refused "$T/garbage.zst" 'not JSON at byte'
-head -c 100000 /dev/urandom | gzip -c >"$T/random.gz"
+{ printf 'x'; head -c 100000 /dev/urandom; } | gzip -c >"$T/random.gz"
 refused "$T/random.gz" 'not JSON at byte'
 # A compressed dump of a dump whose checksum was altered: the trailer check
 # is on the JSON, compressed or not.
