@@ -28,7 +28,7 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("--compress", args->compress,
                   "compress with zstd or gzip, or not (none); default: by FILE's name (.zst, .gz), else none")
       ->type_name("zstd|gzip|none")
-      ->check(CLI::IsMember({"zstd", "gzip", "none"}));
+      ->check(CLI::IsMember({"zstd", "gzip", "none"}).description(""));
   sub->add_option("--compress-level", args->level, "compression level (zstd 1-22, default 3; gzip 1-9, default 6)")
       ->type_name("N");
   sub->callback([args, &ctx] {
