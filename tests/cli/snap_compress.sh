@@ -84,6 +84,16 @@ snap -q dump SKX --compress zstd --compress-level 19 -o "$T/nine.json"
 [[ $(magic "$T/nine.json") == 28b52ffd ]] || fail "--compress zstd -o x.json"
 zstd -dc "$T/nine.json" | jq -e '.format == "redisfs-dump"' >/dev/null
 
+# Into a FIFO named .zst: written to (compressed), never replaced.
+mkfifo "$T/pipe.zst"
+cat "$T/pipe.zst" >"$T/from-fifo" &
+snap -q dump SKX -o "$T/pipe.zst"
+wait $!
+[[ -p $T/pipe.zst ]] || fail "dump -o FIFO.zst replaced the FIFO"
+[[ $(magic "$T/from-fifo") == 28b52ffd ]] || fail "dump -o FIFO.zst is not zstd"
+snap -q restore "$T/from-fifo" --prefix FIFO
+[[ $(fs_digest FIFO) == "$src" ]] || fail "restore of the dump through a FIFO differs"
+
 note "usage errors exit 2 and write nothing"
 for bad in "--compress bogus" "--compress-level 0" "--compress-level 99" "--compress none --compress-level 3"; do
   # shellcheck disable=SC2086  # the words of $bad are separate arguments
