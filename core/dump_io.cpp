@@ -23,6 +23,12 @@
 // Then T is deleted. A key missing from T (its TTL ran out during a very
 // long dump) fails the dump.
 //
+// Compression (compress.hpp) wraps the output stream: dump_filesystem
+// writes plain JSON into it, and the stream is ended only after the dump
+// succeeded. On restore the input always goes through a DecompressingBuf,
+// which passes plain JSON through; its error() is checked before the JSON's
+// own result, so a broken stream fails the restore like a bad document.
+//
 // RESTORE. The dump streams (dump::read, a push parser) into a staging
 // prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
 // record is checked as it arrives: a filesystem key of the schema (never
@@ -69,6 +75,9 @@ using Clock = std::chrono::steady_clock;
 
 static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
+// After bad JSON from a compressed dump: how far to read on for a fault of
+// the compressed stream itself (its checksum is at its end).
+static constexpr std::uint64_t k_check_rest_bytes = 256ull << 20;
 
 static std::string _str(long long v) { return std::to_string(v); }
 // 'key' for messages: bounded, one line (text.hpp).
@@ -350,10 +359,32 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   return stats;
 }
 
+// dump_filesystem into `out`, through a compressor if opts say so; the
+// compressed stream is ended only after the dump succeeded.
+static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::ostream& out,
+                                    const DumpOptions& opts) {
+  if (opts.compression == Compression::None) {
+    return dump_filesystem(pool, prefix, out, opts);
+  }
+  CompressingBuf zbuf(out.rdbuf(), opts.compression, opts.compression_level);
+  std::ostream zout(&zbuf);
+  auto stats = dump_filesystem(pool, prefix, zout, opts);
+  if (!stats.ok()) {
+    return stats;
+  }
+  if (Status st = zbuf.finish(); !st.ok()) {
+    return make_error(st.code(), "dump " + prefix + ": " + st.error().message);
+  }
+  stats->compression = opts.compression;
+  stats->json_bytes = zbuf.bytes_in();
+  stats->written_bytes = zbuf.bytes_out();
+  return stats;
+}
+
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts) {
   if (path == "-") {
-    auto stats = dump_filesystem(pool, prefix, std::cout, opts);
+    auto stats = _dump_into(pool, prefix, std::cout, opts);
     std::cout.flush();
     if (stats.ok() && !std::cout) {
       return make_error(EIO, "dump: writing to stdout failed");
@@ -375,7 +406,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
       int e = errno != 0 ? errno : EIO;
       return make_error(e, "cannot open " + path + ": " + _errno_text(e));
     }
-    auto stats = dump_filesystem(pool, prefix, out, opts);
+    auto stats = _dump_into(pool, prefix, out, opts);
     out.flush();
     if (stats.ok() && !out) {
       return make_error(EIO, "dump: writing to " + path + " failed");
@@ -402,7 +433,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     if (!out) {
       return fail(make_error(EIO, "cannot open " + tmp));
     }
-    stats = dump_filesystem(pool, prefix, out, opts);
+    stats = _dump_into(pool, prefix, out, opts);
     if (!stats.ok()) {
       return fail(std::move(stats).error());
     }
@@ -806,10 +837,25 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
 
   RestoreStats stats;
   bool replaced = false;
+  // Plain JSON passes through; zstd and gzip are told by their magic.
+  DecompressingBuf decompressed(in.rdbuf());
+  std::istream json(&decompressed);
   auto body = [&]() -> Status {
-    auto trailer = dump::read(in, sink, opts.limits);
+    auto trailer = dump::read(json, sink, opts.limits);
+    if (sink.refusal()) {
+      return *sink.refusal();
+    }
+    // A broken compressed stream ends the JSON early, or decodes to
+    // garbage before its checksum tells: say so rather than what the JSON
+    // looked like, and whether or not it looked whole.
     if (!trailer.ok()) {
-      return sink.refusal() ? *sink.refusal() : std::move(trailer).error();
+      decompressed.check_rest(k_check_rest_bytes);
+    }
+    if (decompressed.error()) {
+      return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
+    }
+    if (!trailer.ok()) {
+      return std::move(trailer).error();
     }
     stats.trailer = *trailer;
     Status fin = sink.finish();
@@ -867,6 +913,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   stats.prefix = sink.target();
   stats.source_prefix = sink.source_prefix();
   stats.replaced = replaced;
+  stats.compression = decompressed.detected();
   stats.seconds = _since(start);
   return stats;
 }

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "compress.hpp"
 #include "dump_format.hpp"
 #include "redis.hpp"
 #include "result.hpp"
@@ -29,6 +30,10 @@ namespace redisfs {
 
 struct DumpOptions {
   bool quiet = false;
+  // dump_to_path compresses what it writes (compress.hpp); the trailer's
+  // counts and checksum stay those of the records, as in a plain dump.
+  Compression compression = Compression::None;
+  int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
 };
 
 struct DumpStats {
@@ -37,13 +42,18 @@ struct DumpStats {
   std::int64_t snapshot_ns = 0;
   double seconds = 0;
   std::string warning;  // something to tell the user although the dump succeeded
+  Compression compression = Compression::None;
+  std::uint64_t json_bytes = 0;     // the JSON document's length (compressed dumps only)
+  std::uint64_t written_bytes = 0;  // what was written: the compressed length (compressed dumps only)
 };
 
 Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts);
 
 // `path` "-" is stdout. Otherwise the dump goes to "<path>.tmp-XXXXXX" in
 // the same directory, is fsynced and renamed to `path` only when complete,
-// so a failed dump never leaves a half file under the final name.
+// so a failed dump never leaves a half file under the final name. With
+// opts.compression the stream is compressed (a failed dump to stdout or a
+// FIFO leaves a truncated compressed stream, which restore refuses).
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts);
 
@@ -61,11 +71,14 @@ struct RestoreStats {
   std::string source_prefix;  // the prefix in the dump's header
   dump::Trailer trailer;
   bool replaced = false;  // an existing filesystem was replaced (--force)
+  Compression compression = Compression::None;  // what the input's first bytes said
   std::string warning;    // something to tell the user although the restore succeeded
   double seconds = 0;
 };
 
-// `pool` may be null for a dry run (then the target is not checked).
+// `pool` may be null for a dry run (then the target is not checked). A
+// zstd or gzip stream is told by its magic number and decompressed on the
+// way (compress.hpp); a corrupt or truncated one fails like a bad dump.
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts);
 // `path` "-" is stdin.
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts);

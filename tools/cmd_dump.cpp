@@ -1,5 +1,7 @@
-// redisfs-snap dump PREFIX [-o FILE]: a point-in-time dump, streamed to a
-// file or stdout (core/dump_io.hpp: dump_to_path).
+// redisfs-snap dump PREFIX [-o FILE] [--compress zstd|gzip|none]
+// [--compress-level N]: a point-in-time dump, streamed to a file or stdout
+// (core/dump_io.hpp: dump_to_path), compressed as --compress says or else
+// as the file's name does (.zst, .gz; stdout: none).
 #include <cstdio>
 
 #include "context.hpp"
@@ -12,6 +14,8 @@ namespace {
 struct DumpArgs {
   std::string prefix;
   std::string output = "-";
+  std::optional<std::string> compress;
+  std::optional<int> level;
 };
 }  // namespace
 
@@ -21,9 +25,24 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
   add_prefix_option(sub, "PREFIX", args->prefix, "prefix of the filesystem")->required();
   sub->add_option("-o,--output", args->output, "output file ('-': stdout, the default); written whole or not at all")
       ->type_name("FILE");
+  sub->add_option("--compress", args->compress,
+                  "compress with zstd or gzip, or not (none); default: by FILE's name (.zst, .gz), else none")
+      ->type_name("zstd|gzip|none")
+      ->check(CLI::IsMember({"zstd", "gzip", "none"}).description(""));
+  sub->add_option("--compress-level", args->level, "compression level (zstd 1-22, default 3; gzip 1-9, default 6)")
+      ->type_name("N");
   sub->callback([args, &ctx] {
+    DumpOptions opts{ctx.opts.quiet};
+    opts.compression = args->compress ? parse_compression(*args->compress).value_or(Compression::None)
+                                      : compression_for_path(args->output == "-" ? "" : args->output);
+    if (args->level) {
+      if (Status st = check_compression_level(opts.compression, *args->level); !st.ok()) {
+        throw CommandFailed{st.error().message, 2};
+      }
+      opts.compression_level = *args->level;
+    }
     Pool& pool = ctx.need_pool_for({args->prefix});
-    auto stats = dump_to_path(pool, args->prefix, args->output, DumpOptions{ctx.opts.quiet});
+    auto stats = dump_to_path(pool, args->prefix, args->output, opts);
     if (!stats.ok()) {
       throw_failure(stats.error());
     }
@@ -31,6 +50,10 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
       std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
     }
     std::string where = args->output == "-" ? std::string("stdout") : args->output;
+    if (stats->compression != Compression::None) {
+      where += " (" + std::string(compression_name(stats->compression)) + ", " + human_bytes(stats->written_bytes) +
+               " for " + human_bytes(stats->json_bytes) + " of JSON)";
+    }
     char line[1024];
     std::snprintf(line, sizeof line, "dumped %s to %s: %llu records, %s in %.1f s, sha256 %s", args->prefix.c_str(),
                   where.c_str(), static_cast<unsigned long long>(stats->trailer.records),

@@ -21,7 +21,9 @@ struct RestoreArgs {
 void add_restore_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<RestoreArgs>();
   CLI::App* sub = app.add_subcommand("restore", "Load a dump into the server, all or nothing");
-  sub->add_option("FILE", args->input, "dump to read ('-': stdin, the default)")->type_name("FILE");
+  sub->add_option("FILE", args->input,
+                  "dump to read ('-': stdin, the default); zstd or gzip compressed is told by its first bytes")
+      ->type_name("FILE");
   add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
   sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
@@ -46,15 +48,20 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
     if (!stats->warning.empty()) {
       std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
     }
+    // "a zstd dump of SKX", "a dump of SKX"
+    std::string dump_of = stats->compression == Compression::None
+                              ? std::string("dump of ")
+                              : std::string(compression_name(stats->compression)) + " dump of ";
+    dump_of += stats->source_prefix;
     char line[1024];
     if (args->dry_run) {
-      std::snprintf(line, sizeof line, "dry run: %s is a valid dump of %s (%llu records, %s); it can be restored as %s",
-                    from.c_str(), stats->source_prefix.c_str(),
+      std::snprintf(line, sizeof line, "dry run: %s is a valid %s (%llu records, %s); it can be restored as %s",
+                    from.c_str(), dump_of.c_str(),
                     static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
                     stats->prefix.c_str());
     } else {
-      std::snprintf(line, sizeof line, "restored %s (dump of %s) as %s%s: %llu records, %s in %.1f s", from.c_str(),
-                    stats->source_prefix.c_str(), stats->prefix.c_str(), stats->replaced ? ", replacing it" : "",
+      std::snprintf(line, sizeof line, "restored %s (%s) as %s%s: %llu records, %s in %.1f s", from.c_str(),
+                    dump_of.c_str(), stats->prefix.c_str(), stats->replaced ? ", replacing it" : "",
                     static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
                     stats->seconds);
     }

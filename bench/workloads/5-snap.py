@@ -9,7 +9,9 @@ unmounted, so the measures see a quiet source. Per repetition:
   copy      redisfs-snap copy S5 S5C             raw: SCAN + a Lua loop of COPY, 1000 keys per EVAL
   dump      redisfs-snap dump S5 > /dev/null     (stdout)
   dump      redisfs-snap dump S5 -o FILE         FILE on the private tmpfs (the tool's fsync is then free)
-  restore   redisfs-snap restore FILE --prefix R5 into a second private redis-server
+  dump      redisfs-snap dump S5 -o FILE.zst     zstd level 3; and -o FILE.gz (gzip level 6, first size only:
+                                                 it is slow); their size as a % of the plain FILE's
+  restore   redisfs-snap restore FILE --prefix R5 into a second private redis-server; and FILE.zst
 
 MB/s counts file data, keys/s the keys of the filesystem; peak RSS is
 /usr/bin/time -v's. Then a second 1 GiB is added and everything is measured
@@ -32,13 +34,15 @@ b.begin(5, "snapshot toolkit on mixed files (redisfs column: redisfs-snap; raw c
 SRC, COPY, LUA, RESTORED = "S5", "S5C", "S5L", "R5"
 mnt = os.path.join(b.TMP, "mnt-snap")
 dump_file = os.path.join(b.STAGE, "snap.json")
+zst_file = dump_file + ".zst"
+gz_file = dump_file + ".gz"
 
 
 def _snap(url, *args):
     return [b.SNAP, "--redis", url, "--quiet"] + list(args)
 
 
-def _measure(label, data_bytes, reps, second, throughput_goals):
+def _measure(label, data_bytes, reps, second, throughput_goals, gzip):
     keys = b.key_count(SRC)
     b.note(f"{label}: {data_bytes / b.MB:,.0f} MB of file data, {keys:,} keys, {reps} repetition(s)")
     rss = {"copy": [], "dump": [], "restore": []}
@@ -63,6 +67,20 @@ def _measure(label, data_bytes, reps, second, throughput_goals):
         b.result(f"dump {label} -o file", "redisfs", data_bytes / s / b.MB, "MB/s")
         rss["dump"].append(m)
         dump_mb = os.path.getsize(dump_file) / b.MB
+        # Compressed, against the plain dump just taken.
+        s, m = b.time_v(_snap(b.URL, "dump", SRC, "-o", zst_file))
+        b.result(f"dump {label} -o .zst", "redisfs", data_bytes / s / b.MB, "MB/s")
+        rss["dump"].append(m)
+        zst_mb = os.path.getsize(zst_file) / b.MB
+        b.result(f"dump {label} | zstd size ratio", "redisfs", 100 * zst_mb / dump_mb, "% of plain", better="lower")
+        if gzip:
+            s, m = b.time_v(_snap(b.URL, "dump", SRC, "-o", gz_file))
+            b.result(f"dump {label} -o .gz", "redisfs", data_bytes / s / b.MB, "MB/s")
+            rss["dump"].append(m)
+            gz_mb = os.path.getsize(gz_file) / b.MB
+            b.result(f"dump {label} | gzip size ratio", "redisfs", 100 * gz_mb / dump_mb, "% of plain",
+                     better="lower")
+            os.unlink(gz_file)
 
         s, m = b.time_v(_snap(second.url, "restore", dump_file, "--prefix", RESTORED))
         b.result(f"restore {label}", "redisfs", data_bytes / s / b.MB, "MB/s")
@@ -71,7 +89,15 @@ def _measure(label, data_bytes, reps, second, throughput_goals):
         restored = b.key_count(RESTORED, second.sock)
         b.redis_cli(second.sock, "FLUSHALL")
         os.unlink(dump_file)
-    b.note(f"{label}: dump file {dump_mb:,.0f} MB; restored {restored:,} keys (source {keys:,})")
+        s, m = b.time_v(_snap(second.url, "restore", zst_file, "--prefix", RESTORED))
+        b.result(f"restore {label} from .zst", "redisfs", data_bytes / s / b.MB, "MB/s")
+        rss["restore"].append(m)
+        if b.key_count(RESTORED, second.sock) != restored:
+            raise SystemExit(f"restore of the .zst dump gave {b.key_count(RESTORED, second.sock)} keys, not {restored}")
+        b.redis_cli(second.sock, "FLUSHALL")
+        os.unlink(zst_file)
+    b.note(f"{label}: dump file {dump_mb:,.0f} MB, {zst_mb:,.0f} MB as .zst; restored {restored:,} keys "
+           f"(source {keys:,})")
     for tool, values in rss.items():
         for v in values:
             b.result(f"redisfs-snap peak RSS, {tool} {label}", "redisfs", v, "MiB", better="lower")
@@ -94,5 +120,5 @@ with b.RedisServer(os.path.join(b.TMP, "redis-restore")) as second:
         b.log(f"  populated set {n}: {files:,} files, {written / b.MB:,.0f} MB in {time.perf_counter() - t0:.1f} s")
         label = f"{total_bytes // b.MiB} MiB" if b.QUICK else f"{total_bytes // b.GiB} GiB"
         reps = b.REPS if n == 1 else reps_2
-        _measure(label, total_bytes, reps, second, throughput_goals=(n == 1 or reps >= 3))
+        _measure(label, total_bytes, reps, second, throughput_goals=(n == 1 or reps >= 3), gzip=(n == 1))
     b.raw("delete", SRC)
