@@ -18,7 +18,17 @@ R=(--redis "unix://$SOCK" --prefix "$PREFIX")
 mount_daemon_at "$MNT" "${R[@]}" --log-file "$T/a.log"
 out=$(cat "${MOUNT_LOGS[$MNT]}")
 [[ $out == *"mounted $PREFIX on $MNT; log: $T/a.log"* ]] || fail "the terminal was not told where the log goes: $out"
-grep -Eq "^[0-9-]{10}T[0-9:.]{12}Z redisfs\[$DAEMON_PID\]: info: mounted $PREFIX on $MNT$" "$T/a.log" ||
+# has_line FILE REGEX: the daemon writes its mount line as it starts
+# serving, after the mount point appears: wait up to 10 s for it.
+has_line() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    grep -Eq "$2" "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+has_line "$T/a.log" "^[0-9-]{10}T[0-9:.]{12}Z redisfs\[$DAEMON_PID\]: info: mounted $PREFIX on $MNT$" ||
   fail "no mount line in the log file: $(cat "$T/a.log")"
 # a failure: the server is full (noeviction is the default policy)
 used=$(rcli info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }')
@@ -37,8 +47,8 @@ unmount_fs
 
 # -f: stderr, and the file too
 mount_fs --log-file "$T/f.log"
-grep -q "^redisfs: mounted $PREFIX on $MNT" "${MOUNT_LOGS[$MNT]}" || fail "-f does not log to stderr: $(cat "${MOUNT_LOGS[$MNT]}")"
-grep -q "info: mounted $PREFIX on $MNT" "$T/f.log" || fail "-f --log-file: no mount line in the file"
+has_line "${MOUNT_LOGS[$MNT]}" "^redisfs: mounted $PREFIX on $MNT" || fail "-f does not log to stderr: $(cat "${MOUNT_LOGS[$MNT]}")"
+has_line "$T/f.log" "info: mounted $PREFIX on $MNT" || fail "-f --log-file: no mount line in the file"
 unmount_fs
 
 # levels (the server has no persistence: a warning at every mount)
