@@ -68,6 +68,7 @@
 #include "snapshot.hpp"
 #include "text.hpp"
 #include "u64_set.hpp"
+#include "version.hpp"
 #include "store.hpp"
 
 namespace redisfs {

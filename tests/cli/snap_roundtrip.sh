@@ -56,6 +56,7 @@ note "dump"
 snap dump SKX -o "$T/skx.json" 2>"$T/err"
 grep -q '^dumped SKX to ' "$T/err" || fail "dump summary: $(cat "$T/err")"
 jq -e '.format == "redisfs-dump" and .version == 1 and .prefix == "SKX"' "$T/skx.json" >/dev/null
+[[ $(jq -r .tool "$T/skx.json") == "$("$REDISFS_SNAP_BIN" --version)" ]] || fail "dump's tool: $(jq -r .tool "$T/skx.json")"
 [[ $(jq '.records | length' "$T/skx.json") == 12 ]] || fail "dump has $(jq '.records | length' "$T/skx.json") records"
 [[ $(jq -r '.records[0].key' "$T/skx.json") == SB ]] || fail "SB is not first"
 [[ $(jq '.trailer.records' "$T/skx.json") == 12 ]] || fail "trailer count"

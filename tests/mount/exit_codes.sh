@@ -3,7 +3,7 @@
 # clean unmount, 1 when mounting failed, 2 for a command line it cannot use
 # (an unknown option, an invalid prefix); and a prefix written with its
 # trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
-# --prefix and from REDISFS_PREFIX; -o max_idle_threads=N reaches the FUSE
+# --prefix and from REDISFS_PREFIX; --version; -o max_idle_threads=N reaches the FUSE
 # loop, and a value out of 1..1000 exits 2. (redisfs-snap's side:
 # tests/cli/snap_ux.sh.)
 . "$(dirname "$0")/lib.sh"
@@ -15,6 +15,13 @@ expect_rc() {
   "$@" >"$T/out" 2>&1 || rc=$?
   ((rc == want)) || fail "'$*' exited $rc, expected $want: $(cat "$T/out")"
 }
+
+note "0: --version names the project's version and libfuse's"
+version=$(sed -n 's/^project(redisfs VERSION \([0-9.]*\) .*/\1/p' "$HERE/../../CMakeLists.txt")
+[[ -n $version ]] || fail "no version in CMakeLists.txt"
+expect_rc 0 "$REDISFS_BIN" --version
+[[ $(cat "$T/out") == "redisfs $version (libfuse "[0-9]*")" ]] ||
+  fail "--version says: $(cat "$T/out")"
 
 note "2: a command line redisfs cannot use"
 expect_rc 2 "$REDISFS_BIN" --no-such-option "$MNT"
