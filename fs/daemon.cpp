@@ -45,6 +45,7 @@
 #include "server_check.hpp"
 #include "session.hpp"
 #include "store.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 
