@@ -56,6 +56,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -67,6 +68,7 @@
 #include "snapshot.hpp"
 #include "text.hpp"
 #include "u64_set.hpp"
+#include "version.hpp"
 #include "store.hpp"
 
 namespace redisfs {
@@ -413,15 +415,19 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     }
     return stats;
   }
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    int e = errno;
-    return make_error(e, "cannot create " + tmp + ": " + _errno_text(e));
+  // A new file under a random name, as mkstemp's, but made with mode 0666
+  // less the umask by open(2) itself: reading the umask with umask(2) would
+  // change it for every thread of the process while it is read.
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 1; fd < 0; ++attempt) {
+    tmp = path + ".tmp-" + random_hex(4);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
+      int e = errno;
+      return make_error(e, "cannot create " + tmp + ": " + _errno_text(e));
+    }
   }
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  (void)::fchmod(fd, 0666 & ~mask);
   ::close(fd);
   auto fail = [&](Error e) -> Error {
     ::unlink(tmp.c_str());
@@ -455,6 +461,21 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     int e = errno;
     return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + _errno_text(e)));
   }
+  // The rename is durable once the directory is: sync it too (EINVAL: a
+  // filesystem that cannot sync a directory, nothing more to do).
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) {
+    dir = ".";
+  }
+  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || (::fsync(fd) != 0 && errno != EINVAL)) {
+    int e = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + _errno_text(e));
+  }
+  ::close(fd);
   return stats;
 }
 

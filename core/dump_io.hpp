@@ -49,9 +49,10 @@ struct DumpStats {
 
 Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts);
 
-// `path` "-" is stdout. Otherwise the dump goes to "<path>.tmp-XXXXXX" in
-// the same directory, is fsynced and renamed to `path` only when complete,
-// so a failed dump never leaves a half file under the final name. With
+// `path` "-" is stdout. Otherwise the dump goes to "<path>.tmp-<hex>" in
+// the same directory (mode 0666 less the umask), is fsynced and renamed to
+// `path` only when complete, then the directory is fsynced, so a failed
+// dump never leaves a half file under the final name. With
 // opts.compression the stream is compressed (a failed dump to stdout or a
 // FIFO leaves a truncated compressed stream, which restore refuses).
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,

@@ -2,7 +2,8 @@
 #include "key_walk.hpp"
 
 #include <algorithm>
-#include <charconv>
+
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -13,14 +14,6 @@ constexpr std::string_view k_hscan_count = "1000";
 constexpr std::string_view k_scan_count = "1000";
 // Below this many possible blocks a file's blocks are always named.
 constexpr std::uint64_t k_min_nameable = 1024;
-
-bool _parse_u64(std::string_view s, std::uint64_t& out) {
-  if (s.empty()) {
-    return false;
-  }
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
 
 std::string _num(std::uint64_t n) { return std::to_string(n); }
 
@@ -75,8 +68,8 @@ Status KeyWalk::begin() {
     return {};
   }
   std::uint64_t bs = 0;
-  if (!_parse_u64(sb[0].str(), bs) || bs == 0 || bs > (1u << 30) || !_parse_u64(sb[1].str(), m_sb_inodes) ||
-      !_parse_u64(sb[2].str(), m_sb_bytes) || !_parse_u64(sb[3].str(), m_root) || m_root == 0) {
+  if (!parse_u64(sb[0].str(), bs) || bs == 0 || bs > (1u << 30) || !parse_u64(sb[1].str(), m_sb_inodes) ||
+      !parse_u64(sb[2].str(), m_sb_bytes) || !parse_u64(sb[3].str(), m_root) || m_root == 0) {
     note("the superblock's block_size, inodes, bytes or root is not a number");
     return {};
   }
@@ -110,7 +103,7 @@ Status KeyWalk::read_orphans() {
   ReplyView orphans = r->view();
   for (std::size_t i = 0; i + 1 < orphans.size(); i += 2) {
     std::uint64_t ino = 0;
-    if (!_parse_u64(orphans[i].str(), ino) || ino == 0) {
+    if (!parse_u64(orphans[i].str(), ino) || ino == 0) {
       note("ORPHANS names something that is not an inode number");
       return {};
     }
@@ -154,7 +147,7 @@ Status KeyWalk::flush() {
 
 void KeyWalk::enqueue(std::string_view entry, std::uint64_t dir) {
   std::uint64_t ino = 0;
-  if (!_parse_u64(entry, ino) || ino == 0) {
+  if (!parse_u64(entry, ino) || ino == 0) {
     note("directory " + _num(dir) + " has an entry that names no inode number");
     return;
   }
@@ -248,7 +241,7 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
     std::string_view type = v[0].str();
     std::uint64_t size = 0;
     std::uint64_t bytes = 0;
-    if (!_parse_u64(v[1].str(), size) || !_parse_u64(v[2].str(), bytes)) {
+    if (!parse_u64(v[1].str(), size) || !parse_u64(v[2].str(), bytes)) {
       note("inode " + _num(ino) + " has no readable size or bytes");
     }
     m_inode_bytes += bytes;

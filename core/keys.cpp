@@ -1,7 +1,8 @@
 #include "keys.hpp"
 
 #include <algorithm>
-#include <charconv>
+
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -136,12 +137,8 @@ std::optional<std::string_view> Keys::relative(std::string_view key) const {
 std::string Keys::absolute(std::string_view relative) const { return m_colon + std::string(relative); }
 
 // Parses a canonical decimal (no sign, no leading zero unless "0").
-static bool _parse_u64(std::string_view s, std::uint64_t& out) {
-  if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) {
-    return false;
-  }
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+static bool _parse_canonical_u64(std::string_view s, std::uint64_t& out) {
+  return s.size() <= 19 && (s.size() == 1 || !s.starts_with('0')) && parse_u64(s, out);
 }
 
 ParsedKey parse_relative_key(std::string_view rel) {
@@ -168,19 +165,19 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::OpLog;
   } else if (rel.starts_with("TMP:") && rel.size() > 4) {
     k.kind = KeyKind::Temp;
-  } else if (rel.starts_with("OPEN:") && _parse_u64(rel.substr(5), k.ino) && k.ino > 0) {
+  } else if (rel.starts_with("OPEN:") && _parse_canonical_u64(rel.substr(5), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Open;
-  } else if (rel.starts_with("INODE:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
+  } else if (rel.starts_with("INODE:") && _parse_canonical_u64(rel.substr(6), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Inode;
-  } else if (rel.starts_with("DIR:") && _parse_u64(rel.substr(4), k.ino) && k.ino > 0) {
+  } else if (rel.starts_with("DIR:") && _parse_canonical_u64(rel.substr(4), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Dir;
-  } else if (rel.starts_with("XATTR:") && _parse_u64(rel.substr(6), k.ino) && k.ino > 0) {
+  } else if (rel.starts_with("XATTR:") && _parse_canonical_u64(rel.substr(6), k.ino) && k.ino > 0) {
     k.kind = KeyKind::Xattr;
   } else if (rel.starts_with("BLK:")) {
     std::string_view rest = rel.substr(4);
     auto colon = rest.find(':');
-    if (colon != std::string_view::npos && _parse_u64(rest.substr(0, colon), k.ino) && k.ino > 0 &&
-        _parse_u64(rest.substr(colon + 1), k.index)) {
+    if (colon != std::string_view::npos && _parse_canonical_u64(rest.substr(0, colon), k.ino) && k.ino > 0 &&
+        _parse_canonical_u64(rest.substr(colon + 1), k.index)) {
       k.kind = KeyKind::Block;
     }
   }

@@ -45,7 +45,6 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
-#include <random>
 #include <set>
 #include <unordered_set>
 #include <thread>
@@ -73,6 +72,8 @@ static double _since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Not quoted(...) unqualified: for a std::string argument ADL also finds
+// std::quoted.
 static std::string _quote(std::string_view s) { return quoted(s); }
 
 // ---------------------------------------------------------------- helpers
@@ -100,19 +101,6 @@ Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
     TRY(check_cluster_prefix(prefix));
   }
   return {};
-}
-
-std::string random_hex(std::size_t bytes) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::random_device rd;
-  std::string out;
-  out.reserve(bytes * 2);
-  for (std::size_t i = 0; i < bytes; ++i) {
-    unsigned v = rd() & 0xffu;
-    out.push_back(k_hex[v >> 4]);
-    out.push_back(k_hex[v & 15]);
-  }
-  return out;
 }
 
 std::string iso_time_ns(std::int64_t ns) {

@@ -170,9 +170,6 @@ Status check_toolkit_prefix(Connection& c, std::string_view prefix);
 void request_cancel() noexcept;
 bool cancel_requested() noexcept;
 Status check_cancel();
-
-// Lowercase hex of `bytes` random bytes.
-std::string random_hex(std::size_t bytes);
 // RFC 3339 UTC, e.g. "2026-11-29T19:40:00.123Z" (millisecond precision).
 std::string iso_time_ns(std::int64_t ns);
 // The server's clock (TIME) in nanoseconds.

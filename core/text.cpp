@@ -1,6 +1,9 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <random>
 
 namespace redisfs {
 
@@ -29,5 +32,34 @@ std::string shown(std::string_view s, std::size_t max, char quote) {
 }
 
 std::string quoted(std::string_view s, std::size_t max) { return "'" + shown(s, max, '\'') + "'"; }
+
+std::string errno_text(int code) {
+  const char* text = strerrordesc_np(code);
+  if (text == nullptr) {
+    return "errno " + std::to_string(code);
+  }
+  return text;
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty()) {
+    return false;
+  }
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+std::string random_hex(std::size_t bytes) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out;
+  out.reserve(bytes * 2);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    unsigned v = rd() & 0xffu;
+    out.push_back(k_hex[v >> 4]);
+    out.push_back(k_hex[v & 15]);
+  }
+  return out;
+}
 
 }  // namespace redisfs

@@ -1,8 +1,10 @@
-// Text for messages: whatever came from a server or a dump (keys, names,
-// field values) is shown bounded and on one line.
+// Small text helpers shared by core/, fs/ and tools/: text for messages
+// (whatever came from a server or a dump, keys, names, field values, is
+// shown bounded and on one line), errno text, decimal numbers, random hex.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,5 +17,16 @@ inline constexpr std::size_t k_shown_max = 120;
 std::string shown(std::string_view s, std::size_t max = k_shown_max, char quote = '\'');
 // shown(s) between single quotes: 'SKX:INODE:5'.
 std::string quoted(std::string_view s, std::size_t max = k_shown_max);
+
+// "No such file or directory" (thread-safe, unlike strerror); "errno N"
+// for a code without a description.
+std::string errno_text(int code);
+
+// `s` whole as a decimal number (digits only, no sign or space, leading
+// zeros allowed, at most 2^64-1); false, `out` unspecified, otherwise.
+bool parse_u64(std::string_view s, std::uint64_t& out);
+
+// Lowercase hex of `bytes` random bytes.
+std::string random_hex(std::size_t bytes);
 
 }  // namespace redisfs

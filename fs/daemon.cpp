@@ -45,6 +45,7 @@
 #include "server_check.hpp"
 #include "session.hpp"
 #include "store.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 
@@ -74,6 +75,15 @@ static Result<int> _parse_replicas(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
     return make_error(EINVAL, "-o sync_replicas: not a number of replicas (0 or more): '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+static Result<unsigned> _parse_idle_threads(std::string_view text) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > 1000) {
+    return make_error(EINVAL, "-o max_idle_threads: not a number of threads from 1 to 1000: '" + std::string(text) + "'");
   }
   return value;
 }
@@ -162,6 +172,8 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         TRY_ASSIGN(cfg.endpoint.timeout_s, _parse_timeout(key, value));  // its range: resolve_endpoint
       } else if (key == "sync_replicas" && eq != std::string_view::npos) {
         TRY_ASSIGN(cfg.sync_replicas, _parse_replicas(value));
+      } else if (key == "max_idle_threads" && eq != std::string_view::npos) {
+        TRY_ASSIGN(cfg.max_idle_threads, _parse_idle_threads(value));
       } else if (opt == "tls") {
         cfg.endpoint.tls = true;
       } else if (auto field = _tls_mount_option(key); field && eq != std::string_view::npos) {
@@ -563,7 +575,8 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
         rc = -ENOMEM;
       } else {
         fuse_loop_cfg_set_clone_fd(loop, 0);
-        fuse_loop_cfg_set_idle_threads(loop, 10);
+        fuse_loop_cfg_set_idle_threads(loop, cfg.max_idle_threads);
+        log_debug("serving with at most " + std::to_string(cfg.max_idle_threads) + " idle FUSE threads");
         rc = fuse_session_loop_mt(se, loop);
         fuse_loop_cfg_destroy(loop);
       }

@@ -29,6 +29,9 @@ struct DaemonConfig {
   bool foreground = false;
   bool debug = false;
   bool single_threaded = false;
+  // -o max_idle_threads=N: FUSE threads kept waiting for requests (1 to
+  // 1000); more start under load and leave again down to this many.
+  unsigned max_idle_threads = 10;
   bool default_permissions = true;
   // Mount on a directory that is not empty (its entries stay hidden until
   // the unmount); without it such a mount point is refused.
@@ -53,7 +56,7 @@ struct DaemonConfig {
 
 // Takes the -o lists apart: attr_timeout=, entry_timeout=, noatime, ro,
 // rw, default_permissions, fsname= and subtype= are ours (noatime and ro
-// are passed on too), and so are the server options timeout=,
+// are passed on too), and so are max_idle_threads=, the server options timeout=,
 // sync_replicas=, tls and tls_ca_cert=, tls_ca_cert_dir=, tls_cert=,
 // tls_key=, tls_server_name=, redis=, password_file=, data_dir=, the
 // prefix=, nonempty, write_through, allow_evicting_server,

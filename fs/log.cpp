@@ -2,6 +2,7 @@
 // libfuse's own messages are routed here too, so a daemonized mount
 // reports them where it reports its own.
 #include "log.hpp"
+#include "text.hpp"
 
 #include <fcntl.h>
 #include <fuse_log.h>
@@ -159,14 +160,6 @@ void log_line(LogLevel level, std::string_view text) {
   } else {
     std::fprintf(stderr, "redisfs: %s: %.*s\n", _level_name(level), static_cast<int>(text.size()), text.data());
   }
-}
-
-std::string errno_text(int code) {
-  const char* text = strerrordesc_np(code);
-  if (text == nullptr) {
-    return "errno " + std::to_string(code);
-  }
-  return text;
 }
 
 bool is_routine_error(int code) {

@@ -45,9 +45,6 @@ inline void log_warning(std::string_view text) { log_line(LogLevel::Warning, tex
 inline void log_info(std::string_view text) { log_line(LogLevel::Info, text); }
 inline void log_debug(std::string_view text) { log_line(LogLevel::Debug, text); }
 
-// "No such file or directory" (thread-safe, unlike strerror).
-std::string errno_text(int code);
-
 // True for the errors a filesystem returns as a normal answer.
 bool is_routine_error(int code);
 

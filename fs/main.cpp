@@ -18,6 +18,7 @@
 #include "daemon.hpp"
 #include "endpoint.hpp"
 #include "keys.hpp"
+#include "version.hpp"
 
 // Exit status for a command line we cannot use (see EXIT STATUS in redisfs(1)).
 static constexpr int k_usage_error = 2;

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "log.hpp"
+#include "text.hpp"
 
 namespace redisfs {
 

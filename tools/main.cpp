@@ -24,6 +24,7 @@
 #include "context.hpp"
 #include "progress.hpp"
 #include "snapshot.hpp"
+#include "version.hpp"
 
 using namespace redisfs;
 using namespace redisfs::snap;

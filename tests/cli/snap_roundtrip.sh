@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # redisfs-snap end to end: copy -> dump -> restore (same server, another
 # server through a pipe) -> list -> delete, comparing every key's value by
-# DEBUG DIGEST-VALUE; refusals and --force; --dry-run; --quiet; exit codes.
+# DEBUG DIGEST-VALUE; the dump file's mode (umask); refusals and --force;
+# --dry-run; --quiet; exit codes.
 . "$(dirname "$0")/snap_lib.sh"
 
 make_fs SKX
@@ -55,11 +56,20 @@ note "dump"
 snap dump SKX -o "$T/skx.json" 2>"$T/err"
 grep -q '^dumped SKX to ' "$T/err" || fail "dump summary: $(cat "$T/err")"
 jq -e '.format == "redisfs-dump" and .version == 1 and .prefix == "SKX"' "$T/skx.json" >/dev/null
+[[ $(jq -r .tool "$T/skx.json") == "$("$REDISFS_SNAP_BIN" --version)" ]] || fail "dump's tool: $(jq -r .tool "$T/skx.json")"
 [[ $(jq '.records | length' "$T/skx.json") == 12 ]] || fail "dump has $(jq '.records | length' "$T/skx.json") records"
 [[ $(jq -r '.records[0].key' "$T/skx.json") == SB ]] || fail "SB is not first"
 [[ $(jq '.trailer.records' "$T/skx.json") == 12 ]] || fail "trailer count"
 [[ $(jq -r '.records[] | select(.key == "BLK:2:0") | .string' "$T/skx.json") == "hello, world" ]] ||
   fail "text block not readable with jq"
+[[ -z $(ls "$T" | grep 'tmp-') ]] || fail "temporary dump file left behind"
+# The file's mode is 0666 less the caller's umask, also over an old file.
+for mask_mode in 027:640 077:600 002:664; do
+  (umask "${mask_mode%%:*}" && snap -q dump SKX -o "$T/umask.json")
+  [[ $(stat -c %a "$T/umask.json") == "${mask_mode##*:}" ]] ||
+    fail "dump under umask ${mask_mode%%:*} made mode $(stat -c %a "$T/umask.json")"
+done
+cmp <(jq -c '.records | sort_by(.key)' "$T/umask.json") <(jq -c '.records | sort_by(.key)' "$T/skx.json")
 [[ -z $(ls "$T" | grep 'tmp-') ]] || fail "temporary dump file left behind"
 [[ $(rcli --scan --pattern '*~dump~*' | wc -l) == 0 ]] || fail "temporary dump keys left behind"
 snap -q dump SKX >"$T/stdout.json"

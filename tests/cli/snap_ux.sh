@@ -58,7 +58,8 @@ expect_rc 2 snap list --frob
 says "redisfs-snap: error: The following argument was not expected: --frob"
 says "redisfs-snap --help"
 expect_rc 0 "$REDISFS_SNAP_BIN" --version
-grep -q '^redisfs-snap ' "$T/out" || fail "--version: $(cat "$T/out")"
+version=$(sed -n 's/^project(redisfs VERSION \([0-9.]*\) .*/\1/p' "$REDISFS_TESTS_DIR/../CMakeLists.txt")
+[[ -n $version && $(cat "$T/out") == "redisfs-snap $version" ]] || fail "--version: $(cat "$T/out")"
 expect_rc 0 "$REDISFS_SNAP_BIN" --help
 grep -q -- '--redis URL' "$T/out" || fail "--help does not show --redis URL"
 grep -q -- '--password-file FILE' "$T/out" || fail "--help does not show --password-file FILE"

@@ -3,7 +3,9 @@
 # clean unmount, 1 when mounting failed, 2 for a command line it cannot use
 # (an unknown option, an invalid prefix); and a prefix written with its
 # trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
-# --prefix and from REDISFS_PREFIX. (redisfs-snap's side: tests/cli/snap_ux.sh.)
+# --prefix and from REDISFS_PREFIX; --version; -o max_idle_threads=N reaches the FUSE
+# loop, and a value out of 1..1000 exits 2. (redisfs-snap's side:
+# tests/cli/snap_ux.sh.)
 . "$(dirname "$0")/lib.sh"
 
 # expect_rc RC CMD...: CMD exits with RC; its output in $T/out.
@@ -14,12 +16,24 @@ expect_rc() {
   ((rc == want)) || fail "'$*' exited $rc, expected $want: $(cat "$T/out")"
 }
 
+note "0: --version names the project's version and libfuse's"
+version=$(sed -n 's/^project(redisfs VERSION \([0-9.]*\) .*/\1/p' "$HERE/../../CMakeLists.txt")
+[[ -n $version ]] || fail "no version in CMakeLists.txt"
+expect_rc 0 "$REDISFS_BIN" --version
+[[ $(cat "$T/out") == "redisfs $version (libfuse "[0-9]*")" ]] ||
+  fail "--version says: $(cat "$T/out")"
+
 note "2: a command line redisfs cannot use"
 expect_rc 2 "$REDISFS_BIN" --no-such-option "$MNT"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'a b' "$MNT"
 grep -q "invalid prefix" "$T/out" || fail "no reason for the prefix: $(cat "$T/out")"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'SKX::' "$MNT"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --block-size 1000 "$MNT"
+for bad in 0 1001 -1 ten 4x ''; do
+  expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "max_idle_threads=$bad" "$MNT"
+  [[ $(cat "$T/out") == "redisfs: -o max_idle_threads: not a number of threads from 1 to 1000: '$bad'" ]] ||
+    fail "max_idle_threads=$bad: $(cat "$T/out")"
+done
 ! is_mounted "$MNT" || fail "a refused command line mounted"
 
 note "1: mounting failed (no server there)"
@@ -35,6 +49,25 @@ echo hello >"$MNT/greeting"
 note "0: a clean unmount"
 unmount_at "$MNT" 20
 [[ $LAST_DAEMON_RC == 0 ]] || fail "redisfs exited $LAST_DAEMON_RC after a clean unmount"
+
+note "-o max_idle_threads=N: the FUSE loop keeps N idle threads"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level debug -o max_idle_threads=3
+readers=()
+for i in 1 2 3 4 5 6; do
+  cat "$MNT/greeting" >/dev/null &
+  readers+=($!)
+done
+wait "${readers[@]}"  # not the daemon, also a child of this shell
+[[ $(cat "$MNT/greeting") == hello ]] || fail "the mount with max_idle_threads=3 does not read"
+grep -q "serving with at most 3 idle FUSE threads" "${MOUNT_LOGS[$MNT]}" ||
+  fail "max_idle_threads=3 did not reach the FUSE loop: $(cat "${MOUNT_LOGS[$MNT]}")"
+unmount_at "$MNT" 20
+[[ $LAST_DAEMON_RC == 0 ]] || fail "redisfs -o max_idle_threads=3 exited $LAST_DAEMON_RC"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level debug
+[[ $(cat "$MNT/greeting") == hello ]] || fail "the mount does not read"  # served: the loop has started
+grep -q "serving with at most 10 idle FUSE threads" "${MOUNT_LOGS[$MNT]}" ||
+  fail "the default is not 10 idle threads: $(cat "${MOUNT_LOGS[$MNT]}")"
+unmount_at "$MNT" 20
 
 note "'<prefix>:' is <prefix>: REDISFS_PREFIX"
 REDISFS_PREFIX="$PREFIX:" start_daemon 20 "$MNT" --redis "unix://$SOCK"

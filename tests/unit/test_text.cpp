@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cerrno>
+#include <cstdint>
+
 #include "text.hpp"
 
 using namespace redisfs;
@@ -15,6 +18,34 @@ TEST_CASE("shown text is bounded and one line") {
   CHECK(quoted("it's") == "'it\\'s'");
   CHECK(shown("back\\slash", 100, 0) == "back\\\\slash");
   CHECK(shown("abcdef", 3, 0) == "abc...");
+}
+
+TEST_CASE("parse_u64 takes a whole decimal number") {
+  std::uint64_t n = 0;
+  CHECK((parse_u64("0", n) && n == 0));
+  CHECK((parse_u64("007", n) && n == 7));
+  CHECK((parse_u64("18446744073709551615", n) && n == UINT64_MAX));
+  CHECK_FALSE(parse_u64("18446744073709551616", n));
+  CHECK_FALSE(parse_u64("", n));
+  CHECK_FALSE(parse_u64("-1", n));
+  CHECK_FALSE(parse_u64("+1", n));
+  CHECK_FALSE(parse_u64(" 1", n));
+  CHECK_FALSE(parse_u64("1 ", n));
+  CHECK_FALSE(parse_u64("12x", n));
+}
+
+TEST_CASE("random_hex is lowercase hex of the bytes asked for") {
+  std::string a = random_hex(16);
+  CHECK(a.size() == 32);
+  CHECK(a.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(random_hex(16) != a);
+  CHECK(random_hex(0).empty());
+}
+
+TEST_CASE("errno_text names the error, or its number") {
+  CHECK(errno_text(ENOENT) == "No such file or directory");
+  CHECK(errno_text(EIO) == "Input/output error");
+  CHECK(errno_text(123456) == "errno 123456");
 }
 
 TEST_SUITE_END();
