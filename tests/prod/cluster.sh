@@ -6,7 +6,9 @@
 #     client follows MOVED) and does real file work; a second filesystem,
 #     whose tag hashes to another master, is mounted too;
 #   - redisfs-snap copies '{fs1}' to '{fs1}-snap' (same slot: on the server)
-#     and to a third tag on the third master (through the client); dump ->
+#     and to a third tag on the third master (through the client); a copy
+#     taken while the mount appends (copy-on-write, the mount's scripts
+#     told of it by COW) is one instant of the writer; dump ->
 #     restore round trips under a same-slot and an other-slot prefix give
 #     the same records; list shows filesystems on every master; fsck is
 #     clean everywhere;
@@ -206,6 +208,37 @@ for p in "$P1-snap" "$P3"; do
   fs_unmount "$T/ro"
 done
 fsck_clean "$P1" "$P1-snap" "$P2" "$P3"
+
+# copy-on-write through the cluster: the mount's scripts learn of the
+# snapshot (COW) and copy into its staging prefix, in the filesystem's slot
+python3 - "$MNT1/w/log" "$T/stop-cow" <<'PY' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+i = 0
+while not os.path.exists(sys.argv[2]):
+    os.write(fd, b"%d\n" % i)
+    i += 1
+os.close(fd)
+PY
+cow_writer=$!
+for ((i = 0; i < 200; i++)); do
+  [[ -s $MNT1/w/log ]] && break
+  sleep 0.05
+done
+REDISFS_FAULT=copy-staging-slow snap copy "$P1" "$P1-live" || fail "copy $P1 $P1-live while a writer appends"
+touch "$T/stop-cow"
+wait "$cow_writer" || fail "the writer failed while a snapshot was being taken"
+mount_at "$T/ro" --redis "$URL" --prefix "$P1-live" --read-only
+python3 - "$T/ro/w/log" <<'PY' || fail "the snapshot of $P1 is not one instant of the writer"
+import sys
+nums = [int(x) for x in open(sys.argv[1], "rb").read().split()]
+assert nums and nums == list(range(len(nums))), (len(nums), nums[-3:])
+PY
+fs_unmount "$T/ro"
+[[ $(rc_at "$M1" exists "$P1:COW") == 0 ]] || fail "the snapshot record of $P1 is left behind"
+fsck_clean "$P1-live"
+snap -q delete "$P1-live" || fail "delete $P1-live"
+note "a snapshot taken while a writer appended is one instant"
 
 # dump -> restore round trips (same slot, another slot), record for record
 snap dump "$P1" -o "$T/fs1.json" || fail "dump $P1"
