@@ -7,7 +7,9 @@
 # second filesystem P2 and a snapshot of it. As fsuser, with the password
 # from --password-file, from REDISFS_PASSWORD and over TCP and the unix
 # socket (unix://fsuser@/path.sock): a first mount makes P1, mount / write /
-# read, copy P1 -> P1S, list (P2 is there but unreadable: list must not
+# read, copy P1 -> P1S while its own mount appends (copy-on-write: the
+# mount's scripts write the staging prefix P1~copy~...; the copy is one
+# instant of the writer), list (P2 is there but unreadable: list must not
 # fail, and leaves P2 out rather than calling it damaged; the admin sees
 # it), fsck, dump, delete, restore into P1S, mount P1S read-only and
 # compare. Refused: a wrong password; copy to, dump of and restore into a
@@ -115,12 +117,39 @@ expect_quick_fail 30 'WRONGPASS|password|auth' snap_user_env --password-file "$T
 # copy to a prefix outside the ACL: refused, nothing written, P1 not left frozen
 expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user copy "$P1" "$OUT"
 [[ -z $(rcli s --scan --pattern "$OUT*") ]] || fail "a refused copy left keys: $(rcli s --scan --pattern "$OUT*" | head)"
-[[ $(rcli s exists "$P1:FREEZE") == 0 ]] || fail "a refused copy left $P1 frozen"
+[[ $(rcli s exists "$P1:FREEZE") == 0 && $(rcli s exists "$P1:COW") == 0 ]] || fail "a refused copy left $P1 frozen"
 # copy of a filesystem it may not read: refused
 expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user copy "$P2" "$P1S"
 [[ -z $(rcli s --scan --pattern "$P1S*") ]] || fail "a refused copy of $P2 wrote $P1S"
 
-snap_user -q copy "$P1" "$P1S"
+# while fsuser's own mount appends: its scripts copy into the snapshot's
+# staging prefix ($P1~copy~..., which the ACL's ~P1~* allows)
+fs_mount "$T/m1" --redis "$TCP_URL" --password-file "$T/pw" --prefix "$P1"
+python3 - "$T/m1/log" "$T/stop" <<'PY' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+i = 0
+while not os.path.exists(sys.argv[2]):
+    os.write(fd, b"%d\n" % i)
+    i += 1
+os.close(fd)
+PY
+writer=$!
+for ((i = 0; i < 200; i++)); do
+  [[ -s $T/m1/log ]] && break
+  sleep 0.05
+done
+REDISFS_FAULT=copy-staging-slow snap_user -q copy "$P1" "$P1S"
+touch "$T/stop"
+wait "$writer" || fail "fsuser's writer failed while $P1 was being copied"
+fs_unmount "$T/m1"
+REDISFS_PASSWORD=userpw fs_mount "$T/m1s" --redis "$UNIX_URL" --prefix "$P1S" --read-only
+python3 - "$T/m1s/log" <<'PY' || fail "the copy of $P1 is not one instant of the writer"
+import sys
+nums = [int(x) for x in open(sys.argv[1], "rb").read().split()]
+assert nums and nums == list(range(len(nums))), (len(nums), nums[-3:])
+PY
+fs_unmount "$T/m1s"
 [[ $(rcli s hget "$P1S:SB" read_only) == 1 ]] || note "(the snapshot's read_only field: $(rcli s hget "$P1S:SB" read_only))"
 note "copy $P1 -> $P1S as fsuser"
 
@@ -172,5 +201,5 @@ if [[ $before != "$after" ]]; then
   diff <(echo "$before") <(echo "$after") >&2 || true
   fail "keys outside fsuser's prefixes changed"
 fi
-[[ -z $(rcli s --scan --pattern "$P1~*") ]] || note "temporary keys left under $P1~: $(rcli s --scan --pattern "$P1~*" | head -3)"
+[[ -z $(rcli s --scan --pattern "$P1~*") ]] || fail "temporary keys left under $P1~: $(rcli s --scan --pattern "$P1~*" | head -3)"
 note "$P2, its snapshot and every other key are byte-identical"
