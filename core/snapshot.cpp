@@ -603,7 +603,8 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
 // staging prefix (a key a script copied and then removed from the source
 // is there only).
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
-                                       std::uint32_t block_size, const std::function<Status(std::span<const std::string_view>)>& after_page) {
+                                       std::uint32_t block_size,
+                                       const std::function<Status(std::span<const std::string_view>)>& after_page) {
   auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
     rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
