@@ -1,5 +1,6 @@
-// Copy, delete and list whole filesystems; the copy-on-write snapshot and
-// the freeze that make a copy point-in-time.
+// Copy, delete and list whole filesystems (and the snapshots of one, for
+// a mount's .snapshots directory: snapshots_of); the copy-on-write
+// snapshot and the freeze that make a copy point-in-time.
 //
 // SCAN alone is not a snapshot: keys change between its pages, so a file
 // renamed from one directory to another during a scan can show up twice or
@@ -1504,6 +1505,50 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
   // Prefixes and origins come from the server: never let odd bytes break
   // the document.
   return arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace redisfs
+
+namespace redisfs {
+
+Result<std::vector<SnapshotRef>> snapshots_of(Connection& c, std::string_view origin) {
+  TRY_ASSIGN(Reply registered, c.command({"SMEMBERS", k_registry_key}));
+  std::vector<std::string> names;
+  ReplyView v = registered.view();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::string_view p = v[i].str();
+    if (p != origin && validate_prefix(p).ok() && temp_kind(p) == TempKind::None) {
+      names.emplace_back(p);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& p : names) {
+    c.append({"HMGET", Keys(p).sb(), "origin", "read_only", "created", "snapshot_created", "dumped"});
+  }
+  std::vector<SnapshotRef> out;
+  std::optional<Error> broken;
+  for (const std::string& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok()) {
+      if (c.broken() && !broken) {
+        broken = make_error(r.error().code, "snapshots of " + std::string(origin) + ": " + p + ": " + r.error().message);
+      }
+      continue;  // another tenant's prefix (NOPERM), or a superblock of the wrong type: not listed
+    }
+    ReplyView f = r->view();
+    if (f.size() != 5 || f[0].is_nil() || f[0].str() != origin || f[1].str() != "1" || f[2].is_nil()) {
+      continue;
+    }
+    SnapshotRef ref;
+    ref.prefix = p;
+    ref.identity = filesystem_identity(f[2].str(), f[3].str(), f[4].str());
+    ref.snapshot_created_ns = f[3].as_int().value_or(0);
+    out.push_back(std::move(ref));
+  }
+  if (broken) {
+    return *broken;
+  }
+  return out;
 }
 
 }  // namespace redisfs

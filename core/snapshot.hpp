@@ -299,6 +299,21 @@ struct FsInfo {
   int progress = -1;
 };
 
+// A read-only snapshot of a filesystem, as a mount's .snapshots directory
+// lists it (redisfs(1)).
+struct SnapshotRef {
+  std::string prefix;
+  std::string identity;  // filesystem_identity() of its superblock
+  std::int64_t snapshot_created_ns = 0;
+};
+
+// The read-only snapshots whose origin is `origin`, sorted by prefix: the
+// register of filesystems (keys.hpp) and one HMGET of each registered
+// superblock, in one pipeline; never a SCAN of the server. Temporary
+// prefixes and `origin` itself are left out. A register the user may not
+// read (an ACL) is an error (EACCES), not an empty list.
+Result<std::vector<SnapshotRef>> snapshots_of(Connection& c, std::string_view origin);
+
 // Every filesystem on the server, sorted by prefix: those in the register
 // (keys.hpp) whose superblock exists, or, when the user may not read the
 // register, every "<prefix>:SB" a SCAN finds (on a Redis Cluster, on every

@@ -139,10 +139,16 @@ Store::~Store() {
 
 Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
   TRY(validate_prefix(prefix));
+  if (opts.view) {
+    opts.read_only = true;
+    opts.create = false;
+  }
   std::unique_ptr<Store> s(new Store(pool, prefix, std::move(opts)));
   // Keyless commands (SCAN, WAIT...) go to this filesystem's slot; changes
   // whose reply is lost are checked in this mount's outcome records.
-  pool.route_keyless(s->m_keys.sb());
+  if (!s->m_opts.view) {
+    pool.route_keyless(s->m_keys.sb());
+  }
   if (!s->m_opts.read_only) {
     pool.set_op_log(s->m_keys.op_log(s->m_opts.session));
   }
@@ -163,7 +169,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   // delete that reserves the prefix after this point sees the mount and
   // leaves it alone (install.hpp). A read-only open (perhaps on a replica)
   // may fail to say so; it has no orphans to protect.
-  if (Status hb = s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
+  if (Status hb = s->m_opts.view ? Status{} : s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
     return std::move(hb).error();
   }
   // A restore or copy killed while moving its keys in left a journal:
@@ -181,6 +187,9 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     (void)c->command({"SADD", k_registry_key, prefix});
   }
   TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
+  if (exists.view().integer() == 0 && s->m_opts.view) {
+    return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
+  }
   if (exists.view().integer() == 0) {
     // A prefix with keys but no superblock is a half-restored or
     // half-deleted filesystem: never build a new one on top of it.
@@ -271,26 +280,29 @@ Status Store::load_superblock(Connection& c) {
       dumped = value;
     }
   }
-  m_identity = created + '/' + snapshot_created + '/' + dumped;
+  m_identity = filesystem_identity(created, snapshot_created, dumped);
   return {};
 }
 
 Status Store::check_same_filesystem() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.sb(), "created", "snapshot_created", "dumped"}));
+  return check_filesystem_identity(*c, m_keys, m_identity);
+}
+
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view expected) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "created", "snapshot_created", "dumped"}));
   ReplyView v = r.view();
   if (!v.is_array() || v.size() != 3) {
     return make_error(EIO, "bad HMGET reply");
   }
   if (v[0].is_nil()) {
-    return make_error(ESTALE, "the filesystem under this mount was deleted (" + m_keys.sb() + " is gone)");
+    return make_error(ESTALE, "the filesystem under this mount was deleted (" + keys.sb() + " is gone)");
   }
-  std::string identity =
-      std::string(v[0].str()) + '/' + std::string(v[1].str()) + '/' + std::string(v[2].str());
-  if (identity != m_identity) {
-    return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + m_keys.sb() +
+  std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str());
+  if (identity != expected) {
+    return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + keys.sb() +
                                   ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
-                                  _bounded(m_identity) + ")");
+                                  _bounded(std::string(expected)) + ")");
   }
   return {};
 }

@@ -107,6 +107,13 @@ struct StoreOptions {
   // (every write reaches Redis before write(2) returns).
   std::size_t gather_file_max = 256 * 1024;
   std::size_t gather_total_max = 64 * 1024 * 1024;
+  // A view: a snapshot browsed under another mount's .snapshots directory
+  // (fs/snapdir.cpp), sharing that mount's pool. Read-only (whatever
+  // read_only says); not a mount of its own (no session in MOUNTS, so it
+  // never keeps `redisfs-snap delete` off the snapshot: the view answers
+  // ESTALE then); leaves the pool's routing to the mount; and a prefix
+  // without a superblock is ENOENT at once, with no SCAN of the server.
+  bool view = false;
 };
 
 class Store {
@@ -123,6 +130,8 @@ class Store {
   std::uint32_t block_size() const { return m_sb.block_size; }
   bool read_only() const { return m_opts.read_only; }
   const std::string& session() const { return m_opts.session; }
+  // Which filesystem was opened (filesystem_identity of its superblock).
+  const std::string& identity() const { return m_identity; }
 
   // With `age`, a name absent from a directory whose every name this mount
   // knows is answered ENOENT without a round trip; *age is then how old
@@ -364,5 +373,10 @@ class Store {
 
 // Reads an inode's hash reply (HGETALL) into an Attr.
 Result<Attr> attr_from_reply(Ino ino, ReplyView r);
+
+// Whether the filesystem under `keys` is still the one whose identity
+// (filesystem_identity) is `identity`: ESTALE when its superblock is gone
+// or is another filesystem's; another error when the server could not say.
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view identity);
 
 }  // namespace redisfs

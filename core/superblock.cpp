@@ -155,4 +155,12 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
   return sb;
 }
 
+std::string filesystem_identity(std::string_view created, std::string_view snapshot_created,
+                                std::string_view dumped) {
+  std::string out;
+  out.reserve(created.size() + snapshot_created.size() + dumped.size() + 2);
+  out.append(created).append(1, '/').append(snapshot_created).append(1, '/').append(dumped);
+  return out;
+}
+
 }  // namespace redisfs

@@ -80,6 +80,12 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
 // 'SKX-monday'", or just "a read-only snapshot").
 std::string describe_snapshot(std::string_view prefix, const Superblock& sb);
 
+// Which filesystem a superblock is: its created, snapshot_created and
+// dumped fields, joined. A restore, a copy or a new filesystem under the
+// same prefix changes it (Store::check_same_filesystem compares it).
+std::string filesystem_identity(std::string_view created, std::string_view snapshot_created,
+                                std::string_view dumped);
+
 // "a power of two from 4 KiB to 4 MiB", or the reason `n` is not one.
 Status check_block_size(std::uint64_t n);
 

@@ -853,3 +853,51 @@ TEST_CASE("human_age and the list table's tree") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE_FIXTURE(RedisFixture, "snapshots_of: the read-only copies of one origin, from the register; a view Store") {
+  std::string snap = extra_prefix();
+  std::string clone = extra_prefix();
+  std::string other = extra_prefix();
+  std::string other_snap = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+    auto o = _open(pool, other);
+  }
+  CHECK(ok(snapshots_of(conn(), prefix)).empty());
+  ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
+  ok(copy_filesystem(pool, prefix, clone, CopyOptions{false, true, true}));  // writable: not a snapshot
+  ok(copy_filesystem(pool, other, other_snap, CopyOptions{false, false, true}));
+  std::string temp = make_temp_prefix(prefix, TempKind::Copy);
+  Cleanup guard{conn(), {temp}};
+  ok(conn().command({"HSET", temp + ":SB", "format", "redisfs", "origin", prefix, "read_only", "1", "created", "1"}));
+  ok(conn().command({"SADD", std::string(k_registry_key), temp}));
+
+  auto list = ok(snapshots_of(conn(), prefix));
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].prefix == snap);
+  CHECK(list[0].snapshot_created_ns > 0);
+  auto sb = _hash(conn(), snap + ":SB");
+  CHECK(list[0].identity == filesystem_identity(sb["created"], sb["snapshot_created"], sb["dumped"]));
+  auto others = ok(snapshots_of(conn(), other));
+  REQUIRE(others.size() == 1);
+  CHECK(others[0].prefix == other_snap);
+  CHECK(ok(snapshots_of(conn(), snap)).empty());  // a snapshot of a snapshot: none
+
+  // A view: read-only, no mount session (the snapshot is not "mounted"),
+  // the same identity, and ENOENT without a SCAN once the snapshot is gone.
+  StoreOptions vo;
+  vo.view = true;
+  auto view = _open(pool, snap, vo);
+  CHECK(view->read_only());
+  CHECK(view->identity() == list[0].identity);
+  CHECK(ok(live_mounts(conn(), Keys(snap))).empty());
+  CHECK(view->mkdir(k_root_ino, "x", 0755, k_user).code() == EROFS);
+  Ino dir = ok(view->lookup(k_root_ino, "dir")).ino;
+  CHECK(ok(view->lookup(dir, "binary")).size == 600000 + 17);
+  ok(check_filesystem_identity(conn(), Keys(snap), view->identity()));
+  ok(delete_prefix(pool, snap, false, true));
+  CHECK(check_filesystem_identity(conn(), Keys(snap), view->identity()).code() == ESTALE);
+  CHECK(Store::open(pool, snap, vo).code() == ENOENT);
+  CHECK(ok(snapshots_of(conn(), prefix)).empty());
+}
