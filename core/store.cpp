@@ -289,18 +289,18 @@ Status Store::check_same_filesystem() {
   return check_filesystem_identity(*c, m_keys, m_identity);
 }
 
-Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view expected) {
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view expected, std::string_view what) {
   TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "created", "snapshot_created", "dumped"}));
   ReplyView v = r.view();
   if (!v.is_array() || v.size() != 3) {
     return make_error(EIO, "bad HMGET reply");
   }
   if (v[0].is_nil()) {
-    return make_error(ESTALE, "the filesystem under this mount was deleted (" + keys.sb() + " is gone)");
+    return make_error(ESTALE, std::string(what) + " was deleted (" + keys.sb() + " is gone)");
   }
   std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str());
   if (identity != expected) {
-    return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + keys.sb() +
+    return make_error(ESTALE, std::string(what) + " was replaced by another one (" + keys.sb() +
                                   ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
                                   _bounded(std::string(expected)) + ")");
   }

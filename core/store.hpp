@@ -376,7 +376,9 @@ Result<Attr> attr_from_reply(Ino ino, ReplyView r);
 
 // Whether the filesystem under `keys` is still the one whose identity
 // (filesystem_identity) is `identity`: ESTALE when its superblock is gone
-// or is another filesystem's; another error when the server could not say.
-Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view identity);
+// or is another filesystem's (the message begins with `what`); another
+// error when the server could not say.
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view identity,
+                                 std::string_view what = "the filesystem under this mount");
 
 }  // namespace redisfs

@@ -44,6 +44,7 @@
 #include "sd_notify.hpp"
 #include "server_check.hpp"
 #include "session.hpp"
+#include "snapdir.hpp"
 #include "store.hpp"
 #include "text.hpp"
 
@@ -208,6 +209,11 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         cfg.allow_evicting_server = true;
       } else if (opt == "writable_snapshot") {
         cfg.writable_snapshot = true;
+      } else if (key == "snapdir" && eq != std::string_view::npos) {
+        if (value != "hidden" && value != "visible") {
+          return make_error(EINVAL, "-o snapdir: 'hidden' or 'visible', not '" + std::string(value) + "'");
+        }
+        cfg.snapdir_visible = value == "visible";
       } else if (_is_mount_table_option(opt)) {
         continue;  // for mount(8), fstab or systemd, not for the filesystem
       } else {
@@ -273,7 +279,8 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
 }
 
 // The mount's watcher thread: every 2 s it checks that the filesystem
-// under the mount is still the one mounted (Session::check_gone); every
+// under the mount is still the one mounted (Session::check_gone), and that
+// the snapshots browsed under .snapshots still are (SnapDir::watch); every
 // 10 s it refreshes the session key and clears a piece of what dead mounts
 // left (Store::sweep_dead_mounts). Once the filesystem is gone (found here
 // or by an op, which wakes the thread) it has the kernel drop its caches
@@ -331,6 +338,9 @@ class Heartbeat {
       lock.unlock();
       if (!m_session.gone()) {
         m_session.check_gone(true);
+      }
+      if (!m_session.gone() && m_session.snapdir() != nullptr) {
+        m_session.snapdir()->watch(m_se);  // the snapshots' views: gone ones, idle ones
       }
       if (m_session.gone()) {
         if (!invalidated) {
@@ -502,7 +512,7 @@ class StatsOnSignal {
 };
 
 // Mounts and serves until unmounted. Returns the exit status.
-static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
+static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   MountOptions mount_opts;
   bool frozen = cfg.read_only && store.superblock().read_only;
   double default_timeout = frozen ? k_snapshot_timeout : k_default_timeout;
@@ -510,6 +520,8 @@ static int _mount_and_serve(const DaemonConfig& cfg, Store& store) {
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
   Session session(store, mount_opts);
+  SnapDir snapdir(pool, session, store.keys().prefix(), cfg.snapdir_visible ? SnapdirMode::Visible : SnapdirMode::Hidden);
+  session.set_snapdir(&snapdir);
 
   std::vector<std::string> argv_text = _fuse_argv(cfg);
   std::vector<char*> argv;
@@ -678,7 +690,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
       log_info("purged " + std::to_string(*purged) + " orphan inode(s) left by dead mounts");
     }
   }
-  return _mount_and_serve(cfg, store);
+  return _mount_and_serve(cfg, pool, store);
 }
 
 static std::string _dead_mount_message(const std::string& mountpoint) {

@@ -36,6 +36,9 @@ struct DaemonConfig {
   // Mount on a directory that is not empty (its entries stay hidden until
   // the unmount); without it such a mount point is refused.
   bool nonempty = false;
+  // -o snapdir=visible: readdir of the root lists .snapshots (snapdir.hpp);
+  // hidden by default (a lookup of it works either way).
+  bool snapdir_visible = false;
   std::optional<std::string> log_file;  // --log-file, -o log_file=
   std::optional<LogLevel> log_level;    // --log-level, -o log_level=; default info (debug under -d)
   bool noatime = false;
@@ -60,7 +63,7 @@ struct DaemonConfig {
 // sync_replicas=, tls and tls_ca_cert=, tls_ca_cert_dir=, tls_cert=,
 // tls_key=, tls_server_name=, redis=, password_file=, data_dir=, the
 // prefix=, nonempty, write_through, allow_evicting_server,
-// writable_snapshot, log_file= and log_level= (what --timeout, --redis,
+// writable_snapshot, snapdir=, log_file= and log_level= (what --timeout, --redis,
 // ... set: an fstab line or mount(8) can only give -o options). What only
 // mount(8), fstab or systemd read (defaults, auto, noauto, nofail,
 // _netdev, user, users, nouser, owner, group, comment=, x-*) is dropped;

@@ -1,4 +1,7 @@
-// opendir, readdir, readdirplus, releasedir, fsyncdir.
+// opendir, readdir, readdirplus, releasedir, fsyncdir; the same handles
+// list a snapshot's view (snapdir.cpp: open_dir_handle, with its Store and
+// inode numbers), and a listing of the root under -o snapdir=visible ends
+// with .snapshots.
 //
 // A directory handle (fi->fh) is a DirReader (core/dir_reader.hpp): one
 // page of entries and the Store's cursor, never more, whatever the size of
@@ -25,17 +28,28 @@
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
+#include "snapdir.hpp"
 
 namespace redisfs::op {
 
 static constexpr std::size_t k_page_entries = 256;
 
+// The offset after the .snapshots entry that ends a listing of the root
+// under -o snapdir=visible: past every DirReader offset.
+static constexpr std::uint64_t k_after_snapdir = INT64_MAX;
+
 namespace {
 struct DirHandle {
-  DirHandle(Store& store, Ino dir, Ino parent_) : ino(dir), parent(parent_), reader(store, dir, k_page_entries) {}
+  DirHandle(Store& store, const ReplyTree& tree_, Ino dir, Ino self_, Ino parent_, Ino base_)
+      : ino(dir), self(self_), parent(parent_), base(base_), tree(tree_), reader(store, dir, k_page_entries) {}
   std::mutex mutex;
-  Ino ino;
+  Ino ino;     // the directory, as its Store numbers it
+  Ino self;    // "." and "..", as the kernel numbers them
   Ino parent;
+  Ino base;    // the kernel's number of an entry: base | its Store number (view_ino.hpp)
+  ReplyTree tree;
+  bool snapdir = false;          // the live root under -o snapdir=visible: .snapshots ends it
+  std::shared_ptr<void> keep;    // what must outlive the handle (a view's Store)
   DirReader reader;
 };
 
@@ -62,11 +76,11 @@ static std::size_t _add_dot(fuse_req_t req, const DirHandle& h, char* dst, std::
   auto next = static_cast<off_t>(k + 1);
   if (plus) {
     fuse_entry_param e{};
-    _dot_stat(e.attr, k == 0 ? h.ino : h.parent);
+    _dot_stat(e.attr, k == 0 ? h.self : h.parent);
     return fuse_add_direntry_plus(req, dst, room, name, &e, next);
   }
   struct stat st {};
-  _dot_stat(st, k == 0 ? h.ino : h.parent);
+  _dot_stat(st, k == 0 ? h.self : h.parent);
   return fuse_add_direntry(req, dst, room, name, &st, next);
 }
 
@@ -86,6 +100,9 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       full = need > size - used;
       used += full ? 0 : need;
     }
+    if (offset >= k_after_snapdir) {
+      full = true;  // past the last entry
+    }
     if (Status st = full ? Status{} : h.reader.seek(offset, plus); !st) {
       failure = st.error();
       full = true;
@@ -99,6 +116,21 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
         break;
       }
       if (*cur == nullptr) {
+        if (h.snapdir && !session.store().lookup(k_root_ino, k_snapdir_name).ok()) {
+          // The .snapshots entry, after every real one (none of its name:
+          // a real .snapshots wins). No attributes: its lookup brings them.
+          struct stat st {};
+          st.st_ino = k_snapdir_ino;
+          st.st_mode = S_IFDIR;
+          fuse_entry_param e{};
+          e.attr = st;
+          std::size_t need =
+              plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, k_snapdir_name.data(), &e,
+                                            static_cast<off_t>(k_after_snapdir))
+                   : fuse_add_direntry(req, buf.data() + used, size - used, k_snapdir_name.data(), &st,
+                                       static_cast<off_t>(k_after_snapdir));
+          used += need > size - used ? 0 : need;
+        }
         break;
       }
       const DirEntry& entry = **cur;
@@ -118,19 +150,21 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
         }
         if (entry.attr && why.empty()) {
           double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count();
-          e = make_entry(session, *entry.attr, age);
-          p.counted = entry.ino;
+          Attr seen = *entry.attr;
+          seen.ino |= h.base;
+          e = make_entry(h.tree, seen, age);
+          p.counted = seen.ino;
         } else {
           if (!why.empty()) {
             log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
           }
-          e.attr.st_ino = entry.ino;
+          e.attr.st_ino = h.base | entry.ino;
           e.attr.st_mode = entry.type;
         }
         need = fuse_add_direntry_plus(req, dst, room, entry.name.c_str(), &e, next);
       } else {
         struct stat st {};
-        st.st_ino = entry.ino;
+        st.st_ino = h.base | entry.ino;
         st.st_mode = entry.type;
         need = fuse_add_direntry(req, dst, room, entry.name.c_str(), &st, next);
       }
@@ -184,7 +218,17 @@ void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   Ino parent = ino == k_root_ino || attr->parent == 0 ? ino : attr->parent;
-  auto h = std::make_unique<DirHandle>(session.store(), ino, parent);
+  open_dir_handle(req, fi, session.store(), live_tree(session), ino, ino, parent, 0, nullptr);
+}
+
+void open_dir_handle(fuse_req_t req, fuse_file_info* fi, Store& store, const ReplyTree& tree, Ino dir, Ino self,
+                     Ino parent, Ino base, std::shared_ptr<void> keep) {
+  auto h = std::make_unique<DirHandle>(store, tree, dir, self, parent, base);
+  h->keep = std::move(keep);
+  if (self == k_root_ino) {
+    const SnapDir* snapdir = session_of(req).snapdir();
+    h->snapdir = snapdir != nullptr && snapdir->visible();
+  }
   fi->fh = reinterpret_cast<std::uint64_t>(h.release());
   fi->keep_cache = 0;
   fi->cache_readdir = 0;

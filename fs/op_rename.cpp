@@ -5,6 +5,7 @@
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
+#include "snapdir.hpp"
 
 namespace redisfs::op {
 
@@ -34,6 +35,10 @@ void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
     return;
   }
   Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours);
+  if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
+    reply_err(req, EROFS);  // the snapshots' directory, not a real entry
+    return;
+  }
   if (!orphan) {
     reply_fail(req, "rename", parent, name, orphan.error());
     return;

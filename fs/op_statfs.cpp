@@ -20,17 +20,21 @@ void statfs(fuse_req_t req, fuse_ino_t ino) {
     reply_fail(req, "statfs", ino, {}, fs.error());
     return;
   }
+  reply_statfs(req, statvfs_of(*fs));
+}
+
+struct statvfs statvfs_of(const StatFs& fs) {
   struct statvfs st {};
   st.f_bsize = k_statfs_unit;
   st.f_frsize = k_statfs_unit;
-  st.f_bfree = fs->free_bytes / k_statfs_unit;
-  st.f_blocks = st.f_bfree + (fs->used_bytes + k_statfs_unit - 1) / k_statfs_unit;
+  st.f_bfree = fs.free_bytes / k_statfs_unit;
+  st.f_blocks = st.f_bfree + (fs.used_bytes + k_statfs_unit - 1) / k_statfs_unit;
   st.f_bavail = st.f_bfree;
-  st.f_ffree = fs->free_bytes / k_statfs_unit;
+  st.f_ffree = fs.free_bytes / k_statfs_unit;
   st.f_favail = st.f_ffree;
-  st.f_files = fs->inodes + st.f_ffree;
+  st.f_files = fs.inodes + st.f_ffree;
   st.f_namemax = k_name_max;
-  reply_statfs(req, st);
+  return st;
 }
 
 }  // namespace redisfs::op

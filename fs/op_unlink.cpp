@@ -5,6 +5,7 @@
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
+#include "snapdir.hpp"
 
 namespace redisfs::op {
 
@@ -21,6 +22,10 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
     return;
   }
   Result<Ino> orphan = (session.store().*remove)(parent, name);
+  if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
+    reply_err(req, EROFS);  // the snapshots' directory, not a real entry
+    return;
+  }
   if (!orphan) {
     reply_fail(req, op, parent, name, orphan.error());
     return;

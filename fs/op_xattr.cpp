@@ -16,16 +16,6 @@ static bool _is_acl(std::string_view name) {
   return name == "system.posix_acl_access" || name == "system.posix_acl_default";
 }
 
-static void _reply_sized(fuse_req_t req, std::string_view data, size_t size) {
-  if (size == 0) {
-    reply_xattr(req, data.size());
-  } else if (data.size() > size) {
-    reply_err(req, ERANGE);
-  } else {
-    reply_buf(req, data);
-  }
-}
-
 void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Session& session = session_of(req);
   if (_is_acl(name)) {
@@ -62,7 +52,7 @@ void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     reply_fail(req, "getxattr", ino, name, value.error());
     return;
   }
-  _reply_sized(req, *value, size);
+  reply_sized(req, *value, size);
 }
 
 void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -72,12 +62,7 @@ void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     reply_fail(req, "listxattr", ino, {}, names.error());
     return;
   }
-  std::string list;
-  for (const std::string& n : *names) {
-    list += n;
-    list += '\0';
-  }
-  _reply_sized(req, list, size);
+  reply_names(req, *names, size);
 }
 
 void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {

@@ -1,9 +1,17 @@
 // The FUSE low-level ops of redisfs, one group per file (op_*.cpp), wired
 // into the table by make_ops() (ops_table.cpp). Each op maps the kernel's
-// request onto one Store call and replies exactly once (reply.hpp).
+// request onto one Store call and replies exactly once (reply.hpp). These
+// serve the live tree; .snapshots and the snapshots' views are snapdir.hpp's
+// (make_ops sends every inode number past the live range there).
 #pragma once
 
 #include <fuse_lowlevel.h>
+#include <sys/statvfs.h>
+
+#include <memory>
+
+#include "reply.hpp"
+#include "store.hpp"
 
 namespace redisfs {
 
@@ -53,6 +61,16 @@ void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
 
 void statfs(fuse_req_t req, fuse_ino_t ino);
+
+// Shared with the snapshot views (snapdir.cpp).
+//
+// Opens a handle for readdir/readdirplus on directory `dir` of `store`,
+// and replies: the kernel sees its entries as base | n (view_ino.hpp), "."
+// as `self` and ".." as `parent`; `keep` lives as long as the handle.
+void open_dir_handle(fuse_req_t req, fuse_file_info* fi, Store& store, const ReplyTree& tree, Ino dir, Ino self,
+                     Ino parent, Ino base, std::shared_ptr<void> keep);
+// df's numbers for a Store's totals.
+struct statvfs statvfs_of(const StatFs& fs);
 
 }  // namespace op
 }  // namespace redisfs

@@ -16,14 +16,22 @@ static void _give_back(Session& session, Ino ino) {
   }
 }
 
-fuse_entry_param make_entry(Session& session, const Attr& attr, double age) {
+ReplyTree live_tree(Session& session) {
+  return ReplyTree{session.store().block_size(), session.options().attr_timeout, session.options().entry_timeout};
+}
+
+fuse_entry_param make_entry(const ReplyTree& tree, const Attr& attr, double age) {
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.generation = 1;
-  e.attr = attr.to_stat(session.store().block_size());
-  e.attr_timeout = std::max(session.options().attr_timeout - age, 0.0);
-  e.entry_timeout = std::max(session.options().entry_timeout - age, 0.0);
+  e.attr = attr.to_stat(tree.block_size);
+  e.attr_timeout = std::max(tree.attr_timeout - age, 0.0);
+  e.entry_timeout = std::max(tree.entry_timeout - age, 0.0);
   return e;
+}
+
+fuse_entry_param make_entry(Session& session, const Attr& attr, double age) {
+  return make_entry(live_tree(session), attr, age);
 }
 
 void reply_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
@@ -79,10 +87,14 @@ bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op) {
 }
 
 void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op) {
+  reply_entry(req, session, live_tree(session), attr, op);
+}
+
+void reply_entry(fuse_req_t req, Session& session, const ReplyTree& tree, const Attr& attr, std::string_view op) {
   if (!check_entry(req, attr, op)) {
     return;
   }
-  fuse_entry_param e = make_entry(session, attr);
+  fuse_entry_param e = make_entry(tree, attr);
   session.add_lookup(attr.ino, attr.mode);
   if (fuse_reply_entry(req, &e) != 0) {
     _give_back(session, attr.ino);
@@ -90,9 +102,15 @@ void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string
 }
 
 void reply_negative_entry(fuse_req_t req, Session& session, double age) {
+  ReplyTree tree = live_tree(session);
+  tree.entry_timeout = std::max(tree.entry_timeout - age, 0.0);
+  reply_negative_entry(req, tree);
+}
+
+void reply_negative_entry(fuse_req_t req, const ReplyTree& tree) {
   fuse_entry_param e{};
   e.ino = 0;
-  e.entry_timeout = std::max(session.options().entry_timeout - age, 0.0);
+  e.entry_timeout = tree.entry_timeout;
   fuse_reply_entry(req, &e);
 }
 
@@ -108,6 +126,11 @@ void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
 }
 
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age) {
+  reply_attr(req, session, live_tree(session), attr, op, age);
+}
+
+void reply_attr(fuse_req_t req, Session& session, const ReplyTree& tree, const Attr& attr, std::string_view op,
+                double age) {
   std::string why = kernel_refuses(attr);
   if (std::uint32_t known = session.known_type(attr.ino); why.empty() && known != 0 && known != (attr.mode & S_IFMT)) {
     why = "inode " + std::to_string(attr.ino) + " is a " + std::string(type_name(attr.mode)) +
@@ -117,8 +140,8 @@ void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_
     reply_fail(req, op, attr.ino, {}, make_error(EIO, why));
     return;
   }
-  struct stat st = attr.to_stat(session.store().block_size());
-  fuse_reply_attr(req, &st, std::max(session.options().attr_timeout - age, 0.0));
+  struct stat st = attr.to_stat(tree.block_size);
+  fuse_reply_attr(req, &st, std::max(tree.attr_timeout - age, 0.0));
 }
 
 void reply_readlink(fuse_req_t req, const std::string& target) { fuse_reply_readlink(req, target.c_str()); }
@@ -139,6 +162,25 @@ void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces) {
 }
 
 void reply_xattr(fuse_req_t req, std::size_t size) { fuse_reply_xattr(req, size); }
+
+void reply_sized(fuse_req_t req, std::string_view data, std::size_t size) {
+  if (size == 0) {
+    reply_xattr(req, data.size());
+  } else if (data.size() > size) {
+    reply_err(req, ERANGE);
+  } else {
+    reply_buf(req, data);
+  }
+}
+
+void reply_names(fuse_req_t req, const std::vector<std::string>& names, std::size_t size) {
+  std::string list;
+  for (const std::string& n : names) {
+    list += n;
+    list += '\0';
+  }
+  reply_sized(req, list, size);
+}
 
 void reply_statfs(fuse_req_t req, const struct statvfs& st) { fuse_reply_statfs(req, &st); }
 

@@ -21,8 +21,19 @@
 
 namespace redisfs {
 
+// What the entry and attribute replies take from the tree an inode is in:
+// the live tree (the Session's Store and timeouts: live_tree), or a
+// snapshot's view (fs/snapdir.cpp).
+struct ReplyTree {
+  std::uint32_t block_size = 0;
+  double attr_timeout = 0;
+  double entry_timeout = 0;
+};
+ReplyTree live_tree(Session& session);
+
 // fuse_entry_param for `attr`: ino, generation 1, stat, timeouts (less
 // `age`, the seconds since the attributes were read).
+fuse_entry_param make_entry(const ReplyTree& tree, const Attr& attr, double age = 0);
 fuse_entry_param make_entry(Session& session, const Attr& attr, double age = 0);
 
 void reply_ok(fuse_req_t req);
@@ -44,14 +55,18 @@ std::string kernel_refuses(const Attr& attr);
 
 // `op` names the request in the log line of a refused reply.
 void reply_entry(fuse_req_t req, Session& session, const Attr& attr, std::string_view op);
+void reply_entry(fuse_req_t req, Session& session, const ReplyTree& tree, const Attr& attr, std::string_view op);
 // "No such name", cached by the kernel for the entry timeout.
 void reply_negative_entry(fuse_req_t req, Session& session, double age = 0);
+void reply_negative_entry(fuse_req_t req, const ReplyTree& tree);
 // Checks `attr` like reply_entry; false when it failed the request.
 [[nodiscard]] bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op);
 void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 // `age`: how old the attributes already are (seconds); the kernel may keep
 // them for what is left of attr_timeout.
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age = 0);
+void reply_attr(fuse_req_t req, Session& session, const ReplyTree& tree, const Attr& attr, std::string_view op,
+                double age = 0);
 void reply_readlink(fuse_req_t req, const std::string& target);
 void reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
@@ -59,6 +74,11 @@ void reply_buf(fuse_req_t req, std::string_view data);
 // The pieces, in order, as one answer (read: no copy of the bytes).
 void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces);
 void reply_xattr(fuse_req_t req, std::size_t size);
+// getxattr and listxattr: `data`'s size when the caller asked for it
+// (`size` 0), ERANGE when it does not fit in `size`, else `data`.
+void reply_sized(fuse_req_t req, std::string_view data, std::size_t size);
+// listxattr: the names, each ended by a NUL, as reply_sized.
+void reply_names(fuse_req_t req, const std::vector<std::string>& names, std::size_t size);
 void reply_statfs(fuse_req_t req, const struct statvfs& st);
 // readdir / readdirplus: `lookups` are the inodes of the plus entries in
 // `data`, already counted; they are given back if the reply fails.

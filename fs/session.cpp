@@ -257,6 +257,17 @@ void Session::purge_orphans() {
   }
 }
 
+std::vector<Ino> Session::known_above(Ino floor) {
+  std::vector<Ino> out;
+  std::lock_guard<std::mutex> lock(m_mutex);
+  for (const auto& [ino, known] : m_lookups) {
+    if (ino > floor) {
+      out.push_back(ino);
+    }
+  }
+  return out;
+}
+
 std::size_t Session::known_inodes() {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_lookups.size();

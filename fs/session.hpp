@@ -47,6 +47,8 @@
 
 namespace redisfs {
 
+class SnapDir;
+
 struct MountOptions {
   double attr_timeout = 1.0;
   double entry_timeout = 1.0;
@@ -84,6 +86,14 @@ class Session {
   void purge_orphans();
 
   std::size_t known_inodes();
+  // The inodes the kernel holds whose number is above `floor` (the
+  // snapshot views': snapdir.cpp gives a slot again only when the kernel
+  // holds none of its inodes).
+  std::vector<Ino> known_above(Ino floor);
+
+  // The .snapshots directory of this mount (snapdir.hpp), or null.
+  SnapDir* snapdir() const { return m_snapdir; }
+  void set_snapdir(SnapDir* snapdir) { m_snapdir = snapdir; }
 
   // An open or a release whose outcome on the server is unknown (its reply
   // was lost): at unmount, drop_unsure_opens removes what this mount may
@@ -122,6 +132,7 @@ class Session {
 
   Store& m_store;
   MountOptions m_opts;
+  SnapDir* m_snapdir = nullptr;
   std::mutex m_mutex;
   // Every inode the kernel holds: its lookup count and S_IFMT. One map, not
   // two: a listing of a large directory hands the kernel an inode an entry.
