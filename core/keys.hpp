@@ -72,7 +72,8 @@
 //                            that may not write it (ACL) is not registered,
 //                            and `list` then SCANs; `list --all` SCANs and
 //                            registers what it finds (filesystems made by an
-//                            older redisfs).
+//                            older redisfs). A mount's .snapshots reads it
+//                            too (snapshots_of), and never SCANs.
 //
 // FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
 // the running system, not the filesystem: they are never copied, dumped or
