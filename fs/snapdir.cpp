@@ -84,15 +84,11 @@ std::shared_ptr<View> SnapDir::view_of(const SnapshotRef& ref) {
   std::lock_guard<std::mutex> lock(m_mutex);
   for (unsigned slot = 1; slot < m_fresh; ++slot) {
     std::shared_ptr<View>& v = m_slots[slot];
-    if (v && v->prefix == ref.prefix) {
-      if (v->identity == ref.identity && !v->gone) {
-        v->last_used = _ticks(Clock::now());
-        return v;
-      }
-      if (!v->gone.exchange(true)) {
-        log_info(std::string(k_snapdir_name) + "/" + v->prefix + ": the snapshot was replaced by another one; the "
-                 "old view answers ESTALE");
-      }
+    // (A view of another snapshot under the same name is left to
+    // check_gone, which asks the server: `ref` may come from an older list.)
+    if (v && v->prefix == ref.prefix && v->identity == ref.identity && !v->gone) {
+      v->last_used = _ticks(Clock::now());
+      return v;
     }
   }
   unsigned slot = 0;

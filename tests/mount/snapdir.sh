@@ -54,6 +54,10 @@ fails_with() {
   [[ $out == *"$text"* ]] || fail "'$*' failed ($rc) without '$text': $out"
 }
 
+mkdir "$T/bad"
+expect_fail "-o snapdir: 'hidden' or 'visible', not 'bogus'" \
+  "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" -o snapdir=bogus "$T/bad"
+
 mount_fs
 mkdir -p "$MNT/tree/sub dir"
 echo "monday's text" >"$MNT/tree/file"
