@@ -135,6 +135,31 @@ expect_fail() {
   LAST_RC=$rc
 }
 
+# same_reason RESTORE_ERR VERIFY_OUT FILE: restore (its stderr) and verify
+# (its stdout) refused FILE for the same reason. A bad document or record:
+# verify's one line is restore's message (where it was noticed aside: the
+# byte offset and record, since restore learns of a duplicate from the
+# server a batch later). A damaged filesystem inside: restore names the
+# first problem fsck found in its staging and how many more; verify lists
+# them all (fsck's order follows SCAN, so only the set compares).
+same_reason() {
+  local err=$1 out=$2 file=$3 msg first n=1
+  msg=$(sed -e 's/^redisfs-snap: error: //' "$err")
+  msg=${msg#"$file: "}
+  if [[ $msg == "dump: the filesystem in the dump is damaged: "* ]]; then
+    first=${msg#"dump: the filesystem in the dump is damaged: "}
+    if [[ $first =~ ^(.*)\ \(and\ ([0-9]+)\ more\ problems?\)$ ]]; then
+      first=${BASH_REMATCH[1]}
+      n=$((BASH_REMATCH[2] + 1))
+    fi
+    grep -qxF -- "$file: $first" "$out" && [[ $(wc -l <"$out") == "$n" ]]
+    return
+  fi
+  local where='s/^dump: (at byte [0-9]+: )?(record [0-9]+ \(key .*\): |record [0-9]+: )?/dump: /'
+  [[ $(wc -l <"$out") == 1 ]] &&
+    [[ $(printf '%s\n' "$msg" | sed -E "$where") == "$(sed -e "s|^$file: ||" "$out" | sed -E "$where")" ]]
+}
+
 if [[ $TEST_NAME == snap_lib ]]; then
   make_fs SELF
   [[ $(key_count SELF) == 12 ]] || fail "make_fs wrote $(key_count SELF) keys"
