@@ -63,7 +63,14 @@ class Scanner {
   Status guard_freeze(Connection& c);
   Status scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t));
   Status first_pass(Connection& c);
+  struct FirstItem {
+    std::string_view key;
+    ParsedKey pk;
+  };
   Status first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
+  std::size_t queue_first(Connection& c, std::string_view key, const ParsedKey& pk);
+  Status first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies, std::size_t& at);
+  Status running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies, std::size_t& at);
   Status second_pass(Connection& c);
   Status second_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
   Status walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView first_page);
@@ -160,150 +167,158 @@ Status Scanner::scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyV
 
 Status Scanner::first_pass(Connection& c) { return scan(c, &Scanner::first_batch); }
 
+// Queues what pass 1 reads of `key` (TYPE and HGETALL of the superblock,
+// an inode or an OPEN hash, ...): how many commands, 0 when nothing.
+std::size_t Scanner::queue_first(Connection& c, std::string_view key, const ParsedKey& pk) {
+  switch (pk.kind) {
+    case KeyKind::Superblock:
+    case KeyKind::Inode:
+    case KeyKind::Open:
+      m_any_fs_key = m_any_fs_key || pk.kind != KeyKind::Open;
+      c.append({"TYPE", key});
+      c.append({"HGETALL", key});
+      return 2;
+    case KeyKind::Orphans:
+      m_any_fs_key = true;
+      c.append({"TYPE", key});
+      return 1;
+    case KeyKind::Cow:
+      c.append({"TYPE", key});
+      c.append({"HGET", key, "staging"});
+      return 2;
+    case KeyKind::Freeze:
+      c.append({"PTTL", key});
+      return 1;
+    case KeyKind::Mount:
+    case KeyKind::Mounts:
+    case KeyKind::Touched:
+    case KeyKind::Temp:
+    case KeyKind::OpLog:
+    case KeyKind::Reserved:
+    case KeyKind::Installing:
+      return 0;
+    case KeyKind::Unknown:
+      m_any_fs_key = true;
+      m_a.unknown_key(key);
+      return 0;
+    default:
+      m_any_fs_key = true;  // directories, xattrs, blocks: pass 2
+      return 0;
+  }
+}
+
 Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to) {
-  struct Item {
-    std::string_view key;
-    ParsedKey pk;
-  };
-  std::vector<Item> items;
+  std::vector<FirstItem> items;
   std::size_t queued = 0;
   for (std::size_t i = from; i < to; ++i) {
     std::string_view key = keys[i].str();
     auto rel = m_keys.relative(key);
     ParsedKey pk = rel ? parse_relative_key(*rel) : ParsedKey{};
     ++m_keys_seen;
-    switch (pk.kind) {
-      case KeyKind::Superblock:
-      case KeyKind::Inode:
-        c.append({"TYPE", key});
-        c.append({"HGETALL", key});
-        queued += 2;
-        items.push_back({key, pk});
-        m_any_fs_key = true;
-        break;
-      case KeyKind::Orphans:
-        c.append({"TYPE", key});
-        queued += 1;
-        items.push_back({key, pk});
-        m_any_fs_key = true;
-        break;
-      case KeyKind::Cow:
-        c.append({"TYPE", key});
-        c.append({"HGET", key, "staging"});
-        queued += 2;
-        items.push_back({key, pk});
-        break;
-      case KeyKind::Freeze:
-        c.append({"PTTL", key});
-        queued += 1;
-        items.push_back({key, pk});
-        break;
-      case KeyKind::Open:
-        c.append({"TYPE", key});
-        c.append({"HGETALL", key});
-        queued += 2;
-        items.push_back({key, pk});
-        break;
-      case KeyKind::Mount:
-      case KeyKind::Mounts:
-      case KeyKind::Touched:
-      case KeyKind::Temp:
-      case KeyKind::OpLog:
-      case KeyKind::Reserved:
-      case KeyKind::Installing:
-        break;
-      case KeyKind::Unknown:
-        m_any_fs_key = true;
-        m_a.unknown_key(key);
-        break;
-      default:
-        m_any_fs_key = true;  // directories, xattrs, blocks: pass 2
-        break;
+    if (std::size_t n = queue_first(c, key, pk); n > 0) {
+      queued += n;
+      items.push_back({key, pk});
     }
   }
   auto replies = _read_n(c, queued);
   std::size_t at = 0;
-  for (const Item& it : items) {
-    if (it.pk.kind == KeyKind::Open) {
-      auto& type = replies[at++];
-      auto& sessions = replies[at++];
-      TRY(_named(it.key, type));
-      std::string_view t = type->view().str();
-      if (t == "none") {
-        continue;
-      }
-      if (t != "hash") {
-        m_a.wrong_type(it.key, "hash", t, true, false);
-        continue;
-      }
-      TRY(_named(it.key, sessions));
-      TRY(read_opens(c, it.key, sessions->view()));
-      continue;
-    }
-    if (it.pk.kind == KeyKind::Cow) {
-      // A snapshot being taken (snapshot.hpp): change scripts copy into
-      // the staging prefix it names, and refuse to run when it names one
-      // that is not this filesystem's.
-      auto& type = replies[at++];
-      auto& staging = replies[at++];
-      TRY(_named(it.key, type));
-      if (type->view().str() == "hash" && staging.ok() && !staging->view().is_nil() &&
-          is_cow_staging(m_keys.prefix(), staging->view().str())) {
-        continue;
-      }
-      m_a.bad_cow(it.key);
-      continue;
-    }
-    if (it.pk.kind == KeyKind::Freeze) {
-      auto& ttl = replies[at++];
-      TRY(_named(it.key, ttl));
-      if (ttl->view().integer() == -1) {
-        m_a.freeze_without_ttl(it.key);
-      }
-      continue;
-    }
-    auto& type = replies[at++];
-    TRY(_named(it.key, type));
-    std::string_view t = type->view().str();
-    if (it.pk.kind == KeyKind::Orphans) {
-      if (t == "hash") {
-        m_a.orphans_hash();
-      } else if (t != "none") {
-        m_a.wrong_type(it.key, "hash", t, true, false);
-      }
-      continue;
-    }
-    auto& fields = replies[at++];
-    if (t == "none") {
-      continue;  // gone since SCAN
-    }
-    if (t != "hash") {
-      if (it.pk.kind == KeyKind::Superblock) {
-        m_a.superblock_wrong_type(it.key, t);
-      } else {
-        m_a.inode_wrong_type(it.pk.ino, it.key, t);
-      }
-      continue;
-    }
-    TRY(_named(it.key, fields));
-    ReplyView v = fields->view();
-    if (it.pk.kind == KeyKind::Superblock) {
-      SbFields sb;
-      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-        sb.emplace_back(v[i].str(), v[i + 1].str());
-      }
-      m_a.superblock(std::move(sb));
-    } else {
-      FieldList list;
-      list.reserve(v.size() / 2);
-      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-        list.emplace_back(v[i].str(), v[i + 1].str());
-      }
-      m_a.inode(it.pk.ino, it.key, list);
-    }
+  for (const FirstItem& it : items) {
+    TRY(first_replies(c, it, replies, at));
   }
   if (m_progress != nullptr) {
     m_progress->add(to - from);
+  }
+  return {};
+}
+
+// What pass 1 read of one key, judged (or handed to the analysis).
+// The records of the running system pass 1 reads: OPEN, COW, FREEZE.
+Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
+                                std::size_t& at) {
+  if (it.pk.kind == KeyKind::Open) {
+    auto& type = replies[at++];
+    auto& sessions = replies[at++];
+    TRY(_named(it.key, type));
+    std::string_view t = type->view().str();
+    if (t == "none") {
+      return {};
+    }
+    if (t != "hash") {
+      m_a.wrong_type(it.key, "hash", t, true, false);
+      return {};
+    }
+    TRY(_named(it.key, sessions));
+    TRY(read_opens(c, it.key, sessions->view()));
+    return {};
+  }
+  if (it.pk.kind == KeyKind::Cow) {
+    // A snapshot being taken (snapshot.hpp): change scripts copy into
+    // the staging prefix it names, and refuse to run when it names one
+    // that is not this filesystem's.
+    auto& type = replies[at++];
+    auto& staging = replies[at++];
+    TRY(_named(it.key, type));
+    if (type->view().str() == "hash" && staging.ok() && !staging->view().is_nil() &&
+        is_cow_staging(m_keys.prefix(), staging->view().str())) {
+      return {};
+    }
+    m_a.bad_cow(it.key);
+    return {};
+  }
+  if (it.pk.kind == KeyKind::Freeze) {
+    auto& ttl = replies[at++];
+    TRY(_named(it.key, ttl));
+    if (ttl->view().integer() == -1) {
+      m_a.freeze_without_ttl(it.key);
+    }
+    return {};
+  }
+  return {};
+}
+
+Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
+                              std::size_t& at) {
+  if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze) {
+    return running_replies(c, it, replies, at);
+  }
+  auto& type = replies[at++];
+  TRY(_named(it.key, type));
+  std::string_view t = type->view().str();
+  if (it.pk.kind == KeyKind::Orphans) {
+    if (t == "hash") {
+      m_a.orphans_hash();
+    } else if (t != "none") {
+      m_a.wrong_type(it.key, "hash", t, true, false);
+    }
+    return {};
+  }
+  auto& fields = replies[at++];
+  if (t == "none") {
+    return {};  // gone since SCAN
+  }
+  if (t != "hash") {
+    if (it.pk.kind == KeyKind::Superblock) {
+      m_a.superblock_wrong_type(it.key, t);
+    } else {
+      m_a.inode_wrong_type(it.pk.ino, it.key, t);
+    }
+    return {};
+  }
+  TRY(_named(it.key, fields));
+  ReplyView v = fields->view();
+  if (it.pk.kind == KeyKind::Superblock) {
+    SbFields sb;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      sb.emplace_back(v[i].str(), v[i + 1].str());
+    }
+    m_a.superblock(std::move(sb));
+  } else {
+    FieldList list;
+    list.reserve(v.size() / 2);
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      list.emplace_back(v[i].str(), v[i + 1].str());
+    }
+    m_a.inode(it.pk.ino, it.key, list);
   }
   return {};
 }
