@@ -210,6 +210,23 @@ class VerifySink : public dump::Sink {
 
 namespace {
 
+// What restore makes of the dump's superblock before fsck sees it: marked
+// as restored (without --snapshot), less the orphans it drops (`dropped`
+// gets them).
+SbFields _staged_superblock(const DumpRules& rules, const VerifySink& facts, std::map<Ino, StagedOrphan>& dropped) {
+  SbFields sb = rules.superblock();
+  apply_superblock_marks(sb, restored_superblock_marks(std::nullopt, rules.source_prefix(), rules.source_prefix(),
+                                                       rules.dumped_ns(), false));
+  for (Ino ino : facts.orphan_inos) {
+    if (auto it = facts.candidates.find(ino); it != facts.candidates.end()) {
+      dropped.emplace(ino, it->second);
+      _hincrby(sb, "inodes", -1);
+      _hincrby(sb, "bytes", -static_cast<long long>(it->second.bytes));
+    }
+  }
+  return sb;
+}
+
 // One pass over `path` into `sink`.
 Result<dump::Trailer> _pass(const std::string& path, dump::Sink& sink, const VerifyOptions& opts,
                             Compression* detected) {
@@ -255,17 +272,7 @@ Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& o
   report.trailer = *trailer;
   const Keys keys(k_dump_prefix);
 
-  // What restore does to the staged keys before fsck sees them.
-  SbFields sb = rules.superblock();
-  apply_superblock_marks(sb, restored_superblock_marks(std::nullopt, rules.source_prefix(), rules.source_prefix(),
-                                                       rules.dumped_ns(), false));
-  for (Ino ino : facts.orphan_inos) {
-    if (auto it = facts.candidates.find(ino); it != facts.candidates.end()) {
-      dropped.emplace(ino, it->second);
-      _hincrby(sb, "inodes", -1);
-      _hincrby(sb, "bytes", -static_cast<long long>(it->second.bytes));
-    }
-  }
+  SbFields sb = _staged_superblock(rules, facts, dropped);
   // An inode given to the analysis before ORPHANS named it as one restore
   // drops: read the inodes again, without the dropped ones.
   bool again = std::any_of(facts.fed_candidates.begin(), facts.fed_candidates.end(),
