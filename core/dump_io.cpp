@@ -31,8 +31,9 @@
 //
 // RESTORE. The dump streams (dump::read, a push parser) into a staging
 // prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
-// record is checked as it arrives: a filesystem key of the schema (never
-// FREEZE or MOUNT:*), of the type the schema says, and not seen before.
+// record is checked as it arrives (dump_rules.hpp, shared with verify): a
+// filesystem key of the schema (never FREEZE or MOUNT:*), of the type the
+// schema says, and not seen before.
 // Duplicates are found by the server: SET ... NX answers nil, EXISTS before
 // a hash answers 1, HSET answers fewer new fields than it was given. These
 // replies are read a batch behind (the pipeline stays a few MB deep), so an
@@ -45,6 +46,10 @@
 // leaves keys without a superblock (refused by mount and by list), never
 // something that looks like a whole filesystem. A dry run does the same
 // checks with an in-memory set of key hashes and writes nothing.
+//
+// A restore checkpoints its staging in <NAME>~resume (restore_resume.hpp)
+// so that --resume continues it after a crash or a broken pipe: the first
+// records are then checked against the checkpoint's digest, not written.
 #include "dump_io.hpp"
 
 #include <fcntl.h>
@@ -535,7 +540,7 @@ class RestoreSink : public dump::Sink {
 
   Status on_string(std::string_view key, std::string&& value) override {
     TRY(begin_record(key, "string"));
-    TRY(m_rules.string_value(key, value));
+    TRY(first_fault(m_rules.string_value(key, value)));
     m_progress.add(1);
     m_digest.string_record(key, value);
     m_checkpoint_bytes += value.size();
@@ -553,7 +558,7 @@ class RestoreSink : public dump::Sink {
 
   Status on_hash_begin(std::string_view key) override {
     TRY(begin_record(key, "hash"));
-    TRY(m_rules.hash_begin(key));
+    TRY(first_fault(m_rules.hash_begin(key)));
     m_digest.hash_begin(key);
     m_in_hash = true;
     if (m_c == nullptr || skipping()) {
@@ -571,7 +576,7 @@ class RestoreSink : public dump::Sink {
     }
     bool first = m_first_pairs;
     m_first_pairs = false;
-    TRY(m_rules.hash_fields(key, pairs));
+    TRY(first_fault(m_rules.hash_fields(key, pairs)));
     for (const auto& p : pairs) {
       m_digest.hash_pair(p.first, p.second);
       m_checkpoint_bytes += p.first.size() + p.second.size();
@@ -600,7 +605,7 @@ class RestoreSink : public dump::Sink {
   }
 
   Status on_hash_end(std::string_view key) override {
-    TRY(m_rules.hash_end(key));
+    TRY(first_fault(m_rules.hash_end(key)));
     m_progress.add(1);
     m_digest.hash_end();
     m_in_hash = false;
@@ -625,7 +630,7 @@ class RestoreSink : public dump::Sink {
   // --resume, checkpointed up to the last whole record. False when the
   // staged records cannot be vouched for (a reply says one is bad).
   bool keep_for_resume() {
-    if (m_c == nullptr || !m_staging) {
+    if (m_c == nullptr || !m_staging || m_failed) {
       return false;
     }
     if (m_skip > m_rules.records()) {
@@ -672,6 +677,13 @@ class RestoreSink : public dump::Sink {
     if (m_c == nullptr) {
       return {};
     }
+    Status st = settle_replies(keep_bytes);
+    m_failed = m_failed || !st.ok();
+    return st;
+  }
+
+ private:
+  Status settle_replies(std::size_t keep_bytes) {
     while (!m_pending.empty() && (keep_bytes == 0 || m_pending_bytes > keep_bytes || m_pending.size() > 4096)) {
       Pending p = std::move(m_pending.front());
       m_pending.pop_front();
@@ -718,7 +730,18 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "record before the header");
     }
     m_first_pairs = true;
-    return m_rules.begin_record(key, type);
+    return first_fault(m_rules.begin_record(key, type));
+  }
+
+  // A record refused here is reported only if no earlier one was: the
+  // server answers a batch late about duplicates (SET NX, EXISTS, HSET),
+  // so its replies are read first. Restore (and verify, which finds
+  // duplicates at once) then name the first fault in document order.
+  Status first_fault(Status st) {
+    if (!st.ok() && m_c != nullptr) {
+      TRY(settle(0));
+    }
+    return st;
   }
 
   // ---- resumable staging (restore_resume.hpp)
@@ -819,6 +842,7 @@ class RestoreSink : public dump::Sink {
   std::uint64_t m_skip = 0;                // --resume: records staged before
   std::string m_resume_digest;            // and their digest
   bool m_keep_staging = false;
+  bool m_failed = false;  // a reply refused a record, or the connection failed
 
   std::deque<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
@@ -943,8 +967,13 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   bool replaced = false;
   bool ended_early = false;
   auto body = [&]() -> Status {
-    TRY_ASSIGN(stats.trailer,
-               read_dump_stream(in, sink, opts.limits, &stats.compression, &sink.refusal(), &ended_early));
+    auto trailer = read_dump_stream(in, sink, opts.limits, &stats.compression, &sink.refusal(), &ended_early);
+    if (!trailer.ok() && !sink.refusal()) {
+      if (Status dup = sink.settle(0); !dup.ok()) {  // a duplicate before the fault is the first fault
+        return make_error(dup.code(), "dump: " + dup.error().message);
+      }
+    }
+    TRY_ASSIGN(stats.trailer, std::move(trailer));
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);

@@ -13,7 +13,8 @@
 // Any failure deletes the staging keys: the target is left exactly as it
 // was. A restored filesystem mounts read-write and remembers where it came
 // from (restored_from, dumped); with `snapshot` it stays a read-only
-// snapshot.
+// snapshot. A restore a crash or a broken pipe interrupted can be continued
+// (RestoreOptions::resume, restore_resume.hpp).
 #pragma once
 
 #include <cstdint>
