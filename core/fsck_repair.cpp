@@ -26,24 +26,13 @@ constexpr std::string_view k_trim_script =
     "redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], 0, n - 1)) end "
     "return 1";
 
-// Reads `n` pipelined replies, all of them, so the connection is clean
-// whatever happened; the caller judges each one.
-std::vector<Result<Reply>> _read_n(Connection& c, std::size_t n) {
-  std::vector<Result<Reply>> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(c.read_reply());
-  }
-  return out;
-}
-
 Status _exec(Connection& c, const std::vector<Args>& cmds) {
   c.append({"MULTI"});
   for (const auto& cmd : cmds) {
     c.append(cmd);
   }
   c.append({"EXEC"});
-  auto replies = _read_n(c, cmds.size() + 2);
+  auto replies = read_n(c, cmds.size() + 2);
   for (auto& r : replies) {
     if (!r.ok()) {
       return std::move(r).error();

@@ -41,17 +41,6 @@ Status _named(std::string_view key, const Result<Reply>& r) {
   return _on_key(key, r.error());
 }
 
-// Reads `n` pipelined replies, all of them, so the connection is clean
-// whatever happened; the caller judges each one.
-std::vector<Result<Reply>> _read_n(Connection& c, std::size_t n) {
-  std::vector<Result<Reply>> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(c.read_reply());
-  }
-  return out;
-}
-
 class Scanner {
  public:
   Scanner(const std::string& prefix, bool repair, Progress* progress)
@@ -220,7 +209,7 @@ Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       items.push_back({key, pk});
     }
   }
-  auto replies = _read_n(c, queued);
+  auto replies = read_n(c, queued);
   std::size_t at = 0;
   for (const FirstItem& it : items) {
     TRY(first_replies(c, it, replies, at));
@@ -377,7 +366,7 @@ Status Scanner::second_batch(Connection& c, ReplyView keys, std::size_t from, st
     queued += 2;
     items.push_back({key, pk, n});
   }
-  auto replies = _read_n(c, queued);
+  auto replies = read_n(c, queued);
   std::size_t at = 0;
   for (const Item& it : items) {
     auto& type = replies[at++];
@@ -468,7 +457,7 @@ Status Scanner::read_orphans(Connection& c) {
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       c.append({"EXISTS", m_keys.mount(items[i + 1].str())});
     }
-    auto alive = _read_n(c, items.size() / 2);
+    auto alive = read_n(c, items.size() / 2);
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       auto& mount = alive[i / 2];
       m_a.orphan(items[i].str(), items[i + 1].str(), !(mount.ok() && mount->view().integer() == 0));
@@ -478,6 +467,15 @@ Status Scanner::read_orphans(Connection& c) {
 }
 
 }  // namespace
+
+std::vector<Result<Reply>> read_n(Connection& c, std::size_t n) {
+  std::vector<Result<Reply>> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(c.read_reply());
+  }
+  return out;
+}
 
 Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress) {
   return Scanner(prefix, repair, progress).run(c);
