@@ -121,6 +121,20 @@ make_fs() {
   printf '\x00\xff\xfe binary' | "${r[@]}" -x hset "$p:XATTR:3" user.raw >/dev/null
 }
 
+# add_blocks PREFIX INO FIRST N: N blocks of 4096 random bytes, BLK:INO:FIRST
+# on, in one pipe to the server (the caller sets the inode's size and bytes).
+add_blocks() {
+  python3 - "$@" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import os, sys
+prefix, ino, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out = sys.stdout.buffer
+for i in range(first, first + n):
+    key = b'%s:BLK:%d:%d' % (prefix.encode(), ino, i)
+    val = os.urandom(4096)
+    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(key), key, len(val), val))
+PY
+}
+
 # expect_fail CMD...: CMD must exit non-zero (not by a signal, not 2 unless
 # asked); its stderr goes to $T/err.
 expect_fail() {

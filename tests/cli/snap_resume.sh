@@ -7,16 +7,9 @@
 # not write again.
 . "$(dirname "$0")/snap_lib.sh"
 
-# A filesystem of ~2100 records: a file of 2000 blocks and the small tree.
+# A filesystem of 2012 records: a file of 2000 more blocks and the small tree.
 make_fs SRC
-python3 - <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
-import os, sys
-out = sys.stdout.buffer
-for i in range(2000):
-    key = b'SRC:BLK:3:%d' % (i + 3)
-    val = os.urandom(4096)
-    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(key), key, len(val), val))
-PY
+add_blocks SRC 3 3 2000
 rcli hset SRC:INODE:3 size $((2003 * 4096)) bytes $((8192 + 2000 * 4096)) >/dev/null
 rcli hset SRC:SB bytes $((13 + 8192 + 2000 * 4096)) >/dev/null
 snap -q fsck SRC >/dev/null || fail "SRC is not clean: $(snap fsck SRC 2>&1 | head -3)"
