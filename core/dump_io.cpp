@@ -31,8 +31,9 @@
 //
 // RESTORE. The dump streams (dump::read, a push parser) into a staging
 // prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
-// record is checked as it arrives: a filesystem key of the schema (never
-// FREEZE or MOUNT:*), of the type the schema says, and not seen before.
+// record is checked as it arrives (dump_rules.hpp, shared with verify): a
+// filesystem key of the schema (never FREEZE or MOUNT:*), of the type the
+// schema says, and not seen before.
 // Duplicates are found by the server: SET ... NX answers nil, EXISTS before
 // a hash answers 1, HSET answers fewer new fields than it was given. These
 // replies are read a batch behind (the pipeline stays a few MB deep), so an
@@ -45,6 +46,10 @@
 // leaves keys without a superblock (refused by mount and by list), never
 // something that looks like a whole filesystem. A dry run does the same
 // checks with an in-memory set of key hashes and writes nothing.
+//
+// A restore checkpoints its staging in <NAME>~resume (restore_resume.hpp)
+// so that --resume continues it after a crash or a broken pipe: the first
+// records are then checked against the checkpoint's digest, not written.
 #include "dump_io.hpp"
 
 #include <fcntl.h>
@@ -61,7 +66,9 @@
 #include <functional>
 #include <iostream>
 
+#include "dump_rules.hpp"
 #include "fsck.hpp"
+#include "restore_resume.hpp"
 #include "install.hpp"
 #include "keys.hpp"
 #include "progress.hpp"
@@ -98,27 +105,6 @@ static void _drain(Connection& c) {
 static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
 
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
-
-// "2026-11-29T19:40:00.123Z" (the header's time) in ns; 0 if it is not that.
-static std::int64_t _parse_iso_ns(const std::string& text) {
-  std::tm tm{};
-  int millis = 0;
-  char z = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec, &millis, &z) != 8 ||
-      z != 'Z' || tm.tm_year < 1970) {
-    return 0;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::time_t t = timegm(&tm);
-  if (t < 0) {
-    return 0;
-  }
-  return static_cast<std::int64_t>(t) * 1000000000 + static_cast<std::int64_t>(millis) * 1000000;
-}
-
-
 
 // ---------------------------------------------------------------- dump
 
@@ -492,24 +478,21 @@ std::string _refuse_taken(const std::string& target, const std::string& what) {
 class RestoreSink : public dump::Sink {
  public:
   RestoreSink(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
-      : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress) {}
+      : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress), m_rules(c == nullptr) {}
 
   const std::string& target() const { return m_target; }
-  const std::string& source_prefix() const { return m_source; }
+  const std::string& source_prefix() const { return m_rules.source_prefix(); }
   const std::optional<Keys>& staging() const { return m_staging; }
   Reservation* reservation() { return m_reservation.get(); }
-  std::int64_t dumped_ns() const { return m_dumped_ns; }
-  std::uint64_t records() const { return m_records; }
+  std::int64_t dumped_ns() const { return m_rules.dumped_ns(); }
+  std::uint64_t records() const { return m_rules.records(); }
+  std::uint64_t resumed_records() const { return m_skip; }
   // Why the target was refused at the header (taken, mounted, reserved):
   // a plain refusal, not a flaw of the dump at some byte.
   const std::optional<Error>& refusal() const { return m_refusal; }
 
   Status on_header(const dump::Header& h) override {
-    if (auto st = validate_prefix(h.prefix); !st.ok()) {
-      return make_error(EINVAL, "the header's prefix is not valid: " + st.error().message);
-    }
-    m_source = h.prefix;
-    m_dumped_ns = _parse_iso_ns(h.created);
+    TRY(m_rules.header(h));
     if (h.record_count > 0) {
       m_progress.set_total(h.record_count);
     }
@@ -531,46 +514,54 @@ class RestoreSink : public dump::Sink {
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       TRY(finish_install(*lease, Keys(m_target)));
     }
+    std::optional<ResumePoint> point;
+    if (m_opts.resume && m_c != nullptr) {
+      TRY_ASSIGN(point, load_resume_point(*m_c, m_target));
+      if (!point) {
+        m_refusal = make_error(ENOENT, "nothing to resume: no interrupted restore into " + _quote(m_target) +
+                                           " (none was interrupted, it was resumed already, or its staged keys "
+                                           "expired): restore without --resume");
+        return *m_refusal;
+      }
+    }
     if (m_pool != nullptr) {
       if (Status st = check_target(nullptr); !st.ok()) {
-        m_refusal = st.error();
-        return st;
+        m_refusal = point ? make_error(st.code(), "cannot resume the restore into " + _quote(m_target) +
+                                                      ": the target changed meanwhile: " + st.error().message)
+                          : st.error();
+        return *m_refusal;
       }
     }
     if (m_c != nullptr) {
-      m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+      TRY(point ? resume_staging(*point) : start_staging());
     }
     return {};
   }
 
   Status on_string(std::string_view key, std::string&& value) override {
     TRY(begin_record(key, "string"));
-    if (m_kind == KeyKind::Block && value.size() > m_max_block) {
-      m_max_block = value.size();
-      m_max_block_key = std::string(key);
-    }
+    TRY(first_fault(m_rules.string_value(key, value)));
     m_progress.add(1);
-    if (m_c == nullptr) {
-      return {};
+    m_digest.string_record(key, value);
+    m_checkpoint_bytes += value.size();
+    if (m_c == nullptr || skipping()) {
+      return end_record();
     }
+    // Listed before it is written: the index holds every staged key
+    // (rewind_staging relies on it).
+    TRY(index(key));
     std::string k = m_staging->absolute(key);
     m_c->append({"SET", k, value, "NX", "PX", m_ttl});
     TRY(queued(Pending::Set, key, 0, value.size()));
-    return index(key);
+    return end_record();
   }
 
   Status on_hash_begin(std::string_view key) override {
     TRY(begin_record(key, "hash"));
-    m_pairs = 0;
-    m_fields.clear();
-    if (m_kind == KeyKind::Superblock) {
-      if (m_sb_seen) {
-        return make_error(EINVAL, "duplicate key 'SB'");
-      }
-      m_sb_seen = true;
-      m_sb.clear();
-    }
-    if (m_c == nullptr) {
+    TRY(first_fault(m_rules.hash_begin(key)));
+    m_digest.hash_begin(key);
+    m_in_hash = true;
+    if (m_c == nullptr || skipping()) {
       return {};
     }
     std::string k = m_staging->absolute(key);
@@ -583,20 +574,14 @@ class RestoreSink : public dump::Sink {
     if (pairs.empty()) {
       return {};
     }
-    bool first = m_pairs == 0;
-    m_pairs += pairs.size();
-    if (m_kind == KeyKind::Superblock) {
-      if (m_sb.size() + pairs.size() > 1000) {
-        return make_error(EINVAL, "the superblock has more than 1000 fields");
-      }
-      m_sb.insert(m_sb.end(), pairs.begin(), pairs.end());
+    bool first = m_first_pairs;
+    m_first_pairs = false;
+    TRY(first_fault(m_rules.hash_fields(key, pairs)));
+    for (const auto& p : pairs) {
+      m_digest.hash_pair(p.first, p.second);
+      m_checkpoint_bytes += p.first.size() + p.second.size();
     }
-    if (m_c == nullptr) {
-      for (const auto& p : pairs) {
-        if (!m_fields.insert(_hash64(p.first))) {
-          return make_error(EINVAL, "duplicate field in hash " + _quote(key));
-        }
-      }
+    if (m_c == nullptr || skipping()) {
       return {};
     }
     std::string k = m_staging->absolute(key);
@@ -620,30 +605,51 @@ class RestoreSink : public dump::Sink {
   }
 
   Status on_hash_end(std::string_view key) override {
-    if (m_pairs == 0) {
-      return make_error(EINVAL, "hash " + _quote(key) + " is empty (Redis has no empty hashes)");
-    }
-    if (m_kind == KeyKind::Superblock) {
-      TRY(check_superblock());
-    }
-    m_fields.clear();
+    TRY(first_fault(m_rules.hash_end(key)));
     m_progress.add(1);
-    return {};
+    m_digest.hash_end();
+    m_in_hash = false;
+    return end_record();
   }
 
   // After dump::read succeeded: the replies still in flight, then the checks
   // that need the whole dump.
   Status finish() {
     TRY(settle(0));
-    if (!m_sb_seen) {
-      return make_error(EINVAL, "the dump has no superblock (key 'SB')");
+    if (m_rules.records() < m_skip) {
+      m_keep_staging = true;
+      return make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (it has " +
+                                    _str(static_cast<long long>(m_rules.records())) +
+                                    " records, fewer than the " + _str(static_cast<long long>(m_skip)) +
+                                    " the interrupted restore staged)");
     }
-    if (m_max_block > m_block_size) {
-      return make_error(EINVAL, "block " + _quote(m_max_block_key) + " holds " + _str(static_cast<long long>(m_max_block)) +
-                                    " bytes, more than the block size " + _str(static_cast<long long>(m_block_size)));
-    }
-    return {};
+    return m_rules.finish();
   }
+
+  // The input ended early (a broken pipe): keep what is staged for
+  // --resume, checkpointed up to the last whole record. False when the
+  // staged records cannot be vouched for (a reply says one is bad).
+  bool keep_for_resume() {
+    if (m_c == nullptr || !m_staging || m_failed) {
+      return false;
+    }
+    if (m_skip > m_rules.records()) {
+      m_keep_staging = true;  // still as the interrupted restore left it
+      return true;
+    }
+    if (!settle(0).ok()) {
+      return false;
+    }
+    if (!m_in_hash && m_rules.records() > m_checkpoint_records && !checkpoint().ok()) {
+      return false;
+    }
+    m_keep_staging = settle(0).ok();
+    return m_keep_staging;
+  }
+  // The staging prefix stays for --resume (the failure says so): the
+  // dump did not match, or failed before reaching the checkpoint.
+  bool keep_staging() const { return m_keep_staging || (m_skip > 0 && m_rules.records() <= m_skip); }
+  std::uint64_t checkpointed() const { return m_checkpoint_records; }
 
   // Is the target free (or, with --force, replaceable)? `replace` is set
   // when it holds keys that --force allows us to delete.
@@ -671,6 +677,13 @@ class RestoreSink : public dump::Sink {
     if (m_c == nullptr) {
       return {};
     }
+    Status st = settle_replies(keep_bytes);
+    m_failed = m_failed || !st.ok();
+    return st;
+  }
+
+ private:
+  Status settle_replies(std::size_t keep_bytes) {
     while (!m_pending.empty() && (keep_bytes == 0 || m_pending_bytes > keep_bytes || m_pending.size() > 4096)) {
       Pending p = std::move(m_pending.front());
       m_pending.pop_front();
@@ -716,22 +729,70 @@ class RestoreSink : public dump::Sink {
     if (m_target.empty()) {
       return make_error(EINVAL, "record before the header");
     }
-    ParsedKey pk = parse_relative_key(key);
-    if (is_running_system_key(pk.kind)) {
-      return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
+    m_first_pairs = true;
+    return first_fault(m_rules.begin_record(key, type));
+  }
+
+  // A record refused here is reported only if no earlier one was: the
+  // server answers a batch late about duplicates (SET NX, EXISTS, HSET),
+  // so its replies are read first. Restore (and verify, which finds
+  // duplicates at once) then name the first fault in document order.
+  Status first_fault(Status st) {
+    if (!st.ok() && m_c != nullptr) {
+      TRY(settle(0));
     }
-    if (!is_filesystem_key(pk.kind)) {
-      return make_error(EINVAL, "key " + _quote(key) + " is not a key of the redisfs schema");
+    return st;
+  }
+
+  // ---- resumable staging (restore_resume.hpp)
+
+  // A new staging prefix, checkpointed at 0 records.
+  Status start_staging() {
+    m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    return checkpoint();
+  }
+
+  // The interrupted restore's staging prefix, rewound to its checkpoint.
+  Status resume_staging(const ResumePoint& point) {
+    TRY(rewind_staging(*m_c, m_target, point));
+    m_staging.emplace(point.staging);
+    m_skip = point.records;
+    m_checkpoint_records = point.records;
+    m_resume_digest = point.digest;
+    m_index_ttl_set = point.records > 0;
+    return {};
+  }
+
+  // The current record (the records()-th) is one the interrupted restore
+  // staged already: checked, not written.
+  bool skipping() const { return m_rules.records() <= m_skip; }
+
+  Status end_record() {
+    if (m_c == nullptr) {
+      return {};
     }
-    if (expected_type(pk.kind) != type) {
-      return make_error(EINVAL, "key " + _quote(key) + " must be a " + std::string(expected_type(pk.kind)) +
-                                    ", not a " + std::string(type));
+    if (m_skip > 0 && m_rules.records() == m_skip && m_digest.hex_digest() != m_resume_digest) {
+      m_keep_staging = true;  // for a --resume with the right dump
+      m_refusal = make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (digest mismatch at record " +
+                                         _str(static_cast<long long>(m_skip)) + ")");
+      return *m_refusal;
     }
-    m_kind = pk.kind;
-    ++m_records;
-    if (m_c == nullptr && !m_keys.insert(_hash64(key))) {
-      return make_error(EINVAL, "duplicate key " + _quote(key));
+    if (!skipping() && (m_rules.records() - m_checkpoint_records >= k_checkpoint_records ||
+                        m_checkpoint_bytes >= k_checkpoint_bytes)) {
+      return checkpoint();
     }
+    return {};
+  }
+
+  // Every reply read (no record refused), then the checkpoint, on the
+  // server before the next record is sent (a round trip each time).
+  Status checkpoint() {
+    TRY(settle(0));
+    queue_resume_point(*m_c, m_target,
+                       ResumePoint{m_staging->prefix(), m_rules.records(), m_digest.hex_digest(), source_prefix()});
+    TRY(m_c->read_all());
+    m_checkpoint_records = m_rules.records();
+    m_checkpoint_bytes = 0;
     return {};
   }
 
@@ -759,60 +820,56 @@ class RestoreSink : public dump::Sink {
     return {};
   }
 
-  Status check_superblock() {
-    TRY_ASSIGN(Superblock sb, decode_superblock(m_source, m_sb));
-    m_block_size = sb.block_size;
-    return {};
-  }
-
   Pool* m_pool;
   Connection* m_c;  // null: dry run
   const RestoreOptions& m_opts;
   Progress& m_progress;
   const std::string m_ttl = _str(k_temp_ttl_ms);
 
-  std::string m_source;
+  DumpRules m_rules;  // null connection (dry run): duplicates found in memory
   std::string m_target;
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
-  std::int64_t m_dumped_ns = 0;
   bool m_index_ttl_set = false;
   std::optional<Error> m_refusal;
 
-  KeyKind m_kind = KeyKind::Unknown;
-  std::uint64_t m_records = 0;
-  std::uint64_t m_pairs = 0;
-  bool m_sb_seen = false;
-  std::vector<std::pair<std::string, std::string>> m_sb;
-  std::uint64_t m_block_size = 0;
-  std::uint64_t m_max_block = 0;
-  std::string m_max_block_key;
+  bool m_first_pairs = true;  // the current hash has no pairs yet
+  bool m_in_hash = false;
+
+  dump::ContentDigest m_digest;          // of the records so far
+  std::uint64_t m_checkpoint_records = 0;  // records at the last checkpoint
+  std::uint64_t m_checkpoint_bytes = 0;    // value bytes since
+  std::uint64_t m_skip = 0;                // --resume: records staged before
+  std::string m_resume_digest;            // and their digest
+  bool m_keep_staging = false;
+  bool m_failed = false;  // a reply refused a record, or the connection failed
 
   std::deque<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
-
-  U64Set m_keys;    // dry run only
-  U64Set m_fields;  // dry run only: the current hash's
 };
 
-// What the staged superblock says of where the filesystem came from: a
-// restored dump is a writable filesystem of its own (restored_from, dumped)
-// unless `snapshot`, and never a snapshot of itself.
+// What the staged superblock says of where the filesystem came from
+// (restored_superblock_marks, dump_rules.hpp).
 Status _mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
                       std::int64_t dumped_ns, bool snapshot) {
   TRY_ASSIGN(Reply origin, c.command({"HGET", staging.sb(), "origin"}));
-  bool keep_origin = snapshot && !origin.view().is_nil() && origin.view().str() != target;
+  std::optional<std::string> had;
+  if (!origin.view().is_nil()) {
+    had.emplace(origin.view().str());
+  }
+  SuperblockMarks marks = restored_superblock_marks(had, target, source, dumped_ns, snapshot);
   c.append({"MULTI"});
-  if (!keep_origin) {
-    c.append({"HDEL", staging.sb(), "origin", "snapshot_created"});
+  if (!marks.remove.empty()) {
+    Args hdel{"HDEL", staging.sb()};
+    hdel.insert(hdel.end(), marks.remove.begin(), marks.remove.end());
+    c.append(hdel);
   }
-  std::string dumped = std::to_string(dumped_ns);
-  if (dumped_ns > 0) {
-    c.append({"HSET", staging.sb(), "read_only", snapshot ? "1" : "0", "restored_from", source, "dumped", dumped});
-  } else {
-    c.append({"HSET", staging.sb(), "read_only", snapshot ? "1" : "0", "restored_from", source});
-    c.append({"HDEL", staging.sb(), "dumped"});
+  Args hset{"HSET", staging.sb()};
+  for (auto& [k, v] : marks.set) {
+    hset.push_back(k);
+    hset.push_back(v);
   }
+  c.append(hset);
   c.append({"EXEC"});
   TRY(c.read_all());
   return {};
@@ -828,7 +885,57 @@ Status _check_staged(Pool& pool, const Keys& staging) {
   return make_error(EINVAL, "the filesystem in the dump is damaged: " + fsck_summary_line(report, staging.prefix()));
 }
 
+// A failed restore removes what it staged, unless that is kept for
+// --resume: the input ended early (a broken pipe: not a regular file), or
+// a --resume did not get past its checkpoint. The error then says so.
+Error _restore_failed(Connection* c, RestoreSink& sink, const RestoreOptions& opts, bool ended_early, Error e) {
+  if (c == nullptr || !sink.staging()) {
+    return e;
+  }
+  // (Never after SIGINT or SIGTERM: the user asked for it to stop.)
+  bool keep = check_cancel().ok() &&
+              (sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
+  _drain(*c);
+  if (keep) {
+    return make_error(e.code, e.message + "; the " + _str(static_cast<long long>(sink.checkpointed())) +
+                                  " records staged are kept for 12 h: 'restore --resume' with the same dump"
+                                  " continues from there");
+  }
+  (void)unlink_all(*c, *sink.staging());
+  (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
+  (void)drop_resume_point(*c, sink.target(), sink.staging()->prefix());
+  return e;
+}
+
 }  // namespace
+
+Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const dump::ReadLimits& limits,
+                                       Compression* detected, const std::optional<Error>* refusal,
+                                       bool* ended_early) {
+  // Plain JSON passes through; zstd and gzip are told by their magic.
+  DecompressingBuf decompressed(in.rdbuf());
+  std::istream json(&decompressed);
+  auto trailer = dump::read(json, sink, limits);
+  if (detected != nullptr) {
+    *detected = decompressed.detected();
+  }
+  if (ended_early != nullptr) {
+    *ended_early = !trailer.ok() && json.eof();
+  }
+  if (refusal != nullptr && *refusal) {
+    return **refusal;
+  }
+  // A broken compressed stream ends the JSON early, or decodes to garbage
+  // before its checksum tells: say so rather than what the JSON looked
+  // like, and whether or not it looked whole.
+  if (!trailer.ok()) {
+    decompressed.check_rest(k_check_rest_bytes);
+  }
+  if (decompressed.error()) {
+    return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
+  }
+  return trailer;
+}
 
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts) {
   if (opts.prefix) {
@@ -858,27 +965,15 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
 
   RestoreStats stats;
   bool replaced = false;
-  // Plain JSON passes through; zstd and gzip are told by their magic.
-  DecompressingBuf decompressed(in.rdbuf());
-  std::istream json(&decompressed);
+  bool ended_early = false;
   auto body = [&]() -> Status {
-    auto trailer = dump::read(json, sink, opts.limits);
-    if (sink.refusal()) {
-      return *sink.refusal();
+    auto trailer = read_dump_stream(in, sink, opts.limits, &stats.compression, &sink.refusal(), &ended_early);
+    if (!trailer.ok() && !sink.refusal()) {
+      if (Status dup = sink.settle(0); !dup.ok()) {  // a duplicate before the fault is the first fault
+        return make_error(dup.code(), "dump: " + dup.error().message);
+      }
     }
-    // A broken compressed stream ends the JSON early, or decodes to
-    // garbage before its checksum tells: say so rather than what the JSON
-    // looked like, and whether or not it looked whole.
-    if (!trailer.ok()) {
-      decompressed.check_rest(k_check_rest_bytes);
-    }
-    if (decompressed.error()) {
-      return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
-    }
-    if (!trailer.ok()) {
-      return std::move(trailer).error();
-    }
-    stats.trailer = *trailer;
+    TRY_ASSIGN(stats.trailer, std::move(trailer));
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);
@@ -908,6 +1003,9 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       }
       replace = collision.has_value();
     }
+    // From here the move is journaled (install.hpp) and finished by the next
+    // tool or mount if it is interrupted: nothing is left to resume.
+    TRY(drop_resume_point(*c, sink.target(), staging.prefix()));
     auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
     if (!installed.ok()) {
       return make_error(installed.error().code,
@@ -922,33 +1020,30 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   Status st = body();
   progress.finish();
   if (!st.ok()) {
-    if (c != nullptr) {
-      _drain(*c);
-      if (sink.staging()) {
-        (void)unlink_all(*c, *sink.staging());
-        (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
-      }
-    }
-    return std::move(st).error();
+    return _restore_failed(c, sink, opts, ended_early, std::move(st).error());
   }
   stats.prefix = sink.target();
   stats.source_prefix = sink.source_prefix();
   stats.replaced = replaced;
-  stats.compression = decompressed.detected();
+  stats.resumed_records = sink.resumed_records();
   stats.seconds = _since(start);
   return stats;
 }
 
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts) {
+  RestoreOptions o = opts;
+  struct stat st{};
   if (path == "-") {
-    return restore_filesystem(pool, std::cin, opts);
+    o.keep_on_early_end = ::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode);
+    return restore_filesystem(pool, std::cin, o);
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int e = errno;
     return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + _errno_text(e != 0 ? e : ENOENT));
   }
-  return restore_filesystem(pool, in, opts);
+  o.keep_on_early_end = ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
+  return restore_filesystem(pool, in, o);
 }
 
 }  // namespace redisfs

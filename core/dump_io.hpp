@@ -13,7 +13,8 @@
 // Any failure deletes the staging keys: the target is left exactly as it
 // was. A restored filesystem mounts read-write and remembers where it came
 // from (restored_from, dumped); with `snapshot` it stays a read-only
-// snapshot.
+// snapshot. A restore a crash or a broken pipe interrupted can be continued
+// (RestoreOptions::resume, restore_resume.hpp).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +65,13 @@ struct RestoreOptions {
   bool dry_run = false;               // verify everything, write nothing
   bool snapshot = false;              // keep it a read-only snapshot (default: a writable filesystem)
   bool quiet = false;
+  // Continue the interrupted restore into the target (restore_resume.hpp):
+  // its first records are checked against the checkpoint, not written.
+  bool resume = false;
+  // When the input ends early (a broken pipe), keep what was staged for
+  // --resume instead of removing it; restore_from_path sets it for input
+  // that is not a regular file (a pipe, a FIFO, a socket).
+  bool keep_on_early_end = false;
   dump::ReadLimits limits{};
 };
 
@@ -74,6 +82,7 @@ struct RestoreStats {
   bool replaced = false;  // an existing filesystem was replaced (--force)
   Compression compression = Compression::None;  // what the input's first bytes said
   std::string warning;    // something to tell the user although the restore succeeded
+  std::uint64_t resumed_records = 0;  // --resume: records the interrupted restore had staged
   double seconds = 0;
 };
 
@@ -81,7 +90,16 @@ struct RestoreStats {
 // zstd or gzip stream is told by its magic number and decompressed on the
 // way (compress.hpp); a corrupt or truncated one fails like a bad dump.
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts);
-// `path` "-" is stdin.
+// dump::read through a DecompressingBuf, as restore reads: `detected`
+// (may be null) gets what the first bytes said; a broken compressed stream
+// is reported as such ("dump: <why>") rather than as the bad JSON it made.
+// `refusal` (may be null): a Sink's refusal of the target, returned as is.
+Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const dump::ReadLimits& limits,
+                                       Compression* detected, const std::optional<Error>* refusal = nullptr,
+                                       bool* ended_early = nullptr);
+
+// `path` "-" is stdin. Sets keep_on_early_end unless the input is a
+// regular file.
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts);
 
 }  // namespace redisfs

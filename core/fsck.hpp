@@ -10,7 +10,9 @@
 // directory entry. A key that SCAN returns twice (the server resized its
 // keyspace during the check, i.e. something else was writing) can make a
 // byte count look wrong; run fsck again to be sure before trusting a
-// "wrong byte count" on a busy server.
+// "wrong byte count" on a busy server. (The scan gathers facts; the
+// rules that judge them are fsck_analysis.hpp, which `redisfs-snap verify`
+// feeds from a dump instead: dump_verify.hpp.)
 //
 // Counts are compared with what they will be once the other problems are
 // repaired (a block past the end of a file is not counted in the file's

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstdlib>
 #include <functional>
@@ -402,6 +403,26 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
   return done;
 }
 
+std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> nlink,
+                                               std::optional<std::string_view> bytes,
+                                               std::optional<std::string_view> size, std::uint64_t block_size) {
+  // As ReplyView::as_int reads them.
+  auto as_int = [](std::optional<std::string_view> s) -> long long {
+    long long v = -1;
+    if (!s || s->empty()) {
+      return -1;
+    }
+    auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    return ec == std::errc() && p == s->data() + s->size() ? v : -1;
+  };
+  long long b = nlink && *nlink == "0" ? as_int(bytes) : -1;
+  long long n = as_int(size);
+  if (b < 0 || n < 0 || block_size == 0) {
+    return std::nullopt;
+  }
+  return StagedOrphan{static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(n)};
+}
+
 Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   std::vector<Ino> orphans;
   std::string cursor = "0";
@@ -435,14 +456,18 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   for (Ino ino : orphans) {
     TRY_ASSIGN(Reply f, c.command({"HMGET", staging.inode(ino), "nlink", "bytes", "size"}));
     ReplyView v = f.view();
-    long long bytes = -1;
-    if (v.size() == 3 && !v[0].is_nil() && v[0].str() == "0") {
-      bytes = v[1].as_int().value_or(-1);
+    if (v.size() != 3) {
+      continue;
     }
-    long long size = v.size() == 3 ? v[2].as_int().value_or(-1) : -1;
-    if (bytes < 0 || size < 0 || block_size == 0) {
+    auto field = [&](std::size_t i) {
+      return v[i].is_nil() ? std::nullopt : std::optional<std::string_view>(v[i].str());
+    };
+    auto drop = staged_orphan_drop(field(0), field(1), field(2), block_size);
+    if (!drop) {
       continue;  // not an unlinked inode we can account for: fsck's to judge
     }
+    const auto bytes = drop->bytes;
+    const auto size = drop->size;
     // Its blocks, named from its size (key_walk.hpp), or, for a huge sparse
     // file, found by SCAN.
     auto named = nameable_blocks(static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(bytes),

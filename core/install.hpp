@@ -115,6 +115,19 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
 // `bytes` is left for fsck to judge. Returns how many keys were removed.
 Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging);
 
+// The rule drop_staged_orphans applies to one orphan record, from the
+// fields of the inode it names (absent: nullopt) and the superblock's
+// block_size (0: unreadable): it is dropped when its nlink is "0" and its
+// bytes and size read as integers, not negative. Returns its bytes and
+// size; nullopt leaves it for fsck to judge. (verify applies it to a dump.)
+struct StagedOrphan {
+  std::uint64_t bytes = 0;
+  std::uint64_t size = 0;
+};
+std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> nlink,
+                                               std::optional<std::string_view> bytes,
+                                               std::optional<std::string_view> size, std::uint64_t block_size);
+
 // A restore or copy killed during steps 2 to 4 leaves <target>:INSTALLING
 // (the phase, the staging and replaced prefixes). finish_install, with the
 // target's reservation held, rolls that move forward to its end (or, if the

@@ -1,5 +1,6 @@
-// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot]: load a
-// dump, all or nothing (core/dump_io.hpp: restore_from_path).
+// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot] [--resume]:
+// load a dump, all or nothing (core/dump_io.hpp: restore_from_path);
+// --resume continues an interrupted one (core/restore_resume.hpp).
 #include <cstdio>
 
 #include "context.hpp"
@@ -15,6 +16,7 @@ struct RestoreArgs {
   bool force = false;
   bool dry_run = false;
   bool snapshot = false;
+  bool resume = false;
 };
 }  // namespace
 
@@ -26,9 +28,19 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
       ->type_name("FILE");
   add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
-  sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
+  CLI::Option* dry_run = sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
   sub->add_flag("--snapshot", args->snapshot,
                 "keep it a read-only snapshot (default: a writable filesystem that remembers its dump)");
+  sub->add_flag("--resume", args->resume,
+                "continue the restore into the target that a crash or a broken pipe interrupted: the same dump is "
+                "read again, its records staged already are checked (SHA-256), not written")
+      ->excludes(dry_run);
+  sub->footer(
+      "A restore whose input ends early (a broken pipe; not a regular file) keeps what it staged, and a\n"
+      "killed one leaves it, for 12 h: 'restore --resume' with the same dump (and the same --prefix)\n"
+      "continues from its last checkpoint (every 512 records or 16 MiB). The records before it must give\n"
+      "the digest recorded there, or the resume is refused ('the dump differs from the interrupted one');\n"
+      "the trailer still verifies the whole dump. Without --resume a restore starts again from zero.");
   sub->callback([args, &ctx] {
     const char* writing = args->dry_run ? nullptr : "restore";
     Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}, writing) : ctx.need_pool(writing);
@@ -37,12 +49,15 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
     opts.force = args->force;
     opts.dry_run = args->dry_run;
     opts.snapshot = args->snapshot;
+    opts.resume = args->resume;
     opts.quiet = ctx.opts.quiet;
     auto stats = restore_from_path(&pool, args->input, opts);
     std::string from = args->input == "-" ? std::string("stdin") : args->input;
     if (!stats.ok()) {
       // A refusal of the target says all; a failure says which input.
-      bool refused = stats.error().message.starts_with("refusing");
+      const std::string& m = stats.error().message;
+      bool refused = m.starts_with("refusing") || m.starts_with("nothing to resume") ||
+                     m.starts_with("cannot resume the restore into");
       throw_failure(refused ? stats.error() : make_error(stats.error().code, from + ": " + stats.error().message));
     }
     if (!stats->warning.empty()) {
@@ -66,6 +81,14 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
                     stats->seconds);
     }
     summary(ctx, line);
+    if (args->resume) {
+      std::uint64_t total = stats->trailer.records;
+      std::snprintf(line, sizeof line,
+                    "resumed: %llu of %llu records (%.0f%%) were staged before the interruption and not written again",
+                    static_cast<unsigned long long>(stats->resumed_records), static_cast<unsigned long long>(total),
+                    total > 0 ? 100.0 * static_cast<double>(stats->resumed_records) / static_cast<double>(total) : 0.0);
+      summary(ctx, line);
+    }
   });
 }
 

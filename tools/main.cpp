@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   add_delete_command(app, ctx);
   add_fsck_command(app, ctx);
   add_du_command(app, ctx);
+  add_verify_command(app, ctx);
 
   int status = 0;
   try {

@@ -5,7 +5,9 @@
 # every hostile record past the integrity check to the schema checks. Every
 # case must exit 1 with a one-line message, and leave the target (here also
 # an existing filesystem restored over with --force) and the whole server's
-# key count exactly as they were; --dry-run must refuse it too.
+# key count exactly as they were; --dry-run must refuse it too, and so must
+# `verify`, with no server, for the same reason (same_reason, snap_lib.sh):
+# the two apply one set of rules, and this keeps them from drifting.
 . "$(dirname "$0")/snap_lib.sh"
 
 make_fs SKX
@@ -119,7 +121,8 @@ PY
 mkdir "$T/cases"
 python3 "$T/gen.py" "$T/cases"
 
-note "an independently written valid dump restores"
+note "an independently written valid dump restores, and verifies"
+"$REDISFS_SNAP_BIN" -q verify "$T/cases/valid.json" || fail "verify refuses valid.json"
 snap -q restore "$T/cases/valid.json" --prefix VALID
 [[ $(key_count VALID) == 5 ]] || fail "valid.json restored $(key_count VALID) keys"
 [[ $(rcli hget VALID:DIR:1 f) == 2 ]] || fail "valid.json content"
@@ -159,6 +162,11 @@ for f in "$T"/cases/*.json; do
   grep -q '^redisfs-snap: error: ' "$T/err" || fail "$name: $(cat "$T/err")"
   [[ $(dbsize) == "$total" ]] || fail "$name: the server now holds $(dbsize) keys, not $total"
   [[ $(key_count TARGET) == 0 ]] || fail "$name: TARGET has keys"
+  cp "$T/err" "$T/restore.err"
+  expect_fail "$REDISFS_SNAP_BIN" verify "$f"  # no server
+  [[ $LAST_RC == 1 ]] || fail "$name: verify exited $LAST_RC: $(cat "$T/err")"
+  same_reason "$T/restore.err" "$T/out" "$f" ||
+    fail "$name: restore says '$(cat "$T/restore.err")', verify says '$(cat "$T/out")'"
 
   expect_fail snap restore "$f" --prefix EXIST --force
   [[ $(dbsize) == "$total" ]] || fail "$name (--force): the server now holds $(dbsize) keys"
@@ -168,7 +176,7 @@ done
 [[ $(fs_digest EXIST) == "$exist_digest" && $(sb_digest EXIST) == "$exist_sb" ]] ||
   fail "a refused restore changed EXIST"
 [[ $(rcli --scan --pattern '*~restore~*' | wc -l) == 0 ]] || fail "staging keys left behind"
-note "$n hostile dumps refused"
+note "$n hostile dumps refused, by restore and by verify, for the same reasons"
 
 note "messages say what and where"
 snap restore "$T/cases/dup-key-hash.json" --prefix TARGET 2>"$T/err" || true

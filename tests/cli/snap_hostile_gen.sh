@@ -16,6 +16,10 @@
 # one line, and a dump that restore accepted and fsck found clean but that
 # does not work mounted (or that fsck finds broken after that use).
 #
+# `redisfs-snap verify` (no server) must say what restore says of each:
+# sound when restore accepts it, refused for the same reason (same_reason,
+# snap_lib.sh) when restore refuses it.
+#
 # HOSTILE_COUNT (default 150) and HOSTILE_SEED (default 8) choose the dumps;
 # HOSTILE_MOUNT_EVERY (default 1): mount every n-th clean accepted dump.
 . "$(dirname "$0")/snap_lib.sh"
@@ -172,6 +176,14 @@ while IFS=$'\t' read -r file kinds what; do
   if ! bounded "$T/restore.err" || (($(wc -l <"$T/restore.err") > 1)); then
     # restore's own messages (core/dump_format.cpp, dump_io.cpp): counted
     long_restore+=("$file [$kinds]: $(head -c 200 "$T/restore.err")...")
+  fi
+  vrc=0
+  "$REDISFS_SNAP_BIN" -q verify "$T/dumps/$file" >"$T/verify.out" 2>"$T/verify.err" || vrc=$?
+  crashed "$vrc" "$T/verify.err" "verify $file ($kinds: $what)"
+  if ((rc == 0 && vrc != 0)); then
+    fail "restore accepted $file ($kinds: $what) but verify refuses it: $(head -3 "$T/verify.out" "$T/verify.err")"
+  elif ((rc != 0)) && ! same_reason "$T/restore.err" "$T/verify.out" "$T/dumps/$file"; then
+    fail "$file ($kinds: $what): restore says '$(cat "$T/restore.err")', verify says '$(head -c 2000 "$T/verify.out")'"
   fi
   if ((rc != 0)); then
     refused=$((refused + 1))

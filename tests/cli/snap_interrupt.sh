@@ -6,14 +6,7 @@
 
 make_fs BIG
 # 3000 more blocks (12 MB): the dump cannot fit in a pipe's buffer.
-python3 - <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
-import os, sys
-out = sys.stdout.buffer
-for i in range(3000):
-    key = b'BIG:BLK:3:%d' % (i + 3)
-    val = os.urandom(4096)
-    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(key), key, len(val), val))
-PY
+add_blocks BIG 3 3 3000
 # The file and the totals say so, as the scripts would have kept them.
 rcli hset BIG:INODE:3 size $((3003 * 4096)) bytes $((8192 + 3000 * 4096)) >/dev/null
 rcli hset BIG:SB bytes $((13 + 8192 + 3000 * 4096)) >/dev/null
@@ -60,12 +53,18 @@ fi
 note "restore, SIGTERM while waiting for the end of its input"
 rm -f "$T/fifo"
 mkfifo "$T/fifo"
-(cat "$T/full.json"; sleep 1.5) >"$T/fifo" &
+(cat "$T/full.json"; touch "$T/written"; sleep 3) >"$T/fifo" &
 writer=$!
 rc=0
 "$REDISFS_SNAP_BIN" --redis "$URL" -q restore --prefix TARGET "$T/fifo" 2>"$T/err" &
 pid=$!
-sleep 0.7
+# Once the whole dump is in the pipe (however slow the machine), the
+# restore waits for the end of its input: interrupt it there.
+for ((i = 0; i < 600; i++)); do
+  [[ -e $T/written ]] && break
+  sleep 0.05
+done
+sleep 0.2
 kill -TERM "$pid"
 wait "$pid" || rc=$?
 wait "$writer"

@@ -121,6 +121,20 @@ make_fs() {
   printf '\x00\xff\xfe binary' | "${r[@]}" -x hset "$p:XATTR:3" user.raw >/dev/null
 }
 
+# add_blocks PREFIX INO FIRST N: N blocks of 4096 random bytes, BLK:INO:FIRST
+# on, in one pipe to the server (the caller sets the inode's size and bytes).
+add_blocks() {
+  python3 - "$@" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import os, sys
+prefix, ino, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out = sys.stdout.buffer
+for i in range(first, first + n):
+    key = b'%s:BLK:%d:%d' % (prefix.encode(), ino, i)
+    val = os.urandom(4096)
+    out.write(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(key), key, len(val), val))
+PY
+}
+
 # expect_fail CMD...: CMD must exit non-zero (not by a signal, not 2 unless
 # asked); its stderr goes to $T/err.
 expect_fail() {
@@ -133,6 +147,31 @@ expect_fail() {
     fail "killed by a signal ($rc): $*"
   fi
   LAST_RC=$rc
+}
+
+# same_reason RESTORE_ERR VERIFY_OUT FILE: restore (its stderr) and verify
+# (its stdout) refused FILE for the same reason. A bad document or record:
+# verify's one line is restore's message (where it was noticed aside: the
+# byte offset and record, since restore learns of a duplicate from the
+# server a batch later). A damaged filesystem inside: restore names the
+# first problem fsck found in its staging and how many more; verify lists
+# them all (fsck's order follows SCAN, so only the set compares).
+same_reason() {
+  local err=$1 out=$2 file=$3 msg first n=1
+  msg=$(sed -e 's/^redisfs-snap: error: //' "$err")
+  msg=${msg#"$file: "}
+  if [[ $msg == "dump: the filesystem in the dump is damaged: "* ]]; then
+    first=${msg#"dump: the filesystem in the dump is damaged: "}
+    if [[ $first =~ ^(.*)\ \(and\ ([0-9]+)\ more\ problems?\)$ ]]; then
+      first=${BASH_REMATCH[1]}
+      n=$((BASH_REMATCH[2] + 1))
+    fi
+    grep -qxF -- "$file: $first" "$out" && [[ $(wc -l <"$out") == "$n" ]]
+    return
+  fi
+  local where='s/^dump: (at byte [0-9]+: )?(record [0-9]+ \(key .*\): |record [0-9]+: )?/dump: /'
+  [[ $(wc -l <"$out") == 1 ]] &&
+    [[ $(printf '%s\n' "$msg" | sed -E "$where") == "$(sed -e "s|^$file: ||" "$out" | sed -E "$where")" ]]
 }
 
 if [[ $TEST_NAME == snap_lib ]]; then

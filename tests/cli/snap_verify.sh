@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# redisfs-snap verify: a dump checked without a server, by restore's rules.
+# A sound dump exits 0 and prints nothing on stdout; one restore refuses
+# exits 1 with one line per problem ("FILE: ..."), restore's message for a
+# bad document or record, fsck's lines for a damaged filesystem inside (the
+# same problems restore's fsck of its staging finds); 2 for a command line
+# it cannot use or a file it cannot read. The hostile corpora
+# (snap_hostile.sh, snap_hostile_gen.sh) check verify against restore dump
+# by dump; here: output forms, several files, compression, orphans, and
+# that no server is needed.
+. "$(dirname "$0")/snap_lib.sh"
+
+make_fs SKX
+snap -q dump SKX -o "$T/good.json"
+snap -q dump SKX -o "$T/good.json.zst"
+snap -q dump SKX -o "$T/good.json.gz"
+nosrv=(env -u REDISFS_URL "$REDISFS_SNAP_BIN" --redis "unix://$T/no-server.sock")
+
+note "a sound dump, plain or compressed, with no server to ask"
+for f in good.json good.json.zst good.json.gz; do
+  "${nosrv[@]}" verify "$T/$f" >"$T/out" 2>"$T/err" || fail "verify $f: $(cat "$T/err")"
+  [[ ! -s $T/out ]] || fail "verify $f printed problems: $(cat "$T/out")"
+  grep -q "verify $T/$f: a .*dump of SKX (12 records, .*, 5 inodes), sound" "$T/err" || fail "summary: $(cat "$T/err")"
+done
+grep -q 'a zstd dump of SKX' <("${nosrv[@]}" verify "$T/good.json.zst" 2>&1) || fail "zstd not said"
+
+note "exit 2: no file, stdin, a file that cannot be read"
+expect_fail snap verify
+[[ $LAST_RC == 2 ]] || fail "verify without FILE exited $LAST_RC"
+expect_fail snap verify -
+[[ $LAST_RC == 2 ]] || fail "verify - exited $LAST_RC"
+grep -q 'not stdin' "$T/err" || fail "verify -: $(cat "$T/err")"
+expect_fail snap verify "$T/missing.json"
+[[ $LAST_RC == 2 ]] || fail "verify of a missing file exited $LAST_RC"
+[[ $(cat "$T/err") == "redisfs-snap: error: cannot open $T/missing.json: No such file or directory" ]] ||
+  fail "missing file: $(cat "$T/err")"
+
+note "a damaged filesystem inside: fsck's lines, and restore refuses the same problems"
+make_fs BAD
+rcli hset BAD:INODE:2 nlink 5 >/dev/null         # wrong link count
+rcli hset BAD:DIR:4 ghost 77 >/dev/null          # dangling entry
+snap -q dump BAD -o "$T/bad.json"
+expect_fail "${nosrv[@]}" verify "$T/bad.json"
+[[ $LAST_RC == 1 ]] || fail "verify of a damaged dump exited $LAST_RC"
+cp "$T/out" "$T/vout"
+grep -qx "$T/bad.json: wrong link count: INODE:2: nlink is 5, but 1 entry names it" "$T/out" ||
+  fail "verify lines: $(cat "$T/out")"
+grep -qx "$T/bad.json: dangling entry: DIR:4: 'ghost' names inode 77, which does not exist" "$T/out" ||
+  fail "verify lines: $(cat "$T/out")"
+[[ $(wc -l <"$T/out") == 2 ]] || fail "verify found $(wc -l <"$T/out") problems: $(cat "$T/out")"
+grep -q "2 problems restore refuses" "$T/err" || fail "summary: $(cat "$T/err")"
+expect_fail snap restore "$T/bad.json" --prefix BADCOPY
+same_reason "$T/err" "$T/vout" "$T/bad.json" || fail "restore and verify disagree: $(cat "$T/err") / $(cat "$T/out")"
+
+note "several files: each verified, lines name their file; --json"
+expect_fail "${nosrv[@]}" verify "$T/good.json" "$T/bad.json" "$T/good.json.gz"
+[[ $LAST_RC == 1 ]] || fail "verify good bad good exited $LAST_RC"
+[[ $(grep -c "^$T/bad.json: " "$T/out") == 2 && $(wc -l <"$T/out") == 2 ]] || fail "lines: $(cat "$T/out")"
+grep -q '1 of 3 dumps are not sound' "$T/err" || fail "several files: $(cat "$T/err")"
+"${nosrv[@]}" -q verify --json "$T/good.json" "$T/bad.json" >"$T/json" || true
+[[ $(jq -r '.sound' "$T/json") == false ]] || fail "json: $(cat "$T/json")"
+[[ $(jq -r '.files[0].sound, .files[0].records, .files[0].prefix' "$T/json" | tr '\n' ' ') == "true 12 SKX " ]] ||
+  fail "json file 0: $(jq -c '.files[0]' "$T/json")"
+[[ $(jq -r '.files[1].problems | map(.kind) | sort | join(",")' "$T/json") == "dangling entry,wrong link count" ]] ||
+  fail "json file 1: $(jq -c '.files[1]' "$T/json")"
+expect_fail "${nosrv[@]}" verify "$T/good.json" "$T/missing.json"
+[[ $LAST_RC == 2 ]] || fail "a missing file among good ones exited $LAST_RC"
+
+note "a bad document: restore's own message"
+head -c 300 "$T/good.json" >"$T/cut.json"
+expect_fail "${nosrv[@]}" verify "$T/cut.json"
+[[ $LAST_RC == 1 ]] || fail "verify of a cut dump exited $LAST_RC"
+grep -qx "$T/cut.json: dump: truncated at byte 300 (document ends before the trailer)" "$T/out" ||
+  fail "cut: $(cat "$T/out")"
+
+note "orphans: what restore drops is not a problem, what it keeps is judged"
+make_fs ORPH
+now=$(date +%s%N)
+rcli hset ORPH:INODE:9 type file mode 0644 uid 0 gid 0 size 5 nlink 0 rdev 0 bytes 5 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+printf 'gone!' | rcli -x set ORPH:BLK:9:0 >/dev/null
+rcli hset ORPH:XATTR:9 user.x y >/dev/null
+rcli hset ORPH:ORPHANS 9 deadmount >/dev/null
+rcli hincrby ORPH:SB inodes 1 >/dev/null
+rcli hincrby ORPH:SB bytes 5 >/dev/null
+snap -q dump ORPH -o "$T/orph.json"
+# The dump puts ORPHANS first; a dump that names it last makes verify read
+# the inodes again (three passes), with the same verdict.
+python3 - "$(dirname "$0")" "$T/orph.json" "$T/orph-late.json" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from hostile_gen import read_dump, write_dump
+header, records = read_dump(sys.argv[2])
+records = [r for r in records if r[0] != 'ORPHANS'] + [r for r in records if r[0] == 'ORPHANS']
+write_dump(sys.argv[3], header, records)
+PY
+for f in orph.json orph-late.json; do
+  "${nosrv[@]}" verify "$T/$f" >"$T/out" 2>"$T/err" || fail "verify $f: $(cat "$T/out" "$T/err")"
+  snap -q restore "$T/$f" --prefix ORPHCOPY || fail "restore $f"
+  [[ $(rcli exists ORPHCOPY:INODE:9) == 0 ]] || fail "restore kept the orphan"
+  snap -q delete ORPHCOPY
+done
+"${nosrv[@]}" verify --json "$T/orph-late.json" 2>/dev/null | jq -e '.files[0].sound' >/dev/null || fail "orph-late json"
+# An orphan restore keeps (its nlink is not 0) is judged as fsck judges it.
+rcli hset ORPH:INODE:9 nlink 1 >/dev/null
+snap -q dump ORPH -o "$T/orph-kept.json"
+expect_fail "${nosrv[@]}" verify "$T/orph-kept.json"
+cp "$T/out" "$T/vout"
+expect_fail snap restore "$T/orph-kept.json" --prefix ORPHCOPY
+same_reason "$T/err" "$T/vout" "$T/orph-kept.json" || fail "orphan kept: $(cat "$T/err") / $(cat "$T/out")"
+note "ok"
