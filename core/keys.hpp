@@ -4,7 +4,8 @@
 //
 //   <p>:SB             hash    superblock: format, version, block_size, root,
 //                              next_inode, inodes, bytes, created, origin,
-//                              read_only (snapshots)
+//                              read_only (snapshots), snapshot_id and
+//                              lineage (superblock.hpp)
 //   <p>:INODE:<ino>    hash    one inode: type, mode (octal), uid, gid, size,
 //                              nlink, rdev, atime/mtime/ctime (ns), bytes
 //                              (stored), parent (dirs), target (symlinks)

@@ -428,11 +428,16 @@ CowSnapshot::CowSnapshot(const Keys& source, std::string token)
     : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
       m_last_refresh(Clock::now()) {}
 
-Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst) {
+Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst,
+                                       Identity identity) {
   CowSnapshot cow(source, random_hex(16));
+  if (identity == Identity::Snapshot) {
+    cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
+  }
   const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
   const std::string args[] = {staging.prefix(), cow.m_token, _str(k_freeze_ttl_ms), _str(k_temp_ttl_ms),
-                              std::string(dst)};
+                              std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
+                              _str(static_cast<long long>(k_max_lineage))};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
@@ -901,19 +906,36 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
       return make_error(EIO, sk.sb() + " vanished while it was frozen");
     }
   }
+  // The lineage (superblock.hpp), read under the freeze: a read-only
+  // snapshot appends its new id to the source's in the step that copies
+  // the superblock; a clone has no snapshot_id.
+  TRY_ASSIGN(Reply lineage, c.command({"HGET", sk.sb(), "lineage"}));
+  const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
+  const std::string extended = opts.writable ? std::string() :
+      extend_lineage(parse_lineage(lineage.view().is_nil() ? "" : lineage.view().str()).value_or(
+                         std::vector<std::string>{}), id);
   c.append({"MULTI"});
+  if (!opts.writable) {
+    c.append({"HSET", sk.sb(), "lineage", extended});
+  }
   if (payload.empty()) {
     c.append({"COPY", sk.sb(), tk.sb()});
   } else {
     c.append({"RESTORE", tk.sb(), ttl, payload.view().str()});
   }
   c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  if (opts.writable) {
+    c.append({"HDEL", tk.sb(), "snapshot_id"});
+  } else {
+    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended});
+  }
   c.append({"PEXPIRE", tk.sb(), ttl});
   c.append({"EXEC"});
   TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
   ReplyView exec = replies.back().view();
-  bool sb_copied = exec.is_array() && exec.size() == 3 &&
-                   (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
+  const std::size_t first = opts.writable ? 0 : 1;
+  bool sb_copied = exec.is_array() && exec.size() == first + 4 &&
+                   (payload.empty() ? exec[first].integer() == 1 : exec[first].type() == ReplyView::Type::Simple);
   if (!sb_copied) {
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
@@ -934,7 +956,7 @@ static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std:
 static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection& c, const Keys& sk, const Keys& tk,
                                                                       std::string_view what, bool writable,
                                                                       Progress& progress, std::string& warning) {
-  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what));
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what, writable ? Identity::Clone : Identity::Snapshot));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }
@@ -1424,6 +1446,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     auto sb = decode_superblock(p, fields);
     if (sb.ok()) {
       info.origin = sb->origin;
+      info.snapshot_id = sb->snapshot_id;
+      info.lineage = sb->lineage;
       info.restored_from = sb->restored_from;
       info.created_ns = sb->created_ns;
       info.snapshot_created_ns = sb->snapshot_created_ns;
@@ -1489,6 +1513,8 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
     j["created"] = fs.created_ns != 0 ? Json(iso_time_ns(fs.created_ns)) : Json(nullptr);
     j["snapshot_created"] = fs.snapshot_created_ns != 0 ? Json(iso_time_ns(fs.snapshot_created_ns)) : Json(nullptr);
     j["restored_from"] = fs.restored_from.empty() ? Json(nullptr) : Json(fs.restored_from);
+    j["snapshot_id"] = fs.snapshot_id.empty() ? Json(nullptr) : Json(fs.snapshot_id);
+    j["lineage"] = fs.lineage;
     j["dumped"] = fs.dumped_ns != 0 ? Json(iso_time_ns(fs.dumped_ns)) : Json(nullptr);
     j["problem"] = fs.problem.empty() ? Json(nullptr) : Json(fs.problem);
     j["read_only"] = fs.read_only;
