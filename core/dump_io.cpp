@@ -61,6 +61,7 @@
 #include <functional>
 #include <iostream>
 
+#include "dump_incremental.hpp"
 #include "fsck.hpp"
 #include "install.hpp"
 #include "keys.hpp"
@@ -100,7 +101,7 @@ static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
 // "2026-11-29T19:40:00.123Z" (the header's time) in ns; 0 if it is not that.
-static std::int64_t _parse_iso_ns(const std::string& text) {
+std::int64_t parse_iso_ns(const std::string& text) {
   std::tm tm{};
   int millis = 0;
   char z = 0;
@@ -328,8 +329,11 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     // The header announces the record count (the copy's index, and its
     // superblock): a restore reading a pipe shows progress against it.
     TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
-    dump::Header header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION,
-                        static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1};
+    dump::Header header;
+    header.prefix = prefix;
+    header.created = iso_time_ns(stats.snapshot_ns);
+    header.tool = "redisfs-snap " REDISFS_VERSION;
+    header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
     dump::Writer w(out, header);
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
@@ -365,12 +369,15 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
 // compressed stream is ended only after the dump succeeded.
 static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::ostream& out,
                                     const DumpOptions& opts) {
+  auto dump = [&](std::ostream& o) {
+    return opts.since ? dump_incremental(pool, prefix, *opts.since, o, opts) : dump_filesystem(pool, prefix, o, opts);
+  };
   if (opts.compression == Compression::None) {
-    return dump_filesystem(pool, prefix, out, opts);
+    return dump(out);
   }
   CompressingBuf zbuf(out.rdbuf(), opts.compression, opts.compression_level);
   std::ostream zout(&zbuf);
-  auto stats = dump_filesystem(pool, prefix, zout, opts);
+  auto stats = dump(zout);
   if (!stats.ok()) {
     return stats;
   }
@@ -509,7 +516,7 @@ class RestoreSink : public dump::Sink {
       return make_error(EINVAL, "the header's prefix is not valid: " + st.error().message);
     }
     m_source = h.prefix;
-    m_dumped_ns = _parse_iso_ns(h.created);
+    m_dumped_ns = parse_iso_ns(h.created);
     if (h.record_count > 0) {
       m_progress.set_total(h.record_count);
     }
@@ -795,10 +802,12 @@ class RestoreSink : public dump::Sink {
   U64Set m_fields;  // dry run only: the current hash's
 };
 
+}  // namespace
+
 // What the staged superblock says of where the filesystem came from: a
 // restored dump is a writable filesystem of its own (restored_from, dumped)
 // unless `snapshot`, and never a snapshot of itself.
-Status _mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
+Status mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
                       std::int64_t dumped_ns, bool snapshot) {
   TRY_ASSIGN(Reply origin, c.command({"HGET", staging.sb(), "origin"}));
   bool keep_origin = snapshot && !origin.view().is_nil() && origin.view().str() != target;
@@ -817,6 +826,8 @@ Status _mark_restored(Connection& c, const Keys& staging, const std::string& tar
   TRY(c.read_all());
   return {};
 }
+
+namespace {
 
 // Everything fsck checks must hold before a staged filesystem is moved into
 // place: a dump that restore accepts mounts and works.
@@ -855,6 +866,9 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   Connection* c = lease ? &**lease : nullptr;
   Progress progress(opts.dry_run ? "verify" : "restore", 0, "keys", opts.quiet);
   RestoreSink sink(pool, c, opts, progress);
+  // A version-2 document goes to the incremental restore (dump_incremental.hpp).
+  IncrementalRestore incremental(pool, c, opts, progress);
+  ChooseSink chooser(sink, incremental);
 
   RestoreStats stats;
   bool replaced = false;
@@ -862,9 +876,12 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   DecompressingBuf decompressed(in.rdbuf());
   std::istream json(&decompressed);
   auto body = [&]() -> Status {
-    auto trailer = dump::read(json, sink, opts.limits);
+    auto trailer = dump::read(json, chooser, opts.limits);
     if (sink.refusal()) {
       return *sink.refusal();
+    }
+    if (incremental.refusal()) {
+      return *incremental.refusal();
     }
     // A broken compressed stream ends the JSON early, or decodes to
     // garbage before its checksum tells: say so rather than what the JSON
@@ -879,6 +896,9 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       return std::move(trailer).error();
     }
     stats.trailer = *trailer;
+    if (incremental.active()) {
+      return incremental.commit(stats);
+    }
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);
@@ -888,7 +908,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     }
     TRY(check_cancel());
     const Keys& staging = *sink.staging();
-    TRY(_mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
+    TRY(mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
     TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(*c, staging));
     Status checked = _check_staged(*pool, staging);
     if (!checked.ok()) {
@@ -928,11 +948,14 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
         (void)unlink_all(*c, *sink.staging());
         (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
       }
+      incremental.discard();
     }
     return std::move(st).error();
   }
-  stats.prefix = sink.target();
-  stats.source_prefix = sink.source_prefix();
+  if (!incremental.active()) {
+    stats.prefix = sink.target();
+    stats.source_prefix = sink.source_prefix();
+  }
   stats.replaced = replaced;
   stats.compression = decompressed.detected();
   stats.seconds = _since(start);

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "compress.hpp"
+#include "keys.hpp"
 #include "dump_format.hpp"
 #include "redis.hpp"
 #include "result.hpp"
@@ -34,6 +35,9 @@ struct DumpOptions {
   // counts and checksum stay those of the records, as in a plain dump.
   Compression compression = Compression::None;
   int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
+  // An incremental dump of what changed since this snapshot
+  // (dump_incremental.hpp); the prefix dumped must descend from it.
+  std::optional<std::string> since;
 };
 
 struct DumpStats {
@@ -45,6 +49,7 @@ struct DumpStats {
   Compression compression = Compression::None;
   std::uint64_t json_bytes = 0;     // the JSON document's length (compressed dumps only)
   std::uint64_t written_bytes = 0;  // what was written: the compressed length (compressed dumps only)
+  std::string base;                 // an incremental dump: the snapshot it is taken against
 };
 
 Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts);
@@ -74,6 +79,7 @@ struct RestoreStats {
   bool replaced = false;  // an existing filesystem was replaced (--force)
   Compression compression = Compression::None;  // what the input's first bytes said
   std::string warning;    // something to tell the user although the restore succeeded
+  std::string base_snapshot_id;  // an incremental dump: the snapshot it applied to
   double seconds = 0;
 };
 
@@ -81,6 +87,15 @@ struct RestoreStats {
 // zstd or gzip stream is told by its magic number and decompressed on the
 // way (compress.hpp); a corrupt or truncated one fails like a bad dump.
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts);
+// What the staged superblock of a restore says of where the filesystem
+// came from: restored_from `source`, dumped `dumped_ns`, read_only as
+// `snapshot` says; origin and snapshot_created kept only for a snapshot of
+// another prefix.
+Status mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
+                     std::int64_t dumped_ns, bool snapshot);
+// "2026-11-29T19:40:00.123Z" (a dump header's time) in ns; 0 if it is not that.
+std::int64_t parse_iso_ns(const std::string& text);
+
 // `path` "-" is stdin.
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts);
 
