@@ -82,30 +82,44 @@ class DigestSum {
 };
 
 // Every field of a hash, page by page (HSCAN; a repeated field dropped), to
-// `each`; the count must be HLEN's. False when the key does not exist.
+// `each`, starting from its first page when the caller pipelined it; a
+// hash of more than one page must hold as many fields as HLEN says. False
+// when the key does not exist.
 Result<bool> _each_field(Connection& c, const std::string& key, std::string_view rel,
-                         const std::function<Status(const Pairs&)>& each) {
+                         const std::function<Status(const Pairs&)>& each, std::optional<Reply> first = std::nullopt) {
   std::string cursor = "0";
   U64Set seen;
   std::uint64_t count = 0;
+  bool paged = false;
   do {
-    TRY_ASSIGN(Reply page, c.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
+    Reply page;
+    if (first) {
+      page = std::move(*first);
+      first.reset();
+    } else {
+      TRY_ASSIGN(page, c.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
+    }
     ReplyView v = page.view();
     if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
       return make_error(EIO, "redis: bad HSCAN reply for " + key);
     }
     cursor = std::string(v[0].str());
+    paged = paged || cursor != "0";
     Pairs pairs = _pairs(v[1]);
-    std::erase_if(pairs, [&](const auto& p) { return !seen.insert(std::hash<std::string_view>{}(p.first)); });
+    if (paged) {
+      std::erase_if(pairs, [&](const auto& p) { return !seen.insert(std::hash<std::string_view>{}(p.first)); });
+    }
     count += pairs.size();
     if (!pairs.empty()) {
       TRY(each(pairs));
     }
   } while (cursor != "0");
-  TRY_ASSIGN(Reply len, c.command({"HLEN", key}));
-  if (static_cast<std::uint64_t>(std::max(0LL, len.view().integer())) != count) {
-    return make_error(EIO, "hash " + std::string(rel) + ": " + _str(count) + " fields read but HLEN says " +
-                               std::to_string(len.view().integer()));
+  if (paged) {
+    TRY_ASSIGN(Reply len, c.command({"HLEN", key}));
+    if (static_cast<std::uint64_t>(std::max(0LL, len.view().integer())) != count) {
+      return make_error(EIO, "hash " + std::string(rel) + ": " + _str(count) + " fields read but HLEN says " +
+                                 std::to_string(len.view().integer()));
+    }
   }
   return count > 0;
 }
@@ -144,26 +158,42 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
   KeyWalk walk(c, keys, KeyWalkOptions{false, 256, nullptr});
   TRY(walk.begin());
   TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    // Blocks are only measured (the walk's cross-check); every hash's first
+    // page comes in the same pipeline.
     for (const auto& rel : rels) {
-      c.append({parse_relative_key(rel).kind == KeyKind::Block ? "STRLEN" : "EXISTS", keys.absolute(rel)});
+      if (parse_relative_key(rel).kind == KeyKind::Block) {
+        c.append({"STRLEN", keys.absolute(rel)});
+      } else {
+        c.append({"HSCAN", keys.absolute(rel), "0", "COUNT", k_hscan_count});
+      }
     }
-    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+    std::vector<Result<Reply>> replies;
     for (std::size_t i = 0; i < rels.size(); ++i) {
-      const long long n = replies[i].view().integer();
-      const bool block = parse_relative_key(rels[i]).kind == KeyKind::Block;
-      found[i] = n == 0 ? -1 : (block ? n : 0);
-      if (block || n == 0) {
+      replies.push_back(c.read_reply());
+    }
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (!replies[i].ok()) {
+        if (c.broken()) {
+          return std::move(replies[i]).error();
+        }
+        found[i] = -2;  // not of its type: the walk says so
         continue;
       }
-      const bool inode = parse_relative_key(rels[i]).kind == KeyKind::Inode;
-      TRY(_each_field(c, keys.absolute(rels[i]), rels[i], [&](const Pairs& pairs) -> Status {
+      const ParsedKey pk = parse_relative_key(rels[i]);
+      if (pk.kind == KeyKind::Block) {
+        const long long n = replies[i]->view().integer();
+        found[i] = n == 0 ? -1 : n;
+        continue;
+      }
+      TRY_ASSIGN(bool any, _each_field(c, keys.absolute(rels[i]), rels[i], [&](const Pairs& pairs) -> Status {
         for (const auto& [f, v] : pairs) {
-          if (!(inode && f == "atime")) {
+          if (!(pk.kind == KeyKind::Inode && f == "atime")) {
             sum.add(rels[i], f, v);
           }
         }
         return {};
-      }));
+      }, std::move(replies[i]).value()));
+      found[i] = any ? 0 : -1;
     }
     return {};
   }));
@@ -182,7 +212,10 @@ class IncrementalDumper {
                     std::uint32_t block_size)
       : m_c(c), m_snap(snap), m_base(base), m_w(w), m_progress(progress),
         // A batch's changed blocks come back in one reply: about 8 MiB.
-        m_batch(std::clamp<std::size_t>((8u << 20) / std::max<std::uint32_t>(block_size, 1), 2, 1000)) {}
+        m_batch(std::clamp<std::size_t>((8u << 20) / std::max<std::uint32_t>(block_size, 1), 2, 1000)),
+        // Where inc_compare.lua XORs two blocks (in SNAP's slot, removed
+        // by the script itself).
+        m_scratch(Keys(make_temp_prefix(snap.prefix(), TempKind::Dump)).absolute("CMP")) {}
 
   std::uint64_t blocks() const { return m_blocks; }
   std::uint64_t deletes() const { return m_deletes; }
@@ -243,6 +276,7 @@ class IncrementalDumper {
     for (const auto& rel : rels) {
       keys.push_back(m_base.absolute(rel));
     }
+    keys.push_back(m_scratch);
     TRY_ASSIGN(Reply r, m_c.eval("inc_compare", keys, args));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != rels.size() + 1) {
@@ -278,6 +312,7 @@ class IncrementalDumper {
   dump::Writer& m_w;
   Progress& m_progress;
   std::size_t m_batch;
+  std::string m_scratch;
   std::string m_carry;
   std::uint64_t m_blocks = 0;
   std::uint64_t m_deletes = 0;
@@ -522,11 +557,17 @@ Status IncrementalRestore::on_string(std::string_view key, std::string&& value) 
   }
   std::string k = m_staging->absolute(key);
   TRY(send({"SET", k, value, "NX", "PX", m_ttl}, value.size(), "set"));
-  std::string index = staging_index_key(*m_staging);
-  TRY(send({"RPUSH", index, key}, key.size(), nullptr));
+  return index(key);
+}
+
+// The staged key's name goes to the staging index (install.hpp), which
+// gets the staging TTL with its first entry.
+Status IncrementalRestore::index(std::string_view key) {
+  std::string list = staging_index_key(*m_staging);
+  TRY(send({"RPUSH", list, key}, key.size(), nullptr));
   if (!m_ttl_set) {
     m_ttl_set = true;
-    TRY(send({"PEXPIRE", index, m_ttl}, 0, nullptr));
+    TRY(send({"PEXPIRE", list, m_ttl}, 0, nullptr));
   }
   return {};
 }
@@ -545,13 +586,7 @@ Status IncrementalRestore::on_hash_begin(std::string_view key) {
   }
   std::string k = m_staging->absolute(key);
   TRY(send({"EXISTS", k}, 0, "absent"));
-  std::string index = staging_index_key(*m_staging);
-  TRY(send({"RPUSH", index, key}, key.size(), nullptr));
-  if (!m_ttl_set) {
-    m_ttl_set = true;
-    TRY(send({"PEXPIRE", index, m_ttl}, 0, nullptr));
-  }
-  return {};
+  return index(key);
 }
 
 Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {

@@ -23,8 +23,10 @@
 // (inc_compare.lua, inc_gone.lua) so that unchanged blocks never cross the
 // network: SNAP's keys that BASE lacks or holds otherwise are written whole
 // (the superblock always, first), a file's blocks are compared only when
-// its inode changed (not atime alone), and a changed block is sent whole;
-// then BASE's keys that SNAP lacks are written as deletions.
+// its inode changed (not atime alone), two blocks by BITOP XOR into a
+// scratch key under a temporary prefix (removed by the same script), and a
+// changed block is sent whole; then BASE's keys that SNAP lacks are
+// written as deletions.
 //
 // RESTORE. The target must be exactly the base: its snapshot_id is the
 // header's base_snapshot_id, its state digest the header's base_digest,
@@ -92,6 +94,7 @@ class IncrementalRestore : public dump::Sink {
   Status send(std::initializer_list<std::string_view> argv, std::size_t bytes, const char* expect);
   Status send_argv(std::span<const std::string_view> argv, std::size_t bytes, const char* expect);
   Status settle();
+  Status index(std::string_view key);
 
   Pool* m_pool;
   Connection* m_c;
