@@ -45,6 +45,11 @@
 // leaves keys without a superblock (refused by mount and by list), never
 // something that looks like a whole filesystem. A dry run does the same
 // checks with an in-memory set of key hashes and writes nothing.
+//
+// INCREMENTAL dumps (version 2) are dump_incremental.cpp's: _dump_into
+// calls it for DumpOptions::since, and restore_filesystem reads through a
+// ChooseSink, which hands a version-2 document to an IncrementalRestore
+// instead of the RestoreSink here.
 #include "dump_io.hpp"
 
 #include <fcntl.h>

@@ -13,7 +13,9 @@
 // Any failure deletes the staging keys: the target is left exactly as it
 // was. A restored filesystem mounts read-write and remembers where it came
 // from (restored_from, dumped); with `snapshot` it stays a read-only
-// snapshot.
+// snapshot. An incremental dump (version 2) is dumped and restored by
+// dump_incremental.hpp: dump_to_path with DumpOptions::since, and
+// restore_filesystem hands a version-2 document to it.
 #pragma once
 
 #include <cstdint>

@@ -264,7 +264,8 @@ struct CopyStats {
 // Re-prefixes every filesystem key of `src` to `dst` on the server (COPY),
 // under src's freeze: the copy is the state of one instant even while src is
 // mounted read-write and busy. dst's superblock gets origin, snapshot_created
-// and read_only (unless writable). dst is reserved for the whole copy, which
+// and read_only (unless writable), and its identity (Identity: a read-only
+// snapshot a new snapshot_id, appended to src's lineage in the same step). dst is reserved for the whole copy, which
 // is made under a staging prefix (keys with a TTL) and moved into place at
 // the end (install.hpp). dst must hold no key, unless force (then the old
 // dst is replaced only once the copy is whole, and never while mounted).
