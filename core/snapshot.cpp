@@ -906,18 +906,19 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
       return make_error(EIO, sk.sb() + " vanished while it was frozen");
     }
   }
-  // The lineage (superblock.hpp), read under the freeze: a read-only
-  // snapshot appends its new id to the source's in the step that copies
-  // the superblock; a clone has no snapshot_id.
+  // The lineage (superblock.hpp), read and extended under the freeze (the
+  // instant: no change script runs meanwhile; on a cluster the source may
+  // be in another slot than the MULTI below): a read-only snapshot appends
+  // its new id to the source's; a clone has no snapshot_id.
   TRY_ASSIGN(Reply lineage, c.command({"HGET", sk.sb(), "lineage"}));
   const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
   const std::string extended = opts.writable ? std::string() :
       extend_lineage(parse_lineage(lineage.view().is_nil() ? "" : lineage.view().str()).value_or(
                          std::vector<std::string>{}), id);
-  c.append({"MULTI"});
   if (!opts.writable) {
-    c.append({"HSET", sk.sb(), "lineage", extended});
+    TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
   }
+  c.append({"MULTI"});
   if (payload.empty()) {
     c.append({"COPY", sk.sb(), tk.sb()});
   } else {
@@ -933,9 +934,8 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   c.append({"EXEC"});
   TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
   ReplyView exec = replies.back().view();
-  const std::size_t first = opts.writable ? 0 : 1;
-  bool sb_copied = exec.is_array() && exec.size() == first + 4 &&
-                   (payload.empty() ? exec[first].integer() == 1 : exec[first].type() == ReplyView::Type::Simple);
+  bool sb_copied = exec.is_array() && exec.size() == 4 &&
+                   (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
   if (!sb_copied) {
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
