@@ -71,6 +71,11 @@ void ContentDigest::hash_end() {
   put_u64(m_pairs);
 }
 
+void ContentDigest::delete_record(std::string_view key) {
+  m_sha.update(key);
+  m_sha.update("\0d", 2);
+}
+
 // ---------------------------------------------------------------- writer
 
 // Per byte: 0 = copied as is, else the character after '\' ('u' = \u00XX).
@@ -233,14 +238,23 @@ Status Writer::begin() {
     TRY(_check_text("tool", m_header.tool));
     m_buf.append("{\"format\":\"");
     m_buf.append(k_format);
+    const bool incremental = !m_header.base_snapshot_id.empty();
+    TRY(_check_text("base_snapshot_id", m_header.base_snapshot_id));
+    TRY(_check_text("base_digest", m_header.base_digest));
     m_buf.append("\",\"version\":");
-    m_buf.append(std::to_string(k_version));
+    m_buf.append(std::to_string(incremental ? k_version_incremental : k_version));
     m_buf.append(",\"prefix\":");
     _append_json_string(m_buf, m_header.prefix, _escaped_size(m_header.prefix));
     m_buf.append(",\"created\":");
     _append_json_string(m_buf, m_header.created, _escaped_size(m_header.created));
     m_buf.append(",\"tool\":");
     _append_json_string(m_buf, m_header.tool, _escaped_size(m_header.tool));
+    if (incremental) {
+      m_buf.append(",\"base_snapshot_id\":");
+      _append_json_string(m_buf, m_header.base_snapshot_id, _escaped_size(m_header.base_snapshot_id));
+      m_buf.append(",\"base_digest\":");
+      _append_json_string(m_buf, m_header.base_digest, _escaped_size(m_header.base_digest));
+    }
     if (m_header.record_count > 0) {
       m_buf.append(",\"record_count\":");
       m_buf.append(std::to_string(m_header.record_count));
@@ -330,6 +344,22 @@ Status Writer::end_hash() {
   }
 }
 
+Status Writer::write_delete(std::string_view key) {
+  try {
+    TRY(check_open("write_delete()"));
+    if (m_header.base_snapshot_id.empty()) {
+      return make_error(EINVAL, "dump writer: a deletion record in a full dump");
+    }
+    TRY(_check_key(key));
+    start_record(key);
+    m_buf.append(",\"delete\":true}");
+    m_digest.delete_record(key);
+    return flush(false);
+  } catch (...) {
+    return on_exception();
+  }
+}
+
 Result<Trailer> Writer::finish() {
   try {
     TRY(check_open("finish()"));
@@ -362,6 +392,7 @@ enum class State {
   RecordKeyName,
   RecordKeyValue,
   RecordBodyName,
+  DeleteValue,
   RecordEnd,
   BytesValue,
   Base64Name,
@@ -417,8 +448,11 @@ class SaxReader final : public JsonHandler {
     m_buf.mark();
     return scalar_other("null");
   }
-  bool boolean(bool) override {
+  bool boolean(bool v) override {
     m_buf.mark();
+    if (m_state == State::DeleteValue) {
+      return delete_record(v);
+    }
     return scalar_other("a boolean");
   }
   bool number_integer(std::int64_t v) override {
@@ -461,6 +495,7 @@ class SaxReader final : public JsonHandler {
   bool root_key(const std::string& k);
   bool root_end();
   bool header_string(std::string&& s);
+  bool delete_record(bool v);
   bool trailer_key(const std::string& k);
   bool trailer_end();
   bool in_record() const;
@@ -482,6 +517,8 @@ class SaxReader final : public JsonHandler {
   bool m_seen_created = false;
   bool m_seen_tool = false;
   bool m_seen_record_count = false;
+  bool m_seen_base_id = false;
+  bool m_seen_base_digest = false;
   bool m_seen_records = false;
   bool m_seen_trailer = false;
   bool m_trailer_done = false;
@@ -510,6 +547,7 @@ bool SaxReader::in_record() const {
     case State::RecordKeyName:
     case State::RecordKeyValue:
     case State::RecordBodyName:
+    case State::DeleteValue:
     case State::RecordEnd:
     case State::BytesValue:
     case State::Base64Name:
@@ -566,7 +604,8 @@ std::string SaxReader::expected() const {
       if (m_member == "version") {
         return "an integer for \"version\"";
       }
-      if (m_member == "format" || m_member == "prefix" || m_member == "created" || m_member == "tool") {
+      if (m_member == "format" || m_member == "prefix" || m_member == "created" || m_member == "tool" ||
+          m_member == "base_snapshot_id" || m_member == "base_digest") {
         return "a string for " + _quoted(m_member);
       }
       return "a string or a number for header member " + _quoted(m_member);
@@ -579,7 +618,10 @@ std::string SaxReader::expected() const {
     case State::RecordKeyValue:
       return "a string for \"key\"";
     case State::RecordBodyName:
-      return "\"string\" or \"hash\"";
+      return m_header.version == k_version_incremental ? "\"string\", \"hash\" or \"delete\""
+                                                       : "\"string\" or \"hash\"";
+    case State::DeleteValue:
+      return "true for \"delete\"";
     case State::RecordEnd:
       return "the end of the record";
     case State::BytesValue:
@@ -644,18 +686,20 @@ bool SaxReader::number(const Number& n) {
       if (!count_value(n, v)) {
         return false;
       }
-      if (v != static_cast<uint64_t>(k_version)) {
+      if (v != static_cast<uint64_t>(k_version) && v != static_cast<uint64_t>(k_version_incremental)) {
         m_error = make_error(EINVAL, "dump: unsupported dump version " + std::to_string(v) +
-                                         " (this redisfs-snap reads version " + std::to_string(k_version) + ")");
+                                         " (this redisfs-snap reads versions 1 and 2)");
         return false;
       }
+      m_header.version = static_cast<int>(v);
       m_seen_version = true;
     } else if (m_member == "record_count") {
       if (!count_value(n, m_header.record_count)) {
         return false;
       }
       m_seen_record_count = true;
-    } else if (m_member == "format" || m_member == "prefix" || m_member == "created" || m_member == "tool") {
+    } else if (m_member == "format" || m_member == "prefix" || m_member == "created" || m_member == "tool" ||
+               m_member == "base_snapshot_id" || m_member == "base_digest") {
       return unexpected("a number");
     }
     m_state = State::RootKey;
@@ -761,8 +805,27 @@ bool SaxReader::header_string(std::string&& s) {
   } else if (m_member == "tool") {
     m_header.tool = std::move(s);
     m_seen_tool = true;
+  } else if (m_member == "base_snapshot_id") {
+    m_header.base_snapshot_id = std::move(s);
+    m_seen_base_id = true;
+  } else if (m_member == "base_digest") {
+    m_header.base_digest = std::move(s);
+    m_seen_base_digest = true;
   }
   m_state = State::RootKey;
+  return true;
+}
+
+bool SaxReader::delete_record(bool v) {
+  if (!v) {
+    return fail("\"delete\" must be true");
+  }
+  m_digest.delete_record(m_key);
+  Status st = m_sink.on_delete(m_key);
+  if (!st.ok()) {
+    return sink_failed(std::move(st).error());
+  }
+  m_state = State::RecordEnd;
   return true;
 }
 
@@ -834,6 +897,19 @@ bool SaxReader::root_key(const std::string& k) {
         return fail(std::string("the header has no \"") + name + "\" before \"records\"");
       }
     }
+    if (m_header.version == k_version_incremental) {
+      if (!m_seen_base_id || !m_seen_base_digest) {
+        return fail("an incremental dump (version 2) needs \"base_snapshot_id\" and \"base_digest\" before \"records\"");
+      }
+      if (m_header.base_snapshot_id.size() != 32 || !_is_hex_digest(m_header.base_snapshot_id + std::string(32, '0'))) {
+        return fail("\"base_snapshot_id\" must be 32 lowercase hex digits, found " + _quoted(m_header.base_snapshot_id));
+      }
+      if (!_is_hex_digest(m_header.base_digest)) {
+        return fail("\"base_digest\" must be 64 lowercase hex digits, found " + _quoted(m_header.base_digest));
+      }
+    } else if (m_seen_base_id || m_seen_base_digest) {
+      return fail("\"base_snapshot_id\" and \"base_digest\" belong to an incremental dump (version 2), not version 1");
+    }
     Status st = m_sink.on_header(m_header);
     if (!st.ok()) {
       return sink_failed(std::move(st).error());
@@ -861,7 +937,8 @@ bool SaxReader::root_key(const std::string& k) {
   }
   const bool dup = (k == "format" && m_seen_format) || (k == "version" && m_seen_version) ||
                    (k == "prefix" && m_seen_prefix) || (k == "created" && m_seen_created) ||
-                   (k == "tool" && m_seen_tool) || (k == "record_count" && m_seen_record_count);
+                   (k == "tool" && m_seen_tool) || (k == "record_count" && m_seen_record_count) ||
+                   (k == "base_snapshot_id" && m_seen_base_id) || (k == "base_digest" && m_seen_base_digest);
   if (dup) {
     return fail("duplicate header member " + _quoted(k));
   }
@@ -946,6 +1023,13 @@ bool SaxReader::key(std::string& k) {
       }
       if (k == "hash") {
         m_state = State::HashStart;
+        return true;
+      }
+      if (k == "delete") {
+        if (m_header.version != k_version_incremental) {
+          return fail("a deletion record in a full dump (version 1)");
+        }
+        m_state = State::DeleteValue;
         return true;
       }
       if (k == "key") {

@@ -1,5 +1,7 @@
-// The redisfs dump format, version 1: a portable, streamed, verifiable
-// serialisation of every key of one filesystem.
+// The redisfs dump format: a portable, streamed, verifiable serialisation
+// of every key of one filesystem (version 1, a full dump), or of what
+// changed between two snapshots of it (version 2, an incremental dump:
+// INCREMENTAL below).
 //
 // A dump is one JSON document (RFC 8259, UTF-8), so jq and friends read it:
 //
@@ -48,12 +50,23 @@
 //                   'p', u64 field length, field bytes, u64 value length, value bytes
 //              then 'e', u64 number of pairs
 //
+//   a deletion (version 2 only): 'd'
+//
 // where u64 is an unsigned 64-bit little-endian integer. (Keys hold no NUL,
 // so the key's end is unambiguous; a hash carries its pair count at its end
 // because writer and reader both stream a hash without knowing its size
 // beforehand.) The numbers in "version" and the trailer are integers in
 // 0..2^53, the range JSON tools carry exactly. Nothing but whitespace may
 // follow the document.
+//
+// INCREMENTAL (version 2). The header also holds "base_snapshot_id" (the
+// snapshot_id of the snapshot it applies to, 32 lowercase hex digits) and
+// "base_digest" (that snapshot's state digest, 64 lowercase hex digits:
+// dump_incremental.hpp), both required, both before "records". Records are
+// the keys that are new or changed since the base, whole, as in version 1,
+// and deletions: {"key":"BLK:7:3","delete":true}, a key of the base that
+// the new snapshot lacks. A full dump stays version 1, so an older reader
+// still reads it; a version-1 document with a deletion record is refused.
 //
 // Writer streams to an std::ostream and holds at most one record (a large
 // hash only one batch of its pairs). read() is a push parser over an
@@ -81,7 +94,8 @@
 
 namespace redisfs::dump {
 
-inline constexpr int k_version = 1;
+inline constexpr int k_version = 1;              // a full dump
+inline constexpr int k_version_incremental = 2;  // an incremental dump (below)
 inline constexpr const char* k_format = "redisfs-dump";
 inline constexpr uint64_t k_max_number = 1ull << 53;
 
@@ -90,6 +104,9 @@ struct Header {
   std::string created;
   std::string tool;
   uint64_t record_count = 0;  // "record_count": records announced; 0 = not given
+  int version = k_version;    // what read() found; the Writer writes 2 when base_snapshot_id is set
+  std::string base_snapshot_id;  // incremental: the snapshot it applies to
+  std::string base_digest;       // incremental: that snapshot's state digest (dump_incremental.hpp)
 };
 
 struct Trailer {
@@ -105,6 +122,7 @@ class ContentDigest {
   void hash_begin(std::string_view key);
   void hash_pair(std::string_view field, std::string_view value);
   void hash_end();
+  void delete_record(std::string_view key);
   std::string hex_digest() const { return m_sha.hex_digest(); }
 
  private:
@@ -123,6 +141,8 @@ class Writer {
   Status begin_hash(std::string_view key);
   Status hash_fields(std::span<const std::pair<std::string, std::string>> pairs);
   Status end_hash();
+  // An incremental dump's deletion record (header.base_snapshot_id set).
+  Status write_delete(std::string_view key);
   Result<Trailer> finish();
 
  private:
@@ -157,6 +177,10 @@ class Sink {
   virtual Status on_hash_begin(std::string_view key) = 0;
   virtual Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) = 0;
   virtual Status on_hash_end(std::string_view key) = 0;
+  // A deletion record (only in an incremental dump, version 2).
+  virtual Status on_delete(std::string_view key) {
+    return make_error(EINVAL, "deletion record for key '" + std::string(key) + "': this reader takes full dumps only");
+  }
 };
 
 inline constexpr size_t k_hash_batch_pairs = 1024;

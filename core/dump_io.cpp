@@ -50,6 +50,11 @@
 // A restore checkpoints its staging in <NAME>~resume (restore_resume.hpp)
 // so that --resume continues it after a crash or a broken pipe: the first
 // records are then checked against the checkpoint's digest, not written.
+//
+// INCREMENTAL dumps (version 2) are dump_incremental.cpp's: _dump_into
+// calls it for DumpOptions::since, and restore_filesystem reads through a
+// ChooseSink, which hands a version-2 document to an IncrementalRestore
+// instead of the RestoreSink here.
 #include "dump_io.hpp"
 
 #include <fcntl.h>
@@ -66,6 +71,7 @@
 #include <functional>
 #include <iostream>
 
+#include "dump_incremental.hpp"
 #include "dump_rules.hpp"
 #include "fsck.hpp"
 #include "restore_resume.hpp"
@@ -314,8 +320,11 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     // The header announces the record count (the copy's index, and its
     // superblock): a restore reading a pipe shows progress against it.
     TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
-    dump::Header header{prefix, iso_time_ns(stats.snapshot_ns), "redisfs-snap " REDISFS_VERSION,
-                        static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1};
+    dump::Header header;
+    header.prefix = prefix;
+    header.created = iso_time_ns(stats.snapshot_ns);
+    header.tool = "redisfs-snap " REDISFS_VERSION;
+    header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
     dump::Writer w(out, header);
     TRY(w.begin());
     TempStreamer streamer(c, *side, tk, w, progress);
@@ -351,12 +360,15 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
 // compressed stream is ended only after the dump succeeded.
 static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::ostream& out,
                                     const DumpOptions& opts) {
+  auto dump = [&](std::ostream& o) {
+    return opts.since ? dump_incremental(pool, prefix, *opts.since, o, opts) : dump_filesystem(pool, prefix, o, opts);
+  };
   if (opts.compression == Compression::None) {
-    return dump_filesystem(pool, prefix, out, opts);
+    return dump(out);
   }
   CompressingBuf zbuf(out.rdbuf(), opts.compression, opts.compression_level);
   std::ostream zout(&zbuf);
-  auto stats = dump_filesystem(pool, prefix, zout, opts);
+  auto stats = dump(zout);
   if (!stats.ok()) {
     return stats;
   }
@@ -848,9 +860,11 @@ class RestoreSink : public dump::Sink {
   std::size_t m_pending_bytes = 0;
 };
 
+}  // namespace
+
 // What the staged superblock says of where the filesystem came from
 // (restored_superblock_marks, dump_rules.hpp).
-Status _mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
+Status mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
                       std::int64_t dumped_ns, bool snapshot) {
   TRY_ASSIGN(Reply origin, c.command({"HGET", staging.sb(), "origin"}));
   std::optional<std::string> had;
@@ -874,6 +888,8 @@ Status _mark_restored(Connection& c, const Keys& staging, const std::string& tar
   TRY(c.read_all());
   return {};
 }
+
+namespace {
 
 // Everything fsck checks must hold before a staged filesystem is moved into
 // place: a dump that restore accepts mounts and works.
@@ -962,18 +978,27 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   Connection* c = lease ? &**lease : nullptr;
   Progress progress(opts.dry_run ? "verify" : "restore", 0, "keys", opts.quiet);
   RestoreSink sink(pool, c, opts, progress);
+  // A version-2 document goes to the incremental restore (dump_incremental.hpp).
+  IncrementalRestore incremental(pool, c, opts, progress);
+  ChooseSink chooser(sink, incremental);
 
   RestoreStats stats;
   bool replaced = false;
   bool ended_early = false;
   auto body = [&]() -> Status {
-    auto trailer = read_dump_stream(in, sink, opts.limits, &stats.compression, &sink.refusal(), &ended_early);
-    if (!trailer.ok() && !sink.refusal()) {
+    auto trailer = read_dump_stream(in, chooser, opts.limits, &stats.compression, &sink.refusal(), &ended_early);
+    if (incremental.refusal()) {
+      return *incremental.refusal();
+    }
+    if (!trailer.ok() && !sink.refusal() && !incremental.active()) {
       if (Status dup = sink.settle(0); !dup.ok()) {  // a duplicate before the fault is the first fault
         return make_error(dup.code(), "dump: " + dup.error().message);
       }
     }
     TRY_ASSIGN(stats.trailer, std::move(trailer));
+    if (incremental.active()) {
+      return incremental.commit(stats);
+    }
     Status fin = sink.finish();
     if (!fin.ok()) {
       return make_error(fin.code(), "dump: " + fin.error().message);
@@ -983,7 +1008,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     }
     TRY(check_cancel());
     const Keys& staging = *sink.staging();
-    TRY(_mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
+    TRY(mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
     TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(*c, staging));
     Status checked = _check_staged(*pool, staging);
     if (!checked.ok()) {
@@ -1020,10 +1045,15 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   Status st = body();
   progress.finish();
   if (!st.ok()) {
+    if (c != nullptr) {
+      incremental.discard();
+    }
     return _restore_failed(c, sink, opts, ended_early, std::move(st).error());
   }
-  stats.prefix = sink.target();
-  stats.source_prefix = sink.source_prefix();
+  if (!incremental.active()) {
+    stats.prefix = sink.target();
+    stats.source_prefix = sink.source_prefix();
+  }
   stats.replaced = replaced;
   stats.resumed_records = sink.resumed_records();
   stats.seconds = _since(start);

@@ -14,7 +14,10 @@
 // was. A restored filesystem mounts read-write and remembers where it came
 // from (restored_from, dumped); with `snapshot` it stays a read-only
 // snapshot. A restore a crash or a broken pipe interrupted can be continued
-// (RestoreOptions::resume, restore_resume.hpp).
+// (RestoreOptions::resume, restore_resume.hpp). An incremental dump
+// (version 2) is dumped and restored by dump_incremental.hpp: dump_to_path
+// with DumpOptions::since, and restore_filesystem hands a version-2
+// document to it.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +26,7 @@
 #include <string>
 
 #include "compress.hpp"
+#include "keys.hpp"
 #include "dump_format.hpp"
 #include "redis.hpp"
 #include "result.hpp"
@@ -35,6 +39,9 @@ struct DumpOptions {
   // counts and checksum stay those of the records, as in a plain dump.
   Compression compression = Compression::None;
   int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
+  // An incremental dump of what changed since this snapshot
+  // (dump_incremental.hpp); the prefix dumped must descend from it.
+  std::optional<std::string> since;
 };
 
 struct DumpStats {
@@ -46,6 +53,7 @@ struct DumpStats {
   Compression compression = Compression::None;
   std::uint64_t json_bytes = 0;     // the JSON document's length (compressed dumps only)
   std::uint64_t written_bytes = 0;  // what was written: the compressed length (compressed dumps only)
+  std::string base;                 // an incremental dump: the snapshot it is taken against
 };
 
 Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts);
@@ -83,6 +91,7 @@ struct RestoreStats {
   Compression compression = Compression::None;  // what the input's first bytes said
   std::string warning;    // something to tell the user although the restore succeeded
   std::uint64_t resumed_records = 0;  // --resume: records the interrupted restore had staged
+  std::string base_snapshot_id;  // an incremental dump: the snapshot it applied to
   double seconds = 0;
 };
 
@@ -97,6 +106,11 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
 Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const dump::ReadLimits& limits,
                                        Compression* detected, const std::optional<Error>* refusal = nullptr,
                                        bool* ended_early = nullptr);
+
+// What the staged superblock of a restore says of where the filesystem
+// came from (restored_superblock_marks, dump_rules.hpp).
+Status mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
+                     std::int64_t dumped_ns, bool snapshot);
 
 // `path` "-" is stdin. Sets keep_on_early_end unless the input is a
 // regular file.

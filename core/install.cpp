@@ -228,8 +228,8 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
     if (!sources.empty()) {
       std::size_t n = sources.size();
       sources.insert(sources.end(), targets.begin(), targets.end());
-      const std::string persist = m.persist ? "1" : "0";
-      TRY_ASSIGN(Reply r, c.eval("move_keys", sources, std::span<const std::string>(&persist, 1)));
+      const std::string args[] = {m.persist ? "1" : "0", "0"};
+      TRY_ASSIGN(Reply r, c.eval("move_keys", sources, args));
       ReplyView out = r.view();
       if (!out.is_array() || out.size() != n) {
         return make_error(EIO, "redis: bad reply while moving " + m.from->prefix() + " to " + m.to->prefix());
@@ -382,9 +382,100 @@ Result<InstallResult> _frozen(Connection& c, const Keys& target,
   return done;
 }
 
+// An incremental restore's move (apply_staged_delta), from its journal on:
+// the deletions, then the staged keys over the old ones, superblock last,
+// then the journal goes. Every step can run again (a key already moved is
+// gone from the staging prefix; a deleted key is absent), so whoever finds
+// the journal runs the whole of it again.
+Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Keys& target, Freeze& freeze) {
+  const std::string index = staging_index_key(staging);
+  const std::string deletes = staging_deletes_key(staging);
+  std::uint64_t changed = 0;
+  for (long long at = 0;; at += k_index_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", deletes, _str(at), _str(at + k_index_page - 1)}));
+    ReplyView list = page.view();
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      ParsedKey pk = parse_relative_key(list[i].str());
+      if (is_filesystem_key(pk.kind) && pk.kind != KeyKind::Superblock) {
+        argv.push_back(target.absolute(list[i].str()));
+      }
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply n, c.command(argv));
+      changed += static_cast<std::uint64_t>(std::max(0LL, n.view().integer()));
+    }
+    TRY(freeze.keep_alive(c));
+    if (list.size() < static_cast<std::size_t>(k_index_page)) {
+      break;
+    }
+  }
+  int batches = 0;
+  for (long long at = 0;; at += k_index_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, _str(at), _str(at + k_index_page - 1)}));
+    ReplyView list = page.view();
+    std::vector<std::string> keys;
+    std::vector<std::string> targets;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      ParsedKey pk = parse_relative_key(list[i].str());
+      if (is_filesystem_key(pk.kind) && pk.kind != KeyKind::Superblock) {
+        keys.push_back(staging.absolute(list[i].str()));
+        targets.push_back(target.absolute(list[i].str()));
+      }
+    }
+    if (!keys.empty()) {
+      keys.insert(keys.end(), targets.begin(), targets.end());
+      const std::string args[] = {"1", "1"};
+      TRY_ASSIGN(Reply r, c.eval("move_keys", keys, args));
+      for (std::size_t i = 0; i < r.view().size(); ++i) {
+        changed += r.view()[i].integer() == 1 ? 1 : 0;
+      }
+    }
+    if (++batches == 1) {
+      if (fault_injected("install-delta")) {
+        return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=install-delta)");
+      }
+      crash_if_injected("install-delta");
+    }
+    TRY(freeze.keep_alive(c));
+    if (list.size() < static_cast<std::size_t>(k_index_page)) {
+      break;
+    }
+  }
+  const std::string sb[] = {staging.sb(), target.sb()};
+  const std::string args[] = {"1", "1"};
+  TRY_ASSIGN(Reply r, c.eval("move_keys", sb, args));
+  changed += r.view().size() == 1 && r.view()[0].integer() == 1 ? 1 : 0;
+  TRY_ASSIGN(Reply still, c.command({"EXISTS", target.sb()}));
+  if (still.view().integer() != 1) {
+    return make_error(EIO, "the staged superblock " + staging.sb() + " is gone (did it expire?)");
+  }
+  TRY(c.command({"DEL", target.installing()}));
+  (void)c.command({"UNLINK", index, deletes});
+  return changed;
+}
+
 }  // namespace
 
 std::string staging_index_key(const Keys& staging) { return staging.prefix() + "~index"; }
+std::string staging_deletes_key(const Keys& staging) { return staging.prefix() + "~deletes"; }
+
+Result<std::uint64_t> apply_staged_delta(Connection& c, const Keys& staging, const Keys& target) {
+  Result<std::uint64_t> changed = make_error(EIO, "not run");
+  auto done = _frozen(c, target, [&](Freeze& freeze) -> Result<InstallResult> {
+    TRY(_journal(c, target, "delta", staging, std::nullopt));
+    crash_if_injected("install-delta-begin");
+    changed = _apply_delta(c, staging, target, freeze);
+    if (!changed.ok()) {
+      return std::move(changed).error();
+    }
+    return InstallResult{*changed, false, {}};
+  });
+  if (!done.ok()) {
+    return std::move(done).error();
+  }
+  return done->moved;
+}
 
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
                                       std::uint64_t expected, bool indexed) {
@@ -534,7 +625,7 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   std::string staging = value.substr(s1 + 1, s2 - s1 - 1);
   std::string aside_name = value.substr(s2 + 1);
   if (!validate_prefix(staging).ok() || (aside_name != "-" && !validate_prefix(aside_name).ok()) ||
-      (phase != "aside" && phase != "swap")) {
+      (phase != "aside" && phase != "swap" && phase != "delta")) {
     return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");
   }
   std::optional<Keys> aside;
@@ -543,7 +634,11 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   }
   Keys staged(staging);
   register_filesystem(c, target.prefix());
-  auto done = _frozen(c, target, [&](Freeze& freeze) {
+  auto done = _frozen(c, target, [&](Freeze& freeze) -> Result<InstallResult> {
+    if (phase == "delta") {
+      TRY_ASSIGN(std::uint64_t changed, _apply_delta(c, staged, target, freeze));
+      return InstallResult{changed, false, {}};
+    }
     return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr)
                             : _swap(c, staged, target, aside, 0, freeze, nullptr);
   });

@@ -25,6 +25,12 @@
 // <name> never sees it half moved. They are journaled in <name>:INSTALLING: a tool killed midway
 // leaves it, and the next tool or mount of <name> finishes the move.
 //
+// An incremental restore (dump_incremental.hpp) stages only the new and
+// changed keys and the names of the deleted ones; apply_staged_delta puts
+// them in place over the base, with the freeze held and journaled as phase
+// "delta": it cannot roll back (the base's old keys are overwritten), so
+// it rolls forward, and whoever finds the journal runs it again to its end.
+//
 // Any failure in 2 or 3 rolls back: the keys moved to <name> are removed
 // (the staging copy or the dump is where they came from) and the replaced
 // filesystem is moved back. If the rollback itself cannot finish (the
@@ -97,6 +103,17 @@ struct InstallResult {
 // filesystem does not see it) and with the staging TTL. The swap walks it
 // instead of SCANning the whole server for the staged keys.
 std::string staging_index_key(const Keys& staging);
+
+// An incremental restore's list of the keys it deletes (relative names):
+// "<staging>~deletes", beside the index, with the staging TTL.
+std::string staging_deletes_key(const Keys& staging);
+
+// With the target's reservation held: deletes from `target` the keys
+// staging_deletes_key(staging) lists, then moves every key
+// staging_index_key(staging) lists over the target's (superblock last),
+// journaled (phase "delta"). Returns how many keys changed. A failure
+// midway leaves the journal: finish_install completes the move.
+Result<std::uint64_t> apply_staged_delta(Connection& c, const Keys& staging, const Keys& target);
 
 // Steps 2 to 4 above, with the target's reservation held: moves every key
 // of `staging` to `target`. `expected` (0: unknown) is how many keys the

@@ -429,11 +429,16 @@ CowSnapshot::CowSnapshot(const Keys& source, std::string token)
     : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
       m_last_refresh(Clock::now()) {}
 
-Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst) {
+Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst,
+                                       Identity identity) {
   CowSnapshot cow(source, random_hex(16));
+  if (identity == Identity::Snapshot) {
+    cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
+  }
   const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
   const std::string args[] = {staging.prefix(), cow.m_token, _str(k_freeze_ttl_ms), _str(k_temp_ttl_ms),
-                              std::string(dst)};
+                              std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
+                              _str(static_cast<long long>(k_max_lineage))};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
@@ -902,6 +907,18 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
       return make_error(EIO, sk.sb() + " vanished while it was frozen");
     }
   }
+  // The lineage (superblock.hpp), read and extended under the freeze (the
+  // instant: no change script runs meanwhile; on a cluster the source may
+  // be in another slot than the MULTI below): a read-only snapshot appends
+  // its new id to the source's; a clone has no snapshot_id.
+  TRY_ASSIGN(Reply lineage, c.command({"HGET", sk.sb(), "lineage"}));
+  const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
+  const std::string extended = opts.writable ? std::string() :
+      extend_lineage(parse_lineage(lineage.view().is_nil() ? "" : lineage.view().str()).value_or(
+                         std::vector<std::string>{}), id);
+  if (!opts.writable) {
+    TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
+  }
   c.append({"MULTI"});
   if (payload.empty()) {
     c.append({"COPY", sk.sb(), tk.sb()});
@@ -909,11 +926,16 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
     c.append({"RESTORE", tk.sb(), ttl, payload.view().str()});
   }
   c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  if (opts.writable) {
+    c.append({"HDEL", tk.sb(), "snapshot_id"});
+  } else {
+    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended});
+  }
   c.append({"PEXPIRE", tk.sb(), ttl});
   c.append({"EXEC"});
   TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
   ReplyView exec = replies.back().view();
-  bool sb_copied = exec.is_array() && exec.size() == 3 &&
+  bool sb_copied = exec.is_array() && exec.size() == 4 &&
                    (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
   if (!sb_copied) {
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
@@ -935,7 +957,7 @@ static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std:
 static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection& c, const Keys& sk, const Keys& tk,
                                                                       std::string_view what, bool writable,
                                                                       Progress& progress, std::string& warning) {
-  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what));
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what, writable ? Identity::Clone : Identity::Snapshot));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }
@@ -1425,6 +1447,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     auto sb = decode_superblock(p, fields);
     if (sb.ok()) {
       info.origin = sb->origin;
+      info.snapshot_id = sb->snapshot_id;
+      info.lineage = sb->lineage;
       info.restored_from = sb->restored_from;
       info.created_ns = sb->created_ns;
       info.snapshot_created_ns = sb->snapshot_created_ns;
@@ -1490,6 +1514,8 @@ std::string list_as_json(const std::vector<FsInfo>& list) {
     j["created"] = fs.created_ns != 0 ? Json(iso_time_ns(fs.created_ns)) : Json(nullptr);
     j["snapshot_created"] = fs.snapshot_created_ns != 0 ? Json(iso_time_ns(fs.snapshot_created_ns)) : Json(nullptr);
     j["restored_from"] = fs.restored_from.empty() ? Json(nullptr) : Json(fs.restored_from);
+    j["snapshot_id"] = fs.snapshot_id.empty() ? Json(nullptr) : Json(fs.snapshot_id);
+    j["lineage"] = fs.lineage;
     j["dumped"] = fs.dumped_ns != 0 ? Json(iso_time_ns(fs.dumped_ns)) : Json(nullptr);
     j["problem"] = fs.problem.empty() ? Json(nullptr) : Json(fs.problem);
     j["read_only"] = fs.read_only;

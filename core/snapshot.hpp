@@ -75,14 +75,23 @@ class Freeze {
 // stops costing the writers anything then, and its copy is thrown away
 // (refresh() and end() say so). The next snapshot of the prefix removes
 // what a dead one left (begin(): dead_staging()).
+// What the staged superblock says of its identity (superblock.hpp): a dump
+// copies it as it is; a read-only snapshot gets a new snapshot_id,
+// appended to the source's lineage in the same step; a writable clone
+// keeps the lineage and has no snapshot_id.
+enum class Identity { AsIs, Snapshot, Clone };
+
 class CowSnapshot {
  public:
   // Waits while the filesystem is frozen (up to k_freeze_wait) or another
   // snapshot of it is alive (as long as it lives). `dst`: the prefix a
   // copy is for (`list` shows it as "copying N%"), or "" (a dump).
-  static Result<CowSnapshot> begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst);
+  static Result<CowSnapshot> begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst,
+                                   Identity identity = Identity::AsIs);
 
   std::int64_t instant_ns() const { return m_instant_ns; }
+  // Identity::Snapshot: the id it was given.
+  const std::string& snapshot_id() const { return m_snapshot_id; }
   // The staging prefix of a snapshot whose copier died, replaced by this
   // one (empty: none): remove_staging() it.
   const std::string& dead_staging() const { return m_dead; }
@@ -102,6 +111,7 @@ class CowSnapshot {
   std::string m_cow;      // <source>:COW
   std::string m_token;
   std::string m_dead;
+  std::string m_snapshot_id;
   std::int64_t m_instant_ns = 0;
   bool m_alive = false;
   std::chrono::steady_clock::time_point m_last_refresh;
@@ -254,7 +264,8 @@ struct CopyStats {
 // Re-prefixes every filesystem key of `src` to `dst` on the server (COPY),
 // under src's freeze: the copy is the state of one instant even while src is
 // mounted read-write and busy. dst's superblock gets origin, snapshot_created
-// and read_only (unless writable). dst is reserved for the whole copy, which
+// and read_only (unless writable), and its identity (Identity: a read-only
+// snapshot a new snapshot_id, appended to src's lineage in the same step). dst is reserved for the whole copy, which
 // is made under a staging prefix (keys with a TTL) and moved into place at
 // the end (install.hpp). dst must hold no key, unless force (then the old
 // dst is replaced only once the copy is whole, and never while mounted).
@@ -281,6 +292,8 @@ struct FsInfo {
   std::string kind;  // filesystem, snapshot, clone, read-only, damaged, dump-temp, restore-staging
   std::string origin;
   std::string restored_from;             // restored dumps: the prefix in the dump's header
+  std::string snapshot_id;               // superblock.hpp ("" none)
+  std::vector<std::string> lineage;      // oldest first
   std::string problem;                   // why the superblock cannot be used (kind "damaged")
   std::int64_t created_ns = 0;           // the filesystem's creation
   std::int64_t snapshot_created_ns = 0;  // 0 unless it is a copy

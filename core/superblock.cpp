@@ -1,5 +1,6 @@
 #include "superblock.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "text.hpp"
@@ -21,6 +22,56 @@ bool parse_canonical_u64(std::string_view s, std::uint64_t& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+bool is_snapshot_id(std::string_view id) {
+  if (id.size() != k_snapshot_id_len) {
+    return false;
+  }
+  for (const char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::vector<std::string>> parse_lineage(std::string_view text) {
+  std::vector<std::string> ids;
+  if (text.empty()) {
+    return ids;
+  }
+  std::size_t at = 0;
+  for (;;) {
+    std::size_t space = text.find(' ', at);
+    std::string_view id = text.substr(at, space == std::string_view::npos ? std::string_view::npos : space - at);
+    if (!is_snapshot_id(id) || ids.size() == k_max_lineage) {
+      return std::nullopt;
+    }
+    ids.emplace_back(id);
+    if (space == std::string_view::npos) {
+      return ids;
+    }
+    at = space + 1;
+  }
+}
+
+std::string extend_lineage(const std::vector<std::string>& lineage, std::string_view id) {
+  std::size_t from = lineage.size() + 1 > k_max_lineage ? lineage.size() + 1 - k_max_lineage : 0;
+  std::string out;
+  for (std::size_t i = from; i < lineage.size(); ++i) {
+    out += lineage[i];
+    out += ' ';
+  }
+  out += id;
+  return out;
+}
+
+bool descends_from(const Superblock& b, const Superblock& a) {
+  if (a.snapshot_id.empty() || a.snapshot_id == b.snapshot_id) {
+    return false;
+  }
+  return std::find(b.lineage.begin(), b.lineage.end(), a.snapshot_id) != b.lineage.end();
+}
+
 Status check_block_size(std::uint64_t n) {
   if (n < k_min_block_size || n > k_max_block_size || (n & (n - 1)) != 0) {
     return make_error(EINVAL, "block size " + std::to_string(n) + " is not a power of two from 4 KiB to 4 MiB");
@@ -38,6 +89,8 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
   bool have_block_size = false;
   bool have_next = false;
   bool have_created = false;
+  std::string snapshot_id;
+  std::optional<std::vector<std::string>> lineage;
   for (const auto& [k, v] : fields) {
     std::uint64_t n = 0;
     bool num = parse_canonical_u64(v, n);
@@ -75,11 +128,26 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
       if (v != "0" && v != "1") {
         issue(k, std::string(k) + " is " + _shown(v) + ", not 0 or 1");
       }
+    } else if (k == "snapshot_id") {
+      snapshot_id = v;
+      if (!is_snapshot_id(v)) {
+        issue(k, "snapshot_id " + _shown(v) + " is not 32 lowercase hex digits");
+      }
+    } else if (k == "lineage") {
+      lineage = parse_lineage(v);
+      if (!lineage) {
+        lineage.emplace();
+        issue(k, "lineage " + _shown(v) + " is not up to " + std::to_string(k_max_lineage) +
+                     " snapshot ids separated by single spaces");
+      }
     } else if (k == "origin" || k == "restored_from") {
       if (!validate_prefix(v).ok()) {
         issue(k, std::string(k) + " " + _shown(v) + " is not a valid prefix");
       }
     }
+  }
+  if (is_snapshot_id(snapshot_id) && (!lineage || lineage->empty() || lineage->back() != snapshot_id)) {
+    issue("lineage", "the lineage does not end with the snapshot's own id " + snapshot_id);
   }
   if (!have_format) {
     issue("format", "no format field");
@@ -150,6 +218,10 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
       sb.origin = v;
     } else if (k == "restored_from") {
       sb.restored_from = v;
+    } else if (k == "snapshot_id") {
+      sb.snapshot_id = v;
+    } else if (k == "lineage") {
+      sb.lineage = parse_lineage(v).value_or(std::vector<std::string>{});
     }
   }
   return sb;

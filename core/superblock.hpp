@@ -19,12 +19,27 @@
 //   snapshot_created  ns: the instant a copy is the state of
 //   restored_from     the prefix named in the header of the dump restored here
 //   dumped            ns: the dump's point in time
+//   snapshot_id       32 lowercase hex digits (random): the identity of a
+//                     read-only snapshot made by copy (or restored from a
+//                     dump of one); live filesystems and clones have none
+//   lineage           the snapshot ids this state descends from, oldest
+//                     first, separated by one space, at most
+//                     k_max_lineage; a snapshot's ends with its own id.
+//                     Taking a snapshot of P appends the new id to P's
+//                     lineage in the step that records the instant
+//                     (cow_begin.lua, or under the freeze), and the
+//                     snapshot gets that lineage; a clone gets P's as is
+//
+// "B descends from A": A has a snapshot_id, it is in B's lineage, and A is
+// not B (descends_from). Filesystems made before lineage have neither
+// field: an empty lineage.
 //
 // All numbers are canonical decimals (no sign, no leading zero), as the
 // scripts write them.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,6 +56,9 @@ inline constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
 inline constexpr std::uint32_t k_default_block_size = 64 * 1024;
 // Inode numbers stay below 2^53 so that Lua (doubles) handles them exactly.
 inline constexpr std::uint64_t k_max_inode = (1ull << 53) - 1;
+// Snapshot ids a lineage keeps (the oldest dropped beyond).
+inline constexpr std::size_t k_max_lineage = 64;
+inline constexpr std::size_t k_snapshot_id_len = 32;
 
 struct Superblock {
   int version = 0;
@@ -56,6 +74,8 @@ struct Superblock {
   std::int64_t snapshot_created_ns = 0;
   std::string restored_from;  // restored dumps: the prefix in the dump's header
   std::int64_t dumped_ns = 0;
+  std::string snapshot_id;             // read-only snapshots: their identity ("" none)
+  std::vector<std::string> lineage;    // oldest first; empty before lineage existed
 };
 
 using SbFields = std::vector<std::pair<std::string, std::string>>;
@@ -85,6 +105,16 @@ std::string describe_snapshot(std::string_view prefix, const Superblock& sb);
 // same prefix changes it (Store::check_same_filesystem compares it).
 std::string filesystem_identity(std::string_view created, std::string_view snapshot_created,
                                 std::string_view dumped);
+
+// Is `id` a snapshot id (32 lowercase hex digits)?
+bool is_snapshot_id(std::string_view id);
+// The ids of a `lineage` field, or nullopt when it is not one (ids
+// separated by single spaces, at most k_max_lineage of them).
+std::optional<std::vector<std::string>> parse_lineage(std::string_view text);
+// `lineage` + `id`, the oldest dropped beyond k_max_lineage, as the field's text.
+std::string extend_lineage(const std::vector<std::string>& lineage, std::string_view id);
+// Does the state `b` descend from the snapshot `a` (the header's rule)?
+bool descends_from(const Superblock& b, const Superblock& a);
 
 // "a power of two from 4 KiB to 4 MiB", or the reason `n` is not one.
 Status check_block_size(std::uint64_t n);

@@ -1,8 +1,12 @@
 // redisfs-snap dump PREFIX [-o FILE] [--compress zstd|gzip|none]
-// [--compress-level N]: a point-in-time dump, streamed to a file or stdout
-// (core/dump_io.hpp: dump_to_path), compressed as --compress says or else
-// as the file's name does (.zst, .gz; stdout: none).
+// [--compress-level N] [--since BASE]: a point-in-time dump, streamed to a
+// file or stdout (core/dump_io.hpp: dump_to_path), compressed as --compress
+// says or else as the file's name does (.zst, .gz; stdout: none); with
+// --since, only what changed since the snapshot BASE
+// (core/dump_incremental.hpp).
 #include <cstdio>
+#include <optional>
+#include <string>
 
 #include "context.hpp"
 #include "dump_io.hpp"
@@ -13,6 +17,7 @@ namespace redisfs::snap {
 namespace {
 struct DumpArgs {
   std::string prefix;
+  std::optional<std::string> since;
   std::string output = "-";
   std::optional<std::string> compress;
   std::optional<int> level;
@@ -29,6 +34,9 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
                   "compress with zstd or gzip, or not (none); default: by FILE's name (.zst, .gz), else none")
       ->type_name("zstd|gzip|none")
       ->check(CLI::IsMember({"zstd", "gzip", "none"}).description(""));
+  sub->add_option("--since", args->since,
+                  "write only what changed since this snapshot (PREFIX must descend from it): an incremental dump")
+      ->type_name("BASE");
   sub->add_option("--compress-level", args->level, "compression level (zstd 1-22, default 3; gzip 1-9, default 6)")
       ->type_name("N");
   sub->callback([args, &ctx] {
@@ -41,7 +49,8 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
       }
       opts.compression_level = *args->level;
     }
-    Pool& pool = ctx.need_pool_for({args->prefix});
+    opts.since = args->since;
+    Pool& pool = args->since ? ctx.need_pool_for({args->prefix, *args->since}) : ctx.need_pool_for({args->prefix});
     auto stats = dump_to_path(pool, args->prefix, args->output, opts);
     if (!stats.ok()) {
       throw_failure(stats.error());
@@ -55,7 +64,8 @@ void add_dump_command(CLI::App& app, ToolContext& ctx) {
                " for " + human_bytes(stats->json_bytes) + " of JSON)";
     }
     char line[1024];
-    std::snprintf(line, sizeof line, "dumped %s to %s: %llu records, %s in %.1f s, sha256 %s", args->prefix.c_str(),
+    std::string what = args->prefix + (args->since ? " (since " + *args->since + ")" : std::string());
+    std::snprintf(line, sizeof line, "dumped %s to %s: %llu records, %s in %.1f s, sha256 %s", what.c_str(),
                   where.c_str(), static_cast<unsigned long long>(stats->trailer.records),
                   human_bytes(stats->trailer.bytes).c_str(), stats->seconds, stats->trailer.sha256.c_str());
     summary(ctx, line);

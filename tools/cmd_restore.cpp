@@ -68,6 +68,9 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
                               ? std::string("dump of ")
                               : std::string(compression_name(stats->compression)) + " dump of ";
     dump_of += stats->source_prefix;
+    if (!stats->base_snapshot_id.empty()) {
+      dump_of = "incremental " + dump_of + " (base snapshot " + stats->base_snapshot_id + ")";
+    }
     char line[1024];
     if (args->dry_run) {
       std::snprintf(line, sizeof line, "dry run: %s is a valid %s (%llu records, %s); it can be restored as %s",

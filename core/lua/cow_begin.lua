@@ -6,7 +6,13 @@
 -- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED
 -- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
 --       4 TTL of the staging keys (ms), 5 the prefix a copy is for ('' for
---       a dump: `list` shows the copy as "copying N%")
+--       a dump: `list` shows the copy as "copying N%"), 6 the new
+--       snapshot's id ('' for a dump or a clone), 7 '1' for a writable
+--       clone (its superblock gets no snapshot_id), 8 how many ids a
+--       lineage keeps
+-- A snapshot (ARGV[6] set) appends its id to the source's lineage here, in
+-- the step that is its instant, and its superblock gets that lineage and
+-- the id (superblock.hpp).
 -- Returns {'OK', instant (ns), dead staging prefix or ''}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
@@ -30,7 +36,24 @@ redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fmt(now + tonumber(ARGV[3])),
            'ttl', ARGV[4], 'dst', ARGV[5], 'done', '0', 'total', '0')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[6] ~= '' then
+  local ids = {}
+  for id in string.gmatch(redis.call('HGET', KEYS[3], 'lineage') or '', '%S+') do
+    ids[#ids + 1] = id
+  end
+  ids[#ids + 1] = ARGV[6]
+  local keep = tonumber(ARGV[8])
+  while #ids > keep do
+    table.remove(ids, 1)
+  end
+  redis.call('HSET', KEYS[3], 'lineage', table.concat(ids, ' '))
+end
 redis.call('DEL', KEYS[4])
 redis.call('COPY', KEYS[3], KEYS[4])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[4], 'snapshot_id', ARGV[6])
+elseif ARGV[7] == '1' then
+  redis.call('HDEL', KEYS[4], 'snapshot_id')
+end
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 return {'OK', t[1] .. string.format('%06d', tonumber(t[2])) .. '000', old[1] or ''}

@@ -3,8 +3,10 @@
 -- (install.cpp: a staged filesystem into place, or a replaced one aside).
 -- One script per batch instead of a MULTI of RENAMENX/PERSIST pairs: the
 -- server parses one command, not two thousand.
+-- With ARGV[2] '1' a destination that exists is replaced (an incremental
+-- restore's changed keys, install.cpp apply_staged_delta).
 -- KEYS: n sources, then their n destinations
--- ARGV: 1 '1' to drop the staging TTL on arrival
+-- ARGV: 1 '1' to drop the staging TTL on arrival, 2 '1' to replace
 -- Returns one integer per key: 1 moved, 0 the destination exists (nothing
 -- done), -1 the source is gone (SCAN returned it twice: moved already).
 local n = #KEYS / 2
@@ -12,6 +14,12 @@ local out = {}
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     out[i] = -1
+  elseif ARGV[2] == '1' then
+    redis.call('RENAME', KEYS[i], KEYS[n + i])
+    if ARGV[1] == '1' then
+      redis.call('PERSIST', KEYS[n + i])
+    end
+    out[i] = 1
   elseif redis.call('RENAMENX', KEYS[i], KEYS[n + i]) == 1 then
     if ARGV[1] == '1' then
       redis.call('PERSIST', KEYS[n + i])

@@ -83,10 +83,10 @@ sb_digest() {
 }
 
 # sb_content PREFIX [SOCK]: the superblock's fields, sorted, without what a
-# copy or restore records of where it came from.
+# copy or restore records of where it came from (and a snapshot's identity).
 sb_content() {
   redis-cli -s "${2:-$SOCK}" hgetall "$1:SB" | paste - - | sort |
-    { grep -Ev $'^(restored_from|dumped|read_only|origin|snapshot_created)\t' || true; }
+    { grep -Ev $'^(restored_from|dumped|read_only|origin|snapshot_created|snapshot_id|lineage)\t' || true; }
 }
 
 key_count() {  # PREFIX [SOCK]

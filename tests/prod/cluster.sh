@@ -201,6 +201,13 @@ snap copy "$P1" "$P1-snap" || fail "copy $P1 $P1-snap (same slot)"
 snap copy "$P1" "$P3" || fail "copy $P1 $P3 (another slot, through the client)"
 [[ $(rc_at "$M1" exists "$P1-snap:SB") == 1 ]] || fail "$P1-snap is not on $M1"
 [[ $(rc_at "$M3" exists "$P3:SB") == 1 ]] || fail "$P3 is not on $M3"
+# each got a snapshot id, appended to the source's lineage (the frozen path
+# to another slot too)
+id_snap=$(rc_at "$M1" hget "$P1-snap:SB" snapshot_id)
+id_3=$(rc_at "$M3" hget "$P3:SB" snapshot_id)
+[[ $id_snap =~ ^[0-9a-f]{32}$ && $id_3 =~ ^[0-9a-f]{32}$ ]] || fail "snapshot ids: '$id_snap' '$id_3'"
+[[ $(rc_at "$M1" hget "$P1:SB" lineage) == "$id_snap $id_3" ]] || fail "$P1's lineage: $(rc_at "$M1" hget "$P1:SB" lineage)"
+[[ $(rc_at "$M3" hget "$P3:SB" lineage) == "$id_snap $id_3" ]] || fail "$P3's lineage"
 expect_fail "hash tag" "$REDISFS_SNAP_BIN" --redis "$URL" copy "$P1" plain
 for p in "$P1-snap" "$P3"; do
   mount_at "$T/ro" --redis "$URL" --prefix "$p" --read-only

@@ -99,8 +99,10 @@ Content content(Connection& c, const std::string& prefix) {
         fields[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
       }
       if (rel == "SB") {
-        // What a restore or copy says of where the filesystem came from.
-        for (const char* mark : {"restored_from", "dumped", "read_only", "origin", "snapshot_created"}) {
+        // What a restore or copy says of where the filesystem came from
+        // (and the snapshot's identity, which a copy gives it).
+        for (const char* mark :
+             {"restored_from", "dumped", "read_only", "origin", "snapshot_created", "snapshot_id", "lineage"}) {
           fields.erase(mark);
         }
       }

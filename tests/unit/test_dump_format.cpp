@@ -93,7 +93,13 @@ std::string random_bytes(size_t n, uint32_t seed) {
   return s;
 }
 
-dump::Header test_header() { return {"SKX", "2026-11-29T19:40:00.123Z", "redisfs-snap 0.1.0"}; }
+dump::Header test_header() {
+  dump::Header h;
+  h.prefix = "SKX";
+  h.created = "2026-11-29T19:40:00.123Z";
+  h.tool = "redisfs-snap 0.1.0";
+  return h;
+}
 
 // Writes recs; hashes with more than one pair are written in `pieces` calls.
 std::string write_dump(const std::vector<Rec>& recs, size_t pieces = 1, dump::Trailer* trailer_out = nullptr) {
@@ -281,7 +287,10 @@ TEST_CASE("dump: a dump with no records") {
 
 TEST_CASE("dump: record_count, the header's announced count, is read when given and optional") {
   std::ostringstream out;
-  dump::Writer w(out, dump::Header{"SKX", "2026-11-29T19:40:00.123Z", "t", 2});
+  dump::Header counted = test_header();
+  counted.tool = "t";
+  counted.record_count = 2;
+  dump::Writer w(out, counted);
   REQUIRE(w.begin().ok());
   REQUIRE(w.write_string("BLK:2:0", "a").ok());
   REQUIRE(w.write_string("BLK:2:1", "b").ok());
@@ -381,8 +390,8 @@ TEST_CASE("dump: hostile documents are rejected with a precise message") {
       {"array document", "[1,2]", "at byte 1: expected a JSON object (the dump document), found an array"},
       {"format not first", R"({"version":1,"format":"redisfs-dump"})", "not a redisfs dump: the first member is \"version\""},
       {"wrong format", R"({"format":"tarball","version":1})", "not a redisfs dump: \"format\" is \"tarball\""},
-      {"wrong version", R"({"format":"redisfs-dump","version":2,"prefix":"SKX"})",
-       "dump: unsupported dump version 2 (this redisfs-snap reads version 1)"},
+      {"wrong version", R"({"format":"redisfs-dump","version":3,"prefix":"SKX"})",
+       "dump: unsupported dump version 3 (this redisfs-snap reads versions 1 and 2)"},
       {"version 0", R"({"format":"redisfs-dump","version":0})", "unsupported dump version 0"},
       {"version string", R"({"format":"redisfs-dump","version":"1"})", "expected an integer for \"version\", found a string"},
       {"version float", R"({"format":"redisfs-dump","version":1.0})", "\"version\" must be an integer from 0 to 2^53, found 1.0"},
@@ -560,7 +569,11 @@ TEST_CASE("dump: writer misuse and stream failures") {
   CHECK(read_dump(out.str(), sink).ok());
 
   std::ostringstream bad_header_out;
-  dump::Writer bad_header(bad_header_out, dump::Header{"\xff", "", ""});
+  dump::Header bad = test_header();
+  bad.prefix = "\xff";
+  bad.created = "";
+  bad.tool = "";
+  dump::Writer bad_header(bad_header_out, bad);
   CHECK(bad_header.begin().code() == EINVAL);
 
   std::ostream broken(nullptr);
@@ -588,4 +601,103 @@ TEST_CASE("dump: text full of control bytes is written as base64, plain text as 
                                        Rec{"T", false, "line one\nline two\n", {}}});
   CHECK(text.find("{\"key\":\"Z\",\"string\":{\"base64\":\"") != std::string::npos);
   CHECK(text.find("{\"key\":\"T\",\"string\":\"line one\\nline two\\n\"}") != std::string::npos);
+}
+
+namespace {
+
+// Deletion records, on top of what RecordingSink keeps.
+class DeleteSink : public RecordingSink {
+ public:
+  Status on_delete(std::string_view key) override {
+    deleted.emplace_back(key);
+    return {};
+  }
+  std::vector<std::string> deleted;
+};
+
+const std::string k_base_id = "0123456789abcdef0123456789abcdef";
+const std::string k_base_digest(64, 'a');
+
+dump::Header incremental_header() {
+  dump::Header h = test_header();
+  h.base_snapshot_id = k_base_id;
+  h.base_digest = k_base_digest;
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("dump: an incremental dump (version 2) carries its base and deletion records") {
+  std::ostringstream out;
+  dump::Writer w(out, incremental_header());
+  REQUIRE(w.begin().ok());
+  Pairs sb{{"block_size", "65536"}};
+  REQUIRE(w.begin_hash("SB").ok());
+  REQUIRE(w.hash_fields(sb).ok());
+  REQUIRE(w.end_hash().ok());
+  REQUIRE(w.write_string("BLK:2:0", "new").ok());
+  REQUIRE(w.write_delete("BLK:2:1").ok());
+  REQUIRE(w.write_delete("INODE:9").ok());
+  auto t = w.finish();
+  REQUIRE(t.ok());
+  const std::string text = out.str();
+  CHECK(text.find(R"("version":2)") != std::string::npos);
+  CHECK(text.find(R"({"key":"BLK:2:1","delete":true})") != std::string::npos);
+  CHECK(t->records == 4);
+
+  // The digest frames a deletion as key, 0x00, 'd'.
+  dump::ContentDigest d;
+  d.hash_begin("SB");
+  d.hash_pair("block_size", "65536");
+  d.hash_end();
+  d.string_record("BLK:2:0", "new");
+  d.delete_record("BLK:2:1");
+  d.delete_record("INODE:9");
+  CHECK(d.hex_digest() == t->sha256);
+
+  DeleteSink sink;
+  std::istringstream in(text);
+  auto r = dump::read(in, sink);
+  REQUIRE(r.ok());
+  CHECK(sink.header.version == 2);
+  CHECK(sink.header.base_snapshot_id == k_base_id);
+  CHECK(sink.header.base_digest == k_base_digest);
+  CHECK(sink.deleted == std::vector<std::string>{"BLK:2:1", "INODE:9"});
+  CHECK(sink.recs.size() == 2);
+
+  // A reader of full dumps only (the default on_delete) refuses it.
+  RecordingSink full;
+  std::istringstream again(text);
+  auto refused = dump::read(again, full);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("full dumps only") != std::string::npos);
+}
+
+TEST_CASE("dump: a full dump stays version 1 and refuses deletions and base members") {
+  std::ostringstream out;
+  dump::Writer w(out, test_header());
+  REQUIRE(w.begin().ok());
+  CHECK_FALSE(w.write_delete("BLK:1:0").ok());
+  CHECK(write_dump(small_records()).find(R"("version":1,)") != std::string::npos);
+  check_rejected(doc_with_records(R"({"key":"BLK:1:0","delete":true})"), "a deletion record in a full dump");
+  check_rejected(k_head + R"("base_snapshot_id":")" + k_base_id + R"(","records":[],)" + k_empty_trailer,
+                 "belong to an incremental dump");
+}
+
+TEST_CASE("dump: version 2 needs a well-formed base") {
+  const std::string head2 =
+      R"({"format":"redisfs-dump","version":2,"prefix":"SKX","created":"2026-11-29T19:40:00.123Z","tool":"t",)";
+  check_rejected(head2 + R"("records":[],)" + k_empty_trailer, "needs \"base_snapshot_id\" and \"base_digest\"");
+  check_rejected(head2 + R"("base_snapshot_id":"xyz","base_digest":")" + k_base_digest + R"(","records":[],)" +
+                     k_empty_trailer,
+                 "32 lowercase hex digits");
+  check_rejected(head2 + R"("base_snapshot_id":")" + k_base_id + R"(","base_digest":"00","records":[],)" +
+                     k_empty_trailer,
+                 "64 lowercase hex digits");
+  check_rejected(head2 + R"("base_snapshot_id":")" + k_base_id + R"(","base_digest":")" + k_base_digest +
+                     R"(","records":[{"key":"BLK:1:0","delete":false}],)" + k_empty_trailer,
+                 "\"delete\" must be true");
+  check_rejected(R"({"format":"redisfs-dump","version":3,"prefix":"SKX","created":"x","records":[],)" +
+                     k_empty_trailer,
+                 "unsupported dump version 3");
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include "superblock.hpp"
 
 using namespace redisfs;
@@ -113,3 +115,62 @@ TEST_CASE("a snapshot is never called a snapshot of itself") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("lineage: snapshot ids and their order") {
+  const std::string a(32, 'a');
+  const std::string b(32, 'b');
+  auto sb = decode_superblock("SKX", _with("lineage", a + " " + b));
+  REQUIRE(sb.ok());
+  CHECK(sb->lineage == std::vector<std::string>{a, b});
+  CHECK(sb->snapshot_id.empty());
+
+  SbFields snap = _with("lineage", a + " " + b);
+  snap.emplace_back("snapshot_id", b);
+  auto s = decode_superblock("SKX-tue", snap);
+  REQUIRE(s.ok());
+  CHECK(s->snapshot_id == b);
+
+  Superblock mon;
+  mon.snapshot_id = a;
+  mon.lineage = {a};
+  CHECK(descends_from(*s, mon));
+  CHECK_FALSE(descends_from(mon, *s));
+  CHECK_FALSE(descends_from(*s, *s));
+  Superblock old;  // before lineage: no id, so nothing descends from it
+  CHECK_FALSE(descends_from(*s, old));
+}
+
+TEST_CASE("lineage: malformed fields are superblock issues") {
+  const std::string a(32, 'a');
+  CHECK_FALSE(superblock_issues(_with("lineage", "nope")).empty());
+  CHECK_FALSE(superblock_issues(_with("lineage", a + "  " + a)).empty());
+  CHECK_FALSE(superblock_issues(_with("lineage", std::string(32, 'A'))).empty());
+  CHECK_FALSE(superblock_issues(_with("snapshot_id", "123")).empty());
+  SbFields wrong_end = _with("lineage", a);
+  wrong_end.emplace_back("snapshot_id", std::string(32, 'b'));
+  auto issues = superblock_issues(wrong_end);
+  REQUIRE(issues.size() == 1);
+  CHECK(issues[0].field == "lineage");
+  std::string many;
+  for (int i = 0; i < 65; ++i) {
+    many += (i ? " " : "") + a;
+  }
+  CHECK_FALSE(superblock_issues(_with("lineage", many)).empty());
+}
+
+TEST_CASE("lineage: extending keeps the newest 64") {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 64; ++i) {
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%032x", i);
+    ids.emplace_back(buf);
+  }
+  std::string next(32, 'f');
+  auto text = extend_lineage(ids, next);
+  auto parsed = parse_lineage(text);
+  REQUIRE(parsed);
+  CHECK(parsed->size() == 64);
+  CHECK(parsed->front() == ids[1]);
+  CHECK(parsed->back() == next);
+  CHECK(extend_lineage({}, next) == next);
+}
