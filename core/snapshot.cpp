@@ -597,6 +597,11 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
   return {};
 }
 
+Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                     std::span<const std::string> rels, std::vector<long long>& found) {
+  return _cow_copy(c, sk, tk, cow, 0, rels, true, found);
+}
+
 // The reference, for a filesystem whose structure disagrees with its
 // superblock: every filesystem key SCAN finds under the source is made
 // sure of, then the index is made again from what SCAN finds under the
@@ -1007,10 +1012,9 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
 // A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
 // server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
 // dropped. On failure nothing of `tk` is left.
-static Result<std::pair<std::uint64_t, std::int64_t>> _snapshot_to_staging(Connection& c, const Keys& sk,
-                                                                           const Keys& tk, const Keys& dk,
-                                                                           const CopyOptions& opts, Progress& progress,
-                                                                           std::string& warning) {
+Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                   const Keys& dk, const CopyOptions& opts,
+                                                                   Progress& progress, std::string& warning) {
   const bool cow = !c.cluster() || same_slot(sk, tk);
   auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
                                   : _copy_to_staging(c, sk, tk, opts, progress, warning);
@@ -1087,7 +1091,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   const bool cow = !c.cluster() || same_slot(sk, dk);
   Keys tk(make_temp_prefix(cow ? src : dst, TempKind::Copy));
   std::string warning;
-  auto copied = _snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
+  auto copied = snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
   progress.finish();
   if (!copied.ok()) {
     return std::move(copied).error();

@@ -251,6 +251,24 @@ Status Store::sync() {
   return {};
 }
 
+// Which filesystem a prefix holds, as a mount tells it from another (a
+// delete, a restore over it, a rollback): these superblock fields, joined.
+static constexpr const char* k_identity_fields[] = {"created", "snapshot_created", "dumped", "rolled_back"};
+
+static std::string _identity(const SbFields& fields) {
+  std::string out;
+  for (const char* name : k_identity_fields) {
+    std::string_view value;
+    for (const auto& [k, v] : fields) {
+      if (k == name) {
+        value = v;
+      }
+    }
+    out += (out.empty() ? "" : "/") + std::string(value);
+  }
+  return out;
+}
+
 Status Store::load_superblock(Connection& c) {
   TRY_ASSIGN(Reply r, c.command({"HGETALL", m_keys.sb()}));
   ReplyView v = r.view();
@@ -259,37 +277,29 @@ Status Store::load_superblock(Connection& c) {
     fields.emplace_back(v[i].str(), v[i + 1].str());
   }
   TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
-  std::string created;
-  std::string snapshot_created;
-  std::string dumped;
-  for (const auto& [name, value] : fields) {
-    if (name == "created") {
-      created = value;
-    } else if (name == "snapshot_created") {
-      snapshot_created = value;
-    } else if (name == "dumped") {
-      dumped = value;
-    }
-  }
-  m_identity = created + '/' + snapshot_created + '/' + dumped;
+  m_identity = _identity(fields);
   return {};
 }
 
 Status Store::check_same_filesystem() {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.sb(), "created", "snapshot_created", "dumped"}));
+  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.sb(), k_identity_fields[0], k_identity_fields[1],
+                                   k_identity_fields[2], k_identity_fields[3]}));
   ReplyView v = r.view();
-  if (!v.is_array() || v.size() != 3) {
+  if (!v.is_array() || v.size() != std::size(k_identity_fields)) {
     return make_error(EIO, "bad HMGET reply");
   }
   if (v[0].is_nil()) {
     return make_error(ESTALE, "the filesystem under this mount was deleted (" + m_keys.sb() + " is gone)");
   }
-  std::string identity =
-      std::string(v[0].str()) + '/' + std::string(v[1].str()) + '/' + std::string(v[2].str());
+  SbFields fields;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    fields.emplace_back(k_identity_fields[i], v[i].str());
+  }
+  std::string identity = _identity(fields);
   if (identity != m_identity) {
     return make_error(ESTALE, "the filesystem under this mount was replaced by another one (" + m_keys.sb() +
-                                  ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
+                                  ": created/snapshot_created/dumped/rolled_back " + _bounded(identity) + ", not " +
                                   _bounded(m_identity) + ")");
   }
   return {};

@@ -1,6 +1,8 @@
 #include "superblock.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "text.hpp"
 
@@ -10,6 +12,30 @@ namespace {
 
 // A field's value for a message: at most 40 bytes, one line.
 std::string _shown(std::string_view v) { return quoted(v, 40); }
+
+bool _is_id(std::string_view s);
+
+// The lineage field's ids; nullopt unless it is ids separated by single
+// spaces (an empty field: none).
+std::optional<std::vector<std::string>> _split_lineage(std::string_view v) {
+  std::vector<std::string> ids;
+  std::size_t at = 0;
+  while (at < v.size()) {
+    std::size_t end = std::min(v.find(' ', at), v.size());
+    if (!_is_id(v.substr(at, end - at)) || end + 1 == v.size()) {
+      return std::nullopt;
+    }
+    ids.emplace_back(v.substr(at, end - at));
+    at = end + 1;
+  }
+  return ids;
+}
+
+bool _is_id(std::string_view s) {
+  return s.size() == 32 && std::all_of(s.begin(), s.end(), [](char ch) {
+           return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+         });
+}
 
 }  // namespace
 
@@ -66,7 +92,8 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
       if (!num || n < 2 || n > k_max_inode) {
         issue(k, "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1");
       }
-    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped") {
+    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped" ||
+               k == "rolled_back") {
       have_created = have_created || k == "created";
       if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
         issue(k, std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63");
@@ -78,6 +105,16 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
     } else if (k == "origin" || k == "restored_from") {
       if (!validate_prefix(v).ok()) {
         issue(k, std::string(k) + " " + _shown(v) + " is not a valid prefix");
+      }
+    } else if (k == "snapshot_id") {
+      if (!is_snapshot_id(v)) {
+        issue(k, "snapshot_id " + _shown(v) + " is not 32 lowercase hex digits");
+      }
+    } else if (k == "lineage") {
+      auto ids = _split_lineage(v);
+      if (!ids || ids->size() > k_max_lineage) {
+        issue(k, "lineage " + _shown(v) + " is not at most " + std::to_string(k_max_lineage) +
+                     " snapshot ids separated by single spaces");
       }
     }
   }
@@ -99,6 +136,25 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
     issue("created", "no created field");
   }
   return issues;
+}
+
+bool is_snapshot_id(std::string_view s) { return _is_id(s); }
+
+bool descends_from(const Superblock& b, const Superblock& a) {
+  return !a.snapshot_id.empty() && a.snapshot_id != b.snapshot_id &&
+         std::find(b.lineage.begin(), b.lineage.end(), a.snapshot_id) != b.lineage.end();
+}
+
+std::string lineage_field(std::vector<std::string> lineage, std::string_view id) {
+  if (!id.empty()) {
+    lineage.emplace_back(id);
+  }
+  std::size_t from = lineage.size() > k_max_lineage ? lineage.size() - k_max_lineage : 0;
+  std::string out;
+  for (std::size_t i = from; i < lineage.size(); ++i) {
+    out += (out.empty() ? "" : " ") + lineage[i];
+  }
+  return out;
 }
 
 std::string describe_snapshot(std::string_view prefix, const Superblock& sb) {
@@ -150,6 +206,12 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
       sb.origin = v;
     } else if (k == "restored_from") {
       sb.restored_from = v;
+    } else if (k == "snapshot_id") {
+      sb.snapshot_id = v;
+    } else if (k == "lineage") {
+      sb.lineage = _split_lineage(v).value_or(std::vector<std::string>());
+    } else if (k == "rolled_back" && num) {
+      sb.rolled_back_ns = static_cast<std::int64_t>(n);
     }
   }
   return sb;

@@ -19,6 +19,12 @@
 //   snapshot_created  ns: the instant a copy is the state of
 //   restored_from     the prefix named in the header of the dump restored here
 //   dumped            ns: the dump's point in time
+//   snapshot_id       32 lowercase hex digits: which instant a read-only
+//                     snapshot is (none on live filesystems and clones)
+//   lineage           the snapshot ids this state descends from, oldest
+//                     first, space-separated, at most k_max_lineage
+//   rolled_back       ns: the last rollback of this filesystem (part of
+//                     what a mount tells its filesystem from another by)
 //
 // All numbers are canonical decimals (no sign, no leading zero), as the
 // scripts write them.
@@ -56,7 +62,21 @@ struct Superblock {
   std::int64_t snapshot_created_ns = 0;
   std::string restored_from;  // restored dumps: the prefix in the dump's header
   std::int64_t dumped_ns = 0;
+  std::string snapshot_id;           // read-only snapshots: 32 hex digits
+  std::vector<std::string> lineage;  // snapshot ids, oldest first
+  std::int64_t rolled_back_ns = 0;   // the last rollback (0: never)
 };
+
+// Lineage (the snapshot ids a state descends from) keeps the newest this many.
+inline constexpr std::size_t k_max_lineage = 64;
+// Whether `s` is a snapshot id: 32 lowercase hex digits.
+bool is_snapshot_id(std::string_view s);
+// "B descends from A": A has a snapshot id, it is in B's lineage, and A is
+// not B.
+bool descends_from(const Superblock& b, const Superblock& a);
+// The lineage as the superblock spells it, with `id` appended (if not
+// empty) and the oldest dropped beyond k_max_lineage.
+std::string lineage_field(std::vector<std::string> lineage, std::string_view id = {});
 
 using SbFields = std::vector<std::pair<std::string, std::string>>;
 
