@@ -20,8 +20,8 @@ struct DiffArgs {
 void add_diff_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<DiffArgs>();
   CLI::App* sub = app.add_subcommand(
-      "diff", "List the paths created (+), deleted (-), modified (M) and renamed (R) from state A to state B of "
-              "one filesystem (snapshots, or the live filesystem: read at one instant)");
+      "diff", "Show what changed from state A to state B of one filesystem, like zfs diff: + - M R and the path "
+              "(B may be the live filesystem: read at one instant)");
   add_prefix_option(sub, "A", args->a, "prefix of the earlier state (a snapshot)")->required();
   add_prefix_option(sub, "B", args->b, "prefix of the later state (a snapshot or the live filesystem)")->required();
   sub->add_flag("--json", args->json, "one JSON object per line instead of zfs-style lines");

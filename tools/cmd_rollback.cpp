@@ -22,8 +22,8 @@ struct RollbackArgs {
 void add_rollback_command(CLI::App& app, ToolContext& ctx) {
   auto args = std::make_shared<RollbackArgs>();
   CLI::App* sub = app.add_subcommand(
-      "rollback", "Make filesystem FS the state of its snapshot SNAP again, in one step; the replaced state is "
-                  "kept as a read-only snapshot (FS-before-rollback-<UTC time>) unless --discard");
+      "rollback", "Make filesystem FS the state of its snapshot SNAP again; the replaced state is kept as a "
+                  "read-only snapshot (FS-before-rollback-<UTC time>) unless --discard");
   add_prefix_option(sub, "FS", args->fs, "prefix of the filesystem to roll back")->required();
   add_prefix_option(sub, "SNAP", args->snap, "prefix of a snapshot of FS")->required();
   sub->add_flag("--force", args->force, "even while FS is mounted (its mounts then fail with ESTALE)");
