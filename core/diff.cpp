@@ -427,15 +427,6 @@ struct Verdict {
   std::vector<Link> added;    // ...and only B has
 };
 
-Result<Superblock> _read_sb(Connection& c, const Keys& keys) {
-  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  SbFields fields;
-  for (const auto& [k, v] : _pairs(r.view())) {
-    fields.emplace_back(k, v);
-  }
-  return decode_superblock(keys.prefix(), fields);
-}
-
 // Whether A and B are two states of one filesystem (diff.hpp); how, in words.
 Result<std::string> _relation(const std::string& a, const Superblock& sa, const std::string& b,
                               const Superblock& sb, bool force) {
@@ -591,8 +582,8 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
   TRY(check_toolkit_prefix(c, b));
   Side sa(c, a);
   Side sb(c, b);
-  TRY_ASSIGN(Superblock super_a, _read_sb(c, sa.source()));
-  TRY_ASSIGN(Superblock super_b, _read_sb(c, sb.source()));
+  TRY_ASSIGN(Superblock super_a, read_superblock(c, sa.source()));
+  TRY_ASSIGN(Superblock super_b, read_superblock(c, sb.source()));
   DiffStats stats;
   TRY_ASSIGN(stats.relation, _relation(a, super_a, b, super_b, opts.force));
 

@@ -22,16 +22,11 @@ using Clock = std::chrono::steady_clock;
 std::string _str(long long v) { return std::to_string(v); }
 
 Result<Superblock> _read_sb(Connection& c, const Keys& keys, const std::string& absent) {
-  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  ReplyView v = r.view();
-  SbFields fields;
-  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-    fields.emplace_back(v[i].str(), v[i + 1].str());
-  }
-  if (fields.empty()) {
+  auto sb = read_superblock(c, keys);
+  if (!sb.ok() && sb.error().code == ENOENT) {
     return make_error(ENOENT, absent);
   }
-  return decode_superblock(keys.prefix(), fields);
+  return sb;
 }
 
 // Why SNAP cannot be rolled back to as a state of FS, or "" if it can.

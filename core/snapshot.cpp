@@ -95,6 +95,16 @@ Status check_cancel() {
   return {};
 }
 
+Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
+  ReplyView v = r.view();
+  SbFields fields;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    fields.emplace_back(v[i].str(), v[i + 1].str());
+  }
+  return decode_superblock(keys.prefix(), fields);
+}
+
 Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
   TRY(validate_prefix(prefix));
   if (c.cluster()) {

@@ -19,6 +19,7 @@
 #include "keys.hpp"
 #include "redis.hpp"
 #include "result.hpp"
+#include "superblock.hpp"
 
 namespace redisfs {
 
@@ -174,6 +175,10 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 // untagged prefix is refused with that hint before anything is read or
 // written.
 Status check_toolkit_prefix(Connection& c, std::string_view prefix);
+
+// The superblock of `keys`, decoded (superblock.hpp): ENOENT "no
+// filesystem at prefix ..." when there is none, EINVAL when it is unsound.
+Result<Superblock> read_superblock(Connection& c, const Keys& keys);
 
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
 // check the flag between batches and fail with ECANCELED after cleaning up.

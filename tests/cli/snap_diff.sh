@@ -132,20 +132,7 @@ for ((k = 0; k < N; k++)); do
 done
 : >"$MNT/log"
 snap -q copy "$PREFIX" WED
-writer() {
-  local i=0 k
-  while [[ ! -e $T/stop ]]; do
-    k=$((i % N))
-    if [[ -e $MNT/a/f$k ]]; then
-      mv "$MNT/a/f$k" "$MNT/b/f$k"
-    else
-      mv "$MNT/b/f$k" "$MNT/a/f$k"
-    fi
-    printf '%08d %055d\n' "$i" 0 >>"$MNT/log"
-    i=$((i + 1))
-  done
-}
-writer &
+rename_writer "$N" &
 WRITER=$!
 sleep 0.5
 for round in 1 2 3; do
