@@ -4,7 +4,8 @@
 //
 //   <p>:SB             hash    superblock: format, version, block_size, root,
 //                              next_inode, inodes, bytes, created, origin,
-//                              read_only (snapshots)
+//                              read_only, snapshot_id (snapshots), lineage,
+//                              rolled_back (superblock.hpp)
 //   <p>:INODE:<ino>    hash    one inode: type, mode (octal), uid, gid, size,
 //                              nlink, rdev, atime/mtime/ctime (ns), bytes
 //                              (stored), parent (dirs), target (symlinks)
@@ -48,9 +49,12 @@
 //   <p>:RESERVED       string  present (with a TTL, refreshed) while a restore,
 //                              copy or delete fills, replaces or removes the
 //                              prefix: nothing mounts or mkfs's it meanwhile
-//   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
-//                              or copy moves a staged filesystem in; whoever
-//                              finds it finishes the move (install.hpp)
+//   <p>:INSTALLING     string  "<phase> <staging> <replaced>[ <kept>]" while
+//                              a restore, copy or rollback moves a staged
+//                              filesystem in (and, for a rollback, the
+//                              replaced one to the name it is kept as);
+//                              whoever finds it finishes the move
+//                              (install.hpp)
 //   <p>:OPLOG:<id>     hash    one mount's latest outcomes (TTL): connection
 //                              -> "<operation id>:<reply>", so a change
 //                              whose reply was lost is checked, not run
