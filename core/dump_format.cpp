@@ -153,6 +153,8 @@ static void _append_bytes(std::string& out, std::string_view s) {
   out.append("\"}");
 }
 
+void append_json_bytes(std::string& out, std::string_view s) { _append_bytes(out, s); }
+
 static Status _check_text(const char* what, std::string_view s) {
   if (!is_valid_utf8(s)) {
     return make_error(EINVAL, std::string("dump writer: ") + what + " is not valid UTF-8");

@@ -99,6 +99,11 @@ inline constexpr int k_version_incremental = 2;  // an incremental dump (below)
 inline constexpr const char* k_format = "redisfs-dump";
 inline constexpr uint64_t k_max_number = 1ull << 53;
 
+// Appends `s` as the records write every byte string: a JSON string when
+// it is valid UTF-8 (and not much longer escaped), else {"base64":"..."}.
+// (diff --json writes its paths the same way.)
+void append_json_bytes(std::string& out, std::string_view s);
+
 struct Header {
   std::string prefix;
   std::string created;

@@ -11,6 +11,7 @@
 
 #include "key_walk.hpp"
 #include "snapshot.hpp"
+#include "superblock.hpp"
 #include "text.hpp"
 
 namespace redisfs {
@@ -152,6 +153,7 @@ struct MoveSpec {
   std::string_view fault_point;  // fail after the first batch (tests)
   Freeze* freeze;                // the target's, kept alive between batches (not while rolling back)
   const std::string* index;      // list of the relative names to move (else SCAN)
+  bool fs_only = false;          // only the filesystem's own keys (not the running system's)
 };
 
 Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
@@ -219,7 +221,7 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
       }
       KeyKind kind = parse_relative_key(*rel).kind;
       if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze ||
-          kind == KeyKind::Cow || kind == KeyKind::Installing) {
+          kind == KeyKind::Cow || kind == KeyKind::Installing || (m.fs_only && !is_filesystem_key(kind))) {
         continue;
       }
       sources.emplace_back(key);
@@ -284,13 +286,60 @@ Status _clear(Connection& c, const Keys& keys) {
   return {};
 }
 
-// The journal, <target>:INSTALLING = "<phase> <staging> <replaced or ->":
-// whoever finds it (the next tool or mount on the prefix) rolls the move
-// forward from that phase (finish_install).
+// The journal, <target>:INSTALLING = "<phase> <staging> <replaced or ->"
+// and, when the replaced filesystem is kept, " <kept as>": whoever finds it
+// (the next tool or mount on the prefix) rolls the move forward from that
+// phase (finish_install).
 Status _journal(Connection& c, const Keys& target, std::string_view phase, const Keys& staging,
-                const std::optional<Keys>& aside) {
+                const std::optional<Keys>& aside, const std::optional<Keys>& keep) {
   std::string value = std::string(phase) + " " + staging.prefix() + " " + (aside ? aside->prefix() : "-");
+  if (keep) {
+    value += " " + keep->prefix();
+  }
   TRY(c.command({"SET", target.installing(), value}));
+  return {};
+}
+
+// The replaced filesystem `aside` as a read-only snapshot of `target`: a
+// fresh snapshot_id, its lineage with that id appended, read_only, origin
+// and snapshot_created (now). Done once: a superblock with a snapshot_id
+// (marked before a crash) or none (moved on already) is left alone.
+Status _mark_kept(Connection& c, const Keys& aside, const Keys& target) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", aside.sb(), "format", "snapshot_id", "lineage"}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 3) {
+    return make_error(EIO, "redis: bad HMGET reply for " + aside.sb());
+  }
+  if (v[0].is_nil() || !v[1].is_nil()) {
+    return {};
+  }
+  std::vector<std::string> lineage;
+  std::string_view text = v[2].is_nil() ? std::string_view() : v[2].str();
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = std::min(text.find(' ', at), text.size());
+    if (end > at) {
+      lineage.emplace_back(text.substr(at, end - at));
+    }
+    at = end + 1;
+  }
+  std::string id = random_hex(16);
+  TRY_ASSIGN(std::int64_t now, server_time_ns(c));
+  TRY(c.command({"HSET", aside.sb(), "snapshot_id", id, "lineage", extend_lineage(lineage, id), "read_only", "1",
+                 "origin", target.prefix(), "snapshot_created", _str(now)}));
+  return {};
+}
+
+// Step 4 when the replaced filesystem is kept (install.hpp): phase "keep".
+Status _keep(Connection& c, const Keys& target, const Keys& staging, const Keys& aside, const Keys& keep,
+             Freeze& freeze) {
+  TRY(_journal(c, target, "keep", staging, aside, keep));
+  TRY(drop_staged_orphans(c, aside));
+  TRY(_mark_kept(c, aside, target));
+  register_filesystem(c, keep.prefix());
+  MoveSpec spec{&aside, &keep, SbOrder::Last, false, "install-keep", &freeze, nullptr};
+  spec.fs_only = true;
+  TRY(_move_keys(c, spec));
+  TRY(unlink_all(c, aside));  // what is left there: the running system's keys (mounts, opens)
   return {};
 }
 
@@ -298,9 +347,10 @@ Status _journal(Connection& c, const Keys& target, std::string_view phase, const
 // out, then the journal. On failure the target is emptied and the replaced
 // filesystem moved back.
 Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& target, const std::optional<Keys>& aside,
-                            std::uint64_t expected, Freeze& freeze, const std::string* index) {
+                            std::uint64_t expected, Freeze& freeze, const std::string* index,
+                            const std::optional<Keys>& keep) {
   InstallResult out;
-  TRY(_journal(c, target, "swap", staging, aside));
+  TRY(_journal(c, target, "swap", staging, aside, keep));
   auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze, index});
   Status counted = !moved.ok() || expected == 0 || *moved == expected
                        ? Status{}
@@ -334,7 +384,15 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
     return make_error(why.code, why.message + " (nothing changed: " + old_state + ")");
   }
   out.moved = *moved;
-  if (aside) {
+  if (aside && keep) {
+    out.replaced = true;
+    Status kept = _keep(c, target, staging, *aside, *keep, freeze);
+    if (!kept.ok()) {
+      return make_error(kept.code(), "the new filesystem is in place, but keeping the replaced one as '" +
+                                         keep->prefix() + "' failed (" + kept.error().message +
+                                         "); the next tool or mount of '" + target.prefix() + "' finishes it");
+    }
+  } else if (aside) {
     out.replaced = true;
     auto removed = unlink_all(c, *aside);
     if (!removed.ok()) {
@@ -348,9 +406,9 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
 
 Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const Keys& target,
                                        const std::optional<Keys>& aside, std::uint64_t expected, Freeze& freeze,
-                                       const std::string* index) {
+                                       const std::string* index, const std::optional<Keys>& keep) {
   if (aside) {
-    TRY(_journal(c, target, "aside", staging, aside));
+    TRY(_journal(c, target, "aside", staging, aside, keep));
     auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze, nullptr});
     if (!moved.ok()) {
       _drain(c);
@@ -365,7 +423,7 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
                         "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
     }
   }
-  return _swap(c, staging, target, aside, expected, freeze, index);
+  return _swap(c, staging, target, aside, expected, freeze, index, keep);
 }
 
 // The target's freeze for the whole move: a snapshot (copy or dump) of the
@@ -463,7 +521,7 @@ std::string staging_deletes_key(const Keys& staging) { return staging.prefix() +
 Result<std::uint64_t> apply_staged_delta(Connection& c, const Keys& staging, const Keys& target) {
   Result<std::uint64_t> changed = make_error(EIO, "not run");
   auto done = _frozen(c, target, [&](Freeze& freeze) -> Result<InstallResult> {
-    TRY(_journal(c, target, "delta", staging, std::nullopt));
+    TRY(_journal(c, target, "delta", staging, std::nullopt, std::nullopt));
     crash_if_injected("install-delta-begin");
     changed = _apply_delta(c, staging, target, freeze);
     if (!changed.ok()) {
@@ -478,7 +536,7 @@ Result<std::uint64_t> apply_staged_delta(Connection& c, const Keys& staging, con
 }
 
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
-                                      std::uint64_t expected, bool indexed) {
+                                      std::uint64_t expected, bool indexed, const std::optional<Keys>& keep) {
   std::optional<Keys> aside;
   if (replace) {
     aside.emplace(make_temp_prefix(target.prefix(), TempKind::Replaced));
@@ -486,7 +544,8 @@ Result<InstallResult> install_staging(Connection& c, const Keys& staging, const 
   const std::string index = staging_index_key(staging);
   register_filesystem(c, target.prefix());  // before its superblock can arrive (keys.hpp)
   auto done = _frozen(c, target, [&](Freeze& freeze) {
-    return _aside_then_swap(c, staging, target, aside, expected, freeze, indexed ? &index : nullptr);
+    return _aside_then_swap(c, staging, target, aside, expected, freeze, indexed ? &index : nullptr,
+                            aside ? keep : std::nullopt);
   });
   if (indexed) {
     (void)c.command({"UNLINK", index});
@@ -621,16 +680,24 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   if (s2 == std::string::npos) {
     return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");
   }
+  auto s3 = value.find(' ', s2 + 1);
   std::string phase = value.substr(0, s1);
   std::string staging = value.substr(s1 + 1, s2 - s1 - 1);
-  std::string aside_name = value.substr(s2 + 1);
+  std::string aside_name = value.substr(s2 + 1, s3 == std::string::npos ? std::string::npos : s3 - s2 - 1);
+  std::string keep_name = s3 == std::string::npos ? std::string() : value.substr(s3 + 1);
   if (!validate_prefix(staging).ok() || (aside_name != "-" && !validate_prefix(aside_name).ok()) ||
-      (phase != "aside" && phase != "swap" && phase != "delta")) {
+      (phase != "aside" && phase != "swap" && phase != "keep" && phase != "delta") ||
+      (s3 != std::string::npos && (aside_name == "-" || !validate_prefix(keep_name).ok())) ||
+      (phase == "keep" && keep_name.empty())) {
     return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");
   }
   std::optional<Keys> aside;
   if (aside_name != "-") {
     aside.emplace(aside_name);
+  }
+  std::optional<Keys> keep;
+  if (!keep_name.empty()) {
+    keep.emplace(keep_name);
   }
   Keys staged(staging);
   register_filesystem(c, target.prefix());
@@ -639,11 +706,16 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
       TRY_ASSIGN(std::uint64_t changed, _apply_delta(c, staged, target, freeze));
       return InstallResult{changed, false, {}};
     }
-    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr)
-                            : _swap(c, staged, target, aside, 0, freeze, nullptr);
+    if (phase == "keep") {
+      TRY(_keep(c, target, staged, *aside, *keep, freeze));
+      TRY(c.command({"DEL", target.installing()}));
+      return InstallResult{};
+    }
+    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr, keep)
+                            : _swap(c, staged, target, aside, 0, freeze, nullptr, keep);
   });
   if (!done.ok()) {
-    return make_error(done.error().code, "finishing the interrupted restore or copy into '" + target.prefix() +
+    return make_error(done.error().code, "finishing the interrupted restore, copy or rollback into '" + target.prefix() +
                                              "' failed: " + done.error().message);
   }
   (void)c.command({"UNLINK", staging_index_key(staged)});

@@ -19,7 +19,12 @@
 //      MULTI/EXEC batches, superblock last: until the superblock arrives
 //      <name> is not a filesystem, and nothing mounts it (reserved anyway).
 //   4. DELETE LAST: the replaced filesystem is removed once the new one is
-//      complete.
+//      complete; or, for a rollback that keeps it (KeepReplaced), it becomes
+//      a read-only snapshot under a name of its own: its superblock marked
+//      (snapshot_id, lineage, read_only, origin, snapshot_created), its
+//      unlinked-but-open files dropped, its filesystem keys RENAMEd there
+//      (superblock last) and the running system's keys (mounts, opens)
+//      removed.
 //
 // Steps 2 to 4 run with <name>:FREEZE held, so a snapshot (copy or dump) of
 // <name> never sees it half moved. They are journaled in <name>:INSTALLING: a tool killed midway
@@ -42,6 +47,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -121,8 +127,11 @@ Result<std::uint64_t> apply_staged_delta(Connection& c, const Keys& staging, con
 // `replace` the target's keys are moved aside first; without, the target
 // must hold no key but the reservation. With `indexed`, the staged keys are
 // those listed in staging_index_key(staging) (which is then removed).
+// With `keep` (and `replace`), step 4 keeps the replaced filesystem as the
+// read-only snapshot `keep` (which must hold no key) instead of deleting it.
 Result<InstallResult> install_staging(Connection& c, const Keys& staging, const Keys& target, bool replace,
-                                      std::uint64_t expected, bool indexed = false);
+                                      std::uint64_t expected, bool indexed = false,
+                                      const std::optional<Keys>& keep = std::nullopt);
 
 // A snapshot or a restored dump has no open files: the orphans it was
 // taken with (files unlinked while some mount had them open) are removed

@@ -4,8 +4,8 @@
 //
 //   <p>:SB             hash    superblock: format, version, block_size, root,
 //                              next_inode, inodes, bytes, created, origin,
-//                              read_only (snapshots), snapshot_id and
-//                              lineage (superblock.hpp)
+//                              read_only, snapshot_id (snapshots), lineage,
+//                              rolled_back (superblock.hpp)
 //   <p>:INODE:<ino>    hash    one inode: type, mode (octal), uid, gid, size,
 //                              nlink, rdev, atime/mtime/ctime (ns), bytes
 //                              (stored), parent (dirs), target (symlinks)
@@ -49,11 +49,13 @@
 //   <p>:RESERVED       string  present (with a TTL, refreshed) while a restore,
 //                              copy or delete fills, replaces or removes the
 //                              prefix: nothing mounts or mkfs's it meanwhile
-//   <p>:INSTALLING     string  "<phase> <staging> <replaced>" while a restore
-//                              or copy moves a staged filesystem in (phase
-//                              "delta": an incremental restore applies its
-//                              staged changes); whoever finds it finishes
-//                              the move (install.hpp)
+//   <p>:INSTALLING     string  "<phase> <staging> <replaced>[ <kept>]" while
+//                              a restore, copy or rollback moves a staged
+//                              filesystem in (phase "delta": an incremental
+//                              restore applies its staged changes; <kept>: a
+//                              rollback keeps the replaced one under that
+//                              name); whoever finds it finishes the move
+//                              (install.hpp)
 //   <p>:OPLOG:<id>     hash    one mount's latest outcomes (TTL): connection
 //                              -> "<operation id>:<reply>", so a change
 //                              whose reply was lost is checked, not run

@@ -96,6 +96,16 @@ Status check_cancel() {
   return {};
 }
 
+Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
+  ReplyView v = r.view();
+  SbFields fields;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    fields.emplace_back(v[i].str(), v[i + 1].str());
+  }
+  return decode_superblock(keys.prefix(), fields);
+}
+
 Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
   TRY(validate_prefix(prefix));
   if (c.cluster()) {
@@ -603,6 +613,11 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
   return {};
 }
 
+Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                     std::span<const std::string> rels, std::vector<long long>& found) {
+  return _cow_copy(c, sk, tk, cow, 0, rels, true, found);
+}
+
 // The reference, for a filesystem whose structure disagrees with its
 // superblock: every filesystem key SCAN finds under the source is made
 // sure of, then the index is made again from what SCAN finds under the
@@ -1030,10 +1045,9 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
 // A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
 // server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
 // dropped. On failure nothing of `tk` is left.
-static Result<std::pair<std::uint64_t, std::int64_t>> _snapshot_to_staging(Connection& c, const Keys& sk,
-                                                                           const Keys& tk, const Keys& dk,
-                                                                           const CopyOptions& opts, Progress& progress,
-                                                                           std::string& warning) {
+Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                   const Keys& dk, const CopyOptions& opts,
+                                                                   Progress& progress, std::string& warning) {
   const bool cow = !c.cluster() || same_slot(sk, tk);
   auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
                                   : _copy_to_staging(c, sk, tk, opts, progress, warning);
@@ -1110,7 +1124,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   const bool cow = !c.cluster() || same_slot(sk, dk);
   Keys tk(make_temp_prefix(cow ? src : dst, TempKind::Copy));
   std::string warning;
-  auto copied = _snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
+  auto copied = snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
   progress.finish();
   if (!copied.ok()) {
     return std::move(copied).error();
@@ -1549,7 +1563,7 @@ Result<std::vector<SnapshotRef>> snapshots_of(Connection& c, std::string_view or
   }
   std::sort(names.begin(), names.end());
   for (const std::string& p : names) {
-    c.append({"HMGET", Keys(p).sb(), "origin", "read_only", "created", "snapshot_created", "dumped"});
+    c.append({"HMGET", Keys(p).sb(), "origin", "read_only", "created", "snapshot_created", "dumped", "rolled_back"});
   }
   std::vector<SnapshotRef> out;
   std::optional<Error> broken;
@@ -1562,12 +1576,12 @@ Result<std::vector<SnapshotRef>> snapshots_of(Connection& c, std::string_view or
       continue;  // another tenant's prefix (NOPERM), or a superblock of the wrong type: not listed
     }
     ReplyView f = r->view();
-    if (f.size() != 5 || f[0].is_nil() || f[0].str() != origin || f[1].str() != "1" || f[2].is_nil()) {
+    if (f.size() != 6 || f[0].is_nil() || f[0].str() != origin || f[1].str() != "1" || f[2].is_nil()) {
       continue;
     }
     SnapshotRef ref;
     ref.prefix = p;
-    ref.identity = filesystem_identity(f[2].str(), f[3].str(), f[4].str());
+    ref.identity = filesystem_identity(f[2].str(), f[3].str(), f[4].str(), f[5].str());
     ref.snapshot_created_ns = f[3].as_int().value_or(0);
     out.push_back(std::move(ref));
   }

@@ -13,11 +13,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "keys.hpp"
 #include "redis.hpp"
 #include "result.hpp"
+#include "superblock.hpp"
 
 namespace redisfs {
 
@@ -134,6 +136,15 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
                                     std::string* warning = nullptr);
 
+// While `cow` is alive: makes sure each of `rels` (relative names) is in
+// the staging prefix `tk` as it was at the instant (copied from `sk` unless
+// a change script did first, or it did not exist then), and lists what `tk`
+// has of them in staging_index_key(tk), so remove_staging finds them.
+// found[i] as a KeyVisitor says (key_walk.hpp). For a reader that needs
+// only some keys of the instant (diff: the metadata).
+Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                     std::span<const std::string> rels, std::vector<long long>& found);
+
 // Removes a staging prefix a copy-on-write snapshot left: the keys its
 // index (staging_index_key) lists, those its TOUCHED set names, the set and
 // the superblock. (A key of it that neither names expires with its TTL.)
@@ -174,6 +185,10 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 // untagged prefix is refused with that hint before anything is read or
 // written.
 Status check_toolkit_prefix(Connection& c, std::string_view prefix);
+
+// The superblock of `keys`, decoded (superblock.hpp): ENOENT "no
+// filesystem at prefix ..." when there is none, EINVAL when it is unsound.
+Result<Superblock> read_superblock(Connection& c, const Keys& keys);
 
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
 // check the flag between batches and fail with ECANCELED after cleaning up.
@@ -271,6 +286,16 @@ struct CopyStats {
 // dst is replaced only once the copy is whole, and never while mounted).
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts);
+
+// A snapshot of `sk` in the fresh staging prefix `tk` (copy-on-write
+// where the server can, else frozen: copy_filesystem's first half), its
+// unlinked-but-open files dropped and its superblock marked as a copy made
+// for `dk` (origin, snapshot_created, read_only unless opts.writable).
+// Returns how many keys `tk` holds and the instant; on failure nothing of
+// `tk` is left.
+Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                   const Keys& dk, const CopyOptions& opts,
+                                                                   Progress& progress, std::string& warning);
 
 struct DeleteStats {
   std::uint64_t keys = 0;

@@ -268,19 +268,15 @@ Status Store::load_superblock(Connection& c) {
     fields.emplace_back(v[i].str(), v[i + 1].str());
   }
   TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
-  std::string created;
-  std::string snapshot_created;
-  std::string dumped;
+  std::string_view values[std::size(k_identity_fields)];
   for (const auto& [name, value] : fields) {
-    if (name == "created") {
-      created = value;
-    } else if (name == "snapshot_created") {
-      snapshot_created = value;
-    } else if (name == "dumped") {
-      dumped = value;
+    for (std::size_t i = 0; i < std::size(k_identity_fields); ++i) {
+      if (name == k_identity_fields[i]) {
+        values[i] = value;
+      }
     }
   }
-  m_identity = filesystem_identity(created, snapshot_created, dumped);
+  m_identity = filesystem_identity(values[0], values[1], values[2], values[3]);
   return {};
 }
 
@@ -290,18 +286,19 @@ Status Store::check_same_filesystem() {
 }
 
 Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view expected, std::string_view what) {
-  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "created", "snapshot_created", "dumped"}));
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), std::string(k_identity_fields[0]), std::string(k_identity_fields[1]),
+                                  std::string(k_identity_fields[2]), std::string(k_identity_fields[3])}));
   ReplyView v = r.view();
-  if (!v.is_array() || v.size() != 3) {
+  if (!v.is_array() || v.size() != std::size(k_identity_fields)) {
     return make_error(EIO, "bad HMGET reply");
   }
   if (v[0].is_nil()) {
     return make_error(ESTALE, std::string(what) + " was deleted (" + keys.sb() + " is gone)");
   }
-  std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str());
+  std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str(), v[3].str());
   if (identity != expected) {
     return make_error(ESTALE, std::string(what) + " was replaced by another one (" + keys.sb() +
-                                  ": created/snapshot_created/dumped " + _bounded(identity) + ", not " +
+                                  ": created/snapshot_created/dumped/rolled_back " + _bounded(identity) + ", not " +
                                   _bounded(std::string(expected)) + ")");
   }
   return {};

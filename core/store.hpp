@@ -341,8 +341,9 @@ class Store {
   Keys m_keys;
   StoreOptions m_opts;
   Superblock m_sb;
-  // The superblock's created, snapshot_created and dumped fields as read
-  // at open: which filesystem this is (a restore over it changes one).
+  // The superblock's created, snapshot_created, dumped and rolled_back
+  // fields as read at open: which filesystem this is (a restore over it or
+  // a rollback changes one).
   std::string m_identity;
   std::mutex m_sync_mutex;
   std::string m_master_id;  // run_id of the master at the last sync (sync())

@@ -65,6 +65,13 @@ std::string extend_lineage(const std::vector<std::string>& lineage, std::string_
   return out;
 }
 
+std::string lineage_text(const std::vector<std::string>& lineage) {
+  if (lineage.empty()) {
+    return {};
+  }
+  return extend_lineage(std::vector<std::string>(lineage.begin(), lineage.end() - 1), lineage.back());
+}
+
 bool descends_from(const Superblock& b, const Superblock& a) {
   if (a.snapshot_id.empty() || a.snapshot_id == b.snapshot_id) {
     return false;
@@ -119,7 +126,8 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
       if (!num || n < 2 || n > k_max_inode) {
         issue(k, "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1");
       }
-    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped") {
+    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped" ||
+               k == "rolled_back") {
       have_created = have_created || k == "created";
       if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
         issue(k, std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63");
@@ -210,6 +218,8 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
       sb.snapshot_created_ns = static_cast<std::int64_t>(n);
     } else if (k == "dumped" && num) {
       sb.dumped_ns = static_cast<std::int64_t>(n);
+    } else if (k == "rolled_back" && num) {
+      sb.rolled_back_ns = static_cast<std::int64_t>(n);
     } else if (k == "read_only") {
       sb.read_only = v == "1";
     } else if (k == "security_xattrs") {
@@ -227,11 +237,12 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
   return sb;
 }
 
-std::string filesystem_identity(std::string_view created, std::string_view snapshot_created,
-                                std::string_view dumped) {
+std::string filesystem_identity(std::string_view created, std::string_view snapshot_created, std::string_view dumped,
+                                std::string_view rolled_back) {
   std::string out;
-  out.reserve(created.size() + snapshot_created.size() + dumped.size() + 2);
+  out.reserve(created.size() + snapshot_created.size() + dumped.size() + rolled_back.size() + 3);
   out.append(created).append(1, '/').append(snapshot_created).append(1, '/').append(dumped);
+  out.append(1, '/').append(rolled_back);
   return out;
 }
 

@@ -29,6 +29,9 @@
 //                     lineage in the step that records the instant
 //                     (cow_begin.lua, or under the freeze), and the
 //                     snapshot gets that lineage; a clone gets P's as is
+//   rolled_back       ns: the last rollback of this filesystem (rollback.hpp;
+//                     part of what a mount tells its filesystem from another
+//                     by: k_identity_fields)
 //
 // "B descends from A": A has a snapshot_id, it is in B's lineage, and A is
 // not B (descends_from). Filesystems made before lineage have neither
@@ -76,6 +79,7 @@ struct Superblock {
   std::int64_t dumped_ns = 0;
   std::string snapshot_id;             // read-only snapshots: their identity ("" none)
   std::vector<std::string> lineage;    // oldest first; empty before lineage existed
+  std::int64_t rolled_back_ns = 0;     // the last rollback (0: never)
 };
 
 using SbFields = std::vector<std::pair<std::string, std::string>>;
@@ -100,11 +104,13 @@ Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fi
 // 'SKX-monday'", or just "a read-only snapshot").
 std::string describe_snapshot(std::string_view prefix, const Superblock& sb);
 
-// Which filesystem a superblock is: its created, snapshot_created and
-// dumped fields, joined. A restore, a copy or a new filesystem under the
-// same prefix changes it (Store::check_same_filesystem compares it).
-std::string filesystem_identity(std::string_view created, std::string_view snapshot_created,
-                                std::string_view dumped);
+// Which filesystem a superblock is: its created, snapshot_created,
+// dumped and rolled_back fields (k_identity_fields, in that order),
+// joined. A restore, a copy, a rollback or a new filesystem under the same
+// prefix changes it (Store::check_same_filesystem compares it).
+inline constexpr std::string_view k_identity_fields[] = {"created", "snapshot_created", "dumped", "rolled_back"};
+std::string filesystem_identity(std::string_view created, std::string_view snapshot_created, std::string_view dumped,
+                                std::string_view rolled_back);
 
 // Is `id` a snapshot id (32 lowercase hex digits)?
 bool is_snapshot_id(std::string_view id);
@@ -113,6 +119,8 @@ bool is_snapshot_id(std::string_view id);
 std::optional<std::vector<std::string>> parse_lineage(std::string_view text);
 // `lineage` + `id`, the oldest dropped beyond k_max_lineage, as the field's text.
 std::string extend_lineage(const std::vector<std::string>& lineage, std::string_view id);
+// `lineage` as the field's text (the newest k_max_lineage ids).
+std::string lineage_text(const std::vector<std::string>& lineage);
 // Does the state `b` descend from the snapshot `a` (the header's rule)?
 bool descends_from(const Superblock& b, const Superblock& a);
 

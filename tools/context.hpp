@@ -76,6 +76,8 @@ void add_list_command(CLI::App& app, ToolContext& ctx);
 void add_delete_command(CLI::App& app, ToolContext& ctx);
 void add_fsck_command(CLI::App& app, ToolContext& ctx);
 void add_du_command(CLI::App& app, ToolContext& ctx);
+void add_diff_command(CLI::App& app, ToolContext& ctx);
+void add_rollback_command(CLI::App& app, ToolContext& ctx);
 void add_verify_command(CLI::App& app, ToolContext& ctx);
 
 }  // namespace redisfs::snap

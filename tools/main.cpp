@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
   _install_signals();
 
-  CLI::App app{"redisfs-snap: snapshot, dump, restore, list and delete redisfs filesystems", "redisfs-snap"};
+  CLI::App app{"redisfs-snap: snapshot, dump, restore, diff, roll back, list and delete redisfs filesystems", "redisfs-snap"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   app.set_version_flag("--version", "redisfs-snap " REDISFS_VERSION);
@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
   add_delete_command(app, ctx);
   add_fsck_command(app, ctx);
   add_du_command(app, ctx);
+  add_diff_command(app, ctx);
+  add_rollback_command(app, ctx);
   add_verify_command(app, ctx);
 
   int status = 0;

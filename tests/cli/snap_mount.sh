@@ -73,20 +73,7 @@ PY
 }
 
 note "copy and dump while a writer renames and appends"
-writer() {
-  local i=0 k
-  while [[ ! -e $T/stop ]]; do
-    k=$((i % N))
-    if [[ -e $MNT/a/f$k ]]; then
-      mv "$MNT/a/f$k" "$MNT/b/f$k"
-    else
-      mv "$MNT/b/f$k" "$MNT/a/f$k"
-    fi
-    printf '%08d %54s\n' "$i" payload >>"$MNT/log"
-    i=$((i + 1))
-  done
-}
-writer &
+rename_writer "$N" &
 writer_pid=$!
 while (($(stat -c %s "$MNT/log") < 64 * 20)); do
   sleep 0.05

@@ -191,6 +191,25 @@ expect_fail() {
   [[ ${out,,} == *"${text,,}"* ]] || fail "'$*' failed ($rc) without saying '$text': $out"
 }
 
+# rename_writer N: until $T/stop exists, moves $MNT/a/f<k> to $MNT/b/f<k>
+# and back, k = 0..N-1 in turn, appending one 64-byte record ("%08d" and
+# padding) to $MNT/log after each move: at any instant every file is in a/
+# or b/ exactly once, and the log holds only whole, consecutive records,
+# which a snapshot of one instant shows (snap_mount.sh, snap_diff.sh).
+rename_writer() {
+  local n=$1 i=0 k
+  while [[ ! -e $T/stop ]]; do
+    k=$((i % n))
+    if [[ -e $MNT/a/f$k ]]; then
+      mv "$MNT/a/f$k" "$MNT/b/f$k"
+    else
+      mv "$MNT/b/f$k" "$MNT/a/f$k"
+    fi
+    printf '%08d %54s\n' "$i" payload >>"$MNT/log"
+    i=$((i + 1))
+  done
+}
+
 # ------------------------------------------------------------------ cleanup
 
 _cleanup() {

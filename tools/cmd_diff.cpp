@@ -1,0 +1,55 @@
+// redisfs-snap diff A B [--json] [--force]: what changed between two states
+// of one filesystem (core/diff.hpp: diff_filesystems).
+#include <cstdio>
+
+#include "context.hpp"
+#include "diff.hpp"
+#include "snapshot.hpp"
+
+namespace redisfs::snap {
+
+namespace {
+struct DiffArgs {
+  std::string a;
+  std::string b;
+  bool json = false;
+  bool force = false;
+};
+}  // namespace
+
+void add_diff_command(CLI::App& app, ToolContext& ctx) {
+  auto args = std::make_shared<DiffArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "diff", "Show what changed from state A to state B of one filesystem, like zfs diff: + - M R and the path "
+              "(B may be the live filesystem: read at one instant)");
+  add_prefix_option(sub, "A", args->a, "prefix of the earlier state (a snapshot)")->required();
+  add_prefix_option(sub, "B", args->b, "prefix of the later state (a snapshot or the live filesystem)")->required();
+  sub->add_flag("--json", args->json, "one JSON object per line instead of zfs-style lines");
+  sub->add_flag("--force", args->force, "compare A and B even if their lineage says they are unrelated");
+  sub->callback([args, &ctx] {
+    Pool& pool = ctx.need_pool_for({args->a, args->b});
+    auto stats = diff_filesystems(pool, args->a, args->b, DiffOptions{args->force, ctx.opts.quiet},
+                                  [&](const DiffChange& change) -> Status {
+                                    std::string line = args->json ? diff_json(change) : diff_line(change);
+                                    line.push_back('\n');
+                                    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) {
+                                      return make_error(EIO, "cannot write to standard output");
+                                    }
+                                    return {};
+                                  });
+    if (!stats.ok()) {
+      throw_failure(stats.error());
+    }
+    if (std::fflush(stdout) != 0) {
+      throw_failure(make_error(EIO, "cannot write to standard output"));
+    }
+    char line[512];
+    std::snprintf(line, sizeof line, "diff %s %s: %llu changes; %llu and %llu inodes, %llu changed directories (%s) "
+                  "in %.1f s", args->a.c_str(), args->b.c_str(), static_cast<unsigned long long>(stats->changes),
+                  static_cast<unsigned long long>(stats->inodes_a), static_cast<unsigned long long>(stats->inodes_b),
+                  static_cast<unsigned long long>(stats->dirs_compared), stats->relation.c_str(), stats->seconds);
+    summary(ctx, line);
+  });
+}
+
+}  // namespace redisfs::snap
