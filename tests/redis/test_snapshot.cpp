@@ -878,7 +878,8 @@ TEST_CASE_FIXTURE(RedisFixture, "snapshots_of: the read-only copies of one origi
   CHECK(list[0].prefix == snap);
   CHECK(list[0].snapshot_created_ns > 0);
   auto sb = _hash(conn(), snap + ":SB");
-  CHECK(list[0].identity == filesystem_identity(sb["created"], sb["snapshot_created"], sb["dumped"]));
+  CHECK(list[0].identity ==
+        filesystem_identity(sb["created"], sb["snapshot_created"], sb["dumped"], sb["rolled_back"]));
   auto others = ok(snapshots_of(conn(), other));
   REQUIRE(others.size() == 1);
   CHECK(others[0].prefix == other_snap);
