@@ -204,7 +204,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     if (s->m_opts.read_only || !s->m_opts.create) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
-    TRY_ASSIGN(Reply made, c->eval("mkfs", {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
+    TRY_ASSIGN(Reply made, c->eval(lua::mkfs, {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
                                    {_str(s->m_opts.mkfs_block_size), _str(s->m_opts.mkfs_owner.uid),
                                     _str(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
     if (made.view().integer() == -1) {
@@ -318,7 +318,7 @@ Status Store::writable() const {
 
 // ---------------------------------------------------------------- helpers
 
-Result<Reply> Store::eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
+Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
                                  const std::vector<std::string>& args, const FreshAttrs& fresh,
                                  Ino reporting_dir) {
   // Every inode and directory a script may change is among its KEYS
@@ -348,7 +348,7 @@ Result<Reply> Store::eval_change(Connection& c, std::string_view script, const s
 Result<Ino> Store::allocate_ino(Connection& c) {
   std::lock_guard lock(m_alloc_mutex);
   if (m_next_ino == 0 || m_next_ino > m_last_ino) {
-    TRY_ASSIGN(Reply r, eval_change(c, "alloc", {m_keys.sb(), m_keys.freeze()}, {_str(k_alloc_batch)}));
+    TRY_ASSIGN(Reply r, eval_change(c, lua::alloc, {m_keys.sb(), m_keys.freeze()}, {_str(k_alloc_batch)}));
     auto last = r.view().as_int();
     if (!last || *last < static_cast<long long>(k_alloc_batch)) {
       return make_error(EIO, "bad inode allocation reply");
@@ -592,7 +592,7 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
     // read.lua is, like every script that changes nothing.)
     std::vector<std::string> keys{m_keys.inode(ino)};
     keys.insert(keys.end(), block_keys.begin(), block_keys.end());
-    auto r = c->eval("read", keys, ranges);
+    auto r = c->eval(lua::read, keys, ranges);
     if (!r) {
       return make_error(r.code(), "inode " + _str(ino) + ": " + r.error().message);
     }
@@ -660,7 +660,7 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
     std::from_chars(meta[3].str().data(), meta[3].str().data() + meta[3].str().size(), mtime);
     std::from_chars(meta[4].str().data(), meta[4].str().data() + meta[4].str().size(), ctime);
     if (atime <= mtime || atime <= ctime || now_ns() - atime > k_relatime_ns) {
-      auto t = c->eval("touch_atime", {m_keys.freeze(), m_keys.inode(ino)}, {});
+      auto t = c->eval(lua::touch_atime, {m_keys.freeze(), m_keys.inode(ino)}, {});
       (void)t;  // best effort: an access time is not worth failing a read
     }
   }
@@ -842,7 +842,7 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   }
   const auto sent = DirNames::Clock::now();
   std::vector<Attr> fresh;
-  TRY_ASSIGN(Reply r, eval_change(*c, "create", keys, args, [parent, &fresh](ReplyView v) {
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::create, keys, args, [parent, &fresh](ReplyView v) {
     fresh = _fresh_attr(parent, v, 3);
     return fresh;
   }, parent));
@@ -900,7 +900,7 @@ Status Store::open_file(Ino ino) {
     return {};  // nothing to protect: a read-only mount never unlinks
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(c->eval("open", {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
+  TRY(c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
   return {};
 }
 
@@ -915,7 +915,7 @@ Result<bool> Store::release_file(Ino ino) {
     (void)flush(ino);
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->eval("release", {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
+  TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
                               {m_opts.session, _str(ino)}));
   return r.view().integer() == 1;
 }
@@ -939,7 +939,7 @@ std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
     const std::string num = _str(ino);
     const std::string_view keys[] = {open, inode, orphans};
     const std::string_view args[] = {m_opts.session, num};
-    (*c)->append_eval("release", keys, args);
+    (*c)->append_eval(lua::release, keys, args);
   }
   for (std::size_t i = 0; i < inos.size(); ++i) {
     auto r = (*c)->read_reply();
@@ -975,7 +975,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
     (void)settle(ino);
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, eval_change(*c, "link",
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
                                    m_keys.inode(ino)},
                                   {std::string(new_name), _str(ino)}));
@@ -990,7 +990,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
 // names the inode we guess (else RETRY with the one it names). The
 // parent's fields come back at `parent_at` of the reply. Returns the reply
 // and the inode removed.
-Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino parent, std::string_view name,
+Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name,
                                                   bool dir, std::size_t parent_at) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
@@ -1018,7 +1018,7 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino p
     if (_is_retry(v)) {
       if (!_parse_u64(v[1].str(), guess)) {
         m_dir_names.forget(parent);
-        return make_error(EIO, "bad " + std::string(script) + " reply");
+        return make_error(EIO, "bad " + std::string(lua::script_source(script).name) + " reply");
       }
       continue;  // the script changed nothing: the list still holds
     }
@@ -1030,7 +1030,7 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(std::string_view script, Ino p
     forget_name(parent, name);
     return std::pair<Reply, Ino>{std::move(r), guess};
   }
-  return make_error(EAGAIN, std::string(script) + ": the entry kept changing");
+  return make_error(EAGAIN, std::string(lua::script_source(script).name) + ": the entry kept changing");
 }
 
 void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {
@@ -1047,7 +1047,7 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   if (m_gathered_count.load() != 0) {
     settle_all();  // the name may be a file being gathered: its nlink and ctime change
   }
-  TRY_ASSIGN(auto done, remove_entry("unlink", parent, name, false, 2));
+  TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2));
   ReplyView v = done.first.view();
   if (v.size() >= 4 && v[3].str() == "FREED") {
     return Ino{0};  // nobody held it open: unlink.lua freed it
@@ -1065,7 +1065,7 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   if (name == "..") {
     return make_error(ENOTEMPTY, "cannot remove '..'");
   }
-  TRY_ASSIGN(auto done, remove_entry("rmdir", parent, name, true, 1));
+  TRY_ASSIGN(auto done, remove_entry(lua::rmdir, parent, name, true, 1));
   return done.second;
 }
 
@@ -1110,7 +1110,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
       }
     }
     push_free_keys(dst, keys, args);
-    TRY_ASSIGN(Reply r, eval_change(*c, "rename", keys, args));
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::rename, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 3 || !_parse_u64(v[1].str(), src) || !_parse_u64(v[2].str(), dst)) {
@@ -1181,10 +1181,10 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     std::uint64_t target = new_size;
     bool last_step = true;
     std::size_t taken = 0;
-    std::string_view script = "truncate";
+    lua::ScriptId script = lua::truncate;
     if (new_size > cur) {
       // Growth has a script of its own: truncate.lua runs on a full server.
-      script = "extend";
+      script = lua::extend;
       args = {_str(new_size), _str(cur), final_times ? "1" : "0"};
     } else if (new_size == cur) {
       keys.push_back(m_keys.inode(ino));  // no boundary block
@@ -1245,7 +1245,7 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 2 || !_parse_u64(v[1].str(), cur)) {
-        return make_error(EIO, "inode " + _str(ino) + ": bad " + std::string(script) + " reply");
+        return make_error(EIO, "inode " + _str(ino) + ": bad " + std::string(lua::script_source(script).name) + " reply");
       }
       continue;
     }
@@ -1296,7 +1296,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
     return attr_from_reply(ino, r.view());
   }
-  TRY_ASSIGN(Reply r, eval_change(*c, "setattr", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::setattr, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
                                   setattr_args(req)));
   return attr_from_reply(ino, r.view());
 }
@@ -1339,7 +1339,7 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     pos += n;
     done += n;
   }
-  c.append_eval("write", keys, args);
+  c.append_eval(lua::write, keys, args);
   return replies;
 }
 
@@ -1405,7 +1405,7 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
     (void)settle(ino);  // its ctime lands after what waits (a refusal waits for the close)
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(eval_change(*c, "xattr_set", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
+  TRY(eval_change(*c, lua::xattr_set, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name), std::string(value), f}));
   if (name.starts_with("security.")) {
     m_security_checked_until = 0;
@@ -1420,7 +1420,7 @@ Status Store::removexattr(Ino ino, std::string_view name) {
     (void)settle(ino);  // a refusal waits for the close: removing works on a full server
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY(eval_change(*c, "xattr_remove", {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
+  TRY(eval_change(*c, lua::xattr_remove, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name)}));
   return {};
 }
@@ -1442,7 +1442,7 @@ Status Store::purge(Ino ino) {
       keys.push_back(m_keys.mount(session));
       args.push_back(std::move(session));
     }
-    TRY_ASSIGN(Reply r, eval_change(*c, "purge", keys, args));
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::purge, keys, args));
     ReplyView v = r.view();
     if (!_is_retry(v)) {
       return {};  // purged, relinked, or handed to the mount that holds it open
@@ -1560,7 +1560,7 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
     if (args.size() == 1) {
       continue;
     }
-    TRY_ASSIGN(Reply r, c->eval("sweep_open", keys, args));
+    TRY_ASSIGN(Reply r, c->eval(lua::sweep_open, keys, args));
     ReplyView v = r.view();
     if (v.is_array() && v.size() == 2) {
       removed += static_cast<std::size_t>(std::max<long long>(v[0].integer(), 0));
@@ -1634,7 +1634,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     }
   }
   if (!args.empty()) {
-    TRY_ASSIGN(Reply r, c->eval("prune_mounts", keys, args));
+    TRY_ASSIGN(Reply r, c->eval(lua::prune_mounts, keys, args));
     done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
   }
   return done;
@@ -1643,7 +1643,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->eval("session", {m_keys.mount(m_opts.session), m_keys.mounts()},
+  TRY(c->eval(lua::session, {m_keys.mount(m_opts.session), m_keys.mounts()},
               {info, std::to_string(k_session_ttl_ms), m_opts.session}));
   m_registered = true;
   if (!m_opts.read_only) {
