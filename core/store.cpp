@@ -880,6 +880,7 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
 
 Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev,
                           const Caller& who) {
+  TRY(writable());
   std::string_view type = type_name(mode);
   if (type == "dir" || type == "symlink" || (mode & S_IFMT) == 0) {
     if ((mode & S_IFMT) != 0) {
@@ -957,6 +958,7 @@ Result<Attr> Store::mkdir(Ino parent, std::string_view name, std::uint32_t mode,
 }
 
 Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who) {
+  TRY(writable());
   if (target.empty()) {
     return make_error(ENOENT, "empty symlink target");
   }

@@ -122,6 +122,10 @@ class Store {
   const Superblock& superblock() const { return m_sb; }
   std::uint32_t block_size() const { return m_sb.block_size; }
   bool read_only() const { return m_opts.read_only; }
+  // EROFS on a read-only mount: every change below answers it before
+  // anything else (the FUSE ops that check arguments of their own first
+  // ask here, to refuse in the same order).
+  Status writable() const;
   const std::string& session() const { return m_opts.session; }
 
   // With `age`, a name absent from a directory whose every name this mount
@@ -282,7 +286,6 @@ class Store {
                                              std::size_t parent_at);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
-  Status writable() const;
   bool security_xattrs_possible(Connection& c);
 
   // Gathering (store_gather.cpp).
