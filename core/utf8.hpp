@@ -24,10 +24,12 @@ constexpr Utf8Lead utf8_lead(unsigned char c) {
     return {2, 0x80, 0xbf};
   }
   if (c >= 0xe0 && c <= 0xef) {
-    return {3, static_cast<unsigned char>(c == 0xe0 ? 0xa0 : 0x80), static_cast<unsigned char>(c == 0xed ? 0x9f : 0xbf)};
+    return {3, static_cast<unsigned char>(c == 0xe0 ? 0xa0 : 0x80),
+            static_cast<unsigned char>(c == 0xed ? 0x9f : 0xbf)};
   }
   if (c >= 0xf0 && c <= 0xf4) {
-    return {4, static_cast<unsigned char>(c == 0xf0 ? 0x90 : 0x80), static_cast<unsigned char>(c == 0xf4 ? 0x8f : 0xbf)};
+    return {4, static_cast<unsigned char>(c == 0xf0 ? 0x90 : 0x80),
+            static_cast<unsigned char>(c == 0xf4 ? 0x8f : 0xbf)};
   }
   return {};
 }

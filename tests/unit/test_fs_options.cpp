@@ -42,7 +42,7 @@ TEST_CASE("fs options: our -o options fill the config, FUSE's pass on") {
   CHECK(cfg.max_idle_threads == 40);
   CHECK(cfg.fuse_options == std::vector<std::string>{"allow_other"});
 
-  cfg = _apply({"redis=redis://db:6379/0,password_file=/etc/pw,prefix=P1,data_dir=/d,timeout=7,sync_replicas=2"});
+  cfg = _apply({"redis=redis://db:6379/0,password_file=/etc/pw,prefix=P1", "data_dir=/d,timeout=7,sync_replicas=2"});
   CHECK(cfg.endpoint.url == "redis://db:6379/0");
   CHECK(cfg.endpoint.password_file == "/etc/pw");
   CHECK(cfg.prefix == "P1");
@@ -52,7 +52,8 @@ TEST_CASE("fs options: our -o options fill the config, FUSE's pass on") {
   CHECK(cfg.sync_replicas == 2);
   CHECK(cfg.fuse_options.empty());
 
-  cfg = _apply({"tls,tls_ca_cert=/ca.pem,tls_server_name=db.example,write_through,nonempty,log_level=debug,log_file=/l"});
+  cfg = _apply({"tls,tls_ca_cert=/ca.pem,tls_server_name=db.example",
+                "write_through,nonempty,log_level=debug,log_file=/l"});
   CHECK(cfg.endpoint.tls);
   CHECK(cfg.endpoint.tls_ca_cert == "/ca.pem");
   CHECK(cfg.endpoint.tls_server_name == "db.example");
@@ -63,7 +64,8 @@ TEST_CASE("fs options: our -o options fill the config, FUSE's pass on") {
 }
 
 TEST_CASE("fs options: what only mount(8), fstab or systemd read is dropped") {
-  DaemonConfig cfg = _apply({"defaults,auto,noauto,nofail,_netdev,user,users,x-systemd.automount,comment=x,rw,,fsname=f"});
+  DaemonConfig cfg =
+      _apply({"defaults,auto,noauto,nofail,_netdev,user,users", "x-systemd.automount,comment=x,rw,,fsname=f"});
   CHECK(cfg.fuse_options.empty());
   CHECK_FALSE(cfg.read_only);
   CHECK(cfg.fsname == "f");
