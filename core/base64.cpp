@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "utf8.hpp"
+
 namespace redisfs {
 
 static constexpr char k_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -141,10 +143,9 @@ Result<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-static inline bool _cont(unsigned char c) { return (c & 0xC0) == 0x80; }
-
 bool is_valid_utf8(std::string_view data) {
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const auto* begin = reinterpret_cast<const unsigned char*>(data.data());
+  const auto* p = begin;
   const auto* end = p + data.size();
   while (p < end) {
     while (end - p >= 16) {
@@ -164,32 +165,11 @@ bool is_valid_utf8(std::string_view data) {
       ++p;
       continue;
     }
-    const ptrdiff_t left = end - p;
-    if (c < 0xC2) {
+    const std::size_t n = utf8_sequence_length(data, static_cast<std::size_t>(p - begin));
+    if (n == 0) {
       return false;
     }
-    if (c < 0xE0) {
-      if (left < 2 || !_cont(p[1])) {
-        return false;
-      }
-      p += 2;
-    } else if (c < 0xF0) {
-      const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
-      const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
-      if (left < 3 || p[1] < lo || p[1] > hi || !_cont(p[2])) {
-        return false;
-      }
-      p += 3;
-    } else if (c < 0xF5) {
-      const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
-      const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
-      if (left < 4 || p[1] < lo || p[1] > hi || !_cont(p[2]) || !_cont(p[3])) {
-        return false;
-      }
-      p += 4;
-    } else {
-      return false;
-    }
+    p += n;
   }
   return true;
 }

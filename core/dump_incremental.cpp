@@ -245,7 +245,7 @@ class IncrementalDumper {
       for (const auto& rel : rels) {
         keys.push_back(m_snap.absolute(rel));
       }
-      TRY_ASSIGN(Reply r, m_c.eval("inc_gone", keys, args));
+      TRY_ASSIGN(Reply r, m_c.eval(lua::inc_gone, keys, args));
       ReplyView v = r.view();
       if (!v.is_array() || v.size() != rels.size()) {
         return make_error(EIO, "redis: bad reply from inc_gone");
@@ -278,7 +278,7 @@ class IncrementalDumper {
       keys.push_back(m_base.absolute(rel));
     }
     keys.push_back(m_scratch);
-    TRY_ASSIGN(Reply r, m_c.eval("inc_compare", keys, args));
+    TRY_ASSIGN(Reply r, m_c.eval(lua::inc_compare, keys, args));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != rels.size() + 1) {
       return make_error(EIO, "redis: bad reply from inc_compare");

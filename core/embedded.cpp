@@ -35,6 +35,8 @@
 #include <thread>
 #include <vector>
 
+#include "text.hpp"
+
 extern char** environ;
 
 namespace redisfs {
@@ -70,12 +72,12 @@ class DirLock {
     m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (m_fd < 0) {
       int e = errno;
-      return make_error(e, "cannot open lock file " + path + ": " + std::strerror(e));
+      return make_error(e, "cannot open lock file " + path + ": " + errno_text(e));
     }
     while (::flock(m_fd, LOCK_EX) != 0) {
       if (errno != EINTR) {
         int e = errno;
-        return make_error(e, "cannot lock " + path + ": " + std::strerror(e));
+        return make_error(e, "cannot lock " + path + ": " + errno_text(e));
       }
     }
     return {};
@@ -116,13 +118,13 @@ static Status _make_dirs(const std::string& path) {
     }
     if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
       int e = errno;
-      return make_error(e, "cannot create directory " + partial + ": " + std::strerror(e));
+      return make_error(e, "cannot create directory " + partial + ": " + errno_text(e));
     }
   }
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     int e = errno;
-    return make_error(e, "cannot use data directory " + path + ": " + std::strerror(e));
+    return make_error(e, "cannot use data directory " + path + ": " + errno_text(e));
   }
   if (!S_ISDIR(st.st_mode)) {
     return make_error(ENOTDIR, "data directory " + path + " is not a directory");
@@ -139,7 +141,7 @@ static Result<std::string> _absolute_dir(const std::string& data_dir) {
     char buf[4096];
     if (::getcwd(buf, sizeof buf) == nullptr) {
       int e = errno;
-      return make_error(e, std::string("cannot resolve the data directory: ") + std::strerror(e));
+      return make_error(e, std::string("cannot resolve the data directory: ") + errno_text(e));
     }
     dir = std::string(buf) + '/' + dir;
   }
@@ -147,7 +149,7 @@ static Result<std::string> _absolute_dir(const std::string& data_dir) {
   char* real = ::realpath(dir.c_str(), nullptr);
   if (real == nullptr) {
     int e = errno;
-    return make_error(e, "cannot resolve data directory " + dir + ": " + std::strerror(e));
+    return make_error(e, "cannot resolve data directory " + dir + ": " + errno_text(e));
   }
   std::string out(real);
   std::free(real);
@@ -314,7 +316,7 @@ static Status _spawn_server(const std::string& binary, const Paths& p) {
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
-    return make_error(rc, "cannot run " + binary + ": " + std::strerror(rc));
+    return make_error(rc, "cannot run " + binary + ": " + errno_text(rc));
   }
   int status = 0;
   pid_t w = 0;
@@ -396,7 +398,7 @@ Result<std::unique_ptr<EmbeddedServer>> EmbeddedServer::start_or_attach(const st
       for (const std::string& stale : {p.socket, p.pidfile}) {
         if (::unlink(stale.c_str()) != 0 && errno != ENOENT) {
           int e = errno;
-          return make_error(e, "cannot remove stale " + stale + ": " + std::strerror(e));
+          return make_error(e, "cannot remove stale " + stale + ": " + errno_text(e));
         }
       }
       TRY(_spawn_server(binary, p));

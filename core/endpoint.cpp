@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "text.hpp"
+
 namespace redisfs {
 
 static constexpr double k_default_timeout_s = 30;
@@ -70,7 +72,7 @@ static Result<std::string> _read_password_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int e = errno != 0 ? errno : EIO;
-    return make_error(e, "cannot read password file " + path + ": " + std::strerror(e));
+    return make_error(e, "cannot read password file " + path + ": " + errno_text(e));
   }
   std::string line;
   std::getline(in, line);
@@ -112,7 +114,7 @@ Result<std::string> _readable(const Given& given, bool directory) {
   int fd = ::open(given.value.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
   if (fd < 0) {
     int e = errno;
-    return make_error(e, given.source + ": cannot read " + what + " " + given.value + ": " + std::strerror(e));
+    return make_error(e, given.source + ": cannot read " + what + " " + given.value + ": " + errno_text(e));
   }
   struct stat st {};
   bool regular = ::fstat(fd, &st) == 0 && (directory || S_ISREG(st.st_mode));

@@ -98,7 +98,7 @@ void Reservation::refresh_loop() {
     auto lease = m_pool.acquire();
     if (lease.ok()) {
       // The freeze's compare-and-extend: the same token rule.
-      auto r = (*lease)->eval("freeze_refresh", {m_key}, {m_token, _str(k_reservation_ttl_ms)});
+      auto r = (*lease)->eval(lua::freeze_refresh, {m_key}, {m_token, _str(k_reservation_ttl_ms)});
       // A failed round trip is tried again; only a reply of 0 (the key
       // expired or another holder has it) loses the reservation.
       ours = !r.ok() || r->view().integer() == 1;
@@ -132,7 +132,7 @@ Status Reservation::release() {
     m_thread.join();
   }
   TRY_ASSIGN(Pool::Lease lease, m_pool.acquire());
-  TRY_ASSIGN(Reply r, lease->eval("freeze_release", {m_key}, {m_token}));
+  TRY_ASSIGN(Reply r, lease->eval(lua::freeze_release, {m_key}, {m_token}));
   if (r.view().integer() != 1) {
     m_lost = true;
   }
@@ -231,7 +231,7 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
       std::size_t n = sources.size();
       sources.insert(sources.end(), targets.begin(), targets.end());
       const std::string args[] = {m.persist ? "1" : "0", "0"};
-      TRY_ASSIGN(Reply r, c.eval("move_keys", sources, args));
+      TRY_ASSIGN(Reply r, c.eval(lua::move_keys, sources, args));
       ReplyView out = r.view();
       if (!out.is_array() || out.size() != n) {
         return make_error(EIO, "redis: bad reply while moving " + m.from->prefix() + " to " + m.to->prefix());
@@ -484,7 +484,7 @@ Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Key
     if (!keys.empty()) {
       keys.insert(keys.end(), targets.begin(), targets.end());
       const std::string args[] = {"1", "1"};
-      TRY_ASSIGN(Reply r, c.eval("move_keys", keys, args));
+      TRY_ASSIGN(Reply r, c.eval(lua::move_keys, keys, args));
       for (std::size_t i = 0; i < r.view().size(); ++i) {
         changed += r.view()[i].integer() == 1 ? 1 : 0;
       }
@@ -502,7 +502,7 @@ Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Key
   }
   const std::string sb[] = {staging.sb(), target.sb()};
   const std::string args[] = {"1", "1"};
-  TRY_ASSIGN(Reply r, c.eval("move_keys", sb, args));
+  TRY_ASSIGN(Reply r, c.eval(lua::move_keys, sb, args));
   changed += r.view().size() == 1 && r.view()[0].integer() == 1 ? 1 : 0;
   TRY_ASSIGN(Reply still, c.command({"EXISTS", target.sb()}));
   if (still.view().integer() != 1) {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "utf8.hpp"
+
 namespace redisfs {
 
 namespace {
@@ -368,23 +370,14 @@ bool JsonReader::read_escape(std::string& out) {
   return true;
 }
 
-// A multi-byte UTF-8 sequence at m_pos (RFC 3629, table 3-7 of Unicode).
+// A multi-byte UTF-8 sequence at m_pos (utf8.hpp).
 bool JsonReader::read_utf8(std::string& out) {
   const auto lead = static_cast<unsigned char>(m_data[m_pos]);
-  std::size_t len = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xbf;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    len = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    len = 3;
-    lo = lead == 0xe0 ? 0xa0 : 0x80;
-    hi = lead == 0xed ? 0x9f : 0xbf;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    len = 4;
-    lo = lead == 0xf0 ? 0x90 : 0x80;
-    hi = lead == 0xf4 ? 0x8f : 0xbf;
-  } else {
+  const Utf8Lead seq = utf8_lead(lead);
+  const std::size_t len = seq.length;
+  unsigned char lo = seq.second_lo;
+  unsigned char hi = seq.second_hi;
+  if (len == 0) {
     ++m_pos;
     return error(consumed(), "invalid UTF-8 byte " + _describe(static_cast<char>(lead)) + " in a string");
   }

@@ -357,7 +357,7 @@ struct Connection::Entry {
   bool idempotent = false;
   std::uint64_t op = 0;     // a writing script's operation id (0: not recorded)
   std::string op_key;       // where its outcome is recorded
-  std::string_view script;  // the script's name (NOSCRIPT: load it and send again)
+  const lua::ScriptSource* script = nullptr;  // the script it runs (NOSCRIPT: load it and send again)
   Node* node = nullptr;     // where it went (nullptr: it could not be sent)
   std::uint64_t gen = 0;
   long long client_id = 0;  // the server's id of the connection it went on
@@ -847,7 +847,7 @@ void Connection::place(Entry& e, Node& n) {
   n.out += e.cmd;
 }
 
-void Connection::queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op) {
+void Connection::queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op) {
   auto e = std::make_unique<Entry>();
   e->cmd = _format(argv);
   std::size_t k = _key_index(argv);
@@ -856,7 +856,7 @@ void Connection::queue(std::span<const std::string_view> argv, std::string_view 
   if (name == "SCAN") {
     e->slot = _scan_slot(argv);
   }
-  e->idempotent = script.empty() ? _idempotent(argv) : false;
+  e->idempotent = script == nullptr ? _idempotent(argv) : false;
   e->script = script;
   e->op = op;
   if (op != 0) {
@@ -1066,27 +1066,27 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
   if (!rec.empty()) {
     auto [end, ec] = std::from_chars(rec.data(), rec.data() + std::min(colon, rec.size()), last);
     if (ec != std::errc() || colon == std::string_view::npos) {
-      return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
+      return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script->name) + " #" + op);
     }
   }
   if (rec.empty() || last < e.op) {
     return send_one(e, deadline, false);  // it did not run: now it may
   }
   if (last > e.op) {
-    return make_error(EIO, "redis: " + std::string(e.script) + " #" + op +
+    return make_error(EIO, "redis: " + std::string(e.script->name) + " #" + op +
                                " ran, but its reply was lost with the connection");
   }
   rec.remove_prefix(colon + 1);
   auto resp = outcome_to_resp(rec);  // recorded as MessagePack (outcome.hpp)
   if (!resp) {
-    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
+    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script->name) + " #" + op);
   }
   redisReader* reader = redisReaderCreate();
   std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
   redisReaderFeed(reader, resp->data(), resp->size());
   void* out = nullptr;
   if (redisReaderGetReply(reader, &out) != REDIS_OK || out == nullptr) {
-    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script) + " #" + op);
+    return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script->name) + " #" + op);
   }
   return check(Reply(static_cast<redisReply*>(out)));
 }
@@ -1105,10 +1105,10 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
     }
     Fault f = r.error().fault;
     bool asking = false;
-    if (f == Fault::NoScript && !e.script.empty()) {
+    if (f == Fault::NoScript && e.script != nullptr) {
       std::size_t at = e.cmd.find("EVALSHA\r\n$40\r\n");
       auto n = node_for(e.slot, deadline);
-      auto sha = n.ok() ? reload_script(e.script, **n, deadline) : Result<std::string>(n.error());
+      auto sha = n.ok() ? reload_script(*e.script, **n, deadline) : Result<std::string>(n.error());
       if (sha.ok() && at != std::string::npos && sha->size() == 40) {
         e.cmd.replace(at + 14, 40, *sha);
       } else if (!sha.ok() && sha.error().fault == Fault::None) {
@@ -1117,14 +1117,14 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, milliseconds(500));
       }
-    } else if (f == Fault::Frozen && !e.script.empty()) {
+    } else if (f == Fault::Frozen && e.script != nullptr) {
       // A snapshot is being taken: its freeze lasts as long as its copy.
       if (Clock::now() - e.start > seconds(120)) {
         return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
       }
       std::this_thread::sleep_for(std::min(pause, milliseconds(50)));
       pause = std::min(pause * 2, milliseconds(50));
-    } else if (f == Fault::Cow && !e.script.empty()) {
+    } else if (f == Fault::Cow && e.script != nullptr) {
       // A snapshot is being taken copy-on-write: send it again naming the
       // snapshot's keys (prelude.lua).
       std::string_view m = r.error().message;
@@ -1165,7 +1165,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
     } else {
       return r;
     }
-    if (Clock::now() >= deadline && !(f == Fault::Frozen && !e.script.empty())) {
+    if (Clock::now() >= deadline && !(f == Fault::Frozen && e.script != nullptr)) {
       Error err = std::move(r).error();
       err.message += " (gave up after " + std::to_string(duration_cast<seconds>(m_url.timeout).count()) + " s, " +
                      std::to_string(attempt) + " tries)";
@@ -1233,7 +1233,7 @@ Result<std::vector<Reply>> Connection::read_all() {
   return out;
 }
 
-void Connection::append(std::span<const std::string_view> argv) { queue(argv, {}, 0); }
+void Connection::append(std::span<const std::string_view> argv) { queue(argv, nullptr, 0); }
 
 void Connection::append(std::initializer_list<std::string_view> argv) {
   append(std::span<const std::string_view>(argv.begin(), argv.size()));
@@ -1272,12 +1272,8 @@ const std::string& Connection::script_sha(const lua::ScriptSource& src) {
 }
 
 // SCRIPT LOAD on `n`, which said NOSCRIPT; the SHA1 it answers.
-Result<std::string> Connection::reload_script(std::string_view name, Node& n, Deadline deadline) {
-  const lua::ScriptSource* src = lua::find_script(name);
-  if (src == nullptr) {
-    return make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
-  }
-  std::string_view text = src->text;
+Result<std::string> Connection::reload_script(const lua::ScriptSource& src, Node& n, Deadline deadline) {
+  std::string_view text = src.text;
   Entry load;
   load.cmd = _format(std::initializer_list<std::string_view>{"SCRIPT", "LOAD", text});
   load.idempotent = true;
@@ -1298,7 +1294,7 @@ Result<std::string> Connection::reload_script(std::string_view name, Node& n, De
   m_keyless_node = keyless;
   TRY_ASSIGN(Reply r, std::move(loaded));
   std::string sha(r.view().str());
-  m_shas[src->name] = sha;
+  m_shas[src.name] = sha;
   return sha;
 }
 
@@ -1412,14 +1408,9 @@ bool Connection::reformat_cow(Entry& e, std::string_view staging) {
   return true;
 }
 
-void Connection::append_eval(std::string_view name, std::span<const std::string_view> keys,
+void Connection::append_eval(lua::ScriptId script, std::span<const std::string_view> keys,
                              std::span<const std::string_view> args) {
-  const lua::ScriptSource* src = lua::find_script(name);
-  if (src == nullptr) {
-    m_queue.push_back(std::make_unique<Entry>());
-    m_queue.back()->unsent = make_error(EINVAL, "internal error: no Lua script named " + std::string(name));
-    return;
-  }
+  const lua::ScriptSource* src = &lua::script_source(script);
   const std::string sha = script_sha(*src);
   if (!_script_records(*src)) {
     std::string nkeys = std::to_string(keys.size());
@@ -1430,7 +1421,7 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
     argv.emplace_back(nkeys);
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    queue(argv, src->name, 0);
+    queue(argv, src, 0);
     if (!_script_writes(*src)) {
       m_queue.back()->idempotent = true;
     }
@@ -1445,29 +1436,29 @@ void Connection::append_eval(std::string_view name, std::span<const std::string_
   std::vector<std::string> own;
   std::vector<std::string_view> argv;
   eval_argv(sha, keys, args, op_key, op_arg, own, argv);
-  queue(argv, src->name, op);
+  queue(argv, src, op);
 }
 
-Result<Reply> Connection::eval(std::string_view name, std::span<const std::string> keys,
+Result<Reply> Connection::eval(lua::ScriptId script, std::span<const std::string> keys,
                                std::span<const std::string> args) {
   if (pending() != 0) {
     return make_error(EIO, "redis: script issued with pipelined replies pending");
   }
   std::vector<std::string_view> k(keys.begin(), keys.end());
   std::vector<std::string_view> a(args.begin(), args.end());
-  append_eval(name, k, a);
+  append_eval(script, k, a);
   auto r = read_reply();
   if (!r.ok() && r.error().code == EIO && r.error().fault == Fault::None) {
     Error e = std::move(r).error();
-    e.message = "script " + std::string(name) + ": " + e.message;
+    e.message = "script " + std::string(lua::script_source(script).name) + ": " + e.message;
     return e;
   }
   return r;
 }
 
-Result<Reply> Connection::eval(std::string_view name, std::initializer_list<std::string> keys,
+Result<Reply> Connection::eval(lua::ScriptId script, std::initializer_list<std::string> keys,
                                std::initializer_list<std::string> args) {
-  return eval(name, std::span<const std::string>(keys.begin(), keys.size()),
+  return eval(script, std::span<const std::string>(keys.begin(), keys.size()),
               std::span<const std::string>(args.begin(), args.size()));
 }
 

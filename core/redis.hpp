@@ -43,6 +43,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lua_scripts.hpp"
 #include "redis_url.hpp"
 #include "transport.hpp"
 #include "result.hpp"
@@ -109,9 +110,6 @@ RedisCounters redis_counters();
 
 class Transport;
 struct Node;
-namespace lua {
-struct ScriptSource;
-}
 
 class Connection {
  public:
@@ -144,14 +142,15 @@ class Connection {
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();
 
-  // The script runner: EVALSHA of the embedded script `name`
-  // (core/lua/<name>.lua), loading it on first use and again on NOSCRIPT.
-  Result<Reply> eval(std::string_view name, std::span<const std::string> keys,
+  // The script runner: EVALSHA of the embedded script `script`
+  // (lua::<name> for core/lua/<name>.lua, lua_scripts.hpp), loading it on
+  // first use and again on NOSCRIPT.
+  Result<Reply> eval(lua::ScriptId script, std::span<const std::string> keys,
                      std::span<const std::string> args);
-  Result<Reply> eval(std::string_view name, std::initializer_list<std::string> keys,
+  Result<Reply> eval(lua::ScriptId script, std::initializer_list<std::string> keys,
                      std::initializer_list<std::string> args);
   // Pipelined eval (read its reply with read_reply()).
-  void append_eval(std::string_view name, std::span<const std::string_view> keys,
+  void append_eval(lua::ScriptId script, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);
 
   // Where the outcome of this connection's writing scripts is recorded: a
@@ -206,8 +205,8 @@ class Connection {
   Result<Reply> settle(Entry& e, Result<Reply> first);
   Result<Reply> recover(Entry& e, Deadline deadline);
   const std::string& script_sha(const lua::ScriptSource& src);
-  Result<std::string> reload_script(std::string_view name, Node& n, Deadline deadline);
-  void queue(std::span<const std::string_view> argv, std::string_view script, std::uint64_t op);
+  Result<std::string> reload_script(const lua::ScriptSource& src, Node& n, Deadline deadline);
+  void queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op);
   // A recording script's EVALSHA (outcome.inc: its trailers), and the
   // copy-on-write trailer in it: the keys of the snapshot this connection
   // believes is being taken (m_cow_*), or only the COW key.

@@ -384,7 +384,7 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
-    TRY_ASSIGN(Reply r, c.eval("freeze_acquire", {key, keys.cow()}, {token, ttl}));
+    TRY_ASSIGN(Reply r, c.eval(lua::freeze_acquire, {key, keys.cow()}, {token, ttl}));
     if (r.view().integer() == 1) {
       return Freeze(std::move(key), std::move(token));
     }
@@ -405,7 +405,7 @@ Status Freeze::refresh(Connection& c) {
   if (!m_held) {
     return _lost(m_key);
   }
-  TRY_ASSIGN(Reply r, c.eval("freeze_refresh", {m_key}, {m_token, _str(k_freeze_ttl_ms)}));
+  TRY_ASSIGN(Reply r, c.eval(lua::freeze_refresh, {m_key}, {m_token, _str(k_freeze_ttl_ms)}));
   if (r.view().integer() != 1) {
     m_held = false;
     return _lost(m_key);
@@ -426,7 +426,7 @@ Status Freeze::release(Connection& c) {
     return _lost(m_key);
   }
   m_held = false;
-  TRY_ASSIGN(Reply r, c.eval("freeze_release", {m_key}, {m_token}));
+  TRY_ASSIGN(Reply r, c.eval(lua::freeze_release, {m_key}, {m_token}));
   if (r.view().integer() != 1) {
     return _lost(m_key);
   }
@@ -453,7 +453,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
-    auto r = c.eval("cow_begin", keys, args);
+    auto r = c.eval(lua::cow_begin, keys, args);
     if (!r.ok()) {
       return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + _quote(source.prefix()))
                                       : std::move(r).error();
@@ -494,7 +494,7 @@ Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t tot
   if (!m_alive) {
     return _lapsed(m_cow);
   }
-  TRY_ASSIGN(Reply r, c.eval("cow_refresh", {m_cow}, {m_token, _str(k_freeze_ttl_ms), _str(static_cast<long long>(done)),
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, _str(k_freeze_ttl_ms), _str(static_cast<long long>(done)),
                                                       _str(static_cast<long long>(total))}));
   if (r.view().integer() != 1) {
     m_alive = false;
@@ -516,7 +516,7 @@ Status CowSnapshot::end(Connection& c) {
     return _lapsed(m_cow);
   }
   m_alive = false;
-  TRY_ASSIGN(Reply r, c.eval("cow_end", {m_cow}, {m_token}));
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_end, {m_cow}, {m_token}));
   if (r.view().integer() != 1) {
     return _lapsed(m_cow);
   }
@@ -596,7 +596,7 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
     keys.push_back(tk.absolute(rel));
   }
   const std::string args[] = {cow.token(), _str(k_temp_ttl_ms), kinds, list ? "1" : "0"};
-  auto r = c.eval("cow_copy", keys, args);
+  auto r = c.eval(lua::cow_copy, keys, args);
   if (!r.ok()) {
     if (r.error().message.find("LOST") != std::string::npos) {
       return _lapsed(sk.cow());
@@ -795,7 +795,7 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
   }
   if (server_side) {
     const std::string args[] = {ttl_ms ? _str(*ttl_ms) : std::string(), kinds};
-    TRY_ASSIGN(Reply r, c.eval("copy_named", keys, args));
+    TRY_ASSIGN(Reply r, c.eval(lua::copy_named, keys, args));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != n) {
       return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
@@ -925,13 +925,16 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   // The lineage (superblock.hpp), read and extended under the freeze (the
   // instant: no change script runs meanwhile; on a cluster the source may
   // be in another slot than the MULTI below): a read-only snapshot appends
-  // its new id to the source's; a clone has no snapshot_id.
-  TRY_ASSIGN(Reply lineage, c.command({"HGET", sk.sb(), "lineage"}));
+  // its new id to the source's (unless the source is a snapshot itself: its
+  // lineage ends with its own id and stays so); a clone has no snapshot_id.
+  TRY_ASSIGN(Reply source, c.command({"HMGET", sk.sb(), "lineage", "snapshot_id"}));
+  ReplyView lineage = source.view()[0];
+  const bool source_is_snapshot = !source.view()[1].is_nil();
   const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
   const std::string extended = opts.writable ? std::string() :
-      extend_lineage(parse_lineage(lineage.view().is_nil() ? "" : lineage.view().str()).value_or(
+      extend_lineage(parse_lineage(lineage.is_nil() ? "" : lineage.str()).value_or(
                          std::vector<std::string>{}), id);
-  if (!opts.writable) {
+  if (!opts.writable && !source_is_snapshot) {
     TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
   }
   c.append({"MULTI"});
@@ -1186,7 +1189,7 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
       abs.push_back(keys.absolute(rel));
       kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
     }
-    TRY_ASSIGN(Reply r, c.eval("unlink_named", abs, std::span<const std::string>(&kinds, 1)));
+    TRY_ASSIGN(Reply r, c.eval(lua::unlink_named, abs, std::span<const std::string>(&kinds, 1)));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != rels.size()) {
       return make_error(EIO, "redis: bad reply while deleting " + keys.prefix());

@@ -129,6 +129,10 @@ class Store {
   const Superblock& superblock() const { return m_sb; }
   std::uint32_t block_size() const { return m_sb.block_size; }
   bool read_only() const { return m_opts.read_only; }
+  // EROFS on a read-only mount: every change below answers it before
+  // anything else (the FUSE ops that check arguments of their own first
+  // ask here, to refuse in the same order).
+  Status writable() const;
   const std::string& session() const { return m_opts.session; }
   // Which filesystem was opened (filesystem_identity of its superblock).
   const std::string& identity() const { return m_identity; }
@@ -281,17 +285,16 @@ class Store {
   // Every directory named in `keys` loses its DirNames list, but
   // `reporting_dir`, whose caller reports the change itself when the script
   // succeeds.
-  Result<Reply> eval_change(Connection& c, std::string_view script, const std::vector<std::string>& keys,
+  Result<Reply> eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args, const FreshAttrs& fresh = {},
                             Ino reporting_dir = 0);
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
-  Result<std::pair<Reply, Ino>> remove_entry(std::string_view script, Ino parent, std::string_view name, bool dir,
+  Result<std::pair<Reply, Ino>> remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
                                              std::size_t parent_at);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
-  Status writable() const;
   bool security_xattrs_possible(Connection& c);
 
   // Gathering (store_gather.cpp).

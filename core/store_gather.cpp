@@ -239,7 +239,7 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
           std::vector<std::string> args = setattr_args(change.attrs);
           const std::string_view keys[] = {sb, freeze, inode};
           const std::vector<std::string_view> argv(args.begin(), args.end());
-          (*c)->append_eval("setattr", keys, argv);
+          (*c)->append_eval(lua::setattr, keys, argv);
           ++replies;
         }
       }

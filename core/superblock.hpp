@@ -28,7 +28,8 @@
 //                     Taking a snapshot of P appends the new id to P's
 //                     lineage in the step that records the instant
 //                     (cow_begin.lua, or under the freeze), and the
-//                     snapshot gets that lineage; a clone gets P's as is
+//                     snapshot gets that lineage (P a snapshot itself:
+//                     P's stays as it is); a clone gets P's as is
 //   rolled_back       ns: the last rollback of this filesystem (rollback.hpp;
 //                     part of what a mount tells its filesystem from another
 //                     by: k_identity_fields)

@@ -18,6 +18,8 @@
 #include <map>
 #include <mutex>
 
+#include "text.hpp"
+
 namespace redisfs {
 
 namespace {
@@ -102,13 +104,13 @@ Result<int> _connect_fd(const sockaddr* addr, socklen_t len, Deadline deadline, 
   int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int e = errno;
-    return make_error(e, "cannot make a socket for " + peer + ": " + std::strerror(e));
+    return make_error(e, "cannot make a socket for " + peer + ": " + errno_text(e));
   }
   if (::connect(fd, addr, len) != 0) {
     if (errno != EINPROGRESS && errno != EAGAIN) {
       int e = errno;
       ::close(fd);
-      return make_error(e, "cannot connect to " + peer + ": " + std::strerror(e));
+      return make_error(e, "cannot connect to " + peer + ": " + errno_text(e));
     }
     pollfd p{fd, POLLOUT, 0};
     int n = 0;
@@ -124,7 +126,7 @@ Result<int> _connect_fd(const sockaddr* addr, socklen_t len, Deadline deadline, 
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
     if (err != 0) {
       ::close(fd);
-      return make_error(err, "cannot connect to " + peer + ": " + std::strerror(err));
+      return make_error(err, "cannot connect to " + peer + ": " + errno_text(err));
     }
   }
   return fd;
@@ -205,7 +207,7 @@ Status Transport::wait(bool for_write, Deadline deadline, const char* what) {
     }
     if (errno != EINTR) {
       int e = errno;
-      return make_error(e, std::string(what) + " " + m_peer + ": " + std::strerror(e));
+      return make_error(e, std::string(what) + " " + m_peer + ": " + errno_text(e));
     }
   }
 }
@@ -267,7 +269,7 @@ Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) 
         continue;
       }
       return make_error(EPIPE, "writing to " + m_peer + ": " +
-                                   (err == SSL_ERROR_SYSCALL ? std::string(std::strerror(errno)) : _openssl_error()));
+                                   (err == SSL_ERROR_SYSCALL ? errno_text(errno) : _openssl_error()));
     }
     ssize_t rc = ::send(m_fd, data + done, n - done, MSG_NOSIGNAL);
     if (rc >= 0) {
@@ -280,7 +282,7 @@ Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) 
     }
     if (errno != EINTR) {
       int e = errno;
-      return make_error(e, "writing to " + m_peer + ": " + std::strerror(e));
+      return make_error(e, "writing to " + m_peer + ": " + errno_text(e));
     }
   }
   return {};
@@ -303,7 +305,7 @@ Result<std::size_t> Transport::read_some(char* buf, std::size_t n, Deadline dead
         return make_error(ECONNRESET, m_peer + " closed the connection");
       }
       return make_error(ECONNRESET, "reading from " + m_peer + ": " +
-                                        (err == SSL_ERROR_SYSCALL ? std::string(std::strerror(errno)) : _openssl_error()));
+                                        (err == SSL_ERROR_SYSCALL ? errno_text(errno) : _openssl_error()));
     }
     ssize_t rc = ::recv(m_fd, buf, n, 0);
     if (rc > 0) {
@@ -318,7 +320,7 @@ Result<std::size_t> Transport::read_some(char* buf, std::size_t n, Deadline dead
     }
     if (errno != EINTR) {
       int e = errno;
-      return make_error(e, "reading from " + m_peer + ": " + std::strerror(e));
+      return make_error(e, "reading from " + m_peer + ": " + errno_text(e));
     }
   }
 }

@@ -11,14 +11,11 @@
 
 namespace redisfs::op {
 
-// The checks every creating op makes before calling the Store.
-static bool _refuse(fuse_req_t req, Session& session, const char* op, fuse_ino_t parent, const char* name) {
+// The checks every creating op makes before calling the Store (which
+// refuses a read-only mount).
+static bool _refuse(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name) {
   if (Status st = check_name(name); !st) {
     reply_fail(req, op, parent, name, st.error());
-    return true;
-  }
-  if (session.options().read_only) {
-    reply_fail(req, op, parent, name, make_error(EROFS, "read-only mount"));
     return true;
   }
   return false;
@@ -26,11 +23,7 @@ static bool _refuse(fuse_req_t req, Session& session, const char* op, fuse_ino_t
 
 void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   Session& session = session_of(req);
-  if (_refuse(req, session, "mknod", parent, name)) {
-    return;
-  }
-  if (S_ISDIR(mode) || S_ISLNK(mode)) {
-    reply_err(req, EINVAL);
+  if (_refuse(req, "mknod", parent, name)) {
     return;
   }
   if ((mode & S_IFMT) == 0) {
@@ -47,7 +40,7 @@ void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Session& session = session_of(req);
-  if (_refuse(req, session, "mkdir", parent, name)) {
+  if (_refuse(req, "mkdir", parent, name)) {
     return;
   }
   Result<Attr> attr = session.store().mkdir(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req));
@@ -60,7 +53,7 @@ void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 
 void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
   Session& session = session_of(req);
-  if (_refuse(req, session, "symlink", parent, name)) {
+  if (_refuse(req, "symlink", parent, name)) {
     return;
   }
   Result<Attr> attr = session.store().symlink(parent, name, link, caller_of(req));
@@ -73,7 +66,7 @@ void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Session& session = session_of(req);
-  if (_refuse(req, session, "create", parent, name)) {
+  if (_refuse(req, "create", parent, name)) {
     return;
   }
   // A new file's first writes and attribute changes are gathered until

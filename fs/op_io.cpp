@@ -28,8 +28,8 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
 
 void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   Session& session = session_of(req);
-  if (session.options().read_only) {
-    reply_fail(req, "write", ino, {}, make_error(EROFS, "read-only mount"));
+  if (Status st = session.store().writable(); !st) {  // before the offset, as the kernel would
+    reply_fail(req, "write", ino, {}, st.error());
     return;
   }
   if (off < 0) {

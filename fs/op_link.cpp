@@ -12,10 +12,6 @@ void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
     reply_fail(req, "link", newparent, newname, st.error());
     return;
   }
-  if (session.options().read_only) {
-    reply_fail(req, "link", newparent, newname, make_error(EROFS, "read-only mount"));
-    return;
-  }
   Result<Attr> attr = session.store().link(ino, newparent, newname);
   if (!attr) {
     reply_fail(req, "link", newparent, newname, attr.error());

@@ -28,8 +28,8 @@ namespace redisfs::op {
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session& session = session_of(req);
   bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0;
-  if (writes && session.options().read_only) {
-    reply_fail(req, "open", ino, {}, make_error(EROFS, "read-only mount"));
+  if (Status st = writes ? session.store().writable() : Status{}; !st) {
+    reply_fail(req, "open", ino, {}, st.error());
     return;
   }
   if (Status st = session.store().open_file(ino); !st) {

@@ -30,10 +30,6 @@ void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
     reply_err(req, EINVAL);
     return;
   }
-  if (session.options().read_only) {
-    reply_fail(req, "rename", parent, name, make_error(EROFS, "read-only mount"));
-    return;
-  }
   Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours);
   if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
     reply_err(req, EROFS);  // the snapshots' directory, not a real entry

@@ -13,8 +13,8 @@ static std::int64_t _ns(const struct timespec& ts) {
 
 void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
-  if (session.options().read_only) {
-    reply_fail(req, "setattr", ino, {}, make_error(EROFS, "read-only mount"));
+  if (Status st = session.store().writable(); !st) {  // before the size
+    reply_fail(req, "setattr", ino, {}, st.error());
     return;
   }
   SetAttrRequest change;

@@ -8,10 +8,9 @@
 namespace redisfs {
 
 static constexpr std::array<const char*, static_cast<std::size_t>(OpId::Count)> k_names = {
-    "lookup",  "forget",     "forget_multi", "getattr", "setattr",  "readlink", "mknod",    "mkdir",
-    "symlink", "create",     "link",         "unlink",  "rmdir",    "rename",   "opendir",  "readdir",
-    "readdirplus", "releasedir", "fsyncdir", "open",   "flush",    "release",  "fsync",    "read",     "write",
-    "setxattr", "getxattr",  "listxattr",    "removexattr", "statfs",
+#define REDISFS_OP_NAME(name, Id, Guard, Route) #name,
+    REDISFS_FUSE_OPS(REDISFS_OP_NAME)
+#undef REDISFS_OP_NAME
 };
 
 OpStats& op_stats() {

@@ -20,39 +20,15 @@
 #include <string>
 #include <vector>
 
+#include "op_list.hpp"
+
 namespace redisfs {
 
+// One per request of op_list.hpp, in its order.
 enum class OpId {
-  Lookup,
-  Forget,
-  ForgetMulti,
-  Getattr,
-  Setattr,
-  Readlink,
-  Mknod,
-  Mkdir,
-  Symlink,
-  Create,
-  Link,
-  Unlink,
-  Rmdir,
-  Rename,
-  Opendir,
-  Readdir,
-  Readdirplus,
-  Releasedir,
-  Fsyncdir,
-  Open,
-  Flush,
-  Release,
-  Fsync,
-  Read,
-  Write,
-  Setxattr,
-  Getxattr,
-  Listxattr,
-  Removexattr,
-  Statfs,
+#define REDISFS_OP_ID(name, Id, Guard, Route) Id,
+  REDISFS_FUSE_OPS(REDISFS_OP_ID)
+#undef REDISFS_OP_ID
   Count,
 };
 

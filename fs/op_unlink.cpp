@@ -17,10 +17,6 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
     reply_fail(req, op, parent, name, st.error());
     return;
   }
-  if (session.options().read_only) {
-    reply_fail(req, op, parent, name, make_error(EROFS, "read-only mount"));
-    return;
-  }
   Result<Ino> orphan = (session.store().*remove)(parent, name);
   if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
     reply_err(req, EROFS);  // the snapshots' directory, not a real entry

@@ -22,10 +22,6 @@ void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
     reply_err(req, EOPNOTSUPP);
     return;
   }
-  if (session.options().read_only) {
-    reply_fail(req, "setxattr", ino, name, make_error(EROFS, "read-only mount"));
-    return;
-  }
   int ours = 0;
   if ((flags & XATTR_CREATE) != 0) {
     ours |= k_xattr_create;
@@ -69,10 +65,6 @@ void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Session& session = session_of(req);
   if (_is_acl(name)) {
     reply_err(req, EOPNOTSUPP);
-    return;
-  }
-  if (session.options().read_only) {
-    reply_fail(req, "removexattr", ino, name, make_error(EROFS, "read-only mount"));
     return;
   }
   Status st = session.store().removexattr(ino, name);

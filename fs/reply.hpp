@@ -102,4 +102,11 @@ struct RefuseWhenGone<Fn> {
   }
 };
 
+// RunAlways<fn>::call is fn: the guard of the ops that run whatever
+// happened to the filesystem (op_list.hpp).
+template <auto Fn>
+struct RunAlways {
+  static constexpr auto call = Fn;
+};
+
 }  // namespace redisfs

@@ -7,7 +7,17 @@
 # and removes everything on exit, including any redis-server a test started
 # under REDISFS_TEST_TMPDIR and left behind. Exit 77 (skip) without
 # redis-server.
+#
+# A doctest listing (--list-test-cases, --list-test-suites) runs without a
+# server: doctest_discover_tests lists the cases through this wrapper after
+# each build (tests/CMakeLists.txt), also where redis-server is missing.
 set -uo pipefail
+
+for arg in "$@"; do
+  case $arg in
+    --list-test-cases | --list-test-suites) exec "$@" ;;
+  esac
+done
 
 server=${REDISFS_REDIS_SERVER:-redis-server}
 if ! command -v "$server" >/dev/null 2>&1; then

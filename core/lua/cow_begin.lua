@@ -12,7 +12,9 @@
 --       lineage keeps
 -- A snapshot (ARGV[6] set) appends its id to the source's lineage here, in
 -- the step that is its instant, and its superblock gets that lineage and
--- the id (superblock.hpp).
+-- the id (superblock.hpp). A source that is a snapshot itself (it has a
+-- snapshot_id) keeps its lineage, which ends with its own id: only the new
+-- snapshot's superblock gets the longer one.
 -- Returns {'OK', instant (ns), dead staging prefix or ''}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
@@ -36,9 +38,11 @@ redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fmt(now + tonumber(ARGV[3])),
            'ttl', ARGV[4], 'dst', ARGV[5], 'done', '0', 'total', '0')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local lineage = nil
 if ARGV[6] ~= '' then
+  local source = redis.call('HMGET', KEYS[3], 'lineage', 'snapshot_id')
   local ids = {}
-  for id in string.gmatch(redis.call('HGET', KEYS[3], 'lineage') or '', '%S+') do
+  for id in string.gmatch(source[1] or '', '%S+') do
     ids[#ids + 1] = id
   end
   ids[#ids + 1] = ARGV[6]
@@ -46,12 +50,15 @@ if ARGV[6] ~= '' then
   while #ids > keep do
     table.remove(ids, 1)
   end
-  redis.call('HSET', KEYS[3], 'lineage', table.concat(ids, ' '))
+  lineage = table.concat(ids, ' ')
+  if not source[2] then
+    redis.call('HSET', KEYS[3], 'lineage', lineage)
+  end
 end
 redis.call('DEL', KEYS[4])
 redis.call('COPY', KEYS[3], KEYS[4])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[4], 'snapshot_id', ARGV[6])
+if lineage then
+  redis.call('HSET', KEYS[4], 'snapshot_id', ARGV[6], 'lineage', lineage)
 elseif ARGV[7] == '1' then
   redis.call('HDEL', KEYS[4], 'snapshot_id')
 end

@@ -348,7 +348,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
   }
 }
 
-TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never sends data elsewhere; fsck repairs it") {
+TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never sends data elsewhere, and fsck repairs it") {
   auto s = ok(Store::open(pool, prefix, {}));
   Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
   std::string other = extra_prefix();  // someone else's filesystem

@@ -287,7 +287,7 @@ TEST_CASE("resolve_endpoint: bad password files and bad URLs never show a passwo
   CHECK(::stat(opts.data_dir.c_str(), &st) != 0);
 }
 
-TEST_CASE("resolve_endpoint: --sentinel names the master; REDISFS_SENTINEL_* authenticate to the sentinels") {
+TEST_CASE("resolve_endpoint: --sentinel names the master, and REDISFS_SENTINEL_* authenticate to the sentinels") {
   EnvGuard env;
   _clear_server_env(env);
   env.unset("REDISFS_PASSWORD");

@@ -187,7 +187,7 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a huge sparse file's blocks are found
   CHECK(walked == _scanned(conn(), prefix));
 }
 
-TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees; copy, dump and delete fall back to SCAN") {
+TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees, and copy, dump and delete fall back to SCAN") {
   _populate_odd(pool, prefix);
   auto s = ok(Store::open(pool, prefix, {}));
   Ino d = ok(s->lookup(k_root_ino, "dir")).ino;

@@ -712,7 +712,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy and dump are point-in-time while a writer 
   CHECK(_keys_matching(conn(), prefix + "~*") == 0);
 }
 
-TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first; refuses a mounted prefix") {
+TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first, and refuses a mounted prefix") {
   {
     auto s = _open(pool, prefix);
     _populate(*s);

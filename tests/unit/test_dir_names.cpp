@@ -58,7 +58,7 @@ TEST_CASE("dir names: forget, and a new start, replace the list") {
   CHECK(names.absent(7, "a", t0));  // a new, empty directory with that number
 }
 
-TEST_CASE("dir names: bounded; a list that would grow past the bound goes") {
+TEST_CASE("dir names: bounded, and a list that would grow past the bound goes") {
   DirNames names(1.0, 5);
   const auto t0 = DirNames::Clock::now();
   names.start(1, 0, t0);
