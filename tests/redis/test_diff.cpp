@@ -96,7 +96,7 @@ TEST_CASE_FIXTURE(RedisFixture, "every data change sets mtime and ctime, and dif
   CHECK(_diff(pool, after, prefix).empty());
 }
 
-TEST_CASE("diff_line escapes as zfs diff does; diff_json keeps the bytes") {
+TEST_CASE("diff_line escapes as zfs diff does, and diff_json keeps the bytes") {
   DiffChange c{'R', "new name", "a\\b\n\xc3\xa9", 'f'};
   CHECK(diff_line(c) == "R\ta\\0134b\\0012\\0303\\0251 -> new\\0040name");
   CHECK(diff_json(c) == "{\"change\":\"R\",\"type\":\"f\",\"path\":\"new name\",\"from\":\"a\\\\b\\n\xc3\xa9\"}");

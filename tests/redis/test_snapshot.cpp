@@ -854,7 +854,7 @@ TEST_CASE("human_age and the list table's tree") {
 
 TEST_SUITE_END();
 
-TEST_CASE_FIXTURE(RedisFixture, "snapshots_of: the read-only copies of one origin, from the register; a view Store") {
+TEST_CASE_FIXTURE(RedisFixture, "snapshots_of: the read-only copies of one origin, from the register, and a view Store") {
   std::string snap = extra_prefix();
   std::string clone = extra_prefix();
   std::string other = extra_prefix();
