@@ -129,9 +129,7 @@ class Side {
     if (!m_staging) {
       return {};
     }
-    while (m_c.pending() > 0) {
-      (void)m_c.read_reply();
-    }
+    m_c.drain();
     Status ended = end_instant();
     Status removed = remove_staging(m_c, *m_staging);
     m_staging.reset();

@@ -33,12 +33,6 @@ constexpr std::array<std::string_view, 9> k_lasting_sb = {"format", "version", "
 std::string _str(std::uint64_t v) { return std::to_string(v); }
 std::string _quote(std::string_view s) { return quoted(s); }
 
-void _drain(Connection& c) {
-  while (c.pending() > 0) {
-    (void)c.read_reply();
-  }
-}
-
 Pairs _pairs(ReplyView flat) {
   Pairs out;
   for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
@@ -404,7 +398,7 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
   };
   auto stats = body();
   progress.finish();
-  _drain(c);
+  c.drain();
   if (!stats.ok()) {
     return make_error(stats.error().code, what + ": " + stats.error().message);
   }
@@ -538,14 +532,14 @@ Status IncrementalRestore::settle() {
   for (const Pending& p : pending) {
     auto r = m_c->read_reply();
     if (!r.ok()) {
-      _drain(*m_c);
+      m_c->drain();
       return make_error(r.error().code, "staging " + _quote(p.key) + ": " + r.error().message);
     }
     ReplyView v = r->view();
     std::string_view expect = p.expect == nullptr ? "" : p.expect;
     if ((expect == "set" && v.is_nil()) || (expect == "absent" && v.integer() != 0) ||
         (expect == "n" && static_cast<std::uint64_t>(v.integer()) != p.count)) {
-      _drain(*m_c);
+      m_c->drain();
       return make_error(EINVAL, "duplicate key or field " + _quote(p.key));
     }
   }
@@ -692,7 +686,7 @@ void IncrementalRestore::discard() {
   if (m_c == nullptr || !m_staging) {
     return;
   }
-  _drain(*m_c);
+  m_c->drain();
   m_pending.clear();
   auto journal = m_c->command({"GET", Keys(m_target).installing()});
   if (!journal.ok() || !journal->view().is_nil()) {

@@ -102,12 +102,6 @@ static double _since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-static void _drain(Connection& c) {
-  while (c.pending() > 0) {
-    (void)c.read_reply();
-  }
-}
-
 static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
 
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
@@ -129,7 +123,7 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
     ended = unlinked.ok() ? Status{} : Status(unlinked.error());
   }
   if (!ended.ok()) {
-    _drain(c);
+    c.drain();
     if (cow.alive()) {
       (void)cow.end(c);
     }
@@ -161,14 +155,14 @@ class TempStreamer {
       TRY(check_cancel());
       auto next = fetch(pos);
       if (!next.ok()) {
-        _drain(m_c);
+        m_c.drain();
         return std::move(next).error();
       }
       issue(*next);
       pos += next->size();
       Status st = process(cur);
       if (!st.ok()) {
-        _drain(m_c);
+        m_c.drain();
         return std::move(st).error();
       }
       cur = std::move(next).value();
@@ -343,7 +337,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   };
   auto stats = body();
   progress.finish();
-  _drain(c);
+  c.drain();
   auto cleaned = unlink_listed(c, tk, staging_index_key(tk));
   if (!stats.ok()) {
     return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
@@ -911,7 +905,7 @@ Error _restore_failed(Connection* c, RestoreSink& sink, const RestoreOptions& op
   // (Never after SIGINT or SIGTERM: the user asked for it to stop.)
   bool keep = check_cancel().ok() &&
               (sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
-  _drain(*c);
+  c->drain();
   if (keep) {
     return make_error(e.code, e.message + "; the " + _str(static_cast<long long>(sink.checkpointed())) +
                                   " records staged are kept for 12 h: 'restore --resume' with the same dump"

@@ -24,12 +24,6 @@ constexpr long long k_index_page = 1000;
 
 std::string _str(long long v) { return std::to_string(v); }
 
-void _drain(Connection& c) {
-  while (c.pending() > 0) {
-    (void)c.read_reply();
-  }
-}
-
 std::string _host_pid() {
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) != 0) {
@@ -365,7 +359,7 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
   }
   if (!moved.ok() || !counted.ok()) {
     Error why = moved.ok() ? counted.error() : moved.error();
-    _drain(c);
+    c.drain();
     Status cleared = _clear(c, target);
     std::string old_state = "it was empty";
     if (aside) {
@@ -411,7 +405,7 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
     TRY(_journal(c, target, "aside", staging, aside, keep));
     auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze, nullptr});
     if (!moved.ok()) {
-      _drain(c);
+      c.drain();
       auto back = _move_keys(c, MoveSpec{&*aside, &target, SbOrder::Last, false, {}, nullptr, nullptr});
       if (!back.ok()) {
         return make_error(moved.error().code, "moving the old filesystem aside failed (" + moved.error().message +
@@ -433,7 +427,7 @@ Result<InstallResult> _frozen(Connection& c, const Keys& target,
                               const std::function<Result<InstallResult>(Freeze&)>& move) {
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, target));
   auto done = move(freeze);
-  _drain(c);
+  c.drain();
   if (freeze.held()) {
     (void)freeze.release(c);
   }

@@ -49,9 +49,7 @@ Status KeyWalk::begin() {
   for (int i = 0; i < 3; ++i) {
     replies.push_back(m_c.read_reply());
     if (!replies.back().ok() && m_c.broken()) {
-      while (m_c.pending() > 0) {
-        (void)m_c.read_reply();
-      }
+      m_c.drain();
       return std::move(replies.back()).error();
     }
   }

@@ -425,6 +425,12 @@ bool Connection::broken() const {
 
 std::size_t Connection::pending() const { return m_queue.size() - m_head; }
 
+void Connection::drain() {
+  while (pending() > 0) {
+    (void)read_reply();
+  }
+}
+
 void Connection::drop(Node& n, const Error& why) {
   (void)why;
   n.t.reset();

@@ -141,6 +141,9 @@ class Connection {
   std::size_t pending() const;
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();
+  // Reads and drops every pending reply (after a failure: the connection
+  // is left ready for the next command).
+  void drain();
 
   // The script runner: EVALSHA of the embedded script `script`
   // (lua::<name> for core/lua/<name>.lua, lua_scripts.hpp), loading it on

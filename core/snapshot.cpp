@@ -79,12 +79,6 @@ static std::string _quote(std::string_view s) { return quoted(s); }
 
 // ---------------------------------------------------------------- helpers
 
-static void _drain_quietly(Connection& c) {
-  while (c.pending() > 0) {
-    (void)c.read_reply();
-  }
-}
-
 static std::atomic<bool> g_cancel{false};
 
 void request_cancel() noexcept { g_cancel.store(true, std::memory_order_relaxed); }
@@ -980,7 +974,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }
   auto fail = [&](const Error& e) -> Error {
-    _drain_quietly(c);
+    c.drain();
     if (cow.alive()) {
       (void)cow.end(c);
     }
@@ -1021,9 +1015,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
                                                                        std::string& warning) {
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
   auto fail = [&](const Error& e) -> Error {
-    while (c.pending() > 0) {
-      (void)c.read_reply();
-    }
+    c.drain();
     if (freeze.held()) {
       (void)freeze.release(c);
     }
@@ -1245,7 +1237,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
     auto scanned = unlink_all(c, keys, &freeze, &progress);
     removed = scanned.ok() ? Result<std::uint64_t>(*removed + *scanned) : Result<std::uint64_t>(scanned.error());
   }
-  _drain_quietly(c);
+  c.drain();
   (void)freeze.release(c);  // a delete needs no point in time
   progress.finish();
   if (!removed.ok()) {
@@ -1376,7 +1368,7 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   for (const std::string& p : counted) {
     auto r = c.read_reply();
     if (!r.ok() && c.broken()) {
-      _drain_quietly(c);
+      c.drain();
       return make_error(r.error().code, "list: " + p + ": " + r.error().message);
     }
     for (std::size_t i = 0; r.ok() && i < r->view().size(); ++i) {
@@ -1433,9 +1425,7 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
     auto r = c.read_reply();
     if (!r.ok() && c.broken()) {
       Error e = std::move(r).error();
-      while (c.pending() > 0) {
-        (void)c.read_reply();
-      }
+      c.drain();
       return make_error(e.code, "list: " + p + ": " + e.message);
     }
     if (r.ok() && r->view().size() == 0) {
