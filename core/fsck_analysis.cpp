@@ -25,6 +25,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "utf8.hpp"
+
 namespace redisfs::fsck_detail {
 
 namespace {
@@ -738,39 +740,15 @@ void FsckAnalysis::settle_repairability() {
 
 namespace {
 
-// Length of the valid UTF-8 sequence at s[i] (a printable one: no C1
-// controls), or 0.
+// Length of the valid UTF-8 sequence at s[i] (utf8.hpp) that is
+// printable: not one of the C1 controls U+0080..U+009F (0xc2 0x80..0x9f),
+// or 0.
 std::size_t _utf8_len(std::string_view s, std::size_t i) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  std::size_t len = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    if (c == 0xc2) {
-      lo = 0xa0;  // U+0080..U+009F are C1 controls
-    }
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    lo = c == 0xe0 ? 0xa0 : 0x80;
-    hi = c == 0xed ? 0x9f : 0xbf;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    lo = c == 0xf0 ? 0x90 : 0x80;
-    hi = c == 0xf4 ? 0x8f : 0xbf;
-  } else {
+  std::size_t n = utf8_sequence_length(s, i);
+  if (n == 2 && static_cast<unsigned char>(s[i]) == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
     return 0;
   }
-  if (i + len > s.size() || b(i + 1) < lo || b(i + 1) > hi) {
-    return 0;
-  }
-  for (std::size_t k = 2; k < len; ++k) {
-    if (b(i + k) < 0x80 || b(i + k) > 0xbf) {
-      return 0;
-    }
-  }
-  return len;
+  return n;
 }
 
 }  // namespace

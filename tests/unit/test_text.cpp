@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "fsck_analysis.hpp"
 #include "text.hpp"
 
 using namespace redisfs;
@@ -49,3 +50,17 @@ TEST_CASE("errno_text names the error, or its number") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("fsck's printable keeps printable UTF-8 and shows every other byte as \\xNN") {
+  using redisfs::fsck_detail::printable;
+  CHECK(printable("plain name") == "plain name");
+  CHECK(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  CHECK(printable("a\\b") == "a\\\\b");
+  CHECK(printable("tab\there") == "tab\\x09here");
+  CHECK(printable("\xc2\x85") == "\\xc2\\x85");          // U+0085, a C1 control
+  CHECK(printable("\xc2\xa0") == "\xc2\xa0");            // U+00A0, the first printable after them
+  CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");          // overlong
+  CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+  CHECK(printable("\xe2\x82") == "\\xe2\\x82");          // cut short
+  CHECK(printable("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+}
