@@ -30,9 +30,6 @@ constexpr std::string_view k_hscan_count = "1000";
 constexpr std::array<std::string_view, 9> k_lasting_sb = {"format", "version", "block_size", "root", "next_inode",
                                                           "inodes", "bytes", "created", "security_xattrs"};
 
-std::string _str(std::uint64_t v) { return std::to_string(v); }
-std::string _quote(std::string_view s) { return quoted(s); }
-
 Pairs _pairs(ReplyView flat) {
   Pairs out;
   for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
@@ -112,7 +109,7 @@ Result<bool> _each_field(Connection& c, const std::string& key, std::string_view
   if (paged) {
     TRY_ASSIGN(Reply len, c.command({"HLEN", key}));
     if (static_cast<std::uint64_t>(std::max(0LL, len.view().integer())) != count) {
-      return make_error(EIO, "hash " + std::string(rel) + ": " + _str(count) + " fields read but HLEN says " +
+      return make_error(EIO, "hash " + std::string(rel) + ": " + std::to_string(count) + " fields read but HLEN says " +
                                  std::to_string(len.view().integer()));
     }
   }
@@ -133,7 +130,7 @@ Status _walk_disagrees(const Keys& keys, const KeyWalkResult& walked) {
   if (walked.disagreement.empty()) {
     return {};
   }
-  return make_error(EINVAL, _quote(keys.prefix()) + "'s structure disagrees with its superblock (" +
+  return make_error(EINVAL, redisfs::quoted(keys.prefix()) + "'s structure disagrees with its superblock (" +
                                 walked.disagreement + "); see `redisfs-snap fsck " + keys.prefix() + "`");
 }
 
@@ -264,8 +261,8 @@ class IncrementalDumper {
     for (const auto& rel : rels) {
       keys.push_back(m_snap.absolute(rel));
       ParsedKey pk = parse_relative_key(rel);
-      args.push_back(pk.kind == KeyKind::Block   ? "b" + _str(pk.ino)
-                     : pk.kind == KeyKind::Inode ? "i" + _str(pk.ino)
+      args.push_back(pk.kind == KeyKind::Block   ? "b" + std::to_string(pk.ino)
+                     : pk.kind == KeyKind::Inode ? "i" + std::to_string(pk.ino)
                                                  : std::string("h"));
     }
     for (const auto& rel : rels) {
@@ -320,8 +317,8 @@ Result<std::pair<Superblock, Superblock>> _check_pair(Connection& c, const Keys&
     return std::move(snap).error();
   }
   TRY_ASSIGN(Superblock base, _read_sb(c, bk));
-  const std::string s = _quote(sk.prefix());
-  const std::string b = _quote(bk.prefix());
+  const std::string s = redisfs::quoted(sk.prefix());
+  const std::string b = redisfs::quoted(bk.prefix());
   if (base.snapshot_id.empty()) {
     return make_error(EINVAL, b + " has no snapshot id (it is not a snapshot, or was made before lineage); take a new "
                                   "snapshot with `redisfs-snap copy` and dump against that");
@@ -343,7 +340,7 @@ Result<std::pair<Superblock, Superblock>> _check_pair(Connection& c, const Keys&
     TRY_ASSIGN(auto mounts, live_mounts(c, *keys));
     const bool ro = keys == &sk ? snap->read_only : base.read_only;
     if (!mounts.empty() && !ro) {
-      return make_error(EBUSY, _quote(keys->prefix()) + " is writable and mounted; unmount it first");
+      return make_error(EBUSY, redisfs::quoted(keys->prefix()) + " is writable and mounted; unmount it first");
     }
   }
   return std::make_pair(std::move(snap).value(), std::move(base));
@@ -416,7 +413,7 @@ IncrementalRestore::~IncrementalRestore() = default;
 // Is the target exactly the base? One line when not; the target is only read.
 Status IncrementalRestore::check_base(Connection& c) {
   Keys t(m_target);
-  const std::string refuse = "refusing to apply the incremental dump to " + _quote(m_target) + ": ";
+  const std::string refuse = "refusing to apply the incremental dump to " + redisfs::quoted(m_target) + ": ";
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", t.sb()}));
   if (exists.view().integer() != 1) {
     return make_error(ENOENT, refuse + "there is no filesystem there (restore the full dump of its base first)");
@@ -495,10 +492,10 @@ Status IncrementalRestore::record(std::string_view key, std::string_view type) {
   TRY(check_cancel());
   ParsedKey pk = parse_relative_key(key);
   if (!is_filesystem_key(pk.kind)) {
-    return make_error(EINVAL, "key " + _quote(key) + " is not a filesystem key of the redisfs schema");
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " is not a filesystem key of the redisfs schema");
   }
   if (!type.empty() && expected_type(pk.kind) != type) {
-    return make_error(EINVAL, "key " + _quote(key) + " must be a " + std::string(expected_type(pk.kind)) + ", not a " +
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " must be a " + std::string(expected_type(pk.kind)) + ", not a " +
                                   std::string(type));
   }
   m_kind = pk.kind;
@@ -533,14 +530,14 @@ Status IncrementalRestore::settle() {
     auto r = m_c->read_reply();
     if (!r.ok()) {
       m_c->drain();
-      return make_error(r.error().code, "staging " + _quote(p.key) + ": " + r.error().message);
+      return make_error(r.error().code, "staging " + redisfs::quoted(p.key) + ": " + r.error().message);
     }
     ReplyView v = r->view();
     std::string_view expect = p.expect == nullptr ? "" : p.expect;
     if ((expect == "set" && v.is_nil()) || (expect == "absent" && v.integer() != 0) ||
         (expect == "n" && static_cast<std::uint64_t>(v.integer()) != p.count)) {
       m_c->drain();
-      return make_error(EINVAL, "duplicate key or field " + _quote(p.key));
+      return make_error(EINVAL, "duplicate key or field " + redisfs::quoted(p.key));
     }
   }
   return {};
@@ -621,7 +618,7 @@ Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
 
 Status IncrementalRestore::on_hash_end(std::string_view key) {
   if (m_pairs == 0) {
-    return make_error(EINVAL, "hash " + _quote(key) + " is empty (Redis has no empty hashes)");
+    return make_error(EINVAL, "hash " + redisfs::quoted(key) + " is empty (Redis has no empty hashes)");
   }
   if (m_kind == KeyKind::Superblock) {
     TRY_ASSIGN(Superblock sb, decode_superblock(m_header.prefix, m_sb));
@@ -659,8 +656,8 @@ Status IncrementalRestore::commit(RestoreStats& stats) {
     return make_error(EINVAL, "dump: the incremental dump has no superblock (key 'SB')");
   }
   if (m_max_block > m_block_size) {
-    return make_error(EINVAL, "dump: block " + _quote(m_max_block_key) + " holds " + _str(m_max_block) +
-                                  " bytes, more than the block size " + _str(m_block_size));
+    return make_error(EINVAL, "dump: block " + redisfs::quoted(m_max_block_key) + " holds " + std::to_string(m_max_block) +
+                                  " bytes, more than the block size " + std::to_string(m_block_size));
   }
   stats.prefix = m_target;
   stats.source_prefix = m_header.prefix;
@@ -674,7 +671,7 @@ Status IncrementalRestore::commit(RestoreStats& stats) {
   crash_if_injected("restore-incremental-staged");
   auto applied = apply_staged_delta(*m_c, *m_staging, Keys(m_target));
   if (!applied.ok()) {
-    return make_error(applied.error().code, "applying the incremental dump to " + _quote(m_target) +
+    return make_error(applied.error().code, "applying the incremental dump to " + redisfs::quoted(m_target) +
                                                 " stopped midway (" + applied.error().message +
                                                 "); the next tool or mount of it finishes the job");
   }

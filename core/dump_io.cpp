@@ -94,15 +94,7 @@ static constexpr std::string_view k_hscan_count = "1000";
 // the compressed stream itself (its checksum is at its end).
 static constexpr std::uint64_t k_check_rest_bytes = 256ull << 20;
 
-static std::string _str(long long v) { return std::to_string(v); }
 // 'key' for messages: bounded, one line (text.hpp).
-static std::string _quote(std::string_view s) { return quoted(s); }
-
-static double _since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-static std::string _errno_text(int e) { return std::string(std::strerror(e)); }
 
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
@@ -190,8 +182,8 @@ class TempStreamer {
   }
 
   Result<std::vector<std::string>> fetch(std::uint64_t pos) {
-    std::string first = _str(static_cast<long long>(pos));
-    std::string last = _str(static_cast<long long>(pos + k_stream_batch - 1));
+    std::string first = std::to_string(static_cast<long long>(pos));
+    std::string last = std::to_string(static_cast<long long>(pos + k_stream_batch - 1));
     TRY_ASSIGN(Reply r, m_side.command({"LRANGE", m_index, first, last}));
     ReplyView v = r.view();
     std::vector<std::string> out;
@@ -275,8 +267,8 @@ class TempStreamer {
         TRY(m_w.hash_fields(pairs));
       }
       if (written != expected) {
-        return make_error(EIO, "hash " + rel + ": " + _str(static_cast<long long>(written)) +
-                                   " fields read but HLEN says " + _str(static_cast<long long>(expected)));
+        return make_error(EIO, "hash " + rel + ": " + std::to_string(static_cast<long long>(written)) +
+                                   " fields read but HLEN says " + std::to_string(static_cast<long long>(expected)));
       }
     }
     return m_w.end_hash();
@@ -302,7 +294,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   Keys sk(prefix);
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
   if (exists.view().integer() != 1) {
-    return make_error(ENOENT, "no filesystem at prefix " + _quote(prefix));
+    return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(prefix));
   }
   Keys tk(make_temp_prefix(prefix, TempKind::Dump));
   Progress progress("dump " + prefix, 0, "keys", opts.quiet);
@@ -326,8 +318,8 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     TRY(check_cancel());  // an interrupted dump must not look complete
     TRY_ASSIGN(stats.trailer, w.finish());
     if (stats.trailer.records != keys) {
-      return make_error(EIO, "internal error: wrote " + _str(static_cast<long long>(stats.trailer.records)) +
-                                 " records for " + _str(static_cast<long long>(keys)) + " keys");
+      return make_error(EIO, "internal error: wrote " + std::to_string(static_cast<long long>(stats.trailer.records)) +
+                                 " records for " + std::to_string(static_cast<long long>(keys)) + " keys");
     }
     out.flush();
     if (!out) {
@@ -346,7 +338,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     stats->warning += (stats->warning.empty() ? "" : "; ") + std::string("could not delete the temporary copy ") +
                       tk.prefix() + " (it expires by itself): " + cleaned.error().message;
   }
-  stats->seconds = _since(start);
+  stats->seconds = seconds_since(start);
   return stats;
 }
 
@@ -398,7 +390,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     std::ofstream out(path, std::ios::binary);
     if (!out) {
       int e = errno != 0 ? errno : EIO;
-      return make_error(e, "cannot open " + path + ": " + _errno_text(e));
+      return make_error(e, "cannot open " + path + ": " + errno_text(e));
     }
     auto stats = _dump_into(pool, prefix, out, opts);
     out.flush();
@@ -417,7 +409,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && (errno != EEXIST || attempt == 100)) {
       int e = errno;
-      return make_error(e, "cannot create " + tmp + ": " + _errno_text(e));
+      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
     }
   }
   ::close(fd);
@@ -446,12 +438,12 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     if (fd >= 0) {
       ::close(fd);
     }
-    return fail(make_error(e, "cannot sync " + tmp + ": " + _errno_text(e)));
+    return fail(make_error(e, "cannot sync " + tmp + ": " + errno_text(e)));
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
-    return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + _errno_text(e)));
+    return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + errno_text(e)));
   }
   // The rename is durable once the directory is: sync it too (EINVAL: a
   // filesystem that cannot sync a directory, nothing more to do).
@@ -465,7 +457,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     if (fd >= 0) {
       ::close(fd);
     }
-    return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + _errno_text(e));
+    return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + errno_text(e));
   }
   ::close(fd);
   return stats;
@@ -477,7 +469,7 @@ namespace {
 
 // The one-line refusal of a taken target, saying what to do instead.
 std::string _refuse_taken(const std::string& target, const std::string& what) {
-  return "refusing to restore over " + _quote(target) + ": it already holds " + what +
+  return "refusing to restore over " + redisfs::quoted(target) + ": it already holds " + what +
          "; add --force to replace it, or restore under another name with --prefix NAME";
 }
 
@@ -524,7 +516,7 @@ class RestoreSink : public dump::Sink {
     if (m_opts.resume && m_c != nullptr) {
       TRY_ASSIGN(point, load_resume_point(*m_c, m_target));
       if (!point) {
-        m_refusal = make_error(ENOENT, "nothing to resume: no interrupted restore into " + _quote(m_target) +
+        m_refusal = make_error(ENOENT, "nothing to resume: no interrupted restore into " + redisfs::quoted(m_target) +
                                            " (none was interrupted, it was resumed already, or its staged keys "
                                            "expired): restore without --resume");
         return *m_refusal;
@@ -532,7 +524,7 @@ class RestoreSink : public dump::Sink {
     }
     if (m_pool != nullptr) {
       if (Status st = check_target(nullptr); !st.ok()) {
-        m_refusal = point ? make_error(st.code(), "cannot resume the restore into " + _quote(m_target) +
+        m_refusal = point ? make_error(st.code(), "cannot resume the restore into " + redisfs::quoted(m_target) +
                                                       ": the target changed meanwhile: " + st.error().message)
                           : st.error();
         return *m_refusal;
@@ -625,8 +617,8 @@ class RestoreSink : public dump::Sink {
     if (m_rules.records() < m_skip) {
       m_keep_staging = true;
       return make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (it has " +
-                                    _str(static_cast<long long>(m_rules.records())) +
-                                    " records, fewer than the " + _str(static_cast<long long>(m_skip)) +
+                                    std::to_string(static_cast<long long>(m_rules.records())) +
+                                    " records, fewer than the " + std::to_string(static_cast<long long>(m_skip)) +
                                     " the interrupted restore staged)");
     }
     return m_rules.finish();
@@ -664,8 +656,8 @@ class RestoreSink : public dump::Sink {
     Keys t(m_target);
     TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
     if (st.mounts > 0) {
-      return make_error(EBUSY, "refusing to restore over " + _quote(m_target) + ": it is mounted (" +
-                                   _str(static_cast<long long>(st.mounts)) +
+      return make_error(EBUSY, "refusing to restore over " + redisfs::quoted(m_target) + ": it is mounted (" +
+                                   std::to_string(static_cast<long long>(st.mounts)) +
                                    " live mounts); unmount it first, or restore under another name with --prefix NAME");
     }
     if (st.any_key && !m_opts.force) {
@@ -696,23 +688,23 @@ class RestoreSink : public dump::Sink {
       m_pending_bytes -= p.bytes;
       auto r = m_c->read_reply();
       if (!r.ok()) {
-        return make_error(r.error().code, "restoring " + _quote(p.key) + ": " + r.error().message);
+        return make_error(r.error().code, "restoring " + redisfs::quoted(p.key) + ": " + r.error().message);
       }
       ReplyView v = r->view();
       switch (p.what) {
         case Pending::Set:
           if (v.is_nil()) {
-            return make_error(EINVAL, "duplicate key " + _quote(p.key));
+            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
           }
           break;
         case Pending::Exists:
           if (v.integer() != 0) {
-            return make_error(EINVAL, "duplicate key " + _quote(p.key));
+            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
           }
           break;
         case Pending::HSet:
           if (static_cast<std::uint64_t>(v.integer()) != p.expect) {
-            return make_error(EINVAL, "duplicate field in hash " + _quote(p.key));
+            return make_error(EINVAL, "duplicate field in hash " + redisfs::quoted(p.key));
           }
           break;
         case Pending::Expire:
@@ -780,7 +772,7 @@ class RestoreSink : public dump::Sink {
     if (m_skip > 0 && m_rules.records() == m_skip && m_digest.hex_digest() != m_resume_digest) {
       m_keep_staging = true;  // for a --resume with the right dump
       m_refusal = make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (digest mismatch at record " +
-                                         _str(static_cast<long long>(m_skip)) + ")");
+                                         std::to_string(static_cast<long long>(m_skip)) + ")");
       return *m_refusal;
     }
     if (!skipping() && (m_rules.records() - m_checkpoint_records >= k_checkpoint_records ||
@@ -830,7 +822,7 @@ class RestoreSink : public dump::Sink {
   Connection* m_c;  // null: dry run
   const RestoreOptions& m_opts;
   Progress& m_progress;
-  const std::string m_ttl = _str(k_temp_ttl_ms);
+  const std::string m_ttl = std::to_string(k_temp_ttl_ms);
 
   DumpRules m_rules;  // null connection (dry run): duplicates found in memory
   std::string m_target;
@@ -907,7 +899,7 @@ Error _restore_failed(Connection* c, RestoreSink& sink, const RestoreOptions& op
               (sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
   c->drain();
   if (keep) {
-    return make_error(e.code, e.message + "; the " + _str(static_cast<long long>(sink.checkpointed())) +
+    return make_error(e.code, e.message + "; the " + std::to_string(static_cast<long long>(sink.checkpointed())) +
                                   " records staged are kept for 12 h: 'restore --resume' with the same dump"
                                   " continues from there");
   }
@@ -1018,7 +1010,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       // restored filesystem would take.
       TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
       if (collision && !opts.force) {
-        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + _quote(*collision) + ")"));
+        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + redisfs::quoted(*collision) + ")"));
       }
       replace = collision.has_value();
     }
@@ -1028,7 +1020,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
     if (!installed.ok()) {
       return make_error(installed.error().code,
-                        "restore into " + _quote(sink.target()) + " failed while moving the keys: " +
+                        "restore into " + redisfs::quoted(sink.target()) + " failed while moving the keys: " +
                             installed.error().message);
     }
     replaced = installed->replaced;
@@ -1050,7 +1042,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   }
   stats.replaced = replaced;
   stats.resumed_records = sink.resumed_records();
-  stats.seconds = _since(start);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 
@@ -1064,7 +1056,7 @@ Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, cons
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int e = errno;
-    return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + _errno_text(e != 0 ? e : ENOENT));
+    return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + errno_text(e != 0 ? e : ENOENT));
   }
   o.keep_on_early_end = ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
   return restore_filesystem(pool, in, o);

@@ -16,7 +16,6 @@ namespace {
 std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
 // 'key' for messages: bounded, one line (text.hpp).
-std::string _quote(std::string_view s) { return quoted(s); }
 
 constexpr std::size_t k_max_sb_fields = 1000;
 
@@ -87,19 +86,19 @@ Status DumpRules::begin_record(std::string_view key, std::string_view type) {
   }
   m_pk = parse_relative_key(key);
   if (is_running_system_key(m_pk.kind)) {
-    return make_error(EINVAL, "key " + _quote(key) + " describes a running system, not a filesystem");
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " describes a running system, not a filesystem");
   }
   if (!is_filesystem_key(m_pk.kind)) {
-    return make_error(EINVAL, "key " + _quote(key) + " is not a key of the redisfs schema");
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " is not a key of the redisfs schema");
   }
   if (expected_type(m_pk.kind) != type) {
-    return make_error(EINVAL, "key " + _quote(key) + " must be a " + std::string(expected_type(m_pk.kind)) +
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " must be a " + std::string(expected_type(m_pk.kind)) +
                                   ", not a " + std::string(type));
   }
   m_kind = m_pk.kind;
   ++m_records;
   if (m_in_memory && !m_keys.insert(_hash64(key))) {
-    return make_error(EINVAL, "duplicate key " + _quote(key));
+    return make_error(EINVAL, "duplicate key " + redisfs::quoted(key));
   }
   return {};
 }
@@ -136,7 +135,7 @@ Status DumpRules::hash_fields(std::string_view key, const std::vector<std::pair<
   if (m_in_memory) {
     for (const auto& p : pairs) {
       if (!m_fields.insert(_hash64(p.first))) {
-        return make_error(EINVAL, "duplicate field in hash " + _quote(key));
+        return make_error(EINVAL, "duplicate field in hash " + redisfs::quoted(key));
       }
     }
   }
@@ -145,7 +144,7 @@ Status DumpRules::hash_fields(std::string_view key, const std::vector<std::pair<
 
 Status DumpRules::hash_end(std::string_view key) {
   if (m_pairs == 0) {
-    return make_error(EINVAL, "hash " + _quote(key) + " is empty (Redis has no empty hashes)");
+    return make_error(EINVAL, "hash " + redisfs::quoted(key) + " is empty (Redis has no empty hashes)");
   }
   if (m_kind == KeyKind::Superblock) {
     TRY_ASSIGN(Superblock sb, decode_superblock(m_source, m_sb));
@@ -160,7 +159,7 @@ Status DumpRules::finish() const {
     return make_error(EINVAL, "the dump has no superblock (key 'SB')");
   }
   if (m_max_block > m_block_size) {
-    return make_error(EINVAL, "block " + _quote(m_max_block_key) + " holds " + std::to_string(m_max_block) +
+    return make_error(EINVAL, "block " + redisfs::quoted(m_max_block_key) + " holds " + std::to_string(m_max_block) +
                                   " bytes, more than the block size " + std::to_string(m_block_size));
   }
   return {};

@@ -35,8 +35,6 @@ namespace {
 // them in ranges of 256) unless the inodes really go that high.
 constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
-std::string _str(std::uint64_t n) { return std::to_string(n); }
-
 // 'name' (cut); fsck_problem_line shows its bytes as printable text.
 std::string _quote(std::string_view s) {
   return s.size() <= k_shown_max ? "'" + std::string(s) + "'" : "'" + std::string(s.substr(0, k_shown_max)) + "'...";
@@ -241,12 +239,12 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   } else if (n.type == NodeType::Unknown) {
     why = "unknown type";
   } else if (ino > k_max_inode) {
-    why = "inode number " + _str(ino) + " is not below 2^53 (scripts could not name it exactly)";
+    why = "inode number " + std::to_string(ino) + " is not below 2^53 (scripts could not name it exactly)";
   } else {
     for (std::string_view f : k_required_fields) {
       auto has = [&](const auto& kv) { return kv.first == f; };
       if (std::none_of(fields.begin(), fields.end(), has)) {
-        why = "inode " + _str(ino) + ": no '" + std::string(f) + "' field";
+        why = "inode " + std::to_string(ino) + ": no '" + std::string(f) + "' field";
         break;
       }
     }
@@ -263,7 +261,6 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   }
   m_nodes.push_back(n);
 }
-
 
 void FsckAnalysis::end_of_inodes() {
   std::sort(m_nodes.begin(), m_nodes.end(), [](const Node& a, const Node& b) { return a.ino < b.ino; });
@@ -302,7 +299,6 @@ void FsckAnalysis::check_superblock() {
   }
 }
 
-
 // ---------------------------------------------------------------- pass 2
 
 Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
@@ -316,14 +312,14 @@ Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
   };
   Node* n = find(pk.ino);
   if (n == nullptr) {
-    return stray("inode " + _str(pk.ino) + " does not exist",
+    return stray("inode " + std::to_string(pk.ino) + " does not exist",
                  pk.kind == KeyKind::Block ? "a data block"
                  : pk.kind == KeyKind::Dir ? "the directory entries it holds"
                                            : "the extended attributes it holds");
   }
   if (pk.kind == KeyKind::Dir) {
     if (!n->bad && n->type != NodeType::Dir) {
-      return stray("directory entries of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+      return stray("directory entries of inode " + std::to_string(pk.ino) + ", which is " + std::string(_type_word(n->type)),
                    "the directory entries it holds");
     }
     if (n->walked) {
@@ -331,7 +327,7 @@ Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
     }
     n->walked = true;
   } else if (pk.kind == KeyKind::Block && !n->bad && n->type != NodeType::File) {
-    return stray("a data block of inode " + _str(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+    return stray("a data block of inode " + std::to_string(pk.ino) + ", which is " + std::string(_type_word(n->type)),
                  "a data block");
   }
   return n;
@@ -344,7 +340,7 @@ void FsckAnalysis::xattr(const Node& n, std::string_view key, std::string_view n
   if (Status ok = check_xattr_name(name); !ok.ok()) {
     why = _quote(name) + " is not a valid attribute name (" + ok.error().message + ")";
   } else if (value.size() > k_xattr_value_max) {
-    why = _quote(name) + " holds " + _str(value.size()) + " bytes, more than an attribute may (64 KiB)";
+    why = _quote(name) + " holds " + std::to_string(value.size()) + " bytes, more than an attribute may (64 KiB)";
   } else if (name.starts_with("user.") && !n.bad && n.type != NodeType::File && n.type != NodeType::Dir) {
     // The kernel reads user.* attributes of regular files and directories
     // only (ENODATA for the rest), though listxattr lists them.
@@ -360,7 +356,7 @@ void FsckAnalysis::xattr(const Node& n, std::string_view key, std::string_view n
   a.op = Op::HDel;
   a.key = std::string(key);
   a.field = std::string(name);
-  a.deletes = "the attribute " + _quote(name) + " and its " + _str(value.size()) + "-byte value";
+  a.deletes = "the attribute " + _quote(name) + " and its " + std::to_string(value.size()) + "-byte value";
   add(fsck_kind::k_bad_xattr, std::string(key), why, a);
 }
 
@@ -388,7 +384,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     if (_digits_u64(value, ino) && ino != 0) {
       // Scripts compare inode numbers as strings: "007" would never match.
       a.op = Op::HSet;
-      a.value = _str(ino);
+      a.value = std::to_string(ino);
       add(fsck_kind::k_bad_entry, dkey, _quote(name) + " holds " + _quote(value) + ", not a canonical inode number", a);
     } else {
       a.op = Op::HDel;
@@ -402,7 +398,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     a.op = Op::HDel;
     a.key = dkey;
     a.field = std::string(name);
-    add(fsck_kind::k_dangling_entry, dkey, _quote(name) + " names inode " + _str(ino) + ", which does not exist", a);
+    add(fsck_kind::k_dangling_entry, dkey, _quote(name) + " names inode " + std::to_string(ino) + ", which does not exist", a);
     return;
   }
   if (container == k_root_ino && name == k_lost_found) {
@@ -438,22 +434,22 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
   a.key = std::string(key);
   if (index >= _div_ceil(n.size, bs)) {
     a.op = Op::Del;
-    a.deletes = "a block of " + _str(len) + " bytes";
+    a.deletes = "a block of " + std::to_string(len) + " bytes";
     add(fsck_kind::k_block_past_eof, std::string(key),
-        "block " + _str(index) + " of a file of " + _str(n.size) + " bytes (" + _str(len) + " bytes stored)", a);
+        "block " + std::to_string(index) + " of a file of " + std::to_string(n.size) + " bytes (" + std::to_string(len) + " bytes stored)", a);
     return;
   }
   std::uint64_t room = std::min(bs, n.size - index * bs);
   if (len > room) {
     a.op = Op::Trim;
-    a.value = _str(room);
-    a.deletes = "the last " + _str(len - room) + " bytes of the block";
+    a.value = std::to_string(room);
+    a.deletes = "the last " + std::to_string(len - room) + " bytes of the block";
     if (room == bs) {
       add(fsck_kind::k_oversized_block, std::string(key),
-          "holds " + _str(len) + " bytes, more than the block size " + _str(bs), a);
+          "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
     } else {
       add(fsck_kind::k_bytes_past_eof, std::string(key),
-          "holds " + _str(len) + " bytes, but the file (" + _str(n.size) + " bytes) ends " + _str(room) +
+          "holds " + std::to_string(len) + " bytes, but the file (" + std::to_string(n.size) + " bytes) ends " + std::to_string(room) +
               " bytes into this block",
           a);
     }
@@ -462,7 +458,6 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
   n.stored += len;
   m_stored_total += len;
 }
-
 
 // Whose orphans are they? A mount that is gone (killed) never frees its
 // own: the next read-write mount does (purge_dead_orphans).
@@ -479,13 +474,13 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
   }
   Node* n = find(ino);
   if (n == nullptr) {
-    add(fsck_kind::k_stale_orphan, key, "inode " + _str(ino) + " does not exist", a);
+    add(fsck_kind::k_stale_orphan, key, "inode " + std::to_string(ino) + " does not exist", a);
     return;
   }
   n->in_orphans = true;
   if (!mount_alive && n->nlink == 0) {
     add(fsck_kind::k_dead_orphan, key,
-        "inode " + _str(ino) + " was unlinked while open by mount " + _quote(session) +
+        "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) +
             ", which is gone; the next read-write mount frees it (not repaired by fsck)");
   }
 }
@@ -502,7 +497,6 @@ void FsckAnalysis::finish() {
   }
 }
 
-
 void FsckAnalysis::analyse() {
   Node* root = find(k_root_ino);
   if (root == nullptr) {
@@ -515,7 +509,7 @@ void FsckAnalysis::analyse() {
     if (m_root_ok && root->parent != k_root_ino) {
       Action a{Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", 0, {}};
       add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
-          "the root's parent is " + _str(root->parent) + ", not itself", a);
+          "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
     }
   }
 
@@ -527,16 +521,16 @@ void FsckAnalysis::analyse() {
       add(fsck_kind::k_extra_entry, dkey, _quote(s.name) + " names the root directory", remove);
     } else if (d->home == 0) {
       d->home = s.container;
-      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", _str(s.container), 0, {}};
+      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container), 0, {}};
       add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
-          "parent is " + _str(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
-              _str(s.container),
+          "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
+              std::to_string(s.container),
           a);
       continue;
     } else {
       add(fsck_kind::k_extra_entry, dkey,
-          _quote(s.name) + " names directory " + _str(s.target) + ", which is already named in directory " +
-              _str(d->home),
+          _quote(s.name) + " names directory " + std::to_string(s.target) + ", which is already named in directory " +
+              std::to_string(d->home),
           remove);
     }
     if (s.container == k_root_ino && s.name == k_lost_found && m_lf_entry == s.target) {
@@ -548,23 +542,23 @@ void FsckAnalysis::analyse() {
     if (!n.in_orphans) {
       continue;
     }
-    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), _str(n.ino), {}, 0, {}};
+    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, 0, {}};
     if (n.type == NodeType::Dir) {
       // A removed directory is an orphan until purged: named by no entry,
       // and empty (rmdir and rename delete its entries hash).
       if (n.home != 0) {
         add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-            "directory " + _str(n.ino) + " is recorded as an orphan, but it is named in directory " + _str(n.home),
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it is named in directory " + std::to_string(n.home),
             drop);
         n.in_orphans = false;
       } else if (n.has_entries) {
         add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-            "directory " + _str(n.ino) + " is recorded as an orphan, but it still holds entries", drop);
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it still holds entries", drop);
         n.in_orphans = false;
       }
     } else if (n.links > 0) {
       add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-          "inode " + _str(n.ino) + " is recorded as an orphan, but " + _str(n.links) + " entries name it", drop);
+          "inode " + std::to_string(n.ino) + " is recorded as an orphan, but " + std::to_string(n.links) + " entries name it", drop);
       n.in_orphans = false;
     }
   }
@@ -625,7 +619,7 @@ void FsckAnalysis::check_counters() {
       std::int64_t want = n.in_orphans ? 0 : static_cast<std::int64_t>(2 + n.subdirs);
       if (n.nlink != want) {
         std::string why = n.in_orphans ? "it is a removed directory (an orphan)"
-                                       : "the directory has " + _str(n.subdirs) + " subdirectories (nlink " +
+                                       : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
             Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
@@ -634,25 +628,25 @@ void FsckAnalysis::check_counters() {
       std::int64_t want = static_cast<std::int64_t>(n.links);
       if (n.nlink != want) {
         std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
-                                       : _str(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
+                                       : std::to_string(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
             Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
       }
     }
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
       add(fsck_kind::k_wrong_bytes, key,
-          "bytes is " + std::to_string(n.bytes_field) + ", but its blocks hold " + _str(n.stored),
-          Action{Op::HSet, k_stage_count, key, "bytes", _str(n.stored), 0, {}});
+          "bytes is " + std::to_string(n.bytes_field) + ", but its blocks hold " + std::to_string(n.stored),
+          Action{Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), 0, {}});
     }
     if (n.lost) {
       add(fsck_kind::k_lost_inode, key,
           n.type == NodeType::Dir ? "no entry names this directory"
                                   : "no entry names it and it is not an orphan (" + std::string(_type_word(n.type)) +
-                                        ", " + _str(n.size) + " bytes)",
+                                        ", " + std::to_string(n.size) + " bytes)",
           Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
     } else if (n.detached) {
       add(fsck_kind::k_detached_dir, key,
-          "on a cycle of directories that the root does not reach (named in directory " + _str(n.home) + ")",
+          "on a cycle of directories that the root does not reach (named in directory " + std::to_string(n.home) + ")",
           Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
     }
   }
@@ -679,15 +673,15 @@ void FsckAnalysis::check_superblock_counters(Ino max_ino) {
   } else if (v > k_max_inode + 1 - k_next_inode_room && max_ino + 1 <= k_max_inode + 1 - k_next_inode_room) {
     // No filesystem gets there by creating files: a mount could create
     // only a few before it runs out of inode numbers.
-    why = "next_inode is " + _quote(m_sb_next) + ", within " + _str(k_next_inode_room) +
+    why = "next_inode is " + _quote(m_sb_next) + ", within " + std::to_string(k_next_inode_room) +
           " of 2^53: few files could be created";
   } else if (v < 2) {
     why = "next_inode is " + _quote(m_sb_next) + ", but inode 1 is the root";
   } else if (v <= max_ino) {
-    why = "next_inode is " + _quote(m_sb_next) + ", but inode " + _str(max_ino) + " exists";
+    why = "next_inode is " + _quote(m_sb_next) + ", but inode " + std::to_string(max_ino) + " exists";
   }
   if (!why.empty()) {
-    std::string want = _str(std::max<Ino>(max_ino + 1, 2));
+    std::string want = std::to_string(std::max<Ino>(max_ino + 1, 2));
     add(fsck_kind::k_wrong_counter, sb, why + " (repair sets it to " + want + ")",
         Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0, {}});
   }
@@ -708,8 +702,8 @@ void FsckAnalysis::check_superblock_counters(Ino max_ino) {
     }
     add(fsck_kind::k_wrong_counter, sb,
         std::string(field) + " is " + (has ? _quote(value) : std::string("missing")) + ", but the filesystem holds " +
-            _str(want),
-        Action{Op::HSet, k_stage_count, sb, std::string(field), _str(want), 0, {}});
+            std::to_string(want),
+        Action{Op::HSet, k_stage_count, sb, std::string(field), std::to_string(want), 0, {}});
   };
   counter("inodes", m_sb_has_inodes, m_sb_inodes, m_nodes.size());
   counter("bytes", m_sb_has_bytes, m_sb_bytes, m_stored_total);
@@ -777,6 +771,5 @@ std::string printable(std::string_view s) {
   }
   return out;
 }
-
 
 }  // namespace redisfs::fsck_detail

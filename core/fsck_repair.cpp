@@ -16,8 +16,6 @@ namespace {
 
 constexpr std::string_view k_scan_count = "1000";
 
-std::string _str(std::uint64_t n) { return std::to_string(n); }
-
 // Cuts a block to ARGV[1] bytes (never 0 here) in one step, without sending
 // its bytes back and forth.
 constexpr std::string_view k_trim_script =
@@ -182,7 +180,7 @@ Result<Ino> Repairer::lost_found() {
                    {"HSET", m_a.keys().inode(lf), "type", "dir", "mode", format_mode(mode), "uid", "0", "gid", gid, "size",
                     "0", "nlink", "2", "rdev", "0", "bytes", "0", "parent", "1", "atime", now, "mtime", now, "ctime",
                     now},
-                   {"HSET", root_dir, std::string(k_lost_found), _str(lf)},
+                   {"HSET", root_dir, std::string(k_lost_found), std::to_string(lf)},
                    {"HINCRBY", root, "nlink", "1"},
                    {"HSET", root, "mtime", now, "ctime", now},
                    {"HINCRBY", root, "gen", "1"},
@@ -197,20 +195,20 @@ Status Repairer::reattach(Ino ino) {
   Node* n = m_a.find(ino);
   const std::string lf_dir = m_a.keys().dir(lf);
   const std::string lf_inode = m_a.keys().inode(lf);
-  std::string name = "#" + _str(ino);
+  std::string name = "#" + std::to_string(ino);
   for (int i = 1;; ++i) {
     TRY_ASSIGN(Reply r, m_c.command({"HEXISTS", lf_dir, name}));
     if (r.view().integer() == 0) {
       break;
     }
-    name = "#" + _str(ino) + "." + std::to_string(i);
+    name = "#" + std::to_string(ino) + "." + std::to_string(i);
   }
   TRY_ASSIGN(std::string now, _server_now(m_c));
   std::vector<Args> tx;
   if (n->detached) {
     // Cut it out of its cycle: the entry naming it in its home goes.
     const std::string home_dir = m_a.keys().dir(n->home);
-    const std::string want = _str(ino);
+    const std::string want = std::to_string(ino);
     std::string cursor = "0";
     do {
       TRY_ASSIGN(Reply r, m_c.command({"HSCAN", home_dir, cursor, "COUNT", k_scan_count}));
@@ -226,10 +224,10 @@ Status Repairer::reattach(Ino ino) {
     tx.push_back({"HSET", m_a.keys().inode(n->home), "mtime", now, "ctime", now});
     tx.push_back({"HINCRBY", m_a.keys().inode(n->home), "gen", "1"});
   }
-  tx.push_back({"HSET", lf_dir, name, _str(ino)});
+  tx.push_back({"HSET", lf_dir, name, std::to_string(ino)});
   tx.push_back({"HINCRBY", lf_inode, "gen", "1"});
   if (n->type == NodeType::Dir) {
-    tx.push_back({"HSET", m_a.keys().inode(ino), "parent", _str(lf), "ctime", now});
+    tx.push_back({"HSET", m_a.keys().inode(ino), "parent", std::to_string(lf), "ctime", now});
     tx.push_back({"HINCRBY", lf_inode, "nlink", "1"});
   } else {
     tx.push_back({"HSET", m_a.keys().inode(ino), "nlink", "1", "ctime", now});

@@ -22,8 +22,6 @@ constexpr auto k_refresh_every = std::chrono::milliseconds(k_reservation_ttl_ms 
 constexpr std::string_view k_scan_count = "1000";
 constexpr long long k_index_page = 1000;
 
-std::string _str(long long v) { return std::to_string(v); }
-
 std::string _host_pid() {
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) != 0) {
@@ -72,7 +70,7 @@ Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   std::string key = keys.reserved();
   std::string token = random_hex(8) + " " + std::string(what) + " by " + _host_pid();
-  TRY_ASSIGN(Reply r, lease->command({"SET", key, token, "NX", "PX", _str(k_reservation_ttl_ms)}));
+  TRY_ASSIGN(Reply r, lease->command({"SET", key, token, "NX", "PX", std::to_string(k_reservation_ttl_ms)}));
   if (r.view().is_nil()) {
     TRY_ASSIGN(auto holder, reservation_holder(*lease, keys));
     return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " +
@@ -92,7 +90,7 @@ void Reservation::refresh_loop() {
     auto lease = m_pool.acquire();
     if (lease.ok()) {
       // The freeze's compare-and-extend: the same token rule.
-      auto r = (*lease)->eval(lua::freeze_refresh, {m_key}, {m_token, _str(k_reservation_ttl_ms)});
+      auto r = (*lease)->eval(lua::freeze_refresh, {m_key}, {m_token, std::to_string(k_reservation_ttl_ms)});
       // A failed round trip is tried again; only a reply of 0 (the key
       // expired or another holder has it) loses the reservation.
       ours = !r.ok() || r->view().integer() == 1;
@@ -188,7 +186,7 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
     Reply page;
     ReplyView list(nullptr);
     if (m.index != nullptr) {
-      TRY_ASSIGN(page, c.command({"LRANGE", *m.index, _str(next), _str(next + k_index_page - 1)}));
+      TRY_ASSIGN(page, c.command({"LRANGE", *m.index, std::to_string(next), std::to_string(next + k_index_page - 1)}));
       list = page.view();
       if (!list.is_array()) {
         return make_error(EIO, "redis: bad LRANGE reply");
@@ -319,7 +317,7 @@ Status _mark_kept(Connection& c, const Keys& aside, const Keys& target) {
   std::string id = random_hex(16);
   TRY_ASSIGN(std::int64_t now, server_time_ns(c));
   TRY(c.command({"HSET", aside.sb(), "snapshot_id", id, "lineage", extend_lineage(lineage, id), "read_only", "1",
-                 "origin", target.prefix(), "snapshot_created", _str(now)}));
+                 "origin", target.prefix(), "snapshot_created", std::to_string(now)}));
   return {};
 }
 
@@ -348,8 +346,8 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
   auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze, index});
   Status counted = !moved.ok() || expected == 0 || *moved == expected
                        ? Status{}
-                       : Status(make_error(EIO, "only " + _str(static_cast<long long>(*moved)) + " of " +
-                                                    _str(static_cast<long long>(expected)) +
+                       : Status(make_error(EIO, "only " + std::to_string(static_cast<long long>(*moved)) + " of " +
+                                                    std::to_string(static_cast<long long>(expected)) +
                                                     " staged keys were found (did they expire?)"));
   if (moved.ok() && counted.ok()) {
     TRY_ASSIGN(Reply sb, c.command({"EXISTS", target.sb()}));
@@ -444,7 +442,7 @@ Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Key
   const std::string deletes = staging_deletes_key(staging);
   std::uint64_t changed = 0;
   for (long long at = 0;; at += k_index_page) {
-    TRY_ASSIGN(Reply page, c.command({"LRANGE", deletes, _str(at), _str(at + k_index_page - 1)}));
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", deletes, std::to_string(at), std::to_string(at + k_index_page - 1)}));
     ReplyView list = page.view();
     std::vector<std::string> argv{"UNLINK"};
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -464,7 +462,7 @@ Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Key
   }
   int batches = 0;
   for (long long at = 0;; at += k_index_page) {
-    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, _str(at), _str(at + k_index_page - 1)}));
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, std::to_string(at), std::to_string(at + k_index_page - 1)}));
     ReplyView list = page.view();
     std::vector<std::string> keys;
     std::vector<std::string> targets;

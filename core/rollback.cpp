@@ -19,8 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string _str(long long v) { return std::to_string(v); }
-
 Result<Superblock> _read_sb(Connection& c, const Keys& keys, const std::string& absent) {
   auto sb = read_superblock(c, keys);
   if (!sb.ok() && sb.error().code == ENOENT) {
@@ -49,8 +47,8 @@ std::string _not_a_snapshot_of(const std::string& fs, const Superblock& f, const
 // The staged copy of SNAP's superblock made FS's (rollback.hpp, step 2).
 Status _make_fs_superblock(Connection& c, const Keys& staged, const Superblock& f, const Superblock& s,
                            std::int64_t now_ns) {
-  Args set{"HSET", staged.sb(), "read_only", "0", "rolled_back", _str(now_ns), "next_inode",
-           _str(static_cast<long long>(std::max(f.next_inode, s.next_inode)))};
+  Args set{"HSET", staged.sb(), "read_only", "0", "rolled_back", std::to_string(now_ns), "next_inode",
+           std::to_string(static_cast<long long>(std::max(f.next_inode, s.next_inode)))};
   auto field = [&](const char* name, const std::string& value) {
     if (!value.empty()) {
       set.insert(set.end(), {name, value});
@@ -58,8 +56,8 @@ Status _make_fs_superblock(Connection& c, const Keys& staged, const Superblock& 
   };
   field("origin", f.origin);
   field("restored_from", f.restored_from);
-  field("snapshot_created", f.snapshot_created_ns != 0 ? _str(f.snapshot_created_ns) : "");
-  field("dumped", f.dumped_ns != 0 ? _str(f.dumped_ns) : "");
+  field("snapshot_created", f.snapshot_created_ns != 0 ? std::to_string(f.snapshot_created_ns) : "");
+  field("dumped", f.dumped_ns != 0 ? std::to_string(f.dumped_ns) : "");
   field("lineage", lineage_text(s.lineage));
   c.append({"MULTI"});
   c.append({"HDEL", staged.sb(), "snapshot_id", "lineage", "origin", "restored_from", "snapshot_created", "dumped"});
@@ -139,7 +137,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   }
   TRY_ASSIGN(PrefixState target, probe_prefix(c, fk));
   if (target.mounts > 0 && !opts.force) {
-    return make_error(EBUSY, "'" + fs + "' is mounted (" + _str(static_cast<long long>(target.mounts)) +
+    return make_error(EBUSY, "'" + fs + "' is mounted (" + std::to_string(static_cast<long long>(target.mounts)) +
                                  " live mounts); unmount it, or use --force (its mounts then fail with ESTALE)");
   }
   // The superblock may have changed before the reservation (a last write).

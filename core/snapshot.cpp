@@ -67,16 +67,6 @@ static constexpr std::string_view k_scan_count = "1000";
 // still a few ms of the server's time at 2 million keys; bench workload 10).
 static constexpr std::string_view k_list_scan_count = "20000";
 
-static std::string _str(long long v) { return std::to_string(v); }
-
-static double _since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Not quoted(...) unqualified: for a std::string argument ADL also finds
-// std::quoted.
-static std::string _quote(std::string_view s) { return quoted(s); }
-
 // ---------------------------------------------------------------- helpers
 
 static std::atomic<bool> g_cancel{false};
@@ -347,7 +337,7 @@ Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::
   constexpr long long k_page = 1000;
   std::uint64_t removed = 0;
   for (long long at = 0;; at += k_page) {
-    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, _str(at), _str(at + k_page - 1)}));
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, std::to_string(at), std::to_string(at + k_page - 1)}));
     ReplyView list = page.view();
     std::vector<std::string> argv{"UNLINK"};
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -373,7 +363,7 @@ Freeze::Freeze(std::string key, std::string token)
 Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
   std::string key = keys.freeze();
   std::string token = random_hex(16);
-  std::string ttl = _str(k_freeze_ttl_ms);
+  std::string ttl = std::to_string(k_freeze_ttl_ms);
   auto deadline = Clock::now() + wait;
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
@@ -383,7 +373,7 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
       return Freeze(std::move(key), std::move(token));
     }
     if (Clock::now() >= deadline) {
-      return make_error(EBUSY, "another snapshot or change of the whole filesystem " + _quote(keys.prefix()) +
+      return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
                                    " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
     }
     std::this_thread::sleep_for(pause);
@@ -399,7 +389,7 @@ Status Freeze::refresh(Connection& c) {
   if (!m_held) {
     return _lost(m_key);
   }
-  TRY_ASSIGN(Reply r, c.eval(lua::freeze_refresh, {m_key}, {m_token, _str(k_freeze_ttl_ms)}));
+  TRY_ASSIGN(Reply r, c.eval(lua::freeze_refresh, {m_key}, {m_token, std::to_string(k_freeze_ttl_ms)}));
   if (r.view().integer() != 1) {
     m_held = false;
     return _lost(m_key);
@@ -440,16 +430,16 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
   const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
-  const std::string args[] = {staging.prefix(), cow.m_token, _str(k_freeze_ttl_ms), _str(k_temp_ttl_ms),
+  const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
                               std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
-                              _str(static_cast<long long>(k_max_lineage))};
+                              std::to_string(static_cast<long long>(k_max_lineage))};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
     auto r = c.eval(lua::cow_begin, keys, args);
     if (!r.ok()) {
-      return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + _quote(source.prefix()))
+      return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(source.prefix()))
                                       : std::move(r).error();
     }
     ReplyView v = r->view();
@@ -470,8 +460,8 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     if (v[1].str() != "frozen") {
       frozen_since = Clock::now();  // another snapshot: waited for as long as it lives
     } else if (Clock::now() - frozen_since > k_freeze_wait) {
-      return make_error(EBUSY, _quote(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
-                                   _str(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
+      return make_error(EBUSY, redisfs::quoted(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
+                                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
                                    " s; try again later");
     }
     std::this_thread::sleep_for(pause);
@@ -481,15 +471,15 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
 
 static Error _lapsed(const std::string& key) {
   return make_error(EAGAIN, "the snapshot " + key + " lapsed (its copier stalled for over " +
-                                _str(k_freeze_ttl_ms / 1000) + " s), so the copy would not be one instant");
+                                std::to_string(k_freeze_ttl_ms / 1000) + " s), so the copy would not be one instant");
 }
 
 Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t total) {
   if (!m_alive) {
     return _lapsed(m_cow);
   }
-  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, _str(k_freeze_ttl_ms), _str(static_cast<long long>(done)),
-                                                      _str(static_cast<long long>(total))}));
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
+                                                      std::to_string(static_cast<long long>(total))}));
   if (r.view().integer() != 1) {
     m_alive = false;
     return _lapsed(m_cow);
@@ -589,7 +579,7 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
   for (const std::string& rel : rels) {
     keys.push_back(tk.absolute(rel));
   }
-  const std::string args[] = {cow.token(), _str(k_temp_ttl_ms), kinds, list ? "1" : "0"};
+  const std::string args[] = {cow.token(), std::to_string(k_temp_ttl_ms), kinds, list ? "1" : "0"};
   auto r = c.eval(lua::cow_copy, keys, args);
   if (!r.ok()) {
     if (r.error().message.find("LOST") != std::string::npos) {
@@ -697,7 +687,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
     return copied + 1;
   }
   if (warning != nullptr) {
-    *warning = "the structure of " + _quote(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
                "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
   }
   TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page));
@@ -754,7 +744,7 @@ static Status _transfer_page(Connection& c, std::span<const std::string> keys, l
                              std::size_t block_size, std::vector<char>& copied) {
   const std::size_t n = keys.size() / 2;
   const std::size_t batch = std::clamp<std::size_t>(k_transfer_bytes / std::max<std::size_t>(block_size, 1), 4, 256);
-  const std::string ttl = _str(ttl_ms);
+  const std::string ttl = std::to_string(ttl_ms);
   copied.assign(n, 0);
   std::vector<char> out;
   for (std::size_t at = 0; at < n; at += batch) {
@@ -788,7 +778,7 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
     keys.push_back(dk.absolute(rel));
   }
   if (server_side) {
-    const std::string args[] = {ttl_ms ? _str(*ttl_ms) : std::string(), kinds};
+    const std::string args[] = {ttl_ms ? std::to_string(*ttl_ms) : std::string(), kinds};
     TRY_ASSIGN(Reply r, c.eval(lua::copy_named, keys, args));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != n) {
@@ -856,7 +846,7 @@ Result<std::uint64_t> copy_keys_frozen(
   // The reference: every filesystem key SCAN finds. Those copied already
   // answer -1 (the destination exists).
   if (warning != nullptr) {
-    *warning = "the structure of " + _quote(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
                "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
   }
   std::string cursor = "0";
@@ -885,7 +875,7 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
   std::vector<std::string_view> push{"RPUSH", index};
   push.insert(push.end(), rels.begin(), rels.end());
   c.append(std::span<const std::string_view>(push));
-  const std::string ttl = _str(k_temp_ttl_ms);
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
   c.append({"PEXPIRE", index, ttl});
   TRY(c.read_all());
   return {};
@@ -907,8 +897,8 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                return {};
              }, &warning));
 
-  std::string snap = _str(snapshot_ns);
-  const std::string ttl = _str(k_temp_ttl_ms);
+  std::string snap = std::to_string(snapshot_ns);
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
   Reply payload;  // another slot: the superblock travels through the client
   if (c.cluster() && !same_slot(sk, tk)) {
     TRY_ASSIGN(payload, c.command({"DUMP", sk.sb()}));
@@ -958,7 +948,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
 
 // The snapshot's own superblock fields, on the staged copy.
 static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std::int64_t snapshot_ns, bool writable) {
-  TRY(c.command({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", _str(snapshot_ns), "read_only",
+  TRY(c.command({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", std::to_string(snapshot_ns), "read_only",
                  writable ? "0" : "1"}));
   return {};
 }
@@ -1081,7 +1071,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   TRY(validate_prefix(src));
   TRY(validate_prefix(dst));
   if (src == dst) {
-    return make_error(EINVAL, "source and destination are the same prefix " + _quote(src));
+    return make_error(EINVAL, "source and destination are the same prefix " + redisfs::quoted(src));
   }
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
@@ -1093,7 +1083,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
   if (exists.view().integer() != 1) {
-    return make_error(ENOENT, "no filesystem at prefix " + _quote(src));
+    return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(src));
   }
   // Reserved first, then looked at: no mount can start on DST from here on
   // (install.hpp).
@@ -1101,10 +1091,10 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   TRY(finish_install(c, dk));
   TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
   if (target.any_key && !opts.force) {
-    return make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys; use --force to replace it");
+    return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
   }
   if (target.mounts > 0) {
-    return make_error(EBUSY, _quote(dst) + " is mounted (" + _str(static_cast<long long>(target.mounts)) +
+    return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" + std::to_string(static_cast<long long>(target.mounts)) +
                                  " live mounts); unmount it before replacing it");
   }
 
@@ -1127,7 +1117,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   // What the cheap probe could not see: a key of DST the copy would take.
   auto collision = target.any_key ? Result<std::optional<std::string>>(std::nullopt) : find_collision(c, tk, dk);
   if (collision.ok() && *collision && !opts.force) {
-    collision = make_error(EEXIST, "prefix " + _quote(dst) + " already holds keys (" + _quote(**collision) +
+    collision = make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys (" + redisfs::quoted(**collision) +
                                        "); use --force to replace it");
   }
   if (!collision.ok()) {
@@ -1155,7 +1145,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   }
   TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
   stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
-  stats.seconds = _since(start);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 
@@ -1217,10 +1207,10 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   TRY(finish_install(c, keys));
   TRY_ASSIGN(PrefixState st, probe_prefix(c, keys, true));
   if (!st.any_key) {
-    return make_error(ENOENT, "no key under prefix " + _quote(prefix));
+    return make_error(ENOENT, "no key under prefix " + redisfs::quoted(prefix));
   }
   if (st.mounts > 0 && !even_if_mounted) {
-    return make_error(EBUSY, _quote(prefix) + " is mounted (" + _str(static_cast<long long>(st.mounts)) +
+    return make_error(EBUSY, redisfs::quoted(prefix) + " is mounted (" + std::to_string(static_cast<long long>(st.mounts)) +
                                  " live mounts); unmount it first, or use --force");
   }
   Progress progress("delete " + prefix, 0, "keys", quiet);
@@ -1231,7 +1221,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   if (removed.ok() && !why.empty()) {
     // The reference: whatever SCAN still finds under the prefix.
     if (st.has_sb) {
-      stats.warning = "the structure of " + _quote(prefix) + " disagreed with its superblock (" + why +
+      stats.warning = "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" + why +
                       "), so the keys it did not name were found by SCAN";
     }
     auto scanned = unlink_all(c, keys, &freeze, &progress);
@@ -1245,7 +1235,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   }
   (void)c.command({"SREM", k_registry_key, prefix});  // last: still reserved, so no mkfs raced it
   stats.keys = *removed;
-  stats.seconds = _since(start);
+  stats.seconds = seconds_since(start);
   return stats;
 }
 

@@ -124,8 +124,8 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
     TRY_ASSIGN(Reply made, c->eval(lua::mkfs, {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
-                                   {_str(s->m_opts.mkfs_block_size), _str(s->m_opts.mkfs_owner.uid),
-                                    _str(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
+                                   {std::to_string(s->m_opts.mkfs_block_size), std::to_string(s->m_opts.mkfs_owner.uid),
+                                    std::to_string(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
     if (made.view().integer() == -1) {
       return make_error(EBUSY, "prefix '" + prefix + "' was reserved by a restore, copy or delete as it was about to "
                                    "be created; mount it when that has ended");
@@ -251,7 +251,7 @@ Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std:
 Result<Ino> Store::allocate_ino(Connection& c) {
   std::lock_guard lock(m_alloc_mutex);
   if (m_next_ino == 0 || m_next_ino > m_last_ino) {
-    TRY_ASSIGN(Reply r, eval_change(c, lua::alloc, {m_keys.sb(), m_keys.freeze()}, {_str(k_alloc_batch)}));
+    TRY_ASSIGN(Reply r, eval_change(c, lua::alloc, {m_keys.sb(), m_keys.freeze()}, {std::to_string(k_alloc_batch)}));
     auto last = r.view().as_int();
     if (!last || *last < static_cast<long long>(k_alloc_batch)) {
       return make_error(EIO, "bad inode allocation reply");

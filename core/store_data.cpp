@@ -2,7 +2,6 @@
 // truncation in steps, and setattr.
 #include "store.hpp"
 
-
 #include <algorithm>
 #include <charconv>
 #include <deque>
@@ -19,7 +18,7 @@ Result<std::string> Store::readlink(Ino ino) {
   TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.inode(ino), "type", "target"}));
   ReplyView v = r.view();
   if (v.size() < 2 || v[0].is_nil()) {
-    return make_error(ENOENT, "no inode " + _str(ino));
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
   if (v[0].str() != "symlink") {
     return make_error(EINVAL, "not a symlink");
@@ -62,8 +61,8 @@ static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std:
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
     block_keys.push_back(keys.block(ino, b));
-    ranges.push_back(_str(lo));
-    ranges.push_back(_str(hi));
+    ranges.push_back(std::to_string(lo));
+    ranges.push_back(std::to_string(hi));
     c.append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
   }
   c.append({"EXEC"});
@@ -86,7 +85,7 @@ static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std:
     script_keys.insert(script_keys.end(), block_keys.begin(), block_keys.end());
     auto r = c.eval(lua::read, script_keys, ranges);
     if (!r) {
-      return make_error(r.code(), "inode " + _str(ino) + ": " + r.error().message);
+      return make_error(r.code(), "inode " + std::to_string(ino) + ": " + r.error().message);
     }
     return std::move(r).value();
   }
@@ -158,27 +157,27 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   TRY_ASSIGN(out.reply, _read_blocks(*c, m_keys, ino, offset, size, bs));  // (the pieces point into it)
   ReplyView v = out.reply.view();
   if (!v.is_array() || v.size() != 2 + (last - first)) {
-    return make_error(EIO, "inode " + _str(ino) + ": bad read reply");
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad read reply");
   }
   ReplyView meta = v[0];
   if (!meta.is_array() || meta.size() != 5) {
-    return make_error(EIO, "inode " + _str(ino) + ": " + _reply_problem(meta, "a hash"));
+    return make_error(EIO, "inode " + std::to_string(ino) + ": " + _reply_problem(meta, "a hash"));
   }
   if (meta[0].is_nil()) {
-    return make_error(ESTALE, "inode " + _str(ino) + " was removed");
+    return make_error(ESTALE, "inode " + std::to_string(ino) + " was removed");
   }
   for (std::uint64_t b = first; b <= last; ++b) {
     ReplyView chunk = v[1 + (b - first)];
     if (!chunk.is_string()) {
       // A block key of another type (a hash, a list): GETRANGE answers
       // WRONGTYPE, which must never be read back as the file's bytes.
-      return make_error(EIO, "inode " + _str(ino) + ": block " + _str(b) + " (" + m_keys.block(ino, b) +
+      return make_error(EIO, "inode " + std::to_string(ino) + ": block " + std::to_string(b) + " (" + m_keys.block(ino, b) +
                                  "): " + _reply_problem(chunk, "a string"));
     }
   }
   std::uint64_t file_size = 0;
   if (!parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
-    return make_error(EIO, "inode " + _str(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
   }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   _place_pieces(v, offset, avail, bs, out);
@@ -218,7 +217,7 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
   const std::uint64_t bs = m_sb.block_size;
   TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
   if (sr.view().is_nil()) {
-    return make_error(ENOENT, "no inode " + _str(ino));
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
   std::uint64_t cur = 0;
   parse_u64(sr.view().str(), cur);
@@ -234,10 +233,10 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     if (new_size > cur) {
       // Growth has a script of its own: truncate.lua runs on a full server.
       script = lua::extend;
-      args = {_str(new_size), _str(cur), final_times ? "1" : "0"};
+      args = {std::to_string(new_size), std::to_string(cur), final_times ? "1" : "0"};
     } else if (new_size == cur) {
       keys.push_back(m_keys.inode(ino));  // no boundary block
-      args = {_str(new_size), _str(cur), "-1", final_times ? "1" : "0"};
+      args = {std::to_string(new_size), std::to_string(cur), "-1", final_times ? "1" : "0"};
     } else {
       std::uint64_t first_dead = _div_ceil(new_size, bs);
       std::uint64_t end = _div_ceil(cur, bs);
@@ -265,7 +264,7 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
           keys.push_back(m_keys.inode(ino));
         } else {
           keys.push_back(m_keys.block(ino, new_size / bs));
-          keep = _str(new_size % bs);
+          keep = std::to_string(new_size % bs);
         }
         for (std::size_t i = 0; i < take; ++i) {
           keys.push_back(m_keys.block(ino, existing[i]));
@@ -281,21 +280,21 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
         keys.push_back(m_keys.inode(ino));
       } else if (new_size % bs != 0) {
         keys.push_back(m_keys.block(ino, new_size / bs));
-        keep = _str(new_size % bs);
+        keep = std::to_string(new_size % bs);
       } else {
         keys.push_back(m_keys.inode(ino));
       }
       for (std::uint64_t b = first_dead; b < end; ++b) {
         keys.push_back(m_keys.block(ino, b));
       }
-      args = {_str(target), _str(cur), keep, (last_step && final_times) ? "1" : "0"};
+      args = {std::to_string(target), std::to_string(cur), keep, (last_step && final_times) ? "1" : "0"};
     }
     TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 2 || !parse_u64(v[1].str(), cur)) {
         return make_error(EIO,
-                          "inode " + _str(ino) + ": bad " + std::string(lua::script_source(script).name) + " reply");
+                          "inode " + std::to_string(ino) + ": bad " + std::string(lua::script_source(script).name) + " reply");
       }
       continue;
     }
@@ -320,7 +319,7 @@ std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
     }
     return "";
   };
-  return {req.mode ? format_mode(*req.mode) : "", req.uid ? _str(*req.uid) : "", req.gid ? _str(*req.gid) : "",
+  return {req.mode ? format_mode(*req.mode) : "", req.uid ? std::to_string(*req.uid) : "", req.gid ? std::to_string(*req.gid) : "",
           time_arg(req.atime, req.atime_ns), time_arg(req.mtime, req.mtime_ns)};
 }
 
@@ -363,8 +362,8 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
   keys.push_back(keep(m_keys.freeze()));
   std::string_view inode_key = keep(m_keys.inode(ino));
   keys.push_back(inode_key);
-  args.push_back(keep(_str(offset)));
-  args.push_back(append ? keep(_str(offset)) : std::string_view());
+  args.push_back(keep(std::to_string(offset)));
+  args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
   std::size_t replies = 1;
   std::uint64_t pos = offset;
   std::size_t done = 0;
@@ -374,8 +373,8 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
     std::string_view piece = data.substr(done, n);
     keys.push_back(keep(m_keys.block(ino, b)));
-    args.push_back(keep(_str(in)));
-    args.push_back(keep(_str(n)));
+    args.push_back(keep(std::to_string(in)));
+    args.push_back(keep(std::to_string(n)));
     if (n >= k_inline_max) {
       std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
       c.append({"SET", tmp, piece, "PX", "600000"});

@@ -27,8 +27,6 @@ inline constexpr std::size_t k_inline_max = 16 * 1024;
 inline constexpr std::uint64_t k_unlink_free_blocks = 16;
 inline constexpr std::int64_t k_security_recheck_ns = 1000000000;
 
-inline std::string _str(std::uint64_t n) { return std::to_string(n); }
-
 // The rules live with the inode codec (inode.hpp), which fsck shares.
 inline Status _check_name(std::string_view name) { return check_file_name(name); }
 inline Status _check_xattr_name(std::string_view name) { return check_xattr_name(name); }

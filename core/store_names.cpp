@@ -26,7 +26,7 @@ std::vector<std::pair<Ino, std::string>> Store::known_names() {
 }
 
 void Store::remember(Ino parent, std::string_view name, Ino ino) {
-  std::string key = _str(parent) + '/' + std::string(name);
+  std::string key = std::to_string(parent) + '/' + std::string(name);
   std::lock_guard lock(m_names_mutex);
   if (m_names.size() >= k_name_cache_max) {
     m_names.clear();
@@ -35,14 +35,14 @@ void Store::remember(Ino parent, std::string_view name, Ino ino) {
 }
 
 void Store::forget_name(Ino parent, std::string_view name) {
-  std::string key = _str(parent) + '/' + std::string(name);
+  std::string key = std::to_string(parent) + '/' + std::string(name);
   std::lock_guard lock(m_names_mutex);
   m_names.erase(key);
 }
 
 Result<Ino> Store::entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache) {
   if (use_cache) {
-    std::string key = _str(parent) + '/' + std::string(name);
+    std::string key = std::to_string(parent) + '/' + std::string(name);
     std::lock_guard lock(m_names_mutex);
     auto it = m_names.find(key);
     if (it != m_names.end()) {
@@ -55,7 +55,7 @@ Result<Ino> Store::entry_ino(Connection& c, Ino parent, std::string_view name, b
     return make_error(ENOENT, "no such entry");
   }
   if (!parse_u64(r.view().str(), ino) || ino == 0) {
-    return make_error(EIO, "directory " + _str(parent) + ": malformed entry");
+    return make_error(EIO, "directory " + std::to_string(parent) + ": malformed entry");
   }
   return ino;
 }
@@ -67,21 +67,21 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
     if (chain.size() > 8192) {
       // A cycle of 'parent' fields (a hand-edited or damaged filesystem):
       // EIO, which the daemon logs, not a routine ELOOP.
-      return make_error(EIO, "directory " + _str(dir) + ": its chain of 'parent' fields does not reach the root");
+      return make_error(EIO, "directory " + std::to_string(dir) + ": its chain of 'parent' fields does not reach the root");
     }
     TRY_ASSIGN(Reply r, c.command({"HMGET", m_keys.inode(cur), "type", "parent"}));
     ReplyView v = r.view();
     std::uint64_t p = 0;
     if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
-      return make_error(ENOENT, "directory " + _str(cur) + " was removed");
+      return make_error(ENOENT, "directory " + std::to_string(cur) + " was removed");
     }
     if (v[0].str() != "dir") {
       // A damaged or hand-edited filesystem: EIO, which the daemon logs.
-      return make_error(EIO, "directory " + _str(dir) + ": inode " + _str(cur) + " in its chain of parents is a " +
+      return make_error(EIO, "directory " + std::to_string(dir) + ": inode " + std::to_string(cur) + " in its chain of parents is a " +
                                  _bounded(v[0].str()) + ", not a directory");
     }
     if (!parse_u64(v[1].str(), p) || p == 0) {
-      return make_error(EIO, "directory " + _str(cur) + ": bad 'parent' field '" + _bounded(v[1].str()) + "'");
+      return make_error(EIO, "directory " + std::to_string(cur) + ": bad 'parent' field '" + _bounded(v[1].str()) + "'");
     }
     cur = p;
     chain.push_back(cur);
@@ -127,7 +127,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   // one round trip; the guess is only used if the entry still names it.
   Ino guess = 0;
   {
-    std::string key = _str(parent) + '/' + std::string(name);
+    std::string key = std::to_string(parent) + '/' + std::string(name);
     std::lock_guard lock(m_names_mutex);
     auto it = m_names.find(key);
     if (it != m_names.end()) {
@@ -147,7 +147,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   }
   std::uint64_t ino = 0;
   if (!parse_u64(entry->view().str(), ino) || ino == 0) {
-    return make_error(EIO, "directory " + _str(parent) + ": malformed entry");
+    return make_error(EIO, "directory " + std::to_string(parent) + ": malformed entry");
   }
   if (ino == guess && guessed.ok()) {
     return attr_from_reply(ino, guessed->view());
@@ -162,13 +162,13 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
 
 Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus) {
   TRY_ASSIGN(auto c, m_pool.acquire());
-  std::string cur = _str(cursor);
-  std::string count = _str(std::max<std::size_t>(max, 1));
+  std::string cur = std::to_string(cursor);
+  std::string count = std::to_string(std::max<std::size_t>(max, 1));
   TRY_ASSIGN(Reply r, c->command({"HSCAN", m_keys.dir(dir), cur, "COUNT", count}));
   ReplyView v = r.view();
   DirPage page;
   if (!v.is_array() || v.size() != 2 || !parse_u64(v[0].str(), page.next_cursor)) {
-    return make_error(EIO, "directory " + _str(dir) + ": bad HSCAN reply");
+    return make_error(EIO, "directory " + std::to_string(dir) + ": bad HSCAN reply");
   }
   ReplyView items = v[1];
   page.entries.reserve(items.size() / 2);
@@ -236,9 +236,9 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   TRY_ASSIGN(Ino ino, allocate_ino(*c));
   std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
                                 m_keys.inode(ino)};
-  std::vector<std::string> args{std::string(name), std::string(type), format_mode(mode), _str(who.uid),
-                                _str(who.gid),     _str(rdev),         std::string(target), _str(ino),
-                                _str(parent)};
+  std::vector<std::string> args{std::string(name), std::string(type), format_mode(mode), std::to_string(who.uid),
+                                std::to_string(who.gid),     std::to_string(rdev),         std::string(target), std::to_string(ino),
+                                std::to_string(parent)};
   if (open) {
     keys.push_back(m_keys.open(ino));
     args.push_back(m_opts.session);
@@ -255,7 +255,7 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     // The new inode is what create.lua was asked to write, with its clock,
     // and the group and mode a setgid parent passes on.
     std::string now(v[0].str());
-    std::string size = type == "symlink" ? _str(target.size()) : "0";
+    std::string size = type == "symlink" ? std::to_string(target.size()) : "0";
     FieldList fields{{"type", type},          {"mode", v[2].str()},   {"uid", args[3]}, {"gid", v[1].str()},
                      {"size", size},          {"nlink", type == "dir" ? "2" : "1"},     {"rdev", args[5]},
                      {"bytes", "0"},          {"atime", now},         {"mtime", now},   {"ctime", now}};
@@ -326,7 +326,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
                                    m_keys.inode(ino)},
-                                  {std::string(new_name), _str(ino)}));
+                                  {std::string(new_name), std::to_string(ino)}));
   auto attr = attr_from_reply(ino, r.view());
   if (attr.ok()) {
     remember(new_parent, new_name, ino);
@@ -349,7 +349,7 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
       keys.push_back(m_keys.dir(guess));
     }
     keys.push_back(m_keys.orphans());
-    std::vector<std::string> args{std::string(name), _str(guess), m_opts.session};
+    std::vector<std::string> args{std::string(name), std::to_string(guess), m_opts.session};
     if (!dir) {
       keys.push_back(m_keys.xattr(guess));
       push_free_keys(guess, keys, args);
@@ -439,14 +439,14 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
                                   m_keys.inode(parent),  m_keys.dir(new_parent), m_keys.inode(new_parent),
                                   m_keys.inode(src),     m_keys.inode(dst),     m_keys.dir(dst),
                                   m_keys.xattr(dst),     m_keys.orphans()};
-    std::vector<std::string> args{std::string(name),   std::string(new_name), _str(flags),
-                                  _str(src),           _str(dst),             m_opts.session,
-                                  _str(chain_a.size()), _str(chain_b.size()),  _str(parent),
-                                  _str(new_parent)};
+    std::vector<std::string> args{std::string(name),   std::string(new_name), std::to_string(flags),
+                                  std::to_string(src),           std::to_string(dst),             m_opts.session,
+                                  std::to_string(chain_a.size()), std::to_string(chain_b.size()),  std::to_string(parent),
+                                  std::to_string(new_parent)};
     for (const auto* chain : {&chain_a, &chain_b}) {
       for (Ino i : *chain) {
         keys.push_back(m_keys.inode(i));
-        args.push_back(_str(i));
+        args.push_back(std::to_string(i));
       }
     }
     push_free_keys(dst, keys, args);

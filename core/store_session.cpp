@@ -32,7 +32,7 @@ Result<bool> Store::release_file(Ino ino) {
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
-                              {m_opts.session, _str(ino)}));
+                              {m_opts.session, std::to_string(ino)}));
   return r.view().integer() == 1;
 }
 
@@ -52,7 +52,7 @@ std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
   for (Ino ino : inos) {
     const std::string open = m_keys.open(ino);
     const std::string inode = m_keys.inode(ino);
-    const std::string num = _str(ino);
+    const std::string num = std::to_string(ino);
     const std::string_view keys[] = {open, inode, orphans};
     const std::string_view args[] = {m_opts.session, num};
     (*c)->append_eval(lua::release, keys, args);
@@ -73,7 +73,7 @@ void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<
   for (std::uint64_t b = 0; b < k_unlink_free_blocks; ++b) {
     keys.push_back(m_keys.block(ino, b));
   }
-  args.push_back(_str(k_unlink_free_blocks * m_sb.block_size));
+  args.push_back(std::to_string(k_unlink_free_blocks * m_sb.block_size));
 }
 
 Status Store::purge(Ino ino) {
@@ -85,7 +85,7 @@ Status Store::purge(Ino ino) {
     TRY_ASSIGN(Reply holders, c->command({"HKEYS", m_keys.open(ino)}));
     std::vector<std::string> keys{m_keys.sb(),      m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
                                   m_keys.orphans(), m_keys.dir(ino), m_keys.open(ino)};
-    std::vector<std::string> args{_str(ino), m_opts.session};
+    std::vector<std::string> args{std::to_string(ino), m_opts.session};
     for (std::size_t i = 0; i < holders.view().size(); ++i) {
       std::string session(holders.view()[i].str());
       keys.push_back(m_keys.mount(session));
@@ -100,7 +100,7 @@ Status Store::purge(Ino ino) {
       TRY(truncate(*c, ino, 0, false, true));
     }
   }
-  return make_error(EAGAIN, "purge of inode " + _str(ino) + " did not finish");
+  return make_error(EAGAIN, "purge of inode " + std::to_string(ino) + " did not finish");
 }
 
 Result<std::size_t> Store::purge_dead_orphans() {
@@ -198,7 +198,7 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
   std::vector<Ino> free;
   for (std::size_t i = 0; i < found.size(); ++i) {
     std::vector<std::string> keys{m_keys.open(found[i]), m_keys.inode(found[i]), m_keys.orphans()};
-    std::vector<std::string> args{_str(found[i])};
+    std::vector<std::string> args{std::to_string(found[i])};
     for (const std::string& session : holders[i]) {
       if (at < alive.size() && alive[at].view().integer() == 0) {
         keys.push_back(m_keys.mount(session));

@@ -2,7 +2,6 @@
 // security.* attribute can exist at all (the SELinux question every ls asks).
 #include "store.hpp"
 
-
 #include "store_internal.hpp"
 
 namespace redisfs {
@@ -40,7 +39,7 @@ Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   c->append({"HGET", m_keys.xattr(ino), name});
   TRY_ASSIGN(auto replies, c->read_all());
   if (replies[0].view().integer() == 0) {
-    return make_error(ENOENT, "no inode " + _str(ino));
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
   if (replies[1].view().is_nil()) {
     return make_error(ENODATA, "no such attribute");
@@ -54,7 +53,7 @@ Result<std::vector<std::string>> Store::listxattr(Ino ino) {
   c->append({"HKEYS", m_keys.xattr(ino)});
   TRY_ASSIGN(auto replies, c->read_all());
   if (replies[0].view().integer() == 0) {
-    return make_error(ENOENT, "no inode " + _str(ino));
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
   std::vector<std::string> names;
   ReplyView v = replies[1].view();

@@ -33,6 +33,10 @@ std::string shown(std::string_view s, std::size_t max, char quote) {
 
 std::string quoted(std::string_view s, std::size_t max) { return "'" + shown(s, max, '\'') + "'"; }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 std::string errno_text(int code) {
   const char* text = strerrordesc_np(code);
   if (text == nullptr) {

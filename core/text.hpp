@@ -1,8 +1,10 @@
 // Small text helpers shared by core/, fs/ and tools/: text for messages
 // (whatever came from a server or a dump, keys, names, field values, is
-// shown bounded and on one line), errno text, decimal numbers, random hex.
+// shown bounded and on one line), errno text, decimal numbers, random hex,
+// elapsed seconds.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -28,5 +30,8 @@ bool parse_u64(std::string_view s, std::uint64_t& out);
 
 // Lowercase hex of `bytes` random bytes.
 std::string random_hex(std::size_t bytes);
+
+// Seconds from `start` to now (a summary line's "in 1.2 s").
+double seconds_since(std::chrono::steady_clock::time_point start);
 
 }  // namespace redisfs
