@@ -26,9 +26,6 @@ using Clock = std::chrono::steady_clock;
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 constexpr std::string_view k_hscan_count = "1000";
-// The superblock's fields that are the filesystem's state (the digest).
-constexpr std::array<std::string_view, 9> k_lasting_sb = {"format", "version", "block_size", "root", "next_inode",
-                                                          "inodes", "bytes", "created", "security_xattrs"};
 
 Pairs _pairs(ReplyView flat) {
   Pairs out;
@@ -37,41 +34,6 @@ Pairs _pairs(ReplyView flat) {
   }
   return out;
 }
-
-// The sum modulo 2^256 of per-field SHA-256s (the state digest).
-class DigestSum {
- public:
-  void add(std::string_view key, std::string_view field, std::string_view value) {
-    Sha256 sha;
-    for (std::string_view part : {key, field, value}) {
-      std::uint8_t len[8];
-      for (int i = 0; i < 8; ++i) {
-        len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(part.size()) >> (8 * i));
-      }
-      sha.update(len, sizeof len);
-      sha.update(part);
-    }
-    auto d = sha.digest();
-    unsigned carry = 0;
-    for (int i = 31; i >= 0; --i) {
-      unsigned s = m_sum[static_cast<std::size_t>(i)] + d[static_cast<std::size_t>(i)] + carry;
-      m_sum[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(s);
-      carry = s >> 8;
-    }
-  }
-  std::string hex() const {
-    static constexpr char k_hex[] = "0123456789abcdef";
-    std::string out;
-    for (std::uint8_t b : m_sum) {
-      out.push_back(k_hex[b >> 4]);
-      out.push_back(k_hex[b & 15]);
-    }
-    return out;
-  }
-
- private:
-  std::array<std::uint8_t, 32> m_sum{};
-};
 
 // Every field of a hash, page by page (HSCAN; a repeated field dropped), to
 // `each`, starting from its first page when the caller pipelined it; a
@@ -138,12 +100,77 @@ Status _walk_disagrees(const Keys& keys, const KeyWalkResult& walked) {
 
 // ---------------------------------------------------------------- digest
 
+namespace {
+// The superblock's fields that are the filesystem's state (the digest).
+constexpr std::array<std::string_view, 9> k_lasting_sb = {"format", "version", "block_size", "root", "next_inode",
+                                                          "inodes", "bytes", "created", "security_xattrs"};
+}  // namespace
+
+bool digest_counts(KeyKind kind, std::string_view field) {
+  switch (kind) {
+    case KeyKind::Superblock:
+      return std::find(k_lasting_sb.begin(), k_lasting_sb.end(), field) != k_lasting_sb.end();
+    case KeyKind::Inode:
+      return field != "atime";
+    case KeyKind::Dir:
+    case KeyKind::Xattr:
+    case KeyKind::Orphans:
+      return true;
+    default:
+      return false;
+  }
+}
+
+DigestSum::Term DigestSum::term(std::string_view key, std::string_view field, std::string_view value) {
+  Sha256 sha;
+  for (std::string_view part : {key, field, value}) {
+    std::uint8_t len[8];
+    for (int i = 0; i < 8; ++i) {
+      len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(part.size()) >> (8 * i));
+    }
+    sha.update(len, sizeof len);
+    sha.update(part);
+  }
+  auto d = sha.digest();
+  Term t{};
+  std::copy(d.begin(), d.end(), t.begin());
+  return t;
+}
+
+void DigestSum::add(const Term& t) {
+  unsigned carry = 0;
+  for (int i = 31; i >= 0; --i) {
+    unsigned s = m_sum[static_cast<std::size_t>(i)] + t[static_cast<std::size_t>(i)] + carry;
+    m_sum[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(s);
+    carry = s >> 8;
+  }
+}
+
+void DigestSum::sub(const Term& t) {
+  int borrow = 0;
+  for (int i = 31; i >= 0; --i) {
+    int s = int(m_sum[static_cast<std::size_t>(i)]) - int(t[static_cast<std::size_t>(i)]) - borrow;
+    borrow = s < 0 ? 1 : 0;
+    m_sum[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(s + (borrow << 8));
+  }
+}
+
+std::string DigestSum::hex() const {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t b : m_sum) {
+    out.push_back(k_hex[b >> 4]);
+    out.push_back(k_hex[b & 15]);
+  }
+  return out;
+}
+
 Result<std::string> state_digest(Connection& c, const Keys& keys) {
   DigestSum sum;
   SbFields sb;
   TRY(_read_sb(c, keys, &sb));
   for (const auto& [f, v] : sb) {
-    if (std::find(k_lasting_sb.begin(), k_lasting_sb.end(), f) != k_lasting_sb.end()) {
+    if (digest_counts(KeyKind::Superblock, f)) {
       sum.add("SB", f, v);
     }
   }
@@ -179,7 +206,7 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
       }
       TRY_ASSIGN(bool any, _each_field(c, keys.absolute(rels[i]), rels[i], [&](const Pairs& pairs) -> Status {
         for (const auto& [f, v] : pairs) {
-          if (!(pk.kind == KeyKind::Inode && f == "atime")) {
+          if (digest_counts(pk.kind, f)) {
             sum.add(rels[i], f, v);
           }
         }

@@ -38,6 +38,7 @@
 // dry run checks the document and, when the target exists, its base.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -57,6 +58,24 @@ namespace redisfs {
 class Progress;
 class Reservation;
 
+// The state digest's pieces, shared by state_digest (from a server) and
+// verify (from dumps): whether a field of a key of `kind` counts, one
+// field's term, and their sum modulo 2^256 (a term can be taken back out).
+bool digest_counts(KeyKind kind, std::string_view field);
+class DigestSum {
+ public:
+  using Term = std::array<std::uint8_t, 32>;
+  static Term term(std::string_view key, std::string_view field, std::string_view value);
+  void add(const Term& t);
+  void add(std::string_view key, std::string_view field, std::string_view value) { add(term(key, field, value)); }
+  void sub(const Term& t);
+  std::string hex() const;
+  const Term& value() const { return m_sum; }
+
+ private:
+  Term m_sum{};
+};
+
 // The state digest above, 64 lowercase hex digits. EINVAL when the
 // filesystem's structure disagrees with its superblock (see fsck).
 Result<std::string> state_digest(Connection& c, const Keys& keys);
@@ -74,6 +93,7 @@ class IncrementalRestore : public dump::Sink {
 
   bool active() const { return m_active; }
   const std::optional<Error>& refusal() const { return m_refusal; }
+  const dump::Header& header() const { return m_header; }
   // After dump::read succeeded: the checks that need the whole document,
   // then (unless a dry run) the apply. Fills stats' prefix, source_prefix
   // and base.

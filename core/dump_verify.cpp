@@ -8,12 +8,15 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
+#include "dump_incremental.hpp"
 #include "dump_io.hpp"
 #include "dump_rules.hpp"
 #include "fsck_analysis.hpp"
 #include "install.hpp"
+#include "progress.hpp"
 #include "key_walk.hpp"
 #include "snapshot.hpp"
 #include "text.hpp"
@@ -256,8 +259,32 @@ Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& o
   std::optional<FsckAnalysis> analysis;
   analysis.emplace(k_dump_prefix);
   VerifySink facts(Pass::Facts, rules, *analysis, dropped);
-  auto trailer = _pass(path, facts, opts, &report.compression);
+  // An incremental dump goes to IncrementalRestore, with no server: the
+  // record rules restore applies to it.
+  RestoreOptions inc_opts;
+  inc_opts.dry_run = true;
+  inc_opts.limits = opts.limits;
+  Progress quiet("verify", 0, "keys", true);
+  IncrementalRestore inc(nullptr, nullptr, inc_opts, quiet);
+  ChooseSink choose(facts, inc);
+  auto trailer = _pass(path, choose, opts, &report.compression);
   report.passes = 1;
+  if (inc.active()) {
+    report.incremental = true;
+    report.source_prefix = inc.header().prefix;
+    report.base_snapshot_id = inc.header().base_snapshot_id;
+    report.base_digest = inc.header().base_digest;
+    if (!trailer.ok()) {
+      report.refusal = trailer.error().message;
+      return report;
+    }
+    RestoreStats stats;
+    if (Status fin = inc.commit(stats); !fin.ok()) {
+      report.refusal = fin.error().message;
+    }
+    report.trailer = *trailer;
+    return report;
+  }
   report.source_prefix = rules.source_prefix();
   if (trailer.ok()) {
     if (Status fin = rules.finish(); !fin.ok()) {
@@ -316,6 +343,107 @@ Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& o
   return report;
 }
 
+namespace {
+
+// The state a chain leaves, as far as the digest and the link need it:
+// each metadata key's sum of terms, their sum, the SB's snapshot_id.
+struct ChainState {
+  std::unordered_map<std::string, DigestSum::Term> keys;
+  DigestSum sum;
+  std::string snapshot_id;
+};
+
+// Applies one dump's records to the state: a key written replaces the
+// key's terms, a deletion takes them out.
+class ChainSink : public dump::Sink {
+ public:
+  explicit ChainSink(ChainState& s) : m_s(s) {}
+  Status on_header(const dump::Header&) override { return {}; }
+  Status on_string(std::string_view, std::string&&) override { return {}; }  // blocks: not in the digest
+  Status on_hash_begin(std::string_view key) override {
+    m_kind = parse_relative_key(key).kind;
+    m_key_sum = DigestSum{};
+    if (m_kind == KeyKind::Superblock) {
+      m_s.snapshot_id.clear();
+    }
+    return {};
+  }
+  Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
+    for (const auto& [f, v] : pairs) {
+      if (digest_counts(m_kind, f)) {
+        m_key_sum.add(key, f, v);
+      }
+      if (m_kind == KeyKind::Superblock && f == "snapshot_id") {
+        m_s.snapshot_id = v;
+      }
+    }
+    return {};
+  }
+  Status on_hash_end(std::string_view key) override {
+    if (m_kind != KeyKind::Superblock && m_kind != KeyKind::Inode && m_kind != KeyKind::Dir &&
+        m_kind != KeyKind::Xattr && m_kind != KeyKind::Orphans) {
+      return {};  // not a key of the digest
+    }
+    TRY(on_delete(key));
+    m_s.sum.add(m_key_sum.value());
+    m_s.keys.emplace(std::string(key), m_key_sum.value());
+    return {};
+  }
+  Status on_delete(std::string_view key) override {
+    if (auto it = m_s.keys.find(std::string(key)); it != m_s.keys.end()) {
+      m_s.sum.sub(it->second);
+      m_s.keys.erase(it);
+    }
+    return {};
+  }
+
+ private:
+  ChainState& m_s;
+  KeyKind m_kind = KeyKind::Unknown;
+  DigestSum m_key_sum;
+};
+
+}  // namespace
+
+Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opts) {
+  std::optional<ChainState> state;
+  std::string before;  // the file that left `state`
+  for (VerifyReport& r : reports) {
+    if (!r.refusal.empty()) {
+      state.reset();
+      continue;
+    }
+    if (!r.incremental) {
+      state.emplace();
+    } else if (!state) {
+      continue;  // nothing before it to check its base against
+    } else {
+      r.base_checked = true;
+      if (r.base_snapshot_id != state->snapshot_id) {
+        r.chain.push_back("its base is snapshot " + redisfs::quoted(r.base_snapshot_id) + ", but " + before +
+                          " leaves snapshot " + redisfs::quoted(state->snapshot_id));
+      } else if (r.base_digest != state->sum.hex()) {
+        r.chain.push_back("its base digest is not the state digest of what " + before +
+                          " leaves (the same snapshot id, another state)");
+      }
+      if (!r.chain.empty()) {
+        state.reset();  // restore would refuse it: nothing after it can be checked
+        continue;
+      }
+    }
+    ChainSink sink(*state);
+    Compression ignored = Compression::None;
+    auto t = _pass(r.path, sink, opts, &ignored);
+    ++r.passes;
+    if (!t.ok() || t->sha256 != r.trailer.sha256) {
+      return make_error(EIO, r.path + " changed while it was verified (pass " + std::to_string(r.passes) +
+                                 (t.ok() ? " read another dump)" : ": " + t.error().message + ")"));
+    }
+    before = r.path;
+  }
+  return {};
+}
+
 std::vector<std::string> verify_problem_lines(const VerifyReport& report) {
   std::vector<std::string> out;
   if (!report.refusal.empty()) {
@@ -325,6 +453,9 @@ std::vector<std::string> verify_problem_lines(const VerifyReport& report) {
     FsckProblem shown = p;
     shown.repairable = false;  // nothing is repaired here: no "--repair deletes" suffix
     out.push_back(report.path + ": " + fsck_problem_line(shown));
+  }
+  for (const std::string& line : report.chain) {
+    out.push_back(report.path + ": " + line);
   }
   return out;
 }
@@ -342,12 +473,18 @@ std::string verify_as_json(const std::vector<VerifyReport>& reports) {
     j["bytes"] = r.trailer.bytes;
     j["sha256"] = r.trailer.sha256;
     j["inodes"] = r.inodes;
+    j["incremental"] = r.incremental;
+    if (r.incremental) {
+      j["base_snapshot_id"] = r.base_snapshot_id;
+      j["base_checked"] = r.base_checked;
+    }
     j["refusal"] = r.refusal;
     Json problems = Json::array();
     for (const FsckProblem& p : r.problems) {
       problems.push_back(Json{{"kind", p.kind}, {"key", p.key}, {"detail", p.detail}});
     }
     j["problems"] = std::move(problems);
+    j["chain"] = r.chain;
     files.push_back(std::move(j));
   }
   Json doc;

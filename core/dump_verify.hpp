@@ -25,9 +25,18 @@
 // makes between naming a huge sparse orphan's blocks and scanning for them
 // (verify takes the dump's record count as the server's key count).
 //
-// Incremental dumps (format 2) add record kinds: each goes through
-// DumpRules and VerifySink::record like the others; the chain check (each
-// dump's base is the previous one) belongs in verify_dumps.
+// Incremental dumps (format 2) are checked by IncrementalRestore itself,
+// given no server (the record rules, the superblock's descent from the
+// base, block sizes), after dump::read's structure and checksum; there is
+// no fsck of an incremental alone, nor (not modelled) of the state a chain
+// produces. verify_chain checks the links of a chain given in order (a
+// full dump, then incrementals): each incremental's base_snapshot_id must
+// be the snapshot_id of the SB the files before it leave, and its
+// base_digest the state digest (dump_incremental.hpp) of that state,
+// computed from the records with DigestSum: one pass per file keeps each
+// metadata key's (SB, INODE, DIR, XATTR, ORPHANS) sum of terms, to take it
+// back out when a later dump replaces or deletes the key. Memory: O(number
+// of metadata keys), a key name and 32 bytes each; blocks are not kept.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +63,16 @@ struct VerifyReport {
   std::vector<FsckProblem> problems;
   std::uint64_t inodes = 0;
   int passes = 0;  // how many times the file was read
+  // An incremental dump (format 2): its base, and whether verify_chain
+  // could check it (a sound dump before it in the chain).
+  bool incremental = false;
+  std::string base_snapshot_id;
+  std::string base_digest;
+  bool base_checked = false;
+  // Broken links of the chain (verify_chain), each naming the file before.
+  std::vector<std::string> chain;
 
-  bool sound() const { return refusal.empty() && problems.empty(); }
+  bool sound() const { return refusal.empty() && problems.empty() && chain.empty(); }
 };
 
 struct VerifyOptions {
@@ -66,6 +83,12 @@ struct VerifyOptions {
 // error (EIO, ENOENT, ...) only when the file cannot be read, or changed
 // between passes; a dump that is not sound is a report, not an error.
 Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts = {});
+
+// Checks the chain `reports` make in order (each from verify_dump; the
+// files are read once more): fills base_checked and chain. A refused dump
+// breaks the chain: the incrementals after it until the next full dump go
+// unchecked. An error only when a file cannot be read or changed.
+Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opts = {});
 
 // The report's problems as lines, each "<path>: <line>": the refusal as
 // restore says it, or fsck's line of each problem.

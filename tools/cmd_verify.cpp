@@ -2,7 +2,10 @@
 // rules restore applies (core/dump_verify.hpp). One line per problem on
 // stdout, "FILE: <problem>" (restore's message, or fsck's line of a problem
 // of the filesystem inside), or one JSON document; a summary per file on
-// stderr. Exit 0 when every dump is sound, 1 when one is not, 2 for a bad
+// stderr. Several files in order are a chain (a full dump, then its
+// incrementals): each incremental's base is checked against the files
+// before it (verify_chain); an incremental alone says on stderr that its
+// base is not checked. Exit 0 when every dump is sound, 1 when one is not, 2 for a bad
 // command line or a file that cannot be read.
 #include <cstdio>
 #include <iostream>
@@ -27,8 +30,13 @@ std::string _summary(const VerifyReport& r) {
   if (!r.refusal.empty()) {
     return "verify " + r.path + ": not a dump restore accepts";
   }
-  std::string what = "a " + dump_of + r.source_prefix + " (" + std::to_string(r.trailer.records) + " records, " +
-                     human_bytes(r.trailer.bytes) + ", " + std::to_string(r.inodes) + " inodes)";
+  if (r.incremental) {
+    dump_of = "incremental " + dump_of;
+  }
+  std::string what = (r.incremental ? "an " : "a ") + dump_of + r.source_prefix +
+                     (r.incremental ? " since snapshot " + r.base_snapshot_id : std::string()) + " (" +
+                     std::to_string(r.trailer.records) + " records, " + human_bytes(r.trailer.bytes) +
+                     (r.incremental ? std::string() : ", " + std::to_string(r.inodes) + " inodes") + ")";
   if (r.problems.empty()) {
     return "verify " + r.path + ": " + what + ", sound";
   }
@@ -46,14 +54,23 @@ void _run(ToolContext& ctx, const VerifyArgs& args) {
       unreadable.push_back(report.error().message);
       continue;
     }
+    reports.push_back(std::move(report).value());
+  }
+  if (Status st = verify_chain(reports); !st.ok()) {
+    unreadable.push_back(st.error().message);
+  }
+  for (const VerifyReport& r : reports) {
     if (!args.json) {
-      for (const std::string& line : verify_problem_lines(*report)) {
+      for (const std::string& line : verify_problem_lines(r)) {
         std::cout << line << '\n';
       }
       std::cout.flush();
     }
-    summary(ctx, _summary(*report));
-    reports.push_back(std::move(report).value());
+    summary(ctx, _summary(r));
+    if (r.incremental && r.refusal.empty() && !r.base_checked && r.chain.empty()) {
+      summary(ctx, "verify " + r.path + ": its base, snapshot " + r.base_snapshot_id +
+                       ", is not checked: give the dumps it comes after first (verify FULL INC... " + r.path + ")");
+    }
   }
   if (args.json) {
     std::cout << verify_as_json(reports);
@@ -96,6 +113,10 @@ void add_verify_command(CLI::App& app, ToolContext& ctx) {
       "(marked restored, its orphans dropped) by fsck's own rules. Output: one line per problem on\n"
       "stdout, 'FILE: <problem>', where a problem is restore's message for a bad document or record,\n"
       "or fsck's line '<kind>: <key>: <detail>' for the filesystem; a summary per file on stderr.\n"
+      "An incremental dump is checked by the rules an incremental restore applies; FILEs given in\n"
+      "order (a full dump, then its incrementals) are a chain: each incremental's base snapshot id and\n"
+      "state digest must be those of what the files before it leave; an incremental with nothing\n"
+      "before it says on stderr that its base is not checked.\n"
       "Memory stays bounded by the number of inodes (and keys), never by the data. Exit status: 0\n"
       "every dump is sound, 1 one is not, 2 bad command line or a FILE that cannot be read.");
   sub->callback([args, &ctx] { _run(ctx, *args); });

@@ -157,6 +157,33 @@ snap dump WED --since TUE -o "$T/wed.json"
 (($(deletes_in "$T/wed.json") >= 1)) || fail "wed.json has no deletion"
 (($(stat -c %s "$T/tue.json") < $(stat -c %s "$T/mon.json"))) || fail "the incremental is not smaller than the full dump"
 
+note "verify: an incremental alone, a chain, and broken chains, without a server"
+# expect_verify_fail TEXT FILE...: exit 1 and exactly one problem line on
+# stdout, saying TEXT.
+expect_verify_fail() {
+  local text=$1 out rc=0
+  shift
+  out=$("$REDISFS_SNAP_BIN" -q verify "$@" 2>/dev/null) || rc=$?
+  ((rc == 1)) || fail "verify $* exited $rc, expected 1"
+  [[ $(printf '%s\n' "$out" | grep -c .) == 1 && $out == *"$text"* ]] || fail "verify $*: expected one line saying '$text': $out"
+}
+err=$("$REDISFS_SNAP_BIN" verify "$T/tue.json" 2>&1 >/dev/null) || fail "verify of an incremental alone"
+[[ $err == *"incremental dump of TUE since snapshot $MON_ID"*sound* ]] || fail "verify summary: $err"
+[[ $(grep -c "its base, snapshot $MON_ID, is not checked" <<<"$err") == 1 ]] || fail "verify alone must say its base is unchecked: $err"
+out=$("$REDISFS_SNAP_BIN" verify "$T/mon.json" "$T/tue.json" "$T/wed.json" 2>"$T/verify.err") || fail "verify of the chain: $out"
+[[ -z $out ]] || fail "verify of a sound chain printed problems: $out"
+! grep -q "not checked" "$T/verify.err" || fail "a checked chain says a base is unchecked: $(cat "$T/verify.err")"
+[[ $("$REDISFS_SNAP_BIN" verify --json "$T/mon.json" "$T/tue.json" "$T/wed.json" 2>/dev/null |
+  jq -c '[.sound, [.files[] | .base_checked]]') == '[true,[null,true,true]]' ]] || fail "verify --json of the chain"
+expect_verify_fail "$T/wed.json: its base is snapshot '$TUE_ID', but $T/mon.json leaves snapshot '$MON_ID'" \
+  "$T/mon.json" "$T/wed.json"
+expect_verify_fail "$T/wed.json: its base is snapshot '$TUE_ID', but $T/mon.json leaves snapshot '$MON_ID'" \
+  "$T/mon.json" "$T/wed.json" "$T/tue.json"
+# one byte of a block changed: the checksum says so
+sed 's/"BLK:\([0-9]*\):0","string":"./"BLK:\1:0","string":"Q/' "$T/tue.json" >"$T/tue-modified.json"
+! cmp -s "$T/tue.json" "$T/tue-modified.json" || fail "the modified dump is the same"
+expect_verify_fail "$T/tue-modified.json: dump: checksum mismatch" "$T/mon.json" "$T/tue-modified.json" "$T/wed.json"
+
 note "a chain restored on a second server gives each snapshot's tree"
 redis-server --port 0 --unixsocket "$S2" --unixsocketperm 700 --save '' --appendonly no --enable-debug-command local \
   --daemonize yes --dir "$T" --logfile "$T/second.log" --pidfile "$T/second.pid" || fail "second server"
