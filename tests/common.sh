@@ -183,6 +183,29 @@ show_daemon_logs() {
 
 # remove_tmp: removes $T, unless something is still mounted under it (then
 # it stays, with a warning) or KEEP_TMP is set.
+# start_appender LOG STOPFILE: appends "0\n", "1\n", ... to LOG (made if
+# need be), one write(2) each, until STOPFILE exists; sets appender_pid and
+# returns once LOG holds its first line (fails after 10 s). The point-in-time
+# tests read a snapshot of LOG back as 0..n-1, each once.
+start_appender() {
+  python3 - "$1" "$2" <<'PY' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+i = 0
+while not os.path.exists(sys.argv[2]):
+    os.write(fd, b"%d\n" % i)
+    i += 1
+os.close(fd)
+PY
+  appender_pid=$!
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -s $1 ]] && return 0
+    sleep 0.05
+  done
+  fail "the appender wrote nothing to $1 in 10 s"
+}
+
 remove_tmp() {
   if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "warning: something is still mounted under $T; not removing it" >&2

@@ -125,20 +125,8 @@ expect_quick_fail 60 'NOPERM|permission|denied|ACL|not allowed' snap_user copy "
 # while fsuser's own mount appends: its scripts copy into the snapshot's
 # staging prefix ($P1~copy~..., which the ACL's ~P1~* allows)
 fs_mount "$T/m1" --redis "$TCP_URL" --password-file "$T/pw" --prefix "$P1"
-python3 - "$T/m1/log" "$T/stop" <<'PY' &
-import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-i = 0
-while not os.path.exists(sys.argv[2]):
-    os.write(fd, b"%d\n" % i)
-    i += 1
-os.close(fd)
-PY
-writer=$!
-for ((i = 0; i < 200; i++)); do
-  [[ -s $T/m1/log ]] && break
-  sleep 0.05
-done
+start_appender "$T/m1/log" "$T/stop"
+writer=$appender_pid
 REDISFS_FAULT=copy-staging-slow snap_user -q copy "$P1" "$P1S"
 touch "$T/stop"
 wait "$writer" || fail "fsuser's writer failed while $P1 was being copied"

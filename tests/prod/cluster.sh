@@ -218,20 +218,8 @@ fsck_clean "$P1" "$P1-snap" "$P2" "$P3"
 
 # copy-on-write through the cluster: the mount's scripts learn of the
 # snapshot (COW) and copy into its staging prefix, in the filesystem's slot
-python3 - "$MNT1/w/log" "$T/stop-cow" <<'PY' &
-import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-i = 0
-while not os.path.exists(sys.argv[2]):
-    os.write(fd, b"%d\n" % i)
-    i += 1
-os.close(fd)
-PY
-cow_writer=$!
-for ((i = 0; i < 200; i++)); do
-  [[ -s $MNT1/w/log ]] && break
-  sleep 0.05
-done
+start_appender "$MNT1/w/log" "$T/stop-cow"
+cow_writer=$appender_pid
 REDISFS_FAULT=copy-staging-slow snap copy "$P1" "$P1-live" || fail "copy $P1 $P1-live while a writer appends"
 touch "$T/stop-cow"
 wait "$cow_writer" || fail "the writer failed while a snapshot was being taken"
