@@ -706,7 +706,7 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
     TRY(emit(change));
   }
   stats.changes = changes.size();
-  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.seconds = seconds_since(start);
   return stats;
 }
 

@@ -426,7 +426,7 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
   if (!stats.ok()) {
     return make_error(stats.error().code, what + ": " + stats.error().message);
   }
-  stats->seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats->seconds = seconds_since(start);
   return stats;
 }
 

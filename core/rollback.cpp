@@ -183,7 +183,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   if (!installed->warning.empty()) {
     stats.warning += (stats.warning.empty() ? "" : "; ") + installed->warning;
   }
-  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.seconds = seconds_since(start);
   return stats;
 }
 
