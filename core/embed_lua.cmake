@@ -11,7 +11,7 @@ cmake_policy(SET CMP0054 NEW)  # if(name STREQUAL "prelude") compares strings
 string(REPLACE "," ";" NAMES "${NAMES}")  # comma-separated on the command line
 file(READ ${DIR}/prelude.lua prelude_text)
 file(READ ${DIR}/outcome.inc outcome_text)
-set(body "// Generated from core/lua/*.lua by core/embed_lua.cmake. Do not edit.\n#include <iterator>\n\n#include \"lua_scripts.hpp\"\n\nnamespace redisfs::lua {\nnamespace {\nconst ScriptSource k_scripts[] = {\n")
+set(body "// Generated from core/lua/*.lua by core/embed_lua.cmake. Do not edit.\n#include <iterator>\n\n#include \"redis/lua_scripts.hpp\"\n\nnamespace redisfs::lua {\nnamespace {\nconst ScriptSource k_scripts[] = {\n")
 set(ids "// Generated from core/lua/*.lua by core/embed_lua.cmake. Do not edit.\n// Included by lua_scripts.hpp: one constant per script.\n#pragma once\n\nnamespace redisfs::lua {\n")
 set(index 0)
 foreach(name ${NAMES})

@@ -37,16 +37,16 @@
 #include <mutex>
 #include <thread>
 
-#include "endpoint.hpp"
+#include "redis/endpoint.hpp"
 #include "log.hpp"
 #include "op_stats.hpp"
 #include "ops.hpp"
 #include "sd_notify.hpp"
-#include "server_check.hpp"
+#include "redis/server_check.hpp"
 #include "session.hpp"
 #include "snapdir.hpp"
-#include "store.hpp"
-#include "text.hpp"
+#include "store/store.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "endpoint.hpp"
+#include "redis/endpoint.hpp"
 #include "log.hpp"
-#include "result.hpp"
+#include "util/result.hpp"
 
 namespace redisfs {
 

@@ -2,7 +2,7 @@
 // libfuse's own messages are routed here too, so a daemonized mount
 // reports them where it reports its own.
 #include "log.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 
 #include <fcntl.h>
 #include <fuse_log.h>

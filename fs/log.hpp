@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "result.hpp"
+#include "util/result.hpp"
 
 namespace redisfs {
 

@@ -16,8 +16,8 @@
 #pragma GCC diagnostic pop
 
 #include "daemon.hpp"
-#include "endpoint.hpp"
-#include "keys.hpp"
+#include "redis/endpoint.hpp"
+#include "store/keys.hpp"
 #include "version.hpp"
 
 // Exit status for a command line we cannot use (see EXIT STATUS in redisfs(1)).

@@ -3,7 +3,7 @@
 // inode numbers), and a listing of the root under -o snapdir=visible ends
 // with .snapshots.
 //
-// A directory handle (fi->fh) is a DirReader (core/dir_reader.hpp): one
+// A directory handle (fi->fh) is a DirReader (core/store/dir_reader.hpp): one
 // page of entries and the Store's cursor, never more, whatever the size of
 // the directory. The kernel asks for "everything after offset `off`": 0 is
 // the start, 1 follows ".", 2 follows "..", and an entry's offset names its
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "dir_reader.hpp"
+#include "store/dir_reader.hpp"
 #include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"

@@ -1,4 +1,4 @@
-// statfs: sizes in 4 KiB units from the Store's totals (core/fs_usage.hpp:
+// statfs: sizes in 4 KiB units from the Store's totals (core/store/fs_usage.hpp:
 // used is this filesystem's data, free what the server can still hold).
 // Used rounds up to whole units, so df's Used moves by what was written,
 // block-rounded. Redis has no inode table, so the free inode count is an

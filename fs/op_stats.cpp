@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "redis.hpp"
+#include "redis/redis.hpp"
 
 namespace redisfs {
 

@@ -14,7 +14,7 @@
 
 #include "op_list.hpp"
 #include "reply.hpp"
-#include "store.hpp"
+#include "store/store.hpp"
 
 namespace redisfs {
 

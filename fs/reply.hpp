@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "result.hpp"
+#include "util/result.hpp"
 #include "session.hpp"
 
 namespace redisfs {

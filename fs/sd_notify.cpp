@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "log.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 

@@ -42,8 +42,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "result.hpp"
-#include "store.hpp"
+#include "util/result.hpp"
+#include "store/store.hpp"
 
 namespace redisfs {
 

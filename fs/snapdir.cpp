@@ -10,7 +10,7 @@
 
 #include "log.hpp"
 #include "ops.hpp"
-#include "superblock.hpp"
+#include "store/superblock.hpp"
 
 namespace redisfs {
 

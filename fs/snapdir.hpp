@@ -8,7 +8,7 @@
 //                                     each listed under its own prefix
 //   /mnt/fs/.snapshots/SKX-monday/    that snapshot's whole tree, read-only
 //
-// Inode numbers (core/view_ino.hpp): the live tree keeps its own; the
+// Inode numbers (core/store/view_ino.hpp): the live tree keeps its own; the
 // .snapshots directory is k_snapdir_ino; a snapshot's view gets a slot
 // (1 .. k_max_views) when it is first listed or looked up, and the kernel
 // sees its inode n as (slot << 53) | n. A slot is given to another
@@ -46,11 +46,11 @@
 #include <string_view>
 #include <vector>
 
-#include "redis.hpp"
+#include "redis/redis.hpp"
 #include "reply.hpp"
 #include "session.hpp"
-#include "snapshot.hpp"
-#include "view_ino.hpp"
+#include "snap/snapshot.hpp"
+#include "store/view_ino.hpp"
 
 namespace redisfs {
 

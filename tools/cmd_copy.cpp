@@ -1,9 +1,9 @@
 // redisfs-snap copy SRC DST [--force] [--writable]: a point-in-time copy made
-// on the server (core/snapshot.hpp: copy_filesystem).
+// on the server (core/snap/snapshot.hpp: copy_filesystem).
 #include <cstdio>
 
 #include "context.hpp"
-#include "snapshot.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,9 +1,9 @@
 // redisfs-snap delete PREFIX [--force]: remove every key of a prefix
-// (core/snapshot.hpp: delete_prefix).
+// (core/snap/snapshot.hpp: delete_prefix).
 #include <cstdio>
 
 #include "context.hpp"
-#include "snapshot.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,10 +1,10 @@
 // redisfs-snap diff A B [--json] [--force]: what changed between two states
-// of one filesystem (core/diff.hpp: diff_filesystems).
+// of one filesystem (core/snap/diff.hpp: diff_filesystems).
 #include <cstdio>
 
 #include "context.hpp"
-#include "diff.hpp"
-#include "snapshot.hpp"
+#include "snap/diff.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,11 +1,11 @@
 // redisfs-snap du PREFIX [--top N] [--depth N] [--json]: where a
 // filesystem's bytes are, the directories holding the most first
-// (core/fs_report.hpp: disk_usage, one walk of the tree).
+// (core/snap/fs_report.hpp: disk_usage, one walk of the tree).
 #include <iostream>
 
 #include "context.hpp"
-#include "fs_report.hpp"
-#include "progress.hpp"
+#include "snap/fs_report.hpp"
+#include "util/progress.hpp"
 
 namespace redisfs::snap {
 

@@ -1,16 +1,16 @@
 // redisfs-snap dump PREFIX [-o FILE] [--compress zstd|gzip|none]
 // [--compress-level N] [--since BASE]: a point-in-time dump, streamed to a
-// file or stdout (core/dump_io.hpp: dump_to_path), compressed as --compress
+// file or stdout (core/snap/dump_io.hpp: dump_to_path), compressed as --compress
 // says or else as the file's name does (.zst, .gz; stdout: none); with
 // --since, only what changed since the snapshot BASE
-// (core/dump_incremental.hpp).
+// (core/snap/dump_incremental.hpp).
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "context.hpp"
-#include "dump_io.hpp"
-#include "snapshot.hpp"
+#include "snap/dump_io.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,6 +1,6 @@
 // redisfs-snap fsck PREFIX [--repair [--force | --dry-run]] [--json]: check
 // a filesystem's keys against the invariants the scripts keep, and repair
-// what can be repaired (core/fsck.hpp). One line per problem on stdout (or
+// what can be repaired (core/snap/fsck.hpp). One line per problem on stdout (or
 // one JSON document), a summary on stderr; exit 0 when nothing is left
 // wrong, 1 when problems remain, 2 for a bad command line. --dry-run checks
 // only, and lists what --repair would do, data-deleting repairs marked.
@@ -9,11 +9,11 @@
 #include <memory>
 
 #include "context.hpp"
-#include "fsck.hpp"
-#include "install.hpp"
-#include "keys.hpp"
-#include "progress.hpp"
-#include "snapshot.hpp"
+#include "snap/fsck.hpp"
+#include "snap/install.hpp"
+#include "store/keys.hpp"
+#include "util/progress.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,11 +1,11 @@
 // redisfs-snap list [--json] [--all]: every filesystem on the server
-// (core/snapshot.hpp: list_filesystems), as a table for a person
-// (core/fs_report.hpp) or JSON with raw numbers.
+// (core/snap/snapshot.hpp: list_filesystems), as a table for a person
+// (core/snap/fs_report.hpp) or JSON with raw numbers.
 #include <iostream>
 
 #include "context.hpp"
-#include "fs_report.hpp"
-#include "snapshot.hpp"
+#include "snap/fs_report.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

@@ -1,11 +1,11 @@
 // redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot] [--resume]:
-// load a dump, all or nothing (core/dump_io.hpp: restore_from_path);
-// --resume continues an interrupted one (core/restore_resume.hpp).
+// load a dump, all or nothing (core/snap/dump_io.hpp: restore_from_path);
+// --resume continues an interrupted one (core/snap/restore_resume.hpp).
 #include <cstdio>
 
 #include "context.hpp"
-#include "dump_io.hpp"
-#include "snapshot.hpp"
+#include "snap/dump_io.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

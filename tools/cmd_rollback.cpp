@@ -1,11 +1,11 @@
 // redisfs-snap rollback FS SNAP [--force] [--discard] [--keep-as NAME]: the
 // live filesystem FS becomes the state of its snapshot SNAP again
-// (core/rollback.hpp: rollback_filesystem).
+// (core/snap/rollback.hpp: rollback_filesystem).
 #include <cstdio>
 
 #include "context.hpp"
-#include "rollback.hpp"
-#include "snapshot.hpp"
+#include "snap/rollback.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

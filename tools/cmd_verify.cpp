@@ -1,5 +1,5 @@
 // redisfs-snap verify FILE... [--json]: check dumps without a server, by the
-// rules restore applies (core/dump_verify.hpp). One line per problem on
+// rules restore applies (core/snap/dump_verify.hpp). One line per problem on
 // stdout, "FILE: <problem>" (restore's message, or fsck's line of a problem
 // of the filesystem inside), or one JSON document; a summary per file on
 // stderr. Several files in order are a chain (a full dump, then its
@@ -12,8 +12,8 @@
 #include <memory>
 
 #include "context.hpp"
-#include "dump_verify.hpp"
-#include "snapshot.hpp"
+#include "snap/dump_verify.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

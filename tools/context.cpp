@@ -6,9 +6,9 @@
 
 #include <cstdio>
 
-#include "progress.hpp"
-#include "server_check.hpp"
-#include "snapshot.hpp"
+#include "util/progress.hpp"
+#include "redis/server_check.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::snap {
 

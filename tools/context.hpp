@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "endpoint.hpp"
-#include "redis.hpp"
-#include "result.hpp"
+#include "redis/endpoint.hpp"
+#include "redis/redis.hpp"
+#include "util/result.hpp"
 
 namespace redisfs::snap {
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "context.hpp"
-#include "progress.hpp"
-#include "snapshot.hpp"
+#include "util/progress.hpp"
+#include "snap/snapshot.hpp"
 #include "version.hpp"
 
 using namespace redisfs;

@@ -4,7 +4,7 @@
 A filesystem of N empty files in 1,000 directories, N = 100,000, and also
 1,000,000 with --big (5,000 and 20,000 with --quick). Creating a million
 files through FUSE takes long, so it is written straight into Redis in the
-key schema of core/keys.hpp: the superblock, root, directory and file
+key schema of core/store/keys.hpp: the superblock, root, directory and file
 hashes are copies of those a real mount made for a template filesystem
 (mkdir + one empty file, prefix W9T), with the inode numbers, link counts
 and counters of the bigger tree, sent with `redis-cli --pipe`.

@@ -94,7 +94,7 @@ key_count() {  # PREFIX [SOCK]
 }
 
 # make_fs PREFIX [SOCK]: a small filesystem written with raw commands by the
-# key schema (core/keys.hpp): root with a text file, a binary file of two
+# key schema (core/store/keys.hpp): root with a text file, a binary file of two
 # blocks with a hole, a subdirectory, a symlink and xattrs.
 make_fs() {
   local p=$1 sock=${2:-$SOCK} now

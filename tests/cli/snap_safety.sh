@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # restore and copy never lose the filesystem they replace and never leave a
-# partial one behind (core/install.hpp):
+# partial one behind (core/snap/install.hpp):
 #   * restore --force and copy --force whose swap fails midway (a fault
 #     injected after the first batch of moves, REDISFS_FAULT), or a copy
 #     --force that cannot freeze its source, leave the old filesystem

@@ -5,7 +5,7 @@
 # the unix socket, or TCP), so a test can run it after a crash, a restart,
 # or concurrent writes from two mounts.
 #
-# What must hold (the schema is core/keys.hpp):
+# What must hold (the schema is core/store/keys.hpp):
 #   * a superblock; a root inode 1 that is a directory;
 #   * every key under the prefix is in the schema and has the right type;
 #   * every directory entry names an inode that exists; names are non-empty,

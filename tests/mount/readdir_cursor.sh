@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# readdir_cursor: a directory listing is a cursor (core/dir_reader.hpp),
+# readdir_cursor: a directory listing is a cursor (core/store/dir_reader.hpp),
 # not a copy, and hands the kernel attributes so a walk needs no LOOKUP.
 # - seekdir to telldir values of a 3,000-name directory (many pages) goes
 #   on with exactly the names that followed; rewinddir lists them again;

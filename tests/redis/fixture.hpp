@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "keys.hpp"
-#include "redis.hpp"
-#include "result.hpp"
+#include "store/keys.hpp"
+#include "redis/redis.hpp"
+#include "util/result.hpp"
 
 namespace redisfs::test {
 

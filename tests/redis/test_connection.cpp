@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "fixture.hpp"
-#include "keys.hpp"
-#include "outcome.hpp"
-#include "redis.hpp"
+#include "store/keys.hpp"
+#include "redis/outcome.hpp"
+#include "redis/redis.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "fixture.hpp"
-#include "fs_report.hpp"
-#include "fsck.hpp"
-#include "install.hpp"
-#include "snapshot.hpp"
-#include "store.hpp"
+#include "snap/fs_report.hpp"
+#include "snap/fsck.hpp"
+#include "snap/install.hpp"
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::ok;

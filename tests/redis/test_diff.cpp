@@ -1,4 +1,4 @@
-// diff (core/diff.hpp) against a real redis-server: every change to a
+// diff (core/snap/diff.hpp) against a real redis-server: every change to a
 // file's data sets its mtime and ctime (write.lua, truncate.lua and
 // extend.lua through Store), which is what lets diff find data changes
 // without reading a block; and the zfs-style and JSON forms of a change.
@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "diff.hpp"
+#include "snap/diff.hpp"
 #include "fixture.hpp"
-#include "snapshot.hpp"
-#include "store.hpp"
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

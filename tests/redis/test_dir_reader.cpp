@@ -11,9 +11,9 @@
 #include <set>
 #include <unordered_map>
 
-#include "dir_reader.hpp"
+#include "store/dir_reader.hpp"
 #include "fixture.hpp"
-#include "store.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

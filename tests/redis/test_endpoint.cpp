@@ -21,10 +21,10 @@
 #include <utility>
 #include <vector>
 
-#include "embedded.hpp"
-#include "endpoint.hpp"
+#include "redis/embedded.hpp"
+#include "redis/endpoint.hpp"
 #include "fixture.hpp"
-#include "server_check.hpp"
+#include "redis/server_check.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "fixture.hpp"
-#include "fsck.hpp"
-#include "store.hpp"
+#include "snap/fsck.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

@@ -12,11 +12,11 @@
 #include <set>
 #include <sstream>
 
-#include "dump_io.hpp"
+#include "snap/dump_io.hpp"
 #include "fixture.hpp"
-#include "key_walk.hpp"
-#include "snapshot.hpp"
-#include "store.hpp"
+#include "store/key_walk.hpp"
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

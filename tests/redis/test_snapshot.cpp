@@ -16,13 +16,13 @@
 #include <sstream>
 #include <thread>
 
-#include "dump_format.hpp"
-#include "dump_io.hpp"
-#include "fs_report.hpp"
-#include "fsck.hpp"
+#include "snap/dump_format.hpp"
+#include "snap/dump_io.hpp"
+#include "snap/fs_report.hpp"
+#include "snap/fsck.hpp"
 #include "fixture.hpp"
-#include "snapshot.hpp"
-#include "store.hpp"
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

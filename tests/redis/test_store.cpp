@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "fixture.hpp"
-#include "store.hpp"
+#include "store/store.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "endpoint.hpp"
+#include "redis/endpoint.hpp"
 
 using redisfs::ArgvCopy;
 using redisfs::scrub_password_in_argv;

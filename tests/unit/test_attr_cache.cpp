@@ -2,7 +2,7 @@
 // when it must not (overlapping changes, forget, expiry).
 #include <doctest/doctest.h>
 
-#include "attr_cache.hpp"
+#include "store/attr_cache.hpp"
 
 using namespace redisfs;
 using namespace std::chrono_literals;

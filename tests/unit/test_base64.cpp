@@ -6,7 +6,7 @@
 #include <random>
 #include <string>
 
-#include "base64.hpp"
+#include "util/base64.hpp"
 
 using redisfs::base64_decode;
 using redisfs::base64_encode;

@@ -3,8 +3,8 @@
 // hash tags.
 #include <doctest/doctest.h>
 
-#include "keys.hpp"
-#include "redis.hpp"
+#include "store/keys.hpp"
+#include "redis/redis.hpp"
 
 using redisfs::Fault;
 using redisfs::fault_for_redis_error;

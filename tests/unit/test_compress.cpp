@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "compress.hpp"
+#include "snap/compress.hpp"
 
 using namespace redisfs;
 

@@ -2,7 +2,7 @@
 // it must be dropped (a count that does not follow, forget, expiry, size).
 #include <doctest/doctest.h>
 
-#include "dir_names.hpp"
+#include "store/dir_names.hpp"
 
 using namespace redisfs;
 using namespace std::chrono_literals;

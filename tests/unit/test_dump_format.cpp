@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "dump_format.hpp"
+#include "snap/dump_format.hpp"
 
 namespace dump = redisfs::dump;
 using redisfs::Status;

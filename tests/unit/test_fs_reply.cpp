@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "inode.hpp"
+#include "store/inode.hpp"
 #include "log.hpp"
 #include "reply.hpp"
 

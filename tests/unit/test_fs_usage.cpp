@@ -1,7 +1,7 @@
 // fs_usage: df's size, used and free for one filesystem on a shared server.
 #include <doctest/doctest.h>
 
-#include "fs_usage.hpp"
+#include "store/fs_usage.hpp"
 
 using redisfs::fs_usage;
 

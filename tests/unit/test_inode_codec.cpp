@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "inode.hpp"
+#include "store/inode.hpp"
 
 using namespace redisfs;
 

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <vector>
 
-#include "json_reader.hpp"
+#include "util/json_reader.hpp"
 
 using namespace redisfs;
 using Json = nlohmann::json;

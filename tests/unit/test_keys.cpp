@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "keys.hpp"
+#include "store/keys.hpp"
 
 using namespace redisfs;
 

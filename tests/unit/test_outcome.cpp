@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "outcome.hpp"
+#include "redis/outcome.hpp"
 
 using redisfs::outcome_to_resp;
 

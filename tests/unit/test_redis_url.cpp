@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "redis.hpp"
+#include "redis/redis.hpp"
 
 using redisfs::parse_redis_url;
 using redisfs::RedisUrl;

@@ -6,7 +6,7 @@
 #include <utility>
 #include <string>
 
-#include "sha256.hpp"
+#include "util/sha256.hpp"
 
 using redisfs::Sha256;
 using redisfs::sha256_hex;

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "superblock.hpp"
+#include "store/superblock.hpp"
 
 using namespace redisfs;
 

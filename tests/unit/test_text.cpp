@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "fsck_analysis.hpp"
-#include "text.hpp"
+#include "snap/fsck_analysis.hpp"
+#include "util/text.hpp"
 
 using namespace redisfs;
 

@@ -5,8 +5,8 @@
 
 #include <set>
 
-#include "superblock.hpp"
-#include "view_ino.hpp"
+#include "store/superblock.hpp"
+#include "store/view_ino.hpp"
 
 using namespace redisfs;
 

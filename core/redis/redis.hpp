@@ -1,0 +1,300 @@
+// The Redis client layer: one connection (our transport, hiredis's RESP
+// reader and formatter), a pool of them, replies that free themselves, and
+// the one runner of the embedded Lua scripts. This header and redis.cpp are
+// the only code that knows about hiredis; everything above sees Reply /
+// ReplyView and Result, and an Error's Fault, never the server's words.
+//
+// Where the server is: a standalone server (TCP, TLS or unix socket), the
+// master named by Sentinel (found through the sentinels at every connect,
+// checked with ROLE, found again after a failover), or a Redis Cluster
+// (detected at connect; each command goes to the master of its first key's
+// slot, MOVED and ASK are followed, SELECT is never sent).
+//
+// The retry policy, the same for every caller (outages cost latency, not
+// errors): until the URL's timeout has passed since a command was first
+// sent, a command the server refused without running it (LOADING, BUSY,
+// MASTERDOWN, READONLY after a failover, TRYAGAIN, CLUSTERDOWN, MOVED, ASK,
+// no connection) is sent again after a back-off; a command whose reply was
+// lost is sent again only when that is harmless (reads, and writes that set
+// a value), and a script that writes has its outcome made checkable: it
+// records its reply under an operation id (set_op_log), and after a lost
+// reply the client reads that record instead of running it twice. NOSCRIPT
+// reloads the script; FROZEN (the filesystem is frozen) is waited out for
+// up to 120 s, then EBUSY; COW <staging> (a snapshot is being taken
+// copy-on-write, snapshot.hpp) sends the script again at once naming the
+// snapshot's keys (the copy-on-write trailer, cow_trailer). The parts of a MULTI/EXEC are never sent again
+// on their own: a transaction fails whole, and its caller decides. Errors
+// that remain are returned with their Fault.
+//
+// Errors: a server error reply becomes an Error with the errno it stands for
+// (a script's "ENOENT ..." -> ENOENT, "OOM ..." -> ENOSPC, "READONLY" ->
+// EROFS, NOPERM -> EACCES, anything else EIO); a connection that cannot be
+// (re)made in time is EIO.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "redis/lua_scripts.hpp"
+#include "redis/redis_url.hpp"
+#include "redis/transport.hpp"
+#include "util/result.hpp"
+
+struct redisReply;
+
+namespace redisfs {
+
+// A non-owning view of one reply node.
+class ReplyView {
+ public:
+  enum class Type { String, Array, Integer, Nil, Simple, Error, Other };
+  explicit ReplyView(const redisReply* r) : m_r(r) {}
+
+  Type type() const;
+  bool is_nil() const { return type() == Type::Nil; }
+  bool is_array() const { return type() == Type::Array; }
+  bool is_string() const { return type() == Type::String; }
+  long long integer() const;
+  std::string_view str() const;  // String, Simple (status) or Error
+  std::size_t size() const;      // array length
+  ReplyView operator[](std::size_t i) const;
+  // Integer replies, or strings holding a decimal integer.
+  std::optional<long long> as_int() const;
+
+ private:
+  const redisReply* m_r;
+};
+
+class Reply {
+ public:
+  Reply() = default;
+  explicit Reply(redisReply* r);
+  ReplyView view() const { return ReplyView(m_r.get()); }
+  ReplyView operator*() const { return view(); }
+  bool empty() const { return !m_r; }
+
+ private:
+  struct Free {
+    void operator()(redisReply* r) const;
+  };
+  std::unique_ptr<redisReply, Free> m_r;
+};
+
+using Args = std::vector<std::string>;
+
+// Maps a server error string to an errno.
+int errno_for_redis_error(std::string_view error);
+// Maps a server error string to what the client does about it.
+Fault fault_for_redis_error(std::string_view error);
+// How long a mount's outcome records live without a change or a heartbeat:
+// 10 minutes, or twice the timeout if that is longer.
+std::chrono::milliseconds op_log_ttl(const RedisUrl& url);
+// The Redis Cluster hash slot of a key (its {hash tag} if it has one).
+int key_slot(std::string_view key);
+
+// Counts over every connection of this process: round trips (a command, or
+// a pipeline up to its first reply) and replies read.
+struct RedisCounters {
+  std::uint64_t round_trips = 0;
+  std::uint64_t replies = 0;
+};
+RedisCounters redis_counters();
+
+class Transport;
+struct Node;
+
+class Connection {
+ public:
+  // Connects now (and again after any lost connection): AUTH, SELECT,
+  // CLIENT SETNAME; finds the master through Sentinel; learns whether the
+  // server is a cluster node.
+  static Result<std::unique_ptr<Connection>> open(const RedisUrl& url, std::string client_name);
+  // Not connected yet: the first command connects, under the retry policy
+  // (a pool's connections made during an outage).
+  static std::unique_ptr<Connection> unconnected(const RedisUrl& url, std::string client_name);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // One command, with the retry policy; an error reply is an Error.
+  Result<Reply> command(std::span<const std::string_view> argv);
+  Result<Reply> command(std::initializer_list<std::string_view> argv);
+  Result<Reply> command(const Args& argv);
+
+  // Pipelining: queue commands, then read one reply per queued command, in
+  // order. Each entry gets the retry policy of command(); an entry that has
+  // to be sent again runs after the entries queued behind it (so pipeline
+  // only commands that do not depend on each other's order). An error reply
+  // is an Error for that entry only.
+  void append(std::span<const std::string_view> argv);
+  void append(std::initializer_list<std::string_view> argv);
+  void append(const Args& argv);
+  Result<Reply> read_reply();
+  std::size_t pending() const;
+  // Reads every pending reply; the first error (if any) is returned.
+  Result<std::vector<Reply>> read_all();
+  // Reads and drops every pending reply (after a failure: the connection
+  // is left ready for the next command).
+  void drain();
+
+  // The script runner: EVALSHA of the embedded script `script`
+  // (lua::<name> for core/lua/<name>.lua, lua_scripts.hpp), loading it on
+  // first use and again on NOSCRIPT.
+  Result<Reply> eval(lua::ScriptId script, std::span<const std::string> keys,
+                     std::span<const std::string> args);
+  Result<Reply> eval(lua::ScriptId script, std::initializer_list<std::string> keys,
+                     std::initializer_list<std::string> args);
+  // Pipelined eval (read its reply with read_reply()).
+  void append_eval(lua::ScriptId script, std::span<const std::string_view> keys,
+                   std::span<const std::string_view> args);
+
+  // Where the outcome of this connection's writing scripts is recorded: a
+  // hash in the filesystem's slot (Keys::op_log), one per mount, with a
+  // field per connection holding its latest change's id and reply (an
+  // earlier change of a pipeline whose replies were all lost is known to
+  // have run, its reply not: EIO). Unset: a writing script whose reply is
+  // lost fails with EIO (Fault::Lost) instead of being checked.
+  void set_op_log(std::string key);
+  // This connection's number among a mount's, and its last operation id
+  // (the pool hands a closed connection's to the next one it makes).
+  struct Lane {
+    std::uint64_t id = 0;
+    std::uint64_t last_op = 0;
+  };
+  Lane lane() const { return {m_lane, m_op_seq}; }
+  void set_lane(Lane lane);
+
+  // Cluster: commands without a key (SCAN, INFO, CONFIG, WAIT...) go to the
+  // master of this key's slot (unset: the node we first reached).
+  void route_keyless(std::string_view key);
+  // Cluster: send commands without a key to this master (host:port from
+  // masters()) instead.
+  void route_keyless_to_node(std::string_view address);
+  bool cluster() const { return m_cluster; }
+  // The masters of the cluster (host:port), or just the server we talk to.
+  Result<std::vector<std::string>> masters();
+  // WAIT until `replicas` replicas have all writes this server has seen so
+  // far (not only this connection's); the number that confirmed within
+  // `timeout`. Needs set_op_log (its one write goes there).
+  Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout);
+
+  const RedisUrl& url() const { return m_url; }
+  // The run_id of the master this connection last reached (empty: not
+  // known): it changes with a failover or a restart.
+  std::string server_id() const;
+  // The connection was lost and not made again yet.
+  bool broken() const;
+
+ private:
+  struct Entry;
+  Connection(RedisUrl url, std::string client_name);
+  Status connect_main(Deadline deadline);
+  Result<std::string> ask_sentinels(Deadline deadline);
+  Result<Node*> node_for(int slot, Deadline deadline);
+  Result<Node*> node_at(const std::string& address, Deadline deadline);
+  Status setup(Node& n, Deadline deadline);
+  void drop(Node& n, const Error& why);
+  Status flush(Node& n, Deadline deadline);
+  Result<Reply> read_raw(Node& n, Deadline deadline);
+  Result<Reply> send_one(Entry& e, Deadline deadline, bool asking);
+  Result<Reply> settle(Entry& e, Result<Reply> first);
+  Result<Reply> recover(Entry& e, Deadline deadline);
+  const std::string& script_sha(const lua::ScriptSource& src);
+  Result<std::string> reload_script(const lua::ScriptSource& src, Node& n, Deadline deadline);
+  void queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op);
+  // A recording script's EVALSHA (outcome.inc: its trailers), and the
+  // copy-on-write trailer in it: the keys of the snapshot this connection
+  // believes is being taken (m_cow_*), or only the COW key.
+  void eval_argv(std::string_view sha, std::span<const std::string_view> keys, std::span<const std::string_view> args,
+                 std::string_view op_key, std::string_view op_arg, std::vector<std::string>& own,
+                 std::vector<std::string_view>& argv);
+  std::string_view cow_trailer(std::span<const std::string_view> keys, std::vector<std::string>& out);
+  // After COW <staging>: believe it, and name its keys in `e` (false when
+  // e's command cannot be read back).
+  bool reformat_cow(Entry& e, std::string_view staging);
+  void place(Entry& e, Node& n);
+  Result<Reply> check(Reply r);
+
+  RedisUrl m_url;
+  std::string m_client_name;
+  std::uint64_t m_lane;
+  std::string m_op_log;  // empty: outcomes are not recorded
+  std::uint64_t m_op_seq = 0;
+  std::string m_cow_prefix;   // a snapshot of this prefix is being taken copy-on-write,
+  std::string m_cow_staging;  // into this staging prefix: a script said so at
+  std::chrono::steady_clock::time_point m_cow_learned{};  // this time
+  bool m_cluster = false;
+  std::string m_main;  // address of the node reached first (the master, in sentinel mode)
+  std::string m_keyless_node;  // cluster: where keyless commands go
+  int m_keyless_slot = -1;
+  std::vector<std::unique_ptr<Node>> m_nodes;
+  // Cluster: slot -> index in m_slot_addresses (-1: unknown), learned from
+  // CLUSTER SLOTS and MOVED; empty until the first is learned.
+  std::vector<std::int16_t> m_slot_node;
+  std::vector<std::string> m_slot_addresses;
+  Deadline m_slots_asked{};
+  const std::string* slot_address(int slot) const;
+  void set_slot(int slot, const std::string& address);
+  std::vector<std::string> m_cluster_nodes;      // cluster: every node, to start from when ours is down
+  std::vector<std::unique_ptr<Entry>> m_queue;   // sent or to send, replies not read yet
+  bool m_tx = false;                             // between MULTI and EXEC
+  Entry* m_tx_multi = nullptr;                   // cluster: MULTI waiting for its node
+  Node* m_tx_node = nullptr;
+  std::uint64_t m_tx_gen = 0;
+  std::size_t m_head = 0;
+  std::unordered_map<std::string_view, std::string> m_shas;
+};
+
+// A pool of connections, one per concurrent user (FUSE worker thread). A
+// lease returns its connection to the pool when it goes out of scope.
+class Pool {
+ public:
+  Pool(RedisUrl url, std::string client_name);
+  ~Pool();
+
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<Connection> c) : m_pool(pool), m_conn(std::move(c)) {}
+    Lease(Lease&&) = default;
+    Lease& operator=(Lease&&) = default;
+    ~Lease();
+    Connection& operator*() { return *m_conn; }
+    Connection* operator->() { return m_conn.get(); }
+
+   private:
+    Pool* m_pool;
+    std::unique_ptr<Connection> m_conn;
+  };
+
+  Result<Lease> acquire();
+
+  // Every connection made or handed out from now on records its writing
+  // scripts' outcomes under this key (Connection::set_op_log), and sends
+  // keyless commands to this key's slot.
+  void set_op_log(std::string base);
+  void route_keyless(std::string key);
+
+  const RedisUrl& url() const { return m_url; }
+
+ private:
+  void give_back(std::unique_ptr<Connection> c);
+
+  RedisUrl m_url;
+  std::string m_client_name;
+  std::mutex m_mutex;
+  std::string m_op_log;
+  std::string m_route;
+  bool m_reached = false;  // a connection was made once: later failures are outages
+  std::vector<Connection::Lane> m_free_lanes;
+  std::vector<std::unique_ptr<Connection>> m_idle;
+};
+
+}  // namespace redisfs

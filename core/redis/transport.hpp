@@ -1,0 +1,53 @@
+// The byte stream to one Redis server: a TCP or unix socket, optionally
+// wrapped in TLS (OpenSSL). Every connect, read and write has a deadline:
+// a hung or stopped server costs at most that long, never forever.
+//
+// This and transport.cpp are the only code that knows about sockets and
+// OpenSSL; redis.cpp speaks RESP over a Transport.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "redis/redis_url.hpp"
+#include "util/result.hpp"
+
+namespace redisfs {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+class Transport {
+ public:
+  // TCP to host:port (a name is resolved; every address is tried), TLS on
+  // top when tls.enabled (the certificate is verified against the CA and
+  // the name: tls.server_name, else host).
+  static Result<std::unique_ptr<Transport>> connect_tcp(const std::string& host, int port, const TlsConfig& tls,
+                                                        Deadline deadline);
+  static Result<std::unique_ptr<Transport>> connect_unix(const std::string& path, Deadline deadline);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // All of it, or an error (ETIMEDOUT at the deadline, EPIPE/ECONNRESET...).
+  Status write_all(const char* data, std::size_t n, Deadline deadline);
+  // At least one byte; 0 bytes read is an error (the server closed).
+  Result<std::size_t> read_some(char* buf, std::size_t n, Deadline deadline);
+
+  // host:port or the socket path, for messages.
+  const std::string& peer() const { return m_peer; }
+
+ private:
+  struct Tls;
+  Transport(int fd, std::string peer);
+  Status start_tls(const TlsConfig& tls, const std::string& host, Deadline deadline);
+  Status wait(bool for_write, Deadline deadline, const char* what);
+
+  int m_fd = -1;
+  std::string m_peer;
+  std::unique_ptr<Tls> m_tls;
+};
+
+}  // namespace redisfs

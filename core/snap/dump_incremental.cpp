@@ -1,0 +1,723 @@
+// Incremental dump and restore (dump_incremental.hpp).
+#include "snap/dump_incremental.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <functional>
+#include <ostream>
+
+#include "snap/dump_rules.hpp"
+#include "snap/install.hpp"
+#include "store/key_walk.hpp"
+#include "util/progress.hpp"
+#include "util/sha256.hpp"
+#include "snap/snapshot.hpp"
+#include "store/superblock.hpp"
+#include "util/text.hpp"
+#include "util/u64_set.hpp"
+#include "version.hpp"
+
+namespace redisfs {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+constexpr std::string_view k_hscan_count = "1000";
+
+Pairs _pairs(ReplyView flat) {
+  Pairs out;
+  for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+    out.emplace_back(flat[i].str(), flat[i + 1].str());
+  }
+  return out;
+}
+
+// Every field of a hash, page by page (HSCAN; a repeated field dropped), to
+// `each`, starting from its first page when the caller pipelined it; a
+// hash of more than one page must hold as many fields as HLEN says. False
+// when the key does not exist.
+Result<bool> _each_field(Connection& c, const std::string& key, std::string_view rel,
+                         const std::function<Status(const Pairs&)>& each, std::optional<Reply> first = std::nullopt) {
+  std::string cursor = "0";
+  U64Set seen;
+  std::uint64_t count = 0;
+  bool paged = false;
+  do {
+    Reply page;
+    if (first) {
+      page = std::move(*first);
+      first.reset();
+    } else {
+      TRY_ASSIGN(page, c.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
+    }
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad HSCAN reply for " + key);
+    }
+    cursor = std::string(v[0].str());
+    paged = paged || cursor != "0";
+    Pairs pairs = _pairs(v[1]);
+    if (paged) {
+      std::erase_if(pairs, [&](const auto& p) { return !seen.insert(std::hash<std::string_view>{}(p.first)); });
+    }
+    count += pairs.size();
+    if (!pairs.empty()) {
+      TRY(each(pairs));
+    }
+  } while (cursor != "0");
+  if (paged) {
+    TRY_ASSIGN(Reply len, c.command({"HLEN", key}));
+    if (static_cast<std::uint64_t>(std::max(0LL, len.view().integer())) != count) {
+      return make_error(EIO, "hash " + std::string(rel) + ": " + std::to_string(count) + " fields read but HLEN says " +
+                                 std::to_string(len.view().integer()));
+    }
+  }
+  return count > 0;
+}
+
+Result<Superblock> _read_sb(Connection& c, const Keys& keys, SbFields* fields = nullptr) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
+  Pairs pairs = _pairs(r.view());
+  TRY_ASSIGN(Superblock sb, decode_superblock(keys.prefix(), pairs));
+  if (fields != nullptr) {
+    *fields = std::move(pairs);
+  }
+  return sb;
+}
+
+Status _walk_disagrees(const Keys& keys, const KeyWalkResult& walked) {
+  if (walked.disagreement.empty()) {
+    return {};
+  }
+  return make_error(EINVAL, redisfs::quoted(keys.prefix()) + "'s structure disagrees with its superblock (" +
+                                walked.disagreement + "); see `redisfs-snap fsck " + keys.prefix() + "`");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- digest
+
+namespace {
+// The superblock's fields that are the filesystem's state (the digest).
+constexpr std::array<std::string_view, 9> k_lasting_sb = {"format", "version", "block_size", "root", "next_inode",
+                                                          "inodes", "bytes", "created", "security_xattrs"};
+}  // namespace
+
+bool digest_counts(KeyKind kind, std::string_view field) {
+  switch (kind) {
+    case KeyKind::Superblock:
+      return std::find(k_lasting_sb.begin(), k_lasting_sb.end(), field) != k_lasting_sb.end();
+    case KeyKind::Inode:
+      return field != "atime";
+    case KeyKind::Dir:
+    case KeyKind::Xattr:
+    case KeyKind::Orphans:
+      return true;
+    default:
+      return false;
+  }
+}
+
+DigestSum::Term DigestSum::term(std::string_view key, std::string_view field, std::string_view value) {
+  Sha256 sha;
+  for (std::string_view part : {key, field, value}) {
+    std::uint8_t len[8];
+    for (int i = 0; i < 8; ++i) {
+      len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(part.size()) >> (8 * i));
+    }
+    sha.update(len, sizeof len);
+    sha.update(part);
+  }
+  auto d = sha.digest();
+  Term t{};
+  std::copy(d.begin(), d.end(), t.begin());
+  return t;
+}
+
+void DigestSum::add(const Term& t) {
+  unsigned carry = 0;
+  for (int i = 31; i >= 0; --i) {
+    unsigned s = m_sum[static_cast<std::size_t>(i)] + t[static_cast<std::size_t>(i)] + carry;
+    m_sum[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(s);
+    carry = s >> 8;
+  }
+}
+
+void DigestSum::sub(const Term& t) {
+  int borrow = 0;
+  for (int i = 31; i >= 0; --i) {
+    int s = int(m_sum[static_cast<std::size_t>(i)]) - int(t[static_cast<std::size_t>(i)]) - borrow;
+    borrow = s < 0 ? 1 : 0;
+    m_sum[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(s + (borrow << 8));
+  }
+}
+
+std::string DigestSum::hex() const {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t b : m_sum) {
+    out.push_back(k_hex[b >> 4]);
+    out.push_back(k_hex[b & 15]);
+  }
+  return out;
+}
+
+Result<std::string> state_digest(Connection& c, const Keys& keys) {
+  DigestSum sum;
+  SbFields sb;
+  TRY(_read_sb(c, keys, &sb));
+  for (const auto& [f, v] : sb) {
+    if (digest_counts(KeyKind::Superblock, f)) {
+      sum.add("SB", f, v);
+    }
+  }
+  KeyWalk walk(c, keys, KeyWalkOptions{false, 256, nullptr});
+  TRY(walk.begin());
+  TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    // Blocks are only measured (the walk's cross-check); every hash's first
+    // page comes in the same pipeline.
+    for (const auto& rel : rels) {
+      if (parse_relative_key(rel).kind == KeyKind::Block) {
+        c.append({"STRLEN", keys.absolute(rel)});
+      } else {
+        c.append({"HSCAN", keys.absolute(rel), "0", "COUNT", k_hscan_count});
+      }
+    }
+    std::vector<Result<Reply>> replies;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      replies.push_back(c.read_reply());
+    }
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (!replies[i].ok()) {
+        if (c.broken()) {
+          return std::move(replies[i]).error();
+        }
+        found[i] = -2;  // not of its type: the walk says so
+        continue;
+      }
+      const ParsedKey pk = parse_relative_key(rels[i]);
+      if (pk.kind == KeyKind::Block) {
+        const long long n = replies[i]->view().integer();
+        found[i] = n == 0 ? -1 : n;
+        continue;
+      }
+      TRY_ASSIGN(bool any, _each_field(c, keys.absolute(rels[i]), rels[i], [&](const Pairs& pairs) -> Status {
+        for (const auto& [f, v] : pairs) {
+          if (digest_counts(pk.kind, f)) {
+            sum.add(rels[i], f, v);
+          }
+        }
+        return {};
+      }, std::move(replies[i]).value()));
+      found[i] = any ? 0 : -1;
+    }
+    return {};
+  }));
+  TRY(_walk_disagrees(keys, walked));
+  return sum.hex();
+}
+
+// ---------------------------------------------------------------- dump
+
+namespace {
+
+// The two passes of the dump (dump_incremental.hpp), on one connection.
+class IncrementalDumper {
+ public:
+  IncrementalDumper(Connection& c, const Keys& snap, const Keys& base, dump::Writer& w, Progress& progress,
+                    std::uint32_t block_size)
+      : m_c(c), m_snap(snap), m_base(base), m_w(w), m_progress(progress),
+        // A batch's changed blocks come back in one reply: about 8 MiB.
+        m_batch(std::clamp<std::size_t>((8u << 20) / std::max<std::uint32_t>(block_size, 1), 2, 1000)),
+        // Where inc_compare.lua XORs two blocks (in SNAP's slot, removed
+        // by the script itself).
+        m_scratch(Keys(make_temp_prefix(snap.prefix(), TempKind::Dump)).absolute("CMP")) {}
+
+  std::uint64_t blocks() const { return m_blocks; }
+  std::uint64_t deletes() const { return m_deletes; }
+
+  // SNAP's keys that are new or changed.
+  Status changed() {
+    KeyWalk walk(m_c, m_snap, KeyWalkOptions{false, m_batch, nullptr});
+    TRY(walk.begin());
+    TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) {
+      return compare(rels, found);
+    }));
+    return _walk_disagrees(m_snap, walked);
+  }
+
+  // BASE's keys that SNAP lacks.
+  Status gone() {
+    KeyWalk walk(m_c, m_base, KeyWalkOptions{false, 1000, nullptr});
+    TRY(walk.begin());
+    TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+      std::vector<std::string> keys;
+      std::vector<std::string> args;
+      for (const auto& rel : rels) {
+        keys.push_back(m_base.absolute(rel));
+        args.emplace_back(parse_relative_key(rel).kind == KeyKind::Block ? "b" : "h");
+      }
+      for (const auto& rel : rels) {
+        keys.push_back(m_snap.absolute(rel));
+      }
+      TRY_ASSIGN(Reply r, m_c.eval(lua::inc_gone, keys, args));
+      ReplyView v = r.view();
+      if (!v.is_array() || v.size() != rels.size()) {
+        return make_error(EIO, "redis: bad reply from inc_gone");
+      }
+      for (std::size_t i = 0; i < rels.size(); ++i) {
+        found[i] = v[i][0].integer();
+        if (v[i][1].integer() == 1) {
+          TRY(m_w.write_delete(rels[i]));
+          ++m_deletes;
+        }
+      }
+      m_progress.add(rels.size());
+      return check_cancel();
+    }));
+    return _walk_disagrees(m_base, walked);
+  }
+
+ private:
+  Status compare(std::span<const std::string> rels, std::vector<long long>& found) {
+    std::vector<std::string> keys;
+    std::vector<std::string> args{m_carry};
+    for (const auto& rel : rels) {
+      keys.push_back(m_snap.absolute(rel));
+      ParsedKey pk = parse_relative_key(rel);
+      args.push_back(pk.kind == KeyKind::Block   ? "b" + std::to_string(pk.ino)
+                     : pk.kind == KeyKind::Inode ? "i" + std::to_string(pk.ino)
+                                                 : std::string("h"));
+    }
+    for (const auto& rel : rels) {
+      keys.push_back(m_base.absolute(rel));
+    }
+    keys.push_back(m_scratch);
+    TRY_ASSIGN(Reply r, m_c.eval(lua::inc_compare, keys, args));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != rels.size() + 1) {
+      return make_error(EIO, "redis: bad reply from inc_compare");
+    }
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      ReplyView e = v[i];
+      found[i] = e[0].integer();
+      if (e[1].integer() != 1) {
+        continue;
+      }
+      if (parse_relative_key(rels[i]).kind == KeyKind::Block) {
+        TRY(m_w.write_string(rels[i], e[2].str()));
+        ++m_blocks;
+        continue;
+      }
+      TRY(m_w.begin_hash(rels[i]));
+      TRY_ASSIGN(bool any, _each_field(m_c, m_snap.absolute(rels[i]), rels[i],
+                                       [&](const Pairs& pairs) { return m_w.hash_fields(pairs); }));
+      if (!any) {
+        return make_error(EIO, "key " + rels[i] + " vanished while it was dumped");
+      }
+      TRY(m_w.end_hash());
+    }
+    m_carry = std::string(v[rels.size()].str());
+    m_progress.add(rels.size());
+    return check_cancel();
+  }
+
+  Connection& m_c;
+  const Keys& m_snap;
+  const Keys& m_base;
+  dump::Writer& m_w;
+  Progress& m_progress;
+  std::size_t m_batch;
+  std::string m_scratch;
+  std::string m_carry;
+  std::uint64_t m_blocks = 0;
+  std::uint64_t m_deletes = 0;
+};
+
+// Why `dump SNAP --since BASE` cannot be, in one line; else both superblocks.
+Result<std::pair<Superblock, Superblock>> _check_pair(Connection& c, const Keys& sk, const Keys& bk) {
+  auto snap = _read_sb(c, sk);
+  if (!snap.ok()) {
+    return std::move(snap).error();
+  }
+  TRY_ASSIGN(Superblock base, _read_sb(c, bk));
+  const std::string s = redisfs::quoted(sk.prefix());
+  const std::string b = redisfs::quoted(bk.prefix());
+  if (base.snapshot_id.empty()) {
+    return make_error(EINVAL, b + " has no snapshot id (it is not a snapshot, or was made before lineage); take a new "
+                                  "snapshot with `redisfs-snap copy` and dump against that");
+  }
+  if (snap->snapshot_id.empty()) {
+    return make_error(EINVAL, s + " has no snapshot id: an incremental dump is taken of a snapshot (`redisfs-snap copy`)");
+  }
+  if (!descends_from(*snap, base)) {
+    return make_error(EINVAL, s + " does not descend from " + b + " (snapshot " + base.snapshot_id +
+                                  " is not in its lineage)");
+  }
+  if (snap->block_size != base.block_size) {
+    return make_error(EINVAL, s + " and " + b + " have different block sizes");
+  }
+  if (c.cluster() && !same_slot(sk, bk)) {
+    return make_error(EINVAL, s + " and " + b + " are in different cluster slots (keep the hash tag in both names)");
+  }
+  for (const auto* keys : {&sk, &bk}) {
+    TRY_ASSIGN(auto mounts, live_mounts(c, *keys));
+    const bool ro = keys == &sk ? snap->read_only : base.read_only;
+    if (!mounts.empty() && !ro) {
+      return make_error(EBUSY, redisfs::quoted(keys->prefix()) + " is writable and mounted; unmount it first");
+    }
+  }
+  return std::make_pair(std::move(snap).value(), std::move(base));
+}
+
+}  // namespace
+
+Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const std::string& base, std::ostream& out,
+                                   const DumpOptions& opts) {
+  TRY(validate_prefix(prefix));
+  TRY(validate_prefix(base));
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
+  TRY(check_toolkit_prefix(c, base));
+  const std::string what = "dump " + prefix + " --since " + base;
+  Keys sk(prefix);
+  Keys bk(base);
+  auto pair = _check_pair(c, sk, bk);
+  if (!pair.ok()) {
+    return make_error(pair.error().code, what + ": " + pair.error().message);
+  }
+  auto& [snap_sb, base_sb] = *pair;
+  Progress progress(what, 0, "keys", opts.quiet);
+  auto body = [&]() -> Result<DumpStats> {
+    DumpStats stats;
+    stats.prefix = prefix;
+    stats.snapshot_ns = snap_sb.snapshot_created_ns;
+    TRY_ASSIGN(std::string digest, state_digest(c, bk));
+    dump::Header header{prefix, iso_time_ns(snap_sb.snapshot_created_ns), "redisfs-snap " REDISFS_VERSION, 0,
+                        dump::k_version_incremental, base_sb.snapshot_id, digest};
+    dump::Writer w(out, header);
+    TRY(w.begin());
+    SbFields sb;
+    TRY(_read_sb(c, sk, &sb));
+    TRY(w.begin_hash("SB"));
+    TRY(w.hash_fields(sb));
+    TRY(w.end_hash());
+    progress.set_total(snap_sb.inodes + base_sb.inodes + (snap_sb.bytes + base_sb.bytes) / snap_sb.block_size, true);
+    IncrementalDumper dumper(c, sk, bk, w, progress, snap_sb.block_size);
+    TRY(dumper.changed());
+    TRY(dumper.gone());
+    TRY(check_cancel());
+    TRY_ASSIGN(stats.trailer, w.finish());
+    out.flush();
+    if (!out) {
+      return make_error(EIO, "write failed");
+    }
+    stats.base = base;
+    return stats;
+  };
+  auto stats = body();
+  progress.finish();
+  c.drain();
+  if (!stats.ok()) {
+    return make_error(stats.error().code, what + ": " + stats.error().message);
+  }
+  stats->seconds = seconds_since(start);
+  return stats;
+}
+
+// ---------------------------------------------------------------- restore
+
+IncrementalRestore::IncrementalRestore(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
+    : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress), m_ttl(std::to_string(k_temp_ttl_ms)) {}
+
+IncrementalRestore::~IncrementalRestore() = default;
+
+// Is the target exactly the base? One line when not; the target is only read.
+Status IncrementalRestore::check_base(Connection& c) {
+  Keys t(m_target);
+  const std::string refuse = "refusing to apply the incremental dump to " + redisfs::quoted(m_target) + ": ";
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", t.sb()}));
+  if (exists.view().integer() != 1) {
+    return make_error(ENOENT, refuse + "there is no filesystem there (restore the full dump of its base first)");
+  }
+  auto sb = _read_sb(c, t);
+  if (!sb.ok()) {
+    return make_error(sb.error().code, refuse + sb.error().message);
+  }
+  if (sb->snapshot_id != m_header.base_snapshot_id) {
+    return make_error(EINVAL, refuse + "it is " +
+                                  (sb->snapshot_id.empty() ? std::string("not a snapshot (no snapshot id)")
+                                                           : "snapshot " + sb->snapshot_id) +
+                                  ", the dump applies to snapshot " + m_header.base_snapshot_id);
+  }
+  TRY_ASSIGN(auto mounts, live_mounts(c, t));
+  if (!mounts.empty()) {
+    return make_error(EBUSY, refuse + "it is mounted (" + std::to_string(mounts.size()) + " live mounts); unmount it first");
+  }
+  auto digest = state_digest(c, t);
+  if (!digest.ok()) {
+    return make_error(digest.error().code, refuse + digest.error().message);
+  }
+  if (*digest != m_header.base_digest) {
+    return make_error(EINVAL, refuse + "it has changed since snapshot " + m_header.base_snapshot_id +
+                                  " (its state digest is not the one the dump was taken against)");
+  }
+  m_block_size = sb->block_size;
+  return {};
+}
+
+Status IncrementalRestore::on_header(const dump::Header& h) {
+  m_active = true;
+  m_header = h;
+  if (auto st = validate_prefix(h.prefix); !st.ok()) {
+    return make_error(EINVAL, "the header's prefix is not valid: " + st.error().message);
+  }
+  m_target = m_opts.prefix.value_or(h.prefix);
+  TRY(validate_prefix(m_target));
+  if (m_opts.resume) {
+    // It is staged whole and applied in one journaled step: there is no
+    // half-applied state to continue from, only the same restore again.
+    return make_error(EINVAL, "an incremental dump cannot be resumed: restore it again without --resume");
+  }
+  if (m_pool == nullptr) {
+    return {};
+  }
+  TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
+  TRY(check_toolkit_prefix(*lease, m_target));
+  auto refused = [&](Error e) -> Status {
+    m_refusal = e;
+    return e;
+  };
+  if (m_c != nullptr) {
+    auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
+    if (!reserved.ok()) {
+      return refused(make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message));
+    }
+    m_reservation = std::move(reserved).value();
+    TRY(finish_install(*lease, Keys(m_target)));
+  } else if (m_opts.dry_run) {
+    TRY_ASSIGN(Reply exists, lease->command({"EXISTS", Keys(m_target).sb()}));
+    if (exists.view().integer() != 1) {
+      return {};  // nothing to check the base against: the document alone
+    }
+  }
+  if (Status st = check_base(*lease); !st.ok()) {
+    return refused(st.error());
+  }
+  if (m_c != nullptr) {
+    m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+  }
+  return {};
+}
+
+Status IncrementalRestore::record(std::string_view key, std::string_view type) {
+  TRY(check_cancel());
+  ParsedKey pk = parse_relative_key(key);
+  if (!is_filesystem_key(pk.kind)) {
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " is not a filesystem key of the redisfs schema");
+  }
+  if (!type.empty() && expected_type(pk.kind) != type) {
+    return make_error(EINVAL, "key " + redisfs::quoted(key) + " must be a " + std::string(expected_type(pk.kind)) + ", not a " +
+                                  std::string(type));
+  }
+  m_kind = pk.kind;
+  m_progress.add(1);
+  return {};
+}
+
+Status IncrementalRestore::send(std::initializer_list<std::string_view> argv, std::size_t bytes, const char* expect) {
+  return send_argv(std::span<const std::string_view>(argv.begin(), argv.size()), bytes, expect);
+}
+
+Status IncrementalRestore::send_argv(std::span<const std::string_view> argv, std::size_t bytes, const char* expect) {
+  if (m_c == nullptr) {
+    return {};
+  }
+  m_c->append(argv);
+  std::uint64_t count = expect != nullptr && std::string_view(expect) == "n" ? (argv.size() - 2) / 2 : 0;
+  m_pending.push_back(Pending{expect, std::string(argv.size() > 1 ? argv[1] : ""), count});
+  m_pending_bytes += bytes + 64;
+  if (m_pending_bytes > (8u << 20) || m_pending.size() > 8192) {
+    return settle();
+  }
+  return {};
+}
+
+// The replies in flight: a duplicate key or field fails the restore.
+Status IncrementalRestore::settle() {
+  std::vector<Pending> pending;
+  pending.swap(m_pending);
+  m_pending_bytes = 0;
+  for (const Pending& p : pending) {
+    auto r = m_c->read_reply();
+    if (!r.ok()) {
+      m_c->drain();
+      return make_error(r.error().code, "staging " + redisfs::quoted(p.key) + ": " + r.error().message);
+    }
+    ReplyView v = r->view();
+    std::string_view expect = p.expect == nullptr ? "" : p.expect;
+    if ((expect == "set" && v.is_nil()) || (expect == "absent" && v.integer() != 0) ||
+        (expect == "n" && static_cast<std::uint64_t>(v.integer()) != p.count)) {
+      m_c->drain();
+      return make_error(EINVAL, "duplicate key or field " + redisfs::quoted(p.key));
+    }
+  }
+  return {};
+}
+
+Status IncrementalRestore::on_string(std::string_view key, std::string&& value) {
+  TRY(record(key, "string"));
+  if (m_kind == KeyKind::Block && value.size() > m_max_block) {
+    m_max_block = value.size();
+    m_max_block_key = std::string(key);
+  }
+  if (m_c == nullptr) {
+    return {};
+  }
+  std::string k = m_staging->absolute(key);
+  TRY(send({"SET", k, value, "NX", "PX", m_ttl}, value.size(), "set"));
+  return index(key);
+}
+
+// The staged key's name goes to the staging index (install.hpp), which
+// gets the staging TTL with its first entry.
+Status IncrementalRestore::index(std::string_view key) {
+  std::string list = staging_index_key(*m_staging);
+  TRY(send({"RPUSH", list, key}, key.size(), nullptr));
+  if (!m_ttl_set) {
+    m_ttl_set = true;
+    TRY(send({"PEXPIRE", list, m_ttl}, 0, nullptr));
+  }
+  return {};
+}
+
+Status IncrementalRestore::on_hash_begin(std::string_view key) {
+  TRY(record(key, "hash"));
+  m_pairs = 0;
+  if (m_kind == KeyKind::Superblock) {
+    if (m_sb_seen) {
+      return make_error(EINVAL, "duplicate key 'SB'");
+    }
+    m_sb_seen = true;
+  }
+  if (m_c == nullptr) {
+    return {};
+  }
+  std::string k = m_staging->absolute(key);
+  TRY(send({"EXISTS", k}, 0, "absent"));
+  return index(key);
+}
+
+Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
+  if (pairs.empty()) {
+    return {};
+  }
+  const bool first = m_pairs == 0;
+  m_pairs += pairs.size();
+  if (m_kind == KeyKind::Superblock) {
+    if (m_sb.size() + pairs.size() > 1000) {
+      return make_error(EINVAL, "the superblock has more than 1000 fields");
+    }
+    m_sb.insert(m_sb.end(), pairs.begin(), pairs.end());
+  }
+  if (m_c == nullptr) {
+    return {};
+  }
+  std::string k = m_staging->absolute(key);
+  std::vector<std::string_view> argv{"HSET", k};
+  std::size_t bytes = 0;
+  for (const auto& p : pairs) {
+    argv.emplace_back(p.first);
+    argv.emplace_back(p.second);
+    bytes += p.first.size() + p.second.size();
+  }
+  TRY(send_argv(argv, bytes, "n"));
+  if (first) {
+    TRY(send({"PEXPIRE", k, m_ttl}, 0, nullptr));
+  }
+  return {};
+}
+
+Status IncrementalRestore::on_hash_end(std::string_view key) {
+  if (m_pairs == 0) {
+    return make_error(EINVAL, "hash " + redisfs::quoted(key) + " is empty (Redis has no empty hashes)");
+  }
+  if (m_kind == KeyKind::Superblock) {
+    TRY_ASSIGN(Superblock sb, decode_superblock(m_header.prefix, m_sb));
+    if (sb.snapshot_id.empty() ||
+        std::find(sb.lineage.begin(), sb.lineage.end(), m_header.base_snapshot_id) == sb.lineage.end()) {
+      return make_error(EINVAL, "the dump's superblock does not descend from its base snapshot " +
+                                    m_header.base_snapshot_id);
+    }
+    if (m_block_size != 0 && sb.block_size != m_block_size) {
+      return make_error(EINVAL, "the dump's block size is not the target's");
+    }
+    m_block_size = sb.block_size;
+  }
+  return {};
+}
+
+Status IncrementalRestore::on_delete(std::string_view key) {
+  TRY(record(key, ""));
+  if (m_kind == KeyKind::Superblock) {
+    return make_error(EINVAL, "a deletion of the superblock");
+  }
+  if (m_c == nullptr) {
+    return {};
+  }
+  std::string list = staging_deletes_key(*m_staging);
+  TRY(send({"RPUSH", list, key}, key.size(), nullptr));
+  return send({"PEXPIRE", list, m_ttl}, 0, nullptr);
+}
+
+Status IncrementalRestore::commit(RestoreStats& stats) {
+  if (m_c != nullptr) {
+    TRY(settle());
+  }
+  if (!m_sb_seen) {
+    return make_error(EINVAL, "dump: the incremental dump has no superblock (key 'SB')");
+  }
+  if (m_max_block > m_block_size) {
+    return make_error(EINVAL, "dump: block " + redisfs::quoted(m_max_block_key) + " holds " + std::to_string(m_max_block) +
+                                  " bytes, more than the block size " + std::to_string(m_block_size));
+  }
+  stats.prefix = m_target;
+  stats.source_prefix = m_header.prefix;
+  stats.base_snapshot_id = m_header.base_snapshot_id;
+  if (m_c == nullptr) {
+    return {};
+  }
+  TRY(check_cancel());
+  TRY(m_reservation->check());
+  TRY(mark_restored(*m_c, *m_staging, m_target, m_header.prefix, parse_dump_time_ns(m_header.created), m_opts.snapshot));
+  crash_if_injected("restore-incremental-staged");
+  auto applied = apply_staged_delta(*m_c, *m_staging, Keys(m_target));
+  if (!applied.ok()) {
+    return make_error(applied.error().code, "applying the incremental dump to " + redisfs::quoted(m_target) +
+                                                " stopped midway (" + applied.error().message +
+                                                "); the next tool or mount of it finishes the job");
+  }
+  (void)m_reservation->release();
+  return {};
+}
+
+void IncrementalRestore::discard() {
+  if (m_c == nullptr || !m_staging) {
+    return;
+  }
+  m_c->drain();
+  m_pending.clear();
+  auto journal = m_c->command({"GET", Keys(m_target).installing()});
+  if (!journal.ok() || !journal->view().is_nil()) {
+    return;  // applying: the staged keys are what the journal finishes with
+  }
+  (void)unlink_listed(*m_c, *m_staging, staging_index_key(*m_staging));
+  (void)m_c->command({"UNLINK", staging_deletes_key(*m_staging)});
+}
+
+}  // namespace redisfs

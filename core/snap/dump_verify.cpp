@@ -1,0 +1,496 @@
+// verify (dump_verify.hpp): restore's rules and fsck's analysis, fed from a
+// dump file in passes.
+#include "snap/dump_verify.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "snap/dump_incremental.hpp"
+#include "snap/dump_io.hpp"
+#include "snap/dump_rules.hpp"
+#include "snap/fsck_analysis.hpp"
+#include "snap/install.hpp"
+#include "util/progress.hpp"
+#include "store/key_walk.hpp"
+#include "snap/snapshot.hpp"
+#include "util/text.hpp"
+
+namespace redisfs {
+
+using namespace fsck_detail;
+
+namespace {
+
+enum class Pass { Facts, Inodes, SubKeys };
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// The analysis names keys under a prefix; a dump's keys have none, and the
+// problems are shown without it.
+const std::string k_dump_prefix = "dump";
+
+// HINCRBY on a superblock field, as Redis does it: a missing field counts
+// from 0, one that is not an integer stays as it is (the command fails).
+void _hincrby(SbFields& fields, std::string_view name, long long delta) {
+  auto at = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == name; });
+  if (at == fields.end()) {
+    fields.emplace_back(std::string(name), std::to_string(delta));
+    return;
+  }
+  long long v = 0;
+  const std::string& s = at->second;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+    return;
+  }
+  at->second = std::to_string(v + delta);
+}
+
+std::optional<std::string_view> _field(const Pairs& pairs, std::string_view name) {
+  for (const auto& [k, v] : pairs) {
+    if (k == name) {
+      return std::string_view(v);
+    }
+  }
+  return std::nullopt;
+}
+
+// Receives one pass over the dump. Pass::Facts applies the record rules
+// and gathers the superblock, ORPHANS and the inodes; Pass::Inodes only the
+// inodes (again, without the orphans restore drops); Pass::SubKeys the
+// DIR, XATTR and BLK records.
+class VerifySink : public dump::Sink {
+ public:
+  VerifySink(Pass pass, DumpRules& rules, FsckAnalysis& analysis, const std::map<Ino, StagedOrphan>& dropped)
+      : m_pass(pass), m_rules(rules), m_a(analysis), m_dropped(dropped) {}
+
+  // Pass::Facts: inodes restore may drop as orphans (nlink 0): what it
+  // would subtract; and those already given to the analysis.
+  std::map<Ino, StagedOrphan> candidates;
+  std::vector<Ino> fed_candidates;
+  Pairs orphans;
+  std::unordered_set<Ino> orphan_inos;  // what drop_staged_orphans reads in ORPHANS
+  bool orphans_seen = false;
+  // Pass::SubKeys: for naming a dropped orphan's blocks.
+  std::uint64_t block_size = 0;
+  std::uint64_t total_records = 0;
+
+  Status on_header(const dump::Header& h) override { return m_pass == Pass::Facts ? m_rules.header(h) : Status{}; }
+
+  Status on_string(std::string_view key, std::string&& value) override {
+    TRY(begin(key, "string"));
+    if (m_pass == Pass::Facts) {
+      return m_rules.string_value(key, value);
+    }
+    if (m_pass == Pass::SubKeys && m_pk.kind == KeyKind::Block && !dropped_block()) {
+      if (fsck_detail::Node* n = m_a.sub_key(m_keys.absolute(key), m_pk)) {
+        m_a.block(*n, m_keys.absolute(key), m_pk.index, value.size());
+      }
+    }
+    return {};
+  }
+
+  Status on_hash_begin(std::string_view key) override {
+    TRY(begin(key, "hash"));
+    m_pairs.clear();
+    m_node = nullptr;
+    if (m_pass == Pass::Facts) {
+      return m_rules.hash_begin(key);
+    }
+    if (m_pass == Pass::SubKeys && (m_pk.kind == KeyKind::Dir || m_pk.kind == KeyKind::Xattr) &&
+        !m_dropped.contains(m_pk.ino)) {
+      m_node = m_a.sub_key(m_keys.absolute(key), m_pk);
+    }
+    return {};
+  }
+
+  Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
+    if (m_pass == Pass::Facts) {
+      TRY(m_rules.hash_fields(key, pairs));
+      if (m_pk.kind == KeyKind::Orphans) {
+        orphans.insert(orphans.end(), pairs.begin(), pairs.end());
+      }
+    }
+    if (m_pk.kind == KeyKind::Inode && m_pass != Pass::SubKeys) {
+      m_pairs.insert(m_pairs.end(), std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+    } else if (m_node != nullptr && m_pk.kind == KeyKind::Dir) {
+      m_a.entries_seen(*m_node, pairs.size());
+      for (const auto& [name, value] : pairs) {
+        m_a.entry(m_node->ino, name, value);
+      }
+    } else if (m_node != nullptr && m_pk.kind == KeyKind::Xattr) {
+      const std::string abs = m_keys.absolute(key);
+      for (const auto& [name, value] : pairs) {
+        m_a.xattr(*m_node, abs, name, value);
+      }
+    }
+    return {};
+  }
+
+  Status on_hash_end(std::string_view key) override {
+    if (m_pass == Pass::Facts) {
+      TRY(m_rules.hash_end(key));
+      if (m_pk.kind == KeyKind::Orphans) {
+        orphans_seen = true;
+        for (const auto& kv : orphans) {
+          ParsedKey pk = parse_relative_key("INODE:" + kv.first);
+          if (pk.kind == KeyKind::Inode) {
+            orphan_inos.insert(pk.ino);
+          }
+        }
+      }
+    }
+    if (m_pk.kind == KeyKind::Inode && m_pass != Pass::SubKeys) {
+      inode(key);
+    }
+    return {};
+  }
+
+ private:
+  Status begin(std::string_view key, std::string_view type) {
+    TRY(check_cancel());
+    if (m_pass == Pass::Facts) {
+      TRY(m_rules.begin_record(key, type));
+      m_pk = m_rules.parsed();
+    } else {
+      m_pk = parse_relative_key(key);
+    }
+    return {};
+  }
+
+  void inode(std::string_view key) {
+    if (m_pass == Pass::Facts) {
+      auto nlink = _field(m_pairs, "nlink");
+      if (nlink && *nlink == "0") {
+        if (auto drop = staged_orphan_drop(nlink, _field(m_pairs, "bytes"), _field(m_pairs, "size"), 1)) {
+          candidates.emplace(m_pk.ino, *drop);
+          if (!orphans_seen) {
+            fed_candidates.push_back(m_pk.ino);  // ORPHANS may still name it
+          } else if (orphan_inos.contains(m_pk.ino)) {
+            return;  // restore drops it
+          }
+        }
+      }
+    } else if (m_dropped.contains(m_pk.ino)) {
+      return;
+    }
+    FieldList fields;
+    fields.reserve(m_pairs.size());
+    for (const auto& [k, v] : m_pairs) {
+      fields.emplace_back(k, v);
+    }
+    m_a.inode(m_pk.ino, m_keys.absolute(key), fields);
+  }
+
+  // A block of an orphan restore drops, and removes by name (or all of
+  // them, for a file too sparse to name its blocks).
+  bool dropped_block() const {
+    auto it = m_dropped.find(m_pk.ino);
+    if (it == m_dropped.end()) {
+      return false;
+    }
+    auto named = nameable_blocks(it->second.size, it->second.bytes, static_cast<std::uint32_t>(block_size), total_records);
+    return !named || m_pk.index < *named;
+  }
+
+  Pass m_pass;
+  DumpRules& m_rules;
+  FsckAnalysis& m_a;
+  const std::map<Ino, StagedOrphan>& m_dropped;
+  Keys m_keys{k_dump_prefix};
+  ParsedKey m_pk;
+  Pairs m_pairs;  // the current inode's fields
+  fsck_detail::Node* m_node = nullptr;
+};
+
+}  // namespace
+
+namespace {
+
+// What restore makes of the dump's superblock before fsck sees it: marked
+// as restored (without --snapshot), less the orphans it drops (`dropped`
+// gets them).
+SbFields _staged_superblock(const DumpRules& rules, const VerifySink& facts, std::map<Ino, StagedOrphan>& dropped) {
+  SbFields sb = rules.superblock();
+  apply_superblock_marks(sb, restored_superblock_marks(std::nullopt, rules.source_prefix(), rules.source_prefix(),
+                                                       rules.dumped_ns(), false));
+  for (Ino ino : facts.orphan_inos) {
+    if (auto it = facts.candidates.find(ino); it != facts.candidates.end()) {
+      dropped.emplace(ino, it->second);
+      _hincrby(sb, "inodes", -1);
+      _hincrby(sb, "bytes", -static_cast<long long>(it->second.bytes));
+    }
+  }
+  return sb;
+}
+
+// One pass over `path` into `sink`.
+Result<dump::Trailer> _pass(const std::string& path, dump::Sink& sink, const VerifyOptions& opts,
+                            Compression* detected) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int e = errno != 0 ? errno : ENOENT;
+    return make_error(e, "cannot open " + path + ": " + errno_text(e));
+  }
+  return read_dump_stream(in, sink, opts.limits, detected);
+}
+
+}  // namespace
+
+Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts) {
+  VerifyReport report;
+  report.path = path;
+  {
+    // Refused before any pass: an unreadable file is not a bad dump.
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) {
+      int e = errno != 0 ? errno : ENOENT;
+      return make_error(e, "cannot open " + path + ": " + errno_text(e));
+    }
+  }
+  DumpRules rules(true);
+  std::map<Ino, StagedOrphan> dropped;
+  std::optional<FsckAnalysis> analysis;
+  analysis.emplace(k_dump_prefix);
+  VerifySink facts(Pass::Facts, rules, *analysis, dropped);
+  // An incremental dump goes to IncrementalRestore, with no server: the
+  // record rules restore applies to it.
+  RestoreOptions inc_opts;
+  inc_opts.dry_run = true;
+  inc_opts.limits = opts.limits;
+  Progress quiet("verify", 0, "keys", true);
+  IncrementalRestore inc(nullptr, nullptr, inc_opts, quiet);
+  ChooseSink choose(facts, inc);
+  auto trailer = _pass(path, choose, opts, &report.compression);
+  report.passes = 1;
+  if (inc.active()) {
+    report.incremental = true;
+    report.source_prefix = inc.header().prefix;
+    report.base_snapshot_id = inc.header().base_snapshot_id;
+    report.base_digest = inc.header().base_digest;
+    if (!trailer.ok()) {
+      report.refusal = trailer.error().message;
+      return report;
+    }
+    RestoreStats stats;
+    if (Status fin = inc.commit(stats); !fin.ok()) {
+      report.refusal = fin.error().message;
+    }
+    report.trailer = *trailer;
+    return report;
+  }
+  report.source_prefix = rules.source_prefix();
+  if (trailer.ok()) {
+    if (Status fin = rules.finish(); !fin.ok()) {
+      report.refusal = "dump: " + fin.error().message;
+    }
+  } else {
+    report.refusal = trailer.error().message;
+  }
+  if (!report.refusal.empty()) {
+    return report;
+  }
+  report.trailer = *trailer;
+  const Keys keys(k_dump_prefix);
+
+  SbFields sb = _staged_superblock(rules, facts, dropped);
+  // An inode given to the analysis before ORPHANS named it as one restore
+  // drops: read the inodes again, without the dropped ones.
+  bool again = std::any_of(facts.fed_candidates.begin(), facts.fed_candidates.end(),
+                           [&](Ino ino) { return dropped.contains(ino); });
+  auto next_pass = [&](Pass pass) -> Status {
+    VerifySink sink(pass, rules, *analysis, dropped);
+    sink.block_size = rules.block_size();
+    sink.total_records = rules.records();
+    Compression ignored = Compression::None;
+    auto t = _pass(path, sink, opts, &ignored);
+    ++report.passes;
+    if (!t.ok() || t->sha256 != report.trailer.sha256) {
+      return make_error(EIO, path + " changed while it was verified (pass " + std::to_string(report.passes) +
+                                 (t.ok() ? " read another dump)" : ": " + t.error().message + ")"));
+    }
+    return {};
+  };
+  if (again) {
+    analysis.emplace(k_dump_prefix);
+    TRY(next_pass(Pass::Inodes));
+  }
+  analysis->superblock(std::move(sb));
+  analysis->end_of_inodes();
+  TRY(next_pass(Pass::SubKeys));
+  for (const auto& [field, session] : facts.orphans) {
+    ParsedKey pk = parse_relative_key("INODE:" + field);
+    if (pk.kind == KeyKind::Inode && dropped.contains(pk.ino)) {
+      continue;
+    }
+    analysis->orphan(field, session, false);  // no mount of a staged copy lives
+  }
+  analysis->finish();
+  FsckReport fsck = analysis->take_report();
+  report.inodes = fsck.inodes;
+  for (FsckProblem& p : fsck.problems) {
+    if (auto rel = keys.relative(p.key)) {
+      p.key = std::string(*rel);
+    }
+    report.problems.push_back(std::move(p));
+  }
+  return report;
+}
+
+namespace {
+
+// The state a chain leaves, as far as the digest and the link need it:
+// each metadata key's sum of terms, their sum, the SB's snapshot_id.
+struct ChainState {
+  std::unordered_map<std::string, DigestSum::Term> keys;
+  DigestSum sum;
+  std::string snapshot_id;
+};
+
+// Applies one dump's records to the state: a key written replaces the
+// key's terms, a deletion takes them out.
+class ChainSink : public dump::Sink {
+ public:
+  explicit ChainSink(ChainState& s) : m_s(s) {}
+  Status on_header(const dump::Header&) override { return {}; }
+  Status on_string(std::string_view, std::string&&) override { return {}; }  // blocks: not in the digest
+  Status on_hash_begin(std::string_view key) override {
+    m_kind = parse_relative_key(key).kind;
+    m_key_sum = DigestSum{};
+    if (m_kind == KeyKind::Superblock) {
+      m_s.snapshot_id.clear();
+    }
+    return {};
+  }
+  Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
+    for (const auto& [f, v] : pairs) {
+      if (digest_counts(m_kind, f)) {
+        m_key_sum.add(key, f, v);
+      }
+      if (m_kind == KeyKind::Superblock && f == "snapshot_id") {
+        m_s.snapshot_id = v;
+      }
+    }
+    return {};
+  }
+  Status on_hash_end(std::string_view key) override {
+    if (m_kind != KeyKind::Superblock && m_kind != KeyKind::Inode && m_kind != KeyKind::Dir &&
+        m_kind != KeyKind::Xattr && m_kind != KeyKind::Orphans) {
+      return {};  // not a key of the digest
+    }
+    TRY(on_delete(key));
+    m_s.sum.add(m_key_sum.value());
+    m_s.keys.emplace(std::string(key), m_key_sum.value());
+    return {};
+  }
+  Status on_delete(std::string_view key) override {
+    if (auto it = m_s.keys.find(std::string(key)); it != m_s.keys.end()) {
+      m_s.sum.sub(it->second);
+      m_s.keys.erase(it);
+    }
+    return {};
+  }
+
+ private:
+  ChainState& m_s;
+  KeyKind m_kind = KeyKind::Unknown;
+  DigestSum m_key_sum;
+};
+
+}  // namespace
+
+Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opts) {
+  std::optional<ChainState> state;
+  std::string before;  // the file that left `state`
+  for (VerifyReport& r : reports) {
+    if (!r.refusal.empty()) {
+      state.reset();
+      continue;
+    }
+    if (!r.incremental) {
+      state.emplace();
+    } else if (!state) {
+      continue;  // nothing before it to check its base against
+    } else {
+      r.base_checked = true;
+      if (r.base_snapshot_id != state->snapshot_id) {
+        r.chain.push_back("its base is snapshot " + redisfs::quoted(r.base_snapshot_id) + ", but " + before +
+                          " leaves snapshot " + redisfs::quoted(state->snapshot_id));
+      } else if (r.base_digest != state->sum.hex()) {
+        r.chain.push_back("its base digest is not the state digest of what " + before +
+                          " leaves (the same snapshot id, another state)");
+      }
+      if (!r.chain.empty()) {
+        state.reset();  // restore would refuse it: nothing after it can be checked
+        continue;
+      }
+    }
+    ChainSink sink(*state);
+    Compression ignored = Compression::None;
+    auto t = _pass(r.path, sink, opts, &ignored);
+    ++r.passes;
+    if (!t.ok() || t->sha256 != r.trailer.sha256) {
+      return make_error(EIO, r.path + " changed while it was verified (pass " + std::to_string(r.passes) +
+                                 (t.ok() ? " read another dump)" : ": " + t.error().message + ")"));
+    }
+    before = r.path;
+  }
+  return {};
+}
+
+std::vector<std::string> verify_problem_lines(const VerifyReport& report) {
+  std::vector<std::string> out;
+  if (!report.refusal.empty()) {
+    out.push_back(report.path + ": " + report.refusal);
+  }
+  for (const FsckProblem& p : report.problems) {
+    FsckProblem shown = p;
+    shown.repairable = false;  // nothing is repaired here: no "--repair deletes" suffix
+    out.push_back(report.path + ": " + fsck_problem_line(shown));
+  }
+  for (const std::string& line : report.chain) {
+    out.push_back(report.path + ": " + line);
+  }
+  return out;
+}
+
+std::string verify_as_json(const std::vector<VerifyReport>& reports) {
+  using Json = nlohmann::ordered_json;
+  Json files = Json::array();
+  for (const VerifyReport& r : reports) {
+    Json j;
+    j["file"] = r.path;
+    j["sound"] = r.sound();
+    j["prefix"] = r.source_prefix;
+    j["compression"] = compression_name(r.compression);
+    j["records"] = r.trailer.records;
+    j["bytes"] = r.trailer.bytes;
+    j["sha256"] = r.trailer.sha256;
+    j["inodes"] = r.inodes;
+    j["incremental"] = r.incremental;
+    if (r.incremental) {
+      j["base_snapshot_id"] = r.base_snapshot_id;
+      j["base_checked"] = r.base_checked;
+    }
+    j["refusal"] = r.refusal;
+    Json problems = Json::array();
+    for (const FsckProblem& p : r.problems) {
+      problems.push_back(Json{{"kind", p.kind}, {"key", p.key}, {"detail", p.detail}});
+    }
+    j["problems"] = std::move(problems);
+    j["chain"] = r.chain;
+    files.push_back(std::move(j));
+  }
+  Json doc;
+  doc["files"] = std::move(files);
+  doc["sound"] = std::all_of(reports.begin(), reports.end(), [](const VerifyReport& r) { return r.sound(); });
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace redisfs

@@ -1,0 +1,318 @@
+// list's table and du (fs_report.hpp).
+#include "snap/fs_report.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "store/keys.hpp"
+#include "util/progress.hpp"
+#include "util/text.hpp"
+#include "util/u64_set.hpp"
+
+namespace redisfs {
+
+namespace {
+
+constexpr std::size_t k_dir_batch = 256;     // DIR pages asked for at once
+constexpr std::size_t k_inode_batch = 1000;  // inodes asked for at once
+constexpr std::string_view k_hscan_count = "1000";
+
+bool _u64(std::string_view s, std::uint64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// Columns line up by characters, not bytes (the tree's "└─ " is 7 bytes).
+std::size_t _display_width(std::string_view s) {
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char ch) {
+    return (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  }));
+}
+
+std::string _table(const std::vector<std::vector<std::string>>& rows, std::size_t right_from,
+                   std::size_t right_to) {
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      width[i] = std::max(width[i], _display_width(row[i]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      bool right = i >= right_from && i < right_to;
+      std::string pad(width[i] - _display_width(row[i]), ' ');
+      line += right ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
+      if (i + 1 < row.size()) {
+        line += "  ";
+      }
+    }
+    while (!line.empty() && line.back() == ' ') {
+      line.pop_back();
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string human_age(std::int64_t then_ns, std::int64_t now_ns) {
+  if (then_ns == 0) {
+    return "-";
+  }
+  std::int64_t s = (now_ns - then_ns) / 1000000000;
+  char buf[48];
+  if (s < 0) {
+    return iso_time_ns(then_ns).substr(0, 10);  // a clock ahead of the server's
+  }
+  if (s < 10) {
+    return "just now";
+  }
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%lld s ago", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lld min ago", static_cast<long long>(s / 60));
+  } else if (s < 48 * 3600) {
+    std::snprintf(buf, sizeof buf, "%lld h ago", static_cast<long long>(s / 3600));
+  } else if (s < 60LL * 86400) {
+    std::snprintf(buf, sizeof buf, "%lld d ago", static_cast<long long>(s / 86400));
+  } else {
+    return iso_time_ns(then_ns).substr(0, 10);
+  }
+  return buf;
+}
+
+std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns) {
+  // The snapshot tree: each entry under its origin when the origin is
+  // listed (a cycle, which no tool makes, falls back to the top level).
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    index.emplace(list[i].prefix, i);
+  }
+  std::vector<std::vector<std::size_t>> children(list.size());
+  std::vector<std::size_t> roots;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    auto it = list[i].origin.empty() ? index.end() : index.find(list[i].origin);
+    bool cycle = false;
+    for (auto up = it; up != index.end() && !cycle;) {
+      cycle = up->second == i;
+      up = list[up->second].origin.empty() ? index.end() : index.find(list[up->second].origin);
+      if (up != index.end() && up->second == it->second) {
+        break;  // a loop not through i
+      }
+    }
+    if (it == index.end() || it->second == i || cycle) {
+      roots.push_back(i);
+    } else {
+      children[it->second].push_back(i);
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "KIND", "SIZE", "INODES", "CREATED", "STATE", "NOTE"});
+  std::vector<char> shown(list.size(), 0);
+  auto add = [&](auto&& self, std::size_t i, const std::string& lead, const std::string& branch) -> void {
+    if (shown[i]) {
+      return;
+    }
+    shown[i] = 1;
+    const FsInfo& fs = list[i];
+    std::int64_t t = fs.snapshot_created_ns != 0 ? fs.snapshot_created_ns : fs.created_ns;
+    std::string state = fs.mounts == 0   ? "-"
+                        : fs.mounts == 1 ? "mounted"
+                                         : "mounted (" + std::to_string(fs.mounts) + ")";
+    std::string note = !fs.problem.empty()         ? fs.problem
+                       : !fs.restored_from.empty() ? "from a dump of " + fs.restored_from
+                       : !fs.origin.empty() && index.find(fs.origin) == index.end() ? "copy of " + fs.origin
+                                                                                    : "";
+    // A copy being taken: how far its walk is.
+    std::string kind = fs.progress >= 0 ? fs.kind + " " + std::to_string(fs.progress) + "%" : fs.kind;
+    rows.push_back({lead + branch + fs.prefix, kind, human_bytes(fs.bytes), std::to_string(fs.inodes),
+                    human_age(t, now_ns), state, note});
+    const auto& kids = children[i];
+    for (std::size_t k = 0; k < kids.size(); ++k) {
+      bool last = k + 1 == kids.size();
+      std::string next_lead = lead + (branch.empty() ? "" : branch == "└─ " ? "   " : "│  ");
+      self(self, kids[k], next_lead, last ? "└─ " : "├─ ");
+    }
+  };
+  for (std::size_t r : roots) {
+    add(add, r, "", "");
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    add(add, i, "", "");  // anything a broken origin chain left out
+  }
+  return _table(rows, 2, 4);
+}
+
+Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
+                            Progress* progress) {
+  TRY(validate_prefix(prefix));
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
+  Keys keys(prefix);
+  TRY_ASSIGN(Reply root_reply, c.command({"HMGET", keys.sb(), "root", "inodes"}));
+  ReplyView rv = root_reply.view();
+  std::uint64_t root = 0;
+  std::uint64_t inodes = 0;
+  if (!rv.is_array() || rv.size() != 2 || rv[0].is_nil() || !_u64(rv[0].str(), root)) {
+    TRY_ASSIGN(Reply exists, c.command({"EXISTS", keys.sb()}));
+    if (exists.view().integer() != 1) {
+      return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
+    }
+    return make_error(EINVAL, "the superblock of '" + prefix + "' names no root: run redisfs-snap fsck " + prefix);
+  }
+  if (progress != nullptr && !rv[1].is_nil() && _u64(rv[1].str(), inodes)) {
+    progress->set_total(inodes);
+  }
+
+  struct Dir {
+    std::uint32_t parent;
+    unsigned depth;
+    std::uint64_t ino;
+    std::string name;
+    DirUsage use;
+  };
+  std::vector<Dir> dirs;
+  dirs.push_back(Dir{0, 0, root, "", {}});
+  U64Set seen;
+  seen.insert(root);
+  struct Page {
+    std::uint32_t dir;
+    std::string cursor;
+  };
+  std::vector<Page> pending{{0, "0"}};
+  struct Entry {
+    std::uint32_t dir;
+    std::string name;
+    std::uint64_t ino;
+  };
+  DuReport report;
+  report.inodes = 1;
+  if (progress != nullptr) {
+    progress->add(1);
+  }
+
+  while (!pending.empty()) {
+    TRY(check_cancel());
+    std::size_t take = std::min(pending.size(), k_dir_batch);
+    std::vector<Page> batch(pending.end() - static_cast<std::ptrdiff_t>(take), pending.end());
+    pending.resize(pending.size() - take);
+    for (const Page& p : batch) {
+      c.append({"HSCAN", keys.dir(dirs[p.dir].ino), p.cursor, "COUNT", k_hscan_count});
+    }
+    std::vector<Entry> entries;
+    for (const Page& p : batch) {
+      TRY_ASSIGN(Reply r, c.read_reply());
+      ReplyView v = r.view();
+      if (!v.is_array() || v.size() != 2) {
+        return make_error(EIO, "redis: bad HSCAN reply for " + keys.dir(dirs[p.dir].ino));
+      }
+      std::string next(v[0].str());
+      ReplyView kv = v[1];
+      for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        std::uint64_t ino = 0;
+        if (_u64(kv[i + 1].str(), ino)) {
+          entries.push_back(Entry{p.dir, std::string(kv[i].str()), ino});
+        }
+      }
+      if (next != "0") {
+        pending.push_back(Page{p.dir, std::move(next)});
+      }
+    }
+    for (std::size_t at = 0; at < entries.size(); at += k_inode_batch) {
+      std::size_t end = std::min(entries.size(), at + k_inode_batch);
+      for (std::size_t i = at; i < end; ++i) {
+        c.append({"HMGET", keys.inode(entries[i].ino), "type", "bytes"});
+      }
+      std::uint64_t walked = 0;
+      for (std::size_t i = at; i < end; ++i) {
+        TRY_ASSIGN(Reply r, c.read_reply());
+        ReplyView v = r.view();
+        const Entry& e = entries[i];
+        if (!v.is_array() || v.size() != 2 || v[0].is_nil() || !seen.insert(e.ino)) {
+          continue;  // an entry naming nothing (fsck's), or a hard link seen before
+        }
+        ++walked;
+        if (v[0].str() == "dir") {
+          ++dirs[e.dir].use.dirs;
+          dirs.push_back(Dir{e.dir, dirs[e.dir].depth + 1, e.ino, e.name, {}});
+          pending.push_back(Page{static_cast<std::uint32_t>(dirs.size() - 1), "0"});
+          continue;
+        }
+        std::uint64_t bytes = 0;
+        if (!v[1].is_nil()) {
+          (void)_u64(v[1].str(), bytes);
+        }
+        ++dirs[e.dir].use.files;
+        dirs[e.dir].use.bytes += bytes;
+      }
+      report.inodes += walked;
+      if (progress != nullptr) {
+        progress->add(walked);
+      }
+    }
+  }
+
+  // Children come after their parent: one pass backwards sums every tree.
+  for (std::size_t i = dirs.size(); i-- > 1;) {
+    DirUsage& up = dirs[dirs[i].parent].use;
+    up.bytes += dirs[i].use.bytes;
+    up.files += dirs[i].use.files;
+    up.dirs += dirs[i].use.dirs;
+  }
+  report.bytes = dirs[0].use.bytes;
+  std::vector<std::uint32_t> order;
+  for (std::uint32_t i = 0; i < dirs.size(); ++i) {
+    if (depth == 0 || dirs[i].depth <= depth) {
+      order.push_back(i);
+    }
+  }
+  std::size_t keep = std::min(limit, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
+                    [&](std::uint32_t a, std::uint32_t b) {
+                      return dirs[a].use.bytes != dirs[b].use.bytes ? dirs[a].use.bytes > dirs[b].use.bytes : a < b;
+                    });
+  for (std::size_t k = 0; k < keep; ++k) {
+    std::uint32_t i = order[k];
+    std::string path;
+    for (std::uint32_t at = i; at != 0; at = dirs[at].parent) {
+      path = "/" + dirs[at].name + path;
+    }
+    DirUsage use = dirs[i].use;
+    use.path = path.empty() ? "/" : path;
+    report.top.push_back(std::move(use));
+  }
+  return report;
+}
+
+std::string du_as_table(const DuReport& report) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"SIZE", "FILES", "DIRS", "DIRECTORY"});
+  for (const DirUsage& d : report.top) {
+    rows.push_back({human_bytes(d.bytes), std::to_string(d.files), std::to_string(d.dirs), shown(d.path, 4096, 0)});
+  }
+  return _table(rows, 0, 3);
+}
+
+std::string du_as_json(const std::string& prefix, const DuReport& report) {
+  using Json = nlohmann::ordered_json;
+  Json j;
+  j["prefix"] = prefix;
+  j["inodes"] = report.inodes;
+  j["bytes"] = report.bytes;
+  Json top = Json::array();
+  for (const DirUsage& d : report.top) {
+    top.push_back(Json{{"path", d.path}, {"bytes", d.bytes}, {"files", d.files}, {"dirs", d.dirs}});
+  }
+  j["top"] = std::move(top);
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace redisfs

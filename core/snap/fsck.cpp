@@ -1,0 +1,119 @@
+// fsck: the public face of a check (fsck.hpp). The work is in three parts
+// (fsck_analysis.hpp): the gathering of facts from a server
+// (fsck_scan.cpp, two SCAN passes), the analysis of those facts
+// (fsck_analysis.cpp, also fed from a dump by dump_verify.cpp) and the
+// repair (fsck_repair.cpp). Here: the entry point and the report's forms
+// (one line per problem, the dry run's lines, a summary line, JSON).
+#include "snap/fsck.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "snap/fsck_analysis.hpp"
+#include "store/keys.hpp"
+#include "snap/snapshot.hpp"
+
+namespace redisfs {
+
+using namespace fsck_detail;
+
+std::size_t FsckReport::remaining() const {
+  return static_cast<std::size_t>(
+      std::count_if(problems.begin(), problems.end(), [](const FsckProblem& p) { return !p.repaired; }));
+}
+
+Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress) {
+  TRY(validate_prefix(prefix));
+  TRY_ASSIGN(auto c, pool.acquire());
+  TRY(check_toolkit_prefix(*c, prefix));
+  return fsck_scan(*c, prefix, repair, progress);
+}
+
+bool fsck_kind_may_be_transient(std::string_view kind) {
+  using namespace fsck_kind;
+  for (std::string_view k : {k_wrong_counter, k_dangling_entry, k_extra_entry, k_wrong_nlink, k_wrong_parent,
+                             k_lost_inode, k_detached_dir, k_stale_orphan, k_dead_orphan, k_stray_key,
+                             k_block_past_eof, k_bytes_past_eof, k_wrong_bytes, k_stale_open}) {
+    if (kind == k) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+std::string _shown_key(std::string_view key) { return printable(cut(key, k_shown_max)); }
+
+std::string _base_line(const FsckProblem& p) {
+  return printable(cut(p.kind, k_shown_max)) + ": " + _shown_key(p.key) + ": " +
+         printable(cut(p.detail, k_detail_max));
+}
+}  // namespace
+
+std::string fsck_problem_line(const FsckProblem& p) {
+  std::string line = _base_line(p);
+  const std::string deletes = printable(cut(p.deletes, k_shown_max * 2));
+  if (p.repaired) {
+    line += deletes.empty() ? " (repaired)" : " (repaired: deleted " + deletes + ")";
+  } else if (p.repairable && !deletes.empty()) {
+    line += " (--repair deletes " + deletes + ")";
+  }
+  return line;
+}
+
+std::string fsck_dry_run_line(const FsckProblem& p) {
+  if (!p.repairable) {
+    return "no repair: " + _base_line(p);
+  }
+  if (!p.deletes.empty()) {
+    return "repair, DELETES DATA (" + printable(cut(p.deletes, k_shown_max * 2)) + "): " + _base_line(p);
+  }
+  return "repair: " + _base_line(p);
+}
+
+std::string fsck_summary_line(const FsckReport& report, std::string_view prefix) {
+  if (report.problems.empty()) {
+    return {};
+  }
+  std::size_t more = report.problems.size() - 1;
+  FsckProblem first = report.problems.front();
+  if (!prefix.empty()) {
+    if (auto rel = Keys(std::string(prefix)).relative(first.key)) {
+      first.key = std::string(*rel);
+    }
+  }
+  std::string line = _base_line(first);
+  if (more > 0) {
+    line += " (and " + std::to_string(more) + (more == 1 ? " more problem)" : " more problems)");
+  }
+  return line;
+}
+
+std::string fsck_as_json(const std::string& prefix, bool repair, const FsckReport& report) {
+  using Json = nlohmann::ordered_json;
+  Json j;
+  j["prefix"] = prefix;
+  j["repair"] = repair;
+  j["clean"] = report.remaining() == 0;
+  j["inodes"] = report.inodes;
+  j["dirs"] = report.dirs;
+  j["files"] = report.files;
+  j["blocks"] = report.blocks;
+  j["bytes"] = report.bytes;
+  Json problems = Json::array();
+  for (const auto& p : report.problems) {
+    Json q;
+    q["kind"] = p.kind;
+    q["key"] = p.key;
+    q["detail"] = p.detail;
+    q["deletes"] = p.deletes;
+    q["repairable"] = p.repairable;
+    q["repaired"] = p.repaired;
+    problems.push_back(std::move(q));
+  }
+  j["problems"] = std::move(problems);
+  j["remaining"] = report.remaining();
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace redisfs

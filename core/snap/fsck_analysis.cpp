@@ -1,0 +1,775 @@
+// fsck's analysis (fsck_analysis.hpp): the rules, judged from facts.
+//
+// Pass 1 facts fill a vector of Node sorted by inode number. Pass 2 facts
+// are checked against those nodes: entries add links (or, for directories,
+// name a "home"), blocks add stored bytes. Entries that name a directory
+// from somewhere other than its 'parent' are kept aside (they are problems
+// either way) and settled in the analysis: the first one becomes the home
+// if the parent has none (the parent field is wrong), the rest are extra.
+// The analysis then marks the lost inodes (no entry, no orphan record) and
+// the directory cycles that the root cannot reach, counts subdirectories,
+// and compares every counter with the value it will have once the other
+// problems are repaired. An orphan is an inode in ORPHANS with nlink 0 that
+// no entry names: an unlinked file, or a removed directory (empty, its
+// entries hash deleted), kept until purged.
+//
+// Counts are compared with what they will be once the other problems are
+// repaired (a block past the end of a file is not counted in the file's
+// bytes, an extra entry naming a directory does not count as a link), so
+// one corruption is reported once. Each problem carries the Action that
+// repairs it (fsck_repair.cpp), in four stages: 0 the inode counter, 1
+// removals and parent fields, 2 counters (exact values from the facts), 3
+// reattaching into /lost+found.
+#include "snap/fsck_analysis.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include "util/utf8.hpp"
+
+namespace redisfs::fsck_detail {
+
+namespace {
+
+// next_inode must leave this many inode numbers below 2^53 (mounts take
+// them in ranges of 256) unless the inodes really go that high.
+constexpr std::uint64_t k_next_inode_room = 1ull << 16;
+
+// 'name' (cut); fsck_problem_line shows its bytes as printable text.
+std::string _quote(std::string_view s) {
+  return s.size() <= k_shown_max ? "'" + std::string(s) + "'" : "'" + std::string(s.substr(0, k_shown_max)) + "'...";
+}
+
+bool _digits_u64(std::string_view s, std::uint64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
+std::optional<std::int64_t> _i64(std::string_view s) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
+
+NodeType _node_type(std::string_view name) {
+  if (name == "file") {
+    return NodeType::File;
+  }
+  if (name == "dir") {
+    return NodeType::Dir;
+  }
+  if (name == "symlink") {
+    return NodeType::Symlink;
+  }
+  return type_bits(name) ? NodeType::Special : NodeType::Unknown;
+}
+
+std::string_view _type_word(NodeType t) {
+  switch (t) {
+    case NodeType::File:
+      return "a regular file";
+    case NodeType::Dir:
+      return "a directory";
+    case NodeType::Symlink:
+      return "a symlink";
+    case NodeType::Special:
+      return "a special file";
+    case NodeType::Unknown:
+      break;
+  }
+  return "of unknown type";
+}
+
+}  // namespace
+
+std::string cut(std::string_view s, std::size_t max) {
+  return s.size() <= max ? std::string(s) : std::string(s.substr(0, max)) + "...";
+}
+
+Node* FsckAnalysis::find(Ino ino) {
+  auto it = std::lower_bound(m_nodes.begin(), m_nodes.end(), ino, [](const Node& n, Ino i) { return n.ino < i; });
+  return it != m_nodes.end() && it->ino == ino ? &*it : nullptr;
+}
+
+void FsckAnalysis::add(std::string_view kind, std::string key, std::string detail, Action action) {
+  FsckProblem p;
+  p.kind = std::string(kind);
+  p.key = std::move(key);
+  p.detail = std::move(detail);
+  p.repairable = action.op != Op::None;
+  p.deletes = p.repairable ? action.deletes : std::string();
+  m_report.problems.push_back(std::move(p));
+  m_actions.push_back(std::move(action));
+}
+
+// ---------------------------------------------------------------- pass 1
+
+void FsckAnalysis::unknown_key(std::string_view key) {
+  add(fsck_kind::k_unknown_key, std::string(key), "not a key of the redisfs schema (left alone)");
+}
+
+void FsckAnalysis::wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable,
+                              bool holds_data) {
+  Action a;
+  if (deletable) {
+    a.op = Op::Del;
+    a.key = std::string(key);
+    if (holds_data) {
+      a.deletes = "the key (a " + std::string(got) + ")";
+    }
+  }
+  std::string why = "a " + std::string(got) + ", not a " + std::string(want);
+  if (!deletable) {
+    why += " (not repaired: fix or remove it by hand)";
+  }
+  add(fsck_kind::k_wrong_type, std::string(key), why, a);
+}
+
+// Neither is deleted: an inode of the wrong type still owns its blocks,
+// entries and attributes (a bad node keeps them).
+void FsckAnalysis::superblock_wrong_type(std::string_view key, std::string_view got) {
+  m_sb_wrong_type = true;
+  wrong_type(key, "hash", got, false, true);
+}
+
+void FsckAnalysis::inode_wrong_type(Ino ino, std::string_view key, std::string_view got) {
+  Node n;
+  n.ino = ino;
+  n.bad = true;
+  m_nodes.push_back(n);
+  wrong_type(key, "hash", got, false, true);
+}
+
+// A snapshot being taken (snapshot.hpp) whose record change scripts cannot
+// use: they refuse to run while it names a staging prefix not of this
+// filesystem.
+void FsckAnalysis::bad_cow(std::string_view key) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_bad_cow, std::string(key),
+      "a snapshot record that is not a hash or names a staging prefix not of this filesystem: every change "
+      "fails while it lives",
+      a);
+}
+
+void FsckAnalysis::freeze_without_ttl(std::string_view key) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_freeze_no_ttl, std::string(key),
+      "a snapshot freeze that never expires blocks every change to the filesystem", a);
+}
+
+bool FsckAnalysis::open_count_valid(std::string_view count) {
+  std::uint64_t n = 0;
+  return parse_canonical_u64(count, n) && n != 0 && n <= k_max_inode;
+}
+
+// Opens counted for a mount that is gone (it crashed): they keep nothing
+// alive (purge ignores them), but they are garbage; so is a count that is
+// not a positive number (open.lua and release.lua could not count it).
+void FsckAnalysis::open_session(std::string_view key, std::string_view session, std::string_view count,
+                                bool mount_alive) {
+  Action a;
+  a.op = Op::HDel;
+  a.key = std::string(key);
+  a.field = std::string(session);
+  if (!open_count_valid(count)) {
+    add(fsck_kind::k_stale_open, std::string(key),
+        "opens of mount " + _quote(session) + " counted as " + _quote(count) + ", not a positive number", a);
+  } else if (!mount_alive) {
+    add(fsck_kind::k_stale_open, std::string(key), "opens of mount " + _quote(session) + ", which is gone", a);
+  }
+}
+
+void FsckAnalysis::superblock(SbFields fields) {
+  m_have_sb = !fields.empty();
+  for (const auto& [k, val] : fields) {
+    if (k == "next_inode") {
+      m_sb_next = val;
+      m_sb_has_next = true;
+    } else if (k == "inodes") {
+      m_sb_inodes = val;
+      m_sb_has_inodes = true;
+    } else if (k == "bytes") {
+      m_sb_bytes = val;
+      m_sb_has_bytes = true;
+    }
+  }
+  m_sb_fields.insert(m_sb_fields.end(), std::make_move_iterator(fields.begin()), std::make_move_iterator(fields.end()));
+}
+
+// The fields every inode the scripts write has (create.lua); a missing one
+// makes the inode bad rather than read as 0: a file whose size is missing
+// must not lose its blocks as "past the end". (nlink and bytes are
+// counters: a missing one is a wrong count, set right by repair; parent
+// likewise, from the entry naming the directory.)
+constexpr std::string_view k_required_fields[] = {"type", "mode", "uid", "gid", "size", "rdev", "atime", "mtime",
+                                                  "ctime"};
+
+void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields) {
+  if (fields.empty()) {
+    return;  // gone since SCAN
+  }
+  Node n;
+  n.ino = ino;
+  std::optional<std::int64_t> nlink;
+  std::optional<std::int64_t> bytes;
+  for (const auto& [k, val] : fields) {
+    if (k == "type") {
+      n.type = _node_type(val);
+    } else if (k == "nlink") {
+      nlink = _i64(val);
+    } else if (k == "bytes") {
+      bytes = _i64(val);
+    }
+  }
+  // Every value judged below comes from the decoder (the daemon's own): a
+  // value it cannot parse is never read as 0 or as a default.
+  auto attr = decode_attr(ino, fields);
+  std::string why;
+  if (!attr.ok()) {
+    why = attr.error().message;
+  } else if (n.type == NodeType::Unknown) {
+    why = "unknown type";
+  } else if (ino > k_max_inode) {
+    why = "inode number " + std::to_string(ino) + " is not below 2^53 (scripts could not name it exactly)";
+  } else {
+    for (std::string_view f : k_required_fields) {
+      auto has = [&](const auto& kv) { return kv.first == f; };
+      if (std::none_of(fields.begin(), fields.end(), has)) {
+        why = "inode " + std::to_string(ino) + ": no '" + std::string(f) + "' field";
+        break;
+      }
+    }
+  }
+  if (!why.empty()) {
+    n.bad = true;
+    add(fsck_kind::k_bad_inode, std::string(key),
+        cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
+  } else {
+    n.size = attr->size;
+    n.parent = attr->parent;
+    n.nlink = nlink.value_or(0);      // decoded, so parsed when present
+    n.bytes_field = bytes.value_or(0);  // likewise
+  }
+  m_nodes.push_back(n);
+}
+
+void FsckAnalysis::end_of_inodes() {
+  std::sort(m_nodes.begin(), m_nodes.end(), [](const Node& a, const Node& b) { return a.ino < b.ino; });
+  m_nodes.erase(std::unique(m_nodes.begin(), m_nodes.end(), [](const Node& a, const Node& b) { return a.ino == b.ino; }),
+                m_nodes.end());
+  check_superblock();
+}
+
+void FsckAnalysis::check_superblock() {
+  const std::string sb = m_keys.sb();
+  if (!m_have_sb) {
+    if (!m_sb_wrong_type) {
+      add(fsck_kind::k_missing_superblock, sb, "no superblock: fsck repairs nothing without one");
+    }
+    return;
+  }
+  m_sb_ok = true;
+  for (const SuperblockIssue& issue : superblock_issues(m_sb_fields)) {
+    // The counters are judged (and repaired) against the scan later.
+    if (issue.field == "next_inode" || issue.field == "inodes" || issue.field == "bytes") {
+      continue;
+    }
+    add(fsck_kind::k_bad_superblock, sb, issue.detail + " (not repaired: fix it by hand)");
+    if (issue.field == "format" || issue.field == "version" || issue.field == "block_size" || issue.field == "root") {
+      m_sb_ok = false;
+    }
+  }
+  if (!m_sb_ok) {
+    return;
+  }
+  for (const auto& [k, v] : m_sb_fields) {
+    std::uint64_t bs = 0;
+    if (k == "block_size" && parse_canonical_u64(v, bs)) {
+      m_bs = bs;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- pass 2
+
+Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
+  auto stray = [&](std::string detail, std::string deletes) {
+    Action a;
+    a.op = Op::Del;
+    a.key = std::string(key);
+    a.deletes = std::move(deletes);
+    add(fsck_kind::k_stray_key, std::string(key), std::move(detail), a);
+    return nullptr;
+  };
+  Node* n = find(pk.ino);
+  if (n == nullptr) {
+    return stray("inode " + std::to_string(pk.ino) + " does not exist",
+                 pk.kind == KeyKind::Block ? "a data block"
+                 : pk.kind == KeyKind::Dir ? "the directory entries it holds"
+                                           : "the extended attributes it holds");
+  }
+  if (pk.kind == KeyKind::Dir) {
+    if (!n->bad && n->type != NodeType::Dir) {
+      return stray("directory entries of inode " + std::to_string(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+                   "the directory entries it holds");
+    }
+    if (n->walked) {
+      return nullptr;  // SCAN returned it twice
+    }
+    n->walked = true;
+  } else if (pk.kind == KeyKind::Block && !n->bad && n->type != NodeType::File) {
+    return stray("a data block of inode " + std::to_string(pk.ino) + ", which is " + std::string(_type_word(n->type)),
+                 "a data block");
+  }
+  return n;
+}
+
+// An attribute the kernel could not list or read (listxattr fails for the
+// whole file) is removed by repair: that deletes its value, and says so.
+void FsckAnalysis::xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value) {
+  std::string why;
+  if (Status ok = check_xattr_name(name); !ok.ok()) {
+    why = _quote(name) + " is not a valid attribute name (" + ok.error().message + ")";
+  } else if (value.size() > k_xattr_value_max) {
+    why = _quote(name) + " holds " + std::to_string(value.size()) + " bytes, more than an attribute may (64 KiB)";
+  } else if (name.starts_with("user.") && !n.bad && n.type != NodeType::File && n.type != NodeType::Dir) {
+    // The kernel reads user.* attributes of regular files and directories
+    // only (ENODATA for the rest), though listxattr lists them.
+    why = _quote(name) + " on " + std::string(_type_word(n.type)) +
+          ": user.* attributes are only readable on regular files and directories";
+  } else {
+    if (name.starts_with("security.")) {
+      m_security_xattr = true;
+    }
+    return;
+  }
+  Action a;
+  a.op = Op::HDel;
+  a.key = std::string(key);
+  a.field = std::string(name);
+  a.deletes = "the attribute " + _quote(name) + " and its " + std::to_string(value.size()) + "-byte value";
+  add(fsck_kind::k_bad_xattr, std::string(key), why, a);
+}
+
+void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view value) {
+  std::string dkey = m_keys.dir(container);
+  if (Status ok = check_file_name(name); !ok.ok()) {
+    // The kernel cannot use the name: the entry goes, and what it named
+    // counts as unnamed here, so repair reattaches it in /lost+found unless
+    // another entry names it.
+    Action a;
+    a.op = Op::HDel;
+    a.key = dkey;
+    a.field = std::string(name);
+    add(fsck_kind::k_bad_entry, dkey,
+        _quote(name) + " (naming " + _quote(value) + ") is not a usable file name (" + ok.error().message +
+            "); repair removes the entry and keeps what it names",
+        a);
+    return;
+  }
+  Ino ino = 0;
+  if (!parse_canonical_u64(value, ino) || ino == 0) {
+    Action a;
+    a.key = dkey;
+    a.field = std::string(name);
+    if (_digits_u64(value, ino) && ino != 0) {
+      // Scripts compare inode numbers as strings: "007" would never match.
+      a.op = Op::HSet;
+      a.value = std::to_string(ino);
+      add(fsck_kind::k_bad_entry, dkey, _quote(name) + " holds " + _quote(value) + ", not a canonical inode number", a);
+    } else {
+      a.op = Op::HDel;
+      add(fsck_kind::k_bad_entry, dkey, _quote(name) + " holds " + _quote(value) + ", not an inode number", a);
+      return;
+    }
+  }
+  Node* t = find(ino);
+  if (t == nullptr) {
+    Action a;
+    a.op = Op::HDel;
+    a.key = dkey;
+    a.field = std::string(name);
+    add(fsck_kind::k_dangling_entry, dkey, _quote(name) + " names inode " + std::to_string(ino) + ", which does not exist", a);
+    return;
+  }
+  if (container == k_root_ino && name == k_lost_found) {
+    m_lf_entry = ino;
+  }
+  if (t->type != NodeType::Dir) {
+    ++t->links;
+    return;
+  }
+  if (t->bad) {
+    if (t->home == 0) {
+      t->home = container;
+    }
+    return;
+  }
+  if (ino != k_root_ino && container == t->parent && t->home == 0) {
+    t->home = container;
+    return;
+  }
+  m_suspects.push_back({container, std::string(name), ino});
+}
+
+void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len) {
+  ++m_report.blocks;
+  m_report.bytes += len;
+  if (n.bad || m_bs == 0) {
+    n.stored += len;
+    m_stored_total += len;
+    return;
+  }
+  const std::uint64_t bs = m_bs;
+  Action a;
+  a.key = std::string(key);
+  if (index >= _div_ceil(n.size, bs)) {
+    a.op = Op::Del;
+    a.deletes = "a block of " + std::to_string(len) + " bytes";
+    add(fsck_kind::k_block_past_eof, std::string(key),
+        "block " + std::to_string(index) + " of a file of " + std::to_string(n.size) + " bytes (" + std::to_string(len) + " bytes stored)", a);
+    return;
+  }
+  std::uint64_t room = std::min(bs, n.size - index * bs);
+  if (len > room) {
+    a.op = Op::Trim;
+    a.value = std::to_string(room);
+    a.deletes = "the last " + std::to_string(len - room) + " bytes of the block";
+    if (room == bs) {
+      add(fsck_kind::k_oversized_block, std::string(key),
+          "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
+    } else {
+      add(fsck_kind::k_bytes_past_eof, std::string(key),
+          "holds " + std::to_string(len) + " bytes, but the file (" + std::to_string(n.size) + " bytes) ends " + std::to_string(room) +
+              " bytes into this block",
+          a);
+    }
+    len = room;
+  }
+  n.stored += len;
+  m_stored_total += len;
+}
+
+// Whose orphans are they? A mount that is gone (killed) never frees its
+// own: the next read-write mount does (purge_dead_orphans).
+void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool mount_alive) {
+  const std::string key = m_keys.orphans();
+  Ino ino = 0;
+  Action a;
+  a.op = Op::HDel;
+  a.key = key;
+  a.field = std::string(field);
+  if (!parse_canonical_u64(field, ino) || ino == 0) {
+    add(fsck_kind::k_stale_orphan, key, _quote(field) + " is not an inode number", a);
+    return;
+  }
+  Node* n = find(ino);
+  if (n == nullptr) {
+    add(fsck_kind::k_stale_orphan, key, "inode " + std::to_string(ino) + " does not exist", a);
+    return;
+  }
+  n->in_orphans = true;
+  if (!mount_alive && n->nlink == 0) {
+    add(fsck_kind::k_dead_orphan, key,
+        "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) +
+            ", which is gone; the next read-write mount frees it (not repaired by fsck)");
+  }
+}
+
+// ---------------------------------------------------------------- analysis
+
+void FsckAnalysis::finish() {
+  analyse();
+  settle_repairability();
+  for (const Node& n : m_nodes) {
+    ++m_report.inodes;
+    m_report.dirs += n.type == NodeType::Dir ? 1 : 0;
+    m_report.files += n.type == NodeType::File ? 1 : 0;
+  }
+}
+
+void FsckAnalysis::analyse() {
+  Node* root = find(k_root_ino);
+  if (root == nullptr) {
+    add(fsck_kind::k_missing_root, m_keys.inode(k_root_ino), "the root directory (inode 1) does not exist");
+  } else if (!root->bad && root->type != NodeType::Dir) {
+    add(fsck_kind::k_missing_root, m_keys.inode(k_root_ino),
+        "the root (inode 1) is " + std::string(_type_word(root->type)) + ", not a directory");
+  } else {
+    m_root_ok = !root->bad;
+    if (m_root_ok && root->parent != k_root_ino) {
+      Action a{Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", 0, {}};
+      add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
+          "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
+    }
+  }
+
+  for (const Suspect& s : m_suspects) {
+    Node* d = find(s.target);
+    std::string dkey = m_keys.dir(s.container);
+    Action remove{Op::HDel, k_stage_remove, dkey, s.name, {}, 0, {}};
+    if (s.target == k_root_ino) {
+      add(fsck_kind::k_extra_entry, dkey, _quote(s.name) + " names the root directory", remove);
+    } else if (d->home == 0) {
+      d->home = s.container;
+      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container), 0, {}};
+      add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
+          "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
+              std::to_string(s.container),
+          a);
+      continue;
+    } else {
+      add(fsck_kind::k_extra_entry, dkey,
+          _quote(s.name) + " names directory " + std::to_string(s.target) + ", which is already named in directory " +
+              std::to_string(d->home),
+          remove);
+    }
+    if (s.container == k_root_ino && s.name == k_lost_found && m_lf_entry == s.target) {
+      m_lf_entry = 0;  // the repair removes it
+    }
+  }
+
+  for (Node& n : m_nodes) {
+    if (!n.in_orphans) {
+      continue;
+    }
+    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, 0, {}};
+    if (n.type == NodeType::Dir) {
+      // A removed directory is an orphan until purged: named by no entry,
+      // and empty (rmdir and rename delete its entries hash).
+      if (n.home != 0) {
+        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it is named in directory " + std::to_string(n.home),
+            drop);
+        n.in_orphans = false;
+      } else if (n.has_entries) {
+        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it still holds entries", drop);
+        n.in_orphans = false;
+      }
+    } else if (n.links > 0) {
+      add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+          "inode " + std::to_string(n.ino) + " is recorded as an orphan, but " + std::to_string(n.links) + " entries name it", drop);
+      n.in_orphans = false;
+    }
+  }
+
+  for (Node& n : m_nodes) {
+    if (n.bad || n.ino == k_root_ino) {
+      continue;
+    }
+    n.lost = (n.type == NodeType::Dir ? n.home == 0 : n.links == 0) && !n.in_orphans;
+  }
+  find_cycles();
+  for (const Node& n : m_nodes) {
+    if (n.type == NodeType::Dir && n.ino != k_root_ino && !n.lost && n.home != 0) {
+      if (Node* h = find(n.home)) {
+        ++h->subdirs;
+      }
+    }
+  }
+  check_counters();
+}
+
+// A directory whose chain of homes loops without reaching the root (or a
+// lost directory, which the repair reattaches) is cut loose: one directory
+// of each such cycle moves to /lost+found.
+void FsckAnalysis::find_cycles() {
+  std::vector<Node*> path;
+  for (Node& start : m_nodes) {
+    if (start.type != NodeType::Dir || start.visit != 0) {
+      continue;
+    }
+    path.clear();
+    Node* x = &start;
+    while (x != nullptr && x->ino != k_root_ino && !x->lost && !x->bad && x->visit == 0) {
+      x->visit = 1;
+      path.push_back(x);
+      x = find(x->home);
+    }
+    if (x != nullptr && x->visit == 1) {
+      x->detached = true;  // back on the current path: a cycle
+    }
+    for (Node* p : path) {
+      p->visit = 2;
+    }
+  }
+}
+
+void FsckAnalysis::check_counters() {
+  Ino max_ino = 0;  // of the inode numbers a script can hand out (the others are bad inodes)
+  for (const Node& n : m_nodes) {
+    if (n.ino <= k_max_inode) {
+      max_ino = std::max(max_ino, n.ino);
+    }
+    if (n.bad) {
+      continue;
+    }
+    const std::string key = m_keys.inode(n.ino);
+    if (n.type == NodeType::Dir) {
+      std::int64_t want = n.in_orphans ? 0 : static_cast<std::int64_t>(2 + n.subdirs);
+      if (n.nlink != want) {
+        std::string why = n.in_orphans ? "it is a removed directory (an orphan)"
+                                       : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
+                                             std::to_string(want) + ")";
+        add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
+            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
+      }
+    } else if (!n.lost) {
+      std::int64_t want = static_cast<std::int64_t>(n.links);
+      if (n.nlink != want) {
+        std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
+                                       : std::to_string(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
+        add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
+            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
+      }
+    }
+    if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
+      add(fsck_kind::k_wrong_bytes, key,
+          "bytes is " + std::to_string(n.bytes_field) + ", but its blocks hold " + std::to_string(n.stored),
+          Action{Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), 0, {}});
+    }
+    if (n.lost) {
+      add(fsck_kind::k_lost_inode, key,
+          n.type == NodeType::Dir ? "no entry names this directory"
+                                  : "no entry names it and it is not an orphan (" + std::string(_type_word(n.type)) +
+                                        ", " + std::to_string(n.size) + " bytes)",
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
+    } else if (n.detached) {
+      add(fsck_kind::k_detached_dir, key,
+          "on a cycle of directories that the root does not reach (named in directory " + std::to_string(n.home) + ")",
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
+    }
+  }
+
+  check_superblock_counters(max_ino);
+}
+
+// The superblock's counters, against the values the facts give.
+void FsckAnalysis::check_superblock_counters(Ino max_ino) {
+  if (!m_have_sb) {
+    return;
+  }
+  const std::string sb = m_keys.sb();
+  // The daemon hands out next_inode and up: below an existing inode, every
+  // create fails; at 2^53 or more Lua cannot count exactly.
+  std::uint64_t v = 0;
+  std::string why;
+  if (!m_sb_has_next) {
+    why = "next_inode is missing";
+  } else if (!parse_canonical_u64(m_sb_next, v)) {
+    why = "next_inode is " + _quote(m_sb_next) + ", not a number";
+  } else if (v > k_max_inode) {
+    why = "next_inode is " + _quote(m_sb_next) + ": inode numbers stay below 2^53";
+  } else if (v > k_max_inode + 1 - k_next_inode_room && max_ino + 1 <= k_max_inode + 1 - k_next_inode_room) {
+    // No filesystem gets there by creating files: a mount could create
+    // only a few before it runs out of inode numbers.
+    why = "next_inode is " + _quote(m_sb_next) + ", within " + std::to_string(k_next_inode_room) +
+          " of 2^53: few files could be created";
+  } else if (v < 2) {
+    why = "next_inode is " + _quote(m_sb_next) + ", but inode 1 is the root";
+  } else if (v <= max_ino) {
+    why = "next_inode is " + _quote(m_sb_next) + ", but inode " + std::to_string(max_ino) + " exists";
+  }
+  if (!why.empty()) {
+    std::string want = std::to_string(std::max<Ino>(max_ino + 1, 2));
+    add(fsck_kind::k_wrong_counter, sb, why + " (repair sets it to " + want + ")",
+        Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0, {}});
+  }
+  // Until the flag is set, the daemon answers ENODATA for every security.*
+  // attribute without asking (store.cpp): one it stores could not be read.
+  if (m_security_xattr) {
+    bool flagged = std::any_of(m_sb_fields.begin(), m_sb_fields.end(),
+                               [](const auto& kv) { return kv.first == "security_xattrs" && kv.second == "1"; });
+    if (!flagged) {
+      add(fsck_kind::k_wrong_counter, sb, "security_xattrs is not 1, but a file has a security.* attribute",
+          Action{Op::HSet, k_stage_count, sb, "security_xattrs", "1", 0, {}});
+    }
+  }
+  auto counter = [&](std::string_view field, bool has, const std::string& value, std::uint64_t want) {
+    std::uint64_t got = 0;
+    if (has && parse_canonical_u64(value, got) && got == want) {
+      return;
+    }
+    add(fsck_kind::k_wrong_counter, sb,
+        std::string(field) + " is " + (has ? _quote(value) : std::string("missing")) + ", but the filesystem holds " +
+            std::to_string(want),
+        Action{Op::HSet, k_stage_count, sb, std::string(field), std::to_string(want), 0, {}});
+  };
+  counter("inodes", m_sb_has_inodes, m_sb_inodes, m_nodes.size());
+  counter("bytes", m_sb_has_bytes, m_sb_bytes, m_stored_total);
+}
+
+void FsckAnalysis::settle_repairability() {
+  std::string no_attach;
+  if (!m_root_ok) {
+    no_attach = "cannot reattach it: the root directory is broken";
+  } else if (m_lf_entry != 0) {
+    Node* lf = find(m_lf_entry);
+    if (lf == nullptr || lf->type != NodeType::Dir || lf->bad || lf->lost || lf->detached) {
+      no_attach = "cannot reattach it: /lost+found is not a usable directory";
+    }
+  }
+  for (std::size_t i = 0; i < m_actions.size(); ++i) {
+    FsckProblem& p = m_report.problems[i];
+    if (!m_sb_ok) {
+      p.repairable = false;
+    } else if (p.repairable && m_actions[i].op == Op::Reattach && !no_attach.empty()) {
+      p.repairable = false;
+      p.detail += "; " + no_attach;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- output
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i] (utf8.hpp) that is
+// printable: not one of the C1 controls U+0080..U+009F (0xc2 0x80..0x9f),
+// or 0.
+std::size_t _utf8_len(std::string_view s, std::size_t i) {
+  std::size_t n = utf8_sequence_length(s, i);
+  if (n == 2 && static_cast<unsigned char>(s[i]) == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string printable(std::string_view s) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\\') {
+      out += "\\\\";
+      ++i;
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (std::size_t n = c >= 0x80 ? _utf8_len(s, i) : 0; n > 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\\x";
+      out += k_hex[c >> 4];
+      out += k_hex[c & 15];
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace redisfs::fsck_detail

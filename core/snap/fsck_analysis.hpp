@@ -1,0 +1,182 @@
+// fsck's analysis: what is wrong with a filesystem, judged from facts about
+// its keys, whoever gathered them. Internal to fsck (fsck.hpp is the API).
+//
+// Two gatherers feed it: the scan of a prefix on a server (fsck_scan.cpp:
+// SCAN, HGETALL, HSCAN, STRLEN) and the reading of a dump (dump_verify.cpp),
+// so `fsck` and `redisfs-snap verify` apply one set of rules. The facts
+// arrive in two passes, as fsck's two SCANs deliver them:
+//
+//   pass 1: the superblock and every inode hash (plus the records of the
+//           running system a server holds: COW, FREEZE, OPEN:*), then
+//           end_of_inodes(), which sorts the nodes and judges the
+//           superblock;
+//   pass 2: every DIR, XATTR and BLK key: sub_key() says whether its
+//           content is to be read (a stray key's is not), then its entries,
+//           attributes or length; then the ORPHANS records;
+//
+// and finish() runs the analysis proper: homes of directories, lost inodes,
+// cycles, counters, and which problems repair can fix. Memory is one Node
+// per inode (under 100 bytes) plus the problems; nothing per block or per
+// entry. The repair (fsck_repair.cpp) runs the Actions of the problems on a
+// server.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "snap/fsck.hpp"
+#include "store/inode.hpp"
+#include "store/keys.hpp"
+#include "store/superblock.hpp"
+
+namespace redisfs::fsck_detail {
+
+enum class NodeType : std::uint8_t { Unknown, File, Dir, Symlink, Special };
+
+struct Node {
+  Ino ino = 0;
+  std::int64_t nlink = 0;
+  std::uint64_t size = 0;
+  Ino parent = 0;
+  std::int64_t bytes_field = 0;
+  std::uint64_t links = 0;    // entries naming it (not directories)
+  std::uint64_t stored = 0;   // its blocks' bytes, as they will be after repair
+  Ino home = 0;               // directories: the directory holding the kept entry
+  std::uint64_t subdirs = 0;  // directories whose kept entry is in this one
+  NodeType type = NodeType::Unknown;
+  bool bad = false;           // undecodable: counted, never judged or changed
+  bool in_orphans = false;
+  bool walked = false;        // its DIR hash was read (SCAN may return a key twice)
+  bool has_entries = false;   // its DIR hash holds at least one entry
+  bool lost = false;
+  bool detached = false;
+  std::uint8_t visit = 0;     // cycle search: 0 new, 1 on the current path, 2 done
+};
+
+enum class Op : std::uint8_t { None, HDel, HSet, Del, Trim, Reattach };
+enum Stage : int { k_stage_counter = 0, k_stage_remove = 1, k_stage_count = 2, k_stage_attach = 3 };
+
+// What the repair of one problem does.
+struct Action {
+  Op op = Op::None;
+  int stage = k_stage_remove;
+  std::string key;
+  std::string field;
+  std::string value;
+  Ino ino = 0;
+  std::string deletes;  // FsckProblem::deletes: the data this action deletes
+};
+
+// An entry naming a directory from somewhere other than its parent field.
+struct Suspect {
+  Ino container = 0;
+  std::string name;
+  Ino target = 0;
+};
+
+inline constexpr std::string_view k_lost_found = "lost+found";
+
+// Names, values and keys quoted in a problem or an error are cut to this
+// many bytes (then "..."), so a 1 MB key makes a short line.
+inline constexpr std::size_t k_shown_max = 100;
+// And a whole detail or error message to this many.
+inline constexpr std::size_t k_detail_max = 600;
+
+std::string cut(std::string_view s, std::size_t max);
+// Bytes that are not printable UTF-8 as \xNN, '\' as "\\".
+std::string printable(std::string_view s);
+
+class FsckAnalysis {
+ public:
+  explicit FsckAnalysis(const std::string& prefix) : m_keys(prefix) {}
+
+  const Keys& keys() const { return m_keys; }
+
+  // ------------------------------------------------ pass 1
+  void unknown_key(std::string_view key);
+  // `holds_data`: the key may hold file data (a block, entries, attributes,
+  // an inode), so deleting it is a data-deleting repair; else it is records
+  // of the running system. Inodes and the superblock are never deleted.
+  void wrong_type(std::string_view key, std::string_view want, std::string_view got, bool deletable,
+                  bool holds_data);
+  void superblock_wrong_type(std::string_view key, std::string_view got);
+  void inode_wrong_type(Ino ino, std::string_view key, std::string_view got);
+  void bad_cow(std::string_view key);
+  void freeze_without_ttl(std::string_view key);
+  // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
+  // open_count_valid() accepts.
+  static bool open_count_valid(std::string_view count);
+  void open_session(std::string_view key, std::string_view session, std::string_view count, bool mount_alive);
+  void orphans_hash() { m_orphans_hash = true; }
+  bool has_orphans_hash() const { return m_orphans_hash; }
+  void superblock(SbFields fields);
+  void inode(Ino ino, std::string_view key, const FieldList& fields);
+  void end_of_inodes();
+
+  // ------------------------------------------------ pass 2
+  // A DIR, XATTR or BLK key: its node when its content is to be judged,
+  // null when it is stray (reported here) or a DIR read already.
+  Node* sub_key(std::string_view key, const ParsedKey& pk);
+  void entries_seen(Node& dir, std::size_t count) { dir.has_entries = dir.has_entries || count > 0; }
+  void entry(Ino container, std::string_view name, std::string_view value);
+  void xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value);
+  void block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len);
+  // One ORPHANS record; `mount_alive`: whether the mount it names lives.
+  void orphan(std::string_view field, std::string_view session, bool mount_alive);
+
+  // ------------------------------------------------ the analysis
+  // Judges what needs every fact, settles repairability and counts.
+  void finish();
+
+  Node* find(Ino ino);
+  FsckReport& report() { return m_report; }
+  const std::vector<Action>& actions() const { return m_actions; }  // parallel to report().problems
+  Ino lost_found_entry() const { return m_lf_entry; }
+  FsckReport take_report() { return std::move(m_report); }
+
+ private:
+  void add(std::string_view kind, std::string key, std::string detail, Action action = {});
+  void check_superblock();
+  void analyse();
+  void find_cycles();
+  void check_counters();
+  void check_superblock_counters(Ino max_ino);
+  void settle_repairability();
+
+  Keys m_keys;
+  FsckReport m_report;
+  std::vector<Action> m_actions;
+
+  std::vector<Node> m_nodes;  // sorted by ino after end_of_inodes()
+  std::vector<Suspect> m_suspects;
+
+  bool m_have_sb = false;
+  bool m_sb_wrong_type = false;
+  bool m_sb_ok = false;  // a redisfs superblock we understand: repair allowed
+  SbFields m_sb_fields;
+  std::string m_sb_next, m_sb_inodes, m_sb_bytes;
+  bool m_sb_has_next = false, m_sb_has_inodes = false, m_sb_has_bytes = false;
+  std::uint64_t m_bs = 0;  // 0: unknown, block geometry is not judged
+  bool m_orphans_hash = false;
+  bool m_security_xattr = false;  // some file has a valid security.* attribute
+  bool m_root_ok = false;
+  std::uint64_t m_stored_total = 0;
+  Ino m_lf_entry = 0;  // what "/lost+found" names
+};
+
+// fsck of `prefix` on a server (fsck_scan.cpp): gathers, analyses and,
+// with `repair`, repairs.
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress);
+
+// Reads `n` pipelined replies, all of them, so the connection is clean
+// whatever happened; the caller judges each one.
+std::vector<Result<Reply>> read_n(Connection& c, std::size_t n);
+
+// Repairs the problems of `analysis` that it found repairable, on the
+// server, in stages (fsck_repair.cpp).
+void fsck_repair(Connection& c, FsckAnalysis& analysis);
+
+}  // namespace redisfs::fsck_detail

@@ -1,0 +1,243 @@
+// fsck's repair: runs the Action of every repairable problem the analysis
+// found (fsck_analysis.hpp), each as its own atomic step (one command, a
+// MULTI/EXEC or a tiny EVAL), in four stages so that each step sees the
+// state the previous stages left: 0 the inode counter (so new inodes get
+// fresh numbers), 1 removals and parent fields, 2 counters (exact values
+// from the scan), 3 reattaching lost inodes into /lost+found (relative
+// changes, made as link and mkdir make them).
+#include <charconv>
+
+#include "snap/fsck_analysis.hpp"
+#include "redis/redis.hpp"
+
+namespace redisfs::fsck_detail {
+
+namespace {
+
+constexpr std::string_view k_scan_count = "1000";
+
+// Cuts a block to ARGV[1] bytes (never 0 here) in one step, without sending
+// its bytes back and forth.
+constexpr std::string_view k_trim_script =
+    "local n = tonumber(ARGV[1]) "
+    "if redis.call('STRLEN', KEYS[1]) > n then "
+    "redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], 0, n - 1)) end "
+    "return 1";
+
+Status _exec(Connection& c, const std::vector<Args>& cmds) {
+  c.append({"MULTI"});
+  for (const auto& cmd : cmds) {
+    c.append(cmd);
+  }
+  c.append({"EXEC"});
+  auto replies = read_n(c, cmds.size() + 2);
+  for (auto& r : replies) {
+    if (!r.ok()) {
+      return std::move(r).error();
+    }
+  }
+  ReplyView v = replies.back()->view();
+  if (!v.is_array()) {
+    return make_error(EIO, "transaction aborted");
+  }
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i].type() == ReplyView::Type::Error) {
+      return make_error(errno_for_redis_error(v[i].str()), std::string(v[i].str()));
+    }
+  }
+  return {};
+}
+
+Result<std::string> _server_now(Connection& c) {
+  TRY_ASSIGN(Reply r, c.command({"TIME"}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 2) {
+    return make_error(EIO, "bad TIME reply");
+  }
+  std::string usec(v[1].str());
+  while (usec.size() < 6) {
+    usec.insert(usec.begin(), '0');
+  }
+  return std::string(v[0].str()) + usec + "000";
+}
+
+class Repairer {
+ public:
+  Repairer(Connection& c, FsckAnalysis& a) : m_c(c), m_a(a) {}
+  void run();
+
+ private:
+  Status apply(const Action& a);
+  Status count_dir_change(const std::string& key);
+  Status reattach(Ino ino);
+  Result<Ino> lost_found();
+
+  Connection& m_c;
+  FsckAnalysis& m_a;
+  Ino m_lf = 0;  // the /lost+found used by repair
+};
+
+// ---------------------------------------------------------------- repair
+
+void Repairer::run() {
+  for (int stage = k_stage_counter; stage <= k_stage_attach; ++stage) {
+    for (std::size_t i = 0; i < m_a.actions().size(); ++i) {
+      FsckProblem& p = m_a.report().problems[i];
+      if (!p.repairable || m_a.actions()[i].stage != stage) {
+        continue;
+      }
+      Status s = apply(m_a.actions()[i]);
+      if (s.ok()) {
+        p.repaired = true;
+      } else {
+        p.detail += " (repair failed: " + cut(s.error().message, k_detail_max) + ")";
+      }
+    }
+  }
+}
+
+// A repair that changes a directory's entries counts the change in the
+// directory's 'gen', as the scripts do (prelude.lua: dir_changed): a mount
+// trusts its list of a directory's names only while the count follows its
+// own changes.
+Status Repairer::count_dir_change(const std::string& key) {
+  auto rel = m_a.keys().relative(key);
+  ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
+  if (parsed.kind != KeyKind::Dir) {
+    return {};
+  }
+  const std::string inode = m_a.keys().inode(parsed.ino);
+  TRY_ASSIGN(Reply exists, m_c.command({"EXISTS", inode}));
+  if (exists.view().integer() == 1) {  // never make an inode of a stray DIR key
+    TRY(m_c.command({"HINCRBY", inode, "gen", "1"}));
+  }
+  return {};
+}
+
+Status Repairer::apply(const Action& a) {
+  switch (a.op) {
+    case Op::HDel:
+      TRY(m_c.command({"HDEL", a.key, a.field}));
+      return count_dir_change(a.key);
+    case Op::HSet:
+      TRY(m_c.command({"HSET", a.key, a.field, a.value}));
+      return count_dir_change(a.key);
+    case Op::Del:
+      TRY(m_c.command({"DEL", a.key}));
+      return {};
+    case Op::Trim:
+      TRY(m_c.command({"EVAL", k_trim_script, "1", a.key, a.value}));
+      return {};
+    case Op::Reattach:
+      return reattach(a.ino);
+    case Op::None:
+      break;
+  }
+  return make_error(EINVAL, "nothing to do");
+}
+
+Result<Ino> Repairer::lost_found() {
+  if (m_lf != 0) {
+    return m_lf;
+  }
+  if (m_a.lost_found_entry() != 0) {
+    m_lf = m_a.lost_found_entry();
+    return m_lf;
+  }
+  const std::string root = m_a.keys().inode(k_root_ino);
+  const std::string root_dir = m_a.keys().dir(k_root_ino);
+  TRY_ASSIGN(Reply taken, m_c.command({"HEXISTS", root_dir, k_lost_found}));
+  if (taken.view().integer() != 0) {
+    return make_error(EEXIST, "/lost+found appeared during the repair");
+  }
+  TRY_ASSIGN(Reply owner, m_c.command({"HMGET", root, "mode", "gid"}));
+  std::uint32_t mode = 0700;
+  std::string gid = "0";
+  {
+    std::uint32_t root_mode = 0;
+    std::string_view m = owner.view()[0].str();
+    std::from_chars(m.data(), m.data() + m.size(), root_mode, 8);
+    if (root_mode & S_ISGID) {
+      // mkdir in a setgid directory: its group, and the setgid bit.
+      mode |= S_ISGID;
+      gid = std::string(owner.view()[1].str());
+    }
+  }
+  Ino lf = 0;
+  for (int attempt = 0; attempt < 64 && lf == 0; ++attempt) {
+    TRY_ASSIGN(Reply r, m_c.command({"HINCRBY", m_a.keys().sb(), "next_inode", "1"}));
+    Ino candidate = static_cast<Ino>(r.view().integer() - 1);
+    TRY_ASSIGN(Reply e, m_c.command({"EXISTS", m_a.keys().inode(candidate)}));
+    if (e.view().integer() == 0 && candidate > k_root_ino) {
+      lf = candidate;
+    }
+  }
+  if (lf == 0) {
+    return make_error(EIO, "no free inode number for /lost+found");
+  }
+  TRY_ASSIGN(std::string now, _server_now(m_c));
+  TRY(_exec(m_c, {
+                   {"HSET", m_a.keys().inode(lf), "type", "dir", "mode", format_mode(mode), "uid", "0", "gid", gid, "size",
+                    "0", "nlink", "2", "rdev", "0", "bytes", "0", "parent", "1", "atime", now, "mtime", now, "ctime",
+                    now},
+                   {"HSET", root_dir, std::string(k_lost_found), std::to_string(lf)},
+                   {"HINCRBY", root, "nlink", "1"},
+                   {"HSET", root, "mtime", now, "ctime", now},
+                   {"HINCRBY", root, "gen", "1"},
+                   {"HINCRBY", m_a.keys().sb(), "inodes", "1"},
+               }));
+  m_lf = lf;
+  return m_lf;
+}
+
+Status Repairer::reattach(Ino ino) {
+  TRY_ASSIGN(Ino lf, lost_found());
+  Node* n = m_a.find(ino);
+  const std::string lf_dir = m_a.keys().dir(lf);
+  const std::string lf_inode = m_a.keys().inode(lf);
+  std::string name = "#" + std::to_string(ino);
+  for (int i = 1;; ++i) {
+    TRY_ASSIGN(Reply r, m_c.command({"HEXISTS", lf_dir, name}));
+    if (r.view().integer() == 0) {
+      break;
+    }
+    name = "#" + std::to_string(ino) + "." + std::to_string(i);
+  }
+  TRY_ASSIGN(std::string now, _server_now(m_c));
+  std::vector<Args> tx;
+  if (n->detached) {
+    // Cut it out of its cycle: the entry naming it in its home goes.
+    const std::string home_dir = m_a.keys().dir(n->home);
+    const std::string want = std::to_string(ino);
+    std::string cursor = "0";
+    do {
+      TRY_ASSIGN(Reply r, m_c.command({"HSCAN", home_dir, cursor, "COUNT", k_scan_count}));
+      ReplyView v = r.view();
+      cursor = std::string(v[0].str());
+      for (std::size_t i = 0; i + 1 < v[1].size(); i += 2) {
+        if (v[1][i + 1].str() == want) {
+          tx.push_back({"HDEL", home_dir, std::string(v[1][i].str())});
+        }
+      }
+    } while (cursor != "0");
+    tx.push_back({"HINCRBY", m_a.keys().inode(n->home), "nlink", "-1"});
+    tx.push_back({"HSET", m_a.keys().inode(n->home), "mtime", now, "ctime", now});
+    tx.push_back({"HINCRBY", m_a.keys().inode(n->home), "gen", "1"});
+  }
+  tx.push_back({"HSET", lf_dir, name, std::to_string(ino)});
+  tx.push_back({"HINCRBY", lf_inode, "gen", "1"});
+  if (n->type == NodeType::Dir) {
+    tx.push_back({"HSET", m_a.keys().inode(ino), "parent", std::to_string(lf), "ctime", now});
+    tx.push_back({"HINCRBY", lf_inode, "nlink", "1"});
+  } else {
+    tx.push_back({"HSET", m_a.keys().inode(ino), "nlink", "1", "ctime", now});
+  }
+  tx.push_back({"HSET", lf_inode, "mtime", now, "ctime", now});
+  return _exec(m_c, tx);
+}
+
+}  // namespace
+
+void fsck_repair(Connection& c, FsckAnalysis& analysis) { Repairer(c, analysis).run(); }
+
+}  // namespace redisfs::fsck_detail

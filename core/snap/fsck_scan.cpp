@@ -1,0 +1,514 @@
+// fsck's gathering from a server: two streaming passes over the keyspace
+// with SCAN MATCH "<prefix>:*", feeding the analysis (fsck_analysis.hpp).
+//
+// Pass 1 reads what every later judgement needs: the superblock and each
+// inode hash (pipelined TYPE and HGETALL), and the records of the running
+// system (COW, FREEZE, OPEN:*, whose mounts are asked for with EXISTS).
+// Pass 2 walks every directory and attribute hash (HSCAN pages) and
+// measures every block (pipelined STRLEN); then the ORPHANS hash, with the
+// liveness of the mount each record names. Then the analysis, and with
+// `repair` the repair (fsck_repair.cpp), refused while a snapshot, a
+// restore, a copy or an interrupted install holds the prefix.
+#include <algorithm>
+
+#include "snap/fsck_analysis.hpp"
+#include "snap/install.hpp"
+#include "store/keys.hpp"
+#include "util/progress.hpp"
+#include "redis/redis.hpp"
+#include "snap/snapshot.hpp"
+
+namespace redisfs::fsck_detail {
+
+namespace {
+
+constexpr std::string_view k_scan_count = "1000";
+constexpr std::string_view k_xattr_scan_count = "100";  // values may be large
+constexpr std::size_t k_pipeline = 128;  // keys per pipelined round trip
+
+// A key for an error message, printable and cut.
+std::string _shown_key(std::string_view key) { return printable(cut(key, k_shown_max)); }
+
+// An error of the server (or a lost connection) while reading or changing
+// `key`: the message names the key, in one bounded line.
+Error _on_key(std::string_view key, const Error& e) {
+  return make_error(e.code, _shown_key(key) + ": " + printable(cut(e.message, k_detail_max)));
+}
+Status _named(std::string_view key, const Result<Reply>& r) {
+  if (r.ok()) {
+    return {};
+  }
+  return _on_key(key, r.error());
+}
+
+class Scanner {
+ public:
+  Scanner(const std::string& prefix, bool repair, Progress* progress)
+      : m_keys(prefix), m_a(prefix), m_repair(repair), m_progress(progress) {}
+
+  Result<FsckReport> run(Connection& c);
+
+ private:
+  Status guard_freeze(Connection& c);
+  Status scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t));
+  Status first_pass(Connection& c);
+  struct FirstItem {
+    std::string_view key;
+    ParsedKey pk;
+  };
+  Status first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
+  std::size_t queue_first(Connection& c, std::string_view key, const ParsedKey& pk);
+  Status first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies, std::size_t& at);
+  Status running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies, std::size_t& at);
+  Status second_pass(Connection& c);
+  Status second_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to);
+  Status walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView first_page);
+  Status read_orphans(Connection& c);
+  Status read_opens(Connection& c, std::string_view key, ReplyView fields);
+  Status walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView first_page);
+
+  Keys m_keys;
+  FsckAnalysis m_a;
+  bool m_repair;
+  Progress* m_progress;
+  std::uint64_t m_keys_seen = 0;
+  bool m_any_fs_key = false;
+};
+
+Result<FsckReport> Scanner::run(Connection& c) {
+  if (m_repair) {
+    TRY(guard_freeze(c));
+  }
+  TRY(first_pass(c));
+  if (!m_any_fs_key) {
+    return make_error(ENOENT, "no filesystem at prefix '" + m_keys.prefix() + "'");
+  }
+  m_a.end_of_inodes();
+  if (m_progress != nullptr) {
+    m_progress->set_total(2 * m_keys_seen);
+  }
+  TRY(second_pass(c));
+  TRY(read_orphans(c));
+  m_a.finish();
+  if (m_repair) {
+    fsck_repair(c, m_a);
+  }
+  return m_a.take_report();
+}
+
+Status Scanner::guard_freeze(Connection& c) {
+  auto r = c.command({"PTTL", m_keys.freeze()});
+  TRY(_named(m_keys.freeze(), r));
+  if (r->view().integer() >= 0) {
+    return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
+                                 " exists): repair when it has ended");
+  }
+  // A snapshot being taken copy-on-write: a repair's changes would not be
+  // copied first (fsck changes keys directly, not through the scripts).
+  // (A damaged record, not a hash or naming another prefix, is a problem
+  // this repair removes.)
+  auto cow = c.command({"HMGET", m_keys.cow(), "staging", "deadline"});
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  auto deadline = cow.ok() && cow->view().size() == 2 ? cow->view()[1].as_int() : std::nullopt;
+  if (deadline && *deadline * 1000000 > now_ns && is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
+    return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
+                                 "): repair when it has ended");
+  }
+  // A restore, copy or delete filling, replacing or removing it: repairing
+  // what it is halfway through would break what it is building.
+  TRY_ASSIGN(auto holder, reservation_holder(c, m_keys));
+  if (holder) {
+    return make_error(EBUSY, "'" + m_keys.prefix() + "' is reserved by a running " + *holder +
+                                 ": repair when it has ended");
+  }
+  auto journal = c.command({"EXISTS", m_keys.installing()});
+  TRY(_named(m_keys.installing(), journal));
+  if (journal->view().integer() == 1) {
+    return make_error(EBUSY, "a restore or copy into '" + m_keys.prefix() + "' was interrupted while moving its keys (" +
+                                 m_keys.installing() + "): mount it once to finish that move first");
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- pass 1
+
+// Every key of the prefix, SCAN page by page, handed to `batch` in
+// pipelines of k_pipeline keys.
+Status Scanner::scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t)) {
+  std::string cursor = "0";
+  const std::string match = m_keys.match_all();
+  do {
+    TRY(check_cancel());
+    auto r = c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
+    TRY(_named(match, r));
+    ReplyView v = r->view();
+    if (!v.is_array() || v.size() != 2) {
+      return _on_key(match, make_error(EIO, "bad SCAN reply"));
+    }
+    cursor = std::string(v[0].str());
+    ReplyView keys = v[1];
+    for (std::size_t at = 0; at < keys.size(); at += k_pipeline) {
+      TRY((this->*batch)(c, keys, at, std::min(keys.size(), at + k_pipeline)));
+    }
+  } while (cursor != "0");
+  return {};
+}
+
+Status Scanner::first_pass(Connection& c) { return scan(c, &Scanner::first_batch); }
+
+// Queues what pass 1 reads of `key` (TYPE and HGETALL of the superblock,
+// an inode or an OPEN hash, ...): how many commands, 0 when nothing.
+std::size_t Scanner::queue_first(Connection& c, std::string_view key, const ParsedKey& pk) {
+  switch (pk.kind) {
+    case KeyKind::Superblock:
+    case KeyKind::Inode:
+    case KeyKind::Open:
+      m_any_fs_key = m_any_fs_key || pk.kind != KeyKind::Open;
+      c.append({"TYPE", key});
+      c.append({"HGETALL", key});
+      return 2;
+    case KeyKind::Orphans:
+      m_any_fs_key = true;
+      c.append({"TYPE", key});
+      return 1;
+    case KeyKind::Cow:
+      c.append({"TYPE", key});
+      c.append({"HGET", key, "staging"});
+      return 2;
+    case KeyKind::Freeze:
+      c.append({"PTTL", key});
+      return 1;
+    case KeyKind::Mount:
+    case KeyKind::Mounts:
+    case KeyKind::Touched:
+    case KeyKind::Temp:
+    case KeyKind::OpLog:
+    case KeyKind::Reserved:
+    case KeyKind::Installing:
+      return 0;
+    case KeyKind::Unknown:
+      m_any_fs_key = true;
+      m_a.unknown_key(key);
+      return 0;
+    default:
+      m_any_fs_key = true;  // directories, xattrs, blocks: pass 2
+      return 0;
+  }
+}
+
+Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to) {
+  std::vector<FirstItem> items;
+  std::size_t queued = 0;
+  for (std::size_t i = from; i < to; ++i) {
+    std::string_view key = keys[i].str();
+    auto rel = m_keys.relative(key);
+    ParsedKey pk = rel ? parse_relative_key(*rel) : ParsedKey{};
+    ++m_keys_seen;
+    if (std::size_t n = queue_first(c, key, pk); n > 0) {
+      queued += n;
+      items.push_back({key, pk});
+    }
+  }
+  auto replies = read_n(c, queued);
+  std::size_t at = 0;
+  for (const FirstItem& it : items) {
+    TRY(first_replies(c, it, replies, at));
+  }
+  if (m_progress != nullptr) {
+    m_progress->add(to - from);
+  }
+  return {};
+}
+
+// What pass 1 read of one key, judged (or handed to the analysis).
+// The records of the running system pass 1 reads: OPEN, COW, FREEZE.
+Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
+                                std::size_t& at) {
+  if (it.pk.kind == KeyKind::Open) {
+    auto& type = replies[at++];
+    auto& sessions = replies[at++];
+    TRY(_named(it.key, type));
+    std::string_view t = type->view().str();
+    if (t == "none") {
+      return {};
+    }
+    if (t != "hash") {
+      m_a.wrong_type(it.key, "hash", t, true, false);
+      return {};
+    }
+    TRY(_named(it.key, sessions));
+    TRY(read_opens(c, it.key, sessions->view()));
+    return {};
+  }
+  if (it.pk.kind == KeyKind::Cow) {
+    // A snapshot being taken (snapshot.hpp): change scripts copy into
+    // the staging prefix it names, and refuse to run when it names one
+    // that is not this filesystem's.
+    auto& type = replies[at++];
+    auto& staging = replies[at++];
+    TRY(_named(it.key, type));
+    if (type->view().str() == "hash" && staging.ok() && !staging->view().is_nil() &&
+        is_cow_staging(m_keys.prefix(), staging->view().str())) {
+      return {};
+    }
+    m_a.bad_cow(it.key);
+    return {};
+  }
+  if (it.pk.kind == KeyKind::Freeze) {
+    auto& ttl = replies[at++];
+    TRY(_named(it.key, ttl));
+    if (ttl->view().integer() == -1) {
+      m_a.freeze_without_ttl(it.key);
+    }
+    return {};
+  }
+  return {};
+}
+
+Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
+                              std::size_t& at) {
+  if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze) {
+    return running_replies(c, it, replies, at);
+  }
+  auto& type = replies[at++];
+  TRY(_named(it.key, type));
+  std::string_view t = type->view().str();
+  if (it.pk.kind == KeyKind::Orphans) {
+    if (t == "hash") {
+      m_a.orphans_hash();
+    } else if (t != "none") {
+      m_a.wrong_type(it.key, "hash", t, true, false);
+    }
+    return {};
+  }
+  auto& fields = replies[at++];
+  if (t == "none") {
+    return {};  // gone since SCAN
+  }
+  if (t != "hash") {
+    if (it.pk.kind == KeyKind::Superblock) {
+      m_a.superblock_wrong_type(it.key, t);
+    } else {
+      m_a.inode_wrong_type(it.pk.ino, it.key, t);
+    }
+    return {};
+  }
+  TRY(_named(it.key, fields));
+  ReplyView v = fields->view();
+  if (it.pk.kind == KeyKind::Superblock) {
+    SbFields sb;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      sb.emplace_back(v[i].str(), v[i + 1].str());
+    }
+    m_a.superblock(std::move(sb));
+  } else {
+    FieldList list;
+    list.reserve(v.size() / 2);
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      list.emplace_back(v[i].str(), v[i + 1].str());
+    }
+    m_a.inode(it.pk.ino, it.key, list);
+  }
+  return {};
+}
+
+// The sessions of an OPEN:<n> hash, and whether their mounts live.
+Status Scanner::read_opens(Connection& c, std::string_view key, ReplyView v) {
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    std::string_view session = v[i].str();
+    std::string_view count = v[i + 1].str();
+    bool alive = true;
+    if (FsckAnalysis::open_count_valid(count)) {
+      const std::string mount = m_keys.mount(session);
+      auto exists = c.command({"EXISTS", mount});
+      TRY(_named(mount, exists));
+      alive = exists->view().integer() != 0;
+    }
+    m_a.open_session(key, session, count, alive);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- pass 2
+
+Status Scanner::second_pass(Connection& c) { return scan(c, &Scanner::second_batch); }
+
+Status Scanner::second_batch(Connection& c, ReplyView keys, std::size_t from, std::size_t to) {
+  struct Item {
+    std::string_view key;
+    ParsedKey pk;
+    Node* node;
+  };
+  std::vector<Item> items;
+  std::size_t queued = 0;
+  for (std::size_t i = from; i < to; ++i) {
+    std::string_view key = keys[i].str();
+    auto rel = m_keys.relative(key);
+    if (!rel) {
+      continue;
+    }
+    ParsedKey pk = parse_relative_key(*rel);
+    if (pk.kind != KeyKind::Dir && pk.kind != KeyKind::Xattr && pk.kind != KeyKind::Block) {
+      continue;
+    }
+    Node* n = m_a.sub_key(key, pk);
+    if (n == nullptr) {
+      continue;
+    }
+    c.append({"TYPE", key});
+    if (pk.kind == KeyKind::Dir) {
+      c.append({"HSCAN", key, "0", "COUNT", k_scan_count});
+    } else if (pk.kind == KeyKind::Xattr) {
+      c.append({"HSCAN", key, "0", "COUNT", k_xattr_scan_count});
+    } else {
+      c.append({"STRLEN", key});
+    }
+    queued += 2;
+    items.push_back({key, pk, n});
+  }
+  auto replies = read_n(c, queued);
+  std::size_t at = 0;
+  for (const Item& it : items) {
+    auto& type = replies[at++];
+    TRY(_named(it.key, type));
+    std::string_view t = type->view().str();
+    auto& second = replies[at++];
+    if (t == "none") {
+      continue;
+    }
+    std::string_view want = it.pk.kind == KeyKind::Block ? "string" : "hash";
+    if (t != want) {
+      m_a.wrong_type(it.key, want, t, true, true);
+      continue;
+    }
+    TRY(_named(it.key, second));
+    if (it.pk.kind == KeyKind::Xattr) {
+      TRY(walk_xattrs(c, *it.node, it.key, second->view()));
+    } else if (it.pk.kind == KeyKind::Dir) {
+      TRY(walk_dir(c, *it.node, it.key, second->view()));
+    } else {
+      m_a.block(*it.node, it.key, it.pk.index, static_cast<std::uint64_t>(second->view().integer()));
+    }
+  }
+  if (m_progress != nullptr) {
+    m_progress->add(to - from);
+  }
+  return {};
+}
+
+Status Scanner::walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView page) {
+  Reply next;
+  for (;;) {
+    if (!page.is_array() || page.size() != 2) {
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
+    }
+    ReplyView items = page[1];
+    m_a.entries_seen(dir, items.size() / 2);
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      m_a.entry(dir.ino, items[i].str(), items[i + 1].str());
+    }
+    std::string cursor(page[0].str());
+    if (cursor == "0") {
+      return {};
+    }
+    auto more = c.command({"HSCAN", key, cursor, "COUNT", k_scan_count});
+    TRY(_named(key, more));
+    next = std::move(*more);
+    page = next.view();
+  }
+}
+
+Status Scanner::walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView page) {
+  Reply next;
+  for (;;) {
+    if (!page.is_array() || page.size() != 2) {
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
+    }
+    ReplyView items = page[1];
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      m_a.xattr(n, key, items[i].str(), items[i + 1].str());
+    }
+    std::string cursor(page[0].str());
+    if (cursor == "0") {
+      return {};
+    }
+    auto more = c.command({"HSCAN", key, cursor, "COUNT", k_xattr_scan_count});
+    TRY(_named(key, more));
+    next = std::move(*more);
+    page = next.view();
+  }
+}
+
+Status Scanner::read_orphans(Connection& c) {
+  if (!m_a.has_orphans_hash()) {
+    return {};
+  }
+  const std::string key = m_keys.orphans();
+  std::string cursor = "0";
+  do {
+    auto r = c.command({"HSCAN", key, cursor, "COUNT", k_scan_count});
+    TRY(_named(key, r));
+    ReplyView v = r->view();
+    if (!v.is_array() || v.size() != 2) {
+      return _on_key(key, make_error(EIO, "bad HSCAN reply"));
+    }
+    cursor = std::string(v[0].str());
+    ReplyView items = v[1];
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      c.append({"EXISTS", m_keys.mount(items[i + 1].str())});
+    }
+    auto alive = read_n(c, items.size() / 2);
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      auto& mount = alive[i / 2];
+      m_a.orphan(items[i].str(), items[i + 1].str(), !(mount.ok() && mount->view().integer() == 0));
+    }
+  } while (cursor != "0");
+  return {};
+}
+
+}  // namespace
+
+std::vector<Result<Reply>> read_n(Connection& c, std::size_t n) {
+  std::vector<Result<Reply>> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(c.read_reply());
+  }
+  return out;
+}
+
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress) {
+  return Scanner(prefix, repair, progress).run(c);
+}
+
+}  // namespace redisfs::fsck_detail
+
+namespace redisfs {
+
+using namespace fsck_detail;
+
+Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
+  TRY(validate_prefix(prefix));
+  Keys keys(prefix);
+  TRY_ASSIGN(auto c, pool.acquire());
+  TRY(check_toolkit_prefix(*c, prefix));
+  std::vector<std::string> seen;
+  std::string cursor = "0";
+  const std::string match = keys.match_mounts();
+  do {
+    auto r = c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
+    TRY(_named(match, r));
+    ReplyView v = r->view();
+    if (!v.is_array() || v.size() != 2) {
+      return _on_key(match, make_error(EIO, "bad SCAN reply"));
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      seen.emplace_back(v[1][i].str());
+    }
+  } while (cursor != "0");
+  std::sort(seen.begin(), seen.end());
+  return static_cast<std::uint64_t>(std::unique(seen.begin(), seen.end()) - seen.begin());
+}
+
+}  // namespace redisfs

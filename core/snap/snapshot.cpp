@@ -1,0 +1,1577 @@
+// Copy, delete and list whole filesystems (and the snapshots of one, for
+// a mount's .snapshots directory: snapshots_of); the copy-on-write
+// snapshot and the freeze that make a copy point-in-time.
+//
+// SCAN alone is not a snapshot: keys change between its pages, so a file
+// renamed from one directory to another during a scan can show up twice or
+// not at all.
+//
+// COPY-ON-WRITE (copy and dump; snapshot.hpp, CowSnapshot). One script
+// records the instant (SRC:COW, naming the staging prefix) and copies the
+// superblock; from then on every change script copies the keys it names
+// into the staging prefix before it changes them (prelude.lua), and the
+// copier walks the staging prefix's own structure, copying each key before
+// it reads it (copy_keys_cow). Writers never wait for the copy.
+//
+// THE FREEZE (delete, a copy to another cluster slot, installs; Freeze):
+//
+//   1. freeze_acquire.lua: SET SRC:FREEZE <random token> PX 10000 unless
+//      it exists or a snapshot is alive (SRC:COW); else retry for up to
+//      30 s, then fail.
+//   2. Every change script checks the key before its first write (prelude
+//      check_frozen) and fails with FROZEN; the daemon sleeps briefly and
+//      tries again. A script is atomic, so once the freeze is set, no
+//      script can change a key of SRC: scripts that started earlier have
+//      finished. Reads go on as usual.
+//   3. The keys are found from the structure (key_walk.hpp) and copied or
+//      removed in batches. Between batches, freeze_refresh.lua extends the
+//      TTL, but only while the value is still our token.
+//   4. Release with freeze_release.lua: DEL only if the value is still our
+//      token. If it is not (we were stalled past the TTL, the key expired,
+//      writers ran), a copy is not point-in-time: it is deleted and the
+//      operation fails. The TTL means a crashed tool blocks writers for
+//      ten seconds at most.
+//
+// A copy is made in a staging prefix and moved into place at the end
+// (install.hpp): until then the destination holds nothing, so a crash
+// mid-copy never leaves a plausible half filesystem.
+//
+// Delete takes the freeze (so it waits for a running snapshot of the
+// prefix and mounted writers stall instead of racing it), removes the
+// superblock first and then everything else.
+#include "snap/snapshot.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+#include <unordered_set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "snap/install.hpp"
+#include "store/key_walk.hpp"
+#include "util/progress.hpp"
+#include "store/superblock.hpp"
+#include "util/text.hpp"
+
+namespace redisfs {
+
+using Clock = std::chrono::steady_clock;
+
+static constexpr std::string_view k_scan_count = "1000";
+// list reads the whole keyspace: larger pages cost fewer round trips (each
+// still a few ms of the server's time at 2 million keys; bench workload 10).
+static constexpr std::string_view k_list_scan_count = "20000";
+
+// ---------------------------------------------------------------- helpers
+
+static std::atomic<bool> g_cancel{false};
+
+void request_cancel() noexcept { g_cancel.store(true, std::memory_order_relaxed); }
+bool cancel_requested() noexcept { return g_cancel.load(std::memory_order_relaxed); }
+Status check_cancel() {
+  if (cancel_requested()) {
+    return make_error(ECANCELED, "interrupted");
+  }
+  return {};
+}
+
+Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
+  ReplyView v = r.view();
+  SbFields fields;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    fields.emplace_back(v[i].str(), v[i + 1].str());
+  }
+  return decode_superblock(keys.prefix(), fields);
+}
+
+Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
+  TRY(validate_prefix(prefix));
+  if (c.cluster()) {
+    TRY(check_cluster_prefix(prefix));
+  }
+  return {};
+}
+
+std::string iso_time_ns(std::int64_t ns) {
+  std::int64_t secs = ns / 1000000000;
+  std::int64_t millis = (ns % 1000000000) / 1000000;
+  if (ns < 0 && ns % 1000000000 != 0) {
+    secs -= 1;
+    millis += 1000;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return buf;
+}
+
+Result<std::int64_t> server_time_ns(Connection& c) {
+  TRY_ASSIGN(Reply r, c.command({"TIME"}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 2) {
+    return make_error(EIO, "redis: bad TIME reply");
+  }
+  auto secs = v[0].as_int();
+  auto micros = v[1].as_int();
+  if (!secs || !micros) {
+    return make_error(EIO, "redis: bad TIME reply");
+  }
+  return *secs * 1000000000LL + *micros * 1000LL;
+}
+
+std::string human_bytes(std::uint64_t n) {
+  static constexpr const char* k_units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (n < 1024) {
+    return std::to_string(n) + " B";
+  }
+  double v = static_cast<double>(n) / 1024.0;
+  std::size_t u = 0;
+  while (v >= 1024.0 && u + 1 < std::size(k_units)) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, k_units[u]);
+  return buf;
+}
+
+std::string_view temp_tag(TempKind kind) {
+  switch (kind) {
+    case TempKind::Dump:
+      return k_dump_tag;
+    case TempKind::Restore:
+      return k_restore_tag;
+    case TempKind::Copy:
+      return k_copy_tag;
+    case TempKind::Replaced:
+      return k_replaced_tag;
+    case TempKind::None:
+      break;
+  }
+  return {};
+}
+
+std::string make_temp_prefix(std::string_view base, TempKind kind) {
+  std::string_view tag = temp_tag(kind);
+  constexpr std::size_t k_hex_len = 16;
+  // Stays within validate_prefix's 200 bytes whatever the base, and keeps
+  // its hash tag whole (so, on a cluster, its slot: the server copies and
+  // renames between the two): a long base loses bytes before the tag, then
+  // after it.
+  std::size_t room = 200 - tag.size() - k_hex_len;
+  std::string cut(base.substr(0, room));
+  auto open = base.find('{');
+  auto close = open == std::string_view::npos ? open : base.find('}', open);
+  if (base.size() > room && close != std::string_view::npos && close >= room) {
+    std::size_t tag_len = close - open + 1;
+    std::size_t before = room > tag_len ? std::min(open, room - tag_len) : 0;
+    cut = std::string(base.substr(0, before)) + std::string(base.substr(open, std::min(tag_len, room)));
+  }
+  return cut + std::string(tag) + random_hex(k_hex_len / 2);
+}
+
+TempKind temp_kind(std::string_view prefix) {
+  auto tagged = [&](std::string_view tag) {
+    auto pos = prefix.rfind(tag);
+    if (pos == std::string_view::npos || pos == 0) {
+      return false;
+    }
+    std::string_view hex = prefix.substr(pos + tag.size());
+    return !hex.empty() && std::all_of(hex.begin(), hex.end(), [](char ch) {
+      return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+    });
+  };
+  for (TempKind kind : {TempKind::Dump, TempKind::Restore, TempKind::Copy, TempKind::Replaced}) {
+    if (tagged(temp_tag(kind))) {
+      return kind;
+    }
+  }
+  return TempKind::None;
+}
+
+// One SCAN page: the next cursor and a view of the keys (valid while `page`
+// lives).
+static Status _scan_page(Connection& c, std::string& cursor, std::string_view match, Reply& page,
+                         std::string_view count = k_scan_count) {
+  TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", match, "COUNT", count}));
+  ReplyView v = page.view();
+  if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+    return make_error(EIO, "redis: bad SCAN reply");
+  }
+  cursor = std::string(v[0].str());
+  return {};
+}
+
+// Is there a key under `keys` other than the bookkeeping of the tools
+// (RESERVED, FREEZE)? Stops at the first.
+static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
+  std::string cursor = "0";
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, keys.match_all(), page));
+    ReplyView list = page.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog) {
+        return true;
+      }
+    }
+  } while (cursor != "0");
+  return false;
+}
+
+Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
+  std::vector<std::string> live;
+  auto r = c.command({"HKEYS", keys.mounts()});
+  if (!r.ok()) {
+    if (c.broken()) {
+      return std::move(r).error();
+    }
+    return live;  // not a hash: fsck's to report; no mount registered there
+  }
+  ReplyView v = r->view();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    c.append({"EXISTS", keys.mount(v[i].str())});
+  }
+  TRY_ASSIGN(std::vector<Reply> alive, c.read_all());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (alive[i].view().integer() == 1) {
+      live.emplace_back(v[i].str());
+    }
+  }
+  return live;
+}
+
+Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough) {
+  PrefixState st;
+  c.append({"EXISTS", keys.sb()});
+  c.append({"EXISTS", keys.orphans(), keys.inode(k_root_ino), keys.installing(), keys.mounts()});
+  TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+  st.has_sb = r[0].view().integer() == 1;
+  TRY_ASSIGN(std::vector<std::string> live, live_mounts(c, keys));
+  st.mounts = live.size();
+  st.any_key = st.has_sb || r[1].view().integer() > 0 || st.mounts > 0;
+  if (!st.any_key && thorough) {
+    TRY_ASSIGN(st.any_key, _holds_keys(c, keys));
+  }
+  return st;
+}
+
+Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze, Progress* progress) {
+  const std::string freeze_key = keys.freeze();
+  const std::string reserved_key = keys.reserved();
+  std::string cursor = "0";
+  std::uint64_t removed = 0;
+  do {
+    // No check_cancel(): this is also how an interrupted operation cleans up.
+    Reply page;
+    TRY(_scan_page(c, cursor, keys.match_all(), page));
+    ReplyView list = page.view()[1];
+    std::vector<std::string_view> argv{"UNLINK"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].str() != freeze_key && list[i].str() != reserved_key) {
+        argv.push_back(list[i].str());
+      }
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply r, c.command(std::span<const std::string_view>(argv)));
+      auto n = static_cast<std::uint64_t>(r.view().integer());
+      removed += n;
+      if (progress != nullptr) {
+        progress->add(n);
+      }
+    }
+    if (freeze != nullptr) {
+      TRY(freeze->keep_alive(c));
+    }
+  } while (cursor != "0");
+  return removed;
+}
+
+void register_filesystem(Connection& c, std::string_view prefix) {
+  if (temp_kind(prefix) == TempKind::None) {
+    (void)c.command({"SADD", k_registry_key, prefix});
+  }
+}
+
+Result<std::optional<std::string>> find_collision(Connection& c, const Keys& staged, const Keys& target) {
+  std::optional<std::string> hit;
+  for (const std::string& rel : {std::string("SB"), std::string("ORPHANS")}) {
+    TRY_ASSIGN(Reply r, c.command({"EXISTS", target.absolute(rel)}));
+    if (r.view().integer() == 1) {
+      return std::optional<std::string>(target.absolute(rel));
+    }
+  }
+  KeyWalk walk(c, staged);
+  TRY(walk.begin());
+  TRY(walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    for (const std::string& rel : rels) {
+      bool block = parse_relative_key(rel).kind == KeyKind::Block;
+      c.append({block ? "STRLEN" : "EXISTS", staged.absolute(rel)});
+      c.append({"EXISTS", target.absolute(rel)});
+    }
+    TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      long long here = r[2 * i].view().integer();
+      found[i] = here > 0 ? (parse_relative_key(rels[i]).kind == KeyKind::Block ? here : 0) : -1;
+      if (!hit && r[2 * i + 1].view().integer() == 1) {
+        hit = target.absolute(rels[i]);
+      }
+    }
+    return {};
+  }));
+  return hit;
+}
+
+Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::string& index) {
+  constexpr long long k_page = 1000;
+  std::uint64_t removed = 0;
+  for (long long at = 0;; at += k_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, std::to_string(at), std::to_string(at + k_page - 1)}));
+    ReplyView list = page.view();
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      argv.push_back(keys.absolute(list[i].str()));
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply n, c.command(argv));
+      removed += static_cast<std::uint64_t>(n.view().integer());
+    }
+    if (list.size() < static_cast<std::size_t>(k_page)) {
+      break;
+    }
+  }
+  TRY_ASSIGN(Reply last, c.command({"UNLINK", keys.sb(), index}));
+  return removed + static_cast<std::uint64_t>(last.view().integer());
+}
+
+// ---------------------------------------------------------------- freeze
+
+Freeze::Freeze(std::string key, std::string token)
+    : m_key(std::move(key)), m_token(std::move(token)), m_held(true), m_last_refresh(Clock::now()) {}
+
+Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
+  std::string key = keys.freeze();
+  std::string token = random_hex(16);
+  std::string ttl = std::to_string(k_freeze_ttl_ms);
+  auto deadline = Clock::now() + wait;
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    TRY(check_cancel());
+    TRY_ASSIGN(Reply r, c.eval(lua::freeze_acquire, {key, keys.cow()}, {token, ttl}));
+    if (r.view().integer() == 1) {
+      return Freeze(std::move(key), std::move(token));
+    }
+    if (Clock::now() >= deadline) {
+      return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
+                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+static Error _lost(const std::string& key) {
+  return make_error(EAGAIN, "the freeze " + key + " expired or was taken over while the copy ran");
+}
+
+Status Freeze::refresh(Connection& c) {
+  if (!m_held) {
+    return _lost(m_key);
+  }
+  TRY_ASSIGN(Reply r, c.eval(lua::freeze_refresh, {m_key}, {m_token, std::to_string(k_freeze_ttl_ms)}));
+  if (r.view().integer() != 1) {
+    m_held = false;
+    return _lost(m_key);
+  }
+  m_last_refresh = Clock::now();
+  return {};
+}
+
+Status Freeze::keep_alive(Connection& c) {
+  if (Clock::now() - m_last_refresh < std::chrono::seconds(1)) {
+    return {};
+  }
+  return refresh(c);
+}
+
+Status Freeze::release(Connection& c) {
+  if (!m_held) {
+    return _lost(m_key);
+  }
+  m_held = false;
+  TRY_ASSIGN(Reply r, c.eval(lua::freeze_release, {m_key}, {m_token}));
+  if (r.view().integer() != 1) {
+    return _lost(m_key);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- copy-on-write
+
+CowSnapshot::CowSnapshot(const Keys& source, std::string token)
+    : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
+      m_last_refresh(Clock::now()) {}
+
+Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const Keys& staging, std::string_view dst,
+                                       Identity identity) {
+  CowSnapshot cow(source, random_hex(16));
+  if (identity == Identity::Snapshot) {
+    cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
+  }
+  const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
+  const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
+                              std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
+                              std::to_string(static_cast<long long>(k_max_lineage))};
+  auto frozen_since = Clock::now();
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    TRY(check_cancel());
+    auto r = c.eval(lua::cow_begin, keys, args);
+    if (!r.ok()) {
+      return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(source.prefix()))
+                                      : std::move(r).error();
+    }
+    ReplyView v = r->view();
+    if (!v.is_array() || v.size() < 2) {
+      return make_error(EIO, "redis: bad reply from cow_begin");
+    }
+    if (v[0].str() == "OK" && v.size() == 3) {
+      auto ns = v[1].as_int();
+      if (!ns) {
+        return make_error(EIO, "redis: bad reply from cow_begin");
+      }
+      cow.m_instant_ns = *ns;
+      // (the caller removes it: only if it is a staging prefix of ours,
+      // not whatever a damaged COW named)
+      cow.m_dead = is_cow_staging(source.prefix(), v[2].str()) ? std::string(v[2].str()) : std::string();
+      return cow;
+    }
+    if (v[1].str() != "frozen") {
+      frozen_since = Clock::now();  // another snapshot: waited for as long as it lives
+    } else if (Clock::now() - frozen_since > k_freeze_wait) {
+      return make_error(EBUSY, redisfs::quoted(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
+                                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
+                                   " s; try again later");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+static Error _lapsed(const std::string& key) {
+  return make_error(EAGAIN, "the snapshot " + key + " lapsed (its copier stalled for over " +
+                                std::to_string(k_freeze_ttl_ms / 1000) + " s), so the copy would not be one instant");
+}
+
+Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t total) {
+  if (!m_alive) {
+    return _lapsed(m_cow);
+  }
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
+                                                      std::to_string(static_cast<long long>(total))}));
+  if (r.view().integer() != 1) {
+    m_alive = false;
+    return _lapsed(m_cow);
+  }
+  m_last_refresh = Clock::now();
+  return {};
+}
+
+Status CowSnapshot::keep_alive(Connection& c, std::uint64_t done, std::uint64_t total) {
+  if (m_alive && Clock::now() - m_last_refresh < std::chrono::seconds(1)) {
+    return {};
+  }
+  return refresh(c, done, total);
+}
+
+Status CowSnapshot::end(Connection& c) {
+  if (!m_alive) {
+    return _lapsed(m_cow);
+  }
+  m_alive = false;
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_end, {m_cow}, {m_token}));
+  if (r.view().integer() != 1) {
+    return _lapsed(m_cow);
+  }
+  return {};
+}
+
+Status remove_staging(Connection& c, const Keys& staging) {
+  TRY(unlink_listed(c, staging, staging_index_key(staging)));
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply page, c.command({"SSCAN", staging.touched(), cursor, "COUNT", k_scan_count}));
+    ReplyView v = page.view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return make_error(EIO, "redis: bad SSCAN reply for " + staging.touched());
+    }
+    cursor = std::string(v[0].str());
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      argv.push_back(staging.absolute(v[1][i].str()));
+    }
+    if (argv.size() > 1) {
+      std::vector<std::string_view> views(argv.begin(), argv.end());
+      TRY(c.command(std::span<const std::string_view>(views)));
+    }
+  } while (cursor != "0");
+  TRY(c.command({"UNLINK", staging.touched(), staging.sb()}));
+  return {};
+}
+
+// The copier's scripts run while the writers wait (Redis runs one script
+// at a time): each copies at most this many keys or (counting a block as a
+// full one, anything else as 512 bytes) this many bytes, one round trip
+// each, so a writer waits a few milliseconds at most, however large the
+// filesystem.
+static constexpr std::size_t k_cow_batch_keys = 128;
+static constexpr std::size_t k_cow_batch_bytes = 4u << 20;
+
+static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                              std::span<const std::string> rels, bool list, std::span<long long> found);
+
+// Copy-on-write, the copier's side: makes sure rels[i] is in tk as it was
+// at the instant (cow_copy.lua), found[i] as a KeyVisitor says; with
+// `list`, what tk has of them is appended to its index in the same step.
+static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow, std::uint32_t block_size,
+                        std::span<const std::string> rels, bool list, std::vector<long long>& found) {
+  found.assign(rels.size(), -1);
+  const std::size_t block = std::max<std::size_t>(block_size, 512);
+  std::size_t from = 0;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < rels.size(); ++i) {
+    bytes += parse_relative_key(rels[i]).kind == KeyKind::Block ? block : 512;
+    if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= k_cow_batch_bytes) {
+      TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list,
+                          std::span<long long>(found).subspan(from, i + 1 - from)));
+      from = i + 1;
+      bytes = 0;
+    }
+  }
+  return {};
+}
+
+static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                              std::span<const std::string> rels, bool list, std::span<long long> found) {
+  const std::size_t n = rels.size();
+  std::vector<std::string> keys;
+  keys.reserve(3 + 2 * n);
+  keys.push_back(sk.cow());
+  keys.push_back(tk.touched());
+  keys.push_back(staging_index_key(tk));
+  std::string kinds;
+  kinds.reserve(n);
+  for (const std::string& rel : rels) {
+    keys.push_back(sk.absolute(rel));
+    kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+  }
+  for (const std::string& rel : rels) {
+    keys.push_back(tk.absolute(rel));
+  }
+  const std::string args[] = {cow.token(), std::to_string(k_temp_ttl_ms), kinds, list ? "1" : "0"};
+  auto r = c.eval(lua::cow_copy, keys, args);
+  if (!r.ok()) {
+    if (r.error().message.find("LOST") != std::string::npos) {
+      return _lapsed(sk.cow());
+    }
+    return std::move(r).error();
+  }
+  ReplyView v = r->view();
+  if (!v.is_array() || v.size() != n) {
+    return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + tk.prefix());
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    found[i] = v[i].integer();
+  }
+  return {};
+}
+
+Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                     std::span<const std::string> rels, std::vector<long long>& found) {
+  return _cow_copy(c, sk, tk, cow, 0, rels, true, found);
+}
+
+// The reference, for a filesystem whose structure disagrees with its
+// superblock: every filesystem key SCAN finds under the source is made
+// sure of, then the index is made again from what SCAN finds under the
+// staging prefix (a key a script copied and then removed from the source
+// is there only).
+static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
+                                       std::uint32_t block_size,
+                                       const std::function<Status(std::span<const std::string_view>)>& after_page) {
+  auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+        rels.emplace_back(*rel);
+      }
+    }
+  };
+  std::vector<std::string> rels;
+  std::vector<long long> found;
+  std::string cursor = "0";
+  std::uint64_t seen = 0;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, sk.match_all(), page));
+    fs_keys(sk, page.view()[1], rels);
+    TRY(check_cancel());
+    TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found));
+    seen += rels.size();
+    TRY(cow.keep_alive(c, seen, 0));
+  } while (cursor != "0");
+  const std::string index = staging_index_key(tk);
+  TRY(c.command({"UNLINK", index}));
+  std::unordered_set<std::string> listed;  // SCAN may return a key twice
+  std::uint64_t copied = 0;
+  std::vector<std::string_view> page_rels;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, tk.match_all(), page));
+    fs_keys(tk, page.view()[1], rels);
+    page_rels.clear();
+    for (const std::string& rel : rels) {
+      if (listed.insert(rel).second) {
+        page_rels.push_back(rel);
+      }
+    }
+    TRY(push_index(c, index, page_rels));
+    copied += page_rels.size();
+    if (after_page) {
+      TRY(after_page(page_rels));
+    }
+    TRY(cow.keep_alive(c, seen, 0));
+  } while (cursor != "0");
+  return copied;
+}
+
+Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
+                                    const std::function<Status(std::span<const std::string_view> copied)>& after_page,
+                                    std::string* warning) {
+  KeyWalkOptions opts;
+  opts.source = &sk;
+  KeyWalk walk(c, tk, opts);
+  TRY(walk.begin());
+  std::uint64_t copied = 0;
+  std::vector<std::string_view> done;
+  auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
+    TRY(check_cancel());
+    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found));
+    done.clear();
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (found[i] != -1) {
+        done.push_back(rels[i]);
+      }
+    }
+    copied += done.size();
+    if (after_page) {
+      TRY(after_page(done));
+    }
+    return cow.keep_alive(c, walk.inodes_found(), walk.inodes_expected());
+  };
+  TRY_ASSIGN(KeyWalkResult walked, walk.run(visit));
+  if (walked.disagreement.empty()) {
+    return copied + 1;
+  }
+  if (warning != nullptr) {
+    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+  }
+  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page));
+  return scanned + 1;
+}
+
+// ---------------------------------------------------------------- copy
+
+// Between two slots (a cluster, and prefixes with different hash tags: the
+// destination may be on another shard) the server cannot COPY: the client
+// carries each key, DUMP from the source and RESTORE to the destination
+// with the TTL, still under the source's freeze. A destination that exists
+// already (SCAN returned the source twice) is not copied, as COPY without
+// REPLACE would not; the destinations are the caller's private staging
+// prefix, so looking first (EXISTS, in the same pipeline as DUMP) is not a
+// race. A batch holds at most k_transfer_bytes of payloads.
+static constexpr std::size_t k_transfer_bytes = 16u << 20;
+
+bool same_slot(const Keys& a, const Keys& b) { return key_slot(a.sb()) == key_slot(b.sb()); }
+
+// One batch of keys through the client; `out[i]` = 1 when keys[i] was
+// restored as dkeys[i].
+static Status _transfer_batch(Connection& c, std::span<const std::string> keys, std::span<const std::string> dkeys,
+                              const std::string& ttl, std::vector<char>& out) {
+  out.assign(keys.size(), 0);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    c.append({"DUMP", keys[i]});
+    c.append({"EXISTS", dkeys[i]});
+  }
+  TRY_ASSIGN(std::vector<Reply> dumped, c.read_all());
+  std::size_t restores = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    ReplyView payload = dumped[2 * i].view();
+    if (payload.is_nil() || dumped[2 * i + 1].view().integer() != 0) {
+      continue;  // gone, or copied already
+    }
+    c.append({"RESTORE", dkeys[i], ttl, payload.str()});
+    out[i] = 1;
+    ++restores;
+  }
+  if (restores > 0) {
+    auto restored = c.read_all();
+    if (!restored.ok()) {
+      return make_error(restored.error().code, "RESTORE into " + dkeys[0].substr(0, dkeys[0].find(':')) + ": " +
+                                                   restored.error().message);
+    }
+  }
+  return {};
+}
+
+// The keys of one SCAN page (`keys`: n sources, then their n destinations),
+// through the client in batches; `copied[i]` as above.
+static Status _transfer_page(Connection& c, std::span<const std::string> keys, long long ttl_ms,
+                             std::size_t block_size, std::vector<char>& copied) {
+  const std::size_t n = keys.size() / 2;
+  const std::size_t batch = std::clamp<std::size_t>(k_transfer_bytes / std::max<std::size_t>(block_size, 1), 4, 256);
+  const std::string ttl = std::to_string(ttl_ms);
+  copied.assign(n, 0);
+  std::vector<char> out;
+  for (std::size_t at = 0; at < n; at += batch) {
+    std::size_t m = std::min(batch, n - at);
+    TRY(_transfer_batch(c, keys.subspan(at, m), keys.subspan(n + at, m), ttl, out));
+    std::copy(out.begin(), out.end(), copied.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  return {};
+}
+
+// Copies sk:rels[i] to dk:rels[i], never over an existing key, each copy
+// with the TTL (if any); found[i] as a KeyVisitor says (-1 not copied, a
+// block's length).
+static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::span<const std::string> rels,
+                          std::optional<long long> ttl_ms, bool server_side, std::size_t block_size,
+                          std::vector<long long>& found) {
+  const std::size_t n = rels.size();
+  found.assign(n, -1);
+  if (n == 0) {
+    return {};
+  }
+  std::vector<std::string> keys;
+  keys.reserve(2 * n);
+  std::string kinds;
+  kinds.reserve(n);
+  for (const std::string& rel : rels) {
+    keys.push_back(sk.absolute(rel));
+    kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+  }
+  for (const std::string& rel : rels) {
+    keys.push_back(dk.absolute(rel));
+  }
+  if (server_side) {
+    const std::string args[] = {ttl_ms ? std::to_string(*ttl_ms) : std::string(), kinds};
+    TRY_ASSIGN(Reply r, c.eval(lua::copy_named, keys, args));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != n) {
+      return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      found[i] = v[i].integer();
+    }
+    return {};
+  }
+  std::vector<char> copied;
+  TRY(_transfer_page(c, keys, ttl_ms.value_or(0), block_size, copied));
+  std::vector<std::size_t> blocks;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (copied[i] != 0) {
+      found[i] = 0;
+      if (kinds[i] == 'b') {
+        c.append({"STRLEN", keys[n + i]});
+        blocks.push_back(i);
+      }
+    }
+  }
+  for (std::size_t i : blocks) {
+    auto len = c.read_reply();
+    if (!len.ok() && c.broken()) {
+      return std::move(len).error();
+    }
+    found[i] = len.ok() ? len->view().integer() : -2;
+  }
+  return {};
+}
+
+// Step 3, with the freeze held: the keys named by the structure (the
+// walk, key_walk.hpp), or, when the structure disagrees with the
+// superblock, found by SCAN. Returns the number of keys copied.
+Result<std::uint64_t> copy_keys_frozen(
+    Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning) {
+  const bool server_side = !c.cluster() || same_slot(sk, dk);
+  KeyWalk walk(c, sk);
+  TRY(walk.begin());
+  const std::size_t block_size = walk.block_size() != 0 ? walk.block_size() : k_default_block_size;
+  std::uint64_t copied = 0;
+  std::vector<std::string_view> done;
+  std::vector<long long> found;
+  auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
+    TRY(check_cancel());
+    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, server_side, block_size, out));
+    done.clear();
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (out[i] != -1) {
+        done.push_back(rels[i]);
+      }
+    }
+    copied += done.size();
+    if (after_page) {
+      TRY(after_page(done));
+    }
+    return freeze.keep_alive(c);
+  };
+  TRY_ASSIGN(KeyWalkResult walked, walk.run(copy));
+  if (walked.disagreement.empty()) {
+    return copied;
+  }
+  // The reference: every filesystem key SCAN finds. Those copied already
+  // answer -1 (the destination exists).
+  if (warning != nullptr) {
+    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
+               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+  }
+  std::string cursor = "0";
+  std::vector<std::string> rels;
+  do {
+    Reply page;
+    TRY(_scan_page(c, cursor, sk.match_all(), page));
+    ReplyView list = page.view()[1];
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = sk.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+        rels.emplace_back(*rel);
+      }
+    }
+    TRY(copy(rels, found));
+  } while (cursor != "0");
+  return copied;
+}
+
+Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels) {
+  if (rels.empty()) {
+    return {};
+  }
+  std::vector<std::string_view> push{"RPUSH", index};
+  push.insert(push.end(), rels.begin(), rels.end());
+  c.append(std::span<const std::string_view>(push));
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
+  c.append({"PEXPIRE", index, ttl});
+  TRY(c.read_all());
+  return {};
+}
+
+// Step 3 and the superblock, with the freeze held, into the staging prefix
+// `tk` (every key with the staging TTL). Returns the number of keys copied.
+static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
+                                          const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress,
+                                          std::string& warning) {
+  // The list of what was copied: the swap walks it (install.hpp) instead
+  // of SCANning the server again.
+  const std::string index = staging_index_key(tk);
+  TRY_ASSIGN(std::uint64_t copied,
+             copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> page) -> Status {
+               progress.add(page.size());
+               TRY(push_index(c, index, page));
+               crash_if_injected("copy-staging");
+               return {};
+             }, &warning));
+
+  std::string snap = std::to_string(snapshot_ns);
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
+  Reply payload;  // another slot: the superblock travels through the client
+  if (c.cluster() && !same_slot(sk, tk)) {
+    TRY_ASSIGN(payload, c.command({"DUMP", sk.sb()}));
+    if (payload.view().is_nil()) {
+      return make_error(EIO, sk.sb() + " vanished while it was frozen");
+    }
+  }
+  // The lineage (superblock.hpp), read and extended under the freeze (the
+  // instant: no change script runs meanwhile; on a cluster the source may
+  // be in another slot than the MULTI below): a read-only snapshot appends
+  // its new id to the source's (unless the source is a snapshot itself: its
+  // lineage ends with its own id and stays so); a clone has no snapshot_id.
+  TRY_ASSIGN(Reply source, c.command({"HMGET", sk.sb(), "lineage", "snapshot_id"}));
+  ReplyView lineage = source.view()[0];
+  const bool source_is_snapshot = !source.view()[1].is_nil();
+  const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
+  const std::string extended = opts.writable ? std::string() :
+      extend_lineage(parse_lineage(lineage.is_nil() ? "" : lineage.str()).value_or(
+                         std::vector<std::string>{}), id);
+  if (!opts.writable && !source_is_snapshot) {
+    TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
+  }
+  c.append({"MULTI"});
+  if (payload.empty()) {
+    c.append({"COPY", sk.sb(), tk.sb()});
+  } else {
+    c.append({"RESTORE", tk.sb(), ttl, payload.view().str()});
+  }
+  c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  if (opts.writable) {
+    c.append({"HDEL", tk.sb(), "snapshot_id"});
+  } else {
+    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended});
+  }
+  c.append({"PEXPIRE", tk.sb(), ttl});
+  c.append({"EXEC"});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  ReplyView exec = replies.back().view();
+  bool sb_copied = exec.is_array() && exec.size() == 4 &&
+                   (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
+  if (!sb_copied) {
+    return make_error(EIO, "cannot copy the superblock to " + tk.sb());
+  }
+  progress.add(1);
+  return copied + 1;
+}
+
+// The snapshot's own superblock fields, on the staged copy.
+static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std::int64_t snapshot_ns, bool writable) {
+  TRY(c.command({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", std::to_string(snapshot_ns), "read_only",
+                 writable ? "0" : "1"}));
+  return {};
+}
+
+// Copy-on-write (CowSnapshot) into the staging prefix `tk`, made from the
+// source's name (its slot). On failure nothing of `tk` is left (what a
+// crash leaves expires, or the next snapshot removes it).
+static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                      std::string_view what, bool writable,
+                                                                      Progress& progress, std::string& warning) {
+  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what, writable ? Identity::Clone : Identity::Snapshot));
+  if (!cow.dead_staging().empty()) {
+    (void)remove_staging(c, Keys(cow.dead_staging()));
+  }
+  auto fail = [&](const Error& e) -> Error {
+    c.drain();
+    if (cow.alive()) {
+      (void)cow.end(c);
+    }
+    (void)remove_staging(c, tk);
+    return make_error(e.code, e.message + " (the partial copy was removed)");
+  };
+  auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
+    progress.add(page.size());
+    crash_if_injected("copy-staging");
+    if (fault_injected("copy-staging-slow")) {  // tests: a copy long enough to write during
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return {};
+  }, &warning);
+  if (!copied.ok()) {
+    return fail(copied.error());
+  }
+  Status ended = cow.end(c);
+  if (!ended.ok()) {
+    return fail(ended.error());
+  }
+  Status marked = _mark_snapshot(c, sk, tk, cow.instant_ns(), writable);
+  if (marked.ok()) {
+    auto unlinked = c.command({"UNLINK", tk.touched()});
+    marked = unlinked.ok() ? Status{} : Status(unlinked.error());
+  }
+  if (!marked.ok()) {
+    return fail(marked.error());
+  }
+  progress.add(1);
+  return std::make_pair(*copied, cow.instant_ns());
+}
+
+// Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
+// nothing of `tk` is left.
+static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                       const CopyOptions& opts, Progress& progress,
+                                                                       std::string& warning) {
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
+  auto fail = [&](const Error& e) -> Error {
+    c.drain();
+    if (freeze.held()) {
+      (void)freeze.release(c);
+    }
+    (void)unlink_listed(c, tk, staging_index_key(tk));  // what a crash leaves expires
+    return make_error(e.code, e.message + " (the partial copy was removed)");
+  };
+  auto snapshot_ns = server_time_ns(c);
+  if (!snapshot_ns.ok()) {
+    return fail(snapshot_ns.error());
+  }
+  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress, warning);
+  if (!copied.ok()) {
+    return fail(copied.error());
+  }
+  Status released = freeze.release(c);
+  if (!released.ok()) {
+    return fail(make_error(released.code(), released.error().message + ", so it would not be point-in-time"));
+  }
+  return std::make_pair(*copied, *snapshot_ns);
+}
+
+// A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
+// server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
+// dropped. On failure nothing of `tk` is left.
+Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c, const Keys& sk, const Keys& tk,
+                                                                   const Keys& dk, const CopyOptions& opts,
+                                                                   Progress& progress, std::string& warning) {
+  const bool cow = !c.cluster() || same_slot(sk, tk);
+  auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
+                                  : _copy_to_staging(c, sk, tk, opts, progress, warning);
+  if (!copied.ok()) {
+    return make_error(copied.error().code, "copy " + sk.prefix() + ": " + copied.error().message);
+  }
+  auto dropped = drop_staged_orphans(c, tk);
+  if (!dropped.ok()) {
+    (void)unlink_all(c, tk);
+    (void)c.command({"UNLINK", staging_index_key(tk)});
+    return make_error(dropped.error().code, "copy " + sk.prefix() + ": " + dropped.error().message +
+                                                " (the partial copy was removed)");
+  }
+  return std::make_pair(copied->first - *dropped, copied->second);
+}
+
+// How many keys a copy of `keys` makes, about, from the superblock's
+// counters alone: an INODE per inode and a block per block_size of stored
+// bytes (plus the superblock); DIR and XATTR keys come on top. For
+// progress only.
+static Result<std::uint64_t> _estimate_keys(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), "inodes", "bytes", "block_size"}));
+  ReplyView v = r.view();
+  std::uint64_t n[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < 3 && i < v.size(); ++i) {
+    if (!v[i].is_nil()) {
+      std::string_view t = v[i].str();
+      std::from_chars(t.data(), t.data() + t.size(), n[i]);
+    }
+  }
+  return n[0] + (n[2] > 0 ? (n[1] + n[2] - 1) / n[2] : 0) + 1;
+}
+
+Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
+                                  const CopyOptions& opts) {
+  TRY(validate_prefix(src));
+  TRY(validate_prefix(dst));
+  if (src == dst) {
+    return make_error(EINVAL, "source and destination are the same prefix " + redisfs::quoted(src));
+  }
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, src));
+  TRY(check_toolkit_prefix(c, dst));
+  Keys sk(src);
+  Keys dk(dst);
+
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
+  if (exists.view().integer() != 1) {
+    return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(src));
+  }
+  // Reserved first, then looked at: no mount can start on DST from here on
+  // (install.hpp).
+  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, dk, "copy from " + src));
+  TRY(finish_install(c, dk));
+  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
+  if (target.any_key && !opts.force) {
+    return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
+  }
+  if (target.mounts > 0) {
+    return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" + std::to_string(static_cast<long long>(target.mounts)) +
+                                 " live mounts); unmount it before replacing it");
+  }
+
+  Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
+  if (auto estimate = _estimate_keys(c, sk); estimate.ok() && *estimate > 0) {
+    progress.set_total(*estimate, true);
+  }
+  // Copy-on-write where the staging prefix (made from SRC's name, so in its
+  // slot) can be moved to DST by the server: always, but on a cluster with
+  // DST in another slot, which freezes SRC while the client carries the
+  // keys instead.
+  const bool cow = !c.cluster() || same_slot(sk, dk);
+  Keys tk(make_temp_prefix(cow ? src : dst, TempKind::Copy));
+  std::string warning;
+  auto copied = snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
+  progress.finish();
+  if (!copied.ok()) {
+    return std::move(copied).error();
+  }
+  // What the cheap probe could not see: a key of DST the copy would take.
+  auto collision = target.any_key ? Result<std::optional<std::string>>(std::nullopt) : find_collision(c, tk, dk);
+  if (collision.ok() && *collision && !opts.force) {
+    collision = make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys (" + redisfs::quoted(**collision) +
+                                       "); use --force to replace it");
+  }
+  if (!collision.ok()) {
+    (void)unlink_listed(c, tk, staging_index_key(tk));
+    return make_error(collision.error().code, "copy " + src + " -> " + dst + ": " + collision.error().message);
+  }
+  Status still = reservation->check();
+  const bool replace = target.any_key || collision->has_value();
+  auto installed = still.ok() ? install_staging(c, tk, dk, replace, copied->first, true)
+                              : Result<InstallResult>(still.error());
+  if (!installed.ok()) {
+    (void)unlink_all(c, tk);
+    (void)c.command({"UNLINK", staging_index_key(tk)});
+    return make_error(installed.error().code, "copy " + src + " -> " + dst + ": " + installed.error().message);
+  }
+  (void)reservation->release();
+
+  CopyStats stats;
+  stats.keys = installed->moved;
+  stats.snapshot_ns = copied->second;
+  stats.replaced = installed->replaced;
+  stats.warning = warning;
+  if (!installed->warning.empty()) {
+    stats.warning += (stats.warning.empty() ? "" : "; ") + installed->warning;
+  }
+  TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
+  stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
+  stats.seconds = seconds_since(start);
+  return stats;
+}
+
+// ---------------------------------------------------------------- delete
+
+// With the freeze held: the superblock, then every key the structure names
+// (and OPEN:<n>), then the mounts' register and what it names. The count of
+// keys removed; `why` gets the structure's disagreement, if any.
+static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Freeze& freeze, Progress& progress,
+                                            std::string& why) {
+  KeyWalkOptions opts;
+  opts.opens = true;
+  KeyWalk walk(c, keys, opts);
+  TRY(walk.begin());
+  TRY_ASSIGN(Reply sb, c.command({"UNLINK", keys.sb()}));
+  std::uint64_t removed = static_cast<std::uint64_t>(sb.view().integer());
+  TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels,
+                                                 std::vector<long long>& found) -> Status {
+    std::vector<std::string> abs;
+    abs.reserve(rels.size());
+    std::string kinds;
+    for (const std::string& rel : rels) {
+      abs.push_back(keys.absolute(rel));
+      kinds.push_back(parse_relative_key(rel).kind == KeyKind::Block ? 'b' : '-');
+    }
+    TRY_ASSIGN(Reply r, c.eval(lua::unlink_named, abs, std::span<const std::string>(&kinds, 1)));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != rels.size()) {
+      return make_error(EIO, "redis: bad reply while deleting " + keys.prefix());
+    }
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      found[i] = v[i].integer();
+      n += found[i] != -1 ? 1 : 0;
+    }
+    removed += n;
+    progress.add(n);
+    return freeze.keep_alive(c);
+  }));
+  why = walked.disagreement;
+  TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
+  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing()};
+  for (std::size_t i = 0; i < sessions.view().size(); ++i) {
+    argv.push_back(keys.mount(sessions.view()[i].str()));
+    argv.push_back(keys.op_log(sessions.view()[i].str()));
+  }
+  TRY_ASSIGN(Reply rest, c.command(argv));
+  return removed + static_cast<std::uint64_t>(rest.view().integer());
+}
+
+Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool even_if_mounted, bool quiet) {
+  TRY(validate_prefix(prefix));
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, prefix));
+  Keys keys(prefix);
+  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
+  TRY(finish_install(c, keys));
+  TRY_ASSIGN(PrefixState st, probe_prefix(c, keys, true));
+  if (!st.any_key) {
+    return make_error(ENOENT, "no key under prefix " + redisfs::quoted(prefix));
+  }
+  if (st.mounts > 0 && !even_if_mounted) {
+    return make_error(EBUSY, redisfs::quoted(prefix) + " is mounted (" + std::to_string(static_cast<long long>(st.mounts)) +
+                                 " live mounts); unmount it first, or use --force");
+  }
+  Progress progress("delete " + prefix, 0, "keys", quiet);
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));
+  DeleteStats stats;
+  std::string why = "there is no superblock";
+  auto removed = st.has_sb ? _unlink_walked(c, keys, freeze, progress, why) : Result<std::uint64_t>(std::uint64_t{0});
+  if (removed.ok() && !why.empty()) {
+    // The reference: whatever SCAN still finds under the prefix.
+    if (st.has_sb) {
+      stats.warning = "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" + why +
+                      "), so the keys it did not name were found by SCAN";
+    }
+    auto scanned = unlink_all(c, keys, &freeze, &progress);
+    removed = scanned.ok() ? Result<std::uint64_t>(*removed + *scanned) : Result<std::uint64_t>(scanned.error());
+  }
+  c.drain();
+  (void)freeze.release(c);  // a delete needs no point in time
+  progress.finish();
+  if (!removed.ok()) {
+    return make_error(removed.error().code, "delete " + prefix + ": " + removed.error().message);
+  }
+  (void)c.command({"SREM", k_registry_key, prefix});  // last: still reserved, so no mkfs raced it
+  stats.keys = *removed;
+  stats.seconds = seconds_since(start);
+  return stats;
+}
+
+// ---------------------------------------------------------------- list
+
+static std::string _temp_kind_name(TempKind kind) {
+  switch (kind) {
+    case TempKind::Dump:
+      return "dump-temp";
+    case TempKind::Restore:
+      return "restore-staging";
+    case TempKind::Copy:
+      return "copy-staging";
+    case TempKind::Replaced:
+      return "replaced";
+    case TempKind::None:
+      break;
+  }
+  return "filesystem";
+}
+
+// Every key matching `match` on the server, SCAN page by page, handed to
+// `each` a page at a time (keys may repeat). On a Redis Cluster the keys
+// are spread over the masters: each is scanned in turn, through a
+// connection of our own (its keyless commands routed to that master), so
+// the caller's connection keeps its routing.
+static Status _scan_everywhere(Pool& pool, Connection& c, const std::string& match,
+                               const std::function<void(ReplyView)>& each) {
+  auto scan = [&](Connection& on) -> Status {
+    std::string cursor = "0";
+    do {
+      Reply page;
+      TRY(_scan_page(on, cursor, match, page, k_list_scan_count));
+      each(page.view()[1]);
+    } while (cursor != "0");
+    return {};
+  };
+  if (!c.cluster()) {
+    return scan(c);
+  }
+  TRY_ASSIGN(std::vector<std::string> masters, c.masters());
+  TRY_ASSIGN(std::unique_ptr<Connection> node, Connection::open(pool.url(), "redisfs-snap"));
+  for (const std::string& address : masters) {
+    node->route_keyless_to_node(address);
+    Status st = scan(*node);
+    if (!st.ok()) {
+      return make_error(st.code(), "list: scanning " + address + ": " + st.error().message);
+    }
+  }
+  return {};
+}
+
+Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  std::set<std::string> prefixes;
+  // --all: prefixes holding keys of the schema but no superblock (a crashed
+  // copy or restore of an older version, a half-deleted filesystem), and
+  // prefixes a tool has reserved. That needs every key of the server.
+  std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
+  auto registered = all ? Result<Reply>(make_error(EACCES, "--all")) : c.command({"SMEMBERS", k_registry_key});
+  if (!registered.ok() && c.broken()) {
+    return make_error(registered.error().code, "list: " + registered.error().message);
+  }
+  if (registered.ok() && registered->view().size() > 0) {
+    // The register: no SCAN of the server.
+    ReplyView v = registered->view();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::string prefix(v[i].str());
+      if (validate_prefix(prefix).ok() && temp_kind(prefix) == TempKind::None) {
+        prefixes.insert(std::move(prefix));
+      }
+    }
+  } else {
+    TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        std::string_view key = list[i].str();
+        auto colon = key.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+          continue;
+        }
+        std::string prefix(key.substr(0, colon));
+        KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
+        if (kind == KeyKind::Superblock) {
+          if (all || temp_kind(prefix) == TempKind::None) {
+            prefixes.insert(std::move(prefix));
+          }
+        } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
+                   kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
+                   validate_prefix(prefix).ok()) {
+          keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
+        }
+      }
+    }));
+    // What the register lacked (filesystems an older redisfs made): in it
+    // from now on (best effort, as register_filesystem).
+    std::vector<std::string> argv{"SADD", std::string(k_registry_key)};
+    for (const std::string& p : prefixes) {
+      if (temp_kind(p) == TempKind::None) {
+        argv.push_back(p);
+      }
+    }
+    if (argv.size() > 2) {
+      (void)c.command(argv);
+    }
+  }
+
+  // The live mounts of each prefix, from its register (no second SCAN).
+  std::map<std::string, std::uint64_t> mounts;
+  std::vector<std::string> counted(prefixes.begin(), prefixes.end());
+  for (const auto& [p, has_data] : keyed) {
+    if (prefixes.count(p) == 0) {
+      counted.push_back(p);
+    }
+  }
+  for (const std::string& p : counted) {
+    c.append({"HKEYS", Keys(p).mounts()});
+  }
+  std::vector<std::pair<std::string, std::string>> sessions;  // prefix, session
+  for (const std::string& p : counted) {
+    auto r = c.read_reply();
+    if (!r.ok() && c.broken()) {
+      c.drain();
+      return make_error(r.error().code, "list: " + p + ": " + r.error().message);
+    }
+    for (std::size_t i = 0; r.ok() && i < r->view().size(); ++i) {
+      sessions.emplace_back(p, std::string(r->view()[i].str()));
+    }
+  }
+  for (const auto& [p, session] : sessions) {
+    c.append({"EXISTS", Keys(p).mount(session)});
+  }
+  for (const auto& [p, session] : sessions) {
+    auto r = c.read_reply();
+    if (r.ok() && r->view().integer() == 1) {
+      ++mounts[p];
+    }
+  }
+
+  std::vector<FsInfo> out;
+  std::vector<std::string> names(prefixes.begin(), prefixes.end());
+  // Snapshots being taken (CowSnapshot): alive until their deadline.
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  for (const auto& p : names) {
+    c.append({"HMGET", Keys(p).cow(), "staging", "deadline", "dst", "done", "total"});
+  }
+  std::map<std::string, std::pair<std::string, int>> copying;  // staging -> destination, %
+  for (const auto& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok() || r->view().size() != 5 || r->view()[0].is_nil()) {
+      continue;  // (a COW of the wrong type: the scripts fail on it, fsck reports it)
+    }
+    ReplyView v = r->view();
+    auto deadline = v[1].as_int();
+    if (!deadline || *deadline * 1000000 <= now_ns) {
+      continue;  // its copier died: the next snapshot removes it
+    }
+    long long done = v[3].as_int().value_or(0);
+    long long total = v[4].as_int().value_or(0);
+    int pct = total > 0 ? static_cast<int>(std::clamp(done * 100 / total, 0LL, 99LL)) : 0;
+    copying[std::string(v[0].str())] = {std::string(v[2].str()), pct};
+    if (temp_kind(v[2].str()) == TempKind::None && validate_prefix(v[2].str()).ok() &&
+        prefixes.count(std::string(v[2].str())) == 0) {
+      FsInfo info;  // the destination of a copy, not moved into place yet
+      info.prefix = std::string(v[2].str());
+      info.kind = "copying";
+      info.origin = p;
+      info.temporary = true;
+      info.progress = pct;
+      out.push_back(std::move(info));
+    }
+  }
+  for (const auto& p : names) {
+    c.append({"HGETALL", Keys(p).sb()});
+  }
+  for (const auto& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok() && c.broken()) {
+      Error e = std::move(r).error();
+      c.drain();
+      return make_error(e.code, "list: " + p + ": " + e.message);
+    }
+    if (r.ok() && r->view().size() == 0) {
+      continue;  // deleted since the scan
+    }
+    if (!r.ok() && r.error().code == EACCES) {
+      // An ACL user sees every key name (SCAN) but may read only its own
+      // prefixes: another tenant's filesystem is not damaged, and not the
+      // user's to list (redisfs-snap(1): list shows what the user can read).
+      continue;
+    }
+    FsInfo info;
+    info.prefix = p;
+    info.mounts = mounts.count(p) ? mounts[p] : 0;
+    SbFields fields;
+    if (!r.ok()) {
+      fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
+    } else {
+      ReplyView v = r->view();
+      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+        fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
+      }
+    }
+    TempKind tk = temp_kind(p);
+    info.temporary = tk != TempKind::None;
+    auto sb = decode_superblock(p, fields);
+    if (sb.ok()) {
+      info.origin = sb->origin;
+      info.snapshot_id = sb->snapshot_id;
+      info.lineage = sb->lineage;
+      info.restored_from = sb->restored_from;
+      info.created_ns = sb->created_ns;
+      info.snapshot_created_ns = sb->snapshot_created_ns;
+      info.dumped_ns = sb->dumped_ns;
+      info.inodes = sb->inodes;
+      info.bytes = sb->bytes;
+      info.block_size = sb->block_size;
+      info.version = sb->version;
+      info.read_only = sb->read_only;
+    } else {
+      info.problem = sb.error().message;
+    }
+    if (auto it = copying.find(p); it != copying.end()) {
+      info.progress = it->second.second;
+    }
+    if (tk != TempKind::None) {
+      info.kind = _temp_kind_name(tk);
+    } else if (!info.problem.empty()) {
+      info.kind = "damaged";
+    } else if (!info.origin.empty()) {
+      info.kind = info.read_only ? "snapshot" : "clone";
+    } else if (!info.restored_from.empty()) {
+      info.kind = info.read_only ? "snapshot" : "restored";
+    } else {
+      info.kind = info.read_only ? "read-only" : "filesystem";
+    }
+    out.push_back(std::move(info));
+  }
+  for (const auto& [p, has_data] : keyed) {
+    if (prefixes.count(p) != 0) {
+      continue;
+    }
+    FsInfo info;
+    info.prefix = p;
+    info.mounts = mounts.count(p) ? mounts[p] : 0;
+    info.temporary = true;
+    TempKind tk = temp_kind(p);
+    if (!has_data) {
+      info.kind = "reserved";
+      info.problem = "a restore, copy or delete is filling or removing it";
+    } else if (tk != TempKind::None) {
+      info.kind = _temp_kind_name(tk);
+      info.problem = "keys but no superblock yet";
+    } else {
+      info.kind = "incomplete";
+      info.problem = "keys but no superblock: an interrupted copy, restore or delete; remove it with "
+                     "`redisfs-snap delete " + p + "`";
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const FsInfo& a, const FsInfo& b) { return a.prefix < b.prefix; });
+  return out;
+}
+
+std::string list_as_json(const std::vector<FsInfo>& list) {
+  using Json = nlohmann::ordered_json;
+  Json arr = Json::array();
+  for (const auto& fs : list) {
+    Json j;
+    j["prefix"] = fs.prefix;
+    j["kind"] = fs.kind;
+    j["origin"] = fs.origin.empty() ? Json(nullptr) : Json(fs.origin);
+    j["created"] = fs.created_ns != 0 ? Json(iso_time_ns(fs.created_ns)) : Json(nullptr);
+    j["snapshot_created"] = fs.snapshot_created_ns != 0 ? Json(iso_time_ns(fs.snapshot_created_ns)) : Json(nullptr);
+    j["restored_from"] = fs.restored_from.empty() ? Json(nullptr) : Json(fs.restored_from);
+    j["snapshot_id"] = fs.snapshot_id.empty() ? Json(nullptr) : Json(fs.snapshot_id);
+    j["lineage"] = fs.lineage;
+    j["dumped"] = fs.dumped_ns != 0 ? Json(iso_time_ns(fs.dumped_ns)) : Json(nullptr);
+    j["problem"] = fs.problem.empty() ? Json(nullptr) : Json(fs.problem);
+    j["read_only"] = fs.read_only;
+    j["inodes"] = fs.inodes;
+    j["bytes"] = fs.bytes;
+    j["block_size"] = fs.block_size;
+    j["version"] = fs.version;
+    j["mounts"] = fs.mounts;
+    j["temporary"] = fs.temporary;
+    j["progress"] = fs.progress >= 0 ? Json(fs.progress) : Json(nullptr);
+    arr.push_back(std::move(j));
+  }
+  // Prefixes and origins come from the server: never let odd bytes break
+  // the document.
+  return arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace redisfs
+
+namespace redisfs {
+
+Result<std::vector<SnapshotRef>> snapshots_of(Connection& c, std::string_view origin) {
+  TRY_ASSIGN(Reply registered, c.command({"SMEMBERS", k_registry_key}));
+  std::vector<std::string> names;
+  ReplyView v = registered.view();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::string_view p = v[i].str();
+    if (p != origin && validate_prefix(p).ok() && temp_kind(p) == TempKind::None) {
+      names.emplace_back(p);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& p : names) {
+    c.append({"HMGET", Keys(p).sb(), "origin", "read_only", "created", "snapshot_created", "dumped", "rolled_back"});
+  }
+  std::vector<SnapshotRef> out;
+  std::optional<Error> broken;
+  for (const std::string& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok()) {
+      if (c.broken() && !broken) {
+        broken = make_error(r.error().code, "snapshots of " + std::string(origin) + ": " + p + ": " + r.error().message);
+      }
+      continue;  // another tenant's prefix (NOPERM), or a superblock of the wrong type: not listed
+    }
+    ReplyView f = r->view();
+    if (f.size() != 6 || f[0].is_nil() || f[0].str() != origin || f[1].str() != "1" || f[2].is_nil()) {
+      continue;
+    }
+    SnapshotRef ref;
+    ref.prefix = p;
+    ref.identity = filesystem_identity(f[2].str(), f[3].str(), f[4].str(), f[5].str());
+    ref.snapshot_created_ns = f[3].as_int().value_or(0);
+    out.push_back(std::move(ref));
+  }
+  if (broken) {
+    return *broken;
+  }
+  return out;
+}
+
+}  // namespace redisfs

@@ -1,0 +1,95 @@
+// AttrCache: see attr_cache.hpp for the rules. Entries live while a change
+// of their inode is in flight or while they hold attributes; when the map
+// is full, entries that are neither in flight nor fresh go first, then
+// every idle one (the cache only saves round trips).
+#include "store/attr_cache.hpp"
+
+#include <algorithm>
+
+namespace redisfs {
+
+AttrCache::AttrCache(double ttl_seconds, std::size_t max_entries)
+    : m_ttl(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(ttl_seconds, 0.0)))),
+      m_max(std::max<std::size_t>(max_entries, 1)) {}
+
+AttrCache::Change AttrCache::begin(const std::vector<Ino>& inos) {
+  Change change;
+  if (!enabled()) {
+    return change;
+  }
+  std::lock_guard lock(m_mutex);
+  if (m_entries.size() + inos.size() > m_max) {
+    Clock::time_point now = Clock::now();
+    std::erase_if(m_entries, [&](const auto& kv) {
+      const Entry& e = kv.second;
+      return e.in_flight == 0 && (!e.attr || now - e.read_at >= m_ttl);
+    });
+    if (m_entries.size() + inos.size() > m_max) {
+      std::erase_if(m_entries, [](const auto& kv) { return kv.second.in_flight == 0; });
+    }
+  }
+  for (Ino ino : inos) {
+    if (std::any_of(change.m_marks.begin(), change.m_marks.end(), [ino](const auto& m) { return m.ino == ino; })) {
+      continue;  // named twice (rename within one directory)
+    }
+    Entry& e = m_entries[ino];
+    e.attr.reset();
+    change.m_marks.push_back({ino, ++e.gen, e.in_flight == 0});
+    ++e.in_flight;
+  }
+  return change;
+}
+
+void AttrCache::end(const Change& change, const std::vector<Attr>& fresh) {
+  if (change.m_marks.empty()) {
+    return;
+  }
+  Clock::time_point now = Clock::now();
+  std::lock_guard lock(m_mutex);
+  for (const auto& mark : change.m_marks) {
+    auto it = m_entries.find(mark.ino);
+    if (it == m_entries.end()) {
+      continue;  // cannot happen: in-flight entries are never dropped
+    }
+    Entry& e = it->second;
+    --e.in_flight;
+    auto attr = std::find_if(fresh.begin(), fresh.end(), [&](const Attr& a) { return a.ino == mark.ino; });
+    if (attr != fresh.end() && mark.alone && e.gen == mark.gen) {
+      e.attr = *attr;
+      e.read_at = now;
+    } else if (e.in_flight == 0 && !e.attr) {
+      m_entries.erase(it);
+    }
+  }
+}
+
+std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now) {
+  if (!enabled()) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end() || !it->second.attr || it->second.in_flight != 0) {
+    return std::nullopt;
+  }
+  Clock::duration age = now - it->second.read_at;
+  if (age >= m_ttl || age < Clock::duration::zero()) {
+    return std::nullopt;
+  }
+  return Hit{*it->second.attr, std::chrono::duration<double>(age).count()};
+}
+
+void AttrCache::forget(Ino ino) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end()) {
+    return;
+  }
+  it->second.attr.reset();
+  ++it->second.gen;  // a change in flight must not store what it read before this
+  if (it->second.in_flight == 0) {
+    m_entries.erase(it);
+  }
+}
+
+}  // namespace redisfs

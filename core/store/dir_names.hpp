@@ -1,0 +1,82 @@
+// DirNames: every name of a directory this mount is filling, as of a
+// moment, so that a lookup of a new name need not ask the server.
+//
+// Creating a file costs the kernel's LOOKUP of the name (negative) and then
+// the CREATE: two round trips. In a directory this mount made (mkdir),
+// the mount knows every name, as long as no other host changed the
+// directory since. The server counts every change to a directory's entries
+// in the directory inode's 'gen' field (prelude.lua: dir_changed), and the
+// create/unlink/rmdir scripts return it, read atomically with their change:
+// when it is exactly one more than the count the mount knew, no other
+// change came between, so the mount's list is still the whole list, now as
+// of that script.
+//
+// A name not in the list is then absent "as of" that moment, and the
+// answer is good for as long as the kernel would have kept a negative entry
+// made then (the entry timeout): it is the same promise as the kernel's own
+// negative dentry cache, never a stronger one, as long as every writer of a
+// DIR hash counts its change in 'gen' (the scripts and fsck do). The
+// caller tells the kernel only the time left. When such an answer turns
+// out stale (another host made the name since), the create that follows
+// fails with EEXIST and op_create sends the open back to the VFS.
+//
+// Lists are dropped at the first doubt: a count that does not follow, a
+// change of another kind (rename, link, a failed or lost script), or a
+// list grown past its limit. Only a mkdir starts one. When the limit is
+// reached, lists that have not changed for a ttl (too old to answer for
+// anything) make room.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "store/keys.hpp"
+
+namespace redisfs {
+
+class DirNames {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // At most `max_names` names and lists together are kept.
+  explicit DirNames(double ttl_seconds = 0, std::size_t max_names = 1 << 16);
+
+  bool enabled() const { return m_ttl.count() > 0; }
+
+  // `dir` was just made empty, with `gen` changes counted, by a script sent
+  // at `sent` (before the script ran: the list is at least that fresh).
+  void start(Ino dir, std::uint64_t gen, Clock::time_point sent);
+  // A script sent at `sent` added (or removed) `name` in `dir`, and the
+  // directory's count is `gen` after it.
+  void changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, bool added);
+  // Something else changed `dir`, or may have: drop its list.
+  void forget(Ino dir);
+
+  // Seconds since the moment `name` was known to be absent from `dir`;
+  // nullopt when that is not known (no list, an old one, or the name is in
+  // it).
+  std::optional<double> absent(Ino dir, std::string_view name, Clock::time_point now = Clock::now());
+
+ private:
+  bool has_room(Clock::time_point now);
+
+  struct List {
+    std::unordered_set<std::string> names;
+    std::uint64_t gen = 0;
+    Clock::time_point as_of{};
+  };
+
+  Clock::duration m_ttl;
+  std::size_t m_max;
+  std::size_t m_total = 0;  // names over all lists
+  std::mutex m_mutex;
+  std::unordered_map<Ino, List> m_lists;
+};
+
+}  // namespace redisfs

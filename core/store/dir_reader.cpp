@@ -1,0 +1,116 @@
+// DirReader: see dir_reader.hpp for what an offset names and what a
+// listing guarantees.
+#include "store/dir_reader.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace redisfs {
+
+// A cursor is kept in the 31 bits above the hash, so that every offset is
+// positive (the kernel and lseek refuse negative ones): 2^31 buckets, some
+// two billion names, is as large as a listed directory gets.
+static constexpr std::uint64_t k_max_cursor = (std::uint64_t{1} << 31) - 2;
+
+std::uint32_t DirReader::name_hash(std::string_view name) {
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
+  for (unsigned char ch : name) {
+    h = (h ^ ch) * 1099511628211ULL;
+  }
+  return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+DirReader::DirReader(Store& store, Ino dir, std::size_t page_entries)
+    : m_store(store), m_dir(dir), m_page_entries(std::max<std::size_t>(page_entries, 1)) {}
+
+Status DirReader::read_page(std::uint64_t cursor) {
+  m_have_page = false;
+  m_entries.clear();
+  m_hashes.clear();
+  m_index = 0;
+  TRY_ASSIGN(DirPage page, m_store.readdir(m_dir, cursor, m_page_entries, m_plus));
+  if (page.next_cursor > k_max_cursor) {
+    return make_error(EOVERFLOW, "directory " + std::to_string(m_dir) + ": HSCAN cursor " +
+                                     std::to_string(page.next_cursor) + " does not fit a directory offset");
+  }
+  std::vector<std::uint32_t> hashes;
+  hashes.reserve(page.entries.size());
+  for (const DirEntry& e : page.entries) {
+    hashes.push_back(name_hash(e.name));
+  }
+  std::vector<std::size_t> order(page.entries.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return hashes[a] != hashes[b] ? hashes[a] < hashes[b] : page.entries[a].name < page.entries[b].name;
+  });
+  m_entries.reserve(order.size());
+  m_hashes.reserve(order.size());
+  for (std::size_t i : order) {
+    // HSCAN may return a name twice within one reply (while rehashing)
+    if (!m_entries.empty() && m_entries.back().name == page.entries[i].name) {
+      continue;
+    }
+    m_entries.push_back(std::move(page.entries[i]));
+    m_hashes.push_back(hashes[i]);
+  }
+  m_cursor = cursor;
+  m_next_cursor = page.next_cursor;
+  m_time = Clock::now();
+  m_have_page = true;
+  return {};
+}
+
+Status DirReader::seek(std::uint64_t offset, bool plus) {
+  std::uint64_t cursor = 0;
+  bool after_hash = false;
+  std::uint32_t hash = 0;
+  if (offset >= k_first_entry_offset) {
+    cursor = (offset >> 32) - 1;
+    hash = static_cast<std::uint32_t>(offset);
+    after_hash = true;
+    if (cursor > k_max_cursor) {
+      return make_error(EINVAL, "directory offset " + std::to_string(offset) + " was never handed out");
+    }
+  }
+  bool usable = m_have_page && (m_plus || !plus) && offset != 0;
+  if (usable && after_hash && m_have_prev && cursor == m_prev_cursor && hash >= m_prev_last_hash) {
+    m_index = 0;  // past the page before: the start of the one held
+    return {};
+  }
+  if (!usable || m_cursor != cursor) {
+    m_plus = plus;
+    m_have_prev = false;
+    TRY(read_page(cursor));
+  }
+  m_index = 0;
+  if (after_hash) {
+    m_index = static_cast<std::size_t>(std::upper_bound(m_hashes.begin(), m_hashes.end(), hash) - m_hashes.begin());
+  }
+  return {};
+}
+
+Result<const DirEntry*> DirReader::current() {
+  while (m_have_page && m_index >= m_entries.size()) {
+    if (m_next_cursor == 0) {
+      return static_cast<const DirEntry*>(nullptr);
+    }
+    if (!m_hashes.empty()) {  // (past an empty page, the one before it still leads here)
+      m_have_prev = true;
+      m_prev_cursor = m_cursor;
+      m_prev_last_hash = m_hashes.back();
+    }
+    TRY(read_page(m_next_cursor));
+  }
+  if (!m_have_page) {
+    return make_error(EIO, "directory " + std::to_string(m_dir) + ": listing read before seek");
+  }
+  return &m_entries[m_index];
+}
+
+std::uint64_t DirReader::current_offset() const {
+  return ((m_cursor + 1) << 32) | m_hashes[m_index];
+}
+
+bool DirReader::must_follow() const { return m_index > 0 && m_hashes[m_index] == m_hashes[m_index - 1]; }
+
+}  // namespace redisfs

@@ -1,0 +1,103 @@
+// DirReader: a directory listing that holds one page, whatever the size of
+// the directory, and resumes from any offset it handed out.
+//
+// A directory is a Redis hash, read page by page with HSCAN (Store::readdir).
+// The offset after an entry (what the kernel passes back as d_off, and what
+// telldir returns) names a place in the scan, not a count of entries:
+//
+//   offset = (cursor + 1) << 32 | hash32(name)
+//
+// where `cursor` is the HSCAN cursor the entry's page was read from, and
+// the entries of a page are listed in the order of hash32 (FNV-1a, folded).
+// Resuming after an offset reads that page again (or uses the page held,
+// when it is the same one) and lists its entries whose hash is greater,
+// then the pages that follow. Offsets 0, 1 and 2 are the start, after "."
+// and after "..": the reader lists no "." or "..", its caller does.
+//
+// What a listing guarantees (see tests/mount/readdir_cursor.sh):
+// - read straight through (the kernel resumes at the last offset it got,
+//   which is in the page held): every name present for the whole listing
+//   comes back, once; names added or removed meanwhile may or may not.
+//   The one exception is HSCAN's: when the hash table shrinks during the
+//   listing (Redis shrinks a hash when deletions leave it under a tenth
+//   full), a name may come back twice; never fewer than once.
+// - seek to any offset the handle gave (seekdir to a telldir value): the
+//   listing resumes right after that entry. The page is read again; when
+//   the directory did not change since, that is the same page, and the
+//   result is exact. When it changed, the re-read page may end elsewhere
+//   than the first read did, and names of the new extent whose hash is at
+//   most the offset's are skipped: POSIX leaves entries of a changed
+//   directory after seekdir unspecified, and so do we.
+// - two names of one page with the same hash32 are never split across two
+//   calls of the caller (must_follow says so), so resuming never loses one.
+//
+// Memory: one page per open directory (about `page_entries`, with
+// attributes for readdirplus; a hash small enough to be a listpack, up to
+// hash-max-listpack-entries, 512 by default, comes whole in one HSCAN
+// reply), nothing that grows with the directory.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "util/result.hpp"
+#include "store/store.hpp"
+
+namespace redisfs {
+
+class DirReader {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Offsets below this are the start (0), "." (1) and ".." (2).
+  static constexpr std::uint64_t k_first_entry_offset = std::uint64_t{1} << 32;
+
+  static std::uint32_t name_hash(std::string_view name);
+
+  DirReader(Store& store, Ino dir, std::size_t page_entries = 256);
+
+  // Positions the reader right after `offset` (0, 1, 2: before the first
+  // entry). `plus` asks for attributes: a page held without them is read
+  // again, and so is the first page for offset 0 (a rewinddir sees the
+  // directory as it is now). Otherwise the page held serves every offset
+  // in it: its attributes are page_time() old (the caller shortens their
+  // timeouts by that), never read again while the listing goes on.
+  Status seek(std::uint64_t offset, bool plus);
+
+  // The entry at the position, or nullptr at the end of the directory
+  // (reading the next page when the one held is done).
+  Result<const DirEntry*> current();
+  // The offset after the current entry.
+  std::uint64_t current_offset() const;
+  // Whether the current entry has the same hash as the one before it on
+  // the page: the caller must not stop between them.
+  bool must_follow() const;
+  // When the page held was read (attributes are that old).
+  Clock::time_point page_time() const { return m_time; }
+  void advance() { ++m_index; }
+
+ private:
+  Status read_page(std::uint64_t cursor);
+
+  Store& m_store;
+  Ino m_dir;
+  std::size_t m_page_entries;
+  bool m_plus = false;
+  bool m_have_page = false;
+  std::uint64_t m_cursor = 0;       // the page held was read from this cursor
+  std::uint64_t m_next_cursor = 0;  // ...and the next one starts here (0: none)
+  // The page before it, when the reader went on from it to the page held:
+  // an offset past its last entry (where a reply that filled up at the end
+  // of that page stopped) is the start of the page held.
+  bool m_have_prev = false;
+  std::uint64_t m_prev_cursor = 0;
+  std::uint32_t m_prev_last_hash = 0;
+  Clock::time_point m_time{};
+  std::vector<DirEntry> m_entries;   // sorted by (hash, name)
+  std::vector<std::uint32_t> m_hashes;
+  std::size_t m_index = 0;
+};
+
+}  // namespace redisfs

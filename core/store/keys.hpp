@@ -1,0 +1,186 @@
+// The key schema: the only code that formats or recognises Redis keys.
+//
+// Every key of a filesystem starts with "<prefix>:" and nothing else does.
+//
+//   <p>:SB             hash    superblock: format, version, block_size, root,
+//                              next_inode, inodes, bytes, created, origin,
+//                              read_only, snapshot_id (snapshots), lineage,
+//                              rolled_back (superblock.hpp)
+//   <p>:INODE:<ino>    hash    one inode: type, mode (octal), uid, gid, size,
+//                              nlink, rdev, atime/mtime/ctime (ns), bytes
+//                              (stored), parent (dirs), target (symlinks)
+//   <p>:DIR:<ino>      hash    directory entries: name -> inode number
+//   <p>:XATTR:<ino>    hash    extended attributes: name -> value
+//   <p>:BLK:<ino>:<i>  string  file bytes [i*block_size, (i+1)*block_size);
+//                              a missing key, or a short one, reads as zeros
+//   <p>:ORPHANS        hash    unlinked inodes still open: ino -> session id
+//   <p>:FREEZE         string  present (with a TTL) while the filesystem must
+//                              not change (delete, a copy between two cluster
+//                              slots, an install): every change script waits
+//                              while it exists
+//   <p>:COW            hash    a snapshot being taken copy-on-write
+//                              (snapshot.hpp): staging (the prefix the copy
+//                              is made in), token, deadline (ms, server
+//                              clock: it is alive until then, refreshed
+//                              every second), ttl, dst, done, total. While it
+//                              is alive every change script first copies the
+//                              filesystem keys it names to the staging
+//                              prefix (if not done yet), so the staging
+//                              prefix gets each key as it was at the instant
+//                              the snapshot began. A dead one (its copier
+//                              crashed) is ignored, and cleaned up by the
+//                              next snapshot
+//   <s>:TOUCHED        set     under a staging prefix <s> while its COW is
+//                              alive: the relative names of the keys a change
+//                              script met first (copied to <s> if they
+//                              existed, else created since the instant: the
+//                              copier skips those)
+//   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
+//   <p>:MOUNTS         hash    the mounts' register: session id -> what
+//                              MOUNT:<id> holds, set in the same step as
+//                              MOUNT:<id>; a field is live while its
+//                              MOUNT:<id> exists (the tools count mounts
+//                              here instead of SCANning for MOUNT:*); a
+//                              crashed mount's field is dropped by the
+//                              next live mount's sweep (prune_mounts.lua)
+//   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
+//                              there; an unlinked file is freed only when no
+//                              live mount holds it open
+//   <p>:RESERVED       string  present (with a TTL, refreshed) while a restore,
+//                              copy or delete fills, replaces or removes the
+//                              prefix: nothing mounts or mkfs's it meanwhile
+//   <p>:INSTALLING     string  "<phase> <staging> <replaced>[ <kept>]" while
+//                              a restore, copy or rollback moves a staged
+//                              filesystem in (phase "delta": an incremental
+//                              restore applies its staged changes; <kept>: a
+//                              rollback keeps the replaced one under that
+//                              name); whoever finds it finishes the move
+//                              (install.hpp)
+//   <p>:OPLOG:<id>     hash    one mount's latest outcomes (TTL): connection
+//                              -> "<operation id>:<reply>", so a change
+//                              whose reply was lost is checked, not run
+//                              twice (redis.hpp); removed at unmount
+//   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
+//                              large write sends its bytes with plain SETs
+//                              and its script RENAMEs them into place, so
+//                              they never pass through Lua
+//
+// One key lies outside every prefix (it has no ':', so no prefix's key
+// can be it):
+//
+//   redisfs~FILESYSTEMS set  the register of filesystems: every prefix a
+//                            mount (before mkfs) or a copy or restore
+//                            (before its final move) made a filesystem in;
+//                            delete removes its name last. It may name a
+//                            prefix that holds none (a crash in between):
+//                            `list` reads each superblock anyway. A user
+//                            that may not write it (ACL) is not registered,
+//                            and `list` then SCANs; `list --all` SCANs and
+//                            registers what it finds (filesystems made by an
+//                            older redisfs). A mount's .snapshots reads it
+//                            too (snapshots_of), and never SCANs.
+//
+// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
+// the running system, not the filesystem: they are never copied, dumped or
+// restored.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/result.hpp"
+
+namespace redisfs {
+
+using Ino = std::uint64_t;
+inline constexpr Ino k_root_ino = 1;
+
+// A prefix may not contain ':' (it ends the prefix), glob characters (keys
+// are found with SCAN MATCH "<prefix>:*"), '\\', whitespace or control bytes.
+// Braces are allowed as one Redis Cluster hash tag: "{fs1}", "{fs1}-monday",
+// of at most k_max_hash_tag bytes.
+inline constexpr std::size_t k_max_hash_tag = 150;
+// The register of filesystems (above).
+inline constexpr std::string_view k_registry_key = "redisfs~FILESYSTEMS";
+Status validate_prefix(std::string_view prefix);
+// A prefix as a user writes it, taken the way every command line takes
+// one (redisfs --prefix, every redisfs-snap argument): "SKX:", the prefix
+// as the keys spell it, is the prefix SKX. Takes one trailing ':' off, then
+// validate_prefix.
+Status normalize_prefix(std::string& prefix);
+// The hash tag of a prefix ("fs1" for "{fs1}-monday"), if it has one: all
+// the filesystem's keys are then in that tag's slot.
+std::optional<std::string_view> hash_tag(std::string_view prefix);
+// In cluster mode every prefix needs a hash tag; the error says how.
+Status check_cluster_prefix(std::string_view prefix);
+
+// Whether `staging` can be the staging prefix of a copy-on-write snapshot
+// of `prefix` (what snapshot.hpp's make_temp_prefix makes for a copy or a
+// dump: the prefix, or as much of it as fits with its hash tag, then
+// "~copy~" or "~dump~" and 16 hex digits). Change scripts copy into it and
+// tools remove it on the word of <prefix>:COW, which may be damaged or
+// written by someone else: a COW naming another filesystem is refused.
+bool is_cow_staging(std::string_view prefix, std::string_view staging);
+
+class Keys {
+ public:
+  explicit Keys(std::string prefix);
+
+  const std::string& prefix() const { return m_prefix; }
+  std::string sb() const;
+  std::string inode(Ino ino) const;
+  std::string dir(Ino ino) const;
+  std::string xattr(Ino ino) const;
+  std::string block(Ino ino, std::uint64_t index) const;
+  std::string orphans() const;
+  std::string freeze() const;
+  std::string cow() const;
+  // Under a staging prefix: what a copy-on-write snapshot's scripts met.
+  std::string touched() const;
+  std::string reserved() const;
+  std::string installing() const;
+  std::string mount(std::string_view session) const;
+  std::string mounts() const;
+  std::string temp(std::string_view session, std::uint64_t n) const;
+  // A mount's outcome records (Pool::set_op_log).
+  std::string op_log(std::string_view session) const;
+  std::string open(Ino ino) const;
+  // SCAN MATCH pattern for every key of this filesystem.
+  std::string match_all() const;
+  std::string match_mounts() const;
+  std::string match_opens() const;
+
+  // "SKX:INODE:5" -> "INODE:5"; nullopt when the key is not under the prefix.
+  std::optional<std::string_view> relative(std::string_view key) const;
+  std::string absolute(std::string_view relative) const;
+
+ private:
+  std::string m_prefix;
+  std::string m_colon;  // prefix + ':'
+};
+
+// What a key (relative to the prefix) is, by the schema above.
+enum class KeyKind {
+  Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
+  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
+  Unknown
+};
+struct ParsedKey {
+  KeyKind kind = KeyKind::Unknown;
+  Ino ino = 0;
+  std::uint64_t index = 0;  // block index
+};
+ParsedKey parse_relative_key(std::string_view relative);
+
+// True for the keys that make up the filesystem itself (copied, dumped,
+// restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
+// the schema.
+bool is_filesystem_key(KeyKind kind);
+// True for the keys of the running system (FREEZE, COW ... OPLOG:*, MOUNTS).
+bool is_running_system_key(KeyKind kind);
+// The Redis type each filesystem key must have: "hash" or "string".
+std::string_view expected_type(KeyKind kind);
+
+}  // namespace redisfs

@@ -1,0 +1,313 @@
+// Store: opening a filesystem (superblock, format checks, mkfs), sync,
+// the machinery every change shares (eval_change, inode allocation),
+// getattr and statfs. Its other parts: store_names.cpp (names and
+// directories), store_data.cpp (file contents, symlinks, setattr),
+// store_xattr.cpp, store_session.cpp (opens, orphans, mount sessions),
+// store_gather.cpp (a new file's gathered changes).
+#include "store/store.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+
+#include "store/fs_usage.hpp"
+#include "snap/install.hpp"
+#include "store/store_internal.hpp"
+
+namespace redisfs {
+
+using namespace store_internal;
+
+Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
+  if (!r.is_array() || r.size() == 0) {
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
+  }
+  FieldList fields;
+  fields.reserve(r.size() / 2);
+  for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
+    fields.emplace_back(r[i].str(), r[i + 1].str());
+  }
+  return decode_attr(ino, fields);
+}
+
+Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
+    : m_pool(pool),
+      m_keys(prefix),
+      m_opts(std::move(opts)),
+      m_attrs(m_opts.attr_cache_seconds),
+      m_dir_names(m_opts.names_cache_seconds) {
+  if (m_opts.session.empty()) {
+    m_opts.session = random_hex(8);
+  }
+}
+
+Store::~Store() {
+  if (m_registered) {
+    (void)end_session();  // best effort: the key expires anyway
+  }
+}
+
+Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
+  TRY(validate_prefix(prefix));
+  if (opts.view) {
+    opts.read_only = true;
+    opts.create = false;
+  }
+  std::unique_ptr<Store> s(new Store(pool, prefix, std::move(opts)));
+  // Keyless commands (SCAN, WAIT...) go to this filesystem's slot; changes
+  // whose reply is lost are checked in this mount's outcome records.
+  if (!s->m_opts.view) {
+    pool.route_keyless(s->m_keys.sb());
+  }
+  if (!s->m_opts.read_only) {
+    pool.set_op_log(s->m_keys.op_log(s->m_opts.session));
+  }
+  TRY_ASSIGN(auto c, pool.acquire());
+  if (c->cluster()) {
+    TRY(check_cluster_prefix(prefix));
+  }
+  s->m_master_id = c->server_id();
+  if (s->m_opts.sync_replicas < 0) {
+    s->m_opts.sync_replicas = 0;
+    auto r = c->command({"CONFIG", "GET", "min-replicas-to-write"});
+    if (r.ok() && r->view().size() == 2) {
+      s->m_opts.sync_replicas = static_cast<int>(r->view()[1].as_int().value_or(0));
+    }
+  }
+  // Alive from the start: another mount's purge_dead_orphans must never
+  // take this one's orphans for a dead mount's, and a restore, copy or
+  // delete that reserves the prefix after this point sees the mount and
+  // leaves it alone (install.hpp). A read-only open (perhaps on a replica)
+  // may fail to say so; it has no orphans to protect.
+  if (Status hb = s->m_opts.view ? Status{} : s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
+    return std::move(hb).error();
+  }
+  // A restore or copy killed while moving its keys in left a journal:
+  // finish its move first (EBUSY while the tool itself still runs).
+  TRY(finish_install_reserved(pool, s->m_keys));
+  TRY_ASSIGN(auto holder, reservation_holder(*c, s->m_keys));
+  if (holder) {
+    return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +
+                                 ", which is filling, replacing or removing it; mount it when that has ended");
+  }
+  if (!s->m_opts.read_only) {
+    // In the register of filesystems before mkfs can make one (keys.hpp):
+    // `list` reads it instead of SCANning the server. Best effort (an ACL
+    // user may not write it; list then SCANs).
+    (void)c->command({"SADD", k_registry_key, prefix});
+  }
+  TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
+  if (exists.view().integer() == 0 && s->m_opts.view) {
+    return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
+  }
+  if (exists.view().integer() == 0) {
+    // A prefix with keys but no superblock is a half-restored or
+    // half-deleted filesystem: never build a new one on top of it.
+    std::string cursor = "0";
+    std::string match = s->m_keys.match_all();
+    do {
+      TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+      cursor = std::string(r.view()[0].str());
+      ReplyView keys = r.view()[1];
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto rel = s->m_keys.relative(keys[i].str());
+        auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+        if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
+          std::string key(keys[i].str().substr(0, 200));
+          return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + key +
+                                     "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
+                                     "` or remove it with `redisfs-snap delete " + prefix + "`");
+        }
+      }
+    } while (cursor != "0");
+    if (s->m_opts.read_only || !s->m_opts.create) {
+      return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
+    }
+    TRY_ASSIGN(Reply made, c->eval(lua::mkfs, {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
+                                   {std::to_string(s->m_opts.mkfs_block_size), std::to_string(s->m_opts.mkfs_owner.uid),
+                                    std::to_string(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
+    if (made.view().integer() == -1) {
+      return make_error(EBUSY, "prefix '" + prefix + "' was reserved by a restore, copy or delete as it was about to "
+                                   "be created; mount it when that has ended");
+    }
+  }
+  TRY(s->load_superblock(*c));
+  if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {
+    return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
+                                 ": mount it with --read-only (or --writable-snapshot to change it anyway)");
+  }
+  return s;
+}
+
+Status Store::sync() {
+  if (m_opts.read_only || m_opts.sync_replicas <= 0) {
+    return {};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto timeout = m_pool.url().timeout;
+  TRY_ASSIGN(long long confirmed, c->wait_replicas(m_opts.sync_replicas, timeout));
+  {
+    // The changes since the last sync may have been acknowledged by a
+    // master that is gone (SIGKILLed before its replicas had them): WAIT on
+    // the new one cannot vouch for them.
+    std::string id = c->server_id();
+    std::lock_guard lock(m_sync_mutex);
+    if (!id.empty() && id != m_master_id) {
+      std::string was = m_master_id;
+      m_master_id = id;
+      if (!was.empty()) {
+        return make_error(EIO, "fsync: the master changed since the last sync (a failover or a restart): changes the "
+                               "old one acknowledged may be lost");
+      }
+    }
+  }
+  if (confirmed < m_opts.sync_replicas) {
+    return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
+                               " replicas confirmed the changes within " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
+                               " s (--sync-replicas)");
+  }
+  return {};
+}
+
+Status Store::load_superblock(Connection& c) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", m_keys.sb()}));
+  ReplyView v = r.view();
+  SbFields fields;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    fields.emplace_back(v[i].str(), v[i + 1].str());
+  }
+  TRY_ASSIGN(m_sb, decode_superblock(m_keys.prefix(), fields));
+  std::string_view values[std::size(k_identity_fields)];
+  for (const auto& [name, value] : fields) {
+    for (std::size_t i = 0; i < std::size(k_identity_fields); ++i) {
+      if (name == k_identity_fields[i]) {
+        values[i] = value;
+      }
+    }
+  }
+  m_identity = filesystem_identity(values[0], values[1], values[2], values[3]);
+  return {};
+}
+
+Status Store::check_same_filesystem() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  return check_filesystem_identity(*c, m_keys, m_identity);
+}
+
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view expected, std::string_view what) {
+  TRY_ASSIGN(Reply r, c.command({"HMGET", keys.sb(), std::string(k_identity_fields[0]), std::string(k_identity_fields[1]),
+                                  std::string(k_identity_fields[2]), std::string(k_identity_fields[3])}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != std::size(k_identity_fields)) {
+    return make_error(EIO, "bad HMGET reply");
+  }
+  if (v[0].is_nil()) {
+    return make_error(ESTALE, std::string(what) + " was deleted (" + keys.sb() + " is gone)");
+  }
+  std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str(), v[3].str());
+  if (identity != expected) {
+    return make_error(ESTALE, std::string(what) + " was replaced by another one (" + keys.sb() +
+                                  ": created/snapshot_created/dumped/rolled_back " + _bounded(identity) + ", not " +
+                                  _bounded(std::string(expected)) + ")");
+  }
+  return {};
+}
+
+Status Store::writable() const {
+  if (m_opts.read_only) {
+    return make_error(EROFS, "read-only mount");
+  }
+  return {};
+}
+
+Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args, const FreshAttrs& fresh,
+                                 Ino reporting_dir) {
+  // Every inode and directory a script may change is among its KEYS
+  // (prelude.lua).
+  std::vector<Ino> inodes;
+  if (m_attrs.enabled() || m_dir_names.enabled()) {
+    for (const std::string& key : keys) {
+      auto rel = m_keys.relative(key);
+      ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (parsed.kind == KeyKind::Inode) {
+        inodes.push_back(parsed.ino);
+      } else if (parsed.kind == KeyKind::Dir && parsed.ino != reporting_dir) {
+        m_dir_names.forget(parsed.ino);
+      }
+    }
+  }
+  AttrCache::Change change = m_attrs.begin(inodes);
+  // The runner waits out a freeze (snapshot) and outages (redis.hpp).
+  auto r = c.eval(script, keys, args);
+  m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
+  if (!r.ok() && reporting_dir != 0) {
+    m_dir_names.forget(reporting_dir);  // it may or may not have run
+  }
+  return r;
+}
+
+Result<Ino> Store::allocate_ino(Connection& c) {
+  std::lock_guard lock(m_alloc_mutex);
+  if (m_next_ino == 0 || m_next_ino > m_last_ino) {
+    TRY_ASSIGN(Reply r, eval_change(c, lua::alloc, {m_keys.sb(), m_keys.freeze()}, {std::to_string(k_alloc_batch)}));
+    auto last = r.view().as_int();
+    if (!last || *last < static_cast<long long>(k_alloc_batch)) {
+      return make_error(EIO, "bad inode allocation reply");
+    }
+    m_last_ino = static_cast<Ino>(*last);
+    m_next_ino = m_last_ino - k_alloc_batch + 1;
+  }
+  return m_next_ino++;
+}
+
+Result<Attr> Store::getattr(Ino ino, double* age) {
+  if (age != nullptr) {
+    *age = 0;
+    if (auto hit = m_attrs.get(ino)) {
+      *age = hit->age;
+      return hit->attr;
+    }
+  }
+  if (auto mine = gathered_attr(ino)) {
+    return *mine;  // what this mount changed is newer than the server's
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
+  return attr_from_reply(ino, r.view());
+}
+
+static std::uint64_t _info_field(std::string_view info, std::string_view field) {
+  std::string needle = "\n" + std::string(field) + ":";
+  auto pos = info.find(needle);
+  if (pos == std::string_view::npos) {
+    return 0;
+  }
+  pos += needle.size();
+  std::uint64_t v = 0;
+  std::from_chars(info.data() + pos, info.data() + info.size(), v);
+  return v;
+}
+
+Result<StatFs> Store::statfs() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"HMGET", m_keys.sb(), "inodes", "bytes"});
+  c->append({"INFO", "memory"});
+  TRY_ASSIGN(auto replies, c->read_all());
+  StatFs s;
+  s.block_size = m_sb.block_size;
+  ReplyView sb = replies[0].view();
+  if (sb.size() == 2) {
+    parse_u64(sb[0].str(), s.inodes);
+    parse_u64(sb[1].str(), s.used_bytes);
+  }
+  std::string info = "\n" + std::string(replies[1].view().str());
+  FsUsage u = fs_usage(s.used_bytes, _info_field(info, "used_memory"), _info_field(info, "maxmemory"),
+                       _info_field(info, "total_system_memory"));
+  s.total_bytes = u.size;
+  s.free_bytes = u.free;
+  return s;
+}
+
+}  // namespace redisfs

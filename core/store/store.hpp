@@ -1,0 +1,388 @@
+// Store: the filesystem operations on Redis, one atomic step each.
+//
+// This is the whole filesystem minus the kernel: the FUSE daemon (fs/) maps
+// each low-level op onto one call here and replies with the Result. Every
+// call that changes more than one key runs one Lua script (core/lua/); reads
+// are single commands, pipelines or read-only scripts. Calls are
+// thread-safe: each takes a connection from the pool for its duration.
+//
+// Inode numbers are handed out from per-mount ranges (alloc.lua), so a
+// create knows its new inode's key before it runs and a create is one round
+// trip. Scripts that must follow a directory entry (unlink, rmdir, rename)
+// are given the inode the entry is believed to hold (from a small cache of
+// names seen by lookup/create/readdir, or one HGET) and answer RETRY if it
+// holds another: every key a script touches is named in KEYS.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "store/attr_cache.hpp"
+#include "store/dir_names.hpp"
+#include "store/inode.hpp"
+#include "store/keys.hpp"
+#include "redis/redis.hpp"
+#include "util/result.hpp"
+#include "store/superblock.hpp"
+
+namespace redisfs {
+
+// k_name_max, k_xattr_name_max, k_xattr_value_max, k_max_file_size: inode.hpp
+
+struct Caller {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+};
+
+struct SetAttrRequest {
+  enum class Time { Keep, Now, Set };
+  std::optional<std::uint32_t> mode;  // permission bits (07777)
+  std::optional<std::uint32_t> uid;
+  std::optional<std::uint32_t> gid;
+  std::optional<std::uint64_t> size;
+  Time atime = Time::Keep;
+  std::int64_t atime_ns = 0;
+  Time mtime = Time::Keep;
+  std::int64_t mtime_ns = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  std::uint32_t type = 0;     // S_IFMT bits
+  std::optional<Attr> attr;  // readdir(plus = true) only
+};
+
+struct DirPage {
+  std::vector<DirEntry> entries;
+  std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
+};
+
+struct StatFs {  // df's numbers: see fs_usage.hpp
+  std::uint64_t total_bytes = 0;  // used_bytes + free_bytes
+  std::uint64_t free_bytes = 0;
+  std::uint64_t used_bytes = 0;  // file data stored
+  std::uint64_t inodes = 0;
+  std::uint32_t block_size = 0;
+};
+
+enum RenameFlags : unsigned { k_rename_noreplace = 1, k_rename_exchange = 2 };
+enum XattrFlags : int { k_xattr_create = 1, k_xattr_replace = 2 };
+
+struct StoreOptions {
+  bool read_only = false;        // every change fails with EROFS
+  bool allow_snapshot_rw = false;  // mount a read-only snapshot read-write anyway
+  bool create = true;            // create the filesystem if the prefix is empty
+  bool noatime = false;
+  std::uint32_t mkfs_block_size = k_default_block_size;
+  Caller mkfs_owner{};           // owner of a new root directory
+  std::string session;           // mount id (random when empty)
+  std::string session_info;      // shown by `redisfs-snap list` (host, pid, mountpoint)
+  // How long getattr(ino, &age) may answer with the attributes a change made
+  // here read of a directory it changed (AttrCache); 0 = never. The daemon
+  // passes its attr_timeout.
+  double attr_cache_seconds = 0;
+  // How long lookup(parent, name, &age) may answer "absent" from the names
+  // this mount knows to be the whole of a directory it made (DirNames);
+  // 0 = never. The daemon passes its entry_timeout.
+  double names_cache_seconds = 0;
+  // fsync waits until this many replicas have every change (WAIT); -1:
+  // what the server's min-replicas-to-write asks for (0 when it cannot be
+  // read, or on a standalone server).
+  int sync_replicas = -1;
+  // Gathering (store_gather.cpp): the writes and attribute changes of a
+  // file this mount created and holds open wait here, up to
+  // gather_file_max bytes of data a file and gather_total_max in all,
+  // and go to the server in one round trip at flush(). 0 turns it off
+  // (every write reaches Redis before write(2) returns).
+  std::size_t gather_file_max = 256 * 1024;
+  std::size_t gather_total_max = 64 * 1024 * 1024;
+  // A view: a snapshot browsed under another mount's .snapshots directory
+  // (fs/snapdir.cpp), sharing that mount's pool. Read-only (whatever
+  // read_only says); not a mount of its own (no session in MOUNTS, so it
+  // never keeps `redisfs-snap delete` off the snapshot: the view answers
+  // ESTALE then); leaves the pool's routing to the mount; and a prefix
+  // without a superblock is ENOENT at once, with no SCAN of the server.
+  bool view = false;
+};
+
+class Store {
+ public:
+  // Opens (and, if the prefix holds no key and opts.create, creates) the
+  // filesystem under `prefix`. Refuses an unknown format version, a prefix
+  // holding keys but no superblock, and a read-write open of a read-only
+  // snapshot unless opts.allow_snapshot_rw.
+  static Result<std::unique_ptr<Store>> open(Pool& pool, const std::string& prefix, StoreOptions opts);
+  ~Store();
+
+  const Keys& keys() const { return m_keys; }
+  const Superblock& superblock() const { return m_sb; }
+  std::uint32_t block_size() const { return m_sb.block_size; }
+  bool read_only() const { return m_opts.read_only; }
+  // EROFS on a read-only mount: every change below answers it before
+  // anything else (the FUSE ops that check arguments of their own first
+  // ask here, to refuse in the same order).
+  Status writable() const;
+  const std::string& session() const { return m_opts.session; }
+  // Which filesystem was opened (filesystem_identity of its superblock).
+  const std::string& identity() const { return m_identity; }
+
+  // With `age`, a name absent from a directory whose every name this mount
+  // knows is answered ENOENT without a round trip; *age is then how old
+  // that knowledge is in seconds, else 0.
+  Result<Attr> lookup(Ino parent, std::string_view name, double* age = nullptr);
+  // With `age`, the attributes a recent change made here left on a
+  // directory may answer (without a round trip); *age is then how old they
+  // are in seconds, else 0.
+  Result<Attr> getattr(Ino ino, double* age = nullptr);
+  Result<Attr> setattr(Ino ino, const SetAttrRequest& req);
+  Result<std::string> readlink(Ino ino);
+
+  // mode carries the type bits (S_IFREG, S_IFIFO, ...) and permissions
+  // (already masked by the caller's umask).
+  Result<Attr> mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev, const Caller& who);
+  // A regular file, created open by this mount (see open_file). With
+  // `gather` (and gathering on), what is written to it and its attribute
+  // changes are gathered here until flush(): see store_gather.cpp.
+  Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who,
+                      bool gather = false);
+  // Whether changes to `ino` are being gathered, or an error of theirs
+  // waits to be reported: it needs a flush().
+  bool gathering(Ino ino);
+  // Sends what was gathered for `ino` (one round trip), and gathers no
+  // more for it: at close(2) (FLUSH), fsync and release. The error of the
+  // first change the server refused, if any (ENOSPC, EDQUOT...), also when
+  // another operation had sent them earlier: close(2) reports it, as NFS
+  // does.
+  Status flush(Ino ino);
+  // flush() of every file being gathered (at unmount).
+  Status flush_all();
+  Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
+  Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
+  Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
+
+  // These return the inode that lost its last link (now an orphan, whose
+  // data lives until purge()), or 0. unlink frees a file that no mount
+  // holds open, of up to 16 blocks, at once (0 then). rmdir always orphans
+  // the directory: a process may still have it open or as its working
+  // directory.
+  Result<Ino> unlink(Ino parent, std::string_view name);
+  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
+  Result<Ino> rmdir(Ino parent, std::string_view name);
+
+  // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
+  // unlinked through one mount lives on while another mount has it open.
+  // open_file fails with ESTALE when the file is gone (freed by another
+  // mount since this host looked it up). release_file returns true when
+  // the file is an orphan of this mount that nobody holds open any more:
+  // the caller purges it.
+  Status open_file(Ino ino);
+  Result<bool> release_file(Ino ino);
+  // Several releases in one round trip (one pipeline): one result per
+  // inode of `inos`, in order.
+  std::vector<Result<bool>> release_files(std::span<const Ino> inos);
+
+  // Reads up to `size` bytes at `offset` (short at end of file; holes are
+  // zeros) into `out`.
+  Status read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out);
+  // The same bytes as pieces, in order, that point into the server's reply
+  // (or into zeros, for holes and short blocks): the daemon hands them to
+  // the kernel as they are, with no copy.
+  struct ReadPieces {
+    Reply reply;
+    std::vector<std::string_view> pieces;
+    std::size_t size = 0;  // their total
+  };
+  Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
+  // Writes `data` at `offset`, or at the end of file when `append` (the
+  // offset used is returned). Returns the offset written at.
+  Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+
+  // One page of a directory (at most `max` entries, fewer at the end), from
+  // `cursor` (0 to start). No "." or "..": the caller adds them.
+  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus);
+
+  Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> getxattr(Ino ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(Ino ino);
+  Status removexattr(Ino ino, std::string_view name);
+
+  Result<StatFs> statfs();
+
+  // Frees an orphan: its blocks, xattrs and inode. Safe to call for an
+  // inode that was linked again or is already gone.
+  Status purge(Ino ino);
+  // Purges the orphans of mounts that are no longer alive (a crash leaves
+  // them behind). Returns how many were purged.
+  Result<std::size_t> purge_dead_orphans();
+  // Removes the open counts (<prefix>:OPEN:<n>) of mounts that are no
+  // longer alive, and frees the orphans nobody holds open then. One call
+  // looks at up to `max_scan_calls` SCAN pages of the keyspace, going on
+  // where the last call stopped (a daemon calls it with each heartbeat:
+  // the work per call stays bounded on a server with many keys); `pass_done`
+  // says the last page of a whole pass was seen. Returns the number of
+  // counts removed.
+  Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr);
+  // Removes this mount's own open counts from every OPEN key (up to
+  // `max_scan_calls` SCAN pages): at unmount, after every release was sent,
+  // when an open or a release may have been counted or not (its reply was
+  // lost). Returns how many were removed.
+  Result<std::size_t> drop_own_opens(std::size_t max_scan_calls);
+  // Both sweeps: what every live mount runs with its heartbeat, so that a
+  // crashed mount's opens and orphans go even if no mount starts again.
+  struct SweepResult {
+    std::size_t orphans = 0;
+    std::size_t opens = 0;
+    std::size_t registrations = 0;  // fields of dead mounts dropped from <prefix>:MOUNTS
+  };
+  Result<SweepResult> sweep_dead_mounts(std::size_t max_scan_calls);
+
+  // The session key (<prefix>:MOUNT:<id>) says this mount is alive; refresh
+  // it more often than k_session_ttl_ms.
+  static constexpr long k_session_ttl_ms = 30000;
+  // Whether the filesystem this Store opened is still the one under its
+  // prefix: ESTALE when its superblock is gone (deleted) or is another
+  // filesystem's (its `created` differs: deleted and made again, restored
+  // or rolled back over it); another error when the server could not say.
+  Status check_same_filesystem();
+  // The names this Store remembers (lookup, create, readdirplus), as
+  // (parent, name): what a daemon asks the kernel to forget when the
+  // filesystem is gone.
+  std::vector<std::pair<Ino, std::string>> known_names();
+  // Registers or refreshes the session (Store::open does it first); the
+  // destructor ends it.
+  Status heartbeat();
+  // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
+  // takes effect at the next heartbeat. Not thread-safe with heartbeat().
+  void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
+  Status end_session();
+  // fsync / fdatasync: every change made so far (by any mount) is on
+  // sync_replicas replicas, or EIO. Also EIO (once) when the master is
+  // another one than at the last sync (a failover or a restart): what the
+  // old one acknowledged may be lost. Nothing to do without replicas asked.
+  Status sync();
+  int sync_replicas() const { return m_opts.sync_replicas; }
+
+ private:
+  Store(Pool& pool, const std::string& prefix, StoreOptions opts);
+  Status load_superblock(Connection& c);
+  Result<Ino> allocate_ino(Connection& c);
+  Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                           std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false,
+                           bool gather = false);
+  // What a change script read of the inodes it changed (for m_attrs).
+  using FreshAttrs = std::function<std::vector<Attr>(ReplyView)>;
+  // Every directory named in `keys` loses its DirNames list, but
+  // `reporting_dir`, whose caller reports the change itself when the script
+  // succeeds.
+  Result<Reply> eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& args, const FreshAttrs& fresh = {},
+                            Ino reporting_dir = 0);
+  Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
+  Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
+  Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
+  Result<std::pair<Reply, Ino>> remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
+                                             std::size_t parent_at);
+  void remember(Ino parent, std::string_view name, Ino ino);
+  void forget_name(Ino parent, std::string_view name);
+  bool security_xattrs_possible(Connection& c);
+
+  // Gathering (store_gather.cpp).
+  struct Gathered;
+  void start_gathering(const Attr& attr);
+  std::shared_ptr<Gathered> gathered(Ino ino);
+  // Absorbs a write or an attribute change of a file being gathered (true;
+  // `out`: the attributes to answer with); false when the caller must send
+  // it itself: what was gathered for the file has been sent first.
+  Result<bool> gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<bool> gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
+  // The attributes this mount sees of a file being gathered: the server's
+  // plus what waits here.
+  std::optional<Attr> gathered_attr(Ino ino);
+  void overlay_gathered(Attr& attr);
+  // Sends what `file` gathered (its mutex held); it gathers no more.
+  Status send_gathered(Ino ino, Gathered& file);
+  // Sends what waits for `ino` before an operation that must see it; an
+  // error is also kept for the file's flush() (its close).
+  Status settle(Ino ino);
+  // settle() of every file being gathered, errors kept for their flush():
+  // before an unlink or rename, whose names may be any of them.
+  void settle_all();
+  // Drops `ino` from the gathered files (it must not be live).
+  void forget_gathered(Ino ino);
+  // send_gathered() and forget_gathered(): the file goes to the server.
+  Status stop_gathering(Ino ino, Gathered& file);
+  // The file `ino` while it is being gathered, its mutex held; none when
+  // it is not.
+  struct LockedGathered {
+    std::shared_ptr<Gathered> file;
+    std::unique_lock<std::mutex> lock;
+  };
+  LockedGathered lock_live(Ino ino);
+  std::vector<Ino> gathered_inos();
+  // Appends the write.lua call (and the SETs of its TMP keys) for `data`
+  // at `offset` to `c`; returns how many replies to read.
+  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
+  // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
+  // (prelude.lua) needs to free a file nobody holds open at once.
+  void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const;
+  // ARGV of setattr.lua (no size: truncate has scripts of its own).
+  static std::vector<std::string> setattr_args(const SetAttrRequest& req);
+
+  Pool& m_pool;
+  Keys m_keys;
+  StoreOptions m_opts;
+  Superblock m_sb;
+  // The superblock's created, snapshot_created, dumped and rolled_back
+  // fields as read at open: which filesystem this is (a restore over it or
+  // a rollback changes one).
+  std::string m_identity;
+  std::mutex m_sync_mutex;
+  std::string m_master_id;  // run_id of the master at the last sync (sync())
+
+  std::mutex m_alloc_mutex;
+  Ino m_next_ino = 0;
+  Ino m_last_ino = 0;
+
+  std::atomic<std::uint64_t> m_temp_seq{0};
+  std::atomic<bool> m_registered{false};
+  std::atomic<bool> m_security_possible{true};
+  std::atomic<std::int64_t> m_security_checked_until{0};
+
+  std::mutex m_sweep_mutex;
+  std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
+
+  std::mutex m_names_mutex;
+  std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
+
+  std::mutex m_gather_mutex;
+  std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
+  std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
+  std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
+
+  AttrCache m_attrs;      // directory attributes left by our own changes
+  DirNames m_dir_names;   // whole name lists of directories this mount fills
+};
+
+// Reads an inode's hash reply (HGETALL) into an Attr.
+Result<Attr> attr_from_reply(Ino ino, ReplyView r);
+
+// Whether the filesystem under `keys` is still the one whose identity
+// (filesystem_identity) is `identity`: ESTALE when its superblock is gone
+// or is another filesystem's (the message begins with `what`); another
+// error when the server could not say.
+Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view identity,
+                                 std::string_view what = "the filesystem under this mount");
+
+}  // namespace redisfs

@@ -1,0 +1,443 @@
+// Store, its data: reads (whole and in pieces), symlink targets, writes,
+// truncation in steps, and setattr.
+#include "store/store.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <optional>
+
+#include "store/store_internal.hpp"
+
+namespace redisfs {
+
+using namespace store_internal;
+
+Result<std::string> Store::readlink(Ino ino) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.inode(ino), "type", "target"}));
+  ReplyView v = r.view();
+  if (v.size() < 2 || v[0].is_nil()) {
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
+  }
+  if (v[0].str() != "symlink") {
+    return make_error(EINVAL, "not a symlink");
+  }
+  return std::string(v[1].str());
+}
+
+Status Store::read(Ino ino, std::uint64_t offset, std::size_t size, std::string& out) {
+  ReadPieces got;
+  TRY(read_pieces(ino, offset, size, got));
+  out.clear();
+  out.reserve(got.size);
+  for (std::string_view piece : got.pieces) {
+    out.append(piece);
+  }
+  return {};
+}
+
+// What holes and short blocks read as: pieces of at most this many zeros.
+static constexpr std::size_t k_zeros = 256 * 1024;
+
+static const std::string k_zero_bytes(k_zeros, '\0');
+
+// The inode's type, size and times and the bytes [offset, offset + size)
+// of its blocks, as one array (the HMGET's fields, then one string a
+// block), in one round trip: one MULTI/EXEC, the size and the bytes of one
+// instant (a concurrent write is seen whole or not at all), and the bytes
+// never pass through Lua. A full server refuses every command queued in a
+// MULTI (it may grow without bound): then read.lua, a no-writes script
+// that a full server runs, reads the same at once.
+static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t offset, std::size_t size,
+                                  std::uint64_t bs) {
+  const std::uint64_t first = offset / bs;
+  const std::uint64_t last = (offset + size - 1) / bs;
+  c.append({"MULTI"});
+  c.append({"HMGET", keys.inode(ino), "type", "size", "atime", "mtime", "ctime"});
+  std::vector<std::string> block_keys;
+  std::vector<std::string> ranges;
+  for (std::uint64_t b = first; b <= last; ++b) {
+    std::uint64_t lo = b == first ? offset - b * bs : 0;
+    std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
+    block_keys.push_back(keys.block(ino, b));
+    ranges.push_back(std::to_string(lo));
+    ranges.push_back(std::to_string(hi));
+    c.append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
+  }
+  c.append({"EXEC"});
+  std::optional<Error> failure;
+  Reply exec;
+  while (c.pending() > 0) {
+    auto r = c.read_reply();
+    if (!r.ok()) {
+      if (!failure) {
+        failure = std::move(r).error();
+      }
+    } else if (c.pending() == 0) {
+      exec = std::move(r).value();
+    }
+  }
+  if (failure && (failure->code == ENOSPC || failure->fault != Fault::None)) {
+    // (A transaction is not retried piece by piece: through an outage,
+    // read.lua is, like every script that changes nothing.)
+    std::vector<std::string> script_keys{keys.inode(ino)};
+    script_keys.insert(script_keys.end(), block_keys.begin(), block_keys.end());
+    auto r = c.eval(lua::read, script_keys, ranges);
+    if (!r) {
+      return make_error(r.code(), "inode " + std::to_string(ino) + ": " + r.error().message);
+    }
+    return std::move(r).value();
+  }
+  if (failure) {
+    return std::move(*failure);
+  }
+  return exec;
+}
+
+// The answer of a read from the blocks of `v` (_read_blocks' reply):
+// `avail` bytes from `offset`, a short or missing block's end as zeros.
+static void _place_pieces(ReplyView v, std::uint64_t offset, std::size_t avail, std::uint64_t bs,
+                          Store::ReadPieces& out) {
+  const std::uint64_t first = offset / bs;
+  auto zeros = [&out](std::size_t n) {
+    for (; n > 0; n -= std::min(n, k_zeros)) {
+      out.pieces.emplace_back(k_zero_bytes.data(), std::min(n, k_zeros));
+    }
+  };
+  std::size_t done = 0;  // bytes of the answer placed so far
+  for (std::uint64_t b = first; 1 + (b - first) < v.size(); ++b) {
+    std::string_view chunk = v[1 + (b - first)].str();
+    std::uint64_t lo = b == first ? offset - b * bs : 0;
+    std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in the answer
+    if (pos >= avail) {
+      break;
+    }
+    zeros(pos - done);  // the end of a short block before it
+    std::size_t n = std::min<std::size_t>(chunk.size(), avail - pos);
+    if (n > 0) {
+      out.pieces.push_back(chunk.substr(0, n));
+    }
+    done = pos + n;
+  }
+  zeros(avail - done);
+  out.size = avail;
+}
+
+// relatime, as Linux mounts by default: an access is recorded when the
+// last one is older than the last change, or a day old. `meta`: the
+// HMGET of type, size, atime, mtime, ctime.
+static bool _access_due(ReplyView meta) {
+  std::int64_t atime = 0;
+  std::int64_t mtime = 0;
+  std::int64_t ctime = 0;
+  std::from_chars(meta[2].str().data(), meta[2].str().data() + meta[2].str().size(), atime);
+  std::from_chars(meta[3].str().data(), meta[3].str().data() + meta[3].str().size(), mtime);
+  std::from_chars(meta[4].str().data(), meta[4].str().data() + meta[4].str().size(), ctime);
+  return atime <= mtime || atime <= ctime || now_ns() - atime > k_relatime_ns;
+}
+
+Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
+  out.pieces.clear();
+  out.size = 0;
+  if (size == 0) {
+    return {};
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY(settle(ino));  // this mount reads what it wrote
+  }
+  const std::uint64_t bs = m_sb.block_size;
+  if (offset >= k_max_file_size) {
+    return {};
+  }
+  size = static_cast<std::size_t>(std::min<std::uint64_t>(size, k_max_file_size - offset));
+  const std::uint64_t first = offset / bs;
+  const std::uint64_t last = (offset + size - 1) / bs;
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(out.reply, _read_blocks(*c, m_keys, ino, offset, size, bs));  // (the pieces point into it)
+  ReplyView v = out.reply.view();
+  if (!v.is_array() || v.size() != 2 + (last - first)) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad read reply");
+  }
+  ReplyView meta = v[0];
+  if (!meta.is_array() || meta.size() != 5) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": " + _reply_problem(meta, "a hash"));
+  }
+  if (meta[0].is_nil()) {
+    return make_error(ESTALE, "inode " + std::to_string(ino) + " was removed");
+  }
+  for (std::uint64_t b = first; b <= last; ++b) {
+    ReplyView chunk = v[1 + (b - first)];
+    if (!chunk.is_string()) {
+      // A block key of another type (a hash, a list): GETRANGE answers
+      // WRONGTYPE, which must never be read back as the file's bytes.
+      return make_error(EIO, "inode " + std::to_string(ino) + ": block " + std::to_string(b) + " (" + m_keys.block(ino, b) +
+                                 "): " + _reply_problem(chunk, "a string"));
+    }
+  }
+  std::uint64_t file_size = 0;
+  if (!parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+  }
+  std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
+  _place_pieces(v, offset, avail, bs, out);
+  if (!m_opts.noatime && !m_opts.read_only && _access_due(meta)) {
+    auto t = c->eval(lua::touch_atime, {m_keys.freeze(), m_keys.inode(ino)}, {});
+    (void)t;  // best effort: an access time is not worth failing a read
+  }
+  return {};
+}
+
+// Existing block indexes of an inode in [from, to), largest first, found by
+// SCAN: for a huge sparse file, cheaper than naming every possible block.
+static Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const Keys& keys, Ino ino,
+                                                           std::uint64_t from, std::uint64_t to) {
+  std::vector<std::uint64_t> found;
+  std::string pattern = keys.block(ino, 0);
+  pattern.replace(pattern.size() - 1, 1, "*");
+  std::string cursor = "0";
+  do {
+    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "10000"}));
+    cursor = std::string(r.view()[0].str());
+    ReplyView list = r.view()[1];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = keys.relative(list[i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Block && k.ino == ino && k.index >= from && k.index < to) {
+        found.push_back(k.index);
+      }
+    }
+  } while (cursor != "0");
+  std::sort(found.rbegin(), found.rend());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
+Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan) {
+  const std::uint64_t bs = m_sb.block_size;
+  TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
+  if (sr.view().is_nil()) {
+    return make_error(ENOENT, "no inode " + std::to_string(ino));
+  }
+  std::uint64_t cur = 0;
+  parse_u64(sr.view().str(), cur);
+  bool scanned = false;
+  std::vector<std::uint64_t> existing;
+  for (int attempt = 0; attempt < 1 << 30; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
+    std::vector<std::string> args;
+    std::uint64_t target = new_size;
+    bool last_step = true;
+    std::size_t taken = 0;
+    lua::ScriptId script = lua::truncate;
+    if (new_size > cur) {
+      // Growth has a script of its own: truncate.lua runs on a full server.
+      script = lua::extend;
+      args = {std::to_string(new_size), std::to_string(cur), final_times ? "1" : "0"};
+    } else if (new_size == cur) {
+      keys.push_back(m_keys.inode(ino));  // no boundary block
+      args = {std::to_string(new_size), std::to_string(cur), "-1", final_times ? "1" : "0"};
+    } else {
+      std::uint64_t first_dead = _div_ceil(new_size, bs);
+      std::uint64_t end = _div_ceil(cur, bs);
+      std::string keep = "-1";
+      if (may_scan && !scanned && end - first_dead > 64 * k_truncate_step_blocks) {
+        // Purging a huge sparse file: when it has more possible blocks than
+        // the server has keys, find the real ones. Only for orphans: nobody
+        // can write into the range behind our back.
+        TRY_ASSIGN(Reply n, c.command({"DBSIZE"}));
+        if (static_cast<std::uint64_t>(n.view().integer()) < end - first_dead) {
+          TRY_ASSIGN(existing, _existing_blocks(c, m_keys, ino, first_dead, end));
+          scanned = true;
+        }
+      }
+      if (scanned) {
+        while (!existing.empty() && existing.front() >= end) {
+          existing.erase(existing.begin());
+        }
+        std::size_t take = std::min<std::size_t>(existing.size(), k_truncate_step_blocks);
+        if (take < existing.size()) {
+          target = existing[take - 1] * bs;
+          last_step = false;
+        }
+        if (!last_step || new_size % bs == 0) {
+          keys.push_back(m_keys.inode(ino));
+        } else {
+          keys.push_back(m_keys.block(ino, new_size / bs));
+          keep = std::to_string(new_size % bs);
+        }
+        for (std::size_t i = 0; i < take; ++i) {
+          keys.push_back(m_keys.block(ino, existing[i]));
+        }
+        taken = take;
+        first_dead = end;  // nothing more to name below
+      } else if (end > first_dead && end - first_dead > k_truncate_step_blocks) {
+        // Too many blocks for one script: drop the last ones first; the
+        // size only goes down, so every step is a consistent file.
+        first_dead = end - k_truncate_step_blocks;
+        target = first_dead * bs;
+        last_step = false;
+        keys.push_back(m_keys.inode(ino));
+      } else if (new_size % bs != 0) {
+        keys.push_back(m_keys.block(ino, new_size / bs));
+        keep = std::to_string(new_size % bs);
+      } else {
+        keys.push_back(m_keys.inode(ino));
+      }
+      for (std::uint64_t b = first_dead; b < end; ++b) {
+        keys.push_back(m_keys.block(ino, b));
+      }
+      args = {std::to_string(target), std::to_string(cur), keep, (last_step && final_times) ? "1" : "0"};
+    }
+    TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (v.size() < 2 || !parse_u64(v[1].str(), cur)) {
+        return make_error(EIO,
+                          "inode " + std::to_string(ino) + ": bad " + std::string(lua::script_source(script).name) + " reply");
+      }
+      continue;
+    }
+    if (last_step) {
+      return {};
+    }
+    existing.erase(existing.begin(), existing.begin() + static_cast<std::ptrdiff_t>(taken));
+    cur = target;
+  }
+  return make_error(EAGAIN, "truncate: the size kept changing");
+}
+
+std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
+  auto time_arg = [](SetAttrRequest::Time t, std::int64_t ns) -> std::string {
+    switch (t) {
+      case SetAttrRequest::Time::Keep:
+        return "";
+      case SetAttrRequest::Time::Now:
+        return "now";
+      case SetAttrRequest::Time::Set:
+        return std::to_string(ns);
+    }
+    return "";
+  };
+  return {req.mode ? format_mode(*req.mode) : "", req.uid ? std::to_string(*req.uid) : "", req.gid ? std::to_string(*req.gid) : "",
+          time_arg(req.atime, req.atime_ns), time_arg(req.mtime, req.mtime_ns)};
+}
+
+Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
+  TRY(writable());
+  if (m_gathered_count.load() != 0) {
+    Attr gathered;
+    TRY_ASSIGN(bool absorbed, gather_setattr(ino, req, gathered));
+    if (absorbed) {
+      return gathered;
+    }
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (req.size) {
+    if (*req.size > k_max_file_size) {
+      return make_error(EFBIG, "file size limit is 1 PiB");
+    }
+    TRY(truncate(*c, ino, *req.size, true, false));
+  }
+  bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
+               req.mtime != SetAttrRequest::Time::Keep;
+  if (!other) {
+    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
+    return attr_from_reply(ino, r.view());
+  }
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::setattr, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
+                                  setattr_args(req)));
+  return attr_from_reply(ino, r.view());
+}
+
+std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  const std::uint64_t bs = m_sb.block_size;
+  // Pieces of k_inline_max bytes or more travel as TMP keys set in the
+  // same pipeline; smaller ones as script arguments.
+  std::deque<std::string> owned;  // key names and numbers the views point into
+  std::vector<std::string_view> keys;
+  std::vector<std::string_view> args;
+  auto keep = [&owned](std::string s) -> std::string_view { return owned.emplace_back(std::move(s)); };
+  keys.push_back(keep(m_keys.sb()));
+  keys.push_back(keep(m_keys.freeze()));
+  std::string_view inode_key = keep(m_keys.inode(ino));
+  keys.push_back(inode_key);
+  args.push_back(keep(std::to_string(offset)));
+  args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
+  std::size_t replies = 1;
+  std::uint64_t pos = offset;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    std::uint64_t b = pos / bs;
+    std::uint64_t in = pos - b * bs;
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
+    std::string_view piece = data.substr(done, n);
+    keys.push_back(keep(m_keys.block(ino, b)));
+    args.push_back(keep(std::to_string(in)));
+    args.push_back(keep(std::to_string(n)));
+    if (n >= k_inline_max) {
+      std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
+      c.append({"SET", tmp, piece, "PX", "600000"});
+      ++replies;
+      keys.push_back(tmp);
+      args.emplace_back();
+    } else {
+      keys.push_back(inode_key);  // unused: the bytes are in ARGV
+      args.push_back(piece);
+    }
+    pos += n;
+    done += n;
+  }
+  c.append_eval(lua::write, keys, args);
+  return replies;
+}
+
+Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  TRY(writable());
+  if (data.empty()) {
+    return offset;
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY_ASSIGN(bool absorbed, gather_write(ino, offset, data, append));
+    if (absorbed) {
+      return offset;
+    }
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  for (int attempt = 0; attempt < 1 << 20; ++attempt) {
+    if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
+      return make_error(EFBIG, "file size limit is 1 PiB");
+    }
+    append_write(*c, ino, offset, data, append);
+    std::optional<Error> failure;
+    Reply result;
+    while (c->pending() > 0) {
+      auto r = c->read_reply();
+      if (c->pending() == 0) {
+        if (r.ok()) {
+          result = std::move(r).value();
+        } else {
+          failure = std::move(r).error();
+        }
+      } else if (!r.ok() && r.code() == EIO) {
+        failure = std::move(r).error();  // connection lost; an OOM is the script's to report
+      }
+    }
+    if (failure) {
+      // (NOSCRIPT, FROZEN, outages: the runner has retried what it could.)
+      return std::move(*failure);
+    }
+    ReplyView v = result.view();
+    if (_is_retry(v)) {
+      // O_APPEND and the file grew elsewhere: write at its real end.
+      if (v.size() < 2 || !parse_u64(v[1].str(), offset)) {
+        return make_error(EIO, "bad write reply");
+      }
+      continue;
+    }
+    return offset;
+  }
+  return make_error(EAGAIN, "append: the file kept growing");
+}
+
+}  // namespace redisfs

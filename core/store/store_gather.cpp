@@ -1,0 +1,326 @@
+// Gathering: the first writes and attribute changes of a file this mount
+// created and holds open wait in the Store and reach the server together,
+// in one round trip, when the file is closed (FLUSH), fsync'ed or released.
+//
+// Why: a small file written by tar, cp or an unpacker costs a create, a few
+// writes and three attribute changes (chown, chmod, utimes) before close;
+// sent one by one that is five to nine round trips a file, gathered it is
+// two (the create and the flush).
+//
+// What another mount sees: close-to-open consistency, as NFS promises. The
+// name exists on the server from the create on (another host can look it
+// up and open it), and everything written before close(2) returns is on
+// the server when it returns; another host may not see bytes or attribute
+// changes of a file that is still open here. This mount sees its own
+// changes at once: getattr, lookup and readdirplus answer with the
+// gathered attributes, and a read, link, rename, unlink, xattr change or
+// fsync sends what waits first. An error the server answers when the
+// changes arrive (ENOSPC, EDQUOT...) is close(2)'s, as on NFS, also when
+// another operation sent them: the file keeps it (`failed`) until its
+// flush. What waits is lost if the daemon dies before close, like a local
+// filesystem's unwritten page cache; a snapshot taken meanwhile has the
+// file as the server has it (sent changes only).
+//
+// Bounds: at most gather_file_max bytes of data a file and gather_total_max
+// in all wait here; an O_APPEND write, a size change, a write past the
+// bound or a write that would pass the total sends what waits first and
+// then goes to the server at once, and the file is not gathered any more.
+//
+// The changes are replayed in their order through the same scripts a
+// direct call uses (write.lua, setattr.lua), pipelined: the server applies
+// exactly what it would have applied one by one, a little later. Times the
+// scripts set to "now" are the server's clock at the flush; until then this
+// mount shows its own estimate (our clock plus the offset the create's
+// reply revealed).
+//
+// Locking: m_gather_mutex guards the map and the byte total; each file's
+// own mutex is held while a change is absorbed and while its changes are
+// sent, so a write that arrives meanwhile waits and cannot overtake them.
+// A file leaves the map only after its changes were sent.
+#include <chrono>
+#include <optional>
+
+#include "store/store.hpp"
+
+namespace redisfs {
+
+struct Store::Gathered {
+  struct Change {
+    bool is_write = false;
+    std::uint64_t offset = 0;
+    std::string data;      // a write
+    SetAttrRequest attrs;  // an attribute change (never a size)
+  };
+
+  std::mutex mutex;
+  bool live = true;          // false once sent: nothing more is gathered
+  std::optional<Error> failed;  // what the server refused when another op sent them (settle)
+  Attr attr;                 // what this mount sees of the file
+  std::int64_t skew_ns = 0;  // the server's clock minus ours
+  std::vector<Change> changes;
+  std::size_t bytes = 0;  // of data in `changes`
+};
+
+namespace {
+
+std::int64_t _local_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void Store::start_gathering(const Attr& attr) {
+  if (m_opts.gather_file_max == 0 || !attr.is_reg()) {
+    return;
+  }
+  auto file = std::make_shared<Gathered>();
+  file->attr = attr;
+  file->skew_ns = attr.ctime_ns - _local_ns();
+  std::lock_guard lock(m_gather_mutex);
+  m_gathered[attr.ino] = std::move(file);
+  m_gathered_count = m_gathered.size();
+}
+
+std::shared_ptr<Store::Gathered> Store::gathered(Ino ino) {
+  if (m_gathered_count.load() == 0) {
+    return nullptr;
+  }
+  std::lock_guard lock(m_gather_mutex);
+  auto it = m_gathered.find(ino);
+  return it == m_gathered.end() ? nullptr : it->second;
+}
+
+bool Store::gathering(Ino ino) {
+  auto file = gathered(ino);
+  if (!file) {
+    return false;
+  }
+  std::lock_guard lock(file->mutex);
+  return file->live || file->failed.has_value();
+}
+
+Store::LockedGathered Store::lock_live(Ino ino) {
+  LockedGathered found;
+  found.file = gathered(ino);
+  if (found.file) {
+    found.lock = std::unique_lock(found.file->mutex);
+    if (!found.file->live) {
+      found.lock.unlock();
+      found.file.reset();
+    }
+  }
+  return found;
+}
+
+Status Store::stop_gathering(Ino ino, Gathered& file) {
+  Status sent = send_gathered(ino, file);
+  forget_gathered(ino);
+  return sent;
+}
+
+Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
+    return false;
+  }
+  bool fits = !append && offset <= k_max_file_size && data.size() <= k_max_file_size - offset &&
+              file->bytes + data.size() <= m_opts.gather_file_max;
+  if (fits) {
+    std::lock_guard total(m_gather_mutex);
+    fits = m_gathered_bytes + data.size() <= m_opts.gather_total_max;
+    if (fits) {
+      m_gathered_bytes += data.size();
+    }
+  }
+  if (!fits) {
+    TRY(stop_gathering(ino, *file));
+    return false;
+  }
+  auto& changes = file->changes;
+  if (!changes.empty() && changes.back().is_write &&
+      changes.back().offset + changes.back().data.size() == offset) {
+    changes.back().data.append(data);  // the next piece of a sequential write
+  } else {
+    changes.push_back({true, offset, std::string(data), {}});
+  }
+  file->bytes += data.size();
+  Attr& a = file->attr;
+  a.size = std::max<std::uint64_t>(a.size, offset + data.size());
+  a.bytes = std::min<std::uint64_t>(a.bytes + data.size(), a.size);  // (the server's count, for st_blocks, at the flush)
+  a.mtime_ns = a.ctime_ns = _local_ns() + file->skew_ns;
+  return true;
+}
+
+Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
+    return false;
+  }
+  if (req.size) {
+    TRY(stop_gathering(ino, *file));
+    return false;
+  }
+  bool change = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
+                req.mtime != SetAttrRequest::Time::Keep;
+  Attr& a = file->attr;
+  if (change) {
+    std::int64_t now = _local_ns() + file->skew_ns;
+    auto& changes = file->changes;
+    if (changes.empty() || changes.back().is_write) {
+      changes.push_back({});
+    }
+    SetAttrRequest& merged = changes.back().attrs;  // consecutive changes as one
+    if (req.mode) {
+      merged.mode = req.mode;
+      a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
+    }
+    if (req.uid) {
+      merged.uid = req.uid;
+      a.uid = *req.uid;
+    }
+    if (req.gid) {
+      merged.gid = req.gid;
+      a.gid = *req.gid;
+    }
+    if (req.atime != SetAttrRequest::Time::Keep) {
+      merged.atime = req.atime;
+      merged.atime_ns = req.atime_ns;
+      a.atime_ns = req.atime == SetAttrRequest::Time::Now ? now : req.atime_ns;
+    }
+    if (req.mtime != SetAttrRequest::Time::Keep) {
+      merged.mtime = req.mtime;
+      merged.mtime_ns = req.mtime_ns;
+      a.mtime_ns = req.mtime == SetAttrRequest::Time::Now ? now : req.mtime_ns;
+    }
+    a.ctime_ns = now;
+  }
+  out = a;
+  return true;
+}
+
+std::optional<Attr> Store::gathered_attr(Ino ino) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
+    return std::nullopt;
+  }
+  return file->attr;
+}
+
+void Store::overlay_gathered(Attr& attr) {
+  if (m_gathered_count.load() == 0 || !attr.is_reg()) {
+    return;
+  }
+  if (auto mine = gathered_attr(attr.ino)) {
+    // What waits here is newer than the server's; its links are the
+    // server's (another host may have linked the file meanwhile).
+    std::uint64_t nlink = attr.nlink;
+    attr = *mine;
+    attr.nlink = nlink;
+  }
+}
+
+Status Store::send_gathered(Ino ino, Gathered& file) {
+  file.live = false;
+  Status result;
+  if (!file.changes.empty()) {
+    auto c = m_pool.acquire();
+    if (!c) {
+      result = c.error();
+    } else {
+      const std::string sb = m_keys.sb();
+      const std::string freeze = m_keys.freeze();
+      const std::string inode = m_keys.inode(ino);
+      std::size_t replies = 0;
+      for (const Gathered::Change& change : file.changes) {
+        if (change.is_write) {
+          replies += append_write(**c, ino, change.offset, change.data, false);
+        } else {
+          std::vector<std::string> args = setattr_args(change.attrs);
+          const std::string_view keys[] = {sb, freeze, inode};
+          const std::vector<std::string_view> argv(args.begin(), args.end());
+          (*c)->append_eval(lua::setattr, keys, argv);
+          ++replies;
+        }
+      }
+      // Every reply is read, whatever fails: the connection goes back to
+      // the pool with nothing pending. The first error is the flush's.
+      for (std::size_t i = 0; i < replies; ++i) {
+        auto r = (*c)->read_reply();
+        if (!r.ok() && result.ok()) {
+          result = std::move(r).error();
+        }
+      }
+    }
+  }
+  std::lock_guard lock(m_gather_mutex);
+  m_gathered_bytes -= file.bytes;
+  file.bytes = 0;
+  file.changes.clear();
+  return result;
+}
+
+void Store::forget_gathered(Ino ino) {
+  std::lock_guard lock(m_gather_mutex);
+  m_gathered.erase(ino);
+  m_gathered_count = m_gathered.size();
+}
+
+Status Store::flush(Ino ino) {
+  auto file = gathered(ino);
+  if (!file) {
+    return {};
+  }
+  std::lock_guard lock(file->mutex);
+  Status result;
+  if (file->live) {
+    result = send_gathered(ino, *file);
+  } else if (file->failed) {
+    result = *file->failed;  // refused when settle() sent them: now the close reports it
+  }
+  file->failed.reset();
+  forget_gathered(ino);  // (a file that left the map meanwhile: no harm)
+  return result;
+}
+
+Status Store::settle(Ino ino) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
+    return {};
+  }
+  Status sent = send_gathered(ino, *file);
+  if (sent.ok()) {
+    forget_gathered(ino);
+  } else {
+    file->failed = sent.error();  // kept for flush(): close(2) must not report success
+  }
+  return sent;
+}
+
+std::vector<Ino> Store::gathered_inos() {
+  std::lock_guard lock(m_gather_mutex);
+  std::vector<Ino> inos;
+  inos.reserve(m_gathered.size());
+  for (const auto& [ino, file] : m_gathered) {
+    inos.push_back(ino);
+  }
+  return inos;
+}
+
+void Store::settle_all() {
+  for (Ino ino : gathered_inos()) {
+    (void)settle(ino);  // an error waits for that file's flush()
+  }
+}
+
+Status Store::flush_all() {
+  Status first;
+  for (Ino ino : gathered_inos()) {
+    if (Status st = flush(ino); !st && first.ok()) {
+      first = st;
+    }
+  }
+  return first;
+}
+
+}  // namespace redisfs

@@ -1,0 +1,82 @@
+// What the parts of the Store share (store.cpp, store_names.cpp,
+// store_data.cpp, store_xattr.cpp, store_session.cpp): its limits and
+// small helpers for replies. Internal to those files; everyone else
+// includes store.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store.hpp"
+#include "util/text.hpp"
+
+namespace redisfs::store_internal {
+
+inline constexpr std::uint64_t k_truncate_step_blocks = 1024;
+inline constexpr std::uint64_t k_alloc_batch = 256;
+inline constexpr std::size_t k_name_cache_max = 65536;
+inline constexpr int k_retry_max = 16;
+inline constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
+inline constexpr std::size_t k_inline_max = 16 * 1024;
+// unlink.lua frees a file nobody holds open at once when it has at most
+// this many blocks (1 MiB at the default block size); a bigger one is an
+// orphan, freed in truncate steps by purge.
+inline constexpr std::uint64_t k_unlink_free_blocks = 16;
+inline constexpr std::int64_t k_security_recheck_ns = 1000000000;
+
+// The rules live with the inode codec (inode.hpp), which fsck shares.
+inline Status _check_name(std::string_view name) { return check_file_name(name); }
+inline Status _check_xattr_name(std::string_view name) { return check_xattr_name(name); }
+
+inline bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
+
+// At most 64 bytes of a value, for a message (a message is one bounded
+// line, whatever a hand-edited key holds).
+inline std::string _bounded(std::string_view text) {
+  constexpr std::size_t k_max = 64;
+  std::string out;
+  for (char ch : text.substr(0, k_max)) {
+    out.push_back(ch >= 0x20 && ch < 0x7f ? ch : '?');
+  }
+  if (text.size() > k_max) {
+    out += "...";
+  }
+  return out;
+}
+
+// What is wrong with a reply that should have been `want`: the server's
+// error (WRONGTYPE: a key of another type) or the type it has.
+inline std::string _reply_problem(ReplyView r, std::string_view want) {
+  switch (r.type()) {
+    case ReplyView::Type::Error:
+      return "not " + std::string(want) + ": " + _bounded(r.str());
+    case ReplyView::Type::Array:
+      return "an array where " + std::string(want) + " was expected";
+    case ReplyView::Type::Integer:
+      return "an integer where " + std::string(want) + " was expected";
+    case ReplyView::Type::Nil:
+      return "nothing where " + std::string(want) + " was expected";
+    default:
+      return "an odd reply where " + std::string(want) + " was expected";
+  }
+}
+
+inline std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
+
+// The attributes of `ino` at index `at` of a change script's array reply,
+// for the AttrCache; none when the reply is not that shape (RETRY).
+inline std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
+  if (!v.is_array() || v.size() <= at || v[0].str() == "RETRY") {
+    return {};
+  }
+  auto attr = attr_from_reply(ino, v[at]);
+  if (!attr) {
+    return {};
+  }
+  return {std::move(*attr)};
+}
+
+}  // namespace redisfs::store_internal

@@ -1,0 +1,483 @@
+// Store, its names: lookups and the name cache, directory listings, and
+// every change of a directory's entries (create, mknod, mkdir, symlink,
+// link, unlink, rmdir, rename).
+#include "store/store.hpp"
+
+#include <algorithm>
+
+#include "store/store_internal.hpp"
+
+namespace redisfs {
+
+using namespace store_internal;
+
+std::vector<std::pair<Ino, std::string>> Store::known_names() {
+  std::vector<std::pair<Ino, std::string>> out;
+  std::lock_guard lock(m_names_mutex);
+  out.reserve(m_names.size());
+  for (const auto& [key, ino] : m_names) {
+    auto slash = key.find('/');
+    std::uint64_t parent = 0;
+    if (slash != std::string::npos && parse_u64(std::string_view(key).substr(0, slash), parent)) {
+      out.emplace_back(parent, key.substr(slash + 1));
+    }
+  }
+  return out;
+}
+
+void Store::remember(Ino parent, std::string_view name, Ino ino) {
+  std::string key = std::to_string(parent) + '/' + std::string(name);
+  std::lock_guard lock(m_names_mutex);
+  if (m_names.size() >= k_name_cache_max) {
+    m_names.clear();
+  }
+  m_names[std::move(key)] = ino;
+}
+
+void Store::forget_name(Ino parent, std::string_view name) {
+  std::string key = std::to_string(parent) + '/' + std::string(name);
+  std::lock_guard lock(m_names_mutex);
+  m_names.erase(key);
+}
+
+Result<Ino> Store::entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache) {
+  if (use_cache) {
+    std::string key = std::to_string(parent) + '/' + std::string(name);
+    std::lock_guard lock(m_names_mutex);
+    auto it = m_names.find(key);
+    if (it != m_names.end()) {
+      return it->second;
+    }
+  }
+  TRY_ASSIGN(Reply r, c.command({"HGET", m_keys.dir(parent), name}));
+  std::uint64_t ino = 0;
+  if (r.view().is_nil()) {
+    return make_error(ENOENT, "no such entry");
+  }
+  if (!parse_u64(r.view().str(), ino) || ino == 0) {
+    return make_error(EIO, "directory " + std::to_string(parent) + ": malformed entry");
+  }
+  return ino;
+}
+
+Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
+  std::vector<Ino> chain{dir};
+  Ino cur = dir;
+  while (cur != k_root_ino) {
+    if (chain.size() > 8192) {
+      // A cycle of 'parent' fields (a hand-edited or damaged filesystem):
+      // EIO, which the daemon logs, not a routine ELOOP.
+      return make_error(EIO, "directory " + std::to_string(dir) + ": its chain of 'parent' fields does not reach the root");
+    }
+    TRY_ASSIGN(Reply r, c.command({"HMGET", m_keys.inode(cur), "type", "parent"}));
+    ReplyView v = r.view();
+    std::uint64_t p = 0;
+    if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
+      return make_error(ENOENT, "directory " + std::to_string(cur) + " was removed");
+    }
+    if (v[0].str() != "dir") {
+      // A damaged or hand-edited filesystem: EIO, which the daemon logs.
+      return make_error(EIO, "directory " + std::to_string(dir) + ": inode " + std::to_string(cur) + " in its chain of parents is a " +
+                                 _bounded(v[0].str()) + ", not a directory");
+    }
+    if (!parse_u64(v[1].str(), p) || p == 0) {
+      return make_error(EIO, "directory " + std::to_string(cur) + ": bad 'parent' field '" + _bounded(v[1].str()) + "'");
+    }
+    cur = p;
+    chain.push_back(cur);
+  }
+  return chain;
+}
+
+Result<Attr> Store::lookup(Ino parent, std::string_view name, double* age) {
+  Result<Attr> attr = lookup_server(parent, name, age);
+  if (attr.ok()) {
+    overlay_gathered(*attr);
+  }
+  return attr;
+}
+
+Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age) {
+  if (name.size() > k_name_max) {
+    return make_error(ENAMETOOLONG, "file name longer than 255 bytes");
+  }
+  if (name == ".") {
+    return getattr(parent);
+  }
+  if (age != nullptr) {
+    *age = 0;
+    if (name != "..") {
+      if (auto known = m_dir_names.absent(parent, name)) {
+        *age = *known;
+        return make_error(ENOENT, "no such entry");
+      }
+    }
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (name == "..") {
+    TRY_ASSIGN(Reply r, c->command({"HGET", m_keys.inode(parent), "parent"}));
+    std::uint64_t p = 0;
+    if (r.view().is_nil() || !parse_u64(r.view().str(), p)) {
+      return make_error(ENOENT, "no parent");
+    }
+    TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(p)}));
+    return attr_from_reply(p, a.view());
+  }
+  // With a remembered guess, the entry and the guessed inode come back in
+  // one round trip; the guess is only used if the entry still names it.
+  Ino guess = 0;
+  {
+    std::string key = std::to_string(parent) + '/' + std::string(name);
+    std::lock_guard lock(m_names_mutex);
+    auto it = m_names.find(key);
+    if (it != m_names.end()) {
+      guess = it->second;
+    }
+  }
+  c->append({"HGET", m_keys.dir(parent), name});
+  if (guess != 0) {
+    c->append({"HGETALL", m_keys.inode(guess)});
+  }
+  auto entry = c->read_reply();
+  Result<Reply> guessed = guess != 0 ? c->read_reply() : Result<Reply>(Reply());
+  TRY(entry);
+  if (entry->view().is_nil()) {
+    forget_name(parent, name);
+    return make_error(ENOENT, "no such entry");
+  }
+  std::uint64_t ino = 0;
+  if (!parse_u64(entry->view().str(), ino) || ino == 0) {
+    return make_error(EIO, "directory " + std::to_string(parent) + ": malformed entry");
+  }
+  if (ino == guess && guessed.ok()) {
+    return attr_from_reply(ino, guessed->view());
+  }
+  TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(ino)}));
+  auto attr = attr_from_reply(ino, a.view());
+  if (attr.ok()) {
+    remember(parent, name, ino);
+  }
+  return attr;
+}
+
+Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::string cur = std::to_string(cursor);
+  std::string count = std::to_string(std::max<std::size_t>(max, 1));
+  TRY_ASSIGN(Reply r, c->command({"HSCAN", m_keys.dir(dir), cur, "COUNT", count}));
+  ReplyView v = r.view();
+  DirPage page;
+  if (!v.is_array() || v.size() != 2 || !parse_u64(v[0].str(), page.next_cursor)) {
+    return make_error(EIO, "directory " + std::to_string(dir) + ": bad HSCAN reply");
+  }
+  ReplyView items = v[1];
+  page.entries.reserve(items.size() / 2);
+  for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+    DirEntry e;
+    e.name = std::string(items[i].str());
+    if (!parse_u64(items[i + 1].str(), e.ino) || e.ino == 0) {
+      continue;  // fsck reports it; a listing should not fail for it
+    }
+    page.entries.push_back(std::move(e));
+  }
+  // Types (or whole attributes) in one more round trip for the page.
+  for (const auto& e : page.entries) {
+    if (plus) {
+      c->append({"HGETALL", m_keys.inode(e.ino)});
+    } else {
+      c->append({"HGET", m_keys.inode(e.ino), "type"});
+    }
+  }
+  std::vector<DirEntry> kept;
+  kept.reserve(page.entries.size());
+  std::optional<Error> failure;
+  for (auto& e : page.entries) {
+    auto a = c->read_reply();
+    if (!a.ok()) {
+      if (!failure) {
+        failure = std::move(a).error();
+      }
+      continue;
+    }
+    if (plus) {
+      auto attr = attr_from_reply(e.ino, a->view());
+      if (!attr.ok()) {
+        continue;  // removed between the two round trips
+      }
+      e.type = attr->mode & S_IFMT;
+      e.attr = std::move(attr).value();
+      overlay_gathered(*e.attr);
+      remember(dir, e.name, e.ino);
+    } else {
+      if (a->view().is_nil()) {
+        continue;
+      }
+      auto t = type_bits(a->view().str());
+      e.type = t ? *t : 0;
+    }
+    kept.push_back(std::move(e));
+  }
+  if (failure) {
+    return std::move(*failure);
+  }
+  page.entries = std::move(kept);
+  return page;
+}
+
+Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                                std::uint64_t rdev, std::string_view target, const Caller& who, bool open,
+                                bool gather) {
+  TRY(writable());
+  TRY(_check_name(name));
+  if (name == "." || name == "..") {
+    return make_error(EEXIST, "file exists");
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino ino, allocate_ino(*c));
+  std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                m_keys.inode(ino)};
+  std::vector<std::string> args{std::string(name), std::string(type), format_mode(mode), std::to_string(who.uid),
+                                std::to_string(who.gid),     std::to_string(rdev),         std::string(target), std::to_string(ino),
+                                std::to_string(parent)};
+  if (open) {
+    keys.push_back(m_keys.open(ino));
+    args.push_back(m_opts.session);
+  }
+  const auto sent = DirNames::Clock::now();
+  std::vector<Attr> fresh;
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::create, keys, args, [parent, &fresh](ReplyView v) {
+    fresh = _fresh_attr(parent, v, 3);
+    return fresh;
+  }, parent));
+  ReplyView v = r.view();
+  Result<Attr> attr = make_error(EIO, "bad create reply");
+  if (v.is_array() && v.size() == 4) {
+    // The new inode is what create.lua was asked to write, with its clock,
+    // and the group and mode a setgid parent passes on.
+    std::string now(v[0].str());
+    std::string size = type == "symlink" ? std::to_string(target.size()) : "0";
+    FieldList fields{{"type", type},          {"mode", v[2].str()},   {"uid", args[3]}, {"gid", v[1].str()},
+                     {"size", size},          {"nlink", type == "dir" ? "2" : "1"},     {"rdev", args[5]},
+                     {"bytes", "0"},          {"atime", now},         {"mtime", now},   {"ctime", now}};
+    if (type == "dir") {
+      fields.emplace_back("parent", args[8]);
+    } else if (type == "symlink") {
+      fields.emplace_back("target", target);
+    }
+    attr = decode_attr(ino, fields);
+  }
+  if (!attr || fresh.empty()) {
+    m_dir_names.forget(parent);
+    return attr;
+  }
+  m_dir_names.changed(parent, fresh[0].gen, sent, name, true);
+  if (attr->is_dir()) {
+    m_dir_names.start(ino, attr->gen, sent);
+  }
+  remember(parent, name, ino);
+  if (gather) {
+    start_gathering(*attr);
+  }
+  return attr;
+}
+
+Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev,
+                          const Caller& who) {
+  TRY(writable());
+  std::string_view type = type_name(mode);
+  if (type == "dir" || type == "symlink" || (mode & S_IFMT) == 0) {
+    if ((mode & S_IFMT) != 0) {
+      return make_error(EINVAL, "mknod cannot make directories or symlinks");
+    }
+    type = "file";
+  }
+  bool device = type == "chr" || type == "blk";
+  return create_node(parent, name, type, mode, device ? rdev : 0, {}, who);
+}
+
+Result<Attr> Store::create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who, bool gather) {
+  return create_node(parent, name, "file", mode, 0, {}, who, true, gather);
+}
+
+Result<Attr> Store::mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
+  return create_node(parent, name, "dir", mode, 0, {}, who);
+}
+
+Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who) {
+  TRY(writable());
+  if (target.empty()) {
+    return make_error(ENOENT, "empty symlink target");
+  }
+  if (target.size() >= 4096) {
+    return make_error(ENAMETOOLONG, "symlink target longer than 4095 bytes");
+  }
+  return create_node(parent, name, "symlink", 0777, 0, target, who);
+}
+
+Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
+  TRY(writable());
+  TRY(_check_name(new_name));
+  if (m_gathered_count.load() != 0) {
+    // The link's nlink and ctime land after what waits. A refusal (a full
+    // server) is kept for the file's close; the link goes on its own merits.
+    (void)settle(ino);
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
+                                  {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
+                                   m_keys.inode(ino)},
+                                  {std::string(new_name), std::to_string(ino)}));
+  auto attr = attr_from_reply(ino, r.view());
+  if (attr.ok()) {
+    remember(new_parent, new_name, ino);
+  }
+  return attr;
+}
+
+// unlink and rmdir: the script removes `name` from `parent` if it still
+// names the inode we guess (else RETRY with the one it names). The
+// parent's fields come back at `parent_at` of the reply. Returns the reply
+// and the inode removed.
+Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name,
+                                                  bool dir, std::size_t parent_at) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+                                  m_keys.inode(guess)};
+    if (dir) {
+      keys.push_back(m_keys.dir(guess));
+    }
+    keys.push_back(m_keys.orphans());
+    std::vector<std::string> args{std::string(name), std::to_string(guess), m_opts.session};
+    if (!dir) {
+      keys.push_back(m_keys.xattr(guess));
+      push_free_keys(guess, keys, args);
+    }
+    const auto sent = DirNames::Clock::now();
+    std::vector<Attr> fresh;
+    TRY_ASSIGN(Reply r, eval_change(*c, script, keys, args,
+                                    [&](ReplyView v) {
+                                      fresh = _fresh_attr(parent, v, parent_at);
+                                      return fresh;
+                                    },
+                                    parent));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (!parse_u64(v[1].str(), guess)) {
+        m_dir_names.forget(parent);
+        return make_error(EIO, "bad " + std::string(lua::script_source(script).name) + " reply");
+      }
+      continue;  // the script changed nothing: the list still holds
+    }
+    if (fresh.empty()) {
+      m_dir_names.forget(parent);
+    } else {
+      m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
+    }
+    forget_name(parent, name);
+    return std::pair<Reply, Ino>{std::move(r), guess};
+  }
+  return make_error(EAGAIN, std::string(lua::script_source(script).name) + ": the entry kept changing");
+}
+
+Result<Ino> Store::unlink(Ino parent, std::string_view name) {
+  TRY(writable());
+  TRY(_check_name(name));
+  if (m_gathered_count.load() != 0) {
+    settle_all();  // the name may be a file being gathered: its nlink and ctime change
+  }
+  TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2));
+  ReplyView v = done.first.view();
+  if (v.size() >= 4 && v[3].str() == "FREED") {
+    return Ino{0};  // nobody held it open: unlink.lua freed it
+  }
+  auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+  return left && *left <= 0 ? done.second : Ino{0};
+}
+
+Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
+  TRY(writable());
+  TRY(_check_name(name));
+  if (name == ".") {
+    return make_error(EINVAL, "cannot remove '.'");
+  }
+  if (name == "..") {
+    return make_error(ENOTEMPTY, "cannot remove '..'");
+  }
+  TRY_ASSIGN(auto done, remove_entry(lua::rmdir, parent, name, true, 1));
+  return done.second;
+}
+
+Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                          unsigned flags) {
+  TRY(writable());
+  TRY(_check_name(name));
+  TRY(_check_name(new_name));
+  if (flags & ~(k_rename_noreplace | k_rename_exchange) ||
+      (flags & k_rename_noreplace && flags & k_rename_exchange)) {
+    return make_error(EINVAL, "bad rename flags");
+  }
+  if (m_gathered_count.load() != 0) {
+    settle_all();  // either name may be a file being gathered
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
+  Ino dst = 0;
+  {
+    auto d = entry_ino(*c, new_parent, new_name, true);
+    if (d.ok()) {
+      dst = *d;
+    } else if (d.code() != ENOENT) {
+      return std::move(d).error();
+    }
+  }
+  std::vector<Ino> chain_a;
+  std::vector<Ino> chain_b;
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::vector<std::string> keys{m_keys.sb(),           m_keys.freeze(),       m_keys.dir(parent),
+                                  m_keys.inode(parent),  m_keys.dir(new_parent), m_keys.inode(new_parent),
+                                  m_keys.inode(src),     m_keys.inode(dst),     m_keys.dir(dst),
+                                  m_keys.xattr(dst),     m_keys.orphans()};
+    std::vector<std::string> args{std::string(name),   std::string(new_name), std::to_string(flags),
+                                  std::to_string(src),           std::to_string(dst),             m_opts.session,
+                                  std::to_string(chain_a.size()), std::to_string(chain_b.size()),  std::to_string(parent),
+                                  std::to_string(new_parent)};
+    for (const auto* chain : {&chain_a, &chain_b}) {
+      for (Ino i : *chain) {
+        keys.push_back(m_keys.inode(i));
+        args.push_back(std::to_string(i));
+      }
+    }
+    push_free_keys(dst, keys, args);
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::rename, keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (v.size() < 3 || !parse_u64(v[1].str(), src) || !parse_u64(v[2].str(), dst)) {
+        return make_error(EIO, "bad rename reply");
+      }
+      if (v.size() >= 4 && v[3].str() == "chain") {
+        // Moving a directory to another parent: prove it does not land
+        // inside itself, with the current chain of ancestors.
+        TRY_ASSIGN(chain_a, ancestors(*c, new_parent));
+        if (flags & k_rename_exchange) {
+          TRY_ASSIGN(chain_b, ancestors(*c, parent));
+        }
+      }
+      continue;
+    }
+    forget_name(parent, name);
+    if (flags & k_rename_exchange) {
+      remember(parent, name, dst);
+    }
+    remember(new_parent, new_name, src);
+    std::uint64_t orphan = 0;
+    if (v.size() >= 2) {
+      parse_u64(v[1].str(), orphan);
+    }
+    return orphan;
+  }
+  return make_error(EAGAIN, "rename: the entries kept changing");
+}
+
+}  // namespace redisfs

@@ -1,0 +1,316 @@
+// Store, its sessions: the opens a mount records, orphans (unlinked while
+// open) and their purge, the sweeps of crashed mounts' opens and records,
+// the heartbeat and the end of a session.
+#include "store/store.hpp"
+
+#include <algorithm>
+
+#include "store/store_internal.hpp"
+
+namespace redisfs {
+
+using namespace store_internal;
+
+Status Store::open_file(Ino ino) {
+  if (m_opts.read_only) {
+    return {};  // nothing to protect: a read-only mount never unlinks
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
+  return {};
+}
+
+Result<bool> Store::release_file(Ino ino) {
+  if (m_opts.read_only) {
+    return false;
+  }
+  if (m_gathered_count.load() != 0) {
+    // No FLUSH came: send what waits before the file may be freed. (The
+    // daemon's release flushes first and logs a failure; the open count
+    // goes whatever happens here.)
+    (void)flush(ino);
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
+                              {m_opts.session, std::to_string(ino)}));
+  return r.view().integer() == 1;
+}
+
+std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
+  std::vector<Result<bool>> out;
+  out.reserve(inos.size());
+  if (m_opts.read_only) {
+    out.assign(inos.size(), false);
+    return out;
+  }
+  auto c = m_pool.acquire();
+  if (!c) {
+    out.assign(inos.size(), c.error());
+    return out;
+  }
+  const std::string orphans = m_keys.orphans();
+  for (Ino ino : inos) {
+    const std::string open = m_keys.open(ino);
+    const std::string inode = m_keys.inode(ino);
+    const std::string num = std::to_string(ino);
+    const std::string_view keys[] = {open, inode, orphans};
+    const std::string_view args[] = {m_opts.session, num};
+    (*c)->append_eval(lua::release, keys, args);
+  }
+  for (std::size_t i = 0; i < inos.size(); ++i) {
+    auto r = (*c)->read_reply();
+    if (r) {
+      out.emplace_back(r->view().integer() == 1);
+    } else {
+      out.emplace_back(r.error());
+    }
+  }
+  return out;
+}
+
+void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {
+  keys.push_back(m_keys.open(ino));
+  for (std::uint64_t b = 0; b < k_unlink_free_blocks; ++b) {
+    keys.push_back(m_keys.block(ino, b));
+  }
+  args.push_back(std::to_string(k_unlink_free_blocks * m_sb.block_size));
+}
+
+Status Store::purge(Ino ino) {
+  if (m_opts.read_only) {
+    return {};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    TRY_ASSIGN(Reply holders, c->command({"HKEYS", m_keys.open(ino)}));
+    std::vector<std::string> keys{m_keys.sb(),      m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino),
+                                  m_keys.orphans(), m_keys.dir(ino), m_keys.open(ino)};
+    std::vector<std::string> args{std::to_string(ino), m_opts.session};
+    for (std::size_t i = 0; i < holders.view().size(); ++i) {
+      std::string session(holders.view()[i].str());
+      keys.push_back(m_keys.mount(session));
+      args.push_back(std::move(session));
+    }
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::purge, keys, args));
+    ReplyView v = r.view();
+    if (!_is_retry(v)) {
+      return {};  // purged, relinked, or handed to the mount that holds it open
+    }
+    if (v.size() >= 2) {
+      TRY(truncate(*c, ino, 0, false, true));
+    }
+  }
+  return make_error(EAGAIN, "purge of inode " + std::to_string(ino) + " did not finish");
+}
+
+Result<std::size_t> Store::purge_dead_orphans() {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  std::vector<Ino> dead;
+  {
+    TRY_ASSIGN(auto c, m_pool.acquire());
+    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.orphans()}));
+    ReplyView v = r.view();
+    std::vector<std::pair<Ino, std::string>> all;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+      std::uint64_t ino = 0;
+      if (parse_u64(v[i].str(), ino)) {
+        all.emplace_back(ino, std::string(v[i + 1].str()));
+      }
+    }
+    for (const auto& [ino, session] : all) {
+      c->append({"EXISTS", m_keys.mount(session)});
+    }
+    TRY_ASSIGN(auto alive, c->read_all());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (all[i].second != m_opts.session && alive[i].view().integer() == 0) {
+        dead.push_back(all[i].first);
+      }
+    }
+  }
+  for (Ino ino : dead) {
+    TRY(purge(ino));
+  }
+  return dead.size();
+}
+
+Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done) {
+  if (pass_done != nullptr) {
+    *pass_done = false;
+  }
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  std::lock_guard lock(m_sweep_mutex);
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::vector<Ino> found;
+  const std::string match = m_keys.match_opens();
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", m_sweep_cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    m_sweep_cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      auto rel = m_keys.relative(v[1][i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Open) {
+        found.push_back(k.ino);
+      }
+    }
+    if (m_sweep_cursor == "0") {
+      if (pass_done != nullptr) {
+        *pass_done = true;
+      }
+      break;
+    }
+  }
+  if (found.empty()) {
+    return std::size_t{0};
+  }
+  // The sessions holding each file open, then which of them are alive.
+  for (Ino ino : found) {
+    c->append({"HKEYS", m_keys.open(ino)});
+  }
+  std::vector<std::vector<std::string>> holders(found.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    auto r = c->read_reply();
+    if (!r.ok() || !r->view().is_array()) {
+      continue;  // gone meanwhile, or not a hash (fsck reports that)
+    }
+    for (std::size_t j = 0; j < r->view().size(); ++j) {
+      std::string session(r->view()[j].str());
+      if (session != m_opts.session) {
+        holders[i].push_back(std::move(session));
+      }
+    }
+  }
+  for (const auto& list : holders) {
+    for (const std::string& session : list) {
+      c->append({"EXISTS", m_keys.mount(session)});
+    }
+  }
+  TRY_ASSIGN(auto alive, c->read_all());
+  std::size_t at = 0;
+  std::size_t removed = 0;
+  std::vector<Ino> free;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    std::vector<std::string> keys{m_keys.open(found[i]), m_keys.inode(found[i]), m_keys.orphans()};
+    std::vector<std::string> args{std::to_string(found[i])};
+    for (const std::string& session : holders[i]) {
+      if (at < alive.size() && alive[at].view().integer() == 0) {
+        keys.push_back(m_keys.mount(session));
+        args.push_back(session);
+      }
+      ++at;
+    }
+    if (args.size() == 1) {
+      continue;
+    }
+    TRY_ASSIGN(Reply r, c->eval(lua::sweep_open, keys, args));
+    ReplyView v = r.view();
+    if (v.is_array() && v.size() == 2) {
+      removed += static_cast<std::size_t>(std::max<long long>(v[0].integer(), 0));
+      if (v[1].integer() == 1) {
+        free.push_back(found[i]);
+      }
+    }
+  }
+  for (Ino ino : free) {
+    TRY(purge(ino));
+  }
+  return removed;
+}
+
+Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  const std::string match = m_keys.match_opens();
+  std::string cursor = "0";
+  std::size_t removed = 0;
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      c->append({"HDEL", v[1][i].str(), m_opts.session});  // HDEL runs on a full server too
+    }
+    while (c->pending() > 0) {
+      auto done = c->read_reply();
+      if (done.ok() && done->view().integer() > 0) {
+        ++removed;
+      }
+    }
+    if (cursor == "0") {
+      break;
+    }
+  }
+  return removed;
+}
+
+Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
+  SweepResult done;
+  TRY_ASSIGN(done.orphans, purge_dead_orphans());
+  TRY_ASSIGN(done.opens, sweep_dead_opens(max_scan_calls));
+  // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
+  // or every copy, delete and list would read it again.
+  if (m_opts.read_only) {
+    return done;
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto listed = c->command({"HKEYS", m_keys.mounts()});
+  if (!listed.ok()) {
+    if (c->broken()) {
+      return std::move(listed).error();
+    }
+    return done;  // not a hash: fsck's to report
+  }
+  const Reply& ids = *listed;
+  std::vector<std::string> keys{m_keys.mounts()};
+  std::vector<std::string> args;
+  for (std::size_t i = 0; i < ids.view().size(); ++i) {
+    std::string id(ids.view()[i].str());
+    if (id != m_opts.session) {
+      keys.push_back(m_keys.mount(id));
+      args.push_back(std::move(id));
+    }
+  }
+  if (!args.empty()) {
+    TRY_ASSIGN(Reply r, c->eval(lua::prune_mounts, keys, args));
+    done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
+  }
+  return done;
+}
+
+Status Store::heartbeat() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
+  TRY(c->eval(lua::session, {m_keys.mount(m_opts.session), m_keys.mounts()},
+              {info, std::to_string(k_session_ttl_ms), m_opts.session}));
+  m_registered = true;
+  if (!m_opts.read_only) {
+    // The changes set the outcome records' TTL only when a connection's
+    // field is new; a live mount keeps them (redis.hpp).
+    std::string ttl = std::to_string(op_log_ttl(m_pool.url()).count());
+    TRY(c->command({"PEXPIRE", m_keys.op_log(m_opts.session), ttl}));
+  }
+  return {};
+}
+
+Status Store::end_session() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  c->append({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)});
+  c->append({"HDEL", m_keys.mounts(), m_opts.session});
+  TRY(c->read_all());
+  m_registered = false;
+  return {};
+}
+
+}  // namespace redisfs

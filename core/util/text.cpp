@@ -1,0 +1,69 @@
+#include "util/text.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <random>
+
+namespace redisfs {
+
+std::string shown(std::string_view s, std::size_t max, char quote) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = std::min(s.size(), max);
+  out.reserve(n + 8);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\\' || (quote != 0 && c == static_cast<unsigned char>(quote))) {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.append("\\x");
+      out.push_back(k_hex[c >> 4]);
+      out.push_back(k_hex[c & 15]);
+    }
+  }
+  if (s.size() > max) {
+    out.append("...");
+  }
+  return out;
+}
+
+std::string quoted(std::string_view s, std::size_t max) { return "'" + shown(s, max, '\'') + "'"; }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string errno_text(int code) {
+  const char* text = strerrordesc_np(code);
+  if (text == nullptr) {
+    return "errno " + std::to_string(code);
+  }
+  return text;
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty()) {
+    return false;
+  }
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+std::string random_hex(std::size_t bytes) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out;
+  out.reserve(bytes * 2);
+  for (std::size_t i = 0; i < bytes; ++i) {
+    unsigned v = rd() & 0xffu;
+    out.push_back(k_hex[v >> 4]);
+    out.push_back(k_hex[v & 15]);
+  }
+  return out;
+}
+
+}  // namespace redisfs
