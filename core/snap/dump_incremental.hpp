@@ -33,9 +33,13 @@
 // not mounted, reserved for the whole restore. Changed keys are staged
 // under "<target>~restore~<hex>" (with the staging TTL), the deleted keys'
 // names listed beside them; only when the whole document verified
-// (trailer) are they applied, by install.hpp's apply_staged_delta: under
-// the freeze, journaled, rolled forward by whoever finds the journal. A
-// dry run checks the document and, when the target exists, its base.
+// (trailer) and what the apply would leave is a filesystem fsck finds clean
+// (fsck_layers.hpp: fsck's analysis of the base overlaid with the staged
+// keys, before anything is applied) are they applied, by install.hpp's
+// apply_staged_delta: under the freeze, journaled, rolled forward by
+// whoever finds the journal. A dry run checks the document and, when the
+// target exists, its base (not what the apply would leave: nothing is
+// staged).
 #pragma once
 
 #include <array>
@@ -111,6 +115,7 @@ class IncrementalRestore : public dump::Sink {
  private:
   Status record(std::string_view key, std::string_view type);
   Status check_base(Connection& c);
+  Status check_result();
   Status send(std::initializer_list<std::string_view> argv, std::size_t bytes, const char* expect);
   Status send_argv(std::span<const std::string_view> argv, std::size_t bytes, const char* expect);
   Status settle();
@@ -143,6 +148,11 @@ class IncrementalRestore : public dump::Sink {
   std::vector<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
 };
+
+// How restore and verify begin the line refusing an incremental dump that
+// leaves a filesystem fsck does not find clean; the first problem follows.
+inline constexpr std::string_view k_incremental_damaged =
+    "dump: the incremental dump would leave a damaged filesystem: ";
 
 // Hands every call to `full`, or to `inc` once the header says version 2.
 class ChooseSink : public dump::Sink {

@@ -15,6 +15,7 @@
 #include "snap/dump_io.hpp"
 #include "snap/dump_rules.hpp"
 #include "snap/fsck_analysis.hpp"
+#include "snap/fsck_layers.hpp"
 #include "snap/install.hpp"
 #include "util/progress.hpp"
 #include "store/key_walk.hpp"
@@ -355,12 +356,18 @@ struct ChainState {
 
 // Applies one dump's records to the state: a key written replaces the
 // key's terms, a deletion takes them out.
+// With an index, an incremental's keys are named in it as layer `layer`
+// (fsck_layers.hpp).
 class ChainSink : public dump::Sink {
  public:
-  explicit ChainSink(ChainState& s) : m_s(s) {}
+  ChainSink(ChainState& s, LayerIndex* index, std::uint32_t layer) : m_s(s), m_index(index), m_layer(layer) {}
   Status on_header(const dump::Header&) override { return {}; }
-  Status on_string(std::string_view, std::string&&) override { return {}; }  // blocks: not in the digest
+  Status on_string(std::string_view key, std::string&&) override {  // blocks: not in the digest
+    name(key, false);
+    return {};
+  }
   Status on_hash_begin(std::string_view key) override {
+    name(key, false);
     m_kind = parse_relative_key(key).kind;
     m_key_sum = DigestSum{};
     if (m_kind == KeyKind::Superblock) {
@@ -384,12 +391,23 @@ class ChainSink : public dump::Sink {
         m_kind != KeyKind::Xattr && m_kind != KeyKind::Orphans) {
       return {};  // not a key of the digest
     }
-    TRY(on_delete(key));
+    TRY(forget(key));
     m_s.sum.add(m_key_sum.value());
     m_s.keys.emplace(std::string(key), m_key_sum.value());
     return {};
   }
   Status on_delete(std::string_view key) override {
+    name(key, true);
+    return forget(key);
+  }
+
+ private:
+  void name(std::string_view key, bool deleted) {
+    if (m_index != nullptr) {
+      m_index->name(parse_relative_key(key), m_layer, deleted);
+    }
+  }
+  Status forget(std::string_view key) {
     if (auto it = m_s.keys.find(std::string(key)); it != m_s.keys.end()) {
       m_s.sum.sub(it->second);
       m_s.keys.erase(it);
@@ -397,17 +415,177 @@ class ChainSink : public dump::Sink {
     return {};
   }
 
- private:
   ChainState& m_s;
+  LayerIndex* m_index;
+  std::uint32_t m_layer;
   KeyKind m_kind = KeyKind::Unknown;
   DigestSum m_key_sum;
 };
+
+// One pass over a file of a chain (layer `layer`, fsck_layers.hpp) for the
+// analysis of the state the chain leaves: pass 1 (`inodes`) the inodes the
+// layer decides, and its superblock and ORPHANS kept; pass 2 its DIR, XATTR
+// and BLK keys.
+class LayerSink : public dump::Sink {
+ public:
+  LayerSink(bool inodes, std::uint32_t layer, const LayerIndex& index, FsckAnalysis& a)
+      : m_inodes(inodes), m_layer(layer), m_index(index), m_a(a) {}
+
+  std::optional<Pairs> sb;
+  std::optional<Pairs> orphans;
+  dump::Header header;
+
+  Status on_header(const dump::Header& h) override {
+    header = h;
+    return {};
+  }
+  Status on_string(std::string_view key, std::string&& value) override {
+    ParsedKey pk = parse_relative_key(key);
+    if (!m_inodes && pk.kind == KeyKind::Block && m_index.decides(pk, m_layer)) {
+      if (fsck_detail::Node* n = m_a.sub_key(m_keys.absolute(key), pk)) {
+        m_a.block(*n, m_keys.absolute(key), pk.index, value.size());
+      }
+    }
+    return check_cancel();
+  }
+  Status on_hash_begin(std::string_view key) override {
+    m_pk = parse_relative_key(key);
+    m_take = m_index.decides(m_pk, m_layer);
+    m_pairs.clear();
+    m_node = nullptr;
+    if (m_take && !m_inodes && (m_pk.kind == KeyKind::Dir || m_pk.kind == KeyKind::Xattr)) {
+      m_node = m_a.sub_key(m_keys.absolute(key), m_pk);
+    }
+    return check_cancel();
+  }
+  Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
+    if (m_take && m_inodes) {
+      m_pairs.insert(m_pairs.end(), std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+    } else if (m_node != nullptr && m_pk.kind == KeyKind::Dir) {
+      m_a.entries_seen(*m_node, pairs.size());
+      for (const auto& [name, value] : pairs) {
+        m_a.entry(m_node->ino, name, value);
+      }
+    } else if (m_node != nullptr) {
+      for (const auto& [name, value] : pairs) {
+        m_a.xattr(*m_node, m_keys.absolute(key), name, value);
+      }
+    }
+    return {};
+  }
+  Status on_delete(std::string_view) override { return {}; }  // the index knows
+  Status on_hash_end(std::string_view key) override {
+    if (!m_take || !m_inodes) {
+      return {};
+    }
+    if (m_pk.kind == KeyKind::Superblock) {
+      sb = std::move(m_pairs);
+    } else if (m_pk.kind == KeyKind::Orphans) {
+      orphans = std::move(m_pairs);
+    } else if (m_pk.kind == KeyKind::Inode) {
+      FieldList fields(m_pairs.begin(), m_pairs.end());
+      m_a.inode(m_pk.ino, m_keys.absolute(key), fields);
+    }
+    return {};
+  }
+
+ private:
+  bool m_inodes;
+  std::uint32_t m_layer;
+  const LayerIndex& m_index;
+  FsckAnalysis& m_a;
+  Keys m_keys{k_dump_prefix};
+  ParsedKey m_pk;
+  bool m_take = false;
+  Pairs m_pairs;
+  fsck_detail::Node* m_node = nullptr;
+};
+
+// One more pass over a file verify_dump read: it must be the same dump.
+Status _again(VerifyReport& r, dump::Sink& sink, const VerifyOptions& opts) {
+  Compression ignored = Compression::None;
+  auto t = _pass(r.path, sink, opts, &ignored);
+  ++r.passes;
+  if (!t.ok() || t->sha256 != r.trailer.sha256) {
+    return make_error(EIO, r.path + " changed while it was verified (pass " + std::to_string(r.passes) +
+                               (t.ok() ? " read another dump)" : ": " + t.error().message + ")"));
+  }
+  return {};
+}
+
+// fsck's analysis of the state `layers` (a full dump, then incrementals)
+// leave, as the restore of the last one judges it before its apply: its
+// superblock marked as restored, no orphan dropped. The problems go to the
+// last file's report.
+Status _fsck_link(const std::vector<VerifyReport*>& layers, const LayerIndex& index, const VerifyOptions& opts) {
+  FsckAnalysis a(k_dump_prefix);
+  SbFields sb;
+  std::string source;
+  std::int64_t dumped_ns = 0;
+  Pairs orphans;
+  for (std::uint32_t i = 0; i < layers.size(); ++i) {
+    LayerSink sink(true, i, index, a);
+    TRY(_again(*layers[i], sink, opts));
+    if (sink.sb) {
+      sb = std::move(*sink.sb);
+      source = sink.header.prefix;
+      dumped_ns = parse_dump_time_ns(sink.header.created);
+    }
+    if (sink.orphans) {
+      orphans = std::move(*sink.orphans);
+    }
+  }
+  auto origin = _field(sb, "origin");
+  apply_superblock_marks(sb, restored_superblock_marks(origin ? std::optional<std::string>(*origin) : std::nullopt,
+                                                       source, source, dumped_ns, false));
+  a.superblock(std::move(sb));
+  a.end_of_inodes();
+  for (std::uint32_t i = 0; i < layers.size(); ++i) {
+    LayerSink sink(false, i, index, a);
+    TRY(_again(*layers[i], sink, opts));
+  }
+  for (const auto& [field, session] : orphans) {
+    a.orphan(field, session, false);
+  }
+  a.finish();
+  FsckReport fsck = a.take_report();
+  VerifyReport& last = *layers.back();
+  last.inodes = fsck.inodes;
+  const Keys keys(k_dump_prefix);
+  for (FsckProblem& p : fsck.problems) {
+    if (auto rel = keys.relative(p.key)) {
+      p.key = std::string(*rel);
+    }
+    last.problems.push_back(std::move(p));
+  }
+  return {};
+}
+
+// Whether the incremental `r` applies to what `before` leaves (`state`);
+// else why not, in r.chain.
+bool _link_holds(VerifyReport& r, const ChainState& state, const std::string& before) {
+  r.base_checked = true;
+  if (r.base_snapshot_id != state.snapshot_id) {
+    r.chain.push_back("its base is snapshot " + redisfs::quoted(r.base_snapshot_id) + ", but " + before +
+                      " leaves snapshot " + redisfs::quoted(state.snapshot_id));
+  } else if (r.base_digest != state.sum.hex()) {
+    r.chain.push_back("its base digest " + r.base_digest.substr(0, 16) + "... is not the state digest of what " +
+                      before + " leaves (" + state.sum.hex().substr(0, 16) +
+                      "...): the same snapshot id, another state");
+  }
+  return r.chain.empty();
+}
 
 }  // namespace
 
 Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opts) {
   std::optional<ChainState> state;
   std::string before;  // the file that left `state`
+  // The files since the chain's full dump (fsck_layers.hpp's layers), and
+  // whether each was sound: restore gets that far only then.
+  std::vector<VerifyReport*> layers;
+  LayerIndex index;
+  bool sound = false;
   for (VerifyReport& r : reports) {
     if (!r.refusal.empty()) {
       state.reset();
@@ -415,29 +593,25 @@ Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opt
     }
     if (!r.incremental) {
       state.emplace();
+      layers.clear();
+      index = LayerIndex{};
     } else if (!state) {
       continue;  // nothing before it to check its base against
-    } else {
-      r.base_checked = true;
-      if (r.base_snapshot_id != state->snapshot_id) {
-        r.chain.push_back("its base is snapshot " + redisfs::quoted(r.base_snapshot_id) + ", but " + before +
-                          " leaves snapshot " + redisfs::quoted(state->snapshot_id));
-      } else if (r.base_digest != state->sum.hex()) {
-        r.chain.push_back("its base digest is not the state digest of what " + before +
-                          " leaves (the same snapshot id, another state)");
-      }
-      if (!r.chain.empty()) {
-        state.reset();  // restore would refuse it: nothing after it can be checked
+    } else if (!_link_holds(r, *state, before)) {
+      state.reset();  // restore would refuse it: nothing after it can be checked
+      continue;
+    }
+    sound = (layers.empty() || sound) && r.sound();
+    layers.push_back(&r);
+    ChainSink sink(*state, r.incremental ? &index : nullptr, static_cast<std::uint32_t>(layers.size() - 1));
+    TRY(_again(r, sink, opts));
+    index.seal();
+    if (r.incremental && sound) {
+      TRY(_fsck_link(layers, index, opts));
+      if (!r.problems.empty()) {
+        state.reset();  // restore refuses it too
         continue;
       }
-    }
-    ChainSink sink(*state);
-    Compression ignored = Compression::None;
-    auto t = _pass(r.path, sink, opts, &ignored);
-    ++r.passes;
-    if (!t.ok() || t->sha256 != r.trailer.sha256) {
-      return make_error(EIO, r.path + " changed while it was verified (pass " + std::to_string(r.passes) +
-                                 (t.ok() ? " read another dump)" : ": " + t.error().message + ")"));
     }
     before = r.path;
   }

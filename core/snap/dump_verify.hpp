@@ -28,15 +28,22 @@
 // Incremental dumps (format 2) are checked by IncrementalRestore itself,
 // given no server (the record rules, the superblock's descent from the
 // base, block sizes), after dump::read's structure and checksum; there is
-// no fsck of an incremental alone, nor (not modelled) of the state a chain
-// produces. verify_chain checks the links of a chain given in order (a
-// full dump, then incrementals): each incremental's base_snapshot_id must
-// be the snapshot_id of the SB the files before it leave, and its
-// base_digest the state digest (dump_incremental.hpp) of that state,
-// computed from the records with DigestSum: one pass per file keeps each
-// metadata key's (SB, INODE, DIR, XATTR, ORPHANS) sum of terms, to take it
-// back out when a later dump replaces or deletes the key. Memory: O(number
-// of metadata keys), a key name and 32 bytes each; blocks are not kept.
+// no fsck of an incremental alone. verify_chain checks the links of a chain
+// given in order (a full dump, then incrementals): each incremental's
+// base_snapshot_id must be the snapshot_id of the SB the files before it
+// leave, and its base_digest the state digest (dump_incremental.hpp) of
+// that state, computed from the records with DigestSum: one pass per file
+// keeps each metadata key's (SB, INODE, DIR, XATTR, ORPHANS) sum of terms,
+// to take it back out when a later dump replaces or deletes the key. Then
+// the state each link leaves is fsck-analysed as restore analyses it before
+// its apply (fsck_layers.hpp: the files are the layers, a key's content is
+// that of the last file naming it): two more passes over every file of the
+// chain so far, so a chain of n links reads its full dump about 2n times.
+// The problems go to the incremental's report, and restore's refusal names
+// the first of them. Not modelled: the orphans a full dump's restore drops
+// (snapshots, which dumps are taken of, have none). Memory: O(number of
+// metadata keys), a key name and 32 bytes each, plus 24 bytes per key an
+// incremental names and fsck's node per inode; blocks are not kept.
 #pragma once
 
 #include <cstdint>

@@ -154,14 +154,19 @@ expect_fail() {
 # verify's one line is restore's message (where it was noticed aside: the
 # byte offset and record, since restore learns of a duplicate from the
 # server a batch later). A damaged filesystem inside: restore names the
-# first problem fsck found in its staging and how many more; verify lists
-# them all (fsck's order follows SCAN, so only the set compares).
+# first problem fsck found in its staging (for an incremental dump: in what
+# it would leave) and how many more; verify lists them all (fsck's order
+# follows SCAN, so only the set compares).
 same_reason() {
-  local err=$1 out=$2 file=$3 msg first n=1
+  local err=$1 out=$2 file=$3 msg first n=1 damaged
   msg=$(sed -e 's/^redisfs-snap: error: //' "$err")
   msg=${msg#"$file: "}
-  if [[ $msg == "dump: the filesystem in the dump is damaged: "* ]]; then
-    first=${msg#"dump: the filesystem in the dump is damaged: "}
+  for damaged in "dump: the filesystem in the dump is damaged: " \
+    "dump: the incremental dump would leave a damaged filesystem: "; do
+    [[ $msg == "$damaged"* ]] && break
+  done
+  if [[ $msg == "$damaged"* ]]; then
+    first=${msg#"$damaged"}
     if [[ $first =~ ^(.*)\ \(and\ ([0-9]+)\ more\ problems?\)$ ]]; then
       first=${BASH_REMATCH[1]}
       n=$((BASH_REMATCH[2] + 1))
