@@ -17,6 +17,10 @@
 --   * no change while <prefix>:FREEZE exists (delete, an install, a copy
 --     between cluster slots): the script fails with FROZEN before touching
 --     anything, and the client waits and tries again;
+--   * a mount's change never lands in a filesystem that replaced the one it
+--     opened (rollback --force...): outcome.inc, around every script that
+--     writes, refuses with ESTALE first when the superblock's identity is
+--     not the one the client sent (Connection::set_identity);
 --   * while a snapshot is taken copy-on-write (<prefix>:COW, snapshot.hpp),
 --     every filesystem key the script names is first copied to the
 --     snapshot's staging prefix, unless that was done already or the key

@@ -444,6 +444,11 @@ void Connection::drop(Node& n, const Error& why) {
 
 void Connection::set_op_log(std::string key) { m_op_log = std::move(key); }
 
+void Connection::set_identity(std::string prefix, std::string identity) {
+  m_id_prefix = std::move(prefix);
+  m_identity = std::move(identity);
+}
+
 void Connection::set_lane(Lane lane) {
   m_lane = lane.id;
   m_op_seq = lane.last_op;
@@ -1333,23 +1338,28 @@ std::string_view Connection::cow_trailer(std::span<const std::string_view> keys,
 void Connection::eval_argv(std::string_view sha, std::span<const std::string_view> keys,
                            std::span<const std::string_view> args, std::string_view op_key, std::string_view op_arg,
                            std::vector<std::string>& own, std::vector<std::string_view>& argv) {
-  // The outcome record's key and argument come last, the copy-on-write
-  // trailer's before them (outcome.inc).
+  // The outcome record's key and argument come last, the identity
+  // trailer's (the superblock and the identity expected, set_identity)
+  // before them, the copy-on-write trailer's before those (outcome.inc).
   own.clear();
-  own.reserve(keys.size() + 3);  // the trailer's keys (views into `own` must stay valid)
+  own.reserve(keys.size() + 4);  // the trailers' keys (views into `own` must stay valid)
   std::string_view cow_arg = cow_trailer(keys, own);
   const std::size_t trailer = own.size();
-  own.push_back(std::to_string(keys.size() + trailer + 1));
+  std::string_view prefix = std::string_view(own[0]).substr(0, own[0].size() - 4);  // "<prefix>:COW"
+  std::string_view id_arg = !m_identity.empty() && prefix == m_id_prefix ? std::string_view(m_identity) : "";
+  own.push_back(std::string(prefix) + ":SB");
+  own.push_back(std::to_string(keys.size() + trailer + 2));
   argv.clear();
-  argv.reserve(6 + keys.size() + trailer + args.size());
+  argv.reserve(8 + keys.size() + trailer + args.size());
   argv.emplace_back("EVALSHA");
   argv.emplace_back(sha);
   argv.emplace_back(own.back());
   argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), own.begin(), own.begin() + static_cast<std::ptrdiff_t>(trailer));
+  argv.insert(argv.end(), own.begin(), own.begin() + static_cast<std::ptrdiff_t>(trailer + 1));
   argv.emplace_back(op_key);
   argv.insert(argv.end(), args.begin(), args.end());
   argv.emplace_back(cow_arg);
+  argv.emplace_back(id_arg);
   argv.emplace_back(op_arg);
 }
 
@@ -1386,9 +1396,9 @@ static bool _parse_argv(std::string_view cmd, std::vector<std::string_view>& out
 bool Connection::reformat_cow(Entry& e, std::string_view staging) {
   std::vector<std::string_view> argv;
   std::size_t nk = 0;
-  if (staging.empty() || !_parse_argv(e.cmd, argv) || argv.size() < 6 ||
-      std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), nk).ec != std::errc() || nk < 2 ||
-      nk + 5 > argv.size()) {
+  if (staging.empty() || !_parse_argv(e.cmd, argv) || argv.size() < 8 ||
+      std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), nk).ec != std::errc() || nk < 3 ||
+      nk + 6 > argv.size()) {
     return false;
   }
   std::string_view prefix = argv[3].substr(0, argv[3].find(':'));
@@ -1399,14 +1409,15 @@ bool Connection::reformat_cow(Entry& e, std::string_view staging) {
   m_cow_staging = std::string(staging);
   m_cow_learned = Clock::now();
   // The script's n keys, then COW (and with the staging keys named: TOUCHED
-  // and n of them), then the outcome record's key.
-  const bool named = !argv[argv.size() - 2].empty();
-  const std::size_t n = named ? (nk - 3) / 2 : nk - 2;
-  if ((named ? 2 * n + 3 : n + 2) != nk) {
+  // and n of them), the superblock, the outcome record's key; the
+  // arguments end with the staging prefix, the identity and the record's.
+  const bool named = !argv[argv.size() - 3].empty();
+  const std::size_t n = named ? (nk - 4) / 2 : nk - 3;
+  if ((named ? 2 * n + 4 : n + 3) != nk) {
     return false;
   }
   auto keys = std::span<const std::string_view>(argv).subspan(3, n);
-  auto args = std::span<const std::string_view>(argv).subspan(3 + nk, argv.size() - 3 - nk - 2);
+  auto args = std::span<const std::string_view>(argv).subspan(3 + nk, argv.size() - 3 - nk - 3);
   std::vector<std::string> own;
   std::vector<std::string_view> again;
   eval_argv(argv[1], keys, args, argv[3 + nk - 1], argv.back(), own, again);
@@ -1555,6 +1566,15 @@ void Pool::set_op_log(std::string base) {
   }
 }
 
+void Pool::set_identity(std::string prefix, std::string identity) {
+  std::lock_guard lock(m_mutex);
+  m_id_prefix = std::move(prefix);
+  m_identity = std::move(identity);
+  for (auto& c : m_idle) {
+    c->set_identity(m_id_prefix, m_identity);
+  }
+}
+
 void Pool::route_keyless(std::string key) {
   std::lock_guard lock(m_mutex);
   m_route = std::move(key);
@@ -1607,6 +1627,10 @@ Result<Pool::Lease> Pool::acquire() {
   if (!route.empty()) {
     c->route_keyless(route);
   }
+  {
+    std::lock_guard lock(m_mutex);
+    c->set_identity(m_id_prefix, m_identity);
+  }
   return Lease(this, std::move(c));
 }
 
@@ -1632,6 +1656,7 @@ void Pool::give_back(std::unique_ptr<Connection> c) {
     return;
   }
   if (m_idle.size() < 32) {
+    c->set_identity(m_id_prefix, m_identity);  // (leased when it was set)
     m_idle.push_back(std::move(c));
   } else {
     retire(*c);

@@ -22,7 +22,9 @@
 // reloads the script; FROZEN (the filesystem is frozen) is waited out for
 // up to 120 s, then EBUSY; COW <staging> (a snapshot is being taken
 // copy-on-write, snapshot.hpp) sends the script again at once naming the
-// snapshot's keys (the copy-on-write trailer, cow_trailer). The parts of a MULTI/EXEC are never sent again
+// snapshot's keys (the copy-on-write trailer, cow_trailer); whatever it
+// waits for, a mount's script refuses with ESTALE once its filesystem was
+// replaced (the identity trailer, set_identity). The parts of a MULTI/EXEC are never sent again
 // on their own: a transaction fails whole, and its caller decides. Errors
 // that remain are returned with their Fault.
 //
@@ -163,6 +165,15 @@ class Connection {
   // have run, its reply not: EIO). Unset: a writing script whose reply is
   // lost fails with EIO (Fault::Lost) instead of being checked.
   void set_op_log(std::string key);
+  // The filesystem a mount opened (filesystem_identity of its superblock,
+  // superblock.hpp): every writing script of this connection whose first
+  // key is under `prefix` is sent with the identity and the superblock's
+  // key (the identity trailer, outcome.inc), and refuses with ESTALE, in
+  // its own atomic step, once that superblock is gone or holds another
+  // identity (a rollback, a restore or a delete replaced the filesystem).
+  // So no change of a mount, retried or new, lands in the filesystem that
+  // replaced its own. Empty: not checked.
+  void set_identity(std::string prefix, std::string identity);
   // This connection's number among a mount's, and its last operation id
   // (the pool hands a closed connection's to the next one it makes).
   struct Lane {
@@ -228,6 +239,8 @@ class Connection {
   std::uint64_t m_lane;
   std::string m_op_log;  // empty: outcomes are not recorded
   std::uint64_t m_op_seq = 0;
+  std::string m_id_prefix;  // set_identity
+  std::string m_identity;
   std::string m_cow_prefix;   // a snapshot of this prefix is being taken copy-on-write,
   std::string m_cow_staging;  // into this staging prefix: a script said so at
   std::chrono::steady_clock::time_point m_cow_learned{};  // this time
@@ -281,6 +294,9 @@ class Pool {
   // keyless commands to this key's slot.
   void set_op_log(std::string base);
   void route_keyless(std::string key);
+  // Every connection of the pool checks its writing scripts against this
+  // identity (Connection::set_identity) from now on.
+  void set_identity(std::string prefix, std::string identity);
 
   const RedisUrl& url() const { return m_url; }
 
@@ -292,6 +308,8 @@ class Pool {
   std::mutex m_mutex;
   std::string m_op_log;
   std::string m_route;
+  std::string m_id_prefix;
+  std::string m_identity;
   bool m_reached = false;  // a connection was made once: later failures are outages
   std::vector<Connection::Lane> m_free_lanes;
   std::vector<std::unique_ptr<Connection>> m_idle;

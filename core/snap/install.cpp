@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "store/key_walk.hpp"
@@ -424,6 +426,12 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
 Result<InstallResult> _frozen(Connection& c, const Keys& target,
                               const std::function<Result<InstallResult>(Freeze&)>& move) {
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, target));
+  for (int i = 0; i < 10 && fault_injected("install-frozen-pause"); ++i) {
+    // Test hook: the freeze held a second before the move, so that a
+    // mount's change is surely waiting behind it (FROZEN) when it ends.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    TRY(freeze.keep_alive(c));
+  }
   auto done = move(freeze);
   c.drain();
   if (freeze.held()) {

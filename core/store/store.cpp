@@ -136,6 +136,11 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
   }
+  if (!s->m_opts.read_only) {
+    // From here on every change checks, in its own script, that this is
+    // still the filesystem opened (ESTALE once it was replaced).
+    pool.set_identity(prefix, s->m_identity);
+  }
   return s;
 }
 
