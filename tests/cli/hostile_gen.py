@@ -60,13 +60,18 @@ def u64(n):
 
 
 def write_dump(path, header, records):
-    """Writes the dump with a trailer that matches its records."""
+    """Writes the dump with a trailer that matches its records, and returns
+    the trailer. A record of kind 'delete' (an incremental dump's deletion,
+    inc_hostile_gen.py) is framed as its key, 0x00, 'd'."""
     sha = hashlib.sha256()
     nbytes = 0
     out = []
     for key, kind, val in records:
         sha.update(key.encode('utf-8', 'surrogateescape') + b'\0')
-        if kind == 'string':
+        if kind == 'delete':
+            sha.update(b'd')
+            out.append({'key': key, 'delete': True})
+        elif kind == 'string':
             sha.update(b's' + u64(len(val)) + val)
             nbytes += len(val)
             out.append({'key': key, 'string': encode_bytes(val)})
@@ -82,6 +87,7 @@ def write_dump(path, header, records):
     doc['trailer'] = {'records': len(records), 'bytes': nbytes, 'sha256': sha.hexdigest()}
     with open(path, 'w') as f:
         json.dump(doc, f)
+    return doc['trailer']
 
 
 # ---------------------------------------------------------------- helpers

@@ -10,36 +10,20 @@ so that every record is still well formed (the record rules pass) but the
 filesystem the dump leaves once applied to its base is not one fsck finds
 clean; and OUTDIR/manifest.tsv: "<name>.json<TAB>what was done". The
 trailer (records, bytes, SHA-256 of the canonical framing: a deletion is
-its key, 0x00, 'd') is recomputed as hostile_gen.py does, so each gets past
+its key, 0x00, 'd') is recomputed by hostile_gen.py's writer, so each gets past
 the checksum to the checks after it. The header (base id and digest) is
 kept: each applies to the real base. First, INC written back unchanged must
 give INC's own trailer (the framing here is the tool's).
 
 Python 3 standard library only.
 """
-import base64
-import hashlib
 import json
 import os
-import struct
 import sys
 
-
-def decode_bytes(v):
-    if isinstance(v, dict):
-        return base64.b64decode(v['base64'])
-    return v.encode('utf-8')
-
-
-def encode_bytes(b):
-    try:
-        return b.decode('utf-8')
-    except UnicodeDecodeError:
-        return {'base64': base64.b64encode(b).decode('ascii')}
-
-
-def u64(n):
-    return struct.pack('<Q', n)
+sys.dont_write_bytecode = True  # (no __pycache__ in the source tree)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostile_gen import decode_bytes, write_dump  # noqa: E402  (the codec of the full dumps' generator)
 
 
 def read_dump(path):
@@ -55,32 +39,6 @@ def read_dump(path):
             records.append([r['key'], 'hash', [[decode_bytes(f), decode_bytes(v)] for f, v in r['hash']]])
     header = {k: v for k, v in doc.items() if k not in ('records', 'trailer')}
     return header, records, doc['trailer']
-
-
-def encode(header, records):
-    sha = hashlib.sha256()
-    nbytes = 0
-    out = []
-    for key, kind, val in records:
-        sha.update(key.encode('utf-8'))
-        if kind == 'delete':
-            sha.update(b'\0d')
-            out.append({'key': key, 'delete': True})
-        elif kind == 'string':
-            sha.update(b'\0s' + u64(len(val)) + val)
-            nbytes += len(val)
-            out.append({'key': key, 'string': encode_bytes(val)})
-        else:
-            sha.update(b'\0h')
-            for f, v in val:
-                sha.update(b'p' + u64(len(f)) + f + u64(len(v)) + v)
-                nbytes += len(f) + len(v)
-            sha.update(b'e' + u64(len(val)))
-            out.append({'key': key, 'hash': [[encode_bytes(f), encode_bytes(v)] for f, v in val]})
-    doc = dict(header)
-    doc['records'] = out
-    doc['trailer'] = {'records': len(records), 'bytes': nbytes, 'sha256': sha.hexdigest()}
-    return doc
 
 
 def find(records, key):
@@ -152,15 +110,15 @@ def main():
     header, records, trailer = read_dump(src)
     if header.get('version') != 2:
         sys.exit('inc_hostile_gen.py: %s is not an incremental dump' % src)
-    if encode(header, records)['trailer'] != trailer:
-        sys.exit('inc_hostile_gen.py: the framing here does not give the trailer of %s' % src)
     os.makedirs(outdir, exist_ok=True)
+    if write_dump(os.path.join(outdir, 'unchanged.json'), header, records) != trailer:
+        sys.exit('inc_hostile_gen.py: the framing here does not give the trailer of %s' % src)
+    os.remove(os.path.join(outdir, 'unchanged.json'))
     with open(os.path.join(outdir, 'manifest.tsv'), 'w') as manifest:
         for name, what, mutate in MUTATIONS:
             _, recs, _ = read_dump(src)
             mutate(recs)
-            with open(os.path.join(outdir, name + '.json'), 'w') as f:
-                json.dump(encode(header, recs), f)
+            write_dump(os.path.join(outdir, name + '.json'), header, recs)
             manifest.write('%s.json\t%s\n' % (name, what))
 
 
