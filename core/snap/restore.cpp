@@ -1,33 +1,5 @@
-// Dump and restore, streamed through dump_format.hpp.
-//
-// DUMP. The point in time comes from the freeze (snapshot.cpp): with
-// <P>:FREEZE held, every filesystem key is COPYed into a temporary prefix
-// T = "<P>~dump~<hex>", each copy getting a PEXPIRE of twelve hours so a
-// crashed dump cleans itself up; then the freeze is released, and mounts
-// write again while the dump streams out of T at leisure. SCAN may return a
-// key twice; COPY without REPLACE answers 0 the second time, so the keys
-// really copied are exactly those answered 1, and their names go to a list,
-// T:DUMP-INDEX. Streaming walks that list rather than SCANning T again,
-// which would have the duplicate problem once more:
-//
-//   * the superblock first (HGETALL), then the listed keys in batches,
-//     LRANGE-d on a second connection;
-//   * strings by GET and hashes by a first HSCAN page, pipelined one batch
-//     ahead, so the server prepares batch n+1 while batch n is encoded;
-//   * a hash longer than one HSCAN page (a big directory) is continued on
-//     the second connection, one page at a time, so it never sits in memory
-//     whole. HSCAN may repeat a field: repeats are dropped by a set of 64-bit
-//     field hashes, and the count written must equal HLEN, so a (most
-//     improbable) hash collision fails the dump instead of losing a field.
-//
-// Then T is deleted. A key missing from T (its TTL ran out during a very
-// long dump) fails the dump.
-//
-// Compression (compress.hpp) wraps the output stream: dump_filesystem
-// writes plain JSON into it, and the stream is ended only after the dump
-// succeeded. On restore the input always goes through a DecompressingBuf,
-// which passes plain JSON through; its error() is checked before the JSON's
-// own result, so a broken stream fails the restore like a bad document.
+// Restore, streamed through dump_format.hpp (dump is dump_io.cpp; both are
+// declared in dump_io.hpp).
 //
 // RESTORE. The dump streams (dump::read, a push parser) into a staging
 // prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
@@ -51,419 +23,44 @@
 // so that --resume continues it after a crash or a broken pipe: the first
 // records are then checked against the checkpoint's digest, not written.
 //
-// INCREMENTAL dumps (version 2) are dump_incremental.cpp's: _dump_into
-// calls it for DumpOptions::since, and restore_filesystem reads through a
-// ChooseSink, which hands a version-2 document to an IncrementalRestore
-// instead of the RestoreSink here.
+// The input always goes through a DecompressingBuf (compress.hpp), which
+// passes plain JSON through; its error() is checked before the JSON's own
+// result, so a broken stream fails the restore like a bad document.
+//
+// INCREMENTAL dumps (version 2) are dump_incremental.cpp's:
+// restore_filesystem reads through a ChooseSink, which hands a version-2
+// document to an IncrementalRestore instead of the RestoreSink here.
 #include "snap/dump_io.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <deque>
-#include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 
 #include "snap/dump_incremental.hpp"
 #include "snap/dump_rules.hpp"
 #include "snap/fsck.hpp"
-#include "snap/restore_resume.hpp"
 #include "snap/install.hpp"
-#include "store/keys.hpp"
-#include "util/progress.hpp"
+#include "snap/restore_resume.hpp"
 #include "snap/snapshot.hpp"
+#include "store/keys.hpp"
+#include "store/store.hpp"
+#include "util/progress.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
-#include "version.hpp"
-#include "store/store.hpp"
 
 namespace redisfs {
 
 using Clock = std::chrono::steady_clock;
 
-static constexpr std::size_t k_stream_batch = 256;
-static constexpr std::string_view k_hscan_count = "1000";
 // After bad JSON from a compressed dump: how far to read on for a fault of
 // the compressed stream itself (its checksum is at its end).
 static constexpr std::uint64_t k_check_rest_bytes = 256ull << 20;
-
-// 'key' for messages: bounded, one line (text.hpp).
-
-static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
-
-// ---------------------------------------------------------------- dump
-
-// A snapshot of `sk` in `tk`, copy-on-write (snapshot.hpp: writers do not
-// wait for it). Returns the snapshot time. On failure nothing of `tk` is
-// left (what a crash leaves expires, or the next snapshot removes it).
-static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
-  TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, ""));
-  if (!cow.dead_staging().empty()) {
-    (void)remove_staging(c, Keys(cow.dead_staging()));
-  }
-  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning);
-  Status ended = copied.ok() ? cow.end(c) : Status(copied.error());
-  if (ended.ok()) {
-    auto unlinked = c.command({"UNLINK", tk.touched()});
-    ended = unlinked.ok() ? Status{} : Status(unlinked.error());
-  }
-  if (!ended.ok()) {
-    c.drain();
-    if (cow.alive()) {
-      (void)cow.end(c);
-    }
-    (void)remove_staging(c, tk);
-    return std::move(ended).error();
-  }
-  return cow.instant_ns();
-}
-
-namespace {
-
-// Streams the temporary copy `tk` into a Writer.
-class TempStreamer {
- public:
-  TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, Progress& progress)
-      : m_c(c), m_side(side), m_tk(tk), m_w(w), m_progress(progress), m_index(staging_index_key(tk)) {}
-
-  Result<std::uint64_t> run() {
-    TRY(superblock());
-    TRY_ASSIGN(Reply len, m_side.command({"LLEN", m_index}));
-    std::uint64_t total = static_cast<std::uint64_t>(len.view().integer());
-    m_progress.set_total(total + 1);
-    m_progress.add(1);
-    std::uint64_t pos = 0;
-    TRY_ASSIGN(std::vector<std::string> cur, fetch(pos));
-    issue(cur);
-    pos += cur.size();
-    while (!cur.empty()) {
-      TRY(check_cancel());
-      auto next = fetch(pos);
-      if (!next.ok()) {
-        m_c.drain();
-        return std::move(next).error();
-      }
-      issue(*next);
-      pos += next->size();
-      Status st = process(cur);
-      if (!st.ok()) {
-        m_c.drain();
-        return std::move(st).error();
-      }
-      cur = std::move(next).value();
-    }
-    if (pos != total) {
-      return make_error(EIO, "the index of the temporary copy changed while it was read");
-    }
-    return total + 1;
-  }
-
- private:
-  Status superblock() {
-    TRY_ASSIGN(Reply r, m_c.command({"HGETALL", m_tk.sb()}));
-    ReplyView v = r.view();
-    if (v.size() == 0) {
-      return make_error(EIO, "the temporary copy has no superblock (" + m_tk.sb() + " expired?)");
-    }
-    std::vector<std::pair<std::string, std::string>> pairs;
-    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-      pairs.emplace_back(v[i].str(), v[i + 1].str());
-    }
-    TRY(m_w.begin_hash("SB"));
-    TRY(m_w.hash_fields(pairs));
-    return m_w.end_hash();
-  }
-
-  Result<std::vector<std::string>> fetch(std::uint64_t pos) {
-    std::string first = std::to_string(static_cast<long long>(pos));
-    std::string last = std::to_string(static_cast<long long>(pos + k_stream_batch - 1));
-    TRY_ASSIGN(Reply r, m_side.command({"LRANGE", m_index, first, last}));
-    ReplyView v = r.view();
-    std::vector<std::string> out;
-    out.reserve(v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      out.emplace_back(v[i].str());
-    }
-    return out;
-  }
-
-  void issue(const std::vector<std::string>& rels) {
-    for (const auto& rel : rels) {
-      std::string key = m_tk.absolute(rel);
-      if (parse_relative_key(rel).kind == KeyKind::Block) {
-        m_c.append({"GET", key});
-      } else {
-        m_c.append({"HSCAN", key, "0", "COUNT", k_hscan_count});
-      }
-    }
-  }
-
-  static Error missing(std::string_view rel) {
-    return make_error(EIO, "key " + std::string(rel) + " vanished from the temporary copy (its TTL ran out?)");
-  }
-
-  Status process(const std::vector<std::string>& rels) {
-    for (const auto& rel : rels) {
-      TRY_ASSIGN(Reply r, m_c.read_reply());
-      ReplyView v = r.view();
-      if (parse_relative_key(rel).kind == KeyKind::Block) {
-        if (!v.is_string()) {
-          return missing(rel);
-        }
-        TRY(m_w.write_string(rel, v.str()));
-      } else {
-        TRY(hash(rel, v));
-      }
-      m_progress.add(1);
-    }
-    return {};
-  }
-
-  static Status page_pairs(ReplyView page, std::string& cursor,
-                           std::vector<std::pair<std::string, std::string>>& pairs) {
-    if (!page.is_array() || page.size() != 2 || !page[1].is_array()) {
-      return make_error(EIO, "redis: bad HSCAN reply");
-    }
-    cursor = std::string(page[0].str());
-    ReplyView list = page[1];
-    pairs.clear();
-    for (std::size_t i = 0; i + 1 < list.size(); i += 2) {
-      pairs.emplace_back(list[i].str(), list[i + 1].str());
-    }
-    return {};
-  }
-
-  Status hash(const std::string& rel, ReplyView first_page) {
-    std::string cursor;
-    std::vector<std::pair<std::string, std::string>> pairs;
-    TRY(page_pairs(first_page, cursor, pairs));
-    if (pairs.empty() && cursor == "0") {
-      return missing(rel);
-    }
-    TRY(m_w.begin_hash(rel));
-    TRY(m_w.hash_fields(pairs));
-    if (cursor != "0") {
-      // A big hash: continue on the side connection, dropping repeats.
-      std::string key = m_tk.absolute(rel);
-      TRY_ASSIGN(Reply len, m_side.command({"HLEN", key}));
-      std::uint64_t expected = static_cast<std::uint64_t>(len.view().integer());
-      U64Set seen;
-      for (const auto& p : pairs) {
-        seen.insert(_hash64(p.first));
-      }
-      std::uint64_t written = pairs.size();
-      while (cursor != "0") {
-        TRY_ASSIGN(Reply page, m_side.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
-        TRY(page_pairs(page.view(), cursor, pairs));
-        std::erase_if(pairs, [&](const auto& p) { return !seen.insert(_hash64(p.first)); });
-        written += pairs.size();
-        TRY(m_w.hash_fields(pairs));
-      }
-      if (written != expected) {
-        return make_error(EIO, "hash " + rel + ": " + std::to_string(static_cast<long long>(written)) +
-                                   " fields read but HLEN says " + std::to_string(static_cast<long long>(expected)));
-      }
-    }
-    return m_w.end_hash();
-  }
-
-  Connection& m_c;
-  Connection& m_side;
-  const Keys& m_tk;
-  dump::Writer& m_w;
-  Progress& m_progress;
-  std::string m_index;
-};
-
-}  // namespace
-
-Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts) {
-  TRY(validate_prefix(prefix));
-  auto start = Clock::now();
-  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-  Connection& c = *lease;
-  TRY(check_toolkit_prefix(c, prefix));
-  TRY_ASSIGN(Pool::Lease side, pool.acquire());
-  Keys sk(prefix);
-  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
-  if (exists.view().integer() != 1) {
-    return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(prefix));
-  }
-  Keys tk(make_temp_prefix(prefix, TempKind::Dump));
-  Progress progress("dump " + prefix, 0, "keys", opts.quiet);
-
-  auto body = [&]() -> Result<DumpStats> {
-    DumpStats stats;
-    stats.prefix = prefix;
-    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
-    // The header announces the record count (the copy's index, and its
-    // superblock): a restore reading a pipe shows progress against it.
-    TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
-    dump::Header header;
-    header.prefix = prefix;
-    header.created = iso_time_ns(stats.snapshot_ns);
-    header.tool = "redisfs-snap " REDISFS_VERSION;
-    header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
-    dump::Writer w(out, header);
-    TRY(w.begin());
-    TempStreamer streamer(c, *side, tk, w, progress);
-    TRY_ASSIGN(std::uint64_t keys, streamer.run());
-    TRY(check_cancel());  // an interrupted dump must not look complete
-    TRY_ASSIGN(stats.trailer, w.finish());
-    if (stats.trailer.records != keys) {
-      return make_error(EIO, "internal error: wrote " + std::to_string(static_cast<long long>(stats.trailer.records)) +
-                                 " records for " + std::to_string(static_cast<long long>(keys)) + " keys");
-    }
-    out.flush();
-    if (!out) {
-      return make_error(EIO, "dump: write failed");
-    }
-    return stats;
-  };
-  auto stats = body();
-  progress.finish();
-  c.drain();
-  auto cleaned = unlink_listed(c, tk, staging_index_key(tk));
-  if (!stats.ok()) {
-    return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
-  }
-  if (!cleaned.ok()) {
-    stats->warning += (stats->warning.empty() ? "" : "; ") + std::string("could not delete the temporary copy ") +
-                      tk.prefix() + " (it expires by itself): " + cleaned.error().message;
-  }
-  stats->seconds = seconds_since(start);
-  return stats;
-}
-
-// dump_filesystem into `out`, through a compressor if opts say so; the
-// compressed stream is ended only after the dump succeeded.
-static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::ostream& out,
-                                    const DumpOptions& opts) {
-  auto dump = [&](std::ostream& o) {
-    return opts.since ? dump_incremental(pool, prefix, *opts.since, o, opts) : dump_filesystem(pool, prefix, o, opts);
-  };
-  if (opts.compression == Compression::None) {
-    return dump(out);
-  }
-  CompressingBuf zbuf(out.rdbuf(), opts.compression, opts.compression_level);
-  std::ostream zout(&zbuf);
-  auto stats = dump(zout);
-  if (!stats.ok()) {
-    return stats;
-  }
-  if (Status st = zbuf.finish(); !st.ok()) {
-    return make_error(st.code(), "dump " + prefix + ": " + st.error().message);
-  }
-  stats->compression = opts.compression;
-  stats->json_bytes = zbuf.bytes_in();
-  stats->written_bytes = zbuf.bytes_out();
-  return stats;
-}
-
-Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
-                               const DumpOptions& opts) {
-  if (path == "-") {
-    auto stats = _dump_into(pool, prefix, std::cout, opts);
-    std::cout.flush();
-    if (stats.ok() && !std::cout) {
-      return make_error(EIO, "dump: writing to stdout failed");
-    }
-    return stats;
-  }
-  TRY(validate_prefix(prefix));
-  {
-    // Refused before any file is made.
-    TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-    TRY(check_toolkit_prefix(*lease, prefix));
-  }
-  struct stat existing{};
-  if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
-    // /dev/null, a FIFO, a terminal: write straight into it. Renaming a
-    // temporary file over it would replace the device with a file.
-    std::ofstream out(path, std::ios::binary);
-    if (!out) {
-      int e = errno != 0 ? errno : EIO;
-      return make_error(e, "cannot open " + path + ": " + errno_text(e));
-    }
-    auto stats = _dump_into(pool, prefix, out, opts);
-    out.flush();
-    if (stats.ok() && !out) {
-      return make_error(EIO, "dump: writing to " + path + " failed");
-    }
-    return stats;
-  }
-  // A new file under a random name, as mkstemp's, but made with mode 0666
-  // less the umask by open(2) itself: reading the umask with umask(2) would
-  // change it for every thread of the process while it is read.
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 1; fd < 0; ++attempt) {
-    tmp = path + ".tmp-" + random_hex(4);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
-      int e = errno;
-      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
-    }
-  }
-  ::close(fd);
-  auto fail = [&](Error e) -> Error {
-    ::unlink(tmp.c_str());
-    return e;
-  };
-  Result<DumpStats> stats = make_error(EIO, "not run");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return fail(make_error(EIO, "cannot open " + tmp));
-    }
-    stats = _dump_into(pool, prefix, out, opts);
-    if (!stats.ok()) {
-      return fail(std::move(stats).error());
-    }
-    out.close();
-    if (!out) {
-      return fail(make_error(EIO, "writing " + tmp + " failed"));
-    }
-  }
-  fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    return fail(make_error(e, "cannot sync " + tmp + ": " + errno_text(e)));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + errno_text(e)));
-  }
-  // The rename is durable once the directory is: sync it too (EINVAL: a
-  // filesystem that cannot sync a directory, nothing more to do).
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) {
-    dir = ".";
-  }
-  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || (::fsync(fd) != 0 && errno != EINVAL)) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + errno_text(e));
-  }
-  ::close(fd);
-  return stats;
-}
-
-// ---------------------------------------------------------------- restore
 
 namespace {
 
