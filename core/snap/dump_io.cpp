@@ -58,8 +58,6 @@ using Clock = std::chrono::steady_clock;
 static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
 
-// 'key' for messages: bounded, one line (text.hpp).
-
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
 // ---------------------------------------------------------------- dump
