@@ -329,6 +329,38 @@ static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::
   return stats;
 }
 
+// A new file "<path>.tmp-<hex>" under a random name, as mkstemp's, but
+// made with mode 0666 less the umask by open(2) itself: reading the umask
+// with umask(2) would change it for every thread of the process while it
+// is read. Returns its name.
+static Result<std::string> _create_temp(const std::string& path) {
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 1; fd < 0; ++attempt) {
+    tmp = path + ".tmp-" + random_hex(4);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
+      int e = errno;
+      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
+    }
+  }
+  ::close(fd);
+  return tmp;
+}
+
+// Opens `path` with `flags` and fsyncs it: 0, or the errno of what failed.
+// `sync_einval_ok`: EINVAL from fsync (a filesystem that cannot sync it)
+// is no failure.
+static int _fsync_path(const std::string& path, int flags, bool sync_einval_ok) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) {
+    return errno;
+  }
+  int e = ::fsync(fd) != 0 && !(sync_einval_ok && errno == EINVAL) ? errno : 0;
+  ::close(fd);
+  return e;
+}
+
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts) {
   if (path == "-") {
@@ -361,20 +393,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     }
     return stats;
   }
-  // A new file under a random name, as mkstemp's, but made with mode 0666
-  // less the umask by open(2) itself: reading the umask with umask(2) would
-  // change it for every thread of the process while it is read.
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 1; fd < 0; ++attempt) {
-    tmp = path + ".tmp-" + random_hex(4);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
-      int e = errno;
-      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
-    }
-  }
-  ::close(fd);
+  TRY_ASSIGN(std::string tmp, _create_temp(path));
   auto fail = [&](Error e) -> Error {
     ::unlink(tmp.c_str());
     return e;
@@ -394,15 +413,9 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
       return fail(make_error(EIO, "writing " + tmp + " failed"));
     }
   }
-  fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
+  if (int e = _fsync_path(tmp, O_RDONLY, false); e != 0) {
     return fail(make_error(e, "cannot sync " + tmp + ": " + errno_text(e)));
   }
-  ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + errno_text(e)));
@@ -413,15 +426,9 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
   if (dir.empty()) {
     dir = ".";
   }
-  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || (::fsync(fd) != 0 && errno != EINVAL)) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
+  if (int e = _fsync_path(dir, O_RDONLY | O_DIRECTORY, true); e != 0) {
     return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + errno_text(e));
   }
-  ::close(fd);
   return stats;
 }
 

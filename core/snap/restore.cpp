@@ -536,6 +536,45 @@ Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const
   return trailer;
 }
 
+// A full restore's staged filesystem, read and verified whole, checked
+// (fsck) and moved into place; `replaced`: it replaced a filesystem.
+static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, const RestoreOptions& opts,
+                                RestoreStats& stats, bool& replaced) {
+  const Keys& staging = *sink.staging();
+  TRY(mark_restored(c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
+  TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(c, staging));
+  Status checked = _check_staged(pool, staging);
+  if (!checked.ok()) {
+    return make_error(checked.code(), "dump: " + checked.error().message);
+  }
+  // Commit. The target is reserved; check it again all the same.
+  bool replace = false;
+  TRY(sink.reservation()->check());
+  TRY(sink.check_target(&replace));
+  Keys target(sink.target());
+  if (!replace) {
+    // What the cheap probe could not see: a key of the target the
+    // restored filesystem would take.
+    TRY_ASSIGN(auto collision, find_collision(c, staging, target));
+    if (collision && !opts.force) {
+      return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + redisfs::quoted(*collision) + ")"));
+    }
+    replace = collision.has_value();
+  }
+  // From here the move is journaled (install.hpp) and finished by the next
+  // tool or mount if it is interrupted: nothing is left to resume.
+  TRY(drop_resume_point(c, sink.target(), staging.prefix()));
+  auto installed = install_staging(c, staging, target, replace, sink.records() - dropped, true);
+  if (!installed.ok()) {
+    return make_error(installed.error().code, "restore into " + redisfs::quoted(sink.target()) +
+                                                  " failed while moving the keys: " + installed.error().message);
+  }
+  replaced = installed->replaced;
+  stats.warning = installed->warning;
+  (void)sink.reservation()->release();
+  return {};
+}
+
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts) {
   if (opts.prefix) {
     TRY(validate_prefix(*opts.prefix));
@@ -590,40 +629,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
       return {};
     }
     TRY(check_cancel());
-    const Keys& staging = *sink.staging();
-    TRY(mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
-    TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(*c, staging));
-    Status checked = _check_staged(*pool, staging);
-    if (!checked.ok()) {
-      return make_error(checked.code(), "dump: " + checked.error().message);
-    }
-    // Commit. The target is reserved; check it again all the same.
-    bool replace = false;
-    TRY(sink.reservation()->check());
-    TRY(sink.check_target(&replace));
-    Keys target(sink.target());
-    if (!replace) {
-      // What the cheap probe could not see: a key of the target the
-      // restored filesystem would take.
-      TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
-      if (collision && !opts.force) {
-        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + redisfs::quoted(*collision) + ")"));
-      }
-      replace = collision.has_value();
-    }
-    // From here the move is journaled (install.hpp) and finished by the next
-    // tool or mount if it is interrupted: nothing is left to resume.
-    TRY(drop_resume_point(*c, sink.target(), staging.prefix()));
-    auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
-    if (!installed.ok()) {
-      return make_error(installed.error().code,
-                        "restore into " + redisfs::quoted(sink.target()) + " failed while moving the keys: " +
-                            installed.error().message);
-    }
-    replaced = installed->replaced;
-    stats.warning = installed->warning;
-    (void)sink.reservation()->release();
-    return {};
+    return _install_restored(*pool, *c, sink, opts, stats, replaced);
   };
   Status st = body();
   progress.finish();
