@@ -81,16 +81,8 @@ Status _bad(std::string_view key, std::string_view what) {
   return make_error(EIO, "redis: bad " + std::string(what) + " reply for " + std::string(key));
 }
 
-// The pairs of an HGETALL or HSCAN page.
+// The pairs of an HGETALL or HSCAN page (reply_pairs).
 using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
-
-Pairs _pairs(ReplyView list) {
-  Pairs out;
-  for (std::size_t i = 0; i + 1 < list.size(); i += 2) {
-    out.emplace_back(list[i].str(), list[i + 1].str());
-  }
-  return out;
-}
 
 // One state of the filesystem, as it was at one instant.
 class Side {
@@ -172,7 +164,7 @@ class Side {
         return _bad(key, "HSCAN");
       }
       cursor = std::string(v[0].str());
-      for (const auto& [name, value] : _pairs(v[1])) {
+      for (const auto& [name, value] : reply_pairs(v[1])) {
         std::uint64_t ino = 0;
         if (parse_u64(value, ino)) {
           each(name, ino);
@@ -237,7 +229,7 @@ class Side {
       Record node;
       node.ino = batch[i].first;
       node.parent = batch[i].second;
-      Pairs fields = _pairs(inode);
+      Pairs fields = reply_pairs(inode);
       std::sort(fields.begin(), fields.end());
       Sha256 h;
       for (const auto& [k, v] : fields) {
@@ -251,7 +243,7 @@ class Side {
           _put(h, v);
         }
       }
-      Pairs xattrs = _pairs(xattr);
+      Pairs xattrs = reply_pairs(xattr);
       std::sort(xattrs.begin(), xattrs.end());
       h.update(std::string_view("\0" "xattr", 6));
       for (const auto& [k, v] : xattrs) {

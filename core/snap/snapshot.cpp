@@ -82,12 +82,7 @@ Status check_cancel() {
 
 Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
   TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  ReplyView v = r.view();
-  SbFields fields;
-  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-    fields.emplace_back(v[i].str(), v[i + 1].str());
-  }
-  return decode_superblock(keys.prefix(), fields);
+  return decode_superblock(keys.prefix(), reply_pairs<std::string>(r.view()));
 }
 
 Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
@@ -1449,10 +1444,7 @@ static FsInfo _fs_info(const std::string& p, const Result<Reply>& r, std::uint64
   if (!r.ok()) {
     fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
   } else {
-    ReplyView v = r->view();
-    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-      fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
-    }
+    fields = reply_pairs<std::string>(r->view());
   }
   TempKind tk = temp_kind(p);
   info.temporary = tk != TempKind::None;

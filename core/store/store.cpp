@@ -22,12 +22,7 @@ Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
   if (!r.is_array() || r.size() == 0) {
     return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
-  FieldList fields;
-  fields.reserve(r.size() / 2);
-  for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
-    fields.emplace_back(r[i].str(), r[i + 1].str());
-  }
-  return decode_attr(ino, fields);
+  return decode_attr(ino, reply_pairs(r));
 }
 
 Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
