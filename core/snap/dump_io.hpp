@@ -42,7 +42,7 @@ struct DumpOptions {
   int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
   // An incremental dump of what changed since this snapshot
   // (dump_incremental.hpp); the prefix dumped must descend from it.
-  std::optional<std::string> since;
+  std::optional<std::string> since{};
 };
 
 struct DumpStats {
