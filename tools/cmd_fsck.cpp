@@ -30,35 +30,92 @@ std::string _plural(std::uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
+// The superblock first: without one there is no filesystem to check, and
+// saying so at once beats a list of problems that all follow from it.
+// Returns the live mounts of `prefix`.
+std::uint64_t _mounts_of_filesystem(Pool& pool, const std::string& prefix) {
+  auto lease = pool.acquire();
+  if (!lease.ok()) {
+    throw_failure(lease.error());
+  }
+  auto state = probe_prefix(**lease, Keys(prefix), true);  // fsck scans anyway
+  if (!state.ok()) {
+    throw_failure(state.error());
+  }
+  // (A prefix a restore or copy is filling has none yet: the check says
+  // it is reserved.)
+  auto holder = reservation_holder(**lease, Keys(prefix));
+  if (!holder.ok()) {
+    throw_failure(holder.error());
+  }
+  if (!state->has_sb && !*holder) {
+    throw CommandFailed{"no filesystem at prefix '" + prefix + "' (no superblock " + prefix + ":SB" +
+                            (state->any_key ? ", although keys remain under it" : "") +
+                            "): nothing checked; 'redisfs-snap list --all' shows what the server holds",
+                        1};
+  }
+  return state->mounts;
+}
+
+// What fsck found, counted for its summary.
+struct Tally {
+  std::size_t total = 0;
+  std::size_t left = 0;
+  std::size_t repairable = 0;
+  std::size_t deleting = 0;   // of the repairable ones: repairs that delete data
+  std::size_t deleted = 0;    // repairs done that deleted data
+  std::size_t transient = 0;  // findings that may be a change seen half done (a mounted filesystem)
+};
+
+Tally _tally(const FsckReport& report) {
+  Tally t;
+  t.total = report.problems.size();
+  t.left = report.remaining();
+  for (const auto& p : report.problems) {
+    t.repairable += p.repairable && !p.repaired ? 1 : 0;
+    t.deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
+    t.deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
+  }
+  for (const auto& p : report.problems) {
+    t.transient += !p.repaired && fsck_kind_may_be_transient(p.kind) ? 1 : 0;
+  }
+  return t;
+}
+
+// The summary line on stderr.
+std::string _summary_line(const FsckArgs& args, bool repair, const FsckReport& report, const Tally& t) {
+  std::string line = "fsck " + args.prefix + ": " + _plural(report.inodes, "inode", "inodes") + " (" +
+                     _plural(report.dirs, "directory", "directories") + ", " + _plural(report.files, "file", "files") +
+                     "), " + _plural(report.blocks, "block", "blocks") + ", " + _plural(report.bytes, "byte", "bytes") +
+                     ": ";
+  if (t.total == 0) {
+    line += "clean";
+  } else if (t.left == 0) {
+    line += _plural(t.total, "problem", "problems") + ", all repaired";
+  } else {
+    line += _plural(t.total, "problem", "problems");
+    if (args.dry_run) {
+      line += ": --repair would repair " + std::to_string(t.repairable) + " (" + std::to_string(t.deleting) +
+              " deleting data) and leave " + std::to_string(t.left - t.repairable);
+    } else if (repair) {
+      line += ", " + std::to_string(t.total - t.left) + " repaired, " + std::to_string(t.left) + " left";
+    } else if (t.repairable > 0) {
+      line += ", " + std::to_string(t.repairable) + " repairable with --repair";
+      if (t.deleting > 0) {
+        line += " (" + std::to_string(t.deleting) + " by deleting data: see --repair --dry-run)";
+      }
+    }
+  }
+  if (repair && t.deleted > 0) {
+    line += "; " + _plural(t.deleted, "repair", "repairs") + " deleted data";
+  }
+  return line;
+}
+
 void _run(ToolContext& ctx, const FsckArgs& args) {
   Pool& pool = ctx.need_pool_for({args.prefix});
   const bool repair = args.repair && !args.dry_run;
-  // The superblock first: without one there is no filesystem to check, and
-  // saying so at once beats a list of problems that all follow from it.
-  std::uint64_t mounts = 0;
-  {
-    auto lease = pool.acquire();
-    if (!lease.ok()) {
-      throw_failure(lease.error());
-    }
-    auto state = probe_prefix(**lease, Keys(args.prefix), true);  // fsck scans anyway
-    if (!state.ok()) {
-      throw_failure(state.error());
-    }
-    // (A prefix a restore or copy is filling has none yet: the check says
-    // it is reserved.)
-    auto holder = reservation_holder(**lease, Keys(args.prefix));
-    if (!holder.ok()) {
-      throw_failure(holder.error());
-    }
-    if (!state->has_sb && !*holder) {
-      throw CommandFailed{"no filesystem at prefix '" + args.prefix + "' (no superblock " + args.prefix + ":SB" +
-                              (state->any_key ? ", although keys remain under it" : "") +
-                              "): nothing checked; 'redisfs-snap list --all' shows what the server holds",
-                          1};
-    }
-    mounts = state->mounts;
-  }
+  const std::uint64_t mounts = _mounts_of_filesystem(pool, args.prefix);
   if (repair && !args.force && mounts > 0) {
     throw CommandFailed{"'" + args.prefix + "' is mounted (" + _plural(mounts, "live mount", "live mounts") +
                             "): unmount it before --repair, or add --force to repair it anyway",
@@ -79,49 +136,13 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   }
   std::cout.flush();
 
-  std::size_t total = report->problems.size();
-  std::size_t left = report->remaining();
-  std::size_t repairable = 0;
-  std::size_t deleting = 0;  // of the repairable ones: repairs that delete data
-  std::size_t deleted = 0;   // repairs done that deleted data
-  for (const auto& p : report->problems) {
-    repairable += p.repairable && !p.repaired ? 1 : 0;
-    deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
-    deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
-  }
+  const Tally tally = _tally(*report);
+  const std::size_t left = tally.left;
+  const std::size_t transient = tally.transient;
   // A mounted filesystem moves under the check: say which findings may be
   // a change seen half done.
-  std::size_t transient = 0;
-  for (const auto& p : report->problems) {
-    transient += !p.repaired && fsck_kind_may_be_transient(p.kind) ? 1 : 0;
-  }
   const bool moving = mounts > 0 && !repair && transient > 0;
-  std::string line = "fsck " + args.prefix + ": " + _plural(report->inodes, "inode", "inodes") + " (" +
-                     _plural(report->dirs, "directory", "directories") + ", " +
-                     _plural(report->files, "file", "files") + "), " + _plural(report->blocks, "block", "blocks") +
-                     ", " + _plural(report->bytes, "byte", "bytes") + ": ";
-  if (total == 0) {
-    line += "clean";
-  } else if (left == 0) {
-    line += _plural(total, "problem", "problems") + ", all repaired";
-  } else {
-    line += _plural(total, "problem", "problems");
-    if (args.dry_run) {
-      line += ": --repair would repair " + std::to_string(repairable) + " (" + std::to_string(deleting) +
-              " deleting data) and leave " + std::to_string(left - repairable);
-    } else if (repair) {
-      line += ", " + std::to_string(total - left) + " repaired, " + std::to_string(left) + " left";
-    } else if (repairable > 0) {
-      line += ", " + std::to_string(repairable) + " repairable with --repair";
-      if (deleting > 0) {
-        line += " (" + std::to_string(deleting) + " by deleting data: see --repair --dry-run)";
-      }
-    }
-  }
-  if (repair && deleted > 0) {
-    line += "; " + _plural(deleted, "repair", "repairs") + " deleted data";
-  }
-  summary(ctx, line);
+  summary(ctx, _summary_line(args, repair, *report, tally));
   if (moving) {
     summary(ctx, "fsck " + args.prefix + ": it is mounted (" + _plural(mounts, "live mount", "live mounts") +
                      ") and was checked while it may change: " + std::to_string(transient) + " of the " +
@@ -131,11 +152,12 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
                      args.prefix + " " + args.prefix + "-check && redisfs-snap fsck " + args.prefix + "-check");
   }
   if (left > 0) {
-    std::string hint = moving ? (transient == left ? " (all may be passing: see above)" : " (some may be passing: see above)")
-                       : args.dry_run                     ? " (nothing changed: dry run)"
-                       : !repair && repairable > 0     ? " (run fsck --repair)"
-                       : left == 1                      ? " (repair it by hand)"
-                                                        : " (repair them by hand)";
+    std::string hint =
+        moving         ? (transient == left ? " (all may be passing: see above)" : " (some may be passing: see above)")
+        : args.dry_run ? " (nothing changed: dry run)"
+        : !repair && tally.repairable > 0 ? " (run fsck --repair)"
+        : left == 1                       ? " (repair it by hand)"
+                                          : " (repair them by hand)";
     throw CommandFailed{"'" + args.prefix + "' has " + _plural(left, "problem", "problems") +
                             (repair ? " left" : "") + hint,
                         1};

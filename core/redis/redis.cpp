@@ -494,69 +494,86 @@ static std::string _auth_hint(std::string_view message) {
   return "";
 }
 
+namespace {
+
+// One command of a connection's setup, and the name its errors give it.
+struct SetupStep {
+  std::vector<std::string_view> argv;
+  const char* what;
+};
+
+}  // namespace
+
+// The setup commands of a connection to one node (`main`: the address it
+// was asked for); `db` is the database number as text. The steps hold
+// views of `url`, `client_name` and `db`.
+static std::vector<SetupStep> _setup_steps(const RedisUrl& url, bool main, const std::string& client_name,
+                                           const std::string& db) {
+  std::vector<SetupStep> steps;
+  if (!url.password.empty()) {
+    steps.push_back(url.user.empty() ? SetupStep{{"AUTH", url.password}, "AUTH"}
+                                     : SetupStep{{"AUTH", url.user, url.password}, "AUTH"});
+  }
+  if (main) {
+    steps.push_back({{"INFO", "cluster"}, "INFO"});
+  }
+  if (url.db != 0) {
+    steps.push_back({{"SELECT", db}, "SELECT"});
+  }
+  if (!client_name.empty()) {
+    steps.push_back({{"CLIENT", "SETNAME", client_name}, "CLIENT SETNAME"});
+  }
+  steps.push_back({{"CLIENT", "ID"}, "CLIENT ID"});
+  steps.push_back({{"INFO", "server"}, "INFO server"});
+  if (main && url.is_sentinel()) {
+    steps.push_back({{"ROLE"}, "ROLE"});
+  }
+  return steps;
+}
+
+// The one line for a setup whose connection was lost at step `what`.
+static Error _setup_lost(const RedisUrl& url, const std::string& address, const Error& e, const char* what) {
+  std::string hint;
+  if (url.tls.enabled && url.tls.cert.empty()) {
+    // TLS 1.3: a server that wants a client certificate says so only
+    // after the handshake, often by just closing the connection.
+    hint = " (TLS: if the server requires a client certificate, give --tls-cert and --tls-key)";
+  } else if (url.tls.enabled) {
+    // Likewise for one it does not trust: its alert, or just a reset
+    // when our first write crosses it.
+    hint = " (TLS: the server may have refused our client certificate: is it signed by a CA the server trusts?)";
+  }
+  // e says "redis: connection to ... lost": one "redis: " is enough.
+  std::string_view why = e.message;
+  if (why.starts_with("redis: ")) {
+    why.remove_prefix(7);
+  }
+  return Error{e.code, std::string("redis: ") + what + " on " + address + " failed: " + std::string(why) + hint,
+               Fault::Unreachable};
+}
+
 Status Connection::setup(Node& n, Deadline deadline) {
   if (m_url.password.empty() && !m_url.user.empty()) {
     return make_error(EINVAL, "redis: user " + m_url.user + " needs a password (REDISFS_PASSWORD or --password-file)");
   }
   // One round trip: every setup command is sent at once, the replies are
   // read in order.
-  struct Step {
-    std::vector<std::string_view> argv;
-    const char* what;
-  };
   const bool main = n.address == m_main;
   std::string db = std::to_string(m_url.db);
-  std::vector<Step> steps;
-  if (!m_url.password.empty()) {
-    steps.push_back(m_url.user.empty() ? Step{{"AUTH", m_url.password}, "AUTH"}
-                                       : Step{{"AUTH", m_url.user, m_url.password}, "AUTH"});
-  }
-  if (main) {
-    steps.push_back({{"INFO", "cluster"}, "INFO"});
-  }
-  if (m_url.db != 0) {
-    steps.push_back({{"SELECT", db}, "SELECT"});
-  }
-  if (!m_client_name.empty()) {
-    steps.push_back({{"CLIENT", "SETNAME", m_client_name}, "CLIENT SETNAME"});
-  }
-  steps.push_back({{"CLIENT", "ID"}, "CLIENT ID"});
-  steps.push_back({{"INFO", "server"}, "INFO server"});
-  if (main && m_url.is_sentinel()) {
-    steps.push_back({{"ROLE"}, "ROLE"});
-  }
+  std::vector<SetupStep> steps = _setup_steps(m_url, main, m_client_name, db);
   std::string out;
-  for (const Step& st : steps) {
+  for (const SetupStep& st : steps) {
     out += _format(st.argv);
   }
   Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
-  auto lost = [&](const Error& e, const char* what) {
-    std::string hint;
-    if (m_url.tls.enabled && m_url.tls.cert.empty()) {
-      // TLS 1.3: a server that wants a client certificate says so only
-      // after the handshake, often by just closing the connection.
-      hint = " (TLS: if the server requires a client certificate, give --tls-cert and --tls-key)";
-    } else if (m_url.tls.enabled) {
-      // Likewise for one it does not trust: its alert, or just a reset
-      // when our first write crosses it.
-      hint = " (TLS: the server may have refused our client certificate: is it signed by a CA the server trusts?)";
-    }
-    // e says "redis: connection to ... lost": one "redis: " is enough.
-    std::string_view why = e.message;
-    if (why.starts_with("redis: ")) {
-      why.remove_prefix(7);
-    }
-    return Error{e.code, std::string("redis: ") + what + " on " + n.address + " failed: " + std::string(why) + hint,
-                 Fault::Unreachable};
-  };
   if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
-    return lost(w.error(), steps.front().what);
+    return _setup_lost(m_url, n.address, w.error(), steps.front().what);
   }
   std::optional<Error> first;
-  for (const Step& st : steps) {
+  for (const SetupStep& st : steps) {
     auto raw = read_raw(n, reply_deadline);
     if (!raw.ok() && raw.error().fault == Fault::Lost) {
-      return lost(raw.error(), st.what);
+      return _setup_lost(m_url, n.address, raw.error(), st.what);
     }
     std::string_view what = st.what;
     if (!raw.ok()) {
@@ -1102,6 +1119,13 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
   return check(Reply(static_cast<redisReply*>(out)));
 }
 
+// The snapshot's staging prefix that a COW refusal names ("... COW <staging> ...").
+static std::string_view _cow_staging(std::string_view message) {
+  auto at = message.find("COW ");
+  std::string_view staging = at == std::string_view::npos ? std::string_view() : message.substr(at + 4);
+  return staging.substr(0, staging.find(' '));
+}
+
 Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   using namespace std::chrono;
   if (e.in_tx) {
@@ -1109,6 +1133,10 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   }
   Deadline deadline = e.start + m_url.timeout + e.waits;
   auto pause = milliseconds(5);
+  auto back_off = [&pause] {
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(500));
+  };
   bool moved_once = false;
   for (int attempt = 1;; ++attempt) {
     if (r.ok()) {
@@ -1125,8 +1153,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       } else if (!sha.ok() && sha.error().fault == Fault::None) {
         return std::move(sha).error();  // (an outage meanwhile: waited out below)
       } else if (!sha.ok()) {
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, milliseconds(500));
+        back_off();
       }
     } else if (f == Fault::Frozen && e.script != nullptr) {
       // A snapshot is being taken: its freeze lasts as long as its copy.
@@ -1138,11 +1165,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
     } else if (f == Fault::Cow && e.script != nullptr) {
       // A snapshot is being taken copy-on-write: send it again naming the
       // snapshot's keys (prelude.lua).
-      std::string_view m = r.error().message;
-      auto at = m.find("COW ");
-      std::string_view staging = at == std::string_view::npos ? std::string_view() : m.substr(at + 4);
-      staging = staging.substr(0, staging.find(' '));
-      if (!reformat_cow(e, staging)) {
+      if (!reformat_cow(e, _cow_staging(r.error().message))) {
         return r;
       }
     } else if (f == Fault::Moved) {
@@ -1152,8 +1175,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       }
       set_slot(e.slot, to);
       if (moved_once) {
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, milliseconds(500));
+        back_off();
       }
       moved_once = true;
     } else if (f == Fault::Ask) {
@@ -1165,14 +1187,12 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
         drop(*n, r.error());
       }
       m_slot_node.clear();
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, milliseconds(500));
+      back_off();
     } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
       if ((f == Fault::Lost || f == Fault::Unreachable) && m_cluster) {
         m_slot_node.clear();  // a dead master: its replica may have the slot now
       }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, milliseconds(500));
+      back_off();
     } else {
       return r;
     }

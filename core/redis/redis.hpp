@@ -43,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "redis/lua_scripts.hpp"
@@ -89,6 +90,18 @@ class Reply {
   };
   std::unique_ptr<redisReply, Free> m_r;
 };
+
+// The [field, value] pairs of a flat reply (HGETALL, an HSCAN page): views
+// into the reply, or copies with reply_pairs<std::string>.
+template <class S = std::string_view>
+std::vector<std::pair<S, S>> reply_pairs(ReplyView flat) {
+  std::vector<std::pair<S, S>> out;
+  out.reserve(flat.size() / 2);
+  for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+    out.emplace_back(flat[i].str(), flat[i + 1].str());
+  }
+  return out;
+}
 
 using Args = std::vector<std::string>;
 

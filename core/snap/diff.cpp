@@ -81,16 +81,8 @@ Status _bad(std::string_view key, std::string_view what) {
   return make_error(EIO, "redis: bad " + std::string(what) + " reply for " + std::string(key));
 }
 
-// The pairs of an HGETALL or HSCAN page.
+// The pairs of an HGETALL or HSCAN page (reply_pairs).
 using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
-
-Pairs _pairs(ReplyView list) {
-  Pairs out;
-  for (std::size_t i = 0; i + 1 < list.size(); i += 2) {
-    out.emplace_back(list[i].str(), list[i + 1].str());
-  }
-  return out;
-}
 
 // One state of the filesystem, as it was at one instant.
 class Side {
@@ -172,7 +164,7 @@ class Side {
         return _bad(key, "HSCAN");
       }
       cursor = std::string(v[0].str());
-      for (const auto& [name, value] : _pairs(v[1])) {
+      for (const auto& [name, value] : reply_pairs(v[1])) {
         std::uint64_t ino = 0;
         if (parse_u64(value, ino)) {
           each(name, ino);
@@ -237,7 +229,7 @@ class Side {
       Record node;
       node.ino = batch[i].first;
       node.parent = batch[i].second;
-      Pairs fields = _pairs(inode);
+      Pairs fields = reply_pairs(inode);
       std::sort(fields.begin(), fields.end());
       Sha256 h;
       for (const auto& [k, v] : fields) {
@@ -251,7 +243,7 @@ class Side {
           _put(h, v);
         }
       }
-      Pairs xattrs = _pairs(xattr);
+      Pairs xattrs = reply_pairs(xattr);
       std::sort(xattrs.begin(), xattrs.end());
       h.update(std::string_view("\0" "xattr", 6));
       for (const auto& [k, v] : xattrs) {
@@ -564,30 +556,9 @@ std::vector<Verdict> _judge(const Side& sa, const Side& sb, const std::vector<Li
   return out;
 }
 
-}  // namespace
-
-Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::string& b, const DiffOptions& opts,
-                                   const std::function<Status(const DiffChange&)>& emit) {
-  TRY(validate_prefix(a));
-  TRY(validate_prefix(b));
-  if (a == b) {
-    return make_error(EINVAL, "A and B are the same prefix '" + a + "'");
-  }
-  auto start = Clock::now();
-  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-  Connection& c = *lease;
-  TRY(check_toolkit_prefix(c, a));
-  TRY(check_toolkit_prefix(c, b));
-  Side sa(c, a);
-  Side sb(c, b);
-  TRY_ASSIGN(Superblock super_a, read_superblock(c, sa.source()));
-  TRY_ASSIGN(Superblock super_b, read_superblock(c, sb.source()));
-  DiffStats stats;
-  TRY_ASSIGN(stats.relation, _relation(a, super_a, b, super_b, opts.force));
-
-  // Step 1, each state as it was at one instant: a read-only snapshot does
-  // not change; anything else is read through a copy-on-write snapshot.
-  Progress progress("diff " + a + " " + b, super_a.inodes + super_b.inodes, "inodes", opts.quiet);
+// Step 1, each state as it was at one instant: a read-only snapshot does
+// not change; anything else is read through a copy-on-write snapshot.
+Status _walk_both(Side& sa, const Superblock& super_a, Side& sb, const Superblock& super_b, Progress& progress) {
   auto walk = [&](Side& side, const Superblock& super) -> Status {
     if (!super.read_only) {
       TRY(side.begin_instant());
@@ -600,26 +571,13 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
     walked = walk(sb, super_b);
   }
   progress.finish();
-  if (!walked.ok()) {
-    return make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message);
-  }
-  stats.inodes_a = sa.nodes().size();
-  stats.inodes_b = sb.nodes().size();
-  stats.keys_staged = sa.staged() + sb.staged();
+  return walked;
+}
 
-  // Steps 2 and 3.
-  std::vector<LinkChange> removed;
-  std::vector<LinkChange> added;
-  TRY(_compare_dirs(sa, sb, removed, added, stats.dirs_compared));
-  std::vector<Verdict> verdicts = _judge(sa, sb, removed, added);
-  removed.clear();
-  removed.shrink_to_fit();
-  added.clear();
-  added.shrink_to_fit();
-
-  // The paths of what changed.
-  Names names_a(sa);
-  Names names_b(sb);
+// The names each verdict's lines need: every link of what was deleted or
+// created, the directories of links removed and added, every link of what
+// was modified.
+void _want_names(const std::vector<Verdict>& verdicts, const Side& sa, const Side& sb, Names& names_a, Names& names_b) {
   for (const Verdict& v : verdicts) {
     const Record* na = sa.find(v.ino);
     const Record* nb = sb.find(v.ino);
@@ -642,33 +600,38 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
       names_b.want_all(*nb);
     }
   }
-  TRY(names_a.resolve());
-  TRY(names_b.resolve());
-  // Nothing more is read: the staging prefixes go now.
-  TRY(sa.finish());
-  TRY(sb.finish());
+}
 
+// The lines of one inode deleted (type_a) or created (type_b).
+void _replaced_changes(const Verdict& v, const Record* na, const Record* nb, Names& names_a, Names& names_b,
+                       std::vector<DiffChange>& changes) {
+  if (v.type_a != 0) {
+    for (const Link& l : names_a.links(*na)) {
+      changes.push_back(DiffChange{'-', names_a.join(l.dir, l.name), "", v.type_a});
+    }
+    if (na->ino == k_root_ino) {
+      changes.push_back(DiffChange{'-', ".", "", v.type_a});
+    }
+  }
+  if (v.type_b != 0) {
+    for (const Link& l : names_b.links(*nb)) {
+      changes.push_back(DiffChange{'+', names_b.join(l.dir, l.name), "", v.type_b});
+    }
+    if (nb->ino == k_root_ino) {
+      changes.push_back(DiffChange{'+', ".", "", v.type_b});
+    }
+  }
+}
+
+// The lines of every verdict (which it consumes), in the order diff prints them.
+std::vector<DiffChange> _changes(std::vector<Verdict> verdicts, const Side& sa, const Side& sb, Names& names_a,
+                                 Names& names_b) {
   std::vector<DiffChange> changes;
   for (const Verdict& v : verdicts) {
     const Record* na = sa.find(v.ino);
     const Record* nb = sb.find(v.ino);
     if (v.type_a != 0 || v.type_b != 0) {
-      if (v.type_a != 0) {
-        for (const Link& l : names_a.links(*na)) {
-          changes.push_back(DiffChange{'-', names_a.join(l.dir, l.name), "", v.type_a});
-        }
-        if (na->ino == k_root_ino) {
-          changes.push_back(DiffChange{'-', ".", "", v.type_a});
-        }
-      }
-      if (v.type_b != 0) {
-        for (const Link& l : names_b.links(*nb)) {
-          changes.push_back(DiffChange{'+', names_b.join(l.dir, l.name), "", v.type_b});
-        }
-        if (nb->ino == k_root_ino) {
-          changes.push_back(DiffChange{'+', ".", "", v.type_b});
-        }
-      }
+      _replaced_changes(v, na, nb, names_a, names_b, changes);
       continue;
     }
     // Same inode, same type: removed and added links paired in name order
@@ -702,6 +665,60 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
     return std::make_tuple(std::string_view(x.path), rank(x.kind), std::string_view(x.from)) <
            std::make_tuple(std::string_view(y.path), rank(y.kind), std::string_view(y.from));
   });
+  return changes;
+}
+
+}  // namespace
+
+Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::string& b, const DiffOptions& opts,
+                                   const std::function<Status(const DiffChange&)>& emit) {
+  TRY(validate_prefix(a));
+  TRY(validate_prefix(b));
+  if (a == b) {
+    return make_error(EINVAL, "A and B are the same prefix '" + a + "'");
+  }
+  auto start = Clock::now();
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY(check_toolkit_prefix(c, a));
+  TRY(check_toolkit_prefix(c, b));
+  Side sa(c, a);
+  Side sb(c, b);
+  TRY_ASSIGN(Superblock super_a, read_superblock(c, sa.source()));
+  TRY_ASSIGN(Superblock super_b, read_superblock(c, sb.source()));
+  DiffStats stats;
+  TRY_ASSIGN(stats.relation, _relation(a, super_a, b, super_b, opts.force));
+
+  // Step 1.
+  Progress progress("diff " + a + " " + b, super_a.inodes + super_b.inodes, "inodes", opts.quiet);
+  if (Status walked = _walk_both(sa, super_a, sb, super_b, progress); !walked.ok()) {
+    return make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message);
+  }
+  stats.inodes_a = sa.nodes().size();
+  stats.inodes_b = sb.nodes().size();
+  stats.keys_staged = sa.staged() + sb.staged();
+
+  // Steps 2 and 3.
+  std::vector<LinkChange> removed;
+  std::vector<LinkChange> added;
+  TRY(_compare_dirs(sa, sb, removed, added, stats.dirs_compared));
+  std::vector<Verdict> verdicts = _judge(sa, sb, removed, added);
+  removed.clear();
+  removed.shrink_to_fit();
+  added.clear();
+  added.shrink_to_fit();
+
+  // The paths of what changed.
+  Names names_a(sa);
+  Names names_b(sb);
+  _want_names(verdicts, sa, sb, names_a, names_b);
+  TRY(names_a.resolve());
+  TRY(names_b.resolve());
+  // Nothing more is read: the staging prefixes go now.
+  TRY(sa.finish());
+  TRY(sb.finish());
+
+  std::vector<DiffChange> changes = _changes(std::move(verdicts), sa, sb, names_a, names_b);
   for (const DiffChange& change : changes) {
     TRY(emit(change));
   }

@@ -110,8 +110,8 @@ struct Header {
   std::string tool;
   uint64_t record_count = 0;  // "record_count": records announced; 0 = not given
   int version = k_version;    // what read() found; the Writer writes 2 when base_snapshot_id is set
-  std::string base_snapshot_id;  // incremental: the snapshot it applies to
-  std::string base_digest;       // incremental: that snapshot's state digest (dump_incremental.hpp)
+  std::string base_snapshot_id{};  // incremental: the snapshot it applies to
+  std::string base_digest{};       // incremental: that snapshot's state digest (dump_incremental.hpp)
 };
 
 struct Trailer {

@@ -28,13 +28,7 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 constexpr std::string_view k_hscan_count = "1000";
 
-Pairs _pairs(ReplyView flat) {
-  Pairs out;
-  for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
-    out.emplace_back(flat[i].str(), flat[i + 1].str());
-  }
-  return out;
-}
+Pairs _pairs(ReplyView flat) { return reply_pairs<std::string>(flat); }
 
 // Every field of a hash, page by page (HSCAN; a repeated field dropped), to
 // `each`, starting from its first page when the caller pipelined it; a

@@ -66,6 +66,9 @@ class Reservation;
 // verify (from dumps): whether a field of a key of `kind` counts, one
 // field's term, and their sum modulo 2^256 (a term can be taken back out).
 bool digest_counts(KeyKind kind, std::string_view field);
+// The kinds of key digest_counts counts fields of (none of the others):
+// the filesystem's hashes (keys.hpp), every key of it but the blocks.
+inline bool digest_has_kind(KeyKind kind) { return is_filesystem_key(kind) && expected_type(kind) == "hash"; }
 class DigestSum {
  public:
   using Term = std::array<std::uint8_t, 32>;

@@ -1,4 +1,5 @@
-// Dump and restore, streamed through dump_format.hpp.
+// Dump, streamed through dump_format.hpp (restore is restore.cpp; both are
+// declared in dump_io.hpp).
 //
 // DUMP. The point in time comes from the freeze (snapshot.cpp): with
 // <P>:FREEZE held, every filesystem key is COPYed into a temporary prefix
@@ -25,36 +26,10 @@
 //
 // Compression (compress.hpp) wraps the output stream: dump_filesystem
 // writes plain JSON into it, and the stream is ended only after the dump
-// succeeded. On restore the input always goes through a DecompressingBuf,
-// which passes plain JSON through; its error() is checked before the JSON's
-// own result, so a broken stream fails the restore like a bad document.
-//
-// RESTORE. The dump streams (dump::read, a push parser) into a staging
-// prefix S = "<NAME>~restore~<hex>" whose keys also carry the TTL. Each
-// record is checked as it arrives (dump_rules.hpp, shared with verify): a
-// filesystem key of the schema (never FREEZE or MOUNT:*), of the type the
-// schema says, and not seen before.
-// Duplicates are found by the server: SET ... NX answers nil, EXISTS before
-// a hash answers 1, HSET answers fewer new fields than it was given. These
-// replies are read a batch behind (the pipeline stays a few MB deep), so an
-// error names the key rather than the byte where it was found. Only after
-// dump::read has returned success (trailer counts and checksum verified),
-// the superblock has been checked (format "redisfs", a known version) and
-// the target re-checked (empty, or --force and not mounted), are the keys
-// moved: RENAME + PERSIST in MULTI/EXEC batches (so no key reaches NAME with
-// the staging TTL still on it), the superblock last, so a crash mid-move
-// leaves keys without a superblock (refused by mount and by list), never
-// something that looks like a whole filesystem. A dry run does the same
-// checks with an in-memory set of key hashes and writes nothing.
-//
-// A restore checkpoints its staging in <NAME>~resume (restore_resume.hpp)
-// so that --resume continues it after a crash or a broken pipe: the first
-// records are then checked against the checkpoint's digest, not written.
+// succeeded.
 //
 // INCREMENTAL dumps (version 2) are dump_incremental.cpp's: _dump_into
-// calls it for DumpOptions::since, and restore_filesystem reads through a
-// ChooseSink, which hands a version-2 document to an IncrementalRestore
-// instead of the RestoreSink here.
+// calls it for DumpOptions::since.
 #include "snap/dump_io.hpp"
 
 #include <fcntl.h>
@@ -62,27 +37,19 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 
 #include "snap/dump_incremental.hpp"
-#include "snap/dump_rules.hpp"
-#include "snap/fsck.hpp"
-#include "snap/restore_resume.hpp"
 #include "snap/install.hpp"
+#include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/progress.hpp"
-#include "snap/snapshot.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
 #include "version.hpp"
-#include "store/store.hpp"
 
 namespace redisfs {
 
@@ -90,11 +57,6 @@ using Clock = std::chrono::steady_clock;
 
 static constexpr std::size_t k_stream_batch = 256;
 static constexpr std::string_view k_hscan_count = "1000";
-// After bad JSON from a compressed dump: how far to read on for a fault of
-// the compressed stream itself (its checksum is at its end).
-static constexpr std::uint64_t k_check_rest_bytes = 256ull << 20;
-
-// 'key' for messages: bounded, one line (text.hpp).
 
 static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
@@ -367,6 +329,38 @@ static Result<DumpStats> _dump_into(Pool& pool, const std::string& prefix, std::
   return stats;
 }
 
+// A new file "<path>.tmp-<hex>" under a random name, as mkstemp's, but
+// made with mode 0666 less the umask by open(2) itself: reading the umask
+// with umask(2) would change it for every thread of the process while it
+// is read. Returns its name.
+static Result<std::string> _create_temp(const std::string& path) {
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 1; fd < 0; ++attempt) {
+    tmp = path + ".tmp-" + random_hex(4);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
+      int e = errno;
+      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
+    }
+  }
+  ::close(fd);
+  return tmp;
+}
+
+// Opens `path` with `flags` and fsyncs it: 0, or the errno of what failed.
+// `sync_einval_ok`: EINVAL from fsync (a filesystem that cannot sync it)
+// is no failure.
+static int _fsync_path(const std::string& path, int flags, bool sync_einval_ok) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) {
+    return errno;
+  }
+  int e = ::fsync(fd) != 0 && !(sync_einval_ok && errno == EINVAL) ? errno : 0;
+  ::close(fd);
+  return e;
+}
+
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts) {
   if (path == "-") {
@@ -399,20 +393,7 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
     }
     return stats;
   }
-  // A new file under a random name, as mkstemp's, but made with mode 0666
-  // less the umask by open(2) itself: reading the umask with umask(2) would
-  // change it for every thread of the process while it is read.
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 1; fd < 0; ++attempt) {
-    tmp = path + ".tmp-" + random_hex(4);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && (errno != EEXIST || attempt == 100)) {
-      int e = errno;
-      return make_error(e, "cannot create " + tmp + ": " + errno_text(e));
-    }
-  }
-  ::close(fd);
+  TRY_ASSIGN(std::string tmp, _create_temp(path));
   auto fail = [&](Error e) -> Error {
     ::unlink(tmp.c_str());
     return e;
@@ -432,15 +413,9 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
       return fail(make_error(EIO, "writing " + tmp + " failed"));
     }
   }
-  fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
+  if (int e = _fsync_path(tmp, O_RDONLY, false); e != 0) {
     return fail(make_error(e, "cannot sync " + tmp + ": " + errno_text(e)));
   }
-  ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     return fail(make_error(e, "cannot rename " + tmp + " to " + path + ": " + errno_text(e)));
@@ -451,615 +426,10 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
   if (dir.empty()) {
     dir = ".";
   }
-  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || (::fsync(fd) != 0 && errno != EINVAL)) {
-    int e = errno;
-    if (fd >= 0) {
-      ::close(fd);
-    }
+  if (int e = _fsync_path(dir, O_RDONLY | O_DIRECTORY, true); e != 0) {
     return make_error(e, "dump written to " + path + ", but syncing its directory " + dir + " failed: " + errno_text(e));
   }
-  ::close(fd);
   return stats;
-}
-
-// ---------------------------------------------------------------- restore
-
-namespace {
-
-// The one-line refusal of a taken target, saying what to do instead.
-std::string _refuse_taken(const std::string& target, const std::string& what) {
-  return "refusing to restore over " + redisfs::quoted(target) + ": it already holds " + what +
-         "; add --force to replace it, or restore under another name with --prefix NAME";
-}
-
-class RestoreSink : public dump::Sink {
- public:
-  RestoreSink(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
-      : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress), m_rules(c == nullptr) {}
-
-  const std::string& target() const { return m_target; }
-  const std::string& source_prefix() const { return m_rules.source_prefix(); }
-  const std::optional<Keys>& staging() const { return m_staging; }
-  Reservation* reservation() { return m_reservation.get(); }
-  std::int64_t dumped_ns() const { return m_rules.dumped_ns(); }
-  std::uint64_t records() const { return m_rules.records(); }
-  std::uint64_t resumed_records() const { return m_skip; }
-  // Why the target was refused at the header (taken, mounted, reserved):
-  // a plain refusal, not a flaw of the dump at some byte.
-  const std::optional<Error>& refusal() const { return m_refusal; }
-
-  Status on_header(const dump::Header& h) override {
-    TRY(m_rules.header(h));
-    if (h.record_count > 0) {
-      m_progress.set_total(h.record_count);
-    }
-    m_target = m_opts.prefix.value_or(h.prefix);
-    TRY(validate_prefix(m_target));
-    if (m_pool != nullptr) {
-      TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
-      TRY(check_toolkit_prefix(*lease, m_target));
-    }
-    if (m_pool != nullptr && m_c != nullptr) {
-      // Reserved before it is looked at: no mount or other tool can start
-      // on it until the restore has ended (install.hpp).
-      auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
-      if (!reserved.ok()) {
-        m_refusal = make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message);
-        return std::move(reserved).error();
-      }
-      m_reservation = std::move(reserved).value();
-      TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
-      TRY(finish_install(*lease, Keys(m_target)));
-    }
-    std::optional<ResumePoint> point;
-    if (m_opts.resume && m_c != nullptr) {
-      TRY_ASSIGN(point, load_resume_point(*m_c, m_target));
-      if (!point) {
-        m_refusal = make_error(ENOENT, "nothing to resume: no interrupted restore into " + redisfs::quoted(m_target) +
-                                           " (none was interrupted, it was resumed already, or its staged keys "
-                                           "expired): restore without --resume");
-        return *m_refusal;
-      }
-    }
-    if (m_pool != nullptr) {
-      if (Status st = check_target(nullptr); !st.ok()) {
-        m_refusal = point ? make_error(st.code(), "cannot resume the restore into " + redisfs::quoted(m_target) +
-                                                      ": the target changed meanwhile: " + st.error().message)
-                          : st.error();
-        return *m_refusal;
-      }
-    }
-    if (m_c != nullptr) {
-      TRY(point ? resume_staging(*point) : start_staging());
-    }
-    return {};
-  }
-
-  Status on_string(std::string_view key, std::string&& value) override {
-    TRY(begin_record(key, "string"));
-    TRY(first_fault(m_rules.string_value(key, value)));
-    m_progress.add(1);
-    m_digest.string_record(key, value);
-    m_checkpoint_bytes += value.size();
-    if (m_c == nullptr || skipping()) {
-      return end_record();
-    }
-    // Listed before it is written: the index holds every staged key
-    // (rewind_staging relies on it).
-    TRY(index(key));
-    std::string k = m_staging->absolute(key);
-    m_c->append({"SET", k, value, "NX", "PX", m_ttl});
-    TRY(queued(Pending::Set, key, 0, value.size()));
-    return end_record();
-  }
-
-  Status on_hash_begin(std::string_view key) override {
-    TRY(begin_record(key, "hash"));
-    TRY(first_fault(m_rules.hash_begin(key)));
-    m_digest.hash_begin(key);
-    m_in_hash = true;
-    if (m_c == nullptr || skipping()) {
-      return {};
-    }
-    std::string k = m_staging->absolute(key);
-    m_c->append({"EXISTS", k});
-    TRY(queued(Pending::Exists, key, 0, 0));
-    return index(key);
-  }
-
-  Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) override {
-    if (pairs.empty()) {
-      return {};
-    }
-    bool first = m_first_pairs;
-    m_first_pairs = false;
-    TRY(first_fault(m_rules.hash_fields(key, pairs)));
-    for (const auto& p : pairs) {
-      m_digest.hash_pair(p.first, p.second);
-      m_checkpoint_bytes += p.first.size() + p.second.size();
-    }
-    if (m_c == nullptr || skipping()) {
-      return {};
-    }
-    std::string k = m_staging->absolute(key);
-    std::vector<std::string_view> argv;
-    argv.reserve(2 + 2 * pairs.size());
-    argv.emplace_back("HSET");
-    argv.emplace_back(k);
-    std::size_t bytes = 0;
-    for (const auto& p : pairs) {
-      argv.emplace_back(p.first);
-      argv.emplace_back(p.second);
-      bytes += p.first.size() + p.second.size();
-    }
-    m_c->append(std::span<const std::string_view>(argv));
-    TRY(queued(Pending::HSet, key, pairs.size(), bytes));
-    if (first) {
-      m_c->append({"PEXPIRE", k, m_ttl});
-      TRY(queued(Pending::Expire, key, 0, 0));
-    }
-    return {};
-  }
-
-  Status on_hash_end(std::string_view key) override {
-    TRY(first_fault(m_rules.hash_end(key)));
-    m_progress.add(1);
-    m_digest.hash_end();
-    m_in_hash = false;
-    return end_record();
-  }
-
-  // After dump::read succeeded: the replies still in flight, then the checks
-  // that need the whole dump.
-  Status finish() {
-    TRY(settle(0));
-    if (m_rules.records() < m_skip) {
-      m_keep_staging = true;
-      return make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (it has " +
-                                    std::to_string(static_cast<long long>(m_rules.records())) +
-                                    " records, fewer than the " + std::to_string(static_cast<long long>(m_skip)) +
-                                    " the interrupted restore staged)");
-    }
-    return m_rules.finish();
-  }
-
-  // The input ended early (a broken pipe): keep what is staged for
-  // --resume, checkpointed up to the last whole record. False when the
-  // staged records cannot be vouched for (a reply says one is bad).
-  bool keep_for_resume() {
-    if (m_c == nullptr || !m_staging || m_failed) {
-      return false;
-    }
-    if (m_skip > m_rules.records()) {
-      m_keep_staging = true;  // still as the interrupted restore left it
-      return true;
-    }
-    if (!settle(0).ok()) {
-      return false;
-    }
-    if (!m_in_hash && m_rules.records() > m_checkpoint_records && !checkpoint().ok()) {
-      return false;
-    }
-    m_keep_staging = settle(0).ok();
-    return m_keep_staging;
-  }
-  // The staging prefix stays for --resume (the failure says so): the
-  // dump did not match, or failed before reaching the checkpoint.
-  bool keep_staging() const { return m_keep_staging || (m_skip > 0 && m_rules.records() <= m_skip); }
-  std::uint64_t checkpointed() const { return m_checkpoint_records; }
-
-  // Is the target free (or, with --force, replaceable)? `replace` is set
-  // when it holds keys that --force allows us to delete.
-  Status check_target(bool* replace) {
-    TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
-    Keys t(m_target);
-    TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
-    if (st.mounts > 0) {
-      return make_error(EBUSY, "refusing to restore over " + redisfs::quoted(m_target) + ": it is mounted (" +
-                                   std::to_string(static_cast<long long>(st.mounts)) +
-                                   " live mounts); unmount it first, or restore under another name with --prefix NAME");
-    }
-    if (st.any_key && !m_opts.force) {
-      return make_error(EEXIST, _refuse_taken(m_target, st.has_sb ? "a filesystem" : "keys"));
-    }
-    if (replace != nullptr) {
-      *replace = st.any_key;
-    }
-    return {};
-  }
-
-  // Reads pending replies until at most `keep_bytes` of commands remain in
-  // flight (0: all of them).
-  Status settle(std::size_t keep_bytes) {
-    if (m_c == nullptr) {
-      return {};
-    }
-    Status st = settle_replies(keep_bytes);
-    m_failed = m_failed || !st.ok();
-    return st;
-  }
-
- private:
-  Status settle_replies(std::size_t keep_bytes) {
-    while (!m_pending.empty() && (keep_bytes == 0 || m_pending_bytes > keep_bytes || m_pending.size() > 4096)) {
-      Pending p = std::move(m_pending.front());
-      m_pending.pop_front();
-      m_pending_bytes -= p.bytes;
-      auto r = m_c->read_reply();
-      if (!r.ok()) {
-        return make_error(r.error().code, "restoring " + redisfs::quoted(p.key) + ": " + r.error().message);
-      }
-      ReplyView v = r->view();
-      switch (p.what) {
-        case Pending::Set:
-          if (v.is_nil()) {
-            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::Exists:
-          if (v.integer() != 0) {
-            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::HSet:
-          if (static_cast<std::uint64_t>(v.integer()) != p.expect) {
-            return make_error(EINVAL, "duplicate field in hash " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::Expire:
-          break;
-      }
-    }
-    return {};
-  }
-
- private:
-  struct Pending {
-    enum What { Set, Exists, HSet, Expire } what;
-    std::string key;
-    std::uint64_t expect = 0;
-    std::size_t bytes = 0;
-  };
-
-  Status begin_record(std::string_view key, std::string_view type) {
-    TRY(check_cancel());
-    if (m_target.empty()) {
-      return make_error(EINVAL, "record before the header");
-    }
-    m_first_pairs = true;
-    return first_fault(m_rules.begin_record(key, type));
-  }
-
-  // A record refused here is reported only if no earlier one was: the
-  // server answers a batch late about duplicates (SET NX, EXISTS, HSET),
-  // so its replies are read first. Restore (and verify, which finds
-  // duplicates at once) then name the first fault in document order.
-  Status first_fault(Status st) {
-    if (!st.ok() && m_c != nullptr) {
-      TRY(settle(0));
-    }
-    return st;
-  }
-
-  // ---- resumable staging (restore_resume.hpp)
-
-  // A new staging prefix, checkpointed at 0 records.
-  Status start_staging() {
-    m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
-    return checkpoint();
-  }
-
-  // The interrupted restore's staging prefix, rewound to its checkpoint.
-  Status resume_staging(const ResumePoint& point) {
-    TRY(rewind_staging(*m_c, m_target, point));
-    m_staging.emplace(point.staging);
-    m_skip = point.records;
-    m_checkpoint_records = point.records;
-    m_resume_digest = point.digest;
-    m_index_ttl_set = point.records > 0;
-    return {};
-  }
-
-  // The current record (the records()-th) is one the interrupted restore
-  // staged already: checked, not written.
-  bool skipping() const { return m_rules.records() <= m_skip; }
-
-  Status end_record() {
-    if (m_c == nullptr) {
-      return {};
-    }
-    if (m_skip > 0 && m_rules.records() == m_skip && m_digest.hex_digest() != m_resume_digest) {
-      m_keep_staging = true;  // for a --resume with the right dump
-      m_refusal = make_error(EINVAL, "cannot resume: the dump differs from the interrupted one (digest mismatch at record " +
-                                         std::to_string(static_cast<long long>(m_skip)) + ")");
-      return *m_refusal;
-    }
-    if (!skipping() && (m_rules.records() - m_checkpoint_records >= k_checkpoint_records ||
-                        m_checkpoint_bytes >= k_checkpoint_bytes)) {
-      return checkpoint();
-    }
-    return {};
-  }
-
-  // Every reply read (no record refused), then the checkpoint, on the
-  // server before the next record is sent (a round trip each time).
-  Status checkpoint() {
-    TRY(settle(0));
-    queue_resume_point(*m_c, m_target,
-                       ResumePoint{m_staging->prefix(), m_rules.records(), m_digest.hex_digest(), source_prefix()});
-    TRY(m_c->read_all());
-    m_checkpoint_records = m_rules.records();
-    m_checkpoint_bytes = 0;
-    return {};
-  }
-
-  // The staged key's name goes to the staging index (install.hpp), which
-  // gets the staging TTL with its first entry.
-  Status index(std::string_view key) {
-    std::string list = staging_index_key(*m_staging);
-    m_c->append({"RPUSH", list, key});
-    TRY(queued(Pending::Expire, key, 0, 0));
-    if (!m_index_ttl_set) {
-      m_index_ttl_set = true;
-      m_c->append({"PEXPIRE", list, m_ttl});
-      TRY(queued(Pending::Expire, key, 0, 0));
-    }
-    return {};
-  }
-
-  Status queued(Pending::What what, std::string_view key, std::uint64_t expect, std::size_t bytes) {
-    bytes += key.size() + 32;
-    m_pending.push_back(Pending{what, std::string(key), expect, bytes});
-    m_pending_bytes += bytes;
-    if (m_pending_bytes > (8u << 20) || m_pending.size() > 8192) {
-      return settle(4u << 20);
-    }
-    return {};
-  }
-
-  Pool* m_pool;
-  Connection* m_c;  // null: dry run
-  const RestoreOptions& m_opts;
-  Progress& m_progress;
-  const std::string m_ttl = std::to_string(k_temp_ttl_ms);
-
-  DumpRules m_rules;  // null connection (dry run): duplicates found in memory
-  std::string m_target;
-  std::optional<Keys> m_staging;
-  std::unique_ptr<Reservation> m_reservation;
-  bool m_index_ttl_set = false;
-  std::optional<Error> m_refusal;
-
-  bool m_first_pairs = true;  // the current hash has no pairs yet
-  bool m_in_hash = false;
-
-  dump::ContentDigest m_digest;          // of the records so far
-  std::uint64_t m_checkpoint_records = 0;  // records at the last checkpoint
-  std::uint64_t m_checkpoint_bytes = 0;    // value bytes since
-  std::uint64_t m_skip = 0;                // --resume: records staged before
-  std::string m_resume_digest;            // and their digest
-  bool m_keep_staging = false;
-  bool m_failed = false;  // a reply refused a record, or the connection failed
-
-  std::deque<Pending> m_pending;
-  std::size_t m_pending_bytes = 0;
-};
-
-}  // namespace
-
-// What the staged superblock says of where the filesystem came from
-// (restored_superblock_marks, dump_rules.hpp).
-Status mark_restored(Connection& c, const Keys& staging, const std::string& target, const std::string& source,
-                      std::int64_t dumped_ns, bool snapshot) {
-  TRY_ASSIGN(Reply origin, c.command({"HGET", staging.sb(), "origin"}));
-  std::optional<std::string> had;
-  if (!origin.view().is_nil()) {
-    had.emplace(origin.view().str());
-  }
-  SuperblockMarks marks = restored_superblock_marks(had, target, source, dumped_ns, snapshot);
-  c.append({"MULTI"});
-  if (!marks.remove.empty()) {
-    Args hdel{"HDEL", staging.sb()};
-    hdel.insert(hdel.end(), marks.remove.begin(), marks.remove.end());
-    c.append(hdel);
-  }
-  Args hset{"HSET", staging.sb()};
-  for (auto& [k, v] : marks.set) {
-    hset.push_back(k);
-    hset.push_back(v);
-  }
-  c.append(hset);
-  c.append({"EXEC"});
-  TRY(c.read_all());
-  return {};
-}
-
-namespace {
-
-// Everything fsck checks must hold before a staged filesystem is moved into
-// place: a dump that restore accepts mounts and works.
-Status _check_staged(Pool& pool, const Keys& staging) {
-  TRY_ASSIGN(FsckReport report, fsck(pool, staging.prefix(), false, nullptr));
-  if (report.problems.empty()) {
-    return {};
-  }
-  return make_error(EINVAL, "the filesystem in the dump is damaged: " + fsck_summary_line(report, staging.prefix()));
-}
-
-// A failed restore removes what it staged, unless that is kept for
-// --resume: the input ended early (a broken pipe: not a regular file), or
-// a --resume did not get past its checkpoint. The error then says so.
-Error _restore_failed(Connection* c, RestoreSink& sink, const RestoreOptions& opts, bool ended_early, Error e) {
-  if (c == nullptr || !sink.staging()) {
-    return e;
-  }
-  // (Never after SIGINT or SIGTERM: the user asked for it to stop.)
-  bool keep = check_cancel().ok() &&
-              (sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
-  c->drain();
-  if (keep) {
-    return make_error(e.code, e.message + "; the " + std::to_string(static_cast<long long>(sink.checkpointed())) +
-                                  " records staged are kept for 12 h: 'restore --resume' with the same dump"
-                                  " continues from there");
-  }
-  (void)unlink_all(*c, *sink.staging());
-  (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
-  (void)drop_resume_point(*c, sink.target(), sink.staging()->prefix());
-  return e;
-}
-
-}  // namespace
-
-Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const dump::ReadLimits& limits,
-                                       Compression* detected, const std::optional<Error>* refusal,
-                                       bool* ended_early) {
-  // Plain JSON passes through; zstd and gzip are told by their magic.
-  DecompressingBuf decompressed(in.rdbuf());
-  std::istream json(&decompressed);
-  auto trailer = dump::read(json, sink, limits);
-  if (detected != nullptr) {
-    *detected = decompressed.detected();
-  }
-  if (ended_early != nullptr) {
-    *ended_early = !trailer.ok() && json.eof();
-  }
-  if (refusal != nullptr && *refusal) {
-    return **refusal;
-  }
-  // A broken compressed stream ends the JSON early, or decodes to garbage
-  // before its checksum tells: say so rather than what the JSON looked
-  // like, and whether or not it looked whole.
-  if (!trailer.ok()) {
-    decompressed.check_rest(k_check_rest_bytes);
-  }
-  if (decompressed.error()) {
-    return make_error(decompressed.error()->code, "dump: " + decompressed.error()->message);
-  }
-  return trailer;
-}
-
-Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts) {
-  if (opts.prefix) {
-    TRY(validate_prefix(*opts.prefix));
-  }
-  if (pool == nullptr && !opts.dry_run) {
-    return make_error(EINVAL, "restore needs a server");
-  }
-  auto start = Clock::now();
-  std::optional<Pool::Lease> lease;
-  if (!opts.dry_run) {
-    TRY_ASSIGN(Pool::Lease l, pool->acquire());
-    lease.emplace(std::move(l));
-  }
-  if (opts.prefix && pool != nullptr) {
-    // Refused before the dump is read (its own prefix is checked at its header).
-    if (lease) {
-      TRY(check_toolkit_prefix(**lease, *opts.prefix));
-    } else {
-      TRY_ASSIGN(Pool::Lease l, pool->acquire());
-      TRY(check_toolkit_prefix(*l, *opts.prefix));
-    }
-  }
-  Connection* c = lease ? &**lease : nullptr;
-  Progress progress(opts.dry_run ? "verify" : "restore", 0, "keys", opts.quiet);
-  RestoreSink sink(pool, c, opts, progress);
-  // A version-2 document goes to the incremental restore (dump_incremental.hpp).
-  IncrementalRestore incremental(pool, c, opts, progress);
-  ChooseSink chooser(sink, incremental);
-
-  RestoreStats stats;
-  bool replaced = false;
-  bool ended_early = false;
-  auto body = [&]() -> Status {
-    auto trailer = read_dump_stream(in, chooser, opts.limits, &stats.compression, &sink.refusal(), &ended_early);
-    if (incremental.refusal()) {
-      return *incremental.refusal();
-    }
-    if (!trailer.ok() && !sink.refusal() && !incremental.active()) {
-      if (Status dup = sink.settle(0); !dup.ok()) {  // a duplicate before the fault is the first fault
-        return make_error(dup.code(), "dump: " + dup.error().message);
-      }
-    }
-    TRY_ASSIGN(stats.trailer, std::move(trailer));
-    if (incremental.active()) {
-      return incremental.commit(stats);
-    }
-    Status fin = sink.finish();
-    if (!fin.ok()) {
-      return make_error(fin.code(), "dump: " + fin.error().message);
-    }
-    if (c == nullptr) {
-      return {};
-    }
-    TRY(check_cancel());
-    const Keys& staging = *sink.staging();
-    TRY(mark_restored(*c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
-    TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(*c, staging));
-    Status checked = _check_staged(*pool, staging);
-    if (!checked.ok()) {
-      return make_error(checked.code(), "dump: " + checked.error().message);
-    }
-    // Commit. The target is reserved; check it again all the same.
-    bool replace = false;
-    TRY(sink.reservation()->check());
-    TRY(sink.check_target(&replace));
-    Keys target(sink.target());
-    if (!replace) {
-      // What the cheap probe could not see: a key of the target the
-      // restored filesystem would take.
-      TRY_ASSIGN(auto collision, find_collision(*c, staging, target));
-      if (collision && !opts.force) {
-        return make_error(EEXIST, _refuse_taken(sink.target(), "keys (" + redisfs::quoted(*collision) + ")"));
-      }
-      replace = collision.has_value();
-    }
-    // From here the move is journaled (install.hpp) and finished by the next
-    // tool or mount if it is interrupted: nothing is left to resume.
-    TRY(drop_resume_point(*c, sink.target(), staging.prefix()));
-    auto installed = install_staging(*c, staging, target, replace, sink.records() - dropped, true);
-    if (!installed.ok()) {
-      return make_error(installed.error().code,
-                        "restore into " + redisfs::quoted(sink.target()) + " failed while moving the keys: " +
-                            installed.error().message);
-    }
-    replaced = installed->replaced;
-    stats.warning = installed->warning;
-    (void)sink.reservation()->release();
-    return {};
-  };
-  Status st = body();
-  progress.finish();
-  if (!st.ok()) {
-    if (c != nullptr) {
-      incremental.discard();
-    }
-    return _restore_failed(c, sink, opts, ended_early, std::move(st).error());
-  }
-  if (!incremental.active()) {
-    stats.prefix = sink.target();
-    stats.source_prefix = sink.source_prefix();
-  }
-  stats.replaced = replaced;
-  stats.resumed_records = sink.resumed_records();
-  stats.seconds = seconds_since(start);
-  return stats;
-}
-
-Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts) {
-  RestoreOptions o = opts;
-  struct stat st{};
-  if (path == "-") {
-    o.keep_on_early_end = ::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode);
-    return restore_filesystem(pool, std::cin, o);
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int e = errno;
-    return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + errno_text(e != 0 ? e : ENOENT));
-  }
-  o.keep_on_early_end = ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
-  return restore_filesystem(pool, in, o);
 }
 
 }  // namespace redisfs

@@ -1,5 +1,6 @@
 // Dump a filesystem to a redisfs dump (dump_format.hpp) and restore one,
-// both streamed: memory stays bounded whatever the filesystem's size.
+// both streamed: memory stays bounded whatever the filesystem's size. The
+// dump is dump_io.cpp, the restore restore.cpp.
 //
 // dump: freeze, COPY every key into a temporary prefix (keys with a TTL),
 // unfreeze, then stream the temporary copy out and delete it. The dump is
@@ -41,7 +42,7 @@ struct DumpOptions {
   int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
   // An incremental dump of what changed since this snapshot
   // (dump_incremental.hpp); the prefix dumped must descend from it.
-  std::optional<std::string> since;
+  std::optional<std::string> since{};
 };
 
 struct DumpStats {

@@ -1,6 +1,6 @@
 // The rules a dump's records must follow to be a filesystem, checked record
 // by record as dump::read delivers them: the one place restore
-// (dump_io.cpp) and verify (dump_verify.cpp) take them from.
+// (restore.cpp) and verify (dump_verify.cpp) take them from.
 //
 //   * the header's prefix is a valid prefix;
 //   * every key is a filesystem key of the schema (keys.hpp), never one of

@@ -387,8 +387,7 @@ class ChainSink : public dump::Sink {
     return {};
   }
   Status on_hash_end(std::string_view key) override {
-    if (m_kind != KeyKind::Superblock && m_kind != KeyKind::Inode && m_kind != KeyKind::Dir &&
-        m_kind != KeyKind::Xattr && m_kind != KeyKind::Orphans) {
+    if (!digest_has_kind(m_kind)) {
       return {};  // not a key of the digest
     }
     TRY(forget(key));

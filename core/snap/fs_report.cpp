@@ -150,6 +150,164 @@ std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns) 
   return _table(rows, 2, 4);
 }
 
+namespace {
+
+// The walk of disk_usage: a batch of directories' pages of entries, then
+// the entries' inodes, pipelined, until no page is left.
+class DuWalk {
+ public:
+  DuWalk(Connection& c, const Keys& keys, std::uint64_t root, Progress* progress)
+      : m_c(c), m_keys(keys), m_progress(progress) {
+    m_dirs.push_back(Dir{0, 0, root, "", {}});
+    m_seen.insert(root);
+    m_report.inodes = 1;
+    if (m_progress != nullptr) {
+      m_progress->add(1);
+    }
+  }
+
+  Status run() {
+    while (!m_pending.empty()) {
+      TRY(check_cancel());
+      std::size_t take = std::min(m_pending.size(), k_dir_batch);
+      std::vector<Page> batch(m_pending.end() - static_cast<std::ptrdiff_t>(take), m_pending.end());
+      m_pending.resize(m_pending.size() - take);
+      TRY_ASSIGN(std::vector<Entry> entries, list(batch));
+      for (std::size_t at = 0; at < entries.size(); at += k_inode_batch) {
+        TRY(stat(entries, at, std::min(entries.size(), at + k_inode_batch)));
+      }
+    }
+    return {};
+  }
+
+  // Every directory's total; the `limit` largest at most `depth` levels
+  // down (0: any), most first.
+  DuReport report(std::size_t limit, unsigned depth) {
+    auto& dirs = m_dirs;
+    // Children come after their parent: one pass backwards sums every tree.
+    for (std::size_t i = dirs.size(); i-- > 1;) {
+      DirUsage& up = dirs[dirs[i].parent].use;
+      up.bytes += dirs[i].use.bytes;
+      up.files += dirs[i].use.files;
+      up.dirs += dirs[i].use.dirs;
+    }
+    m_report.bytes = dirs[0].use.bytes;
+    std::vector<std::uint32_t> order;
+    for (std::uint32_t i = 0; i < dirs.size(); ++i) {
+      if (depth == 0 || dirs[i].depth <= depth) {
+        order.push_back(i);
+      }
+    }
+    std::size_t keep = std::min(limit, order.size());
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
+                      [&](std::uint32_t a, std::uint32_t b) {
+                        return dirs[a].use.bytes != dirs[b].use.bytes ? dirs[a].use.bytes > dirs[b].use.bytes : a < b;
+                      });
+    for (std::size_t k = 0; k < keep; ++k) {
+      std::uint32_t i = order[k];
+      std::string path;
+      for (std::uint32_t at = i; at != 0; at = dirs[at].parent) {
+        path = "/" + dirs[at].name + path;
+      }
+      DirUsage use = dirs[i].use;
+      use.path = path.empty() ? "/" : path;
+      m_report.top.push_back(std::move(use));
+    }
+    return std::move(m_report);
+  }
+
+ private:
+  struct Dir {
+    std::uint32_t parent;
+    unsigned depth;
+    std::uint64_t ino;
+    std::string name;
+    DirUsage use;
+  };
+  struct Page {
+    std::uint32_t dir;
+    std::string cursor;
+  };
+  struct Entry {
+    std::uint32_t dir;
+    std::string name;
+    std::uint64_t ino;
+  };
+
+  // One page of entries of each directory of `batch`; the next pages go
+  // back to m_pending.
+  Result<std::vector<Entry>> list(const std::vector<Page>& batch) {
+    for (const Page& p : batch) {
+      m_c.append({"HSCAN", m_keys.dir(m_dirs[p.dir].ino), p.cursor, "COUNT", k_hscan_count});
+    }
+    std::vector<Entry> entries;
+    for (const Page& p : batch) {
+      TRY_ASSIGN(Reply r, m_c.read_reply());
+      ReplyView v = r.view();
+      if (!v.is_array() || v.size() != 2) {
+        return make_error(EIO, "redis: bad HSCAN reply for " + m_keys.dir(m_dirs[p.dir].ino));
+      }
+      std::string next(v[0].str());
+      ReplyView kv = v[1];
+      for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        std::uint64_t ino = 0;
+        if (_u64(kv[i + 1].str(), ino)) {
+          entries.push_back(Entry{p.dir, std::string(kv[i].str()), ino});
+        }
+      }
+      if (next != "0") {
+        m_pending.push_back(Page{p.dir, std::move(next)});
+      }
+    }
+    return entries;
+  }
+
+  // The inodes of entries [at, end): a file's bytes to its directory, a
+  // directory to the walk.
+  Status stat(const std::vector<Entry>& entries, std::size_t at, std::size_t end) {
+    for (std::size_t i = at; i < end; ++i) {
+      m_c.append({"HMGET", m_keys.inode(entries[i].ino), "type", "bytes"});
+    }
+    std::uint64_t walked = 0;
+    for (std::size_t i = at; i < end; ++i) {
+      TRY_ASSIGN(Reply r, m_c.read_reply());
+      ReplyView v = r.view();
+      const Entry& e = entries[i];
+      if (!v.is_array() || v.size() != 2 || v[0].is_nil() || !m_seen.insert(e.ino)) {
+        continue;  // an entry naming nothing (fsck's), or a hard link seen before
+      }
+      ++walked;
+      if (v[0].str() == "dir") {
+        ++m_dirs[e.dir].use.dirs;
+        m_dirs.push_back(Dir{e.dir, m_dirs[e.dir].depth + 1, e.ino, e.name, {}});
+        m_pending.push_back(Page{static_cast<std::uint32_t>(m_dirs.size() - 1), "0"});
+        continue;
+      }
+      std::uint64_t bytes = 0;
+      if (!v[1].is_nil()) {
+        (void)_u64(v[1].str(), bytes);
+      }
+      ++m_dirs[e.dir].use.files;
+      m_dirs[e.dir].use.bytes += bytes;
+    }
+    m_report.inodes += walked;
+    if (m_progress != nullptr) {
+      m_progress->add(walked);
+    }
+    return {};
+  }
+
+  Connection& m_c;
+  const Keys& m_keys;
+  Progress* m_progress;
+  std::vector<Dir> m_dirs;
+  U64Set m_seen;
+  std::vector<Page> m_pending{{0, "0"}};
+  DuReport m_report;
+};
+
+}  // namespace
+
 Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
                             Progress* progress) {
   TRY(validate_prefix(prefix));
@@ -171,125 +329,9 @@ Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t l
   if (progress != nullptr && !rv[1].is_nil() && _u64(rv[1].str(), inodes)) {
     progress->set_total(inodes);
   }
-
-  struct Dir {
-    std::uint32_t parent;
-    unsigned depth;
-    std::uint64_t ino;
-    std::string name;
-    DirUsage use;
-  };
-  std::vector<Dir> dirs;
-  dirs.push_back(Dir{0, 0, root, "", {}});
-  U64Set seen;
-  seen.insert(root);
-  struct Page {
-    std::uint32_t dir;
-    std::string cursor;
-  };
-  std::vector<Page> pending{{0, "0"}};
-  struct Entry {
-    std::uint32_t dir;
-    std::string name;
-    std::uint64_t ino;
-  };
-  DuReport report;
-  report.inodes = 1;
-  if (progress != nullptr) {
-    progress->add(1);
-  }
-
-  while (!pending.empty()) {
-    TRY(check_cancel());
-    std::size_t take = std::min(pending.size(), k_dir_batch);
-    std::vector<Page> batch(pending.end() - static_cast<std::ptrdiff_t>(take), pending.end());
-    pending.resize(pending.size() - take);
-    for (const Page& p : batch) {
-      c.append({"HSCAN", keys.dir(dirs[p.dir].ino), p.cursor, "COUNT", k_hscan_count});
-    }
-    std::vector<Entry> entries;
-    for (const Page& p : batch) {
-      TRY_ASSIGN(Reply r, c.read_reply());
-      ReplyView v = r.view();
-      if (!v.is_array() || v.size() != 2) {
-        return make_error(EIO, "redis: bad HSCAN reply for " + keys.dir(dirs[p.dir].ino));
-      }
-      std::string next(v[0].str());
-      ReplyView kv = v[1];
-      for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
-        std::uint64_t ino = 0;
-        if (_u64(kv[i + 1].str(), ino)) {
-          entries.push_back(Entry{p.dir, std::string(kv[i].str()), ino});
-        }
-      }
-      if (next != "0") {
-        pending.push_back(Page{p.dir, std::move(next)});
-      }
-    }
-    for (std::size_t at = 0; at < entries.size(); at += k_inode_batch) {
-      std::size_t end = std::min(entries.size(), at + k_inode_batch);
-      for (std::size_t i = at; i < end; ++i) {
-        c.append({"HMGET", keys.inode(entries[i].ino), "type", "bytes"});
-      }
-      std::uint64_t walked = 0;
-      for (std::size_t i = at; i < end; ++i) {
-        TRY_ASSIGN(Reply r, c.read_reply());
-        ReplyView v = r.view();
-        const Entry& e = entries[i];
-        if (!v.is_array() || v.size() != 2 || v[0].is_nil() || !seen.insert(e.ino)) {
-          continue;  // an entry naming nothing (fsck's), or a hard link seen before
-        }
-        ++walked;
-        if (v[0].str() == "dir") {
-          ++dirs[e.dir].use.dirs;
-          dirs.push_back(Dir{e.dir, dirs[e.dir].depth + 1, e.ino, e.name, {}});
-          pending.push_back(Page{static_cast<std::uint32_t>(dirs.size() - 1), "0"});
-          continue;
-        }
-        std::uint64_t bytes = 0;
-        if (!v[1].is_nil()) {
-          (void)_u64(v[1].str(), bytes);
-        }
-        ++dirs[e.dir].use.files;
-        dirs[e.dir].use.bytes += bytes;
-      }
-      report.inodes += walked;
-      if (progress != nullptr) {
-        progress->add(walked);
-      }
-    }
-  }
-
-  // Children come after their parent: one pass backwards sums every tree.
-  for (std::size_t i = dirs.size(); i-- > 1;) {
-    DirUsage& up = dirs[dirs[i].parent].use;
-    up.bytes += dirs[i].use.bytes;
-    up.files += dirs[i].use.files;
-    up.dirs += dirs[i].use.dirs;
-  }
-  report.bytes = dirs[0].use.bytes;
-  std::vector<std::uint32_t> order;
-  for (std::uint32_t i = 0; i < dirs.size(); ++i) {
-    if (depth == 0 || dirs[i].depth <= depth) {
-      order.push_back(i);
-    }
-  }
-  std::size_t keep = std::min(limit, order.size());
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](std::uint32_t a, std::uint32_t b) {
-                      return dirs[a].use.bytes != dirs[b].use.bytes ? dirs[a].use.bytes > dirs[b].use.bytes : a < b;
-                    });
-  for (std::size_t k = 0; k < keep; ++k) {
-    std::uint32_t i = order[k];
-    std::string path;
-    for (std::uint32_t at = i; at != 0; at = dirs[at].parent) {
-      path = "/" + dirs[at].name + path;
-    }
-    DirUsage use = dirs[i].use;
-    use.path = path.empty() ? "/" : path;
-    report.top.push_back(std::move(use));
-  }
-  return report;
+  DuWalk walk(c, keys, root, progress);
+  TRY(walk.run());
+  return walk.report(limit, depth);
 }
 
 std::string du_as_table(const DuReport& report) {

@@ -497,7 +497,8 @@ void FsckAnalysis::finish() {
   }
 }
 
-void FsckAnalysis::analyse() {
+// The root exists, is a directory, and is its own parent.
+void FsckAnalysis::check_root() {
   Node* root = find(k_root_ino);
   if (root == nullptr) {
     add(fsck_kind::k_missing_root, m_keys.inode(k_root_ino), "the root directory (inode 1) does not exist");
@@ -512,6 +513,42 @@ void FsckAnalysis::analyse() {
           "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
     }
   }
+}
+
+// An ORPHANS record of an inode still named (or of a directory still
+// holding entries) is stale.
+void FsckAnalysis::check_orphans() {
+  for (Node& n : m_nodes) {
+    if (!n.in_orphans) {
+      continue;
+    }
+    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, 0, {}};
+    if (n.type == NodeType::Dir) {
+      // A removed directory is an orphan until purged: named by no entry,
+      // and empty (rmdir and rename delete its entries hash).
+      if (n.home != 0) {
+        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it is named in directory " +
+                std::to_string(n.home),
+            drop);
+        n.in_orphans = false;
+      } else if (n.has_entries) {
+        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it still holds entries", drop);
+        n.in_orphans = false;
+      }
+    } else if (n.links > 0) {
+      add(fsck_kind::k_stale_orphan, m_keys.orphans(),
+          "inode " + std::to_string(n.ino) + " is recorded as an orphan, but " + std::to_string(n.links) +
+              " entries name it",
+          drop);
+      n.in_orphans = false;
+    }
+  }
+}
+
+void FsckAnalysis::analyse() {
+  check_root();
 
   for (const Suspect& s : m_suspects) {
     Node* d = find(s.target);
@@ -538,30 +575,7 @@ void FsckAnalysis::analyse() {
     }
   }
 
-  for (Node& n : m_nodes) {
-    if (!n.in_orphans) {
-      continue;
-    }
-    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, 0, {}};
-    if (n.type == NodeType::Dir) {
-      // A removed directory is an orphan until purged: named by no entry,
-      // and empty (rmdir and rename delete its entries hash).
-      if (n.home != 0) {
-        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it is named in directory " + std::to_string(n.home),
-            drop);
-        n.in_orphans = false;
-      } else if (n.has_entries) {
-        add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-            "directory " + std::to_string(n.ino) + " is recorded as an orphan, but it still holds entries", drop);
-        n.in_orphans = false;
-      }
-    } else if (n.links > 0) {
-      add(fsck_kind::k_stale_orphan, m_keys.orphans(),
-          "inode " + std::to_string(n.ino) + " is recorded as an orphan, but " + std::to_string(n.links) + " entries name it", drop);
-      n.in_orphans = false;
-    }
-  }
+  check_orphans();
 
   for (Node& n : m_nodes) {
     if (n.bad || n.ino == k_root_ino) {

@@ -141,6 +141,8 @@ class FsckAnalysis {
   void add(std::string_view kind, std::string key, std::string detail, Action action = {});
   void check_superblock();
   void analyse();
+  void check_root();
+  void check_orphans();
   void find_cycles();
   void check_counters();
   void check_superblock_counters(Ino max_ino);

@@ -573,7 +573,8 @@ std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> n
   return StagedOrphan{static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(n)};
 }
 
-Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
+// The inodes in the staged ORPHANS hash, sorted, each once.
+static Result<std::vector<Ino>> _staged_orphans(Connection& c, const Keys& staging) {
   std::vector<Ino> orphans;
   std::string cursor = "0";
   do {
@@ -592,6 +593,46 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   } while (cursor != "0");
   std::sort(orphans.begin(), orphans.end());
   orphans.erase(std::unique(orphans.begin(), orphans.end()), orphans.end());
+  return orphans;
+}
+
+// Unlinks the staged blocks of orphan `ino`: the first `named` ones by
+// name (key_walk.hpp), or (nullopt, a huge sparse file) those SCAN finds.
+// Returns how many keys went.
+static Result<std::uint64_t> _unlink_orphan_blocks(Connection& c, const Keys& staging, Ino ino,
+                                                   std::optional<std::uint64_t> named) {
+  std::uint64_t removed = 0;
+  for (std::uint64_t at = 0; named && at < *named; at += k_index_page) {
+    std::vector<std::string> argv{"UNLINK"};
+    for (std::uint64_t b = at; b < std::min<std::uint64_t>(*named, at + k_index_page); ++b) {
+      argv.push_back(staging.block(ino, b));
+    }
+    TRY_ASSIGN(Reply n, c.command(argv));
+    removed += static_cast<std::uint64_t>(n.view().integer());
+  }
+  std::string blocks = staging.prefix() + ":BLK:" + std::to_string(ino) + ":*";
+  std::string bcursor = "0";
+  do {
+    if (named) {
+      break;
+    }
+    TRY_ASSIGN(Reply page, c.command({"SCAN", bcursor, "MATCH", blocks, "COUNT", k_scan_count}));
+    ReplyView pv = page.view();
+    bcursor = std::string(pv[0].str());
+    std::vector<std::string_view> argv{"UNLINK"};
+    for (std::size_t i = 0; i < pv[1].size(); ++i) {
+      argv.push_back(pv[1][i].str());
+    }
+    if (argv.size() > 1) {
+      TRY_ASSIGN(Reply n, c.command(std::span<const std::string_view>(argv)));
+      removed += static_cast<std::uint64_t>(n.view().integer());
+    }
+  } while (bcursor != "0");
+  return removed;
+}
+
+Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
+  TRY_ASSIGN(std::vector<Ino> orphans, _staged_orphans(c, staging));
 
   std::uint64_t removed = 0;
   std::uint64_t block_size = 0;
@@ -622,32 +663,8 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
     // file, found by SCAN.
     auto named = nameable_blocks(static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(bytes),
                                  static_cast<std::uint32_t>(block_size), server_keys);
-    for (std::uint64_t at = 0; named && at < *named; at += k_index_page) {
-      std::vector<std::string> argv{"UNLINK"};
-      for (std::uint64_t b = at; b < std::min<std::uint64_t>(*named, at + k_index_page); ++b) {
-        argv.push_back(staging.block(ino, b));
-      }
-      TRY_ASSIGN(Reply n, c.command(argv));
-      removed += static_cast<std::uint64_t>(n.view().integer());
-    }
-    std::string blocks = staging.prefix() + ":BLK:" + std::to_string(ino) + ":*";
-    std::string bcursor = "0";
-    do {
-      if (named) {
-        break;
-      }
-      TRY_ASSIGN(Reply page, c.command({"SCAN", bcursor, "MATCH", blocks, "COUNT", k_scan_count}));
-      ReplyView pv = page.view();
-      bcursor = std::string(pv[0].str());
-      std::vector<std::string_view> argv{"UNLINK"};
-      for (std::size_t i = 0; i < pv[1].size(); ++i) {
-        argv.push_back(pv[1][i].str());
-      }
-      if (argv.size() > 1) {
-        TRY_ASSIGN(Reply n, c.command(std::span<const std::string_view>(argv)));
-        removed += static_cast<std::uint64_t>(n.view().integer());
-      }
-    } while (bcursor != "0");
+    TRY_ASSIGN(std::uint64_t unlinked, _unlink_orphan_blocks(c, staging, ino, named));
+    removed += unlinked;
     std::string ino_text = std::to_string(ino);
     c.append({"MULTI"});
     c.append({"DEL", staging.inode(ino), staging.xattr(ino), staging.dir(ino)});

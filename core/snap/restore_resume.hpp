@@ -2,7 +2,7 @@
 // so that `restore --resume` continues one a crash or a broken pipe
 // interrupted instead of starting again.
 //
-// While a restore stages a dump (dump_io.cpp), it records, durably on the
+// While a restore stages a dump (restore.cpp), it records, durably on the
 // server, how far it got: "<NAME>~resume", a hash with the staging prefix,
 // the number of records staged and confirmed (every reply read: no
 // duplicate among them), and the SHA-256 hex digest of the canonical

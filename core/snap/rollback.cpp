@@ -27,9 +27,13 @@ Result<Superblock> _read_sb(Connection& c, const Keys& keys, const std::string& 
   return sb;
 }
 
-// Why SNAP cannot be rolled back to as a state of FS, or "" if it can.
-std::string _not_a_snapshot_of(const std::string& fs, const Superblock& f, const std::string& snap,
-                               const Superblock& s) {
+// Why FS cannot be rolled back to SNAP (FS is not a live filesystem, or
+// SNAP is not a snapshot of it), or "" if it can.
+std::string _why_not(const std::string& fs, const Superblock& f, const std::string& snap, const Superblock& s) {
+  if (f.read_only) {
+    return "'" + fs + "' is " + describe_snapshot(fs, f) +
+           ", not a live filesystem; roll back the filesystem it was taken from";
+  }
   if (!s.read_only || (s.snapshot_created_ns == 0 && s.snapshot_id.empty())) {
     return "'" + snap + "' is not a snapshot (a read-only copy made by `redisfs-snap copy`)";
   }
@@ -70,6 +74,55 @@ Status _make_fs_superblock(Connection& c, const Keys& staged, const Superblock& 
   return {};
 }
 
+// Where the replaced state of FS is kept (nullopt with --discard): --keep-as
+// or default_keep_name, a valid prefix other than FS and SNAP, in FS's slot
+// on a cluster.
+Result<std::optional<Keys>> _keep_keys(Connection& c, const Keys& fk, const std::string& snap,
+                                       const RollbackOptions& opts, std::int64_t now) {
+  const std::string& fs = fk.prefix();
+  std::optional<Keys> kk;
+  if (!opts.discard) {
+    std::string name = opts.keep_as.empty() ? default_keep_name(fs, now) : opts.keep_as;
+    if (Status valid = validate_prefix(name); !valid.ok()) {
+      return make_error(EINVAL, "cannot keep the replaced state as '" + name + "': " + valid.error().message);
+    }
+    if (name == fs || name == snap) {
+      return make_error(EEXIST, "prefix '" + name + "' already holds keys; choose another name with --keep-as");
+    }
+    kk.emplace(name);
+    if (c.cluster() && !same_slot(fk, *kk)) {
+      return make_error(EINVAL, "--keep-as '" + name + "' must have the hash tag of '" + fs +
+                                    "' on a Redis Cluster (the replaced state is renamed, not copied)");
+    }
+  }
+  return kk;
+}
+
+// The name the replaced state is kept as, reserved (install.hpp) and empty.
+Result<std::unique_ptr<Reservation>> _reserve_keep(Pool& pool, Connection& c, const Keys& kk, const std::string& fs) {
+  TRY_ASSIGN(auto keep_reservation, Reservation::acquire(pool, kk, "rollback of " + fs));
+  TRY(finish_install(c, kk));
+  TRY_ASSIGN(PrefixState kept, probe_prefix(c, kk));
+  if (kept.any_key) {
+    return make_error(
+        EEXIST, "prefix '" + kk.prefix() + "' already holds keys; choose another name with --keep-as (or --discard)");
+  }
+  return keep_reservation;
+}
+
+// Step 2 (rollback.hpp): SNAP copied to the staging prefix `tk` as a
+// writable filesystem; the keys copied and the snapshot's instant.
+Result<std::pair<std::uint64_t, std::int64_t>> _stage(Connection& c, const Keys& sk, const Keys& tk, const Keys& fk,
+                                                      bool quiet, std::string& warning) {
+  Progress progress("rollback " + fk.prefix() + " to " + sk.prefix(), 0, "keys", quiet);
+  auto copied = snapshot_to_staging(c, sk, tk, fk, CopyOptions{false, true, quiet}, progress, warning);
+  progress.finish();
+  if (!copied.ok()) {
+    return make_error(copied.error().code, "rollback " + fk.prefix() + ": " + copied.error().message);
+  }
+  return copied;
+}
+
 }  // namespace
 
 std::string default_keep_name(const std::string& fs, std::int64_t now_ns) {
@@ -97,29 +150,11 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   Keys sk(snap);
   TRY_ASSIGN(Superblock f, _read_sb(c, fk, "no filesystem at prefix '" + fs + "'"));
   TRY_ASSIGN(Superblock s, _read_sb(c, sk, "no snapshot at prefix '" + snap + "'"));
-  if (f.read_only) {
-    return make_error(EINVAL, "'" + fs + "' is " + describe_snapshot(fs, f) +
-                                  ", not a live filesystem; roll back the filesystem it was taken from");
-  }
-  if (std::string why = _not_a_snapshot_of(fs, f, snap, s); !why.empty()) {
+  if (std::string why = _why_not(fs, f, snap, s); !why.empty()) {
     return make_error(EINVAL, why);
   }
   TRY_ASSIGN(std::int64_t now, server_time_ns(c));
-  std::optional<Keys> kk;
-  if (!opts.discard) {
-    std::string name = opts.keep_as.empty() ? default_keep_name(fs, now) : opts.keep_as;
-    if (Status valid = validate_prefix(name); !valid.ok()) {
-      return make_error(EINVAL, "cannot keep the replaced state as '" + name + "': " + valid.error().message);
-    }
-    if (name == fs || name == snap) {
-      return make_error(EEXIST, "prefix '" + name + "' already holds keys; choose another name with --keep-as");
-    }
-    kk.emplace(name);
-    if (c.cluster() && !same_slot(fk, *kk)) {
-      return make_error(EINVAL, "--keep-as '" + name + "' must have the hash tag of '" + fs +
-                                    "' on a Redis Cluster (the replaced state is renamed, not copied)");
-    }
-  }
+  TRY_ASSIGN(std::optional<Keys> kk, _keep_keys(c, fk, snap, opts, now));
 
   // Reserved first, then looked at (install.hpp): no mount starts on FS,
   // and nothing is made under the name the old state is kept as.
@@ -127,13 +162,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   TRY(finish_install(c, fk));
   std::unique_ptr<Reservation> keep_reservation;
   if (kk) {
-    TRY_ASSIGN(keep_reservation, Reservation::acquire(pool, *kk, "rollback of " + fs));
-    TRY(finish_install(c, *kk));
-    TRY_ASSIGN(PrefixState kept, probe_prefix(c, *kk));
-    if (kept.any_key) {
-      return make_error(EEXIST, "prefix '" + kk->prefix() +
-                                    "' already holds keys; choose another name with --keep-as (or --discard)");
-    }
+    TRY_ASSIGN(keep_reservation, _reserve_keep(pool, c, *kk, fs));
   }
   TRY_ASSIGN(PrefixState target, probe_prefix(c, fk));
   if (target.mounts > 0 && !opts.force) {
@@ -143,14 +172,9 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   // The superblock may have changed before the reservation (a last write).
   TRY_ASSIGN(f, _read_sb(c, fk, "no filesystem at prefix '" + fs + "'"));
 
-  Progress progress("rollback " + fs + " to " + snap, 0, "keys", opts.quiet);
   Keys tk(make_temp_prefix(fs, TempKind::Copy));
   std::string warning;
-  auto copied = snapshot_to_staging(c, sk, tk, fk, CopyOptions{false, true, opts.quiet}, progress, warning);
-  progress.finish();
-  if (!copied.ok()) {
-    return make_error(copied.error().code, "rollback " + fs + ": " + copied.error().message);
-  }
+  TRY_ASSIGN(auto copied, _stage(c, sk, tk, fk, opts.quiet, warning));
   auto drop_staging = [&] {
     (void)unlink_all(c, tk);
     (void)c.command({"UNLINK", staging_index_key(tk)});
@@ -164,7 +188,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
     drop_staging();
     return make_error(still.code(), "rollback " + fs + ": " + still.error().message + " (nothing changed)");
   }
-  auto installed = install_staging(c, tk, fk, true, copied->first, true, kk);
+  auto installed = install_staging(c, tk, fk, true, copied.first, true, kk);
   if (!installed.ok()) {
     drop_staging();
     return make_error(installed.error().code, "rollback " + fs + " to " + snap + ": " + installed.error().message);

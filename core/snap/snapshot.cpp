@@ -82,12 +82,7 @@ Status check_cancel() {
 
 Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
   TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  ReplyView v = r.view();
-  SbFields fields;
-  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-    fields.emplace_back(v[i].str(), v[i + 1].str());
-  }
-  return decode_superblock(keys.prefix(), fields);
+  return decode_superblock(keys.prefix(), reply_pairs<std::string>(r.view()));
 }
 
 Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
@@ -1066,6 +1061,23 @@ static Result<std::uint64_t> _estimate_keys(Connection& c, const Keys& keys) {
   return n[0] + (n[2] > 0 ? (n[1] + n[2] - 1) / n[2] : 0) + 1;
 }
 
+// The destination of a copy, reserved: an interrupted install into it
+// finished, then refused if it holds keys (unless `force`) or is mounted.
+static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool force) {
+  const std::string& dst = dk.prefix();
+  TRY(finish_install(c, dk));
+  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
+  if (target.any_key && !force) {
+    return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
+  }
+  if (target.mounts > 0) {
+    return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" +
+                                 std::to_string(static_cast<long long>(target.mounts)) +
+                                 " live mounts); unmount it before replacing it");
+  }
+  return target;
+}
+
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts) {
   TRY(validate_prefix(src));
@@ -1088,15 +1100,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   // Reserved first, then looked at: no mount can start on DST from here on
   // (install.hpp).
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, dk, "copy from " + src));
-  TRY(finish_install(c, dk));
-  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
-  if (target.any_key && !opts.force) {
-    return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
-  }
-  if (target.mounts > 0) {
-    return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" + std::to_string(static_cast<long long>(target.mounts)) +
-                                 " live mounts); unmount it before replacing it");
-  }
+  TRY_ASSIGN(PrefixState target, _copy_target(c, dk, opts.force));
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
   if (auto estimate = _estimate_keys(c, sk); estimate.ok() && *estimate > 0) {
@@ -1288,14 +1292,26 @@ static Status _scan_everywhere(Pool& pool, Connection& c, const std::string& mat
   return {};
 }
 
-Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
-  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-  Connection& c = *lease;
+namespace {
+
+// The prefixes `list` shows: those with a superblock, and (--all) those
+// holding keys of the schema without one, whether they hold data keys
+// (true) or only RESERVED.
+struct Found {
   std::set<std::string> prefixes;
-  // --all: prefixes holding keys of the schema but no superblock (a crashed
-  // copy or restore of an older version, a half-deleted filesystem), and
-  // prefixes a tool has reserved. That needs every key of the server.
-  std::map<std::string, bool> keyed;  // prefix -> holds data keys (not only RESERVED)
+  std::map<std::string, bool> keyed;
+};
+
+using Copying = std::map<std::string, std::pair<std::string, int>>;  // staging -> destination, %
+
+}  // namespace
+
+// The register of filesystems when it answers (no SCAN of the server);
+// otherwise (and for --all, which needs every key of the server) a SCAN,
+// whose finds go into the register.
+static Result<Found> _find_prefixes(Pool& pool, Connection& c, bool all) {
+  Found found;
+  auto& [prefixes, keyed] = found;
   auto registered = all ? Result<Reply>(make_error(EACCES, "--all")) : c.command({"SMEMBERS", k_registry_key});
   if (!registered.ok() && c.broken()) {
     return make_error(registered.error().code, "list: " + registered.error().message);
@@ -1309,45 +1325,48 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
         prefixes.insert(std::move(prefix));
       }
     }
-  } else {
-    TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
-      for (std::size_t i = 0; i < list.size(); ++i) {
-        std::string_view key = list[i].str();
-        auto colon = key.find(':');
-        if (colon == std::string_view::npos || colon == 0) {
-          continue;
-        }
-        std::string prefix(key.substr(0, colon));
-        KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
-        if (kind == KeyKind::Superblock) {
-          if (all || temp_kind(prefix) == TempKind::None) {
-            prefixes.insert(std::move(prefix));
-          }
-        } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                   kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
-                   validate_prefix(prefix).ok()) {
-          keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
-        }
+    return found;
+  }
+  TRY(_scan_everywhere(pool, c, all ? "*" : "*:SB", [&](ReplyView list) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string_view key = list[i].str();
+      auto colon = key.find(':');
+      if (colon == std::string_view::npos || colon == 0) {
+        continue;
       }
-    }));
-    // What the register lacked (filesystems an older redisfs made): in it
-    // from now on (best effort, as register_filesystem).
-    std::vector<std::string> argv{"SADD", std::string(k_registry_key)};
-    for (const std::string& p : prefixes) {
-      if (temp_kind(p) == TempKind::None) {
-        argv.push_back(p);
+      std::string prefix(key.substr(0, colon));
+      KeyKind kind = parse_relative_key(key.substr(colon + 1)).kind;
+      if (kind == KeyKind::Superblock) {
+        if (all || temp_kind(prefix) == TempKind::None) {
+          prefixes.insert(std::move(prefix));
+        }
+      } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
+                 kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
+                 validate_prefix(prefix).ok()) {
+        keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }
     }
-    if (argv.size() > 2) {
-      (void)c.command(argv);
+  }));
+  // What the register lacked (filesystems an older redisfs made): in it
+  // from now on (best effort, as register_filesystem).
+  std::vector<std::string> argv{"SADD", std::string(k_registry_key)};
+  for (const std::string& p : prefixes) {
+    if (temp_kind(p) == TempKind::None) {
+      argv.push_back(p);
     }
   }
+  if (argv.size() > 2) {
+    (void)c.command(argv);
+  }
+  return found;
+}
 
-  // The live mounts of each prefix, from its register (no second SCAN).
+// The live mounts of each prefix found, from its register (no second SCAN).
+static Result<std::map<std::string, std::uint64_t>> _live_mounts(Connection& c, const Found& found) {
   std::map<std::string, std::uint64_t> mounts;
-  std::vector<std::string> counted(prefixes.begin(), prefixes.end());
-  for (const auto& [p, has_data] : keyed) {
-    if (prefixes.count(p) == 0) {
+  std::vector<std::string> counted(found.prefixes.begin(), found.prefixes.end());
+  for (const auto& [p, has_data] : found.keyed) {
+    if (found.prefixes.count(p) == 0) {
       counted.push_back(p);
     }
   }
@@ -1374,15 +1393,19 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
       ++mounts[p];
     }
   }
+  return mounts;
+}
 
-  std::vector<FsInfo> out;
-  std::vector<std::string> names(prefixes.begin(), prefixes.end());
-  // Snapshots being taken (CowSnapshot): alive until their deadline.
+// Snapshots being taken (CowSnapshot) from the filesystems `names`: alive
+// until their deadline. The destination of a copy not moved into place yet
+// goes to `out` as "copying".
+static Result<Copying> _copies_in_progress(Connection& c, const std::vector<std::string>& names,
+                                           const std::set<std::string>& prefixes, std::vector<FsInfo>& out) {
   TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
   for (const auto& p : names) {
     c.append({"HMGET", Keys(p).cow(), "staging", "deadline", "dst", "done", "total"});
   }
-  std::map<std::string, std::pair<std::string, int>> copying;  // staging -> destination, %
+  Copying copying;
   for (const auto& p : names) {
     auto r = c.read_reply();
     if (!r.ok() || r->view().size() != 5 || r->view()[0].is_nil()) {
@@ -1408,6 +1431,89 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
       out.push_back(std::move(info));
     }
   }
+  return copying;
+}
+
+// What `list` says of prefix p from its superblock's fields (r: its
+// HGETALL, an error for a superblock of the wrong type).
+static FsInfo _fs_info(const std::string& p, const Result<Reply>& r, std::uint64_t mounts, const Copying& copying) {
+  FsInfo info;
+  info.prefix = p;
+  info.mounts = mounts;
+  SbFields fields;
+  if (!r.ok()) {
+    fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
+  } else {
+    fields = reply_pairs<std::string>(r->view());
+  }
+  TempKind tk = temp_kind(p);
+  info.temporary = tk != TempKind::None;
+  auto sb = decode_superblock(p, fields);
+  if (sb.ok()) {
+    info.origin = sb->origin;
+    info.snapshot_id = sb->snapshot_id;
+    info.lineage = sb->lineage;
+    info.restored_from = sb->restored_from;
+    info.created_ns = sb->created_ns;
+    info.snapshot_created_ns = sb->snapshot_created_ns;
+    info.dumped_ns = sb->dumped_ns;
+    info.inodes = sb->inodes;
+    info.bytes = sb->bytes;
+    info.block_size = sb->block_size;
+    info.version = sb->version;
+    info.read_only = sb->read_only;
+  } else {
+    info.problem = sb.error().message;
+  }
+  if (auto it = copying.find(p); it != copying.end()) {
+    info.progress = it->second.second;
+  }
+  if (tk != TempKind::None) {
+    info.kind = _temp_kind_name(tk);
+  } else if (!info.problem.empty()) {
+    info.kind = "damaged";
+  } else if (!info.origin.empty()) {
+    info.kind = info.read_only ? "snapshot" : "clone";
+  } else if (!info.restored_from.empty()) {
+    info.kind = info.read_only ? "snapshot" : "restored";
+  } else {
+    info.kind = info.read_only ? "read-only" : "filesystem";
+  }
+  return info;
+}
+
+// What `list --all` says of prefix p, which holds keys but no superblock.
+static FsInfo _keyed_info(const std::string& p, bool has_data, std::uint64_t mounts) {
+  FsInfo info;
+  info.prefix = p;
+  info.mounts = mounts;
+  info.temporary = true;
+  TempKind tk = temp_kind(p);
+  if (!has_data) {
+    info.kind = "reserved";
+    info.problem = "a restore, copy or delete is filling or removing it";
+  } else if (tk != TempKind::None) {
+    info.kind = _temp_kind_name(tk);
+    info.problem = "keys but no superblock yet";
+  } else {
+    info.kind = "incomplete";
+    info.problem = "keys but no superblock: an interrupted copy, restore or delete; remove it with " +
+                   ("`redisfs-snap delete " + p + "`");
+  }
+  return info;
+}
+
+Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  Connection& c = *lease;
+  TRY_ASSIGN(Found found, _find_prefixes(pool, c, all));
+  const auto& [prefixes, keyed] = found;
+  TRY_ASSIGN(auto mounts, _live_mounts(c, found));
+  auto mounts_of = [&mounts](const std::string& p) { return mounts.count(p) ? mounts[p] : 0; };
+
+  std::vector<FsInfo> out;
+  std::vector<std::string> names(prefixes.begin(), prefixes.end());
+  TRY_ASSIGN(Copying copying, _copies_in_progress(c, names, prefixes, out));
   for (const auto& p : names) {
     c.append({"HGETALL", Keys(p).sb()});
   }
@@ -1427,74 +1533,12 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
       // user's to list (redisfs-snap(1): list shows what the user can read).
       continue;
     }
-    FsInfo info;
-    info.prefix = p;
-    info.mounts = mounts.count(p) ? mounts[p] : 0;
-    SbFields fields;
-    if (!r.ok()) {
-      fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
-    } else {
-      ReplyView v = r->view();
-      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-        fields.emplace_back(std::string(v[i].str()), std::string(v[i + 1].str()));
-      }
-    }
-    TempKind tk = temp_kind(p);
-    info.temporary = tk != TempKind::None;
-    auto sb = decode_superblock(p, fields);
-    if (sb.ok()) {
-      info.origin = sb->origin;
-      info.snapshot_id = sb->snapshot_id;
-      info.lineage = sb->lineage;
-      info.restored_from = sb->restored_from;
-      info.created_ns = sb->created_ns;
-      info.snapshot_created_ns = sb->snapshot_created_ns;
-      info.dumped_ns = sb->dumped_ns;
-      info.inodes = sb->inodes;
-      info.bytes = sb->bytes;
-      info.block_size = sb->block_size;
-      info.version = sb->version;
-      info.read_only = sb->read_only;
-    } else {
-      info.problem = sb.error().message;
-    }
-    if (auto it = copying.find(p); it != copying.end()) {
-      info.progress = it->second.second;
-    }
-    if (tk != TempKind::None) {
-      info.kind = _temp_kind_name(tk);
-    } else if (!info.problem.empty()) {
-      info.kind = "damaged";
-    } else if (!info.origin.empty()) {
-      info.kind = info.read_only ? "snapshot" : "clone";
-    } else if (!info.restored_from.empty()) {
-      info.kind = info.read_only ? "snapshot" : "restored";
-    } else {
-      info.kind = info.read_only ? "read-only" : "filesystem";
-    }
-    out.push_back(std::move(info));
+    out.push_back(_fs_info(p, r, mounts_of(p), copying));
   }
   for (const auto& [p, has_data] : keyed) {
-    if (prefixes.count(p) != 0) {
-      continue;
+    if (prefixes.count(p) == 0) {
+      out.push_back(_keyed_info(p, has_data, mounts_of(p)));
     }
-    FsInfo info;
-    info.prefix = p;
-    info.mounts = mounts.count(p) ? mounts[p] : 0;
-    info.temporary = true;
-    TempKind tk = temp_kind(p);
-    if (!has_data) {
-      info.kind = "reserved";
-      info.problem = "a restore, copy or delete is filling or removing it";
-    } else if (tk != TempKind::None) {
-      info.kind = _temp_kind_name(tk);
-      info.problem = "keys but no superblock yet";
-    } else {
-      info.kind = "incomplete";
-      info.problem = "keys but no superblock: an interrupted copy, restore or delete; remove it with "
-                     "`redisfs-snap delete " + p + "`";
-    }
-    out.push_back(std::move(info));
   }
   std::sort(out.begin(), out.end(), [](const FsInfo& a, const FsInfo& b) { return a.prefix < b.prefix; });
   return out;

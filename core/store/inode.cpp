@@ -50,6 +50,36 @@ static bool _num(std::string_view s, T& out, int base = 10) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
+// The rules a decoded inode's values follow beyond their syntax.
+static Status _check_attr(const Attr& a, bool have_target) {
+  const std::string where = "inode " + std::to_string(a.ino) + ": ";
+  if (a.size > k_max_file_size) {
+    return make_error(EIO, where + "size " + std::to_string(a.size) + " is above the largest file size (2^50)");
+  }
+  if (a.uid == k_no_id || a.gid == k_no_id) {
+    // (uid_t)-1 is no owner to the kernel: even root is refused access.
+    return make_error(EIO, where + (a.uid == k_no_id ? "uid" : "gid") + " 4294967295 is not an owner");
+  }
+  if (a.gen > k_max_gen) {
+    // dir_changed (prelude.lua) counts it with HINCRBY: past 2^63 every
+    // change to the directory would fail; past 2^53 Lua miscounts it.
+    return make_error(EIO, where + "gen " + std::to_string(a.gen) + " is not below 2^53");
+  }
+  if (a.is_symlink()) {
+    if (!have_target || a.target.empty()) {
+      return make_error(EIO, where + "a symlink without a target");
+    }
+    if (a.target.size() > k_symlink_max) {
+      return make_error(EIO, where + "symlink target of " + std::to_string(a.target.size()) +
+                                 " bytes, longer than the kernel accepts (4095)");
+    }
+    if (a.target.find('\0') != std::string::npos) {
+      return make_error(EIO, where + "symlink target holds a NUL byte");
+    }
+  }
+  return {};
+}
+
 Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   Attr a;
   a.ino = ino;
@@ -110,34 +140,10 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   if (!ok) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": malformed field '" + std::string(bad) + "'");
   }
-  const std::string where = "inode " + std::to_string(ino) + ": ";
   if (!have_type || !have_mode) {
-    return make_error(EIO, where + "missing type or mode");
+    return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
   }
-  if (a.size > k_max_file_size) {
-    return make_error(EIO, where + "size " + std::to_string(a.size) + " is above the largest file size (2^50)");
-  }
-  if (a.uid == k_no_id || a.gid == k_no_id) {
-    // (uid_t)-1 is no owner to the kernel: even root is refused access.
-    return make_error(EIO, where + (a.uid == k_no_id ? "uid" : "gid") + " 4294967295 is not an owner");
-  }
-  if (a.gen > k_max_gen) {
-    // dir_changed (prelude.lua) counts it with HINCRBY: past 2^63 every
-    // change to the directory would fail; past 2^53 Lua miscounts it.
-    return make_error(EIO, where + "gen " + std::to_string(a.gen) + " is not below 2^53");
-  }
-  if (a.is_symlink()) {
-    if (!have_target || a.target.empty()) {
-      return make_error(EIO, where + "a symlink without a target");
-    }
-    if (a.target.size() > k_symlink_max) {
-      return make_error(EIO, where + "symlink target of " + std::to_string(a.target.size()) +
-                                 " bytes, longer than the kernel accepts (4095)");
-    }
-    if (a.target.find('\0') != std::string::npos) {
-      return make_error(EIO, where + "symlink target holds a NUL byte");
-    }
-  }
+  TRY(_check_attr(a, have_target));
   return a;
 }
 

@@ -22,12 +22,7 @@ Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
   if (!r.is_array() || r.size() == 0) {
     return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
-  FieldList fields;
-  fields.reserve(r.size() / 2);
-  for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
-    fields.emplace_back(r[i].str(), r[i + 1].str());
-  }
-  return decode_attr(ino, fields);
+  return decode_attr(ino, reply_pairs(r));
 }
 
 Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
@@ -45,6 +40,66 @@ Store::~Store() {
   if (m_registered) {
     (void)end_session();  // best effort: the key expires anyway
   }
+}
+
+// The replicas a change waits for when the mount did not say: the
+// server's min-replicas-to-write (0 when it cannot be read).
+static int _min_replicas_to_write(Connection& c) {
+  auto r = c.command({"CONFIG", "GET", "min-replicas-to-write"});
+  if (r.ok() && r->view().size() == 2) {
+    return static_cast<int>(r->view()[1].as_int().value_or(0));
+  }
+  return 0;
+}
+
+// A restore or copy killed while moving its keys in left a journal: finish
+// its move first (EBUSY while the tool itself still runs); then refuse a
+// prefix a running tool has reserved.
+static Status _check_not_reserved(Pool& pool, Connection& c, const Keys& keys) {
+  TRY(finish_install_reserved(pool, keys));
+  TRY_ASSIGN(auto holder, reservation_holder(c, keys));
+  if (holder) {
+    return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " + *holder +
+                                 ", which is filling, replacing or removing it; mount it when that has ended");
+  }
+  return {};
+}
+
+// A prefix with keys but no superblock is a half-restored or half-deleted
+// filesystem: never build a new one on top of it.
+static Status _check_no_keys_without_superblock(Connection& c, const Keys& keys) {
+  const std::string& prefix = keys.prefix();
+  std::string cursor = "0";
+  std::string match = keys.match_all();
+  do {
+    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    cursor = std::string(r.view()[0].str());
+    ReplyView found = r.view()[1];
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      auto rel = keys.relative(found[i].str());
+      auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
+        std::string key(found[i].str().substr(0, 200));
+        return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + key +
+                                   "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
+                                   "` or remove it with `redisfs-snap delete " + prefix + "`");
+      }
+    }
+  } while (cursor != "0");
+  return {};
+}
+
+// A new filesystem under a prefix that holds no key (mkfs.lua).
+static Status _mkfs(Connection& c, const Keys& keys, const StoreOptions& opts) {
+  TRY_ASSIGN(Reply made, c.eval(lua::mkfs, {keys.sb(), keys.inode(k_root_ino), keys.reserved()},
+                                {std::to_string(opts.mkfs_block_size), std::to_string(opts.mkfs_owner.uid),
+                                 std::to_string(opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
+  if (made.view().integer() == -1) {
+    return make_error(EBUSY, "prefix '" + keys.prefix() +
+                                 "' was reserved by a restore, copy or delete as it was about "
+                                 "to be created; mount it when that has ended");
+  }
+  return {};
 }
 
 Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix, StoreOptions opts) {
@@ -68,11 +123,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   }
   s->m_master_id = c->server_id();
   if (s->m_opts.sync_replicas < 0) {
-    s->m_opts.sync_replicas = 0;
-    auto r = c->command({"CONFIG", "GET", "min-replicas-to-write"});
-    if (r.ok() && r->view().size() == 2) {
-      s->m_opts.sync_replicas = static_cast<int>(r->view()[1].as_int().value_or(0));
-    }
+    s->m_opts.sync_replicas = _min_replicas_to_write(*c);
   }
   // Alive from the start: another mount's purge_dead_orphans must never
   // take this one's orphans for a dead mount's, and a restore, copy or
@@ -82,14 +133,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   if (Status hb = s->m_opts.view ? Status{} : s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
     return std::move(hb).error();
   }
-  // A restore or copy killed while moving its keys in left a journal:
-  // finish its move first (EBUSY while the tool itself still runs).
-  TRY(finish_install_reserved(pool, s->m_keys));
-  TRY_ASSIGN(auto holder, reservation_holder(*c, s->m_keys));
-  if (holder) {
-    return make_error(EBUSY, "prefix '" + prefix + "' is reserved by a running " + *holder +
-                                 ", which is filling, replacing or removing it; mount it when that has ended");
-  }
+  TRY(_check_not_reserved(pool, *c, s->m_keys));
   if (!s->m_opts.read_only) {
     // In the register of filesystems before mkfs can make one (keys.hpp):
     // `list` reads it instead of SCANning the server. Best effort (an ACL
@@ -101,35 +145,11 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
   }
   if (exists.view().integer() == 0) {
-    // A prefix with keys but no superblock is a half-restored or
-    // half-deleted filesystem: never build a new one on top of it.
-    std::string cursor = "0";
-    std::string match = s->m_keys.match_all();
-    do {
-      TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
-      cursor = std::string(r.view()[0].str());
-      ReplyView keys = r.view()[1];
-      for (std::size_t i = 0; i < keys.size(); ++i) {
-        auto rel = s->m_keys.relative(keys[i].str());
-        auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-        if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
-          std::string key(keys[i].str().substr(0, 200));
-          return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + key +
-                                     "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
-                                     "` or remove it with `redisfs-snap delete " + prefix + "`");
-        }
-      }
-    } while (cursor != "0");
+    TRY(_check_no_keys_without_superblock(*c, s->m_keys));
     if (s->m_opts.read_only || !s->m_opts.create) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
-    TRY_ASSIGN(Reply made, c->eval(lua::mkfs, {s->m_keys.sb(), s->m_keys.inode(k_root_ino), s->m_keys.reserved()},
-                                   {std::to_string(s->m_opts.mkfs_block_size), std::to_string(s->m_opts.mkfs_owner.uid),
-                                    std::to_string(s->m_opts.mkfs_owner.gid), "0755", std::to_string(k_format_version)}));
-    if (made.view().integer() == -1) {
-      return make_error(EBUSY, "prefix '" + prefix + "' was reserved by a restore, copy or delete as it was about to "
-                                   "be created; mount it when that has ended");
-    }
+    TRY(_mkfs(*c, s->m_keys, s->m_opts));
   }
   TRY(s->load_superblock(*c));
   if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {

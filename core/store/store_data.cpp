@@ -213,83 +213,113 @@ static Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const 
   return found;
 }
 
+namespace {
+
+// One step of a truncate: the script's keys and arguments, the size it
+// leaves, and whether it is the last.
+struct TruncateStep {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  std::uint64_t target = 0;
+  bool last_step = true;
+  std::size_t taken = 0;  // blocks of Shrink::existing it removes
+};
+
+// A truncate to a smaller size, planned a step at a time: at most
+// k_truncate_step_blocks blocks go per script.
+struct Shrink {
+  const Keys& keys;
+  Ino ino;
+  std::uint64_t bs;
+  std::uint64_t new_size;
+  bool final_times;
+  bool may_scan;
+  bool scanned = false;
+  std::vector<std::uint64_t> existing{};  // after a scan: the real blocks left, largest first
+
+  // Fills step (whose keys hold the superblock, freeze and inode keys) for
+  // a file now `cur` bytes long.
+  Status plan(Connection& c, std::uint64_t cur, TruncateStep& step) {
+    std::uint64_t first_dead = _div_ceil(new_size, bs);
+    std::uint64_t end = _div_ceil(cur, bs);
+    std::string keep = "-1";
+    if (may_scan && !scanned && end - first_dead > 64 * k_truncate_step_blocks) {
+      // Purging a huge sparse file: when it has more possible blocks than
+      // the server has keys, find the real ones. Only for orphans: nobody
+      // can write into the range behind our back.
+      TRY_ASSIGN(Reply n, c.command({"DBSIZE"}));
+      if (static_cast<std::uint64_t>(n.view().integer()) < end - first_dead) {
+        TRY_ASSIGN(existing, _existing_blocks(c, keys, ino, first_dead, end));
+        scanned = true;
+      }
+    }
+    if (scanned) {
+      while (!existing.empty() && existing.front() >= end) {
+        existing.erase(existing.begin());
+      }
+      std::size_t take = std::min<std::size_t>(existing.size(), k_truncate_step_blocks);
+      if (take < existing.size()) {
+        step.target = existing[take - 1] * bs;
+        step.last_step = false;
+      }
+      if (!step.last_step || new_size % bs == 0) {
+        step.keys.push_back(keys.inode(ino));
+      } else {
+        step.keys.push_back(keys.block(ino, new_size / bs));
+        keep = std::to_string(new_size % bs);
+      }
+      for (std::size_t i = 0; i < take; ++i) {
+        step.keys.push_back(keys.block(ino, existing[i]));
+      }
+      step.taken = take;
+      first_dead = end;  // nothing more to name below
+    } else if (end > first_dead && end - first_dead > k_truncate_step_blocks) {
+      // Too many blocks for one script: drop the last ones first; the
+      // size only goes down, so every step is a consistent file.
+      first_dead = end - k_truncate_step_blocks;
+      step.target = first_dead * bs;
+      step.last_step = false;
+      step.keys.push_back(keys.inode(ino));
+    } else if (new_size % bs != 0) {
+      step.keys.push_back(keys.block(ino, new_size / bs));
+      keep = std::to_string(new_size % bs);
+    } else {
+      step.keys.push_back(keys.inode(ino));
+    }
+    for (std::uint64_t b = first_dead; b < end; ++b) {
+      step.keys.push_back(keys.block(ino, b));
+    }
+    step.args = {std::to_string(step.target), std::to_string(cur), keep, (step.last_step && final_times) ? "1" : "0"};
+    return {};
+  }
+};
+
+}  // namespace
+
 Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan) {
-  const std::uint64_t bs = m_sb.block_size;
   TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
   if (sr.view().is_nil()) {
     return make_error(ENOENT, "no inode " + std::to_string(ino));
   }
   std::uint64_t cur = 0;
   parse_u64(sr.view().str(), cur);
-  bool scanned = false;
-  std::vector<std::uint64_t> existing;
+  Shrink shrink{m_keys, ino, m_sb.block_size, new_size, final_times, may_scan};
   for (int attempt = 0; attempt < 1 << 30; ++attempt) {
-    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
-    std::vector<std::string> args;
-    std::uint64_t target = new_size;
-    bool last_step = true;
-    std::size_t taken = 0;
+    TruncateStep step;
+    step.keys = {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)};
+    step.target = new_size;
     lua::ScriptId script = lua::truncate;
     if (new_size > cur) {
       // Growth has a script of its own: truncate.lua runs on a full server.
       script = lua::extend;
-      args = {std::to_string(new_size), std::to_string(cur), final_times ? "1" : "0"};
+      step.args = {std::to_string(new_size), std::to_string(cur), final_times ? "1" : "0"};
     } else if (new_size == cur) {
-      keys.push_back(m_keys.inode(ino));  // no boundary block
-      args = {std::to_string(new_size), std::to_string(cur), "-1", final_times ? "1" : "0"};
+      step.keys.push_back(m_keys.inode(ino));  // no boundary block
+      step.args = {std::to_string(new_size), std::to_string(cur), "-1", final_times ? "1" : "0"};
     } else {
-      std::uint64_t first_dead = _div_ceil(new_size, bs);
-      std::uint64_t end = _div_ceil(cur, bs);
-      std::string keep = "-1";
-      if (may_scan && !scanned && end - first_dead > 64 * k_truncate_step_blocks) {
-        // Purging a huge sparse file: when it has more possible blocks than
-        // the server has keys, find the real ones. Only for orphans: nobody
-        // can write into the range behind our back.
-        TRY_ASSIGN(Reply n, c.command({"DBSIZE"}));
-        if (static_cast<std::uint64_t>(n.view().integer()) < end - first_dead) {
-          TRY_ASSIGN(existing, _existing_blocks(c, m_keys, ino, first_dead, end));
-          scanned = true;
-        }
-      }
-      if (scanned) {
-        while (!existing.empty() && existing.front() >= end) {
-          existing.erase(existing.begin());
-        }
-        std::size_t take = std::min<std::size_t>(existing.size(), k_truncate_step_blocks);
-        if (take < existing.size()) {
-          target = existing[take - 1] * bs;
-          last_step = false;
-        }
-        if (!last_step || new_size % bs == 0) {
-          keys.push_back(m_keys.inode(ino));
-        } else {
-          keys.push_back(m_keys.block(ino, new_size / bs));
-          keep = std::to_string(new_size % bs);
-        }
-        for (std::size_t i = 0; i < take; ++i) {
-          keys.push_back(m_keys.block(ino, existing[i]));
-        }
-        taken = take;
-        first_dead = end;  // nothing more to name below
-      } else if (end > first_dead && end - first_dead > k_truncate_step_blocks) {
-        // Too many blocks for one script: drop the last ones first; the
-        // size only goes down, so every step is a consistent file.
-        first_dead = end - k_truncate_step_blocks;
-        target = first_dead * bs;
-        last_step = false;
-        keys.push_back(m_keys.inode(ino));
-      } else if (new_size % bs != 0) {
-        keys.push_back(m_keys.block(ino, new_size / bs));
-        keep = std::to_string(new_size % bs);
-      } else {
-        keys.push_back(m_keys.inode(ino));
-      }
-      for (std::uint64_t b = first_dead; b < end; ++b) {
-        keys.push_back(m_keys.block(ino, b));
-      }
-      args = {std::to_string(target), std::to_string(cur), keep, (last_step && final_times) ? "1" : "0"};
+      TRY(shrink.plan(c, cur, step));
     }
-    TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
+    TRY_ASSIGN(Reply r, eval_change(c, script, step.keys, step.args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 2 || !parse_u64(v[1].str(), cur)) {
@@ -298,11 +328,11 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
       }
       continue;
     }
-    if (last_step) {
+    if (step.last_step) {
       return {};
     }
-    existing.erase(existing.begin(), existing.begin() + static_cast<std::ptrdiff_t>(taken));
-    cur = target;
+    shrink.existing.erase(shrink.existing.begin(), shrink.existing.begin() + static_cast<std::ptrdiff_t>(step.taken));
+    cur = step.target;
   }
   return make_error(EAGAIN, "truncate: the size kept changing");
 }

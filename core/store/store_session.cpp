@@ -135,6 +135,59 @@ Result<std::size_t> Store::purge_dead_orphans() {
   return dead.size();
 }
 
+// Up to max_scan_calls SCAN calls of the OPEN keys from `cursor` on (which
+// they move): the inodes found (perhaps twice). `pass_done` (may be null)
+// is set when the cursor came back to 0.
+static Result<std::vector<Ino>> _scan_opens(Connection& c, const Keys& keys, std::string& cursor,
+                                            std::size_t max_scan_calls, bool* pass_done) {
+  std::vector<Ino> found;
+  const std::string match = keys.match_opens();
+  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
+    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
+    ReplyView v = r.view();
+    if (!v.is_array() || v.size() != 2) {
+      return make_error(EIO, "bad SCAN reply");
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size(); ++i) {
+      auto rel = keys.relative(v[1][i].str());
+      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
+      if (k.kind == KeyKind::Open) {
+        found.push_back(k.ino);
+      }
+    }
+    if (cursor == "0") {
+      if (pass_done != nullptr) {
+        *pass_done = true;
+      }
+      break;
+    }
+  }
+  return found;
+}
+
+// The sessions other than `own` holding each file of `found` open.
+static std::vector<std::vector<std::string>> _open_holders(Connection& c, const Keys& keys,
+                                                           const std::vector<Ino>& found, const std::string& own) {
+  for (Ino ino : found) {
+    c.append({"HKEYS", keys.open(ino)});
+  }
+  std::vector<std::vector<std::string>> holders(found.size());
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    auto r = c.read_reply();
+    if (!r.ok() || !r->view().is_array()) {
+      continue;  // gone meanwhile, or not a hash (fsck reports that)
+    }
+    for (std::size_t j = 0; j < r->view().size(); ++j) {
+      std::string session(r->view()[j].str());
+      if (session != own) {
+        holders[i].push_back(std::move(session));
+      }
+    }
+  }
+  return holders;
+}
+
 Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done) {
   if (pass_done != nullptr) {
     *pass_done = false;
@@ -144,49 +197,12 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
   }
   std::lock_guard lock(m_sweep_mutex);
   TRY_ASSIGN(auto c, m_pool.acquire());
-  std::vector<Ino> found;
-  const std::string match = m_keys.match_opens();
-  for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
-    TRY_ASSIGN(Reply r, c->command({"SCAN", m_sweep_cursor, "MATCH", match, "COUNT", "1000"}));
-    ReplyView v = r.view();
-    if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
-    }
-    m_sweep_cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      auto rel = m_keys.relative(v[1][i].str());
-      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
-      if (k.kind == KeyKind::Open) {
-        found.push_back(k.ino);
-      }
-    }
-    if (m_sweep_cursor == "0") {
-      if (pass_done != nullptr) {
-        *pass_done = true;
-      }
-      break;
-    }
-  }
+  TRY_ASSIGN(std::vector<Ino> found, _scan_opens(*c, m_keys, m_sweep_cursor, max_scan_calls, pass_done));
   if (found.empty()) {
     return std::size_t{0};
   }
   // The sessions holding each file open, then which of them are alive.
-  for (Ino ino : found) {
-    c->append({"HKEYS", m_keys.open(ino)});
-  }
-  std::vector<std::vector<std::string>> holders(found.size());
-  for (std::size_t i = 0; i < found.size(); ++i) {
-    auto r = c->read_reply();
-    if (!r.ok() || !r->view().is_array()) {
-      continue;  // gone meanwhile, or not a hash (fsck reports that)
-    }
-    for (std::size_t j = 0; j < r->view().size(); ++j) {
-      std::string session(r->view()[j].str());
-      if (session != m_opts.session) {
-        holders[i].push_back(std::move(session));
-      }
-    }
-  }
+  std::vector<std::vector<std::string>> holders = _open_holders(*c, m_keys, found, m_opts.session);
   for (const auto& list : holders) {
     for (const std::string& session : list) {
       c->append({"EXISTS", m_keys.mount(session)});

@@ -86,6 +86,53 @@ Status check_block_size(std::uint64_t n) {
   return {};
 }
 
+// What is wrong with the value of superblock field k ("" nothing, or a
+// field it does not check). The lineage is superblock_issues' own.
+static std::string _value_issue(std::string_view k, const std::string& v) {
+  std::uint64_t n = 0;
+  bool num = parse_canonical_u64(v, n);
+  if (k == "format") {
+    if (v != "redisfs") {
+      return "format is " + _shown(v) + ", not 'redisfs'";
+    }
+  } else if (k == "version") {
+    if (!num || n < 1 || n > static_cast<std::uint64_t>(k_format_version)) {
+      std::string known = k_format_version == 1 ? "version 1" : "versions 1 to " + std::to_string(k_format_version);
+      return "unsupported filesystem version " + _shown(v) + " (this build knows " + known + ")";
+    }
+  } else if (k == "block_size") {
+    if (!num || !check_block_size(n).ok()) {
+      return "block size " + _shown(v) + " is not a power of two from 4 KiB to 4 MiB";
+    }
+  } else if (k == "root") {
+    if (v != "1") {
+      return "root is " + _shown(v) + ", not 1";
+    }
+  } else if (k == "next_inode") {
+    if (!num || n < 2 || n > k_max_inode) {
+      return "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1";
+    }
+  } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped" ||
+             k == "rolled_back") {
+    if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
+      return std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63";
+    }
+  } else if (k == "read_only" || k == "security_xattrs") {
+    if (v != "0" && v != "1") {
+      return std::string(k) + " is " + _shown(v) + ", not 0 or 1";
+    }
+  } else if (k == "snapshot_id") {
+    if (!is_snapshot_id(v)) {
+      return "snapshot_id " + _shown(v) + " is not 32 lowercase hex digits";
+    }
+  } else if (k == "origin" || k == "restored_from") {
+    if (!validate_prefix(v).ok()) {
+      return std::string(k) + " " + _shown(v) + " is not a valid prefix";
+    }
+  }
+  return "";
+}
+
 std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
   std::vector<SuperblockIssue> issues;
   auto issue = [&](std::string_view field, std::string detail) {
@@ -99,59 +146,23 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields) {
   std::string snapshot_id;
   std::optional<std::vector<std::string>> lineage;
   for (const auto& [k, v] : fields) {
-    std::uint64_t n = 0;
-    bool num = parse_canonical_u64(v, n);
-    if (k == "format") {
-      have_format = true;
-      if (v != "redisfs") {
-        issue(k, "format is " + _shown(v) + ", not 'redisfs'");
-      }
-    } else if (k == "version") {
-      have_version = true;
-      if (!num || n < 1 || n > static_cast<std::uint64_t>(k_format_version)) {
-        std::string known = k_format_version == 1 ? "version 1" : "versions 1 to " + std::to_string(k_format_version);
-        issue(k, "unsupported filesystem version " + _shown(v) + " (this build knows " + known + ")");
-      }
-    } else if (k == "block_size") {
-      have_block_size = true;
-      if (!num || !check_block_size(n).ok()) {
-        issue(k, "block size " + _shown(v) + " is not a power of two from 4 KiB to 4 MiB");
-      }
-    } else if (k == "root") {
-      if (v != "1") {
-        issue(k, "root is " + _shown(v) + ", not 1");
-      }
-    } else if (k == "next_inode") {
-      have_next = true;
-      if (!num || n < 2 || n > k_max_inode) {
-        issue(k, "next_inode " + _shown(v) + " is not a number from 2 to 2^53-1");
-      }
-    } else if (k == "inodes" || k == "bytes" || k == "created" || k == "snapshot_created" || k == "dumped" ||
-               k == "rolled_back") {
-      have_created = have_created || k == "created";
-      if (!num || n > static_cast<std::uint64_t>(INT64_MAX)) {
-        issue(k, std::string(k) + " " + _shown(v) + " is not a decimal number below 2^63");
-      }
-    } else if (k == "read_only" || k == "security_xattrs") {
-      if (v != "0" && v != "1") {
-        issue(k, std::string(k) + " is " + _shown(v) + ", not 0 or 1");
-      }
-    } else if (k == "snapshot_id") {
+    have_format = have_format || k == "format";
+    have_version = have_version || k == "version";
+    have_block_size = have_block_size || k == "block_size";
+    have_next = have_next || k == "next_inode";
+    have_created = have_created || k == "created";
+    if (k == "snapshot_id") {
       snapshot_id = v;
-      if (!is_snapshot_id(v)) {
-        issue(k, "snapshot_id " + _shown(v) + " is not 32 lowercase hex digits");
-      }
-    } else if (k == "lineage") {
+    }
+    if (k == "lineage") {
       lineage = parse_lineage(v);
       if (!lineage) {
         lineage.emplace();
         issue(k, "lineage " + _shown(v) + " is not up to " + std::to_string(k_max_lineage) +
                      " snapshot ids separated by single spaces");
       }
-    } else if (k == "origin" || k == "restored_from") {
-      if (!validate_prefix(v).ok()) {
-        issue(k, std::string(k) + " " + _shown(v) + " is not a valid prefix");
-      }
+    } else if (std::string why = _value_issue(k, v); !why.empty()) {
+      issue(k, std::move(why));
     }
   }
   if (is_snapshot_id(snapshot_id) && (!lineage || lineage->empty() || lineage->back() != snapshot_id)) {

@@ -464,6 +464,13 @@ bool JsonReader::read_number() {
   if (m_tripped) {
     return error_at_end();
   }
+  return number_event(integer, negative);
+}
+
+// The handler's event for the number in m_token: an integer that fits its
+// type, else a double (an error when it overflows).
+bool JsonReader::number_event(bool integer, bool negative) {
+  const std::string& t = m_token;
   const char* first = t.data();
   const char* last = t.data() + t.size();
   if (integer) {

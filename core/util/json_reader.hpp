@@ -71,6 +71,7 @@ class JsonReader {
   bool read_escape(std::string& out);
   bool read_utf8(std::string& out);
   bool read_number();
+  bool number_event(bool integer, bool negative);  // m_token, lexed by read_number
   bool read_literal(const char* word);
 
   JsonHandler* m_handler = nullptr;

@@ -174,7 +174,7 @@ while IFS=$'\t' read -r file kinds what; do
   snap -q restore "$T/dumps/$file" --prefix "$p" >"$T/restore.out" 2>"$T/restore.err" || rc=$?
   crashed "$rc" "$T/restore.err" "restore $file ($kinds: $what)"
   if ! bounded "$T/restore.err" || (($(wc -l <"$T/restore.err") > 1)); then
-    # restore's own messages (core/snap/dump_format.cpp, dump_io.cpp): counted
+    # restore's own messages (core/snap/dump_reader.cpp, restore.cpp): counted
     long_restore+=("$file [$kinds]: $(head -c 200 "$T/restore.err")...")
   fi
   vrc=0
