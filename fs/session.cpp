@@ -161,6 +161,21 @@ void Session::released(Ino ino, const Result<bool>& free) {
   }
 }
 
+void Session::send_releases_now() {
+  std::vector<Ino> batch;
+  {
+    std::lock_guard<std::mutex> lock(m_release_mutex);
+    batch.swap(m_releases);
+  }
+  if (batch.empty() || gone()) {
+    return;
+  }
+  std::vector<Result<bool>> done = m_store.release_files(batch);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    released(batch[i], done[i]);
+  }
+}
+
 void Session::finish_releases() {
   std::thread releaser;
   {
@@ -189,8 +204,8 @@ void Session::release_loop() {
       m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
     }
     batch.swap(m_releases);
-    if (gone()) {
-      batch.clear();  // nothing more goes to the server
+    if (batch.empty() || gone()) {
+      batch.clear();  // sent by send_releases_now, or nothing more goes to the server
       continue;
     }
     lock.unlock();

@@ -122,6 +122,11 @@ class Session {
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and purges the file if it was the last hold on an orphan.
   void release_later(Ino ino);
+  // Sends the queued releases now, from the calling thread (an unlink
+  // does, first: a file closed a moment ago and removed at once, such as
+  // sqlite's journal, is then freed by the unlink itself, not kept as an
+  // orphan that its forget purges in several more round trips).
+  void send_releases_now();
   // Sends every queued release and stops the release thread (at unmount,
   // before the mount session ends). Idempotent.
   void finish_releases();
