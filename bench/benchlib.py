@@ -307,7 +307,7 @@ def passthrough_mount(source, mnt):
 
 
 _STATS_TOTAL = re.compile(r"stats: (\d+) requests in .*redis: (\d+) round trips, (\d+) replies")
-_STATS_OP = re.compile(r"stats: (\w+)\s+(\d+) requests, mean")
+_STATS_OP = re.compile(r"stats: (\w+)\s+(\d+) requests, mean.*?(?:([\d.]+) round trips)?$")
 
 
 def daemon_stats(mount):
@@ -336,12 +336,15 @@ def daemon_stats(mount):
         size = os.path.getsize(mount.log)
         time.sleep(0.05)
     m = _STATS_TOTAL.search(lines[heads[-1]])
-    stats = {"requests": int(m.group(1)), "round_trips": int(m.group(2)), "replies": int(m.group(3)), "ops": {}}
+    stats = {"requests": int(m.group(1)), "round_trips": int(m.group(2)), "replies": int(m.group(3)), "ops": {},
+             "op_trips": {}}
     for line in lines[heads[-1] + 1:]:
         op = _STATS_OP.search(line)
         if not op:
             break
         stats["ops"][op.group(1)] = int(op.group(2))
+        if op.group(3) is not None:  # the round trips its handlers made, per request
+            stats["op_trips"][op.group(1)] = float(op.group(3)) * int(op.group(2))
     return stats
 
 
@@ -350,12 +353,15 @@ def stats_per(before, after, n, what):
     per one of `n` units (`what`, e.g. "entry"), its commonest requests
     first."""
     ops = {k: after["ops"].get(k, 0) - before["ops"].get(k, 0) for k in after["ops"]}
+    trips = {k: after["op_trips"][k] - before["op_trips"].get(k, 0) for k in after.get("op_trips", {})}
     top = sorted(((v, k) for k, v in ops.items() if v > 0), reverse=True)[:6]
     per = lambda v: f"{v / n:.3g}"  # noqa: E731
+    # each kind: its requests, and the round trips its handlers made [in brackets]
+    shown = lambda k, v: f"{k} {per(v)}" + (f" [{per(trips[k])}]" if k in trips else "")  # noqa: E731
     return (f"{per(after['requests'] - before['requests'])} FUSE requests, "
             f"{per(after['round_trips'] - before['round_trips'])} Redis round trips, "
             f"{per(after['replies'] - before['replies'])} Redis replies per {what} "
-            f"({', '.join(f'{k} {per(v)}' for v, k in top)})")
+            f"({', '.join(shown(k, v) for v, k in top)})")
 
 
 def vm_rss_mib(pid):

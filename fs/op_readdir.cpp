@@ -33,6 +33,10 @@
 namespace redisfs::op {
 
 static constexpr std::size_t k_page_entries = 256;
+// A handle that listed this many entries trims the heap when it closes:
+// its pages (and the replies they came in) were freed in the arenas of
+// whichever threads served it.
+static constexpr std::uint64_t k_trim_after_entries = 16384;
 
 // The offset after the .snapshots entry that ends a listing of the root
 // under -o snapdir=visible: past every DirReader offset.
@@ -50,6 +54,7 @@ struct DirHandle {
   ReplyTree tree;
   bool snapdir = false;          // the live root under -o snapdir=visible: .snapshots ends it
   std::shared_ptr<void> keep;    // what must outlive the handle (a view's Store)
+  std::uint64_t listed = 0;      // entries handed out through it
   DirReader reader;
 };
 
@@ -186,6 +191,7 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       used += need;
       placed.push_back(p);
       h.reader.advance();
+      ++h.listed;
     }
   }
   if (failure) {
@@ -244,9 +250,13 @@ void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
 }
 
 void releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  const bool large = _handle(fi)->listed >= k_trim_after_entries;
   delete _handle(fi);
   fi->fh = 0;
   reply_ok(req);
+  if (large) {
+    trim_heap("a large listing ended");
+  }
 }
 
 void fsyncdir(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {

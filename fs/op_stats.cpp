@@ -18,11 +18,12 @@ OpStats& op_stats() {
   return stats;
 }
 
-void OpStats::record(OpId op, std::chrono::steady_clock::duration spent) {
+void OpStats::record(OpId op, std::chrono::steady_clock::duration spent, std::uint64_t round_trips) {
   Counter& c = m_ops[static_cast<std::size_t>(op)];
   const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count());
   c.count.fetch_add(1, std::memory_order_relaxed);
   c.total_ns.fetch_add(ns, std::memory_order_relaxed);
+  c.round_trips.fetch_add(round_trips, std::memory_order_relaxed);
   std::uint64_t max = c.max_ns.load(std::memory_order_relaxed);
   while (ns > max && !c.max_ns.compare_exchange_weak(max, ns, std::memory_order_relaxed)) {
   }
@@ -50,8 +51,10 @@ std::vector<std::string> OpStats::report(std::chrono::steady_clock::time_point s
     const double mean_us = static_cast<double>(m_ops[i].total_ns.load(std::memory_order_relaxed)) / 1e3 /
                            static_cast<double>(n);
     const double max_us = static_cast<double>(m_ops[i].max_ns.load(std::memory_order_relaxed)) / 1e3;
-    std::snprintf(buf, sizeof buf, "stats: %-12s %12llu requests, mean %9.1f us, max %11.1f us", k_names[i],
-                  static_cast<unsigned long long>(n), mean_us, max_us);
+    const double trips =
+        static_cast<double>(m_ops[i].round_trips.load(std::memory_order_relaxed)) / static_cast<double>(n);
+    std::snprintf(buf, sizeof buf, "stats: %-12s %12llu requests, mean %9.1f us, max %11.1f us, %.3f round trips",
+                  k_names[i], static_cast<unsigned long long>(n), mean_us, max_us, trips);
     lines.emplace_back(buf);
   }
   return lines;

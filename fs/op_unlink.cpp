@@ -1,7 +1,8 @@
 // unlink and rmdir. An inode that loses its last link while the kernel
 // still knows it (an open file, a working directory) is kept as this
 // mount's orphan and purged when the kernel forgets it; one the kernel does
-// not know is purged right after the reply.
+// not know is purged right after the reply. An unlink sends this mount's
+// queued releases first.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -34,6 +35,9 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
 }
 
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  // A close of the file a moment ago may still be queued: the server must
+  // see it first, or the file becomes an orphan (see send_releases_now).
+  session_of(req).send_releases_now();
   _remove(req, "unlink", parent, name, &Store::unlink);
 }
 

@@ -2,6 +2,8 @@
 // session.hpp).
 #include "session.hpp"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -20,6 +22,9 @@ static constexpr std::size_t k_absent_max = 16384;
 static constexpr double k_long_entry_timeout = 60.0;
 // How often an op's ENOENT may ask whether the filesystem is gone.
 static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
+// When the kernel has forgotten enough that the table of its lookups
+// shrinks from at least this size, the heap is trimmed.
+static constexpr std::size_t k_trim_after_bytes = std::size_t{1} << 20;
 
 Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
 
@@ -81,11 +86,11 @@ void Session::invalidate_kernel(fuse_session* se) {
   std::vector<Ino> inodes{k_root_ino};
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    for (const auto& [ino, known] : m_lookups) {
+    m_lookups.for_each([&inodes](Ino ino, std::uint64_t, std::uint32_t) {
       if (ino != k_root_ino) {
         inodes.push_back(ino);
       }
-    }
+    });
   }
   for (Ino ino : inodes) {
     fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and cached data
@@ -156,6 +161,21 @@ void Session::released(Ino ino, const Result<bool>& free) {
   }
 }
 
+void Session::send_releases_now() {
+  std::vector<Ino> batch;
+  {
+    std::lock_guard<std::mutex> lock(m_release_mutex);
+    batch.swap(m_releases);
+  }
+  if (batch.empty() || gone()) {
+    return;
+  }
+  std::vector<Result<bool>> done = m_store.release_files(batch);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    released(batch[i], done[i]);
+  }
+}
+
 void Session::finish_releases() {
   std::thread releaser;
   {
@@ -184,8 +204,8 @@ void Session::release_loop() {
       m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
     }
     batch.swap(m_releases);
-    if (gone()) {
-      batch.clear();  // nothing more goes to the server
+    if (batch.empty() || gone()) {
+      batch.clear();  // sent by send_releases_now, or nothing more goes to the server
       continue;
     }
     lock.unlock();
@@ -200,28 +220,32 @@ void Session::release_loop() {
 
 void Session::add_lookup(Ino ino, std::uint32_t type) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  Known& known = m_lookups[ino];
-  ++known.lookups;
-  known.type = type & S_IFMT;
+  m_lookups.add(ino, (type & S_IFMT) >> 12);
 }
 
 std::uint32_t Session::known_type(Ino ino) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  auto it = m_lookups.find(ino);
-  return it == m_lookups.end() ? 0 : it->second.type;
+  return m_lookups.tag(ino) << 12;
 }
 
 bool Session::forget(Ino ino, std::uint64_t n) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  auto it = m_lookups.find(ino);
-  if (it != m_lookups.end()) {
-    if (it->second.lookups > n) {
-      it->second.lookups -= n;
+  bool trim = false;
+  bool purge = false;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    const std::size_t before = m_lookups.bytes();
+    if (m_lookups.count(ino) > n) {
+      m_lookups.release(ino, n);
       return false;
     }
-    m_lookups.erase(it);
+    m_lookups.release(ino, n);
+    purge = m_orphans.erase(ino) > 0;
+    trim = before >= k_trim_after_bytes && m_lookups.bytes() < before;
   }
-  return m_orphans.erase(ino) > 0;
+  if (trim) {
+    trim_heap("the kernel forgot most of the inodes it held");
+  }
+  return purge;
 }
 
 bool Session::orphaned(Ino ino) {
@@ -260,17 +284,22 @@ void Session::purge_orphans() {
 std::vector<Ino> Session::known_above(Ino floor) {
   std::vector<Ino> out;
   std::lock_guard<std::mutex> lock(m_mutex);
-  for (const auto& [ino, known] : m_lookups) {
+  m_lookups.for_each([floor, &out](Ino ino, std::uint64_t, std::uint32_t) {
     if (ino > floor) {
       out.push_back(ino);
     }
-  }
+  });
   return out;
 }
 
 std::size_t Session::known_inodes() {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_lookups.size();
+}
+
+void trim_heap(const char* why) {
+  malloc_trim(0);
+  log_debug(std::string(why) + ": heap trimmed");
 }
 
 Session& session_of(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }

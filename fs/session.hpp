@@ -38,12 +38,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
-#include "util/result.hpp"
 #include "store/store.hpp"
+#include "util/node_table.hpp"
+#include "util/result.hpp"
 
 namespace redisfs {
 
@@ -122,6 +122,11 @@ class Session {
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and purges the file if it was the last hold on an orphan.
   void release_later(Ino ino);
+  // Sends the queued releases now, from the calling thread (an unlink
+  // does, first: a file closed a moment ago and removed at once, such as
+  // sqlite's journal, is then freed by the unlink itself, not kept as an
+  // orphan that its forget purges in several more round trips).
+  void send_releases_now();
   // Sends every queued release and stops the release thread (at unmount,
   // before the mount session ends). Idempotent.
   void finish_releases();
@@ -134,13 +139,10 @@ class Session {
   MountOptions m_opts;
   SnapDir* m_snapdir = nullptr;
   std::mutex m_mutex;
-  // Every inode the kernel holds: its lookup count and S_IFMT. One map, not
-  // two: a listing of a large directory hands the kernel an inode an entry.
-  struct Known {
-    std::uint64_t lookups = 0;
-    std::uint32_t type = 0;
-  };
-  std::unordered_map<Ino, Known> m_lookups;
+  // Every inode the kernel holds: its lookup count and S_IFMT >> 12, 16
+  // bytes a slot (node_table.hpp): a listing of a large directory hands the
+  // kernel an inode an entry.
+  NodeTable m_lookups;
   std::unordered_set<Ino> m_orphans;
 
   std::atomic<bool> m_opens_unsure{false};
@@ -156,6 +158,11 @@ class Session {
   bool m_release_stop = false;
   std::thread m_releaser;  // started by the first release_later()
 };
+
+// Hands the free pages of every malloc arena back to the system (the
+// allocator keeps what a large listing freed, in one arena per FUSE thread,
+// for a reuse that will not come soon), with a debug line saying `why`.
+void trim_heap(const char* why);
 
 Session& session_of(fuse_req_t req);
 Caller caller_of(fuse_req_t req);

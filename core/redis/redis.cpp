@@ -14,6 +14,7 @@
 #include "store/keys.hpp"
 #include "redis/lua_scripts.hpp"
 #include "redis/outcome.hpp"
+#include "redis/trip_count.hpp"
 #include "util/text.hpp"
 
 namespace redisfs {
@@ -21,10 +22,19 @@ namespace redisfs {
 // Process-wide counts for redis_counters() (op statistics of the daemon).
 static std::atomic<std::uint64_t> g_round_trips{0};
 static std::atomic<std::uint64_t> g_replies{0};
+// ...and this thread's round trips (what one FUSE request cost).
+static thread_local std::uint64_t t_round_trips = 0;
+
+static void _count_round_trip() {
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  ++t_round_trips;
+}
 
 RedisCounters redis_counters() {
   return {g_round_trips.load(std::memory_order_relaxed), g_replies.load(std::memory_order_relaxed)};
 }
+
+std::uint64_t redis_thread_round_trips() { return t_round_trips; }
 
 // ---------------------------------------------------------------- replies
 
@@ -946,7 +956,7 @@ Status Connection::flush(Node& n, Deadline deadline) {
   if (n.out.empty() || !n.up()) {
     return {};
   }
-  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  _count_round_trip();
   Status st = n.t->write_all(n.out.data(), n.out.size(), deadline);
   n.out.clear();
   for (std::size_t i = m_head; i < m_queue.size(); ++i) {
@@ -1044,7 +1054,7 @@ Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
   e.gen = n.gen;
   e.client_id = n.client_id;
   e.run_id = n.run_id;
-  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  _count_round_trip();
   Status st = n.t->write_all(n.out.data(), n.out.size(), reply_deadline);
   n.out.clear();
   if (!st.ok()) {

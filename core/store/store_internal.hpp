@@ -17,7 +17,12 @@ namespace redisfs::store_internal {
 
 inline constexpr std::uint64_t k_truncate_step_blocks = 1024;
 inline constexpr std::uint64_t k_alloc_batch = 256;
-inline constexpr std::size_t k_name_cache_max = 65536;
+// The names the Store remembers (m_names: guesses for lookup, unlink and
+// rename, which the server checks), about 70 bytes each; emptied when
+// full. A listing of a larger directory leaves only its last names (its
+// unlinks then ask the server for the others): the daemon's memory must
+// not grow with the size of a directory listed.
+inline constexpr std::size_t k_name_cache_max = 16384;
 inline constexpr int k_retry_max = 16;
 inline constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
 inline constexpr std::size_t k_inline_max = 16 * 1024;
