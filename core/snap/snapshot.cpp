@@ -429,7 +429,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   if (identity == Identity::Snapshot) {
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
-  const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
+  const std::string keys[] = {source.freeze(), source.cow(),      source.sb(),
+                              staging.sb(),    staging.touched(), source.changed(),
+                              staging.changed(), staging_index_key(staging)};
   const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
                               std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
                               std::to_string(static_cast<long long>(k_max_lineage))};
@@ -446,8 +448,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     if (!v.is_array() || v.size() < 2) {
       return make_error(EIO, "redis: bad reply from cow_begin");
     }
-    if (v[0].str() == "OK" && v.size() == 3) {
+    if (v[0].str() == "OK" && v.size() == 4) {
       auto ns = v[1].as_int();
+      cow.m_changed_staged = v[3].integer() == 1;
       if (!ns) {
         return make_error(EIO, "redis: bad reply from cow_begin");
       }
@@ -610,12 +613,14 @@ Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSna
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                        std::uint32_t block_size,
                                        const std::function<Status(std::span<const std::string_view>)>& after_page) {
-  auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
+  // (the staging prefix's CHANGED is the snapshot's, staged by cow_begin;
+  // the source's is never copied)
+  auto fs_keys = [&tk](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
     rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = keys.relative(list[i].str());
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+      if ((is_filesystem_key(kind) && kind != KeyKind::Superblock) || (&keys == &tk && kind == KeyKind::Changed)) {
         rels.emplace_back(*rel);
       }
     }
@@ -881,6 +886,42 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
   return {};
 }
 
+// A frozen snapshot's change tracking (keys.hpp, CHANGED), as cow_begin.lua
+// does it at a copy-on-write instant: of a live source, the snapshot `id`
+// takes its record over and the source starts a fresh one; of a snapshot
+// (`source_id`), the new one gets an empty record counting from it. A
+// snapshot in another slot gets none (an incremental dump of it then
+// compares every block). True when a record was staged (and listed).
+static Result<bool> _take_over_changes(Connection& c, const Keys& sk, const Keys& tk, const std::string& id,
+                                       const std::string& source_id) {
+  const bool here = !c.cluster() || same_slot(sk, tk);
+  bool staged = false;
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
+  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.changed()}));
+  c.append({"MULTI"});
+  if (!source_id.empty()) {
+    if (here) {
+      c.append({"SADD", tk.changed(), changed_since_member(source_id)});
+      staged = true;
+    }
+  } else {
+    if (here && exists.view().integer() == 1) {
+      c.append({"RENAME", sk.changed(), tk.changed()});
+      staged = true;
+    }
+    c.append({"DEL", sk.changed()});
+    c.append({"SADD", sk.changed(), changed_since_member(id)});
+  }
+  if (staged) {
+    c.append({"PEXPIRE", tk.changed(), ttl});
+    c.append({"RPUSH", staging_index_key(tk), "CHANGED"});
+    c.append({"PEXPIRE", staging_index_key(tk), ttl});
+  }
+  c.append({"EXEC"});
+  TRY(c.read_all());
+  return staged;
+}
+
 // Step 3 and the superblock, with the freeze held, into the staging prefix
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
@@ -921,6 +962,11 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   if (!opts.writable && !source_is_snapshot) {
     TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
   }
+  bool changed_staged = false;
+  if (!opts.writable) {
+    const std::string source_id = source_is_snapshot ? std::string(source.view()[1].str()) : std::string();
+    TRY_ASSIGN(changed_staged, _take_over_changes(c, sk, tk, id, source_id));
+  }
   c.append({"MULTI"});
   if (payload.empty()) {
     c.append({"COPY", sk.sb(), tk.sb()});
@@ -943,7 +989,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
   progress.add(1);
-  return copied + 1;
+  return copied + 1 + (changed_staged ? 1 : 0);
 }
 
 // The snapshot's own superblock fields, on the staged copy.
@@ -995,7 +1041,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
     return fail(marked.error());
   }
   progress.add(1);
-  return std::make_pair(*copied, cow.instant_ns());
+  return std::make_pair(*copied + (cow.changed_staged() ? 1 : 0), cow.instant_ns());
 }
 
 // Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
@@ -1187,7 +1233,7 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
   }));
   why = walked.disagreement;
   TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
-  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing()};
+  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing(), keys.changed()};
   for (std::size_t i = 0; i < sessions.view().size(); ++i) {
     argv.push_back(keys.mount(sessions.view()[i].str()));
     argv.push_back(keys.op_log(sessions.view()[i].str()));

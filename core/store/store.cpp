@@ -136,6 +136,12 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
                                  ": mount it with --read-only (or --writable-snapshot to change it anyway)");
   }
+  if (s->m_sb.read_only && !s->m_opts.read_only) {
+    // No longer the state of its instant: its change record says so for
+    // good (keys.hpp, CHANGED), and incremental dumps against it or of it
+    // compare every block.
+    TRY(c->command({"SET", s->m_keys.changed(), k_changed_written}));
+  }
   return s;
 }
 

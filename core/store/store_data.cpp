@@ -289,6 +289,9 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
       }
       args = {std::to_string(target), std::to_string(cur), keep, (last_step && final_times) ? "1" : "0"};
     }
+    if (script.index() == lua::truncate.index()) {
+      keys.insert(keys.begin() + 3, m_keys.changed());  // KEYS[4] (truncate.lua)
+    }
     TRY_ASSIGN(Reply r, eval_change(c, script, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
@@ -362,6 +365,7 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
   keys.push_back(keep(m_keys.freeze()));
   std::string_view inode_key = keep(m_keys.inode(ino));
   keys.push_back(inode_key);
+  keys.push_back(keep(m_keys.changed()));
   args.push_back(keep(std::to_string(offset)));
   args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
   std::size_t replies = 1;
