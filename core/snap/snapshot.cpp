@@ -886,40 +886,18 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
   return {};
 }
 
-// A frozen snapshot's change tracking (keys.hpp, CHANGED), as cow_begin.lua
-// does it at a copy-on-write instant: of a live source, the snapshot `id`
-// takes its record over and the source starts a fresh one; of a snapshot
-// (`source_id`), the new one gets an empty record counting from it. A
-// snapshot in another slot gets none (an incremental dump of it then
-// compares every block). True when a record was staged (and listed).
-static Result<bool> _take_over_changes(Connection& c, const Keys& sk, const Keys& tk, const std::string& id,
-                                       const std::string& source_id) {
-  const bool here = !c.cluster() || same_slot(sk, tk);
-  bool staged = false;
-  const std::string ttl = std::to_string(k_temp_ttl_ms);
-  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.changed()}));
+// A frozen snapshot's change tracking (keys.hpp, CHANGED). It is taken
+// into another cluster slot (snapshot_to_staging), where the record cannot
+// be moved, so the snapshot has none (an incremental dump of it compares
+// every block); a live source starts a fresh record counting from the new
+// id `id`, as at a copy-on-write instant (cow_begin.lua).
+static Status _restart_changes(Connection& c, const Keys& sk, const std::string& id) {
   c.append({"MULTI"});
-  if (!source_id.empty()) {
-    if (here) {
-      c.append({"SADD", tk.changed(), changed_since_member(source_id)});
-      staged = true;
-    }
-  } else {
-    if (here && exists.view().integer() == 1) {
-      c.append({"RENAME", sk.changed(), tk.changed()});
-      staged = true;
-    }
-    c.append({"DEL", sk.changed()});
-    c.append({"SADD", sk.changed(), changed_since_member(id)});
-  }
-  if (staged) {
-    c.append({"PEXPIRE", tk.changed(), ttl});
-    c.append({"RPUSH", staging_index_key(tk), "CHANGED"});
-    c.append({"PEXPIRE", staging_index_key(tk), ttl});
-  }
+  c.append({"DEL", sk.changed()});
+  c.append({"SADD", sk.changed(), changed_since_member(id)});
   c.append({"EXEC"});
   TRY(c.read_all());
-  return staged;
+  return {};
 }
 
 // Step 3 and the superblock, with the freeze held, into the staging prefix
@@ -961,11 +939,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                          std::vector<std::string>{}), id);
   if (!opts.writable && !source_is_snapshot) {
     TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
-  }
-  bool changed_staged = false;
-  if (!opts.writable) {
-    const std::string source_id = source_is_snapshot ? std::string(source.view()[1].str()) : std::string();
-    TRY_ASSIGN(changed_staged, _take_over_changes(c, sk, tk, id, source_id));
+    TRY(_restart_changes(c, sk, id));
   }
   c.append({"MULTI"});
   if (payload.empty()) {
@@ -989,7 +963,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
     return make_error(EIO, "cannot copy the superblock to " + tk.sb());
   }
   progress.add(1);
-  return copied + 1 + (changed_staged ? 1 : 0);
+  return copied + 1;
 }
 
 // The snapshot's own superblock fields, on the staged copy.
