@@ -350,7 +350,12 @@ class IncrementalDumper {
   // to compare every block.
   IncrementalDumper(Connection& c, const Keys& snap, const Keys& base, dump::Writer& w, Progress& progress,
                     std::uint32_t block_size, std::string tracked)
-      : m_c(c), m_snap(snap), m_base(base), m_w(w), m_progress(progress), m_tracked(std::move(tracked)),
+      : m_c(c),
+        m_snap(snap),
+        m_base(base),
+        m_w(w),
+        m_progress(progress),
+        m_tracked(std::move(tracked)),
         // A batch's changed blocks come back in one reply: about 8 MiB.
         m_batch(std::clamp<std::size_t>((8u << 20) / std::max<std::uint32_t>(block_size, 1), 2, 1000)),
         // Where inc_compare.lua XORs two blocks (in SNAP's slot, removed
@@ -409,7 +414,7 @@ class IncrementalDumper {
     for (const auto& rel : rels) {
       keys.push_back(m_snap.absolute(rel));
       ParsedKey pk = parse_relative_key(rel);
-      args.push_back(pk.kind == KeyKind::Block ? "b" + std::to_string(pk.ino) + ":" + std::to_string(pk.index)
+      args.push_back(pk.kind == KeyKind::Block   ? "b" + std::to_string(pk.ino) + ":" + std::to_string(pk.index)
                      : pk.kind == KeyKind::Inode ? "i" + std::to_string(pk.ino)
                                                  : std::string("h"));
     }

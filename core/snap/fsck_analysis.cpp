@@ -163,8 +163,7 @@ void FsckAnalysis::bad_changed(std::string_view key, std::string why) {
   a.op = Op::Del;
   a.key = std::string(key);
   add(fsck_kind::k_bad_changed, std::string(key),
-      "a change record that is " + why + ": incremental dumps compare every block instead (the repair deletes it)",
-      a);
+      "a change record that is " + why + ": incremental dumps compare every block instead (the repair deletes it)", a);
 }
 
 void FsckAnalysis::freeze_without_ttl(std::string_view key) {

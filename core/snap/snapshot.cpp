@@ -429,9 +429,8 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   if (identity == Identity::Snapshot) {
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
-  const std::string keys[] = {source.freeze(), source.cow(),      source.sb(),
-                              staging.sb(),    staging.touched(), source.changed(),
-                              staging.changed(), staging_index_key(staging)};
+  const std::string keys[] = {source.freeze(),   source.cow(),     source.sb(),       staging.sb(),
+                              staging.touched(), source.changed(), staging.changed(), staging_index_key(staging)};
   const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
                               std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
                               std::to_string(static_cast<long long>(k_max_lineage))};
