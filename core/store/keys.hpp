@@ -52,7 +52,7 @@
 //                              string "overflow" (unknown: compare all).
 //                              A snapshot mounted writable gets the string
 //                              "written" for good (no longer its instant).
-//                              At most ~4 MB (about 60 bytes a member);
+//                              At most ~4 MB (about 64 bytes a member);
 //                              the string "overflow" a few bytes. Kept by
 //                              copy and delete, never dumped: without it an
 //                              incremental dump compares every block
