@@ -3,7 +3,8 @@
 -- change script copies the keys it names to the staging prefix before it
 -- changes them (prelude.lua, cow_pending), and the copier copies the rest.
 -- Writers do not wait: this script is the whole pause.
--- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED
+-- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED, 6 CHANGED,
+--       7 staging CHANGED, 8 the staging index (install.hpp)
 -- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
 --       4 TTL of the staging keys (ms), 5 the prefix a copy is for ('' for
 --       a dump: `list` shows the copy as "copying N%"), 6 the new
@@ -15,7 +16,14 @@
 -- the id (superblock.hpp). A source that is a snapshot itself (it has a
 -- snapshot_id) keeps its lineage, which ends with its own id: only the new
 -- snapshot's superblock gets the longer one.
--- Returns {'OK', instant (ns), dead staging prefix or ''}: a COW hash left by
+-- Change tracking (keys.hpp, CHANGED), for a snapshot only: of a live
+-- source, the snapshot takes the source's record over (what changed since
+-- the snapshot before it) and the source starts a fresh one counting from
+-- the new id; of a snapshot, the new one gets an empty record counting from
+-- its source (they are the same at this instant). Either way the staged
+-- record is listed in the index (the copier never copies it).
+-- Returns {'OK', instant (ns), dead staging prefix or '', 1 when a record
+-- was staged else 0}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
 -- snapshot is alive (wait and try again); ENOENT without a superblock.
@@ -39,8 +47,10 @@ redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fm
            'ttl', ARGV[4], 'dst', ARGV[5], 'done', '0', 'total', '0')
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local lineage = nil
+local source_id = nil
 if ARGV[6] ~= '' then
   local source = redis.call('HMGET', KEYS[3], 'lineage', 'snapshot_id')
+  source_id = source[2]
   local ids = {}
   for id in string.gmatch(source[1] or '', '%S+') do
     ids[#ids + 1] = id
@@ -63,4 +73,23 @@ elseif ARGV[7] == '1' then
   redis.call('HDEL', KEYS[4], 'snapshot_id')
 end
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
-return {'OK', t[1] .. string.format('%06d', tonumber(t[2])) .. '000', old[1] or ''}
+local staged = 0
+if lineage then
+  redis.call('DEL', KEYS[7])
+  if source_id then
+    redis.call('SADD', KEYS[7], 'since:' .. source_id)
+    staged = 1
+  else
+    if redis.call('EXISTS', KEYS[6]) == 1 then
+      redis.call('RENAME', KEYS[6], KEYS[7])
+      staged = 1
+    end
+    redis.call('SADD', KEYS[6], 'since:' .. ARGV[6])
+  end
+  if staged == 1 then
+    redis.call('PEXPIRE', KEYS[7], ARGV[4])
+    redis.call('RPUSH', KEYS[8], 'CHANGED')
+    redis.call('PEXPIRE', KEYS[8], ARGV[4])
+  end
+end
+return {'OK', t[1] .. string.format('%06d', tonumber(t[2])) .. '000', old[1] or '', staged}

@@ -4,21 +4,25 @@
 -- new snapshot, each against the same key of the base.
 -- KEYS: n keys of the new snapshot, then the same n keys of the base, then
 --       a scratch key in their slot (under a temporary prefix; removed
---       before the script ends)
+--       before the script ends), then the set of the blocks that can
+--       differ (tracked_blocks in dump_incremental.hpp; any key when none)
 -- ARGV: 1 the inode whose data the previous batch found unchanged (''),
---       then one per key: 'i<ino>' its INODE, 'b<ino>' one of its blocks,
---       'h' any other hash (DIR, XATTR, ORPHANS)
+--       2 '1' when that set is given, then one per key: 'i<ino>' its
+--       INODE, 'b<ino>:<index>' one of its blocks, 'h' any other hash
+--       (DIR, XATTR, ORPHANS)
 -- A file's blocks follow its INODE in the walk: when the INODE is the same
 -- in both but for atime (every script that changes data changes ctime),
--- its blocks are not compared, only measured. Two blocks of one length are
+-- its blocks are not compared, only measured; nor are those the set does
+-- not name, when it is given (SISMEMBER). Two blocks of one length are
 -- compared by BITOP XOR into the scratch key and BITPOS of a 1 bit: native
 -- loops, so a block is never copied into Lua unless it is sent.
 -- Returns per key {found, changed[, value]}: found -1 absent, -2 not of its
 -- type, else a block's length (0 a hash); changed 1 when the key is new or
 -- differs (a block then brings its value); then the inode to carry into
 -- the next batch ('').
-local n = (#KEYS - 1) / 2
-local scratch = KEYS[#KEYS]
+local n = (#KEYS - 2) / 2
+local scratch = KEYS[#KEYS - 1]
+local tracked = ARGV[2] == '1' and KEYS[#KEYS] or nil
 local carry = ARGV[1]
 local out = {}
 local function type_of(key)
@@ -49,13 +53,15 @@ local function strlen(key)
 end
 local used = false
 for i = 1, n do
-  local tag = ARGV[i + 1]
+  local tag = ARGV[i + 2]
   local kind = string.sub(tag, 1, 1)
   local ino = string.sub(tag, 2)
   local new, old = KEYS[i], KEYS[n + i]
   if kind == 'b' then
+    local block = ino
+    ino = string.match(block, '^(%d+):')
     local len = strlen(new)
-    if len < 0 or carry == ino then
+    if len < 0 or carry == ino or (tracked and redis.call('SISMEMBER', tracked, block) == 0) then
       out[i] = {len, 0}
     elseif len > 0 and strlen(old) == len and redis.call('BITOP', 'XOR', scratch, new, old) and
         redis.call('BITPOS', scratch, 1) == -1 then

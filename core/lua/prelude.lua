@@ -109,6 +109,30 @@ local function cow_held(key, token)
   return now
 end
 
+-- Per-block change tracking (keys.hpp: <prefix>:CHANGED): the blocks a
+-- change wrote or cut ('<ino>:<index>'), added while the record exists and
+-- is a set (SCARD, which fails on anything else, then SADD). Past
+-- k_changed_cap block members the record becomes the string 'overflow'
+-- (unknown: an incremental dump compares every block), which stops it.
+local k_changed_cap = 65536
+local function track_blocks(changed_key, block_keys)
+  local n = redis.pcall('SCARD', changed_key)
+  if type(n) ~= 'number' or n == 0 then
+    return
+  end
+  local members = {}
+  for i = 1, #block_keys do
+    members[i] = string.match(block_keys[i], ':BLK:(%d+:%d+)$')
+  end
+  if #members == 0 then
+    return
+  end
+  if n + redis.call('SADD', changed_key, unpack(members)) > k_changed_cap + 1 then
+    redis.call('DEL', changed_key)
+    redis.call('SET', changed_key, 'overflow')
+  end
+end
+
 local function check_frozen(freeze_key)
   if redis.call('EXISTS', freeze_key) == 1 then
     fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')

@@ -6,8 +6,10 @@
 -- only goes down. Growth is extend.lua's: this script runs on a full
 -- server (allow-oom), where truncating is how space is freed, and must
 -- never grow anything.
--- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 boundary block (or any key), 5.. blocks
---       to delete
+-- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 CHANGED (a boundary block cut short is
+--       added: prelude.lua, track_blocks; a deleted block needs no record,
+--       an incremental dump finds what its base has and it lacks), 5
+--       boundary block (or any key), 6.. blocks to delete
 -- ARGV: 1 size to set, 2 expected current size, 3 bytes to keep in the
 --       boundary block (-1: leave it), 4 '1' if this is the last step (times)
 -- Returns {'RETRY', size} when the size is not the expected one, else {'OK'}.
@@ -24,7 +26,7 @@ if tonumber(ARGV[1]) > tonumber(size) then
   fail('EINVAL', 'truncate only shrinks (extend grows)')
 end
 local delta = 0
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   local l = redis.call('STRLEN', KEYS[i])
   if l > 0 then
     redis.call('DEL', KEYS[i])
@@ -33,12 +35,13 @@ for i = 5, #KEYS do
 end
 local keep = tonumber(ARGV[3])
 if keep >= 0 then
-  local l = redis.call('STRLEN', KEYS[4])
+  local l = redis.call('STRLEN', KEYS[5])
   if l > keep then
     if keep == 0 then
-      redis.call('DEL', KEYS[4])
+      redis.call('DEL', KEYS[5])
     else
-      redis.call('SET', KEYS[4], redis.call('GETRANGE', KEYS[4], 0, keep - 1))
+      redis.call('SET', KEYS[5], redis.call('GETRANGE', KEYS[5], 0, keep - 1))
+      track_blocks(KEYS[4], {KEYS[5]})
     end
     delta = delta - (l - keep)
   end

@@ -1,5 +1,6 @@
 -- Writes bytes at an offset, into consecutive blocks.
--- KEYS: 1 SB, 2 FREEZE, 3 INODE, then per block: the block, and the TMP key
+-- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 CHANGED (the blocks written are added:
+--       prelude.lua, track_blocks), then per block: the block, and the TMP key
 --       holding its bytes (or any key when the bytes are in ARGV)
 -- ARGV: 1 offset, 2 expected size for O_APPEND ('' otherwise: the offset
 --       is where to write), then per block: offset in block, length, and
@@ -11,11 +12,11 @@
 -- which the client sends the script again.
 -- Returns {'RETRY', size} when appending and the size moved, else the
 -- new size.
-local n = (#KEYS - 3) / 2
+local n = (#KEYS - 4) / 2
 local function drop_temps()
   for i = 1, n do
     if ARGV[3 + (i - 1) * 3 + 2] == '' then
-      redis.call('DEL', KEYS[3 + 2 * i])
+      redis.call('DEL', KEYS[4 + 2 * i])
     end
   end
 end
@@ -32,7 +33,7 @@ for i = 1, n do
   end
 end
 for i = 1, n do
-  if ARGV[3 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[3 + 2 * i]) == 0 then
+  if ARGV[3 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[4 + 2 * i]) == 0 then
     -- its SET was refused: the server is out of memory
     refuse('ENOSPC', 'the server refused the data (out of memory)')
   end
@@ -60,10 +61,12 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
 end
 local delta = 0
 local total = 0
+local written = {}
 for i = 1, n do
   local a = 3 + (i - 1) * 3
-  local blk = KEYS[2 + 2 * i]
-  local tmp = KEYS[3 + 2 * i]
+  local blk = KEYS[3 + 2 * i]
+  local tmp = KEYS[4 + 2 * i]
+  written[i] = blk
   local off = tonumber(ARGV[a])
   local len = tonumber(ARGV[a + 1])
   local before = redis.call('STRLEN', blk)
@@ -91,4 +94,5 @@ if delta ~= 0 then
   redis.call('HINCRBY', KEYS[3], 'bytes', delta)
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)
 end
+track_blocks(KEYS[4], written)
 return fmt(size)

@@ -215,6 +215,125 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
   return sum.hex();
 }
 
+// ---------------------------------------------------------------- tracking
+
+namespace {
+
+// The prefixes of the snapshots `ids` names (the register of filesystems,
+// keys.hpp: one HGET of each registered superblock, pipelined), each id to
+// every prefix that carries it; an id with none is left out.
+Result<std::vector<std::pair<std::string, std::string>>> _prefixes_of(Connection& c,
+                                                                      const std::vector<std::string>& ids) {
+  TRY_ASSIGN(Reply registered, c.command({"SMEMBERS", k_registry_key}));
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < registered.view().size(); ++i) {
+    std::string_view p = registered.view()[i].str();
+    if (validate_prefix(p).ok() && temp_kind(p) == TempKind::None) {
+      names.emplace_back(p);
+    }
+  }
+  for (const std::string& p : names) {
+    c.append({"HGET", Keys(p).sb(), "snapshot_id"});
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& p : names) {
+    auto r = c.read_reply();
+    if (!r.ok() && c.broken()) {
+      return std::move(r).error();
+    }
+    if (r.ok() && !r->view().is_nil() && std::find(ids.begin(), ids.end(), r->view().str()) != ids.end()) {
+      out.emplace_back(r->view().str(), p);
+    }
+  }
+  return out;
+}
+
+// Is `record` (some snapshot's CHANGED) a usable record of what changed
+// since the snapshot `parent`: a set holding "since:<parent>"?
+Result<bool> _usable_record(Connection& c, const std::string& record, const std::string& parent) {
+  c.append({"TYPE", record});
+  c.append({"SISMEMBER", record, changed_since_member(parent)});
+  std::vector<Result<Reply>> r;
+  r.push_back(c.read_reply());
+  r.push_back(c.read_reply());
+  if (!r[0].ok()) {
+    return std::move(r[0]).error();
+  }
+  return r[0]->view().str() == "set" && r[1].ok() && r[1]->view().integer() == 1;
+}
+
+// Whether `keys` was changed after its instant (mounted writable: its
+// CHANGED is the string "written").
+Result<bool> _written_after(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply type, c.command({"TYPE", keys.changed()}));
+  if (type.view().str() != "string") {
+    return false;
+  }
+  TRY_ASSIGN(Reply value, c.command({"GET", keys.changed()}));
+  return !value.view().is_nil() && value.view().str() == k_changed_written;
+}
+
+}  // namespace
+
+// The blocks that can differ between BASE and SNAP by the change records
+// (keys.hpp, CHANGED) of every snapshot after BASE up to SNAP in SNAP's
+// lineage, each counting from the one before it: the name of a set holding
+// them all (SNAP's own record, or their union in `scratch`, which then has
+// the temporary TTL), or "" when one is missing, not a usable set, in
+// another slot, or when BASE or SNAP changed after its instant.
+Result<std::string> tracked_blocks(Connection& c, const Keys& sk, const Superblock& snap, const Keys& bk,
+                                   const Superblock& base, const std::string& scratch) {
+  const auto& lineage = snap.lineage;
+  auto at = std::find(lineage.begin(), lineage.end(), base.snapshot_id);
+  if (at == lineage.end() || lineage.back() != snap.snapshot_id || at + 1 == lineage.end()) {
+    return std::string();
+  }
+  for (const Keys* k : {&sk, &bk}) {
+    TRY_ASSIGN(bool written, _written_after(c, *k));
+    if (written) {
+      return std::string();
+    }
+  }
+  const std::vector<std::string> chain(at + 1, lineage.end());  // each one's parent is the id before it
+  std::vector<std::pair<std::string, std::string>> found{{snap.snapshot_id, sk.prefix()}};
+  if (chain.size() > 1) {
+    auto others = _prefixes_of(c, std::vector<std::string>(chain.begin(), chain.end() - 1));
+    if (!others.ok()) {
+      return c.broken() ? Result<std::string>(std::move(others).error()) : std::string();
+    }
+    found.insert(found.end(), others->begin(), others->end());
+  }
+  std::vector<std::string> records;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const std::string& parent = i == 0 ? base.snapshot_id : chain[i - 1];
+    std::string usable;
+    for (const auto& [id, prefix] : found) {
+      Keys k(prefix);
+      if (id != chain[i] || (c.cluster() && !same_slot(k, sk))) {
+        continue;
+      }
+      TRY_ASSIGN(bool ok, _usable_record(c, k.changed(), parent));
+      if (ok) {
+        usable = k.changed();
+        break;
+      }
+    }
+    if (usable.empty()) {
+      return std::string();
+    }
+    records.push_back(std::move(usable));
+  }
+  if (records.size() == 1) {
+    return records[0];
+  }
+  std::vector<std::string> argv{"SUNIONSTORE", scratch};
+  argv.insert(argv.end(), records.begin(), records.end());
+  c.append(argv);
+  c.append({"PEXPIRE", scratch, std::to_string(k_temp_ttl_ms)});
+  TRY(c.read_all());
+  return scratch;
+}
+
 // ---------------------------------------------------------------- dump
 
 namespace {
@@ -222,9 +341,16 @@ namespace {
 // The two passes of the dump (dump_incremental.hpp), on one connection.
 class IncrementalDumper {
  public:
+  // `tracked`: the set of the blocks that can differ (tracked_blocks), ""
+  // to compare every block.
   IncrementalDumper(Connection& c, const Keys& snap, const Keys& base, dump::Writer& w, Progress& progress,
-                    std::uint32_t block_size)
-      : m_c(c), m_snap(snap), m_base(base), m_w(w), m_progress(progress),
+                    std::uint32_t block_size, std::string tracked)
+      : m_c(c),
+        m_snap(snap),
+        m_base(base),
+        m_w(w),
+        m_progress(progress),
+        m_tracked(std::move(tracked)),
         // A batch's changed blocks come back in one reply: about 8 MiB.
         m_batch(std::clamp<std::size_t>((8u << 20) / std::max<std::uint32_t>(block_size, 1), 2, 1000)),
         // Where inc_compare.lua XORs two blocks (in SNAP's slot, removed
@@ -279,11 +405,11 @@ class IncrementalDumper {
  private:
   Status compare(std::span<const std::string> rels, std::vector<long long>& found) {
     std::vector<std::string> keys;
-    std::vector<std::string> args{m_carry};
+    std::vector<std::string> args{m_carry, m_tracked.empty() ? "0" : "1"};
     for (const auto& rel : rels) {
       keys.push_back(m_snap.absolute(rel));
       ParsedKey pk = parse_relative_key(rel);
-      args.push_back(pk.kind == KeyKind::Block   ? "b" + std::to_string(pk.ino)
+      args.push_back(pk.kind == KeyKind::Block   ? "b" + std::to_string(pk.ino) + ":" + std::to_string(pk.index)
                      : pk.kind == KeyKind::Inode ? "i" + std::to_string(pk.ino)
                                                  : std::string("h"));
     }
@@ -291,6 +417,7 @@ class IncrementalDumper {
       keys.push_back(m_base.absolute(rel));
     }
     keys.push_back(m_scratch);
+    keys.push_back(m_tracked.empty() ? m_scratch : m_tracked);
     TRY_ASSIGN(Reply r, m_c.eval(lua::inc_compare, keys, args));
     ReplyView v = r.view();
     if (!v.is_array() || v.size() != rels.size() + 1) {
@@ -325,6 +452,7 @@ class IncrementalDumper {
   const Keys& m_base;
   dump::Writer& m_w;
   Progress& m_progress;
+  std::string m_tracked;
   std::size_t m_batch;
   std::string m_scratch;
   std::string m_carry;
@@ -387,6 +515,14 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
     return make_error(pair.error().code, what + ": " + pair.error().message);
   }
   auto& [snap_sb, base_sb] = *pair;
+  // Only the blocks the change records name are compared, when they can
+  // tell (REDISFS_FAULT=inc-compare-all: every block, for the tests that
+  // check both ways give the same dump).
+  const std::string scratch = Keys(make_temp_prefix(prefix, TempKind::Dump)).absolute("TRACKED");
+  std::string tracked;
+  if (!fault_injected("inc-compare-all")) {
+    TRY_ASSIGN(tracked, tracked_blocks(c, sk, snap_sb, bk, base_sb, scratch));
+  }
   Progress progress(what, 0, "keys", opts.quiet);
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
@@ -403,7 +539,7 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
     TRY(w.hash_fields(sb));
     TRY(w.end_hash());
     progress.set_total(snap_sb.inodes + base_sb.inodes + (snap_sb.bytes + base_sb.bytes) / snap_sb.block_size, true);
-    IncrementalDumper dumper(c, sk, bk, w, progress, snap_sb.block_size);
+    IncrementalDumper dumper(c, sk, bk, w, progress, snap_sb.block_size, tracked);
     TRY(dumper.changed());
     TRY(dumper.gone());
     TRY(check_cancel());
@@ -418,6 +554,9 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
   auto stats = body();
   progress.finish();
   c.drain();
+  if (tracked == scratch) {
+    (void)c.command({"UNLINK", scratch});
+  }
   if (!stats.ok()) {
     return make_error(stats.error().code, what + ": " + stats.error().message);
   }

@@ -23,7 +23,8 @@
 // (inc_compare.lua, inc_gone.lua) so that unchanged blocks never cross the
 // network: SNAP's keys that BASE lacks or holds otherwise are written whole
 // (the superblock always, first), a file's blocks are compared only when
-// its inode changed (not atime alone), two blocks by BITOP XOR into a
+// its inode changed (not atime alone) and, when the change records can
+// tell (tracked_blocks), only the blocks they name; two blocks by BITOP XOR into a
 // scratch key under a temporary prefix (removed by the same script), and a
 // changed block is sent whole; then BASE's keys that SNAP lacks are
 // written as deletions.
@@ -54,6 +55,7 @@
 #include "snap/dump_format.hpp"
 #include "snap/dump_io.hpp"
 #include "store/keys.hpp"
+#include "store/superblock.hpp"
 #include "redis/redis.hpp"
 #include "util/result.hpp"
 
@@ -86,6 +88,20 @@ class DigestSum {
 // The state digest above, 64 lowercase hex digits. EINVAL when the
 // filesystem's structure disagrees with its superblock (see fsck).
 Result<std::string> state_digest(Connection& c, const Keys& keys);
+
+// The set of the blocks ("<ino>:<index>") that can differ between the
+// snapshots BASE and SNAP by their change records (keys.hpp, CHANGED): the
+// record of each snapshot after BASE up to SNAP in SNAP's lineage, each a
+// set counting from the snapshot before it ("since:<id>"; the others are
+// found through the register of filesystems). SNAP's own record, or their
+// union stored in `scratch` (temporary TTL; the caller removes it); ""
+// when a record is missing, overflowed or not a set, or in another cluster
+// slot, or when BASE or SNAP was mounted writable after its instant: then
+// every block is compared. The records never say less than what changed
+// (every script that writes or cuts a block adds it in its own step), and
+// a block they name in excess only costs its comparison.
+Result<std::string> tracked_blocks(Connection& c, const Keys& sk, const Superblock& snap, const Keys& bk,
+                                   const Superblock& base, const std::string& scratch);
 
 // `dump SNAP --since BASE` into `out` (plain JSON, version 2).
 Result<DumpStats> dump_incremental(Pool& pool, const std::string& snap, const std::string& base, std::ostream& out,

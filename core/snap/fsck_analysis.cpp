@@ -158,6 +158,14 @@ void FsckAnalysis::bad_cow(std::string_view key) {
       a);
 }
 
+void FsckAnalysis::bad_changed(std::string_view key, std::string why) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_bad_changed, std::string(key),
+      "a change record that is " + why + ": incremental dumps compare every block instead (the repair deletes it)", a);
+}
+
 void FsckAnalysis::freeze_without_ttl(std::string_view key) {
   Action a;
   a.op = Op::Del;

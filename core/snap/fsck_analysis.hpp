@@ -105,6 +105,7 @@ class FsckAnalysis {
   void superblock_wrong_type(std::string_view key, std::string_view got);
   void inode_wrong_type(Ino ino, std::string_view key, std::string_view got);
   void bad_cow(std::string_view key);
+  void bad_changed(std::string_view key, std::string why);
   void freeze_without_ttl(std::string_view key);
   // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
   // open_count_valid() accepts.

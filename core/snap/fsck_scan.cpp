@@ -14,6 +14,7 @@
 #include "snap/fsck_analysis.hpp"
 #include "snap/install.hpp"
 #include "store/keys.hpp"
+#include "store/superblock.hpp"
 #include "util/progress.hpp"
 #include "redis/redis.hpp"
 #include "snap/snapshot.hpp"
@@ -65,6 +66,7 @@ class Scanner {
   Status walk_dir(Connection& c, Node& dir, std::string_view key, ReplyView first_page);
   Status read_orphans(Connection& c);
   Status read_opens(Connection& c, std::string_view key, ReplyView fields);
+  Status check_changed(Connection& c, std::string_view key, std::string_view type);
   Status walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView first_page);
 
   Keys m_keys;
@@ -178,6 +180,9 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Freeze:
       c.append({"PTTL", key});
       return 1;
+    case KeyKind::Changed:
+      c.append({"TYPE", key});
+      return 1;
     case KeyKind::Mount:
     case KeyKind::Mounts:
     case KeyKind::Touched:
@@ -270,6 +275,11 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
   if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze) {
     return running_replies(c, it, replies, at);
   }
+  if (it.pk.kind == KeyKind::Changed) {
+    auto& type = replies[at++];
+    TRY(_named(it.key, type));
+    return check_changed(c, it.key, type->view().str());
+  }
   auto& type = replies[at++];
   TRY(_named(it.key, type));
   std::string_view t = type->view().str();
@@ -313,6 +323,62 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
 }
 
 // The sessions of an OPEN:<n> hash, and whether their mounts live.
+// The change record (keys.hpp, CHANGED): a set of one "since:<id>" and
+// "<ino>:<index>" members, at most k_changed_cap of them, or the string
+// "overflow" or "written". Anything else only costs incremental dumps
+// their shortcut: the repair deletes it.
+Status Scanner::check_changed(Connection& c, std::string_view key, std::string_view type) {
+  if (type == "none") {
+    return {};
+  }
+  if (type == "string") {
+    auto value = c.command({"GET", key});
+    TRY(_named(key, value));
+    std::string_view v = value->view().is_nil() ? std::string_view() : value->view().str();
+    if (v != k_changed_overflow && v != k_changed_written) {
+      m_a.bad_changed(key, "a string that is neither \"overflow\" nor \"written\"");
+    }
+    return {};
+  }
+  if (type != "set") {
+    m_a.bad_changed(key, "a " + std::string(type) + ", not a set");
+    return {};
+  }
+  std::string cursor = "0";
+  std::uint64_t since = 0;
+  std::uint64_t blocks = 0;
+  std::string bad;
+  do {
+    auto page = c.command({"SSCAN", key, cursor, "COUNT", "1000"});
+    TRY(_named(key, page));
+    ReplyView v = page->view();
+    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
+      return _on_key(key, make_error(EIO, "bad SSCAN reply"));
+    }
+    cursor = std::string(v[0].str());
+    for (std::size_t i = 0; i < v[1].size() && bad.empty(); ++i) {
+      std::string_view m = v[1][i].str();
+      if (m.starts_with("since:")) {
+        since += is_snapshot_id(m.substr(6)) ? 1 : 2;
+      } else if (parse_relative_key("BLK:" + std::string(m)).kind == KeyKind::Block) {
+        ++blocks;
+      } else {
+        bad = "a member that is neither since:<snapshot id> nor <inode>:<index>";
+      }
+    }
+  } while (cursor != "0" && bad.empty());
+  if (bad.empty() && since != 1) {
+    bad = "not exactly one since:<snapshot id> member";
+  }
+  if (bad.empty() && blocks > k_changed_cap) {
+    bad = "more than " + std::to_string(k_changed_cap) + " blocks";
+  }
+  if (!bad.empty()) {
+    m_a.bad_changed(key, bad);
+  }
+  return {};
+}
+
 Status Scanner::read_opens(Connection& c, std::string_view key, ReplyView v) {
   for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
     std::string_view session = v[i].str();

@@ -424,7 +424,8 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   if (identity == Identity::Snapshot) {
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
-  const std::string keys[] = {source.freeze(), source.cow(), source.sb(), staging.sb(), staging.touched()};
+  const std::string keys[] = {source.freeze(),   source.cow(),     source.sb(),       staging.sb(),
+                              staging.touched(), source.changed(), staging.changed(), staging_index_key(staging)};
   const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
                               std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
                               std::to_string(static_cast<long long>(k_max_lineage))};
@@ -441,8 +442,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     if (!v.is_array() || v.size() < 2) {
       return make_error(EIO, "redis: bad reply from cow_begin");
     }
-    if (v[0].str() == "OK" && v.size() == 3) {
+    if (v[0].str() == "OK" && v.size() == 4) {
       auto ns = v[1].as_int();
+      cow.m_changed_staged = v[3].integer() == 1;
       if (!ns) {
         return make_error(EIO, "redis: bad reply from cow_begin");
       }
@@ -605,12 +607,14 @@ Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSna
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                        std::uint32_t block_size,
                                        const std::function<Status(std::span<const std::string_view>)>& after_page) {
-  auto fs_keys = [](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
+  // (the staging prefix's CHANGED is the snapshot's, staged by cow_begin;
+  // the source's is never copied)
+  auto fs_keys = [&tk](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
     rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = keys.relative(list[i].str());
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+      if ((is_filesystem_key(kind) && kind != KeyKind::Superblock) || (&keys == &tk && kind == KeyKind::Changed)) {
         rels.emplace_back(*rel);
       }
     }
@@ -876,6 +880,20 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
   return {};
 }
 
+// A frozen snapshot's change tracking (keys.hpp, CHANGED). It is taken
+// into another cluster slot (snapshot_to_staging), where the record cannot
+// be moved, so the snapshot has none (an incremental dump of it compares
+// every block); a live source starts a fresh record counting from the new
+// id `id`, as at a copy-on-write instant (cow_begin.lua).
+static Status _restart_changes(Connection& c, const Keys& sk, const std::string& id) {
+  c.append({"MULTI"});
+  c.append({"DEL", sk.changed()});
+  c.append({"SADD", sk.changed(), changed_since_member(id)});
+  c.append({"EXEC"});
+  TRY(c.read_all());
+  return {};
+}
+
 // Step 3 and the superblock, with the freeze held, into the staging prefix
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
@@ -915,6 +933,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                          std::vector<std::string>{}), id);
   if (!opts.writable && !source_is_snapshot) {
     TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
+    TRY(_restart_changes(c, sk, id));
   }
   c.append({"MULTI"});
   if (payload.empty()) {
@@ -990,7 +1009,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
     return fail(marked.error());
   }
   progress.add(1);
-  return std::make_pair(*copied, cow.instant_ns());
+  return std::make_pair(*copied + (cow.changed_staged() ? 1 : 0), cow.instant_ns());
 }
 
 // Freeze SRC, copy it into the staging prefix `tk`, unfreeze. On failure
@@ -1191,7 +1210,7 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
   }));
   why = walked.disagreement;
   TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
-  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing()};
+  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing(), keys.changed()};
   for (std::size_t i = 0; i < sessions.view().size(); ++i) {
     argv.push_back(keys.mount(sessions.view()[i].str()));
     argv.push_back(keys.op_log(sessions.view()[i].str()));

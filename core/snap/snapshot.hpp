@@ -97,6 +97,9 @@ class CowSnapshot {
   // The staging prefix of a snapshot whose copier died, replaced by this
   // one (empty: none): remove_staging() it.
   const std::string& dead_staging() const { return m_dead; }
+  // Identity::Snapshot: whether its change record (keys.hpp, CHANGED) was
+  // staged at the instant, and listed in the staging index.
+  bool changed_staged() const { return m_changed_staged; }
   // Records progress and keeps it alive, at most once a second; EAGAIN
   // when it lapsed (its copy is no longer one instant).
   Status keep_alive(Connection& c, std::uint64_t done, std::uint64_t total);
@@ -115,6 +118,7 @@ class CowSnapshot {
   std::string m_dead;
   std::string m_snapshot_id;
   std::int64_t m_instant_ns = 0;
+  bool m_changed_staged = false;
   bool m_alive = false;
   std::chrono::steady_clock::time_point m_last_refresh;
 };

@@ -113,6 +113,8 @@ std::string Keys::block(Ino ino, std::uint64_t index) const {
 std::string Keys::orphans() const { return m_colon + "ORPHANS"; }
 std::string Keys::freeze() const { return m_colon + "FREEZE"; }
 std::string Keys::cow() const { return m_colon + "COW"; }
+std::string Keys::changed() const { return m_colon + "CHANGED"; }
+std::string changed_since_member(std::string_view snapshot_id) { return "since:" + std::string(snapshot_id); }
 std::string Keys::touched() const { return m_colon + "TOUCHED"; }
 std::string Keys::reserved() const { return m_colon + "RESERVED"; }
 std::string Keys::installing() const { return m_colon + "INSTALLING"; }
@@ -151,6 +153,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Freeze;
   } else if (rel == "COW") {
     k.kind = KeyKind::Cow;
+  } else if (rel == "CHANGED") {
+    k.kind = KeyKind::Changed;
   } else if (rel == "TOUCHED") {
     k.kind = KeyKind::Touched;
   } else if (rel == "RESERVED") {
@@ -202,7 +206,9 @@ bool is_filesystem_key(KeyKind kind) {
   }
 }
 
-bool is_running_system_key(KeyKind kind) { return kind != KeyKind::Unknown && !is_filesystem_key(kind); }
+bool is_running_system_key(KeyKind kind) {
+  return kind != KeyKind::Unknown && kind != KeyKind::Changed && !is_filesystem_key(kind);
+}
 
 std::string_view expected_type(KeyKind kind) {
   return kind == KeyKind::Block ? "string" : "hash";

@@ -35,7 +35,27 @@
 //                              script met first (copied to <s> if they
 //                              existed, else created since the instant: the
 //                              copier skips those)
-//   <p>:MOUNT:<id>     string  one per live mount (TTL, refreshed)
+//   <p>:CHANGED        set     per-block change tracking (incremental dumps,
+//                              dump_incremental.hpp): "since:<id>" and the
+//                              "<ino>:<index>" of every block written or cut
+//                              since the snapshot <id> was taken of it. A
+//                              live filesystem gets one, holding only
+//                              "since:<id>", in the atomic step that is the
+//                              instant of a snapshot <id> of it; the
+//                              snapshot takes the old one over in that step
+//                              (it then says what changed since the
+//                              snapshot before it). write.lua and
+//                              truncate.lua add to it (SCARD + SADD, in
+//                              their own step) only while it exists and is
+//                              a set: without one nothing is tracked. At
+//                              k_changed_cap block members it becomes the
+//                              string "overflow" (unknown: compare all).
+//                              A snapshot mounted writable gets the string
+//                              "written" for good (no longer its instant).
+//                              At most ~4 MB (about 64 bytes a member);
+//                              the string "overflow" a few bytes. Kept by
+//                              copy and delete, never dumped: without it an
+//                              incremental dump compares every block
 //   <p>:MOUNTS         hash    the mounts' register: session id -> what
 //                              MOUNT:<id> holds, set in the same step as
 //                              MOUNT:<id>; a field is live while its
@@ -79,6 +99,9 @@
 //                            registers what it finds (filesystems made by an
 //                            older redisfs). A mount's .snapshots reads it
 //                            too (snapshots_of), and never SCANs.
+//
+// CHANGED is the filesystem's bookkeeping: a snapshot keeps its own (see
+// above), delete removes it, a dump and a restore leave it out.
 //
 // FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
 // the running system, not the filesystem: they are never copied, dumped or
@@ -137,6 +160,8 @@ class Keys {
   std::string orphans() const;
   std::string freeze() const;
   std::string cow() const;
+  // Per-block change tracking (above).
+  std::string changed() const;
   // Under a staging prefix: what a copy-on-write snapshot's scripts met.
   std::string touched() const;
   std::string reserved() const;
@@ -164,6 +189,7 @@ class Keys {
 // What a key (relative to the prefix) is, by the schema above.
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
+  Changed,                                         // its change tracking
   Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
   Unknown
 };
@@ -178,8 +204,18 @@ ParsedKey parse_relative_key(std::string_view relative);
 // restored); false for FREEZE, MOUNT:*, OPEN:*, TMP:* and anything not in
 // the schema.
 bool is_filesystem_key(KeyKind kind);
-// True for the keys of the running system (FREEZE, COW ... OPLOG:*, MOUNTS).
+// True for the keys of the running system (FREEZE, COW ... OPLOG:*, MOUNTS);
+// not for CHANGED.
 bool is_running_system_key(KeyKind kind);
+// CHANGED (above): how many block members it holds before it overflows
+// (prelude.lua's k_changed_cap says the same; a test holds them equal),
+// and the member naming the snapshot it counts from.
+inline constexpr std::uint64_t k_changed_cap = 65536;
+// CHANGED as a string: "overflow" (more than k_changed_cap blocks), or
+// "written" (a snapshot mounted writable: no longer its instant's state).
+inline constexpr std::string_view k_changed_overflow = "overflow";
+inline constexpr std::string_view k_changed_written = "written";
+std::string changed_since_member(std::string_view snapshot_id);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);
 

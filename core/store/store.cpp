@@ -161,6 +161,12 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     // still the filesystem opened (ESTALE once it was replaced).
     pool.set_identity(prefix, s->m_identity);
   }
+  if (s->m_sb.read_only && !s->m_opts.read_only) {
+    // No longer the state of its instant: its change record says so for
+    // good (keys.hpp, CHANGED), and incremental dumps against it or of it
+    // compare every block.
+    TRY(c->command({"SET", s->m_keys.changed(), k_changed_written}));
+  }
   return s;
 }
 

@@ -319,6 +319,9 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
     } else {
       TRY(shrink.plan(c, cur, step));
     }
+    if (script.index() == lua::truncate.index()) {
+      step.keys.insert(step.keys.begin() + 3, m_keys.changed());  // KEYS[4] (truncate.lua)
+    }
     TRY_ASSIGN(Reply r, eval_change(c, script, step.keys, step.args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
@@ -392,6 +395,7 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
   keys.push_back(keep(m_keys.freeze()));
   std::string_view inode_key = keep(m_keys.inode(ino));
   keys.push_back(inode_key);
+  keys.push_back(keep(m_keys.changed()));
   args.push_back(keep(std::to_string(offset)));
   args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
   std::size_t replies = 1;

@@ -170,6 +170,14 @@ class Checker:
                 want = "string"
             elif kind == b"MOUNT" and len(parts) == 2:
                 want = "string"
+            elif kind == b"CHANGED" and len(parts) == 1:
+                # change tracking (incremental dumps): a set, or the string
+                # "overflow" or "written"
+                want = t.decode()
+                if want == "string" and self.r.call("GET", key) not in (b"overflow", b"written"):
+                    self.bad("change record %r is a string but neither overflow nor written" % key)
+                elif want != "string":
+                    want = "set"
             elif kind == b"MOUNTS" and len(parts) == 1:
                 want = "hash"  # the mounts' register: session -> what MOUNT:<session> holds
             elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):

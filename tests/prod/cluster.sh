@@ -208,6 +208,12 @@ id_3=$(rc_at "$M3" hget "$P3:SB" snapshot_id)
 [[ $id_snap =~ ^[0-9a-f]{32}$ && $id_3 =~ ^[0-9a-f]{32}$ ]] || fail "snapshot ids: '$id_snap' '$id_3'"
 [[ $(rc_at "$M1" hget "$P1:SB" lineage) == "$id_snap $id_3" ]] || fail "$P1's lineage: $(rc_at "$M1" hget "$P1:SB" lineage)"
 [[ $(rc_at "$M3" hget "$P3:SB" lineage) == "$id_snap $id_3" ]] || fail "$P3's lineage"
+# change tracking (keys.hpp, CHANGED): the same-slot snapshot took the
+# source's record over at its instant (the first: an empty one); the
+# cross-slot one cannot have one, and the source starts afresh from it
+[[ $(rc_at "$M1" type "$P1-snap:CHANGED") == none && $(rc_at "$M3" type "$P3:CHANGED") == none ]] ||
+  fail "a first or cross-slot snapshot has a change record"
+[[ $(rc_at "$M1" smembers "$P1:CHANGED") == "since:$id_3" ]] || fail "$P1's change record: $(rc_at "$M1" smembers "$P1:CHANGED")"
 expect_fail "hash tag" "$REDISFS_SNAP_BIN" --redis "$URL" copy "$P1" plain
 for p in "$P1-snap" "$P3"; do
   mount_at "$T/ro" --redis "$URL" --prefix "$p" --read-only

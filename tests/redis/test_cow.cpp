@@ -19,6 +19,7 @@
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
+#include "redis/lua_scripts.hpp"
 #include "store/store.hpp"
 
 using namespace redisfs;
@@ -180,6 +181,103 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: the copy is the instant, whatever every ch
   ok(remove_staging(*lease, tk));
   CHECK(test::keys_under(conn(), tk.prefix()).empty());
   CHECK(_exists(conn(), staging_index_key(tk)) == 0);
+}
+
+std::set<std::string> _members(Connection& c, const std::string& key) {
+  auto r = ok(c.command({"SMEMBERS", key}));
+  std::set<std::string> out;
+  for (std::size_t i = 0; i < r.view().size(); ++i) {
+    out.insert(std::string(r.view()[i].str()));
+  }
+  return out;
+}
+
+std::string _block(Ino ino, std::uint64_t index) { return std::to_string(ino) + ":" + std::to_string(index); }
+
+TEST_CASE_FIXTURE(RedisFixture, "cow: a snapshot takes the change record of its instant, the source starts a new one") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Tree t = _populate(*s);
+  // Nothing is tracked before the first snapshot: there is no record.
+  CHECK(_exists(conn(), keys.changed()) == 0);
+  // As if an earlier snapshot "p0" had been taken and f5 written since.
+  const std::string p0(32, 'a');
+  ok(conn().command({"SADD", keys.changed(), changed_since_member(p0)}));
+  ok(s->write(t.f5, 1, "X", false));
+  const std::set<std::string> at_instant{changed_since_member(p0), _block(t.f5, 0)};
+  REQUIRE(_members(conn(), keys.changed()) == at_instant);
+
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  auto lease = ok(pool.acquire());
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "a test", Identity::Snapshot));
+  REQUIRE(cow.changed_staged());
+  const std::string id = cow.snapshot_id();
+  // The instant: the snapshot has the record, the source a fresh one.
+  CHECK(_members(conn(), tk.changed()) == at_instant);
+  CHECK(_members(conn(), keys.changed()) == std::set<std::string>{changed_since_member(id)});
+
+  _change_everything(*s, t);
+  std::string warning;
+  std::uint64_t n = ok(copy_keys_cow(*lease, keys, tk, cow, nullptr, &warning));
+  CHECK_MESSAGE(warning.empty(), warning);
+  ok(cow.end(*lease));
+  // The copier and the change scripts left the snapshot's record alone.
+  CHECK(_members(conn(), tk.changed()) == at_instant);
+  std::set<std::string> listed = _index(conn(), tk);
+  CHECK(listed.count("CHANGED") == 1);
+  CHECK(n == listed.size());  // (the superblock counted, CHANGED not yet)
+  // What the changes after the instant wrote or cut is in the source's.
+  std::set<std::string> live = _members(conn(), keys.changed());
+  CHECK(live.count(changed_since_member(id)) == 1);
+  for (const std::string& b : {_block(t.f1, 1), _block(t.f1, 3), _block(t.sparse, 5)}) {
+    CHECK_MESSAGE(live.count(b) == 1, b);
+  }
+  Ino fresh = ok(s->lookup(k_root_ino, "fresh")).ino;
+  CHECK(live.count(_block(fresh, 0)) == 1);
+  CHECK(live.count(_block(fresh, 1)) == 1);
+  // A truncation that cuts a block short records it; one that drops whole
+  // blocks needs no record (the base has them and the new state lacks them).
+  SetAttrRequest cut;
+  cut.size = 4100;
+  ok(s->setattr(fresh, cut));
+  CHECK(_members(conn(), keys.changed()).count(_block(fresh, 1)) == 1);
+  ok(remove_staging(*lease, tk));
+  CHECK(_exists(conn(), tk.changed()) == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "change record: bounded, and a record that is not a set never stops a write") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  // The cap in prelude.lua is keys.hpp's.
+  CHECK(std::string(lua::script_source(lua::write).text).find("k_changed_cap = " + std::to_string(k_changed_cap)) !=
+        std::string::npos);
+  // Filled to the cap (a since member and k_changed_cap blocks), one more
+  // block turns it into "overflow", which stops the tracking.
+  std::vector<std::string> argv{"SADD", keys.changed(), changed_since_member(std::string(32, 'b'))};
+  for (std::uint64_t i = 0; i < k_changed_cap - 1; ++i) {
+    argv.push_back("999999:" + std::to_string(i));
+  }
+  ok(conn().command(argv));
+  ok(s->write(f, 0, "a", false));
+  CHECK(ok(conn().command({"SCARD", keys.changed()})).view().integer() == static_cast<long long>(k_changed_cap) + 1);
+  ok(s->write(f, 4096, "b", false));
+  CHECK(ok(conn().command({"GET", keys.changed()})).view().str() == k_changed_overflow);
+  ok(s->write(f, 8192, "c", false));
+  CHECK(ok(conn().command({"GET", keys.changed()})).view().str() == k_changed_overflow);
+  // Hostile records: writes and truncations go on, the record untouched.
+  for (const std::vector<std::string>& make : {std::vector<std::string>{"HSET", keys.changed(), "a", "b"},
+                                               std::vector<std::string>{"RPUSH", keys.changed(), "1:0"}}) {
+    ok(conn().command({"DEL", keys.changed()}));
+    ok(conn().command(make));
+    ok(s->write(f, 10, "more", false));
+    SetAttrRequest cut;
+    cut.size = 5;
+    ok(s->setattr(f, cut));
+    CHECK(ok(conn().command({"TYPE", keys.changed()})).view().str() == (make[0] == "HSET" ? "hash" : "list"));
+  }
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "cow: copy and dump while the writers run, then no trace of the snapshot") {

@@ -151,6 +151,18 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: the same keys as SCAN, odd states inc
   std::string warning;
   _dump(pool, prefix, &warning);
   CHECK_MESSAGE(warning.empty(), warning);
+
+  // The change record (keys.hpp, CHANGED) the snapshot started is no key
+  // the walk names; a copy carries it (counted), delete removes it.
+  REQUIRE(ok(conn().command({"TYPE", keys.changed()})).view().str() == "set");
+  CHECK(_walked(conn(), prefix, result) == scanned);
+  std::string again = extra_prefix();
+  CopyStats second = ok(copy_filesystem(pool, prefix, again, CopyOptions{false, false, true}));
+  CHECK(ok(conn().command({"TYPE", Keys(again).changed()})).view().str() == "set");
+  CHECK(second.keys == copied.keys + 1);
+  DeleteStats deleted = ok(delete_prefix(pool, again, false, true));
+  CHECK(deleted.keys == second.keys);
+  CHECK(test::keys_under(conn(), again).empty());
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "key walk: delete reads each directory before it removes it") {

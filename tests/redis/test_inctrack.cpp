@@ -1,0 +1,208 @@
+// Per-block change tracking (keys.hpp, CHANGED) in incremental dumps
+// (dump_incremental.hpp, tracked_blocks): `dump SNAP --since BASE` compares
+// only the blocks the change records name, and its document is byte for
+// byte the one the full comparison (REDISFS_FAULT=inc-compare-all) writes,
+// along a chain of snapshots, after a rollback, and with every record that
+// cannot be used (missing, overflowed, hostile, a snapshot mounted
+// writable), which fall back to comparing every block.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include "fixture.hpp"
+#include "snap/dump_incremental.hpp"
+#include "snap/rollback.hpp"
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
+
+using namespace redisfs;
+using redisfs::test::ok;
+using redisfs::test::RedisFixture;
+
+namespace {
+
+const Caller k_user{1000, 1000};
+
+// Calls of `command` the server has run (INFO commandstats; those a script
+// runs count too).
+long long _calls(Connection& c, std::string_view command) {
+  std::string info(ok(c.command({"INFO", "commandstats"})).view().str());
+  const std::string tag = "cmdstat_" + std::string(command) + ":calls=";
+  auto at = info.find(tag);
+  return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + tag.size());
+}
+
+struct Dumped {
+  std::string doc;
+  long long bitops = 0;  // blocks compared on the server
+};
+
+Dumped _dump(Pool& pool, Connection& c, const std::string& snap, const std::string& base, bool all) {
+  if (all) {
+    setenv("REDISFS_FAULT", "inc-compare-all", 1);
+  }
+  DumpOptions opts;
+  opts.quiet = true;
+  std::ostringstream out;
+  long long before = _calls(c, "bitop");
+  auto r = dump_incremental(pool, snap, base, out, opts);
+  unsetenv("REDISFS_FAULT");
+  ok(std::move(r));
+  return {out.str(), _calls(c, "bitop") - before};
+}
+
+// Both ways give the same document; returns the blocks each compared.
+std::pair<long long, long long> _same_both_ways(Pool& pool, Connection& c, const std::string& snap,
+                                                const std::string& base) {
+  Dumped tracked = _dump(pool, c, snap, base, false);
+  Dumped all = _dump(pool, c, snap, base, true);
+  CHECK(tracked.doc == all.doc);
+  CHECK(tracked.doc.find("\"base_snapshot_id\"") != std::string::npos);
+  return {tracked.bitops, all.bitops};
+}
+
+struct Files {
+  Ino big = 0, cut = 0, grow = 0, gone = 0, sparse = 0;
+};
+
+Files _populate(Store& s) {
+  Files f;
+  f.big = ok(s.mknod(k_root_ino, "big", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(f.big, 0, std::string(20 * 4096, 'b'), false));
+  f.cut = ok(s.mknod(k_root_ino, "cut", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(f.cut, 0, std::string(8 * 4096, 'c'), false));
+  f.grow = ok(s.mknod(k_root_ino, "grow", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(f.grow, 0, std::string(3 * 4096, 'g'), false));
+  f.gone = ok(s.mknod(k_root_ino, "gone", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(f.gone, 0, std::string(2 * 4096, 'x'), false));
+  f.sparse = ok(s.mknod(k_root_ino, "sparse", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(f.sparse, 0, "start", false));
+  ok(s.write(f.sparse, 9 * 4096, "end", false));
+  return f;
+}
+
+// Writes, a truncation that cuts a block, one that drops whole blocks, an
+// extension, a hole filled, a rename, an unlink, a new file.
+void _change(Store& s, const Files& f, int round) {
+  const std::string tag = std::to_string(round);
+  ok(s.write(f.big, 4096 * (3 + round), "changed " + tag, false));
+  ok(s.write(f.big, 4096 * 19 + 100, std::string(9000, 'e'), false));  // over the end
+  SetAttrRequest cut;
+  cut.size = 4096 * (6 - round) + 10;
+  ok(s.setattr(f.cut, cut));
+  SetAttrRequest grow;
+  grow.size = 4096 * (10 + round);
+  ok(s.setattr(f.grow, grow));
+  ok(s.write(f.sparse, 4096 * (4 + round), "in the hole", false));
+  ok(s.rename(k_root_ino, round == 1 ? "gone" : "renamed", k_root_ino, round == 1 ? "renamed" : "again", 0));
+  Ino fresh = ok(s.mknod(k_root_ino, "fresh" + tag, S_IFREG | 0644, 0, k_user)).ino;
+  ok(s.write(fresh, 0, std::string(5000, 'f'), false));
+  if (round == 2) {
+    ok(s.unlink(k_root_ino, "again"));
+  }
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("core::inctrack");
+
+TEST_CASE_FIXTURE(RedisFixture, "incremental dump: the change records along a chain, and every fallback, same bytes") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Files f = _populate(*s);
+  const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix();
+  CopyOptions copy;
+  copy.quiet = true;
+  ok(copy_filesystem(pool, prefix, s0, copy));
+  _change(*s, f, 1);
+  ok(copy_filesystem(pool, prefix, s1, copy));
+  _change(*s, f, 2);
+  ok(copy_filesystem(pool, prefix, s2, copy));
+  Connection& c = conn();
+  REQUIRE(ok(c.command({"TYPE", Keys(s0).changed()})).view().str() == "none");  // the first snapshot: nothing tracked
+  REQUIRE(ok(c.command({"TYPE", Keys(s2).changed()})).view().str() == "set");
+
+  SUBCASE("one link, two links, the later link") {
+    for (auto [snap, base] : {std::pair{s1, s0}, std::pair{s2, s0}, std::pair{s2, s1}}) {
+      auto [tracked, all] = _same_both_ways(pool, c, snap, base);
+      CHECK(all > 0);
+      CHECK(tracked < all);
+    }
+  }
+  SUBCASE("a missing, overflowed or hostile record: the full comparison") {
+    const std::vector<std::vector<std::string>> records = {
+        {"DEL", Keys(s1).changed()},
+        {"SET", Keys(s1).changed(), std::string(k_changed_overflow)},
+        {"HSET", Keys(s1).changed(), "since", "x"},
+        {"SADD", Keys(s1).changed(), "since:" + std::string(32, 'f')},  // counts from another snapshot
+        {"SET", Keys(s0).changed(), std::string(k_changed_written)},      // the base was mounted writable
+    };
+    for (const auto& make : records) {
+      ok(c.command({"DEL", make[1]}));
+      ok(c.command(make));
+      auto [tracked, all] = _same_both_ways(pool, c, s2, s0);
+      CHECK(tracked == all);
+    }
+  }
+  SUBCASE("members that name nothing, or are not block names, only cost their comparison") {
+    ok(c.command({"SADD", Keys(s2).changed(), "not a block", "123456:7", "1:999999", ""}));
+    auto [tracked, all] = _same_both_ways(pool, c, s2, s1);
+    CHECK(tracked < all);
+  }
+  SUBCASE("an intermediate snapshot deleted: the full comparison") {
+    ok(delete_prefix(pool, s1, false, true));
+    auto [tracked, all] = _same_both_ways(pool, c, s2, s0);
+    CHECK(tracked == all);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "incremental dump: rollback, then snapshots, then incrementals") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  Files f;
+  {
+    auto s = ok(Store::open(pool, prefix, opts));
+    f = _populate(*s);
+  }
+  const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix(), s3 = extra_prefix();
+  CopyOptions copy;
+  copy.quiet = true;
+  ok(copy_filesystem(pool, prefix, s0, copy));
+  {
+    auto s = ok(Store::open(pool, prefix, opts));
+    _change(*s, f, 1);
+  }
+  ok(copy_filesystem(pool, prefix, s1, copy));
+  {
+    auto s = ok(Store::open(pool, prefix, opts));
+    _change(*s, f, 2);  // then thrown away
+  }
+  RollbackOptions rb;
+  rb.discard = true;
+  rb.quiet = true;
+  ok(rollback_filesystem(pool, prefix, s0, rb));
+  {
+    auto s = ok(Store::open(pool, prefix, opts));
+    Ino again = ok(s->mknod(k_root_ino, "after rollback", S_IFREG | 0644, 0, k_user)).ino;  // reuses a number
+    ok(s->write(again, 0, std::string(3 * 4096, 'r'), false));
+    ok(s->write(f.big, 0, "after the rollback", false));
+  }
+  ok(copy_filesystem(pool, prefix, s2, copy));
+  {
+    auto s = ok(Store::open(pool, prefix, opts));
+    ok(s->write(f.big, 4096 * 7, "later", false));
+    SetAttrRequest cut;
+    cut.size = 4096 * 2 + 1;
+    ok(s->setattr(f.cut, cut));
+  }
+  ok(copy_filesystem(pool, prefix, s3, copy));
+  Connection& c = conn();
+  _same_both_ways(pool, c, s2, s0);
+  auto [tracked, all] = _same_both_ways(pool, c, s3, s2);
+  CHECK(tracked < all);
+  _same_both_ways(pool, c, s3, s0);
+}
