@@ -1324,8 +1324,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
             prefixes.insert(std::move(prefix));
           }
         } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                   kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
-                   validate_prefix(prefix).ok()) {
+                   kind != KeyKind::Writeback && kind != KeyKind::Freeze && kind != KeyKind::Cow &&
+                   kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
           keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
         }
       }

@@ -43,6 +43,13 @@
 //                              here instead of SCANning for MOUNT:*); a
 //                              crashed mount's field is dropped by the
 //                              next live mount's sweep (prune_mounts.lua)
+//   <p>:WRITEBACK      string  the session id of the writeback mount (-o
+//                              writeback) that holds the filesystem alone
+//                              (TTL, set and refreshed in the same step as
+//                              its MOUNT:<id>, so it lapses with it): while
+//                              it exists no other mount is admitted, and a
+//                              writeback mount is admitted only while no
+//                              other mount is live (session.lua)
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open
@@ -80,7 +87,8 @@
 //                            older redisfs). A mount's .snapshots reads it
 //                            too (snapshots_of), and never SCANs.
 //
-// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
+// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, WRITEBACK, OPEN:*, OPLOG:* and TMP:*
+// describe
 // the running system, not the filesystem: they are never copied, dumped or
 // restored.
 #pragma once
@@ -143,6 +151,7 @@ class Keys {
   std::string installing() const;
   std::string mount(std::string_view session) const;
   std::string mounts() const;
+  std::string writeback() const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   // A mount's outcome records (Pool::set_op_log).
   std::string op_log(std::string_view session) const;
@@ -164,7 +173,7 @@ class Keys {
 // What a key (relative to the prefix) is, by the schema above.
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
-  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
+  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Writeback, Temp, Open, OpLog,  // the running system
   Unknown
 };
 struct ParsedKey {
