@@ -95,7 +95,7 @@ def result(row, target, value, unit, better="higher"):
 
 
 def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False, round_trips=0,
-         perf=False):
+         perf=False, target="redisfs"):
     """A target to report: the redisfs median of `row` (divided by the median
     of `ref_row` on `ref_target` when given) must be >= limit ("min") or
     <= limit ("max"). perf: compare instead redisfs's performance on `row`
@@ -104,10 +104,11 @@ def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", 
     floor: also show what the FUSE floor scores on the same goal.
     round_trips: for a rate compared with a raw one-round-trip rate, also
     show the best any design could score that needs what the FUSE floor
-    costs plus this many server round trips per operation."""
+    costs plus this many server round trips per operation. target: the
+    column judged, when not redisfs (e.g. a redisfs mounted otherwise)."""
     _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
             "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor,
-            "round_trips": round_trips, "perf": perf})
+            "round_trips": round_trips, "perf": perf, "target": target})
 
 
 def note(text):
@@ -297,13 +298,14 @@ def floor_mount(mnt):
     return Mount("floor", mnt, argv=[FLOOR, mnt])
 
 
-def passthrough_mount(source, mnt):
-    """libfuse's passthrough_ll (default options) mirroring directory
-    `source` on `mnt` (a `with` block). It keeps an open file descriptor per
+def passthrough_mount(source, mnt, options=()):
+    """libfuse's passthrough_ll (default options, or `options` such as
+    ("-o", "writeback")) mirroring directory `source` on `mnt` (a `with`
+    block). It keeps an open file descriptor per
     inode the kernel holds (RLIMIT_NOFILE: 20,000 here), so a workload keeps
     the number of files it touches per mount well below that."""
     os.makedirs(source, exist_ok=True)
-    return Mount("passthrough_ll", mnt, argv=[PT, "-f", "-o", f"source={source}", mnt])
+    return Mount("passthrough_ll", mnt, argv=[PT, "-f", "-o", f"source={source}"] + list(options) + [mnt])
 
 
 _STATS_TOTAL = re.compile(r"stats: (\d+) requests in .*redis: (\d+) round trips, (\d+) replies")

@@ -147,7 +147,7 @@ def render(workloads, machine, header):
     missed = []
     for w, wl in workloads:
         for g in wl["goals"]:
-            ok, shown = evaluate(wl, g)
+            ok, shown = evaluate(wl, g, g.get("target") or "redisfs")
             verdict = "n/a" if ok is None else "met" if ok else "MISSED"
             if g.get("floor"):
                 floor_ok, floor_shown = evaluate(wl, g, "floor")

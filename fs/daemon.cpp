@@ -61,6 +61,8 @@ static constexpr double k_default_timeout = 1.0;
 // Exit status for a command line that cannot be used (redisfs(1)).
 static constexpr int k_usage_error = 2;
 static constexpr double k_snapshot_timeout = 3600.0;
+// A writeback mount is the only one: nothing changes the tree under it.
+static constexpr double k_writeback_timeout = 3600.0;
 
 static Result<double> _parse_timeout(std::string_view name, std::string_view text) {
   double value = 0;
@@ -183,6 +185,8 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         cfg.noatime = true;
       } else if (opt == "write_through") {
         cfg.write_through = true;
+      } else if (opt == "writeback") {
+        cfg.writeback = true;
       } else if (opt == "ro") {
         cfg.read_only = true;
       } else if (opt == "rw") {
@@ -515,10 +519,11 @@ class StatsOnSignal {
 static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   MountOptions mount_opts;
   bool frozen = cfg.read_only && store.superblock().read_only;
-  double default_timeout = frozen ? k_snapshot_timeout : k_default_timeout;
+  double default_timeout = frozen ? k_snapshot_timeout : cfg.writeback ? k_writeback_timeout : k_default_timeout;
   mount_opts.attr_timeout = cfg.attr_timeout.value_or(default_timeout);
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
+  mount_opts.writeback = cfg.writeback;
   Session session(store, mount_opts);
   SnapDir snapdir(pool, session, store.keys().prefix(), cfg.snapdir_visible ? SnapdirMode::Visible : SnapdirMode::Hidden);
   session.set_snapdir(&snapdir);
@@ -570,7 +575,10 @@ static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   if (Status st = store.heartbeat(); !st) {
     log_debug("cannot refresh the mount session: " + st.error().message);
   }
-  log_info("mounted " + store.keys().prefix() + " on " + cfg.mountpoint + (cfg.read_only ? " (read-only)" : ""));
+  log_info("mounted " + store.keys().prefix() + " on " + cfg.mountpoint +
+           (cfg.read_only   ? " (read-only)"
+            : cfg.writeback ? " (writeback: the only mount)"
+                            : ""));
   notify_ready();
   const auto mounted_at = std::chrono::steady_clock::now();
 
@@ -648,6 +656,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   so.allow_snapshot_rw = cfg.writable_snapshot;
   so.create = !cfg.read_only;
   so.noatime = cfg.noatime;
+  so.writeback = cfg.writeback;
   if (cfg.write_through) {
     so.gather_file_max = 0;
   }
@@ -757,6 +766,11 @@ int run_daemon(DaemonConfig cfg) {
       log_error(st.error().message);
       return 1;
     }
+  }
+  if (cfg.writeback && (cfg.read_only || cfg.write_through)) {
+    log_error(std::string("-o writeback cannot go with ") + (cfg.read_only ? "-o ro" : "-o write_through") +
+              ": a writeback mount writes, and writes behind");
+    return k_usage_error;
   }
   // Absolute paths: fuse_daemonize() changes to "/", and unmounting by a
   // non-root user goes through fusermount3 with this path.

@@ -45,6 +45,12 @@ struct DaemonConfig {
   // Every write reaches Redis before write(2) returns: no gathering of a
   // new file's writes until close (StoreOptions::gather_file_max).
   bool write_through = false;
+  // -o writeback: the one mount of the filesystem (the server refuses it
+  // while another mount is live, and every other mount while it is): the
+  // kernel's writeback cache, file data kept across opens, long attribute
+  // and entry timeouts. What a crash loses: what was not yet sent (fsync'ed
+  // data, and files closed before a syncfs, are sent), as on a local disk.
+  bool writeback = false;
   // Unset: 1 s, or an hour on a read-only mount of a snapshot (which
   // cannot change under it).
   std::optional<double> attr_timeout;
@@ -62,7 +68,7 @@ struct DaemonConfig {
 // are passed on too), and so are max_idle_threads=, the server options timeout=,
 // sync_replicas=, tls and tls_ca_cert=, tls_ca_cert_dir=, tls_cert=,
 // tls_key=, tls_server_name=, redis=, password_file=, data_dir=, the
-// prefix=, nonempty, write_through, allow_evicting_server,
+// prefix=, nonempty, write_through, writeback, allow_evicting_server,
 // writable_snapshot, snapdir=, log_file= and log_level= (what --timeout, --redis,
 // ... set: an fstab line or mount(8) can only give -o options). What only
 // mount(8), fstab or systemd read (defaults, auto, noauto, nofail,

@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   app.add_flag("--write-through", cfg.write_through,
                "Send every write to Redis before write(2) returns (default: a new file's first writes and "
                "attribute changes go together at close)");
+  app.add_flag("--writeback", cfg.writeback,
+               "Be the only mount of the filesystem (refused while another is live, and refuses others): the "
+               "kernel's writeback cache, long caching; unsynced writes are lost in a crash, as on a local disk");
   app.add_flag("--allow-evicting-server", cfg.allow_evicting_server,
                "Mount read-write although the server may evict keys (it can lose file data)");
   app.add_option("--block-size", block_size, "Block size of a new filesystem: 4K to 4M, a power of two (default 64K)")

@@ -71,8 +71,9 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   }
   // A new file's first writes and attribute changes are gathered until
   // close (Store::create, store_gather.cpp), but not O_APPEND ones (each
-  // lands at the end of the file as the server sees it).
-  bool gather = (fi->flags & O_APPEND) == 0;
+  // lands at the end of the file as the server sees it; on a writeback
+  // mount the kernel places them: op_io.cpp).
+  bool gather = (fi->flags & O_APPEND) == 0 || session.options().writeback;
   Result<Attr> attr =
       session.store().create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req), gather);
   if (!attr && attr.code() == EEXIST && (fi->flags & O_EXCL) == 0) {
@@ -93,7 +94,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     reply_fail(req, "create", parent, name, attr.error());
     return;
   }
-  fi->keep_cache = 0;
+  fi->keep_cache = session.options().writeback ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = 0;
   fi->noflush = session.store().gathering(attr->ino) ? 0 : 1;  // close(2) sends what was gathered

@@ -1,9 +1,14 @@
 // init and destroy: what we ask of the kernel, and the last cleanup.
 //
 // The kernel keeps sending setattr(size) for O_TRUNC (no ATOMIC_O_TRUNC),
-// so truncation stays one Store call of its own. No writeback cache: a
-// write reaches Redis before write(2) returns, which is what other hosts
-// mounting the same prefix need. Large requests (1 MiB; libfuse 3.14
+// so truncation stays one Store call of its own. No writeback cache by
+// default: a write reaches Redis before write(2) returns (or, for a new
+// file, before close(2) does), which is what other hosts mounting the same
+// prefix need. A writeback mount (-o writeback), the only mount of its
+// filesystem, asks for it: the kernel keeps written pages and sends them
+// in large WRITEs later (at the latest at close, fsync and syncfs), and
+// keeps size and mtime itself; nothing changes the data under it, so no
+// AUTO_INVAL_DATA there. Large requests (1 MiB; libfuse 3.14
 // derives max_pages from max_write) keep the round trips per byte low.
 // Readdirplus for every batch of a listing, not READDIRPLUS_AUTO (which
 // stops after the first batch unless the kernel saw a lookup since): du,
@@ -26,19 +31,24 @@ static void _want(fuse_conn_info* conn, unsigned cap) {
   }
 }
 
-void init(void* /*userdata*/, fuse_conn_info* conn) {
+void init(void* userdata, fuse_conn_info* conn) {
+  const bool writeback = static_cast<Session*>(userdata)->options().writeback;
   _want(conn, FUSE_CAP_ASYNC_READ);
   _want(conn, FUSE_CAP_READDIRPLUS);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   _want(conn, FUSE_CAP_PARALLEL_DIROPS);
-  _want(conn, FUSE_CAP_AUTO_INVAL_DATA);
   conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_WRITEBACK_CACHE |
-                  FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL | FUSE_CAP_HANDLE_KILLPRIV);
+                  FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL | FUSE_CAP_HANDLE_KILLPRIV);
+  _want(conn, writeback ? FUSE_CAP_WRITEBACK_CACHE : FUSE_CAP_AUTO_INVAL_DATA);
+  if (writeback && (conn->want & FUSE_CAP_WRITEBACK_CACHE) == 0) {
+    log_warning("-o writeback: this kernel offers no writeback cache; writes go through it as by default");
+  }
   conn->max_write = k_max_io;
   conn->max_readahead = std::min(conn->max_readahead, k_max_io);
   conn->time_gran = 1;
   log_debug("init: protocol " + std::to_string(conn->proto_major) + "." + std::to_string(conn->proto_minor) +
-            ", max_write " + std::to_string(conn->max_write) + ", max_readahead " +
+            ", max_write " + std::to_string(conn->max_write) +
+            ((conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0 ? ", writeback cache" : "") + ", max_readahead " +
             std::to_string(conn->max_readahead));
 }
 

@@ -1,6 +1,9 @@
 // read and write: straight to the Store. A write on an O_APPEND file lands
 // at the end of the file as the server sees it (another host may have
-// grown it), whatever offset the kernel computed from its cached size.
+// grown it), whatever offset the kernel computed from its cached size;
+// but not on a writeback mount: there the kernel's writeback cache
+// computes the end of file itself (it holds the only up-to-date size) and
+// sends page writes at their offsets, on any writable open of the file.
 #include <fcntl.h>
 
 #include <string>
@@ -36,7 +39,7 @@ void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     reply_err(req, EINVAL);
     return;
   }
-  bool append = (fi->flags & O_APPEND) != 0;
+  bool append = (fi->flags & O_APPEND) != 0 && !session.options().writeback;
   Result<std::uint64_t> at =
       session.store().write(ino, static_cast<std::uint64_t>(off), std::string_view(buf, size), append);
   if (!at) {

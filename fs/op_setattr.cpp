@@ -1,6 +1,14 @@
 // setattr: chmod, chown, truncate and utimens, as one SetAttrRequest. The
 // kernel already checked permissions (default_permissions); ctime is the
-// Store's to set, so FUSE_SET_ATTR_CTIME adds nothing.
+// Store's to set, so FUSE_SET_ATTR_CTIME adds nothing. On a writeback mount
+// the kernel keeps a file's mtime itself and sends "now" as its own clock's
+// time, not as MTIME_NOW: an atime "now" that comes with it takes the
+// kernel's time too (it sent the same instant), or utimes(NULL) would
+// leave atime and mtime apart. It also writes a file's times back on its
+// own (mtime and ctime alone, at close, syncfs or eviction), also for a
+// file whose last link went meanwhile and which is freed on the server:
+// that write-back has nothing left to update, succeeds, and its reply is
+// not read.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -9,6 +17,12 @@ namespace redisfs::op {
 
 static std::int64_t _ns(const struct timespec& ts) {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// What the kernel's writeback cache sends to write a file's times back.
+static bool _times_write_back(Session& session, int to_set) {
+  constexpr int k_times = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME;
+  return session.options().writeback && (to_set & ~FUSE_SET_ATTR_FILE) == k_times;
 }
 
 void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* /*fi*/) {
@@ -34,7 +48,9 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     }
     change.size = static_cast<std::uint64_t>(attr->st_size);
   }
-  if ((to_set & FUSE_SET_ATTR_ATIME_NOW) != 0) {
+  const bool kernel_clock =
+      session.options().writeback && (to_set & FUSE_SET_ATTR_MTIME) != 0 && (to_set & FUSE_SET_ATTR_MTIME_NOW) == 0;
+  if ((to_set & FUSE_SET_ATTR_ATIME_NOW) != 0 && !kernel_clock) {
     change.atime = SetAttrRequest::Time::Now;
   } else if ((to_set & FUSE_SET_ATTR_ATIME) != 0) {
     change.atime = SetAttrRequest::Time::Set;
@@ -47,6 +63,14 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     change.mtime_ns = _ns(attr->st_mtim);
   }
   Result<Attr> done = session.store().setattr(ino, change);
+  if (!done && done.code() == ENOENT && _times_write_back(session, to_set)) {
+    Attr gone;
+    gone.ino = ino;
+    gone.mode = session.known_type(ino);
+    gone.mtime_ns = gone.ctime_ns = change.mtime_ns;
+    reply_attr(req, session, gone, "setattr");
+    return;
+  }
   if (!done) {
     reply_fail(req, "setattr", ino, {}, done.error());
     return;

@@ -53,6 +53,9 @@ struct MountOptions {
   double attr_timeout = 1.0;
   double entry_timeout = 1.0;
   bool read_only = false;
+  // -o writeback: this mount holds the filesystem alone (StoreOptions::
+  // writeback); the kernel's writeback cache is on (op_init.cpp).
+  bool writeback = false;
 };
 
 class Session {

@@ -5,8 +5,48 @@
 -- session key that could not be refreshed there would expire while the
 -- mount lives, and the other mounts would then take its opens and orphans
 -- for a dead mount's and free them.
--- KEYS: 1 MOUNT, 2 MOUNTS
--- ARGV: 1 value (host, pid, mount point), 2 time to live in ms, 3 session id
+--
+-- Admission, in the same step: while WRITEBACK names another live session
+-- (a writeback mount holds the filesystem alone; the key lapses with that
+-- mount's session key, as both get the same TTL here), no other mount is
+-- registered. A writeback mount is registered only while no other mount
+-- is live: the client names every other field of MOUNTS (read just
+-- before) with its MOUNT:<id> key; a field it did not name (a mount that
+-- registered meanwhile) answers RETRY. A writeback mount then sets
+-- WRITEBACK to its session id with the same TTL. A mount already
+-- registered (its session key exists) is refreshed without the check.
+-- KEYS: 1 MOUNT, 2 MOUNTS, 3 WRITEBACK, 4.. MOUNT:<id> of the other fields
+--       of MOUNTS (writeback mounts only)
+-- ARGV: 1 value (host, pid, mount point), 2 time to live in ms, 3 session
+--       id, 4 'writeback' or 'shared', 5.. the other fields' ids, in the
+--       order of their keys
+-- Returns 1 (registered), {'HELD', id, what MOUNTS says of it} (a live
+-- writeback mount holds the filesystem), {'BUSY', id, what MOUNTS says of
+-- it} (a writeback mount while another mount is live), or {'RETRY'}.
+local me, writeback = ARGV[3], ARGV[4] == 'writeback'
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= me then
+  return {'HELD', holder, redis.call('HGET', KEYS[2], holder) or ''}
+end
+if writeback and redis.call('EXISTS', KEYS[1]) == 0 then
+  local named = {}
+  for i = 5, #ARGV do
+    named[ARGV[i]] = true
+  end
+  for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if id ~= me and not named[id] then
+      return {'RETRY'}
+    end
+  end
+  for i = 5, #ARGV do
+    if redis.call('EXISTS', KEYS[i - 1]) == 1 then
+      return {'BUSY', ARGV[i], redis.call('HGET', KEYS[2], ARGV[i]) or ''}
+    end
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], me, ARGV[1])
+if writeback then
+  redis.call('SET', KEYS[3], me, 'PX', ARGV[2])
+end
 return 1

@@ -185,6 +185,7 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
       return 1;
     case KeyKind::Mount:
     case KeyKind::Mounts:
+    case KeyKind::Writeback:
     case KeyKind::Touched:
     case KeyKind::Temp:
     case KeyKind::OpLog:

@@ -1360,8 +1360,8 @@ static Result<Found> _find_prefixes(Pool& pool, Connection& c, bool all) {
           prefixes.insert(std::move(prefix));
         }
       } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                 kind != KeyKind::Freeze && kind != KeyKind::Cow && kind != KeyKind::OpLog &&
-                 validate_prefix(prefix).ok()) {
+                 kind != KeyKind::Writeback && kind != KeyKind::Freeze && kind != KeyKind::Cow &&
+                 kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
         keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }
     }

@@ -120,6 +120,7 @@ std::string Keys::reserved() const { return m_colon + "RESERVED"; }
 std::string Keys::installing() const { return m_colon + "INSTALLING"; }
 std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
 std::string Keys::mounts() const { return m_colon + "MOUNTS"; }
+std::string Keys::writeback() const { return m_colon + "WRITEBACK"; }
 std::string Keys::temp(std::string_view session, std::uint64_t n) const {
   return m_colon + "TMP:" + std::string(session) + ':' + _num(n);
 }
@@ -163,6 +164,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Installing;
   } else if (rel == "MOUNTS") {
     k.kind = KeyKind::Mounts;
+  } else if (rel == "WRITEBACK") {
+    k.kind = KeyKind::Writeback;
   } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
     k.kind = KeyKind::Mount;
   } else if (rel.starts_with("OPLOG:") && rel.size() > 6) {

@@ -63,6 +63,13 @@
 //                              here instead of SCANning for MOUNT:*); a
 //                              crashed mount's field is dropped by the
 //                              next live mount's sweep (prune_mounts.lua)
+//   <p>:WRITEBACK      string  the session id of the writeback mount (-o
+//                              writeback) that holds the filesystem alone
+//                              (TTL, set and refreshed in the same step as
+//                              its MOUNT:<id>, so it lapses with it): while
+//                              it exists no other mount is admitted, and a
+//                              writeback mount is admitted only while no
+//                              other mount is live (session.lua)
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open
@@ -103,9 +110,9 @@
 // CHANGED is the filesystem's bookkeeping: a snapshot keeps its own (see
 // above), delete removes it, a dump and a restore leave it out.
 //
-// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, OPEN:*, OPLOG:* and TMP:* describe
-// the running system, not the filesystem: they are never copied, dumped or
-// restored.
+// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, WRITEBACK, OPEN:*, OPLOG:* and
+// TMP:* describe the running system, not the filesystem: they are never
+// copied, dumped or restored.
 #pragma once
 
 #include <cstdint>
@@ -168,6 +175,7 @@ class Keys {
   std::string installing() const;
   std::string mount(std::string_view session) const;
   std::string mounts() const;
+  std::string writeback() const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   // A mount's outcome records (Pool::set_op_log).
   std::string op_log(std::string_view session) const;
@@ -190,7 +198,7 @@ class Keys {
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
   Changed,                                         // its change tracking
-  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Temp, Open, OpLog,  // the running system
+  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Writeback, Temp, Open, OpLog,  // the running system
   Unknown
 };
 struct ParsedKey {

@@ -130,8 +130,11 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   // delete that reserves the prefix after this point sees the mount and
   // leaves it alone (install.hpp). A read-only open (perhaps on a replica)
   // may fail to say so; it has no orphans to protect.
-  if (Status hb = s->m_opts.view ? Status{} : s->heartbeat(); !hb.ok() && !s->m_opts.read_only) {
-    return std::move(hb).error();
+  if (Status hb = s->m_opts.view ? Status{} : s->heartbeat(); !hb.ok()) {
+    if (!s->m_opts.read_only || hb.code() == EBUSY) {
+      return std::move(hb).error();
+    }
+    TRY(s->check_not_held(*c));  // not registered (a replica?): still not under a writeback mount
   }
   TRY(_check_not_reserved(pool, *c, s->m_keys));
   if (!s->m_opts.read_only) {

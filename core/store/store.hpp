@@ -114,6 +114,10 @@ struct StoreOptions {
   // ESTALE then); leaves the pool's routing to the mount; and a prefix
   // without a superblock is ENOENT at once, with no SCAN of the server.
   bool view = false;
+  // A writeback mount (-o writeback): it holds the filesystem alone. Its
+  // registration is refused while another mount is live, and every other
+  // mount's while it is (keys.hpp, WRITEBACK; session.lua).
+  bool writeback = false;
 };
 
 class Store {
@@ -260,7 +264,8 @@ class Store {
   // filesystem is gone.
   std::vector<std::pair<Ino, std::string>> known_names();
   // Registers or refreshes the session (Store::open does it first); the
-  // destructor ends it.
+  // destructor ends it. EBUSY when the filesystem is held by a live
+  // writeback mount, or (StoreOptions::writeback) is mounted elsewhere.
   Status heartbeat();
   // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
@@ -339,6 +344,9 @@ class Store {
   void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const;
   // ARGV of setattr.lua (no size: truncate has scripts of its own).
   static std::vector<std::string> setattr_args(const SetAttrRequest& req);
+  // A read-only open whose registration failed (a replica refuses writes)
+  // still must not mount a filesystem a writeback mount holds: EBUSY then.
+  Status check_not_held(Connection& c);
 
   Pool& m_pool;
   Keys m_keys;

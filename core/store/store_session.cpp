@@ -313,19 +313,63 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
   return done;
 }
 
+// A refused registration: `held` (a writeback mount `id` holds the
+// filesystem) or, for a writeback mount, mount `id` is live. `what`: what
+// MOUNTS says of that mount (host, pid, mount point).
+static Error _admission_error(const std::string& prefix, bool held, std::string_view id, std::string_view what) {
+  std::string who = "mount " + std::string(id) + (what.empty() ? "" : " (" + std::string(what) + ")");
+  if (held) {
+    return make_error(
+        EBUSY, "'" + prefix + "' is held by the writeback " + who + ", which must be the only mount; unmount it first");
+  }
+  return make_error(EBUSY, "cannot mount '" + prefix + "' with -o writeback: it is mounted by " + who +
+                               "; a writeback mount must be the only one");
+}
+
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
-  TRY(c->eval(lua::session, {m_keys.mount(m_opts.session), m_keys.mounts()},
-              {info, std::to_string(k_session_ttl_ms), m_opts.session}));
-  m_registered = true;
-  if (!m_opts.read_only) {
-    // The changes set the outcome records' TTL only when a connection's
-    // field is new; a live mount keeps them (redis.hpp).
-    std::string ttl = std::to_string(op_log_ttl(m_pool.url()).count());
-    TRY(c->command({"PEXPIRE", m_keys.op_log(m_opts.session), ttl}));
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::vector<std::string> keys{m_keys.mount(m_opts.session), m_keys.mounts(), m_keys.writeback()};
+    std::vector<std::string> args{info, std::to_string(k_session_ttl_ms), m_opts.session,
+                                  m_opts.writeback ? "writeback" : "shared"};
+    if (m_opts.writeback) {
+      TRY_ASSIGN(Reply ids, c->command({"HKEYS", m_keys.mounts()}));
+      for (std::size_t i = 0; ids.view().is_array() && i < ids.view().size(); ++i) {
+        std::string id(ids.view()[i].str());
+        if (id != m_opts.session) {
+          keys.push_back(m_keys.mount(id));
+          args.push_back(std::move(id));
+        }
+      }
+    }
+    TRY_ASSIGN(Reply r, c->eval(lua::session, keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      continue;  // a mount registered between HKEYS and the script
+    }
+    if (v.is_array() && v.size() >= 2) {
+      return _admission_error(m_keys.prefix(), v[0].str() == "HELD", v[1].str(), v.size() > 2 ? v[2].str() : "");
+    }
+    m_registered = true;
+    if (!m_opts.read_only) {
+      // The changes set the outcome records' TTL only when a connection's
+      // field is new; a live mount keeps them (redis.hpp).
+      std::string ttl = std::to_string(op_log_ttl(m_pool.url()).count());
+      TRY(c->command({"PEXPIRE", m_keys.op_log(m_opts.session), ttl}));
+    }
+    return {};
   }
-  return {};
+  return make_error(EAGAIN, "cannot register the mount of '" + m_keys.prefix() + "': mounts keep registering");
+}
+
+Status Store::check_not_held(Connection& c) {
+  TRY_ASSIGN(Reply holder, c.command({"GET", m_keys.writeback()}));
+  if (holder.view().is_nil()) {
+    return {};
+  }
+  TRY_ASSIGN(Reply what, c.command({"HGET", m_keys.mounts(), holder.view().str()}));
+  return _admission_error(m_keys.prefix(), true, holder.view().str(), what.view().is_nil() ? "" : what.view().str());
 }
 
 Status Store::end_session() {
@@ -333,6 +377,9 @@ Status Store::end_session() {
   c->append({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)});
   c->append({"HDEL", m_keys.mounts(), m_opts.session});
   TRY(c->read_all());
+  if (m_opts.writeback) {
+    TRY(c->eval(lua::writeback_release, {m_keys.writeback()}, {m_opts.session}));
+  }
   m_registered = false;
   return {};
 }

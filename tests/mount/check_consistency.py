@@ -180,6 +180,12 @@ class Checker:
                     want = "set"
             elif kind == b"MOUNTS" and len(parts) == 1:
                 want = "hash"  # the mounts' register: session -> what MOUNT:<session> holds
+            elif kind == b"WRITEBACK" and len(parts) == 1:
+                # the writeback mount that holds the filesystem alone: it
+                # lapses with that mount's session
+                want = "string"
+                if self.r.call("PTTL", key) < 0:
+                    self.bad("writeback hold %r has no TTL" % key)
             elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):
                 # opens held by live (or crashed) mounts: not the filesystem
                 if self.no_opens:
@@ -374,11 +380,11 @@ class Checker:
 
 
 def digest(r, prefix):
-    """sha256 of every filesystem key and value (MOUNT:*, MOUNTS, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
+    """sha256 of every filesystem key and value (MOUNT:*, MOUNTS, WRITEBACK, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
     import hashlib
     prefix = prefix.encode()
     keys = sorted(k for k in r.scan(prefix + b":*")
-                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"MOUNTS", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
+                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"MOUNTS", b"WRITEBACK", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
     h = hashlib.sha256()
     types = r.pipeline([("TYPE", k) for k in keys])
     values = r.pipeline([("HGETALL", k) if t == b"hash" else ("GET", k) for k, t in zip(keys, types)])

@@ -61,6 +61,11 @@ TEST_CASE("fs options: our -o options fill the config, FUSE's pass on") {
   CHECK(cfg.nonempty);
   CHECK(cfg.log_level == LogLevel::Debug);
   CHECK(cfg.log_file == "/l");
+  CHECK_FALSE(cfg.writeback);
+
+  cfg = _apply({"writeback,allow_other"});
+  CHECK(cfg.writeback);  // ours, not passed on to FUSE
+  CHECK(cfg.fuse_options == std::vector<std::string>{"allow_other"});
 }
 
 TEST_CASE("fs options: what only mount(8), fstab or systemd read is dropped") {

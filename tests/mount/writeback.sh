@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# writeback: a -o writeback mount holds its filesystem alone. While it is
+# live the server refuses every other mount (read-write, read-only,
+# writeback), and refuses it while another mount is live; the hold is one
+# key with the mount session's TTL (keys.hpp, WRITEBACK), gone at unmount,
+# lapsing like the session after a kill -9. The toolkit's delete, rollback
+# and restore count it as mounted. What fsync and syncfs returned for is on
+# the server: after a kill -9 of the daemon, a new mount reads it. The
+# kernel's writeback cache is on (the INIT line of the debug log).
+. "$(dirname "$0")/lib.sh"
+need_binary REDISFS_SNAP_BIN
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
+}
+
+# refused MOUNTPOINT TEXT [args...]: redisfs must exit 1 saying TEXT, and
+# leave nothing mounted.
+refused() {
+  local mnt=$1 text=$2 rc=0 out
+  shift 2
+  mkdir -p "$mnt"
+  out=$("$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" "$@" "$mnt" 2>&1 </dev/null) || rc=$?
+  ((rc == 1)) || fail "redisfs $* exited with $rc, not 1 (refused): $out"
+  [[ $out == *"$text"* ]] || fail "redisfs $* was refused without saying '$text': $out"
+  ! is_mounted "$mnt" || fail "a refused mount left $mnt mounted"
+}
+
+held="is held by the writeback mount"
+
+# option conflicts are usage errors (exit 2)
+rc=0
+"$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" -o writeback,ro "$MNT" >"$T/ro.out" 2>&1 || rc=$?
+((rc == 2)) || fail "-o writeback,ro exited with $rc, not 2: $(cat "$T/ro.out")"
+
+mount_fs -o writeback --log-level debug
+grep -q 'init: .*writeback cache' "${MOUNT_LOGS[$MNT]}" || fail "the kernel's writeback cache is not on: $(grep init: "${MOUNT_LOGS[$MNT]}")"
+session=$(rcli get "$PREFIX:WRITEBACK")
+[[ -n $session && $(rcli exists "$PREFIX:MOUNT:$session") == 1 ]] || fail "WRITEBACK names no live session: '$session'"
+ttl=$(rcli pttl "$PREFIX:WRITEBACK")
+((ttl > 0 && ttl <= 30000)) || fail "WRITEBACK has no session TTL: $ttl"
+
+refused "$T/b" "$held" --
+refused "$T/b" "$held" --read-only
+refused "$T/b" "$held" -o writeback
+expect_fail "is mounted" snap delete "$PREFIX"
+snap --quiet copy "$PREFIX" "$PREFIX-mon" || fail "copy of a writeback-mounted filesystem"
+expect_fail "is mounted" snap rollback "$PREFIX" "$PREFIX-mon"
+snap --quiet dump "$PREFIX-mon" -o "$T/mon.json" || fail "dump of the snapshot"
+expect_fail "is mounted" snap restore "$T/mon.json" --prefix "$PREFIX"
+
+# ordinary work, and what reaches the server: fsync'd and syncfs'd data
+printf 'appended\n' >"$MNT/log"
+printf 'more\n' >>"$MNT/log"
+[[ $(cat "$MNT/log") == $'appended\nmore' ]] || fail "append through the writeback cache: $(cat "$MNT/log")"
+python3 - "$MNT" <<'PY'
+import os, sys
+m = sys.argv[1]
+fd = os.open(os.path.join(m, "fsynced"), os.O_WRONLY | os.O_CREAT, 0o640)
+os.write(fd, b"x" * 300000)
+os.fsync(fd)  # then the daemon is killed with the file still open
+PY
+mkdir "$MNT/tree"
+for i in 1 2 3; do printf 'file %s\n' "$i" >"$MNT/tree/f$i"; done
+chmod 600 "$MNT/tree/f2"
+sync -f "$MNT"
+kill_daemon
+
+# the hold outlives the killed daemon until its TTL ends
+refused "$T/b" "$held" --
+rcli pexpire "$PREFIX:WRITEBACK" 1 >/dev/null
+expire_sessions
+mount_fs
+[[ $(stat -c %s "$MNT/fsynced") == 300000 ]] || fail "fsync'd data lost with the daemon: size $(stat -c %s "$MNT/fsynced")"
+[[ $(cat "$MNT/tree/f3") == "file 3" && $(stat -c %a "$MNT/tree/f2") == 600 ]] || fail "syncfs'd files lost with the daemon"
+[[ $(cat "$MNT/log") == $'appended\nmore' ]] || fail "log: $(cat "$MNT/log")"
+
+# a writeback mount is refused while another mount is live
+refused "$T/b" "cannot mount '$PREFIX' with -o writeback: it is mounted by" -o writeback
+unmount_fs
+mount_fs -o writeback
+unmount_fs
+[[ $(rcli exists "$PREFIX:WRITEBACK") == 0 ]] || fail "the hold outlives its unmount"
+mount_fs
+unmount_fs
+check_consistency --no-orphans
