@@ -116,6 +116,10 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   }
   if (!s->m_opts.read_only) {
     pool.set_op_log(s->m_keys.op_log(s->m_opts.session));
+    // Until this open reads the superblock, no identity: a Store opened
+    // again on the same pool (after a rollback, say) must not be refused
+    // with the one it replaces. Set again below, once known.
+    pool.set_identity({}, {});
   }
   TRY_ASSIGN(auto c, pool.acquire());
   if (c->cluster()) {

@@ -67,11 +67,12 @@ dbsize() {
 }
 
 # fs_digest PREFIX [SOCK]: "relative-key digest" per key under PREFIX,
-# sorted; SB and MOUNT/FREEZE/OPLOG keys left out (a copy changes its SB).
+# sorted; SB and MOUNT/FREEZE/OPLOG keys left out (a copy changes its SB),
+# and the WRITEBACK hold and CHANGED record (bookkeeping, not the tree).
 fs_digest() {
   local prefix=$1 sock=${2:-$SOCK}
   redis-cli -s "$sock" --scan --pattern "$prefix:*" | sort -u |
-    { grep -Ev "^$prefix:(SB|FREEZE|MOUNTS|MOUNT:.*|OPLOG:.*)\$" || true; } >"$T/digest.keys"
+    { grep -Ev "^$prefix:(SB|FREEZE|MOUNTS|MOUNT:.*|OPLOG:.*|WRITEBACK|CHANGED)\$" || true; } >"$T/digest.keys"
   [[ -s $T/digest.keys ]] || return 0
   # One redis-cli for every key (schema keys hold no spaces).
   paste -d' ' <(sed "s/^$prefix://" "$T/digest.keys") \
