@@ -1,7 +1,7 @@
 // getattr and readlink: reads of one inode. getattr may be answered from
-// what a change made here just read of a directory (Store's AttrCache):
-// the kernel asks for a directory's attributes again after every create
-// or unlink in it.
+// what a change made here just read of the inode (Store's AttrCache): the
+// kernel asks for a directory's attributes again after every create or
+// unlink in it, and for a file's after every write or read.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"

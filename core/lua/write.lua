@@ -10,8 +10,9 @@
 -- place, so its bytes never pass through Lua. Every TMP key is gone when
 -- the script ends, whatever the outcome, but for FROZEN and COW, after
 -- which the client sends the script again.
--- Returns {'RETRY', size} when appending and the size moved, else the
--- new size.
+-- Returns {'RETRY', size} when appending and the size moved, else {the
+-- new size, the inode's fields after the write} (what the writing mount's
+-- next getattr may answer with: AttrCache).
 local n = (#KEYS - 4) / 2
 local function drop_temps()
   for i = 1, n do
@@ -95,4 +96,4 @@ if delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)
 end
 track_blocks(KEYS[4], written)
-return fmt(size)
+return {fmt(size), redis.call('HGETALL', KEYS[3])}

@@ -5,7 +5,9 @@
 // check asks for them again: one GETATTR, one round trip to Redis, per file
 // made or removed. The script that made the change already read the
 // parent's new attributes, atomically with the change, so the daemon can
-// answer that GETATTR itself.
+// answer that GETATTR itself. Likewise after a write or a read of a file
+// (its mtime, size or atime changed, so the kernel asks again): write.lua
+// and touch_atime.lua return the inode's fields with their change.
 //
 // The answer is exactly as fresh as the kernel's own attribute cache would
 // have been had it kept the attributes: an entry is good for `ttl` seconds

@@ -88,8 +88,8 @@ struct StoreOptions {
   Caller mkfs_owner{};           // owner of a new root directory
   std::string session;           // mount id (random when empty)
   std::string session_info;      // shown by `redisfs-snap list` (host, pid, mountpoint)
-  // How long getattr(ino, &age) may answer with the attributes a change made
-  // here read of a directory it changed (AttrCache); 0 = never. The daemon
+  // How long getattr(ino, &age) may answer with the attributes a change,
+  // write or read made here read of the inode (AttrCache); 0 = never. The daemon
   // passes its attr_timeout.
   double attr_cache_seconds = 0;
   // How long lookup(parent, name, &age) may answer "absent" from the names
@@ -379,7 +379,7 @@ class Store {
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
 
-  AttrCache m_attrs;      // directory attributes left by our own changes
+  AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills
 };
 

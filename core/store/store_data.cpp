@@ -1,12 +1,11 @@
 // Store, its data: reads (whole and in pieces), symlink targets, writes,
 // truncation in steps, and setattr.
-#include "store/store.hpp"
-
 #include <algorithm>
-#include <charconv>
+#include <array>
 #include <deque>
 #include <optional>
 
+#include "store/store.hpp"
 #include "store/store_internal.hpp"
 
 namespace redisfs {
@@ -48,9 +47,12 @@ static const std::string k_zero_bytes(k_zeros, '\0');
 // instant (a concurrent write is seen whole or not at all), and the bytes
 // never pass through Lua. A full server refuses every command queued in a
 // MULTI (it may grow without bound): then read.lua, a no-writes script
-// that a full server runs, reads the same at once.
+// that a full server runs, reads the same at once. With `touched`, the
+// access is recorded in the same round trip: touch_atime.lua, behind the
+// EXEC, applies relatime itself; its reply goes to *touched (best effort:
+// an access time is not worth failing a read).
 static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t offset, std::size_t size,
-                                  std::uint64_t bs) {
+                                  std::uint64_t bs, Reply* touched) {
   const std::uint64_t first = offset / bs;
   const std::uint64_t last = (offset + size - 1) / bs;
   c.append({"MULTI"});
@@ -66,17 +68,30 @@ static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std:
     c.append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
   }
   c.append({"EXEC"});
+  const std::size_t behind = touched != nullptr ? 1 : 0;
+  if (touched != nullptr) {
+    const std::string inode = keys.inode(ino);
+    const std::string freeze = keys.freeze();
+    const std::string window = std::to_string(k_relatime_ns);
+    std::array<std::string_view, 2> touch_keys{freeze, inode};
+    std::array<std::string_view, 1> touch_args{window};
+    c.append_eval(lua::touch_atime, touch_keys, touch_args);
+  }
   std::optional<Error> failure;
   Reply exec;
-  while (c.pending() > 0) {
+  while (c.pending() > behind) {
     auto r = c.read_reply();
     if (!r.ok()) {
       if (!failure) {
         failure = std::move(r).error();
       }
-    } else if (c.pending() == 0) {
+    } else if (c.pending() == behind) {
       exec = std::move(r).value();
     }
+  }
+  if (touched != nullptr) {
+    auto t = c.read_reply();
+    *touched = t.ok() ? std::move(t).value() : Reply();
   }
   if (failure && (failure->code == ENOSPC || failure->fault != Fault::None)) {
     // (A transaction is not retried piece by piece: through an outage,
@@ -124,19 +139,6 @@ static void _place_pieces(ReplyView v, std::uint64_t offset, std::size_t avail, 
   out.size = avail;
 }
 
-// relatime, as Linux mounts by default: an access is recorded when the
-// last one is older than the last change, or a day old. `meta`: the
-// HMGET of type, size, atime, mtime, ctime.
-static bool _access_due(ReplyView meta) {
-  std::int64_t atime = 0;
-  std::int64_t mtime = 0;
-  std::int64_t ctime = 0;
-  std::from_chars(meta[2].str().data(), meta[2].str().data() + meta[2].str().size(), atime);
-  std::from_chars(meta[3].str().data(), meta[3].str().data() + meta[3].str().size(), mtime);
-  std::from_chars(meta[4].str().data(), meta[4].str().data() + meta[4].str().size(), ctime);
-  return atime <= mtime || atime <= ctime || now_ns() - atime > k_relatime_ns;
-}
-
 Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
   out.pieces.clear();
   out.size = 0;
@@ -154,7 +156,14 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   const std::uint64_t first = offset / bs;
   const std::uint64_t last = (offset + size - 1) / bs;
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(out.reply, _read_blocks(*c, m_keys, ino, offset, size, bs));  // (the pieces point into it)
+  // The kernel asks for the attributes after a read (the atime): the
+  // touch's reply answers (AttrCache).
+  const bool touch = !m_opts.noatime && !m_opts.read_only;
+  AttrCache::Change change = touch ? m_attrs.begin({ino}) : AttrCache::Change();
+  Reply touched;
+  auto blocks = _read_blocks(*c, m_keys, ino, offset, size, bs, touch ? &touched : nullptr);
+  m_attrs.end(change, !touched.empty() ? _fresh_attr(ino, touched.view(), 1) : std::vector<Attr>{});
+  TRY_ASSIGN(out.reply, std::move(blocks));  // (the pieces point into it)
   ReplyView v = out.reply.view();
   if (!v.is_array() || v.size() != 2 + (last - first)) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": bad read reply");
@@ -181,10 +190,6 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   _place_pieces(v, offset, avail, bs, out);
-  if (!m_opts.noatime && !m_opts.read_only && _access_due(meta)) {
-    auto t = c->eval(lua::touch_atime, {m_keys.freeze(), m_keys.inode(ino)}, {});
-    (void)t;  // best effort: an access time is not worth failing a read
-  }
   return {};
 }
 
@@ -442,6 +447,9 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");
     }
+    // The kernel asks for the attributes after a write: the script's
+    // reply answers (AttrCache).
+    AttrCache::Change change = m_attrs.begin({ino});
     append_write(*c, ino, offset, data, append);
     std::optional<Error> failure;
     Reply result;
@@ -457,6 +465,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
         failure = std::move(r).error();  // connection lost; an OOM is the script's to report
       }
     }
+    m_attrs.end(change, failure ? std::vector<Attr>{} : _fresh_attr(ino, result.view(), 1));
     if (failure) {
       // (NOSCRIPT, FROZEN, outages: the runner has retried what it could.)
       return std::move(*failure);
