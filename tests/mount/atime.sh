@@ -5,24 +5,18 @@
 #     last change, and not again until the file changes (or a day passes);
 #   - a read costs one Redis round trip (the daemon's counters, SIGUSR1),
 #     also when it records an access;
+#   - the GETATTR the kernel sends after a write or a read of a file is
+#     answered from the script's reply (AttrCache), with the server's
+#     size and times, without a round trip;
 #   - a noatime mount never writes an atime (a --read-only one neither:
 #     readonly.sh).
 . "$(dirname "$0")/lib.sh"
 
-# read_stats PID LOG: SIGUSR1 to the daemon, then its read requests so far
-# and the round trips they made ("0 0" when none), from the stats it logged.
-read_stats() {
-  local pid=$1 log=$2 i before
-  before=$(grep -c 'stats: .* requests in ' "$log" || true)
-  kill -USR1 "$pid"
-  for ((i = 0; i < 100; i++)); do
-    (($(grep -c 'stats: .* requests in ' "$log" || true) > before)) && break
-    sleep 0.05
-  done
-  sleep 0.1  # the per-op lines follow the header
-  awk '/stats: .* requests in /{n = 0; t = 0}
-       /stats: read /{n = $4; sub(/ round trips.*/, ""); t = $NF}
-       END {printf "%d %.0f\n", n, n * t}' "$log"
+# trips OP: the requests of type OP so far and the Redis round trips they made
+trips() {
+  local n rt
+  read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}" "$1")
+  awk -v n="$n" -v rt="$rt" 'BEGIN {printf "%d %.0f\n", n, n * rt}'
 }
 
 mount_fs
@@ -38,7 +32,7 @@ read_file() { python3 -c 'import sys; open(sys.argv[1], "rb").read()' "$MNT/f"; 
 # (the first scripts a connection sends may cost a SCRIPT LOAD: counted from here)
 printf 'x\n' >"$MNT/warm"
 for _ in 1 2 3 4 5 6; do python3 -c 'import sys; open(sys.argv[1], "rb").read()' "$MNT/warm"; done
-read -r reads0 trips0 < <(read_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}")
+read -r reads0 trips0 < <(trips read)
 read_file
 a1=$(atime)
 ((a1 > mtime)) || fail "a read of a file changed since its last access left atime at $a1 (mtime $mtime)"
@@ -49,10 +43,34 @@ read_file
 a2=$(atime)
 ((a2 > a1 && a2 > $(rcli HGET "$PREFIX:INODE:$ino" mtime))) || fail "a read after a write left atime at $a2"
 
-read -r reads1 trips1 < <(read_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}")
+read -r reads1 trips1 < <(trips read)
 ((reads1 - reads0 == 3)) || fail "3 reads of a small file made $((reads1 - reads0)) READ requests"
 ((trips1 - trips0 == 3)) ||
   fail "3 reads (2 recording an access) cost $((trips1 - trips0)) Redis round trips, not 3 (the access time in a round trip of its own?)"
+
+# fstat after a write (to the server at once: the file is not new) and
+# after a read: what the scripts read back, no round trip
+read -r getattrs0 gtrips0 < <(trips getattr)
+python3 - "$MNT/f" >"$T/seen" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for i in range(3):
+    os.pwrite(fd, b"abc", 100 + i)
+    st = os.fstat(fd)
+    assert st.st_size == 103 + i, st
+    os.pread(fd, 10, 0)
+    os.fstat(fd)
+print(os.fstat(fd).st_mtime_ns, os.fstat(fd).st_atime_ns)
+os.close(fd)
+PY
+read -r getattrs1 gtrips1 < <(trips getattr)
+((getattrs1 > getattrs0)) || fail "the kernel sent no GETATTR after writes and reads (nothing checked)"
+# (at most one: the root's own, when the open's path walk finds its
+# attributes expired; without the replies, 3 writes and 3 reads cost 6)
+((gtrips1 - gtrips0 <= 1)) || fail "$((getattrs1 - getattrs0)) GETATTRs after writes and reads cost $((gtrips1 - gtrips0)) round trips"
+read -r seen_m seen_a <"$T/seen"
+[[ $seen_m == $(rcli HGET "$PREFIX:INODE:$ino" mtime) && $seen_a == $(atime) ]] ||
+  fail "fstat after a write and a read showed mtime/atime $seen_m/$seen_a, the server has $(rcli HMGET "$PREFIX:INODE:$ino" mtime atime | tr '\n' /)"
 unmount_fs
 
 # noatime: reads never write an atime
