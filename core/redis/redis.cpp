@@ -1254,6 +1254,15 @@ Result<Reply> Connection::read_reply() {
   return r;
 }
 
+std::vector<Result<Reply>> Connection::read_replies(std::size_t n) {
+  std::vector<Result<Reply>> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(read_reply());
+  }
+  return out;
+}
+
 Result<std::vector<Reply>> Connection::read_all() {
   std::vector<Reply> out;
   out.reserve(pending());
