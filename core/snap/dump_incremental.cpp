@@ -150,15 +150,7 @@ void DigestSum::sub(const Term& t) {
   }
 }
 
-std::string DigestSum::hex() const {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : m_sum) {
-    out.push_back(k_hex[b >> 4]);
-    out.push_back(k_hex[b & 15]);
-  }
-  return out;
-}
+std::string DigestSum::hex() const { return lower_hex(m_sum); }
 
 Result<std::string> state_digest(Connection& c, const Keys& keys) {
   DigestSum sum;
