@@ -515,8 +515,10 @@ class StatsOnSignal {
   std::thread m_thread;
 };
 
-// Mounts and serves until unmounted. Returns the exit status.
-static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
+// What the kernel is told to cache, and for how long: a read-only mount of
+// a snapshot (which cannot change under it) and a writeback mount (the
+// only one) keep attributes and entries longer.
+static MountOptions _mount_options(const DaemonConfig& cfg, const Store& store) {
   MountOptions mount_opts;
   bool frozen = cfg.read_only && store.superblock().read_only;
   double default_timeout = frozen ? k_snapshot_timeout : cfg.writeback ? k_writeback_timeout : k_default_timeout;
@@ -524,10 +526,12 @@ static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
   mount_opts.writeback = cfg.writeback;
-  Session session(store, mount_opts);
-  SnapDir snapdir(pool, session, store.keys().prefix(), cfg.snapdir_visible ? SnapdirMode::Visible : SnapdirMode::Hidden);
-  session.set_snapdir(&snapdir);
+  return mount_opts;
+}
 
+// A FUSE session serving `session`, its signal handlers installed; nullptr
+// (logged, nothing left behind) if either fails.
+static fuse_session* _new_fuse_session(const DaemonConfig& cfg, Session& session) {
   std::vector<std::string> argv_text = _fuse_argv(cfg);
   std::vector<char*> argv;
   for (std::string& a : argv_text) {
@@ -537,40 +541,46 @@ static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_text.size()), argv.data());
   log_debug("fuse options: " + argv_text.back());
 
-  fuse_lowlevel_ops ops = make_ops();
+  fuse_lowlevel_ops ops = make_ops();  // fuse_session_new copies it
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &session);
   fuse_opt_free_args(&args);
   if (se == nullptr) {
     log_error("cannot start the FUSE session (see the message above)");
-    return 1;
+    return nullptr;
   }
   if (fuse_set_signal_handlers(se) != 0) {
     log_error("cannot install signal handlers");
     fuse_session_destroy(se);
-    return 1;
+    return nullptr;
   }
-  std::error_code ec;
-  std::string canonical = std::filesystem::canonical(cfg.mountpoint, ec).string();  // before: no FUSE call
+  return se;
+}
+
+// Mounts on the mount point and, without -f, leaves the terminal (after a
+// last line on it saying where the log goes). False (logged) if either
+// fails, with nothing left mounted.
+static bool _mount_and_detach(const DaemonConfig& cfg, fuse_session* se, const Store& store) {
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
     log_error("cannot mount on " + cfg.mountpoint);
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return 1;
+    return false;
   }
   StatsOnSignal::block();  // no thread yet: every thread started from here on inherits it
   if (!cfg.foreground) {
-    // The last word on the terminal: where to look from now on.
     std::fprintf(stderr, "redisfs: mounted %s on %s; log: %s\n", store.keys().prefix().c_str(),
                  cfg.mountpoint.c_str(), log_destination().c_str());
     if (fuse_daemonize(0) != 0) {
       log_error("cannot daemonize");
       fuse_session_unmount(se);
-      fuse_remove_signal_handlers(se);
-      fuse_session_destroy(se);
-      return 1;
+      return false;
     }
     log_detached();
   }
+  return true;
+}
+
+// Once mounted (and forked): the mount session names this process, the
+// log and the service manager hear that the mount is up.
+static void _announce_mounted(const DaemonConfig& cfg, Store& store) {
   store.set_session_info(_hostname() + " pid " + std::to_string(getpid()) + " " + cfg.mountpoint);
   if (Status st = store.heartbeat(); !st) {
     log_debug("cannot refresh the mount session: " + st.error().message);
@@ -580,39 +590,72 @@ static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
             : cfg.writeback ? " (writeback: the only mount)"
                             : ""));
   notify_ready();
-  const auto mounted_at = std::chrono::steady_clock::now();
+}
 
-  int rc = 0;
-  {
-    // The INIT reply sets the readahead, so raise it after INIT.
-    Heartbeat heartbeat(store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
-    StatsOnSignal stats(mounted_at);
-    if (cfg.single_threaded) {
-      rc = fuse_session_loop(se);
-    } else {
-      fuse_loop_config* loop = fuse_loop_cfg_create();
-      if (loop == nullptr) {
-        rc = -ENOMEM;
-      } else {
-        fuse_loop_cfg_set_clone_fd(loop, 0);
-        fuse_loop_cfg_set_idle_threads(loop, cfg.max_idle_threads);
-        log_debug("serving with at most " + std::to_string(cfg.max_idle_threads) + " idle FUSE threads");
-        rc = fuse_session_loop_mt(se, loop);
-        fuse_loop_cfg_destroy(loop);
-      }
-    }
-    notify_stopping();
-    fuse_remove_signal_handlers(se);
-    fuse_session_unmount(se);
-    log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
-    session.finish_releases();
-    session.purge_orphans();
-    session.drop_unsure_opens();
-    heartbeat.stop();
-    for (const std::string& line : op_stats().report(mounted_at)) {
-      log_debug(line);
-    }
+// Runs the FUSE loop until the filesystem is unmounted: one thread, or a
+// pool keeping at most -o max_idle_threads idle. Returns the loop's
+// status (a negative errno if it failed).
+static int _run_fuse_loop(const DaemonConfig& cfg, fuse_session* se) {
+  if (cfg.single_threaded) {
+    return fuse_session_loop(se);
   }
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  if (loop == nullptr) {
+    return -ENOMEM;
+  }
+  fuse_loop_cfg_set_clone_fd(loop, 0);
+  fuse_loop_cfg_set_idle_threads(loop, cfg.max_idle_threads);
+  log_debug("serving with at most " + std::to_string(cfg.max_idle_threads) + " idle FUSE threads");
+  int rc = fuse_session_loop_mt(se, loop);
+  fuse_loop_cfg_destroy(loop);
+  return rc;
+}
+
+// Serves (with the heartbeat and the SIGUSR1 statistics beside the loop)
+// until unmounted, then unmounts and settles what the mount still held:
+// pending releases, its orphans, opens it is unsure of. Returns the loop's
+// status.
+static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session& session, fuse_session* se,
+                                  const std::string& canonical) {
+  const auto mounted_at = std::chrono::steady_clock::now();
+  // The INIT reply sets the readahead, so raise it after INIT.
+  Heartbeat heartbeat(store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
+  StatsOnSignal stats(mounted_at);
+  int rc = _run_fuse_loop(cfg, se);
+  notify_stopping();
+  fuse_remove_signal_handlers(se);
+  fuse_session_unmount(se);
+  log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
+  session.finish_releases();
+  session.purge_orphans();
+  session.drop_unsure_opens();
+  heartbeat.stop();
+  for (const std::string& line : op_stats().report(mounted_at)) {
+    log_debug(line);
+  }
+  return rc;
+}
+
+// Mounts and serves until unmounted. Returns the exit status.
+static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
+  Session session(store, _mount_options(cfg, store));
+  SnapDir snapdir(pool, session, store.keys().prefix(),
+                  cfg.snapdir_visible ? SnapdirMode::Visible : SnapdirMode::Hidden);
+  session.set_snapdir(&snapdir);
+
+  fuse_session* se = _new_fuse_session(cfg, session);
+  if (se == nullptr) {
+    return 1;
+  }
+  std::error_code ec;
+  std::string canonical = std::filesystem::canonical(cfg.mountpoint, ec).string();  // before: no FUSE call
+  if (!_mount_and_detach(cfg, se, store)) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  _announce_mounted(cfg, store);
+  int rc = _serve_until_unmounted(cfg, store, session, se, canonical);
   if (Status st = store.end_session(); !st) {
     LogLevel level = cfg.read_only ? LogLevel::Debug : LogLevel::Warning;
     log_line(level, "cannot end the mount session: " + st.error().message);

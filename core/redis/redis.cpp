@@ -267,13 +267,7 @@ std::string _format(std::span<const std::string_view> argv) {
 std::string _sha1_hex(std::string_view text) {
   unsigned char d[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d);
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : d) {
-    out.push_back(k_hex[b >> 4]);
-    out.push_back(k_hex[b & 15]);
-  }
-  return out;
+  return lower_hex(d);
 }
 
 bool _script_writes(const lua::ScriptSource& src) {
@@ -1252,6 +1246,15 @@ Result<Reply> Connection::read_reply() {
     m_head = 0;
   }
   return r;
+}
+
+std::vector<Result<Reply>> Connection::read_replies(std::size_t n) {
+  std::vector<Result<Reply>> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(read_reply());
+  }
+  return out;
 }
 
 Result<std::vector<Reply>> Connection::read_all() {

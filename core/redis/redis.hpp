@@ -153,6 +153,10 @@ class Connection {
   void append(std::initializer_list<std::string_view> argv);
   void append(const Args& argv);
   Result<Reply> read_reply();
+  // Reads the next `n` replies, all of them, each its own Result (one that
+  // fails does not stop the rest, so the connection is clean whatever
+  // happened); the caller judges each one.
+  std::vector<Result<Reply>> read_replies(std::size_t n);
   std::size_t pending() const;
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();

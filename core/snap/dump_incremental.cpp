@@ -150,15 +150,7 @@ void DigestSum::sub(const Term& t) {
   }
 }
 
-std::string DigestSum::hex() const {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : m_sum) {
-    out.push_back(k_hex[b >> 4]);
-    out.push_back(k_hex[b & 15]);
-  }
-  return out;
-}
+std::string DigestSum::hex() const { return lower_hex(m_sum); }
 
 Result<std::string> state_digest(Connection& c, const Keys& keys) {
   DigestSum sum;
@@ -181,10 +173,7 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
         c.append({"HSCAN", keys.absolute(rel), "0", "COUNT", k_hscan_count});
       }
     }
-    std::vector<Result<Reply>> replies;
-    for (std::size_t i = 0; i < rels.size(); ++i) {
-      replies.push_back(c.read_reply());
-    }
+    std::vector<Result<Reply>> replies = c.read_replies(rels.size());
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (!replies[i].ok()) {
         if (c.broken()) {
@@ -253,9 +242,7 @@ Result<std::vector<std::pair<std::string, std::string>>> _prefixes_of(Connection
 Result<bool> _usable_record(Connection& c, const std::string& record, const std::string& parent) {
   c.append({"TYPE", record});
   c.append({"SISMEMBER", record, changed_since_member(parent)});
-  std::vector<Result<Reply>> r;
-  r.push_back(c.read_reply());
-  r.push_back(c.read_reply());
+  std::vector<Result<Reply>> r = c.read_replies(2);
   if (!r[0].ok()) {
     return std::move(r[0]).error();
   }

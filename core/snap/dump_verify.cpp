@@ -231,75 +231,61 @@ SbFields _staged_superblock(const DumpRules& rules, const VerifySink& facts, std
   return sb;
 }
 
-// One pass over `path` into `sink`.
-Result<dump::Trailer> _pass(const std::string& path, dump::Sink& sink, const VerifyOptions& opts,
-                            Compression* detected) {
+// `path` opened for reading, or why not.
+Result<std::ifstream> _open(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int e = errno != 0 ? errno : ENOENT;
     return make_error(e, "cannot open " + path + ": " + errno_text(e));
   }
+  return in;
+}
+
+// One pass over `path` into `sink`.
+Result<dump::Trailer> _pass(const std::string& path, dump::Sink& sink, const VerifyOptions& opts,
+                            Compression* detected) {
+  TRY_ASSIGN(std::ifstream in, _open(path));
   return read_dump_stream(in, sink, opts.limits, detected);
 }
 
-}  // namespace
-
-Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts) {
-  VerifyReport report;
-  report.path = path;
-  {
-    // Refused before any pass: an unreadable file is not a bad dump.
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) {
-      int e = errno != 0 ? errno : ENOENT;
-      return make_error(e, "cannot open " + path + ": " + errno_text(e));
-    }
-  }
-  DumpRules rules(true);
-  std::map<Ino, StagedOrphan> dropped;
-  std::optional<FsckAnalysis> analysis;
-  analysis.emplace(k_dump_prefix);
-  VerifySink facts(Pass::Facts, rules, *analysis, dropped);
-  // An incremental dump goes to IncrementalRestore, with no server: the
-  // record rules restore applies to it.
-  RestoreOptions inc_opts;
-  inc_opts.dry_run = true;
-  inc_opts.limits = opts.limits;
-  Progress quiet("verify", 0, "keys", true);
-  IncrementalRestore inc(nullptr, nullptr, inc_opts, quiet);
-  ChooseSink choose(facts, inc);
-  auto trailer = _pass(path, choose, opts, &report.compression);
-  report.passes = 1;
-  if (inc.active()) {
-    report.incremental = true;
-    report.source_prefix = inc.header().prefix;
-    report.base_snapshot_id = inc.header().base_snapshot_id;
-    report.base_digest = inc.header().base_digest;
-    if (!trailer.ok()) {
-      report.refusal = trailer.error().message;
-      return report;
-    }
-    RestoreStats stats;
-    if (Status fin = inc.commit(stats); !fin.ok()) {
-      report.refusal = fin.error().message;
-    }
-    report.trailer = *trailer;
-    return report;
-  }
-  report.source_prefix = rules.source_prefix();
-  if (trailer.ok()) {
-    if (Status fin = rules.finish(); !fin.ok()) {
-      report.refusal = "dump: " + fin.error().message;
-    }
-  } else {
+// The report of an incremental dump, whose first pass went to `inc`: its
+// base, and what restore's record rules and its staged fsck refuse.
+void _report_incremental(VerifyReport& report, IncrementalRestore& inc, const Result<dump::Trailer>& trailer) {
+  report.incremental = true;
+  report.source_prefix = inc.header().prefix;
+  report.base_snapshot_id = inc.header().base_snapshot_id;
+  report.base_digest = inc.header().base_digest;
+  if (!trailer.ok()) {
     report.refusal = trailer.error().message;
+    return;
   }
-  if (!report.refusal.empty()) {
-    return report;
+  RestoreStats stats;
+  if (Status fin = inc.commit(stats); !fin.ok()) {
+    report.refusal = fin.error().message;
   }
   report.trailer = *trailer;
-  const Keys keys(k_dump_prefix);
+}
 
+// fsck's findings in `fsck`, into the report with the keys as the dump
+// names them.
+void _report_problems(FsckReport fsck, VerifyReport& report) {
+  const Keys keys(k_dump_prefix);
+  report.inodes = fsck.inodes;
+  for (FsckProblem& p : fsck.problems) {
+    if (auto rel = keys.relative(p.key)) {
+      p.key = std::string(*rel);
+    }
+    report.problems.push_back(std::move(p));
+  }
+}
+
+// After a clean first pass over a full dump (`facts`): fsck's analysis of
+// what restore would stage (the superblock it would write, the inodes, the
+// sub-keys in one more pass, the orphans it keeps) into the report. Each
+// pass must read the dump the first one read.
+Status _analyse_full(const std::string& path, const VerifyOptions& opts, DumpRules& rules, const VerifySink& facts,
+                     std::optional<FsckAnalysis>& analysis, std::map<Ino, StagedOrphan>& dropped,
+                     VerifyReport& report) {
   SbFields sb = _staged_superblock(rules, facts, dropped);
   // An inode given to the analysis before ORPHANS named it as one restore
   // drops: read the inodes again, without the dropped ones.
@@ -333,14 +319,48 @@ Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& o
     analysis->orphan(field, session, false);  // no mount of a staged copy lives
   }
   analysis->finish();
-  FsckReport fsck = analysis->take_report();
-  report.inodes = fsck.inodes;
-  for (FsckProblem& p : fsck.problems) {
-    if (auto rel = keys.relative(p.key)) {
-      p.key = std::string(*rel);
-    }
-    report.problems.push_back(std::move(p));
+  _report_problems(analysis->take_report(), report);
+  return {};
+}
+
+}  // namespace
+
+Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts) {
+  VerifyReport report;
+  report.path = path;
+  TRY(_open(path));  // refused before any pass: an unreadable file is not a bad dump
+  DumpRules rules(true);
+  std::map<Ino, StagedOrphan> dropped;
+  std::optional<FsckAnalysis> analysis;
+  analysis.emplace(k_dump_prefix);
+  VerifySink facts(Pass::Facts, rules, *analysis, dropped);
+  // An incremental dump goes to IncrementalRestore, with no server: the
+  // record rules restore applies to it.
+  RestoreOptions inc_opts;
+  inc_opts.dry_run = true;
+  inc_opts.limits = opts.limits;
+  Progress quiet("verify", 0, "keys", true);
+  IncrementalRestore inc(nullptr, nullptr, inc_opts, quiet);
+  ChooseSink choose(facts, inc);
+  auto trailer = _pass(path, choose, opts, &report.compression);
+  report.passes = 1;
+  if (inc.active()) {
+    _report_incremental(report, inc, trailer);
+    return report;
   }
+  report.source_prefix = rules.source_prefix();
+  if (trailer.ok()) {
+    if (Status fin = rules.finish(); !fin.ok()) {
+      report.refusal = "dump: " + fin.error().message;
+    }
+  } else {
+    report.refusal = trailer.error().message;
+  }
+  if (!report.refusal.empty()) {
+    return report;
+  }
+  report.trailer = *trailer;
+  TRY(_analyse_full(path, opts, rules, facts, analysis, dropped, report));
   return report;
 }
 

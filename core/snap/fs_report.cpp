@@ -2,7 +2,6 @@
 #include "snap/fs_report.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -20,11 +19,6 @@ namespace {
 constexpr std::size_t k_dir_batch = 256;     // DIR pages asked for at once
 constexpr std::size_t k_inode_batch = 1000;  // inodes asked for at once
 constexpr std::string_view k_hscan_count = "1000";
-
-bool _u64(std::string_view s, std::uint64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
 
 // Columns line up by characters, not bytes (the tree's "└─ " is 7 bytes).
 std::size_t _display_width(std::string_view s) {
@@ -251,7 +245,7 @@ class DuWalk {
       ReplyView kv = v[1];
       for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
         std::uint64_t ino = 0;
-        if (_u64(kv[i + 1].str(), ino)) {
+        if (parse_u64(kv[i + 1].str(), ino)) {
           entries.push_back(Entry{p.dir, std::string(kv[i].str()), ino});
         }
       }
@@ -285,7 +279,7 @@ class DuWalk {
       }
       std::uint64_t bytes = 0;
       if (!v[1].is_nil()) {
-        (void)_u64(v[1].str(), bytes);
+        (void)parse_u64(v[1].str(), bytes);
       }
       ++m_dirs[e.dir].use.files;
       m_dirs[e.dir].use.bytes += bytes;
@@ -319,14 +313,14 @@ Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t l
   ReplyView rv = root_reply.view();
   std::uint64_t root = 0;
   std::uint64_t inodes = 0;
-  if (!rv.is_array() || rv.size() != 2 || rv[0].is_nil() || !_u64(rv[0].str(), root)) {
+  if (!rv.is_array() || rv.size() != 2 || rv[0].is_nil() || !parse_u64(rv[0].str(), root)) {
     TRY_ASSIGN(Reply exists, c.command({"EXISTS", keys.sb()}));
     if (exists.view().integer() != 1) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
     return make_error(EINVAL, "the superblock of '" + prefix + "' names no root: run redisfs-snap fsck " + prefix);
   }
-  if (progress != nullptr && !rv[1].is_nil() && _u64(rv[1].str(), inodes)) {
+  if (progress != nullptr && !rv[1].is_nil() && parse_u64(rv[1].str(), inodes)) {
     progress->set_total(inodes);
   }
   DuWalk walk(c, keys, root, progress);

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "util/text.hpp"
 #include "util/utf8.hpp"
 
 namespace redisfs::fsck_detail {
@@ -38,11 +39,6 @@ constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 // 'name' (cut); fsck_problem_line shows its bytes as printable text.
 std::string _quote(std::string_view s) {
   return s.size() <= k_shown_max ? "'" + std::string(s) + "'" : "'" + std::string(s.substr(0, k_shown_max)) + "'...";
-}
-
-bool _digits_u64(std::string_view s, std::uint64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
 }
 
 std::optional<std::int64_t> _i64(std::string_view s) {
@@ -389,7 +385,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     Action a;
     a.key = dkey;
     a.field = std::string(name);
-    if (_digits_u64(value, ino) && ino != 0) {
+    if (parse_u64(value, ino) && ino != 0) {
       // Scripts compare inode numbers as strings: "007" would never match.
       a.op = Op::HSet;
       a.value = std::to_string(ino);

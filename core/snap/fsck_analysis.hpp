@@ -174,10 +174,6 @@ class FsckAnalysis {
 // with `repair`, repairs.
 Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress);
 
-// Reads `n` pipelined replies, all of them, so the connection is clean
-// whatever happened; the caller judges each one.
-std::vector<Result<Reply>> read_n(Connection& c, std::size_t n);
-
 // Repairs the problems of `analysis` that it found repairable, on the
 // server, in stages (fsck_repair.cpp).
 void fsck_repair(Connection& c, FsckAnalysis& analysis);

@@ -224,7 +224,7 @@ Status DeltaScan::batch(const Keys& from, std::uint32_t layer, Pass pass, std::s
       m_c.append({"EXISTS", key});
     }
   }
-  auto replies = read_n(m_c, rels.size());
+  auto replies = m_c.read_replies(rels.size());
   for (std::size_t i = 0; i < rels.size(); ++i) {
     if (!replies[i].ok() && m_c.broken()) {
       return std::move(replies[i]).error();

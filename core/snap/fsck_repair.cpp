@@ -30,7 +30,7 @@ Status _exec(Connection& c, const std::vector<Args>& cmds) {
     c.append(cmd);
   }
   c.append({"EXEC"});
-  auto replies = read_n(c, cmds.size() + 2);
+  auto replies = c.read_replies(cmds.size() + 2);
   for (auto& r : replies) {
     if (!r.ok()) {
       return std::move(r).error();

@@ -215,7 +215,7 @@ Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std
       items.push_back({key, pk});
     }
   }
-  auto replies = read_n(c, queued);
+  auto replies = c.read_replies(queued);
   std::size_t at = 0;
   for (const FirstItem& it : items) {
     TRY(first_replies(c, it, replies, at));
@@ -433,7 +433,7 @@ Status Scanner::second_batch(Connection& c, ReplyView keys, std::size_t from, st
     queued += 2;
     items.push_back({key, pk, n});
   }
-  auto replies = read_n(c, queued);
+  auto replies = c.read_replies(queued);
   std::size_t at = 0;
   for (const Item& it : items) {
     auto& type = replies[at++];
@@ -524,7 +524,7 @@ Status Scanner::read_orphans(Connection& c) {
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       c.append({"EXISTS", m_keys.mount(items[i + 1].str())});
     }
-    auto alive = read_n(c, items.size() / 2);
+    auto alive = c.read_replies(items.size() / 2);
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       auto& mount = alive[i / 2];
       m_a.orphan(items[i].str(), items[i + 1].str(), !(mount.ok() && mount->view().integer() == 0));
@@ -534,15 +534,6 @@ Status Scanner::read_orphans(Connection& c) {
 }
 
 }  // namespace
-
-std::vector<Result<Reply>> read_n(Connection& c, std::size_t n) {
-  std::vector<Result<Reply>> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(c.read_reply());
-  }
-  return out;
-}
 
 Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress) {
   return Scanner(prefix, repair, progress).run(c);

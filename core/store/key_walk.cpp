@@ -173,11 +173,7 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
   for (std::uint64_t d : dirs) {
     m_c.append({"HSCAN", m_keys.dir(d), "0", "COUNT", k_hscan_count});
   }
-  std::vector<Result<Reply>> pages;
-  pages.reserve(dirs.size());
-  for (std::size_t i = 0; i < dirs.size(); ++i) {
-    pages.push_back(m_c.read_reply());
-  }
+  std::vector<Result<Reply>> pages = m_c.read_replies(dirs.size());
   for (std::size_t i = 0; i < dirs.size(); ++i) {
     if (!pages[i].ok()) {
       if (m_c.broken()) {
@@ -215,11 +211,7 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
   for (std::uint64_t ino : batch) {
     m_c.append({"HMGET", m_keys.inode(ino), "type", "size", "bytes"});
   }
-  std::vector<Result<Reply>> replies;
-  replies.reserve(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    replies.push_back(m_c.read_reply());
-  }
+  std::vector<Result<Reply>> replies = m_c.read_replies(batch.size());
   std::vector<std::uint64_t> dirs;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const std::uint64_t ino = batch[i];

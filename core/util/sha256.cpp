@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "util/text.hpp"
+
 namespace redisfs {
 
 [[noreturn]] static void _fail(const char* what) {
@@ -72,16 +74,7 @@ std::array<uint8_t, 32> Sha256::digest() const {
   return out;
 }
 
-std::string Sha256::hex_digest() const {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (uint8_t b : digest()) {
-    out.push_back(k_hex[b >> 4]);
-    out.push_back(k_hex[b & 15]);
-  }
-  return out;
-}
+std::string Sha256::hex_digest() const { return lower_hex(digest()); }
 
 std::string sha256_hex(std::string_view data) {
   Sha256 h;

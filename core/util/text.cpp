@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <random>
+#include <vector>
 
 namespace redisfs {
 
@@ -53,17 +54,24 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
-std::string random_hex(std::size_t bytes) {
+std::string lower_hex(std::span<const unsigned char> bytes) {
   static constexpr char k_hex[] = "0123456789abcdef";
-  std::random_device rd;
   std::string out;
-  out.reserve(bytes * 2);
-  for (std::size_t i = 0; i < bytes; ++i) {
-    unsigned v = rd() & 0xffu;
-    out.push_back(k_hex[v >> 4]);
-    out.push_back(k_hex[v & 15]);
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(k_hex[b >> 4]);
+    out.push_back(k_hex[b & 15]);
   }
   return out;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::random_device rd;
+  std::vector<unsigned char> random(bytes);
+  for (unsigned char& b : random) {
+    b = static_cast<unsigned char>(rd() & 0xffu);
+  }
+  return lower_hex(random);
 }
 
 }  // namespace redisfs

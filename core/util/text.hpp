@@ -1,12 +1,13 @@
 // Small text helpers shared by core/, fs/ and tools/: text for messages
 // (whatever came from a server or a dump, keys, names, field values, is
-// shown bounded and on one line), errno text, decimal numbers, random hex,
-// elapsed seconds.
+// shown bounded and on one line), errno text, decimal numbers, hex (of
+// bytes, of random ones), elapsed seconds.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,9 @@ std::string errno_text(int code);
 // `s` whole as a decimal number (digits only, no sign or space, leading
 // zeros allowed, at most 2^64-1); false, `out` unspecified, otherwise.
 bool parse_u64(std::string_view s, std::uint64_t& out);
+
+// Lowercase hex of `bytes` (a digest: "9f86d0...").
+std::string lower_hex(std::span<const unsigned char> bytes);
 
 // Lowercase hex of `bytes` random bytes.
 std::string random_hex(std::size_t bytes);

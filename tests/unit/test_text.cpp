@@ -43,6 +43,12 @@ TEST_CASE("random_hex is lowercase hex of the bytes asked for") {
   CHECK(random_hex(0).empty());
 }
 
+TEST_CASE("lower_hex is two lowercase digits a byte, high nibble first") {
+  const unsigned char bytes[] = {0x00, 0x0f, 0xa5, 0xff, 0x10};
+  CHECK(lower_hex(bytes) == "000fa5ff10");
+  CHECK(lower_hex({}).empty());
+}
+
 TEST_CASE("errno_text names the error, or its number") {
   CHECK(errno_text(ENOENT) == "No such file or directory");
   CHECK(errno_text(EIO) == "Input/output error");
