@@ -15,6 +15,7 @@
 
 #include "fixture.hpp"
 #include "snap/dump_incremental.hpp"
+#include "snap/fsck.hpp"
 #include "snap/rollback.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
@@ -357,6 +358,41 @@ TEST_CASE_FIXTURE(RedisFixture, "a change record that began at a snapshot of for
   CHECK(tracked == all);
   std::tie(tracked, all) = _same_both_ways(pool, c, s2, s0);  // through it
   CHECK(tracked == all);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "fsck --repair of a snapshot marks its change record written") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Files f = _populate(*s);
+  Connection& c = conn();
+  // Bytes stored past the end of a file (and counted), before any
+  // snapshot: the snapshots have them too, and repair cuts them off only
+  // in the base.
+  auto past_the_end = [&] {
+    ok(c.command({"SETRANGE", Keys(prefix).block(f.sparse, 9), "3", "past the end"}));
+    ok(c.command({"HINCRBY", Keys(prefix).inode(f.sparse), "bytes", "12"}));
+    ok(c.command({"HINCRBY", Keys(prefix).sb(), "bytes", "12"}));
+  };
+  past_the_end();
+  const std::string s0 = extra_prefix(), s1 = extra_prefix();
+  CopyOptions copy;
+  copy.quiet = true;
+  ok(copy_filesystem(pool, prefix, s0, copy));
+  _change(*s, f, 1);
+  ok(copy_filesystem(pool, prefix, s1, copy));
+  auto repaired = ok(fsck(pool, s0, true, nullptr));
+  REQUIRE_FALSE(repaired.problems.empty());
+  CHECK(repaired.problems[0].repaired);
+  CHECK(_record(c, s0) == k_changed_written);
+  CHECK(ok(fsck(pool, s0, false, nullptr)).problems.empty());
+  auto [tracked, all] = _same_both_ways(pool, c, s1, s0);
+  CHECK(tracked == all);
+
+  // Of a live filesystem: its record is "untracked" until the next instant.
+  past_the_end();
+  ok(fsck(pool, prefix, true, nullptr));
+  CHECK(_record(c, prefix) == k_changed_untracked);
 }
 
 TEST_CASE_FIXTURE(
