@@ -27,8 +27,9 @@
 -- upgrade_format): after this instant no daemon that records nothing
 -- mounts the source. One that is registered now (prelude.lua,
 -- untracked_mounts) may have written untracked before the instant and
--- may write after it: the staged record and the fresh one are the string
--- 'untracked' instead (an incremental dump across either compares all).
+-- may write after it: the staged record (if any) and the fresh one are
+-- the string 'untracked' instead (an incremental dump across either
+-- compares all).
 -- Returns {'OK', instant (ns), dead staging prefix or '', 1 when a record
 -- was staged else 0}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
@@ -100,9 +101,8 @@ if lineage then
       redis.call('SADD', KEYS[6], 'since:' .. ARGV[6])
     end
   end
-  if untracked then
+  if untracked and staged == 1 then
     redis.call('SET', KEYS[7], 'untracked')
-    staged = 1
   end
   if staged == 1 then
     redis.call('PEXPIRE', KEYS[7], ARGV[4])

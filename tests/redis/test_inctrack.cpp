@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <memory>
 #include <sstream>
 #include <tuple>
 
@@ -227,6 +228,26 @@ std::string _record(Connection& c, const std::string& prefix) {
   return std::string(ok(c.command({"GET", key})).view().str());
 }
 
+// A filesystem of 4 KiB blocks holding _populate's files, mounted.
+struct Populated {
+  std::unique_ptr<Store> s;
+  Files f;
+};
+
+Populated _populated(Pool& pool, const std::string& prefix) {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  Populated p{ok(Store::open(pool, prefix, opts)), {}};
+  p.f = _populate(*p.s);
+  return p;
+}
+
+void _snapshot(Pool& pool, const std::string& prefix, const std::string& name) {
+  CopyOptions copy;
+  copy.quiet = true;
+  ok(copy_filesystem(pool, prefix, name, copy));
+}
+
 // What a daemon that records nothing does (format version 1: write.lua
 // before change tracking): a block written, a hole filled (the stored
 // bytes counted), the inodes' times changed; nothing in CHANGED.
@@ -273,9 +294,7 @@ TEST_CASE_FIXTURE(RedisFixture,
 
   ok(c.command({"HSET", Keys(prefix).sb(), "version", "1"}));
   const std::string snap = extra_prefix(), again = extra_prefix();
-  CopyOptions copy;
-  copy.quiet = true;
-  ok(copy_filesystem(pool, prefix, snap, copy));  // its instant raises the source, and it is born 2
+  _snapshot(pool, prefix, snap);  // its instant raises the source, and it is born 2
   CHECK(_field(c, prefix, "version") == "2");
   CHECK(_field(c, snap, "version") == "2");
   // A snapshot's own superblock stays as it is (part of the base digest).
@@ -284,7 +303,7 @@ TEST_CASE_FIXTURE(RedisFixture,
     auto s = ok(Store::open(pool, snap, ro));
     CHECK(s->superblock().version == 1);
   }
-  ok(copy_filesystem(pool, snap, again, copy));  // a snapshot of a snapshot
+  _snapshot(pool, snap, again);  // a snapshot of a snapshot
   CHECK(_field(c, snap, "version") == "1");
   CHECK(_field(c, again, "version") == "2");
 }
@@ -292,15 +311,10 @@ TEST_CASE_FIXTURE(RedisFixture,
 TEST_CASE_FIXTURE(
     RedisFixture,
     "a mount of a daemon that records nothing, live at an instant: the incremental dump still has its writes") {
-  StoreOptions opts;
-  opts.mkfs_block_size = 4096;
-  auto s = ok(Store::open(pool, prefix, opts));
-  Files f = _populate(*s);
+  auto [s, f] = _populated(pool, prefix);
   const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix(), s3 = extra_prefix(),
                     s4 = extra_prefix();
-  CopyOptions copy;
-  copy.quiet = true;
-  ok(copy_filesystem(pool, prefix, s0, copy));
+  _snapshot(pool, prefix, s0);
   Connection& c = conn();
   Keys k(prefix);
   // Registered as session.lua did before format version 2: no "v2 ".
@@ -309,14 +323,14 @@ TEST_CASE_FIXTURE(
   ok(c.command({"HSET", k.mounts(), old, says}));
   _untracked_writes(c, prefix, f, "1");
   _change(*s, f, 1);
-  ok(copy_filesystem(pool, prefix, s1, copy));
+  _snapshot(pool, prefix, s1);
   CHECK(_record(c, s1) == k_changed_untracked);
   CHECK(_record(c, prefix) == k_changed_untracked);  // still there: the next one too
   auto [tracked, all] = _same_both_ways(pool, c, s1, s0);
   CHECK(tracked == all);
 
   _untracked_writes(c, prefix, f, "2");
-  ok(copy_filesystem(pool, prefix, s2, copy));
+  _snapshot(pool, prefix, s2);
   _same_both_ways(pool, c, s2, s1);
   _same_both_ways(pool, c, s2, s0);
 
@@ -325,34 +339,29 @@ TEST_CASE_FIXTURE(
   _untracked_writes(c, prefix, f, "3");
   ok(c.command({"DEL", k.mount(old)}));
   ok(c.command({"HDEL", k.mounts(), old}));
-  ok(copy_filesystem(pool, prefix, s3, copy));
+  _snapshot(pool, prefix, s3);
   CHECK(_record(c, s3) == k_changed_untracked);
   _same_both_ways(pool, c, s3, s2);
   _change(*s, f, 2);
-  ok(copy_filesystem(pool, prefix, s4, copy));
+  _snapshot(pool, prefix, s4);
   CHECK(_record(c, s4) == "set");
   auto [tracked4, all4] = _same_both_ways(pool, c, s4, s3);
   CHECK(tracked4 < all4);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "a change record that began at a snapshot of format version 1 is not trusted") {
-  StoreOptions opts;
-  opts.mkfs_block_size = 4096;
-  auto s = ok(Store::open(pool, prefix, opts));
-  Files f = _populate(*s);
+  auto [s, f] = _populated(pool, prefix);
   const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix();
-  CopyOptions copy;
-  copy.quiet = true;
-  ok(copy_filesystem(pool, prefix, s0, copy));
+  _snapshot(pool, prefix, s0);
   _change(*s, f, 1);
-  ok(copy_filesystem(pool, prefix, s1, copy));
+  _snapshot(pool, prefix, s1);
   Connection& c = conn();
   // As if s1 had been taken by a toolkit before format version 2: a daemon
   // of version 1 may have come and gone unseen while its record ran.
   ok(c.command({"HSET", Keys(s1).sb(), "version", "1"}));
   _untracked_writes(c, prefix, f, "1");
   _change(*s, f, 2);
-  ok(copy_filesystem(pool, prefix, s2, copy));
+  _snapshot(pool, prefix, s2);
   REQUIRE(_record(c, s2) == "set");
   auto [tracked, all] = _same_both_ways(pool, c, s2, s1);
   CHECK(tracked == all);
@@ -361,10 +370,7 @@ TEST_CASE_FIXTURE(RedisFixture, "a change record that began at a snapshot of for
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "fsck --repair of a snapshot marks its change record written") {
-  StoreOptions opts;
-  opts.mkfs_block_size = 4096;
-  auto s = ok(Store::open(pool, prefix, opts));
-  Files f = _populate(*s);
+  auto [s, f] = _populated(pool, prefix);
   Connection& c = conn();
   // Bytes stored past the end of a file (and counted), before any
   // snapshot: the snapshots have them too, and repair cuts them off only
@@ -376,11 +382,9 @@ TEST_CASE_FIXTURE(RedisFixture, "fsck --repair of a snapshot marks its change re
   };
   past_the_end();
   const std::string s0 = extra_prefix(), s1 = extra_prefix();
-  CopyOptions copy;
-  copy.quiet = true;
-  ok(copy_filesystem(pool, prefix, s0, copy));
+  _snapshot(pool, prefix, s0);
   _change(*s, f, 1);
-  ok(copy_filesystem(pool, prefix, s1, copy));
+  _snapshot(pool, prefix, s1);
   auto repaired = ok(fsck(pool, s0, true, nullptr));
   REQUIRE_FALSE(repaired.problems.empty());
   CHECK(repaired.problems[0].repaired);
@@ -398,19 +402,16 @@ TEST_CASE_FIXTURE(RedisFixture, "fsck --repair of a snapshot marks its change re
 TEST_CASE_FIXTURE(
     RedisFixture,
     "a snapshot of a filesystem whose structure disagrees with its counters takes its change record over") {
-  StoreOptions opts;
-  opts.mkfs_block_size = 4096;
-  auto s = ok(Store::open(pool, prefix, opts));
-  Files f = _populate(*s);
+  auto [s, f] = _populated(pool, prefix);
   const std::string s0 = extra_prefix(), s1 = extra_prefix();
-  CopyOptions copy;
-  copy.quiet = true;
-  ok(copy_filesystem(pool, prefix, s0, copy));
+  _snapshot(pool, prefix, s0);
   _change(*s, f, 1);
   // A block no counter knows of: the copy finds the keys by SCAN, which
   // lists the staged record with them (counted once, not twice).
   Connection& c = conn();
   ok(c.command({"SET", Keys(prefix).block(f.sparse, 1), "not counted"}));
+  CopyOptions copy;
+  copy.quiet = true;
   auto copied = copy_filesystem(pool, prefix, s1, copy);
   REQUIRE(copied.ok());
   CHECK(_record(c, s1) == "set");
