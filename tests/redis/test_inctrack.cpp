@@ -4,7 +4,9 @@
 // byte the one the full comparison (REDISFS_FAULT=inc-compare-all) writes,
 // along a chain of snapshots, after a rollback, and with every record that
 // cannot be used (missing, overflowed, hostile, a snapshot mounted
-// writable), which fall back to comparing every block.
+// writable or repaired by fsck, "untracked" around a mount of a daemon that
+// records nothing, begun at a snapshot of format version 1), which fall
+// back to comparing every block.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
