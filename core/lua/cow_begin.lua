@@ -4,13 +4,13 @@
 -- changes them (prelude.lua, cow_pending), and the copier copies the rest.
 -- Writers do not wait: this script is the whole pause.
 -- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED, 6 CHANGED,
---       7 staging CHANGED, 8 the staging index (install.hpp)
+--       7 staging CHANGED, 8 the staging index (install.hpp), 9 MOUNTS
 -- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
 --       4 TTL of the staging keys (ms), 5 the prefix a copy is for ('' for
 --       a dump: `list` shows the copy as "copying N%"), 6 the new
 --       snapshot's id ('' for a dump or a clone), 7 '1' for a writable
 --       clone (its superblock gets no snapshot_id), 8 how many ids a
---       lineage keeps
+--       lineage keeps, 9 the format version this toolkit writes
 -- A snapshot (ARGV[6] set) appends its id to the source's lineage here, in
 -- the step that is its instant, and its superblock gets that lineage and
 -- the id (superblock.hpp). A source that is a snapshot itself (it has a
@@ -22,6 +22,14 @@
 -- the new id; of a snapshot, the new one gets an empty record counting from
 -- its source (they are the same at this instant). Either way the staged
 -- record is listed in the index (the copier never copies it).
+-- A snapshot raises a live source to format version ARGV[9] here, and its
+-- own superblock gets that version (superblock.hpp; prelude.lua,
+-- upgrade_format): after this instant no daemon that records nothing
+-- mounts the source. One that is registered now (prelude.lua,
+-- untracked_mounts) may have written untracked before the instant and
+-- may write after it: the staged record (if any) and the fresh one are
+-- the string 'untracked' instead (an incremental dump across either
+-- compares all).
 -- Returns {'OK', instant (ns), dead staging prefix or '', 1 when a record
 -- was staged else 0}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
@@ -63,18 +71,21 @@ if ARGV[6] ~= '' then
   lineage = table.concat(ids, ' ')
   if not source[2] then
     redis.call('HSET', KEYS[3], 'lineage', lineage)
+    upgrade_format(KEYS[3], ARGV[9])
   end
 end
 redis.call('DEL', KEYS[4])
 redis.call('COPY', KEYS[3], KEYS[4])
 if lineage then
   redis.call('HSET', KEYS[4], 'snapshot_id', ARGV[6], 'lineage', lineage)
+  upgrade_format(KEYS[4], ARGV[9], true)
 elseif ARGV[7] == '1' then
   redis.call('HDEL', KEYS[4], 'snapshot_id')
 end
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 local staged = 0
 if lineage then
+  local untracked = untracked_mounts(KEYS[9])
   redis.call('DEL', KEYS[7])
   if source_id then
     redis.call('SADD', KEYS[7], 'since:' .. source_id)
@@ -84,7 +95,14 @@ if lineage then
       redis.call('RENAME', KEYS[6], KEYS[7])
       staged = 1
     end
-    redis.call('SADD', KEYS[6], 'since:' .. ARGV[6])
+    if untracked then
+      redis.call('SET', KEYS[6], 'untracked')
+    else
+      redis.call('SADD', KEYS[6], 'since:' .. ARGV[6])
+    end
+  end
+  if untracked and staged == 1 then
+    redis.call('SET', KEYS[7], 'untracked')
   end
   if staged == 1 then
     redis.call('PEXPIRE', KEYS[7], ARGV[4])

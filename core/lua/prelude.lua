@@ -133,6 +133,43 @@ local function track_blocks(changed_key, block_keys)
   end
 end
 
+-- Change tracking around a snapshot's instant (cow_begin.lua,
+-- changes_restart.lua): is a mount registered (MOUNTS, keys.hpp) by a daemon
+-- that records nothing? Its registration lacks the 'v<n> ' of format
+-- version 2 or later (keys.hpp, mount_registration). A dead one not swept
+-- yet counts too, and so does a register that is not a hash: the answer
+-- only ever costs an incremental dump its shortcut.
+local function untracked_mounts(mounts_key)
+  local values = redis.pcall('HVALS', mounts_key)
+  if values.err then
+    return true
+  end
+  for _, v in ipairs(values) do
+    local n = tonumber(string.match(v, '^v(%d+) ') or '')
+    if not n or n < 2 then
+      return true
+    end
+  end
+  return false
+end
+
+-- A live filesystem's superblock (no snapshot_id nor read_only: a
+-- snapshot's own version is part of the digest incremental restores check;
+-- `new_snapshot` for the one a snapshot's instant makes) raised to the
+-- format `version` when it is older (superblock.hpp: from then on a daemon
+-- that records nothing refuses to mount it).
+local function upgrade_format(sb_key, version, new_snapshot)
+  local sb = redis.pcall('HMGET', sb_key, 'version', 'snapshot_id', 'read_only')
+  if sb.err then
+    return  -- not a hash: the decoder's to refuse
+  end
+  local v = tonumber(sb[1] or '')
+  local snapshot = sb[2] or sb[3] == '1'
+  if v and (new_snapshot or not snapshot) and v < tonumber(version) then
+    redis.call('HSET', sb_key, 'version', version)
+  end
+end
+
 local function check_frozen(freeze_key)
   if redis.call('EXISTS', freeze_key) == 1 then
     fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')

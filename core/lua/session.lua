@@ -15,11 +15,19 @@
 -- registered meanwhile) answers RETRY. A writeback mount then sets
 -- WRITEBACK to its session id with the same TTL. A mount already
 -- registered (its session key exists) is refreshed without the check.
--- KEYS: 1 MOUNT, 2 MOUNTS, 3 WRITEBACK, 4.. MOUNT:<id> of the other fields
---       of MOUNTS (writeback mounts only)
--- ARGV: 1 value (host, pid, mount point), 2 time to live in ms, 3 session
---       id, 4 'writeback' or 'shared', 5.. the other fields' ids, in the
---       order of their keys
+--
+-- A writable mount (not 'reader') raises a live filesystem of an older
+-- format version to ARGV[5] in the same step (prelude.lua, upgrade_format):
+-- a daemon that registers first and reads the superblock after it (every
+-- redisfs does) is either in MOUNTS already, where a snapshot's instant
+-- sees it (cow_begin.lua), or finds a version it refuses.
+-- KEYS: 1 MOUNT, 2 MOUNTS, 3 WRITEBACK, 4 SB, 5.. MOUNT:<id> of the other
+--       fields of MOUNTS (writeback mounts only)
+-- ARGV: 1 value ('v<n> ' host, pid, mount point: keys.hpp,
+--       mount_registration), 2 time to live in ms, 3 session id,
+--       4 'writeback', 'shared' or 'reader' (read-only), 5 the format
+--       version this daemon writes, 6.. the other fields' ids, in the order
+--       of their keys
 -- Returns 1 (registered), {'HELD', id, what MOUNTS says of it} (a live
 -- writeback mount holds the filesystem), {'BUSY', id, what MOUNTS says of
 -- it} (a writeback mount while another mount is live), or {'RETRY'}.
@@ -30,7 +38,7 @@ if holder and holder ~= me then
 end
 if writeback and redis.call('EXISTS', KEYS[1]) == 0 then
   local named = {}
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     named[ARGV[i]] = true
   end
   for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do
@@ -38,11 +46,14 @@ if writeback and redis.call('EXISTS', KEYS[1]) == 0 then
       return {'RETRY'}
     end
   end
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     if redis.call('EXISTS', KEYS[i - 1]) == 1 then
       return {'BUSY', ARGV[i], redis.call('HGET', KEYS[2], ARGV[i]) or ''}
     end
   end
+end
+if ARGV[4] ~= 'reader' then
+  upgrade_format(KEYS[4], ARGV[5])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], me, ARGV[1])

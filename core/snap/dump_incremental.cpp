@@ -209,8 +209,9 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
 namespace {
 
 // The prefixes of the snapshots `ids` names (the register of filesystems,
-// keys.hpp: one HGET of each registered superblock, pipelined), each id to
-// every prefix that carries it; an id with none is left out.
+// keys.hpp: one HMGET of each registered superblock, pipelined), each id to
+// every prefix that carries it; an id with none, or only of a format
+// version before tracking (superblock.hpp), is left out.
 Result<std::vector<std::pair<std::string, std::string>>> _prefixes_of(Connection& c,
                                                                       const std::vector<std::string>& ids) {
   TRY_ASSIGN(Reply registered, c.command({"SMEMBERS", k_registry_key}));
@@ -222,7 +223,7 @@ Result<std::vector<std::pair<std::string, std::string>>> _prefixes_of(Connection
     }
   }
   for (const std::string& p : names) {
-    c.append({"HGET", Keys(p).sb(), "snapshot_id"});
+    c.append({"HMGET", Keys(p).sb(), "snapshot_id", "version"});
   }
   std::vector<std::pair<std::string, std::string>> out;
   for (const std::string& p : names) {
@@ -230,8 +231,15 @@ Result<std::vector<std::pair<std::string, std::string>>> _prefixes_of(Connection
     if (!r.ok() && c.broken()) {
       return std::move(r).error();
     }
-    if (r.ok() && !r->view().is_nil() && std::find(ids.begin(), ids.end(), r->view().str()) != ids.end()) {
-      out.emplace_back(r->view().str(), p);
+    if (!r.ok() || !r->view().is_array() || r->view().size() != 2 || r->view()[0].is_nil()) {
+      continue;
+    }
+    std::uint64_t version = 0;
+    std::string_view id = r->view()[0].str();
+    if (parse_canonical_u64(r->view()[1].is_nil() ? "" : r->view()[1].str(), version) &&
+        version >= static_cast<std::uint64_t>(k_tracking_version) &&
+        std::find(ids.begin(), ids.end(), id) != ids.end()) {
+      out.emplace_back(id, p);
     }
   }
   return out;
@@ -267,12 +275,15 @@ Result<bool> _written_after(Connection& c, const Keys& keys) {
 // lineage, each counting from the one before it: the name of a set holding
 // them all (SNAP's own record, or their union in `scratch`, which then has
 // the temporary TTL), or "" when one is missing, not a usable set, in
-// another slot, or when BASE or SNAP changed after its instant.
+// another slot, when BASE or SNAP changed after its instant, or when one
+// of them is of a format version before tracking (superblock.hpp: a
+// daemon that records nothing may have written while that record ran).
 Result<std::string> tracked_blocks(Connection& c, const Keys& sk, const Superblock& snap, const Keys& bk,
                                    const Superblock& base, const std::string& scratch) {
   const auto& lineage = snap.lineage;
   auto at = std::find(lineage.begin(), lineage.end(), base.snapshot_id);
-  if (at == lineage.end() || lineage.back() != snap.snapshot_id || at + 1 == lineage.end()) {
+  if (at == lineage.end() || lineage.back() != snap.snapshot_id || at + 1 == lineage.end() ||
+      base.version < k_tracking_version || snap.version < k_tracking_version) {
     return std::string();
   }
   for (const Keys* k : {&sk, &bk}) {

@@ -273,6 +273,12 @@ void FsckAnalysis::end_of_inodes() {
   check_superblock();
 }
 
+bool FsckAnalysis::is_snapshot() const {
+  return std::any_of(m_sb_fields.begin(), m_sb_fields.end(), [](const auto& f) {
+    return f.first == "snapshot_id" || (f.first == "read_only" && f.second == "1");
+  });
+}
+
 void FsckAnalysis::check_superblock() {
   const std::string sb = m_keys.sb();
   if (!m_have_sb) {

@@ -94,6 +94,8 @@ class FsckAnalysis {
   explicit FsckAnalysis(const std::string& prefix) : m_keys(prefix) {}
 
   const Keys& keys() const { return m_keys; }
+  // Is the superblock a snapshot's (a snapshot_id, or read_only "1")?
+  bool is_snapshot() const;
 
   // ------------------------------------------------ pass 1
   void unknown_key(std::string_view key);

@@ -1,6 +1,9 @@
 // fsck's repair: runs the Action of every repairable problem the analysis
 // found (fsck_analysis.hpp), each as its own atomic step (one command, a
-// MULTI/EXEC or a tiny EVAL), in four stages so that each step sees the
+// MULTI/EXEC or a tiny EVAL), with the change record marked in that step
+// (keys.hpp, CHANGED: "written" on a snapshot, "untracked" on a live
+// filesystem, so an incremental dump across it compares every block), in
+// four stages so that each step sees the
 // state the previous stages left: 0 the inode counter (so new inodes get
 // fresh numbers), 1 removals and parent fields, 2 counters (exact values
 // from the scan), 3 reattaching lost inodes into /lost+found (relative
@@ -68,6 +71,7 @@ class Repairer {
 
  private:
   Status apply(const Action& a);
+  Status marked(Args change);
   Status count_dir_change(const std::string& key);
   Status reattach(Ino ino);
   Result<Ino> lost_found();
@@ -75,6 +79,7 @@ class Repairer {
   Connection& m_c;
   FsckAnalysis& m_a;
   Ino m_lf = 0;  // the /lost+found used by repair
+  bool m_marked = false;  // the change record was marked
 };
 
 // ---------------------------------------------------------------- repair
@@ -94,6 +99,26 @@ void Repairer::run() {
       }
     }
   }
+  if (m_marked) {
+    (void)marked({});  // again, had a bad record of its own been deleted since
+  }
+}
+
+// `change` (none: only the mark) in one MULTI with the change record's
+// mark (the top of this file). A change of the record itself goes alone.
+Status Repairer::marked(Args change) {
+  const std::string record = m_a.keys().changed();
+  if (!change.empty() && change[1] == record) {
+    TRY(m_c.command(change));
+    return {};
+  }
+  m_marked = true;
+  Args mark{"SET", record, std::string(m_a.is_snapshot() ? k_changed_written : k_changed_untracked)};
+  if (change.empty()) {
+    TRY(m_c.command(mark));
+    return {};
+  }
+  return _exec(m_c, {mark, change});
 }
 
 // A repair that changes a directory's entries counts the change in the
@@ -117,18 +142,17 @@ Status Repairer::count_dir_change(const std::string& key) {
 Status Repairer::apply(const Action& a) {
   switch (a.op) {
     case Op::HDel:
-      TRY(m_c.command({"HDEL", a.key, a.field}));
+      TRY(marked({"HDEL", a.key, a.field}));
       return count_dir_change(a.key);
     case Op::HSet:
-      TRY(m_c.command({"HSET", a.key, a.field, a.value}));
+      TRY(marked({"HSET", a.key, a.field, a.value}));
       return count_dir_change(a.key);
     case Op::Del:
-      TRY(m_c.command({"DEL", a.key}));
-      return {};
+      return marked({"DEL", a.key});
     case Op::Trim:
-      TRY(m_c.command({"EVAL", k_trim_script, "1", a.key, a.value}));
-      return {};
+      return marked({"EVAL", std::string(k_trim_script), "1", a.key, a.value});
     case Op::Reattach:
+      TRY(marked({}));
       return reattach(a.ino);
     case Op::None:
       break;

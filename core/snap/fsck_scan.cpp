@@ -326,7 +326,7 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
 // The sessions of an OPEN:<n> hash, and whether their mounts live.
 // The change record (keys.hpp, CHANGED): a set of one "since:<id>" and
 // "<ino>:<index>" members, at most k_changed_cap of them, or the string
-// "overflow" or "written". Anything else only costs incremental dumps
+// "overflow", "written" or "untracked". Anything else only costs incremental dumps
 // their shortcut: the repair deletes it.
 Status Scanner::check_changed(Connection& c, std::string_view key, std::string_view type) {
   if (type == "none") {
@@ -336,8 +336,8 @@ Status Scanner::check_changed(Connection& c, std::string_view key, std::string_v
     auto value = c.command({"GET", key});
     TRY(_named(key, value));
     std::string_view v = value->view().is_nil() ? std::string_view() : value->view().str();
-    if (v != k_changed_overflow && v != k_changed_written) {
-      m_a.bad_changed(key, "a string that is neither \"overflow\" nor \"written\"");
+    if (v != k_changed_overflow && v != k_changed_written && v != k_changed_untracked) {
+      m_a.bad_changed(key, "a string that is not \"overflow\", \"written\" or \"untracked\"");
     }
     return {};
   }

@@ -51,8 +51,13 @@ std::string _why_not(const std::string& fs, const Superblock& f, const std::stri
 // The staged copy of SNAP's superblock made FS's (rollback.hpp, step 2).
 Status _make_fs_superblock(Connection& c, const Keys& staged, const Superblock& f, const Superblock& s,
                            std::int64_t now_ns) {
-  Args set{"HSET", staged.sb(), "read_only", "0", "rolled_back", std::to_string(now_ns), "next_inode",
-           std::to_string(static_cast<long long>(std::max(f.next_inode, s.next_inode)))};
+  // A live filesystem again: of the format version of tracking
+  // (superblock.hpp), whatever the snapshot's.
+  Args set{"HSET",        staged.sb(),
+           "read_only",   "0",
+           "version",     std::to_string(k_format_version),
+           "rolled_back", std::to_string(now_ns),
+           "next_inode",  std::to_string(static_cast<long long>(std::max(f.next_inode, s.next_inode)))};
   auto field = [&](const char* name, const std::string& value) {
     if (!value.empty()) {
       set.insert(set.end(), {name, value});

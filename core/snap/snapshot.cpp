@@ -425,10 +425,17 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
   const std::string keys[] = {source.freeze(),   source.cow(),     source.sb(),       staging.sb(),
-                              staging.touched(), source.changed(), staging.changed(), staging_index_key(staging)};
-  const std::string args[] = {staging.prefix(), cow.m_token, std::to_string(k_freeze_ttl_ms), std::to_string(k_temp_ttl_ms),
-                              std::string(dst), cow.m_snapshot_id, identity == Identity::Clone ? "1" : "0",
-                              std::to_string(static_cast<long long>(k_max_lineage))};
+                              staging.touched(), source.changed(), staging.changed(), staging_index_key(staging),
+                              source.mounts()};
+  const std::string args[] = {staging.prefix(),
+                              cow.m_token,
+                              std::to_string(k_freeze_ttl_ms),
+                              std::to_string(k_temp_ttl_ms),
+                              std::string(dst),
+                              cow.m_snapshot_id,
+                              identity == Identity::Clone ? "1" : "0",
+                              std::to_string(static_cast<long long>(k_max_lineage)),
+                              std::to_string(k_format_version)};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
@@ -648,7 +655,10 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
       }
     }
     TRY(push_index(c, index, page_rels));
-    copied += page_rels.size();
+    // The staged record is listed, but counted by the caller (changed_staged).
+    copied += static_cast<std::uint64_t>(std::count_if(page_rels.begin(), page_rels.end(), [](std::string_view rel) {
+      return parse_relative_key(rel).kind != KeyKind::Changed;
+    }));
     if (after_page) {
       TRY(after_page(page_rels));
     }
@@ -884,13 +894,9 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 // into another cluster slot (snapshot_to_staging), where the record cannot
 // be moved, so the snapshot has none (an incremental dump of it compares
 // every block); a live source starts a fresh record counting from the new
-// id `id`, as at a copy-on-write instant (cow_begin.lua).
+// id `id` and gets the format version of tracking (changes_restart.lua).
 static Status _restart_changes(Connection& c, const Keys& sk, const std::string& id) {
-  c.append({"MULTI"});
-  c.append({"DEL", sk.changed()});
-  c.append({"SADD", sk.changed(), changed_since_member(id)});
-  c.append({"EXEC"});
-  TRY(c.read_all());
+  TRY(c.eval(lua::changes_restart, {sk.sb(), sk.changed(), sk.mounts()}, {id, std::to_string(k_format_version)}));
   return {};
 }
 
@@ -924,9 +930,16 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   // be in another slot than the MULTI below): a read-only snapshot appends
   // its new id to the source's (unless the source is a snapshot itself: its
   // lineage ends with its own id and stays so); a clone has no snapshot_id.
-  TRY_ASSIGN(Reply source, c.command({"HMGET", sk.sb(), "lineage", "snapshot_id"}));
+  TRY_ASSIGN(Reply source, c.command({"HMGET", sk.sb(), "lineage", "snapshot_id", "version"}));
   ReplyView lineage = source.view()[0];
   const bool source_is_snapshot = !source.view()[1].is_nil();
+  // A snapshot's own superblock is of the format version of tracking
+  // (superblock.hpp), never lower than its source's.
+  std::uint64_t version = 0;
+  if (!parse_canonical_u64(source.view()[2].is_nil() ? "" : source.view()[2].str(), version) ||
+      version < static_cast<std::uint64_t>(k_format_version)) {
+    version = static_cast<std::uint64_t>(k_format_version);
+  }
   const std::string id = opts.writable ? std::string() : random_hex(k_snapshot_id_len / 2);
   const std::string extended = opts.writable ? std::string() :
       extend_lineage(parse_lineage(lineage.is_nil() ? "" : lineage.str()).value_or(
@@ -945,7 +958,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   if (opts.writable) {
     c.append({"HDEL", tk.sb(), "snapshot_id"});
   } else {
-    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended});
+    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended, "version", std::to_string(version)});
   }
   c.append({"PEXPIRE", tk.sb(), ttl});
   c.append({"EXEC"});

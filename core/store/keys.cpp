@@ -120,6 +120,19 @@ std::string Keys::reserved() const { return m_colon + "RESERVED"; }
 std::string Keys::installing() const { return m_colon + "INSTALLING"; }
 std::string Keys::mount(std::string_view session) const { return m_colon + "MOUNT:" + std::string(session); }
 std::string Keys::mounts() const { return m_colon + "MOUNTS"; }
+std::string mount_registration(int format_version, std::string_view info) {
+  return "v" + std::to_string(format_version) + " " + std::string(info);
+}
+std::string_view mount_info(std::string_view registration) {
+  std::size_t digits = 1;
+  while (digits < registration.size() && registration[digits] >= '0' && registration[digits] <= '9') {
+    ++digits;
+  }
+  if (registration.starts_with('v') && digits > 1 && digits < registration.size() && registration[digits] == ' ') {
+    return registration.substr(digits + 1);
+  }
+  return registration;
+}
 std::string Keys::writeback() const { return m_colon + "WRITEBACK"; }
 std::string Keys::temp(std::string_view session, std::uint64_t n) const {
   return m_colon + "TMP:" + std::string(session) + ':' + _num(n);

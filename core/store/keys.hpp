@@ -52,12 +52,23 @@
 //                              string "overflow" (unknown: compare all).
 //                              A snapshot mounted writable gets the string
 //                              "written" for good (no longer its instant).
+//                              The string "untracked": a mount registered
+//                              by a daemon that records nothing (MOUNTS,
+//                              below) was there at the instant the record
+//                              began or ended, or fsck --repair changed a
+//                              live filesystem; compare all. Records are
+//                              trusted only between snapshots of format
+//                              version 2 (superblock.hpp).
 //                              At most ~4 MB (about 64 bytes a member);
 //                              the string "overflow" a few bytes. Kept by
 //                              copy and delete, never dumped: without it an
 //                              incremental dump compares every block
 //   <p>:MOUNTS         hash    the mounts' register: session id -> what
-//                              MOUNT:<id> holds, set in the same step as
+//                              MOUNT:<id> holds ("v<format version> " and
+//                              host, pid, mount point: mount_registration;
+//                              without the "v2 " a daemon older than
+//                              format version 2 registered it, one that
+//                              records no changed blocks), set in the same step as
 //                              MOUNT:<id>; a field is live while its
 //                              MOUNT:<id> exists (the tools count mounts
 //                              here instead of SCANning for MOUNT:*); a
@@ -223,7 +234,17 @@ inline constexpr std::uint64_t k_changed_cap = 65536;
 // "written" (a snapshot mounted writable: no longer its instant's state).
 inline constexpr std::string_view k_changed_overflow = "overflow";
 inline constexpr std::string_view k_changed_written = "written";
+// "untracked": a writer that records nothing may have changed it (above).
+inline constexpr std::string_view k_changed_untracked = "untracked";
 std::string changed_since_member(std::string_view snapshot_id);
+// A mount's registration (MOUNT:<id> and its MOUNTS field): "v<n> " then
+// what the mount says of itself (host, pid, mount point), n the format
+// version whose rules its scripts keep (superblock.hpp). One without it
+// comes from a daemon that records no changed blocks (cow_begin.lua: the
+// change records around that instant are "untracked").
+std::string mount_registration(int format_version, std::string_view info);
+// What a registration says of its mount, without the "v<n> ".
+std::string_view mount_info(std::string_view registration);
 // The Redis type each filesystem key must have: "hash" or "string".
 std::string_view expected_type(KeyKind kind);
 

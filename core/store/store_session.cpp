@@ -317,7 +317,8 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
 // filesystem) or, for a writeback mount, mount `id` is live. `what`: what
 // MOUNTS says of that mount (host, pid, mount point).
 static Error _admission_error(const std::string& prefix, bool held, std::string_view id, std::string_view what) {
-  std::string who = "mount " + std::string(id) + (what.empty() ? "" : " (" + std::string(what) + ")");
+  const std::string_view info = mount_info(what);
+  std::string who = "mount " + std::string(id) + (info.empty() ? "" : " (" + std::string(info) + ")");
   if (held) {
     return make_error(
         EBUSY, "'" + prefix + "' is held by the writeback " + who + ", which must be the only mount; unmount it first");
@@ -330,9 +331,10 @@ Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
-    std::vector<std::string> keys{m_keys.mount(m_opts.session), m_keys.mounts(), m_keys.writeback()};
-    std::vector<std::string> args{info, std::to_string(k_session_ttl_ms), m_opts.session,
-                                  m_opts.writeback ? "writeback" : "shared"};
+    std::vector<std::string> keys{m_keys.mount(m_opts.session), m_keys.mounts(), m_keys.writeback(), m_keys.sb()};
+    std::vector<std::string> args{
+        mount_registration(k_format_version, info), std::to_string(k_session_ttl_ms), m_opts.session,
+        m_opts.writeback ? "writeback" : (m_opts.read_only ? "reader" : "shared"), std::to_string(k_format_version)};
     if (m_opts.writeback) {
       TRY_ASSIGN(Reply ids, c->command({"HKEYS", m_keys.mounts()}));
       for (std::size_t i = 0; ids.view().is_array() && i < ids.view().size(); ++i) {

@@ -6,7 +6,18 @@
 // nothing downstream may act (mount, repair, restore) on a value it guessed.
 //
 //   format            "redisfs"
-//   version           1 .. k_format_version
+//   version           1 .. k_format_version. 2 (k_tracking_version): every
+//                     writer records changed blocks (keys.hpp, CHANGED),
+//                     so a daemon that knows only 1 (it records nothing)
+//                     refuses to mount it. mkfs writes 2; a writable
+//                     mount (session.lua) upgrades a live filesystem from
+//                     1 in the step that registers it, a snapshot
+//                     (cow_begin.lua, changes_restart.lua) its source and
+//                     itself; a read-only mount and a snapshot's own
+//                     superblock are never upgraded (its version is part
+//                     of the base digest of incremental dumps). Change
+//                     records are trusted only between snapshots of 2
+//                     (dump_incremental.hpp, tracked_blocks)
 //   block_size        a power of two, k_min_block_size .. k_max_block_size
 //   root              1
 //   next_inode        the next inode number to hand out (> every inode)
@@ -54,7 +65,9 @@
 
 namespace redisfs {
 
-inline constexpr int k_format_version = 1;
+inline constexpr int k_format_version = 2;
+// The first version whose writers all record changed blocks (above).
+inline constexpr int k_tracking_version = 2;
 inline constexpr std::uint32_t k_min_block_size = 4 * 1024;
 inline constexpr std::uint32_t k_max_block_size = 4 * 1024 * 1024;
 inline constexpr std::uint32_t k_default_block_size = 64 * 1024;

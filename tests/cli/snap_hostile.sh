@@ -74,7 +74,7 @@ def base(**kw):
 out = sys.argv[1]
 write(f'{out}/valid.json', base())
 cases = {
-    'fs-version-2': base(version='2'),
+    'fs-version-3': base(version='3'),  # 2 is change tracking's
     'fs-version-huge': base(version='9' * 40),
     'fs-version-float': base(version='1.0'),
     'format-ext4': base(format='ext4'),
@@ -185,8 +185,8 @@ snap restore "$T/cases/cut-last-byte.json" --prefix TARGET 2>"$T/err" || true
 grep -q "truncated at byte" "$T/err" || fail "truncation message: $(cat "$T/err")"
 snap restore "$T/cases/blk-as-hash.json" --prefix TARGET 2>"$T/err" || true
 grep -q "'BLK:2:1' must be a string" "$T/err" || fail "type message: $(cat "$T/err")"
-snap restore "$T/cases/fs-version-2.json" --prefix TARGET 2>"$T/err" || true
-grep -q "unsupported filesystem version '2'" "$T/err" || fail "version message: $(cat "$T/err")"
+snap restore "$T/cases/fs-version-3.json" --prefix TARGET 2>"$T/err" || true
+grep -q "unsupported filesystem version '3'" "$T/err" || fail "version message: $(cat "$T/err")"
 snap restore "$T/cases/trailer-sha-wrong.json" --prefix TARGET 2>"$T/err" || true
 grep -qi "sha256\|checksum" "$T/err" || fail "checksum message: $(cat "$T/err")"
 

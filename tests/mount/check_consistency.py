@@ -172,10 +172,10 @@ class Checker:
                 want = "string"
             elif kind == b"CHANGED" and len(parts) == 1:
                 # change tracking (incremental dumps): a set, or the string
-                # "overflow" or "written"
+                # "overflow", "written" or "untracked"
                 want = t.decode()
-                if want == "string" and self.r.call("GET", key) not in (b"overflow", b"written"):
-                    self.bad("change record %r is a string but neither overflow nor written" % key)
+                if want == "string" and self.r.call("GET", key) not in (b"overflow", b"written", b"untracked"):
+                    self.bad("change record %r is a string but not overflow, written or untracked" % key)
                 elif want != "string":
                     want = "set"
             elif kind == b"MOUNTS" and len(parts) == 1:

@@ -4,16 +4,21 @@
 // byte the one the full comparison (REDISFS_FAULT=inc-compare-all) writes,
 // along a chain of snapshots, after a rollback, and with every record that
 // cannot be used (missing, overflowed, hostile, a snapshot mounted
-// writable), which fall back to comparing every block.
+// writable or repaired by fsck, "untracked" around a mount of a daemon that
+// records nothing, begun at a snapshot of format version 1), which fall
+// back to comparing every block.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <memory>
 #include <sstream>
+#include <tuple>
 
 #include "fixture.hpp"
 #include "snap/dump_incremental.hpp"
+#include "snap/fsck.hpp"
 #include "snap/rollback.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
@@ -205,4 +210,211 @@ TEST_CASE_FIXTURE(RedisFixture, "incremental dump: rollback, then snapshots, the
   auto [tracked, all] = _same_both_ways(pool, c, s3, s2);
   CHECK(tracked < all);
   _same_both_ways(pool, c, s3, s0);
+}
+
+// ---------------------------------------------------------------- trust
+
+namespace {
+
+std::string _field(Connection& c, const std::string& prefix, const char* field) {
+  Reply r = ok(c.command({"HGET", Keys(prefix).sb(), field}));
+  return r.view().is_nil() ? std::string() : std::string(r.view().str());
+}
+
+std::string _record(Connection& c, const std::string& prefix) {
+  const std::string key = Keys(prefix).changed();
+  std::string type(ok(c.command({"TYPE", key})).view().str());
+  if (type != "string") {
+    return type;
+  }
+  return std::string(ok(c.command({"GET", key})).view().str());
+}
+
+// A filesystem of 4 KiB blocks holding _populate's files, mounted.
+struct Populated {
+  std::unique_ptr<Store> s;
+  Files f;
+};
+
+Populated _populated(Pool& pool, const std::string& prefix) {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  Populated p{ok(Store::open(pool, prefix, opts)), {}};
+  p.f = _populate(*p.s);
+  return p;
+}
+
+void _snapshot(Pool& pool, const std::string& prefix, const std::string& name) {
+  CopyOptions copy;
+  copy.quiet = true;
+  ok(copy_filesystem(pool, prefix, name, copy));
+}
+
+// What a daemon that records nothing does (format version 1: write.lua
+// before change tracking): a block written, a hole filled (the stored
+// bytes counted), the inodes' times changed; nothing in CHANGED.
+void _untracked_writes(Connection& c, const std::string& prefix, const Files& f, const std::string& tag) {
+  Keys k(prefix);
+  ok(c.command({"SETRANGE", k.block(f.big, 2), "0", "written by an old daemon " + tag}));
+  const std::string hole = k.block(f.sparse, 2);
+  const long long before = ok(c.command({"STRLEN", hole})).view().integer();
+  const std::string filled = "a hole filled by an old daemon " + tag;
+  ok(c.command({"SET", hole, filled}));
+  const std::string grown = std::to_string(static_cast<long long>(filled.size()) - before);
+  ok(c.command({"HINCRBY", k.inode(f.sparse), "bytes", grown}));
+  ok(c.command({"HINCRBY", k.sb(), "bytes", grown}));
+  for (Ino ino : {f.big, f.sparse}) {
+    ok(c.command({"HSET", k.inode(ino), "mtime", "1" + tag, "ctime", "1" + tag}));
+  }
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture,
+                  "format version 2: a writable mount or a snapshot raises version 1, a read-only mount does not") {
+  Connection& c = conn();
+  {
+    auto s = ok(Store::open(pool, prefix, {}));
+    CHECK(s->superblock().version == k_format_version);
+    // Its registration says it keeps version 2's rules (keys.hpp).
+    Reply mine = ok(c.command({"HGET", Keys(prefix).mounts(), s->session()}));
+    CHECK(std::string(mine.view().str()).starts_with("v2 "));
+  }
+  ok(c.command({"HSET", Keys(prefix).sb(), "version", "1"}));  // made before change tracking
+  StoreOptions ro;
+  ro.read_only = true;
+  {
+    auto s = ok(Store::open(pool, prefix, ro));
+    CHECK(s->superblock().version == 1);
+  }
+  CHECK(_field(c, prefix, "version") == "1");
+  {
+    auto s = ok(Store::open(pool, prefix, {}));
+    CHECK(s->superblock().version == 2);
+  }
+  CHECK(_field(c, prefix, "version") == "2");
+
+  ok(c.command({"HSET", Keys(prefix).sb(), "version", "1"}));
+  const std::string snap = extra_prefix(), again = extra_prefix();
+  _snapshot(pool, prefix, snap);  // its instant raises the source, and it is born 2
+  CHECK(_field(c, prefix, "version") == "2");
+  CHECK(_field(c, snap, "version") == "2");
+  // A snapshot's own superblock stays as it is (part of the base digest).
+  ok(c.command({"HSET", Keys(snap).sb(), "version", "1"}));
+  {
+    auto s = ok(Store::open(pool, snap, ro));
+    CHECK(s->superblock().version == 1);
+  }
+  _snapshot(pool, snap, again);  // a snapshot of a snapshot
+  CHECK(_field(c, snap, "version") == "1");
+  CHECK(_field(c, again, "version") == "2");
+}
+
+TEST_CASE_FIXTURE(
+    RedisFixture,
+    "a mount of a daemon that records nothing, live at an instant: the incremental dump still has its writes") {
+  auto [s, f] = _populated(pool, prefix);
+  const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix(), s3 = extra_prefix(),
+                    s4 = extra_prefix();
+  _snapshot(pool, prefix, s0);
+  Connection& c = conn();
+  Keys k(prefix);
+  // Registered as session.lua did before format version 2: no "v2 ".
+  const std::string old = "0123456789abcdef", says = "oldhost pid 7 /mnt/old";
+  ok(c.command({"SET", k.mount(old), says, "PX", "600000"}));
+  ok(c.command({"HSET", k.mounts(), old, says}));
+  _untracked_writes(c, prefix, f, "1");
+  _change(*s, f, 1);
+  _snapshot(pool, prefix, s1);
+  CHECK(_record(c, s1) == k_changed_untracked);
+  CHECK(_record(c, prefix) == k_changed_untracked);  // still there: the next one too
+  auto [tracked, all] = _same_both_ways(pool, c, s1, s0);
+  CHECK(tracked == all);
+
+  _untracked_writes(c, prefix, f, "2");
+  _snapshot(pool, prefix, s2);
+  _same_both_ways(pool, c, s2, s1);
+  _same_both_ways(pool, c, s2, s0);
+
+  // It unmounts: the record that began while it was there is still not
+  // trusted, the one after the next instant is.
+  _untracked_writes(c, prefix, f, "3");
+  ok(c.command({"DEL", k.mount(old)}));
+  ok(c.command({"HDEL", k.mounts(), old}));
+  _snapshot(pool, prefix, s3);
+  CHECK(_record(c, s3) == k_changed_untracked);
+  _same_both_ways(pool, c, s3, s2);
+  _change(*s, f, 2);
+  _snapshot(pool, prefix, s4);
+  CHECK(_record(c, s4) == "set");
+  auto [tracked4, all4] = _same_both_ways(pool, c, s4, s3);
+  CHECK(tracked4 < all4);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a change record that began at a snapshot of format version 1 is not trusted") {
+  auto [s, f] = _populated(pool, prefix);
+  const std::string s0 = extra_prefix(), s1 = extra_prefix(), s2 = extra_prefix();
+  _snapshot(pool, prefix, s0);
+  _change(*s, f, 1);
+  _snapshot(pool, prefix, s1);
+  Connection& c = conn();
+  // As if s1 had been taken by a toolkit before format version 2: a daemon
+  // of version 1 may have come and gone unseen while its record ran.
+  ok(c.command({"HSET", Keys(s1).sb(), "version", "1"}));
+  _untracked_writes(c, prefix, f, "1");
+  _change(*s, f, 2);
+  _snapshot(pool, prefix, s2);
+  REQUIRE(_record(c, s2) == "set");
+  auto [tracked, all] = _same_both_ways(pool, c, s2, s1);
+  CHECK(tracked == all);
+  std::tie(tracked, all) = _same_both_ways(pool, c, s2, s0);  // through it
+  CHECK(tracked == all);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "fsck --repair of a snapshot marks its change record written") {
+  auto [s, f] = _populated(pool, prefix);
+  Connection& c = conn();
+  // Bytes stored past the end of a file (and counted), before any
+  // snapshot: the snapshots have them too, and repair cuts them off only
+  // in the base.
+  auto past_the_end = [&] {
+    ok(c.command({"SETRANGE", Keys(prefix).block(f.sparse, 9), "3", "past the end"}));
+    ok(c.command({"HINCRBY", Keys(prefix).inode(f.sparse), "bytes", "12"}));
+    ok(c.command({"HINCRBY", Keys(prefix).sb(), "bytes", "12"}));
+  };
+  past_the_end();
+  const std::string s0 = extra_prefix(), s1 = extra_prefix();
+  _snapshot(pool, prefix, s0);
+  _change(*s, f, 1);
+  _snapshot(pool, prefix, s1);
+  auto repaired = ok(fsck(pool, s0, true, nullptr));
+  REQUIRE_FALSE(repaired.problems.empty());
+  CHECK(repaired.problems[0].repaired);
+  CHECK(_record(c, s0) == k_changed_written);
+  CHECK(ok(fsck(pool, s0, false, nullptr)).problems.empty());
+  auto [tracked, all] = _same_both_ways(pool, c, s1, s0);
+  CHECK(tracked == all);
+
+  // Of a live filesystem: its record is "untracked" until the next instant.
+  past_the_end();
+  ok(fsck(pool, prefix, true, nullptr));
+  CHECK(_record(c, prefix) == k_changed_untracked);
+}
+
+TEST_CASE_FIXTURE(
+    RedisFixture,
+    "a snapshot of a filesystem whose structure disagrees with its counters takes its change record over") {
+  auto [s, f] = _populated(pool, prefix);
+  const std::string s0 = extra_prefix(), s1 = extra_prefix();
+  _snapshot(pool, prefix, s0);
+  _change(*s, f, 1);
+  // A block no counter knows of: the copy finds the keys by SCAN, which
+  // lists the staged record with them (counted once, not twice).
+  Connection& c = conn();
+  ok(c.command({"SET", Keys(prefix).block(f.sparse, 1), "not counted"}));
+  CopyOptions copy;
+  copy.quiet = true;
+  auto copied = copy_filesystem(pool, prefix, s1, copy);
+  REQUIRE(copied.ok());
+  CHECK(_record(c, s1) == "set");
 }

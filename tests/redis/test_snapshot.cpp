@@ -506,7 +506,7 @@ TEST_CASE_FIXTURE(RedisFixture, "restore refuses hostile dumps and leaves everyt
     edit(recs);
     cases.emplace_back(name, _write(recs));
   };
-  with("wrong fs version", [](auto& r) { r[0].pairs[1].second = "2"; });
+  with("wrong fs version", [](auto& r) { r[0].pairs[1].second = "3"; });
   with("huge fs version", [](auto& r) { r[0].pairs[1].second = "99999999999999999999999"; });
   with("wrong format", [](auto& r) { r[0].pairs[0].second = "ext4"; });
   with("huge block size", [](auto& r) { r[0].pairs[2].second = "99999999999999999999"; });

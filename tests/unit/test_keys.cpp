@@ -28,6 +28,17 @@ TEST_CASE("Keys formats every key under <prefix>:") {
   CHECK(k.absolute("INODE:7") == "SKX:INODE:7");
 }
 
+TEST_CASE("a mount's registration: the format version, then what it says of itself") {
+  CHECK(mount_registration(2, "host pid 7 /mnt") == "v2 host pid 7 /mnt");
+  CHECK(mount_info("v2 host pid 7 /mnt") == "host pid 7 /mnt");
+  CHECK(mount_info("v12 ro") == "ro");
+  // A daemon older than format version 2 registered what it says as is.
+  for (const char* old : {"host pid 7 /mnt", "v2", "v /mnt", "vx host", "", "v2host"}) {
+    CAPTURE(old);
+    CHECK(mount_info(old) == old);
+  }
+}
+
 TEST_CASE("relative() strips exactly our prefix") {
   Keys k("SKX");
   REQUIRE(k.relative("SKX:INODE:5"));

@@ -66,7 +66,7 @@ TEST_CASE("one rule for the block size, everywhere") {
 TEST_CASE("every malformed field is an issue, never a default") {
   for (auto [field, value] : std::vector<std::pair<std::string, std::string>>{
            {"format", "zfs"},
-           {"version", "2"},
+           {"version", "3"},
            {"version", "0"},
            {"version", "01"},
            {"block_size", "x"},
@@ -95,6 +95,24 @@ TEST_CASE("every malformed field is an issue, never a default") {
     CAPTURE(field);
     CHECK_FALSE(decode_superblock("SKX", _without(field)).ok());
   }
+}
+
+TEST_CASE("format versions: 1 (before change tracking) and 2 decode, a later one is refused in one line") {
+  for (const char* v : {"1", "2"}) {
+    CAPTURE(v);
+    auto sb = decode_superblock("SKX", _with("version", v));
+    REQUIRE(sb.ok());
+    CHECK(sb->version == std::stoi(v));
+  }
+  CHECK(k_format_version == 2);
+  CHECK(k_tracking_version == 2);
+  // What a build that knows only version 1 said of a version-2 filesystem,
+  // this one says of version 3.
+  auto later = decode_superblock("SKX", _with("version", "3"));
+  REQUIRE_FALSE(later.ok());
+  CHECK(later.error().message.find("unsupported filesystem version '3' (this build knows versions 1 to 2)") !=
+        std::string::npos);
+  CHECK(later.error().message.find('\n') == std::string::npos);
 }
 
 TEST_CASE("a message shows a bounded, printable value") {
