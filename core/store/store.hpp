@@ -179,9 +179,12 @@ class Store {
   // data lives until purge()), or 0. unlink frees a file that no mount
   // holds open, of up to 16 blocks, at once (0 then). rmdir always orphans
   // the directory: a process may still have it open or as its working
-  // directory.
-  Result<Ino> unlink(Ino parent, std::string_view name);
-  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
+  // directory. `freed`, when given, is set to the inode that unlink or a
+  // rename over a file freed at once (nobody held it open), else 0: it is
+  // gone from the server, and no op of any mount can change it any more.
+  Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed = nullptr);
+  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                     Ino* freed = nullptr);
   Result<Ino> rmdir(Ino parent, std::string_view name);
 
   // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file

@@ -381,7 +381,10 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
   return make_error(EAGAIN, std::string(lua::script_source(script).name) + ": the entry kept changing");
 }
 
-Result<Ino> Store::unlink(Ino parent, std::string_view name) {
+Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
+  if (freed != nullptr) {
+    *freed = 0;
+  }
   TRY(writable());
   TRY(_check_name(name));
   if (m_gathered_count.load() != 0) {
@@ -390,6 +393,9 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2));
   ReplyView v = done.first.view();
   if (v.size() >= 4 && v[3].str() == "FREED") {
+    if (freed != nullptr) {
+      *freed = done.second;
+    }
     return Ino{0};  // nobody held it open: unlink.lua freed it
   }
   auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
@@ -409,8 +415,11 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   return done.second;
 }
 
-Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
-                          unsigned flags) {
+Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                          Ino* freed) {
+  if (freed != nullptr) {
+    *freed = 0;
+  }
   TRY(writable());
   TRY(_check_name(name));
   TRY(_check_name(new_name));
@@ -474,6 +483,9 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
     std::uint64_t orphan = 0;
     if (v.size() >= 2) {
       parse_u64(v[1].str(), orphan);
+    }
+    if (freed != nullptr && v.size() >= 3 && v[2].str() == "FREED") {
+      *freed = dst;
     }
     return orphan;
   }

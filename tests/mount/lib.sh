@@ -136,6 +136,24 @@ mount_daemon_at() {
 }
 
 
+# op_stats PID LOG OP: SIGUSR1 to the daemon, then what the counters it
+# logged (fs/op_stats.hpp) say of request type OP since it mounted: its
+# request count and the Redis round trips per request ("0 0" when it lists
+# none).
+op_stats() {
+  local pid=$1 log=$2 op=$3 i before
+  before=$(grep -c 'stats: .* requests in ' "$log" || true)
+  kill -USR1 "$pid"
+  for ((i = 0; i < 100; i++)); do
+    (($(grep -c 'stats: .* requests in ' "$log" || true) > before)) && break
+    sleep 0.05
+  done
+  sleep 0.1 # the per-op lines follow the header
+  awk -v op="$op" '/stats: .* requests in /{n = 0; rt = 0}
+    $0 ~ "stats: " op " " {sub(".*stats: " op " +", ""); n = $1; rt = $NF == "trips" ? $(NF - 2) : 0}
+    END {print n + 0, rt + 0}' "$log"
+}
+
 # unmount_fs [MOUNTPOINT]: fs_unmount (common.sh) of $MNT by default.
 unmount_fs() {
   fs_unmount "${1:-$MNT}" 20

@@ -17,20 +17,6 @@
 
 DIRLIST=$HERE/dirlist.py
 
-# stats_lookups PID LOG: SIGUSR1 to the daemon, then the lookup count of
-# the stats it logged (0 when it lists none: no lookup at all).
-stats_lookups() {
-  local pid=$1 log=$2 i before
-  before=$(grep -c 'stats: .* requests in ' "$log" || true)
-  kill -USR1 "$pid"
-  for ((i = 0; i < 100; i++)); do
-    (($(grep -c 'stats: .* requests in ' "$log" || true) > before)) && break
-    sleep 0.05
-  done
-  sleep 0.1  # the per-op lines follow the header
-  awk '/stats: .* requests in /{n = 0} /stats: lookup /{sub(/.*stats: lookup +/, ""); n = $1} END {print n + 0}' "$log"
-}
-
 mount_fs
 B=$T/b
 mount_at "$B"
@@ -66,7 +52,7 @@ wait "$C2" || fail "churner b failed"
 W=$T/w
 mount_at "$W"
 du -s "$W/many" >/dev/null || fail "du -s"
-n=$(stats_lookups "$DAEMON_PID" "${MOUNT_LOGS[$W]}")
+read -r n _ < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$W]}" lookup)
 ((n < 50)) || fail "du -s of 3,000 entries sent $n LOOKUPs, want fewer than 50"
 note "du -s of 3,000 entries: $n LOOKUPs"
 unmount_fs "$W"
