@@ -8,7 +8,9 @@
 // the directory. The kernel asks for "everything after offset `off`": 0 is
 // the start, 1 follows ".", 2 follows "..", and an entry's offset names its
 // page's HSCAN cursor and its name's hash, so a reply can resume anywhere
-// (telldir/seekdir) and a straight read costs one HSCAN per page.
+// (telldir/seekdir) and a straight read costs one HSCAN per page. An
+// opendir of a directory the kernel knows as one asks the server nothing:
+// the parent, for "..", comes in the first page's round trip.
 //
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those
@@ -157,6 +159,24 @@ static std::size_t _take_back_run(std::vector<Placed>& placed, std::size_t used)
   return used;
 }
 
+// Positions the reader after `offset`. A handle opened without its
+// parent (opendir) learns it with the first page read, in its round trip,
+// or, if no page was read, from the directory's attributes.
+static Status _seek(Session& session, DirHandle& h, std::uint64_t offset, bool plus) {
+  if (h.parent == 0) {
+    h.reader.want_parent();
+  }
+  TRY(h.reader.seek(offset, plus));
+  if (h.parent == 0 && h.reader.parent()) {
+    h.parent = *h.reader.parent();
+  }
+  if (h.parent == 0) {
+    TRY_ASSIGN(Attr attr, session.store().getattr(h.ino));
+    h.parent = attr.parent == 0 ? h.ino : attr.parent;
+  }
+  return {};
+}
+
 // Fills `buf` with what follows `off`, under the handle's lock: the size
 // used, the entries placed, or the error to answer.
 static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h, std::string& buf, off_t off, bool plus,
@@ -164,6 +184,9 @@ static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h,
   const std::size_t size = buf.size();
   std::size_t used = 0;
   const auto offset = static_cast<std::uint64_t>(off < 0 ? 0 : off);
+  if (offset < k_after_snapdir) {
+    TRY(_seek(session, h, offset, plus));  // before "..", which may need the parent it reads
+  }
   bool full = false;
   for (unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(offset, 2)); k < 2 && !full; ++k) {
     std::size_t need = _add_dot(req, h, buf.data() + used, size - used, k, plus);
@@ -172,9 +195,6 @@ static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h,
   }
   if (offset >= k_after_snapdir) {
     full = true;  // past the last entry
-  }
-  if (Status st = full ? Status{} : h.reader.seek(offset, plus); !st) {
-    return st.error();
   }
   while (!full) {
     Result<const DirEntry*> cur = h.reader.current();
@@ -232,9 +252,14 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
 
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session& session = session_of(req);
-  // (What this mount's own last change in the directory read of it will
-  // do: only the type and the parent, for "..", are needed. rm -rf opens
-  // every directory again after emptying it.)
+  if (ino == k_root_ino || session.known_type(ino) == S_IFDIR) {
+    // The type is settled (an inode keeps its type and number for good);
+    // the parent, for "..", comes with the first page (_seek). A directory
+    // removed meanwhile fails that read with ENOENT, as Linux fails a
+    // listing of a removed directory. rm -rf opens every directory twice.
+    open_dir_handle(req, fi, session.store(), live_tree(session), ino, ino, ino == k_root_ino ? ino : 0, 0, nullptr);
+    return;
+  }
   double age = 0;
   Result<Attr> attr = session.store().getattr(ino, &age);
   if (!attr) {

@@ -216,8 +216,10 @@ class Store {
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
 
   // One page of a directory (at most `max` entries, fewer at the end), from
-  // `cursor` (0 to start). No "." or "..": the caller adds them.
-  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus);
+  // `cursor` (0 to start). No "." or "..": the caller adds them. `parent`,
+  // when given, gets the directory's parent (the root's own number for the
+  // root) in the same round trip: ENOENT when the directory is gone.
+  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr);
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> getxattr(Ino ino, std::string_view name);

@@ -160,11 +160,34 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   return attr;
 }
 
-Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus) {
+// The parent of directory `dir` from HMGET type parent: ENOENT when the
+// inode is gone, its own number for the root (no parent).
+static Result<Ino> _dir_parent(Ino dir, ReplyView v) {
+  if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
+    return make_error(ENOENT, "directory " + std::to_string(dir) + " is gone");
+  }
+  if (v[0].str() != "dir") {
+    return make_error(ENOTDIR, "inode " + std::to_string(dir) + " is no directory");
+  }
+  Ino parent = 0;
+  return v[1].is_nil() || !parse_u64(v[1].str(), parent) || parent == 0 ? dir : parent;
+}
+
+Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string cur = std::to_string(cursor);
   std::string count = std::to_string(std::max<std::size_t>(max, 1));
-  TRY_ASSIGN(Reply r, c->command({"HSCAN", m_keys.dir(dir), cur, "COUNT", count}));
+  c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
+  if (parent != nullptr) {  // in the same round trip
+    c->append({"HMGET", m_keys.inode(dir), "type", "parent"});
+  }
+  Result<Reply> scanned = c->read_reply();
+  if (parent != nullptr) {
+    Result<Reply> p = c->read_reply();
+    TRY(p);
+    TRY_ASSIGN(*parent, _dir_parent(dir, p->view()));
+  }
+  TRY_ASSIGN(Reply r, std::move(scanned));
   ReplyView v = r.view();
   DirPage page;
   if (!v.is_array() || v.size() != 2 || !parse_u64(v[0].str(), page.next_cursor)) {
