@@ -8,7 +8,9 @@
 // the directory. The kernel asks for "everything after offset `off`": 0 is
 // the start, 1 follows ".", 2 follows "..", and an entry's offset names its
 // page's HSCAN cursor and its name's hash, so a reply can resume anywhere
-// (telldir/seekdir) and a straight read costs one HSCAN per page.
+// (telldir/seekdir) and a straight read costs one HSCAN per page. An
+// opendir of a directory the kernel knows as one asks the server nothing:
+// the parent, for "..", comes in the first page's round trip.
 //
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those
@@ -89,113 +91,153 @@ static std::size_t _add_dot(fuse_req_t req, const DirHandle& h, char* dst, std::
   return fuse_add_direntry(req, dst, room, name, &st, next);
 }
 
+// Adds the .snapshots entry that ends a listing of the root under -o
+// snapdir=visible, after every real one (none of its name: a real
+// .snapshots wins). No attributes: its lookup brings them. The size used.
+static std::size_t _add_snapdir(fuse_req_t req, Session& session, char* dst, std::size_t room, bool plus) {
+  if (!session.store().lookup(k_root_ino, k_snapdir_name).ok()) {
+    struct stat st {};
+    st.st_ino = k_snapdir_ino;
+    st.st_mode = S_IFDIR;
+    fuse_entry_param e{};
+    e.attr = st;
+    std::size_t need =
+        plus ? fuse_add_direntry_plus(req, dst, room, k_snapdir_name.data(), &e, static_cast<off_t>(k_after_snapdir))
+             : fuse_add_direntry(req, dst, room, k_snapdir_name.data(), &st, static_cast<off_t>(k_after_snapdir));
+    return need > room ? 0 : need;
+  }
+  return 0;
+}
+
+// Adds the reader's current entry at `dst`; the size it needs (more than
+// `room`: it did not fit). `p` gets the lookup it hands the kernel.
+static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entry, char* dst, std::size_t room,
+                              bool plus, Placed& p) {
+  auto next = static_cast<off_t>(h.reader.current_offset());
+  if (!plus) {
+    struct stat st {};
+    st.st_ino = h.base | entry.ino;
+    st.st_mode = entry.type;
+    return fuse_add_direntry(req, dst, room, entry.name.c_str(), &st, next);
+  }
+  fuse_entry_param e{};
+  // Attributes the kernel would refuse (it would drop the entry
+  // silently): list the name without them; its lookup then fails
+  // with EIO and a log line.
+  std::string why = entry.attr ? kernel_refuses(*entry.attr) : std::string();
+  if (why.empty() && entry.ino == k_root_ino) {
+    why = "an entry names the root directory (inode 1)";
+  }
+  if (entry.attr && why.empty()) {
+    double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count();
+    Attr seen = *entry.attr;
+    seen.ino |= h.base;
+    e = make_entry(h.tree, seen, age);
+    p.counted = seen.ino;
+  } else {
+    if (!why.empty()) {
+      log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
+    }
+    e.attr.st_ino = h.base | entry.ino;
+    e.attr.st_mode = entry.type;
+  }
+  return fuse_add_direntry_plus(req, dst, room, entry.name.c_str(), &e, next);
+}
+
+// An entry did not fit: take back the run of equal hashes it belongs to,
+// unless it began the reply (it cannot be split less, then). The size
+// used after.
+static std::size_t _take_back_run(std::vector<Placed>& placed, std::size_t used) {
+  std::size_t head = placed.size();
+  while (head > 0 && placed[head - 1].follows) {
+    --head;
+  }
+  if (head > 0 && placed[head - 1].start > 0) {
+    used = placed[head - 1].start;
+    placed.resize(head - 1);
+  }
+  return used;
+}
+
+// Positions the reader after `offset`. A handle opened without its
+// parent (opendir) learns it with the first page read, in its round trip,
+// or, if no page was read, from the directory's attributes.
+static Status _seek(Session& session, DirHandle& h, std::uint64_t offset, bool plus) {
+  if (h.parent == 0) {
+    h.reader.want_parent();
+  }
+  TRY(h.reader.seek(offset, plus));
+  if (h.parent == 0 && h.reader.parent()) {
+    h.parent = *h.reader.parent();
+  }
+  if (h.parent == 0) {
+    TRY_ASSIGN(Attr attr, session.store().getattr(h.ino));
+    h.parent = attr.parent == 0 ? h.ino : attr.parent;
+  }
+  return {};
+}
+
+// Fills `buf` with what follows `off`, under the handle's lock: the size
+// used, the entries placed, or the error to answer.
+static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h, std::string& buf, off_t off, bool plus,
+                                 std::vector<Placed>& placed) {
+  const std::size_t size = buf.size();
+  std::size_t used = 0;
+  const auto offset = static_cast<std::uint64_t>(off < 0 ? 0 : off);
+  if (offset < k_after_snapdir) {
+    TRY(_seek(session, h, offset, plus));  // before "..", which may need the parent it reads
+  }
+  bool full = false;
+  for (unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(offset, 2)); k < 2 && !full; ++k) {
+    std::size_t need = _add_dot(req, h, buf.data() + used, size - used, k, plus);
+    full = need > size - used;
+    used += full ? 0 : need;
+  }
+  if (offset >= k_after_snapdir) {
+    full = true;  // past the last entry
+  }
+  while (!full) {
+    Result<const DirEntry*> cur = h.reader.current();
+    if (!cur) {
+      if (used == 0) {
+        return cur.error();
+      }
+      break;
+    }
+    if (*cur == nullptr) {
+      if (h.snapdir) {
+        used += _add_snapdir(req, session, buf.data() + used, size - used, plus);
+      }
+      break;
+    }
+    Placed p{used, 0, (*cur)->type, h.reader.must_follow()};
+    std::size_t need = _add_entry(req, h, **cur, buf.data() + used, size - used, plus, p);
+    if (need > size - used) {
+      if (p.follows) {
+        used = _take_back_run(placed, used);
+      }
+      break;
+    }
+    used += need;
+    placed.push_back(p);
+    h.reader.advance();
+    ++h.listed;
+  }
+  return used;
+}
+
 static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   Session& session = session_of(req);
   DirHandle& h = *_handle(fi);
   std::string buf(size, '\0');
-  std::size_t used = 0;
   std::vector<Placed> placed;
-  std::optional<Error> failure;
+  Result<std::size_t> used = std::size_t{0};
   {
     std::lock_guard<std::mutex> lock(h.mutex);
-    const auto offset = static_cast<std::uint64_t>(off < 0 ? 0 : off);
-    bool full = false;
-    for (unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(offset, 2)); k < 2 && !full; ++k) {
-      std::size_t need = _add_dot(req, h, buf.data() + used, size - used, k, plus);
-      full = need > size - used;
-      used += full ? 0 : need;
-    }
-    if (offset >= k_after_snapdir) {
-      full = true;  // past the last entry
-    }
-    if (Status st = full ? Status{} : h.reader.seek(offset, plus); !st) {
-      failure = st.error();
-      full = true;
-    }
-    while (!full) {
-      Result<const DirEntry*> cur = h.reader.current();
-      if (!cur) {
-        if (used == 0) {
-          failure = cur.error();
-        }
-        break;
-      }
-      if (*cur == nullptr) {
-        if (h.snapdir && !session.store().lookup(k_root_ino, k_snapdir_name).ok()) {
-          // The .snapshots entry, after every real one (none of its name:
-          // a real .snapshots wins). No attributes: its lookup brings them.
-          struct stat st {};
-          st.st_ino = k_snapdir_ino;
-          st.st_mode = S_IFDIR;
-          fuse_entry_param e{};
-          e.attr = st;
-          std::size_t need =
-              plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, k_snapdir_name.data(), &e,
-                                            static_cast<off_t>(k_after_snapdir))
-                   : fuse_add_direntry(req, buf.data() + used, size - used, k_snapdir_name.data(), &st,
-                                       static_cast<off_t>(k_after_snapdir));
-          used += need > size - used ? 0 : need;
-        }
-        break;
-      }
-      const DirEntry& entry = **cur;
-      char* dst = buf.data() + used;
-      std::size_t room = size - used;
-      auto next = static_cast<off_t>(h.reader.current_offset());
-      Placed p{used, 0, entry.type, h.reader.must_follow()};
-      std::size_t need = 0;
-      if (plus) {
-        fuse_entry_param e{};
-        // Attributes the kernel would refuse (it would drop the entry
-        // silently): list the name without them; its lookup then fails
-        // with EIO and a log line.
-        std::string why = entry.attr ? kernel_refuses(*entry.attr) : std::string();
-        if (why.empty() && entry.ino == k_root_ino) {
-          why = "an entry names the root directory (inode 1)";
-        }
-        if (entry.attr && why.empty()) {
-          double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count();
-          Attr seen = *entry.attr;
-          seen.ino |= h.base;
-          e = make_entry(h.tree, seen, age);
-          p.counted = seen.ino;
-        } else {
-          if (!why.empty()) {
-            log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
-          }
-          e.attr.st_ino = h.base | entry.ino;
-          e.attr.st_mode = entry.type;
-        }
-        need = fuse_add_direntry_plus(req, dst, room, entry.name.c_str(), &e, next);
-      } else {
-        struct stat st {};
-        st.st_ino = h.base | entry.ino;
-        st.st_mode = entry.type;
-        need = fuse_add_direntry(req, dst, room, entry.name.c_str(), &st, next);
-      }
-      if (need > room) {
-        if (p.follows) {
-          // Take back the run of equal hashes this entry belongs to, unless
-          // it began the reply (it cannot be split less, then).
-          std::size_t head = placed.size();
-          while (head > 0 && placed[head - 1].follows) {
-            --head;
-          }
-          if (head > 0 && placed[head - 1].start > 0) {
-            used = placed[head - 1].start;
-            placed.resize(head - 1);
-          }
-        }
-        break;
-      }
-      used += need;
-      placed.push_back(p);
-      h.reader.advance();
-      ++h.listed;
-    }
+    used = _fill(req, session, h, buf, off, plus, placed);
   }
-  if (failure) {
-    reply_fail(req, plus ? "readdirplus" : "readdir", ino, {}, *failure);
+  if (!used) {
+    reply_fail(req, plus ? "readdirplus" : "readdir", ino, {}, used.error());
     return;
   }
   std::vector<Ino> counted;
@@ -205,14 +247,19 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
       counted.push_back(p.counted);
     }
   }
-  reply_dir(req, session, std::string_view(buf.data(), used), counted);
+  reply_dir(req, session, std::string_view(buf.data(), *used), counted);
 }
 
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session& session = session_of(req);
-  // (What this mount's own last change in the directory read of it will
-  // do: only the type and the parent, for "..", are needed. rm -rf opens
-  // every directory again after emptying it.)
+  if (ino == k_root_ino || session.known_type(ino) == S_IFDIR) {
+    // The type is settled (an inode keeps its type and number for good);
+    // the parent, for "..", comes with the first page (_seek). A directory
+    // removed meanwhile fails that read with ENOENT, as Linux fails a
+    // listing of a removed directory. rm -rf opens every directory twice.
+    open_dir_handle(req, fi, session.store(), live_tree(session), ino, ino, ino == k_root_ino ? ino : 0, 0, nullptr);
+    return;
+  }
   double age = 0;
   Result<Attr> attr = session.store().getattr(ino, &age);
   if (!attr) {

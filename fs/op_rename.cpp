@@ -30,7 +30,11 @@ void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
     reply_err(req, EINVAL);
     return;
   }
-  Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours);
+  Ino freed = 0;
+  Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours, &freed);
+  if (freed != 0) {
+    session.freed(freed);
+  }
   if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
     reply_err(req, EROFS);  // the snapshots' directory, not a real entry
     return;

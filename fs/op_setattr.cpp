@@ -8,7 +8,10 @@
 // own (mtime and ctime alone, at close, syncfs or eviction), also for a
 // file whose last link went meanwhile and which is freed on the server:
 // that write-back has nothing left to update, succeeds, and its reply is
-// not read.
+// not read. After every unlink the kernel sends one at once (it updates the
+// file's ctime and syncs it): of a file this mount's unlink or rename just
+// freed (Session::is_freed), which no mount can change any more, it is
+// answered without the server.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -25,10 +28,25 @@ static bool _times_write_back(Session& session, int to_set) {
   return session.options().writeback && (to_set & ~FUSE_SET_ATTR_FILE) == k_times;
 }
 
+// The reply to a write-back of the times of a file freed on the server:
+// what the kernel sent, with no link left.
+static void _reply_gone(fuse_req_t req, Session& session, fuse_ino_t ino, const struct stat* attr) {
+  Attr gone;
+  gone.ino = ino;
+  gone.mode = session.known_type(ino);
+  gone.mtime_ns = _ns(attr->st_mtim);
+  gone.ctime_ns = _ns(attr->st_ctim);
+  reply_attr(req, session, gone, "setattr");
+}
+
 void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
   if (Status st = session.store().writable(); !st) {  // before the size
     reply_fail(req, "setattr", ino, {}, st.error());
+    return;
+  }
+  if (_times_write_back(session, to_set) && session.is_freed(ino)) {
+    _reply_gone(req, session, ino, attr);
     return;
   }
   SetAttrRequest change;
@@ -64,11 +82,7 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   }
   Result<Attr> done = session.store().setattr(ino, change);
   if (!done && done.code() == ENOENT && _times_write_back(session, to_set)) {
-    Attr gone;
-    gone.ino = ino;
-    gone.mode = session.known_type(ino);
-    gone.mtime_ns = gone.ctime_ns = change.mtime_ns;
-    reply_attr(req, session, gone, "setattr");
+    _reply_gone(req, session, ino, attr);
     return;
   }
   if (!done) {

@@ -2,7 +2,9 @@
 // still knows it (an open file, a working directory) is kept as this
 // mount's orphan and purged when the kernel forgets it; one the kernel does
 // not know is purged right after the reply. An unlink sends this mount's
-// queued releases first.
+// queued releases first. A file the unlink freed at once is remembered
+// (Session::freed): a writeback mount's kernel writes its times back right
+// after, and op_setattr.cpp answers that alone.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -10,15 +12,17 @@
 
 namespace redisfs::op {
 
-using Remove = Result<Ino> (Store::*)(Ino, std::string_view);
-
-static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, Remove remove) {
+static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool dir) {
   Session& session = session_of(req);
   if (Status st = check_name(name); !st) {
     reply_fail(req, op, parent, name, st.error());
     return;
   }
-  Result<Ino> orphan = (session.store().*remove)(parent, name);
+  Ino freed = 0;
+  Result<Ino> orphan = dir ? session.store().rmdir(parent, name) : session.store().unlink(parent, name, &freed);
+  if (freed != 0) {
+    session.freed(freed);
+  }
   if (!orphan && orphan.code() == ENOENT && is_snapdir_name(session, parent, name)) {
     reply_err(req, EROFS);  // the snapshots' directory, not a real entry
     return;
@@ -38,11 +42,9 @@ void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   // A close of the file a moment ago may still be queued: the server must
   // see it first, or the file becomes an orphan (see send_releases_now).
   session_of(req).send_releases_now();
-  _remove(req, "unlink", parent, name, &Store::unlink);
+  _remove(req, "unlink", parent, name, false);
 }
 
-void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  _remove(req, "rmdir", parent, name, &Store::rmdir);
-}
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove(req, "rmdir", parent, name, true); }
 
 }  // namespace redisfs::op

@@ -240,6 +240,7 @@ bool Session::forget(Ino ino, std::uint64_t n) {
     }
     m_lookups.release(ino, n);
     purge = m_orphans.erase(ino) > 0;
+    m_freed.erase(ino);
     trim = before >= k_trim_after_bytes && m_lookups.bytes() < before;
   }
   if (trim) {
@@ -255,6 +256,21 @@ bool Session::orphaned(Ino ino) {
     return false;
   }
   return true;
+}
+
+void Session::freed(Ino ino) {
+  if (!m_opts.writeback) {
+    return;  // only a writeback mount's kernel writes times back (is_freed)
+  }
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_lookups.contains(ino)) {
+    m_freed.insert(ino);
+  }
+}
+
+bool Session::is_freed(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_freed.count(ino) != 0;
 }
 
 void Session::purge(Ino ino) {

@@ -81,6 +81,14 @@ class Session {
   // holds no lookup of it: the caller purges it after replying.
   [[nodiscard]] bool orphaned(Ino ino);
 
+  // `ino` was freed on the server by an op of this mount (Store::unlink's
+  // `freed`): no op of any mount can change it any more. Remembered while
+  // the kernel holds a lookup of it, for is_freed.
+  void freed(Ino ino);
+  // True for an inode freed by this mount that the kernel still knows: a
+  // writeback mount answers the kernel's write-back of its times alone.
+  bool is_freed(Ino ino);
+
   // Store::purge, logging a failure (the orphan stays in <prefix>:ORPHANS
   // and the next mount's purge_dead_orphans frees it).
   void purge(Ino ino);
@@ -147,6 +155,7 @@ class Session {
   // kernel an inode an entry.
   NodeTable m_lookups;
   std::unordered_set<Ino> m_orphans;
+  std::unordered_set<Ino> m_freed;  // see freed(); left when the kernel forgets
 
   std::atomic<bool> m_opens_unsure{false};
   std::atomic<bool> m_gone{false};

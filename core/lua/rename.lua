@@ -14,8 +14,9 @@
 --       9 sp ino, 10 dp ino, 11.. the inode numbers of chain A then B,
 --       then the bytes dst's blocks in KEYS span
 -- Returns {'RETRY', src, dst[, 'chain']} when a guess or a chain is stale,
--- else {'OK', orphaned ino or '0'}. A replaced file that nobody holds open
--- is freed at once, as by unlink, and is no orphan.
+-- else {'OK', orphaned ino or '0'[, 'FREED']}. A replaced file that nobody
+-- holds open is freed at once, as by unlink, and is no orphan: 'FREED'
+-- says so.
 check_frozen(KEYS[2])
 local flags = tonumber(ARGV[3])
 local src = redis.call('HGET', KEYS[3], ARGV[1])
@@ -111,6 +112,7 @@ end
 
 local now = now_ns()
 local orphan = '0'
+local freed
 if flags == 2 then
   redis.call('HSET', KEYS[3], ARGV[1], dst)
   redis.call('HSET', KEYS[5], ARGV[2], src)
@@ -142,9 +144,13 @@ else
       local left = redis.call('HINCRBY', KEYS[8], 'nlink', -1)
       redis.call('HSET', KEYS[8], 'ctime', now)
       local extra = 12 + tonumber(ARGV[7]) + tonumber(ARGV[8])
-      if left <= 0 and not free_unheld(KEYS[1], KEYS[8], KEYS[extra], KEYS[10], extra + 1, #KEYS, ARGV[#ARGV]) then
-        redis.call('HSET', KEYS[11], dst, ARGV[6])
-        orphan = dst
+      if left <= 0 then
+        if free_unheld(KEYS[1], KEYS[8], KEYS[extra], KEYS[10], extra + 1, #KEYS, ARGV[#ARGV]) then
+          freed = 'FREED'
+        else
+          redis.call('HSET', KEYS[11], dst, ARGV[6])
+          orphan = dst
+        end
       end
     end
   end
@@ -159,4 +165,4 @@ dir_changed(KEYS[4], now)
 if across then
   dir_changed(KEYS[6], now)
 end
-return {'OK', orphan}
+return {'OK', orphan, freed}

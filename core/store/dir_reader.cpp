@@ -28,7 +28,12 @@ Status DirReader::read_page(std::uint64_t cursor) {
   m_entries.clear();
   m_hashes.clear();
   m_index = 0;
-  TRY_ASSIGN(DirPage page, m_store.readdir(m_dir, cursor, m_page_entries, m_plus));
+  Ino parent = 0;
+  const bool ask = m_want_parent && !m_parent;
+  TRY_ASSIGN(DirPage page, m_store.readdir(m_dir, cursor, m_page_entries, m_plus, ask ? &parent : nullptr));
+  if (ask) {
+    m_parent = parent;
+  }
   if (page.next_cursor > k_max_cursor) {
     return make_error(EOVERFLOW, "directory " + std::to_string(m_dir) + ": HSCAN cursor " +
                                      std::to_string(page.next_cursor) + " does not fit a directory offset");

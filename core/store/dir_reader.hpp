@@ -39,11 +39,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
-#include "util/result.hpp"
 #include "store/store.hpp"
+#include "util/result.hpp"
 
 namespace redisfs {
 
@@ -77,6 +78,11 @@ class DirReader {
   // When the page held was read (attributes are that old).
   Clock::time_point page_time() const { return m_time; }
   void advance() { ++m_index; }
+  // Asks for the directory's parent with the next page read, in its round
+  // trip (Store::readdir's `parent`: a gone directory fails the read with
+  // ENOENT); parent() has it once a page was read after the ask.
+  void want_parent() { m_want_parent = true; }
+  std::optional<Ino> parent() const { return m_parent; }
 
  private:
   Status read_page(std::uint64_t cursor);
@@ -85,6 +91,8 @@ class DirReader {
   Ino m_dir;
   std::size_t m_page_entries;
   bool m_plus = false;
+  bool m_want_parent = false;
+  std::optional<Ino> m_parent;
   bool m_have_page = false;
   std::uint64_t m_cursor = 0;       // the page held was read from this cursor
   std::uint64_t m_next_cursor = 0;  // ...and the next one starts here (0: none)

@@ -179,9 +179,12 @@ class Store {
   // data lives until purge()), or 0. unlink frees a file that no mount
   // holds open, of up to 16 blocks, at once (0 then). rmdir always orphans
   // the directory: a process may still have it open or as its working
-  // directory.
-  Result<Ino> unlink(Ino parent, std::string_view name);
-  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags);
+  // directory. `freed`, when given, is set to the inode that unlink or a
+  // rename over a file freed at once (nobody held it open), else 0: it is
+  // gone from the server, and no op of any mount can change it any more.
+  Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed = nullptr);
+  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                     Ino* freed = nullptr);
   Result<Ino> rmdir(Ino parent, std::string_view name);
 
   // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
@@ -213,8 +216,10 @@ class Store {
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
 
   // One page of a directory (at most `max` entries, fewer at the end), from
-  // `cursor` (0 to start). No "." or "..": the caller adds them.
-  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus);
+  // `cursor` (0 to start). No "." or "..": the caller adds them. `parent`,
+  // when given, gets the directory's parent (the root's own number for the
+  // root) in the same round trip: ENOENT when the directory is gone.
+  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr);
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> getxattr(Ino ino, std::string_view name);

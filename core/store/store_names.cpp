@@ -160,11 +160,34 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   return attr;
 }
 
-Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus) {
+// The parent of directory `dir` from HMGET type parent: ENOENT when the
+// inode is gone, its own number for the root (no parent).
+static Result<Ino> _dir_parent(Ino dir, ReplyView v) {
+  if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
+    return make_error(ENOENT, "directory " + std::to_string(dir) + " is gone");
+  }
+  if (v[0].str() != "dir") {
+    return make_error(ENOTDIR, "inode " + std::to_string(dir) + " is no directory");
+  }
+  Ino parent = 0;
+  return v[1].is_nil() || !parse_u64(v[1].str(), parent) || parent == 0 ? dir : parent;
+}
+
+Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string cur = std::to_string(cursor);
   std::string count = std::to_string(std::max<std::size_t>(max, 1));
-  TRY_ASSIGN(Reply r, c->command({"HSCAN", m_keys.dir(dir), cur, "COUNT", count}));
+  c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
+  if (parent != nullptr) {  // in the same round trip
+    c->append({"HMGET", m_keys.inode(dir), "type", "parent"});
+  }
+  Result<Reply> scanned = c->read_reply();
+  if (parent != nullptr) {
+    Result<Reply> p = c->read_reply();
+    TRY(p);
+    TRY_ASSIGN(*parent, _dir_parent(dir, p->view()));
+  }
+  TRY_ASSIGN(Reply r, std::move(scanned));
   ReplyView v = r.view();
   DirPage page;
   if (!v.is_array() || v.size() != 2 || !parse_u64(v[0].str(), page.next_cursor)) {
@@ -381,7 +404,10 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
   return make_error(EAGAIN, std::string(lua::script_source(script).name) + ": the entry kept changing");
 }
 
-Result<Ino> Store::unlink(Ino parent, std::string_view name) {
+Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
+  if (freed != nullptr) {
+    *freed = 0;
+  }
   TRY(writable());
   TRY(_check_name(name));
   if (m_gathered_count.load() != 0) {
@@ -390,6 +416,9 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name) {
   TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2));
   ReplyView v = done.first.view();
   if (v.size() >= 4 && v[3].str() == "FREED") {
+    if (freed != nullptr) {
+      *freed = done.second;
+    }
     return Ino{0};  // nobody held it open: unlink.lua freed it
   }
   auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
@@ -409,8 +438,11 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
   return done.second;
 }
 
-Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
-                          unsigned flags) {
+Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                          Ino* freed) {
+  if (freed != nullptr) {
+    *freed = 0;
+  }
   TRY(writable());
   TRY(_check_name(name));
   TRY(_check_name(new_name));
@@ -474,6 +506,9 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
     std::uint64_t orphan = 0;
     if (v.size() >= 2) {
       parse_u64(v[1].str(), orphan);
+    }
+    if (freed != nullptr && v.size() >= 3 && v[2].str() == "FREED") {
+      *freed = dst;
     }
     return orphan;
   }

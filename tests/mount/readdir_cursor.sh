@@ -8,6 +8,9 @@
 #   listings), each return every one of the 3,000 stable names once;
 # - du -s of it on a fresh mount sends fewer than 50 LOOKUPs (the daemon's
 #   counters, SIGUSR1): every entry came with its attributes;
+# - rm -rf's opendirs of directories the kernel knows make no round trip,
+#   ".." still names the parent, and a listing of a directory another
+#   mount removed fails with ENOENT;
 # - four handles on a directory of 50,000 names (written on the server
 #   directly, as a restore would), read to the end and held open together,
 #   grow the daemon's RSS by less than 4 MB once the kernel knows the
@@ -55,6 +58,34 @@ du -s "$W/many" >/dev/null || fail "du -s"
 read -r n _ < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$W]}" lookup)
 ((n < 50)) || fail "du -s of 3,000 entries sent $n LOOKUPs, want fewer than 50"
 note "du -s of 3,000 entries: $n LOOKUPs"
+unmount_fs "$W"
+
+# rm -rf opens every directory (twice): an opendir of a directory the kernel
+# knows reads nothing from the server (its parent, for "..", comes with the
+# first page); a listing of one that another mount removed fails ENOENT
+for d in a a/b a/b/c a/d; do
+  mkdir "$MNT/$d"
+  touch "$MNT/$d/f1" "$MNT/$d/f2"
+done
+mkdir "$MNT/gone"
+mount_at "$W"
+[[ $(cd "$W/a/b" && ls -a | tr '\n' ' ') == ". .. c f1 f2 " ]] || fail "listing of a/b: $(ls -a "$W/a/b")"
+[[ $(stat -c %i "$W/a/b/..") == $(stat -c %i "$W/a") ]] || fail "a/b/.. is not a"
+ls "$W/gone" >/dev/null
+rmdir "$MNT/gone"
+python3 - "$W/gone" <<'PY' || fail "a listing of a directory removed by another mount did not fail with ENOENT"
+import errno, os, sys
+try:
+    os.listdir(sys.argv[1])
+except OSError as e:
+    sys.exit(0 if e.errno == errno.ENOENT else 1)
+sys.exit(1)
+PY
+rm -rf "$W/a"
+[[ ! -e $W/a && -z $(rcli hget "$PREFIX:DIR:1" a) ]] || fail "rm -rf left a"
+read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$W]}" opendir)
+((n >= 8)) || fail "rm -rf of 4 directories sent $n OPENDIRs, want 8 or more"
+awk -v rt="$rt" 'BEGIN {exit !(rt == 0)}' || fail "an opendir of a known directory made $rt round trips, want none"
 unmount_fs "$W"
 
 # 50,000 names in d0000, written on the server as a restore would

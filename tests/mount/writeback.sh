@@ -6,7 +6,8 @@
 # lapsing like the session after a kill -9. The toolkit's delete, rollback
 # and restore count it as mounted. What fsync and syncfs returned for is on
 # the server: after a kill -9 of the daemon, a new mount reads it. The
-# kernel's writeback cache is on (the INIT line of the debug log).
+# kernel's writeback cache is on (the INIT line of the debug log). An rm
+# sends no SETATTR of a freed file to the server.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -82,5 +83,26 @@ mount_fs -o writeback
 unmount_fs
 [[ $(rcli exists "$PREFIX:WRITEBACK") == 0 ]] || fail "the hold outlives its unmount"
 mount_fs
+unmount_fs
+
+# rm on a writeback mount: the kernel writes every unlinked file's times
+# back (a SETATTR right after the unlink). Those of files the unlink freed
+# are answered without the server; a file still open is an orphan, and its
+# data stays readable.
+mount_fs -o writeback
+mkdir "$MNT/rm"
+for i in $(seq 40); do printf 'file %s\n' "$i" >"$MNT/rm/f$i"; done
+unmount_fs
+mount_fs -o writeback
+rm "$MNT"/rm/f*[0-9]
+read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}" setattr)
+((n >= 40)) || fail "rm of 40 files on a writeback mount: the kernel sent $n SETATTRs, not one a file"
+awk -v rt="$rt" 'BEGIN {exit !(rt == 0)}' || fail "the SETATTRs of 40 freed files made $rt round trips each, want none"
+printf 'kept\n' >"$MNT/rm/open"
+exec 3<"$MNT/rm/open"
+rm "$MNT/rm/open"
+[[ $(cat <&3) == kept ]] || fail "an unlinked file still open lost its data"
+exec 3<&-
+[[ -z $(ls -A "$MNT/rm") ]] || fail "files left after rm: $(ls -A "$MNT/rm")"
 unmount_fs
 check_consistency --no-orphans

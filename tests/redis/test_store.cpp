@@ -419,6 +419,32 @@ TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   CHECK(sb.view()[1].str() == "1");
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "unlink and rename over a file report the inode they freed") {
+  auto s = _open(pool, prefix);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  auto h = _ok(s->mknod(k_root_ino, "h", S_IFREG | 0644, 0, k_user));
+  Ino freed = 99;
+  CHECK(_ok(s->unlink(k_root_ino, "f", &freed)) == 0);
+  CHECK(freed == f.ino);
+  CHECK(s->getattr(f.ino).code() == ENOENT);
+  CHECK(_ok(s->rename(k_root_ino, "g", k_root_ino, "h", 0, &freed)) == 0);
+  CHECK(freed == h.ino);
+  CHECK(s->getattr(h.ino).code() == ENOENT);
+  // held open: an orphan, not freed
+  _ok(s->open_file(g.ino));
+  CHECK(_ok(s->unlink(k_root_ino, "h", &freed)) == g.ino);
+  CHECK(freed == 0);
+  CHECK(_ok(s->getattr(g.ino)).nlink == 0);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto e = _ok(s->mknod(d.ino, "e", S_IFREG | 0644, 0, k_user));
+  _ok(s->open_file(e.ino));
+  auto x = _ok(s->mknod(d.ino, "x", S_IFREG | 0644, 0, k_user));
+  CHECK(_ok(s->rename(d.ino, "x", d.ino, "e", 0, &freed)) == e.ino);
+  CHECK(freed == 0);
+  CHECK(_ok(s->getattr(x.ino)).nlink == 1);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "orphans of a dead mount are purged by the next one") {
   auto a = _open(pool, prefix);
   _ok(a->heartbeat());
