@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 packages=(build-essential cmake pkg-config libhiredis-dev libssl-dev libfuse3-dev fuse3 libcli11-dev
           nlohmann-json3-dev doctest-dev libzstd-dev zlib1g-dev redis-server redis-tools jq attr groff-base python3
-          procps openssl zstd gzip)
+          procps openssl zstd gzip strace)
 
 mount_point="${HOME}/redisfs"
 build_only=0

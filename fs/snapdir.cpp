@@ -469,15 +469,47 @@ void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   op::open_dir_handle(req, fi, *t->store, t->tree, t->inner, ino, parent, view_ino(slot, 0), t->store);
 }
 
+// The attributes a readdirplus of .snapshots gives the entry of view
+// inode `ino` (its root): none (nullopt) when it has no slot, is gone, or
+// its Store does not open or answer; a lookup of the name then brings them,
+// or says what is wrong.
+static std::optional<Attr> _view_root_attr(SnapDir& sd, Ino ino, ReplyTree& tree) {
+  std::shared_ptr<View> v = ino != k_snapdir_ino ? sd.view_in(view_slot(ino)) : nullptr;
+  Error error{EIO, "cannot open the snapshot"};
+  std::shared_ptr<Store> store = v && !v->gone ? sd.store_of(*v, error) : nullptr;
+  if (!store) {
+    return std::nullopt;
+  }
+  Result<Attr> root = store->getattr(k_root_ino);
+  if (!root || !kernel_refuses(*root).empty()) {
+    return std::nullopt;
+  }
+  tree = sd.tree(store->block_size());
+  root->ino = view_ino(v->slot, root->ino);
+  return root.value();
+}
+
+// A listing of .snapshots; readdirplus hands each snapshot's root with its
+// attributes (a lookup, counted once the reply is complete, as
+// op_readdir.cpp does), so `ls -l .snapshots` sends no LOOKUP per entry.
 static void _list_snapdir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   const auto& h = *reinterpret_cast<SnapdirHandle*>(fi->fh);
+  SnapDir* sd = _snapdir(req);
   std::string buf(size, '\0');
   std::size_t used = 0;
+  std::vector<Ino> counted;
   for (auto i = static_cast<std::size_t>(std::max<off_t>(off, 0)); i < h.entries.size() + 2; ++i) {
     const char* name = i == 0 ? "." : i == 1 ? ".." : h.entries[i - 2].first.c_str();
-    fuse_entry_param e{};  // no attributes (ino 0): a lookup brings them, opening only the view asked for
-    e.attr.st_ino = i == 0 ? k_snapdir_ino : i == 1 ? k_root_ino : h.entries[i - 2].second;
-    e.attr.st_mode = S_IFDIR;
+    const Ino ino = i == 0 ? k_snapdir_ino : i == 1 ? k_root_ino : h.entries[i - 2].second;
+    ReplyTree tree;
+    std::optional<Attr> attr = plus && i >= 2 && sd != nullptr ? _view_root_attr(*sd, ino, tree) : std::nullopt;
+    fuse_entry_param e{};  // "." and "..": no attributes (entry ino 0), as in any directory
+    if (attr) {
+      e = make_entry(tree, *attr);
+    } else {
+      e.attr.st_ino = ino;
+      e.attr.st_mode = S_IFDIR;
+    }
     auto next = static_cast<off_t>(i + 1);
     std::size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next)
                             : fuse_add_direntry(req, buf.data() + used, size - used, name, &e.attr, next);
@@ -485,8 +517,15 @@ static void _list_snapdir(fuse_req_t req, size_t size, off_t off, fuse_file_info
       break;
     }
     used += need;
+    if (attr) {
+      counted.push_back(attr->ino);
+    }
   }
-  reply_buf(req, std::string_view(buf.data(), used));
+  Session& session = session_of(req);
+  for (Ino ino : counted) {
+    session.add_lookup(ino, S_IFDIR);
+  }
+  reply_dir(req, session, std::string_view(buf.data(), used), counted);
 }
 
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

@@ -4,15 +4,18 @@
 #include <cctype>
 #include <charconv>
 
+#include "util/text.hpp"
+
 namespace redisfs {
 
+// A port or a database: parse_u64's whole decimal number (no sign, no
+// space), from `lo` to `hi`.
 static bool _parse_int(std::string_view s, int& out, int lo, int hi) {
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) {
+  std::uint64_t v = 0;
+  if (!parse_u64(s, v) || v < static_cast<std::uint64_t>(lo) || v > static_cast<std::uint64_t>(hi)) {
     return false;
   }
-  out = v;
+  out = static_cast<int>(v);
   return true;
 }
 

@@ -9,7 +9,9 @@
 # entry named .snapshots wins; a snapshot deleted while a file of it is
 # open and a process sits in it answers ESTALE/ENOENT and leaves the
 # listing; one replaced under its name gives its old handles ESTALE and a
-# new lookup the new one; a mount of a snapshot lists no snapshots.
+# new lookup the new one; a mount of a snapshot lists no snapshots;
+# ls -l of .snapshots sends no LOOKUP per snapshot (readdirplus carries
+# each one's attributes).
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -184,6 +186,20 @@ found=$(find "$M2" -xdev -name file)
 grep -qxF "$M2/.snapshots/$WED/tree/file" <<<"$found" || fail "find -xdev does not descend into a visible .snapshots: $found"
 found=$(find "$MNT" -xdev -name file)
 ! grep -qF "/.snapshots/" <<<"$found" || fail "find descends into a hidden .snapshots: $found"
+
+# readdirplus of .snapshots hands each snapshot with its attributes: on a
+# fresh mount, ls -l of the three sends no LOOKUP per entry
+M3=$T/m3
+mount_at "$M3"
+stat "$M3/.snapshots" >/dev/null
+read -r before _ < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$M3]}" lookup)
+ls -l "$M3/.snapshots" >"$T/ls-l" || fail "ls -l .snapshots"
+read -r after _ < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$M3]}" lookup)
+[[ $(grep -c "$PREFIX-" "$T/ls-l") == 3 ]] || fail "ls -l .snapshots: $(cat "$T/ls-l")"
+((after == before)) || fail "ls -l of .snapshots (3 snapshots) sent $((after - before)) LOOKUPs, want 0"
+[[ $(grep -c '^d' "$T/ls-l") == 3 ]] || fail "ls -l .snapshots shows entries that are not directories: $(cat "$T/ls-l")"
+[[ $(stat -c %a "$M3/.snapshots/$WED") == $(stat -c %a "$MNT/.snapshots/$WED") ]] || fail "a snapshot's root mode"
+unmount_fs "$M3"
 snap delete "$WED"
 
 # --- delete while browsing: an open file and a working directory inside

@@ -34,29 +34,11 @@ need_binary REDISFS_BIN
 need_binary REDISFS_SNAP_BIN
 
 W=$TOPO_HERE/ack_writer.py
-MANIFEST=$TOPO_HERE/../mount/manifest.py
 
 # ------------------------------------------------------------------ topology
 t0=$(now)
 start_cluster
 note "cluster up in $(since "$t0") s: masters ${CLUSTER_MASTERS[*]}, replicas ${CLUSTER_REPLICAS[*]}"
-
-# pick_tag BASE EXCLUDED-MASTER...: BASE, or BASE-a, BASE-b... : the first
-# tag whose slot is served by none of the excluded masters.
-pick_tag() {
-  local base=$1 tag s m x
-  shift
-  for s in "" a b c d e f g h i j k l m n o p q r s t u v w x y z; do
-    tag=$base${s:+-$s}
-    m=$(master_of_key "{$tag}")
-    for x in "$@"; do
-      [[ $m != "$x" ]] || continue 2
-    done
-    echo "$tag"
-    return 0
-  done
-  fail "no tag $base* hashes away from masters $*"
-}
 
 TAG1=fs1
 S1=$(slot_of "{$TAG1}")
@@ -92,21 +74,6 @@ fi
 URL=redis://127.0.0.1:$VIA
 snap() {
   "$REDISFS_SNAP_BIN" --redis "$URL" "$@"
-}
-
-fsck_clean() {  # PREFIX...
-  local p
-  for p in "$@"; do
-    snap fsck "$p" >"$T/fsck.out" 2>&1 || fail "fsck $p is not clean: $(cat "$T/fsck.out")"
-  done
-}
-
-# same_tree A B: the same names, types, modes, owners, link counts, sizes,
-# contents, symlink targets, xattrs and mtimes (tests/mount/manifest.py)
-same_tree() {
-  python3 "$MANIFEST" "$1" --no-ino --no-ctime >"$T/manifest.a"
-  python3 "$MANIFEST" "$2" --no-ino --no-ctime >"$T/manifest.b"
-  diff "$T/manifest.a" "$T/manifest.b" >&2 || fail "$2 differs from $1"
 }
 
 steps() {  # JOURNAL: acknowledged steps so far (an error ends the writer)
@@ -245,9 +212,6 @@ note "a snapshot taken while a writer appended is one instant"
 snap dump "$P1" -o "$T/fs1.json" || fail "dump $P1"
 jq -e --arg p "$P1" '.format == "redisfs-dump" and .prefix == $p and .trailer.records == (.records | length)' \
   "$T/fs1.json" >/dev/null || fail "the dump of $P1 is incomplete"
-records() {  # DUMP: its records but SB, sorted by key
-  jq -c '[.records[] | select(.key != "SB")] | sort_by(.key)' "$1"
-}
 TAG4=$(pick_tag fs4 "$M1")
 for p in "$P1-restored" "{$TAG4}"; do
   snap restore "$T/fs1.json" --prefix "$p" || fail "restore under $p"

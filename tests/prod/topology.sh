@@ -6,7 +6,8 @@
 #   start_cluster        3 masters + 3 replicas (redis-cli --cluster create)
 #
 # plus helpers to break them (SIGSTOP, SIGKILL, failover, moving a slot),
-# to watch them recover, and to mount redisfs on them. A case sources it:
+# to watch them recover, to mount redisfs on them, and what the cluster
+# cases share (pick_tag, fsck_clean, same_tree, records). A case sources it:
 #
 #   . "$(dirname "$0")/topology.sh"
 #
@@ -597,6 +598,49 @@ cluster_kill_master() {
   wait_for 60 "replica $rep was not elected after $old was killed" _serves "$rep" "$slot"
   wait_for 60 "the cluster does not agree after $old was killed" cluster_agrees
   NEW_MASTER_PORT=$rep
+}
+
+# ------------------------------------------------------------------ cluster cases
+
+MANIFEST=$TOPO_HERE/../mount/manifest.py
+
+# pick_tag BASE EXCLUDED-MASTER...: BASE, or BASE-a, BASE-b... : the first
+# tag whose slot is served by none of the excluded masters.
+pick_tag() {
+  local base=$1 tag s m x
+  shift
+  for s in "" a b c d e f g h i j k l m n o p q r s t u v w x y z; do
+    tag=$base${s:+-$s}
+    m=$(master_of_key "{$tag}")
+    for x in "$@"; do
+      [[ $m != "$x" ]] || continue 2
+    done
+    echo "$tag"
+    return 0
+  done
+  fail "no tag $base* hashes away from masters $*"
+}
+
+# fsck_clean PREFIX...: redisfs-snap fsck (the case's snap()) finds nothing
+fsck_clean() {
+  local p
+  for p in "$@"; do
+    snap fsck "$p" >"$T/fsck.out" 2>&1 || fail "fsck $p is not clean: $(cat "$T/fsck.out")"
+  done
+}
+
+# same_tree A B: the same names, types, modes, owners, link counts, sizes,
+# contents, symlink targets, xattrs and mtimes (tests/mount/manifest.py)
+same_tree() {
+  python3 "$MANIFEST" "$1" --no-ino --no-ctime >"$T/manifest.a"
+  python3 "$MANIFEST" "$2" --no-ino --no-ctime >"$T/manifest.b"
+  diff "$T/manifest.a" "$T/manifest.b" >&2 || fail "$2 differs from $1"
+}
+
+# records DUMP: its records but SB, sorted by key (a dump -> restore -> dump
+# round trip keeps them)
+records() {
+  jq -c '[.records[] | select(.key != "SB")] | sort_by(.key)' "$1"
 }
 
 # ------------------------------------------------------------------ mounts

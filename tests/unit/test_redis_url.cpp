@@ -98,6 +98,17 @@ TEST_CASE("unix socket URLs") {
   CHECK(u.display() == "unix:///tmp/r.sock?db=4");
 }
 
+TEST_CASE("a port or a database: whole decimal digits, leading zeros allowed, within its range") {
+  RedisUrl u = _parse("redis://h:06379/007");
+  CHECK(u.port == 6379);
+  CHECK(u.db == 7);
+  u = _parse("redis://h:65535/1048576");
+  CHECK(u.port == 65535);
+  CHECK(u.db == 1048576);
+  u = _parse("unix:///a.sock?db=0");
+  CHECK(u.db == 0);
+}
+
 TEST_CASE("bad URLs are refused with EINVAL") {
   const char* bad[] = {
       "",
@@ -133,6 +144,20 @@ TEST_CASE("bad URLs are refused with EINVAL") {
       "unix:///a.sock?db=",
       "unix:///a.sock?db=x",
       "unix:///a.sock?db=-1",
+      // a port or a database is digits only, whole (parse_u64)
+      "redis://h:-0",
+      "redis://h:+6379",
+      "redis://h: 6379",
+      "redis://h:6379 ",
+      "redis://h:18446744073709551617",
+      "redis://h/-0",
+      "redis://h/+1",
+      "redis://h/ 1",
+      "redis://h/1048577",
+      "redis://h/99999999999999999999",
+      "unix:///a.sock?db=-0",
+      "unix:///a.sock?db=+1",
+      "unix:///a.sock?db=1 ",
   };
   for (const char* s : bad) {
     auto r = parse_redis_url(s);
