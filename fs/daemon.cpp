@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <memory>
@@ -64,31 +65,34 @@ static constexpr double k_snapshot_timeout = 3600.0;
 // A writeback mount is the only one: nothing changes the tree under it.
 static constexpr double k_writeback_timeout = 3600.0;
 
+// The longest attr_timeout/entry_timeout accepted: a year, far past any use.
+static constexpr double k_max_cache_timeout = 365.0 * 24 * 3600;
+
 static Result<double> _parse_timeout(std::string_view name, std::string_view text) {
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+  // NaN and infinity parse too: refused (the kernel gets whole seconds and
+  // nanoseconds), as is anything past k_max_cache_timeout.
+  if (ec != std::errc() || end != text.data() + text.size() || !(value >= 0 && value <= k_max_cache_timeout)) {
     return make_error(EINVAL, "-o " + std::string(name) + ": not a number of seconds: '" + std::string(text) + "'");
   }
   return value;
 }
 
 static Result<int> _parse_replicas(std::string_view text) {
-  int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+  std::uint64_t value = 0;
+  if (!parse_u64(text, value) || value > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
     return make_error(EINVAL, "-o sync_replicas: not a number of replicas (0 or more): '" + std::string(text) + "'");
   }
-  return value;
+  return static_cast<int>(value);
 }
 
 static Result<unsigned> _parse_idle_threads(std::string_view text) {
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > 1000) {
+  std::uint64_t value = 0;
+  if (!parse_u64(text, value) || value < 1 || value > 1000) {
     return make_error(EINVAL, "-o max_idle_threads: not a number of threads from 1 to 1000: '" + std::string(text) + "'");
   }
-  return value;
+  return static_cast<unsigned>(value);
 }
 
 // The -o spelling of a TLS file or name option (tls_cert=...): its field.

@@ -4,7 +4,9 @@
 # (an unknown option, an invalid prefix); and a prefix written with its
 # trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
 # --prefix and from REDISFS_PREFIX; --version; -o max_idle_threads=N reaches the FUSE
-# loop, and a value out of 1..1000 exits 2. (redisfs-snap's side:
+# loop, and a value out of 1..1000 exits 2, as do an attr_timeout or
+# entry_timeout that is not a finite number of seconds up to a year and a
+# sync_replicas that is not a plain number. (redisfs-snap's side:
 # tests/cli/snap_ux.sh.)
 . "$(dirname "$0")/lib.sh"
 
@@ -33,6 +35,17 @@ for bad in 0 1001 -1 ten 4x ''; do
   expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "max_idle_threads=$bad" "$MNT"
   [[ $(cat "$T/out") == "redisfs: -o max_idle_threads: not a number of threads from 1 to 1000: '$bad'" ]] ||
     fail "max_idle_threads=$bad: $(cat "$T/out")"
+done
+for opt in attr_timeout entry_timeout; do
+  for bad in nan inf -inf -1 1e300 ten ''; do
+    expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "$opt=$bad" "$MNT"
+    [[ $(cat "$T/out") == "redisfs: -o $opt: not a number of seconds: '$bad'" ]] || fail "$opt=$bad: $(cat "$T/out")"
+  done
+done
+for bad in -0 -1 +1 ' 1' 99999999999 x; do
+  expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "sync_replicas=$bad" "$MNT"
+  [[ $(cat "$T/out") == "redisfs: -o sync_replicas: not a number of replicas (0 or more): '$bad'" ]] ||
+    fail "sync_replicas=$bad: $(cat "$T/out")"
 done
 ! is_mounted "$MNT" || fail "a refused command line mounted"
 
