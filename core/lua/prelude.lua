@@ -171,6 +171,10 @@ local function upgrade_format(sb_key, version, new_snapshot)
 end
 
 local function check_frozen(freeze_key)
+  -- Neither a freeze nor a snapshot, the common case: one EXISTS for both.
+  if __cow_key and redis.call('EXISTS', freeze_key, __cow_key) == 0 then
+    return
+  end
   if redis.call('EXISTS', freeze_key) == 1 then
     fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
   end

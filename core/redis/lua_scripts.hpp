@@ -14,6 +14,8 @@ namespace redisfs::lua {
 struct ScriptSource {
   std::string_view name;
   std::string_view text;  // what is sent to the server (prelude included)
+  bool writes;            // no `no-writes` flag in its shebang
+  bool records;           // wrapped in outcome.inc: takes the outcome record's key and id
 };
 
 class ScriptId {

@@ -245,21 +245,28 @@ bool _idempotent(std::span<const std::string_view> argv) {
   return false;
 }
 
+// A command in RESP, as redisFormatCommandArgv writes it, in one allocation
+// and without its sprintf per argument (every request formats one).
 std::string _format(std::span<const std::string_view> argv) {
-  std::vector<const char*> p(argv.size());
-  std::vector<size_t> n(argv.size());
-  for (std::size_t i = 0; i < argv.size(); ++i) {
-    p[i] = argv[i].data();
-    n[i] = argv[i].size();
+  std::size_t size = 16;
+  for (std::string_view a : argv) {
+    size += a.size() + 24;
   }
-  char* out = nullptr;
-  int len = redisFormatCommandArgv(&out, static_cast<int>(p.size()), p.data(), n.data());
-  if (len < 0 || out == nullptr) {
-    return {};
+  std::string out;
+  out.reserve(size);
+  char digits[24];
+  auto put = [&](char lead, std::size_t n) {
+    out += lead;
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+    out += "\r\n";
+  };
+  put('*', argv.size());
+  for (std::string_view a : argv) {
+    put('$', a.size());
+    out += a;
+    out += "\r\n";
   }
-  std::string s(out, static_cast<std::size_t>(len));
-  redisFreeCommand(out);
-  return s;
+  return out;
 }
 
 // The SHA1 Redis names a script by (EVALSHA), computed here so a script
@@ -270,15 +277,12 @@ std::string _sha1_hex(std::string_view text) {
   return lower_hex(d);
 }
 
-bool _script_writes(const lua::ScriptSource& src) {
-  std::string_view first = src.text.substr(0, src.text.find('\n'));
-  return !(first.starts_with("#!") && first.find("no-writes") != std::string_view::npos);
-}
+// (embed_lua.cmake decides both when it builds the text: looking for them
+// in the text cost a 12 KB search a script sent.)
+bool _script_writes(const lua::ScriptSource& src) { return src.writes; }
 
 // Wrapped in outcome.inc (embed_lua.cmake): it takes the record's key and id.
-bool _script_records(const lua::ScriptSource& src) {
-  return _script_writes(src) && src.text.find("\n--! no-outcome") == std::string_view::npos;
-}
+bool _script_records(const lua::ScriptSource& src) { return src.records; }
 
 // "MOVED 3999 127.0.0.1:6381" (after our "redis: " prefix): the address.
 std::string _redirect_address(std::string_view message) {

@@ -274,6 +274,7 @@ Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) 
     ssize_t rc = ::send(m_fd, data + done, n - done, MSG_NOSIGNAL);
     if (rc >= 0) {
       done += static_cast<std::size_t>(rc);
+      m_awaiting = true;
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -306,6 +307,10 @@ Result<std::size_t> Transport::read_some(char* buf, std::size_t n, Deadline dead
       }
       return make_error(ECONNRESET, "reading from " + m_peer + ": " +
                                         (err == SSL_ERROR_SYSCALL ? errno_text(errno) : _openssl_error()));
+    }
+    if (m_awaiting) {
+      TRY(wait(false, deadline, "waiting for a reply from"));
+      m_awaiting = false;
     }
     ssize_t rc = ::recv(m_fd, buf, n, 0);
     if (rc > 0) {

@@ -46,6 +46,10 @@ class Transport {
   Status wait(bool for_write, Deadline deadline, const char* what);
 
   int m_fd = -1;
+  // Bytes were sent and nothing read since: the reply cannot be there yet,
+  // so read_some waits before its recv (a recv first would fail with
+  // EAGAIN: one syscall a round trip for nothing).
+  bool m_awaiting = false;
   std::string m_peer;
   std::unique_ptr<Tls> m_tls;
 };

@@ -1,10 +1,11 @@
 // The client layer's pure parts: Redis Cluster key slots (the spec's CRC16
-// and hash-tag rules), the faults error replies map to, and prefixes with
-// hash tags.
+// and hash-tag rules), the faults error replies map to, prefixes with
+// hash tags, and the flags the build records for each embedded script.
 #include <doctest/doctest.h>
 
-#include "store/keys.hpp"
+#include "redis/lua_scripts.hpp"
 #include "redis/redis.hpp"
+#include "store/keys.hpp"
 
 using redisfs::Fault;
 using redisfs::fault_for_redis_error;
@@ -69,4 +70,25 @@ TEST_CASE("prefixes: at most one hash tag, and cluster mode wants one") {
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message.find("{SKX}") != std::string::npos);
   CHECK(redisfs::check_cluster_prefix("{SKX}").ok());
+}
+
+TEST_CASE("embedded scripts: the writes and records flags agree with the text") {
+  // embed_lua.cmake decides both; the client trusts them to send a script
+  // with or without the outcome record's key and id (outcome.inc).
+  std::size_t records = 0;
+  for (std::size_t i = 0; i < redisfs::lua::k_script_count; ++i) {
+    const auto& src = redisfs::lua::script_source(redisfs::lua::ScriptId(i));
+    std::string_view first = src.text.substr(0, src.text.find('\n'));
+    bool writes = !(first.starts_with("#!") && first.find("no-writes") != std::string_view::npos);
+    bool wrapped = src.text.find("local __op_key = table.remove(KEYS)") != std::string_view::npos;
+    CAPTURE(src.name);
+    CHECK(src.writes == writes);
+    CHECK(src.records == wrapped);
+    CHECK(src.records == (writes && src.text.find("\n--! no-outcome") == std::string_view::npos));
+    records += src.records ? 1 : 0;
+  }
+  CHECK(redisfs::lua::script_source(redisfs::lua::create).records);
+  CHECK(!redisfs::lua::script_source(redisfs::lua::read).writes);
+  CHECK(!redisfs::lua::script_source(redisfs::lua::cow_begin).records);
+  CHECK(records > 10);
 }
