@@ -2,7 +2,8 @@
 // still knows it (an open file, a working directory) is kept as this
 // mount's orphan and purged when the kernel forgets it; one the kernel does
 // not know is purged right after the reply. An unlink sends this mount's
-// queued releases first. A file the unlink freed at once is remembered
+// queued releases in front of it, in its round trip (Store::unlink), and
+// judges them after its reply. A file the unlink freed at once is remembered
 // (Session::freed): a writeback mount's kernel writes its times back right
 // after, and op_setattr.cpp answers that alone.
 #include "ops.hpp"
@@ -12,14 +13,18 @@
 
 namespace redisfs::op {
 
-static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool dir) {
+// `releases` (an unlink's) go in front of the change; `released` gets
+// their results.
+static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool dir,
+                    std::span<const Ino> releases = {}, std::vector<Result<bool>>* released = nullptr) {
   Session& session = session_of(req);
   if (Status st = check_name(name); !st) {
     reply_fail(req, op, parent, name, st.error());
     return;
   }
   Ino freed = 0;
-  Result<Ino> orphan = dir ? session.store().rmdir(parent, name) : session.store().unlink(parent, name, &freed);
+  Result<Ino> orphan =
+      dir ? session.store().rmdir(parent, name) : session.store().unlink(parent, name, &freed, releases, *released);
   if (freed != 0) {
     session.freed(freed);
   }
@@ -40,9 +45,17 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
 
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   // A close of the file a moment ago may still be queued: the server must
-  // see it first, or the file becomes an orphan (see send_releases_now).
-  session_of(req).send_releases_now();
-  _remove(req, "unlink", parent, name, false);
+  // see it first, or the file becomes an orphan (see take_releases).
+  Session& session = session_of(req);
+  std::vector<Ino> releases = session.take_releases();
+  std::vector<Result<bool>> released;
+  _remove(req, "unlink", parent, name, false, releases, &released);
+  if (released.size() != releases.size()) {
+    released = session.store().release_files(releases);  // the name was refused before anything went
+  }
+  for (std::size_t i = 0; i < releases.size(); ++i) {
+    session.released(releases[i], released[i]);
+  }
 }
 
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove(req, "rmdir", parent, name, true); }

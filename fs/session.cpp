@@ -161,19 +161,16 @@ void Session::released(Ino ino, const Result<bool>& free) {
   }
 }
 
-void Session::send_releases_now() {
+std::vector<Ino> Session::take_releases() {
   std::vector<Ino> batch;
   {
     std::lock_guard<std::mutex> lock(m_release_mutex);
     batch.swap(m_releases);
   }
-  if (batch.empty() || gone()) {
-    return;
+  if (gone()) {
+    batch.clear();  // nothing more goes to the server
   }
-  std::vector<Result<bool>> done = m_store.release_files(batch);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    released(batch[i], done[i]);
-  }
+  return batch;
 }
 
 void Session::finish_releases() {
@@ -205,7 +202,7 @@ void Session::release_loop() {
     }
     batch.swap(m_releases);
     if (batch.empty() || gone()) {
-      batch.clear();  // sent by send_releases_now, or nothing more goes to the server
+      batch.clear();  // taken by an unlink, or nothing more goes to the server
       continue;
     }
     lock.unlock();

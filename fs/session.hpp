@@ -133,18 +133,22 @@ class Session {
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and purges the file if it was the last hold on an orphan.
   void release_later(Ino ino);
-  // Sends the queued releases now, from the calling thread (an unlink
-  // does, first: a file closed a moment ago and removed at once, such as
-  // sqlite's journal, is then freed by the unlink itself, not kept as an
-  // orphan that its forget purges in several more round trips).
-  void send_releases_now();
+  // The queued releases, taken from the release thread's queue (none once
+  // the filesystem is gone): an unlink sends them in its own round trip
+  // (Store::unlink), so that a file closed a moment ago and removed at
+  // once, such as sqlite's journal, is freed by the unlink itself, not
+  // kept as an orphan that its forget purges in several more round trips.
+  // The caller hands each one's result to released().
+  std::vector<Ino> take_releases();
+  // What the server said to one release: an error is logged (the open
+  // stays counted until the mount ends), an orphan nobody holds is purged.
+  void released(Ino ino, const Result<bool>& free);
   // Sends every queued release and stops the release thread (at unmount,
   // before the mount session ends). Idempotent.
   void finish_releases();
 
  private:
   void release_loop();
-  void released(Ino ino, const Result<bool>& free);
 
   Store& m_store;
   MountOptions m_opts;

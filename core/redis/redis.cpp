@@ -1498,9 +1498,17 @@ Result<Reply> Connection::eval(lua::ScriptId script, std::span<const std::string
   if (pending() != 0) {
     return make_error(EIO, "redis: script issued with pipelined replies pending");
   }
+  std::vector<Result<Reply>> none;
+  return eval_after(none, script, keys, args);
+}
+
+Result<Reply> Connection::eval_after(std::vector<Result<Reply>>& before, lua::ScriptId script,
+                                     std::span<const std::string> keys, std::span<const std::string> args) {
+  const std::size_t first = pending();
   std::vector<std::string_view> k(keys.begin(), keys.end());
   std::vector<std::string_view> a(args.begin(), args.end());
   append_eval(script, k, a);
+  before = read_replies(first);  // the first read sends the script too: one round trip
   auto r = read_reply();
   if (!r.ok() && r.error().code == EIO && r.error().fault == Fault::None) {
     Error e = std::move(r).error();

@@ -171,6 +171,15 @@ class Connection {
                      std::span<const std::string> args);
   Result<Reply> eval(lua::ScriptId script, std::initializer_list<std::string> keys,
                      std::initializer_list<std::string> args);
+  // A script with prerequisites: the commands and scripts queued in front
+  // of it (append, append_eval) travel in its round trip, and their
+  // replies are read first, all of them, into `before` (each its own
+  // Result under its own retry policy, whatever the script's outcome: the
+  // caller judges each). A prerequisite sent again (a lost reply, a
+  // freeze, NOSCRIPT) may then run after the script. eval() refuses a
+  // script with replies pending.
+  Result<Reply> eval_after(std::vector<Result<Reply>>& before, lua::ScriptId script, std::span<const std::string> keys,
+                           std::span<const std::string> args);
   // Pipelined eval (read its reply with read_reply()).
   void append_eval(lua::ScriptId script, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);

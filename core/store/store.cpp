@@ -30,7 +30,8 @@ Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
       m_keys(prefix),
       m_opts(std::move(opts)),
       m_attrs(m_opts.attr_cache_seconds),
-      m_dir_names(m_opts.names_cache_seconds) {
+      m_dir_names(m_opts.names_cache_seconds),
+      m_removed(m_opts.names_cache_seconds) {
   if (m_opts.session.empty()) {
     m_opts.session = random_hex(8);
   }
@@ -260,8 +261,8 @@ Status Store::writable() const {
 }
 
 Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
-                                 const std::vector<std::string>& args, const FreshAttrs& fresh,
-                                 Ino reporting_dir) {
+                                 const std::vector<std::string>& args, const FreshAttrs& fresh, Ino reporting_dir,
+                                 Prerequisites* before) {
   // Every inode and directory a script may change is among its KEYS
   // (prelude.lua).
   std::vector<Ino> inodes;
@@ -278,7 +279,16 @@ Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std:
   }
   AttrCache::Change change = m_attrs.begin(inodes);
   // The runner waits out a freeze (snapshot) and outages (redis.hpp).
-  auto r = c.eval(script, keys, args);
+  const bool first = before != nullptr && !before->sent;
+  std::vector<Result<Reply>> replies;
+  if (first) {
+    before->queue(c);
+    before->sent = true;
+  }
+  auto r = first ? c.eval_after(replies, script, keys, args) : c.eval(script, keys, args);
+  if (first) {
+    before->judge(replies);
+  }
   m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
   if (!r.ok() && reporting_dir != 0) {
     m_dir_names.forget(reporting_dir);  // it may or may not have run

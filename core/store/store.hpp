@@ -29,6 +29,7 @@
 
 #include "store/attr_cache.hpp"
 #include "store/dir_names.hpp"
+#include "store/removed_names.hpp"
 #include "store/inode.hpp"
 #include "store/keys.hpp"
 #include "redis/redis.hpp"
@@ -93,8 +94,9 @@ struct StoreOptions {
   // passes its attr_timeout.
   double attr_cache_seconds = 0;
   // How long lookup(parent, name, &age) may answer "absent" from the names
-  // this mount knows to be the whole of a directory it made (DirNames);
-  // 0 = never. The daemon passes its entry_timeout.
+  // this mount knows to be the whole of a directory it made (DirNames), or
+  // for a name this mount removed (RemovedNames); 0 = never. The daemon
+  // passes its entry_timeout.
   double names_cache_seconds = 0;
   // fsync waits until this many replicas have every change (WAIT); -1:
   // what the server's min-replicas-to-write asks for (0 when it cannot be
@@ -183,6 +185,13 @@ class Store {
   // rename over a file freed at once (nobody held it open), else 0: it is
   // gone from the server, and no op of any mount can change it any more.
   Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed = nullptr);
+  // The same, with this mount's queued releases (release_files) sent in
+  // front of the unlink, in its round trip: a file closed a moment ago and
+  // removed at once (sqlite's journal) is then freed by the unlink itself,
+  // not kept as an orphan. `released` gets one result per inode of
+  // `releases`, as release_files gives, whatever the unlink's outcome.
+  Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Ino> releases,
+                     std::vector<Result<bool>>& released);
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
                      Ino* freed = nullptr);
   Result<Ino> rmdir(Ino parent, std::string_view name);
@@ -292,17 +301,31 @@ class Store {
                            bool gather = false);
   // What a change script read of the inodes it changed (for m_attrs).
   using FreshAttrs = std::function<std::vector<Attr>(ReplyView)>;
+  // Commands or scripts sent once in front of a change, in its round trip
+  // (Connection::eval_after): `queue` appends them, `judge` gets their
+  // replies, whatever the change's outcome. A caller that retries the
+  // change (a RETRY answer) does not send them again; one whose change
+  // never went (it failed before) finds `sent` false and sends them itself.
+  struct Prerequisites {
+    std::function<void(Connection&)> queue;
+    std::function<void(std::vector<Result<Reply>>&)> judge;
+    bool sent = false;
+  };
   // Every directory named in `keys` loses its DirNames list, but
   // `reporting_dir`, whose caller reports the change itself when the script
   // succeeds.
   Result<Reply> eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
-                            const std::vector<std::string>& args, const FreshAttrs& fresh = {},
-                            Ino reporting_dir = 0);
+                            const std::vector<std::string>& args, const FreshAttrs& fresh = {}, Ino reporting_dir = 0,
+                            Prerequisites* before = nullptr);
   Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
   Result<std::pair<Reply, Ino>> remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
-                                             std::size_t parent_at);
+                                             std::size_t parent_at, Prerequisites* before = nullptr);
+  Result<Ino> unlink_with(Ino parent, std::string_view name, Ino* freed, Prerequisites* before);
+  // release_files' commands, and what one's reply says.
+  void queue_releases(Connection& c, std::span<const Ino> inos);
+  static Result<bool> release_outcome(Result<Reply> r);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
   bool security_xattrs_possible(Connection& c);
@@ -386,6 +409,7 @@ class Store {
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills
+  RemovedNames m_removed;  // names this mount removed a moment ago
 };
 
 // Reads an inode's hash reply (HGETALL) into an Attr.

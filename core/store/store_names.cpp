@@ -26,6 +26,7 @@ std::vector<std::pair<Ino, std::string>> Store::known_names() {
 }
 
 void Store::remember(Ino parent, std::string_view name, Ino ino) {
+  m_removed.forget(parent, name);  // it is there (again)
   std::string key = std::to_string(parent) + '/' + std::string(name);
   std::lock_guard lock(m_names_mutex);
   if (m_names.size() >= k_name_cache_max) {
@@ -108,6 +109,10 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
     *age = 0;
     if (name != "..") {
       if (auto known = m_dir_names.absent(parent, name)) {
+        *age = *known;
+        return make_error(ENOENT, "no such entry");
+      }
+      if (auto known = m_removed.absent(parent, name)) {
         *age = *known;
         return make_error(ENOENT, "no such entry");
       }
@@ -255,6 +260,8 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   if (name == "." || name == "..") {
     return make_error(EEXIST, "file exists");
   }
+  // Made again here, or found there (EEXIST): either way, not known absent.
+  m_removed.forget(parent, name);
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino ino, allocate_ino(*c));
   std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
@@ -345,6 +352,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
     // server) is kept for the file's close; the link goes on its own merits.
     (void)settle(ino);
   }
+  m_removed.forget(new_parent, new_name);
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
@@ -361,8 +369,8 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
 // names the inode we guess (else RETRY with the one it names). The
 // parent's fields come back at `parent_at` of the reply. Returns the reply
 // and the inode removed.
-Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name,
-                                                  bool dir, std::size_t parent_at) {
+Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
+                                                  std::size_t parent_at, Prerequisites* before) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
@@ -384,7 +392,7 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
                                       fresh = _fresh_attr(parent, v, parent_at);
                                       return fresh;
                                     },
-                                    parent));
+                                    parent, before));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!parse_u64(v[1].str(), guess)) {
@@ -399,12 +407,36 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
       m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
     }
     forget_name(parent, name);
+    m_removed.removed(parent, name, sent);
     return std::pair<Reply, Ino>{std::move(r), guess};
   }
   return make_error(EAGAIN, std::string(lua::script_source(script).name) + ": the entry kept changing");
 }
 
 Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
+  return unlink_with(parent, name, freed, nullptr);
+}
+
+Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Ino> releases,
+                          std::vector<Result<bool>>& released) {
+  released.clear();
+  if (releases.empty()) {
+    return unlink_with(parent, name, freed, nullptr);
+  }
+  Prerequisites before{[this, releases](Connection& c) { queue_releases(c, releases); },
+                       [&released](std::vector<Result<Reply>>& replies) {
+                         for (auto& r : replies) {
+                           released.push_back(release_outcome(std::move(r)));
+                         }
+                       }};
+  auto r = unlink_with(parent, name, freed, &before);
+  if (!before.sent) {
+    released = release_files(releases);  // the unlink failed before it went
+  }
+  return r;
+}
+
+Result<Ino> Store::unlink_with(Ino parent, std::string_view name, Ino* freed, Prerequisites* before) {
   if (freed != nullptr) {
     *freed = 0;
   }
@@ -413,7 +445,7 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
   if (m_gathered_count.load() != 0) {
     settle_all();  // the name may be a file being gathered: its nlink and ctime change
   }
-  TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2));
+  TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2, before));
   ReplyView v = done.first.view();
   if (v.size() >= 4 && v[3].str() == "FREED") {
     if (freed != nullptr) {
@@ -453,6 +485,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
   if (m_gathered_count.load() != 0) {
     settle_all();  // either name may be a file being gathered
   }
+  m_removed.forget(new_parent, new_name);
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
   Ino dst = 0;
@@ -482,6 +515,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
       }
     }
     push_free_keys(dst, keys, args);
+    const auto sent = RemovedNames::Clock::now();
     TRY_ASSIGN(Reply r, eval_change(*c, lua::rename, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
@@ -501,6 +535,8 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
     forget_name(parent, name);
     if (flags & k_rename_exchange) {
       remember(parent, name, dst);
+    } else if (src != dst && (parent != new_parent || name != new_name)) {
+      m_removed.removed(parent, name, sent);  // renamed away
     }
     remember(new_parent, new_name, src);
     std::uint64_t orphan = 0;

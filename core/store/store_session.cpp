@@ -48,6 +48,14 @@ std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
     out.assign(inos.size(), c.error());
     return out;
   }
+  queue_releases(**c, inos);
+  for (std::size_t i = 0; i < inos.size(); ++i) {
+    out.push_back(release_outcome((*c)->read_reply()));
+  }
+  return out;
+}
+
+void Store::queue_releases(Connection& c, std::span<const Ino> inos) {
   const std::string orphans = m_keys.orphans();
   for (Ino ino : inos) {
     const std::string open = m_keys.open(ino);
@@ -55,17 +63,15 @@ std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
     const std::string num = std::to_string(ino);
     const std::string_view keys[] = {open, inode, orphans};
     const std::string_view args[] = {m_opts.session, num};
-    (*c)->append_eval(lua::release, keys, args);
+    c.append_eval(lua::release, keys, args);
   }
-  for (std::size_t i = 0; i < inos.size(); ++i) {
-    auto r = (*c)->read_reply();
-    if (r) {
-      out.emplace_back(r->view().integer() == 1);
-    } else {
-      out.emplace_back(r.error());
-    }
+}
+
+Result<bool> Store::release_outcome(Result<Reply> r) {
+  if (!r) {
+    return std::move(r).error();
   }
-  return out;
+  return r->view().integer() == 1;
 }
 
 void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {

@@ -258,7 +258,8 @@ TEST_CASE_FIXTURE(RedisFixture, "lookup with an age: absent names of a directory
   auto d3 = _ok(s->mkdir(k_root_ino, "d3", 0755, k_user));
   auto g = _ok(s->create(d3.ino, "g", S_IFREG | 0644, k_user));
   _ok(s->rename(d3.ino, "g", d3.ino, "g2", 0));
-  CHECK_FALSE(absent_here(d3.ino, "g"));
+  CHECK_FALSE(absent_here(d3.ino, "other"));
+  CHECK(absent_here(d3.ino, "g"));  // renamed away here (RemovedNames)
   CHECK(_ok(s->lookup(d3.ino, "g2")).ino == g.ino);
   auto d4 = _ok(s->mkdir(k_root_ino, "d4", 0755, k_user));
   _ok(s->rename(k_root_ino, "d2", d4.ino, "moved", 0));  // into d4
@@ -271,6 +272,74 @@ TEST_CASE_FIXTURE(RedisFixture, "lookup with an age: absent names of a directory
   auto plain = _open(pool, prefix);
   auto d6 = _ok(plain->mkdir(k_root_ino, "d6", 0755, k_user));
   CHECK(plain->lookup(d6.ino, "x", &age).code() == ENOENT);
+  CHECK(age == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "lookup with an age: names this mount removed, until made again") {
+  StoreOptions opts;
+  opts.names_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto other = _open(pool_b, prefix);  // another mount
+  double age = -1;
+  auto absent_here = [&](const std::string& name) {
+    auto r = s->lookup(k_root_ino, name, &age);
+    return r.code() == ENOENT && age > 0 && age < 60;
+  };
+  auto present = [&](const std::string& name) { return s->lookup(k_root_ino, name, &age).ok() && age == 0; };
+  // the root was not made by this mount: no DirNames list answers for it
+  CHECK(s->lookup(k_root_ino, "j", &age).code() == ENOENT);
+  CHECK(age == 0);
+  // unlink, rmdir and rename away: absent without asking
+  _ok(s->create(k_root_ino, "j", S_IFREG | 0644, k_user));
+  _ok(s->unlink(k_root_ino, "j"));
+  const auto trips = redis_counters().round_trips;
+  CHECK(s->lookup(k_root_ino, "j", &age).code() == ENOENT);
+  CHECK(redis_counters().round_trips == trips);
+  CHECK(age > 0);
+  _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  _ok(s->rmdir(k_root_ino, "d"));
+  CHECK(absent_here("d"));
+  auto a = _ok(s->create(k_root_ino, "a", S_IFREG | 0644, k_user));
+  _ok(s->rename(k_root_ino, "a", k_root_ino, "b", 0));
+  CHECK(absent_here("a"));
+  CHECK(present("b"));
+  // made again here (create, mkdir, symlink, mknod, link, rename to it): asked
+  auto j = _ok(s->create(k_root_ino, "j", S_IFREG | 0644, k_user));
+  CHECK(present("j"));
+  _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  CHECK(present("d"));
+  _ok(s->unlink(k_root_ino, "j"));
+  _ok(s->symlink(k_root_ino, "j", "target", k_user));
+  CHECK(present("j"));
+  _ok(s->unlink(k_root_ino, "j"));
+  _ok(s->mknod(k_root_ino, "j", S_IFIFO | 0644, 0, k_user));
+  CHECK(present("j"));
+  _ok(s->rename(k_root_ino, "b", k_root_ino, "a", 0));
+  CHECK(present("a"));
+  CHECK(absent_here("b"));
+  _ok(s->link(a.ino, k_root_ino, "b"));
+  CHECK(present("b"));
+  (void)j;
+  // another mount's create is unseen for the ttl (as behind a negative
+  // dentry); a create here then meets EEXIST, and the name is asked again
+  _ok(s->create(k_root_ino, "x", S_IFREG | 0644, k_user));
+  _ok(s->unlink(k_root_ino, "x"));
+  auto theirs = _ok(other->create(k_root_ino, "x", S_IFREG | 0644, k_user));
+  CHECK(absent_here("x"));
+  CHECK(s->create(k_root_ino, "x", S_IFREG | 0644, k_user).code() == EEXIST);
+  CHECK(_ok(s->lookup(k_root_ino, "x", &age)).ino == theirs.ino);
+  CHECK(age == 0);
+  // ... and after the ttl, without any change here
+  StoreOptions brief;
+  brief.names_cache_seconds = 0.2;
+  auto short_ttl = _open(pool, prefix, brief);
+  _ok(short_ttl->create(k_root_ino, "y", S_IFREG | 0644, k_user));
+  _ok(short_ttl->unlink(k_root_ino, "y"));
+  _ok(other->create(k_root_ino, "y", S_IFREG | 0644, k_user));
+  CHECK(short_ttl->lookup(k_root_ino, "y", &age).code() == ENOENT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  CHECK(short_ttl->lookup(k_root_ino, "y", &age).ok());
   CHECK(age == 0);
 }
 
@@ -855,6 +924,57 @@ TEST_CASE_FIXTURE(RedisFixture, "release_files: many releases in one pipeline, o
   REQUIRE_MESSAGE(again[0].ok(), again[0].error().message);
   CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
   CHECK(s->release_files({}).empty());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "unlink with releases in front: one round trip, each judged, sent once") {
+  auto s = _open(pool, prefix);
+  auto warm = _ok(s->create(k_root_ino, "warm", 0644, k_user));  // (a script's first use may load it)
+  std::vector<Ino> warm_release{warm.ino};
+  CHECK(s->release_files(warm_release)[0].ok());
+  _ok(s->unlink(k_root_ino, "warm"));
+  // sqlite's journal: created open here, closed (its release queued), removed
+  auto journal = _ok(s->create(k_root_ino, "journal", 0644, k_user));
+  auto other_file = _ok(s->create(k_root_ino, "other", 0644, k_user));
+  std::vector<Ino> releases{journal.ino, other_file.ino};
+  std::vector<Result<bool>> released;
+  Ino freed = 0;
+  const auto trips = redis_counters().round_trips;
+  CHECK(_ok(s->unlink(k_root_ino, "journal", &freed, releases, released)) == 0);
+  CHECK(redis_counters().round_trips == trips + 1);
+  CHECK(freed == journal.ino);  // the release ran first: nobody held it, freed at once
+  REQUIRE(released.size() == 2);
+  for (auto& r : released) {
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(*r == false);
+  }
+  CHECK(s->getattr(journal.ino).code() == ENOENT);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(journal.ino)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"EXISTS", keys.open(other_file.ino)})).view().integer() == 0);
+
+  // the unlink answered RETRY (another mount replaced the name): the
+  // releases went with the first try only
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  auto held = _ok(s->create(k_root_ino, "r", 0644, k_user));    // open here
+  CHECK(_ok(b->unlink(k_root_ino, "r")) == held.ino);           // orphaned: we hold it
+  auto theirs = _ok(b->create(k_root_ino, "r", 0644, k_user));  // open there
+  std::vector<Ino> once{held.ino};
+  CHECK(_ok(s->unlink(k_root_ino, "r", nullptr, once, released)) == theirs.ino);
+  REQUIRE(released.size() == 1);
+  REQUIRE_MESSAGE(released[0].ok(), released[0].error().message);
+  CHECK(*released[0] == true);  // the last hold on an orphan: the caller purges it
+  CHECK(_ok(conn().command({"EXISTS", keys.open(held.ino)})).view().integer() == 0);
+  _ok(s->purge(held.ino));
+
+  // an unlink refused before anything went still sends them
+  auto last = _ok(s->create(k_root_ino, "last", 0644, k_user));
+  std::vector<Ino> alone{last.ino};
+  CHECK(s->unlink(k_root_ino, "missing", nullptr, alone, released).code() == ENOENT);
+  REQUIRE(released.size() == 1);
+  CHECK(released[0].ok());
+  CHECK(_ok(conn().command({"EXISTS", keys.open(last.ino)})).view().integer() == 0);
+  CHECK(s->unlink(k_root_ino, "bad/name", nullptr, alone, released).code() != 0);
+  CHECK(released.size() == 1);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "a file freed by another mount cannot be opened") {
