@@ -1,7 +1,9 @@
 -- Records an access, relatime as Linux mounts by default: when the last
 -- one is not newer than the last change (mtime or ctime), or is more than
 -- ARGV[1] ns old. The script decides, so a read can send it in its own
--- round trip without knowing the inode's times (Store::read_pieces).
+-- round trip without knowing the inode's times (Store::read_pieces; a
+-- read of a file whose access this mount found recorded leaves it out,
+-- and sends it afterwards only if its own reply shows one due).
 -- Skipped, not refused, while the filesystem is frozen; copied first to a
 -- snapshot being taken copy-on-write (prelude.lua).
 -- KEYS: FREEZE, INODE

@@ -1,5 +1,10 @@
 #include "redis/redis.hpp"
 
+// (sds.h, which hiredis.h includes, declares its C functions without C
+// linkage: included first, inside extern "C".)
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
@@ -981,6 +986,36 @@ Result<Reply> Connection::check(Reply reply) {
   return reply;
 }
 
+// Replies are read straight into the hiredis reader's own buffer (its
+// public fields, with hiredis's sds calls), not into ours and then copied
+// there by redisReaderFeed: a READ's 1 MiB reply went through one more
+// copy for nothing. Room for k_read_chunk bytes a read; the buffer is kept
+// between replies unless more than k_reader_keep of it is free (hiredis
+// drops one with more than 16 KiB free once it is empty, so each 1 MiB
+// reply grew it again from nothing, page faults included). A connection
+// that read a big reply keeps up to about 400 KiB.
+static constexpr std::size_t k_read_chunk = 128 * 1024;
+static constexpr std::size_t k_reader_keep = 512 * 1024;
+
+static char* _reader_room(redisReader* r) {
+  if (r->len == 0 && sdsavail(r->buf) > k_reader_keep) {
+    sdsfree(r->buf);
+    r->buf = sdsempty();
+    r->pos = 0;
+  }
+  sds grown = r->buf != nullptr ? sdsMakeRoomFor(r->buf, k_read_chunk) : nullptr;
+  if (grown == nullptr) {
+    return nullptr;
+  }
+  r->buf = grown;
+  return r->buf + r->len;
+}
+
+static void _reader_fed(redisReader* r, std::size_t got) {
+  sdsIncrLen(r->buf, static_cast<int>(got));
+  r->len = sdslen(r->buf);
+}
+
 Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
   for (;;) {
     void* r = nullptr;
@@ -997,7 +1032,13 @@ Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
     // a failover makes that final: no need to wait out the reply timeout).
     bool watch = m_url.is_sentinel() && n.address == m_main;
     Deadline slice = watch ? std::min(deadline, Clock::now() + std::chrono::seconds(1)) : deadline;
-    auto got = n.t->read_some(n.buf.data(), n.buf.size(), slice);
+    char* room = _reader_room(n.reader);
+    if (room == nullptr) {
+      Error e{ENOMEM, "redis: no memory for a reply from " + n.address, Fault::Lost};
+      drop(n, e);
+      return e;
+    }
+    auto got = n.t->read_some(room, k_read_chunk, slice);
     if (!got.ok() && got.error().code == ETIMEDOUT && watch && Clock::now() < deadline) {
       auto master = ask_sentinels(std::min(deadline, Clock::now() + std::chrono::seconds(1)));
       if (!master.ok() || *master == n.address) {
@@ -1010,7 +1051,7 @@ Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
       drop(n, e);
       return e;
     }
-    redisReaderFeed(n.reader, n.buf.data(), *got);
+    _reader_fed(n.reader, *got);
   }
 }
 

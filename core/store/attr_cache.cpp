@@ -1,7 +1,7 @@
 // AttrCache: see attr_cache.hpp for the rules. Entries live while a change
-// of their inode is in flight or while they hold attributes; when the map
-// is full, entries that are neither in flight nor fresh go first, then
-// every idle one (the cache only saves round trips).
+// of their inode is in flight or while they hold attributes or a read's
+// hint; when the map is full, entries that are neither in flight nor fresh
+// go first, then every idle one (the cache only saves round trips).
 #include "store/attr_cache.hpp"
 
 #include <algorithm>
@@ -20,10 +20,7 @@ AttrCache::Change AttrCache::begin(const std::vector<Ino>& inos) {
   std::lock_guard lock(m_mutex);
   if (m_entries.size() + inos.size() > m_max) {
     Clock::time_point now = Clock::now();
-    std::erase_if(m_entries, [&](const auto& kv) {
-      const Entry& e = kv.second;
-      return e.in_flight == 0 && (!e.attr || now - e.read_at >= m_ttl);
-    });
+    std::erase_if(m_entries, [&](const auto& kv) { return kv.second.in_flight == 0 && !fresh(kv.second, now); });
     if (m_entries.size() + inos.size() > m_max) {
       std::erase_if(m_entries, [](const auto& kv) { return kv.second.in_flight == 0; });
     }
@@ -34,6 +31,7 @@ AttrCache::Change AttrCache::begin(const std::vector<Ino>& inos) {
     }
     Entry& e = m_entries[ino];
     e.attr.reset();
+    e.accessed.reset();
     change.m_marks.push_back({ino, ++e.gen, e.in_flight == 0});
     ++e.in_flight;
   }
@@ -57,7 +55,7 @@ void AttrCache::end(const Change& change, const std::vector<Attr>& fresh) {
     if (attr != fresh.end() && mark.alone && e.gen == mark.gen) {
       e.attr = *attr;
       e.read_at = now;
-    } else if (e.in_flight == 0 && !e.attr) {
+    } else if (e.in_flight == 0 && !e.attr && !e.accessed) {
       m_entries.erase(it);
     }
   }
@@ -86,10 +84,47 @@ void AttrCache::forget(Ino ino) {
     return;
   }
   it->second.attr.reset();
+  it->second.accessed.reset();
   ++it->second.gen;  // a change in flight must not store what it read before this
   if (it->second.in_flight == 0) {
     m_entries.erase(it);
   }
+}
+
+bool AttrCache::fresh(const Entry& e, Clock::time_point now) const {
+  return (e.attr && now - e.read_at < m_ttl) || (e.accessed && now - e.accessed_at < m_ttl);
+}
+
+void AttrCache::note_accessed(Ino ino, std::int64_t atime_ns, Clock::time_point now) {
+  if (!enabled()) {
+    return;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end()) {
+    if (m_entries.size() >= m_max) {
+      return;  // (a hint: begin() makes room, not this)
+    }
+    it = m_entries.emplace(ino, Entry{}).first;
+  }
+  it->second.accessed = atime_ns;
+  it->second.accessed_at = now;
+}
+
+std::optional<std::int64_t> AttrCache::accessed(Ino ino, Clock::time_point now) {
+  if (!enabled()) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end() || !it->second.accessed) {
+    return std::nullopt;
+  }
+  Clock::duration age = now - it->second.accessed_at;
+  if (age >= m_ttl || age < Clock::duration::zero()) {
+    return std::nullopt;
+  }
+  return it->second.accessed;
 }
 
 }  // namespace redisfs

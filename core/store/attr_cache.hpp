@@ -22,6 +22,12 @@
 // that inode was in flight when it began and none began before it ended.
 // Anything that changes an inode without going through begin()/end() must
 // call forget().
+//
+// Reads also leave a hint here (note_accessed): a read's reply showed the
+// file's access recorded (atime after mtime and ctime), so, under relatime,
+// the next reads need not send the script that records one. It lives and
+// dies like the attributes (ttl; begin() and forget() drop it), and a read
+// that trusts it still checks its own reply (Store::read_pieces).
 #pragma once
 
 #include <chrono>
@@ -73,13 +79,22 @@ class AttrCache {
   std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now());
   void forget(Ino ino);
 
+  // The access of `ino` is recorded, at `atime_ns` (the hint above).
+  void note_accessed(Ino ino, std::int64_t atime_ns, Clock::time_point now = Clock::now());
+  // The atime of the last note_accessed of `ino`, if it still holds.
+  std::optional<std::int64_t> accessed(Ino ino, Clock::time_point now = Clock::now());
+
  private:
   struct Entry {
     std::uint64_t gen = 0;       // bumped by each begin()
     unsigned in_flight = 0;      // changes begun and not yet ended
     std::optional<Attr> attr;
     Clock::time_point read_at{};
+    std::optional<std::int64_t> accessed;  // note_accessed's atime
+    Clock::time_point accessed_at{};
   };
+  // It holds attributes or a hint younger than ttl.
+  bool fresh(const Entry& e, Clock::time_point now) const;
 
   Clock::duration m_ttl;
   std::size_t m_max;

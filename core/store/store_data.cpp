@@ -2,6 +2,8 @@
 // truncation in steps, and setattr.
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <chrono>
 #include <deque>
 #include <optional>
 
@@ -139,6 +141,56 @@ static void _place_pieces(ReplyView v, std::uint64_t offset, std::size_t avail, 
   out.size = avail;
 }
 
+// relatime, for reads. touch_atime.lua records an access in the read's
+// own round trip; it is left out when a read of this mount found the
+// access recorded (AttrCache::accessed: no change through this mount
+// since, within attr_timeout, and the day's window not near its end). Such
+// a read still looks at its own reply's times (access_due): if another
+// host changed the file meanwhile, it records the access in a round trip
+// of its own, so every read that should record one does.
+static constexpr std::int64_t k_relatime_margin_ns = 60LL * 1000000000;
+
+static std::int64_t _now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+static bool _access_known(AttrCache& attrs, Ino ino) {
+  std::optional<std::int64_t> atime = attrs.accessed(ino);
+  return atime && _now_ns() - *atime < k_relatime_ns - k_relatime_margin_ns;
+}
+
+// relatime's rule on the read's own HMGET (atime, mtime, ctime: meta[2..4]):
+// true when an access is to be recorded (or the times cannot be read).
+static bool _access_due(ReplyView meta) {
+  std::int64_t t[3] = {0, 0, 0};
+  for (int i = 0; i < 3; ++i) {
+    std::string_view s = meta[2 + i].str();
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), t[i]);
+    if (ec != std::errc() || end != s.data() + s.size()) {
+      return true;
+    }
+  }
+  return t[0] <= t[1] || t[0] <= t[2] || _now_ns() - t[0] >= k_relatime_ns - k_relatime_margin_ns;
+}
+
+// The end of a touch_atime.lua (its reply, empty when it failed): the
+// attributes it read for the AttrCache, and the hint when they show the
+// access recorded.
+static void _touched(AttrCache& attrs, Ino ino, const AttrCache::Change& change, const Reply& touched) {
+  std::vector<Attr> fresh = !touched.empty() ? _fresh_attr(ino, touched.view(), 1) : std::vector<Attr>{};
+  attrs.end(change, fresh);
+  if (!fresh.empty() && fresh[0].atime_ns > fresh[0].mtime_ns && fresh[0].atime_ns > fresh[0].ctime_ns) {
+    attrs.note_accessed(ino, fresh[0].atime_ns);
+  }
+}
+
+static void _touch_now(Connection& c, const Keys& keys, AttrCache& attrs, Ino ino) {
+  AttrCache::Change change = attrs.begin({ino});
+  auto r = c.eval(lua::touch_atime, {keys.freeze(), keys.inode(ino)}, {std::to_string(k_relatime_ns)});
+  _touched(attrs, ino, change, r.ok() ? std::move(r).value() : Reply());  // (best effort, as in the read)
+}
+
 Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
   out.pieces.clear();
   out.size = 0;
@@ -159,10 +211,13 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   // The kernel asks for the attributes after a read (the atime): the
   // touch's reply answers (AttrCache).
   const bool touch = !m_opts.noatime && !m_opts.read_only;
-  AttrCache::Change change = touch ? m_attrs.begin({ino}) : AttrCache::Change();
+  const bool carry = touch && !_access_known(m_attrs, ino);
+  AttrCache::Change change = carry ? m_attrs.begin({ino}) : AttrCache::Change();
   Reply touched;
-  auto blocks = _read_blocks(*c, m_keys, ino, offset, size, bs, touch ? &touched : nullptr);
-  m_attrs.end(change, !touched.empty() ? _fresh_attr(ino, touched.view(), 1) : std::vector<Attr>{});
+  auto blocks = _read_blocks(*c, m_keys, ino, offset, size, bs, carry ? &touched : nullptr);
+  if (carry) {
+    _touched(m_attrs, ino, change, touched);
+  }
   TRY_ASSIGN(out.reply, std::move(blocks));  // (the pieces point into it)
   ReplyView v = out.reply.view();
   if (!v.is_array() || v.size() != 2 + (last - first)) {
@@ -187,6 +242,9 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   std::uint64_t file_size = 0;
   if (!parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+  }
+  if (touch && !carry && _access_due(meta)) {
+    _touch_now(*c, m_keys, m_attrs, ino);
   }
   std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
   _place_pieces(v, offset, avail, bs, out);

@@ -4,7 +4,9 @@
 #   - a read records an access when the last one is not newer than the
 #     last change, and not again until the file changes (or a day passes);
 #   - a read costs one Redis round trip (the daemon's counters, SIGUSR1),
-#     also when it records an access;
+#     also when it records an access; reads after one that found the
+#     access recorded send no script, until the file changes (also
+#     through another mount: the read's own reply shows it);
 #   - the GETATTR the kernel sends after a write or a read of a file is
 #     answered from the script's reply (AttrCache), with the server's
 #     size and times, without a round trip;
@@ -71,6 +73,43 @@ read -r getattrs1 gtrips1 < <(trips getattr)
 read -r seen_m seen_a <"$T/seen"
 [[ $seen_m == $(rcli HGET "$PREFIX:INODE:$ino" mtime) && $seen_a == $(atime) ]] ||
   fail "fstat after a write and a read showed mtime/atime $seen_m/$seen_a, the server has $(rcli HMGET "$PREFIX:INODE:$ino" mtime atime | tr '\n' /)"
+unmount_fs
+
+# Reads of a file after one that found its access recorded send no
+# touch_atime.lua (the server's EVALSHA count), until the file changes; a
+# change by another mount (B) between two reads of an open file is seen in
+# the read's own reply, and that read records the access.
+mount_fs
+B=$T/b
+mount_at "$B"
+dd if=/dev/zero of="$MNT/big" bs=64k count=16 status=none
+ino=$(stat -c %i "$MNT/big")
+big_times() { rcli HMGET "$PREFIX:INODE:$ino" atime mtime | paste -sd' '; }
+python3 - "$MNT/big" "$SOCK" "$B/big" >"$T/reads" <<'PY'
+import os, subprocess, sys
+def evalshas():
+    out = subprocess.run(["redis-cli", "-s", sys.argv[2], "INFO", "commandstats"], capture_output=True, text=True).stdout
+    line = [l for l in out.split("\n") if l.startswith("cmdstat_evalsha:")]
+    return int(line[0].split("calls=")[1].split(",")[0]) if line else 0
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # one READ a pread, no readahead
+os.pread(fd, 4096, 0)  # records the access
+n0 = evalshas()
+for i in range(1, 8):
+    os.pread(fd, 4096, i * 131072)
+n1 = evalshas()
+with open(sys.argv[3], "r+b") as other:  # another mount changes the file
+    other.seek(100)
+    other.write(b"x")
+os.pread(fd, 4096, 65536)
+os.close(fd)
+print(n1 - n0)
+PY
+read -r scripts <"$T/reads"
+((scripts <= 2)) || fail "7 reads of a file whose access was recorded sent $scripts scripts (the access time recorded again and again?)"
+read -r a m < <(big_times)
+((a > m)) || fail "a read after another mount's write left atime at $a (mtime $m)"
+unmount_fs "$B"
 unmount_fs
 
 # noatime: reads never write an atime

@@ -168,6 +168,56 @@ TEST_CASE_FIXTURE(RedisFixture, "pipelines: one reply per command, errors per en
   CHECK(late->view().str() == "3");
 }
 
+// Replies are read straight into the reader's own buffer, in chunks of
+// 128 KiB, and it is kept between replies unless more than 512 KiB of it
+// is free (redis.cpp): values around and past those sizes, pipelined, come
+// back byte for byte, and the connection goes on working after each.
+TEST_CASE_FIXTURE(RedisFixture, "big replies, pipelined, across the reader's chunks") {
+  Connection& c = conn();
+  auto pattern = [](std::size_t n, int seed) {
+    std::string v(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = static_cast<char>((i * 131 + static_cast<std::size_t>(seed)) % 251);
+    }
+    return v;
+  };
+  const std::size_t sizes[] = {5 * 1024 * 1024 + 7, 128 * 1024, 128 * 1024 - 1, 64 * 1024, 1, 512 * 1024 + 1};
+  std::vector<std::string> values;
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    values.push_back(pattern(sizes[i], static_cast<int>(i)));
+    REQUIRE(c.command({"SET", keys.absolute("big" + std::to_string(i)), values.back()}).ok());
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      c.append({"GET", keys.absolute("big" + std::to_string(i))});
+      c.append({"PING"});
+    }
+    c.append({"MULTI"});
+    c.append({"GETRANGE", keys.absolute("big0"), "100", "1048675"});
+    c.append({"GETRANGE", keys.absolute("big3"), "0", "-1"});
+    c.append({"EXEC"});
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      auto r = c.read_reply();
+      REQUIRE(r.ok());
+      CHECK(r->view().str().size() == values[i].size());
+      CHECK(r->view().str() == values[i]);
+      auto pong = c.read_reply();
+      REQUIRE(pong.ok());
+      CHECK(pong->view().str() == "PONG");
+    }
+    auto tx = c.read_all();
+    REQUIRE(tx.ok());
+    REQUIRE(tx->size() == 4);
+    ReplyView exec = (*tx)[3].view();
+    REQUIRE(exec.size() == 2);
+    CHECK(exec[0].str() == std::string_view(values[0]).substr(100, 1024 * 1024));
+    CHECK(exec[1].str() == values[3]);
+    auto small = c.command({"ECHO", "after"});
+    REQUIRE(small.ok());
+    CHECK(small->view().str() == "after");
+  }
+}
+
 // The process's resident memory (/proc/self/statm), in bytes.
 static std::uint64_t _rss_bytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");

@@ -114,3 +114,26 @@ TEST_CASE("attr cache: stays bounded, and never drops an entry in flight") {
   cache.end(overlap, {_dir(1000, 6)});
   CHECK_FALSE(cache.get(1000));
 }
+
+TEST_CASE("attr cache: a read's access hint lasts the ttl, and any change or forget drops it") {
+  AttrCache cache(1.0);
+  CHECK_FALSE(cache.accessed(7));
+  cache.note_accessed(7, 500);
+  REQUIRE(cache.accessed(7));
+  CHECK(*cache.accessed(7) == 500);
+  CHECK_FALSE(cache.accessed(7, AttrCache::Clock::now() + 1001ms));
+  CHECK_FALSE(cache.get(7));       // a hint is not attributes
+  auto change = cache.begin({7});  // a write, a setattr, a read's own touch
+  CHECK_FALSE(cache.accessed(7));
+  cache.end(change);
+  CHECK_FALSE(cache.accessed(7));
+  cache.note_accessed(7, 600);
+  cache.forget(7);
+  CHECK_FALSE(cache.accessed(7));
+  cache.note_accessed(8, 600);  // the hint keeps its entry when a change of another inode ends
+  cache.end(cache.begin({9}), {_dir(9, 1)});
+  CHECK(cache.accessed(8));
+  AttrCache off(0);
+  off.note_accessed(7, 500);
+  CHECK_FALSE(off.accessed(7));
+}
