@@ -231,33 +231,26 @@ r.call("CONFIG", "SET", "maxmemory", used + 500_000)
 os.write(fd, os.urandom(100_000))  # gathered: the writes themselves succeed
 os.write(fd2, os.urandom(100_000))
 os.write(fd3, os.urandom(100_000))
-def closing_fails(fd):
+def fails(call, code, what):
     try:
-        os.close(fd)
+        call()
     except OSError as e:
-        assert e.errno == errno.ENOSPC, e
+        assert e.errno == code, e
     else:
-        raise SystemExit("close(2) succeeded on a full server")
+        raise SystemExit(f"{what} succeeded")
+def closing_fails(fd):
+    fails(lambda: os.close(fd), errno.ENOSPC, "close(2) on a full server")
 closing_fails(fd)
 os.unlink(f"{a}/victim")  # works on a full server; it sends full2's changes first, refused
 closing_fails(fd2)
-try:  # removing an xattr answers for itself (ENODATA here), not with full3's refused changes
-    os.removexattr(fd3, "user.none")
-except OSError as e:
-    assert e.errno == errno.ENODATA, e
-else:
-    raise SystemExit("removexattr of a missing attribute succeeded")
+# removing an xattr answers for itself (ENODATA here), not with full3's refused changes
+fails(lambda: os.removexattr(fd3, "user.none"), errno.ENODATA, "removexattr of a missing attribute")
 closing_fails(fd3)  # ... which wait for the close
 # write-behind: a write returns before the server refused it; fsync, or
 # else close(2), reports the refusal
 assert os.write(fd4, os.urandom(1 << 20)) == 1 << 20
 assert os.write(fd5, os.urandom(1 << 20)) == 1 << 20
-try:
-    os.fsync(fd4)
-except OSError as e:
-    assert e.errno == errno.ENOSPC, e
-else:
-    raise SystemExit("fsync succeeded on a full server")
+fails(lambda: os.fsync(fd4), errno.ENOSPC, "fsync on a full server")
 os.close(fd4)
 closing_fails(fd5)
 r.call("DEL", "filler-" + a)
