@@ -1257,16 +1257,6 @@ std::vector<Result<Reply>> Connection::read_replies(std::size_t n) {
   return out;
 }
 
-void Connection::send() {
-  if (m_head >= m_queue.size()) {
-    return;
-  }
-  Deadline deadline = Clock::now() + _reply_timeout(m_url) + m_queue[m_head]->waits;
-  for (auto& n : m_nodes) {
-    (void)flush(*n, deadline);  // a failure is the entries' to report at read_reply()
-  }
-}
-
 Result<std::vector<Reply>> Connection::read_all() {
   std::vector<Reply> out;
   out.reserve(pending());

@@ -157,9 +157,6 @@ class Connection {
   // fails does not stop the rest, so the connection is clean whatever
   // happened); the caller judges each one.
   std::vector<Result<Reply>> read_replies(std::size_t n);
-  // Sends what is queued now, without waiting for a reply (read_reply()
-  // would send it too): a caller that answers before the replies arrive.
-  void send();
   std::size_t pending() const;
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();

@@ -107,11 +107,6 @@ struct StoreOptions {
   // (every write reaches Redis before write(2) returns).
   std::size_t gather_file_max = 256 * 1024;
   std::size_t gather_total_max = 64 * 1024 * 1024;
-  // Write-behind (store_gather.cpp): a file that outgrew gathering sends
-  // its next writes without waiting for their replies, up to this many
-  // bytes in flight a file (and k_streaming_max files at once); errors
-  // wait for flush(), as gathered changes' do. 0 turns it off.
-  std::size_t write_behind_max = 4 * 1024 * 1024;
   // A view: a snapshot browsed under another mount's .snapshots directory
   // (fs/snapdir.cpp), sharing that mount's pool. Read-only (whatever
   // read_only says); not a mount of its own (no session in MOUNTS, so it
@@ -335,18 +330,6 @@ class Store {
   void settle_all();
   // Drops `ino` from the gathered files (it must not be live).
   void forget_gathered(Ino ino);
-  // Write-behind (store_gather.cpp), `file`'s mutex held: whether it may
-  // start (a free slot); a write sent without waiting (false: the caller
-  // sends it itself); the replies read until at most `keep` bytes are in
-  // flight (an error ends write-behind and waits in `failed` for flush());
-  // write-behind ended, every reply read.
-  bool start_streaming(Gathered& file);
-  Result<bool> stream_write(Ino ino, Gathered& file, std::uint64_t offset, std::string_view data, bool append);
-  Status land(Gathered& file, std::uint64_t keep);
-  void stop_streaming(Gathered& file);
-  // stop_streaming(), then the file leaves the map unless an error of its
-  // writes waits for its flush().
-  void leave_streaming(Ino ino, Gathered& file);
   // send_gathered() and forget_gathered(): the file goes to the server.
   Status stop_gathering(Ino ino, Gathered& file);
   // The file `ino` while it is being gathered, its mutex held; none when
@@ -400,7 +383,6 @@ class Store {
   std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
-  std::size_t m_streaming = 0;                   // files in write-behind, guarded by m_gather_mutex
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills

@@ -26,20 +26,6 @@
 // bound or a write that would pass the total sends what waits first and
 // then goes to the server at once, and the file is not gathered any more.
 //
-// Write-behind: a file that outgrew its bound (a big file being written,
-// dd or cp) keeps the same promise with its data on the way instead of
-// waiting here. Each write is sent on a connection the file holds, and
-// write(2) returns without waiting for its reply; at most write_behind_max
-// bytes a file are in flight (a write waits for the oldest replies beyond
-// that), and a write over bytes still in flight waits for them first (the
-// client may send a refused entry again after the ones behind it). What
-// must see the writes waits for every reply first, as for gathered
-// changes: a read, fsync, close, an attribute or xattr change, a link,
-// rename or unlink; getattr answers with this mount's attributes. A
-// refused write ends write-behind (the next writes wait for their replies
-// again) and its error waits for close(2) or fsync, as above. An O_APPEND
-// write or a size change ends it first.
-//
 // The changes are replayed in their order through the same scripts a
 // direct call uses (write.lua, setattr.lua), pipelined: the server applies
 // exactly what it would have applied one by one, a little later. Times the
@@ -52,7 +38,6 @@
 // sent, so a write that arrives meanwhile waits and cannot overtake them.
 // A file leaves the map only after its changes were sent.
 #include <chrono>
-#include <deque>
 #include <optional>
 
 #include "store/store.hpp"
@@ -74,22 +59,7 @@ struct Store::Gathered {
   std::int64_t skew_ns = 0;  // the server's clock minus ours
   std::vector<Change> changes;
   std::size_t bytes = 0;  // of data in `changes`
-
-  // Write-behind: the writes sent on `pipe` whose replies are unread,
-  // oldest first (their byte ranges and how many replies each awaits).
-  struct Flight {
-    std::uint64_t offset = 0;
-    std::uint64_t size = 0;
-    std::size_t replies = 0;
-  };
-  bool streaming = false;
-  std::optional<Pool::Lease> pipe;
-  std::deque<Flight> flights;
-  std::uint64_t flight_bytes = 0;
 };
-
-// Files in write-behind at once (each holds a connection).
-static constexpr std::size_t k_streaming_max = 16;
 
 namespace {
 
@@ -127,7 +97,7 @@ bool Store::gathering(Ino ino) {
     return false;
   }
   std::lock_guard lock(file->mutex);
-  return file->live || file->streaming || file->failed.has_value();
+  return file->live || file->failed.has_value();
 }
 
 Store::LockedGathered Store::lock_live(Ino ino) {
@@ -135,7 +105,7 @@ Store::LockedGathered Store::lock_live(Ino ino) {
   found.file = gathered(ino);
   if (found.file) {
     found.lock = std::unique_lock(found.file->mutex);
-    if (!found.file->live && !found.file->streaming) {
+    if (!found.file->live) {
       found.lock.unlock();
       found.file.reset();
     }
@@ -154,9 +124,6 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
   if (!file) {
     return false;
   }
-  if (file->streaming) {
-    return stream_write(ino, *file, offset, data, append);
-  }
   bool fits = !append && offset <= k_max_file_size && data.size() <= k_max_file_size - offset &&
               file->bytes + data.size() <= m_opts.gather_file_max;
   if (fits) {
@@ -167,13 +134,8 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     }
   }
   if (!fits) {
-    Status sent = send_gathered(ino, *file);
-    if (!sent || append || !start_streaming(*file)) {
-      forget_gathered(ino);
-      TRY(sent);
-      return false;
-    }
-    return stream_write(ino, *file, offset, data, append);
+    TRY(stop_gathering(ino, *file));
+    return false;
   }
   auto& changes = file->changes;
   if (!changes.empty() && changes.back().is_write &&
@@ -193,10 +155,6 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
 Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
-    return false;
-  }
-  if (file->streaming) {
-    leave_streaming(ino, *file);  // the change goes after every write (a refused one waits for the close)
     return false;
   }
   if (req.size) {
@@ -315,7 +273,6 @@ Status Store::flush(Ino ino) {
   }
   std::lock_guard lock(file->mutex);
   Status result;
-  stop_streaming(*file);
   if (file->live) {
     result = send_gathered(ino, *file);
   } else if (file->failed) {
@@ -331,9 +288,6 @@ Status Store::settle(Ino ino) {
   if (!file) {
     return {};
   }
-  if (file->streaming) {
-    return land(*file, 0);  // it stays in write-behind (an error waits for the close)
-  }
   Status sent = send_gathered(ino, *file);
   if (sent.ok()) {
     forget_gathered(ino);
@@ -341,96 +295,6 @@ Status Store::settle(Ino ino) {
     file->failed = sent.error();  // kept for flush(): close(2) must not report success
   }
   return sent;
-}
-
-bool Store::start_streaming(Gathered& file) {
-  if (m_opts.write_behind_max == 0) {
-    return false;
-  }
-  std::lock_guard lock(m_gather_mutex);
-  if (m_streaming >= k_streaming_max) {
-    return false;
-  }
-  ++m_streaming;
-  file.streaming = true;
-  return true;
-}
-
-Result<bool> Store::stream_write(Ino ino, Gathered& file, std::uint64_t offset, std::string_view data, bool append) {
-  if (append || offset > k_max_file_size || data.size() > k_max_file_size - offset) {
-    leave_streaming(ino, file);
-    return false;  // the caller's checks and retries apply
-  }
-  bool overlaps = false;
-  for (const Gathered::Flight& f : file.flights) {
-    overlaps = overlaps || (offset < f.offset + f.size && f.offset < offset + data.size());
-  }
-  const std::uint64_t max = m_opts.write_behind_max;
-  if (!land(file, overlaps || data.size() >= max ? 0 : max - data.size()).ok()) {
-    return false;  // write-behind ended: this write waits for its reply
-  }
-  if (!file.pipe) {
-    auto c = m_pool.acquire();
-    if (!c) {
-      leave_streaming(ino, file);
-      return false;
-    }
-    file.pipe.emplace(std::move(c).value());
-  }
-  std::size_t replies = append_write(**file.pipe, ino, offset, data, false);
-  (*file.pipe)->send();
-  file.flights.push_back({offset, data.size(), replies});
-  file.flight_bytes += data.size();
-  Attr& a = file.attr;  // as gather_write estimates it
-  a.size = std::max<std::uint64_t>(a.size, offset + data.size());
-  a.bytes = std::min<std::uint64_t>(a.bytes + data.size(), a.size);
-  a.mtime_ns = a.ctime_ns = _local_ns() + file.skew_ns;
-  return true;
-}
-
-Status Store::land(Gathered& file, std::uint64_t keep) {
-  Status first;
-  // After an error every reply is read: the connection goes back clean.
-  while (!file.flights.empty() && (file.flight_bytes > keep || !first.ok())) {
-    Gathered::Flight f = file.flights.front();
-    file.flights.pop_front();
-    file.flight_bytes -= f.size;
-    for (std::size_t i = 0; i < f.replies; ++i) {
-      auto r = (*file.pipe)->read_reply();
-      if (!r.ok() && first.ok()) {
-        first = std::move(r).error();
-      }
-    }
-  }
-  if (file.flights.empty()) {
-    file.pipe.reset();
-  }
-  if (!first.ok()) {
-    if (!file.failed) {
-      file.failed = first.error();  // for flush(): close(2) must not report success
-    }
-    stop_streaming(file);
-  }
-  return first;
-}
-
-void Store::stop_streaming(Gathered& file) {
-  if (!file.streaming) {
-    return;
-  }
-  file.streaming = false;
-  {
-    std::lock_guard lock(m_gather_mutex);
-    --m_streaming;
-  }
-  (void)land(file, 0);  // (an error lands in `failed`)
-}
-
-void Store::leave_streaming(Ino ino, Gathered& file) {
-  stop_streaming(file);
-  if (!file.failed) {
-    forget_gathered(ino);
-  }
 }
 
 std::vector<Ino> Store::gathered_inos() {
