@@ -23,8 +23,9 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
     return;
   }
   Ino freed = 0;
-  Result<Ino> orphan =
-      dir ? session.store().rmdir(parent, name) : session.store().unlink(parent, name, &freed, releases, *released);
+  std::vector<Result<bool>> unused;
+  Result<Ino> orphan = dir ? session.store().rmdir(parent, name)
+                           : session.store().unlink(parent, name, &freed, releases, released ? *released : unused);
   if (freed != 0) {
     session.freed(freed);
   }
