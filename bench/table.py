@@ -3,8 +3,9 @@
 
 Reads the records the workloads wrote (results.jsonl, see benchlib.py) and
 the machine description, prints one table (medians per row and target, the
-ratios, the spread of the redisfs figures), the goals met or missed, and the
-notes; with --markdown FILE it also appends the same as a dated section.
+ratios, the spread of the redisfs figures), the goals met or missed (with
+the bounds a goal names: bounds_text), and the notes; with --markdown FILE
+it also appends the same as a dated section.
 
 Ratios are redisfs's performance as a percentage of the baseline's, whatever
 the unit: value/baseline for rates, baseline/value for times, so a higher
