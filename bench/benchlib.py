@@ -28,6 +28,7 @@ import random
 import re
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def result(row, target, value, unit, better="higher"):
 
 
 def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", floor=False, round_trips=0,
-         perf=False, target="redisfs"):
+         perf=False, target="redisfs", bounds=()):
     """A target to report: the redisfs median of `row` (divided by the median
     of `ref_row` on `ref_target` when given) must be >= limit ("min") or
     <= limit ("max"). perf: compare instead redisfs's performance on `row`
@@ -105,10 +106,14 @@ def goal(row, label, kind, limit, ref_row=None, ref_target="raw", show="value", 
     round_trips: for a rate compared with a raw one-round-trip rate, also
     show the best any design could score that needs what the FUSE floor
     costs plus this many server round trips per operation. target: the
-    column judged, when not redisfs (e.g. a redisfs mounted otherwise)."""
+    column judged, when not redisfs (e.g. a redisfs mounted otherwise).
+    bounds: [(target, label)], targets whose values are the best any
+    implementation could reach under the semantics `label` names (bound.py):
+    the Goals line shows each as a ratio to ref_target, and a missed goal
+    whose bound is below the limit as unreachable (perf goals)."""
     _write({"kind": "goal", "w": _workload, "row": row, "label": label, "goal": kind, "limit": limit,
             "ref_row": ref_row, "ref_target": ref_target, "show": show, "floor": floor,
-            "round_trips": round_trips, "perf": perf, "target": target})
+            "round_trips": round_trips, "perf": perf, "target": target, "bounds": [list(x) for x in bounds]})
 
 
 def note(text):
@@ -452,6 +457,21 @@ def create_files(d, names, data=b""):
         if data:
             os.write(fd, data)
         os.close(fd)
+    return time.perf_counter() - t0
+
+
+def sqlite_commits(path, n):
+    """A new sqlite database at `path` (python3's sqlite3, default journal
+    mode and synchronous setting), a table, then n inserts, each its own
+    transaction: seconds."""
+    t0 = time.perf_counter()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.commit()
+    for i in range(n):
+        db.execute("INSERT INTO t (v) VALUES (?)", (f"row {i}",))
+        db.commit()
+    db.close()
     return time.perf_counter() - t0
 
 

@@ -3,8 +3,14 @@
 // no filesystem in between, and prints one JSON line:
 //   {"ops":N,"bytes":B,"seconds":S}
 //
-//   raw_redis SOCK set      PREFIX COUNT SIZE     SET PREFIX:i (i < COUNT), SIZE-byte values, unpipelined
-//   raw_redis SOCK get      PREFIX COUNT          GET the same keys
+//   raw_redis SOCK set      PREFIX COUNT SIZE [BATCH]
+//                                                 SET PREFIX:i (i < COUNT), SIZE-byte values, unpipelined
+//                                                 (with BATCH, sent BATCH at a time, each batch's replies
+//                                                 read before the next is sent: one round trip a batch)
+//   raw_redis SOCK get      PREFIX COUNT [BATCH]  GET the same keys
+//   raw_redis SOCK evalsha  COUNT                 EVALSHA of a script that does nothing (`return 1`),
+//                                                 COUNT times, one at a time: the price of the cheapest
+//                                                 round trip a change can take (bench 8's bound)
 //   raw_redis SOCK setrange PREFIX BLOCKS BLOCK_SIZE OPS IO_SIZE
 //                                                 SETRANGE of IO_SIZE bytes at a random aligned offset
 //                                                 of a random block key (keys PREFIX:i, i < BLOCKS)
@@ -107,6 +113,26 @@ std::uint64_t _num(const char* text) {
   return v;
 }
 
+// Sends the commands make(i) for i < count in batches of `batch` (1: each
+// waits for its reply), each batch's replies read before the next is sent;
+// returns the bytes of the bulk replies.
+template <typename Make>
+std::uint64_t _batched(Client& c, std::uint64_t count, std::uint64_t batch, Make make) {
+  std::uint64_t bytes = 0;
+  for (std::uint64_t first = 0; first < count; first += batch) {
+    std::uint64_t end = std::min(count, first + batch);
+    for (std::uint64_t i = first; i < end; ++i) {
+      c.append(make(i));
+    }
+    for (std::uint64_t i = first; i < end; ++i) {
+      redisReply* r = c.read();
+      bytes += r->type == REDIS_REPLY_STRING ? r->len : 0;
+      freeReplyObject(r);
+    }
+  }
+  return bytes;
+}
+
 void _report(std::uint64_t ops, std::uint64_t bytes, Clock::time_point start) {
   double s = std::chrono::duration<double>(Clock::now() - start).count();
   std::printf("{\"ops\":%llu,\"bytes\":%llu,\"seconds\":%.6f}\n", static_cast<unsigned long long>(ops),
@@ -131,7 +157,7 @@ const char* k_copy_script =
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    _die("usage: raw_redis SOCK set|get|setrange|getrange|copy|delete|count ARGS... (see the source)");
+    _die("usage: raw_redis SOCK set|get|evalsha|setrange|getrange|copy|delete|count ARGS... (see the source)");
   }
   Client c(argv[1]);
   const std::string mode = argv[2];
@@ -143,23 +169,31 @@ int main(int argc, char** argv) {
   };
 
   if (mode == "set" || mode == "get") {
-    need(mode == "set" ? 6 : 5);
+    const bool set = mode == "set";
+    if (argc != (set ? 6 : 5) && argc != (set ? 7 : 6)) {
+      _die("wrong number of arguments for " + mode);
+    }
     std::uint64_t count = _num(argv[4]);
-    std::string value = mode == "set" ? _payload(_num(argv[5])) : std::string();
-    std::uint64_t bytes = 0;
+    std::string value = set ? _payload(_num(argv[5])) : std::string();
+    int batch_arg = set ? 6 : 5;
+    std::uint64_t batch = argc > batch_arg ? std::max<std::uint64_t>(1, _num(argv[batch_arg])) : 1;
+    auto start = Clock::now();
+    std::uint64_t bytes = _batched(c, count, batch, [&](std::uint64_t i) {
+      std::string key = prefix + ":" + std::to_string(i);
+      return set ? std::vector<std::string>{"SET", key, value} : std::vector<std::string>{"GET", key};
+    });
+    _report(count, set ? count * value.size() : bytes, start);
+  } else if (mode == "evalsha") {
+    need(4);
+    std::uint64_t count = _num(argv[3]);
+    redisReply* r = c.command({"SCRIPT", "LOAD", "return 1"});
+    std::string sha(r->str, r->len);
+    freeReplyObject(r);
     auto start = Clock::now();
     for (std::uint64_t i = 0; i < count; ++i) {
-      std::string key = prefix + ":" + std::to_string(i);
-      if (mode == "set") {
-        c.command_free({"SET", key, value});
-        bytes += value.size();
-      } else {
-        redisReply* r = c.command({"GET", key});
-        bytes += r->len;
-        freeReplyObject(r);
-      }
+      c.command_free({"EVALSHA", sha, "0"});
     }
-    _report(count, bytes, start);
+    _report(count, 0, start);
   } else if (mode == "setrange" || mode == "getrange") {
     need(8);
     std::uint64_t blocks = _num(argv[4]);

@@ -3,8 +3,9 @@
 
 Reads the records the workloads wrote (results.jsonl, see benchlib.py) and
 the machine description, prints one table (medians per row and target, the
-ratios, the spread of the redisfs figures), the goals met or missed, and the
-notes; with --markdown FILE it also appends the same as a dated section.
+ratios, the spread of the redisfs figures), the goals met or missed (with
+the bounds a goal names: bounds_text), and the notes; with --markdown FILE
+it also appends the same as a dated section.
 
 Ratios are redisfs's performance as a percentage of the baseline's, whatever
 the unit: value/baseline for rates, baseline/value for times, so a higher
@@ -113,6 +114,38 @@ def _round_trip_bound(wl, goal):
     return (1 / raw) / (1 / floor + n / raw)
 
 
+def bounds_text(value, limit, bounds):
+    """The Goals line's words on the bounds of a "min" goal: value, the
+    result (a ratio, None without one); limit, the goal's; bounds, [(ratio,
+    label)] (ratio: the bound's, None without one). A missed goal whose
+    bound is below the limit is unreachable under that bound's semantics;
+    otherwise the bound is shown with how far the result is from it. A
+    result above its bound is flagged: the bound did not hold in that run."""
+    parts = []
+    for ratio, label in bounds:
+        if ratio is None:
+            continue
+        if value is not None and value > ratio:
+            parts.append(f"bound {label}: {_pct(ratio)}, the result above it (noise in this run: not a bound)")
+        elif value is None or value >= limit:
+            parts.append(f"bound {label}: {_pct(ratio)}")
+        elif ratio < limit:
+            parts.append(f"unreachable {label}: bound {_pct(ratio)}")
+        else:
+            parts.append(f"bound {label}: {_pct(ratio)}, the result {(ratio - value) * 100:.0f} points below it")
+    return "; ".join(parts)
+
+
+def _goal_bounds(wl, goal, target):
+    """bounds_text() of a goal that names bounds (benchlib.goal), "" else."""
+    if not goal.get("bounds") or goal["goal"] != "min" or not goal.get("perf"):
+        return ""
+    row = wl["rows"].get(goal["row"])
+    value = _ratio(row, goal["ref_target"], target)
+    return bounds_text(value, goal["limit"], [(_ratio(row, goal["ref_target"], t), label)
+                                              for t, label in goal["bounds"]])
+
+
 def _width(header):
     return max(12, len(header) + 2)
 
@@ -158,6 +191,9 @@ def render(workloads, machine, header):
                 trips = "round trip" if g["round_trips"] == 1 else "round trips"
                 shown += (f"; at most {bound * 100:.0f}% for anything that costs the FUSE floor plus "
                           f"{g['round_trips']} server {trips}")
+            words = _goal_bounds(wl, g, g.get("target") or "redisfs")
+            if words:
+                shown += f"; {words}"
             out.append(f"  [{verdict:>6}] {w}. {g['row']}: {g['label']}: {shown}")
             if ok is False:
                 missed.append(f"{w}. {g['row']}")

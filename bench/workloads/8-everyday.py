@@ -26,13 +26,29 @@ Per repetition and target, in a fresh mount:
 then unmounted and mounted again (redisfs: the same prefix; passthrough_ll:
 the same directory), the page cache, dentries and inodes dropped (the
 tmpfs: only dropped), and:
-  cat        `cat F > /dev/null`, MB/s;
+  cat        `cat F > /dev/null`, MB/s, the median of 5 cats (1 with
+             --quick), the caches dropped before each;
   sqlite     5,000 inserts (500 with --quick) with python3's sqlite3 in a new
              database, default journal mode (delete) and synchronous
              setting, one row per transaction (commit after each), seconds;
   git clone  `git clone --no-local` of the repository, seconds;
   cp -a      `cp -a` of the /usr/share/doc copy, seconds;
 and everything is deleted (not timed) before the mount goes away.
+
+The round-trip bound (bound.py, bench/README.md "Bounds"): before the
+repetitions, each of tar x, rm -rf, creates, sqlite, git clone and cp -a
+runs once on the tmpfs under strace, which counts the round trips
+close-to-open forces onto the caller's path. Each repetition measures, on
+the main server, the price of the cheapest round trip a change can take
+(raw_redis evalsha: EVALSHA of `return 1`, one client, unpipelined; the
+lower of one reading before and one after the repetition's targets) and
+the server's best rates of SETs, 1 MiB and up to 8 MiB a round trip, and
+of GETs, 8 MiB a round trip (raw_redis set/get, 1 MiB values or 64 KiB
+ones, the faster); column "raw redis". The 5 cats of each repetition are
+in a note. Column "rt bound": the best any implementation could reach with
+those round trips at that price and passthrough_ll's FUSE traffic; for dd
+and cat the stream bounds (bound.py). Goals print the bound beside each
+default-mode result.
 
 For redisfs, the daemon's own counters (SIGUSR1, fs/op_stats.hpp) before
 and after tar x and rm -rf give its FUSE requests and Redis round trips per
@@ -42,12 +58,12 @@ READs makes four times the requests). Goals (from issue 10, reported, never
 asserted): redisfs's speed as a share of passthrough_ll's.
 """
 import os
-import sqlite3
+import shutil
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import benchlib as b  # noqa: E402
+import bound  # noqa: E402
 
 n_creates = 500 if b.QUICK else 2000
 dd_mib = 32 if b.QUICK else 256
@@ -57,10 +73,14 @@ src_parent, src_name = ("/usr/include", "linux") if b.QUICK else ("/usr", "inclu
 doc_source = "/usr/share/doc/git" if b.QUICK else "/usr/share/doc"
 PREFIX = "E8"
 
+n_evalsha = 5000 if b.QUICK else 20000
+cat_times = 1 if b.QUICK else 5
+
 COLUMNS = [("redisfs", "redisfs"), ("writeback", "redisfs wb"), ("passthrough", "passthrough_ll"),
-           ("pt_wb", "pt wb"), ("tmpfs", "tmpfs")]
+           ("pt_wb", "pt wb"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("bound", "rt bound")]
 RATIOS = [("redisfs", "passthrough", "vs passthrough"), ("writeback", "passthrough", "wb vs passthrough"),
-          ("writeback", "pt_wb", "wb vs pt wb"), ("redisfs", "tmpfs", "vs tmpfs")]
+          ("writeback", "pt_wb", "wb vs pt wb"), ("redisfs", "tmpfs", "vs tmpfs"),
+          ("bound", "passthrough", "bound vs pt")]
 
 # inputs, once
 w8 = b.workdir(b.STAGE, "w8")
@@ -100,19 +120,15 @@ ROW_CREATE = f"create + write 1 byte + close, {n_creates:,} files"
 ROW_DD, ROW_CAT = f"dd {dd_mib} MiB, bs=1M, conv=fsync", "cat of that file after a remount"
 ROW_SQL = f"sqlite, {n_inserts:,} inserts, one commit each"
 ROW_GIT, ROW_CP = "git clone --no-local", f"cp -a {doc_source}"
+ROW_RT = "server: round trip, EVALSHA `return 1`"
+ROW_PUT1, ROW_PUTN = "server: SET, 1 MiB a round trip", "server: SET, up to 8 MiB a round trip"
+ROW_GETN = "server: GET, 8 MiB a round trip"
+measured = {}  # (row, target) -> value, this repetition's
 
 
-def _sqlite(path):
-    """n_inserts rows, each its own transaction: seconds."""
-    t0 = time.perf_counter()
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    db.commit()
-    for i in range(n_inserts):
-        db.execute("INSERT INTO t (v) VALUES (?)", (f"row {i}",))
-        db.commit()
-    db.close()
-    return time.perf_counter() - t0
+def _result(row, target, value, unit, better="higher"):
+    measured[(row, target)] = value
+    b.result(row, target, value, unit, better)
 
 
 def _first_half(target, d, mount):
@@ -122,10 +138,10 @@ def _first_half(target, d, mount):
     counted = target in ("redisfs", "writeback")
     s0 = b.daemon_stats(mount) if counted else None
     seconds, _ = b.timed(f"tar xf {tarball} -C {tree} && sync -f {tree}")
-    b.result(ROW_TAR, target, seconds, "s", better="lower")
+    _result(ROW_TAR, target, seconds, "s", better="lower")
     s1 = b.daemon_stats(mount) if counted else None
     seconds, _ = b.timed(["rm", "-rf", tree])
-    b.result(ROW_RM, target, seconds, "s", better="lower")
+    _result(ROW_RM, target, seconds, "s", better="lower")
     if counted:
         s2 = b.daemon_stats(mount)
         stats[f"{_stats_name(target)} tar x"] = b.stats_per(s0, s1, entries, "entry")
@@ -133,25 +149,36 @@ def _first_half(target, d, mount):
     flat = os.path.join(d, "flat")
     os.mkdir(flat)
     names = [f"small-{i:05d}" for i in range(n_creates)]
-    b.result(ROW_CREATE, target, n_creates / b.create_files(flat, names, b"x"), "files/s")
+    _result(ROW_CREATE, target, n_creates / b.create_files(flat, names, b"x"), "files/s")
     big = os.path.join(d, "big")
     seconds, _ = b.timed(["dd", "if=/dev/zero", f"of={big}", "bs=1M", f"count={dd_mib}", "conv=fsync"])
-    b.result(ROW_DD, target, dd_mib * b.MiB / seconds / b.MB, "MB/s")
+    _result(ROW_DD, target, dd_mib * b.MiB / seconds / b.MB, "MB/s")
     return big
 
 
-def _second_half(target, d, big, mount=None):
-    b.drop_caches()
+def _cat(target, big, mount):
+    """cat_times cold cats of the dd file, the caches dropped before each:
+    the median's rate."""
     s0 = b.daemon_stats(mount) if mount else None
-    seconds, _ = b.timed(f"cat {big} > /dev/null")
-    b.result(ROW_CAT, target, dd_mib * b.MiB / seconds / b.MB, "MB/s")
+    rates = []
+    for _ in range(cat_times):
+        b.drop_caches()
+        seconds, _ = b.timed(f"cat {big} > /dev/null")
+        rates.append(dd_mib * b.MiB / seconds / b.MB)
     if mount:
-        stats[f"{_stats_name(target)} cat"] = b.stats_per(s0, b.daemon_stats(mount), dd_mib, "MiB")
-    b.result(ROW_SQL, target, _sqlite(os.path.join(d, "bench.sqlite")), "s", better="lower")
+        stats[f"{_stats_name(target)} cat"] = b.stats_per(s0, b.daemon_stats(mount), dd_mib * cat_times, "MiB")
+    if cat_times > 1:
+        cats.setdefault(target, []).append("/".join(f"{r:.0f}" for r in rates))
+    _result(ROW_CAT, target, b.median(rates), "MB/s")
+
+
+def _second_half(target, d, big, mount=None):
+    _cat(target, big, mount)
+    _result(ROW_SQL, target, b.sqlite_commits(os.path.join(d, "bench.sqlite"), n_inserts), "s", better="lower")
     seconds, _ = b.timed(["git", "clone", "-q", "--no-local", repo, os.path.join(d, "clone")], env=git_env)
-    b.result(ROW_GIT, target, seconds, "s", better="lower")
+    _result(ROW_GIT, target, seconds, "s", better="lower")
     seconds, _ = b.timed(["cp", "-a", doc_copy, os.path.join(d, "doc")])
-    b.result(ROW_CP, target, seconds, "s", better="lower")
+    _result(ROW_CP, target, seconds, "s", better="lower")
     b.run(["rm", "-rf", "--one-file-system", d])
 
 
@@ -163,10 +190,99 @@ def _redisfs_mount(options=()):
     return b.Mount(PREFIX, os.path.join(b.TMP, "mnt-8"), options=options)
 
 
-WRITEBACK = ("-o", "writeback")
-stats = {}
-pt_mnt = os.path.join(b.TMP, "pt-8")
-for rep in range(b.REPS):
+def _strace(name, argv, root, **kw):
+    """argv (a command that works under `root`, on the tmpfs) run once under
+    strace: the round trips close-to-open forces on its busiest thread, and
+    on all its threads (bound.py)."""
+    out = b.workdir(b.TMP, f"strace-{name}")
+    b.run(["strace", "-ff", "--seccomp-bpf", "-ttt", "-y", "-qq", "-e", f"trace={bound.TRACED}",
+           "-o", os.path.join(out, "t")] + argv, **kw)
+    counts = bound.forced_round_trips(bound.read_traces(os.path.join(out, "t")), root)
+    shutil.rmtree(out)
+    return counts
+
+
+def _count_trips():
+    """{row: forced round trips of the busiest thread}, counted once on the
+    tmpfs; a note says what was counted."""
+    d = b.workdir(b.TMPFS, "w8-count")
+    tree, flat = os.path.join(d, "tree"), os.path.join(d, "flat")
+    os.mkdir(tree)
+    os.mkdir(flat)
+    py = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import benchlib as b; " +
+          "b.create_files(sys.argv[2], [f'small-{i:05d}' for i in range(int(sys.argv[3]))], b'x') " +
+          "if sys.argv[4] == 'creates' else b.sqlite_commits(sys.argv[2], int(sys.argv[3]))",
+          os.path.dirname(b.__file__)]
+    sql = os.path.join(d, "bench.sqlite")
+    runs = [(ROW_TAR, ["tar", "xf", tarball, "-C", tree], tree, {}), (ROW_RM, ["rm", "-rf", tree], tree, {}),
+            (ROW_CREATE, py + [flat, str(n_creates), "creates"], flat, {}),
+            (ROW_SQL, py + [sql, str(n_inserts), "sqlite"], d, {}),
+            (ROW_GIT, ["git", "clone", "-q", "--no-local", repo, os.path.join(d, "clone")], d, {"env": git_env}),
+            (ROW_CP, ["cp", "-a", doc_copy, os.path.join(d, "doc")], d, {})]
+    trips = {}
+    for i, (row, argv, root, kw) in enumerate(runs):
+        trips[row], total = _strace(str(i), argv, root, **kw)
+        b.note(f"round trips close-to-open forces, {row}: {trips[row]:,}" +
+               (f" (its busiest thread; {total:,} in all threads)" if total != trips[row] else ""))
+    b.run(["rm", "-rf", "--one-file-system", d])
+    return trips
+
+
+def _best_rate(runs):
+    """The best rate in MB/s of raw_redis runs (args...), each deleting its
+    keys afterwards."""
+    best = 0.0
+    for args in runs:
+        out = b.raw(*args)
+        best = max(best, out["bytes"] / out["seconds"] / b.MB)
+        if args[0] == "set":
+            b.raw("delete", args[1])
+    return best
+
+
+def _round_trip_price():
+    """Seconds of one EVALSHA of a script that does nothing, one client."""
+    out = b.raw("evalsha", n_evalsha)
+    return out["seconds"] / out["ops"]
+
+
+def _prices():
+    """The server's best rates, measured now: {row: MB/s}. A design that can
+    keep 8 MiB in flight can also send one MiB at a time: the 8 MiB figure
+    is the better of the two."""
+    n_big, n_small = dd_mib, dd_mib * 16
+    get_runs = [("get", "R8G", n_big, 8), ("get", "R8g", n_small, 128)]
+    b.raw("set", "R8G", n_big, b.MiB, 8)
+    b.raw("set", "R8g", n_small, 64 * b.KiB, 128)
+    prices = {ROW_PUT1: _best_rate([("set", "R8P", n_big, b.MiB, 1), ("set", "R8p", n_small, 64 * b.KiB, 16)]),
+              ROW_PUTN: _best_rate([("set", "R8P", n_big, b.MiB, 8), ("set", "R8p", n_small, 64 * b.KiB, 128)]),
+              ROW_GETN: _best_rate(get_runs)}
+    prices[ROW_PUTN] = max(prices[ROW_PUTN], prices[ROW_PUT1])
+    b.raw("delete", "R8G")
+    b.raw("delete", "R8g")
+    b.settle()
+    return prices
+
+
+def _bounds(trips, price, prices):
+    """This repetition's bounds (target "bound", and "bound_serial" for dd)
+    from its passthrough_ll and tmpfs results."""
+    for row, n in trips.items():
+        base, tmpfs = measured[(row, "passthrough")], measured[(row, "tmpfs")]
+        if row == ROW_CREATE:  # a rate: files/s
+            _result(row, "bound", n_creates / bound.time_bound(n_creates / base, n_creates / tmpfs, n, price),
+                    "files/s")
+        else:
+            _result(row, "bound", bound.time_bound(base, tmpfs, n, price), "s", better="lower")
+    dd = (measured[(ROW_DD, "passthrough")], measured[(ROW_DD, "tmpfs")])
+    _result(ROW_DD, "bound", bound.overlapped_stream_bound(*dd, prices[ROW_PUTN]), "MB/s")
+    _result(ROW_DD, "bound_serial", bound.serial_stream_bound(*dd, prices[ROW_PUT1]), "MB/s")
+    cat = (measured[(ROW_CAT, "passthrough")], measured[(ROW_CAT, "tmpfs")])
+    _result(ROW_CAT, "bound", bound.overlapped_stream_bound(*cat, prices[ROW_GETN]), "MB/s")
+
+
+def _repetition(rep):
+    """Every target once, then the prices and the bounds."""
     with _redisfs_mount() as m:
         d = b.workdir(m.mnt, f"rep-{rep}")
         big = _first_half("redisfs", d, m)
@@ -193,12 +309,39 @@ for rep in range(b.REPS):
     big = _first_half("tmpfs", d, None)
     _second_half("tmpfs", d, big)
 
+
+WRITEBACK = ("-o", "writeback")
+stats = {}
+cats = {}  # target -> each repetition's cats, MB/s
+pt_mnt = os.path.join(b.TMP, "pt-8")
+trips = _count_trips()
+for rep in range(b.REPS):
+    measured.clear()
+    before = _round_trip_price()
+    _repetition(rep)
+    prices = _prices()
+    price = min(before, _round_trip_price())
+    _result(ROW_RT, "raw", price * 1e6, "us", better="lower")
+    for row, value in prices.items():
+        _result(row, "raw", value, "MB/s")
+    _bounds(trips, price, prices)
+
 for what, line in stats.items():
     b.note(f"{what}: {line}")
 b.note("remount before cat: redisfs and passthrough_ll unmounted and mounted again; every target: caches dropped")
+if cats:
+    b.note(f"cat, each of the {cat_times} cats of a repetition (MB/s): " +
+           "; ".join(f"{t} {', '.join(v)}" for t, v in cats.items()))
+b.note("rt bound: passthrough_ll's time less the tmpfs's, plus the forced round trips at the price of one "
+       "(row 'server: round trip', the lower of two readings a repetition); dd: the server's SETs overlapped "
+       "with FUSE's work, and (Goals) one MiB a round trip in series with it; cat: the GETs overlapped "
+       "(bench/README.md, Bounds)")
+C2O = ("bound", "under close-to-open")
+SERIAL = ("bound_serial", "while each write(2) waits for the server (the default mode's durability)")
 for target, label in (("redisfs", ""), ("writeback", " (redisfs -o writeback)")):
     for row, limit in ((ROW_TAR, 0.6), (ROW_RM, 0.6), (ROW_CREATE, 0.8), (ROW_DD, 0.8), (ROW_CAT, 0.8),
                        (ROW_SQL, 0.5)):
+        bounds = () if target == "writeback" else (SERIAL, C2O) if row == ROW_DD else (C2O,)
         b.goal(row, f">= {limit * 100:.0f}% of passthrough_ll's speed{label}", "min", limit,
-               ref_target="passthrough", show="pct", perf=True, target=target)
+               ref_target="passthrough", show="pct", perf=True, target=target, bounds=bounds)
 b.raw("delete", PREFIX)
