@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <new>
 
 #include "util/text.hpp"
 #include "util/utf8.hpp"
@@ -264,6 +265,19 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     n.bytes_field = bytes.value_or(0);  // likewise
   }
   m_nodes.push_back(n);
+}
+
+void FsckAnalysis::expect_inodes(std::uint64_t n) {
+  // A few more than counted: the root, lost+found, a counter lagging behind.
+  n = std::min(n + n / 64 + 64, k_nodes_reserve_max);
+  if (n <= m_nodes.capacity()) {
+    return;
+  }
+  try {
+    m_nodes.reserve(n);
+  } catch (const std::bad_alloc&) {
+    // Only a hint: the table grows as it would have.
+  }
 }
 
 void FsckAnalysis::end_of_inodes() {

@@ -81,6 +81,13 @@ Result<FsckReport> Scanner::run(Connection& c) {
   if (m_repair) {
     TRY(guard_freeze(c));
   }
+  // The superblock's inode count sizes the node table (a hint: a damaged
+  // or missing one only costs memory).
+  if (auto counted = c.command({"HGET", m_keys.sb(), "inodes"}); counted.ok()) {
+    if (auto n = counted->view().as_int(); n && *n > 0) {
+      m_a.expect_inodes(static_cast<std::uint64_t>(*n));
+    }
+  }
   TRY(first_pass(c));
   if (!m_any_fs_key) {
     return make_error(ENOENT, "no filesystem at prefix '" + m_keys.prefix() + "'");

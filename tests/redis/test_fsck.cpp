@@ -720,6 +720,25 @@ TEST_CASE_FIXTURE(FsckFixture, "keys of the running system of odd types and valu
   CHECK(_kinds(*r) == _sorted({fsck_kind::k_freeze_no_ttl, fsck_kind::k_stale_open}));
 }
 
+// fsck sizes its node table from the superblock's inode count before it
+// reads anything else: a damaged count is a problem to report, never a
+// failure or a refusal of the whole check.
+TEST_CASE_FIXTURE(FsckFixture, "an absurd inode count sizes nothing") {
+  auto t = build();
+  std::string value;
+  SUBCASE("2^63-1") { value = "9223372036854775807"; }
+  SUBCASE("2^40") { value = "1099511627776"; }
+  SUBCASE("negative") { value = "-5"; }
+  SUBCASE("garbage") { value = "many"; }
+  cmd({"HSET", keys.sb(), "inodes", value});
+  auto r = check();
+  INFO(_dump(r));
+  REQUIRE(_kinds(r) == _sorted({fsck_kind::k_wrong_counter}));
+  CHECK(r.problems[0].detail.find("inodes") != std::string::npos);
+  expect_repaired({fsck_kind::k_wrong_counter});
+  CHECK(_ok(t.store->statfs()).inodes == 15);
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "next_inode") {
   auto t = build();
   std::string value;
