@@ -8,13 +8,6 @@
 # mount's last close.
 . "$(dirname "$0")/lib.sh"
 
-# trips OP [MNT]: the requests of type OP so far and the Redis round trips they made
-trips() {
-  local n rt mnt=${2:-$MNT}
-  read -r n rt < <(op_stats "${MOUNT_PIDS[$mnt]}" "${MOUNT_LOGS[$mnt]}" "$1")
-  awk -v n="$n" -v rt="$rt" 'BEGIN {printf "%d %.0f\n", n, n * rt}'
-}
-
 # orphans DIR N: N times, make DIR/o with data, remove it while open (an
 # unlink, or a rename of another file over it), read it back, close it
 orphans() {
