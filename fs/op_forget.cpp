@@ -1,6 +1,7 @@
 // forget, forget_multi: the kernel gives lookups back. An orphan of this
 // mount whose last lookup goes is purged, after the (empty) reply: forget
-// has nothing to wait for.
+// has nothing to wait for. (Not one whose release is still on its way: the
+// release frees it, session.hpp.)
 #include <vector>
 
 #include "ops.hpp"

@@ -47,6 +47,9 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_fail(req, "open", ino, {}, st.error());
     return;
   }
+  if (!session.options().read_only) {
+    session.hold(ino);  // counted on the server: its RELEASE will come
+  }
   fi->keep_cache = session.options().read_only || session.options().writeback ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = 0;

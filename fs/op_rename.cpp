@@ -9,6 +9,10 @@
 
 namespace redisfs::op {
 
+static void _rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+                    unsigned ours, std::span<const Store::Release> releases,
+                    std::vector<Result<Store::Released>>& released);
+
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
             unsigned int flags) {
   Session& session = session_of(req);
@@ -30,8 +34,21 @@ void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
     reply_err(req, EINVAL);
     return;
   }
+  // As an unlink (op_unlink.cpp): a close of the replaced file a moment
+  // ago may still be queued; the server sees it first, in the rename's
+  // round trip, and the results are judged after the reply.
+  std::vector<Store::Release> releases = session.take_releases();
+  std::vector<Result<Store::Released>> released;
+  _rename(req, parent, name, newparent, newname, ours, releases, released);
+  session.judge_releases(releases, released);
+}
+
+static void _rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+                    unsigned ours, std::span<const Store::Release> releases,
+                    std::vector<Result<Store::Released>>& released) {
+  Session& session = session_of(req);
   Ino freed = 0;
-  Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours, &freed);
+  Result<Ino> orphan = session.store().rename(parent, name, newparent, newname, ours, &freed, releases, released);
   if (freed != 0) {
     session.freed(freed);
   }

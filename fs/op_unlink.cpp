@@ -1,9 +1,10 @@
 // unlink and rmdir. An inode that loses its last link while the kernel
 // still knows it (an open file, a working directory) is kept as this
-// mount's orphan and purged when the kernel forgets it; one the kernel does
-// not know is purged right after the reply. An unlink sends this mount's
-// queued releases in front of it, in its round trip (Store::unlink), and
-// judges them after its reply. A file the unlink freed at once is remembered
+// mount's orphan: a file's last release frees it (session.hpp), else it is
+// purged when the kernel forgets it; one the kernel does not know is purged
+// right after the reply. An unlink sends this mount's queued releases in
+// front of it, in its round trip (Store::unlink), and judges them after its
+// reply. A file the unlink freed at once is remembered
 // (Session::freed): a writeback mount's kernel writes its times back right
 // after, and op_setattr.cpp answers that alone.
 #include "ops.hpp"
@@ -16,14 +17,15 @@ namespace redisfs::op {
 // `releases` (an unlink's) go in front of the change; `released` gets
 // their results.
 static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool dir,
-                    std::span<const Ino> releases = {}, std::vector<Result<bool>>* released = nullptr) {
+                    std::span<const Store::Release> releases = {},
+                    std::vector<Result<Store::Released>>* released = nullptr) {
   Session& session = session_of(req);
   if (Status st = check_name(name); !st) {
     reply_fail(req, op, parent, name, st.error());
     return;
   }
   Ino freed = 0;
-  std::vector<Result<bool>> unused;
+  std::vector<Result<Store::Released>> unused;
   Result<Ino> orphan = dir ? session.store().rmdir(parent, name)
                            : session.store().unlink(parent, name, &freed, releases, released ? *released : unused);
   if (freed != 0) {
@@ -48,15 +50,10 @@ void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   // A close of the file a moment ago may still be queued: the server must
   // see it first, or the file becomes an orphan (see take_releases).
   Session& session = session_of(req);
-  std::vector<Ino> releases = session.take_releases();
-  std::vector<Result<bool>> released;
+  std::vector<Store::Release> releases = session.take_releases();
+  std::vector<Result<Store::Released>> released;
   _remove(req, "unlink", parent, name, false, releases, &released);
-  if (released.size() != releases.size()) {
-    released = session.store().release_files(releases);  // the name was refused before anything went
-  }
-  for (std::size_t i = 0; i < releases.size(); ++i) {
-    session.released(releases[i], released[i]);
-  }
+  session.judge_releases(releases, released);
 }
 
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove(req, "rmdir", parent, name, true); }

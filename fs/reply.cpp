@@ -120,6 +120,7 @@ void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
   }
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino, attr.mode);
+  session.hold(attr.ino);  // created open: its RELEASE will come
   if (fuse_reply_create(req, &e, fi) != 0) {
     _give_back(session, attr.ino);
   }

@@ -121,6 +121,11 @@ void Session::absent_name(Ino parent, std::string_view name) {
   m_absent.emplace_back(parent, std::string(name));
 }
 
+void Session::hold(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  ++m_holds[ino];
+}
+
 void Session::release_later(Ino ino) {
   if (gone()) {
     return;  // nothing more goes to the server (its keys would be debris)
@@ -141,27 +146,73 @@ void Session::release_later(Ino ino) {
     }
   }
   if (!queued) {
-    released(ino, m_store.release_file(ino));  // the thread is gone: unmounting
+    // the thread is gone: unmounting
+    released(ino, m_store.release_files(releases_of({ino})).at(0));
   } else if (wake) {
     m_release_cv.notify_one();
   }
 }
 
-void Session::released(Ino ino, const Result<bool>& free) {
+std::vector<Store::Release> Session::releases_of(const std::vector<Ino>& inos) {
+  std::vector<Store::Release> out;
+  out.reserve(inos.size());
+  std::lock_guard<std::mutex> lock(m_mutex);
+  for (Ino ino : inos) {
+    out.push_back(Store::Release{ino, m_orphans.count(ino) != 0});
+  }
+  return out;
+}
+
+void Session::released(Ino ino, const Result<Store::Released>& done) {
+  bool purge_now = false;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    bool still_held = false;
+    if (auto h = m_holds.find(ino); h != m_holds.end()) {
+      still_held = --h->second > 0;
+      if (!still_held) {
+        m_holds.erase(h);
+      }
+    }
+    if (done.ok() && *done == Store::Released::done) {
+      // Freed, or handed to the mount that holds it: this mount is done
+      // with it. (A writeback mount is the only one: freed.)
+      m_orphans.erase(ino);
+      m_forgotten.erase(ino);
+      if (m_opts.writeback && m_lookups.contains(ino)) {
+        m_freed.insert(ino);  // its kernel may still write its times back
+      }
+    } else if (done.ok()) {
+      // an orphan nobody holds (perhaps another mount's), or one the kernel
+      // forgot, leaving it to this release
+      purge_now = *done == Store::Released::purge || (!still_held && m_forgotten.count(ino) != 0);
+    }
+  }
   if (gone()) {
     return;
   }
-  if (!free) {
+  if (!done) {
     // The open stays counted until the mount ends (its session expires):
     // the file may then outlive its last close, never the reverse.
-    log_op_error("release", ino, {}, free.error());
+    log_op_error("release", ino, {}, done.error());
     opens_unsure();
-  } else if (*free) {
-    purge(ino);  // unlinked elsewhere while we had it open
+  } else if (purge_now && purge(ino)) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_orphans.erase(ino);  // the kernel's forget has nothing left to do
+    m_forgotten.erase(ino);
   }
 }
 
-std::vector<Ino> Session::take_releases() {
+void Session::judge_releases(std::span<const Store::Release> releases, std::vector<Result<Store::Released>>& results) {
+  if (results.size() != releases.size()) {
+    results = m_store.release_files(releases);
+  }
+  for (std::size_t i = 0; i < releases.size(); ++i) {
+    released(releases[i].ino, results[i]);
+  }
+}
+
+std::vector<Store::Release> Session::take_releases() {
   std::vector<Ino> batch;
   {
     std::lock_guard<std::mutex> lock(m_release_mutex);
@@ -170,7 +221,7 @@ std::vector<Ino> Session::take_releases() {
   if (gone()) {
     batch.clear();  // nothing more goes to the server
   }
-  return batch;
+  return releases_of(batch);
 }
 
 void Session::finish_releases() {
@@ -206,7 +257,7 @@ void Session::release_loop() {
       continue;
     }
     lock.unlock();
-    std::vector<Result<bool>> done = m_store.release_files(batch);
+    std::vector<Result<Store::Released>> done = m_store.release_files(releases_of(batch));
     for (std::size_t i = 0; i < batch.size(); ++i) {
       released(batch[i], done[i]);
     }
@@ -236,7 +287,11 @@ bool Session::forget(Ino ino, std::uint64_t n) {
       return false;
     }
     m_lookups.release(ino, n);
-    purge = m_orphans.erase(ino) > 0;
+    if (m_orphans.count(ino) != 0 && m_holds.count(ino) != 0) {
+      m_forgotten.insert(ino);  // its release is on its way: released() frees or purges it
+    } else {
+      purge = m_orphans.erase(ino) > 0;
+    }
     m_freed.erase(ino);
     trim = before >= k_trim_after_bytes && m_lookups.bytes() < before;
   }
@@ -270,16 +325,17 @@ bool Session::is_freed(Ino ino) {
   return m_freed.count(ino) != 0;
 }
 
-void Session::purge(Ino ino) {
+bool Session::purge(Ino ino) {
   if (gone()) {
-    return;
+    return false;
   }
   Status st = m_store.purge(ino);
   if (!st) {
     log_op_error("purge", ino, {}, st.error());
-  } else {
-    log_debug("purged orphan inode " + std::to_string(ino));
+    return false;
   }
+  log_debug("purged orphan inode " + std::to_string(ino));
+  return true;
 }
 
 void Session::purge_orphans() {
@@ -288,6 +344,7 @@ void Session::purge_orphans() {
     std::lock_guard<std::mutex> lock(m_mutex);
     left.assign(m_orphans.begin(), m_orphans.end());
     m_orphans.clear();
+    m_forgotten.clear();
   }
   for (Ino ino : left) {
     purge(ino);

@@ -25,6 +25,17 @@
 // (Store::release_files): while a busy process opens and closes files,
 // their releases share round trips instead of each taking a worker thread
 // and a round trip of its own.
+//
+// Orphans and releases: a file closed and removed at once (sqlite's
+// journal) often has its RELEASE reach the daemon after the UNLINK (the
+// kernel sends it asynchronously), so the unlink finds it open and it
+// becomes an orphan. Its release then frees it on the server in the same
+// step (Store::Release::orphan, release_orphan.lua), and the kernel's
+// FORGET has nothing left to do. The kernel forgets an inode only once
+// every open of it has been released, but the FORGET may overtake the
+// RELEASE on its way here: the opens of each inode this mount holds are
+// counted (hold), and a FORGET of an orphan that still has some leaves the
+// purge to the release, which does it, or hands it over, with its answer.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -38,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -90,8 +102,8 @@ class Session {
   bool is_freed(Ino ino);
 
   // Store::purge, logging a failure (the orphan stays in <prefix>:ORPHANS
-  // and the next mount's purge_dead_orphans frees it).
-  void purge(Ino ino);
+  // and the next mount's purge_dead_orphans frees it). True when done.
+  bool purge(Ino ino);
   // At unmount: the kernel does not forget everything, so purge what is
   // left of this mount's orphans.
   void purge_orphans();
@@ -130,25 +142,35 @@ class Session {
   // number) so that invalidate_kernel can take it back too.
   void absent_name(Ino parent, std::string_view name);
 
+  // An open of `ino` was recorded on the server (open, create): counted
+  // until the server has its release (released()).
+  void hold(Ino ino);
   // One open of `ino` by this mount ended: the release thread tells the
-  // server soon, and purges the file if it was the last hold on an orphan.
+  // server soon, and the file is freed if it was the last hold on an orphan.
   void release_later(Ino ino);
   // The queued releases, taken from the release thread's queue (none once
-  // the filesystem is gone): an unlink sends them in its own round trip
-  // (Store::unlink), so that a file closed a moment ago and removed at
-  // once, such as sqlite's journal, is freed by the unlink itself, not
-  // kept as an orphan that its forget purges in several more round trips.
-  // The caller hands each one's result to released().
-  std::vector<Ino> take_releases();
+  // the filesystem is gone): an unlink or a rename sends them in its own
+  // round trip (Store::unlink), so that a file closed a moment ago and
+  // removed at once, such as sqlite's journal, is freed by the unlink
+  // itself, not kept as an orphan. The caller hands each one's result to
+  // released().
+  std::vector<Store::Release> take_releases();
   // What the server said to one release: an error is logged (the open
-  // stays counted until the mount ends), an orphan nobody holds is purged.
-  void released(Ino ino, const Result<bool>& free);
+  // stays counted until the mount ends); an orphan nobody holds is purged,
+  // and one the release freed or handed over is no longer this mount's.
+  void released(Ino ino, const Result<Store::Released>& done);
+  // released() of each of `releases` (taken by an unlink or a rename) with
+  // its result, sending those that have none (the change was refused
+  // before anything went).
+  void judge_releases(std::span<const Store::Release> releases, std::vector<Result<Store::Released>>& results);
   // Sends every queued release and stops the release thread (at unmount,
   // before the mount session ends). Idempotent.
   void finish_releases();
 
  private:
   void release_loop();
+  // The releases of `inos`, each marked when it is this mount's orphan.
+  std::vector<Store::Release> releases_of(const std::vector<Ino>& inos);
 
   Store& m_store;
   MountOptions m_opts;
@@ -159,6 +181,11 @@ class Session {
   // kernel an inode an entry.
   NodeTable m_lookups;
   std::unordered_set<Ino> m_orphans;
+  // Opens recorded on the server whose release it has not answered yet
+  // (hold); an orphan the kernel forgot meanwhile is in m_forgotten, for
+  // released() to purge if its release did not free it.
+  std::unordered_map<Ino, std::uint32_t> m_holds;
+  std::unordered_set<Ino> m_forgotten;
   std::unordered_set<Ino> m_freed;  // see freed(); left when the kernel forgets
 
   std::atomic<bool> m_opens_unsure{false};

@@ -185,15 +185,34 @@ class Store {
   // rename over a file freed at once (nobody held it open), else 0: it is
   // gone from the server, and no op of any mount can change it any more.
   Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed = nullptr);
+  // One release for release_files. `orphan`: this mount knows the file as
+  // its orphan (its unlink or rename took the last name while the file was
+  // open): the release then frees it when it is the last hold of any mount
+  // (release_orphan.lua), so that nothing is left for the kernel's FORGET.
+  struct Release {
+    Ino ino = 0;
+    bool orphan = false;
+  };
+  // What one release did: `held` nothing more to do (the file is still
+  // open somewhere, or no orphan); `purge` the file is an orphan nobody
+  // holds open that the release did not free (another mount's orphan, a
+  // freeze, a big file): the caller purges it; `done` the orphan was freed,
+  // or handed to a mount that still holds it open (purge.lua's 'HELD'):
+  // this mount is done with it.
+  enum class Released { held, purge, done };
   // The same, with this mount's queued releases (release_files) sent in
   // front of the unlink, in its round trip: a file closed a moment ago and
   // removed at once (sqlite's journal) is then freed by the unlink itself,
   // not kept as an orphan. `released` gets one result per inode of
   // `releases`, as release_files gives, whatever the unlink's outcome.
-  Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Ino> releases,
-                     std::vector<Result<bool>>& released);
+  Result<Ino> unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Release> releases,
+                     std::vector<Result<Released>>& released);
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
                      Ino* freed = nullptr);
+  // The same, with queued releases in front, as unlink: a file closed a
+  // moment ago and replaced at once is freed by the rename itself.
+  Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                     Ino* freed, std::span<const Release> releases, std::vector<Result<Released>>& released);
   Result<Ino> rmdir(Ino parent, std::string_view name);
 
   // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
@@ -205,8 +224,8 @@ class Store {
   Status open_file(Ino ino);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline): one result per
-  // inode of `inos`, in order.
-  std::vector<Result<bool>> release_files(std::span<const Ino> inos);
+  // file of `files`, in order.
+  std::vector<Result<Released>> release_files(std::span<const Release> files);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
   // zeros) into `out`.
@@ -323,9 +342,14 @@ class Store {
   Result<std::pair<Reply, Ino>> remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
                                              std::size_t parent_at, Prerequisites* before = nullptr);
   Result<Ino> unlink_with(Ino parent, std::string_view name, Ino* freed, Prerequisites* before);
+  Result<Ino> rename_with(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                          Ino* freed, Prerequisites* before);
   // release_files' commands, and what one's reply says.
-  void queue_releases(Connection& c, std::span<const Ino> inos);
-  static Result<bool> release_outcome(Result<Reply> r);
+  void queue_releases(Connection& c, std::span<const Release> files);
+  static Result<Released> release_outcome(Result<Reply> r);
+  // Prerequisites that send `releases` in front of a change; their results
+  // go to `released`.
+  Prerequisites releases_before(std::span<const Release> releases, std::vector<Result<Released>>& released);
   void remember(Ino parent, std::string_view name, Ino ino);
   void forget_name(Ino parent, std::string_view name);
   bool security_xattrs_possible(Connection& c);

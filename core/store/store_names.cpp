@@ -417,18 +417,23 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
   return unlink_with(parent, name, freed, nullptr);
 }
 
-Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Ino> releases,
-                          std::vector<Result<bool>>& released) {
-  released.clear();
-  if (releases.empty()) {
-    return unlink_with(parent, name, freed, nullptr);
-  }
-  Prerequisites before{[this, releases](Connection& c) { queue_releases(c, releases); },
+Store::Prerequisites Store::releases_before(std::span<const Release> releases,
+                                            std::vector<Result<Released>>& released) {
+  return Prerequisites{[this, releases](Connection& c) { queue_releases(c, releases); },
                        [&released](std::vector<Result<Reply>>& replies) {
                          for (auto& r : replies) {
                            released.push_back(release_outcome(std::move(r)));
                          }
                        }};
+}
+
+Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed, std::span<const Release> releases,
+                          std::vector<Result<Released>>& released) {
+  released.clear();
+  if (releases.empty()) {
+    return unlink_with(parent, name, freed, nullptr);
+  }
+  Prerequisites before = releases_before(releases, released);
   auto r = unlink_with(parent, name, freed, &before);
   if (!before.sent) {
     released = release_files(releases);  // the unlink failed before it went
@@ -472,6 +477,25 @@ Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
 
 Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
                           Ino* freed) {
+  return rename_with(parent, name, new_parent, new_name, flags, freed, nullptr);
+}
+
+Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
+                          Ino* freed, std::span<const Release> releases, std::vector<Result<Released>>& released) {
+  released.clear();
+  if (releases.empty()) {
+    return rename_with(parent, name, new_parent, new_name, flags, freed, nullptr);
+  }
+  Prerequisites before = releases_before(releases, released);
+  auto r = rename_with(parent, name, new_parent, new_name, flags, freed, &before);
+  if (!before.sent) {
+    released = release_files(releases);  // the rename failed before it went
+  }
+  return r;
+}
+
+Result<Ino> Store::rename_with(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                               unsigned flags, Ino* freed, Prerequisites* before) {
   if (freed != nullptr) {
     *freed = 0;
   }
@@ -516,7 +540,7 @@ Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std
     }
     push_free_keys(dst, keys, args);
     const auto sent = RemovedNames::Clock::now();
-    TRY_ASSIGN(Reply r, eval_change(*c, lua::rename, keys, args));
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::rename, keys, args, {}, 0, before));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (v.size() < 3 || !parse_u64(v[1].str(), src) || !parse_u64(v[2].str(), dst)) {

@@ -36,42 +36,57 @@ Result<bool> Store::release_file(Ino ino) {
   return r.view().integer() == 1;
 }
 
-std::vector<Result<bool>> Store::release_files(std::span<const Ino> inos) {
-  std::vector<Result<bool>> out;
-  out.reserve(inos.size());
+std::vector<Result<Store::Released>> Store::release_files(std::span<const Release> files) {
+  std::vector<Result<Released>> out;
+  out.reserve(files.size());
   if (m_opts.read_only) {
-    out.assign(inos.size(), false);
+    out.assign(files.size(), Released::held);
     return out;
   }
   auto c = m_pool.acquire();
   if (!c) {
-    out.assign(inos.size(), c.error());
+    out.assign(files.size(), c.error());
     return out;
   }
-  queue_releases(**c, inos);
-  for (std::size_t i = 0; i < inos.size(); ++i) {
+  queue_releases(**c, files);
+  for (std::size_t i = 0; i < files.size(); ++i) {
     out.push_back(release_outcome((*c)->read_reply()));
   }
   return out;
 }
 
-void Store::queue_releases(Connection& c, std::span<const Ino> inos) {
+void Store::queue_releases(Connection& c, std::span<const Release> files) {
   const std::string orphans = m_keys.orphans();
-  for (Ino ino : inos) {
-    const std::string open = m_keys.open(ino);
-    const std::string inode = m_keys.inode(ino);
-    const std::string num = std::to_string(ino);
-    const std::string_view keys[] = {open, inode, orphans};
-    const std::string_view args[] = {m_opts.session, num};
-    c.append_eval(lua::release, keys, args);
+  for (const Release& f : files) {
+    const std::string num = std::to_string(f.ino);
+    if (!f.orphan) {
+      const std::string open = m_keys.open(f.ino);
+      const std::string inode = m_keys.inode(f.ino);
+      const std::string_view keys[] = {open, inode, orphans};
+      const std::string_view args[] = {m_opts.session, num};
+      c.append_eval(lua::release, keys, args);
+      continue;
+    }
+    // release_orphan.lua: what unlink.lua names to free a file at once
+    std::vector<std::string> keys{m_keys.inode(f.ino), orphans, m_keys.sb(), m_keys.freeze(), m_keys.xattr(f.ino)};
+    std::vector<std::string> args{m_opts.session, num};
+    push_free_keys(f.ino, keys, args);                              // OPEN, then the first blocks
+    std::rotate(keys.begin(), keys.begin() + 5, keys.begin() + 6);  // OPEN first
+    std::vector<std::string_view> k(keys.begin(), keys.end());
+    std::vector<std::string_view> a(args.begin(), args.end());
+    c.append_eval(lua::release_orphan, k, a);
   }
 }
 
-Result<bool> Store::release_outcome(Result<Reply> r) {
+Result<Store::Released> Store::release_outcome(Result<Reply> r) {
   if (!r) {
     return std::move(r).error();
   }
-  return r->view().integer() == 1;
+  ReplyView v = r->view();
+  if (v.is_string()) {
+    return Released::done;  // 'FREED' or 'HELD' (release_orphan.lua)
+  }
+  return v.integer() == 1 ? Released::purge : Released::held;
 }
 
 void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {

@@ -14,13 +14,6 @@
 #     readonly.sh).
 . "$(dirname "$0")/lib.sh"
 
-# trips OP: the requests of type OP so far and the Redis round trips they made
-trips() {
-  local n rt
-  read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}" "$1")
-  awk -v n="$n" -v rt="$rt" 'BEGIN {printf "%d %.0f\n", n, n * rt}'
-}
-
 mount_fs
 printf 'hello\n' >"$MNT/f"
 ino=$(stat -c %i "$MNT/f")

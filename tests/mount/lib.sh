@@ -154,6 +154,14 @@ op_stats() {
     END {print n + 0, rt + 0}' "$log"
 }
 
+# trips OP [MOUNTPOINT]: op_stats of the mount's daemon ($MNT by default) as
+# the requests of type OP so far and the Redis round trips they made in all.
+trips() {
+  local n rt mnt=${2:-$MNT}
+  read -r n rt < <(op_stats "${MOUNT_PIDS[$mnt]}" "${MOUNT_LOGS[$mnt]}" "$1")
+  awk -v n="$n" -v rt="$rt" 'BEGIN {printf "%d %.0f\n", n, n * rt}'
+}
+
 # unmount_fs [MOUNTPOINT]: fs_unmount (common.sh) of $MNT by default.
 unmount_fs() {
   fs_unmount "${1:-$MNT}" 20

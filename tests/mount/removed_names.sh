@@ -12,13 +12,6 @@
 #     name up again, on the server).
 . "$(dirname "$0")/lib.sh"
 
-# trips OP [MNT]: the requests of type OP so far and the Redis round trips they made
-trips() {
-  local n rt mnt=${2:-$MNT}
-  read -r n rt < <(op_stats "${MOUNT_PIDS[$mnt]}" "${MOUNT_LOGS[$mnt]}" "$1")
-  awk -v n="$n" -v rt="$rt" 'BEGIN {printf "%d %.0f\n", n, n * rt}'
-}
-
 # journal N: N times, create j (O_EXCL), write, close, remove it
 journal() {
   python3 - "$MNT/j" "$1" <<'PY'

@@ -902,23 +902,23 @@ TEST_CASE_FIXTURE(RedisFixture, "release_files: many releases in one pipeline, o
   auto gone = _ok(s->create(k_root_ino, "gone", 0644, k_user));      // unlinked while open
   _ok(s->open_file(twice.ino));
   CHECK(_ok(s->unlink(k_root_ino, "gone")) == gone.ino);
-  std::vector<Ino> batch{kept.ino, twice.ino, gone.ino, twice.ino};
+  std::vector<Store::Release> batch{{kept.ino}, {twice.ino}, {gone.ino}, {twice.ino}};
   auto done = s->release_files(batch);
   REQUIRE(done.size() == 4);
   for (auto& r : done) {
     REQUIRE_MESSAGE(r.ok(), r.error().message);
   }
-  CHECK(*done[0] == false);
-  CHECK(*done[1] == false);  // one open of it is left at that point
-  CHECK(*done[2] == true);   // the last hold on an orphan: the caller purges it
-  CHECK(*done[3] == false);
-  for (Ino ino : batch) {
-    CHECK(_ok(conn().command({"EXISTS", keys.open(ino)})).view().integer() == 0);
+  CHECK(*done[0] == Store::Released::held);
+  CHECK(*done[1] == Store::Released::held);   // one open of it is left at that point
+  CHECK(*done[2] == Store::Released::purge);  // the last hold on an orphan: the caller purges it
+  CHECK(*done[3] == Store::Released::held);
+  for (const auto& f : batch) {
+    CHECK(_ok(conn().command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
   }
   // after a server restart the script is loaded again (NOSCRIPT is retried)
   _ok(s->open_file(kept.ino));
   _ok(conn().command({"SCRIPT", "FLUSH"}));
-  std::vector<Ino> one{kept.ino};
+  std::vector<Store::Release> one{{kept.ino}};
   auto again = s->release_files(one);
   REQUIRE(again.size() == 1);
   REQUIRE_MESSAGE(again[0].ok(), again[0].error().message);
@@ -929,14 +929,14 @@ TEST_CASE_FIXTURE(RedisFixture, "release_files: many releases in one pipeline, o
 TEST_CASE_FIXTURE(RedisFixture, "unlink with releases in front: one round trip, each judged, sent once") {
   auto s = _open(pool, prefix);
   auto warm = _ok(s->create(k_root_ino, "warm", 0644, k_user));  // (a script's first use may load it)
-  std::vector<Ino> warm_release{warm.ino};
+  std::vector<Store::Release> warm_release{{warm.ino}};
   CHECK(s->release_files(warm_release)[0].ok());
   _ok(s->unlink(k_root_ino, "warm"));
   // sqlite's journal: created open here, closed (its release queued), removed
   auto journal = _ok(s->create(k_root_ino, "journal", 0644, k_user));
   auto other_file = _ok(s->create(k_root_ino, "other", 0644, k_user));
-  std::vector<Ino> releases{journal.ino, other_file.ino};
-  std::vector<Result<bool>> released;
+  std::vector<Store::Release> releases{{journal.ino}, {other_file.ino}};
+  std::vector<Result<Store::Released>> released;
   Ino freed = 0;
   const auto trips = redis_counters().round_trips;
   CHECK(_ok(s->unlink(k_root_ino, "journal", &freed, releases, released)) == 0);
@@ -945,7 +945,7 @@ TEST_CASE_FIXTURE(RedisFixture, "unlink with releases in front: one round trip, 
   REQUIRE(released.size() == 2);
   for (auto& r : released) {
     REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(*r == false);
+    CHECK(*r == Store::Released::held);
   }
   CHECK(s->getattr(journal.ino).code() == ENOENT);
   CHECK(_ok(conn().command({"EXISTS", keys.open(journal.ino)})).view().integer() == 0);
@@ -958,17 +958,17 @@ TEST_CASE_FIXTURE(RedisFixture, "unlink with releases in front: one round trip, 
   auto held = _ok(s->create(k_root_ino, "r", 0644, k_user));    // open here
   CHECK(_ok(b->unlink(k_root_ino, "r")) == held.ino);           // orphaned: we hold it
   auto theirs = _ok(b->create(k_root_ino, "r", 0644, k_user));  // open there
-  std::vector<Ino> once{held.ino};
+  std::vector<Store::Release> once{{held.ino}};
   CHECK(_ok(s->unlink(k_root_ino, "r", nullptr, once, released)) == theirs.ino);
   REQUIRE(released.size() == 1);
   REQUIRE_MESSAGE(released[0].ok(), released[0].error().message);
-  CHECK(*released[0] == true);  // the last hold on an orphan: the caller purges it
+  CHECK(*released[0] == Store::Released::purge);  // the last hold on an orphan: the caller purges it
   CHECK(_ok(conn().command({"EXISTS", keys.open(held.ino)})).view().integer() == 0);
   _ok(s->purge(held.ino));
 
   // an unlink refused before anything went still sends them
   auto last = _ok(s->create(k_root_ino, "last", 0644, k_user));
-  std::vector<Ino> alone{last.ino};
+  std::vector<Store::Release> alone{{last.ino}};
   CHECK(s->unlink(k_root_ino, "missing", nullptr, alone, released).code() == ENOENT);
   REQUIRE(released.size() == 1);
   CHECK(released[0].ok());
