@@ -108,7 +108,7 @@ os.close(fd)
 PY
     after=$(getxattrs)
     ((after - before <= 1)) ||
-      fail "$label: 20 writes of an $kind file made $((after - before)) GETXATTRs (security.capability before each write?)"
+      fail "$label: 20 writes of the $kind file made $((after - before)) GETXATTRs (security.capability before each write?)"
   done
 }
 
