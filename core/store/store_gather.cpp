@@ -188,14 +188,13 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
   if (change) {
     std::int64_t now = _local_ns() + file->skew_ns;
     auto& changes = file->changes;
-    // Consecutive changes merge, but a mode after a kill stays apart (the
-    // kill applies after the mode in setattr.lua).
-    if (changes.empty() || changes.back().is_write || (changes.back().attrs.kill_suidgid && req.mode)) {
+    if (changes.empty() || changes.back().is_write) {
       changes.push_back({});
     }
     SetAttrRequest& merged = changes.back().attrs;  // consecutive changes as one
     if (req.mode) {
       merged.mode = req.mode;
+      merged.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
       a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
     }
     if (req.uid) {

@@ -487,6 +487,26 @@ TEST_CASE_FIXTURE(RedisFixture, "killpriv: a gathered write drops the bits here 
   _ok(s->write(g.ino, 0, "data", false, &kill2));
   _ok(s->flush(g.ino));
   CHECK((_ok(other->getattr(g.ino)).mode & 07777) == 0777);
+  // tar's chown then chmod of a new file: merged, the chmod's bits win
+  Attr h = _ok(s->create(k_root_ino, "new3", S_IFREG | 0600, k_user, true));
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.kill_suidgid = true;
+  _ok(s->setattr(h.ino, chown));
+  SetAttrRequest suid;
+  suid.mode = 04755;
+  _ok(s->setattr(h.ino, suid));
+  SetAttrRequest chown_after;  // and a chown after a chmod kills after it
+  chown_after.gid = 99;
+  chown_after.kill_suidgid = true;
+  Attr i = _ok(s->create(k_root_ino, "new4", S_IFREG | 0600, k_user, true));
+  _ok(s->setattr(i.ino, suid));
+  _ok(s->setattr(i.ino, chown_after));
+  _ok(s->flush(h.ino));
+  _ok(s->flush(i.ino));
+  CHECK((_ok(other->getattr(h.ino)).mode & 07777) == 04755);
+  CHECK((_ok(other->getattr(i.ino)).mode & 07777) == 0755);
+  CHECK((_ok(s->getattr(i.ino)).mode & 07777) == 0755);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "truncate: both ways, no stale bytes past the end") {
