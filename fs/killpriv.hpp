@@ -12,7 +12,9 @@
 // request when the caller lacks CAP_FSETID (fs/fuse/file.c, dir.c):
 // - WRITE: FUSE_WRITE_KILL_SUIDGID in fuse_write_in.write_flags (the
 //   default mode's writes, and -o writeback's when the kernel's cached mode
-//   has the bits: it writes through then);
+//   has the bits: it writes through then; an O_DIRECT write carries it
+//   with or without the flag negotiated, and is honoured either way: the
+//   rule is the same);
 // - SETATTR: FATTR_KILL_SUIDGID in fuse_setattr_in.valid, with a size
 //   (truncate, O_TRUNC) and, whoever the caller, with a chown of a
 //   non-directory;
