@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "redis/endpoint.hpp"
+#include "killpriv.hpp"
 #include "log.hpp"
 #include "op_stats.hpp"
 #include "ops.hpp"
@@ -568,6 +569,7 @@ static bool _mount_and_detach(const DaemonConfig& cfg, fuse_session* se, const S
     log_error("cannot mount on " + cfg.mountpoint);
     return false;
   }
+  (void)killpriv::install(se);  // before the INIT request is read; without it, as before
   StatsOnSignal::block();  // no thread yet: every thread started from here on inherits it
   if (!cfg.foreground) {
     std::fprintf(stderr, "redisfs: mounted %s on %s; log: %s\n", store.keys().prefix().c_str(),

@@ -14,6 +14,8 @@
 // stops after the first batch unless the kernel saw a lookup since): du,
 // find and os.walk read a whole directory before they stat its entries,
 // and would then send a LOOKUP for each entry past the first batch.
+// FUSE_HANDLE_KILLPRIV (the first one) stays off: its successor, which
+// libfuse 3.14 cannot ask for, is negotiated beside libfuse (killpriv.hpp).
 #include <algorithm>
 #include <string>
 

@@ -4,10 +4,13 @@
 // but not on a writeback mount: there the kernel's writeback cache
 // computes the end of file itself (it holds the only up-to-date size) and
 // sends page writes at their offsets, on any writable open of the file.
+// With FUSE_HANDLE_KILLPRIV_V2 a write also drops the file's capability and,
+// when the kernel says so, its setuid and setgid bits (killpriv.hpp).
 #include <fcntl.h>
 
 #include <string>
 
+#include "killpriv.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -39,12 +42,22 @@ void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     reply_err(req, EINVAL);
     return;
   }
+  if (killpriv::negotiated()) {  // the kernel no longer does it (killpriv.hpp)
+    if (Status st = session.store().drop_capability(ino); !st) {
+      reply_fail(req, "write", ino, {}, st.error());
+      return;
+    }
+  }
   bool append = (fi->flags & O_APPEND) != 0 && !session.options().writeback;
+  WriteKill kill{killpriv::requested()};
   Result<std::uint64_t> at =
-      session.store().write(ino, static_cast<std::uint64_t>(off), std::string_view(buf, size), append);
+      session.store().write(ino, static_cast<std::uint64_t>(off), std::string_view(buf, size), append, &kill);
   if (!at) {
     reply_fail(req, "write", ino, {}, at.error());
     return;
+  }
+  if (kill.killed) {
+    killpriv::mode_dropped(ino);
   }
   reply_write(req, size);
 }

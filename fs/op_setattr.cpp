@@ -12,6 +12,7 @@
 // file's ctime and syncs it): of a file this mount's unlink or rename just
 // freed (Session::is_freed), which no mount can change any more, it is
 // answered without the server.
+#include "killpriv.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -65,6 +66,16 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
       return;
     }
     change.size = static_cast<std::uint64_t>(attr->st_size);
+  }
+  // FUSE_HANDLE_KILLPRIV_V2: a truncate by a caller without CAP_FSETID and
+  // a chown of a non-directory drop setuid and setgid (the kernel's flag),
+  // and a truncate or chown drops the capability (killpriv.hpp).
+  change.kill_suidgid = killpriv::requested();
+  if (killpriv::negotiated() && (change.size || change.kill_suidgid)) {
+    if (Status st = session.store().drop_capability(ino); !st) {
+      reply_fail(req, "setattr", ino, {}, st.error());
+      return;
+    }
   }
   const bool kernel_clock =
       session.options().writeback && (to_set & FUSE_SET_ATTR_MTIME) != 0 && (to_set & FUSE_SET_ATTR_MTIME_NOW) == 0;

@@ -4,7 +4,9 @@
 -- every inode has, so it cannot grow the filesystem.
 -- KEYS: SB, FREEZE, INODE
 -- ARGV: mode (octal, '' = keep), uid, gid, atime, mtime
---       (times: '' = keep, 'now', or nanoseconds)
+--       (times: '' = keep, 'now', or nanoseconds), then 'kill' to drop
+--       setuid, and setgid of a group-executable file, after the mode
+--       (FATTR_KILL_SUIDGID; '' or absent = keep)
 -- Returns the inode's fields.
 check_frozen(KEYS[2])
 local t = inode_type(KEYS[3])
@@ -20,6 +22,15 @@ for i = 1, 5 do
     table.insert(f, names[i])
     table.insert(f, v)
   end
+end
+if ARGV[6] == 'kill' then
+  local m = tonumber(ARGV[1] ~= '' and ARGV[1] or redis.call('HGET', KEYS[3], 'mode'), 8)
+  local k = m % 4096 >= 2048 and m - 2048 or m
+  if k % 2048 >= 1024 and k % 16 >= 8 then
+    k = k - 1024
+  end
+  table.insert(f, 'mode')
+  table.insert(f, string.format('%04o', k))
 end
 redis.call('HSET', KEYS[3], unpack(f))
 return redis.call('HGETALL', KEYS[3])

@@ -4,7 +4,9 @@
 --       holding its bytes (or any key when the bytes are in ARGV)
 -- ARGV: 1 offset, 2 expected size for O_APPEND ('' otherwise: the offset
 --       is where to write), then per block: offset in block, length, and
---       the bytes themselves or '' when they wait in the TMP key
+--       the bytes themselves or '' when they wait in the TMP key; then,
+--       optional, 'kill': setuid goes, and setgid of a group-executable
+--       file, with the data (FUSE_WRITE_KILL_SUIDGID)
 -- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
 -- TTL): a piece that covers everything its block holds is RENAMEd into
 -- place, so its bytes never pass through Lua. Every TMP key is gone when
@@ -12,7 +14,8 @@
 -- which the client sends the script again.
 -- Returns {'RETRY', size} when appending and the size moved, else {the
 -- new size, the inode's fields after the write} (what the writing mount's
--- next getattr may answer with: AttrCache).
+-- next getattr may answer with: AttrCache), and 'killed' third when the
+-- kill dropped a bit.
 local n = (#KEYS - 4) / 2
 local function drop_temps()
   for i = 1, n do
@@ -25,7 +28,7 @@ local function refuse(code, msg)
   drop_temps()
   fail(code, msg)
 end
-if n < 1 or n ~= math.floor(n) or #ARGV ~= 2 + 3 * n or not tonumber(ARGV[1]) then
+if n < 1 or n ~= math.floor(n) or (#ARGV ~= 2 + 3 * n and #ARGV ~= 3 + 3 * n) or not tonumber(ARGV[1]) then
   refuse('EINVAL', 'malformed write arguments')
 end
 for i = 1, n do
@@ -90,10 +93,22 @@ if stop > size then
   size = stop
 end
 local now = now_ns()
+local killed = nil
+if ARGV[3 + 3 * n] == 'kill' then
+  local m = tonumber(redis.call('HGET', KEYS[3], 'mode'), 8)
+  local k = m % 4096 >= 2048 and m - 2048 or m
+  if k % 2048 >= 1024 and k % 16 >= 8 then
+    k = k - 1024
+  end
+  if k ~= m then
+    redis.call('HSET', KEYS[3], 'mode', string.format('%04o', k))
+    killed = 'killed'
+  end
+end
 redis.call('HSET', KEYS[3], 'size', fmt(size), 'mtime', now, 'ctime', now)
 if delta ~= 0 then
   redis.call('HINCRBY', KEYS[3], 'bytes', delta)
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)
 end
 track_blocks(KEYS[4], written)
-return {fmt(size), redis.call('HGETALL', KEYS[3])}
+return {fmt(size), redis.call('HGETALL', KEYS[3]), killed}

@@ -55,6 +55,18 @@ struct SetAttrRequest {
   std::int64_t atime_ns = 0;
   Time mtime = Time::Keep;
   std::int64_t mtime_ns = 0;
+  // Drop setuid, and setgid of a group-executable file, after the other
+  // changes (FATTR_KILL_SUIDGID: a truncate by a caller without CAP_FSETID,
+  // a chown of a non-directory): fs/killpriv.hpp.
+  bool kill_suidgid = false;
+};
+
+// A write by a caller without CAP_FSETID (FUSE_WRITE_KILL_SUIDGID) drops
+// setuid, and setgid of a group-executable file, in the same script as its
+// data (or, gathered, at the flush with it): fs/killpriv.hpp.
+struct WriteKill {
+  bool suidgid = false;  // asked
+  bool killed = false;   // a bit went: the mode the kernel holds is stale
 };
 
 struct DirEntry {
@@ -241,7 +253,8 @@ class Store {
   Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
   // Writes `data` at `offset`, or at the end of file when `append` (the
   // offset used is returned). Returns the offset written at.
-  Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append,
+                              WriteKill* kill = nullptr);
 
   // One page of a directory (at most `max` entries, fewer at the end), from
   // `cursor` (0 to start). No "." or "..": the caller adds them. `parent`,
@@ -253,6 +266,10 @@ class Store {
   Result<std::string> getxattr(Ino ino, std::string_view name);
   Result<std::vector<std::string>> listxattr(Ino ino);
   Status removexattr(Ino ino, std::string_view name);
+  // Removes security.capability (file capabilities) if the file has one,
+  // as a write, truncate or chown must: no round trip while no security.*
+  // attribute exists on the filesystem (security_xattrs_possible).
+  Status drop_capability(Ino ino);
 
   Result<StatFs> statfs();
 
@@ -361,7 +378,7 @@ class Store {
   // Absorbs a write or an attribute change of a file being gathered (true;
   // `out`: the attributes to answer with); false when the caller must send
   // it itself: what was gathered for the file has been sent first.
-  Result<bool> gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  Result<bool> gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append, WriteKill* kill);
   Result<bool> gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
   // The attributes this mount sees of a file being gathered: the server's
   // plus what waits here.
@@ -389,7 +406,9 @@ class Store {
   std::vector<Ino> gathered_inos();
   // Appends the write.lua call (and the SETs of its TMP keys) for `data`
   // at `offset` to `c`; returns how many replies to read.
-  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append);
+  // `kill`: FUSE_WRITE_KILL_SUIDGID (WriteKill).
+  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
+                           bool kill = false);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once.

@@ -415,8 +415,11 @@ std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
     }
     return "";
   };
-  return {req.mode ? format_mode(*req.mode) : "", req.uid ? std::to_string(*req.uid) : "", req.gid ? std::to_string(*req.gid) : "",
-          time_arg(req.atime, req.atime_ns), time_arg(req.mtime, req.mtime_ns)};
+  std::vector<std::string> args{req.mode ? format_mode(*req.mode) : "", req.uid ? std::to_string(*req.uid) : "",
+                                req.gid ? std::to_string(*req.gid) : "", time_arg(req.atime, req.atime_ns),
+                                time_arg(req.mtime, req.mtime_ns)};
+  args.emplace_back(req.kill_suidgid ? "kill" : "");
+  return args;
 }
 
 Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
@@ -436,7 +439,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     TRY(truncate(*c, ino, *req.size, true, false));
   }
   bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
-               req.mtime != SetAttrRequest::Time::Keep;
+               req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
   if (!other) {
     TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
     return attr_from_reply(ino, r.view());
@@ -446,7 +449,8 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
   return attr_from_reply(ino, r.view());
 }
 
-std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
+                                bool kill) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
   // same pipeline; smaller ones as script arguments.
@@ -485,17 +489,21 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     pos += n;
     done += n;
   }
+  if (kill) {
+    args.push_back("kill");  // after the blocks' triples (write.lua)
+  }
   c.append_eval(lua::write, keys, args);
   return replies;
 }
 
-Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_view data, bool append, WriteKill* kill) {
   TRY(writable());
   if (data.empty()) {
     return offset;
   }
+  const bool kill_suidgid = kill != nullptr && kill->suidgid;
   if (m_gathered_count.load() != 0) {
-    TRY_ASSIGN(bool absorbed, gather_write(ino, offset, data, append));
+    TRY_ASSIGN(bool absorbed, gather_write(ino, offset, data, append, kill));
     if (absorbed) {
       return offset;
     }
@@ -508,7 +516,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     // The kernel asks for the attributes after a write: the script's
     // reply answers (AttrCache).
     AttrCache::Change change = m_attrs.begin({ino});
-    append_write(*c, ino, offset, data, append);
+    append_write(*c, ino, offset, data, append, kill_suidgid);
     std::optional<Error> failure;
     Reply result;
     while (c->pending() > 0) {
@@ -535,6 +543,9 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
         return make_error(EIO, "bad write reply");
       }
       continue;
+    }
+    if (kill_suidgid && v.size() >= 3 && v[2].str() == "killed") {
+      kill->killed = true;
     }
     return offset;
   }

@@ -31,12 +31,16 @@
 // exactly what it would have applied one by one, a little later. Times the
 // scripts set to "now" are the server's clock at the flush; until then this
 // mount shows its own estimate (our clock plus the offset the create's
-// reply revealed).
+// reply revealed). A write that must drop setuid/setgid (WriteKill) shows
+// the new mode here at once and drops the server's in the script that
+// carries its data, so no mount sees the new data with the old bits.
 //
 // Locking: m_gather_mutex guards the map and the byte total; each file's
 // own mutex is held while a change is absorbed and while its changes are
 // sent, so a write that arrives meanwhile waits and cannot overtake them.
 // A file leaves the map only after its changes were sent.
+#include <sys/stat.h>
+
 #include <chrono>
 #include <optional>
 
@@ -47,6 +51,7 @@ namespace redisfs {
 struct Store::Gathered {
   struct Change {
     bool is_write = false;
+    bool kill = false;  // a write's FUSE_WRITE_KILL_SUIDGID (WriteKill)
     std::uint64_t offset = 0;
     std::string data;      // a write
     SetAttrRequest attrs;  // an attribute change (never a size)
@@ -119,7 +124,17 @@ Status Store::stop_gathering(Ino ino, Gathered& file) {
   return sent;
 }
 
-Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append) {
+// What a write or an attribute change that kills setuid and setgid leaves
+// of `mode` (the kernel's rule: setgid only of a group-executable file).
+static std::uint32_t _killed_mode(std::uint32_t mode) {
+  mode &= ~static_cast<std::uint32_t>(S_ISUID);
+  if ((mode & S_IXGRP) != 0) {
+    mode &= ~static_cast<std::uint32_t>(S_ISGID);
+  }
+  return mode;
+}
+
+Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append, WriteKill* kill) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
     return false;
@@ -137,15 +152,21 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     TRY(stop_gathering(ino, *file));
     return false;
   }
+  const bool kills = kill != nullptr && kill->suidgid;
   auto& changes = file->changes;
   if (!changes.empty() && changes.back().is_write &&
       changes.back().offset + changes.back().data.size() == offset) {
     changes.back().data.append(data);  // the next piece of a sequential write
+    changes.back().kill = changes.back().kill || kills;  // (the same bits go, a little earlier)
   } else {
-    changes.push_back({true, offset, std::string(data), {}});
+    changes.push_back({true, kills, offset, std::string(data), {}});
   }
   file->bytes += data.size();
   Attr& a = file->attr;
+  if (kills && _killed_mode(a.mode) != a.mode) {
+    a.mode = _killed_mode(a.mode);  // the server's goes with the data, at the flush
+    kill->killed = true;
+  }
   a.size = std::max<std::uint64_t>(a.size, offset + data.size());
   a.bytes = std::min<std::uint64_t>(a.bytes + data.size(), a.size);  // (the server's count, for st_blocks, at the flush)
   a.mtime_ns = a.ctime_ns = _local_ns() + file->skew_ns;
@@ -162,7 +183,7 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
     return false;
   }
   bool change = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
-                req.mtime != SetAttrRequest::Time::Keep;
+                req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
   Attr& a = file->attr;
   if (change) {
     std::int64_t now = _local_ns() + file->skew_ns;
@@ -173,6 +194,7 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
     SetAttrRequest& merged = changes.back().attrs;  // consecutive changes as one
     if (req.mode) {
       merged.mode = req.mode;
+      merged.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
       a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
     }
     if (req.uid) {
@@ -192,6 +214,10 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
       merged.mtime = req.mtime;
       merged.mtime_ns = req.mtime_ns;
       a.mtime_ns = req.mtime == SetAttrRequest::Time::Now ? now : req.mtime_ns;
+    }
+    if (req.kill_suidgid) {
+      merged.kill_suidgid = true;
+      a.mode = _killed_mode(a.mode);
     }
     a.ctime_ns = now;
   }
@@ -234,7 +260,7 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
       std::size_t replies = 0;
       for (const Gathered::Change& change : file.changes) {
         if (change.is_write) {
-          replies += append_write(**c, ino, change.offset, change.data, false);
+          replies += append_write(**c, ino, change.offset, change.data, false, change.kill);
         } else {
           std::vector<std::string> args = setattr_args(change.attrs);
           const std::string_view keys[] = {sb, freeze, inode};

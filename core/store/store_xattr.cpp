@@ -1,5 +1,6 @@
 // Store, extended attributes: get, list, set and remove, and whether a
-// security.* attribute can exist at all (the SELinux question every ls asks).
+// security.* attribute can exist at all (the SELinux question every ls asks,
+// and the file capabilities a write, truncate or chown removes).
 #include "store/store.hpp"
 
 #include "store/store_internal.hpp"
@@ -95,6 +96,24 @@ Status Store::removexattr(Ino ino, std::string_view name) {
   TRY_ASSIGN(auto c, m_pool.acquire());
   TRY(eval_change(*c, lua::xattr_remove, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name)}));
+  return {};
+}
+
+Status Store::drop_capability(Ino ino) {
+  if (now_ns() < m_security_checked_until.load() && !m_security_possible.load()) {
+    return {};  // (the common case: no connection taken)
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (!security_xattrs_possible(*c)) {
+    return {};
+  }
+  // Not removexattr(): a file being gathered stays so (what waits lands
+  // after the capability is gone, the safe order).
+  auto r = eval_change(*c, lua::xattr_remove, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
+                       {std::string("security.capability")});
+  if (!r && r.code() != ENODATA) {
+    return r.error();
+  }
   return {};
 }
 

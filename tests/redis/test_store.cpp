@@ -421,6 +421,94 @@ TEST_CASE_FIXTURE(RedisFixture, "read and write: offsets, holes, blocks, append"
   CHECK(s->write(k_root_ino, 0, "x", false).code() == EINVAL);
 }
 
+// FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv.hpp): the kernel's rule, applied
+// on the server with the change.
+TEST_CASE_FIXTURE(RedisFixture, "killpriv: a write, truncate or chown drops setuid and group-executable setgid") {
+  auto s = _open(pool, prefix);
+  auto server_mode = [&](Ino ino) { return _ok(s->getattr(ino)).mode & 07777; };
+  auto file = [&](const char* name, std::uint32_t mode) {
+    Attr f = _ok(s->mknod(k_root_ino, name, S_IFREG | 0644, 0, k_user));
+    SetAttrRequest chmod;
+    chmod.mode = mode;
+    _ok(s->setattr(f.ino, chmod));
+    return f.ino;
+  };
+  struct Case {
+    std::uint32_t before, after;
+  };
+  for (Case c : {Case{04777, 0777}, Case{02777, 0777}, Case{02666, 02666}, Case{06755, 0755}, Case{0644, 0644}}) {
+    CAPTURE(c.before);
+    Ino w = file("w", c.before);
+    WriteKill kill{true};
+    _ok(s->write(w, 0, "data", false, &kill));
+    CHECK(server_mode(w) == c.after);
+    CHECK(kill.killed == (c.after != c.before));
+    Ino t = file("t", c.before);
+    SetAttrRequest trunc;
+    trunc.size = 1;
+    trunc.kill_suidgid = true;
+    CHECK((_ok(s->setattr(t, trunc)).mode & 07777) == c.after);
+    CHECK(server_mode(t) == c.after);
+    CHECK(_ok(s->getattr(t)).size == 1);
+    _ok(s->unlink(k_root_ino, "w"));
+    _ok(s->unlink(k_root_ino, "t"));
+  }
+  // without the flag (a caller with CAP_FSETID): kept
+  Ino root_w = file("root_w", 06777);
+  WriteKill none;
+  _ok(s->write(root_w, 0, "data", false, &none));
+  CHECK(server_mode(root_w) == 06777);
+  CHECK(!none.killed);
+  // a chown with the flag: the bits go after the owner changed
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.kill_suidgid = true;
+  Attr after = _ok(s->setattr(root_w, chown));
+  CHECK((after.mode & 07777) == 0777);
+  CHECK(after.uid == 1234);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "killpriv: a gathered write drops the bits here at once, on the server at the flush") {
+  auto s = _open(pool, prefix);
+  Attr f = _ok(s->create(k_root_ino, "new", S_IFREG | 06777, k_user, true));
+  REQUIRE(s->gathering(f.ino));
+  WriteKill kill{true};
+  _ok(s->write(f.ino, 0, "data", false, &kill));
+  CHECK(kill.killed);
+  CHECK((_ok(s->getattr(f.ino)).mode & 07777) == 0777);  // this mount's view
+  SetAttrRequest chmod;                                  // a later chmod is not undone by the earlier kill
+  chmod.mode = 04755;
+  _ok(s->setattr(f.ino, chmod));
+  _ok(s->flush(f.ino));
+  auto other = _open(pool, prefix);  // another mount: the server's
+  CHECK((_ok(other->getattr(f.ino)).mode & 07777) == 04755);
+  Attr g = _ok(s->create(k_root_ino, "new2", S_IFREG | 04777, k_user, true));
+  WriteKill kill2{true};
+  _ok(s->write(g.ino, 0, "data", false, &kill2));
+  _ok(s->flush(g.ino));
+  CHECK((_ok(other->getattr(g.ino)).mode & 07777) == 0777);
+  // tar's chown then chmod of a new file: merged, the chmod's bits win
+  Attr h = _ok(s->create(k_root_ino, "new3", S_IFREG | 0600, k_user, true));
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.kill_suidgid = true;
+  _ok(s->setattr(h.ino, chown));
+  SetAttrRequest suid;
+  suid.mode = 04755;
+  _ok(s->setattr(h.ino, suid));
+  SetAttrRequest chown_after;  // and a chown after a chmod kills after it
+  chown_after.gid = 99;
+  chown_after.kill_suidgid = true;
+  Attr i = _ok(s->create(k_root_ino, "new4", S_IFREG | 0600, k_user, true));
+  _ok(s->setattr(i.ino, suid));
+  _ok(s->setattr(i.ino, chown_after));
+  _ok(s->flush(h.ino));
+  _ok(s->flush(i.ino));
+  CHECK((_ok(other->getattr(h.ino)).mode & 07777) == 04755);
+  CHECK((_ok(other->getattr(i.ino)).mode & 07777) == 0755);
+  CHECK((_ok(s->getattr(i.ino)).mode & 07777) == 0755);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "truncate: both ways, no stale bytes past the end") {
   StoreOptions o;
   o.mkfs_block_size = 4096;
