@@ -19,6 +19,7 @@ extern "C" {
 #include "store/keys.hpp"
 #include "redis/lua_scripts.hpp"
 #include "redis/outcome.hpp"
+#include "redis/reply_arena.hpp"
 #include "redis/trip_count.hpp"
 #include "util/text.hpp"
 
@@ -43,7 +44,7 @@ std::uint64_t redis_thread_round_trips() { return t_round_trips; }
 
 // ---------------------------------------------------------------- replies
 
-void Reply::Free::operator()(redisReply* r) const { freeReplyObject(r); }
+void Reply::Free::operator()(redisReply* r) const { free_arena_reply(r); }  // (reply_arena.hpp)
 Reply::Reply(redisReply* r) : m_r(r) {}
 
 ReplyView::Type ReplyView::type() const {
@@ -664,7 +665,7 @@ Result<Node*> Connection::node_at(const std::string& address, Deadline deadline)
     return e;
   }
   n->t = std::move(t).value();
-  n->reader = redisReaderCreate();
+  n->reader = new_arena_reader();
   n->out.clear();
   if (Status st = setup(*n, deadline); !st.ok()) {
     drop(*n, st.error());
@@ -685,7 +686,7 @@ Result<std::string> Connection::ask_sentinels(Deadline deadline) {
       continue;
     }
     any = true;
-    redisReader* reader = redisReaderCreate();
+    redisReader* reader = new_arena_reader();
     std::vector<char> buf(16 * 1024);
     std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
     if (!m_url.sentinel_password.empty()) {
@@ -1158,7 +1159,7 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
   if (!resp) {
     return make_error(EIO, "redis: unreadable outcome record of " + std::string(e.script->name) + " #" + op);
   }
-  redisReader* reader = redisReaderCreate();
+  redisReader* reader = new_arena_reader();
   std::unique_ptr<redisReader, void (*)(redisReader*)> guard(reader, redisReaderFree);
   redisReaderFeed(reader, resp->data(), resp->size());
   void* out = nullptr;

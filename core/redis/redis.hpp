@@ -1,7 +1,8 @@
 // The Redis client layer: one connection (our transport, hiredis's RESP
 // reader and formatter), a pool of them, replies that free themselves, and
-// the one runner of the embedded Lua scripts. This header and redis.cpp are
-// the only code that knows about hiredis; everything above sees Reply /
+// the one runner of the embedded Lua scripts. This header, redis.cpp and
+// reply_arena.cpp (the replies' memory) are the only code that knows about
+// hiredis; everything above sees Reply /
 // ReplyView and Result, and an Error's Fault, never the server's words.
 //
 // Where the server is: a standalone server (TCP, TLS or unix socket), the

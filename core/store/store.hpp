@@ -33,6 +33,7 @@
 #include "store/inode.hpp"
 #include "store/keys.hpp"
 #include "redis/redis.hpp"
+#include "util/buffer_pool.hpp"
 #include "util/result.hpp"
 #include "store/superblock.hpp"
 
@@ -449,6 +450,7 @@ class Store {
   std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
+  BufferPool m_gather_buffers{16, 64 * 1024};    // guarded by m_gather_mutex: the writes' strings, for reuse
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills
