@@ -6,8 +6,10 @@
 -- ARGV: mode (octal, '' = keep), uid, gid, atime, mtime
 --       (times: '' = keep, 'now', or nanoseconds), then 'kill' to drop
 --       setuid, and setgid of a group-executable file, after the mode
---       (FATTR_KILL_SUIDGID; '' or absent = keep)
--- Returns the inode's fields.
+--       (FATTR_KILL_SUIDGID; '' = keep), then '1' when the reply is to
+--       carry the inode's fields
+-- Returns the inode's fields if asked, else 1 (a flush of gathered
+-- changes does not ask: the fields cost the server more than the change).
 check_frozen(KEYS[2])
 local t = inode_type(KEYS[3])
 local now = now_ns()
@@ -33,4 +35,7 @@ if ARGV[6] == 'kill' then
   table.insert(f, string.format('%04o', k))
 end
 redis.call('HSET', KEYS[3], unpack(f))
-return redis.call('HGETALL', KEYS[3])
+if ARGV[7] == '1' then
+  return redis.call('HGETALL', KEYS[3])
+end
+return 1

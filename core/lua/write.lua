@@ -3,8 +3,9 @@
 --       prelude.lua, track_blocks), then per block: the block, and the TMP key
 --       holding its bytes (or any key when the bytes are in ARGV)
 -- ARGV: 1 offset, 2 expected size for O_APPEND ('' otherwise: the offset
---       is where to write), then per block: offset in block, length, and
---       the bytes themselves or '' when they wait in the TMP key; then,
+--       is where to write), 3 '1' when the reply is to carry the inode's
+--       fields, then per block: offset in block, length, and the bytes
+--       themselves or '' when they wait in the TMP key; then,
 --       optional, 'kill': setuid goes, and setgid of a group-executable
 --       file, with the data (FUSE_WRITE_KILL_SUIDGID)
 -- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
@@ -13,13 +14,14 @@
 -- the script ends, whatever the outcome, but for FROZEN and COW, after
 -- which the client sends the script again.
 -- Returns {'RETRY', size} when appending and the size moved, else {the
--- new size, the inode's fields after the write} (what the writing mount's
--- next getattr may answer with: AttrCache), and 'killed' third when the
--- kill dropped a bit.
+-- new size, the inode's fields after the write if asked, else false} (what
+-- the writing mount's next getattr may answer with: AttrCache; a flush of
+-- gathered writes does not ask: the fields cost the server more than the
+-- rest of a small write), and 'killed' third when the kill dropped a bit.
 local n = (#KEYS - 4) / 2
 local function drop_temps()
   for i = 1, n do
-    if ARGV[3 + (i - 1) * 3 + 2] == '' then
+    if ARGV[4 + (i - 1) * 3 + 2] == '' then
       redis.call('DEL', KEYS[4 + 2 * i])
     end
   end
@@ -28,37 +30,31 @@ local function refuse(code, msg)
   drop_temps()
   fail(code, msg)
 end
-if n < 1 or n ~= math.floor(n) or (#ARGV ~= 2 + 3 * n and #ARGV ~= 3 + 3 * n) or not tonumber(ARGV[1]) then
+if n < 1 or n ~= math.floor(n) or (#ARGV ~= 3 + 3 * n and #ARGV ~= 4 + 3 * n) or not tonumber(ARGV[1]) then
   refuse('EINVAL', 'malformed write arguments')
 end
 for i = 1, n do
-  if not tonumber(ARGV[3 + (i - 1) * 3]) or not tonumber(ARGV[4 + (i - 1) * 3]) then
+  if not tonumber(ARGV[4 + (i - 1) * 3]) or not tonumber(ARGV[5 + (i - 1) * 3]) then
     refuse('EINVAL', 'malformed write arguments')
   end
 end
 for i = 1, n do
-  if ARGV[3 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[4 + 2 * i]) == 0 then
+  if ARGV[4 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', KEYS[4 + 2 * i]) == 0 then
     -- its SET was refused: the server is out of memory
     refuse('ENOSPC', 'the server refused the data (out of memory)')
   end
 end
 -- Frozen, or a snapshot's staging keys not named: the client sends this
 -- script again (redis.cpp), so its TMP keys stay for it (they expire).
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
-end
-local staging = cow_pending()
-if staging then
-  fail('COW', staging)
-end
-local t = redis.call('HGET', KEYS[3], 'type')
-if not t then
+check_frozen(KEYS[2])
+local f = redis.call('HMGET', KEYS[3], 'type', 'size')
+if not f[1] then
   refuse('ESTALE', 'the file was removed')
 end
-if t ~= 'file' then
+if f[1] ~= 'file' then
   refuse('EINVAL', 'not a regular file')
 end
-local size = tonumber(redis.call('HGET', KEYS[3], 'size'))
+local size = tonumber(f[2])
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
   drop_temps()
   return {'RETRY', fmt(size)}
@@ -67,7 +63,7 @@ local delta = 0
 local total = 0
 local written = {}
 for i = 1, n do
-  local a = 3 + (i - 1) * 3
+  local a = 4 + (i - 1) * 3
   local blk = KEYS[3 + 2 * i]
   local tmp = KEYS[4 + 2 * i]
   written[i] = blk
@@ -94,7 +90,7 @@ if stop > size then
 end
 local now = now_ns()
 local killed = nil
-if ARGV[3 + 3 * n] == 'kill' then
+if ARGV[4 + 3 * n] == 'kill' then
   local m = tonumber(redis.call('HGET', KEYS[3], 'mode'), 8)
   local k = m % 4096 >= 2048 and m - 2048 or m
   if k % 2048 >= 1024 and k % 16 >= 8 then
@@ -111,4 +107,7 @@ if delta ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)
 end
 track_blocks(KEYS[4], written)
-return {fmt(size), redis.call('HGETALL', KEYS[3]), killed}
+if ARGV[3] == '1' then
+  return {fmt(size), redis.call('HGETALL', KEYS[3]), killed}
+end
+return {fmt(size), false, killed}

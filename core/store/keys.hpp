@@ -99,9 +99,10 @@
 //                              whose reply was lost is checked, not run
 //                              twice (redis.hpp); removed at unmount
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a
-//                              large write sends its bytes with plain SETs
-//                              and its script RENAMEs them into place, so
-//                              they never pass through Lua
+//                              large piece, or one that replaces its
+//                              block's content (k_rename_min), is sent with
+//                              a plain SET and its script RENAMEs it into
+//                              place, so its bytes never pass through Lua
 //
 // One key lies outside every prefix (it has no ':', so no prefix's key
 // can be it):

@@ -407,15 +407,19 @@ class Store {
   std::vector<Ino> gathered_inos();
   // Appends the write.lua call (and the SETs of its TMP keys) for `data`
   // at `offset` to `c`; returns how many replies to read.
-  // `kill`: FUSE_WRITE_KILL_SUIDGID (WriteKill).
-  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
-                           bool kill = false);
+  // `kill`: FUSE_WRITE_KILL_SUIDGID (WriteKill). `fields`: the reply
+  // carries the inode's fields (for the AttrCache). `known_size`: the
+  // file's size on the server as far as this mount knows (a gathered
+  // file's), or nullopt: the pieces that then reach its end from their
+  // block's start replace all their block holds (k_rename_min).
+  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append, bool kill,
+                           bool fields, std::optional<std::uint64_t> known_size = std::nullopt);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once.
   void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const;
   // ARGV of setattr.lua (no size: truncate has scripts of its own).
-  static std::vector<std::string> setattr_args(const SetAttrRequest& req);
+  static std::vector<std::string> setattr_args(const SetAttrRequest& req, bool fields);
   // A read-only open whose registration failed (a replica refuses writes)
   // still must not mount a filesystem a writeback mount holds: EBUSY then.
   Status check_not_held(Connection& c);

@@ -403,7 +403,7 @@ Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool fina
   return make_error(EAGAIN, "truncate: the size kept changing");
 }
 
-std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
+std::vector<std::string> Store::setattr_args(const SetAttrRequest& req, bool fields) {
   auto time_arg = [](SetAttrRequest::Time t, std::int64_t ns) -> std::string {
     switch (t) {
       case SetAttrRequest::Time::Keep:
@@ -419,6 +419,7 @@ std::vector<std::string> Store::setattr_args(const SetAttrRequest& req) {
                                 req.gid ? std::to_string(*req.gid) : "", time_arg(req.atime, req.atime_ns),
                                 time_arg(req.mtime, req.mtime_ns)};
   args.emplace_back(req.kill_suidgid ? "kill" : "");
+  args.emplace_back(fields ? "1" : "");
   return args;
 }
 
@@ -444,16 +445,17 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
     return attr_from_reply(ino, r.view());
   }
-  TRY_ASSIGN(Reply r, eval_change(*c, lua::setattr, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)},
-                                  setattr_args(req)));
+  TRY_ASSIGN(Reply r,
+             eval_change(*c, lua::setattr, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)}, setattr_args(req, true)));
   return attr_from_reply(ino, r.view());
 }
 
 std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
-                                bool kill) {
+                                bool kill, bool fields, std::optional<std::uint64_t> known_size) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
-  // same pipeline; smaller ones as script arguments.
+  // same pipeline, and so do those of k_rename_min bytes or more that
+  // replace their block's whole content; smaller ones as script arguments.
   std::deque<std::string> owned;  // key names and numbers the views point into
   std::vector<std::string_view> keys;
   std::vector<std::string_view> args;
@@ -465,6 +467,7 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
   keys.push_back(keep(m_keys.changed()));
   args.push_back(keep(std::to_string(offset)));
   args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
+  args.push_back(fields ? "1" : "");
   std::size_t replies = 1;
   std::uint64_t pos = offset;
   std::size_t done = 0;
@@ -476,7 +479,9 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     keys.push_back(keep(m_keys.block(ino, b)));
     args.push_back(keep(std::to_string(in)));
     args.push_back(keep(std::to_string(n)));
-    if (n >= k_inline_max) {
+    // (a block holds at most the bytes up to the file's end)
+    bool whole = in == 0 && known_size && b * bs + n >= *known_size;
+    if (n >= k_inline_max || (whole && n >= k_rename_min)) {
       std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
       c.append({"SET", tmp, piece, "PX", "600000"});
       ++replies;
@@ -516,7 +521,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     // The kernel asks for the attributes after a write: the script's
     // reply answers (AttrCache).
     AttrCache::Change change = m_attrs.begin({ino});
-    append_write(*c, ino, offset, data, append, kill_suidgid);
+    append_write(*c, ino, offset, data, append, kill_suidgid, true);
     std::optional<Error> failure;
     Reply result;
     while (c->pending() > 0) {

@@ -45,6 +45,7 @@
 // A file leaves the map only after its changes were sent.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -268,11 +269,14 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
       const std::string freeze = m_keys.freeze();
       const std::string inode = m_keys.inode(ino);
       std::size_t replies = 0;
+      std::uint64_t size = 0;  // the server's, as far as we know: the file was created empty here
       for (const Gathered::Change& change : file.changes) {
         if (change.is_write) {
-          replies += append_write(**c, ino, change.offset, change.data, false, change.kill);
+          // (the replies are only judged: no fields in them)
+          replies += append_write(**c, ino, change.offset, change.data, false, change.kill, false, size);
+          size = std::max<std::uint64_t>(size, change.offset + change.data.size());
         } else {
-          std::vector<std::string> args = setattr_args(change.attrs);
+          std::vector<std::string> args = setattr_args(change.attrs, false);
           const std::string_view keys[] = {sb, freeze, inode};
           const std::vector<std::string_view> argv(args.begin(), args.end());
           (*c)->append_eval(lua::setattr, keys, argv);

@@ -25,7 +25,14 @@ inline constexpr std::uint64_t k_alloc_batch = 256;
 inline constexpr std::size_t k_name_cache_max = 16384;
 inline constexpr int k_retry_max = 16;
 inline constexpr std::int64_t k_relatime_ns = 24LL * 3600 * 1000000000;
+// A piece of a write travels as a script argument below k_inline_max
+// bytes, else as a TMP key set in the same pipeline. A piece that replaces
+// all its block holds (write.lua RENAMEs it into place) goes as a TMP key
+// from k_rename_min bytes: redis-server hashes every byte of every string
+// that enters Lua (a script's arguments), 4-40 us for 4-8 KiB, while a SET
+// and a RENAME cost 4-6 us whatever the size (bench/RESULTS.md).
 inline constexpr std::size_t k_inline_max = 16 * 1024;
+inline constexpr std::size_t k_rename_min = 1024;
 // unlink.lua frees a file nobody holds open at once when it has at most
 // this many blocks (1 MiB at the default block size); a bigger one is an
 // orphan, freed in truncate steps by purge.

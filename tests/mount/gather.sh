@@ -75,6 +75,31 @@ os.close(fd)
 PY
 [[ $(head -c 14 "$B/g" | tail -c 6) == xxyyxx ]] || fail "B reads g wrong"
 
+# the pieces of a flush that replace all their block holds travel as TMP
+# keys (RENAMEd into place), the others inside the script: every byte
+# lands, whichever way it went, and no TMP key is left
+python3 - "$A" <<'PY' || fail "a gathered file written in overlapping pieces"
+import os, sys
+a = sys.argv[1]
+want = bytearray()
+def put(fd, off, data):
+    os.pwrite(fd, data, off)
+    want[len(want):off] = bytes(max(0, off - len(want)))
+    want[off:off + len(data)] = data
+fd = os.open(f"{a}/pieces", os.O_CREAT | os.O_WRONLY, 0o644)
+put(fd, 0, os.urandom(3000))         # a whole block's content: TMP
+put(fd, 0, os.urandom(1500))         # shorter than what the block holds: inline
+put(fd, 65536 - 700, os.urandom(2000))  # across a block boundary: the second piece whole
+put(fd, 200000, os.urandom(1200))    # past a hole
+put(fd, 65536, os.urandom(100))      # short, at a block's start
+os.close(fd)
+with open(f"{a}/pieces", "rb") as f:
+    got = f.read()
+assert got == bytes(want), (len(got), len(want))
+PY
+cmp <(cat "$A/pieces") "$B/pieces" || fail "B reads pieces differently"
+[[ -z $(fs_keys "TMP:*") ]] || fail "a flush left TMP keys: $(fs_keys "TMP:*")"
+
 # fsync sends what waits before close
 python3 - "$A" "$PREFIX" "$SOCK" <<'PY' || fail "fsync of a file being gathered"
 import os, sys
