@@ -170,6 +170,22 @@ local function upgrade_format(sb_key, version, new_snapshot)
   end
 end
 
+-- What dropping setuid, and setgid of a group-executable file, leaves of
+-- `mode` (octal text): the kernel's rule, applied here under
+-- FUSE_HANDLE_KILLPRIV_V2 (write.lua, setattr.lua). Returns the new mode as
+-- octal text and whether a bit went, or nil when `mode` is not a mode.
+local function killed_mode(mode)
+  local m = tonumber(mode or '', 8)
+  if not m then
+    return nil
+  end
+  local k = m % 4096 >= 2048 and m - 2048 or m
+  if k % 2048 >= 1024 and k % 16 >= 8 then
+    k = k - 1024
+  end
+  return string.format('%04o', k), k ~= m
+end
+
 local function check_frozen(freeze_key)
   -- Neither a freeze nor a snapshot, the common case: one EXISTS for both.
   if __cow_key and redis.call('EXISTS', freeze_key, __cow_key) == 0 then

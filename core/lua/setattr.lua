@@ -26,13 +26,12 @@ for i = 1, 5 do
   end
 end
 if ARGV[6] == 'kill' then
-  local m = tonumber(ARGV[1] ~= '' and ARGV[1] or redis.call('HGET', KEYS[3], 'mode'), 8)
-  local k = m % 4096 >= 2048 and m - 2048 or m
-  if k % 2048 >= 1024 and k % 16 >= 8 then
-    k = k - 1024
+  local k = killed_mode(ARGV[1] ~= '' and ARGV[1] or redis.call('HGET', KEYS[3], 'mode'))
+  if not k then
+    fail('EIO', 'the inode has no valid mode')
   end
   table.insert(f, 'mode')
-  table.insert(f, string.format('%04o', k))
+  table.insert(f, k)
 end
 redis.call('HSET', KEYS[3], unpack(f))
 if ARGV[7] == '1' then

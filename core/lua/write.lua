@@ -47,12 +47,23 @@ end
 -- Frozen, or a snapshot's staging keys not named: the client sends this
 -- script again (redis.cpp), so its TMP keys stay for it (they expire).
 check_frozen(KEYS[2])
-local f = redis.call('HMGET', KEYS[3], 'type', 'size')
+local f = redis.call('HMGET', KEYS[3], 'type', 'size', 'mode')
 if not f[1] then
   refuse('ESTALE', 'the file was removed')
 end
 if f[1] ~= 'file' then
   refuse('EINVAL', 'not a regular file')
+end
+-- The kill is decided here, before the first write: a damaged mode
+-- refuses the whole write.
+local new_mode, killed = nil, nil
+if ARGV[4 + 3 * n] == 'kill' then
+  local changed
+  new_mode, changed = killed_mode(f[3])
+  if not new_mode then
+    refuse('EIO', 'the inode has no valid mode')
+  end
+  killed = changed and 'killed' or nil
 end
 local size = tonumber(f[2])
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
@@ -89,17 +100,8 @@ if stop > size then
   size = stop
 end
 local now = now_ns()
-local killed = nil
-if ARGV[4 + 3 * n] == 'kill' then
-  local m = tonumber(redis.call('HGET', KEYS[3], 'mode'), 8)
-  local k = m % 4096 >= 2048 and m - 2048 or m
-  if k % 2048 >= 1024 and k % 16 >= 8 then
-    k = k - 1024
-  end
-  if k ~= m then
-    redis.call('HSET', KEYS[3], 'mode', string.format('%04o', k))
-    killed = 'killed'
-  end
+if killed then
+  redis.call('HSET', KEYS[3], 'mode', new_mode)
 end
 redis.call('HSET', KEYS[3], 'size', fmt(size), 'mtime', now, 'ctime', now)
 if delta ~= 0 then

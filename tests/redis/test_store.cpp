@@ -468,6 +468,27 @@ TEST_CASE_FIXTURE(RedisFixture, "killpriv: a write, truncate or chown drops setu
   CHECK(after.uid == 1234);
 }
 
+// Hostile state: a write that must drop the bits of an inode whose mode is
+// not a mode is refused whole, before any byte lands (write.lua decides
+// the kill before its first write); a chown likewise changes nothing.
+TEST_CASE_FIXTURE(RedisFixture, "killpriv: a damaged mode refuses the change before anything is written") {
+  auto s = _open(pool, prefix);
+  Attr f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(f.ino, 0, "old", false));
+  _ok(conn().command({"HSET", keys.inode(f.ino), "mode", "rwx"}));
+  WriteKill kill{true};
+  auto w = s->write(f.ino, 0, "new data", false, &kill);
+  REQUIRE_FALSE(w.ok());
+  CHECK(w.code() == EIO);
+  CHECK(_ok(conn().command({"GET", keys.block(f.ino, 0)})).view().str() == "old");
+  CHECK(_ok(conn().command({"HGET", keys.inode(f.ino), "size"})).view().str() == "3");
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.kill_suidgid = true;
+  CHECK(s->setattr(f.ino, chown).code() == EIO);
+  CHECK(_ok(conn().command({"HGET", keys.inode(f.ino), "uid"})).view().str() == std::to_string(f.uid));
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "killpriv: a gathered write drops the bits here at once, on the server at the flush") {
   auto s = _open(pool, prefix);
   Attr f = _ok(s->create(k_root_ino, "new", S_IFREG | 06777, k_user, true));
