@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "snap/dump_format.hpp"
-#include "util/progress.hpp"
-#include "util/sha256.hpp"
 #include "snap/snapshot.hpp"
 #include "store/superblock.hpp"
+#include "util/progress.hpp"
+#include "util/reserve_hint.hpp"
+#include "util/sha256.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
 
@@ -176,6 +177,13 @@ class Side {
 
   // Step 1 (diff.hpp): every inode the root reaches, breadth first.
   Status walk(Progress& progress) {
+    // The superblock's inode count sizes the table (a hint, as fsck's: a
+    // damaged or missing one only costs address space).
+    if (auto counted = m_c.command({"HGET", m_source.sb(), "inodes"}); counted.ok()) {
+      if (auto n = counted->view().as_int(); n && *n > 0) {
+        reserve_hint(m_nodes, static_cast<std::uint64_t>(*n), k_inodes_hint_max);
+      }
+    }
     U64Set seen;
     seen.insert(k_root_ino);
     std::vector<std::pair<Ino, Ino>> level{{k_root_ino, 0}};  // (inode, the directory it was found in)

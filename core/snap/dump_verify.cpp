@@ -82,7 +82,15 @@ class VerifySink : public dump::Sink {
   std::uint64_t block_size = 0;
   std::uint64_t total_records = 0;
 
-  Status on_header(const dump::Header& h) override { return m_pass == Pass::Facts ? m_rules.header(h) : Status{}; }
+  Status on_header(const dump::Header& h) override {
+    if (m_pass != Pass::SubKeys) {
+      // The passes that feed the inodes size the node table from the
+      // records announced (at least the inodes; a hint, as fsck's
+      // superblock count: FsckAnalysis::expect_inodes caps it).
+      m_a.expect_inodes(h.record_count);
+    }
+    return m_pass == Pass::Facts ? m_rules.header(h) : Status{};
+  }
 
   Status on_string(std::string_view key, std::string&& value) override {
     TRY(begin(key, "string"));

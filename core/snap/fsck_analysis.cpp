@@ -26,6 +26,7 @@
 #include <charconv>
 #include <new>
 
+#include "util/reserve_hint.hpp"
 #include "util/text.hpp"
 #include "util/utf8.hpp"
 
@@ -267,18 +268,7 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   m_nodes.push_back(n);
 }
 
-void FsckAnalysis::expect_inodes(std::uint64_t n) {
-  // A few more than counted: the root, lost+found, a counter lagging behind.
-  n = std::min(n + n / 64 + 64, k_nodes_reserve_max);
-  if (n <= m_nodes.capacity()) {
-    return;
-  }
-  try {
-    m_nodes.reserve(n);
-  } catch (const std::bad_alloc&) {
-    // Only a hint: the table grows as it would have.
-  }
-}
+void FsckAnalysis::expect_inodes(std::uint64_t n) { reserve_hint(m_nodes, n, k_inodes_hint_max); }
 
 void FsckAnalysis::end_of_inodes() {
   std::sort(m_nodes.begin(), m_nodes.end(), [](const Node& a, const Node& b) { return a.ino < b.ino; });

@@ -79,10 +79,6 @@ struct Suspect {
 
 inline constexpr std::string_view k_lost_found = "lost+found";
 
-// expect_inodes() reserves room for at most this many nodes (1.4 GB of
-// address space, which a damaged counter cannot exceed).
-inline constexpr std::uint64_t k_nodes_reserve_max = std::uint64_t{16} << 20;
-
 // Names, values and keys quoted in a problem or an error are cut to this
 // many bytes (then "..."), so a 1 MB key makes a short line.
 inline constexpr std::size_t k_shown_max = 100;
@@ -120,12 +116,10 @@ class FsckAnalysis {
   void orphans_hash() { m_orphans_hash = true; }
   bool has_orphans_hash() const { return m_orphans_hash; }
   void superblock(SbFields fields);
-  // Before pass 1, a hint: how many inodes the superblock counts. Room for
-  // that many nodes is reserved at once (up to k_nodes_reserve_max), so the
-  // table is not grown by doubling, which at its peak holds the old copy
-  // beside the new one and leaves up to half the new one unused. The pages
-  // are only touched as nodes arrive; a wrong count costs memory, nothing
-  // else.
+  // Before pass 1, a hint: how many inodes come (the superblock's count,
+  // a dump's records). Room for that many nodes is reserved at once
+  // (util/reserve_hint.hpp: capped, and only a hint), so the table is not
+  // grown by doubling.
   void expect_inodes(std::uint64_t n);
   void inode(Ino ino, std::string_view key, const FieldList& fields);
   void end_of_inodes();

@@ -8,8 +8,9 @@ and writes COUNT dumps OUTDIR/NNN.json, each BASE with one to three
 semantic mutations (field values at extremes or garbage, dropped or
 duplicated records and fields, keys of the wrong type, huge and invalid
 names, dangling entries, directory cycles, bad symlink targets and
-attributes, blocks out of place...), and OUTDIR/manifest.tsv, one line per
-dump: "NNN.json<TAB>kind[,kind...]<TAB>what was done". The trailer (record
+attributes, blocks out of place, a header announcing any record count...),
+and OUTDIR/manifest.tsv, one line per dump:
+"NNN.json<TAB>kind[,kind...]<TAB>what was done". The trailer (record
 count, byte count, SHA-256 of the canonical framing) is recomputed, so a
 restore gets past the checksum to its own checks: every dump here is a
 well-formed dump of a hostile filesystem.
@@ -113,8 +114,9 @@ BAD_XATTRS = [b'', b'user.', b'plain', b'user', b'user.a\x00b', b'user.' + b'a' 
 class Fs:
     """The records of a dump, indexed by key."""
 
-    def __init__(self, records):
+    def __init__(self, records, header=None):
         self.records = records
+        self.header = dict(header or {})
 
     def find(self, key):
         for r in self.records:
@@ -404,6 +406,15 @@ def m_hash_field_dup(fs, rng):
     return '%s repeats a field' % r[0]
 
 
+def m_record_count(fs, rng):
+    # The header's announced count sizes verify's node table (a hint, capped:
+    # util/reserve_hint.hpp): any value, true or not, must cost nothing more.
+    n = rng.choice([0, 1, len(fs.records) - 1, len(fs.records) + 1, 2**24, 2**32, 2**53, 2**63 - 1,
+                    2**64 - 1])
+    fs.header['record_count'] = n
+    return 'the header announces %d records' % n
+
+
 MUTATIONS = {
     'inode-field': (m_inode_field, 6),
     'sb-field': (m_sb_field, 3),
@@ -427,6 +438,7 @@ MUTATIONS = {
     'swap-type': (m_swap_type, 2),
     'stray': (m_stray, 1),
     'hash-field-dup': (m_hash_field_dup, 1),
+    'record-count': (m_record_count, 1),
 }
 
 
@@ -443,7 +455,7 @@ def main(argv):
     with open(os.path.join(outdir, 'manifest.tsv'), 'w') as manifest:
         for i in range(count):
             rng = random.Random(seed * 1000003 + i)
-            fs = Fs([[k, t, v if t == 'string' else [list(p) for p in v]] for k, t, v in records])
+            fs = Fs([[k, t, v if t == 'string' else [list(p) for p in v]] for k, t, v in records], header)
             kinds, what = [], []
             for _ in range(rng.choice([1, 1, 1, 2, 3])):
                 for _attempt in range(10):
@@ -455,7 +467,7 @@ def main(argv):
                         break
             rng.shuffle(fs.records)
             path = '%03d.json' % i
-            write_dump(os.path.join(outdir, path), header, fs.records)
+            write_dump(os.path.join(outdir, path), fs.header, fs.records)
             manifest.write('%s\t%s\t%s\n' % (path, ','.join(kinds), '; '.join(what)))
     return 0
 
