@@ -12,8 +12,17 @@
 
 namespace redisfs {
 
-// How long the release thread lets releases gather before it sends them.
-static constexpr auto k_release_gather = std::chrono::milliseconds(1);
+// How long the release thread lets releases gather before it sends them
+// (unless a script's worth, Store::k_release_batch, is queued sooner). A
+// release only takes this mount's open count off the file on the server:
+// close(2) does not wait for it, the file's data went before it (FLUSH),
+// and an unlink or a rename on this mount sends the queued releases in
+// front of itself (take_releases). Only another mount's unlink within the
+// window sees the file still open and leaves an orphan, which the release
+// then frees (released(): purge). Long enough that tar x, which closes a
+// file every half millisecond or so, sends about ten a batch: one script,
+// one round trip and three wake-ups of this thread per batch.
+static constexpr auto k_release_gather = std::chrono::milliseconds(5);
 // SCAN pages (of 1000 keys) drop_unsure_opens reads at most.
 static constexpr std::size_t k_drop_scan_calls = 1024;
 // Absent names kept for invalidate_kernel, on mounts whose kernel keeps
@@ -140,8 +149,9 @@ void Session::release_later(Ino ino) {
         // after the Session exists, and threads do not survive a fork.
         m_releaser = std::thread([this] { release_loop(); });
       }
-      wake = m_releases.empty();
       m_releases.push_back(ino);
+      // The thread waits for the first release, then for a batch's worth.
+      wake = m_releases.size() == 1 || m_releases.size() == Store::k_release_batch;
       queued = true;
     }
   }
@@ -238,8 +248,8 @@ void Session::finish_releases() {
 }
 
 // The thread wakes at the first queued release, waits k_release_gather for
-// more, and sends all of them; whatever is queued while a batch is on its
-// way goes in the next one.
+// more (or until a script's worth is queued), and sends all of them;
+// whatever is queued while a batch is on its way goes in the next one.
 void Session::release_loop() {
   std::vector<Ino> batch;
   std::unique_lock<std::mutex> lock(m_release_mutex);
@@ -249,7 +259,8 @@ void Session::release_loop() {
       return;  // stopping, and nothing left to send
     }
     if (!m_release_stop) {
-      m_release_cv.wait_for(lock, k_release_gather, [this] { return m_release_stop; });
+      m_release_cv.wait_for(lock, k_release_gather,
+                            [this] { return m_release_stop || m_releases.size() >= Store::k_release_batch; });
     }
     batch.swap(m_releases);
     if (batch.empty() || gone()) {

@@ -21,10 +21,11 @@
 //
 // Releases: the kernel does not wait for RELEASE, so neither do we. An op
 // queues the inode (release_later) and one thread, after letting more
-// gather for a millisecond, sends what is queued in one pipeline
-// (Store::release_files): while a busy process opens and closes files,
-// their releases share round trips instead of each taking a worker thread
-// and a round trip of its own.
+// gather for a few milliseconds, sends what is queued in one pipeline
+// (Store::release_files, one script for up to Store::k_release_batch
+// files): while a busy process opens and closes files, their releases
+// share round trips and scripts instead of each taking a worker thread, a
+// round trip and a script of its own.
 //
 // Orphans and releases: a file closed and removed at once (sqlite's
 // journal) often has its RELEASE reach the daemon after the UNLINK (the

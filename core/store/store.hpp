@@ -236,8 +236,10 @@ class Store {
   // the caller purges it.
   Status open_file(Ino ino);
   Result<bool> release_file(Ino ino);
-  // Several releases in one round trip (one pipeline): one result per
+  // Several releases in one round trip (one pipeline), the plain ones
+  // (not this mount's orphans) k_release_batch to a script: one result per
   // file of `files`, in order.
+  static constexpr std::size_t k_release_batch = 256;
   std::vector<Result<Released>> release_files(std::span<const Release> files);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are
@@ -362,9 +364,19 @@ class Store {
   Result<Ino> unlink_with(Ino parent, std::string_view name, Ino* freed, Prerequisites* before);
   Result<Ino> rename_with(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
                           Ino* freed, Prerequisites* before);
-  // release_files' commands, and what one's reply says.
-  void queue_releases(Connection& c, std::span<const Release> files);
-  static Result<Released> release_outcome(Result<Reply> r);
+  // release_files' commands: for each command queued, the indexes in
+  // `files` of the files it releases (release.lua takes up to
+  // k_release_batch of them; release_orphan.lua one).
+  using ReleasePlan = std::vector<std::vector<std::size_t>>;
+  ReleasePlan queue_releases(Connection& c, std::span<const Release> files);
+  // What the replies to a plan's commands say, one result per file (of
+  // `files` files); a command's failure is each of its files' error.
+  static std::vector<Result<Released>> release_outcomes(const ReleasePlan& plan, std::vector<Result<Reply>>& replies,
+                                                        std::size_t files);
+  // One command's reply: the results of its files (`files`, indexes into
+  // `out`).
+  static void release_outcome(Result<Reply> r, const std::vector<std::size_t>& files,
+                              std::vector<Result<Released>>& out);
   // Prerequisites that send `releases` in front of a change; their results
   // go to `released`.
   Prerequisites releases_before(std::span<const Release> releases, std::vector<Result<Released>>& released);

@@ -1,10 +1,10 @@
 // Store, its names: lookups and the name cache, directory listings, and
 // every change of a directory's entries (create, mknod, mkdir, symlink,
 // link, unlink, rmdir, rename).
-#include "store/store.hpp"
-
 #include <algorithm>
+#include <memory>
 
+#include "store/store.hpp"
 #include "store/store_internal.hpp"
 
 namespace redisfs {
@@ -419,11 +419,10 @@ Result<Ino> Store::unlink(Ino parent, std::string_view name, Ino* freed) {
 
 Store::Prerequisites Store::releases_before(std::span<const Release> releases,
                                             std::vector<Result<Released>>& released) {
-  return Prerequisites{[this, releases](Connection& c) { queue_releases(c, releases); },
-                       [&released](std::vector<Result<Reply>>& replies) {
-                         for (auto& r : replies) {
-                           released.push_back(release_outcome(std::move(r)));
-                         }
+  auto plan = std::make_shared<ReleasePlan>();
+  return Prerequisites{[this, releases, plan](Connection& c) { *plan = queue_releases(c, releases); },
+                       [&released, plan, n = releases.size()](std::vector<Result<Reply>>& replies) {
+                         released = release_outcomes(*plan, replies, n);
                        }};
 }
 

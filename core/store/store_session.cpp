@@ -31,14 +31,16 @@ Result<bool> Store::release_file(Ino ino) {
     (void)flush(ino);
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.open(ino), m_keys.inode(ino), m_keys.orphans()},
+  TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.orphans(), m_keys.open(ino), m_keys.inode(ino)},
                               {m_opts.session, std::to_string(ino)}));
-  return r.view().integer() == 1;
+  std::vector<Result<Released>> done(1, Released::held);
+  release_outcome(std::move(r), {0}, done);
+  TRY_ASSIGN(Released one, std::move(done[0]));
+  return one == Released::purge;
 }
 
 std::vector<Result<Store::Released>> Store::release_files(std::span<const Release> files) {
   std::vector<Result<Released>> out;
-  out.reserve(files.size());
   if (m_opts.read_only) {
     out.assign(files.size(), Released::held);
     return out;
@@ -48,25 +50,53 @@ std::vector<Result<Store::Released>> Store::release_files(std::span<const Releas
     out.assign(files.size(), c.error());
     return out;
   }
-  queue_releases(**c, files);
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    out.push_back(release_outcome((*c)->read_reply()));
+  ReleasePlan plan = queue_releases(**c, files);
+  std::vector<Result<Reply>> replies;
+  replies.reserve(plan.size());
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    replies.push_back((*c)->read_reply());
   }
-  return out;
+  return release_outcomes(plan, replies, files.size());
 }
 
-void Store::queue_releases(Connection& c, std::span<const Release> files) {
+// Runs of plain releases go to release.lua, up to k_release_batch files a
+// script; an orphan's release is a release_orphan.lua of its own. The
+// commands keep the order of `files`: a run is cut before an orphan's
+// release.
+Store::ReleasePlan Store::queue_releases(Connection& c, std::span<const Release> files) {
+  ReleasePlan plan;
   const std::string orphans = m_keys.orphans();
-  for (const Release& f : files) {
+  std::vector<std::size_t> run;
+  std::vector<std::string> run_keys;
+  std::vector<std::string> run_args;
+  auto send_run = [&] {
+    if (run.empty()) {
+      return;
+    }
+    std::vector<std::string_view> k(run_keys.begin(), run_keys.end());
+    std::vector<std::string_view> a(run_args.begin(), run_args.end());
+    c.append_eval(lua::release, k, a);
+    plan.push_back(std::move(run));
+    run.clear();
+  };
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const Release& f = files[i];
     const std::string num = std::to_string(f.ino);
     if (!f.orphan) {
-      const std::string open = m_keys.open(f.ino);
-      const std::string inode = m_keys.inode(f.ino);
-      const std::string_view keys[] = {open, inode, orphans};
-      const std::string_view args[] = {m_opts.session, num};
-      c.append_eval(lua::release, keys, args);
+      if (run.empty()) {
+        run_keys.assign({orphans});
+        run_args.assign({m_opts.session});
+      }
+      run.push_back(i);
+      run_keys.push_back(m_keys.open(f.ino));
+      run_keys.push_back(m_keys.inode(f.ino));
+      run_args.push_back(num);
+      if (run.size() == k_release_batch) {
+        send_run();
+      }
       continue;
     }
+    send_run();
     // release_orphan.lua: what unlink.lua names to free a file at once
     std::vector<std::string> keys{m_keys.inode(f.ino), orphans, m_keys.sb(), m_keys.freeze(), m_keys.xattr(f.ino)};
     std::vector<std::string> args{m_opts.session, num};
@@ -75,18 +105,53 @@ void Store::queue_releases(Connection& c, std::span<const Release> files) {
     std::vector<std::string_view> k(keys.begin(), keys.end());
     std::vector<std::string_view> a(args.begin(), args.end());
     c.append_eval(lua::release_orphan, k, a);
+    plan.push_back({i});
   }
+  send_run();
+  return plan;
 }
 
-Result<Store::Released> Store::release_outcome(Result<Reply> r) {
+std::vector<Result<Store::Released>> Store::release_outcomes(const ReleasePlan& plan,
+                                                             std::vector<Result<Reply>>& replies, std::size_t files) {
+  std::vector<Result<Released>> out(files, Released::held);
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    Result<Reply> r = i < replies.size() ? std::move(replies[i])
+                                         : Result<Reply>(make_error(EIO, "redis: a release's reply is missing"));
+    release_outcome(std::move(r), plan[i], out);
+  }
+  return out;
+}
+
+void Store::release_outcome(Result<Reply> r, const std::vector<std::size_t>& files,
+                            std::vector<Result<Released>>& out) {
   if (!r) {
-    return std::move(r).error();
+    for (std::size_t f : files) {
+      out[f] = r.error();
+    }
+    return;
   }
   ReplyView v = r->view();
-  if (v.is_string()) {
-    return Released::done;  // 'FREED' or 'HELD' (release_orphan.lua)
+  if (!v.is_array()) {
+    // release_orphan.lua, one file: 'FREED' or 'HELD', else 1 or 0
+    out[files.at(0)] = v.is_string() ? Released::done : v.integer() == 1 ? Released::purge : Released::held;
+    return;
   }
-  return v.integer() == 1 ? Released::purge : Released::held;
+  // release.lua: one answer per file, or an error for a file it could not
+  // release
+  for (std::size_t j = 0; j < files.size(); ++j) {
+    if (j >= v.size()) {
+      out[files[j]] = make_error(EIO, "redis: release.lua answered " + std::to_string(v.size()) + " of " +
+                                          std::to_string(files.size()) + " files");
+      continue;
+    }
+    ReplyView one = v[j];
+    if (one.type() == ReplyView::Type::Error) {
+      std::string_view e = one.str();
+      out[files[j]] = make_error(errno_for_redis_error(e), "redis: " + std::string(e));
+    } else {
+      out[files[j]] = one.integer() == 1 ? Released::purge : Released::held;
+    }
+  }
 }
 
 void Store::push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const {

@@ -74,6 +74,32 @@ done
 [[ $(rcli exists "$PREFIX:INODE:$ino") == 0 ]] || fail "inode $ino not freed after B closed it"
 [[ $(rcli exists "$PREFIX:OPEN:$ino") == 0 ]] || fail "open count of inode $ino left behind"
 
+# files closed on B and removed on A at once, while B's releases still wait
+# to be sent (Session's release thread gathers them for a few ms): each
+# unlink finds the file open and leaves an orphan, which B's release then
+# frees (it answers "purge"); nothing of them is left
+inos=$(python3 - "$A" "$B" <<'PY'
+import os, sys
+a, b = sys.argv[1], sys.argv[2]
+inos = []
+for i in range(20):
+    with open(os.path.join(b, "late%d" % i), "wb") as f:
+        f.write(b"x" * 5000)
+        inos.append(os.fstat(f.fileno()).st_ino)
+    os.unlink(os.path.join(a, "late%d" % i))
+print(" ".join(map(str, inos)))
+PY
+) || fail "files closed on B and removed on A"
+for ino in $inos; do
+  for ((i = 0; i < 200; i++)); do
+    [[ $(rcli exists "$PREFIX:INODE:$ino" "$PREFIX:OPEN:$ino" "$PREFIX:BLK:$ino:0") == 0 ]] && break
+    sleep 0.05
+  done
+  [[ $(rcli exists "$PREFIX:INODE:$ino" "$PREFIX:OPEN:$ino" "$PREFIX:BLK:$ino:0") == 0 ]] ||
+    fail "inode $ino, closed on B and removed on A, left behind"
+done
+[[ $(rcli exists "$PREFIX:ORPHANS") == 0 ]] || fail "orphans left: $(rcli hgetall "$PREFIX:ORPHANS")"
+
 unmount_fs "$A"
 unmount_fs "$B"
 check_consistency --no-orphans

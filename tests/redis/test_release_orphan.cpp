@@ -167,4 +167,136 @@ TEST_CASE_FIXTURE(RedisFixture, "an orphan's release on damaged keys: an error o
   CHECK(ok(conn().command({"EXISTS", keys.inode(h)})).view().integer() == 1);
 }
 
+namespace {
+
+long long _evalsha_calls(Connection& c) {
+  std::string info(ok(c.command({"INFO", "commandstats"})).view().str());
+  auto at = info.find("cmdstat_evalsha:calls=");
+  return at == std::string::npos ? 0 : std::stoll(info.substr(at + 22));
+}
+
+// The files of one batch, made by `a` (this mount) with `b` another, each
+// named with `tag`: their releases by `a`, and what each must answer.
+struct Batch {
+  std::vector<Store::Release> releases;
+  std::vector<Ino> inos;
+};
+
+Batch _batch(Store& a, Store& b, Connection& c, const Keys& keys, const std::string& tag) {
+  auto make = [&](const std::string& name) { return ok(a.create(k_root_ino, name + tag, 0644, k_user)).ino; };
+  Batch out;
+  Ino kept = make("kept");  // a's only open: the release takes its count off
+  Ino twice = make("twice");
+  ok(a.open_file(twice));  // opened twice: released twice in the batch
+  Ino shared = make("shared");
+  ok(b.open_file(shared));  // b still holds it
+  Ino theirs = make("theirs");
+  REQUIRE(ok(b.unlink(k_root_ino, "theirs" + tag)) == theirs);  // b's orphan, held by a only
+  Ino mine = make("mine");
+  REQUIRE(ok(a.unlink(k_root_ino, "mine" + tag)) == mine);  // a's orphan (release_orphan.lua)
+  Ino broken = make("broken");
+  ok(c.command({"DEL", keys.open(broken)}));
+  ok(c.command({"SET", keys.open(broken), "not a hash"}));  // a damaged OPEN
+  Ino nan = make("nan");
+  ok(c.command({"HSET", keys.open(nan), a.session(), "many"}));  // a damaged count
+  Ino bad_inode = make("badinode");
+  ok(c.command({"HSET", keys.inode(bad_inode), "nlink", "x"}));  // no orphan it can judge
+  Ino after = make("after");                                     // plain releases after the orphan's
+  out.inos = {kept, twice, shared, theirs, mine, twice, broken, nan, bad_inode, after};
+  for (Ino ino : out.inos) {
+    out.releases.push_back({ino, ino == mine});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture,
+                  "a batch of releases is one script per run of plain ones, each file answered as alone") {
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  Ino warm = ok(a->create(k_root_ino, "warm", 0644, k_user)).ino;  // (a script's first use may load it)
+  std::vector<Store::Release> warm_release{{warm}};
+  REQUIRE(a->release_files(warm_release).at(0).ok());
+
+  // each file released on its own, as a pipeline of single releases did
+  Batch one = _batch(*a, *b, conn(), keys, "1");
+  std::vector<Result<Store::Released>> alone;
+  for (const auto& r : one.releases) {
+    std::vector<Store::Release> single{r};
+    alone.push_back(std::move(a->release_files(single).at(0)));
+  }
+  // the same files, released in one batch
+  Batch all = _batch(*a, *b, conn(), keys, "2");
+  ok(conn().command({"CONFIG", "RESETSTAT"}));
+  const auto trips = redis_counters().round_trips;
+  auto together = a->release_files(all.releases);
+  CHECK(redis_counters().round_trips - trips == 1);
+  CHECK(_evalsha_calls(conn()) == 3);  // the plain ones before the orphan, the orphan's, those after it
+
+  REQUIRE(together.size() == all.releases.size());
+  const char* names[] = {"kept",        "twice",  "shared", "theirs",   "mine",
+                         "twice again", "broken", "nan",    "badinode", "after"};
+  for (std::size_t i = 0; i < together.size(); ++i) {
+    CAPTURE(names[i]);
+    REQUIRE(alone[i].ok() == together[i].ok());
+    if (alone[i].ok()) {
+      CHECK(*alone[i] == *together[i]);
+    } else {
+      CHECK(alone[i].error().code == EIO);
+      CHECK(together[i].error().code == EIO);
+    }
+  }
+  auto answer = [&](std::size_t i) { return ok(std::move(together[i])); };
+  CHECK(answer(0) == Store::Released::held);
+  CHECK(answer(1) == Store::Released::held);   // one open of it is left at that point
+  CHECK(answer(2) == Store::Released::held);   // b holds it
+  CHECK(answer(3) == Store::Released::purge);  // b's orphan nobody holds any more: a purges it
+  CHECK(answer(4) == Store::Released::done);   // a's orphan, freed by its release
+  CHECK(answer(5) == Store::Released::held);
+  CHECK(together[6].error().code == EIO);  // a damaged OPEN: an error for it, nothing changed
+  CHECK(together[7].error().code == EIO);
+  CHECK(answer(8) == Store::Released::held);
+  CHECK(answer(9) == Store::Released::held);
+
+  for (const Batch* batch : {&one, &all}) {
+    const auto& f = batch->inos;
+    for (std::size_t i : {0, 1, 3, 4, 8, 9}) {
+      CHECK(ok(conn().command({"EXISTS", keys.open(f[i])})).view().integer() == 0);
+    }
+    CHECK(_field(conn(), keys.open(f[2]), b->session()) == "1");  // b's open is left
+    CHECK(ok(conn().command({"EXISTS", keys.open(f[2])})).view().integer() == 1);
+    CHECK(_field(conn(), keys.open(f[2]), a->session()).empty());
+    CHECK(ok(conn().command({"GET", keys.open(f[6])})).view().str() == "not a hash");
+    CHECK(_field(conn(), keys.open(f[7]), a->session()) == "many");
+    CHECK(a->getattr(f[4]).code() == ENOENT);  // freed
+    ok(a->purge(f[3]));
+    CHECK(a->getattr(f[3]).code() == ENOENT);
+  }
+  CHECK(ok(conn().command({"EXISTS", keys.orphans()})).view().integer() == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "releases past a script's worth go in more scripts, still one round trip") {
+  auto s = _open(pool, prefix);
+  Ino f = ok(s->create(k_root_ino, "f", 0644, k_user)).ino;
+  const std::size_t n = Store::k_release_batch + 10;
+  for (std::size_t i = 1; i < n; ++i) {
+    ok(s->open_file(f));
+  }
+  std::vector<Store::Release> batch(n, Store::Release{f});
+  REQUIRE(s->release_files(std::span(batch).first(1)).at(0).ok());  // (a script's first use may load it)
+  ok(s->open_file(f));
+  ok(conn().command({"CONFIG", "RESETSTAT"}));
+  const auto trips = redis_counters().round_trips;
+  auto done = s->release_files(batch);
+  CHECK(redis_counters().round_trips - trips == 1);
+  CHECK(_evalsha_calls(conn()) == 2);
+  REQUIRE(done.size() == n);
+  for (auto& r : done) {
+    CHECK(ok(std::move(r)) == Store::Released::held);
+  }
+  CHECK(ok(conn().command({"EXISTS", keys.open(f)})).view().integer() == 0);
+}
+
 TEST_SUITE_END();
