@@ -7,7 +7,8 @@
 -- are)}: the new inode's other fields are the client's own arguments (a
 -- short reply keeps the outcome record, outcome.inc, cheap: create is the
 -- commonest change). The parent's fields are read once, first (dir_read),
--- and patched by dir_write: one HSET stamps the change.
+-- and patched by dir_write: one HSET stamps the change. The outcome record
+-- (outcome.inc) holds the reply without the parent's fields: {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
 -- directory), EEXIST, EIO when the parent's mode, gid (when setgid), gen or
 -- (for a directory) nlink is damaged, or the inode number is in use.
@@ -65,4 +66,4 @@ redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end
-return {now, gid, mode_text, parent}
+return {now, gid, mode_text, parent}, {now, gid, mode_text, {}}

@@ -16,7 +16,8 @@
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or
 -- gone, EIO when the child's nlink or the parent's gen is not an integer.
 -- (The parent's fields are read first and patched: one HSET stamps the
--- change, and no second HGETALL is needed for the reply.)
+-- change, and no second HGETALL is needed for the reply.) The outcome
+-- record (outcome.inc) holds the reply without the parent's fields: {}.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -48,10 +49,10 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 dir_write(KEYS[4], parent, at, now)
 if last then
   free_inode(KEYS[1], KEYS[5], KEYS[7], 9, last, stored)
-  return {'OK', left, parent, 'FREED'}
+  return {'OK', left, parent, 'FREED'}, {'OK', left, {}, 'FREED'}
 end
 redis.call('HSET', KEYS[5], 'nlink', fmt(left), 'ctime', now)
 if left <= 0 then
   redis.call('HSET', KEYS[6], ino, ARGV[3])
 end
-return {'OK', left, parent}
+return {'OK', left, parent}, {'OK', left, {}}
