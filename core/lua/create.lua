@@ -10,15 +10,13 @@
 -- and patched by dir_write: one HSET stamps the change. The outcome record
 -- (outcome.inc) holds the reply without the parent's fields: {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
--- directory), EEXIST, EIO when the parent's mode, gid (when setgid), gen or
--- (for a directory) nlink is damaged, or the inode number is in use.
+-- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
+-- directory) nlink is damaged, or the inode number is in use; then EEXIST
+-- when its first write, HSETNX of the entry, finds the name taken.
 check_frozen(KEYS[2])
 local kind = ARGV[2]
 local nlink_delta = kind == 'dir' and 1 or nil
 local parent, at = dir_read(KEYS[4], nlink_delta)
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
-  fail('EEXIST')
-end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   fail('EIO', 'inode number already in use')
 end
@@ -47,6 +45,11 @@ elseif kind == 'symlink' then
   size = fmt(string.len(ARGV[7]))
 end
 local mode_text = string.format('%04o', mode)
+-- The first write, or none: the entry goes in unless the name is taken
+-- (one pass over the directory's hash where HEXISTS then HSET took two).
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[8]) == 0 then
+  fail('EEXIST')
+end
 if kind == 'dir' then
   redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
     'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
@@ -60,7 +63,6 @@ else
     'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
     'atime', now, 'mtime', now, 'ctime', now)
 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[8])
 dir_write(KEYS[4], parent, at, now, nlink_delta)
 redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then

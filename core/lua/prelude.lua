@@ -257,9 +257,13 @@ end
 -- `nlink_delta`, its 'nlink') is not an integer.
 local function dir_read(dir_inode_key, nlink_delta)
   local f = redis.call('HGETALL', dir_inode_key)
-  local at = {}
+  -- sized once by its constructor: filling it never rehashes (a tenth of
+  -- the script's Lua time when it did)
+  local at = {type = false, nlink = false, mode = false, gid = false, gen = false, mtime = false, ctime = false}
   for i = 1, #f, 2 do
-    at[f[i]] = i + 1
+    if at[f[i]] == false then
+      at[f[i]] = i + 1
+    end
   end
   local t = at.type and f[at.type]
   if not t then
