@@ -3,21 +3,35 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
 --       ino[, session: the file is created open by that mount]
--- Returns {now, gid, mode (octal), the parent's fields (HGETALL)}: the new
--- inode's other fields are the client's own arguments (a short reply keeps
--- the outcome record, outcome.inc, cheap: create is the commonest change).
+-- Returns {now, gid, mode (octal), the parent's fields (HGETALL, as they now
+-- are)}: the new inode's other fields are the client's own arguments (a
+-- short reply keeps the outcome record, outcome.inc, cheap: create is the
+-- commonest change). The parent's fields are read once, first (dir_read),
+-- and patched by dir_write: one HSET stamps the change. The outcome record
+-- (outcome.inc) holds the reply without the parent's fields: {}.
+-- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
+-- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
+-- directory) nlink is damaged, or the inode number is in use; then EEXIST
+-- when its first write, HSETNX of the entry, finds the name taken.
 check_frozen(KEYS[2])
-check_new_entry(KEYS[3], KEYS[4], ARGV[1])
+local kind = ARGV[2]
+local nlink_delta = kind == 'dir' and 1 or nil
+local parent, at = dir_read(KEYS[4], nlink_delta)
 if redis.call('EXISTS', KEYS[5]) == 1 then
   fail('EIO', 'inode number already in use')
 end
-local kind = ARGV[2]
 local mode = tonumber(ARGV[3], 8)
 local gid = ARGV[5]
-local pmode = tonumber(redis.call('HGET', KEYS[4], 'mode'), 8)
+local pmode = tonumber(at.mode and parent[at.mode] or '', 8)
+if not pmode then
+  fail('EIO', 'directory: malformed field mode')
+end
 if pmode % (2 * S_ISGID) >= S_ISGID then
   -- setgid directory: new nodes take its group, new directories its setgid bit
-  gid = redis.call('HGET', KEYS[4], 'gid')
+  gid = at.gid and parent[at.gid]
+  if not gid then
+    fail('EIO', 'directory: no field gid')
+  end
   if kind == 'dir' and mode % (2 * S_ISGID) < S_ISGID then
     mode = mode + S_ISGID
   end
@@ -31,21 +45,27 @@ elseif kind == 'symlink' then
   size = fmt(string.len(ARGV[7]))
 end
 local mode_text = string.format('%04o', mode)
-redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
-  'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
-  'atime', now, 'mtime', now, 'ctime', now)
+-- The first write, or none: the entry goes in unless the name is taken
+-- (one pass over the directory's hash where HEXISTS then HSET took two).
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[8]) == 0 then
+  fail('EEXIST')
+end
 if kind == 'dir' then
-  redis.call('HSET', KEYS[5], 'parent', ARGV[9])
+  redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
+    'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
+    'atime', now, 'mtime', now, 'ctime', now, 'parent', ARGV[9])
 elseif kind == 'symlink' then
-  redis.call('HSET', KEYS[5], 'target', ARGV[7])
+  redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
+    'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
+    'atime', now, 'mtime', now, 'ctime', now, 'target', ARGV[7])
+else
+  redis.call('HSET', KEYS[5], 'type', kind, 'mode', mode_text, 'uid', ARGV[4], 'gid', gid,
+    'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
+    'atime', now, 'mtime', now, 'ctime', now)
 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[8])
-dir_changed(KEYS[4], now)
-if kind == 'dir' then
-  redis.call('HINCRBY', KEYS[4], 'nlink', 1)
-end
+dir_write(KEYS[4], parent, at, now, nlink_delta)
 redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end
-return {now, gid, mode_text, redis.call('HGETALL', KEYS[4])}
+return {now, gid, mode_text, parent}, {now, gid, mode_text, {}}

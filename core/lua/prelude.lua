@@ -246,6 +246,71 @@ local function dir_changed(dir_inode_key, now)
   redis.call('HINCRBY', dir_inode_key, 'gen', 1)
 end
 
+-- The same in one HSET, for a script that read the directory's fields
+-- first (dir_read: HGETALL, which its reply returns): dir_read checks them
+-- before the first write and dir_write stamps the change, patching the
+-- fields it read into what the hash now holds.
+--
+-- dir_read returns the fields (a flat HGETALL list) and their positions;
+-- fails ENOENT when the inode is gone, ENOTDIR when it is no directory,
+-- ENOENT when it was removed (nlink 0), EIO when its 'gen' (or, with
+-- `nlink_delta`, its 'nlink') is not an integer.
+local function dir_read(dir_inode_key, nlink_delta)
+  local f = redis.call('HGETALL', dir_inode_key)
+  -- sized once by its constructor: filling it never rehashes (it rehashed
+  -- 16 times a script, about 8k redis-server instructions, when it did)
+  local at = {type = false, nlink = false, mode = false, gid = false, gen = false, mtime = false, ctime = false}
+  for i = 1, #f, 2 do
+    if at[f[i]] == false then
+      at[f[i]] = i + 1
+    end
+  end
+  local t = at.type and f[at.type]
+  if not t then
+    fail('ENOENT')
+  end
+  if t ~= 'dir' then
+    fail('ENOTDIR')
+  end
+  local nlink = at.nlink and f[at.nlink] or '0'
+  if tonumber(nlink) == 0 then
+    fail('ENOENT', 'the directory was removed')
+  end
+  -- integers a double holds exactly: what HINCRBY would have counted on
+  local gen = at.gen and f[at.gen] or '0'
+  if not string.match(gen, '^-?%d+$') or #gen > 15 then
+    fail('EIO', 'directory: malformed field gen')
+  end
+  if nlink_delta and (not string.match(nlink, '^-?%d+$') or #nlink > 15) then
+    fail('EIO', 'directory: malformed field nlink')
+  end
+  return f, at
+end
+
+local function dir_set(f, at, field, value)
+  if at[field] then
+    f[at[field]] = value
+  else
+    f[#f + 1] = field
+    f[#f + 1] = value
+    at[field] = #f
+  end
+end
+
+local function dir_write(dir_inode_key, f, at, now, nlink_delta)
+  local gen = fmt(tonumber(at.gen and f[at.gen] or '0') + 1)
+  if nlink_delta then
+    local nlink = fmt(tonumber(f[at.nlink]) + nlink_delta)
+    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', gen, 'nlink', nlink)
+    dir_set(f, at, 'nlink', nlink)
+  else
+    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', gen)
+  end
+  dir_set(f, at, 'mtime', now)
+  dir_set(f, at, 'ctime', now)
+  dir_set(f, at, 'gen', gen)
+end
+
 local S_ISGID = 1024
 
 -- A non-directory that just lost its last link (`inode` key) is freed at
@@ -254,13 +319,17 @@ local S_ISGID = 1024
 -- span): its inode, its xattrs and blocks go, and the superblock (`sb`)
 -- counts follow. Returns true when freed; otherwise it stays for the
 -- caller to record as an orphan (purge.lua frees it later).
-local function free_unheld(sb, inode, open, xattr, first, last, covered)
-  local f = redis.call('HMGET', inode, 'type', 'size')
-  local size = tonumber(f[2])
-  if redis.call('EXISTS', open) == 1 or (f[1] == 'file' and not (size and size <= tonumber(covered))) then
-    return false
+--
+-- In two halves for a script that read the inode's type and size itself
+-- and must decide before its first write: unheld (reads only) returns the
+-- last block key to delete and the bytes they store, or nil when the inode
+-- stays; free_inode deletes.
+local function unheld(kind, size_text, open, first, last, covered)
+  local size = tonumber(size_text)
+  if redis.call('EXISTS', open) == 1 or (kind == 'file' and not (size and size <= tonumber(covered))) then
+    return nil
   end
-  if f[1] ~= 'file' then
+  if kind ~= 'file' then
     last = first - 1  -- no blocks
   elseif last >= first then
     -- only the blocks the size reaches: no block ever lies past the end
@@ -271,14 +340,28 @@ local function free_unheld(sb, inode, open, xattr, first, last, covered)
   for i = first, last do
     local n = redis.pcall('STRLEN', KEYS[i])
     if type(n) ~= 'number' then
-      return false  -- a damaged block (not a string): purge.lua and fsck deal with it
+      return nil  -- a damaged block (not a string): purge.lua and fsck deal with it
     end
     stored = stored + n
   end
+  return last, stored
+end
+
+local function free_inode(sb, inode, xattr, first, last, stored)
   redis.call('DEL', inode, xattr, unpack(KEYS, first, last))
   redis.call('HINCRBY', sb, 'inodes', -1)
   if stored ~= 0 then
     redis.call('HINCRBY', sb, 'bytes', -stored)
   end
+end
+
+local function free_unheld(sb, inode, open, xattr, first, last, covered)
+  local f = redis.call('HMGET', inode, 'type', 'size')
+  local stored
+  last, stored = unheld(f[1], f[2], open, first, last, covered)
+  if not last then
+    return false
+  end
+  free_inode(sb, inode, xattr, first, last, stored)
   return true
 end

@@ -8,11 +8,16 @@
 -- ARGV: name, guessed child ino, session id, how many bytes the blocks in
 --       KEYS cover
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
--- left, the parent's fields (HGETALL), 'FREED' if the inode is gone}. At
--- nlink 0 a file that no mount holds open and whose blocks are all in
--- KEYS is freed at once (free_unheld). Otherwise the inode is recorded in
--- ORPHANS under this session: its data stays until the mount that
--- unlinked it has no use for it (purge.lua).
+-- left, the parent's fields (HGETALL, as they now are), 'FREED' if the
+-- inode is gone}. At nlink 0 a file that no mount holds open and whose
+-- blocks are all in KEYS is freed at once (unheld, free_inode). Otherwise
+-- the inode is recorded in ORPHANS under this session: its data stays until
+-- the mount that unlinked it has no use for it (purge.lua).
+-- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or
+-- gone, EIO when the child's nlink or the parent's gen is not an integer.
+-- (The parent's fields are read first and patched: one HSET stamps the
+-- change, and no second HGETALL is needed for the reply.) The outcome
+-- record (outcome.inc) holds the reply without the parent's fields: {}.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -21,18 +26,33 @@ end
 if ino ~= ARGV[2] then
   return {'RETRY', ino}
 end
-if inode_type(KEYS[5]) == 'dir' then
+local child = redis.call('HMGET', KEYS[5], 'type', 'nlink', 'size')
+if not child[1] then
+  fail('ENOENT')
+end
+if child[1] == 'dir' then
   fail('EISDIR')
+end
+local nlink = child[2] or '0'  -- (a missing nlink counts as 0, as HINCRBY would)
+if not string.match(nlink, '^-?%d+$') or #nlink > 15 then
+  fail('EIO', 'inode ' .. ino .. ': malformed field nlink')
+end
+local left = tonumber(nlink) - 1
+local parent, at = dir_read(KEYS[4])
+-- Decided before the first write: whether the inode goes now.
+local last, stored
+if left <= 0 then
+  last, stored = unheld(child[1], child[3], KEYS[8], 9, #KEYS, ARGV[4])
 end
 local now = now_ns()
 redis.call('HDEL', KEYS[3], ARGV[1])
-dir_changed(KEYS[4], now)
-local left = redis.call('HINCRBY', KEYS[5], 'nlink', -1)
-redis.call('HSET', KEYS[5], 'ctime', now)
+dir_write(KEYS[4], parent, at, now)
+if last then
+  free_inode(KEYS[1], KEYS[5], KEYS[7], 9, last, stored)
+  return {'OK', left, parent, 'FREED'}, {'OK', left, {}, 'FREED'}
+end
+redis.call('HSET', KEYS[5], 'nlink', fmt(left), 'ctime', now)
 if left <= 0 then
-  if free_unheld(KEYS[1], KEYS[5], KEYS[8], KEYS[7], 9, #KEYS, ARGV[4]) then
-    return {'OK', left, redis.call('HGETALL', KEYS[4]), 'FREED'}
-  end
   redis.call('HSET', KEYS[6], ino, ARGV[3])
 end
-return {'OK', left, redis.call('HGETALL', KEYS[4])}
+return {'OK', left, parent}, {'OK', left, {}}

@@ -346,6 +346,38 @@ TEST_CASE_FIXTURE(RedisFixture, "with an outcome record, a writing script runs e
   CHECK(next->view().str() == "42");
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "create and unlink record their reply without the parent's fields") {
+  Connection& c = conn();
+  _mkfs(c, keys);
+  std::string log = keys.absolute("oplog");
+  c.set_op_log(log);
+  auto record = [&]() {
+    auto r = c.command({"HGET", log, std::to_string(c.lane().id)});
+    REQUIRE(r.ok());
+    std::string_view rec = r->view().str();
+    rec.remove_prefix(rec.find(':') + 1);
+    return test::ok(outcome_to_resp(rec));
+  };
+  auto made = c.eval(lua::create, {keys.sb(), keys.freeze(), keys.dir(1), keys.inode(1), keys.inode(5)},
+                     {"f", "file", "0644", "0", "0", "0", "", "5", "1"});
+  REQUIRE_MESSAGE(made.ok(), (made.ok() ? "" : made.error().message));
+  ReplyView v = made->view();
+  REQUIRE(v.size() == 4);
+  CHECK(v[3].size() >= 24);  // the reply has them (HGETALL: 12 fields or more)
+  std::string now(v[0].str());
+  CHECK(record() == "*4\r\n$" + std::to_string(now.size()) + "\r\n" + now + "\r\n$1\r\n0\r\n$4\r\n0644\r\n*0\r\n");
+  auto gone = c.eval(lua::unlink,
+                     {keys.sb(), keys.freeze(), keys.dir(1), keys.inode(1), keys.inode(5), keys.orphans(),
+                      keys.xattr(5), keys.open(5)},
+                     {"f", "5", "s", "0"});
+  REQUIRE_MESSAGE(gone.ok(), (gone.ok() ? "" : gone.error().message));
+  v = gone->view();
+  REQUIRE(v.size() == 4);
+  CHECK(v[3].str() == "FREED");
+  CHECK(v[2].size() >= 24);
+  CHECK(record() == "*4\r\n$2\r\nOK\r\n:0\r\n*0\r\n$5\r\nFREED\r\n");
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a killed connection fails one eval, then scripts work again") {
   Connection& c = conn();
   _mkfs(c, keys);

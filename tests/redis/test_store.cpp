@@ -597,6 +597,105 @@ TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   CHECK(sb.view()[1].str() == "1");
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "create and unlink return the parent's fields as the change left them") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  // a directory without 'gen' yet (made by an older version): counted from 0
+  _ok(conn().command({"HDEL", keys.inode(d.ino), "gen"}));
+  auto same_as_server = [&](Ino dir) {
+    double age = -1;
+    Attr mine = _ok(s->getattr(dir, &age));  // what the change's reply left in the cache
+    REQUIRE(age >= 0);
+    auto other = _open(pool, prefix);  // another mount: the server's
+    Attr server = _ok(other->getattr(dir));
+    CHECK(mine.nlink == server.nlink);
+    CHECK(mine.mtime_ns == server.mtime_ns);
+    CHECK(mine.ctime_ns == server.ctime_ns);
+    CHECK(mine.gen == server.gen);
+    CHECK(mine.mode == server.mode);
+    CHECK(mine.size == server.size);
+    return server;
+  };
+  auto f = _ok(s->create(d.ino, "f", S_IFREG | 0644, k_user));
+  CHECK(same_as_server(d.ino).gen == 1);
+  _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  Attr after = same_as_server(d.ino);
+  CHECK(after.gen == 2);
+  CHECK(after.nlink == 3);
+  _ok(s->symlink(d.ino, "l", "target", k_user));
+  CHECK(same_as_server(d.ino).gen == 3);
+  (void)f;
+  _ok(s->unlink(d.ino, "f"));
+  CHECK(same_as_server(d.ino).gen == 4);
+  _ok(s->unlink(d.ino, "l"));
+  CHECK(same_as_server(d.ino).gen == 5);
+  CHECK(same_as_server(d.ino).nlink == 3);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "create and unlink: a damaged field refuses the change before anything is written") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto f = _ok(s->mknod(d.ino, "f", S_IFREG | 0644, 0, k_user));
+  auto field = [&](Ino ino, const char* name) {
+    auto r = _ok(conn().command({"HGET", keys.inode(ino), name}));
+    return r.view().is_nil() ? std::string("(nil)") : std::string(r.view().str());
+  };
+  auto entries = [&](Ino dir) { return *_ok(conn().command({"HLEN", keys.dir(dir)})).view().as_int(); };
+  auto inodes = [&]() { return std::string(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str()); };
+  const std::string inodes_before = inodes();
+  const std::string ctime = field(d.ino, "ctime");
+
+  // the child's nlink
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "one"}));
+  CHECK(s->unlink(d.ino, "f").code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(f.ino, "nlink") == "one");
+  CHECK(field(d.ino, "ctime") == ctime);
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "1"}));
+
+  // the parent's gen: neither unlink nor create
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "many"}));
+  CHECK(s->unlink(d.ino, "f").code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(f.ino, "nlink") == "1");
+  CHECK(s->create(d.ino, "g", S_IFREG | 0644, k_user).code() == EIO);
+  CHECK(s->mkdir(d.ino, "e", 0755, k_user).code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(d.ino, "ctime") == ctime);
+  CHECK(field(d.ino, "gen") == "many");
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "7"}));
+
+  // the parent's nlink, which a new directory counts
+  _ok(conn().command({"HSET", keys.inode(d.ino), "nlink", "two"}));
+  CHECK(s->mkdir(d.ino, "e", 0755, k_user).code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(d.ino, "nlink") == "two");
+  _ok(conn().command({"HSET", keys.inode(d.ino), "nlink", "2"}));
+
+  // the parent's mode, and the gid a setgid parent passes on
+  _ok(conn().command({"HSET", keys.inode(d.ino), "mode", "rwx"}));
+  CHECK(s->create(d.ino, "g", S_IFREG | 0644, k_user).code() == EIO);
+  _ok(conn().command({"HSET", keys.inode(d.ino), "mode", "2775"}));
+  _ok(conn().command({"HDEL", keys.inode(d.ino), "gid"}));
+  CHECK(s->create(d.ino, "g", S_IFREG | 0644, k_user).code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(d.ino, "ctime") == ctime);
+  CHECK(field(d.ino, "gen") == "7");
+  CHECK(inodes() == inodes_before);
+
+  // repaired: both go, and count from the gen they found
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gid", "55"}));
+  auto g = _ok(s->create(d.ino, "g", S_IFREG | 0644, k_user));
+  CHECK(g.gid == 55);
+  CHECK(field(d.ino, "gen") == "8");
+  _ok(s->unlink(d.ino, "f"));
+  CHECK(field(d.ino, "gen") == "9");
+  CHECK(s->getattr(f.ino).code() == ENOENT);
+  CHECK(entries(d.ino) == 1);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "unlink and rename over a file report the inode they freed") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
