@@ -30,7 +30,9 @@
 // security.* attribute). Where the data and the mode change land: write.lua
 // drops the bits in the script that writes the data (a gathered write: at
 // the flush, in the same script), setattr.lua after a truncate's data
-// change and with a chown, before the reply either way.
+// change and with a chown (a gathered chown after the data: at the flush,
+// in the write's script; prelude.lua's attr_fields either way), before the
+// reply either way.
 //
 // HOW, with libfuse 3.14. fuse_session_custom_io (installed right after
 // fuse_session_mount, on the same /dev/fuse descriptor; no splice then,

@@ -172,7 +172,7 @@ end
 
 -- What dropping setuid, and setgid of a group-executable file, leaves of
 -- `mode` (octal text): the kernel's rule, applied here under
--- FUSE_HANDLE_KILLPRIV_V2 (write.lua, setattr.lua). Returns the new mode as
+-- FUSE_HANDLE_KILLPRIV_V2 (write.lua, attr_fields). Returns the new mode as
 -- octal text and whether a bit went, or nil when `mode` is not a mode.
 local function killed_mode(mode)
   local m = tonumber(mode or '', 8)
@@ -184,6 +184,41 @@ local function killed_mode(mode)
     k = k - 1024
   end
   return string.format('%04o', k), k ~= m
+end
+
+-- An attribute change (size aside: truncate and extend have scripts of
+-- their own), for setattr.lua and for write.lua after its data: ARGV[at]
+-- to ARGV[at + 5] are mode (octal, '' = keep), uid, gid, atime, mtime
+-- (times: '' = keep, 'now', or nanoseconds) and 'kill' to drop setuid,
+-- and setgid of a group-executable file, after the mode
+-- (FATTR_KILL_SUIDGID; '' = keep). `mode_before` is a function that
+-- returns the inode's mode before the change (called only for a kill
+-- without a new mode). Changes nothing: returns the fields to HSET,
+-- ctime (`now`) first and 'now' replaced by `now`, or nil when the kill
+-- meets a mode that is not a mode (the caller fails with EIO, before its
+-- first write).
+local k_attr_names = {'mode', 'uid', 'gid', 'atime', 'mtime'}
+local function attr_fields(at, now, mode_before)
+  local f = {'ctime', now}
+  for i = 1, 5 do
+    local v = ARGV[at + i - 1]
+    if v ~= '' then
+      if v == 'now' then
+        v = now
+      end
+      f[#f + 1] = k_attr_names[i]
+      f[#f + 1] = v
+    end
+  end
+  if ARGV[at + 5] == 'kill' then
+    local k = killed_mode(ARGV[at] ~= '' and ARGV[at] or mode_before())
+    if not k then
+      return nil
+    end
+    f[#f + 1] = 'mode'
+    f[#f + 1] = k
+  end
+  return f
 end
 
 local function check_frozen(freeze_key)

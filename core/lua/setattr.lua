@@ -1,7 +1,9 @@
 #!lua flags=allow-oom
 -- Changes mode, owner and times (size has its own scripts: truncate,
 -- extend). Runs on a full server (allow-oom): it only overwrites fields
--- every inode has, so it cannot grow the filesystem.
+-- every inode has, so it cannot grow the filesystem. The change itself is
+-- prelude.lua's attr_fields, which write.lua also applies after its data
+-- (a gathered file's flush: one script for the data and the change).
 -- KEYS: SB, FREEZE, INODE
 -- ARGV: mode (octal, '' = keep), uid, gid, atime, mtime
 --       (times: '' = keep, 'now', or nanoseconds), then 'kill' to drop
@@ -11,27 +13,12 @@
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
 -- changes does not ask: the fields cost the server more than the change).
 check_frozen(KEYS[2])
-local t = inode_type(KEYS[3])
-local now = now_ns()
-local f = {'ctime', now}
-local names = {'mode', 'uid', 'gid', 'atime', 'mtime'}
-for i = 1, 5 do
-  local v = ARGV[i]
-  if v ~= '' then
-    if v == 'now' then
-      v = now
-    end
-    table.insert(f, names[i])
-    table.insert(f, v)
-  end
-end
-if ARGV[6] == 'kill' then
-  local k = killed_mode(ARGV[1] ~= '' and ARGV[1] or redis.call('HGET', KEYS[3], 'mode'))
-  if not k then
-    fail('EIO', 'the inode has no valid mode')
-  end
-  table.insert(f, 'mode')
-  table.insert(f, k)
+inode_type(KEYS[3])
+local f = attr_fields(1, now_ns(), function()
+  return redis.call('HGET', KEYS[3], 'mode')
+end)
+if not f then
+  fail('EIO', 'the inode has no valid mode')
 end
 redis.call('HSET', KEYS[3], unpack(f))
 if ARGV[7] == '1' then

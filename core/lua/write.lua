@@ -7,7 +7,12 @@
 --       fields, then per block: offset in block, length, and the bytes
 --       themselves or '' when they wait in the TMP key; then,
 --       optional, 'kill': setuid goes, and setgid of a group-executable
---       file, with the data (FUSE_WRITE_KILL_SUIDGID)
+--       file, with the data (FUSE_WRITE_KILL_SUIDGID; '' = keep); then,
+--       optional (after 'kill' or ''), an attribute change applied after
+--       the data, as setattr.lua would apply it next: its six arguments
+--       (mode, uid, gid, atime, mtime, kill; prelude.lua, attr_fields).
+--       A gathered file's flush sends its data and the attribute change
+--       that followed (tar's chown, chmod and utimes) in one script.
 -- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
 -- TTL): a piece that covers everything its block holds is RENAMEd into
 -- place, so its bytes never pass through Lua. Every TMP key is gone when
@@ -17,7 +22,10 @@
 -- new size, the inode's fields after the write if asked, else false} (what
 -- the writing mount's next getattr may answer with: AttrCache; a flush of
 -- gathered writes does not ask: the fields cost the server more than the
--- rest of a small write), and 'killed' third when the kill dropped a bit.
+-- rest of a small write), and 'killed' third when the kill dropped a bit
+-- (the data's kill; not the attribute change's).
+-- Every check, the attribute change's too, comes before the first write;
+-- the data's and the change's times are one instant.
 local n = (#KEYS - 4) / 2
 local function drop_temps()
   for i = 1, n do
@@ -30,7 +38,8 @@ local function refuse(code, msg)
   drop_temps()
   fail(code, msg)
 end
-if n < 1 or n ~= math.floor(n) or (#ARGV ~= 3 + 3 * n and #ARGV ~= 4 + 3 * n) or not tonumber(ARGV[1]) then
+if n < 1 or n ~= math.floor(n) or (#ARGV ~= 3 + 3 * n and #ARGV ~= 4 + 3 * n and #ARGV ~= 10 + 3 * n) or
+    not tonumber(ARGV[1]) then
   refuse('EINVAL', 'malformed write arguments')
 end
 for i = 1, n do
@@ -64,6 +73,16 @@ if ARGV[4 + 3 * n] == 'kill' then
     refuse('EIO', 'the inode has no valid mode')
   end
   killed = changed and 'killed' or nil
+end
+local now = now_ns()
+local attrs = nil
+if #ARGV == 10 + 3 * n then
+  attrs = attr_fields(5 + 3 * n, now, function()
+    return new_mode or f[3]
+  end)
+  if not attrs then
+    refuse('EIO', 'the inode has no valid mode')
+  end
 end
 local size = tonumber(f[2])
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
@@ -99,11 +118,19 @@ local stop = tonumber(ARGV[1]) + total
 if stop > size then
   size = stop
 end
-local now = now_ns()
+-- One HSET: the data's fields, then the attribute change's (a field
+-- named twice takes the later value, as two HSETs in turn would).
+local set = {'size', fmt(size), 'mtime', now, 'ctime', now}
 if killed then
-  redis.call('HSET', KEYS[3], 'mode', new_mode)
+  set[7] = 'mode'
+  set[8] = new_mode
 end
-redis.call('HSET', KEYS[3], 'size', fmt(size), 'mtime', now, 'ctime', now)
+if attrs then
+  for i = 1, #attrs do
+    set[#set + 1] = attrs[i]
+  end
+end
+redis.call('HSET', KEYS[3], unpack(set))
 if delta ~= 0 then
   redis.call('HINCRBY', KEYS[3], 'bytes', delta)
   redis.call('HINCRBY', KEYS[1], 'bytes', delta)

@@ -423,9 +423,12 @@ class Store {
   // carries the inode's fields (for the AttrCache). `known_size`: the
   // file's size on the server as far as this mount knows (a gathered
   // file's), or nullopt: the pieces that then reach its end from their
-  // block's start replace all their block holds (k_rename_min).
+  // block's start replace all their block holds (k_rename_min). `then`:
+  // an attribute change (no size) the same script applies after the data,
+  // as setattr.lua would next (a gathered file's flush), or none.
   std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append, bool kill,
-                           bool fields, std::optional<std::uint64_t> known_size = std::nullopt);
+                           bool fields, std::optional<std::uint64_t> known_size = std::nullopt,
+                           const SetAttrRequest* then = nullptr);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once.

@@ -451,7 +451,8 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
 }
 
 std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
-                                bool kill, bool fields, std::optional<std::uint64_t> known_size) {
+                                bool kill, bool fields, std::optional<std::uint64_t> known_size,
+                                const SetAttrRequest* then) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
   // same pipeline, and so do those of k_rename_min bytes or more that
@@ -494,8 +495,14 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     pos += n;
     done += n;
   }
-  if (kill) {
-    args.push_back("kill");  // after the blocks' triples (write.lua)
+  if (kill || then != nullptr) {
+    args.push_back(kill ? "kill" : "");  // after the blocks' triples (write.lua)
+  }
+  if (then != nullptr) {
+    std::vector<std::string> change = setattr_args(*then, false);
+    for (std::size_t i = 0; i < 6; ++i) {  // (the seventh, the fields' flag, is write.lua's ARGV[3])
+      args.push_back(keep(std::move(change[i])));
+    }
   }
   c.append_eval(lua::write, keys, args);
   return replies;

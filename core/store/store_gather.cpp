@@ -28,12 +28,18 @@
 //
 // The changes are replayed in their order through the same scripts a
 // direct call uses (write.lua, setattr.lua), pipelined: the server applies
-// exactly what it would have applied one by one, a little later. Times the
-// scripts set to "now" are the server's clock at the flush; until then this
-// mount shows its own estimate (our clock plus the offset the create's
-// reply revealed). A write that must drop setuid/setgid (WriteKill) shows
-// the new mode here at once and drops the server's in the script that
-// carries its data, so no mount sees the new data with the old bits.
+// exactly what it would have applied one by one, a little later. An
+// attribute change that follows a write rides in that write's script
+// (write.lua applies it after the data, as setattr.lua would next), so the
+// common file, written then chown'ed, chmod'ed and utimes'ed, costs one
+// script; the data's and the change's "now" are then one instant, and a
+// server that refuses the data (out of memory) refuses the change with it.
+// Times the scripts set to "now" are the server's clock at the flush;
+// until then this mount shows its own estimate (our clock plus the offset
+// the create's reply revealed). A write that must drop setuid/setgid
+// (WriteKill) shows the new mode here at once and drops the server's in
+// the script that carries its data, so no mount sees the new data with the
+// old bits.
 //
 // Memory: the strings that held a file's writes are kept for the next
 // files (m_gather_buffers, util/buffer_pool.hpp: at most 16 of 64 KiB).
@@ -270,10 +276,16 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
       const std::string inode = m_keys.inode(ino);
       std::size_t replies = 0;
       std::uint64_t size = 0;  // the server's, as far as we know: the file was created empty here
-      for (const Gathered::Change& change : file.changes) {
+      for (std::size_t i = 0; i < file.changes.size(); ++i) {
+        const Gathered::Change& change = file.changes[i];
         if (change.is_write) {
+          // The attribute change that follows the data, if one does (tar's
+          // chown, chmod and utimes after its writes), goes in the same
+          // write.lua: one script's fixed cost a file on the server.
+          const bool then = i + 1 < file.changes.size() && !file.changes[i + 1].is_write;
           // (the replies are only judged: no fields in them)
-          replies += append_write(**c, ino, change.offset, change.data, false, change.kill, false, size);
+          replies += append_write(**c, ino, change.offset, change.data, false, change.kill, false, size,
+                                  then ? &file.changes[++i].attrs : nullptr);
           size = std::max<std::uint64_t>(size, change.offset + change.data.size());
         } else {
           std::vector<std::string> args = setattr_args(change.attrs, false);

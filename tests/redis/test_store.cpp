@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -528,6 +531,301 @@ TEST_CASE_FIXTURE(RedisFixture, "killpriv: a gathered write drops the bits here 
   CHECK((_ok(other->getattr(h.ino)).mode & 07777) == 04755);
   CHECK((_ok(other->getattr(i.ino)).mode & 07777) == 0755);
   CHECK((_ok(s->getattr(i.ino)).mode & 07777) == 0755);
+}
+
+// write.lua with an attribute change after its data (a gathered file's
+// flush, one script) against write.lua then setattr.lua (what the flush
+// sent before): every key of the filesystem the same, field by field, but
+// for the instant "now" stands for (one in the combined script).
+namespace {
+
+// A file set up by hand, with fixed times: the superblock, the inode, a
+// block of 3 bytes, and a change record that is on (track_blocks).
+struct ScriptFile {
+  Keys k;
+  Ino ino = 7;
+  std::string tmp() const { return k.temp("s", 1); }
+  void setup(Connection& c, const std::string& mode) const {
+    _ok(c.command({"HSET", k.sb(), "format", "redisfs", "block_size", "65536", "inodes", "2", "bytes", "3"}));
+    _ok(c.command({"HSET", k.inode(ino), "type", "file", "mode", mode, "uid", "1000", "gid", "1000"}));
+    _ok(c.command({"HSET", k.inode(ino), "size", "3", "nlink", "1", "rdev", "0", "bytes", "3"}));
+    _ok(c.command({"HSET", k.inode(ino), "atime", "1000", "mtime", "1000", "ctime", "1000"}));
+    _ok(c.command({"SET", k.block(ino, 0), "old"}));
+    _ok(c.command({"SADD", k.changed(), "since"}));
+  }
+  // write.lua's keys and arguments for `data` at 0 (through a TMP key, set
+  // here, when `through_tmp`), then `tail` (the kill slot and an
+  // attribute change).
+  std::vector<std::string> keys(bool through_tmp) const {
+    return {k.sb(), k.freeze(), k.inode(ino), k.changed(), k.block(ino, 0), through_tmp ? tmp() : k.inode(ino)};
+  }
+  std::vector<std::string> args(Connection& c, const std::string& data, bool through_tmp,
+                                const std::vector<std::string>& tail) const {
+    if (through_tmp) {
+      _ok(c.command({"SET", tmp(), data, "PX", "600000"}));
+    }
+    std::vector<std::string> a{"0", "", "", "0", std::to_string(data.size()), through_tmp ? "" : data};
+    a.insert(a.end(), tail.begin(), tail.end());
+    return a;
+  }
+};
+
+std::int64_t _server_ns(Connection& c) {
+  Reply t = _ok(c.command({"TIME"}));
+  return std::stoll(std::string(t.view()[0].str())) * 1000000000 + std::stoll(std::string(t.view()[1].str())) * 1000;
+}
+
+// Every key under `prefix`, relative, with its value, one a line; a value
+// of the server's clock in [from, to] reads NOW, and lands in *nows.
+std::string _state(Connection& c, const std::string& prefix, std::int64_t from, std::int64_t to,
+                   std::set<std::string>* nows = nullptr) {
+  auto clock = [&](std::string v) {
+    long long n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc() && end == v.data() + v.size() && n >= from && n <= to) {
+      if (nows != nullptr) {
+        nows->insert(v);
+      }
+      return std::string("NOW");
+    }
+    return v;
+  };
+  std::string out;
+  for (const std::string& key : redisfs::test::keys_under(c, prefix)) {
+    out += key.substr(prefix.size()) + " =";
+    std::string type(_ok(c.command({"TYPE", key})).view().str());
+    if (type == "string") {
+      out += " " + std::string(_ok(c.command({"GET", key})).view().str());
+    } else if (type == "hash") {
+      Reply h = _ok(c.command({"HGETALL", key}));
+      std::map<std::string, std::string> fields;
+      for (std::size_t i = 0; i + 1 < h.view().size(); i += 2) {
+        fields[std::string(h.view()[i].str())] = clock(std::string(h.view()[i + 1].str()));
+      }
+      for (const auto& [f, v] : fields) {
+        out += " " + f + ":" + v;
+      }
+    } else if (type == "set") {
+      Reply m = _ok(c.command({"SMEMBERS", key}));
+      std::set<std::string> members;
+      for (std::size_t i = 0; i < m.view().size(); ++i) {
+        members.insert(std::string(m.view()[i].str()));
+      }
+      for (const auto& v : members) {
+        out += " " + v;
+      }
+    } else {
+      out += " ?" + type;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// (for _state: no value reads NOW)
+constexpr std::int64_t k_no_clock = 1;
+
+// The reply of a write.lua, as text: "<size> <killed or ->".
+std::string _write_reply(const Reply& r) {
+  ReplyView v = r.view();
+  return std::string(v[0].str()) + " " + (v.size() > 2 && !v[2].is_nil() ? std::string(v[2].str()) : "-");
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change leaves what write.lua then setattr.lua leave") {
+  Connection& c = conn();
+  struct Case {
+    const char* name;
+    std::string mode_before;
+    std::string data;
+    bool kill;
+    std::vector<std::string> attrs;  // setattr.lua's first six arguments
+    std::string mode_after;
+  };
+  const std::string big(20000, 'b');  // (a TMP key, RENAMEd into place)
+  const Case cases[] = {
+      {"tar: chown, chmod, utimes",
+       "0644",
+       "new data",
+       false,
+       {"0600", "1234", "99", "1000000000123", "2000000000456", ""},
+       "0600"},
+      {"tar, a big file", "0644", big, false, {"0755", "0", "0", "1000000000123", "2000000000456", ""}, "0755"},
+      {"a write's kill, then a chmod", "6755", "new data", true, {"0640", "", "", "", "", ""}, "0640"},
+      {"a write's kill, then a chown's", "6775", big, true, {"", "1234", "", "", "", "kill"}, "0775"},
+      {"a chmod that sets setuid after a write's kill: kept", "6777", "x", true, {"4755", "", "", "", "", ""}, "4755"},
+      {"a chown's kill of a new mode", "0644", "x", false, {"6775", "", "5", "", "", "kill"}, "0775"},
+      {"times: now", "0644", "new data", false, {"", "", "", "now", "now", ""}, "0644"},
+      {"times: one now, one explicit", "0644", "new data", false, {"", "", "", "now", "2000000000456", ""}, "0644"},
+      {"only the ctime", "2755", "x", true, {"", "", "", "", "", ""}, "0755"},
+  };
+  for (const Case& t : cases) {
+    CAPTURE(t.name);
+    const bool through_tmp = t.data.size() >= 1024;
+    ScriptFile one{Keys(extra_prefix())};   // write.lua, then setattr.lua
+    ScriptFile both{Keys(extra_prefix())};  // write.lua with the change
+    one.setup(c, t.mode_before);
+    both.setup(c, t.mode_before);
+    const std::int64_t from = _server_ns(c);
+    Reply w = _ok(c.eval(
+        lua::write, one.keys(through_tmp),
+        one.args(c, t.data, through_tmp, t.kill ? std::vector<std::string>{"kill"} : std::vector<std::string>{})));
+    std::vector<std::string> set_args = t.attrs;
+    set_args.emplace_back("");
+    _ok(c.eval(lua::setattr, std::vector<std::string>{one.k.sb(), one.k.freeze(), one.k.inode(one.ino)}, set_args));
+    std::vector<std::string> tail{t.kill ? "kill" : ""};
+    tail.insert(tail.end(), t.attrs.begin(), t.attrs.end());
+    Reply wa = _ok(c.eval(lua::write, both.keys(through_tmp), both.args(c, t.data, through_tmp, tail)));
+    const std::int64_t to = _server_ns(c);
+    CHECK(_write_reply(wa) == _write_reply(w));
+    std::set<std::string> nows;
+    const std::string after = _state(c, both.k.prefix(), from, to, &nows);
+    CHECK(after == _state(c, one.k.prefix(), from, to));
+    CHECK(nows.size() == 1);  // the data's and the change's "now": one instant
+    CHECK(_ok(c.command({"HGET", both.k.inode(both.ino), "mode"})).view().str() == t.mode_after);
+    CHECK(after.find(":TMP:") == std::string::npos);
+  }
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused whole before anything is written") {
+  Connection& c = conn();
+  ScriptFile f{keys};
+  SUBCASE("a kill that meets a damaged mode, the change's") {
+    f.setup(c, "rwx");
+    for (bool through_tmp : {false, true}) {
+      CAPTURE(through_tmp);
+      const std::string data = through_tmp ? std::string(5000, 'n') : "new";
+      const std::string before = _state(c, prefix, k_no_clock, 0);
+      auto args = f.args(c, data, through_tmp, {"", "", "1234", "", "", "", "kill"});
+      auto r = c.eval(lua::write, f.keys(through_tmp), args);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == EIO);
+      CHECK(_state(c, prefix, k_no_clock, 0) == before);  // no byte, no size, no owner; the TMP key gone
+    }
+  }
+  SUBCASE("a damaged new mode to kill") {
+    f.setup(c, "0644");
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    auto r = c.eval(lua::write, f.keys(false), f.args(c, "new", false, {"", "z9", "", "", "", "", "kill"}));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(_state(c, prefix, k_no_clock, 0) == before);
+  }
+  SUBCASE("malformed: a part of a change") {
+    f.setup(c, "0644");
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    auto r = c.eval(lua::write, f.keys(false), f.args(c, "new", false, {"", "0600", "", ""}));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EINVAL);
+    CHECK(_state(c, prefix, k_no_clock, 0) == before);
+  }
+  SUBCASE("frozen: nothing written until the freeze is gone, then all of it once") {
+    f.setup(c, "0644");
+    ScriptFile one{Keys(extra_prefix())};
+    one.setup(c, "0644");
+    const std::vector<std::string> attrs{"0600", "1234", "99", "1000000000123", "now", ""};
+    _ok(c.command({"SET", keys.freeze(), "delete"}));
+    std::vector<std::string> tail{""};
+    tail.insert(tail.end(), attrs.begin(), attrs.end());
+    const auto args = f.args(c, std::string(5000, 'n'), true, tail);
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    const std::int64_t from = _server_ns(c);
+    std::optional<Result<Reply>> frozen;
+    std::thread writer([&] {
+      auto other = redisfs::test::connect();
+      frozen = other->eval(lua::write, f.keys(true), args);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(_state(c, prefix, k_no_clock, 0) == before);  // refused with FROZEN so far: the data waits in its TMP key
+    CHECK(_ok(c.command({"EXISTS", f.tmp()})).view().integer() == 1);
+    _ok(c.command({"DEL", keys.freeze()}));
+    writer.join();
+    REQUIRE(frozen);
+    REQUIRE_MESSAGE(frozen->ok(), frozen->error().message);
+    _ok(c.eval(lua::write, one.keys(true), one.args(c, std::string(5000, 'n'), true, {})));
+    std::vector<std::string> set_args = attrs;
+    set_args.emplace_back("");
+    _ok(c.eval(lua::setattr, std::vector<std::string>{one.k.sb(), one.k.freeze(), one.k.inode(one.ino)}, set_args));
+    const std::int64_t to = _server_ns(c);
+    CHECK(_state(c, prefix, from, to) == _state(c, one.k.prefix(), from, to));
+  }
+}
+
+// tar's file (writes, then chown, chmod and utimes) reaches the server in
+// one script at its flush; the shapes that do not fit keep their several.
+TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after it flush in one script") {
+  auto s = _open(pool, prefix);
+  auto other = _open(pool, prefix);  // another mount: the server's
+  Connection& c = conn();
+  auto evalsha = [&] {
+    std::string info(_ok(c.command({"INFO", "commandstats"})).view().str());
+    auto at = info.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + 22);
+  };
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.gid = 99;
+  chown.kill_suidgid = true;
+  SetAttrRequest chmod;
+  chmod.mode = 04750;
+  SetAttrRequest utimes;
+  utimes.atime = SetAttrRequest::Time::Set;
+  utimes.atime_ns = 1000000000123;
+  utimes.mtime = SetAttrRequest::Time::Set;
+  utimes.mtime_ns = 2000000000456;
+  struct Shape {
+    const char* name;
+    std::vector<int> steps;  // 0: a write (the next piece), 1: chown, 2: chmod, 3: utimes
+    long long scripts;
+  };
+  const Shape shapes[] = {
+      {"tar: writes, chown, chmod, utimes", {0, 0, 1, 2, 3}, 1},
+      {"writes only", {0, 0}, 1},
+      {"attributes only", {1, 2, 3}, 1},
+      {"attributes, writes, attributes", {2, 0, 3}, 2},
+      {"writes, attributes, writes, attributes", {0, 2, 0, 3}, 2},
+  };
+  int n = 0;
+  // (the server learns each script at its first call: NOSCRIPT, then a
+  // second EVALSHA; not counted below)
+  for (const SetAttrRequest& first : {chmod, utimes}) {
+    Attr f = _ok(s->create(k_root_ino, "f" + std::to_string(n++), S_IFREG | 0644, k_user, true));
+    if (n == 1) {
+      _ok(s->write(f.ino, 0, "x", false));
+    }
+    _ok(s->setattr(f.ino, first));
+    _ok(s->flush(f.ino));
+  }
+  for (const Shape& shape : shapes) {
+    CAPTURE(shape.name);
+    Attr f = _ok(s->create(k_root_ino, "f" + std::to_string(n++), S_IFREG | 0644, k_user, true));
+    REQUIRE(s->gathering(f.ino));
+    std::string data;
+    for (int step : shape.steps) {
+      if (step == 0) {
+        std::string piece(data.empty() ? 3000 : 10, static_cast<char>('a' + data.size() % 26));
+        _ok(s->write(f.ino, data.size(), piece, false));
+        data += piece;
+      } else {
+        _ok(s->setattr(f.ino, step == 1 ? chown : step == 2 ? chmod : utimes));
+      }
+    }
+    Attr mine = _ok(s->getattr(f.ino));
+    const long long before = evalsha();
+    _ok(s->flush(f.ino));
+    CHECK(evalsha() - before == shape.scripts);
+    Attr theirs = _ok(other->getattr(f.ino));
+    CHECK(theirs.size == data.size());
+    CHECK(theirs.mode == mine.mode);
+    CHECK(theirs.uid == mine.uid);
+    CHECK(theirs.gid == mine.gid);
+    if (std::find(shape.steps.begin(), shape.steps.end(), 3) != shape.steps.end()) {
+      CHECK(theirs.atime_ns == 1000000000123);
+      CHECK(theirs.mtime_ns == 2000000000456);
+    }
+    CHECK(_read_all(*other, f.ino) == data);
+  }
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "truncate: both ways, no stale bytes past the end") {
