@@ -50,7 +50,7 @@ std::vector<Result<Store::Released>> Store::release_files(std::span<const Releas
   }
   queue_releases(**c, files);
   for (std::size_t i = 0; i < files.size(); ++i) {
-    out.push_back(release_outcome((*c)->read_reply()));
+    out.push_back(release_outcome(files[i], (*c)->read_reply()));
   }
   return out;
 }
@@ -59,6 +59,19 @@ void Store::queue_releases(Connection& c, std::span<const Release> files) {
   const std::string orphans = m_keys.orphans();
   for (const Release& f : files) {
     const std::string num = std::to_string(f.ino);
+    if (f.purge) {
+      // purge.lua, as Store::purge's first attempt
+      const std::string sb = m_keys.sb();
+      const std::string freeze = m_keys.freeze();
+      const std::string inode = m_keys.inode(f.ino);
+      const std::string xattr = m_keys.xattr(f.ino);
+      const std::string dir = m_keys.dir(f.ino);
+      const std::string open = m_keys.open(f.ino);
+      const std::string_view keys[] = {sb, freeze, inode, xattr, orphans, dir, open};
+      const std::string_view args[] = {num, m_opts.session};
+      c.append_eval(lua::purge, keys, args);
+      continue;
+    }
     if (!f.orphan) {
       const std::string open = m_keys.open(f.ino);
       const std::string inode = m_keys.inode(f.ino);
@@ -78,11 +91,16 @@ void Store::queue_releases(Connection& c, std::span<const Release> files) {
   }
 }
 
-Result<Store::Released> Store::release_outcome(Result<Reply> r) {
+Result<Store::Released> Store::release_outcome(const Release& what, Result<Reply> r) {
   if (!r) {
     return std::move(r).error();
   }
   ReplyView v = r->view();
+  if (what.purge) {
+    // {'OK'} or {'HELD', session}: done; {'RETRY'...}: Store::purge goes on
+    return v.is_array() && v.size() >= 1 && (v[0].str() == "OK" || v[0].str() == "HELD") ? Released::done
+                                                                                         : Released::purge;
+  }
   if (v.is_string()) {
     return Released::done;  // 'FREED' or 'HELD' (release_orphan.lua)
   }
