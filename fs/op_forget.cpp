@@ -1,7 +1,10 @@
 // forget, forget_multi: the kernel gives lookups back. An orphan of this
 // mount whose last lookup goes is purged, after the (empty) reply: forget
-// has nothing to wait for. (Not one whose release is still on its way: the
-// release frees it, session.hpp.)
+// has nothing to wait for, so the purge is queued (Session::purge_later)
+// and rides in front of the next unlink, rmdir or rename, or with the next
+// batch of releases: rm -rf forgets every directory it removes, right after
+// its rmdir. (Not one whose release is still on its way: the release frees
+// it, session.hpp.)
 #include <vector>
 
 #include "ops.hpp"
@@ -15,7 +18,7 @@ void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   bool purge = session.forget(ino, nlookup);
   reply_none(req);
   if (purge) {
-    session.purge(ino);
+    session.purge_later(ino);
   }
 }
 
@@ -29,7 +32,7 @@ void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   }
   reply_none(req);
   for (Ino ino : purge) {
-    session.purge(ino);
+    session.purge_later(ino);
   }
 }
 

@@ -15,7 +15,8 @@
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those
 // are counted once the reply is complete. The attributes of a page served
-// again for a later request carry timeouts shortened by the page's age. A
+// again for a later request carry timeouts shortened by the page's age, and
+// those a page took from the AttrCache (Store::readdir) by theirs. A
 // reply never ends between two entries of one page with the same name hash
 // (DirReader::must_follow), so that resuming after it loses neither.
 #include <chrono>
@@ -129,7 +130,8 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
     why = "an entry names the root directory (inode 1)";
   }
   if (entry.attr && why.empty()) {
-    double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count();
+    // (entry.age: attributes the page took from the AttrCache were that old)
+    double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count() + entry.age;
     Attr seen = *entry.attr;
     seen.ino |= h.base;
     e = make_entry(h.tree, seen, age);

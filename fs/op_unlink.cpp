@@ -2,9 +2,9 @@
 // still knows it (an open file, a working directory) is kept as this
 // mount's orphan: a file's last release frees it (session.hpp), else it is
 // purged when the kernel forgets it; one the kernel does not know is purged
-// right after the reply. An unlink sends this mount's queued releases in
-// front of it, in its round trip (Store::unlink), and judges them after its
-// reply. A file the unlink freed at once is remembered
+// right after the reply. An unlink or rmdir sends this mount's queued
+// releases and purges in front of it, in its round trip (Store::unlink),
+// and judges them after its reply. A file the unlink freed at once is remembered
 // (Session::freed): a writeback mount's kernel writes its times back right
 // after, and op_setattr.cpp answers that alone.
 #include "ops.hpp"
@@ -26,7 +26,7 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
   }
   Ino freed = 0;
   std::vector<Result<Store::Released>> unused;
-  Result<Ino> orphan = dir ? session.store().rmdir(parent, name)
+  Result<Ino> orphan = dir ? session.store().rmdir(parent, name, releases, released ? *released : unused)
                            : session.store().unlink(parent, name, &freed, releases, released ? *released : unused);
   if (freed != 0) {
     session.freed(freed);
@@ -56,6 +56,14 @@ void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   session.judge_releases(releases, released);
 }
 
-void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove(req, "rmdir", parent, name, true); }
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  // Queued purges (the directories rm -rf removed before this one) and
+  // releases go in front, in its round trip.
+  Session& session = session_of(req);
+  std::vector<Store::Release> releases = session.take_releases();
+  std::vector<Result<Store::Released>> released;
+  _remove(req, "rmdir", parent, name, true, releases, &released);
+  session.judge_releases(releases, released);
+}
 
 }  // namespace redisfs::op

@@ -23,6 +23,10 @@ namespace redisfs {
 // file every half millisecond or so, sends about ten a batch: one script,
 // one round trip and three wake-ups of this thread per batch.
 static constexpr auto k_release_gather = std::chrono::milliseconds(5);
+// How long a purge waits for a change to take it in front (purge_later),
+// when no release is queued: rm -rf removes another name within
+// milliseconds, and nothing waits for a purge.
+static constexpr auto k_purge_gather = std::chrono::milliseconds(20);
 // SCAN pages (of 1000 keys) drop_unsure_opens reads at most.
 static constexpr std::size_t k_drop_scan_calls = 1024;
 // Absent names kept for invalidate_kernel, on mounts whose kernel keeps
@@ -163,6 +167,51 @@ void Session::release_later(Ino ino) {
   }
 }
 
+void Session::purge_later(Ino ino) {
+  if (gone()) {
+    return;
+  }
+  bool queued = false;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(m_release_mutex);
+    if (!m_release_stop) {
+      if (!m_releaser.joinable()) {
+        m_releaser = std::thread([this] { release_loop(); });  // (see release_later)
+      }
+      wake = m_releases.empty() && m_purges.empty();
+      m_purges.push_back(ino);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    purge(ino);  // the thread is gone: unmounting
+  } else if (wake) {
+    m_release_cv.notify_one();
+  }
+}
+
+void Session::purged(Ino ino, const Result<Store::Released>& done) {
+  if (gone()) {
+    return;
+  }
+  if (done.ok() && *done == Store::Released::done) {
+    log_debug("purged orphan inode " + std::to_string(ino));
+    return;
+  }
+  // Not finished by the first attempt (a file's blocks, holders, a freeze,
+  // COW, a lost reply): Store::purge goes all the way.
+  purge(ino);
+}
+
+std::vector<Store::Release> Session::queued_of(const std::vector<Ino>& inos, const std::vector<Ino>& purges) {
+  std::vector<Store::Release> out = releases_of(inos);
+  for (Ino ino : purges) {
+    out.push_back(Store::Release{ino, false, true});
+  }
+  return out;
+}
+
 std::vector<Store::Release> Session::releases_of(const std::vector<Ino>& inos) {
   std::vector<Store::Release> out;
   out.reserve(inos.size());
@@ -218,20 +267,26 @@ void Session::judge_releases(std::span<const Store::Release> releases, std::vect
     results = m_store.release_files(releases);
   }
   for (std::size_t i = 0; i < releases.size(); ++i) {
-    released(releases[i].ino, results[i]);
+    if (releases[i].purge) {
+      purged(releases[i].ino, results[i]);
+    } else {
+      released(releases[i].ino, results[i]);
+    }
   }
 }
 
 std::vector<Store::Release> Session::take_releases() {
   std::vector<Ino> batch;
+  std::vector<Ino> purges;
   {
     std::lock_guard<std::mutex> lock(m_release_mutex);
     batch.swap(m_releases);
+    purges.swap(m_purges);
   }
   if (gone()) {
-    batch.clear();  // nothing more goes to the server
+    return {};  // nothing more goes to the server
   }
-  return releases_of(batch);
+  return queued_of(batch, purges);
 }
 
 void Session::finish_releases() {
@@ -250,29 +305,37 @@ void Session::finish_releases() {
 // The thread wakes at the first queued release, waits k_release_gather for
 // more (or until a script's worth is queued), and sends all of them;
 // whatever is queued while a batch is on its way goes in the next one.
+// Purges alone wait k_purge_gather (a release queued meanwhile ends that
+// wait), for a change to take them first.
 void Session::release_loop() {
   std::vector<Ino> batch;
+  std::vector<Ino> purges;
   std::unique_lock<std::mutex> lock(m_release_mutex);
   for (;;) {
-    m_release_cv.wait(lock, [this] { return m_release_stop || !m_releases.empty(); });
-    if (m_releases.empty()) {
+    m_release_cv.wait(lock, [this] { return m_release_stop || !m_releases.empty() || !m_purges.empty(); });
+    if (m_releases.empty() && m_purges.empty()) {
       return;  // stopping, and nothing left to send
     }
-    if (!m_release_stop) {
+    if (!m_release_stop && m_releases.empty()) {
+      m_release_cv.wait_for(lock, k_purge_gather, [this] { return m_release_stop || !m_releases.empty(); });
+    }
+    if (!m_release_stop && !m_releases.empty()) {
       m_release_cv.wait_for(lock, k_release_gather,
                             [this] { return m_release_stop || m_releases.size() >= Store::k_release_batch; });
     }
     batch.swap(m_releases);
-    if (batch.empty() || gone()) {
-      batch.clear();  // taken by an unlink, or nothing more goes to the server
+    purges.swap(m_purges);
+    if ((batch.empty() && purges.empty()) || gone()) {
+      batch.clear();  // taken by a change, or nothing more goes to the server
+      purges.clear();
       continue;
     }
     lock.unlock();
-    std::vector<Result<Store::Released>> done = m_store.release_files(releases_of(batch));
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      released(batch[i], done[i]);
-    }
+    std::vector<Store::Release> all = queued_of(batch, purges);
+    std::vector<Result<Store::Released>> done = m_store.release_files(all);
+    judge_releases(all, done);
     batch.clear();
+    purges.clear();
     lock.lock();
   }
 }
@@ -319,6 +382,11 @@ bool Session::orphaned(Ino ino) {
     return false;
   }
   return true;
+}
+
+bool Session::own_orphan(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_orphans.count(ino) != 0;
 }
 
 void Session::freed(Ino ino) {

@@ -94,6 +94,10 @@ class Session {
   // holds no lookup of it: the caller purges it after replying.
   [[nodiscard]] bool orphaned(Ino ino);
 
+  // `ino` lost its last link by an op of this mount and the kernel still
+  // holds it (not forgotten yet).
+  bool own_orphan(Ino ino);
+
   // `ino` was freed on the server by an op of this mount (Store::unlink's
   // `freed`): no op of any mount can change it any more. Remembered while
   // the kernel holds a lookup of it, for is_freed.
@@ -105,6 +109,13 @@ class Session {
   // Store::purge, logging a failure (the orphan stays in <prefix>:ORPHANS
   // and the next mount's purge_dead_orphans frees it). True when done.
   bool purge(Ino ino);
+  // purge(), later: the orphan the kernel just forgot (after an rmdir,
+  // mostly: rm -rf forgets every directory it removes) is queued with the
+  // releases, and goes in front of the next unlink, rmdir or rename
+  // (take_releases), in its round trip, or else with the release thread's
+  // next batch, at most k_purge_gather later. Nothing waits for a purge:
+  // the orphan is unreachable by name, and recorded in ORPHANS meanwhile.
+  void purge_later(Ino ino);
   // At unmount: the kernel does not forget everything, so purge what is
   // left of this mount's orphans.
   void purge_orphans();
@@ -149,20 +160,21 @@ class Session {
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and the file is freed if it was the last hold on an orphan.
   void release_later(Ino ino);
-  // The queued releases, taken from the release thread's queue (none once
-  // the filesystem is gone): an unlink or a rename sends them in its own
-  // round trip (Store::unlink), so that a file closed a moment ago and
-  // removed at once, such as sqlite's journal, is freed by the unlink
-  // itself, not kept as an orphan. The caller hands each one's result to
-  // released().
+  // The queued releases and purges, taken from the release thread's queue
+  // (none once the filesystem is gone): an unlink, rmdir or rename sends
+  // them in its own round trip (Store::unlink), so that a file closed a
+  // moment ago and removed at once, such as sqlite's journal, is freed by
+  // the unlink itself, not kept as an orphan. The caller hands the results
+  // to judge_releases.
   std::vector<Store::Release> take_releases();
   // What the server said to one release: an error is logged (the open
   // stays counted until the mount ends); an orphan nobody holds is purged,
   // and one the release freed or handed over is no longer this mount's.
   void released(Ino ino, const Result<Store::Released>& done);
-  // released() of each of `releases` (taken by an unlink or a rename) with
-  // its result, sending those that have none (the change was refused
-  // before anything went).
+  // released() of each of `releases` (taken by an unlink, rmdir or rename)
+  // with its result, or for a purge purge() again unless it was done,
+  // sending those that have none (the change was refused before anything
+  // went).
   void judge_releases(std::span<const Store::Release> releases, std::vector<Result<Store::Released>>& results);
   // Sends every queued release and stops the release thread (at unmount,
   // before the mount session ends). Idempotent.
@@ -170,6 +182,10 @@ class Session {
 
  private:
   void release_loop();
+  // What the server said to a queued purge (Store::Release::purge).
+  void purged(Ino ino, const Result<Store::Released>& done);
+  // The releases of `inos`, then the purges of `purges`.
+  std::vector<Store::Release> queued_of(const std::vector<Ino>& inos, const std::vector<Ino>& purges);
   // The releases of `inos`, each marked when it is this mount's orphan.
   std::vector<Store::Release> releases_of(const std::vector<Ino>& inos);
 
@@ -199,6 +215,7 @@ class Session {
   std::mutex m_release_mutex;
   std::condition_variable m_release_cv;
   std::vector<Ino> m_releases;
+  std::vector<Ino> m_purges;  // purge_later's
   bool m_release_stop = false;
   std::thread m_releaser;  // started by the first release_later()
 };

@@ -18,13 +18,7 @@ AttrCache::Change AttrCache::begin(const std::vector<Ino>& inos) {
     return change;
   }
   std::lock_guard lock(m_mutex);
-  if (m_entries.size() + inos.size() > m_max) {
-    Clock::time_point now = Clock::now();
-    std::erase_if(m_entries, [&](const auto& kv) { return kv.second.in_flight == 0 && !fresh(kv.second, now); });
-    if (m_entries.size() + inos.size() > m_max) {
-      std::erase_if(m_entries, [](const auto& kv) { return kv.second.in_flight == 0; });
-    }
-  }
+  make_room(inos.size());
   for (Ino ino : inos) {
     if (std::any_of(change.m_marks.begin(), change.m_marks.end(), [ino](const auto& m) { return m.ino == ino; })) {
       continue;  // named twice (rename within one directory)
@@ -32,10 +26,65 @@ AttrCache::Change AttrCache::begin(const std::vector<Ino>& inos) {
     Entry& e = m_entries[ino];
     e.attr.reset();
     e.accessed.reset();
-    change.m_marks.push_back({ino, ++e.gen, e.in_flight == 0});
+    e.gen = ++m_gen;
+    change.m_marks.push_back({ino, e.gen, e.in_flight == 0});
     ++e.in_flight;
   }
   return change;
+}
+
+void AttrCache::make_room(std::size_t more) {
+  if (m_entries.size() + more > m_max) {
+    Clock::time_point now = Clock::now();
+    std::erase_if(m_entries, [&](const auto& kv) { return kv.second.in_flight == 0 && !fresh(kv.second, now); });
+    if (m_entries.size() + more > m_max) {
+      std::erase_if(m_entries, [](const auto& kv) { return kv.second.in_flight == 0; });
+    }
+  }
+}
+
+AttrCache::Change AttrCache::begin_read(const std::vector<Ino>& inos, Clock::time_point now) {
+  Change read;
+  if (!enabled() || inos.empty()) {
+    return read;
+  }
+  read.m_sent = now;
+  std::lock_guard lock(m_mutex);
+  make_room(inos.size());
+  for (Ino ino : inos) {
+    if (m_entries.size() >= m_max && m_entries.find(ino) == m_entries.end()) {
+      break;  // every entry is in flight: nothing more is kept
+    }
+    Entry& e = m_entries[ino];
+    if (e.gen == 0) {
+      e.gen = ++m_gen;  // a new entry: a later forget() or begin() changes it
+    }
+    read.m_marks.push_back({ino, e.gen, e.in_flight == 0});
+  }
+  return read;
+}
+
+void AttrCache::end_read(const Change& read, const std::vector<Attr>& read_attrs) {
+  if (read.m_marks.empty()) {
+    return;
+  }
+  std::lock_guard lock(m_mutex);
+  for (const auto& mark : read.m_marks) {
+    auto it = m_entries.find(mark.ino);
+    if (it == m_entries.end()) {
+      continue;  // dropped meanwhile (forget, or room made): its read is not kept
+    }
+    Entry& e = it->second;
+    auto attr = std::find_if(read_attrs.begin(), read_attrs.end(), [&](const Attr& a) { return a.ino == mark.ino; });
+    if (attr != read_attrs.end() && mark.alone && e.in_flight == 0 && e.gen == mark.gen &&
+        (!e.attr || e.read_at <= read.m_sent)) {
+      e.attr = *attr;
+      e.by_read = true;
+      e.read_at = read.m_sent;
+    } else if (e.in_flight == 0 && !e.attr && !e.accessed) {
+      m_entries.erase(it);
+    }
+  }
 }
 
 void AttrCache::end(const Change& change, const std::vector<Attr>& fresh) {
@@ -54,6 +103,7 @@ void AttrCache::end(const Change& change, const std::vector<Attr>& fresh) {
     auto attr = std::find_if(fresh.begin(), fresh.end(), [&](const Attr& a) { return a.ino == mark.ino; });
     if (attr != fresh.end() && mark.alone && e.gen == mark.gen) {
       e.attr = *attr;
+      e.by_read = false;
       e.read_at = now;
     } else if (e.in_flight == 0 && !e.attr && !e.accessed) {
       m_entries.erase(it);
@@ -61,13 +111,13 @@ void AttrCache::end(const Change& change, const std::vector<Attr>& fresh) {
   }
 }
 
-std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now) {
+std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now, bool reads_too) {
   if (!enabled()) {
     return std::nullopt;
   }
   std::lock_guard lock(m_mutex);
   auto it = m_entries.find(ino);
-  if (it == m_entries.end() || !it->second.attr || it->second.in_flight != 0) {
+  if (it == m_entries.end() || !it->second.attr || it->second.in_flight != 0 || (it->second.by_read && !reads_too)) {
     return std::nullopt;
   }
   Clock::duration age = now - it->second.read_at;
@@ -85,7 +135,7 @@ void AttrCache::forget(Ino ino) {
   }
   it->second.attr.reset();
   it->second.accessed.reset();
-  ++it->second.gen;  // a change in flight must not store what it read before this
+  it->second.gen = ++m_gen;  // a change or read in flight must not store what it read before this
   if (it->second.in_flight == 0) {
     m_entries.erase(it);
   }

@@ -23,6 +23,18 @@
 // Anything that changes an inode without going through begin()/end() must
 // call forget().
 //
+// A read outside any change (a directory listing's attributes) is kept by
+// the same rule (begin_read/end_read): only if no change of the inode was
+// in flight when the read was sent and none began (nor a forget() came)
+// before it was kept. Its age counts from when it was sent. The caller
+// keeps out a file whose changes wait in the Store (gathering): only a
+// change's or a read's reply of the server is kept, never what this mount
+// has not sent. What a read kept serves only those who ask for it
+// (get(..., reads_too)): the next listing, never getattr. The kernel asks
+// for a directory's attributes right after it opened and listed it, and
+// that answer must be the server's: a directory another mount removed
+// fails there (tests/mount/readdir_cursor.sh).
+//
 // Reads also leave a hint here (note_accessed): a read's reply showed the
 // file's access recorded (atime after mtime and ctime), so, under relatime,
 // the next reads need not send the script that records one. It lives and
@@ -58,6 +70,7 @@ class AttrCache {
       bool alone = false;  // no other change of this inode was in flight
     };
     std::vector<Mark> m_marks;
+    Clock::time_point m_sent{};  // a read's: when it was sent
   };
 
   struct Hit {
@@ -76,7 +89,17 @@ class AttrCache {
   // of its inodes, atomically with it: each is kept if the rules allow.
   void end(const Change& change, const std::vector<Attr>& fresh = {});
 
-  std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now());
+  // Marks `inos` as being read (a listing's HGETALLs): nothing is dropped,
+  // and end_read keeps what the read brought only if no change or forget()
+  // of the inode came in between.
+  Change begin_read(const std::vector<Ino>& inos, Clock::time_point now = Clock::now());
+  // Ends a read begun by begin_read: `read` (what it read of some of its
+  // inodes) is kept, aged from begin_read, by the rule above.
+  void end_read(const Change& read, const std::vector<Attr>& read_attrs);
+
+  // The attributes held of `ino`, if younger than the ttl: a change's, or
+  // with `reads_too` a read's as well.
+  std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now(), bool reads_too = false);
   void forget(Ino ino);
 
   // The access of `ino` is recorded, at `atime_ns` (the hint above).
@@ -86,20 +109,26 @@ class AttrCache {
 
  private:
   struct Entry {
-    std::uint64_t gen = 0;       // bumped by each begin()
+    std::uint64_t gen = 0;       // a new number (m_gen) at each begin() and forget()
     unsigned in_flight = 0;      // changes begun and not yet ended
     std::optional<Attr> attr;
+    bool by_read = false;  // `attr` is a read's (end_read), not a change's
     Clock::time_point read_at{};
     std::optional<std::int64_t> accessed;  // note_accessed's atime
     Clock::time_point accessed_at{};
   };
   // It holds attributes or a hint younger than ttl.
   bool fresh(const Entry& e, Clock::time_point now) const;
+  // Makes room for `more` entries (under the lock).
+  void make_room(std::size_t more);
 
   Clock::duration m_ttl;
   std::size_t m_max;
   std::mutex m_mutex;
   std::unordered_map<Ino, Entry> m_entries;
+  // The last generation handed out: an entry dropped and made again never
+  // gets a number a mark already holds.
+  std::uint64_t m_gen = 0;
 };
 
 }  // namespace redisfs

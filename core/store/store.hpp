@@ -75,6 +75,7 @@ struct DirEntry {
   Ino ino = 0;
   std::uint32_t type = 0;     // S_IFMT bits
   std::optional<Attr> attr;  // readdir(plus = true) only
+  double age = 0;            // seconds the attributes were old when the page was read (AttrCache)
 };
 
 struct DirPage {
@@ -202,9 +203,16 @@ class Store {
   // its orphan (its unlink or rename took the last name while the file was
   // open): the release then frees it when it is the last hold of any mount
   // (release_orphan.lua), so that nothing is left for the kernel's FORGET.
+  // `purge`: no release but the purge of an orphan of this mount that the
+  // kernel forgot (a removed directory, mostly), queued with the releases
+  // so that it shares their round trip or an unlink's, rmdir's or
+  // rename's: purge.lua's first attempt (Store::purge's), guessing that no
+  // mount holds it open; `purge` is the result when that did not finish
+  // it (the caller then calls Store::purge).
   struct Release {
     Ino ino = 0;
     bool orphan = false;
+    bool purge = false;
   };
   // What one release did: `held` nothing more to do (the file is still
   // open somewhere, or no orphan); `purge` the file is an orphan nobody
@@ -227,6 +235,9 @@ class Store {
   Result<Ino> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,
                      Ino* freed, std::span<const Release> releases, std::vector<Result<Released>>& released);
   Result<Ino> rmdir(Ino parent, std::string_view name);
+  // The same, with queued releases (and purges) in front, as unlink.
+  Result<Ino> rmdir(Ino parent, std::string_view name, std::span<const Release> releases,
+                    std::vector<Result<Released>>& released);
 
   // Opens are recorded on the server (<prefix>:OPEN:<ino>), so that a file
   // unlinked through one mount lives on while another mount has it open.
@@ -262,7 +273,13 @@ class Store {
   // One page of a directory (at most `max` entries, fewer at the end), from
   // `cursor` (0 to start). No "." or "..": the caller adds them. `parent`,
   // when given, gets the directory's parent (the root's own number for the
-  // root) in the same round trip: ENOENT when the directory is gone.
+  // root) in the same round trip: ENOENT when the directory is gone or
+  // removed (nlink 0, not purged yet). With `plus`,
+  // an entry whose attributes the AttrCache holds takes them from there
+  // (DirEntry::age says how old), the others are read in one more round
+  // trip and kept there: a directory listed again at once (rm -rf opens
+  // every directory twice) costs its HSCAN only. The names are read every
+  // time.
   Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr);
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
@@ -335,6 +352,8 @@ class Store {
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
   Status load_superblock(Connection& c);
   Result<Ino> allocate_ino(Connection& c);
+  // readdir's second step: the attributes (or types) of a page's entries.
+  Status readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
                            std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false,
                            bool gather = false);
@@ -372,10 +391,10 @@ class Store {
   // What the replies to a plan's commands say, one result per file (of
   // `files` files); a command's failure is each of its files' error.
   static std::vector<Result<Released>> release_outcomes(const ReleasePlan& plan, std::vector<Result<Reply>>& replies,
-                                                        std::size_t files);
-  // One command's reply: the results of its files (`files`, indexes into
-  // `out`).
-  static void release_outcome(Result<Reply> r, const std::vector<std::size_t>& files,
+                                                        std::span<const Release> files);
+  // One command's reply: the results of its files (`at`, indexes into
+  // `files` and `out`).
+  static void release_outcome(Result<Reply> r, const std::vector<std::size_t>& at, std::span<const Release> files,
                               std::vector<Result<Released>>& out);
   // Prerequisites that send `releases` in front of a change; their results
   // go to `released`.

@@ -318,9 +318,14 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
 }
 
 void Store::forget_gathered(Ino ino) {
-  std::lock_guard lock(m_gather_mutex);
-  m_gathered.erase(ino);
-  m_gathered_count = m_gathered.size();
+  {
+    std::lock_guard lock(m_gather_mutex);
+    m_gathered.erase(ino);
+    m_gathered_count = m_gathered.size();
+  }
+  // A listing that read the file while its changes were on their way
+  // must not keep what it read (AttrCache::end_read)
+  m_attrs.forget(ino);
 }
 
 Status Store::flush(Ino ino) {

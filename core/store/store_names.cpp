@@ -165,14 +165,19 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   return attr;
 }
 
-// The parent of directory `dir` from HMGET type parent: ENOENT when the
-// inode is gone, its own number for the root (no parent).
+// The parent of directory `dir` from HMGET type parent nlink: ENOENT when
+// the inode is gone, or removed (nlink 0: an orphan that a mount which
+// removed it has not purged yet, as Linux fails a listing of a removed
+// directory), its own number for the root (no parent).
 static Result<Ino> _dir_parent(Ino dir, ReplyView v) {
-  if (!v.is_array() || v.size() != 2 || v[0].is_nil()) {
+  if (!v.is_array() || v.size() != 3 || v[0].is_nil()) {
     return make_error(ENOENT, "directory " + std::to_string(dir) + " is gone");
   }
   if (v[0].str() != "dir") {
     return make_error(ENOTDIR, "inode " + std::to_string(dir) + " is no directory");
+  }
+  if (!v[2].is_nil() && v[2].str() == "0") {
+    return make_error(ENOENT, "directory " + std::to_string(dir) + " was removed");
   }
   Ino parent = 0;
   return v[1].is_nil() || !parse_u64(v[1].str(), parent) || parent == 0 ? dir : parent;
@@ -184,7 +189,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
   std::string count = std::to_string(std::max<std::size_t>(max, 1));
   c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
   if (parent != nullptr) {  // in the same round trip
-    c->append({"HMGET", m_keys.inode(dir), "type", "parent"});
+    c->append({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
   }
   Result<Reply> scanned = c->read_reply();
   if (parent != nullptr) {
@@ -208,19 +213,42 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
     }
     page.entries.push_back(std::move(e));
   }
-  // Types (or whole attributes) in one more round trip for the page.
-  for (const auto& e : page.entries) {
-    if (plus) {
-      c->append({"HGETALL", m_keys.inode(e.ino)});
-    } else {
-      c->append({"HGET", m_keys.inode(e.ino), "type"});
+  TRY(readdir_attrs(*c, dir, page, plus));
+  return page;
+}
+
+// The attributes of a page's entries (with `plus`), or their types: those
+// the AttrCache holds (never a gathered file's: they are the server's),
+// then the others in one more round trip, kept there. An entry gone
+// meanwhile leaves the page.
+Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
+  std::vector<Ino> asked;
+  for (auto& e : page.entries) {
+    if (!plus) {
+      c.append({"HGET", m_keys.inode(e.ino), "type"});
+      continue;
     }
+    if (auto hit = m_attrs.get(e.ino, AttrCache::Clock::now(), true); hit && gathered(e.ino) == nullptr) {
+      e.attr = std::move(hit->attr);
+      e.age = hit->age;
+      continue;
+    }
+    c.append({"HGETALL", m_keys.inode(e.ino)});
+    asked.push_back(e.ino);
   }
+  AttrCache::Change read = m_attrs.begin_read(asked);
+  std::vector<Attr> keep;
   std::vector<DirEntry> kept;
   kept.reserve(page.entries.size());
   std::optional<Error> failure;
   for (auto& e : page.entries) {
-    auto a = c->read_reply();
+    if (plus && e.attr) {
+      e.type = e.attr->mode & S_IFMT;
+      remember(dir, e.name, e.ino);
+      kept.push_back(std::move(e));
+      continue;
+    }
+    auto a = c.read_reply();
     if (!a.ok()) {
       if (!failure) {
         failure = std::move(a).error();
@@ -234,6 +262,9 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
       }
       e.type = attr->mode & S_IFMT;
       e.attr = std::move(attr).value();
+      if (gathered(e.ino) == nullptr) {
+        keep.push_back(*e.attr);
+      }
       overlay_gathered(*e.attr);
       remember(dir, e.name, e.ino);
     } else {
@@ -245,11 +276,12 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
     }
     kept.push_back(std::move(e));
   }
+  m_attrs.end_read(read, failure ? std::vector<Attr>{} : keep);
   if (failure) {
     return std::move(*failure);
   }
   page.entries = std::move(kept);
-  return page;
+  return {};
 }
 
 Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
@@ -421,8 +453,8 @@ Store::Prerequisites Store::releases_before(std::span<const Release> releases,
                                             std::vector<Result<Released>>& released) {
   auto plan = std::make_shared<ReleasePlan>();
   return Prerequisites{[this, releases, plan](Connection& c) { *plan = queue_releases(c, releases); },
-                       [&released, plan, n = releases.size()](std::vector<Result<Reply>>& replies) {
-                         released = release_outcomes(*plan, replies, n);
+                       [&released, plan, releases](std::vector<Result<Reply>>& replies) {
+                         released = release_outcomes(*plan, replies, releases);
                        }};
 }
 
@@ -462,16 +494,30 @@ Result<Ino> Store::unlink_with(Ino parent, std::string_view name, Ino* freed, Pr
 }
 
 Result<Ino> Store::rmdir(Ino parent, std::string_view name) {
-  TRY(writable());
-  TRY(_check_name(name));
-  if (name == ".") {
-    return make_error(EINVAL, "cannot remove '.'");
+  std::vector<Result<Released>> none;
+  return rmdir(parent, name, {}, none);
+}
+
+Result<Ino> Store::rmdir(Ino parent, std::string_view name, std::span<const Release> releases,
+                         std::vector<Result<Released>>& released) {
+  released.clear();
+  Prerequisites before = releases_before(releases, released);
+  auto r = [&]() -> Result<Ino> {
+    TRY(writable());
+    TRY(_check_name(name));
+    if (name == ".") {
+      return make_error(EINVAL, "cannot remove '.'");
+    }
+    if (name == "..") {
+      return make_error(ENOTEMPTY, "cannot remove '..'");
+    }
+    TRY_ASSIGN(auto done, remove_entry(lua::rmdir, parent, name, true, 1, releases.empty() ? nullptr : &before));
+    return done.second;
+  }();
+  if (!releases.empty() && !before.sent) {
+    released = release_files(releases);  // the rmdir failed before it went
   }
-  if (name == "..") {
-    return make_error(ENOTEMPTY, "cannot remove '..'");
-  }
-  TRY_ASSIGN(auto done, remove_entry(lua::rmdir, parent, name, true, 1));
-  return done.second;
+  return r;
 }
 
 Result<Ino> Store::rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name, unsigned flags,

@@ -34,7 +34,8 @@ Result<bool> Store::release_file(Ino ino) {
   TRY_ASSIGN(Reply r, c->eval(lua::release, {m_keys.orphans(), m_keys.open(ino), m_keys.inode(ino)},
                               {m_opts.session, std::to_string(ino)}));
   std::vector<Result<Released>> done(1, Released::held);
-  release_outcome(std::move(r), {0}, done);
+  const Release one_file[] = {{ino}};
+  release_outcome(std::move(r), {0}, one_file, done);
   TRY_ASSIGN(Released one, std::move(done[0]));
   return one == Released::purge;
 }
@@ -56,13 +57,13 @@ std::vector<Result<Store::Released>> Store::release_files(std::span<const Releas
   for (std::size_t i = 0; i < plan.size(); ++i) {
     replies.push_back((*c)->read_reply());
   }
-  return release_outcomes(plan, replies, files.size());
+  return release_outcomes(plan, replies, files);
 }
 
 // Runs of plain releases go to release.lua, up to k_release_batch files a
-// script; an orphan's release is a release_orphan.lua of its own. The
-// commands keep the order of `files`: a run is cut before an orphan's
-// release.
+// script; an orphan's release is a release_orphan.lua of its own, a queued
+// purge a purge.lua. The commands keep the order of `files`: a run is cut
+// before an orphan's release or a purge.
 Store::ReleasePlan Store::queue_releases(Connection& c, std::span<const Release> files) {
   ReleasePlan plan;
   const std::string orphans = m_keys.orphans();
@@ -82,6 +83,21 @@ Store::ReleasePlan Store::queue_releases(Connection& c, std::span<const Release>
   for (std::size_t i = 0; i < files.size(); ++i) {
     const Release& f = files[i];
     const std::string num = std::to_string(f.ino);
+    if (f.purge) {
+      send_run();
+      // purge.lua, as Store::purge's first attempt
+      const std::string sb = m_keys.sb();
+      const std::string freeze = m_keys.freeze();
+      const std::string inode = m_keys.inode(f.ino);
+      const std::string xattr = m_keys.xattr(f.ino);
+      const std::string dir = m_keys.dir(f.ino);
+      const std::string open = m_keys.open(f.ino);
+      const std::string_view keys[] = {sb, freeze, inode, xattr, orphans, dir, open};
+      const std::string_view args[] = {num, m_opts.session};
+      c.append_eval(lua::purge, keys, args);
+      plan.push_back({i});
+      continue;
+    }
     if (!f.orphan) {
       if (run.empty()) {
         run_keys.assign({orphans});
@@ -112,44 +128,52 @@ Store::ReleasePlan Store::queue_releases(Connection& c, std::span<const Release>
 }
 
 std::vector<Result<Store::Released>> Store::release_outcomes(const ReleasePlan& plan,
-                                                             std::vector<Result<Reply>>& replies, std::size_t files) {
-  std::vector<Result<Released>> out(files, Released::held);
+                                                             std::vector<Result<Reply>>& replies,
+                                                             std::span<const Release> files) {
+  std::vector<Result<Released>> out(files.size(), Released::held);
   for (std::size_t i = 0; i < plan.size(); ++i) {
     Result<Reply> r = i < replies.size() ? std::move(replies[i])
                                          : Result<Reply>(make_error(EIO, "redis: a release's reply is missing"));
-    release_outcome(std::move(r), plan[i], out);
+    release_outcome(std::move(r), plan[i], files, out);
   }
   return out;
 }
 
-void Store::release_outcome(Result<Reply> r, const std::vector<std::size_t>& files,
+void Store::release_outcome(Result<Reply> r, const std::vector<std::size_t>& at, std::span<const Release> files,
                             std::vector<Result<Released>>& out) {
   if (!r) {
-    for (std::size_t f : files) {
+    for (std::size_t f : at) {
       out[f] = r.error();
     }
     return;
   }
   ReplyView v = r->view();
+  if (files[at.at(0)].purge) {
+    // purge.lua, one file: {'OK'} or {'HELD', session}: done; {'RETRY'...}:
+    // Store::purge goes on
+    out[at[0]] = v.is_array() && v.size() >= 1 && (v[0].str() == "OK" || v[0].str() == "HELD") ? Released::done
+                                                                                               : Released::purge;
+    return;
+  }
   if (!v.is_array()) {
     // release_orphan.lua, one file: 'FREED' or 'HELD', else 1 or 0
-    out[files.at(0)] = v.is_string() ? Released::done : v.integer() == 1 ? Released::purge : Released::held;
+    out[at[0]] = v.is_string() ? Released::done : v.integer() == 1 ? Released::purge : Released::held;
     return;
   }
   // release.lua: one answer per file, or an error for a file it could not
   // release
-  for (std::size_t j = 0; j < files.size(); ++j) {
+  for (std::size_t j = 0; j < at.size(); ++j) {
     if (j >= v.size()) {
-      out[files[j]] = make_error(EIO, "redis: release.lua answered " + std::to_string(v.size()) + " of " +
-                                          std::to_string(files.size()) + " files");
+      out[at[j]] = make_error(EIO, "redis: release.lua answered " + std::to_string(v.size()) + " of " +
+                                       std::to_string(at.size()) + " files");
       continue;
     }
     ReplyView one = v[j];
     if (one.type() == ReplyView::Type::Error) {
       std::string_view e = one.str();
-      out[files[j]] = make_error(errno_for_redis_error(e), "redis: " + std::string(e));
+      out[at[j]] = make_error(errno_for_redis_error(e), "redis: " + std::string(e));
     } else {
-      out[files[j]] = one.integer() == 1 ? Released::purge : Released::held;
+      out[at[j]] = one.integer() == 1 ? Released::purge : Released::held;
     }
   }
 }

@@ -10,7 +10,10 @@
 #   counters, SIGUSR1): every entry came with its attributes;
 # - rm -rf's opendirs of directories the kernel knows make no round trip,
 #   ".." still names the parent, and a listing of a directory another
-#   mount removed fails with ENOENT;
+#   mount removed fails with ENOENT; a listing has another mount's new and
+#   removed names at once; rm -rf's second listing of a directory takes
+#   one round trip, and the purges of the directories it removed none of
+#   their own;
 # - four handles on a directory of 50,000 names (written on the server
 #   directly, as a restore would), read to the end and held open together,
 #   grow the daemon's RSS by less than 4 MB once the kernel knows the
@@ -81,11 +84,61 @@ except OSError as e:
     sys.exit(0 if e.errno == errno.ENOENT else 1)
 sys.exit(1)
 PY
+# ... also while a process on MNT still holds it (MNT cannot purge it
+# yet): W fails it alike, and the holder on MNT still fstat's it (nlink 0)
+mkdir "$MNT/held"
+ls "$W/held" >/dev/null
+exec 5<"$MNT/held"
+rmdir "$MNT/held"
+python3 - "$W/held" <<'PY' || fail "a directory another mount removed and still holds: W did not fail it with ENOENT"
+import errno, os, sys
+try:
+    os.listdir(sys.argv[1])
+except OSError as e:
+    sys.exit(0 if e.errno == errno.ENOENT else 1)
+sys.exit(1)
+PY
+[[ $(python3 -c 'import os; print(os.fstat(5).st_nlink)') == 0 ]] || fail "the holder of a removed directory cannot fstat it"
+exec 5<&-
+# a listing reads the names every time: W lists a directory, MNT adds and
+# removes names in it, and W's next listing, at once, has them
+mkdir "$MNT/fresh"
+touch "$MNT/fresh/old1" "$MNT/fresh/old2"
+[[ $(ls -l "$W/fresh" | awk 'NR > 1 {print $NF}' | tr '\n' ' ') == "old1 old2 " ]] || fail "listing of fresh"
+touch "$MNT/fresh/new"
+rm "$MNT/fresh/old1"
+[[ $(ls -l "$W/fresh" | awk 'NR > 1 {print $NF}' | tr '\n' ' ') == "new old2 " ]] ||
+  fail "W's second listing missed MNT's changes: $(ls "$W/fresh" | tr '\n' ' ')"
+# and the attributes W's own change left show in its next listing
+chmod 600 "$W/fresh/old2"
+[[ $(ls -l "$W/fresh" | awk '$NF == "old2" {print $1}') == "-rw-------" ]] || fail "W's chmod not in its listing"
+rm -r "$W/fresh"
+# rm -rf: the second listing of each directory (it opens each twice) takes
+# the attributes the first one read (AttrCache): one round trip, not two;
+# the getattr after its opendir still asks the server (one a directory:
+# the test above needs it); and the purge of each directory it removed
+# (the kernel forgets it at once) goes in front of its next rmdir, not in a
+# round trip of its own
+read -r _ rd0 < <(trips readdirplus "$W")
+read -r _ ga0 < <(trips getattr "$W")
+read -r _ fg0 < <(trips forget "$W")
 rm -rf "$W/a"
 [[ ! -e $W/a && -z $(rcli hget "$PREFIX:DIR:1" a) ]] || fail "rm -rf left a"
 read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$W]}" opendir)
 ((n >= 8)) || fail "rm -rf of 4 directories sent $n OPENDIRs, want 8 or more"
 awk -v rt="$rt" 'BEGIN {exit !(rt == 0)}' || fail "an opendir of a known directory made $rt round trips, want none"
+read -r _ rd1 < <(trips readdirplus "$W")
+read -r _ ga1 < <(trips getattr "$W")
+read -r _ fg1 < <(trips forget "$W")
+note "rm -rf of 4 directories: readdirplus $((rd1 - rd0)), getattr $((ga1 - ga0)), forget $((fg1 - fg0)) round trips"
+((rd1 - rd0 <= 12)) || fail "rm -rf of 4 directories: $((rd1 - rd0)) readdirplus round trips, want 3 a directory at most"
+((ga1 - ga0 <= 4)) || fail "rm -rf of 4 directories: $((ga1 - ga0)) getattr round trips, want 4 at most"
+((fg1 - fg0 == 0)) || fail "rm -rf of 4 directories: $((fg1 - fg0)) forget round trips, want none"
+for ((i = 0; i < 100; i++)); do
+  [[ -z $(fs_keys ORPHANS) ]] && break
+  sleep 0.05
+done
+[[ -z $(fs_keys ORPHANS) ]] || fail "orphans left after rm -rf: $(rcli hgetall "$PREFIX:ORPHANS" | tr '\n' ' ')"
 unmount_fs "$W"
 
 # 50,000 names in d0000, written on the server as a restore would

@@ -1257,6 +1257,164 @@ TEST_CASE_FIXTURE(RedisFixture, "readdir pages through a large directory") {
   }
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "readdir plus: attributes this mount read serve a listing again, names never") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto other = _open(pool_b, prefix);  // another mount
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto f = _ok(s->mknod(d.ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->mknod(d.ino, "gone", S_IFREG | 0644, 0, k_user));
+  _ok(s->mkdir(d.ino, "sub", 0700, k_user));
+  auto list = [&](Store& st, std::uint64_t& trips) {
+    std::map<std::string, DirEntry> out;
+    Ino parent = 0;
+    const auto before = redis_counters().round_trips;
+    auto page = _ok(st.readdir(d.ino, 0, 256, true, &parent));
+    trips = redis_counters().round_trips - before;
+    CHECK(parent == k_root_ino);
+    CHECK(page.next_cursor == 0);
+    for (auto& e : page.entries) {
+      REQUIRE(e.attr);
+      CHECK(e.attr->ino == e.ino);
+      out[e.name] = e;
+    }
+    return out;
+  };
+  std::uint64_t trips = 0;
+  auto first = list(*s, trips);
+  CHECK(trips == 2);  // the names (and the directory's fields), then the attributes
+  CHECK(first.size() == 3);
+  CHECK(first["f"].age == 0);
+  // what a listing read serves the next listing, never getattr (the
+  // kernel's getattr after an opendir must see another mount's rmdir)
+  double age = -1;
+  CHECK(_ok(s->getattr(f.ino, &age)).ino == f.ino);
+  CHECK(age == 0);
+  // at once again (rm -rf opens every directory twice): the names only
+  auto again = list(*s, trips);
+  CHECK(trips == 1);
+  CHECK(again.size() == 3);
+  CHECK(again["f"].age > 0);
+  CHECK(again["f"].attr->mode == first["f"].attr->mode);
+
+  // names come from the server every time: another mount's new and
+  // removed names show at once, the new one with attributes just read
+  _ok(other->mknod(d.ino, "theirs", S_IFREG | 0600, 0, k_user));
+  _ok(other->unlink(d.ino, "gone"));
+  auto changed = list(*s, trips);
+  CHECK(trips == 2);
+  CHECK(changed.count("gone") == 0);
+  REQUIRE(changed.count("theirs") == 1);
+  CHECK(changed["theirs"].age == 0);
+  CHECK((changed["theirs"].attr->mode & 07777) == 0600);
+
+  // a change made here drops what the listing kept of that inode
+  SetAttrRequest chmod;
+  chmod.mode = 0640;
+  _ok(s->setattr(f.ino, chmod));
+  auto mine = list(*s, trips);
+  CHECK((mine["f"].attr->mode & 07777) == 0640);
+
+  // another mount's change to an entry shows within the ttl, as in the
+  // kernel's attribute cache (the age says how old), and at once on a
+  // mount without one
+  chmod.mode = 0600;
+  _ok(other->setattr(f.ino, chmod));
+  auto cached = list(*s, trips);
+  CHECK(trips == 1);
+  CHECK(cached["f"].age > 0);
+  auto plain = _open(pool, prefix);
+  auto fresh = list(*plain, trips);
+  CHECK(trips == 2);
+  CHECK((fresh["f"].attr->mode & 07777) == 0600);
+  CHECK(fresh["f"].age == 0);
+  _ok(plain->getattr(d.ino, &age));
+  CHECK(age == 0);  // no cache: it asks
+
+  // a file whose changes wait here (gathered) is listed with them, never
+  // from what a listing kept
+  auto g = _ok(s->create(d.ino, "g", S_IFREG | 0644, k_user, true));
+  REQUIRE(s->gathering(g.ino));
+  _ok(s->write(g.ino, 0, "12345", false));
+  CHECK(list(*s, trips)["g"].attr->size == 5);
+  _ok(s->write(g.ino, 5, "67890", false));
+  CHECK(list(*s, trips)["g"].attr->size == 10);
+  _ok(s->flush(g.ino));
+  CHECK(list(*s, trips)["g"].attr->size == 10);
+  _ok(other->write(g.ino, 10, "x", false));
+  CHECK(list(*plain, trips)["g"].attr->size == 11);
+
+  // a directory removed by another mount fails the listing with ENOENT,
+  // whatever the cache holds of it
+  _ok(other->mknod(d.ino, "x", S_IFREG | 0644, 0, k_user));
+  for (const char* name : {"f", "g", "theirs", "x"}) {
+    _ok(other->unlink(d.ino, name));
+  }
+  _ok(other->rmdir(d.ino, "sub"));
+  CHECK(_ok(other->rmdir(k_root_ino, "d")) == d.ino);
+  Ino parent = 0;
+  CHECK(s->readdir(d.ino, 0, 256, true, &parent).code() == ENOENT);  // removed, not purged yet
+  _ok(other->purge(d.ino));                                          // (its kernel forgot it)
+  CHECK(s->readdir(d.ino, 0, 256, true, &parent).code() == ENOENT);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "rmdir with purges in front: the removed directories go in its round trip") {
+  auto s = _open(pool, prefix);
+  _ok(s->mkdir(k_root_ino, "warm", 0755, k_user));  // (a script's first use may load it)
+  Ino warm = _ok(s->rmdir(k_root_ino, "warm"));
+  _ok(s->purge(warm));
+  auto top = _ok(s->mkdir(k_root_ino, "top", 0755, k_user));
+  auto a = _ok(s->mkdir(top.ino, "a", 0755, k_user));
+  auto b = _ok(s->mkdir(top.ino, "b", 0755, k_user));
+  _ok(s->setxattr(a.ino, "user.k", "v", 0));
+  // rmdir always orphans the directory: a process may be in it
+  CHECK(_ok(s->rmdir(top.ino, "a")) == a.ino);
+  CHECK(_ok(s->rmdir(top.ino, "b")) == b.ino);
+  CHECK(_ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(a.ino)})).view().integer() == 1);
+  std::vector<Store::Release> purges{{a.ino, false, true}, {b.ino, false, true}};
+  std::vector<Result<Store::Released>> released;
+  const auto trips = redis_counters().round_trips;
+  _ok(s->rmdir(k_root_ino, "top", purges, released));
+  CHECK(redis_counters().round_trips == trips + 1);
+  REQUIRE(released.size() == 2);
+  for (auto& r : released) {
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(*r == Store::Released::done);
+  }
+  for (Ino ino : {a.ino, b.ino}) {
+    CHECK(_ok(conn().command({"EXISTS", keys.inode(ino), keys.xattr(ino), keys.dir(ino)})).view().integer() == 0);
+    CHECK(_ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(ino)})).view().integer() == 0);
+  }
+  _ok(s->purge(top.ino));
+
+  // a purge the first attempt cannot finish (a file with blocks) says so:
+  // the caller goes on with Store::purge
+  auto f = _ok(s->create(k_root_ino, "f", S_IFREG | 0644, k_user));
+  _ok(s->write(f.ino, 0, std::string(2 << 20, 'x'), false));
+  CHECK(_ok(s->unlink(k_root_ino, "f")) == f.ino);  // open here: an orphan
+  std::vector<Store::Release> closing{{f.ino}};
+  REQUIRE(s->release_files(closing)[0].ok());
+  std::vector<Store::Release> purge{{f.ino, false, true}};
+  auto r = s->release_files(purge);
+  REQUIRE_MESSAGE(r[0].ok(), r[0].error().message);
+  CHECK(*r[0] == Store::Released::purge);
+  CHECK(_ok(conn().command({"EXISTS", keys.inode(f.ino)})).view().integer() == 1);
+  _ok(s->purge(f.ino));
+  CHECK(_ok(conn().command({"EXISTS", keys.inode(f.ino)})).view().integer() == 0);
+
+  // an rmdir refused before anything went still sends them
+  _ok(s->mkdir(k_root_ino, "c", 0755, k_user));
+  Ino c = _ok(s->rmdir(k_root_ino, "c"));
+  std::vector<Store::Release> alone{{c, false, true}};
+  CHECK(s->rmdir(k_root_ino, "missing", alone, released).code() == ENOENT);
+  REQUIRE(released.size() == 1);
+  REQUIRE(released[0].ok());
+  CHECK(*released[0] == Store::Released::done);
+  CHECK(_ok(conn().command({"EXISTS", keys.inode(c)})).view().integer() == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a full server is ENOSPC and leaves the filesystem whole") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));

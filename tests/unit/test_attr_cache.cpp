@@ -137,3 +137,78 @@ TEST_CASE("attr cache: a read's access hint lasts the ttl, and any change or for
   off.note_accessed(7, 500);
   CHECK_FALSE(off.accessed(7));
 }
+
+TEST_CASE("attr cache: a read alone keeps what it read, aged from when it was sent") {
+  AttrCache cache(1.0);
+  const auto sent = AttrCache::Clock::now() - 300ms;
+  auto read = cache.begin_read({7, 8}, sent);
+  CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));  // a read drops nothing, holds nothing yet
+  cache.end_read(read, {_dir(7, 100)});
+  CHECK_FALSE(cache.get(7));  // a read's serves only who asks for reads too
+  auto hit = cache.get(7, AttrCache::Clock::now(), true);
+  REQUIRE(hit);
+  CHECK(hit->attr.mtime_ns == 100);
+  CHECK(hit->age >= 0.3);
+  CHECK_FALSE(cache.get(8, AttrCache::Clock::now(), true));  // named, nothing read of it
+  CHECK_FALSE(cache.get(7, sent + 1001ms, true));            // the ttl counts from the send
+  cache.end_read(cache.begin_read({7}), {_dir(7, 200)});     // a newer read replaces it
+  CHECK(cache.get(7, AttrCache::Clock::now(), true)->attr.mtime_ns == 200);
+  cache.end(cache.begin({7}), {_dir(7, 300)});  // a change's serves everyone
+  CHECK(cache.get(7)->attr.mtime_ns == 300);
+  AttrCache off(0);
+  off.end_read(off.begin_read({7}), {_dir(7, 100)});
+  CHECK_FALSE(off.get(7, AttrCache::Clock::now(), true));
+}
+
+TEST_CASE("attr cache: a read that a change or a forget overlaps keeps nothing") {
+  AttrCache cache(1.0);
+  SUBCASE("a change began during the read") {
+    auto read = cache.begin_read({7});
+    auto change = cache.begin({7});
+    cache.end(change);
+    cache.end_read(read, {_dir(7, 100)});  // it may have read the server before the change
+    CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));
+  }
+  SUBCASE("a change began during the read and is still in flight") {
+    auto read = cache.begin_read({7});
+    auto change = cache.begin({7});
+    cache.end_read(read, {_dir(7, 100)});
+    CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));
+    cache.end(change);
+    CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));
+  }
+  SUBCASE("a change was in flight when the read began") {
+    auto change = cache.begin({7});
+    auto read = cache.begin_read({7});
+    cache.end(change);
+    cache.end_read(read, {_dir(7, 100)});
+    CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));
+  }
+  SUBCASE("a forget (a gathered file's changes sent) came during the read") {
+    auto read = cache.begin_read({7});
+    cache.forget(7);
+    cache.end_read(read, {_dir(7, 100)});
+    CHECK_FALSE(cache.get(7, AttrCache::Clock::now(), true));
+  }
+  SUBCASE("a forget dropped the entry, and a change made it again") {
+    auto read = cache.begin_read({7});
+    cache.forget(7);
+    cache.end(cache.begin({7}), {_dir(7, 300)});
+    cache.end_read(read, {_dir(7, 100)});
+    REQUIRE(cache.get(7));
+    CHECK(cache.get(7)->attr.mtime_ns == 300);  // the change's, not the older read's
+  }
+  SUBCASE("a change that ended before the read began is older") {
+    cache.end(cache.begin({7}), {_dir(7, 300)});
+    cache.end_read(cache.begin_read({7}), {_dir(7, 400)});
+    CHECK(cache.get(7, AttrCache::Clock::now(), true)->attr.mtime_ns == 400);
+  }
+  SUBCASE("a read does not spoil a change that overlaps it") {
+    auto change = cache.begin({7});
+    auto read = cache.begin_read({7});
+    cache.end_read(read, {_dir(7, 100)});
+    cache.end(change, {_dir(7, 300)});
+    REQUIRE(cache.get(7));
+    CHECK(cache.get(7)->attr.mtime_ns == 300);
+  }
+}
