@@ -46,24 +46,20 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
   }
 }
 
-void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  // A close of the file a moment ago may still be queued: the server must
-  // see it first, or the file becomes an orphan (see take_releases).
+// What this mount queued goes in front, in the removal's round trip: a
+// close of the file a moment ago (the server must see it first, or the
+// file becomes an orphan: see take_releases), and the purges of the
+// directories rm -rf removed before this one.
+static void _remove_queued(fuse_req_t req, const char* what, fuse_ino_t parent, const char* name, bool dir) {
   Session& session = session_of(req);
   std::vector<Store::Release> releases = session.take_releases();
   std::vector<Result<Store::Released>> released;
-  _remove(req, "unlink", parent, name, false, releases, &released);
+  _remove(req, what, parent, name, dir, releases, &released);
   session.judge_releases(releases, released);
 }
 
-void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  // Queued purges (the directories rm -rf removed before this one) and
-  // releases go in front, in its round trip.
-  Session& session = session_of(req);
-  std::vector<Store::Release> releases = session.take_releases();
-  std::vector<Result<Store::Released>> released;
-  _remove(req, "rmdir", parent, name, true, releases, &released);
-  session.judge_releases(releases, released);
-}
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove_queued(req, "unlink", parent, name, false); }
+
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { _remove_queued(req, "rmdir", parent, name, true); }
 
 }  // namespace redisfs::op

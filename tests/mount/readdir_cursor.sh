@@ -23,6 +23,18 @@
 
 DIRLIST=$HERE/dirlist.py
 
+# Whether listing directory $1 fails with ENOENT.
+listing_fails_enoent() {
+  python3 - "$1" <<'PY'
+import errno, os, sys
+try:
+    os.listdir(sys.argv[1])
+except OSError as e:
+    sys.exit(0 if e.errno == errno.ENOENT else 1)
+sys.exit(1)
+PY
+}
+
 mount_fs
 B=$T/b
 mount_at "$B"
@@ -76,28 +88,14 @@ mount_at "$W"
 [[ $(stat -c %i "$W/a/b/..") == $(stat -c %i "$W/a") ]] || fail "a/b/.. is not a"
 ls "$W/gone" >/dev/null
 rmdir "$MNT/gone"
-python3 - "$W/gone" <<'PY' || fail "a listing of a directory removed by another mount did not fail with ENOENT"
-import errno, os, sys
-try:
-    os.listdir(sys.argv[1])
-except OSError as e:
-    sys.exit(0 if e.errno == errno.ENOENT else 1)
-sys.exit(1)
-PY
+listing_fails_enoent "$W/gone" || fail "a listing of a directory removed by another mount did not fail with ENOENT"
 # ... also while a process on MNT still holds it (MNT cannot purge it
 # yet): W fails it alike, and the holder on MNT still fstat's it (nlink 0)
 mkdir "$MNT/held"
 ls "$W/held" >/dev/null
 exec 5<"$MNT/held"
 rmdir "$MNT/held"
-python3 - "$W/held" <<'PY' || fail "a directory another mount removed and still holds: W did not fail it with ENOENT"
-import errno, os, sys
-try:
-    os.listdir(sys.argv[1])
-except OSError as e:
-    sys.exit(0 if e.errno == errno.ENOENT else 1)
-sys.exit(1)
-PY
+listing_fails_enoent "$W/held" || fail "a directory another mount removed and still holds: W did not fail it with ENOENT"
 [[ $(python3 -c 'import os; print(os.fstat(5).st_nlink)') == 0 ]] || fail "the holder of a removed directory cannot fstat it"
 exec 5<&-
 # a listing reads the names every time: W lists a directory, MNT adds and
