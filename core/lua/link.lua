@@ -2,22 +2,32 @@
 -- KEYS: SB, FREEZE, DIR:newparent, INODE:newparent, INODE:ino
 -- ARGV: name, ino
 -- Returns the inode's fields.
+-- Fails before any write: EIO when the inode's nlink, or the new parent's
+-- gen, is not an integer; EEXIST when its first write, HSETNX of the
+-- entry, finds the name taken.
 check_frozen(KEYS[2])
 local t = inode_type(KEYS[5])
 if t == 'dir' then
   fail('EPERM', 'hard links to directories are not allowed')
 end
-local nlink = hget_num(KEYS[5], 'nlink')
+local nlink = redis.call('HGET', KEYS[5], 'nlink') or '0'
+if not string.match(nlink, '^%d+$') or #nlink > 15 then
+  fail('EIO', 'inode ' .. ARGV[2] .. ': malformed field nlink')
+end
+nlink = tonumber(nlink)
 if nlink == 0 then
   fail('ENOENT', 'the file was removed')
 end
 if nlink >= 4294967295 then
   fail('EMLINK')
 end
-check_new_entry(KEYS[3], KEYS[4], ARGV[1])
+-- Every check before the first write (dir_read: the parent's type, nlink
+-- and gen), which is the entry's HSETNX: EEXIST writes nothing.
+local parent, at = dir_read(KEYS[4])
 local now = now_ns()
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[5], 'nlink', 1)
-redis.call('HSET', KEYS[5], 'ctime', now)
-dir_changed(KEYS[4], now)
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
+  fail('EEXIST')
+end
+redis.call('HSET', KEYS[5], 'nlink', fmt(nlink + 1), 'ctime', now)
+dir_write(KEYS[4], parent, at, now)
 return redis.call('HGETALL', KEYS[5])

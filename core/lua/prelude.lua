@@ -258,21 +258,6 @@ local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0')
 end
 
--- Fails unless `name` can be added to the directory (DIR key `dir_key`,
--- INODE key `dir_inode_key`): it must be a directory, not removed, and
--- without that name yet.
-local function check_new_entry(dir_key, dir_inode_key, name)
-  if inode_type(dir_inode_key) ~= 'dir' then
-    fail('ENOTDIR')
-  end
-  if hget_num(dir_inode_key, 'nlink') == 0 then
-    fail('ENOENT', 'the directory was removed')
-  end
-  if redis.call('HEXISTS', dir_key, name) == 1 then
-    fail('EEXIST')
-  end
-end
-
 -- Every change to a directory's entries goes through here: it stamps the
 -- times and counts the change in 'gen', which lets a mount tell that no
 -- other change came between two of its own (Store's DirNames).

@@ -7,7 +7,10 @@
 --       DIR:child, ORPHANS
 -- ARGV: name, guessed child ino, session id
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', the
--- parent's fields (HGETALL)}.
+-- parent's fields (HGETALL, as they now are)}; the outcome record
+-- (outcome.inc) holds it without them, as unlink's.
+-- Fails before any write: EIO when the parent's gen or nlink is not an
+-- integer (dir_read, as unlink.lua and create.lua).
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -22,11 +25,11 @@ end
 if redis.call('HLEN', KEYS[6]) > 0 then
   fail('ENOTEMPTY')
 end
+local parent, at = dir_read(KEYS[4], -1)
 local now = now_ns()
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
 redis.call('HSET', KEYS[7], ino, ARGV[3])
-dir_changed(KEYS[4], now)
-redis.call('HINCRBY', KEYS[4], 'nlink', -1)
-return {'OK', redis.call('HGETALL', KEYS[4])}
+dir_write(KEYS[4], parent, at, now, -1)
+return {'OK', parent}, {'OK', {}}

@@ -994,6 +994,56 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink: a damaged field refuses the 
   CHECK(entries(d.ino) == 1);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "rmdir and link: a damaged field refuses the change before anything is written") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto e = _ok(s->mkdir(d.ino, "e", 0755, k_user));
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  auto field = [&](Ino ino, const char* name) {
+    auto r = _ok(conn().command({"HGET", keys.inode(ino), name}));
+    return r.view().is_nil() ? std::string("(nil)") : std::string(r.view().str());
+  };
+  auto entries = [&](Ino dir) { return *_ok(conn().command({"HLEN", keys.dir(dir)})).view().as_int(); };
+  const std::string ctime = field(d.ino, "ctime");
+
+  // the parent's gen (rmdir and link count their change in it) and nlink
+  // (rmdir takes one off): refused with nothing written, where the old
+  // scripts failed at their HINCRBY with the entry already gone or made
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "many"}));
+  CHECK(s->rmdir(d.ino, "e").code() == EIO);
+  CHECK(s->link(f.ino, d.ino, "g").code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(e.ino, "nlink") == "2");
+  CHECK(field(f.ino, "nlink") == "1");
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "7", "nlink", "three"}));
+  CHECK(s->rmdir(d.ino, "e").code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(e.ino, "nlink") == "2");
+  CHECK(field(d.ino, "ctime") == ctime);
+  _ok(conn().command({"HSET", keys.inode(d.ino), "nlink", "3"}));
+
+  // the linked inode's nlink
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "one"}));
+  CHECK(s->link(f.ino, d.ino, "g").code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  CHECK(field(d.ino, "gen") == "7");
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "1"}));
+
+  // a name taken: EEXIST, nothing counted
+  CHECK(s->link(f.ino, d.ino, "e").code() == EEXIST);
+  CHECK(field(f.ino, "nlink") == "1");
+  CHECK(field(d.ino, "gen") == "7");
+
+  // repaired: both go, and count from what they found
+  CHECK(_ok(s->link(f.ino, d.ino, "g")).nlink == 2);
+  CHECK(field(d.ino, "gen") == "8");
+  _ok(s->rmdir(d.ino, "e"));
+  CHECK(field(d.ino, "gen") == "9");
+  CHECK(field(d.ino, "nlink") == "2");
+  CHECK(_ok(s->getattr(d.ino)).nlink == 2);
+  CHECK(entries(d.ino) == 1);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "unlink and rename over a file report the inode they freed") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
