@@ -307,6 +307,19 @@ local function dir_read(dir_inode_key, nlink_delta)
   return f, at
 end
 
+-- Fails EIO unless each of `fields` of hash `key` is missing or an
+-- integer a double holds exactly: what a script checks, before its first
+-- write, of the counts it will HINCRBY (which would fail halfway through).
+local function check_counts(key, ...)
+  local v = redis.call('HMGET', key, ...)
+  local names = {...}
+  for i = 1, #names do
+    if v[i] and (not string.match(v[i], '^-?%d+$') or #v[i] > 15) then
+      fail('EIO', key .. ': malformed field ' .. names[i])
+    end
+  end
+end
+
 local function dir_set(f, at, field, value)
   if at[field] then
     f[at[field]] = value

@@ -110,6 +110,22 @@ if flags ~= 2 and dst then
   end
 end
 
+-- The counts the change adds to (dir_changed's gen, the nlinks a moved
+-- or replaced directory or a replaced file changes) are checked before
+-- the first write.
+local dirs_move = stype == 'dir' or dtype == 'dir'
+if dirs_move then
+  check_counts(KEYS[4], 'gen', 'nlink')
+  check_counts(KEYS[6], 'gen', 'nlink')
+else
+  check_counts(KEYS[4], 'gen')
+  if across then
+    check_counts(KEYS[6], 'gen')
+  end
+end
+if flags ~= 2 and dst and dtype ~= 'dir' then
+  check_counts(KEYS[8], 'nlink')
+end
 local now = now_ns()
 local orphan = '0'
 local freed

@@ -1029,6 +1029,22 @@ TEST_CASE_FIXTURE(RedisFixture, "rmdir and link: a damaged field refuses the cha
   CHECK(field(d.ino, "gen") == "7");
   _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "1"}));
 
+  // rename counts its change in both parents' gen, and takes a link off
+  // the file it replaces
+  auto h = _ok(s->mknod(k_root_ino, "h", S_IFREG | 0644, 0, k_user));
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "many"}));
+  CHECK(s->rename(k_root_ino, "h", d.ino, "h2", 0).code() == EIO);
+  CHECK(s->rename(d.ino, "e", d.ino, "e2", 0).code() == EIO);
+  CHECK(entries(d.ino) == 1);
+  _ok(conn().command({"HSET", keys.inode(d.ino), "gen", "7"}));
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "one"}));
+  CHECK(s->rename(k_root_ino, "h", k_root_ino, "f", 0).code() == EIO);
+  CHECK(field(h.ino, "nlink") == "1");
+  CHECK(_ok(s->lookup(k_root_ino, "h")).ino == h.ino);
+  _ok(conn().command({"HSET", keys.inode(f.ino), "nlink", "1"}));
+  CHECK(field(d.ino, "gen") == "7");
+  CHECK(field(d.ino, "ctime") == ctime);
+
   // a name taken: EEXIST, nothing counted
   CHECK(s->link(f.ino, d.ino, "e").code() == EEXIST);
   CHECK(field(f.ino, "nlink") == "1");
