@@ -44,8 +44,20 @@ Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts)
 Session::~Session() { finish_releases(); }
 
 void Session::drop_unsure_opens() {
-  if (!m_opens_unsure || gone()) {
+  if (gone()) {
     return;
+  }
+  if (!m_opens_unsure) {
+    auto changed = m_store.server_changed();
+    if (!changed) {
+      log_warning("cannot tell whether the server changed during the mount: " + changed.error().message);
+      return;
+    }
+    if (!*changed) {
+      return;
+    }
+    log_info("the server changed during the mount (a failover or a restart): removing this mount's open counts "
+             "whose closes it may have lost");
   }
   auto dropped = m_store.drop_own_opens(k_drop_scan_calls);
   if (!dropped) {

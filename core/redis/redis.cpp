@@ -355,6 +355,8 @@ struct Node {
   std::uint64_t gen = 0;  // +1 at every drop: entries sent before are lost
   long long client_id = 0;  // CLIENT ID of the current connection (0: unknown)
   std::string run_id;       // the server process's run_id (INFO server)
+  std::string replid;       // its replication ids (INFO replication)
+  std::string replid2;
   std::vector<char> buf;
 
   ~Node() {
@@ -419,13 +421,30 @@ std::unique_ptr<Connection> Connection::unconnected(const RedisUrl& url, std::st
   return std::unique_ptr<Connection>(new Connection(url, std::move(client_name)));
 }
 
-std::string Connection::server_id() const {
+ServerId Connection::server() const {
+  // A cluster: the master of the keyless commands' slot (the filesystem's,
+  // Pool::route_keyless): its failover is the one that loses the
+  // filesystem's changes. Not known until this connection used the slot.
+  const std::string* at = &m_main;
+  if (m_cluster) {
+    at = m_keyless_node.empty() ? slot_address(m_keyless_slot) : &m_keyless_node;
+  }
   for (const auto& n : m_nodes) {
-    if (n->address == m_main) {
-      return n->run_id;
+    if (at != nullptr && n->address == *at) {
+      return ServerId{n->address, n->run_id, n->replid, n->replid2, m_cluster};
     }
   }
-  return {};
+  return ServerId{{}, {}, {}, {}, m_cluster};
+}
+
+bool server_replaced(const ServerId& was, const ServerId& now) {
+  if (was.run_id.empty() || now.run_id.empty() || was.run_id == now.run_id) {
+    return false;  // not known, or the same process
+  }
+  if (!now.cluster) {
+    return true;
+  }
+  return now.address == was.address || (!was.replid.empty() && now.replid2 == was.replid);
 }
 
 bool Connection::broken() const {
@@ -539,6 +558,7 @@ static std::vector<SetupStep> _setup_steps(const RedisUrl& url, bool main, const
   }
   steps.push_back({{"CLIENT", "ID"}, "CLIENT ID"});
   steps.push_back({{"INFO", "server"}, "INFO server"});
+  steps.push_back({{"INFO", "replication"}, "INFO replication"});
   if (main && url.is_sentinel()) {
     steps.push_back({{"ROLE"}, "ROLE"});
   }
@@ -564,6 +584,26 @@ static Error _setup_lost(const RedisUrl& url, const std::string& address, const 
   }
   return Error{e.code, std::string("redis: ") + what + " on " + address + " failed: " + std::string(why) + hint,
                Fault::Unreachable};
+}
+
+// The value of `name` in an INFO reply ("name:value" lines), or "".
+static std::string _info_field(std::string_view info, std::string_view name) {
+  for (std::size_t at = 0; at < info.size();) {
+    std::size_t end = info.find('\n', at);
+    std::string_view line = info.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ':') {
+      line.remove_prefix(name.size() + 1);
+      if (line.ends_with('\r')) {
+        line.remove_suffix(1);
+      }
+      return std::string(line.substr(0, 64));
+    }
+    if (end == std::string_view::npos) {
+      break;
+    }
+    at = end + 1;
+  }
+  return {};
 }
 
 Status Connection::setup(Node& n, Deadline deadline) {
@@ -592,7 +632,7 @@ Status Connection::setup(Node& n, Deadline deadline) {
     std::string_view what = st.what;
     if (!raw.ok()) {
       Error e = std::move(raw).error();
-      if (what == "INFO" || what == "CLIENT ID" || what == "INFO server") {
+      if (what == "INFO" || what == "CLIENT ID" || what == "INFO server" || what == "INFO replication") {
         continue;  // an ACL user without +info / +client|id: a standalone server, no id
       }
       if (what == "SELECT" && m_cluster) {
@@ -612,8 +652,10 @@ Status Connection::setup(Node& n, Deadline deadline) {
     } else if (what == "CLIENT ID") {
       n.client_id = v.integer();
     } else if (what == "INFO server") {
-      auto at = v.str().find("run_id:");
-      n.run_id = at == std::string_view::npos ? std::string() : std::string(v.str().substr(at + 7, 40));
+      n.run_id = _info_field(v.str(), "run_id");
+    } else if (what == "INFO replication") {
+      n.replid = _info_field(v.str(), "master_replid");
+      n.replid2 = _info_field(v.str(), "master_replid2");
     } else if (what == "ROLE" && !first && (v.size() == 0 || v[0].str() != "master")) {
       // A paused old master still answers as a master for a while after
       // the failover; the sentinels are asked first, the server second.
@@ -1721,8 +1763,25 @@ Result<Pool::Lease> Pool::acquire() {
   return Lease(this, std::move(c));
 }
 
+std::uint64_t Pool::note_server(const ServerId& server) {
+  std::lock_guard lock(m_mutex);
+  note_server_locked(server);
+  return m_server_changes.load();
+}
+
+void Pool::note_server_locked(const ServerId& server) {
+  if (server.run_id.empty() || server.run_id == m_server.run_id) {
+    return;  // not known (an ACL user without +info), or the same server
+  }
+  if (server_replaced(m_server, server)) {
+    ++m_server_changes;
+  }
+  m_server = server;
+}
+
 void Pool::give_back(std::unique_ptr<Connection> c) {
   std::lock_guard lock(m_mutex);
+  note_server_locked(c->server());
   // A closed connection's number (and where its operation ids stopped)
   // goes to the next new one: a mount's outcome records then hold at most
   // as many connections' fields as it ever ran at once.

@@ -35,6 +35,7 @@
 // (re)made in time is EIO.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -126,6 +127,23 @@ RedisCounters redis_counters();
 
 class Transport;
 struct Node;
+
+// A server process as a connection last reached it: its run_id changes
+// with a restart; a replica promoted by a failover keeps its old master's
+// replication id as replid2 (INFO replication).
+struct ServerId {
+  std::string address;
+  std::string run_id;
+  std::string replid;
+  std::string replid2;
+  bool cluster = false;
+};
+
+// `now` replaced `was` in a way that may lose what `was` acknowledged: a
+// restart, or a failover (any new server but in a cluster, where a slot
+// that moved by migration lost nothing: there only a restart at the same
+// address or a replica of `was` promoted counts).
+bool server_replaced(const ServerId& was, const ServerId& now);
 
 class Connection {
  public:
@@ -225,9 +243,9 @@ class Connection {
   Result<long long> wait_replicas(int replicas, std::chrono::milliseconds timeout);
 
   const RedisUrl& url() const { return m_url; }
-  // The run_id of the master this connection last reached (empty: not
-  // known): it changes with a failover or a restart.
-  std::string server_id() const;
+  // The master this connection last reached (in a cluster, the one of the
+  // keyless commands' slot; an empty run_id: not known).
+  ServerId server() const;
   // The connection was lost and not made again yet.
   bool broken() const;
 
@@ -327,8 +345,17 @@ class Pool {
 
   const RedisUrl& url() const { return m_url; }
 
+  // How often the server the pool's connections reach changed (a failover
+  // or a restart: a new run_id) since the first one: changes the old
+  // server acknowledged may be lost. Every connection given back reports
+  // where it was; note_server reports one still leased and returns the
+  // count.
+  std::uint64_t note_server(const ServerId& server);
+  std::uint64_t server_changes() const { return m_server_changes.load(); }
+
  private:
   void give_back(std::unique_ptr<Connection> c);
+  void note_server_locked(const ServerId& server);
 
   RedisUrl m_url;
   std::string m_client_name;
@@ -338,6 +365,8 @@ class Pool {
   std::string m_id_prefix;
   std::string m_identity;
   bool m_reached = false;  // a connection was made once: later failures are outages
+  ServerId m_server;  // the server the last connection reported (note_server)
+  std::atomic<std::uint64_t> m_server_changes{0};
   std::vector<Connection::Lane> m_free_lanes;
   std::vector<std::unique_ptr<Connection>> m_idle;
 };

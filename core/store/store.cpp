@@ -126,7 +126,8 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   if (c->cluster()) {
     TRY(check_cluster_prefix(prefix));
   }
-  s->m_master_id = c->server_id();
+  s->m_opened_changes = pool.note_server(c->server());
+  s->m_synced_changes = s->m_opened_changes;
   if (s->m_opts.sync_replicas < 0) {
     s->m_opts.sync_replicas = _min_replicas_to_write(*c);
   }
@@ -185,20 +186,13 @@ Status Store::sync() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   auto timeout = m_pool.url().timeout;
   TRY_ASSIGN(long long confirmed, c->wait_replicas(m_opts.sync_replicas, timeout));
-  {
-    // The changes since the last sync may have been acknowledged by a
-    // master that is gone (SIGKILLed before its replicas had them): WAIT on
-    // the new one cannot vouch for them.
-    std::string id = c->server_id();
-    std::lock_guard lock(m_sync_mutex);
-    if (!id.empty() && id != m_master_id) {
-      std::string was = m_master_id;
-      m_master_id = id;
-      if (!was.empty()) {
-        return make_error(EIO, "fsync: the master changed since the last sync (a failover or a restart): changes the "
-                               "old one acknowledged may be lost");
-      }
-    }
+  // The changes since the last sync may have been acknowledged by a
+  // server that is gone (a master SIGKILLed before its replicas had them):
+  // WAIT on the new one cannot vouch for them.
+  const std::uint64_t changes = m_pool.note_server(c->server());
+  if (m_synced_changes.exchange(changes) != changes) {
+    return make_error(EIO, "fsync: the master changed since the last sync (a failover or a restart): changes the "
+                           "old one acknowledged may be lost");
   }
   if (confirmed < m_opts.sync_replicas) {
     return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
@@ -207,6 +201,15 @@ Status Store::sync() {
                                " s (--sync-replicas)");
   }
   return {};
+}
+
+Result<bool> Store::server_changed() {
+  if (m_opts.read_only) {
+    return false;  // nothing it wrote to lose
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY(c->command({"PING"}));  // reaches the server of now
+  return m_pool.note_server(c->server()) != m_opened_changes;
 }
 
 Status Store::load_superblock(Connection& c) {

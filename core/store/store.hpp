@@ -347,6 +347,10 @@ class Store {
   // old one acknowledged may be lost. Nothing to do without replicas asked.
   Status sync();
   int sync_replicas() const { return m_opts.sync_replicas; }
+  // The server changed since open (a failover or a restart, seen by any
+  // connection, or now by a PING): changes the old one acknowledged may be
+  // lost, the releases among them (their open counts stay).
+  Result<bool> server_changed();
 
  private:
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
@@ -466,8 +470,10 @@ class Store {
   // fields as read at open: which filesystem this is (a restore over it or
   // a rollback changes one).
   std::string m_identity;
-  std::mutex m_sync_mutex;
-  std::string m_master_id;  // run_id of the master at the last sync (sync())
+  // The pool's count of server changes at open, and at the last sync
+  // (sync()): more now, and changes acknowledged since may be lost.
+  std::uint64_t m_opened_changes = 0;
+  std::atomic<std::uint64_t> m_synced_changes{0};
 
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;

@@ -241,6 +241,8 @@ note "slot $S1 moved from $M1 to $DST ($MOVED_KEYS keys) in $(since "$t0") s und
 writer_progress "$T/j1" "$w1" $(($(steps "$T/j1") + 20))
 note "slot migration: $(python3 "$W" latency "$T/j1" "$t0" "$(now)")"
 stop_writer "$T/j1" "$w1"
+# a slot that migrates loses nothing: no fsync is refused for a changed master
+grep -q "(0 fsync(s) refused" "$T/j1.out" || fail "fsync was refused while $P1's slot migrated: $(cat "$T/j1.out")"
 [[ $(rc_at "$M1" cluster countkeysinslot "$S1") == 0 ]] || fail "keys of slot $S1 left on $M1"
 [[ $(rc_at "$DST" exists "$P1:SB" "$P1-snap:SB" "$P1-restored:SB") == 3 ]] || fail "$P1 and its snapshots are not all on $DST"
 python3 "$W" verify "$MNT1/w" "$T/j1" || fail "acknowledged writes to $P1 are wrong or missing after the slot moved"
@@ -270,6 +272,13 @@ echo after >"$MNT1/tree/after"
 # ------------------------------------------------------------------ cold checks
 fs_unmount "$MNT2"
 fs_unmount "$MNT1"
+# $P2's mount (through $M1, not $P2's master) saw its master change and
+# removed the open counts whose closes the dead master may have lost;
+# $P1's master never changed
+grep -q "the server changed during the mount" "${MOUNT_LOGS[$MNT2]}" ||
+  fail "the mount of $P2 did not see its master fail over"
+! grep -q "the server changed during the mount" "${MOUNT_LOGS[$MNT1]}" ||
+  fail "the mount of $P1 took $P2's failover for a change of its own master"
 mount_at "$T/ro2" --redis "redis://127.0.0.1:$M2B" --prefix "$P2" --read-only
 python3 "$W" verify "$T/ro2/w" "$T/j2" || fail "acknowledged writes to $P2 are missing after a remount"
 fs_unmount "$T/ro2"

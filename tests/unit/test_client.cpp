@@ -1,6 +1,7 @@
 // The client layer's pure parts: Redis Cluster key slots (the spec's CRC16
 // and hash-tag rules), the faults error replies map to, prefixes with
-// hash tags, and the flags the build records for each embedded script.
+// hash tags, the flags the build records for each embedded script, and
+// which changes of server may have lost acknowledged writes.
 #include <doctest/doctest.h>
 
 #include "redis/lua_scripts.hpp"
@@ -10,6 +11,8 @@
 using redisfs::Fault;
 using redisfs::fault_for_redis_error;
 using redisfs::key_slot;
+using redisfs::server_replaced;
+using redisfs::ServerId;
 
 TEST_SUITE_BEGIN("client");
 
@@ -70,6 +73,33 @@ TEST_CASE("prefixes: at most one hash tag, and cluster mode wants one") {
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message.find("{SKX}") != std::string::npos);
   CHECK(redisfs::check_cluster_prefix("{SKX}").ok());
+}
+
+TEST_CASE("server changes: a restart or a failover, not a migrated slot") {
+  const ServerId a{"127.0.0.1:7000", "runA", "replA", "0000", false};
+  ServerId restarted = a;
+  restarted.run_id = "runA2";
+  restarted.replid = "replA2";
+  const ServerId promoted{"127.0.0.1:7001", "runB", "replB", "replA", false};
+  const ServerId elsewhere{"127.0.0.1:7002", "runC", "replC", "0000", false};
+  // not known, or the same process: nothing changed
+  CHECK_FALSE(server_replaced(ServerId{}, a));
+  CHECK_FALSE(server_replaced(a, ServerId{}));
+  CHECK_FALSE(server_replaced(a, a));
+  // behind one address or the sentinels: any new process
+  CHECK(server_replaced(a, restarted));
+  CHECK(server_replaced(a, promoted));
+  CHECK(server_replaced(a, elsewhere));
+  // a cluster: a restart, or a replica of the old master promoted; a slot
+  // that migrated to another master lost nothing
+  auto in_cluster = [](ServerId s) {
+    s.cluster = true;
+    return s;
+  };
+  CHECK(server_replaced(in_cluster(a), in_cluster(restarted)));
+  CHECK(server_replaced(in_cluster(a), in_cluster(promoted)));
+  CHECK_FALSE(server_replaced(in_cluster(a), in_cluster(elsewhere)));
+  CHECK_FALSE(server_replaced(in_cluster(elsewhere), in_cluster(promoted)));
 }
 
 TEST_CASE("embedded scripts: the writes and records flags agree with the text") {
