@@ -56,8 +56,9 @@ void Session::drop_unsure_opens() {
     if (!*changed) {
       return;
     }
-    log_info("the server changed during the mount (a failover or a restart): removing this mount's open counts "
-             "whose closes it may have lost");
+    log_info(
+        "the server changed during the mount (a failover or a restart): removing this mount's open counts "
+        "whose closes it may have lost");
   }
   auto dropped = m_store.drop_own_opens(k_drop_scan_calls);
   if (!dropped) {

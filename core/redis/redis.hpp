@@ -365,7 +365,7 @@ class Pool {
   std::string m_id_prefix;
   std::string m_identity;
   bool m_reached = false;  // a connection was made once: later failures are outages
-  ServerId m_server;  // the server the last connection reported (note_server)
+  ServerId m_server;       // the server the last connection reported (note_server)
   std::atomic<std::uint64_t> m_server_changes{0};
   std::vector<Connection::Lane> m_free_lanes;
   std::vector<std::unique_ptr<Connection>> m_idle;

@@ -191,8 +191,9 @@ Status Store::sync() {
   // WAIT on the new one cannot vouch for them.
   const std::uint64_t changes = m_pool.note_server(c->server());
   if (m_synced_changes.exchange(changes) != changes) {
-    return make_error(EIO, "fsync: the master changed since the last sync (a failover or a restart): changes the "
-                           "old one acknowledged may be lost");
+    return make_error(EIO,
+                      "fsync: the master changed since the last sync (a failover or a restart): changes the "
+                      "old one acknowledged may be lost");
   }
   if (confirmed < m_opts.sync_replicas) {
     return make_error(EIO, "fsync: " + std::to_string(confirmed) + " of " + std::to_string(m_opts.sync_replicas) +
