@@ -69,13 +69,17 @@ void AttrCache::end_read(const Change& read, const std::vector<Attr>& read_attrs
     return;
   }
   std::lock_guard lock(m_mutex);
+  auto next = read_attrs.begin();  // they come in the marks' order: one pass
   for (const auto& mark : read.m_marks) {
+    auto attr = read_attrs.end();
+    if (next != read_attrs.end() && next->ino == mark.ino) {
+      attr = next++;
+    }
     auto it = m_entries.find(mark.ino);
     if (it == m_entries.end()) {
       continue;  // dropped meanwhile (forget, or room made): its read is not kept
     }
     Entry& e = it->second;
-    auto attr = std::find_if(read_attrs.begin(), read_attrs.end(), [&](const Attr& a) { return a.ino == mark.ino; });
     if (attr != read_attrs.end() && mark.alone && e.in_flight == 0 && e.gen == mark.gen &&
         (!e.attr || e.read_at <= read.m_sent)) {
       e.attr = *attr;

@@ -93,8 +93,9 @@ class AttrCache {
   // and end_read keeps what the read brought only if no change or forget()
   // of the inode came in between.
   Change begin_read(const std::vector<Ino>& inos, Clock::time_point now = Clock::now());
-  // Ends a read begun by begin_read: `read` (what it read of some of its
-  // inodes) is kept, aged from begin_read, by the rule above.
+  // Ends a read begun by begin_read: `read_attrs` (what it read of some of
+  // its inodes, in the order begin_read was given them) is kept, aged from
+  // begin_read, by the rule above; one out of that order is not kept.
   void end_read(const Change& read, const std::vector<Attr>& read_attrs);
 
   // The attributes held of `ino`, if younger than the ttl: a change's, or

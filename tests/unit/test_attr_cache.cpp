@@ -160,6 +160,23 @@ TEST_CASE("attr cache: a read alone keeps what it read, aged from when it was se
   CHECK_FALSE(off.get(7, AttrCache::Clock::now(), true));
 }
 
+TEST_CASE("attr cache: a read's attributes come in the order of its inodes, some missing") {
+  AttrCache cache(1.0);
+  // 8 was removed between the listing and its reads; 9 is listed twice (two
+  // names of one file)
+  cache.end_read(cache.begin_read({7, 8, 9, 9, 10}), {_dir(7, 100), _dir(9, 300), _dir(9, 300), _dir(10, 400)});
+  const auto now = AttrCache::Clock::now();
+  CHECK(cache.get(7, now, true)->attr.mtime_ns == 100);
+  CHECK_FALSE(cache.get(8, now, true));
+  CHECK(cache.get(9, now, true)->attr.mtime_ns == 300);
+  CHECK(cache.get(10, now, true)->attr.mtime_ns == 400);
+  // out of that order: not kept (never taken for another inode's)
+  AttrCache other(1.0);
+  other.end_read(other.begin_read({1, 2}), {_dir(2, 200), _dir(1, 100)});
+  CHECK_FALSE(other.get(1, now, true));
+  CHECK(other.get(2, now, true)->attr.mtime_ns == 200);
+}
+
 TEST_CASE("attr cache: a read that a change or a forget overlaps keeps nothing") {
   AttrCache cache(1.0);
   SUBCASE("a change began during the read") {
