@@ -619,7 +619,7 @@ static int _run_fuse_loop(const DaemonConfig& cfg, fuse_session* se) {
 
 // Serves (with the heartbeat and the SIGUSR1 statistics beside the loop)
 // until unmounted, then unmounts and settles what the mount still held:
-// pending releases, its orphans, opens it is unsure of. Returns the loop's
+// pending releases, opens it is unsure of, its orphans. Returns the loop's
 // status.
 static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session& session, fuse_session* se,
                                   const std::string& canonical) {
@@ -633,8 +633,8 @@ static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session
   fuse_session_unmount(se);
   log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
   session.finish_releases();
+  session.drop_unsure_opens();  // first: an orphan's last open may be one it drops
   session.purge_orphans();
-  session.drop_unsure_opens();
   heartbeat.stop();
   for (const std::string& line : op_stats().report(mounted_at)) {
     log_debug(line);

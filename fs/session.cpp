@@ -67,6 +67,14 @@ void Session::drop_unsure_opens() {
   } else if (*dropped > 0) {
     log_info("removed " + std::to_string(*dropped) + " open count(s) left by failed opens or closes");
   }
+  // Among them, perhaps an orphan's last: purge_orphans frees every orphan
+  // the server still gives to this mount, not only those it knows of.
+  if (auto own = m_store.own_orphans(); !own) {
+    log_warning("cannot read this mount's orphans (the next mount frees them): " + own.error().message);
+  } else {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_orphans.insert(own->begin(), own->end());
+  }
 }
 
 bool Session::check_gone(bool force) {

@@ -133,7 +133,9 @@ class Session {
   // An open or a release whose outcome on the server is unknown (its reply
   // was lost): at unmount, drop_unsure_opens removes what this mount may
   // have left counted. So does a change of server during the mount (a
-  // failover may lose releases the old master acknowledged).
+  // failover may lose releases the old master acknowledged); the orphans
+  // the server still gives to this mount then go to purge_orphans, which
+  // runs after it.
   void opens_unsure() { m_opens_unsure = true; }
   void drop_unsure_opens();
 

@@ -312,6 +312,9 @@ class Store {
   // when an open or a release may have been counted or not (its reply was
   // lost). Returns how many were removed.
   Result<std::size_t> drop_own_opens(std::size_t max_scan_calls);
+  // The orphans the ORPHANS hash gives to this mount (unlinked while it
+  // held them open; one whose release the server lost stays there).
+  Result<std::vector<Ino>> own_orphans();
   // Both sweeps: what every live mount runs with its heartbeat, so that a
   // crashed mount's opens and orphans go even if no mount starts again.
   struct SweepResult {

@@ -221,6 +221,35 @@ Status Store::purge(Ino ino) {
   return make_error(EAGAIN, "purge of inode " + std::to_string(ino) + " did not finish");
 }
 
+// The ORPHANS hash: each orphan and the session of the mount that holds it.
+static Result<std::vector<std::pair<Ino, std::string>>> _orphans(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.orphans()}));
+  ReplyView v = r.view();
+  std::vector<std::pair<Ino, std::string>> all;
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+    std::uint64_t ino = 0;
+    if (parse_u64(v[i].str(), ino)) {
+      all.emplace_back(ino, std::string(v[i + 1].str()));
+    }
+  }
+  return all;
+}
+
+Result<std::vector<Ino>> Store::own_orphans() {
+  if (m_opts.read_only) {
+    return std::vector<Ino>{};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto all, _orphans(*c, m_keys));
+  std::vector<Ino> own;
+  for (const auto& [ino, session] : all) {
+    if (session == m_opts.session) {
+      own.push_back(ino);
+    }
+  }
+  return own;
+}
+
 Result<std::size_t> Store::purge_dead_orphans() {
   if (m_opts.read_only) {
     return std::size_t{0};
@@ -228,15 +257,7 @@ Result<std::size_t> Store::purge_dead_orphans() {
   std::vector<Ino> dead;
   {
     TRY_ASSIGN(auto c, m_pool.acquire());
-    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.orphans()}));
-    ReplyView v = r.view();
-    std::vector<std::pair<Ino, std::string>> all;
-    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-      std::uint64_t ino = 0;
-      if (parse_u64(v[i].str(), ino)) {
-        all.emplace_back(ino, std::string(v[i + 1].str()));
-      }
-    }
+    TRY_ASSIGN(auto all, _orphans(*c, m_keys));
     for (const auto& [ino, session] : all) {
       c->append({"EXISTS", m_keys.mount(session)});
     }

@@ -12,9 +12,10 @@
 # 2. With --timeout 3 and the server down for about 8 s, calls fail with
 #    EIO (not ENOENT, not a hang), the daemon logs why, and once the server
 #    is back new calls work on the same mount, without a remount.
-# 3. A close the server acknowledged and then lost with a restart (as a
-#    master SIGKILLed before its replica had it): the mount saw the server
-#    change, so at unmount it removes its open counts; fsck is clean.
+# 3. Closes the server acknowledged and then lost with a restart (as a
+#    master SIGKILLed before its replica had them): the mount saw the
+#    server change, so at unmount it removes its open counts and frees the
+#    orphan it still holds on the server; fsck is clean.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -148,25 +149,38 @@ fs_unmount "$M"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the long outage"
 note "calls failed with EIO during the long outage and work again after it"
 
-# ------------------------------------------------------------------ 3. a close the restart lost
+# ------------------------------------------------------------------ 3. closes the restart lost
+# The server comes back from its AOF as it was before two closes it had
+# acknowledged: a plain file's (its open count is back) and the last
+# close of an orphan (the unlinked file is back, held by this mount).
 fs_mount "$M" --redis "$URL" --prefix "$P"
 LOG=${MOUNT_LOGS[$M]}
 echo held >"$M/held"
-ino=$(stat -c %i "$M/held")
-exec 7<"$M/held"
-session=$(rcli s hkeys "$P:OPEN:$ino")
-[[ -n $session ]] || fail "no open count for the held file (inode $ino)"
-exec 7<&-
+echo orphan >"$M/orphan"
+held=$(stat -c %i "$M/held")
+orphan=$(stat -c %i "$M/orphan")
+exec 7<"$M/held" 8<"$M/orphan"
+rm "$M/orphan"
+[[ $(rcli s hlen "$P:OPEN:$held") == 1 && $(rcli s hexists "$P:ORPHANS" "$orphan") == 1 ]] ||
+  fail "no open count for the held file (inode $held), or the orphan (inode $orphan) is not one"
+AOF=${SRV_DIR[s]}/appendonlydir
+rm -rf "$T/aof-before"
+cp -a "$AOF" "$T/aof-before"
+exec 7<&- 8<&-
 for ((i = 0; i < 200; i++)); do
-  [[ $(rcli s exists "$P:OPEN:$ino") == 0 ]] && break
+  [[ $(rcli s exists "$P:OPEN:$held" "$P:INODE:$orphan") == 0 ]] && break
   sleep 0.05
 done
-[[ $(rcli s exists "$P:OPEN:$ino") == 0 ]] || fail "the close of inode $ino did not reach the server"
-restart_redis s kill
-# what the restart lost: the server is back as it was before that close
-rcli s hset "$P:OPEN:$ino" "$session" 1 >/dev/null
+[[ $(rcli s exists "$P:OPEN:$held" "$P:INODE:$orphan") == 0 ]] || fail "the closes did not reach the server"
+stop_server s kill
+rm -rf "$AOF"
+cp -a "$T/aof-before" "$AOF"
+start_server_again s
+[[ $(rcli s exists "$P:OPEN:$held" "$P:INODE:$orphan") == 2 ]] || fail "the restart did not bring back the state before the closes"
 fs_unmount "$M"
 grep -q "the server changed during the mount" "$LOG" || fail "the daemon did not see the restart: $(tail -5 "$LOG")"
-[[ $(rcli s exists "$P:OPEN:$ino") == 0 ]] || fail "the open count the restart brought back outlived the unmount"
-"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after a close the restart lost"
-note "a close lost with a restart: the unmount removed the open count left behind"
+[[ $(rcli s exists "$P:OPEN:$held" "$P:OPEN:$orphan" "$P:INODE:$orphan") == 0 ]] ||
+  fail "what the restart brought back outlived the unmount (OPEN of $held, OPEN and INODE of $orphan)"
+[[ $(rcli s hexists "$P:ORPHANS" "$orphan") == 0 ]] || fail "the orphan is still listed in ORPHANS"
+"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after closes the restart lost"
+note "closes lost with a restart: the unmount removed the open count and freed the orphan"

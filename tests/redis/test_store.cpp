@@ -877,8 +877,11 @@ TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   CHECK(_ok(s->write(f.ino, 0, "still writable", false)) == 0);
   auto o = _ok(conn().command({"HGET", keys.orphans(), std::to_string(f.ino)}));
   CHECK(o.view().str() == s->session());
+  CHECK(_ok(s->own_orphans()) == std::vector<Ino>{f.ino});  // what an unmount frees after a failover
+  CHECK(_ok(_open(pool, prefix)->own_orphans()).empty());   // another mount's are not its own
   _ok(s->purge(f.ino));
   CHECK(s->getattr(f.ino).code() == ENOENT);
+  CHECK(_ok(s->own_orphans()).empty());
   for (const auto& k : keys_under(prefix)) {
     auto rel = keys.relative(k);
     REQUIRE(rel);
