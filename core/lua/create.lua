@@ -2,13 +2,16 @@
 -- entry in the parent.
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
---       ino[, session: the file is created open by that mount]
--- Returns {now, gid, mode (octal), the parent's fields (HGETALL, as they now
--- are)}: the new inode's other fields are the client's own arguments (a
--- short reply keeps the outcome record, outcome.inc, cheap: create is the
--- commonest change). The parent's fields are read once, first (dir_read),
--- and patched by dir_write: one HSET stamps the change. The outcome record
--- (outcome.inc) holds the reply without the parent's fields: {}.
+--       ino[, session: the file is created open by that mount], last the
+--       client's basis of the parent ("<gen>:<ctime>" it holds, or '')
+-- Returns {now, gid, mode (octal), the parent's change (dir_reply: {now,
+-- gen, nlink}, and its fields when the basis is not the server's)}: the
+-- new inode's other fields are the client's own arguments (a short reply
+-- keeps the outcome record, outcome.inc, cheap: create is the commonest
+-- change). The parent's fields are read once, first (dir_read: only those
+-- the checks need), and one HSET stamps the change (dir_write). The
+-- outcome record (outcome.inc) holds the reply without the parent's
+-- change: {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
 -- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
 -- directory) nlink is damaged, or the inode number is in use; then EEXIST
@@ -16,19 +19,19 @@
 check_frozen(KEYS[2])
 local kind = ARGV[2]
 local nlink_delta = kind == 'dir' and 1 or nil
-local parent, at = dir_read(KEYS[4], nlink_delta)
+local parent, pmode_text, pgid = dir_read(KEYS[4], nlink_delta, table.remove(ARGV), 'mode', 'gid')
 if redis.call('EXISTS', KEYS[5]) == 1 then
   fail('EIO', 'inode number already in use')
 end
 local mode = tonumber(ARGV[3], 8)
 local gid = ARGV[5]
-local pmode = tonumber(at.mode and parent[at.mode] or '', 8)
+local pmode = tonumber(pmode_text or '', 8)
 if not pmode then
   fail('EIO', 'directory: malformed field mode')
 end
 if pmode % (2 * S_ISGID) >= S_ISGID then
   -- setgid directory: new nodes take its group, new directories its setgid bit
-  gid = at.gid and parent[at.gid]
+  gid = pgid
   if not gid then
     fail('EIO', 'directory: no field gid')
   end
@@ -63,9 +66,9 @@ else
     'size', size, 'nlink', nlink, 'rdev', ARGV[6], 'bytes', '0',
     'atime', now, 'mtime', now, 'ctime', now)
 end
-dir_write(KEYS[4], parent, at, now, nlink_delta)
+dir_write(KEYS[4], parent, now, nlink_delta)
 redis.call('HINCRBY', KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end
-return {now, gid, mode_text, parent}, {now, gid, mode_text, {}}
+return {now, gid, mode_text, dir_reply(KEYS[4], parent, now)}, {now, gid, mode_text, {}}

@@ -23,11 +23,11 @@ if nlink >= 4294967295 then
 end
 -- Every check before the first write (dir_read: the parent's type, nlink
 -- and gen), which is the entry's HSETNX: EEXIST writes nothing.
-local parent, at = dir_read(KEYS[4])
+local parent = dir_read(KEYS[4], nil, '')
 local now = now_ns()
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
   fail('EEXIST')
 end
 redis.call('HSET', KEYS[5], 'nlink', fmt(nlink + 1), 'ctime', now)
-dir_write(KEYS[4], parent, at, now)
+dir_write(KEYS[4], parent, now)
 return redis.call('HGETALL', KEYS[5])

@@ -267,44 +267,39 @@ local function dir_changed(dir_inode_key, now)
 end
 
 -- The same in one HSET, for a script that read the directory's fields
--- first (dir_read: HGETALL, which its reply returns): dir_read checks them
--- before the first write and dir_write stamps the change, patching the
--- fields it read into what the hash now holds.
+-- first: dir_read checks them before the first write, dir_write stamps the
+-- change and dir_reply says what it changed.
 --
--- dir_read returns the fields (a flat HGETALL list) and their positions;
--- fails ENOENT when the inode is gone, ENOTDIR when it is no directory,
--- ENOENT when it was removed (nlink 0), EIO when its 'gen' (or, with
--- `nlink_delta`, its 'nlink') is not an integer.
-local function dir_read(dir_inode_key, nlink_delta)
-  local f = redis.call('HGETALL', dir_inode_key)
-  -- sized once by its constructor: filling it never rehashes (it rehashed
-  -- 16 times a script, about 8k redis-server instructions, when it did)
-  local at = {type = false, nlink = false, mode = false, gid = false, gen = false, mtime = false, ctime = false}
-  for i = 1, #f, 2 do
-    if at[f[i]] == false then
-      at[f[i]] = i + 1
-    end
-  end
-  local t = at.type and f[at.type]
-  if not t then
+-- dir_read reads only what the checks and the reply need (HMGET of type,
+-- nlink, gen, ctime and `...`, the caller's own: create.lua's mode and
+-- gid, returned after them); fails ENOENT when the inode is gone, ENOTDIR
+-- when it is no directory, ENOENT when it was removed (nlink 0), EIO when
+-- its 'gen' (or, with `nlink_delta`, its 'nlink') is not an integer.
+-- `basis` is the client's cached "<gen>:<ctime>" of the directory, or '':
+-- when it is the server's, the client's copy was current just before this
+-- change (every change of an inode's fields stamps its ctime, every change
+-- of its entries counts in gen), and dir_reply need not send the fields.
+local function dir_read(dir_inode_key, nlink_delta, basis, ...)
+  local f = redis.call('HMGET', dir_inode_key, 'type', 'nlink', 'gen', 'ctime', ...)
+  if not f[1] then
     fail('ENOENT')
   end
-  if t ~= 'dir' then
+  if f[1] ~= 'dir' then
     fail('ENOTDIR')
   end
-  local nlink = at.nlink and f[at.nlink] or '0'
+  local nlink = f[2] or '0'
   if tonumber(nlink) == 0 then
     fail('ENOENT', 'the directory was removed')
   end
   -- integers a double holds exactly: what HINCRBY would have counted on
-  local gen = at.gen and f[at.gen] or '0'
+  local gen = f[3] or '0'
   if not string.match(gen, '^-?%d+$') or #gen > 15 then
     fail('EIO', 'directory: malformed field gen')
   end
   if nlink_delta and (not string.match(nlink, '^-?%d+$') or #nlink > 15) then
     fail('EIO', 'directory: malformed field nlink')
   end
-  return f, at
+  return {nlink = nlink, gen = gen, current = basis ~= '' and basis == gen .. ':' .. (f[4] or '')}, f[5], f[6]
 end
 
 -- Fails EIO unless each of `fields` of hash `key` is missing or an
@@ -320,28 +315,29 @@ local function check_counts(key, ...)
   end
 end
 
-local function dir_set(f, at, field, value)
-  if at[field] then
-    f[at[field]] = value
+-- Stamps the change read by dir_read (`d`): mtime and ctime `now`, gen
+-- counted, nlink moved by `nlink_delta`; one HSET. `d` then holds the new
+-- gen and nlink.
+local function dir_write(dir_inode_key, d, now, nlink_delta)
+  d.gen = fmt(tonumber(d.gen) + 1)
+  if nlink_delta then
+    d.nlink = fmt(tonumber(d.nlink) + nlink_delta)
+    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', d.gen, 'nlink', d.nlink)
   else
-    f[#f + 1] = field
-    f[#f + 1] = value
-    at[field] = #f
+    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', d.gen)
   end
 end
 
-local function dir_write(dir_inode_key, f, at, now, nlink_delta)
-  local gen = fmt(tonumber(at.gen and f[at.gen] or '0') + 1)
-  if nlink_delta then
-    local nlink = fmt(tonumber(f[at.nlink]) + nlink_delta)
-    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', gen, 'nlink', nlink)
-    dir_set(f, at, 'nlink', nlink)
-  else
-    redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', gen)
+-- What a change script returns of the directory after dir_write: {now,
+-- gen, nlink}, all its other fields as the client's basis had them (the
+-- basis matched: dir_read); otherwise {now, gen, nlink, its fields
+-- (HGETALL, as they now are)}. (HGETALL of every field, and sending them,
+-- was about a fifth of an unlink's redis-server instructions.)
+local function dir_reply(dir_inode_key, d, now)
+  if d.current then
+    return {now, d.gen, d.nlink}
   end
-  dir_set(f, at, 'mtime', now)
-  dir_set(f, at, 'ctime', now)
-  dir_set(f, at, 'gen', gen)
+  return {now, d.gen, d.nlink, redis.call('HGETALL', dir_inode_key)}
 end
 
 local S_ISGID = 1024

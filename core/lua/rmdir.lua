@@ -5,10 +5,12 @@
 -- frees it.
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess),
 --       DIR:child, ORPHANS
--- ARGV: name, guessed child ino, session id
+-- ARGV: name, guessed child ino, session id, the client's basis of the
+--       parent ("<gen>:<ctime>" it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', the
--- parent's fields (HGETALL, as they now are)}; the outcome record
--- (outcome.inc) holds it without them, as unlink's.
+-- parent's change (dir_reply: {now, gen, nlink}, and its fields when the
+-- basis is not the server's)}; the outcome record (outcome.inc) holds it
+-- without the change, as unlink's.
 -- Fails before any write: EIO when the parent's gen or nlink is not an
 -- integer (dir_read, as unlink.lua and create.lua).
 check_frozen(KEYS[2])
@@ -25,11 +27,11 @@ end
 if redis.call('HLEN', KEYS[6]) > 0 then
   fail('ENOTEMPTY')
 end
-local parent, at = dir_read(KEYS[4], -1)
+local parent = dir_read(KEYS[4], -1, ARGV[4])
 local now = now_ns()
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
 redis.call('HSET', KEYS[7], ino, ARGV[3])
-dir_write(KEYS[4], parent, at, now, -1)
-return {'OK', parent}, {'OK', {}}
+dir_write(KEYS[4], parent, now, -1)
+return {'OK', dir_reply(KEYS[4], parent, now)}, {'OK', {}}

@@ -6,18 +6,21 @@
 --       (guess), 6 ORPHANS, 7 XATTR:child, 8 OPEN:child, 9.. BLK:child:0..
 --       (the first blocks)
 -- ARGV: name, guessed child ino, session id, how many bytes the blocks in
---       KEYS cover
+--       KEYS cover, last the client's basis of the parent ("<gen>:<ctime>"
+--       it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
--- left, the parent's fields (HGETALL, as they now are), 'FREED' if the
--- inode is gone}. At nlink 0 a file that no mount holds open and whose
--- blocks are all in KEYS is freed at once (unheld, free_inode). Otherwise
+-- left, the parent's change (dir_reply: {now, gen, nlink}, and its fields
+-- when the basis is not the server's), 'FREED' if the inode is gone}. At
+-- nlink 0 a file that no mount holds open and whose blocks are all in KEYS
+-- is freed at once (unheld, free_inode). Otherwise
 -- the inode is recorded in ORPHANS under this session: its data stays until
 -- the mount that unlinked it has no use for it (purge.lua).
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or
 -- gone, EIO when the child's nlink or the parent's gen is not an integer.
--- (The parent's fields are read first and patched: one HSET stamps the
--- change, and no second HGETALL is needed for the reply.) The outcome
--- record (outcome.inc) holds the reply without the parent's fields: {}.
+-- (The parent's fields are read first, only those the checks need: one
+-- HSET stamps the change.) The outcome record (outcome.inc) holds the
+-- reply without the parent's change: {}.
+local basis = table.remove(ARGV)
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -38,7 +41,7 @@ if not string.match(nlink, '^-?%d+$') or #nlink > 15 then
   fail('EIO', 'inode ' .. ino .. ': malformed field nlink')
 end
 local left = tonumber(nlink) - 1
-local parent, at = dir_read(KEYS[4])
+local parent = dir_read(KEYS[4], nil, basis)
 -- Decided before the first write: whether the inode goes now.
 local last, stored
 if left <= 0 then
@@ -46,13 +49,13 @@ if left <= 0 then
 end
 local now = now_ns()
 redis.call('HDEL', KEYS[3], ARGV[1])
-dir_write(KEYS[4], parent, at, now)
+dir_write(KEYS[4], parent, now)
 if last then
   free_inode(KEYS[1], KEYS[5], KEYS[7], 9, last, stored)
-  return {'OK', left, parent, 'FREED'}, {'OK', left, {}, 'FREED'}
+  return {'OK', left, dir_reply(KEYS[4], parent, now), 'FREED'}, {'OK', left, {}, 'FREED'}
 end
 redis.call('HSET', KEYS[5], 'nlink', fmt(left), 'ctime', now)
 if left <= 0 then
   redis.call('HSET', KEYS[6], ino, ARGV[3])
 end
-return {'OK', left, parent}, {'OK', left, {}}
+return {'OK', left, dir_reply(KEYS[4], parent, now)}, {'OK', left, {}}

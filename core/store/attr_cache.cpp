@@ -131,6 +131,18 @@ std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now, boo
   return Hit{*it->second.attr, std::chrono::duration<double>(age).count()};
 }
 
+std::optional<Attr> AttrCache::basis(Ino ino) {
+  if (!enabled()) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end() || it->second.in_flight != 0) {
+    return std::nullopt;
+  }
+  return it->second.attr;
+}
+
 void AttrCache::forget(Ino ino) {
   std::lock_guard lock(m_mutex);
   auto it = m_entries.find(ino);

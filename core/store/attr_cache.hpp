@@ -3,9 +3,11 @@
 // After every create, unlink or mkdir the kernel forgets the attributes of
 // the parent directory, and with default_permissions its next permission
 // check asks for them again: one GETATTR, one round trip to Redis, per file
-// made or removed. The script that made the change already read the
-// parent's new attributes, atomically with the change, so the daemon can
-// answer that GETATTR itself. Likewise after a write or a read of a file
+// made or removed. The script that made the change knows the parent's new
+// attributes, atomically with the change, so the daemon can answer that
+// GETATTR itself: it sends the gen and ctime of what it holds of the parent
+// (basis()), and the script returns the parent's fields only when the
+// server's differ, else just what it changed (dir_reply in prelude.lua). Likewise after a write or a read of a file
 // (its mtime, size or atime changed, so the kernel asks again): write.lua
 // and touch_atime.lua return the inode's fields with their change.
 //
@@ -101,6 +103,11 @@ class AttrCache {
   // The attributes held of `ino`, if younger than the ttl: a change's, or
   // with `reads_too` a read's as well.
   std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now(), bool reads_too = false);
+  // The attributes held of `ino`, a change's or a read's and of any age,
+  // when no change of it is in flight: a basis that a change script checks
+  // against the server's before the reply leans on it (Store::create_node,
+  // remove_entry; dir_read in prelude.lua). Never an answer by itself.
+  std::optional<Attr> basis(Ino ino);
   void forget(Ino ino);
 
   // The access of `ino` is recorded, at `atime_ns` (the hint above).

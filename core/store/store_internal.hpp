@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,45 @@ inline std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
     return {};
   }
   return {std::move(*attr)};
+}
+
+// What a change script is told of a directory it changes (dir_read in
+// prelude.lua): "<gen>:<ctime>" of the attributes this mount holds of it,
+// the basis, or '' when it holds none.
+inline std::string _basis_arg(const std::optional<Attr>& basis) {
+  return basis ? std::to_string(basis->gen) + ':' + std::to_string(basis->ctime_ns) : std::string();
+}
+
+// The attributes of directory `ino` after a change, from what the script
+// returned at index `at` of its array reply (dir_reply in prelude.lua):
+// {now, gen, nlink, its fields} when `basis` was not the server's; {now,
+// gen, nlink} when it was (dir_read), so the basis with the change's times,
+// gen and nlink is what the server holds. None when the reply is not that
+// shape (RETRY, an outcome record's {}) or does not follow from the basis:
+// the caller drops what it holds of the directory.
+inline std::vector<Attr> _fresh_parent(Ino ino, ReplyView v, std::size_t at, const std::optional<Attr>& basis) {
+  if (!v.is_array() || v.size() <= at || v[0].str() == "RETRY") {
+    return {};
+  }
+  ReplyView p = v[at];
+  if (!p.is_array() || p.size() < 3) {
+    return {};
+  }
+  if (p.size() >= 4) {
+    return _fresh_attr(ino, p, 3);
+  }
+  std::uint64_t now = 0;
+  std::uint64_t gen = 0;
+  std::uint64_t nlink = 0;
+  if (!basis || !parse_u64(p[0].str(), now) || !parse_u64(p[1].str(), gen) || !parse_u64(p[2].str(), nlink) ||
+      gen != basis->gen + 1 || now > static_cast<std::uint64_t>(INT64_MAX)) {
+    return {};
+  }
+  Attr a = *basis;
+  a.mtime_ns = a.ctime_ns = static_cast<std::int64_t>(now);
+  a.gen = gen;
+  a.nlink = nlink;
+  return {std::move(a)};
 }
 
 }  // namespace redisfs::store_internal

@@ -305,12 +305,17 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     keys.push_back(m_keys.open(ino));
     args.push_back(m_opts.session);
   }
+  const std::optional<Attr> basis = m_attrs.basis(parent);
+  args.push_back(_basis_arg(basis));
   const auto sent = DirNames::Clock::now();
   std::vector<Attr> fresh;
-  TRY_ASSIGN(Reply r, eval_change(*c, lua::create, keys, args, [parent, &fresh](ReplyView v) {
-    fresh = _fresh_attr(parent, v, 3);
-    return fresh;
-  }, parent));
+  TRY_ASSIGN(Reply r, eval_change(
+                          *c, lua::create, keys, args,
+                          [&](ReplyView v) {
+                            fresh = _fresh_parent(parent, v, 3, basis);
+                            return fresh;
+                          },
+                          parent));
   ReplyView v = r.view();
   Result<Attr> attr = make_error(EIO, "bad create reply");
   if (v.is_array() && v.size() == 4) {
@@ -399,8 +404,9 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
 
 // unlink and rmdir: the script removes `name` from `parent` if it still
 // names the inode we guess (else RETRY with the one it names). The
-// parent's fields come back at `parent_at` of the reply. Returns the reply
-// and the inode removed.
+// parent's change comes back at `parent_at` of the reply (dir_reply in
+// prelude.lua: its fields, or what changed of the basis we sent). Returns
+// the reply and the inode removed.
 Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
                                                   std::size_t parent_at, Prerequisites* before) {
   TRY_ASSIGN(auto c, m_pool.acquire());
@@ -417,14 +423,17 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
       keys.push_back(m_keys.xattr(guess));
       push_free_keys(guess, keys, args);
     }
+    const std::optional<Attr> basis = m_attrs.basis(parent);
+    args.push_back(_basis_arg(basis));  // the last
     const auto sent = DirNames::Clock::now();
     std::vector<Attr> fresh;
-    TRY_ASSIGN(Reply r, eval_change(*c, script, keys, args,
-                                    [&](ReplyView v) {
-                                      fresh = _fresh_attr(parent, v, parent_at);
-                                      return fresh;
-                                    },
-                                    parent, before));
+    TRY_ASSIGN(Reply r, eval_change(
+                            *c, script, keys, args,
+                            [&](ReplyView v) {
+                              fresh = _fresh_parent(parent, v, parent_at, basis);
+                              return fresh;
+                            },
+                            parent, before));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       if (!parse_u64(v[1].str(), guess)) {

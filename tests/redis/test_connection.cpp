@@ -359,22 +359,28 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink record their reply without th
     return test::ok(outcome_to_resp(rec));
   };
   auto made = c.eval(lua::create, {keys.sb(), keys.freeze(), keys.dir(1), keys.inode(1), keys.inode(5)},
-                     {"f", "file", "0644", "0", "0", "0", "", "5", "1"});
+                     {"f", "file", "0644", "0", "0", "0", "", "5", "1", ""});
   REQUIRE_MESSAGE(made.ok(), (made.ok() ? "" : made.error().message));
   ReplyView v = made->view();
   REQUIRE(v.size() == 4);
-  CHECK(v[3].size() >= 24);  // the reply has them (HGETALL: 12 fields or more)
+  // no basis: the parent's change, {now, gen, nlink}, and its fields
+  // (HGETALL: 12 fields or more)
+  REQUIRE(v[3].size() == 4);
+  CHECK(v[3][3].size() >= 24);
   std::string now(v[0].str());
+  CHECK(v[3][0].str() == now);
   CHECK(record() == "*4\r\n$" + std::to_string(now.size()) + "\r\n" + now + "\r\n$1\r\n0\r\n$4\r\n0644\r\n*0\r\n");
+  // a basis that is the server's: the change only
+  std::string basis = std::string(v[3][1].str()) + ":" + now;
   auto gone = c.eval(lua::unlink,
                      {keys.sb(), keys.freeze(), keys.dir(1), keys.inode(1), keys.inode(5), keys.orphans(),
                       keys.xattr(5), keys.open(5)},
-                     {"f", "5", "s", "0"});
+                     {"f", "5", "s", "0", basis});
   REQUIRE_MESSAGE(gone.ok(), (gone.ok() ? "" : gone.error().message));
   v = gone->view();
   REQUIRE(v.size() == 4);
   CHECK(v[3].str() == "FREED");
-  CHECK(v[2].size() >= 24);
+  REQUIRE(v[2].size() == 3);
   CHECK(record() == "*4\r\n$2\r\nOK\r\n:0\r\n*0\r\n$5\r\nFREED\r\n");
 }
 

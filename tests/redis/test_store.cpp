@@ -935,6 +935,112 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink return the parent's fields as
   CHECK(same_as_server(d.ino).nlink == 3);
 }
 
+// create, unlink and rmdir send the parent's "<gen>:<ctime>" this mount
+// holds (a basis) and get back only what they changed when the server's is
+// the same (dir_read, dir_reply in prelude.lua); otherwise its fields. What
+// the cache then holds of the parent must be the server's either way.
+TEST_CASE_FIXTURE(RedisFixture, "the parent a change reports is the server's, also when another mount changed it") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  auto other = _open(pool, prefix);  // another mount, no cache
+  Connection& c = conn();
+  auto hgetalls = [&] {
+    std::string info(_ok(c.command({"INFO", "commandstats"})).view().str());
+    auto at = info.find("cmdstat_hgetall:calls=");
+    return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + 22);
+  };
+  auto same_as_server = [&](Ino dir) {
+    double age = -1;
+    Attr mine = _ok(s->getattr(dir, &age));
+    auto fresh = _open(pool, prefix);
+    Attr server = _ok(fresh->getattr(dir));
+    CHECK(mine.mode == server.mode);
+    CHECK(mine.uid == server.uid);
+    CHECK(mine.gid == server.gid);
+    CHECK(mine.size == server.size);
+    CHECK(mine.nlink == server.nlink);
+    CHECK(mine.rdev == server.rdev);
+    CHECK(mine.bytes == server.bytes);
+    CHECK(mine.atime_ns == server.atime_ns);
+    CHECK(mine.mtime_ns == server.mtime_ns);
+    CHECK(mine.ctime_ns == server.ctime_ns);
+    CHECK(mine.parent == server.parent);
+    CHECK(mine.gen == server.gen);
+    return server;
+  };
+  // the change's own report, not a getattr's HGETALL, answers
+  auto from_cache = [&](Ino dir) {
+    double age = -1;
+    _ok(s->getattr(dir, &age));
+    return age > 0;
+  };
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+
+  // no basis yet: the fields come back
+  auto f = _ok(s->create(d.ino, "f", S_IFREG | 0644, k_user));
+  CHECK(from_cache(d.ino));
+  same_as_server(d.ino);
+  // a basis the server still has: only the change, no HGETALL
+  long long before = hgetalls();
+  auto g = _ok(s->create(d.ino, "g", S_IFREG | 0644, k_user));
+  CHECK(hgetalls() == before);
+  CHECK(from_cache(d.ino));
+  CHECK(same_as_server(d.ino).gen == 2);
+  before = hgetalls();
+  _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  _ok(s->rmdir(d.ino, "sub"));
+  _ok(s->symlink(d.ino, "l", "target", k_user));
+  _ok(s->unlink(d.ino, "l"));
+  CHECK(hgetalls() == before);
+  CHECK(from_cache(d.ino));
+  CHECK(same_as_server(d.ino).nlink == 2);
+
+  // another mount adds an entry (gen moves): the basis is stale
+  _ok(other->mknod(d.ino, "x", S_IFREG | 0644, 0, k_user));
+  _ok(s->unlink(d.ino, "f"));
+  CHECK(from_cache(d.ino));
+  CHECK(same_as_server(d.ino).gen == 8);
+  // another mount changes the attributes only (gen stays, ctime moves)
+  SetAttrRequest chmod;
+  chmod.mode = 0700;
+  chmod.uid = 77;
+  chmod.atime = SetAttrRequest::Time::Set;
+  chmod.atime_ns = 1000000000123;
+  _ok(other->setattr(d.ino, chmod));
+  _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  CHECK(from_cache(d.ino));
+  Attr after = same_as_server(d.ino);
+  CHECK((after.mode & 07777) == 0700);
+  CHECK(after.uid == 77);
+  CHECK(after.nlink == 3);
+  _ok(other->setattr(d.ino, chmod));
+  _ok(s->rmdir(d.ino, "sub"));
+  CHECK(same_as_server(d.ino).nlink == 2);
+  // another mount's rmdir and mkdir in it
+  _ok(other->mkdir(d.ino, "sub", 0755, k_user));
+  _ok(s->rmdir(d.ino, "sub"));
+  CHECK(same_as_server(d.ino).gen == 12);
+  _ok(other->mkdir(d.ino, "sub", 0755, k_user));
+  _ok(s->create(d.ino, "h", S_IFREG | 0644, k_user));
+  CHECK(same_as_server(d.ino).nlink == 3);
+  // link: its reply has no parent; what this mount reports is the server's
+  _ok(s->link(g.ino, d.ino, "g2"));
+  _ok(other->unlink(d.ino, "h"));
+  CHECK(same_as_server(d.ino).gen == 16);
+  _ok(s->unlink(d.ino, "g2"));
+  same_as_server(d.ino);
+
+  // a ctime the basis cannot name (not canonical): the fields come back
+  _ok(s->create(d.ino, "i", S_IFREG | 0644, k_user));
+  _ok(c.command({"HSET", keys.inode(d.ino), "ctime", "0123"}));
+  before = hgetalls();
+  _ok(s->unlink(d.ino, "i"));
+  CHECK(hgetalls() == before + 1);
+  same_as_server(d.ino);
+  (void)f;
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "create and unlink: a damaged field refuses the change before anything is written") {
   auto s = _open(pool, prefix);
   auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));

@@ -229,3 +229,25 @@ TEST_CASE("attr cache: a read that a change or a forget overlaps keeps nothing")
     CHECK(cache.get(7)->attr.mtime_ns == 300);
   }
 }
+
+TEST_CASE("attr cache: a basis is a change's or a read's attributes of any age, none while a change is in flight") {
+  AttrCache cache(1.0);
+  CHECK_FALSE(cache.basis(7));
+  cache.end(cache.begin({7}), {_dir(7, 100)});
+  REQUIRE(cache.basis(7));
+  CHECK(cache.basis(7)->mtime_ns == 100);
+  auto change = cache.begin({7});
+  CHECK_FALSE(cache.basis(7));  // in flight, and dropped
+  cache.end(change);
+  CHECK_FALSE(cache.basis(7));
+  auto read = cache.begin_read({8}, AttrCache::Clock::now() - 2s);
+  cache.end_read(read, {_dir(8, 200)});
+  CHECK_FALSE(cache.get(8, AttrCache::Clock::now(), true));  // too old to answer
+  REQUIRE(cache.basis(8));                                   // still a basis: the server checks it
+  CHECK(cache.basis(8)->mtime_ns == 200);
+  cache.forget(8);
+  CHECK_FALSE(cache.basis(8));
+  AttrCache off(0);
+  off.end(off.begin({7}), {_dir(7, 100)});
+  CHECK_FALSE(off.basis(7));
+}
