@@ -3,7 +3,8 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
 --       ino[, session: the file is created open by that mount], last the
---       client's basis of the parent ("<gen>:<ctime>" it holds, or '')
+--       client's basis of the parent ("<gen>:<ctime>:<atime>" it holds,
+--       or '')
 -- Returns {now, gid, mode (octal), the parent's change (dir_reply: {now,
 -- gen, nlink}, and its fields when the basis is not the server's)}: the
 -- new inode's other fields are the client's own arguments (a short reply

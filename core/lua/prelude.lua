@@ -271,16 +271,17 @@ end
 -- change and dir_reply says what it changed.
 --
 -- dir_read reads only what the checks and the reply need (HMGET of type,
--- nlink, gen, ctime and `...`, the caller's own: create.lua's mode and
--- gid, returned after them); fails ENOENT when the inode is gone, ENOTDIR
--- when it is no directory, ENOENT when it was removed (nlink 0), EIO when
--- its 'gen' (or, with `nlink_delta`, its 'nlink') is not an integer.
--- `basis` is the client's cached "<gen>:<ctime>" of the directory, or '':
--- when it is the server's, the client's copy was current just before this
--- change (every change of an inode's fields stamps its ctime, every change
--- of its entries counts in gen), and dir_reply need not send the fields.
+-- nlink, gen, ctime, atime and `...`, the caller's own: create.lua's mode
+-- and gid, returned after them); fails ENOENT when the inode is gone,
+-- ENOTDIR when it is no directory, ENOENT when it was removed (nlink 0),
+-- EIO when its 'gen' (or, with `nlink_delta`, its 'nlink') is not an
+-- integer. `basis` is the client's cached "<gen>:<ctime>:<atime>" of the
+-- directory, or '': when it is the server's, the client's copy was current
+-- just before this change (every change of an inode's fields stamps its
+-- ctime but an access, which stamps only atime; every change of its entries
+-- counts in gen), and dir_reply need not send the fields.
 local function dir_read(dir_inode_key, nlink_delta, basis, ...)
-  local f = redis.call('HMGET', dir_inode_key, 'type', 'nlink', 'gen', 'ctime', ...)
+  local f = redis.call('HMGET', dir_inode_key, 'type', 'nlink', 'gen', 'ctime', 'atime', ...)
   if not f[1] then
     fail('ENOENT')
   end
@@ -299,7 +300,8 @@ local function dir_read(dir_inode_key, nlink_delta, basis, ...)
   if nlink_delta and (not string.match(nlink, '^-?%d+$') or #nlink > 15) then
     fail('EIO', 'directory: malformed field nlink')
   end
-  return {nlink = nlink, gen = gen, current = basis ~= '' and basis == gen .. ':' .. (f[4] or '')}, f[5], f[6]
+  local current = basis ~= '' and basis == gen .. ':' .. (f[4] or '') .. ':' .. (f[5] or '')
+  return {nlink = nlink, gen = gen, current = current}, f[6], f[7]
 end
 
 -- Fails EIO unless each of `fields` of hash `key` is missing or an

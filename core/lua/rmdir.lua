@@ -6,7 +6,7 @@
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:child (guess),
 --       DIR:child, ORPHANS
 -- ARGV: name, guessed child ino, session id, the client's basis of the
---       parent ("<gen>:<ctime>" it holds, or '')
+--       parent ("<gen>:<ctime>:<atime>" it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', the
 -- parent's change (dir_reply: {now, gen, nlink}, and its fields when the
 -- basis is not the server's)}; the outcome record (outcome.inc) holds it

@@ -6,8 +6,8 @@
 --       (guess), 6 ORPHANS, 7 XATTR:child, 8 OPEN:child, 9.. BLK:child:0..
 --       (the first blocks)
 -- ARGV: name, guessed child ino, session id, how many bytes the blocks in
---       KEYS cover, last the client's basis of the parent ("<gen>:<ctime>"
---       it holds, or '')
+--       KEYS cover, last the client's basis of the parent
+--       ("<gen>:<ctime>:<atime>" it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
 -- left, the parent's change (dir_reply: {now, gen, nlink}, and its fields
 -- when the basis is not the server's), 'FREED' if the inode is gone}. At

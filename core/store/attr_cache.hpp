@@ -5,11 +5,12 @@
 // check asks for them again: one GETATTR, one round trip to Redis, per file
 // made or removed. The script that made the change knows the parent's new
 // attributes, atomically with the change, so the daemon can answer that
-// GETATTR itself: it sends the gen and ctime of what it holds of the parent
-// (basis()), and the script returns the parent's fields only when the
-// server's differ, else just what it changed (dir_reply in prelude.lua). Likewise after a write or a read of a file
-// (its mtime, size or atime changed, so the kernel asks again): write.lua
-// and touch_atime.lua return the inode's fields with their change.
+// GETATTR itself: it sends the gen, ctime and atime of what it holds of
+// the parent (basis()), and the script returns the parent's fields only
+// when the server's differ, else just what it changed (dir_reply in
+// prelude.lua). Likewise after a write or a read of a file (its mtime,
+// size or atime changed, so the kernel asks again): write.lua and
+// touch_atime.lua return the inode's fields with their change.
 //
 // The answer is exactly as fresh as the kernel's own attribute cache would
 // have been had it kept the attributes: an entry is good for `ttl` seconds

@@ -93,10 +93,12 @@ inline std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
 }
 
 // What a change script is told of a directory it changes (dir_read in
-// prelude.lua): "<gen>:<ctime>" of the attributes this mount holds of it,
-// the basis, or '' when it holds none.
+// prelude.lua): "<gen>:<ctime>:<atime>" of the attributes this mount
+// holds of it, the basis, or '' when it holds none.
 inline std::string _basis_arg(const std::optional<Attr>& basis) {
-  return basis ? std::to_string(basis->gen) + ':' + std::to_string(basis->ctime_ns) : std::string();
+  return basis ? std::to_string(basis->gen) + ':' + std::to_string(basis->ctime_ns) + ':' +
+                     std::to_string(basis->atime_ns)
+               : std::string();
 }
 
 // The attributes of directory `ino` after a change, from what the script

@@ -371,7 +371,9 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink record their reply without th
   CHECK(v[3][0].str() == now);
   CHECK(record() == "*4\r\n$" + std::to_string(now.size()) + "\r\n" + now + "\r\n$1\r\n0\r\n$4\r\n0644\r\n*0\r\n");
   // a basis that is the server's: the change only
-  std::string basis = std::string(v[3][1].str()) + ":" + now;
+  auto atime = c.command({"HGET", keys.inode(1), "atime"});
+  REQUIRE(atime.ok());
+  std::string basis = std::string(v[3][1].str()) + ":" + now + ":" + std::string(atime->view().str());
   auto gone = c.eval(lua::unlink,
                      {keys.sb(), keys.freeze(), keys.dir(1), keys.inode(1), keys.inode(5), keys.orphans(),
                       keys.xattr(5), keys.open(5)},

@@ -935,7 +935,7 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink return the parent's fields as
   CHECK(same_as_server(d.ino).nlink == 3);
 }
 
-// create, unlink and rmdir send the parent's "<gen>:<ctime>" this mount
+// create, unlink and rmdir send the parent's "<gen>:<ctime>:<atime>" this mount
 // holds (a basis) and get back only what they changed when the server's is
 // the same (dir_read, dir_reply in prelude.lua); otherwise its fields. What
 // the cache then holds of the parent must be the server's either way.
@@ -1030,6 +1030,15 @@ TEST_CASE_FIXTURE(RedisFixture, "the parent a change reports is the server's, al
   CHECK(same_as_server(d.ino).gen == 16);
   _ok(s->unlink(d.ino, "g2"));
   same_as_server(d.ino);
+
+  // another mount's access, which stamps atime alone (touch_atime.lua):
+  // the basis is stale
+  _ok(s->create(d.ino, "j", S_IFREG | 0644, k_user));
+  _ok(c.command({"HSET", keys.inode(d.ino), "atime", "1234567890000000001"}));
+  before = hgetalls();
+  _ok(s->unlink(d.ino, "j"));
+  CHECK(hgetalls() == before + 1);
+  CHECK(same_as_server(d.ino).atime_ns == 1234567890000000001);
 
   // a ctime the basis cannot name (not canonical): the fields come back
   _ok(s->create(d.ino, "i", S_IFREG | 0644, k_user));
