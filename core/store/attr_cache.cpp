@@ -127,6 +127,18 @@ std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now, boo
   return Hit{*it->second.attr, std::chrono::duration<double>(age).count()};
 }
 
+std::optional<Attr> AttrCache::last_known(Ino ino) {
+  if (!enabled()) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(ino);
+  if (it == m_entries.end() || !it->second.attr || it->second.in_flight != 0) {
+    return std::nullopt;
+  }
+  return it->second.attr;
+}
+
 void AttrCache::forget(Ino ino) {
   std::lock_guard lock(m_mutex);
   auto it = m_entries.find(ino);

@@ -100,6 +100,11 @@ class AttrCache {
   // The attributes held of `ino`, if younger than the ttl: a change's, or
   // with `reads_too` a read's as well.
   std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now(), bool reads_too = false);
+  // The attributes held of `ino` whatever their age (a change's or a
+  // read's), while no change of it is in flight: for a guess the server
+  // checks (the blocks an unlink names: Store::push_free_keys), never for
+  // an answer.
+  std::optional<Attr> last_known(Ino ino);
   void forget(Ino ino);
 
   // The access of `ino` is recorded, at `atime_ns` (the hint above).
