@@ -16,7 +16,7 @@
 -- first (a COW refusal comes before any write), the identity and the
 -- outcome record (outcome.inc). Runs on a full server (allow-oom): it frees.
 -- KEYS: 1 OPEN, 2 INODE, 3 ORPHANS, 4 SB, 5 FREEZE, 6 XATTR, 7.. BLK:0..
---       (the first blocks)
+--       (as unlink.lua's: the blocks the size the client last saw needs)
 -- ARGV: 1 session, 2 ino, 3 how many bytes the blocks in KEYS cover
 -- Returns 'FREED' when freed here, 'HELD' when handed to a mount that
 -- holds it open, 1 when it is an orphan nobody holds that this step could

@@ -8,7 +8,8 @@
 --       9 DIR:dst, 10 XATTR:dst (freed with a replaced file), 11 ORPHANS,
 --       12.. INODE keys of chain A (dp and its ancestors up to the root),
 --            then of chain B (sp and its ancestors), when given;
---       then OPEN:dst and the first blocks of dst (see free_unheld)
+--       then OPEN:dst and dst's blocks as unlink.lua's (none for no dst;
+--       see free_unheld)
 -- ARGV: 1 name, 2 newname, 3 flags (0, 1 noreplace, 2 exchange),
 --       4 src guess, 5 dst guess ('0' none), 6 session, 7 #A, 8 #B,
 --       9 sp ino, 10 dp ino, 11.. the inode numbers of chain A then B,

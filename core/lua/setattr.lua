@@ -13,9 +13,13 @@
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
 -- changes does not ask: the fields cost the server more than the change).
 check_frozen(KEYS[2])
-inode_type(KEYS[3])
+-- the type (is it there?) and the mode a kill starts from, in one read
+local before = redis.call('HMGET', KEYS[3], 'type', 'mode')
+if not before[1] then
+  fail('ENOENT')
+end
 local f = attr_fields(1, now_ns(), function()
-  return redis.call('HGET', KEYS[3], 'mode')
+  return before[2]
 end)
 if not f then
   fail('EIO', 'the inode has no valid mode')

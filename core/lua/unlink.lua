@@ -4,7 +4,8 @@
 -- entry of a few bytes.
 -- KEYS: 1 SB, 2 FREEZE, 3 DIR:parent, 4 INODE:parent, 5 INODE:child
 --       (guess), 6 ORPHANS, 7 XATTR:child, 8 OPEN:child, 9.. BLK:child:0..
---       (the first blocks)
+--       (the blocks the size the client last saw needs, none for an empty
+--       file; up to 16 when it saw none: Store::push_free_keys)
 -- ARGV: name, guessed child ino, session id, how many bytes the blocks in
 --       KEYS cover, last the client's basis of the parent
 --       ("<gen>:<ctime>:<atime>" it holds, or '')
@@ -12,7 +13,8 @@
 -- left, the parent's change (dir_reply: {now, gen, nlink}, and its fields
 -- when the basis is not the server's), 'FREED' if the inode is gone}. At
 -- nlink 0 a file that no mount holds open and whose blocks are all in KEYS
--- is freed at once (unheld, free_inode). Otherwise
+-- (its size, read here, is within the bytes they cover) is freed at once
+-- (unheld, free_inode). Otherwise
 -- the inode is recorded in ORPHANS under this session: its data stays until
 -- the mount that unlinked it has no use for it (purge.lua).
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or

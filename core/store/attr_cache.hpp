@@ -105,9 +105,11 @@ class AttrCache {
   // with `reads_too` a read's as well.
   std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now(), bool reads_too = false);
   // The attributes held of `ino`, a change's or a read's and of any age,
-  // when no change of it is in flight: a basis that a change script checks
-  // against the server's before the reply leans on it (Store::create_node,
-  // remove_entry; dir_read in prelude.lua). Never an answer by itself.
+  // when no change of it is in flight: a basis for a guess that a script
+  // checks against the server's before anything leans on it (the parent's
+  // attributes of Store::create_node and remove_entry: dir_read in
+  // prelude.lua; the blocks an unlink names: Store::push_free_keys). Never
+  // an answer by itself.
   std::optional<Attr> basis(Ino ino);
   void forget(Ino ino);
 

@@ -457,8 +457,13 @@ class Store {
                            const SetAttrRequest* then = nullptr);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
-  // (prelude.lua) needs to free a file nobody holds open at once.
-  void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args) const;
+  // (prelude.lua) needs to free a file nobody holds open at once. The
+  // blocks are those the size this mount last saw of the file needs
+  // (AttrCache::basis; none for an empty file, a file too big to be
+  // freed at once, or ino 0), else the first k_unlink_free_blocks. The
+  // script checks: a file bigger than the blocks named stays an orphan,
+  // freed by purge.
+  void push_free_keys(Ino ino, std::vector<std::string>& keys, std::vector<std::string>& args);
   // ARGV of setattr.lua (no size: truncate has scripts of its own).
   static std::vector<std::string> setattr_args(const SetAttrRequest& req, bool fields);
   // A read-only open whose registration failed (a replica refuses writes)

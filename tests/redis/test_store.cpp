@@ -1,13 +1,14 @@
 // core::Store against a real redis-server: every operation, its errors, and
 // the multi-host cases (two Stores on one prefix stand for two mounts).
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -1968,4 +1969,169 @@ TEST_CASE_FIXTURE(RedisFixture, "a change to a filesystem replaced since open is
     _ok(conn().command({"RENAME", keys.sb() + "-aside", keys.sb()}));
   }
   CHECK(block() == "before");
+}
+
+namespace {
+
+// How many of `ino`'s BLK keys (0..31) a script `run` sent named, as
+// the server logged them (SLOWLOG: every command, with its first 32
+// arguments; an unlink's keys end before that, at 3 + 8 + 16).
+std::size_t _blocks_named(Connection& c, const Keys& keys, Ino ino, const std::function<void()>& run) {
+  _ok(c.command({"CONFIG", "SET", "slowlog-max-len", "10000"}));
+  _ok(c.command({"SLOWLOG", "RESET"}));
+  _ok(c.command({"CONFIG", "SET", "slowlog-log-slower-than", "0"}));
+  run();
+  _ok(c.command({"CONFIG", "SET", "slowlog-log-slower-than", "10000"}));
+  auto log = _ok(c.command({"SLOWLOG", "GET", "-1"}));
+  std::set<std::string> blocks;
+  for (std::uint64_t b = 0; b < 32; ++b) {
+    blocks.insert(keys.block(ino, b));
+  }
+  std::size_t named = 0;
+  for (std::size_t i = 0; i < log.view().size(); ++i) {
+    ReplyView args = log.view()[i][3];
+    std::string command = args.size() > 0 ? std::string(args[0].str()) : std::string();
+    std::transform(command.begin(), command.end(), command.begin(), ::toupper);
+    if (command != "EVALSHA" && command != "EVAL") {
+      continue;  // (a script's own commands are logged too)
+    }
+    std::size_t in_this = 0;
+    for (std::size_t j = 0; j < args.size(); ++j) {
+      in_this += blocks.count(std::string(args[j].str()));
+    }
+    named = std::max(named, in_this);  // (a script's first use goes twice: NOSCRIPT)
+  }
+  return named;
+}
+
+// Nothing of `ino` is left under the prefix: no INODE, XATTR, BLK, OPEN,
+// nor an ORPHANS entry.
+void _nothing_left(RedisFixture& fx, Ino ino) {
+  for (const auto& k : fx.keys_under(fx.prefix)) {
+    auto pk = parse_relative_key(*fx.keys.relative(k));
+    CHECK_MESSAGE(pk.ino != ino, k);
+  }
+  CHECK(_ok(fx.conn().command({"HEXISTS", fx.keys.orphans(), std::to_string(ino)})).view().integer() == 0);
+}
+
+}  // namespace
+
+// An unlink (and an orphan's last release, and a rename over a file) names
+// only the blocks the size this mount last saw of the file needs, for the
+// script to free it at once: none for an empty file. Without a size (no
+// attribute cache) it names the first 16 as before.
+TEST_CASE_FIXTURE(RedisFixture, "unlink names the blocks the size it saw needs") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  opts.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, opts);
+  auto plain = _open(pool, prefix);  // no attribute cache: it knows no size
+  const std::string bytes = std::string(_ok(conn().command({"HGET", keys.sb(), "bytes"})).view().str());
+  auto e = _ok(s->create(k_root_ino, "e", S_IFREG | 0644, k_user));
+  _ok(s->release_files(std::vector<Store::Release>{{e.ino}}).at(0));
+  auto one = _ok(s->mknod(k_root_ino, "one", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(one.ino, 0, std::string(3000, 'a'), false));  // its reply: size 3000
+  auto four = _ok(s->mknod(k_root_ino, "four", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(four.ino, 0, std::string(3 * 4096 + 1, 'b'), false));
+  auto big = _ok(s->mknod(k_root_ino, "big", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(big.ino, 0, std::string(17 * 4096, 'c'), false));
+  auto other = _ok(s->mknod(k_root_ino, "other", S_IFREG | 0644, 0, k_user));
+  _ok(plain->write(other.ino, 0, std::string(3000, 'd'), false));
+  (void)_ok(s->readdir(k_root_ino, 0, 100, true));  // as rm -rf lists first: e's size, 0
+  Ino freed = 0;
+  CHECK(_blocks_named(conn(), keys, e.ino, [&] { CHECK(_ok(s->unlink(k_root_ino, "e", &freed)) == 0); }) == 0);
+  CHECK(freed == e.ino);
+  CHECK(_blocks_named(conn(), keys, one.ino, [&] { CHECK(_ok(s->unlink(k_root_ino, "one", &freed)) == 0); }) == 1);
+  CHECK(freed == one.ino);
+  CHECK(_blocks_named(conn(), keys, four.ino, [&] { CHECK(_ok(s->unlink(k_root_ino, "four", &freed)) == 0); }) == 4);
+  CHECK(freed == four.ino);
+  // too big to be freed at once: no block named, an orphan for purge
+  CHECK(_blocks_named(conn(), keys, big.ino, [&] { CHECK(_ok(s->unlink(k_root_ino, "big", &freed)) == big.ino); }) ==
+        0);
+  CHECK(freed == 0);
+  _ok(s->purge(big.ino));
+  // a mount that saw no size names the first 16
+  CHECK(_blocks_named(conn(), keys, other.ino, [&] { CHECK(_ok(plain->unlink(k_root_ino, "other", &freed)) == 0); }) ==
+        16);
+  CHECK(freed == other.ino);
+  for (Ino ino : {e.ino, one.ino, four.ino, big.ino, other.ino}) {
+    _nothing_left(*this, ino);
+  }
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "bytes"})).view().str() == bytes);
+  // an orphan's last release, and a rename that replaces a file: the same
+  auto o = _ok(s->create(k_root_ino, "o", S_IFREG | 0644, k_user));
+  _ok(s->write(o.ino, 0, std::string(5000, 'o'), false));
+  CHECK(_ok(s->unlink(k_root_ino, "o")) == o.ino);  // open: an orphan
+  _ok(s->write(o.ino, 0, "x", false));              // (its reply: size 5000 again)
+  std::vector<Store::Release> last{{o.ino, true}};
+  CHECK(_blocks_named(conn(), keys, o.ino,
+                      [&] { CHECK(_ok(s->release_files(last).at(0)) == Store::Released::done); }) == 2);
+  _nothing_left(*this, o.ino);
+  auto r = _ok(s->mknod(k_root_ino, "r", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(r.ino, 0, "r", false));
+  _ok(s->mknod(k_root_ino, "src", S_IFREG | 0644, 0, k_user));
+  CHECK(_blocks_named(conn(), keys, r.ino,
+                      [&] { CHECK(_ok(s->rename(k_root_ino, "src", k_root_ino, "r", 0, &freed)) == 0); }) == 1);
+  CHECK(freed == r.ino);
+  _nothing_left(*this, r.ino);
+}
+
+// The size a mount saw is only a guess: another mount may have grown the
+// file since. The script reads the real size, and a file bigger than the
+// blocks named is not freed at once but left an orphan that purge frees
+// whole (its truncate steps): never a block key left behind.
+TEST_CASE_FIXTURE(RedisFixture, "unlink of a file another mount grew past the blocks it names frees every block") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  opts.mkfs_block_size = 4096;
+  auto a = _open(pool, prefix, opts);
+  auto b = _open(pool, prefix, opts);
+  const std::string bytes = std::string(_ok(conn().command({"HGET", keys.sb(), "bytes"})).view().str());
+  const std::string inodes = std::string(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str());
+  for (std::size_t grown : {std::size_t{5 * 4096 + 7}, std::size_t{40 * 4096 + 7}}) {
+    CAPTURE(grown);
+    // closed: the unlink leaves an orphan, which the daemon purges next
+    auto f = _ok(a->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+    _ok(a->write(f.ino, 0, "small", false));  // a saw 5 bytes: one block
+    _ok(b->write(f.ino, 0, std::string(grown, 'g'), false));
+    Ino freed = 0;
+    Ino orphan = 0;
+    CHECK(_blocks_named(conn(), keys, f.ino, [&] { orphan = _ok(a->unlink(k_root_ino, "f", &freed)); }) == 1);
+    CHECK(freed == 0);
+    REQUIRE(orphan == f.ino);
+    _ok(a->purge(orphan));
+    _nothing_left(*this, f.ino);
+    // open: its last release cannot free it either, and the caller purges
+    auto g = _ok(a->create(k_root_ino, "g", S_IFREG | 0644, k_user));
+    REQUIRE(_ok(a->unlink(k_root_ino, "g")) == g.ino);
+    _ok(a->write(g.ino, 0, "small", false));  // a saw 5 bytes
+    _ok(b->write(g.ino, 0, std::string(grown, 'g'), false));
+    std::vector<Store::Release> last{{g.ino, true}};
+    Store::Released done = Store::Released::held;
+    CHECK(_blocks_named(conn(), keys, g.ino, [&] { done = _ok(a->release_files(last).at(0)); }) == 1);
+    REQUIRE(done == Store::Released::purge);
+    _ok(a->purge(g.ino));
+    _nothing_left(*this, g.ino);
+  }
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "bytes"})).view().str() == bytes);
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str() == inodes);
+}
+
+// A garbage size (a damaged inode) is no size: unlink.lua frees nothing at
+// once, whatever blocks it was named, and leaves the orphan (purge.lua and
+// fsck deal with damage); nothing half done.
+TEST_CASE_FIXTURE(RedisFixture, "unlink of a file with a garbage size frees nothing at once") {
+  StoreOptions opts;
+  opts.attr_cache_seconds = 60;
+  opts.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, opts);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(f.ino, 0, "data", false));
+  _ok(conn().command({"HSET", keys.inode(f.ino), "size", "lots"}));
+  Ino freed = 0;
+  CHECK(_ok(s->unlink(k_root_ino, "f", &freed)) == f.ino);
+  CHECK(freed == 0);
+  CHECK(_ok(conn().command({"GET", keys.block(f.ino, 0)})).view().str() == "data");
+  CHECK(_ok(conn().command({"HGET", keys.inode(f.ino), "nlink"})).view().str() == "0");
+  CHECK(_ok(conn().command({"HEXISTS", keys.orphans(), std::to_string(f.ino)})).view().integer() == 1);
 }
