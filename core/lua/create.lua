@@ -68,7 +68,7 @@ else
     'atime', now, 'mtime', now, 'ctime', now)
 end
 dir_write(KEYS[4], parent, now, nlink_delta)
-redis.call('HINCRBY', KEYS[1], 'inodes', 1)
+count_add(KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 end

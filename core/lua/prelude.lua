@@ -51,6 +51,16 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- Adds `delta` to an accounting count (the superblock's inodes and bytes,
+-- an inode's bytes), after the change it counts was written: a damaged
+-- count (not an integer) stays as it is, for fsck to recompute, rather than
+-- fail the script halfway through its writes. Counts that decide what a
+-- change does (gen, nlink, size) are checked before the first write
+-- instead.
+local function count_add(key, field, delta)
+  redis.pcall('HINCRBY', key, field, delta)
+end
+
 -- The snapshot being taken copy-on-write, if one is alive: its staging
 -- prefix and the TTL its keys get. (A COW hash whose deadline has passed
 -- belongs to a copier that died: ignored.)
@@ -380,9 +390,9 @@ end
 
 local function free_inode(sb, inode, xattr, first, last, stored)
   redis.call('DEL', inode, xattr, unpack(KEYS, first, last))
-  redis.call('HINCRBY', sb, 'inodes', -1)
+  count_add(sb, 'inodes', -1)
   if stored ~= 0 then
-    redis.call('HINCRBY', sb, 'bytes', -stored)
+    count_add(sb, 'bytes', -stored)
   end
 end
 

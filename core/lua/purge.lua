@@ -41,5 +41,5 @@ if f[1] == 'file' and f[3] ~= '0' then
 end
 redis.call('DEL', KEYS[3], KEYS[4], KEYS[6], KEYS[7])
 redis.call('HDEL', KEYS[5], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'inodes', -1)
+count_add(KEYS[1], 'inodes', -1)
 return {'OK'}

@@ -48,7 +48,7 @@ if keep >= 0 then
 end
 set_size(KEYS[3], ARGV[1], ARGV[4])
 if delta ~= 0 then
-  redis.call('HINCRBY', KEYS[3], 'bytes', delta)
-  redis.call('HINCRBY', KEYS[1], 'bytes', delta)
+  count_add(KEYS[3], 'bytes', delta)
+  count_add(KEYS[1], 'bytes', delta)
 end
 return {'OK'}

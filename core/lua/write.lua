@@ -84,7 +84,10 @@ if #ARGV == 10 + 3 * n then
     refuse('EIO', 'the inode has no valid mode')
   end
 end
-local size = tonumber(f[2])
+local size = f[2] and string.match(f[2], '^%d+$') and #f[2] <= 15 and tonumber(f[2])
+if not size then
+  refuse('EIO', 'the inode has no valid size')
+end
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
   drop_temps()
   return {'RETRY', fmt(size)}
@@ -132,8 +135,8 @@ if attrs then
 end
 redis.call('HSET', KEYS[3], unpack(set))
 if delta ~= 0 then
-  redis.call('HINCRBY', KEYS[3], 'bytes', delta)
-  redis.call('HINCRBY', KEYS[1], 'bytes', delta)
+  count_add(KEYS[3], 'bytes', delta)
+  count_add(KEYS[1], 'bytes', delta)
 end
 track_blocks(KEYS[4], written)
 if ARGV[3] == '1' then
