@@ -493,7 +493,8 @@ TEST_CASE_FIXTURE(RedisFixture, "killpriv: a damaged mode refuses the change bef
   CHECK(_ok(conn().command({"HGET", keys.inode(f.ino), "uid"})).view().str() == std::to_string(f.uid));
 }
 
-TEST_CASE_FIXTURE(RedisFixture, "a damaged size refuses a write and a damaged accounting count never stops a change halfway") {
+TEST_CASE_FIXTURE(RedisFixture,
+                  "a damaged size refuses a write and a damaged accounting count never stops a change halfway") {
   auto s = _open(pool, prefix);
   Attr f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
   _ok(s->write(f.ino, 0, "old", false));
