@@ -421,7 +421,7 @@ std::unique_ptr<Connection> Connection::unconnected(const RedisUrl& url, std::st
   return std::unique_ptr<Connection>(new Connection(url, std::move(client_name)));
 }
 
-ServerId Connection::server() const {
+const Node* Connection::server_node() const {
   // A cluster: the master of the keyless commands' slot (the filesystem's,
   // Pool::route_keyless): its failover is the one that loses the
   // filesystem's changes. Not known until this connection used the slot.
@@ -431,10 +431,21 @@ ServerId Connection::server() const {
   }
   for (const auto& n : m_nodes) {
     if (at != nullptr && n->address == *at) {
-      return ServerId{n->address, n->run_id, n->replid, n->replid2, m_cluster};
+      return n.get();
     }
   }
-  return ServerId{{}, {}, {}, {}, m_cluster};
+  return nullptr;
+}
+
+ServerId Connection::server() const {
+  const Node* n = server_node();
+  return n == nullptr ? ServerId{{}, {}, {}, {}, m_cluster}
+                      : ServerId{n->address, n->run_id, n->replid, n->replid2, m_cluster};
+}
+
+std::string_view Connection::server_run_id() const {
+  const Node* n = server_node();
+  return n == nullptr ? std::string_view() : std::string_view(n->run_id);
 }
 
 bool server_replaced(const ServerId& was, const ServerId& now) {
@@ -1781,7 +1792,9 @@ void Pool::note_server_locked(const ServerId& server) {
 
 void Pool::give_back(std::unique_ptr<Connection> c) {
   std::lock_guard lock(m_mutex);
-  note_server_locked(c->server());
+  if (std::string_view id = c->server_run_id(); !id.empty() && id != m_server.run_id) {
+    note_server_locked(c->server());  // (built only then: this runs after every command)
+  }
   // A closed connection's number (and where its operation ids stopped)
   // goes to the next new one: a mount's outcome records then hold at most
   // as many connections' fields as it ever ran at once.

@@ -246,6 +246,8 @@ class Connection {
   // The master this connection last reached (in a cluster, the one of the
   // keyless commands' slot; an empty run_id: not known).
   ServerId server() const;
+  // Its run_id alone (empty: not known).
+  std::string_view server_run_id() const;
   // The connection was lost and not made again yet.
   bool broken() const;
 
@@ -256,6 +258,7 @@ class Connection {
   Result<std::string> ask_sentinels(Deadline deadline);
   Result<Node*> node_for(int slot, Deadline deadline);
   Result<Node*> node_at(const std::string& address, Deadline deadline);
+  const Node* server_node() const;
   Status setup(Node& n, Deadline deadline);
   void drop(Node& n, const Error& why);
   Status flush(Node& n, Deadline deadline);
