@@ -58,6 +58,27 @@ std::vector<std::string> _names(Store& s, Ino dir) {
   return names;
 }
 
+// What `mine` reports of `dir` (its age in *age) is what a fresh Store
+// reads from the server, field by field; returns the server's.
+Attr _same_as_server(Store& mine_store, Pool& pool, const std::string& prefix, Ino dir, double* age = nullptr) {
+  Attr mine = _ok(mine_store.getattr(dir, age));
+  auto fresh = _open(pool, prefix);
+  Attr server = _ok(fresh->getattr(dir));
+  CHECK(mine.mode == server.mode);
+  CHECK(mine.uid == server.uid);
+  CHECK(mine.gid == server.gid);
+  CHECK(mine.size == server.size);
+  CHECK(mine.nlink == server.nlink);
+  CHECK(mine.rdev == server.rdev);
+  CHECK(mine.bytes == server.bytes);
+  CHECK(mine.atime_ns == server.atime_ns);
+  CHECK(mine.mtime_ns == server.mtime_ns);
+  CHECK(mine.ctime_ns == server.ctime_ns);
+  CHECK(mine.parent == server.parent);
+  CHECK(mine.gen == server.gen);
+  return server;
+}
+
 }  // namespace
 
 TEST_SUITE_BEGIN("core::Store");
@@ -962,16 +983,8 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink return the parent's fields as
   _ok(conn().command({"HDEL", keys.inode(d.ino), "gen"}));
   auto same_as_server = [&](Ino dir) {
     double age = -1;
-    Attr mine = _ok(s->getattr(dir, &age));  // what the change's reply left in the cache
-    REQUIRE(age >= 0);
-    auto other = _open(pool, prefix);  // another mount: the server's
-    Attr server = _ok(other->getattr(dir));
-    CHECK(mine.nlink == server.nlink);
-    CHECK(mine.mtime_ns == server.mtime_ns);
-    CHECK(mine.ctime_ns == server.ctime_ns);
-    CHECK(mine.gen == server.gen);
-    CHECK(mine.mode == server.mode);
-    CHECK(mine.size == server.size);
+    Attr server = _same_as_server(*s, pool, prefix, dir, &age);
+    REQUIRE(age >= 0);  // what the change's reply left in the cache
     return server;
   };
   auto f = _ok(s->create(d.ino, "f", S_IFREG | 0644, k_user));
@@ -1005,25 +1018,7 @@ TEST_CASE_FIXTURE(RedisFixture, "the parent a change reports is the server's, al
     auto at = info.find("cmdstat_hgetall:calls=");
     return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + 22);
   };
-  auto same_as_server = [&](Ino dir) {
-    double age = -1;
-    Attr mine = _ok(s->getattr(dir, &age));
-    auto fresh = _open(pool, prefix);
-    Attr server = _ok(fresh->getattr(dir));
-    CHECK(mine.mode == server.mode);
-    CHECK(mine.uid == server.uid);
-    CHECK(mine.gid == server.gid);
-    CHECK(mine.size == server.size);
-    CHECK(mine.nlink == server.nlink);
-    CHECK(mine.rdev == server.rdev);
-    CHECK(mine.bytes == server.bytes);
-    CHECK(mine.atime_ns == server.atime_ns);
-    CHECK(mine.mtime_ns == server.mtime_ns);
-    CHECK(mine.ctime_ns == server.ctime_ns);
-    CHECK(mine.parent == server.parent);
-    CHECK(mine.gen == server.gen);
-    return server;
-  };
+  auto same_as_server = [&](Ino dir) { return _same_as_server(*s, pool, prefix, dir); };
   // the change's own report, not a getattr's HGETALL, answers
   auto from_cache = [&](Ino dir) {
     double age = -1;
