@@ -289,11 +289,10 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
 
 // The mount's watcher thread: every 2 s it checks that the filesystem
 // under the mount is still the one mounted (Session::check_gone), and that
-// the snapshots browsed under .snapshots still are (SnapDir::watch); every
-// 10 s it refreshes the session key and clears a piece of what dead mounts
-// left (Store::sweep_dead_mounts). Once the filesystem is gone (found here
-// or by an op, which wakes the thread) it has the kernel drop its caches
-// of the mount, ends the session, and then only waits to be stopped.
+// the snapshots browsed under .snapshots still are (SnapDir::watch), and
+// answers a change of server (watch_server); every 10 s it refreshes the session key and clears a piece of what dead
+// mounts left (Store::sweep_dead_mounts). Once the filesystem is gone (found here or by an op, which wakes the thread)
+// it has the kernel drop its caches of the mount, ends the session, and then only waits to be stopped.
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).
@@ -348,6 +347,9 @@ class Heartbeat {
       if (!m_session.gone()) {
         m_session.check_gone(true);
       }
+      if (!m_session.gone()) {
+        watch_server();
+      }
       if (!m_session.gone() && m_session.snapdir() != nullptr) {
         m_session.snapdir()->watch(m_se);  // the snapshots' views: gone ones, idle ones
       }
@@ -379,6 +381,21 @@ class Heartbeat {
     }
   }
 
+  // A change of server (a failover, a restart from an older AOF) may have
+  // lost what the old one acknowledged: the session key is refreshed at
+  // once, and the opens this mount holds are counted again; tried again at
+  // the next check until both are done.
+  void watch_server() {
+    const std::uint64_t changes = m_store.server_changes();
+    if (changes == m_server_changes) {
+      return;
+    }
+    beat();
+    if (!m_failing && m_session.hold_opens_again()) {
+      m_server_changes = changes;
+    }
+  }
+
   // What crashed mounts left behind (their open counts, their orphans):
   // every live mount clears it, a bounded piece with each heartbeat.
   void sweep() {
@@ -404,6 +421,7 @@ class Heartbeat {
   std::function<void()> m_first;
   bool m_failing = false;
   bool m_sweep_failing = false;
+  std::uint64_t m_server_changes = m_store.server_changes();  // those watch_server has answered
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stop = false;

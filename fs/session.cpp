@@ -77,6 +77,26 @@ void Session::drop_unsure_opens() {
   }
 }
 
+bool Session::hold_opens_again() {
+  if (m_opts.read_only) {
+    return true;  // it records no opens
+  }
+  std::vector<std::pair<Ino, std::uint32_t>> held;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    held.assign(m_holds.begin(), m_holds.end());
+  }
+  auto raised = m_store.hold_opens(held);
+  if (!raised) {
+    log_warning("the server changed (a failover or a restart): cannot count again the " + std::to_string(held.size()) +
+                " open file(s) this mount holds: " + raised.error().message);
+    return false;
+  }
+  log_info("the server changed (a failover or a restart): it counts again the " + std::to_string(held.size()) +
+           " open file(s) this mount holds (" + std::to_string(*raised) + " of its counts had been lost)");
+  return true;
+}
+
 bool Session::check_gone(bool force) {
   if (gone()) {
     return true;

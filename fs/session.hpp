@@ -138,6 +138,12 @@ class Session {
   // runs after it.
   void opens_unsure() { m_opens_unsure = true; }
   void drop_unsure_opens();
+  // While mounted, after a change of server (the watcher sees
+  // Store::server_changes move): the server counts again every open this
+  // mount holds (Store::hold_opens), so that the opens a failover lost do
+  // not let another mount free a file still open here. Logs what it did;
+  // false when it failed (the watcher tries again).
+  bool hold_opens_again();
 
   // The filesystem under this mount was deleted or replaced (see above).
   bool gone() const { return m_gone.load(); }

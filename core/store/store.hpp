@@ -315,6 +315,13 @@ class Store {
   // The orphans the ORPHANS hash gives to this mount (unlinked while it
   // held them open; one whose release the server lost stays there).
   Result<std::vector<Ino>> own_orphans();
+  // After a change of server (server_changes moved): raises this mount's
+  // open count of each file in `held` (inode, opens this mount holds) that
+  // is still there to at least that number, putting back the opens the
+  // old server acknowledged and the new one lost (another mount would free
+  // such a file at its unlink while this one still has it open). Never
+  // lowers a count. Returns how many it raised.
+  Result<std::size_t> hold_opens(std::span<const std::pair<Ino, std::uint32_t>> held);
   // Both sweeps: what every live mount runs with its heartbeat, so that a
   // crashed mount's opens and orphans go even if no mount starts again.
   struct SweepResult {
@@ -354,6 +361,9 @@ class Store {
   // connection, or now by a PING): changes the old one acknowledged may be
   // lost, the releases among them (their open counts stay).
   Result<bool> server_changed();
+  // How many changes of server this mount's connections have seen so far
+  // (Pool::server_changes): a moved number asks for hold_opens.
+  std::uint64_t server_changes() const { return m_pool.server_changes(); }
 
  private:
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);

@@ -268,6 +268,29 @@ Result<std::vector<Ino>> Store::own_orphans() {
   return own;
 }
 
+Result<std::size_t> Store::hold_opens(std::span<const std::pair<Ino, std::uint32_t>> held) {
+  if (m_opts.read_only) {
+    return std::size_t{0};
+  }
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  std::size_t raised = 0;
+  for (std::size_t from = 0; from < held.size(); from += k_release_batch) {
+    const auto part = held.subspan(from, std::min(k_release_batch, held.size() - from));
+    std::vector<std::string> keys;
+    std::vector<std::string> args{m_opts.session};
+    keys.reserve(2 * part.size());
+    args.reserve(1 + part.size());
+    for (const auto& [ino, count] : part) {
+      keys.push_back(m_keys.inode(ino));
+      keys.push_back(m_keys.open(ino));
+      args.push_back(std::to_string(count));
+    }
+    TRY_ASSIGN(Reply r, c->eval(lua::hold_opens, keys, args));
+    raised += static_cast<std::size_t>(r.view().integer());
+  }
+  return raised;
+}
+
 Result<std::size_t> Store::purge_dead_orphans() {
   if (m_opts.read_only) {
     return std::size_t{0};

@@ -16,6 +16,10 @@
 #    master SIGKILLed before its replica had them): the mount saw the
 #    server change, so at unmount it removes its open counts and frees the
 #    orphan it still holds on the server; fsck is clean.
+# 4. An open the server acknowledged and then lost with a restart: the
+#    mount sees the new server while still mounted and counts its open
+#    again, so another mount's unlink leaves the file to it (an orphan it
+#    still reads), and its close frees it; fsck is clean.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -184,3 +188,51 @@ grep -q "the server changed during the mount" "$LOG" || fail "the daemon did not
 [[ $(rcli s hexists "$P:ORPHANS" "$orphan") == 0 ]] || fail "the orphan is still listed in ORPHANS"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after closes the restart lost"
 note "closes lost with a restart: the unmount removed the open count and freed the orphan"
+
+# ------------------------------------------------------------------ 4. an open the restart lost
+# The server comes back from its AOF as it was before an open it had
+# acknowledged. The file's data was written through the other mount, so
+# what this one reads after the unlink comes from the server, not from its
+# page cache.
+fs_mount "$M" --redis "$URL" --prefix "$P"
+fs_mount "$MU" --redis "unix://${SRV_SOCK[s]}" --prefix "$P"
+LOG=${MOUNT_LOGS[$M]}
+head -c 300000 /dev/urandom >"$T/kept.data"
+cp "$T/kept.data" "$MU/kept"
+kept=$(stat -c %i "$MU/kept")
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli s exists "$P:OPEN:$kept") == 0 ]] && break
+  sleep 0.05
+done
+[[ $(rcli s exists "$P:OPEN:$kept") == 0 ]] || fail "the writer's close did not reach the server"
+rm -rf "$T/aof-before"
+cp -a "$AOF" "$T/aof-before"
+exec 9<"$M/kept"
+[[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] || fail "no open count for the file held open (inode $kept)"
+stop_server s kill
+rm -rf "$AOF"
+cp -a "$T/aof-before" "$AOF"
+start_server_again s 9<&-  # (a server that inherited the open file would hold it past its close)
+[[ $(rcli s exists "$P:OPEN:$kept") == 0 ]] || fail "the restart did not lose the open"
+for ((i = 0; i < 400; i++)); do
+  [[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] && break
+  sleep 0.05
+done
+[[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] ||
+  fail "the mount did not count its open again within 20 s of the restart: $(tail -5 "$LOG")"
+grep -q "the server changed (a failover or a restart): it counts again the 1 open file" "$LOG" ||
+  fail "the daemon did not log the open it counted again: $(tail -5 "$LOG")"
+rm "$MU/kept"
+[[ $(rcli s hexists "$P:ORPHANS" "$kept") == 1 ]] || fail "the other mount's unlink did not leave the held file an orphan"
+cmp - "$T/kept.data" <&9 || fail "the file held open is not whole after another mount's unlink"
+exec 9<&-
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli s exists "$P:INODE:$kept" "$P:OPEN:$kept") == 0 ]] && break
+  sleep 0.05
+done
+[[ $(rcli s exists "$P:INODE:$kept" "$P:OPEN:$kept") == 0 ]] ||
+  fail "the close did not free the orphan: OPEN $(rcli s hgetall "$P:OPEN:$kept" | tr '\n' ' '), INODE nlink $(rcli s hget "$P:INODE:$kept" nlink), ORPHANS $(rcli s hget "$P:ORPHANS" "$kept"); $(tail -5 "$LOG")"
+fs_unmount "$MU"
+fs_unmount "$M"
+"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the open the restart lost"
+note "an open lost with a restart: counted again, the file outlived another mount's unlink until its close"

@@ -934,6 +934,44 @@ TEST_CASE_FIXTURE(RedisFixture, "truncate: both ways, no stale bytes past the en
   CHECK(_read_all(*s, f.ino) == std::string(4097, 'b'));
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "hold_opens: the opens a change of server lost are counted again and never lowered") {
+  auto s = _open(pool, prefix);
+  auto count = [&](Ino ino) {
+    return std::string(_ok(conn().command({"HGET", keys.open(ino), s->session()})).view().str());
+  };
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  auto h = _ok(s->mknod(k_root_ino, "h", S_IFREG | 0644, 0, k_user));
+  _ok(s->open_file(f.ino));
+  _ok(s->open_file(f.ino));
+  _ok(s->open_file(g.ino));
+  _ok(conn().command({"HDEL", keys.open(f.ino), s->session()}));  // what the new server lost
+  CHECK(_ok(s->unlink(k_root_ino, "h")) == 0);                    // freed meanwhile
+  const std::pair<Ino, std::uint32_t> held[] = {{f.ino, 2}, {g.ino, 1}, {h.ino, 1}};
+  CHECK(_ok(s->hold_opens(held)) == 1);
+  CHECK(count(f.ino) == "2");
+  CHECK(count(g.ino) == "1");
+  CHECK(_ok(conn().command({"EXISTS", keys.open(h.ino)})).view().integer() == 0);  // no debris of a freed file
+  const std::pair<Ino, std::uint32_t> fewer[] = {{f.ino, 1}};                      // a release in flight: never lowered
+  CHECK(_ok(s->hold_opens(fewer)) == 0);
+  CHECK(count(f.ino) == "2");
+  // what it is for: another mount's unlink leaves the file to this one
+  auto other = _open(pool, prefix);
+  CHECK(_ok(other->unlink(k_root_ino, "f")) == f.ino);
+  CHECK(_ok(s->getattr(f.ino)).nlink == 0);
+  // more files than one script takes
+  std::vector<std::pair<Ino, std::uint32_t>> many;
+  for (int i = 0; i < 300; ++i) {
+    auto m = _ok(s->mknod(k_root_ino, "m" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    _ok(s->open_file(m.ino));
+    _ok(conn().command({"DEL", keys.open(m.ino)}));
+    many.emplace_back(m.ino, 1);
+  }
+  CHECK(_ok(s->hold_opens(many)) == 300);
+  CHECK(count(many.front().first) == "1");
+  CHECK(count(many.back().first) == "1");
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "hard links, unlink, orphans and purge") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
