@@ -15,13 +15,15 @@
 -- change: {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
 -- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
--- directory) nlink is damaged, or the inode number is in use; then EEXIST
+-- directory) nlink is damaged, or the inode number is in use (its INODE
+-- key, or the OPEN key of a file created open, exists); then EEXIST
 -- when its first write, HSETNX of the entry, finds the name taken.
 check_frozen(KEYS[2])
 local kind = ARGV[2]
 local nlink_delta = kind == 'dir' and 1 or nil
 local parent, pmode_text, pgid = dir_read(KEYS[4], nlink_delta, table.remove(ARGV), 'mode', 'gid')
-if redis.call('EXISTS', KEYS[5]) == 1 then
+-- (and its OPEN key: a stray one would fail the HINCRBY after the writes)
+if redis.call('EXISTS', KEYS[5], KEYS[6] or KEYS[5]) ~= 0 then
   fail('EIO', 'inode number already in use')
 end
 local mode = tonumber(ARGV[3], 8)

@@ -327,6 +327,16 @@ local function check_counts(key, ...)
   end
 end
 
+-- Fails EIO unless `key` is a hash or missing: what a script checks, before
+-- its first write, of a hash it may HSET after it (ORPHANS), which would
+-- fail halfway through on a key of another type.
+local function check_hash(key)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'hash' and t ~= 'none' then
+    fail('EIO', key .. ': a ' .. t .. ', not a hash')
+  end
+end
+
 -- Stamps the change read by dir_read (`d`): mtime and ctime `now`, gen
 -- counted, nlink moved by `nlink_delta`; one HSET. `d` then holds the new
 -- gen and nlink.

@@ -127,6 +127,9 @@ end
 if flags ~= 2 and dst and dtype ~= 'dir' then
   check_counts(KEYS[8], 'nlink')
 end
+if flags ~= 2 and dst then
+  check_hash(KEYS[11])  -- a replaced node may become an orphan
+end
 local now = now_ns()
 local orphan = '0'
 local freed

@@ -12,7 +12,7 @@
 -- basis is not the server's)}; the outcome record (outcome.inc) holds it
 -- without the change, as unlink's.
 -- Fails before any write: EIO when the parent's gen or nlink is not an
--- integer (dir_read, as unlink.lua and create.lua).
+-- integer (dir_read, as unlink.lua and create.lua), or ORPHANS is no hash.
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
 if not ino then
@@ -29,9 +29,10 @@ if redis.call('HLEN', KEYS[6]) > 0 then
 end
 local parent = dir_read(KEYS[4], -1, ARGV[4])
 local now = now_ns()
+-- The first write: on a damaged ORPHANS (not a hash) it fails alone.
+redis.call('HSET', KEYS[7], ino, ARGV[3])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
-redis.call('HSET', KEYS[7], ino, ARGV[3])
 dir_write(KEYS[4], parent, now, -1)
 return {'OK', dir_reply(KEYS[4], parent, now)}, {'OK', {}}

@@ -18,7 +18,8 @@
 -- the inode is recorded in ORPHANS under this session: its data stays until
 -- the mount that unlinked it has no use for it (purge.lua).
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or
--- gone, EIO when the child's nlink or the parent's gen is not an integer.
+-- gone, EIO when the child's nlink or the parent's gen is not an integer,
+-- or ORPHANS is no hash when the file stays, an orphan.
 -- (The parent's fields are read first, only those the checks need: one
 -- HSET stamps the change.) The outcome record (outcome.inc) holds the
 -- reply without the parent's change: {}.
@@ -50,6 +51,10 @@ if left <= 0 then
   last, stored = unheld(child[1], child[3], KEYS[8], 9, #KEYS, ARGV[4])
 end
 local now = now_ns()
+if left <= 0 and not last then
+  -- The first write: on a damaged ORPHANS (not a hash) it fails alone.
+  redis.call('HSET', KEYS[6], ino, ARGV[3])
+end
 redis.call('HDEL', KEYS[3], ARGV[1])
 dir_write(KEYS[4], parent, now)
 if last then
@@ -57,7 +62,4 @@ if last then
   return {'OK', left, dir_reply(KEYS[4], parent, now), 'FREED'}, {'OK', left, {}, 'FREED'}
 end
 redis.call('HSET', KEYS[5], 'nlink', fmt(left), 'ctime', now)
-if left <= 0 then
-  redis.call('HSET', KEYS[6], ino, ARGV[3])
-end
 return {'OK', left, dir_reply(KEYS[4], parent, now)}, {'OK', left, {}}

@@ -1198,6 +1198,47 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink: a damaged field refuses the 
   CHECK(field(d.ino, "gen") == "9");
   CHECK(s->getattr(f.ino).code() == ENOENT);
   CHECK(entries(d.ino) == 1);
+
+  // a stray key at the new inode's number: its INODE, or the OPEN key of a
+  // file created open (this mount alone allocates: the next number is the
+  // last one plus one)
+  const std::string gen = field(d.ino, "gen");
+  Ino next = _ok(s->mknod(d.ino, "n1", S_IFREG | 0644, 0, k_user)).ino + 1;
+  _ok(conn().command({"SET", keys.open(next), "stray"}));
+  CHECK(s->create(d.ino, "h", S_IFREG | 0644, k_user).code() == EIO);
+  _ok(conn().command({"HSET", keys.inode(next + 1), "type", "file"}));
+  CHECK(s->create(d.ino, "h", S_IFREG | 0644, k_user).code() == EIO);
+  CHECK(entries(d.ino) == 2);
+  CHECK(field(d.ino, "gen") == std::to_string(std::stoll(gen) + 1));
+  CHECK(field(next, "type") == "(nil)");
+  CHECK(inodes() == std::to_string(std::stoll(inodes_before) + 1));  // g and n1 made, f removed
+  CHECK(_ok(s->create(d.ino, "h", S_IFREG | 0644, k_user)).ino == next + 2);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a damaged ORPHANS refuses rmdir and the unlink or rename that would add to it") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  _ok(s->open_file(f.ino));
+  _ok(s->open_file(g.ino));
+  auto entries = [&]() { return *_ok(conn().command({"HLEN", keys.dir(k_root_ino)})).view().as_int(); };
+  _ok(conn().command({"SET", keys.orphans(), "stray"}));
+  CHECK(s->rmdir(k_root_ino, "d").code() == EIO);
+  CHECK(s->unlink(k_root_ino, "f").code() == EIO);
+  CHECK(s->rename(k_root_ino, "f", k_root_ino, "g", 0).code() == EIO);
+  CHECK(entries() == 3);
+  CHECK(_ok(s->getattr(d.ino)).nlink == 2);
+  CHECK(_ok(s->getattr(f.ino)).nlink == 1);
+  CHECK(_ok(s->getattr(g.ino)).nlink == 1);
+  // a file nobody holds is freed, no orphan: its unlink goes
+  _ok(s->mknod(k_root_ino, "h", S_IFREG | 0644, 0, k_user));
+  CHECK(_ok(s->unlink(k_root_ino, "h")) == 0);
+  _ok(conn().command({"DEL", keys.orphans()}));
+  CHECK(_ok(s->rename(k_root_ino, "f", k_root_ino, "g", 0)) == g.ino);
+  CHECK(_ok(s->rmdir(k_root_ino, "d")) == d.ino);
+  CHECK(_ok(s->unlink(k_root_ino, "g")) == f.ino);
+  CHECK(_ok(conn().command({"HLEN", keys.orphans()})).view().integer() == 3);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "rmdir and link: a damaged field refuses the change before anything is written") {
