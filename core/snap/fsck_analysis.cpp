@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <new>
 
 #include "util/reserve_hint.hpp"
@@ -37,6 +38,9 @@ namespace {
 // next_inode must leave this many inode numbers below 2^53 (mounts take
 // them in ranges of 256) unless the inodes really go that high.
 constexpr std::uint64_t k_next_inode_room = 1ull << 16;
+
+// Node::bytes_field of an inode whose bytes field is not a number.
+constexpr std::int64_t k_bytes_malformed = std::numeric_limits<std::int64_t>::min();
 
 // 'name' (cut); fsck_problem_line shows its bytes as printable text.
 std::string _quote(std::string_view s) {
@@ -263,7 +267,11 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     n.size = attr->size;
     n.parent = attr->parent;
     n.nlink = nlink.value_or(0);      // decoded, so parsed when present
-    n.bytes_field = bytes.value_or(0);  // likewise
+    // likewise, except bytes, accounting alone, which the decoder lets
+    // through malformed: k_bytes_malformed, a wrong count to repair
+    const bool has_bytes =
+        std::any_of(fields.begin(), fields.end(), [](const auto& kv) { return kv.first == "bytes"; });
+    n.bytes_field = bytes.value_or(has_bytes ? k_bytes_malformed : 0);
   }
   m_nodes.push_back(n);
 }
@@ -663,7 +671,9 @@ void FsckAnalysis::check_counters() {
     }
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
       add(fsck_kind::k_wrong_bytes, key,
-          "bytes is " + std::to_string(n.bytes_field) + ", but its blocks hold " + std::to_string(n.stored),
+          (n.bytes_field == k_bytes_malformed ? std::string("bytes is not a number")
+                                              : "bytes is " + std::to_string(n.bytes_field)) +
+              ", but its blocks hold " + std::to_string(n.stored),
           Action{Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), 0, {}});
     }
     if (n.lost) {

@@ -86,6 +86,7 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   bool have_type = false;
   bool have_mode = false;
   bool have_target = false;
+  bool bytes_bad = false;
   bool ok = true;
   std::string_view bad;
   for (const auto& [k, v] : fields) {
@@ -115,8 +116,10 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
     } else if (k == "rdev") {
       good = _num(v, a.rdev);
     } else if (k == "bytes") {
+      // Accounting alone (st_blocks), which fsck --repair recomputes: a
+      // damaged value makes no file unreadable, and counts as its size.
       long long n = 0;
-      good = _num(v, n);
+      bytes_bad = !_num(v, n);
       a.bytes = n < 0 ? 0 : static_cast<std::uint64_t>(n);
     } else if (k == "atime") {
       good = _num(v, a.atime_ns);
@@ -142,6 +145,9 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   }
   if (!have_type || !have_mode) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
+  }
+  if (bytes_bad) {
+    a.bytes = a.size;
   }
   TRY(_check_attr(a, have_target));
   return a;

@@ -422,6 +422,13 @@ TEST_CASE_FIXTURE(FsckFixture, "blocks and byte counts") {
     expect_repaired({fsck_kind::k_wrong_bytes});
     CHECK(_ok(t.store->getattr(t.f)).bytes == 10000);
   }
+  SUBCASE("an inode's bytes that is not a number, as a file with no blocks") {
+    cmd({"HSET", keys.inode(t.f), "bytes", "lots"});
+    cmd({"HSET", keys.inode(t.fifo), "bytes", "lots"});
+    expect_repaired({fsck_kind::k_wrong_bytes, fsck_kind::k_wrong_bytes});
+    CHECK(_ok(t.store->getattr(t.f)).bytes == 10000);
+    CHECK(_ok(t.store->getattr(t.fifo)).bytes == 0);
+  }
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "superblock") {

@@ -85,10 +85,10 @@ TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
   CHECK_FALSE(decode_attr(12, {}).ok());
 
   const std::pair<const char*, const char*> bad[] = {
-      {"type", "weird"}, {"type", ""},        {"mode", "0999"}, {"mode", "17777"}, {"mode", ""},
-      {"mode", "-644"},  {"uid", "-1"},       {"uid", "x"},     {"uid", "4294967296"}, {"gid", "1.5"},
-      {"size", "-1"},    {"size", "12abc"},   {"nlink", ""},    {"rdev", "0x10"},  {"atime", "now"},
-      {"mtime", ""},     {"ctime", "1e9"},    {"parent", "-3"}, {"bytes", "lots"},
+      {"type", "weird"}, {"type", ""},      {"mode", "0999"}, {"mode", "17777"},     {"mode", ""},
+      {"mode", "-644"},  {"uid", "-1"},     {"uid", "x"},     {"uid", "4294967296"}, {"gid", "1.5"},
+      {"size", "-1"},    {"size", "12abc"}, {"nlink", ""},    {"rdev", "0x10"},      {"atime", "now"},
+      {"mtime", ""},     {"ctime", "1e9"},  {"parent", "-3"},
   };
   for (auto [field, value] : bad) {
     FieldList f = _file_fields();
@@ -100,6 +100,18 @@ TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
       CHECK(r.error().message.find("77") != std::string::npos);
       CHECK(r.error().message.find(field) != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("decode_attr: a malformed bytes (accounting alone) reads as the size") {
+  for (const char* value : {"lots", "", "-", "1e9"}) {
+    FieldList f = _file_fields();
+    std::erase_if(f, [](const auto& kv) { return kv.first == "bytes"; });
+    f.emplace_back("bytes", value);
+    auto r = decode_attr(77, f);
+    REQUIRE_MESSAGE(r.ok(), value);
+    CHECK(r->bytes == r->size);
+    CHECK(r->to_stat(4096).st_blocks == static_cast<blkcnt_t>((r->size + 511) / 512));
   }
 }
 
