@@ -290,9 +290,11 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
 // The mount's watcher thread: every 2 s it checks that the filesystem
 // under the mount is still the one mounted (Session::check_gone), and that
 // the snapshots browsed under .snapshots still are (SnapDir::watch), and
-// answers a change of server (watch_server); every 10 s it refreshes the session key and clears a piece of what dead
-// mounts left (Store::sweep_dead_mounts). Once the filesystem is gone (found here or by an op, which wakes the thread)
-// it has the kernel drop its caches of the mount, ends the session, and then only waits to be stopped.
+// answers a change of server (watch_server); every 10 s it refreshes the
+// session key and clears a piece of what dead mounts left
+// (Store::sweep_dead_mounts). Once the filesystem is gone (found here or by
+// an op, which wakes the thread) it has the kernel drop its caches of the
+// mount, ends the session, and then only waits to be stopped.
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).

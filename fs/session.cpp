@@ -88,10 +88,14 @@ bool Session::hold_opens_again() {
   }
   auto raised = m_store.hold_opens(held);
   if (!raised) {
-    log_warning("the server changed (a failover or a restart): cannot count again the " + std::to_string(held.size()) +
-                " open file(s) this mount holds: " + raised.error().message);
+    if (!m_hold_failing) {  // (once a run of failures: the watcher tries every 2 s)
+      log_warning("the server changed (a failover or a restart): cannot count again the " +
+                  std::to_string(held.size()) + " open file(s) this mount holds: " + raised.error().message);
+    }
+    m_hold_failing = true;
     return false;
   }
+  m_hold_failing = false;
   log_info("the server changed (a failover or a restart): it counts again the " + std::to_string(held.size()) +
            " open file(s) this mount holds (" + std::to_string(*raised) + " of its counts had been lost)");
   return true;

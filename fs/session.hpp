@@ -215,6 +215,7 @@ class Session {
   std::unordered_set<Ino> m_freed;  // see freed(); left when the kernel forgets
 
   std::atomic<bool> m_opens_unsure{false};
+  bool m_hold_failing = false;  // hold_opens_again's last try failed (the watcher's alone)
   std::atomic<bool> m_gone{false};
   std::mutex m_gone_mutex;
   std::function<void()> m_gone_listener;

@@ -955,6 +955,13 @@ TEST_CASE_FIXTURE(RedisFixture, "hold_opens: the opens a change of server lost a
   const std::pair<Ino, std::uint32_t> fewer[] = {{f.ino, 1}};                      // a release in flight: never lowered
   CHECK(_ok(s->hold_opens(fewer)) == 0);
   CHECK(count(f.ino) == "2");
+  // a damaged OPEN key is left to fsck, and the others are counted all the same
+  _ok(conn().command({"SET", keys.open(g.ino), "stray"}));
+  _ok(conn().command({"HDEL", keys.open(f.ino), s->session()}));
+  CHECK(_ok(s->hold_opens(held)) == 1);
+  CHECK(count(f.ino) == "2");
+  CHECK(_ok(conn().command({"GET", keys.open(g.ino)})).view().str() == "stray");
+  _ok(conn().command({"DEL", keys.open(g.ino)}));
   // what it is for: another mount's unlink leaves the file to this one
   auto other = _open(pool, prefix);
   CHECK(_ok(other->unlink(k_root_ino, "f")) == f.ino);
