@@ -327,6 +327,71 @@ local function check_counts(key, ...)
   end
 end
 
+-- `flat` (HGETALL's list) with the field/value pairs of `set` (a flat list,
+-- as HSET takes; a later pair wins) applied in place: what the inode holds
+-- after a change that read its fields first.
+local function with_fields(flat, set)
+  local at = {}
+  for i = 1, #flat, 2 do
+    at[flat[i]] = i + 1
+  end
+  for i = 1, #set, 2 do
+    local j = at[set[i]]
+    if not j then
+      flat[#flat + 1] = set[i]
+      j = #flat + 1
+      at[set[i]] = j
+    end
+    flat[j] = set[i + 1]
+  end
+  return flat
+end
+
+-- The rules of decode_attr (core/store/inode.cpp), to a double's precision
+-- near 2^63: field = {signed, largest}; mode, type and target apart; bytes
+-- is accounting, which the decoder lets through damaged.
+local k_inode_types = {file = true, dir = true, symlink = true, fifo = true, chr = true, blk = true, sock = true}
+local k_inode_numbers = {
+  uid = {false, 4294967294}, gid = {false, 4294967294}, size = {false, 2 ^ 50}, nlink = {true, 2 ^ 63},
+  rdev = {false, 2 ^ 64}, atime = {true, 2 ^ 63}, mtime = {true, 2 ^ 63}, ctime = {true, 2 ^ 63},
+  parent = {false, 2 ^ 64}, gen = {false, 2 ^ 53 - 1},
+}
+
+-- Fails EIO unless the client can decode the inode fields `flat` (HGETALL's
+-- list, perhaps with_fields of a change): what a change whose reply
+-- carries the inode's fields checks, on the fields it is about to leave,
+-- before its first write. Made and then unreadable to the client, the
+-- change would be reported EIO.
+local function check_readable(flat, key)
+  local f = {}
+  for i = 1, #flat, 2 do
+    f[flat[i]] = flat[i + 1]
+  end
+  local function refuse(field)
+    fail('EIO', key .. ': malformed field ' .. field)
+  end
+  if not k_inode_types[f.type or ''] then
+    refuse('type')
+  end
+  local mode = f.mode or ''
+  if not string.match(mode, '^[0-7]+$') or #mode > 22 or tonumber(mode, 8) > 4095 then
+    refuse('mode')
+  end
+  for field, rule in pairs(k_inode_numbers) do
+    local v = f[field]
+    if v and (not string.match(v, rule[1] and '^-?%d+$' or '^%d+$') or #v > 21 or
+        math.abs(tonumber(v)) > rule[2]) then
+      refuse(field)
+    end
+  end
+  if f.type == 'symlink' then
+    local t = f.target or ''
+    if t == '' or #t > 4095 or string.find(t, '\0', 1, true) then
+      refuse('target')
+    end
+  end
+end
+
 -- Fails EIO unless `key` is a hash or missing: what a script checks, before
 -- its first write, of a hash it may HSET after it (ORPHANS), which would
 -- fail halfway through on a key of another type.

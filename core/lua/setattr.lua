@@ -12,7 +12,28 @@
 --       carry the inode's fields
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
 -- changes does not ask: the fields cost the server more than the change).
+-- Asked, it reads them first and refuses (EIO, writing nothing) a change
+-- that would leave fields the client cannot decode (check_readable).
 check_frozen(KEYS[2])
+if ARGV[7] == '1' then
+  local flat = redis.call('HGETALL', KEYS[3])
+  if #flat == 0 then
+    fail('ENOENT')
+  end
+  local f = attr_fields(1, now_ns(), function()
+    for i = 1, #flat, 2 do
+      if flat[i] == 'mode' then
+        return flat[i + 1]
+      end
+    end
+  end)
+  if not f then
+    fail('EIO', 'the inode has no valid mode')
+  end
+  check_readable(with_fields(flat, f), KEYS[3])
+  redis.call('HSET', KEYS[3], unpack(f))
+  return flat
+end
 -- the type (is it there?) and the mode a kill starts from, in one read
 local before = redis.call('HMGET', KEYS[3], 'type', 'mode')
 if not before[1] then
@@ -25,7 +46,4 @@ if not f then
   fail('EIO', 'the inode has no valid mode')
 end
 redis.call('HSET', KEYS[3], unpack(f))
-if ARGV[7] == '1' then
-  return redis.call('HGETALL', KEYS[3])
-end
 return 1

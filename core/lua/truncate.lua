@@ -25,17 +25,30 @@ end
 if tonumber(ARGV[1]) > tonumber(size) then
   fail('EINVAL', 'truncate only shrinks (extend grows)')
 end
+-- The boundary block is read before the first write: one that is not a
+-- string (damage) cannot be cut short, and refuses the truncate whole.
+local keep = tonumber(ARGV[3])
+local boundary = 0
+if keep >= 0 then
+  boundary = redis.pcall('STRLEN', KEYS[5])
+  if type(boundary) ~= 'number' then
+    fail('EIO', KEYS[5] .. ' is not a string')
+  end
+end
 local delta = 0
 for i = 6, #KEYS do
-  local l = redis.call('STRLEN', KEYS[i])
-  if l > 0 then
+  -- a block past the end goes whatever it is (a damaged one, not a
+  -- string, held no bytes of the file: nothing to count)
+  local l = redis.pcall('STRLEN', KEYS[i])
+  if type(l) ~= 'number' then
+    redis.call('DEL', KEYS[i])
+  elseif l > 0 then
     redis.call('DEL', KEYS[i])
     delta = delta - l
   end
 end
-local keep = tonumber(ARGV[3])
 if keep >= 0 then
-  local l = redis.call('STRLEN', KEYS[5])
+  local l = boundary
   if l > keep then
     if keep == 0 then
       redis.call('DEL', KEYS[5])

@@ -56,7 +56,11 @@ end
 -- Frozen, or a snapshot's staging keys not named: the client sends this
 -- script again (redis.cpp), so its TMP keys stay for it (they expire).
 check_frozen(KEYS[2])
-local f = redis.call('HMGET', KEYS[3], 'type', 'size', 'mode')
+-- (pcall: a runtime error would skip refuse, leaving the TMP keys)
+local f = redis.pcall('HMGET', KEYS[3], 'type', 'size', 'mode')
+if f.err then
+  refuse('EIO', KEYS[3] .. ' is not a hash')
+end
 if not f[1] then
   refuse('ESTALE', 'the file was removed')
 end
@@ -92,6 +96,20 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= size then
   drop_temps()
   return {'RETRY', fmt(size)}
 end
+-- Every block is read before the first write: one that is not a string
+-- (damage) refuses the whole write, where its SETRANGE would have failed
+-- after the blocks before it were written.
+local lengths = {}
+for i = 1, n do
+  local blk = KEYS[3 + 2 * i]
+  if not lengths[blk] then
+    local l = redis.pcall('STRLEN', blk)
+    if type(l) ~= 'number' then
+      refuse('EIO', blk .. ' is not a string')
+    end
+    lengths[blk] = l
+  end
+end
 local delta = 0
 local total = 0
 local written = {}
@@ -102,7 +120,7 @@ for i = 1, n do
   written[i] = blk
   local off = tonumber(ARGV[a])
   local len = tonumber(ARGV[a + 1])
-  local before = redis.call('STRLEN', blk)
+  local before = lengths[blk]
   local after
   if ARGV[a + 2] ~= '' then
     after = redis.call('SETRANGE', blk, off, ARGV[a + 2])
@@ -114,6 +132,7 @@ for i = 1, n do
     after = redis.call('SETRANGE', blk, off, redis.call('GET', tmp))
     redis.call('DEL', tmp)
   end
+  lengths[blk] = after
   delta = delta + after - before
   total = total + len
 end

@@ -392,7 +392,12 @@ class Store {
   Result<Reply> eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args, const FreshAttrs& fresh = {}, Ino reporting_dir = 0,
                             Prerequisites* before = nullptr);
-  Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan);
+  // Sets the size (in steps from the end for a huge shrink). `readable`:
+  // refused (EIO, before any change) when the client cannot decode the
+  // inode, whose fields the caller's reply carries (setattr); a purge
+  // frees a damaged orphan all the same.
+  Status truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan,
+                  bool readable = false);
   Result<Ino> entry_ino(Connection& c, Ino parent, std::string_view name, bool use_cache);
   Result<std::vector<Ino>> ancestors(Connection& c, Ino dir);
   Result<std::pair<Reply, Ino>> remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,

@@ -359,13 +359,19 @@ struct Shrink {
 
 }  // namespace
 
-Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan) {
-  TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
-  if (sr.view().is_nil()) {
-    return make_error(ENOENT, "no inode " + std::to_string(ino));
-  }
+Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan, bool readable) {
   std::uint64_t cur = 0;
-  parse_u64(sr.view().str(), cur);
+  if (readable) {
+    TRY_ASSIGN(Reply ar, c.command({"HGETALL", m_keys.inode(ino)}));
+    TRY_ASSIGN(Attr now, attr_from_reply(ino, ar.view()));
+    cur = now.size;
+  } else {
+    TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
+    if (sr.view().is_nil()) {
+      return make_error(ENOENT, "no inode " + std::to_string(ino));
+    }
+    parse_u64(sr.view().str(), cur);
+  }
   Shrink shrink{m_keys, ino, m_sb.block_size, new_size, final_times, may_scan};
   for (int attempt = 0; attempt < 1 << 30; ++attempt) {
     TruncateStep step;
@@ -437,7 +443,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     if (*req.size > k_max_file_size) {
       return make_error(EFBIG, "file size limit is 1 PiB");
     }
-    TRY(truncate(*c, ino, *req.size, true, false));
+    TRY(truncate(*c, ino, *req.size, true, false, true));
   }
   bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
                req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;

@@ -1,0 +1,299 @@
+// Hostile server states: a change that fails writes nothing.
+//
+// Every script checks what it counts on before its first write, because
+// Redis does not undo the writes a script made before an error: a script
+// that fails halfway leaves half a change (a name gone and its inode still
+// linked, an orphan nobody will purge). This case damages a small
+// filesystem one way at a time (a key of the wrong type or missing, a field
+// missing, not a number or out of range, a stray key at the next inode
+// number), runs one change of every kind on it, and requires of each change
+// that failed that the server holds exactly what it held before. Changes
+// that succeed on a damaged state are fsck's business, not judged here.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fixture.hpp"
+#include "store/store.hpp"
+
+using namespace redisfs;
+using namespace redisfs::test;
+
+namespace {
+
+const Caller k_owner{1000, 1000};
+
+// The keys a change may write without it being part of the change: the
+// mount's registration and outcome records, and the superblock's
+// next_inode (a create takes its number in a script of its own first).
+bool _bookkeeping(std::string_view rel) {
+  return rel.starts_with("MOUNT") || rel.starts_with("OPLOG") || rel == "WRITEBACK";
+}
+
+std::string _rel(const std::string& prefix, const std::string& key) { return key.substr(prefix.size() + 1); }
+
+// What the server holds under the prefix, key by key (bookkeeping left out).
+std::map<std::string, std::string> _state(Connection& c, const std::string& prefix) {
+  std::map<std::string, std::string> out;
+  for (const std::string& key : keys_under(c, prefix)) {
+    const std::string rel = _rel(prefix, key);
+    if (_bookkeeping(rel)) {
+      continue;
+    }
+    std::string type(ok(c.command({"TYPE", key})).view().str());
+    std::string v = type + ":";
+    if (type == "string") {
+      v += ok(c.command({"GET", key})).view().str();
+    } else if (type == "hash") {
+      Reply r = ok(c.command({"HGETALL", key}));
+      std::vector<std::pair<std::string, std::string>> fields;
+      for (std::size_t i = 0; i + 1 < r.view().size(); i += 2) {
+        if (rel == "SB" && r.view()[i].str() == "next_inode") {
+          continue;
+        }
+        fields.emplace_back(r.view()[i].str(), r.view()[i + 1].str());
+      }
+      std::sort(fields.begin(), fields.end());
+      for (const auto& [f, x] : fields) {
+        v += f + "=" + x + ";";
+      }
+    } else {
+      v += ok(c.command({"DUMP", key})).view().str();
+    }
+    out[rel] = std::move(v);
+  }
+  return out;
+}
+
+// The keys that differ between two states, for the failure message.
+std::string _differences(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
+  std::string out;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end()) {
+      out += " " + k + " (gone)";
+    } else if (it->second != v) {
+      out += " " + k + " (" + v.substr(0, 120) + " -> " + it->second.substr(0, 120) + ")";
+    }
+  }
+  for (const auto& [k, v] : b) {
+    if (a.count(k) == 0) {
+      out += " " + k + " (new: " + v.substr(0, 120) + ")";
+    }
+  }
+  return out;
+}
+
+struct Saved {
+  std::string key;
+  std::string payload;  // DUMP
+  long long ttl_ms = 0;
+};
+
+std::vector<Saved> _save(Connection& c, const std::string& prefix) {
+  std::vector<Saved> out;
+  for (const std::string& key : keys_under(c, prefix)) {
+    Saved s{key, std::string(ok(c.command({"DUMP", key})).view().str()), 0};
+    s.ttl_ms = std::max(0LL, static_cast<long long>(ok(c.command({"PTTL", key})).view().integer()));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void _restore(Connection& c, const std::string& prefix, const std::vector<Saved>& saved) {
+  delete_prefix(c, prefix);
+  for (const Saved& s : saved) {
+    ok(c.command({"RESTORE", s.key, std::to_string(s.ttl_ms), s.payload}));
+  }
+}
+
+struct Damage {
+  std::string what;
+  std::vector<std::vector<std::string>> commands;  // relative key names after the verb
+  // Of the file a change's prepare step made ('@' in the key names: its
+  // inode number), applied after that step; only for such changes.
+  bool prepared = false;
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RedisFixture, "hostile states: a change that fails writes nothing") {
+  // The filesystem: / holds d (holding f and e), g, the hard link h of f, a
+  // symlink l, o (held open by the builder's mount) and the orphan p.
+  StoreOptions small_blocks;
+  small_blocks.mkfs_block_size = 4096;  // f spans three blocks
+  auto builder = ok(Store::open(pool, prefix, small_blocks));
+  const Ino d = ok(builder->mkdir(k_root_ino, "d", 0755, k_owner)).ino;
+  const Ino e = ok(builder->mkdir(d, "e", 0755, k_owner)).ino;
+  const Ino f = ok(builder->mknod(d, "f", S_IFREG | 0644, 0, k_owner)).ino;
+  ok(builder->write(f, 0, std::string(10000, 'f'), false));
+  ok(builder->setxattr(f, "user.k", "v", 0));
+  ok(builder->link(f, k_root_ino, "h"));
+  const Ino g = ok(builder->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_owner)).ino;
+  ok(builder->write(g, 0, "gg", false));
+  ok(builder->symlink(k_root_ino, "l", "d/f", k_owner));
+  const Ino o = ok(builder->mknod(k_root_ino, "o", S_IFREG | 0644, 0, k_owner)).ino;
+  ok(builder->open_file(o));
+  const Ino p = ok(builder->mknod(k_root_ino, "p", S_IFREG | 0644, 0, k_owner)).ino;
+  ok(builder->write(p, 0, "pp", false));
+  ok(builder->open_file(p));
+  REQUIRE(ok(builder->unlink(k_root_ino, "p")) == p);
+  const std::vector<Saved> saved = _save(conn(), prefix);
+  const std::string next = std::string(ok(conn().command({"HGET", keys.sb(), "next_inode"})).view().str());
+
+  // One damage at a time.
+  std::vector<Damage> damages;
+  auto rel_of = [&](const std::string& key) { return _rel(prefix, key); };
+  for (const Saved& s : saved) {
+    const std::string rel = rel_of(s.key);
+    if (_bookkeeping(rel)) {
+      continue;
+    }
+    std::string type(ok(conn().command({"TYPE", s.key})).view().str());
+    damages.push_back({rel + " missing", {{"DEL", rel}}});
+    if (type == "hash") {
+      damages.push_back({rel + " a string", {{"DEL", rel}, {"SET", rel, "stray"}}});
+    } else {
+      damages.push_back({rel + " a hash", {{"DEL", rel}, {"HSET", rel, "stray", "1"}}});
+    }
+  }
+  const char* inode_fields[] = {"type",  "mode",  "uid",   "gid",   "size", "nlink",  "rdev",
+                                "bytes", "atime", "mtime", "ctime", "gen",  "parent", "target"};
+  for (Ino ino : {k_root_ino, d, e, f, g, o, p}) {
+    const std::string rel = rel_of(keys.inode(ino));
+    for (const char* field : inode_fields) {
+      damages.push_back({rel + " without " + field, {{"HDEL", rel, field}}});
+      damages.push_back({rel + " " + field + "=lots", {{"HSET", rel, field, "lots"}}});
+      damages.push_back({rel + " " + field + "=-7", {{"HSET", rel, field, "-7"}}});
+      damages.push_back({rel + " " + field + "=2^70", {{"HSET", rel, field, "1180591620717411303424"}}});
+    }
+  }
+  for (const char* field : {"inodes", "bytes", "block_size", "next_inode", "version", "security_xattrs"}) {
+    damages.push_back({std::string("SB ") + field + "=lots", {{"HSET", "SB", field, "lots"}}});
+  }
+  for (const std::string& rel :
+       {"INODE:" + next, "OPEN:" + next, "DIR:" + next, "XATTR:" + next, "BLK:" + next + ":0"}) {
+    damages.push_back({"a stray " + rel, {{"SET", rel, "stray"}}});
+  }
+  for (const char* field : inode_fields) {
+    damages.push_back({std::string("the new file without ") + field, {{"HDEL", "INODE:@", field}}, true});
+    damages.push_back({std::string("the new file's ") + field + "=lots", {{"HSET", "INODE:@", field, "lots"}}, true});
+    damages.push_back({std::string("the new file's ") + field + "=-7", {{"HSET", "INODE:@", field, "-7"}}, true});
+  }
+  damages.push_back({"the new file's INODE a string", {{"DEL", "INODE:@"}, {"SET", "INODE:@", "stray"}}, true});
+  damages.push_back({"the new file's OPEN a string", {{"DEL", "OPEN:@"}, {"SET", "OPEN:@", "stray"}}, true});
+  damages.push_back({"the new file's block 0 a hash", {{"HSET", "BLK:@:0", "stray", "1"}}, true});
+  damages.push_back({"ORPHANS names a live file", {{"HSET", "ORPHANS", std::to_string(g), "someone"}}});
+  damages.push_back({"OPEN:g count=lots", {{"HSET", "OPEN:" + std::to_string(g), "someone", "lots"}}});
+
+  // Every kind of change, each on a fresh mount of the damaged state.
+  using Change = std::function<Status(Store&)>;
+  auto status = [](auto r) { return r.ok() ? Status{} : Status(r.error()); };
+  // A gathered file (created before the state is read: its create is a
+  // change of its own), written to and chmod'ed here, then flushed: the
+  // flush is the change judged. 0 when its create was refused.
+  Ino gathered = 0;
+  auto gather = [&](Store& s) {
+    auto a = s.create(d, "gf", S_IFREG | 0644, k_owner, true);
+    gathered = a.ok() ? a->ino : 0;
+    if (gathered != 0 && s.write(gathered, 0, std::string(3000, 'w'), false).ok()) {
+      SetAttrRequest r;
+      r.mode = 0600;
+      r.mtime = SetAttrRequest::Time::Now;
+      (void)s.setattr(gathered, r);
+    }
+  };
+  const std::map<std::string, std::function<void(Store&)>> prepare = {{"a gathered file's flush", gather}};
+  const std::vector<std::pair<std::string, Change>> changes = {
+      {"create", [&](Store& s) { return status(s.create(d, "new", S_IFREG | 0644, k_owner)); }},
+      {"mkdir", [&](Store& s) { return status(s.mkdir(d, "nd", 0755, k_owner)); }},
+      {"symlink", [&](Store& s) { return status(s.symlink(k_root_ino, "ns", "t", k_owner)); }},
+      {"link", [&](Store& s) { return status(s.link(g, d, "ng")); }},
+      {"unlink of a last link", [&](Store& s) { return status(s.unlink(k_root_ino, "g")); }},
+      {"unlink of one of two links", [&](Store& s) { return status(s.unlink(d, "f")); }},
+      {"unlink of a held file", [&](Store& s) { return status(s.unlink(k_root_ino, "o")); }},
+      {"rmdir", [&](Store& s) { return status(s.rmdir(d, "e")); }},
+      {"rename over a file", [&](Store& s) { return status(s.rename(k_root_ino, "g", d, "f", 0)); }},
+      {"rename over a held file", [&](Store& s) { return status(s.rename(k_root_ino, "g", k_root_ino, "o", 0)); }},
+      {"rename of a directory", [&](Store& s) { return status(s.rename(d, "e", k_root_ino, "ne", 0)); }},
+      {"exchange", [&](Store& s) { return status(s.rename(k_root_ino, "g", d, "e", 2)); }},
+      {"write", [&](Store& s) { return status(s.write(f, 5000, "xyz", false)); }},
+      {"write across blocks", [&](Store& s) { return status(s.write(f, 4000, std::string(5000, 'x'), false)); }},
+      {"write past the end", [&](Store& s) { return status(s.write(g, 9000, "xyz", false)); }},
+      {"truncate",
+       [&](Store& s) {
+         SetAttrRequest r;
+         r.size = 3;
+         return status(s.setattr(f, r));
+       }},
+      {"chmod, chown, utimes",
+       [&](Store& s) {
+         SetAttrRequest r;
+         r.mode = 0600;
+         r.uid = 7;
+         r.gid = 8;
+         r.mtime = SetAttrRequest::Time::Now;
+         return status(s.setattr(d, r));
+       }},
+      {"setxattr", [&](Store& s) { return s.setxattr(f, "user.n", "v", 0); }},
+      {"removexattr", [&](Store& s) { return s.removexattr(f, "user.k"); }},
+      {"open", [&](Store& s) { return s.open_file(g); }},
+      {"purge of an orphan", [&](Store& s) { return s.purge(p); }},
+      {"release", [&](Store& s) { return status(s.release_file(o)); }},
+      {"a gathered file's flush", [&](Store& s) { return gathered == 0 ? Status{} : s.flush(gathered); }},
+  };
+
+  std::size_t runs = 0;
+  std::size_t failed = 0;
+  auto apply = [&](const Damage& damage, Ino made) {
+    for (const auto& cmd : damage.commands) {
+      std::vector<std::string> argv = cmd;
+      if (auto at = argv[1].find('@'); at != std::string::npos) {
+        argv[1].replace(at, 1, std::to_string(made));
+      }
+      argv[1] = prefix + ":" + argv[1];
+      ok(conn().command(argv));
+    }
+  };
+  for (const Damage& damage : damages) {
+    for (const auto& [name, change] : changes) {
+      const auto prep = prepare.find(name);
+      if (damage.prepared && prep == prepare.end()) {
+        continue;
+      }
+      _restore(conn(), prefix, saved);
+      if (!damage.prepared) {
+        apply(damage, 0);
+      }
+      auto store = Store::open(pool, prefix, {});
+      if (!store) {
+        continue;  // a superblock no mount accepts: nothing to change
+      }
+      if (prep != prepare.end()) {
+        prep->second(**store);
+        if (damage.prepared) {
+          if (gathered == 0) {
+            continue;
+          }
+          apply(damage, gathered);
+        }
+      }
+      const auto before = _state(conn(), prefix);
+      Status st = change(**store);
+      ++runs;
+      if (!st) {
+        ++failed;
+        const auto after = _state(conn(), prefix);
+        CHECK_MESSAGE(after == before, damage.what << " / " << name << " failed (" << st.error().message
+                                                   << ") and changed:" << _differences(before, after));
+      }
+    }
+  }
+  MESSAGE(runs << " changes on " << damages.size() << " damaged states, " << failed << " refused");
+  CHECK(failed > 0);
+  _restore(conn(), prefix, saved);
+}
