@@ -244,6 +244,11 @@ TEST_CASE_FIXTURE(RedisFixture, "hostile states: a change that fails writes noth
       {"open", [&](Store& s) { return s.open_file(g); }},
       {"purge of an orphan", [&](Store& s) { return s.purge(p); }},
       {"release", [&](Store& s) { return status(s.release_file(o)); }},
+      {"opens counted again",
+       [&](Store& s) {
+         const std::pair<Ino, std::uint32_t> held[] = {{o, 2}, {g, 1}, {f, 1}};
+         return status(s.hold_opens(held));
+       }},
       {"a gathered file's flush", [&](Store& s) { return gathered == 0 ? Status{} : s.flush(gathered); }},
   };
 
