@@ -347,22 +347,22 @@ local function with_fields(flat, set)
   return flat
 end
 
--- The rules of decode_attr (core/store/inode.cpp), to a double's precision
--- near 2^63: field = {signed, largest}; mode, type and target apart; bytes
--- is accounting, which the decoder lets through damaged.
-local k_inode_types = {file = true, dir = true, symlink = true, fifo = true, chr = true, blk = true, sock = true}
-local k_inode_numbers = {
-  uid = {false, 4294967294}, gid = {false, 4294967294}, size = {false, 2 ^ 50}, nlink = {true, 2 ^ 63},
-  rdev = {false, 2 ^ 64}, atime = {true, 2 ^ 63}, mtime = {true, 2 ^ 63}, ctime = {true, 2 ^ 63},
-  parent = {false, 2 ^ 64}, gen = {false, 2 ^ 53 - 1},
-}
-
 -- Fails EIO unless the client can decode the inode fields `flat` (HGETALL's
 -- list, perhaps with_fields of a change): what a change whose reply
 -- carries the inode's fields checks, on the fields it is about to leave,
 -- before its first write. Made and then unreadable to the client, the
--- change would be reported EIO.
+-- change would be reported EIO. The rules are decode_attr's
+-- (core/store/inode.cpp), to a double's precision near 2^63; bytes is
+-- accounting, which the decoder lets through damaged. (The tables are
+-- built here, not beside the function: the prelude runs with every
+-- script, and only setattr and link call this.)
 local function check_readable(flat, key)
+  local k_inode_types = {file = true, dir = true, symlink = true, fifo = true, chr = true, blk = true, sock = true}
+  local k_inode_numbers = {  -- field = {signed, largest}
+    uid = {false, 4294967294}, gid = {false, 4294967294}, size = {false, 2 ^ 50}, nlink = {true, 2 ^ 63},
+    rdev = {false, 2 ^ 64}, atime = {true, 2 ^ 63}, mtime = {true, 2 ^ 63}, ctime = {true, 2 ^ 63},
+    parent = {false, 2 ^ 64}, gen = {false, 2 ^ 53 - 1},
+  }
   local f = {}
   for i = 1, #flat, 2 do
     f[flat[i]] = flat[i + 1]
