@@ -213,15 +213,16 @@ stop_server s kill
 rm -rf "$AOF"
 cp -a "$T/aof-before" "$AOF"
 start_server_again s 9<&-  # (a server that inherited the open file would hold it past its close)
-[[ $(rcli s exists "$P:OPEN:$kept") == 0 ]] || fail "the restart did not lose the open"
+# (The mount may count it again at once, as the server comes up: the log
+# line says the restart had lost it, a count the server lacked.)
+COUNTED_AGAIN="it counts again the 1 open file(s) this mount holds (1 of its counts had been lost)"
 for ((i = 0; i < 400; i++)); do
-  [[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] && break
+  grep -qF "$COUNTED_AGAIN" "$LOG" && break
   sleep 0.05
 done
-[[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] ||
-  fail "the mount did not count its open again within 20 s of the restart: $(tail -5 "$LOG")"
-grep -q "the server changed (a failover or a restart): it counts again the 1 open file" "$LOG" ||
-  fail "the daemon did not log the open it counted again: $(tail -5 "$LOG")"
+grep -qF "$COUNTED_AGAIN" "$LOG" ||
+  fail "the mount did not count again, within 20 s of the restart, the open the restart lost: $(tail -5 "$LOG")"
+[[ $(rcli s hlen "$P:OPEN:$kept") == 1 ]] || fail "no open count for the file held open after the restart"
 rm "$MU/kept"
 [[ $(rcli s hexists "$P:ORPHANS" "$kept") == 1 ]] || fail "the other mount's unlink did not leave the held file an orphan"
 cmp - "$T/kept.data" <&9 || fail "the file held open is not whole after another mount's unlink"
