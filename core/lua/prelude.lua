@@ -1,4 +1,7 @@
--- Shared by every script (core/embed_lua.cmake puts it in front of each).
+-- Shared by every script: core/embed_lua.cmake puts in front of each the
+-- definitions it names (a closure made at every call costs; see there).
+-- So the top level holds only `local` definitions, each paragraph (up to a
+-- blank line) starting with the ones it makes.
 --
 -- Rules every change script keeps:
 --   * all checks come before the first write: Redis does not roll a script
