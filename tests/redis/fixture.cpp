@@ -79,24 +79,38 @@ std::vector<std::string> keys_under(Connection& c, const std::string& prefix) {
 }
 
 // No doctest assertion here: it runs in the fixture's destructor.
+// Pipelined: the types in one round trip, the values in another.
 Content content(Connection& c, const std::string& prefix) {
   Keys keys(prefix);
-  Content out;
+  std::vector<std::string> names;
+  std::vector<std::string> rels;
   for (const auto& key : keys_under(c, prefix)) {
     std::string rel(*keys.relative(key));
-    if (!is_filesystem_key(parse_relative_key(rel).kind)) {
-      continue;
+    if (is_filesystem_key(parse_relative_key(rel).kind)) {
+      names.push_back(key);
+      rels.push_back(std::move(rel));
     }
-    auto type = ok(c.command({"TYPE", key}));
-    std::string t(type.view().str());
+  }
+  for (const auto& key : names) {
+    c.append({"TYPE", key});
+  }
+  std::vector<Reply> types = ok(c.read_all());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::string_view t = types[i].view().str();
+    c.append({t == "string" ? "GET" : t == "hash" ? "HGETALL" : "TYPE", names[i]});
+  }
+  std::vector<Reply> values = ok(c.read_all());
+  Content out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string& rel = rels[i];
+    std::string t(types[i].view().str());
+    ReplyView v = values[i].view();
     if (t == "string") {
-      auto v = ok(c.command({"GET", key}));
-      out[rel] = "s" + std::string(v.view().str());
+      out[rel] = "s" + std::string(v.str());
     } else if (t == "hash") {
-      auto v = ok(c.command({"HGETALL", key}));
       std::map<std::string, std::string> fields;
-      for (std::size_t i = 0; i + 1 < v.view().size(); i += 2) {
-        fields[std::string(v.view()[i].str())] = std::string(v.view()[i + 1].str());
+      for (std::size_t j = 0; j + 1 < v.size(); j += 2) {
+        fields[std::string(v[j].str())] = std::string(v[j + 1].str());
       }
       if (rel == "SB") {
         // What a restore or copy says of where the filesystem came from
