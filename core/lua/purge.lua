@@ -21,12 +21,19 @@ for i, h in ipairs(holders) do
     return {'RETRY'}
   end
 end
-local f = redis.call('HMGET', KEYS[3], 'type', 'nlink', 'size')
+local f = redis.pcall('HMGET', KEYS[3], 'type', 'nlink', 'size')
+if f.err then
+  fail('EIO', KEYS[3] .. ' is not a hash')  -- left for fsck, as it is
+end
 if not f[1] then
   redis.call('HDEL', KEYS[5], ARGV[1])
   return {'OK'}
 end
-if tonumber(f[2]) > 0 then
+local nlink = tonumber(f[2] or '')
+if not nlink then
+  fail('EIO', KEYS[3] .. ': malformed field nlink')
+end
+if nlink > 0 then
   redis.call('HDEL', KEYS[5], ARGV[1])
   return {'OK'}
 end

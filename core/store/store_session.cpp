@@ -309,10 +309,20 @@ Result<std::size_t> Store::purge_dead_orphans() {
       }
     }
   }
+  // One orphan that cannot be purged (damaged: fsck's) does not keep the
+  // others: every one is tried, and the first failure is reported.
+  Status first;
+  std::size_t purged = 0;
   for (Ino ino : dead) {
-    TRY(purge(ino));
+    Status st = purge(ino);
+    if (st) {
+      ++purged;
+    } else if (first) {
+      first = std::move(st);
+    }
   }
-  return dead.size();
+  TRY(first);
+  return purged;
 }
 
 // Up to max_scan_calls SCAN calls of the OPEN keys from `cursor` on (which
@@ -392,6 +402,7 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
   std::size_t at = 0;
   std::size_t removed = 0;
   std::vector<Ino> free;
+  Status first;
   for (std::size_t i = 0; i < found.size(); ++i) {
     std::vector<std::string> keys{m_keys.open(found[i]), m_keys.inode(found[i]), m_keys.orphans()};
     std::vector<std::string> args{std::to_string(found[i])};
@@ -405,8 +416,18 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
     if (args.size() == 1) {
       continue;
     }
-    TRY_ASSIGN(Reply r, c->eval(lua::sweep_open, keys, args));
-    ReplyView v = r.view();
+    // A key the script refuses (damaged: fsck's) does not keep the others.
+    auto r = c->eval(lua::sweep_open, keys, args);
+    if (!r) {
+      if (c->broken()) {
+        return std::move(r).error();
+      }
+      if (first) {
+        first = std::move(r).error();
+      }
+      continue;
+    }
+    ReplyView v = r->view();
     if (v.is_array() && v.size() == 2) {
       removed += static_cast<std::size_t>(std::max<long long>(v[0].integer(), 0));
       if (v[1].integer() == 1) {
@@ -415,8 +436,12 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
     }
   }
   for (Ino ino : free) {
-    TRY(purge(ino));
+    Status st = purge(ino);
+    if (!st && first) {
+      first = std::move(st);
+    }
   }
+  TRY(first);
   return removed;
 }
 
@@ -453,11 +478,23 @@ Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
 
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
   SweepResult done;
-  TRY_ASSIGN(done.orphans, purge_dead_orphans());
-  TRY_ASSIGN(done.opens, sweep_dead_opens(max_scan_calls));
+  // Each sweep runs whatever the one before met (a damaged orphan must not
+  // keep the dead mounts' open counts forever); the first failure is
+  // reported after all three.
+  Status first;
+  auto note = [&](auto result, std::size_t& count) {
+    if (result) {
+      count = *result;
+    } else if (first) {
+      first = Status(std::move(result).error());
+    }
+  };
+  note(purge_dead_orphans(), done.orphans);
+  note(sweep_dead_opens(max_scan_calls), done.opens);
   // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
   // or every copy, delete and list would read it again.
   if (m_opts.read_only) {
+    TRY(first);
     return done;
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
@@ -466,6 +503,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     if (c->broken()) {
       return std::move(listed).error();
     }
+    TRY(first);
     return done;  // not a hash: fsck's to report
   }
   const Reply& ids = *listed;
@@ -482,6 +520,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     TRY_ASSIGN(Reply r, c->eval(lua::prune_mounts, keys, args));
     done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
   }
+  TRY(first);
   return done;
 }
 

@@ -2042,6 +2042,39 @@ TEST_CASE_FIXTURE(RedisFixture, "a live mount sweeps the open counts and orphans
   CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "sweeps: a file they cannot clear does not keep the others") {
+  // A dead mount b held three files open: the orphan o, which is damaged
+  // (its inode is not a hash), the file k and the orphan q. The sweeps
+  // report o and clear everything else, every heartbeat.
+  auto a = _open(pool, prefix);
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  Ino ino[3];
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "f" + std::to_string(i);
+    ino[i] = _ok(a->create(k_root_ino, name, 0644, k_user)).ino;
+    CHECK(_ok(a->release_file(ino[i])) == false);
+    _ok(b->open_file(ino[i]));
+  }
+  const Ino o = ino[0], k = ino[1], q = ino[2];
+  CHECK(_ok(b->unlink(k_root_ino, "f0")) == o);
+  CHECK(_ok(b->unlink(k_root_ino, "f2")) == q);
+  _ok(conn().command({"DEL", keys.inode(o)}));
+  _ok(conn().command({"SET", keys.inode(o), "damaged"}));
+  const std::string dead = b->session();
+  _ok(conn().command({"DEL", keys.mount(dead)}));  // b dies (kill -9: its key expires)
+  for (int beat = 0; beat < 2; ++beat) {
+    CAPTURE(beat);
+    auto swept = a->sweep_dead_mounts(1000);
+    REQUIRE_FALSE(swept.ok());
+    CHECK(swept.error().message.find(keys.inode(o)) != std::string::npos);
+    CHECK(_ok(conn().command({"HEXISTS", keys.open(k), dead})).view().integer() == 0);
+    CHECK(_ok(conn().command({"EXISTS", keys.inode(q)})).view().integer() == 0);         // q freed
+    CHECK(_ok(conn().command({"HEXISTS", keys.mounts(), dead})).view().integer() == 0);  // b's registration
+    CHECK(_ok(conn().command({"GET", keys.inode(o)})).view().str() == "damaged");        // left for fsck
+  }
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "check_same_filesystem: deleted, or replaced by another filesystem") {
   auto s = _open(pool, prefix);
   _ok(s->check_same_filesystem());
