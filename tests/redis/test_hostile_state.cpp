@@ -271,6 +271,14 @@ void HostileStates::run(bool under_snapshot) {
       (void)s.setattr(gathered, r);
     }
   };
+  // sweep_open.lua for one file, after the builder's mount died (its
+  // session key is bookkeeping: not judged).
+  auto sweep_open = [&](Ino ino) {
+    ok(conn().command({"DEL", keys.mount(builder_session)}));
+    return status(conn().eval(lua::sweep_open,
+                              {keys.open(ino), keys.inode(ino), keys.orphans(), keys.mount(builder_session)},
+                              {std::to_string(ino), builder_session}));
+  };
   const std::map<std::string, std::function<void(Store&)>> prepare = {{"a gathered file's flush", gather}};
   const std::vector<std::pair<std::string, Change>> changes = {
       {"create", [&](Store& s) { return status(s.create(d, "new", S_IFREG | 0644, k_owner)); }},
@@ -316,20 +324,8 @@ void HostileStates::run(bool under_snapshot) {
       {"a gathered file's flush", [&](Store& s) { return gathered == 0 ? Status{} : s.flush(gathered); }},
       // One script each: the sweep of a file's dead open counts (the
       // builder's), of a linked file and of the orphan.
-      {"a linked file's dead opens swept",
-       [&](Store&) {
-         ok(conn().command({"DEL", keys.mount(builder_session)}));  // (bookkeeping: not judged)
-         return status(conn().eval(lua::sweep_open,
-                                   {keys.open(o), keys.inode(o), keys.orphans(), keys.mount(builder_session)},
-                                   {std::to_string(o), builder_session}));
-       }},
-      {"an orphan's dead opens swept",
-       [&](Store&) {
-         ok(conn().command({"DEL", keys.mount(builder_session)}));  // (bookkeeping: not judged)
-         return status(conn().eval(lua::sweep_open,
-                                   {keys.open(p), keys.inode(p), keys.orphans(), keys.mount(builder_session)},
-                                   {std::to_string(p), builder_session}));
-       }},
+      {"a linked file's dead opens swept", [&](Store&) { return sweep_open(o); }},
+      {"an orphan's dead opens swept", [&](Store&) { return sweep_open(p); }},
       {"the sweeps after the builder's mount died",
        [&](Store& s) {
          ok(conn().command({"DEL", keys.mount(builder_session)}));  // (bookkeeping: not judged)
