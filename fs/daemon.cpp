@@ -16,6 +16,7 @@
 // else uses it.
 #include "daemon.hpp"
 
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -25,26 +26,27 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <csignal>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
-#include <fstream>
-#include <sstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
-#include "redis/endpoint.hpp"
 #include "killpriv.hpp"
 #include "log.hpp"
 #include "op_stats.hpp"
 #include "ops.hpp"
-#include "sd_notify.hpp"
+#include "redis/endpoint.hpp"
 #include "redis/server_check.hpp"
+#include "sd_notify.hpp"
 #include "session.hpp"
 #include "snapdir.hpp"
 #include "store/store.hpp"
@@ -287,6 +289,21 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
   return argv;
 }
 
+// syncfs(2) of the filesystem mounted at `root`.
+static Status _syncfs(const std::string& root) {
+  const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(errno, "cannot open the mount point " + root + ": " + std::strerror(errno));
+  }
+  const int rc = ::syncfs(fd);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return make_error(e, "syncfs of " + root + ": " + std::strerror(e));
+  }
+  return {};
+}
+
 // The mount's watcher thread: every 2 s it checks that the filesystem
 // under the mount is still the one mounted (Session::check_gone), and that
 // the snapshots browsed under .snapshots still are (SnapDir::watch), and
@@ -298,8 +315,14 @@ static std::vector<std::string> _fuse_argv(const DaemonConfig& cfg) {
 class Heartbeat {
  public:
   // `first` runs once, a moment after the loop started (after INIT).
-  Heartbeat(Store& store, Session& session, fuse_session* se, std::function<void()> first)
-      : m_store(store), m_session(session), m_se(se), m_first(std::move(first)), m_thread([this] { run(); }) {
+  // `writeback_root`: a writeback mount's mount point (answer_sync), else "".
+  Heartbeat(Store& store, Session& session, fuse_session* se, std::function<void()> first, std::string writeback_root)
+      : m_store(store),
+        m_session(session),
+        m_se(se),
+        m_first(std::move(first)),
+        m_writeback_root(std::move(writeback_root)),
+        m_thread([this] { run(); }) {
     m_session.on_gone([this] {
       {
         std::lock_guard<std::mutex> lock(m_mutex);
@@ -352,6 +375,9 @@ class Heartbeat {
       if (!m_session.gone()) {
         watch_server();
       }
+      if (!m_session.gone() && !m_writeback_root.empty()) {
+        answer_sync();
+      }
       if (!m_session.gone() && m_session.snapdir() != nullptr) {
         m_session.snapdir()->watch(m_se);  // the snapshots' views: gone ones, idle ones
       }
@@ -398,6 +424,31 @@ class Heartbeat {
     }
   }
 
+  // A writeback mount's answer to a snapshot's request (Store::sync_asked,
+  // made by copy and dump): the kernel writes back the mount's dirty pages
+  // (syncfs of the mount point, served by the FUSE threads), what this
+  // mount gathers is sent, and then it says so; the snapshot's instant
+  // comes after. A failure is logged and the request is tried again at the
+  // next check, until the snapshot stops waiting.
+  void answer_sync() {
+    auto asked = m_store.sync_asked();
+    if (!asked || *asked == 0) {
+      return;
+    }
+    Status st = _syncfs(m_writeback_root);
+    if (st) {
+      st = m_store.send_all_gathered();
+    }
+    if (st) {
+      st = m_store.sync_answered(*asked);
+    }
+    if (!st) {
+      log_warning("cannot send what this writeback mount holds, which a snapshot asked for: " + st.error().message);
+      return;
+    }
+    log_info("sent what this writeback mount held, which a snapshot asked for");
+  }
+
   // What crashed mounts left behind (their open counts, their orphans):
   // every live mount clears it, a bounded piece with each heartbeat.
   void sweep() {
@@ -421,6 +472,7 @@ class Heartbeat {
   Session& m_session;
   fuse_session* m_se;
   std::function<void()> m_first;
+  std::string m_writeback_root;
   bool m_failing = false;
   bool m_sweep_failing = false;
   std::uint64_t m_server_changes = m_store.server_changes();  // those watch_server has answered
@@ -645,7 +697,9 @@ static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session
                                   const std::string& canonical) {
   const auto mounted_at = std::chrono::steady_clock::now();
   // The INIT reply sets the readahead, so raise it after INIT.
-  Heartbeat heartbeat(store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); });
+  Heartbeat heartbeat(
+      store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); },
+      cfg.writeback ? (canonical.empty() ? cfg.mountpoint : canonical) : std::string());
   StatsOnSignal stats(mounted_at);
   int rc = _run_fuse_loop(cfg, se);
   notify_stopping();

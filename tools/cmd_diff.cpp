@@ -43,6 +43,9 @@ void add_diff_command(CLI::App& app, ToolContext& ctx) {
     if (std::fflush(stdout) != 0) {
       throw_failure(make_error(EIO, "cannot write to standard output"));
     }
+    if (!stats->warning.empty()) {
+      std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
+    }
     char line[512];
     std::snprintf(line, sizeof line, "diff %s %s: %llu changes; %llu and %llu inodes, %llu changed directories (%s) "
                   "in %.1f s", args->a.c_str(), args->b.c_str(), static_cast<unsigned long long>(stats->changes),

@@ -697,7 +697,14 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
   DiffStats stats;
   TRY_ASSIGN(stats.relation, _relation(a, super_a, b, super_b, opts.force));
 
-  // Step 1.
+  // Step 1. A live state held by a writeback mount is asked for what that
+  // mount holds first (snapshot.hpp, sync_writeback_mount).
+  for (const auto* side : {&sa, &sb}) {
+    const Superblock& super = side == &sa ? super_a : super_b;
+    if (!super.read_only) {
+      TRY(sync_writeback_mount(c, side->source(), k_writeback_sync_wait, stats.warning));
+    }
+  }
   Progress progress("diff " + a + " " + b, super_a.inodes + super_b.inodes, "inodes", opts.quiet);
   if (Status walked = _walk_both(sa, super_a, sb, super_b, progress); !walked.ok()) {
     return make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message);

@@ -63,6 +63,7 @@ struct DiffStats {
   std::uint64_t dirs_compared = 0;  // changed directories read entry by entry
   std::uint64_t keys_staged = 0;    // metadata keys copied for a live side
   std::string relation;             // how A and B were found related, for the summary
+  std::string warning;              // something to tell the user although the diff succeeded
   double seconds = 0;
 };
 

@@ -264,6 +264,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
+    TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, stats.warning));
     TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
     // The header announces the record count (the copy's index, and its
     // superblock): a restore reading a pipe shows progress against it.

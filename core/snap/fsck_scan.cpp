@@ -193,6 +193,7 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Mount:
     case KeyKind::Mounts:
     case KeyKind::Writeback:
+    case KeyKind::Sync:
     case KeyKind::Touched:
     case KeyKind::Temp:
     case KeyKind::OpLog:

@@ -1054,12 +1054,59 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   return std::make_pair(*copied, *snapshot_ns);
 }
 
+Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::milliseconds wait, std::string& warning) {
+  TRY_ASSIGN(Reply held, c.command({"EXISTS", sk.writeback()}));
+  if (held.view().integer() != 1) {
+    return {};
+  }
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  const std::int64_t asked = now_ns / 1000;
+  const std::string ask = std::string(k_sync_ask) + std::to_string(asked);
+  const std::string ttl = std::to_string(wait.count() + 10000);
+  TRY(c.command({"SET", sk.sync(), ask, "PX", ttl}));
+  const auto deadline = Clock::now() + wait;
+  for (;;) {
+    TRY(check_cancel());
+    c.append({"GET", sk.sync()});
+    c.append({"EXISTS", sk.writeback()});
+    TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+    if (r[1].view().integer() != 1) {
+      return {};  // the mount ended: an unmount sends everything first
+    }
+    const std::string_view v = r[0].view().is_nil() ? std::string_view() : r[0].view().str();
+    if (v.starts_with(k_sync_done)) {
+      // Answered for this request or a later one (another snapshot's,
+      // asked after ours): every write made before ours is on the server.
+      std::uint64_t done = 0;
+      if (parse_u64(v.substr(k_sync_done.size()), done) && static_cast<std::int64_t>(done) >= asked) {
+        // No debris: another snapshot asking meanwhile finds the request
+        // gone and asks again.
+        TRY(c.command({"DEL", sk.sync()}));
+        return {};
+      }
+    }
+    if (!v.starts_with(k_sync_ask)) {
+      // Answered for an earlier request, over ours, or gone: asked again.
+      TRY(c.command({"SET", sk.sync(), ask, "PX", ttl}));
+    }
+    if (Clock::now() >= deadline) {
+      warning += std::string(warning.empty() ? "" : "; ") + "the writeback mount of " + redisfs::quoted(sk.prefix()) +
+                 " did not send what it holds within " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count()) +
+                 " s: the snapshot has what the server has (what was fsync'ed or closed before a syncfs)";
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 // A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
 // server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
 // dropped. On failure nothing of `tk` is left.
 Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c, const Keys& sk, const Keys& tk,
                                                                    const Keys& dk, const CopyOptions& opts,
                                                                    Progress& progress, std::string& warning) {
+  TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, warning));
   const bool cow = !c.cluster() || same_slot(sk, tk);
   auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
                                   : _copy_to_staging(c, sk, tk, opts, progress, warning);
@@ -1223,7 +1270,7 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
   }));
   why = walked.disagreement;
   TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
-  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing(), keys.changed()};
+  std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing(), keys.changed(), keys.sync()};
   for (std::size_t i = 0; i < sessions.view().size(); ++i) {
     argv.push_back(keys.mount(sessions.view()[i].str()));
     argv.push_back(keys.op_log(sessions.view()[i].str()));
@@ -1373,8 +1420,8 @@ static Result<Found> _find_prefixes(Pool& pool, Connection& c, bool all) {
           prefixes.insert(std::move(prefix));
         }
       } else if (kind != KeyKind::Unknown && kind != KeyKind::Mount && kind != KeyKind::Mounts &&
-                 kind != KeyKind::Writeback && kind != KeyKind::Freeze && kind != KeyKind::Cow &&
-                 kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
+                 kind != KeyKind::Writeback && kind != KeyKind::Sync && kind != KeyKind::Freeze &&
+                 kind != KeyKind::Cow && kind != KeyKind::OpLog && validate_prefix(prefix).ok()) {
         keyed[prefix] = keyed[prefix] || kind != KeyKind::Reserved;
       }
     }

@@ -291,6 +291,17 @@ struct CopyStats {
 Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std::string& dst,
                                   const CopyOptions& opts);
 
+// A filesystem held by a writeback mount (keys.hpp, WRITEBACK) has data
+// the server lacks: pages the kernel has not written back, writes the
+// mount gathers. Before a snapshot's instant, copy and dump ask that mount
+// to send them (keys.hpp, SYNC) and wait up to `wait` for its answer, so
+// that the snapshot has every write made before it was asked for. No
+// writeback mount: nothing to do. No answer in time (a mount stalled, or
+// older than this request): `warning` says the snapshot has what the
+// server has, and it goes on.
+inline constexpr std::chrono::milliseconds k_writeback_sync_wait{30000};
+Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::milliseconds wait, std::string& warning);
+
 // A snapshot of `sk` in the fresh staging prefix `tk` (copy-on-write
 // where the server can, else frozen: copy_filesystem's first half), its
 // unlinked-but-open files dropped and its superblock marked as a copy made

@@ -134,6 +134,7 @@ std::string_view mount_info(std::string_view registration) {
   return registration;
 }
 std::string Keys::writeback() const { return m_colon + "WRITEBACK"; }
+std::string Keys::sync() const { return m_colon + "SYNC"; }
 std::string Keys::temp(std::string_view session, std::uint64_t n) const {
   return m_colon + "TMP:" + std::string(session) + ':' + _num(n);
 }
@@ -179,6 +180,8 @@ ParsedKey parse_relative_key(std::string_view rel) {
     k.kind = KeyKind::Mounts;
   } else if (rel == "WRITEBACK") {
     k.kind = KeyKind::Writeback;
+  } else if (rel == "SYNC") {
+    k.kind = KeyKind::Sync;
   } else if (rel.starts_with("MOUNT:") && rel.size() > 6) {
     k.kind = KeyKind::Mount;
   } else if (rel.starts_with("OPLOG:") && rel.size() > 6) {

@@ -81,6 +81,12 @@
 //                              it exists no other mount is admitted, and a
 //                              writeback mount is admitted only while no
 //                              other mount is live (session.lua)
+//   <p>:SYNC           string  a snapshot's request that the writeback mount
+//                              send what it holds (TTL): "ask:<t>", set by
+//                              copy and dump (t: the server's time, us),
+//                              answered "done:<t>" by the mount once every
+//                              write made before it saw the request is on
+//                              the server (k_sync_ask, k_sync_done)
 //   <p>:OPEN:<ino>     hash    open files: mount session -> count of opens
 //                              there; an unlinked file is freed only when no
 //                              live mount holds it open
@@ -122,7 +128,7 @@
 // CHANGED is the filesystem's bookkeeping: a snapshot keeps its own (see
 // above), delete removes it, a dump and a restore leave it out.
 //
-// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, WRITEBACK, OPEN:*, OPLOG:* and
+// FREEZE, COW, TOUCHED, RESERVED, INSTALLING, MOUNT:*, MOUNTS, WRITEBACK, SYNC, OPEN:*, OPLOG:* and
 // TMP:* describe the running system, not the filesystem: they are never
 // copied, dumped or restored.
 #pragma once
@@ -188,6 +194,7 @@ class Keys {
   std::string mount(std::string_view session) const;
   std::string mounts() const;
   std::string writeback() const;
+  std::string sync() const;
   std::string temp(std::string_view session, std::uint64_t n) const;
   // A mount's outcome records (Pool::set_op_log).
   std::string op_log(std::string_view session) const;
@@ -207,12 +214,15 @@ class Keys {
 };
 
 // What a key (relative to the prefix) is, by the schema above.
+// clang-format off
 enum class KeyKind {
   Superblock, Inode, Dir, Xattr, Block, Orphans,   // the filesystem
   Changed,                                         // its change tracking
-  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Writeback, Temp, Open, OpLog,  // the running system
+  Freeze, Cow, Touched, Reserved, Installing, Mount, Mounts, Writeback, Sync,  // the running system
+  Temp, Open, OpLog,
   Unknown
 };
+// clang-format on
 struct ParsedKey {
   KeyKind kind = KeyKind::Unknown;
   Ino ino = 0;
@@ -238,6 +248,10 @@ inline constexpr std::string_view k_changed_written = "written";
 // "untracked": a writer that records nothing may have changed it (above).
 inline constexpr std::string_view k_changed_untracked = "untracked";
 std::string changed_since_member(std::string_view snapshot_id);
+// SYNC (above): the request's and the answer's values are these, then the
+// request's time.
+inline constexpr std::string_view k_sync_ask = "ask:";
+inline constexpr std::string_view k_sync_done = "done:";
 // A mount's registration (MOUNT:<id> and its MOUNTS field): "v<n> " then
 // what the mount says of itself (host, pid, mount point), n the format
 // version whose rules its scripts keep (superblock.hpp). One without it

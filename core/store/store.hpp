@@ -187,6 +187,10 @@ class Store {
   Status flush(Ino ino);
   // flush() of every file being gathered (at unmount).
   Status flush_all();
+  // settle() of every file being gathered: sent, and a refusal kept for the
+  // file's close (flush). The first error. For a writeback mount's answer
+  // to a snapshot (sync_asked).
+  Status send_all_gathered();
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -322,6 +326,12 @@ class Store {
   // such a file at its unlink while this one still has it open). Never
   // lowers a count. Returns how many it raised.
   Result<std::size_t> hold_opens(std::span<const std::pair<Ino, std::uint32_t>> held);
+  // A snapshot's request that this writeback mount send what it holds
+  // (keys.hpp, SYNC): the request's time, or 0 when none waits (also when
+  // the key is damaged: fsck's). sync_answered says the request of that
+  // time is answered (nothing when the request lapsed meanwhile).
+  Result<std::int64_t> sync_asked();
+  Status sync_answered(std::int64_t asked);
   // Both sweeps: what every live mount runs with its heartbeat, so that a
   // crashed mount's opens and orphans go even if no mount starts again.
   struct SweepResult {
@@ -446,6 +456,8 @@ class Store {
   // settle() of every file being gathered, errors kept for their flush():
   // before an unlink or rename, whose names may be any of them.
   void settle_all();
+  // `step` (flush, settle) of every file being gathered; the first error.
+  Status each_gathered(Status (Store::*step)(Ino));
   // Drops `ino` from the gathered files (it must not be live).
   void forget_gathered(Ino ino);
   // send_gathered() and forget_gathered(): the file goes to the server.

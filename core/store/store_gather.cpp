@@ -375,14 +375,18 @@ void Store::settle_all() {
   }
 }
 
-Status Store::flush_all() {
+Status Store::each_gathered(Status (Store::*step)(Ino)) {
   Status first;
   for (Ino ino : gathered_inos()) {
-    if (Status st = flush(ino); !st && first.ok()) {
+    if (Status st = (this->*step)(ino); !st && first.ok()) {
       first = st;
     }
   }
   return first;
 }
+
+Status Store::flush_all() { return each_gathered(&Store::flush); }
+
+Status Store::send_all_gathered() { return each_gathered(&Store::settle); }
 
 }  // namespace redisfs

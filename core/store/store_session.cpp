@@ -476,6 +476,35 @@ Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
   return removed;
 }
 
+Result<std::int64_t> Store::sync_asked() {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto r = c->command({"GET", m_keys.sync()});
+  if (!r) {
+    if (c->broken()) {
+      return std::move(r).error();
+    }
+    return std::int64_t{0};  // not a string: fsck's to report
+  }
+  if (r->view().is_nil()) {
+    return std::int64_t{0};
+  }
+  const std::string_view v = r->view().str();
+  std::uint64_t asked = 0;
+  if (!v.starts_with(k_sync_ask) || !parse_u64(v.substr(k_sync_ask.size()), asked) || asked == 0 ||
+      asked > static_cast<std::uint64_t>(INT64_MAX)) {
+    return std::int64_t{0};
+  }
+  return static_cast<std::int64_t>(asked);
+}
+
+Status Store::sync_answered(std::int64_t asked) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  // XX: a request that lapsed is not made again; KEEPTTL: the answer lapses
+  // with it.
+  TRY(c->command({"SET", m_keys.sync(), std::string(k_sync_done) + std::to_string(asked), "XX", "KEEPTTL"}));
+  return {};
+}
+
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
   SweepResult done;
   // Each sweep runs whatever the one before met (a damaged orphan must not

@@ -186,6 +186,12 @@ class Checker:
                 want = "string"
                 if self.r.call("PTTL", key) < 0:
                     self.bad("writeback hold %r has no TTL" % key)
+            elif kind == b"SYNC" and len(parts) == 1:
+                # a snapshot's request that the writeback mount send what
+                # it holds, or its answer: it lapses
+                want = "string"
+                if self.r.call("PTTL", key) < 0:
+                    self.bad("sync request %r has no TTL" % key)
             elif kind == b"OPEN" and len(parts) == 2 and _int(parts[1]):
                 # opens held by live (or crashed) mounts: not the filesystem
                 if self.no_opens:
@@ -380,11 +386,11 @@ class Checker:
 
 
 def digest(r, prefix):
-    """sha256 of every filesystem key and value (MOUNT:*, MOUNTS, WRITEBACK, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
+    """sha256 of every filesystem key and value (MOUNT:*, MOUNTS, WRITEBACK, SYNC, OPEN:*, OPLOG:*, TMP:* and FREEZE left out)."""
     import hashlib
     prefix = prefix.encode()
     keys = sorted(k for k in r.scan(prefix + b":*")
-                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"MOUNTS", b"WRITEBACK", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
+                  if not k[len(prefix) + 1:].startswith((b"MOUNT:", b"MOUNTS", b"WRITEBACK", b"SYNC", b"FREEZE", b"TMP:", b"OPEN:", b"OPLOG:")))
     h = hashlib.sha256()
     types = r.pipeline([("TYPE", k) for k in keys])
     values = r.pipeline([("HGETALL", k) if t == b"hash" else ("GET", k) for k, t in zip(keys, types)])

@@ -6,8 +6,10 @@
 # lapsing like the session after a kill -9. The toolkit's delete, rollback
 # and restore count it as mounted. What fsync and syncfs returned for is on
 # the server: after a kill -9 of the daemon, a new mount reads it. The
-# kernel's writeback cache is on (the INIT line of the debug log). An rm
-# sends no SETATTR of a freed file to the server.
+# kernel's writeback cache is on (the INIT line of the debug log). A
+# snapshot (copy, dump, diff) of the busy mount has every write made before it,
+# also to a file still open. An rm sends no SETATTR of a freed file to the
+# server.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -84,6 +86,40 @@ unmount_fs
 [[ $(rcli exists "$PREFIX:WRITEBACK") == 0 ]] || fail "the hold outlives its unmount"
 mount_fs
 unmount_fs
+
+# A snapshot of a busy writeback mount has every write made before it:
+# copy and dump ask the mount to send what it holds (keys.hpp, SYNC), the
+# pages the kernel's writeback cache keeps of a file still open included.
+mount_fs -o writeback
+head -c 200000 /dev/urandom >"$T/held.1"
+head -c 70000 /dev/urandom >"$T/held.2"
+exec 4>"$MNT/held"
+cat "$T/held.1" >&4
+printf 'closed\n' >"$MNT/closed"
+snap --quiet copy "$PREFIX" "$PREFIX-busy" 2>"$T/busy.err" || fail "copy of a busy writeback mount: $(cat "$T/busy.err")"
+[[ ! -s $T/busy.err ]] || fail "the copy of a busy writeback mount warned: $(cat "$T/busy.err")"
+cat "$T/held.2" >&4
+snap --quiet diff "$PREFIX-busy" "$PREFIX" >"$T/busy.diff" 2>"$T/busy.err" || fail "diff of a busy writeback mount: $(cat "$T/busy.err")"
+[[ ! -s $T/busy.err ]] || fail "the diff of a busy writeback mount warned: $(cat "$T/busy.err")"
+grep -qx $'M\theld' "$T/busy.diff" || fail "the diff misses what was written to a file still open: $(cat "$T/busy.diff")"
+snap --quiet dump "$PREFIX" -o "$T/busy.json" 2>"$T/busy.err" || fail "dump of a busy writeback mount: $(cat "$T/busy.err")"
+[[ ! -s $T/busy.err ]] || fail "the dump of a busy writeback mount warned: $(cat "$T/busy.err")"
+exec 4>&-
+(($(grep -c 'sent what this writeback mount held' "${MOUNT_LOGS[$MNT]}") == 3)) ||
+  fail "the mount did not answer the copy's, the diff's and the dump's requests: $(grep -i snapshot "${MOUNT_LOGS[$MNT]}")"
+[[ $(rcli exists "$PREFIX:SYNC") == 0 ]] || fail "the answered request is left: $(rcli get "$PREFIX:SYNC")"
+unmount_fs
+snap --quiet restore "$T/busy.json" --prefix "$PREFIX-dumped" || fail "restore of the busy dump"
+PREFIX=$PREFIX-busy mount_at "$T/busy" --read-only
+cmp -s "$T/held.1" "$T/busy/held" || fail "the copy lacks what was written to a file still open ($(stat -c %s "$T/busy/held") bytes)"
+[[ $(cat "$T/busy/closed") == closed ]] || fail "the copy lacks a file closed before it"
+unmount_fs "$T/busy"
+PREFIX=$PREFIX-dumped mount_at "$T/dumped" --read-only
+cat "$T/held.1" "$T/held.2" >"$T/held.12"
+cmp -s "$T/held.12" "$T/dumped/held" || fail "the dump lacks what was written to a file still open ($(stat -c %s "$T/dumped/held") bytes)"
+unmount_fs "$T/dumped"
+snap --quiet delete --force "$PREFIX-busy"
+snap --quiet delete --force "$PREFIX-dumped"
 
 # rm on a writeback mount: the kernel writes every unlinked file's times
 # back (a SETATTR right after the unlink). Those of files the unlink freed

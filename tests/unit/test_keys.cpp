@@ -68,6 +68,7 @@ TEST_CASE("parse_relative_key on good keys") {
   CHECK(parse_relative_key("FREEZE").kind == KeyKind::Freeze);
   CHECK(parse_relative_key("MOUNT:abc").kind == KeyKind::Mount);
   CHECK(parse_relative_key("WRITEBACK").kind == KeyKind::Writeback);
+  CHECK(parse_relative_key("SYNC").kind == KeyKind::Sync);
 
   p = parse_relative_key("INODE:1");
   CHECK(p.kind == KeyKind::Inode);
@@ -121,6 +122,8 @@ TEST_CASE("which keys are the filesystem, and their types") {
   CHECK_FALSE(is_filesystem_key(KeyKind::Mount));
   CHECK_FALSE(is_filesystem_key(KeyKind::Writeback));
   CHECK(is_running_system_key(KeyKind::Writeback));
+  CHECK_FALSE(is_filesystem_key(KeyKind::Sync));
+  CHECK(is_running_system_key(KeyKind::Sync));
   CHECK_FALSE(is_filesystem_key(KeyKind::Unknown));
   CHECK(expected_type(KeyKind::Block) == "string");
   CHECK(expected_type(KeyKind::Inode) == "hash");
