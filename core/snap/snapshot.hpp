@@ -293,7 +293,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 
 // A filesystem held by a writeback mount (keys.hpp, WRITEBACK) has data
 // the server lacks: pages the kernel has not written back, writes the
-// mount gathers. Before a snapshot's instant, copy and dump ask that mount
+// mount gathers. Before a snapshot's instant, copy, dump and diff ask that mount
 // to send them (keys.hpp, SYNC) and wait up to `wait` for its answer, so
 // that the snapshot has every write made before it was asked for. No
 // writeback mount: nothing to do. No answer in time (a mount stalled, or

@@ -83,7 +83,7 @@
 //                              other mount is live (session.lua)
 //   <p>:SYNC           string  a snapshot's request that the writeback mount
 //                              send what it holds (TTL): "ask:<t>", set by
-//                              copy and dump (t: the server's time, us),
+//                              copy, dump, diff (t: the server's time, us),
 //                              answered "done:<t>" by the mount once every
 //                              write made before it saw the request is on
 //                              the server (k_sync_ask, k_sync_done)
