@@ -345,6 +345,9 @@ class Heartbeat {
     if (m_thread.joinable()) {
       m_thread.join();
     }
+    if (m_syncer.joinable()) {
+      m_syncer.join();
+    }
   }
 
  private:
@@ -425,22 +428,39 @@ class Heartbeat {
   }
 
   // A writeback mount's answer to a snapshot's request (Store::sync_asked,
-  // made by copy and dump): the kernel writes back the mount's dirty pages
-  // (syncfs of the mount point, served by the FUSE threads), what this
-  // mount gathers is sent, and then it says so; the snapshot's instant
-  // comes after. A failure is logged and the request is tried again at the
-  // next check, until the snapshot stops waiting.
+  // made by copy, dump and diff): the kernel writes back the mount's dirty
+  // pages (syncfs of the mount point, served by the FUSE threads), what
+  // this mount gathers is sent, and then it says so; the snapshot's instant
+  // comes after. On a thread of its own: writing back gigabytes takes
+  // seconds, and the heartbeat must go on meanwhile (the session, and the
+  // writeback hold with it, lapse 30 s after its last refresh). A failure
+  // is logged and the request is tried again at the next check, until the
+  // snapshot stops waiting.
   void answer_sync() {
+    if (m_syncing.load()) {
+      return;
+    }
     auto asked = m_store.sync_asked();
     if (!asked || *asked == 0) {
       return;
     }
+    if (m_syncer.joinable()) {
+      m_syncer.join();  // the last one, done
+    }
+    m_syncing = true;
+    m_syncer = std::thread([this, t = *asked] {
+      send_for_sync(t);
+      m_syncing = false;
+    });
+  }
+
+  void send_for_sync(std::int64_t asked) {
     Status st = _syncfs(m_writeback_root);
     if (st) {
       st = m_store.send_all_gathered();
     }
     if (st) {
-      st = m_store.sync_answered(*asked);
+      st = m_store.sync_answered(asked);
     }
     if (!st) {
       log_warning("cannot send what this writeback mount holds, which a snapshot asked for: " + st.error().message);
@@ -473,6 +493,8 @@ class Heartbeat {
   fuse_session* m_se;
   std::function<void()> m_first;
   std::string m_writeback_root;
+  std::thread m_syncer;  // answer_sync's
+  std::atomic<bool> m_syncing{false};
   bool m_failing = false;
   bool m_sweep_failing = false;
   std::uint64_t m_server_changes = m_store.server_changes();  // those watch_server has answered
