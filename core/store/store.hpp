@@ -301,16 +301,20 @@ class Store {
   // inode that was linked again or is already gone.
   Status purge(Ino ino);
   // Purges the orphans of mounts that are no longer alive (a crash leaves
-  // them behind). Returns how many were purged.
-  Result<std::size_t> purge_dead_orphans();
+  // them behind). Returns how many were purged. One that cannot be (a
+  // damaged inode) does not stop the others: the first failure is returned
+  // after all, and `done` (if given) gets how many were purged even then.
+  Result<std::size_t> purge_dead_orphans(std::size_t* done = nullptr);
   // Removes the open counts (<prefix>:OPEN:<n>) of mounts that are no
   // longer alive, and frees the orphans nobody holds open then. One call
   // looks at up to `max_scan_calls` SCAN pages of the keyspace, going on
   // where the last call stopped (a daemon calls it with each heartbeat:
   // the work per call stays bounded on a server with many keys); `pass_done`
   // says the last page of a whole pass was seen. Returns the number of
-  // counts removed.
-  Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr);
+  // counts removed. A file that cannot be cleared does not stop the others
+  // (as purge_dead_orphans; `done` likewise).
+  Result<std::size_t> sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done = nullptr,
+                                       std::size_t* done = nullptr);
   // Removes this mount's own open counts from every OPEN key (up to
   // `max_scan_calls` SCAN pages): at unmount, after every release was sent,
   // when an open or a release may have been counted or not (its reply was

@@ -291,7 +291,7 @@ Result<std::size_t> Store::hold_opens(std::span<const std::pair<Ino, std::uint32
   return raised;
 }
 
-Result<std::size_t> Store::purge_dead_orphans() {
+Result<std::size_t> Store::purge_dead_orphans(std::size_t* done) {
   if (m_opts.read_only) {
     return std::size_t{0};
   }
@@ -320,6 +320,9 @@ Result<std::size_t> Store::purge_dead_orphans() {
     } else if (first) {
       first = std::move(st);
     }
+  }
+  if (done != nullptr) {
+    *done = purged;
   }
   TRY(first);
   return purged;
@@ -378,7 +381,7 @@ static std::vector<std::vector<std::string>> _open_holders(Connection& c, const 
   return holders;
 }
 
-Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done) {
+Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pass_done, std::size_t* done) {
   if (pass_done != nullptr) {
     *pass_done = false;
   }
@@ -440,6 +443,9 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
     if (!st && first) {
       first = std::move(st);
     }
+  }
+  if (done != nullptr) {
+    *done = removed;
   }
   TRY(first);
   return removed;
@@ -511,20 +517,29 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
   // keep the dead mounts' open counts forever); the first failure is
   // reported after all three.
   Status first;
-  auto note = [&](auto result, std::size_t& count) {
-    if (result) {
-      count = *result;
-    } else if (first) {
+  auto note = [&](auto result) {
+    if (!result && first) {
       first = Status(std::move(result).error());
     }
   };
-  note(purge_dead_orphans(), done.orphans);
-  note(sweep_dead_opens(max_scan_calls), done.opens);
+  // The first failure, saying what was cleared all the same (the daemon
+  // logs it once per run of failures).
+  auto finish = [&]() -> Result<SweepResult> {
+    if (first) {
+      return done;
+    }
+    Error e = first.error();
+    e.message += " (cleared all the same: " + std::to_string(done.opens) + " open count(s), " +
+                 std::to_string(done.orphans) + " orphan inode(s), " + std::to_string(done.registrations) +
+                 " registration(s))";
+    return e;
+  };
+  note(purge_dead_orphans(&done.orphans));
+  note(sweep_dead_opens(max_scan_calls, nullptr, &done.opens));
   // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
   // or every copy, delete and list would read it again.
   if (m_opts.read_only) {
-    TRY(first);
-    return done;
+    return finish();
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
   auto listed = c->command({"HKEYS", m_keys.mounts()});
@@ -532,8 +547,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     if (c->broken()) {
       return std::move(listed).error();
     }
-    TRY(first);
-    return done;  // not a hash: fsck's to report
+    return finish();  // not a hash: fsck's to report
   }
   const Reply& ids = *listed;
   std::vector<std::string> keys{m_keys.mounts()};
@@ -549,8 +563,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     TRY_ASSIGN(Reply r, c->eval(lua::prune_mounts, keys, args));
     done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
   }
-  TRY(first);
-  return done;
+  return finish();
 }
 
 // A refused registration: `held` (a writeback mount `id` holds the
