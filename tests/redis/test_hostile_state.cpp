@@ -422,7 +422,7 @@ void HostileStates::run(bool under_snapshot) {
                                                    << ") and changed:" << _differences(before, after));
       }
       if (cow) {
-        store->reset();  // its mount's registration goes: the copy does not wait for it
+        store->reset();  // what an ending mount sends comes while the snapshot lives: judged too
         _end_snapshot(**lease, keys, staging, *cow, instant, damage, name);
       }
     }
