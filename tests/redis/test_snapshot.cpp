@@ -3,24 +3,25 @@
 // and appends (they must show one instant), and hostile dumps (each refused,
 // leaving the target and the whole server as they were).
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "fixture.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/dump_io.hpp"
 #include "snap/fs_report.hpp"
 #include "snap/fsck.hpp"
-#include "fixture.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
@@ -723,6 +724,7 @@ TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first, and refus
   ok(conn().command({"SET", keys.mount("m1"), "alive", "PX", "60000"}));
   ok(conn().command({"HSET", keys.mounts(), "m1", "alive", "gone", "a crashed mount"}));
   ok(conn().command({"SADD", keys.changed(), changed_since_member(std::string(32, 'c')), "5:0"}));  // no walk names it
+  ok(conn().command({"SET", keys.sync(), "ask:1", "PX", "60000"}));  // nor a snapshot's request
   auto busy = delete_prefix(pool, prefix, false, true);
   CHECK(busy.code() == EBUSY);
   CHECK(busy.error().message.find("mounted") != std::string::npos);
@@ -735,6 +737,81 @@ TEST_CASE_FIXTURE(RedisFixture, "delete: everything, superblock first, and refus
   CHECK(_keys_matching(conn(), sibling + ":*") == 1);
   CHECK(delete_prefix(pool, prefix, false, true).code() == ENOENT);
   CHECK(delete_prefix(pool, "a:b", false, true).code() == EINVAL);
+}
+
+// The request a snapshot makes of a writeback mount (keys.hpp, SYNC),
+// both sides: the tool's wait (sync_writeback_mount) and the mount's
+// answer (Store::sync_asked, sync_answered); a thread plays the mount.
+TEST_CASE_FIXTURE(RedisFixture, "writeback sync: asked, answered, waited for, and what a silent mount costs") {
+  auto s = _open(pool, prefix);
+  std::string warning;
+  const auto short_wait = std::chrono::milliseconds(300);
+
+  // No writeback mount: nothing asked.
+  ok(sync_writeback_mount(conn(), keys, short_wait, warning));
+  CHECK(warning.empty());
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+  CHECK(ok(s->sync_asked()) == 0);
+
+  // A mount that never answers: a warning, and the request lapses (TTL).
+  ok(conn().command({"SET", keys.writeback(), "m1", "PX", "60000"}));
+  ok(sync_writeback_mount(conn(), keys, short_wait, warning));
+  CHECK(warning.find("did not send what it holds within") != std::string::npos);
+  const std::int64_t asked = ok(s->sync_asked());
+  CHECK(asked > 0);
+  CHECK(ok(conn().command({"PTTL", keys.sync()})).view().integer() > 0);
+
+  // A mount that answers: no warning, and no key left behind. (The mount
+  // is `s`, on its own thread; the tool waits on the fixture's connection.)
+  auto waited = [&](std::function<void()> mount) {
+    std::thread t(std::move(mount));
+    warning.clear();
+    Status st = sync_writeback_mount(conn(), keys, std::chrono::seconds(20), warning);
+    t.join();
+    return st;
+  };
+  // The mount's side: waits for a request newer than `after`, answers it as
+  // `answer_as(t)`; returns the time answered, 0 if none came.
+  auto mount_answers = [&](std::int64_t after, std::function<std::int64_t(std::int64_t)> answer_as) {
+    for (int i = 0; i < 2000; ++i) {
+      auto t = s->sync_asked();
+      if (t && *t > after) {
+        return s->sync_answered(answer_as(*t)) ? *t : std::int64_t{0};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::int64_t{0};
+  };
+  std::int64_t answered = 0;
+  ok(waited([&] { answered = mount_answers(asked, [](std::int64_t t) { return t; }); }));
+  CHECK(answered > asked);
+  CHECK(warning.empty());
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+
+  // An earlier request's answer written over ours: asked again. An answer
+  // for a later request (made a second after ours) counts as ours.
+  ok(waited([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (void)s->sync_answered(1);  // (XX: the request is there, so it lands)
+    answered = mount_answers(1, [](std::int64_t t) { return t + 1000000; });
+  }));
+  CHECK(answered > 1);  // the request made again (else none after done:1, and a warning)
+  CHECK(warning.empty());
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+
+  // The mount ends while the tool waits: nothing more to wait for.
+  ok(waited([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (void)test::connect()->command({"DEL", keys.writeback()});
+  }));
+  CHECK(warning.empty());
+
+  // An answer to a request that lapsed makes no key; a damaged one is no request.
+  ok(conn().command({"DEL", keys.sync()}));
+  ok(s->sync_answered(42));
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+  ok(conn().command({"HSET", keys.sync(), "ask", "1"}));
+  CHECK(ok(s->sync_asked()) == 0);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON") {
