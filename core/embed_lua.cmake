@@ -21,9 +21,9 @@ file(READ ${DIR}/outcome.inc outcome_text)
 # with the paragraphs after it that define none (a comment, or the rest of
 # a function with a blank line in it). A definition names only those
 # before it (Lua's local scope), so one pass from the last chunk back finds
-# them all. A name is found as a whole word in the code, comments left out
-# (from `--` to the end of the line: no script has `--` in a string); a
-# name found where it is not called costs a closure, never a function.
+# them all. A name is found as a whole word anywhere in the text, comments
+# too: one a comment mentions costs a closure (so a hot script's comments
+# do not name prelude functions), never a missing function.
 set(chunk_count 0)
 set(rest "${prelude_text}")
 while(NOT rest STREQUAL "")
@@ -64,7 +64,7 @@ endif()
 # Writes to VAR the prelude chunks that TEXT (a script, with its wrapper)
 # names, directly or through the chunks it keeps, in the prelude's order.
 function(prelude_for text var)
-  string(REGEX REPLACE "--[^\n]*" "" need "\n${text}\n")
+  set(need "\n${text}\n")
   set(kept "")
   math(EXPR i "${chunk_count} - 1")
   while(i GREATER_EQUAL 0)
@@ -78,8 +78,7 @@ function(prelude_for text var)
       endif()
     endforeach()
     if(keep)
-      string(REGEX REPLACE "--[^\n]*" "" code "${chunk_${i}}")
-      string(APPEND need "\n${code}\n")
+      string(APPEND need "\n${chunk_${i}}\n")
       if(kept STREQUAL "")
         set(kept "${chunk_${i}}")
       else()

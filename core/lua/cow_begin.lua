@@ -1,7 +1,7 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- The instant of a copy-on-write snapshot (snapshot.hpp): from here on every
 -- change script copies the keys it names to the staging prefix before it
--- changes them (prelude.lua, cow_pending), and the copier copies the rest.
+-- changes them (prelude.lua's copy-on-write check), and the copier copies the rest.
 -- Writers do not wait: this script is the whole pause.
 -- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED, 6 CHANGED,
 --       7 staging CHANGED, 8 the staging index (install.hpp), 9 MOUNTS
