@@ -297,10 +297,10 @@ class Mount:
         return False
 
 
-def floor_mount(mnt):
-    """The fuse_floor filesystem mounted on `mnt` (a `with` block): see
-    fuse_floor.cpp."""
-    return Mount("floor", mnt, argv=[FLOOR, mnt])
+def floor_mount(mnt, options=()):
+    """The fuse_floor filesystem mounted on `mnt` (a `with` block), with its
+    `options` (e.g. ("--redis", SOCK, "--xattrs")): see fuse_floor.cpp."""
+    return Mount("floor", mnt, argv=[FLOOR] + list(options) + [mnt])
 
 
 def passthrough_mount(source, mnt, options=()):

@@ -9,22 +9,44 @@
 // included. bench/run shows it as the "fuse floor" column of the metadata
 // workloads, so a reader can tell how much of a gap to tmpfs is FUSE's.
 //
-// Only what those workloads need: lookup, getattr, create, mknod, mkdir,
-// unlink, rmdir, open/release, opendir/readdir(plus). File contents are not
-// kept (reads return nothing).
+// With --redis SOCKET it is the floor of a filesystem kept on a Redis
+// server with close-to-open semantics (workload 8's "floor+rt" columns):
+// each change bound.py counts as forced (a create, mkdir, mknod, symlink,
+// link, rename, unlink or rmdir; the close or fsync of a file written to or
+// given attributes since it was opened or last synced) first waits for one
+// round trip to the server at SOCKET, an EVALSHA of `return 1` (the cheapest
+// a change can cost), on a connection of the request's thread, and it has a
+// flush handler to make the close's. Nothing is stored there. --xattrs
+// answers getxattr (no attribute: ENODATA) as a filesystem with extended
+// attributes must, so the kernel keeps asking for security.capability as it
+// asks redisfs; without it the floor has no getxattr and the kernel stops
+// asking after the first. --no-default-permissions mounts without
+// default_permissions, as passthrough_ll does: the kernel then checks no
+// permission itself, and sends no GETATTR of a directory it changed.
 //
-//   fuse_floor MOUNTPOINT        (stays in the foreground until unmounted)
+// Enough for the workloads that run on it: lookup, getattr, setattr, create,
+// mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
+// fsync, release, opendir/readdir(plus), statfs. File contents are not kept
+// (reads return nothing; a write only moves the size).
+//
+//   fuse_floor [--redis SOCKET] [--xattrs] [--no-default-permissions] MOUNTPOINT
+//                                (stays in the foreground until unmounted)
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <hiredis/hiredis.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
 #include <string>
-#include <sys/stat.h>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -33,12 +55,60 @@ namespace {
 struct Node {
   struct stat st {};
   std::map<std::string, fuse_ino_t> entries;  // directories only
+  std::string target;                         // symlinks only
+  unsigned opens = 0;                         // files: open handles
+  bool dirty = false;                         // files: changed since opened or synced
 };
 
 std::mutex g_mutex;
 std::unordered_map<fuse_ino_t, Node> g_nodes;
 fuse_ino_t g_next = 2;
 constexpr double k_timeout = 1.0;
+
+// --redis: the server's socket and the SHA of `return 1` on it
+const char* g_socket = nullptr;
+std::string g_sha;
+
+// One round trip to the server, on the calling thread's own connection
+// (made at its first use). Exits on a failure: the measurement would be
+// wrong, not slow.
+void round_trip() {
+  if (g_socket == nullptr) {
+    return;
+  }
+  thread_local redisContext* c = nullptr;
+  if (c == nullptr) {
+    c = redisConnectUnix(g_socket);
+    if (c == nullptr || c->err != 0) {
+      std::fprintf(stderr, "fuse_floor: cannot connect to %s\n", g_socket);
+      std::exit(1);
+    }
+  }
+  auto* reply = static_cast<redisReply*>(redisCommand(c, "EVALSHA %s 0", g_sha.c_str()));
+  if (reply == nullptr || reply->type != REDIS_REPLY_INTEGER) {
+    std::fprintf(stderr, "fuse_floor: EVALSHA failed on %s\n", g_socket);
+    std::exit(1);
+  }
+  freeReplyObject(reply);
+}
+
+// Loads `return 1` into the server; false if it cannot be reached.
+bool load_script() {
+  redisContext* c = redisConnectUnix(g_socket);
+  if (c == nullptr || c->err != 0) {
+    return false;
+  }
+  auto* reply = static_cast<redisReply*>(redisCommand(c, "SCRIPT LOAD %s", "return 1"));
+  bool ok = reply != nullptr && reply->type == REDIS_REPLY_STRING;
+  if (ok) {
+    g_sha.assign(reply->str, reply->len);
+  }
+  if (reply != nullptr) {
+    freeReplyObject(reply);
+  }
+  redisFree(c);
+  return ok;
+}
 
 void fill_entry(fuse_entry_param& e, const Node& n) {
   std::memset(&e, 0, sizeof e);
@@ -93,7 +163,46 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_attr(req, &it->second.st, k_timeout);
 }
 
-void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  std::lock_guard lock(g_mutex);
+  auto it = g_nodes.find(ino);
+  if (it == g_nodes.end()) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  Node& n = it->second;
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  if ((to_set & FUSE_SET_ATTR_MODE) != 0) {
+    n.st.st_mode = (n.st.st_mode & S_IFMT) | (attr->st_mode & 07777);
+  }
+  if ((to_set & FUSE_SET_ATTR_UID) != 0) {
+    n.st.st_uid = attr->st_uid;
+  }
+  if ((to_set & FUSE_SET_ATTR_GID) != 0) {
+    n.st.st_gid = attr->st_gid;
+  }
+  if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+    n.st.st_size = attr->st_size;
+    n.st.st_mtim = now;
+  }
+  if ((to_set & FUSE_SET_ATTR_ATIME) != 0) {
+    n.st.st_atim = (to_set & FUSE_SET_ATTR_ATIME_NOW) != 0 ? now : attr->st_atim;
+  }
+  if ((to_set & FUSE_SET_ATTR_MTIME) != 0) {
+    n.st.st_mtim = (to_set & FUSE_SET_ATTR_MTIME_NOW) != 0 ? now : attr->st_mtim;
+  }
+  n.st.st_ctim = now;
+  // given attributes while open: its close is forced to wait (bound.py)
+  n.dirty = n.dirty || n.opens > 0;
+  fuse_reply_attr(req, &n.st, k_timeout);
+}
+
+// Links a new node under parent/name (EEXIST if taken): a change, so one
+// round trip first.
+void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi,
+          const char* target = nullptr) {
+  round_trip();
   std::lock_guard lock(g_mutex);
   auto& dir = g_nodes[parent];
   if (dir.entries.count(name) != 0) {
@@ -101,6 +210,13 @@ void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse
     return;
   }
   Node& n = new_node(fuse_req_ctx(req), mode);
+  if (target != nullptr) {
+    n.target = target;
+    n.st.st_size = static_cast<off_t>(n.target.size());
+  }
+  if (fi != nullptr) {
+    n.opens = 1;
+  }
   g_nodes[parent].entries[name] = n.st.st_ino;
   if (S_ISDIR(mode)) {
     g_nodes[parent].st.st_nlink++;
@@ -127,7 +243,39 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
   make(req, parent, name, S_IFDIR | (mode & 07777), nullptr);
 }
 
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  make(req, parent, name, S_IFLNK | 0777, nullptr, target);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  std::lock_guard lock(g_mutex);
+  auto it = g_nodes.find(ino);
+  if (it == g_nodes.end() || !S_ISLNK(it->second.st.st_mode)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  fuse_reply_readlink(req, it->second.target.c_str());
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  round_trip();
+  std::lock_guard lock(g_mutex);
+  auto& dir = g_nodes[parent];
+  if (dir.entries.count(name) != 0) {
+    fuse_reply_err(req, EEXIST);
+    return;
+  }
+  Node& n = g_nodes[ino];
+  n.st.st_nlink++;
+  dir.entries[name] = ino;
+  touch_dir(dir);
+  fuse_entry_param e{};
+  fill_entry(e, n);
+  fuse_reply_entry(req, &e);
+}
+
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
+  round_trip();
   std::lock_guard lock(g_mutex);
   auto& p = g_nodes[parent];
   auto it = p.entries.find(name);
@@ -140,7 +288,7 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
     fuse_reply_err(req, ENOTEMPTY);
     return;
   }
-  n.st.st_nlink = 0;
+  n.st.st_nlink = dir || n.st.st_nlink == 0 ? 0 : n.st.st_nlink - 1;
   if (dir) {
     p.st.st_nlink--;
   }
@@ -152,11 +300,95 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) { remove(req, parent, name, false); }
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { remove(req, parent, name, true); }
 
-void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open(req, fi); }
-void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+// rename without flags, replacing a file or an empty directory
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned int flags) {
+  if (flags != 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  round_trip();
+  std::lock_guard lock(g_mutex);
+  auto& from = g_nodes[parent];
+  auto it = from.entries.find(name);
+  if (it == from.entries.end()) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  fuse_ino_t moved = it->second;
+  auto& to = g_nodes[newparent];
+  auto old = to.entries.find(newname);
+  if (old != to.entries.end() && !g_nodes[old->second].entries.empty()) {
+    fuse_reply_err(req, ENOTEMPTY);
+    return;
+  }
+  from.entries.erase(it);
+  to.entries[newname] = moved;
+  touch_dir(from);
+  touch_dir(to);
+  fuse_reply_err(req, 0);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  std::lock_guard lock(g_mutex);
+  g_nodes[ino].opens++;
+  fuse_reply_open(req, fi);
+}
+
+// The close (flush) or fsync of a file changed since it was opened or last
+// synced waits for one round trip (bound.py: its data and attributes on the
+// server before close returns).
+void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
+  bool dirty = false;
+  {
+    std::lock_guard lock(g_mutex);
+    Node& n = g_nodes[ino];
+    dirty = n.dirty;
+    n.dirty = false;
+  }
+  if (dirty) {
+    round_trip();
+  }
+  fuse_reply_err(req, 0);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { sync_if_dirty(req, ino); }
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { sync_if_dirty(req, ino); }
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  std::lock_guard lock(g_mutex);
+  Node& n = g_nodes[ino];
+  n.opens = n.opens > 0 ? n.opens - 1 : 0;
+  fuse_reply_err(req, 0);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t, size_t, off_t, fuse_file_info*) { fuse_reply_buf(req, nullptr, 0); }
-void op_write(fuse_req_t req, fuse_ino_t, const char*, size_t size, off_t, fuse_file_info*) {
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t size, off_t off, fuse_file_info*) {
+  std::lock_guard lock(g_mutex);
+  Node& n = g_nodes[ino];
+  n.st.st_size = std::max<off_t>(n.st.st_size, off + static_cast<off_t>(size));
+  n.dirty = true;
   fuse_reply_write(req, size);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) { fuse_reply_err(req, ENODATA); }
+
+void op_listxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, 0);
+  } else {
+    fuse_reply_buf(req, nullptr, 0);
+  }
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs sv {};
+  sv.f_bsize = sv.f_frsize = 4096;
+  sv.f_blocks = sv.f_bfree = sv.f_bavail = 1 << 30;
+  sv.f_files = sv.f_ffree = sv.f_favail = 1 << 30;
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
 }
 
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
@@ -195,12 +427,37 @@ void op_init(void*, fuse_conn_info* conn) {
   conn->time_gran = 1;
 }
 
+int usage() {
+  std::fprintf(stderr, "usage: fuse_floor [--redis SOCKET] [--xattrs] [--no-default-permissions] MOUNTPOINT\n");
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: fuse_floor MOUNTPOINT\n");
-    return 2;
+  const char* mountpoint = nullptr;
+  bool xattrs = false;
+  bool default_permissions = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--redis" && i + 1 < argc) {
+      g_socket = argv[++i];
+    } else if (arg == "--xattrs") {
+      xattrs = true;
+    } else if (arg == "--no-default-permissions") {
+      default_permissions = false;
+    } else if (mountpoint == nullptr && !arg.starts_with("-")) {
+      mountpoint = argv[i];
+    } else {
+      return usage();
+    }
+  }
+  if (mountpoint == nullptr) {
+    return usage();
+  }
+  if (g_socket != nullptr && !load_script()) {
+    std::fprintf(stderr, "fuse_floor: cannot load a script into the server at %s\n", g_socket);
+    return 1;
   }
   Node& root = g_nodes[FUSE_ROOT_ID];
   root.st.st_ino = FUSE_ROOT_ID;
@@ -212,23 +469,41 @@ int main(int argc, char** argv) {
   ops.init = op_init;
   ops.lookup = op_lookup;
   ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
   ops.create = op_create;
   ops.mknod = op_mknod;
   ops.mkdir = op_mkdir;
+  ops.symlink = op_symlink;
+  ops.readlink = op_readlink;
+  ops.link = op_link;
+  ops.rename = op_rename;
   ops.unlink = op_unlink;
   ops.rmdir = op_rmdir;
   ops.open = op_open;
   ops.release = op_release;
   ops.read = op_read;
   ops.write = op_write;
+  ops.statfs = op_statfs;
   ops.readdir = op_readdir;
   ops.readdirplus = op_readdirplus;
+  if (g_socket != nullptr) {
+    ops.flush = op_flush;
+    ops.fsync = op_fsync;
+  }
+  if (xattrs) {
+    ops.getxattr = op_getxattr;
+    ops.listxattr = op_listxattr;
+  }
 
-  const char* fargv[] = {argv[0], "-o", "default_permissions,fsname=fuse_floor,subtype=fuse_floor", nullptr};
+  std::string options = "fsname=fuse_floor,subtype=fuse_floor";
+  if (default_permissions) {
+    options = "default_permissions," + options;
+  }
+  const char* fargv[] = {argv[0], "-o", options.c_str(), nullptr};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(fargv));
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
-  if (se == nullptr || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, argv[1]) != 0) {
-    std::fprintf(stderr, "fuse_floor: cannot mount on %s\n", argv[1]);
+  if (se == nullptr || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mountpoint) != 0) {
+    std::fprintf(stderr, "fuse_floor: cannot mount on %s\n", mountpoint);
     return 1;
   }
   fuse_loop_config* loop = fuse_loop_cfg_create();

@@ -50,6 +50,20 @@ those round trips at that price and passthrough_ll's FUSE traffic; for dd
 and cat the stream bounds (bound.py). Goals print the bound beside each
 default-mode result.
 
+The measured bounds: the FUSE floor (fuse_floor.cpp) with --redis on the
+main server makes, before it answers, the round trips close-to-open forces
+(the same rules as bound.py: a create, mkdir, mknod, symlink, link, rename,
+unlink, rmdir; the close or fsync of a file changed since its open or last
+sync), each an EVALSHA of `return 1`, and keeps everything else in memory.
+Mounted as redisfs is (default_permissions and extended attributes, so the
+kernel sends the same GETATTRs of changed directories and GETXATTRs of
+security.capability; column "floor+rt") and as passthrough_ll is (neither;
+"floor+rt pt"), each runs tar x, rm -rf and creates (not dd) in a fresh
+mount per repetition. Their times are measured, where "rt bound" adds a
+price to passthrough_ll's: they hold the wake-ups and the sharing of 2
+cores by the workload, the daemon and the server that the formula leaves
+out.
+
 For redisfs, the daemon's own counters (SIGUSR1, fs/op_stats.hpp) before
 and after tar x and rm -rf give its FUSE requests and Redis round trips per
 entry of the archive, and around cat per MiB (notes: the kernel's READs
@@ -77,10 +91,16 @@ n_evalsha = 5000 if b.QUICK else 20000
 cat_times = 1 if b.QUICK else 5
 
 COLUMNS = [("redisfs", "redisfs"), ("writeback", "redisfs wb"), ("passthrough", "passthrough_ll"),
-           ("pt_wb", "pt wb"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("bound", "rt bound")]
+           ("pt_wb", "pt wb"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("bound", "rt bound"),
+           ("floor_rt", "floor+rt"), ("floor_rt_pt", "floor+rt pt")]
 RATIOS = [("redisfs", "passthrough", "vs passthrough"), ("writeback", "passthrough", "wb vs passthrough"),
           ("writeback", "pt_wb", "wb vs pt wb"), ("redisfs", "tmpfs", "vs tmpfs"),
-          ("bound", "passthrough", "bound vs pt")]
+          ("bound", "passthrough", "bound vs pt"), ("floor_rt", "passthrough", "floor+rt vs pt"),
+          ("floor_rt_pt", "passthrough", "floor+rt pt vs pt")]
+# the FUSE floor with the forced round trips (fuse_floor.cpp --redis), mounted
+# as redisfs is (default_permissions, extended attributes) and as
+# passthrough_ll is (neither)
+FLOORS = [("floor_rt", ("--xattrs",)), ("floor_rt_pt", ("--no-default-permissions",))]
 
 # inputs, once
 w8 = b.workdir(b.STAGE, "w8")
@@ -131,8 +151,9 @@ def _result(row, target, value, unit, better="higher"):
     b.result(row, target, value, unit, better)
 
 
-def _first_half(target, d, mount):
-    """tar x, rm -rf, creates, dd in directory d; returns the dd file."""
+def _first_half(target, d, mount, dd=True):
+    """tar x, rm -rf, creates and (dd) dd in directory d; returns the dd
+    file."""
     tree = os.path.join(d, "tree")
     os.mkdir(tree)
     counted = target in ("redisfs", "writeback")
@@ -150,6 +171,8 @@ def _first_half(target, d, mount):
     os.mkdir(flat)
     names = [f"small-{i:05d}" for i in range(n_creates)]
     _result(ROW_CREATE, target, n_creates / b.create_files(flat, names, b"x"), "files/s")
+    if not dd:
+        return None
     big = os.path.join(d, "big")
     seconds, _ = b.timed(["dd", "if=/dev/zero", f"of={big}", "bs=1M", f"count={dd_mib}", "conv=fsync"])
     _result(ROW_DD, target, dd_mib * b.MiB / seconds / b.MB, "MB/s")
@@ -305,6 +328,11 @@ def _repetition(rep):
             _second_half(target, d, big)
         os.rmdir(src)
 
+    for target, options in FLOORS:
+        with b.floor_mount(floor_mnt, ("--redis", b.SOCK) + options):
+            _first_half(target, b.workdir(floor_mnt, "w"), None, dd=False)
+    b.settle()
+
     d = b.workdir(b.TMPFS, f"w8-{rep}")
     big = _first_half("tmpfs", d, None)
     _second_half("tmpfs", d, big)
@@ -314,6 +342,7 @@ WRITEBACK = ("-o", "writeback")
 stats = {}
 cats = {}  # target -> each repetition's cats, MB/s
 pt_mnt = os.path.join(b.TMP, "pt-8")
+floor_mnt = os.path.join(b.TMP, "floor-8")
 trips = _count_trips()
 for rep in range(b.REPS):
     measured.clear()
@@ -336,12 +365,19 @@ b.note("rt bound: passthrough_ll's time less the tmpfs's, plus the forced round 
        "(row 'server: round trip', the lower of two readings a repetition); dd: the server's SETs overlapped "
        "with FUSE's work, and (Goals) one MiB a round trip in series with it; cat: the GETs overlapped "
        "(bench/README.md, Bounds)")
+b.note("floor+rt: the FUSE floor (fuse_floor.cpp) making each round trip close-to-open forces (EVALSHA of "
+       "`return 1` on the same server) and nothing else, mounted as redisfs is (default_permissions, extended "
+       "attributes: the kernel's GETATTR of a changed directory and GETXATTR of security.capability); "
+       "floor+rt pt: the same mounted as passthrough_ll is (neither); tar x, rm -rf and creates only "
+       "(bench/README.md, Bounds)")
 C2O = ("bound", "under close-to-open")
 SERIAL = ("bound_serial", "while each write(2) waits for the server (the default mode's durability)")
+MEASURED = (("floor_rt_pt", "measured on floor+rt pt"), ("floor_rt", "measured on floor+rt (mounted as redisfs)"))
 for target, label in (("redisfs", ""), ("writeback", " (redisfs -o writeback)")):
     for row, limit in ((ROW_TAR, 0.6), (ROW_RM, 0.6), (ROW_CREATE, 0.8), (ROW_DD, 0.8), (ROW_CAT, 0.8),
                        (ROW_SQL, 0.5)):
-        bounds = () if target == "writeback" else (SERIAL, C2O) if row == ROW_DD else (C2O,)
+        bounds = () if target == "writeback" else (SERIAL, C2O) if row == ROW_DD else \
+            (C2O,) + MEASURED if row in (ROW_TAR, ROW_RM, ROW_CREATE) else (C2O,)
         b.goal(row, f">= {limit * 100:.0f}% of passthrough_ll's speed{label}", "min", limit,
                ref_target="passthrough", show="pct", perf=True, target=target, bounds=bounds)
 b.raw("delete", PREFIX)

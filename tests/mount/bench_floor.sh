@@ -1,0 +1,92 @@
+#!/bin/bash
+# The FUSE floor of bench/run (bench/fuse_floor.cpp) makes, with --redis,
+# the round trips bench/bound.py counts as forced, and only those: workload
+# 8's measured bounds (columns floor+rt, floor+rt pt) are only bounds if it
+# waits for the server exactly where close-to-open makes redisfs wait.
+# Each step below is counted in the server's EVALSHA calls.
+. "$(dirname "$0")/lib.sh"
+need_binary FUSE_FLOOR_BIN
+
+FM=$T/floor
+
+floor_mount() {  # floor_mount OPTION...: fuse_floor on $FM, in the background
+  mkdir -p "$FM"
+  "$FUSE_FLOOR_BIN" "$@" "$FM" >"$T/floor.log" 2>&1 &
+  MOUNT_PIDS[$FM]=$!
+  local i
+  for ((i = 0; i < 200; i++)); do
+    is_mounted "$FM" && return 0
+    sleep 0.05
+  done
+  fail "fuse_floor $* did not mount: $(cat "$T/floor.log")"
+}
+
+evalsha_calls() {
+  local n
+  n=$(rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')
+  echo "${n:-0}"
+}
+
+# trips N WHAT CMD...: CMD makes exactly N round trips
+trips() {
+  local want=$1 what=$2 before after
+  shift 2
+  before=$(evalsha_calls)
+  "$@"
+  after=$(evalsha_calls)
+  (( after - before == want )) || fail "$what: $((after - before)) round trips, not $want"
+}
+
+py() { python3 -c "import os, sys; $1" "$FM"; }
+
+# the same rules, through both mounts bench/run measures
+for options in "--xattrs" "--no-default-permissions"; do
+  floor_mount --redis "$SOCK" $options
+  trips 2 "create, write, close" py "fd = os.open(sys.argv[1] + '/a', os.O_CREAT | os.O_EXCL | os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"
+  trips 1 "create, close" py "os.close(os.open(sys.argv[1] + '/b', os.O_CREAT | os.O_WRONLY))"
+  trips 0 "open, read, close" py "fd = os.open(sys.argv[1] + '/a', os.O_RDONLY); os.read(fd, 10); os.close(fd)"
+  trips 0 "open for writing, close" py "os.close(os.open(sys.argv[1] + '/a', os.O_WRONLY))"
+  trips 0 "chmod, chown, utimes by path" py "p = sys.argv[1] + '/a'; os.chmod(p, 0o600); os.chown(p, 1, 1); os.utime(p, (1, 1))"
+  trips 1 "open, fchmod, close" py "fd = os.open(sys.argv[1] + '/a', os.O_RDONLY); os.fchmod(fd, 0o644); os.close(fd)"
+  trips 1 "write, fsync, close" py "fd = os.open(sys.argv[1] + '/a', os.O_WRONLY); os.write(fd, b'y'); os.fsync(fd); os.close(fd)"
+  trips 2 "write, fsync, write, close" py "fd = os.open(sys.argv[1] + '/a', os.O_WRONLY); os.write(fd, b'y'); os.fsync(fd); os.write(fd, b'z'); os.close(fd)"
+  trips 1 mkdir mkdir "$FM/d"
+  trips 1 mknod mkfifo "$FM/d/fifo"
+  trips 1 symlink ln -s a "$FM/s"
+  [[ $(readlink "$FM/s") == a ]] || fail "readlink: $(readlink "$FM/s")"
+  trips 1 link ln "$FM/a" "$FM/d/a2"
+  [[ $(stat -c %h "$FM/a") == 2 ]] || fail "link count after ln: $(stat -c %h "$FM/a")"
+  trips 1 rename mv "$FM/b" "$FM/d/b"
+  trips 0 "stat, readdir" ls -laR "$FM" >/dev/null
+  trips 4 "unlink, unlink, unlink, rmdir" rm -r "$FM/d"
+  trips 2 "unlink, unlink" rm "$FM/a" "$FM/s"
+  [[ -z $(ls -A "$FM") ]] || fail "left after rm: $(ls -A "$FM")"
+  unmount_at "$FM"
+done
+
+# extended attributes: with --xattrs there are none (ENODATA), as on a
+# filesystem that has them; without, the kernel is told there is no
+# getxattr at all (EOPNOTSUPP from then on)
+getx() { python3 -c "
+import errno, os, sys
+try:
+    os.getxattr(sys.argv[1], 'user.x')
+except OSError as e:
+    names = {errno.ENODATA: 'ENODATA', errno.EOPNOTSUPP: 'EOPNOTSUPP'}
+    print(names.get(e.errno, errno.errorcode.get(e.errno, e.errno)))" "$FM"; }
+floor_mount --redis "$SOCK" --xattrs
+[[ $(getx) == ENODATA ]] || fail "--xattrs: getxattr answered $(getx)"
+unmount_at "$FM"
+floor_mount
+[[ $(getx) == EOPNOTSUPP ]] || fail "no --xattrs: getxattr answered $(getx)"
+# without --redis nothing goes to a server
+trips 0 "the floor without --redis" py "os.mkdir(sys.argv[1] + '/d'); fd = os.open(sys.argv[1] + '/d/f', os.O_CREAT | os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"
+unmount_at "$FM"
+
+# a server it cannot reach is one line and exit 1, not a mount
+rc=0
+"$FUSE_FLOOR_BIN" --redis "$T/no.sock" "$FM" 2>"$T/err" || rc=$?
+(( rc == 1 )) || fail "an unreachable server: exit $rc"
+grep -q "cannot load a script into the server at $T/no.sock" "$T/err" || fail "message: $(cat "$T/err")"
+! is_mounted "$FM" || fail "mounted without its server"
+echo "bench_floor: ok"
