@@ -198,15 +198,34 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   fuse_reply_attr(req, &n.st, k_timeout);
 }
 
+// Whether `dir` has an entry `name`: then EEXIST is answered (under
+// g_mutex).
+bool taken(fuse_req_t req, const Node& dir, const char* name) {
+  if (dir.entries.count(name) == 0) {
+    return false;
+  }
+  fuse_reply_err(req, EEXIST);
+  return true;
+}
+
+// Answers a lookup of `n` (with its open file for a create).
+void reply_node(fuse_req_t req, const Node& n, fuse_file_info* fi) {
+  fuse_entry_param e{};
+  fill_entry(e, n);
+  if (fi != nullptr) {
+    fuse_reply_create(req, &e, fi);
+  } else {
+    fuse_reply_entry(req, &e);
+  }
+}
+
 // Links a new node under parent/name (EEXIST if taken): a change, so one
 // round trip first.
 void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi,
           const char* target = nullptr) {
   round_trip();
   std::lock_guard lock(g_mutex);
-  auto& dir = g_nodes[parent];
-  if (dir.entries.count(name) != 0) {
-    fuse_reply_err(req, EEXIST);
+  if (taken(req, g_nodes[parent], name)) {
     return;
   }
   Node& n = new_node(fuse_req_ctx(req), mode);
@@ -222,13 +241,7 @@ void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse
     g_nodes[parent].st.st_nlink++;
   }
   touch_dir(g_nodes[parent]);
-  fuse_entry_param e {};
-  fill_entry(e, n);
-  if (fi != nullptr) {
-    fuse_reply_create(req, &e, fi);
-  } else {
-    fuse_reply_entry(req, &e);
-  }
+  reply_node(req, n, fi);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -261,26 +274,32 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name
   round_trip();
   std::lock_guard lock(g_mutex);
   auto& dir = g_nodes[parent];
-  if (dir.entries.count(name) != 0) {
-    fuse_reply_err(req, EEXIST);
+  if (taken(req, dir, name)) {
     return;
   }
   Node& n = g_nodes[ino];
   n.st.st_nlink++;
   dir.entries[name] = ino;
   touch_dir(dir);
-  fuse_entry_param e{};
-  fill_entry(e, n);
-  fuse_reply_entry(req, &e);
+  reply_node(req, n, nullptr);
+}
+
+// The entry `name` of `dir`, or its end() once ENOENT is answered (under
+// g_mutex).
+std::map<std::string, fuse_ino_t>::iterator find_entry(fuse_req_t req, Node& dir, const char* name) {
+  auto it = dir.entries.find(name);
+  if (it == dir.entries.end()) {
+    fuse_reply_err(req, ENOENT);
+  }
+  return it;
 }
 
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
   round_trip();
   std::lock_guard lock(g_mutex);
   auto& p = g_nodes[parent];
-  auto it = p.entries.find(name);
+  auto it = find_entry(req, p, name);
   if (it == p.entries.end()) {
-    fuse_reply_err(req, ENOENT);
     return;
   }
   Node& n = g_nodes[it->second];
@@ -310,9 +329,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   round_trip();
   std::lock_guard lock(g_mutex);
   auto& from = g_nodes[parent];
-  auto it = from.entries.find(name);
+  auto it = find_entry(req, from, name);
   if (it == from.entries.end()) {
-    fuse_reply_err(req, ENOENT);
     return;
   }
   fuse_ino_t moved = it->second;
