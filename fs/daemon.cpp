@@ -470,7 +470,8 @@ class Heartbeat {
   }
 
   // What crashed mounts left behind (their open counts, their orphans):
-  // every live mount clears it, a bounded piece with each heartbeat.
+  // every live mount clears it, a bounded piece with each heartbeat (the
+  // open counts' SCAN only after a crash was seen: Store::sweep_dead_mounts).
   void sweep() {
     auto done = m_store.sweep_dead_mounts(k_sweep_scan_calls);
     if (!done) {

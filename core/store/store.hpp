@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,15 +28,15 @@
 #include <utility>
 #include <vector>
 
+#include "redis/redis.hpp"
 #include "store/attr_cache.hpp"
 #include "store/dir_names.hpp"
-#include "store/removed_names.hpp"
 #include "store/inode.hpp"
 #include "store/keys.hpp"
-#include "redis/redis.hpp"
+#include "store/removed_names.hpp"
+#include "store/superblock.hpp"
 #include "util/buffer_pool.hpp"
 #include "util/result.hpp"
-#include "store/superblock.hpp"
 
 namespace redisfs {
 
@@ -134,6 +135,10 @@ struct StoreOptions {
   // registration is refused while another mount is live, and every other
   // mount's while it is (keys.hpp, WRITEBACK; session.lua).
   bool writeback = false;
+  // sweep_dead_mounts looks for dead mounts' open counts (a SCAN of the
+  // keyspace, a bounded piece a call) when it has seen a crash, and
+  // otherwise only this long after its last look began.
+  double sweep_recheck_seconds = 600;
 };
 
 class Store {
@@ -338,6 +343,15 @@ class Store {
   Status sync_answered(std::int64_t asked);
   // Both sweeps: what every live mount runs with its heartbeat, so that a
   // crashed mount's opens and orphans go even if no mount starts again.
+  // The orphans (one HGETALL) and the register's dead fields are cleared at
+  // every call. The open counts sit in one key per file, found only by a
+  // SCAN of the whole keyspace (bounded to `max_scan_calls` pages a call,
+  // going on at the next): a pass of it starts at the first call, at the
+  // call that drops a dead mount's registration (in that same call), after
+  // a pass that failed, and otherwise sweep_recheck_seconds after the last
+  // pass began, for a crash whose registration another mount dropped and
+  // that mount did not live to sweep. So a server crowded with other keys
+  // is not scanned without end by every mount.
   struct SweepResult {
     std::size_t orphans = 0;
     std::size_t opens = 0;
@@ -500,6 +514,9 @@ class Store {
   // A read-only open whose registration failed (a replica refuses writes)
   // still must not mount a filesystem a writeback mount holds: EBUSY then.
   Status check_not_held(Connection& c);
+  // Whether sweep_dead_mounts runs a piece of the open counts' pass now
+  // (see there); `crash_seen`: this call dropped a dead registration.
+  bool opens_pass_due(bool crash_seen);
 
   Pool& m_pool;
   Keys m_keys;
@@ -525,6 +542,10 @@ class Store {
 
   std::mutex m_sweep_mutex;
   std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
+  // sweep_dead_mounts' pass of the open counts (guarded by m_sweep_mutex):
+  // whether one is wanted, and when the last began
+  bool m_sweep_wanted = true;
+  std::chrono::steady_clock::time_point m_sweep_pass_began{};
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

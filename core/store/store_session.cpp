@@ -511,6 +511,21 @@ Status Store::sync_answered(std::int64_t asked) {
   return {};
 }
 
+bool Store::opens_pass_due(bool crash_seen) {
+  std::lock_guard lock(m_sweep_mutex);
+  if (m_sweep_cursor != "0") {
+    return true;  // a pass goes on where the last call stopped
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const auto recheck = std::chrono::duration<double>(m_opts.sweep_recheck_seconds);
+  if (!crash_seen && !m_sweep_wanted && now - m_sweep_pass_began < recheck) {
+    return false;
+  }
+  m_sweep_wanted = false;
+  m_sweep_pass_began = now;
+  return true;
+}
+
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
   SweepResult done;
   // Each sweep runs whatever the one before met (a damaged orphan must not
@@ -535,33 +550,45 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     return e;
   };
   note(purge_dead_orphans(&done.orphans));
-  note(sweep_dead_opens(max_scan_calls, nullptr, &done.opens));
-  // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
-  // or every copy, delete and list would read it again.
   if (m_opts.read_only) {
-    return finish();
+    return finish();  // (a read-only mount records no opens, and drops nothing)
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
-  auto listed = c->command({"HKEYS", m_keys.mounts()});
-  if (!listed.ok()) {
-    if (c->broken()) {
+  // The mounts' register (keys.hpp) keeps a crashed mount's field: drop it,
+  // or every copy, delete and list would read it again. First, so that a
+  // crash it finds starts the pass of the open counts in this call.
+  {
+    TRY_ASSIGN(auto c, m_pool.acquire());
+    auto listed = c->command({"HKEYS", m_keys.mounts()});
+    if (!listed.ok() && c->broken()) {
       return std::move(listed).error();
     }
-    return finish();  // not a hash: fsck's to report
-  }
-  const Reply& ids = *listed;
-  std::vector<std::string> keys{m_keys.mounts()};
-  std::vector<std::string> args;
-  for (std::size_t i = 0; i < ids.view().size(); ++i) {
-    std::string id(ids.view()[i].str());
-    if (id != m_opts.session) {
-      keys.push_back(m_keys.mount(id));
-      args.push_back(std::move(id));
+    std::vector<std::string> keys{m_keys.mounts()};
+    std::vector<std::string> args;
+    for (std::size_t i = 0; listed.ok() && i < listed->view().size(); ++i) {  // (not a hash: fsck's to report)
+      std::string id(listed->view()[i].str());
+      if (id != m_opts.session) {
+        keys.push_back(m_keys.mount(id));
+        args.push_back(std::move(id));
+      }
+    }
+    if (!args.empty()) {
+      auto pruned = c->eval(lua::prune_mounts, keys, args);
+      if (!pruned.ok() && c->broken()) {
+        return std::move(pruned).error();
+      }
+      if (pruned.ok()) {
+        done.registrations = static_cast<std::size_t>(std::max(0LL, pruned->view().integer()));
+      }
+      note(std::move(pruned));
     }
   }
-  if (!args.empty()) {
-    TRY_ASSIGN(Reply r, c->eval(lua::prune_mounts, keys, args));
-    done.registrations = static_cast<std::size_t>(std::max(0LL, r.view().integer()));
+  if (opens_pass_due(done.registrations > 0)) {
+    auto swept = sweep_dead_opens(max_scan_calls, nullptr, &done.opens);
+    if (!swept.ok()) {
+      std::lock_guard lock(m_sweep_mutex);
+      m_sweep_wanted = true;  // a file it could not clear: the next call looks again
+    }
+    note(std::move(swept));
   }
   return finish();
 }

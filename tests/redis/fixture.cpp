@@ -132,6 +132,15 @@ Content content(Connection& c, const std::string& prefix) {
   return out;
 }
 
+long long command_calls(Connection& c, std::string_view command) {
+  auto r = c.command({"INFO", "commandstats"});
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  const std::string info(r->view().str());
+  const std::string tag = "cmdstat_" + std::string(command) + ":calls=";
+  auto at = info.find(tag);
+  return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + tag.size());
+}
+
 std::size_t delete_prefix(Connection& c, const std::string& prefix) {
   auto scanned = _scan(c, prefix);
   if (!scanned.ok()) {

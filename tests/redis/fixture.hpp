@@ -19,10 +19,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "store/keys.hpp"
 #include "redis/redis.hpp"
+#include "store/keys.hpp"
 #include "util/result.hpp"
 
 namespace redisfs::test {
@@ -49,6 +50,10 @@ using Content = std::map<std::string, std::string>;
 Content content(Connection& c, const std::string& prefix);
 // Deletes every key under "<prefix>:"; returns how many.
 std::size_t delete_prefix(Connection& c, const std::string& prefix);
+// How many times the server ran `command` (lower case, e.g. "evalsha"; the
+// calls scripts make count too), from INFO commandstats: a case counts a
+// step's calls as the difference of two readings.
+long long command_calls(Connection& c, std::string_view command);
 
 // A scratch directory for the case (under REDISFS_TEST_TMPDIR, else TMPDIR),
 // removed with everything in it when the object goes away.

@@ -31,15 +31,6 @@ namespace {
 
 const Caller k_user{1000, 1000};
 
-// Calls of `command` the server has run (INFO commandstats; those a script
-// runs count too).
-long long _calls(Connection& c, std::string_view command) {
-  std::string info(ok(c.command({"INFO", "commandstats"})).view().str());
-  const std::string tag = "cmdstat_" + std::string(command) + ":calls=";
-  auto at = info.find(tag);
-  return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + tag.size());
-}
-
 struct Dumped {
   std::string doc;
   long long bitops = 0;  // blocks compared on the server
@@ -52,11 +43,11 @@ Dumped _dump(Pool& pool, Connection& c, const std::string& snap, const std::stri
   DumpOptions opts;
   opts.quiet = true;
   std::ostringstream out;
-  long long before = _calls(c, "bitop");
+  long long before = test::command_calls(c, "bitop");
   auto r = dump_incremental(pool, snap, base, out, opts);
   unsetenv("REDISFS_FAULT");
   ok(std::move(r));
-  return {out.str(), _calls(c, "bitop") - before};
+  return {out.str(), test::command_calls(c, "bitop") - before};
 }
 
 // Both ways give the same document; returns the blocks each compared.

@@ -65,16 +65,6 @@ std::set<std::string> _walked(Connection& c, const std::string& prefix, KeyWalkR
   return out;
 }
 
-std::uint64_t _scan_calls(Connection& c) {
-  auto r = ok(c.command({"INFO", "commandstats"}));
-  std::string text(r.view().str());
-  auto at = text.find("cmdstat_scan:calls=");
-  if (at == std::string::npos) {
-    return 0;
-  }
-  return std::stoull(text.substr(at + 19));
-}
-
 // Every odd state the scripts make: a sparse file with missing blocks, a
 // short last block, a file grown past its data, a huge sparse file storing
 // nothing, hard links, an unlinked-but-open orphan, xattrs, an empty
@@ -283,11 +273,11 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
   std::set<std::string> src = _scanned(conn(), prefix);
   std::string dst = extra_prefix();
 
-  std::uint64_t before = _scan_calls(conn());
+  long long before = test::command_calls(conn(), "scan");
   CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
   std::string text = _dump(pool, prefix);
   DeleteStats deleted = ok(delete_prefix(pool, dst, false, true));
-  std::uint64_t after = _scan_calls(conn());
+  long long after = test::command_calls(conn(), "scan");
   CHECK(after == before);
   CHECK(copied.warning.empty());
   // All but the orphan's five keys and ORPHANS, and the superblock.
@@ -296,9 +286,9 @@ TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list nev
   CHECK(text.find("\"ORPHANS\"") != std::string::npos);
 
   // list reads the register of filesystems, not the keyspace.
-  std::uint64_t list_before = _scan_calls(conn());
+  long long list_before = test::command_calls(conn(), "scan");
   auto list = ok(list_filesystems(pool, false));
-  CHECK(_scan_calls(conn()) == list_before);
+  CHECK(test::command_calls(conn(), "scan") == list_before);
   auto listed = [](const std::vector<FsInfo>& all, const std::string& p) {
     return std::any_of(all.begin(), all.end(), [&](const FsInfo& fs) { return fs.prefix == p; });
   };

@@ -169,12 +169,6 @@ TEST_CASE_FIXTURE(RedisFixture, "an orphan's release on damaged keys: an error o
 
 namespace {
 
-long long _evalsha_calls(Connection& c) {
-  std::string info(ok(c.command({"INFO", "commandstats"})).view().str());
-  auto at = info.find("cmdstat_evalsha:calls=");
-  return at == std::string::npos ? 0 : std::stoll(info.substr(at + 22));
-}
-
 // The files of one batch, made by `a` (this mount) with `b` another, each
 // named with `tag`: their releases by `a`, and what each must answer.
 struct Batch {
@@ -233,7 +227,7 @@ TEST_CASE_FIXTURE(RedisFixture,
   const auto trips = redis_counters().round_trips;
   auto together = a->release_files(all.releases);
   CHECK(redis_counters().round_trips - trips == 1);
-  CHECK(_evalsha_calls(conn()) == 3);  // the plain ones before the orphan, the orphan's, those after it
+  CHECK(test::command_calls(conn(), "evalsha") == 3);  // the plain ones before the orphan, the orphan's, those after it
 
   REQUIRE(together.size() == all.releases.size());
   const char* names[] = {"kept",        "twice",  "shared", "theirs",   "mine",
@@ -291,7 +285,7 @@ TEST_CASE_FIXTURE(RedisFixture, "releases past a script's worth go in more scrip
   const auto trips = redis_counters().round_trips;
   auto done = s->release_files(batch);
   CHECK(redis_counters().round_trips - trips == 1);
-  CHECK(_evalsha_calls(conn()) == 2);
+  CHECK(test::command_calls(conn(), "evalsha") == 2);
   REQUIRE(done.size() == n);
   for (auto& r : done) {
     CHECK(ok(std::move(r)) == Store::Released::held);

@@ -834,11 +834,7 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after
   auto s = _open(pool, prefix);
   auto other = _open(pool, prefix);  // another mount: the server's
   Connection& c = conn();
-  auto evalsha = [&] {
-    std::string info(_ok(c.command({"INFO", "commandstats"})).view().str());
-    auto at = info.find("cmdstat_evalsha:calls=");
-    return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + 22);
-  };
+  auto evalsha = [&] { return test::command_calls(c, "evalsha"); };
   SetAttrRequest chown;
   chown.uid = 1234;
   chown.gid = 99;
@@ -2040,6 +2036,60 @@ TEST_CASE_FIXTURE(RedisFixture, "a live mount sweeps the open counts and orphans
   CHECK(_ok(a->sweep_dead_mounts(1000)).opens == 0);  // nothing left to do
   CHECK(_ok(a->release_file(kept.ino)) == false);
   CHECK(_ok(conn().command({"EXISTS", keys.open(kept.ino)})).view().integer() == 0);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "sweeps: the open counts are looked for after a crash is seen and not at every call") {
+  // Finding dead mounts' open counts takes a SCAN of the whole keyspace.
+  // A mount looks at its first call, at the call that drops a dead mount's
+  // registration, and otherwise sweep_recheck_seconds after its last look:
+  // not at every heartbeat, which on a server crowded with other keys
+  // would have every mount scan it without end.
+  auto a = _open(pool, prefix);
+  Connection& c = conn();
+  auto scans = [&] { return test::command_calls(c, "scan"); };
+  auto f = _ok(a->create(k_root_ino, "f", 0644, k_user));
+  CHECK(_ok(a->release_file(f.ino)) == false);
+  long long before = scans();
+  _ok(a->sweep_dead_mounts(1000));
+  CHECK(scans() > before);  // the first call looks
+  before = scans();
+  _ok(a->sweep_dead_mounts(1000));
+  CHECK(scans() == before);  // nothing seen since: no look
+
+  // b dies holding f open, and another mount dropped its registration
+  // first (that mount looks): a does not, until its recheck
+  Pool pool_b(test::test_url(), "redisfs:test-b");
+  auto b = _open(pool_b, prefix);
+  _ok(b->open_file(f.ino));
+  _ok(c.command({"DEL", keys.mount(b->session())}));
+  _ok(c.command({"HDEL", keys.mounts(), b->session()}));
+  before = scans();
+  auto swept = _ok(a->sweep_dead_mounts(1000));
+  CHECK(scans() == before);
+  CHECK(swept.opens == 0);
+  CHECK(_ok(c.command({"HEXISTS", keys.open(f.ino), b->session()})).view().integer() == 1);
+
+  // d dies holding f open, its registration left: the call that drops it
+  // looks at once, and clears both dead counts
+  Pool pool_d(test::test_url(), "redisfs:test-d");
+  auto d = _open(pool_d, prefix);
+  _ok(d->open_file(f.ino));
+  _ok(c.command({"DEL", keys.mount(d->session())}));
+  before = scans();
+  swept = _ok(a->sweep_dead_mounts(1000));
+  CHECK(scans() > before);
+  CHECK(swept.registrations == 1);
+  CHECK(swept.opens == 2);
+  CHECK(_ok(c.command({"EXISTS", keys.open(f.ino)})).view().integer() == 0);
+
+  // the recheck: with sweep_recheck_seconds 0, every call looks
+  StoreOptions often;
+  often.sweep_recheck_seconds = 0;
+  auto e = _open(pool, prefix, often);
+  _ok(e->sweep_dead_mounts(1000));
+  before = scans();
+  _ok(e->sweep_dead_mounts(1000));
+  CHECK(scans() > before);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "sweeps: a file they cannot clear does not keep the others") {
