@@ -137,8 +137,8 @@ struct StoreOptions {
   bool writeback = false;
   // sweep_dead_mounts looks for dead mounts' open counts (a SCAN of the
   // keyspace, a bounded piece a call) when it has seen a crash, and
-  // otherwise only this long after its last look began.
-  double sweep_recheck_seconds = 600;
+  // otherwise only this long after its last look ended.
+  double sweep_recheck_seconds = 3600;
 };
 
 class Store {
@@ -349,9 +349,9 @@ class Store {
   // going on at the next): a pass of it starts at the first call, at the
   // call that drops a dead mount's registration (in that same call), after
   // a pass that failed, and otherwise sweep_recheck_seconds after the last
-  // pass began, for a crash whose registration another mount dropped and
-  // that mount did not live to sweep. So a server crowded with other keys
-  // is not scanned without end by every mount.
+  // pass ended, for a crash whose registration another mount dropped and
+  // that mount did not live (or stay mounted) to sweep. So a server
+  // crowded with other keys is not scanned without end by every mount.
   struct SweepResult {
     std::size_t orphans = 0;
     std::size_t opens = 0;
@@ -517,6 +517,8 @@ class Store {
   // Whether sweep_dead_mounts runs a piece of the open counts' pass now
   // (see there); `crash_seen`: this call dropped a dead registration.
   bool opens_pass_due(bool crash_seen);
+  // After that piece: whether it failed, and whether it ended the pass.
+  void opens_pass_ran(bool failed, bool pass_done);
 
   Pool& m_pool;
   Keys m_keys;
@@ -543,9 +545,9 @@ class Store {
   std::mutex m_sweep_mutex;
   std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
   // sweep_dead_mounts' pass of the open counts (guarded by m_sweep_mutex):
-  // whether one is wanted, and when the last began
+  // whether one is wanted, and when the last ended
   bool m_sweep_wanted = true;
-  std::chrono::steady_clock::time_point m_sweep_pass_began{};
+  std::chrono::steady_clock::time_point m_sweep_pass_ended{};
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino

@@ -516,14 +516,22 @@ bool Store::opens_pass_due(bool crash_seen) {
   if (m_sweep_cursor != "0") {
     return true;  // a pass goes on where the last call stopped
   }
-  const auto now = std::chrono::steady_clock::now();
   const auto recheck = std::chrono::duration<double>(m_opts.sweep_recheck_seconds);
-  if (!crash_seen && !m_sweep_wanted && now - m_sweep_pass_began < recheck) {
+  if (!crash_seen && !m_sweep_wanted && std::chrono::steady_clock::now() - m_sweep_pass_ended < recheck) {
     return false;
   }
   m_sweep_wanted = false;
-  m_sweep_pass_began = now;
   return true;
+}
+
+void Store::opens_pass_ran(bool failed, bool pass_done) {
+  std::lock_guard lock(m_sweep_mutex);
+  if (failed) {
+    m_sweep_wanted = true;  // a file it could not clear: the next call looks again
+  }
+  if (pass_done) {
+    m_sweep_pass_ended = std::chrono::steady_clock::now();
+  }
 }
 
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
@@ -583,11 +591,9 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
     }
   }
   if (opens_pass_due(done.registrations > 0)) {
-    auto swept = sweep_dead_opens(max_scan_calls, nullptr, &done.opens);
-    if (!swept.ok()) {
-      std::lock_guard lock(m_sweep_mutex);
-      m_sweep_wanted = true;  // a file it could not clear: the next call looks again
-    }
+    bool pass_done = false;
+    auto swept = sweep_dead_opens(max_scan_calls, &pass_done, &done.opens);
+    opens_pass_ran(!swept.ok(), pass_done);
     note(std::move(swept));
   }
   return finish();
