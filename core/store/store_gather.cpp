@@ -370,9 +370,7 @@ std::vector<Ino> Store::gathered_inos() {
 }
 
 void Store::settle_all() {
-  for (Ino ino : gathered_inos()) {
-    (void)settle(ino);  // an error waits for that file's flush()
-  }
+  (void)send_all_gathered();  // an error waits for that file's flush()
 }
 
 Status Store::each_gathered(Status (Store::*step)(Ino)) {
