@@ -96,6 +96,7 @@ void round_trip() {
 bool load_script() {
   redisContext* c = redisConnectUnix(g_socket);
   if (c == nullptr || c->err != 0) {
+    redisFree(c);  // (null: nothing)
     return false;
   }
   auto* reply = static_cast<redisReply*>(redisCommand(c, "SCRIPT LOAD %s", "return 1"));
