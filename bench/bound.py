@@ -152,13 +152,6 @@ def time_bound(base, tmpfs, trips, price):
     return max(base - tmpfs, 0.0) + trips * price
 
 
-def serial_stream_bound(base, tmpfs, server):
-    """The highest rate (MB/s) of a stream of 1 MiB requests sent one at a
-    time, each waiting for the server: rates of passthrough_ll (`base`),
-    the tmpfs and the server's best rate with one MiB a round trip."""
-    return 1.0 / (max(1.0 / base - 1.0 / tmpfs, 0.0) + 1.0 / server)
-
-
 def overlapped_stream_bound(base, tmpfs, server):
     """The highest rate (MB/s) when the server's work overlaps FUSE's
     entirely: the slower of the two."""

@@ -23,19 +23,27 @@
 // asking after the first. --no-default-permissions mounts without
 // default_permissions, as passthrough_ll does: the kernel then checks no
 // permission itself, and sends no GETATTR of a directory it changed.
+// --data (with --redis) stores each write's bytes on the server before it
+// answers the write: one SET of a key of their own, on the request
+// thread's connection, as redisfs's default mode sends a write of a file
+// past its gathering bound before write(2) returns (workload 8's dd on
+// the floor). It deletes those keys when it is unmounted.
 //
 // Enough for the workloads that run on it: lookup, getattr, setattr, create,
 // mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
 // fsync, release, opendir/readdir(plus), statfs. File contents are not kept
-// (reads return nothing; a write only moves the size).
+// (reads return nothing; a write only moves the size, and with --data
+// leaves its bytes on the server).
 //
-//   fuse_floor [--redis SOCKET] [--xattrs] [--no-default-permissions] MOUNTPOINT
+//   fuse_floor [--redis SOCKET [--data]] [--xattrs] [--no-default-permissions] MOUNTPOINT
 //                                (stays in the foreground until unmounted)
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <hiredis/hiredis.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,6 +53,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -68,14 +77,13 @@ constexpr double k_timeout = 1.0;
 // --redis: the server's socket and the SHA of `return 1` on it
 const char* g_socket = nullptr;
 std::string g_sha;
+// --data: the keys the writes stored (under g_mutex), deleted at unmount
+bool g_data = false;
+std::set<std::string> g_data_keys;
 
-// One round trip to the server, on the calling thread's own connection
-// (made at its first use). Exits on a failure: the measurement would be
-// wrong, not slow.
-void round_trip() {
-  if (g_socket == nullptr) {
-    return;
-  }
+// The calling thread's own connection to the server, made at its first
+// use. Exits on a failure: the measurement would be wrong, not slow.
+redisContext* connection() {
   thread_local redisContext* c = nullptr;
   if (c == nullptr) {
     c = redisConnectUnix(g_socket);
@@ -84,12 +92,88 @@ void round_trip() {
       std::exit(1);
     }
   }
-  auto* reply = static_cast<redisReply*>(redisCommand(c, "EVALSHA %s 0", g_sha.c_str()));
-  if (reply == nullptr || reply->type != REDIS_REPLY_INTEGER) {
-    std::fprintf(stderr, "fuse_floor: EVALSHA failed on %s\n", g_socket);
+  return c;
+}
+
+// A command's reply, which must be of type `want` (exits otherwise).
+void expect_reply(void* reply, int want, const char* what) {
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr || r->type != want) {
+    std::fprintf(stderr, "fuse_floor: %s failed on %s\n", what, g_socket);
     std::exit(1);
   }
-  freeReplyObject(reply);
+  freeReplyObject(r);
+}
+
+// One round trip to the server, on the calling thread's connection.
+void round_trip() {
+  if (g_socket == nullptr) {
+    return;
+  }
+  expect_reply(redisCommand(connection(), "EVALSHA %s 0", g_sha.c_str()), REDIS_REPLY_INTEGER, "EVALSHA");
+}
+
+// --data: the bytes of a write of `ino` at `off` stored on the server, in
+// one round trip. The command goes out in one writev from the request's
+// own buffer, not through hiredis's output buffer (which copies the
+// bytes, then moves what is left after each partial write): the floor
+// must cost no more than any implementation would.
+void store_data(fuse_ino_t ino, off_t off, const char* buf, size_t size) {
+  std::string key = "fuse_floor:" + std::to_string(getpid()) + ":" + std::to_string(ino) + ":" + std::to_string(off);
+  std::string head =
+      "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n$" + std::to_string(size) + "\r\n";
+  char tail[] = "\r\n";
+  iovec iov[] = {{head.data(), head.size()}, {const_cast<char*>(buf), size}, {tail, 2}};
+  redisContext* c = connection();
+  iovec* at = iov;
+  int left = 3;
+  while (left > 0) {
+    ssize_t n = writev(c->fd, at, left);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      std::fprintf(stderr, "fuse_floor: cannot send to %s: %s\n", g_socket, std::strerror(errno));
+      std::exit(1);
+    }
+    auto done = static_cast<size_t>(n);
+    while (left > 0 && done >= at->iov_len) {
+      done -= at->iov_len;
+      ++at;
+      --left;
+    }
+    if (left > 0) {
+      at->iov_base = static_cast<char*>(at->iov_base) + done;
+      at->iov_len -= done;
+    }
+  }
+  void* reply = nullptr;
+  if (redisGetReply(c, &reply) != REDIS_OK) {
+    reply = nullptr;
+  }
+  expect_reply(reply, REDIS_REPLY_STATUS, "SET");
+  std::lock_guard lock(g_mutex);
+  g_data_keys.insert(std::move(key));
+}
+
+// Deletes what the writes stored; false if the server cannot be reached.
+bool drop_data() {
+  redisContext* c = redisConnectUnix(g_socket);
+  bool ok = c != nullptr && c->err == 0;
+  std::vector<const char*> argv{"DEL"};
+  for (auto it = g_data_keys.begin(); ok && it != g_data_keys.end();) {
+    argv.resize(1);
+    for (; it != g_data_keys.end() && argv.size() <= 1000; ++it) {
+      argv.push_back(it->c_str());
+    }
+    auto* reply = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), nullptr));
+    ok = reply != nullptr && reply->type == REDIS_REPLY_INTEGER;
+    if (reply != nullptr) {
+      freeReplyObject(reply);
+    }
+  }
+  redisFree(c);
+  return ok;
 }
 
 // Loads `return 1` into the server; false if it cannot be reached.
@@ -383,7 +467,10 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void op_read(fuse_req_t req, fuse_ino_t, size_t, off_t, fuse_file_info*) { fuse_reply_buf(req, nullptr, 0); }
 
-void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t size, off_t off, fuse_file_info*) {
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  if (g_data) {
+    store_data(ino, off, buf, size);
+  }
   std::lock_guard lock(g_mutex);
   Node& n = g_nodes[ino];
   n.st.st_size = std::max<off_t>(n.st.st_size, off + static_cast<off_t>(size));
@@ -443,11 +530,13 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
 void op_init(void*, fuse_conn_info* conn) {
   conn->want |= conn->capable & (FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS);
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC);
+  conn->max_write = 1024 * 1024;  // as redisfs asks (fs/op_init.cpp)
   conn->time_gran = 1;
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: fuse_floor [--redis SOCKET] [--xattrs] [--no-default-permissions] MOUNTPOINT\n");
+  std::fprintf(stderr,
+               "usage: fuse_floor [--redis SOCKET [--data]] [--xattrs] [--no-default-permissions] MOUNTPOINT\n");
   return 2;
 }
 
@@ -461,6 +550,8 @@ int main(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "--redis" && i + 1 < argc) {
       g_socket = argv[++i];
+    } else if (arg == "--data") {
+      g_data = true;
     } else if (arg == "--xattrs") {
       xattrs = true;
     } else if (arg == "--no-default-permissions") {
@@ -471,7 +562,7 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (mountpoint == nullptr) {
+  if (mountpoint == nullptr || (g_data && g_socket == nullptr)) {
     return usage();
   }
   if (g_socket != nullptr && !load_script()) {
@@ -533,5 +624,9 @@ int main(int argc, char** argv) {
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);
   fuse_session_destroy(se);
+  if (!g_data_keys.empty() && !drop_data()) {
+    std::fprintf(stderr, "fuse_floor: cannot delete the data it stored on %s\n", g_socket);
+    return 1;
+  }
   return rc == 0 ? 0 : 1;
 }

@@ -101,10 +101,6 @@ class Arithmetic(unittest.TestCase):
     def test_time_bound_never_goes_below_the_round_trips(self):
         self.assertAlmostEqual(bound.time_bound(0.1, 0.2, 100, 1e-3), 0.1)
 
-    def test_serial_stream_adds_the_times_of_a_mib(self):
-        # passthrough_ll 1,000 MB/s, tmpfs 4,000, the server 500: 1/(1/1000 - 1/4000 + 1/500)
-        self.assertAlmostEqual(bound.serial_stream_bound(1000, 4000, 500), 1 / (0.00075 + 0.002))
-
     def test_overlapped_stream_is_the_slower_stage(self):
         self.assertAlmostEqual(bound.overlapped_stream_bound(1000, 4000, 500), 500)
         self.assertAlmostEqual(bound.overlapped_stream_bound(1000, 4000, 5000), 1 / 0.00075)

@@ -83,6 +83,34 @@ floor_mount
 trips 0 "the floor without --redis" py "os.mkdir(sys.argv[1] + '/d'); fd = os.open(sys.argv[1] + '/d/f', os.O_CREAT | os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"
 unmount_at "$FM"
 
+# --data: each write's bytes are on the server before the write is
+# answered, one SET a write (the close still makes its one round trip),
+# and the floor deletes them when it is unmounted
+set_calls() {
+  local n
+  n=$(rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_set:calls=\([0-9]*\),.*/\1/p')
+  echo "${n:-0}"
+}
+floor_mount --redis "$SOCK" --xattrs --data
+head -c 3145728 /dev/urandom >"$T/src"
+s0=$(set_calls)
+trips 2 "create, 3 writes of 1 MiB, close" dd if="$T/src" of="$FM/big" bs=1M status=none
+(( $(set_calls) - s0 == 3 )) || fail "--data: $(( $(set_calls) - s0 )) SETs for 3 writes, not 3"
+mapfile -t data_keys < <(rcli --scan --pattern 'fuse_floor:*' | sort -t: -k4 -n)
+(( ${#data_keys[@]} == 3 )) || fail "--data: keys on the server: ${data_keys[*]}"
+for ((i = 0; i < 3; i++)); do
+  [[ ${data_keys[i]} == *":$((i * 1048576))" ]] || fail "--data: key ${data_keys[i]}, not of offset $((i * 1048576))"
+  [[ $(rcli strlen "${data_keys[i]}") == 1048576 ]] || fail "--data: ${data_keys[i]} holds $(rcli strlen "${data_keys[i]}") bytes"
+  cmp -s <(rcli --raw get "${data_keys[i]}" | head -c 1048576) <(dd if="$T/src" bs=1M skip=$i count=1 status=none) ||
+    fail "--data: ${data_keys[i]} does not hold the bytes written at its offset"
+done
+unmount_at "$FM"
+[[ -z $(rcli --scan --pattern 'fuse_floor:*') ]] || fail "--data: keys left after unmount: $(rcli --scan --pattern 'fuse_floor:*')"
+# (--data needs a server)
+rc=0
+"$FUSE_FLOOR_BIN" --data "$FM" 2>"$T/err" || rc=$?
+(( rc == 2 )) || fail "--data without --redis: exit $rc, not 2"
+
 # a server it cannot reach is one line and exit 1, not a mount
 rc=0
 "$FUSE_FLOOR_BIN" --redis "$T/no.sock" "$FM" 2>"$T/err" || rc=$?
