@@ -351,7 +351,8 @@ struct Node {
   std::string address;  // host:port, or the socket path
   std::unique_ptr<Transport> t;
   redisReader* reader = nullptr;
-  std::string out;        // formatted commands not sent yet
+  std::size_t reply_read = 0;  // bytes of the reply in progress hiredis consumed (read_raw)
+  std::string out;             // formatted commands not sent yet
   std::uint64_t gen = 0;  // +1 at every drop: entries sent before are lost
   long long client_id = 0;  // CLIENT ID of the current connection (0: unknown)
   std::string run_id;       // the server process's run_id (INFO server)
@@ -482,6 +483,7 @@ void Connection::drop(Node& n, const Error& why) {
     redisReaderFree(n.reader);
     n.reader = nullptr;
   }
+  n.reply_read = 0;
   n.out.clear();
   ++n.gen;
 }
@@ -1050,11 +1052,11 @@ Result<Reply> Connection::check(Reply reply) {
 // that read a big reply keeps up to about 400 KiB.
 //
 // A read is smaller, k_read_small, unless the reply it continues is
-// already that big: hiredis moves what is left of its buffer to the front
-// each time a reply ends 1 KiB or more into it, so a read holding many
-// small replies (a listing's HGETALLs, a tool's pipeline) was moved again
-// about once per KiB of them, a cost quadratic in the read's size (11% of
-// the daemon's instructions in an rm -rf of a 1,000-file directory).
+// already that big (a READ's EXEC, a big string): hiredis moves what is left of its buffer to the front each
+// time a reply ends 1 KiB or more into it, so a read holding many small
+// replies (a listing's HGETALLs, a tool's pipeline) was moved again about
+// once per KiB of them, a cost quadratic in the read's size (11% of the
+// daemon's instructions in an rm -rf of a 1,000-file directory).
 static constexpr std::size_t k_read_chunk = 128 * 1024;
 static constexpr std::size_t k_read_small = 16 * 1024;
 static constexpr std::size_t k_reader_keep = 512 * 1024;
@@ -1081,14 +1083,19 @@ static void _reader_fed(redisReader* r, std::size_t got) {
 Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
   for (;;) {
     void* r = nullptr;
+    const std::size_t unread = n.reader->len - n.reader->pos;
     if (redisReaderGetReply(n.reader, &r) != REDIS_OK) {
       Error e{EIO, "redis: protocol error from " + n.address, Fault::Lost};
       drop(n, e);
       return e;
     }
+    // (what hiredis keeps of its buffer is unread: it only moves it)
+    const std::size_t partial = n.reader->len - n.reader->pos;
     if (r != nullptr) {
+      n.reply_read = 0;
       return check(Reply(static_cast<redisReply*>(r)));
     }
+    n.reply_read += unread - partial;  // an array's elements parsed so far
     // Waiting on the master of a sentinel set: every second, ask the
     // sentinels whether it still is (a stopped master answers nothing, and
     // a failover makes that final: no need to wait out the reply timeout).
@@ -1100,8 +1107,8 @@ Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
       drop(n, e);
       return e;
     }
-    const std::size_t partial = n.reader->len - n.reader->pos;
-    auto got = n.t->read_some(room, partial >= k_read_small ? k_read_chunk : k_read_small, slice);
+    const bool big = n.reply_read + partial >= k_read_small;
+    auto got = n.t->read_some(room, big ? k_read_chunk : k_read_small, slice);
     if (!got.ok() && got.error().code == ETIMEDOUT && watch && Clock::now() < deadline) {
       auto master = ask_sentinels(std::min(deadline, Clock::now() + std::chrono::seconds(1)));
       if (!master.ok() || *master == n.address) {
