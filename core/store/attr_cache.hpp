@@ -36,7 +36,9 @@
 // (get(..., reads_too)): the next listing, never getattr. The kernel asks
 // for a directory's attributes right after it opened and listed it, and
 // that answer must be the server's: a directory another mount removed
-// fails there (tests/mount/readdir_cursor.sh).
+// fails there, and only there, for glibc's readdir takes the ENOENT of a
+// listing (getdents) for the end of the directory
+// (tests/mount/readdir_cursor.sh).
 //
 // Reads also leave a hint here (note_accessed): a read's reply showed the
 // file's access recorded (atime after mtime and ctime), so, under relatime,
