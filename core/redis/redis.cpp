@@ -1052,11 +1052,12 @@ Result<Reply> Connection::check(Reply reply) {
 // that read a big reply keeps up to about 400 KiB.
 //
 // A read is smaller, k_read_small, unless the reply it continues is
-// already that big (a READ's EXEC, a big string): hiredis moves what is left of its buffer to the front each
-// time a reply ends 1 KiB or more into it, so a read holding many small
-// replies (a listing's HGETALLs, a tool's pipeline) was moved again about
-// once per KiB of them, a cost quadratic in the read's size (11% of the
-// daemon's instructions in an rm -rf of a 1,000-file directory).
+// already that big (a READ's EXEC, a big string): hiredis moves what is
+// left of its buffer to the front each time a reply ends 1 KiB or more
+// into it, so a read holding many small replies (a listing's HGETALLs, a
+// tool's pipeline) was moved again about once per KiB of them, a cost
+// quadratic in the read's size (11% of the daemon's instructions in an
+// rm -rf of a 1,000-file directory).
 static constexpr std::size_t k_read_chunk = 128 * 1024;
 static constexpr std::size_t k_read_small = 16 * 1024;
 static constexpr std::size_t k_reader_keep = 512 * 1024;
