@@ -15,7 +15,7 @@ need_tools jq
 snap() {
   "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK" "$@"
 }
-bitops() { rcli info commandstats | sed -n 's/^cmdstat_bitop:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+bitops() { command_calls bitop; }
 
 # both_ways SNAP BASE: the tracked and the full comparison give the same
 # file; sets TRACKED and ALL to the blocks each compared on the server.

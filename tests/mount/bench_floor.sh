@@ -21,19 +21,13 @@ floor_mount() {  # floor_mount OPTION...: fuse_floor on $FM, in the background
   fail "fuse_floor $* did not mount: $(cat "$T/floor.log")"
 }
 
-evalsha_calls() {
-  local n
-  n=$(rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')
-  echo "${n:-0}"
-}
-
 # trips N WHAT CMD...: CMD makes exactly N round trips
 trips() {
   local want=$1 what=$2 before after
   shift 2
-  before=$(evalsha_calls)
+  before=$(command_calls evalsha)
   "$@"
-  after=$(evalsha_calls)
+  after=$(command_calls evalsha)
   (( after - before == want )) || fail "$what: $((after - before)) round trips, not $want"
 }
 
@@ -86,16 +80,11 @@ unmount_at "$FM"
 # --data: each write's bytes are on the server before the write is
 # answered, one SET a write (the close still makes its one round trip),
 # and the floor deletes them when it is unmounted
-set_calls() {
-  local n
-  n=$(rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_set:calls=\([0-9]*\),.*/\1/p')
-  echo "${n:-0}"
-}
 floor_mount --redis "$SOCK" --xattrs --data
 head -c 3145728 /dev/urandom >"$T/src"
-s0=$(set_calls)
+s0=$(command_calls set)
 trips 2 "create, 3 writes of 1 MiB, close" dd if="$T/src" of="$FM/big" bs=1M status=none
-(( $(set_calls) - s0 == 3 )) || fail "--data: $(( $(set_calls) - s0 )) SETs for 3 writes, not 3"
+(( $(command_calls set) - s0 == 3 )) || fail "--data: $(( $(command_calls set) - s0 )) SETs for 3 writes, not 3"
 mapfile -t data_keys < <(rcli --scan --pattern 'fuse_floor:*' | sort -t: -k4 -n)
 (( ${#data_keys[@]} == 3 )) || fail "--data: keys on the server: ${data_keys[*]}"
 for ((i = 0; i < 3; i++)); do

@@ -42,6 +42,14 @@ rcli() {
   redis-cli -s "$SOCK" "$@"
 }
 
+# command_calls NAME: the server's calls of command NAME so far (INFO
+# commandstats; 0 before the first).
+command_calls() {
+  local n
+  n=$(rcli info commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p")
+  echo "${n:-0}"
+}
+
 # Keys of this filesystem, one a line (binary-unsafe: for counting and
 # matching only).
 fs_keys() {
