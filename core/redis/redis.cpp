@@ -353,6 +353,10 @@ struct Node {
   redisReader* reader = nullptr;
   std::size_t reply_read = 0;  // bytes of the reply in progress hiredis consumed (read_raw)
   std::string out;             // formatted commands not sent yet
+  // ...and, among them, the big ones (k_big_command and up): sent from
+  // their entries (Entry::cmd), each before out[at] (a MiB of a write
+  // is not copied once more into `out`). Both are emptied together.
+  std::vector<std::pair<std::size_t, const std::string*>> out_big;
   std::uint64_t gen = 0;  // +1 at every drop: entries sent before are lost
   long long client_id = 0;  // CLIENT ID of the current connection (0: unknown)
   std::string run_id;       // the server process's run_id (INFO server)
@@ -485,6 +489,7 @@ void Connection::drop(Node& n, const Error& why) {
   }
   n.reply_read = 0;
   n.out.clear();
+  n.out_big.clear();
   ++n.gen;
 }
 
@@ -722,6 +727,7 @@ Result<Node*> Connection::node_at(const std::string& address, Deadline deadline)
   n->t = std::move(t).value();
   n->reader = new_arena_reader();
   n->out.clear();
+  n->out_big.clear();
   if (Status st = setup(*n, deadline); !st.ok()) {
     drop(*n, st.error());
     return std::move(st).error();
@@ -938,10 +944,18 @@ static int _scan_slot(std::span<const std::string_view> argv) {
   return -1;
 }
 
+// A command this big (a block of a write) is sent from its entry, not
+// copied into the node's buffer first (Node::out_big).
+static constexpr std::size_t k_big_command = 32 * 1024;
+
 void Connection::place(Entry& e, Node& n) {
   e.node = &n;
   e.gen = n.gen;
-  n.out += e.cmd;
+  if (e.cmd.size() >= k_big_command) {
+    n.out_big.emplace_back(n.out.size(), &e.cmd);  // (the entry lives until its reply is read: after the flush)
+  } else {
+    n.out += e.cmd;
+  }
 }
 
 void Connection::queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op) {
@@ -1012,12 +1026,27 @@ void Connection::queue(std::span<const std::string_view> argv, const lua::Script
 }
 
 Status Connection::flush(Node& n, Deadline deadline) {
-  if (n.out.empty() || !n.up()) {
+  if ((n.out.empty() && n.out_big.empty()) || !n.up()) {
     return {};
   }
   _count_round_trip();
-  Status st = n.t->write_all(n.out.data(), n.out.size(), deadline);
+  Status st;
+  if (n.out_big.empty()) {
+    st = n.t->write_all(n.out.data(), n.out.size(), deadline);
+  } else {
+    std::vector<std::string_view> pieces;
+    pieces.reserve(2 * n.out_big.size() + 1);
+    std::size_t at = 0;
+    for (const auto& [before, cmd] : n.out_big) {
+      pieces.emplace_back(n.out.data() + at, before - at);
+      pieces.emplace_back(*cmd);
+      at = before;
+    }
+    pieces.emplace_back(n.out.data() + at, n.out.size() - at);
+    st = n.t->write_all(pieces, deadline);
+  }
   n.out.clear();
+  n.out_big.clear();
   for (std::size_t i = m_head; i < m_queue.size(); ++i) {
     Entry& e = *m_queue[i];
     if (e.node == &n && e.gen == n.gen && !e.sent) {

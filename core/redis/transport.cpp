@@ -11,12 +11,16 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "util/text.hpp"
 
@@ -275,6 +279,51 @@ Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) 
     if (rc >= 0) {
       done += static_cast<std::size_t>(rc);
       m_awaiting = true;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      TRY(wait(true, deadline, "writing to"));
+      continue;
+    }
+    if (errno != EINTR) {
+      int e = errno;
+      return make_error(e, "writing to " + m_peer + ": " + errno_text(e));
+    }
+  }
+  return {};
+}
+
+Status Transport::write_all(std::span<const std::string_view> pieces, Deadline deadline) {
+  if (m_tls) {
+    for (std::string_view p : pieces) {  // (OpenSSL copies into its records anyway)
+      TRY(write_all(p.data(), p.size(), deadline));
+    }
+    return {};
+  }
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (std::string_view p : pieces) {
+    if (!p.empty()) {
+      iov.push_back(iovec{const_cast<char*>(p.data()), p.size()});
+    }
+  }
+  std::size_t at = 0;  // the first piece not sent whole
+  while (at < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = &iov[at];
+    msg.msg_iovlen = std::min<std::size_t>(iov.size() - at, IOV_MAX);
+    ssize_t rc = ::sendmsg(m_fd, &msg, MSG_NOSIGNAL);
+    if (rc >= 0) {
+      m_awaiting = true;
+      auto sent = static_cast<std::size_t>(rc);
+      while (at < iov.size() && sent >= iov[at].iov_len) {
+        sent -= iov[at].iov_len;
+        ++at;
+      }
+      if (sent > 0) {
+        iov[at].iov_base = static_cast<char*>(iov[at].iov_base) + sent;
+        iov[at].iov_len -= sent;
+      }
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "redis/redis_url.hpp"
 #include "util/result.hpp"
@@ -33,6 +35,9 @@ class Transport {
 
   // All of it, or an error (ETIMEDOUT at the deadline, EPIPE/ECONNRESET...).
   Status write_all(const char* data, std::size_t n, Deadline deadline);
+  // The same of several pieces, in order: one sendmsg takes them all from
+  // where they are (a big command is not copied into one buffer first).
+  Status write_all(std::span<const std::string_view> pieces, Deadline deadline);
   // At least one byte; 0 bytes read is an error (the server closed).
   Result<std::size_t> read_some(char* buf, std::size_t n, Deadline deadline);
 

@@ -168,6 +168,56 @@ TEST_CASE_FIXTURE(RedisFixture, "pipelines: one reply per command, errors per en
   CHECK(late->view().str() == "3");
 }
 
+// A command of 32 KiB and more goes out from its own entry, beside the
+// small ones copied into the node's buffer (redis.cpp, Node::out_big): in
+// a pipeline that mixes both, in and out of a transaction, every command
+// arrives whole and in the order it was queued.
+TEST_CASE_FIXTURE(RedisFixture, "big commands, pipelined among small ones, arrive whole and in order") {
+  Connection& c = conn();
+  const std::string k = keys.absolute("mixed");
+  const std::string n = keys.absolute("count");
+  const std::size_t sizes[] = {32 * 1024 - 1, 32 * 1024, 1, 3 * 1024 * 1024 + 5, 64 * 1024, 7};
+  std::vector<std::string> values;
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    std::string v(sizes[i], '\0');
+    for (std::size_t j = 0; j < v.size(); ++j) {
+      v[j] = static_cast<char>((j * 37 + i * 11) % 256);
+    }
+    values.push_back(std::move(v));
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    c.append({"INCR", n});
+    c.append({"APPEND", k, values[i]});  // the order shows in what APPEND builds
+    c.append({"SET", keys.absolute("v" + std::to_string(i)), values[i]});
+  }
+  c.append({"MULTI"});
+  c.append({"SET", keys.absolute("tx"), values[3]});
+  c.append({"INCR", n});
+  c.append({"EXEC"});
+  c.append({"GET", k});
+  auto all = c.read_all();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 3 * values.size() + 5);
+  std::string whole;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    CHECK((*all)[3 * i].view().integer() == static_cast<long long>(i + 1));
+    whole += values[i];
+    CHECK((*all)[3 * i + 1].view().integer() == static_cast<long long>(whole.size()));
+  }
+  ReplyView exec = (*all)[3 * values.size() + 3].view();
+  REQUIRE(exec.size() == 2);
+  CHECK(exec[1].integer() == static_cast<long long>(values.size() + 1));
+  CHECK((*all).back().view().str() == whole);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    auto r = c.command({"GET", keys.absolute("v" + std::to_string(i))});
+    REQUIRE(r.ok());
+    CHECK(r->view().str() == values[i]);
+  }
+  auto tx = c.command({"GET", keys.absolute("tx")});
+  REQUIRE(tx.ok());
+  CHECK(tx->view().str() == values[3]);
+}
+
 // Replies are read straight into the reader's own buffer, in chunks of
 // 128 KiB, and it is kept between replies unless more than 512 KiB of it
 // is free (redis.cpp): values around and past those sizes, pipelined, come
