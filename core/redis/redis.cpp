@@ -252,25 +252,33 @@ bool _idempotent(std::span<const std::string_view> argv) {
 }
 
 // A command in RESP, as redisFormatCommandArgv writes it, in one allocation
-// and without its sprintf per argument (every request formats one).
-std::string _format(std::span<const std::string_view> argv) {
+// and without its sprintf per argument (every request formats one). With
+// `tail`, argument `borrowed`'s bytes are left out: `out` ends before them
+// and `tail` gets what follows them.
+std::string _format(std::span<const std::string_view> argv, std::size_t borrowed = SIZE_MAX,
+                    std::string* tail = nullptr) {
   std::size_t size = 16;
-  for (std::string_view a : argv) {
-    size += a.size() + 24;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    size += (i == borrowed ? 0 : argv[i].size()) + 24;
   }
   std::string out;
   out.reserve(size);
+  std::string* to = &out;
   char digits[24];
   auto put = [&](char lead, std::size_t n) {
-    out += lead;
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
-    out += "\r\n";
+    *to += lead;
+    to->append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+    *to += "\r\n";
   };
   put('*', argv.size());
-  for (std::string_view a : argv) {
-    put('$', a.size());
-    out += a;
-    out += "\r\n";
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    put('$', argv[i].size());
+    if (i == borrowed && tail != nullptr) {
+      to = tail;
+    } else {
+      *to += argv[i];
+    }
+    *to += "\r\n";
   }
   return out;
 }
@@ -353,10 +361,11 @@ struct Node {
   redisReader* reader = nullptr;
   std::size_t reply_read = 0;  // bytes of the reply in progress hiredis consumed (read_raw)
   std::string out;             // formatted commands not sent yet
-  // ...and, among them, the big ones (k_big_command and up): sent from
-  // their entries (Entry::cmd), each before out[at] (a MiB of a write
-  // is not copied once more into `out`). Both are emptied together.
-  std::vector<std::pair<std::size_t, const std::string*>> out_big;
+  // ...and, among them, the big ones (k_big_command and up) and borrowed
+  // bytes (append_borrowing): sent from where they are, each before
+  // out[at] (a MiB of a write is not copied into `out`). Both are
+  // emptied together.
+  std::vector<std::pair<std::size_t, std::string_view>> out_big;
   std::uint64_t gen = 0;  // +1 at every drop: entries sent before are lost
   long long client_id = 0;  // CLIENT ID of the current connection (0: unknown)
   std::string run_id;       // the server process's run_id (INFO server)
@@ -374,6 +383,10 @@ struct Node {
 
 struct Connection::Entry {
   std::string cmd;  // RESP, as sent
+  // ...or, for a command that borrows an argument's bytes (append_borrowing),
+  // cmd up to them, the bytes, and what follows them
+  std::string_view borrowed;
+  std::string tail;
   int slot = -1;    // cluster slot of the first key; -1: none
   bool idempotent = false;
   std::uint64_t op = 0;     // a writing script's operation id (0: not recorded)
@@ -951,16 +964,27 @@ static constexpr std::size_t k_big_command = 32 * 1024;
 void Connection::place(Entry& e, Node& n) {
   e.node = &n;
   e.gen = n.gen;
-  if (e.cmd.size() >= k_big_command) {
-    n.out_big.emplace_back(n.out.size(), &e.cmd);  // (the entry lives until its reply is read: after the flush)
+  // (the entry, and what it borrows, live until its reply is read: after the flush)
+  if (!e.borrowed.empty()) {
+    n.out += e.cmd;
+    n.out_big.emplace_back(n.out.size(), e.borrowed);
+    n.out += e.tail;
+  } else if (e.cmd.size() >= k_big_command) {
+    n.out_big.emplace_back(n.out.size(), e.cmd);
   } else {
     n.out += e.cmd;
   }
 }
 
-void Connection::queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op) {
+void Connection::queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op,
+                       std::size_t borrowed) {
   auto e = std::make_unique<Entry>();
-  e->cmd = _format(argv);
+  if (borrowed < argv.size() && script == nullptr) {
+    e->cmd = _format(argv, borrowed, &e->tail);
+    e->borrowed = argv[borrowed];
+  } else {
+    e->cmd = _format(argv);
+  }
   std::size_t k = _key_index(argv);
   e->slot = k != 0 ? key_slot(argv[k]) : -1;
   std::string name = argv.empty() ? std::string() : _upper(argv[0]);
@@ -1037,9 +1061,9 @@ Status Connection::flush(Node& n, Deadline deadline) {
     std::vector<std::string_view> pieces;
     pieces.reserve(2 * n.out_big.size() + 1);
     std::size_t at = 0;
-    for (const auto& [before, cmd] : n.out_big) {
+    for (const auto& [before, bytes] : n.out_big) {
       pieces.emplace_back(n.out.data() + at, before - at);
-      pieces.emplace_back(*cmd);
+      pieces.emplace_back(bytes);
       at = before;
     }
     pieces.emplace_back(n.out.data() + at, n.out.size() - at);
@@ -1189,6 +1213,8 @@ Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
     n.out += _format(std::initializer_list<std::string_view>{"ASKING"});
   }
   n.out += e.cmd;
+  n.out += e.borrowed;
+  n.out += e.tail;
   e.node = &n;
   e.gen = n.gen;
   e.client_id = n.client_id;
@@ -1423,6 +1449,10 @@ Result<std::vector<Reply>> Connection::read_all() {
 }
 
 void Connection::append(std::span<const std::string_view> argv) { queue(argv, nullptr, 0); }
+
+void Connection::append_borrowing(std::initializer_list<std::string_view> argv, std::size_t borrowed) {
+  queue(std::span<const std::string_view>(argv.begin(), argv.size()), nullptr, 0, borrowed);
+}
 
 void Connection::append(std::initializer_list<std::string_view> argv) {
   append(std::span<const std::string_view>(argv.begin(), argv.size()));

@@ -171,6 +171,10 @@ class Connection {
   void append(std::span<const std::string_view> argv);
   void append(std::initializer_list<std::string_view> argv);
   void append(const Args& argv);
+  // The same, but the bytes of argv[borrowed] are not copied: they are sent
+  // from where they are, so they must stay valid until this command's
+  // reply is read (a write's block, from the kernel's request).
+  void append_borrowing(std::initializer_list<std::string_view> argv, std::size_t borrowed);
   Result<Reply> read_reply();
   // Reads the next `n` replies, all of them, each its own Result (one that
   // fails does not stop the rest, so the connection is clean whatever
@@ -268,7 +272,8 @@ class Connection {
   Result<Reply> recover(Entry& e, Deadline deadline);
   const std::string& script_sha(const lua::ScriptSource& src);
   Result<std::string> reload_script(const lua::ScriptSource& src, Node& n, Deadline deadline);
-  void queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op);
+  void queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op,
+             std::size_t borrowed = SIZE_MAX);
   // A recording script's EVALSHA (outcome.inc: its trailers), and the
   // copy-on-write trailer in it: the keys of the snapshot this connection
   // believes is being taken (m_cow_*), or only the COW key.

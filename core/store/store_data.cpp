@@ -490,7 +490,8 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
     bool whole = in == 0 && known_size && b * bs + n >= *known_size;
     if (n >= k_inline_max || (whole && n >= k_rename_min)) {
       std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
-      c.append({"SET", tmp, piece, "PX", "600000"});
+      // (the callers read every reply before `data` goes: it is not copied)
+      c.append_borrowing({"SET", tmp, piece, "PX", "600000"}, 2);
       ++replies;
       keys.push_back(tmp);
       args.emplace_back();

@@ -216,6 +216,28 @@ TEST_CASE_FIXTURE(RedisFixture, "big commands, pipelined among small ones, arriv
   auto tx = c.command({"GET", keys.absolute("tx")});
   REQUIRE(tx.ok());
   CHECK(tx->view().str() == values[3]);
+
+  // Borrowed bytes (append_borrowing), big and small, among the others;
+  // then on a killed connection, where the SET is sent again.
+  for (int killed = 0; killed < 2; ++killed) {
+    if (killed != 0) {
+      _kill(_client_id(c));
+    }
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      c.append_borrowing({"SET", keys.absolute("b" + std::to_string(i)), values[i], "PX", "600000"}, 2);
+      c.append({"STRLEN", keys.absolute("b" + std::to_string(i))});
+    }
+    auto got = c.read_all();
+    REQUIRE_MESSAGE(got.ok(), (got.ok() ? "" : got.error().message));
+    REQUIRE(got->size() == 2 * values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      CHECK((*got)[2 * i].view().str() == "OK");
+      CHECK((*got)[2 * i + 1].view().integer() == static_cast<long long>(values[i].size()));
+      auto r = c.command({"GET", keys.absolute("b" + std::to_string(i))});
+      REQUIRE(r.ok());
+      CHECK(r->view().str() == values[i]);
+    }
+  }
 }
 
 // Replies are read straight into the reader's own buffer, in chunks of
