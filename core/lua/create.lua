@@ -9,10 +9,13 @@
 -- gen, nlink}, and its fields when the basis is not the server's)}: the
 -- new inode's other fields are the client's own arguments (a short reply
 -- keeps the outcome record, outcome.inc, cheap: create is the commonest
--- change). The parent's fields are read once, first (dir_read: only those
--- the checks need), and one HSET stamps the change (dir_write). The
--- outcome record (outcome.inc) holds the reply without the parent's
--- change: {}.
+-- change); when the basis is the server's, one string: '<now> <gid>
+-- <mode> <now> <gen> <nlink>' (short_reply: a gid with a space in it,
+-- from a damaged parent, makes it one the client refuses, as it would
+-- refuse such a gid). The parent's fields are read once, first (dir_read:
+-- only those the checks need), and one HSET stamps the change
+-- (dir_write). The outcome record (outcome.inc) holds the reply, the
+-- array's without the parent's change: {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
 -- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
 -- directory) nlink is damaged, or the inode number is in use (its INODE
@@ -73,5 +76,8 @@ dir_write(KEYS[4], parent, now, nlink_delta)
 count_add(KEYS[1], 'inodes', 1)
 if KEYS[6] then
   redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
+end
+if parent.current then
+  return short_reply(now .. ' ' .. gid .. ' ' .. mode_text .. ' ', parent, now, '')
 end
 return {now, gid, mode_text, dir_reply(KEYS[4], parent, now)}, {now, gid, mode_text, {}}

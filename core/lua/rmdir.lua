@@ -9,8 +9,9 @@
 --       parent ("<gen>:<ctime>:<atime>" it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', the
 -- parent's change (dir_reply: {now, gen, nlink}, and its fields when the
--- basis is not the server's)}; the outcome record (outcome.inc) holds it
--- without the change, as unlink's.
+-- basis is not the server's)}, or 'OK <now> <gen> <nlink>' when it is
+-- (short_reply); the outcome record (outcome.inc) holds the reply, the
+-- array without the change, as unlink's.
 -- Fails before any write: EIO when the parent's gen or nlink is not an
 -- integer (dir_read, as unlink.lua and create.lua), or ORPHANS is no hash.
 check_frozen(KEYS[2])
@@ -35,4 +36,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[5], 'nlink', '0', 'ctime', now)
 dir_write(KEYS[4], parent, now, -1)
+if parent.current then
+  return short_reply('OK ', parent, now, '')
+end
 return {'OK', dir_reply(KEYS[4], parent, now)}, {'OK', {}}

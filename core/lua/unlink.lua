@@ -11,7 +11,9 @@
 --       ("<gen>:<ctime>:<atime>" it holds, or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
 -- left, the parent's change (dir_reply: {now, gen, nlink}, and its fields
--- when the basis is not the server's), 'FREED' if the inode is gone}. At
+-- when the basis is not the server's), 'FREED' if the inode is gone}, as
+-- one string when the basis is the server's (short_reply: 'OK <left>
+-- <now> <gen> <nlink>[ FREED]'). At
 -- nlink 0 a file that no mount holds open and whose blocks are all in KEYS
 -- (its size, read here, is within the bytes they cover) is freed at once
 -- (unheld, free_inode). Otherwise
@@ -22,7 +24,7 @@
 -- or ORPHANS is no hash when the file stays, an orphan.
 -- (The parent's fields are read first, only those the checks need: one
 -- HSET stamps the change.) The outcome record (outcome.inc) holds the
--- reply without the parent's change: {}.
+-- reply, the array's without the parent's change: {}.
 local basis = table.remove(ARGV)
 check_frozen(KEYS[2])
 local ino = redis.call('HGET', KEYS[3], ARGV[1])
@@ -59,7 +61,13 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 dir_write(KEYS[4], parent, now)
 if last then
   free_inode(KEYS[1], KEYS[5], KEYS[7], 9, last, stored)
+  if parent.current then
+    return short_reply('OK ' .. fmt(left) .. ' ', parent, now, ' FREED')
+  end
   return {'OK', left, dir_reply(KEYS[4], parent, now), 'FREED'}, {'OK', left, {}, 'FREED'}
 end
 redis.call('HSET', KEYS[5], 'nlink', fmt(left), 'ctime', now)
+if parent.current then
+  return short_reply('OK ' .. fmt(left) .. ' ', parent, now, '')
+end
 return {'OK', left, dir_reply(KEYS[4], parent, now)}, {'OK', left, {}}

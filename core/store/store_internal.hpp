@@ -4,6 +4,7 @@
 // includes store.hpp.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -101,28 +102,60 @@ inline std::string _basis_arg(const std::optional<Attr>& basis) {
                : std::string();
 }
 
+// The fields of a short reply (short_reply in prelude.lua: create, unlink
+// and rmdir when the parent's basis was the server's): the array's
+// elements in one string, separated by spaces, the parent's change `now
+// gen nlink` spread in place. None when `v` is no string.
+inline std::vector<std::string_view> _short_fields(ReplyView v) {
+  std::vector<std::string_view> out;
+  if (!v.is_string()) {
+    return out;
+  }
+  std::string_view s = v.str();
+  for (;;) {
+    std::size_t space = s.find(' ');
+    out.push_back(s.substr(0, space));
+    if (space == std::string_view::npos) {
+      return out;
+    }
+    s.remove_prefix(space + 1);
+  }
+}
+
 // The attributes of directory `ino` after a change, from what the script
 // returned at index `at` of its array reply (dir_reply in prelude.lua):
 // {now, gen, nlink, its fields} when `basis` was not the server's; {now,
 // gen, nlink} when it was (dir_read), so the basis with the change's times,
-// gen and nlink is what the server holds. None when the reply is not that
+// gen and nlink is what the server holds; in a short reply, those three
+// are its fields from `at` on. None when the reply is not that
 // shape (RETRY, an outcome record's {}) or does not follow from the basis:
 // the caller drops what it holds of the directory.
 inline std::vector<Attr> _fresh_parent(Ino ino, ReplyView v, std::size_t at, const std::optional<Attr>& basis) {
-  if (!v.is_array() || v.size() <= at || v[0].str() == "RETRY") {
-    return {};
-  }
-  ReplyView p = v[at];
-  if (!p.is_array() || p.size() < 3) {
-    return {};
-  }
-  if (p.size() >= 4) {
-    return _fresh_attr(ino, p, 3);
+  std::string_view change[3];
+  if (std::vector<std::string_view> f = _short_fields(v); !f.empty()) {
+    if (f.size() < at + 3) {
+      return {};
+    }
+    std::copy(f.begin() + static_cast<std::ptrdiff_t>(at), f.begin() + static_cast<std::ptrdiff_t>(at) + 3, change);
+  } else {
+    if (!v.is_array() || v.size() <= at || v[0].str() == "RETRY") {
+      return {};
+    }
+    ReplyView p = v[at];
+    if (!p.is_array() || p.size() < 3) {
+      return {};
+    }
+    if (p.size() >= 4) {
+      return _fresh_attr(ino, p, 3);
+    }
+    for (std::size_t i = 0; i < 3; ++i) {
+      change[i] = p[i].str();
+    }
   }
   std::uint64_t now = 0;
   std::uint64_t gen = 0;
   std::uint64_t nlink = 0;
-  if (!basis || !parse_u64(p[0].str(), now) || !parse_u64(p[1].str(), gen) || !parse_u64(p[2].str(), nlink) ||
+  if (!basis || !parse_u64(change[0], now) || !parse_u64(change[1], gen) || !parse_u64(change[2], nlink) ||
       gen != basis->gen + 1 || now > static_cast<std::uint64_t>(INT64_MAX)) {
     return {};
   }

@@ -2,6 +2,7 @@
 // every change of a directory's entries (create, mknod, mkdir, symlink,
 // link, unlink, rmdir, rename).
 #include <algorithm>
+#include <charconv>
 #include <memory>
 
 #include "store/store.hpp"
@@ -318,14 +319,21 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
                           parent));
   ReplyView v = r.view();
   Result<Attr> attr = make_error(EIO, "bad create reply");
-  if (v.is_array() && v.size() == 4) {
+  std::vector<std::string_view> head = _short_fields(v);  // now, gid, mode, then the parent's change
+  if (head.empty() && v.is_array() && v.size() == 4) {
+    head = {v[0].str(), v[1].str(), v[2].str()};
+  } else if (head.size() != 6) {
+    head.clear();
+  }
+  if (!head.empty()) {
     // The new inode is what create.lua was asked to write, with its clock,
     // and the group and mode a setgid parent passes on.
-    std::string now(v[0].str());
+    std::string now(head[0]);
     std::string size = type == "symlink" ? std::to_string(target.size()) : "0";
-    FieldList fields{{"type", type},          {"mode", v[2].str()},   {"uid", args[3]}, {"gid", v[1].str()},
-                     {"size", size},          {"nlink", type == "dir" ? "2" : "1"},     {"rdev", args[5]},
-                     {"bytes", "0"},          {"atime", now},         {"mtime", now},   {"ctime", now}};
+    FieldList fields{{"type", type},    {"mode", head[2]}, {"uid", args[3]},
+                     {"gid", head[1]},  {"size", size},    {"nlink", type == "dir" ? "2" : "1"},
+                     {"rdev", args[5]}, {"bytes", "0"},    {"atime", now},
+                     {"mtime", now},    {"ctime", now}};
     if (type == "dir") {
       fields.emplace_back("parent", args[8]);
     } else if (type == "symlink") {
@@ -492,13 +500,23 @@ Result<Ino> Store::unlink_with(Ino parent, std::string_view name, Ino* freed, Pr
   }
   TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2, before));
   ReplyView v = done.first.view();
-  if (v.size() >= 4 && v[3].str() == "FREED") {
+  const std::vector<std::string_view> f = _short_fields(v);  // OK left now gen nlink [FREED]
+  if (f.empty() ? v.size() >= 4 && v[3].str() == "FREED" : f.size() == 6 && f[5] == "FREED") {
     if (freed != nullptr) {
       *freed = done.second;
     }
     return Ino{0};  // nobody held it open: unlink.lua freed it
   }
-  auto left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+  std::optional<long long> left;
+  if (f.empty()) {
+    left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+  } else if (f.size() >= 2 && !f[1].empty()) {
+    long long n = 0;
+    auto [end, ec] = std::from_chars(f[1].data(), f[1].data() + f[1].size(), n);
+    if (ec == std::errc() && end == f[1].data() + f[1].size()) {
+      left = n;
+    }
+  }
   return left && *left <= 0 ? done.second : Ino{0};
 }
 
