@@ -979,7 +979,7 @@ void Connection::place(Entry& e, Node& n) {
 void Connection::queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op,
                        std::size_t borrowed) {
   auto e = std::make_unique<Entry>();
-  if (borrowed < argv.size() && script == nullptr) {
+  if (borrowed < argv.size() && !argv[borrowed].empty() && script == nullptr) {  // (place tells by the view)
     e->cmd = _format(argv, borrowed, &e->tail);
     e->borrowed = argv[borrowed];
   } else {

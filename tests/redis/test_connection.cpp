@@ -176,7 +176,7 @@ TEST_CASE_FIXTURE(RedisFixture, "big commands, pipelined among small ones, arriv
   Connection& c = conn();
   const std::string k = keys.absolute("mixed");
   const std::string n = keys.absolute("count");
-  const std::size_t sizes[] = {32 * 1024 - 1, 32 * 1024, 1, 3 * 1024 * 1024 + 5, 64 * 1024, 7};
+  const std::size_t sizes[] = {32 * 1024 - 1, 32 * 1024, 1, 3 * 1024 * 1024 + 5, 64 * 1024, 7, 0};
   std::vector<std::string> values;
   for (std::size_t i = 0; i < std::size(sizes); ++i) {
     std::string v(sizes[i], '\0');
