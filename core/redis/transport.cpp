@@ -257,38 +257,27 @@ Status Transport::start_tls(const TlsConfig& tls, const std::string& host, Deadl
 }
 
 Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) {
+  const std::string_view whole(data, n);
+  return write_all(std::span<const std::string_view>(&whole, 1), deadline);
+}
+
+Status Transport::tls_write_all(std::string_view data, Deadline deadline) {
   std::size_t done = 0;
-  while (done < n) {
-    if (m_tls) {
-      ERR_clear_error();
-      int len = static_cast<int>(std::min<std::size_t>(n - done, 1 << 30));
-      int rc = SSL_write(m_tls->ssl, data + done, len);
-      if (rc > 0) {
-        done += static_cast<std::size_t>(rc);
-        continue;
-      }
-      int err = SSL_get_error(m_tls->ssl, rc);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        TRY(wait(err == SSL_ERROR_WANT_WRITE, deadline, "writing to"));
-        continue;
-      }
-      return make_error(EPIPE, "writing to " + m_peer + ": " +
-                                   (err == SSL_ERROR_SYSCALL ? errno_text(errno) : _openssl_error()));
-    }
-    ssize_t rc = ::send(m_fd, data + done, n - done, MSG_NOSIGNAL);
-    if (rc >= 0) {
+  while (done < data.size()) {
+    ERR_clear_error();
+    int len = static_cast<int>(std::min<std::size_t>(data.size() - done, 1 << 30));
+    int rc = SSL_write(m_tls->ssl, data.data() + done, len);
+    if (rc > 0) {
       done += static_cast<std::size_t>(rc);
-      m_awaiting = true;
       continue;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      TRY(wait(true, deadline, "writing to"));
+    int err = SSL_get_error(m_tls->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      TRY(wait(err == SSL_ERROR_WANT_WRITE, deadline, "writing to"));
       continue;
     }
-    if (errno != EINTR) {
-      int e = errno;
-      return make_error(e, "writing to " + m_peer + ": " + errno_text(e));
-    }
+    return make_error(EPIPE, "writing to " + m_peer + ": " +
+                                 (err == SSL_ERROR_SYSCALL ? errno_text(errno) : _openssl_error()));
   }
   return {};
 }
@@ -296,7 +285,7 @@ Status Transport::write_all(const char* data, std::size_t n, Deadline deadline) 
 Status Transport::write_all(std::span<const std::string_view> pieces, Deadline deadline) {
   if (m_tls) {
     for (std::string_view p : pieces) {  // (OpenSSL copies into its records anyway)
-      TRY(write_all(p.data(), p.size(), deadline));
+      TRY(tls_write_all(p, deadline));
     }
     return {};
   }

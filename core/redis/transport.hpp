@@ -48,6 +48,7 @@ class Transport {
   struct Tls;
   Transport(int fd, std::string peer);
   Status start_tls(const TlsConfig& tls, const std::string& host, Deadline deadline);
+  Status tls_write_all(std::string_view data, Deadline deadline);
   Status wait(bool for_write, Deadline deadline, const char* what);
 
   int m_fd = -1;
