@@ -16,11 +16,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
-#include <vector>
 
 #include "util/text.hpp"
 
@@ -289,30 +288,34 @@ Status Transport::write_all(std::span<const std::string_view> pieces, Deadline d
     }
     return {};
   }
-  std::vector<iovec> iov;
-  iov.reserve(pieces.size());
-  for (std::string_view p : pieces) {
-    if (!p.empty()) {
-      iov.push_back(iovec{const_cast<char*>(p.data()), p.size()});
+  // (no allocation: every round trip comes through here)
+  std::size_t at = 0;    // the first piece not sent whole
+  std::size_t skip = 0;  // ...and what of it was
+  while (at < pieces.size()) {
+    iovec iov[64];
+    std::size_t k = 0;
+    for (std::size_t i = at; i < pieces.size() && k < std::size(iov); ++i) {
+      std::string_view p = i == at ? pieces[i].substr(skip) : pieces[i];
+      if (!p.empty()) {
+        iov[k++] = iovec{const_cast<char*>(p.data()), p.size()};
+      }
     }
-  }
-  std::size_t at = 0;  // the first piece not sent whole
-  while (at < iov.size()) {
+    if (k == 0) {
+      break;  // only empty pieces were left
+    }
     msghdr msg{};
-    msg.msg_iov = &iov[at];
-    msg.msg_iovlen = std::min<std::size_t>(iov.size() - at, IOV_MAX);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = k;
     ssize_t rc = ::sendmsg(m_fd, &msg, MSG_NOSIGNAL);
     if (rc >= 0) {
       m_awaiting = true;
       auto sent = static_cast<std::size_t>(rc);
-      while (at < iov.size() && sent >= iov[at].iov_len) {
-        sent -= iov[at].iov_len;
+      while (at < pieces.size() && sent >= pieces[at].size() - skip) {
+        sent -= pieces[at].size() - skip;
+        skip = 0;
         ++at;
       }
-      if (sent > 0) {
-        iov[at].iov_base = static_cast<char*>(iov[at].iov_base) + sent;
-        iov[at].iov_len -= sent;
-      }
+      skip += sent;
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

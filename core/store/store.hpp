@@ -496,7 +496,9 @@ class Store {
   // file's), or nullopt: the pieces that then reach its end from their
   // block's start replace all their block holds (k_rename_min). `then`:
   // an attribute change (no size) the same script applies after the data,
-  // as setattr.lua would next (a gathered file's flush), or none.
+  // as setattr.lua would next (a gathered file's flush), or none. The TMP
+  // SETs borrow `data` (Connection::append_borrowing): the caller reads
+  // every reply before it lets `data` go.
   std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append, bool kill,
                            bool fields, std::optional<std::uint64_t> known_size = std::nullopt,
                            const SetAttrRequest* then = nullptr);

@@ -217,6 +217,23 @@ TEST_CASE_FIXTURE(RedisFixture, "big commands, pipelined among small ones, arriv
   REQUIRE(tx.ok());
   CHECK(tx->view().str() == values[3]);
 
+  // More pieces than one sendmsg takes (64): 50 borrowed values, each
+  // between two pieces of the node's buffer, in one flush.
+  std::vector<std::string> many;
+  for (int i = 0; i < 50; ++i) {
+    many.push_back(std::string(1000 + static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
+    c.append_borrowing({"SET", keys.absolute("m" + std::to_string(i)), many.back(), "PX", "600000"}, 2);
+  }
+  for (int i = 0; i < 50; ++i) {
+    c.append({"GET", keys.absolute("m" + std::to_string(i))});
+  }
+  auto back = c.read_all();
+  REQUIRE(back.ok());
+  REQUIRE(back->size() == 100);
+  for (std::size_t i = 0; i < 50; ++i) {
+    CHECK((*back)[50 + i].view().str() == many[i]);
+  }
+
   // Borrowed bytes (append_borrowing), big and small, among the others;
   // then on a killed connection, where the SET is sent again.
   for (int killed = 0; killed < 2; ++killed) {
