@@ -41,7 +41,8 @@ end
 
 local function now_ns()
   local t = redis.call('TIME')
-  return t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
+  local us = t[2]  -- '0' to '999999': padded to six digits without a format
+  return t[1] .. string.sub('00000', #us) .. us .. '000'
 end
 
 -- Milliseconds since the epoch (the server's clock), as a Lua number.

@@ -57,7 +57,7 @@ end
 -- script again (redis.cpp), so its TMP keys stay for it (they expire).
 check_frozen(KEYS[2])
 -- (pcall: a runtime error would skip refuse, leaving the TMP keys)
-local f = redis.pcall('HMGET', KEYS[3], 'type', 'size', 'mode')
+local f = redis.pcall('HMGET', KEYS[3], 'type', 'size', 'mode', 'bytes')
 if f.err then
   refuse('EIO', KEYS[3] .. ' is not a hash')
 end
@@ -152,9 +152,24 @@ if attrs then
     set[#set + 1] = attrs[i]
   end
 end
+-- The inode's byte count rides in the same HSET when it is an integer
+-- HINCRBY would take and a double holds exactly (missing counts as 0);
+-- any other goes to HINCRBY as before (count_add), which counts it or,
+-- damaged, leaves it for fsck.
+local bytes_ok = false
+if delta ~= 0 then
+  local b = f[4] or '0'
+  if #b <= 15 and (b == '0' or string.match(b, '^-?[1-9]%d*$')) then
+    set[#set + 1] = 'bytes'
+    set[#set + 1] = fmt(tonumber(b) + delta)
+    bytes_ok = true
+  end
+end
 redis.call('HSET', KEYS[3], unpack(set))
 if delta ~= 0 then
-  count_add(KEYS[3], 'bytes', delta)
+  if not bytes_ok then
+    count_add(KEYS[3], 'bytes', delta)
+  end
   count_add(KEYS[1], 'bytes', delta)
 end
 track_blocks(KEYS[4], written)

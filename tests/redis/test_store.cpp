@@ -550,6 +550,19 @@ TEST_CASE_FIXTURE(RedisFixture,
   // and the file keeps its attributes: st_blocks counts its size until
   // fsck recomputes bytes
   CHECK(_ok(s->getattr(f.ino)).bytes == 8);
+  // write.lua counts the inode's bytes in its HSET when it can, and leaves
+  // the rest to HINCRBY: a count a double cannot hold exactly is still
+  // counted, one HINCRBY refuses (a leading zero) still stays
+  _ok(conn().command({"HSET", keys.inode(f.ino), "bytes", "1000000000000000"}));
+  _ok(s->write(f.ino, 8, "!", false));
+  CHECK(field(keys.inode(f.ino), "bytes") == "1000000000000001");
+  _ok(conn().command({"HSET", keys.inode(f.ino), "bytes", "007"}));
+  _ok(s->write(f.ino, 9, "?", false));
+  CHECK(field(keys.inode(f.ino), "bytes") == "007");
+  _ok(conn().command({"HSET", keys.inode(f.ino), "bytes", "-3"}));
+  _ok(s->write(f.ino, 10, ".", false));
+  CHECK(field(keys.inode(f.ino), "bytes") == "-2");
+  CHECK(field(keys.sb(), "bytes") == "lots");
   _ok(conn().command({"HSET", keys.inode(f.ino), "bytes", "8"}));
   SetAttrRequest shrink;
   shrink.size = 2;
