@@ -10,7 +10,9 @@
 // page's HSCAN cursor and its name's hash, so a reply can resume anywhere
 // (telldir/seekdir) and a straight read costs one HSCAN per page. An
 // opendir of a directory the kernel knows as one asks the server nothing:
-// the parent, for "..", comes in the first page's round trip.
+// the parent, for "..", comes in the first page's round trip, or in the
+// round trip of the getattr the kernel sends between the opendir and the
+// first readdir, with the first page (store/first_pages.hpp).
 //
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those

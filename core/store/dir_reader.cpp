@@ -21,7 +21,15 @@ std::uint32_t DirReader::name_hash(std::string_view name) {
 }
 
 DirReader::DirReader(Store& store, Ino dir, std::size_t page_entries)
-    : m_store(store), m_dir(dir), m_page_entries(std::max<std::size_t>(page_entries, 1)) {}
+    : m_store(store), m_dir(dir), m_page_entries(std::max<std::size_t>(page_entries, 1)), m_opened(Clock::now()) {
+  m_store.listing_waits(m_dir, m_page_entries);
+}
+
+DirReader::~DirReader() {
+  if (m_waiting) {
+    m_store.listing_done(m_dir);
+  }
+}
 
 Status DirReader::read_page(std::uint64_t cursor) {
   m_have_page = false;
@@ -30,7 +38,17 @@ Status DirReader::read_page(std::uint64_t cursor) {
   m_index = 0;
   Ino parent = 0;
   const bool ask = m_want_parent && !m_parent;
-  TRY_ASSIGN(DirPage page, m_store.readdir(m_dir, cursor, m_page_entries, m_plus, ask ? &parent : nullptr));
+  // The first page read may be one a getattr read since the opening.
+  std::optional<Clock::time_point> opened;
+  if (m_waiting) {
+    opened = m_opened;
+  }
+  Result<DirPage> read = m_store.readdir(m_dir, cursor, m_page_entries, m_plus, ask ? &parent : nullptr, opened);
+  if (m_waiting) {
+    m_waiting = false;
+    m_store.listing_done(m_dir);
+  }
+  TRY_ASSIGN(DirPage page, std::move(read));
   if (ask) {
     m_parent = parent;
   }

@@ -57,7 +57,12 @@ class DirReader {
 
   static std::uint32_t name_hash(std::string_view name);
 
+  // Opening a reader tells the Store that a listing waits for its first
+  // page (Store::listing_waits: a getattr meanwhile may read it).
   DirReader(Store& store, Ino dir, std::size_t page_entries = 256);
+  ~DirReader();
+  DirReader(const DirReader&) = delete;
+  DirReader& operator=(const DirReader&) = delete;
 
   // Positions the reader right after `offset` (0, 1, 2: before the first
   // entry). `plus` asks for attributes: a page held without them is read
@@ -94,6 +99,8 @@ class DirReader {
   bool m_want_parent = false;
   std::optional<Ino> m_parent;
   bool m_have_page = false;
+  bool m_waiting = true;  // no page read yet (Store::listing_waits)
+  Clock::time_point m_opened;
   std::uint64_t m_cursor = 0;       // the page held was read from this cursor
   std::uint64_t m_next_cursor = 0;  // ...and the next one starts here (0: none)
   // The page before it, when the reader went on from it to the page held:

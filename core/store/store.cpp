@@ -31,7 +31,8 @@ Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
       m_opts(std::move(opts)),
       m_attrs(m_opts.attr_cache_seconds),
       m_dir_names(m_opts.names_cache_seconds),
-      m_removed(m_opts.names_cache_seconds) {
+      m_removed(m_opts.names_cache_seconds),
+      m_first_pages(m_opts.attr_cache_seconds) {
   if (m_opts.session.empty()) {
     m_opts.session = random_hex(8);
   }
@@ -326,6 +327,9 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
     return *mine;  // what this mount changed is newer than the server's
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
+  if (m_first_pages.wanted(ino) != 0) {
+    return getattr_with_first_page(*c, ino);
+  }
   TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
   return attr_from_reply(ino, r.view());
 }

@@ -31,6 +31,8 @@
 #include "redis/redis.hpp"
 #include "store/attr_cache.hpp"
 #include "store/dir_names.hpp"
+#include "store/dir_page.hpp"
+#include "store/first_pages.hpp"
 #include "store/inode.hpp"
 #include "store/keys.hpp"
 #include "store/removed_names.hpp"
@@ -69,19 +71,6 @@ struct SetAttrRequest {
 struct WriteKill {
   bool suidgid = false;  // asked
   bool killed = false;   // a bit went: the mode the kernel holds is stale
-};
-
-struct DirEntry {
-  std::string name;
-  Ino ino = 0;
-  std::uint32_t type = 0;     // S_IFMT bits
-  std::optional<Attr> attr;  // readdir(plus = true) only
-  double age = 0;            // seconds the attributes were old when the page was read (AttrCache)
-};
-
-struct DirPage {
-  std::vector<DirEntry> entries;
-  std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
 };
 
 struct StatFs {  // df's numbers: see fs_usage.hpp
@@ -168,7 +157,8 @@ class Store {
   Result<Attr> lookup(Ino parent, std::string_view name, double* age = nullptr);
   // With `age`, the attributes a recent change made here left on a
   // directory may answer (without a round trip); *age is then how old they
-  // are in seconds, else 0.
+  // are in seconds, else 0. While a listing of the directory waits for its
+  // first page, the page comes in the same round trip (first_pages.hpp).
   Result<Attr> getattr(Ino ino, double* age = nullptr);
   Result<Attr> setattr(Ino ino, const SetAttrRequest& req);
   Result<std::string> readlink(Ino ino);
@@ -288,8 +278,17 @@ class Store {
   // (DirEntry::age says how old), the others are read in one more round
   // trip and kept there: a directory listed again at once (rm -rf opens
   // every directory twice) costs its HSCAN only. The names are read every
-  // time.
-  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr);
+  // time, after the listing was opened.
+  //
+  // A listing opened at `opened` (DirReader) whose first page a getattr
+  // read meanwhile takes that page instead (first_pages.hpp: rm -rf's
+  // second listing then costs no round trip of its own); it says so
+  // with listing_waits(dir, max) when opened and listing_done(dir) once it
+  // has read a page, or was closed without.
+  Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr,
+                          std::optional<std::chrono::steady_clock::time_point> opened = std::nullopt);
+  void listing_waits(Ino dir, std::size_t max) { m_first_pages.waits(dir, max); }
+  void listing_done(Ino dir) { m_first_pages.done(dir); }
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> getxattr(Ino ino, std::string_view name);
@@ -397,6 +396,9 @@ class Store {
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
   Status load_superblock(Connection& c);
   Result<Ino> allocate_ino(Connection& c);
+  // getattr of a directory a listing waits on: its first page too, in the
+  // same round trip (first_pages.hpp).
+  Result<Attr> getattr_with_first_page(Connection& c, Ino dir);
   // readdir's second step: the attributes (or types) of a page's entries.
   Status readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
@@ -563,6 +565,7 @@ class Store {
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills
   RemovedNames m_removed;  // names this mount removed a moment ago
+  FirstPages m_first_pages;  // first pages read by the getattr between an opendir and its first readdir
 };
 
 // Reads an inode's hash reply (HGETALL) into an Attr.

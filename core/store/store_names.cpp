@@ -184,22 +184,8 @@ static Result<Ino> _dir_parent(Ino dir, ReplyView v) {
   return v[1].is_nil() || !parse_u64(v[1].str(), parent) || parent == 0 ? dir : parent;
 }
 
-Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent) {
-  TRY_ASSIGN(auto c, m_pool.acquire());
-  std::string cur = std::to_string(cursor);
-  std::string count = std::to_string(std::max<std::size_t>(max, 1));
-  c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
-  if (parent != nullptr) {  // in the same round trip
-    c->append({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
-  }
-  Result<Reply> scanned = c->read_reply();
-  if (parent != nullptr) {
-    Result<Reply> p = c->read_reply();
-    TRY(p);
-    TRY_ASSIGN(*parent, _dir_parent(dir, p->view()));
-  }
-  TRY_ASSIGN(Reply r, std::move(scanned));
-  ReplyView v = r.view();
+// A page from HSCAN's reply.
+static Result<DirPage> _scanned_page(Ino dir, ReplyView v) {
   DirPage page;
   if (!v.is_array() || v.size() != 2 || !parse_u64(v[0].str(), page.next_cursor)) {
     return make_error(EIO, "directory " + std::to_string(dir) + ": bad HSCAN reply");
@@ -214,8 +200,58 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
     }
     page.entries.push_back(std::move(e));
   }
+  return page;
+}
+
+Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent,
+                               std::optional<std::chrono::steady_clock::time_point> opened) {
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  if (cursor == 0 && opened) {
+    if (auto first = m_first_pages.take(dir, *opened)) {
+      if (parent != nullptr) {
+        *parent = first->parent;
+      }
+      TRY(readdir_attrs(*c, dir, first->page, plus));
+      return std::move(first->page);
+    }
+  }
+  std::string cur = std::to_string(cursor);
+  std::string count = std::to_string(std::max<std::size_t>(max, 1));
+  c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
+  if (parent != nullptr) {  // in the same round trip
+    c->append({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
+  }
+  Result<Reply> scanned = c->read_reply();
+  if (parent != nullptr) {
+    Result<Reply> p = c->read_reply();
+    TRY(p);
+    TRY_ASSIGN(*parent, _dir_parent(dir, p->view()));
+  }
+  TRY_ASSIGN(Reply r, std::move(scanned));
+  TRY_ASSIGN(DirPage page, _scanned_page(dir, r.view()));
   TRY(readdir_attrs(*c, dir, page, plus));
   return page;
+}
+
+// The HSCAN of the first page rides with the HGETALL (not atomically: the
+// page is as of a moment after the listing was opened, which is all a
+// listing promises). A directory gone or removed keeps no page: its
+// listing reads again, and fails there as ever.
+Result<Attr> Store::getattr_with_first_page(Connection& c, Ino dir) {
+  const std::size_t max = m_first_pages.wanted(dir);
+  const auto sent = FirstPages::Clock::now();
+  c.append({"HGETALL", m_keys.inode(dir)});
+  c.append({"HSCAN", m_keys.dir(dir), "0", "COUNT", std::to_string(std::max<std::size_t>(max, 1))});
+  Result<Reply> a = c.read_reply();
+  Result<Reply> scanned = c.read_reply();
+  TRY(a);
+  Result<Attr> attr = attr_from_reply(dir, a->view());
+  if (attr && attr->is_dir() && attr->nlink != 0 && scanned) {
+    if (auto page = _scanned_page(dir, scanned->view())) {
+      m_first_pages.keep(dir, sent, std::move(page).value(), attr->parent == 0 ? dir : attr->parent);
+    }
+  }
+  return attr;
 }
 
 // The attributes of a page's entries (with `plus`), or their types: those

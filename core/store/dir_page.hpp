@@ -1,0 +1,27 @@
+// One page of a directory listing (Store::readdir, DirReader, FirstPages).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/inode.hpp"
+#include "store/keys.hpp"
+
+namespace redisfs {
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  std::uint32_t type = 0;    // S_IFMT bits
+  std::optional<Attr> attr;  // readdir(plus = true) only
+  double age = 0;            // seconds the attributes were old when the page was read (AttrCache)
+};
+
+struct DirPage {
+  std::vector<DirEntry> entries;
+  std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
+};
+
+}  // namespace redisfs
