@@ -53,10 +53,13 @@ std::string _openssl_error() {
   return out.empty() ? "unknown TLS error" : out;
 }
 
-// One SSL_CTX per distinct set of certificate files, made once per process.
+// One SSL_CTX per distinct set of certificate files, made once per process
+// and kept for its life: the map is never destroyed, so that no connection
+// a thread still holds at exit outlives its context (and LeakSanitizer sees
+// the contexts held, not lost, once static destructors have run).
 Result<SSL_CTX*> _tls_context(const TlsConfig& tls) {
   static std::mutex mutex;
-  static std::map<std::string, SSL_CTX*> contexts;
+  static auto& contexts = *new std::map<std::string, SSL_CTX*>;
   std::string id = tls.ca_cert + '\n' + tls.ca_cert_dir + '\n' + tls.cert + '\n' + tls.key;
   std::lock_guard lock(mutex);
   if (auto it = contexts.find(id); it != contexts.end()) {
