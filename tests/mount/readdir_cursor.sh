@@ -115,7 +115,7 @@ rm -r "$W/fresh"
 # rm -rf: the second listing of each directory (it opens each twice) takes
 # the attributes the first one read (AttrCache) and the first page the
 # getattr after its opendir read in its round trip (FirstPages): none of
-# its own, where it took two; that getattr still asks the server (one a
+# its own, where it took one (the HSCAN); that getattr still asks the server (one a
 # directory: the test above needs it); and the purge of each directory it removed
 # (the kernel forgets it at once) goes in front of its next rmdir, not in a
 # round trip of its own
