@@ -55,11 +55,12 @@ std::optional<FirstPages::Taken> FirstPages::take(Ino dir, Clock::time_point ope
   if (it == m_dirs.end() || !it->second.page) {
     return std::nullopt;
   }
-  if (it->second.sent < opened || now - it->second.sent > m_ttl) {
-    if (now - it->second.sent > m_ttl) {
-      it->second.page.reset();
-    }
-    return std::nullopt;  // read before this listing was opened, or too old
+  const bool old = now - it->second.sent > m_ttl;
+  if (old) {
+    it->second.page.reset();  // too old for any listing
+  }
+  if (old || it->second.sent < opened) {
+    return std::nullopt;  // (or read before this listing was opened)
   }
   std::optional<Taken> out = std::move(it->second.page);
   it->second.page.reset();

@@ -73,7 +73,8 @@ TEST_CASE("first pages: a ttl of 0 turns it off") {
   FirstPages pages(0);
   pages.waits(7, 256);
   CHECK(pages.wanted(7) == 0);
-  pages.keep(7, FirstPages::Clock::now(), _page({"a"}), 1);
-  CHECK_FALSE(pages.take(7, FirstPages::Clock::now() - 1s));
+  const auto t0 = FirstPages::Clock::now();
+  pages.keep(7, t0, _page({"a"}), 1);
+  CHECK_FALSE(pages.take(7, t0 - 1s, t0));  // (a page kept would be of age 0 here)
   pages.done(7);
 }
