@@ -98,7 +98,9 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   fi->direct_io = 0;
   fi->fh = 0;
   fi->noflush = session.store().gathering(attr->ino) ? 0 : 1;  // close(2) sends what was gathered
-  reply_create(req, session, *attr, fi);
+  if (!reply_create(req, session, *attr, fi)) {
+    end_open(session, attr->ino);
+  }
 }
 
 }  // namespace redisfs::op

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "file_handle.hpp"
 #include "killpriv.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
@@ -17,13 +18,18 @@
 
 namespace redisfs::op {
 
-void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Session& session = session_of(req);
   if (off < 0) {
     reply_err(req, EINVAL);
     return;
   }
   Store::ReadPieces data;
+  if (FileHandle* h = FileHandle::of(fi);
+      h != nullptr && session.store().read_prefetched(ino, h->take(), static_cast<std::uint64_t>(off), size, data)) {
+    reply_pieces(req, data.pieces);  // read with the open (prefetch.hpp)
+    return;
+  }
   Status st = session.store().read_pieces(ino, static_cast<std::uint64_t>(off), size, data);
   if (!st) {
     reply_fail(req, "read", ino, {}, st.error());

@@ -26,12 +26,29 @@
 // them.)
 #include <fcntl.h>
 
+#include "file_handle.hpp"
 #include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
 
 namespace redisfs::op {
+
+// No FLUSH came (or it failed): what waits goes before the open count.
+static void _send_waiting(Session& session, Ino ino) {
+  if (!session.gone() && session.store().gathering(ino)) {
+    if (Status st = session.store().flush(ino); !st) {
+      log_op_error("release", ino, {}, st.error());
+    }
+  }
+}
+
+void end_open(Session& session, Ino ino) {
+  _send_waiting(session, ino);
+  if (!session.options().read_only) {
+    session.release_later(ino);
+  }
+}
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Session& session = session_of(req);
@@ -40,7 +57,11 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_fail(req, "open", ino, {}, st.error());
     return;
   }
-  if (Status st = session.store().open_file(ino); !st) {
+  // The kernel drops the file's pages at this open (keep_cache 0 below), so
+  // a READ comes: a small file's first bytes come in the open's round trip.
+  std::unique_ptr<Prefetch> first;
+  const bool ahead = !writes && !session.options().read_only && !session.options().writeback;
+  if (Status st = ahead ? session.store().open_file(ino, first) : session.store().open_file(ino); !st) {
     if (st.code() != ESTALE) {
       session.opens_unsure();  // counted or not: its reply may be what was lost
     }
@@ -52,9 +73,12 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->keep_cache = session.options().read_only || session.options().writeback ? 1 : 0;
   fi->direct_io = 0;
-  fi->fh = 0;
+  fi->fh = first ? reinterpret_cast<std::uint64_t>(new FileHandle(std::move(first))) : 0;
   fi->noflush = 1;
-  reply_open(req, fi);
+  if (!reply_open(req, fi)) {
+    delete FileHandle::of(fi);
+    end_open(session, ino);
+  }
 }
 
 void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
@@ -66,16 +90,12 @@ void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   reply_ok(req);  // never ENOSYS: the kernel would stop sending FLUSH for good
 }
 
-void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  delete FileHandle::of(fi);
   Session& session = session_of(req);
-  if (!session.gone() && session.store().gathering(ino)) {
-    // No FLUSH came (or it failed): what waits goes before the open count.
-    if (Status st = session.store().flush(ino); !st) {
-      log_op_error("release", ino, {}, st.error());
-    }
-  }
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
+  _send_waiting(session, ino);
   reply_ok(req);
   if (!session.options().read_only) {
     session.release_later(ino);

@@ -289,7 +289,9 @@ void open_dir_handle(fuse_req_t req, fuse_file_info* fi, Store& store, const Rep
   fi->fh = reinterpret_cast<std::uint64_t>(h.release());
   fi->keep_cache = 0;
   fi->cache_readdir = 0;
-  reply_open(req, fi);
+  if (!reply_open(req, fi)) {
+    delete _handle(fi);  // no RELEASEDIR comes for an open the kernel did not take
+  }
 }
 
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

@@ -31,6 +31,12 @@ void destroy(void* userdata);
 REDISFS_FUSE_OPS(REDISFS_DECLARE_OP)
 #undef REDISFS_DECLARE_OP
 
+// The end of an open of a live file (op_open.cpp): what its writes left
+// waiting goes to the server, then its open count. RELEASE runs it, and so
+// does an open or a create whose reply the kernel did not take (the caller
+// was interrupted): no RELEASE comes for those.
+void end_open(Session& session, Ino ino);
+
 // Shared with the snapshot views (snapdir.cpp).
 //
 // Opens a handle for readdir/readdirplus on directory `dir` of `store`,

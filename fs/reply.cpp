@@ -114,16 +114,18 @@ void reply_negative_entry(fuse_req_t req, const ReplyTree& tree) {
   fuse_reply_entry(req, &e);
 }
 
-void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
+bool reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
   if (!check_entry(req, attr, "create")) {
-    return;
+    return true;  // (not held: nothing to end)
   }
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino, attr.mode);
   session.hold(attr.ino);  // created open: its RELEASE will come
   if (fuse_reply_create(req, &e, fi) != 0) {
     _give_back(session, attr.ino);
+    return false;
   }
+  return true;
 }
 
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age) {
@@ -147,7 +149,7 @@ void reply_attr(fuse_req_t req, Session& session, const ReplyTree& tree, const A
 
 void reply_readlink(fuse_req_t req, const std::string& target) { fuse_reply_readlink(req, target.c_str()); }
 
-void reply_open(fuse_req_t req, const fuse_file_info* fi) { fuse_reply_open(req, fi); }
+bool reply_open(fuse_req_t req, const fuse_file_info* fi) { return fuse_reply_open(req, fi) == 0; }
 
 void reply_write(fuse_req_t req, std::size_t count) { fuse_reply_write(req, count); }
 

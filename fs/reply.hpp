@@ -61,14 +61,18 @@ void reply_negative_entry(fuse_req_t req, Session& session, double age = 0);
 void reply_negative_entry(fuse_req_t req, const ReplyTree& tree);
 // Checks `attr` like reply_entry; false when it failed the request.
 [[nodiscard]] bool check_entry(fuse_req_t req, const Attr& attr, std::string_view op);
-void reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
+// false when the kernel did not take it (as reply_open): the file is held
+// open, and the caller ends that open (op::end_open).
+[[nodiscard]] bool reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi);
 // `age`: how old the attributes already are (seconds); the kernel may keep
 // them for what is left of attr_timeout.
 void reply_attr(fuse_req_t req, Session& session, const Attr& attr, std::string_view op, double age = 0);
 void reply_attr(fuse_req_t req, Session& session, const ReplyTree& tree, const Attr& attr, std::string_view op,
                 double age = 0);
 void reply_readlink(fuse_req_t req, const std::string& target);
-void reply_open(fuse_req_t req, const fuse_file_info* fi);
+// false when the kernel did not take it (the opener was interrupted): no
+// RELEASE comes for that open.
+[[nodiscard]] bool reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
 void reply_buf(fuse_req_t req, std::string_view data);
 // The pieces, in order, as one answer (read: no copy of the bytes).

@@ -448,7 +448,9 @@ void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->fh = reinterpret_cast<std::uint64_t>(h.release());
     fi->keep_cache = 0;
     fi->cache_readdir = 0;
-    reply_open(req, fi);
+    if (!reply_open(req, fi)) {
+      delete reinterpret_cast<SnapdirHandle*>(fi->fh);  // no RELEASEDIR comes
+    }
     return;
   }
   std::optional<Target> t = _target(req, ino, "opendir");
@@ -571,7 +573,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = 0;
   fi->fh = 0;
   fi->noflush = 1;
-  reply_open(req, fi);
+  (void)reply_open(req, fi);  // (nothing held)
 }
 
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {

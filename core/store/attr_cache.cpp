@@ -131,6 +131,34 @@ std::optional<AttrCache::Hit> AttrCache::get(Ino ino, Clock::time_point now, boo
   return Hit{*it->second.attr, std::chrono::duration<double>(age).count()};
 }
 
+AttrCache::Change AttrCache::watch(Ino ino, unsigned own) {
+  Change w;
+  if (!enabled()) {
+    return w;
+  }
+  std::lock_guard lock(m_mutex);
+  make_room(1);
+  if (m_entries.size() >= m_max && m_entries.find(ino) == m_entries.end()) {
+    return w;  // every entry is in flight
+  }
+  Entry& e = m_entries[ino];
+  if (e.gen == 0) {
+    e.gen = ++m_gen;  // a new entry: a later forget() or begin() changes it
+  }
+  w.m_marks.push_back({ino, e.gen, e.in_flight == own});
+  return w;
+}
+
+bool AttrCache::unchanged(const Change& watch) {
+  if (watch.m_marks.size() != 1 || !watch.m_marks[0].alone) {
+    return false;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(watch.m_marks[0].ino);
+  // (An entry dropped to make room is taken as changed.)
+  return it != m_entries.end() && it->second.gen == watch.m_marks[0].gen && it->second.in_flight == 0;
+}
+
 std::optional<Attr> AttrCache::basis(Ino ino) {
   if (!enabled()) {
     return std::nullopt;

@@ -86,6 +86,7 @@ class AttrCache {
   explicit AttrCache(double ttl_seconds = 0, std::size_t max_entries = 4096);
 
   bool enabled() const { return m_ttl.count() > 0; }
+  Clock::duration ttl() const { return m_ttl; }
 
   // Marks `inos` as being changed: their cached attributes are dropped at
   // once, and a change that overlaps this one cannot store its result.
@@ -106,6 +107,15 @@ class AttrCache {
   // The attributes held of `ino`, if younger than the ttl: a change's, or
   // with `reads_too` a read's as well.
   std::optional<Hit> get(Ino ino, Clock::time_point now = Clock::now(), bool reads_too = false);
+  // A watch on `ino` (what a file's bytes read ahead lean on, prefetch.hpp):
+  // unchanged() holds while no change of it begins and no forget() comes
+  // after this call. `own` is how many changes of the caller's own are in
+  // flight on it, begun just before (a touch of the atime sent with the
+  // read): a change of anyone else's in flight makes the watch fail from
+  // the start, for the server may run it before or after the read. Empty
+  // (never unchanged) when the cache is off.
+  Change watch(Ino ino, unsigned own = 0);
+  bool unchanged(const Change& watch);
   // The attributes held of `ino`, a change's or a read's and of any age,
   // when no change of it is in flight: a basis for a guess that a script
   // checks against the server's before anything leans on it (the parent's

@@ -35,6 +35,7 @@
 #include "store/first_pages.hpp"
 #include "store/inode.hpp"
 #include "store/keys.hpp"
+#include "store/prefetch.hpp"
 #include "store/removed_names.hpp"
 #include "store/superblock.hpp"
 #include "util/buffer_pool.hpp"
@@ -245,6 +246,12 @@ class Store {
   // the file is an orphan of this mount that nobody holds open any more:
   // the caller purges it.
   Status open_file(Ino ino);
+  // The same for an open that will read (prefetch.hpp): a small file's
+  // first bytes come back in the open's round trip, into *first (left
+  // empty when nothing was read ahead: the cache is off, the file is big,
+  // its writes wait here, the budget is spent, or the read failed; the
+  // open's own outcome is the result either way).
+  Status open_file(Ino ino, std::unique_ptr<Prefetch>& first);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline), the plain ones
   // (not this mount's orphans) k_release_batch to a script: one result per
@@ -264,6 +271,11 @@ class Store {
     std::size_t size = 0;  // their total
   };
   Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
+  // The same read answered from what the open read ahead, when that still
+  // holds (prefetch.hpp); otherwise (false) the caller reads with
+  // read_pieces. `first` is spent either way.
+  bool read_prefetched(Ino ino, std::unique_ptr<Prefetch> first, std::uint64_t offset, std::size_t size,
+                       ReadPieces& out);
   // Writes `data` at `offset`, or at the end of file when `append` (the
   // offset used is returned). Returns the offset written at.
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append,

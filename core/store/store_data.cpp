@@ -53,14 +53,12 @@ static const std::string k_zero_bytes(k_zeros, '\0');
 // access is recorded in the same round trip: touch_atime.lua, behind the
 // EXEC, applies relatime itself; its reply goes to *touched (best effort:
 // an access time is not worth failing a read).
-static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t offset, std::size_t size,
-                                  std::uint64_t bs, Reply* touched) {
+static void _queue_read(Connection& c, const Keys& keys, Ino ino, std::uint64_t offset, std::size_t size,
+                        std::uint64_t bs, std::vector<std::string>& block_keys, std::vector<std::string>& ranges) {
   const std::uint64_t first = offset / bs;
   const std::uint64_t last = (offset + size - 1) / bs;
   c.append({"MULTI"});
   c.append({"HMGET", keys.inode(ino), "type", "size", "atime", "mtime", "ctime"});
-  std::vector<std::string> block_keys;
-  std::vector<std::string> ranges;
   for (std::uint64_t b = first; b <= last; ++b) {
     std::uint64_t lo = b == first ? offset - b * bs : 0;
     std::uint64_t hi = b == last ? offset + size - 1 - b * bs : bs - 1;
@@ -70,14 +68,25 @@ static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std:
     c.append({"GETRANGE", block_keys.back(), ranges[ranges.size() - 2], ranges.back()});
   }
   c.append({"EXEC"});
+}
+
+static void _queue_touch(Connection& c, const Keys& keys, Ino ino) {
+  const std::string inode = keys.inode(ino);
+  const std::string freeze = keys.freeze();
+  const std::string window = std::to_string(k_relatime_ns);
+  std::array<std::string_view, 2> touch_keys{freeze, inode};
+  std::array<std::string_view, 1> touch_args{window};
+  c.append_eval(lua::touch_atime, touch_keys, touch_args);
+}
+
+static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t offset, std::size_t size,
+                                  std::uint64_t bs, Reply* touched) {
+  std::vector<std::string> block_keys;
+  std::vector<std::string> ranges;
+  _queue_read(c, keys, ino, offset, size, bs, block_keys, ranges);
   const std::size_t behind = touched != nullptr ? 1 : 0;
   if (touched != nullptr) {
-    const std::string inode = keys.inode(ino);
-    const std::string freeze = keys.freeze();
-    const std::string window = std::to_string(k_relatime_ns);
-    std::array<std::string_view, 2> touch_keys{freeze, inode};
-    std::array<std::string_view, 1> touch_args{window};
-    c.append_eval(lua::touch_atime, touch_keys, touch_args);
+    _queue_touch(c, keys, ino);
   }
   std::optional<Error> failure;
   Reply exec;
@@ -112,11 +121,12 @@ static Result<Reply> _read_blocks(Connection& c, const Keys& keys, Ino ino, std:
   return exec;
 }
 
-// The answer of a read from the blocks of `v` (_read_blocks' reply):
-// `avail` bytes from `offset`, a short or missing block's end as zeros.
-static void _place_pieces(ReplyView v, std::uint64_t offset, std::size_t avail, std::uint64_t bs,
+// The answer of a read from the blocks of `v` (_read_blocks' reply, of a
+// read from `origin`): `avail` bytes from `offset` (at or after `origin`),
+// a short or missing block's end as zeros.
+static void _place_pieces(ReplyView v, std::uint64_t origin, std::uint64_t offset, std::size_t avail, std::uint64_t bs,
                           Store::ReadPieces& out) {
-  const std::uint64_t first = offset / bs;
+  const std::uint64_t first = origin / bs;
   auto zeros = [&out](std::size_t n) {
     for (; n > 0; n -= std::min(n, k_zeros)) {
       out.pieces.emplace_back(k_zero_bytes.data(), std::min(n, k_zeros));
@@ -125,16 +135,21 @@ static void _place_pieces(ReplyView v, std::uint64_t offset, std::size_t avail, 
   std::size_t done = 0;  // bytes of the answer placed so far
   for (std::uint64_t b = first; 1 + (b - first) < v.size(); ++b) {
     std::string_view chunk = v[1 + (b - first)].str();
-    std::uint64_t lo = b == first ? offset - b * bs : 0;
-    std::uint64_t pos = b * bs + lo - offset;  // where this chunk lands in the answer
+    std::uint64_t start = b == first ? origin : b * bs;  // the file offset of the chunk's first byte
+    std::uint64_t skip = offset > start ? offset - start : 0;
+    if (skip >= chunk.size()) {
+      if (start + skip - offset >= avail) {
+        break;
+      }
+      continue;  // before the answer, or short: what follows it is zeros
+    }
+    std::uint64_t pos = start + skip - offset;  // where this chunk lands in the answer
     if (pos >= avail) {
       break;
     }
     zeros(pos - done);  // the end of a short block before it
-    std::size_t n = std::min<std::size_t>(chunk.size(), avail - pos);
-    if (n > 0) {
-      out.pieces.push_back(chunk.substr(0, n));
-    }
+    std::size_t n = std::min<std::size_t>(chunk.size() - skip, avail - pos);
+    out.pieces.push_back(chunk.substr(skip, n));
     done = pos + n;
   }
   zeros(avail - done);
@@ -191,6 +206,37 @@ static void _touch_now(Connection& c, const Keys& keys, AttrCache& attrs, Ino in
   _touched(attrs, ino, change, r.ok() ? std::move(r).value() : Reply());  // (best effort, as in the read)
 }
 
+// The file's size from a read's reply `v` (_read_blocks', of blocks first
+// to last), once the reply is checked whole: EIO for a damaged inode or
+// block, ESTALE when the inode is gone.
+static Result<std::uint64_t> _read_reply_size(const Keys& keys, Ino ino, ReplyView v, std::uint64_t first,
+                                              std::uint64_t last) {
+  if (!v.is_array() || v.size() != 2 + (last - first)) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad read reply");
+  }
+  ReplyView meta = v[0];
+  if (!meta.is_array() || meta.size() != 5) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": " + _reply_problem(meta, "a hash"));
+  }
+  if (meta[0].is_nil()) {
+    return make_error(ESTALE, "inode " + std::to_string(ino) + " was removed");
+  }
+  for (std::uint64_t b = first; b <= last; ++b) {
+    ReplyView chunk = v[1 + (b - first)];
+    if (!chunk.is_string()) {
+      // A block key of another type (a hash, a list): GETRANGE answers
+      // WRONGTYPE, which must never be read back as the file's bytes.
+      return make_error(EIO, "inode " + std::to_string(ino) + ": block " + std::to_string(b) + " (" +
+                                 keys.block(ino, b) + "): " + _reply_problem(chunk, "a string"));
+    }
+  }
+  std::uint64_t file_size = 0;
+  if (!parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
+  }
+  return file_size;
+}
+
 Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
   out.pieces.clear();
   out.size = 0;
@@ -219,36 +265,105 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
     _touched(m_attrs, ino, change, touched);
   }
   TRY_ASSIGN(out.reply, std::move(blocks));  // (the pieces point into it)
-  ReplyView v = out.reply.view();
-  if (!v.is_array() || v.size() != 2 + (last - first)) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": bad read reply");
-  }
-  ReplyView meta = v[0];
-  if (!meta.is_array() || meta.size() != 5) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": " + _reply_problem(meta, "a hash"));
-  }
-  if (meta[0].is_nil()) {
-    return make_error(ESTALE, "inode " + std::to_string(ino) + " was removed");
-  }
-  for (std::uint64_t b = first; b <= last; ++b) {
-    ReplyView chunk = v[1 + (b - first)];
-    if (!chunk.is_string()) {
-      // A block key of another type (a hash, a list): GETRANGE answers
-      // WRONGTYPE, which must never be read back as the file's bytes.
-      return make_error(EIO, "inode " + std::to_string(ino) + ": block " + std::to_string(b) + " (" + m_keys.block(ino, b) +
-                                 "): " + _reply_problem(chunk, "a string"));
-    }
-  }
-  std::uint64_t file_size = 0;
-  if (!parse_u64(meta[1].str(), file_size) || file_size > k_max_file_size) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": bad size '" + _bounded(meta[1].str()) + "'");
-  }
-  if (touch && !carry && _access_due(meta)) {
+  TRY_ASSIGN(std::uint64_t file_size, _read_reply_size(m_keys, ino, out.reply.view(), first, last));
+  if (touch && !carry && _access_due(out.reply.view()[0])) {
     _touch_now(*c, m_keys, m_attrs, ino);
   }
-  std::size_t avail = file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
-  _place_pieces(v, offset, avail, bs, out);
+  std::size_t avail =
+      file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;
+  _place_pieces(out.reply.view(), offset, offset, avail, bs, out);
   return {};
+}
+
+Status Store::open_file(Ino ino, std::unique_ptr<Prefetch>& first) {
+  first.reset();
+  if (m_opts.read_only || !m_attrs.enabled() || (m_gathered_count.load() != 0 && gathering(ino))) {
+    return open_file(ino);
+  }
+  // How much: what the size last seen needs (a hint: the read's own HMGET
+  // has the size of its instant), up to k_max_bytes; the first block when
+  // no size was seen.
+  const std::uint64_t bs = m_sb.block_size;
+  std::uint64_t want = std::min<std::uint64_t>(bs, Prefetch::k_max_bytes);
+  if (std::optional<Attr> seen = m_attrs.basis(ino)) {
+    if (seen->size == 0 || seen->size > Prefetch::k_max_bytes) {
+      return open_file(ino);  // no READ comes for an empty file; a big one is read in big READs
+    }
+    want = std::min<std::uint64_t>(_div_ceil(seen->size, bs) * bs, Prefetch::k_max_bytes);
+  }
+  if (!Prefetch::reserve(want)) {
+    return open_file(ino);
+  }
+  std::unique_ptr<Prefetch> p(new Prefetch(want));
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  const bool touch = !m_opts.noatime;
+  const bool carry = touch && !_access_known(m_attrs, ino);
+  AttrCache::Change change = carry ? m_attrs.begin({ino}) : AttrCache::Change();
+  p->m_watch = m_attrs.watch(ino, carry ? 1 : 0);
+  p->m_sent = std::chrono::steady_clock::now();
+  std::vector<std::string> block_keys;
+  std::vector<std::string> ranges;
+  _queue_read(*c, m_keys, ino, 0, want, bs, block_keys, ranges);
+  const std::size_t queued = c->pending();
+  if (carry) {
+    _queue_touch(*c, m_keys, ino);
+  }
+  std::vector<Result<Reply>> before;
+  const std::string open_keys[] = {m_keys.inode(ino), m_keys.open(ino)};
+  auto opened = c->eval_after(before, lua::open, open_keys, std::span<const std::string>(&m_opts.session, 1));
+  if (carry) {
+    const bool ok = before.size() > queued && before[queued].ok();
+    _touched(m_attrs, ino, change, ok ? std::move(before[queued]).value() : Reply());
+  }
+  TRY(std::move(opened));
+  // What the open read is kept only if all of it came back, as a read
+  // would take it; otherwise the READ reads for itself and reports.
+  for (std::size_t i = 0; i < queued && i < before.size(); ++i) {
+    if (!before[i].ok()) {
+      return {};
+    }
+  }
+  if (before.size() < queued) {
+    return {};
+  }
+  p->m_exec = std::move(before[queued - 1]).value();
+  auto size = _read_reply_size(m_keys, ino, p->m_exec.view(), 0, (want - 1) / bs);
+  if (!size) {
+    return {};
+  }
+  if (touch && !carry && _access_due(p->m_exec.view()[0])) {
+    // Another host changed the file since this mount saw its access
+    // recorded: the touch is a change of its own, which the watch would
+    // take for one of someone else's, so the READ reads for itself.
+    _touch_now(*c, m_keys, m_attrs, ino);
+    return {};
+  }
+  p->m_covered = want;
+  p->m_file_size = *size;
+  first = std::move(p);
+  return {};
+}
+
+bool Store::read_prefetched(Ino ino, std::unique_ptr<Prefetch> first, std::uint64_t offset, std::size_t size,
+                            ReadPieces& out) {
+  out.pieces.clear();
+  out.size = 0;
+  if (!first) {
+    return false;
+  }
+  const bool within = offset <= first->m_covered && size <= first->m_covered - offset;
+  const bool ended = first->m_file_size <= first->m_covered;  // the file ends within what was read
+  if ((!within && !ended) || std::chrono::steady_clock::now() - first->m_sent >= m_attrs.ttl() ||
+      !m_attrs.unchanged(first->m_watch) || (m_gathered_count.load() != 0 && gathering(ino))) {
+    return false;
+  }
+  std::size_t avail = 0;
+  if (first->m_file_size > offset) {
+    avail = static_cast<std::size_t>(std::min<std::uint64_t>(size, first->m_file_size - offset));
+  }
+  out.reply = std::move(first->m_exec);  // (the pieces point into it)
+  _place_pieces(out.reply.view(), 0, offset, avail, m_sb.block_size, out);
+  return true;
 }
 
 // Existing block indexes of an inode in [from, to), largest first, found by

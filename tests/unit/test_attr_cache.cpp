@@ -254,3 +254,49 @@ TEST_CASE("attr cache: a basis is a change's or a read's attributes of any age, 
   off.end(off.begin({7}), {_dir(7, 100)});
   CHECK_FALSE(off.basis(7));
 }
+
+TEST_CASE("attr cache: a watch holds until a change of its inode begins") {
+  AttrCache cache(1.0);
+  auto w = cache.watch(7);
+  CHECK(cache.unchanged(w));
+  cache.end(cache.begin({8}), {});  // another inode
+  CHECK(cache.unchanged(w));
+  auto change = cache.begin({7});
+  CHECK_FALSE(cache.unchanged(w));  // in flight
+  cache.end(change, {});
+  CHECK_FALSE(cache.unchanged(w));         // and after it ended
+  CHECK(cache.unchanged(cache.watch(7)));  // a new watch holds again
+}
+
+TEST_CASE("attr cache: a watch fails with a forget, and with a change of another in flight") {
+  AttrCache cache(1.0);
+  auto w = cache.watch(7);
+  cache.forget(7);
+  CHECK_FALSE(cache.unchanged(w));
+  auto theirs = cache.begin({7});
+  auto during = cache.watch(7);  // the server may run that change before or after the read
+  cache.end(theirs, {});
+  CHECK_FALSE(cache.unchanged(during));
+}
+
+TEST_CASE("attr cache: a watch taken behind the caller's own change holds after it ends") {
+  AttrCache cache(1.0);
+  auto mine = cache.begin({7});
+  auto w = cache.watch(7, 1);
+  cache.end(mine, {_dir(7, 100)});
+  CHECK(cache.unchanged(w));
+  REQUIRE(cache.get(7));  // what the change read is kept as before
+  auto two = cache.begin({7});
+  auto w2 = cache.watch(7, 0);  // the caller's own change is not counted: another is in flight
+  cache.end(two, {});
+  CHECK_FALSE(cache.unchanged(w2));
+}
+
+TEST_CASE("attr cache: no watch holds with the cache off, or once its entry made room") {
+  AttrCache off(0.0);
+  CHECK_FALSE(off.unchanged(off.watch(7)));
+  AttrCache small(1.0, 2);
+  auto w = small.watch(7);
+  small.end(small.begin({8, 9}), {});  // room for 8 and 9: 7 (idle, nothing fresh) goes
+  CHECK_FALSE(small.unchanged(w));
+}
