@@ -32,6 +32,9 @@ tmpfs: only dropped), and:
              database, default journal mode (delete) and synchronous
              setting, one row per transaction (commit after each), seconds;
   git clone  `git clone --no-local` of the repository, seconds;
+  read       the caches dropped, every file the clone checked out read
+             once, `tar cf - --exclude=.git . | cat > /dev/null` (GNU tar
+             reads nothing when its archive is /dev/null), seconds;
   cp -a      `cp -a` of the /usr/share/doc copy, seconds;
 and everything is deleted (not timed) before the mount goes away.
 
@@ -143,6 +146,7 @@ ROW_CREATE = f"create + write 1 byte + close, {n_creates:,} files"
 ROW_DD, ROW_CAT = f"dd {dd_mib} MiB, bs=1M, conv=fsync", "cat of that file after a remount"
 ROW_SQL = f"sqlite, {n_inserts:,} inserts, one commit each"
 ROW_GIT, ROW_CP = "git clone --no-local", f"cp -a {doc_source}"
+ROW_READ = f"read the clone's {n_git:,} files (tar c | cat)"
 ROW_RT = "server: round trip, EVALSHA `return 1`"
 ROW_PUT1, ROW_PUTN = "server: SET, 1 MiB a round trip", "server: SET, up to 8 MiB a round trip"
 ROW_GETN = "server: GET, 8 MiB a round trip"
@@ -204,8 +208,15 @@ def _cat(target, big, mount):
 def _second_half(target, d, big, mount=None):
     _cat(target, big, mount)
     _result(ROW_SQL, target, b.sqlite_commits(os.path.join(d, "bench.sqlite"), n_inserts), "s", better="lower")
-    seconds, _ = b.timed(["git", "clone", "-q", "--no-local", repo, os.path.join(d, "clone")], env=git_env)
+    clone = os.path.join(d, "clone")
+    seconds, _ = b.timed(["git", "clone", "-q", "--no-local", repo, clone], env=git_env)
     _result(ROW_GIT, target, seconds, "s", better="lower")
+    b.drop_caches()
+    s0 = b.daemon_stats(mount) if mount else None
+    seconds, _ = b.timed(f"tar cf - --exclude=.git -C {clone} . | cat > /dev/null")
+    _result(ROW_READ, target, seconds, "s", better="lower")
+    if mount:
+        stats[f"{_stats_name(target)} read"] = b.stats_per(s0, b.daemon_stats(mount), n_git, "file")
     seconds, _ = b.timed(["cp", "-a", doc_copy, os.path.join(d, "doc")])
     _result(ROW_CP, target, seconds, "s", better="lower")
     b.run(["rm", "-rf", "--one-file-system", d])
