@@ -25,10 +25,19 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     return;
   }
   Store::ReadPieces data;
-  if (FileHandle* h = FileHandle::of(fi);
-      h != nullptr && session.store().read_prefetched(ino, h->take(), static_cast<std::uint64_t>(off), size, data)) {
-    reply_pieces(req, data.pieces);  // read with the open (prefetch.hpp)
-    return;
+  if (FileHandle* h = FileHandle::of(fi); h != nullptr) {
+    if (std::shared_ptr<const Prefetch> first = h->first()) {  // read with the open (prefetch.hpp)
+      bool more = false;
+      const bool answered =
+          session.store().read_prefetched(ino, first, static_cast<std::uint64_t>(off), size, data, &more);
+      if (!more) {
+        h->drop(first);  // (what the answer points into lives on in `data`)
+      }
+      if (answered) {
+        reply_pieces(req, data.pieces);
+        return;
+      }
+    }
   }
   Status st = session.store().read_pieces(ino, static_cast<std::uint64_t>(off), size, data);
   if (!st) {

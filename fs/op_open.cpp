@@ -59,7 +59,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   // The kernel drops the file's pages at this open (keep_cache 0 below), so
   // a READ comes: a small file's first bytes come in the open's round trip.
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   const bool ahead = !writes && !session.options().read_only && !session.options().writeback;
   if (Status st = ahead ? session.store().open_file(ino, first) : session.store().open_file(ino); !st) {
     if (st.code() != ESTALE) {

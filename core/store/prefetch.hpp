@@ -4,12 +4,12 @@
 // by the listing in front of it), its OPEN (open.lua counts the open on
 // the server) and its first READ. A read-write mount in the default mode
 // drops a file's pages at every open, so after an open for reading the
-// kernel's READ is sure to come, and for a small file the first one asks
-// for the whole file. So Store::open_file sends the read of the first
+// kernel's READs are sure to come, and for a small file they ask for its
+// beginning. So Store::open_file sends the read of the first
 // bytes (the MULTI of Store::read_pieces, relatime's touch included) in
 // front of open.lua, in the same round trip, and the open's handle keeps
-// what came back. The open's first READ takes it (Store::read_prefetched)
-// and answers from it, without a round trip, when all of these hold:
+// what came back. The open's READs answer from it (Store::read_prefetched),
+// without a round trip, while all of these hold:
 // - no change of the inode through this mount began, and no write of it
 //   waits in the Store, since the read was sent (AttrCache::watch: every
 //   change marks the inodes it names), so this mount reads what it wrote;
@@ -17,10 +17,12 @@
 //   are as fresh as the attributes the kernel holds (close-to-open: a
 //   change another host closed before this open is in them);
 // - the READ lies within the bytes read, or the file ended within them.
-// Otherwise the READ goes to the server as any other. Either way the
-// prefetch is gone after the first READ of its open. An open that is never
-// read still recorded its access under relatime (as an NFS server does for
-// the client's read-ahead).
+// Otherwise the READ goes to the server as any other, and the handle drops
+// the prefetch; it drops it too after the READ that reaches its last byte
+// (the kernel's read-ahead asks for a file in several READs: a reader
+// with a small buffer gets 32 KiB first, then the rest). An open that is
+// never read still recorded its access under relatime (as an NFS server
+// does for the client's read-ahead).
 //
 // What every open of the process holds at once is bounded (k_budget): past
 // it an open reads nothing ahead.

@@ -251,7 +251,7 @@ class Store {
   // empty when nothing was read ahead: the cache is off, the file is big,
   // its writes wait here, the budget is spent, or the read failed; the
   // open's own outcome is the result either way).
-  Status open_file(Ino ino, std::unique_ptr<Prefetch>& first);
+  Status open_file(Ino ino, std::shared_ptr<const Prefetch>& first);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline), the plain ones
   // (not this mount's orphans) k_release_batch to a script: one result per
@@ -267,15 +267,17 @@ class Store {
   // the kernel as they are, with no copy.
   struct ReadPieces {
     Reply reply;
+    std::shared_ptr<const void> held;  // what else the pieces point into (a Prefetch)
     std::vector<std::string_view> pieces;
     std::size_t size = 0;  // their total
   };
   Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
   // The same read answered from what the open read ahead, when that still
-  // holds (prefetch.hpp); otherwise (false) the caller reads with
-  // read_pieces. `first` is spent either way.
-  bool read_prefetched(Ino ino, std::unique_ptr<Prefetch> first, std::uint64_t offset, std::size_t size,
-                       ReadPieces& out);
+  // holds (prefetch.hpp): true, and *more says whether `first` holds bytes
+  // past this read's end for a later READ of the open. false: the caller
+  // reads with read_pieces, and `first` has no use left.
+  bool read_prefetched(Ino ino, const std::shared_ptr<const Prefetch>& first, std::uint64_t offset, std::size_t size,
+                       ReadPieces& out, bool* more = nullptr);
   // Writes `data` at `offset`, or at the end of file when `append` (the
   // offset used is returned). Returns the offset written at.
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append,

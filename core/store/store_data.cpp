@@ -275,7 +275,7 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   return {};
 }
 
-Status Store::open_file(Ino ino, std::unique_ptr<Prefetch>& first) {
+Status Store::open_file(Ino ino, std::shared_ptr<const Prefetch>& first) {
   first.reset();
   if (m_opts.read_only || !m_attrs.enabled() || (m_gathered_count.load() != 0 && gathering(ino))) {
     return open_file(ino);
@@ -294,7 +294,7 @@ Status Store::open_file(Ino ino, std::unique_ptr<Prefetch>& first) {
   if (!Prefetch::reserve(want)) {
     return open_file(ino);
   }
-  std::unique_ptr<Prefetch> p(new Prefetch(want));
+  std::shared_ptr<Prefetch> p(new Prefetch(want));
   TRY_ASSIGN(auto c, m_pool.acquire());
   const bool touch = !m_opts.noatime;
   const bool carry = touch && !_access_known(m_attrs, ino);
@@ -344,10 +344,13 @@ Status Store::open_file(Ino ino, std::unique_ptr<Prefetch>& first) {
   return {};
 }
 
-bool Store::read_prefetched(Ino ino, std::unique_ptr<Prefetch> first, std::uint64_t offset, std::size_t size,
-                            ReadPieces& out) {
+bool Store::read_prefetched(Ino ino, const std::shared_ptr<const Prefetch>& first, std::uint64_t offset,
+                            std::size_t size, ReadPieces& out, bool* more) {
   out.pieces.clear();
   out.size = 0;
+  if (more != nullptr) {
+    *more = false;
+  }
   if (!first) {
     return false;
   }
@@ -361,8 +364,12 @@ bool Store::read_prefetched(Ino ino, std::unique_ptr<Prefetch> first, std::uint6
   if (first->m_file_size > offset) {
     avail = static_cast<std::size_t>(std::min<std::uint64_t>(size, first->m_file_size - offset));
   }
-  out.reply = std::move(first->m_exec);  // (the pieces point into it)
-  _place_pieces(out.reply.view(), 0, offset, avail, m_sb.block_size, out);
+  if (more != nullptr) {
+    *more = offset + size < std::min(first->m_covered, first->m_file_size);
+  }
+  out.reply = Reply();
+  out.held = first;  // (the pieces point into its reply)
+  _place_pieces(first->m_exec.view(), 0, offset, avail, m_sb.block_size, out);
   return true;
 }
 

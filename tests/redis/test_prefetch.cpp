@@ -56,12 +56,12 @@ void _same(Store& s, Ino ino, std::uint64_t offset, std::size_t size) {
   CAPTURE(size);
   Store::ReadPieces server;
   ok(s.read_pieces(ino, offset, size, server));
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s.open_file(ino, first));
   REQUIRE(first);
   Store::ReadPieces ahead;
   const std::uint64_t before = _round_trips();
-  REQUIRE(s.read_prefetched(ino, std::move(first), offset, size, ahead));
+  REQUIRE(s.read_prefetched(ino, first, offset, size, ahead));
   CHECK(_round_trips() == before);
   CHECK(_joined(ahead) == _joined(server));
 }
@@ -75,7 +75,7 @@ TEST_CASE_FIXTURE(RedisFixture,
   std::string warm;
   ok(s->read(f.ino, 0, 1, warm));  // (the scripts are loaded)
   ok(s->open_file(f.ino));
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   const std::uint64_t before = _round_trips();
   ok(s->open_file(f.ino, first));
   CHECK(_round_trips() == before + 1);
@@ -97,15 +97,41 @@ TEST_CASE_FIXTURE(RedisFixture,
   _same(*s, g.ino, 5, 9000);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "prefetch: the open's later READs take from it up to its last byte") {
+  auto s = _open(pool, prefix);
+  Attr f = _file(*s, "f", 100000);
+  std::shared_ptr<const Prefetch> first;
+  ok(s->open_file(f.ino, first));
+  REQUIRE(first);
+  std::string server;
+  ok(s->read(f.ino, 0, 131072, server));
+  REQUIRE(server.size() == 100000);
+  // A reader with a small buffer: the kernel asks for 32 KiB, then the rest.
+  bool more = false;
+  Store::ReadPieces out;
+  REQUIRE(s->read_prefetched(f.ino, first, 0, 32768, out, &more));
+  CHECK(_joined(out) == server.substr(0, 32768));
+  CHECK(more);
+  const std::uint64_t before = _round_trips();
+  REQUIRE(s->read_prefetched(f.ino, first, 32768, 98304, out, &more));
+  CHECK(_round_trips() == before);
+  CHECK(_joined(out) == server.substr(32768));
+  CHECK_FALSE(more);  // the file's last byte: nothing left for a later READ
+  first.reset();
+  CHECK(Prefetch::held() > 0);  // what the answer points into lives while it does
+  out = Store::ReadPieces();
+  CHECK(Prefetch::held() == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: a change through this mount after the open sends the read to the server") {
   auto s = _open(pool, prefix);
   Attr f = _file(*s, "f", 5000);
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));
   REQUIRE(first);
   ok(s->write(f.ino, 0, "XYZ", false));  // another descriptor of this host
   Store::ReadPieces out;
-  CHECK_FALSE(s->read_prefetched(f.ino, std::move(first), 0, 8192, out));
+  CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 8192, out));
   ok(s->read_pieces(f.ino, 0, 8192, out));
   CHECK(_joined(out).substr(0, 3) == "XYZ");
   // A truncate, a setattr of this mount.
@@ -114,7 +140,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: a change through this mount after the
   SetAttrRequest cut;
   cut.size = 100;
   ok(s->setattr(f.ino, cut));
-  CHECK_FALSE(s->read_prefetched(f.ino, std::move(first), 0, 8192, out));
+  CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 8192, out));
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: another mount's change closed before the open is in it") {
@@ -122,23 +148,23 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: another mount's change closed before 
   auto other = _open(pool, prefix);
   Attr f = _file(*s, "f", 5000);
   ok(other->write(f.ino, 0, "THEIRS", false));
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));
   REQUIRE(first);
   Store::ReadPieces out;
-  REQUIRE(s->read_prefetched(f.ino, std::move(first), 0, 8192, out));
+  REQUIRE(s->read_prefetched(f.ino, first, 0, 8192, out));
   CHECK(_joined(out).substr(0, 6) == "THEIRS");
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: not past the ttl and never with the cache off") {
   auto s = _open(pool, prefix, 0.2);
   Attr f = _file(*s, "f", 5000);
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));
   REQUIRE(first);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   Store::ReadPieces out;
-  CHECK_FALSE(s->read_prefetched(f.ino, std::move(first), 0, 8192, out));
+  CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 8192, out));
   auto off = _open(pool, prefix, 0);
   ok(off->open_file(f.ino, first));
   CHECK_FALSE(first);
@@ -148,14 +174,14 @@ TEST_CASE_FIXTURE(RedisFixture,
                   "prefetch: sized by what the mount saw and a file that goes on answers only within it") {
   auto s = _open(pool, prefix);
   Attr big = _file(*s, "big", 200000);  // its size is known here: bigger than a prefetch
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(big.ino, first));
   CHECK_FALSE(first);
   Attr empty = ok(s->mknod(k_root_ino, "empty", S_IFREG | 0644, 0, k_user));
   ok(s->open_file(empty.ino, first));  // its size not seen yet: the first block
   REQUIRE(first);
   Store::ReadPieces none;
-  REQUIRE(s->read_prefetched(empty.ino, std::move(first), 0, 4096, none));
+  REQUIRE(s->read_prefetched(empty.ino, first, 0, 4096, none));
   CHECK(none.size == 0);
   ok(s->open_file(empty.ino, first));
   CHECK_FALSE(first);  // seen empty (the open's touch of the atime): no READ comes for it
@@ -164,13 +190,13 @@ TEST_CASE_FIXTURE(RedisFixture,
   ok(fresh->open_file(big.ino, first));
   REQUIRE(first);
   Store::ReadPieces out;
-  CHECK_FALSE(fresh->read_prefetched(big.ino, std::move(first), 0, 8192, out));  // past it, and the file goes on
+  CHECK_FALSE(fresh->read_prefetched(big.ino, first, 0, 8192, out));  // past it, and the file goes on
   ok(fresh->open_file(big.ino, first));
   CHECK_FALSE(first);  // the size is known now (the open's touch of the atime read it)
   auto fresh2 = _open(pool, prefix);
   ok(fresh2->open_file(big.ino, first));
   REQUIRE(first);
-  REQUIRE(fresh2->read_prefetched(big.ino, std::move(first), 0, 4096, out));
+  REQUIRE(fresh2->read_prefetched(big.ino, first, 0, 4096, out));
   std::string server;
   ok(fresh2->read(big.ino, 0, 4096, server));
   CHECK(_joined(out) == server);
@@ -181,7 +207,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: not while the file's writes wait here
   Attr f = ok(s->create(k_root_ino, "f", 0644, k_user, true));
   ok(s->write(f.ino, 0, "gathered", false));
   REQUIRE(s->gathering(f.ino));
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));
   CHECK_FALSE(first);
   ok(s->flush(f.ino));
@@ -189,7 +215,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: not while the file's writes wait here
   REQUIRE(first);
   ok(s->write(f.ino, 8, " more", false));  // gathered again: held open by its creator
   Store::ReadPieces out;
-  CHECK_FALSE(s->read_prefetched(f.ino, std::move(first), 0, 4096, out));
+  CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 4096, out));
   ok(s->read_pieces(f.ino, 0, 4096, out));
   CHECK(_joined(out) == "gathered more");
 }
@@ -199,7 +225,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: a damaged block or a removed file") {
   Attr f = _file(*s, "f", 5000);
   ok(conn().command({"DEL", keys.block(f.ino, 1)}));
   ok(conn().command({"HSET", keys.block(f.ino, 1), "not", "bytes"}));
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));  // the open itself stands
   CHECK_FALSE(first);
   Store::ReadPieces out;
@@ -217,7 +243,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: the access is recorded with the open 
   Attr f = _file(*s, "f", 5000);
   Attr was = ok(s->getattr(f.ino));
   REQUIRE(was.atime_ns <= was.mtime_ns);
-  std::unique_ptr<Prefetch> first;
+  std::shared_ptr<const Prefetch> first;
   ok(s->open_file(f.ino, first));
   REQUIRE(first);
   auto other = _open(pool, prefix);
