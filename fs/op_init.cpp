@@ -16,6 +16,11 @@
 // and would then send a LOOKUP for each entry past the first batch.
 // FUSE_HANDLE_KILLPRIV (the first one) stays off: its successor, which
 // libfuse 3.14 cannot ask for, is negotiated beside libfuse (killpriv.hpp).
+// The kernel keeps a symlink's target (CACHE_SYMLINKS): a symlink never
+// changes (a new target is a new inode, and the filesystem a mount opened
+// never hands out an inode number twice: a rollback or a restore replaces
+// it, and the mount answers ESTALE from then on), so following one costs
+// no READLINK after the first.
 #include <algorithm>
 #include <string>
 
@@ -39,6 +44,7 @@ void init(void* userdata, fuse_conn_info* conn) {
   _want(conn, FUSE_CAP_READDIRPLUS);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   _want(conn, FUSE_CAP_PARALLEL_DIROPS);
+  _want(conn, FUSE_CAP_CACHE_SYMLINKS);
   conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_WRITEBACK_CACHE |
                   FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL | FUSE_CAP_HANDLE_KILLPRIV);
   _want(conn, writeback ? FUSE_CAP_WRITEBACK_CACHE : FUSE_CAP_AUTO_INVAL_DATA);

@@ -93,9 +93,9 @@ void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   delete FileHandle::of(fi);
   Session& session = session_of(req);
+  _send_waiting(session, ino);
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
-  _send_waiting(session, ino);
   reply_ok(req);
   if (!session.options().read_only) {
     session.release_later(ino);

@@ -116,7 +116,7 @@ void reply_negative_entry(fuse_req_t req, const ReplyTree& tree) {
 
 bool reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse_file_info* fi) {
   if (!check_entry(req, attr, "create")) {
-    return true;  // (not held: nothing to end)
+    return true;  // (answered with an error, as before it was held)
   }
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino, attr.mode);
