@@ -49,6 +49,14 @@ Attr _file(Store& s, const char* name, std::size_t size) {
   return f;
 }
 
+// An open of `ino` that read ahead.
+std::shared_ptr<const Prefetch> _read_ahead(Store& s, Ino ino) {
+  std::shared_ptr<const Prefetch> first;
+  ok(s.open_file(ino, first));
+  REQUIRE(first);
+  return first;
+}
+
 // What the server answers (read_pieces) and what an open's prefetch
 // answers, for one READ; the prefetch must have answered.
 void _same(Store& s, Ino ino, std::uint64_t offset, std::size_t size) {
@@ -56,9 +64,7 @@ void _same(Store& s, Ino ino, std::uint64_t offset, std::size_t size) {
   CAPTURE(size);
   Store::ReadPieces server;
   ok(s.read_pieces(ino, offset, size, server));
-  std::shared_ptr<const Prefetch> first;
-  ok(s.open_file(ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(s, ino);
   Store::ReadPieces ahead;
   const std::uint64_t before = _round_trips();
   REQUIRE(s.read_prefetched(ino, first, offset, size, ahead));
@@ -100,9 +106,7 @@ TEST_CASE_FIXTURE(RedisFixture,
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: the open's later READs take from it up to its last byte") {
   auto s = _open(pool, prefix);
   Attr f = _file(*s, "f", 100000);
-  std::shared_ptr<const Prefetch> first;
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(*s, f.ino);
   std::string server;
   ok(s->read(f.ino, 0, 131072, server));
   REQUIRE(server.size() == 100000);
@@ -126,17 +130,14 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: the open's later READs take from it u
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: a change through this mount after the open sends the read to the server") {
   auto s = _open(pool, prefix);
   Attr f = _file(*s, "f", 5000);
-  std::shared_ptr<const Prefetch> first;
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(*s, f.ino);
   ok(s->write(f.ino, 0, "XYZ", false));  // another descriptor of this host
   Store::ReadPieces out;
   CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 8192, out));
   ok(s->read_pieces(f.ino, 0, 8192, out));
   CHECK(_joined(out).substr(0, 3) == "XYZ");
   // A truncate, a setattr of this mount.
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  first = _read_ahead(*s, f.ino);
   SetAttrRequest cut;
   cut.size = 100;
   ok(s->setattr(f.ino, cut));
@@ -148,9 +149,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: another mount's change closed before 
   auto other = _open(pool, prefix);
   Attr f = _file(*s, "f", 5000);
   ok(other->write(f.ino, 0, "THEIRS", false));
-  std::shared_ptr<const Prefetch> first;
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(*s, f.ino);
   Store::ReadPieces out;
   REQUIRE(s->read_prefetched(f.ino, first, 0, 8192, out));
   CHECK(_joined(out).substr(0, 6) == "THEIRS");
@@ -159,9 +158,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: another mount's change closed before 
 TEST_CASE_FIXTURE(RedisFixture, "prefetch: not past the ttl and never with the cache off") {
   auto s = _open(pool, prefix, 0.2);
   Attr f = _file(*s, "f", 5000);
-  std::shared_ptr<const Prefetch> first;
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(*s, f.ino);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   Store::ReadPieces out;
   CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 8192, out));
@@ -178,8 +175,7 @@ TEST_CASE_FIXTURE(RedisFixture,
   ok(s->open_file(big.ino, first));
   CHECK_FALSE(first);
   Attr empty = ok(s->mknod(k_root_ino, "empty", S_IFREG | 0644, 0, k_user));
-  ok(s->open_file(empty.ino, first));  // its size not seen yet: the first block
-  REQUIRE(first);
+  first = _read_ahead(*s, empty.ino);  // its size not seen yet: the first block
   Store::ReadPieces none;
   REQUIRE(s->read_prefetched(empty.ino, first, 0, 4096, none));
   CHECK(none.size == 0);
@@ -187,15 +183,13 @@ TEST_CASE_FIXTURE(RedisFixture,
   CHECK_FALSE(first);  // seen empty (the open's touch of the atime): no READ comes for it
   // A mount that never saw the file reads its first block ahead.
   auto fresh = _open(pool, prefix);
-  ok(fresh->open_file(big.ino, first));
-  REQUIRE(first);
+  first = _read_ahead(*fresh, big.ino);
   Store::ReadPieces out;
   CHECK_FALSE(fresh->read_prefetched(big.ino, first, 0, 8192, out));  // past it, and the file goes on
   ok(fresh->open_file(big.ino, first));
   CHECK_FALSE(first);  // the size is known now (the open's touch of the atime read it)
   auto fresh2 = _open(pool, prefix);
-  ok(fresh2->open_file(big.ino, first));
-  REQUIRE(first);
+  first = _read_ahead(*fresh2, big.ino);
   REQUIRE(fresh2->read_prefetched(big.ino, first, 0, 4096, out));
   std::string server;
   ok(fresh2->read(big.ino, 0, 4096, server));
@@ -211,8 +205,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: not while the file's writes wait here
   ok(s->open_file(f.ino, first));
   CHECK_FALSE(first);
   ok(s->flush(f.ino));
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  first = _read_ahead(*s, f.ino);
   ok(s->write(f.ino, 8, " more", false));  // gathered again: held open by its creator
   Store::ReadPieces out;
   CHECK_FALSE(s->read_prefetched(f.ino, first, 0, 4096, out));
@@ -243,9 +236,7 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: the access is recorded with the open 
   Attr f = _file(*s, "f", 5000);
   Attr was = ok(s->getattr(f.ino));
   REQUIRE(was.atime_ns <= was.mtime_ns);
-  std::shared_ptr<const Prefetch> first;
-  ok(s->open_file(f.ino, first));
-  REQUIRE(first);
+  auto first = _read_ahead(*s, f.ino);
   auto other = _open(pool, prefix);
   Attr now = ok(other->getattr(f.ino));
   CHECK(now.atime_ns > now.mtime_ns);
