@@ -60,6 +60,8 @@ struct DirHandle {
   bool snapdir = false;          // the live root under -o snapdir=visible: .snapshots ends it
   std::shared_ptr<void> keep;    // what must outlive the handle (a view's Store)
   std::uint64_t listed = 0;      // entries handed out through it
+  // Last, so destroyed first: its destructor tells its Store the listing
+  // ended (Store::listing_done), while `keep` still holds a view's Store.
   DirReader reader;
 };
 
