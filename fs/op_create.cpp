@@ -100,6 +100,8 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   fi->noflush = session.store().gathering(attr->ino) ? 0 : 1;  // close(2) sends what was gathered
   if (!reply_create(req, session, *attr, fi)) {
     end_open(session, attr->ino);
+  } else if (session.options().writeback) {
+    session.pages_cached(attr->ino);  // its writes stay in the kernel's cache
   }
 }
 

@@ -59,8 +59,11 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   // The kernel drops the file's pages at this open (keep_cache 0 below), so
   // a READ comes: a small file's first bytes come in the open's round trip.
+  // A writeback mount keeps them across opens: there only a file the kernel
+  // cannot hold pages of yet is read ahead.
   std::shared_ptr<const Prefetch> first;
-  const bool ahead = !writes && !session.options().read_only && !session.options().writeback;
+  const bool writeback = session.options().writeback;
+  const bool ahead = !writes && !session.options().read_only && !(writeback && session.may_hold_pages(ino));
   if (Status st = ahead ? session.store().open_file(ino, first) : session.store().open_file(ino); !st) {
     if (st.code() != ESTALE) {
       session.opens_unsure();  // counted or not: its reply may be what was lost
@@ -70,6 +73,9 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if (!session.options().read_only) {
     session.hold(ino);  // counted on the server: its RELEASE will come
+  }
+  if (writeback) {
+    session.pages_cached(ino);  // (what this open reads or writes stays in the kernel's cache)
   }
   fi->keep_cache = session.options().read_only || session.options().writeback ? 1 : 0;
   fi->direct_io = 0;

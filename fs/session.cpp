@@ -395,6 +395,16 @@ std::uint32_t Session::known_type(Ino ino) {
   return m_lookups.tag(ino) << 12;
 }
 
+void Session::pages_cached(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_lookups.set_flag(ino);
+}
+
+bool Session::may_hold_pages(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_lookups.flag(ino);
+}
+
 bool Session::forget(Ino ino, std::uint64_t n) {
   bool trim = false;
   bool purge = false;

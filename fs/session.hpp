@@ -87,6 +87,13 @@ class Session {
   // The type the kernel knows `ino` as (0 when it knows no lookup of it):
   // it fails a getattr that says otherwise with EIO, saying nothing.
   std::uint32_t known_type(Ino ino);
+  // The kernel may hold pages of `ino` (a writeback mount keeps them across
+  // opens): it read some, or a writer may have put some in its cache. Until
+  // the kernel forgets the inode, whose pages go with it.
+  void pages_cached(Ino ino);
+  // Whether it may; false when it cannot (it was never read or written
+  // through this mount since the kernel last looked it up afresh).
+  bool may_hold_pages(Ino ino);
   // Gives back `n` lookups; true when `ino` is an orphan of this mount that
   // the kernel no longer knows: the caller purges it after replying.
   [[nodiscard]] bool forget(Ino ino, std::uint64_t n);

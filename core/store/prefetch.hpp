@@ -5,7 +5,9 @@
 // the server) and its first READ. A read-write mount in the default mode
 // drops a file's pages at every open, so after an open for reading the
 // kernel's READs are sure to come, and for a small file they ask for its
-// beginning. So Store::open_file sends the read of the first
+// beginning (a writeback mount keeps them: the daemon asks for this only
+// of a file the kernel cannot hold pages of, Session::may_hold_pages). So
+// Store::open_file sends the read of the first
 // bytes (the MULTI of Store::read_pieces, relatime's touch included) in
 // front of open.lua, in the same round trip, and the open's handle keeps
 // what came back. The open's READs answer from it (Store::read_prefetched),

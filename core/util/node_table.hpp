@@ -1,6 +1,7 @@
-// NodeTable: a count and a 4-bit tag per 64-bit key (the daemon's table of
-// the inodes the kernel holds a lookup of: the lookup count, and the S_IFMT
-// bits the kernel knows the inode as).
+// NodeTable: a count, a 4-bit tag and a flag per 64-bit key (the daemon's
+// table of the inodes the kernel holds a lookup of: the lookup count, the
+// S_IFMT bits the kernel knows the inode as, and whether the kernel may
+// hold pages of it).
 //
 // Open addressing with linear probing, one 16-byte slot per element (the
 // key, then the count and the tag packed in one word) and a load of at
@@ -12,7 +13,7 @@
 // given back as the kernel forgets (bytes() tells the owner when a large
 // block went, to trim the allocator).
 //
-// Counts go up to 2^60 - 1 (a lookup a nanosecond would take 36 years). Key
+// Counts go up to 2^59 - 1 (a lookup a nanosecond would take 18 years). Key
 // 0 marks an empty slot: never a key (no inode is numbered 0). Not thread
 // safe: the owner locks.
 #pragma once
@@ -25,9 +26,10 @@ namespace redisfs {
 
 class NodeTable {
  public:
-  static constexpr std::uint64_t k_count_max = (std::uint64_t{1} << 60) - 1;
+  static constexpr std::uint64_t k_count_max = (std::uint64_t{1} << 59) - 1;
 
-  // One more count of `key` (nonzero), whose tag (0..15) is now `tag`.
+  // One more count of `key` (nonzero), whose tag (0..15) is now `tag`; its
+  // flag stays as it was (unset for a new key).
   void add(std::uint64_t key, std::uint32_t tag) {
     if ((m_size + 1) * 5 > m_slots.size() * 4) {
       rehash(m_slots.empty() ? k_min_slots : m_slots.size() * 2);
@@ -38,13 +40,31 @@ class NodeTable {
       s.key = key;
       ++m_size;
     }
-    s.packed = ((s.packed >> 4) + 1) << 4 | (tag & 0xF);
+    s.packed = ((s.packed >> k_count_shift) + 1) << k_count_shift | (s.packed & k_flag) | (tag & 0xF);
+  }
+
+  // Sets the flag of `key`, until the key leaves the table; false when it
+  // is not there.
+  bool set_flag(std::uint64_t key) {
+    if (m_size == 0 || key == 0) {
+      return false;
+    }
+    Slot& s = m_slots[find_slot(key)];
+    if (s.key == 0) {
+      return false;
+    }
+    s.packed |= k_flag;
+    return true;
+  }
+  bool flag(std::uint64_t key) const {
+    const Slot* s = find(key);
+    return s != nullptr && (s->packed & k_flag) != 0;
   }
 
   // The count of `key` (0: not in the table) and its tag.
   std::uint64_t count(std::uint64_t key) const {
     const Slot* s = find(key);
-    return s == nullptr ? 0 : s->packed >> 4;
+    return s == nullptr ? 0 : s->packed >> k_count_shift;
   }
   std::uint32_t tag(std::uint64_t key) const {
     const Slot* s = find(key);
@@ -63,8 +83,8 @@ class NodeTable {
     if (s.key == 0) {
       return false;
     }
-    if ((s.packed >> 4) > n) {
-      s.packed -= n << 4;
+    if ((s.packed >> k_count_shift) > n) {
+      s.packed -= n << k_count_shift;
       return true;
     }
     erase_at(i);
@@ -83,7 +103,7 @@ class NodeTable {
   void for_each(Fn&& fn) const {
     for (const Slot& s : m_slots) {
       if (s.key != 0) {
-        fn(s.key, s.packed >> 4, static_cast<std::uint32_t>(s.packed & 0xF));
+        fn(s.key, s.packed >> k_count_shift, static_cast<std::uint32_t>(s.packed & 0xF));
       }
     }
   }
@@ -91,8 +111,10 @@ class NodeTable {
  private:
   struct Slot {
     std::uint64_t key = 0;
-    std::uint64_t packed = 0;  // count << 4 | tag
+    std::uint64_t packed = 0;  // count << 5 | flag << 4 | tag
   };
+  static constexpr unsigned k_count_shift = 5;
+  static constexpr std::uint64_t k_flag = 0x10;
   static constexpr std::size_t k_min_slots = 64;
 
   std::size_t home(std::uint64_t key) const {

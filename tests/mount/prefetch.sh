@@ -11,7 +11,11 @@
 # - a change another mount closed after this open, once attr_timeout has
 #   passed since the open, is in what the read returns (the bytes read
 #   ahead are as fresh as the attributes the kernel holds);
-# - a file unlinked between its open and its read still reads whole.
+# - a file unlinked between its open and its read still reads whole;
+# - on a writeback mount (which keeps file pages across opens) the files
+#   read back alike, their READs make no round trip of their own, and
+#   reading them again (the pages are in the kernel's cache) reads
+#   nothing ahead: no GETRANGE reaches the server.
 . "$(dirname "$0")/lib.sh"
 
 SIZES=(0 1 4095 4096 5000 65535 65536 65537 100000 131072 131073 300000)
@@ -81,4 +85,27 @@ while True:
     data += b
 assert data == open(sys.argv[2], "rb").read()
 PY
+unmount_fs
+
+# (what the cases above wrote, in the sources too)
+printf NEW | dd of="$T/src/f5000" conv=notrunc status=none
+printf THEIRS | dd of="$T/src/f4095" conv=notrunc status=none
+mount_fs -o writeback
+ls -l "$MNT/d" >/dev/null
+read -r reads0 trips0 < <(trips read)
+for n in "${SIZES[@]}"; do
+  ((n <= 131072)) || continue
+  [[ $n == 65536 ]] && continue # (unlinked above)
+  cmp "$T/src/f$n" "$MNT/d/f$n" || fail "a read on a writeback mount of a file of $n bytes differs"
+done
+read -r reads1 trips1 < <(trips read)
+((reads1 - reads0 >= 7)) || fail "a writeback mount read 7 files with bytes with $((reads1 - reads0)) READs (nothing checked)"
+((trips1 - trips0 == 0)) || fail "on a writeback mount, the READs of the small files cost $((trips1 - trips0)) round trips, want none"
+ranges0=$(command_calls getrange)
+for n in "${SIZES[@]}"; do
+  ((n <= 131072 && n != 65536)) || continue
+  cmp "$T/src/f$n" "$MNT/d/f$n" || fail "a second read on a writeback mount of a file of $n bytes differs"
+done
+ranges1=$(command_calls getrange)
+((ranges1 == ranges0)) || fail "reading cached files again on a writeback mount read $((ranges1 - ranges0)) block ranges ahead"
 unmount_fs

@@ -127,3 +127,29 @@ TEST_CASE("a release of fewer than the count keeps the element, with its tag") {
   CHECK_FALSE(t.contains(7));
   CHECK(t.tag(7) == 0);
 }
+
+TEST_CASE("a flag lasts while its key does, through adds, releases and moves") {
+  NodeTable t;
+  CHECK_FALSE(t.set_flag(7));  // not there
+  t.add(7, 8);
+  CHECK_FALSE(t.flag(7));
+  CHECK(t.set_flag(7));
+  t.add(7, 8);
+  CHECK(t.flag(7));
+  CHECK(t.count(7) == 2);
+  CHECK(t.tag(7) == 8);
+  CHECK(t.release(7, 1));
+  CHECK(t.flag(7));
+  CHECK(t.count(7) == 1);
+  for (std::uint64_t k = 100; k < 2000; ++k) {  // rehashes and moves the element
+    t.add(k, 4);
+  }
+  for (std::uint64_t k = 100; k < 2000; ++k) {
+    t.release(k, 1);
+  }
+  CHECK(t.flag(7));
+  CHECK(t.count(7) == 1);
+  CHECK(t.release(7, 1));
+  t.add(7, 8);  // back after it left: a new element
+  CHECK_FALSE(t.flag(7));
+}
