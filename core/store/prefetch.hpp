@@ -42,8 +42,8 @@ namespace redisfs {
 
 class Prefetch {
  public:
-  // The most an open reads ahead: what the kernel's first READ of a file of
-  // up to that size asks for (its read-ahead window, max_readahead).
+  // The most an open reads ahead: a file of up to this size is read whole
+  // by its open's READs (one, or two for a reader with a small buffer).
   static constexpr std::uint64_t k_max_bytes = 128 * 1024;
   // The most every open of this process holds at once.
   static constexpr std::uint64_t k_budget = 64ULL * 1024 * 1024;

@@ -240,6 +240,7 @@ static Result<std::uint64_t> _read_reply_size(const Keys& keys, Ino ino, ReplyVi
 Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out) {
   out.pieces.clear();
   out.size = 0;
+  out.held.reset();  // (a prefetch an earlier answer in `out` pointed into)
   if (size == 0) {
     return {};
   }
