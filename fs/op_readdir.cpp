@@ -119,6 +119,9 @@ static std::size_t _add_snapdir(fuse_req_t req, Session& session, char* dst, std
 static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entry, char* dst, std::size_t room,
                               bool plus, Placed& p) {
   auto next = static_cast<off_t>(h.reader.current_offset());
+  if (!entry.damage.empty()) {
+    log_op_error(plus ? "readdirplus" : "readdir", h.ino, entry.name, make_error(EIO, entry.damage));
+  }
   if (!plus) {
     struct stat st {};
     st.st_ino = h.base | entry.ino;
@@ -127,8 +130,8 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
   }
   fuse_entry_param e{};
   // Attributes the kernel would refuse (it would drop the entry
-  // silently): list the name without them; its lookup then fails
-  // with EIO and a log line.
+  // silently), or none (a damaged inode: logged above): list the name
+  // without them; its lookup then fails with EIO and a log line.
   std::string why = entry.attr ? kernel_refuses(*entry.attr) : std::string();
   if (why.empty() && entry.ino == k_root_ino) {
     why = "an entry names the root directory (inode 1)";

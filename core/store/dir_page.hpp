@@ -17,6 +17,10 @@ struct DirEntry {
   std::uint32_t type = 0;    // S_IFMT bits
   std::optional<Attr> attr;  // readdir(plus = true) only
   double age = 0;            // seconds the attributes were old when the page was read (AttrCache)
+  // Why the entry's inode could not be read (damaged: a key of the wrong
+  // type, a malformed field), else empty. The entry is listed without
+  // its attributes (type 0 without plus): its lookup then fails with EIO.
+  std::string damage;
 };
 
 struct DirPage {

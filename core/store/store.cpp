@@ -25,6 +25,20 @@ Result<Attr> attr_from_reply(Ino ino, ReplyView r) {
   return decode_attr(ino, reply_pairs(r));
 }
 
+Error key_refused(std::string_view what, const std::string& key, const Error& e) {
+  if (e.fault != Fault::None) {
+    return e;
+  }
+  return make_error(EIO, std::string(what) + " (" + key + "): " + e.message);
+}
+
+Result<Attr> attr_from_read(const Keys& keys, Ino ino, const Result<Reply>& r) {
+  if (!r.ok()) {
+    return key_refused("inode " + std::to_string(ino), keys.inode(ino), r.error());
+  }
+  return attr_from_reply(ino, r->view());
+}
+
 Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
     : m_pool(pool),
       m_keys(prefix),
@@ -330,8 +344,7 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
   if (m_first_pages.wanted(ino) != 0) {
     return getattr_with_first_page(*c, ino);
   }
-  TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
-  return attr_from_reply(ino, r.view());
+  return attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
 }
 
 static std::uint64_t _info_field(std::string_view info, std::string_view field) {

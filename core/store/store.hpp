@@ -292,7 +292,10 @@ class Store {
   // (DirEntry::age says how old), the others are read in one more round
   // trip and kept there: a directory listed again at once (rm -rf opens
   // every directory twice) costs its HSCAN only. The names are read every
-  // time, after the listing was opened.
+  // time, after the listing was opened. An entry whose inode cannot be
+  // read (damaged) is listed all the same, without its attributes
+  // (DirEntry::damage says why), so one bad inode does not hide its
+  // directory.
   //
   // A listing opened at `opened` (DirReader) whose first page a getattr
   // read meanwhile takes that page instead (first_pages.hpp: rm -rf's
@@ -584,6 +587,12 @@ class Store {
 
 // Reads an inode's hash reply (HGETALL) into an Attr.
 Result<Attr> attr_from_reply(Ino ino, ReplyView r);
+// The same from the read itself: an error the server answered for the key
+// alone (WRONGTYPE: a damaged inode) is EIO naming the inode and its key;
+// the connection's own failures pass as they are.
+Result<Attr> attr_from_read(const Keys& keys, Ino ino, const Result<Reply>& r);
+// Such an error of the server's for one key, as EIO naming it.
+Error key_refused(std::string_view what, const std::string& key, const Error& e);
 
 // Whether the filesystem under `keys` is still the one whose identity
 // (filesystem_identity) is `identity`: ESTALE when its superblock is gone

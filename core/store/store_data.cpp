@@ -485,8 +485,7 @@ struct Shrink {
 Status Store::truncate(Connection& c, Ino ino, std::uint64_t new_size, bool final_times, bool may_scan, bool readable) {
   std::uint64_t cur = 0;
   if (readable) {
-    TRY_ASSIGN(Reply ar, c.command({"HGETALL", m_keys.inode(ino)}));
-    TRY_ASSIGN(Attr now, attr_from_reply(ino, ar.view()));
+    TRY_ASSIGN(Attr now, attr_from_read(m_keys, ino, c.command({"HGETALL", m_keys.inode(ino)})));
     cur = now.size;
   } else {
     TRY_ASSIGN(Reply sr, c.command({"HGET", m_keys.inode(ino), "size"}));
@@ -571,8 +570,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
   bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
                req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
   if (!other) {
-    TRY_ASSIGN(Reply r, c->command({"HGETALL", m_keys.inode(ino)}));
-    return attr_from_reply(ino, r.view());
+    return attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
   }
   TRY_ASSIGN(Reply r,
              eval_change(*c, lua::setattr, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino)}, setattr_args(req, true)));

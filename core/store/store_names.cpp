@@ -126,8 +126,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
     if (r.view().is_nil() || !parse_u64(r.view().str(), p)) {
       return make_error(ENOENT, "no parent");
     }
-    TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(p)}));
-    return attr_from_reply(p, a.view());
+    return attr_from_read(m_keys, p, c->command({"HGETALL", m_keys.inode(p)}));
   }
   // With a remembered guess, the entry and the guessed inode come back in
   // one round trip; the guess is only used if the entry still names it.
@@ -158,8 +157,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   if (ino == guess && guessed.ok()) {
     return attr_from_reply(ino, guessed->view());
   }
-  TRY_ASSIGN(Reply a, c->command({"HGETALL", m_keys.inode(ino)}));
-  auto attr = attr_from_reply(ino, a.view());
+  auto attr = attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
   if (attr.ok()) {
     remember(parent, name, ino);
   }
@@ -244,8 +242,7 @@ Result<Attr> Store::getattr_with_first_page(Connection& c, Ino dir) {
   c.append({"HSCAN", m_keys.dir(dir), "0", "COUNT", std::to_string(std::max<std::size_t>(max, 1))});
   Result<Reply> a = c.read_reply();
   Result<Reply> scanned = c.read_reply();
-  TRY(a);
-  Result<Attr> attr = attr_from_reply(dir, a->view());
+  Result<Attr> attr = attr_from_read(m_keys, dir, a);
   if (attr && attr->is_dir() && attr->nlink != 0 && scanned) {
     if (auto page = _scanned_page(dir, scanned->view())) {
       m_first_pages.keep(dir, sent, std::move(page).value(), attr->parent == 0 ? dir : attr->parent);
@@ -287,7 +284,11 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
     }
     auto a = c.read_reply();
     if (!a.ok()) {
-      if (!failure) {
+      if (a.error().fault == Fault::None) {
+        // The server's answer for this inode alone (WRONGTYPE: damaged).
+        e.damage = key_refused("inode " + std::to_string(e.ino), m_keys.inode(e.ino), a.error()).message;
+        kept.push_back(std::move(e));
+      } else if (!failure) {
         failure = std::move(a).error();
       }
       continue;
@@ -295,7 +296,11 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
     if (plus) {
       auto attr = attr_from_reply(e.ino, a->view());
       if (!attr.ok()) {
-        continue;  // removed between the two round trips
+        if (attr.error().code != ENOENT) {
+          e.damage = attr.error().message;
+          kept.push_back(std::move(e));
+        }
+        continue;  // (ENOENT: removed between the two round trips)
       }
       e.type = attr->mode & S_IFMT;
       e.attr = std::move(attr).value();

@@ -4,7 +4,9 @@
 # answer (and failed the call with EIO, saying nothing): a size past 2^63-1,
 # a root that is not a directory, an entry naming the root, a cycle of
 # directory parents, a block key of the wrong type (which must never be
-# read back as the file's bytes).
+# read back as the file's bytes). A damaged inode does not hide its
+# directory: the listing shows every name, and only the damaged one's stat
+# fails.
 . "$(dirname "$0")/lib.sh"
 
 mount_fs -o attr_timeout=0,entry_timeout=0
@@ -65,6 +67,30 @@ rcli hset "$PREFIX:INODE:$p" type file >/dev/null
 rcli hset "$PREFIX:INODE:1" type file >/dev/null
 expect_eio "getattr ino=1.*root.*not a directory" stat "$MNT"
 rcli hset "$PREFIX:INODE:1" type dir >/dev/null
+
+# one damaged inode in a directory: a key of the wrong type, a malformed
+# field. The directory lists all its names (with attributes for the sound
+# ones), the listing logs the damaged one, and its stat fails with EIO.
+mkdir "$MNT/many"
+for n in a b c d; do echo "$n" >"$MNT/many/$n"; done
+wb=$(stat -c %i "$MNT/many/b")
+wc_=$(stat -c %i "$MNT/many/c")
+rcli del "$PREFIX:INODE:$wb" >/dev/null
+rcli sadd "$PREFIX:INODE:$wb" x >/dev/null
+rcli hset "$PREFIX:INODE:$wc_" mode bogus >/dev/null
+before=$(wc -l <"$log")
+names=$(ls "$MNT/many" 2>&1) || fail "a damaged inode failed its directory's listing: $names"
+[[ $(echo $names) == "a b c d" ]] || fail "the listing with damaged inodes: $names"
+sleep 0.2
+tail -n +$((before + 1)) "$log" | grep -Eq "readdirplus ino=[0-9]+ name=\"b\".*INODE:$wb.*WRONGTYPE" ||
+  fail "the listing did not log the inode of the wrong type: $(tail -n +$((before + 1)) "$log")"
+tail -n +$((before + 1)) "$log" | grep -Eq "readdirplus ino=[0-9]+ name=\"c\".*inode $wc_.*mode" ||
+  fail "the listing did not log the malformed inode: $(tail -n +$((before + 1)) "$log")"
+for n in a d; do
+  [[ $(cat "$MNT/many/$n") == "$n" ]] || fail "$n, beside the damaged inodes, does not read"
+done
+expect_eio "ino=$wb|INODE:$wb" stat "$MNT/many/b"
+expect_eio "inode $wc_.*mode" stat "$MNT/many/c"
 
 [[ $(cat "$MNT/f") == small ]] || fail "f does not read after its size was put back"
 unmount_fs

@@ -1586,6 +1586,54 @@ TEST_CASE_FIXTURE(RedisFixture, "readdir pages through a large directory") {
   }
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "readdir: a damaged inode is listed without its attributes, and hides nothing") {
+  auto s = _open(pool, prefix);
+  auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto a = _ok(s->mknod(d.ino, "a", S_IFREG | 0644, 0, k_user));
+  auto wrong = _ok(s->mknod(d.ino, "wrongtype", S_IFREG | 0644, 0, k_user));
+  auto bad = _ok(s->mknod(d.ino, "malformed", S_IFREG | 0644, 0, k_user));
+  auto gone = _ok(s->mknod(d.ino, "gone", S_IFREG | 0644, 0, k_user));
+  _ok(conn().command({"DEL", keys.inode(wrong.ino)}));
+  _ok(conn().command({"SADD", keys.inode(wrong.ino), "x"}));
+  _ok(conn().command({"HSET", keys.inode(bad.ino), "mode", "rwx"}));
+  _ok(conn().command({"DEL", keys.inode(gone.ino)}));  // as if removed between the two round trips
+  for (bool plus : {true, false}) {
+    CAPTURE(plus);
+    auto fresh = _open(pool, prefix);  // nothing cached: every entry read from the server
+    auto page = _ok(fresh->readdir(d.ino, 0, 100, plus));
+    std::map<std::string, DirEntry> by_name;
+    for (auto& e : page.entries) {
+      by_name[e.name] = e;
+    }
+    REQUIRE(by_name.count("a") == 1);
+    CHECK(by_name["a"].damage.empty());
+    CHECK(by_name["a"].type == S_IFREG);
+    CHECK(bool(by_name["a"].attr) == plus);
+    REQUIRE(by_name.count("wrongtype") == 1);
+    CHECK_FALSE(by_name["wrongtype"].attr);
+    CHECK(by_name["wrongtype"].type == 0);
+    CHECK(by_name["wrongtype"].damage.find(keys.inode(wrong.ino)) != std::string::npos);
+    CHECK(by_name["wrongtype"].damage.find("WRONGTYPE") != std::string::npos);
+    CHECK(by_name.count("gone") == 0);  // removed: left out, not damaged
+    CHECK(page.entries.size() == 3);
+    if (plus) {
+      REQUIRE(by_name.count("malformed") == 1);
+      CHECK_FALSE(by_name["malformed"].attr);
+      CHECK(by_name["malformed"].damage.find("mode") != std::string::npos);
+    } else {
+      CHECK(by_name["malformed"].type == S_IFREG);  // without plus only its type is read, and it is sound
+      CHECK(by_name["malformed"].damage.empty());
+    }
+    // the lookups: the damaged ones fail with EIO naming the inode
+    auto lw = fresh->lookup(d.ino, "wrongtype");
+    REQUIRE_FALSE(lw.ok());
+    CHECK(lw.code() == EIO);
+    CHECK(lw.error().message.find(keys.inode(wrong.ino)) != std::string::npos);
+    CHECK(fresh->lookup(d.ino, "malformed").code() == EIO);
+    CHECK(_ok(fresh->lookup(d.ino, "a")).ino == a.ino);
+  }
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "readdir plus: attributes this mount read serve a listing again, names never") {
   StoreOptions opts;
   opts.attr_cache_seconds = 60;
