@@ -12,7 +12,10 @@
 -- Returns {'RETRY'} when the holders changed, {'RETRY', size} while blocks
 -- remain, {'HELD', session} when handed over, else {'OK'}.
 check_frozen(KEYS[2])
-local holders = redis.call('HKEYS', KEYS[7])
+local holders = redis.pcall('HKEYS', KEYS[7])
+if holders.err then
+  fail('EIO', KEYS[7] .. ' is not a hash')  -- left for fsck, as it is
+end
 if #holders ~= #ARGV - 2 then
   return {'RETRY'}
 end

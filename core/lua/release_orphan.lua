@@ -22,8 +22,11 @@
 -- holds it open, 1 when it is an orphan nobody holds that this step could
 -- not free (a freeze, blocks past those in KEYS, a damaged key: the caller
 -- purges it, purge.lua and fsck deal with damage), else 0 (as release.lua).
+local holders = redis.pcall('HKEYS', KEYS[1])
+if holders.err then
+  fail('EIO', KEYS[1] .. ' is not a hash')  -- left for fsck, as it is
+end
 local mine = redis.call('HGET', KEYS[1], ARGV[1])
-local holders = redis.call('HKEYS', KEYS[1])
 local others = {}
 for _, h in ipairs(holders) do
   if h ~= ARGV[1] then

@@ -162,7 +162,14 @@ TEST_CASE_FIXTURE(RedisFixture, "an orphan's release on damaged keys: an error o
   REQUIRE(ok(s->unlink(k_root_ino, "h")) == h);
   ok(conn().command({"DEL", keys.open(h)}));
   ok(conn().command({"SET", keys.open(h), "not a hash"}));
-  CHECK(!_release_orphan(*s, h).ok());
+  auto refused = _release_orphan(*s, h);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == EIO);
+  CHECK(refused.error().message.find(keys.open(h) + " is not a hash") != std::string::npos);  // names the key
+  // the orphan's purge (the sweep's) is refused the same, naming the key
+  auto purged = s->purge(h);
+  REQUIRE_FALSE(purged.ok());
+  CHECK(purged.error().message.find(keys.open(h) + " is not a hash") != std::string::npos);
   CHECK(ok(conn().command({"GET", keys.open(h)})).view().str() == "not a hash");
   CHECK(ok(conn().command({"EXISTS", keys.inode(h)})).view().integer() == 1);
 }
