@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <limits>
 
 #include "snap/snapshot.hpp"
 #include "util/text.hpp"
@@ -33,8 +34,8 @@ std::int64_t parse_dump_time_ns(const std::string& text) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   std::time_t t = timegm(&tm);
-  if (t < 0) {
-    return 0;
+  if (t < 0 || t >= std::numeric_limits<std::int64_t>::max() / 1000000000 - 1) {
+    return 0;  // (past 2262: not a time in nanoseconds)
   }
   return static_cast<std::int64_t>(t) * 1000000000 + static_cast<std::int64_t>(millis) * 1000000;
 }

@@ -1492,12 +1492,14 @@ static Result<Copying> _copies_in_progress(Connection& c, const std::vector<std:
     }
     ReplyView v = r->view();
     auto deadline = v[1].as_int();
-    if (!deadline || *deadline * 1000000 <= now_ns) {
+    if (!deadline || *deadline <= now_ns / 1000000) {  // (ms: a hostile one cannot overflow)
       continue;  // its copier died: the next snapshot removes it
     }
     long long done = v[3].as_int().value_or(0);
     long long total = v[4].as_int().value_or(0);
-    int pct = total > 0 ? static_cast<int>(std::clamp(done * 100 / total, 0LL, 99LL)) : 0;
+    int pct = total > 0 && done > 0
+                  ? static_cast<int>(std::min(99.0, 100.0 * static_cast<double>(done) / static_cast<double>(total)))
+                  : 0;
     copying[std::string(v[0].str())] = {std::string(v[2].str()), pct};
     if (temp_kind(v[2].str()) == TempKind::None && validate_prefix(v[2].str()).ok() &&
         prefixes.count(std::string(v[2].str())) == 0) {

@@ -428,6 +428,12 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
     CHECK(list_as_table({*shown}, 0).find("copying 25%") != std::string::npos);
     CHECK(list_as_json({*shown}).find("\"progress\": 25") != std::string::npos);
     CHECK(find(prefix)->progress == -1);
+    // hostile counts and a deadline far away: shown within 0-99%, no overflow
+    ok(conn().command(
+        {"HSET", keys.cow(), "done", "9223372036854775807", "total", "3", "deadline", "9223372036854775807"}));
+    CHECK(find(dst)->progress == 99);
+    ok(conn().command({"HSET", keys.cow(), "done", "-5"}));
+    CHECK(find(dst)->progress == 0);
     ok(cow.end(*lease));
     CHECK_FALSE(find(dst).has_value());
     ok(remove_staging(*lease, tk));
@@ -463,6 +469,11 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
     ok(conn().command({"HSET", keys.cow(), "staging", other, "deadline", far, "ttl", "1000", "token", "t"}));
     CHECK_FALSE(s->write(f, 0, "refused", false).ok());
     CHECK(test::keys_under(conn(), other).size() == 1);
+  }
+  SUBCASE("alive to the end of time (int64's largest ms), naming another filesystem: judged without overflow") {
+    ok(conn().command(
+        {"HSET", keys.cow(), "staging", other, "deadline", "9223372036854775807", "ttl", "1000", "token", "t"}));
+    CHECK_FALSE(s->write(f, 0, "refused", false).ok());
   }
   bool damaged = true;
   SUBCASE("a non-numeric deadline or TTL: not alive (a dead record, which the next snapshot replaces)") {

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "snap/dump_format.hpp"
+#include "snap/dump_rules.hpp"
 
 namespace dump = redisfs::dump;
+using redisfs::parse_dump_time_ns;
 using redisfs::Status;
 
 namespace {
@@ -700,4 +702,14 @@ TEST_CASE("dump: version 2 needs a well-formed base") {
   check_rejected(R"({"format":"redisfs-dump","version":3,"prefix":"SKX","created":"x","records":[],)" +
                      k_empty_trailer,
                  "unsupported dump version 3");
+}
+
+TEST_CASE("a dump header's time: parsed, and a hostile one is no time at all (no overflow)") {
+  CHECK(parse_dump_time_ns("2026-11-29T19:40:00.123Z") == 1795981200123000000LL);
+  CHECK(parse_dump_time_ns("1970-01-01T00:00:00.000Z") == 0);
+  CHECK(parse_dump_time_ns("2262-01-01T00:00:00.000Z") > 0);
+  CHECK(parse_dump_time_ns("2263-01-01T00:00:00.000Z") == 0);  // past what ns since 1970 hold in 64 bits
+  CHECK(parse_dump_time_ns("9999-12-31T23:59:59.999Z") == 0);
+  CHECK(parse_dump_time_ns("1969-12-31T23:59:59.999Z") == 0);
+  CHECK(parse_dump_time_ns("yesterday") == 0);
 }
