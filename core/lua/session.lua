@@ -32,6 +32,14 @@
 -- writeback mount holds the filesystem), {'BUSY', id, what MOUNTS says of
 -- it} (a writeback mount while another mount is live), or {'RETRY'}.
 local me, writeback = ARGV[3], ARGV[4] == 'writeback'
+-- A register or claim of another type (damaged; fsck reports and removes
+-- it) refuses the mount, naming the key, before anything is written.
+for _, k in ipairs({{KEYS[2], 'hash'}, {KEYS[3], 'string'}}) do
+  local t = redis.call('TYPE', k[1]).ok
+  if t ~= 'none' and t ~= k[2] then
+    fail('EIO', k[1] .. ' is a ' .. t .. ', not a ' .. k[2] .. ': see redisfs-snap fsck')
+  end
+end
 local holder = redis.call('GET', KEYS[3])
 if holder and holder ~= me then
   return {'HELD', holder, redis.call('HGET', KEYS[2], holder) or ''}

@@ -188,11 +188,11 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
       c.append({"PTTL", key});
       return 1;
     case KeyKind::Changed:
+    case KeyKind::Mounts:
+    case KeyKind::Writeback:
       c.append({"TYPE", key});
       return 1;
     case KeyKind::Mount:
-    case KeyKind::Mounts:
-    case KeyKind::Writeback:
     case KeyKind::Sync:
     case KeyKind::Touched:
     case KeyKind::Temp:
@@ -297,6 +297,15 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
       m_a.orphans_hash();
     } else if (t != "none") {
       m_a.wrong_type(it.key, "hash", t, true, false);
+    }
+    return {};
+  }
+  if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback) {
+    // The mounts' register and the writeback mount's claim: of another
+    // type, no mount comes up (session.lua refuses, naming it).
+    std::string_view want = it.pk.kind == KeyKind::Mounts ? "hash" : "string";
+    if (t != want && t != "none") {
+      m_a.wrong_type(it.key, want, t, true, false);
     }
     return {};
   }

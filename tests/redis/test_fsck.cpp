@@ -700,6 +700,14 @@ TEST_CASE_FIXTURE(FsckFixture, "every key kind of the wrong type is reported, ne
     key = keys.orphans();
     other(key, "string");
   }
+  SUBCASE("MOUNTS, a string: no mount comes up until the repair") {
+    key = keys.mounts();
+    other(key, "string");
+  }
+  SUBCASE("WRITEBACK, a hash") {
+    key = keys.writeback();
+    other(key, "hash");
+  }
   auto r = fsck(pool, prefix, false, nullptr);
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   INFO(_dump(*r));
@@ -711,8 +719,20 @@ TEST_CASE_FIXTURE(FsckFixture, "every key kind of the wrong type is reported, ne
     }
   }
   CHECK(found);
+  if (key == keys.mounts() || key == keys.writeback()) {
+    // the mount is refused, naming the key, and nothing is written
+    auto refused = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find(key + " is a ") != std::string::npos);
+    CHECK(refused.error().message.find("fsck") != std::string::npos);
+    CHECK(_ok(conn().command({"TYPE", key})).view().str() == (key == keys.mounts() ? "string" : "hash"));
+  }
   auto fixed = fsck(pool, prefix, true, nullptr);
   REQUIRE_MESSAGE(fixed.ok(), fixed.error().message);
+  if (key == keys.mounts() || key == keys.writeback()) {
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_MESSAGE(s.ok(), s.error().message);  // mounts again once repaired
+  }
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "keys of the running system of odd types and values") {
