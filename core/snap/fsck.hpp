@@ -70,6 +70,7 @@ inline constexpr std::string_view k_bytes_past_eof = "bytes past end of file";
 inline constexpr std::string_view k_oversized_block = "oversized block";
 inline constexpr std::string_view k_wrong_bytes = "wrong byte count";
 inline constexpr std::string_view k_freeze_no_ttl = "freeze without ttl";
+inline constexpr std::string_view k_claim_no_ttl = "writeback claim without ttl";
 inline constexpr std::string_view k_bad_cow = "bad snapshot record";
 inline constexpr std::string_view k_bad_changed = "bad change record";
 inline constexpr std::string_view k_stale_open = "stale open";

@@ -176,6 +176,15 @@ void FsckAnalysis::freeze_without_ttl(std::string_view key) {
       "a snapshot freeze that never expires blocks every change to the filesystem", a);
 }
 
+void FsckAnalysis::writeback_claim_without_ttl(std::string_view key) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_claim_no_ttl, std::string(key),
+      "a writeback mount's claim that never expires (a writeback mount's lapses with it) keeps every other mount out",
+      a);
+}
+
 bool FsckAnalysis::open_count_valid(std::string_view count) {
   std::uint64_t n = 0;
   return parse_canonical_u64(count, n) && n != 0 && n <= k_max_inode;

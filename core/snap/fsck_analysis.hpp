@@ -109,6 +109,7 @@ class FsckAnalysis {
   void bad_cow(std::string_view key);
   void bad_changed(std::string_view key, std::string why);
   void freeze_without_ttl(std::string_view key);
+  void writeback_claim_without_ttl(std::string_view key);
   // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
   // open_count_valid() accepts.
   static bool open_count_valid(std::string_view count);

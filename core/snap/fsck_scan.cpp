@@ -187,9 +187,12 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Freeze:
       c.append({"PTTL", key});
       return 1;
+    case KeyKind::Writeback:
+      c.append({"TYPE", key});
+      c.append({"PTTL", key});
+      return 2;
     case KeyKind::Changed:
     case KeyKind::Mounts:
-    case KeyKind::Writeback:
       c.append({"TYPE", key});
       return 1;
     case KeyKind::Mount:
@@ -302,10 +305,18 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
   }
   if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback) {
     // The mounts' register and the writeback mount's claim: of another
-    // type, no mount comes up (session.lua refuses, naming it).
+    // type, no mount comes up (session.lua refuses, naming it); nor while
+    // a claim without a TTL stands (a mount's lapses with its session).
     std::string_view want = it.pk.kind == KeyKind::Mounts ? "hash" : "string";
     if (t != want && t != "none") {
       m_a.wrong_type(it.key, want, t, true, false);
+    }
+    if (it.pk.kind == KeyKind::Writeback) {
+      auto& ttl = replies[at++];
+      TRY(_named(it.key, ttl));
+      if (t == want && ttl->view().integer() == -1) {
+        m_a.writeback_claim_without_ttl(it.key);
+      }
     }
     return {};
   }

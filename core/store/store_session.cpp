@@ -606,8 +606,15 @@ static Error _admission_error(const std::string& prefix, bool held, std::string_
   const std::string_view info = mount_info(what);
   std::string who = "mount " + std::string(id) + (info.empty() ? "" : " (" + std::string(info) + ")");
   if (held) {
-    return make_error(
-        EBUSY, "'" + prefix + "' is held by the writeback " + who + ", which must be the only mount; unmount it first");
+    // A claim whose mount is not in the register may be stale: one with a
+    // TTL lapses by itself, one without is fsck's (writeback claim without
+    // ttl).
+    std::string stale = what.empty() ? " (it is not in the mounts' register: if no such mount runs, the claim lapses "
+                                       "within seconds, or `redisfs-snap fsck --repair " +
+                                           prefix + "` removes one that never expires)"
+                                     : "";
+    return make_error(EBUSY, "'" + prefix + "' is held by the writeback " + who +
+                                 ", which must be the only mount; unmount it first" + stale);
   }
   return make_error(EBUSY, "cannot mount '" + prefix + "' with -o writeback: it is mounted by " + who +
                                "; a writeback mount must be the only one");

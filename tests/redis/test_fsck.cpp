@@ -468,6 +468,19 @@ TEST_CASE_FIXTURE(FsckFixture, "superblock") {
     cmd({"SET", keys.freeze(), "token"});
     expect_repaired({fsck_kind::k_freeze_no_ttl});
   }
+  SUBCASE("a writeback claim that never expires (no mount comes up while it stands)") {
+    cmd({"SET", keys.writeback(), "1.5"});
+    auto refused = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("fsck --repair " + prefix) != std::string::npos);
+    expect_repaired({fsck_kind::k_claim_no_ttl});
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_MESSAGE(s.ok(), s.error().message);
+  }
+  SUBCASE("a writeback claim with a TTL is a live mount's: no problem") {
+    cmd({"SET", keys.writeback(), "1.5", "PX", "60000"});
+    CHECK(check().problems.empty());
+  }
   SUBCASE("repair waits for a snapshot") {
     cmd({"SET", keys.freeze(), "token", "PX", "60000"});
     CHECK(check().problems.empty());
