@@ -32,19 +32,25 @@
 -- writeback mount holds the filesystem), {'BUSY', id, what MOUNTS says of
 -- it} (a writeback mount while another mount is live), or {'RETRY'}.
 local me, writeback = ARGV[3], ARGV[4] == 'writeback'
--- A register or claim of another type (damaged; fsck reports and removes
--- it) refuses the mount, naming the key, before anything is written.
-for _, k in ipairs({{KEYS[2], 'hash'}, {KEYS[3], 'string'}}) do
-  local t = redis.call('TYPE', k[1]).ok
-  if t ~= 'none' and t ~= k[2] then
-    fail('EIO', k[1] .. ' is a ' .. t .. ', not a ' .. k[2] .. ': see redisfs-snap fsck')
+-- The register and the claim of another type (damaged; fsck reports and
+-- removes them) refuse a new mount, naming the key, before anything is
+-- written. A mount already registered goes on refreshing its session key,
+-- which must not lapse while it lives (the other mounts would take its
+-- opens for a dead mount's), and leaves the damaged key alone.
+local registered = redis.call('EXISTS', KEYS[1]) == 1
+local sound = {}
+for i, want in pairs({[2] = 'hash', [3] = 'string'}) do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  sound[i] = t == 'none' or t == want
+  if not sound[i] and not registered then
+    fail('EIO', KEYS[i] .. ' is a ' .. t .. ', not a ' .. want .. ': see redisfs-snap fsck')
   end
 end
-local holder = redis.call('GET', KEYS[3])
+local holder = sound[3] and redis.call('GET', KEYS[3]) or nil
 if holder and holder ~= me then
-  return {'HELD', holder, redis.call('HGET', KEYS[2], holder) or ''}
+  return {'HELD', holder, sound[2] and redis.call('HGET', KEYS[2], holder) or ''}
 end
-if writeback and redis.call('EXISTS', KEYS[1]) == 0 then
+if writeback and not registered then
   local named = {}
   for i = 6, #ARGV do
     named[ARGV[i]] = true
@@ -64,8 +70,10 @@ if ARGV[4] ~= 'reader' then
   upgrade_format(KEYS[4], ARGV[5])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('HSET', KEYS[2], me, ARGV[1])
-if writeback then
+if sound[2] then
+  redis.call('HSET', KEYS[2], me, ARGV[1])
+end
+if writeback and sound[3] then
   redis.call('SET', KEYS[3], me, 'PX', ARGV[2])
 end
 return 1

@@ -966,3 +966,23 @@ TEST_CASE_FIXTURE(FsckFixture, "keys that expire (a staged restore) check clean"
 }
 
 TEST_SUITE_END();
+
+TEST_CASE_FIXTURE(FsckFixture, "a live mount goes on refreshing its session while MOUNTS or WRITEBACK is damaged") {
+  auto s = Store::open(pool, prefix, {});
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  const std::string mine = keys.mount((*s)->session());
+  for (const std::string& damaged : {keys.mounts(), keys.writeback()}) {
+    CAPTURE(damaged);
+    cmd({"DEL", damaged});
+    cmd({"RPUSH", damaged, "x"});
+    cmd({"PEXPIRE", mine, "2000"});
+    REQUIRE(_ok(conn().command({"PTTL", mine})).view().integer() <= 2000);
+    (void)(*s)->heartbeat();  // (may report the damage; the session key must be refreshed all the same)
+    CHECK(_ok(conn().command({"PTTL", mine})).view().integer() > 2000);
+    CHECK(_ok(conn().command({"TYPE", damaged})).view().str() == "list");  // left for fsck
+    auto refused = Store::open(pool, prefix, {});                          // a new mount is refused, naming the key
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find(damaged + " is a list") != std::string::npos);
+    cmd({"DEL", damaged});
+  }
+}
