@@ -44,7 +44,7 @@ local old = redis.pcall('HMGET', KEYS[2], 'staging', 'deadline')
 if old.err then
   old = {}  -- not a hash (damaged): replaced
 end
-if old[1] and (tonumber(old[2] or '0') or 0) > now then
+if old[1] and cow_deadline_alive(old[2], now) then
   return {'BUSY', old[1]}
 end
 if redis.call('EXISTS', KEYS[3]) == 0 then

@@ -65,6 +65,18 @@ local function count_add(key, field, delta)
   redis.pcall('HINCRBY', key, field, delta)
 end
 
+-- Whether a snapshot record's deadline (ms, as its text) is alive at `now`
+-- (ms): ahead of it, and no further ahead than a copier ever sets it. A
+-- copier puts its deadline k_freeze_ttl_ms (10 s) ahead at each refresh;
+-- one further ahead than k_cow_ahead_max (snapshot.hpp, k_cow_ahead_max_ms,
+-- the same rule) is none a copier wrote, and is dead like one whose copier
+-- died: it would otherwise hold every change and snapshot for as long.
+local k_cow_ahead_max = 60000
+local function cow_deadline_alive(deadline, now)
+  local d = tonumber(deadline or '') or 0
+  return d > now and d <= now + k_cow_ahead_max
+end
+
 -- The snapshot being taken copy-on-write, if one is alive: its staging
 -- prefix and the TTL its keys get. (A COW hash whose deadline has passed
 -- belongs to a copier that died: ignored.)
@@ -76,7 +88,7 @@ local function cow_alive()
   if c.err or not c[1] then
     return nil  -- (not a hash: damaged, for fsck to report; no snapshot is alive)
   end
-  if (tonumber(c[2] or '') or 0) <= now_ms() then
+  if not cow_deadline_alive(c[2], now_ms()) then
     return nil
   end
   return c[1], c[3]
@@ -117,7 +129,7 @@ local function cow_held(key, token)
     return nil  -- not a hash: not ours
   end
   local now = now_ms()
-  if c[1] ~= token or (tonumber(c[2] or '') or 0) <= now then
+  if c[1] ~= token or not cow_deadline_alive(c[2], now) then
     return nil
   end
   return now

@@ -119,7 +119,8 @@ Status Scanner::guard_freeze(Connection& c) {
   auto cow = c.command({"HMGET", m_keys.cow(), "staging", "deadline"});
   TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
   auto deadline = cow.ok() && cow->view().size() == 2 ? cow->view()[1].as_int() : std::nullopt;
-  if (deadline && *deadline > now_ns / 1000000 && is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
+  if (deadline && cow_deadline_alive(*deadline, now_ns / 1000000) &&
+      is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
                                  "): repair when it has ended");
   }

@@ -414,6 +414,12 @@ Status Freeze::release(Connection& c) {
 
 // ---------------------------------------------------------------- copy-on-write
 
+bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms) {
+  // (compared as a difference from a sane now: a hostile deadline near
+  // int64's ends cannot overflow)
+  return deadline_ms > now_ms && deadline_ms - now_ms <= k_cow_ahead_max_ms;
+}
+
 CowSnapshot::CowSnapshot(const Keys& source, std::string token)
     : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
       m_last_refresh(Clock::now()) {}
@@ -1492,8 +1498,8 @@ static Result<Copying> _copies_in_progress(Connection& c, const std::vector<std:
     }
     ReplyView v = r->view();
     auto deadline = v[1].as_int();
-    if (!deadline || *deadline <= now_ns / 1000000) {  // (ms: a hostile one cannot overflow)
-      continue;  // its copier died: the next snapshot removes it
+    if (!deadline || !cow_deadline_alive(*deadline, now_ns / 1000000)) {
+      continue;  // its copier died (or none wrote it): the next snapshot removes it
     }
     long long done = v[3].as_int().value_or(0);
     long long total = v[4].as_int().value_or(0);

@@ -30,6 +30,17 @@ class Progress;
 inline constexpr long k_freeze_ttl_ms = 10000;
 inline constexpr std::chrono::milliseconds k_freeze_wait{30000};
 
+// A copy-on-write snapshot's record (<prefix>:COW, CowSnapshot below) is
+// alive while its deadline (ms, the server's clock) is ahead of now, and no
+// further ahead than k_cow_ahead_max_ms: its copier sets it k_freeze_ttl_ms
+// ahead at each refresh, so one further ahead is damage (or someone
+// else's), and would otherwise hold every repair and snapshot, and copy
+// every change, for as long. prelude.lua's cow_deadline_alive, which every
+// script uses, keeps the same rule with the same number.
+inline constexpr std::int64_t k_cow_ahead_max_ms = 60000;
+static_assert(k_cow_ahead_max_ms >= 2 * k_freeze_ttl_ms, "a copier's own deadline must count as alive");
+bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms);
+
 // <prefix>:FREEZE held by us (with a random token). While it exists every
 // change script of every mount fails with FROZEN and is retried by its
 // daemon, so the filesystem's keys cannot change. Refresh it at least every
@@ -76,7 +87,9 @@ class Freeze {
 // k_freeze_ttl_ms after the last refresh): a copier that crashed or stalled
 // stops costing the writers anything then, and its copy is thrown away
 // (refresh() and end() say so). The next snapshot of the prefix removes
-// what a dead one left (begin(): dead_staging()).
+// what a dead one left (begin(): dead_staging()). A record whose deadline
+// lies further ahead than any copier puts it (k_cow_ahead_max_ms) was
+// written by no copier: everyone takes it for dead (cow_deadline_alive).
 // What the staged superblock says of its identity (superblock.hpp): a dump
 // copies it as it is; a read-only snapshot gets a new snapshot_id,
 // appended to the source's lineage in the same step; a writable clone

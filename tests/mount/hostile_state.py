@@ -119,9 +119,13 @@ def damage():
         return k[len(prefix) + 1:] + ' of the wrong type'
     if kind == 14:
         # (dead: a live record naming another filesystem stops every change
-        # by design, which test_cow covers; the new directory here must work)
-        rcli('HSET', f'{prefix}:COW', 'staging', rnd.choice(['X', prefix, prefix + ':x', '']), 'deadline',
-             rnd.choice(['x', '1', '']), 'ttl', rnd.choice(['1000', 'x', '-1']), 'token', 't')
+        # by design, which test_cow covers; the new directory here must work.
+        # A deadline years ahead is dead too: no copier sets one, and this
+        # filesystem's staging prefix names one fsck --repair must not wait for)
+        rcli('HSET', f'{prefix}:COW', 'staging',
+             rnd.choice(['X', prefix, prefix + ':x', '', prefix + '~copy~0123456789abcdef']), 'deadline',
+             rnd.choice(['x', '1', '', '4102444800000', '9223372036854775807']), 'ttl',
+             rnd.choice(['1000', 'x', '-1']), 'token', 't')
         return 'a hostile COW'
     rcli('HSET', f'{prefix}:ORPHANS', rnd.choice(inos or ['5']), rnd.choice(['x', '1', '']))
     return 'an ORPHANS entry'

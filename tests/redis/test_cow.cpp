@@ -428,12 +428,18 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
     CHECK(list_as_table({*shown}, 0).find("copying 25%") != std::string::npos);
     CHECK(list_as_json({*shown}).find("\"progress\": 25") != std::string::npos);
     CHECK(find(prefix)->progress == -1);
-    // hostile counts and a deadline far away: shown within 0-99%, no overflow
-    ok(conn().command(
-        {"HSET", keys.cow(), "done", "9223372036854775807", "total", "3", "deadline", "9223372036854775807"}));
+    // hostile counts: shown within 0-99%, no overflow
+    ok(conn().command({"HSET", keys.cow(), "done", "9223372036854775807", "total", "3"}));
     CHECK(find(dst)->progress == 99);
     ok(conn().command({"HSET", keys.cow(), "done", "-5"}));
     CHECK(find(dst)->progress == 0);
+    // a deadline further ahead than a copier sets it (int64's largest ms):
+    // no copier wrote it, so no copy is being taken (no overflow either)
+    const std::string deadline(ok(conn().command({"HGET", keys.cow(), "deadline"})).view().str());
+    ok(conn().command({"HSET", keys.cow(), "deadline", "9223372036854775807"}));
+    CHECK_FALSE(find(dst).has_value());
+    ok(conn().command({"HSET", keys.cow(), "deadline", deadline}));
+    CHECK(find(dst).has_value());
     ok(cow.end(*lease));
     CHECK_FALSE(find(dst).has_value());
     ok(remove_staging(*lease, tk));
@@ -459,21 +465,30 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
   Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
   std::string other = extra_prefix();  // someone else's filesystem
   ok(conn().command({"HSET", Keys(other).sb(), "format", "redisfs"}));
-  const std::string far = std::to_string(4102444800000LL);  // alive until 2100
+  // alive for 30 s more (a copier sets its deadline 10 s ahead; no
+  // further than k_cow_ahead_max_ms counts as alive)
+  const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
+  const std::string alive = std::to_string(now_ms + 30000);
 
   SUBCASE("not a hash: no snapshot is alive, changes go on") {
     ok(conn().command({"SET", keys.cow(), "junk"}));
     ok(s->write(f, 0, "still writable", false));
   }
   SUBCASE("alive, naming another filesystem: changes fail, nothing is copied there") {
-    ok(conn().command({"HSET", keys.cow(), "staging", other, "deadline", far, "ttl", "1000", "token", "t"}));
+    ok(conn().command({"HSET", keys.cow(), "staging", other, "deadline", alive, "ttl", "1000", "token", "t"}));
     CHECK_FALSE(s->write(f, 0, "refused", false).ok());
     CHECK(test::keys_under(conn(), other).size() == 1);
   }
-  SUBCASE("alive to the end of time (int64's largest ms), naming another filesystem: judged without overflow") {
+  SUBCASE("naming another filesystem, alive further ahead than a copier sets it (2100): dead, changes go on") {
+    ok(conn().command(
+        {"HSET", keys.cow(), "staging", other, "deadline", "4102444800000", "ttl", "1000", "token", "t"}));
+    ok(s->write(f, 0, "still writable", false));
+    CHECK(test::keys_under(conn(), other).size() == 1);
+  }
+  SUBCASE("naming another filesystem, alive to the end of time (int64's largest ms): judged without overflow") {
     ok(conn().command(
         {"HSET", keys.cow(), "staging", other, "deadline", "9223372036854775807", "ttl", "1000", "token", "t"}));
-    CHECK_FALSE(s->write(f, 0, "refused", false).ok());
+    ok(s->write(f, 0, "still writable", false));
   }
   bool damaged = true;
   SUBCASE("a non-numeric deadline or TTL: not alive (a dead record, which the next snapshot replaces)") {
@@ -505,6 +520,42 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
   CHECK(test::keys_under(conn(), other).size() == 1);
   ok(cow.end(*lease));
   ok(remove_staging(*lease, tk));
+}
+
+TEST_CASE_FIXTURE(RedisFixture,
+                  "cow: a record of this filesystem alive further ahead than a copier sets it holds nothing up") {
+  auto s = ok(Store::open(pool, prefix, {}));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
+  Keys stale(make_temp_prefix(prefix, TempKind::Copy));
+  auto plant = [&](std::int64_t deadline) {
+    ok(conn().command({"HSET", keys.cow(), "staging", stale.prefix(), "deadline", std::to_string(deadline), "ttl",
+                       "60000", "token", "t", "dst", "", "done", "0", "total", "0"}));
+  };
+  auto lease = ok(pool.acquire());
+  SUBCASE("30 s ahead, as a copier could have set it: alive, changes copy first and a repair waits") {
+    plant(now_ms + 30000);
+    ok(s->write(f, 0, "copied first", false));
+    CHECK_FALSE(test::keys_under(conn(), stale.prefix()).empty());
+    s.reset();
+    CHECK(fsck(pool, prefix, true, nullptr).code() == EBUSY);
+    ok(conn().command({"DEL", keys.cow()}));
+  }
+  SUBCASE("years ahead: no copier wrote it, so it is dead for every change, repair and snapshot") {
+    plant(4102444800000LL);  // 2100
+    ok(s->write(f, 0, "not copied", false));
+    CHECK(test::keys_under(conn(), stale.prefix()).empty());
+    s.reset();
+    ok(fsck(pool, prefix, true, nullptr));
+    // the next snapshot does not wait for it: it takes its place, and names
+    // its staging prefix for removal as a dead copier's
+    Keys tk(make_temp_prefix(prefix, TempKind::Dump));
+    CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, ""));
+    CHECK(cow.dead_staging() == stale.prefix());
+    ok(cow.end(*lease));
+    ok(remove_staging(*lease, tk));
+  }
+  ok(remove_staging(*lease, stale));
 }
 
 TEST_CASE("cow: staging prefixes of a filesystem, and only those") {
