@@ -8,7 +8,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local c = redis.pcall('HGET', KEYS[2], 'deadline')  -- (not a hash: no snapshot is alive)
-if type(c) == 'string' and tonumber(c) and tonumber(c) > now_ms() then
+if type(c) == 'string' and cow_deadline_alive(c, now_ms()) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -68,7 +68,7 @@ end
 -- Whether a snapshot record's deadline (ms, as its text) is alive at `now`
 -- (ms): ahead of it, and no further ahead than a copier ever sets it. A
 -- copier puts its deadline k_freeze_ttl_ms (10 s) ahead at each refresh;
--- one further ahead than k_cow_ahead_max (snapshot.hpp, k_cow_ahead_max_ms,
+-- one further ahead than k_cow_ahead_max (snapshot.hpp, k_lease_max_ms,
 -- the same rule) is none a copier wrote, and is dead like one whose copier
 -- died: it would otherwise hold every change and snapshot for as long.
 local k_cow_ahead_max = 60000

@@ -27,6 +27,7 @@
 #include <limits>
 #include <new>
 
+#include "snap/snapshot.hpp"
 #include "util/reserve_hint.hpp"
 #include "util/text.hpp"
 #include "util/utf8.hpp"
@@ -168,21 +169,42 @@ void FsckAnalysis::bad_changed(std::string_view key, std::string why) {
       "a change record that is " + why + ": incremental dumps compare every block instead (the repair deletes it)", a);
 }
 
-void FsckAnalysis::freeze_without_ttl(std::string_view key) {
-  Action a;
-  a.op = Op::Del;
-  a.key = std::string(key);
-  add(fsck_kind::k_freeze_no_ttl, std::string(key),
-      "a snapshot freeze that never expires blocks every change to the filesystem", a);
+namespace {
+
+// How long a lease no holder set would live: "never expires" or "expires
+// in N s" (a holder sets at most a minute, snapshot.hpp).
+std::string _lease_life(std::int64_t pttl_ms) {
+  if (pttl_ms < 0) {
+    return "never expires";
+  }
+  return "expires only in " + std::to_string(pttl_ms / 1000) + " s (a running tool's or mount's lapses within " +
+         std::to_string(k_lease_max_ms / 1000) + " s)";
 }
 
-void FsckAnalysis::writeback_claim_without_ttl(std::string_view key) {
+}  // namespace
+
+void FsckAnalysis::freeze_endless(std::string_view key, std::int64_t pttl_ms) {
   Action a;
   a.op = Op::Del;
   a.key = std::string(key);
-  add(fsck_kind::k_claim_no_ttl, std::string(key),
-      "a writeback mount's claim that never expires (a writeback mount's lapses with it) keeps every other mount out",
-      a);
+  add(fsck_kind::k_freeze_endless, std::string(key),
+      "a snapshot freeze that " + _lease_life(pttl_ms) + " blocks every change to the filesystem", a);
+}
+
+void FsckAnalysis::writeback_claim_endless(std::string_view key, std::int64_t pttl_ms) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_claim_endless, std::string(key),
+      "a writeback mount's claim that " + _lease_life(pttl_ms) + " keeps every other mount out", a);
+}
+
+void FsckAnalysis::reservation_endless(std::string_view key, std::int64_t pttl_ms) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_reservation_endless, std::string(key),
+      "a reservation that " + _lease_life(pttl_ms) + " refuses every restore, copy, delete and repair of it", a);
 }
 
 bool FsckAnalysis::open_count_valid(std::string_view count) {

@@ -108,8 +108,11 @@ class FsckAnalysis {
   void inode_wrong_type(Ino ino, std::string_view key, std::string_view got);
   void bad_cow(std::string_view key);
   void bad_changed(std::string_view key, std::string why);
-  void freeze_without_ttl(std::string_view key);
-  void writeback_claim_without_ttl(std::string_view key);
+  // Leases no holder set (snapshot.hpp, k_lease_max_ms): `pttl_ms` is the
+  // key's PTTL, -1 for none.
+  void freeze_endless(std::string_view key, std::int64_t pttl_ms);
+  void writeback_claim_endless(std::string_view key, std::int64_t pttl_ms);
+  void reservation_endless(std::string_view key, std::int64_t pttl_ms);
   // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
   // open_count_valid() accepts.
   static bool open_count_valid(std::string_view count);

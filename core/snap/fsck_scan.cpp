@@ -11,13 +11,14 @@
 // restore, a copy or an interrupted install holds the prefix.
 #include <algorithm>
 
+#include "redis/redis.hpp"
 #include "snap/fsck_analysis.hpp"
 #include "snap/install.hpp"
+#include "snap/snapshot.hpp"
 #include "store/keys.hpp"
+#include "store/store.hpp"
 #include "store/superblock.hpp"
 #include "util/progress.hpp"
-#include "redis/redis.hpp"
-#include "snap/snapshot.hpp"
 
 namespace redisfs::fsck_detail {
 
@@ -105,10 +106,16 @@ Result<FsckReport> Scanner::run(Connection& c) {
   return m_a.take_report();
 }
 
+// Every lease a live holder keeps is one fsck takes for alive (snapshot.hpp,
+// k_lease_max_ms); one set further ahead is damage it reports and removes.
+static_assert(k_reservation_ttl_ms <= k_lease_max_ms / 2 && Store::k_session_ttl_ms <= k_lease_max_ms / 2);
+
 Status Scanner::guard_freeze(Connection& c) {
+  // (a freeze or reservation that would outlive any holder is no running
+  // tool's: pass 1 reports it, and the repair removes it)
   auto r = c.command({"PTTL", m_keys.freeze()});
   TRY(_named(m_keys.freeze(), r));
-  if (r->view().integer() >= 0) {
+  if (lease_ttl_plausible(r->view().integer())) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.freeze() +
                                  " exists): repair when it has ended");
   }
@@ -126,7 +133,10 @@ Status Scanner::guard_freeze(Connection& c) {
   }
   // A restore, copy or delete filling, replacing or removing it: repairing
   // what it is halfway through would break what it is building.
-  TRY_ASSIGN(auto holder, reservation_holder(c, m_keys));
+  auto reserved = c.command({"PTTL", m_keys.reserved()});
+  TRY(_named(m_keys.reserved(), reserved));
+  TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
+                                                                          : std::optional<std::string>());
   if (holder) {
     return make_error(EBUSY, "'" + m_keys.prefix() + "' is reserved by a running " + *holder +
                                  ": repair when it has ended");
@@ -186,6 +196,7 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
       c.append({"HGET", key, "staging"});
       return 2;
     case KeyKind::Freeze:
+    case KeyKind::Reserved:
       c.append({"PTTL", key});
       return 1;
     case KeyKind::Writeback:
@@ -201,7 +212,6 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Touched:
     case KeyKind::Temp:
     case KeyKind::OpLog:
-    case KeyKind::Reserved:
     case KeyKind::Installing:
       return 0;
     case KeyKind::Unknown:
@@ -239,7 +249,8 @@ Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std
 }
 
 // What pass 1 read of one key, judged (or handed to the analysis).
-// The records of the running system pass 1 reads: OPEN, COW, FREEZE.
+// The records of the running system pass 1 reads: OPEN, COW, FREEZE,
+// RESERVED.
 Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
                                 std::size_t& at) {
   if (it.pk.kind == KeyKind::Open) {
@@ -272,11 +283,15 @@ Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<
     m_a.bad_cow(it.key);
     return {};
   }
-  if (it.pk.kind == KeyKind::Freeze) {
+  if (it.pk.kind == KeyKind::Freeze || it.pk.kind == KeyKind::Reserved) {
     auto& ttl = replies[at++];
     TRY(_named(it.key, ttl));
-    if (ttl->view().integer() == -1) {
-      m_a.freeze_without_ttl(it.key);
+    if (std::int64_t left = ttl->view().integer(); left != -2 && !lease_ttl_plausible(left)) {
+      if (it.pk.kind == KeyKind::Freeze) {
+        m_a.freeze_endless(it.key, left);
+      } else {
+        m_a.reservation_endless(it.key, left);
+      }
     }
     return {};
   }
@@ -285,7 +300,8 @@ Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<
 
 Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
                               std::size_t& at) {
-  if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze) {
+  if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze ||
+      it.pk.kind == KeyKind::Reserved) {
     return running_replies(c, it, replies, at);
   }
   if (it.pk.kind == KeyKind::Changed) {
@@ -315,8 +331,8 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
     if (it.pk.kind == KeyKind::Writeback) {
       auto& ttl = replies[at++];
       TRY(_named(it.key, ttl));
-      if (t == want && ttl->view().integer() == -1) {
-        m_a.writeback_claim_without_ttl(it.key);
+      if (std::int64_t left = ttl->view().integer(); t == want && left != -2 && !lease_ttl_plausible(left)) {
+        m_a.writeback_claim_endless(it.key, left);
       }
     }
     return {};

@@ -76,7 +76,8 @@ Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys
   if (r.view().is_nil()) {
     TRY_ASSIGN(auto holder, reservation_holder(*lease, keys));
     return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " +
-                                 holder.value_or(std::string("tool")) + "; try again when it ends");
+                                 holder.value_or(std::string("tool")) + "; try again when it ends" +
+                                 endless_lease_hint(*lease, key, keys.prefix()));
   }
   return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token)));
 }

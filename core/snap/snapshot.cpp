@@ -369,7 +369,8 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
     }
     if (Clock::now() >= deadline) {
       return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
-                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
+                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later" +
+                                   endless_lease_hint(c, key, keys.prefix()));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
@@ -414,10 +415,19 @@ Status Freeze::release(Connection& c) {
 
 // ---------------------------------------------------------------- copy-on-write
 
+std::string endless_lease_hint(Connection& c, const std::string& key, const std::string& prefix) {
+  auto ttl = c.command({"PTTL", key});
+  if (!ttl.ok() || ttl->view().integer() == -2 || lease_ttl_plausible(ttl->view().integer())) {
+    return {};
+  }
+  return "; " + key + " never lapses, as no running tool's or mount's does: `redisfs-snap fsck --repair " + prefix +
+         "` removes it";
+}
+
 bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms) {
   // (compared as a difference from a sane now: a hostile deadline near
   // int64's ends cannot overflow)
-  return deadline_ms > now_ms && deadline_ms - now_ms <= k_cow_ahead_max_ms;
+  return deadline_ms > now_ms && deadline_ms - now_ms <= k_lease_max_ms;
 }
 
 CowSnapshot::CowSnapshot(const Keys& source, std::string token)
@@ -470,9 +480,10 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     if (v[1].str() != "frozen") {
       frozen_since = Clock::now();  // another snapshot: waited for as long as it lives
     } else if (Clock::now() - frozen_since > k_freeze_wait) {
-      return make_error(EBUSY, redisfs::quoted(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
-                                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
-                                   " s; try again later");
+      return make_error(EBUSY,
+                        redisfs::quoted(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
+                            " s; try again later" + endless_lease_hint(c, source.freeze(), source.prefix()));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));

@@ -30,16 +30,26 @@ class Progress;
 inline constexpr long k_freeze_ttl_ms = 10000;
 inline constexpr std::chrono::milliseconds k_freeze_wait{30000};
 
+// The records a running tool or mount keeps alive by refreshing them (a
+// freeze, a snapshot's COW deadline, a reservation, a writeback claim) are
+// never set more than k_lease_max_ms ahead: each holder's period is 10 or
+// 30 s. One further ahead, or with no time to live at all, was written by
+// no holder (damage, or another program), and would otherwise hold every
+// change, repair or snapshot for as long: fsck reports and removes it, and
+// a snapshot record's deadline past it counts as dead for everyone.
+inline constexpr std::int64_t k_lease_max_ms = 60000;
+static_assert(k_lease_max_ms >= 2 * k_freeze_ttl_ms, "a freezer's or copier's own lease must count as alive");
+// Whether a PTTL reply (ms; -1: no time to live) is one a holder sets.
+inline bool lease_ttl_plausible(std::int64_t pttl_ms) { return pttl_ms >= 0 && pttl_ms <= k_lease_max_ms; }
 // A copy-on-write snapshot's record (<prefix>:COW, CowSnapshot below) is
-// alive while its deadline (ms, the server's clock) is ahead of now, and no
-// further ahead than k_cow_ahead_max_ms: its copier sets it k_freeze_ttl_ms
-// ahead at each refresh, so one further ahead is damage (or someone
-// else's), and would otherwise hold every repair and snapshot, and copy
-// every change, for as long. prelude.lua's cow_deadline_alive, which every
-// script uses, keeps the same rule with the same number.
-inline constexpr std::int64_t k_cow_ahead_max_ms = 60000;
-static_assert(k_cow_ahead_max_ms >= 2 * k_freeze_ttl_ms, "a copier's own deadline must count as alive");
+// alive while its deadline (ms, the server's clock) is ahead of now, within
+// k_lease_max_ms. prelude.lua's cow_deadline_alive, which every script
+// uses, keeps the same rule with the same number (k_cow_ahead_max).
 bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms);
+// For a refusal because of the lease `key` of filesystem `prefix`: when no
+// holder set it (lease_ttl_plausible), a hint naming the repair that
+// removes it ("; ... fsck --repair ..."), else "".
+std::string endless_lease_hint(Connection& c, const std::string& key, const std::string& prefix);
 
 // <prefix>:FREEZE held by us (with a random token). While it exists every
 // change script of every mount fails with FROZEN and is retried by its
@@ -88,7 +98,7 @@ class Freeze {
 // stops costing the writers anything then, and its copy is thrown away
 // (refresh() and end() say so). The next snapshot of the prefix removes
 // what a dead one left (begin(): dead_staging()). A record whose deadline
-// lies further ahead than any copier puts it (k_cow_ahead_max_ms) was
+// lies further ahead than any copier puts it (k_lease_max_ms) was
 // written by no copier: everyone takes it for dead (cow_deadline_alive).
 // What the staged superblock says of its identity (superblock.hpp): a dump
 // copies it as it is; a read-only snapshot gets a new snapshot_id,

@@ -3,7 +3,6 @@
 // checks that fsck finds exactly that, that --repair fixes it, and that a
 // second fsck is clean.
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -13,6 +12,8 @@
 
 #include "fixture.hpp"
 #include "snap/fsck.hpp"
+#include "snap/install.hpp"
+#include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
 using namespace redisfs;
@@ -466,20 +467,67 @@ TEST_CASE_FIXTURE(FsckFixture, "superblock") {
   }
   SUBCASE("a freeze that never expires") {
     cmd({"SET", keys.freeze(), "token"});
-    expect_repaired({fsck_kind::k_freeze_no_ttl});
+    expect_repaired({fsck_kind::k_freeze_endless});
   }
   SUBCASE("a writeback claim that never expires (no mount comes up while it stands)") {
     cmd({"SET", keys.writeback(), "1.5"});
     auto refused = Store::open(pool, prefix, {});
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().message.find("fsck --repair " + prefix) != std::string::npos);
-    expect_repaired({fsck_kind::k_claim_no_ttl});
+    expect_repaired({fsck_kind::k_claim_endless});
     auto s = Store::open(pool, prefix, {});
     REQUIRE_MESSAGE(s.ok(), s.error().message);
   }
   SUBCASE("a writeback claim with a TTL is a live mount's: no problem") {
     cmd({"SET", keys.writeback(), "1.5", "PX", "60000"});
     CHECK(check().problems.empty());
+  }
+  // A holder refreshes its lease every few seconds and sets it at most a
+  // minute ahead: one set for years is no running tool's or mount's.
+  SUBCASE("a freeze that expires only in ten years: no freezer's, and the repair does not wait for it") {
+    cmd({"SET", keys.freeze(), "token", "PX", "315360000000"});
+    auto lease = _ok(pool.acquire());
+    auto refused = Freeze::acquire(*lease, keys, std::chrono::milliseconds(100));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("fsck --repair " + prefix) != std::string::npos);
+    expect_repaired({fsck_kind::k_freeze_endless});
+    Freeze f = _ok(Freeze::acquire(*lease, keys, std::chrono::milliseconds(100)));
+    CHECK(f.release(*lease).ok());
+  }
+  SUBCASE("a writeback claim that expires only in a year keeps mounts out until repaired") {
+    cmd({"SET", keys.writeback(), "1.5", "PX", "31536000000"});
+    REQUIRE_FALSE(Store::open(pool, prefix, {}).ok());
+    expect_repaired({fsck_kind::k_claim_endless});
+    auto s = Store::open(pool, prefix, {});
+    REQUIRE_MESSAGE(s.ok(), s.error().message);
+  }
+  SUBCASE("a reservation that never lapses, or only in a year: reported, and the repair does not wait for it") {
+    if (std::string ttl; true) {
+      SUBCASE("none") {}
+      SUBCASE("a year") { ttl = "31536000000"; }
+      if (ttl.empty()) {
+        cmd({"SET", keys.reserved(), "abc restore by host:1"});
+      } else {
+        cmd({"SET", keys.reserved(), "abc restore by host:1", "PX", ttl});
+      }
+    }
+    auto refused = Reservation::acquire(pool, keys, "restore");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("fsck --repair " + prefix) != std::string::npos);
+    expect_repaired({fsck_kind::k_reservation_endless});
+    CHECK(_ok(conn().command({"EXISTS", keys.reserved()})).view().integer() == 0);
+    CHECK(Reservation::acquire(pool, keys, "restore").ok());
+  }
+  SUBCASE("a running tool's reservation: no problem, and the repair waits for it") {
+    cmd({"SET", keys.reserved(), "abc restore by host:1", "PX", "30000"});
+    CHECK(check().problems.empty());
+    auto refused = fsck(pool, prefix, true, nullptr);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == EBUSY);
+    CHECK(refused.error().message.find("restore by host:1") != std::string::npos);
+    auto reserved = Reservation::acquire(pool, keys, "restore");
+    REQUIRE_FALSE(reserved.ok());
+    CHECK(reserved.error().message.find("fsck") == std::string::npos);
   }
   SUBCASE("repair waits for a snapshot") {
     cmd({"SET", keys.freeze(), "token", "PX", "60000"});
@@ -757,7 +805,7 @@ TEST_CASE_FIXTURE(FsckFixture, "keys of the running system of odd types and valu
   auto r = fsck(pool, prefix, false, nullptr);
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   INFO(_dump(*r));
-  CHECK(_kinds(*r) == _sorted({fsck_kind::k_freeze_no_ttl, fsck_kind::k_stale_open}));
+  CHECK(_kinds(*r) == _sorted({fsck_kind::k_freeze_endless, fsck_kind::k_stale_open}));
 }
 
 // fsck sizes its node table from the superblock's inode count before it
