@@ -71,6 +71,11 @@ struct Placed {
   Ino counted = 0;        // the lookup it hands the kernel (0: none)
   std::uint32_t type = 0;
   bool follows = false;   // same name hash as the entry before it
+  // What is wrong with the entry, logged once the reply holds it (an entry
+  // that did not fit, or was taken back, comes again in the next reply):
+  // its name and why.
+  std::string damaged_name;
+  std::string damage;
 };
 }  // namespace
 
@@ -115,12 +120,14 @@ static std::size_t _add_snapdir(fuse_req_t req, Session& session, char* dst, std
 }
 
 // Adds the reader's current entry at `dst`; the size it needs (more than
-// `room`: it did not fit). `p` gets the lookup it hands the kernel.
+// `room`: it did not fit). `p` gets the lookup it hands the kernel, and
+// the damage to log.
 static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entry, char* dst, std::size_t room,
                               bool plus, Placed& p) {
   auto next = static_cast<off_t>(h.reader.current_offset());
   if (!entry.damage.empty()) {
-    log_op_error(plus ? "readdirplus" : "readdir", h.ino, entry.name, make_error(EIO, entry.damage));
+    p.damaged_name = entry.name;
+    p.damage = entry.damage;
   }
   if (!plus) {
     struct stat st {};
@@ -130,8 +137,8 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
   }
   fuse_entry_param e{};
   // Attributes the kernel would refuse (it would drop the entry
-  // silently), or none (a damaged inode: logged above): list the name
-  // without them; its lookup then fails with EIO and a log line.
+  // silently), or none (a damaged inode): list the name without them; its
+  // lookup then fails with EIO and a log line.
   std::string why = entry.attr ? kernel_refuses(*entry.attr) : std::string();
   if (why.empty() && entry.ino == k_root_ino) {
     why = "an entry names the root directory (inode 1)";
@@ -145,7 +152,8 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
     p.counted = seen.ino;
   } else {
     if (!why.empty()) {
-      log_op_error("readdirplus", h.ino, entry.name, make_error(EIO, why));
+      p.damaged_name = entry.name;
+      p.damage = why;
     }
     e.attr.st_ino = h.base | entry.ino;
     e.attr.st_mode = entry.type;
@@ -219,7 +227,7 @@ static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h,
       }
       break;
     }
-    Placed p{used, 0, (*cur)->type, h.reader.must_follow()};
+    Placed p{used, 0, (*cur)->type, h.reader.must_follow(), {}, {}};
     std::size_t need = _add_entry(req, h, **cur, buf.data() + used, size - used, plus, p);
     if (need > size - used) {
       if (p.follows) {
@@ -254,6 +262,9 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
     if (p.counted != 0) {
       session.add_lookup(p.counted, p.type);
       counted.push_back(p.counted);
+    }
+    if (!p.damage.empty()) {
+      log_op_error(plus ? "readdirplus" : "readdir", h.ino, p.damaged_name, make_error(EIO, p.damage));
     }
   }
   reply_dir(req, session, std::string_view(buf.data(), *used), counted);

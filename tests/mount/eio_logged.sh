@@ -92,5 +92,21 @@ done
 expect_eio "ino=$wb|INODE:$wb" stat "$MNT/many/b"
 expect_eio "inode $wc_.*mode" stat "$MNT/many/c"
 
+# a listing logs each damaged name once, also where a name did not fit one
+# reply and opens the next (every name here is damaged, and long: a reply
+# holds about a hundred, so the name that did not fit is one of them)
+mkdir "$MNT/worse"
+python3 -c 'import sys
+for i in range(300): open(sys.argv[1] + "/damaged-%03d-" % i + "x" * 180, "w").close()' "$MNT/worse"
+for ino in $(stat -c %i "$MNT/worse"/*); do
+  echo "HSET $PREFIX:INODE:$ino mode bogus"
+done | rcli >/dev/null
+before=$(wc -l <"$log")
+n=$(ls -f "$MNT/worse" | wc -l)
+((n == 302)) || fail "a directory of 300 damaged inodes listed $n names (with . and ..), want 302"
+sleep 0.2
+logged=$(tail -n +$((before + 1)) "$log" | grep -c 'readdirplus .*name="damaged-')
+((logged == 300)) || fail "one listing of 300 damaged names logged $logged lines, want one a name"
+
 [[ $(cat "$MNT/f") == small ]] || fail "f does not read after its size was put back"
 unmount_fs
