@@ -127,3 +127,29 @@ bench_mount() {
 bench_mount_passthrough() {
   _bench_mount_daemon passthrough_ll "$3" "$4" "$1" -f -o "source=$2" "$3"
 }
+
+# Builds (when missing or older than their source) bench/fuse_floor.cpp and
+# libfuse's example passthrough_ll into directory $1 (bench/ is $2), and sets
+# floor_bin and pt_bin to them.
+bench_build_baselines() {
+  local build_dir=$1 here=$2 pt_src
+  floor_bin=$build_dir/fuse_floor
+  if [ ! -x "$floor_bin" ] || [ "$here/fuse_floor.cpp" -nt "$floor_bin" ]; then
+    mkdir -p "$build_dir"
+    bench_log "building $floor_bin"
+    # shellcheck disable=SC2046 # pkg-config prints several words
+    g++ -O2 -std=c++20 -Wall -Wextra "$here/fuse_floor.cpp" $(pkg-config --cflags --libs fuse3) -lhiredis -o "$floor_bin" ||
+      bench_die "cannot build fuse_floor (libfuse3-dev and libhiredis-dev installed?)"
+  fi
+  pt_src=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+  pt_bin=$build_dir/passthrough_ll
+  [ -f "$pt_src" ] || bench_die "no $pt_src (install libfuse3-dev)"
+  if [ ! -x "$pt_bin" ] || [ "$pt_src" -nt "$pt_bin" ]; then
+    mkdir -p "$build_dir"
+    bench_log "building $pt_bin from $pt_src"
+    # compiled where Debian ships it (with passthrough_helpers.h beside it), as its header says
+    # shellcheck disable=SC2046 # pkg-config prints several words
+    gcc -O2 -Wall "$pt_src" $(pkg-config --cflags --libs fuse3) -o "$pt_bin" ||
+      bench_die "cannot build passthrough_ll (libfuse3-dev installed?)"
+  fi
+}
