@@ -72,6 +72,7 @@ inline constexpr std::string_view k_wrong_bytes = "wrong byte count";
 inline constexpr std::string_view k_freeze_endless = "freeze that never lapses";
 inline constexpr std::string_view k_claim_endless = "writeback claim that never lapses";
 inline constexpr std::string_view k_reservation_endless = "reservation that never lapses";
+inline constexpr std::string_view k_mount_endless = "mount session that never lapses";
 inline constexpr std::string_view k_bad_cow = "bad snapshot record";
 inline constexpr std::string_view k_bad_changed = "bad change record";
 inline constexpr std::string_view k_stale_open = "stale open";

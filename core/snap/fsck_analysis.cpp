@@ -207,6 +207,17 @@ void FsckAnalysis::reservation_endless(std::string_view key, std::int64_t pttl_m
       "a reservation that " + _lease_life(pttl_ms) + " refuses every restore, copy, delete and repair of it", a);
 }
 
+void FsckAnalysis::mount_endless(std::string_view key, std::int64_t pttl_ms) {
+  Action a;
+  a.op = Op::Del;
+  a.key = std::string(key);
+  add(fsck_kind::k_mount_endless, std::string(key),
+      "a mount's session key that " + _lease_life(pttl_ms) +
+          " counts a mount that is gone as live: delete, rollback and restore refuse, and the files it had open "
+          "or unlinked are never freed (fsck takes them for a dead mount's)",
+      a);
+}
+
 bool FsckAnalysis::open_count_valid(std::string_view count) {
   std::uint64_t n = 0;
   return parse_canonical_u64(count, n) && n != 0 && n <= k_max_inode;

@@ -113,6 +113,7 @@ class FsckAnalysis {
   void freeze_endless(std::string_view key, std::int64_t pttl_ms);
   void writeback_claim_endless(std::string_view key, std::int64_t pttl_ms);
   void reservation_endless(std::string_view key, std::int64_t pttl_ms);
+  void mount_endless(std::string_view key, std::int64_t pttl_ms);
   // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
   // open_count_valid() accepts.
   static bool open_count_valid(std::string_view count);

@@ -3,7 +3,8 @@
 //
 // Pass 1 reads what every later judgement needs: the superblock and each
 // inode hash (pipelined TYPE and HGETALL), and the records of the running
-// system (COW, FREEZE, OPEN:*, whose mounts are asked for with EXISTS).
+// system (COW, FREEZE, RESERVED, MOUNT:*, OPEN:*, whose mounts are asked
+// for with PTTL).
 // Pass 2 walks every directory and attribute hash (HSCAN pages) and
 // measures every block (pipelined STRLEN); then the ORPHANS hash, with the
 // liveness of the mount each record names. Then the analysis, and with
@@ -197,6 +198,7 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
       return 2;
     case KeyKind::Freeze:
     case KeyKind::Reserved:
+    case KeyKind::Mount:
       c.append({"PTTL", key});
       return 1;
     case KeyKind::Writeback:
@@ -207,7 +209,6 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Mounts:
       c.append({"TYPE", key});
       return 1;
-    case KeyKind::Mount:
     case KeyKind::Sync:
     case KeyKind::Touched:
     case KeyKind::Temp:
@@ -250,7 +251,7 @@ Status Scanner::first_batch(Connection& c, ReplyView keys, std::size_t from, std
 
 // What pass 1 read of one key, judged (or handed to the analysis).
 // The records of the running system pass 1 reads: OPEN, COW, FREEZE,
-// RESERVED.
+// RESERVED, MOUNT:<id>.
 Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
                                 std::size_t& at) {
   if (it.pk.kind == KeyKind::Open) {
@@ -283,14 +284,16 @@ Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<
     m_a.bad_cow(it.key);
     return {};
   }
-  if (it.pk.kind == KeyKind::Freeze || it.pk.kind == KeyKind::Reserved) {
+  if (it.pk.kind == KeyKind::Freeze || it.pk.kind == KeyKind::Reserved || it.pk.kind == KeyKind::Mount) {
     auto& ttl = replies[at++];
     TRY(_named(it.key, ttl));
     if (std::int64_t left = ttl->view().integer(); left != -2 && !lease_ttl_plausible(left)) {
       if (it.pk.kind == KeyKind::Freeze) {
         m_a.freeze_endless(it.key, left);
-      } else {
+      } else if (it.pk.kind == KeyKind::Reserved) {
         m_a.reservation_endless(it.key, left);
+      } else {
+        m_a.mount_endless(it.key, left);
       }
     }
     return {};
@@ -301,7 +304,7 @@ Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<
 Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Result<Reply>>& replies,
                               std::size_t& at) {
   if (it.pk.kind == KeyKind::Open || it.pk.kind == KeyKind::Cow || it.pk.kind == KeyKind::Freeze ||
-      it.pk.kind == KeyKind::Reserved) {
+      it.pk.kind == KeyKind::Reserved || it.pk.kind == KeyKind::Mount) {
     return running_replies(c, it, replies, at);
   }
   if (it.pk.kind == KeyKind::Changed) {
@@ -431,10 +434,12 @@ Status Scanner::read_opens(Connection& c, std::string_view key, ReplyView v) {
     std::string_view count = v[i + 1].str();
     bool alive = true;
     if (FsckAnalysis::open_count_valid(count)) {
+      // (a session key that never lapses is no live mount's: the repair
+      // removes it, mount_endless)
       const std::string mount = m_keys.mount(session);
-      auto exists = c.command({"EXISTS", mount});
-      TRY(_named(mount, exists));
-      alive = exists->view().integer() != 0;
+      auto ttl = c.command({"PTTL", mount});
+      TRY(_named(mount, ttl));
+      alive = lease_ttl_plausible(ttl->view().integer());
     }
     m_a.open_session(key, session, count, alive);
   }
@@ -567,12 +572,13 @@ Status Scanner::read_orphans(Connection& c) {
     cursor = std::string(v[0].str());
     ReplyView items = v[1];
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      c.append({"EXISTS", m_keys.mount(items[i + 1].str())});
+      c.append({"PTTL", m_keys.mount(items[i + 1].str())});
     }
-    auto alive = c.read_replies(items.size() / 2);
+    auto ttls = c.read_replies(items.size() / 2);
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      auto& mount = alive[i / 2];
-      m_a.orphan(items[i].str(), items[i + 1].str(), !(mount.ok() && mount->view().integer() == 0));
+      // (alive unless known gone, or endless as no live mount's is)
+      auto& ttl = ttls[i / 2];
+      m_a.orphan(items[i].str(), items[i + 1].str(), !ttl.ok() || lease_ttl_plausible(ttl->view().integer()));
     }
   } while (cursor != "0");
   return {};

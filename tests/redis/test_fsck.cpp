@@ -557,6 +557,25 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     CHECK(_ok(conn().command({"HGET", keys.open(t.f), t.store->session()})).view().str() == "1");
     CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "crashed-mount"})).view().integer() == 0);
   }
+  SUBCASE("a mount session key that never lapses is no live mount's: it goes, with the opens it claims") {
+    std::string ttl;
+    SUBCASE("no time to live") {}
+    SUBCASE("a year") { ttl = "31536000000"; }
+    if (ttl.empty()) {
+      cmd({"SET", keys.mount("ghost"), "v1 host 1 /mnt"});
+    } else {
+      cmd({"SET", keys.mount("ghost"), "v1 host 1 /mnt", "PX", ttl});
+    }
+    cmd({"HSET", keys.open(t.f), "ghost", "2"});
+    expect_repaired({fsck_kind::k_mount_endless, fsck_kind::k_stale_open});
+    CHECK(_ok(conn().command({"EXISTS", keys.mount("ghost")})).view().integer() == 0);
+    CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "ghost"})).view().integer() == 0);
+  }
+  SUBCASE("a live mount's session key (its TTL) and its opens: no problem") {
+    cmd({"SET", keys.mount("other-live"), "v1 host 1 /mnt", "PX", "30000"});
+    cmd({"HSET", keys.open(t.f), "other-live", "1"});
+    CHECK(check().problems.empty());
+  }
   SUBCASE("an undecodable inode is reported, never changed") {
     cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
     auto r = check(true);
