@@ -401,6 +401,16 @@ class Heartbeat {
   // Logs the first failure of a run of them, and the recovery.
   void beat() {
     Status st = m_store.heartbeat();
+    if (!st && m_store.session_taken()) {
+      // (two mounts that exclude each other must not both serve: this one
+      // lost the race to register again, so it stops)
+      m_session.mark_gone(
+          "the session of this mount lapsed (the server was out of reach, or lost it) and another "
+          "mount took the filesystem meanwhile (" +
+          st.error().message + ")");
+      m_failing = true;
+      return;
+    }
     if (!st && !m_failing) {
       log_warning("heartbeat: cannot refresh the mount session: " + st.error().message);
     } else if (st && m_failing) {

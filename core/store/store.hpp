@@ -391,6 +391,13 @@ class Store {
   // destructor ends it. EBUSY when the filesystem is held by a live
   // writeback mount, or (StoreOptions::writeback) is mounted elsewhere.
   Status heartbeat();
+  // Whether a heartbeat of this registered session was refused so: its
+  // session key lapsed (a long outage, a partition, a failover that lost
+  // it) and a mount that excludes it took the filesystem meanwhile. Two
+  // such mounts must not both serve: the caller stops serving (a writeback
+  // mount's caches would hide the other's changes, and the other takes
+  // this mount's opens for a dead mount's and frees them).
+  bool session_taken() const { return m_session_taken.load(); }
   // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
@@ -560,6 +567,7 @@ class Store {
 
   std::atomic<std::uint64_t> m_temp_seq{0};
   std::atomic<bool> m_registered{false};
+  std::atomic<bool> m_session_taken{false};
   std::atomic<bool> m_security_possible{true};
   std::atomic<std::int64_t> m_security_checked_until{0};
 

@@ -644,6 +644,9 @@ Status Store::heartbeat() {
       continue;  // a mount registered between HKEYS and the script
     }
     if (v.is_array() && v.size() >= 2) {
+      if (m_registered) {
+        m_session_taken = true;
+      }
       return _admission_error(m_keys.prefix(), v[0].str() == "HELD", v[1].str(), v.size() > 2 ? v[2].str() : "");
     }
     m_registered = true;
