@@ -201,7 +201,7 @@ says "no superblock STRAY:SB, although keys remain under it"
 
 note "fsck of a mounted filesystem names what may be passing"
 rcli hset SKX:SB inodes 6 >/dev/null  # a counter a change in flight shows wrong
-rcli set SKX:MOUNT:m1 x >/dev/null
+rcli set SKX:MOUNT:m1 x px 30000 >/dev/null  # (a live mount's session key has its TTL)
 rcli hset SKX:MOUNTS m1 x >/dev/null
 expect_rc 1 snap fsck SKX
 says "it is mounted (1 live mount) and was checked while it may change: 1 of the 1 problem"

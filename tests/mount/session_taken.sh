@@ -36,10 +36,10 @@ wb_id=$(session_of "$WB")
 rcli del "$SHARED:MOUNT:$shared_id" "$WB:MOUNT:$wb_id" "$WB:WRITEBACK" >/dev/null
 rcli hdel "$SHARED:MOUNTS" "$shared_id" >/dev/null
 rcli hdel "$WB:MOUNTS" "$wb_id" >/dev/null
-rcli set "$SHARED:MOUNT:other-wb" "v2 otherhost:1 /elsewhere" PX 120000 >/dev/null
+rcli set "$SHARED:MOUNT:other-wb" "v2 otherhost:1 /elsewhere" PX 60000 >/dev/null
 rcli hset "$SHARED:MOUNTS" other-wb "v2 otherhost:1 /elsewhere" >/dev/null
-rcli set "$SHARED:WRITEBACK" other-wb PX 120000 >/dev/null
-rcli set "$WB:MOUNT:other-rw" "v2 otherhost:2 /elsewhere" PX 120000 >/dev/null
+rcli set "$SHARED:WRITEBACK" other-wb PX 60000 >/dev/null
+rcli set "$WB:MOUNT:other-rw" "v2 otherhost:2 /elsewhere" PX 60000 >/dev/null
 rcli hset "$WB:MOUNTS" other-rw "v2 otherhost:2 /elsewhere" >/dev/null
 
 # (the heartbeat comes every 10 s)
