@@ -703,8 +703,19 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   std::string staging = value.substr(s1 + 1, s2 - s1 - 1);
   std::string aside_name = value.substr(s2 + 1, s3 == std::string::npos ? std::string::npos : s3 - s2 - 1);
   std::string keep_name = s3 == std::string::npos ? std::string() : value.substr(s3 + 1);
-  if (!validate_prefix(staging).ok() || (aside_name != "-" && !validate_prefix(aside_name).ok()) ||
-      (phase != "aside" && phase != "swap" && phase != "keep" && phase != "delta") ||
+  // What moves in comes from a staging prefix (a restore's or a copy's),
+  // and the replaced state goes aside under the target's own name: a
+  // journal naming another filesystem there (damaged, or written by
+  // someone else) would move that filesystem.
+  std::string aside_base = make_temp_prefix(target.prefix(), TempKind::Replaced);
+  aside_base.resize(aside_base.size() - k_temp_hex_len);  // (its random part)
+  const TempKind staged_kind = temp_kind(staging);
+  const bool aside_ours =
+      aside_name == "-" ||
+      (validate_prefix(aside_name).ok() && aside_name.starts_with(aside_base) &&
+       aside_name.size() == aside_base.size() + k_temp_hex_len && temp_kind(aside_name) == TempKind::Replaced);
+  if (!validate_prefix(staging).ok() || (staged_kind != TempKind::Restore && staged_kind != TempKind::Copy) ||
+      !aside_ours || (phase != "aside" && phase != "swap" && phase != "keep" && phase != "delta") ||
       (s3 != std::string::npos && (aside_name == "-" || !validate_prefix(keep_name).ok())) ||
       (phase == "keep" && keep_name.empty())) {
     return make_error(EIO, target.installing() + " is not a journal this redisfs wrote; remove it by hand");

@@ -157,7 +157,7 @@ std::string_view temp_tag(TempKind kind) {
 
 std::string make_temp_prefix(std::string_view base, TempKind kind) {
   std::string_view tag = temp_tag(kind);
-  constexpr std::size_t k_hex_len = 16;
+  constexpr std::size_t k_hex_len = k_temp_hex_len;
   // Stays within validate_prefix's 200 bytes whatever the base, and keeps
   // its hash tag whole (so, on a cluster, its slot: the server copies and
   // renames between the two): a long base loses bytes before the tag, then

@@ -242,6 +242,9 @@ inline constexpr std::string_view k_copy_tag = "~copy~";
 inline constexpr std::string_view k_replaced_tag = "~replaced~";
 std::string_view temp_tag(TempKind kind);
 inline constexpr long k_temp_ttl_ms = 12L * 3600 * 1000;
+// <base><tag><k_temp_hex_len random hex digits>, within validate_prefix's
+// bounds whatever the base.
+inline constexpr std::size_t k_temp_hex_len = 16;
 std::string make_temp_prefix(std::string_view base, TempKind kind);
 TempKind temp_kind(std::string_view prefix);
 

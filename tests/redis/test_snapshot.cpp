@@ -22,6 +22,7 @@
 #include "snap/dump_io.hpp"
 #include "snap/fs_report.hpp"
 #include "snap/fsck.hpp"
+#include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
@@ -979,4 +980,38 @@ TEST_CASE_FIXTURE(RedisFixture, "snapshots_of: the read-only copies of one origi
   CHECK(check_filesystem_identity(conn(), Keys(snap), view->identity()).code() == ESTALE);
   CHECK(Store::open(pool, snap, vo).code() == ENOENT);
   CHECK(ok(snapshots_of(conn(), prefix)).empty());
+}
+
+// finish_install (a mount, or the next tool, ends an interrupted restore,
+// copy or rollback from its journal) moves what the journal names: only a
+// staging prefix in, only the target's own aside prefix out. A journal
+// naming anything else (damaged, or written by someone else) is refused
+// before anything moves.
+TEST_CASE_FIXTURE(RedisFixture, "an install journal naming another filesystem is refused, and nothing moves") {
+  {
+    auto s = ok(Store::open(pool, prefix, {}));
+    ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  }
+  std::string victim = extra_prefix();
+  {
+    auto s = ok(Store::open(pool, victim, {}));
+    ok(s->mkdir(k_root_ino, "theirs", 0755, k_user));
+  }
+  const auto victim_keys = keys_under(victim);
+  const auto our_keys = keys_under(prefix);
+  const std::string staging = make_temp_prefix(prefix, TempKind::Restore);
+  const std::string aside = make_temp_prefix(prefix, TempKind::Replaced);
+  const std::string others_aside = make_temp_prefix(victim, TempKind::Replaced);
+  for (const std::string& journal :
+       {"swap " + victim + " -", "aside " + victim + " " + aside, "swap " + staging + " " + victim,
+        "aside " + staging + " " + others_aside, "delta " + make_temp_prefix(victim, TempKind::Dump) + " -"}) {
+    INFO(journal);
+    ok(conn().command({"SET", keys.installing(), journal}));
+    auto r = finish_install(conn(), keys);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("not a journal this redisfs wrote") != std::string::npos);
+    CHECK(keys_under(victim) == victim_keys);
+  }
+  ok(conn().command({"DEL", keys.installing()}));
+  CHECK(keys_under(prefix) == our_keys);
 }
