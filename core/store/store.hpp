@@ -393,7 +393,9 @@ class Store {
   Status heartbeat();
   // Whether a heartbeat of this registered session was refused so: its
   // session key lapsed (a long outage, a partition, a failover that lost
-  // it) and a mount that excludes it took the filesystem meanwhile. Two
+  // it) and a mount that excludes it took the filesystem meanwhile (a
+  // writeback claim of a mount the register lists, or a live mount beside
+  // this writeback one). Two
   // such mounts must not both serve: the caller stops serving (a writeback
   // mount's caches would hide the other's changes, and the other takes
   // this mount's opens for a dead mount's and frees them).

@@ -644,7 +644,11 @@ Status Store::heartbeat() {
       continue;  // a mount registered between HKEYS and the script
     }
     if (v.is_array() && v.size() >= 2) {
-      if (m_registered) {
+      // (a claim naming a mount the register does not list is no mount
+      // that took the filesystem: damage, which fsck repairs, or a stale
+      // one that lapses; BUSY names a live session key)
+      const bool held = v[0].str() == "HELD";
+      if (m_registered && (!held || (v.size() > 2 && !v[2].str().empty()))) {
         m_session_taken = true;
       }
       return _admission_error(m_keys.prefix(), v[0].str() == "HELD", v[1].str(), v.size() > 2 ? v[2].str() : "");

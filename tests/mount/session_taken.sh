@@ -9,17 +9,25 @@
 #     would take its open files for a dead mount's and free them);
 #   - a writeback mount finds another mount live on its filesystem.
 # A session that lapsed with nobody taking the filesystem is registered
-# again and the mount goes on (tests/prod/outage.sh: outages cost latency).
+# again and the mount goes on (tests/prod/outage.sh: outages cost latency);
+# so does a mount that finds a writeback claim of a mount the register does
+# not list (damage for fsck, or a stale claim that lapses), which only
+# costs its refresh a warning.
 . "$(dirname "$0")/lib.sh"
 
 SHARED=$PREFIX
 WB=${PREFIX}w
+ODD=${PREFIX}o
 W=$T/w
+O=$T/o
 mount_fs
 echo one >"$MNT/a"
 start_daemon 20 "$W" --redis "unix://$SOCK" --prefix "$WB" -o writeback
 echo two >"$W/b"
 sync -f "$W"
+start_daemon 20 "$O" --redis "unix://$SOCK" --prefix "$ODD"
+echo three >"$O/c"
+rcli set "$ODD:WRITEBACK" ghost PX 60000 >/dev/null
 
 # session_of PREFIX: the session id of the one mount of PREFIX
 session_of() {
@@ -75,5 +83,17 @@ grep -q "session of this mount lapsed.*mounted by mount other-rw.*ESTALE" "${MOU
 [[ $(rcli exists "$SHARED:MOUNT:$shared_id" "$WB:MOUNT:$wb_id") == 0 ]] ||
   fail "a mount that stopped serving registered again"
 
+# the claim of a mount nobody registered costs a warning, not the mount
+for ((i = 0; i < 300; i++)); do
+  grep -q "heartbeat: cannot refresh.*writeback mount ghost" "${MOUNT_LOGS[$O]}" && break
+  sleep 0.1
+done
+grep -q "heartbeat: cannot refresh.*writeback mount ghost" "${MOUNT_LOGS[$O]}" ||
+  fail "the mount under an unregistered claim logged no refused refresh: $(tail -3 "${MOUNT_LOGS[$O]}")"
+[[ $(cat "$O/c") == three ]] && echo four >"$O/d" ||
+  fail "a claim of a mount nobody registered stopped a live mount"
+
 unmount_fs
 unmount_fs "$W"
+rcli del "$ODD:WRITEBACK" >/dev/null
+unmount_fs "$O"
