@@ -183,39 +183,26 @@ std::string _lease_life(std::int64_t pttl_ms) {
 
 }  // namespace
 
-void FsckAnalysis::freeze_endless(std::string_view key, std::int64_t pttl_ms) {
+void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t pttl_ms) {
+  struct Said {
+    std::string_view kind;
+    std::string_view what;  // the record, before "that never expires"
+    std::string_view cost;  // what it does meanwhile
+  };
+  static constexpr Said k_said[] = {
+      {fsck_kind::k_freeze_endless, "a snapshot freeze", "blocks every change to the filesystem"},
+      {fsck_kind::k_claim_endless, "a writeback mount's claim", "keeps every other mount out"},
+      {fsck_kind::k_reservation_endless, "a reservation", "refuses every restore, copy, delete and repair of it"},
+      {fsck_kind::k_mount_endless, "a mount's session key",
+       "counts a mount that is gone as live: delete, rollback and restore refuse, and the files it had open or "
+       "unlinked are never freed (fsck takes them for a dead mount's)"},
+  };
+  const Said& said = k_said[static_cast<int>(which)];
   Action a;
   a.op = Op::Del;
   a.key = std::string(key);
-  add(fsck_kind::k_freeze_endless, std::string(key),
-      "a snapshot freeze that " + _lease_life(pttl_ms) + " blocks every change to the filesystem", a);
-}
-
-void FsckAnalysis::writeback_claim_endless(std::string_view key, std::int64_t pttl_ms) {
-  Action a;
-  a.op = Op::Del;
-  a.key = std::string(key);
-  add(fsck_kind::k_claim_endless, std::string(key),
-      "a writeback mount's claim that " + _lease_life(pttl_ms) + " keeps every other mount out", a);
-}
-
-void FsckAnalysis::reservation_endless(std::string_view key, std::int64_t pttl_ms) {
-  Action a;
-  a.op = Op::Del;
-  a.key = std::string(key);
-  add(fsck_kind::k_reservation_endless, std::string(key),
-      "a reservation that " + _lease_life(pttl_ms) + " refuses every restore, copy, delete and repair of it", a);
-}
-
-void FsckAnalysis::mount_endless(std::string_view key, std::int64_t pttl_ms) {
-  Action a;
-  a.op = Op::Del;
-  a.key = std::string(key);
-  add(fsck_kind::k_mount_endless, std::string(key),
-      "a mount's session key that " + _lease_life(pttl_ms) +
-          " counts a mount that is gone as live: delete, rollback and restore refuse, and the files it had open "
-          "or unlinked are never freed (fsck takes them for a dead mount's)",
-      a);
+  add(said.kind, std::string(key),
+      std::string(said.what) + " that " + _lease_life(pttl_ms) + " " + std::string(said.cost), a);
 }
 
 bool FsckAnalysis::open_count_valid(std::string_view count) {

@@ -108,12 +108,11 @@ class FsckAnalysis {
   void inode_wrong_type(Ino ino, std::string_view key, std::string_view got);
   void bad_cow(std::string_view key);
   void bad_changed(std::string_view key, std::string why);
-  // Leases no holder set (snapshot.hpp, k_lease_max_ms): `pttl_ms` is the
-  // key's PTTL, -1 for none.
-  void freeze_endless(std::string_view key, std::int64_t pttl_ms);
-  void writeback_claim_endless(std::string_view key, std::int64_t pttl_ms);
-  void reservation_endless(std::string_view key, std::int64_t pttl_ms);
-  void mount_endless(std::string_view key, std::int64_t pttl_ms);
+  // A lease no holder set (snapshot.hpp, k_lease_max_ms): FREEZE,
+  // WRITEBACK, RESERVED or MOUNT:<id> (in this order); `pttl_ms` is the
+  // key's PTTL, -1 for none. The repair deletes it.
+  enum class Lease { Freeze, Claim, Reservation, Mount };
+  void lease_endless(Lease which, std::string_view key, std::int64_t pttl_ms);
   // One field of an OPEN:<n> hash. `mount_alive` is asked only of a count
   // open_count_valid() accepts.
   static bool open_count_valid(std::string_view count);

@@ -288,13 +288,10 @@ Status Scanner::running_replies(Connection& c, const FirstItem& it, std::vector<
     auto& ttl = replies[at++];
     TRY(_named(it.key, ttl));
     if (std::int64_t left = ttl->view().integer(); left != -2 && !lease_ttl_plausible(left)) {
-      if (it.pk.kind == KeyKind::Freeze) {
-        m_a.freeze_endless(it.key, left);
-      } else if (it.pk.kind == KeyKind::Reserved) {
-        m_a.reservation_endless(it.key, left);
-      } else {
-        m_a.mount_endless(it.key, left);
-      }
+      m_a.lease_endless(it.pk.kind == KeyKind::Freeze     ? FsckAnalysis::Lease::Freeze
+                        : it.pk.kind == KeyKind::Reserved ? FsckAnalysis::Lease::Reservation
+                                                          : FsckAnalysis::Lease::Mount,
+                        it.key, left);
     }
     return {};
   }
@@ -335,7 +332,7 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
       auto& ttl = replies[at++];
       TRY(_named(it.key, ttl));
       if (std::int64_t left = ttl->view().integer(); t == want && left != -2 && !lease_ttl_plausible(left)) {
-        m_a.writeback_claim_endless(it.key, left);
+        m_a.lease_endless(FsckAnalysis::Lease::Claim, it.key, left);
       }
     }
     return {};
@@ -435,7 +432,7 @@ Status Scanner::read_opens(Connection& c, std::string_view key, ReplyView v) {
     bool alive = true;
     if (FsckAnalysis::open_count_valid(count)) {
       // (a session key that never lapses is no live mount's: the repair
-      // removes it, mount_endless)
+      // removes it, lease_endless)
       const std::string mount = m_keys.mount(session);
       auto ttl = c.command({"PTTL", mount});
       TRY(_named(mount, ttl));
