@@ -395,10 +395,10 @@ class Store {
   // session key lapsed (a long outage, a partition, a failover that lost
   // it) and a mount that excludes it took the filesystem meanwhile (a
   // writeback claim of a mount the register lists, or a live mount beside
-  // this writeback one). Two
-  // such mounts must not both serve: the caller stops serving (a writeback
-  // mount's caches would hide the other's changes, and the other takes
-  // this mount's opens for a dead mount's and frees them).
+  // this writeback one). Two such mounts must not both serve: the caller
+  // stops serving (a writeback mount's caches would hide the other's
+  // changes, and the other takes this mount's opens for a dead mount's and
+  // frees them).
   bool session_taken() const { return m_session_taken.load(); }
   // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().

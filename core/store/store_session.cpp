@@ -607,8 +607,7 @@ static Error _admission_error(const std::string& prefix, bool held, std::string_
   std::string who = "mount " + std::string(id) + (info.empty() ? "" : " (" + std::string(info) + ")");
   if (held) {
     // A claim whose mount is not in the register may be stale: one with a
-    // TTL lapses by itself, one without is fsck's (writeback claim without
-    // ttl).
+    // TTL lapses by itself, one that never lapses is fsck's to remove.
     std::string stale = what.empty() ? " (it is not in the mounts' register: if no such mount runs, the claim lapses "
                                        "within seconds, or `redisfs-snap fsck --repair " +
                                            prefix + "` removes one that never expires)"
@@ -651,7 +650,7 @@ Status Store::heartbeat() {
       if (m_registered && (!held || (v.size() > 2 && !v[2].str().empty()))) {
         m_session_taken = true;
       }
-      return _admission_error(m_keys.prefix(), v[0].str() == "HELD", v[1].str(), v.size() > 2 ? v[2].str() : "");
+      return _admission_error(m_keys.prefix(), held, v[1].str(), v.size() > 2 ? v[2].str() : "");
     }
     m_registered = true;
     if (!m_opts.read_only) {

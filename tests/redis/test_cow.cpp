@@ -524,6 +524,9 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
 
 TEST_CASE_FIXTURE(RedisFixture,
                   "cow: a record of this filesystem alive further ahead than a copier sets it holds nothing up") {
+  // The bound in prelude.lua is snapshot.hpp's.
+  CHECK(std::string(lua::script_source(lua::write).text).find("k_cow_ahead_max = " + std::to_string(k_lease_max_ms)) !=
+        std::string::npos);
   auto s = ok(Store::open(pool, prefix, {}));
   Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
   const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
