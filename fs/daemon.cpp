@@ -836,6 +836,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
     return 1;
   }
   Store& store = **opened;
+  if (const Status& st = store.scripts_preloaded(); !st) {
+    log_info("scripts not loaded ahead (each is loaded at its first use): " + st.error().message);
+  }
   if (store.sync_replicas() > 0 && !cfg.read_only) {
     log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
   }

@@ -1695,6 +1695,37 @@ Result<Reply> Connection::eval(lua::ScriptId script, std::initializer_list<std::
               std::span<const std::string>(args.begin(), args.size()));
 }
 
+Status Connection::preload_scripts() {
+  if (pending() != 0) {
+    return make_error(EIO, "redis: scripts preloaded with pipelined replies pending");
+  }
+  std::vector<std::string_view> exists{"SCRIPT", "EXISTS"};
+  for (std::size_t i = 0; i < lua::k_script_count; ++i) {
+    exists.push_back(script_sha(lua::script_source(lua::ScriptId(i))));
+  }
+  TRY_ASSIGN(Reply held, command(exists));
+  ReplyView v = held.view();
+  std::vector<std::size_t> missing;
+  for (std::size_t i = 0; i < lua::k_script_count; ++i) {
+    if (v.size() != lua::k_script_count || v[i].integer() != 1) {
+      missing.push_back(i);
+    }
+  }
+  for (std::size_t i : missing) {
+    append({"SCRIPT", "LOAD", lua::script_source(lua::ScriptId(i)).text});
+  }
+  Status first;
+  std::vector<Result<Reply>> loaded = read_replies(missing.size());
+  for (std::size_t j = 0; j < loaded.size(); ++j) {
+    if (!loaded[j].ok() && first.ok()) {
+      Error e = std::move(loaded[j]).error();
+      e.message = "script " + std::string(lua::script_source(lua::ScriptId(missing[j])).name) + ": " + e.message;
+      first = std::move(e);
+    }
+  }
+  return first;
+}
+
 Result<std::vector<std::string>> Connection::masters() {
   if (!m_cluster) {
     TRY(node_for(-1, Clock::now() + m_url.timeout));

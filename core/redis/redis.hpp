@@ -203,6 +203,13 @@ class Connection {
   // script with replies pending.
   Result<Reply> eval_after(std::vector<Result<Reply>>& before, lua::ScriptId script, std::span<const std::string> keys,
                            std::span<const std::string> args);
+  // Loads every embedded script the server does not hold yet (SCRIPT
+  // EXISTS, then SCRIPT LOAD of the missing ones in one pipeline; in a
+  // cluster, on the node of the keyless commands' slot), so that no change
+  // pays a NOSCRIPT round trip and a load at its first use. One that is
+  // not loaded (a server that refuses it, or loses it later: a restart, a
+  // failover, SCRIPT FLUSH) is still loaded on NOSCRIPT. The first error.
+  Status preload_scripts();
   // Pipelined eval (read its reply with read_reply()).
   void append_eval(lua::ScriptId script, std::span<const std::string_view> keys,
                    std::span<const std::string_view> args);

@@ -141,6 +141,10 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   if (c->cluster()) {
     TRY(check_cluster_prefix(prefix));
   }
+  if (!s->m_opts.view) {
+    // (before the first script: the session's registration)
+    s->m_scripts_preloaded = c->preload_scripts();
+  }
   s->m_opened_changes = pool.note_server(c->server());
   s->m_synced_changes = s->m_opened_changes;
   if (s->m_opts.sync_replicas < 0) {

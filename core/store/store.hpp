@@ -404,6 +404,10 @@ class Store {
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
   Status end_session();
+  // Whether open() loaded every script ahead (Connection::preload_scripts;
+  // not for a view): an error is no failure, each script is then loaded
+  // at its first use.
+  const Status& scripts_preloaded() const { return m_scripts_preloaded; }
   // fsync / fdatasync: every change made so far (by any mount) is on
   // sync_replicas replicas, or EIO. Also EIO (once) when the master is
   // another one than at the last sync (a failover or a restart): what the
@@ -561,6 +565,7 @@ class Store {
   // The pool's count of server changes at open, and at the last sync
   // (sync()): more now, and changes acknowledged since may be lost.
   std::uint64_t m_opened_changes = 0;
+  Status m_scripts_preloaded;
   std::atomic<std::uint64_t> m_synced_changes{0};
 
   std::mutex m_alloc_mutex;

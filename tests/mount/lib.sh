@@ -50,6 +50,14 @@ command_calls() {
   echo "${n:-0}"
 }
 
+# error_count NAME: the error replies NAME (NOSCRIPT, BUSY...) the server
+# has sent so far (INFO errorstats; 0 before the first).
+error_count() {
+  local n
+  n=$(rcli info errorstats | tr -d '\r' | sed -n "s/^errorstat_$1:count=\([0-9]*\).*/\1/p")
+  echo "${n:-0}"
+}
+
 # Keys of this filesystem, one a line (binary-unsafe: for counting and
 # matching only).
 fs_keys() {

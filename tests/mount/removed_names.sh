@@ -5,7 +5,10 @@
 #     mount removed less than the entry timeout ago is answered absent
 #     without a round trip (Store's RemovedNames);
 #   - the unlink of a file closed a moment before costs one round trip: its
-#     queued release travels in the unlink's pipeline;
+#     queued release travels in the unlink's pipeline (the release of a
+#     file the unlink made an orphan too, when the kernel's RELEASE came
+#     after the unlink: the mount loaded every script at its start, so no
+#     script costs a NOSCRIPT round trip at its first use);
 #   - another mount's create of such a name is seen here once the entry
 #     timeout has passed (as behind any negative entry), and a create here
 #     that meets it on the server opens it (EEXIST, then the VFS looks the
@@ -25,7 +28,7 @@ PY
 }
 
 mount_fs -o entry_timeout=30
-journal 3 # (the first scripts a connection sends may cost a SCRIPT LOAD)
+journal 3 # (the first changes of a mount may cost more: an inode allocation)
 read -r lookups0 ltrips0 < <(trips lookup)
 read -r unlinks0 utrips0 < <(trips unlink)
 journal 5
@@ -37,6 +40,8 @@ read -r unlinks1 utrips1 < <(trips unlink)
 ((unlinks1 - unlinks0 == 5)) || fail "5 unlinks made $((unlinks1 - unlinks0)) UNLINK requests"
 ((utrips1 - utrips0 <= 5)) ||
   fail "5 unlinks cost $((utrips1 - utrips0)) Redis round trips, not 5 (the queued release in a round trip of its own?)"
+(($(error_count NOSCRIPT) == 0)) ||
+  fail "the mount's scripts met NOSCRIPT $(error_count NOSCRIPT) times: not loaded at its start"
 
 # another mount makes a name this one removed
 B=$T/b
