@@ -35,7 +35,7 @@
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
 -- snapshot is alive (wait and try again); ENOENT without a superblock.
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if freeze_alive(KEYS[1]) then
   return {'BUSY', 'frozen'}
 end
 local t = redis.call('TIME')

@@ -1,10 +1,11 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
 -- Freezes the filesystem (snapshot.hpp, Freeze), unless it is frozen
 -- already or a copy-on-write snapshot of it is alive (its copies would
--- miss the changes made under the freeze).
+-- miss the changes made under the freeze). A freeze no freezer set (one
+-- that never lapses: prelude.lua, freeze_alive) is replaced.
 -- KEYS: FREEZE, COW     ARGV: token, ttl (ms)
 -- Returns 1 when frozen, else 0 (wait and try again).
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if freeze_alive(KEYS[1]) then
   return 0
 end
 local c = redis.pcall('HGET', KEYS[2], 'deadline')  -- (not a hash: no snapshot is alive)

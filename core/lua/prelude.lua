@@ -68,13 +68,24 @@ end
 -- Whether a snapshot record's deadline (ms, as its text) is alive at `now`
 -- (ms): ahead of it, and no further ahead than a copier ever sets it. A
 -- copier puts its deadline k_freeze_ttl_ms (10 s) ahead at each refresh;
--- one further ahead than k_cow_ahead_max (snapshot.hpp, k_lease_max_ms,
+-- one further ahead than k_lease_max (snapshot.hpp, k_lease_max_ms,
 -- the same rule) is none a copier wrote, and is dead like one whose copier
 -- died: it would otherwise hold every change and snapshot for as long.
-local k_cow_ahead_max = 60000
+local k_lease_max = 60000
 local function cow_deadline_alive(deadline, now)
   local d = tonumber(deadline or '') or 0
-  return d > now and d <= now + k_cow_ahead_max
+  return d > now and d <= now + k_lease_max
+end
+
+-- Whether the freeze `key` (<prefix>:FREEZE) is alive: a freezer sets it
+-- k_freeze_ttl_ms ahead and refreshes it, so one with no time to live, or
+-- one further ahead than k_lease_max (snapshot.hpp, lease_ttl_plausible:
+-- the same rule), is none a freezer wrote. It holds nothing up (fsck
+-- reports and removes it), where it would otherwise hold every change and
+-- snapshot for as long.
+local function freeze_alive(key)
+  local t = redis.call('PTTL', key)
+  return t >= 0 and t <= k_lease_max
 end
 
 -- The snapshot being taken copy-on-write, if one is alive: its staging
@@ -252,7 +263,7 @@ local function check_frozen(freeze_key)
   if __cow_key and redis.call('EXISTS', freeze_key, __cow_key) == 0 then
     return
   end
-  if redis.call('EXISTS', freeze_key) == 1 then
+  if freeze_alive(freeze_key) then
     fail('FROZEN', 'the filesystem is frozen (a delete, an install or a snapshot)')
   end
   local staging = cow_pending()

@@ -47,7 +47,7 @@ if orphan and not ours_left and f[1] ~= 'dir' then
     change = 'hand'
   end
 end
-if change and redis.call('EXISTS', KEYS[5]) == 1 then
+if change and freeze_alive(KEYS[5]) then
   change = nil  -- frozen: the caller's purge waits the freeze out
 end
 if change then

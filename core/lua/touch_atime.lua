@@ -15,7 +15,7 @@ local t = redis.call('HMGET', KEYS[2], 'atime', 'mtime', 'ctime')
 if not t[1] or not t[2] or not t[3] then
   return 0  -- gone (or damaged: fsck's to report)
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if freeze_alive(KEYS[1]) then
   return {0, redis.call('HGETALL', KEYS[2])}
 end
 -- a <= b for times as decimal strings (exact: a Lua number is not)

@@ -369,8 +369,7 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
     }
     if (Clock::now() >= deadline) {
       return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
-                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later" +
-                                   endless_lease_hint(c, key, keys.prefix()));
+                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
@@ -483,7 +482,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
       return make_error(EBUSY,
                         redisfs::quoted(source.prefix()) + " has been frozen (" + source.freeze() + ") for over " +
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
-                            " s; try again later" + endless_lease_hint(c, source.freeze(), source.prefix()));
+                            " s; try again later");
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));

@@ -36,15 +36,18 @@ inline constexpr std::chrono::milliseconds k_freeze_wait{30000};
 // 30 s. One further ahead, or with no time to live at all, was written by
 // no holder (damage, or another program), and would otherwise hold every
 // change, repair or snapshot for as long: fsck reports and removes it, and
-// a snapshot record's deadline past it counts as dead for everyone.
+// a freeze or a snapshot record's deadline past it counts as dead for
+// everyone (prelude.lua: freeze_alive, cow_deadline_alive).
 inline constexpr std::int64_t k_lease_max_ms = 60000;
 static_assert(k_lease_max_ms >= 2 * k_freeze_ttl_ms, "a freezer's or copier's own lease must count as alive");
 // Whether a PTTL reply (ms; -1: no time to live) is one a holder sets.
+// prelude.lua's freeze_alive, which every change script and the freezer
+// use, keeps the same rule for the freeze.
 inline bool lease_ttl_plausible(std::int64_t pttl_ms) { return pttl_ms >= 0 && pttl_ms <= k_lease_max_ms; }
 // A copy-on-write snapshot's record (<prefix>:COW, CowSnapshot below) is
 // alive while its deadline (ms, the server's clock) is ahead of now, within
 // k_lease_max_ms. prelude.lua's cow_deadline_alive, which every script
-// uses, keeps the same rule with the same number (k_cow_ahead_max).
+// uses, keeps the same rule with the same number (k_lease_max).
 bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms);
 // For a refusal because of the lease `key` of filesystem `prefix`: when no
 // holder set it (lease_ttl_plausible), a hint naming the repair that

@@ -466,7 +466,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
   std::string other = extra_prefix();  // someone else's filesystem
   ok(conn().command({"HSET", Keys(other).sb(), "format", "redisfs"}));
   // alive for 30 s more (a copier sets its deadline 10 s ahead; no
-  // further than k_cow_ahead_max_ms counts as alive)
+  // further than k_lease_max_ms counts as alive)
   const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
   const std::string alive = std::to_string(now_ms + 30000);
 
@@ -525,7 +525,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
 TEST_CASE_FIXTURE(RedisFixture,
                   "cow: a record of this filesystem alive further ahead than a copier sets it holds nothing up") {
   // The bound in prelude.lua is snapshot.hpp's.
-  CHECK(std::string(lua::script_source(lua::write).text).find("k_cow_ahead_max = " + std::to_string(k_lease_max_ms)) !=
+  CHECK(std::string(lua::script_source(lua::write).text).find("k_lease_max = " + std::to_string(k_lease_max_ms)) !=
         std::string::npos);
   auto s = ok(Store::open(pool, prefix, {}));
   Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;

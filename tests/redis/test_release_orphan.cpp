@@ -125,13 +125,21 @@ TEST_CASE_FIXTURE(RedisFixture, "an orphan held open by another mount is handed 
 TEST_CASE_FIXTURE(RedisFixture, "under a freeze the release goes and the orphan waits for the caller's purge") {
   auto s = _open(pool, prefix);
   Ino f = _orphan(*s, 100);
-  ok(conn().command({"SET", keys.freeze(), "test"}));
+  ok(conn().command({"SET", keys.freeze(), "test", "PX", "10000"}));
   CHECK(ok(_release_orphan(*s, f)) == Store::Released::purge);  // not held back
   CHECK(ok(conn().command({"EXISTS", keys.open(f)})).view().integer() == 0);
   CHECK(ok(conn().command({"EXISTS", keys.inode(f)})).view().integer() == 1);
   ok(conn().command({"DEL", keys.freeze()}));
   ok(s->purge(f));
   CHECK(s->getattr(f).code() == ENOENT);
+
+  // a freeze no freezer set (no time to live: prelude.lua, freeze_alive)
+  // holds nothing: the release frees the orphan
+  Ino g = _orphan(*s, 100);
+  ok(conn().command({"SET", keys.freeze(), "not a freezer's"}));
+  CHECK(ok(_release_orphan(*s, g)) == Store::Released::done);
+  CHECK(ok(conn().command({"EXISTS", keys.inode(g)})).view().integer() == 0);
+  ok(conn().command({"DEL", keys.freeze()}));
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "an orphan's release on damaged keys: an error or a purge, never a lost key") {

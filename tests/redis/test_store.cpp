@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
 using namespace redisfs;
@@ -814,7 +815,7 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused who
     ScriptFile one{Keys(extra_prefix())};
     one.setup(c, "0644");
     const std::vector<std::string> attrs{"0600", "1234", "99", "1000000000123", "now", ""};
-    _ok(c.command({"SET", keys.freeze(), "delete"}));
+    _ok(c.command({"SET", keys.freeze(), "delete", "PX", "30000"}));
     std::vector<std::string> tail{""};
     tail.insert(tail.end(), attrs.begin(), attrs.end());
     const auto args = f.args(c, std::string(5000, 'n'), true, tail);
@@ -1498,6 +1499,47 @@ TEST_CASE_FIXTURE(RedisFixture, "a freeze holds changes back until it is lifted"
   t.join();
   CHECK(done.load());
   CHECK(_ok(s->lookup(k_root_ino, "later")).is_dir());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "a freeze no freezer set holds nothing up") {
+  // A freezer sets its freeze 10 s ahead and refreshes it (snapshot.hpp):
+  // one with no time to live, or set further ahead than any holder sets a
+  // lease, is damage or another program's. Every change script and every
+  // freezer takes it for none (prelude.lua, freeze_alive), where it would
+  // hold every change back, each for 120 s and then EBUSY, for as long.
+  auto s = _open(pool, prefix);
+  Ino f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  std::vector<std::string> lease;
+  SUBCASE("no time to live") {}
+  SUBCASE("a year ahead") { lease = {"PX", std::to_string(365LL * 24 * 3600 * 1000)}; }
+  std::vector<std::string> set{"SET", keys.freeze(), "not a freezer's"};
+  set.insert(set.end(), lease.begin(), lease.end());
+  _ok(conn().command(Args(set)));
+  _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  _ok(s->write(f, 0, "data", false));
+  _ok(s->rename(k_root_ino, "d", k_root_ino, "e", 0));
+  CHECK(_ok(s->unlink(k_root_ino, "f")) == 0);
+  CHECK(_ok(s->lookup(k_root_ino, "e")).is_dir());
+  // nor a snapshot (cow_begin.lua), which has the changes
+  const std::string snap = extra_prefix();
+  _ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
+  CHECK(_ok(conn().command({"HEXISTS", Keys(snap).dir(k_root_ino), "e"})).view().integer() == 1);
+  // a freezer replaces it, and the changes then wait for that one
+  auto c = _ok(pool.acquire());
+  Freeze mine = _ok(Freeze::acquire(*c, keys, std::chrono::milliseconds(200)));
+  const long long pttl = _ok(conn().command({"PTTL", keys.freeze()})).view().integer();
+  CHECK(pttl > 0);
+  CHECK(pttl <= k_freeze_ttl_ms);
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    CHECK(s->rmdir(k_root_ino, "e").ok());
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(done.load());
+  _ok(mine.release(*c));
+  t.join();
+  CHECK(s->lookup(k_root_ino, "e").code() == ENOENT);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "read-only stores refuse every change") {
