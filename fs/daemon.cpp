@@ -404,10 +404,7 @@ class Heartbeat {
     if (!st && m_store.session_taken()) {
       // (two mounts that exclude each other must not both serve: this one
       // lost the race to register again, so it stops)
-      m_session.mark_gone(
-          "the session of this mount lapsed (the server was out of reach, or lost it) and another "
-          "mount took the filesystem meanwhile (" +
-          st.error().message + ")");
+      m_session.mark_gone("heartbeat: " + st.error().message);
       m_failing = true;
       return;
     }

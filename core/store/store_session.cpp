@@ -619,6 +619,18 @@ static Error _admission_error(const std::string& prefix, bool held, std::string_
                                "; a writeback mount must be the only one");
 }
 
+// The same refusal of a mount that was registered (session_taken): the
+// other mount came while this one's session had lapsed, and keeps the
+// filesystem; this one is the one to unmount.
+static Error _taken_error(const std::string& prefix, bool held, std::string_view id, std::string_view what) {
+  const std::string_view info = mount_info(what);
+  std::string who = "mount " + std::string(id) + (info.empty() ? "" : " (" + std::string(info) + ")");
+  return make_error(
+      EBUSY, "the session of this mount lapsed (the server was out of reach, or lost it) and " +
+                 (held ? "the writeback " + who + " took '" + prefix + "' meanwhile"
+                       : who + " came up meanwhile on '" + prefix + "', which this writeback mount must hold alone"));
+}
+
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
@@ -647,10 +659,12 @@ Status Store::heartbeat() {
       // that took the filesystem: damage, which fsck repairs, or a stale
       // one that lapses; BUSY names a live session key)
       const bool held = v[0].str() == "HELD";
-      if (m_registered && (!held || (v.size() > 2 && !v[2].str().empty()))) {
+      const std::string_view what = v.size() > 2 ? v[2].str() : "";
+      if (m_registered && (!held || !what.empty())) {
         m_session_taken = true;
+        return _taken_error(m_keys.prefix(), held, v[1].str(), what);
       }
-      return _admission_error(m_keys.prefix(), held, v[1].str(), v.size() > 2 ? v[2].str() : "");
+      return _admission_error(m_keys.prefix(), held, v[1].str(), what);
     }
     m_registered = true;
     if (!m_opts.read_only) {

@@ -25,7 +25,7 @@ a0=$(atime)
 
 # reads (each open drops the page cache of a read-write mount: one READ each)
 read_file() { python3 -c 'import sys; open(sys.argv[1], "rb").read()' "$MNT/f"; }
-# (the first scripts a connection sends may cost a SCRIPT LOAD: counted from here)
+# (a warm-up: the first reads of a mount may cost more; counted from here)
 printf 'x\n' >"$MNT/warm"
 for _ in 1 2 3 4 5 6; do python3 -c 'import sys; open(sys.argv[1], "rb").read()' "$MNT/warm"; done
 read -r reads0 trips0 < <(trips read)

@@ -61,7 +61,7 @@ no_orphans_left() {
 }
 
 mount_fs
-orphans "$MNT" 4 # (the first scripts a connection sends may cost a SCRIPT LOAD)
+orphans "$MNT" 4 # (a warm-up: the first changes of a mount may cost more)
 t=$(forget_trips_after "$MNT" 10)
 ((t == 0)) || fail "the FORGETs of 10 orphans freed by their last release cost $t Redis round trips, not 0"
 no_orphans_left 2 # the root and o

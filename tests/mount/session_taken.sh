@@ -71,9 +71,9 @@ expect_stale() {  # what [command...]
 }
 expect_stale "a new file" touch "$MNT/new"
 expect_stale "a read" cat "$W/b"
-grep -q "session of this mount lapsed.*is held by the writeback mount other-wb.*ESTALE" "${MOUNT_LOGS[$MNT]}" ||
+grep -q "session of this mount lapsed.* and the writeback mount other-wb .*took '$SHARED' meanwhile: every operation on this mount now fails with ESTALE; unmount it$" "${MOUNT_LOGS[$MNT]}" ||
   fail "the shared mount did not log why it stopped: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
-grep -q "session of this mount lapsed.*mounted by mount other-rw.*ESTALE" "${MOUNT_LOGS[$W]}" ||
+grep -q "session of this mount lapsed.* and mount other-rw .*came up meanwhile on '$WB', which this writeback mount must hold alone: every operation on this mount now fails with ESTALE; unmount it$" "${MOUNT_LOGS[$W]}" ||
   fail "the writeback mount did not log why it stopped: $(tail -3 "${MOUNT_LOGS[$W]}")"
 
 # the holds of the mounts that took them are as they were
