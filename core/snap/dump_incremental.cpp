@@ -488,7 +488,8 @@ Result<std::pair<Superblock, Superblock>> _check_pair(Connection& c, const Keys&
     TRY_ASSIGN(auto mounts, live_mounts(c, *keys));
     const bool ro = keys == &sk ? snap->read_only : base.read_only;
     if (!mounts.empty() && !ro) {
-      return make_error(EBUSY, redisfs::quoted(keys->prefix()) + " is writable and mounted; unmount it first");
+      return make_error(EBUSY, redisfs::quoted(keys->prefix()) + " is writable and mounted; unmount it first" +
+                                   live_mounts_hint(c, *keys, mounts));
     }
   }
   return std::make_pair(std::move(snap).value(), std::move(base));
@@ -589,7 +590,8 @@ Status IncrementalRestore::check_base(Connection& c) {
   }
   TRY_ASSIGN(auto mounts, live_mounts(c, t));
   if (!mounts.empty()) {
-    return make_error(EBUSY, refuse + "it is mounted (" + std::to_string(mounts.size()) + " live mounts); unmount it first");
+    return make_error(EBUSY, refuse + "it is mounted (" + std::to_string(mounts.size()) +
+                                 " live mounts); unmount it first" + live_mounts_hint(c, t, mounts));
   }
   auto digest = state_digest(c, t);
   if (!digest.ok()) {

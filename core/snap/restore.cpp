@@ -255,7 +255,8 @@ class RestoreSink : public dump::Sink {
     if (st.mounts > 0) {
       return make_error(EBUSY, "refusing to restore over " + redisfs::quoted(m_target) + ": it is mounted (" +
                                    std::to_string(static_cast<long long>(st.mounts)) +
-                                   " live mounts); unmount it first, or restore under another name with --prefix NAME");
+                                   " live mounts); unmount it first, or restore under another name with --prefix NAME" +
+                                   st.mounts_hint);
     }
     if (st.any_key && !m_opts.force) {
       return make_error(EEXIST, _refuse_taken(m_target, st.has_sb ? "a filesystem" : "keys"));

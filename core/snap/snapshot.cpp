@@ -247,6 +247,15 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
   return live;
 }
 
+std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live) {
+  for (const std::string& session : live) {
+    if (std::string hint = endless_lease_hint(c, keys.mount(session), keys.prefix()); !hint.empty()) {
+      return hint;
+    }
+  }
+  return {};
+}
+
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough) {
   PrefixState st;
   c.append({"EXISTS", keys.sb()});
@@ -255,6 +264,7 @@ Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough)
   st.has_sb = r[0].view().integer() == 1;
   TRY_ASSIGN(std::vector<std::string> live, live_mounts(c, keys));
   st.mounts = live.size();
+  st.mounts_hint = live_mounts_hint(c, keys, live);
   st.any_key = st.has_sb || r[1].view().integer() > 0 || st.mounts > 0;
   if (!st.any_key && thorough) {
     TRY_ASSIGN(st.any_key, _holds_keys(c, keys));
@@ -1168,7 +1178,7 @@ static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool forc
   if (target.mounts > 0) {
     return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" +
                                  std::to_string(static_cast<long long>(target.mounts)) +
-                                 " live mounts); unmount it before replacing it");
+                                 " live mounts); unmount it before replacing it" + target.mounts_hint);
   }
   return target;
 }
@@ -1309,8 +1319,9 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
     return make_error(ENOENT, "no key under prefix " + redisfs::quoted(prefix));
   }
   if (st.mounts > 0 && !even_if_mounted) {
-    return make_error(EBUSY, redisfs::quoted(prefix) + " is mounted (" + std::to_string(static_cast<long long>(st.mounts)) +
-                                 " live mounts); unmount it first, or use --force");
+    return make_error(EBUSY, redisfs::quoted(prefix) + " is mounted (" +
+                                 std::to_string(static_cast<long long>(st.mounts)) +
+                                 " live mounts); unmount it first, or use --force" + st.mounts_hint);
   }
   Progress progress("delete " + prefix, 0, "keys", quiet);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));

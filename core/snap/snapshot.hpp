@@ -261,12 +261,17 @@ struct PrefixState {
   bool has_sb = false;
   bool any_key = false;    // any key at all under "<prefix>:" (but RESERVED, FREEZE, OPLOG)
   std::uint64_t mounts = 0;  // live mounts (MOUNTS fields whose MOUNT:<id> exists)
+  std::string mounts_hint;   // live_mounts_hint of them, for a refusal
 };
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough = false);
 
 // The sessions in <prefix>:MOUNTS whose <prefix>:MOUNT:<id> exists: the
 // live mounts, counted without SCAN.
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
+// For a refusal because `live` (live_mounts) is not empty: when one of
+// their session keys never lapses (no mount sets one so: damage, or another
+// program), endless_lease_hint of it, which names the repair; else "".
+std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live);
 
 // UNLINKs every key matching "<prefix>:*" but <prefix>:FREEZE (SCAN +
 // UNLINK in batches), keeping `freeze` alive if given; returns how many were

@@ -1,10 +1,10 @@
 // Store, its sessions: the opens a mount records, orphans (unlinked while
 // open) and their purge, the sweeps of crashed mounts' opens and records,
 // the heartbeat and the end of a session.
-#include "store/store.hpp"
-
 #include <algorithm>
 
+#include "snap/snapshot.hpp"
+#include "store/store.hpp"
 #include "store/store_internal.hpp"
 
 namespace redisfs {
@@ -664,7 +664,11 @@ Status Store::heartbeat() {
         m_session_taken = true;
         return _taken_error(m_keys.prefix(), held, v[1].str(), what);
       }
-      return _admission_error(m_keys.prefix(), held, v[1].str(), what);
+      Error refused = _admission_error(m_keys.prefix(), held, v[1].str(), what);
+      if (!held) {  // (a live session key that no mount set: the repair's)
+        refused.message += endless_lease_hint(*c, m_keys.mount(v[1].str()), m_keys.prefix());
+      }
+      return refused;
     }
     m_registered = true;
     if (!m_opts.read_only) {

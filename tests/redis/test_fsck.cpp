@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "fixture.hpp"
+#include "snap/dump_io.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
+#include "snap/rollback.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
@@ -570,6 +573,61 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     expect_repaired({fsck_kind::k_mount_endless, fsck_kind::k_stale_open});
     CHECK(_ok(conn().command({"EXISTS", keys.mount("ghost")})).view().integer() == 0);
     CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "ghost"})).view().integer() == 0);
+  }
+  SUBCASE("a registered mount whose session key never lapses: the refusals it causes name the repair") {
+    _ok(t.store->end_session());  // (the fixture's own mount: gone)
+    const std::string ghost_key = keys.mount("ghost");
+    std::string ttl;
+    SUBCASE("no time to live") {}
+    SUBCASE("a year") { ttl = "31536000000"; }
+    SUBCASE("a live mount's (its TTL): no hint") { ttl = "30000"; }
+    cmd({"HSET", keys.mounts(), "ghost", "v2 host:1 /mnt"});
+    if (ttl.empty()) {
+      cmd({"SET", ghost_key, "v2 host:1 /mnt"});
+    } else {
+      cmd({"SET", ghost_key, "v2 host:1 /mnt", "PX", ttl});
+    }
+    const bool live = ttl == "30000";
+    const std::string hint = ghost_key +
+                             " never lapses, as no running tool's or mount's does: `redisfs-snap fsck --repair " +
+                             prefix + "` removes it";
+    auto hinted = [&](const Error& e) {
+      CAPTURE(e.message);
+      CHECK(e.code == EBUSY);
+      CHECK((e.message.find(hint) != std::string::npos) == !live);
+    };
+    auto deleted = delete_prefix(pool, prefix, false, true);
+    REQUIRE_FALSE(deleted.ok());
+    hinted(deleted.error());
+    const std::string source = extra_prefix();
+    _ok(_ok(Store::open(pool, source, {}))->end_session());
+    auto copied = copy_filesystem(pool, source, prefix, CopyOptions{true, false, true});  // --force
+    REQUIRE_FALSE(copied.ok());
+    hinted(copied.error());
+    std::ostringstream dumped;
+    _ok(dump_filesystem(pool, source, dumped, DumpOptions{true}));
+    std::istringstream in(dumped.str());
+    RestoreOptions ro;
+    ro.prefix = prefix;
+    ro.force = true;
+    ro.quiet = true;
+    auto restored = restore_filesystem(&pool, in, ro);
+    REQUIRE_FALSE(restored.ok());
+    hinted(restored.error());
+    const std::string snap = extra_prefix();
+    _ok(copy_filesystem(pool, prefix, snap, CopyOptions{false, false, true}));
+    RollbackOptions rb;
+    rb.discard = true;
+    rb.quiet = true;
+    auto rolled = rollback_filesystem(pool, prefix, snap, rb);
+    REQUIRE_FALSE(rolled.ok());
+    hinted(rolled.error());
+    StoreOptions wb;
+    wb.writeback = true;
+    auto mounted = Store::open(pool, prefix, wb);
+    REQUIRE_FALSE(mounted.ok());
+    hinted(mounted.error());
+    CHECK(_ok(conn().command({"EXISTS", keys.sb()})).view().integer() == 1);  // nothing went
   }
   SUBCASE("a live mount's session key (its TTL) and its opens: no problem") {
     cmd({"SET", keys.mount("other-live"), "v1 host 1 /mnt", "PX", "30000"});
