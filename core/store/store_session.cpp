@@ -1,10 +1,11 @@
 // Store, its sessions: the opens a mount records, orphans (unlinked while
 // open) and their purge, the sweeps of crashed mounts' opens and records,
 // the heartbeat and the end of a session.
+#include "store/store.hpp"
+
 #include <algorithm>
 
 #include "snap/snapshot.hpp"
-#include "store/store.hpp"
 #include "store/store_internal.hpp"
 
 namespace redisfs {
