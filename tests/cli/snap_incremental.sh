@@ -216,6 +216,14 @@ SOCK=$S2 PREFIX=BASE mount_at "$T/base"
 expect_fail "mounted" snap2 restore "$T/tue.json" --prefix BASE
 echo "edit" >>"$T/base/docs/n3.txt"
 unmount_fs "$T/base"
+# a registered mount whose session key never lapses: no mount's, and the
+# refusal names the repair
+r2 hset BASE:MOUNTS ghost "v2 host:1 /mnt" >/dev/null
+r2 set BASE:MOUNT:ghost "v2 host:1 /mnt" >/dev/null
+expect_fail "BASE:MOUNT:ghost never lapses, as no running tool's or mount's does: \`redisfs-snap fsck --repair BASE\` removes it" \
+  snap2 restore "$T/tue.json" --prefix BASE
+r2 del BASE:MOUNT:ghost >/dev/null
+r2 hdel BASE:MOUNTS ghost >/dev/null
 before=$(r2 debug digest)
 expect_fail "has changed since snapshot $MON_ID" snap2 restore "$T/tue.json" --prefix BASE
 [[ $(r2 debug digest) == "$before" ]] || fail "a refused incremental restore changed the server"
