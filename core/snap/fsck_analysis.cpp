@@ -190,9 +190,10 @@ void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t
     std::string_view cost;  // what it does meanwhile
   };
   static constexpr Said k_said[] = {
-      {fsck_kind::k_freeze_endless, "a snapshot freeze", "blocks every change to the filesystem"},
+      {fsck_kind::k_freeze_endless, "a snapshot freeze",
+       "is no running tool's (mounts and freezers take it for none, prelude.lua's freeze_alive)"},
       {fsck_kind::k_claim_endless, "a writeback mount's claim", "keeps every other mount out"},
-      {fsck_kind::k_reservation_endless, "a reservation", "refuses every restore, copy, delete and repair of it"},
+      {fsck_kind::k_reservation_endless, "a reservation", "refuses every mount, restore, copy and delete of it"},
       {fsck_kind::k_mount_endless, "a mount's session key",
        "counts a mount that is gone as live: delete, rollback and restore refuse, and the files it had open or "
        "unlinked are never freed (fsck takes them for a dead mount's)"},

@@ -10,8 +10,9 @@
 #include <charconv>
 #include <chrono>
 
-#include "store/fs_usage.hpp"
 #include "snap/install.hpp"
+#include "snap/snapshot.hpp"
+#include "store/fs_usage.hpp"
 #include "store/store_internal.hpp"
 
 namespace redisfs {
@@ -76,7 +77,8 @@ static Status _check_not_reserved(Pool& pool, Connection& c, const Keys& keys) {
   TRY_ASSIGN(auto holder, reservation_holder(c, keys));
   if (holder) {
     return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " + *holder +
-                                 ", which is filling, replacing or removing it; mount it when that has ended");
+                                 ", which is filling, replacing or removing it; mount it when that has ended" +
+                                 endless_lease_hint(c, keys.reserved(), keys.prefix()));
   }
   return {};
 }

@@ -517,6 +517,9 @@ TEST_CASE_FIXTURE(FsckFixture, "superblock") {
     auto refused = Reservation::acquire(pool, keys, "restore");
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().message.find("fsck --repair " + prefix) != std::string::npos);
+    auto mounted = Store::open(pool, prefix, {});  // (a mount refuses a reserved prefix too)
+    REQUIRE_FALSE(mounted.ok());
+    CHECK(mounted.error().message.find("fsck --repair " + prefix) != std::string::npos);
     expect_repaired({fsck_kind::k_reservation_endless});
     CHECK(_ok(conn().command({"EXISTS", keys.reserved()})).view().integer() == 0);
     CHECK(Reservation::acquire(pool, keys, "restore").ok());
@@ -531,6 +534,9 @@ TEST_CASE_FIXTURE(FsckFixture, "superblock") {
     auto reserved = Reservation::acquire(pool, keys, "restore");
     REQUIRE_FALSE(reserved.ok());
     CHECK(reserved.error().message.find("fsck") == std::string::npos);
+    auto mounted = Store::open(pool, prefix, {});
+    REQUIRE_FALSE(mounted.ok());
+    CHECK(mounted.error().message.find("fsck") == std::string::npos);
   }
   SUBCASE("repair waits for a snapshot") {
     cmd({"SET", keys.freeze(), "token", "PX", "60000"});
