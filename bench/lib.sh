@@ -24,7 +24,7 @@ bench_die() {
 }
 
 _bench_wait_gone() {  # pid, tenths of a second
-  local pid=$1 n=$2
+  local pid=$1 n=$2 i
   for ((i = 0; i < n; i++)); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
