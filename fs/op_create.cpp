@@ -72,7 +72,8 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   // A new file's first writes and attribute changes are gathered until
   // close (Store::create, store_gather.cpp), but not O_APPEND ones (each
   // lands at the end of the file as the server sees it; on a writeback
-  // mount the kernel places them: op_io.cpp).
+  // mount the kernel places them: op_io.cpp). On a writeback mount the
+  // create itself may wait with them (Store::defer_create).
   bool gather = (fi->flags & O_APPEND) == 0 || session.options().writeback;
   Result<Attr> attr =
       session.store().create(parent, name, static_cast<std::uint32_t>(mode & 07777), caller_of(req), gather);

@@ -50,6 +50,26 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
   list.as_of = std::max(list.as_of, sent);
 }
 
+void DirNames::adding(Ino dir, std::string_view name) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_lists.find(dir);
+  if (it == m_lists.end()) {
+    return;
+  }
+  if (!has_room(Clock::now())) {
+    it = m_lists.find(dir);  // (has_room may have dropped it)
+    if (it != m_lists.end()) {
+      m_total -= it->second.names.size();
+      m_lists.erase(it);
+    }
+    return;
+  }
+  it = m_lists.find(dir);
+  if (it != m_lists.end()) {
+    m_total += it->second.names.emplace(name).second ? 1 : 0;
+  }
+}
+
 // Room for one more name or list, once the lists too old to answer for
 // anything (no change of their own for a ttl) are gone. Called locked.
 bool DirNames::has_room(Clock::time_point now) {

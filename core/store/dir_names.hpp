@@ -55,6 +55,10 @@ class DirNames {
   // A script sent at `sent` added (or removed) `name` in `dir`, and the
   // directory's count is `gen` after it.
   void changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, bool added);
+  // `name` is being added to `dir` by a change this mount has not sent yet
+  // (a writeback mount's deferred create): it is no longer absent, and the
+  // count moves when that change's changed() comes.
+  void adding(Ino dir, std::string_view name);
   // Something else changed `dir`, or may have: drop its list.
   void forget(Ino dir);
 

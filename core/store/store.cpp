@@ -204,7 +204,7 @@ Status Store::sync() {
   if (m_opts.read_only || m_opts.sync_replicas <= 0) {
     return {};
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   auto timeout = m_pool.url().timeout;
   TRY_ASSIGN(long long confirmed, c->wait_replicas(m_opts.sync_replicas, timeout));
   // The changes since the last sync may have been acknowledged by a
@@ -346,7 +346,7 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
   if (auto mine = gathered_attr(ino)) {
     return *mine;  // what this mount changed is newer than the server's
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   if (m_first_pages.wanted(ino) != 0) {
     return getattr_with_first_page(*c, ino);
   }
@@ -366,7 +366,7 @@ static std::uint64_t _info_field(std::string_view info, std::string_view field) 
 }
 
 Result<StatFs> Store::statfs() {
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   c->append({"HMGET", m_keys.sb(), "inodes", "bytes"});
   c->append({"INFO", "memory"});
   TRY_ASSIGN(auto replies, c->read_all());

@@ -169,7 +169,9 @@ class Store {
   Result<Attr> mknod(Ino parent, std::string_view name, std::uint32_t mode, std::uint64_t rdev, const Caller& who);
   // A regular file, created open by this mount (see open_file). With
   // `gather` (and gathering on), what is written to it and its attribute
-  // changes are gathered here until flush(): see store_gather.cpp.
+  // changes are gathered here until flush(): see store_gather.cpp. On a
+  // writeback mount the create itself may wait there too, answered here
+  // (defer_create, store_gather.cpp).
   Result<Attr> create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who,
                       bool gather = false);
   // Whether changes to `ino` are being gathered, or an error of theirs
@@ -487,7 +489,37 @@ class Store {
 
   // Gathering (store_gather.cpp).
   struct Gathered;
-  void start_gathering(const Attr& attr);
+  struct DeferredCreate;
+  std::shared_ptr<Gathered> start_gathering(const Attr& attr);
+  // `create`: the file is not on the server yet (defer_create).
+  std::shared_ptr<Gathered> start_gathering(const Attr& attr, std::unique_ptr<DeferredCreate> create);
+  // KEYS and ARGV of create.lua, but its last argument (the parent's basis).
+  struct CreateCall {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  CreateCall create_call(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                         std::uint64_t rdev, std::string_view target, const Caller& who, Ino ino, bool open) const;
+  // The new inode create.lua's reply `v` describes.
+  static Result<Attr> created_attr(Ino ino, ReplyView v, const CreateCall& call);
+  // A create's reply showed the server's clock at `server_ns` (just now).
+  void note_server_clock(std::int64_t server_ns);
+  // A writeback mount's create answered here and sent with the file's
+  // first flush (or before any other operation reaches the server); none
+  // when it must go to the server now (see store_gather.cpp for when).
+  std::optional<Attr> defer_create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
+  // The server's answer to a deferred create (its reply `r`): what this
+  // mount knows of the parent follows, or is dropped; `file.attr` takes
+  // the group and mode the server gave.
+  Status created(Ino ino, Gathered& file, const DeferredCreate& create, Result<Reply> r,
+                 const AttrCache::Change& change, std::chrono::steady_clock::time_point sent);
+  // Sends every deferred create (not the data and changes gathered with
+  // them): before any operation that reaches the server but a gathered
+  // file's own, so that none sees the server without them. An error is
+  // kept for the file's flush().
+  void send_deferred_creates();
+  // The pool's connection, once the deferred creates are on the server.
+  Result<Pool::Lease> acquire();
   std::shared_ptr<Gathered> gathered(Ino ino);
   // Absorbs a write or an attribute change of a file being gathered (true;
   // `out`: the attributes to answer with); false when the caller must send
@@ -498,8 +530,15 @@ class Store {
   // plus what waits here.
   std::optional<Attr> gathered_attr(Ino ino);
   void overlay_gathered(Attr& attr);
-  // Sends what `file` gathered (its mutex held); it gathers no more.
-  Status send_gathered(Ino ino, Gathered& file);
+  // Sends what `file` gathered (its mutex held), its deferred create
+  // first; it gathers no more. `create_only`: only the create, and the
+  // file gathers on (but for a refused create: then nothing more).
+  Status send_gathered(Ino ino, Gathered& file, bool create_only = false);
+  // send_gathered's round trip: `create` (if any), then (with `changes`)
+  // the changes, in one pipeline on `c`. The first error.
+  Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes);
+  // Appends the scripts of `file`'s changes to `c`: how many replies.
+  std::size_t append_gathered(Connection& c, Ino ino, Gathered& file);
   // Sends what waits for `ino` before an operation that must see it; an
   // error is also kept for the file's flush() (its close).
   Status settle(Ino ino);
@@ -571,6 +610,9 @@ class Store {
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;
   Ino m_last_ino = 0;
+  // The server's clock minus ours, as the last create's reply showed it
+  // (a deferred create's times until its flush); none seen yet: INT64_MIN.
+  std::atomic<std::int64_t> m_server_skew_ns{INT64_MIN};
 
   std::atomic<std::uint64_t> m_temp_seq{0};
   std::atomic<bool> m_registered{false};
@@ -592,6 +634,7 @@ class Store {
   std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
+  std::atomic<std::size_t> m_deferred_creates{0};  // files in m_gathered whose create waits too
   BufferPool m_gather_buffers{16, 64 * 1024};    // guarded by m_gather_mutex: the writes' strings, for reuse
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left

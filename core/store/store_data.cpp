@@ -15,7 +15,7 @@ namespace redisfs {
 using namespace store_internal;
 
 Result<std::string> Store::readlink(Ino ino) {
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Reply r, c->command({"HMGET", m_keys.inode(ino), "type", "target"}));
   ReplyView v = r.view();
   if (v.size() < 2 || v[0].is_nil()) {
@@ -254,7 +254,7 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   size = static_cast<std::size_t>(std::min<std::uint64_t>(size, k_max_file_size - offset));
   const std::uint64_t first = offset / bs;
   const std::uint64_t last = (offset + size - 1) / bs;
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   // The kernel asks for the attributes after a read (the atime): the
   // touch's reply answers (AttrCache).
   const bool touch = !m_opts.noatime && !m_opts.read_only;
@@ -296,7 +296,7 @@ Status Store::open_file(Ino ino, std::shared_ptr<const Prefetch>& first) {
     return open_file(ino);
   }
   std::shared_ptr<Prefetch> p(new Prefetch(want));
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   const bool touch = !m_opts.noatime;
   const bool carry = touch && !_access_known(m_attrs, ino);
   AttrCache::Change change = carry ? m_attrs.begin({ino}) : AttrCache::Change();
@@ -560,7 +560,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
       return gathered;
     }
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   if (req.size) {
     if (*req.size > k_max_file_size) {
       return make_error(EFBIG, "file size limit is 1 PiB");
@@ -648,7 +648,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
       return offset;
     }
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");

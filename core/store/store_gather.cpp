@@ -9,12 +9,12 @@
 //
 // What another mount sees: close-to-open consistency, as NFS promises. The
 // name exists on the server from the create on (another host can look it
-// up and open it), and everything written before close(2) returns is on
-// the server when it returns; another host may not see bytes or attribute
-// changes of a file that is still open here. This mount sees its own
-// changes at once: getattr, lookup and readdirplus answer with the
-// gathered attributes, and a read, link, rename, unlink, xattr change or
-// fsync sends what waits first. An error the server answers when the
+// up and open it; but see deferred creates below), and everything written
+// before close(2) returns is on the server when it returns; another host
+// may not see bytes or attribute changes of a file that is still open
+// here. This mount sees its own changes at once: getattr, lookup and
+// readdirplus answer with the gathered attributes, and a read, link,
+// rename, unlink, xattr change or fsync sends what waits first. An error the server answers when the
 // changes arrive (ENOSPC, EDQUOT...) is close(2)'s, as on NFS, also when
 // another operation sent them: the file keeps it (`failed`) until its
 // flush. What waits is lost if the daemon dies before close, like a local
@@ -41,6 +41,35 @@
 // the script that carries its data, so no mount sees the new data with the
 // old bits.
 //
+// Deferred creates (defer_create): on a writeback mount, the only mount of
+// its filesystem, the create itself can wait with the file's changes, and
+// a small file costs one round trip (its first close) instead of two. The
+// mount answers the create: the inode number comes from the batch it
+// holds (allocate_ino), the group from the parent when it is setgid, the
+// times from its clock plus the server's offset (the last create's reply).
+// Only in a directory whose every name it knows (DirNames, a directory it
+// made), so that the name is known absent and the create cannot meet
+// EEXIST later, and whose attributes it holds (the setgid rule). The name
+// goes into DirNames and the name cache at once; the parent's attributes
+// are dropped (its mtime, ctime and count change when the create lands).
+// Until then the server has no trace of the file, and nothing may read the
+// server as if it had: every operation that reaches the server but a
+// gathered file's own takes its connection from acquire(), which sends
+// every deferred create first (send_deferred_creates: the create alone, the
+// changes wait on). Operations on the file itself send it as they send its
+// changes (settle). A getxattr of a security.* attribute answered from the
+// superblock's flag, a lookup answered from DirNames and a getattr of the
+// file are no operations on the server: they send nothing.
+// At the flush the create.lua call leads the pipeline, and its reply is
+// judged as a direct create's is (created). A create refused then (the
+// inode number in use: damage) is the close's error, and its name and the
+// parent's list go; the changes behind it ran on no file and wrote nothing.
+// A create refused for a freeze or a snapshot's copy is sent again by the
+// runner (redis.cpp) after the changes behind it ran, on no file: they are
+// sent again after it, in order. A crash before the flush leaves nothing on
+// the server (the file was never there: no OPEN count, no orphan), as a
+// local filesystem loses a create its journal never wrote.
+//
 // Memory: the strings that held a file's writes are kept for the next
 // files (m_gather_buffers, util/buffer_pool.hpp: at most 16 of 64 KiB).
 //
@@ -56,8 +85,20 @@
 #include <optional>
 
 #include "store/store.hpp"
+#include "store/store_internal.hpp"
 
 namespace redisfs {
+
+using namespace store_internal;
+
+struct Store::DeferredCreate {
+  Ino parent = 0;
+  std::string name;
+  std::uint32_t mode = 0;
+  Caller who;
+  std::uint32_t gid = 0;      // the group this mount answered with
+  std::optional<Attr> basis;  // what it held of the parent then
+};
 
 struct Store::Gathered {
   struct Change {
@@ -75,6 +116,7 @@ struct Store::Gathered {
   std::int64_t skew_ns = 0;  // the server's clock minus ours
   std::vector<Change> changes;
   std::size_t bytes = 0;  // of data in `changes`
+  std::unique_ptr<DeferredCreate> create;  // the file is not on the server yet
 };
 
 namespace {
@@ -86,16 +128,126 @@ std::int64_t _local_ns() {
 
 }  // namespace
 
-void Store::start_gathering(const Attr& attr) {
+std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr) { return start_gathering(attr, nullptr); }
+
+std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr, std::unique_ptr<DeferredCreate> create) {
   if (m_opts.gather_file_max == 0 || !attr.is_reg()) {
-    return;
+    return nullptr;
   }
   auto file = std::make_shared<Gathered>();
   file->attr = attr;
   file->skew_ns = attr.ctime_ns - _local_ns();
+  file->create = std::move(create);
   std::lock_guard lock(m_gather_mutex);
-  m_gathered[attr.ino] = std::move(file);
+  if (file->create) {
+    ++m_deferred_creates;
+  }
+  m_gathered[attr.ino] = file;
   m_gathered_count = m_gathered.size();
+  return file;
+}
+
+void Store::note_server_clock(std::int64_t server_ns) { m_server_skew_ns = server_ns - _local_ns(); }
+
+std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
+  const std::int64_t skew = m_server_skew_ns.load();
+  if (m_opts.gather_file_max == 0 || m_opts.read_only || skew == INT64_MIN || !check_file_name(name) || name == "." ||
+      name == "..") {
+    return std::nullopt;
+  }
+  // Only a name this mount knows to be absent (DirNames: the whole list
+  // of a directory it made, and nobody else changes the filesystem of a
+  // writeback mount), so that the create cannot meet EEXIST at the flush,
+  // and a parent whose mode and group it holds (the setgid rule).
+  std::optional<Attr> basis = m_attrs.basis(parent);
+  if (!basis || !basis->is_dir() || basis->nlink == 0 || !m_dir_names.absent(parent, name)) {
+    return std::nullopt;
+  }
+  Ino ino = 0;
+  {
+    std::lock_guard lock(m_alloc_mutex);
+    if (m_next_ino == 0 || m_next_ino > m_last_ino) {
+      return std::nullopt;  // (the create that goes now takes the next batch)
+    }
+    ino = m_next_ino++;
+  }
+  auto create = std::make_unique<DeferredCreate>();
+  create->parent = parent;
+  create->name = std::string(name);
+  create->mode = mode & 07777;
+  create->who = who;
+  create->gid = (basis->mode & S_ISGID) != 0 ? basis->gid : who.gid;
+  create->basis = basis;
+  const std::string now = std::to_string(_local_ns() + skew);
+  Result<Attr> attr = _new_node_attr(ino, "file", format_mode(create->mode), std::to_string(who.uid),
+                                     std::to_string(create->gid), "0", now, {}, {});
+  if (!attr) {
+    return std::nullopt;
+  }
+  // The parent's times and count change when the create lands: what this
+  // mount holds of them goes now, and its next getattr asks the server
+  // (which sends the create first: acquire()).
+  m_attrs.forget(parent);
+  m_dir_names.adding(parent, name);
+  remember(parent, name, ino);
+  start_gathering(*attr, std::move(create));
+  return *attr;
+}
+
+Result<Pool::Lease> Store::acquire() {
+  send_deferred_creates();
+  return m_pool.acquire();
+}
+
+void Store::send_deferred_creates() {
+  if (m_deferred_creates.load() == 0) {
+    return;
+  }
+  for (Ino ino : gathered_inos()) {
+    auto [file, lock] = lock_live(ino);
+    if (file && file->create) {
+      (void)send_gathered(ino, *file, true);  // (an error waits for the file's flush)
+    }
+  }
+}
+
+Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, Result<Reply> r,
+                      const AttrCache::Change& change, std::chrono::steady_clock::time_point sent) {
+  std::vector<Attr> fresh;
+  Result<Attr> attr = make_error(EIO, "bad create reply");
+  if (r.ok()) {
+    fresh = _fresh_parent(create.parent, r->view(), 3, create.basis);
+    CreateCall call = create_call(create.parent, create.name, "file", create.mode, 0, {}, create.who, ino, true);
+    attr = created_attr(ino, r->view(), call);
+  } else {
+    attr = std::move(r).error();
+  }
+  m_attrs.end(change, attr ? fresh : std::vector<Attr>{});
+  if (!attr) {
+    // The name is not on the server: nothing of it stays here either.
+    m_dir_names.forget(create.parent);
+    forget_name(create.parent, create.name);
+    Error e = std::move(attr).error();
+    e.message = "create of '" + _bounded(create.name) + "' in directory " + std::to_string(create.parent) +
+                " (sent at the file's close): " + e.message;
+    return e;
+  }
+  note_server_clock(attr->ctime_ns);
+  if (fresh.empty()) {
+    m_dir_names.forget(create.parent);
+  } else {
+    m_dir_names.changed(create.parent, fresh[0].gen, sent, create.name, true);
+  }
+  if (attr->gid != create.gid) {
+    // The parent became setgid (or stopped) behind what this mount held:
+    // the server's group stands, unless a chown waits.
+    bool chown = std::any_of(file.changes.begin(), file.changes.end(),
+                             [](const Gathered::Change& ch) { return !ch.is_write && ch.attrs.gid; });
+    if (!chown) {
+      file.attr.gid = attr->gid;
+    }
+  }
+  return {};
 }
 
 std::shared_ptr<Store::Gathered> Store::gathered(Ino ino) {
@@ -263,47 +415,56 @@ void Store::overlay_gathered(Attr& attr) {
   }
 }
 
-Status Store::send_gathered(Ino ino, Gathered& file) {
-  file.live = false;
-  Status result;
-  if (!file.changes.empty()) {
-    auto c = m_pool.acquire();
-    if (!c) {
-      result = c.error();
+std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
+  const std::string sb = m_keys.sb();
+  const std::string freeze = m_keys.freeze();
+  const std::string inode = m_keys.inode(ino);
+  std::size_t replies = 0;
+  std::uint64_t size = 0;  // the server's, as far as we know: the file was created empty here
+  for (std::size_t i = 0; i < file.changes.size(); ++i) {
+    const Gathered::Change& change = file.changes[i];
+    if (change.is_write) {
+      // The attribute change that follows the data, if one does (tar's
+      // chown, chmod and utimes after its writes), goes in the same
+      // write.lua: one script's fixed cost a file on the server.
+      const bool then = i + 1 < file.changes.size() && !file.changes[i + 1].is_write;
+      // (the replies are only judged: no fields in them)
+      replies += append_write(c, ino, change.offset, change.data, false, change.kill, false, size,
+                              then ? &file.changes[++i].attrs : nullptr);
+      size = std::max<std::uint64_t>(size, change.offset + change.data.size());
     } else {
-      const std::string sb = m_keys.sb();
-      const std::string freeze = m_keys.freeze();
-      const std::string inode = m_keys.inode(ino);
-      std::size_t replies = 0;
-      std::uint64_t size = 0;  // the server's, as far as we know: the file was created empty here
-      for (std::size_t i = 0; i < file.changes.size(); ++i) {
-        const Gathered::Change& change = file.changes[i];
-        if (change.is_write) {
-          // The attribute change that follows the data, if one does (tar's
-          // chown, chmod and utimes after its writes), goes in the same
-          // write.lua: one script's fixed cost a file on the server.
-          const bool then = i + 1 < file.changes.size() && !file.changes[i + 1].is_write;
-          // (the replies are only judged: no fields in them)
-          replies += append_write(**c, ino, change.offset, change.data, false, change.kill, false, size,
-                                  then ? &file.changes[++i].attrs : nullptr);
-          size = std::max<std::uint64_t>(size, change.offset + change.data.size());
-        } else {
-          std::vector<std::string> args = setattr_args(change.attrs, false);
-          const std::string_view keys[] = {sb, freeze, inode};
-          const std::vector<std::string_view> argv(args.begin(), args.end());
-          (*c)->append_eval(lua::setattr, keys, argv);
-          ++replies;
-        }
-      }
-      // Every reply is read, whatever fails: the connection goes back to
-      // the pool with nothing pending. The first error is the flush's.
-      for (std::size_t i = 0; i < replies; ++i) {
-        auto r = (*c)->read_reply();
-        if (!r.ok() && result.ok()) {
-          result = std::move(r).error();
-        }
-      }
+      std::vector<std::string> args = setattr_args(change.attrs, false);
+      const std::string_view keys[] = {sb, freeze, inode};
+      const std::vector<std::string_view> argv(args.begin(), args.end());
+      c.append_eval(lua::setattr, keys, argv);
+      ++replies;
     }
+  }
+  return replies;
+}
+
+Status Store::send_gathered(Ino ino, Gathered& file, bool create_only) {
+  std::unique_ptr<DeferredCreate> create = std::move(file.create);
+  if (create) {
+    --m_deferred_creates;
+  }
+  if (!create_only) {
+    file.live = false;
+  }
+  Status result;
+  const bool changes = !create_only && !file.changes.empty();
+  if (create || changes) {
+    auto c = m_pool.acquire();
+    result = c ? send_pipelined(**c, ino, file, create.get(), changes) : Status(c.error());
+  }
+  if (create_only) {
+    if (result.ok()) {
+      return result;  // the changes wait on
+    }
+    // The file is not on the server: what waits for it cannot land, and
+    // the close reports why.
+    file.live = false;
+    file.failed = result.error();
   }
   std::lock_guard lock(m_gather_mutex);
   m_gathered_bytes -= file.bytes;
@@ -315,6 +476,52 @@ Status Store::send_gathered(Ino ino, Gathered& file) {
   }
   file.changes.clear();
   return result;
+}
+
+Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes) {
+  AttrCache::Change change;
+  const auto sent = DirNames::Clock::now();
+  if (create != nullptr) {
+    // The deferred create first, in the same round trip.
+    CreateCall call = create_call(create->parent, create->name, "file", create->mode, 0, {}, create->who, ino, true);
+    call.args.push_back(_basis_arg(create->basis));
+    change = m_attrs.begin({create->parent, ino});
+    const std::vector<std::string_view> keys(call.keys.begin(), call.keys.end());
+    const std::vector<std::string_view> args(call.args.begin(), call.args.end());
+    c.append_eval(lua::create, keys, args);
+  }
+  // Every reply is read, whatever fails: the connection goes back to the
+  // pool with nothing pending. The first error is the flush's. `absent`:
+  // a change ran where the file was not (it wrote nothing).
+  bool absent = false;
+  auto read = [&](std::size_t replies) {
+    Status first;
+    absent = false;
+    for (std::size_t i = 0; i < replies; ++i) {
+      auto r = c.read_reply();
+      if (!r.ok()) {
+        const Error& e = r.error();
+        absent = absent || (e.fault == Fault::None && (e.code == ESTALE || e.code == ENOENT));
+        if (first.ok()) {
+          first = std::move(r).error();
+        }
+      }
+    }
+    return first;
+  };
+  const std::size_t replies = changes ? append_gathered(c, ino, file) : 0;
+  Status result;
+  if (create != nullptr) {
+    result = created(ino, file, *create, c.read_reply(), change, sent);
+  }
+  Status sent_changes = read(replies);
+  if (create != nullptr && result.ok() && absent) {
+    // The create was sent again (a freeze or a snapshot's copy refused it)
+    // after the changes behind it had run on no file, writing nothing:
+    // they go again, all in order, after it.
+    sent_changes = read(append_gathered(c, ino, file));
+  }
+  return result.ok() ? sent_changes : result;
 }
 
 void Store::forget_gathered(Ino ino) {

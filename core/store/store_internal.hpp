@@ -93,6 +93,25 @@ inline std::vector<Attr> _fresh_attr(Ino ino, ReplyView v, std::size_t at) {
   return {std::move(*attr)};
 }
 
+// The attributes of a node create.lua made: what it was asked to write
+// (type, uid, rdev, target), with the server's clock (`now`) and the group
+// and mode a setgid parent passes on; `parent` for a directory.
+inline Result<Attr> _new_node_attr(Ino ino, std::string_view type, std::string_view mode, std::string_view uid,
+                                   std::string_view gid, std::string_view rdev, std::string_view now,
+                                   std::string_view parent, std::string_view target) {
+  const std::string size = type == "symlink" ? std::to_string(target.size()) : "0";
+  FieldList fields{{"type", type}, {"mode", mode}, {"uid", uid},
+                   {"gid", gid},   {"size", size}, {"nlink", type == "dir" ? "2" : "1"},
+                   {"rdev", rdev}, {"bytes", "0"}, {"atime", now},
+                   {"mtime", now}, {"ctime", now}};
+  if (type == "dir") {
+    fields.emplace_back("parent", parent);
+  } else if (type == "symlink") {
+    fields.emplace_back("target", target);
+  }
+  return decode_attr(ino, fields);
+}
+
 // What a change script is told of a directory it changes (dir_read in
 // prelude.lua): "<gen>:<ctime>:<atime>" of the attributes this mount
 // holds of it, the basis, or '' when it holds none.

@@ -119,7 +119,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
       }
     }
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   if (name == "..") {
     TRY_ASSIGN(Reply r, c->command({"HGET", m_keys.inode(parent), "parent"}));
     std::uint64_t p = 0;
@@ -203,7 +203,7 @@ static Result<DirPage> _scanned_page(Ino dir, ReplyView v) {
 
 Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent,
                                std::optional<std::chrono::steady_clock::time_point> opened) {
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   if (cursor == 0 && opened) {
     if (auto first = m_first_pages.take(dir, *opened)) {
       if (parent != nullptr) {
@@ -326,6 +326,32 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
   return {};
 }
 
+Store::CreateCall Store::create_call(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
+                                     std::uint64_t rdev, std::string_view target, const Caller& who, Ino ino,
+                                     bool open) const {
+  CreateCall call;
+  call.keys = {m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent), m_keys.inode(ino)};
+  call.args = {std::string(name),       std::string(type),       format_mode(mode),
+               std::to_string(who.uid), std::to_string(who.gid), std::to_string(rdev),
+               std::string(target),     std::to_string(ino),     std::to_string(parent)};
+  if (open) {
+    call.keys.push_back(m_keys.open(ino));
+    call.args.push_back(m_opts.session);
+  }
+  return call;
+}
+
+Result<Attr> Store::created_attr(Ino ino, ReplyView v, const CreateCall& call) {
+  std::vector<std::string_view> head = _short_fields(v);  // now, gid, mode, then the parent's change
+  if (head.empty() && v.is_array() && v.size() == 4) {
+    head = {v[0].str(), v[1].str(), v[2].str()};
+  } else if (head.size() != 6) {
+    return make_error(EIO, "bad create reply");
+  }
+  const std::vector<std::string>& a = call.args;
+  return _new_node_attr(ino, a[1], head[2], a[3], head[1], a[5], head[0], a[8], a[6]);
+}
+
 Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
                                 std::uint64_t rdev, std::string_view target, const Caller& who, bool open,
                                 bool gather) {
@@ -336,51 +362,30 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   }
   // Made again here, or found there (EEXIST): either way, not known absent.
   m_removed.forget(parent, name);
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Ino ino, allocate_ino(*c));
-  std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
-                                m_keys.inode(ino)};
-  std::vector<std::string> args{std::string(name), std::string(type), format_mode(mode), std::to_string(who.uid),
-                                std::to_string(who.gid),     std::to_string(rdev),         std::string(target), std::to_string(ino),
-                                std::to_string(parent)};
-  if (open) {
-    keys.push_back(m_keys.open(ino));
-    args.push_back(m_opts.session);
-  }
+  CreateCall call = create_call(parent, name, type, mode, rdev, target, who, ino, open);
   const std::optional<Attr> basis = m_attrs.basis(parent);
-  args.push_back(_basis_arg(basis));
+  call.args.push_back(_basis_arg(basis));
   const auto sent = DirNames::Clock::now();
   std::vector<Attr> fresh;
   TRY_ASSIGN(Reply r, eval_change(
-                          *c, lua::create, keys, args,
+                          *c, lua::create, call.keys, call.args,
                           [&](ReplyView v) {
                             fresh = _fresh_parent(parent, v, 3, basis);
+                            if (type == "dir" && !fresh.empty()) {
+                              // The new directory's too: the next create in
+                              // it needs its mode and group (defer_create).
+                              if (Result<Attr> made = created_attr(ino, v, call)) {
+                                fresh.push_back(*made);
+                              }
+                            }
                             return fresh;
                           },
                           parent));
-  ReplyView v = r.view();
-  Result<Attr> attr = make_error(EIO, "bad create reply");
-  std::vector<std::string_view> head = _short_fields(v);  // now, gid, mode, then the parent's change
-  if (head.empty() && v.is_array() && v.size() == 4) {
-    head = {v[0].str(), v[1].str(), v[2].str()};
-  } else if (head.size() != 6) {
-    head.clear();
-  }
-  if (!head.empty()) {
-    // The new inode is what create.lua was asked to write, with its clock,
-    // and the group and mode a setgid parent passes on.
-    std::string now(head[0]);
-    std::string size = type == "symlink" ? std::to_string(target.size()) : "0";
-    FieldList fields{{"type", type},    {"mode", head[2]}, {"uid", args[3]},
-                     {"gid", head[1]},  {"size", size},    {"nlink", type == "dir" ? "2" : "1"},
-                     {"rdev", args[5]}, {"bytes", "0"},    {"atime", now},
-                     {"mtime", now},    {"ctime", now}};
-    if (type == "dir") {
-      fields.emplace_back("parent", args[8]);
-    } else if (type == "symlink") {
-      fields.emplace_back("target", target);
-    }
-    attr = decode_attr(ino, fields);
+  Result<Attr> attr = created_attr(ino, r.view(), call);
+  if (attr) {
+    note_server_clock(attr->ctime_ns);
   }
   if (!attr || fresh.empty()) {
     m_dir_names.forget(parent);
@@ -412,6 +417,11 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, std::uint32_t mode,
 }
 
 Result<Attr> Store::create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who, bool gather) {
+  if (gather && m_opts.writeback) {
+    if (std::optional<Attr> attr = defer_create(parent, name, mode, who)) {
+      return *attr;
+    }
+  }
   return create_node(parent, name, "file", mode, 0, {}, who, true, gather);
 }
 
@@ -439,7 +449,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
     (void)settle(ino);
   }
   m_removed.forget(new_parent, new_name);
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
                                    m_keys.inode(ino)},
@@ -458,7 +468,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
 // the reply and the inode removed.
 Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino parent, std::string_view name, bool dir,
                                                   std::size_t parent_at, Prerequisites* before) {
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Ino guess, entry_ino(*c, parent, name, true));
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
     std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
@@ -623,7 +633,7 @@ Result<Ino> Store::rename_with(Ino parent, std::string_view name, Ino new_parent
     settle_all();  // either name may be a file being gathered
   }
   m_removed.forget(new_parent, new_name);
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
   Ino dst = 0;
   {

@@ -23,19 +23,28 @@ bool Store::security_xattrs_possible(Connection& c) {
 
 Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   TRY(_check_xattr_name(name));
-  TRY_ASSIGN(auto c, m_pool.acquire());
   // The kernel asks for security.capability before every write, ls -l for
   // security.selinux of every entry: answer from the superblock's flag
   // (rechecked each second) while no file has ever had a security.* one.
   // Then a filesystem without security labels says so for the SELinux one,
   // as filesystems without label support do: ls, find and tar remember
-  // EOPNOTSUPP for the whole device and stop asking for every file.
-  if (name.starts_with("security.") && !security_xattrs_possible(*c)) {
-    if (name == "security.selinux") {
-      return make_error(EOPNOTSUPP, "no security labels on this filesystem");
+  // EOPNOTSUPP for the whole device and stop asking for every file. (The
+  // flag's check is no operation on the file: no deferred create need go
+  // first, as acquire() would send it.)
+  if (name.starts_with("security.")) {
+    bool possible = m_security_possible.load();
+    if (now_ns() >= m_security_checked_until.load()) {
+      TRY_ASSIGN(auto flag, m_pool.acquire());
+      possible = security_xattrs_possible(*flag);
     }
-    return make_error(ENODATA, "no such attribute");
+    if (!possible) {
+      if (name == "security.selinux") {
+        return make_error(EOPNOTSUPP, "no security labels on this filesystem");
+      }
+      return make_error(ENODATA, "no such attribute");
+    }
   }
+  TRY_ASSIGN(auto c, acquire());
   c->append({"EXISTS", m_keys.inode(ino)});
   c->append({"HGET", m_keys.xattr(ino), name});
   TRY_ASSIGN(auto replies, c->read_all());
@@ -49,7 +58,7 @@ Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
 }
 
 Result<std::vector<std::string>> Store::listxattr(Ino ino) {
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   c->append({"EXISTS", m_keys.inode(ino)});
   c->append({"HKEYS", m_keys.xattr(ino)});
   TRY_ASSIGN(auto replies, c->read_all());
@@ -78,7 +87,7 @@ Status Store::setxattr(Ino ino, std::string_view name, std::string_view value, i
   if (m_gathered_count.load() != 0) {
     (void)settle(ino);  // its ctime lands after what waits (a refusal waits for the close)
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY(eval_change(*c, lua::xattr_set, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name), std::string(value), f}));
   if (name.starts_with("security.")) {
@@ -93,7 +102,7 @@ Status Store::removexattr(Ino ino, std::string_view name) {
   if (m_gathered_count.load() != 0) {
     (void)settle(ino);  // a refusal waits for the close: removing works on a full server
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   TRY(eval_change(*c, lua::xattr_remove, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},
                   {std::string(name)}));
   return {};
@@ -103,7 +112,7 @@ Status Store::drop_capability(Ino ino) {
   if (now_ns() < m_security_checked_until.load() && !m_security_possible.load()) {
     return {};  // (the common case: no connection taken)
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());
   if (!security_xattrs_possible(*c)) {
     return {};
   }

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# deferred_create: on a -o writeback mount (the only mount of its
+# filesystem), a file created in a directory whose every name the mount
+# knows is answered without the server: the create waits with the file's
+# writes and attribute changes and reaches the server with them at close(2),
+# in one round trip (store_gather.cpp, defer_create). What must hold:
+#   - close(2) returns once the name, the data and the attributes are on
+#     the server;
+#   - before that, this mount sees the file (stat, fstat, read, ls -l) and
+#     every operation that reaches the server sends the create first: a
+#     listing, the parent's stat (its mtime moved), a lookup, a mkdir beside
+#     it, rename, link, unlink, rmdir of the parent (ENOTEMPTY), an xattr, a
+#     snapshot (copy) of the busy mount;
+#   - a create the server refuses at close (a damaged filesystem) is
+#     close(2)'s error, logged, and nothing of the name stays;
+#   - a create that meets a snapshot's freeze lands with its data after it;
+#   - a daemon killed with such a file open leaves a consistent filesystem
+#     without it.
+. "$(dirname "$0")/lib.sh"
+need_binary REDISFS_SNAP_BIN
+export PYTHONPATH=$HERE
+
+# (a long entry timeout: what the mount knows of a directory's names lasts
+# as long, and a loaded machine cannot make a create here go at once)
+mount_fs -o writeback,entry_timeout=600 --log-level debug
+mkdir "$MNT/d"
+read -r n0 rt0 < <(trips create)
+read -r f0 frt0 < <(trips flush)
+
+python3 - "$MNT" "$PREFIX" "$SOCK" <<'PY' || fail "deferred creates"
+import errno, os, sys, time
+from check_consistency import Redis
+mnt, prefix, sock = sys.argv[1:]
+r = Redis(sock)
+d = f"{mnt}/d"
+dino = os.stat(d).st_ino
+
+def on_server(name):
+    return r.call("HGET", f"{prefix}:DIR:{dino}", name) is not None
+
+def fresh(name, data=b"data\n"):
+    fd = os.open(f"{d}/{name}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+    if data:
+        os.write(fd, data)
+    assert not on_server(name), f"{name}: the create reached the server before close"
+    return fd
+
+# the plain case: nothing on the server until close, everything after it
+for i in range(20):
+    fd = fresh(f"f{i}", b"x" * i)
+    os.fchmod(fd, 0o600)
+    st = os.fstat(fd)
+    assert st.st_size == i and st.st_mode & 0o7777 == 0o600, st
+    os.close(fd)
+    assert on_server(f"f{i}"), f"f{i}: not on the server after close"
+    ino = os.stat(f"{d}/f{i}").st_ino
+    assert r.call("HGET", f"{prefix}:INODE:{ino}", "size") == str(i).encode()
+    assert r.call("HGET", f"{prefix}:INODE:{ino}", "mode") == b"0600"
+
+# this mount sees a file whose create waits
+fd = fresh("seen")
+assert os.stat(f"{d}/seen").st_size == 5
+with open(f"{d}/seen", "rb") as f:  # a read sends what waits first
+    assert f.read() == b"data\n"
+assert on_server("seen"), "a read did not send the create first"
+os.close(fd)
+
+# each operation that reaches the server sends the create first (each in a
+# directory of its own: a link or a rename ends what the mount knows of the
+# names of its directory, and creates there go to the server at once)
+def check(what, op, name):
+    global d, dino
+    d = f"{mnt}/{name}.dir"
+    os.mkdir(d)
+    dino = os.stat(d).st_ino
+    fd = fresh(name)
+    try:
+        op(name)
+        assert on_server(name) or what in ("unlink", "rename"), f"{what}: the create did not go first"
+    finally:
+        os.close(fd)
+
+check("listing", lambda n: os.listdir(d).index(n), "p")
+check("a lookup the server answers", lambda n: os.path.exists(f"{mnt}/absent.{n}"), "k")
+d = f"{mnt}/q.dir"
+os.mkdir(d)
+dino = os.stat(d).st_ino
+before = os.stat(d).st_mtime_ns
+time.sleep(0.01)
+fd = fresh("q")
+assert os.stat(d).st_mtime_ns > before, "the parent's mtime did not move with the create"
+assert on_server("q"), "the parent's stat did not send the create first"
+os.close(fd)
+check("mkdir beside it", lambda n: os.mkdir(f"{d}/sub"), "s")
+check("link", lambda n: os.link(f"{d}/{n}", f"{d}/{n}.link"), "l")
+assert os.stat(f"{d}/l").st_nlink == 2 and open(f"{d}/l.link", "rb").read() == b"data\n"
+check("rename", lambda n: os.rename(f"{d}/{n}", f"{d}/{n}.moved"), "m")
+assert open(f"{d}/m.moved", "rb").read() == b"data\n" and not os.path.exists(f"{d}/m")
+check("unlink", lambda n: os.unlink(f"{d}/{n}"), "u")
+assert not os.path.exists(f"{d}/u") and not on_server("u")
+check("xattr", lambda n: os.setxattr(f"{d}/{n}", "user.k", b"v"), "x")
+assert os.getxattr(f"{d}/x", "user.k") == b"v"
+
+d = f"{mnt}/d"
+os.mkdir(f"{d}/e")
+eino = os.stat(f"{d}/e").st_ino
+fd = os.open(f"{d}/e/only", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+assert r.call("HGET", f"{prefix}:DIR:{eino}", "only") is None, "the create in e/ reached the server before close"
+try:
+    os.rmdir(f"{d}/e")
+    raise AssertionError("rmdir of a directory holding a file whose create waits succeeded")
+except OSError as e:
+    assert e.errno == errno.ENOTEMPTY, e
+os.close(fd)
+PY
+
+# what the counters say: the 30 creates above made no round trip of their
+# own, and each close at most one (the create and the data together)
+read -r n1 rt1 < <(trips create)
+read -r f1 frt1 < <(trips flush)
+((n1 - n0 == 30)) || fail "$((n1 - n0)) creates counted, want 30"
+((rt1 - rt0 == 0)) || fail "30 deferred creates made $((rt1 - rt0)) round trips of their own, want none"
+((frt1 - frt0 <= f1 - f0)) || fail "$((f1 - f0)) flushes made $((frt1 - frt0)) round trips, want at most one each"
+
+# a snapshot of the busy mount has the file whose create waited
+mkdir "$MNT/d2"
+exec 4>"$MNT/d2/busy"
+printf 'busy\n' >&4
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy of the busy mount"
+exec 4>&-
+PREFIX=$PREFIX-snap mount_at "$T/snap" --read-only
+[[ $(cat "$T/snap/d2/busy") == busy ]] || fail "the snapshot lacks the file whose create waited: $(ls "$T/snap/d2")"
+unmount_fs "$T/snap"
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet delete --force "$PREFIX-snap"
+
+# a create that meets a freeze lands after it, with its data
+python3 - "$MNT" "$PREFIX" "$SOCK" <<'PY' || fail "a deferred create under a freeze"
+import os, sys, time
+from check_consistency import Redis
+mnt, prefix, sock = sys.argv[1:]
+r = Redis(sock)
+fd = os.open(f"{mnt}/d2/frozen", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b"after the freeze\n")
+r.call("SET", f"{prefix}:FREEZE", "test", "PX", "400")
+t = time.monotonic()
+os.close(fd)
+assert time.monotonic() - t > 0.2, "close did not wait for the freeze"
+assert open(f"{mnt}/d2/frozen", "rb").read() == b"after the freeze\n"
+PY
+
+# a create the server refuses at close: the inode number it was given is
+# taken on the server (a damaged filesystem, or a hand's)
+python3 - "$MNT" "$PREFIX" "$SOCK" <<'PY' || fail "a refused deferred create"
+import errno, os, sys
+from check_consistency import Redis
+mnt, prefix, sock = sys.argv[1:]
+r = Redis(sock)
+d = f"{mnt}/d2"
+fd = os.open(f"{d}/probe", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+ino = os.fstat(fd).st_ino
+os.close(fd)
+taken = ino + 1
+r.call("HSET", f"{prefix}:INODE:{taken}", "type", "file")
+fd = os.open(f"{d}/refused", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+assert os.fstat(fd).st_ino == taken, (os.fstat(fd).st_ino, taken)
+os.write(fd, b"lost\n")
+try:
+    os.close(fd)
+    raise AssertionError("close of a file whose create the server refused succeeded")
+except OSError as e:
+    assert e.errno == errno.EIO, e
+r.call("DEL", f"{prefix}:INODE:{taken}")
+assert "refused" not in os.listdir(d), os.listdir(d)
+assert r.call("HGET", f"{prefix}:DIR:{os.stat(d).st_ino}", "refused") is None
+PY
+grep -q "create of 'refused' in directory .*inode number already in use" "${MOUNT_LOGS[$MNT]}" ||
+  fail "the refused create is not logged: $(grep -i refused "${MOUNT_LOGS[$MNT]}" | tail -3)"
+
+# a daemon killed with a file whose create waits: no trace of it. (A
+# process of its own holds the descriptor: bash's exec 4>file and printf
+# >&4 close duplicates of theirs, and each close(2) sends the create, as
+# it must.)
+mkdir "$MNT/d3"
+d3=$(stat -c %i "$MNT/d3")
+python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b"never\n")
+open(sys.argv[2], "w").close()
+time.sleep(60)
+' "$MNT/d3/never" "$T/holding" &
+holder=$!
+for ((i = 0; i < 100; i++)); do [[ -e $T/holding ]] && break; sleep 0.05; done
+on_server=$(rcli hkeys "$PREFIX:DIR:$d3")
+kill_daemon
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+[[ -e $T/holding ]] || fail "the holder did not start"
+[[ -z $on_server ]] || fail "the create reached the server before close: $on_server"
+check_consistency --no-orphans
+rcli pexpire "$PREFIX:WRITEBACK" 1 >/dev/null
+expire_sessions
+mount_fs -o writeback
+[[ ! -e $MNT/d3/never ]] || fail "a create that never reached the server shows after the restart"
+[[ $(cat "$MNT/d/f5") == xxxxx ]] || fail "f5 lost"
+unmount_fs
+check_consistency --no-orphans
