@@ -398,6 +398,7 @@ struct Connection::Entry {
   std::string run_id;       // ... and that server's run_id
   bool sent = false;
   bool in_tx = false;                  // MULTI ... EXEC: never sent again alone
+  bool sent_again = false;             // by send_one (settle, recover): see Connection::sent_again
   std::chrono::milliseconds waits{0};  // the server itself waits this long (WAIT)
   bool answered = false;               // its (first) reply has been read
   std::optional<Result<Reply>> early;  // read ahead, to send another command on its node
@@ -1182,6 +1183,7 @@ Result<Reply> Connection::read_raw(Node& n, Deadline deadline) {
 // Sends `e` again on its node (or a redirection's), alone: replies of
 // entries still in flight there are read ahead first.
 Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
+  e.sent_again = true;
   Result<Node*> target = make_error(EIO, "");
   std::string ask_to;
   if (asking) {
@@ -1405,6 +1407,7 @@ Result<Reply> Connection::read_reply() {
   }
   e.answered = true;
   auto r = settle(e, std::move(first));
+  m_sent_again = e.sent_again;
   ++m_head;
   if (m_head == m_queue.size()) {
     m_queue.clear();

@@ -176,6 +176,12 @@ class Connection {
   // reply is read (a write's block, from the kernel's request).
   void append_borrowing(std::initializer_list<std::string_view> argv, std::size_t borrowed);
   Result<Reply> read_reply();
+  // Whether the reply read last came after its command was sent again (a
+  // refusal: NOSCRIPT, a freeze, a redirection...; or a connection lost
+  // before it ran): a command queued behind it that was not sent again
+  // ran before it. A caller whose commands depend on their order sends them
+  // again, in order, then (store_gather.cpp).
+  bool sent_again() const { return m_sent_again; }
   // Reads the next `n` replies, all of them, each its own Result (one that
   // fails does not stop the rest, so the connection is clean whatever
   // happened); the caller judges each one.
@@ -323,6 +329,7 @@ class Connection {
   Node* m_tx_node = nullptr;
   std::uint64_t m_tx_gen = 0;
   std::size_t m_head = 0;
+  bool m_sent_again = false;  // of the last reply read (sent_again)
   std::unordered_map<std::string_view, std::string> m_shas;
 };
 

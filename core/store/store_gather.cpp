@@ -491,21 +491,26 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
     c.append_eval(lua::create, keys, args);
   }
   // Every reply is read, whatever fails: the connection goes back to the
-  // pool with nothing pending. The first error is the flush's. `absent`:
-  // a change ran where the file was not (it wrote nothing).
-  bool absent = false;
+  // pool with nothing pending. The first error is the flush's. The runner
+  // sends a refused command again once the commands queued behind it ran
+  // (redis.hpp, sent_again), but these depend on their order (a write over
+  // an earlier one, a chmod before a write that drops setuid, the create
+  // before them all): `reordered` when one was sent again and a later one
+  // was not, so ran before it. (A change that ran before the create wrote
+  // nothing: the file was not there.)
+  bool again = false;
+  bool reordered = false;
+  auto judge = [&](Result<Reply> r, Status& first) {
+    reordered = reordered || (again && !c.sent_again());
+    again = again || c.sent_again();
+    if (!r.ok() && first.ok()) {
+      first = std::move(r).error();
+    }
+  };
   auto read = [&](std::size_t replies) {
     Status first;
-    absent = false;
     for (std::size_t i = 0; i < replies; ++i) {
-      auto r = c.read_reply();
-      if (!r.ok()) {
-        const Error& e = r.error();
-        absent = absent || (e.fault == Fault::None && (e.code == ESTALE || e.code == ENOENT));
-        if (first.ok()) {
-          first = std::move(r).error();
-        }
-      }
+      judge(c.read_reply(), first);
     }
     return first;
   };
@@ -513,12 +518,15 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   Status result;
   if (create != nullptr) {
     result = created(ino, file, *create, c.read_reply(), change, sent);
+    again = c.sent_again();
   }
   Status sent_changes = read(replies);
-  if (create != nullptr && result.ok() && absent) {
-    // The create was sent again (a freeze or a snapshot's copy refused it)
-    // after the changes behind it had run on no file, writing nothing:
-    // they go again, all in order, after it.
+  if (reordered && result.ok()) {
+    // They go again, all of them, in order: the writes put the same bytes
+    // at the same places, the attribute changes set the same values, and
+    // the last of each wins, as it must. (Once: a second reordering would
+    // take a second refusal in this very round trip.)
+    again = false;
     sent_changes = read(append_gathered(c, ino, file));
   }
   return result.ok() ? sent_changes : result;
