@@ -166,8 +166,9 @@ class Connection {
   // Pipelining: queue commands, then read one reply per queued command, in
   // order. Each entry gets the retry policy of command(); an entry that has
   // to be sent again runs after the entries queued behind it (so pipeline
-  // only commands that do not depend on each other's order). An error reply
-  // is an Error for that entry only.
+  // only commands that do not depend on each other's order, or check
+  // sent_again() and send them again in order). An error reply is an Error
+  // for that entry only.
   void append(std::span<const std::string_view> argv);
   void append(std::initializer_list<std::string_view> argv);
   void append(const Args& argv);
