@@ -11,9 +11,12 @@
 # Why beside bench/run's workload 8: on this shared machine the floors
 # move between runs as much as redisfs does; alternating the targets
 # round by round in one run is what lets redisfs be compared with its
-# floor (bench/RESULTS.md, session 22). Two binaries make an A/B.
+# floor (bench/RESULTS.md, session 22). Two binaries make an A/B. A
+# target may carry mount options after a comma (passed as -o), so the
+# same binary can be measured in two modes:
 #
-#   bench/floors.sh [ROUNDS [REDISFS_BIN...]]    defaults: 5, build/fs/redisfs
+#   bench/floors.sh [ROUNDS [REDISFS_BIN[,OPTIONS]...]]    defaults: 5, build/fs/redisfs
+#   bench/floors.sh 5 build/fs/redisfs build/fs/redisfs,writeback
 #
 # Nothing is asserted; nothing is recorded.
 set -euo pipefail
@@ -26,7 +29,7 @@ shift || true
 BINS=("$@")
 [ ${#BINS[@]} -gt 0 ] || BINS=("$root/build/fs/redisfs")
 for b in "${BINS[@]}"; do
-  [ -x "$b" ] || bench_die "no redisfs binary at $b (build first)"
+  [ -x "${b%%,*}" ] || bench_die "no redisfs binary at ${b%%,*} (build first)"
 done
 bench_build_baselines "${BENCH_BUILD_DIR:-$root/build-bench/bench}" "$here"
 
@@ -84,7 +87,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for b in "${BINS[@]}"; do
     n=$((n + 1))
     i=$((i + 1))
-    _round "redisfs$i" "$b" -f --redis "unix://$SOCK" --prefix "F$n" "$MNT"
+    opts=()
+    [[ $b != *,* ]] || opts=(-o "${b#*,}")
+    _round "redisfs$i" "${b%%,*}" -f --redis "unix://$SOCK" --prefix "F$n" "${opts[@]}" "$MNT"
   done
 done
 

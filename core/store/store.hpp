@@ -510,7 +510,8 @@ class Store {
   std::optional<Attr> defer_create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   // The server's answer to a deferred create (its reply `r`): what this
   // mount knows of the parent follows, or is dropped; `file.attr` takes
-  // the group and mode the server gave.
+  // the group the server gave (a parent's setgid this mount did not know
+  // of), unless a chown waits.
   Status created(Ino ino, Gathered& file, const DeferredCreate& create, Result<Reply> r,
                  const AttrCache::Change& change, std::chrono::steady_clock::time_point sent);
   // Sends every deferred create (not the data and changes gathered with
