@@ -696,12 +696,22 @@ Status Store::end_session() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   c->append({"DEL", m_keys.mount(m_opts.session), m_keys.op_log(m_opts.session)});
   c->append({"HDEL", m_keys.mounts(), m_opts.session});
-  TRY(c->read_all());
+  // Each step whatever the others answer: a register damaged by someone
+  // else (MOUNTS not a hash: fsck's) must not keep the writeback claim up,
+  // refusing every mount until it lapses. The first error.
+  Status first;
+  for (Result<Reply>& r : c->read_replies(2)) {
+    if (!r.ok() && first.ok()) {
+      first = std::move(r).error();
+    }
+  }
   if (m_opts.writeback) {
-    TRY(c->eval(lua::writeback_release, {m_keys.writeback()}, {m_opts.session}));
+    if (auto r = c->eval(lua::writeback_release, {m_keys.writeback()}, {m_opts.session}); !r.ok() && first.ok()) {
+      first = std::move(r).error();
+    }
   }
   m_registered = false;
-  return {};
+  return first;
 }
 
 }  // namespace redisfs

@@ -2542,3 +2542,22 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: changes the runner reordered are sent a
   CHECK(server.mtime_ns == 2000000000456);
   CHECK(_read_all(*other, f.ino) == "again");
 }
+
+// A writeback mount's end releases its claim (WRITEBACK) whatever else
+// fails: with the mounts' register damaged by someone else (not a hash),
+// the claim still goes at once, and the next mount is not refused until
+// the claim lapses.
+TEST_CASE_FIXTURE(RedisFixture, "a writeback mount's end releases its claim beside a damaged register") {
+  StoreOptions wb;
+  wb.writeback = true;
+  auto s = _open(pool, prefix, wb);
+  CHECK(_ok(conn().command({"EXISTS", keys.writeback()})).view().integer() == 1);
+  _ok(conn().command({"DEL", keys.mounts()}));
+  _ok(conn().command({"SET", keys.mounts(), "damaged"}));
+  Status ended = s->end_session();
+  CHECK_FALSE(ended.ok());  // (the register's answer: WRONGTYPE)
+  CHECK(_ok(conn().command({"EXISTS", keys.writeback()})).view().integer() == 0);
+  _ok(conn().command({"DEL", keys.mounts()}));
+  auto next = _open(pool, prefix);  // not refused
+  CHECK(next->session() != s->session());
+}
