@@ -6,43 +6,51 @@
 # daemon must stay up, keep serving what is not damaged (a new directory
 # and file work after every seed), and exit 0 at unmount; fsck must report
 # the damage as problems (exit 0 or 1, no crash), and a filesystem fsck
-# --repair went over must mount and take a new file. Run it under ASan
+# --repair went over must mount and take a new file. The same seeds run
+# on a -o writeback mount too: its long caches, the creates it answers
+# itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
+# its unmount must release whatever else is damaged. Run it under ASan
 # (build-asan) too: the generator is the same.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
-for seed in 1 2 3 4 5 6; do
+for run in {1..6}" default" {1..6}" writeback"; do
+  read -r seed mode <<<"$run"
   PREFIX=H$seed$RANDOM
-  note "seed $seed"
-  mount_fs -o attr_timeout=0,entry_timeout=0
+  note "seed $seed, $mode mount"
+  if [[ $mode == writeback ]]; then
+    mount_fs -o writeback
+  else
+    mount_fs -o attr_timeout=0,entry_timeout=0
+  fi
   pid=$DAEMON_PID
   timeout 300 python3 "$HERE/hostile_state.py" "$seed" "$MNT" "$SOCK" "$PREFIX" 8 >"$T/gen.$seed" 2>&1 ||
-    fail "seed $seed: the generator failed ($?): $(tail -5 "$T/gen.$seed")"
+    fail "seed $seed ($mode): the generator failed ($?): $(tail -5 "$T/gen.$seed")"
   sed 's/^/-- /' "$T/gen.$seed"
-  kill -0 "$pid" 2>/dev/null || fail "seed $seed: the daemon died: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
-  mkdir "$MNT/fresh" || fail "seed $seed: a new directory fails on the damaged filesystem"
-  echo sound >"$MNT/fresh/file" || fail "seed $seed: a new file fails on the damaged filesystem"
-  [[ $(cat "$MNT/fresh/file") == sound ]] || fail "seed $seed: a new file does not read back"
+  kill -0 "$pid" 2>/dev/null || fail "seed $seed ($mode): the daemon died: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
+  mkdir "$MNT/fresh" || fail "seed $seed ($mode): a new directory fails on the damaged filesystem"
+  echo sound >"$MNT/fresh/file" || fail "seed $seed ($mode): a new file fails on the damaged filesystem"
+  [[ $(cat "$MNT/fresh/file") == sound ]] || fail "seed $seed ($mode): a new file does not read back"
   unmount_fs
-  [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed: the daemon exited $LAST_DAEMON_RC: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
+  [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed ($mode): the daemon exited $LAST_DAEMON_RC: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
   if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "${MOUNT_LOGS[$MNT]}"; then
-    fail "seed $seed: a sanitizer report"
+    fail "seed $seed ($mode): a sanitizer report"
   fi
 
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" >"$T/fsck.$seed" 2>&1 || rc=$?
-  ((rc <= 1)) || fail "seed $seed: fsck exited $rc: $(tail -3 "$T/fsck.$seed")"
+  ((rc <= 1)) || fail "seed $seed ($mode): fsck exited $rc: $(tail -3 "$T/fsck.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/fsck.$seed" ||
-    fail "seed $seed: fsck crashed or passed on a server error"
+    fail "seed $seed ($mode): fsck crashed or passed on a server error"
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" --repair >"$T/repair.$seed" 2>&1 || rc=$?
-  ((rc <= 1)) || fail "seed $seed: fsck --repair exited $rc: $(tail -3 "$T/repair.$seed")"
+  ((rc <= 1)) || fail "seed $seed ($mode): fsck --repair exited $rc: $(tail -3 "$T/repair.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/repair.$seed" ||
-    fail "seed $seed: fsck --repair crashed or passed on a server error"
+    fail "seed $seed ($mode): fsck --repair crashed or passed on a server error"
   mount_fs
   mkdir "$MNT/after-repair" && echo sound >"$MNT/after-repair/file" ||
-    fail "seed $seed: the repaired filesystem does not take a new file"
-  [[ $(cat "$MNT/after-repair/file") == sound ]] || fail "seed $seed: a new file after the repair does not read back"
+    fail "seed $seed ($mode): the repaired filesystem does not take a new file"
+  [[ $(cat "$MNT/after-repair/file") == sound ]] || fail "seed $seed ($mode): a new file after the repair does not read back"
   unmount_fs
-  [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed: the daemon on the repaired filesystem exited $LAST_DAEMON_RC"
+  [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed ($mode): the daemon on the repaired filesystem exited $LAST_DAEMON_RC"
 done
