@@ -6,11 +6,11 @@
 # in one round trip (store_gather.cpp, defer_create). What must hold:
 #   - close(2) returns once the name, the data and the attributes are on
 #     the server;
-#   - before that, this mount sees the file (stat, fstat, read, ls -l) and
+#   - before that, this mount sees the file (stat, fstat, read) and
 #     every operation that reaches the server sends the create first: a
-#     listing, the parent's stat (its mtime moved), a lookup, a mkdir beside
-#     it, rename, link, unlink, rmdir of the parent (ENOTEMPTY), an xattr, a
-#     snapshot (copy) of the busy mount;
+#     listing, the parent's stat (its mtime moved), a lookup the server
+#     answers, a mkdir beside it, rename, link, unlink, rmdir of the parent
+#     (ENOTEMPTY), an xattr, a snapshot (copy) of the busy mount;
 #   - a create the server refuses at close (a damaged filesystem) is
 #     close(2)'s error, logged, and nothing of the name stays;
 #   - a create that meets a snapshot's freeze lands with its data after it;
@@ -122,12 +122,32 @@ read -r f1 frt1 < <(trips flush)
 ((rt1 - rt0 == 0)) || fail "30 deferred creates made $((rt1 - rt0)) round trips of their own, want none"
 ((frt1 - frt0 <= f1 - f0)) || fail "$((f1 - f0)) flushes made $((frt1 - frt0)) round trips, want at most one each"
 
-# a snapshot of the busy mount has the file whose create waited
+# a snapshot of the busy mount has the file whose create waited. (A
+# process of its own holds the descriptor: bash's exec 4>file and printf
+# >&4 close duplicates of theirs, and each close(2) sends the create, as
+# it must.)
 mkdir "$MNT/d2"
-exec 4>"$MNT/d2/busy"
-printf 'busy\n' >&4
-"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy of the busy mount"
-exec 4>&-
+d2=$(stat -c %i "$MNT/d2")
+python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b"busy\n")
+open(sys.argv[2], "w").close()
+for _ in range(1200):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.05)
+os.close(fd)
+' "$MNT/d2/busy" "$T/busy.open" "$T/busy.done" &
+holder=$!
+for ((i = 0; i < 100; i++)); do [[ -e $T/busy.open ]] && break; sleep 0.05; done
+waiting=$(rcli hkeys "$PREFIX:DIR:$d2")
+rc=0
+"$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || rc=$?
+touch "$T/busy.done"
+wait "$holder" || fail "the holder of d2/busy failed"
+((rc == 0)) || fail "copy of the busy mount exited $rc"
+[[ -z $waiting ]] || fail "the create of d2/busy reached the server before close: $waiting"
 PREFIX=$PREFIX-snap mount_at "$T/snap" --read-only
 [[ $(cat "$T/snap/d2/busy") == busy ]] || fail "the snapshot lacks the file whose create waited: $(ls "$T/snap/d2")"
 unmount_fs "$T/snap"
@@ -176,10 +196,8 @@ PY
 grep -q "create of 'refused' in directory .*inode number already in use" "${MOUNT_LOGS[$MNT]}" ||
   fail "the refused create is not logged: $(grep -i refused "${MOUNT_LOGS[$MNT]}" | tail -3)"
 
-# a daemon killed with a file whose create waits: no trace of it. (A
-# process of its own holds the descriptor: bash's exec 4>file and printf
-# >&4 close duplicates of theirs, and each close(2) sends the create, as
-# it must.)
+# a daemon killed with a file whose create waits: no trace of it (a
+# process of its own holds the descriptor, as above)
 mkdir "$MNT/d3"
 d3=$(stat -c %i "$MNT/d3")
 python3 -c '
