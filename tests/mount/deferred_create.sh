@@ -122,30 +122,16 @@ read -r f1 frt1 < <(trips flush)
 ((rt1 - rt0 == 0)) || fail "30 deferred creates made $((rt1 - rt0)) round trips of their own, want none"
 ((frt1 - frt0 <= f1 - f0)) || fail "$((f1 - f0)) flushes made $((frt1 - frt0)) round trips, want at most one each"
 
-# a snapshot of the busy mount has the file whose create waited. (A
-# process of its own holds the descriptor: bash's exec 4>file and printf
-# >&4 close duplicates of theirs, and each close(2) sends the create, as
-# it must.)
+# a snapshot of the busy mount has the file whose create waited (a process
+# of its own holds the only descriptor: hold_open, lib.sh)
 mkdir "$MNT/d2"
 d2=$(stat -c %i "$MNT/d2")
-python3 -c '
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-os.write(fd, b"busy\n")
-open(sys.argv[2], "w").close()
-for _ in range(1200):
-    if os.path.exists(sys.argv[3]):
-        break
-    time.sleep(0.05)
-os.close(fd)
-' "$MNT/d2/busy" "$T/busy.open" "$T/busy.done" &
-holder=$!
-for ((i = 0; i < 100; i++)); do [[ -e $T/busy.open ]] && break; sleep 0.05; done
+printf 'busy\n' >"$T/busy.data"
+hold_open "$T/busy" "$MNT/d2/busy" "$T/busy.data"
 waiting=$(rcli hkeys "$PREFIX:DIR:$d2")
 rc=0
 "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || rc=$?
-touch "$T/busy.done"
-wait "$holder" || fail "the holder of d2/busy failed"
+hold_end "$T/busy"
 ((rc == 0)) || fail "copy of the busy mount exited $rc"
 [[ -z $waiting ]] || fail "the create of d2/busy reached the server before close: $waiting"
 PREFIX=$PREFIX-snap mount_at "$T/snap" --read-only
@@ -200,20 +186,13 @@ grep -q "create of 'refused' in directory .*inode number already in use" "${MOUN
 # process of its own holds the descriptor, as above)
 mkdir "$MNT/d3"
 d3=$(stat -c %i "$MNT/d3")
-python3 -c '
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-os.write(fd, b"never\n")
-open(sys.argv[2], "w").close()
-time.sleep(60)
-' "$MNT/d3/never" "$T/holding" &
-holder=$!
-for ((i = 0; i < 100; i++)); do [[ -e $T/holding ]] && break; sleep 0.05; done
+printf 'never\n' >"$T/never.data"
+hold_open "$T/never" "$MNT/d3/never" "$T/never.data"
 on_server=$(rcli hkeys "$PREFIX:DIR:$d3")
 kill_daemon
-kill "$holder"
-wait "$holder" 2>/dev/null || true
-[[ -e $T/holding ]] || fail "the holder did not start"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null || true
+HOLDER=
 [[ -z $on_server ]] || fail "the create reached the server before close: $on_server"
 check_consistency --no-orphans
 rcli pexpire "$PREFIX:WRITEBACK" 1 >/dev/null

@@ -252,6 +252,59 @@ rename_writer() {
   done
 }
 
+# hold_open TAG FILE [DATA...]: a process of its own (its pid in HOLDER)
+# creates FILE and keeps the only descriptor of it open, so nothing closes
+# it behind the case's back: every close(2) is a FLUSH that sends what the
+# mount holds of the file, a duplicate's too, and bash's exec 4>file,
+# printf >&4 and cat >&4 close duplicates of theirs. It writes the bytes of
+# each DATA file in turn: the first at once, the k-th once $TAG.go<k>
+# exists; it touches $TAG.0 once FILE is open and $TAG.<k> after each
+# (hold_wait waits for one), and closes FILE once $TAG.done exists
+# (hold_end), or after 60 s. hold_open returns once the first bytes are
+# written.
+HOLDER=
+hold_open() {
+  local tag=$1 file=$2
+  shift 2
+  python3 -c '
+import os, sys, time
+tag, path, data = sys.argv[1], sys.argv[2], sys.argv[3:]
+def wait(p):
+    for _ in range(1200):
+        if os.path.exists(p):
+            return
+        time.sleep(0.05)
+fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+open(f"{tag}.0", "w").close()
+for k, d in enumerate(data, 1):
+    if k > 1:
+        wait(f"{tag}.go{k}")
+    os.write(fd, open(d, "rb").read())
+    open(f"{tag}.{k}", "w").close()
+wait(tag + ".done")
+os.close(fd)
+' "$tag" "$file" "$@" 2>"$tag.err" &
+  HOLDER=$!
+  hold_wait "$tag.$(($# > 0 ? 1 : 0))"  # (its first bytes written)
+}
+
+# hold_wait PATH: waits (up to 10 s) until the holder touched PATH.
+hold_wait() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -e $1 ]] && return 0
+    sleep 0.05
+  done
+  fail "the holder did not reach $1: $(cat "${1%.*}.err" 2>/dev/null)"
+}
+
+# hold_end TAG: the holder closes its file and must have succeeded.
+hold_end() {
+  touch "$1.done"
+  wait "$HOLDER" || fail "the holder of $1 failed: $(cat "$1.err" 2>/dev/null)"
+  HOLDER=
+}
+
 # ------------------------------------------------------------------ cleanup
 
 _cleanup() {
@@ -261,6 +314,7 @@ _cleanup() {
   cd /
   # a case may die holding files open on a mount: that would keep it busy
   exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
+  [[ -z $HOLDER ]] || kill "$HOLDER" 2>/dev/null
   local mnt pid s
   unmount_everything
   for s in "${EXTRA_SOCKS[@]+"${EXTRA_SOCKS[@]}"}"; do

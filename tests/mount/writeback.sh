@@ -93,51 +93,22 @@ unmount_fs
 mount_fs -o writeback
 head -c 200000 /dev/urandom >"$T/held.1"
 head -c 70000 /dev/urandom >"$T/held.2"
-# A process of its own writes and holds the only descriptor: every close(2)
-# sends what waits (FLUSH), a duplicate's too, and bash's exec 4>file and
-# cat >&4 close duplicates.
-python3 -c '
-import os, sys, time
-def wait(path):
-    for _ in range(1200):
-        if os.path.exists(path):
-            return
-        time.sleep(0.05)
-    sys.exit("holder: no " + path)
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
-os.write(fd, open(sys.argv[2], "rb").read())
-open(sys.argv[4] + ".1", "w").close()
-wait(sys.argv[4] + ".go")
-os.write(fd, open(sys.argv[3], "rb").read())
-open(sys.argv[4] + ".2", "w").close()
-wait(sys.argv[4] + ".done")
-os.close(fd)
-' "$MNT/held" "$T/held.1" "$T/held.2" "$T/holder" 2>"$T/holder.err" &
-holder=$!
-wait_for() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    [[ -e $1 ]] && return 0
-    sleep 0.05
-  done
-  fail "no $1: $(cat "$T/holder.err" 2>/dev/null)"
-}
-wait_for "$T/holder.1"
+# (a process of its own holds the only descriptor: hold_open, lib.sh)
+hold_open "$T/holder" "$MNT/held" "$T/held.1" "$T/held.2"
 printf 'closed\n' >"$MNT/closed"
 held_ino=$(stat -c %i "$MNT/held")
 [[ $(rcli hget "$PREFIX:INODE:$held_ino" size) == 0 ]] ||
   fail "the bytes of a file still open reached the server before a snapshot asked: this case tests nothing"
 snap --quiet copy "$PREFIX" "$PREFIX-busy" 2>"$T/busy.err" || fail "copy of a busy writeback mount: $(cat "$T/busy.err")"
 [[ ! -s $T/busy.err ]] || fail "the copy of a busy writeback mount warned: $(cat "$T/busy.err")"
-touch "$T/holder.go"
-wait_for "$T/holder.2"
+touch "$T/holder.go2"
+hold_wait "$T/holder.2"
 snap --quiet diff "$PREFIX-busy" "$PREFIX" >"$T/busy.diff" 2>"$T/busy.err" || fail "diff of a busy writeback mount: $(cat "$T/busy.err")"
 [[ ! -s $T/busy.err ]] || fail "the diff of a busy writeback mount warned: $(cat "$T/busy.err")"
 grep -qx $'M\theld' "$T/busy.diff" || fail "the diff misses what was written to a file still open: $(cat "$T/busy.diff")"
 snap --quiet dump "$PREFIX" -o "$T/busy.json" 2>"$T/busy.err" || fail "dump of a busy writeback mount: $(cat "$T/busy.err")"
 [[ ! -s $T/busy.err ]] || fail "the dump of a busy writeback mount warned: $(cat "$T/busy.err")"
-touch "$T/holder.done"
-wait "$holder" || fail "the holder of $MNT/held failed"
+hold_end "$T/holder"
 (($(grep -c 'sent what this writeback mount held' "${MOUNT_LOGS[$MNT]}") == 3)) ||
   fail "the mount did not answer the copy's, the diff's and the dump's requests: $(grep -i snapshot "${MOUNT_LOGS[$MNT]}")"
 [[ $(rcli exists "$PREFIX:SYNC") == 0 ]] || fail "the answered request is left: $(rcli get "$PREFIX:SYNC")"
