@@ -216,13 +216,13 @@ bool _idempotent(std::span<const std::string_view> argv) {
   }
   std::string cmd = _upper(argv[0]);
   static constexpr std::string_view k_safe[] = {
-      "GET",     "MGET",    "EXISTS",  "TYPE",    "TTL",      "PTTL",    "STRLEN",  "GETRANGE", "HGET",
-      "HGETALL", "HMGET",   "HLEN",    "HEXISTS", "HKEYS",    "HVALS",   "HSCAN",   "SCAN",     "SSCAN",
-      "ZSCAN",   "SMEMBERS", "SCARD",  "SISMEMBER", "LRANGE", "LLEN",    "LINDEX",  "ZRANGE",   "ZCARD",
-      "ZSCORE",  "INFO",    "PING",    "ROLE",    "DBSIZE",   "TIME",    "DUMP",    "DEBUG",    "MEMORY",
-      "OBJECT",  "SCRIPT",  "CLIENT",  "CLUSTER", "ECHO",     "WAIT",    "SETEX",   "PSETEX",   "DEL",
-      "UNLINK",  "PEXPIRE", "EXPIRE",  "PERSIST", "HSET",     "HDEL",    "SELECT",  "AUTH",     "ASKING",
-      "READONLY", "COMMAND", "EVALSHA_RO", "EVAL_RO", "SENTINEL", "ACL",
+      "GET",     "MGET",     "EXISTS",   "TYPE",       "TTL",       "PTTL",     "STRLEN", "GETRANGE", "HGET",
+      "HGETALL", "HMGET",    "HLEN",     "LPOS",       "HEXISTS",   "HKEYS",    "HVALS",  "HSCAN",    "SCAN",
+      "SSCAN",   "ZSCAN",    "SMEMBERS", "SCARD",      "SISMEMBER", "LRANGE",   "LLEN",   "LINDEX",   "ZRANGE",
+      "ZCARD",   "ZSCORE",   "INFO",     "PING",       "ROLE",      "DBSIZE",   "TIME",   "DUMP",     "DEBUG",
+      "MEMORY",  "OBJECT",   "SCRIPT",   "CLIENT",     "CLUSTER",   "ECHO",     "WAIT",   "SETEX",    "PSETEX",
+      "DEL",     "UNLINK",   "PEXPIRE",  "EXPIRE",     "PERSIST",   "HSET",     "HDEL",   "SELECT",   "AUTH",
+      "ASKING",  "READONLY", "COMMAND",  "EVALSHA_RO", "EVAL_RO",   "SENTINEL", "ACL",
   };
   for (std::string_view k : k_safe) {
     if (cmd == k) {
@@ -402,6 +402,7 @@ struct Connection::Entry {
   std::chrono::milliseconds waits{0};  // the server itself waits this long (WAIT)
   bool answered = false;               // its (first) reply has been read
   std::optional<Result<Reply>> early;  // read ahead, to send another command on its node
+  std::uint64_t early_epoch = 0;       // m_resend_ok when it was read ahead
   Error unsent;                        // why it could not be sent
   Deadline start;
 };
@@ -1206,6 +1207,7 @@ Result<Reply> Connection::send_one(Entry& e, Deadline deadline, bool asking) {
     Entry& other = *m_queue[i];
     if (&other != &e && other.node == &n && other.gen == n.gen && other.sent && !other.answered && !other.early) {
       other.early = read_raw(n, reply_deadline);
+      other.early_epoch = m_resend_ok;
     }
   }
   if (!n.up()) {
@@ -1303,20 +1305,38 @@ static std::string_view _cow_staging(std::string_view message) {
   return staging.substr(0, staging.find(' '));
 }
 
+namespace {
+
+// The pause before a command is sent again: 5 ms, doubling up to 500 ms.
+struct BackOff {
+  std::chrono::milliseconds pause{5};
+  bool skip = false;  // the first pause (a stale refusal)
+  void operator()() {
+    if (skip) {
+      skip = false;
+      return;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+};
+
+}  // namespace
+
 Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   using namespace std::chrono;
   if (e.in_tx) {
     return r;  // a transaction's parts: the caller sees the failure whole
   }
   Deadline deadline = e.start + m_url.timeout + e.waits;
-  auto pause = milliseconds(5);
-  auto back_off = [&pause] {
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, milliseconds(500));
-  };
+  // A refusal read ahead before a command sent again later ran is stale:
+  // the server was refusing no more then (a pipeline refused by BUSY or
+  // LOADING is sent again at the pace of round trips, not of back-offs).
+  BackOff back_off{milliseconds(5), e.early.has_value() && e.early_epoch < m_resend_ok};
   bool moved_once = false;
   for (int attempt = 1;; ++attempt) {
     if (r.ok()) {
+      m_resend_ok += attempt > 1 ? 1 : 0;
       return r;
     }
     Fault f = r.error().fault;
@@ -1337,8 +1357,8 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       if (Clock::now() - e.start > seconds(120)) {
         return make_error(EBUSY, "the filesystem has been frozen for a snapshot for over 120 s");
       }
-      std::this_thread::sleep_for(std::min(pause, milliseconds(50)));
-      pause = std::min(pause * 2, milliseconds(50));
+      std::this_thread::sleep_for(std::min(back_off.pause, milliseconds(50)));
+      back_off.pause = std::min(back_off.pause * 2, milliseconds(50));
     } else if (f == Fault::Cow && e.script != nullptr) {
       // A snapshot is being taken copy-on-write: send it again naming the
       // snapshot's keys (prelude.lua).
@@ -1788,8 +1808,11 @@ Result<long long> Connection::wait_replicas(int replicas, std::chrono::milliseco
   append({"WAIT", n, ms});
   m_queue.back()->waits = timeout;
   auto set = read_reply();
-  (void)read_reply();
+  auto expired = read_reply();
   auto waited = read_reply();
+  if (set.ok() && expired.ok()) {
+    (void)expire_made_key(*this, *expired, m_op_log, ttl);  // (a record without a TTL at worst)
+  }
   m_keyless_node = keyless_node;
   m_keyless_slot = keyless_slot;
   TRY(set);
@@ -1930,6 +1953,18 @@ void Pool::give_back(std::unique_ptr<Connection> c) {
   } else {
     retire(*c);
   }
+}
+
+Status expire_made_key(Connection& c, const Reply& expire_reply, std::string_view key, std::string_view ttl_ms) {
+  if (expire_reply.view().integer() != 0) {
+    return {};
+  }
+  TRY_ASSIGN(Reply again, c.command({"PEXPIRE", key, ttl_ms}));
+  if (again.view().integer() == 0) {
+    return make_error(EIO,
+                      "redis: " + std::string(key) + " is gone before its TTL was set (removed by another client?)");
+  }
+  return {};
 }
 
 }  // namespace redisfs

@@ -117,6 +117,13 @@ std::chrono::milliseconds op_log_ttl(const RedisUrl& url);
 // The Redis Cluster hash slot of a key (its {hash tag} if it has one).
 int key_slot(std::string_view key);
 
+class Connection;
+// A PEXPIRE pipelined behind the command that makes its key ran before it
+// when that command was refused and sent again (Connection::append): it
+// answered 0, and the key has no TTL. This sends it again, now that the
+// key exists; EIO if the key is gone.
+Status expire_made_key(Connection& c, const Reply& expire_reply, std::string_view key, std::string_view ttl_ms);
+
 // Counts over every connection of this process: round trips (a command, or
 // a pipeline up to its first reply) and replies read.
 struct RedisCounters {
@@ -331,6 +338,7 @@ class Connection {
   std::uint64_t m_tx_gen = 0;
   std::size_t m_head = 0;
   bool m_sent_again = false;  // of the last reply read (sent_again)
+  std::uint64_t m_resend_ok = 0;  // commands sent again that then ran (settle)
   std::unordered_map<std::string_view, std::string> m_shas;
 };
 
