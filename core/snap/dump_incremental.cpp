@@ -10,11 +10,12 @@
 #include "snap/dump_rules.hpp"
 #include "snap/fsck_layers.hpp"
 #include "snap/install.hpp"
+#include "snap/snapshot.hpp"
+#include "snap/staging_writes.hpp"
 #include "store/key_walk.hpp"
+#include "store/superblock.hpp"
 #include "util/progress.hpp"
 #include "util/sha256.hpp"
-#include "snap/snapshot.hpp"
-#include "store/superblock.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
 #include "version.hpp"
@@ -326,9 +327,13 @@ Result<std::string> tracked_blocks(Connection& c, const Keys& sk, const Superblo
   }
   std::vector<std::string> argv{"SUNIONSTORE", scratch};
   argv.insert(argv.end(), records.begin(), records.end());
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
   c.append(argv);
-  c.append({"PEXPIRE", scratch, std::to_string(k_temp_ttl_ms)});
-  TRY(c.read_all());
+  c.append({"PEXPIRE", scratch, ttl});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  if (replies[0].view().integer() > 0) {  // (an empty union makes no key)
+    TRY(expire_made_key(c, replies[1], scratch, ttl));
+  }
   return scratch;
 }
 
@@ -566,7 +571,7 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
 // ---------------------------------------------------------------- restore
 
 IncrementalRestore::IncrementalRestore(Pool* pool, Connection* c, const RestoreOptions& opts, Progress& progress)
-    : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress), m_ttl(std::to_string(k_temp_ttl_ms)) {}
+    : m_pool(pool), m_c(c), m_opts(opts), m_progress(progress) {}
 
 IncrementalRestore::~IncrementalRestore() = default;
 
@@ -646,6 +651,7 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
   }
   if (m_c != nullptr) {
     m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    m_writes = std::make_unique<StagingWrites>(*m_c, *m_staging, false);
   }
   return {};
 }
@@ -665,70 +671,16 @@ Status IncrementalRestore::record(std::string_view key, std::string_view type) {
   return {};
 }
 
-Status IncrementalRestore::send(std::initializer_list<std::string_view> argv, std::size_t bytes, const char* expect) {
-  return send_argv(std::span<const std::string_view>(argv.begin(), argv.size()), bytes, expect);
-}
-
-Status IncrementalRestore::send_argv(std::span<const std::string_view> argv, std::size_t bytes, const char* expect) {
-  if (m_c == nullptr) {
-    return {};
-  }
-  m_c->append(argv);
-  std::uint64_t count = expect != nullptr && std::string_view(expect) == "n" ? (argv.size() - 2) / 2 : 0;
-  m_pending.push_back(Pending{expect, std::string(argv.size() > 1 ? argv[1] : ""), count});
-  m_pending_bytes += bytes + 64;
-  if (m_pending_bytes > (8u << 20) || m_pending.size() > 8192) {
-    return settle();
-  }
-  return {};
-}
-
-// The replies in flight: a duplicate key or field fails the restore.
-Status IncrementalRestore::settle() {
-  std::vector<Pending> pending;
-  pending.swap(m_pending);
-  m_pending_bytes = 0;
-  for (const Pending& p : pending) {
-    auto r = m_c->read_reply();
-    if (!r.ok()) {
-      m_c->drain();
-      return make_error(r.error().code, "staging " + redisfs::quoted(p.key) + ": " + r.error().message);
-    }
-    ReplyView v = r->view();
-    std::string_view expect = p.expect == nullptr ? "" : p.expect;
-    if ((expect == "set" && v.is_nil()) || (expect == "absent" && v.integer() != 0) ||
-        (expect == "n" && static_cast<std::uint64_t>(v.integer()) != p.count)) {
-      m_c->drain();
-      return make_error(EINVAL, "duplicate key or field " + redisfs::quoted(p.key));
-    }
-  }
-  return {};
-}
-
 Status IncrementalRestore::on_string(std::string_view key, std::string&& value) {
   TRY(record(key, "string"));
   if (m_kind == KeyKind::Block && value.size() > m_max_block) {
     m_max_block = value.size();
     m_max_block_key = std::string(key);
   }
-  if (m_c == nullptr) {
+  if (!m_writes) {
     return {};
   }
-  std::string k = m_staging->absolute(key);
-  TRY(send({"SET", k, value, "NX", "PX", m_ttl}, value.size(), "set"));
-  return index(key);
-}
-
-// The staged key's name goes to the staging index (install.hpp), which
-// gets the staging TTL with its first entry.
-Status IncrementalRestore::index(std::string_view key) {
-  std::string list = staging_index_key(*m_staging);
-  TRY(send({"RPUSH", list, key}, key.size(), nullptr));
-  if (!m_ttl_set) {
-    m_ttl_set = true;
-    TRY(send({"PEXPIRE", list, m_ttl}, 0, nullptr));
-  }
-  return {};
+  return m_writes->string(key, value);
 }
 
 Status IncrementalRestore::on_hash_begin(std::string_view key) {
@@ -740,19 +692,16 @@ Status IncrementalRestore::on_hash_begin(std::string_view key) {
     }
     m_sb_seen = true;
   }
-  if (m_c == nullptr) {
+  if (!m_writes) {
     return {};
   }
-  std::string k = m_staging->absolute(key);
-  TRY(send({"EXISTS", k}, 0, "absent"));
-  return index(key);
+  return m_writes->hash_begin(key);
 }
 
 Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
   if (pairs.empty()) {
     return {};
   }
-  const bool first = m_pairs == 0;
   m_pairs += pairs.size();
   if (m_kind == KeyKind::Superblock) {
     if (m_sb.size() + pairs.size() > 1000) {
@@ -760,27 +709,18 @@ Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
     }
     m_sb.insert(m_sb.end(), pairs.begin(), pairs.end());
   }
-  if (m_c == nullptr) {
+  if (!m_writes) {
     return {};
   }
-  std::string k = m_staging->absolute(key);
-  std::vector<std::string_view> argv{"HSET", k};
-  std::size_t bytes = 0;
-  for (const auto& p : pairs) {
-    argv.emplace_back(p.first);
-    argv.emplace_back(p.second);
-    bytes += p.first.size() + p.second.size();
-  }
-  TRY(send_argv(argv, bytes, "n"));
-  if (first) {
-    TRY(send({"PEXPIRE", k, m_ttl}, 0, nullptr));
-  }
-  return {};
+  return m_writes->hash_fields(key, pairs);
 }
 
 Status IncrementalRestore::on_hash_end(std::string_view key) {
   if (m_pairs == 0) {
     return make_error(EINVAL, "hash " + redisfs::quoted(key) + " is empty (Redis has no empty hashes)");
+  }
+  if (m_writes) {
+    m_writes->hash_end();
   }
   if (m_kind == KeyKind::Superblock) {
     TRY_ASSIGN(Superblock sb, decode_superblock(m_header.prefix, m_sb));
@@ -802,17 +742,15 @@ Status IncrementalRestore::on_delete(std::string_view key) {
   if (m_kind == KeyKind::Superblock) {
     return make_error(EINVAL, "a deletion of the superblock");
   }
-  if (m_c == nullptr) {
+  if (!m_writes) {
     return {};
   }
-  std::string list = staging_deletes_key(*m_staging);
-  TRY(send({"RPUSH", list, key}, key.size(), nullptr));
-  return send({"PEXPIRE", list, m_ttl}, 0, nullptr);
+  return m_writes->push(staging_deletes_key(*m_staging), key);
 }
 
 Status IncrementalRestore::commit(RestoreStats& stats) {
-  if (m_c != nullptr) {
-    TRY(settle());
+  if (m_writes) {
+    TRY(m_writes->settle(0));
   }
   if (!m_sb_seen) {
     return make_error(EINVAL, "dump: the incremental dump has no superblock (key 'SB')");
@@ -861,8 +799,9 @@ void IncrementalRestore::discard() {
   if (m_c == nullptr || !m_staging) {
     return;
   }
-  m_c->drain();
-  m_pending.clear();
+  if (m_writes) {
+    m_writes->abandon();
+  }
   auto journal = m_c->command({"GET", Keys(m_target).installing()});
   if (!journal.ok() || !journal->view().is_nil()) {
     return;  // applying: the staged keys are what the journal finishes with

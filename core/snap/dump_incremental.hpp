@@ -63,6 +63,7 @@ namespace redisfs {
 
 class Progress;
 class Reservation;
+class StagingWrites;
 
 // The state digest's pieces, shared by state_digest (from a server) and
 // verify (from dumps): whether a field of a key of `kind` counts, one
@@ -135,10 +136,6 @@ class IncrementalRestore : public dump::Sink {
   Status record(std::string_view key, std::string_view type);
   Status check_base(Connection& c);
   Status check_result();
-  Status send(std::initializer_list<std::string_view> argv, std::size_t bytes, const char* expect);
-  Status send_argv(std::span<const std::string_view> argv, std::size_t bytes, const char* expect);
-  Status settle();
-  Status index(std::string_view key);
 
   Pool* m_pool;
   Connection* m_c;
@@ -150,8 +147,6 @@ class IncrementalRestore : public dump::Sink {
   std::string m_target;
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
-  std::string m_ttl;
-  bool m_ttl_set = false;
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_pairs = 0;
   std::vector<std::pair<std::string, std::string>> m_sb;
@@ -159,13 +154,7 @@ class IncrementalRestore : public dump::Sink {
   std::uint32_t m_block_size = 0;
   std::uint64_t m_max_block = 0;
   std::string m_max_block_key;
-  struct Pending {
-    const char* expect;  // "set" (not nil), "absent" (0), "n" (count), nullptr (anything)
-    std::string key;
-    std::uint64_t count;
-  };
-  std::vector<Pending> m_pending;
-  std::size_t m_pending_bytes = 0;
+  std::unique_ptr<StagingWrites> m_writes;  // once the staging prefix is chosen
 };
 
 // How restore and verify begin the line refusing an incremental dump that

@@ -6,8 +6,8 @@
 // record is checked as it arrives (dump_rules.hpp, shared with verify): a
 // filesystem key of the schema (never FREEZE or MOUNT:*), of the type the
 // schema says, and not seen before.
-// Duplicates are found by the server: SET ... NX answers nil, EXISTS before
-// a hash answers 1, HSET answers fewer new fields than it was given. These
+// Duplicates are found by the server (staging_writes.hpp, which also says
+// how its replies are judged when the server ran them out of order). The
 // replies are read a batch behind (the pipeline stays a few MB deep), so an
 // error names the key rather than the byte where it was found. Only after
 // dump::read has returned success (trailer counts and checksum verified),
@@ -30,8 +30,6 @@
 // INCREMENTAL dumps (version 2) are dump_incremental.cpp's:
 // restore_filesystem reads through a ChooseSink, which hands a version-2
 // document to an IncrementalRestore instead of the RestoreSink here.
-#include "snap/dump_io.hpp"
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -43,11 +41,13 @@
 #include <iostream>
 
 #include "snap/dump_incremental.hpp"
+#include "snap/dump_io.hpp"
 #include "snap/dump_rules.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
 #include "snap/restore_resume.hpp"
 #include "snap/snapshot.hpp"
+#include "snap/staging_writes.hpp"
 #include "store/keys.hpp"
 #include "store/store.hpp"
 #include "util/progress.hpp"
@@ -144,10 +144,7 @@ class RestoreSink : public dump::Sink {
     }
     // Listed before it is written: the index holds every staged key
     // (rewind_staging relies on it).
-    TRY(index(key));
-    std::string k = m_staging->absolute(key);
-    m_c->append({"SET", k, value, "NX", "PX", m_ttl});
-    TRY(queued(Pending::Set, key, 0, value.size()));
+    TRY(m_writes->string(key, value));
     return end_record();
   }
 
@@ -159,18 +156,13 @@ class RestoreSink : public dump::Sink {
     if (m_c == nullptr || skipping()) {
       return {};
     }
-    std::string k = m_staging->absolute(key);
-    m_c->append({"EXISTS", k});
-    TRY(queued(Pending::Exists, key, 0, 0));
-    return index(key);
+    return m_writes->hash_begin(key);
   }
 
   Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) override {
     if (pairs.empty()) {
       return {};
     }
-    bool first = m_first_pairs;
-    m_first_pairs = false;
     TRY(first_fault(m_rules.hash_fields(key, pairs)));
     for (const auto& p : pairs) {
       m_digest.hash_pair(p.first, p.second);
@@ -179,24 +171,7 @@ class RestoreSink : public dump::Sink {
     if (m_c == nullptr || skipping()) {
       return {};
     }
-    std::string k = m_staging->absolute(key);
-    std::vector<std::string_view> argv;
-    argv.reserve(2 + 2 * pairs.size());
-    argv.emplace_back("HSET");
-    argv.emplace_back(k);
-    std::size_t bytes = 0;
-    for (const auto& p : pairs) {
-      argv.emplace_back(p.first);
-      argv.emplace_back(p.second);
-      bytes += p.first.size() + p.second.size();
-    }
-    m_c->append(std::span<const std::string_view>(argv));
-    TRY(queued(Pending::HSet, key, pairs.size(), bytes));
-    if (first) {
-      m_c->append({"PEXPIRE", k, m_ttl});
-      TRY(queued(Pending::Expire, key, 0, 0));
-    }
-    return {};
+    return m_writes->hash_fields(key, pairs);
   }
 
   Status on_hash_end(std::string_view key) override {
@@ -204,6 +179,9 @@ class RestoreSink : public dump::Sink {
     m_progress.add(1);
     m_digest.hash_end();
     m_in_hash = false;
+    if (m_writes) {
+      m_writes->hash_end();
+    }
     return end_record();
   }
 
@@ -270,62 +248,20 @@ class RestoreSink : public dump::Sink {
   // Reads pending replies until at most `keep_bytes` of commands remain in
   // flight (0: all of them).
   Status settle(std::size_t keep_bytes) {
-    if (m_c == nullptr) {
+    if (!m_writes) {
       return {};
     }
-    Status st = settle_replies(keep_bytes);
+    Status st = m_writes->settle(keep_bytes);
     m_failed = m_failed || !st.ok();
     return st;
   }
 
  private:
-  Status settle_replies(std::size_t keep_bytes) {
-    while (!m_pending.empty() && (keep_bytes == 0 || m_pending_bytes > keep_bytes || m_pending.size() > 4096)) {
-      Pending p = std::move(m_pending.front());
-      m_pending.pop_front();
-      m_pending_bytes -= p.bytes;
-      auto r = m_c->read_reply();
-      if (!r.ok()) {
-        return make_error(r.error().code, "restoring " + redisfs::quoted(p.key) + ": " + r.error().message);
-      }
-      ReplyView v = r->view();
-      switch (p.what) {
-        case Pending::Set:
-          if (v.is_nil()) {
-            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::Exists:
-          if (v.integer() != 0) {
-            return make_error(EINVAL, "duplicate key " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::HSet:
-          if (static_cast<std::uint64_t>(v.integer()) != p.expect) {
-            return make_error(EINVAL, "duplicate field in hash " + redisfs::quoted(p.key));
-          }
-          break;
-        case Pending::Expire:
-          break;
-      }
-    }
-    return {};
-  }
-
- private:
-  struct Pending {
-    enum What { Set, Exists, HSet, Expire } what;
-    std::string key;
-    std::uint64_t expect = 0;
-    std::size_t bytes = 0;
-  };
-
   Status begin_record(std::string_view key, std::string_view type) {
     TRY(check_cancel());
     if (m_target.empty()) {
       return make_error(EINVAL, "record before the header");
     }
-    m_first_pairs = true;
     return first_fault(m_rules.begin_record(key, type));
   }
 
@@ -345,6 +281,7 @@ class RestoreSink : public dump::Sink {
   // A new staging prefix, checkpointed at 0 records.
   Status start_staging() {
     m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    m_writes.emplace(*m_c, *m_staging, false);
     return checkpoint();
   }
 
@@ -355,7 +292,7 @@ class RestoreSink : public dump::Sink {
     m_skip = point.records;
     m_checkpoint_records = point.records;
     m_resume_digest = point.digest;
-    m_index_ttl_set = point.records > 0;
+    m_writes.emplace(*m_c, *m_staging, point.records > 0);
     return {};
   }
 
@@ -384,35 +321,10 @@ class RestoreSink : public dump::Sink {
   // server before the next record is sent (a round trip each time).
   Status checkpoint() {
     TRY(settle(0));
-    queue_resume_point(*m_c, m_target,
-                       ResumePoint{m_staging->prefix(), m_rules.records(), m_digest.hex_digest(), source_prefix()});
-    TRY(m_c->read_all());
+    TRY(write_resume_point(
+        *m_c, m_target, ResumePoint{m_staging->prefix(), m_rules.records(), m_digest.hex_digest(), source_prefix()}));
     m_checkpoint_records = m_rules.records();
     m_checkpoint_bytes = 0;
-    return {};
-  }
-
-  // The staged key's name goes to the staging index (install.hpp), which
-  // gets the staging TTL with its first entry.
-  Status index(std::string_view key) {
-    std::string list = staging_index_key(*m_staging);
-    m_c->append({"RPUSH", list, key});
-    TRY(queued(Pending::Expire, key, 0, 0));
-    if (!m_index_ttl_set) {
-      m_index_ttl_set = true;
-      m_c->append({"PEXPIRE", list, m_ttl});
-      TRY(queued(Pending::Expire, key, 0, 0));
-    }
-    return {};
-  }
-
-  Status queued(Pending::What what, std::string_view key, std::uint64_t expect, std::size_t bytes) {
-    bytes += key.size() + 32;
-    m_pending.push_back(Pending{what, std::string(key), expect, bytes});
-    m_pending_bytes += bytes;
-    if (m_pending_bytes > (8u << 20) || m_pending.size() > 8192) {
-      return settle(4u << 20);
-    }
     return {};
   }
 
@@ -420,16 +332,13 @@ class RestoreSink : public dump::Sink {
   Connection* m_c;  // null: dry run
   const RestoreOptions& m_opts;
   Progress& m_progress;
-  const std::string m_ttl = std::to_string(k_temp_ttl_ms);
 
   DumpRules m_rules;  // null connection (dry run): duplicates found in memory
   std::string m_target;
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
-  bool m_index_ttl_set = false;
   std::optional<Error> m_refusal;
 
-  bool m_first_pairs = true;  // the current hash has no pairs yet
   bool m_in_hash = false;
 
   dump::ContentDigest m_digest;          // of the records so far
@@ -439,9 +348,7 @@ class RestoreSink : public dump::Sink {
   std::string m_resume_digest;            // and their digest
   bool m_keep_staging = false;
   bool m_failed = false;  // a reply refused a record, or the connection failed
-
-  std::deque<Pending> m_pending;
-  std::size_t m_pending_bytes = 0;
+  std::optional<StagingWrites> m_writes;  // once the staging prefix is chosen
 };
 
 }  // namespace

@@ -21,11 +21,14 @@ constexpr std::string_view k_drop_script =
 
 std::string resume_key(const std::string& target) { return target + "~resume"; }
 
-void queue_resume_point(Connection& c, const std::string& target, const ResumePoint& p) {
+Status write_resume_point(Connection& c, const std::string& target, const ResumePoint& p) {
   const std::string key = resume_key(target);
+  const std::string ttl = std::to_string(k_temp_ttl_ms);
   c.append({"HSET", key, "staging", p.staging, "records", std::to_string(p.records), "digest", p.digest, "source",
             p.source});
-  c.append({"PEXPIRE", key, std::to_string(k_temp_ttl_ms)});
+  c.append({"PEXPIRE", key, ttl});
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  return expire_made_key(c, replies[1], key, ttl);
 }
 
 Result<std::optional<ResumePoint>> load_resume_point(Connection& c, const std::string& target) {

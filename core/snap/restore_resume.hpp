@@ -43,9 +43,9 @@ struct ResumePoint {
 // "<target>~resume".
 std::string resume_key(const std::string& target);
 
-// Records `p` (HSET, PEXPIRE with the staging TTL; queued only: the caller
-// reads the two replies).
-void queue_resume_point(Connection& c, const std::string& target, const ResumePoint& p);
+// Records `p` (HSET, PEXPIRE with the staging TTL; the connection has no
+// reply pending before or after).
+Status write_resume_point(Connection& c, const std::string& target, const ResumePoint& p);
 
 // The interrupted restore into `target`, if its checkpoint and staging
 // index still exist.

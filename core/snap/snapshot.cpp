@@ -912,8 +912,8 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
   c.append(std::span<const std::string_view>(push));
   const std::string ttl = std::to_string(k_temp_ttl_ms);
   c.append({"PEXPIRE", index, ttl});
-  TRY(c.read_all());
-  return {};
+  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
+  return expire_made_key(c, replies[1], index, ttl);
 }
 
 // A frozen snapshot's change tracking (keys.hpp, CHANGED). It is taken
