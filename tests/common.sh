@@ -206,6 +206,38 @@ PY
   fail "the appender wrote nothing to $1 in 10 s"
 }
 
+# busy_scripts_start SOCK: another client's scripts keep the server at SOCK
+# busy, 30 ms each, 20 ms apart, its other clients answered BUSY after 5 ms
+# (busy-reply-threshold), until busy_scripts_stop (which both suite
+# libraries' EXIT traps call); it returns once the server answers again.
+BUSY_PID=
+BUSY_SOCK=
+busy_scripts_start() {
+  local sock=$1
+  redis-cli -s "$sock" config set busy-reply-threshold 5 >/dev/null
+  rm -f "$T/busy.stop"
+  (
+    while [[ ! -e $T/busy.stop && -S $sock ]]; do
+      redis-cli -s "$sock" eval "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]
+        repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 30000 return 1" 0 >/dev/null 2>&1
+      sleep 0.02
+    done
+  ) &
+  BUSY_PID=$!
+  BUSY_SOCK=$sock
+}
+busy_scripts_stop() {
+  [[ -n $BUSY_PID ]] || return 0
+  touch "$T/busy.stop"
+  wait "$BUSY_PID" 2>/dev/null
+  BUSY_PID=
+  local i
+  for ((i = 0; i < 500; i++)); do
+    [[ -S $BUSY_SOCK && $(redis-cli -s "$BUSY_SOCK" ping 2>/dev/null) != PONG ]] || return 0
+    sleep 0.01
+  done
+}
+
 remove_tmp() {
   if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "warning: something is still mounted under $T; not removing it" >&2

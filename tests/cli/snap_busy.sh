@@ -45,32 +45,7 @@ snap -q restore "$T/full.json" --prefix PLAIN
 plain=$(fs_digest PLAIN)
 plain_sb=$(sb_content PLAIN)
 
-# The refusals: scripts of 30 ms, 20 ms apart, answered BUSY after 5 ms.
-rcli config set busy-reply-threshold 5 >/dev/null
-BUSY_PID=
-busy_loop() {
-  while [[ ! -e $T/stop && -S $SOCK ]]; do
-    redis-cli -s "$SOCK" eval "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]
-      repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 30000 return 1" 0 >/dev/null 2>&1 || true
-    sleep 0.02
-  done
-}
-stop_busy() {
-  if [[ -n $BUSY_PID ]]; then
-    touch "$T/stop"
-    kill "$BUSY_PID" 2>/dev/null || true
-    wait "$BUSY_PID" 2>/dev/null || true
-    BUSY_PID=
-  fi
-  local i  # until the last script has ended
-  for ((i = 0; i < 500; i++)); do
-    [[ $(redis-cli -s "$SOCK" ping 2>/dev/null) == PONG ]] && return 0
-    sleep 0.01
-  done
-}
-trap 'stop_busy; cleanup' EXIT
-busy_loop &
-BUSY_PID=$!
+busy_scripts_start "$SOCK"
 
 same_as_plain() {
   [[ $(fs_digest "$1") == "$plain" ]] || fail "$1 differs from a plain restore"
@@ -86,7 +61,7 @@ snap -q copy SRC SNAP 2>"$T/err" || fail "copy: $(cat "$T/err")"
 note "a restore interrupted under BUSY refusals: every staged key expires"
 rc=0
 head -c $((size / 2)) "$T/full.json" | snap -q restore - --prefix CUT 2>"$T/err" || rc=$?
-stop_busy  # (what the restores left is read without refusals)
+busy_scripts_stop  # (what the restores left is read without refusals)
 ((rc == 1)) || fail "the interrupted restore exited $rc: $(cat "$T/err")"
 grep -q "'restore --resume'" "$T/err" || fail "no hint to resume: $(cat "$T/err")"
 staged=$(rcli --scan --pattern 'CUT~*')
@@ -99,11 +74,9 @@ done
 [[ $(fs_digest SNAP) == $(fs_digest SRC) ]] || fail "the copy differs from its source"
 
 note "the interrupted restore resumed under BUSY refusals"
-rm -f "$T/stop"
-busy_loop &
-BUSY_PID=$!
+busy_scripts_start "$SOCK"
 snap -q restore --resume "$T/full.json" --prefix CUT 2>"$T/err" || fail "resume: $(cat "$T/err")"
-stop_busy
+busy_scripts_stop
 same_as_plain CUT
 for p in DST1 DST2 DST3 CUT SNAP; do
   snap -q fsck "$p" >/dev/null || fail "$p is not clean: $(snap fsck "$p" 2>&1 | head -3)"

@@ -315,6 +315,7 @@ _cleanup() {
   # a case may die holding files open on a mount: that would keep it busy
   exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
   [[ -z $HOLDER ]] || kill "$HOLDER" 2>/dev/null
+  busy_scripts_stop
   local mnt pid s
   unmount_everything
   for s in "${EXTRA_SOCKS[@]+"${EXTRA_SOCKS[@]}"}"; do
