@@ -649,6 +649,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     }
   }
   TRY_ASSIGN(auto c, acquire());
+  int reorders = 0;
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     if (offset > k_max_file_size || data.size() > k_max_file_size - offset) {
       return make_error(EFBIG, "file size limit is 1 PiB");
@@ -659,8 +660,15 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     append_write(*c, ino, offset, data, append, kill_suidgid, true);
     std::optional<Error> failure;
     Reply result;
+    // A TMP key's SET refused and sent again ran after write.lua, which
+    // then found no bytes and refused, writing nothing (redis.hpp,
+    // sent_again): the write goes again, whole.
+    bool again = false;
+    bool reordered = false;
     while (c->pending() > 0) {
       auto r = c->read_reply();
+      reordered = reordered || (again && !c->sent_again());
+      again = again || c->sent_again();
       if (c->pending() == 0) {
         if (r.ok()) {
           result = std::move(r).value();
@@ -672,6 +680,9 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
       }
     }
     m_attrs.end(change, failure ? std::vector<Attr>{} : _fresh_attr(ino, result.view(), 1));
+    if (reordered && failure && failure->code == ENOSPC && ++reorders <= 3) {
+      continue;
+    }
     if (failure) {
       // (NOSCRIPT, FROZEN, outages: the runner has retried what it could.)
       return std::move(*failure);
