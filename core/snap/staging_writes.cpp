@@ -176,9 +176,9 @@ Status StagingWrites::settle_doubts() {
     TRY_ASSIGN(Reply len, m_c.command({"HLEN", m_staging.absolute(it->first)}));
     auto n = static_cast<std::uint64_t>(len.view().integer());
     if (n != it->second) {
-      std::string key = it->first;
+      Status dup = n < it->second ? _duplicate_field(it->first) : _duplicate_key(it->first);
       m_doubt_fields.clear();
-      return n < it->second ? _duplicate_field(key) : _duplicate_key(key);
+      return dup;
     }
     it = m_doubt_fields.erase(it);
   }
