@@ -1009,6 +1009,7 @@ void Connection::queue(std::span<const std::string_view> argv, const lua::Script
     m_tx = true;
     m_tx_node = nullptr;
     m_tx_gen = 0;
+    m_tx_unsent = false;
     if (m_cluster) {
       m_tx_multi = e.get();
       m_queue.push_back(std::move(e));
@@ -1016,7 +1017,11 @@ void Connection::queue(std::span<const std::string_view> argv, const lua::Script
     }
   }
   Result<Node*> n = make_error(EIO, "");
-  if (m_tx && m_tx_node != nullptr) {
+  if (m_tx && m_tx_unsent) {
+    // Its MULTI could not be sent: neither may the rest (they would run
+    // outside a transaction).
+    n = Error{EIO, "redis: the transaction's MULTI could not be sent", Fault::Unreachable};
+  } else if (m_tx && m_tx_node != nullptr) {
     n = m_tx_node->gen == m_tx_gen && m_tx_node->up()
             ? Result<Node*>(m_tx_node)
             : Result<Node*>(Error{EIO, "redis: connection to " + m_tx_node->address + " lost in a transaction",
@@ -1039,6 +1044,7 @@ void Connection::queue(std::span<const std::string_view> argv, const lua::Script
     if (e->unsent.fault == Fault::None && e->unsent.code != EACCES && e->unsent.code != EINVAL) {
       e->unsent.fault = Fault::Unreachable;
     }
+    m_tx_unsent = m_tx_unsent || m_tx;
     if (m_tx_multi != nullptr) {
       m_tx_multi->unsent = e->unsent;
       m_tx_multi = nullptr;
@@ -1449,6 +1455,40 @@ std::vector<Result<Reply>> Connection::read_replies(std::size_t n) {
     out.push_back(read_reply());
   }
   return out;
+}
+
+Result<Reply> Connection::transaction(std::span<const Args> commands) {
+  const Deadline deadline = Clock::now() + m_url.timeout;
+  BackOff back_off;
+  for (int attempt = 1;; ++attempt) {
+    append({"MULTI"});
+    for (const Args& cmd : commands) {
+      append(cmd);
+    }
+    append({"EXEC"});
+    std::vector<Result<Reply>> replies = read_replies(commands.size() + 2);
+    if (replies.back().ok()) {
+      return std::move(replies.back());
+    }
+    Error first = replies.back().error();
+    for (auto& r : replies) {
+      if (!r.ok()) {
+        first = std::move(r).error();
+        break;
+      }
+    }
+    // (Unreachable: the MULTI was not sent, and so nothing after it.)
+    const bool aborted = replies.back().error().message.find("EXECABORT") != std::string::npos;
+    if (!(aborted || first.fault == Fault::Unreachable) || !_refused_not_run(first.fault)) {
+      return first;
+    }
+    if (Clock::now() >= deadline) {
+      first.message += " (gave up after " + std::to_string(attempt) + " tries)";
+      first.code = EIO;
+      return first;
+    }
+    back_off();
+  }
 }
 
 Result<std::vector<Reply>> Connection::read_all() {

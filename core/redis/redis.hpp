@@ -197,6 +197,12 @@ class Connection {
   std::size_t pending() const;
   // Reads every pending reply; the first error (if any) is returned.
   Result<std::vector<Reply>> read_all();
+  // MULTI, `commands`, EXEC, on a connection with nothing pending: the
+  // EXEC's reply (an array, a reply per command). A command the server
+  // refused (BUSY, LOADING...: MULTI and EXEC themselves never are) makes
+  // the EXEC abort with nothing run, and the transaction is sent again,
+  // whole, under the retry policy; any other failure is returned.
+  Result<Reply> transaction(std::span<const Args> commands);
   // Reads and drops every pending reply (after a failure: the connection
   // is left ready for the next command).
   void drain();
@@ -336,6 +342,7 @@ class Connection {
   Entry* m_tx_multi = nullptr;                   // cluster: MULTI waiting for its node
   Node* m_tx_node = nullptr;
   std::uint64_t m_tx_gen = 0;
+  bool m_tx_unsent = false;  // the transaction's MULTI could not be sent
   std::size_t m_head = 0;
   bool m_sent_again = false;  // of the last reply read (sent_again)
   std::uint64_t m_resend_ok = 0;  // commands sent again that then ran (settle)

@@ -28,18 +28,8 @@ constexpr std::string_view k_trim_script =
     "return 1";
 
 Status _exec(Connection& c, const std::vector<Args>& cmds) {
-  c.append({"MULTI"});
-  for (const auto& cmd : cmds) {
-    c.append(cmd);
-  }
-  c.append({"EXEC"});
-  auto replies = c.read_replies(cmds.size() + 2);
-  for (auto& r : replies) {
-    if (!r.ok()) {
-      return std::move(r).error();
-    }
-  }
-  ReplyView v = replies.back()->view();
+  TRY_ASSIGN(Reply replies, c.transaction(cmds));
+  ReplyView v = replies.view();
   if (!v.is_array()) {
     return make_error(EIO, "transaction aborted");
   }

@@ -153,14 +153,12 @@ struct MoveSpec {
 
 Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
   moved = false;
-  c.append({"MULTI"});
-  c.append({"RENAMENX", m.from->sb(), m.to->sb()});
+  std::vector<Args> tx{{"RENAMENX", m.from->sb(), m.to->sb()}};
   if (m.persist) {
-    c.append({"PERSIST", m.to->sb()});
+    tx.push_back({"PERSIST", m.to->sb()});
   }
-  c.append({"EXEC"});
-  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-  ReplyView exec = replies.back().view();
+  TRY_ASSIGN(Reply replies, c.transaction(tx));
+  ReplyView exec = replies.view();
   if (!exec.is_array() || exec.size() < 1) {
     return make_error(EIO, "redis: bad EXEC reply while moving " + m.from->sb());
   }
@@ -667,15 +665,13 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
     TRY_ASSIGN(std::uint64_t unlinked, _unlink_orphan_blocks(c, staging, ino, named));
     removed += unlinked;
     std::string ino_text = std::to_string(ino);
-    c.append({"MULTI"});
-    c.append({"DEL", staging.inode(ino), staging.xattr(ino), staging.dir(ino)});
-    c.append({"HDEL", staging.orphans(), ino_text});
-    c.append({"HINCRBY", staging.sb(), "inodes", "-1"});
-    c.append({"HINCRBY", staging.sb(), "bytes", "-" + std::to_string(bytes)});
-    c.append({"EXISTS", staging.orphans()});
-    c.append({"EXEC"});
-    TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-    ReplyView exec = replies.back().view();
+    const std::vector<Args> tx{{"DEL", staging.inode(ino), staging.xattr(ino), staging.dir(ino)},
+                               {"HDEL", staging.orphans(), ino_text},
+                               {"HINCRBY", staging.sb(), "inodes", "-1"},
+                               {"HINCRBY", staging.sb(), "bytes", "-" + std::to_string(bytes)},
+                               {"EXISTS", staging.orphans()}};
+    TRY_ASSIGN(Reply replies, c.transaction(tx));
+    ReplyView exec = replies.view();
     if (!exec.is_array() || exec.size() != 5) {
       return make_error(EIO, "redis: bad EXEC reply while dropping orphan " + ino_text);
     }

@@ -363,20 +363,19 @@ Status mark_restored(Connection& c, const Keys& staging, const std::string& targ
     had.emplace(origin.view().str());
   }
   SuperblockMarks marks = restored_superblock_marks(had, target, source, dumped_ns, snapshot);
-  c.append({"MULTI"});
+  std::vector<Args> tx;
   if (!marks.remove.empty()) {
     Args hdel{"HDEL", staging.sb()};
     hdel.insert(hdel.end(), marks.remove.begin(), marks.remove.end());
-    c.append(hdel);
+    tx.push_back(std::move(hdel));
   }
   Args hset{"HSET", staging.sb()};
   for (auto& [k, v] : marks.set) {
     hset.push_back(k);
     hset.push_back(v);
   }
-  c.append(hset);
-  c.append({"EXEC"});
-  TRY(c.read_all());
+  tx.push_back(std::move(hset));
+  TRY(c.transaction(tx));
   return {};
 }
 

@@ -68,12 +68,10 @@ Status _make_fs_superblock(Connection& c, const Keys& staged, const Superblock& 
   field("snapshot_created", f.snapshot_created_ns != 0 ? std::to_string(f.snapshot_created_ns) : "");
   field("dumped", f.dumped_ns != 0 ? std::to_string(f.dumped_ns) : "");
   field("lineage", lineage_text(s.lineage));
-  c.append({"MULTI"});
-  c.append({"HDEL", staged.sb(), "snapshot_id", "lineage", "origin", "restored_from", "snapshot_created", "dumped"});
-  c.append(set);
-  c.append({"EXEC"});
-  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-  if (!replies.back().view().is_array()) {
+  const std::vector<Args> tx{
+      {"HDEL", staged.sb(), "snapshot_id", "lineage", "origin", "restored_from", "snapshot_created", "dumped"}, set};
+  TRY_ASSIGN(Reply replies, c.transaction(tx));
+  if (!replies.view().is_array()) {
     return make_error(EIO, "redis: bad EXEC reply while marking " + staged.sb());
   }
   return {};

@@ -974,22 +974,22 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
     TRY(c.command({"HSET", sk.sb(), "lineage", extended}));
     TRY(_restart_changes(c, sk, id));
   }
-  c.append({"MULTI"});
+  std::vector<Args> tx;
   if (payload.empty()) {
-    c.append({"COPY", sk.sb(), tk.sb()});
+    tx.push_back({"COPY", sk.sb(), tk.sb()});
   } else {
-    c.append({"RESTORE", tk.sb(), ttl, payload.view().str()});
+    tx.push_back({"RESTORE", tk.sb(), ttl, std::string(payload.view().str())});
   }
-  c.append({"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
+  tx.push_back(
+      {"HSET", tk.sb(), "origin", sk.prefix(), "snapshot_created", snap, "read_only", opts.writable ? "0" : "1"});
   if (opts.writable) {
-    c.append({"HDEL", tk.sb(), "snapshot_id"});
+    tx.push_back({"HDEL", tk.sb(), "snapshot_id"});
   } else {
-    c.append({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended, "version", std::to_string(version)});
+    tx.push_back({"HSET", tk.sb(), "snapshot_id", id, "lineage", extended, "version", std::to_string(version)});
   }
-  c.append({"PEXPIRE", tk.sb(), ttl});
-  c.append({"EXEC"});
-  TRY_ASSIGN(std::vector<Reply> replies, c.read_all());
-  ReplyView exec = replies.back().view();
+  tx.push_back({"PEXPIRE", tk.sb(), ttl});
+  TRY_ASSIGN(Reply replies, c.transaction(tx));
+  ReplyView exec = replies.view();
   bool sb_copied = exec.is_array() && exec.size() == 4 &&
                    (payload.empty() ? exec[0].integer() == 1 : exec[0].type() == ReplyView::Type::Simple);
   if (!sb_copied) {

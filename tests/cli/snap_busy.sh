@@ -13,7 +13,11 @@
 #  - an interrupted restore under the same refusals leaves every staged key
 #    with its TTL (a PEXPIRE that ran before its key was made is sent
 #    again), and --resume finishes it;
-#  - a copy (snapshot) under them is its source.
+#  - a copy (snapshot) under them is its source;
+#  - the toolkit's MULTI/EXEC steps (moving a filesystem in place, marking
+#    a superblock) are sent again whole when a refused command aborted
+#    them (they failed the copy or restore before): twenty small copies,
+#    restores over a filesystem and deletes all succeed.
 # Three restores and a resume: in most runs a refusal ends between two
 # commands of one record in at least one of them.
 . "$(dirname "$0")/snap_lib.sh"
@@ -44,6 +48,10 @@ size=$(stat -c %s "$T/full.json")
 snap -q restore "$T/full.json" --prefix PLAIN
 plain=$(fs_digest PLAIN)
 plain_sb=$(sb_content PLAIN)
+make_fs SMALL
+snap -q dump SMALL -o "$T/small.json"
+snap -q restore "$T/small.json" --prefix SMALL-R
+small=$(fs_digest SMALL)
 
 busy_scripts_start "$SOCK"
 
@@ -58,6 +66,12 @@ for i in 1 2 3; do
 done
 note "a copy under BUSY refusals"
 snap -q copy SRC SNAP 2>"$T/err" || fail "copy: $(cat "$T/err")"
+note "small copies, restores over a filesystem (--force) and deletes under BUSY refusals"
+for i in $(seq 1 20); do
+  snap -q copy SMALL "SMALL-$i" 2>"$T/err" || fail "copy $i: $(cat "$T/err")"
+  snap -q restore "$T/small.json" --prefix SMALL-R --force 2>"$T/err" || fail "restore --force $i: $(cat "$T/err")"
+  snap -q delete "SMALL-$i" 2>"$T/err" || fail "delete $i: $(cat "$T/err")"
+done
 note "a restore interrupted under BUSY refusals: every staged key expires"
 rc=0
 head -c $((size / 2)) "$T/full.json" | snap -q restore - --prefix CUT 2>"$T/err" || rc=$?
@@ -72,13 +86,15 @@ for i in 1 2 3; do
   same_as_plain "DST$i"
 done
 [[ $(fs_digest SNAP) == $(fs_digest SRC) ]] || fail "the copy differs from its source"
+[[ $(fs_digest SMALL-R) == "$small" ]] || fail "the small restore differs from its source"
+[[ -z $(rcli --scan --pattern 'SMALL-[0-9]*') ]] || fail "a deleted copy left keys"
 
 note "the interrupted restore resumed under BUSY refusals"
 busy_scripts_start "$SOCK"
 snap -q restore --resume "$T/full.json" --prefix CUT 2>"$T/err" || fail "resume: $(cat "$T/err")"
 busy_scripts_stop
 same_as_plain CUT
-for p in DST1 DST2 DST3 CUT SNAP; do
+for p in DST1 DST2 DST3 CUT SNAP SMALL-R; do
   snap -q fsck "$p" >/dev/null || fail "$p is not clean: $(snap fsck "$p" 2>&1 | head -3)"
 done
 [[ -z $(rcli --scan --pattern '*~restore~*') ]] || fail "staging keys left behind"

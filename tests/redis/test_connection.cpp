@@ -780,3 +780,62 @@ TEST_CASE_FIXTURE(RedisFixture, "outcome records: cmsgpack read back is the repl
   REQUIRE_FALSE(direct.ok());
   CHECK(direct.error().code == ENOENT);
 }
+
+namespace {
+
+// The count of error replies `word` (BUSY, EXECABORT...) the server has sent.
+long long _error_count(Connection& c, const std::string& word) {
+  std::string info(test::ok(c.command({"INFO", "errorstats"})).view().str());
+  std::string tag = "errorstat_" + word + ":count=";
+  auto at = info.find(tag);
+  return at == std::string::npos ? 0 : std::stoll(info.substr(at + tag.size()));
+}
+
+}  // namespace
+
+// MULTI and EXEC run while another client's script keeps the server busy;
+// the commands between them are refused (BUSY), and the EXEC aborts with
+// nothing run. transaction() sends it all again once the script is over:
+// every command runs once.
+TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole, and runs once") {
+  ConfigGuard guard("busy-reply-threshold", "5000");
+  test::ok(conn().command({"CONFIG", "SET", "busy-reply-threshold", "5"}));
+  const long long aborted = _error_count(conn(), "EXECABORT");
+  RedisUrl quick = test::test_url();
+  quick.timeout = std::chrono::milliseconds(20);  // (gives up soon on BUSY)
+  auto probe = Connection::open(quick, "redisfs:test-probe");
+  REQUIRE_MESSAGE(probe.ok(), (probe.ok() ? "" : probe.error().message));
+  auto r = pool.acquire();  // connected before the script starts
+  REQUIRE(r.ok());
+  REQUIRE((*r)->command({"PING"}).ok());
+  auto busy = test::connect("redisfs:test-busy");
+  std::thread script([&busy] {
+    (void)busy->command({"EVAL",
+                         "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                         "repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 400000 return 1",
+                         "0"});
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() { t.join(); }
+  } join{script};
+  bool refusing = false;
+  for (int i = 0; i < 2000 && !refusing; ++i) {
+    auto r = (*probe)->command({"PING"});
+    refusing = !r.ok() && r.error().message.find("BUSY") != std::string::npos;
+    if (!refusing) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  REQUIRE(refusing);
+  std::string a = keys.absolute("a");
+  std::string n = keys.absolute("n");
+  const std::vector<Args> tx{{"SET", a, "1"}, {"INCR", n}};
+  auto exec = (*r)->transaction(tx);
+  REQUIRE_MESSAGE(exec.ok(), (exec.ok() ? "" : exec.error().message));
+  REQUIRE(exec->view().is_array());
+  CHECK(exec->view().size() == 2);
+  CHECK(test::ok(conn().command({"GET", a})).view().str() == "1");
+  CHECK(test::ok(conn().command({"GET", n})).view().str() == "1");  // once
+  CHECK(_error_count(conn(), "EXECABORT") > aborted);               // it was refused first
+}
