@@ -821,8 +821,8 @@ TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole
   } join{script};
   bool refusing = false;
   for (int i = 0; i < 2000 && !refusing; ++i) {
-    auto r = (*probe)->command({"PING"});
-    refusing = !r.ok() && r.error().message.find("BUSY") != std::string::npos;
+    auto ping = (*probe)->command({"PING"});
+    refusing = !ping.ok() && ping.error().message.find("BUSY") != std::string::npos;
     if (!refusing) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
