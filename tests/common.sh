@@ -219,7 +219,7 @@ busy_scripts_start() {
   (
     while [[ ! -e $T/busy.stop && -S $sock ]]; do
       redis-cli -s "$sock" eval "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]
-        repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 30000 return 1" 0 >/dev/null 2>&1
+        repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 30000 return 1" 0 >/dev/null 2>&1 || true
       sleep 0.02
     done
   ) &
@@ -229,7 +229,7 @@ busy_scripts_start() {
 busy_scripts_stop() {
   [[ -n $BUSY_PID ]] || return 0
   touch "$T/busy.stop"
-  wait "$BUSY_PID" 2>/dev/null
+  wait "$BUSY_PID" 2>/dev/null || true
   BUSY_PID=
   local i
   for ((i = 0; i < 500; i++)); do

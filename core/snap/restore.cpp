@@ -36,7 +36,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <fstream>
 #include <iostream>
 

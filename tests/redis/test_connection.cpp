@@ -839,3 +839,23 @@ TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole
   CHECK(test::ok(conn().command({"GET", n})).view().str() == "1");  // once
   CHECK(_error_count(conn(), "EXECABORT") > aborted);               // it was refused first
 }
+
+// expire_made_key: a PEXPIRE that answered 0 (it ran before the command
+// making its key) is sent again; a key that is gone by then is EIO.
+TEST_CASE_FIXTURE(RedisFixture, "expire_made_key gives a key made after its PEXPIRE its TTL") {
+  std::string k = keys.absolute("made");
+  Reply early = test::ok(conn().command({"PEXPIRE", k, "60000"}));  // before the key: 0
+  REQUIRE(early.view().integer() == 0);
+  test::ok(conn().command({"SET", k, "v"}));
+  REQUIRE(test::ok(conn().command({"PTTL", k})).view().integer() == -1);
+  test::ok(expire_made_key(conn(), early, k, "60000"));
+  CHECK(test::ok(conn().command({"PTTL", k})).view().integer() > 0);
+  Reply answered = test::ok(conn().command({"PEXPIRE", k, "60000"}));  // 1: nothing to do
+  test::ok(expire_made_key(conn(), answered, k, "1"));
+  CHECK(test::ok(conn().command({"PTTL", k})).view().integer() > 1000);
+  std::string gone = keys.absolute("gone");
+  Status st = expire_made_key(conn(), early, gone, "60000");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.code() == EIO);
+  CHECK(st.error().message.find(gone) != std::string::npos);
+}
