@@ -349,6 +349,25 @@ class Connection {
   std::unordered_map<std::string_view, std::string> m_shas;
 };
 
+// Watches the replies of one pipeline, read in order, for commands that ran
+// out of their order: a command sent again (Connection::sent_again) ran
+// after those queued behind it that were not. A caller whose commands
+// depend on their order sends them again, in order, when reordered()
+// (store_gather.cpp, Store::write).
+class RunOrder {
+ public:
+  // After each read_reply() of the pipeline.
+  void saw(const Connection& c) {
+    m_reordered = m_reordered || (m_again && !c.sent_again());
+    m_again = m_again || c.sent_again();
+  }
+  bool reordered() const { return m_reordered; }
+
+ private:
+  bool m_again = false;
+  bool m_reordered = false;
+};
+
 // A pool of connections, one per concurrent user (FUSE worker thread). A
 // lease returns its connection to the pool when it goes out of scope.
 class Pool {

@@ -663,12 +663,10 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     // A TMP key's SET refused and sent again ran after write.lua, which
     // then found no bytes and refused, writing nothing (redis.hpp,
     // sent_again): the write goes again, whole.
-    bool again = false;
-    bool reordered = false;
+    RunOrder order;
     while (c->pending() > 0) {
       auto r = c->read_reply();
-      reordered = reordered || (again && !c->sent_again());
-      again = again || c->sent_again();
+      order.saw(*c);
       if (c->pending() == 0) {
         if (r.ok()) {
           result = std::move(r).value();
@@ -680,7 +678,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
       }
     }
     m_attrs.end(change, failure ? std::vector<Attr>{} : _fresh_attr(ino, result.view(), 1));
-    if (reordered && failure && failure->code == ENOSPC && ++reorders <= 3) {
+    if (order.reordered() && failure && failure->code == ENOSPC && ++reorders <= 3) {
       continue;
     }
     if (failure) {

@@ -498,19 +498,15 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   // before them all): `reordered` when one was sent again and a later one
   // was not, so ran before it. (A change that ran before the create wrote
   // nothing: the file was not there.)
-  bool again = false;
-  bool reordered = false;
-  auto judge = [&](Result<Reply> r, Status& first) {
-    reordered = reordered || (again && !c.sent_again());
-    again = again || c.sent_again();
-    if (!r.ok() && first.ok()) {
-      first = std::move(r).error();
-    }
-  };
+  RunOrder order;
   auto read = [&](std::size_t replies) {
     Status first;
     for (std::size_t i = 0; i < replies; ++i) {
-      judge(c.read_reply(), first);
+      Result<Reply> r = c.read_reply();
+      order.saw(c);
+      if (!r.ok() && first.ok()) {
+        first = std::move(r).error();
+      }
     }
     return first;
   };
@@ -518,15 +514,15 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   Status result;
   if (create != nullptr) {
     result = created(ino, file, *create, c.read_reply(), change, sent);
-    again = c.sent_again();
+    order.saw(c);
   }
   Status sent_changes = read(replies);
-  if (reordered && result.ok()) {
+  if (order.reordered() && result.ok()) {
     // They go again, all of them, in order: the writes put the same bytes
     // at the same places, the attribute changes set the same values, and
     // the last of each wins, as it must. (Once: a second reordering would
     // take a second refusal in this very round trip.)
-    again = false;
+    order = RunOrder{};
     sent_changes = read(append_gathered(c, ino, file));
   }
   return result.ok() ? sent_changes : result;
