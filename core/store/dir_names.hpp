@@ -21,8 +21,10 @@
 // fails with EEXIST and op_create sends the open back to the VFS.
 //
 // Lists are dropped at the first doubt: a count that does not follow, a
-// change of another kind (rename, link, a failed or lost script), or a
-// list grown past its limit. Only a mkdir starts one. When the limit is
+// change of another kind (rename, link, a failed or lost script, but for
+// an rmdir or rename refused because a directory is not empty: that
+// refusal comes before any change, Store::eval_change), or a list grown
+// past its limit. Only a mkdir starts one. When the limit is
 // reached, lists that have not changed for a ttl (too old to answer for
 // anything) make room.
 #pragma once

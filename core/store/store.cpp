@@ -315,8 +315,11 @@ Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std:
     before->judge(replies);
   }
   m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
-  if (!r.ok() && reporting_dir != 0) {
-    m_dir_names.forget(reporting_dir);  // it may or may not have run
+  // It may or may not have run, or it found the directory not as this mount
+  // knew it; but a directory entry that names a directory not empty (rmdir
+  // and rename refuse it, before any write) says nothing against the rest.
+  if (!r.ok() && reporting_dir != 0 && !(r.error().fault == Fault::None && r.error().code == ENOTEMPTY)) {
+    m_dir_names.forget(reporting_dir);
   }
   return r;
 }

@@ -65,4 +65,21 @@ sleep 1.5
 [[ -e $C/m ]] || fail "another mount's create of a name this mount removed is unseen after the entry timeout"
 [[ $(cat "$C/m") == y ]] || fail "m reads '$(cat "$C/m")' through the mount that removed it, not y"
 unmount_fs "$C"
+
+# A new name in a directory this mount made and fills costs no LOOKUP
+# round trip (DirNames), and a refused rmdir of a directory in it that is
+# not empty keeps it so: the refusal came before any change, and the names
+# the mount knows still hold. (A failed or lost change drops them.)
+mkdir "$MNT/filling" "$MNT/filling/full"
+touch "$MNT/filling/full/x" "$MNT/filling/first"
+read -r _ ltrips0 < <(trips lookup)
+touch "$MNT/filling/second"
+read -r _ ltrips1 < <(trips lookup)
+((ltrips1 - ltrips0 == 0)) || fail "a new name in a directory this mount fills cost $((ltrips1 - ltrips0)) lookup round trips"
+rmdir "$MNT/filling/full" 2>/dev/null && fail "rmdir of a directory that is not empty succeeded"
+touch "$MNT/filling/third"
+read -r _ ltrips2 < <(trips lookup)
+((ltrips2 - ltrips1 == 0)) ||
+  fail "after a refused rmdir, a new name in the directory cost $((ltrips2 - ltrips1)) lookup round trips: the names it knew were dropped"
+[[ $(ls "$MNT/filling" | tr '\n' ' ') == "first full second third " ]] || fail "filling lists $(ls "$MNT/filling" | tr '\n' ' ')"
 unmount_fs
