@@ -10,11 +10,18 @@
 # on a -o writeback mount too: its long caches, the creates it answers
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
 # its unmount must release whatever else is damaged. Run it under ASan
-# (build-asan) too: the generator is the same.
+# (build-asan) too: the generator is the same. HOSTILE_STATE_SEEDS (default
+# "1 2 3 4 5 6") chooses the seeds, for a longer campaign by hand.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
-for run in {1..6}" default" {1..6}" writeback"; do
+runs=()
+for mode in default writeback; do
+  for seed in ${HOSTILE_STATE_SEEDS:-1 2 3 4 5 6}; do
+    runs+=("$seed $mode")
+  done
+done
+for run in "${runs[@]}"; do
   read -r seed mode <<<"$run"
   PREFIX=H$seed$RANDOM
   note "seed $seed, $mode mount"
