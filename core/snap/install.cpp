@@ -322,10 +322,31 @@ Status _mark_kept(Connection& c, const Keys& aside, const Keys& target) {
   return {};
 }
 
+// Whether `keep` holds a filesystem other than the replaced one under
+// `aside`: the name was reserved and empty when the operation began, but
+// one rolled forward after a crash (finish_install, by whoever comes next)
+// holds no reservation of it any more, and a journal may be damaged. The
+// replaced filesystem's superblock moves last: while `aside` has one, a
+// superblock under `keep` is another filesystem's.
+Status _keep_free(Connection& c, const Keys& target, const Keys& aside, const Keys& keep) {
+  c.append({"EXISTS", keep.sb()});
+  c.append({"EXISTS", aside.sb()});
+  TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+  if (r[0].view().integer() == 1 && r[1].view().integer() == 1) {
+    return make_error(EEXIST, "a filesystem '" + keep.prefix() +
+                                  "' was made since the operation was interrupted; the replaced filesystem waits "
+                                  "under '" +
+                                  aside.prefix() + "' and " + target.installing() + " stays: rename or delete '" +
+                                  keep.prefix() + "', then run again");
+  }
+  return {};
+}
+
 // Step 4 when the replaced filesystem is kept (install.hpp): phase "keep".
 Status _keep(Connection& c, const Keys& target, const Keys& staging, const Keys& aside, const Keys& keep,
              Freeze& freeze) {
   TRY(_journal(c, target, "keep", staging, aside, keep));
+  TRY(_keep_free(c, target, aside, keep));
   TRY(drop_staged_orphans(c, aside));
   TRY(_mark_kept(c, aside, target));
   register_filesystem(c, keep.prefix());

@@ -169,4 +169,27 @@ for point in install-swap install-keep; do
   unmount_fs
 done
 no_temp_keys
+
+note "a keep-as name another filesystem took while the rollback was interrupted: nothing moves into it"
+rc=0
+REDISFS_FAULT=install-swap-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q rollback --keep-as K-taken \
+  "$PREFIX" MON >/dev/null 2>&1 || rc=$?
+((rc == 137)) || fail "install-swap-crash: exit $rc"
+rcli del "$PREFIX:RESERVED" "K-taken:RESERVED" >/dev/null # (would expire: the tool died)
+snap -q copy MON K-taken >/dev/null
+taken=$(digest K-taken)
+expect_fail "'K-taken' was made since" "$REDISFS_BIN" --redis "unix://$SOCK" --prefix "$PREFIX" "$MNT"
+! is_mounted "$MNT" || fail "a mount came up with its install unfinished"
+expect_fail "'K-taken' was made since" snap -q delete "$PREFIX"
+[[ $(digest K-taken) == "$taken" ]] || fail "the interrupted rollback changed the filesystem at K-taken"
+[[ -n $(rcli get "$PREFIX:INSTALLING") ]] || fail "the journal went with its install unfinished"
+# once the name is free again, the next mount keeps the replaced state there
+snap -q delete K-taken
+mount_fs
+[[ $(cat "$MNT/f") == v1 ]] || fail "K-taken freed: the next mount sees f = $(cat "$MNT/f")"
+unmount_fs
+[[ -z $(rcli get "$PREFIX:INSTALLING") ]] || fail "K-taken freed: the journal is left"
+snap -q diff MON K-taken >"$T/diff"
+grep -qx $'M\tf' "$T/diff" || fail "K-taken freed: the kept state: $(cat "$T/diff")"
+no_temp_keys
 note "ok"
