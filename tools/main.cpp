@@ -29,13 +29,23 @@
 using namespace redisfs;
 using namespace redisfs::snap;
 
-static void _on_signal(int) { request_cancel(); }
+// The first SIGINT or SIGTERM asks the command to stop cleanly; the second,
+// whichever it is, ends the process at once (redisfs-snap(1), SIGNALS):
+// both go back to their default here (SA_RESETHAND would reset only the
+// one that came). signal(2) is async-signal-safe.
+static void _on_signal(int) {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  request_cancel();
+}
 
 static void _install_signals() {
   struct sigaction sa {};
   sa.sa_handler = _on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;  // no SA_RESTART: a blocked read returns EINTR
+  sigaddset(&sa.sa_mask, SIGINT);  // (the handler is not entered twice)
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error, and we clean up

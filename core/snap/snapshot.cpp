@@ -1018,6 +1018,9 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
   }
   auto fail = [&](const Error& e) -> Error {
     c.drain();
+    if (fault_injected("copy-slow-cleanup")) {  // tests: a second signal while it cleans up
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+    }
     if (cow.alive()) {
       (void)cow.end(c);
     }
@@ -1027,7 +1030,8 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
   auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
     progress.add(page.size());
     crash_if_injected("copy-staging");
-    if (fault_injected("copy-staging-slow")) {  // tests: a copy long enough to write during
+    // tests: a copy long enough to write during, or to interrupt
+    if (fault_injected("copy-staging-slow") || fault_injected("copy-slow-cleanup")) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
     return {};
