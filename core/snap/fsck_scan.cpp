@@ -112,6 +112,25 @@ Result<FsckReport> Scanner::run(Connection& c) {
 static_assert(k_reservation_ttl_ms <= k_lease_max_ms / 2 && Store::k_session_ttl_ms <= k_lease_max_ms / 2);
 
 Status Scanner::guard_freeze(Connection& c) {
+  // A restore, copy or delete filling, replacing or removing it: repairing
+  // what it is halfway through would break what it is building.
+  auto reserved = c.command({"PTTL", m_keys.reserved()});
+  TRY(_named(m_keys.reserved(), reserved));
+  TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
+                                                                          : std::optional<std::string>());
+  if (holder) {
+    return make_error(EBUSY,
+                      "'" + m_keys.prefix() + "' is reserved by a running " + *holder + ": repair when it has ended");
+  }
+  // An interrupted install (its tool gone: its freeze may outlive it a
+  // little) before the freeze, which would be named a snapshot's.
+  auto journal = c.command({"EXISTS", m_keys.installing()});
+  TRY(_named(m_keys.installing(), journal));
+  if (journal->view().integer() == 1) {
+    return make_error(EBUSY, "a restore, copy or rollback into '" + m_keys.prefix() +
+                                 "' was interrupted while moving its keys (" + m_keys.installing() +
+                                 "): mount it once to finish that move first");
+  }
   // (a freeze or reservation that would outlive any holder is no running
   // tool's: pass 1 reports it, and the repair removes it)
   auto r = c.command({"PTTL", m_keys.freeze()});
@@ -131,22 +150,6 @@ Status Scanner::guard_freeze(Connection& c) {
       is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
                                  "): repair when it has ended");
-  }
-  // A restore, copy or delete filling, replacing or removing it: repairing
-  // what it is halfway through would break what it is building.
-  auto reserved = c.command({"PTTL", m_keys.reserved()});
-  TRY(_named(m_keys.reserved(), reserved));
-  TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
-                                                                          : std::optional<std::string>());
-  if (holder) {
-    return make_error(EBUSY, "'" + m_keys.prefix() + "' is reserved by a running " + *holder +
-                                 ": repair when it has ended");
-  }
-  auto journal = c.command({"EXISTS", m_keys.installing()});
-  TRY(_named(m_keys.installing(), journal));
-  if (journal->view().integer() == 1) {
-    return make_error(EBUSY, "a restore or copy into '" + m_keys.prefix() + "' was interrupted while moving its keys (" +
-                                 m_keys.installing() + "): mount it once to finish that move first");
   }
   return {};
 }

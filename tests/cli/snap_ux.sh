@@ -208,10 +208,21 @@ says "it is mounted (1 live mount) and was checked while it may change: 1 of the
 says "redisfs-snap copy SKX SKX-check && redisfs-snap fsck SKX-check"
 says "(all may be passing: see above)"
 ! grep -q "run fsck --repair" "$T/err" || fail "a mounted filesystem is sent to --repair: $(cat "$T/err")"
+expect_rc 1 snap fsck --repair SKX
+says "'SKX' is mounted (1 live mount): unmount it before --repair, or add --force to repair it anyway"
+[[ $(rcli hget SKX:SB inodes) == 6 ]] || fail "--repair of a mounted filesystem changed it"
 rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
 expect_rc 1 snap fsck SKX
 says "(run fsck --repair)"
 expect_rc 0 snap fsck --repair SKX
+[[ $(rcli hget SKX:SB inodes) == 5 ]] || fail "--repair left inodes $(rcli hget SKX:SB inodes)"
+note "fsck --repair --force repairs a mounted filesystem"
+rcli hset SKX:SB inodes 6 >/dev/null
+rcli set SKX:MOUNT:m1 x px 30000 >/dev/null
+rcli hset SKX:MOUNTS m1 x >/dev/null
+expect_rc 0 snap fsck --repair --force SKX
+[[ $(rcli hget SKX:SB inodes) == 5 ]] || fail "--repair --force of a mounted filesystem left inodes $(rcli hget SKX:SB inodes)"
+rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
 
 note "list: a table with human sizes and ages, copies under their origin; --json raw numbers"
 expect_rc 0 snap list
