@@ -952,7 +952,9 @@ int run_daemon(DaemonConfig cfg) {
   Result<Endpoint> endpoint = resolve_endpoint(cfg.endpoint);
   if (!endpoint) {
     log_error(endpoint.error().message);
-    return 1;
+    // EINVAL: server options that do not fit (a timeout out of range, a
+    // TLS option without TLS, a bad URL): the command line, exit 2.
+    return endpoint.error().code == EINVAL ? 2 : 1;
   }
   int rc = _run_with_server(cfg, endpoint->url);
   if (endpoint->embedded) {

@@ -4,11 +4,12 @@
 // this process was its last user).
 #include "context.hpp"
 
+#include <cerrno>
 #include <cstdio>
 
-#include "util/progress.hpp"
 #include "redis/server_check.hpp"
 #include "snap/snapshot.hpp"
+#include "util/progress.hpp"
 
 namespace redisfs::snap {
 
@@ -25,6 +26,12 @@ Result<Pool*> ToolContext::pool() {
 Pool& ToolContext::need_pool(const char* writing) {
   auto p = pool();
   if (!p.ok()) {
+    if (p.error().code == EINVAL) {
+      // Server options that do not fit (resolve_endpoint: a timeout out of
+      // range, a TLS option without TLS, --sentinel with --redis, a bad
+      // URL): the command line, as redisfs(1) says of its own.
+      throw CommandFailed{p.error().message, 2};
+    }
     throw_failure(p.error());
   }
   if (!m_server_checked) {

@@ -83,7 +83,7 @@ static Result<std::string> _read_password_file(const std::string& path) {
     line.pop_back();
   }
   if (line.empty()) {
-    return make_error(EINVAL, "password file " + path + " is empty (the password is its first line)");
+    return make_error(ENODATA, "password file " + path + " is empty (the password is its first line)");
   }
   return line;
 }

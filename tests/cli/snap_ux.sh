@@ -57,6 +57,14 @@ says "redisfs-snap: error: "
 expect_rc 2 snap list --frob
 says "redisfs-snap: error: The following argument was not expected: --frob"
 says "redisfs-snap --help"
+# server options that do not fit, as the daemon's (tests/mount/errors.sh)
+expect_rc 2 snap --timeout 0 list
+says "redisfs-snap: error: --timeout: the timeout must be more than 0 and at most 86400 seconds"
+expect_rc 2 snap --tls list
+says "--tls needs a TCP server"
+expect_rc 2 "$REDISFS_SNAP_BIN" --redis 'ftp://x' list
+says "redisfs-snap: error: --redis: invalid Redis URL: unknown scheme"
+[[ $(wc -l <"$T/err") == 1 ]] || fail "a bad URL: not one line: $(cat "$T/err")"
 expect_rc 0 "$REDISFS_SNAP_BIN" --version
 version=$(sed -n 's/^project(redisfs VERSION \([0-9.]*\) .*/\1/p' "$REDISFS_TESTS_DIR/../CMakeLists.txt")
 [[ -n $version && $(cat "$T/out") == "redisfs-snap $version" ]] || fail "--version: $(cat "$T/out")"

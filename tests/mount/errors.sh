@@ -18,6 +18,7 @@ refused() {
     fail "redisfs $* succeeded; expected a failure mentioning '$text'"
   fi
   ((rc != 124)) || fail "redisfs $* did not give up within 60 s"
+  [[ -z ${WANT_RC:-} || $rc == "$WANT_RC" ]] || fail "redisfs $* exited $rc, want $WANT_RC: $out"
   [[ ${out,,} == *"${text,,}"* ]] || fail "redisfs $* failed ($rc) without mentioning '$text': $out"
   lines=$(printf '%s\n' "$out" | wc -l)
   ((lines <= max)) || fail "redisfs $* printed $lines lines, want at most $max: $out"
@@ -70,7 +71,7 @@ refused 2 "$T/a-file" --redis "$url" --prefix "$PREFIX" "$T/a-file"
 
 # an evicting server: refused read-write, fine read-only or when allowed
 rcli config set maxmemory-policy allkeys-lru >/dev/null
-refused 3 "evict" --redis "$url" --prefix "$PREFIX" "$MNT"
+WANT_RC=1 refused 3 "evict" --redis "$url" --prefix "$PREFIX" "$MNT"
 note "evicting server: $OUT"
 mount_fs --read-only
 [[ $(cat "$MNT/f") == ok ]] || fail "read-only mount of an evicting server cannot read"
@@ -103,22 +104,26 @@ refused 2 "block" --redis "$url" --prefix "N$PREFIX" --block-size 3000 "$MNT"
 refused 2 "" --redis "$url" --prefix "$PREFIX" -o attr_timeout=banana "$MNT"
 refused 2 "--sync-replicas" --redis "$url" --prefix "$PREFIX" --sync-replicas -1 "$MNT"
 refused 2 "sync_replicas" --redis "$url" --prefix "$PREFIX" -o sync_replicas=some "$MNT"
-refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" --timeout 0 "$MNT"
-refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" -o timeout=86401 "$MNT"
-REDISFS_TIMEOUT=soon refused 1 "REDISFS_TIMEOUT" --redis "$url" --prefix "$PREFIX" "$MNT"
+WANT_RC=2 refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" --timeout 0 "$MNT"
+WANT_RC=2 refused 1 "--timeout" --redis "$url" --prefix "$PREFIX" -o timeout=86401 "$MNT"
+WANT_RC=2 REDISFS_TIMEOUT=soon refused 1 "REDISFS_TIMEOUT" --redis "$url" --prefix "$PREFIX" "$MNT"
 
-# server options that do not fit: named, before any connection
-refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" --tls "$MNT"
-refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" -o tls "$MNT"
-refused 1 "--tls-cert needs TLS: use rediss:// or --tls" --redis redis://127.0.0.1:1 --tls-cert "$T/a-file" \
+# server options that do not fit: named, before any connection, exit 2 (a
+# file they name that cannot be read: 1)
+WANT_RC=2 refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" --tls "$MNT"
+WANT_RC=2 refused 1 "--tls needs a TCP server" --redis "$url" --prefix "$PREFIX" -o tls "$MNT"
+WANT_RC=2 refused 1 "--tls-cert needs TLS: use rediss:// or --tls" --redis redis://127.0.0.1:1 --tls-cert "$T/a-file" \
   --prefix "$PREFIX" "$MNT"
-REDISFS_TLS_CA_CERT=$T/a-file refused 1 "REDISFS_TLS_CA_CERT needs TLS" --redis redis://127.0.0.1:1 \
+WANT_RC=2 REDISFS_TLS_CA_CERT=$T/a-file refused 1 "REDISFS_TLS_CA_CERT needs TLS" --redis redis://127.0.0.1:1 \
   --prefix "$PREFIX" "$MNT"
-refused 1 "--tls-key needs the client certificate" --redis rediss://127.0.0.1:1 -o tls_key="$T/a-file" \
+WANT_RC=2 refused 1 "--tls-key needs the client certificate" --redis rediss://127.0.0.1:1 -o tls_key="$T/a-file" \
   --prefix "$PREFIX" "$MNT"
-refused 1 "$T/no-such-ca.pem" --redis rediss://127.0.0.1:1 --tls-ca-cert "$T/no-such-ca.pem" --prefix "$PREFIX" "$MNT"
-refused 1 "--sentinel and --redis" --redis "$url" --sentinel 127.0.0.1:1/mymaster --prefix "$PREFIX" "$MNT"
-refused 1 "--tls needs a server given by --redis" --data-dir "$T/never" --tls --prefix "$PREFIX" "$MNT"
+: >"$T/empty-password"
+WANT_RC=1 refused 1 "password file $T/empty-password is empty" --redis redis://127.0.0.1:1 \
+  --password-file "$T/empty-password" --prefix "$PREFIX" "$MNT"
+WANT_RC=1 refused 1 "$T/no-such-ca.pem" --redis rediss://127.0.0.1:1 --tls-ca-cert "$T/no-such-ca.pem" --prefix "$PREFIX" "$MNT"
+WANT_RC=2 refused 1 "--sentinel and --redis" --redis "$url" --sentinel 127.0.0.1:1/mymaster --prefix "$PREFIX" "$MNT"
+WANT_RC=2 refused 1 "--tls needs a server given by --redis" --data-dir "$T/never" --tls --prefix "$PREFIX" "$MNT"
 [[ ! -e $T/never ]] || fail "a refused embedded mount created its data directory"
 
 # the new options are accepted (the timeout and WAIT count are the client's)
