@@ -88,7 +88,8 @@ if #ARGV == 10 + 3 * n then
     refuse('EIO', 'the inode has no valid mode')
   end
 end
-local size = f[2] and string.match(f[2], '^%d+$') and #f[2] <= 15 and tonumber(f[2])
+-- (up to 2^50, 16 digits: a file may be as large as 1 PiB, inode.hpp)
+local size = f[2] and string.match(f[2], '^%d+$') and #f[2] <= 16 and tonumber(f[2]) <= 2 ^ 50 and tonumber(f[2])
 if not size then
   refuse('EIO', 'the inode has no valid size')
 end

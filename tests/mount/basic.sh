@@ -8,6 +8,31 @@
 . "$(dirname "$0")/lib.sh"
 
 mount_fs -o allow_other
+# files up to 1 PiB (redisfs(1), LIMITS): a file that size takes writes
+# up to its last byte (a write across the limit is cut short there, as
+# under RLIMIT_FSIZE), and a byte more is EFBIG, by truncate and by write
+python3 - "$MNT/huge" <<'PY' || fail "the 1 PiB file size limit"
+import errno, os, sys
+PIB = 1 << 50
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o644)
+os.ftruncate(fd, PIB)
+assert os.fstat(fd).st_size == PIB, os.fstat(fd).st_size
+assert os.pwrite(fd, b"xy", PIB - 1) == 1
+assert os.pread(fd, 2, PIB - 1) == b"x"
+for what, call in (("truncate", lambda: os.ftruncate(fd, PIB + 1)), ("write", lambda: os.pwrite(fd, b"z", PIB))):
+    try:
+        call()
+    except OSError as e:
+        assert e.errno == errno.EFBIG, (what, e)
+    else:
+        raise AssertionError(what + " past 1 PiB succeeded")
+os.close(fd)
+assert os.stat(sys.argv[1]).st_size == PIB, os.stat(sys.argv[1]).st_size
+with open(sys.argv[1], "rb") as f:
+    f.seek(PIB - 1)
+    assert f.read() == b"x"
+os.unlink(sys.argv[1])
+PY
 python3 "$HERE/posix_parity.py" "$MNT"
 check_consistency
 

@@ -526,7 +526,8 @@ TEST_CASE_FIXTURE(RedisFixture,
   };
   // the size decides where the file ends: refused, nothing written (the
   // old script wrote the block, then failed comparing with the size)
-  for (const char* bad : {"big", "-1"}) {
+  // (past 1 PiB, 2^50, too: 2^50 itself is a size a file may have)
+  for (const char* bad : {"big", "-1", "1125899906842625", "10000000000000000"}) {
     _ok(conn().command({"HSET", keys.inode(f.ino), "size", bad}));
     CHECK(s->write(f.ino, 0, "new data", false).code() == EIO);
     CHECK(_ok(conn().command({"GET", keys.block(f.ino, 0)})).view().str() == "old");
