@@ -86,4 +86,20 @@ note "'<prefix>:' is <prefix>: REDISFS_PREFIX"
 REDISFS_PREFIX="$PREFIX:" start_daemon 20 "$MNT" --redis "unix://$SOCK"
 [[ $(cat "$MNT/greeting") == hello ]] || fail "REDISFS_PREFIX='$PREFIX:' is not the filesystem $PREFIX"
 unmount_fs
+
+note "--block-size: a new filesystem's; ignored, with a warning, for one that exists"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "B$PREFIX" --block-size 4K
+[[ $(redis-cli -s "$SOCK" hget "B$PREFIX:SB" block_size) == 4096 ]] ||
+  fail "--block-size 4K made block_size $(redis-cli -s "$SOCK" hget "B$PREFIX:SB" block_size)"
+head -c 10000 /dev/urandom >"$T/data"
+cp "$T/data" "$MNT/data"
+unmount_fs
+[[ $(redis-cli -s "$SOCK" --scan --pattern "B$PREFIX:BLK:*" | wc -l) == 3 ]] ||
+  fail "10,000 bytes in 4 KiB blocks: $(redis-cli -s "$SOCK" --scan --pattern "B$PREFIX:BLK:*" | wc -l) blocks, not 3"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "B$PREFIX" --block-size 8K
+grep -q -- "--block-size ignored: B$PREFIX exists with block size 4096" "${MOUNT_LOGS[$MNT]}" ||
+  fail "no warning for --block-size of an existing filesystem: $(cat "${MOUNT_LOGS[$MNT]}")"
+cmp "$T/data" "$MNT/data" || fail "the file reads back wrong after a remount with another --block-size"
+unmount_fs
+[[ $(redis-cli -s "$SOCK" hget "B$PREFIX:SB" block_size) == 4096 ]] || fail "the block size of an existing filesystem changed"
 note "ok"

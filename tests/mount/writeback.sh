@@ -35,6 +35,11 @@ held="is held by the writeback mount"
 rc=0
 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" -o writeback,ro "$MNT" >"$T/ro.out" 2>&1 || rc=$?
 ((rc == 2)) || fail "-o writeback,ro exited with $rc, not 2: $(cat "$T/ro.out")"
+rc=0
+"$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix "$PREFIX" -o writeback,write_through "$MNT" >"$T/wt.out" 2>&1 || rc=$?
+((rc == 2)) || fail "-o writeback,write_through exited with $rc, not 2: $(cat "$T/wt.out")"
+grep -q "write_through" "$T/wt.out" || fail "-o writeback,write_through was refused without naming write_through: $(cat "$T/wt.out")"
+! is_mounted "$MNT" || fail "a refused mount left $MNT mounted"
 
 mount_fs -o writeback --log-level debug
 grep -q 'init: .*writeback cache' "${MOUNT_LOGS[$MNT]}" || fail "the kernel's writeback cache is not on: $(grep init: "${MOUNT_LOGS[$MNT]}")"
