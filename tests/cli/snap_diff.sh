@@ -108,6 +108,30 @@ snap -q copy TUE TUE2
 snap -q diff TUE TUE2 >"$T/none"
 [[ ! -s $T/none ]] || fail "two copies of one state differ: $(cat "$T/none")"
 
+note "a file renamed and changed, a removed hard link, special files"
+mv "$MNT/chg.txt" "$MNT/chg-moved.txt"
+echo more >>"$MNT/chg-moved.txt"
+rm "$MNT/hard2.txt"
+mkfifo "$MNT/fifo"
+mknod "$MNT/chr" c 1 3
+mknod "$MNT/blk" b 7 0
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$MNT/sock"
+snap -q copy "$PREFIX" THU
+snap -q diff TUE THU >"$T/thu"
+printf '%s\n' $'M\t.' $'R\tchg.txt -> chg-moved.txt' $'M\tchg-moved.txt' $'-\thard2.txt' $'M\thard.txt' \
+  $'+\tfifo' $'+\tchr' $'+\tblk' $'+\tsock' >"$T/want"
+diff <(sort "$T/want") <(sort "$T/thu") >"$T/delta" || fail "diff TUE THU differs from the expected (< expected, > got):
+$(cat "$T/delta")"
+# R, then M under the new path
+[[ $(grep -F 'chg-moved.txt' "$T/thu" | cut -c1 | tr -d '\n') == RM ]] ||
+  fail "a file renamed and changed is not R then M: $(cat "$T/thu")"
+snap -q diff --json TUE THU >"$T/json"
+for t in fifo:p chr:c blk:b sock:s chg-moved.txt:f; do
+  [[ $(jq -r --arg p "${t%%:*}" 'select(.path == $p and .change != "R") | .type' "$T/json") == "${t##*:}" ]] ||
+    fail "--json type of ${t%%:*}: $(grep -F "${t%%:*}" "$T/json")"
+done
+rm "$MNT/fifo" "$MNT/chr" "$MNT/blk" "$MNT/sock"
+
 note "unrelated filesystems are refused unless --force; a missing one is named"
 rcli hset OTHER:SB format redisfs version 1 block_size 65536 root 1 next_inode 2 inodes 1 bytes 0 created 1 >/dev/null
 rcli hset OTHER:INODE:1 type dir mode 0755 uid 0 gid 0 size 0 nlink 2 rdev 0 bytes 0 parent 1 \

@@ -266,6 +266,24 @@ expect_rc 0 snap du DU --json
   fail "du --json: $(cat "$T/out")"
 expect_rc 0 snap du DU --top 1
 [[ $(wc -l <"$T/out") == 2 ]] || fail "du --top 1: $(cat "$T/out")"
+note "du: a file with two links counted once; --depth"
+rcli hset $p:DIR:2 b-link.txt 6 >/dev/null
+rcli hset $p:INODE:6 nlink 2 >/dev/null
+rcli hset $p:DIR:3 deep 7 >/dev/null
+rcli hset $p:INODE:7 type dir mode 0755 uid 0 gid 0 size 0 nlink 2 rdev 0 bytes 0 parent 3 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset $p:DIR:7 d.txt 8 >/dev/null
+rcli hset $p:INODE:8 type file mode 0644 uid 0 gid 0 size 500 nlink 1 rdev 0 bytes 500 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset $p:SB inodes 8 bytes 7500 >/dev/null
+expect_rc 0 snap du DU --json
+# (as du(1): b.txt's 4000 bytes in the directory the walk reaches it in first)
+[[ $(jq -c '[.top[] | select(.path == "/" or .path == "/big/deep") | [.path, .bytes, .files]]' "$T/out") == \
+  '[["/",7500,4],["/big/deep",500,1]]' ]] || fail "du --json with a hard link and a deeper directory: $(cat "$T/out")"
+[[ $(jq -c '[.top[] | select(.path == "/small" or .path == "/big")] | [(map(.bytes) | add), (map(.files) | add)]' \
+  "$T/out") == '[6500,3]' ]] || fail "du counted the file with two links twice, or not at all: $(cat "$T/out")"
+expect_rc 0 snap du DU --json --depth 1
+[[ $(jq -c '[.top[] | .path]' "$T/out") == '["/","/small","/big"]' ]] || fail "du --depth 1: $(cat "$T/out")"
 expect_rc 1 snap du NOPE
 says "no filesystem at prefix 'NOPE'"
 note "ok"
