@@ -71,7 +71,13 @@ wait "$writer" 2>/dev/null || true
 staged=$(rcli hget 'KILLED~resume' records)
 ((staged > 0 && staged < records)) || fail "killed with its checkpoint at $staged of $records records"
 [[ $(key_count KILLED) == 1 ]] || fail "KILLED holds more than its reservation"  # KILLED:RESERVED
-# Its reservation lapses 30 s after the kill; the test lifts it instead of waiting.
+# Until its reservation lapses (30 s after the kill) the resume is refused
+# as reserved, with nothing changed; the test then lifts it instead of waiting.
+expect_fail snap -q restore --resume "$T/full.json" --prefix KILLED
+grep -q "reserved" "$T/err" && [[ $(wc -l <"$T/err") == 1 ]] || fail "resume under a live reservation: $(cat "$T/err")"
+[[ $(rcli hget 'KILLED~resume' records) == "$staged" ]] || fail "the refused resume changed the checkpoint"
+pttl=$(rcli pttl KILLED:RESERVED)
+((pttl > 0 && pttl <= 30000)) || fail "the killed restore's reservation lapses in $pttl ms, not within 30 s"
 rcli del KILLED:RESERVED >/dev/null
 line=$(resumed KILLED)
 note "  $line"

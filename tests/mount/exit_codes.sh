@@ -87,6 +87,30 @@ REDISFS_PREFIX="$PREFIX:" start_daemon 20 "$MNT" --redis "unix://$SOCK"
 [[ $(cat "$MNT/greeting") == hello ]] || fail "REDISFS_PREFIX='$PREFIX:' is not the filesystem $PREFIX"
 unmount_fs
 
+note "0: SIGINT and SIGHUP unmount and end the daemon, as SIGTERM does (systemd_unit.sh)"
+# (a background job of this shell starts with SIGINT ignored, and a signal
+# ignored at start stays so, as libfuse leaves it: the daemon starts here
+# with it at its default, as from a terminal)
+cat >"$T/redisfs" <<EOF
+#!/usr/bin/env python3
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv("$REDISFS_BIN", ["$REDISFS_BIN"] + sys.argv[1:])
+EOF
+chmod +x "$T/redisfs"
+for sig in INT HUP; do
+  REDISFS_BIN=$T/redisfs start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX"
+  [[ $(cat "$MNT/greeting") == hello ]] || fail "the mount does not read"
+  pid=$DAEMON_PID
+  kill -"$sig" "$pid"
+  wait_gone "$pid" 30 || fail "SIG$sig did not stop the daemon"
+  rc=0
+  wait "$pid" || rc=$?
+  ((rc == 0)) || fail "the daemon exited $rc after SIG$sig: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
+  ! is_mounted "$MNT" || fail "still mounted after SIG$sig"
+  unset "MOUNT_PIDS[$MNT]"
+done
+
 note "--block-size: a new filesystem's; ignored, with a warning, for one that exists"
 start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "B$PREFIX" --block-size 4K
 [[ $(redis-cli -s "$SOCK" hget "B$PREFIX:SB" block_size) == 4096 ]] ||

@@ -18,6 +18,8 @@ R=(--redis "unix://$SOCK" --prefix "$PREFIX")
 mount_daemon_at "$MNT" "${R[@]}" --log-file "$T/a.log"
 out=$(cat "${MOUNT_LOGS[$MNT]}")
 [[ $out == *"mounted $PREFIX on $MNT; log: $T/a.log"* ]] || fail "the terminal was not told where the log goes: $out"
+mode=$(printf '%o' $((0640 & ~0$(umask))))  # (0640 less this shell's umask, which the daemon inherits)
+[[ $(stat -c %a "$T/a.log") == "$mode" ]] || fail "--log-file made $T/a.log with mode $(stat -c %a "$T/a.log"), not $mode"
 # has_line FILE REGEX: the daemon writes its mount line as it starts
 # serving, after the mount point appears: wait up to 10 s for it.
 has_line() {
