@@ -6,7 +6,8 @@
 # (`#!lua flags=allow-oom`) keeps it first: Redis reads the flags only from
 # the very first line. A script that writes (no `no-writes` flag) is wrapped
 # in outcome.inc, unless it starts with `--! no-outcome` (the toolkit's
-# scripts, which are never retried).
+# scripts: one marked `--! resend: why` is sent again after a lost reply, as
+# a read is; the others never are).
 cmake_policy(SET CMP0054 NEW)  # if(name STREQUAL "prelude") compares strings
 string(REPLACE "," ";" NAMES "${NAMES}")  # comma-separated on the command line
 file(READ ${DIR}/prelude.lua prelude_text)
@@ -107,6 +108,13 @@ foreach(name ${NAMES})
   if(shebang MATCHES "no-writes")
     set(writes "false")
   endif()
+  # `--! resend: why` (a toolkit script): a second run after a lost reply
+  # leaves what one run leaves and answers alike, so the runner sends it
+  # again as it does a read (redis.cpp).
+  set(resend "false")
+  if(text MATCHES "\n--! resend:")
+    set(resend "true")
+  endif()
   set(records "false")
   set(wrapper "")
   if(writes AND NOT text MATCHES "^--! no-outcome")
@@ -119,7 +127,7 @@ foreach(name ${NAMES})
   if(records)
     string(REPLACE "@BODY@" "${script}" script "${outcome_text}")
   endif()
-  string(APPEND body "  {\"${name}\", R\"redisfs_lua(${shebang}-- ${name}.lua\n${script})redisfs_lua\", ${writes}, ${records}},\n")
+  string(APPEND body "  {\"${name}\", R\"redisfs_lua(${shebang}-- ${name}.lua\n${script})redisfs_lua\", ${writes}, ${records}, ${resend}},\n")
   string(APPEND ids "inline constexpr ScriptId ${name}{${index}};  // core/lua/${name}.lua\n")
   math(EXPR index "${index} + 1")
 endforeach()

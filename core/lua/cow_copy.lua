@@ -1,4 +1,6 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a run after a lost reply finds the copies made, answers alike
+--! and lists nothing twice (ARGV[5])
 -- The copier's side of a copy-on-write snapshot: makes sure each named key
 -- is in the staging prefix as it was at the instant, and says what is
 -- there. A key is copied unless a copy exists already or a change script
@@ -10,7 +12,9 @@
 --       block, '-' otherwise, 4 '1' to append the relative names of the keys
 --       the snapshot has to the index (in the same step: whatever the
 --       copier does next, what it copied is listed, for the install or for
---       the cleanup after a crash)
+--       the cleanup after a crash), 5 the batch's id: the COW hash keeps the
+--       last listed ('listed'), so a batch sent again after its reply was
+--       lost (a server restart) lists nothing twice
 -- Returns, per key: -1 when the snapshot has no such key, -2 for a block
 -- that is not a string, else the block's length (0 for other keys).
 -- Fails with LOST when the snapshot is no longer ours and alive.
@@ -43,8 +47,9 @@ for i = 1, n do
     out[i] = 0
   end
 end
-if ARGV[4] == '1' and #listed > 0 then
+if ARGV[4] == '1' and #listed > 0 and redis.call('HGET', KEYS[1], 'listed') ~= ARGV[5] then
   redis.call('RPUSH', KEYS[3], unpack(listed))
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('HSET', KEYS[1], 'listed', ARGV[5])
 end
 return out

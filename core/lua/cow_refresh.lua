@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a second run extends the lease again and answers alike
 -- Keeps a copy-on-write snapshot alive (it lives `alive` ms more) and
 -- records its progress, but only while it is still ours and alive: a
 -- snapshot whose deadline passed was ignored by the change scripts since,

@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a second run extends the freeze again and answers alike
 -- Extends a snapshot's freeze, but only while it is still ours.
 -- KEYS: FREEZE     ARGV: token, ttl (ms)
 -- Returns 1 if the freeze was ours and now lives ttl ms more, 0 if it

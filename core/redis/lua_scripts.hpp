@@ -16,6 +16,7 @@ struct ScriptSource {
   std::string_view text;  // what is sent to the server (prelude included)
   bool writes;            // no `no-writes` flag in its shebang
   bool records;           // wrapped in outcome.inc: takes the outcome record's key and id
+  bool resend;            // `--! resend:` a second run after a lost reply is as one (embed_lua.cmake)
 };
 
 class ScriptId {

@@ -405,6 +405,24 @@ struct Connection::Entry {
   std::uint64_t early_epoch = 0;       // m_resend_ok when it was read ahead
   Error unsent;                        // why it could not be sent
   Deadline start;
+
+  // `lost` (Fault::Lost) of this command, which is not sent again: it says
+  // which command it was.
+  Error not_resent(Error lost) const {
+    lost.message += " (during " + name() + ", which may have run: not sent again)";
+    return lost;
+  }
+  // What it runs, for a message: its script's name, or its command's.
+  std::string name() const {
+    if (script != nullptr) {
+      return std::string(script->name);
+    }
+    // RESP: *<n>\r\n$<len>\r\n<name>\r\n...
+    std::size_t at = cmd.find("\r\n$");
+    at = at == std::string::npos ? at : cmd.find("\r\n", at + 3);
+    std::size_t end = at == std::string::npos ? at : cmd.find("\r\n", at + 2);
+    return end == std::string::npos ? std::string("a command") : cmd.substr(at + 2, end - at - 2);
+  }
 };
 
 Connection::Connection(RedisUrl url, std::string client_name)
@@ -1397,7 +1415,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       }
       back_off();
     } else {
-      return r;
+      return f == Fault::Lost ? Result<Reply>(e.not_resent(std::move(r).error())) : std::move(r);
     }
     if (Clock::now() >= deadline && !(f == Fault::Frozen && e.script != nullptr)) {
       Error err = std::move(r).error();
@@ -1710,7 +1728,7 @@ void Connection::append_eval(lua::ScriptId script, std::span<const std::string_v
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
     queue(argv, src, 0);
-    if (!_script_writes(*src)) {
+    if (!_script_writes(*src) || src->resend) {
       m_queue.back()->idempotent = true;
     }
     return;

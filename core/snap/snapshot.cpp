@@ -42,20 +42,20 @@
 #include "snap/snapshot.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <map>
-#include <set>
-#include <unordered_set>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_set>
 
 #include "snap/install.hpp"
 #include "store/key_walk.hpp"
-#include "util/progress.hpp"
 #include "store/superblock.hpp"
+#include "util/progress.hpp"
 #include "util/text.hpp"
 
 namespace redisfs {
@@ -609,7 +609,9 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
   for (const std::string& rel : rels) {
     keys.push_back(tk.absolute(rel));
   }
-  const std::string args[] = {cow.token(), std::to_string(k_temp_ttl_ms), kinds, list ? "1" : "0"};
+  static std::atomic<std::uint64_t> batches{0};  // (cow_copy.lua: a batch sent again lists nothing twice)
+  const std::string args[] = {cow.token(), std::to_string(k_temp_ttl_ms), kinds, list ? "1" : "0",
+                              std::to_string(++batches)};
   auto r = c.eval(lua::cow_copy, keys, args);
   if (!r.ok()) {
     if (r.error().message.find("LOST") != std::string::npos) {
@@ -1006,6 +1008,17 @@ static Status _mark_snapshot(Connection& c, const Keys& sk, const Keys& tk, std:
   return {};
 }
 
+// What a failed copy says of what it had copied: removed, or (the server
+// out of reach, say) left to expire with its staging TTL.
+template <class T>
+static std::string _partial_copy(const Result<T>& removed) {
+  if (removed.ok()) {
+    return " (the partial copy was removed)";
+  }
+  return " (the partial copy could not be removed: " + removed.error().message + "; its keys expire within " +
+         std::to_string(k_temp_ttl_ms / 3600000) + " h)";
+}
+
 // Copy-on-write (CowSnapshot) into the staging prefix `tk`, made from the
 // source's name (its slot). On failure nothing of `tk` is left (what a
 // crash leaves expires, or the next snapshot removes it).
@@ -1024,8 +1037,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
     if (cow.alive()) {
       (void)cow.end(c);
     }
-    (void)remove_staging(c, tk);
-    return make_error(e.code, e.message + " (the partial copy was removed)");
+    return make_error(e.code, e.message + _partial_copy(remove_staging(c, tk)));
   };
   auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
     progress.add(page.size());
@@ -1066,8 +1078,8 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
     if (freeze.held()) {
       (void)freeze.release(c);
     }
-    (void)unlink_listed(c, tk, staging_index_key(tk));  // what a crash leaves expires
-    return make_error(e.code, e.message + " (the partial copy was removed)");
+    // (what a crash leaves expires)
+    return make_error(e.code, e.message + _partial_copy(unlink_listed(c, tk, staging_index_key(tk))));
   };
   auto snapshot_ns = server_time_ns(c);
   if (!snapshot_ns.ok()) {
@@ -1145,10 +1157,11 @@ Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c
   }
   auto dropped = drop_staged_orphans(c, tk);
   if (!dropped.ok()) {
-    (void)unlink_all(c, tk);
-    (void)c.command({"UNLINK", staging_index_key(tk)});
-    return make_error(dropped.error().code, "copy " + sk.prefix() + ": " + dropped.error().message +
-                                                " (the partial copy was removed)");
+    auto removed = unlink_all(c, tk);
+    auto index = c.command({"UNLINK", staging_index_key(tk)});
+    const Status both = !removed.ok() ? Status(removed.error()) : !index.ok() ? Status(index.error()) : Status{};
+    return make_error(dropped.error().code,
+                      "copy " + sk.prefix() + ": " + dropped.error().message + _partial_copy(both));
   }
   return std::make_pair(copied->first - *dropped, copied->second);
 }

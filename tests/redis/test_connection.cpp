@@ -365,6 +365,8 @@ TEST_CASE_FIXTURE(RedisFixture, "a killed connection: reads are sent again, a lo
   CHECK(lost.error().code == EIO);
   CHECK(lost.error().fault == redisfs::Fault::Lost);
   CHECK(lost.error().message.find("lost") != std::string::npos);
+  CHECK_MESSAGE(lost.error().message.find("(during INCR, which may have run: not sent again)") != std::string::npos,
+                lost.error().message);
   auto value = c.command({"GET", n});
   REQUIRE(value.ok());
   CHECK((value->view().is_nil() || value->view().str() == "1"));

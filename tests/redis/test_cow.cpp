@@ -575,3 +575,38 @@ TEST_CASE("cow: staging prefixes of a filesystem, and only those") {
   CHECK_FALSE(is_cow_staging("SKX", "SKX2~copy~0123456789abcdef"));
   CHECK_FALSE(is_cow_staging("SKX", "SKX~copy~0123456789abcdef:x"));
 }
+
+// A batch of the copier's, sent again after its reply was lost (a server
+// restart: the runner sends cow_copy.lua again, as a read, since it is
+// marked `--! resend`), answers as the first run did and lists nothing
+// twice in the staging index, which the install moves by.
+TEST_CASE_FIXTURE(RedisFixture, "cow: a copier's batch run twice answers alike and lists its keys once") {
+  CHECK(lua::script_source(lua::cow_copy).resend);
+  CHECK(lua::script_source(lua::cow_refresh).resend);
+  CHECK_FALSE(lua::script_source(lua::cow_begin).resend);
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(f, 0, "data", false));
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  auto lease = ok(pool.acquire());
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "a test"));
+  const std::string index = staging_index_key(tk);
+  const std::vector<std::string> batch_keys{keys.cow(),       tk.touched(), index,         keys.inode(f),
+                                            keys.block(f, 0), tk.inode(f),  tk.block(f, 0)};
+  auto run = [&](const std::string& id) {
+    const std::vector<std::string> args{cow.token(), std::to_string(k_temp_ttl_ms), "-b", "1", id};
+    Reply r = ok(lease->eval(lua::cow_copy, batch_keys, args));
+    REQUIRE(r.view().size() == 2);
+    return std::pair{r.view()[0].integer(), r.view()[1].integer()};
+  };
+  CHECK(run("7") == std::pair<long long, long long>{0, 4});
+  CHECK(run("7") == std::pair<long long, long long>{0, 4});  // the same batch again
+  CHECK(ok(lease->command({"LLEN", index})).view().integer() == 2);
+  CHECK(ok(lease->command({"PTTL", index})).view().integer() > 0);
+  run("8");  // another batch (naming the same keys only here) lists them
+  CHECK(ok(lease->command({"LLEN", index})).view().integer() == 4);
+  ok(cow.end(*lease));
+  ok(remove_staging(*lease, tk));
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# snap_outage: redisfs-snap through a server outage (redisfs-snap(1),
+# Outages): it waits through a restart for up to --timeout, then fails.
+#
+# 1. A copy (slowed: REDISFS_FAULT=copy-staging-slow) while the server is
+#    SIGKILLed and started again on the same AOF (appendfsync always): the
+#    steps whose reply the restart lost are the copier's (cow_copy.lua,
+#    cow_refresh.lua), which are sent again (`--! resend`); and
+#    a restore whose input stalls while the server is down: both exit 0
+#    and hold what their source holds (their dumps' records, the
+#    superblock aside), and fsck finds them clean.
+# 2. With --timeout 2, a copy whose server goes away for about 6 s midway
+#    fails with exit 1 and one line, which says its partial copy expires by
+#    itself (it could not be removed); once the server is back nothing of
+#    it stays under its target, what it left has a time to live, and the
+#    next copy works.
+. "$(dirname "$0")/lib.sh"
+
+need_binary REDISFS_BIN
+need_binary REDISFS_SNAP_BIN
+need_tools jq
+
+start_plain_redis_tcp s
+URL=redis://127.0.0.1:${SRV_PORT[s]}
+P=SO$RANDOM$RANDOM
+M=$T/m
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "$URL" "$@"
+}
+
+# records PREFIX: the records of a dump of PREFIX, the superblock aside
+# (a copy's and a restore's record where they came from), sorted.
+records() {
+  snap -q dump "$1" -o "$T/$1.json" || fail "dump $1"
+  jq -c '[.records[] | select(.key != "SB")] | sort_by(.key) | .[]' "$T/$1.json"
+}
+
+# the filesystem: 1,500 small files in 3 directories (a copy of many pages)
+fs_mount "$M" --redis "$URL" --prefix "$P"
+python3 - "$M" <<'PY'
+import os, sys
+for d in range(3):
+    os.mkdir(os.path.join(sys.argv[1], f"d{d}"))
+    for i in range(500):
+        with open(os.path.join(sys.argv[1], f"d{d}", f"f{i}"), "w") as f:
+            f.write(f"file {d}/{i}\n" * 5)
+PY
+fs_unmount "$M"
+records "$P" >"$T/want"
+(($(wc -l <"$T/want") > 3000)) || fail "the filesystem has $(wc -l <"$T/want") records"
+
+note "1. a copy through a restart"
+# (the binary itself in the background: a function there would run the
+# suite's ERR trap in the subshell when the command fails)
+REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q copy "$P" "$P-copy" 2>"$T/copy.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the copy ended before the restart: $(cat "$T/copy.err")"
+restart_redis s kill
+rc=0
+wait "$pid" || rc=$?
+((rc == 0)) || fail "the copy through a restart exited $rc: $(cat "$T/copy.err")"
+records "$P-copy" | diff "$T/want" - >"$T/delta" || fail "the copy through a restart differs: $(head -5 "$T/delta")"
+snap -q fsck "$P-copy" || fail "fsck of the copy through a restart"
+
+note "1. a restore through a restart (its input stalls while the server is down)"
+size=$(stat -c %s "$T/$P.json")
+(
+  head -c $((size / 2)) "$T/$P.json"
+  sleep 3
+  tail -c +$((size / 2 + 1)) "$T/$P.json"
+) | "$REDISFS_SNAP_BIN" --redis "$URL" -q restore - --prefix "$P-rest" 2>"$T/rest.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the restore ended before the restart: $(cat "$T/rest.err")"
+restart_redis s kill
+rc=0
+wait "$pid" || rc=$?
+((rc == 0)) || fail "the restore through a restart exited $rc: $(cat "$T/rest.err")"
+records "$P-rest" | diff "$T/want" - >"$T/delta" || fail "the restore through a restart differs: $(head -5 "$T/delta")"
+snap -q fsck "$P-rest" || fail "fsck of the restore through a restart"
+
+note "2. a copy whose server is away for longer than --timeout fails, and leaves nothing that lasts"
+REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q --timeout 2 copy "$P" "$P-late" 2>"$T/late.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the copy ended before the outage: $(cat "$T/late.err")"
+stop_server s kill
+t0=$(date +%s)
+rc=0
+wait "$pid" || rc=$?
+t1=$(date +%s)
+note "  failed after $((t1 - t0)) s: $(cat "$T/late.err")"
+((rc == 1)) || fail "the copy through a long outage exited $rc, not 1: $(cat "$T/late.err")"
+[[ $(wc -l <"$T/late.err") == 1 ]] || fail "the copy through a long outage said more than one line: $(cat "$T/late.err")"
+grep -q "the partial copy could not be removed: .*; its keys expire within 12 h" "$T/late.err" ||
+  fail "the copy through a long outage does not say what became of its partial copy: $(cat "$T/late.err")"
+sleep $((t0 + 6 - $(date +%s) > 0 ? t0 + 6 - $(date +%s) : 0))
+start_server_again s
+[[ -z $(rcli s --scan --pattern "$P-late:*" | grep -v ':RESERVED$') ]] ||
+  fail "the failed copy left keys under its target: $(rcli s --scan --pattern "$P-late:*" | head -3)"
+while read -r key; do
+  [[ -z $key ]] && continue
+  ttl=$(rcli s pttl "$key")
+  ((ttl > 0)) || fail "$key, left by the failed copy, has no time to live ($ttl)"
+done < <(rcli s --scan --pattern '*~copy~*'; rcli s --scan --pattern "$P-late:*"; rcli s --scan --pattern "$P:COW")
+rcli s del "$P-late:RESERVED" >/dev/null # (would lapse within 30 s)
+snap -q copy "$P" "$P-late" || fail "a copy after the failed one"
+records "$P-late" | diff "$T/want" - >"$T/delta" || fail "the copy after the failed one differs: $(head -5 "$T/delta")"
+[[ -z $(rcli s --scan --pattern '*~copy~*') ]] || fail "staging keys outlived the next copy"
+note "ok"
