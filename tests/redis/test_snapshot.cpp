@@ -884,6 +884,48 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
     CHECK(at > origin_at);
   }
   CHECK(table.find("just now") != std::string::npos);
+
+  // The other kinds redisfs-snap(1) names: a damaged superblock (with its
+  // problem), a live read-only filesystem, a restore's staging, a replaced
+  // filesystem set aside, a prefix only reserved, and keys without a
+  // superblock
+  const std::string damaged = extra_prefix();
+  ok(conn().command({"HSET", damaged + ":SB", "format", "redisfs", "version", "not a number"}));
+  ok(conn().command({"SADD", "redisfs~FILESYSTEMS", damaged}));
+  const std::string read_only = extra_prefix();
+  ok(copy_filesystem(pool, prefix, read_only, CopyOptions{false, false, true}));
+  ok(conn().command({"HDEL", read_only + ":SB", "origin"}));
+  const std::string staging = make_temp_prefix(prefix, TempKind::Restore);
+  const std::string replaced = make_temp_prefix(prefix, TempKind::Replaced);
+  const std::string reserved = extra_prefix();
+  const std::string incomplete = extra_prefix();
+  Cleanup more{conn(), {staging, replaced}};
+  for (const std::string& p : {staging, replaced}) {
+    ok(copy_filesystem(pool, prefix, p, CopyOptions{false, true, true}));
+  }
+  ok(conn().command({"SET", reserved + ":RESERVED", "a test", "PX", "60000"}));
+  ok(conn().command({"HSET", incomplete + ":INODE:1", "type", "dir"}));
+  all = ok(list_filesystems(pool, true));
+  const std::pair<std::string, std::string> kinds[] = {
+      {damaged, "damaged"},           {read_only, "read-only"}, {staging, "restore-staging"},
+      {replaced, "replaced"},         {reserved, "reserved"},   {incomplete, "incomplete"},
+  };
+  for (const auto& [p, kind] : kinds) {
+    const FsInfo* info = find(all, p);
+    REQUIRE_MESSAGE(info != nullptr, p);
+    CHECK_MESSAGE(info->kind == kind, std::string(p + " is listed as " + info->kind + ", not " + kind));
+  }
+  const FsInfo* bad = find(all, damaged);
+  REQUIRE(bad != nullptr);
+  CHECK(bad->problem.find("version") != std::string::npos);
+  const std::vector<FsInfo> registered = ok(list_filesystems(pool, false));
+  CHECK(find(registered, damaged) != nullptr);  // (registered: listed without --all)
+  for (const auto& j : nlohmann::json::parse(list_as_json(all))) {
+    if (j["prefix"] == damaged) {
+      CHECK(j["kind"] == "damaged");
+      CHECK(j["problem"].get<std::string>().find("version") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("human_age and the list table's tree") {
