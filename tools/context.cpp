@@ -43,6 +43,9 @@ Pool& ToolContext::need_pool(const char* writing) {
     // A user whose ACL denies INFO gets no check, as with the daemon's
     // CONFIG: the server is what it is.
     if (auto info = server_info(**lease); info.ok()) {
+      if (Status version = check_version(*info); !version.ok()) {
+        throw_failure(version.error());
+      }
       std::string refusing = std::string("refusing to ") + (writing != nullptr ? writing : "write");
       auto evicting = check_eviction(*info, writing != nullptr, opts.allow_evicting_server, refusing);
       if (!evicting.ok()) {

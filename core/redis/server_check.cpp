@@ -75,14 +75,19 @@ Result<std::string> check_eviction(const ServerInfo& info, bool writes, bool all
          ": Redis may evict keys of this filesystem when memory runs short";
 }
 
-Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction) {
-  TRY_ASSIGN(ServerInfo info, server_info(c));
-  std::vector<std::string> warnings;
+Status check_version(const ServerInfo& info) {
   if (info.major < 6 || (info.major == 6 && info.minor < 2)) {
     std::string v = info.version.empty() ? "unknown" : info.version;
     return make_error(ENOTSUP, "the Redis server is version " + v +
                                    "; redisfs needs 6.2 or newer (COPY, scripts replicated by effects)");
   }
+  return {};
+}
+
+Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction) {
+  TRY_ASSIGN(ServerInfo info, server_info(c));
+  std::vector<std::string> warnings;
+  TRY(check_version(info));
   TRY_ASSIGN(std::string evicting, check_eviction(info, read_write, allow_eviction, "refusing a read-write mount"));
   if (!evicting.empty()) {
     warnings.push_back(std::move(evicting));

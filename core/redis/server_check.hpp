@@ -34,6 +34,10 @@ struct ServerInfo {
 // INFO server, memory, persistence and CONFIG GET save.
 Result<ServerInfo> server_info(Connection& c);
 
+// ENOTSUP for a server older than 6.2 (or one whose version INFO does not
+// say): redisfs needs COPY and scripts replicated by their effects.
+Status check_version(const ServerInfo& info);
+
 // The eviction guard alone (redisfs-snap's): with a maxmemory-policy that
 // can evict keys, EINVAL "<refusing>: the server's maxmemory-policy is ..."
 // when `writes` and not `allow_eviction`, else the warning to show; "" on a

@@ -136,6 +136,23 @@ wait "$CLOSER" 2>/dev/null || true
 says "redisfs-snap: error: redis: "
 ! grep -q "redis: .*redis: " "$T/err" || fail "'redis:' twice: $(cat "$T/err")"
 
+note "a server older than 6.2: refused (tests/fake_redis.py answers INFO as one)"
+python3 "$(dirname "$0")/../fake_redis.py" "$T/old.sock" 6.0.9 &
+OLD=$!
+for ((i = 0; i < 100; i++)); do [[ -S $T/old.sock ]] && break; sleep 0.05; done
+expect_rc 1 "$REDISFS_SNAP_BIN" --redis "unix://$T/old.sock" list
+says "redisfs-snap: error: the Redis server is version 6.0.9; redisfs needs 6.2 or newer"
+kill "$OLD" 2>/dev/null || true
+wait "$OLD" 2>/dev/null || true
+python3 "$(dirname "$0")/../fake_redis.py" "$T/new.sock" 6.2.0 &
+NEW=$!
+for ((i = 0; i < 100; i++)); do [[ -S $T/new.sock ]] && break; sleep 0.05; done
+rc=0
+"$REDISFS_SNAP_BIN" --redis "unix://$T/new.sock" --timeout 2 list >/dev/null 2>"$T/err" || rc=$?
+! grep -q "needs 6.2" "$T/err" || fail "a 6.2 server was refused for its version: $(cat "$T/err")"
+kill "$NEW" 2>/dev/null || true
+wait "$NEW" 2>/dev/null || true
+
 note "a server that can evict keys: warned, copy and restore refused without --allow-evicting-server"
 rcli config set maxmemory-policy allkeys-lru >/dev/null
 expect_rc 0 snap list

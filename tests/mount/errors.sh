@@ -69,6 +69,16 @@ refused 2 "$T/does/not/exist" --redis "$url" --prefix "$PREFIX" "$T/does/not/exi
 touch "$T/a-file"
 refused 2 "$T/a-file" --redis "$url" --prefix "$PREFIX" "$T/a-file"
 
+# a server older than 6.2: refused, exit 1 (tests/fake_redis.py answers INFO
+# as one)
+python3 "$HERE/../fake_redis.py" "$T/old.sock" 6.0.9 &
+OLD=$!
+for ((i = 0; i < 100; i++)); do [[ -S $T/old.sock ]] && break; sleep 0.05; done
+WANT_RC=1 refused 1 "the Redis server is version 6.0.9; redisfs needs 6.2 or newer" --redis "unix://$T/old.sock" \
+  --prefix "$PREFIX" "$MNT"
+kill "$OLD" 2>/dev/null || true
+wait "$OLD" 2>/dev/null || true
+
 # an evicting server: refused read-write, fine read-only or when allowed
 rcli config set maxmemory-policy allkeys-lru >/dev/null
 WANT_RC=1 refused 3 "evict" --redis "$url" --prefix "$PREFIX" "$MNT"
