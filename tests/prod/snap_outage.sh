@@ -50,19 +50,25 @@ fs_unmount "$M"
 records "$P" >"$T/want"
 (($(wc -l <"$T/want") > 3000)) || fail "the filesystem has $(wc -l <"$T/want") records"
 
+# survives_restart PID WHAT TARGET: the command PID (WHAT, its stderr in
+# $T/WHAT.err) runs a moment, the server is SIGKILLed and started again,
+# and PID ends with 0, TARGET holding what the source holds, fsck-clean.
+survives_restart() {
+  local pid=$1 what=$2 target=$3 rc=0
+  sleep 1
+  kill -0 "$pid" 2>/dev/null || fail "the $what ended before the restart: $(cat "$T/$what.err")"
+  restart_redis s kill
+  wait "$pid" || rc=$?
+  ((rc == 0)) || fail "the $what through a restart exited $rc: $(cat "$T/$what.err")"
+  records "$target" | diff "$T/want" - >"$T/delta" || fail "the $what through a restart differs: $(head -5 "$T/delta")"
+  snap -q fsck "$target" || fail "fsck of the $what through a restart"
+}
+
 note "1. a copy through a restart"
 # (the binary itself in the background: a function there would run the
 # suite's ERR trap in the subshell when the command fails)
 REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q copy "$P" "$P-copy" 2>"$T/copy.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "the copy ended before the restart: $(cat "$T/copy.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
-((rc == 0)) || fail "the copy through a restart exited $rc: $(cat "$T/copy.err")"
-records "$P-copy" | diff "$T/want" - >"$T/delta" || fail "the copy through a restart differs: $(head -5 "$T/delta")"
-snap -q fsck "$P-copy" || fail "fsck of the copy through a restart"
+survives_restart $! copy "$P-copy"
 
 note "1. a restore through a restart (its input stalls while the server is down)"
 size=$(stat -c %s "$T/$P.json")
@@ -70,16 +76,8 @@ size=$(stat -c %s "$T/$P.json")
   head -c $((size / 2)) "$T/$P.json"
   sleep 3
   tail -c +$((size / 2 + 1)) "$T/$P.json"
-) | "$REDISFS_SNAP_BIN" --redis "$URL" -q restore - --prefix "$P-rest" 2>"$T/rest.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "the restore ended before the restart: $(cat "$T/rest.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
-((rc == 0)) || fail "the restore through a restart exited $rc: $(cat "$T/rest.err")"
-records "$P-rest" | diff "$T/want" - >"$T/delta" || fail "the restore through a restart differs: $(head -5 "$T/delta")"
-snap -q fsck "$P-rest" || fail "fsck of the restore through a restart"
+) | "$REDISFS_SNAP_BIN" --redis "$URL" -q restore - --prefix "$P-rest" 2>"$T/restore.err" &
+survives_restart $! restore "$P-rest"
 
 note "2. a copy whose server is away for longer than --timeout fails, and leaves nothing that lasts"
 REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q --timeout 2 copy "$P" "$P-late" 2>"$T/late.err" &
