@@ -505,6 +505,15 @@ bool Connection::broken() const {
   return true;
 }
 
+bool Connection::closed_while_idle() const {
+  for (const auto& n : m_nodes) {
+    if (n->up() && n->t->peer_gone()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::size_t Connection::pending() const { return m_queue.size() - m_head; }
 
 void Connection::drain() {
@@ -1914,14 +1923,25 @@ void Pool::route_keyless(std::string key) {
   }
 }
 
+// A connection given back longer ago than this is looked at before it is
+// leased again (Connection::closed_while_idle): one poll, off the busy path.
+static constexpr std::chrono::milliseconds k_idle_check_after{100};
+
 Result<Pool::Lease> Pool::acquire() {
   std::string op_log;
   std::string route;
   {
     std::lock_guard lock(m_mutex);
-    if (!m_idle.empty()) {
+    while (!m_idle.empty()) {
       auto c = std::move(m_idle.back());
       m_idle.pop_back();
+      // One idle a while may have been closed by the server (a restart):
+      // a change sent on it would be lost, and not sent again. (Not looked
+      // at when given back a moment ago: the busy path costs no poll.)
+      if (Clock::now() - c->idle_since() > k_idle_check_after && c->closed_while_idle()) {
+        m_free_lanes.push_back(c->lane());
+        continue;
+      }
       return Lease(this, std::move(c));
     }
     op_log = m_op_log;
@@ -2007,6 +2027,7 @@ void Pool::give_back(std::unique_ptr<Connection> c) {
   }
   if (m_idle.size() < 32) {
     c->set_identity(m_id_prefix, m_identity);  // (leased when it was set)
+    c->set_idle_since(Clock::now());
     m_idle.push_back(std::move(c));
   } else {
     retire(*c);

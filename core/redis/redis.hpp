@@ -281,6 +281,14 @@ class Connection {
   std::string_view server_run_id() const;
   // The connection was lost and not made again yet.
   bool broken() const;
+  // Whether the server closed it (a restart, a failover, a timeout) while
+  // it lay idle: a command sent on it would be lost before reaching the
+  // server, and a change not sent again for that (Pool::acquire drops it
+  // instead). Does not block.
+  bool closed_while_idle() const;
+  // When it was given back to its pool last.
+  std::chrono::steady_clock::time_point idle_since() const { return m_idle_since; }
+  void set_idle_since(std::chrono::steady_clock::time_point t) { m_idle_since = t; }
 
  private:
   struct Entry;
@@ -346,6 +354,7 @@ class Connection {
   std::size_t m_head = 0;
   bool m_sent_again = false;  // of the last reply read (sent_again)
   std::uint64_t m_resend_ok = 0;  // commands sent again that then ran (settle)
+  std::chrono::steady_clock::time_point m_idle_since{};
   std::unordered_map<std::string_view, std::string> m_shas;
 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <iterator>
 #include <map>
@@ -331,6 +332,21 @@ Status Transport::write_all(std::span<const std::string_view> pieces, Deadline d
     }
   }
   return {};
+}
+
+bool Transport::peer_gone() const {
+  pollfd p{m_fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) {
+    return false;  // nothing to read, no hang-up: alive as far as we can tell
+  }
+  if ((p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+    return true;
+  }
+  // Readable: the end of the stream (0), a reset, or bytes (a TLS session
+  // ticket, say, which the next read takes).
+  char byte = 0;
+  ssize_t got = ::recv(m_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 Result<std::size_t> Transport::read_some(char* buf, std::size_t n, Deadline deadline) {

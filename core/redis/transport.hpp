@@ -41,6 +41,10 @@ class Transport {
   // At least one byte; 0 bytes read is an error (the server closed).
   Result<std::size_t> read_some(char* buf, std::size_t n, Deadline deadline);
 
+  // Whether the server closed this connection (or it broke) while it was
+  // idle: nothing sent on it now would reach the server. Does not block.
+  bool peer_gone() const;
+
   // host:port or the socket path, for messages.
   const std::string& peer() const { return m_peer; }
 

@@ -26,7 +26,14 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
-  return fsck_scan(*c, prefix, repair, progress);
+  // A scan the server's restart or failover cut short (EAGAIN, Scanner::scan)
+  // starts over: nothing was repaired by what it had found.
+  for (int attempt = 1;; ++attempt) {
+    auto report = fsck_scan(*c, prefix, repair, progress);
+    if (report.ok() || report.code() != EAGAIN || attempt == 3) {
+      return report;
+    }
+  }
 }
 
 bool fsck_kind_may_be_transient(std::string_view kind) {

@@ -11,6 +11,8 @@
 // `repair` the repair (fsck_repair.cpp), refused while a snapshot, a
 // restore, a copy or an interrupted install holds the prefix.
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "redis/redis.hpp"
 #include "snap/fsck_analysis.hpp"
@@ -161,10 +163,21 @@ Status Scanner::guard_freeze(Connection& c) {
 Status Scanner::scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t)) {
   std::string cursor = "0";
   const std::string match = m_keys.match_all();
+  const std::string server(c.server_run_id());
   do {
     TRY(check_cancel());
+    if (fault_injected("fsck-scan-slow")) {  // tests: a scan long enough to restart the server during
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
     auto r = c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
     TRY(_named(match, r));
+    // A cursor means nothing to another server (a restart or a failover
+    // builds the keyspace anew): a scan across one may miss keys, and what
+    // it found is not to be reported, nor repaired by. fsck() starts over.
+    if (c.server_run_id() != server) {
+      return make_error(EAGAIN,
+                        "the Redis server changed (a restart or a failover) while fsck scanned " + m_keys.prefix());
+    }
     ReplyView v = r->view();
     if (!v.is_array() || v.size() != 2) {
       return _on_key(match, make_error(EIO, "bad SCAN reply"));

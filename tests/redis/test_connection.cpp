@@ -16,6 +16,7 @@
 #include "redis/redis.hpp"
 
 using namespace redisfs;
+using redisfs::test::ok;
 using redisfs::test::RedisFixture;
 
 namespace {
@@ -370,6 +371,25 @@ TEST_CASE_FIXTURE(RedisFixture, "a killed connection: reads are sent again, a lo
   auto value = c.command({"GET", n});
   REQUIRE(value.ok());
   CHECK((value->view().is_nil() || value->view().str() == "1"));
+}
+
+// A pooled connection the server closed while it lay idle (a restart, a
+// timeout) is dropped when leased again, not used: a change sent on it
+// would be lost before reaching the server, and not sent again.
+TEST_CASE_FIXTURE(RedisFixture, "the pool does not lease a connection the server closed while it was idle") {
+  long long id = 0;
+  {
+    auto lease = ok(pool.acquire());
+    id = _client_id(*lease);
+  }
+  _kill(id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // (idle long enough to be looked at)
+  auto lease = ok(pool.acquire());
+  const std::string n = keys.absolute("n");
+  auto incr = lease->command({"INCR", n});
+  REQUIRE_MESSAGE(incr.ok(), (incr.ok() ? "" : incr.error().message));
+  CHECK(incr->view().integer() == 1);
+  CHECK(_client_id(*lease) != id);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "a killed connection: pipelined reads are all answered") {
