@@ -339,7 +339,9 @@ bool Transport::peer_gone() const {
   if (::poll(&p, 1, 0) <= 0) {
     return false;  // nothing to read, no hang-up: alive as far as we can tell
   }
-  if ((p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+  // (POLLRDHUP: the server shut its side; Redis never half-closes a live
+  // connection. Seen even behind a TLS close_notify not read yet.)
+  if ((p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0) {
     return true;
   }
   // Readable: the end of the stream (0), a reset, or bytes (a TLS session
