@@ -49,11 +49,8 @@ std::uint64_t _mounts_of_filesystem(Pool& pool, const std::string& prefix) {
     throw_failure(holder.error());
   }
   if (!state->has_sb && !*holder) {
-    auto journal = (*lease)->command({"EXISTS", Keys(prefix).installing()});
-    if (journal.ok() && journal->view().integer() == 1) {
-      throw CommandFailed{"a restore, copy or rollback into '" + prefix + "' was interrupted while moving its keys (" +
-                              Keys(prefix).installing() + "): mount it once to finish that move first; nothing checked",
-                          1};
+    if (Status unfinished = refuse_unfinished_install(**lease, Keys(prefix)); !unfinished.ok()) {
+      throw CommandFailed{unfinished.error().message + "; nothing checked", 1};
     }
     throw CommandFailed{"no filesystem at prefix '" + prefix + "' (no superblock " + prefix + ":SB" +
                             (state->any_key ? ", although keys remain under it" : "") +

@@ -74,6 +74,11 @@ struct Endpoint {
   std::unique_ptr<EmbeddedServer> embedded;  // set when we use the embedded default
 };
 
+// EINVAL means options that do not fit (a timeout out of range, a TLS
+// option without TLS, --sentinel with --redis, a malformed URL): both mains
+// exit 2 for it, as for any bad command line. A file an option names that
+// cannot be read or used, or an embedded server that does not start, is
+// another errno (exit 1).
 Result<Endpoint> resolve_endpoint(const EndpointOptions& opts);
 
 // Overwrites with '*' the password of every --redis URL and --sentinel

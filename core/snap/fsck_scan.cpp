@@ -126,13 +126,7 @@ Status Scanner::guard_freeze(Connection& c) {
   }
   // An interrupted install (its tool gone: its freeze may outlive it a
   // little) before the freeze, which would be named a snapshot's.
-  auto journal = c.command({"EXISTS", m_keys.installing()});
-  TRY(_named(m_keys.installing(), journal));
-  if (journal->view().integer() == 1) {
-    return make_error(EBUSY, "a restore, copy or rollback into '" + m_keys.prefix() +
-                                 "' was interrupted while moving its keys (" + m_keys.installing() +
-                                 "): mount it once to finish that move first");
-  }
+  TRY(refuse_unfinished_install(c, m_keys));
   // (a freeze or reservation that would outlive any holder is no running
   // tool's: pass 1 reports it, and the repair removes it)
   auto r = c.command({"PTTL", m_keys.freeze()});

@@ -768,6 +768,16 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   return true;
 }
 
+Status refuse_unfinished_install(Connection& c, const Keys& target) {
+  TRY_ASSIGN(Reply journal, c.command({"EXISTS", target.installing()}));
+  if (journal.view().integer() == 1) {
+    return make_error(EBUSY, "a restore, copy or rollback into '" + target.prefix() +
+                                 "' was interrupted while moving its keys (" + target.installing() +
+                                 "): mount it once to finish that move first");
+  }
+  return {};
+}
+
 Status finish_install_reserved(Pool& pool, const Keys& target) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   TRY_ASSIGN(Reply j, lease->command({"EXISTS", target.installing()}));

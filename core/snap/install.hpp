@@ -162,5 +162,8 @@ std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> n
 // reservation itself (Store::open).
 Result<bool> finish_install(Connection& c, const Keys& target);
 Status finish_install_reserved(Pool& pool, const Keys& target);
+// EBUSY naming the interrupted move when <target>:INSTALLING exists (what
+// must not be repaired or checked half done: fsck), else nothing.
+Status refuse_unfinished_install(Connection& c, const Keys& target);
 
 }  // namespace redisfs
