@@ -1461,6 +1461,7 @@ Result<Reply> Connection::read_reply() {
   e.answered = true;
   auto r = settle(e, std::move(first));
   m_sent_again = e.sent_again;
+  m_answered_by.assign(e.run_id);  // (no allocation once it has held one)
   ++m_head;
   if (m_head == m_queue.size()) {
     m_queue.clear();

@@ -190,6 +190,10 @@ class Connection {
   // ran before it. A caller whose commands depend on their order sends them
   // again, in order, then (store_gather.cpp).
   bool sent_again() const { return m_sent_again; }
+  // The run_id of the server process the reply read last came from (empty:
+  // not known, e.g. an ACL user without +info). A walk with a cursor
+  // (SCAN, HSCAN) across two of them may miss keys (scan.hpp).
+  const std::string& answered_by() const { return m_answered_by; }
   // Reads the next `n` replies, all of them, each its own Result (one that
   // fails does not stop the rest, so the connection is clean whatever
   // happened); the caller judges each one.
@@ -353,6 +357,7 @@ class Connection {
   bool m_tx_unsent = false;  // the transaction's MULTI could not be sent
   std::size_t m_head = 0;
   bool m_sent_again = false;  // of the last reply read (sent_again)
+  std::string m_answered_by;  // ... and its server's run_id (answered_by)
   std::uint64_t m_resend_ok = 0;  // commands sent again that then ran (settle)
   std::chrono::steady_clock::time_point m_idle_since{};
   std::unordered_map<std::string_view, std::string> m_shas;

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "redis/scan.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/snapshot.hpp"
 #include "store/superblock.hpp"
@@ -154,25 +155,28 @@ class Side {
     return out;
   }
 
-  // Every entry of directory `dir`, page by page.
+  // Every entry of directory `dir`, page by page. A walk that would start
+  // over (the server restarted under it) fails: what `each` was given of
+  // it may not be taken back.
   Status entries(Ino dir, const std::function<void(std::string_view name, Ino ino)>& each) {
     std::string key = m_read.dir(dir);
-    std::string cursor = "0";
-    do {
-      TRY_ASSIGN(Reply page, m_c.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
-      ReplyView v = page.view();
-      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-        return _bad(key, "HSCAN");
+    ScanWalk walk(m_c, {"HSCAN", key}, {"COUNT", std::string(k_hscan_count)});
+    for (;;) {
+      TRY_ASSIGN(auto page, walk.next());
+      if (!page) {
+        return {};
       }
-      cursor = std::string(v[0].str());
-      for (const auto& [name, value] : reply_pairs(v[1])) {
+      if (walk.started_over()) {
+        return make_error(
+            EAGAIN, "the Redis server changed (a restart or a failover) while diff read " + key + ": run it again");
+      }
+      for (const auto& [name, value] : reply_pairs(*page)) {
         std::uint64_t ino = 0;
         if (parse_u64(value, ino)) {
           each(name, ino);
         }
       }
-    } while (cursor != "0");
-    return {};
+    }
   }
 
   // Step 1 (diff.hpp): every inode the root reaches, breadth first.

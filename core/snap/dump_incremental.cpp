@@ -7,6 +7,7 @@
 #include <functional>
 #include <ostream>
 
+#include "redis/scan.hpp"
 #include "snap/dump_rules.hpp"
 #include "snap/fsck_layers.hpp"
 #include "snap/install.hpp"
@@ -31,31 +32,33 @@ constexpr std::string_view k_hscan_count = "1000";
 
 Pairs _pairs(ReplyView flat) { return reply_pairs<std::string>(flat); }
 
-// Every field of a hash, page by page (HSCAN; a repeated field dropped), to
-// `each`, starting from its first page when the caller pipelined it; a
-// hash of more than one page must hold as many fields as HLEN says. False
-// when the key does not exist.
+// Every field of a hash, page by page (HSCAN; a repeated field dropped, so
+// a walk that starts over after a server restart gives none twice), to
+// `each`, starting from its first page when the caller pipelined it (and
+// the server that answered before: ScanWalk::adopt_first); a hash of more
+// than one page must hold as many fields as HLEN says. False when the key
+// does not exist.
+struct FirstPage {
+  Reply page;
+  std::string server_before;
+};
 Result<bool> _each_field(Connection& c, const std::string& key, std::string_view rel,
-                         const std::function<Status(const Pairs&)>& each, std::optional<Reply> first = std::nullopt) {
-  std::string cursor = "0";
+                         const std::function<Status(const Pairs&)>& each,
+                         std::optional<FirstPage> first = std::nullopt) {
   U64Set seen;
   std::uint64_t count = 0;
   bool paged = false;
-  do {
-    Reply page;
-    if (first) {
-      page = std::move(*first);
-      first.reset();
-    } else {
-      TRY_ASSIGN(page, c.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
+  ScanWalk walk(c, {"HSCAN", key}, {"COUNT", std::string(k_hscan_count)});
+  if (first) {
+    walk.adopt_first(std::move(first->page), std::move(first->server_before));
+  }
+  for (;;) {
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      break;
     }
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad HSCAN reply for " + key);
-    }
-    cursor = std::string(v[0].str());
-    paged = paged || cursor != "0";
-    Pairs pairs = _pairs(v[1]);
+    paged = paged || !walk.done();
+    Pairs pairs = _pairs(*page);
     if (paged) {
       std::erase_if(pairs, [&](const auto& p) { return !seen.insert(std::hash<std::string_view>{}(p.first)); });
     }
@@ -63,7 +66,7 @@ Result<bool> _each_field(Connection& c, const std::string& key, std::string_view
     if (!pairs.empty()) {
       TRY(each(pairs));
     }
-  } while (cursor != "0");
+  }
   if (paged) {
     TRY_ASSIGN(Reply len, c.command({"HLEN", key}));
     if (static_cast<std::uint64_t>(std::max(0LL, len.view().integer())) != count) {
@@ -167,6 +170,7 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
   TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     // Blocks are only measured (the walk's cross-check); every hash's first
     // page comes in the same pipeline.
+    const std::string before = c.answered_by();
     for (const auto& rel : rels) {
       if (parse_relative_key(rel).kind == KeyKind::Block) {
         c.append({"STRLEN", keys.absolute(rel)});
@@ -189,14 +193,17 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
         found[i] = n == 0 ? -1 : n;
         continue;
       }
-      TRY_ASSIGN(bool any, _each_field(c, keys.absolute(rels[i]), rels[i], [&](const Pairs& pairs) -> Status {
-        for (const auto& [f, v] : pairs) {
-          if (digest_counts(pk.kind, f)) {
-            sum.add(rels[i], f, v);
-          }
-        }
-        return {};
-      }, std::move(replies[i]).value()));
+      TRY_ASSIGN(bool any, _each_field(
+                               c, keys.absolute(rels[i]), rels[i],
+                               [&](const Pairs& pairs) -> Status {
+                                 for (const auto& [f, v] : pairs) {
+                                   if (digest_counts(pk.kind, f)) {
+                                     sum.add(rels[i], f, v);
+                                   }
+                                 }
+                                 return {};
+                               },
+                               FirstPage{std::move(replies[i]).value(), before}));
       found[i] = any ? 0 : -1;
     }
     return {};

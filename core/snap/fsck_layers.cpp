@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "redis/redis.hpp"
+#include "redis/scan.hpp"
 #include "snap/fsck_analysis.hpp"
 #include "snap/install.hpp"
 #include "store/key_walk.hpp"
@@ -62,20 +63,23 @@ using namespace fsck_detail;
 constexpr long long k_list_page = 1000;
 constexpr std::string_view k_hscan_count = "1000";
 
-// Every page of a hash from `first` (the reply to HSCAN key 0) on, each
-// page's flat field/value array to `each`.
-Status _pages(Connection& c, const std::string& key, Reply first, const std::function<void(ReplyView)>& each) {
-  Reply page = std::move(first);
+// Every page of a hash from `first` (the reply to HSCAN key 0, read after
+// `server_before` answered: ScanWalk::adopt_first) on, each page's flat
+// field/value array to `each`. A walk that would start over (the server
+// restarted under it) fails: the analysis may not be fed an entry twice.
+Status _pages(Connection& c, const std::string& key, Reply first, std::string server_before,
+              const std::function<void(ReplyView)>& each) {
+  ScanWalk walk(c, {"HSCAN", key}, {"COUNT", std::string(k_hscan_count)});
+  walk.adopt_first(std::move(first), std::move(server_before));
   for (;;) {
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad HSCAN reply for " + key);
-    }
-    each(v[1]);
-    if (v[0].str() == "0") {
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
       return {};
     }
-    TRY_ASSIGN(page, c.command({"HSCAN", key, v[0].str(), "COUNT", k_hscan_count}));
+    if (walk.started_over()) {
+      return make_error(EAGAIN, "the Redis server changed (a restart or a failover) while " + key + " was read");
+    }
+    each(*page);
   }
 }
 
@@ -137,6 +141,7 @@ class DeltaScan {
   const Keys& m_target;
   FsckAnalysis m_a;
   LayerIndex m_index;
+  std::string m_before;  // the server that answered before batch()'s pipeline (_pages)
 };
 
 Result<FsckReport> DeltaScan::run() {
@@ -211,6 +216,7 @@ Status DeltaScan::staged(Pass pass) {
 // key walk's) gets what existed and each block's length.
 Status DeltaScan::batch(const Keys& from, std::uint32_t layer, Pass pass, std::span<const std::string> rels,
                         std::vector<long long>* found) {
+  m_before = m_c.answered_by();
   for (const std::string& rel : rels) {
     const std::string key = from.absolute(rel);
     const KeyKind kind = parse_relative_key(rel).kind;
@@ -268,7 +274,7 @@ Status DeltaScan::feed(const Keys& from, Pass pass, const std::string& rel, cons
   if (n == nullptr) {
     return {};
   }
-  return _pages(m_c, from.absolute(rel), std::move(*reply), [&](ReplyView items) {
+  return _pages(m_c, from.absolute(rel), std::move(*reply), m_before, [&](ReplyView items) {
     if (pk.kind == KeyKind::Dir) {
       m_a.entries_seen(*n, items.size() / 2);
     }
@@ -290,8 +296,9 @@ Status DeltaScan::orphans() {
   if (from == nullptr) {
     return {};  // deleted
   }
+  const std::string before = m_c.answered_by();
   TRY_ASSIGN(Reply first, m_c.command({"HSCAN", from->orphans(), "0", "COUNT", k_hscan_count}));
-  return _pages(m_c, from->orphans(), std::move(first), [&](ReplyView items) {
+  return _pages(m_c, from->orphans(), std::move(first), before, [&](ReplyView items) {
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       m_a.orphan(items[i].str(), items[i + 1].str(), false);
     }

@@ -10,8 +10,9 @@
 // changes, made as link and mkdir make them).
 #include <charconv>
 
-#include "snap/fsck_analysis.hpp"
 #include "redis/redis.hpp"
+#include "redis/scan.hpp"
+#include "snap/fsck_analysis.hpp"
 
 namespace redisfs::fsck_detail {
 
@@ -223,17 +224,20 @@ Status Repairer::reattach(Ino ino) {
     // Cut it out of its cycle: the entry naming it in its home goes.
     const std::string home_dir = m_a.keys().dir(n->home);
     const std::string want = std::to_string(ino);
-    std::string cursor = "0";
-    do {
-      TRY_ASSIGN(Reply r, m_c.command({"HSCAN", home_dir, cursor, "COUNT", k_scan_count}));
-      ReplyView v = r.view();
-      cursor = std::string(v[0].str());
-      for (std::size_t i = 0; i + 1 < v[1].size(); i += 2) {
-        if (v[1][i + 1].str() == want) {
-          tx.push_back({"HDEL", home_dir, std::string(v[1][i].str())});
+    // (A walk that starts over after a server restart names an entry
+    // twice at most: HDEL of a field gone is nothing.)
+    ScanWalk walk(m_c, {"HSCAN", home_dir}, {"COUNT", std::string(k_scan_count)});
+    for (;;) {
+      TRY_ASSIGN(auto page, walk.next());
+      if (!page) {
+        break;
+      }
+      for (std::size_t i = 0; i + 1 < page->size(); i += 2) {
+        if ((*page)[i + 1].str() == want) {
+          tx.push_back({"HDEL", home_dir, std::string((*page)[i].str())});
         }
       }
-    } while (cursor != "0");
+    }
     tx.push_back({"HINCRBY", m_a.keys().inode(n->home), "nlink", "-1"});
     tx.push_back({"HSET", m_a.keys().inode(n->home), "mtime", now, "ctime", now});
     tx.push_back({"HINCRBY", m_a.keys().inode(n->home), "gen", "1"});

@@ -11,10 +11,9 @@
 // `repair` the repair (fsck_repair.cpp), refused while a snapshot, a
 // restore, a copy or an interrupted install holds the prefix.
 #include <algorithm>
-#include <chrono>
-#include <thread>
 
 #include "redis/redis.hpp"
+#include "redis/scan.hpp"
 #include "snap/fsck_analysis.hpp"
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
@@ -39,7 +38,8 @@ std::string _shown_key(std::string_view key) { return printable(cut(key, k_shown
 Error _on_key(std::string_view key, const Error& e) {
   return make_error(e.code, _shown_key(key) + ": " + printable(cut(e.message, k_detail_max)));
 }
-Status _named(std::string_view key, const Result<Reply>& r) {
+template <class T>
+Status _named(std::string_view key, const Result<T>& r) {
   if (r.ok()) {
     return {};
   }
@@ -72,12 +72,14 @@ class Scanner {
   Status read_opens(Connection& c, std::string_view key, ReplyView fields);
   Status check_changed(Connection& c, std::string_view key, std::string_view type);
   Status walk_xattrs(Connection& c, const Node& n, std::string_view key, ReplyView first_page);
+  Status same_server(const Connection& c) const;
 
   Keys m_keys;
   FsckAnalysis m_a;
   bool m_repair;
   Progress* m_progress;
   std::uint64_t m_keys_seen = 0;
+  std::string m_server;  // the run_id the first page came from (same_server)
   bool m_any_fs_key = false;
 };
 
@@ -102,6 +104,9 @@ Result<FsckReport> Scanner::run(Connection& c) {
   }
   TRY(second_pass(c));
   TRY(read_orphans(c));
+  // (The directories' and attributes' HSCAN pages too: the last reply read
+  // came from the server the first page did, or the scan starts over.)
+  TRY(same_server(c));
   m_a.finish();
   if (m_repair) {
     fsck_repair(c, m_a);
@@ -155,33 +160,35 @@ Status Scanner::guard_freeze(Connection& c) {
 // Every key of the prefix, SCAN page by page, handed to `batch` in
 // pipelines of k_pipeline keys.
 Status Scanner::scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t)) {
-  std::string cursor = "0";
   const std::string match = m_keys.match_all();
-  const std::string server(c.server_run_id());
-  do {
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", match, "COUNT", std::string(k_scan_count)});
+  for (;;) {
     TRY(check_cancel());
-    if (fault_injected("fsck-scan-slow")) {  // tests: a scan long enough to restart the server during
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto page = walk.next();
+    TRY(_named(match, page));
+    if (!*page) {
+      return {};
     }
-    auto r = c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
-    TRY(_named(match, r));
+    if (m_server.empty()) {
+      m_server = c.answered_by();
+    }
     // A cursor means nothing to another server (a restart or a failover
     // builds the keyspace anew): a scan across one may miss keys, and what
     // it found is not to be reported, nor repaired by. fsck() starts over.
-    if (c.server_run_id() != server) {
-      return make_error(EAGAIN,
-                        "the Redis server changed (a restart or a failover) while fsck scanned " + m_keys.prefix());
-    }
-    ReplyView v = r->view();
-    if (!v.is_array() || v.size() != 2) {
-      return _on_key(match, make_error(EIO, "bad SCAN reply"));
-    }
-    cursor = std::string(v[0].str());
-    ReplyView keys = v[1];
+    TRY(same_server(c));
+    ReplyView keys = **page;
     for (std::size_t at = 0; at < keys.size(); at += k_pipeline) {
       TRY((this->*batch)(c, keys, at, std::min(keys.size(), at + k_pipeline)));
     }
-  } while (cursor != "0");
+  }
+}
+
+Status Scanner::same_server(const Connection& c) const {
+  const std::string& now = c.answered_by();
+  if (!m_server.empty() && !now.empty() && now != m_server) {
+    return make_error(EAGAIN,
+                      "the Redis server changed (a restart or a failover) while fsck scanned " + m_keys.prefix());
+  }
   return {};
 }
 
@@ -609,20 +616,21 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
   std::vector<std::string> seen;
-  std::string cursor = "0";
   const std::string match = keys.match_mounts();
-  do {
-    auto r = c->command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count});
-    TRY(_named(match, r));
-    ReplyView v = r->view();
-    if (!v.is_array() || v.size() != 2) {
-      return _on_key(match, make_error(EIO, "bad SCAN reply"));
+  ScanWalk walk(*c, {"SCAN"}, {"MATCH", match, "COUNT", std::string(k_scan_count)});
+  for (;;) {
+    auto page = walk.next();
+    TRY(_named(match, page));
+    if (!*page) {
+      break;
     }
-    cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      seen.emplace_back(v[1][i].str());
+    if (walk.started_over()) {
+      seen.clear();
     }
-  } while (cursor != "0");
+    for (std::size_t i = 0; i < (*page)->size(); ++i) {
+      seen.emplace_back((**page)[i].str());
+    }
+  }
   std::sort(seen.begin(), seen.end());
   return static_cast<std::uint64_t>(std::unique(seen.begin(), seen.end()) - seen.begin());
 }

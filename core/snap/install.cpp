@@ -6,13 +6,13 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
-#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
 
-#include "store/key_walk.hpp"
+#include "redis/scan.hpp"
 #include "snap/snapshot.hpp"
+#include "store/key_walk.hpp"
 #include "store/superblock.hpp"
 #include "util/text.hpp"
 
@@ -33,18 +33,6 @@ std::string _host_pid() {
 }
 
 }  // namespace
-
-bool fault_injected(std::string_view point) {
-  const char* f = std::getenv("REDISFS_FAULT");
-  return f != nullptr && point == f;
-}
-
-void crash_if_injected(std::string_view point) {
-  const char* f = std::getenv("REDISFS_FAULT");
-  if (f != nullptr && std::string(point) + "-crash" == f) {
-    std::_Exit(137);  // as SIGKILL would end it
-  }
-}
 
 // ---------------------------------------------------------------- reservation
 
@@ -172,6 +160,47 @@ Status _move_sb(Connection& c, const MoveSpec& m, bool& moved) {
   return {};
 }
 
+// Moves the keys of one page (`list`: m.index's relative names, else
+// SCAN's absolute ones) to m.to. Returns how many moved.
+Result<std::uint64_t> _move_page(Connection& c, const MoveSpec& m, ReplyView list) {
+  std::vector<std::string> sources;
+  std::vector<std::string> targets;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    std::string from_key = m.index != nullptr ? m.from->absolute(list[i].str()) : std::string(list[i].str());
+    std::string_view key = from_key;
+    auto rel = m.from->relative(key);
+    if (!rel) {
+      continue;
+    }
+    KeyKind kind = parse_relative_key(*rel).kind;
+    if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze || kind == KeyKind::Cow ||
+        kind == KeyKind::Installing || (m.fs_only && !is_filesystem_key(kind))) {
+      continue;
+    }
+    sources.emplace_back(key);
+    targets.push_back(m.to->absolute(*rel));
+  }
+  if (sources.empty()) {
+    return std::uint64_t{0};
+  }
+  std::size_t n = sources.size();
+  sources.insert(sources.end(), targets.begin(), targets.end());
+  const std::string args[] = {m.persist ? "1" : "0", "0"};
+  TRY_ASSIGN(Reply r, c.eval(lua::move_keys, sources, args));
+  ReplyView out = r.view();
+  if (!out.is_array() || out.size() != n) {
+    return make_error(EIO, "redis: bad reply while moving " + m.from->prefix() + " to " + m.to->prefix());
+  }
+  std::uint64_t moved = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (out[i].integer() == 0) {
+      return make_error(EEXIST, "key " + quoted(targets[i]) + " appeared while moving the filesystem");
+    }
+    moved += out[i].integer() == 1 ? 1 : 0;
+  }
+  return moved;
+}
+
 // Moves every key of m.from (but its RESERVED and FREEZE) to m.to, never
 // overwriting one. Returns how many keys moved.
 Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
@@ -180,10 +209,15 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
   if (m.sb == SbOrder::First) {
     TRY(_move_sb(c, m, sb_moved));
   }
-  std::string cursor = "0";
   long long next = 0;  // index position
   int batches = 0;
-  do {
+  // (A walk that starts over after a server restart moves nothing twice:
+  // a key moved already is gone from m.from.)
+  std::optional<ScanWalk> walk;
+  if (m.index == nullptr) {
+    walk.emplace(c, Args{"SCAN"}, Args{"MATCH", m.from->match_all(), "COUNT", std::string(k_scan_count)});
+  }
+  for (bool last = false; !last;) {
     Reply page;
     ReplyView list(nullptr);
     if (m.index != nullptr) {
@@ -193,49 +227,16 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
         return make_error(EIO, "redis: bad LRANGE reply");
       }
       next += static_cast<long long>(list.size());
-      cursor = list.size() < static_cast<std::size_t>(k_index_page) ? "0" : "more";
+      last = list.size() < static_cast<std::size_t>(k_index_page);
     } else {
-      TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", m.from->match_all(), "COUNT", k_scan_count}));
-      ReplyView v = page.view();
-      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-        return make_error(EIO, "redis: bad SCAN reply");
+      TRY_ASSIGN(auto items, walk->next());
+      if (!items) {
+        break;
       }
-      cursor = std::string(v[0].str());
-      list = v[1];
+      list = *items;
     }
-    std::vector<std::string> sources;
-    std::vector<std::string> targets;
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      std::string from_key = m.index != nullptr ? m.from->absolute(list[i].str()) : std::string(list[i].str());
-      std::string_view key = from_key;
-      auto rel = m.from->relative(key);
-      if (!rel) {
-        continue;
-      }
-      KeyKind kind = parse_relative_key(*rel).kind;
-      if (kind == KeyKind::Superblock || kind == KeyKind::Reserved || kind == KeyKind::Freeze ||
-          kind == KeyKind::Cow || kind == KeyKind::Installing || (m.fs_only && !is_filesystem_key(kind))) {
-        continue;
-      }
-      sources.emplace_back(key);
-      targets.push_back(m.to->absolute(*rel));
-    }
-    if (!sources.empty()) {
-      std::size_t n = sources.size();
-      sources.insert(sources.end(), targets.begin(), targets.end());
-      const std::string args[] = {m.persist ? "1" : "0", "0"};
-      TRY_ASSIGN(Reply r, c.eval(lua::move_keys, sources, args));
-      ReplyView out = r.view();
-      if (!out.is_array() || out.size() != n) {
-        return make_error(EIO, "redis: bad reply while moving " + m.from->prefix() + " to " + m.to->prefix());
-      }
-      for (std::size_t i = 0; i < n; ++i) {
-        if (out[i].integer() == 0) {
-          return make_error(EEXIST, "key " + quoted(targets[i]) + " appeared while moving the filesystem");
-        }
-        moved += out[i].integer() == 1 ? 1 : 0;
-      }
-    }
+    TRY_ASSIGN(std::uint64_t n, _move_page(c, m, list));
+    moved += n;
     if (++batches == 1 && !m.fault_point.empty()) {
       if (fault_injected(m.fault_point)) {
         return make_error(EIO, "fault injected after the first batch (REDISFS_FAULT=" + std::string(m.fault_point) +
@@ -246,26 +247,25 @@ Result<std::uint64_t> _move_keys(Connection& c, const MoveSpec& m) {
     if (m.freeze != nullptr) {
       TRY(m.freeze->keep_alive(c));
     }
-  } while (cursor != "0");
+  }
   if (m.sb == SbOrder::Last) {
     TRY(_move_sb(c, m, sb_moved));
   }
   return moved + (sb_moved ? 1 : 0);
 }
 
-// Removes every key of `keys` but its RESERVED (and FREEZE).
+// Removes every key of `keys` but its RESERVED (and FREEZE). (A walk that
+// starts over after a server restart unlinks what the restart kept.)
 Status _clear(Connection& c, const Keys& keys) {
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply page, c.command({"SCAN", cursor, "MATCH", keys.match_all(), "COUNT", k_scan_count}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad SCAN reply");
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", keys.match_all(), "COUNT", std::string(k_scan_count)});
+  for (;;) {
+    TRY_ASSIGN(auto items, walk.next());
+    if (!items) {
+      return {};
     }
-    cursor = std::string(v[0].str());
     std::vector<std::string_view> argv{"UNLINK"};
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      std::string_view key = v[1][i].str();
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      std::string_view key = (*items)[i].str();
       auto rel = keys.relative(key);
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
       if (kind != KeyKind::Reserved && kind != KeyKind::Freeze && kind != KeyKind::Installing) {
@@ -275,8 +275,7 @@ Status _clear(Connection& c, const Keys& keys) {
     if (argv.size() > 1) {
       TRY(c.command(std::span<const std::string_view>(argv)));
     }
-  } while (cursor != "0");
-  return {};
+  }
 }
 
 // The journal, <target>:INSTALLING = "<phase> <staging> <replaced or ->"
@@ -596,21 +595,22 @@ std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> n
 // The inodes in the staged ORPHANS hash, sorted, each once.
 static Result<std::vector<Ino>> _staged_orphans(Connection& c, const Keys& staging) {
   std::vector<Ino> orphans;
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply page, c.command({"HSCAN", staging.orphans(), cursor, "COUNT", k_scan_count}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad HSCAN reply for " + staging.orphans());
+  ScanWalk walk(c, {"HSCAN", staging.orphans()}, {"COUNT", std::string(k_scan_count)});
+  for (;;) {
+    TRY_ASSIGN(auto items, walk.next());
+    if (!items) {
+      break;
     }
-    cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i + 1 < v[1].size(); i += 2) {
-      ParsedKey pk = parse_relative_key("INODE:" + std::string(v[1][i].str()));
+    if (walk.started_over()) {
+      orphans.clear();
+    }
+    for (std::size_t i = 0; i + 1 < items->size(); i += 2) {
+      ParsedKey pk = parse_relative_key("INODE:" + std::string((*items)[i].str()));
       if (pk.kind == KeyKind::Inode) {
         orphans.push_back(pk.ino);
       }
     }
-  } while (cursor != "0");
+  }
   std::sort(orphans.begin(), orphans.end());
   orphans.erase(std::unique(orphans.begin(), orphans.end()), orphans.end());
   return orphans;
@@ -630,25 +630,25 @@ static Result<std::uint64_t> _unlink_orphan_blocks(Connection& c, const Keys& st
     TRY_ASSIGN(Reply n, c.command(argv));
     removed += static_cast<std::uint64_t>(n.view().integer());
   }
+  if (named) {
+    return removed;
+  }
   std::string blocks = staging.prefix() + ":BLK:" + std::to_string(ino) + ":*";
-  std::string bcursor = "0";
-  do {
-    if (named) {
-      break;
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", blocks, "COUNT", std::string(k_scan_count)});
+  for (;;) {
+    TRY_ASSIGN(auto items, walk.next());
+    if (!items) {
+      return removed;
     }
-    TRY_ASSIGN(Reply page, c.command({"SCAN", bcursor, "MATCH", blocks, "COUNT", k_scan_count}));
-    ReplyView pv = page.view();
-    bcursor = std::string(pv[0].str());
     std::vector<std::string_view> argv{"UNLINK"};
-    for (std::size_t i = 0; i < pv[1].size(); ++i) {
-      argv.push_back(pv[1][i].str());
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      argv.push_back((*items)[i].str());
     }
     if (argv.size() > 1) {
       TRY_ASSIGN(Reply n, c.command(std::span<const std::string_view>(argv)));
       removed += static_cast<std::uint64_t>(n.view().integer());
     }
-  } while (bcursor != "0");
-  return removed;
+  }
 }
 
 Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {

@@ -51,20 +51,14 @@
 #include <string>
 #include <thread>
 
-#include "store/keys.hpp"
 #include "redis/redis.hpp"
+#include "store/keys.hpp"
+#include "util/fault.hpp"  // (the toolkit's steps are where the tests inject faults)
 #include "util/result.hpp"
 
 namespace redisfs {
 
 inline constexpr long k_reservation_ttl_ms = 30000;
-
-// Test hook: true when REDISFS_FAULT names `point`, so the tests can fail
-// (or, with "<point>-crash", end as SIGKILL would) a step that a healthy
-// server never interrupts.
-bool fault_injected(std::string_view point);
-// Ends the process as SIGKILL would when REDISFS_FAULT is "<point>-crash".
-void crash_if_injected(std::string_view point);
 
 // <prefix>:RESERVED, held by this process until release() or destruction.
 class Reservation {

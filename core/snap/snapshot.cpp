@@ -52,6 +52,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "redis/scan.hpp"
 #include "snap/install.hpp"
 #include "store/key_walk.hpp"
 #include "store/superblock.hpp"
@@ -193,27 +194,22 @@ TempKind temp_kind(std::string_view prefix) {
   return TempKind::None;
 }
 
-// One SCAN page: the next cursor and a view of the keys (valid while `page`
-// lives).
-static Status _scan_page(Connection& c, std::string& cursor, std::string_view match, Reply& page,
-                         std::string_view count = k_scan_count) {
-  TRY_ASSIGN(page, c.command({"SCAN", cursor, "MATCH", match, "COUNT", count}));
-  ReplyView v = page.view();
-  if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-    return make_error(EIO, "redis: bad SCAN reply");
-  }
-  cursor = std::string(v[0].str());
-  return {};
+// The walk of every key matching `match` (a page at a time, keys may
+// repeat, and begin again after a server restart: scan.hpp).
+static ScanWalk _scan(Connection& c, std::string match, std::string_view count = k_scan_count) {
+  return ScanWalk(c, {"SCAN"}, {"MATCH", std::move(match), "COUNT", std::string(count)});
 }
 
 // Is there a key under `keys` other than the bookkeeping of the tools
 // (RESERVED, FREEZE)? Stops at the first.
 static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
-  std::string cursor = "0";
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, keys.match_all(), page));
-    ReplyView list = page.view()[1];
+  ScanWalk walk = _scan(c, keys.match_all());
+  for (;;) {
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      return false;
+    }
+    ReplyView list = *page;
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = keys.relative(list[i].str());
       KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
@@ -221,8 +217,7 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
         return true;
       }
     }
-  } while (cursor != "0");
-  return false;
+  }
 }
 
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
@@ -275,13 +270,17 @@ Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough)
 Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze, Progress* progress) {
   const std::string freeze_key = keys.freeze();
   const std::string reserved_key = keys.reserved();
-  std::string cursor = "0";
   std::uint64_t removed = 0;
-  do {
+  // (A walk that starts over after a server restart unlinks what the
+  // restart kept.)
+  ScanWalk walk = _scan(c, keys.match_all());
+  for (;;) {
     // No check_cancel(): this is also how an interrupted operation cleans up.
-    Reply page;
-    TRY(_scan_page(c, cursor, keys.match_all(), page));
-    ReplyView list = page.view()[1];
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      return removed;
+    }
+    ReplyView list = *page;
     std::vector<std::string_view> argv{"UNLINK"};
     for (std::size_t i = 0; i < list.size(); ++i) {
       if (list[i].str() != freeze_key && list[i].str() != reserved_key) {
@@ -299,8 +298,7 @@ Result<std::uint64_t> unlink_all(Connection& c, const Keys& keys, Freeze* freeze
     if (freeze != nullptr) {
       TRY(freeze->keep_alive(c));
     }
-  } while (cursor != "0");
-  return removed;
+  }
 }
 
 void register_filesystem(Connection& c, std::string_view prefix) {
@@ -539,23 +537,21 @@ Status CowSnapshot::end(Connection& c) {
 
 Status remove_staging(Connection& c, const Keys& staging) {
   TRY(unlink_listed(c, staging, staging_index_key(staging)));
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply page, c.command({"SSCAN", staging.touched(), cursor, "COUNT", k_scan_count}));
-    ReplyView v = page.view();
-    if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-      return make_error(EIO, "redis: bad SSCAN reply for " + staging.touched());
+  ScanWalk walk(c, {"SSCAN", staging.touched()}, {"COUNT", std::string(k_scan_count)});
+  for (;;) {
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      break;
     }
-    cursor = std::string(v[0].str());
     std::vector<std::string> argv{"UNLINK"};
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      argv.push_back(staging.absolute(v[1][i].str()));
+    for (std::size_t i = 0; i < page->size(); ++i) {
+      argv.push_back(staging.absolute((*page)[i].str()));
     }
     if (argv.size() > 1) {
       std::vector<std::string_view> views(argv.begin(), argv.end());
       TRY(c.command(std::span<const std::string_view>(views)));
     }
-  } while (cursor != "0");
+  }
   TRY(c.command({"UNLINK", staging.touched(), staging.sb()}));
   return {};
 }
@@ -656,26 +652,33 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
   };
   std::vector<std::string> rels;
   std::vector<long long> found;
-  std::string cursor = "0";
+  // (Walks that start over after a server restart copy nothing twice: a
+  // key copied already answers so; and list nothing twice: `listed`.)
   std::uint64_t seen = 0;
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, sk.match_all(), page));
-    fs_keys(sk, page.view()[1], rels);
+  ScanWalk from = _scan(c, sk.match_all());
+  for (;;) {
+    TRY_ASSIGN(auto page, from.next());
+    if (!page) {
+      break;
+    }
+    fs_keys(sk, *page, rels);
     TRY(check_cancel());
     TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found));
     seen += rels.size();
     TRY(cow.keep_alive(c, seen, 0));
-  } while (cursor != "0");
+  }
   const std::string index = staging_index_key(tk);
   TRY(c.command({"UNLINK", index}));
   std::unordered_set<std::string> listed;  // SCAN may return a key twice
   std::uint64_t copied = 0;
   std::vector<std::string_view> page_rels;
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, tk.match_all(), page));
-    fs_keys(tk, page.view()[1], rels);
+  ScanWalk to = _scan(c, tk.match_all());
+  for (;;) {
+    TRY_ASSIGN(auto page, to.next());
+    if (!page) {
+      return copied;
+    }
+    fs_keys(tk, *page, rels);
     page_rels.clear();
     for (const std::string& rel : rels) {
       if (listed.insert(rel).second) {
@@ -691,8 +694,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
       TRY(after_page(page_rels));
     }
     TRY(cow.keep_alive(c, seen, 0));
-  } while (cursor != "0");
-  return copied;
+  }
 }
 
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
@@ -886,12 +888,14 @@ Result<std::uint64_t> copy_keys_frozen(
     *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
                "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
   }
-  std::string cursor = "0";
   std::vector<std::string> rels;
-  do {
-    Reply page;
-    TRY(_scan_page(c, cursor, sk.match_all(), page));
-    ReplyView list = page.view()[1];
+  ScanWalk scan = _scan(c, sk.match_all());
+  for (;;) {
+    TRY_ASSIGN(auto page, scan.next());
+    if (!page) {
+      return copied;
+    }
+    ReplyView list = *page;
     rels.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       auto rel = sk.relative(list[i].str());
@@ -901,8 +905,7 @@ Result<std::uint64_t> copy_keys_frozen(
       }
     }
     TRY(copy(rels, found));
-  } while (cursor != "0");
-  return copied;
+  }
 }
 
 Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels) {
@@ -1391,14 +1394,17 @@ static std::string _temp_kind_name(TempKind kind) {
 // the caller's connection keeps its routing.
 static Status _scan_everywhere(Pool& pool, Connection& c, const std::string& match,
                                const std::function<void(ReplyView)>& each) {
+  // (A walk that starts over after a server restart adds to what its
+  // first pages found: a prefix removed in between may show.)
   auto scan = [&](Connection& on) -> Status {
-    std::string cursor = "0";
-    do {
-      Reply page;
-      TRY(_scan_page(on, cursor, match, page, k_list_scan_count));
-      each(page.view()[1]);
-    } while (cursor != "0");
-    return {};
+    ScanWalk walk = _scan(on, match, k_list_scan_count);
+    for (;;) {
+      TRY_ASSIGN(auto page, walk.next());
+      if (!page) {
+        return {};
+      }
+      each(*page);
+    }
   };
   if (!c.cluster()) {
     return scan(c);

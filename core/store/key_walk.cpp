@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "redis/scan.hpp"
 #include "util/text.hpp"
 
 namespace redisfs {
@@ -170,6 +171,7 @@ Status KeyWalk::visit_now(std::string_view kind, const std::vector<std::uint64_t
 
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
   TRY(visit_now("DIR:", dirs));
+  const std::string before = m_c.answered_by();
   for (std::uint64_t d : dirs) {
     m_c.append({"HSCAN", m_keys.dir(d), "0", "COUNT", k_hscan_count});
   }
@@ -182,20 +184,18 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
       note(m_keys.dir(dirs[i]) + " is not a hash");
       continue;
     }
-    Reply page = std::move(pages[i]).value();
+    // (A walk that starts over after a server restart queues nothing
+    // twice: enqueue drops an inode seen.)
+    ScanWalk walk(m_c, {"HSCAN", m_keys.dir(dirs[i])}, {"COUNT", std::string(k_hscan_count)});
+    walk.adopt_first(std::move(pages[i]).value(), before);
     for (;;) {
-      ReplyView v = page.view();
-      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-        return make_error(EIO, "redis: bad HSCAN reply for " + m_keys.dir(dirs[i]));
-      }
-      for (std::size_t j = 0; j + 1 < v[1].size(); j += 2) {
-        enqueue(v[1][j + 1].str(), dirs[i]);
-      }
-      std::string cursor(v[0].str());
-      if (cursor == "0") {
+      TRY_ASSIGN(auto page, walk.next());
+      if (!page) {
         break;
       }
-      TRY_ASSIGN(page, m_c.command({"HSCAN", m_keys.dir(dirs[i]), cursor, "COUNT", k_hscan_count}));
+      for (std::size_t j = 0; j + 1 < page->size(); j += 2) {
+        enqueue((*page)[j + 1].str(), dirs[i]);
+      }
     }
   }
   if (m_opts.source == nullptr) {
@@ -274,23 +274,22 @@ Status KeyWalk::sparse_blocks() {
   }
   std::vector<std::string> found;
   for (const Keys* keys : where) {
-    const std::string match = keys->prefix() + ":BLK:*";
-    std::string cursor = "0";
-    do {
-      TRY_ASSIGN(Reply page, m_c.command({"SCAN", cursor, "MATCH", match, "COUNT", k_scan_count}));
-      ReplyView v = page.view();
-      if (!v.is_array() || v.size() != 2 || !v[1].is_array()) {
-        return make_error(EIO, "redis: bad SCAN reply");
+    // (A walk that starts over after a server restart finds a block twice
+    // at most: named once below.)
+    ScanWalk walk(m_c, {"SCAN"}, {"MATCH", keys->prefix() + ":BLK:*", "COUNT", std::string(k_scan_count)});
+    for (;;) {
+      TRY_ASSIGN(auto page, walk.next());
+      if (!page) {
+        break;
       }
-      cursor = std::string(v[0].str());
-      for (std::size_t i = 0; i < v[1].size(); ++i) {
-        auto rel = keys->relative(v[1][i].str());
+      for (std::size_t i = 0; i < page->size(); ++i) {
+        auto rel = keys->relative((*page)[i].str());
         ParsedKey pk = rel ? parse_relative_key(*rel) : ParsedKey{};
         if (pk.kind == KeyKind::Block && std::binary_search(m_sparse.begin(), m_sparse.end(), pk.ino)) {
           found.emplace_back(*rel);
         }
       }
-    } while (cursor != "0");
+    }
   }
   // (SCAN may also return a key twice)
   std::sort(found.begin(), found.end());

@@ -8,9 +8,12 @@
 #    cow_refresh.lua), which are sent again (`--! resend`); and
 #    a restore whose input stalls while the server is down: both exit 0
 #    and hold what their source holds (their dumps' records, the
-#    superblock aside), and fsck finds them clean. And fsck --repair
-#    (slowed: REDISFS_FAULT=fsck-scan-slow) across a restart scans again
-#    and deletes nothing.
+#    superblock aside), and fsck finds them clean. A dump whose output
+#    stalls while the server is down exits 0, verifies, and holds those
+#    records. And fsck --repair (slowed: REDISFS_FAULT=scan-slow) across a
+#    restart scans again and deletes nothing. And a delete that finds its
+#    keys by SCAN (the superblock is gone) across a restart walks again
+#    and leaves no key behind.
 # 2. With --timeout 2, a copy whose server goes away for about 6 s midway
 #    fails with exit 1 and one line, which says its partial copy expires by
 #    itself (it could not be removed); once the server is back nothing of
@@ -84,11 +87,33 @@ size=$(stat -c %s "$T/$P.json")
 ) | "$REDISFS_SNAP_BIN" --redis "$URL" -q restore - --prefix "$P-rest" 2>"$T/restore.err" &
 survives_restart $! restore "$P-rest"
 
+note "1. a dump through a restart (its output stalls while the server is down)"
+# (what is left to read then comes from the restarted server, its hashes'
+# pages from a walk begun again)
+(
+  rc=0
+  "$REDISFS_SNAP_BIN" --redis "$URL" -q dump "$P" 2>"$T/dump.err" || rc=$?
+  echo "$rc" >"$T/dump.rc"
+) | python3 -c '
+import sys, time
+i, o = sys.stdin.buffer, sys.stdout.buffer
+o.write(i.read(int(sys.argv[1]))); o.flush(); time.sleep(3); o.write(i.read())' $((size / 2)) >"$T/through.json" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the dump ended before the restart: $(cat "$T/dump.err")"
+restart_redis s kill
+wait "$pid" || fail "the dump's reader failed"
+[[ $(cat "$T/dump.rc") == 0 ]] || fail "the dump through a restart exited $(cat "$T/dump.rc"): $(cat "$T/dump.err")"
+snap -q verify "$T/through.json" || fail "the dump through a restart does not verify"
+jq -c '[.records[] | select(.key != "SB")] | sort_by(.key) | .[]' "$T/through.json" | diff "$T/want" - >"$T/delta" ||
+  fail "the dump through a restart differs: $(head -5 "$T/delta")"
+[[ -z $(rcli s --scan --pattern '*~dump~*') ]] || fail "the dump through a restart left its staging keys"
+
 note "1. fsck --repair through a restart: it scans again, finds the filesystem clean and deletes nothing"
 # (a SCAN cursor means nothing to the restarted server: a scan across the
 # restart missed keys, and took blocks for strays)
 keys_before=$(rcli s --scan --pattern "$P-copy:*" | wc -l)
-REDISFS_FAULT=fsck-scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy" >"$T/fsck.out" 2>"$T/fsck.err" &
+REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy" >"$T/fsck.out" 2>"$T/fsck.err" &
 pid=$!
 sleep 1
 kill -0 "$pid" 2>/dev/null || fail "fsck ended before the restart: $(cat "$T/fsck.out" "$T/fsck.err")"
@@ -98,6 +123,23 @@ wait "$pid" || rc=$?
 ((rc == 0)) || fail "fsck --repair through a restart exited $rc: $(head -5 "$T/fsck.out" "$T/fsck.err")"
 [[ $(rcli s --scan --pattern "$P-copy:*" | wc -l) == "$keys_before" ]] || fail "fsck --repair through a restart deleted keys"
 records "$P-copy" | diff "$T/want" - >"$T/delta" || fail "fsck --repair through a restart changed the copy: $(head -5 "$T/delta")"
+
+note "1. a delete by SCAN through a restart: its walk starts again and leaves no key behind"
+# (a walk that went on with its old cursor on the restarted server missed
+# keys: they stayed under the deleted prefix)
+snap -q copy "$P" "$P-del" || fail "copy $P $P-del"
+rcli s del "$P-del:SB" >/dev/null
+for i in $(seq 6000); do echo "SET $P-del:BLK:999999:$i x"; done | rcli s >/dev/null
+REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q delete "$P-del" 2>"$T/delete.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the delete ended before the restart: $(cat "$T/delete.err")"
+restart_redis s kill
+rc=0
+wait "$pid" || rc=$?
+((rc == 0)) || fail "the delete through a restart exited $rc: $(cat "$T/delete.err")"
+left=$(rcli s --scan --pattern "$P-del:*" | wc -l)
+((left == 0)) || fail "the delete through a restart left $left keys: $(rcli s --scan --pattern "$P-del:*" | head -3)"
 
 note "2. a copy whose server is away for longer than --timeout fails, and leaves nothing that lasts"
 REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q --timeout 2 copy "$P" "$P-late" 2>"$T/late.err" &
