@@ -1,10 +1,15 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a second run finds the freeze its first run set (the same token) and answers 1 again
 -- Freezes the filesystem (snapshot.hpp, Freeze), unless it is frozen
 -- already or a copy-on-write snapshot of it is alive (its copies would
 -- miss the changes made under the freeze). A freeze no freezer set (one
 -- that never lapses: prelude.lua, freeze_alive) is replaced.
 -- KEYS: FREEZE, COW     ARGV: token, ttl (ms)
--- Returns 1 when frozen, else 0 (wait and try again).
+-- Returns 1 when frozen (by this run, or by an earlier run with the same
+-- token, whose reply was lost), else 0 (wait and try again).
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
 if freeze_alive(KEYS[1]) then
   return 0
 end

@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a key moved already has no source left: a second run moves nothing twice, and answers 2 for it
 -- Moves a batch of keys of one prefix to another, never overwriting one
 -- (install.cpp: a staged filesystem into place, or a replaced one aside).
 -- One script per batch instead of a MULTI of RENAMENX/PERSIST pairs: the
@@ -8,12 +9,15 @@
 -- KEYS: n sources, then their n destinations
 -- ARGV: 1 '1' to drop the staging TTL on arrival, 2 '1' to replace
 -- Returns one integer per key: 1 moved, 0 the destination exists (nothing
--- done), -1 the source is gone (SCAN returned it twice: moved already).
+-- done), -1 the source is gone, 2 the source is gone and the destination
+-- exists (moved already: by an earlier batch, when SCAN returned the key
+-- twice, or by this batch's first run, when its reply was lost and it was
+-- sent again).
 local n = #KEYS / 2
 local out = {}
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    out[i] = -1
+    out[i] = redis.call('EXISTS', KEYS[n + i]) == 1 and 2 or -1
   elseif ARGV[2] == '1' then
     redis.call('RENAME', KEYS[i], KEYS[n + i])
     if ARGV[1] == '1' then

@@ -8,7 +8,10 @@
 #    cow_refresh.lua), which are sent again (`--! resend`); and
 #    a restore whose input stalls while the server is down: both exit 0
 #    and hold what their source holds (their dumps' records, the
-#    superblock aside), and fsck finds them clean. A dump whose output
+#    superblock aside), and fsck finds them clean; so do a restore and a
+#    copy whose final move (slowed: REDISFS_FAULT=move-slow) the restart
+#    interrupts, and whose move loses a batch's reply (a proxy drops it:
+#    the batch is sent again). A dump whose output
 #    stalls while the server is down exits 0, verifies, and holds those
 #    records. And fsck --repair (slowed: REDISFS_FAULT=scan-slow) across a
 #    restart scans again and deletes nothing. And a delete that finds its
@@ -55,12 +58,21 @@ fs_unmount "$M"
 records "$P" >"$T/want"
 (($(wc -l <"$T/want") > 3000)) || fail "the filesystem has $(wc -l <"$T/want") records"
 
-# survives_restart PID WHAT TARGET: the command PID (WHAT, its stderr in
-# $T/WHAT.err) runs a moment, the server is SIGKILLed and started again,
-# and PID ends with 0, TARGET holding what the source holds, fsck-clean.
+# survives_restart PID WHAT TARGET [KEY]: the command PID (WHAT, its
+# stderr in $T/WHAT.err) runs a moment (or until KEY exists), the server is
+# SIGKILLed and started again, and PID ends with 0, TARGET holding what the
+# source holds, fsck-clean.
 survives_restart() {
-  local pid=$1 what=$2 target=$3 rc=0
-  sleep 1
+  local pid=$1 what=$2 target=$3 key=${4:-} rc=0 i
+  if [[ -n $key ]]; then
+    for ((i = 0; i < 400; i++)); do
+      [[ $(rcli s exists "$key") == 1 ]] && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+  else
+    sleep 1
+  fi
   kill -0 "$pid" 2>/dev/null || fail "the $what ended before the restart: $(cat "$T/$what.err")"
   restart_redis s kill
   wait "$pid" || rc=$?
@@ -86,6 +98,44 @@ size=$(stat -c %s "$T/$P.json")
   tail -c +$((size / 2 + 1)) "$T/$P.json"
 ) | "$REDISFS_SNAP_BIN" --redis "$URL" -q restore - --prefix "$P-rest" 2>"$T/restore.err" &
 survives_restart $! restore "$P-rest"
+
+note "1. a restore and a copy whose final move (slowed: REDISFS_FAULT=move-slow) a restart interrupts"
+REDISFS_FAULT=move-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q restore "$T/$P.json" --prefix "$P-mv" 2>"$T/mvrestore.err" &
+survives_restart $! mvrestore "$P-mv" "$P-mv:INSTALLING"
+REDISFS_FAULT=move-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q copy "$P" "$P-mvc" 2>"$T/mvcopy.err" &
+survives_restart $! mvcopy "$P-mvc" "$P-mvc:INSTALLING"
+
+note "1. a restore and a copy whose final move or freeze loses a reply (tests/lost_reply_proxy.py): sent again"
+# (the batch ran, its reply did not come: sent again, it moves nothing
+# twice and answers 2 for the keys its first run moved, which count as
+# moved, or the install would find too few)
+PROXY_PORT=$(free_port)
+python3 "$HERE/../lost_reply_proxy.py" "$PROXY_PORT" "${SRV_PORT[s]}" "$T/arm" &
+for ((i = 0; i < 100; i++)); do
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY_PORT" 2>/dev/null &&
+    break
+  sleep 0.05
+done
+# (and a freeze whose reply was lost: sent again, it finds its own)
+lost_reply() { # lost_reply WHAT ARM: WHAT (restore or copy) into $P-lost<n>, the proxy armed with ARM
+  local what=$1 target=$P-lost$((++lost_n)) rc=0
+  echo -n "$target:$2" >"$T/arm"
+  rm -f "$T/arm.fired"
+  if [[ $what == restore ]]; then
+    "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" -q restore "$T/$P.json" --prefix "$target" 2>"$T/lost.err" ||
+      rc=$?
+  else
+    "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" -q copy "$P" "$target" 2>"$T/lost.err" || rc=$?
+  fi
+  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the $what (armed with $2)"
+  ((rc == 0)) || fail "a $what that lost a reply (armed with $2) exited $rc: $(cat "$T/lost.err")"
+  records "$target" | diff "$T/want" - >"$T/delta" || fail "the $what that lost a reply differs: $(head -5 "$T/delta")"
+  snap -q fsck "$target" || fail "fsck of the $what that lost a reply (armed with $2)"
+}
+lost_n=0
+lost_reply restore INODE:
+lost_reply copy INODE:
+lost_reply restore COW
 
 note "1. a dump through a restart (its output stalls while the server is down)"
 # (what is left to read then comes from the restarted server, its hashes'

@@ -610,3 +610,50 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a copier's batch run twice answers alike a
   ok(cow.end(*lease));
   ok(remove_staging(*lease, tk));
 }
+
+// A batch of an install's move (move_keys.lua), sent again after its reply
+// was lost (it is marked `--! resend`): the second run moves nothing
+// twice, and answers 2 for the keys the first run moved (install.cpp
+// counts them as moved), -1 for a key that is nowhere.
+TEST_CASE_FIXTURE(RedisFixture, "install: a batch of the move run twice moves nothing twice and answers 2") {
+  CHECK(lua::script_source(lua::move_keys).resend);
+  Connection& c = conn();
+  const Keys from(prefix + "~restore~00000000000000aa");
+  ok(c.command({"SET", from.absolute("BLK:5:0"), "a"}));
+  ok(c.command({"HSET", from.inode(5), "type", "file"}));
+  const std::vector<std::string> batch{from.absolute("BLK:5:0"), from.inode(5), from.inode(6),
+                                       keys.absolute("BLK:5:0"), keys.inode(5), keys.inode(6)};
+  auto run = [&] {
+    const std::vector<std::string> args{"1", "0"};
+    Reply r = ok(c.eval(lua::move_keys, batch, args));
+    std::vector<long long> out;
+    for (std::size_t i = 0; i < r.view().size(); ++i) {
+      out.push_back(r.view()[i].integer());
+    }
+    return out;
+  };
+  CHECK(run() == std::vector<long long>{1, 1, -1});
+  CHECK(run() == std::vector<long long>{2, 2, -1});  // the same batch again
+  CHECK(ok(c.command({"GET", keys.absolute("BLK:5:0")})).view().str() == "a");
+  CHECK(ok(c.command({"EXISTS", from.absolute("BLK:5:0"), from.inode(5)})).view().integer() == 0);
+  // a destination that is there, with its source: left alone (0)
+  ok(c.command({"SET", from.absolute("BLK:5:0"), "b"}));
+  CHECK(run() == std::vector<long long>{0, 2, -1});
+  CHECK(ok(c.command({"GET", keys.absolute("BLK:5:0")})).view().str() == "a");
+}
+
+// freeze_acquire.lua sent again after its reply was lost (it is marked
+// `--! resend`): its second run finds the freeze its first run set, by the
+// token, and answers 1 again; another freezer still waits (0).
+TEST_CASE_FIXTURE(RedisFixture, "freeze: freeze_acquire run twice with one token answers 1 both times") {
+  CHECK(lua::script_source(lua::freeze_acquire).resend);
+  CHECK_FALSE(lua::script_source(lua::freeze_release).resend);
+  Connection& c = conn();
+  const std::vector<std::string> k{keys.freeze(), keys.cow()};
+  const std::vector<std::string> mine{"0123456789abcdef", "10000"};
+  const std::vector<std::string> other{"fedcba9876543210", "10000"};
+  CHECK(ok(c.eval(lua::freeze_acquire, k, mine)).view().integer() == 1);
+  CHECK(ok(c.eval(lua::freeze_acquire, k, mine)).view().integer() == 1);  // the same run again
+  CHECK(ok(c.eval(lua::freeze_acquire, k, other)).view().integer() == 0);
+  CHECK(ok(c.command({"GET", keys.freeze()})).view().str() == "0123456789abcdef");
+}
