@@ -4,9 +4,10 @@ as a network that breaks after a command ran would: the command reaches
 the server and runs, its reply never reaches the client, and the
 connection is closed.
 
-Armed by the file ARM (its content: a string to look for): the first
-EVALSHA a client sends that holds that string disarms it (ARM is removed)
-and goes to the server; the server's next bytes on that
+Armed by the file ARM (its content: a command's name, a space, and a
+string to look for): the first such command a client sends that holds
+that string (in what it sent since the server last answered) disarms it
+(ARM is removed) and goes to the server; the server's next bytes on that
 connection are dropped and both sides closed, and the file ARM.fired is
 written. Runs until killed, or its parent (the test) is gone.
 
@@ -22,13 +23,13 @@ listen_port, server_port, arm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
 def armed_by(sent):
     """Whether what the client sent since the server last answered holds
-    an EVALSHA with the string ARM names (then ARM is removed)."""
+    the command ARM names with its string (then ARM is removed)."""
     try:
         with open(arm, "rb") as f:
-            want = f.read().strip()
+            command, _, want = f.read().strip().partition(b" ")
     except FileNotFoundError:
         return False
-    at = sent.rfind(b"EVALSHA")
+    at = sent.rfind(b"\r\n" + command + b"\r\n")
     if not want or at < 0 or want not in sent[at:]:
         return False
     os.unlink(arm)

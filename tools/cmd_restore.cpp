@@ -18,6 +18,49 @@ struct RestoreArgs {
   bool snapshot = false;
   bool resume = false;
 };
+
+// The summary of a restore that succeeded (its warning first).
+void _summarise(ToolContext& ctx, const RestoreArgs& args, const RestoreStats& stats, const std::string& from) {
+  if (!stats.warning.empty()) {
+    std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats.warning.c_str());
+  }
+  // "a zstd dump of SKX", "a dump of SKX"
+  std::string dump_of = stats.compression == Compression::None
+                            ? std::string("dump of ")
+                            : std::string(compression_name(stats.compression)) + " dump of ";
+  dump_of += stats.source_prefix;
+  if (!stats.base_snapshot_id.empty()) {
+    dump_of = "incremental " + dump_of + " (base snapshot " + stats.base_snapshot_id + ")";
+  }
+  char line[1024];
+  if (args.dry_run) {
+    std::snprintf(line, sizeof line, "dry run: %s is a valid %s (%llu records, %s); it can be restored as %s",
+                  from.c_str(), dump_of.c_str(), static_cast<unsigned long long>(stats.trailer.records),
+                  human_bytes(stats.trailer.bytes).c_str(), stats.prefix.c_str());
+  } else {
+    std::snprintf(line, sizeof line, "restored %s (%s) as %s%s: %llu records, %s in %.1f s", from.c_str(),
+                  dump_of.c_str(), stats.prefix.c_str(), stats.replaced ? ", replacing it" : "",
+                  static_cast<unsigned long long>(stats.trailer.records), human_bytes(stats.trailer.bytes).c_str(),
+                  stats.seconds);
+  }
+  summary(ctx, line);
+  if (stats.lost_replies > 0) {
+    std::snprintf(line, sizeof line,
+                  "a reply of its writes was lost %d time(s) (a server restart or failover?): it resumed from its last "
+                  "checkpoint",
+                  stats.lost_replies);
+    summary(ctx, line);
+  }
+  if (args.resume) {
+    std::uint64_t total = stats.trailer.records;
+    std::snprintf(line, sizeof line,
+                  "resumed: %llu of %llu records (%.0f%%) were staged before the interruption and not written again",
+                  static_cast<unsigned long long>(stats.resumed_records), static_cast<unsigned long long>(total),
+                  total > 0 ? 100.0 * static_cast<double>(stats.resumed_records) / static_cast<double>(total) : 0.0);
+    summary(ctx, line);
+  }
+}
+
 }  // namespace
 
 void add_restore_command(CLI::App& app, ToolContext& ctx) {
@@ -40,7 +83,8 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
       "killed one leaves it, for 12 h: 'restore --resume' with the same dump (and the same --prefix)\n"
       "continues from its last checkpoint (every 512 records or 16 MiB). The records before it must give\n"
       "the digest recorded there, or the resume is refused ('the dump differs from the interrupted one');\n"
-      "the trailer still verifies the whole dump. Without --resume a restore starts again from zero.");
+      "the trailer still verifies the whole dump. Without --resume a restore starts again from zero;\n"
+      "but one from a file whose writes lose a reply (a server restart) resumes by itself, up to 3 times.");
   sub->callback([args, &ctx] {
     const char* writing = args->dry_run ? nullptr : "restore";
     Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}, writing) : ctx.need_pool(writing);
@@ -60,38 +104,7 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
                      m.starts_with("cannot resume the restore into");
       throw_failure(refused ? stats.error() : make_error(stats.error().code, from + ": " + stats.error().message));
     }
-    if (!stats->warning.empty()) {
-      std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
-    }
-    // "a zstd dump of SKX", "a dump of SKX"
-    std::string dump_of = stats->compression == Compression::None
-                              ? std::string("dump of ")
-                              : std::string(compression_name(stats->compression)) + " dump of ";
-    dump_of += stats->source_prefix;
-    if (!stats->base_snapshot_id.empty()) {
-      dump_of = "incremental " + dump_of + " (base snapshot " + stats->base_snapshot_id + ")";
-    }
-    char line[1024];
-    if (args->dry_run) {
-      std::snprintf(line, sizeof line, "dry run: %s is a valid %s (%llu records, %s); it can be restored as %s",
-                    from.c_str(), dump_of.c_str(),
-                    static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
-                    stats->prefix.c_str());
-    } else {
-      std::snprintf(line, sizeof line, "restored %s (%s) as %s%s: %llu records, %s in %.1f s", from.c_str(),
-                    dump_of.c_str(), stats->prefix.c_str(), stats->replaced ? ", replacing it" : "",
-                    static_cast<unsigned long long>(stats->trailer.records), human_bytes(stats->trailer.bytes).c_str(),
-                    stats->seconds);
-    }
-    summary(ctx, line);
-    if (args->resume) {
-      std::uint64_t total = stats->trailer.records;
-      std::snprintf(line, sizeof line,
-                    "resumed: %llu of %llu records (%.0f%%) were staged before the interruption and not written again",
-                    static_cast<unsigned long long>(stats->resumed_records), static_cast<unsigned long long>(total),
-                    total > 0 ? 100.0 * static_cast<double>(stats->resumed_records) / static_cast<double>(total) : 0.0);
-      summary(ctx, line);
-    }
+    _summarise(ctx, *args, *stats, from);
   });
 }
 

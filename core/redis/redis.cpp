@@ -522,6 +522,22 @@ void Connection::drain() {
   }
 }
 
+void Connection::abandon() {
+  if (m_tx) {
+    drain();
+    return;
+  }
+  for (std::size_t i = m_head; i < m_queue.size(); ++i) {
+    Node* n = m_queue[i]->node;
+    if (n != nullptr && n->up()) {
+      n->t->abort_on_close();
+      drop(*n, Error{EIO, "abandoned", Fault::None});
+    }
+  }
+  m_queue.clear();
+  m_head = 0;
+}
+
 void Connection::drop(Node& n, const Error& why) {
   (void)why;
   n.t.reset();

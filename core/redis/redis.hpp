@@ -208,8 +208,15 @@ class Connection {
   // whole, under the retry policy; any other failure is returned.
   Result<Reply> transaction(std::span<const Args> commands);
   // Reads and drops every pending reply (after a failure: the connection
-  // is left ready for the next command).
+  // is left ready for the next command). An entry whose connection was
+  // lost is sent again as read_reply would (an idempotent one).
   void drain();
+  // Drops every pending command without sending any, again or at all: the
+  // connections that carry some are closed (the server drops what it has
+  // not run of them), so the server ran a prefix of what was sent on each.
+  // For a pipeline of writes that must stop where a lost reply left it
+  // (staging_writes.hpp). Inside a transaction, drain() instead.
+  void abandon();
 
   // The script runner: EVALSHA of the embedded script `script`
   // (lua::<name> for core/lua/<name>.lua, lua_scripts.hpp), loading it on

@@ -152,6 +152,13 @@ struct Transport::Tls {
 
 Transport::Transport(int fd, std::string peer) : m_fd(fd), m_peer(std::move(peer)) {}
 
+void Transport::abort_on_close() {
+  if (m_fd >= 0) {
+    linger now{1, 0};
+    (void)::setsockopt(m_fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);  // (a unix socket: nothing waits anyway)
+  }
+}
+
 Transport::~Transport() {
   m_tls.reset();
   if (m_fd >= 0) {

@@ -45,6 +45,11 @@ class Transport {
   // idle: nothing sent on it now would reach the server. Does not block.
   bool peer_gone() const;
 
+  // The close that ends this transport is an abort (TCP: a reset, SO_LINGER
+  // 0): bytes not sent yet are dropped, not sent after it (a partition that
+  // heals must not run commands abandoned: Connection::abandon).
+  void abort_on_close();
+
   // host:port or the socket path, for messages.
   const std::string& peer() const { return m_peer; }
 

@@ -84,6 +84,11 @@ struct RestoreOptions {
   dump::ReadLimits limits{};
 };
 
+// How many times restore_from_path resumes a restore from a file by
+// itself after a lost reply of its staging writes (a server restart or
+// failover, a broken connection: Fault::Lost).
+inline constexpr int k_restore_auto_resumes = 3;
+
 struct RestoreStats {
   std::string prefix;         // where it was (or would be) restored
   std::string source_prefix;  // the prefix in the dump's header
@@ -92,6 +97,7 @@ struct RestoreStats {
   Compression compression = Compression::None;  // what the input's first bytes said
   std::string warning;    // something to tell the user although the restore succeeded
   std::uint64_t resumed_records = 0;  // --resume: records the interrupted restore had staged
+  int lost_replies = 0;               // restore_from_path resumed by itself this many times (k_restore_auto_resumes)
   std::string base_snapshot_id;  // an incremental dump: the snapshot it applied to
   double seconds = 0;
 };

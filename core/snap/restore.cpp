@@ -252,7 +252,21 @@ class RestoreSink : public dump::Sink {
     }
     Status st = m_writes->settle(keep_bytes);
     m_failed = m_failed || !st.ok();
+    m_lost = m_lost || (!st.ok() && st.error().fault == Fault::Lost);
     return st;
+  }
+
+  // A reply of the staging writes was lost (a server restart or failover,
+  // a broken connection: the commands not sent again, SET NX and RPUSH,
+  // may have run or not). What the last checkpoint vouches for stays, for
+  // a resume (rewind_staging removes what came after it, and checks that
+  // the staging holds what the checkpoint says).
+  bool keep_after_lost() {
+    if (m_c == nullptr || !m_staging || !m_lost) {
+      return false;
+    }
+    m_keep_staging = true;
+    return true;
   }
 
  private:
@@ -347,6 +361,7 @@ class RestoreSink : public dump::Sink {
   std::string m_resume_digest;            // and their digest
   bool m_keep_staging = false;
   bool m_failed = false;  // a reply refused a record, or the connection failed
+  bool m_lost = false;    // ... a reply of the staging writes was lost (keep_after_lost)
   std::optional<StagingWrites> m_writes;  // once the staging prefix is chosen
 };
 
@@ -391,20 +406,29 @@ Status _check_staged(Pool& pool, const Keys& staging) {
 }
 
 // A failed restore removes what it staged, unless that is kept for
-// --resume: the input ended early (a broken pipe: not a regular file), or
-// a --resume did not get past its checkpoint. The error then says so.
+// --resume: the input ended early (a broken pipe: not a regular file), a
+// reply of the staging writes was lost, or a --resume did not get past its
+// checkpoint. The error then says so. Its fault is Fault::Lost only when a
+// lost reply failed it (RestoreSink::settle saw it, whatever the dump
+// reader made of the message) and the staging stays: restore_from_path
+// then resumes by itself. None otherwise.
 Error _restore_failed(Connection* c, RestoreSink& sink, const RestoreOptions& opts, bool ended_early, Error e) {
+  e.fault = Fault::None;
   if (c == nullptr || !sink.staging()) {
     return e;
   }
   // (Never after SIGINT or SIGTERM: the user asked for it to stop.)
-  bool keep = check_cancel().ok() &&
-              (sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
+  const bool alive = check_cancel().ok();
+  const bool resumable = alive && sink.keep_after_lost();
+  bool keep =
+      alive && (resumable || sink.keep_staging() || (ended_early && opts.keep_on_early_end && sink.keep_for_resume()));
   c->drain();
   if (keep) {
-    return make_error(e.code, e.message + "; the " + std::to_string(static_cast<long long>(sink.checkpointed())) +
-                                  " records staged are kept for 12 h: 'restore --resume' with the same dump"
-                                  " continues from there");
+    Error kept = make_error(e.code, e.message + "; the " + std::to_string(static_cast<long long>(sink.checkpointed())) +
+                                        " records staged are kept for 12 h: 'restore --resume' with the same dump"
+                                        " continues from there");
+    kept.fault = resumable ? Fault::Lost : Fault::None;
+    return kept;
   }
   (void)unlink_all(*c, *sink.staging());
   (void)c->command({"UNLINK", staging_index_key(*sink.staging())});
@@ -562,13 +586,25 @@ Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, cons
     o.keep_on_early_end = ::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode);
     return restore_filesystem(pool, std::cin, o);
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int e = errno;
-    return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + errno_text(e != 0 ? e : ENOENT));
-  }
   o.keep_on_early_end = ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
-  return restore_filesystem(pool, in, o);
+  // A file can be read again: a restore a lost reply failed (its staging
+  // kept: _restore_failed) resumes from its last checkpoint by itself.
+  for (int lost = 0;; ++lost) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      int e = errno;
+      return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + errno_text(e != 0 ? e : ENOENT));
+    }
+    auto done = restore_filesystem(pool, in, o);
+    if (done.ok()) {
+      done->lost_replies = lost;
+      return done;
+    }
+    if (done.error().fault != Fault::Lost || o.keep_on_early_end || lost == k_restore_auto_resumes) {
+      return done;
+    }
+    o.resume = true;
+  }
 }
 
 }  // namespace redisfs

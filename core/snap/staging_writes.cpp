@@ -105,7 +105,9 @@ Status StagingWrites::settle(std::size_t keep_bytes) {
     m_pending_bytes -= p.bytes;
     auto r = m_c.read_reply();
     if (!r.ok()) {
-      return fault(make_error(r.error().code, "restoring " + redisfs::quoted(p.key) + ": " + r.error().message));
+      Error e = std::move(r).error();  // (its fault kept: a lost reply is resumable, restore.cpp)
+      e.message = "restoring " + redisfs::quoted(p.key) + ": " + e.message;
+      return fault(std::move(e));
     }
     if (Status st = judge(p, r->view(), m_c.sent_again()); !st.ok()) {
       return fault(std::move(st));
@@ -194,9 +196,18 @@ void StagingWrites::abandon() {
 }
 
 Status StagingWrites::fault(Status st) {
-  m_c.drain();
   m_pending.clear();
   m_pending_bytes = 0;
+  if (st.error().fault == Fault::Lost) {
+    // Nothing more is sent, nor sent again: the server ran a prefix of the
+    // pipeline, where every key written is listed in the index before it
+    // (a resume's rewind_staging removes them). Doubts are moot then.
+    m_c.abandon();
+    m_doubt_keys.clear();
+    m_doubt_fields.clear();
+    return st;
+  }
+  m_c.drain();
   if (Status earlier = settle_doubts(); !earlier.ok() && earlier.code() == EINVAL) {
     return earlier;
   }

@@ -27,6 +27,15 @@
 // records, so they are settled before a later record's fault is reported.
 // After a fault the pipeline is drained (the connection is clean).
 //
+// A LOST REPLY of a command that is not sent again (SET NX, RPUSH: it may
+// have run or not) is a fault of its own (Fault::Lost): the pipeline is
+// abandoned (Connection::abandon), nothing more sent nor sent again, so
+// the server ran a prefix of it, where every key written was listed in the
+// index before it. The restore keeps its staging for a resume (restore.cpp,
+// keep_after_lost), whose rewind removes what came after the checkpoint.
+// (A drain would send the idempotent writes behind it again: a hash whose
+// RPUSH was not sent, written but not listed.)
+//
 // Left (documented): a crash between a key's write and its index entry, when
 // the RPUSH was refused and the write behind it was not, leaves the key out
 // of the index, so --resume does not remove it (rewind_staging) and reports

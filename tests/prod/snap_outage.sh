@@ -117,25 +117,36 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.05
 done
 # (and a freeze whose reply was lost: sent again, it finds its own)
-lost_reply() { # lost_reply WHAT ARM: WHAT (restore or copy) into $P-lost<n>, the proxy armed with ARM
+# lost_reply WHAT COMMAND STRING: WHAT (restore or copy) into $P-lost<n>,
+# the proxy losing the reply to the first COMMAND that holds the target's
+# name and STRING.
+lost_reply() {
   local what=$1 target=$P-lost$((++lost_n)) rc=0
-  echo -n "$target:$2" >"$T/arm"
+  echo -n "$2 $target$3" >"$T/arm"
   rm -f "$T/arm.fired"
   if [[ $what == restore ]]; then
-    "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" -q restore "$T/$P.json" --prefix "$target" 2>"$T/lost.err" ||
+    "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" restore "$T/$P.json" --prefix "$target" 2>"$T/lost.err" ||
       rc=$?
   else
     "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" -q copy "$P" "$target" 2>"$T/lost.err" || rc=$?
   fi
-  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the $what (armed with $2)"
-  ((rc == 0)) || fail "a $what that lost a reply (armed with $2) exited $rc: $(cat "$T/lost.err")"
+  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the $what (armed with $2 $3)"
+  ((rc == 0)) || fail "a $what that lost a reply (armed with $2 $3) exited $rc: $(cat "$T/lost.err")"
   records "$target" | diff "$T/want" - >"$T/delta" || fail "the $what that lost a reply differs: $(head -5 "$T/delta")"
-  snap -q fsck "$target" || fail "fsck of the $what that lost a reply (armed with $2)"
+  snap -q fsck "$target" || fail "fsck of the $what that lost a reply (armed with $2 $3)"
 }
 lost_n=0
-lost_reply restore INODE:
-lost_reply copy INODE:
-lost_reply restore COW
+lost_reply restore EVALSHA :INODE:
+lost_reply copy EVALSHA :INODE:
+lost_reply restore EVALSHA :COW
+if grep -q "a reply of its writes was lost" "$T/lost.err"; then
+  fail "a restore that lost no reply of its writes says it did: $(cat "$T/lost.err")"
+fi
+# (a reply of its staging writes: SET NX and RPUSH are not sent again;
+# from a file, the restore resumes from its last checkpoint by itself)
+lost_reply restore RPUSH '~restore~'
+grep -q "a reply of its writes was lost 1 time(s) (a server restart or failover?): it resumed from its last checkpoint" \
+  "$T/lost.err" || fail "a restore that resumed by itself does not say so: $(cat "$T/lost.err")"
 
 note "1. a dump through a restart (its output stalls while the server is down)"
 # (what is left to read then comes from the restarted server, its hashes'
