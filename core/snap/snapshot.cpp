@@ -1348,12 +1348,20 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   DeleteStats stats;
   std::string why = "there is no superblock";
   auto removed = st.has_sb ? _unlink_walked(c, keys, freeze, progress, why) : Result<std::uint64_t>(std::uint64_t{0});
-  if (removed.ok() && !why.empty()) {
+  if (!removed.ok() && removed.error().fault == Fault::Lost) {
+    // A batch's reply was lost (it may have run; unlink_named.lua is not
+    // sent again: its answers feed the walk's cross-check). Deleting twice
+    // is as deleting once: SCAN finds what is left. (The count misses what
+    // the lost batch removed.)
+    c.drain();
+    removed = std::uint64_t{0};
+    why = "a reply was lost";
+  } else if (removed.ok() && !why.empty() && st.has_sb) {
     // The reference: whatever SCAN still finds under the prefix.
-    if (st.has_sb) {
-      stats.warning = "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" + why +
-                      "), so the keys it did not name were found by SCAN";
-    }
+    stats.warning = "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" + why +
+                    "), so the keys it did not name were found by SCAN";
+  }
+  if (removed.ok() && !why.empty()) {
     auto scanned = unlink_all(c, keys, &freeze, &progress);
     removed = scanned.ok() ? Result<std::uint64_t>(*removed + *scanned) : Result<std::uint64_t>(scanned.error());
   }

@@ -11,7 +11,9 @@
 #    superblock aside), and fsck finds them clean; so do a restore and a
 #    copy whose final move (slowed: REDISFS_FAULT=move-slow) the restart
 #    interrupts, and whose move loses a batch's reply (a proxy drops it:
-#    the batch is sent again). A dump whose output
+#    the batch is sent again); a restore from a file whose staging write
+#    loses a reply resumes by itself; a delete whose batch loses a reply
+#    finds what is left by SCAN. A dump whose output
 #    stalls while the server is down exits 0, verifies, and holds those
 #    records. And fsck --repair (slowed: REDISFS_FAULT=scan-slow) across a
 #    restart scans again and deletes nothing. And a delete that finds its
@@ -147,6 +149,17 @@ fi
 lost_reply restore RPUSH '~restore~'
 grep -q "a reply of its writes was lost 1 time(s) (a server restart or failover?): it resumed from its last checkpoint" \
   "$T/lost.err" || fail "a restore that resumed by itself does not say so: $(cat "$T/lost.err")"
+# (a delete's batch: unlink_named.lua is not sent again, and SCAN finds
+# what is left)
+snap -q copy "$P" "$P-lostdel" || fail "copy $P $P-lostdel"
+echo -n "EVALSHA $P-lostdel:INODE:" >"$T/arm"
+rm -f "$T/arm.fired"
+rc=0
+"$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" -q delete "$P-lostdel" 2>"$T/lost.err" || rc=$?
+[[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the delete"
+((rc == 0)) || fail "a delete that lost a reply exited $rc: $(cat "$T/lost.err")"
+left=$(rcli s --scan --pattern "$P-lostdel:*" | wc -l)
+((left == 0)) || fail "a delete that lost a reply left $left keys: $(rcli s --scan --pattern "$P-lostdel:*" | head -3)"
 
 note "1. a dump through a restart (its output stalls while the server is down)"
 # (what is left to read then comes from the restarted server, its hashes'
