@@ -1351,8 +1351,8 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   if (!removed.ok() && removed.error().fault == Fault::Lost) {
     // A batch's reply was lost (it may have run; unlink_named.lua is not
     // sent again: its answers feed the walk's cross-check). Deleting twice
-    // is as deleting once: SCAN finds what is left. (The count misses what
-    // the lost batch removed.)
+    // is as deleting once: SCAN finds what is left. (The count is then
+    // only what SCAN removed.)
     c.drain();
     removed = std::uint64_t{0};
     why = "a reply was lost";
