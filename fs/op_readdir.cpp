@@ -60,6 +60,7 @@ struct DirHandle {
   bool snapdir = false;          // the live root under -o snapdir=visible: .snapshots ends it
   std::shared_ptr<void> keep;    // what must outlive the handle (a view's Store)
   std::uint64_t listed = 0;      // entries handed out through it
+  unsigned restarts_logged = 0;  // of reader.restarts()
   // Last, so destroyed first: its destructor tells its Store the listing
   // ended (Store::listing_done), while `keep` still holds a view's Store.
   DirReader reader;
@@ -252,6 +253,12 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
   {
     std::lock_guard<std::mutex> lock(h.mutex);
     used = _fill(req, session, h, buf, off, plus, placed);
+    if (h.reader.restarts() != h.restarts_logged) {
+      h.restarts_logged = h.reader.restarts();
+      log_warning("readdir of directory " + std::to_string(h.ino) +
+                  ": the server changed (a restart or a failover) during the listing; it begins again, so names "
+                  "listed already come a second time");
+    }
   }
   if (!used) {
     reply_fail(req, plus ? "readdirplus" : "readdir", ino, {}, used.error());

@@ -26,6 +26,9 @@ struct DirEntry {
 struct DirPage {
   std::vector<DirEntry> entries;
   std::uint64_t next_cursor = 0;  // 0: the directory is exhausted
+  // The run_id of the server whose HSCAN gave it (Connection::answered_by;
+  // empty: not known). A cursor means nothing to another server process.
+  std::string server;
 };
 
 }  // namespace redisfs

@@ -7,10 +7,12 @@
 
 namespace redisfs {
 
-// A cursor is kept in the 31 bits above the hash, so that every offset is
-// positive (the kernel and lseek refuse negative ones): 2^31 buckets, some
-// two billion names, is as large as a listed directory gets.
-static constexpr std::uint64_t k_max_cursor = (std::uint64_t{1} << 31) - 2;
+// A cursor is kept in the 30 bits above the hash, below the epoch's bit,
+// so that every offset is positive (the kernel and lseek refuse negative
+// ones) and below INT64_MAX (the .snapshots entry's, op_readdir.cpp): 2^30
+// buckets, some billion names, is as large as a listed directory gets.
+static constexpr std::uint64_t k_max_cursor = (std::uint64_t{1} << 30) - 3;
+static constexpr std::uint64_t k_epoch_bit = std::uint64_t{1} << 30;  // of the field above the hash
 
 std::uint32_t DirReader::name_hash(std::string_view name) {
   std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
@@ -31,11 +33,7 @@ DirReader::~DirReader() {
   }
 }
 
-Status DirReader::read_page(std::uint64_t cursor) {
-  m_have_page = false;
-  m_entries.clear();
-  m_hashes.clear();
-  m_index = 0;
+Result<DirPage> DirReader::fetch(std::uint64_t cursor) {
   Ino parent = 0;
   const bool ask = m_want_parent && !m_parent;
   // The first page read may be one a getattr read since the opening.
@@ -48,9 +46,30 @@ Status DirReader::read_page(std::uint64_t cursor) {
     m_waiting = false;
     m_store.listing_done(m_dir);
   }
-  TRY_ASSIGN(DirPage page, std::move(read));
+  TRY(read);
   if (ask) {
     m_parent = parent;
+  }
+  return read;
+}
+
+Result<bool> DirReader::read_page(std::uint64_t cursor) {
+  m_have_page = false;
+  m_entries.clear();
+  m_hashes.clear();
+  m_index = 0;
+  TRY_ASSIGN(DirPage page, fetch(cursor));
+  bool started_over = false;
+  if (cursor != 0 && !m_server.empty() && !page.server.empty() && page.server != m_server) {
+    // Its cursor came from another server process: begin again.
+    TRY_ASSIGN(page, fetch(0));
+    cursor = 0;
+    started_over = true;
+    m_epoch ^= 1;
+    ++m_restarts;
+  }
+  if (cursor == 0) {
+    m_server = page.server;
   }
   if (page.next_cursor > k_max_cursor) {
     return make_error(EOVERFLOW, "directory " + std::to_string(m_dir) + ": HSCAN cursor " +
@@ -80,7 +99,7 @@ Status DirReader::read_page(std::uint64_t cursor) {
   m_next_cursor = page.next_cursor;
   m_time = Clock::now();
   m_have_page = true;
-  return {};
+  return started_over;
 }
 
 Status DirReader::seek(std::uint64_t offset, bool plus) {
@@ -88,11 +107,17 @@ Status DirReader::seek(std::uint64_t offset, bool plus) {
   bool after_hash = false;
   std::uint32_t hash = 0;
   if (offset >= k_first_entry_offset) {
-    cursor = (offset >> 32) - 1;
+    std::uint64_t field = offset >> 32;
+    cursor = (field & ~k_epoch_bit) - 1;
     hash = static_cast<std::uint32_t>(offset);
     after_hash = true;
     if (cursor > k_max_cursor) {
       return make_error(EINVAL, "directory offset " + std::to_string(offset) + " was never handed out");
+    }
+    if (((field & k_epoch_bit) != 0) != (m_epoch != 0)) {
+      // Handed out before the listing began again: from its start.
+      cursor = 0;
+      after_hash = false;
     }
   }
   bool usable = m_have_page && (m_plus || !plus) && offset != 0;
@@ -103,7 +128,8 @@ Status DirReader::seek(std::uint64_t offset, bool plus) {
   if (!usable || m_cursor != cursor) {
     m_plus = plus;
     m_have_prev = false;
-    TRY(read_page(cursor));
+    TRY_ASSIGN(bool started_over, read_page(cursor));
+    after_hash = after_hash && !started_over;
   }
   m_index = 0;
   if (after_hash) {
@@ -131,7 +157,7 @@ Result<const DirEntry*> DirReader::current() {
 }
 
 std::uint64_t DirReader::current_offset() const {
-  return ((m_cursor + 1) << 32) | m_hashes[m_index];
+  return ((m_cursor + 1) | (m_epoch != 0 ? k_epoch_bit : 0)) << 32 | m_hashes[m_index];
 }
 
 bool DirReader::must_follow() const { return m_index > 0 && m_hashes[m_index] == m_hashes[m_index - 1]; }

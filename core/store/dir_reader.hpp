@@ -5,10 +5,12 @@
 // The offset after an entry (what the kernel passes back as d_off, and what
 // telldir returns) names a place in the scan, not a count of entries:
 //
-//   offset = (cursor + 1) << 32 | hash32(name)
+//   offset = (epoch << 30 | (cursor + 1)) << 32 | hash32(name)
 //
-// where `cursor` is the HSCAN cursor the entry's page was read from, and
-// the entries of a page are listed in the order of hash32 (FNV-1a, folded).
+// where `cursor` is the HSCAN cursor the entry's page was read from, the
+// entries of a page are listed in the order of hash32 (FNV-1a, folded),
+// and `epoch` (one bit) changes when the listing begins again on another
+// server (see below).
 // Resuming after an offset reads that page again (or uses the page held,
 // when it is the same one) and lists its entries whose hash is greater,
 // then the pages that follow. Offsets 0, 1 and 2 are the start, after "."
@@ -30,6 +32,15 @@
 //   directory after seekdir unspecified, and so do we.
 // - two names of one page with the same hash32 are never split across two
 //   calls of the caller (must_follow says so), so resuming never loses one.
+// - across a server restart or failover (a page answered by another server
+//   process than the listing's first page: DirPage::server), a cursor
+//   means nothing: the new server hashes with another seed, and going on
+//   would miss names. The listing begins again from the first page, in a
+//   new epoch: a straight read then lists again the names it listed
+//   before, and misses none present throughout. An offset handed out
+//   before (of the other epoch) resumes at the start of the new listing.
+//   A server whose run_id is not known (an ACL user without +info) is
+//   not watched.
 //
 // Memory: one page per open directory (about `page_entries`, with
 // attributes for readdirplus; a hash small enough to be a listpack, up to
@@ -40,6 +51,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -88,9 +100,14 @@ class DirReader {
   // ENOENT); parent() has it once a page was read after the ask.
   void want_parent() { m_want_parent = true; }
   std::optional<Ino> parent() const { return m_parent; }
+  // How many times the listing began again on another server.
+  unsigned restarts() const { return m_restarts; }
 
  private:
-  Status read_page(std::uint64_t cursor);
+  Result<DirPage> fetch(std::uint64_t cursor);
+  // Reads the page at `cursor` and holds it; true when it began the
+  // listing again instead (the server changed).
+  Result<bool> read_page(std::uint64_t cursor);
 
   Store& m_store;
   Ino m_dir;
@@ -103,6 +120,9 @@ class DirReader {
   Clock::time_point m_opened;
   std::uint64_t m_cursor = 0;       // the page held was read from this cursor
   std::uint64_t m_next_cursor = 0;  // ...and the next one starts here (0: none)
+  std::string m_server;             // the run_id of the server of the listing's first page
+  unsigned m_epoch = 0;             // 0 or 1: flips when the listing begins again
+  unsigned m_restarts = 0;
   // The page before it, when the reader went on from it to the page held:
   // an offset past its last entry (where a reply that filled up at the end
   // of that page stopped) is the start of the page held.

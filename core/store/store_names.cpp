@@ -220,6 +220,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
     c->append({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
   }
   Result<Reply> scanned = c->read_reply();
+  std::string server = c->answered_by();
   if (parent != nullptr) {
     Result<Reply> p = c->read_reply();
     TRY(p);
@@ -227,6 +228,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
   }
   TRY_ASSIGN(Reply r, std::move(scanned));
   TRY_ASSIGN(DirPage page, _scanned_page(dir, r.view()));
+  page.server = std::move(server);
   TRY(readdir_attrs(*c, dir, page, plus));
   return page;
 }
@@ -245,6 +247,7 @@ Result<Attr> Store::getattr_with_first_page(Connection& c, Ino dir) {
   Result<Attr> attr = attr_from_read(m_keys, dir, a);
   if (attr && attr->is_dir() && attr->nlink != 0 && scanned) {
     if (auto page = _scanned_page(dir, scanned->view())) {
+      page->server = c.answered_by();
       m_first_pages.keep(dir, sent, std::move(page).value(), attr->parent == 0 ? dir : attr->parent);
     }
   }

@@ -15,6 +15,13 @@
 #                               the VmRSS of process PID (the daemon) grew
 #                               meanwhile
 #   dirlist.py make DIR PREFIX N   N empty files PREFIX%06d, four at a time
+#   dirlist.py across DIR FIRST READY GO   one listing, paused after FIRST
+#                               entries (READY created, then waits for GO:
+#                               the server restarts meanwhile) and read to
+#                               its end; then seekdir to a telldir value
+#                               of before the pause, and the rest from
+#                               there. Prints the names of each, one a
+#                               line, the two parts apart by a "--" line
 #   dirlist.py tree FS INO NDIRS NFILES   on stdout, for redis-cli --pipe:
 #                               the commands that add directories d0000...
 #                               of NFILES empty files f000000... each to the
@@ -129,6 +136,29 @@ def hold(path, pid, k):
     print(grown)
 
 
+def across(path, first, ready, go):
+    import time
+    d = _open(path)
+    names, mark = [], None
+    while (name := _next(d)) is not None:
+        names.append(name)
+        if len(names) == first // 2:
+            mark = _libc.telldir(d)
+        if len(names) == first:
+            open(ready, "w").close()
+            deadline = time.monotonic() + 120
+            while not os.path.exists(go):
+                if time.monotonic() > deadline:
+                    fail("across: no %s after 120 s" % go)
+                time.sleep(0.05)
+    if mark is None:
+        fail("across: fewer than %d entries" % first)
+    _libc.seekdir(d, mark)
+    again = _rest(d)
+    _libc.closedir(d)
+    sys.stdout.write("".join(n + "\n" for n in names + ["--"] + again))
+
+
 def make(path, prefix, n):
     kids = []
     for k in range(4):
@@ -187,6 +217,8 @@ if __name__ == "__main__":
         hold(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "tree":
         tree(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "across":
+        across(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif cmd == "make":
         make(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
