@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "redis/scan.hpp"
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/fs_usage.hpp"
@@ -87,23 +88,23 @@ static Status _check_not_reserved(Pool& pool, Connection& c, const Keys& keys) {
 // filesystem: never build a new one on top of it.
 static Status _check_no_keys_without_superblock(Connection& c, const Keys& keys) {
   const std::string& prefix = keys.prefix();
-  std::string cursor = "0";
-  std::string match = keys.match_all();
-  do {
-    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
-    cursor = std::string(r.view()[0].str());
-    ReplyView found = r.view()[1];
-    for (std::size_t i = 0; i < found.size(); ++i) {
-      auto rel = keys.relative(found[i].str());
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", keys.match_all(), "COUNT", "1000"});
+  for (;;) {
+    TRY_ASSIGN(auto found, walk.next());
+    if (!found) {
+      break;
+    }
+    for (std::size_t i = 0; i < found->size(); ++i) {
+      auto rel = keys.relative((*found)[i].str());
       auto kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
       if (is_filesystem_key(kind) || kind == KeyKind::Unknown) {
-        std::string key(found[i].str().substr(0, 200));
+        std::string key((*found)[i].str().substr(0, 200));
         return make_error(EIO, "prefix '" + prefix + "' holds keys but no superblock (" + key +
                                    "): an interrupted restore or delete? Check it with `redisfs-snap fsck " + prefix +
                                    "` or remove it with `redisfs-snap delete " + prefix + "`");
       }
     }
-  } while (cursor != "0");
+  }
   return {};
 }
 

@@ -7,6 +7,7 @@
 #include <deque>
 #include <optional>
 
+#include "redis/scan.hpp"
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
 
@@ -381,19 +382,23 @@ static Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const 
   std::vector<std::uint64_t> found;
   std::string pattern = keys.block(ino, 0);
   pattern.replace(pattern.size() - 1, 1, "*");
-  std::string cursor = "0";
-  do {
-    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "10000"}));
-    cursor = std::string(r.view()[0].str());
-    ReplyView list = r.view()[1];
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      auto rel = keys.relative(list[i].str());
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", pattern, "COUNT", "10000"});
+  for (;;) {
+    TRY_ASSIGN(auto list, walk.next());
+    if (!list) {
+      break;
+    }
+    if (walk.started_over()) {
+      found.clear();
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      auto rel = keys.relative((*list)[i].str());
       ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
       if (k.kind == KeyKind::Block && k.ino == ino && k.index >= from && k.index < to) {
         found.push_back(k.index);
       }
     }
-  } while (cursor != "0");
+  }
   std::sort(found.rbegin(), found.rend());
   found.erase(std::unique(found.begin(), found.end()), found.end());
   return found;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "redis/scan.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store_internal.hpp"
 
@@ -457,27 +458,21 @@ Result<std::size_t> Store::drop_own_opens(std::size_t max_scan_calls) {
     return std::size_t{0};
   }
   TRY_ASSIGN(auto c, m_pool.acquire());
-  const std::string match = m_keys.match_opens();
-  std::string cursor = "0";
+  ScanWalk walk(*c, {"SCAN"}, {"MATCH", m_keys.match_opens(), "COUNT", "1000"});
   std::size_t removed = 0;
   for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
-    TRY_ASSIGN(Reply r, c->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
-    ReplyView v = r.view();
-    if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      break;
     }
-    cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      c->append({"HDEL", v[1][i].str(), m_opts.session});  // HDEL runs on a full server too
+    for (std::size_t i = 0; i < page->size(); ++i) {
+      c->append({"HDEL", (*page)[i].str(), m_opts.session});  // HDEL runs on a full server too
     }
     while (c->pending() > 0) {
       auto done = c->read_reply();
       if (done.ok() && done->view().integer() > 0) {
         ++removed;
       }
-    }
-    if (cursor == "0") {
-      break;
     }
   }
   return removed;
