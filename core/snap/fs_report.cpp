@@ -2,12 +2,16 @@
 #include "snap/fs_report.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
+#include "redis/scan.hpp"
 #include "store/keys.hpp"
+#include "util/fault.hpp"
 #include "util/progress.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
@@ -150,8 +154,10 @@ namespace {
 // the entries' inodes, pipelined, until no page is left.
 class DuWalk {
  public:
-  DuWalk(Connection& c, const Keys& keys, std::uint64_t root, Progress* progress)
-      : m_c(c), m_keys(keys), m_progress(progress) {
+  // `server`: the run_id of the server that named the root (empty: not
+  // known, not watched).
+  DuWalk(Connection& c, const Keys& keys, std::uint64_t root, std::string server, Progress* progress)
+      : m_c(c), m_keys(keys), m_progress(progress), m_server(std::move(server)) {
     m_dirs.push_back(Dir{0, 0, root, "", {}});
     m_seen.insert(root);
     m_report.inodes = 1;
@@ -229,14 +235,22 @@ class DuWalk {
   };
 
   // One page of entries of each directory of `batch`; the next pages go
-  // back to m_pending.
+  // back to m_pending. EAGAIN when a page after a directory's first came
+  // from another server than the walk's (a restart or a failover: its
+  // cursor meant nothing there, and entries may be missed).
   Result<std::vector<Entry>> list(const std::vector<Page>& batch) {
+    if (batch.back().cursor != "0" && fault_injected("scan-slow")) {  // tests: a walk to restart the server under
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
     for (const Page& p : batch) {
       m_c.append({"HSCAN", m_keys.dir(m_dirs[p.dir].ino), p.cursor, "COUNT", k_hscan_count});
     }
     std::vector<Entry> entries;
+    bool changed = false;
     for (const Page& p : batch) {
       TRY_ASSIGN(Reply r, m_c.read_reply());
+      changed = changed ||
+                (p.cursor != "0" && !m_server.empty() && !m_c.answered_by().empty() && m_c.answered_by() != m_server);
       ReplyView v = r.view();
       if (!v.is_array() || v.size() != 2) {
         return make_error(EIO, "redis: bad HSCAN reply for " + m_keys.dir(m_dirs[p.dir].ino));
@@ -252,6 +266,9 @@ class DuWalk {
       if (next != "0") {
         m_pending.push_back(Page{p.dir, std::move(next)});
       }
+    }
+    if (changed) {
+      return make_error(EAGAIN, "the Redis server changed (a restart or a failover) during the walk");
     }
     return entries;
   }
@@ -298,6 +315,7 @@ class DuWalk {
   U64Set m_seen;
   std::vector<Page> m_pending{{0, "0"}};
   DuReport m_report;
+  std::string m_server;
 };
 
 }  // namespace
@@ -323,9 +341,17 @@ Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t l
   if (progress != nullptr && !rv[1].is_nil() && parse_u64(rv[1].str(), inodes)) {
     progress->set_total(inodes);
   }
-  DuWalk walk(c, keys, root, progress);
-  TRY(walk.run());
-  return walk.report(limit, depth);
+  // A walk that a server change cut short begins again (ScanWalk's rule,
+  // for the many walks of one pipeline).
+  for (int restarts = 0;; ++restarts) {
+    DuWalk walk(c, keys, root, c.answered_by(), progress);
+    Status run = walk.run();
+    if (!run && run.error().code == EAGAIN && restarts < ScanWalk::k_max_restarts) {
+      continue;
+    }
+    TRY(run);
+    return walk.report(limit, depth);
+  }
 }
 
 std::string du_as_table(const DuReport& report) {

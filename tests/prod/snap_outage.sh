@@ -18,7 +18,8 @@
 #    records. And fsck --repair (slowed: REDISFS_FAULT=scan-slow) across a
 #    restart scans again and deletes nothing. And a delete that finds its
 #    keys by SCAN (the superblock is gone) across a restart walks again
-#    and leaves no key behind.
+#    and leaves no key behind; du's walk of a large directory across a
+#    restart begins again and counts every file.
 # 2. With --timeout 2, a copy whose server goes away for about 6 s midway
 #    fails with exit 1 and one line, which says its partial copy expires by
 #    itself (it could not be removed); once the server is back nothing of
@@ -215,6 +216,24 @@ wait "$pid" || rc=$?
 ((rc == 0)) || fail "the delete through a restart exited $rc: $(cat "$T/delete.err")"
 left=$(rcli s --scan --pattern "$P-del:*" | wc -l)
 ((left == 0)) || fail "the delete through a restart left $left keys: $(rcli s --scan --pattern "$P-del:*" | head -3)"
+
+note "1. du through a restart: its walk of a large directory starts again and counts every file"
+# (the pages of a 10,000-entry directory after the restart, read with the
+# old cursor, missed files)
+snap -q copy "$P" "$P-du" || fail "copy $P $P-du"
+python3 "$HERE/../mount/dirlist.py" tree "$P-du" 100000000 1 10000 | rcli s --pipe >/dev/null
+snap -q du --json "$P-du" >"$T/du.want" || fail "du $P-du"
+want_inodes=$(jq .inodes "$T/du.want")
+((want_inodes > 10000)) || fail "du $P-du: $want_inodes inodes, not the 10,000 files and more"
+REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" du --json "$P-du" >"$T/du.out" 2>"$T/du.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "du ended before the restart: $(cat "$T/du.err")"
+restart_redis s kill
+rc=0
+wait "$pid" || rc=$?
+((rc == 0)) || fail "du through a restart exited $rc: $(cat "$T/du.err")"
+diff "$T/du.want" "$T/du.out" >"$T/du.delta" || fail "du through a restart counted otherwise: $(head -5 "$T/du.delta")"
 
 note "2. a copy whose server is away for longer than --timeout fails, and leaves nothing that lasts"
 REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q --timeout 2 copy "$P" "$P-late" 2>"$T/late.err" &
