@@ -17,6 +17,12 @@ void ScanWalk::adopt_first(Reply first, std::string server_before) {
   m_server = std::move(server_before);
 }
 
+void ScanWalk::resume(std::string cursor, std::string server) {
+  m_cursor = std::move(cursor);
+  m_server = std::move(server);
+  m_done = m_cursor == "0";
+}
+
 Status ScanWalk::check(const Reply& r) const {
   ReplyView v = r.view();
   if (!v.is_array() || v.size() != 2 || !v[0].is_string() || !v[1].is_array()) {

@@ -41,6 +41,12 @@ class ScanWalk {
   // when the whole pipeline went to the new one, costs one walk more).
   void adopt_first(Reply first, std::string server_before);
 
+  // The walk goes on from `cursor`, which a page read elsewhere (another
+  // connection, a pipeline) ended with; `server` is the run_id that page
+  // came from (that connection's answered_by()). A page from another
+  // server begins again at cursor 0, as next() says (started_over).
+  void resume(std::string cursor, std::string server);
+
   // Whether the page next() returned last begins the walk again: the
   // server changed since the pages before it.
   bool started_over() const { return m_started_over; }

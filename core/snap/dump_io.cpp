@@ -42,6 +42,7 @@
 #include <functional>
 #include <iostream>
 
+#include "redis/scan.hpp"
 #include "snap/dump_incremental.hpp"
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
@@ -181,38 +182,36 @@ class TempStreamer {
         }
         TRY(m_w.write_string(rel, v.str()));
       } else {
-        TRY(hash(rel, v));
+        TRY(hash(rel, v, m_c.answered_by()));
       }
       m_progress.add(1);
     }
     return {};
   }
 
-  static Status page_pairs(ReplyView page, std::string& cursor,
-                           std::vector<std::pair<std::string, std::string>>& pairs) {
-    if (!page.is_array() || page.size() != 2 || !page[1].is_array()) {
-      return make_error(EIO, "redis: bad HSCAN reply");
-    }
-    cursor = std::string(page[0].str());
-    ReplyView list = page[1];
+  static void list_pairs(ReplyView list, std::vector<std::pair<std::string, std::string>>& pairs) {
     pairs.clear();
     for (std::size_t i = 0; i + 1 < list.size(); i += 2) {
       pairs.emplace_back(list[i].str(), list[i + 1].str());
     }
-    return {};
   }
 
-  Status hash(const std::string& rel, ReplyView first_page) {
-    std::string cursor;
+  // `server`: the run_id of the server of the first page.
+  Status hash(const std::string& rel, ReplyView first_page, const std::string& server) {
+    if (!first_page.is_array() || first_page.size() != 2 || !first_page[1].is_array()) {
+      return make_error(EIO, "redis: bad HSCAN reply");
+    }
+    std::string cursor(first_page[0].str());
     std::vector<std::pair<std::string, std::string>> pairs;
-    TRY(page_pairs(first_page, cursor, pairs));
+    list_pairs(first_page[1], pairs);
     if (pairs.empty() && cursor == "0") {
       return missing(rel);
     }
     TRY(m_w.begin_hash(rel));
     TRY(m_w.hash_fields(pairs));
     if (cursor != "0") {
-      // A big hash: continue on the side connection, dropping repeats.
+      // A big hash: continue on the side connection, dropping repeats (a
+      // walk that begins again on a restarted server repeats them all).
       std::string key = m_tk.absolute(rel);
       TRY_ASSIGN(Reply len, m_side.command({"HLEN", key}));
       std::uint64_t expected = static_cast<std::uint64_t>(len.view().integer());
@@ -221,9 +220,14 @@ class TempStreamer {
         seen.insert(_hash64(p.first));
       }
       std::uint64_t written = pairs.size();
-      while (cursor != "0") {
-        TRY_ASSIGN(Reply page, m_side.command({"HSCAN", key, cursor, "COUNT", k_hscan_count}));
-        TRY(page_pairs(page.view(), cursor, pairs));
+      ScanWalk walk(m_side, {"HSCAN", key}, {"COUNT", std::string(k_hscan_count)});
+      walk.resume(cursor, server);
+      for (;;) {
+        TRY_ASSIGN(auto page, walk.next());
+        if (!page) {
+          break;
+        }
+        list_pairs(*page, pairs);
         std::erase_if(pairs, [&](const auto& p) { return !seen.insert(_hash64(p.first)); });
         written += pairs.size();
         TRY(m_w.hash_fields(pairs));
