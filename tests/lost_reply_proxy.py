@@ -5,15 +5,21 @@ the server and runs, its reply never reaches the client, and the
 connection is closed.
 
 Armed by the file ARM (its content: a command's name, a space, and a
-string to look for): the first such command a client sends that holds
-that string (in what it sent since the server last answered) disarms it
-(ARM is removed) and goes to the server; the server's next bytes on that
-connection are dropped and both sides closed, and the file ARM.fired is
-written. Runs until killed, or its parent (the test) is gone.
+regular expression to look for, over bytes: \\r\\n for the protocol's line
+ends, \\Z for the end of what was sent): the first such command a client
+sends that matches it (in what it sent since the server last answered,
+from the command's name on) disarms it (ARM is removed) and goes to the
+server; the server's next bytes on that connection are dropped and both
+sides closed, and the file ARM.fired is written. A command name written
+with a leading '-' (-EVALSHA) loses the command instead, as a network
+that breaks before it reaches the server: it is not passed on (nor what
+came with it in the same read), and both sides are closed. Runs until
+killed, or its parent (the test) is gone.
 
 usage: lost_reply_proxy.py LISTEN_PORT SERVER_PORT ARM
 """
 import os
+import re
 import socket
 import sys
 import threading
@@ -23,17 +29,26 @@ listen_port, server_port, arm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
 def armed_by(sent):
     """Whether what the client sent since the server last answered holds
-    the command ARM names with its string (then ARM is removed)."""
+    the command ARM names, matching its expression (then ARM is removed):
+    False, or what to lose, "reply" or "command"."""
     try:
         with open(arm, "rb") as f:
             command, _, want = f.read().strip().partition(b" ")
     except FileNotFoundError:
         return False
+    lose = "reply"
+    if command.startswith(b"-"):
+        command, lose = command[1:], "command"
     at = sent.rfind(b"\r\n" + command + b"\r\n")
-    if not want or at < 0 or want not in sent[at:]:
+    if not want or at < 0 or not re.search(want, sent[at:]):
         return False
     os.unlink(arm)
-    return True
+    return lose
+
+
+def fired(what):
+    with open(arm + ".fired", "w") as f:
+        f.write(what + "\n")
 
 
 def relay(client):
@@ -58,8 +73,12 @@ def relay(client):
                     break
                 with lock:
                     sent.extend(chunk)
-                    if not drop.is_set() and armed_by(bytes(sent)):
-                        drop.set()
+                    lose = not drop.is_set() and armed_by(bytes(sent))
+                if lose == "command":
+                    fired("lost a command of %d bytes" % len(chunk))
+                    break
+                if lose:
+                    drop.set()
                 server.sendall(chunk)
         except OSError:
             pass
@@ -72,8 +91,7 @@ def relay(client):
             if not chunk:
                 break
             if drop.is_set():
-                with open(arm + ".fired", "w") as f:
-                    f.write("dropped %d bytes\n" % len(chunk))
+                fired("dropped a reply of %d bytes" % len(chunk))
                 break
             with lock:
                 sent.clear()

@@ -360,8 +360,8 @@ Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::
 
 // ---------------------------------------------------------------- freeze
 
-Freeze::Freeze(std::string key, std::string token)
-    : m_key(std::move(key)), m_token(std::move(token)), m_held(true), m_last_refresh(Clock::now()) {}
+Freeze::Freeze(std::string key, std::string token, std::chrono::steady_clock::time_point extended)
+    : m_key(std::move(key)), m_token(std::move(token)), m_held(true), m_last_refresh(extended) {}
 
 Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
   std::string key = keys.freeze();
@@ -371,9 +371,10 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
+    auto sent = Clock::now();
     TRY_ASSIGN(Reply r, c.eval(lua::freeze_acquire, {key, keys.cow()}, {token, ttl}));
     if (r.view().integer() == 1) {
-      return Freeze(std::move(key), std::move(token));
+      return Freeze(std::move(key), std::move(token), sent);
     }
     if (Clock::now() >= deadline) {
       return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
@@ -392,12 +393,13 @@ Status Freeze::refresh(Connection& c) {
   if (!m_held) {
     return _lost(m_key);
   }
+  auto sent = Clock::now();
   TRY_ASSIGN(Reply r, c.eval(lua::freeze_refresh, {m_key}, {m_token, std::to_string(k_freeze_ttl_ms)}));
   if (r.view().integer() != 1) {
     m_held = false;
     return _lost(m_key);
   }
-  m_last_refresh = Clock::now();
+  m_last_refresh = sent;
   return {};
 }
 
@@ -408,13 +410,42 @@ Status Freeze::keep_alive(Connection& c) {
   return refresh(c);
 }
 
+// Ends a lease (a freeze, a snapshot) with `script`, which deletes `key`
+// and answers 1 if it held `token` (in the hash field `token_field`, or as
+// the string's value when that is empty) and had not lapsed, else 0.
+// Whether the lease was ours to the end. When its reply is lost, the
+// script may have run or not, and a second run would answer 0 (the first
+// took the key): the key still holding the token says it did not run,
+// and it is sent again; a key without it says it ran, for the lease cannot
+// have lapsed by itself while less than half its time to live has passed
+// since `extended`, when the step that last extended it was sent.
+static Result<bool> _end_lease(Connection& c, lua::ScriptId script, const std::string& key, const std::string& token,
+                               const std::string& token_field, Clock::time_point extended) {
+  for (bool again = false;; again = true) {
+    auto r = c.eval(script, {key}, {token});
+    if (r.ok()) {
+      return r->view().integer() == 1;
+    }
+    if (r.error().fault != Fault::Lost || again) {
+      return std::move(r).error();
+    }
+    TRY_ASSIGN(Reply held, token_field.empty() ? c.command({"GET", key}) : c.command({"HGET", key, token_field}));
+    if (Clock::now() - extended >= std::chrono::milliseconds(k_freeze_ttl_ms) / 2) {
+      return std::move(r).error();  // (it may have lapsed: nothing tells)
+    }
+    if (!held.view().is_string() || held.view().str() != token) {
+      return true;
+    }
+  }
+}
+
 Status Freeze::release(Connection& c) {
   if (!m_held) {
     return _lost(m_key);
   }
   m_held = false;
-  TRY_ASSIGN(Reply r, c.eval(lua::freeze_release, {m_key}, {m_token}));
-  if (r.view().integer() != 1) {
+  TRY_ASSIGN(bool ours, _end_lease(c, lua::freeze_release, m_key, m_token, "", m_last_refresh));
+  if (!ours) {
     return _lost(m_key);
   }
   return {};
@@ -463,6 +494,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     TRY(check_cancel());
+    cow.m_last_refresh = Clock::now();  // (when the instant that begins it is sent)
     auto r = c.eval(lua::cow_begin, keys, args);
     if (!r.ok()) {
       return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(source.prefix()))
@@ -506,13 +538,14 @@ Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t tot
   if (!m_alive) {
     return _lapsed(m_cow);
   }
+  auto sent = Clock::now();
   TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
                                                       std::to_string(static_cast<long long>(total))}));
   if (r.view().integer() != 1) {
     m_alive = false;
     return _lapsed(m_cow);
   }
-  m_last_refresh = Clock::now();
+  m_last_refresh = sent;
   return {};
 }
 
@@ -528,8 +561,8 @@ Status CowSnapshot::end(Connection& c) {
     return _lapsed(m_cow);
   }
   m_alive = false;
-  TRY_ASSIGN(Reply r, c.eval(lua::cow_end, {m_cow}, {m_token}));
-  if (r.view().integer() != 1) {
+  TRY_ASSIGN(bool ours, _end_lease(c, lua::cow_end, m_cow, m_token, "token", m_last_refresh));
+  if (!ours) {
     return _lapsed(m_cow);
   }
   return {};

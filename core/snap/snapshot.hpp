@@ -73,12 +73,12 @@ class Freeze {
   bool held() const { return m_held; }
 
  private:
-  Freeze(std::string key, std::string token);
+  Freeze(std::string key, std::string token, std::chrono::steady_clock::time_point extended);
 
   std::string m_key;
   std::string m_token;
   bool m_held = false;
-  std::chrono::steady_clock::time_point m_last_refresh;
+  std::chrono::steady_clock::time_point m_last_refresh;  // when the last refresh (or the acquire) was sent
 };
 
 // ---------------------------------------------------------------- copy-on-write
@@ -146,7 +146,7 @@ class CowSnapshot {
   std::int64_t m_instant_ns = 0;
   bool m_changed_staged = false;
   bool m_alive = false;
-  std::chrono::steady_clock::time_point m_last_refresh;
+  std::chrono::steady_clock::time_point m_last_refresh;  // when the last refresh (or the instant) was sent
 };
 
 // Copy-on-write needs the staging prefix in the source's slot (on a
