@@ -4,10 +4,16 @@
 # allow_other lets its forked children (other uids) reach the mount. The
 # keys left behind must then form a consistent filesystem. SIGUSR1 then
 # makes the daemon log what it has served (op_stats.hpp), and the mount
-# goes on.
+# goes on. The mount shows its default source and type; a remount with
+# fsname= and subtype= shows those.
 . "$(dirname "$0")/lib.sh"
 
 mount_fs -o allow_other
+# what mount(8) and df(1) show (redisfs(1), fsname= and subtype=: by
+# default redisfs:PREFIX and fuse.redisfs)
+[[ $(findmnt -n -o SOURCE,FSTYPE "$MNT" | tr -s ' ') == "redisfs:$PREFIX fuse.redisfs" ]] ||
+  fail "the mount shows as '$(findmnt -n -o SOURCE,FSTYPE "$MNT")', not 'redisfs:$PREFIX fuse.redisfs'"
+[[ $(df --output=source "$MNT" | tail -1) == "redisfs:$PREFIX" ]] || fail "df shows '$(df --output=source "$MNT" | tail -1)'"
 # files up to 1 PiB (redisfs(1), LIMITS): a file that size takes writes
 # up to its last byte (a write across the limit is cut short there, as
 # under RLIMIT_FSIZE), and a byte more is EFBIG, by truncate and by write
@@ -47,3 +53,8 @@ grep -Eq 'stats: lookup +[0-9]+ requests, mean +[0-9.]+ us' "$log" || fail "no l
 touch "$MNT/after-stats" || fail "the mount stopped working after SIGUSR1"
 unmount_fs
 check_consistency --no-orphans
+
+mount_fs -o fsname=shared-data,subtype=rfs
+[[ $(findmnt -n -o SOURCE,FSTYPE "$MNT" | tr -s ' ') == "shared-data fuse.rfs" ]] ||
+  fail "with fsname= and subtype=, the mount shows as '$(findmnt -n -o SOURCE,FSTYPE "$MNT")'"
+unmount_fs
