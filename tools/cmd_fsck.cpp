@@ -32,7 +32,8 @@ std::string _plural(std::uint64_t n, const char* one, const char* many) {
 
 // The superblock first: without one there is no filesystem to check, and
 // saying so at once beats a list of problems that all follow from it.
-// Returns the live mounts of `prefix`.
+// Returns the running mounts of `prefix` (count_live_mounts: not one whose
+// session key never lapses, which the repair removes).
 std::uint64_t _mounts_of_filesystem(Pool& pool, const std::string& prefix) {
   auto lease = pool.acquire();
   if (!lease.ok()) {
@@ -57,7 +58,11 @@ std::uint64_t _mounts_of_filesystem(Pool& pool, const std::string& prefix) {
                             "): nothing checked; 'redisfs-snap list --all' shows what the server holds",
                         1};
   }
-  return state->mounts;
+  auto mounts = count_live_mounts(pool, prefix);
+  if (!mounts.ok()) {
+    throw_failure(mounts.error());
+  }
+  return *mounts;
 }
 
 // What fsck found, counted for its summary.
@@ -200,8 +205,8 @@ void add_fsck_command(CLI::App& app, ToolContext& ctx) {
       "keys, and repairs nothing without a valid superblock. Repairs that delete data (a block, bytes,\n"
       "an attribute, a key holding data) say so on their line; --repair --dry-run changes nothing and\n"
       "lists every repair, those deleting data as 'repair, DELETES DATA (...)'. --repair refuses a\n"
-      "mounted filesystem (live <prefix>:MOUNT:* keys) unless --force, and fails while a snapshot is\n"
-      "being taken.\n"
+      "mounted filesystem (live <prefix>:MOUNT:* keys that lapse) unless --force, and fails while a\n"
+      "snapshot is being taken.\n"
       "\n"
       "Output: one line per problem on stdout, '<kind>: <key>: <detail>[ (repaired)]' (bytes that are\n"
       "not printable UTF-8 as \\xNN, long keys and names cut with ...), and a summary on stderr. A prefix\n"

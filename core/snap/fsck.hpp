@@ -121,7 +121,10 @@ struct FsckReport {
 // stay, whatever its size or type field says).
 Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress);
 
-// Live <prefix>:MOUNT:* keys: repair refuses a mounted filesystem unless
+// The running mounts: those registered (<prefix>:MOUNTS) whose session key
+// (<prefix>:MOUNT:<session>) lives and lapses unless refreshed, as a
+// mount's heartbeat keeps it; one that never lapses is no running mount's
+// (the repair removes it). Repair refuses a mounted filesystem unless
 // forced (the caller decides).
 Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix);
 

@@ -615,24 +615,16 @@ Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   Keys keys(prefix);
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
-  std::vector<std::string> seen;
-  const std::string match = keys.match_mounts();
-  ScanWalk walk(*c, {"SCAN"}, {"MATCH", match, "COUNT", std::string(k_scan_count)});
-  for (;;) {
-    auto page = walk.next();
-    TRY(_named(match, page));
-    if (!*page) {
-      break;
-    }
-    if (walk.started_over()) {
-      seen.clear();
-    }
-    for (std::size_t i = 0; i < (*page)->size(); ++i) {
-      seen.emplace_back((**page)[i].str());
-    }
+  TRY_ASSIGN(std::vector<std::string> live, live_mounts(*c, keys));
+  for (const std::string& session : live) {
+    c->append({"PTTL", keys.mount(session)});
   }
-  std::sort(seen.begin(), seen.end());
-  return static_cast<std::uint64_t>(std::unique(seen.begin(), seen.end()) - seen.begin());
+  TRY_ASSIGN(std::vector<Reply> ttls, c->read_all());
+  // (a session key that never lapses is no running mount's: the repair
+  // removes it, lease_endless)
+  return static_cast<std::uint64_t>(std::count_if(ttls.begin(), ttls.end(), [](const Reply& r) {
+    return r.view().type() == ReplyView::Type::Integer && lease_ttl_plausible(r.view().integer());
+  }));
 }
 
 }  // namespace redisfs

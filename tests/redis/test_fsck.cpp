@@ -653,6 +653,12 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     _ok(t.store->heartbeat());
     CHECK(_ok(count_live_mounts(pool, prefix)) == 1);
     CHECK(check().problems.empty());
+    // a registered mount whose session key never lapses is no running one
+    cmd({"HSET", keys.mounts(), "ghost", "v2 host:1 /mnt"});
+    cmd({"SET", keys.mount("ghost"), "v2 host:1 /mnt"});
+    CHECK(_ok(count_live_mounts(pool, prefix)) == 1);
+    cmd({"PEXPIRE", keys.mount("ghost"), "30000"});
+    CHECK(_ok(count_live_mounts(pool, prefix)) == 2);
   }
 }
 
