@@ -20,7 +20,7 @@ void ScanWalk::adopt_first(Reply first, std::string server_before) {
 void ScanWalk::resume(std::string cursor, std::string server) {
   m_cursor = std::move(cursor);
   m_server = std::move(server);
-  m_done = m_cursor == "0";
+  m_done = false;
 }
 
 Status ScanWalk::check(const Reply& r) const {

@@ -42,9 +42,10 @@ class ScanWalk {
   void adopt_first(Reply first, std::string server_before);
 
   // The walk goes on from `cursor`, which a page read elsewhere (another
-  // connection, a pipeline) ended with; `server` is the run_id that page
-  // came from (that connection's answered_by()). A page from another
-  // server begins again at cursor 0, as next() says (started_over).
+  // connection, a pipeline, an earlier walk: cursor()) ended with; `server`
+  // is the run_id that page came from (that connection's answered_by(),
+  // server()). A page from another server begins again at cursor 0, as
+  // next() says (started_over). Cursor "0" is the start.
   void resume(std::string cursor, std::string server);
 
   // Whether the page next() returned last begins the walk again: the
@@ -52,6 +53,10 @@ class ScanWalk {
   bool started_over() const { return m_started_over; }
   // Whether the page next() returned last was the walk's last.
   bool done() const { return m_done; }
+  // Where the walk stands, for a walk that stops and goes on later
+  // (resume): the cursor of its next page, and the server it is for.
+  const std::string& cursor() const { return m_cursor; }
+  const std::string& server() const { return m_server; }
 
   static constexpr int k_max_restarts = 3;
 

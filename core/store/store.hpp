@@ -623,6 +623,7 @@ class Store {
 
   std::mutex m_sweep_mutex;
   std::string m_sweep_cursor = "0";  // SCAN cursor of sweep_dead_opens
+  std::string m_sweep_server;        // ...and the server it is for (ScanWalk::resume)
   // sweep_dead_mounts' pass of the open counts (guarded by m_sweep_mutex):
   // whether one is wanted, and when the last ended
   bool m_sweep_wanted = true;

@@ -331,33 +331,36 @@ Result<std::size_t> Store::purge_dead_orphans(std::size_t* done) {
 }
 
 // Up to max_scan_calls SCAN calls of the OPEN keys from `cursor` on (which
-// they move): the inodes found (perhaps twice). `pass_done` (may be null)
-// is set when the cursor came back to 0.
-static Result<std::vector<Ino>> _scan_opens(Connection& c, const Keys& keys, std::string& cursor,
+// they move, with the server it is for: a cursor means nothing to another
+// server process, so a pass goes on there from the start, ScanWalk): the
+// inodes found (perhaps twice). `pass_done` (may be null) is set when the
+// pass came to its end.
+static Result<std::vector<Ino>> _scan_opens(Connection& c, const Keys& keys, std::string& cursor, std::string& server,
                                             std::size_t max_scan_calls, bool* pass_done) {
   std::vector<Ino> found;
-  const std::string match = keys.match_opens();
+  ScanWalk walk(c, {"SCAN"}, {"MATCH", keys.match_opens(), "COUNT", "1000"});
+  walk.resume(cursor, server);
   for (std::size_t call = 0; call < std::max<std::size_t>(max_scan_calls, 1); ++call) {
-    TRY_ASSIGN(Reply r, c.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}));
-    ReplyView v = r.view();
-    if (!v.is_array() || v.size() != 2) {
-      return make_error(EIO, "bad SCAN reply");
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      break;
     }
-    cursor = std::string(v[0].str());
-    for (std::size_t i = 0; i < v[1].size(); ++i) {
-      auto rel = keys.relative(v[1][i].str());
+    for (std::size_t i = 0; i < page->size(); ++i) {
+      auto rel = keys.relative((*page)[i].str());
       ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
       if (k.kind == KeyKind::Open) {
         found.push_back(k.ino);
       }
     }
-    if (cursor == "0") {
+    if (walk.done()) {
       if (pass_done != nullptr) {
         *pass_done = true;
       }
       break;
     }
   }
+  cursor = walk.cursor();
+  server = walk.server();
   return found;
 }
 
@@ -392,7 +395,8 @@ Result<std::size_t> Store::sweep_dead_opens(std::size_t max_scan_calls, bool* pa
   }
   std::lock_guard lock(m_sweep_mutex);
   TRY_ASSIGN(auto c, m_pool.acquire());
-  TRY_ASSIGN(std::vector<Ino> found, _scan_opens(*c, m_keys, m_sweep_cursor, max_scan_calls, pass_done));
+  TRY_ASSIGN(std::vector<Ino> found,
+             _scan_opens(*c, m_keys, m_sweep_cursor, m_sweep_server, max_scan_calls, pass_done));
   if (found.empty()) {
     return std::size_t{0};
   }
