@@ -61,12 +61,16 @@ Result<bool> DirReader::read_page(std::uint64_t cursor) {
   TRY_ASSIGN(DirPage page, fetch(cursor));
   bool started_over = false;
   if (cursor != 0 && !m_server.empty() && !page.server.empty() && page.server != m_server) {
-    // Its cursor came from another server process: begin again.
+    // Its cursor came from another server process: begin again. (The
+    // page before, of the old epoch, leads nowhere now: its offsets lead
+    // to the start, seek. Kept, it could take a new first page's offset
+    // for its own, cursor 0 both, and serve that page again and again.)
     TRY_ASSIGN(page, fetch(0));
     cursor = 0;
     started_over = true;
     m_epoch ^= 1;
     ++m_restarts;
+    m_have_prev = false;
   }
   if (cursor == 0) {
     m_server = page.server;

@@ -15,13 +15,14 @@
 #                               the VmRSS of process PID (the daemon) grew
 #                               meanwhile
 #   dirlist.py make DIR PREFIX N   N empty files PREFIX%06d, four at a time
-#   dirlist.py across DIR FIRST READY GO   one listing, paused after FIRST
+#   dirlist.py across DIR FIRST READY GO   one listing (getdents64, a
+#                               few entries at a time), paused after FIRST
 #                               entries (READY created, then waits for GO:
 #                               the server restarts meanwhile) and read to
-#                               its end; then seekdir to a telldir value
-#                               of before the pause, and the rest from
-#                               there. Prints the names of each, one a
-#                               line, the two parts apart by a "--" line
+#                               its end; then lseek to the offset after
+#                               entry FIRST/2, and the rest from there.
+#                               Prints the names of each, one a line, the
+#                               two parts apart by a "--" line
 #   dirlist.py tree FS INO NDIRS NFILES   on stdout, for redis-cli --pipe:
 #                               the commands that add directories d0000...
 #                               of NFILES empty files f000000... each to the
@@ -136,15 +137,37 @@ def hold(path, pid, k):
     print(grown)
 
 
+def _getdents(fd, size):
+    """One getdents64(2) of at most `size` bytes: [(name, d_off)]."""
+    import struct
+    buf = ctypes.create_string_buffer(size)
+    n = _libc.syscall(217, fd, buf, size)  # SYS_getdents64 (x86_64)
+    if n < 0:
+        fail("getdents64: " + os.strerror(ctypes.get_errno()))
+    out, at = [], 0
+    while at < n:
+        _, off, reclen = struct.unpack_from("<QqH", buf.raw, at)
+        name = buf.raw[at + _NAME_AT:at + reclen].split(b"\0", 1)[0].decode()
+        if name not in (".", ".."):
+            out.append((name, off))
+        at += reclen
+    return out
+
+
 def across(path, first, ready, go):
+    # getdents64 with a small buffer, not readdir(3): libc reads 32 KiB at
+    # once, which would take the daemon past its first page of entries
     import time
-    d = _open(path)
-    names, mark = [], None
-    while (name := _next(d)) is not None:
-        names.append(name)
-        if len(names) == first // 2:
-            mark = _libc.telldir(d)
-        if len(names) == first:
+    _libc.syscall.restype = ctypes.c_long
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    names, mark, paused = [], None, False
+    while got := _getdents(fd, 512):
+        for name, off in got:
+            names.append(name)
+            if len(names) == first // 2:
+                mark = off
+        if len(names) >= first and not paused:
+            paused = True
             open(ready, "w").close()
             deadline = time.monotonic() + 120
             while not os.path.exists(go):
@@ -153,9 +176,11 @@ def across(path, first, ready, go):
                 time.sleep(0.05)
     if mark is None:
         fail("across: fewer than %d entries" % first)
-    _libc.seekdir(d, mark)
-    again = _rest(d)
-    _libc.closedir(d)
+    os.lseek(fd, mark, os.SEEK_SET)
+    again = []
+    while got := _getdents(fd, 512):
+        again += [name for name, _ in got]
+    os.close(fd)
     sys.stdout.write("".join(n + "\n" for n in names + ["--"] + again))
 
 

@@ -77,33 +77,44 @@ import os, sys
 for i in range(3000):
     open(os.path.join(sys.argv[1], "f%05d" % i), "w").close()' "$MNT/big"
 [[ $(rcli hlen "$PREFIX:DIR:$(stat -c %i "$MNT/big")") == 3000 ]] || fail "big: not 3000 entries"
-python3 "$HERE/dirlist.py" across "$MNT/big" 400 "$T/ready" "$T/go" >"$T/listed" 2>"$T/listed.err" &
-reader=$!
-for ((i = 0; i < 600; i++)); do
-  [[ ! -e $T/ready ]] || break
-  kill -0 "$reader" 2>/dev/null || fail "the listing ended early: $(cat "$T/listed.err")"
-  sleep 0.05
-done
-[[ -e $T/ready ]] || fail "the listing did not reach 400 entries"
-stop_redis
-start_redis
-for ((i = 0; i < 10; i++)); do
-  stat "$MNT/before" >/dev/null 2>&1 && break
-done
-touch "$T/go"
-rc=0
-wait "$reader" || rc=$?
-((rc == 0)) || fail "the listing across the restart failed: $(cat "$T/listed.err")"
-sed '/^--$/,$d' "$T/listed" >"$T/straight"
-sed '1,/^--$/d' "$T/listed" >"$T/again"
-for part in straight again; do
-  missing=$(comm -23 <(seq -f 'f%05g' 0 2999) <(sort -u "$T/$part") | wc -l)
-  ((missing == 0)) || fail "the listing across the restart ($part) missed $missing of 3000 names"
-done
+# across_restart N: one listing, paused after N entries while the server
+# restarts, then read to its end, then again from a telldir value of
+# before the restart; every name must come back in both.
+across_restart() {
+  local n=$1 reader rc=0 part missing
+  rm -f "$T/ready" "$T/go"
+  python3 "$HERE/dirlist.py" across "$MNT/big" "$n" "$T/ready" "$T/go" >"$T/listed" 2>"$T/listed.err" &
+  reader=$!
+  for ((i = 0; i < 600; i++)); do
+    [[ ! -e $T/ready ]] || break
+    kill -0 "$reader" 2>/dev/null || fail "the listing ended early: $(cat "$T/listed.err")"
+    sleep 0.05
+  done
+  [[ -e $T/ready ]] || fail "the listing did not reach $n entries"
+  stop_redis
+  start_redis
+  for ((i = 0; i < 10; i++)); do
+    stat "$MNT/before" >/dev/null 2>&1 && break
+  done
+  touch "$T/go"
+  wait "$reader" || rc=$?
+  ((rc == 0)) || fail "the listing across the restart failed: $(cat "$T/listed.err")"
+  sed '/^--$/,$d' "$T/listed" >"$T/straight"
+  sed '1,/^--$/d' "$T/listed" >"$T/again"
+  for part in straight again; do
+    missing=$(comm -23 <(seq -f 'f%05g' 0 2999) <(sort -u "$T/$part") | wc -l)
+    ((missing == 0)) || fail "the listing across the restart after $n entries ($part) missed $missing of 3000 names"
+  done
+  note "a listing across the restart after $n entries: $(wc -l <"$T/straight") names listed, all 3000 among them;" \
+    "from a telldir value of before it, $(wc -l <"$T/again"), all 3000 among them"
+}
+# (after 100 entries the daemon holds the first page of 256: the restart
+# shows when it reads the second, and the offsets of the old first page
+# and of the new one both name cursor 0; after 400, a later page)
+across_restart 100
+across_restart 400
 grep -q "readdir of directory .*the server changed" "${MOUNT_LOGS[$MNT]}" ||
   fail "the daemon did not log that the listing began again"
-note "a listing across the restart: $(wc -l <"$T/straight") names listed, all 3000 among them;" \
-  "from a telldir value of before it, $(wc -l <"$T/again"), all 3000 among them"
 
 unmount_fs
 check_consistency --no-orphans
