@@ -36,8 +36,8 @@ std::string _host_pid() {
 
 // ---------------------------------------------------------------- reservation
 
-Reservation::Reservation(Pool& pool, std::string key, std::string token)
-    : m_pool(pool), m_key(std::move(key)), m_token(std::move(token)) {
+Reservation::Reservation(Pool& pool, std::string key, std::string token, std::chrono::steady_clock::time_point extended)
+    : m_pool(pool), m_key(std::move(key)), m_token(std::move(token)), m_extended(extended) {
   m_thread = std::thread([this] { refresh_loop(); });
 }
 
@@ -60,6 +60,7 @@ Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   std::string key = keys.reserved();
   std::string token = random_hex(8) + " " + std::string(what) + " by " + _host_pid();
+  auto sent = std::chrono::steady_clock::now();
   TRY_ASSIGN(Reply r, lease->command({"SET", key, token, "NX", "PX", std::to_string(k_reservation_ttl_ms)}));
   if (r.view().is_nil()) {
     TRY_ASSIGN(auto holder, reservation_holder(*lease, keys));
@@ -67,7 +68,7 @@ Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys
                                  holder.value_or(std::string("tool")) + "; try again when it ends" +
                                  endless_lease_hint(*lease, key, keys.prefix()));
   }
-  return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token)));
+  return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token), sent));
 }
 
 void Reservation::refresh_loop() {
@@ -78,6 +79,8 @@ void Reservation::refresh_loop() {
     }
     lock.unlock();
     bool ours = false;
+    bool extended = false;
+    const auto sent = std::chrono::steady_clock::now();
     auto lease = m_pool.acquire();
     if (lease.ok()) {
       // The freeze's compare-and-extend: the same token rule.
@@ -85,6 +88,7 @@ void Reservation::refresh_loop() {
       // A failed round trip is tried again; only a reply of 0 (the key
       // expired or another holder has it) loses the reservation.
       ours = !r.ok() || r->view().integer() == 1;
+      extended = r.ok() && r->view().integer() == 1;
     } else {
       ours = true;
     }
@@ -92,6 +96,9 @@ void Reservation::refresh_loop() {
       m_lost = true;
     }
     lock.lock();
+    if (extended) {
+      m_extended = sent;
+    }
   }
 }
 
@@ -115,8 +122,10 @@ Status Reservation::release() {
     m_thread.join();
   }
   TRY_ASSIGN(Pool::Lease lease, m_pool.acquire());
-  TRY_ASSIGN(Reply r, lease->eval(lua::freeze_release, {m_key}, {m_token}));
-  if (r.view().integer() != 1) {
+  // (the refresher has ended: m_extended is still)
+  TRY_ASSIGN(bool ours, end_lease(*lease, lua::freeze_release, m_key, m_token, "", m_extended,
+                                  std::chrono::milliseconds(k_reservation_ttl_ms)));
+  if (!ours) {
     m_lost = true;
   }
   return check();

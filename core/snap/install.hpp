@@ -76,7 +76,7 @@ class Reservation {
   Status release();
 
  private:
-  Reservation(Pool& pool, std::string key, std::string token);
+  Reservation(Pool& pool, std::string key, std::string token, std::chrono::steady_clock::time_point extended);
   void refresh_loop();
 
   Pool& m_pool;
@@ -86,6 +86,7 @@ class Reservation {
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stop = false;
+  std::chrono::steady_clock::time_point m_extended;  // when its last refresh (or the SET) was sent; m_mutex
   std::thread m_thread;
 };
 

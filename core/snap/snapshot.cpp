@@ -410,17 +410,8 @@ Status Freeze::keep_alive(Connection& c) {
   return refresh(c);
 }
 
-// Ends a lease (a freeze, a snapshot) with `script`, which deletes `key`
-// and answers 1 if it held `token` (in the hash field `token_field`, or as
-// the string's value when that is empty) and had not lapsed, else 0.
-// Whether the lease was ours to the end. When its reply is lost, the
-// script may have run or not, and a second run would answer 0 (the first
-// took the key): the key still holding the token says it did not run,
-// and it is sent again; a key without it says it ran, for the lease cannot
-// have lapsed by itself while less than half its time to live has passed
-// since `extended`, when the step that last extended it was sent.
-static Result<bool> _end_lease(Connection& c, lua::ScriptId script, const std::string& key, const std::string& token,
-                               const std::string& token_field, Clock::time_point extended) {
+Result<bool> end_lease(Connection& c, lua::ScriptId script, const std::string& key, const std::string& token,
+                       const std::string& token_field, Clock::time_point extended, std::chrono::milliseconds ttl) {
   for (bool again = false;; again = true) {
     auto r = c.eval(script, {key}, {token});
     if (r.ok()) {
@@ -430,7 +421,7 @@ static Result<bool> _end_lease(Connection& c, lua::ScriptId script, const std::s
       return std::move(r).error();
     }
     TRY_ASSIGN(Reply held, token_field.empty() ? c.command({"GET", key}) : c.command({"HGET", key, token_field}));
-    if (Clock::now() - extended >= std::chrono::milliseconds(k_freeze_ttl_ms) / 2) {
+    if (Clock::now() - extended >= ttl / 2) {
       return std::move(r).error();  // (it may have lapsed: nothing tells)
     }
     if (!held.view().is_string() || held.view().str() != token) {
@@ -444,7 +435,8 @@ Status Freeze::release(Connection& c) {
     return _lost(m_key);
   }
   m_held = false;
-  TRY_ASSIGN(bool ours, _end_lease(c, lua::freeze_release, m_key, m_token, "", m_last_refresh));
+  TRY_ASSIGN(bool ours, end_lease(c, lua::freeze_release, m_key, m_token, "", m_last_refresh,
+                                  std::chrono::milliseconds(k_freeze_ttl_ms)));
   if (!ours) {
     return _lost(m_key);
   }
@@ -561,7 +553,8 @@ Status CowSnapshot::end(Connection& c) {
     return _lapsed(m_cow);
   }
   m_alive = false;
-  TRY_ASSIGN(bool ours, _end_lease(c, lua::cow_end, m_cow, m_token, "token", m_last_refresh));
+  TRY_ASSIGN(bool ours, end_lease(c, lua::cow_end, m_cow, m_token, "token", m_last_refresh,
+                                  std::chrono::milliseconds(k_freeze_ttl_ms)));
   if (!ours) {
     return _lapsed(m_cow);
   }

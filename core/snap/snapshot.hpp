@@ -54,6 +54,20 @@ bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms);
 // removes it ("; ... fsck --repair ..."), else "".
 std::string endless_lease_hint(Connection& c, const std::string& key, const std::string& prefix);
 
+// Ends a lease (a freeze, a snapshot, a reservation) with `script`, which
+// deletes `key` and answers 1 if it held `token` (in the hash field
+// `token_field`, or as the string's value when that is empty) and had not
+// lapsed, else 0. Whether the lease was ours to the end. When its reply is
+// lost, the script may have run or not, and a second run would answer 0
+// (the first took the key): the key still holding the token says it did
+// not run, and it is sent again; a key without it says it ran, for the
+// lease (`ttl` long) cannot have lapsed by itself while less than half of
+// it has passed since `extended`, when the step that last extended it was
+// sent. Past that, the lost reply's error.
+Result<bool> end_lease(Connection& c, lua::ScriptId script, const std::string& key, const std::string& token,
+                       const std::string& token_field, std::chrono::steady_clock::time_point extended,
+                       std::chrono::milliseconds ttl);
+
 // <prefix>:FREEZE held by us (with a random token). While it exists every
 // change script of every mount fails with FROZEN and is retried by its
 // daemon, so the filesystem's keys cannot change. Refresh it at least every
