@@ -208,17 +208,27 @@ records_of "$T/through.json" | diff "$T/want" - >"$T/delta" ||
   fail "the dump through a restart differs: $(head -5 "$T/delta")"
 [[ -z $(rcli s --scan --pattern '*~dump~*') ]] || fail "the dump through a restart left its staging keys"
 
+# through_restart NAME CMD...: runs CMD slowed (REDISFS_FAULT=scan-slow:
+# 300 ms before each page of a walk after the first) in the background,
+# its output in $T/NAME.out and $T/NAME.err; a second in, SIGKILLs the
+# server and starts it again; sets rc to CMD's exit status.
+through_restart() {
+  local name=$1 pid
+  shift
+  REDISFS_FAULT=scan-slow "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  pid=$!
+  sleep 1
+  kill -0 "$pid" 2>/dev/null || fail "$name ended before the restart: $(cat "$T/$name.out" "$T/$name.err")"
+  restart_redis s kill
+  rc=0
+  wait "$pid" || rc=$?
+}
+
 note "1. fsck --repair through a restart: it scans again, finds the filesystem clean and deletes nothing"
 # (a SCAN cursor means nothing to the restarted server: a scan across the
 # restart missed keys, and took blocks for strays)
 keys_before=$(rcli s --scan --pattern "$P-copy:*" | wc -l)
-REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy" >"$T/fsck.out" 2>"$T/fsck.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "fsck ended before the restart: $(cat "$T/fsck.out" "$T/fsck.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
+through_restart fsck "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy"
 ((rc == 0)) || fail "fsck --repair through a restart exited $rc: $(head -5 "$T/fsck.out" "$T/fsck.err")"
 [[ $(rcli s --scan --pattern "$P-copy:*" | wc -l) == "$keys_before" ]] || fail "fsck --repair through a restart deleted keys"
 records "$P-copy" | diff "$T/want" - >"$T/delta" || fail "fsck --repair through a restart changed the copy: $(head -5 "$T/delta")"
@@ -229,13 +239,7 @@ note "1. a delete by SCAN through a restart: its walk starts again and leaves no
 snap -q copy "$P" "$P-del" || fail "copy $P $P-del"
 rcli s del "$P-del:SB" >/dev/null
 for i in $(seq 6000); do echo "SET $P-del:BLK:999999:$i x"; done | rcli s >/dev/null
-REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q delete "$P-del" 2>"$T/delete.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "the delete ended before the restart: $(cat "$T/delete.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
+through_restart delete "$REDISFS_SNAP_BIN" --redis "$URL" -q delete "$P-del"
 ((rc == 0)) || fail "the delete through a restart exited $rc: $(cat "$T/delete.err")"
 left=$(rcli s --scan --pattern "$P-del:*" | wc -l)
 ((left == 0)) || fail "the delete through a restart left $left keys: $(rcli s --scan --pattern "$P-del:*" | head -3)"
@@ -253,13 +257,7 @@ note "1. du through a restart: its walk of a large directory starts again and co
 snap -q du --json "$B" >"$T/du.want" || fail "du $B"
 want_inodes=$(jq .inodes "$T/du.want")
 ((want_inodes == 10002)) || fail "du $B: $want_inodes inodes, not the root, the directory and its 10,000 files"
-REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" du --json "$B" >"$T/du.out" 2>"$T/du.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "du ended before the restart: $(cat "$T/du.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
+through_restart du "$REDISFS_SNAP_BIN" --redis "$URL" du --json "$B"
 ((rc == 0)) || fail "du through a restart exited $rc: $(cat "$T/du.err")"
 diff "$T/du.want" "$T/du.out" >"$T/du.delta" || fail "du through a restart counted otherwise: $(head -5 "$T/du.delta")"
 
@@ -267,13 +265,7 @@ note "1. diff through a restart while it reads a large directory: it fails, and 
 # (what it compared may not be taken back; run again, it finds the copy
 # the same)
 snap -q copy "$B" "$B-2" || fail "copy $B $B-2"
-REDISFS_FAULT=scan-slow "$REDISFS_SNAP_BIN" --redis "$URL" diff "$B" "$B-2" >"$T/diff.out" 2>"$T/diff.err" &
-pid=$!
-sleep 1
-kill -0 "$pid" 2>/dev/null || fail "diff ended before the restart: $(cat "$T/diff.out" "$T/diff.err")"
-restart_redis s kill
-rc=0
-wait "$pid" || rc=$?
+through_restart diff "$REDISFS_SNAP_BIN" --redis "$URL" diff "$B" "$B-2"
 ((rc == 1)) || fail "diff through a restart exited $rc: $(cat "$T/diff.out" "$T/diff.err")"
 grep -q "the Redis server changed (a restart or a failover) while diff read $B[^ ]*:DIR:[0-9]*: run it again" \
   "$T/diff.err" || fail "diff through a restart says otherwise: $(cat "$T/diff.err")"
