@@ -141,7 +141,6 @@ std::string Keys::temp(std::string_view session, std::uint64_t n) const {
 std::string Keys::open(Ino ino) const { return m_colon + "OPEN:" + _num(ino); }
 std::string Keys::match_all() const { return m_colon + '*'; }
 std::string Keys::op_log(std::string_view session) const { return m_colon + "OPLOG:" + std::string(session); }
-std::string Keys::match_mounts() const { return m_colon + "MOUNT:*"; }
 std::string Keys::match_opens() const { return m_colon + "OPEN:*"; }
 
 std::optional<std::string_view> Keys::relative(std::string_view key) const {

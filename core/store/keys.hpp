@@ -201,7 +201,6 @@ class Keys {
   std::string open(Ino ino) const;
   // SCAN MATCH pattern for every key of this filesystem.
   std::string match_all() const;
-  std::string match_mounts() const;
   std::string match_opens() const;
 
   // "SKX:INODE:5" -> "INODE:5"; nullopt when the key is not under the prefix.

@@ -158,6 +158,8 @@ def across(path, first, ready, go):
     # getdents64 with a small buffer, not readdir(3): libc reads 32 KiB at
     # once, which would take the daemon past its first page of entries
     import time
+    if os.uname().machine != "x86_64":
+        fail("across: getdents64 is called by its x86_64 syscall number, not %s's" % os.uname().machine)
     _libc.syscall.restype = ctypes.c_long
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     names, mark, paused = [], None, False

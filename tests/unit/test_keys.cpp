@@ -24,7 +24,6 @@ TEST_CASE("Keys formats every key under <prefix>:") {
   CHECK(k.freeze() == "SKX:FREEZE");
   CHECK(k.mount("abc123") == "SKX:MOUNT:abc123");
   CHECK(k.match_all() == "SKX:*");
-  CHECK(k.match_mounts() == "SKX:MOUNT:*");
   CHECK(k.absolute("INODE:7") == "SKX:INODE:7");
 }
 
