@@ -2,8 +2,11 @@
 # floors.sh: tar x of /usr/include (+ sync -f) and rm -rf of the tree on
 # libfuse's passthrough_ll, on the FUSE floor making the round trips
 # close-to-open forces (fuse_floor.cpp --redis: "floor+rt pt" mounted as
-# passthrough_ll is, "floor+rt" as redisfs is) and on each redisfs binary
-# given, each mounted afresh in turn on one private redis-server, ROUNDS
+# passthrough_ll is, "floor+rt" as redisfs is), on the FUSE floor making
+# there the writes of each change instead (fuse_floor.cpp --store:
+# "floor+store", the floor of any filesystem that keeps its metadata in
+# Redis hashes and changes it atomically, mounted as redisfs is) and on
+# each redisfs binary given, each mounted afresh in turn on one private redis-server, ROUNDS
 # rounds alternating. Prints every time, then each target's median and its
 # percentage of passthrough_ll's speed, and the CPU time the daemon and
 # redis-server spent (summed over the rounds).
@@ -83,6 +86,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   _round passthrough_ll "$pt_bin" -f -o "source=$BENCH_TMP/pt" "$MNT"
   _round floor+rt_pt "$floor_bin" --redis "$SOCK" --no-default-permissions "$MNT"
   _round floor+rt "$floor_bin" --redis "$SOCK" --xattrs "$MNT"
+  _round floor+store "$floor_bin" --redis "$SOCK" --xattrs --store "$MNT"
   i=0
   for b in "${BINS[@]}"; do
     n=$((n + 1))

@@ -28,6 +28,18 @@
 // thread's connection, as redisfs's default mode sends a write of a file
 // past its gathering bound before write(2) returns (workload 8's dd on
 // the floor). It deletes those keys when it is unmounted.
+// --store (with --redis) makes each of those round trips do the writes a
+// filesystem kept on Redis needs at the least, in one atomic step,
+// instead of `return 1`: one hash an inode, one a directory's entries, one
+// string a file's bytes, under fuse_floor:<pid>:. A create is a script
+// that adds the entry (HSETNX), writes the new inode's fields and stamps
+// the parent; an unlink or rmdir removes the entry and the inode (or
+// lowers its nlink) and stamps the parent; a rename and a link likewise;
+// the forced close or fsync sends the file's bytes and attributes in one
+// MULTI (SET, HSET). No check, counter, recovery record or lease: what a
+// workload costs on it is the floor of any filesystem that keeps its
+// metadata in Redis hashes and changes it atomically (bench/floors.sh's
+// floor+store). It deletes its keys when it is unmounted.
 //
 // Enough for the workloads that run on it: lookup, getattr, setattr, create,
 // mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
@@ -35,7 +47,7 @@
 // (reads return nothing; a write only moves the size, and with --data
 // leaves its bytes on the server).
 //
-//   fuse_floor [--redis SOCKET [--data]] [--xattrs] [--no-default-permissions] MOUNTPOINT
+//   fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] MOUNTPOINT
 //                                (stays in the foreground until unmounted)
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -67,6 +79,7 @@ struct Node {
   std::string target;                         // symlinks only
   unsigned opens = 0;                         // files: open handles
   bool dirty = false;                         // files: changed since opened or synced
+  std::string data;                           // files, with --store: their bytes
 };
 
 std::mutex g_mutex;
@@ -79,6 +92,8 @@ const char* g_socket = nullptr;
 std::string g_sha;
 // --data: the keys the writes stored (under g_mutex), deleted at unmount
 bool g_data = false;
+// --store: each change's writes on the server (see the top)
+bool g_store = false;
 std::set<std::string> g_data_keys;
 
 // The calling thread's own connection to the server, made at its first
@@ -106,8 +121,9 @@ void expect_reply(void* reply, int want, const char* what) {
 }
 
 // One round trip to the server, on the calling thread's connection.
+// With --store each change makes its own (store).
 void round_trip() {
-  if (g_socket == nullptr) {
+  if (g_socket == nullptr || g_store) {
     return;
   }
   expect_reply(redisCommand(connection(), "EVALSHA %s 0", g_sha.c_str()), REDIS_REPLY_INTEGER, "EVALSHA");
@@ -195,6 +211,148 @@ bool load_script() {
   return ok;
 }
 
+// --store: the changes' scripts (SHAs in g_store_sha) and the keys' prefix
+std::string g_store_prefix;
+enum Change { k_make, k_remove, k_rename, k_link, k_changes };
+// (`now`: the server's time in nanoseconds, as redisfs writes times)
+#define FLOOR_NOW "local t = redis.call('TIME')\nlocal now = t[1] .. string.format('%06d', t[2]) .. '000'\n"
+const char* const k_change_script[k_changes] = {
+    // make: KEYS D:parent, I:new, I:parent; ARGV name, ino, type, mode,
+    // uid, gid, nlink, size, parent ino, the parent's nlink, target or ''
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end\n" FLOOR_NOW
+    "local f = {'type', ARGV[3], 'mode', ARGV[4], 'uid', ARGV[5], 'gid', ARGV[6], 'size', ARGV[8],\n"
+    "  'nlink', ARGV[7], 'rdev', '0', 'bytes', '0', 'atime', now, 'mtime', now, 'ctime', now, 'parent', ARGV[9]}\n"
+    "if ARGV[11] ~= '' then f[#f + 1] = 'target'; f[#f + 1] = ARGV[11] end\n"
+    "redis.call('HSET', KEYS[2], unpack(f))\n"
+    "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now, 'nlink', ARGV[10])\n"
+    "return 1",
+    // remove: KEYS D:parent, I:node, I:parent, its bytes (B:) or entries
+    // (D:); ARGV name, the node's nlink left, the parent's nlink
+    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] == '0' then redis.call('DEL', KEYS[2], KEYS[4]) else redis.call('HSET', KEYS[2], 'nlink', ARGV[2]) "
+    "end\n" FLOOR_NOW
+    "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now, 'nlink', ARGV[3])\n"
+    "return 1",
+    // rename: KEYS D:from, D:to, I:from, I:to; ARGV name, new name, ino
+    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n" FLOOR_NOW
+    "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now)\n"
+    "if KEYS[4] ~= KEYS[3] then redis.call('HSET', KEYS[4], 'mtime', now, 'ctime', now) end\n"
+    "return 1",
+    // link: KEYS D:parent, I:node, I:parent; ARGV name, ino, its nlink
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end\n" FLOOR_NOW
+    "redis.call('HSET', KEYS[2], 'nlink', ARGV[3], 'ctime', now)\n"
+    "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now)\n"
+    "return 1",
+};
+#undef FLOOR_NOW
+std::string g_store_sha[k_changes];
+
+// One change with --store: a script, its keys and arguments.
+struct Stored {
+  Change change = k_make;
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+};
+
+// The key of `kind` (I: inode, D: entries, B: bytes) of inode `ino`.
+std::string store_key(char kind, fuse_ino_t ino) { return g_store_prefix + kind + ':' + std::to_string(ino); }
+
+// Runs `s` on the server, on the calling thread's connection (the round
+// trip of its change).
+void store(const Stored& s) {
+  std::vector<const char*> argv{"EVALSHA", g_store_sha[s.change].c_str()};
+  std::string nkeys = std::to_string(s.keys.size());
+  argv.push_back(nkeys.c_str());
+  for (const auto& k : s.keys) {
+    argv.push_back(k.c_str());
+  }
+  std::vector<size_t> lens(argv.size());
+  for (size_t i = 0; i < argv.size(); ++i) {
+    lens[i] = std::strlen(argv[i]);
+  }
+  for (const auto& a : s.args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  expect_reply(redisCommandArgv(connection(), static_cast<int>(argv.size()), argv.data(), lens.data()),
+               REDIS_REPLY_INTEGER, "a change's EVALSHA");
+}
+
+// The forced close or fsync with --store: the file's bytes and attributes
+// in one MULTI (one round trip).
+void store_file(fuse_ino_t ino, const std::string& data, const struct stat& st) {
+  auto ns = [](const timespec& t) {
+    return std::to_string(t.tv_sec) + std::to_string(1000000000 + t.tv_nsec).substr(1);
+  };
+  std::string bkey = store_key('B', ino);
+  std::string ikey = store_key('I', ino);
+  char mode[16];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  std::string size = std::to_string(st.st_size), uid = std::to_string(st.st_uid), gid = std::to_string(st.st_gid);
+  std::string atime = ns(st.st_atim), mtime = ns(st.st_mtim), ctime = ns(st.st_ctim);
+  const char* set[] = {"SET", bkey.c_str(), data.data()};
+  size_t set_lens[] = {3, bkey.size(), data.size()};
+  const char* hset[] = {"HSET", ikey.c_str(), "size",  size.c_str(),  "mode",  mode,          "uid",   uid.c_str(),
+                        "gid",  gid.c_str(),  "atime", atime.c_str(), "mtime", mtime.c_str(), "ctime", ctime.c_str()};
+  redisContext* c = connection();
+  redisAppendCommand(c, "MULTI");
+  redisAppendCommandArgv(c, 3, set, set_lens);
+  redisAppendCommandArgv(c, static_cast<int>(std::size(hset)), hset, nullptr);
+  redisAppendCommand(c, "EXEC");
+  for (int want : {REDIS_REPLY_STATUS, REDIS_REPLY_STATUS, REDIS_REPLY_STATUS, REDIS_REPLY_ARRAY}) {
+    void* reply = nullptr;
+    if (redisGetReply(c, &reply) != REDIS_OK) {
+      reply = nullptr;
+    }
+    expect_reply(reply, want, "a close's MULTI");
+  }
+}
+
+// Loads the changes' scripts; false if the server cannot be reached.
+bool load_store_scripts() {
+  redisContext* c = redisConnectUnix(g_socket);
+  bool ok = c != nullptr && c->err == 0;
+  for (int i = 0; ok && i < k_changes; ++i) {
+    auto* reply = static_cast<redisReply*>(redisCommand(c, "SCRIPT LOAD %s", k_change_script[i]));
+    ok = reply != nullptr && reply->type == REDIS_REPLY_STRING;
+    if (ok) {
+      g_store_sha[i].assign(reply->str, reply->len);
+    }
+    if (reply != nullptr) {
+      freeReplyObject(reply);
+    }
+  }
+  redisFree(c);  // (null: nothing)
+  return ok;
+}
+
+// Deletes every key --store wrote; false if the server cannot be reached.
+bool drop_stored() {
+  redisContext* c = redisConnectUnix(g_socket);
+  bool ok = c != nullptr && c->err == 0;
+  std::string cursor = "0";
+  std::string match = g_store_prefix + "*";
+  do {
+    auto* reply =
+        ok ? static_cast<redisReply*>(redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor.c_str(), match.c_str()))
+           : nullptr;
+    ok = reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2;
+    if (ok) {
+      cursor.assign(reply->element[0]->str, reply->element[0]->len);
+      const redisReply* keys = reply->element[1];
+      for (size_t i = 0; i < keys->elements; ++i) {
+        freeReplyObject(redisCommand(c, "UNLINK %b", keys->element[i]->str, keys->element[i]->len));
+      }
+    }
+    if (reply != nullptr) {
+      freeReplyObject(reply);
+    }
+  } while (ok && cursor != "0");
+  redisFree(c);
+  return ok;
+}
+
 void fill_entry(fuse_entry_param& e, const Node& n) {
   std::memset(&e, 0, sizeof e);
   e.ino = n.st.st_ino;
@@ -270,6 +428,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
     n.st.st_size = attr->st_size;
     n.st.st_mtim = now;
+    if (g_store) {
+      n.data.resize(static_cast<size_t>(attr->st_size));
+    }
   }
   if ((to_set & FUSE_SET_ATTR_ATIME) != 0) {
     n.st.st_atim = (to_set & FUSE_SET_ATTR_ATIME_NOW) != 0 ? now : attr->st_atim;
@@ -293,40 +454,69 @@ bool taken(fuse_req_t req, const Node& dir, const char* name) {
   return true;
 }
 
-// Answers a lookup of `n` (with its open file for a create).
-void reply_node(fuse_req_t req, const Node& n, fuse_file_info* fi) {
+// The type redisfs writes for `mode`.
+const char* type_name(mode_t mode) {
+  if (S_ISDIR(mode)) {
+    return "dir";
+  }
+  if (S_ISLNK(mode)) {
+    return "symlink";
+  }
+  return S_ISREG(mode) ? "file" : "special";
+}
+
+// Links a new node under parent/name (EEXIST if taken): a change, so one
+// round trip first (with --store, its writes before the answer).
+void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi,
+          const char* target = nullptr) {
+  round_trip();
+  Stored s;
   fuse_entry_param e{};
-  fill_entry(e, n);
+  {
+    std::lock_guard lock(g_mutex);
+    if (taken(req, g_nodes[parent], name)) {
+      return;
+    }
+    Node& n = new_node(fuse_req_ctx(req), mode);
+    if (target != nullptr) {
+      n.target = target;
+      n.st.st_size = static_cast<off_t>(n.target.size());
+    }
+    if (fi != nullptr) {
+      n.opens = 1;
+    }
+    Node& p = g_nodes[parent];
+    p.entries[name] = n.st.st_ino;
+    if (S_ISDIR(mode)) {
+      p.st.st_nlink++;
+    }
+    touch_dir(p);
+    fill_entry(e, n);
+    if (g_store) {
+      char octal[16];
+      std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode & 07777));
+      s.keys = {store_key('D', parent), store_key('I', n.st.st_ino), store_key('I', parent)};
+      s.args = {name,
+                std::to_string(n.st.st_ino),
+                type_name(mode),
+                octal,
+                std::to_string(n.st.st_uid),
+                std::to_string(n.st.st_gid),
+                std::to_string(n.st.st_nlink),
+                std::to_string(n.st.st_size),
+                std::to_string(parent),
+                std::to_string(p.st.st_nlink),
+                n.target};
+    }
+  }
+  if (g_store) {
+    store(s);
+  }
   if (fi != nullptr) {
     fuse_reply_create(req, &e, fi);
   } else {
     fuse_reply_entry(req, &e);
   }
-}
-
-// Links a new node under parent/name (EEXIST if taken): a change, so one
-// round trip first.
-void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi,
-          const char* target = nullptr) {
-  round_trip();
-  std::lock_guard lock(g_mutex);
-  if (taken(req, g_nodes[parent], name)) {
-    return;
-  }
-  Node& n = new_node(fuse_req_ctx(req), mode);
-  if (target != nullptr) {
-    n.target = target;
-    n.st.st_size = static_cast<off_t>(n.target.size());
-  }
-  if (fi != nullptr) {
-    n.opens = 1;
-  }
-  g_nodes[parent].entries[name] = n.st.st_ino;
-  if (S_ISDIR(mode)) {
-    g_nodes[parent].st.st_nlink++;
-  }
-  touch_dir(g_nodes[parent]);
-  reply_node(req, n, fi);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -357,16 +547,28 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
   round_trip();
-  std::lock_guard lock(g_mutex);
-  auto& dir = g_nodes[parent];
-  if (taken(req, dir, name)) {
-    return;
+  Stored s{k_link, {}, {}};
+  fuse_entry_param e{};
+  {
+    std::lock_guard lock(g_mutex);
+    auto& dir = g_nodes[parent];
+    if (taken(req, dir, name)) {
+      return;
+    }
+    Node& n = g_nodes[ino];
+    n.st.st_nlink++;
+    dir.entries[name] = ino;
+    touch_dir(dir);
+    fill_entry(e, n);
+    if (g_store) {
+      s.keys = {store_key('D', parent), store_key('I', ino), store_key('I', parent)};
+      s.args = {name, std::to_string(ino), std::to_string(n.st.st_nlink)};
+    }
   }
-  Node& n = g_nodes[ino];
-  n.st.st_nlink++;
-  dir.entries[name] = ino;
-  touch_dir(dir);
-  reply_node(req, n, nullptr);
+  if (g_store) {
+    store(s);
+  }
+  fuse_reply_entry(req, &e);
 }
 
 // The entry `name` of `dir`, or its end() once ENOENT is answered (under
@@ -381,23 +583,34 @@ std::map<std::string, fuse_ino_t>::iterator find_entry(fuse_req_t req, Node& dir
 
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
   round_trip();
-  std::lock_guard lock(g_mutex);
-  auto& p = g_nodes[parent];
-  auto it = find_entry(req, p, name);
-  if (it == p.entries.end()) {
-    return;
+  Stored s{k_remove, {}, {}};
+  {
+    std::lock_guard lock(g_mutex);
+    auto& p = g_nodes[parent];
+    auto it = find_entry(req, p, name);
+    if (it == p.entries.end()) {
+      return;
+    }
+    fuse_ino_t ino = it->second;
+    Node& n = g_nodes[ino];
+    if (dir && !n.entries.empty()) {
+      fuse_reply_err(req, ENOTEMPTY);
+      return;
+    }
+    n.st.st_nlink = dir || n.st.st_nlink == 0 ? 0 : n.st.st_nlink - 1;
+    if (dir) {
+      p.st.st_nlink--;
+    }
+    p.entries.erase(it);
+    touch_dir(p);
+    if (g_store) {
+      s.keys = {store_key('D', parent), store_key('I', ino), store_key('I', parent), store_key(dir ? 'D' : 'B', ino)};
+      s.args = {name, std::to_string(n.st.st_nlink), std::to_string(p.st.st_nlink)};
+    }
   }
-  Node& n = g_nodes[it->second];
-  if (dir && !n.entries.empty()) {
-    fuse_reply_err(req, ENOTEMPTY);
-    return;
+  if (g_store) {
+    store(s);
   }
-  n.st.st_nlink = dir || n.st.st_nlink == 0 ? 0 : n.st.st_nlink - 1;
-  if (dir) {
-    p.st.st_nlink--;
-  }
-  p.entries.erase(it);
-  touch_dir(p);
   fuse_reply_err(req, 0);
 }
 
@@ -412,23 +625,33 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     return;
   }
   round_trip();
-  std::lock_guard lock(g_mutex);
-  auto& from = g_nodes[parent];
-  auto it = find_entry(req, from, name);
-  if (it == from.entries.end()) {
-    return;
+  Stored s{k_rename, {}, {}};
+  {
+    std::lock_guard lock(g_mutex);
+    auto& from = g_nodes[parent];
+    auto it = find_entry(req, from, name);
+    if (it == from.entries.end()) {
+      return;
+    }
+    fuse_ino_t moved = it->second;
+    auto& to = g_nodes[newparent];
+    auto old = to.entries.find(newname);
+    if (old != to.entries.end() && !g_nodes[old->second].entries.empty()) {
+      fuse_reply_err(req, ENOTEMPTY);
+      return;
+    }
+    from.entries.erase(it);
+    to.entries[newname] = moved;
+    touch_dir(from);
+    touch_dir(to);
+    if (g_store) {
+      s.keys = {store_key('D', parent), store_key('D', newparent), store_key('I', parent), store_key('I', newparent)};
+      s.args = {name, newname, std::to_string(moved)};
+    }
   }
-  fuse_ino_t moved = it->second;
-  auto& to = g_nodes[newparent];
-  auto old = to.entries.find(newname);
-  if (old != to.entries.end() && !g_nodes[old->second].entries.empty()) {
-    fuse_reply_err(req, ENOTEMPTY);
-    return;
+  if (g_store) {
+    store(s);
   }
-  from.entries.erase(it);
-  to.entries[newname] = moved;
-  touch_dir(from);
-  touch_dir(to);
   fuse_reply_err(req, 0);
 }
 
@@ -443,13 +666,21 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // server before close returns).
 void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
   bool dirty = false;
+  std::string data;
+  struct stat st {};
   {
     std::lock_guard lock(g_mutex);
     Node& n = g_nodes[ino];
     dirty = n.dirty;
     n.dirty = false;
+    if (dirty && g_store) {
+      data = n.data;
+      st = n.st;
+    }
   }
-  if (dirty) {
+  if (dirty && g_store) {
+    store_file(ino, data, st);
+  } else if (dirty) {
     round_trip();
   }
   fuse_reply_err(req, 0);
@@ -475,6 +706,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   Node& n = g_nodes[ino];
   n.st.st_size = std::max<off_t>(n.st.st_size, off + static_cast<off_t>(size));
   n.dirty = true;
+  if (g_store) {
+    n.data.resize(static_cast<size_t>(n.st.st_size));
+    std::memcpy(n.data.data() + off, buf, size);
+  }
   fuse_reply_write(req, size);
 }
 
@@ -536,7 +771,8 @@ void op_init(void*, fuse_conn_info* conn) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: fuse_floor [--redis SOCKET [--data]] [--xattrs] [--no-default-permissions] MOUNTPOINT\n");
+               "usage: fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] "
+               "MOUNTPOINT\n");
   return 2;
 }
 
@@ -552,6 +788,8 @@ int main(int argc, char** argv) {
       g_socket = argv[++i];
     } else if (arg == "--data") {
       g_data = true;
+    } else if (arg == "--store") {
+      g_store = true;
     } else if (arg == "--xattrs") {
       xattrs = true;
     } else if (arg == "--no-default-permissions") {
@@ -562,13 +800,14 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (mountpoint == nullptr || (g_data && g_socket == nullptr)) {
+  if (mountpoint == nullptr || ((g_data || g_store) && g_socket == nullptr) || (g_data && g_store)) {
     return usage();
   }
-  if (g_socket != nullptr && !load_script()) {
+  if (g_socket != nullptr && (!load_script() || (g_store && !load_store_scripts()))) {
     std::fprintf(stderr, "fuse_floor: cannot load a script into the server at %s\n", g_socket);
     return 1;
   }
+  g_store_prefix = "fuse_floor:" + std::to_string(getpid()) + ":";
   Node& root = g_nodes[FUSE_ROOT_ID];
   root.st.st_ino = FUSE_ROOT_ID;
   root.st.st_mode = S_IFDIR | 0755;
@@ -624,7 +863,7 @@ int main(int argc, char** argv) {
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);
   fuse_session_destroy(se);
-  if (!g_data_keys.empty() && !drop_data()) {
+  if ((!g_data_keys.empty() && !drop_data()) || (g_store && !drop_stored())) {
     std::fprintf(stderr, "fuse_floor: cannot delete the data it stored on %s\n", g_socket);
     return 1;
   }
