@@ -68,7 +68,13 @@ sent from the request's buffer), as redisfs's default mode sends a write
 past a new file's first 256 KiB before write(2) returns (column
 "floor+rt"). Their times are measured, where "rt bound" adds a price to
 passthrough_ll's: they hold the wake-ups and the sharing of 2 cores by the
-workload, the daemon and the server that the formula leaves out.
+workload, the daemon and the server that the formula leaves out. Column
+"floor+store" is the floor mounted as redisfs is with --store: each of
+those round trips makes the writes the change needs at the least, in one
+atomic step (a create: the entry, the inode's fields, the parent's times;
+an unlink: the entry and the inode gone, the parent's times; a close: the
+bytes and the attributes), and nothing else: the floor of any filesystem
+that keeps its metadata in Redis hashes and changes it atomically.
 
 For redisfs, the daemon's own counters (SIGUSR1, fs/op_stats.hpp) before
 and after tar x and rm -rf give its FUSE requests and Redis round trips per
@@ -98,15 +104,17 @@ cat_times = 1 if b.QUICK else 5
 
 COLUMNS = [("redisfs", "redisfs"), ("writeback", "redisfs wb"), ("passthrough", "passthrough_ll"),
            ("pt_wb", "pt wb"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("bound", "rt bound"),
-           ("floor_rt", "floor+rt"), ("floor_rt_pt", "floor+rt pt")]
+           ("floor_rt", "floor+rt"), ("floor_rt_pt", "floor+rt pt"), ("floor_store", "floor+store")]
 RATIOS = [("redisfs", "passthrough", "vs passthrough"), ("writeback", "passthrough", "wb vs passthrough"),
           ("writeback", "pt_wb", "wb vs pt wb"), ("redisfs", "tmpfs", "vs tmpfs"),
           ("bound", "passthrough", "bound vs pt"), ("floor_rt", "passthrough", "floor+rt vs pt"),
-          ("floor_rt_pt", "passthrough", "floor+rt pt vs pt")]
+          ("floor_rt_pt", "passthrough", "floor+rt pt vs pt"), ("floor_store", "passthrough", "floor+store vs pt")]
 # the FUSE floor with the forced round trips (fuse_floor.cpp --redis), mounted
 # as redisfs is (default_permissions, extended attributes) and as
-# passthrough_ll is (neither)
-FLOORS = [("floor_rt", ("--xattrs",)), ("floor_rt_pt", ("--no-default-permissions",))]
+# passthrough_ll is (neither); and mounted as redisfs is, making each change's
+# writes (--store)
+FLOORS = [("floor_rt", ("--xattrs",)), ("floor_rt_pt", ("--no-default-permissions",)),
+          ("floor_store", ("--xattrs", "--store"))]
 
 # inputs, once
 w8 = b.workdir(b.STAGE, "w8")
@@ -386,9 +394,11 @@ b.note("floor+rt: the FUSE floor (fuse_floor.cpp) making each round trip close-t
        "`return 1` on the same server) and nothing else, mounted as redisfs is (default_permissions, extended "
        "attributes: the kernel's GETATTR of a changed directory and GETXATTR of security.capability); "
        "floor+rt pt: the same mounted as passthrough_ll is (neither); dd on floor+rt with --data: each write "
-       "waits for a SET of its bytes, as redisfs's default mode makes it (bench/README.md, Bounds)")
+       "waits for a SET of its bytes, as redisfs's default mode makes it; floor+store: floor+rt whose round "
+       "trips make each change's writes, atomically, and nothing else (bench/README.md, Bounds)")
 C2O = ("bound", "under close-to-open")
-MEASURED = (("floor_rt_pt", "measured on floor+rt pt"), ("floor_rt", "measured on floor+rt (mounted as redisfs)"))
+MEASURED = (("floor_rt_pt", "measured on floor+rt pt"), ("floor_rt", "measured on floor+rt (mounted as redisfs)"),
+            ("floor_store", "measured on floor+store (each change's writes, nothing else)"))
 SERIAL = (("floor_rt", "measured on floor+rt, each write waiting for its bytes' SET (the default mode's "
                        "durability)"),)
 for target, label in (("redisfs", ""), ("writeback", " (redisfs -o writeback)")):

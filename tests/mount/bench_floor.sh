@@ -3,7 +3,8 @@
 # the round trips bench/bound.py counts as forced, and only those: workload
 # 8's measured bounds (columns floor+rt, floor+rt pt) are only bounds if it
 # waits for the server exactly where close-to-open makes redisfs wait.
-# Each step below is counted in the server's EVALSHA calls.
+# Each step below is counted in the server's EVALSHA and EXEC calls (with
+# --store a close is a MULTI ... EXEC: one round trip).
 . "$(dirname "$0")/lib.sh"
 need_binary FUSE_FLOOR_BIN
 
@@ -21,22 +22,36 @@ floor_mount() {  # floor_mount OPTION...: fuse_floor on $FM, in the background
   fail "fuse_floor $* did not mount: $(cat "$T/floor.log")"
 }
 
+round_trips() { echo $(($(command_calls evalsha) + $(command_calls exec))); }
+
 # trips N WHAT CMD...: CMD makes exactly N round trips
 trips() {
   local want=$1 what=$2 before after
   shift 2
-  before=$(command_calls evalsha)
+  before=$(round_trips)
   "$@"
-  after=$(command_calls evalsha)
+  after=$(round_trips)
   (( after - before == want )) || fail "$what: $((after - before)) round trips, not $want"
 }
 
 py() { python3 -c "import os, sys; $1" "$FM"; }
 
-# the same rules, through both mounts bench/run measures
-for options in "--xattrs" "--no-default-permissions"; do
+# stored KIND NAME: the key --store keeps for what NAME is (I: its inode,
+# D: its entries, B: its bytes)
+stored() { echo "fuse_floor:${MOUNT_PIDS[$FM]}:$1:$(stat -c %i "$FM/$2")"; }
+
+# the same rules, through both mounts bench/run measures and floors.sh's
+# floor+store
+for options in "--xattrs" "--no-default-permissions" "--xattrs --store"; do
   floor_mount --redis "$SOCK" $options
   trips 2 "create, write, close" py "fd = os.open(sys.argv[1] + '/a', os.O_CREAT | os.O_EXCL | os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"
+  if [[ $options == *--store* ]]; then
+    # the writes were made: the entry, the inode, the bytes
+    [[ $(rcli hget "fuse_floor:${MOUNT_PIDS[$FM]}:D:1" a) == "$(stat -c %i "$FM/a")" ]] || fail "--store: no entry a"
+    [[ $(rcli hmget "$(stored I a)" type size nlink | tr '\n' ' ') == "file 1 1 " ]] ||
+      fail "--store: inode of a: $(rcli hgetall "$(stored I a)" | tr '\n' ' ')"
+    [[ $(rcli get "$(stored B a)") == x ]] || fail "--store: bytes of a: $(rcli get "$(stored B a)")"
+  fi
   trips 1 "create, close" py "os.close(os.open(sys.argv[1] + '/b', os.O_CREAT | os.O_WRONLY))"
   trips 0 "open, read, close" py "fd = os.open(sys.argv[1] + '/a', os.O_RDONLY); os.read(fd, 10); os.close(fd)"
   trips 0 "open for writing, close" py "os.close(os.open(sys.argv[1] + '/a', os.O_WRONLY))"
@@ -53,9 +68,21 @@ for options in "--xattrs" "--no-default-permissions"; do
   trips 1 rename mv "$FM/b" "$FM/d/b"
   trips 0 "stat, readdir" ls -laR "$FM" >/dev/null
   trips 4 "unlink, unlink, unlink, rmdir" rm -r "$FM/d"
+  if [[ $options == *--store* ]]; then
+    [[ $(rcli hget "$(stored I a)" nlink) == 1 ]] || fail "--store: nlink of a after its link went"
+    [[ $(rcli hget "$(stored I .)" nlink) == 2 ]] || fail "--store: the root's nlink after rmdir"
+    a_keys=("$(stored I a)" "$(stored B a)")
+  fi
   trips 2 "unlink, unlink" rm "$FM/a" "$FM/s"
   [[ -z $(ls -A "$FM") ]] || fail "left after rm: $(ls -A "$FM")"
+  if [[ $options == *--store* ]]; then
+    # what was removed is gone from the server: the root's inode is left
+    [[ $(rcli exists "${a_keys[@]}") == 0 ]] || fail "--store: a's keys left after rm"
+    [[ $(rcli --scan --pattern 'fuse_floor:*') == "fuse_floor:${MOUNT_PIDS[$FM]}:I:1" ]] ||
+      fail "--store: keys left after rm: $(rcli --scan --pattern 'fuse_floor:*' | tr '\n' ' ')"
+  fi
   unmount_at "$FM"
+  [[ -z $(rcli --scan --pattern 'fuse_floor:*') ]] || fail "$options: keys left after unmount"
 done
 
 # extended attributes: with --xattrs there are none (ENODATA), as on a
@@ -95,10 +122,12 @@ for ((i = 0; i < 3; i++)); do
 done
 unmount_at "$FM"
 [[ -z $(rcli --scan --pattern 'fuse_floor:*') ]] || fail "--data: keys left after unmount: $(rcli --scan --pattern 'fuse_floor:*')"
-# (--data needs a server)
-rc=0
-"$FUSE_FLOOR_BIN" --data "$FM" 2>"$T/err" || rc=$?
-(( rc == 2 )) || fail "--data without --redis: exit $rc, not 2"
+# (--data and --store need a server, and are one or the other)
+for options in "--data" "--store" "--redis $SOCK --data --store"; do
+  rc=0
+  "$FUSE_FLOOR_BIN" $options "$FM" 2>"$T/err" || rc=$?
+  (( rc == 2 )) || fail "$options: exit $rc, not 2"
+done
 
 # a server it cannot reach is one line and exit 1, not a mount
 rc=0
