@@ -31,21 +31,23 @@
 // --store (with --redis) makes each of those round trips do the writes a
 // filesystem kept on Redis needs at the least, in one atomic step,
 // instead of `return 1`: one hash an inode, one a directory's entries, one
-// string a file's bytes, under fuse_floor:<pid>:. A create is a script
-// that adds the entry (HSETNX), writes the new inode's fields and stamps
-// the parent; an unlink or rmdir removes the entry and the inode (or
-// lowers its nlink) and stamps the parent; a rename and a link likewise;
-// the forced close or fsync sends the file's bytes and attributes in one
-// MULTI (SET, HSET). No check, counter, recovery record or lease: what a
-// workload costs on it is the floor of any filesystem that keeps its
-// metadata in Redis hashes and changes it atomically (bench/floors.sh's
-// floor+store). It deletes its keys when it is unmounted.
+// string a 64 KiB block of a file, under fuse_floor:<pid>:. A create is a
+// script that adds the entry (HSETNX), writes the new inode's fields and
+// stamps the parent; an unlink or rmdir removes the entry and the inode
+// with its blocks (or lowers its nlink) and stamps the parent; a rename
+// and a link likewise; the forced close or fsync sends the blocks written
+// since the last and the attributes in one MULTI (SETs, HSET). No check,
+// counter, recovery record or lease: what a workload costs on it is the
+// floor of any filesystem that keeps its metadata in Redis hashes and
+// changes it atomically (workload 8's and bench/floors.sh's floor+store).
+// It keeps the bytes in memory too and answers reads from there. It
+// deletes its keys when it is unmounted.
 //
 // Enough for the workloads that run on it: lookup, getattr, setattr, create,
 // mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
 // fsync, release, opendir/readdir(plus), statfs. File contents are not kept
-// (reads return nothing; a write only moves the size, and with --data
-// leaves its bytes on the server).
+// but with --store (reads return nothing; a write only moves the size, and
+// with --data leaves its bytes on the server).
 //
 //   fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] MOUNTPOINT
 //                                (stays in the foreground until unmounted)
@@ -80,6 +82,7 @@ struct Node {
   unsigned opens = 0;                         // files: open handles
   bool dirty = false;                         // files: changed since opened or synced
   std::string data;                           // files, with --store: their bytes
+  std::set<size_t> dirty_blocks;              // files, with --store: blocks to send at the sync
 };
 
 std::mutex g_mutex;
@@ -226,11 +229,11 @@ const char* const k_change_script[k_changes] = {
     "redis.call('HSET', KEYS[2], unpack(f))\n"
     "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now, 'nlink', ARGV[10])\n"
     "return 1",
-    // remove: KEYS D:parent, I:node, I:parent, its bytes (B:) or entries
-    // (D:); ARGV name, the node's nlink left, the parent's nlink
+    // remove: KEYS D:parent, I:node, I:parent, then its blocks (B:) or
+    // entries (D:); ARGV name, the node's nlink left, the parent's nlink
     "redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "if ARGV[2] == '0' then redis.call('DEL', KEYS[2], KEYS[4]) else redis.call('HSET', KEYS[2], 'nlink', ARGV[2]) "
-    "end\n" FLOOR_NOW
+    "if ARGV[2] == '0' then redis.call('DEL', KEYS[2], unpack(KEYS, 4, #KEYS))\n"
+    "else redis.call('HSET', KEYS[2], 'nlink', ARGV[2]) end\n" FLOOR_NOW
     "redis.call('HSET', KEYS[3], 'mtime', now, 'ctime', now, 'nlink', ARGV[3])\n"
     "return 1",
     // rename: KEYS D:from, D:to, I:from, I:to; ARGV name, new name, ino
@@ -255,8 +258,14 @@ struct Stored {
   std::vector<std::string> args;
 };
 
-// The key of `kind` (I: inode, D: entries, B: bytes) of inode `ino`.
+// The key of `kind` (I: inode, D: entries) of inode `ino`.
 std::string store_key(char kind, fuse_ino_t ino) { return g_store_prefix + kind + ':' + std::to_string(ino); }
+
+// --store: a file's blocks, as redisfs's (superblock.hpp)
+constexpr size_t k_store_block = 64 * 1024;
+
+// The key of block `i` of file `ino`.
+std::string block_key(fuse_ino_t ino, size_t i) { return store_key('B', ino) + ':' + std::to_string(i); }
 
 // Runs `s` on the server, on the calling thread's connection (the round
 // trip of its change).
@@ -279,33 +288,40 @@ void store(const Stored& s) {
                REDIS_REPLY_INTEGER, "a change's EVALSHA");
 }
 
-// The forced close or fsync with --store: the file's bytes and attributes
-// in one MULTI (one round trip).
-void store_file(fuse_ino_t ino, const std::string& data, const struct stat& st) {
+// The forced close or fsync with --store: the blocks written since the
+// last (`blocks`: index and bytes; a block past the end goes) and the
+// attributes, in one MULTI (one round trip).
+void store_file(fuse_ino_t ino, const std::vector<std::pair<size_t, std::string>>& blocks, const struct stat& st) {
   auto ns = [](const timespec& t) {
     return std::to_string(t.tv_sec) + std::to_string(1000000000 + t.tv_nsec).substr(1);
   };
-  std::string bkey = store_key('B', ino);
   std::string ikey = store_key('I', ino);
   char mode[16];
   std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
   std::string size = std::to_string(st.st_size), uid = std::to_string(st.st_uid), gid = std::to_string(st.st_gid);
   std::string atime = ns(st.st_atim), mtime = ns(st.st_mtim), ctime = ns(st.st_ctim);
-  const char* set[] = {"SET", bkey.c_str(), data.data()};
-  size_t set_lens[] = {3, bkey.size(), data.size()};
   const char* hset[] = {"HSET", ikey.c_str(), "size",  size.c_str(),  "mode",  mode,          "uid",   uid.c_str(),
                         "gid",  gid.c_str(),  "atime", atime.c_str(), "mtime", mtime.c_str(), "ctime", ctime.c_str()};
   redisContext* c = connection();
   redisAppendCommand(c, "MULTI");
-  redisAppendCommandArgv(c, 3, set, set_lens);
+  for (const auto& [i, bytes] : blocks) {
+    std::string key = block_key(ino, i);
+    if (i * k_store_block < static_cast<size_t>(st.st_size)) {
+      const char* set[] = {"SET", key.c_str(), bytes.data()};
+      size_t set_lens[] = {3, key.size(), bytes.size()};
+      redisAppendCommandArgv(c, 3, set, set_lens);
+    } else {
+      redisAppendCommand(c, "DEL %s", key.c_str());
+    }
+  }
   redisAppendCommandArgv(c, static_cast<int>(std::size(hset)), hset, nullptr);
   redisAppendCommand(c, "EXEC");
-  for (int want : {REDIS_REPLY_STATUS, REDIS_REPLY_STATUS, REDIS_REPLY_STATUS, REDIS_REPLY_ARRAY}) {
+  for (size_t i = 0; i < blocks.size() + 3; ++i) {
     void* reply = nullptr;
     if (redisGetReply(c, &reply) != REDIS_OK) {
       reply = nullptr;
     }
-    expect_reply(reply, want, "a close's MULTI");
+    expect_reply(reply, i == blocks.size() + 2 ? REDIS_REPLY_ARRAY : REDIS_REPLY_STATUS, "a close's MULTI");
   }
 }
 
@@ -429,6 +445,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     n.st.st_size = attr->st_size;
     n.st.st_mtim = now;
     if (g_store) {
+      // the blocks from the new end to the old: rewritten or gone at the sync
+      size_t from = static_cast<size_t>(attr->st_size) / k_store_block;
+      size_t to = (n.data.size() + k_store_block - 1) / k_store_block;
+      for (size_t i = from; i < std::max(to, from + 1); ++i) {
+        n.dirty_blocks.insert(i);
+      }
       n.data.resize(static_cast<size_t>(attr->st_size));
     }
   }
@@ -604,7 +626,13 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
     p.entries.erase(it);
     touch_dir(p);
     if (g_store) {
-      s.keys = {store_key('D', parent), store_key('I', ino), store_key('I', parent), store_key(dir ? 'D' : 'B', ino)};
+      s.keys = {store_key('D', parent), store_key('I', ino), store_key('I', parent)};
+      if (dir) {
+        s.keys.push_back(store_key('D', ino));
+      }
+      for (size_t i = 0; !dir && n.st.st_nlink == 0 && i * k_store_block < n.data.size(); ++i) {
+        s.keys.push_back(block_key(ino, i));
+      }
       s.args = {name, std::to_string(n.st.st_nlink), std::to_string(p.st.st_nlink)};
     }
   }
@@ -666,7 +694,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // server before close returns).
 void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
   bool dirty = false;
-  std::string data;
+  std::vector<std::pair<size_t, std::string>> blocks;
   struct stat st {};
   {
     std::lock_guard lock(g_mutex);
@@ -674,12 +702,16 @@ void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
     dirty = n.dirty;
     n.dirty = false;
     if (dirty && g_store) {
-      data = n.data;
+      for (size_t i : n.dirty_blocks) {
+        size_t at = std::min(i * k_store_block, n.data.size());
+        blocks.emplace_back(i, n.data.substr(at, k_store_block));
+      }
+      n.dirty_blocks.clear();
       st = n.st;
     }
   }
   if (dirty && g_store) {
-    store_file(ino, data, st);
+    store_file(ino, blocks, st);
   } else if (dirty) {
     round_trip();
   }
@@ -696,7 +728,13 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
 
-void op_read(fuse_req_t req, fuse_ino_t, size_t, off_t, fuse_file_info*) { fuse_reply_buf(req, nullptr, 0); }
+// (with --store from the bytes kept in memory, else nothing)
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::lock_guard lock(g_mutex);
+  const std::string& data = g_nodes[ino].data;
+  auto at = std::min(static_cast<size_t>(off), data.size());
+  fuse_reply_buf(req, data.data() + at, std::min(size, data.size() - at));
+}
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
   if (g_data) {
@@ -709,6 +747,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   if (g_store) {
     n.data.resize(static_cast<size_t>(n.st.st_size));
     std::memcpy(n.data.data() + off, buf, size);
+    for (size_t i = static_cast<size_t>(off) / k_store_block; size != 0 && i <= (off + size - 1) / k_store_block; ++i) {
+      n.dirty_blocks.insert(i);
+    }
   }
   fuse_reply_write(req, size);
 }

@@ -37,7 +37,7 @@ trips() {
 py() { python3 -c "import os, sys; $1" "$FM"; }
 
 # stored KIND NAME: the key --store keeps for what NAME is (I: its inode,
-# D: its entries, B: its bytes)
+# D: its entries, B: the prefix of its blocks' keys)
 stored() { echo "fuse_floor:${MOUNT_PIDS[$FM]}:$1:$(stat -c %i "$FM/$2")"; }
 
 # the same rules, through both mounts bench/run measures and floors.sh's
@@ -50,7 +50,27 @@ for options in "--xattrs" "--no-default-permissions" "--xattrs --store"; do
     [[ $(rcli hget "fuse_floor:${MOUNT_PIDS[$FM]}:D:1" a) == "$(stat -c %i "$FM/a")" ]] || fail "--store: no entry a"
     [[ $(rcli hmget "$(stored I a)" type size nlink | tr '\n' ' ') == "file 1 1 " ]] ||
       fail "--store: inode of a: $(rcli hgetall "$(stored I a)" | tr '\n' ' ')"
-    [[ $(rcli get "$(stored B a)") == x ]] || fail "--store: bytes of a: $(rcli get "$(stored B a)")"
+    [[ $(rcli get "$(stored B a):0") == x ]] || fail "--store: bytes of a: $(rcli get "$(stored B a):0")"
+    [[ $(cat "$FM/a") == x ]] || fail "--store: a reads back as $(cat "$FM/a")"
+    # 64 KiB blocks; a sync sends those written since the last, and a
+    # truncation removes the blocks past the end
+    head -c 200000 /dev/urandom >"$T/big"
+    trips 2 "create, write 200 KB, close" cp "$T/big" "$FM/big"
+    cmp -s "$T/big" "$FM/big" || fail "--store: big does not read back"
+    for i in 0 1 2 3; do
+      key="$(stored B big):$i"
+      cmp -s <(rcli --raw get "$key" | head -c "$(rcli strlen "$key")") <(dd if="$T/big" bs=65536 skip=$i count=1 status=none) ||
+        fail "--store: block $i of big"
+    done
+    s0=$(command_calls set)
+    trips 1 "write in block 1, close" dd if=/dev/zero of="$FM/big" bs=1 count=10 seek=70000 conv=notrunc status=none
+    (( $(command_calls set) - s0 == 1 )) || fail "--store: $(( $(command_calls set) - s0 )) SETs for one block written"
+    trips 1 "truncate, close" truncate -s 70000 "$FM/big"
+    [[ $(rcli exists "$(stored B big):2" "$(stored B big):3") == 0 ]] || fail "--store: blocks past the end left"
+    [[ $(rcli strlen "$(stored B big):1") == 4464 ]] || fail "--store: last block: $(rcli strlen "$(stored B big):1") bytes"
+    big_keys=("$(stored I big)" "$(stored B big):0" "$(stored B big):1")
+    trips 1 unlink rm "$FM/big"
+    [[ $(rcli exists "${big_keys[@]}") == 0 ]] || fail "--store: big's keys left after rm"
   fi
   trips 1 "create, close" py "os.close(os.open(sys.argv[1] + '/b', os.O_CREAT | os.O_WRONLY))"
   trips 0 "open, read, close" py "fd = os.open(sys.argv[1] + '/a', os.O_RDONLY); os.read(fd, 10); os.close(fd)"
@@ -71,7 +91,7 @@ for options in "--xattrs" "--no-default-permissions" "--xattrs --store"; do
   if [[ $options == *--store* ]]; then
     [[ $(rcli hget "$(stored I a)" nlink) == 1 ]] || fail "--store: nlink of a after its link went"
     [[ $(rcli hget "$(stored I .)" nlink) == 2 ]] || fail "--store: the root's nlink after rmdir"
-    a_keys=("$(stored I a)" "$(stored B a)")
+    a_keys=("$(stored I a)" "$(stored B a):0")
   fi
   trips 2 "unlink, unlink" rm "$FM/a" "$FM/s"
   [[ -z $(ls -A "$FM") ]] || fail "left after rm: $(ls -A "$FM")"
