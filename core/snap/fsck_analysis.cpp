@@ -202,6 +202,11 @@ void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t
   Action a;
   a.op = Op::Del;
   a.key = std::string(key);
+  if (auto rel = m_keys.relative(key); which == Lease::Mount && rel && rel->starts_with("MOUNT:")) {
+    // its registration goes with it (a mount would prune it, prune_mounts.lua)
+    a.op = Op::DelSession;
+    a.field = std::string(rel->substr(6));
+  }
   add(said.kind, std::string(key),
       std::string(said.what) + " that " + _lease_life(pttl_ms) + " " + std::string(said.cost), a);
 }

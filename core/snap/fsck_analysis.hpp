@@ -56,7 +56,9 @@ struct Node {
   std::uint8_t visit = 0;     // cycle search: 0 new, 1 on the current path, 2 done
 };
 
-enum class Op : std::uint8_t { None, HDel, HSet, Del, Trim, Reattach };
+// (DelSession: a mount's session key, `key`, and its registration, `field`
+// of the mounts' register)
+enum class Op : std::uint8_t { None, HDel, HSet, Del, DelSession, Trim, Reattach };
 enum Stage : int { k_stage_counter = 0, k_stage_remove = 1, k_stage_count = 2, k_stage_attach = 3 };
 
 // What the repair of one problem does.

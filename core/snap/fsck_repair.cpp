@@ -140,6 +140,10 @@ Status Repairer::apply(const Action& a) {
       return count_dir_change(a.key);
     case Op::Del:
       return marked({"DEL", a.key});
+    case Op::DelSession:
+      TRY(marked({"DEL", a.key}));
+      TRY(m_c.command({"HDEL", m_a.keys().mounts(), a.field}));
+      return {};
     case Op::Trim:
       return marked({"EVAL", std::string(k_trim_script), "1", a.key, a.value});
     case Op::Reattach:

@@ -566,7 +566,7 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     CHECK(_ok(conn().command({"HGET", keys.open(t.f), t.store->session()})).view().str() == "1");
     CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "crashed-mount"})).view().integer() == 0);
   }
-  SUBCASE("a mount session key that never lapses is no live mount's: it goes, with the opens it claims") {
+  SUBCASE("a mount session key that never lapses is no live mount's: it goes, with its registration and opens") {
     std::string ttl;
     SUBCASE("no time to live") {}
     SUBCASE("a year") { ttl = "31536000000"; }
@@ -575,10 +575,14 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     } else {
       cmd({"SET", keys.mount("ghost"), "v1 host 1 /mnt", "PX", ttl});
     }
+    cmd({"HSET", keys.mounts(), "ghost", "v1 host 1 /mnt"});
     cmd({"HSET", keys.open(t.f), "ghost", "2"});
     expect_repaired({fsck_kind::k_mount_endless, fsck_kind::k_stale_open});
     CHECK(_ok(conn().command({"EXISTS", keys.mount("ghost")})).view().integer() == 0);
+    CHECK(_ok(conn().command({"HEXISTS", keys.mounts(), "ghost"})).view().integer() == 0);
     CHECK(_ok(conn().command({"HEXISTS", keys.open(t.f), "ghost"})).view().integer() == 0);
+    // (the fixture's own mount, live, keeps its registration)
+    CHECK(_ok(conn().command({"HEXISTS", keys.mounts(), t.store->session()})).view().integer() == 1);
   }
   SUBCASE("a registered mount whose session key never lapses: the refusals it causes name the repair") {
     _ok(t.store->end_session());  // (the fixture's own mount: gone)
