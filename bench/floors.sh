@@ -6,8 +6,8 @@
 # there the writes of each change instead (fuse_floor.cpp --store:
 # "floor+store", the floor of any filesystem that keeps its metadata in
 # Redis hashes and changes it atomically, mounted as redisfs is) and on
-# each redisfs binary given, each mounted afresh in turn on one private redis-server, ROUNDS
-# rounds alternating. Prints every time, then each target's median and its
+# each redisfs binary given, each mounted afresh in turn on one private
+# redis-server, ROUNDS rounds alternating. Prints every time, then each target's median and its
 # percentage of passthrough_ll's speed, and the CPU time the daemon and
 # redis-server spent (summed over the rounds).
 #

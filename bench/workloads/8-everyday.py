@@ -407,7 +407,8 @@ b.note("floor+rt: the FUSE floor (fuse_floor.cpp) making each round trip close-t
        "trips make each change's writes, atomically, and nothing else (bench/README.md, Bounds)")
 C2O = ("bound", "under close-to-open")
 STORE = (("floor_store", "measured on floor+store (each change's writes, nothing else)"),)
-MEASURED = (("floor_rt_pt", "measured on floor+rt pt"), ("floor_rt", "measured on floor+rt (mounted as redisfs)")) + STORE
+MEASURED = (("floor_rt_pt", "measured on floor+rt pt"),
+            ("floor_rt", "measured on floor+rt (mounted as redisfs)")) + STORE
 SERIAL = (("floor_rt", "measured on floor+rt, each write waiting for its bytes' SET (the default mode's "
                        "durability)"),)
 for target, label in (("redisfs", ""), ("writeback", " (redisfs -o writeback)")):
