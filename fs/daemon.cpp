@@ -436,7 +436,8 @@ class Heartbeat {
 
   // A writeback mount's answer to a snapshot's request (Store::sync_asked,
   // made by copy, dump and diff): the kernel writes back the mount's dirty
-  // pages (syncfs of the mount point, served by the FUSE threads), what
+  // pages (syncfs of the mount point, served by the FUSE threads, and the
+  // open files' pages, waited for: Session::write_back_open_files), what
   // this mount gathers is sent, and then it says so; the snapshot's instant
   // comes after. On a thread of its own: writing back gigabytes takes
   // seconds, and the heartbeat must go on meanwhile (the session, and the
@@ -463,6 +464,9 @@ class Heartbeat {
 
   void send_for_sync(std::int64_t asked) {
     Status st = _syncfs(m_writeback_root);
+    if (st) {
+      m_session.write_back_open_files(m_se);  // (syncfs does not wait for them)
+    }
     if (st) {
       st = m_store.send_all_gathered();
     }

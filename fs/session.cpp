@@ -405,6 +405,22 @@ bool Session::may_hold_pages(Ino ino) {
   return m_lookups.flag(ino);
 }
 
+void Session::write_back_open_files(fuse_session* se) {
+  std::vector<Ino> held;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const auto& [ino, count] : m_holds) {
+      if (m_lookups.flag(ino)) {
+        held.push_back(ino);
+      }
+    }
+  }
+  for (Ino ino : held) {
+    // (the kernel writes a dirty page back before it lets it go: launder)
+    (void)fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+  }
+}
+
 bool Session::forget(Ino ino, std::uint64_t n) {
   bool trim = false;
   bool purge = false;

@@ -94,6 +94,15 @@ class Session {
   // Whether it may; false when it cannot (it was never read or written
   // through this mount since the kernel last looked it up afresh).
   bool may_hold_pages(Ino ino);
+  // Has the kernel write back the dirty pages of every file this mount
+  // holds open and may hold pages of, and waits until they are written
+  // (their WRITEs answered): a writeback mount's answer to a snapshot.
+  // syncfs(2) does not wait for a FUSE filesystem's writes (the kernel
+  // keeps a FUSE server from holding sync up), fsync and close do, and
+  // so does an invalidation of the file's pages, which this is: the pages
+  // go from the kernel's cache (read again from the server). Never from an
+  // op (the kernel may wait for its reply).
+  void write_back_open_files(fuse_session* se);
   // Gives back `n` lookups; true when `ino` is an orphan of this mount that
   // the kernel no longer knows: the caller purges it after replying.
   [[nodiscard]] bool forget(Ino ino, std::uint64_t n);
