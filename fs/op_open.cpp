@@ -7,15 +7,17 @@
 // another host is read afresh.
 //
 // Writes go to Redis before write(2) returns, except those of a file this
-// mount created and still holds open: they are gathered until close
+// mount created and still holds open, and on a writeback mount those of
+// any file open for writing: they are gathered until close
 // (store_gather.cpp). Only such a file asks for FLUSH (fi->noflush is set
 // on every other open, so close(2) of it costs no round trip through
 // /dev/fuse): flush sends what waits, and close(2) returns its error.
-// fsync sends it too, then, with replicas asked for (--sync-replicas),
-// waits until they have every change (WAIT), or fails with EIO. On a
-// writeback mount (-o writeback, the only mount of its filesystem) the
-// page cache is kept across opens (nothing else changes the data), and the
-// kernel sends FLUSH at every close(2), after the file's dirty pages: flush
+// fsync sends it too (a writeback mount's file then gathers on), then,
+// with replicas asked for (--sync-replicas), waits until they have every
+// change (WAIT), or fails with EIO. On a writeback mount (-o writeback,
+// the only mount of its filesystem) the page cache is kept across opens
+// (nothing else changes the data), and the kernel sends FLUSH at every
+// close(2), after the file's dirty pages: flush
 // still sends what waits there, although no other host needs it, because
 // syncfs(2) reaches no FUSE handler, and what close(2) returned for must
 // be on the server once a later syncfs returns (a flush that only
@@ -64,7 +66,11 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::shared_ptr<const Prefetch> first;
   const bool writeback = session.options().writeback;
   const bool ahead = !writes && !session.options().read_only && !(writeback && session.may_hold_pages(ino));
-  if (Status st = ahead ? session.store().open_file(ino, first) : session.store().open_file(ino); !st) {
+  Store& store = session.store();
+  if (Status st = ahead    ? store.open_file(ino, first)
+                  : writes ? store.open_for_writing(ino)
+                           : store.open_file(ino);
+      !st) {
     if (st.code() != ESTALE) {
       session.opens_unsure();  // counted or not: its reply may be what was lost
     }
@@ -80,7 +86,8 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = session.options().read_only || session.options().writeback ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = first ? reinterpret_cast<std::uint64_t>(new FileHandle(std::move(first))) : 0;
-  fi->noflush = 1;
+  // close(2) sends what waits (a writeback mount's kernel sends FLUSH anyway)
+  fi->noflush = store.gathering(ino) ? 0 : 1;
   if (!reply_open(req, fi)) {
     delete FileHandle::of(fi);
     end_open(session, ino);
@@ -110,7 +117,7 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
-  if (Status st = session.store().flush(ino); !st) {
+  if (Status st = session.store().flush(ino, true); !st) {
     reply_fail(req, "fsync", ino, {}, st.error());
     return;
   }

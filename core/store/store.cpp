@@ -342,13 +342,17 @@ Result<Ino> Store::allocate_ino(Connection& c) {
 Result<Attr> Store::getattr(Ino ino, double* age) {
   if (age != nullptr) {
     *age = 0;
+  }
+  if (m_gathered_count.load() != 0) {
+    if (auto mine = gathered_attr(ino)) {
+      return *mine;  // what this mount changed is newer than the server's (and than what the cache holds)
+    }
+  }
+  if (age != nullptr) {
     if (auto hit = m_attrs.get(ino)) {
       *age = hit->age;
       return hit->attr;
     }
-  }
-  if (auto mine = gathered_attr(ino)) {
-    return *mine;  // what this mount changed is newer than the server's
   }
   TRY_ASSIGN(auto c, acquire());
   if (m_first_pages.wanted(ino) != 0) {

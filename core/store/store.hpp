@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -178,11 +179,12 @@ class Store {
   // waits to be reported: it needs a flush().
   bool gathering(Ino ino);
   // Sends what was gathered for `ino` (one round trip), and gathers no
-  // more for it: at close(2) (FLUSH), fsync and release. The error of the
-  // first change the server refused, if any (ENOSPC, EDQUOT...), also when
+  // more for it: at close(2) (FLUSH) and release. The error of the first
+  // change the server refused, if any (ENOSPC, EDQUOT...), also when
   // another operation had sent them earlier: close(2) reports it, as NFS
-  // does.
-  Status flush(Ino ino);
+  // does. `resume` (fsync): a writeback mount's file gathers on once its
+  // changes are on the server.
+  Status flush(Ino ino, bool resume = false);
   // flush() of every file being gathered (at unmount).
   Status flush_all();
   // settle() of every file being gathered: sent, and a refusal kept for the
@@ -254,6 +256,10 @@ class Store {
   // its writes wait here, the budget is spent, or the read failed; the
   // open's own outcome is the result either way).
   Status open_file(Ino ino, std::shared_ptr<const Prefetch>& first);
+  // The same for an open that may write. On a writeback mount the file's
+  // writes and attribute changes are then gathered until its close, from
+  // the attributes the open read (store_gather.cpp).
+  Status open_for_writing(Ino ino);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline), the plain ones
   // (not this mount's orphans) k_release_batch to a script: one result per
@@ -530,24 +536,35 @@ class Store {
   // The attributes this mount sees of a file being gathered: the server's
   // plus what waits here.
   std::optional<Attr> gathered_attr(Ino ino);
+  // A read of `ino` left its atime at `atime_ns` on the server.
+  void gathered_accessed(Ino ino, std::int64_t atime_ns);
   void overlay_gathered(Attr& attr);
-  // Sends what `file` gathered (its mutex held), its deferred create
-  // first; it gathers no more. `create_only`: only the create, and the
-  // file gathers on (but for a refused create: then nothing more).
-  Status send_gathered(Ino ino, Gathered& file, bool create_only = false);
+  // What a file does once send_gathered sent its changes: gather no more
+  // (stop); gather on if it is a writeback mount's (resume), unless the
+  // server refused one; or, `create_only`, send only the deferred create,
+  // and the file gathers on (but for a refused create: then nothing more).
+  enum class Then { stop, resume, create_only };
+  // Sends what `file` gathered (its mutex held), its deferred create first.
+  Status send_gathered(Ino ino, Gathered& file, Then then);
   // send_gathered's round trip: `create` (if any), then (with `changes`)
   // the changes, in one pipeline on `c`. The first error.
   Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes);
   // Appends the scripts of `file`'s changes to `c`: how many replies.
   std::size_t append_gathered(Connection& c, Ino ino, Gathered& file);
   // Sends what waits for `ino` before an operation that must see it; an
-  // error is also kept for the file's flush() (its close).
-  Status settle(Ino ino);
-  // settle() of every file being gathered, errors kept for their flush():
-  // before an unlink or rename, whose names may be any of them.
+  // error is also kept for the file's flush() (its close). `resume`: a
+  // writeback mount's file gathers on (an operation that changes none of
+  // its attributes but the ones it reads back: a read).
+  Status settle(Ino ino, bool resume = false);
+  // settle() of every file being gathered, resumed, errors kept for their
+  // flush(): before an unlink or rename, whose names may be any of them
+  // (the caller stops gathering for the files the operation changed).
   void settle_all();
+  // settle() of each of `inos` (0: none) that is being gathered, and it
+  // gathers no more: an unlink or rename changed its links or ctime.
+  void settle_changed(std::initializer_list<Ino> inos);
   // `step` (flush, settle) of every file being gathered; the first error.
-  Status each_gathered(Status (Store::*step)(Ino));
+  Status each_gathered(const std::function<Status(Ino)>& step);
   // Drops `ino` from the gathered files (it must not be live).
   void forget_gathered(Ino ino);
   // send_gathered() and forget_gathered(): the file goes to the server.

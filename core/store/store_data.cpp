@@ -192,19 +192,24 @@ static bool _access_due(ReplyView meta) {
 
 // The end of a touch_atime.lua (its reply, empty when it failed): the
 // attributes it read for the AttrCache, and the hint when they show the
-// access recorded.
-static void _touched(AttrCache& attrs, Ino ino, const AttrCache::Change& change, const Reply& touched) {
+// access recorded. The server's atime after it, when the reply has it.
+static std::optional<std::int64_t> _touched(AttrCache& attrs, Ino ino, const AttrCache::Change& change,
+                                            const Reply& touched) {
   std::vector<Attr> fresh = !touched.empty() ? _fresh_attr(ino, touched.view(), 1) : std::vector<Attr>{};
   attrs.end(change, fresh);
-  if (!fresh.empty() && fresh[0].atime_ns > fresh[0].mtime_ns && fresh[0].atime_ns > fresh[0].ctime_ns) {
+  if (fresh.empty()) {
+    return std::nullopt;
+  }
+  if (fresh[0].atime_ns > fresh[0].mtime_ns && fresh[0].atime_ns > fresh[0].ctime_ns) {
     attrs.note_accessed(ino, fresh[0].atime_ns);
   }
+  return fresh[0].atime_ns;
 }
 
-static void _touch_now(Connection& c, const Keys& keys, AttrCache& attrs, Ino ino) {
+static std::optional<std::int64_t> _touch_now(Connection& c, const Keys& keys, AttrCache& attrs, Ino ino) {
   AttrCache::Change change = attrs.begin({ino});
   auto r = c.eval(lua::touch_atime, {keys.freeze(), keys.inode(ino)}, {std::to_string(k_relatime_ns)});
-  _touched(attrs, ino, change, r.ok() ? std::move(r).value() : Reply());  // (best effort, as in the read)
+  return _touched(attrs, ino, change, r.ok() ? std::move(r).value() : Reply());  // (best effort, as in the read)
 }
 
 // The file's size from a read's reply `v` (_read_blocks', of blocks first
@@ -246,7 +251,7 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
     return {};
   }
   if (m_gathered_count.load() != 0) {
-    TRY(settle(ino));  // this mount reads what it wrote
+    TRY(settle(ino, true));  // this mount reads what it wrote
   }
   const std::uint64_t bs = m_sb.block_size;
   if (offset >= k_max_file_size) {
@@ -263,13 +268,17 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   AttrCache::Change change = carry ? m_attrs.begin({ino}) : AttrCache::Change();
   Reply touched;
   auto blocks = _read_blocks(*c, m_keys, ino, offset, size, bs, carry ? &touched : nullptr);
+  std::optional<std::int64_t> atime;
   if (carry) {
-    _touched(m_attrs, ino, change, touched);
+    atime = _touched(m_attrs, ino, change, touched);
   }
   TRY_ASSIGN(out.reply, std::move(blocks));  // (the pieces point into it)
   TRY_ASSIGN(std::uint64_t file_size, _read_reply_size(m_keys, ino, out.reply.view(), first, last));
   if (touch && !carry && _access_due(out.reply.view()[0])) {
-    _touch_now(*c, m_keys, m_attrs, ino);
+    atime = _touch_now(*c, m_keys, m_attrs, ino);
+  }
+  if (atime && m_gathered_count.load() != 0) {
+    gathered_accessed(ino, *atime);  // a file that gathers on shows the access too
   }
   std::size_t avail =
       file_size > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - offset)) : 0;

@@ -1,6 +1,7 @@
 // Gathering: the first writes and attribute changes of a file this mount
 // created and holds open wait in the Store and reach the server together,
 // in one round trip, when the file is closed (FLUSH), fsync'ed or released.
+// On a writeback mount, so do those of any file open for writing (below).
 //
 // Why: a small file written by tar, cp or an unpacker costs a create, a few
 // writes and three attribute changes (chown, chmod, utimes) before close;
@@ -24,7 +25,8 @@
 // Bounds: at most gather_file_max bytes of data a file and gather_total_max
 // in all wait here; an O_APPEND write, a size change, a write past the
 // bound or a write that would pass the total sends what waits first and
-// then goes to the server at once, and the file is not gathered any more.
+// then goes to the server at once, and the file is not gathered any more
+// (but a writeback mount's file past its own bound: see below).
 //
 // The changes are replayed in their order through the same scripts a
 // direct call uses (write.lua, setattr.lua), pipelined: the server applies
@@ -70,6 +72,35 @@
 // the server (the file was never there: no OPEN count, no orphan), as a
 // local filesystem loses a create its journal never wrote.
 //
+// Writeback mounts (open_for_writing): the only mount of its filesystem
+// gathers the writes of every file open for writing, not only one it
+// made: the kernel's writeback cache sends a file's dirty pages at fsync,
+// close and syncfs, and each WRITE would be a round trip (sqlite's
+// commit: a few pages, then fsync). The open reads the file's attributes
+// in its own round trip (open.lua), the basis of what this mount shows
+// while changes wait; it is used only if no change of the file through
+// this mount ran beside the open (AttrCache::watch; never when the cache
+// is off), else the file's writes go at once. Such a file, and a file a
+// writeback mount created, gathers on after its changes were sent by an
+// fsync, a read, a snapshot's request or its own bound (`resumable`: what
+// waits goes, the write that passed the bound waits); close (FLUSH),
+// release, a truncation, a write past the total bound, a link, an xattr
+// change and an unlink or rename of the file end it (the last four change
+// its links or ctime on the server: what this mount shows is the server's
+// again). What the mount promises (redisfs(1)): what fsync returned for,
+// and files closed, are on the server; a crash loses what was written
+// after, as a local disk does. syncfs(2) sends nothing of a file still
+// open: no FUSE request comes for it (nor does the kernel wait for a FUSE
+// filesystem's writes at syncfs: a snapshot's request writes back the
+// open files' pages itself, Session::write_back_open_files). The size the
+// server has before the waiting changes (`server_size`) lets the flush
+// send a piece that covers all its block holds as a TMP key; the count of
+// bytes (st_blocks) grows only by what a write adds past the end (exact
+// again at the flush); times are this mount's clock plus the offset the
+// last create's reply showed (none before the first), as for a deferred
+// create. (The kernel of a writeback mount keeps mtime and ctime itself
+// and sends them: a SETATTR, gathered too.)
+//
 // Memory: the strings that held a file's writes are kept for the next
 // files (m_gather_buffers, util/buffer_pool.hpp: at most 16 of 64 KiB).
 //
@@ -82,6 +113,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include "store/store.hpp"
@@ -110,7 +142,11 @@ struct Store::Gathered {
   };
 
   std::mutex mutex;
-  bool live = true;          // false once sent: nothing more is gathered
+  bool live = true;  // false once sent for good: nothing more is gathered
+  // A writeback mount's file: it gathers on after its changes were sent
+  // by an fsync, a read or a snapshot's request, until its close.
+  bool resumable = false;
+  std::uint64_t server_size = 0;  // the file's size on the server before `changes`
   std::optional<Error> failed;  // what the server refused when another op sent them (settle)
   Attr attr;                 // what this mount sees of the file
   std::int64_t skew_ns = 0;  // the server's clock minus ours
@@ -136,8 +172,9 @@ std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr, std::u
   }
   auto file = std::make_shared<Gathered>();
   file->attr = attr;
-  file->skew_ns = attr.ctime_ns - _local_ns();
+  file->skew_ns = attr.ctime_ns - _local_ns();  // (the file was made just now)
   file->create = std::move(create);
+  file->resumable = m_opts.writeback;
   std::lock_guard lock(m_gather_mutex);
   if (file->create) {
     ++m_deferred_creates;
@@ -145,6 +182,43 @@ std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr, std::u
   m_gathered[attr.ino] = file;
   m_gathered_count = m_gathered.size();
   return file;
+}
+
+Status Store::open_for_writing(Ino ino) {
+  if (!m_opts.writeback || m_opts.read_only || m_opts.gather_file_max == 0 || gathered(ino) != nullptr) {
+    return open_file(ino);
+  }
+  // The server's attributes at the open's instant are the basis of what
+  // this mount shows while the file's writes wait: only if no change of
+  // the file through this mount ran beside the open (the watch; nothing
+  // else changes a writeback mount's filesystem).
+  AttrCache::Change watch = m_attrs.watch(ino);
+  TRY_ASSIGN(auto c, acquire());
+  TRY_ASSIGN(Reply r, c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session, "1"}));
+  ReplyView v = r.view();
+  Result<Attr> attr = v.is_array() && v.size() == 2 ? attr_from_reply(ino, v[1]) : make_error(EIO, "bad open reply");
+  if (!attr || !attr->is_reg()) {
+    return {};  // counted: the file's writes go at once (a damaged inode answers them)
+  }
+  auto file = std::make_shared<Gathered>();
+  std::lock_guard file_lock(file->mutex);  // (a write that finds it waits for the verdict below)
+  file->attr = *attr;
+  const std::int64_t skew = m_server_skew_ns.load();
+  file->skew_ns = skew == INT64_MIN ? 0 : skew;
+  file->resumable = true;
+  file->server_size = attr->size;
+  {
+    std::lock_guard lock(m_gather_mutex);
+    if (!m_gathered.emplace(ino, file).second) {
+      return {};  // another open of the file began gathering meanwhile
+    }
+    m_gathered_count = m_gathered.size();
+  }
+  if (!m_attrs.unchanged(watch)) {
+    file->live = false;  // its attributes may be older than the server's
+    forget_gathered(ino);
+  }
+  return {};
 }
 
 void Store::note_server_clock(std::int64_t server_ns) { m_server_skew_ns = server_ns - _local_ns(); }
@@ -206,7 +280,7 @@ void Store::send_deferred_creates() {
   for (Ino ino : gathered_inos()) {
     auto [file, lock] = lock_live(ino);
     if (file && file->create) {
-      (void)send_gathered(ino, *file, true);  // (an error waits for the file's flush)
+      (void)send_gathered(ino, *file, Then::create_only);  // (an error waits for the file's flush)
     }
   }
 }
@@ -282,7 +356,7 @@ Store::LockedGathered Store::lock_live(Ino ino) {
 }
 
 Status Store::stop_gathering(Ino ino, Gathered& file) {
-  Status sent = send_gathered(ino, file);
+  Status sent = send_gathered(ino, file, Then::stop);
   forget_gathered(ino);
   return sent;
 }
@@ -303,10 +377,18 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     return false;
   }
   auto& changes = file->changes;
+  const bool may = !append && offset <= k_max_file_size && data.size() <= k_max_file_size - offset;
+  if (may && file->resumable && file->bytes + data.size() > m_opts.gather_file_max &&
+      data.size() <= m_opts.gather_file_max) {
+    // A file that gathers on: what waits goes now, and this write waits.
+    if (Status sent = send_gathered(ino, *file, Then::resume); !sent) {
+      forget_gathered(ino);  // (it gathers no more: the write reports the refusal)
+      return sent.error();
+    }
+  }
   const bool next_piece = !changes.empty() && changes.back().is_write &&
                           changes.back().offset + changes.back().data.size() == offset;  // of a sequential write
-  bool fits = !append && offset <= k_max_file_size && data.size() <= k_max_file_size - offset &&
-              file->bytes + data.size() <= m_opts.gather_file_max;
+  bool fits = may && file->bytes + data.size() <= m_opts.gather_file_max;
   std::string piece;
   if (fits) {
     std::lock_guard total(m_gather_mutex);
@@ -336,8 +418,11 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
     a.mode = _killed_mode(a.mode);  // the server's goes with the data, at the flush
     kill->killed = true;
   }
-  a.size = std::max<std::uint64_t>(a.size, offset + data.size());
-  a.bytes = std::min<std::uint64_t>(a.bytes + data.size(), a.size);  // (the server's count, for st_blocks, at the flush)
+  // The bytes past the end the file had add to the server's count (for
+  // st_blocks; exact at the flush): an overwrite adds none.
+  const std::uint64_t end = offset + data.size();
+  a.bytes += end > a.size ? end - std::max<std::uint64_t>(offset, a.size) : 0;
+  a.size = std::max<std::uint64_t>(a.size, end);
   a.mtime_ns = a.ctime_ns = _local_ns() + file->skew_ns;
   return true;
 }
@@ -394,6 +479,19 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
   return true;
 }
 
+void Store::gathered_accessed(Ino ino, std::int64_t atime_ns) {
+  auto [file, lock] = lock_live(ino);
+  if (!file) {
+    return;
+  }
+  const bool set_here = std::any_of(file->changes.begin(), file->changes.end(), [](const Gathered::Change& ch) {
+    return !ch.is_write && ch.attrs.atime != SetAttrRequest::Time::Keep;
+  });
+  if (!set_here) {
+    file->attr.atime_ns = atime_ns;  // (a utimes that waits lands after the read's touch: it stands)
+  }
+}
+
 std::optional<Attr> Store::gathered_attr(Ino ino) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
@@ -420,7 +518,7 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
   const std::string freeze = m_keys.freeze();
   const std::string inode = m_keys.inode(ino);
   std::size_t replies = 0;
-  std::uint64_t size = 0;  // the server's, as far as we know: the file was created empty here
+  std::uint64_t size = file.server_size;  // the server's, as far as we know
   for (std::size_t i = 0; i < file.changes.size(); ++i) {
     const Gathered::Change& change = file.changes[i];
     if (change.is_write) {
@@ -443,12 +541,13 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
   return replies;
 }
 
-Status Store::send_gathered(Ino ino, Gathered& file, bool create_only) {
+Status Store::send_gathered(Ino ino, Gathered& file, Then then) {
   std::unique_ptr<DeferredCreate> create = std::move(file.create);
   if (create) {
     --m_deferred_creates;
   }
-  if (!create_only) {
+  const bool create_only = then == Then::create_only;
+  if (then == Then::stop || (then == Then::resume && !file.resumable)) {
     file.live = false;
   }
   Status result;
@@ -465,6 +564,10 @@ Status Store::send_gathered(Ino ino, Gathered& file, bool create_only) {
     // the close reports why.
     file.live = false;
     file.failed = result.error();
+  } else if (result.ok()) {
+    file.server_size = file.attr.size;  // (what the writes made it: truncations stop gathering)
+  } else {
+    file.live = false;  // what comes next goes at once
   }
   std::lock_guard lock(m_gather_mutex);
   m_gathered_bytes -= file.bytes;
@@ -539,7 +642,7 @@ void Store::forget_gathered(Ino ino) {
   m_attrs.forget(ino);
 }
 
-Status Store::flush(Ino ino) {
+Status Store::flush(Ino ino, bool resume) {
   auto file = gathered(ino);
   if (!file) {
     return {};
@@ -547,7 +650,10 @@ Status Store::flush(Ino ino) {
   std::lock_guard lock(file->mutex);
   Status result;
   if (file->live) {
-    result = send_gathered(ino, *file);
+    result = send_gathered(ino, *file, resume ? Then::resume : Then::stop);
+    if (file->live) {
+      return result;  // sent, and it gathers on
+    }
   } else if (file->failed) {
     result = *file->failed;  // refused when settle() sent them: now the close reports it
   }
@@ -556,12 +662,15 @@ Status Store::flush(Ino ino) {
   return result;
 }
 
-Status Store::settle(Ino ino) {
+Status Store::settle(Ino ino, bool resume) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
     return {};
   }
-  Status sent = send_gathered(ino, *file);
+  Status sent = send_gathered(ino, *file, resume ? Then::resume : Then::stop);
+  if (file->live) {
+    return sent;  // sent, and it gathers on
+  }
   if (sent.ok()) {
     forget_gathered(ino);
   } else {
@@ -581,21 +690,35 @@ std::vector<Ino> Store::gathered_inos() {
 }
 
 void Store::settle_all() {
-  (void)send_all_gathered();  // an error waits for that file's flush()
+  if (m_gathered_count.load() != 0) {
+    (void)send_all_gathered();  // an error waits for that file's flush()
+  }
 }
 
-Status Store::each_gathered(Status (Store::*step)(Ino)) {
+void Store::settle_changed(std::initializer_list<Ino> inos) {
+  if (m_gathered_count.load() != 0) {
+    for (Ino ino : inos) {
+      (void)settle(ino);  // what this mount shows of it is the server's again (an error waits for the close)
+    }
+  }
+}
+
+Status Store::each_gathered(const std::function<Status(Ino)>& step) {
   Status first;
   for (Ino ino : gathered_inos()) {
-    if (Status st = (this->*step)(ino); !st && first.ok()) {
+    if (Status st = step(ino); !st && first.ok()) {
       first = st;
     }
   }
   return first;
 }
 
-Status Store::flush_all() { return each_gathered(&Store::flush); }
+Status Store::flush_all() {
+  return each_gathered([this](Ino ino) { return flush(ino); });
+}
 
-Status Store::send_all_gathered() { return each_gathered(&Store::settle); }
+Status Store::send_all_gathered() {
+  return each_gathered([this](Ino ino) { return settle(ino, true); });
+}
 
 }  // namespace redisfs

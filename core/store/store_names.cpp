@@ -549,10 +549,9 @@ Result<Ino> Store::unlink_with(Ino parent, std::string_view name, Ino* freed, Pr
   }
   TRY(writable());
   TRY(_check_name(name));
-  if (m_gathered_count.load() != 0) {
-    settle_all();  // the name may be a file being gathered: its nlink and ctime change
-  }
+  settle_all();  // the name may be a file being gathered: its nlink and ctime change
   TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2, before));
+  settle_changed({done.second});  // its links and ctime changed
   ReplyView v = done.first.view();
   const std::vector<std::string_view> f = _short_fields(v);  // OK left now gen nlink [FREED]
   if (f.empty() ? v.size() >= 4 && v[3].str() == "FREED" : f.size() == 6 && f[5] == "FREED") {
@@ -632,9 +631,7 @@ Result<Ino> Store::rename_with(Ino parent, std::string_view name, Ino new_parent
       (flags & k_rename_noreplace && flags & k_rename_exchange)) {
     return make_error(EINVAL, "bad rename flags");
   }
-  if (m_gathered_count.load() != 0) {
-    settle_all();  // either name may be a file being gathered
-  }
+  settle_all();  // either name may be a file being gathered
   m_removed.forget(new_parent, new_name);
   TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Ino src, entry_ino(*c, parent, name, true));
@@ -689,6 +686,7 @@ Result<Ino> Store::rename_with(Ino parent, std::string_view name, Ino new_parent
       m_removed.removed(parent, name, sent);  // renamed away
     }
     remember(new_parent, new_name, src);
+    settle_changed({src, dst});  // their ctime (and the replaced one's links) changed
     std::uint64_t orphan = 0;
     if (v.size() >= 2) {
       parse_u64(v[1].str(), orphan);

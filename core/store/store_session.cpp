@@ -17,7 +17,7 @@ Status Store::open_file(Ino ino) {
   if (m_opts.read_only) {
     return {};  // nothing to protect: a read-only mount never unlinks
   }
-  TRY_ASSIGN(auto c, m_pool.acquire());
+  TRY_ASSIGN(auto c, acquire());  // (a second open of a file whose create waits: the create first)
   TRY(c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
   return {};
 }

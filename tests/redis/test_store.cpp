@@ -2510,6 +2510,104 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create: one round trip with its data, 
   CHECK(_read_all(*s, g.ino) == data);
   CHECK(_ok(s->getattr(dir.ino)).nlink == 2);
   CHECK(inodes() == std::to_string(std::stoll(before) + 2));
+
+  // a second open of a file whose create waits sends the create first
+  Attr h = _ok(s->create(dir.ino, "h", 0644, k_user, true));
+  CHECK(_ok(conn().command({"HGET", keys.dir(dir.ino), "h"})).view().is_nil());
+  _ok(s->open_file(h.ino));
+  CHECK(_ok(conn().command({"HGET", keys.dir(dir.ino), "h"})).view().str() == std::to_string(h.ino));
+  CHECK(_ok(conn().command({"HGET", keys.open(h.ino), s->session()})).view().str() == "2");
+  _ok(s->flush(h.ino));
+}
+
+// A writeback mount's open for writing of a file that exists gathers its
+// writes (Store::open_for_writing): none reaches the server before the
+// fsync (flush with resume), which sends them in one round trip and lets
+// the file gather on; a read sends what waits and shows the server's
+// atime after it; a second open keeps what waits; close (flush) ends it,
+// and so does an unlink. On a default mount nothing is gathered.
+TEST_CASE_FIXTURE(RedisFixture, "writeback: an existing file open for writing gathers until its close") {
+  StoreOptions opts;
+  opts.writeback = true;
+  opts.attr_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  Attr f = _ok(s->create(k_root_ino, "f", 0644, k_user, false));
+  std::string want(100000, 'a');
+  _ok(s->write(f.ino, 0, want, false));
+  auto server = [&](const char* field) {
+    return std::string(_ok(conn().command({"HGET", keys.inode(f.ino), field})).view().str());
+  };
+  auto put = [&](std::uint64_t off, const std::string& data) {
+    _ok(s->write(f.ino, off, data, false));
+    if (want.size() < off + data.size()) {
+      want.resize(off + data.size());
+    }
+    want.replace(off, data.size(), data);
+  };
+
+  _ok(s->open_for_writing(f.ino));
+  REQUIRE(s->gathering(f.ino));
+  auto trips = redis_counters().round_trips;
+  put(70000, std::string(5000, 'B'));  // inside, across a block's end
+  put(99000, std::string(3000, 'C'));  // past the end
+  put(0, std::string(65536, 'D'));     // a whole block (the server's file is bigger)
+  CHECK(redis_counters().round_trips == trips);
+  Attr mine = _ok(s->getattr(f.ino));
+  CHECK(mine.size == 102000);
+  CHECK(mine.bytes == 102000);  // (an overwrite adds no byte)
+  CHECK(server("size") == "100000");
+  trips = redis_counters().round_trips;
+  _ok(s->flush(f.ino, true));  // fsync
+  CHECK(redis_counters().round_trips == trips + 1);
+  CHECK(server("size") == "102000");
+  CHECK(server("bytes") == "102000");
+  CHECK(s->gathering(f.ino));
+
+  put(50, "after the fsync");
+  CHECK(server("size") == "102000");
+  CHECK(_read_all(*s, f.ino) == want);  // sends what waits first
+  CHECK(s->gathering(f.ino));
+  CHECK(_ok(s->getattr(f.ino)).atime_ns == std::stoll(server("atime")));  // the read's touch
+  _ok(s->open_for_writing(f.ino));                                        // a second open: what waits stays
+  put(200, "second open");
+  _ok(s->open_for_writing(f.ino));
+  CHECK(s->gathering(f.ino));
+  _ok(s->flush(f.ino));  // close
+  CHECK_FALSE(s->gathering(f.ino));
+  CHECK(server("size") == std::to_string(want.size()));
+  CHECK(_read_all(*s, f.ino) == want);  // (the server's: nothing waits)
+
+  _ok(s->open_for_writing(f.ino));
+  put(300, "then unlinked");
+  CHECK(_ok(s->unlink(k_root_ino, "f")) == f.ino);  // an orphan: open here
+  CHECK_FALSE(s->gathering(f.ino));
+  CHECK(_ok(s->getattr(f.ino)).nlink == 0);
+  CHECK(_read_all(*s, f.ino) == want);
+
+  // st_blocks: an overwrite inside a sparse file adds no byte to the count
+  Attr h = _ok(s->create(k_root_ino, "h", 0644, k_user, false));
+  _ok(s->write(h.ino, 0, std::string(1000, 'a'), false));
+  _ok(s->write(h.ino, 290000, std::string(10, 'z'), false));
+  _ok(s->open_for_writing(h.ino));
+  _ok(s->write(h.ino, 0, std::string(500, 'b'), false));
+  _ok(s->write(h.ino, 289000, std::string(500, 'c'), false));  // (into the hole)
+  const std::uint64_t shown = _ok(s->getattr(h.ino)).bytes;
+  _ok(s->flush(h.ino));
+  CHECK(shown == std::stoull(std::string(_ok(conn().command({"HGET", keys.inode(h.ino), "bytes"})).view().str())));
+
+  // a damaged inode (not a hash) is opened, counted, and not gathered
+  Attr d = _ok(s->create(k_root_ino, "damaged", 0644, k_user, false));
+  _ok(conn().command({"DEL", keys.inode(d.ino)}));
+  _ok(conn().command({"SET", keys.inode(d.ino), "not a hash"}));
+  _ok(s->open_for_writing(d.ino));
+  CHECK_FALSE(s->gathering(d.ino));
+  CHECK(_ok(conn().command({"HGET", keys.open(d.ino), s->session()})).view().str() == "2");
+  s.reset();
+
+  auto plain = _open(pool, prefix);  // (the writeback mount's claim went with it)
+  Attr g = _ok(plain->create(k_root_ino, "g", 0644, k_user, false));
+  _ok(plain->open_for_writing(g.ino));
+  CHECK_FALSE(plain->gathering(g.ino));
 }
 
 // A gathered file's changes depend on their order, but the runner sends a
