@@ -50,8 +50,9 @@
 // holds (allocate_ino), the group from the parent when it is setgid, the
 // times from its clock plus the server's offset (the last create's reply).
 // Only in a directory whose every name it knows (DirNames, a directory it
-// made), so that the name is known absent and the create cannot meet
-// EEXIST later, and whose attributes it holds (the setgid rule). The name
+// made), or under a name it removed (RemovedNames: sqlite's journal), so
+// that the name is known absent and the create cannot meet EEXIST later,
+// and whose attributes it holds (the setgid rule). The name
 // goes into DirNames and the name cache at once; the parent's attributes
 // are dropped (its mtime, ctime and count change when the create lands).
 // Until then the server has no trace of the file, and nothing may read the
@@ -230,11 +231,13 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
     return std::nullopt;
   }
   // Only a name this mount knows to be absent (DirNames: the whole list
-  // of a directory it made, and nobody else changes the filesystem of a
+  // of a directory it made; RemovedNames: a name it removed, as sqlite
+  // its journal at every commit; nobody else changes the filesystem of a
   // writeback mount), so that the create cannot meet EEXIST at the flush,
   // and a parent whose mode and group it holds (the setgid rule).
   std::optional<Attr> basis = m_attrs.basis(parent);
-  if (!basis || !basis->is_dir() || basis->nlink == 0 || !m_dir_names.absent(parent, name)) {
+  if (!basis || !basis->is_dir() || basis->nlink == 0 ||
+      !(m_dir_names.absent(parent, name) || m_removed.absent(parent, name))) {
     return std::nullopt;
   }
   Ino ino = 0;
@@ -263,6 +266,7 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   // (which sends the create first: acquire()).
   m_attrs.forget(parent);
   m_dir_names.adding(parent, name);
+  m_removed.forget(parent, name);
   remember(parent, name, ino);
   start_gathering(*attr, std::move(create));
   return *attr;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deferred_create: on a -o writeback mount (the only mount of its
 # filesystem), a file created in a directory whose every name the mount
-# knows is answered without the server: the create waits with the file's
-# writes and attribute changes and reaches the server with them at close(2),
+# knows, or under a name it removed, is answered without the server: the
+# create waits with the file's writes and attribute changes and reaches
+# the server with them at close(2) (or fsync),
 # in one round trip (store_gather.cpp, defer_create). What must hold:
 #   - close(2) returns once the name, the data and the attributes are on
 #     the server;
@@ -121,6 +122,31 @@ read -r f1 frt1 < <(trips flush)
 ((n1 - n0 == 30)) || fail "$((n1 - n0)) creates counted, want 30"
 ((rt1 - rt0 == 0)) || fail "30 deferred creates made $((rt1 - rt0)) round trips of their own, want none"
 ((frt1 - frt0 <= f1 - f0)) || fail "$((f1 - f0)) flushes made $((frt1 - frt0)) round trips, want at most one each"
+
+# a name the mount removed is known absent, in any directory (here the
+# root, whose names it does not all know): made again, as sqlite makes its
+# journal at every commit, its create waits for the file's fsync or close
+python3 - "$MNT" "$PREFIX" "$SOCK" <<'PY' || fail "a deferred create of a name the mount removed"
+import os, sys
+from check_consistency import Redis
+mnt, prefix, sock = sys.argv[1:]
+r = Redis(sock)
+def on_server(name):
+    return r.call("HGET", f"{prefix}:DIR:1", name) is not None
+with open(f"{mnt}/journal", "wb") as f:
+    f.write(b"first")
+assert on_server("journal")
+for i in range(5):
+    os.unlink(f"{mnt}/journal")
+    fd = os.open(f"{mnt}/journal", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    os.write(fd, b"commit %d" % i)
+    assert not on_server("journal"), f"commit {i}: the create of a removed name reached the server before fsync"
+    os.fsync(fd)
+    assert on_server("journal"), f"commit {i}: not on the server after fsync"
+    os.close(fd)
+    with open(f"{mnt}/journal", "rb") as f:
+        assert f.read() == b"commit %d" % i
+PY
 
 # a snapshot of the busy mount has the file whose create waited (a process
 # of its own holds the only descriptor: hold_open, lib.sh)

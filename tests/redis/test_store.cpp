@@ -2520,6 +2520,32 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create: one round trip with its data, 
   _ok(s->flush(h.ino));
 }
 
+// A name a writeback mount removed is known absent (RemovedNames: nobody
+// else changes its filesystem): made again, as sqlite's journal at every
+// commit, its create waits too (Store::defer_create), also in a directory
+// whose names the mount does not all know (here the root).
+TEST_CASE_FIXTURE(RedisFixture, "deferred create: of a name this writeback mount removed") {
+  StoreOptions opts;
+  opts.writeback = true;
+  opts.attr_cache_seconds = 60;
+  opts.names_cache_seconds = 60;
+  auto s = _open(pool, prefix, opts);
+  Attr j = _ok(s->create(k_root_ino, "journal", 0644, k_user, true));
+  _ok(s->flush(j.ino));
+  _ok(s->release_file(j.ino));
+  CHECK(_ok(s->unlink(k_root_ino, "journal")) == Ino{0});
+  auto trips = redis_counters().round_trips;
+  Attr j2 = _ok(s->create(k_root_ino, "journal", 0644, k_user, true));
+  _ok(s->write(j2.ino, 0, "again", false));
+  CHECK(redis_counters().round_trips == trips);
+  CHECK(_ok(conn().command({"HGET", keys.dir(k_root_ino), "journal"})).view().is_nil());
+  trips = redis_counters().round_trips;  // (the check above counts too)
+  _ok(s->flush(j2.ino));
+  CHECK(redis_counters().round_trips == trips + 1);
+  CHECK(_ok(conn().command({"HGET", keys.dir(k_root_ino), "journal"})).view().str() == std::to_string(j2.ino));
+  CHECK(_read_all(*s, j2.ino) == "again");
+}
+
 // A writeback mount's open for writing of a file that exists gathers its
 // writes (Store::open_for_writing): none reaches the server before the
 // fsync (flush with resume), which sends them in one round trip and lets
