@@ -9,7 +9,7 @@
 #     and the kernel's WRITEs cost no round trip of their own (the
 #     sqlite-like transactions below: one round trip an fsync);
 #   - close(2) sends the rest; a truncation, O_APPEND, more than 256 KiB
-#     waiting, a read, a rename and an unlink keep every byte;
+#     waiting, a read, a rename, a link and an unlink keep every byte;
 #   - this mount sees its own changes at once (fstat, stat);
 #   - a crash loses what was written after the last fsync, all of it, and
 #     nothing fsync returned for;
@@ -125,8 +125,8 @@ with open(f"{mnt}/db2", "rb") as f:
     assert f.read() == bytes(want)
 PY
 
-# O_APPEND through the writeback cache, and an unlink of a file open
-python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "O_APPEND and unlink of an existing file open"
+# O_APPEND through the writeback cache, and a link and an unlink of a file open
+python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "O_APPEND, link and unlink of an existing file open"
 import os, sys
 mnt, prefix, sock, ino, helper = sys.argv[1:]
 exec(open(helper).read())
@@ -141,6 +141,17 @@ os.close(fd)
 with open(f"{mnt}/log", "rb") as f:
     assert f.read() == b"one\ntwo\nthree\n"
 fd = os.open(f"{mnt}/db2", os.O_RDWR)
+os.pwrite(fd, b"linked", 0)
+os.fsync(fd)
+os.pwrite(fd, b"LINKED", 6)
+os.link(f"{mnt}/db2", f"{mnt}/db3")  # sends what waits; the file's writes go at once after it
+assert os.fstat(fd).st_nlink == 2
+os.pwrite(fd, b"after", 12)
+os.fsync(fd)
+head = server_bytes(r, prefix, ino)[:17]
+assert head == b"linkedLINKEDafter", head
+os.unlink(f"{mnt}/db3")
+assert os.fstat(fd).st_nlink == 1
 os.pwrite(fd, b"unlinked", 0)
 os.unlink(f"{mnt}/db2")
 os.pwrite(fd, b"UNLINKED", 8)
