@@ -153,11 +153,7 @@ with open(go) as f:
 os.close(fd)
 PY
 writer=$!
-for ((i = 0; i < 200; i++)); do
-  [[ -e $T/go.ready ]] && break
-  sleep 0.05
-done
-[[ -e $T/go.ready ]] || fail "the writer did not start"
+hold_wait "$T/go.ready"  # (the writer is ready)
 "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy during a write"
 echo >"$T/go"
 wait "$writer" || fail "the writer failed"

@@ -26,6 +26,16 @@ cat >"$T/server.py" <<'PY'
 import os
 from check_consistency import Redis
 
+class Mirror:
+    """A file open for reading and writing, and the bytes it must hold."""
+    def __init__(self, path):
+        self.want = bytearray(open(path, "rb").read())
+        self.fd = os.open(path, os.O_RDWR)
+    def put(self, off, data):
+        os.pwrite(self.fd, data, off)
+        self.want[len(self.want):off] = bytes(max(0, off - len(self.want)))
+        self.want[off:off + len(data)] = data
+
 def server_bytes(r, prefix, ino):
     """The file's bytes as the server has them: its size, its blocks."""
     size = int(r.call("HGET", f"{prefix}:INODE:{ino}", "size"))
@@ -52,13 +62,9 @@ mnt, prefix, sock, ino, helper = sys.argv[1:]
 exec(open(helper).read())
 r = Redis(sock)
 path = f"{mnt}/db"
-want = bytearray(open(path, "rb").read())
-fd = os.open(path, os.O_RDWR)
+m = Mirror(path)
+fd, want, put = m.fd, m.want, m.put
 rng = random.Random(7)
-def put(off, data):
-    os.pwrite(fd, data, off)
-    want[len(want):off] = bytes(max(0, off - len(want)))
-    want[off:off + len(data)] = data
 for t in range(20):
     before = server_bytes(r, prefix, ino)
     for _ in range(3):
@@ -92,12 +98,8 @@ mnt, prefix, sock, ino, helper = sys.argv[1:]
 exec(open(helper).read())
 r = Redis(sock)
 path = f"{mnt}/db"
-want = bytearray(open(path, "rb").read())
-fd = os.open(path, os.O_RDWR)
-def put(off, data):
-    os.pwrite(fd, data, off)
-    want[len(want):off] = bytes(max(0, off - len(want)))
-    want[off:off + len(data)] = data
+m = Mirror(path)
+fd, want, put = m.fd, m.want, m.put
 put(10, b"first")
 os.fsync(fd)
 put(20, b"second")
@@ -180,11 +182,7 @@ with open(go) as f:
 os.close(fd)
 PY
 writer=$!
-for ((i = 0; i < 200; i++)); do
-  [[ -e $T/go.ready ]] && break
-  sleep 0.05
-done
-[[ -e $T/go.ready ]] || fail "the writer did not start"
+hold_wait "$T/go.ready"  # (the writer is ready)
 "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy during a write"
 echo >"$T/go"
 wait "$writer" || fail "the writer failed"
@@ -216,11 +214,7 @@ open(tag + ".ready", "w").close()
 time.sleep(600)  # killed below
 PY
 writer=$!
-for ((i = 0; i < 200; i++)); do
-  [[ -e $T/crash.ready ]] && break
-  sleep 0.05
-done
-[[ -e $T/crash.ready ]] || fail "the crash writer did not start"
+hold_wait "$T/crash.ready"  # (the writer is ready)
 sync -f "$MNT"  # (the kernel sends its pages: they wait in the mount)
 sleep 0.5
 kill_daemon

@@ -31,6 +31,15 @@ std::unique_ptr<Store> _open(Pool& pool, const std::string& prefix, StoreOptions
   return std::move(s).value();
 }
 
+// A writeback mount's, with the caches it keeps (a minute here).
+StoreOptions _writeback_options() {
+  StoreOptions opts;
+  opts.writeback = true;
+  opts.attr_cache_seconds = 60;
+  opts.names_cache_seconds = 60;
+  return opts;
+}
+
 template <class T>
 T _ok(Result<T> r) {
   REQUIRE_MESSAGE(r.ok(), r.error().message);
@@ -2471,11 +2480,7 @@ TEST_CASE_FIXTURE(RedisFixture, "unlink of a file with a garbage size frees noth
 // alike): the runner loads it and sends it again, after the changes behind
 // it ran on no file, and those go again after it, in order. Nothing is lost.
 TEST_CASE_FIXTURE(RedisFixture, "deferred create: one round trip with its data, and its changes sent again after it") {
-  StoreOptions opts;
-  opts.writeback = true;
-  opts.attr_cache_seconds = 60;
-  opts.names_cache_seconds = 60;
-  auto s = _open(pool, prefix, opts);
+  auto s = _open(pool, prefix, _writeback_options());
   Attr dir = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
   auto inodes = [&] { return std::string(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str()); };
   const std::string before = inodes();
@@ -2525,11 +2530,7 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create: one round trip with its data, 
 // commit, its create waits too (Store::defer_create), also in a directory
 // whose names the mount does not all know (here the root).
 TEST_CASE_FIXTURE(RedisFixture, "deferred create: of a name this writeback mount removed") {
-  StoreOptions opts;
-  opts.writeback = true;
-  opts.attr_cache_seconds = 60;
-  opts.names_cache_seconds = 60;
-  auto s = _open(pool, prefix, opts);
+  auto s = _open(pool, prefix, _writeback_options());
   Attr j = _ok(s->create(k_root_ino, "journal", 0644, k_user, true));
   _ok(s->flush(j.ino));
   _ok(s->release_file(j.ino));
@@ -2553,10 +2554,7 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create: of a name this writeback mount
 // atime after it; a second open keeps what waits; close (flush) ends it,
 // and so does an unlink. On a default mount nothing is gathered.
 TEST_CASE_FIXTURE(RedisFixture, "writeback: an existing file open for writing gathers until its close") {
-  StoreOptions opts;
-  opts.writeback = true;
-  opts.attr_cache_seconds = 60;
-  auto s = _open(pool, prefix, opts);
+  auto s = _open(pool, prefix, _writeback_options());
   Attr f = _ok(s->create(k_root_ino, "f", 0644, k_user, false));
   std::string want(100000, 'a');
   _ok(s->write(f.ino, 0, want, false));
