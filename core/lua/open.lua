@@ -6,9 +6,9 @@
 -- filesystem. Nor by a full server (allow-oom): the count is a few bytes,
 -- and refusing it would make every file of a full server unreadable and
 -- untruncatable.
--- With ARGV[2] '1' the reply is {count, the inode's fields or false}: a writeback
--- mount's open for writing gathers the file's writes (store_gather.cpp)
--- from what the server has at this instant.
+-- With ARGV[2] '1' the reply is {count, the inode's fields or false}: a
+-- writeback mount's open for writing gathers the file's writes
+-- (store_gather.cpp) from what the server has at this instant.
 -- KEYS: INODE, OPEN
 -- ARGV: session[, '1']
 if redis.call('EXISTS', KEYS[1]) == 0 then

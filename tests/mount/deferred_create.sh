@@ -13,7 +13,7 @@
 #     answers, a mkdir beside it, rename, link, unlink, rmdir of the parent
 #     (ENOTEMPTY), an xattr, a snapshot (copy) of the busy mount;
 #   - a create the server refuses at close (a damaged filesystem) is
-#     close(2)'s error, logged, and nothing of the name stays;
+#     close(2)'s error (or fsync's), logged, and nothing of the name stays;
 #   - a create that meets a snapshot's freeze lands with its data after it;
 #   - a daemon killed with such a file open leaves a consistent filesystem
 #     without it.
@@ -204,6 +204,27 @@ except OSError as e:
 r.call("DEL", f"{prefix}:INODE:{taken}")
 assert "refused" not in os.listdir(d), os.listdir(d)
 assert r.call("HGET", f"{prefix}:DIR:{os.stat(d).st_ino}", "refused") is None
+# ... and at fsync, that fsync's error (a name the mount removed: the
+# refusal above ended what it knew of the directory's names)
+fd = os.open(f"{d}/again", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+taken = os.fstat(fd).st_ino + 1
+os.close(fd)
+os.unlink(f"{d}/again")
+r.call("HSET", f"{prefix}:INODE:{taken}", "type", "file")
+fd = os.open(f"{d}/again", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+assert os.fstat(fd).st_ino == taken, (os.fstat(fd).st_ino, taken)
+os.write(fd, b"lost\n")
+try:
+    os.fsync(fd)
+    raise AssertionError("fsync of a file whose create the server refused succeeded")
+except OSError as e:
+    assert e.errno == errno.EIO, e
+try:
+    os.close(fd)  # (may fail too: the kernel's times of a file the server never had)
+except OSError as e:
+    assert e.errno == errno.EIO, e
+r.call("DEL", f"{prefix}:INODE:{taken}")
+assert "again" not in os.listdir(d), os.listdir(d)
 PY
 grep -q "create of 'refused' in directory .*inode number already in use" "${MOUNT_LOGS[$MNT]}" ||
   fail "the refused create is not logged: $(grep -i refused "${MOUNT_LOGS[$MNT]}" | tail -3)"
