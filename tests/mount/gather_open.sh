@@ -102,9 +102,10 @@ m = Mirror(path)
 fd, want, put = m.fd, m.want, m.put
 put(10, b"first")
 os.fsync(fd)
-put(20, b"second")
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # (the kernel drops clean pages: the read below is a READ)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # (all clean since the fsync: the kernel drops them)
+put(20, b"second")  # (a part of a page it no longer holds: it READs the page first)
 assert os.pread(fd, 6, 20) == b"second"
+assert os.pread(fd, 5, 262144) == bytes(want[262144:262149])  # (a READ)
 for i in range(100):  # 400 KiB in pieces that do not follow each other
     put((i * 7919) % 600000, os.urandom(4096))
 os.ftruncate(fd, 150000)
