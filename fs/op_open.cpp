@@ -94,9 +94,14 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
 }
 
+// FLUSH comes at every close(2) of a descriptor of the open, not only the
+// last: a child that inherited the descriptor and exits, or a fork that
+// closes it before exec, sends one while the parent goes on writing. What
+// waits goes; a writeback mount's file gathers on (resume) until its
+// RELEASE, which sends what came after and ends it.
 void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
-  if (Status st = session.store().flush(ino); !st) {
+  if (Status st = session.store().flush(ino, true); !st) {
     reply_fail(req, "flush", ino, {}, st.error());
     return;
   }

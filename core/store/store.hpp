@@ -182,8 +182,8 @@ class Store {
   // more for it: at close(2) (FLUSH) and release. The error of the first
   // change the server refused, if any (ENOSPC, EDQUOT...), also when
   // another operation had sent them earlier: close(2) reports it, as NFS
-  // does. `resume` (fsync): a writeback mount's file gathers on once its
-  // changes are on the server.
+  // does. `resume` (fsync, FLUSH): a writeback mount's file gathers on
+  // once its changes are on the server.
   Status flush(Ino ino, bool resume = false);
   // flush() of every file being gathered (at unmount).
   Status flush_all();

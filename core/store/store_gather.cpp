@@ -84,11 +84,12 @@
 // is off), else the file's writes go at once. Such a file, and a file a
 // writeback mount created, gathers on after its changes were sent by an
 // fsync, a read, a snapshot's request or its own bound (`resumable`: what
-// waits goes, the write that passed the bound waits); close (FLUSH),
-// release, a truncation, a write past the total bound, a link, an xattr
-// change and an unlink or rename of the file end it (the last four change
-// its links or ctime on the server: what this mount shows is the server's
-// again). What the mount promises (redisfs(1)): what fsync returned for,
+// waits goes, the write that passed the bound waits) or a close(2)
+// (FLUSH: of one descriptor of the open, maybe a forked child's, while
+// others go on writing); its release, a truncation, a write past the
+// total bound, a link, an xattr change and an unlink or rename of the
+// file end it (the last four change its links or ctime on the server:
+// what this mount shows is the server's again). What the mount promises (redisfs(1)): what fsync returned for,
 // and files closed, are on the server; a crash loses what was written
 // after, as a local disk does. syncfs(2) sends nothing of a file still
 // open: no FUSE request comes for it (nor does the kernel wait for a FUSE
@@ -145,7 +146,8 @@ struct Store::Gathered {
   std::mutex mutex;
   bool live = true;  // false once sent for good: nothing more is gathered
   // A writeback mount's file: it gathers on after its changes were sent
-  // by an fsync, a read or a snapshot's request, until its close.
+  // by an fsync, a close(2), a read or a snapshot's request, until its
+  // release.
   bool resumable = false;
   std::uint64_t server_size = 0;  // the file's size on the server before `changes`
   std::optional<Error> failed;  // what the server refused when another op sent them (settle)

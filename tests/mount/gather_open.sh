@@ -8,7 +8,8 @@
 #     the writes overlapped, crossed blocks, left holes or grew the file,
 #     and the kernel's WRITEs cost no round trip of their own (the
 #     sqlite-like transactions below: one round trip an fsync);
-#   - close(2) sends the rest; a truncation, O_APPEND, more than 256 KiB
+#   - close(2) sends the rest (a forked child's close of the descriptor
+#     too, and the file gathers on); a truncation, O_APPEND, more than 256 KiB
 #     waiting, a read, a rename, a link and an unlink keep every byte;
 #   - this mount sees its own changes at once (fstat, stat);
 #   - a crash loses what was written after the last fsync, all of it, and
@@ -89,6 +90,34 @@ read -r fsyncs1 fsync_trips1 < <(trips fsync)
   fail "the WRITEs of a file open on a writeback mount made $((write_trips1 - write_trips0)) round trips of their own ($((writes1 - writes0)) WRITEs): not gathered"
 ((fsyncs1 - fsyncs0 == 20 && fsync_trips1 - fsync_trips0 <= 20)) ||
   fail "20 fsyncs made $((fsync_trips1 - fsync_trips0)) round trips ($((fsyncs1 - fsyncs0)) FSYNCs): more than one each"
+
+# A close(2) of one descriptor of the open, not the last (a forked child
+# exits): what waits goes, and the writes that follow still wait.
+read -r writes0 write_trips0 < <(trips write)
+python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "a forked child's close of the descriptor"
+import os, sys
+mnt, prefix, sock, ino, helper = sys.argv[1:]
+exec(open(helper).read())
+r = Redis(sock)
+m = Mirror(f"{mnt}/db")
+m.put(4096, os.urandom(8192))
+pid = os.fork()
+if pid == 0:
+    os._exit(0)  # (its copy of the descriptor closes: a FLUSH)
+os.waitpid(pid, 0)
+assert server_bytes(r, prefix, ino) == bytes(m.want), "the child's close(2) did not send what waited"
+before = server_bytes(r, prefix, ino)
+for i in range(10):
+    m.put(i * 12288, os.urandom(4096))
+assert server_bytes(r, prefix, ino) == before, "writes after the child's close went to the server at once"
+os.fsync(m.fd)
+assert server_bytes(r, prefix, ino) == bytes(m.want)
+os.close(m.fd)
+PY
+read -r writes1 write_trips1 < <(trips write)
+((writes1 - writes0 >= 10)) || fail "the kernel sent $((writes1 - writes0)) WRITEs: this case tests nothing"
+((write_trips1 == write_trips0)) ||
+  fail "after a forked child's close(2), $((write_trips1 - write_trips0)) WRITEs went to the server at once: not gathered"
 
 # what waits, whatever comes between: a read, more than the 256 KiB bound,
 # a truncation (down and up), chmod and utimes, a rename; then close
