@@ -36,6 +36,9 @@
 // common file, written then chown'ed, chmod'ed and utimes'ed, costs one
 // script; the data's and the change's "now" are then one instant, and a
 // server that refuses the data (out of memory) refuses the change with it.
+// So does a change before the data that the data's write may overtake,
+// the result field for field the same (an owner or atime change, a kill:
+// sqlite's chown of its new journal, as root; not a mode or an mtime).
 // Times the scripts set to "now" are the server's clock at the flush;
 // until then this mount shows its own estimate (our clock plus the offset
 // the create's reply revealed). A write that must drop setuid/setgid
@@ -433,6 +436,39 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
   return true;
 }
 
+// `later` applied after `into`, as one change (setattr.lua's order: the
+// mode, owner and times, then the kill).
+static void _merge_setattr(SetAttrRequest& into, const SetAttrRequest& later) {
+  if (later.mode) {
+    into.mode = later.mode;
+    into.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
+  }
+  if (later.uid) {
+    into.uid = later.uid;
+  }
+  if (later.gid) {
+    into.gid = later.gid;
+  }
+  if (later.atime != SetAttrRequest::Time::Keep) {
+    into.atime = later.atime;
+    into.atime_ns = later.atime_ns;
+  }
+  if (later.mtime != SetAttrRequest::Time::Keep) {
+    into.mtime = later.mtime;
+    into.mtime_ns = later.mtime_ns;
+  }
+  into.kill_suidgid = into.kill_suidgid || later.kill_suidgid;
+}
+
+// Whether a write that follows `attrs` may go first, `attrs` riding in
+// its script: the same result, field for field. A write sets size, mtime
+// and ctime to its instant and may drop setuid/setgid (its kill); an owner
+// or atime change, and a kill (idempotent), touch none of what it sets
+// (a change's ctime is the same instant). A mode or an mtime does.
+static bool _commutes_with_write(const SetAttrRequest& attrs) {
+  return !attrs.mode && !attrs.size && attrs.mtime == SetAttrRequest::Time::Keep;
+}
+
 Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
@@ -451,32 +487,23 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
     if (changes.empty() || changes.back().is_write) {
       changes.push_back({});
     }
-    SetAttrRequest& merged = changes.back().attrs;  // consecutive changes as one
+    _merge_setattr(changes.back().attrs, req);  // consecutive changes as one
     if (req.mode) {
-      merged.mode = req.mode;
-      merged.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
       a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
     }
     if (req.uid) {
-      merged.uid = req.uid;
       a.uid = *req.uid;
     }
     if (req.gid) {
-      merged.gid = req.gid;
       a.gid = *req.gid;
     }
     if (req.atime != SetAttrRequest::Time::Keep) {
-      merged.atime = req.atime;
-      merged.atime_ns = req.atime_ns;
       a.atime_ns = req.atime == SetAttrRequest::Time::Now ? now : req.atime_ns;
     }
     if (req.mtime != SetAttrRequest::Time::Keep) {
-      merged.mtime = req.mtime;
-      merged.mtime_ns = req.mtime_ns;
       a.mtime_ns = req.mtime == SetAttrRequest::Time::Now ? now : req.mtime_ns;
     }
     if (req.kill_suidgid) {
-      merged.kill_suidgid = true;
       a.mode = _killed_mode(a.mode);
     }
     a.ctime_ns = now;
@@ -525,24 +552,41 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
   const std::string inode = m_keys.inode(ino);
   std::size_t replies = 0;
   std::uint64_t size = file.server_size;  // the server's, as far as we know
-  for (std::size_t i = 0; i < file.changes.size(); ++i) {
-    const Gathered::Change& change = file.changes[i];
-    if (change.is_write) {
-      // The attribute change that follows the data, if one does (tar's
-      // chown, chmod and utimes after its writes), goes in the same
-      // write.lua: one script's fixed cost a file on the server.
-      const bool then = i + 1 < file.changes.size() && !file.changes[i + 1].is_write;
-      // (the replies are only judged: no fields in them)
-      replies += append_write(c, ino, change.offset, change.data, false, change.kill, false, size,
-                              then ? &file.changes[++i].attrs : nullptr);
-      size = std::max<std::uint64_t>(size, change.offset + change.data.size());
-    } else {
-      std::vector<std::string> args = setattr_args(change.attrs, false);
-      const std::string_view keys[] = {sb, freeze, inode};
-      const std::vector<std::string_view> argv(args.begin(), args.end());
-      c.append_eval(lua::setattr, keys, argv);
-      ++replies;
+  const auto& changes = file.changes;
+  auto is_attrs = [&changes](std::size_t i) { return i < changes.size() && !changes[i].is_write; };
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    // The attribute change that follows the data, if one does (tar's
+    // chown, chmod and utimes after its writes), goes in the same
+    // write.lua: one script's fixed cost a file on the server. So does
+    // one before the data that the data's write may overtake (sqlite's
+    // chown of its new journal: an owner change), merged with the one
+    // after.
+    std::size_t w = i;
+    SetAttrRequest then;
+    bool has_then = false;
+    if (!changes[i].is_write) {
+      if (i + 1 < changes.size() && changes[i + 1].is_write && _commutes_with_write(changes[i].attrs)) {
+        then = changes[i].attrs;
+        has_then = true;
+        w = ++i;
+      } else {
+        std::vector<std::string> args = setattr_args(changes[i].attrs, false);
+        const std::string_view keys[] = {sb, freeze, inode};
+        const std::vector<std::string_view> argv(args.begin(), args.end());
+        c.append_eval(lua::setattr, keys, argv);
+        ++replies;
+        continue;
+      }
     }
+    if (is_attrs(i + 1)) {
+      _merge_setattr(then, changes[++i].attrs);
+      has_then = true;
+    }
+    const Gathered::Change& write = changes[w];
+    // (the replies are only judged: no fields in them)
+    replies +=
+        append_write(c, ino, write.offset, write.data, false, write.kill, false, size, has_then ? &then : nullptr);
+    size = std::max<std::uint64_t>(size, write.offset + write.data.size());
   }
   return replies;
 }
