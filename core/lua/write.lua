@@ -1,11 +1,14 @@
--- Writes bytes at an offset, into consecutive blocks.
+-- Writes bytes into blocks: one write's consecutive blocks, or several
+-- writes in turn (a gathered file's, anywhere in the file; a block may
+-- come more than once, each piece over what the ones before it left).
 -- KEYS: 1 SB, 2 FREEZE, 3 INODE, 4 CHANGED (the blocks written are added:
---       prelude.lua, track_blocks), then per block: the block, and the TMP key
---       holding its bytes (or any key when the bytes are in ARGV)
--- ARGV: 1 offset, 2 expected size for O_APPEND ('' otherwise: the offset
---       is where to write), 3 '1' when the reply is to carry the inode's
---       fields, then per block: offset in block, length, and the bytes
---       themselves or '' when they wait in the TMP key; then,
+--       prelude.lua, track_blocks), then per piece: its block, and the TMP
+--       key holding its bytes (or any key when the bytes are in ARGV)
+-- ARGV: 1 where the data ends (the offset past its last byte: the size
+--       grows to it at least), 2 expected size for O_APPEND ('' otherwise:
+--       the write is where the pieces say), 3 '1' when the reply is to
+--       carry the inode's fields, then per piece: offset in block, length,
+--       and the bytes themselves or '' when they wait in the TMP key; then,
 --       optional, 'kill': setuid goes, and setgid of a group-executable
 --       file, with the data (FUSE_WRITE_KILL_SUIDGID; '' = keep); then,
 --       optional (after 'kill' or ''), an attribute change applied after
@@ -112,7 +115,6 @@ for i = 1, n do
   end
 end
 local delta = 0
-local total = 0
 local written = {}
 for i = 1, n do
   local a = 4 + (i - 1) * 3
@@ -135,9 +137,8 @@ for i = 1, n do
   end
   lengths[blk] = after
   delta = delta + after - before
-  total = total + len
 end
-local stop = tonumber(ARGV[1]) + total
+local stop = tonumber(ARGV[1])
 if stop > size then
   size = stop
 end

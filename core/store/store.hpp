@@ -591,6 +591,16 @@ class Store {
   std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append, bool kill,
                            bool fields, std::optional<std::uint64_t> known_size = std::nullopt,
                            const SetAttrRequest* then = nullptr);
+  // The same for several writes in turn, anywhere in the file (a gathered
+  // file's, between two attribute changes): one script. Not O_APPEND.
+  struct WritePiece {
+    std::uint64_t offset = 0;
+    std::string_view data;
+  };
+  std::size_t append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool kill,
+                            std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
+  std::size_t append_write_call(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
+                                bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once. The

@@ -594,6 +594,17 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
 std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
                                 bool kill, bool fields, std::optional<std::uint64_t> known_size,
                                 const SetAttrRequest* then) {
+  const WritePiece one[] = {{offset, data}};
+  return append_write_call(c, ino, one, append, kill, fields, known_size, then);
+}
+
+std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool kill,
+                                 std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
+  return append_write_call(c, ino, writes, false, kill, false, known_size, then);
+}
+
+std::size_t Store::append_write_call(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
+                                     bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
   // same pipeline, and so do those of k_rename_min bytes or more that
@@ -607,35 +618,44 @@ std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, st
   std::string_view inode_key = keep(m_keys.inode(ino));
   keys.push_back(inode_key);
   keys.push_back(keep(m_keys.changed()));
-  args.push_back(keep(std::to_string(offset)));
-  args.push_back(append ? keep(std::to_string(offset)) : std::string_view());
+  std::uint64_t stop = 0;  // where the data ends: the size grows to it at least
+  for (const WritePiece& w : writes) {
+    stop = std::max<std::uint64_t>(stop, w.offset + w.data.size());
+  }
+  args.push_back(keep(std::to_string(stop)));
+  args.push_back(append ? keep(std::to_string(writes.front().offset)) : std::string_view());
   args.push_back(fields ? "1" : "");
   std::size_t replies = 1;
-  std::uint64_t pos = offset;
-  std::size_t done = 0;
-  while (done < data.size()) {
-    std::uint64_t b = pos / bs;
-    std::uint64_t in = pos - b * bs;
-    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, data.size() - done));
-    std::string_view piece = data.substr(done, n);
-    keys.push_back(keep(m_keys.block(ino, b)));
-    args.push_back(keep(std::to_string(in)));
-    args.push_back(keep(std::to_string(n)));
-    // (a block holds at most the bytes up to the file's end)
-    bool whole = in == 0 && known_size && b * bs + n >= *known_size;
-    if (n >= k_inline_max || (whole && n >= k_rename_min)) {
-      std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
-      // (the callers read every reply before `data` goes: it is not copied)
-      c.append_borrowing({"SET", tmp, piece, "PX", "600000"}, 2);
-      ++replies;
-      keys.push_back(tmp);
-      args.emplace_back();
-    } else {
-      keys.push_back(inode_key);  // unused: the bytes are in ARGV
-      args.push_back(piece);
+  for (const WritePiece& w : writes) {
+    std::uint64_t pos = w.offset;
+    std::size_t done = 0;
+    while (done < w.data.size()) {
+      std::uint64_t b = pos / bs;
+      std::uint64_t in = pos - b * bs;
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bs - in, w.data.size() - done));
+      std::string_view piece = w.data.substr(done, n);
+      keys.push_back(keep(m_keys.block(ino, b)));
+      args.push_back(keep(std::to_string(in)));
+      args.push_back(keep(std::to_string(n)));
+      // (a block holds at most the bytes up to the file's end)
+      bool whole = in == 0 && known_size && b * bs + n >= *known_size;
+      if (n >= k_inline_max || (whole && n >= k_rename_min)) {
+        std::string_view tmp = keep(m_keys.temp(m_opts.session, m_temp_seq.fetch_add(1) + 1));
+        // (the callers read every reply before `data` goes: it is not copied)
+        c.append_borrowing({"SET", tmp, piece, "PX", "600000"}, 2);
+        ++replies;
+        keys.push_back(tmp);
+        args.emplace_back();
+      } else {
+        keys.push_back(inode_key);  // unused: the bytes are in ARGV
+        args.push_back(piece);
+      }
+      pos += n;
+      done += n;
     }
-    pos += n;
-    done += n;
+    if (known_size) {
+      known_size = std::max<std::uint64_t>(*known_size, pos);  // (what the next piece finds)
+    }
   }
   if (kill || then != nullptr) {
     args.push_back(kill ? "kill" : "");  // after the blocks' triples (write.lua)

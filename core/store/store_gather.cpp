@@ -30,7 +30,10 @@
 //
 // The changes are replayed in their order through the same scripts a
 // direct call uses (write.lua, setattr.lua), pipelined: the server applies
-// exactly what it would have applied one by one, a little later. An
+// exactly what it would have applied one by one, a little later. The
+// writes between two attribute changes, wherever in the file, are one
+// write.lua (each piece over what the ones before it left: sqlite's
+// pages, here and there, cost one script, not one each). An
 // attribute change that follows a write rides in that write's script
 // (write.lua applies it after the data, as setattr.lua would next), so the
 // common file, written then chown'ed, chmod'ed and utimes'ed, costs one
@@ -553,22 +556,22 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
   std::size_t replies = 0;
   std::uint64_t size = file.server_size;  // the server's, as far as we know
   const auto& changes = file.changes;
-  auto is_attrs = [&changes](std::size_t i) { return i < changes.size() && !changes[i].is_write; };
+  std::vector<WritePiece> writes;
   for (std::size_t i = 0; i < changes.size(); ++i) {
-    // The attribute change that follows the data, if one does (tar's
-    // chown, chmod and utimes after its writes), goes in the same
-    // write.lua: one script's fixed cost a file on the server. So does
-    // one before the data that the data's write may overtake (sqlite's
-    // chown of its new journal: an owner change), merged with the one
-    // after.
-    std::size_t w = i;
+    // The writes between two attribute changes go in one write.lua, and
+    // the attribute change that follows them, if one does (tar's chown,
+    // chmod and utimes after its writes), in the same script: one
+    // script's fixed cost a file on the server (sqlite's pages, here and
+    // there, then the mtime the kernel sends at fsync). So does a change
+    // before them that they may overtake (sqlite's chown of its new
+    // journal: an owner change), merged with the one after.
     SetAttrRequest then;
     bool has_then = false;
     if (!changes[i].is_write) {
       if (i + 1 < changes.size() && changes[i + 1].is_write && _commutes_with_write(changes[i].attrs)) {
         then = changes[i].attrs;
         has_then = true;
-        w = ++i;
+        ++i;
       } else {
         std::vector<std::string> args = setattr_args(changes[i].attrs, false);
         const std::string_view keys[] = {sb, freeze, inode};
@@ -578,15 +581,21 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
         continue;
       }
     }
-    if (is_attrs(i + 1)) {
-      _merge_setattr(then, changes[++i].attrs);
+    writes.clear();
+    bool kill = false;  // (one kill for them all: the bits go once, before the change after)
+    for (; i < changes.size() && changes[i].is_write; ++i) {
+      writes.push_back({changes[i].offset, changes[i].data});
+      kill = kill || changes[i].kill;
+    }
+    if (i < changes.size()) {
+      _merge_setattr(then, changes[i].attrs);  // (changes alternate: this one is no write)
       has_then = true;
     }
-    const Gathered::Change& write = changes[w];
     // (the replies are only judged: no fields in them)
-    replies +=
-        append_write(c, ino, write.offset, write.data, false, write.kill, false, size, has_then ? &then : nullptr);
-    size = std::max<std::uint64_t>(size, write.offset + write.data.size());
+    replies += append_writes(c, ino, writes, kill, size, has_then ? &then : nullptr);
+    for (const WritePiece& w : writes) {
+      size = std::max<std::uint64_t>(size, w.offset + w.data.size());
+    }
   }
   return replies;
 }

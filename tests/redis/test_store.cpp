@@ -664,7 +664,9 @@ struct ScriptFile {
     if (through_tmp) {
       _ok(c.command({"SET", tmp(), data, "PX", "600000"}));
     }
-    std::vector<std::string> a{"0", "", "", "0", std::to_string(data.size()), through_tmp ? "" : data};
+    // (the first argument: where the data ends)
+    std::vector<std::string> a{std::to_string(data.size()), "", "", "0", std::to_string(data.size()),
+                               through_tmp ? "" : data};
     a.insert(a.end(), tail.begin(), tail.end());
     return a;
   }
@@ -872,7 +874,9 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after
   utimes.mtime_ns = 2000000000456;
   struct Shape {
     const char* name;
-    std::vector<int> steps;  // 0: a write (the next piece), 1: chown, 2: chmod, 3: utimes
+    // 0: a write (the next piece), 1: chown, 2: chmod, 3: utimes, 4: a
+    // write over earlier bytes, 5: a write past the end, past a hole
+    std::vector<int> steps;
     long long scripts;
   };
   const Shape shapes[] = {
@@ -887,6 +891,10 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after
       {"chown, writes, chmod, utimes", {1, 0, 2, 3}, 1},
       {"utimes, writes", {3, 0}, 2},
       {"chmod, chown, writes", {2, 1, 0}, 2},
+      // the writes between two changes, wherever they land, in one script
+      {"sqlite's pages: here and there, then the mtime", {0, 4, 5, 3}, 1},
+      {"chown, writes here and there", {1, 0, 5, 4}, 1},
+      {"writes, chmod, writes elsewhere, utimes", {0, 2, 4, 3}, 2},
   };
   int n = 0;
   // (the server learns each script at its first call: NOSCRIPT, then a
@@ -909,6 +917,14 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after
         std::string piece(data.empty() ? 3000 : 10, static_cast<char>('a' + data.size() % 26));
         _ok(s->write(f.ino, data.size(), piece, false));
         data += piece;
+      } else if (step == 4) {
+        _ok(s->write(f.ino, 1000, "over", false));
+        data.replace(1000, 4, "over");
+      } else if (step == 5) {
+        const std::size_t at = data.size() + 70000;
+        _ok(s->write(f.ino, at, "past a hole", false));
+        data.resize(at, '\0');
+        data += "past a hole";
       } else {
         _ok(s->setattr(f.ino, step == 1 ? chown : step == 2 ? chmod : utimes));
       }
