@@ -114,10 +114,15 @@ void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   _send_waiting(session, ino);
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
-  reply_ok(req);
+  // Queued before the reply: the kernel sent this RELEASE before the
+  // UNLINK that often follows a close (sqlite's journal), which another
+  // thread may be serving already; queued, the unlink takes it in front
+  // (take_releases) and frees the file, else the file is left an orphan
+  // until the release (a round trip and a costlier script).
   if (!session.options().read_only) {
     session.release_later(ino);
   }
+  reply_ok(req);
 }
 
 void fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
