@@ -95,12 +95,13 @@
 // others go on writing); its release, a truncation, a write past the
 // total bound, a link, an xattr change and an unlink or rename of the
 // file end it (the last four change its links or ctime on the server:
-// what this mount shows is the server's again). What the mount promises (redisfs(1)): what fsync returned for,
-// and files closed, are on the server; a crash loses what was written
-// after, as a local disk does. syncfs(2) sends nothing of a file still
-// open: no FUSE request comes for it (nor does the kernel wait for a FUSE
-// filesystem's writes at syncfs: a snapshot's request writes back the
-// open files' pages itself, Session::write_back_open_files). The size the
+// what this mount shows is the server's again). What the mount promises
+// (redisfs(1)): what fsync returned for, and files closed, are on the
+// server; a crash loses what was written after, as a local disk does.
+// syncfs(2) sends nothing of a file still open: no FUSE request comes
+// for it (nor does the kernel wait for a FUSE filesystem's writes at
+// syncfs: a snapshot's request writes back the open files' pages itself,
+// Session::write_back_open_files). The size the
 // server has before the waiting changes (`server_size`) lets the flush
 // send a piece that covers all its block holds as a TMP key; the count of
 // bytes (st_blocks) grows only by what a write adds past the end (exact
