@@ -790,6 +790,50 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change leaves what 
   }
 }
 
+// A gathered file's writes between two changes go as one write.lua, its
+// pieces anywhere, a block named more than once (append_gathered).
+TEST_CASE_FIXTURE(RedisFixture, "write.lua: several pieces in turn, and refused whole over a damaged block") {
+  Connection& c = conn();
+  ScriptFile f{keys};
+  f.setup(c, "0644");  // block 0 holds "old", size 3
+  const std::string tmp = f.tmp();
+  const std::string tmp2 = keys.temp("s", 2);
+  const std::string blk0 = keys.block(f.ino, 0);
+  const std::string blk2 = keys.block(f.ino, 2);
+  const std::string inode = keys.inode(f.ino);
+  const std::string big(2000, 'B');
+  SUBCASE("each piece over what the ones before it left") {
+    // 100: "abc"; 0: 2000 bytes through a TMP key (RENAMEd: it covers all
+    // the block holds by then); 1500: "zz"; block 2 at 10: 5000 bytes
+    _ok(c.command({"SET", tmp, big, "PX", "600000"}));
+    _ok(c.command({"SET", tmp2, std::string(5000, 'C'), "PX", "600000"}));
+    const std::uint64_t end = 2 * 65536 + 10 + 5000;
+    _ok(c.eval(lua::write,
+               std::vector<std::string>{keys.sb(), keys.freeze(), inode, keys.changed(), blk0, inode, blk0, tmp, blk0,
+                                        inode, blk2, tmp2},
+               std::vector<std::string>{std::to_string(end), "", "", "100", "3", "abc", "0", "2000", "", "1500", "2",
+                                        "zz", "10", "5000", ""}));
+    std::string want0 = big;
+    want0.replace(1500, 2, "zz");
+    CHECK(_ok(c.command({"GET", blk0})).view().str() == want0);
+    CHECK(_ok(c.command({"GET", blk2})).view().str() == std::string(10, '\0') + std::string(5000, 'C'));
+    CHECK(_ok(c.command({"HGET", inode, "size"})).view().str() == std::to_string(end));
+    CHECK(_ok(c.command({"HGET", inode, "bytes"})).view().str() == std::to_string(2000 + 5010));
+    CHECK(_ok(c.command({"EXISTS", tmp, tmp2})).view().integer() == 0);
+  }
+  SUBCASE("a damaged block among them: nothing written, no TMP key left") {
+    _ok(c.command({"HSET", blk2, "not", "a string"}));
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    _ok(c.command({"SET", tmp, std::string(5000, 'C'), "PX", "600000"}));
+    auto r = c.eval(
+        lua::write, std::vector<std::string>{keys.sb(), keys.freeze(), inode, keys.changed(), blk0, inode, blk2, tmp},
+        std::vector<std::string>{std::to_string(2 * 65536 + 5000), "", "", "0", "3", "new", "0", "5000", ""});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(_state(c, prefix, k_no_clock, 0) == before);
+  }
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused whole before anything is written") {
   Connection& c = conn();
   ScriptFile f{keys};
