@@ -161,10 +161,12 @@ local function track_blocks(changed_key, block_keys)
   for i = 1, #block_keys do
     members[i] = string.match(block_keys[i], ':BLK:(%d+:%d+)$')
   end
-  if #members == 0 then
-    return
+  -- (SADD in slices: unpack takes at most a few thousand values)
+  local added = 0
+  for first = 1, #members, 1000 do
+    added = added + redis.call('SADD', changed_key, unpack(members, first, math.min(first + 999, #members)))
   end
-  if n + redis.call('SADD', changed_key, unpack(members)) > k_changed_cap + 1 then
+  if n + added > k_changed_cap + 1 then
     redis.call('DEL', changed_key)
     redis.call('SET', changed_key, 'overflow')
   end

@@ -265,6 +265,10 @@ class Store {
   // (not this mount's orphans) k_release_batch to a script: one result per
   // file of `files`, in order.
   static constexpr std::size_t k_release_batch = 256;
+  // The most block pieces one write.lua of a gathered file's flush carries
+  // (a 1 MiB write's at the smallest block size): thousands of scattered
+  // small writes go as several scripts, none of them long.
+  static constexpr std::size_t k_gather_script_blocks = 256;
   std::vector<Result<Released>> release_files(std::span<const Release> files);
 
   // Reads up to `size` bytes at `offset` (short at end of file; holes are

@@ -582,21 +582,39 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
         continue;
       }
     }
-    writes.clear();
-    bool kill = false;  // (one kill for them all: the bits go once, before the change after)
-    for (; i < changes.size() && changes[i].is_write; ++i) {
-      writes.push_back({changes[i].offset, changes[i].data});
-      kill = kill || changes[i].kill;
+    std::size_t end = i;
+    bool kill = false;  // (one kill for them all: the bits go with the first data)
+    for (; end < changes.size() && changes[end].is_write; ++end) {
+      kill = kill || changes[end].kill;
     }
-    if (i < changes.size()) {
-      _merge_setattr(then, changes[i].attrs);  // (changes alternate: this one is no write)
+    if (end < changes.size()) {
+      _merge_setattr(then, changes[end].attrs);  // (changes alternate: this one is no write)
       has_then = true;
     }
-    // (the replies are only judged: no fields in them)
-    replies += append_writes(c, ino, writes, kill, size, has_then ? &then : nullptr);
-    for (const WritePiece& w : writes) {
-      size = std::max<std::uint64_t>(size, w.offset + w.data.size());
+    // Scripts of at most k_gather_script_blocks pieces (thousands of
+    // scattered small writes: a bounded script each); the change goes
+    // with the last.
+    const std::uint64_t bs = m_sb.block_size;
+    while (i < end) {
+      writes.clear();
+      std::size_t pieces = 0;
+      for (; i < end; ++i) {
+        const Gathered::Change& w = changes[i];
+        const std::uint64_t last = w.offset + std::max<std::size_t>(w.data.size(), 1) - 1;
+        const auto blocks = static_cast<std::size_t>(last / bs - w.offset / bs + 1);
+        if (!writes.empty() && pieces + blocks > k_gather_script_blocks) {
+          break;
+        }
+        writes.push_back({w.offset, w.data});
+        pieces += blocks;
+      }
+      // (the replies are only judged: no fields in them)
+      replies += append_writes(c, ino, writes, kill, size, i == end && has_then ? &then : nullptr);
+      for (const WritePiece& w : writes) {
+        size = std::max<std::uint64_t>(size, w.offset + w.data.size());
+      }
     }
+    i = end;  // (the change after the writes, if any: sent with them)
   }
   return replies;
 }

@@ -821,6 +821,27 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua: several pieces in turn, and refused 
     CHECK(_ok(c.command({"HGET", inode, "bytes"})).view().str() == std::to_string(2000 + 5010));
     CHECK(_ok(c.command({"EXISTS", tmp, tmp2})).view().integer() == 0);
   }
+  SUBCASE("thousands of pieces, change tracking on: every block recorded") {
+    // (track_blocks adds them in slices: unpack takes a few thousand)
+    std::vector<std::string> k{keys.sb(), keys.freeze(), inode, keys.changed()};
+    std::vector<std::string> a{"", "", ""};
+    std::string want = "old";
+    for (std::size_t i = 0; i < 9000; ++i) {
+      const std::size_t at = (i % 2 == 0 ? i : 9000 - i) * 7;
+      k.push_back(i % 3 == 0 ? blk2 : blk0);
+      k.push_back(inode);
+      a.insert(a.end(), {std::to_string(at), "1", "x"});
+      if (i % 3 != 0) {
+        want.resize(std::max(want.size(), at + 1), '\0');
+        want[at] = 'x';
+      }
+    }
+    a[0] = std::to_string(2 * 65536 + 9000 * 7 + 1);
+    _ok(c.eval(lua::write, k, a));
+    CHECK(_ok(c.command({"GET", blk0})).view().str() == want);
+    CHECK(_ok(c.command({"SISMEMBER", keys.changed(), std::to_string(f.ino) + ":2"})).view().integer() == 1);
+    CHECK(_ok(c.command({"SISMEMBER", keys.changed(), std::to_string(f.ino) + ":0"})).view().integer() == 1);
+  }
   SUBCASE("a damaged block among them: nothing written, no TMP key left") {
     _ok(c.command({"HSET", blk2, "not", "a string"}));
     const std::string before = _state(c, prefix, k_no_clock, 0);
@@ -900,6 +921,39 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused who
 
 // tar's file (writes, then chown, chmod and utimes) reaches the server in
 // one script at its flush; the shapes that do not fit keep their several.
+// Thousands of scattered writes waiting (1-byte pwrites to a new file):
+// they go as several write.lua calls, each within what a script can
+// take (track_blocks unpacks its blocks for SADD, at most ~8000), while
+// an incremental dump's change tracking is on.
+TEST_CASE_FIXTURE(RedisFixture, "gather: thousands of scattered writes flush in scripts of bounded size") {
+  auto s = _open(pool, prefix);
+  auto other = _open(pool, prefix);
+  Connection& c = conn();
+  _ok(c.command({"SADD", keys.changed(), "since"}));  // (tracking on: CHANGED exists)
+  Attr f = _ok(s->create(k_root_ino, "scattered", S_IFREG | 0644, k_user, true));
+  REQUIRE(s->gathering(f.ino));
+  std::string want;
+  for (std::size_t i = 0; i < 9000; ++i) {
+    const std::size_t at = i * 29;
+    const std::string byte(1, static_cast<char>('a' + i % 26));
+    _ok(s->write(f.ino, at, byte, false));
+    want.resize(at, '\0');
+    want += byte;
+  }
+  REQUIRE(s->gathering(f.ino));  // (all of it waited)
+  const long long before = test::command_calls(c, "evalsha");
+  _ok(s->flush(f.ino));
+  // (one block piece each: k_gather_script_blocks a script; +1 when the
+  // server learns write.lua here: NOSCRIPT, then EVALSHA again)
+  const long long scripts = (9000 + Store::k_gather_script_blocks - 1) / Store::k_gather_script_blocks;
+  const long long calls = test::command_calls(c, "evalsha") - before;
+  CHECK(calls >= scripts);
+  CHECK(calls <= scripts + 1);
+  CHECK(_ok(other->getattr(f.ino)).size == want.size());
+  CHECK(_read_all(*other, f.ino) == want);
+  CHECK(_ok(c.command({"SISMEMBER", keys.changed(), std::to_string(f.ino) + ":3"})).view().integer() == 1);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after it flush in one script") {
   auto s = _open(pool, prefix);
   auto other = _open(pool, prefix);  // another mount: the server's
