@@ -581,30 +581,26 @@ class Store {
   };
   LockedGathered lock_live(Ino ino);
   std::vector<Ino> gathered_inos();
-  // Appends the write.lua call (and the SETs of its TMP keys) for `data`
-  // at `offset` to `c`; returns how many replies to read.
-  // `kill`: FUSE_WRITE_KILL_SUIDGID (WriteKill). `fields`: the reply
+  // One write's data, or one of several a write.lua carries in turn.
+  struct WritePiece {
+    std::uint64_t offset = 0;
+    std::string_view data;
+  };
+  // Appends the write.lua call (and the SETs of its TMP keys) for
+  // `writes`, in turn (one write, or a gathered file's writes between two
+  // attribute changes, anywhere in the file), to `c`; returns how many
+  // replies to read. `append`: O_APPEND (one write only). `kill`:
+  // FUSE_WRITE_KILL_SUIDGID (WriteKill). `fields`: the reply
   // carries the inode's fields (for the AttrCache). `known_size`: the
   // file's size on the server as far as this mount knows (a gathered
   // file's), or nullopt: the pieces that then reach its end from their
   // block's start replace all their block holds (k_rename_min). `then`:
   // an attribute change (no size) the same script applies after the data,
   // as setattr.lua would next (a gathered file's flush), or none. The TMP
-  // SETs borrow `data` (Connection::append_borrowing): the caller reads
-  // every reply before it lets `data` go.
-  std::size_t append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append, bool kill,
-                           bool fields, std::optional<std::uint64_t> known_size = std::nullopt,
-                           const SetAttrRequest* then = nullptr);
-  // The same for several writes in turn, anywhere in the file (a gathered
-  // file's, between two attribute changes): one script. Not O_APPEND.
-  struct WritePiece {
-    std::uint64_t offset = 0;
-    std::string_view data;
-  };
-  std::size_t append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool kill,
-                            std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
-  std::size_t append_write_call(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
-                                bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
+  // SETs borrow the data (Connection::append_borrowing): the caller reads
+  // every reply before it lets the data go.
+  std::size_t append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
+                            bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once. The

@@ -591,20 +591,8 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
   return attr_from_reply(ino, r.view());
 }
 
-std::size_t Store::append_write(Connection& c, Ino ino, std::uint64_t offset, std::string_view data, bool append,
-                                bool kill, bool fields, std::optional<std::uint64_t> known_size,
-                                const SetAttrRequest* then) {
-  const WritePiece one[] = {{offset, data}};
-  return append_write_call(c, ino, one, append, kill, fields, known_size, then);
-}
-
-std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool kill,
-                                 std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
-  return append_write_call(c, ino, writes, false, kill, false, known_size, then);
-}
-
-std::size_t Store::append_write_call(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
-                                     bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
+std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
+                                 bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
   // same pipeline, and so do those of k_rename_min bytes or more that
@@ -691,7 +679,8 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     // The kernel asks for the attributes after a write: the script's
     // reply answers (AttrCache).
     AttrCache::Change change = m_attrs.begin({ino});
-    append_write(*c, ino, offset, data, append, kill_suidgid, true);
+    const WritePiece one[] = {{offset, data}};
+    append_writes(*c, ino, one, append, kill_suidgid, true, std::nullopt, nullptr);
     std::optional<Error> failure;
     Reply result;
     // A TMP key's SET refused and sent again ran after write.lua, which

@@ -609,7 +609,7 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
         pieces += blocks;
       }
       // (the replies are only judged: no fields in them)
-      replies += append_writes(c, ino, writes, kill, size, i == end && has_then ? &then : nullptr);
+      replies += append_writes(c, ino, writes, false, kill, false, size, i == end && has_then ? &then : nullptr);
       for (const WritePiece& w : writes) {
         size = std::max<std::uint64_t>(size, w.offset + w.data.size());
       }
