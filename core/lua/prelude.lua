@@ -226,9 +226,10 @@ local function killed_mode(mode)
 end
 
 -- An attribute change (size aside: truncate and extend have scripts of
--- their own), for setattr.lua and for write.lua after its data: ARGV[at]
--- to ARGV[at + 5] are mode (octal, '' = keep), uid, gid, atime, mtime
--- (times: '' = keep, 'now', or nanoseconds) and 'kill' to drop setuid,
+-- their own), for setattr.lua and for write.lua after its data: args[at]
+-- to args[at + 5] (the script's ARGV, or write_pieces' A) are mode (octal,
+-- '' = keep), uid, gid, atime, mtime (times: '' = keep, 'now', or
+-- nanoseconds) and 'kill' to drop setuid,
 -- and setgid of a group-executable file, after the mode
 -- (FATTR_KILL_SUIDGID; '' = keep). `mode_before` is a function that
 -- returns the inode's mode before the change (called only for a kill
@@ -237,10 +238,10 @@ end
 -- meets a mode that is not a mode (the caller fails with EIO, before its
 -- first write).
 local k_attr_names = {'mode', 'uid', 'gid', 'atime', 'mtime'}
-local function attr_fields(at, now, mode_before)
+local function attr_fields(args, at, now, mode_before)
   local f = {'ctime', now}
   for i = 1, 5 do
-    local v = ARGV[at + i - 1]
+    local v = args[at + i - 1]
     if v ~= '' then
       if v == 'now' then
         v = now
@@ -249,8 +250,8 @@ local function attr_fields(at, now, mode_before)
       f[#f + 1] = v
     end
   end
-  if ARGV[at + 5] == 'kill' then
-    local k = killed_mode(ARGV[at] ~= '' and ARGV[at] or mode_before())
+  if args[at + 5] == 'kill' then
+    local k = killed_mode(args[at] ~= '' and args[at] or mode_before())
     if not k then
       return nil
     end
@@ -521,4 +522,236 @@ local function free_unheld(sb, inode, open, xattr, first, last, covered)
   end
   free_inode(sb, inode, xattr, first, last, stored)
   return true
+end
+
+-- create.lua's work (see there for K and A, its KEYS and ARGV; the
+-- last of A, the parent's basis, is taken off A): returns its reply,
+-- what its outcome record holds (nil: the reply) and {now, mode} of the
+-- new inode. Also create_write.lua's first half.
+local function create_node(K, A)
+  check_frozen(K[2])
+  local kind = A[2]
+  local nlink_delta = kind == 'dir' and 1 or nil
+  local parent, pmode_text, pgid = dir_read(K[4], nlink_delta, table.remove(A), 'mode', 'gid')
+  -- (and its OPEN key: a stray one would fail the HINCRBY after the writes)
+  if redis.call('EXISTS', K[5], K[6] or K[5]) ~= 0 then
+    fail('EIO', 'inode number already in use')
+  end
+  local mode = tonumber(A[3], 8)
+  local gid = A[5]
+  local pmode = tonumber(pmode_text or '', 8)
+  if not pmode then
+    fail('EIO', 'directory: malformed field mode')
+  end
+  if pmode % (2 * S_ISGID) >= S_ISGID then
+    -- setgid directory: new nodes take its group, new directories its setgid bit
+    gid = pgid
+    if not gid then
+      fail('EIO', 'directory: no field gid')
+    end
+    if kind == 'dir' and mode % (2 * S_ISGID) < S_ISGID then
+      mode = mode + S_ISGID
+    end
+  end
+  local now = now_ns()
+  local nlink = '1'
+  local size = '0'
+  if kind == 'dir' then
+    nlink = '2'
+  elseif kind == 'symlink' then
+    size = fmt(string.len(A[7]))
+  end
+  local mode_text = string.format('%04o', mode)
+  -- The first write, or none: the entry goes in unless the name is taken
+  -- (one pass over the directory's hash where HEXISTS then HSET took two).
+  if redis.call('HSETNX', K[3], A[1], A[8]) == 0 then
+    fail('EEXIST')
+  end
+  if kind == 'dir' then
+    redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
+      'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
+      'atime', now, 'mtime', now, 'ctime', now, 'parent', A[9])
+  elseif kind == 'symlink' then
+    redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
+      'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
+      'atime', now, 'mtime', now, 'ctime', now, 'target', A[7])
+  else
+    redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
+      'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
+      'atime', now, 'mtime', now, 'ctime', now)
+  end
+  dir_write(K[4], parent, now, nlink_delta)
+  count_add(K[1], 'inodes', 1)
+  if K[6] then
+    redis.call('HINCRBY', K[6], A[10], 1)
+  end
+  if parent.current then
+    return short_reply(now .. ' ' .. gid .. ' ' .. mode_text .. ' ', parent, now, ''), nil, {now, mode_text}
+  end
+  return {now, gid, mode_text, dir_reply(K[4], parent, now)}, {now, gid, mode_text, {}}, {now, mode_text}
+end
+
+-- The TMP keys of write.lua's pieces (K and A: its KEYS and ARGV), gone.
+local function drop_write_temps(K, A)
+  local n = (#K - 4) / 2
+  for i = 1, n do
+    if A[4 + (i - 1) * 3 + 2] == '' then
+      redis.call('DEL', K[4 + 2 * i])
+    end
+  end
+end
+
+-- write.lua's work (see there for K and A, its KEYS and ARGV): returns
+-- its reply. `made`: the file was made by this very script
+-- (create_write.lua), {now, mode} as create_node returned them: the
+-- FREEZE key was checked, and the inode's fields are known, not read.
+local function write_pieces(K, A, made)
+  local n = (#K - 4) / 2
+  local function drop_temps()
+    drop_write_temps(K, A)
+  end
+  local function refuse(code, msg)
+    drop_temps()
+    fail(code, msg)
+  end
+  if n < 1 or n ~= math.floor(n) or (#A ~= 3 + 3 * n and #A ~= 4 + 3 * n and #A ~= 10 + 3 * n) or
+      not tonumber(A[1]) then
+    refuse('EINVAL', 'malformed write arguments')
+  end
+  for i = 1, n do
+    if not tonumber(A[4 + (i - 1) * 3]) or not tonumber(A[5 + (i - 1) * 3]) then
+      refuse('EINVAL', 'malformed write arguments')
+    end
+  end
+  for i = 1, n do
+    if A[4 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', K[4 + 2 * i]) == 0 then
+      -- its SET was refused: the server is out of memory
+      refuse('ENOSPC', 'the server refused the data (out of memory)')
+    end
+  end
+  -- Frozen, or a snapshot's staging keys not named: the client sends this
+  -- script again (redis.cpp), so its TMP keys stay for it (they expire).
+  if not made then
+    check_frozen(K[2])
+  end
+  -- (pcall: a runtime error would skip refuse, leaving the TMP keys)
+  local f = made and {'file', '0', made[2], '0'} or redis.pcall('HMGET', K[3], 'type', 'size', 'mode', 'bytes')
+  if f.err then
+    refuse('EIO', K[3] .. ' is not a hash')
+  end
+  if not f[1] then
+    refuse('ESTALE', 'the file was removed')
+  end
+  if f[1] ~= 'file' then
+    refuse('EINVAL', 'not a regular file')
+  end
+  -- The kill is decided here, before the first write: a damaged mode
+  -- refuses the whole write.
+  local new_mode, killed = nil, nil
+  if A[4 + 3 * n] == 'kill' then
+    local changed
+    new_mode, changed = killed_mode(f[3])
+    if not new_mode then
+      refuse('EIO', 'the inode has no valid mode')
+    end
+    killed = changed and 'killed' or nil
+  end
+  local now = made and made[1] or now_ns()
+  local attrs = nil
+  if #A == 10 + 3 * n then
+    attrs = attr_fields(A, 5 + 3 * n, now, function()
+      return new_mode or f[3]
+    end)
+    if not attrs then
+      refuse('EIO', 'the inode has no valid mode')
+    end
+  end
+  -- (up to 2^50, 16 digits: a file may be as large as 1 PiB, inode.hpp)
+  local size = f[2] and string.match(f[2], '^%d+$') and #f[2] <= 16 and tonumber(f[2]) <= 2 ^ 50 and tonumber(f[2])
+  if not size then
+    refuse('EIO', 'the inode has no valid size')
+  end
+  if A[2] ~= '' and tonumber(A[2]) ~= size then
+    drop_temps()
+    return {'RETRY', fmt(size)}
+  end
+  -- Every block is read before the first write: one that is not a string
+  -- (damage) refuses the whole write, where its SETRANGE would have failed
+  -- after the blocks before it were written.
+  local lengths = {}
+  for i = 1, n do
+    local blk = K[3 + 2 * i]
+    if not lengths[blk] then
+      local l = redis.pcall('STRLEN', blk)
+      if type(l) ~= 'number' then
+        refuse('EIO', blk .. ' is not a string')
+      end
+      lengths[blk] = l
+    end
+  end
+  local delta = 0
+  local written = {}
+  for i = 1, n do
+    local a = 4 + (i - 1) * 3
+    local blk = K[3 + 2 * i]
+    local tmp = K[4 + 2 * i]
+    written[i] = blk
+    local off = tonumber(A[a])
+    local len = tonumber(A[a + 1])
+    local before = lengths[blk]
+    local after
+    if A[a + 2] ~= '' then
+      after = redis.call('SETRANGE', blk, off, A[a + 2])
+    elseif off == 0 and len >= before then
+      redis.call('RENAME', tmp, blk)
+      redis.call('PERSIST', blk)
+      after = len
+    else
+      after = redis.call('SETRANGE', blk, off, redis.call('GET', tmp))
+      redis.call('DEL', tmp)
+    end
+    lengths[blk] = after
+    delta = delta + after - before
+  end
+  local stop = tonumber(A[1])
+  if stop > size then
+    size = stop
+  end
+  -- One HSET: the data's fields, then the attribute change's (a field
+  -- named twice takes the later value, as two HSETs in turn would).
+  local set = {'size', fmt(size), 'mtime', now, 'ctime', now}
+  if killed then
+    set[7] = 'mode'
+    set[8] = new_mode
+  end
+  if attrs then
+    for i = 1, #attrs do
+      set[#set + 1] = attrs[i]
+    end
+  end
+  -- The inode's byte count rides in the same HSET when it is an integer
+  -- HINCRBY would take and a double holds exactly (missing counts as 0);
+  -- any other goes to HINCRBY as before (count_add), which counts it or,
+  -- damaged, leaves it for fsck.
+  local bytes_ok = false
+  if delta ~= 0 then
+    local b = f[4] or '0'
+    if #b <= 15 and (b == '0' or string.match(b, '^-?[1-9]%d*$')) then
+      set[#set + 1] = 'bytes'
+      set[#set + 1] = fmt(tonumber(b) + delta)
+      bytes_ok = true
+    end
+  end
+  redis.call('HSET', K[3], unpack(set))
+  if delta ~= 0 then
+    if not bytes_ok then
+      count_add(K[3], 'bytes', delta)
+    end
+    count_add(K[1], 'bytes', delta)
+  end
+  track_blocks(K[4], written)
+  if A[3] == '1' then
+    return {fmt(size), redis.call('HGETALL', K[3]), killed}
+  end
+  return {fmt(size), false, killed}
 end

@@ -20,7 +20,7 @@ if ARGV[7] == '1' then
   if #flat == 0 then
     fail('ENOENT')
   end
-  local f = attr_fields(1, now_ns(), function()
+  local f = attr_fields(ARGV, 1, now_ns(), function()
     for i = 1, #flat, 2 do
       if flat[i] == 'mode' then
         return flat[i + 1]
@@ -39,7 +39,7 @@ local before = redis.call('HMGET', KEYS[3], 'type', 'mode')
 if not before[1] then
   fail('ENOENT')
 end
-local f = attr_fields(1, now_ns(), function()
+local f = attr_fields(ARGV, 1, now_ns(), function()
   return before[2]
 end)
 if not f then

@@ -522,7 +522,9 @@ class Store {
   // mount knows of the parent follows, or is dropped; `file.attr` takes
   // the group the server gave (a parent's setgid this mount did not know
   // of), unless a chown waits.
-  Status created(Ino ino, Gathered& file, const DeferredCreate& create, Result<Reply> r,
+  // `combined`: `r` is create_write.lua's, the create's reply its first
+  // element.
+  Status created(Ino ino, Gathered& file, const DeferredCreate& create, const Result<Reply>& r, bool combined,
                  const AttrCache::Change& change, std::chrono::steady_clock::time_point sent);
   // Sends every deferred create (not the data and changes gathered with
   // them): before any operation that reaches the server but a gathered
@@ -554,7 +556,14 @@ class Store {
   // the changes, in one pipeline on `c`. The first error.
   Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes);
   // Appends the scripts of `file`'s changes to `c`: how many replies.
-  std::size_t append_gathered(Connection& c, Ino ino, Gathered& file);
+  // `create` (its basis argument included): the file's deferred create
+  // goes in the first script, which must be a write's (combines_create);
+  // `create_reply` is then set to that script's reply's place.
+  // Whether `file`'s first script is a write's, its deferred create may
+  // ride in it.
+  static bool combines_create(const Gathered& file);
+  std::size_t append_gathered(Connection& c, Ino ino, Gathered& file, const CreateCall* create,
+                              std::size_t* create_reply);
   // Sends what waits for `ino` before an operation that must see it; an
   // error is also kept for the file's flush() (its close). `resume`: a
   // writeback mount's file gathers on (an operation that changes none of
@@ -596,11 +605,15 @@ class Store {
   // file's), or nullopt: the pieces that then reach its end from their
   // block's start replace all their block holds (k_rename_min). `then`:
   // an attribute change (no size) the same script applies after the data,
-  // as setattr.lua would next (a gathered file's flush), or none. The TMP
-  // SETs borrow the data (Connection::append_borrowing): the caller reads
-  // every reply before it lets the data go.
+  // as setattr.lua would next (a gathered file's flush), or none.
+  // `create`: the file's create (its basis argument included) goes in the
+  // same script, first (create_write.lua: a deferred create and the first
+  // data of its file), or none. The TMP SETs borrow the data
+  // (Connection::append_borrowing): the caller reads every reply before it
+  // lets the data go. The script's reply is the last.
   std::size_t append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
-                            bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then);
+                            bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then,
+                            const CreateCall* create);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once. The

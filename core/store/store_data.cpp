@@ -592,7 +592,8 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
 }
 
 std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePiece> writes, bool append, bool kill,
-                                 bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then) {
+                                 bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then,
+                                 const CreateCall* create) {
   const std::uint64_t bs = m_sb.block_size;
   // Pieces of k_inline_max bytes or more travel as TMP keys set in the
   // same pipeline, and so do those of k_rename_min bytes or more that
@@ -601,10 +602,17 @@ std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePi
   std::vector<std::string_view> keys;
   std::vector<std::string_view> args;
   auto keep = [&owned](std::string s) -> std::string_view { return owned.emplace_back(std::move(s)); };
-  keys.push_back(keep(m_keys.sb()));
-  keys.push_back(keep(m_keys.freeze()));
   std::string_view inode_key = keep(m_keys.inode(ino));
-  keys.push_back(inode_key);
+  if (create != nullptr) {
+    // create_write.lua: the create's keys and arguments in front
+    keys.insert(keys.end(), create->keys.begin(), create->keys.end());
+    args.push_back(keep(std::to_string(create->args.size())));
+    args.insert(args.end(), create->args.begin(), create->args.end());
+  } else {
+    keys.push_back(keep(m_keys.sb()));
+    keys.push_back(keep(m_keys.freeze()));
+    keys.push_back(inode_key);
+  }
   keys.push_back(keep(m_keys.changed()));
   std::uint64_t stop = 0;  // where the data ends: the size grows to it at least
   for (const WritePiece& w : writes) {
@@ -654,7 +662,7 @@ std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePi
       args.push_back(keep(std::move(change[i])));
     }
   }
-  c.append_eval(lua::write, keys, args);
+  c.append_eval(create != nullptr ? lua::create_write : lua::write, keys, args);
   return replies;
 }
 
@@ -680,7 +688,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     // reply answers (AttrCache).
     AttrCache::Change change = m_attrs.begin({ino});
     const WritePiece one[] = {{offset, data}};
-    append_writes(*c, ino, one, append, kill_suidgid, true, std::nullopt, nullptr);
+    append_writes(*c, ino, one, append, kill_suidgid, true, std::nullopt, nullptr, nullptr);
     std::optional<Error> failure;
     Reply result;
     // A TMP key's SET refused and sent again ran after write.lua, which

@@ -69,10 +69,16 @@
 // changes (settle). A getxattr of a security.* attribute answered from the
 // superblock's flag, a lookup answered from DirNames and a getattr of the
 // file are no operations on the server: they send nothing.
-// At the flush the create.lua call leads the pipeline, and its reply is
-// judged as a direct create's is (created). A create refused then (the
+// At the flush the create leads the pipeline: in the script of the file's
+// first data when its changes start with data (create_write.lua, create.lua's
+// work then write.lua's: a small file's create and data pay one script's
+// fixed cost on the server, not two), else as create.lua alone; its reply
+// is judged as a direct create's is (created). A create refused then (the
 // inode number in use: damage) is the close's error, and its name and the
-// parent's list go; the changes behind it ran on no file and wrote nothing.
+// parent's list go; the data in its script is not written (its TMP keys
+// go), and the changes behind it ran on no file and wrote nothing. Data
+// refused in the create's script leaves the file made and empty, as the
+// two scripts in turn would: the close reports the refusal.
 // A create refused for a freeze or a snapshot's copy is sent again by the
 // runner (redis.cpp) after the changes behind it ran, on no file: they are
 // sent again after it, in order. A crash before the flush leaves nothing on
@@ -127,6 +133,7 @@
 
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -166,6 +173,15 @@ struct Store::Gathered {
 };
 
 namespace {
+
+// The data's part of create_write.lua's reply: '' or the refusal.
+Status _data_refusal(ReplyView v) {
+  std::string_view e = v[1].str();
+  if (e.empty()) {
+    return {};
+  }
+  return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+}
 
 std::int64_t _local_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -298,16 +314,19 @@ void Store::send_deferred_creates() {
   }
 }
 
-Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, Result<Reply> r,
+Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, const Result<Reply>& r, bool combined,
                       const AttrCache::Change& change, std::chrono::steady_clock::time_point sent) {
   std::vector<Attr> fresh;
   Result<Attr> attr = make_error(EIO, "bad create reply");
-  if (r.ok()) {
-    fresh = _fresh_parent(create.parent, r->view(), 3, create.basis);
+  if (!r.ok()) {
+    attr = r.error();
+  } else if (ReplyView v = r->view(); !combined || (v.is_array() && v.size() == 2)) {
+    if (combined) {
+      v = v[0];
+    }
+    fresh = _fresh_parent(create.parent, v, 3, create.basis);
     CreateCall call = create_call(create.parent, create.name, "file", create.mode, 0, {}, create.who, ino, true);
-    attr = created_attr(ino, r->view(), call);
-  } else {
-    attr = std::move(r).error();
+    attr = created_attr(ino, v, call);
   }
   m_attrs.end(change, attr ? fresh : std::vector<Attr>{});
   if (!attr) {
@@ -550,7 +569,14 @@ void Store::overlay_gathered(Attr& attr) {
   }
 }
 
-std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
+bool Store::combines_create(const Gathered& file) {
+  const auto& changes = file.changes;
+  return !changes.empty() &&
+         (changes[0].is_write || (changes.size() > 1 && changes[1].is_write && _commutes_with_write(changes[0].attrs)));
+}
+
+std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file, const CreateCall* create,
+                                   std::size_t* create_reply) {
   const std::string sb = m_keys.sb();
   const std::string freeze = m_keys.freeze();
   const std::string inode = m_keys.inode(ino);
@@ -609,7 +635,12 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file) {
         pieces += blocks;
       }
       // (the replies are only judged: no fields in them)
-      replies += append_writes(c, ino, writes, false, kill, false, size, i == end && has_then ? &then : nullptr);
+      replies +=
+          append_writes(c, ino, writes, false, kill, false, size, i == end && has_then ? &then : nullptr, create);
+      if (create != nullptr) {
+        *create_reply = replies - 1;  // (the script's reply comes after its TMP SETs')
+        create = nullptr;
+      }
       for (const WritePiece& w : writes) {
         size = std::max<std::uint64_t>(size, w.offset + w.data.size());
       }
@@ -662,11 +693,17 @@ Status Store::send_gathered(Ino ino, Gathered& file, Then then) {
 Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes) {
   AttrCache::Change change;
   const auto sent = DirNames::Clock::now();
+  CreateCall call;
+  // The deferred create first, in the same round trip: in the script of
+  // the file's first data when the changes start with data (a small
+  // file's create and data in one script: create_write.lua), else alone.
+  const bool combined = create != nullptr && changes && combines_create(file);
   if (create != nullptr) {
-    // The deferred create first, in the same round trip.
-    CreateCall call = create_call(create->parent, create->name, "file", create->mode, 0, {}, create->who, ino, true);
+    call = create_call(create->parent, create->name, "file", create->mode, 0, {}, create->who, ino, true);
     call.args.push_back(_basis_arg(create->basis));
     change = m_attrs.begin({create->parent, ino});
+  }
+  if (create != nullptr && !combined) {
     const std::vector<std::string_view> keys(call.keys.begin(), call.keys.end());
     const std::vector<std::string_view> args(call.args.begin(), call.args.end());
     c.append_eval(lua::create, keys, args);
@@ -680,31 +717,38 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   // was not, so ran before it. (A change that ran before the create wrote
   // nothing: the file was not there.)
   RunOrder order;
+  Status result;
+  std::size_t create_reply = SIZE_MAX;  // (none combined)
   auto read = [&](std::size_t replies) {
     Status first;
     for (std::size_t i = 0; i < replies; ++i) {
       Result<Reply> r = c.read_reply();
       order.saw(c);
-      if (!r.ok() && first.ok()) {
-        first = std::move(r).error();
+      Status st = r.ok() ? Status() : Status(r.error());
+      if (i == create_reply) {
+        result = created(ino, file, *create, r, true, change, sent);
+        st = result.ok() ? _data_refusal(r->view()) : Status();  // (a refused create: `result`)
+      }
+      if (!st && first.ok()) {
+        first = std::move(st);
       }
     }
     return first;
   };
-  const std::size_t replies = changes ? append_gathered(c, ino, file) : 0;
-  Status result;
-  if (create != nullptr) {
-    result = created(ino, file, *create, c.read_reply(), change, sent);
+  const std::size_t replies = changes ? append_gathered(c, ino, file, combined ? &call : nullptr, &create_reply) : 0;
+  if (create != nullptr && !combined) {
+    result = created(ino, file, *create, c.read_reply(), false, change, sent);
     order.saw(c);
   }
   Status sent_changes = read(replies);
+  create_reply = SIZE_MAX;
   if (order.reordered() && result.ok()) {
     // They go again, all of them, in order: the writes put the same bytes
     // at the same places, the attribute changes set the same values, and
     // the last of each wins, as it must. (Once: a second reordering would
     // take a second refusal in this very round trip.)
     order = RunOrder{};
-    sent_changes = read(append_gathered(c, ino, file));
+    sent_changes = read(append_gathered(c, ino, file, nullptr, nullptr));
   }
   return result.ok() ? sent_changes : result;
 }
