@@ -380,6 +380,7 @@ class Heartbeat {
       }
       if (!m_session.gone() && !m_writeback_root.empty()) {
         answer_sync();
+        send_dir_changes();
       }
       if (!m_session.gone() && m_session.snapdir() != nullptr) {
         m_session.snapdir()->watch(m_se);  // the snapshots' views: gone ones, idle ones
@@ -478,6 +479,15 @@ class Heartbeat {
       return;
     }
     log_info("sent what this writeback mount held, which a snapshot asked for");
+  }
+
+  // A writeback mount's directory attribute changes wait at most until
+  // this watch (Store::send_dir_changes). A refusal is logged once (the
+  // setattr that made the change has returned), and kept for fsyncdir.
+  void send_dir_changes() {
+    if (Status st = m_store.send_dir_changes(Store::DirRefusal::once); !st) {
+      log_error("writeback: " + st.error().message);
+    }
   }
 
   // What crashed mounts left behind (their open counts, their orphans):

@@ -63,7 +63,7 @@ void init(void* userdata, fuse_conn_info* conn) {
 void destroy(void* userdata) {
   auto* session = static_cast<Session*>(userdata);
   if (Status st = session->store().flush_all(); !st) {
-    log_error("unmount: sending the changes of files still open: " + st.error().message);
+    log_error("unmount: sending what waits (files still open, directory attribute changes): " + st.error().message);
   }
   session->finish_releases();  // a last release may free an orphan
   session->purge_orphans();

@@ -337,6 +337,11 @@ void releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
 
 void fsyncdir(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
+  // (a writeback mount's directory attribute changes wait: Store::send_dir_changes)
+  if (Status st = session.store().send_dir_changes(); !st) {
+    reply_fail(req, "fsyncdir", ino, {}, st.error());
+    return;
+  }
   if (Status st = session.store().sync(); !st) {
     reply_fail(req, "fsyncdir", ino, {}, st.error());
     return;

@@ -9,18 +9,26 @@
 --       (times: '' = keep, 'now', or nanoseconds), then 'kill' to drop
 --       setuid, and setgid of a group-executable file, after the mode
 --       (FATTR_KILL_SUIDGID; '' = keep), then '1' when the reply is to
---       carry the inode's fields
+--       carry the inode's fields, then, optional, the change's instant
+--       (nanoseconds: its ctime; absent or '': the server's clock) when a
+--       writeback mount showed it before sending the change (store_dirs.cpp)
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
 -- changes does not ask: the fields cost the server more than the change).
 -- Asked, it reads them first and refuses (EIO, writing nothing) a change
 -- that would leave fields the client cannot decode (check_readable).
+local now = ARGV[8] or ''
+if now == '' then
+  now = now_ns()
+elseif not string.match(now, '^%d+$') or #now > 19 then
+  fail('EINVAL', 'malformed instant')
+end
 check_frozen(KEYS[2])
 if ARGV[7] == '1' then
   local flat = redis.call('HGETALL', KEYS[3])
   if #flat == 0 then
     fail('ENOENT')
   end
-  local f = attr_fields(ARGV, 1, now_ns(), function()
+  local f = attr_fields(ARGV, 1, now, function()
     for i = 1, #flat, 2 do
       if flat[i] == 'mode' then
         return flat[i + 1]
@@ -39,7 +47,7 @@ local before = redis.call('HMGET', KEYS[3], 'type', 'mode')
 if not before[1] then
   fail('ENOENT')
 end
-local f = attr_fields(ARGV, 1, now_ns(), function()
+local f = attr_fields(ARGV, 1, now, function()
   return before[2]
 end)
 if not f then

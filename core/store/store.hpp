@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -185,12 +186,22 @@ class Store {
   // does. `resume` (fsync, FLUSH): a writeback mount's file gathers on
   // once its changes are on the server.
   Status flush(Ino ino, bool resume = false);
-  // flush() of every file being gathered (at unmount).
+  // flush() of every file being gathered, and the directory changes that
+  // wait (at unmount).
   Status flush_all();
   // settle() of every file being gathered: sent, and a refusal kept for the
-  // file's close (flush). The first error. For a writeback mount's answer
-  // to a snapshot (sync_asked).
+  // file's close (flush); and the directory changes that wait (a refusal of
+  // one is kept for send_dir_changes). The first error. For a writeback
+  // mount's answer to a snapshot (sync_asked).
   Status send_all_gathered();
+  // A writeback mount's directory attribute changes that wait
+  // (store_dirs.cpp): on the server when it returns, with those another
+  // thread was sending. What it returns of the first refusal not taken
+  // yet (kept when another operation sent them): `take` returns it and
+  // forgets it (fsyncdir, unmount), `once` returns it the first time only
+  // and keeps it (the daemon's log), `none` never.
+  enum class DirRefusal { take, once, none };
+  Status send_dir_changes(DirRefusal report = DirRefusal::take);
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -539,6 +550,11 @@ class Store {
   // it itself: what was gathered for the file has been sent first.
   Result<bool> gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append, WriteKill* kill);
   Result<bool> gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
+  // The same for a directory of a writeback mount (store_dirs.cpp).
+  bool gather_dir_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
+  // Sends the directory changes that wait, a refusal kept for
+  // send_dir_changes; with `m_dir_send_mutex` held.
+  void send_waiting_dirs();
   // The attributes this mount sees of a file being gathered: the server's
   // plus what waits here.
   std::optional<Attr> gathered_attr(Ino ino);
@@ -677,6 +693,18 @@ class Store {
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
   std::atomic<std::size_t> m_deferred_creates{0};  // files in m_gathered whose create waits too
+
+  // A writeback mount's directory attribute changes (store_dirs.cpp).
+  struct WaitingDir {
+    Attr attr;              // what this mount answered (its ctime: the instant the server sets)
+    SetAttrRequest change;  // the changes, merged (no time "now": the instant this mount showed)
+  };
+  std::mutex m_dirs_mutex;      // guards m_dirs and m_dirs_failure
+  std::mutex m_dir_send_mutex;  // one batch on its way at a time
+  std::map<Ino, WaitingDir> m_dirs;
+  std::atomic<std::size_t> m_dirs_waiting{0};    // in m_dirs or on their way
+  std::optional<Error> m_dirs_failure;           // the first refusal not taken yet
+  bool m_dirs_failure_shown = false;             // returned `once` already
   BufferPool m_gather_buffers{16, 64 * 1024};    // guarded by m_gather_mutex: the writes' strings, for reuse
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left

@@ -574,6 +574,12 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
       return gathered;
     }
   }
+  if (m_opts.writeback) {
+    Attr waiting;
+    if (gather_dir_setattr(ino, req, waiting)) {
+      return waiting;
+    }
+  }
   TRY_ASSIGN(auto c, acquire());
   if (req.size) {
     if (*req.size > k_max_file_size) {
@@ -581,9 +587,7 @@ Result<Attr> Store::setattr(Ino ino, const SetAttrRequest& req) {
     }
     TRY(truncate(*c, ino, *req.size, true, false, true));
   }
-  bool other = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
-               req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
-  if (!other) {
+  if (!_changes_attrs(req)) {
     return attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
   }
   TRY_ASSIGN(Reply r,

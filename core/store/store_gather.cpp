@@ -183,11 +183,6 @@ Status _data_refusal(ReplyView v) {
   return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
 }
 
-std::int64_t _local_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr) { return start_gathering(attr, nullptr); }
@@ -298,6 +293,10 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
 }
 
 Result<Pool::Lease> Store::acquire() {
+  if (m_dirs_waiting.load() != 0) {
+    std::lock_guard send(m_dir_send_mutex);  // (and one on its way lands first)
+    send_waiting_dirs();                     // (a refusal: for send_dir_changes)
+  }
   send_deferred_creates();
   return m_pool.acquire();
 }
@@ -393,16 +392,6 @@ Status Store::stop_gathering(Ino ino, Gathered& file) {
   return sent;
 }
 
-// What a write or an attribute change that kills setuid and setgid leaves
-// of `mode` (the kernel's rule: setgid only of a group-executable file).
-static std::uint32_t _killed_mode(std::uint32_t mode) {
-  mode &= ~static_cast<std::uint32_t>(S_ISUID);
-  if ((mode & S_IXGRP) != 0) {
-    mode &= ~static_cast<std::uint32_t>(S_ISGID);
-  }
-  return mode;
-}
-
 Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view data, bool append, WriteKill* kill) {
   auto [file, lock] = lock_live(ino);
   if (!file) {
@@ -459,30 +448,6 @@ Result<bool> Store::gather_write(Ino ino, std::uint64_t offset, std::string_view
   return true;
 }
 
-// `later` applied after `into`, as one change (setattr.lua's order: the
-// mode, owner and times, then the kill).
-static void _merge_setattr(SetAttrRequest& into, const SetAttrRequest& later) {
-  if (later.mode) {
-    into.mode = later.mode;
-    into.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
-  }
-  if (later.uid) {
-    into.uid = later.uid;
-  }
-  if (later.gid) {
-    into.gid = later.gid;
-  }
-  if (later.atime != SetAttrRequest::Time::Keep) {
-    into.atime = later.atime;
-    into.atime_ns = later.atime_ns;
-  }
-  if (later.mtime != SetAttrRequest::Time::Keep) {
-    into.mtime = later.mtime;
-    into.mtime_ns = later.mtime_ns;
-  }
-  into.kill_suidgid = into.kill_suidgid || later.kill_suidgid;
-}
-
 // Whether a write that follows `attrs` may go first, `attrs` riding in
 // its script: the same result, field for field. A write sets size, mtime
 // and ctime to its instant and may drop setuid/setgid (its kill); an owner
@@ -501,35 +466,15 @@ Result<bool> Store::gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out
     TRY(stop_gathering(ino, *file));
     return false;
   }
-  bool change = req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
-                req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
+  const bool change = _changes_attrs(req);
   Attr& a = file->attr;
   if (change) {
-    std::int64_t now = _local_ns() + file->skew_ns;
     auto& changes = file->changes;
     if (changes.empty() || changes.back().is_write) {
       changes.push_back({});
     }
     _merge_setattr(changes.back().attrs, req);  // consecutive changes as one
-    if (req.mode) {
-      a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
-    }
-    if (req.uid) {
-      a.uid = *req.uid;
-    }
-    if (req.gid) {
-      a.gid = *req.gid;
-    }
-    if (req.atime != SetAttrRequest::Time::Keep) {
-      a.atime_ns = req.atime == SetAttrRequest::Time::Now ? now : req.atime_ns;
-    }
-    if (req.mtime != SetAttrRequest::Time::Keep) {
-      a.mtime_ns = req.mtime == SetAttrRequest::Time::Now ? now : req.mtime_ns;
-    }
-    if (req.kill_suidgid) {
-      a.mode = _killed_mode(a.mode);
-    }
-    a.ctime_ns = now;
+    _apply_setattr(a, req, _local_ns() + file->skew_ns);
   }
   out = a;
   return true;
@@ -836,10 +781,13 @@ Status Store::each_gathered(const std::function<Status(Ino)>& step) {
 }
 
 Status Store::flush_all() {
-  return each_gathered([this](Ino ino) { return flush(ino); });
+  Status dirs = send_dir_changes();
+  Status files = each_gathered([this](Ino ino) { return flush(ino); });
+  return dirs.ok() ? files : dirs;
 }
 
 Status Store::send_all_gathered() {
+  (void)send_dir_changes(DirRefusal::none);  // (a refusal: never sent, whatever the snapshot waits)
   return each_gathered([this](Ino ino) { return settle(ino, true); });
 }
 

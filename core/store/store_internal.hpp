@@ -1,10 +1,14 @@
 // What the parts of the Store share (store.cpp, store_names.cpp,
-// store_data.cpp, store_xattr.cpp, store_session.cpp): its limits and
-// small helpers for replies. Internal to those files; everyone else
+// store_data.cpp, store_xattr.cpp, store_session.cpp, store_gather.cpp,
+// store_dirs.cpp): its limits and small helpers for replies and
+// attribute changes. Internal to those files; everyone else
 // includes store.hpp.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -183,6 +187,78 @@ inline std::vector<Attr> _fresh_parent(Ino ino, ReplyView v, std::size_t at, con
   a.gen = gen;
   a.nlink = nlink;
   return {std::move(a)};
+}
+
+// This host's clock, in nanoseconds since the epoch (the Store adds its
+// estimate of the server's offset: m_server_skew_ns).
+inline std::int64_t _local_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// What a write or an attribute change that kills setuid and setgid leaves
+// of `mode` (the kernel's rule: setgid only of a group-executable file).
+inline std::uint32_t _killed_mode(std::uint32_t mode) {
+  mode &= ~static_cast<std::uint32_t>(S_ISUID);
+  if ((mode & S_IXGRP) != 0) {
+    mode &= ~static_cast<std::uint32_t>(S_ISGID);
+  }
+  return mode;
+}
+
+// Whether `req` changes anything but the size.
+inline bool _changes_attrs(const SetAttrRequest& req) {
+  return req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
+         req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
+}
+
+// `later` applied after `into`, as one change (setattr.lua's order: the
+// mode, owner and times, then the kill).
+inline void _merge_setattr(SetAttrRequest& into, const SetAttrRequest& later) {
+  if (later.mode) {
+    into.mode = later.mode;
+    into.kill_suidgid = false;  // a kill before it changes nothing (setattr.lua kills after the mode)
+  }
+  if (later.uid) {
+    into.uid = later.uid;
+  }
+  if (later.gid) {
+    into.gid = later.gid;
+  }
+  if (later.atime != SetAttrRequest::Time::Keep) {
+    into.atime = later.atime;
+    into.atime_ns = later.atime_ns;
+  }
+  if (later.mtime != SetAttrRequest::Time::Keep) {
+    into.mtime = later.mtime;
+    into.mtime_ns = later.mtime_ns;
+  }
+  into.kill_suidgid = into.kill_suidgid || later.kill_suidgid;
+}
+
+// `req` (no size) applied to `a` here, as setattr.lua applies it on the
+// server; `now`: this mount's estimate of the server's clock (ctime, and
+// the times set to "now").
+inline void _apply_setattr(Attr& a, const SetAttrRequest& req, std::int64_t now) {
+  if (req.mode) {
+    a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
+  }
+  if (req.uid) {
+    a.uid = *req.uid;
+  }
+  if (req.gid) {
+    a.gid = *req.gid;
+  }
+  if (req.atime != SetAttrRequest::Time::Keep) {
+    a.atime_ns = req.atime == SetAttrRequest::Time::Now ? now : req.atime_ns;
+  }
+  if (req.mtime != SetAttrRequest::Time::Keep) {
+    a.mtime_ns = req.mtime == SetAttrRequest::Time::Now ? now : req.mtime_ns;
+  }
+  if (req.kill_suidgid) {
+    a.mode = _killed_mode(a.mode);
+  }
+  a.ctime_ns = now;
 }
 
 }  // namespace redisfs::store_internal

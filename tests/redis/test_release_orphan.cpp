@@ -248,7 +248,8 @@ TEST_CASE_FIXTURE(RedisFixture,
   const char* names[] = {"kept",        "twice",  "shared", "theirs",   "mine",
                          "twice again", "broken", "nan",    "badinode", "after"};
   for (std::size_t i = 0; i < together.size(); ++i) {
-    CAPTURE(names[i]);
+    const std::string name = names[i];
+    CAPTURE(name);
     REQUIRE(alone[i].ok() == together[i].ok());
     if (alone[i].ok()) {
       CHECK(*alone[i] == *together[i]);

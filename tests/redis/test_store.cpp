@@ -763,7 +763,8 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change leaves what 
       {"only the ctime", "2755", "x", true, {"", "", "", "", "", ""}, "0755"},
   };
   for (const Case& t : cases) {
-    CAPTURE(t.name);
+    const std::string name = t.name;
+    CAPTURE(name);
     const bool through_tmp = t.data.size() >= 1024;
     ScriptFile one{Keys(extra_prefix())};   // write.lua, then setattr.lua
     ScriptFile both{Keys(extra_prefix())};  // write.lua with the change
@@ -2821,6 +2822,98 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create with its data: refusals leave w
     CHECK(inodes() == std::to_string(std::stoll(before) + 1));
     CHECK(temps() == 0);
   }
+}
+
+// A writeback mount's attribute changes of a directory wait in the Store
+// (store_dirs.cpp): tar's three for a directory cost no round trip, show
+// at once, and reach the server merged, as one setattr.lua, before the
+// next operation that reaches it. A change made while a deferred create
+// waits goes at once. A refusal is logged once and returned to the next
+// fsyncdir (send_dir_changes).
+TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory's attribute changes wait, merged, until the server is asked") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto field = [&](Ino ino, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.inode(ino), name})).view().str());
+  };
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  Attr e = _ok(s->mkdir(k_root_ino, "e", 0755, k_user));
+  // (the server knows setattr.lua: no NOSCRIPT, then EVALSHA, below)
+  _ok(c.command({"SCRIPT", "LOAD", std::string(lua::script_source(lua::setattr).text)}));
+  SetAttrRequest chown;
+  chown.uid = 1234;
+  chown.gid = 99;
+  SetAttrRequest chmod;
+  chmod.mode = 02750;
+  SetAttrRequest utimes;
+  utimes.mtime = SetAttrRequest::Time::Set;
+  utimes.mtime_ns = 2000000000456;
+  SetAttrRequest touch;  // (times "now": the server sets what this mount showed)
+  touch.atime = SetAttrRequest::Time::Now;
+  touch.mtime = SetAttrRequest::Time::Now;
+  auto trips = redis_counters().round_trips;
+  Attr shown_d;
+  for (const SetAttrRequest& req : {chown, chmod, utimes}) {
+    shown_d = _ok(s->setattr(d.ino, req));
+  }
+  Attr touched = _ok(s->setattr(e.ino, touch));
+  Attr shown = _ok(s->setattr(e.ino, chmod));
+  CHECK(redis_counters().round_trips == trips);
+  CHECK(shown.mode == (S_IFDIR | 02750));
+  CHECK(field(d.ino, "mode") == "0755");
+  const long long before = test::command_calls(c, "evalsha");
+  Attr got = _ok(s->getattr(d.ino));                       // (the server's, after them)
+  CHECK(test::command_calls(c, "evalsha") - before == 2);  // one a directory
+  CHECK(got.mode == (S_IFDIR | 02750));
+  CHECK(got.uid == 1234);
+  CHECK(got.gid == 99);
+  CHECK(got.mtime_ns == 2000000000456);
+  CHECK(got.ctime_ns == shown_d.ctime_ns);
+  CHECK(field(e.ino, "mode") == "2750");
+  CHECK(field(e.ino, "atime") == std::to_string(touched.atime_ns));
+  CHECK(field(e.ino, "mtime") == std::to_string(touched.mtime_ns));
+  CHECK(field(e.ino, "ctime") == std::to_string(shown.ctime_ns));
+  CHECK(shown.ctime_ns > touched.ctime_ns);
+  _ok(s->send_dir_changes());
+
+  // a deferred create waits: the change goes at once, after it
+  Attr f = _ok(s->create(d.ino, "f", 0644, k_user, true));
+  REQUIRE(field(f.ino, "type").empty());  // (the create waits)
+  SetAttrRequest chmod2;
+  chmod2.mode = 0700;
+  _ok(s->setattr(e.ino, chmod2));
+  CHECK(field(e.ino, "mode") == "0700");
+  CHECK(field(f.ino, "type") == "file");
+  _ok(s->flush(f.ino));
+
+  // refused when sent: reported once, and the server's attributes stand
+  _ok(s->mkdir(e.ino, "sub", 0755, k_user));  // (its reply: what this mount holds of e)
+  SetAttrRequest chmod3;
+  chmod3.mode = 0711;
+  trips = redis_counters().round_trips;
+  _ok(s->setattr(e.ino, chmod3));
+  CHECK(redis_counters().round_trips == trips);
+  _ok(c.command({"HSET", keys.inode(e.ino), "size", "lots"}));   // (damage: setattr.lua refuses)
+  _ok(s->send_all_gathered());                                   // (a snapshot's answer: sent, the refusal kept)
+  Status logged = s->send_dir_changes(Store::DirRefusal::once);  // (the daemon's log)
+  REQUIRE_FALSE(logged.ok());
+  CHECK(logged.error().code == EIO);
+  CHECK(logged.error().message.find("directory " + std::to_string(e.ino)) != std::string::npos);
+  CHECK(s->send_dir_changes(Store::DirRefusal::once).ok());  // (logged once)
+  Status synced = s->send_dir_changes();                     // (fsyncdir)
+  REQUIRE_FALSE(synced.ok());
+  CHECK(synced.error().code == EIO);
+  CHECK(s->send_dir_changes().ok());
+  CHECK(field(e.ino, "mode") == "0700");
+
+  // setattr.lua refuses an instant that is no number, writing nothing
+  const std::vector<std::string> set_keys{keys.sb(), keys.freeze(), keys.inode(d.ino)};
+  for (const char* instant : {"12x", "-5", "99999999999999999999"}) {
+    auto r = c.eval(lua::setattr, set_keys, std::vector<std::string>{"0700", "", "", "", "", "", "", instant});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EINVAL);
+  }
+  CHECK(field(d.ino, "mode") == "2750");
 }
 
 // A writeback mount's open for writing of a file that exists gathers its
