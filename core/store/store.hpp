@@ -571,13 +571,13 @@ class Store {
   // send_gathered's round trip: `create` (if any), then (with `changes`)
   // the changes, in one pipeline on `c`. The first error.
   Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes);
+  // Whether `file`'s first script is a write's: its deferred create may
+  // ride in it.
+  static bool combines_create(const Gathered& file);
   // Appends the scripts of `file`'s changes to `c`: how many replies.
   // `create` (its basis argument included): the file's deferred create
   // goes in the first script, which must be a write's (combines_create);
   // `create_reply` is then set to that script's reply's place.
-  // Whether `file`'s first script is a write's, its deferred create may
-  // ride in it.
-  static bool combines_create(const Gathered& file);
   std::size_t append_gathered(Connection& c, Ino ino, Gathered& file, const CreateCall* create,
                               std::size_t* create_reply);
   // Sends what waits for `ino` before an operation that must see it; an
@@ -693,6 +693,7 @@ class Store {
   std::atomic<std::size_t> m_gathered_count{0};  // m_gathered.size(), read without the lock
   std::size_t m_gathered_bytes = 0;              // guarded by m_gather_mutex
   std::atomic<std::size_t> m_deferred_creates{0};  // files in m_gathered whose create waits too
+  BufferPool m_gather_buffers{16, 64 * 1024};      // guarded by m_gather_mutex: the writes' strings, for reuse
 
   // A writeback mount's directory attribute changes (store_dirs.cpp).
   struct WaitingDir {
@@ -705,7 +706,6 @@ class Store {
   std::atomic<std::size_t> m_dirs_waiting{0};    // in m_dirs or on their way
   std::optional<Error> m_dirs_failure;           // the first refusal not taken yet
   bool m_dirs_failure_shown = false;             // returned `once` already
-  BufferPool m_gather_buffers{16, 64 * 1024};    // guarded by m_gather_mutex: the writes' strings, for reuse
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills

@@ -65,7 +65,8 @@
 // server as if it had: every operation that reaches the server but a
 // gathered file's own takes its connection from acquire(), which sends
 // every deferred create first (send_deferred_creates: the create alone, the
-// changes wait on). Operations on the file itself send it as they send its
+// changes wait on), after the directory attribute changes that wait
+// (store_dirs.cpp). Operations on the file itself send it as they send its
 // changes (settle). A getxattr of a security.* attribute answered from the
 // superblock's flag, a lookup answered from DirNames and a getattr of the
 // file are no operations on the server: they send nothing.

@@ -727,6 +727,25 @@ std::string _state(Connection& c, const std::string& prefix, std::int64_t from, 
 // (for _state: no value reads NOW)
 constexpr std::int64_t k_no_clock = 1;
 
+// What tar does last to each file and directory: chown 1234:99, chmod
+// `mode`, and utimes (atime 1000000000123, mtime 2000000000456).
+struct TarChanges {
+  SetAttrRequest chown;
+  SetAttrRequest chmod;
+  SetAttrRequest utimes;
+};
+TarChanges _tar_changes(std::uint32_t mode) {
+  TarChanges t;
+  t.chown.uid = 1234;
+  t.chown.gid = 99;
+  t.chmod.mode = mode;
+  t.utimes.atime = SetAttrRequest::Time::Set;
+  t.utimes.atime_ns = 1000000000123;
+  t.utimes.mtime = SetAttrRequest::Time::Set;
+  t.utimes.mtime_ns = 2000000000456;
+  return t;
+}
+
 // The reply of a write.lua, as text: "<size> <killed or ->".
 std::string _write_reply(const Reply& r) {
   ReplyView v = r.view();
@@ -960,17 +979,8 @@ TEST_CASE_FIXTURE(RedisFixture, "gather: the data and the attribute change after
   auto other = _open(pool, prefix);  // another mount: the server's
   Connection& c = conn();
   auto evalsha = [&] { return test::command_calls(c, "evalsha"); };
-  SetAttrRequest chown;
-  chown.uid = 1234;
-  chown.gid = 99;
+  auto [chown, chmod, utimes] = _tar_changes(04750);
   chown.kill_suidgid = true;
-  SetAttrRequest chmod;
-  chmod.mode = 04750;
-  SetAttrRequest utimes;
-  utimes.atime = SetAttrRequest::Time::Set;
-  utimes.atime_ns = 1000000000123;
-  utimes.mtime = SetAttrRequest::Time::Set;
-  utimes.mtime_ns = 2000000000456;
   struct Shape {
     const char* name;
     // 0: a write (the next piece), 1: chown, 2: chmod, 3: utimes, 4: a
@@ -2685,16 +2695,7 @@ TEST_CASE_FIXTURE(RedisFixture, "deferred create: the create rides in the script
   auto field = [&](Ino ino, const char* name) {
     return std::string(_ok(c.command({"HGET", keys.inode(ino), name})).view().str());
   };
-  SetAttrRequest chown;
-  chown.uid = 1234;
-  chown.gid = 99;
-  SetAttrRequest chmod;
-  chmod.mode = 0750;
-  SetAttrRequest utimes;
-  utimes.atime = SetAttrRequest::Time::Set;
-  utimes.atime_ns = 1000000000123;
-  utimes.mtime = SetAttrRequest::Time::Set;
-  utimes.mtime_ns = 2000000000456;
+  const auto [chown, chmod, utimes] = _tar_changes(0750);
   struct Shape {
     const char* name;
     std::vector<int> steps;  // 0: a write (the next piece), 1: chown, 2: chmod, 3: utimes
