@@ -126,6 +126,10 @@ int errno_for_redis_error(std::string_view e) {
   return EIO;
 }
 
+Error error_from_redis(std::string_view e) {
+  return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+}
+
 Fault fault_for_redis_error(std::string_view e) {
   struct Word {
     std::string_view word;
@@ -1139,9 +1143,7 @@ Status Connection::flush(Node& n, Deadline deadline) {
 Result<Reply> Connection::check(Reply reply) {
   g_replies.fetch_add(1, std::memory_order_relaxed);
   if (reply.view().type() == ReplyView::Type::Error) {
-    std::string_view e = reply.view().str();
-    // The server's words, bounded: a script error may quote its arguments.
-    return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+    return error_from_redis(reply.view().str());
   }
   return reply;
 }

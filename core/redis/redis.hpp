@@ -111,6 +111,9 @@ using Args = std::vector<std::string>;
 int errno_for_redis_error(std::string_view error);
 // Maps a server error string to what the client does about it.
 Fault fault_for_redis_error(std::string_view error);
+// The Error a server error string stands for: its errno, its fault and
+// its words, bounded (a script error may quote its arguments).
+Error error_from_redis(std::string_view error);
 // How long a mount's outcome records live without a change or a heartbeat:
 // 10 minutes, or twice the timeout if that is longer.
 std::chrono::milliseconds op_log_ttl(const RedisUrl& url);

@@ -134,7 +134,6 @@
 
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
-#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -181,7 +180,7 @@ Status _data_refusal(ReplyView v) {
   if (e.empty()) {
     return {};
   }
-  return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+  return error_from_redis(e);  // (as the refusal of a script of its own would read)
 }
 
 }  // namespace
