@@ -62,7 +62,16 @@ void init(void* userdata, fuse_conn_info* conn) {
 
 void destroy(void* userdata) {
   auto* session = static_cast<Session*>(userdata);
-  if (Status st = session->store().flush_all(); !st) {
+  if (session->gone()) {
+    // Another mount holds the filesystem now (or it is gone): what waits
+    // here must not reach it.
+    Store::Dropped d = session->store().drop_gathered();
+    if (d.files != 0 || d.dirs != 0) {
+      log_warning("unmount: this mount stopped serving (see above): dropped the unsent changes of " +
+                  std::to_string(d.files) + " file(s) (" + std::to_string(d.creates) +
+                  " of them not on the server yet) and " + std::to_string(d.dirs) + " directory attribute change(s)");
+    }
+  } else if (Status st = session->store().flush_all(); !st) {
     log_error("unmount: sending what waits (files still open, directory attribute changes): " + st.error().message);
   }
   session->finish_releases();  // a last release may free an orphan

@@ -189,6 +189,17 @@ class Store {
   // flush() of every file being gathered, and the directory changes that
   // wait (at unmount).
   Status flush_all();
+  // What drop_gathered dropped: how many files' changes (deferred creates
+  // among them) and directories' attribute changes.
+  struct Dropped {
+    std::size_t files = 0;
+    std::size_t creates = 0;
+    std::size_t dirs = 0;
+  };
+  // Forgets, unsent, every file's gathered changes and every directory
+  // change that waits: the unmount of a mount that stopped serving (another
+  // mount holds its filesystem now), where flush_all would write into it.
+  Dropped drop_gathered();
   // settle() of every file being gathered: sent, and a refusal kept for the
   // file's close (flush); and the directory changes that wait (a refusal of
   // one is kept for send_dir_changes). The first error. For a writeback

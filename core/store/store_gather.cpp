@@ -786,6 +786,36 @@ Status Store::flush_all() {
   return dirs.ok() ? files : dirs;
 }
 
+Store::Dropped Store::drop_gathered() {
+  Dropped dropped;
+  for (Ino ino : gathered_inos()) {
+    auto [file, lock] = lock_live(ino);
+    if (file) {
+      ++dropped.files;
+      if (file->create) {
+        ++dropped.creates;
+        --m_deferred_creates;
+        file->create.reset();
+      }
+      file->live = false;
+      std::lock_guard gather(m_gather_mutex);
+      m_gathered_bytes -= file->bytes;
+      file->bytes = 0;
+      file->changes.clear();
+    }
+    forget_gathered(ino);  // (one already sent, whose refusal waited for a close that never came: forgotten too)
+  }
+  std::lock_guard send(m_dir_send_mutex);  // (a batch on its way lands first)
+  std::lock_guard lock(m_dirs_mutex);
+  dropped.dirs = m_dirs.size();
+  for (const auto& [ino, dir] : m_dirs) {
+    m_attrs.forget(ino);
+  }
+  m_dirs_waiting -= m_dirs.size();
+  m_dirs.clear();
+  return dropped;
+}
+
 Status Store::send_all_gathered() {
   (void)send_dir_changes(DirRefusal::none);  // (a refusal: never sent, whatever the snapshot waits)
   return each_gathered([this](Ino ino) { return settle(ino, true); });

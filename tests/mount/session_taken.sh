@@ -13,6 +13,9 @@
 # so does a mount that finds a writeback claim of a mount the register does
 # not list (damage for fsck, or a stale claim that lapses), which only
 # costs its refresh a warning.
+# What such a mount still holds unsent (a file's gathered writes) is
+# dropped and logged at its unmount, not written into a filesystem another
+# mount holds.
 . "$(dirname "$0")/lib.sh"
 
 SHARED=$PREFIX
@@ -37,6 +40,14 @@ session_of() {
   echo "$ids"
 }
 shared_id=$(session_of "$SHARED")
+# a file created on the shared mount and held open: its writes wait in the
+# daemon until the close (store_gather.cpp)
+printf 'never sent' >"$T/held.data"
+hold_open "$T/held" "$MNT/held" "$T/held.data"
+held_ino=$(stat -c %i "$MNT/held")
+[[ $(rcli hget "$SHARED:INODE:$held_ino" size) == 0 ]] ||
+  fail "the held file's writes reached the server before its close: this case needs them to wait"
+
 wb_id=$(session_of "$WB")
 
 # Both sessions lapse, and another mount takes each filesystem first (what
@@ -93,7 +104,18 @@ grep -q "heartbeat: cannot refresh.*writeback mount ghost" "${MOUNT_LOGS[$O]}" |
 [[ $(cat "$O/c") == three ]] && echo four >"$O/d" ||
   fail "a claim of a mount nobody registered stopped a live mount"
 
+# the held file's close fails (the mount stopped serving); its writes are
+# dropped at the unmount, with a line in the log
+touch "$T/held.done"
+if wait "$HOLDER"; then
+  fail "the close of a file held open across the takeover succeeded"
+fi
+HOLDER=
 unmount_fs
+[[ $(rcli hget "$SHARED:INODE:$held_ino" size) == 0 ]] ||
+  fail "a mount that stopped serving sent a held file's writes at its unmount, into a filesystem another mount holds"
+grep -q "unmount: this mount stopped serving .*dropped the unsent changes of 1 file(s) (0 of them not on the server yet) and 0 directory attribute change(s)$" "${MOUNT_LOGS[$MNT]}" ||
+  fail "the unmount did not log what it dropped: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
 unmount_fs "$W"
 rcli del "$ODD:WRITEBACK" >/dev/null
 unmount_fs "$O"

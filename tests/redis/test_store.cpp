@@ -2917,6 +2917,63 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory's attribute changes wait
   CHECK(field(d.ino, "mode") == "2750");
 }
 
+// The unmount of a mount that stopped serving (another mount holds its
+// filesystem now: fs/op_init.cpp) drops what waits instead of sending it:
+// a deferred create and its data, an existing file's gathered writes, a
+// directory's attribute changes. Nothing reaches the server, then or later.
+TEST_CASE_FIXTURE(RedisFixture, "drop_gathered: what waits is forgotten, unsent") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto field = [&](Ino ino, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.inode(ino), name})).view().str());
+  };
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  Attr g = _ok(s->create(d.ino, "g", 0644, k_user, false));
+  _ok(s->write(g.ino, 0, "on the server", false));
+  _ok(s->open_for_writing(g.ino));
+  auto trips = redis_counters().round_trips;
+  Attr f = _ok(s->create(d.ino, "f", 0644, k_user, true));  // (deferred)
+  _ok(s->write(f.ino, 0, "never sent", false));
+  _ok(s->write(g.ino, 0, "NEVER", false));
+  REQUIRE(redis_counters().round_trips == trips);  // (all of it waits)
+  _ok(s->flush(f.ino, true));                      // (the create lands: a directory change may wait again)
+  _ok(s->write(f.ino, 20, "nor this", false));
+  SetAttrRequest chmod;
+  chmod.mode = 0700;
+  _ok(s->setattr(d.ino, chmod));
+  trips = redis_counters().round_trips;
+  Store::Dropped dropped = s->drop_gathered();
+  CHECK(dropped.files == 2);
+  CHECK(dropped.creates == 0);
+  CHECK(dropped.dirs == 1);
+  CHECK_FALSE(s->gathering(f.ino));
+  CHECK_FALSE(s->gathering(g.ino));
+  _ok(s->flush_all());  // (nothing left to send)
+  CHECK(redis_counters().round_trips == trips);
+  CHECK(field(d.ino, "mode") == "0755");
+  CHECK(field(f.ino, "size") == "10");
+  CHECK(field(g.ino, "size") == "13");
+  CHECK(_read_all(*s, g.ino) == "on the server");
+
+  // a create that never reached the server: nothing of it does
+  _ok(s->mkdir(d.ino, "sub", 0755, k_user));  // (its reply: what a deferred create needs of the parent)
+  Attr h = _ok(s->create(d.ino, "h", 0644, k_user, true));
+  _ok(s->write(h.ino, 0, "never", false));
+  dropped = s->drop_gathered();
+  CHECK(dropped.files == 1);
+  CHECK(dropped.creates == 1);
+  CHECK(dropped.dirs == 0);
+  _ok(s->flush_all());
+  CHECK(_ok(c.command({"HGET", keys.dir(d.ino), "h"})).view().is_nil());
+  CHECK(_ok(c.command({"EXISTS", keys.inode(h.ino)})).view().integer() == 0);
+  SetAttrRequest chmod2;  // (no deferred create counts as waiting: a directory change waits again)
+  chmod2.mode = 0711;
+  _ok(s->mkdir(d.ino, "sub2", 0755, k_user));
+  trips = redis_counters().round_trips;
+  _ok(s->setattr(d.ino, chmod2));
+  CHECK(redis_counters().round_trips == trips);
+}
+
 // A writeback mount's open for writing of a file that exists gathers its
 // writes (Store::open_for_writing): none reaches the server before the
 // fsync (flush with resume), which sends them in one round trip and lets
