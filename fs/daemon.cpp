@@ -468,6 +468,9 @@ class Heartbeat {
     if (st) {
       m_session.write_back_open_files(m_se);  // (syncfs does not wait for them)
     }
+    if (m_session.gone()) {
+      return;  // (it stopped while the pages went: what waits must not reach the filesystem another mount holds)
+    }
     if (st) {
       st = m_store.send_all_gathered();
     }
