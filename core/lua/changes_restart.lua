@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: under the freeze no change lands between two runs: the second leaves the record the first left
 -- A frozen snapshot's instant for change tracking (snapshot.cpp: a copy
 -- into another cluster slot, where the record cannot be moved, so the
 -- snapshot has none): the live source is raised to format version ARGV[2]

@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: a second run finds its own instant (staging prefix and token) and answers what the first answered
 -- The instant of a copy-on-write snapshot (snapshot.hpp): from here on every
 -- change script copies the keys it names to the staging prefix before it
 -- changes them (prelude.lua's copy-on-write check), and the copier copies the rest.
@@ -35,14 +36,25 @@
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
 -- snapshot is alive (wait and try again); ENOENT without a superblock.
-if freeze_alive(KEYS[1]) then
-  return {'BUSY', 'frozen'}
-end
+-- The answer is kept in COW (instant, staged, dead): a second run of the
+-- same begin (its staging prefix and token: the runner sends it again
+-- after a lost reply) answers it again while the snapshot lives, and
+-- {'LAPSED'} once it does not (the copies its writers made belong to
+-- that instant: no other may begin on them).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local old = redis.pcall('HMGET', KEYS[2], 'staging', 'deadline')
+local old = redis.pcall('HMGET', KEYS[2], 'staging', 'deadline', 'token', 'instant', 'staged', 'dead')
 if old.err then
   old = {}  -- not a hash (damaged): replaced
+end
+if old[1] == ARGV[1] and old[3] == ARGV[2] then
+  if not cow_deadline_alive(old[2], now) then
+    return {'LAPSED'}
+  end
+  return {'OK', old[4] or '', old[6] or '', tonumber(old[5]) or 0}
+end
+if freeze_alive(KEYS[1]) then
+  return {'BUSY', 'frozen'}
 end
 if old[1] and cow_deadline_alive(old[2], now) then
   return {'BUSY', old[1]}
@@ -110,4 +122,6 @@ if lineage then
     redis.call('PEXPIRE', KEYS[8], ARGV[4])
   end
 end
-return {'OK', t[1] .. string.format('%06d', tonumber(t[2])) .. '000', old[1] or '', staged}
+local instant = t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
+redis.call('HSET', KEYS[2], 'instant', instant, 'staged', staged, 'dead', old[1] or '')
+return {'OK', instant, old[1] or '', staged}

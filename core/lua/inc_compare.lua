@@ -1,4 +1,5 @@
 --! no-outcome: a toolkit script, not a filesystem change (outcome.inc)
+--! resend: it reads two snapshots, which do not change, and writes only a scratch key it removes: a second run answers alike
 -- An incremental dump's comparison (dump_incremental.cpp), on the server so
 -- that unchanged blocks never cross the network: a batch of keys of the
 -- new snapshot, each against the same key of the base.

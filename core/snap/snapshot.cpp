@@ -493,6 +493,12 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
                                       : std::move(r).error();
     }
     ReplyView v = r->view();
+    if (v.is_array() && v.size() == 1 && v[0].str() == "LAPSED") {
+      // (sent again after a lost reply, it found its own instant dead)
+      return make_error(EAGAIN, "the snapshot " + source.cow() +
+                                    " lapsed while the server was out of reach, so the copy "
+                                    "would not be one instant; try again");
+    }
     if (!v.is_array() || v.size() < 2) {
       return make_error(EIO, "redis: bad reply from cow_begin");
     }

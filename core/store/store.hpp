@@ -405,7 +405,7 @@ class Store {
   struct SweepResult {
     std::size_t orphans = 0;
     std::size_t opens = 0;
-    std::size_t registrations = 0;  // fields of dead mounts dropped from <prefix>:MOUNTS
+    std::size_t registrations = 0;  // fields of dead mounts dropped from <prefix>:MOUNTS (prune_mounts.lua)
   };
   Result<SweepResult> sweep_dead_mounts(std::size_t max_scan_calls);
 

@@ -583,7 +583,7 @@ TEST_CASE("cow: staging prefixes of a filesystem, and only those") {
 TEST_CASE_FIXTURE(RedisFixture, "cow: a copier's batch run twice answers alike and lists its keys once") {
   CHECK(lua::script_source(lua::cow_copy).resend);
   CHECK(lua::script_source(lua::cow_refresh).resend);
-  CHECK_FALSE(lua::script_source(lua::cow_begin).resend);
+  CHECK(lua::script_source(lua::cow_begin).resend);
   StoreOptions opts;
   opts.mkfs_block_size = 4096;
   auto s = ok(Store::open(pool, prefix, opts));
@@ -609,6 +609,55 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a copier's batch run twice answers alike a
   CHECK(ok(lease->command({"LLEN", index})).view().integer() == 4);
   ok(cow.end(*lease));
   ok(remove_staging(*lease, tk));
+}
+
+// cow_begin.lua sent again after its reply was lost (it is marked
+// `--! resend`): the second run finds its own instant (its staging prefix
+// and token) and answers what the first answered, changing nothing; once
+// that snapshot lapsed it answers LAPSED, never a new instant over the
+// copies its writers made for the first.
+TEST_CASE_FIXTURE(RedisFixture, "cow: cow_begin run twice answers its instant again, LAPSED once dead") {
+  auto s = ok(Store::open(pool, prefix, {}));
+  ok(s->end_session());
+  Connection& c = conn();
+  ok(c.command({"SADD", keys.changed(), "since:0000000000000001", "INODE:1"}));
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  const std::vector<std::string> k{keys.freeze(), keys.cow(),     keys.sb(),    tk.sb(),
+                                   tk.touched(),  keys.changed(), tk.changed(), staging_index_key(tk),
+                                   keys.mounts()};
+  const std::vector<std::string> a{
+      tk.prefix(), "00112233445566778899aabbccddeeff", "10000", "600000", "", "0123456789abcdef", "0",
+      "16",        std::to_string(k_format_version)};
+  auto run = [&] {
+    Reply r = ok(c.eval(lua::cow_begin, k, a));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < r.view().size(); ++i) {
+      out.emplace_back(r.view()[i].is_string() ? std::string(r.view()[i].str())
+                                               : std::to_string(r.view()[i].integer()));
+    }
+    return out;
+  };
+  std::vector<std::string> first = run();
+  REQUIRE(first.size() == 4);
+  CHECK(first[0] == "OK");
+  CHECK(first[3] == "1");  // the source's record went to the staging prefix
+  const std::string lineage(ok(c.command({"HGET", keys.sb(), "lineage"})).view().str());
+  CHECK(run() == first);  // the same begin again
+  CHECK(ok(c.command({"HGET", keys.sb(), "lineage"})).view().str() == lineage);
+  CHECK(ok(c.command({"SMEMBERS", keys.changed()})).view().size() == 1);  // (the fresh record, untouched)
+  CHECK(ok(c.command({"SCARD", tk.changed()})).view().integer() == 2);    // (the staged one, not replaced)
+  CHECK(ok(c.command({"LLEN", staging_index_key(tk)})).view().integer() == 1);
+  // another begin (another token) waits for it
+  std::vector<std::string> b = a;
+  b[1] = "ffeeddccbbaa99887766554433221100";
+  CHECK(ok(c.eval(lua::cow_begin, k, b)).view()[0].str() == "BUSY");
+  // dead: the same begin gets LAPSED and changes nothing
+  ok(c.command({"HSET", keys.cow(), "deadline", "1"}));
+  CHECK(run() == std::vector<std::string>{"LAPSED"});
+  CHECK(ok(c.command({"HGET", keys.cow(), "deadline"})).view().str() == "1");
+  auto lease = ok(pool.acquire());
+  ok(remove_staging(*lease, tk));
+  ok(c.command({"DEL", keys.cow()}));
 }
 
 // A batch of an install's move (move_keys.lua), sent again after its reply
@@ -656,4 +705,80 @@ TEST_CASE_FIXTURE(RedisFixture, "freeze: freeze_acquire run twice with one token
   CHECK(ok(c.eval(lua::freeze_acquire, k, mine)).view().integer() == 1);  // the same run again
   CHECK(ok(c.eval(lua::freeze_acquire, k, other)).view().integer() == 0);
   CHECK(ok(c.command({"GET", keys.freeze()})).view().str() == "0123456789abcdef");
+}
+
+// Four more scripts sent again after a lost reply (marked `--! resend`):
+// an incremental dump's comparison, a writeback mount's release of its
+// hold, a sweep's drop of dead mounts' registrations, and a frozen
+// snapshot's restart of change tracking. Run twice, each leaves what one
+// run leaves, and the answer its caller reads is the same.
+TEST_CASE_FIXTURE(RedisFixture,
+                  "resend: writeback_release, prune_mounts, changes_restart, inc_compare run twice as once") {
+  CHECK(lua::script_source(lua::writeback_release).resend);
+  CHECK(lua::script_source(lua::prune_mounts).resend);
+  CHECK(lua::script_source(lua::changes_restart).resend);
+  CHECK(lua::script_source(lua::inc_compare).resend);
+  Connection& c = conn();
+
+  // an incremental dump's comparison: a read of two snapshots, its
+  // scratch key gone after each run
+  const Keys a(prefix + "-new");
+  const Keys b(prefix + "-base");
+  ok(c.command({"HSET", a.inode(5), "size", "3", "mtime", "2"}));
+  ok(c.command({"HSET", b.inode(5), "size", "3", "mtime", "1"}));
+  ok(c.command({"SET", a.block(5, 0), "abc"}));
+  ok(c.command({"SET", b.block(5, 0), "abd"}));
+  const std::string scratch = a.absolute("scratch");
+  const std::vector<std::string> ik{a.inode(5), a.block(5, 0), b.inode(5), b.block(5, 0), scratch, scratch};
+  const std::vector<std::string> ia{"", "0", "i5", "b5:0"};
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    Reply r = ok(c.eval(lua::inc_compare, ik, ia));
+    REQUIRE(r.view().size() == 3);
+    CHECK(r.view()[0][1].integer() == 1);  // the inode changed
+    REQUIRE(r.view()[1].size() == 3);
+    CHECK(r.view()[1][1].integer() == 1);  // so did its block, which comes along
+    CHECK(r.view()[1][2].str() == "abc");
+    CHECK(r.view()[2].str().empty());
+    CHECK(ok(c.command({"EXISTS", scratch})).view().integer() == 0);
+  }
+  ok(c.command({"DEL", a.inode(5), b.inode(5), a.block(5, 0), b.block(5, 0)}));
+
+  // the hold: removed once; a second run removes no other mount's
+  // (Store::end_session does not read the answer)
+  const std::vector<std::string> wk{keys.writeback()};
+  ok(c.command({"SET", keys.writeback(), "mine", "PX", "30000"}));
+  CHECK(ok(c.eval(lua::writeback_release, wk, std::vector<std::string>{"mine"})).view().integer() == 1);
+  CHECK(ok(c.eval(lua::writeback_release, wk, std::vector<std::string>{"mine"})).view().integer() == 0);
+  CHECK(ok(c.command({"EXISTS", keys.writeback()})).view().integer() == 0);
+  ok(c.command({"SET", keys.writeback(), "other", "PX", "30000"}));
+  CHECK(ok(c.eval(lua::writeback_release, wk, std::vector<std::string>{"mine"})).view().integer() == 0);
+  CHECK(ok(c.command({"GET", keys.writeback()})).view().str() == "other");
+
+  // the register: the dead mount's field goes, the live one's stays, and
+  // both runs count the dead mount (the open counts' sweep follows it)
+  ok(c.command({"HSET", keys.mounts(), "live", "host 1 /a", "dead", "host 2 /b"}));
+  ok(c.command({"SET", keys.mount("live"), "v2 host:1 /a", "PX", "30000"}));
+  const std::vector<std::string> pk{keys.mounts(), keys.mount("live"), keys.mount("dead")};
+  const std::vector<std::string> ids{"live", "dead"};
+  CHECK(ok(c.eval(lua::prune_mounts, pk, ids)).view().integer() == 1);
+  CHECK(ok(c.eval(lua::prune_mounts, pk, ids)).view().integer() == 1);  // the same run again
+  Reply left = ok(c.command({"HKEYS", keys.mounts()}));
+  REQUIRE(left.view().size() == 1);
+  CHECK(left.view()[0].str() == "live");
+
+  // change tracking starts again from the new snapshot, once
+  ok(c.command({"DEL", keys.mounts(), keys.writeback()}));
+  auto s = ok(Store::open(pool, prefix, {}));
+  ok(s->end_session());
+  ok(c.command({"SADD", keys.changed(), "since:old", "INODE:5"}));
+  const std::vector<std::string> ck{keys.sb(), keys.changed(), keys.mounts()};
+  const std::vector<std::string> ca{"0011223344556677", std::to_string(k_format_version)};
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    CHECK(ok(c.eval(lua::changes_restart, ck, ca)).view().integer() == 1);
+    Reply members = ok(c.command({"SMEMBERS", keys.changed()}));
+    REQUIRE(members.view().size() == 1);
+    CHECK(members.view()[0].str() == "since:0011223344556677");
+  }
 }
