@@ -830,8 +830,7 @@ static Status _transfer_page(Connection& c, std::span<const std::string> keys, l
 // with the TTL (if any); found[i] as a KeyVisitor says (-1 not copied, a
 // block's length).
 static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::span<const std::string> rels,
-                          std::optional<long long> ttl_ms, bool server_side, std::size_t block_size,
-                          std::vector<long long>& found) {
+                          std::optional<long long> ttl_ms, std::size_t block_size, std::vector<long long>& found) {
   const std::size_t n = rels.size();
   found.assign(n, -1);
   if (n == 0) {
@@ -847,18 +846,6 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
   }
   for (const std::string& rel : rels) {
     keys.push_back(dk.absolute(rel));
-  }
-  if (server_side) {
-    const std::string args[] = {ttl_ms ? std::to_string(*ttl_ms) : std::string(), kinds};
-    TRY_ASSIGN(Reply r, c.eval(lua::copy_named, keys, args));
-    ReplyView v = r.view();
-    if (!v.is_array() || v.size() != n) {
-      return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + dk.prefix());
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      found[i] = v[i].integer();
-    }
-    return {};
   }
   std::vector<char> copied;
   TRY(_transfer_page(c, keys, ttl_ms.value_or(0), block_size, copied));
@@ -888,7 +875,6 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
     const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning) {
-  const bool server_side = !c.cluster() || same_slot(sk, dk);
   KeyWalk walk(c, sk);
   TRY(walk.begin());
   const std::size_t block_size = walk.block_size() != 0 ? walk.block_size() : k_default_block_size;
@@ -897,7 +883,7 @@ Result<std::uint64_t> copy_keys_frozen(
   std::vector<long long> found;
   auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
     TRY(check_cancel());
-    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, server_side, block_size, out));
+    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, block_size, out));
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (out[i] != -1) {

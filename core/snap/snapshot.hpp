@@ -199,18 +199,18 @@ Status remove_staging(Connection& c, const Keys& staging);
 // a copy to another slot goes through the client (DUMP + RESTORE).
 bool same_slot(const Keys& a, const Keys& b);
 
-// With `freeze` held: COPY every filesystem key of `sk` except the
+// With `freeze` held: copies every filesystem key of `sk` except the
 // superblock to the same relative key under `dk`, in batches, refreshing
-// the freeze between them. The keys are those the filesystem's structure
-// names (key_walk.hpp: no SCAN of the server); when the structure disagrees
-// with the superblock's counters (a damaged filesystem), every key SCAN
-// finds is copied as well, and `warning` (if given) says so and names
-// fsck. With a TTL, each copy gets it in the same step (a temporary copy
-// never exists without one). After each batch, `after_page` (if any) gets
-// the relative keys that batch copied. On a cluster, between two slots
-// (!same_slot), the keys go through the client instead: DUMP, then RESTORE
-// with the TTL (a destination that exists is not copied, as with COPY).
-// Returns how many keys were copied.
+// the freeze between them: a copy into another cluster slot (!same_slot),
+// which copy-on-write cannot make. The keys are those the filesystem's
+// structure names (key_walk.hpp: no SCAN of the server); when the
+// structure disagrees with the superblock's counters (a damaged
+// filesystem), every key SCAN finds is copied as well, and `warning` (if
+// given) says so and names fsck. They go through the client: DUMP, then
+// RESTORE with the TTL (a temporary copy never exists without one; a
+// destination that exists is not copied). After each batch, `after_page`
+// (if any) gets the relative keys that batch copied. Returns how many keys
+// were copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
