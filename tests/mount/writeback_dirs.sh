@@ -6,8 +6,10 @@
 # has them before anything else the mount sends (a mkdir here), after an
 # fsync of the directory, at unmount, in a snapshot, and within seconds
 # when nothing else happens. A file and a directory made in a directory
-# whose setgid bit waits take its group, here and on the server. A
-# default mount sends each change at once.
+# whose setgid bit waits take its group, here and on the server. A change
+# the server refuses when it is sent (a damaged inode) is logged once and
+# is the next fsync of a directory's EIO. A default mount sends each change
+# at once.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -33,9 +35,9 @@ change() {
 want="2750 1234 99 1000000000"
 
 mount_fs -o writeback
-mkdir "$MNT/a" "$MNT/b" "$MNT/c" "$MNT/d" "$MNT/g" "$MNT/h"
+mkdir "$MNT/a" "$MNT/b" "$MNT/c" "$MNT/d" "$MNT/g" "$MNT/h" "$MNT/r"
 declare -A ino
-for d in a b c d g h; do
+for d in a b c d g h r; do
   ino[$d]=$(stat -c %i "$MNT/$d")
 done
 
@@ -83,6 +85,37 @@ snap --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy of the writeback mount"
 got=$(PREFIX=$PREFIX-snap server "${ino[h]}")
 [[ $got == "$want" ]] || fail "the snapshot lacks the changes made before it: $got"
 snap --quiet delete --force "$PREFIX-snap"
+
+# refused when sent (damage): logged once, the next directory fsync's EIO,
+# and the server's attributes stand
+mkdir "$MNT/r/sub"  # (its reply: what the mount holds of r, so that a change of r may wait)
+rsize=$(rcli hget "$PREFIX:INODE:${ino[r]}" size)
+refusal="writeback: attribute change of directory ${ino[r]} (sent after its setattr returned): "
+python3 - "$MNT/r" "$MNT/a" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" "$PREFIX:INODE:${ino[r]}" <<'PY' ||
+import errno, os, subprocess, sys, time
+d, other, log, refusal, sock, key = sys.argv[1:]
+fd = os.open(d, os.O_RDONLY)  # (open before the damage: a lookup of r fails after it)
+subprocess.run(["redis-cli", "-s", sock, "hset", key, "size", "lots"], check=True, stdout=subprocess.DEVNULL)
+os.fchmod(fd, 0o700)
+for _ in range(100):
+    if refusal in open(log).read():
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("a refused directory change was not logged")
+try:
+    os.fsync(fd)
+    sys.exit("the fsync after a refused change succeeded")
+except OSError as e:
+    if e.errno != errno.EIO:
+        sys.exit(f"the fsync after a refused change failed with {e}, not EIO")
+os.fsync(fd)  # (reported once)
+os.fsync(os.open(other, os.O_RDONLY))
+PY
+  fail "a directory change refused when sent"
+(($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused directory change was logged more than once"
+[[ $(rcli hget "$PREFIX:INODE:${ino[r]}" mode) == 0755 ]] || fail "a refused change changed the server's mode"
+rcli hset "$PREFIX:INODE:${ino[r]}" size "$rsize" >/dev/null  # (mended)
 
 # unmount sends them
 change "$MNT/d"
