@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -460,6 +461,9 @@ class Store {
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
   Status load_superblock(Connection& c);
   Result<Ino> allocate_ino(Connection& c);
+  // The next number of the batch allocate_ino reserved that no key holds
+  // (m_ino_taken), or 0 when the batch is spent; with m_alloc_mutex held.
+  Ino take_ino_locked();
   // getattr of a directory a listing waits on: its first page too, in the
   // same round trip (first_pages.hpp).
   Result<Attr> getattr_with_first_page(Connection& c, Ino dir);
@@ -678,6 +682,7 @@ class Store {
   std::mutex m_alloc_mutex;
   Ino m_next_ino = 0;
   Ino m_last_ino = 0;
+  std::unordered_set<Ino> m_ino_taken;  // numbers of the batch an INODE or OPEN key holds (damage)
   // The server's clock minus ours, as the last create's reply showed it
   // (a deferred create's times until its flush); none seen yet: INT64_MIN.
   std::atomic<std::int64_t> m_server_skew_ns{INT64_MIN};

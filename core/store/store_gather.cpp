@@ -263,10 +263,10 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   Ino ino = 0;
   {
     std::lock_guard lock(m_alloc_mutex);
-    if (m_next_ino == 0 || m_next_ino > m_last_ino) {
+    ino = take_ino_locked();
+    if (ino == 0) {
       return std::nullopt;  // (the create that goes now takes the next batch)
     }
-    ino = m_next_ino++;
   }
   auto create = std::make_unique<DeferredCreate>();
   create->parent = parent;

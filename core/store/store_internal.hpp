@@ -23,6 +23,9 @@ namespace redisfs::store_internal {
 
 inline constexpr std::uint64_t k_truncate_step_blocks = 1024;
 inline constexpr std::uint64_t k_alloc_batch = 256;
+// What create_node (prelude.lua) answers for an inode number a key holds
+// already: the create then takes the next number (Store::create_node).
+inline constexpr std::string_view k_ino_in_use = "inode number already in use";
 // The names the Store remembers (m_names: guesses for lookup, unlink and
 // rename, which the server checks), about 70 bytes each; emptied when
 // full. A listing of a larger directory leaves only its last names (its

@@ -366,27 +366,43 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   // Made again here, or found there (EEXIST): either way, not known absent.
   m_removed.forget(parent, name);
   TRY_ASSIGN(auto c, acquire());
-  TRY_ASSIGN(Ino ino, allocate_ino(*c));
-  CreateCall call = create_call(parent, name, type, mode, rdev, target, who, ino, open);
-  const std::optional<Attr> basis = m_attrs.basis(parent);
-  call.args.push_back(_basis_arg(basis));
-  const auto sent = DirNames::Clock::now();
+  Ino ino = 0;
+  CreateCall call;
+  std::optional<Attr> basis;
+  auto sent = DirNames::Clock::now();
   std::vector<Attr> fresh;
-  TRY_ASSIGN(Reply r, eval_change(
-                          *c, lua::create, call.keys, call.args,
-                          [&](ReplyView v) {
-                            fresh = _fresh_parent(parent, v, 3, basis);
-                            if (type == "dir" && !fresh.empty()) {
-                              // The new directory's too: the next create in
-                              // it needs its mode and group (defer_create).
-                              if (Result<Attr> made = created_attr(ino, v, call)) {
-                                fresh.push_back(*made);
-                              }
-                            }
-                            return fresh;
-                          },
-                          parent));
-  Result<Attr> attr = created_attr(ino, r.view(), call);
+  Result<Reply> r = make_error(EIO, "no create sent");
+  // A number some key holds already (damage written after allocate_ino
+  // checked its batch: the script refuses it, changing nothing) costs a
+  // retry with the next one, not the create.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    TRY_ASSIGN(ino, allocate_ino(*c));
+    call = create_call(parent, name, type, mode, rdev, target, who, ino, open);
+    basis = m_attrs.basis(parent);
+    call.args.push_back(_basis_arg(basis));
+    sent = DirNames::Clock::now();
+    r = eval_change(
+        *c, lua::create, call.keys, call.args,
+        [&](ReplyView v) {
+          fresh = _fresh_parent(parent, v, 3, basis);
+          if (type == "dir" && !fresh.empty()) {
+            // The new directory's too: the next create in
+            // it needs its mode and group (defer_create).
+            if (Result<Attr> made = created_attr(ino, v, call)) {
+              fresh.push_back(*made);
+            }
+          }
+          return fresh;
+        },
+        parent);
+    if (r.ok() || r.error().code != EIO || r.error().message.find(k_ino_in_use) == std::string::npos) {
+      break;
+    }
+  }
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  Result<Attr> attr = created_attr(ino, r->view(), call);
   if (attr) {
     note_server_clock(attr->ctime_ns);
   }
