@@ -344,6 +344,9 @@ Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t l
   // A walk that a server change cut short begins again (ScanWalk's rule,
   // for the many walks of one pipeline).
   for (int restarts = 0;; ++restarts) {
+    if (restarts > 0 && progress != nullptr) {
+      progress->restart();  // (counted again: never more than the whole)
+    }
     DuWalk walk(c, keys, root, c.answered_by(), progress);
     Status run = walk.run();
     if (!run && run.error().code == EAGAIN && restarts < ScanWalk::k_max_restarts) {

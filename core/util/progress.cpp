@@ -105,6 +105,13 @@ void Progress::add(std::uint64_t n) {
   draw(false);
 }
 
+void Progress::restart() {
+  m_done = 0;
+  m_started = false;
+  m_rate_base = 0;
+  draw(false);
+}
+
 double Progress::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
 }

@@ -32,6 +32,9 @@ class Progress {
   // `estimate`: the total is a guess (shown as "about"), never exceeded.
   void set_total(std::uint64_t total, bool estimate = false);
   void add(std::uint64_t n);
+  // The work begins again from nothing (a walk a server restart cut
+  // short): done goes back to 0, and the rate is measured anew.
+  void restart();
   void finish();  // clears the line
   std::uint64_t done() const { return m_done; }
   double seconds() const;

@@ -260,9 +260,13 @@ note "1. du through a restart: its walk of a large directory starts again and co
 snap -q du --json "$B" >"$T/du.want" || fail "du $B"
 want_inodes=$(jq .inodes "$T/du.want")
 ((want_inodes == 10002)) || fail "du $B: $want_inodes inodes, not the root, the directory and its 10,000 files"
-through_restart du "$REDISFS_SNAP_BIN" --redis "$URL" du --json "$B"
+through_restart du env REDISFS_PROGRESS_SECONDS=0 "$REDISFS_SNAP_BIN" --redis "$URL" du --json "$B"
 ((rc == 0)) || fail "du through a restart exited $rc: $(cat "$T/du.err")"
 diff "$T/du.want" "$T/du.out" >"$T/du.delta" || fail "du through a restart counted otherwise: $(head -5 "$T/du.delta")"
+# (and its progress counts again from nothing: never more than the whole)
+grep -q "^du $B: [0-9]* of 10002 inodes" "$T/du.err" || fail "du through a restart showed no progress: $(head -3 "$T/du.err")"
+over=$(awk -v p="du $B:" 'index($0, p) == 1 && $4 == "of" && $3 + 0 > $5 + 0 { print; exit }' "$T/du.err")
+[[ -z $over ]] || fail "du's progress through a restart passed the whole: $over"
 
 note "1. list --all through a restart: its walk of the server starts again and names every filesystem"
 # (a SCAN that went on with its old cursor on the restarted server missed
