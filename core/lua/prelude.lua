@@ -533,7 +533,8 @@ local function create_node(K, A)
   local kind = A[2]
   local nlink_delta = kind == 'dir' and 1 or nil
   local parent, pmode_text, pgid = dir_read(K[4], nlink_delta, table.remove(A), 'mode', 'gid')
-  -- (and its OPEN key: a stray one would fail the HINCRBY after the writes)
+  -- (and its OPEN key: a stray one would fail the HINCRBY after the writes;
+  -- the client takes the next number on these very words: k_ino_in_use)
   if redis.call('EXISTS', K[5], K[6] or K[5]) ~= 0 then
     fail('EIO', 'inode number already in use')
   end
