@@ -66,13 +66,14 @@ void destroy(void* userdata) {
     // Another mount holds the filesystem now (or it is gone): what waits
     // here must not reach it.
     Store::Dropped d = session->store().drop_gathered();
-    if (d.files != 0 || d.dirs != 0) {
+    if (d.files != 0 || d.dirs != 0 || d.unlinks != 0) {
       log_warning("unmount: this mount stopped serving (see above): dropped the unsent changes of " +
                   std::to_string(d.files) + " file(s) (" + std::to_string(d.creates) +
-                  " of them not on the server yet) and " + std::to_string(d.dirs) + " directory attribute change(s)");
+                  " of them not on the server yet), " + std::to_string(d.dirs) + " directory attribute change(s) and " +
+                  std::to_string(d.unlinks) + " unlink(s)");
     }
   } else if (Status st = session->store().flush_all(); !st) {
-    log_error("unmount: sending what waits (files still open, directory attribute changes): " + st.error().message);
+    log_error("unmount: sending what waits (files still open, directory changes): " + st.error().message);
   }
   session->finish_releases();  // a last release may free an orphan
   session->purge_orphans();

@@ -6,7 +6,9 @@
 // releases and purges in front of it, in its round trip (Store::unlink),
 // and judges them after its reply. A file the unlink freed at once is remembered
 // (Session::freed): a writeback mount's kernel writes its times back right
-// after, and op_setattr.cpp answers that alone.
+// after, and op_setattr.cpp answers that alone. On a writeback mount the
+// unlink of a file's last link that this mount does not hold open waits
+// in the Store (Store::defer_unlink), answered at once.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -52,6 +54,17 @@ static void _remove(fuse_req_t req, const char* op, fuse_ino_t parent, const cha
 // directories rm -rf removed before this one.
 static void _remove_queued(fuse_req_t req, const char* what, fuse_ino_t parent, const char* name, bool dir) {
   Session& session = session_of(req);
+  if (!dir && session.options().writeback && check_name(name)) {
+    // The last link of a file nobody here holds open: it may wait with the
+    // directory changes (Store::defer_unlink), its queued releases none of
+    // its own (a held file's are counted: Session::holds).
+    if (std::optional<Ino> gone =
+            session.store().defer_unlink(parent, name, [&session](Ino ino) { return session.holds(ino); })) {
+      session.freed(*gone);  // (the kernel writes its times back: op_setattr.cpp answers alone)
+      reply_ok(req);
+      return;
+    }
+  }
   std::vector<Store::Release> releases = session.take_releases();
   std::vector<Result<Store::Released>> released;
   _remove(req, what, parent, name, dir, releases, &released);

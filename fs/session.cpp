@@ -39,9 +39,21 @@ static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 // shrinks from at least this size, the heap is trimmed.
 static constexpr std::size_t k_trim_after_bytes = std::size_t{1} << 20;
 
-Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {}
+Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {
+  // A writeback mount's unlink that waited (Store::defer_unlink) may leave
+  // an orphan after all (another mount's open count holds the file): this
+  // mount's, as _remove in op_unlink.cpp makes it.
+  m_store.on_unlink_orphan([this](Ino ino) {
+    if (orphaned(ino)) {
+      purge_later(ino);
+    }
+  });
+}
 
-Session::~Session() { finish_releases(); }
+Session::~Session() {
+  finish_releases();
+  m_store.on_unlink_orphan({});
+}
 
 void Session::drop_unsure_opens() {
   if (gone()) {
@@ -182,6 +194,11 @@ void Session::absent_name(Ino parent, std::string_view name) {
 void Session::hold(Ino ino) {
   std::lock_guard<std::mutex> lock(m_mutex);
   ++m_holds[ino];
+}
+
+bool Session::holds(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_holds.count(ino) != 0;
 }
 
 void Session::release_later(Ino ino) {

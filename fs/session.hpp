@@ -182,6 +182,9 @@ class Session {
   // An open of `ino` was recorded on the server (open, create): counted
   // until the server has its release (released()).
   void hold(Ino ino);
+  // Whether this mount holds an open of `ino` (hold) whose release the
+  // server has not answered yet.
+  bool holds(Ino ino);
   // One open of `ino` by this mount ended: the release thread tells the
   // server soon, and the file is freed if it was the last hold on an orphan.
   void release_later(Ino ino);

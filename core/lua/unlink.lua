@@ -7,8 +7,12 @@
 --       (the blocks the size the client last saw needs, none for an empty
 --       file; up to 16 when it saw none: Store::push_free_keys)
 -- ARGV: name, guessed child ino, session id, how many bytes the blocks in
---       KEYS cover, last the client's basis of the parent
---       ("<gen>:<ctime>:<atime>" it holds, or '')
+--       KEYS cover, then, optional, the change's instant (nanoseconds:
+--       the parent's new mtime and ctime) when a writeback mount showed
+--       it before sending the unlink (store_dirs.cpp), used only when the
+--       basis is the server's (else the server's clock); last the
+--       client's basis of the parent ("<gen>:<ctime>:<atime>" it holds,
+--       or '')
 -- Returns {'RETRY', actual ino} when the guess is wrong, else {'OK', nlink
 -- left, the parent's change (dir_reply: {now, gen, nlink}, and its fields
 -- when the basis is not the server's), 'FREED' if the inode is gone}, as
@@ -21,7 +25,8 @@
 -- the mount that unlinked it has no use for it (purge.lua).
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or
 -- gone, EIO when the child's nlink or the parent's gen is not an integer,
--- or ORPHANS is no hash when the file stays, an orphan.
+-- or ORPHANS is no hash when the file stays, an orphan; EINVAL for a
+-- malformed instant.
 -- (The parent's fields are read first, only those the checks need: one
 -- HSET stamps the change.) The outcome record (outcome.inc) holds the
 -- reply, the array's without the parent's change: {}.
@@ -52,7 +57,14 @@ local last, stored
 if left <= 0 then
   last, stored = unheld(child[1], child[3], KEYS[8], 9, #KEYS, ARGV[4])
 end
-local now = now_ns()
+local now = ARGV[5]
+if now and now ~= '' and parent.current then
+  if not string.match(now, '^%d+$') or #now > 19 then
+    fail('EINVAL', 'malformed instant')
+  end
+else
+  now = now_ns()
+end
 if left <= 0 and not last then
   -- The first write: on a damaged ORPHANS (not a hash) it fails alone.
   redis.call('HSET', KEYS[6], ino, ARGV[3])

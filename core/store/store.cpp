@@ -55,6 +55,7 @@ Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
 }
 
 Store::~Store() {
+  stop_unlink_sender();
   if (m_registered) {
     (void)end_session();  // best effort: the key expires anyway
   }
@@ -379,6 +380,11 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
     }
   }
   if (age != nullptr) {
+    if (m_unlinks_waiting.load() != 0) {
+      if (auto shown = unlinked_parent_attr(ino)) {
+        return *shown;  // its unlinks wait (store_dirs.cpp)
+      }
+    }
     if (auto hit = m_attrs.get(ino)) {
       *age = hit->age;
       return hit->attr;

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -26,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -196,10 +198,13 @@ class Store {
     std::size_t files = 0;
     std::size_t creates = 0;
     std::size_t dirs = 0;
+    std::size_t unlinks = 0;
   };
   // Forgets, unsent, every file's gathered changes and every directory
-  // change that waits: the unmount of a mount that stopped serving (another
-  // mount holds its filesystem now), where flush_all would write into it.
+  // change (attributes, unlinks) that waits, once a batch on its way
+  // landed, and stops the thread that sends unlinks: the unmount of a
+  // mount that stopped serving (another mount holds its filesystem now),
+  // where flush_all would write into it.
   Dropped drop_gathered();
   // settle() of every file being gathered: sent, and a refusal kept for the
   // file's close (flush); and the directory changes that wait (a refusal of
@@ -214,6 +219,16 @@ class Store {
   // and keeps it (the daemon's log), `none` never.
   enum class DirRefusal { take, once, none };
   Status send_dir_changes(DirRefusal report = DirRefusal::take);
+  // A writeback mount's unlink that waits with the directory changes
+  // (store_dirs.cpp): answered now, sent with them. The inode the name
+  // held, whose last link it was, when the unlink waits; none when it must
+  // go now (unlink()). `held`: whether this mount holds a file open (an
+  // unlink of such a file goes now: it leaves an orphan of this mount).
+  std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held);
+  // Called with each inode an unlink that waited left an orphan (a file
+  // some other mount's open count still holds), by the thread that sent
+  // it: the caller treats it as an unlink's orphan. Set before serving.
+  void on_unlink_orphan(std::function<void(Ino)> listener) { m_unlink_orphan = std::move(listener); }
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -567,9 +582,19 @@ class Store {
   Result<bool> gather_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
   // The same for a directory of a writeback mount (store_dirs.cpp).
   bool gather_dir_setattr(Ino ino, const SetAttrRequest& req, Attr& out);
-  // Sends the directory changes that wait, a refusal kept for
-  // send_dir_changes; with `m_dir_send_mutex` held.
+  // Sends the directory changes that wait (attributes, then unlinks), a
+  // refusal kept for send_dir_changes; with `m_dir_send_mutex` held.
   void send_waiting_dirs();
+  void send_waiting_attrs();
+  void send_waiting_unlinks();
+  // The thread that sends waiting unlinks as soon as they wait (one batch
+  // on its way at a time: those answered meanwhile go in the next).
+  void unlink_sender_loop();
+  void stop_unlink_sender();
+  // Keeps the first refusal of a waiting directory change.
+  void dir_change_refused(Error e);
+  // What this mount shows of a directory whose unlinks wait.
+  std::optional<Attr> unlinked_parent_attr(Ino ino);
   // The attributes this mount sees of a file being gathered: the server's
   // plus what waits here.
   std::optional<Attr> gathered_attr(Ino ino);
@@ -703,6 +728,10 @@ class Store {
 
   std::mutex m_names_mutex;
   std::unordered_map<std::string, Ino> m_names;  // "<parent>/<name>" -> ino
+  // Files (not directories) this mount made that it gave no other link
+  // since: one link each, as far as this mount knows (defer_unlink). The
+  // same bound as m_names.
+  std::unordered_set<Ino> m_one_link;
 
   std::mutex m_gather_mutex;
   std::unordered_map<Ino, std::shared_ptr<Gathered>> m_gathered;
@@ -722,6 +751,29 @@ class Store {
   std::atomic<std::size_t> m_dirs_waiting{0};    // in m_dirs or on their way
   std::optional<Error> m_dirs_failure;           // the first refusal not taken yet
   bool m_dirs_failure_shown = false;             // returned `once` already
+  // A writeback mount's unlinks that wait (store_dirs.cpp), in order: the
+  // unlink.lua call each is, made when it was answered.
+  struct WaitingUnlink {
+    Ino parent = 0;
+    std::string name;
+    Ino ino = 0;
+    std::optional<Attr> basis;  // the parent as the server holds it once those before it landed
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  // A directory whose unlinks wait or are on their way: what this mount
+  // shows of it (their times, count), and how many.
+  struct UnlinkedParent {
+    Attr attr;
+    std::size_t waiting = 0;
+  };
+  std::vector<WaitingUnlink> m_unlinks;                      // guarded by m_dirs_mutex
+  std::unordered_map<Ino, UnlinkedParent> m_unlink_parents;  // guarded by m_dirs_mutex
+  std::atomic<std::size_t> m_unlinks_waiting{0};  // in m_unlinks or on their way (counted in m_dirs_waiting too)
+  std::function<void(Ino)> m_unlink_orphan;
+  std::thread m_unlink_sender;           // started at the first unlink that waits
+  std::condition_variable m_unlinks_cv;  // with m_dirs_mutex: unlinks wait, or the sender stops
+  bool m_unlink_sender_stop = false;     // guarded by m_dirs_mutex
 
   AttrCache m_attrs;      // attributes our own changes, writes and reads left
   DirNames m_dir_names;   // whole name lists of directories this mount fills

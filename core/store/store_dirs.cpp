@@ -41,7 +41,32 @@
 // the daemon logs the refusal (its watch), and the next fsyncdir or the
 // unmount returns it (send_dir_changes). A snapshot's answer does not wait
 // for it: what was refused will never be sent.
+//
+// Unlinks wait too (defer_unlink): rm -rf's unlinks are nine tenths of
+// its round trips, each an unlink.lua the server runs in 40 us while the
+// daemon waits 80 us for it. An unlink waits when it removes a file's
+// last link (the mount made the file and linked it nowhere else, or a
+// listing or a change showed it with one link) and the mount neither
+// gathers the file nor holds it open (its open count would make the file
+// this mount's orphan: that unlink goes at once, with the queued releases
+// in front). Unlike attribute changes they are not merged, nor held back:
+// the Store's thread (unlink_sender_loop) sends them at once, one batch on
+// its way at a time, so those answered while a batch is on its way go
+// together in the next, and the server's work overlaps the kernel's. The
+// rules above hold for them: before anything else the mount sends
+// (acquire(): m_dirs_waiting counts them), in order, refusals kept alike.
+// One kind waits at a time (an unlink and a utimes of its directory do not
+// commute): an unlink goes at once while attribute changes wait, and the
+// other way round. The parent shows the change at once (m_unlink_parents:
+// its count and times, "now" at this mount's estimate of the server's
+// clock), and unlink.lua takes that instant, so the server stores what
+// the mount showed; a create in it is not deferred meanwhile
+// (defer_create needs the parent's attributes, forgotten here). An unlink
+// that leaves an orphan after all (another mount's open count: damage, or
+// a dead mount's not swept yet) is handed to the daemon (on_unlink_orphan),
+// which purges it as it purges its unlinks' orphans.
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "store/store.hpp"
@@ -56,6 +81,8 @@ namespace {
 // At most this many directories wait: a batch stays one bounded round
 // trip, and the daemon's memory bounded.
 constexpr std::size_t k_dirs_waiting_max = 1024;
+// At most this many unlinks wait (one round trip of unlink.lua calls).
+constexpr std::size_t k_unlinks_waiting_max = 1024;
 
 }  // namespace
 
@@ -66,6 +93,9 @@ bool Store::gather_dir_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
     return false;
   }
   std::lock_guard lock(m_dirs_mutex);
+  if (!m_unlinks.empty()) {
+    return false;  // (one kind of change waits at a time: it goes after them)
+  }
   auto it = m_dirs.find(ino);
   if (it == m_dirs.end()) {
     std::optional<AttrCache::Hit> held = m_attrs.get(ino);
@@ -95,6 +125,19 @@ bool Store::gather_dir_setattr(Ino ino, const SetAttrRequest& req, Attr& out) {
 }
 
 void Store::send_waiting_dirs() {
+  send_waiting_attrs();
+  send_waiting_unlinks();
+}
+
+void Store::dir_change_refused(Error e) {
+  std::lock_guard lock(m_dirs_mutex);
+  if (!m_dirs_failure) {
+    m_dirs_failure = std::move(e);
+    m_dirs_failure_shown = false;
+  }
+}
+
+void Store::send_waiting_attrs() {
   struct Sent {
     Ino ino;
     SetAttrRequest change;
@@ -150,10 +193,203 @@ void Store::send_waiting_dirs() {
   m_attrs.end(change, fresh);  // (the server's attributes: the next change of one may wait again)
   m_dirs_waiting -= batch.size();
   if (refused) {
+    dir_change_refused(std::move(*refused));
+  }
+}
+
+std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held) {
+  const std::int64_t skew = m_server_skew_ns.load();
+  if (!m_opts.writeback || m_opts.read_only || m_opts.gather_file_max == 0 || skew == INT64_MIN ||
+      m_deferred_creates.load() != 0 || !check_file_name(name) || name == "." || name == "..") {
+    return std::nullopt;
+  }
+  Ino ino = 0;
+  bool one_link = false;
+  {
+    std::lock_guard lock(m_names_mutex);
+    auto it = m_names.find(std::to_string(parent) + '/' + std::string(name));
+    if (it == m_names.end()) {
+      return std::nullopt;
+    }
+    ino = it->second;
+    one_link = m_one_link.count(ino) != 0;
+  }
+  // The last link of a file this mount neither gathers nor holds open
+  // (one this mount made and linked nowhere else, or one a listing or a
+  // change showed with one link): nothing of it is left to show once it
+  // is answered.
+  if (!one_link) {
+    std::optional<Attr> child = m_attrs.basis(ino);
+    one_link = child && !child->is_dir() && child->nlink == 1;
+  }
+  if (!one_link || gathering(ino) || held(ino)) {
+    return std::nullopt;
+  }
+  WaitingUnlink u{parent, std::string(name), ino, {}, {}, {}};
+  u.keys = {m_keys.sb(),       m_keys.freeze(),  m_keys.dir(parent), m_keys.inode(parent),
+            m_keys.inode(ino), m_keys.orphans(), m_keys.xattr(ino)};
+  u.args = {u.name, std::to_string(ino), m_opts.session};
+  push_free_keys(ino, u.keys, u.args);
+  {
     std::lock_guard lock(m_dirs_mutex);
-    if (!m_dirs_failure) {
-      m_dirs_failure = std::move(refused);
-      m_dirs_failure_shown = false;
+    if (!m_dirs.empty() || m_unlinks.size() >= k_unlinks_waiting_max) {
+      return std::nullopt;  // (one kind of change waits at a time; this one goes after them)
+    }
+    auto shown = m_unlink_parents.find(parent);
+    u.basis = shown != m_unlink_parents.end() ? std::optional<Attr>(shown->second.attr) : m_attrs.basis(parent);
+    if (!u.basis || !u.basis->is_dir() || u.basis->nlink == 0) {
+      return std::nullopt;
+    }
+    // The parent's new times: "now" as this mount's estimate of the
+    // server's clock, after the ctime it held; the server sets them.
+    Attr after = *u.basis;
+    after.gen += 1;
+    after.mtime_ns = after.ctime_ns = std::max(_local_ns() + skew, u.basis->ctime_ns + 1);
+    u.args.push_back(std::to_string(after.ctime_ns));
+    u.args.push_back(_basis_arg(u.basis));  // (the last)
+    UnlinkedParent& p = m_unlink_parents[parent];
+    p.attr = after;
+    ++p.waiting;
+    // What this mount knows of the name, the file and the parent follows
+    // now, before the sender can send it (and forget the name's absence
+    // if the server refuses it).
+    m_removed.removed(parent, name, RemovedNames::Clock::now());
+    forget_name(parent, name);
+    {
+      std::lock_guard names(m_names_mutex);
+      m_one_link.erase(ino);
+    }
+    m_attrs.forget(ino);
+    m_attrs.forget(parent);  // (what this mount shows of it: m_unlink_parents)
+    m_unlinks.push_back(std::move(u));
+    ++m_unlinks_waiting;
+    ++m_dirs_waiting;
+    if (!m_unlink_sender.joinable() && !m_unlink_sender_stop) {
+      m_unlink_sender = std::thread([this] { unlink_sender_loop(); });
+    }
+  }
+  m_unlinks_cv.notify_one();
+  return ino;
+}
+
+void Store::unlink_sender_loop() {
+  std::unique_lock lock(m_dirs_mutex);
+  for (;;) {
+    m_unlinks_cv.wait(lock, [this] { return m_unlink_sender_stop || !m_unlinks.empty(); });
+    if (m_unlink_sender_stop) {
+      return;
+    }
+    if (m_session_taken.load()) {
+      // Another mount holds the filesystem: what waits is dropped at the
+      // unmount (drop_gathered), never sent.
+      m_unlinks_cv.wait(lock, [this] { return m_unlink_sender_stop; });
+      return;
+    }
+    lock.unlock();
+    {
+      std::lock_guard send(m_dir_send_mutex);
+      send_waiting_dirs();  // (a refusal: for send_dir_changes)
+    }
+    lock.lock();
+  }
+}
+
+void Store::stop_unlink_sender() {
+  {
+    std::lock_guard lock(m_dirs_mutex);
+    m_unlink_sender_stop = true;
+  }
+  m_unlinks_cv.notify_all();
+  if (m_unlink_sender.joinable()) {
+    m_unlink_sender.join();
+  }
+}
+
+std::optional<Attr> Store::unlinked_parent_attr(Ino ino) {
+  std::lock_guard lock(m_dirs_mutex);
+  auto it = m_unlink_parents.find(ino);
+  if (it == m_unlink_parents.end()) {
+    return std::nullopt;
+  }
+  return it->second.attr;
+}
+
+void Store::send_waiting_unlinks() {
+  std::vector<WaitingUnlink> batch;
+  {
+    std::lock_guard lock(m_dirs_mutex);
+    batch.swap(m_unlinks);
+  }
+  if (batch.empty()) {
+    return;
+  }
+  std::vector<Ino> parents;
+  for (const WaitingUnlink& u : batch) {
+    if (std::find(parents.begin(), parents.end(), u.parent) == parents.end()) {
+      parents.push_back(u.parent);
+    }
+  }
+  AttrCache::Change change = m_attrs.begin(parents);
+  std::unordered_map<Ino, Attr> fresh;  // each parent as its last unlink left it
+  std::vector<Ino> orphans;
+  const auto sent = DirNames::Clock::now();
+  auto c = m_pool.acquire();
+  for (const WaitingUnlink& u : batch) {
+    if (c) {
+      const std::vector<std::string_view> keys(u.keys.begin(), u.keys.end());
+      const std::vector<std::string_view> args(u.args.begin(), u.args.end());
+      (*c)->append_eval(lua::unlink, keys, args);
+    }
+  }
+  for (const WaitingUnlink& u : batch) {
+    // (every reply read: the connection goes back with nothing pending)
+    Result<Reply> r = c ? (*c)->read_reply() : Result<Reply>(c.error());
+    std::vector<Attr> after;
+    if (r.ok() && _is_retry(r->view())) {
+      const std::string now_there(r->view().size() >= 2 ? r->view()[1].str() : "?");
+      r = make_error(EIO,
+                     "the entry names inode " + now_there + " now, not " + std::to_string(u.ino) + ": not removed");
+    } else if (r.ok()) {
+      after = _fresh_parent(u.parent, r->view(), 2, u.basis);
+      const UnlinkOutcome out = _unlink_outcome(r->view());
+      if (!out.freed && out.left && *out.left <= 0) {
+        orphans.push_back(u.ino);  // (an open count of another mount's holds it)
+      }
+    }
+    if (!r.ok()) {
+      Error e = std::move(r).error();
+      e.message = "unlink of '" + u.name + "' in directory " + std::to_string(u.parent) +
+                  " (sent after its unlink returned): " + e.message;
+      dir_change_refused(std::move(e));
+      m_removed.forget(u.parent, u.name);  // (it is still there)
+    }
+    if (after.empty()) {
+      m_dir_names.forget(u.parent);
+      fresh.erase(u.parent);
+    } else {
+      m_dir_names.changed(u.parent, after[0].gen, sent, u.name, false);
+      fresh[u.parent] = std::move(after[0]);
+    }
+  }
+  std::vector<Attr> kept;
+  for (auto& [ino, attr] : fresh) {
+    kept.push_back(std::move(attr));
+  }
+  m_attrs.end(change, kept);  // (the server's: answers once no unlink of the parent waits)
+  {
+    std::lock_guard lock(m_dirs_mutex);
+    for (const WaitingUnlink& u : batch) {
+      auto it = m_unlink_parents.find(u.parent);
+      if (it != m_unlink_parents.end() && --it->second.waiting == 0) {
+        m_unlink_parents.erase(it);
+      }
+    }
+  }
+  m_unlinks_waiting -= batch.size();
+  m_dirs_waiting -= batch.size();
+  for (Ino ino : orphans) {
+    if (m_unlink_orphan) {
+      m_unlink_orphan(ino);
     }
   }
 }

@@ -247,8 +247,8 @@ void Store::note_server_clock(std::int64_t server_ns) { m_server_skew_ns = serve
 std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who) {
   const std::int64_t skew = m_server_skew_ns.load();
   if (m_opts.gather_file_max == 0 || m_opts.read_only || skew == INT64_MIN || !check_file_name(name) || name == "." ||
-      name == "..") {
-    return std::nullopt;
+      name == ".." || m_unlinks_waiting.load() != 0) {
+    return std::nullopt;  // (an unlink that waits lands first: the create goes after it, now)
   }
   // Only a name this mount knows to be absent (DirNames: the whole list
   // of a directory it made; RemovedNames: a name it removed, as sqlite
@@ -288,6 +288,13 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   m_dir_names.adding(parent, name);
   m_removed.forget(parent, name);
   remember(parent, name, ino);
+  {
+    std::lock_guard lock(m_names_mutex);
+    if (m_one_link.size() >= k_name_cache_max) {
+      m_one_link.clear();
+    }
+    m_one_link.insert(ino);
+  }
   start_gathering(*attr, std::move(create));
   return *attr;
 }
@@ -805,6 +812,11 @@ Store::Dropped Store::drop_gathered() {
     }
     forget_gathered(ino);  // (one already sent, whose refusal waited for a close that never came: forgotten too)
   }
+  {
+    std::lock_guard lock(m_dirs_mutex);
+    m_unlink_sender_stop = true;  // (it sends nothing after the batch on its way)
+  }
+  m_unlinks_cv.notify_all();
   std::lock_guard send(m_dir_send_mutex);  // (a batch on its way lands first)
   std::lock_guard lock(m_dirs_mutex);
   dropped.dirs = m_dirs.size();
@@ -813,6 +825,14 @@ Store::Dropped Store::drop_gathered() {
   }
   m_dirs_waiting -= m_dirs.size();
   m_dirs.clear();
+  dropped.unlinks = m_unlinks.size();
+  for (const WaitingUnlink& u : m_unlinks) {
+    m_removed.forget(u.parent, u.name);
+  }
+  m_unlinks_waiting -= m_unlinks.size();
+  m_dirs_waiting -= m_unlinks.size();
+  m_unlinks.clear();
+  m_unlink_parents.clear();  // (no batch on its way: m_dir_send_mutex)
   return dropped;
 }
 

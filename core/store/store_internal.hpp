@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -190,6 +191,33 @@ inline std::vector<Attr> _fresh_parent(Ino ino, ReplyView v, std::size_t at, con
   a.gen = gen;
   a.nlink = nlink;
   return {std::move(a)};
+}
+
+// What unlink.lua's reply `v` says (an array, or a short reply's string:
+// OK left now gen nlink [FREED]): whether it freed the file, and how many
+// links the file has left (none when the reply does not say).
+struct UnlinkOutcome {
+  bool freed = false;
+  std::optional<long long> left;
+};
+inline UnlinkOutcome _unlink_outcome(ReplyView v) {
+  UnlinkOutcome out;
+  const std::vector<std::string_view> f = _short_fields(v);
+  if (f.empty() ? v.size() >= 4 && v[3].str() == "FREED" : f.size() == 6 && f[5] == "FREED") {
+    out.freed = true;
+    out.left = 0;
+    return out;
+  }
+  if (f.empty()) {
+    out.left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
+  } else if (f.size() >= 2 && !f[1].empty()) {
+    long long n = 0;
+    auto [end, ec] = std::from_chars(f[1].data(), f[1].data() + f[1].size(), n);
+    if (ec == std::errc() && end == f[1].data() + f[1].size()) {
+      out.left = n;
+    }
+  }
+  return out;
 }
 
 // This host's clock, in nanoseconds since the epoch (the Store adds its

@@ -415,6 +415,13 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     m_dir_names.start(ino, attr->gen, sent);
   }
   remember(parent, name, ino);
+  if (!attr->is_dir()) {
+    std::lock_guard lock(m_names_mutex);
+    if (m_one_link.size() >= k_name_cache_max) {
+      m_one_link.clear();
+    }
+    m_one_link.insert(ino);
+  }
   if (gather) {
     start_gathering(*attr);
   }
@@ -468,6 +475,10 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
     (void)settle(ino);
   }
   m_removed.forget(new_parent, new_name);
+  {
+    std::lock_guard lock(m_names_mutex);
+    m_one_link.erase(ino);  // (before it goes: it may have two links from then on)
+  }
   TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Reply r, eval_change(*c, lua::link,
                                   {m_keys.sb(), m_keys.freeze(), m_keys.dir(new_parent), m_keys.inode(new_parent),
@@ -568,25 +579,14 @@ Result<Ino> Store::unlink_with(Ino parent, std::string_view name, Ino* freed, Pr
   settle_all();  // the name may be a file being gathered: its nlink and ctime change
   TRY_ASSIGN(auto done, remove_entry(lua::unlink, parent, name, false, 2, before));
   settle_changed({done.second});  // its links and ctime changed
-  ReplyView v = done.first.view();
-  const std::vector<std::string_view> f = _short_fields(v);  // OK left now gen nlink [FREED]
-  if (f.empty() ? v.size() >= 4 && v[3].str() == "FREED" : f.size() == 6 && f[5] == "FREED") {
+  const UnlinkOutcome out = _unlink_outcome(done.first.view());
+  if (out.freed) {
     if (freed != nullptr) {
       *freed = done.second;
     }
     return Ino{0};  // nobody held it open: unlink.lua freed it
   }
-  std::optional<long long> left;
-  if (f.empty()) {
-    left = v.size() >= 2 ? v[1].as_int() : std::nullopt;
-  } else if (f.size() >= 2 && !f[1].empty()) {
-    long long n = 0;
-    auto [end, ec] = std::from_chars(f[1].data(), f[1].data() + f[1].size(), n);
-    if (ec == std::errc() && end == f[1].data() + f[1].size()) {
-      left = n;
-    }
-  }
-  return left && *left <= 0 ? done.second : Ino{0};
+  return out.left && *out.left <= 0 ? done.second : Ino{0};
 }
 
 Result<Ino> Store::rmdir(Ino parent, std::string_view name) {

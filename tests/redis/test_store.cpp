@@ -2920,6 +2920,140 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory's attribute changes wait
   CHECK(field(d.ino, "mode") == "2750");
 }
 
+// A writeback mount's unlink of a file's last link, that nobody here holds
+// open, waits with the directory changes (Store::defer_unlink): answered at
+// once, sent by the Store's own thread with those answered meanwhile (one
+// batch on its way at a time), before anything else reaches the server. The
+// parent shows the times and count the server then stores (unlink.lua's
+// instant). CLIENT PAUSE WRITE holds a batch on its way, so that the next
+// one waits.
+TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory changes") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto field = [&](Ino ino, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.inode(ino), name})).view().str());
+  };
+  auto entry = [&](Ino dir, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.dir(dir), name})).view().str());
+  };
+  auto nobody = [](Ino) { return false; };
+  // The Store's thread sent a batch (a round trip counts when it is sent).
+  auto on_its_way = [](std::uint64_t trips) {
+    for (int i = 0; i < 2000 && redis_counters().round_trips == trips; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(redis_counters().round_trips > trips);
+  };
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto file = [&](const char* name) {  // (not open: mknod)
+    Attr f = _ok(s->mknod(d.ino, name, S_IFREG | 0644, 0, k_user));
+    _ok(s->write(f.ino, 0, "data", false));  // (its reply: what this mount holds of the file)
+    return f;
+  };
+  _ok(c.command({"SCRIPT", "LOAD", std::string(lua::script_source(lua::unlink).text)}));
+
+  // what goes now: a file held open here, a directory, a file with another link
+  Attr held = file("held");
+  CHECK_FALSE(s->defer_unlink(d.ino, "held", [&](Ino ino) { return ino == held.ino; }));
+  _ok(s->mkdir(d.ino, "sub", 0755, k_user));
+  CHECK_FALSE(s->defer_unlink(d.ino, "sub", nobody));
+  Attr linked = file("linked");
+  _ok(s->link(linked.ino, d.ino, "linked2"));
+  CHECK_FALSE(s->defer_unlink(d.ino, "linked", nobody));
+  CHECK_FALSE(s->defer_unlink(d.ino, "unknown", nobody));
+
+  // one batch on its way, one waiting: the parent shows them both
+  Attr a = file("a");
+  Attr b = file("b");
+  Attr before = _ok(s->getattr(d.ino));
+  _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
+  auto trips = redis_counters().round_trips;
+  CHECK(s->defer_unlink(d.ino, "a", nobody) == a.ino);
+  on_its_way(trips);
+  trips = redis_counters().round_trips;
+  CHECK(s->defer_unlink(d.ino, "b", nobody) == b.ino);
+  double age = 1;
+  Attr shown = _ok(s->getattr(d.ino, &age));
+  CHECK(shown.gen == before.gen + 2);
+  CHECK(shown.mtime_ns > before.mtime_ns);
+  CHECK(shown.ctime_ns == shown.mtime_ns);
+  CHECK(shown.nlink == before.nlink);
+  CHECK(s->lookup(d.ino, "b", &age).code() == ENOENT);
+  CHECK(redis_counters().round_trips == trips);  // (b waits for the batch on its way)
+  // a directory change goes now (after them), not waiting behind them
+  SetAttrRequest chmod;
+  chmod.mode = 0700;
+  _ok(s->setattr(d.ino, chmod));
+  CHECK(field(d.ino, "mode") == "0700");
+  CHECK(entry(d.ino, "a").empty());
+  CHECK(entry(d.ino, "b").empty());
+  CHECK(_ok(c.command({"EXISTS", keys.inode(a.ino), keys.inode(b.ino), keys.block(a.ino, 0)})).view().integer() == 0);
+  Attr got = _ok(s->getattr(d.ino));  // (the server's)
+  CHECK(got.gen == shown.gen);
+  CHECK(got.mtime_ns == shown.mtime_ns);  // (the time this mount showed)
+  CHECK(got.ctime_ns > shown.ctime_ns);   // (the chmod's)
+
+  // a create while an unlink waits is not deferred: it goes after it
+  Attr c1 = file("c1");
+  Attr c2 = file("c2");
+  _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
+  trips = redis_counters().round_trips;
+  CHECK(s->defer_unlink(d.ino, "c1", nobody) == c1.ino);
+  on_its_way(trips);
+  CHECK(s->defer_unlink(d.ino, "c2", nobody) == c2.ino);
+  Attr made = _ok(s->create(d.ino, "c2", 0644, k_user, true));
+  CHECK(field(made.ino, "type") == "file");  // (on the server already)
+  CHECK(entry(d.ino, "c2") == std::to_string(made.ino));
+  CHECK(entry(d.ino, "c1").empty());
+  _ok(s->flush(made.ino));
+
+  // refused when sent (the name holds another inode now): reported once,
+  // the name stays
+  Attr r = file("r");
+  _ok(c.command({"HSET", keys.dir(d.ino), "r", "999999"}));
+  CHECK(s->defer_unlink(d.ino, "r", nobody) == r.ino);
+  Status logged = s->send_dir_changes(Store::DirRefusal::once);
+  REQUIRE_FALSE(logged.ok());
+  CHECK(logged.error().code == EIO);
+  CHECK(logged.error().message.find("unlink of 'r' in directory " + std::to_string(d.ino)) != std::string::npos);
+  CHECK(logged.error().message.find("names inode 999999") != std::string::npos);
+  CHECK(s->send_dir_changes(Store::DirRefusal::once).ok());
+  Status synced = s->send_dir_changes();
+  REQUIRE_FALSE(synced.ok());
+  CHECK(s->send_dir_changes().ok());
+  CHECK(entry(d.ino, "r") == "999999");
+  CHECK(field(r.ino, "nlink") == "1");
+  _ok(c.command({"HSET", keys.dir(d.ino), "r", std::to_string(r.ino)}));
+
+  // an open count of another mount's keeps the file: an orphan, handed on
+  std::vector<Ino> orphans;
+  s->on_unlink_orphan([&](Ino ino) { orphans.push_back(ino); });
+  Attr o = file("o");
+  _ok(c.command({"HSET", keys.open(o.ino), "another-mount", "1"}));
+  CHECK(s->defer_unlink(d.ino, "o", nobody) == o.ino);
+  _ok(s->send_dir_changes());
+  CHECK(orphans == std::vector<Ino>{o.ino});
+  CHECK(field(o.ino, "nlink") == "0");
+  CHECK(_ok(c.command({"HEXISTS", keys.orphans(), std::to_string(o.ino)})).view().integer() == 1);
+  s->on_unlink_orphan({});
+
+  // the unmount of a mount that stopped serving: what waits is dropped
+  Attr p1 = file("p1");
+  Attr p2 = file("p2");
+  _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
+  trips = redis_counters().round_trips;
+  CHECK(s->defer_unlink(d.ino, "p1", nobody) == p1.ino);
+  on_its_way(trips);
+  CHECK(s->defer_unlink(d.ino, "p2", nobody) == p2.ino);
+  Store::Dropped dropped = s->drop_gathered();  // (after the batch on its way)
+  CHECK(dropped.unlinks == 1);
+  CHECK(entry(d.ino, "p1").empty());
+  CHECK(entry(d.ino, "p2") == std::to_string(p2.ino));
+  CHECK(_ok(s->lookup(d.ino, "p2", &age)).ino == p2.ino);
+  _ok(s->flush_all());
+  CHECK(entry(d.ino, "p2") == std::to_string(p2.ino));
+}
+
 // Keys past the superblock's next_inode (damage) never cost a create: a
 // batch's numbers that an INODE or OPEN key holds are skipped when the
 // batch is reserved (a deferred create, answered before the server sees

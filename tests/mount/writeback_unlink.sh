@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# writeback_unlink: a writeback mount answers the unlink of a file's last
+# link at once, when the mount holds the file not open, and a thread of the
+# daemon sends it with those answered meanwhile (core/store/store_dirs.cpp):
+# rm -rf costs no round trip a file. What the mount shows does not change:
+# the name is gone, the directory's listing, times and count follow, a name
+# made again holds the new file, a file still open lives on (its unlink
+# goes at once and leaves this mount's orphan), a file with another link
+# keeps it. The server has each unlink before anything else the mount
+# sends, after an fsync of the directory, in a snapshot, and at unmount;
+# nothing is left behind. An unlink the server refuses when it is sent
+# (the name names another inode: damage) is logged once and is the next
+# directory fsync's EIO.
+. "$(dirname "$0")/lib.sh"
+need_binary REDISFS_SNAP_BIN
+
+snap() {
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
+}
+
+# entry DIR NAME: the inode DIR's entry NAME names on the server, or ''
+entry() {
+  rcli hget "$PREFIX:DIR:$(stat -c %i "$1")" "$2"
+}
+
+mount_fs -o writeback
+mkdir -p "$MNT/t/a/b" "$MNT/d"
+for i in $(seq 1 100); do
+  echo "file $i" >"$MNT/t/a/f$i"
+  echo "file $i" >"$MNT/t/a/b/g$i"
+done
+sync -f "$MNT"
+
+# rm -rf: no round trip an unlink; nothing left of the tree, here or there
+read -r n0 rt0 < <(trips unlink)
+rm -rf "$MNT/t/a"
+read -r n1 rt1 < <(trips unlink)
+((n1 - n0 == 200)) || fail "rm -rf sent $((n1 - n0)) unlinks, not 200"
+((rt1 - rt0 <= 20)) || fail "200 unlinks cost $((rt1 - rt0)) round trips on a writeback mount"
+[[ -z $(ls -A "$MNT/t") ]] || fail "the removed tree still shows: $(ls -A "$MNT/t")"
+[[ -z $(rcli hkeys "$PREFIX:DIR:$(stat -c %i "$MNT/t")") ]] || fail "the server still names entries of t"
+
+# the directory's count and times follow at once, and are the server's
+touch "$MNT/d/x" "$MNT/d/y" "$MNT/d/z"
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT/d"
+before=$(stat -c %Y "$MNT/d")
+sleep 1.1
+rm "$MNT/d/x"
+shown=$(python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_mtime_ns)' "$MNT/d")
+(( shown / 1000000000 > before )) || fail "the directory's mtime did not move with the unlink: $before then $shown"
+[[ $(ls "$MNT/d" | tr '\n' ' ') == "y z " ]] || fail "the listing after an unlink: $(ls "$MNT/d")"
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT/d"
+[[ $(rcli hget "$PREFIX:INODE:$(stat -c %i "$MNT/d")" mtime) == "$shown" ]] ||
+  fail "the server's mtime of the directory is not the one the mount showed ($shown)"
+[[ -z $(entry "$MNT/d" x) ]] || fail "fsync of the directory returned before its unlink was on the server"
+
+# a name removed and made again: the new file, here and there
+for i in $(seq 1 30); do
+  echo "old $i" >"$MNT/d/again"
+  rm "$MNT/d/again"
+  echo "new $i" >"$MNT/d/again"
+  [[ $(cat "$MNT/d/again") == "new $i" ]] || fail "round $i: the name made again reads $(cat "$MNT/d/again")"
+done
+sync -f "$MNT"
+[[ $(entry "$MNT/d" again) == $(stat -c %i "$MNT/d/again") ]] || fail "the server's entry is not the new file's"
+
+# a file held open: its data lives on until the close; another link stays
+echo "still here" >"$MNT/d/open"
+echo "linked" >"$MNT/d/one"
+ln "$MNT/d/one" "$MNT/d/two"
+exec 7<"$MNT/d/open"
+rm "$MNT/d/open" "$MNT/d/one"
+[[ $(cat <&7) == "still here" ]] || fail "an open file lost its data to its unlink"
+exec 7<&-
+[[ $(cat "$MNT/d/two") == linked && $(stat -c %h "$MNT/d/two") == 1 ]] || fail "the other link of a removed name"
+
+# anything else the mount sends goes after the unlinks; a snapshot has them
+touch "$MNT/d/s1" "$MNT/d/s2"
+sync -f "$MNT"
+rm "$MNT/d/s1"
+mkdir "$MNT/d/after"
+[[ -z $(entry "$MNT/d" s1) ]] || fail "a mkdir reached the server before the unlink it followed"
+rm "$MNT/d/s2"
+snap --quiet copy "$PREFIX" "$PREFIX-snap" || fail "copy of the writeback mount"
+[[ -z $(rcli hget "$PREFIX-snap:DIR:$(stat -c %i "$MNT/d")" s2) ]] || fail "the snapshot lacks an unlink made before it"
+snap --quiet delete --force "$PREFIX-snap"
+
+# refused when sent (the name names another inode now): logged once, the
+# next directory fsync's EIO
+touch "$MNT/d/r"
+sync -f "$MNT"
+rino=$(stat -c %i "$MNT/d/r")
+refusal="writeback: unlink of 'r' in directory $(stat -c %i "$MNT/d") (sent after its unlink returned): "
+python3 - "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" "$PREFIX:DIR:$(stat -c %i "$MNT/d")" <<'PY' ||
+import errno, os, subprocess, sys, time
+d, log, refusal, sock, key = sys.argv[1:]
+fd = os.open(d, os.O_RDONLY)
+subprocess.run(["redis-cli", "-s", sock, "hset", key, "r", "999999"], check=True, stdout=subprocess.DEVNULL)
+os.unlink(os.path.join(d, "r"))
+for _ in range(100):
+    if refusal in open(log).read():
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("a refused unlink was not logged")
+try:
+    os.fsync(fd)
+    sys.exit("the fsync after a refused unlink succeeded")
+except OSError as e:
+    if e.errno != errno.EIO:
+        sys.exit(f"the fsync after a refused unlink failed with {e}, not EIO")
+os.fsync(fd)  # (reported once)
+PY
+  fail "an unlink refused when sent"
+(($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused unlink was logged more than once"
+[[ $(entry "$MNT/d" r) == 999999 ]] || fail "a refused unlink changed the entry"
+rcli hset "$PREFIX:DIR:$(stat -c %i "$MNT/d")" r "$rino" >/dev/null  # (mended)
+
+# the unmount sends what waits; nothing is left behind
+for i in $(seq 1 50); do touch "$MNT/d/u$i"; done
+sync -f "$MNT"
+rm "$MNT"/d/u*
+unmount_fs
+[[ -z $(rcli hget "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:1" d)" u50) ]] || fail "the unmount lost unlinks"
+check_consistency --no-orphans || fail "inconsistent after the writeback mount's unlinks"
+
+# a default mount sends each unlink itself
+mount_fs
+touch "$MNT/d/u1"
+read -r n0 rt0 < <(trips unlink)
+rm "$MNT/d/u1"
+read -r n1 rt1 < <(trips unlink)
+((rt1 - rt0 == 1)) || fail "a default mount's unlink cost $((rt1 - rt0)) round trips, not 1"
+unmount_fs
