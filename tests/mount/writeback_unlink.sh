@@ -124,6 +124,35 @@ unmount_fs
 [[ -z $(rcli hget "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:1" d)" u50) ]] || fail "the unmount lost unlinks"
 check_consistency --no-orphans || fail "inconsistent after the writeback mount's unlinks"
 
+# the daemon killed in the middle of rm -rf: each file is whole or gone,
+# and nothing is left behind
+mount_fs -o writeback
+mkdir "$MNT/k"
+for i in $(seq 1 400); do echo "kept $i" >"$MNT/k/f$i"; done
+sync -f "$MNT"
+rm -rf "$MNT/k" 2>/dev/null &
+rmpid=$!
+for ((i = 0; i < 200; i++)); do
+  (($(ls "$MNT/k" 2>/dev/null | wc -l) < 300)) && break
+  sleep 0.01
+done
+kill_daemon
+wait "$rmpid" || true
+rcli pexpire "$PREFIX:WRITEBACK" 1 >/dev/null  # (as its TTL would, within 30 s)
+expire_sessions
+check_consistency || fail "inconsistent after a writeback mount was killed in the middle of rm -rf"
+mount_fs -o writeback
+left=0
+for f in "$MNT"/k/f*; do
+  [[ -e $f ]] || continue
+  ((++left))
+  [[ $(cat "$f") == "kept ${f##*/f}" ]] || fail "$f, left by the killed rm -rf, reads $(cat "$f")"
+done
+note "the killed rm -rf left $left of 400 files"
+rm -rf "$MNT/k"
+unmount_fs
+check_consistency --no-orphans || fail "inconsistent after the rm -rf that followed the crash"
+
 # a default mount sends each unlink itself
 mount_fs
 touch "$MNT/d/u1"
