@@ -10,8 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "snap/fsck_analysis.hpp"
-#include "store/keys.hpp"
 #include "snap/snapshot.hpp"
+#include "store/keys.hpp"
+#include "util/progress.hpp"
 
 namespace redisfs {
 
@@ -29,6 +30,9 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
   // A scan the server's restart or failover cut short (EAGAIN, Scanner::scan)
   // starts over: nothing was repaired by what it had found.
   for (int attempt = 1;; ++attempt) {
+    if (attempt > 1 && progress != nullptr) {
+      progress->restart();  // (counted from nothing: never past the whole)
+    }
     auto report = fsck_scan(*c, prefix, repair, progress);
     if (report.ok() || report.code() != EAGAIN || attempt == 3) {
       return report;

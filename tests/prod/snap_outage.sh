@@ -231,8 +231,12 @@ note "1. fsck --repair through a restart: it scans again, finds the filesystem c
 # (a SCAN cursor means nothing to the restarted server: a scan across the
 # restart missed keys, and took blocks for strays)
 keys_before=$(rcli s --scan --pattern "$P-copy:*" | wc -l)
-through_restart fsck "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy"
+through_restart fsck env REDISFS_PROGRESS_SECONDS=0 "$REDISFS_SNAP_BIN" --redis "$URL" fsck --repair "$P-copy"
 ((rc == 0)) || fail "fsck --repair through a restart exited $rc: $(head -5 "$T/fsck.out" "$T/fsck.err")"
+# (its progress counts again from nothing when the scan starts over)
+grep -q "^fsck $P-copy: [0-9]* of [0-9]* keys" "$T/fsck.err" || fail "fsck through a restart showed no progress: $(head -3 "$T/fsck.err")"
+over=$(awk -v p="fsck $P-copy:" 'index($0, p) == 1 && $4 == "of" && $3 + 0 > $5 + 0 { print; exit }' "$T/fsck.err")
+[[ -z $over ]] || fail "fsck's progress through a restart passed the whole: $over"
 [[ $(rcli s --scan --pattern "$P-copy:*" | wc -l) == "$keys_before" ]] || fail "fsck --repair through a restart deleted keys"
 records "$P-copy" | diff "$T/want" - >"$T/delta" || fail "fsck --repair through a restart changed the copy: $(head -5 "$T/delta")"
 
