@@ -227,8 +227,9 @@ class Store {
   std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held);
   // Called with each inode an unlink that waited left an orphan (a file
   // some other mount's open count still holds), by the thread that sent
-  // it: the caller treats it as an unlink's orphan. Set before serving.
-  void on_unlink_orphan(std::function<void(Ino)> listener) { m_unlink_orphan = std::move(listener); }
+  // it: the caller treats it as an unlink's orphan. Set before serving;
+  // once it returns, a listener it replaced is called no more.
+  void on_unlink_orphan(std::function<void(Ino)> listener);
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -770,7 +771,7 @@ class Store {
   std::vector<WaitingUnlink> m_unlinks;                      // guarded by m_dirs_mutex
   std::unordered_map<Ino, UnlinkedParent> m_unlink_parents;  // guarded by m_dirs_mutex
   std::atomic<std::size_t> m_unlinks_waiting{0};  // in m_unlinks or on their way (counted in m_dirs_waiting too)
-  std::function<void(Ino)> m_unlink_orphan;
+  std::function<void(Ino)> m_unlink_orphan;       // guarded by m_dir_send_mutex
   std::thread m_unlink_sender;           // started at the first unlink that waits
   std::condition_variable m_unlinks_cv;  // with m_dirs_mutex: unlinks wait, or the sender stops
   bool m_unlink_sender_stop = false;     // guarded by m_dirs_mutex

@@ -272,6 +272,11 @@ std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const 
   return ino;
 }
 
+void Store::on_unlink_orphan(std::function<void(Ino)> listener) {
+  std::lock_guard send(m_dir_send_mutex);  // (a batch on its way calls the listener it has)
+  m_unlink_orphan = std::move(listener);
+}
+
 void Store::unlink_sender_loop() {
   std::unique_lock lock(m_dirs_mutex);
   for (;;) {
@@ -385,13 +390,13 @@ void Store::send_waiting_unlinks() {
       }
     }
   }
-  m_unlinks_waiting -= batch.size();
-  m_dirs_waiting -= batch.size();
-  for (Ino ino : orphans) {
+  for (Ino ino : orphans) {  // (before the counts: an unmount's flush_all waits for them)
     if (m_unlink_orphan) {
       m_unlink_orphan(ino);
     }
   }
+  m_unlinks_waiting -= batch.size();
+  m_dirs_waiting -= batch.size();
 }
 
 Status Store::send_dir_changes(DirRefusal report) {
