@@ -2993,14 +2993,21 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(got.mtime_ns == shown.mtime_ns);  // (the time this mount showed)
   CHECK(got.ctime_ns > shown.ctime_ns);   // (the chmod's)
 
+  // Two new files' unlinks: the first on its way (held by the server's
+  // pause), the second waiting behind it.
+  auto one_on_its_way = [&](const char* first, const char* second) {
+    Attr f1 = file(first);
+    Attr f2 = file(second);
+    _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
+    const auto sent = redis_counters().round_trips;
+    CHECK(s->defer_unlink(d.ino, first, nobody) == f1.ino);
+    on_its_way(sent);
+    CHECK(s->defer_unlink(d.ino, second, nobody) == f2.ino);
+    return f2;
+  };
+
   // a create while an unlink waits is not deferred: it goes after it
-  Attr c1 = file("c1");
-  Attr c2 = file("c2");
-  _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
-  trips = redis_counters().round_trips;
-  CHECK(s->defer_unlink(d.ino, "c1", nobody) == c1.ino);
-  on_its_way(trips);
-  CHECK(s->defer_unlink(d.ino, "c2", nobody) == c2.ino);
+  one_on_its_way("c1", "c2");
   Attr made = _ok(s->create(d.ino, "c2", 0644, k_user, true));
   CHECK(field(made.ino, "type") == "file");  // (on the server already)
   CHECK(entry(d.ino, "c2") == std::to_string(made.ino));
@@ -3038,13 +3045,7 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   s->on_unlink_orphan({});
 
   // the unmount of a mount that stopped serving: what waits is dropped
-  Attr p1 = file("p1");
-  Attr p2 = file("p2");
-  _ok(c.command({"CLIENT", "PAUSE", "1000", "WRITE"}));
-  trips = redis_counters().round_trips;
-  CHECK(s->defer_unlink(d.ino, "p1", nobody) == p1.ino);
-  on_its_way(trips);
-  CHECK(s->defer_unlink(d.ino, "p2", nobody) == p2.ino);
+  Attr p2 = one_on_its_way("p1", "p2");
   Store::Dropped dropped = s->drop_gathered();  // (after the batch on its way)
   CHECK(dropped.unlinks == 1);
   CHECK(entry(d.ino, "p1").empty());
