@@ -90,6 +90,12 @@ snap --quiet delete --force "$PREFIX-snap"
 touch "$MNT/d/r"
 sync -f "$MNT"
 rino=$(stat -c %i "$MNT/d/r")
+# (its close answered: an unlink of a file still held goes at once)
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli exists "$PREFIX:OPEN:$rino") == 0 ]] && break
+  sleep 0.02
+done
+sleep 0.1
 refusal="writeback: unlink of 'r' in directory $(stat -c %i "$MNT/d") (sent after its unlink returned): "
 python3 - "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" "$PREFIX:DIR:$(stat -c %i "$MNT/d")" <<'PY' ||
 import errno, os, subprocess, sys, time
