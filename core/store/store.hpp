@@ -535,7 +535,9 @@ class Store {
   // Prerequisites that send `releases` in front of a change; their results
   // go to `released`.
   Prerequisites releases_before(std::span<const Release> releases, std::vector<Result<Released>>& released);
-  void remember(Ino parent, std::string_view name, Ino ino);
+  // `name` in `parent` names `ino`; `one_link`: a file this mount just
+  // made, with that one link (m_one_link).
+  void remember(Ino parent, std::string_view name, Ino ino, bool one_link = false);
   void forget_name(Ino parent, std::string_view name);
   bool security_xattrs_possible(Connection& c);
 

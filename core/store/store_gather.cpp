@@ -287,14 +287,7 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   m_attrs.forget(parent);
   m_dir_names.adding(parent, name);
   m_removed.forget(parent, name);
-  remember(parent, name, ino);
-  {
-    std::lock_guard lock(m_names_mutex);
-    if (m_one_link.size() >= k_name_cache_max) {
-      m_one_link.clear();
-    }
-    m_one_link.insert(ino);
-  }
+  remember(parent, name, ino, true);
   start_gathering(*attr, std::move(create));
   return *attr;
 }

@@ -26,7 +26,7 @@ std::vector<std::pair<Ino, std::string>> Store::known_names() {
   return out;
 }
 
-void Store::remember(Ino parent, std::string_view name, Ino ino) {
+void Store::remember(Ino parent, std::string_view name, Ino ino, bool one_link) {
   m_removed.forget(parent, name);  // it is there (again)
   std::string key = std::to_string(parent) + '/' + std::string(name);
   std::lock_guard lock(m_names_mutex);
@@ -34,6 +34,12 @@ void Store::remember(Ino parent, std::string_view name, Ino ino) {
     m_names.clear();
   }
   m_names[std::move(key)] = ino;
+  if (one_link) {
+    if (m_one_link.size() >= k_name_cache_max) {
+      m_one_link.clear();
+    }
+    m_one_link.insert(ino);
+  }
 }
 
 void Store::forget_name(Ino parent, std::string_view name) {
@@ -414,14 +420,7 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
   if (attr->is_dir()) {
     m_dir_names.start(ino, attr->gen, sent);
   }
-  remember(parent, name, ino);
-  if (!attr->is_dir()) {
-    std::lock_guard lock(m_names_mutex);
-    if (m_one_link.size() >= k_name_cache_max) {
-      m_one_link.clear();
-    }
-    m_one_link.insert(ino);
-  }
+  remember(parent, name, ino, !attr->is_dir());
   if (gather) {
     start_gathering(*attr);
   }
