@@ -3053,6 +3053,20 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(_ok(s->lookup(d.ino, "p2", &age)).ino == p2.ino);
   _ok(s->flush_all());
   CHECK(entry(d.ino, "p2") == std::to_string(p2.ino));
+
+  // unlink.lua refuses an instant that is no number, writing nothing
+  // (when the basis is the server's: only then is the instant used)
+  const std::string basis = field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime");
+  const std::vector<std::string> unlink_keys{keys.sb(),          keys.freeze(),  keys.dir(d.ino),    keys.inode(d.ino),
+                                             keys.inode(p2.ino), keys.orphans(), keys.xattr(p2.ino), keys.open(p2.ino)};
+  for (const char* instant : {"12x", "-5", "99999999999999999999"}) {
+    auto refused = c.eval(lua::unlink, unlink_keys,
+                          std::vector<std::string>{"p2", std::to_string(p2.ino), "test", "0", instant, basis});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == EINVAL);
+  }
+  CHECK(entry(d.ino, "p2") == std::to_string(p2.ino));
+  CHECK(field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime") == basis);
 }
 
 // Keys past the superblock's next_inode (damage) never cost a create: a
