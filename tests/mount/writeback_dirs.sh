@@ -91,28 +91,11 @@ snap --quiet delete --force "$PREFIX-snap"
 mkdir "$MNT/r/sub"  # (its reply: what the mount holds of r, so that a change of r may wait)
 rsize=$(rcli hget "$PREFIX:INODE:${ino[r]}" size)
 refusal="writeback: attribute change of directory ${ino[r]} (sent after its setattr returned): "
-python3 - "$MNT/r" "$MNT/a" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" "$PREFIX:INODE:${ino[r]}" <<'PY' ||
-import errno, os, subprocess, sys, time
-d, other, log, refusal, sock, key = sys.argv[1:]
-fd = os.open(d, os.O_RDONLY)  # (open before the damage: a lookup of r fails after it)
-subprocess.run(["redis-cli", "-s", sock, "hset", key, "size", "lots"], check=True, stdout=subprocess.DEVNULL)
-os.fchmod(fd, 0o700)
-for _ in range(100):
-    if refusal in open(log).read():
-        break
-    time.sleep(0.1)
-else:
-    sys.exit("a refused directory change was not logged")
-try:
-    os.fsync(fd)
-    sys.exit("the fsync after a refused change succeeded")
-except OSError as e:
-    if e.errno != errno.EIO:
-        sys.exit(f"the fsync after a refused change failed with {e}, not EIO")
-os.fsync(fd)  # (reported once)
-os.fsync(os.open(other, os.O_RDONLY))
-PY
+python3 "$HERE/refused_once.py" "$MNT/r" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" \
+  "$PREFIX:INODE:${ino[r]}" size lots chmod:0700 ||
   fail "a directory change refused when sent"
+python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$MNT/a" ||
+  fail "an fsync of another directory after the refusal was taken"
 (($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused directory change was logged more than once"
 [[ $(rcli hget "$PREFIX:INODE:${ino[r]}" mode) == 0755 ]] || fail "a refused change changed the server's mode"
 rcli hset "$PREFIX:INODE:${ino[r]}" size "$rsize" >/dev/null  # (mended)

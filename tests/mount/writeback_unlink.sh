@@ -97,26 +97,8 @@ for ((i = 0; i < 200; i++)); do
 done
 sleep 0.1
 refusal="writeback: unlink of 'r' in directory $(stat -c %i "$MNT/d") (sent after its unlink returned): "
-python3 - "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" "$PREFIX:DIR:$(stat -c %i "$MNT/d")" <<'PY' ||
-import errno, os, subprocess, sys, time
-d, log, refusal, sock, key = sys.argv[1:]
-fd = os.open(d, os.O_RDONLY)
-subprocess.run(["redis-cli", "-s", sock, "hset", key, "r", "999999"], check=True, stdout=subprocess.DEVNULL)
-os.unlink(os.path.join(d, "r"))
-for _ in range(100):
-    if refusal in open(log).read():
-        break
-    time.sleep(0.1)
-else:
-    sys.exit("a refused unlink was not logged")
-try:
-    os.fsync(fd)
-    sys.exit("the fsync after a refused unlink succeeded")
-except OSError as e:
-    if e.errno != errno.EIO:
-        sys.exit(f"the fsync after a refused unlink failed with {e}, not EIO")
-os.fsync(fd)  # (reported once)
-PY
+python3 "$HERE/refused_once.py" "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" \
+  "$PREFIX:DIR:$(stat -c %i "$MNT/d")" r 999999 unlink:r ||
   fail "an unlink refused when sent"
 (($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused unlink was logged more than once"
 [[ $(entry "$MNT/d" r) == 999999 ]] || fail "a refused unlink changed the entry"
