@@ -51,6 +51,11 @@ void init(void* userdata, fuse_conn_info* conn) {
   if (writeback && (conn->want & FUSE_CAP_WRITEBACK_CACHE) == 0) {
     log_warning("-o writeback: this kernel offers no writeback cache; writes go through it as by default");
   }
+  // With the writeback cache the kernel keeps regular files' mtime and
+  // ctime and writes them back (ctime too from protocol 7.23 on): writes
+  // leave them to it (op_setattr.cpp).
+  static_cast<Session*>(userdata)->store().set_kernel_file_times((conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0 &&
+                                                                 conn->proto_minor >= 23);
   conn->max_write = k_max_io;
   conn->max_readahead = std::min(conn->max_readahead, k_max_io);
   conn->time_gran = 1;

@@ -1,7 +1,10 @@
 // setattr: chmod, chown, truncate and utimens, as one SetAttrRequest. The
-// kernel already checked permissions (default_permissions); ctime is the
-// Store's to set, so FUSE_SET_ATTR_CTIME adds nothing. On a writeback mount
-// the kernel keeps a file's mtime itself and sends "now" as its own clock's
+// kernel already checked permissions (default_permissions). ctime is the
+// Store's to set, but on a writeback mount, where the kernel keeps a
+// regular file's mtime and ctime itself and shows them (it never takes
+// them from a reply), it sends its ctime with every change of such a file
+// (FUSE_SET_ATTR_CTIME): the server stores that one, so what the mount
+// showed is what a remount shows. The kernel sends "now" as its own clock's
 // time, not as MTIME_NOW: an atime "now" that comes with it takes the
 // kernel's time too (it sent the same instant), or utimes(NULL) would
 // leave atime and mtime apart. It also writes a file's times back on its
@@ -90,6 +93,9 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   } else if ((to_set & FUSE_SET_ATTR_MTIME) != 0) {
     change.mtime = SetAttrRequest::Time::Set;
     change.mtime_ns = _ns(attr->st_mtim);
+  }
+  if ((to_set & FUSE_SET_ATTR_CTIME) != 0 && attr->st_ctim.tv_sec >= 0) {
+    change.ctime_ns = _ns(attr->st_ctim);
   }
   Result<Attr> done = session.store().setattr(ino, change);
   if (!done && done.code() == ENOENT && _times_write_back(session, to_set)) {

@@ -12,7 +12,8 @@
 --       INODE, 'b<ino>:<index>' one of its blocks, 'h' any other hash
 --       (DIR, XATTR, ORPHANS)
 -- A file's blocks follow its INODE in the walk: when the INODE is the same
--- in both but for atime (every script that changes data changes ctime),
+-- in both but for atime (every script that changes data changes ctime,
+-- or, on a writeback mount, where the kernel keeps the times, 'gen'),
 -- its blocks are not compared, only measured; nor are those the set does
 -- not name, when it is given (SISMEMBER). Two blocks of one length are
 -- compared by BITOP XOR into the scratch key and BITPOS of a 1 bit: native

@@ -615,10 +615,15 @@ local function write_pieces(K, A, made)
     drop_temps()
     fail(code, msg)
   end
-  if n < 1 or n ~= math.floor(n) or (#A ~= 3 + 3 * n and #A ~= 4 + 3 * n and #A ~= 10 + 3 * n) or
-      not tonumber(A[1]) then
+  if n < 1 or n ~= math.floor(n) or (#A ~= 3 + 3 * n and #A ~= 4 + 3 * n and #A ~= 10 + 3 * n and #A ~= 11 + 3 * n) or
+      not tonumber(A[1]) or not string.match(A[3], '^1?k?$') then
     refuse('EINVAL', 'malformed write arguments')
   end
+  local instant = A[11 + 3 * n]
+  if instant and (not string.match(instant, '^%d+$') or #instant > 19) then
+    refuse('EINVAL', 'malformed instant')
+  end
+  local kernel_times = string.sub(A[3], -1) == 'k'
   for i = 1, n do
     if not tonumber(A[4 + (i - 1) * 3]) or not tonumber(A[5 + (i - 1) * 3]) then
       refuse('EINVAL', 'malformed write arguments')
@@ -636,7 +641,7 @@ local function write_pieces(K, A, made)
     check_frozen(K[2])
   end
   -- (pcall: a runtime error would skip refuse, leaving the TMP keys)
-  local f = made and {'file', '0', made[2], '0'} or redis.pcall('HMGET', K[3], 'type', 'size', 'mode', 'bytes')
+  local f = made and {'file', '0', made[2], '0'} or redis.pcall('HMGET', K[3], 'type', 'size', 'mode', 'bytes', 'gen')
   if f.err then
     refuse('EIO', K[3] .. ' is not a hash')
   end
@@ -659,8 +664,8 @@ local function write_pieces(K, A, made)
   end
   local now = made and made[1] or now_ns()
   local attrs = nil
-  if #A == 10 + 3 * n then
-    attrs = attr_fields(A, 5 + 3 * n, now, function()
+  if #A >= 10 + 3 * n then
+    attrs = attr_fields(A, 5 + 3 * n, instant or now, function()
       return new_mode or f[3]
     end)
     if not attrs then
@@ -719,11 +724,22 @@ local function write_pieces(K, A, made)
     size = stop
   end
   -- One HSET: the data's fields, then the attribute change's (a field
-  -- named twice takes the later value, as two HSETs in turn would).
+  -- named twice takes the later value, as two HSETs in turn would). The
+  -- data stamps mtime and ctime, or, when the kernel keeps them ('k': it
+  -- writes them back itself), counts its change in 'gen' instead: every
+  -- change of the data changes the inode (an incremental dump's
+  -- comparison, inc_compare.lua, trusts that), and the times the mount
+  -- shows are not moved by a write the kernel stamped within its clock's
+  -- last tick (it writes no time back then).
   local set = {'size', fmt(size), 'mtime', now, 'ctime', now}
+  if kernel_times then
+    local g = not made and f[5]
+    g = g and string.match(g, '^%d+$') and #g <= 16 and tonumber(g) < 2 ^ 53 - 1 and tonumber(g) + 1 or 1
+    set = {'size', fmt(size), 'gen', fmt(g)}
+  end
   if killed then
-    set[7] = 'mode'
-    set[8] = new_mode
+    set[#set + 1] = 'mode'
+    set[#set + 1] = new_mode
   end
   if attrs then
     for i = 1, #attrs do
@@ -751,7 +767,7 @@ local function write_pieces(K, A, made)
     count_add(K[1], 'bytes', delta)
   end
   track_blocks(K[4], written)
-  if A[3] == '1' then
+  if string.sub(A[3], 1, 1) == '1' then
     return {fmt(size), redis.call('HGETALL', K[3]), killed}
   end
   return {fmt(size), false, killed}

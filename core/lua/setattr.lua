@@ -10,8 +10,10 @@
 --       setuid, and setgid of a group-executable file, after the mode
 --       (FATTR_KILL_SUIDGID; '' = keep), then '1' when the reply is to
 --       carry the inode's fields, then, optional, the change's instant
---       (nanoseconds: its ctime; absent or '': the server's clock) when a
---       writeback mount showed it before sending the change (store_dirs.cpp)
+--       (nanoseconds: its ctime; absent or '': the server's clock): a
+--       writeback mount's, which showed a directory's change before sending
+--       it (store_dirs.cpp), or its kernel's, which keeps a regular file's
+--       ctime and sends it (FUSE_SET_ATTR_CTIME)
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
 -- changes does not ask: the fields cost the server more than the change).
 -- Asked, it reads them first and refuses (EIO, writing nothing) a change

@@ -6,14 +6,19 @@
 --       key holding its bytes (or any key when the bytes are in ARGV)
 -- ARGV: 1 where the data ends (the offset past its last byte: the size
 --       grows to it at least), 2 expected size for O_APPEND ('' otherwise:
---       the write is where the pieces say), 3 '1' when the reply is to
---       carry the inode's fields, then per piece: offset in block, length,
---       and the bytes themselves or '' when they wait in the TMP key; then,
+--       the write is where the pieces say), 3 flags: '1' when the reply
+--       is to carry the inode's fields, then 'k' when the kernel keeps the
+--       file's mtime and ctime (a writeback mount's: the data leaves them
+--       and counts up 'gen' instead; prelude.lua), then per piece: offset
+--       in block, length, and the bytes themselves or '' when they wait in
+--       the TMP key; then,
 --       optional, 'kill': setuid goes, and setgid of a group-executable
 --       file, with the data (FUSE_WRITE_KILL_SUIDGID; '' = keep); then,
 --       optional (after 'kill' or ''), an attribute change applied after
 --       the data, as setattr.lua would apply it next: its six arguments
---       (mode, uid, gid, atime, mtime, kill; prelude.lua, attr_fields).
+--       (mode, uid, gid, atime, mtime, kill; prelude.lua, attr_fields),
+--       and, optional after them, the change's instant (nanoseconds: its
+--       ctime, as setattr.lua's; a writeback mount's kernel sends it).
 --       A gathered file's flush sends its data and the attribute change
 --       that followed (tar's chown, chmod and utimes) in one script.
 -- Large pieces come as TMP keys (plain SETs in the same pipeline, with a
@@ -28,6 +33,7 @@
 -- rest of a small write), and 'killed' third when the kill dropped a bit
 -- (the data's kill; not the attribute change's).
 -- Every check, the attribute change's too, comes before the first write;
--- the data's and the change's times are one instant.
+-- the data's and the change's times are one instant (the change's own
+-- when it brings one).
 -- (the work is prelude.lua's, shared with create_write.lua)
 return write_pieces(KEYS, ARGV)

@@ -65,6 +65,11 @@ struct SetAttrRequest {
   std::int64_t atime_ns = 0;
   Time mtime = Time::Keep;
   std::int64_t mtime_ns = 0;
+  // The change's instant (nanoseconds), its ctime and the time of its
+  // "now"s; absent: the server's clock. A writeback mount's kernel keeps
+  // a regular file's ctime and sends it (FUSE_SET_ATTR_CTIME); a writeback
+  // mount's directory change carries the instant the mount showed.
+  std::optional<std::int64_t> ctime_ns;
   // Drop setuid, and setgid of a group-executable file, after the other
   // changes (FATTR_KILL_SUIDGID: a truncate by a caller without CAP_FSETID,
   // a chown of a non-directory): fs/killpriv.hpp.
@@ -454,6 +459,10 @@ class Store {
   // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
+  // The kernel keeps regular files' mtime and ctime itself and writes them
+  // back (a writeback mount whose kernel granted the writeback cache, and
+  // sends ctimes: FUSE 7.23): a write leaves them to it (write.lua's 'k').
+  void set_kernel_file_times(bool on) { m_kernel_file_times.store(on); }
   Status end_session();
   // Whether open() loaded every script ahead (Connection::preload_scripts;
   // not for a view): an error is no failure, each script is then loaded
@@ -718,6 +727,7 @@ class Store {
   std::atomic<std::uint64_t> m_temp_seq{0};
   std::atomic<bool> m_registered{false};
   std::atomic<bool> m_session_taken{false};
+  std::atomic<bool> m_kernel_file_times{false};
   std::atomic<bool> m_security_possible{true};
   std::atomic<std::int64_t> m_security_checked_until{0};
 

@@ -562,6 +562,9 @@ std::vector<std::string> Store::setattr_args(const SetAttrRequest& req, bool fie
                                 time_arg(req.mtime, req.mtime_ns)};
   args.emplace_back(req.kill_suidgid ? "kill" : "");
   args.emplace_back(fields ? "1" : "");
+  if (req.ctime_ns) {
+    args.push_back(std::to_string(*req.ctime_ns));  // setattr.lua's instant
+  }
   return args;
 }
 
@@ -624,7 +627,10 @@ std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePi
   }
   args.push_back(keep(std::to_string(stop)));
   args.push_back(append ? keep(std::to_string(writes.front().offset)) : std::string_view());
-  args.push_back(fields ? "1" : "");
+  // (write.lua's flags: '1' the reply carries the fields; 'k' the kernel
+  // keeps the file's times: set_kernel_file_times)
+  const bool kernel_times = m_kernel_file_times.load();
+  args.push_back(fields ? (kernel_times ? "1k" : "1") : (kernel_times ? "k" : ""));
   std::size_t replies = 1;
   for (const WritePiece& w : writes) {
     std::uint64_t pos = w.offset;
@@ -664,6 +670,9 @@ std::size_t Store::append_writes(Connection& c, Ino ino, std::span<const WritePi
     std::vector<std::string> change = setattr_args(*then, false);
     for (std::size_t i = 0; i < 6; ++i) {  // (the seventh, the fields' flag, is write.lua's ARGV[3])
       args.push_back(keep(std::move(change[i])));
+    }
+    if (then->ctime_ns) {
+      args.push_back(keep(std::move(change[7])));  // the change's instant
     }
   }
   c.append_eval(create != nullptr ? lua::create_write : lua::write, keys, args);

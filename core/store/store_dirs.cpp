@@ -140,15 +140,15 @@ void Store::dir_change_refused(Error e) {
 void Store::send_waiting_attrs() {
   struct Sent {
     Ino ino;
-    SetAttrRequest change;
-    std::int64_t instant;
+    SetAttrRequest change;  // with the instant the mount showed (ctime_ns)
   };
   std::vector<Sent> batch;
   {
     std::lock_guard lock(m_dirs_mutex);
     batch.reserve(m_dirs.size());
     for (const auto& [ino, dir] : m_dirs) {
-      batch.push_back({ino, dir.change, dir.attr.ctime_ns});
+      batch.push_back({ino, dir.change});
+      batch.back().change.ctime_ns = dir.attr.ctime_ns;
     }
     m_dirs.clear();
   }
@@ -169,15 +169,14 @@ void Store::send_waiting_attrs() {
   } else {
     const std::string sb = m_keys.sb();
     const std::string freeze = m_keys.freeze();
-    for (const auto& [ino, req, instant] : batch) {
+    for (const auto& [ino, req] : batch) {
       const std::string inode = m_keys.inode(ino);
       std::vector<std::string> args = setattr_args(req, true);
-      args.push_back(std::to_string(instant));
       const std::string_view keys[] = {sb, freeze, inode};
       const std::vector<std::string_view> argv(args.begin(), args.end());
       (*c)->append_eval(lua::setattr, keys, argv);
     }
-    for (const auto& [ino, req, instant] : batch) {
+    for (const auto& [ino, req] : batch) {
       // (every reply read: the connection goes back with nothing pending)
       Result<Reply> r = (*c)->read_reply();
       Result<Attr> attr = r.ok() ? attr_from_reply(ino, r->view()) : Result<Attr>(r.error());

@@ -240,7 +240,7 @@ inline std::uint32_t _killed_mode(std::uint32_t mode) {
 // Whether `req` changes anything but the size.
 inline bool _changes_attrs(const SetAttrRequest& req) {
   return req.mode || req.uid || req.gid || req.atime != SetAttrRequest::Time::Keep ||
-         req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid;
+         req.mtime != SetAttrRequest::Time::Keep || req.kill_suidgid || req.ctime_ns.has_value();
 }
 
 // `later` applied after `into`, as one change (setattr.lua's order: the
@@ -265,12 +265,16 @@ inline void _merge_setattr(SetAttrRequest& into, const SetAttrRequest& later) {
     into.mtime_ns = later.mtime_ns;
   }
   into.kill_suidgid = into.kill_suidgid || later.kill_suidgid;
+  if (later.ctime_ns) {
+    into.ctime_ns = later.ctime_ns;
+  }
 }
 
 // `req` (no size) applied to `a` here, as setattr.lua applies it on the
 // server; `now`: this mount's estimate of the server's clock (ctime, and
-// the times set to "now").
+// the times set to "now"), unless the change carries its instant.
 inline void _apply_setattr(Attr& a, const SetAttrRequest& req, std::int64_t now) {
+  now = req.ctime_ns.value_or(now);
   if (req.mode) {
     a.mode = (a.mode & S_IFMT) | (*req.mode & 07777);
   }

@@ -5,10 +5,7 @@
 # symlink target, and every xattr. atime is left out (reads may move it).
 # Two manifests of the same tree are equal line for line.
 #
-# --no-file-times leaves out the times of regular files (a writeback
-# mount's kernel keeps its own: see writeback_churn.sh).
-#
-#   usage: manifest.py ROOT [--no-ino] [--no-ctime] [--no-file-times]
+#   usage: manifest.py ROOT [--no-ino] [--no-ctime]
 import argparse
 import hashlib
 import os
@@ -20,7 +17,6 @@ def main():
     ap.add_argument("root")
     ap.add_argument("--no-ino", action="store_true")
     ap.add_argument("--no-ctime", action="store_true")
-    ap.add_argument("--no-file-times", action="store_true")
     a = ap.parse_args()
     root = os.fsencode(a.root)
     paths = []
@@ -30,12 +26,10 @@ def main():
     for p in sorted(paths):
         st = os.lstat(p)
         rel = os.path.relpath(p, root)
-        times = not (a.no_file_times and stat.S_ISREG(st.st_mode))
         fields = [repr(rel), oct(st.st_mode), "nlink=%d" % st.st_nlink, "uid=%d" % st.st_uid,
                   "gid=%d" % st.st_gid]
-        if times:
-            fields.append("mtime=%d" % st.st_mtime_ns)
-        if times and not a.no_ctime:
+        fields.append("mtime=%d" % st.st_mtime_ns)
+        if not a.no_ctime:
             fields.append("ctime=%d" % st.st_ctime_ns)
         if not a.no_ino:
             fields.append("ino=%d" % st.st_ino)

@@ -939,6 +939,126 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused who
   }
 }
 
+// A writeback mount whose kernel keeps regular files' mtime and ctime
+// (and writes them back with SETATTR, its ctime in FUSE_SET_ATTR_CTIME):
+// write.lua's 'k' leaves both to it and counts the change in 'gen' (an
+// incremental dump sees every change of data in the inode); a change that
+// brings the kernel's instant stores it as the ctime.
+TEST_CASE_FIXTURE(RedisFixture, "write.lua 'k': the kernel keeps a file's times, gen counts the change") {
+  Connection& c = conn();
+  ScriptFile f{keys};
+  f.setup(c, "0644");  // mtime and ctime 1000, no gen
+  auto field = [&](const char* name) {
+    Reply r = _ok(c.command({"HGET", keys.inode(f.ino), name}));
+    return r.view().is_nil() ? std::string("-") : std::string(r.view().str());
+  };
+  auto write = [&](const std::string& flags, const std::string& data, std::vector<std::string> tail = {}) {
+    auto a = f.args(c, data, false, tail);
+    a[2] = flags;
+    return c.eval(lua::write, f.keys(false), a);
+  };
+  SUBCASE("the data leaves the times, and counts up gen") {
+    _ok(write("k", "new"));  // the same size: only the bytes change
+    CHECK(field("mtime") == "1000");
+    CHECK(field("ctime") == "1000");
+    CHECK(field("gen") == "1");
+    CHECK(_ok(c.command({"GET", keys.block(f.ino, 0)})).view().str() == "new");
+    Reply r = _ok(write("1k", "newer"));  // with the fields in the reply
+    CHECK(r.view()[0].str() == "5");
+    CHECK(r.view()[1].size() > 0);
+    CHECK(field("gen") == "2");
+    CHECK(field("mtime") == "1000");
+    CHECK(field("size") == "5");
+  }
+  SUBCASE("a damaged or spent gen starts again at 1: a count, nothing refers to it") {
+    for (const char* bad : {"x", "-3", "9007199254740991", "123456789012345678"}) {
+      CAPTURE(bad);
+      _ok(c.command({"HSET", keys.inode(f.ino), "gen", bad}));
+      _ok(write("k", "abc"));
+      CHECK(field("gen") == "1");
+    }
+  }
+  SUBCASE("the change after the data takes the kernel's instant as its ctime and its now") {
+    const std::int64_t from = _server_ns(c);
+    _ok(write("k", "new", {"", "0600", "", "", "now", "2000000000456", "", "1500000000789"}));
+    CHECK(field("ctime") == "1500000000789");
+    CHECK(field("atime") == "1500000000789");
+    CHECK(field("mtime") == "2000000000456");
+    CHECK(field("mode") == "0600");
+    // without 'k' the data stamps the server's clock, then the change
+    // stores the instant it brings
+    _ok(write("", "data", {"", "", "", "", "", "", "", "1600000000000"}));
+    CHECK(field("ctime") == "1600000000000");
+    CHECK(std::stoll(field("mtime")) >= from);
+    // and without an instant, the server's clock, as before
+    _ok(write("k", "data", {"", "0640", "", "", "", "", ""}));
+    CHECK(std::stoll(field("ctime")) >= from);
+  }
+  SUBCASE("malformed flags or instant: refused, nothing written") {
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    for (const auto& [flags, instant] : std::vector<std::pair<std::string, std::string>>{
+             {"2", ""}, {"k1", ""}, {"kk", ""}, {"k", "12a"}, {"k", "-5"}, {"k", "12345678901234567890"}}) {
+      CAPTURE(flags);
+      CAPTURE(instant);
+      std::vector<std::string> tail;
+      if (!instant.empty()) {
+        tail = {"", "", "", "", "", "", "", instant};
+      }
+      auto r = write(flags, "new", tail);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == EINVAL);
+      CHECK(_state(c, prefix, k_no_clock, 0) == before);
+    }
+  }
+}
+
+// Through the Store: the kernel's ctime of a setattr (gathered or not) is
+// the one stored, and a write-back mount's data leaves the times.
+TEST_CASE_FIXTURE(RedisFixture, "setattr with the kernel's ctime; writes leave a writeback mount's times") {
+  auto s = _open(pool, prefix, _writeback_options());  // (the only mount: the server's fields are read)
+  Connection& c = conn();
+  auto stored = [&](Ino ino, const char* name) {
+    Reply r = _ok(c.command({"HGET", keys.inode(ino), name}));
+    return r.view().is_nil() ? std::string("-") : std::string(r.view().str());
+  };
+  s->set_kernel_file_times(true);
+  SetAttrRequest back;  // the kernel's write-back of a file's times
+  back.mtime = SetAttrRequest::Time::Set;
+  back.mtime_ns = 1700000000000000001;
+  back.ctime_ns = 1700000000000000002;
+  for (bool gathered : {true, false}) {
+    CAPTURE(gathered);
+    Attr f = _ok(s->create(k_root_ino, gathered ? "g" : "n", S_IFREG | 0644, k_user, true));
+    if (!gathered) {
+      _ok(s->flush(f.ino));
+      REQUIRE_FALSE(s->gathering(f.ino));
+    }
+    _ok(s->write(f.ino, 0, "data", false));
+    _ok(s->setattr(f.ino, back));
+    _ok(s->flush(f.ino));
+    CHECK(stored(f.ino, "mtime") == std::to_string(back.mtime_ns));
+    CHECK(stored(f.ino, "ctime") == std::to_string(*back.ctime_ns));
+    // a second write the kernel stamped within the same tick: no write-back follows
+    _ok(s->write(f.ino, 0, "DATA", false));
+    _ok(s->flush(f.ino));
+    CHECK(stored(f.ino, "mtime") == std::to_string(back.mtime_ns));
+    CHECK(stored(f.ino, "ctime") == std::to_string(*back.ctime_ns));
+    CHECK(_ok(c.command({"GET", keys.block(f.ino, 0)})).view().str() == "DATA");
+    CHECK(stored(f.ino, "gen") == "2");
+  }
+  SUBCASE("a mount whose kernel keeps no times: the data's instant, the server's") {
+    s->set_kernel_file_times(false);
+    Attr f = _ok(s->create(k_root_ino, "plain", S_IFREG | 0644, k_user, true));
+    _ok(s->flush(f.ino));
+    _ok(s->setattr(f.ino, back));
+    _ok(s->write(f.ino, 0, "data", false));
+    _ok(s->flush(f.ino));
+    CHECK(std::stoll(stored(f.ino, "mtime")) > back.mtime_ns);
+    CHECK(std::stoll(stored(f.ino, "ctime")) > *back.ctime_ns);
+    CHECK(stored(f.ino, "gen") == "-");
+  }
+}
+
 // tar's file (writes, then chown, chmod and utimes) reaches the server in
 // one script at its flush; the shapes that do not fit keep their several.
 // Thousands of scattered writes waiting (1-byte pwrites to a new file):
