@@ -1014,7 +1014,7 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua 'k': the kernel keeps a file's times,
 
 // Through the Store: the kernel's ctime of a setattr (gathered or not) is
 // the one stored, and a write-back mount's data leaves the times.
-TEST_CASE_FIXTURE(RedisFixture, "setattr with the kernel's ctime; writes leave a writeback mount's times") {
+TEST_CASE_FIXTURE(RedisFixture, "setattr with the kernel's ctime, and writes that leave a writeback mount's times") {
   auto s = _open(pool, prefix, _writeback_options());  // (the only mount: the server's fields are read)
   Connection& c = conn();
   auto stored = [&](Ino ino, const char* name) {
