@@ -5,8 +5,11 @@
 # passthrough_ll is, "floor+rt" as redisfs is), on the FUSE floor making
 # there the writes of each change instead (fuse_floor.cpp --store:
 # "floor+store", the floor of any filesystem that keeps its metadata in
-# Redis hashes and changes it atomically, mounted as redisfs is) and on
-# each redisfs binary given, each mounted afresh in turn on one private
+# Redis hashes and changes it atomically, mounted as redisfs is), on
+# passthrough_ll -o writeback ("pt_wb"), on the FUSE floor mounted as a
+# writeback redisfs mount is (fuse_floor.cpp --writeback --xattrs:
+# "floor_wb", the bound of -o writeback, which sends no round trip a
+# change) and on each redisfs binary given, each mounted afresh in turn on one private
 # redis-server, ROUNDS rounds alternating. Prints every time, then each target's median and its
 # percentage of passthrough_ll's speed, and the CPU time the daemon and
 # redis-server spent (summed over the rounds).
@@ -87,6 +90,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
   _round floor+rt_pt "$floor_bin" --redis "$SOCK" --no-default-permissions "$MNT"
   _round floor+rt "$floor_bin" --redis "$SOCK" --xattrs "$MNT"
   _round floor+store "$floor_bin" --redis "$SOCK" --xattrs --store "$MNT"
+  _round pt_wb "$pt_bin" -f -o "source=$BENCH_TMP/pt,writeback" "$MNT"
+  _round floor_wb "$floor_bin" --xattrs --writeback "$MNT"
   i=0
   for b in "${BINS[@]}"; do
     n=$((n + 1))

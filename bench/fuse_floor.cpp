@@ -42,6 +42,11 @@
 // changes it atomically (workload 8's and bench/floors.sh's floor+store).
 // It keeps the bytes in memory too and answers reads from there. It
 // deletes its keys when it is unmounted.
+// --writeback (without --redis) mounts as a writeback redisfs mount does
+// (-o writeback): the kernel's writeback cache, file pages kept across
+// opens, an hour of attribute and name caching. What a workload costs on
+// it ("floor wb") is what any filesystem answering every request from
+// memory costs there: the bound of a writeback mount.
 //
 // Enough for the workloads that run on it: lookup, getattr, setattr, create,
 // mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
@@ -50,6 +55,7 @@
 // with --data leaves its bytes on the server).
 //
 //   fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] MOUNTPOINT
+//   fuse_floor --writeback [--xattrs] MOUNTPOINT
 //                                (stays in the foreground until unmounted)
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -88,7 +94,9 @@ struct Node {
 std::mutex g_mutex;
 std::unordered_map<fuse_ino_t, Node> g_nodes;
 fuse_ino_t g_next = 2;
-constexpr double k_timeout = 1.0;
+// (an hour with --writeback, as a writeback redisfs mount caches)
+double g_timeout = 1.0;
+bool g_writeback = false;
 
 // --redis: the server's socket and the SHA of `return 1` on it
 const char* g_socket = nullptr;
@@ -373,8 +381,8 @@ void fill_entry(fuse_entry_param& e, const Node& n) {
   std::memset(&e, 0, sizeof e);
   e.ino = n.st.st_ino;
   e.attr = n.st;
-  e.attr_timeout = k_timeout;
-  e.entry_timeout = k_timeout;
+  e.attr_timeout = g_timeout;
+  e.entry_timeout = g_timeout;
 }
 
 void touch_dir(Node& dir) {
@@ -404,7 +412,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fuse_entry_param e {};
   auto it = dir.entries.find(name);
   if (it == dir.entries.end()) {
-    e.entry_timeout = k_timeout;  // negative entry, as redisfs answers
+    e.entry_timeout = g_timeout;  // negative entry, as redisfs answers
     fuse_reply_entry(req, &e);
     return;
   }
@@ -419,7 +427,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     fuse_reply_err(req, ENOENT);
     return;
   }
-  fuse_reply_attr(req, &it->second.st, k_timeout);
+  fuse_reply_attr(req, &it->second.st, g_timeout);
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -463,7 +471,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   n.st.st_ctim = now;
   // given attributes while open: its close is forced to wait (bound.py)
   n.dirty = n.dirty || n.opens > 0;
-  fuse_reply_attr(req, &n.st, k_timeout);
+  fuse_reply_attr(req, &n.st, g_timeout);
 }
 
 // Whether `dir` has an entry `name`: then EEXIST is answered (under
@@ -535,6 +543,7 @@ void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse
     store(s);
   }
   if (fi != nullptr) {
+    fi->keep_cache = g_writeback ? 1 : 0;
     fuse_reply_create(req, &e, fi);
   } else {
     fuse_reply_entry(req, &e);
@@ -686,6 +695,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::lock_guard lock(g_mutex);
   g_nodes[ino].opens++;
+  fi->keep_cache = g_writeback ? 1 : 0;
   fuse_reply_open(req, fi);
 }
 
@@ -806,6 +816,9 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
 void op_init(void*, fuse_conn_info* conn) {
   conn->want |= conn->capable & (FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS);
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC);
+  if (g_writeback) {
+    conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
+  }
   conn->max_write = 1024 * 1024;  // as redisfs asks (fs/op_init.cpp)
   conn->time_gran = 1;
 }
@@ -813,7 +826,7 @@ void op_init(void*, fuse_conn_info* conn) {
 int usage() {
   std::fprintf(stderr,
                "usage: fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] "
-               "MOUNTPOINT\n");
+               "MOUNTPOINT\n       fuse_floor --writeback [--xattrs] MOUNTPOINT\n");
   return 2;
 }
 
@@ -833,6 +846,9 @@ int main(int argc, char** argv) {
       g_store = true;
     } else if (arg == "--xattrs") {
       xattrs = true;
+    } else if (arg == "--writeback") {
+      g_writeback = true;
+      g_timeout = 3600;
     } else if (arg == "--no-default-permissions") {
       default_permissions = false;
     } else if (mountpoint == nullptr && !arg.starts_with("-")) {
@@ -841,7 +857,8 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (mountpoint == nullptr || ((g_data || g_store) && g_socket == nullptr) || (g_data && g_store)) {
+  if (mountpoint == nullptr || ((g_data || g_store) && g_socket == nullptr) || (g_data && g_store) ||
+      (g_writeback && g_socket != nullptr)) {
     return usage();
   }
   if (g_socket != nullptr && (!load_script() || (g_store && !load_store_scripts()))) {

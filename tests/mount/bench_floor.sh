@@ -142,8 +142,14 @@ for ((i = 0; i < 3; i++)); do
 done
 unmount_at "$FM"
 [[ -z $(rcli --scan --pattern 'fuse_floor:*') ]] || fail "--data: keys left after unmount: $(rcli --scan --pattern 'fuse_floor:*')"
-# (--data and --store need a server, and are one or the other)
-for options in "--data" "--store" "--redis $SOCK --data --store"; do
+# --writeback (floor wb): mounted as a writeback redisfs mount is, with no
+# server: a tree made and removed, no round trip
+floor_mount --writeback --xattrs
+trips 0 "a tree made and removed on floor wb" bash -c "mkdir -p '$FM/t/d' && echo x >'$FM/t/d/f' && ln -s f '$FM/t/d/l' &&
+  sync -f '$FM/t' && [[ \$(stat -c %s '$FM/t/d/f') == 2 ]] && rm -rf '$FM/t' && [[ ! -e '$FM/t' ]]"
+unmount_at "$FM"
+# (--data and --store need a server, and are one or the other; --writeback has none)
+for options in "--data" "--store" "--redis $SOCK --data --store" "--redis $SOCK --writeback"; do
   rc=0
   "$FUSE_FLOOR_BIN" $options "$FM" 2>"$T/err" || rc=$?
   (( rc == 2 )) || fail "$options: exit $rc, not 2"
