@@ -95,6 +95,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     reply_fail(req, "create", parent, name, attr.error());
     return;
   }
+  session.open_begins(attr->ino);
   fi->keep_cache = session.options().writeback ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = 0;

@@ -46,7 +46,9 @@ static void _send_waiting(Session& session, Ino ino) {
 }
 
 void end_open(Session& session, Ino ino) {
-  _send_waiting(session, ino);
+  if (session.open_ends(ino)) {
+    _send_waiting(session, ino);
+  }
   if (!session.options().read_only) {
     session.release_later(ino);
   }
@@ -67,6 +69,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   const bool writeback = session.options().writeback;
   const bool ahead = !writes && !session.options().read_only && !(writeback && session.may_hold_pages(ino));
   Store& store = session.store();
+  session.open_begins(ino);  // (before the gathering it may start: a RELEASE beside it sees it)
   if (Status st = ahead    ? store.open_file(ino, first)
                   : writes ? store.open_for_writing(ino)
                            : store.open_file(ino);
@@ -74,6 +77,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (st.code() != ESTALE) {
       session.opens_unsure();  // counted or not: its reply may be what was lost
     }
+    session.open_ends(ino);
     reply_fail(req, "open", ino, {}, st.error());
     return;
   }
@@ -111,7 +115,9 @@ void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   delete FileHandle::of(fi);
   Session& session = session_of(req);
-  _send_waiting(session, ino);
+  if (session.open_ends(ino)) {
+    _send_waiting(session, ino);  // (another open gathers on: it sends what waits itself)
+  }
   // close(2) need not wait for the count: the open's +1 is on the server
   // already, so this -1 can only come after it, whatever runs between.
   // Queued before the reply: the kernel sent this RELEASE before the

@@ -191,6 +191,23 @@ void Session::absent_name(Ino parent, std::string_view name) {
   m_absent.emplace_back(parent, std::string(name));
 }
 
+void Session::open_begins(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  ++m_kernel_opens[ino];
+}
+
+bool Session::open_ends(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  auto it = m_kernel_opens.find(ino);
+  if (it == m_kernel_opens.end() || --it->second == 0) {
+    if (it != m_kernel_opens.end()) {
+      m_kernel_opens.erase(it);
+    }
+    return true;
+  }
+  return false;
+}
+
 void Session::hold(Ino ino) {
   std::lock_guard<std::mutex> lock(m_mutex);
   ++m_holds[ino];

@@ -179,6 +179,14 @@ class Session {
   // number) so that invalidate_kernel can take it back too.
   void absent_name(Ino parent, std::string_view name);
 
+  // The kernel's opens of `ino` (an OPEN from its start, a CREATE once
+  // made) until their RELEASE (or a reply the kernel did not take):
+  // open_ends tells whether the one ending was the last. A RELEASE sends
+  // what the file gathered only then: another descriptor's (a reader's,
+  // which sent no FLUSH) must not end the gathering of a writer's that is
+  // still open.
+  void open_begins(Ino ino);
+  bool open_ends(Ino ino);
   // An open of `ino` was recorded on the server (open, create): counted
   // until the server has its release (released()).
   void hold(Ino ino);
@@ -230,6 +238,7 @@ class Session {
   // (hold); an orphan the kernel forgot meanwhile is in m_forgotten, for
   // released() to purge if its release did not free it.
   std::unordered_map<Ino, std::uint32_t> m_holds;
+  std::unordered_map<Ino, std::uint32_t> m_kernel_opens;  // open_begins
   std::unordered_set<Ino> m_forgotten;
   std::unordered_set<Ino> m_freed;  // see freed(); left when the kernel forgets
 

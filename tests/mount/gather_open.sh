@@ -9,7 +9,8 @@
 #     and the kernel's WRITEs cost no round trip of their own (the
 #     sqlite-like transactions below: one round trip an fsync);
 #   - close(2) sends the rest (a forked child's close of the descriptor
-#     too, and the file gathers on); a truncation, O_APPEND, more than 256 KiB
+#     too, and the file gathers on; another descriptor's close, a
+#     reader's, leaves the writer's waiting); a truncation, O_APPEND, more than 256 KiB
 #     waiting, a read, a rename, a link and an unlink keep every byte;
 #   - this mount sees its own changes at once (fstat, stat);
 #   - a crash loses what was written after the last fsync, all of it, and
@@ -118,6 +119,33 @@ read -r writes1 write_trips1 < <(trips write)
 ((writes1 - writes0 >= 10)) || fail "the kernel sent $((writes1 - writes0)) WRITEs: this case tests nothing"
 ((write_trips1 == write_trips0)) ||
   fail "after a forked child's close(2), $((write_trips1 - write_trips0)) WRITEs went to the server at once: not gathered"
+
+# Another descriptor of the file (a reader's, opened before the writer's)
+# closed while the writer's is open: its RELEASE is not the file's last,
+# so the writer's writes still wait.
+read -r writes0 write_trips0 < <(trips write)
+python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "a reader's close beside the writer"
+import os, sys, time
+mnt, prefix, sock, ino, helper = sys.argv[1:]
+exec(open(helper).read())
+r = Redis(sock)
+reader = os.open(f"{mnt}/db", os.O_RDONLY)
+os.read(reader, 100)
+m = Mirror(f"{mnt}/db")
+m.put(0, os.urandom(4096))
+os.close(reader)
+time.sleep(0.3)  # (its RELEASE comes after close(2) returned)
+before = server_bytes(r, prefix, ino)
+for i in range(10):
+    m.put(i * 12288 + 4096, os.urandom(4096))
+os.fsync(m.fd)
+assert server_bytes(r, prefix, ino) == bytes(m.want)
+os.close(m.fd)
+PY
+read -r writes1 write_trips1 < <(trips write)
+((writes1 - writes0 >= 10)) || fail "the kernel sent $((writes1 - writes0)) WRITEs: this case tests nothing"
+((write_trips1 == write_trips0)) ||
+  fail "after a reader's close(2), $((write_trips1 - write_trips0)) of the writer's WRITEs went to the server at once"
 
 # what waits, whatever comes between: a read, more than the 256 KiB bound,
 # a truncation (down and up), chmod and utimes, a rename; then close
