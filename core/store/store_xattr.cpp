@@ -112,10 +112,15 @@ Status Store::drop_capability(Ino ino) {
   if (now_ns() < m_security_checked_until.load() && !m_security_possible.load()) {
     return {};  // (the common case: no connection taken)
   }
-  TRY_ASSIGN(auto c, acquire());
-  if (!security_xattrs_possible(*c)) {
-    return {};
+  {
+    // (the flag's check is no operation on the file, as in getxattr: what
+    // waits to be sent first, acquire()'s, need not go for it)
+    TRY_ASSIGN(auto flag, m_pool.acquire());
+    if (!security_xattrs_possible(*flag)) {
+      return {};
+    }
   }
+  TRY_ASSIGN(auto c, acquire());
   // Not removexattr(): a file being gathered stays so (what waits lands
   // after the capability is gone, the safe order).
   auto r = eval_change(*c, lua::xattr_remove, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.xattr(ino)},

@@ -50,13 +50,24 @@ def server_bytes(r, prefix, ino):
     return bytes(out)
 PY
 
+# write_trips: the WRITEs so far and the round trips they made, less the
+# superblock's security flag's checks (its HEXISTS, Store::drop_capability
+# and getxattr: once a second, on whichever request comes first), which a
+# WRITE makes whether it is gathered or not: a step that runs for more than
+# a second (a loaded machine) has one. So a step's count may go down.
+write_trips() {
+  local n rt
+  read -r n rt < <(trips write)
+  echo "$n $((rt - $(command_calls hexists)))"
+}
+
 mount_fs -o writeback
 head -c 300000 /dev/urandom >"$MNT/db"
 ino=$(stat -c %i "$MNT/db")
 
 # sqlite-like transactions on a file that exists: a few pages here and
 # there, overlapping, one past the end, then fsync
-read -r writes0 write_trips0 < <(trips write)
+read -r writes0 write_trips0 < <(write_trips)
 read -r fsyncs0 fsync_trips0 < <(trips fsync)
 python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "transactions on an existing file"
 import os, random, sys
@@ -84,17 +95,17 @@ for t in range(20):
 os.close(fd)
 assert server_bytes(r, prefix, ino) == bytes(want)
 PY
-read -r writes1 write_trips1 < <(trips write)
+read -r writes1 write_trips1 < <(write_trips)
 read -r fsyncs1 fsync_trips1 < <(trips fsync)
 ((writes1 > writes0)) || fail "the kernel sent no WRITE: this case tests nothing"
-((write_trips1 == write_trips0)) ||
+((write_trips1 <= write_trips0)) ||
   fail "the WRITEs of a file open on a writeback mount made $((write_trips1 - write_trips0)) round trips of their own ($((writes1 - writes0)) WRITEs): not gathered"
 ((fsyncs1 - fsyncs0 == 20 && fsync_trips1 - fsync_trips0 <= 20)) ||
   fail "20 fsyncs made $((fsync_trips1 - fsync_trips0)) round trips ($((fsyncs1 - fsyncs0)) FSYNCs): more than one each"
 
 # A close(2) of one descriptor of the open, not the last (a forked child
 # exits): what waits goes, and the writes that follow still wait.
-read -r writes0 write_trips0 < <(trips write)
+read -r writes0 write_trips0 < <(write_trips)
 python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "a forked child's close of the descriptor"
 import os, sys
 mnt, prefix, sock, ino, helper = sys.argv[1:]
@@ -115,36 +126,40 @@ os.fsync(m.fd)
 assert server_bytes(r, prefix, ino) == bytes(m.want)
 os.close(m.fd)
 PY
-read -r writes1 write_trips1 < <(trips write)
+read -r writes1 write_trips1 < <(write_trips)
 ((writes1 - writes0 >= 10)) || fail "the kernel sent $((writes1 - writes0)) WRITEs: this case tests nothing"
-((write_trips1 == write_trips0)) ||
+((write_trips1 <= write_trips0)) ||
   fail "after a forked child's close(2), $((write_trips1 - write_trips0)) WRITEs went to the server at once: not gathered"
 
 # Another descriptor of the file (a reader's, opened before the writer's)
 # closed while the writer's is open: its RELEASE is not the file's last,
 # so the writer's writes still wait.
-read -r writes0 write_trips0 < <(trips write)
+read -r writes0 write_trips0 < <(write_trips)
 python3 - "$MNT" "$PREFIX" "$SOCK" "$ino" "$T/server.py" <<'PY' || fail "a reader's close beside the writer"
 import os, sys, time
 mnt, prefix, sock, ino, helper = sys.argv[1:]
 exec(open(helper).read())
 r = Redis(sock)
+time.sleep(0.3)  # (the step before's RELEASE lands first: a RELEASE comes after close(2) returned)
 reader = os.open(f"{mnt}/db", os.O_RDONLY)
 os.read(reader, 100)
-m = Mirror(f"{mnt}/db")
-m.put(0, os.urandom(4096))
+fd = os.open(f"{mnt}/db", os.O_RDWR)
+want = bytearray(server_bytes(r, prefix, ino))  # (all of it: the step before closed the file)
+def put(off, data):
+    os.pwrite(fd, data, off)
+    want[off:off + len(data)] = data
+put(0, os.urandom(4096))
 os.close(reader)
-time.sleep(0.3)  # (its RELEASE comes after close(2) returned)
-before = server_bytes(r, prefix, ino)
+time.sleep(0.3)  # (its RELEASE lands)
 for i in range(10):
-    m.put(i * 12288 + 4096, os.urandom(4096))
-os.fsync(m.fd)
-assert server_bytes(r, prefix, ino) == bytes(m.want)
-os.close(m.fd)
+    put(i * 12288 + 4096, os.urandom(4096))
+os.fsync(fd)
+assert server_bytes(r, prefix, ino) == bytes(want)
+os.close(fd)
 PY
-read -r writes1 write_trips1 < <(trips write)
+read -r writes1 write_trips1 < <(write_trips)
 ((writes1 - writes0 >= 10)) || fail "the kernel sent $((writes1 - writes0)) WRITEs: this case tests nothing"
-((write_trips1 == write_trips0)) ||
+((write_trips1 <= write_trips0)) ||
   fail "after a reader's close(2), $((write_trips1 - write_trips0)) of the writer's WRITEs went to the server at once"
 
 # what waits, whatever comes between: a read, more than the 256 KiB bound,
