@@ -45,6 +45,13 @@ local function now_ns()
   return t[1] .. string.sub('00000', #us) .. us .. '000'
 end
 
+-- Whether `v` is a client's instant (nanoseconds since the epoch, as
+-- now_ns writes them): what a writeback mount sends as a change's time
+-- (setattr.lua, unlink.lua, write.lua). A malformed one is EINVAL.
+local function is_instant(v)
+  return string.match(v, '^%d+$') ~= nil and #v <= 19
+end
+
 -- Milliseconds since the epoch (the server's clock), as a Lua number.
 local function now_ms()
   local t = redis.call('TIME')
@@ -620,7 +627,7 @@ local function write_pieces(K, A, made)
     refuse('EINVAL', 'malformed write arguments')
   end
   local instant = A[11 + 3 * n]
-  if instant and (not string.match(instant, '^%d+$') or #instant > 19) then
+  if instant and not is_instant(instant) then
     refuse('EINVAL', 'malformed instant')
   end
   local kernel_times = string.sub(A[3], -1) == 'k'

@@ -21,7 +21,7 @@
 local now = ARGV[8] or ''
 if now == '' then
   now = now_ns()
-elseif not string.match(now, '^%d+$') or #now > 19 then
+elseif not is_instant(now) then
   fail('EINVAL', 'malformed instant')
 end
 check_frozen(KEYS[2])

@@ -59,7 +59,7 @@ if left <= 0 then
 end
 local now = ARGV[5]
 if now and now ~= '' and parent.current then
-  if not string.match(now, '^%d+$') or #now > 19 then
+  if not is_instant(now) then
     fail('EINVAL', 'malformed instant')
   end
 else
