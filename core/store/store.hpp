@@ -548,7 +548,9 @@ class Store {
   // made, with that one link (m_one_link).
   void remember(Ino parent, std::string_view name, Ino ino, bool one_link = false);
   void forget_name(Ino parent, std::string_view name);
-  bool security_xattrs_possible(Connection& c);
+  // Whether a file may have a security.* attribute: the superblock's flag,
+  // read at most once a second (store_xattr.cpp).
+  Result<bool> security_xattrs_possible();
 
   // Gathering (store_gather.cpp).
   struct Gathered;

@@ -9,12 +9,16 @@ namespace redisfs {
 
 using namespace store_internal;
 
-bool Store::security_xattrs_possible(Connection& c) {
+// The check is no operation on a file: a connection of the pool, not
+// acquire()'s, which would send what waits first (deferred creates, a
+// writeback mount's directory changes and unlinks).
+Result<bool> Store::security_xattrs_possible() {
   std::int64_t now = now_ns();
   if (now < m_security_checked_until.load()) {
     return m_security_possible.load();
   }
-  auto r = c.command({"HEXISTS", m_keys.sb(), "security_xattrs"});
+  TRY_ASSIGN(auto c, m_pool.acquire());
+  auto r = c->command({"HEXISTS", m_keys.sb(), "security_xattrs"});
   bool possible = !r.ok() || r->view().integer() != 0;
   m_security_possible = possible;
   m_security_checked_until = now + k_security_recheck_ns;
@@ -28,15 +32,9 @@ Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   // (rechecked each second) while no file has ever had a security.* one.
   // Then a filesystem without security labels says so for the SELinux one,
   // as filesystems without label support do: ls, find and tar remember
-  // EOPNOTSUPP for the whole device and stop asking for every file. (The
-  // flag's check is no operation on the file: no deferred create need go
-  // first, as acquire() would send it.)
+  // EOPNOTSUPP for the whole device and stop asking for every file.
   if (name.starts_with("security.")) {
-    bool possible = m_security_possible.load();
-    if (now_ns() >= m_security_checked_until.load()) {
-      TRY_ASSIGN(auto flag, m_pool.acquire());
-      possible = security_xattrs_possible(*flag);
-    }
+    TRY_ASSIGN(bool possible, security_xattrs_possible());
     if (!possible) {
       if (name == "security.selinux") {
         return make_error(EOPNOTSUPP, "no security labels on this filesystem");
@@ -109,16 +107,9 @@ Status Store::removexattr(Ino ino, std::string_view name) {
 }
 
 Status Store::drop_capability(Ino ino) {
-  if (now_ns() < m_security_checked_until.load() && !m_security_possible.load()) {
-    return {};  // (the common case: no connection taken)
-  }
-  {
-    // (the flag's check is no operation on the file, as in getxattr: what
-    // waits to be sent first, acquire()'s, need not go for it)
-    TRY_ASSIGN(auto flag, m_pool.acquire());
-    if (!security_xattrs_possible(*flag)) {
-      return {};
-    }
+  TRY_ASSIGN(bool possible, security_xattrs_possible());  // (the common case: no connection taken)
+  if (!possible) {
+    return {};
   }
   TRY_ASSIGN(auto c, acquire());
   // Not removexattr(): a file being gathered stays so (what waits lands
