@@ -10,8 +10,9 @@
 #     sqlite-like transactions below: one round trip an fsync);
 #   - close(2) sends the rest (a forked child's close of the descriptor
 #     too, and the file gathers on; another descriptor's close, a
-#     reader's, leaves the writer's waiting); a truncation, O_APPEND, more than 256 KiB
-#     waiting, a read, a rename, a link and an unlink keep every byte;
+#     reader's, leaves the writer's waiting); a truncation, O_APPEND,
+#     more than 256 KiB waiting, a read, a rename, a link and an unlink
+#     keep every byte;
 #   - this mount sees its own changes at once (fstat, stat);
 #   - a crash loses what was written after the last fsync, all of it, and
 #     nothing fsync returned for;
