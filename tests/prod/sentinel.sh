@@ -111,7 +111,8 @@ m2=$NEW_MASTER_PORT
 note "SIGKILL master $m1: the sentinels promoted $m2 after $(since "$t0") s"
 # it comes back as a replica: --sync-replicas 1 has a replica to wait for
 restart_node "$m1" --replicaof 127.0.0.1 "$m2"
-wait_for 60 "$m1 does not come back as a replica of $m2" _replica_of_port "$m1" "$m2"
+WAIT_EXPLAIN="replication_state $m0 $m1 $m2" \
+  wait_for 60 "$m1 does not come back as a replica of $m2" _replica_of_port "$m1" "$m2"
 note "$m1 is back as a replica of $m2 after $(since "$t0") s"
 writer_progress $(($(steps) + 20))
 note "failover 2 (SIGKILL): $(latency "$t0" "$(now)")"

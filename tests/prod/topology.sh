@@ -236,9 +236,11 @@ track_job() {
 
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND (every 0.1 s) until it
 # succeeds; fails the case saying WHAT when it never does. A guard against
-# hanging forever, not a timing assertion.
+# hanging forever, not a timing assertion. WAIT_EXPLAIN (a command, set for
+# the call) says what the topology looked like when it gave up: a failure
+# of Redis's own failover seen once in CI must say what happened.
 wait_for() {
-  local secs=$1 what=$2 i
+  local secs=$1 what=$2 i state=""
   shift 2
   for ((i = 0; i < secs * 10; i++)); do
     if "$@" 2>/dev/null; then
@@ -246,7 +248,8 @@ wait_for() {
     fi
     sleep 0.1
   done
-  fail "$what (still not true after $secs s)"
+  [[ -z ${WAIT_EXPLAIN:-} ]] || state="; then: $({ $WAIT_EXPLAIN || true; } 2>&1 | paste -sd' ')"
+  fail "$what (still not true after $secs s)$state"
 }
 
 # ------------------------------------------------------------------ replication
@@ -584,6 +587,28 @@ _serves() {  # PORT SLOT
 
 _replica_of_port() {  # PORT MASTER-PORT: PORT replicates MASTER-PORT with its link up
   [[ $(role_of "$1") == slave && $(master_port_of_replica "$1") == "$2" ]] && replica_synced "$1"
+}
+
+# replication_state PORT...: each node's role, its master and link (INFO
+# replication), and the master each live sentinel names: for a failure
+# message.
+replication_state() {
+  local p s
+  for p in "$@"; do
+    if [[ -n ${STOPPED[$p]:-} ]]; then
+      echo "$p: stopped (SIGSTOP)"
+    elif answers "$p"; then
+      echo "$p: $(rc_at "$p" info replication | tr -d '\r' |
+        grep -E '^(role|master_port|master_link_status|master_sync_in_progress|connected_slaves):' | paste -sd,)"
+    else
+      echo "$p: not answering"
+    fi
+  done
+  for s in "${SENTINEL_PORTS[@]}"; do
+    if answers "$s"; then
+      echo "sentinel $s names $(sentinel_cli "$s" get-master-addr-by-name "$SENTINEL_MASTER_NAME" | paste -sd:)"
+    fi
+  done
 }
 
 # cluster_kill_master MASTER-PORT: SIGKILL; waits until its replica has been
