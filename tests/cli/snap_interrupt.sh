@@ -39,11 +39,20 @@ snap -q dump BIG -o "$T/big.json"
 mv "$T/big.json" "$T/full.json"
 "$REDISFS_SNAP_BIN" --redis "$URL" -q dump BIG -o "$T/big.json" 2>"$T/err" &
 pid=$!
-sleep 0.2
+# once it writes (its temporary file is there: the handlers are installed
+# long before), or done already; a fixed sleep killed a slow start (an
+# ASan build's) before it had a handler, which proves nothing
+for ((i = 0; i < 1000; i++)); do
+  if compgen -G "$T/big.json.tmp-*" >/dev/null || [[ -e $T/big.json ]] || ! kill -0 "$pid" 2>/dev/null; then
+    break
+  fi
+  sleep 0.01
+done
 kill -TERM "$pid" 2>/dev/null || true  # it may be done already
 rc=0
 wait "$pid" || rc=$?
 [[ $rc == 1 || $rc == 0 ]] || fail "dump -o exited with $rc"
+note "  $( ((rc == 1)) && echo "interrupted while writing" || echo "done before the signal came")"
 if [[ $rc == 1 ]]; then
   [[ ! -e $T/big.json ]] || fail "an interrupted dump left $T/big.json"
 else

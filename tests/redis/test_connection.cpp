@@ -339,7 +339,13 @@ TEST_CASE_FIXTURE(RedisFixture, "a rolling pipeline that never drains holds only
   while (conn().pending() > 0) {
     REQUIRE(conn().read_reply().ok());
   }
+#if defined(__SANITIZE_ADDRESS__)
+  // (AddressSanitizer keeps freed memory resident, its quarantine: 308 MiB
+  // here. The pipeline still ran; its memory is measured without it.)
+  MESSAGE("resident memory not measured under AddressSanitizer (grew by " << (grown >> 20) << " MiB)");
+#else
   CHECK_MESSAGE(grown < (64u << 20), "resident memory grew by " << (grown >> 20) << " MiB");
+#endif
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "a killed connection: reads are sent again, a lost change fails with EIO") {
