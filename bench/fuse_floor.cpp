@@ -72,6 +72,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -108,17 +109,18 @@ bool g_store = false;
 std::set<std::string> g_data_keys;
 
 // The calling thread's own connection to the server, made at its first
-// use. Exits on a failure: the measurement would be wrong, not slow.
+// use, closed when the thread ends (FUSE's workers end with the loop).
+// Exits on a failure: the measurement would be wrong, not slow.
 redisContext* connection() {
-  thread_local redisContext* c = nullptr;
+  thread_local std::unique_ptr<redisContext, void (*)(redisContext*)> c(nullptr, redisFree);
   if (c == nullptr) {
-    c = redisConnectUnix(g_socket);
+    c.reset(redisConnectUnix(g_socket));
     if (c == nullptr || c->err != 0) {
       std::fprintf(stderr, "fuse_floor: cannot connect to %s\n", g_socket);
       std::exit(1);
     }
   }
-  return c;
+  return c.get();
 }
 
 // A command's reply, which must be of type `want` (exits otherwise).
@@ -909,6 +911,7 @@ int main(int argc, char** argv) {
   const char* fargv[] = {argv[0], "-o", options.c_str(), nullptr};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(fargv));
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  fuse_opt_free_args(&args);
   if (se == nullptr || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mountpoint) != 0) {
     std::fprintf(stderr, "fuse_floor: cannot mount on %s\n", mountpoint);
     return 1;
