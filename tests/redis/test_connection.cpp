@@ -341,7 +341,7 @@ TEST_CASE_FIXTURE(RedisFixture, "a rolling pipeline that never drains holds only
   }
 #if defined(__SANITIZE_ADDRESS__)
   // (AddressSanitizer keeps freed memory resident, its quarantine: 308 MiB
-  // here. The pipeline still ran; its memory is measured without it.)
+  // here. The pipeline still runs; the other builds measure its memory.)
   MESSAGE("resident memory not measured under AddressSanitizer (grew by " << (grown >> 20) << " MiB)");
 #else
   CHECK_MESSAGE(grown < (64u << 20), "resident memory grew by " << (grown >> 20) << " MiB");
