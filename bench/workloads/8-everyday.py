@@ -423,13 +423,25 @@ SERIAL = (("floor_rt", "measured on floor+rt, each write waiting for its bytes' 
 # the server's SET rate (the rt bound of dd) bounds it as it bounds the
 # default mode's; floor wb has no server.
 SET_RATE = (("bound", "at the server's SET rate (every byte reaches it before fsync returns)"),)
+
+
+def _bounds(target, row):
+    """The bounds a goal's line names, (target, label) each."""
+    if target == "writeback":
+        if row == ROW_DD:
+            return WB + SET_RATE
+        return WB if row in (ROW_TAR, ROW_RM, ROW_CREATE) else ()
+    if row == ROW_DD:
+        return SERIAL + (C2O,)
+    if row in (ROW_TAR, ROW_RM, ROW_CREATE):
+        return (C2O,) + MEASURED
+    return (C2O,) + STORE if row == ROW_SQL else (C2O,)
+
+
 for target, label in (("redisfs", ""), ("writeback", " (redisfs -o writeback)")):
     for row, limit in ((ROW_TAR, 0.6), (ROW_RM, 0.6), (ROW_CREATE, 0.8), (ROW_DD, 0.8), (ROW_CAT, 0.8),
                        (ROW_SQL, 0.5)):
-        bounds = WB + SET_RATE if target == "writeback" and row == ROW_DD else \
-            WB if target == "writeback" and row in (ROW_TAR, ROW_RM, ROW_CREATE) else \
-            () if target == "writeback" else SERIAL + (C2O,) if row == ROW_DD else \
-            (C2O,) + MEASURED if row in (ROW_TAR, ROW_RM, ROW_CREATE) else (C2O,) + STORE if row == ROW_SQL else (C2O,)
+        bounds = _bounds(target, row)
         b.goal(row, f">= {limit * 100:.0f}% of passthrough_ll's speed{label}", "min", limit,
                ref_target="passthrough", show="pct", perf=True, target=target, bounds=bounds)
 b.raw("delete", PREFIX)
