@@ -835,11 +835,14 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   so.mkfs_owner = Caller{static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid())};
   // The kernel forgets a directory's attributes after each change in it;
   // what our change read of them may answer for as long as it would have
-  // kept them (a read-only mount changes nothing, so this is moot there).
-  so.attr_cache_seconds = cfg.attr_timeout.value_or(k_default_timeout);
+  // kept them (a read-only mount changes nothing, so this is moot there):
+  // a writeback mount's kernel, the only mount's, keeps them an hour
+  // (_mount_options).
+  const double timeout = cfg.writeback ? k_writeback_timeout : k_default_timeout;
+  so.attr_cache_seconds = cfg.attr_timeout.value_or(timeout);
   // Likewise a name absent from a directory this mount is filling may be
   // answered for as long as the kernel would keep a negative entry.
-  so.names_cache_seconds = cfg.entry_timeout.value_or(k_default_timeout);
+  so.names_cache_seconds = cfg.entry_timeout.value_or(timeout);
   // Store::open registers the session (its key must exist before this
   // mount can own an orphan); the pid is added once fuse_daemonize() has
   // forked.
