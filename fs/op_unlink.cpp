@@ -7,8 +7,9 @@
 // and judges them after its reply. A file the unlink freed at once is remembered
 // (Session::freed): a writeback mount's kernel writes its times back right
 // after, and op_setattr.cpp answers that alone. On a writeback mount the
-// unlink of a file's last link that this mount does not hold open waits
-// in the Store (Store::defer_unlink), answered at once.
+// unlink of a file's last link that this mount does not hold open, and
+// the rmdir of a directory it made and emptied, wait in the Store
+// (Store::defer_unlink, defer_rmdir), answered at once.
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -64,6 +65,12 @@ static void _remove_queued(fuse_req_t req, const char* what, fuse_ino_t parent, 
       reply_ok(req);
       return;
     }
+  }
+  if (dir && session.options().writeback && check_name(name) && session.store().defer_rmdir(parent, name)) {
+    // An empty directory this mount made: the rmdir waits likewise, and
+    // the orphan it leaves is handed over when it lands (on_unlink_orphan).
+    reply_ok(req);
+    return;
   }
   std::vector<Store::Release> releases = session.take_releases();
   std::vector<Result<Store::Released>> released;

@@ -25,7 +25,16 @@ void DirNames::start(Ino dir, std::uint64_t gen, Clock::time_point sent) {
   m_lists[dir] = List{{}, gen, sent};
 }
 
-void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, bool added) {
+void DirNames::added(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino) {
+  changed(dir, gen, sent, name, ino);
+}
+
+void DirNames::removed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name) {
+  changed(dir, gen, sent, name, 0);
+}
+
+void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino) {
+  const bool added = ino != 0;
   if (!enabled()) {
     return;
   }
@@ -41,7 +50,9 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
     return;
   }
   if (added) {
-    m_total += list.names.emplace(name).second ? 1 : 0;
+    auto [at, inserted] = list.names.try_emplace(std::string(name), ino);
+    at->second = ino;
+    m_total += inserted ? 1 : 0;
   } else {
     m_total -= list.names.erase(std::string(name));
   }
@@ -50,7 +61,7 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
   list.as_of = std::max(list.as_of, sent);
 }
 
-void DirNames::adding(Ino dir, std::string_view name) {
+void DirNames::adding(Ino dir, std::string_view name, Ino ino) {
   std::lock_guard lock(m_mutex);
   auto it = m_lists.find(dir);
   if (it == m_lists.end()) {
@@ -66,7 +77,9 @@ void DirNames::adding(Ino dir, std::string_view name) {
   }
   it = m_lists.find(dir);
   if (it != m_lists.end()) {
-    m_total += it->second.names.emplace(name).second ? 1 : 0;
+    auto [at, inserted] = it->second.names.try_emplace(std::string(name), ino);
+    at->second = ino;
+    m_total += inserted ? 1 : 0;
   }
 }
 
@@ -95,21 +108,42 @@ void DirNames::forget(Ino dir) {
   }
 }
 
+const DirNames::List* DirNames::fresh(Ino dir, Clock::time_point now) const {
+  auto it = m_lists.find(dir);
+  if (it == m_lists.end()) {
+    return nullptr;
+  }
+  const Clock::duration age = now - it->second.as_of;
+  return age >= m_ttl || age < Clock::duration::zero() ? nullptr : &it->second;
+}
+
 std::optional<double> DirNames::absent(Ino dir, std::string_view name, Clock::time_point now) {
   if (!enabled()) {
     return std::nullopt;
   }
   std::lock_guard lock(m_mutex);
-  auto it = m_lists.find(dir);
-  if (it == m_lists.end()) {
+  const List* list = fresh(dir, now);
+  if (list == nullptr || list->names.contains(std::string(name))) {
     return std::nullopt;
   }
-  const List& list = it->second;
-  const Clock::duration age = now - list.as_of;
-  if (age >= m_ttl || age < Clock::duration::zero() || list.names.contains(std::string(name))) {
+  return std::chrono::duration<double>(now - list->as_of).count();
+}
+
+std::optional<std::vector<DirNames::Entry>> DirNames::entries(Ino dir, std::size_t below, Clock::time_point now) {
+  if (!enabled()) {
     return std::nullopt;
   }
-  return std::chrono::duration<double>(age).count();
+  std::lock_guard lock(m_mutex);
+  const List* list = fresh(dir, now);
+  if (list == nullptr || list->names.size() >= below) {
+    return std::nullopt;
+  }
+  std::vector<Entry> out;
+  out.reserve(list->names.size());
+  for (const auto& [name, ino] : list->names) {
+    out.push_back({name, ino});
+  }
+  return out;
 }
 
 }  // namespace redisfs

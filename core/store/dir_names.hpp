@@ -1,5 +1,6 @@
-// DirNames: every name of a directory this mount is filling, as of a
-// moment, so that a lookup of a new name need not ask the server.
+// DirNames: every name of a directory this mount is filling, and the inode
+// each names, as of a moment, so that a lookup of a new name need not ask
+// the server (and a writeback mount's listing need not either: below).
 //
 // Creating a file costs the kernel's LOOKUP of the name (negative) and then
 // the CREATE: two round trips. In a directory this mount made (mkdir),
@@ -27,6 +28,11 @@
 // past its limit. Only a mkdir starts one. When the limit is
 // reached, lists that have not changed for a ttl (too old to answer for
 // anything) make room.
+//
+// A writeback mount, the only mount of its filesystem, lists a directory
+// from its list (entries(): Store::readdir), as a local filesystem lists
+// one from its cache: no other host changes it, and every change this
+// mount makes keeps the list or drops it as above.
 #pragma once
 
 #include <chrono>
@@ -36,7 +42,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "store/keys.hpp"
 
@@ -54,13 +60,14 @@ class DirNames {
   // `dir` was just made empty, with `gen` changes counted, by a script sent
   // at `sent` (before the script ran: the list is at least that fresh).
   void start(Ino dir, std::uint64_t gen, Clock::time_point sent);
-  // A script sent at `sent` added (or removed) `name` in `dir`, and the
-  // directory's count is `gen` after it.
-  void changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, bool added);
-  // `name` is being added to `dir` by a change this mount has not sent yet
-  // (a writeback mount's deferred create): it is no longer absent, and the
-  // count moves when that change's changed() comes.
-  void adding(Ino dir, std::string_view name);
+  // A script sent at `sent` added `name` (naming `ino`) to `dir`, or
+  // removed it, and the directory's count is `gen` after it.
+  void added(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino);
+  void removed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name);
+  // `name` (naming `ino`) is being added to `dir` by a change this mount
+  // has not sent yet (a writeback mount's deferred create): it is no
+  // longer absent, and the count moves when that change's added() comes.
+  void adding(Ino dir, std::string_view name, Ino ino);
   // Something else changed `dir`, or may have: drop its list.
   void forget(Ino dir);
 
@@ -69,14 +76,26 @@ class DirNames {
   // it).
   std::optional<double> absent(Ino dir, std::string_view name, Clock::time_point now = Clock::now());
 
+  // Every name of `dir` and the inode it names, when a list no older than
+  // the ttl holds fewer than `below` of them; else nullopt.
+  struct Entry {
+    std::string name;
+    Ino ino = 0;
+  };
+  std::optional<std::vector<Entry>> entries(Ino dir, std::size_t below, Clock::time_point now = Clock::now());
+
  private:
   bool has_room(Clock::time_point now);
+  // added() and removed(): `ino` 0 removes.
+  void changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino);
 
   struct List {
-    std::unordered_set<std::string> names;
+    std::unordered_map<std::string, Ino> names;
     std::uint64_t gen = 0;
     Clock::time_point as_of{};
   };
+  // The list of `dir`, if one is no older than the ttl. Called locked.
+  const List* fresh(Ino dir, Clock::time_point now) const;
 
   Clock::duration m_ttl;
   std::size_t m_max;

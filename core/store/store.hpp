@@ -230,10 +230,15 @@ class Store {
   // go now (unlink()). `held`: whether this mount holds a file open (an
   // unlink of such a file goes now: it leaves an orphan of this mount).
   std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held);
-  // Called with each inode an unlink that waited left an orphan (a file
-  // some other mount's open count still holds), by the thread that sent
-  // it: the caller treats it as an unlink's orphan. Set before serving;
-  // once it returns, a listener it replaced is called no more.
+  // Likewise an rmdir of a directory this mount knows empty once the
+  // unlinks in it that wait have landed (one it made: DirNames): the
+  // directory removed when it waits, none when it must go now (rmdir()).
+  std::optional<Ino> defer_rmdir(Ino parent, std::string_view name);
+  // Called with each inode a removal that waited left an orphan (a file
+  // some other mount's open count still holds, or any directory, as
+  // rmdir() returns it), by the thread that sent it: the caller treats it
+  // as an unlink's or rmdir's orphan. Set before serving; once it returns,
+  // a listener it replaced is called no more.
   void on_unlink_orphan(std::function<void(Ino)> listener);
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
@@ -358,6 +363,12 @@ class Store {
   // second listing then costs no round trip of its own); it says so
   // with listing_waits(dir, max) when opened and listing_done(dir) once it
   // has read a page, or was closed without.
+  //
+  // A writeback mount lists a directory it knows whole (DirNames: one it
+  // made, fewer names than a page) from memory, as the first page (cursor
+  // 0) the server would give: the same entries, so the same offsets
+  // (DirReader), with the attributes the AttrCache holds; only those it
+  // does not hold, and a gathered file's, are read, in one round trip.
   Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr,
                           std::optional<std::chrono::steady_clock::time_point> opened = std::nullopt);
   void listing_waits(Ino dir, std::size_t max) { m_first_pages.waits(dir, max); }
@@ -494,6 +505,11 @@ class Store {
   Result<Attr> getattr_with_first_page(Connection& c, Ino dir);
   // readdir's second step: the attributes (or types) of a page's entries.
   Status readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus);
+  // A writeback mount's first page of `dir` from its DirNames list (with
+  // `parent`, from the directory's cached attributes, when asked), or
+  // nullopt: none is known, unlinks in it wait, or the parent is not held.
+  // `complete`: every entry's attributes (or type) came from the AttrCache.
+  std::optional<DirPage> page_from_names(Ino dir, std::size_t max, bool plus, Ino* parent, bool& complete);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
                            std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false,
                            bool gather = false);
@@ -772,6 +788,7 @@ class Store {
     Ino parent = 0;
     std::string name;
     Ino ino = 0;
+    bool dir = false;           // an rmdir (rmdir.lua), else an unlink
     std::optional<Attr> basis;  // the parent as the server holds it once those before it landed
     std::vector<std::string> keys;
     std::vector<std::string> args;
@@ -782,6 +799,16 @@ class Store {
     Attr attr;
     std::size_t waiting = 0;
   };
+  // defer_unlink's and defer_rmdir's: the inode the name holds as far as
+  // this mount knows, if a removal of it may wait at all.
+  std::optional<Ino> removal_may_wait(Ino parent, std::string_view name);
+  // Queues `u` (its keys and first arguments made), with what this mount
+  // then shows of its parent; false when it must go now.
+  bool removal_waits(WaitingUnlink u);
+  // What a removal's reply `r` says when it lands: the parent's attributes
+  // after it (none: not known), an orphan it left, or its refusal (kept
+  // for send_dir_changes).
+  std::vector<Attr> removal_landed(const WaitingUnlink& u, Result<Reply> r, std::vector<Ino>& orphans);
   std::vector<WaitingUnlink> m_unlinks;                      // guarded by m_dirs_mutex
   std::unordered_map<Ino, UnlinkedParent> m_unlink_parents;  // guarded by m_dirs_mutex
   std::atomic<std::size_t> m_unlinks_waiting{0};  // in m_unlinks or on their way (counted in m_dirs_waiting too)

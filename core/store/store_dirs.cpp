@@ -65,7 +65,21 @@
 // that leaves an orphan after all (another mount's open count: damage, or
 // a dead mount's not swept yet) is handed to the daemon (on_unlink_orphan),
 // which purges it as it purges its unlinks' orphans.
+//
+// So does rmdir (defer_rmdir), of a directory this mount knows empty once
+// the unlinks in it that wait have landed: one whose every name it knows
+// (DirNames: one it made) and whose names left are all ones it removed
+// (RemovedNames), so that the server cannot find it not empty (but for
+// damage: a refusal, as above, the next fsyncdir's EIO). It waits behind
+// them in the same queue (rmdir.lua takes the instant too); the parent
+// shows one link fewer; the directory it leaves, this mount's orphan as
+// every rmdir's, is handed to the daemon when it lands (on_unlink_orphan),
+// which purges it once the kernel forgets it. With the listings of what
+// it made served from memory (Store::readdir), rm -rf of a tree this
+// mount wrote waits for the server only for the attributes of files it
+// does not hold.
 #include <algorithm>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -83,6 +97,18 @@ namespace {
 constexpr std::size_t k_dirs_waiting_max = 1024;
 // At most this many unlinks wait (one round trip of unlink.lua calls).
 constexpr std::size_t k_unlinks_waiting_max = 1024;
+
+// A removal refused after its call returned is reported by the next
+// fsyncdir: a refusal that says the directory is not as this mount knew
+// it (damage) is EIO there, what fsync(2) returns for a change that did
+// not land; the message keeps the server's reason.
+Error _as_fsync_error(Error e) {
+  if (e.code == ENOTEMPTY || e.code == ENOENT || e.code == ENOTDIR || e.code == EISDIR) {
+    e.message += " (" + std::string(std::strerror(e.code)) + ")";
+    e.code = EIO;
+  }
+  return e;
+}
 
 }  // namespace
 
@@ -196,21 +222,30 @@ void Store::send_waiting_attrs() {
   }
 }
 
-std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held) {
-  const std::int64_t skew = m_server_skew_ns.load();
-  if (!m_opts.writeback || m_opts.read_only || m_opts.gather_file_max == 0 || skew == INT64_MIN ||
+// What defer_unlink and defer_rmdir ask alike: a writeback mount that may
+// let changes wait, and the inode `parent`/`name` names as far as it knows.
+std::optional<Ino> Store::removal_may_wait(Ino parent, std::string_view name) {
+  if (!m_opts.writeback || m_opts.read_only || m_opts.gather_file_max == 0 || m_server_skew_ns.load() == INT64_MIN ||
       m_deferred_creates.load() != 0 || !check_file_name(name) || name == "." || name == "..") {
     return std::nullopt;
   }
-  Ino ino = 0;
+  std::lock_guard lock(m_names_mutex);
+  auto it = m_names.find(std::to_string(parent) + '/' + std::string(name));
+  if (it == m_names.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held) {
+  std::optional<Ino> named = removal_may_wait(parent, name);
+  if (!named) {
+    return std::nullopt;
+  }
+  const Ino ino = *named;
   bool one_link = false;
   {
     std::lock_guard lock(m_names_mutex);
-    auto it = m_names.find(std::to_string(parent) + '/' + std::string(name));
-    if (it == m_names.end()) {
-      return std::nullopt;
-    }
-    ino = it->second;
     one_link = m_one_link.count(ino) != 0;
   }
   // The last link of a file this mount neither gathers nor holds open
@@ -224,41 +259,85 @@ std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const 
   if (!one_link || gathering(ino) || held(ino)) {
     return std::nullopt;
   }
-  WaitingUnlink u{parent, std::string(name), ino, {}, {}, {}};
+  WaitingUnlink u{parent, std::string(name), ino, false, {}, {}, {}};
   u.keys = {m_keys.sb(),       m_keys.freeze(),  m_keys.dir(parent), m_keys.inode(parent),
             m_keys.inode(ino), m_keys.orphans(), m_keys.xattr(ino)};
   u.args = {u.name, std::to_string(ino), m_opts.session};
   push_free_keys(ino, u.keys, u.args);
+  if (!removal_waits(std::move(u))) {
+    return std::nullopt;
+  }
+  {
+    std::lock_guard names(m_names_mutex);
+    m_one_link.erase(ino);
+  }
+  return ino;
+}
+
+std::optional<Ino> Store::defer_rmdir(Ino parent, std::string_view name) {
+  std::optional<Ino> named = removal_may_wait(parent, name);
+  if (!named) {
+    return std::nullopt;
+  }
+  const Ino ino = *named;
+  // Empty once the unlinks in it that wait have landed: a directory this
+  // mount knows whole (DirNames: one it made) whose every name left is
+  // one it removed since (RemovedNames: their unlinks wait, ahead of this
+  // rmdir in the same queue). The kernel holds the directory's lock, so
+  // no create in it comes meanwhile.
+  std::optional<std::vector<DirNames::Entry>> left = m_dir_names.entries(ino, SIZE_MAX);
+  if (!left) {
+    return std::nullopt;
+  }
+  for (const DirNames::Entry& e : *left) {
+    if (!m_removed.absent(ino, e.name)) {
+      return std::nullopt;
+    }
+  }
+  WaitingUnlink u{parent, std::string(name), ino, true, {}, {}, {}};
+  u.keys = {m_keys.sb(),       m_keys.freeze(), m_keys.dir(parent), m_keys.inode(parent),
+            m_keys.inode(ino), m_keys.dir(ino), m_keys.orphans()};
+  u.args = {u.name, std::to_string(ino), m_opts.session};
+  if (!removal_waits(std::move(u))) {
+    return std::nullopt;
+  }
+  m_dir_names.forget(ino);  // (its own list: the directory is gone here)
+  return ino;
+}
+
+bool Store::removal_waits(WaitingUnlink u) {
+  const Ino parent = u.parent;
+  const std::string name = u.name;
   {
     std::lock_guard lock(m_dirs_mutex);
     if (!m_dirs.empty() || m_unlinks.size() >= k_unlinks_waiting_max) {
-      return std::nullopt;  // (one kind of change waits at a time; this one goes after them)
+      return false;  // (one kind of change waits at a time; this one goes after them)
     }
     auto shown = m_unlink_parents.find(parent);
     u.basis = shown != m_unlink_parents.end() ? std::optional<Attr>(shown->second.attr) : m_attrs.basis(parent);
-    if (!u.basis || !u.basis->is_dir() || u.basis->nlink == 0) {
-      return std::nullopt;
+    if (!u.basis || !u.basis->is_dir() || u.basis->nlink == 0 || (u.dir && u.basis->nlink <= 2)) {
+      return false;
     }
     // The parent's new times: "now" as this mount's estimate of the
-    // server's clock, after the ctime it held; the server sets them.
+    // server's clock, after the ctime it held; the server sets them. An
+    // rmdir takes one from its count (the subdirectory's "..").
     Attr after = *u.basis;
     after.gen += 1;
-    after.mtime_ns = after.ctime_ns = std::max(_local_ns() + skew, u.basis->ctime_ns + 1);
+    after.mtime_ns = after.ctime_ns = std::max(_local_ns() + m_server_skew_ns.load(), u.basis->ctime_ns + 1);
+    if (u.dir) {
+      after.nlink -= 1;
+    }
     u.args.push_back(std::to_string(after.ctime_ns));
     u.args.push_back(_basis_arg(u.basis));  // (the last)
     UnlinkedParent& p = m_unlink_parents[parent];
     p.attr = after;
     ++p.waiting;
-    // What this mount knows of the name, the file and the parent follows
+    // What this mount knows of the name, the inode and the parent follows
     // now, before the sender can send it (and forget the name's absence
     // if the server refuses it).
     m_removed.removed(parent, name, RemovedNames::Clock::now());
     forget_name(parent, name);
-    {
-      std::lock_guard names(m_names_mutex);
-      m_one_link.erase(ino);
-    }
-    m_attrs.forget(ino);
+    m_attrs.forget(u.ino);
     m_attrs.forget(parent);  // (what this mount shows of it: m_unlink_parents)
     m_unlinks.push_back(std::move(u));
     ++m_unlinks_waiting;
@@ -268,7 +347,7 @@ std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const 
     }
   }
   m_unlinks_cv.notify_one();
-  return ino;
+  return true;
 }
 
 void Store::on_unlink_orphan(std::function<void(Ino)> listener) {
@@ -318,6 +397,32 @@ std::optional<Attr> Store::unlinked_parent_attr(Ino ino) {
   return it->second.attr;
 }
 
+std::vector<Attr> Store::removal_landed(const WaitingUnlink& u, Result<Reply> r, std::vector<Ino>& orphans) {
+  std::vector<Attr> after;
+  if (r.ok() && _is_retry(r->view())) {
+    const std::string now_there(r->view().size() >= 2 ? r->view()[1].str() : "?");
+    r = make_error(EIO, "the entry names inode " + now_there + " now, not " + std::to_string(u.ino) + ": not removed");
+  } else if (r.ok() && u.dir) {
+    after = _fresh_parent(u.parent, r->view(), 1, u.basis);
+    orphans.push_back(u.ino);  // (as every rmdir's: this mount's until the kernel forgets it)
+  } else if (r.ok()) {
+    after = _fresh_parent(u.parent, r->view(), 2, u.basis);
+    const UnlinkOutcome out = _unlink_outcome(r->view());
+    if (!out.freed && out.left && *out.left <= 0) {
+      orphans.push_back(u.ino);  // (an open count of another mount's holds it)
+    }
+  }
+  if (!r.ok()) {
+    const std::string what = u.dir ? "rmdir" : "unlink";
+    Error e = std::move(r).error();
+    e.message = what + " of '" + u.name + "' in directory " + std::to_string(u.parent) + " (sent after its " + what +
+                " returned): " + e.message;
+    dir_change_refused(_as_fsync_error(std::move(e)));
+    m_removed.forget(u.parent, u.name);  // (it is still there)
+  }
+  return after;
+}
+
 void Store::send_waiting_unlinks() {
   std::vector<WaitingUnlink> batch;
   {
@@ -342,36 +447,17 @@ void Store::send_waiting_unlinks() {
     if (c) {
       const std::vector<std::string_view> keys(u.keys.begin(), u.keys.end());
       const std::vector<std::string_view> args(u.args.begin(), u.args.end());
-      (*c)->append_eval(lua::unlink, keys, args);
+      (*c)->append_eval(u.dir ? lua::rmdir : lua::unlink, keys, args);
     }
   }
   for (const WaitingUnlink& u : batch) {
     // (every reply read: the connection goes back with nothing pending)
-    Result<Reply> r = c ? (*c)->read_reply() : Result<Reply>(c.error());
-    std::vector<Attr> after;
-    if (r.ok() && _is_retry(r->view())) {
-      const std::string now_there(r->view().size() >= 2 ? r->view()[1].str() : "?");
-      r = make_error(EIO,
-                     "the entry names inode " + now_there + " now, not " + std::to_string(u.ino) + ": not removed");
-    } else if (r.ok()) {
-      after = _fresh_parent(u.parent, r->view(), 2, u.basis);
-      const UnlinkOutcome out = _unlink_outcome(r->view());
-      if (!out.freed && out.left && *out.left <= 0) {
-        orphans.push_back(u.ino);  // (an open count of another mount's holds it)
-      }
-    }
-    if (!r.ok()) {
-      Error e = std::move(r).error();
-      e.message = "unlink of '" + u.name + "' in directory " + std::to_string(u.parent) +
-                  " (sent after its unlink returned): " + e.message;
-      dir_change_refused(std::move(e));
-      m_removed.forget(u.parent, u.name);  // (it is still there)
-    }
+    std::vector<Attr> after = removal_landed(u, c ? (*c)->read_reply() : Result<Reply>(c.error()), orphans);
     if (after.empty()) {
       m_dir_names.forget(u.parent);
       fresh.erase(u.parent);
     } else {
-      m_dir_names.changed(u.parent, after[0].gen, sent, u.name, false);
+      m_dir_names.removed(u.parent, after[0].gen, sent, u.name);
       fresh[u.parent] = std::move(after[0]);
     }
   }

@@ -285,7 +285,7 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   // mount holds of them goes now, and its next getattr asks the server
   // (which sends the create first: acquire()).
   m_attrs.forget(parent);
-  m_dir_names.adding(parent, name);
+  m_dir_names.adding(parent, name, ino);
   m_removed.forget(parent, name);
   remember(parent, name, ino, true);
   start_gathering(*attr, std::move(create));
@@ -341,7 +341,7 @@ Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, con
   if (fresh.empty()) {
     m_dir_names.forget(create.parent);
   } else {
-    m_dir_names.changed(create.parent, fresh[0].gen, sent, create.name, true);
+    m_dir_names.added(create.parent, fresh[0].gen, sent, create.name, ino);
   }
   if (attr->gid != create.gid) {
     // The parent became setgid (or stopped) behind what this mount held:

@@ -207,8 +207,76 @@ static Result<DirPage> _scanned_page(Ino dir, ReplyView v) {
   return page;
 }
 
+std::optional<DirPage> Store::page_from_names(Ino dir, std::size_t max, bool plus, Ino* parent, bool& complete) {
+  if (!m_opts.writeback || m_opts.read_only) {
+    return std::nullopt;
+  }
+  {
+    std::lock_guard lock(m_dirs_mutex);
+    if (m_unlink_parents.contains(dir)) {
+      return std::nullopt;  // (its list changes when they are answered: the server's, after them)
+    }
+  }
+  Ino up = 0;
+  if (parent != nullptr) {
+    std::optional<AttrCache::Hit> self = m_attrs.get(dir, AttrCache::Clock::now(), true);
+    if (!self || !self->attr.is_dir() || self->attr.nlink == 0) {
+      return std::nullopt;
+    }
+    up = self->attr.parent == 0 ? dir : self->attr.parent;
+  }
+  std::optional<std::vector<DirNames::Entry>> names = m_dir_names.entries(dir, std::max<std::size_t>(max, 1));
+  if (!names) {
+    return std::nullopt;
+  }
+  if (parent != nullptr) {
+    *parent = up;
+  }
+  DirPage page;
+  page.entries.reserve(names->size());
+  complete = true;
+  const auto now = AttrCache::Clock::now();
+  for (DirNames::Entry& n : *names) {
+    DirEntry e;
+    e.name = std::move(n.name);
+    e.ino = n.ino;
+    if (complete) {
+      std::optional<AttrCache::Hit> hit = m_attrs.get(e.ino, now, true);
+      if (hit && gathered(e.ino) == nullptr) {
+        e.type = hit->attr.mode & S_IFMT;
+        e.age = hit->age;
+        e.attr = std::move(hit->attr);
+      } else {
+        complete = false;
+      }
+    }
+    page.entries.push_back(std::move(e));
+  }
+  if (!complete || !plus) {
+    for (DirEntry& e : page.entries) {
+      e.attr.reset();  // (readdir_attrs reads what is missing; no attributes without plus)
+    }
+  }
+  if (complete && plus) {
+    for (const DirEntry& e : page.entries) {
+      remember(dir, e.name, e.ino);
+    }
+  }
+  return page;
+}
+
 Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent,
                                std::optional<std::chrono::steady_clock::time_point> opened) {
+  if (cursor == 0) {
+    bool complete = false;
+    if (std::optional<DirPage> known = page_from_names(dir, max, plus, parent, complete)) {
+      if (!complete) {
+        TRY_ASSIGN(auto c, acquire());
+        TRY(readdir_attrs(*c, dir, *known, plus));
+      }
+      return std::move(known).value();
+    }
+  }
   TRY_ASSIGN(auto c, acquire());
   if (cursor == 0 && opened) {
     if (auto first = m_first_pages.take(dir, *opened)) {
@@ -416,7 +484,7 @@ Result<Attr> Store::create_node(Ino parent, std::string_view name, std::string_v
     m_dir_names.forget(parent);
     return attr;
   }
-  m_dir_names.changed(parent, fresh[0].gen, sent, name, true);
+  m_dir_names.added(parent, fresh[0].gen, sent, name, ino);
   if (attr->is_dir()) {
     m_dir_names.start(ino, attr->gen, sent);
   }
@@ -533,7 +601,7 @@ Result<std::pair<Reply, Ino>> Store::remove_entry(lua::ScriptId script, Ino pare
     if (fresh.empty()) {
       m_dir_names.forget(parent);
     } else {
-      m_dir_names.changed(parent, fresh[0].gen, sent, name, false);
+      m_dir_names.removed(parent, fresh[0].gen, sent, name);
     }
     forget_name(parent, name);
     m_removed.removed(parent, name, sent);

@@ -8,7 +8,7 @@
 # refusal is reported once). Exits non-zero, saying why, otherwise.
 #
 #   usage: refused_once.py DIR LOG REFUSAL SOCKET KEY FIELD VALUE ACTION
-#   ACTION: chmod:MODE (octal, of DIR) or unlink:NAME (in DIR)
+#   ACTION: chmod:MODE (octal, of DIR), unlink:NAME or rmdir:NAME (in DIR)
 import errno
 import os
 import subprocess
@@ -25,6 +25,8 @@ def main():
         os.fchmod(fd, int(arg, 8))
     elif kind == "unlink":
         os.unlink(os.path.join(d, arg))
+    elif kind == "rmdir":
+        os.rmdir(os.path.join(d, arg))
     else:
         sys.exit(f"unknown action {action!r}")
     for _ in range(100):

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # writeback_unlink: a writeback mount answers the unlink of a file's last
-# link at once, when the mount holds the file not open, and a thread of the
-# daemon sends it with those answered meanwhile (core/store/store_dirs.cpp):
-# rm -rf costs no round trip a file. What the mount shows does not change:
+# link at once, when the mount holds the file not open, and the rmdir of a
+# directory it made and emptied, and a thread of the daemon sends them
+# with those answered meanwhile (core/store/store_dirs.cpp); it lists a
+# directory it made from what it knows (Store::readdir): rm -rf costs no
+# round trip a file or a directory, one a directory's listings. What the
+# mount shows does not change:
 # the name is gone, the directory's listing, times and count follow, a name
 # made again holds the new file, a file still open lives on (its unlink
 # goes at once and leaves this mount's orphan), a file with another link
 # keeps it. The server has each unlink before anything else the mount
 # sends, after an fsync of the directory, in a snapshot, and at unmount;
 # nothing is left behind. An unlink the server refuses when it is sent
-# (the name names another inode: damage) is logged once and is the next
-# directory fsync's EIO.
+# (the name names another inode: damage), or an rmdir (a name came behind
+# the mount's back), is logged once and is the next directory fsync's EIO.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -31,12 +34,22 @@ for i in $(seq 1 100); do
 done
 sync -f "$MNT"
 
-# rm -rf: no round trip an unlink; nothing left of the tree, here or there
+# rm -rf: no round trip an unlink or an rmdir, and of its two listings of
+# each directory, the first reads only the attributes of the files the
+# mount wrote (not kept after their close), the second nothing: one round
+# trip a directory; nothing left of the tree, here or there
 read -r n0 rt0 < <(trips unlink)
+read -r d0 drt0 < <(trips rmdir)
+read -r l0 lrt0 < <(trips readdirplus)
 rm -rf "$MNT/t/a"
 read -r n1 rt1 < <(trips unlink)
+read -r d1 drt1 < <(trips rmdir)
+read -r l1 lrt1 < <(trips readdirplus)
 ((n1 - n0 == 200)) || fail "rm -rf sent $((n1 - n0)) unlinks, not 200"
 ((rt1 - rt0 <= 20)) || fail "200 unlinks cost $((rt1 - rt0)) round trips on a writeback mount"
+((d1 - d0 == 2 && drt1 == drt0)) || fail "rm -rf's $((d1 - d0)) rmdirs cost $((drt1 - drt0)) round trips, not 0"
+((l1 > l0 && lrt1 - lrt0 <= 2)) ||
+  fail "rm -rf's $((l1 - l0)) listings of directories this mount made cost $((lrt1 - lrt0)) round trips"
 [[ -z $(ls -A "$MNT/t") ]] || fail "the removed tree still shows: $(ls -A "$MNT/t")"
 [[ -z $(rcli hkeys "$PREFIX:DIR:$(stat -c %i "$MNT/t")") ]] || fail "the server still names entries of t"
 
@@ -74,6 +87,22 @@ rm "$MNT/d/open" "$MNT/d/one"
 exec 7<&-
 [[ $(cat "$MNT/d/two") == linked && $(stat -c %h "$MNT/d/two") == 1 ]] || fail "the other link of a removed name"
 
+# a directory removed while a process works in it: it lives on, this
+# mount's orphan, until the kernel forgets it (then purged: the unmount's
+# check below finds no orphan)
+mkdir "$MNT/d/cwd"
+(cd "$MNT/d/cwd" && exec sleep 1) &
+cwdpid=$!
+for ((i = 0; i < 100; i++)); do
+  [[ $(readlink "/proc/$cwdpid/cwd" 2>/dev/null) == "$MNT/d/cwd" ]] && break
+  sleep 0.02
+done
+rmdir "$MNT/d/cwd" || fail "rmdir of a directory a process works in"
+[[ ! -e $MNT/d/cwd ]] || fail "a removed directory still shows"
+wait "$cwdpid"
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT/d"
+[[ -z $(entry "$MNT/d" cwd) ]] || fail "fsync of the directory returned before its rmdir was on the server"
+
 # anything else the mount sends goes after the unlinks; a snapshot has them
 touch "$MNT/d/s1" "$MNT/d/s2"
 sync -f "$MNT"
@@ -103,6 +132,14 @@ python3 "$HERE/refused_once.py" "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK
 (($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused unlink was logged more than once"
 [[ $(entry "$MNT/d" r) == 999999 ]] || fail "a refused unlink changed the entry"
 rcli hset "$PREFIX:DIR:$(stat -c %i "$MNT/d")" r "$rino" >/dev/null  # (mended)
+mkdir "$MNT/d/rd"
+refusal="writeback: rmdir of 'rd' in directory $(stat -c %i "$MNT/d") (sent after its rmdir returned): "
+python3 "$HERE/refused_once.py" "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" \
+  "$PREFIX:DIR:$(stat -c %i "$MNT/d/rd")" stray 999999 rmdir:rd ||
+  fail "an rmdir refused when sent"
+(($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused rmdir was logged more than once"
+[[ -n $(entry "$MNT/d" rd) ]] || fail "a refused rmdir removed the entry"
+rcli hdel "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:$(stat -c %i "$MNT/d")" rd)" stray >/dev/null  # (mended)
 
 # the unmount sends what waits; nothing is left behind
 for i in $(seq 1 50); do touch "$MNT/d/u$i"; done

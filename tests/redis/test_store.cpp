@@ -3189,6 +3189,196 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime") == basis);
 }
 
+// A writeback mount's rmdir of a directory it made and emptied waits with
+// its unlinks (Store::defer_rmdir), behind the unlinks in it that wait:
+// answered at once, the parent shows the change (one link fewer), and the
+// directory becomes this mount's orphan when it lands (the listener).
+TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
+  Ino theirs = 0;
+  {
+    auto other = _open(pool, prefix);  // (before the writeback mount, the only one then)
+    theirs = _ok(other->mkdir(k_root_ino, "theirs", 0755, k_user)).ino;
+  }
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto field = [&](Ino ino, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.inode(ino), name})).view().str());
+  };
+  auto entry = [&](Ino dir, const char* name) {
+    return std::string(_ok(c.command({"HGET", keys.dir(dir), name})).view().str());
+  };
+  auto nobody = [](Ino) { return false; };
+  std::vector<Ino> orphans;
+  s->on_unlink_orphan([&](Ino ino) { orphans.push_back(ino); });
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+
+  // what goes now: a name unknown, a directory with a name left in it, a
+  // directory this mount did not make (no list of its names)
+  CHECK_FALSE(s->defer_rmdir(d.ino, "unknown"));
+  Attr full = _ok(s->mkdir(d.ino, "full", 0755, k_user));
+  _ok(s->mknod(full.ino, "kept", S_IFREG | 0644, 0, k_user));
+  Attr gone = _ok(s->mknod(full.ino, "gone", S_IFREG | 0644, 0, k_user));
+  CHECK(s->defer_unlink(full.ino, "gone", nobody) == gone.ino);
+  CHECK_FALSE(s->defer_rmdir(d.ino, "full"));  // ("kept" stays)
+  CHECK(_ok(s->lookup(k_root_ino, "theirs")).ino == theirs);
+  CHECK_FALSE(s->defer_rmdir(k_root_ino, "theirs"));
+  _ok(s->send_dir_changes());
+
+  // empty but for names whose unlinks wait: it waits behind them
+  Attr e = _ok(s->mkdir(d.ino, "e", 0755, k_user));
+  Attr f = _ok(s->mknod(e.ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(f.ino, 0, "data", false));
+  Attr before = _ok(s->getattr(d.ino));
+  CHECK(s->defer_unlink(e.ino, "f", nobody) == f.ino);
+  CHECK(s->defer_rmdir(d.ino, "e") == e.ino);
+  double age = 1;
+  Attr shown = _ok(s->getattr(d.ino, &age));
+  CHECK(shown.nlink == before.nlink - 1);
+  CHECK(shown.gen == before.gen + 1);
+  CHECK(shown.ctime_ns > before.ctime_ns);
+  CHECK(s->lookup(d.ino, "e", &age).code() == ENOENT);
+  _ok(s->send_dir_changes());
+  CHECK(entry(d.ino, "e").empty());
+  CHECK(field(e.ino, "nlink") == "0");
+  CHECK(_ok(c.command({"EXISTS", keys.dir(e.ino), keys.inode(f.ino)})).view().integer() == 0);
+  CHECK(_ok(c.command({"HEXISTS", keys.orphans(), std::to_string(e.ino)})).view().integer() == 1);
+  CHECK(orphans == std::vector<Ino>{e.ino});
+  Attr got = _ok(s->getattr(d.ino));  // (the server's: what this mount showed)
+  CHECK(got.nlink == shown.nlink);
+  CHECK(got.mtime_ns == shown.mtime_ns);
+  CHECK(got.ctime_ns == shown.ctime_ns);
+  _ok(s->purge(e.ino));
+
+  // refused when sent (a name came behind this mount's back: damage, as
+  // the only mount): reported, the directory stays
+  Attr r = _ok(s->mkdir(d.ino, "r", 0755, k_user));
+  _ok(c.command({"HSET", keys.dir(r.ino), "stray", "999999"}));
+  CHECK(s->defer_rmdir(d.ino, "r") == r.ino);
+  Status synced = s->send_dir_changes();
+  REQUIRE_FALSE(synced.ok());
+  CHECK(synced.error().code == EIO);  // (fsyncdir's error for a change that did not land)
+  CHECK(synced.error().message.find("rmdir of 'r' in directory " + std::to_string(d.ino)) != std::string::npos);
+  CHECK(synced.error().message.find("Directory not empty") != std::string::npos);
+  CHECK(entry(d.ino, "r") == std::to_string(r.ino));
+  CHECK(field(r.ino, "nlink") == "2");
+  CHECK(_ok(s->lookup(d.ino, "r", &age)).ino == r.ino);
+  CHECK(orphans.size() == 1);
+  s->on_unlink_orphan({});
+
+  // rmdir.lua refuses an instant that is no number, writing nothing (when
+  // the basis is the server's: only then is the instant used)
+  _ok(c.command({"HDEL", keys.dir(r.ino), "stray"}));
+  const std::string basis = field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime");
+  const std::vector<std::string> rmdir_keys{keys.sb(),         keys.freeze(),   keys.dir(d.ino), keys.inode(d.ino),
+                                            keys.inode(r.ino), keys.dir(r.ino), keys.orphans()};
+  for (const char* instant : {"12x", "-5", "99999999999999999999"}) {
+    auto refused =
+        c.eval(lua::rmdir, rmdir_keys, std::vector<std::string>{"r", std::to_string(r.ino), "test", instant, basis});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == EINVAL);
+  }
+  CHECK(entry(d.ino, "r") == std::to_string(r.ino));
+  CHECK(field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime") == basis);
+}
+
+// A writeback mount lists a directory it made, whole in one page, from
+// what it knows (DirNames, the AttrCache): no round trip, the entries the
+// server holds; a gathered file's attributes, or those it does not hold,
+// in one. A directory whose unlinks wait, or one too large for a page, is
+// read from the server, as a mount that is not the only one reads all.
+TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory this mount made is listed from memory") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto nobody = [](Ino) { return false; };
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  std::map<std::string, Ino> made;
+  for (const char* name : {"a", "b", "c"}) {
+    made[name] = _ok(s->mknod(d.ino, name, S_IFREG | 0644, 0, k_user)).ino;
+  }
+  made["sub"] = _ok(s->mkdir(d.ino, "sub", 0700, k_user)).ino;
+  made["ln"] = _ok(s->symlink(d.ino, "ln", "a", k_user)).ino;
+  _ok(s->unlink(d.ino, "c"));
+  made.erase("c");
+  auto listed = [&](bool plus, std::uint64_t* trips = nullptr, std::size_t max = 256) {
+    const auto before = redis_counters().round_trips;
+    Ino parent = 0;
+    DirPage page = _ok(s->readdir(d.ino, 0, max, plus, &parent));
+    if (trips != nullptr) {
+      *trips = redis_counters().round_trips - before;
+    }
+    CHECK(parent == k_root_ino);
+    std::map<std::string, Ino> names;
+    for (const DirEntry& e : page.entries) {
+      names[e.name] = e.ino;
+      CHECK(e.type == (e.name == "sub" ? S_IFDIR : e.name == "ln" ? S_IFLNK : S_IFREG));
+      CHECK(bool(e.attr) == plus);
+      if (e.attr) {
+        CHECK(e.attr->ino == e.ino);
+        CHECK(e.attr->mode == (e.type | (e.name == "sub" ? 0700u : e.name == "ln" ? 0777u : 0644u)));
+      }
+    }
+    CHECK(page.next_cursor == 0);
+    return names;
+  };
+  // what the server holds: the same
+  auto there = [&] {
+    std::map<std::string, Ino> names;
+    Reply r = _ok(c.command({"HGETALL", keys.dir(d.ino)}));
+    ReplyView all = r.view();
+    for (std::size_t i = 0; i + 1 < all.size(); i += 2) {
+      names[std::string(all[i].str())] = std::stoull(std::string(all[i + 1].str()));
+    }
+    return names;
+  };
+  CHECK(there() == made);
+  std::uint64_t trips = 99;
+  CHECK(listed(true, &trips) == made);
+  CHECK(trips <= 1);  // (the attributes a create's reply did not bring: read, and kept)
+  CHECK(listed(true, &trips) == made);
+  CHECK(trips == 0);
+  CHECK(listed(false, &trips) == made);
+  CHECK(trips == 0);
+  // a file gathered here (created, open): its attributes from the server,
+  // the create sent first, in one round trip
+  Attr g = _ok(s->create(d.ino, "g", 0644, k_user, true));
+  _ok(s->write(g.ino, 0, "12345", false));
+  made["g"] = g.ino;
+  CHECK(listed(true, &trips) == made);
+  CHECK(trips >= 1);
+  _ok(s->flush(g.ino));
+  _ok(s->release_files(std::vector<Store::Release>{{g.ino}}).at(0));
+  // an unlink that waits: read from the server, after it
+  CHECK(s->defer_unlink(d.ino, "b", nobody) == made["b"]);
+  made.erase("b");
+  CHECK(listed(true, &trips) == made);
+  CHECK(trips >= 1);
+  CHECK(_ok(c.command({"HEXISTS", keys.dir(d.ino), "b"})).view().integer() == 0);
+  // a page too small for the directory: the server's (which sends a hash
+  // this small whole)
+  CHECK(listed(true, &trips, 2) == made);
+  CHECK(trips >= 1);
+  // a rename drops what the mount knew: the server's again
+  _ok(s->rename(d.ino, "a", d.ino, "a2", 0));
+  made["a2"] = made["a"];
+  made.erase("a");
+  CHECK(listed(true, &trips) == made);
+  CHECK(trips >= 1);
+  CHECK(there() == made);
+  // not a writeback mount: always the server's
+  s.reset();
+  auto plain = _open(pool, prefix, [] {
+    StoreOptions o;
+    o.attr_cache_seconds = 60;
+    o.names_cache_seconds = 60;
+    return o;
+  }());
+  Attr p = _ok(plain->mkdir(k_root_ino, "p", 0755, k_user));
+  _ok(plain->mknod(p.ino, "x", S_IFREG | 0644, 0, k_user));
+  const auto before = redis_counters().round_trips;
+  CHECK(_ok(plain->readdir(p.ino, 0, 256, true)).entries.size() == 1);
+  CHECK(redis_counters().round_trips > before);
+}
+
 // Keys past the superblock's next_inode (damage) never cost a create: a
 // batch's numbers that an INODE or OPEN key holds are skipped when the
 // batch is reserved (a deferred create, answered before the server sees

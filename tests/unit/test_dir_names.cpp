@@ -2,6 +2,9 @@
 // it must be dropped (a count that does not follow, forget, expiry, size).
 #include <doctest/doctest.h>
 
+#include <map>
+#include <string>
+
 #include "store/dir_names.hpp"
 
 using namespace redisfs;
@@ -24,16 +27,16 @@ TEST_CASE("dir names: changes that follow the count keep the list whole") {
   DirNames names(1.0);
   const auto t0 = DirNames::Clock::now();
   names.start(7, 0, t0);
-  names.changed(7, 1, t0 + 1ms, "a", true);
-  names.changed(7, 2, t0 + 2ms, "b", true);
+  names.added(7, 1, t0 + 1ms, "a", 100);
+  names.added(7, 2, t0 + 2ms, "b", 100);
   CHECK_FALSE(names.absent(7, "a", t0 + 3ms));  // present: ask the server
   CHECK_FALSE(names.absent(7, "b", t0 + 3ms));
   REQUIRE(names.absent(7, "c", t0 + 3ms));
   CHECK(*names.absent(7, "c", t0 + 3ms) == doctest::Approx(0.001).epsilon(0.01));  // as of the last change
-  names.changed(7, 3, t0 + 4ms, "a", false);
+  names.removed(7, 3, t0 + 4ms, "a");
   CHECK(names.absent(7, "a", t0 + 5ms));
   // each change sent later keeps the list fresh past the first ttl
-  names.changed(7, 4, t0 + 900ms, "d", true);
+  names.added(7, 4, t0 + 900ms, "d", 100);
   CHECK(names.absent(7, "a", t0 + 1500ms));
 }
 
@@ -41,9 +44,9 @@ TEST_CASE("dir names: a change by someone else drops the list") {
   DirNames names(1.0);
   const auto t0 = DirNames::Clock::now();
   names.start(7, 5, t0);
-  names.changed(7, 7, t0 + 1ms, "a", true);  // 6 was another mount's
+  names.added(7, 7, t0 + 1ms, "a", 100);  // 6 was another mount's
   CHECK_FALSE(names.absent(7, "zzz", t0 + 2ms));
-  names.changed(7, 8, t0 + 3ms, "b", true);  // no list any more: nothing comes back
+  names.added(7, 8, t0 + 3ms, "b", 100);  // no list any more: nothing comes back
   CHECK_FALSE(names.absent(7, "zzz", t0 + 4ms));
 }
 
@@ -51,7 +54,7 @@ TEST_CASE("dir names: forget, and a new start, replace the list") {
   DirNames names(1.0);
   const auto t0 = DirNames::Clock::now();
   names.start(7, 0, t0);
-  names.changed(7, 1, t0, "a", true);
+  names.added(7, 1, t0, "a", 100);
   names.forget(7);
   CHECK_FALSE(names.absent(7, "b", t0));
   names.start(7, 3, t0);
@@ -62,15 +65,15 @@ TEST_CASE("dir names: bounded, and a list that would grow past the bound goes") 
   DirNames names(1.0, 5);
   const auto t0 = DirNames::Clock::now();
   names.start(1, 0, t0);
-  names.changed(1, 1, t0, "a", true);
-  names.changed(1, 2, t0, "b", true);
+  names.added(1, 1, t0, "a", 100);
+  names.added(1, 2, t0, "b", 100);
   names.start(2, 0, t0);
   names.start(3, 0, t0);  // 3 lists + 2 names: full
   names.start(4, 0, t0);  // not kept
   CHECK_FALSE(names.absent(4, "x", t0));
   CHECK(names.absent(2, "x", t0));
   CHECK(names.absent(3, "x", t0));
-  names.changed(1, 3, t0, "c", true);  // would pass the bound: dropped
+  names.added(1, 3, t0, "c", 100);  // would pass the bound: dropped
   CHECK_FALSE(names.absent(1, "x", t0));
   names.start(4, 0, t0);  // room again
   CHECK(names.absent(4, "x", t0));
@@ -95,4 +98,30 @@ TEST_CASE("dir names: disabled with a zero ttl") {
   const auto t0 = DirNames::Clock::now();
   names.start(7, 0, t0);
   CHECK_FALSE(names.absent(7, "a", t0));
+}
+
+TEST_CASE("dir names: the entries of a list, for a writeback mount's listing") {
+  DirNames names(1.0);
+  const auto t0 = DirNames::Clock::now();
+  CHECK_FALSE(names.entries(7, 10, t0));  // no list
+  names.start(7, 0, t0);
+  auto none = names.entries(7, 10, t0);
+  REQUIRE(none);
+  CHECK(none->empty());
+  names.added(7, 1, t0, "a", 11);
+  names.adding(7, "b", 12);  // a deferred create: listed at once
+  names.added(7, 2, t0, "c", 13);
+  names.removed(7, 3, t0, "a");
+  auto listed = names.entries(7, 10, t0 + 1ms);
+  REQUIRE(listed);
+  std::map<std::string, Ino> got;
+  for (const DirNames::Entry& e : *listed) {
+    got[e.name] = e.ino;
+  }
+  CHECK(got == std::map<std::string, Ino>{{"b", 12}, {"c", 13}});
+  CHECK_FALSE(names.entries(7, 2, t0 + 1ms));  // two names, not fewer than 2
+  CHECK(names.entries(7, 3, t0 + 1ms));
+  CHECK_FALSE(names.entries(7, 10, t0 + 1000ms));  // older than the ttl
+  names.added(7, 5, t0 + 2ms, "d", 14);            // 4 was someone else's: the list goes
+  CHECK_FALSE(names.entries(7, 10, t0 + 3ms));
 }
