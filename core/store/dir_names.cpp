@@ -25,6 +25,27 @@ void DirNames::start(Ino dir, std::uint64_t gen, Clock::time_point sent) {
   m_lists[dir] = List{{}, gen, sent};
 }
 
+void DirNames::known(Ino dir, std::uint64_t gen, Clock::time_point sent, const std::vector<Entry>& names) {
+  if (!enabled()) {
+    return;
+  }
+  std::lock_guard lock(m_mutex);
+  auto it = m_lists.find(dir);
+  if (it != m_lists.end()) {
+    m_total -= it->second.names.size();
+    m_lists.erase(it);
+  }
+  if (!has_room(sent) || m_lists.size() + m_total + names.size() >= m_max) {
+    return;
+  }
+  List& list = m_lists[dir];
+  list.gen = gen;
+  list.as_of = sent;
+  for (const Entry& e : names) {
+    m_total += list.names.insert_or_assign(e.name, e.ino).second ? 1 : 0;
+  }
+}
+
 void DirNames::added(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino) {
   changed(dir, gen, sent, name, ino);
 }

@@ -27,7 +27,8 @@
 // refusal comes before any change, Store::eval_change), or a list grown
 // past its limit. Only a mkdir starts one. When the limit is
 // reached, lists that have not changed for a ttl (too old to answer for
-// anything) make room.
+// anything) make room. A writeback mount's listing that read a directory
+// whole, with its count, atomically, starts one too (known()).
 //
 // A writeback mount, the only mount of its filesystem, lists a directory
 // from its list (entries(): Store::readdir), as a local filesystem lists
@@ -60,6 +61,13 @@ class DirNames {
   // `dir` was just made empty, with `gen` changes counted, by a script sent
   // at `sent` (before the script ran: the list is at least that fresh).
   void start(Ino dir, std::uint64_t gen, Clock::time_point sent);
+  struct Entry {
+    std::string name;
+    Ino ino = 0;
+  };
+  // A read sent at `sent` found `dir` holding `names`, and no more, with
+  // `gen` changes counted (atomically: Store::first_page_known).
+  void known(Ino dir, std::uint64_t gen, Clock::time_point sent, const std::vector<Entry>& names);
   // A script sent at `sent` added `name` (naming `ino`) to `dir`, or
   // removed it, and the directory's count is `gen` after it.
   void added(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino);
@@ -78,10 +86,6 @@ class DirNames {
 
   // Every name of `dir` and the inode it names, when a list no older than
   // the ttl holds fewer than `below` of them; else nullopt.
-  struct Entry {
-    std::string name;
-    Ino ino = 0;
-  };
   std::optional<std::vector<Entry>> entries(Ino dir, std::size_t below, Clock::time_point now = Clock::now());
 
  private:

@@ -365,7 +365,7 @@ class Store {
   // has read a page, or was closed without.
   //
   // A writeback mount lists a directory it knows whole (DirNames: one it
-  // made, fewer names than a page) from memory, as the first page (cursor
+  // made or listed whole, fewer names than a page) from memory, as the first page (cursor
   // 0) the server would give: the same entries, so the same offsets
   // (DirReader), with the attributes the AttrCache holds; only those it
   // does not hold, and a gathered file's, are read, in one round trip.
@@ -510,6 +510,12 @@ class Store {
   // nullopt: none is known, unlinks in it wait, or the parent is not held.
   // `complete`: every entry's attributes (or type) came from the AttrCache.
   std::optional<DirPage> page_from_names(Ino dir, std::size_t max, bool plus, Ino* parent, bool& complete);
+  // A writeback mount's first page of `dir` (with `parent` when asked),
+  // read with the directory's change count in one transaction: when it is
+  // the whole directory, DirNames knows every name from then on, as if
+  // this mount had made it. nullopt when the read failed or found damage
+  // (the plain read then says what).
+  std::optional<DirPage> first_page_known(Connection& c, Ino dir, std::size_t max, Ino* parent);
   Result<Attr> create_node(Ino parent, std::string_view name, std::string_view type, std::uint32_t mode,
                            std::uint64_t rdev, std::string_view target, const Caller& who, bool open = false,
                            bool gather = false);

@@ -265,6 +265,46 @@ std::optional<DirPage> Store::page_from_names(Ino dir, std::size_t max, bool plu
   return page;
 }
 
+std::optional<DirPage> Store::first_page_known(Connection& c, Ino dir, std::size_t max, Ino* parent) {
+  std::vector<Args> tx{{"HSCAN", m_keys.dir(dir), "0", "COUNT", std::to_string(std::max<std::size_t>(max, 1))},
+                       {"HGET", m_keys.inode(dir), "gen"}};
+  if (parent != nullptr) {
+    tx.push_back({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
+  }
+  const auto sent = DirNames::Clock::now();
+  Result<Reply> r = c.transaction(tx);
+  if (!r.ok() || !r->view().is_array() || r->view().size() != tx.size()) {
+    return std::nullopt;
+  }
+  ReplyView v = r->view();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i].type() == ReplyView::Type::Error) {
+      return std::nullopt;  // (damage: the plain read says what)
+    }
+  }
+  Result<Ino> up = parent != nullptr ? _dir_parent(dir, v[2]) : Result<Ino>(Ino{0});
+  Result<DirPage> page = _scanned_page(dir, v[0]);
+  std::uint64_t gen = 0;
+  if (!up.ok() || !page.ok() || (!v[1].is_nil() && !parse_u64(v[1].str(), gen))) {
+    return std::nullopt;
+  }
+  page->server = c.answered_by();
+  // Whole (one page, no entry left out as malformed): every name, as of
+  // that count.
+  if (page->next_cursor == 0 && v[0].size() == 2 && page->entries.size() * 2 == v[0][1].size()) {
+    std::vector<DirNames::Entry> names;
+    names.reserve(page->entries.size());
+    for (const DirEntry& e : page->entries) {
+      names.push_back({e.name, e.ino});
+    }
+    m_dir_names.known(dir, gen, sent, names);
+  }
+  if (parent != nullptr) {
+    *parent = *up;
+  }
+  return std::move(page).value();
+}
+
 Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent,
                                std::optional<std::chrono::steady_clock::time_point> opened) {
   if (cursor == 0) {
@@ -285,6 +325,12 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
       }
       TRY(readdir_attrs(*c, dir, first->page, plus));
       return std::move(first->page);
+    }
+  }
+  if (cursor == 0 && m_opts.writeback && !m_opts.read_only && m_dir_names.enabled()) {
+    if (std::optional<DirPage> page = first_page_known(*c, dir, max, parent)) {
+      TRY(readdir_attrs(*c, dir, *page, plus));
+      return std::move(page).value();
     }
   }
   std::string cur = std::to_string(cursor);

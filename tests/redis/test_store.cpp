@@ -3379,6 +3379,63 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory this mount made is liste
   CHECK(redis_counters().round_trips > before);
 }
 
+// A writeback mount that lists a directory whole (one page) reads its
+// change count with it, atomically: it knows every name from then on, as
+// if it had made the directory (DirNames::known), so the next listing
+// asks nothing and its rmdir may wait. A page with an entry left out
+// (damage) teaches nothing.
+TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory listed whole is known as one made here") {
+  Ino old = 0;
+  Ino damaged = 0;
+  {
+    auto before = _open(pool, prefix);  // (before the writeback mount, the only one then)
+    old = _ok(before->mkdir(k_root_ino, "old", 0755, k_user)).ino;
+    for (const char* name : {"x", "y"}) {
+      _ok(before->mknod(old, name, S_IFREG | 0644, 0, k_user));
+    }
+    damaged = _ok(before->mkdir(k_root_ino, "damaged", 0755, k_user)).ino;
+    _ok(before->mknod(damaged, "fine", S_IFREG | 0644, 0, k_user));
+  }
+  Connection& c = conn();
+  _ok(c.command({"HSET", keys.dir(damaged), "bad", "not-a-number"}));
+  auto s = _open(pool, prefix, _writeback_options());
+  _ok(s->mkdir(k_root_ino, "new", 0755, k_user));   // (its reply: the server's clock, for what waits)
+  (void)_ok(s->readdir(k_root_ino, 0, 256, true));  // (as rm -rf lists the parent first: their attributes)
+  auto nobody = [](Ino) { return false; };
+  auto trips_of = [&](Ino dir, std::size_t* n = nullptr) {
+    const auto before = redis_counters().round_trips;
+    Ino parent = 0;
+    DirPage page = _ok(s->readdir(dir, 0, 256, true, &parent));
+    CHECK(parent == k_root_ino);
+    if (n != nullptr) {
+      *n = page.entries.size();
+    }
+    return redis_counters().round_trips - before;
+  };
+  std::size_t n = 0;
+  CHECK(trips_of(old, &n) >= 1);
+  CHECK(n == 2);
+  CHECK(trips_of(old, &n) == 0);
+  CHECK(n == 2);
+  CHECK(trips_of(damaged, &n) >= 1);
+  CHECK(n == 1);
+  CHECK(trips_of(damaged) >= 1);  // (not learned)
+  // a name it now knows absent: no lookup asks the server, and the rmdir
+  // of the emptied directory waits
+  const auto before = redis_counters().round_trips;
+  double age = 1;
+  CHECK(s->lookup(old, "z", &age).code() == ENOENT);
+  CHECK(redis_counters().round_trips == before);
+  CHECK(s->defer_unlink(old, "x", nobody));
+  CHECK(s->defer_unlink(old, "y", nobody));
+  CHECK(s->defer_rmdir(k_root_ino, "old") == old);
+  _ok(s->send_dir_changes());
+  CHECK(_ok(c.command({"HEXISTS", keys.dir(k_root_ino), "old"})).view().integer() == 0);
+  CHECK(_ok(c.command({"EXISTS", keys.dir(old)})).view().integer() == 0);
+  _ok(s->purge(old));
+  _ok(c.command({"HDEL", keys.dir(damaged), "bad"}));
+}
+
 // Keys past the superblock's next_inode (damage) never cost a create: a
 // batch's numbers that an INODE or OPEN key holds are skipped when the
 // batch is reserved (a deferred create, answered before the server sees

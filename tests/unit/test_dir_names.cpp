@@ -125,3 +125,24 @@ TEST_CASE("dir names: the entries of a list, for a writeback mount's listing") {
   names.added(7, 5, t0 + 2ms, "d", 14);            // 4 was someone else's: the list goes
   CHECK_FALSE(names.entries(7, 10, t0 + 3ms));
 }
+
+TEST_CASE("dir names: a directory read whole is known, and follows from its count") {
+  DirNames names(1.0, 6);
+  const auto t0 = DirNames::Clock::now();
+  names.known(7, 4, t0, {{"a", 11}, {"b", 12}});
+  CHECK_FALSE(names.absent(7, "a", t0));
+  CHECK(names.absent(7, "c", t0));
+  names.added(7, 5, t0, "c", 13);
+  auto listed = names.entries(7, 10, t0);
+  REQUIRE(listed);
+  CHECK(listed->size() == 3);
+  names.known(7, 9, t0, {{"d", 14}});  // read again: replaces the list
+  listed = names.entries(7, 10, t0);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().name == "d");
+  names.added(7, 11, t0, "e", 15);  // 10 was someone else's
+  CHECK_FALSE(names.entries(7, 10, t0));
+  names.known(8, 0, t0, {{"1", 1}, {"2", 2}, {"3", 3}, {"4", 4}, {"5", 5}, {"6", 6}});  // past the bound: not kept
+  CHECK_FALSE(names.entries(8, 10, t0));
+}
