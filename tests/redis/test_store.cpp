@@ -3426,6 +3426,14 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory listed whole is known as
   double age = 1;
   CHECK(s->lookup(old, "z", &age).code() == ENOENT);
   CHECK(redis_counters().round_trips == before);
+  // a create in it is answered here, sent at its flush
+  Attr z = _ok(s->create(old, "z", 0644, k_user, true));
+  CHECK(redis_counters().round_trips == before);
+  CHECK(_ok(c.command({"HEXISTS", keys.dir(old), "z"})).view().integer() == 0);
+  _ok(s->flush(z.ino));
+  _ok(s->release_files(std::vector<Store::Release>{{z.ino}}).at(0));
+  CHECK(_ok(c.command({"HGET", keys.dir(old), "z"})).view().str() == std::to_string(z.ino));
+  CHECK(s->defer_unlink(old, "z", nobody));
   CHECK(s->defer_unlink(old, "x", nobody));
   CHECK(s->defer_unlink(old, "y", nobody));
   CHECK(s->defer_rmdir(k_root_ino, "old") == old);
