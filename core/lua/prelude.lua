@@ -52,6 +52,20 @@ local function is_instant(v)
   return string.match(v, '^%d+$') ~= nil and #v <= 19
 end
 
+-- The instant a directory change stamps (its new mtime and ctime): `v`,
+-- a writeback mount's instant that it showed before sending the change,
+-- when it sent one and its basis of the directory `d` (dir_read) is the
+-- server's; else the server's clock. A malformed one is EINVAL.
+local function change_instant(v, d)
+  if v and v ~= '' and d.current then
+    if not is_instant(v) then
+      fail('EINVAL', 'malformed instant')
+    end
+    return v
+  end
+  return now_ns()
+end
+
 -- Milliseconds since the epoch (the server's clock), as a Lua number.
 local function now_ms()
   local t = redis.call('TIME')

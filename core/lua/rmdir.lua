@@ -35,14 +35,7 @@ if redis.call('HLEN', KEYS[6]) > 0 then
   fail('ENOTEMPTY')
 end
 local parent = dir_read(KEYS[4], -1, basis)
-local now = ARGV[4]
-if now and now ~= '' and parent.current then
-  if not is_instant(now) then
-    fail('EINVAL', 'malformed instant')
-  end
-else
-  now = now_ns()
-end
+local now = change_instant(ARGV[4], parent)
 -- The first write: on a damaged ORPHANS (not a hash) it fails alone.
 redis.call('HSET', KEYS[7], ino, ARGV[3])
 redis.call('HDEL', KEYS[3], ARGV[1])

@@ -57,14 +57,7 @@ local last, stored
 if left <= 0 then
   last, stored = unheld(child[1], child[3], KEYS[8], 9, #KEYS, ARGV[4])
 end
-local now = ARGV[5]
-if now and now ~= '' and parent.current then
-  if not is_instant(now) then
-    fail('EINVAL', 'malformed instant')
-  end
-else
-  now = now_ns()
-end
+local now = change_instant(ARGV[5], parent)
 if left <= 0 and not last then
   -- The first write: on a damaged ORPHANS (not a hash) it fails alone.
   redis.call('HSET', KEYS[6], ino, ARGV[3])

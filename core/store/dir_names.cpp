@@ -9,21 +9,7 @@ DirNames::DirNames(double ttl_seconds, std::size_t max_names)
     : m_ttl(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(ttl_seconds, 0.0)))),
       m_max(std::max<std::size_t>(max_names, 1)) {}
 
-void DirNames::start(Ino dir, std::uint64_t gen, Clock::time_point sent) {
-  if (!enabled()) {
-    return;
-  }
-  std::lock_guard lock(m_mutex);
-  auto it = m_lists.find(dir);
-  if (it != m_lists.end()) {
-    m_total -= it->second.names.size();
-    m_lists.erase(it);
-  }
-  if (!has_room(sent)) {
-    return;  // full of lists still in use: those go on
-  }
-  m_lists[dir] = List{{}, gen, sent};
-}
+void DirNames::start(Ino dir, std::uint64_t gen, Clock::time_point sent) { known(dir, gen, sent, {}); }
 
 void DirNames::known(Ino dir, std::uint64_t gen, Clock::time_point sent, const std::vector<Entry>& names) {
   if (!enabled()) {
