@@ -231,8 +231,9 @@ class Store {
   // unlink of such a file goes now: it leaves an orphan of this mount).
   std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held);
   // Likewise an rmdir of a directory this mount knows empty once the
-  // unlinks in it that wait have landed (one it made: DirNames): the
-  // directory removed when it waits, none when it must go now (rmdir()).
+  // unlinks in it that wait have landed (one it made or listed whole:
+  // DirNames): the directory removed when it waits, none when it must go
+  // now (rmdir()).
   std::optional<Ino> defer_rmdir(Ino parent, std::string_view name);
   // Called with each inode a removal that waited left an orphan (a file
   // some other mount's open count still holds, or any directory, as
@@ -365,10 +366,13 @@ class Store {
   // has read a page, or was closed without.
   //
   // A writeback mount lists a directory it knows whole (DirNames: one it
-  // made or listed whole, fewer names than a page) from memory, as the first page (cursor
-  // 0) the server would give: the same entries, so the same offsets
-  // (DirReader), with the attributes the AttrCache holds; only those it
-  // does not hold, and a gathered file's, are read, in one round trip.
+  // made or listed whole, fewer names than a page) from memory, as the
+  // first page (cursor 0) the server would give: the same entries, so the
+  // same offsets (DirReader), with the attributes the AttrCache holds;
+  // only those it does not hold, and a gathered file's, are read, in one
+  // round trip. Its first page of any other directory is read with the
+  // directory's change count (first_page_known), so that it knows that
+  // one whole from then on when the page held every name.
   Result<DirPage> readdir(Ino dir, std::uint64_t cursor, std::size_t max, bool plus, Ino* parent = nullptr,
                           std::optional<std::chrono::steady_clock::time_point> opened = std::nullopt);
   void listing_waits(Ino dir, std::size_t max) { m_first_pages.waits(dir, max); }

@@ -68,16 +68,16 @@
 //
 // So does rmdir (defer_rmdir), of a directory this mount knows empty once
 // the unlinks in it that wait have landed: one whose every name it knows
-// (DirNames: one it made) and whose names left are all ones it removed
-// (RemovedNames), so that the server cannot find it not empty (but for
-// damage: a refusal, as above, the next fsyncdir's EIO). It waits behind
-// them in the same queue (rmdir.lua takes the instant too); the parent
-// shows one link fewer; the directory it leaves, this mount's orphan as
-// every rmdir's, is handed to the daemon when it lands (on_unlink_orphan),
-// which purges it once the kernel forgets it. With the listings of what
-// it made served from memory (Store::readdir), rm -rf of a tree this
-// mount wrote waits for the server only for the attributes of files it
-// does not hold.
+// (DirNames: one it made, or listed whole) and whose names left are all
+// ones it removed (RemovedNames), so that the server cannot find it not
+// empty (but for damage: a refusal, as above, the next fsyncdir's EIO).
+// It waits behind them in the same queue (rmdir.lua takes the instant
+// too); the parent shows one link fewer; the directory it leaves, this
+// mount's orphan as every rmdir's, is handed to the daemon when it lands
+// (on_unlink_orphan), which purges it once the kernel forgets it. With
+// the listings of such directories served from memory (Store::readdir),
+// rm -rf of a tree this mount wrote or listed waits for the server only
+// for the attributes of files it does not hold.
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -281,10 +281,10 @@ std::optional<Ino> Store::defer_rmdir(Ino parent, std::string_view name) {
   }
   const Ino ino = *named;
   // Empty once the unlinks in it that wait have landed: a directory this
-  // mount knows whole (DirNames: one it made) whose every name left is
-  // one it removed since (RemovedNames: their unlinks wait, ahead of this
-  // rmdir in the same queue). The kernel holds the directory's lock, so
-  // no create in it comes meanwhile.
+  // mount knows whole (DirNames: one it made or listed whole) whose every
+  // name left is one it removed since (RemovedNames: their unlinks wait,
+  // ahead of this rmdir in the same queue). The kernel holds the
+  // directory's lock, so no create in it comes meanwhile.
   std::optional<std::vector<DirNames::Entry>> left = m_dir_names.entries(ino, SIZE_MAX);
   if (!left) {
     return std::nullopt;
