@@ -8,8 +8,10 @@
 -- ARGV: 1 how many of the rest are create.lua's (c), then create.lua's c
 --       arguments, then write.lua's
 -- Returns {create.lua's reply, '' or, the data refused, the refusal
--- ("<code> <message>")}: the file stands when only its data was refused,
--- as after the two scripts in turn (the client tells the two apart). The
+-- ("<code> <message>"), the file's fields when write.lua's flags asked
+-- for them and the data was written, else false}: the file stands when
+-- only its data was refused, as after the two scripts in turn (the client
+-- tells the two apart). The outcome record keeps the first two. The
 -- create refused: that error, nothing written, and the data's TMP keys
 -- gone (but for FROZEN and COW: the client sends the script again).
 local c = tonumber(ARGV[1])
@@ -38,6 +40,7 @@ if not ok then
   end
   fail(e)
 end
-local wrote, refusal = pcall(write_pieces, wk, wa, made)
-refusal = wrote and '' or tostring(refusal)
-return {created, refusal}, {record or created, refusal}
+local wrote, reply = pcall(write_pieces, wk, wa, made)
+local refusal = wrote and '' or tostring(reply)
+local fields = wrote and type(reply[2]) == 'table' and reply[2] or false
+return {created, refusal, fields}, {record or created, refusal}

@@ -788,8 +788,10 @@ local function write_pieces(K, A, made)
     count_add(K[1], 'bytes', delta)
   end
   track_blocks(K[4], written)
+  -- (the record, read back after a lost reply, does without the fields:
+  -- a client without them asks the server when it needs them)
   if string.sub(A[3], 1, 1) == '1' then
-    return {fmt(size), redis.call('HGETALL', K[3]), killed}
+    return {fmt(size), redis.call('HGETALL', K[3]), killed}, {fmt(size), false, killed}
   end
   return {fmt(size), false, killed}
 end

@@ -15,7 +15,8 @@
 --       it (store_dirs.cpp), or its kernel's, which keeps a regular file's
 --       ctime and sends it (FUSE_SET_ATTR_CTIME)
 -- Returns the inode's fields if asked, else 1 (a flush of gathered
--- changes does not ask: the fields cost the server more than the change).
+-- changes asks only in the last script of a writeback mount's close or
+-- fsync: elsewhere the fields cost the server more than the change).
 -- Asked, it reads them first and refuses (EIO, writing nothing) a change
 -- that would leave fields the client cannot decode (check_readable).
 local now = ARGV[8] or ''

@@ -28,10 +28,13 @@
 -- which the client sends the script again.
 -- Returns {'RETRY', size} when appending and the size moved, else {the
 -- new size, the inode's fields after the write if asked, else false} (what
--- the writing mount's next getattr may answer with: AttrCache; a flush of
--- gathered writes does not ask: the fields cost the server more than the
--- rest of a small write), and 'killed' third when the kill dropped a bit
--- (the data's kill; not the attribute change's).
+-- the writing mount's next getattr may answer with: AttrCache; the outcome
+-- record keeps false), and 'killed' third when the kill dropped a bit
+-- (the data's kill; not the attribute change's). A flush of gathered
+-- writes asks only in the last script of a writeback mount's close or
+-- fsync (what its listings answer with once the file is released);
+-- elsewhere the fields would cost the server more than the rest of a
+-- small write.
 -- Every check, the attribute change's too, comes before the first write;
 -- the data's and the change's times are one instant (the change's own
 -- when it brings one).

@@ -45,7 +45,11 @@ Store::Store(Pool& pool, const std::string& prefix, StoreOptions opts)
     : m_pool(pool),
       m_keys(prefix),
       m_opts(std::move(opts)),
-      m_attrs(m_opts.attr_cache_seconds),
+      // A writeback mount keeps the attributes of every file it wrote and
+      // closed for its listings (Gathered::kept): room for a large tree's
+      // (about 200 bytes an entry, 6.5 MB at most), where a default mount
+      // keeps those of the parents its changes read.
+      m_attrs(m_opts.attr_cache_seconds, m_opts.writeback ? 32768 : 4096),
       m_dir_names(m_opts.names_cache_seconds),
       m_removed(m_opts.names_cache_seconds),
       m_first_pages(m_opts.attr_cache_seconds) {

@@ -647,19 +647,34 @@ class Store {
   // and the file gathers on (but for a refused create: then nothing more).
   enum class Then { stop, resume, create_only };
   // Sends what `file` gathered (its mutex held), its deferred create first.
-  Status send_gathered(Ino ino, Gathered& file, Then then);
+  // `fields`: the last script's reply carries the file's fields, kept in
+  // AttrCache for when the file is released (a writeback mount's flush).
+  Status send_gathered(Ino ino, Gathered& file, Then then, bool fields = false);
   // send_gathered's round trip: `create` (if any), then (with `changes`)
   // the changes, in one pipeline on `c`. The first error.
-  Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes);
+  Status send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes,
+                        bool fields);
   // Whether `file`'s first script is a write's: its deferred create may
   // ride in it.
   static bool combines_create(const Gathered& file);
+  // Where the file's fields are in the reply of the last script of
+  // append_gathered (the last reply), when it was asked for them.
+  enum class FieldsAt { none, write, create_write, setattr };
   // Appends the scripts of `file`'s changes to `c`: how many replies.
   // `create` (its basis argument included): the file's deferred create
   // goes in the first script, which must be a write's (combines_create);
-  // `create_reply` is then set to that script's reply's place.
+  // `create_reply` is then set to that script's reply's place. `fields`
+  // (not null): the last script is asked for the file's fields, and this
+  // says where they are.
   std::size_t append_gathered(Connection& c, Ino ino, Gathered& file, const CreateCall* create,
-                              std::size_t* create_reply);
+                              std::size_t* create_reply, FieldsAt* fields);
+  // The file's fields in `reply`, the last of a flush's (append_gathered).
+  static std::vector<Attr> gathered_fields(Ino ino, FieldsAt at, ReplyView reply);
+  // A flush's change of the file's own, with `fields`, over its whole
+  // round trip: what the last script read of the file is kept if no other
+  // change of it ran meanwhile. Without, none, and what an earlier send
+  // kept goes (the file's own attributes answer while it gathers on).
+  AttrCache::Change flush_change(Ino ino, Gathered& file, bool fields);
   // Sends what waits for `ino` before an operation that must see it; an
   // error is also kept for the file's flush() (its close). `resume`: a
   // writeback mount's file gathers on (an operation that changes none of
@@ -674,8 +689,10 @@ class Store {
   void settle_changed(std::initializer_list<Ino> inos);
   // `step` (flush, settle) of every file being gathered; the first error.
   Status each_gathered(const std::function<Status(Ino)>& step);
-  // Drops `ino` from the gathered files (it must not be live).
-  void forget_gathered(Ino ino);
+  // Drops `ino` from the gathered files (it must not be live), and what
+  // AttrCache holds of it unless `keep_attrs` (the server's fields after
+  // its last changes: Gathered::kept).
+  void forget_gathered(Ino ino, bool keep_attrs = false);
   // send_gathered() and forget_gathered(): the file goes to the server.
   Status stop_gathering(Ino ino, Gathered& file);
   // The file `ino` while it is being gathered, its mutex held; none when
@@ -691,6 +708,11 @@ class Store {
     std::uint64_t offset = 0;
     std::string_view data;
   };
+  // The writes among `file`'s changes [i, end) that the next write.lua of
+  // its flush carries, into `writes` (at least one, and at most
+  // k_gather_script_blocks block pieces): where the script after it starts.
+  static std::size_t script_writes(const Gathered& file, std::size_t i, std::size_t end, std::uint64_t bs,
+                                   std::vector<WritePiece>& writes);
   // Appends the write.lua call (and the SETs of its TMP keys) for
   // `writes`, in turn (one write, or a gathered file's writes between two
   // attribute changes, anywhere in the file), to `c`; returns how many

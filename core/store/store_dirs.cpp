@@ -76,8 +76,9 @@
 // mount's orphan as every rmdir's, is handed to the daemon when it lands
 // (on_unlink_orphan), which purges it once the kernel forgets it. With
 // the listings of such directories served from memory (Store::readdir),
-// rm -rf of a tree this mount wrote or listed waits for the server only
-// for the attributes of files it does not hold.
+// rm -rf of a tree this mount wrote waits for the server not at all (a
+// file's close brought back its attributes: Gathered::kept), and of a tree
+// it listed, only for the attributes the first page brought.
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>

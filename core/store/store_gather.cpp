@@ -115,7 +115,12 @@
 // again at the flush); times are this mount's clock plus the offset the
 // last create's reply showed (none before the first), as for a deferred
 // create. (The kernel of a writeback mount keeps mtime and ctime itself
-// and sends them: a SETATTR, gathered too.)
+// and sends them: a SETATTR, gathered too.) Its close and fsync ask the
+// last script for the file's fields (send_gathered's `fields`), kept in
+// AttrCache by the rules of any change's (a change of the file's own over
+// the round trip): once the file is released, the mount's listings answer
+// with them (Store::readdir: rm -rf of a tree the mount wrote reads
+// nothing). A send that does not ask (a read's, an unlink's) drops them.
 //
 // Memory: the strings that held a file's writes are kept for the next
 // files (m_gather_buffers, util/buffer_pool.hpp: at most 16 of 64 KiB).
@@ -170,6 +175,11 @@ struct Store::Gathered {
   std::vector<Change> changes;
   std::size_t bytes = 0;  // of data in `changes`
   std::unique_ptr<DeferredCreate> create;  // the file is not on the server yet
+  // The last send of its changes left the server's fields of the file in
+  // AttrCache (send_gathered's `fields`), and nothing was gathered since
+  // (what was would be sent before the file leaves the map): its release
+  // keeps them, and the mount's next listing needs no round trip for it.
+  bool kept = false;
 };
 
 namespace {
@@ -184,6 +194,24 @@ Status _data_refusal(ReplyView v) {
 }
 
 }  // namespace
+
+std::size_t Store::script_writes(const Gathered& file, std::size_t i, std::size_t end, std::uint64_t bs,
+                                 std::vector<WritePiece>& writes) {
+  const auto& changes = file.changes;
+  writes.clear();
+  std::size_t pieces = 0;
+  for (; i < end; ++i) {
+    const Gathered::Change& w = changes[i];
+    const std::uint64_t last = w.offset + std::max<std::size_t>(w.data.size(), 1) - 1;
+    const auto blocks = static_cast<std::size_t>(last / bs - w.offset / bs + 1);
+    if (!writes.empty() && pieces + blocks > k_gather_script_blocks) {
+      break;
+    }
+    writes.push_back({w.offset, w.data});
+    pieces += blocks;
+  }
+  return i;
+}
 
 std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr) { return start_gathering(attr, nullptr); }
 
@@ -319,7 +347,7 @@ Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, con
   Result<Attr> attr = make_error(EIO, "bad create reply");
   if (!r.ok()) {
     attr = r.error();
-  } else if (ReplyView v = r->view(); !combined || (v.is_array() && v.size() == 2)) {
+  } else if (ReplyView v = r->view(); !combined || (v.is_array() && v.size() >= 2)) {
     if (combined) {
       v = v[0];
     }
@@ -521,7 +549,7 @@ bool Store::combines_create(const Gathered& file) {
 }
 
 std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file, const CreateCall* create,
-                                   std::size_t* create_reply) {
+                                   std::size_t* create_reply, FieldsAt* fields) {
   const std::string sb = m_keys.sb();
   const std::string freeze = m_keys.freeze();
   const std::string inode = m_keys.inode(ino);
@@ -545,7 +573,11 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file, const
         has_then = true;
         ++i;
       } else {
-        std::vector<std::string> args = setattr_args(changes[i].attrs, false);
+        const bool last = fields != nullptr && i + 1 == changes.size();
+        if (last) {
+          *fields = FieldsAt::setattr;
+        }
+        std::vector<std::string> args = setattr_args(changes[i].attrs, last);
         const std::string_view keys[] = {sb, freeze, inode};
         const std::vector<std::string_view> argv(args.begin(), args.end());
         c.append_eval(lua::setattr, keys, argv);
@@ -567,21 +599,14 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file, const
     // with the last.
     const std::uint64_t bs = m_sb.block_size;
     while (i < end) {
-      writes.clear();
-      std::size_t pieces = 0;
-      for (; i < end; ++i) {
-        const Gathered::Change& w = changes[i];
-        const std::uint64_t last = w.offset + std::max<std::size_t>(w.data.size(), 1) - 1;
-        const auto blocks = static_cast<std::size_t>(last / bs - w.offset / bs + 1);
-        if (!writes.empty() && pieces + blocks > k_gather_script_blocks) {
-          break;
-        }
-        writes.push_back({w.offset, w.data});
-        pieces += blocks;
+      i = script_writes(file, i, end, bs, writes);
+      // (the replies are only judged, but for the fields of the last
+      // script when asked: the change after the writes, if any, is in it)
+      const bool last = fields != nullptr && i == end && end + 1 >= changes.size();
+      if (last) {
+        *fields = create != nullptr ? FieldsAt::create_write : FieldsAt::write;
       }
-      // (the replies are only judged: no fields in them)
-      replies +=
-          append_writes(c, ino, writes, false, kill, false, size, i == end && has_then ? &then : nullptr, create);
+      replies += append_writes(c, ino, writes, false, kill, last, size, i == end && has_then ? &then : nullptr, create);
       if (create != nullptr) {
         *create_reply = replies - 1;  // (the script's reply comes after its TMP SETs')
         create = nullptr;
@@ -595,7 +620,7 @@ std::size_t Store::append_gathered(Connection& c, Ino ino, Gathered& file, const
   return replies;
 }
 
-Status Store::send_gathered(Ino ino, Gathered& file, Then then) {
+Status Store::send_gathered(Ino ino, Gathered& file, Then then, bool fields) {
   std::unique_ptr<DeferredCreate> create = std::move(file.create);
   if (create) {
     --m_deferred_creates;
@@ -608,7 +633,7 @@ Status Store::send_gathered(Ino ino, Gathered& file, Then then) {
   const bool changes = !create_only && !file.changes.empty();
   if (create || changes) {
     auto c = m_pool.acquire();
-    result = c ? send_pipelined(**c, ino, file, create.get(), changes) : Status(c.error());
+    result = c ? send_pipelined(**c, ino, file, create.get(), changes, fields && changes) : Status(c.error());
   }
   if (create_only) {
     if (result.ok()) {
@@ -635,8 +660,10 @@ Status Store::send_gathered(Ino ino, Gathered& file, Then then) {
   return result;
 }
 
-Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes) {
+Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const DeferredCreate* create, bool changes,
+                             bool fields) {
   AttrCache::Change change;
+  AttrCache::Change own = flush_change(ino, file, fields);  // (the create's `change` then names the parent alone)
   const auto sent = DirNames::Clock::now();
   CreateCall call;
   // The deferred create first, in the same round trip: in the script of
@@ -646,7 +673,7 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   if (create != nullptr) {
     call = create_call(create->parent, create->name, "file", create->mode, 0, {}, create->who, ino, true);
     call.args.push_back(_basis_arg(create->basis));
-    change = m_attrs.begin({create->parent, ino});
+    change = fields ? m_attrs.begin({create->parent}) : m_attrs.begin({create->parent, ino});
   }
   if (create != nullptr && !combined) {
     const std::vector<std::string_view> keys(call.keys.begin(), call.keys.end());
@@ -664,8 +691,11 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   RunOrder order;
   Status result;
   std::size_t create_reply = SIZE_MAX;  // (none combined)
+  FieldsAt at = FieldsAt::none;
+  std::vector<Attr> kept;  // the last reply's fields of the file
   auto read = [&](std::size_t replies) {
     Status first;
+    kept.clear();
     for (std::size_t i = 0; i < replies; ++i) {
       Result<Reply> r = c.read_reply();
       order.saw(c);
@@ -674,13 +704,17 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
         result = created(ino, file, *create, r, true, change, sent);
         st = result.ok() ? _data_refusal(r->view()) : Status();  // (a refused create: `result`)
       }
+      if (i + 1 == replies && st.ok() && r.ok()) {
+        kept = gathered_fields(ino, at, r->view());
+      }
       if (!st && first.ok()) {
         first = std::move(st);
       }
     }
     return first;
   };
-  const std::size_t replies = changes ? append_gathered(c, ino, file, combined ? &call : nullptr, &create_reply) : 0;
+  const std::size_t replies =
+      changes ? append_gathered(c, ino, file, combined ? &call : nullptr, &create_reply, fields ? &at : nullptr) : 0;
   if (create != nullptr && !combined) {
     result = created(ino, file, *create, c.read_reply(), false, change, sent);
     order.saw(c);
@@ -693,20 +727,56 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
     // the last of each wins, as it must. (Once: a second reordering would
     // take a second refusal in this very round trip.)
     order = RunOrder{};
-    sent_changes = read(append_gathered(c, ino, file, nullptr, nullptr));
+    at = FieldsAt::none;
+    sent_changes = read(append_gathered(c, ino, file, nullptr, nullptr, fields ? &at : nullptr));
   }
+  if (!result.ok() || !sent_changes.ok() || order.reordered()) {
+    kept.clear();  // (the last reply is not the last change that ran)
+  }
+  m_attrs.end(own, kept);
+  file.kept = !kept.empty();
   return result.ok() ? sent_changes : result;
 }
 
-void Store::forget_gathered(Ino ino) {
+AttrCache::Change Store::flush_change(Ino ino, Gathered& file, bool fields) {
+  if (fields) {
+    return m_attrs.begin({ino});
+  }
+  if (file.kept) {
+    m_attrs.forget(ino);  // (what this send sends changes it)
+  }
+  return {};
+}
+
+std::vector<Attr> Store::gathered_fields(Ino ino, FieldsAt at, ReplyView reply) {
+  switch (at) {
+    case FieldsAt::none:
+      return {};
+    case FieldsAt::write:
+      return _fresh_attr(ino, reply, 1);
+    case FieldsAt::create_write:
+      return _fresh_attr(ino, reply, 2);
+    case FieldsAt::setattr: {
+      auto attr = attr_from_reply(ino, reply);
+      return attr ? std::vector<Attr>{std::move(*attr)} : std::vector<Attr>{};
+    }
+  }
+  return {};
+}
+
+void Store::forget_gathered(Ino ino, bool keep_attrs) {
   {
     std::lock_guard lock(m_gather_mutex);
     m_gathered.erase(ino);
     m_gathered_count = m_gathered.size();
   }
   // A listing that read the file while its changes were on their way
-  // must not keep what it read (AttrCache::end_read)
-  m_attrs.forget(ino);
+  // must not keep what it read (AttrCache::end_read). (What the last send
+  // kept is the server's after them: that send's change kept it by the
+  // same rule.)
+  if (!keep_attrs) {
+    m_attrs.forget(ino);
+  }
 }
 
 Status Store::flush(Ino ino, bool resume) {
@@ -717,7 +787,9 @@ Status Store::flush(Ino ino, bool resume) {
   std::lock_guard lock(file->mutex);
   Status result;
   if (file->live) {
-    result = send_gathered(ino, *file, resume ? Then::resume : Then::stop);
+    // A writeback mount's close asks for the file's fields: once released,
+    // the file is listed from them (page_from_names).
+    result = send_gathered(ino, *file, resume ? Then::resume : Then::stop, m_opts.writeback);
     if (file->live) {
       return result;  // sent, and it gathers on
     }
@@ -725,7 +797,7 @@ Status Store::flush(Ino ino, bool resume) {
     result = *file->failed;  // refused when settle() sent them: now the close reports it
   }
   file->failed.reset();
-  forget_gathered(ino);  // (a file that left the map meanwhile: no harm)
+  forget_gathered(ino, result.ok() && file->kept);  // (a file that left the map meanwhile: no harm)
   return result;
 }
 

@@ -3286,6 +3286,93 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
 // server holds; a gathered file's attributes, or those it does not hold,
 // in one. A directory whose unlinks wait, or one too large for a page, is
 // read from the server, as a mount that is not the only one reads all.
+TEST_CASE_FIXTURE(RedisFixture, "writeback: a file written and closed here is listed from its flush's reply") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  SetAttrRequest chmod;
+  chmod.mode = 0640;
+  // Flushes whose last script differs: data and the change after it in one
+  // (tar's file: its create rides in it too, create_write.lua), a change
+  // alone (setattr.lua), data alone on a file opened for writing (write.lua)
+  Attr tar = _ok(s->create(d.ino, "tar", 0600, k_user, true));
+  _ok(s->write(tar.ino, 0, "12345", false));
+  _ok(s->setattr(tar.ino, chmod));
+  Attr empty = _ok(s->create(d.ino, "empty", 0600, k_user, true));
+  _ok(s->setattr(empty.ino, chmod));
+  Attr old = _ok(s->mknod(d.ino, "old", S_IFREG | 0644, 0, k_user));
+  _ok(s->open_for_writing(old.ino));
+  _ok(s->write(old.ino, 3, "abc", false));
+  // and one whose changes a read sent (no fields asked) after its close's
+  // flush, in a directory of its own: the server's is read again
+  Attr d2 = _ok(s->mkdir(k_root_ino, "d2", 0755, k_user));
+  Attr again = _ok(s->create(d2.ino, "again", 0600, k_user, true));
+  _ok(s->write(again.ino, 0, "a", false));
+  _ok(s->flush(again.ino, true));
+  _ok(s->write(again.ino, 1, "bc", false));
+  std::string out;
+  _ok(s->read(again.ino, 0, 10, out));
+  CHECK(out == "abc");
+  for (Ino ino : {tar.ino, empty.ino, old.ino, again.ino}) {
+    _ok(s->flush(ino, true));  // close(2)
+    _ok(s->flush(ino));        // its release
+    _ok(s->release_files(std::vector<Store::Release>{{ino}}).at(0));
+  }
+  auto listed = [&](Ino dir, std::uint64_t& trips) {
+    const auto before = redis_counters().round_trips;
+    DirPage page = _ok(s->readdir(dir, 0, 256, true, nullptr));
+    trips = redis_counters().round_trips - before;
+    std::map<std::string, Attr> attrs;
+    for (const DirEntry& e : page.entries) {
+      REQUIRE(e.attr);
+      attrs[e.name] = *e.attr;
+    }
+    return attrs;
+  };
+  std::uint64_t trips = 99;
+  std::map<std::string, Attr> shown = listed(d.ino, trips);
+  CHECK(trips == 0);
+  std::uint64_t trips2 = 99;
+  shown.merge(listed(d2.ino, trips2));
+  CHECK(trips2 == 1);
+  REQUIRE(shown.size() == 4);
+  for (const auto& [name, a] : shown) {
+    CAPTURE(name);
+    Attr there = _ok(attr_from_reply(a.ino, _ok(c.command({"HGETALL", keys.inode(a.ino)})).view()));
+    CHECK(a.mode == there.mode);
+    CHECK(a.uid == there.uid);
+    CHECK(a.gid == there.gid);
+    CHECK(a.size == there.size);
+    CHECK(a.nlink == there.nlink);
+    CHECK(a.bytes == there.bytes);
+    CHECK(a.atime_ns == there.atime_ns);
+    CHECK(a.mtime_ns == there.mtime_ns);
+    CHECK(a.ctime_ns == there.ctime_ns);
+  }
+  CHECK(shown["tar"].mode == (S_IFREG | 0640));
+  CHECK(shown["tar"].size == 5);
+  CHECK(shown["empty"].mode == (S_IFREG | 0640));
+  CHECK(shown["old"].size == 6);
+  CHECK(shown["again"].size == 3);
+  listed(d2.ino, trips);
+  CHECK(trips == 0);  // (what that read brought is kept)
+  // Not on a default mount: a file's attributes go with its release
+  s.reset();
+  auto plain = _open(pool, prefix, [] {
+    StoreOptions o;
+    o.attr_cache_seconds = 60;
+    return o;
+  }());
+  Attr f = _ok(plain->create(d.ino, "plain", 0600, k_user, true));
+  _ok(plain->write(f.ino, 0, "x", false));
+  _ok(plain->flush(f.ino));
+  _ok(plain->release_files(std::vector<Store::Release>{{f.ino}}).at(0));
+  double age = -1;
+  const auto before = redis_counters().round_trips;
+  CHECK(_ok(plain->getattr(f.ino, &age)).size == 1);
+  CHECK(redis_counters().round_trips - before == 1);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "writeback: a directory this mount made is listed from memory") {
   auto s = _open(pool, prefix, _writeback_options());
   Connection& c = conn();

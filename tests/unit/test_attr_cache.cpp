@@ -300,3 +300,35 @@ TEST_CASE("attr cache: no watch holds with the cache off, or once its entry made
   small.end(small.begin({8, 9}), {});  // room for 8 and 9: 7 (idle, nothing fresh) goes
   CHECK_FALSE(small.unchanged(w));
 }
+
+TEST_CASE("attr cache: a full cache of fresh entries makes room by dropping the older half") {
+  // (a writeback mount's hour-long ttl: nothing goes stale while a tree is
+  // written, and its newest entries are the ones its listings ask for next)
+  AttrCache cache(3600.0, 8);
+  const auto t0 = AttrCache::Clock::now();
+  for (Ino ino = 1; ino <= 8; ++ino) {
+    auto read = cache.begin_read({ino}, t0 + std::chrono::seconds(ino));
+    cache.end_read(read, {_dir(ino, 100)});
+  }
+  const auto later = t0 + std::chrono::seconds(10);
+  for (Ino ino = 1; ino <= 8; ++ino) {
+    REQUIRE(cache.get(ino, later, true));
+  }
+  auto change = cache.begin({100});  // one more: the four oldest go
+  for (Ino ino = 1; ino <= 4; ++ino) {
+    CHECK_FALSE(cache.get(ino, later, true));
+  }
+  for (Ino ino = 5; ino <= 8; ++ino) {
+    CHECK(cache.get(ino, later, true));
+  }
+  cache.end(change, {_dir(100, 100)});
+  CHECK(cache.get(100));
+  // An entry in flight is never dropped, however old
+  AttrCache small(3600.0, 2);
+  auto held = small.begin({1});
+  small.end_read(small.begin_read({2}, t0), {_dir(2, 100)});
+  small.end(small.begin({3}), {_dir(3, 100)});  // room for 3: 2 goes, 1 stays
+  CHECK_FALSE(small.get(2, t0, true));
+  small.end(held, {_dir(1, 100)});
+  CHECK(small.get(1));
+}
