@@ -1,6 +1,7 @@
 // fsck's repair: runs the Action of every repairable problem the analysis
 // found (fsck_analysis.hpp), each as its own atomic step (one command, a
-// MULTI/EXEC or a tiny EVAL), with the change record marked in that step
+// MULTI/EXEC, a tiny EVAL, or fsck_apply.lua for a step of many commands
+// that must not stop half-way), with the change record marked in that step
 // (keys.hpp, CHANGED: "written" on a snapshot, "untracked" on a live
 // filesystem, so an incremental dump across it compares every block), in
 // four stages so that each step sees the
@@ -47,6 +48,21 @@ Status _exec(Connection& c, const std::vector<Args>& cmds) {
       return make_error(errno_for_redis_error(v[i].str()), std::string(v[i].str()));
     }
   }
+  return {};
+}
+
+// `cmds` (HSET, HDEL, HINCRBY, each naming its key first) as one step
+// that writes all of them or nothing (fsck_apply.lua).
+Status _apply(Connection& c, const std::vector<Args>& cmds) {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  for (const Args& cmd : cmds) {
+    keys.emplace_back(cmd.at(1));
+    args.emplace_back(cmd.at(0));
+    args.push_back(std::to_string(cmd.size() - 2));
+    args.insert(args.end(), cmd.begin() + 2, cmd.end());
+  }
+  TRY(c.eval(lua::fsck_apply, keys, args));
   return {};
 }
 
@@ -202,16 +218,26 @@ Result<Ino> Repairer::lost_found() {
     return make_error(EIO, "no free inode number for /lost+found");
   }
   TRY_ASSIGN(std::string now, _server_now(m_c));
-  TRY(_exec(m_c, {
-                   {"HSET", m_a.keys().inode(lf), "type", "dir", "mode", format_mode(mode), "uid", "0", "gid", gid, "size",
-                    "0", "nlink", "2", "rdev", "0", "bytes", "0", "parent", "1", "atime", now, "mtime", now, "ctime",
-                    now},
-                   {"HSET", root_dir, std::string(k_lost_found), std::to_string(lf)},
-                   {"HINCRBY", root, "nlink", "1"},
-                   {"HSET", root, "mtime", now, "ctime", now},
-                   {"HINCRBY", root, "gen", "1"},
-                   {"HINCRBY", m_a.keys().sb(), "inodes", "1"},
-               }));
+  TRY(_apply(m_c, {
+                      {"HSET",   m_a.keys().inode(lf),
+                       "type",   "dir",
+                       "mode",   format_mode(mode),
+                       "uid",    "0",
+                       "gid",    gid,
+                       "size",   "0",
+                       "nlink",  "2",
+                       "rdev",   "0",
+                       "bytes",  "0",
+                       "parent", "1",
+                       "atime",  now,
+                       "mtime",  now,
+                       "ctime",  now},
+                      {"HSET", root_dir, std::string(k_lost_found), std::to_string(lf)},
+                      {"HINCRBY", root, "nlink", "1"},
+                      {"HSET", root, "mtime", now, "ctime", now},
+                      {"HINCRBY", root, "gen", "1"},
+                      {"HINCRBY", m_a.keys().sb(), "inodes", "1"},
+                  }));
   m_lf = lf;
   return m_lf;
 }
@@ -262,7 +288,7 @@ Status Repairer::reattach(Ino ino) {
     tx.push_back({"HSET", m_a.keys().inode(ino), "nlink", "1", "ctime", now});
   }
   tx.push_back({"HSET", lf_inode, "mtime", now, "ctime", now});
-  return _exec(m_c, tx);
+  return _apply(m_c, tx);
 }
 
 }  // namespace

@@ -383,6 +383,53 @@ TEST_CASE_FIXTURE(FsckFixture, "lost inodes go to /lost+found") {
   }
 }
 
+// Making /lost+found and reattaching into it change several keys in one
+// step (fsck_apply.lua): all of it or nothing. (The analysis reattaches
+// nothing into a damaged directory; this holds whatever it lets through,
+// or a change made between the scan and the repair.)
+TEST_CASE_FIXTURE(FsckFixture, "a repair step of several keys writes all of them or nothing") {
+  Connection& c = conn();
+  const std::string a = prefix + ":T:a", b = prefix + ":T:b", str = prefix + ":T:s", fresh = prefix + ":T:new";
+  cmd({"HSET", a, "nlink", "2", "gen", "7"});
+  cmd({"HSET", b, "nlink", "lots"});
+  cmd({"SET", str, "a string"});
+  auto get = [&](const std::string& key, const std::string& field) {
+    Reply r = _ok(c.command({"HGET", key, field}));
+    return r.view().is_nil() ? std::string("(none)") : std::string(r.view().str());
+  };
+  auto apply = [&](std::initializer_list<std::string> names, std::initializer_list<std::string> args) {
+    return c.eval(lua::fsck_apply, names, args);
+  };
+  // a count that is not one: nothing written, the key and field named
+  auto r = apply({a, fresh, b}, {"HINCRBY", "2", "nlink", "1", "HSET", "2", "x", "1", "HINCRBY", "2", "nlink", "1"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == EIO);
+  CHECK(r.error().message.find(b + " nlink is not a count") != std::string::npos);
+  CHECK(get(a, "nlink") == "2");
+  CHECK(_ok(c.command({"EXISTS", fresh})).view().integer() == 0);
+  // a key that is not a hash: likewise
+  r = apply({a, str}, {"HDEL", "1", "gen", "HSET", "2", "x", "1"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find(str + " is a string") != std::string::npos);
+  CHECK(get(a, "gen") == "7");
+  // a change count that is not one is left as it is; the rest is written
+  cmd({"HSET", b, "gen", "many"});
+  r = apply({b, a, fresh}, {"HINCRBY", "2", "gen", "1", "HINCRBY", "2", "gen", "1", "HSET", "4", "x", "1", "y", "2"});
+  REQUIRE(r.ok());
+  CHECK(r->view().integer() == 2);
+  CHECK(get(b, "gen") == "many");
+  CHECK(get(a, "gen") == "8");
+  CHECK(get(fresh, "y") == "2");
+  // malformed arguments: refused, nothing written
+  r = apply({a}, {"DEL", "0"});
+  CHECK_FALSE(r.ok());
+  r = apply({a}, {"HSET", "4", "x", "1"});
+  CHECK_FALSE(r.ok());
+  r = apply({a}, {"HSET", "2", "x", "1", "extra"});
+  CHECK_FALSE(r.ok());
+  CHECK(get(a, "x") == "(none)");
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "orphans") {
   auto t = build();
   SUBCASE("an orphan record of a linked file") {

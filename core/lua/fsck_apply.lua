@@ -1,0 +1,52 @@
+--! no-outcome: a toolkit script (fsck's repair), not a mount's change (outcome.inc)
+-- One of fsck's repairs that changes several keys (snap/fsck_repair.cpp:
+-- making /lost+found, reattaching a lost inode into it) as one step that
+-- writes all of it or nothing. A MULTI runs the commands after one that
+-- fails (a damaged field or key): half a repair stayed behind. Here every
+-- command is checked against the state before the first write.
+-- KEYS: the key of each command, in order
+-- ARGV: per command: its name (HSET, HDEL or HINCRBY), how many arguments
+--       follow its key, then those arguments
+-- A key that is neither a hash nor absent, or a count to add to (HINCRBY)
+-- whose value is not a count, refuses the whole step (EIO, naming it),
+-- but for a directory's change count ('gen'): one that is not a count is
+-- left as it is (the report lists the inode as damaged on its own, and
+-- fsck_repair.cpp's count_dir_change leaves it alike).
+-- Returns how many commands ran.
+local cmds = {}
+local a = 1
+for i = 1, #KEYS do
+  local name, n = ARGV[a], tonumber(ARGV[a + 1])
+  if (name ~= 'HSET' and name ~= 'HDEL' and name ~= 'HINCRBY') or not n or a + 1 + n > #ARGV then
+    return redis.error_reply('EINVAL malformed fsck_apply arguments')
+  end
+  cmds[i] = {name, KEYS[i], {unpack(ARGV, a + 2, a + 1 + n)}}
+  a = a + 2 + n
+end
+if a ~= #ARGV + 1 then
+  return redis.error_reply('EINVAL malformed fsck_apply arguments')
+end
+local skip = {}
+for i, c in ipairs(cmds) do
+  local t = redis.call('TYPE', c[2]).ok
+  if t ~= 'hash' and t ~= 'none' then
+    return redis.error_reply('EIO ' .. c[2] .. ' is a ' .. t .. ', not a hash: nothing repaired')
+  end
+  if c[1] == 'HINCRBY' then
+    local v = redis.call('HGET', c[2], c[3][1])
+    if v and not (string.match(v, '^-?%d+$') and #v <= 18) then
+      if c[3][1] ~= 'gen' then
+        return redis.error_reply('EIO ' .. c[2] .. ' ' .. c[3][1] .. ' is not a count: nothing repaired')
+      end
+      skip[i] = true
+    end
+  end
+end
+local ran = 0
+for i, c in ipairs(cmds) do
+  if not skip[i] then
+    redis.call(c[1], c[2], unpack(c[3]))
+    ran = ran + 1
+  end
+end
+return ran
