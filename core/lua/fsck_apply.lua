@@ -17,7 +17,10 @@ local cmds = {}
 local a = 1
 for i = 1, #KEYS do
   local name, n = ARGV[a], tonumber(ARGV[a + 1])
-  if (name ~= 'HSET' and name ~= 'HDEL' and name ~= 'HINCRBY') or not n or a + 1 + n > #ARGV then
+  local shaped = n and n >= 1 and n == math.floor(n) and a + 1 + n <= #ARGV and
+      ((name == 'HSET' and n % 2 == 0) or name == 'HDEL' or
+       (name == 'HINCRBY' and n == 2 and string.match(ARGV[a + 3], '^-?%d+$') and #ARGV[a + 3] <= 18))
+  if not shaped then
     return redis.error_reply('EINVAL malformed fsck_apply arguments')
   end
   cmds[i] = {name, KEYS[i], {unpack(ARGV, a + 2, a + 1 + n)}}

@@ -427,6 +427,12 @@ TEST_CASE_FIXTURE(FsckFixture, "a repair step of several keys writes all of them
   CHECK_FALSE(r.ok());
   r = apply({a}, {"HSET", "2", "x", "1", "extra"});
   CHECK_FALSE(r.ok());
+  r = apply({a}, {"HSET", "1", "x"});
+  CHECK_FALSE(r.ok());
+  r = apply({a}, {"HINCRBY", "2", "x", "one"});
+  CHECK_FALSE(r.ok());
+  r = apply({a}, {"HDEL", "0"});
+  CHECK_FALSE(r.ok());
   CHECK(get(a, "x") == "(none)");
 }
 
