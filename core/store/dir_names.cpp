@@ -50,12 +50,15 @@ void DirNames::changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::
   if (it == m_lists.end()) {
     return;
   }
-  List& list = it->second;
-  if (gen != list.gen + 1 || (added && !has_room(sent))) {
-    m_total -= list.names.size();
-    m_lists.erase(it);
+  if (gen != it->second.gen + 1 || (added && !has_room(sent))) {
+    forget_locked(dir);
     return;
   }
+  it = m_lists.find(dir);  // (has_room may have dropped it to make room)
+  if (it == m_lists.end()) {
+    return;
+  }
+  List& list = it->second;
   if (added) {
     auto [at, inserted] = list.names.try_emplace(std::string(name), ino);
     at->second = ino;
@@ -75,14 +78,10 @@ void DirNames::adding(Ino dir, std::string_view name, Ino ino) {
     return;
   }
   if (!has_room(Clock::now())) {
-    it = m_lists.find(dir);  // (has_room may have dropped it)
-    if (it != m_lists.end()) {
-      m_total -= it->second.names.size();
-      m_lists.erase(it);
-    }
+    forget_locked(dir);
     return;
   }
-  it = m_lists.find(dir);
+  it = m_lists.find(dir);  // (has_room may have dropped it to make room)
   if (it != m_lists.end()) {
     auto [at, inserted] = it->second.names.try_emplace(std::string(name), ino);
     at->second = ino;
@@ -91,23 +90,43 @@ void DirNames::adding(Ino dir, std::string_view name, Ino ino) {
 }
 
 // Room for one more name or list, once the lists too old to answer for
-// anything (no change of their own for a ttl) are gone. Called locked.
+// anything (no change of their own for a ttl) are gone, and then, if that
+// is not enough, the older half of the others (by their last change: a
+// writeback mount's hour-long ttl would otherwise keep an old tree's lists
+// and start none for the one it works on now). Called locked.
 bool DirNames::has_room(Clock::time_point now) {
   if (m_lists.size() + m_total < m_max) {
     return true;
   }
-  std::erase_if(m_lists, [&](const auto& kv) {
-    if (now - kv.second.as_of < m_ttl) {
-      return false;
+  auto drop_if = [&](auto pred) {
+    std::erase_if(m_lists, [&](const auto& kv) {
+      if (!pred(kv.second)) {
+        return false;
+      }
+      m_total -= kv.second.names.size();
+      return true;
+    });
+  };
+  drop_if([&](const List& l) { return now - l.as_of >= m_ttl; });
+  if (m_lists.size() + m_total >= m_max && !m_lists.empty()) {
+    std::vector<Clock::time_point> ages;
+    ages.reserve(m_lists.size());
+    for (const auto& [dir, l] : m_lists) {
+      ages.push_back(l.as_of);
     }
-    m_total -= kv.second.names.size();
-    return true;
-  });
+    auto middle = ages.begin() + static_cast<std::ptrdiff_t>((ages.size() - 1) / 2);
+    std::nth_element(ages.begin(), middle, ages.end());
+    drop_if([&](const List& l) { return l.as_of <= *middle; });
+  }
   return m_lists.size() + m_total < m_max;
 }
 
 void DirNames::forget(Ino dir) {
   std::lock_guard lock(m_mutex);
+  forget_locked(dir);
+}
+
+void DirNames::forget_locked(Ino dir) {
   auto it = m_lists.find(dir);
   if (it != m_lists.end()) {
     m_total -= it->second.names.size();

@@ -27,7 +27,7 @@
 // refusal comes before any change, Store::eval_change), or a list grown
 // past its limit. Only a mkdir starts one. When the limit is
 // reached, lists that have not changed for a ttl (too old to answer for
-// anything) make room. A writeback mount's listing that read a directory
+// anything) make room, and then the older half of the others. A writeback mount's listing that read a directory
 // whole, with its count, atomically, starts one too (known()).
 //
 // A writeback mount, the only mount of its filesystem, lists a directory
@@ -89,7 +89,10 @@ class DirNames {
   std::optional<std::vector<Entry>> entries(Ino dir, std::size_t below, Clock::time_point now = Clock::now());
 
  private:
+  // Room for one more name or list (see dir_names.cpp); it may drop any
+  // list, the caller's too. Called locked.
   bool has_room(Clock::time_point now);
+  void forget_locked(Ino dir);
   // added() and removed(): `ino` 0 removes.
   void changed(Ino dir, std::uint64_t gen, Clock::time_point sent, std::string_view name, Ino ino);
 

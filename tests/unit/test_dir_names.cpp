@@ -61,25 +61,38 @@ TEST_CASE("dir names: forget, and a new start, replace the list") {
   CHECK(names.absent(7, "a", t0));  // a new, empty directory with that number
 }
 
-TEST_CASE("dir names: bounded, and a list that would grow past the bound goes") {
-  DirNames names(1.0, 5);
+TEST_CASE("dir names: bounded; when full, the older half of the lists makes room") {
+  DirNames names(1.0, 6);
   const auto t0 = DirNames::Clock::now();
-  names.start(1, 0, t0);
-  names.added(1, 1, t0, "a", 100);
-  names.added(1, 2, t0, "b", 100);
-  names.start(2, 0, t0);
-  names.start(3, 0, t0);  // 3 lists + 2 names: full
-  names.start(4, 0, t0);  // not kept
-  CHECK_FALSE(names.absent(4, "x", t0));
-  CHECK(names.absent(2, "x", t0));
-  CHECK(names.absent(3, "x", t0));
-  names.added(1, 3, t0, "c", 100);  // would pass the bound: dropped
-  CHECK_FALSE(names.absent(1, "x", t0));
-  names.start(4, 0, t0);  // room again
-  CHECK(names.absent(4, "x", t0));
+  auto at = [&](int ms) { return t0 + std::chrono::milliseconds(ms); };
+  names.start(1, 0, at(0));
+  names.added(1, 1, at(1), "a", 100);
+  names.start(2, 0, at(2));
+  names.start(3, 0, at(3));
+  names.start(4, 0, at(4));
+  names.start(5, 0, at(5));  // 5 lists + 1 name: full
+  for (Ino dir = 1; dir <= 5; ++dir) {
+    CHECK(names.absent(dir, "x", at(6)));
+  }
+  names.start(6, 0, at(6));  // 1, 2 and 3 (the older half) go; 6 comes
+  for (Ino dir = 1; dir <= 3; ++dir) {
+    CHECK_FALSE(names.absent(dir, "x", at(7)));
+  }
+  for (Ino dir = 4; dir <= 6; ++dir) {
+    CHECK(names.absent(dir, "x", at(7)));
+  }
+  // a name that would not fit makes room the same way
+  names.start(7, 0, at(8));
+  names.start(8, 0, at(9));
+  names.start(9, 0, at(9));             // full
+  names.added(8, 1, at(10), "b", 100);  // 4, 5 and 6 go
+  CHECK(names.absent(8, "x", at(11)));
+  CHECK_FALSE(names.absent(8, "b", at(11)));
+  CHECK_FALSE(names.absent(4, "x", at(11)));
+  CHECK(names.absent(7, "x", at(11)));
 }
 
-TEST_CASE("dir names: when full, lists too old to answer make room") {
+TEST_CASE("dir names: when full, lists too old to answer make room first") {
   DirNames names(1.0, 3);
   const auto t0 = DirNames::Clock::now();
   names.start(1, 0, t0);
@@ -89,8 +102,24 @@ TEST_CASE("dir names: when full, lists too old to answer make room") {
   CHECK(names.absent(4, "x", t0 + 1700ms));
   CHECK(names.absent(3, "x", t0 + 1700ms));
   names.start(5, 0, t0 + 1700ms);
-  names.start(6, 0, t0 + 1700ms);  // 3, 4, 5 still fresh: no room
-  CHECK_FALSE(names.absent(6, "x", t0 + 1700ms));
+  names.start(6, 0, t0 + 1700ms);  // 3, 4, 5 still fresh: 3 and 4 go
+  CHECK(names.absent(6, "x", t0 + 1700ms));
+  CHECK(names.absent(5, "x", t0 + 1700ms));
+  CHECK_FALSE(names.absent(3, "x", t0 + 1700ms));
+}
+
+TEST_CASE("dir names: a change whose own list goes to make room is not applied") {
+  // (the change's list is too old, and the cache full: making room drops
+  // it, and the change must not touch what is gone)
+  DirNames names(1.0, 2);
+  const auto t0 = DirNames::Clock::now();
+  names.start(1, 0, t0);
+  names.start(2, 0, t0 + 1400ms);  // full
+  names.added(1, 1, t0 + 1500ms, "a", 100);
+  CHECK_FALSE(names.absent(1, "x", t0 + 1500ms));
+  names.adding(2, "b", 101);  // (room now)
+  CHECK_FALSE(names.absent(2, "b", t0 + 1500ms));
+  CHECK(names.absent(2, "x", t0 + 1500ms));
 }
 
 TEST_CASE("dir names: disabled with a zero ttl") {
