@@ -19,7 +19,7 @@
 // mknod, symlink, link or rename to it, whether that succeeds or not),
 // when a listing or a lookup shows it present, and at the entry timeout.
 // At most `max` names are kept: when full, the expired ones go, and if
-// none has expired, all of them.
+// none has expired, the older half.
 #pragma once
 
 #include <chrono>

@@ -34,7 +34,7 @@ TEST_CASE("removed names: made again here, the name is forgotten") {
   CHECK(*age == doctest::Approx(0.001).epsilon(0.01));
 }
 
-TEST_CASE("removed names: bounded, the expired go first, else all") {
+TEST_CASE("removed names: bounded, the expired go first, else the older half") {
   RemovedNames names(1.0, 3);
   const auto t0 = RemovedNames::Clock::now();
   names.removed(1, "a", t0);
@@ -44,9 +44,10 @@ TEST_CASE("removed names: bounded, the expired go first, else all") {
   CHECK(names.size() == 3);
   CHECK(names.absent(1, "b", t0 + 1200ms));
   CHECK(names.absent(1, "d", t0 + 1200ms));
-  names.removed(1, "e", t0 + 1300ms);  // full, none expired: all go
-  CHECK(names.size() == 1);
+  names.removed(1, "e", t0 + 1300ms);  // full, none expired: "b" and "c" go
+  CHECK(names.size() == 2);
   CHECK(names.absent(1, "e", t0 + 1301ms));
+  CHECK(names.absent(1, "d", t0 + 1301ms));
   CHECK_FALSE(names.absent(1, "c", t0 + 1301ms));
 }
 
