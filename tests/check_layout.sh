@@ -89,5 +89,11 @@ for part in core/*/; do
   grep -qF "\`$part/\`" <<<"$layout" || fault "$part/ is not described in the README's Layout section"
 done
 
-[ "$status" -eq 0 ] && echo "layout: sources listed, Lua scripts named, includes by part, parts in the README"
+# doctest case names: each is a CTest test of its own (tests/CMakeLists.txt),
+# and CMake cuts a name at a ';' (the case then runs nothing, and fails).
+while IFS= read -r line; do
+  fault "a test case name holds a ';' (CTest cuts it there): $line"
+done < <(grep -Hn 'TEST_CASE[_A-Z]*(.*"[^"]*;[^"]*"' tests/unit/*.cpp tests/redis/*.cpp || true)
+
+[ "$status" -eq 0 ] && echo "layout: sources listed, Lua scripts named, includes by part, parts in the README, test names"
 exit $status

@@ -61,7 +61,7 @@ TEST_CASE("dir names: forget, and a new start, replace the list") {
   CHECK(names.absent(7, "a", t0));  // a new, empty directory with that number
 }
 
-TEST_CASE("dir names: bounded; when full, the older half of the lists makes room") {
+TEST_CASE("dir names: bounded, and when full the older half of the lists makes room") {
   DirNames names(1.0, 6);
   const auto t0 = DirNames::Clock::now();
   auto at = [&](int ms) { return t0 + std::chrono::milliseconds(ms); };
