@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "util/older_half.hpp"
+
 namespace redisfs {
 
 AttrCache::AttrCache(double ttl_seconds, std::size_t max_entries)
@@ -40,20 +42,9 @@ void AttrCache::make_room(std::size_t more) {
     Clock::time_point now = Clock::now();
     std::erase_if(m_entries, [&](const auto& kv) { return kv.second.in_flight == 0 && !fresh(kv.second, now); });
     if (m_entries.size() + more > m_max) {
-      auto stamp = [](const Entry& e) { return std::max(e.read_at, e.accessed_at); };
-      std::vector<Clock::time_point> idle;
-      idle.reserve(m_entries.size());
-      for (const auto& [ino, e] : m_entries) {
-        if (e.in_flight == 0) {
-          idle.push_back(stamp(e));
-        }
-      }
-      if (!idle.empty()) {
-        auto middle = idle.begin() + static_cast<std::ptrdiff_t>((idle.size() - 1) / 2);
-        std::nth_element(idle.begin(), middle, idle.end());
-        std::erase_if(m_entries,
-                      [&](const auto& kv) { return kv.second.in_flight == 0 && stamp(kv.second) <= *middle; });
-      }
+      drop_older_half(
+          m_entries, [](const Entry& e) { return std::max(e.read_at, e.accessed_at); },
+          [](const Entry& e) { return e.in_flight == 0; }, [](const Entry&) {});
     }
   }
 }

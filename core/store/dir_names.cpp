@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "util/older_half.hpp"
+
 namespace redisfs {
 
 DirNames::DirNames(double ttl_seconds, std::size_t max_names)
@@ -98,25 +100,17 @@ bool DirNames::has_room(Clock::time_point now) {
   if (m_lists.size() + m_total < m_max) {
     return true;
   }
-  auto drop_if = [&](auto pred) {
-    std::erase_if(m_lists, [&](const auto& kv) {
-      if (!pred(kv.second)) {
-        return false;
-      }
-      m_total -= kv.second.names.size();
-      return true;
-    });
-  };
-  drop_if([&](const List& l) { return now - l.as_of >= m_ttl; });
-  if (m_lists.size() + m_total >= m_max && !m_lists.empty()) {
-    std::vector<Clock::time_point> ages;
-    ages.reserve(m_lists.size());
-    for (const auto& [dir, l] : m_lists) {
-      ages.push_back(l.as_of);
+  std::erase_if(m_lists, [&](const auto& kv) {
+    if (now - kv.second.as_of < m_ttl) {
+      return false;
     }
-    auto middle = ages.begin() + static_cast<std::ptrdiff_t>((ages.size() - 1) / 2);
-    std::nth_element(ages.begin(), middle, ages.end());
-    drop_if([&](const List& l) { return l.as_of <= *middle; });
+    m_total -= kv.second.names.size();
+    return true;
+  });
+  if (m_lists.size() + m_total >= m_max) {
+    drop_older_half(
+        m_lists, [](const List& l) { return l.as_of; }, [](const List&) { return true; },
+        [&](const List& l) { m_total -= l.names.size(); });
   }
   return m_lists.size() + m_total < m_max;
 }

@@ -3,7 +3,8 @@
 #include "store/removed_names.hpp"
 
 #include <algorithm>
-#include <vector>
+
+#include "util/older_half.hpp"
 
 namespace redisfs {
 
@@ -29,14 +30,9 @@ void RemovedNames::removed(Ino dir, std::string_view name, Clock::time_point sen
     if (m_names.size() >= m_max) {
       // the older half goes (a writeback mount's hour-long ttl: its newest
       // names, sqlite's journal, stay)
-      std::vector<Clock::time_point> ages;
-      ages.reserve(m_names.size());
-      for (const auto& kv : m_names) {
-        ages.push_back(kv.second);
-      }
-      auto middle = ages.begin() + static_cast<std::ptrdiff_t>((ages.size() - 1) / 2);
-      std::nth_element(ages.begin(), middle, ages.end());
-      std::erase_if(m_names, [&](const auto& kv) { return kv.second <= *middle; });
+      drop_older_half(
+          m_names, [](Clock::time_point at) { return at; }, [](Clock::time_point) { return true; },
+          [](Clock::time_point) {});
     }
   }
   m_names[std::move(k)] = sent;
