@@ -1,14 +1,15 @@
 // fsck's repair: runs the Action of every repairable problem the analysis
 // found (fsck_analysis.hpp), each as its own atomic step (one command, a
-// MULTI/EXEC, a tiny EVAL, or fsck_apply.lua for a step of many commands
-// that must not stop half-way), with the change record marked in that step
-// (keys.hpp, CHANGED: "written" on a snapshot, "untracked" on a live
-// filesystem, so an incremental dump across it compares every block), in
-// four stages so that each step sees the
-// state the previous stages left: 0 the inode counter (so new inodes get
-// fresh numbers), 1 removals and parent fields, 2 counters (exact values
-// from the scan), 3 reattaching lost inodes into /lost+found (relative
-// changes, made as link and mkdir make them).
+// MULTI/EXEC, or a script: fsck_field.lua, fsck_trim.lua, and
+// fsck_apply.lua for a step of many commands that must not stop
+// half-way), with the change record marked in that step (keys.hpp,
+// CHANGED: "written" on a snapshot, "untracked" on a live filesystem, so
+// an incremental dump across it compares every block), in four stages so
+// that each step sees the state the previous stages left: 0 the inode
+// counter (so new inodes get fresh numbers), 1 removals and parent
+// fields, 2 counters (exact values from the scan), 3 reattaching lost
+// inodes into /lost+found (relative changes, made as link and mkdir make
+// them).
 #include <charconv>
 
 #include "redis/redis.hpp"
@@ -20,22 +21,6 @@ namespace redisfs::fsck_detail {
 namespace {
 
 constexpr std::string_view k_scan_count = "1000";
-
-// Cuts a block to ARGV[1] bytes (never 0 here) in one step, without sending
-// its bytes back and forth.
-constexpr std::string_view k_trim_script =
-    "local n = tonumber(ARGV[1]) "
-    "if redis.call('STRLEN', KEYS[1]) > n then "
-    "redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], 0, n - 1)) end "
-    "return 1";
-
-// A directory's 'gen' counted up (Repairer::count_dir_change), if its
-// inode is a hash whose 'gen' is absent or a count.
-constexpr std::string_view k_gen_script =
-    "if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end "
-    "local g = redis.call('HGET', KEYS[1], 'gen') "
-    "if g and not (string.match(g, '^%d+$') and #g <= 18) then return 0 end "
-    "return redis.call('HINCRBY', KEYS[1], 'gen', 1)";
 
 Status _exec(Connection& c, const std::vector<Args>& cmds) {
   TRY_ASSIGN(Reply replies, c.transaction(cmds));
@@ -87,7 +72,8 @@ class Repairer {
  private:
   Status apply(const Action& a);
   Status marked(Args change);
-  Status count_dir_change(const std::string& key);
+  std::string mark();
+  Status field(const Action& a);
   Status reattach(Ino ino);
   Result<Ino> lost_found();
 
@@ -127,40 +113,45 @@ Status Repairer::marked(Args change) {
     TRY(m_c.command(change));
     return {};
   }
-  m_marked = true;
-  Args mark{"SET", record, std::string(m_a.is_snapshot() ? k_changed_written : k_changed_untracked)};
+  Args set{"SET", record, mark()};
   if (change.empty()) {
-    TRY(m_c.command(mark));
+    TRY(m_c.command(set));
     return {};
   }
-  return _exec(m_c, {mark, change});
+  return _exec(m_c, {set, change});
 }
 
-// A repair that changes a directory's entries counts the change in the
-// directory's 'gen', as the scripts do (prelude.lua: dir_changed): a mount
-// trusts its list of a directory's names only while the count follows its
-// own changes.
-Status Repairer::count_dir_change(const std::string& key) {
-  auto rel = m_a.keys().relative(key);
-  ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
-  if (parsed.kind != KeyKind::Dir) {
-    return {};
+// The change record's mark (the top of this file), for a step about to
+// write it.
+std::string Repairer::mark() {
+  m_marked = true;
+  return std::string(m_a.is_snapshot() ? k_changed_written : k_changed_untracked);
+}
+
+// An HSET or HDEL, with the change record's mark and, when the hash is a
+// directory's entries, the change counted in the directory's 'gen', as the
+// scripts do (prelude.lua: dir_changed), in one step (fsck_field.lua): a
+// mount trusts its list of a directory's names only while the count
+// follows its own changes.
+Status Repairer::field(const Action& a) {
+  std::vector<std::string> keys{a.key, m_a.keys().changed()};
+  auto rel = m_a.keys().relative(a.key);
+  if (ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{}; parsed.kind == KeyKind::Dir) {
+    keys.push_back(m_a.keys().inode(parsed.ino));
   }
-  // (never make an inode of a stray DIR key, nor fail on a damaged
-  // inode, which the report lists on its own: a key of another type, a
-  // 'gen' that is no count)
-  TRY(m_c.command({"EVAL", std::string(k_gen_script), "1", m_a.keys().inode(parsed.ino)}));
+  std::vector<std::string> args{mark(), a.op == Op::HSet ? "HSET" : "HDEL", a.field};
+  if (a.op == Op::HSet) {
+    args.push_back(a.value);
+  }
+  TRY(m_c.eval(lua::fsck_field, keys, args));
   return {};
 }
 
 Status Repairer::apply(const Action& a) {
   switch (a.op) {
     case Op::HDel:
-      TRY(marked({"HDEL", a.key, a.field}));
-      return count_dir_change(a.key);
     case Op::HSet:
-      TRY(marked({"HSET", a.key, a.field, a.value}));
-      return count_dir_change(a.key);
+      return field(a);
     case Op::Del:
       return marked({"DEL", a.key});
     case Op::DelSession:
@@ -168,7 +159,8 @@ Status Repairer::apply(const Action& a) {
       TRY(m_c.command({"HDEL", m_a.keys().mounts(), a.field}));
       return {};
     case Op::Trim:
-      return marked({"EVAL", std::string(k_trim_script), "1", a.key, a.value});
+      TRY(m_c.eval(lua::fsck_trim, {a.key, m_a.keys().changed()}, {mark(), a.value}));
+      return {};
     case Op::Reattach:
       TRY(marked({}));
       return reattach(a.ino);

@@ -436,6 +436,60 @@ TEST_CASE_FIXTURE(FsckFixture, "a repair step of several keys writes all of them
   CHECK(get(a, "x") == "(none)");
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its directory's count, or nothing does") {
+  Connection& c = conn();
+  const std::string dir = prefix + ":T:dir", ino = prefix + ":T:ino", record = prefix + ":T:record",
+                    str = prefix + ":T:s", block = prefix + ":T:block";
+  cmd({"HSET", dir, "ghost", "999", "kept", "5"});
+  cmd({"HSET", ino, "type", "dir", "gen", "7"});
+  cmd({"SET", str, "a string"});
+  auto get = [&](const std::string& key, const std::string& field) {
+    Reply r = _ok(c.command({"HGET", key, field}));
+    return r.view().is_nil() ? std::string("(none)") : std::string(r.view().str());
+  };
+  auto exists = [&](const std::string& key) { return _ok(c.command({"EXISTS", key})).view().integer() != 0; };
+  // a key that is no hash: refused before the mark and the count
+  auto r = c.eval(lua::fsck_field, {str, record, ino}, {"untracked", "HDEL", "ghost"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == EIO);
+  CHECK(r.error().message.find(str + " is a string") != std::string::npos);
+  CHECK_FALSE(exists(record));
+  CHECK(get(ino, "gen") == "7");
+  // an entry removed: the mark and the count with it
+  r = c.eval(lua::fsck_field, {dir, record, ino}, {"untracked", "HDEL", "ghost"});
+  REQUIRE(r.ok());
+  CHECK(get(dir, "ghost") == "(none)");
+  CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
+  CHECK(get(ino, "gen") == "8");
+  // a stray entries key (no inode) makes no inode; a 'gen' that is no
+  // count is left as it is; the field is written all the same
+  r = c.eval(lua::fsck_field, {dir, record, prefix + ":T:none"}, {"written", "HSET", "kept", "6"});
+  REQUIRE(r.ok());
+  CHECK(get(dir, "kept") == "6");
+  CHECK_FALSE(exists(prefix + ":T:none"));
+  cmd({"HSET", ino, "gen", "many"});
+  r = c.eval(lua::fsck_field, {dir, record, ino}, {"written", "HDEL", "kept"});
+  REQUIRE(r.ok());
+  CHECK(get(ino, "gen") == "many");
+  // malformed calls: refused, nothing written
+  cmd({"DEL", record});
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "DEL", "x"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HSET", "x"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "y"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir}, {"m", "HDEL", "x"}).ok());
+  CHECK_FALSE(exists(record));
+  // a block cut: with the mark; a key that is no block, or a malformed
+  // length, refused before it
+  cmd({"SET", block, "0123456789"});
+  CHECK_FALSE(c.eval(lua::fsck_trim, {ino, record}, {"untracked", "4"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_trim, {block, record}, {"untracked", "0"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_trim, {block, record}, {"untracked", "four"}).ok());
+  CHECK_FALSE(exists(record));
+  _ok(c.eval(lua::fsck_trim, {block, record}, {"untracked", "4"}));
+  CHECK(_ok(c.command({"GET", block})).view().str() == "0123");
+  CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "orphans") {
   auto t = build();
   SUBCASE("an orphan record of a linked file") {
