@@ -154,10 +154,9 @@ Status Repairer::apply(const Action& a) {
       return field(a);
     case Op::Del:
       return marked({"DEL", a.key});
-    case Op::DelSession:
-      TRY(marked({"DEL", a.key}));
-      TRY(m_c.command({"HDEL", m_a.keys().mounts(), a.field}));
-      return {};
+    case Op::DelSession:  // (its registration goes in the same step)
+      return _exec(m_c,
+                   {{"SET", m_a.keys().changed(), mark()}, {"DEL", a.key}, {"HDEL", m_a.keys().mounts(), a.field}});
     case Op::Trim:
       TRY(m_c.eval(lua::fsck_trim, {a.key, m_a.keys().changed()}, {mark(), a.value}));
       return {};
