@@ -19,6 +19,7 @@
 #include "daemon.hpp"
 #include "redis/endpoint.hpp"
 #include "store/keys.hpp"
+#include "util/heap.hpp"
 #include "version.hpp"
 
 // Exit status for a command line we cannot use (see EXIT STATUS in redisfs(1)).
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
   // hiredis writes with write(2): a server closing the socket must be an
   // error on that connection, not the death of the daemon.
   std::signal(SIGPIPE, SIG_IGN);
+  // Freed memory stays for the next reply (util/heap.hpp): a read's blocks
+  // are not faulted in anew, page by page.
+  redisfs::keep_freed_memory();
   // The parser reads a copy: the password of a --redis URL leaves argv
   // (and /proc/PID/cmdline) before anything slow happens.
   const redisfs::ArgvCopy args(argc, argv);
