@@ -595,13 +595,22 @@ static void _raise_readahead(const std::string& mountpoint, const std::string& t
   }
 }
 
+// What the mount's caches hold against their bounds: the memory a
+// long-lived mount keeps (the statistics' last line).
+static std::string _caches_line(Store& store) {
+  const Store::CacheSizes c = store.cache_sizes();
+  auto of = [](std::size_t n, std::size_t max) { return std::to_string(n) + " of " + std::to_string(max); };
+  return "stats: caches: attributes of " + of(c.attrs, c.attrs_max) + " inodes, names of listed directories " +
+         of(c.names, c.names_max) + ", names removed " + of(c.removed, c.removed_max);
+}
+
 // Logs the request statistics (op_stats.hpp) on each SIGUSR1, from a
 // thread of its own: SIGUSR1 is blocked in every thread (the mask is set
 // before any thread starts) and taken here with sigtimedwait.
 class StatsOnSignal {
  public:
-  explicit StatsOnSignal(std::chrono::steady_clock::time_point since)
-      : m_since(since), m_thread([this] { run(); }) {}
+  StatsOnSignal(std::chrono::steady_clock::time_point since, Store& store)
+      : m_since(since), m_store(store), m_thread([this] { run(); }) {}
   StatsOnSignal(const StatsOnSignal&) = delete;
   StatsOnSignal& operator=(const StatsOnSignal&) = delete;
   ~StatsOnSignal() {
@@ -630,11 +639,13 @@ class StatsOnSignal {
         for (const std::string& line : op_stats().report(m_since)) {
           log_info(line);
         }
+        log_info(_caches_line(m_store));
       }
     }
   }
 
   std::chrono::steady_clock::time_point m_since;
+  Store& m_store;
   std::atomic<bool> m_stop{false};
   std::thread m_thread;
 };
@@ -747,7 +758,7 @@ static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session
   Heartbeat heartbeat(
       store, session, se, [&cfg, &canonical] { _raise_readahead(cfg.mountpoint, canonical); },
       cfg.writeback ? (canonical.empty() ? cfg.mountpoint : canonical) : std::string());
-  StatsOnSignal stats(mounted_at);
+  StatsOnSignal stats(mounted_at, store);
   int rc = _run_fuse_loop(cfg, se);
   notify_stopping();
   fuse_remove_signal_handlers(se);
@@ -760,6 +771,7 @@ static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session
   for (const std::string& line : op_stats().report(mounted_at)) {
     log_debug(line);
   }
+  log_debug(_caches_line(store));
   return rc;
 }
 

@@ -227,4 +227,9 @@ std::optional<std::int64_t> AttrCache::accessed(Ino ino, Clock::time_point now) 
   return it->second.accessed;
 }
 
+std::size_t AttrCache::size() {
+  std::lock_guard lock(m_mutex);
+  return m_entries.size();
+}
+
 }  // namespace redisfs

@@ -125,6 +125,10 @@ class AttrCache {
   std::optional<Attr> basis(Ino ino);
   void forget(Ino ino);
 
+  // How many inodes it holds, and at most (the daemon's statistics).
+  std::size_t size();
+  std::size_t capacity() const { return m_max; }
+
   // The access of `ino` is recorded, at `atime_ns` (the hint above).
   void note_accessed(Ino ino, std::int64_t atime_ns, Clock::time_point now = Clock::now());
   // The atime of the last note_accessed of `ino`, if it still holds.

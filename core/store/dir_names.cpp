@@ -166,4 +166,9 @@ std::optional<std::vector<DirNames::Entry>> DirNames::entries(Ino dir, std::size
   return out;
 }
 
+std::size_t DirNames::size() {
+  std::lock_guard lock(m_mutex);
+  return m_total;
+}
+
 }  // namespace redisfs

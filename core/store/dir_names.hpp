@@ -87,6 +87,9 @@ class DirNames {
   // Every name of `dir` and the inode it names, when a list no older than
   // the ttl holds fewer than `below` of them; else nullopt.
   std::optional<std::vector<Entry>> entries(Ino dir, std::size_t below, Clock::time_point now = Clock::now());
+  // How many names it holds over all lists, and at most.
+  std::size_t size();
+  std::size_t capacity() const { return m_max; }
 
  private:
   // Room for one more name or list (see dir_names.cpp); it may drop any

@@ -50,6 +50,7 @@ class RemovedNames {
   // nullopt when not known.
   std::optional<double> absent(Ino dir, std::string_view name, Clock::time_point now = Clock::now());
   std::size_t size();
+  std::size_t capacity() const { return m_max; }
 
  private:
   static std::string key(Ino dir, std::string_view name);

@@ -433,4 +433,9 @@ Result<StatFs> Store::statfs() {
   return s;
 }
 
+Store::CacheSizes Store::cache_sizes() {
+  return {m_attrs.size(),         m_attrs.capacity(), m_dir_names.size(),
+          m_dir_names.capacity(), m_removed.size(),   m_removed.capacity()};
+}
+
 }  // namespace redisfs

@@ -205,6 +205,14 @@ class Store {
     std::size_t dirs = 0;
     std::size_t unlinks = 0;
   };
+  // What the mount's caches hold, each against its bound (the daemon's
+  // statistics: the memory a long-lived mount keeps).
+  struct CacheSizes {
+    std::size_t attrs = 0, attrs_max = 0;      // inodes' attributes (AttrCache)
+    std::size_t names = 0, names_max = 0;      // names of listed directories (DirNames)
+    std::size_t removed = 0, removed_max = 0;  // names removed a moment ago (RemovedNames)
+  };
+  CacheSizes cache_sizes();
   // Forgets, unsent, every file's gathered changes and every directory
   // change (attributes, unlinks) that waits, once a batch on its way
   // landed, and stops the thread that sends unlinks: the unmount of a

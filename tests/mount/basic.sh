@@ -45,11 +45,14 @@ check_consistency
 log=${MOUNT_LOGS[$MNT]}
 kill -USR1 "$DAEMON_PID"
 for ((i = 0; i < 100; i++)); do
-  grep -q 'stats: create ' "$log" && break
+  grep -q 'stats: caches: ' "$log" && break  # (the last line)
   sleep 0.05
 done
 grep -q 'stats: [0-9]* requests in [0-9]* s; redis: [0-9]* round trips' "$log" || fail "no stats after SIGUSR1: $(tail -3 "$log")"
 grep -Eq 'stats: lookup +[0-9]+ requests, mean +[0-9.]+ us' "$log" || fail "no lookup count in the stats"
+# what the caches hold, against the bounds of a default mount
+grep -Eq 'stats: caches: attributes of [0-9]+ of 4096 inodes, names of listed directories [0-9]+ of 65536, names removed [0-9]+ of [0-9]+$' "$log" ||
+  fail "no caches line in the stats: $(grep 'stats: caches' "$log")"
 touch "$MNT/after-stats" || fail "the mount stopped working after SIGUSR1"
 unmount_fs
 check_consistency --no-orphans

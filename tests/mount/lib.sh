@@ -158,13 +158,12 @@ mount_daemon_at() {
 # none).
 op_stats() {
   local pid=$1 log=$2 op=$3 i before
-  before=$(grep -c 'stats: .* requests in ' "$log" || true)
+  before=$(grep -c 'stats: caches: ' "$log" || true)
   kill -USR1 "$pid"
   for ((i = 0; i < 100; i++)); do
-    (($(grep -c 'stats: .* requests in ' "$log" || true) > before)) && break
+    (($(grep -c 'stats: caches: ' "$log" || true) > before)) && break # (the last line)
     sleep 0.05
   done
-  sleep 0.1 # the per-op lines follow the header
   awk -v op="$op" '/stats: .* requests in /{n = 0; rt = 0}
     $0 ~ "stats: " op " " {sub(".*stats: " op " +", ""); n = $1; rt = $NF == "trips" ? $(NF - 2) : 0}
     END {print n + 0, rt + 0}' "$log"

@@ -143,6 +143,9 @@ rm "$MNT"/rm/f*[0-9]
 read -r n rt < <(op_stats "$DAEMON_PID" "${MOUNT_LOGS[$MNT]}" setattr)
 ((n >= 40)) || fail "rm of 40 files on a writeback mount: the kernel sent $n SETATTRs, not one a file"
 awk -v rt="$rt" 'BEGIN {exit !(rt == 0)}' || fail "the SETATTRs of 40 freed files made $rt round trips each, want none"
+# (the attributes a writeback mount keeps for its listings: 32,768 inodes at most, README)
+grep -Eq 'stats: caches: attributes of [0-9]+ of 32768 inodes' "${MOUNT_LOGS[$MNT]}" ||
+  fail "a writeback mount's attribute cache is not bounded at 32,768: $(grep 'stats: caches' "${MOUNT_LOGS[$MNT]}")"
 printf 'kept\n' >"$MNT/rm/open"
 exec 3<"$MNT/rm/open"
 rm "$MNT/rm/open"

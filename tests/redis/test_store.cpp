@@ -3286,6 +3286,47 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
 // server holds; a gathered file's attributes, or those it does not hold,
 // in one. A directory whose unlinks wait, or one too large for a page, is
 // read from the server, as a mount that is not the only one reads all.
+// README and redisfs(1): what a writeback mount keeps of its files'
+// attributes for its listings, "32,768 files at most"; a default mount
+// 4,096. Filled through listings (readdirplus), which keep what they read.
+TEST_CASE_FIXTURE(RedisFixture, "the attributes kept for listings: 32,768 inodes on a writeback mount, 4,096 else") {
+  constexpr int k_files = 33000;
+  Ino dir = 0;
+  {
+    auto s = _open(pool, prefix);
+    dir = _ok(s->mkdir(k_root_ino, "d", 0755, k_user)).ino;
+    for (int i = 0; i < k_files; ++i) {
+      _ok(s->mknod(dir, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+    }
+  }
+  auto list_all = [&](Store& s) {
+    std::size_t seen = 0, most = 0;
+    std::uint64_t cursor = 0;
+    do {
+      DirPage page = _ok(s.readdir(dir, cursor, 1024, true, nullptr));
+      seen += page.entries.size();
+      cursor = page.next_cursor;
+      most = std::max(most, s.cache_sizes().attrs);
+    } while (cursor != 0);
+    CHECK(seen >= static_cast<std::size_t>(k_files));
+    return most;
+  };
+  {
+    StoreOptions plain;
+    plain.attr_cache_seconds = 60;
+    auto s = _open(pool, prefix, plain);
+    CHECK(s->cache_sizes().attrs_max == 4096);
+    const std::size_t most_plain = list_all(*s);
+    CHECK(most_plain <= 4096);
+    CHECK(most_plain > 2048);  // (full, then halved: it did fill)
+  }
+  auto wb = _open(pool, prefix, _writeback_options());  // (the only mount)
+  CHECK(wb->cache_sizes().attrs_max == 32768);
+  const std::size_t most_wb = list_all(*wb);
+  CHECK(most_wb <= 32768);
+  CHECK(most_wb > 16384);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "writeback: a file written and closed here is listed from its flush's reply") {
   auto s = _open(pool, prefix, _writeback_options());
   Connection& c = conn();
