@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // Freed memory stays for the next reply (util/heap.hpp): a read's blocks
   // are not faulted in anew, page by page.
-  redisfs::keep_freed_memory();
+  redisfs::keep_freed_memory(redisfs::k_daemon_heap_keep);
   // The parser reads a copy: the password of a --redis URL leaves argv
   // (and /proc/PID/cmdline) before anything slow happens.
   const redisfs::ArgvCopy args(argc, argv);

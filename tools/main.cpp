@@ -22,8 +22,9 @@
 #include <vector>
 
 #include "context.hpp"
-#include "util/progress.hpp"
 #include "snap/snapshot.hpp"
+#include "util/heap.hpp"
+#include "util/progress.hpp"
 #include "version.hpp"
 
 using namespace redisfs;
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   const ArgvCopy args(argc, argv);
   scrub_password_in_argv(argc, argv);
   std::ios::sync_with_stdio(false);
+  keep_freed_memory(k_tool_heap_keep);  // (util/heap.hpp: a restore's writes are not faulted in anew)
   _install_signals();
 
   CLI::App app{"redisfs-snap: snapshot, dump, restore, diff, roll back, list and delete redisfs filesystems", "redisfs-snap"};

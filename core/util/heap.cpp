@@ -10,7 +10,7 @@
 
 namespace redisfs {
 
-void keep_freed_memory() {
+void keep_freed_memory(std::size_t trim_threshold) {
 #if defined(__GLIBC__)
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if (tunables != nullptr) {
@@ -22,7 +22,7 @@ void keep_freed_memory() {
   }
   // (Either call fixes both thresholds: glibc stops adapting the mmap one.)
   mallopt(M_MMAP_THRESHOLD, static_cast<int>(k_mmap_threshold));
-  mallopt(M_TRIM_THRESHOLD, static_cast<int>(k_trim_threshold));
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim_threshold));
 #endif
 }
 

@@ -12,21 +12,26 @@
 // faults reading 256 MiB, about 0.3 s of its 0.5 s (0.18 s without them).
 //
 // keep_freed_memory() keeps it: allocations below k_mmap_threshold come
-// from the heap, and up to k_trim_threshold of free memory at the top of a
-// heap stays for the next reply. What a peak left behind is still given
-// back where it matters: the daemon trims its heap whole after a large
-// listing and when the kernel forgets most of its inodes (fs/session.cpp,
-// trim_heap). A GLIBC_TUNABLES that sets either threshold is the user's
-// choice and is left as it is.
+// from the heap, and up to `trim_threshold` of free memory at the top of a
+// heap stays for the next use. The daemon keeps k_daemon_heap_keep a heap
+// (a FUSE read's replies, 1 MiB at most, per thread); what a peak left
+// behind is still given back where it matters: it trims its heap whole
+// after a large listing and when the kernel forgets most of its inodes
+// (fs/session.cpp, trim_heap). The toolkit keeps k_tool_heap_keep: a
+// restore's pipeline holds up to 8 MB of writes (staging_writes.cpp),
+// and with glibc's defaults it faulted in 13,200 pages restoring 64 MiB,
+// 4,000 with this. A GLIBC_TUNABLES that sets either threshold is the
+// user's choice and is left as it is.
 #pragma once
 
 #include <cstddef>
 
 namespace redisfs {
 
-inline constexpr std::size_t k_mmap_threshold = 8u << 20;  // above the largest block a reply carries
-inline constexpr std::size_t k_trim_threshold = 8u << 20;  // per heap (each thread's arena has one)
+inline constexpr std::size_t k_mmap_threshold = 8u << 20;    // above the largest block a reply carries
+inline constexpr std::size_t k_daemon_heap_keep = 8u << 20;  // per heap (each thread's arena has one)
+inline constexpr std::size_t k_tool_heap_keep = 16u << 20;
 
-void keep_freed_memory();
+void keep_freed_memory(std::size_t trim_threshold);
 
 }  // namespace redisfs
