@@ -164,6 +164,11 @@ op_stats() {
     (($(grep -c 'stats: caches: ' "$log" || true) > before)) && break # (the last line)
     sleep 0.05
   done
+  # Not needed to read the report (complete with its last line), but kept:
+  # without this pause between a test's steps, writeback_unlink's check
+  # of the rmdirs that follow a fresh create failed 2 runs in 5 on a loaded
+  # machine (one rmdir went to the server); why is not yet understood.
+  sleep 0.1
   awk -v op="$op" '/stats: .* requests in /{n = 0; rt = 0}
     $0 ~ "stats: " op " " {sub(".*stats: " op " +", ""); n = $1; rt = $NF == "trips" ? $(NF - 2) : 0}
     END {print n + 0, rt + 0}' "$log"
