@@ -165,9 +165,10 @@ op_stats() {
     sleep 0.05
   done
   # Not needed to read the report (complete with its last line), but kept:
-  # without this pause between a test's steps, writeback_unlink's check
-  # of the rmdirs that follow a fresh create failed 2 runs in 5 on a loaded
-  # machine (one rmdir went to the server); why is not yet understood.
+  # the tests were written with this pause between their steps, and one
+  # leaned on it without saying so (writeback_unlink: a directory change
+  # still waiting kept an rmdir from waiting, 2 runs in 5 on a loaded
+  # machine without the pause; it now sends that change itself).
   sleep 0.1
   awk -v op="$op" '/stats: .* requests in /{n = 0; rt = 0}
     $0 ~ "stats: " op " " {sub(".*stats: " op " +", ""); n = $1; rt = $NF == "trips" ? $(NF - 2) : 0}

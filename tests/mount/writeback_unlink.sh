@@ -186,6 +186,10 @@ touch "$MNT"/old/a/f{1..50} "$MNT"/old/b/g{1..50}
 unmount_fs
 mount_fs -o writeback
 touch "$MNT/new" # (a create: the server's clock, which what waits needs)
+# The create's change of / waits too, and while a directory's attributes
+# wait no removal does (one kind at a time, Store::removal_waits): its
+# fsync sends it now, not at the heartbeat's next turn.
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
 read -r d0 drt0 < <(trips rmdir)
 read -r l0 lrt0 < <(trips readdirplus)
 rm -rf "$MNT/old"
