@@ -8,8 +8,11 @@
 # Redis hashes and changes it atomically, mounted as redisfs is), on
 # passthrough_ll -o writeback ("pt_wb"), on the FUSE floor mounted as a
 # writeback redisfs mount is (fuse_floor.cpp --writeback --xattrs:
-# "floor_wb", the bound of -o writeback, which sends no round trip a
-# change) and on each redisfs binary given, each mounted afresh in turn on one private
+# "floor_wb", with no server), the same making the writes a writeback
+# mount must wait for (--redis --store: "floor_wb+store", the bound of
+# -o writeback: a new file's create, bytes and attributes at its close in
+# one round trip, unlinks sent behind) and on each redisfs binary given,
+# each mounted afresh in turn on one private
 # redis-server, ROUNDS rounds alternating. Prints every time, then each target's median and its
 # percentage of passthrough_ll's speed, and the CPU time the daemon and
 # redis-server spent (summed over the rounds).
@@ -92,6 +95,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   _round floor+store "$floor_bin" --redis "$SOCK" --xattrs --store "$MNT"
   _round pt_wb "$pt_bin" -f -o "source=$BENCH_TMP/pt,writeback" "$MNT"
   _round floor_wb "$floor_bin" --xattrs --writeback "$MNT"
+  _round floor_wb+store "$floor_bin" --xattrs --writeback --redis "$SOCK" --store "$MNT"
   i=0
   for b in "${BINS[@]}"; do
     n=$((n + 1))

@@ -40,13 +40,23 @@
 // counter, recovery record or lease: what a workload costs on it is the
 // floor of any filesystem that keeps its metadata in Redis hashes and
 // changes it atomically (workload 8's and bench/floors.sh's floor+store).
-// It keeps the bytes in memory too and answers reads from there. It
-// deletes its keys when it is unmounted.
-// --writeback (without --redis) mounts as a writeback redisfs mount does
-// (-o writeback): the kernel's writeback cache, file pages kept across
-// opens, an hour of attribute and name caching. What a workload costs on
-// it ("floor wb") is what any filesystem answering every request from
-// memory costs there: the bound of a writeback mount.
+// It keeps a file's bytes in memory too while the file is open (see load)
+// and answers reads from there. It deletes its keys when it is unmounted.
+// --writeback mounts as a writeback redisfs mount does (-o writeback): the
+// kernel's writeback cache, file pages kept across opens, an hour of
+// attribute and name caching. Alone, what a workload costs on it ("floor
+// wb") is what any filesystem answering every request from memory costs
+// there. With --redis SOCKET --store ("floor wb+store") it makes the
+// writes --store makes where a writeback redisfs mount must wait for the
+// server and no more: a new file's create is answered at once and reaches
+// the server with its first close or fsync, with its bytes and
+// attributes, in one MULTI (one round trip: what close(2) returned for is
+// on the server, the promise a syncfs(2) leans on, which the kernel does
+// not pass to a FUSE daemon); a mkdir, mknod, symlink, link or rename
+// waits for its script; an unlink or rmdir is answered at once and sent
+// behind by a thread of its own, in batches, and whatever the mount sends
+// next waits until those landed. The bound of a writeback mount that
+// keeps its data on a Redis server.
 //
 // Enough for the workloads that run on it: lookup, getattr, setattr, create,
 // mknod, mkdir, symlink, readlink, link, rename, unlink, rmdir, open, flush,
@@ -55,11 +65,12 @@
 // with --data leaves its bytes on the server).
 //
 //   fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] MOUNTPOINT
-//   fuse_floor --writeback [--xattrs] MOUNTPOINT
+//   fuse_floor --writeback [--redis SOCKET --store] [--xattrs] MOUNTPOINT
 //                                (stays in the foreground until unmounted)
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -67,6 +78,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -74,9 +86,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +104,7 @@ struct Node {
   bool dirty = false;                         // files: changed since opened or synced
   std::string data;                           // files, with --store: their bytes
   std::set<size_t> dirty_blocks;              // files, with --store: blocks to send at the sync
+  bool dropped = false;                       // files, with --store: bytes only on the server
 };
 
 std::mutex g_mutex;
@@ -268,6 +283,22 @@ struct Stored {
   std::vector<std::string> args;
 };
 
+// --writeback with --store: the creates of files not yet on the server,
+// sent with their first close or fsync (under g_mutex)
+std::unordered_map<fuse_ino_t, Stored> g_unsent;
+
+// The create of `ino` if it is not on the server yet, no longer kept
+// (under g_mutex).
+std::optional<Stored> take_unsent(fuse_ino_t ino) {
+  auto it = g_unsent.find(ino);
+  if (it == g_unsent.end()) {
+    return std::nullopt;
+  }
+  Stored s = std::move(it->second);
+  g_unsent.erase(it);
+  return s;
+}
+
 // The key of `kind` (I: inode, D: entries) of inode `ino`.
 std::string store_key(char kind, fuse_ino_t ino) { return g_store_prefix + kind + ':' + std::to_string(ino); }
 
@@ -277,9 +308,8 @@ constexpr size_t k_store_block = 64 * 1024;
 // The key of block `i` of file `ino`.
 std::string block_key(fuse_ino_t ino, size_t i) { return store_key('B', ino) + ':' + std::to_string(i); }
 
-// Runs `s` on the server, on the calling thread's connection (the round
-// trip of its change).
-void store(const Stored& s) {
+// Appends `s` to the output of connection `c` (sent with its reply's read).
+void append(redisContext* c, const Stored& s) {
   std::vector<const char*> argv{"EVALSHA", g_store_sha[s.change].c_str()};
   std::string nkeys = std::to_string(s.keys.size());
   argv.push_back(nkeys.c_str());
@@ -294,14 +324,82 @@ void store(const Stored& s) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  expect_reply(redisCommandArgv(connection(), static_cast<int>(argv.size()), argv.data(), lens.data()),
-               REDIS_REPLY_INTEGER, "a change's EVALSHA");
+  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+// The next reply on connection `c`, which must be of type `want`.
+void expect_next(redisContext* c, int want, const char* what) {
+  void* reply = nullptr;
+  if (redisGetReply(c, &reply) != REDIS_OK) {
+    reply = nullptr;
+  }
+  expect_reply(reply, want, what);
+}
+
+// --writeback with --store: the removals answered at once, sent behind by
+// a thread of their own (send_behind), each batch in one pipeline; what
+// the mount sends next waits until they landed (wait_behind).
+std::mutex g_behind_mutex;
+std::condition_variable g_behind_cv;
+std::vector<Stored> g_behind;  // queued, not yet on their way
+bool g_behind_busy = false;    // a batch on its way
+bool g_behind_stop = false;    // the mount is gone: send what is left, end
+
+void send_behind() {
+  std::unique_lock lock(g_behind_mutex);
+  for (;;) {
+    g_behind_cv.wait(lock, [] { return !g_behind.empty() || g_behind_stop; });
+    if (g_behind.empty()) {
+      return;
+    }
+    std::vector<Stored> batch;
+    batch.swap(g_behind);
+    g_behind_busy = true;
+    lock.unlock();
+    redisContext* c = connection();
+    for (const auto& s : batch) {
+      append(c, s);
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      expect_next(c, REDIS_REPLY_INTEGER, "a removal's EVALSHA");
+    }
+    lock.lock();
+    g_behind_busy = false;
+    g_behind_cv.notify_all();
+  }
+}
+
+// Queues removal `s` for send_behind.
+void queue_behind(Stored s) {
+  std::lock_guard lock(g_behind_mutex);
+  g_behind.push_back(std::move(s));
+  g_behind_cv.notify_all();
+}
+
+// Returns once no removal is queued or on its way (at once but on a
+// writeback mount with --store).
+void wait_behind() {
+  if (!g_writeback) {
+    return;
+  }
+  std::unique_lock lock(g_behind_mutex);
+  g_behind_cv.wait(lock, [] { return g_behind.empty() && !g_behind_busy; });
+}
+
+// Runs `s` on the server, on the calling thread's connection (the round
+// trip of its change).
+void store(const Stored& s) {
+  wait_behind();
+  append(connection(), s);
+  expect_next(connection(), REDIS_REPLY_INTEGER, "a change's EVALSHA");
 }
 
 // The forced close or fsync with --store: the blocks written since the
 // last (`blocks`: index and bytes; a block past the end goes) and the
-// attributes, in one MULTI (one round trip).
-void store_file(fuse_ino_t ino, const std::vector<std::pair<size_t, std::string>>& blocks, const struct stat& st) {
+// attributes, in one MULTI (one round trip); with the file's create first
+// when it is not on the server yet (`create`, a writeback mount's).
+void store_file(fuse_ino_t ino, const std::vector<std::pair<size_t, std::string>>& blocks, const struct stat& st,
+                const Stored* create) {
   auto ns = [](const timespec& t) {
     return std::to_string(t.tv_sec) + std::to_string(1000000000 + t.tv_nsec).substr(1);
   };
@@ -312,8 +410,12 @@ void store_file(fuse_ino_t ino, const std::vector<std::pair<size_t, std::string>
   std::string atime = ns(st.st_atim), mtime = ns(st.st_mtim), ctime = ns(st.st_ctim);
   const char* hset[] = {"HSET", ikey.c_str(), "size",  size.c_str(),  "mode",  mode,          "uid",   uid.c_str(),
                         "gid",  gid.c_str(),  "atime", atime.c_str(), "mtime", mtime.c_str(), "ctime", ctime.c_str()};
+  wait_behind();
   redisContext* c = connection();
   redisAppendCommand(c, "MULTI");
+  if (create != nullptr) {
+    append(c, *create);
+  }
   for (const auto& [i, bytes] : blocks) {
     std::string key = block_key(ino, i);
     if (i * k_store_block < static_cast<size_t>(st.st_size)) {
@@ -326,13 +428,11 @@ void store_file(fuse_ino_t ino, const std::vector<std::pair<size_t, std::string>
   }
   redisAppendCommandArgv(c, static_cast<int>(std::size(hset)), hset, nullptr);
   redisAppendCommand(c, "EXEC");
-  for (size_t i = 0; i < blocks.size() + 3; ++i) {
-    void* reply = nullptr;
-    if (redisGetReply(c, &reply) != REDIS_OK) {
-      reply = nullptr;
-    }
-    expect_reply(reply, i == blocks.size() + 2 ? REDIS_REPLY_ARRAY : REDIS_REPLY_STATUS, "a close's MULTI");
+  size_t queued = blocks.size() + (create != nullptr ? 1 : 0) + 2;  // MULTI's OK, then QUEUED each
+  for (size_t i = 0; i < queued; ++i) {
+    expect_next(c, REDIS_REPLY_STATUS, "a close's MULTI");
   }
+  expect_next(c, REDIS_REPLY_ARRAY, "a close's EXEC");
 }
 
 // Loads the changes' scripts; false if the server cannot be reached.
@@ -377,6 +477,41 @@ bool drop_stored() {
   } while (ok && cursor != "0");
   redisFree(c);
   return ok;
+}
+
+// --store: a file's bytes are kept from its create to its last release
+// only (as redisfs gathers a file's writes until its close), so that the
+// memory is used again by the next file: a floor keeping every byte ever
+// written would fault in fresh pages all the way (125 MB of tar x: 30,000
+// faults, 0.3 s on a machine where a fault costs 10 us), which no
+// filesystem that stores its data on the server has to. A file used again
+// after that (none of the workloads does) has its bytes fetched back
+// first, in one pipeline (under g_mutex).
+void load(Node& n) {
+  if (!n.dropped) {
+    return;
+  }
+  n.dropped = false;
+  size_t size = static_cast<size_t>(n.st.st_size);
+  size_t count = (size + k_store_block - 1) / k_store_block;
+  redisContext* c = connection();
+  for (size_t i = 0; i < count; ++i) {
+    redisAppendCommand(c, "GET %s", block_key(n.st.st_ino, i).c_str());
+  }
+  n.data.assign(size, '\0');
+  for (size_t i = 0; i < count; ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(c, &reply) != REDIS_OK || reply == nullptr) {
+      std::fprintf(stderr, "fuse_floor: GET failed on %s\n", g_socket);
+      std::exit(1);
+    }
+    auto* r = static_cast<redisReply*>(reply);
+    if (r->type == REDIS_REPLY_STRING) {  // (none: a hole)
+      std::memcpy(n.data.data() + i * k_store_block, r->str,
+                  std::min(r->len, size - std::min(size, i * k_store_block)));
+    }
+    freeReplyObject(r);
+  }
 }
 
 void fill_entry(fuse_entry_param& e, const Node& n) {
@@ -452,6 +587,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     n.st.st_gid = attr->st_gid;
   }
   if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+    if (g_store) {
+      load(n);
+    }
     n.st.st_size = attr->st_size;
     n.st.st_mtim = now;
     if (g_store) {
@@ -503,6 +641,7 @@ void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse
           const char* target = nullptr) {
   round_trip();
   Stored s;
+  bool deferred = false;
   fuse_entry_param e{};
   {
     std::lock_guard lock(g_mutex);
@@ -539,9 +678,13 @@ void make(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse
                 std::to_string(parent),
                 std::to_string(p.st.st_nlink),
                 n.target};
+      if (g_writeback && fi != nullptr) {  // sent with its first close or fsync
+        g_unsent[n.st.st_ino] = std::move(s);
+        deferred = true;
+      }
     }
   }
-  if (g_store) {
+  if (g_store && !deferred) {
     store(s);
   }
   if (fi != nullptr) {
@@ -581,6 +724,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
   round_trip();
   Stored s{k_link, {}, {}};
+  std::optional<Stored> unsent;
   fuse_entry_param e{};
   {
     std::lock_guard lock(g_mutex);
@@ -596,7 +740,11 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name
     if (g_store) {
       s.keys = {store_key('D', parent), store_key('I', ino), store_key('I', parent)};
       s.args = {name, std::to_string(ino), std::to_string(n.st.st_nlink)};
+      unsent = take_unsent(ino);
     }
+  }
+  if (unsent) {  // its create first
+    store(*unsent);
   }
   if (g_store) {
     store(s);
@@ -615,8 +763,11 @@ std::map<std::string, fuse_ino_t>::iterator find_entry(fuse_req_t req, Node& dir
 }
 
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
-  round_trip();
+  if (!g_writeback) {
+    round_trip();
+  }
   Stored s{k_remove, {}, {}};
+  bool on_server = true;
   {
     std::lock_guard lock(g_mutex);
     auto& p = g_nodes[parent];
@@ -641,13 +792,16 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
       if (dir) {
         s.keys.push_back(store_key('D', ino));
       }
-      for (size_t i = 0; !dir && n.st.st_nlink == 0 && i * k_store_block < n.data.size(); ++i) {
+      for (size_t i = 0; !dir && n.st.st_nlink == 0 && i * k_store_block < static_cast<size_t>(n.st.st_size); ++i) {
         s.keys.push_back(block_key(ino, i));
       }
       s.args = {name, std::to_string(n.st.st_nlink), std::to_string(p.st.st_nlink)};
+      on_server = !take_unsent(ino);  // never sent: nothing to remove
     }
   }
-  if (g_store) {
+  if (g_store && g_writeback && on_server) {
+    queue_behind(std::move(s));
+  } else if (g_store && on_server) {
     store(s);
   }
   fuse_reply_err(req, 0);
@@ -665,6 +819,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   }
   round_trip();
   Stored s{k_rename, {}, {}};
+  std::optional<Stored> unsent;
   {
     std::lock_guard lock(g_mutex);
     auto& from = g_nodes[parent];
@@ -686,7 +841,11 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     if (g_store) {
       s.keys = {store_key('D', parent), store_key('D', newparent), store_key('I', parent), store_key('I', newparent)};
       s.args = {name, newname, std::to_string(moved)};
+      unsent = take_unsent(moved);
     }
+  }
+  if (unsent) {  // its create first
+    store(*unsent);
   }
   if (g_store) {
     store(s);
@@ -696,22 +855,29 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::lock_guard lock(g_mutex);
-  g_nodes[ino].opens++;
+  Node& n = g_nodes[ino];
+  n.opens++;
+  if (g_store) {
+    load(n);
+  }
   fi->keep_cache = g_writeback ? 1 : 0;
   fuse_reply_open(req, fi);
 }
 
 // The close (flush) or fsync of a file changed since it was opened or last
-// synced waits for one round trip (bound.py: its data and attributes on the
-// server before close returns).
+// synced, or not yet on the server, waits for one round trip (bound.py:
+// its data and attributes on the server before close returns).
 void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
   bool dirty = false;
   std::vector<std::pair<size_t, std::string>> blocks;
   struct stat st {};
+  std::optional<Stored> unsent;
   {
     std::lock_guard lock(g_mutex);
     Node& n = g_nodes[ino];
-    dirty = n.dirty;
+    unsent = take_unsent(ino);
+    // (on a writeback mount a removed file's bytes have nowhere to go)
+    dirty = (n.dirty || unsent) && !(g_writeback && S_ISREG(n.st.st_mode) && n.st.st_nlink == 0);
     n.dirty = false;
     if (dirty && g_store) {
       for (size_t i : n.dirty_blocks) {
@@ -723,7 +889,7 @@ void sync_if_dirty(fuse_req_t req, fuse_ino_t ino) {
     }
   }
   if (dirty && g_store) {
-    store_file(ino, blocks, st);
+    store_file(ino, blocks, st, unsent ? &*unsent : nullptr);
   } else if (dirty) {
     round_trip();
   }
@@ -737,13 +903,23 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   std::lock_guard lock(g_mutex);
   Node& n = g_nodes[ino];
   n.opens = n.opens > 0 ? n.opens - 1 : 0;
+  bool synced = !n.dirty && n.dirty_blocks.empty();
+  if (g_store && S_ISREG(n.st.st_mode) && n.opens == 0 && (synced || n.st.st_nlink == 0)) {
+    std::string().swap(n.data);  // (see load)
+    n.dirty_blocks.clear();
+    n.dropped = n.st.st_nlink > 0;
+  }
   fuse_reply_err(req, 0);
 }
 
 // (with --store from the bytes kept in memory, else nothing)
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   std::lock_guard lock(g_mutex);
-  const std::string& data = g_nodes[ino].data;
+  Node& n = g_nodes[ino];
+  if (g_store) {
+    load(n);
+  }
+  const std::string& data = n.data;
   auto at = std::min(static_cast<size_t>(off), data.size());
   fuse_reply_buf(req, data.data() + at, std::min(size, data.size() - at));
 }
@@ -754,6 +930,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   }
   std::lock_guard lock(g_mutex);
   Node& n = g_nodes[ino];
+  if (g_store) {
+    load(n);
+  }
   n.st.st_size = std::max<off_t>(n.st.st_size, off + static_cast<off_t>(size));
   n.dirty = true;
   if (g_store) {
@@ -828,7 +1007,7 @@ void op_init(void*, fuse_conn_info* conn) {
 int usage() {
   std::fprintf(stderr,
                "usage: fuse_floor [--redis SOCKET [--data | --store]] [--xattrs] [--no-default-permissions] "
-               "MOUNTPOINT\n       fuse_floor --writeback [--xattrs] MOUNTPOINT\n");
+               "MOUNTPOINT\n       fuse_floor --writeback [--redis SOCKET --store] [--xattrs] MOUNTPOINT\n");
   return 2;
 }
 
@@ -860,13 +1039,20 @@ int main(int argc, char** argv) {
     }
   }
   if (mountpoint == nullptr || ((g_data || g_store) && g_socket == nullptr) || (g_data && g_store) ||
-      (g_writeback && g_socket != nullptr)) {
+      (g_writeback && g_socket != nullptr && !g_store)) {
     return usage();
   }
   if (g_socket != nullptr && (!load_script() || (g_store && !load_store_scripts()))) {
     std::fprintf(stderr, "fuse_floor: cannot load a script into the server at %s\n", g_socket);
     return 1;
   }
+  // Freed memory is kept for the next request, as redisfs keeps it
+  // (core/util/heap.hpp): with glibc's defaults a buffer past 128 KiB (a
+  // close's MULTI of several blocks) goes back to the kernel when freed and
+  // is faulted in again page by page the next time, which on a virtual
+  // machine costs more than the round trip (bench/RESULTS.md, session 39).
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
   g_store_prefix = "fuse_floor:" + std::to_string(getpid()) + ":";
   Node& root = g_nodes[FUSE_ROOT_ID];
   root.st.st_ino = FUSE_ROOT_ID;
@@ -919,7 +1105,19 @@ int main(int argc, char** argv) {
   fuse_loop_config* loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(loop, 0);
   fuse_loop_cfg_set_idle_threads(loop, 10);
+  std::thread behind;
+  if (g_writeback && g_store) {
+    behind = std::thread(send_behind);
+  }
   int rc = fuse_session_loop_mt(se, loop);
+  if (behind.joinable()) {  // what is queued lands before the keys go
+    {
+      std::lock_guard lock(g_behind_mutex);
+      g_behind_stop = true;
+      g_behind_cv.notify_all();
+    }
+    behind.join();
+  }
   fuse_loop_cfg_destroy(loop);
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);

@@ -75,8 +75,16 @@ atomic step (a create: the entry, the inode's fields, the parent's times;
 an unlink: the entry and the inode gone, the parent's times; a close: the
 bytes and the attributes), and nothing else: the floor of any filesystem
 that keeps its metadata in Redis hashes and changes it atomically. It
-keeps the bytes (a sync sends the 64 KiB blocks written since the last),
-so sqlite runs on it too.
+keeps a file's bytes while the file is open (a sync sends the 64 KiB
+blocks written since the last), so sqlite runs on it too. Column "floor
+wb" is the floor mounted as a writeback redisfs mount is (the kernel's
+writeback cache, an hour of caching) with no server; "floor wb+store" the
+same making floor+store's writes where a writeback mount waits for the
+server: a new file's create goes with its first close or fsync, with its
+bytes and attributes, in one round trip (what close returned for is on
+the server: a syncfs is not passed to a FUSE daemon), a mkdir, symlink,
+link or rename at once, unlinks and rmdirs are sent behind. Both run tar
+x, rm -rf and creates; floor wb also dd.
 
 For redisfs, the daemon's own counters (SIGUSR1, fs/op_stats.hpp) before
 and after tar x and rm -rf give its FUSE requests and Redis round trips per
@@ -107,12 +115,13 @@ cat_times = 1 if b.QUICK else 5
 COLUMNS = [("redisfs", "redisfs"), ("writeback", "redisfs wb"), ("passthrough", "passthrough_ll"),
            ("pt_wb", "pt wb"), ("tmpfs", "tmpfs"), ("raw", "raw redis"), ("bound", "rt bound"),
            ("floor_rt", "floor+rt"), ("floor_rt_pt", "floor+rt pt"), ("floor_store", "floor+store"),
-           ("floor_wb", "floor wb")]
+           ("floor_wb", "floor wb"), ("floor_wb_store", "floor wb+store")]
 RATIOS = [("redisfs", "passthrough", "vs passthrough"), ("writeback", "passthrough", "wb vs passthrough"),
           ("writeback", "pt_wb", "wb vs pt wb"), ("redisfs", "tmpfs", "vs tmpfs"),
           ("bound", "passthrough", "bound vs pt"), ("floor_rt", "passthrough", "floor+rt vs pt"),
           ("floor_rt_pt", "passthrough", "floor+rt pt vs pt"), ("floor_store", "passthrough", "floor+store vs pt"),
-          ("floor_wb", "passthrough", "floor wb vs pt")]
+          ("floor_wb", "passthrough", "floor wb vs pt"),
+          ("floor_wb_store", "passthrough", "floor wb+store vs pt")]
 # the FUSE floor with the forced round trips (fuse_floor.cpp --redis), mounted
 # as redisfs is (default_permissions, extended attributes) and as
 # passthrough_ll is (neither); and mounted as redisfs is, making each change's
@@ -368,9 +377,13 @@ def _repetition(rep):
                 _sqlite(target, d)
     with b.floor_mount(floor_mnt, ("--redis", b.SOCK) + FLOORS[0][1] + ("--data",)):
         _dd(FLOORS[0][0], b.workdir(floor_mnt, "w"))
-    # the floor mounted as a writeback redisfs mount is: no round trip at all
+    # the floor mounted as a writeback redisfs mount is: no round trip at all,
+    # and making the writes such a mount waits for (its dd keeps the SET rate
+    # bound)
     with b.floor_mount(floor_mnt, ("--writeback", "--xattrs")):
         _first_half("floor_wb", b.workdir(floor_mnt, "w"), None)
+    with b.floor_mount(floor_mnt, ("--writeback", "--xattrs", "--redis", b.SOCK, "--store")):
+        _first_half("floor_wb_store", b.workdir(floor_mnt, "w"), None, dd=False)
     b.settle()
 
     d = b.workdir(b.TMPFS, f"w8-{rep}")
@@ -411,12 +424,17 @@ b.note("floor+rt: the FUSE floor (fuse_floor.cpp) making each round trip close-t
        "waits for a SET of its bytes, as redisfs's default mode makes it; floor+store: floor+rt whose round "
        "trips make each change's writes, atomically, and nothing else; floor wb: the FUSE floor mounted as a "
        "writeback redisfs mount is (the kernel's writeback cache, an hour of caching, default_permissions, "
-       "extended attributes) with no round trip at all: the bound of -o writeback (bench/README.md, Bounds)")
+       "extended attributes) with no round trip at all; floor wb+store: floor wb making the writes of floor+store "
+       "where a writeback mount waits for the server (a new file's create, bytes and attributes at its first close "
+       "or fsync in one round trip, mkdir, symlink, link and rename at once, unlinks and rmdirs sent behind): the "
+       "bound of -o writeback (bench/README.md, Bounds)")
 C2O = ("bound", "under close-to-open")
 STORE = (("floor_store", "measured on floor+store (each change's writes, nothing else)"),)
 MEASURED = (("floor_rt_pt", "measured on floor+rt pt"),
             ("floor_rt", "measured on floor+rt (mounted as redisfs)")) + STORE
-WB = (("floor_wb", "measured on floor wb (mounted as redisfs -o writeback, no round trip)"),)
+WB = (("floor_wb", "measured on floor wb (mounted as redisfs -o writeback, no round trip)"),
+      ("floor_wb_store", "measured on floor wb+store (a new file's create and data in one round trip at its "
+                         "close, nothing else)"))
 SERIAL = (("floor_rt", "measured on floor+rt, each write waiting for its bytes' SET (the default mode's "
                        "durability)"),)
 # A writeback mount's dd still sends every byte before its fsync returns:
@@ -429,7 +447,7 @@ def _bounds(target, row):
     """The bounds a goal's line names, (target, label) each."""
     if target == "writeback":
         if row == ROW_DD:
-            return WB + SET_RATE
+            return WB[:1] + SET_RATE
         return WB if row in (ROW_TAR, ROW_RM, ROW_CREATE) else ()
     if row == ROW_DD:
         return SERIAL + (C2O,)

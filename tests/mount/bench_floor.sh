@@ -148,7 +148,75 @@ floor_mount --writeback --xattrs
 trips 0 "a tree made and removed on floor wb" bash -c "mkdir -p '$FM/t/d' && echo x >'$FM/t/d/f' && ln -s f '$FM/t/d/l' &&
   sync -f '$FM/t' && [[ \$(stat -c %s '$FM/t/d/f') == 2 ]] && rm -rf '$FM/t' && [[ ! -e '$FM/t' ]]"
 unmount_at "$FM"
-# (--data and --store need a server, and are one or the other; --writeback has none)
+# --writeback --redis --store (floor wb+store): the writes of --store, and
+# a round trip only where a writeback redisfs mount waits for the server.
+# A new file's create goes with its first close, in the MULTI of its bytes
+# (an EVALSHA and an EXEC, one round trip); removals are answered at once
+# and land before whatever the mount sends next.
+# calls N_EVALSHA N_EXEC WHAT CMD...: CMD makes exactly those calls
+calls() {
+  local want_e=$1 want_x=$2 what=$3 e0 x0 e1 x1
+  shift 3
+  e0=$(command_calls evalsha) x0=$(command_calls exec)
+  "$@"
+  e1=$(command_calls evalsha) x1=$(command_calls exec)
+  (( e1 - e0 == want_e && x1 - x0 == want_x )) ||
+    fail "wb+store, $what: $((e1 - e0)) EVALSHAs and $((x1 - x0)) EXECs, not $want_e and $want_x"
+}
+entry() { rcli hget "fuse_floor:${MOUNT_PIDS[$FM]}:D:$(stat -c %i "$FM/${1%/*}")" "${1##*/}"; }
+# hold PATH: a child creates PATH, writes a byte and holds it open (the
+# byte in the kernel's writeback cache: no request yet) until release_held
+# closes it (any close of a descriptor is a FLUSH, so the shell's own
+# would not do)
+hold() {
+  local line
+  coproc HELD { python3 -u -c "import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY)
+os.write(fd, b'x')
+print('held')
+sys.stdin.readline()
+os.close(fd)" "$1"; }
+  read -r line <&"${HELD[0]}"
+  [[ $line == held ]] || fail "hold $1: $line"
+}
+release_held() {
+  local pid=$HELD_PID
+  echo >&"${HELD[1]}"
+  wait "$pid"
+}
+floor_mount --writeback --xattrs --redis "$SOCK" --store
+calls 1 0 mkdir mkdir "$FM/d"
+calls 0 0 "create, write 1 byte" hold "$FM/d/f"
+[[ -z $(entry d/f) ]] || fail "wb+store: a new file on the server before its close"
+calls 1 1 "close of a new file" release_held
+[[ $(entry d/f) == "$(stat -c %i "$FM/d/f")" ]] || fail "wb+store: no entry d/f after its close"
+[[ $(rcli hget "$(stored I d/f)" size) == 1 && $(rcli get "$(stored B d/f):0") == x ]] ||
+  fail "wb+store: d/f after its close: $(rcli hgetall "$(stored I d/f)" | tr '\n' ' ')"
+calls 0 1 "write, fsync, close" py "fd = os.open(sys.argv[1] + '/d/f', os.O_WRONLY); os.write(fd, b'yz'); os.fsync(fd); os.close(fd)"
+[[ $(rcli get "$(stored B d/f):0") == yz ]] || fail "wb+store: d/f after its fsync: $(rcli get "$(stored B d/f):0")"
+[[ $(cat "$FM/d/f") == yz ]] || fail "wb+store: d/f reads back as $(cat "$FM/d/f")"
+calls 1 0 symlink ln -s f "$FM/d/s"
+f_keys=("$(stored I d/f)" "$(stored B d/f):0")
+calls 3 0 "unlink, unlink, then a mkdir" bash -c "rm '$FM/d/f' '$FM/d/s' && mkdir '$FM/e'"
+[[ -z $(entry d/f) && -z $(entry d/s) && $(rcli exists "${f_keys[@]}") == 0 ]] ||
+  fail "wb+store: the unlinks had not landed when the next change was sent"
+calls 0 0 "a new file written" hold "$FM/e/g"
+calls 0 0 "its unlink while open" rm "$FM/e/g"
+calls 0 0 "its close" release_held
+calls 0 0 "a new file written" hold "$FM/e/h"
+calls 2 0 "its rename while open (its create, then the rename)" mv "$FM/e/h" "$FM/e/i"
+calls 0 1 "its close" release_held
+[[ $(entry e/i) == "$(stat -c %i "$FM/e/i")" && -z $(entry e/h) ]] || fail "wb+store: e/i after its rename"
+[[ $(rcli get "$(stored B e/i):0") == x ]] || fail "wb+store: e/i's bytes: $(rcli get "$(stored B e/i):0")"
+calls 4 0 "rm -r of the rest, then a mkdir" bash -c "rm -r '$FM/d' '$FM/e' && mkdir '$FM/x'"
+want="fuse_floor:${MOUNT_PIDS[$FM]}:D:1 fuse_floor:${MOUNT_PIDS[$FM]}:I:1 fuse_floor:${MOUNT_PIDS[$FM]}:I:$(stat -c %i "$FM/x") "
+[[ $(rcli --scan --pattern 'fuse_floor:*' | sort | tr '\n' ' ') == "$want" ]] ||
+  fail "wb+store: keys left after rm -r: $(rcli --scan --pattern 'fuse_floor:*' | tr '\n' ' ')"
+unmount_at "$FM"
+[[ -z $(rcli --scan --pattern 'fuse_floor:*') ]] || fail "wb+store: keys left after unmount"
+
+# (--data and --store need a server, and are one or the other; --writeback
+# takes one only with --store)
 for options in "--data" "--store" "--redis $SOCK --data --store" "--redis $SOCK --writeback"; do
   rc=0
   "$FUSE_FLOOR_BIN" $options "$FM" 2>"$T/err" || rc=$?
