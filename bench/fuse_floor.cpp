@@ -40,6 +40,8 @@
 // counter, recovery record or lease: what a workload costs on it is the
 // floor of any filesystem that keeps its metadata in Redis hashes and
 // changes it atomically (workload 8's and bench/floors.sh's floor+store).
+// A listing's start also reads the directory's names (one HSCAN: a
+// listing on a mount of many hosts cannot come from memory).
 // It keeps a file's bytes in memory too while the file is open (see load)
 // and answers reads from there. It deletes its keys when it is unmounted.
 // --writeback mounts as a writeback redisfs mount does (-o writeback): the
@@ -964,7 +966,31 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &sv);
 }
 
+// --store (but for --writeback): a listing's start reads the directory's
+// names on the server, one HSCAN a page of 1,000 (one for any directory of
+// workload 8), as redisfs promises on a default mount (README: a listing
+// reads the names every time; a mount of many hosts cannot list from
+// memory). The floor, the only writer, lists the names it holds: what
+// the server sent is the same.
+void read_names(fuse_ino_t ino) {
+  std::string key = store_key('D', ino);
+  std::string cursor = "0";
+  do {
+    auto* r =
+        static_cast<redisReply*>(redisCommand(connection(), "HSCAN %s %s COUNT 1000", key.c_str(), cursor.c_str()));
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      std::fprintf(stderr, "fuse_floor: HSCAN failed on %s\n", g_socket);
+      std::exit(1);
+    }
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    freeReplyObject(r);
+  } while (cursor != "0");
+}
+
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  if (g_store && !g_writeback && off == 0) {
+    read_names(ino);
+  }
   std::lock_guard lock(g_mutex);
   const Node& dir = g_nodes[ino];
   std::vector<char> buf(size);

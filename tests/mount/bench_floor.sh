@@ -87,6 +87,11 @@ for options in "--xattrs" "--no-default-permissions" "--xattrs --store"; do
   [[ $(stat -c %h "$FM/a") == 2 ]] || fail "link count after ln: $(stat -c %h "$FM/a")"
   trips 1 rename mv "$FM/b" "$FM/d/b"
   trips 0 "stat, readdir" ls -laR "$FM" >/dev/null
+  # --store reads a listing's names on the server: one HSCAN a directory listed
+  h0=$(command_calls hscan)
+  ls -a "$FM" "$FM/d" >/dev/null
+  (( $(command_calls hscan) - h0 == $([[ $options == *--store* ]] && echo 2 || echo 0) )) ||
+    fail "$options: $(( $(command_calls hscan) - h0 )) HSCANs for two listings"
   trips 4 "unlink, unlink, unlink, rmdir" rm -r "$FM/d"
   if [[ $options == *--store* ]]; then
     [[ $(rcli hget "$(stored I a)" nlink) == 1 ]] || fail "--store: nlink of a after its link went"
@@ -209,6 +214,9 @@ calls 0 1 "its close" release_held
 [[ $(entry e/i) == "$(stat -c %i "$FM/e/i")" && -z $(entry e/h) ]] || fail "wb+store: e/i after its rename"
 [[ $(rcli get "$(stored B e/i):0") == x ]] || fail "wb+store: e/i's bytes: $(rcli get "$(stored B e/i):0")"
 calls 4 0 "rm -r of the rest, then a mkdir" bash -c "rm -r '$FM/d' '$FM/e' && mkdir '$FM/x'"
+h0=$(command_calls hscan)
+ls -a "$FM" >/dev/null
+(( $(command_calls hscan) == h0 )) || fail "wb+store: a listing read the server"
 want="fuse_floor:${MOUNT_PIDS[$FM]}:D:1 fuse_floor:${MOUNT_PIDS[$FM]}:I:1 fuse_floor:${MOUNT_PIDS[$FM]}:I:$(stat -c %i "$FM/x") "
 [[ $(rcli --scan --pattern 'fuse_floor:*' | sort | tr '\n' ' ') == "$want" ]] ||
   fail "wb+store: keys left after rm -r: $(rcli --scan --pattern 'fuse_floor:*' | tr '\n' ' ')"
