@@ -255,6 +255,17 @@ bool _idempotent(std::span<const std::string_view> argv) {
   return false;
 }
 
+// Whether every command of a transaction is _idempotent.
+bool _all_idempotent(std::span<const Args> commands) {
+  for (const Args& cmd : commands) {
+    std::vector<std::string_view> argv(cmd.begin(), cmd.end());
+    if (!_idempotent(argv)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // A command in RESP, as redisFormatCommandArgv writes it, in one allocation
 // and without its sprintf per argument (every request formats one). With
 // `tail`, argument `borrowed`'s bytes are left out: `out` ends before them
@@ -1525,8 +1536,21 @@ Result<Reply> Connection::transaction(std::span<const Args> commands) {
     }
     // (Unreachable: the MULTI was not sent, and so nothing after it.)
     const bool aborted = replies.back().error().message.find("EXECABORT") != std::string::npos;
-    if (!(aborted || first.fault == Fault::Unreachable) || !_refused_not_run(first.fault)) {
+    const bool refused = (aborted || first.fault == Fault::Unreachable) && _refused_not_run(first.fault);
+    // A lost reply: the transaction ran once or not at all. Of commands
+    // each of which leaves the server as it found it when sent twice
+    // (SET, HSET, HDEL, DEL...: writes of given values, none read), the
+    // whole sent again ends as the whole sent once, whether or not the
+    // first one ran: sent again, as a lone command of that kind is.
+    const bool resendable = first.fault == Fault::Lost && _all_idempotent(commands);
+    if (!refused && !resendable) {
+      if (first.fault == Fault::Lost) {
+        first.message += " (during a transaction, which may have run: not sent again)";
+      }
       return first;
+    }
+    if (first.fault == Fault::Lost && m_cluster) {
+      m_slot_node.clear();  // a dead master: its replica may have the slot now
     }
     if (Clock::now() >= deadline) {
       first.message += " (gave up after " + std::to_string(attempt) + " tries)";

@@ -26,8 +26,9 @@
 // snapshot's keys (the copy-on-write trailer, cow_trailer); whatever it
 // waits for, a mount's script refuses with ESTALE once its filesystem was
 // replaced (the identity trailer, set_identity). The parts of a MULTI/EXEC are never sent again
-// on their own: a transaction fails whole, and its caller decides. Errors
-// that remain are returned with their Fault.
+// on their own: a transaction is sent again whole (a refusal; a lost reply
+// when each of its commands is of a kind sent again alone) or fails whole,
+// and its caller decides. Errors that remain are returned with their Fault.
 //
 // Errors: a server error reply becomes an Error with the errno it stands for
 // (a script's "ENOENT ..." -> ENOENT, "OOM ..." -> ENOSPC, "READONLY" ->
@@ -208,7 +209,11 @@ class Connection {
   // EXEC's reply (an array, a reply per command). A command the server
   // refused (BUSY, LOADING...: MULTI and EXEC themselves never are) makes
   // the EXEC abort with nothing run, and the transaction is sent again,
-  // whole, under the retry policy; any other failure is returned.
+  // whole, under the retry policy; so is one whose reply was lost when
+  // every command in it may be sent twice (HSET, HDEL, DEL, plain SET...:
+  // the whole twice ends as the whole once; its replies are the second
+  // run's, an HDEL's count 0). Any other failure is returned; a lost one
+  // says it may have run.
   Result<Reply> transaction(std::span<const Args> commands);
   // Reads and drops every pending reply (after a failure: the connection
   // is left ready for the next command). An entry whose connection was

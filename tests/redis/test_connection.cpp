@@ -6,14 +6,15 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fixture.hpp"
-#include "store/keys.hpp"
 #include "redis/outcome.hpp"
 #include "redis/redis.hpp"
+#include "store/keys.hpp"
 
 using namespace redisfs;
 using redisfs::test::ok;
@@ -377,6 +378,42 @@ TEST_CASE_FIXTURE(RedisFixture, "a killed connection: reads are sent again, a lo
   auto value = c.command({"GET", n});
   REQUIRE(value.ok());
   CHECK((value->view().is_nil() || value->view().str() == "1"));
+}
+
+// A transaction whose reply was lost ran once or not at all: one of
+// commands that may each be sent twice (HDEL, HSET...) is sent again,
+// whole, and ends as if sent once (fsck's repairs, rollback's and
+// restore's superblock marks); one with a command that may not (INCR,
+// HINCRBY) fails, saying so.
+TEST_CASE_FIXTURE(RedisFixture, "a killed connection: a transaction that may run twice is sent again, whole") {
+  Connection& c = conn();
+  const std::string h = keys.absolute("h");
+  const std::string n = keys.absolute("n");
+  REQUIRE(c.command({"HSET", h, "gone", "1", "kept", "2"}).ok());
+  _kill(_client_id(c));
+  const std::vector<Args> twice{{"HDEL", h, "gone"}, {"HSET", h, "new", "3"}, {"SET", n, "7"}};
+  auto r = c.transaction(twice);
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  REQUIRE(r->view().is_array());
+  CHECK(r->view().size() == 3);
+  auto all = ok(c.command({"HGETALL", h}));
+  std::map<std::string, std::string> fields;
+  for (std::size_t i = 0; i + 1 < all.view().size(); i += 2) {
+    fields[std::string(all.view()[i].str())] = std::string(all.view()[i + 1].str());
+  }
+  CHECK(fields == std::map<std::string, std::string>{{"kept", "2"}, {"new", "3"}});
+  CHECK(ok(c.command({"GET", n})).view().str() == "7");
+
+  _kill(_client_id(c));
+  const std::vector<Args> once{{"HSET", h, "other", "4"}, {"INCR", n}};
+  auto lost = c.transaction(once);
+  c_lost(lost);
+  CHECK(lost.error().code == EIO);
+  CHECK_MESSAGE(
+      lost.error().message.find("(during a transaction, which may have run: not sent again)") != std::string::npos,
+      lost.error().message);
+  auto value = ok(c.command({"GET", n}));
+  CHECK((value.view().str() == "7" || value.view().str() == "8"));
 }
 
 // A pooled connection the server closed while it lay idle (a restart, a
