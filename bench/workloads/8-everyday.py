@@ -76,9 +76,8 @@ an unlink: the entry and the inode gone, the parent's times; a close: the
 bytes and the attributes), and a listing's start reads the names (one
 HSCAN), and nothing else: the floor of any filesystem that keeps its
 metadata in Redis hashes, changes it atomically and lists what the server
-holds. It
-keeps a file's bytes while the file is open (a sync sends the 64 KiB
-blocks written since the last), so sqlite runs on it too. Column "floor
+holds. It keeps a file's bytes while the file is open (a sync sends the
+64 KiB blocks written since the last), so sqlite runs on it too. Column "floor
 wb" is the floor mounted as a writeback redisfs mount is (the kernel's
 writeback cache, an hour of caching) with no server; "floor wb+store" the
 same making floor+store's writes where a writeback mount waits for the
