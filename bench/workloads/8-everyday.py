@@ -436,8 +436,8 @@ STORE = (("floor_store", "measured on floor+store (each change's writes and each
 MEASURED = (("floor_rt_pt", "measured on floor+rt pt"),
             ("floor_rt", "measured on floor+rt (mounted as redisfs)")) + STORE
 WB = (("floor_wb", "measured on floor wb (mounted as redisfs -o writeback, no round trip)"),
-      ("floor_wb_store", "measured on floor wb+store (a new file's create and data in one round trip at its "
-                         "close, nothing else)"))
+      ("floor_wb_store", "measured on floor wb+store (the writes a writeback mount waits for: a new file's "
+                         "create and data in one round trip at its close, a mkdir's at once, nothing else)"))
 SERIAL = (("floor_rt", "measured on floor+rt, each write waiting for its bytes' SET (the default mode's "
                        "durability)"),)
 # A writeback mount's dd still sends every byte before its fsync returns:
