@@ -150,6 +150,15 @@ void expect_reply(void* reply, int want, const char* what) {
   freeReplyObject(r);
 }
 
+// The next reply on connection `c`, which must be of type `want`.
+void expect_next(redisContext* c, int want, const char* what) {
+  void* reply = nullptr;
+  if (redisGetReply(c, &reply) != REDIS_OK) {
+    reply = nullptr;
+  }
+  expect_reply(reply, want, what);
+}
+
 // One round trip to the server, on the calling thread's connection.
 // With --store each change makes its own (store).
 void round_trip() {
@@ -193,11 +202,7 @@ void store_data(fuse_ino_t ino, off_t off, const char* buf, size_t size) {
       at->iov_len -= done;
     }
   }
-  void* reply = nullptr;
-  if (redisGetReply(c, &reply) != REDIS_OK) {
-    reply = nullptr;
-  }
-  expect_reply(reply, REDIS_REPLY_STATUS, "SET");
+  expect_next(c, REDIS_REPLY_STATUS, "SET");
   std::lock_guard lock(g_mutex);
   g_data_keys.insert(std::move(key));
 }
@@ -327,15 +332,6 @@ void append(redisContext* c, const Stored& s) {
     lens.push_back(a.size());
   }
   redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
-}
-
-// The next reply on connection `c`, which must be of type `want`.
-void expect_next(redisContext* c, int want, const char* what) {
-  void* reply = nullptr;
-  if (redisGetReply(c, &reply) != REDIS_OK) {
-    reply = nullptr;
-  }
-  expect_reply(reply, want, what);
 }
 
 // --writeback with --store: the removals answered at once, sent behind by
@@ -765,9 +761,7 @@ std::map<std::string, fuse_ino_t>::iterator find_entry(fuse_req_t req, Node& dir
 }
 
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
-  if (!g_writeback) {
-    round_trip();
-  }
+  round_trip();  // (none on a writeback mount: it has --store, or no server)
   Stored s{k_remove, {}, {}};
   bool on_server = true;
   {
