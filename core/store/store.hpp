@@ -845,6 +845,9 @@ class Store {
   // Queues `u` (its keys and first arguments made), with what this mount
   // then shows of its parent; false when it must go now.
   bool removal_waits(WaitingUnlink u);
+  // The replies of a batch of removals sent in one pipeline, each as if it
+  // had run in its order (store_dirs.cpp).
+  std::vector<Result<Reply>> read_removals(Connection& c, const std::vector<WaitingUnlink>& batch);
   // What a removal's reply `r` says when it lands: the parent's attributes
   // after it (none: not known), an orphan it left, or its refusal (kept
   // for send_dir_changes).

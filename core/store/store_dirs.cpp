@@ -424,6 +424,38 @@ std::vector<Attr> Store::removal_landed(const WaitingUnlink& u, Result<Reply> r,
   return after;
 }
 
+// Every reply of a batch of removals (the connection goes back with
+// nothing pending), in order. One refused and sent again (BUSY, NOSCRIPT,
+// a freeze: redis.hpp, sent_again) ran after those behind it that were
+// not: an rmdir behind the unlinks of its directory's last names found it
+// not empty. So, as Store::write does (RunOrder), the removals the server
+// refused behind the first one sent again go again, alone and in order,
+// once those in front have run: a refusal wrote nothing, and the same
+// arguments ask for the same change.
+std::vector<Result<Reply>> Store::read_removals(Connection& c, const std::vector<WaitingUnlink>& batch) {
+  std::vector<Result<Reply>> replies;
+  replies.reserve(batch.size());
+  RunOrder order;
+  std::size_t first_again = SIZE_MAX;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    replies.push_back(c.read_reply());
+    order.saw(c);
+    if (c.sent_again() && first_again == SIZE_MAX) {
+      first_again = i;
+    }
+  }
+  if (!order.reordered()) {
+    return replies;
+  }
+  for (std::size_t i = first_again + 1; i < batch.size(); ++i) {
+    if (!replies[i].ok() && replies[i].error().fault == Fault::None) {
+      const WaitingUnlink& u = batch[i];
+      replies[i] = c.eval(u.dir ? lua::rmdir : lua::unlink, u.keys, u.args);
+    }
+  }
+  return replies;
+}
+
 void Store::send_waiting_unlinks() {
   std::vector<WaitingUnlink> batch;
   {
@@ -451,9 +483,17 @@ void Store::send_waiting_unlinks() {
       (*c)->append_eval(u.dir ? lua::rmdir : lua::unlink, keys, args);
     }
   }
-  for (const WaitingUnlink& u : batch) {
-    // (every reply read: the connection goes back with nothing pending)
-    std::vector<Attr> after = removal_landed(u, c ? (*c)->read_reply() : Result<Reply>(c.error()), orphans);
+  std::vector<Result<Reply>> replies;
+  if (c) {
+    replies = read_removals(**c, batch);
+  } else {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      replies.emplace_back(c.error());
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const WaitingUnlink& u = batch[i];
+    std::vector<Attr> after = removal_landed(u, std::move(replies[i]), orphans);
     if (after.empty()) {
       m_dir_names.forget(u.parent);
       fresh.erase(u.parent);

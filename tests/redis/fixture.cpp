@@ -137,13 +137,21 @@ Content content(Connection& c, const std::string& prefix) {
   return out;
 }
 
-long long command_calls(Connection& c, std::string_view command) {
-  auto r = c.command({"INFO", "commandstats"});
+// The number after `tag` in INFO `section` (0: no such line).
+static long long _info_count(Connection& c, const char* section, const std::string& tag) {
+  auto r = c.command({"INFO", section});
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
   const std::string info(r->view().str());
-  const std::string tag = "cmdstat_" + std::string(command) + ":calls=";
   auto at = info.find(tag);
   return at == std::string::npos ? 0 : std::atoll(info.c_str() + at + tag.size());
+}
+
+long long command_calls(Connection& c, std::string_view command) {
+  return _info_count(c, "commandstats", "cmdstat_" + std::string(command) + ":calls=");
+}
+
+long long error_replies(Connection& c, std::string_view word) {
+  return _info_count(c, "errorstats", "errorstat_" + std::string(word) + ":count=");
 }
 
 // Unlinks the keys matching `match`: how many.

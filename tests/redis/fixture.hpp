@@ -54,6 +54,9 @@ std::size_t delete_prefix(Connection& c, const std::string& prefix);
 // calls scripts make count too), from INFO commandstats: a case counts a
 // step's calls as the difference of two readings.
 long long command_calls(Connection& c, std::string_view command);
+// How many error replies starting with `word` (BUSY, EXECABORT, FROZEN...)
+// the server has sent, from INFO errorstats (its scripts' included).
+long long error_replies(Connection& c, std::string_view word);
 
 // A scratch directory for the case (under REDISFS_TEST_TMPDIR, else TMPDIR),
 // removed with everything in it when the object goes away.

@@ -846,18 +846,6 @@ TEST_CASE_FIXTURE(RedisFixture, "outcome records: cmsgpack read back is the repl
   CHECK(direct.error().code == ENOENT);
 }
 
-namespace {
-
-// The count of error replies `word` (BUSY, EXECABORT...) the server has sent.
-long long _error_count(Connection& c, const std::string& word) {
-  std::string info(test::ok(c.command({"INFO", "errorstats"})).view().str());
-  std::string tag = "errorstat_" + word + ":count=";
-  auto at = info.find(tag);
-  return at == std::string::npos ? 0 : std::stoll(info.substr(at + tag.size()));
-}
-
-}  // namespace
-
 // MULTI and EXEC run while another client's script keeps the server busy;
 // the commands between them are refused (BUSY), and the EXEC aborts with
 // nothing run. transaction() sends it all again once the script is over:
@@ -865,7 +853,7 @@ long long _error_count(Connection& c, const std::string& word) {
 TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole, and runs once") {
   ConfigGuard guard("busy-reply-threshold", "5000");
   test::ok(conn().command({"CONFIG", "SET", "busy-reply-threshold", "5"}));
-  const long long aborted = _error_count(conn(), "EXECABORT");
+  const long long aborted = test::error_replies(conn(), "EXECABORT");
   RedisUrl quick = test::test_url();
   quick.timeout = std::chrono::milliseconds(20);  // (gives up soon on BUSY)
   auto probe = Connection::open(quick, "redisfs:test-probe");
@@ -902,7 +890,7 @@ TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole
   CHECK(exec->view().size() == 2);
   CHECK(test::ok(conn().command({"GET", a})).view().str() == "1");
   CHECK(test::ok(conn().command({"GET", n})).view().str() == "1");  // once
-  CHECK(_error_count(conn(), "EXECABORT") > aborted);               // it was refused first
+  CHECK(test::error_replies(conn(), "EXECABORT") > aborted);        // it was refused first
 }
 
 // expire_made_key: a PEXPIRE that answered 0 (it ran before the command

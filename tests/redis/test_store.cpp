@@ -3281,6 +3281,52 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
   CHECK(field(d.ino, "gen") + ':' + field(d.ino, "ctime") + ':' + field(d.ino, "atime") == basis);
 }
 
+// The removals that wait go in one pipeline; one refused and sent again
+// (here NOSCRIPT: the server lost unlink.lua but not rmdir.lua) ran after
+// the rmdir behind it, which found its directory not empty. The rmdir goes
+// again once they have run: rm -rf of a tree succeeds. (A freeze holds
+// the first batch on its way while the rest queue behind it, one batch.)
+TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir behind unlinks sent again goes again after them") {
+  auto s = _open(pool, prefix, _writeback_options());
+  Connection& c = conn();
+  auto nobody = [](Ino) { return false; };
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  Attr x = _ok(s->mkdir(d.ino, "x", 0755, k_user));
+  Attr e = _ok(s->mkdir(d.ino, "e", 0755, k_user));
+  Attr f1 = _ok(s->mknod(e.ino, "f1", S_IFREG | 0644, 0, k_user));
+  Attr f2 = _ok(s->mknod(e.ino, "f2", S_IFREG | 0644, 0, k_user));
+  _ok(s->send_dir_changes());
+
+  _ok(c.command({"SET", keys.freeze(), "token", "PX", "60000"}));
+  struct Thaw {
+    Connection& c;
+    std::string key;
+    ~Thaw() { (void)c.command({"DEL", key}); }
+  } thaw{c, keys.freeze()};
+  const long long frozen = test::error_replies(c, "FROZEN");
+  CHECK(s->defer_rmdir(d.ino, "x") == x.ino);  // the first batch, refused FROZEN until the thaw
+  for (int i = 0; i < 5000 && test::error_replies(c, "FROZEN") == frozen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(test::error_replies(c, "FROZEN") > frozen);
+  CHECK(s->defer_unlink(e.ino, "f1", nobody) == f1.ino);  // the second batch: all three
+  CHECK(s->defer_unlink(e.ino, "f2", nobody) == f2.ino);
+  CHECK(s->defer_rmdir(d.ino, "e") == e.ino);
+  _ok(c.command({"SCRIPT", "FLUSH"}));
+  _ok(c.command({"SCRIPT", "LOAD", lua::script_source(lua::rmdir).text}));
+  const long long noscript = test::error_replies(c, "NOSCRIPT");
+  const long long notempty = test::error_replies(c, "ENOTEMPTY");
+  _ok(c.command({"DEL", keys.freeze()}));
+
+  Status synced = s->send_dir_changes();
+  CHECK_MESSAGE(synced.ok(), (synced.ok() ? "" : synced.error().message));
+  CHECK(test::error_replies(c, "NOSCRIPT") >= noscript + 2);   // both unlinks went again...
+  CHECK(test::error_replies(c, "ENOTEMPTY") == notempty + 1);  // ...after the rmdir: refused once
+  CHECK(_ok(c.command({"HLEN", keys.dir(d.ino)})).view().integer() == 0);
+  CHECK(_ok(c.command({"EXISTS", keys.dir(e.ino), keys.inode(f1.ino), keys.inode(f2.ino)})).view().integer() == 0);
+  CHECK(s->lookup(d.ino, "e").code() == ENOENT);
+}
+
 // A writeback mount lists a directory it made, whole in one page, from
 // what it knows (DirNames, the AttrCache): no round trip, the entries the
 // server holds; a gathered file's attributes, or those it does not hold,
