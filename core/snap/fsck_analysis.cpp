@@ -487,10 +487,15 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
     return;
   }
   const std::uint64_t bs = m_bs;
+  // (fsck_trim.lua cuts the block to `value` bytes, none: deletes it, if
+  // the file's size still leaves that room: Repairer::apply)
   Action a;
   a.key = std::string(key);
+  a.ino = n.ino;
+  a.field = std::to_string(index);
   if (index >= _div_ceil(n.size, bs)) {
-    a.op = Op::Del;
+    a.op = Op::Trim;
+    a.value = "0";
     a.deletes = "a block of " + std::to_string(len) + " bytes";
     add(fsck_kind::k_block_past_eof, std::string(key),
         "block " + std::to_string(index) + " of a file of " + std::to_string(n.size) + " bytes (" + std::to_string(len) + " bytes stored)", a);

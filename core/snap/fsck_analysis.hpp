@@ -149,6 +149,7 @@ class FsckAnalysis {
   FsckReport& report() { return m_report; }
   const std::vector<Action>& actions() const { return m_actions; }  // parallel to report().problems
   Ino lost_found_entry() const { return m_lf_entry; }
+  std::uint64_t block_size() const { return m_bs; }  // 0: not known
   FsckReport take_report() { return std::move(m_report); }
 
  private:

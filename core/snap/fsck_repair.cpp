@@ -157,9 +157,14 @@ Status Repairer::apply(const Action& a) {
     case Op::DelSession:  // (its registration goes in the same step)
       return _exec(m_c,
                    {{"SET", m_a.keys().changed(), mark()}, {"DEL", a.key}, {"HDEL", m_a.keys().mounts(), a.field}});
-    case Op::Trim:
-      TRY(m_c.eval(lua::fsck_trim, {a.key, m_a.keys().changed()}, {mark(), a.value}));
+    case Op::Trim: {
+      TRY_ASSIGN(Reply r, m_c.eval(lua::fsck_trim, {a.key, m_a.keys().changed(), m_a.keys().inode(a.ino)},
+                                   {mark(), a.value, a.field, std::to_string(m_a.block_size())}));
+      if (r.view().type() == ReplyView::Type::Integer && r.view().integer() == 0) {
+        return make_error(EAGAIN, "the file changed since the check: left as it is (run fsck again)");
+      }
       return {};
+    }
     case Op::Reattach:
       TRY(marked({}));
       return reattach(a.ino);

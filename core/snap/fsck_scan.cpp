@@ -11,6 +11,8 @@
 // `repair` the repair (fsck_repair.cpp), refused while a snapshot, a
 // restore, a copy or an interrupted install holds the prefix.
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "redis/redis.hpp"
 #include "redis/scan.hpp"
@@ -20,6 +22,7 @@
 #include "store/keys.hpp"
 #include "store/store.hpp"
 #include "store/superblock.hpp"
+#include "util/fault.hpp"
 #include "util/progress.hpp"
 
 namespace redisfs::fsck_detail {
@@ -44,6 +47,27 @@ Status _named(std::string_view key, const Result<T>& r) {
     return {};
   }
   return _on_key(key, r.error());
+}
+
+// Test hook (REDISFS_FAULT=fsck-repair-pause): between the scan and the
+// repair, <prefix>:FSCK-PAUSED is set and the repair waits until the test
+// deletes it (10 s at most), as a mount's change under --force may come
+// between them.
+void _pause_before_repair(Connection& c, const Keys& keys) {
+  if (!fault_injected("fsck-repair-pause")) {
+    return;
+  }
+  const std::string key = keys.absolute("FSCK-PAUSED");
+  if (!c.command({"SET", key, "1", "PX", "10000"}).ok()) {
+    return;
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto there = c.command({"EXISTS", key});
+    if (!there.ok() || there->view().integer() == 0) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 class Scanner {
@@ -109,6 +133,7 @@ Result<FsckReport> Scanner::run(Connection& c) {
   TRY(same_server(c));
   m_a.finish();
   if (m_repair) {
+    _pause_before_repair(c, m_keys);
     fsck_repair(c, m_a);
   }
   return m_a.take_report();

@@ -13,9 +13,9 @@
 #    interrupts, and whose move loses a batch's reply (a proxy drops it:
 #    the batch is sent again); a restore from a file whose staging write
 #    loses a reply resumes by itself; a delete whose batch loses a reply
-#    finds what is left by SCAN; fsck --repair's removal of a key and the
-#    superblock marks of a restore and of a rollback, whose transaction
-#    loses its reply, are sent again, whole. A dump whose output
+#    finds what is left by SCAN; fsck --repair's removal of a key and cut
+#    of a block, and the superblock marks of a restore and of a rollback,
+#    whose reply is lost, are sent again. A dump whose output
 #    stalls while the server is down exits 0, verifies, and holds those
 #    records. And fsck --repair (slowed: REDISFS_FAULT=scan-slow) across a
 #    restart scans again and deletes nothing. And a delete that finds its
@@ -190,39 +190,44 @@ rc=0
 left=$(rcli s --scan --pattern "$P-lostdel:*" | wc -l)
 ((left == 0)) || fail "a delete that lost a reply left $left keys: $(rcli s --scan --pattern "$P-lostdel:*" | head -3)"
 
-note "1. fsck --repair, a restore and a rollback whose transaction loses its reply: sent again, whole"
+note "1. fsck --repair, a restore and a rollback whose transaction or block cut loses its reply: sent again"
 # (fsck's removal of a key, the marks a restore or a rollback sets on the
 # superblock it staged: MULTI of writes of given values, which
-# Connection::transaction sends again after a lost reply; redisfs-snap(1),
-# Outages)
-# lost_tx WHAT EXPR ARGS...: redisfs-snap ARGS through the proxy, which
-# loses the reply of the first transaction matching EXPR (from its MULTI)
+# Connection::transaction sends again after a lost reply; fsck's cut of a
+# block, fsck_trim.lua, which decides from the file's size at each run;
+# redisfs-snap(1), Outages)
+# lost_tx WHAT COMMAND EXPR ARGS...: redisfs-snap ARGS through the proxy,
+# which loses the reply of the first COMMAND (MULTI: a transaction)
+# matching EXPR
 lost_tx() {
-  local what=$1 expr=$2 rc=0
-  shift 2
-  echo -n "MULTI $expr" >"$T/arm"
+  local what=$1 expr="$2 $3" rc=0
+  shift 3
+  echo -n "$expr" >"$T/arm"
   rm -f "$T/arm.fired"
   "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:$PROXY_PORT" "$@" >"$T/lost.out" 2>"$T/lost.err" || rc=$?
-  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the $what's transaction (armed with $expr)"
-  ((rc == 0)) || fail "a $what whose transaction lost a reply exited $rc: $(cat "$T/lost.err")"
+  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply of the $what (armed with $expr)"
+  ((rc == 0)) || fail "a $what that lost a reply exited $rc: $(cat "$T/lost.err")"
 }
 snap -q copy "$P" "$P-tx" || fail "copy $P $P-tx"
 d0=$(rcli s hget "$P-tx:DIR:1" d0)
 f0=$(rcli s hget "$P-tx:DIR:$d0" f0)
 [[ $f0 =~ ^[0-9]+$ ]] || fail "no inode for d0/f0 in $P-tx: '$f0'"
+rcli s set "$P-tx:BLK:987654:0" stray >/dev/null
+lost_tx fsck MULTI '[\s\S]*\r\n'"$P-tx:BLK:987654:0"'\r\n' -q fsck "$P-tx" --repair
+[[ $(rcli s exists "$P-tx:BLK:987654:0") == 0 ]] || fail "fsck --repair whose removal lost a reply left the stray key"
 rcli s set "$P-tx:BLK:$f0:7" past-the-end >/dev/null
-lost_tx fsck '[\s\S]*\r\n'"$P-tx:BLK:$f0:7"'\r\n' -q fsck "$P-tx" --repair
-[[ $(rcli s exists "$P-tx:BLK:$f0:7") == 0 ]] || fail "fsck --repair whose removal lost a reply left the block"
-snap -q fsck "$P-tx" || fail "fsck after a repair whose removal lost a reply"
-records "$P-tx" | diff "$T/want" - >"$T/delta" || fail "the repair that lost a reply changed more: $(head -5 "$T/delta")"
-lost_tx restore '[\s\S]*\r\nrestored_from\r\n' -q restore "$T/$P.json" --prefix "$P-txr"
+lost_tx fsck EVALSHA '[\s\S]*\r\n'"$P-tx:BLK:$f0:7"'\r\n' -q fsck "$P-tx" --repair
+[[ $(rcli s exists "$P-tx:BLK:$f0:7") == 0 ]] || fail "fsck --repair whose block cut lost a reply left the block"
+snap -q fsck "$P-tx" || fail "fsck after repairs that lost a reply"
+records "$P-tx" | diff "$T/want" - >"$T/delta" || fail "the repairs that lost a reply changed more: $(head -5 "$T/delta")"
+lost_tx restore MULTI '[\s\S]*\r\nrestored_from\r\n' -q restore "$T/$P.json" --prefix "$P-txr"
 [[ $(rcli s hget "$P-txr:SB" restored_from) == "$P" ]] ||
   fail "a restore whose marks lost a reply: restored_from is '$(rcli s hget "$P-txr:SB" restored_from)'"
 records "$P-txr" | diff "$T/want" - >"$T/delta" || fail "the restore whose marks lost a reply differs: $(head -5 "$T/delta")"
 snap -q fsck "$P-txr" || fail "fsck of the restore whose marks lost a reply"
 snap -q copy "$P-txr" "$P-txr-snap" || fail "copy $P-txr $P-txr-snap"
 rcli s del "$P-txr:DIR:$d0" >/dev/null  # (what the rollback puts back)
-lost_tx rollback '[\s\S]*\r\nrolled_back\r\n' -q rollback --discard "$P-txr" "$P-txr-snap"
+lost_tx rollback MULTI '[\s\S]*\r\nrolled_back\r\n' -q rollback --discard "$P-txr" "$P-txr-snap"
 [[ $(rcli s hget "$P-txr:SB" rolled_back) =~ ^[0-9]+$ ]] || fail "a rollback whose marks lost a reply: no rolled_back"
 [[ $(rcli s hget "$P-txr:SB" read_only) == 0 ]] || fail "a rollback whose marks lost a reply left the filesystem read-only"
 records "$P-txr" | diff "$T/want" - >"$T/delta" || fail "the rollback whose marks lost a reply differs: $(head -5 "$T/delta")"

@@ -478,16 +478,47 @@ TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its dire
   CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "y"}).ok());
   CHECK_FALSE(c.eval(lua::fsck_field, {dir}, {"m", "HDEL", "x"}).ok());
   CHECK_FALSE(exists(record));
-  // a block cut: with the mark; a key that is no block, or a malformed
-  // length, refused before it
+  // a block cut to the room its file's size leaves in it (block 1 of 8
+  // bytes, a file of 12: 4), with the mark; a key that is no block, or
+  // malformed arguments, refused before it
+  const std::string file = prefix + ":T:file";
+  cmd({"HSET", file, "type", "file", "size", "12"});
   cmd({"SET", block, "0123456789"});
-  CHECK_FALSE(c.eval(lua::fsck_trim, {ino, record}, {"untracked", "4"}).ok());
-  CHECK_FALSE(c.eval(lua::fsck_trim, {block, record}, {"untracked", "0"}).ok());
-  CHECK_FALSE(c.eval(lua::fsck_trim, {block, record}, {"untracked", "four"}).ok());
+  auto trim = [&](const std::string& key, const std::vector<std::string>& args) {
+    const std::vector<std::string> k{key, record, file};
+    return c.eval(lua::fsck_trim, k, args);
+  };
+  CHECK_FALSE(trim(ino, {"untracked", "4", "1", "8"}).ok());
+  CHECK_FALSE(trim(block, {"untracked", "four", "1", "8"}).ok());
+  CHECK_FALSE(trim(block, {"untracked", "9", "1", "8"}).ok());  // (more room than a block)
+  CHECK_FALSE(trim(block, {"untracked", "4", "1", "0"}).ok());
+  CHECK_FALSE(trim(block, {"untracked", "4", "1"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_trim, {block, record}, {"untracked", "4", "1", "8"}).ok());
   CHECK_FALSE(exists(record));
-  _ok(c.eval(lua::fsck_trim, {block, record}, {"untracked", "4"}));
+  // a file whose size leaves another room now (a mount grew it since the
+  // check), or that is gone: 0, nothing written
+  cmd({"HSET", file, "size", "20"});
+  CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 0);
+  cmd({"HSET", file, "type", "dir", "size", "12"});
+  CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 0);
+  cmd({"HSET", file, "type", "file", "size", "12x"});
+  CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 0);
+  CHECK(_ok(c.command({"GET", block})).view().str() == "0123456789");
+  CHECK_FALSE(exists(record));
+  // cut; a second run (a lost reply sent again) finds it cut and writes
+  // nothing
+  cmd({"HSET", file, "size", "12"});
+  CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 1);
   CHECK(_ok(c.command({"GET", block})).view().str() == "0123");
   CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
+  cmd({"DEL", record});
+  CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 1);
+  CHECK(_ok(c.command({"GET", block})).view().str() == "0123");
+  CHECK_FALSE(exists(record));
+  // no room at all: the block past the end goes
+  CHECK(_ok(trim(block, {"written", "0", "2", "8"})).view().integer() == 1);
+  CHECK_FALSE(exists(block));
+  CHECK(_ok(c.command({"GET", record})).view().str() == "written");
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "orphans") {
