@@ -15,11 +15,12 @@
 -- finds it cut and writes nothing, so it is sent again after a lost reply.
 -- A KEYS[1] that is not a string refuses the step before any write (EIO,
 -- naming it).
+-- (Digits only, and exact in a Lua number: a file's size is at most 1 PiB.)
 local function integer(v)
-  return v and string.match(v, '^%d+$') and #v <= 15 and tonumber(v)
+  return v and string.match(v, '^%d+$') and #v <= 16 and tonumber(v) <= 2 ^ 53 and tonumber(v)
 end
-local room, index, bs = integer(ARGV[2]), integer(ARGV[3]), integer(ARGV[4])
-if #KEYS ~= 3 or #ARGV ~= 4 or not room or not index or not bs or bs < 1 or room > bs then
+local room, bs, index = integer(ARGV[2]), integer(ARGV[4]), ARGV[3]
+if #KEYS ~= 3 or #ARGV ~= 4 or not room or not bs or bs < 1 or room > bs or not string.match(index or '', '^%d+$') then
   return redis.error_reply('EINVAL malformed fsck_trim arguments')
 end
 local t = redis.call('TYPE', KEYS[1]).ok
@@ -31,7 +32,8 @@ local size = integer(f[2])
 if f[1] ~= 'file' or not size then
   return 0
 end
-local left = math.max(0, math.min(bs, size - index * bs))
+-- (an index of more than 15 digits lies past the end of any file)
+local left = #index <= 15 and math.max(0, math.min(bs, size - tonumber(index) * bs)) or 0
 if left ~= room then
   return 0
 end

@@ -515,9 +515,18 @@ TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its dire
   CHECK(_ok(trim(block, {"untracked", "4", "1", "8"})).view().integer() == 1);
   CHECK(_ok(c.command({"GET", block})).view().str() == "0123");
   CHECK_FALSE(exists(record));
-  // no room at all: the block past the end goes
+  // no room at all: the block past the end goes; so does one whose index
+  // no Lua number holds (past any file), and a file of 1 PiB is judged
   CHECK(_ok(trim(block, {"written", "0", "2", "8"})).view().integer() == 1);
   CHECK_FALSE(exists(block));
+  cmd({"SET", block, "zz"});
+  CHECK(_ok(trim(block, {"written", "0", "99999999999999999999", "8"})).view().integer() == 1);
+  CHECK_FALSE(exists(block));
+  cmd({"SET", block, "0123456789"});
+  cmd({"HSET", file, "size", "1125899906842620"});  // (16 digits: 1 PiB - 4, 4 into block 140737488355327)
+  CHECK(_ok(trim(block, {"written", "4", "140737488355327", "8"})).view().integer() == 1);
+  CHECK(_ok(c.command({"GET", block})).view().str() == "0123");
+  CHECK_FALSE(trim(block, {"written", "0", "x1", "8"}).ok());
   CHECK(_ok(c.command({"GET", record})).view().str() == "written");
 }
 
