@@ -73,6 +73,7 @@ struct Tally {
   std::size_t deleting = 0;   // of the repairable ones: repairs that delete data
   std::size_t deleted = 0;    // repairs done that deleted data
   std::size_t transient = 0;  // findings that may be a change seen half done (a mounted filesystem)
+  std::size_t again = 0;      // left for the next check: a mount may be changing them (FsckProblem::again)
 };
 
 Tally _tally(const FsckReport& report) {
@@ -83,6 +84,7 @@ Tally _tally(const FsckReport& report) {
     t.repairable += p.repairable && !p.repaired ? 1 : 0;
     t.deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
     t.deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
+    t.again += !p.repaired && p.again ? 1 : 0;
   }
   for (const auto& p : report.problems) {
     t.transient += !p.repaired && fsck_kind_may_be_transient(p.kind) ? 1 : 0;
@@ -130,7 +132,7 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
                         1};
   }
   Progress progress("fsck " + args.prefix, 0, "keys", ctx.opts.quiet);
-  auto report = fsck(pool, args.prefix, repair, &progress);
+  auto report = fsck(pool, args.prefix, repair, &progress, repair && mounts > 0);
   progress.finish();
   if (!report.ok()) {
     throw_failure(report.error());
@@ -164,8 +166,11 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
         moving         ? (transient == left ? " (all may be passing: see above)" : " (some may be passing: see above)")
         : args.dry_run ? " (nothing changed: dry run)"
         : !repair && tally.repairable > 0 ? " (run fsck --repair)"
-        : left == 1                       ? " (repair it by hand)"
-                                          : " (repair them by hand)";
+        : tally.again == left             ? " (changed while checked: run fsck again)"
+        : tally.again > 0
+            ? " (" + std::to_string(tally.again) + " changed while checked: run fsck again; repair the rest by hand)"
+        : left == 1 ? " (repair it by hand)"
+                    : " (repair them by hand)";
     throw CommandFailed{"'" + args.prefix + "' has " + _plural(left, "problem", "problems") +
                             (repair ? " left" : "") + hint,
                         1};

@@ -23,7 +23,7 @@ std::size_t FsckReport::remaining() const {
       std::count_if(problems.begin(), problems.end(), [](const FsckProblem& p) { return !p.repaired; }));
 }
 
-Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress) {
+Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, bool confirm) {
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
@@ -33,7 +33,7 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
     if (attempt > 1 && progress != nullptr) {
       progress->restart();  // (counted from nothing: never past the whole)
     }
-    auto report = fsck_scan(*c, prefix, repair, progress);
+    auto report = fsck_scan(*c, prefix, repair, progress, confirm);
     if (report.ok() || report.code() != EAGAIN || attempt == 3) {
       return report;
     }

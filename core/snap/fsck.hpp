@@ -90,6 +90,10 @@ struct FsckProblem {
   std::string deletes;
   bool repairable = false;
   bool repaired = false;
+  // Not repaired because a mount may be changing it: its repair found it
+  // changed since the check, or one of two checks saw it (fsck's confirm).
+  // Run fsck again.
+  bool again = false;
 };
 
 struct FsckReport {
@@ -119,7 +123,11 @@ struct FsckReport {
 // serve, makes its inode "bad": reported, never judged, never changed, and
 // nothing is deleted on its strength (its blocks, entries and attributes
 // stay, whatever its size or type field says).
-Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress);
+//
+// With `confirm` (a repair of a filesystem that mounts may be changing):
+// checks twice, and repairs only what both checks found alike; the rest is
+// reported, not repaired (a change seen half done is seldom seen twice).
+Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, bool confirm = false);
 
 // The running mounts: those registered (<prefix>:MOUNTS) whose session key
 // (<prefix>:MOUNT:<session>) lives and lapses unless refreshed, as a

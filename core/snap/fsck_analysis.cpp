@@ -59,6 +59,28 @@ std::optional<std::int64_t> _i64(std::string_view s) {
 
 std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
 
+// An HSet or HDel of `field` of `key` that the check read as `seen`.
+Action _field_action(Op op, int stage, std::string key, std::string field, std::string value, Seen seen_as,
+                     std::string seen) {
+  return Action{op, stage, std::move(key), std::move(field), std::move(value), 0, {}, seen_as, std::move(seen)};
+}
+
+// A number the check holds, as seen_number reads it.
+std::string _seen(std::uint64_t v) {
+  return v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::to_string(v) : "?";
+}
+std::string _seen_bytes(std::int64_t v) { return v == k_bytes_malformed ? "?" : std::to_string(v); }
+
+// A field of the superblock as the check read it.
+Action _sb_action(int stage, const std::string& sb, const SbFields& fields, std::string_view field, std::string value) {
+  for (const auto& [k, v] : fields) {
+    if (k == field) {
+      return _field_action(Op::HSet, stage, sb, std::string(field), std::move(value), Seen::Value, v);
+    }
+  }
+  return _field_action(Op::HSet, stage, sb, std::string(field), std::move(value), Seen::Absent, {});
+}
+
 NodeType _node_type(std::string_view name) {
   if (name == "file") {
     return NodeType::File;
@@ -108,6 +130,51 @@ void FsckAnalysis::add(std::string_view kind, std::string key, std::string detai
   p.deletes = p.repairable ? action.deletes : std::string();
   m_report.problems.push_back(std::move(p));
   m_actions.push_back(std::move(action));
+}
+
+std::string seen_number(const std::optional<std::string_view>& raw) {
+  if (!raw) {
+    return "0";
+  }
+  std::optional<std::int64_t> v = _i64(*raw);
+  return v ? std::to_string(*v) : "?";
+}
+
+namespace {
+// An Action as one string, each part with its length first.
+std::string _repair_key(const Action& a) {
+  std::string k;
+  for (std::string_view part :
+       {std::string_view(a.key), std::string_view(a.field), std::string_view(a.value), std::string_view(a.seen)}) {
+    k += std::to_string(part.size()) + ":" + std::string(part);
+  }
+  return k + std::to_string(static_cast<int>(a.op)) + "," + std::to_string(static_cast<int>(a.seen_as)) + "," +
+         std::to_string(a.ino);
+}
+}  // namespace
+
+RepairSet FsckAnalysis::repairs(const FsckReport& report) const {
+  RepairSet set;
+  for (std::size_t i = 0; i < m_actions.size() && i < report.problems.size(); ++i) {
+    if (report.problems[i].repairable) {
+      set.insert(_repair_key(m_actions[i]));
+    }
+  }
+  return set;
+}
+
+void FsckAnalysis::confirm(const RepairSet& first) {
+  for (std::size_t i = 0; i < m_actions.size(); ++i) {
+    FsckProblem& p = m_report.problems[i];
+    if (p.repairable && !first.contains(_repair_key(m_actions[i]))) {
+      p.repairable = false;
+      p.again = true;
+      p.deletes.clear();
+      p.detail +=
+          " (not repaired: one of two checks of the mounted filesystem saw it, so it may be a change in "
+          "flight; run fsck again)";
+    }
+  }
 }
 
 // ---------------------------------------------------------------- pass 1
@@ -225,6 +292,8 @@ void FsckAnalysis::open_session(std::string_view key, std::string_view session, 
   a.op = Op::HDel;
   a.key = std::string(key);
   a.field = std::string(session);
+  a.seen_as = Seen::Value;
+  a.seen = std::string(count);
   if (!open_count_valid(count)) {
     add(fsck_kind::k_stale_open, std::string(key),
         "opens of mount " + _quote(session) + " counted as " + _quote(count) + ", not a positive number", a);
@@ -413,6 +482,8 @@ void FsckAnalysis::xattr(const Node& n, std::string_view key, std::string_view n
   a.op = Op::HDel;
   a.key = std::string(key);
   a.field = std::string(name);
+  a.seen_as = Seen::Value;
+  a.seen = std::string(value);
   a.deletes = "the attribute " + _quote(name) + " and its " + std::to_string(value.size()) + "-byte value";
   add(fsck_kind::k_bad_xattr, std::string(key), why, a);
 }
@@ -423,10 +494,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     // The kernel cannot use the name: the entry goes, and what it named
     // counts as unnamed here, so repair reattaches it in /lost+found unless
     // another entry names it.
-    Action a;
-    a.op = Op::HDel;
-    a.key = dkey;
-    a.field = std::string(name);
+    Action a = _field_action(Op::HDel, k_stage_remove, dkey, std::string(name), {}, Seen::Value, std::string(value));
     add(fsck_kind::k_bad_entry, dkey,
         _quote(name) + " (naming " + _quote(value) + ") is not a usable file name (" + ok.error().message +
             "); repair removes the entry and keeps what it names",
@@ -435,9 +503,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
   }
   Ino ino = 0;
   if (!parse_canonical_u64(value, ino) || ino == 0) {
-    Action a;
-    a.key = dkey;
-    a.field = std::string(name);
+    Action a = _field_action(Op::None, k_stage_remove, dkey, std::string(name), {}, Seen::Value, std::string(value));
     if (parse_u64(value, ino) && ino != 0) {
       // Scripts compare inode numbers as strings: "007" would never match.
       a.op = Op::HSet;
@@ -451,10 +517,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
   }
   Node* t = find(ino);
   if (t == nullptr) {
-    Action a;
-    a.op = Op::HDel;
-    a.key = dkey;
-    a.field = std::string(name);
+    Action a = _field_action(Op::HDel, k_stage_remove, dkey, std::string(name), {}, Seen::Value, std::string(value));
     add(fsck_kind::k_dangling_entry, dkey, _quote(name) + " names inode " + std::to_string(ino) + ", which does not exist", a);
     return;
   }
@@ -475,7 +538,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     t->home = container;
     return;
   }
-  m_suspects.push_back({container, std::string(name), ino});
+  m_suspects.push_back({container, std::string(name), ino, std::string(value)});
 }
 
 void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len) {
@@ -526,10 +589,7 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
 void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool mount_alive) {
   const std::string key = m_keys.orphans();
   Ino ino = 0;
-  Action a;
-  a.op = Op::HDel;
-  a.key = key;
-  a.field = std::string(field);
+  Action a = _field_action(Op::HDel, k_stage_remove, key, std::string(field), {}, Seen::Value, std::string(session));
   if (!parse_canonical_u64(field, ino) || ino == 0) {
     add(fsck_kind::k_stale_orphan, key, _quote(field) + " is not an inode number", a);
     return;
@@ -540,6 +600,7 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
     return;
   }
   n->in_orphans = true;
+  m_orphan_records.emplace_back(ino, std::string(session));
   if (!mount_alive && n->nlink == 0) {
     add(fsck_kind::k_dead_orphan, key,
         "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) +
@@ -570,21 +631,33 @@ void FsckAnalysis::check_root() {
   } else {
     m_root_ok = !root->bad;
     if (m_root_ok && root->parent != k_root_ino) {
-      Action a{Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", 0, {}};
+      Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", Seen::Number,
+                               _seen(root->parent));
       add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
           "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
     }
   }
 }
 
+// The ORPHANS record of `ino` as read (m_orphan_records sorted by
+// check_orphans).
+std::string FsckAnalysis::orphan_record(Ino ino) const {
+  auto it = std::lower_bound(m_orphan_records.begin(), m_orphan_records.end(), ino,
+                             [](const auto& r, Ino i) { return r.first < i; });
+  return it != m_orphan_records.end() && it->first == ino ? it->second : std::string();
+}
+
 // An ORPHANS record of an inode still named (or of a directory still
 // holding entries) is stale.
 void FsckAnalysis::check_orphans() {
+  std::stable_sort(m_orphan_records.begin(), m_orphan_records.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   for (Node& n : m_nodes) {
     if (!n.in_orphans) {
       continue;
     }
-    Action drop{Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, 0, {}};
+    Action drop = _field_action(Op::HDel, k_stage_remove, m_keys.orphans(), std::to_string(n.ino), {}, Seen::Value,
+                                orphan_record(n.ino));
     if (n.type == NodeType::Dir) {
       // A removed directory is an orphan until purged: named by no entry,
       // and empty (rmdir and rename delete its entries hash).
@@ -615,12 +688,13 @@ void FsckAnalysis::analyse() {
   for (const Suspect& s : m_suspects) {
     Node* d = find(s.target);
     std::string dkey = m_keys.dir(s.container);
-    Action remove{Op::HDel, k_stage_remove, dkey, s.name, {}, 0, {}};
+    Action remove = _field_action(Op::HDel, k_stage_remove, dkey, s.name, {}, Seen::Value, s.value);
     if (s.target == k_root_ino) {
       add(fsck_kind::k_extra_entry, dkey, _quote(s.name) + " names the root directory", remove);
     } else if (d->home == 0) {
       d->home = s.container;
-      Action a{Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container), 0, {}};
+      Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container),
+                               Seen::Number, _seen(d->parent));
       add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
           "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
               std::to_string(s.container),
@@ -698,7 +772,8 @@ void FsckAnalysis::check_counters() {
                                        : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
-            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
+            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
+                          std::to_string(n.nlink)));
       }
     } else if (!n.lost) {
       std::int64_t want = static_cast<std::int64_t>(n.links);
@@ -706,7 +781,8 @@ void FsckAnalysis::check_counters() {
         std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
                                        : std::to_string(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
         add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
-            Action{Op::HSet, k_stage_count, key, "nlink", std::to_string(want), 0, {}});
+            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
+                          std::to_string(n.nlink)));
       }
     }
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
@@ -714,18 +790,19 @@ void FsckAnalysis::check_counters() {
           (n.bytes_field == k_bytes_malformed ? std::string("bytes is not a number")
                                               : "bytes is " + std::to_string(n.bytes_field)) +
               ", but its blocks hold " + std::to_string(n.stored),
-          Action{Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), 0, {}});
+          _field_action(Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), Seen::Number,
+                        _seen_bytes(n.bytes_field)));
     }
     if (n.lost) {
       add(fsck_kind::k_lost_inode, key,
           n.type == NodeType::Dir ? "no entry names this directory"
                                   : "no entry names it and it is not an orphan (" + std::string(_type_word(n.type)) +
                                         ", " + std::to_string(n.size) + " bytes)",
-          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}, Seen::Absent, {}});
     } else if (n.detached) {
       add(fsck_kind::k_detached_dir, key,
           "on a cycle of directories that the root does not reach (named in directory " + std::to_string(n.home) + ")",
-          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}});
+          Action{Op::Reattach, k_stage_attach, key, {}, {}, n.ino, {}, Seen::Absent, {}});
     }
   }
 
@@ -761,7 +838,7 @@ void FsckAnalysis::check_superblock_counters(Ino max_ino) {
   if (!why.empty()) {
     std::string want = std::to_string(std::max<Ino>(max_ino + 1, 2));
     add(fsck_kind::k_wrong_counter, sb, why + " (repair sets it to " + want + ")",
-        Action{Op::HSet, k_stage_counter, sb, "next_inode", want, 0, {}});
+        _sb_action(k_stage_counter, sb, m_sb_fields, "next_inode", want));
   }
   // Until the flag is set, the daemon answers ENODATA for every security.*
   // attribute without asking (store.cpp): one it stores could not be read.
@@ -770,7 +847,7 @@ void FsckAnalysis::check_superblock_counters(Ino max_ino) {
                                [](const auto& kv) { return kv.first == "security_xattrs" && kv.second == "1"; });
     if (!flagged) {
       add(fsck_kind::k_wrong_counter, sb, "security_xattrs is not 1, but a file has a security.* attribute",
-          Action{Op::HSet, k_stage_count, sb, "security_xattrs", "1", 0, {}});
+          _sb_action(k_stage_count, sb, m_sb_fields, "security_xattrs", "1"));
     }
   }
   auto counter = [&](std::string_view field, bool has, const std::string& value, std::uint64_t want) {
@@ -781,7 +858,7 @@ void FsckAnalysis::check_superblock_counters(Ino max_ino) {
     add(fsck_kind::k_wrong_counter, sb,
         std::string(field) + " is " + (has ? _quote(value) : std::string("missing")) + ", but the filesystem holds " +
             std::to_string(want),
-        Action{Op::HSet, k_stage_count, sb, std::string(field), std::to_string(want), 0, {}});
+        _sb_action(k_stage_count, sb, m_sb_fields, field, std::to_string(want)));
   };
   counter("inodes", m_sb_has_inodes, m_sb_inodes, m_nodes.size());
   counter("bytes", m_sb_has_bytes, m_sb_bytes, m_stored_total);

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "snap/fsck.hpp"
@@ -61,6 +62,13 @@ struct Node {
 enum class Op : std::uint8_t { None, HDel, HSet, Del, DelSession, Trim, Reattach };
 enum Stage : int { k_stage_counter = 0, k_stage_remove = 1, k_stage_count = 2, k_stage_attach = 3 };
 
+// What the check read in the field an HSet or HDel changes: the repair
+// changes it only if it still holds that (fsck_field.lua), so a mount's
+// change since the check (under --force) is never overwritten. Value: the
+// bytes in Action::seen; Number: a count or inode number, read as the
+// check reads it (seen_number: absent is 0), its value in Action::seen.
+enum class Seen : std::uint8_t { Absent, Value, Number };
+
 // What the repair of one problem does.
 struct Action {
   Op op = Op::None;
@@ -70,13 +78,23 @@ struct Action {
   std::string value;
   Ino ino = 0;
   std::string deletes;  // FsckProblem::deletes: the data this action deletes
+  Seen seen_as = Seen::Absent;
+  std::string seen;
 };
+
+// The repairs a check found, each as its Action's every part (repair_key).
+using RepairSet = std::unordered_set<std::string>;
+
+// A count or inode number field as the check reads it (absent: 0), in
+// decimal; "?" when it is no number. Action::seen of a Seen::Number.
+std::string seen_number(const std::optional<std::string_view>& raw);
 
 // An entry naming a directory from somewhere other than its parent field.
 struct Suspect {
   Ino container = 0;
   std::string name;
   Ino target = 0;
+  std::string value;  // the entry as read
 };
 
 inline constexpr std::string_view k_lost_found = "lost+found";
@@ -148,6 +166,12 @@ class FsckAnalysis {
   Node* find(Ino ino);
   FsckReport& report() { return m_report; }
   const std::vector<Action>& actions() const { return m_actions; }  // parallel to report().problems
+  // The repairs of the repairable problems of `report`, the one this
+  // analysis made (take_report).
+  RepairSet repairs(const FsckReport& report) const;
+  // Of the repairable problems, those whose repair `first` (another check's
+  // repairs()) does not hold are not repaired, and their line says why.
+  void confirm(const RepairSet& first);
   Ino lost_found_entry() const { return m_lf_entry; }
   std::uint64_t block_size() const { return m_bs; }  // 0: not known
   FsckReport take_report() { return std::move(m_report); }
@@ -158,6 +182,7 @@ class FsckAnalysis {
   void analyse();
   void check_root();
   void check_orphans();
+  std::string orphan_record(Ino ino) const;
   void find_cycles();
   void check_counters();
   void check_superblock_counters(Ino max_ino);
@@ -169,6 +194,8 @@ class FsckAnalysis {
 
   std::vector<Node> m_nodes;  // sorted by ino after end_of_inodes()
   std::vector<Suspect> m_suspects;
+  // ORPHANS records of inodes that exist: inode, the record as read
+  std::vector<std::pair<Ino, std::string>> m_orphan_records;
 
   bool m_have_sb = false;
   bool m_sb_wrong_type = false;
@@ -186,7 +213,9 @@ class FsckAnalysis {
 
 // fsck of `prefix` on a server (fsck_scan.cpp): gathers, analyses and,
 // with `repair`, repairs.
-Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress);
+// (`confirm`, with `repair`: check twice and repair only what both checks
+// found, FsckAnalysis::confirm)
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm);
 
 // Repairs the problems of `analysis` that it found repairable, on the
 // server, in stages (fsck_repair.cpp).

@@ -51,6 +51,9 @@ Status _apply(Connection& c, const std::vector<Args>& cmds) {
   return {};
 }
 
+// A repair whose field a mount changed since the check (under --force).
+Status _changed() { return make_error(EAGAIN, "changed since the check: left as it is (run fsck again)"); }
+
 Result<std::string> _server_now(Connection& c) {
   TRY_ASSIGN(Reply r, c.command({"TIME"}));
   ReplyView v = r.view();
@@ -96,6 +99,7 @@ void Repairer::run() {
       if (s.ok()) {
         p.repaired = true;
       } else {
+        p.again = s.code() == EAGAIN;
         p.detail += " (repair failed: " + cut(s.error().message, k_detail_max) + ")";
       }
     }
@@ -132,18 +136,33 @@ std::string Repairer::mark() {
 // directory's entries, the change counted in the directory's 'gen', as the
 // scripts do (prelude.lua: dir_changed), in one step (fsck_field.lua): a
 // mount trusts its list of a directory's names only while the count
-// follows its own changes.
+// follows its own changes. The field changes only if it still holds what
+// the check read: a number is read here first, as the check read it
+// (seen_number), and the script compares its bytes.
 Status Repairer::field(const Action& a) {
   std::vector<std::string> keys{a.key, m_a.keys().changed()};
   auto rel = m_a.keys().relative(a.key);
   if (ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{}; parsed.kind == KeyKind::Dir) {
     keys.push_back(m_a.keys().inode(parsed.ino));
   }
-  std::vector<std::string> args{mark(), a.op == Op::HSet ? "HSET" : "HDEL", a.field};
+  bool absent = a.seen_as == Seen::Absent;
+  std::string seen = absent ? std::string() : a.seen;
+  if (a.seen_as == Seen::Number) {
+    TRY_ASSIGN(Reply now, m_c.command({"HGET", a.key, a.field}));
+    absent = now.view().is_nil();
+    seen = absent ? std::string() : std::string(now.view().str());
+    if (seen_number(absent ? std::nullopt : std::optional<std::string_view>(seen)) != a.seen) {
+      return _changed();
+    }
+  }
+  std::vector<std::string> args{mark(), a.op == Op::HSet ? "HSET" : "HDEL", a.field, absent ? "absent" : "value", seen};
   if (a.op == Op::HSet) {
     args.push_back(a.value);
   }
-  TRY(m_c.eval(lua::fsck_field, keys, args));
+  TRY_ASSIGN(Reply r, m_c.eval(lua::fsck_field, keys, args));
+  if (r.view().type() == ReplyView::Type::Integer && r.view().integer() == 0) {
+    return _changed();
+  }
   return {};
 }
 

@@ -49,12 +49,13 @@ Status _named(std::string_view key, const Result<T>& r) {
   return _on_key(key, r.error());
 }
 
-// Test hook (REDISFS_FAULT=fsck-repair-pause): between the scan and the
-// repair, <prefix>:FSCK-PAUSED is set and the repair waits until the test
-// deletes it (10 s at most), as a mount's change under --force may come
-// between them.
-void _pause_before_repair(Connection& c, const Keys& keys) {
-  if (!fault_injected("fsck-repair-pause")) {
+// Test hooks (REDISFS_FAULT=fsck-repair-pause, fsck-recheck-pause):
+// between the scan and the repair, or between the two checks of a mounted
+// filesystem's repair, <prefix>:FSCK-PAUSED is set and fsck waits until
+// the test deletes it (10 s at most), as a mount's change under --force
+// may come between them.
+void _test_pause(Connection& c, const Keys& keys, const char* fault) {
+  if (!fault_injected(fault)) {
     return;
   }
   const std::string key = keys.absolute("FSCK-PAUSED");
@@ -72,10 +73,12 @@ void _pause_before_repair(Connection& c, const Keys& keys) {
 
 class Scanner {
  public:
-  Scanner(const std::string& prefix, bool repair, Progress* progress)
-      : m_keys(prefix), m_a(prefix), m_repair(repair), m_progress(progress) {}
+  // (`first`: the repairs a first check found; only those are made)
+  Scanner(const std::string& prefix, bool repair, Progress* progress, const RepairSet* first = nullptr)
+      : m_keys(prefix), m_a(prefix), m_repair(repair), m_progress(progress), m_first(first) {}
 
   Result<FsckReport> run(Connection& c);
+  const FsckAnalysis& analysis() const { return m_a; }
 
  private:
   Status guard_freeze(Connection& c);
@@ -102,6 +105,7 @@ class Scanner {
   FsckAnalysis m_a;
   bool m_repair;
   Progress* m_progress;
+  const RepairSet* m_first;
   std::uint64_t m_keys_seen = 0;
   std::string m_server;  // the run_id the first page came from (same_server)
   bool m_any_fs_key = false;
@@ -133,7 +137,10 @@ Result<FsckReport> Scanner::run(Connection& c) {
   TRY(same_server(c));
   m_a.finish();
   if (m_repair) {
-    _pause_before_repair(c, m_keys);
+    if (m_first != nullptr) {
+      m_a.confirm(*m_first);
+    }
+    _test_pause(c, m_keys, "fsck-repair-pause");
     fsck_repair(c, m_a);
   }
   return m_a.take_report();
@@ -625,8 +632,26 @@ Status Scanner::read_orphans(Connection& c) {
 
 }  // namespace
 
-Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress) {
-  return Scanner(prefix, repair, progress).run(c);
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm) {
+  if (!repair || !confirm) {
+    return Scanner(prefix, repair, progress).run(c);
+  }
+  // Mounts change the filesystem under the check: a change seen half done
+  // (a rename between two directories read apart, say) looks like damage
+  // that is not there, and its repair would do damage. A second check
+  // seldom sees the same change half done at the same place: only the
+  // repairs both checks found are made.
+  RepairSet first;
+  {
+    Scanner check(prefix, false, progress);
+    TRY_ASSIGN(FsckReport report, check.run(c));
+    first = check.analysis().repairs(report);
+  }
+  if (progress != nullptr) {
+    progress->restart();
+  }
+  _test_pause(c, Keys(prefix), "fsck-recheck-pause");
+  return Scanner(prefix, true, progress, &first).run(c);
 }
 
 }  // namespace redisfs::fsck_detail

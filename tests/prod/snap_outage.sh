@@ -194,8 +194,9 @@ note "1. fsck --repair, a restore and a rollback whose transaction or block cut 
 # (fsck's removal of a key, the marks a restore or a rollback sets on the
 # superblock it staged: MULTI of writes of given values, which
 # Connection::transaction sends again after a lost reply; fsck's cut of a
-# block, fsck_trim.lua, which decides from the file's size at each run;
-# redisfs-snap(1), Outages)
+# block, fsck_trim.lua, which decides from the file's size at each run,
+# and its change of a field, fsck_field.lua, done when the field is as it
+# leaves it; redisfs-snap(1), Outages)
 # lost_tx WHAT COMMAND EXPR ARGS...: redisfs-snap ARGS through the proxy,
 # which loses the reply of the first COMMAND (MULTI: a transaction)
 # matching EXPR
@@ -218,6 +219,13 @@ lost_tx fsck MULTI '[\s\S]*\r\n'"$P-tx:BLK:987654:0"'\r\n' -q fsck "$P-tx" --rep
 rcli s set "$P-tx:BLK:$f0:7" past-the-end >/dev/null
 lost_tx fsck EVALSHA '[\s\S]*\r\n'"$P-tx:BLK:$f0:7"'\r\n' -q fsck "$P-tx" --repair
 [[ $(rcli s exists "$P-tx:BLK:$f0:7") == 0 ]] || fail "fsck --repair whose block cut lost a reply left the block"
+gen=$(rcli s hget "$P-tx:INODE:1" gen)
+rcli s hset "$P-tx:DIR:1" ghost 987654 >/dev/null
+lost_tx fsck EVALSHA '[\s\S]*\r\n'"$P-tx:DIR:1"'\r\n[\s\S]*\r\nghost\r\n' -q fsck "$P-tx" --repair
+[[ $(rcli s hexists "$P-tx:DIR:1" ghost) == 0 ]] || fail "fsck --repair whose entry removal lost a reply left the entry"
+[[ $(rcli s hget "$P-tx:INODE:1" gen) == $((gen + 1)) ]] ||
+  fail "an entry removal sent again counted the change $(($(rcli s hget "$P-tx:INODE:1" gen) - gen)) times"
+rcli s hset "$P-tx:INODE:1" gen "$gen" >/dev/null  # (as in the records the test compares)
 snap -q fsck "$P-tx" || fail "fsck after repairs that lost a reply"
 records "$P-tx" | diff "$T/want" - >"$T/delta" || fail "the repairs that lost a reply changed more: $(head -5 "$T/delta")"
 lost_tx restore MULTI '[\s\S]*\r\nrestored_from\r\n' -q restore "$T/$P.json" --prefix "$P-txr"

@@ -449,34 +449,64 @@ TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its dire
   };
   auto exists = [&](const std::string& key) { return _ok(c.command({"EXISTS", key})).view().integer() != 0; };
   // a key that is no hash: refused before the mark and the count
-  auto r = c.eval(lua::fsck_field, {str, record, ino}, {"untracked", "HDEL", "ghost"});
+  auto r = c.eval(lua::fsck_field, {str, record, ino}, {"untracked", "HDEL", "ghost", "value", "999"});
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == EIO);
   CHECK(r.error().message.find(str + " is a string") != std::string::npos);
   CHECK_FALSE(exists(record));
   CHECK(get(ino, "gen") == "7");
+  // a field that holds other than what the check read (a mount changed
+  // it since): 0, nothing written, neither the mark nor the count
+  auto changed = [&](const std::vector<std::string>& k, const std::vector<std::string>& args) {
+    Reply got = _ok(c.eval(lua::fsck_field, k, args));
+    return got.view().type() == ReplyView::Type::Integer && got.view().integer() == 0;
+  };
+  CHECK(changed({dir, record, ino}, {"untracked", "HDEL", "ghost", "value", "99"}));
+  CHECK(changed({dir, record, ino}, {"untracked", "HDEL", "ghost", "absent", ""}));
+  CHECK(changed({dir, record, ino}, {"untracked", "HSET", "ghost", "value", "0999", "9"}));
+  CHECK(changed({dir, record, ino}, {"untracked", "HSET", "new", "value", "1", "9"}));
+  CHECK(get(dir, "ghost") == "999");
+  CHECK(get(dir, "new") == "(none)");
+  CHECK_FALSE(exists(record));
+  CHECK(get(ino, "gen") == "7");
   // an entry removed: the mark and the count with it
-  r = c.eval(lua::fsck_field, {dir, record, ino}, {"untracked", "HDEL", "ghost"});
+  r = c.eval(lua::fsck_field, {dir, record, ino}, {"untracked", "HDEL", "ghost", "value", "999"});
   REQUIRE(r.ok());
+  CHECK(r->view().integer() == 1);
   CHECK(get(dir, "ghost") == "(none)");
   CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
   CHECK(get(ino, "gen") == "8");
+  // found as the repair leaves it (sent again after a lost reply, or a
+  // mount made the same change): 1, nothing written
+  cmd({"DEL", record});
+  CHECK_FALSE(changed({dir, record, ino}, {"untracked", "HDEL", "ghost", "value", "999"}));
+  CHECK_FALSE(changed({dir, record, ino}, {"untracked", "HSET", "kept", "absent", "", "5"}));
+  CHECK_FALSE(exists(record));
+  CHECK(get(ino, "gen") == "8");
+  // a field the check found absent is set
+  r = c.eval(lua::fsck_field, {dir, record, ino}, {"untracked", "HSET", "born", "absent", "", "12"});
+  REQUIRE(r.ok());
+  CHECK(get(dir, "born") == "12");
+  CHECK(get(ino, "gen") == "9");
   // a stray entries key (no inode) makes no inode; a 'gen' that is no
   // count is left as it is; the field is written all the same
-  r = c.eval(lua::fsck_field, {dir, record, prefix + ":T:none"}, {"written", "HSET", "kept", "6"});
+  r = c.eval(lua::fsck_field, {dir, record, prefix + ":T:none"}, {"written", "HSET", "kept", "value", "5", "6"});
   REQUIRE(r.ok());
   CHECK(get(dir, "kept") == "6");
   CHECK_FALSE(exists(prefix + ":T:none"));
   cmd({"HSET", ino, "gen", "many"});
-  r = c.eval(lua::fsck_field, {dir, record, ino}, {"written", "HDEL", "kept"});
+  r = c.eval(lua::fsck_field, {dir, record, ino}, {"written", "HDEL", "kept", "value", "6"});
   REQUIRE(r.ok());
   CHECK(get(ino, "gen") == "many");
   // malformed calls: refused, nothing written
   cmd({"DEL", record});
-  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "DEL", "x"}).ok());
-  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HSET", "x"}).ok());
-  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "y"}).ok());
-  CHECK_FALSE(c.eval(lua::fsck_field, {dir}, {"m", "HDEL", "x"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "DEL", "x", "absent", ""}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HSET", "x", "absent", ""}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "absent", "", "y"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "absent", "y"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x", "some", "y"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir, record}, {"m", "HDEL", "x"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_field, {dir}, {"m", "HDEL", "x", "absent", ""}).ok());
   CHECK_FALSE(exists(record));
   // a block cut to the room its file's size leaves in it (block 1 of 8
   // bytes, a file of 12: 4), with the mark; a key that is no block, or
