@@ -267,11 +267,10 @@ void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t
   };
   const Said& said = k_said[static_cast<int>(which)];
   Action a;
-  a.op = Op::Del;
+  a.op = Op::DelLease;
   a.key = std::string(key);
   if (auto rel = m_keys.relative(key); which == Lease::Mount && rel && rel->starts_with("MOUNT:")) {
     // its registration goes with it (a mount would prune it, prune_mounts.lua)
-    a.op = Op::DelSession;
     a.field = std::string(rel->substr(6));
   }
   add(said.kind, std::string(key),
@@ -428,20 +427,25 @@ void FsckAnalysis::check_superblock() {
 // ---------------------------------------------------------------- pass 2
 
 Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
-  auto stray = [&](std::string detail, std::string deletes) {
+  auto stray = [&](std::string detail, std::string deletes, Op op = Op::Del) {
     Action a;
-    a.op = Op::Del;
+    a.op = op;
     a.key = std::string(key);
+    a.ino = pk.ino;
     a.deletes = std::move(deletes);
     add(fsck_kind::k_stray_key, std::string(key), std::move(detail), a);
     return nullptr;
   };
   Node* n = find(pk.ino);
   if (n == nullptr) {
+    // (a file a mount made after pass 1 read the inodes, under --force,
+    // may own it: the repair removes it only if the inode still does not
+    // exist, Op::DelStray)
     return stray("inode " + std::to_string(pk.ino) + " does not exist",
                  pk.kind == KeyKind::Block ? "a data block"
                  : pk.kind == KeyKind::Dir ? "the directory entries it holds"
-                                           : "the extended attributes it holds");
+                                           : "the extended attributes it holds",
+                 Op::DelStray);
   }
   if (pk.kind == KeyKind::Dir) {
     if (!n->bad && n->type != NodeType::Dir) {

@@ -57,9 +57,10 @@ struct Node {
   std::uint8_t visit = 0;     // cycle search: 0 new, 1 on the current path, 2 done
 };
 
-// (DelSession: a mount's session key, `key`, and its registration, `field`
-// of the mounts' register)
-enum class Op : std::uint8_t { None, HDel, HSet, Del, DelSession, Trim, Reattach };
+// (DelStray: a key of inode `ino`, which did not exist; DelLease: a lease
+// no holder set, and with a mount's session key its registration, `field`
+// of the mounts' register: fsck_del.lua)
+enum class Op : std::uint8_t { None, HDel, HSet, Del, DelStray, DelLease, Trim, Reattach };
 enum Stage : int { k_stage_counter = 0, k_stage_remove = 1, k_stage_count = 2, k_stage_attach = 3 };
 
 // What the check read in the field an HSet or HDel changes: the repair

@@ -1,7 +1,7 @@
 // fsck's repair: runs the Action of every repairable problem the analysis
 // found (fsck_analysis.hpp), each as its own atomic step (one command, a
-// MULTI/EXEC, or a script: fsck_field.lua, fsck_trim.lua, and
-// fsck_apply.lua for a step of many commands that must not stop
+// MULTI/EXEC, or a script: fsck_field.lua, fsck_trim.lua, fsck_del.lua,
+// and fsck_apply.lua for a step of many commands that must not stop
 // half-way), with the change record marked in that step (keys.hpp,
 // CHANGED: "written" on a snapshot, "untracked" on a live filesystem, so
 // an incremental dump across it compares every block), in four stages so
@@ -15,6 +15,7 @@
 #include "redis/redis.hpp"
 #include "redis/scan.hpp"
 #include "snap/fsck_analysis.hpp"
+#include "snap/snapshot.hpp"
 
 namespace redisfs::fsck_detail {
 
@@ -77,6 +78,7 @@ class Repairer {
   Status marked(Args change);
   std::string mark();
   Status field(const Action& a);
+  Status del(const Action& a);
   Status reattach(Ino ino);
   Result<Ino> lost_found();
 
@@ -166,6 +168,30 @@ Status Repairer::field(const Action& a) {
   return {};
 }
 
+// A removal made only if what the check found still holds (fsck_del.lua):
+// the inode of a stray key still does not exist; a lease no holder set
+// still is one (and a mount's session key's registration goes with it).
+Status Repairer::del(const Action& a) {
+  std::vector<std::string> keys{a.key, m_a.keys().changed()};
+  std::vector<std::string> args{mark()};
+  if (a.op == Op::DelStray) {
+    keys.push_back(m_a.keys().inode(a.ino));
+    args.emplace_back("stray");
+  } else {
+    args.emplace_back("lease");
+    args.push_back(std::to_string(k_lease_max_ms));
+    if (!a.field.empty()) {
+      keys.push_back(m_a.keys().mounts());
+      args.push_back(a.field);
+    }
+  }
+  TRY_ASSIGN(Reply r, m_c.eval(lua::fsck_del, keys, args));
+  if (r.view().type() == ReplyView::Type::Integer && r.view().integer() == 0) {
+    return _changed();
+  }
+  return {};
+}
+
 Status Repairer::apply(const Action& a) {
   switch (a.op) {
     case Op::HDel:
@@ -173,9 +199,9 @@ Status Repairer::apply(const Action& a) {
       return field(a);
     case Op::Del:
       return marked({"DEL", a.key});
-    case Op::DelSession:  // (its registration goes in the same step)
-      return _exec(m_c,
-                   {{"SET", m_a.keys().changed(), mark()}, {"DEL", a.key}, {"HDEL", m_a.keys().mounts(), a.field}});
+    case Op::DelStray:
+    case Op::DelLease:
+      return del(a);
     case Op::Trim: {
       TRY_ASSIGN(Reply r, m_c.eval(lua::fsck_trim, {a.key, m_a.keys().changed(), m_a.keys().inode(a.ino)},
                                    {mark(), a.value, a.field, std::to_string(m_a.block_size())}));

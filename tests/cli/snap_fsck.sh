@@ -93,7 +93,8 @@ wait_paused() {
 #     REDISFS_FAULT=fsck-repair-pause) is left as it is and the line says
 #     why (redisfs-snap(1), --repair); the next repair sets it right. A
 #     block of a file grown since; a link count, a superblock counter and
-#     a byte count changed since; an entry renamed over since.
+#     a byte count changed since; an entry renamed over since; a block of
+#     a file made since; a mount's session key refreshed since.
 snap -q fsck SKX || fail "not clean before 3b: $(cat "$T/out")"
 clean=$(fs_digest SKX)
 printf 'zzz' | rcli -x set SKX:BLK:2:7 >/dev/null
@@ -101,6 +102,9 @@ rcli hset SKX:INODE:1 nlink 9 >/dev/null
 rcli hset SKX:SB inodes 99 >/dev/null
 rcli hset SKX:INODE:6 bytes 7 >/dev/null
 rcli hset SKX:DIR:1 ghost 999 >/dev/null
+rcli set SKX:BLK:77:0 new >/dev/null
+rcli set SKX:MOUNT:m9 'v1 host 1 /mnt' >/dev/null  # (no time to live: no running mount's)
+rcli hset SKX:MOUNTS m9 'v1 host 1 /mnt' >/dev/null
 REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/out" 2>"$T/err" &
 pid=$!
 wait_paused "before its repair"
@@ -110,24 +114,33 @@ rcli hincrby SKX:SB inodes 1 >/dev/null
 rcli hset SKX:INODE:6 bytes 0007 >/dev/null  # (the same count, other bytes)
 rcli hset SKX:DIR:1 ghost 6 >/dev/null       # (big renamed over ghost)
 rcli hdel SKX:DIR:1 big >/dev/null
+rcli hset SKX:INODE:77 type file mode 0644 uid 0 gid 0 size 3 nlink 1 rdev 0 bytes 3 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli pexpire SKX:MOUNT:m9 30000 >/dev/null
 rcli del SKX:FSCK-PAUSED >/dev/null
 rc=0
 wait "$pid" || rc=$?
 ((rc != 0)) || fail "a repair that left a problem exited 0: $(cat "$T/out")"
 grep -q '^block past end of file: SKX:BLK:2:7: .* (repair failed: the file changed since the check: left as it is (run fsck again))' \
   "$T/out" || fail "a block of a file that changed: $(cat "$T/out")"
-for what in 'wrong link count: SKX:INODE:1' 'wrong superblock counter: SKX:SB: inodes' 'dangling entry: SKX:DIR:1'; do
+for what in 'wrong link count: SKX:INODE:1' 'wrong superblock counter: SKX:SB: inodes' 'dangling entry: SKX:DIR:1' \
+  'stray key: SKX:BLK:77:0' 'mount session that never lapses: SKX:MOUNT:m9'; do
   grep -q "^$what.* (repair failed: changed since the check: left as it is (run fsck again))" "$T/out" ||
     fail "$what, changed since the check: $(cat "$T/out")"
 done
 grep -q '^wrong byte count: SKX:INODE:6: .* (repaired)' "$T/out" ||
   fail "a byte count written alike since the check: $(cat "$T/out")"
-grep -q "'SKX' has 4 problems left (changed while checked: run fsck again)" "$T/err" ||
+grep -q "'SKX' has 6 problems left (changed while checked: run fsck again)" "$T/err" ||
   fail "the summary of repairs left for the next check: $(cat "$T/err")"
 [[ $(rcli get SKX:BLK:2:7) == zzz ]] || fail "the repair cut a block of a file that changed"
 [[ $(rcli hget SKX:INODE:1 nlink) == 10 ]] || fail "the repair overwrote a link count changed since the check"
 [[ $(rcli hget SKX:SB inodes) == 100 ]] || fail "the repair overwrote a counter changed since the check"
 [[ $(rcli hget SKX:DIR:1 ghost) == 6 ]] || fail "the repair removed an entry renamed over since the check"
+[[ $(rcli get SKX:BLK:77:0) == new ]] || fail "the repair removed a block of a file made since the check"
+[[ $(rcli pttl SKX:MOUNT:m9) -gt 0 && $(rcli hexists SKX:MOUNTS m9) == 1 ]] ||
+  fail "the repair removed a session key refreshed since the check"
+rcli del SKX:MOUNT:m9 SKX:INODE:77 SKX:BLK:77:0 >/dev/null
+rcli hdel SKX:MOUNTS m9 >/dev/null
 rcli hset SKX:INODE:2 size 13 >/dev/null
 rcli hset SKX:DIR:1 big 6 >/dev/null
 rcli hdel SKX:DIR:1 ghost >/dev/null

@@ -191,11 +191,12 @@ left=$(rcli s --scan --pattern "$P-lostdel:*" | wc -l)
 ((left == 0)) || fail "a delete that lost a reply left $left keys: $(rcli s --scan --pattern "$P-lostdel:*" | head -3)"
 
 note "1. fsck --repair, a restore and a rollback whose transaction or block cut loses its reply: sent again"
-# (fsck's removal of a key, the marks a restore or a rollback sets on the
-# superblock it staged: MULTI of writes of given values, which
-# Connection::transaction sends again after a lost reply; fsck's cut of a
-# block, fsck_trim.lua, which decides from the file's size at each run,
-# and its change of a field, fsck_field.lua, done when the field is as it
+# (fsck's removal of a key of the wrong type, the marks a restore or a
+# rollback sets on the superblock it staged: MULTI of writes of given
+# values, which Connection::transaction sends again after a lost reply;
+# fsck's cut of a block, fsck_trim.lua, which decides from the file's size
+# at each run, its removal of a stray key, fsck_del.lua, and its change of
+# a field, fsck_field.lua, each done when it finds the key or field as it
 # leaves it; redisfs-snap(1), Outages)
 # lost_tx WHAT COMMAND EXPR ARGS...: redisfs-snap ARGS through the proxy,
 # which loses the reply of the first COMMAND (MULTI: a transaction)
@@ -213,8 +214,11 @@ snap -q copy "$P" "$P-tx" || fail "copy $P $P-tx"
 d0=$(rcli s hget "$P-tx:DIR:1" d0)
 f0=$(rcli s hget "$P-tx:DIR:$d0" f0)
 [[ $f0 =~ ^[0-9]+$ ]] || fail "no inode for d0/f0 in $P-tx: '$f0'"
+rcli s set "$P-tx:OPEN:$f0" junk >/dev/null
+lost_tx fsck MULTI '[\s\S]*\r\n'"$P-tx:OPEN:$f0"'\r\n' -q fsck "$P-tx" --repair
+[[ $(rcli s exists "$P-tx:OPEN:$f0") == 0 ]] || fail "fsck --repair whose removal lost a reply left the key of the wrong type"
 rcli s set "$P-tx:BLK:987654:0" stray >/dev/null
-lost_tx fsck MULTI '[\s\S]*\r\n'"$P-tx:BLK:987654:0"'\r\n' -q fsck "$P-tx" --repair
+lost_tx fsck EVALSHA '[\s\S]*\r\n'"$P-tx:BLK:987654:0"'\r\n' -q fsck "$P-tx" --repair
 [[ $(rcli s exists "$P-tx:BLK:987654:0") == 0 ]] || fail "fsck --repair whose removal lost a reply left the stray key"
 rcli s set "$P-tx:BLK:$f0:7" past-the-end >/dev/null
 lost_tx fsck EVALSHA '[\s\S]*\r\n'"$P-tx:BLK:$f0:7"'\r\n' -q fsck "$P-tx" --repair

@@ -560,6 +560,60 @@ TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its dire
   CHECK(_ok(c.command({"GET", record})).view().str() == "written");
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "a stray key or a lease goes only if what the check found still holds") {
+  Connection& c = conn();
+  const std::string block = prefix + ":T:block", ino = prefix + ":T:ino", record = prefix + ":T:record",
+                    lease = prefix + ":T:lease", mounts = prefix + ":T:mounts";
+  auto del = [&](const std::vector<std::string>& k, const std::vector<std::string>& args) {
+    return _ok(c.eval(lua::fsck_del, k, args)).view().integer();
+  };
+  auto exists = [&](const std::string& key) { return _ok(c.command({"EXISTS", key})).view().integer() != 0; };
+  // a block whose inode exists now (a mount made the file since the
+  // check): 0, nothing written
+  cmd({"SET", block, "data"});
+  cmd({"HSET", ino, "type", "file"});
+  CHECK(del({block, record, ino}, {"untracked", "stray"}) == 0);
+  CHECK(exists(block));
+  CHECK_FALSE(exists(record));
+  // its inode still absent: removed with the mark; a second run (a lost
+  // reply sent again) finds it gone and writes nothing
+  cmd({"DEL", ino});
+  CHECK(del({block, record, ino}, {"untracked", "stray"}) == 1);
+  CHECK_FALSE(exists(block));
+  CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
+  cmd({"DEL", record});
+  CHECK(del({block, record, ino}, {"untracked", "stray"}) == 1);
+  CHECK_FALSE(exists(record));
+  // a lease its holder refreshed since (a time to live within what a
+  // holder sets): 0, nothing written
+  cmd({"SET", lease, "v1 host"});
+  cmd({"HSET", mounts, "s1", "v1 host", "s2", "other"});
+  cmd({"PEXPIRE", lease, "30000"});
+  CHECK(del({lease, record, mounts}, {"untracked", "lease", "60000", "s1"}) == 0);
+  CHECK(exists(lease));
+  CHECK_FALSE(exists(record));
+  // one that never lapses, or lives longer than any holder sets: removed,
+  // with its registration
+  cmd({"PEXPIRE", lease, "90000"});
+  CHECK(del({lease, record, mounts}, {"untracked", "lease", "60000", "s1"}) == 1);
+  CHECK_FALSE(exists(lease));
+  CHECK(_ok(c.command({"HKEYS", mounts})).view().size() == 1);
+  cmd({"SET", lease, "frozen"});
+  CHECK(del({lease, record}, {"written", "lease", "60000"}) == 1);
+  CHECK_FALSE(exists(lease));
+  CHECK(_ok(c.command({"GET", record})).view().str() == "written");
+  // malformed calls: refused, nothing written
+  cmd({"DEL", record});
+  cmd({"SET", lease, "x"});
+  CHECK_FALSE(c.eval(lua::fsck_del, {lease, record}, {"m", "stray"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_del, {lease, record, ino}, {"m", "lease"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_del, {lease, record}, {"m", "lease", "soon"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_del, {lease, record, mounts}, {"m", "lease", "60000"}).ok());
+  CHECK_FALSE(c.eval(lua::fsck_del, {lease, record}, {"m", "gone"}).ok());
+  CHECK(exists(lease));
+  CHECK_FALSE(exists(record));
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "orphans") {
   auto t = build();
   SUBCASE("an orphan record of a linked file") {
