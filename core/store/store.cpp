@@ -398,7 +398,22 @@ Result<Attr> Store::getattr(Ino ino, double* age) {
   if (m_first_pages.wanted(ino) != 0) {
     return getattr_with_first_page(*c, ino);
   }
-  return attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
+  return read_inode(*c, ino);
+}
+
+Result<Attr> Store::read_inode(Connection& c, Ino ino) {
+  if (!m_attrs.enabled() || m_attrs.basis(ino)) {
+    // (what a change left stays: getattr answers from it, never from a read)
+    return attr_from_read(m_keys, ino, c.command({"HGETALL", m_keys.inode(ino)}));
+  }
+  AttrCache::Change read = m_attrs.begin_read({ino});
+  Result<Attr> attr = attr_from_read(m_keys, ino, c.command({"HGETALL", m_keys.inode(ino)}));
+  std::vector<Attr> keep;
+  if (attr.ok() && gathered(ino) == nullptr) {
+    keep.push_back(*attr);
+  }
+  m_attrs.end_read(read, keep);
+  return attr;
 }
 
 static std::uint64_t _info_field(std::string_view info, std::string_view field) {

@@ -741,6 +741,11 @@ class Store {
                             bool fields, std::optional<std::uint64_t> known_size, const SetAttrRequest* then,
                             const CreateCall* create);
   Result<Attr> lookup_server(Ino parent, std::string_view name, double* age);
+  // An inode's attributes read alone (HGETALL), kept as a read
+  // (AttrCache::begin_read) when the cache holds none of it: a basis for
+  // the next change of it, as a listing's are, unless its changes wait
+  // here.
+  Result<Attr> read_inode(Connection& c, Ino ino);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once. The
   // blocks are those the size this mount last saw of the file needs

@@ -163,7 +163,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   if (ino == guess && guessed.ok()) {
     return attr_from_reply(ino, guessed->view());
   }
-  auto attr = attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
+  auto attr = read_inode(*c, ino);
   if (attr.ok()) {
     remember(parent, name, ino);
   }

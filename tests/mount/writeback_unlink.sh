@@ -178,39 +178,29 @@ check_consistency --no-orphans || fail "inconsistent after the rm -rf that follo
 
 # a tree an earlier mount made: a directory listed whole is known as one
 # made here (Store::first_page_known), so rm -rf's second listing of it
-# asks nothing and its rmdir waits (but for the top one's: the mount holds
-# neither its attributes nor its parent's, which no listing brought)
-# One run in several, with two tests at a time (ctest -j2), one of the two
-# lower rmdirs goes at once (2 round trips), on this session's code and on
-# the code before it alike (session 41: 1 of 8 runs each); which condition
-# of Store::removal_waits turns it away then is not known yet. So a second
-# tree is tried before failing: an rmdir that never waits still fails.
-old_tree_rm() {
-  mount_fs -o writeback
-  mkdir -p "$MNT/old/a" "$MNT/old/b"
-  touch "$MNT"/old/a/f{1..50} "$MNT"/old/b/g{1..50}
-  unmount_fs
-  mount_fs -o writeback
-  touch "$MNT/new" # (a create: the server's clock, which what waits needs)
-  # The create's change of / waits too, and while a directory's attributes
-  # wait no removal does (one kind at a time, Store::removal_waits): its
-  # fsync sends it now, not at the heartbeat's next turn.
-  python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
-  read -r d0 drt0 < <(trips rmdir)
-  read -r l0 lrt0 < <(trips readdirplus)
-  rm -rf "$MNT/old"
-  read -r d1 drt1 < <(trips rmdir)
-  read -r l1 lrt1 < <(trips readdirplus)
-  [[ ! -e $MNT/old && -z $(rcli hget "$PREFIX:DIR:1" old) ]] || fail "rm -rf of a tree an earlier mount made"
-  rm -f "$MNT/new"
-}
-old_tree_rm
-if ! ((d1 - d0 == 3 && drt1 - drt0 <= 1)); then
-  note "rm -rf's $((d1 - d0)) rmdirs in listed directories cost $((drt1 - drt0)) round trips: a second tree"
-  unmount_fs
-  old_tree_rm
-fi
-((d1 - d0 == 3 && drt1 - drt0 <= 1)) || fail "rm -rf's $((d1 - d0)) rmdirs in listed directories cost $((drt1 - drt0)) round trips"
+# asks nothing, and every rmdir waits: the parent's attributes, which the
+# rmdir's answer is made from, are those the lookup of the top one read
+# (Store::read_inode), the listing brought, or the create below left. (An
+# rmdir that found none went at once, after sending the unlinks waiting
+# ahead of it: one or two round trips, as the sender had sent them or not.)
+mount_fs -o writeback
+mkdir -p "$MNT/old/a" "$MNT/old/b"
+touch "$MNT"/old/a/f{1..50} "$MNT"/old/b/g{1..50}
+unmount_fs
+mount_fs -o writeback
+touch "$MNT/new" # (a create: the server's clock, which what waits needs)
+# The create's change of / waits too, and while a directory's attributes
+# wait no removal does (one kind at a time, Store::removal_waits): its
+# fsync sends it now, not at the heartbeat's next turn.
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$MNT"
+read -r d0 drt0 < <(trips rmdir)
+read -r l0 lrt0 < <(trips readdirplus)
+rm -rf "$MNT/old"
+read -r d1 drt1 < <(trips rmdir)
+read -r l1 lrt1 < <(trips readdirplus)
+[[ ! -e $MNT/old && -z $(rcli hget "$PREFIX:DIR:1" old) ]] || fail "rm -rf of a tree an earlier mount made"
+rm -f "$MNT/new"
+((d1 - d0 == 3 && drt1 == drt0)) || fail "rm -rf's $((d1 - d0)) rmdirs in listed directories cost $((drt1 - drt0)) round trips"
 note "rm -rf of a tree an earlier mount made: $((l1 - l0)) listings, $((lrt1 - lrt0)) round trips"
 ((lrt1 - lrt0 <= 7)) || fail "rm -rf's $((l1 - l0)) listings of 3 directories cost $((lrt1 - lrt0)) round trips"
 unmount_fs
