@@ -6,7 +6,8 @@
 # daemon must stay up, keep serving what is not damaged (a new directory
 # and file work after every seed), and exit 0 at unmount; fsck must report
 # the damage as problems (exit 0 or 1, no crash), and a filesystem fsck
-# --repair went over must mount and take a new file. The same seeds run
+# --repair went over must mount and take a new file; a repair made under
+# the mount (--force) must crash neither. The same seeds run
 # on a -o writeback mount too: its long caches, the creates it answers
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
 # its unmount must release whatever else is damaged. Run it under ASan
@@ -38,6 +39,16 @@ for run in "${runs[@]}"; do
   mkdir "$MNT/fresh" || fail "seed $seed ($mode): a new directory fails on the damaged filesystem"
   echo sound >"$MNT/fresh/file" || fail "seed $seed ($mode): a new file fails on the damaged filesystem"
   [[ $(cat "$MNT/fresh/file") == sound ]] || fail "seed $seed ($mode): a new file does not read back"
+  # A repair under the live mount (--force: checked twice, each field
+  # changed only if it holds what the check read): no crash of either.
+  rc=0
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" --repair --force >"$T/live.$seed" 2>&1 || rc=$?
+  ((rc <= 1)) || fail "seed $seed ($mode): fsck --repair --force under the mount exited $rc: $(tail -3 "$T/live.$seed")"
+  ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/live.$seed" ||
+    fail "seed $seed ($mode): fsck --repair --force crashed or passed on a server error"
+  kill -0 "$pid" 2>/dev/null || fail "seed $seed ($mode): the daemon died under the repair: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
+  note "repair under the mount: $(grep -c 'not repaired: one of two' "$T/live.$seed") seen once; $(tail -1 "$T/live.$seed")"
+  ls -R "$MNT" >/dev/null 2>&1 || true
   unmount_fs
   [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed ($mode): the daemon exited $LAST_DAEMON_RC: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
   if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "${MOUNT_LOGS[$MNT]}"; then
