@@ -120,6 +120,7 @@ std::string fsck_as_json(const std::string& prefix, bool repair, const FsckRepor
     q["deletes"] = p.deletes;
     q["repairable"] = p.repairable;
     q["repaired"] = p.repaired;
+    q["again"] = p.again;
     problems.push_back(std::move(q));
   }
   j["problems"] = std::move(problems);

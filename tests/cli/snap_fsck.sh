@@ -155,7 +155,7 @@ snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "the next repair failed: $(c
 rcli set SKX:MOUNT:m1 x px 60000 >/dev/null  # (a live mount's session key has its TTL)
 rcli hset SKX:MOUNTS m1 x >/dev/null
 rcli hset SKX:SB inodes 99 >/dev/null
-REDISFS_FAULT=fsck-recheck-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair --force >"$T/out" 2>"$T/err" &
+REDISFS_FAULT=fsck-recheck-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair --force --json >"$T/out" 2>"$T/err" &
 pid=$!
 wait_paused "between its checks"
 rcli hset SKX:INODE:6 nlink 3 >/dev/null
@@ -163,13 +163,18 @@ rcli del SKX:FSCK-PAUSED >/dev/null
 rc=0
 wait "$pid" || rc=$?
 ((rc == 1)) || fail "a repair that left a problem seen once exited $rc: $(cat "$T/out" "$T/err")"
-grep -q '^wrong superblock counter: SKX:SB: inodes .* (repaired)$' "$T/out" ||
-  fail "a counter both checks found: $(cat "$T/out")"
-grep -q '^wrong link count: SKX:INODE:6: nlink is 3, but 1 entry names it (not repaired: one of two checks of the mounted filesystem saw it, so it may be a change in flight; run fsck again)$' \
-  "$T/out" || fail "a link count one check found: $(cat "$T/out")"
+# (--json: "again" says which to run fsck again for)
+jq -e '.problems | map(select(.kind == "wrong superblock counter")) | .[0].repaired and (.[0].again | not)' \
+  "$T/out" >/dev/null || fail "a counter both checks found: $(cat "$T/out")"
+jq -e '.problems | map(select(.key == "SKX:INODE:6")) | .[0] | (.repaired | not) and .again and (.detail ==
+  "nlink is 3, but 1 entry names it (not repaired: one of two checks of the mounted filesystem saw it, so it may be a change in flight; run fsck again)")' \
+  "$T/out" >/dev/null || fail "a link count one check found: $(cat "$T/out")"
 grep -q "'SKX' has 1 problem left (changed while checked: run fsck again)" "$T/err" ||
   fail "the summary of a problem one check found: $(cat "$T/err")"
 [[ $(rcli hget SKX:INODE:6 nlink) == 3 ]] || fail "the repair changed a link count one check found"
+expect_fail snap -q fsck SKX --json
+[[ $(jq -c '[.problems[] | [.kind, .repairable, .repaired, .again]]' "$T/out") == '[["wrong link count",true,false,false]]' ]] ||
+  fail "fsck --json of a link count wrong: $(cat "$T/out")"
 [[ $(rcli hget SKX:SB inodes) == 6 ]] || fail "the repair left the counter both checks found: $(rcli hget SKX:SB inodes)"
 snap -q fsck SKX --repair --force >"$T/out" 2>"$T/err" || fail "the next repair of the mounted filesystem: $(cat "$T/out" "$T/err")"
 rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
