@@ -5,20 +5,25 @@
 -- fails (a damaged field or key): half a repair stayed behind. Here every
 -- command is checked against the state before the first write.
 -- KEYS: the key of each command, in order
--- ARGV: per command: its name (HSET, HDEL or HINCRBY), how many arguments
---       follow its key, then those arguments
+-- ARGV: per command: its name (HSET, HDEL or HINCRBY; or HEQUAL field
+--       value, HABSENT field: what the check found, which must still hold
+--       and is not written), how many arguments follow its key, then those
+--       arguments
+-- A condition that no longer holds (a mount changed it since the check,
+-- under --force) refuses the whole step (EAGAIN, naming it).
 -- A key that is neither a hash nor absent, or a count to add to (HINCRBY)
 -- whose value is not a count, refuses the whole step (EIO, naming it),
 -- but for a directory's change count ('gen'): one that is not a count is
 -- left as it is (the report lists the inode as damaged on its own, and
 -- fsck_repair.cpp's count_dir_change leaves it alike).
--- Returns how many commands ran.
+-- Returns how many commands ran (not counting the conditions).
 local cmds = {}
 local a = 1
 for i = 1, #KEYS do
   local name, n = ARGV[a], tonumber(ARGV[a + 1])
   local shaped = n and n >= 1 and n == math.floor(n) and a + 1 + n <= #ARGV and
-      ((name == 'HSET' and n % 2 == 0) or name == 'HDEL' or
+      ((name == 'HSET' and n % 2 == 0) or name == 'HDEL' or (name == 'HEQUAL' and n == 2) or
+       (name == 'HABSENT' and n == 1) or
        (name == 'HINCRBY' and n == 2 and string.match(ARGV[a + 3], '^-?%d+$') and #ARGV[a + 3] <= 18))
   if not shaped then
     return redis.error_reply('EINVAL malformed fsck_apply arguments')
@@ -35,6 +40,10 @@ for i, c in ipairs(cmds) do
   if t ~= 'hash' and t ~= 'none' then
     return redis.error_reply('EIO ' .. c[2] .. ' is a ' .. t .. ', not a hash: nothing repaired')
   end
+  if (c[1] == 'HEQUAL' and redis.call('HGET', c[2], c[3][1]) ~= c[3][2]) or
+      (c[1] == 'HABSENT' and redis.call('HEXISTS', c[2], c[3][1]) == 1) then
+    return redis.error_reply('EAGAIN ' .. c[2] .. ' ' .. c[3][1] .. ' changed since the check: nothing repaired')
+  end
   if c[1] == 'HINCRBY' then
     local v = redis.call('HGET', c[2], c[3][1])
     if v and not (string.match(v, '^-?%d+$') and #v <= 18) then
@@ -47,7 +56,7 @@ for i, c in ipairs(cmds) do
 end
 local ran = 0
 for i, c in ipairs(cmds) do
-  if not skip[i] then
+  if not skip[i] and c[1] ~= 'HEQUAL' and c[1] ~= 'HABSENT' then
     redis.call(c[1], c[2], unpack(c[3]))
     ran = ran + 1
   end

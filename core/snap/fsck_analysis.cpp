@@ -703,6 +703,7 @@ void FsckAnalysis::analyse() {
           "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
               std::to_string(s.container),
           a);
+      d->parent = s.container;  // (as the repair leaves it, which a reattachment then finds)
       continue;
     } else {
       add(fsck_kind::k_extra_entry, dkey,

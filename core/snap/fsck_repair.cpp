@@ -37,6 +37,9 @@ Status _exec(Connection& c, const std::vector<Args>& cmds) {
   return {};
 }
 
+// A repair whose field a mount changed since the check (under --force).
+Error _changed() { return make_error(EAGAIN, "changed since the check: left as it is (run fsck again)"); }
+
 // `cmds` (HSET, HDEL, HINCRBY, each naming its key first) as one step
 // that writes all of them or nothing (fsck_apply.lua).
 Status _apply(Connection& c, const std::vector<Args>& cmds) {
@@ -48,12 +51,13 @@ Status _apply(Connection& c, const std::vector<Args>& cmds) {
     args.push_back(std::to_string(cmd.size() - 2));
     args.insert(args.end(), cmd.begin() + 2, cmd.end());
   }
-  TRY(c.eval(lua::fsck_apply, keys, args));
+  Result<Reply> r = c.eval(lua::fsck_apply, keys, args);
+  if (!r.ok() && r.code() == EAGAIN) {
+    return _changed();  // (a condition, HEQUAL or HABSENT, no longer holds)
+  }
+  TRY(r);
   return {};
 }
-
-// A repair whose field a mount changed since the check (under --force).
-Status _changed() { return make_error(EAGAIN, "changed since the check: left as it is (run fsck again)"); }
 
 Result<std::string> _server_now(Connection& c) {
   TRY_ASSIGN(Reply r, c.command({"TIME"}));
@@ -80,6 +84,7 @@ class Repairer {
   Status field(const Action& a);
   Status del(const Action& a);
   Status reattach(Ino ino);
+  Result<Args> still(const std::string& key, const char* field, const std::string& want);
   Result<Ino> lost_found();
 
   Connection& m_c;
@@ -260,6 +265,7 @@ Result<Ino> Repairer::lost_found() {
   }
   TRY_ASSIGN(std::string now, _server_now(m_c));
   TRY(_apply(m_c, {
+                      {"HABSENT", root_dir, std::string(k_lost_found)},  // (a mount's mkdir since)
                       {"HSET",   m_a.keys().inode(lf),
                        "type",   "dir",
                        "mode",   format_mode(mode),
@@ -283,9 +289,44 @@ Result<Ino> Repairer::lost_found() {
   return m_lf;
 }
 
+// The condition, for fsck_apply.lua, that `field` of `key` still reads
+// as the check read it, `want` (absent reads as 0): HEQUAL with the bytes
+// it holds now, or HABSENT; EAGAIN when it reads otherwise.
+Result<Args> Repairer::still(const std::string& key, const char* field, const std::string& want) {
+  TRY_ASSIGN(Reply r, m_c.command({"HGET", key, field}));
+  if (r.view().is_nil()) {
+    if (want != "0") {
+      return _changed();
+    }
+    return Args{"HABSENT", key, field};
+  }
+  std::string raw(r.view().str());
+  std::int64_t i = 0;
+  std::uint64_t u = 0;
+  std::string reads = "?";
+  if (auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), i);
+      ec == std::errc() && p == raw.data() + raw.size()) {
+    reads = std::to_string(i);
+  } else if (auto [q, ec2] = std::from_chars(raw.data(), raw.data() + raw.size(), u);
+             ec2 == std::errc() && q == raw.data() + raw.size()) {
+    reads = std::to_string(u);
+  }
+  if (raw.empty() || reads != want) {
+    return _changed();
+  }
+  return Args{"HEQUAL", key, field, raw};
+}
+
 Status Repairer::reattach(Ino ino) {
-  TRY_ASSIGN(Ino lf, lost_found());
   Node* n = m_a.find(ino);
+  // What the check found still holds (asked again in the step, with the
+  // name, which must be free: a mount's create since): the link count of
+  // a file, the parent of a directory (a mount's link, unlink or rename
+  // since changes them). Asked first: /lost+found is not made for nothing.
+  const std::string inode = m_a.keys().inode(ino);
+  TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", std::to_string(n->parent))
+                                                  : still(inode, "nlink", std::to_string(n->nlink)));
+  TRY_ASSIGN(Ino lf, lost_found());
   const std::string lf_dir = m_a.keys().dir(lf);
   const std::string lf_inode = m_a.keys().inode(lf);
   std::string name = "#" + std::to_string(ino);
@@ -297,7 +338,7 @@ Status Repairer::reattach(Ino ino) {
     name = "#" + std::to_string(ino) + "." + std::to_string(i);
   }
   TRY_ASSIGN(std::string now, _server_now(m_c));
-  std::vector<Args> tx;
+  std::vector<Args> tx{std::move(found), {"HABSENT", lf_dir, name}};
   if (n->detached) {
     // Cut it out of its cycle: the entry naming it in its home goes.
     const std::string home_dir = m_a.keys().dir(n->home);
