@@ -506,12 +506,14 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     return;
   }
   Ino ino = 0;
+  std::string held(value);  // the entry as the repairs before a later one leave it
   if (!parse_canonical_u64(value, ino) || ino == 0) {
     Action a = _field_action(Op::None, k_stage_remove, dkey, std::string(name), {}, Seen::Value, std::string(value));
     if (parse_u64(value, ino) && ino != 0) {
       // Scripts compare inode numbers as strings: "007" would never match.
       a.op = Op::HSet;
       a.value = std::to_string(ino);
+      held = a.value;
       add(fsck_kind::k_bad_entry, dkey, _quote(name) + " holds " + _quote(value) + ", not a canonical inode number", a);
     } else {
       a.op = Op::HDel;
@@ -521,7 +523,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
   }
   Node* t = find(ino);
   if (t == nullptr) {
-    Action a = _field_action(Op::HDel, k_stage_remove, dkey, std::string(name), {}, Seen::Value, std::string(value));
+    Action a = _field_action(Op::HDel, k_stage_remove, dkey, std::string(name), {}, Seen::Value, held);
     add(fsck_kind::k_dangling_entry, dkey, _quote(name) + " names inode " + std::to_string(ino) + ", which does not exist", a);
     return;
   }
@@ -542,7 +544,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
     t->home = container;
     return;
   }
-  m_suspects.push_back({container, std::string(name), ino, std::string(value)});
+  m_suspects.push_back({container, std::string(name), ino, std::move(held)});
 }
 
 void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len) {
