@@ -65,10 +65,6 @@ Action _field_action(Op op, int stage, std::string key, std::string field, std::
   return Action{op, stage, std::move(key), std::move(field), std::move(value), 0, {}, seen_as, std::move(seen)};
 }
 
-// A number the check holds, as seen_number reads it.
-std::string _seen(std::uint64_t v) {
-  return v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::to_string(v) : "?";
-}
 std::string _seen_bytes(std::int64_t v) { return v == k_bytes_malformed ? "?" : std::to_string(v); }
 
 // A field of the superblock as the check read it.
@@ -130,6 +126,10 @@ void FsckAnalysis::add(std::string_view kind, std::string key, std::string detai
   p.deletes = p.repairable ? action.deletes : std::string();
   m_report.problems.push_back(std::move(p));
   m_actions.push_back(std::move(action));
+}
+
+std::string seen_number(std::uint64_t v) {
+  return v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::to_string(v) : "?";
 }
 
 std::string seen_number(const std::optional<std::string_view>& raw) {
@@ -638,7 +638,7 @@ void FsckAnalysis::check_root() {
     m_root_ok = !root->bad;
     if (m_root_ok && root->parent != k_root_ino) {
       Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", Seen::Number,
-                               _seen(root->parent));
+                               seen_number(root->parent));
       add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
           "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
     }
@@ -700,7 +700,7 @@ void FsckAnalysis::analyse() {
     } else if (d->home == 0) {
       d->home = s.container;
       Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container),
-                               Seen::Number, _seen(d->parent));
+                               Seen::Number, seen_number(d->parent));
       add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
           "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
               std::to_string(s.container),

@@ -89,6 +89,9 @@ using RepairSet = std::unordered_set<std::string>;
 // A count or inode number field as the check reads it (absent: 0), in
 // decimal; "?" when it is no number. Action::seen of a Seen::Number.
 std::string seen_number(const std::optional<std::string_view>& raw);
+// A number the check holds (an inode number, a link count), as
+// seen_number reads it.
+std::string seen_number(std::uint64_t v);
 
 // An entry naming a directory from somewhere other than its parent field.
 struct Suspect {

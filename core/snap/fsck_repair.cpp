@@ -84,7 +84,7 @@ class Repairer {
   Status field(const Action& a);
   Status del(const Action& a);
   Status reattach(Ino ino);
-  Result<Args> still(const std::string& key, const char* field, const std::string& want);
+  Result<Args> still(const std::string& key, const std::string& field, const std::string& want);
   Result<Ino> lost_found();
 
   Connection& m_c;
@@ -155,12 +155,9 @@ Status Repairer::field(const Action& a) {
   bool absent = a.seen_as == Seen::Absent;
   std::string seen = absent ? std::string() : a.seen;
   if (a.seen_as == Seen::Number) {
-    TRY_ASSIGN(Reply now, m_c.command({"HGET", a.key, a.field}));
-    absent = now.view().is_nil();
-    seen = absent ? std::string() : std::string(now.view().str());
-    if (seen_number(absent ? std::nullopt : std::optional<std::string_view>(seen)) != a.seen) {
-      return _changed();
-    }
+    TRY_ASSIGN(Args now, still(a.key, a.field, a.seen));
+    absent = now[0] == "HABSENT";
+    seen = absent ? std::string() : now[3];
   }
   std::vector<std::string> args{mark(), a.op == Op::HSet ? "HSET" : "HDEL", a.field, absent ? "absent" : "value", seen};
   if (a.op == Op::HSet) {
@@ -290,9 +287,9 @@ Result<Ino> Repairer::lost_found() {
 }
 
 // The condition, for fsck_apply.lua, that `field` of `key` still reads
-// as the check read it, `want` (absent reads as 0): HEQUAL with the bytes
+// as the check read it, `want` (seen_number: absent reads as 0): HEQUAL with the bytes
 // it holds now, or HABSENT; EAGAIN when it reads otherwise.
-Result<Args> Repairer::still(const std::string& key, const char* field, const std::string& want) {
+Result<Args> Repairer::still(const std::string& key, const std::string& field, const std::string& want) {
   TRY_ASSIGN(Reply r, m_c.command({"HGET", key, field}));
   if (r.view().is_nil()) {
     if (want != "0") {
@@ -301,17 +298,7 @@ Result<Args> Repairer::still(const std::string& key, const char* field, const st
     return Args{"HABSENT", key, field};
   }
   std::string raw(r.view().str());
-  std::int64_t i = 0;
-  std::uint64_t u = 0;
-  std::string reads = "?";
-  if (auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), i);
-      ec == std::errc() && p == raw.data() + raw.size()) {
-    reads = std::to_string(i);
-  } else if (auto [q, ec2] = std::from_chars(raw.data(), raw.data() + raw.size(), u);
-             ec2 == std::errc() && q == raw.data() + raw.size()) {
-    reads = std::to_string(u);
-  }
-  if (raw.empty() || reads != want) {
+  if (seen_number(std::string_view(raw)) != want) {
     return _changed();
   }
   return Args{"HEQUAL", key, field, raw};
@@ -324,7 +311,7 @@ Status Repairer::reattach(Ino ino) {
   // a file, the parent of a directory (a mount's link, unlink or rename
   // since changes them). Asked first: /lost+found is not made for nothing.
   const std::string inode = m_a.keys().inode(ino);
-  TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", std::to_string(n->parent))
+  TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", seen_number(n->parent))
                                                   : still(inode, "nlink", std::to_string(n->nlink)));
   TRY_ASSIGN(Ino lf, lost_found());
   const std::string lf_dir = m_a.keys().dir(lf);
