@@ -126,13 +126,10 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   Pool& pool = ctx.need_pool_for({args.prefix});
   const bool repair = args.repair && !args.dry_run;
   const std::uint64_t mounts = _mounts_of_filesystem(pool, args.prefix);
-  if (repair && !args.force && mounts > 0) {
-    throw CommandFailed{"'" + args.prefix + "' is mounted (" + _plural(mounts, "live mount", "live mounts") +
-                            "): unmount it before --repair, or add --force to repair it anyway",
-                        1};
-  }
   Progress progress("fsck " + args.prefix, 0, "keys", ctx.opts.quiet);
-  auto report = fsck(pool, args.prefix, repair, &progress, repair && mounts > 0);
+  // (a repair refuses a mounted filesystem itself, counting the mounts
+  // once it has reserved the prefix: fsck.hpp)
+  auto report = fsck(pool, args.prefix, repair, &progress, args.force ? FsckMounted::Confirm : FsckMounted::Refuse);
   progress.finish();
   if (!report.ok()) {
     throw_failure(report.error());

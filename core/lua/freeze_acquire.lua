@@ -3,14 +3,16 @@
 -- Freezes the filesystem (snapshot.hpp, Freeze), unless it is frozen
 -- already or a copy-on-write snapshot of it is alive (its copies would
 -- miss the changes made under the freeze). A freeze no freezer set (one
--- that never lapses: prelude.lua, freeze_alive) is replaced.
+-- that never lapses: prelude.lua, freeze_alive) is replaced, and so is a
+-- key of another type (damage: no freezer sets one).
 -- KEYS: FREEZE, COW     ARGV: token, ttl (ms)
 -- Returns 1 when frozen (by this run, or by an earlier run with the same
 -- token, whose reply was lost), else 0 (wait and try again).
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local held = redis.pcall('GET', KEYS[1])
+if held == ARGV[1] then
   return 1
 end
-if freeze_alive(KEYS[1]) then
+if type(held) ~= 'table' and freeze_alive(KEYS[1]) then
   return 0
 end
 local c = redis.pcall('HGET', KEYS[2], 'deadline')  -- (not a hash: no snapshot is alive)

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "snap/fsck_analysis.hpp"
+#include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/progress.hpp"
@@ -23,18 +24,40 @@ std::size_t FsckReport::remaining() const {
       std::count_if(problems.begin(), problems.end(), [](const FsckProblem& p) { return !p.repaired; }));
 }
 
-Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, bool confirm) {
+Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, FsckMounted mounted) {
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
+  const Keys keys(prefix);
+  std::unique_ptr<Reservation> reservation;
+  std::string replaced;  // a reservation no holder set, which this one replaced
+  bool confirm = false;
+  if (repair) {
+    // Reserved, then the mounts counted: one that starts later finds the
+    // reservation and fails (fsck.hpp).
+    TRY_ASSIGN(reservation, Reservation::acquire_over_damaged(pool, keys, "fsck --repair", replaced));
+    TRY_ASSIGN(std::uint64_t mounts, running_mounts(*c, keys));
+    if (mounts > 0 && mounted == FsckMounted::Refuse) {
+      return make_error(EBUSY, "'" + prefix + "' is mounted (" + std::to_string(mounts) +
+                                   (mounts == 1 ? " live mount" : " live mounts") +
+                                   "): unmount it before --repair, or add --force to repair it anyway");
+    }
+    confirm = mounts > 0;
+  }
   // A scan the server's restart or failover cut short (EAGAIN, Scanner::scan)
   // starts over: nothing was repaired by what it had found.
   for (int attempt = 1;; ++attempt) {
     if (attempt > 1 && progress != nullptr) {
       progress->restart();  // (counted from nothing: never past the whole)
     }
-    auto report = fsck_scan(*c, prefix, repair, progress, confirm);
-    if (report.ok() || report.code() != EAGAIN || attempt == 3) {
+    auto report = fsck_scan(*c, prefix, repair, progress, confirm, reservation.get());
+    if (report.ok() || report.code() != EAGAIN || attempt == 3 || (reservation && !reservation->check().ok())) {
+      if (report.ok() && !replaced.empty()) {
+        report->problems.insert(report->problems.begin(), fsck_replaced_reservation(keys.reserved(), replaced));
+      }
+      if (reservation) {
+        (void)reservation->release();  // (a loss before the repair failed it: Scanner::run)
+      }
       return report;
     }
   }

@@ -28,10 +28,10 @@
 // inodes, reattached as "#<ino>" in "/lost+found" (made like mkdir would,
 // mode 0700). File data that is reachable is never deleted, and nothing is
 // deleted because of a field that could not be parsed (see below); a repair
-// that deletes data says what in FsckProblem::deletes. Repair is only
-// meant for an unmounted filesystem (see count_live_mounts); it refuses to
-// run while a snapshot holds <prefix>:FREEZE, and repairs nothing when the
-// superblock is missing or is not a redisfs superblock.
+// that deletes data says what in FsckProblem::deletes. Repair is meant
+// for an unmounted filesystem (see count_live_mounts, FsckMounted); it
+// refuses to run while a snapshot holds <prefix>:FREEZE, and repairs
+// nothing when the superblock is missing or is not a redisfs superblock.
 #pragma once
 
 #include <cstdint>
@@ -124,10 +124,28 @@ struct FsckReport {
 // nothing is deleted on its strength (its blocks, entries and attributes
 // stay, whatever its size or type field says).
 //
-// With `confirm` (a repair of a filesystem that mounts may be changing):
-// checks twice, and repairs only what both checks found alike; the rest is
-// reported, not repaired (a change seen half done is seldom seen twice).
-Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, bool confirm = false);
+// What a repair does about running mounts (count_live_mounts), which may
+// change the filesystem while it is checked.
+enum class FsckMounted {
+  Refuse,   // fails with EBUSY, nothing checked
+  Confirm,  // checks twice, and repairs only what both checks found alike;
+            // the rest is reported, not repaired (a change seen half done
+            // is seldom seen twice)
+};
+
+// A repair reserves the prefix (<prefix>:RESERVED, as a restore reserves
+// its target; EBUSY while another tool holds it) for the check and the
+// repair, then counts the running mounts: a mount registers before it
+// looks for a reservation (Store::open), so one that starts after the
+// count finds it and fails, and no restore, copy or delete into it begins.
+// A reservation lost meanwhile (the server stalled past its TTL) fails the
+// repair with EAGAIN before anything is repaired. The repairs are written
+// under a snapshot's freeze (Freeze: a snapshot begun meanwhile waits, and
+// the mounts' changes too), each step only while it is still held. A
+// reservation or freeze no holder set, which would refuse the repair that
+// removes it, is replaced by the repair's own and reported repaired.
+Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress,
+                        FsckMounted mounted = FsckMounted::Confirm);
 
 // The running mounts: those registered (<prefix>:MOUNTS) whose session key
 // (<prefix>:MOUNT:<session>) lives and lapses unless refreshed, as a

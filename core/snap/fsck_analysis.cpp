@@ -250,7 +250,9 @@ std::string _lease_life(std::int64_t pttl_ms) {
 
 }  // namespace
 
-void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t pttl_ms) {
+namespace {
+// The kind and detail of a lease no holder set (FsckAnalysis::lease_endless).
+std::pair<std::string_view, std::string> _lease_problem(FsckAnalysis::Lease which, std::int64_t pttl_ms) {
   struct Said {
     std::string_view kind;
     std::string_view what;  // the record, before "that never expires"
@@ -266,6 +268,11 @@ void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t
        "unlinked are never freed (fsck takes them for a dead mount's)"},
   };
   const Said& said = k_said[static_cast<int>(which)];
+  return {said.kind, std::string(said.what) + " that " + _lease_life(pttl_ms) + " " + std::string(said.cost)};
+}
+}  // namespace
+
+void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t pttl_ms) {
   Action a;
   a.op = Op::DelLease;
   a.key = std::string(key);
@@ -273,8 +280,29 @@ void FsckAnalysis::lease_endless(Lease which, std::string_view key, std::int64_t
     // its registration goes with it (a mount would prune it, prune_mounts.lua)
     a.field = std::string(rel->substr(6));
   }
-  add(said.kind, std::string(key),
-      std::string(said.what) + " that " + _lease_life(pttl_ms) + " " + std::string(said.cost), a);
+  auto [kind, detail] = _lease_problem(which, pttl_ms);
+  add(kind, std::string(key), std::move(detail), a);
+}
+
+FsckProblem fsck_replaced_reservation(std::string_view key, std::string_view replaced) {
+  FsckProblem p;
+  p.key = std::string(key);
+  std::int64_t pttl = -1;
+  if (replaced.starts_with("type ")) {
+    p.kind = std::string(fsck_kind::k_wrong_type);
+    p.detail = "a " + std::string(replaced.substr(5)) + ", not a string";
+  } else {
+    if (auto v = _i64(replaced.substr(std::min<std::size_t>(replaced.size(), 5)))) {
+      pttl = *v;
+    }
+    auto [kind, detail] = _lease_problem(FsckAnalysis::Lease::Reservation, pttl);
+    p.kind = std::string(kind);
+    p.detail = std::move(detail);
+  }
+  p.detail += " (replaced by this repair's own reservation, which it removes at its end)";
+  p.repairable = true;
+  p.repaired = true;
+  return p;
 }
 
 bool FsckAnalysis::open_count_valid(std::string_view count) {

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@
 #include "store/inode.hpp"
 #include "store/keys.hpp"
 #include "store/superblock.hpp"
+
+namespace redisfs {
+class Reservation;  // snap/install.hpp
+}
 
 namespace redisfs::fsck_detail {
 
@@ -215,14 +220,26 @@ class FsckAnalysis {
   Ino m_lf_entry = 0;  // what "/lost+found" names
 };
 
+// The problem a repair's reservation replaced (fsck: Reservation::
+// acquire_over_damaged said "type <t>" or "pttl <ms>"), worded as the
+// check would have found it, repaired.
+FsckProblem fsck_replaced_reservation(std::string_view key, std::string_view replaced);
+
 // fsck of `prefix` on a server (fsck_scan.cpp): gathers, analyses and,
-// with `repair`, repairs.
+// with `repair`, repairs, while `held` (fsck: the prefix's reservation) is
+// still held (EAGAIN, nothing repaired, once it is lost).
 // (`confirm`, with `repair`: check twice and repair only what both checks
 // found, FsckAnalysis::confirm)
-Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm);
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
+                             const Reservation* held);
+
+// The running mounts of the filesystem (count_live_mounts).
+Result<std::uint64_t> running_mounts(Connection& c, const Keys& keys);
 
 // Repairs the problems of `analysis` that it found repairable, on the
-// server, in stages (fsck_repair.cpp).
-void fsck_repair(Connection& c, FsckAnalysis& analysis);
+// server, in stages (fsck_repair.cpp). `keep` (may be empty) runs before
+// each step: once it fails, the steps left are not made, and their lines
+// say why.
+void fsck_repair(Connection& c, FsckAnalysis& analysis, const std::function<Status()>& keep = {});
 
 }  // namespace redisfs::fsck_detail

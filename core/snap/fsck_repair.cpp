@@ -74,7 +74,7 @@ Result<std::string> _server_now(Connection& c) {
 
 class Repairer {
  public:
-  Repairer(Connection& c, FsckAnalysis& a) : m_c(c), m_a(a) {}
+  Repairer(Connection& c, FsckAnalysis& a, const std::function<Status()>& keep) : m_c(c), m_a(a), m_keep(keep) {}
   void run();
 
  private:
@@ -89,6 +89,7 @@ class Repairer {
 
   Connection& m_c;
   FsckAnalysis& m_a;
+  const std::function<Status()>& m_keep;  // before each step (fsck_repair)
   Ino m_lf = 0;  // the /lost+found used by repair
   bool m_marked = false;  // the change record was marked
 };
@@ -96,10 +97,19 @@ class Repairer {
 // ---------------------------------------------------------------- repair
 
 void Repairer::run() {
+  std::optional<Error> stopped;  // what `m_keep` said when it failed
   for (int stage = k_stage_counter; stage <= k_stage_attach; ++stage) {
     for (std::size_t i = 0; i < m_a.actions().size(); ++i) {
       FsckProblem& p = m_a.report().problems[i];
       if (!p.repairable || m_a.actions()[i].stage != stage) {
+        continue;
+      }
+      if (Status kept = stopped || !m_keep ? Status{} : m_keep(); !kept.ok()) {
+        stopped = std::move(kept).error();
+      }
+      if (stopped) {
+        p.again = true;
+        p.detail += " (not repaired: " + cut(stopped->message, k_detail_max) + ")";
         continue;
       }
       Status s = apply(m_a.actions()[i]);
@@ -362,6 +372,8 @@ Status Repairer::reattach(Ino ino) {
 
 }  // namespace
 
-void fsck_repair(Connection& c, FsckAnalysis& analysis) { Repairer(c, analysis).run(); }
+void fsck_repair(Connection& c, FsckAnalysis& analysis, const std::function<Status()>& keep) {
+  Repairer(c, analysis, keep).run();
+}
 
 }  // namespace redisfs::fsck_detail

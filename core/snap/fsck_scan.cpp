@@ -73,15 +73,19 @@ void _test_pause(Connection& c, const Keys& keys, const char* fault) {
 
 class Scanner {
  public:
-  // (`first`: the repairs a first check found; only those are made)
-  Scanner(const std::string& prefix, bool repair, Progress* progress, const RepairSet* first = nullptr)
-      : m_keys(prefix), m_a(prefix), m_repair(repair), m_progress(progress), m_first(first) {}
+  // (`first`: the repairs a first check found; only those are made.
+  // `held`: with `repair`, the prefix's reservation, still held when the
+  // repair begins, or nothing is repaired)
+  Scanner(const std::string& prefix, bool repair, Progress* progress, const Reservation* held,
+          const RepairSet* first = nullptr)
+      : m_keys(prefix), m_a(prefix), m_repair(repair), m_progress(progress), m_held(held), m_first(first) {}
 
   Result<FsckReport> run(Connection& c);
   const FsckAnalysis& analysis() const { return m_a; }
 
  private:
   Status guard_freeze(Connection& c);
+  Status repair_frozen(Connection& c);
   Status scan(Connection& c, Status (Scanner::*batch)(Connection&, ReplyView, std::size_t, std::size_t));
   Status first_pass(Connection& c);
   struct FirstItem {
@@ -105,6 +109,7 @@ class Scanner {
   FsckAnalysis m_a;
   bool m_repair;
   Progress* m_progress;
+  const Reservation* m_held;
   const RepairSet* m_first;
   std::uint64_t m_keys_seen = 0;
   std::string m_server;  // the run_id the first page came from (same_server)
@@ -141,9 +146,44 @@ Result<FsckReport> Scanner::run(Connection& c) {
       m_a.confirm(*m_first);
     }
     _test_pause(c, m_keys, "fsck-repair-pause");
-    fsck_repair(c, m_a);
+    if (Status held = m_held != nullptr ? m_held->check() : Status{}; !held.ok()) {
+      // (another tool may have it now)
+      return make_error(EAGAIN, held.error().message + ": nothing repaired; run fsck --repair again");
+    }
+    TRY(repair_frozen(c));
   }
   return m_a.take_report();
+}
+
+// The repair, under a snapshot's freeze: a copy-on-write snapshot begun
+// since the check would otherwise get keys the repair changes as they are
+// after it, not at the snapshot's instant (the repair writes them itself,
+// not through the scripts that copy a key first), and a mount's change
+// waits too; a snapshot in progress is waited for (EBUSY past
+// k_freeze_wait, nothing repaired). A freeze no freezer set (it never
+// lapses, or is no string), found by the check, is the one this freeze
+// replaced (freeze_acquire.lua): repaired, as it goes with it, and never
+// removed by a step of the repair, which would end this one.
+Status Scanner::repair_frozen(Connection& c) {
+  TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, m_keys));
+  _test_pause(c, m_keys, "fsck-frozen-pause");
+  for (std::size_t i = 0; i < m_a.actions().size(); ++i) {
+    FsckProblem& p = m_a.report().problems[i];
+    if (p.repairable && m_a.actions()[i].key == m_keys.freeze()) {
+      p.repairable = false;
+      p.repaired = true;
+      p.detail += " (replaced by this repair's own freeze, which it removes at its end)";
+    }
+  }
+  fsck_repair(c, m_a, [&]() -> Status {
+    if (m_held != nullptr) {
+      TRY(m_held->check());
+    }
+    return freeze.keep_alive(c);
+  });
+  // (lost before a step: the steps left were not made, and say so)
+  (void)freeze.release(c);
+  return {};
 }
 
 // Every lease a live holder keeps is one fsck takes for alive (snapshot.hpp,
@@ -152,14 +192,17 @@ static_assert(k_reservation_ttl_ms <= k_lease_max_ms / 2 && Store::k_session_ttl
 
 Status Scanner::guard_freeze(Connection& c) {
   // A restore, copy or delete filling, replacing or removing it: repairing
-  // what it is halfway through would break what it is building.
-  auto reserved = c.command({"PTTL", m_keys.reserved()});
-  TRY(_named(m_keys.reserved(), reserved));
-  TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
-                                                                          : std::optional<std::string>());
-  if (holder) {
-    return make_error(EBUSY,
-                      "'" + m_keys.prefix() + "' is reserved by a running " + *holder + ": repair when it has ended");
+  // what it is halfway through would break what it is building. (fsck
+  // reserved the prefix first: a running one refused it there.)
+  if (m_held == nullptr) {
+    auto reserved = c.command({"PTTL", m_keys.reserved()});
+    TRY(_named(m_keys.reserved(), reserved));
+    TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
+                                                                            : std::optional<std::string>());
+    if (holder) {
+      return make_error(EBUSY,
+                        "'" + m_keys.prefix() + "' is reserved by a running " + *holder + ": repair when it has ended");
+    }
   }
   // An interrupted install (its tool gone: its freeze may outlive it a
   // little) before the freeze, which would be named a snapshot's.
@@ -632,9 +675,10 @@ Status Scanner::read_orphans(Connection& c) {
 
 }  // namespace
 
-Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm) {
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
+                             const Reservation* held) {
   if (!repair || !confirm) {
-    return Scanner(prefix, repair, progress).run(c);
+    return Scanner(prefix, repair, progress, held).run(c);
   }
   // Mounts change the filesystem under the check: a change seen half done
   // (a rename between two directories read apart, say) looks like damage
@@ -643,7 +687,7 @@ Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repa
   // repairs both checks found are made.
   RepairSet first;
   {
-    Scanner check(prefix, false, progress);
+    Scanner check(prefix, false, progress, held);
     TRY_ASSIGN(FsckReport report, check.run(c));
     first = check.analysis().repairs(report);
   }
@@ -651,7 +695,20 @@ Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repa
     progress->restart();
   }
   _test_pause(c, Keys(prefix), "fsck-recheck-pause");
-  return Scanner(prefix, true, progress, &first).run(c);
+  return Scanner(prefix, true, progress, held, &first).run(c);
+}
+
+Result<std::uint64_t> running_mounts(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(std::vector<std::string> live, live_mounts(c, keys));
+  for (const std::string& session : live) {
+    c.append({"PTTL", keys.mount(session)});
+  }
+  TRY_ASSIGN(std::vector<Reply> ttls, c.read_all());
+  // (a session key that never lapses is no running mount's: the repair
+  // removes it, lease_endless)
+  return static_cast<std::uint64_t>(std::count_if(ttls.begin(), ttls.end(), [](const Reply& r) {
+    return r.view().type() == ReplyView::Type::Integer && lease_ttl_plausible(r.view().integer());
+  }));
 }
 
 }  // namespace redisfs::fsck_detail
@@ -662,19 +719,9 @@ using namespace fsck_detail;
 
 Result<std::uint64_t> count_live_mounts(Pool& pool, const std::string& prefix) {
   TRY(validate_prefix(prefix));
-  Keys keys(prefix);
   TRY_ASSIGN(auto c, pool.acquire());
   TRY(check_toolkit_prefix(*c, prefix));
-  TRY_ASSIGN(std::vector<std::string> live, live_mounts(*c, keys));
-  for (const std::string& session : live) {
-    c->append({"PTTL", keys.mount(session)});
-  }
-  TRY_ASSIGN(std::vector<Reply> ttls, c->read_all());
-  // (a session key that never lapses is no running mount's: the repair
-  // removes it, lease_endless)
-  return static_cast<std::uint64_t>(std::count_if(ttls.begin(), ttls.end(), [](const Reply& r) {
-    return r.view().type() == ReplyView::Type::Integer && lease_ttl_plausible(r.view().integer());
-  }));
+  return running_mounts(*c, Keys(prefix));
 }
 
 }  // namespace redisfs

@@ -44,7 +44,13 @@ Reservation::Reservation(Pool& pool, std::string key, std::string token, std::ch
 Reservation::~Reservation() { (void)release(); }
 
 Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys& keys) {
-  TRY_ASSIGN(Reply r, c.command({"GET", keys.reserved()}));
+  Result<Reply> got = c.command({"GET", keys.reserved()});
+  if (!got.ok() && got.error().fault == Fault::None) {
+    // (the server's refusal: no string, so no tool's reservation; fsck
+    // reports it, and its repair replaces it)
+    return std::optional<std::string>();
+  }
+  TRY_ASSIGN(Reply r, std::move(got));
   if (r.view().is_nil()) {
     return std::optional<std::string>();
   }
@@ -56,18 +62,49 @@ Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys&
   return std::optional<std::string>(who);
 }
 
+// The refusal of a reservation someone else holds.
+static Error _reserved_error(Connection& c, const Keys& keys) {
+  auto holder = reservation_holder(c, keys);
+  if (!holder.ok()) {
+    return std::move(holder).error();
+  }
+  return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " +
+                               holder->value_or(std::string("tool")) + "; try again when it ends" +
+                               endless_lease_hint(c, keys.reserved(), keys.prefix()));
+}
+
+static std::string _token(std::string_view what) {
+  return random_hex(8) + " " + std::string(what) + " by " + _host_pid();
+}
+
 Result<std::unique_ptr<Reservation>> Reservation::acquire(Pool& pool, const Keys& keys, std::string_view what) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   std::string key = keys.reserved();
-  std::string token = random_hex(8) + " " + std::string(what) + " by " + _host_pid();
+  std::string token = _token(what);
   auto sent = std::chrono::steady_clock::now();
   TRY_ASSIGN(Reply r, lease->command({"SET", key, token, "NX", "PX", std::to_string(k_reservation_ttl_ms)}));
   if (r.view().is_nil()) {
-    TRY_ASSIGN(auto holder, reservation_holder(*lease, keys));
-    return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " +
-                                 holder.value_or(std::string("tool")) + "; try again when it ends" +
-                                 endless_lease_hint(*lease, key, keys.prefix()));
+    return _reserved_error(*lease, keys);
   }
+  return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token), sent));
+}
+
+Result<std::unique_ptr<Reservation>> Reservation::acquire_over_damaged(Pool& pool, const Keys& keys,
+                                                                       std::string_view what, std::string& replaced) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  std::string key = keys.reserved();
+  std::string token = _token(what);
+  auto sent = std::chrono::steady_clock::now();
+  TRY_ASSIGN(Reply r, lease->eval(lua::reserve_repair, {key},
+                                  {token, std::to_string(k_reservation_ttl_ms), std::to_string(k_lease_max_ms)}));
+  ReplyView v = r.view();
+  if (!v.is_array() || v.size() != 2) {
+    return make_error(EIO, "reserving " + key + ": unexpected reply");
+  }
+  if (v[0].integer() != 1) {
+    return _reserved_error(*lease, keys);
+  }
+  replaced = std::string(v[1].str());
   return std::unique_ptr<Reservation>(new Reservation(pool, std::move(key), std::move(token), sent));
 }
 

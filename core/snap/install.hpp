@@ -65,6 +65,12 @@ class Reservation {
  public:
   // EBUSY when someone else holds it (the message says who).
   static Result<std::unique_ptr<Reservation>> acquire(Pool& pool, const Keys& keys, std::string_view what);
+  // The same, also over a reservation no holder set (no string, never
+  // lapsing, or living longer than any holder sets: damage, which would
+  // refuse the repair that removes it), for fsck --repair: `replaced` says
+  // what was there ("type <t>" or "pttl <ms>"), or is empty.
+  static Result<std::unique_ptr<Reservation>> acquire_over_damaged(Pool& pool, const Keys& keys, std::string_view what,
+                                                                   std::string& replaced);
   ~Reservation();
   Reservation(const Reservation&) = delete;
   Reservation& operator=(const Reservation&) = delete;
@@ -90,7 +96,8 @@ class Reservation {
   std::thread m_thread;
 };
 
-// Who holds <prefix>:RESERVED ("restore by host:pid"), or nullopt.
+// Who holds <prefix>:RESERVED ("restore by host:pid"), or nullopt: none,
+// or a key that is no string (damage, no tool's: fsck's repair replaces it).
 Result<std::optional<std::string>> reservation_holder(Connection& c, const Keys& keys);
 
 struct InstallResult {

@@ -188,6 +188,62 @@ snap -q fsck SKX --repair --force >"$T/out" 2>"$T/err" || fail "the next repair 
 rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
 [[ $(fs_digest SKX) == "$clean" ]] || fail "the repairs of the mounted filesystem did not restore it"
 
+# 3d. A repair reserves the filesystem for the check and the repair (fsck
+#     counts the mounts once it has: redisfs-snap(1), --repair): a mount
+#     that starts meanwhile fails, and so does a delete of it; the
+#     reservation ends with the repair. It repairs under a snapshot's
+#     freeze: a snapshot begun during the repair (REDISFS_FAULT=
+#     fsck-frozen-pause) waits for it, and holds the repaired state, not a
+#     mix of both. A reservation no tool holds (it never lapses) is
+#     replaced by the repair's own, and reported repaired.
+rcli hset SKX:SB inodes 99 >/dev/null
+REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
+pid=$!
+wait_paused "before its repair"
+[[ $(rcli get SKX:RESERVED) == *" fsck --repair by "* ]] || fail "fsck --repair did not reserve SKX: $(rcli get SKX:RESERVED)"
+mkdir -p "$T/mnt"
+expect_fail timeout 20 "$REDISFS_BIN" -f --redis "$URL" --prefix SKX "$T/mnt"
+grep -q "is reserved by a running fsck --repair by " "$T/err" || fail "a mount during a repair: $(cat "$T/err")"
+[[ $(rcli hlen SKX:MOUNTS) == 0 ]] || fail "the refused mount stayed registered"
+expect_fail snap delete SKX --force
+grep -q "reserved by a running fsck --repair" "$T/err" || fail "a delete during a repair: $(cat "$T/err")"
+rcli del SKX:FSCK-PAUSED >/dev/null
+wait "$pid" || fail "the repair of 3d: $(cat "$T/fsck.out" "$T/fsck.err")"
+[[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the repair's reservation outlived it"
+[[ $(fs_digest SKX) == "$clean" ]] || fail "the repair of 3d did not restore the filesystem"
+inodes=$(rcli hget SKX:SB inodes)
+rcli hset SKX:SB inodes 99 >/dev/null
+REDISFS_FAULT=fsck-frozen-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
+pid=$!
+wait_paused "in its repair"
+snap -q copy SKX SKX3 >"$T/copy.out" 2>"$T/copy.err" &
+copier=$!
+sleep 1 # (time for a copy that did not wait to take its instant now)
+rcli del SKX:FSCK-PAUSED >/dev/null
+wait "$pid" || fail "the repair under a snapshot's freeze: $(cat "$T/fsck.out" "$T/fsck.err")"
+wait "$copier" || fail "the snapshot begun during the repair: $(cat "$T/copy.err")"
+[[ $(rcli hget SKX3:SB inodes) == "$inodes" ]] ||
+  fail "the snapshot begun during the repair holds inodes $(rcli hget SKX3:SB inodes), not the repaired $inodes"
+snap -q delete SKX3 --force >/dev/null 2>&1 || fail "delete SKX3"
+rcli set SKX:RESERVED 'abc restore by gone:1' >/dev/null  # (no time to live: no running tool's)
+snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "a repair past a reservation that never lapses: $(cat "$T/out" "$T/err")"
+grep -q '^reservation that never lapses: SKX:RESERVED: a reservation that never expires refuses every mount, restore, copy and delete of it (replaced by this repair.s own reservation, which it removes at its end) (repaired)$' \
+  "$T/out" || fail "the line of a reservation that never lapses: $(cat "$T/out")"
+[[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the reservation that never lapsed is still there"
+rcli hset SKX:RESERVED a b >/dev/null  # (no string: no tool's either)
+snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "a repair past a reservation of the wrong type: $(cat "$T/out" "$T/err")"
+grep -q "^wrong key type: SKX:RESERVED: a hash, not a string (replaced by this repair's own reservation, which it removes at its end) (repaired)$" \
+  "$T/out" || fail "the line of a reservation of the wrong type: $(cat "$T/out")"
+[[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the reservation of the wrong type is still there"
+for freeze in 'set SKX:FREEZE x' 'hset SKX:FREEZE a b'; do # (likewise a freeze)
+  rcli $freeze >/dev/null
+  snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "a repair past a dead freeze ($freeze): $(cat "$T/out" "$T/err")"
+  grep -q "^freeze that never lapses: SKX:FREEZE: .* (replaced by this repair's own freeze, which it removes at its end) (repaired)$" \
+    "$T/out" || fail "the line of a dead freeze ($freeze): $(cat "$T/out")"
+  [[ $(rcli exists SKX:FREEZE) == 0 ]] || fail "the dead freeze ($freeze) is still there"
+done
+[[ $(fs_digest SKX) == "$clean" ]] || fail "the repairs of 3d did not restore the filesystem"
+
 # 4. One bounded line per problem, whatever the key or name.
 python3 - "$SOCK" <<'PY'
 import socket, sys

@@ -652,6 +652,39 @@ TEST_CASE_FIXTURE(FsckFixture, "a stray key or a lease goes only if what the che
   CHECK_FALSE(exists(record));
 }
 
+// reserve_repair.lua: fsck --repair's reservation, taken as a tool's SET
+// NX PX is, and over one no holder set, saying what it replaced.
+TEST_CASE_FIXTURE(FsckFixture, "fsck --repair reserves the prefix, over a reservation no tool holds") {
+  Connection& c = conn();
+  const std::string key = prefix + ":T:reserved";
+  auto reserve = [&](const std::string& token) {
+    ReplyView v = _ok(c.eval(lua::reserve_repair, {key}, {token, "30000", "60000"})).view();
+    REQUIRE(v.size() == 2);
+    return std::to_string(v[0].integer()) + " " + std::string(v[1].str());
+  };
+  auto pttl = [&] { return _ok(c.command({"PTTL", key})).view().integer(); };
+  CHECK(reserve("t1 fsck") == "1 ");  // none: taken, with a time to live
+  CHECK(_ok(c.command({"GET", key})).view().str() == "t1 fsck");
+  CHECK(pttl() > 0);
+  CHECK(reserve("t1 fsck") == "1 ");  // the same run again (a lost reply): still ours
+  CHECK(reserve("t2 fsck") == "0 ");  // a live holder's: refused, nothing written
+  CHECK(_ok(c.command({"GET", key})).view().str() == "t1 fsck");
+  cmd({"PERSIST", key});  // never lapses: no holder's
+  CHECK(reserve("t2 fsck") == "1 pttl -1");
+  CHECK(_ok(c.command({"GET", key})).view().str() == "t2 fsck");
+  cmd({"PEXPIRE", key, "90000"});  // longer than any holder sets
+  std::string longer = reserve("t3 fsck");
+  REQUIRE(longer.starts_with("1 pttl "));
+  CHECK(std::stoll(longer.substr(7)) > 60000);
+  cmd({"DEL", key});
+  cmd({"HSET", key, "a", "b"});  // no string
+  CHECK(reserve("t4 fsck") == "1 type hash");
+  CHECK(_ok(c.command({"GET", key})).view().str() == "t4 fsck");
+  CHECK_FALSE(c.eval(lua::reserve_repair, {key}, {"t5", "30000", "soon"}).ok());  // malformed: nothing written
+  CHECK(_ok(c.command({"GET", key})).view().str() == "t4 fsck");
+  CHECK(lua::script_source(lua::reserve_repair).resend);
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "orphans") {
   auto t = build();
   SUBCASE("an orphan record of a linked file") {
