@@ -15,7 +15,8 @@
 # each mounted afresh in turn on one private
 # redis-server, ROUNDS rounds alternating. Prints every time, then each target's median and its
 # percentage of passthrough_ll's speed, and the CPU time the daemon and
-# redis-server spent (summed over the rounds).
+# redis-server spent in each workload (medians of the rounds): where a
+# target's time goes beyond its floor's.
 #
 # Why beside bench/run's workload 8: on this shared machine the floors
 # move between runs as much as redisfs does; alternating the targets
@@ -59,9 +60,10 @@ _cpu() {  # pid: user + system time so far, in clock ticks
 }
 
 # Runs both workloads on what is mounted at $MNT (daemon $2) as target $1;
-# appends "target tar-seconds rm-seconds daemon-ticks redis-ticks" to results.
+# appends "target tar-seconds rm-seconds daemon-ticks redis-ticks" (the
+# ticks of tar x, then of rm -rf) to results.
 _measure() {
-  local target=$1 dpid=$2 d0 r0 t0 t1 t2
+  local target=$1 dpid=$2 d0 r0 d1 r1 t0 t1 t2
   mkdir "$MNT/tree"
   d0=$(_cpu "$dpid")
   r0=$(_cpu "$RPID")
@@ -69,10 +71,12 @@ _measure() {
   tar xf "$TARBALL" -C "$MNT/tree"
   sync -f "$MNT/tree"
   t1=$(date +%s.%N)
+  d1=$(_cpu "$dpid")
+  r1=$(_cpu "$RPID")
   rm -rf "$MNT/tree"
   t2=$(date +%s.%N)
-  echo "$target $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $(($(_cpu "$dpid") - d0)) $(($(_cpu "$RPID") - r0))" |
-    tee -a "$BENCH_TMP/results" >&2
+  echo "$target $(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc) $((d1 - d0)) $((r1 - r0)) $(($(_cpu "$dpid") - d1))" \
+    "$(($(_cpu "$RPID") - r1))" | tee -a "$BENCH_TMP/results" >&2
 }
 
 # Mounts argv ($2...) on $MNT as target $1, measures, unmounts.
@@ -112,15 +116,18 @@ rows = [line.split() for line in open(sys.argv[1])]
 bins = sys.argv[3:]
 targets = list(dict.fromkeys(r[0] for r in rows))
 med = {t: [statistics.median(float(r[k]) for r in rows if r[0] == t) for k in (1, 2)] for t in targets}
-cpu = {t: [sum(int(r[k]) for r in rows if r[0] == t) / 100 for k in (3, 4)] for t in targets}
+# CPU seconds a round (medians): the daemon's and redis-server's in tar x, then in rm -rf
+cpu = {t: [statistics.median(int(r[k]) for r in rows if r[0] == t) / 100 for k in (3, 4, 5, 6)] for t in targets}
 print(f"tar x of /usr/include ({sys.argv[2]} entries) + sync -f, then rm -rf; medians of "
       f"{sum(1 for r in rows if r[0] == 'passthrough_ll')} rounds; % of passthrough_ll's speed")
-print(f"{'target':16} {'tar x s':>8} {'%':>5} {'rm -rf s':>9} {'%':>5}   CPU s (all rounds): daemon, redis-server")
+print(f"{'target':16} {'tar x s':>8} {'%':>5} {'rm -rf s':>9} {'%':>5}   CPU s a round, tar x: daemon, redis-server; "
+      f"rm -rf: daemon, redis-server")
 base = med["passthrough_ll"]
 for t in targets:
     tar, rm = med[t]
+    c = cpu[t]
     print(f"{t:16} {tar:8.2f} {100 * base[0] / tar:4.0f}% {rm:9.2f} {100 * base[1] / rm:4.0f}%   "
-          f"{cpu[t][0]:.2f}, {cpu[t][1]:.2f}")
+          f"{c[0]:5.2f} {c[1]:5.2f}   {c[2]:5.2f} {c[3]:5.2f}")
 for i, b in enumerate(bins, 1):
     print(f"redisfs{i}: {b}")
 EOF
