@@ -300,7 +300,11 @@ Result<Ino> Repairer::lost_found() {
 // as the check read it, `want` (seen_number: absent reads as 0): HEQUAL with the bytes
 // it holds now, or HABSENT; EAGAIN when it reads otherwise.
 Result<Args> Repairer::still(const std::string& key, const std::string& field, const std::string& want) {
-  TRY_ASSIGN(Reply r, m_c.command({"HGET", key, field}));
+  Result<Reply> got = m_c.command({"HGET", key, field});
+  if (!got.ok() && got.error().fault == Fault::None) {
+    return _changed();  // (the server's refusal: no hash now)
+  }
+  TRY_ASSIGN(Reply r, std::move(got));
   if (r.view().is_nil()) {
     if (want != "0") {
       return _changed();

@@ -95,7 +95,8 @@ wait_paused() {
 #     block of a file grown since; a link count, a superblock counter and
 #     a byte count changed since; an entry renamed over since; a block of
 #     a file made since; a mount's session key refreshed since; a lost
-#     file linked since.
+#     file linked since; an inode with a wrong link count turned into a
+#     string since (the line says so, not the server's WRONGTYPE).
 snap -q fsck SKX || fail "not clean before 3b: $(cat "$T/out")"
 clean=$(fs_digest SKX)
 printf 'zzz' | rcli -x set SKX:BLK:2:7 >/dev/null
@@ -108,6 +109,9 @@ rcli set SKX:MOUNT:m9 'v1 host 1 /mnt' >/dev/null  # (no time to live: no runnin
 rcli hset SKX:MOUNTS m9 'v1 host 1 /mnt' >/dev/null
 rcli hset SKX:INODE:88 type file mode 0644 uid 0 gid 0 size 0 nlink 1 rdev 0 bytes 0 \
   atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset SKX:INODE:89 type file mode 0644 uid 0 gid 0 size 0 nlink 5 rdev 0 bytes 0 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset SKX:DIR:1 named89 89 >/dev/null
 REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/out" 2>"$T/err" &
 pid=$!
 wait_paused "before its repair"
@@ -122,6 +126,8 @@ rcli hset SKX:INODE:77 type file mode 0644 uid 0 gid 0 size 3 nlink 1 rdev 0 byt
 rcli pexpire SKX:MOUNT:m9 30000 >/dev/null
 rcli hset SKX:DIR:1 linked 88 >/dev/null # (as link.lua would: a name, and the count)
 rcli hincrby SKX:INODE:88 nlink 1 >/dev/null
+rcli del SKX:INODE:89 >/dev/null # (no hash any more)
+rcli set SKX:INODE:89 x >/dev/null
 rcli del SKX:FSCK-PAUSED >/dev/null
 rc=0
 wait "$pid" || rc=$?
@@ -129,13 +135,14 @@ wait "$pid" || rc=$?
 grep -q '^block past end of file: SKX:BLK:2:7: .* (repair failed: the file changed since the check: left as it is (run fsck again))' \
   "$T/out" || fail "a block of a file that changed: $(cat "$T/out")"
 for what in 'wrong link count: SKX:INODE:1' 'wrong superblock counter: SKX:SB: inodes' 'dangling entry: SKX:DIR:1' \
-  'stray key: SKX:BLK:77:0' 'mount session that never lapses: SKX:MOUNT:m9' 'lost inode: SKX:INODE:88'; do
+  'stray key: SKX:BLK:77:0' 'mount session that never lapses: SKX:MOUNT:m9' 'lost inode: SKX:INODE:88' \
+  'wrong link count: SKX:INODE:89'; do
   grep -q "^$what.* (repair failed: changed since the check: left as it is (run fsck again))" "$T/out" ||
     fail "$what, changed since the check: $(cat "$T/out")"
 done
 grep -q '^wrong byte count: SKX:INODE:6: .* (repaired)' "$T/out" ||
   fail "a byte count written alike since the check: $(cat "$T/out")"
-grep -q "'SKX' has 7 problems left (changed while checked: run fsck again)" "$T/err" ||
+grep -q "'SKX' has 8 problems left (changed while checked: run fsck again)" "$T/err" ||
   fail "the summary of repairs left for the next check: $(cat "$T/err")"
 [[ $(rcli get SKX:BLK:2:7) == zzz ]] || fail "the repair cut a block of a file that changed"
 [[ $(rcli hget SKX:INODE:1 nlink) == 10 ]] || fail "the repair overwrote a link count changed since the check"
@@ -146,8 +153,9 @@ grep -q "'SKX' has 7 problems left (changed while checked: run fsck again)" "$T/
   fail "the repair removed a session key refreshed since the check"
 [[ $(rcli hget SKX:INODE:88 nlink) == 2 && $(rcli hexists SKX:DIR:1 lost+found) == 0 ]] ||
   fail "the repair reattached a file linked since the check, or made /lost+found for it"
-rcli del SKX:MOUNT:m9 SKX:INODE:77 SKX:BLK:77:0 SKX:INODE:88 >/dev/null
-rcli hdel SKX:DIR:1 linked >/dev/null
+[[ $(rcli get SKX:INODE:89) == x ]] || fail "the repair changed a key that turned into a string since the check"
+rcli del SKX:MOUNT:m9 SKX:INODE:77 SKX:BLK:77:0 SKX:INODE:88 SKX:INODE:89 >/dev/null
+rcli hdel SKX:DIR:1 linked named89 >/dev/null
 rcli hdel SKX:MOUNTS m9 >/dev/null
 rcli hset SKX:INODE:2 size 13 >/dev/null
 rcli hset SKX:DIR:1 big 6 >/dev/null
