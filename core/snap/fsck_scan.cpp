@@ -191,19 +191,10 @@ Status Scanner::repair_frozen(Connection& c) {
 static_assert(k_reservation_ttl_ms <= k_lease_max_ms / 2 && Store::k_session_ttl_ms <= k_lease_max_ms / 2);
 
 Status Scanner::guard_freeze(Connection& c) {
-  // A restore, copy or delete filling, replacing or removing it: repairing
-  // what it is halfway through would break what it is building. (fsck
-  // reserved the prefix first: a running one refused it there.)
-  if (m_held == nullptr) {
-    auto reserved = c.command({"PTTL", m_keys.reserved()});
-    TRY(_named(m_keys.reserved(), reserved));
-    TRY_ASSIGN(auto holder, lease_ttl_plausible(reserved->view().integer()) ? reservation_holder(c, m_keys)
-                                                                            : std::optional<std::string>());
-    if (holder) {
-      return make_error(EBUSY,
-                        "'" + m_keys.prefix() + "' is reserved by a running " + *holder + ": repair when it has ended");
-    }
-  }
+  // (A restore, copy or delete filling, replacing or removing it: fsck()
+  // reserved the prefix before the check, which such a tool's reservation
+  // refused: repairing what it is halfway through would break what it is
+  // building.)
   // An interrupted install (its tool gone: its freeze may outlive it a
   // little) before the freeze, which would be named a snapshot's.
   TRY(refuse_unfinished_install(c, m_keys));

@@ -658,7 +658,8 @@ TEST_CASE_FIXTURE(FsckFixture, "fsck --repair reserves the prefix, over a reserv
   Connection& c = conn();
   const std::string key = prefix + ":T:reserved";
   auto reserve = [&](const std::string& token) {
-    ReplyView v = _ok(c.eval(lua::reserve_repair, {key}, {token, "30000", "60000"})).view();
+    Reply r = _ok(c.eval(lua::reserve_repair, {key}, {token, "30000", "60000"}));
+    ReplyView v = r.view();
     REQUIRE(v.size() == 2);
     return std::to_string(v[0].integer()) + " " + std::string(v[1].str());
   };
