@@ -198,12 +198,14 @@ rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
 
 # 3d. A repair reserves the filesystem for the check and the repair (fsck
 #     counts the mounts once it has: redisfs-snap(1), --repair): a mount
-#     that starts meanwhile fails, and so does a delete of it; the
-#     reservation ends with the repair. It repairs under a snapshot's
-#     freeze: a snapshot begun during the repair (REDISFS_FAULT=
-#     fsck-frozen-pause) waits for it, and holds the repaired state, not a
-#     mix of both. A reservation no tool holds (it never lapses) is
-#     replaced by the repair's own, and reported repaired.
+#     that starts meanwhile fails, and so do a restore into it and a
+#     delete of it; the reservation ends with the repair. It repairs under
+#     a snapshot's freeze: a snapshot begun during the repair
+#     (REDISFS_FAULT=fsck-frozen-pause) waits for it, and holds the
+#     repaired state, not a mix of both. A reservation or freeze no tool
+#     holds (never lapsing, or no string) is replaced by the repair's own,
+#     and reported repaired.
+snap -q dump SKX -o "$T/skx.json" || fail "dump SKX"
 rcli hset SKX:SB inodes 99 >/dev/null
 REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
 pid=$!
@@ -215,6 +217,8 @@ grep -q "is reserved by a running fsck --repair by " "$T/err" || fail "a mount d
 [[ $(rcli hlen SKX:MOUNTS) == 0 ]] || fail "the refused mount stayed registered"
 expect_fail snap delete SKX --force
 grep -q "reserved by a running fsck --repair" "$T/err" || fail "a delete during a repair: $(cat "$T/err")"
+expect_fail snap restore "$T/skx.json" --prefix SKX --force
+grep -q "reserved by a running fsck --repair" "$T/err" || fail "a restore during a repair: $(cat "$T/err")"
 rcli del SKX:FSCK-PAUSED >/dev/null
 wait "$pid" || fail "the repair of 3d: $(cat "$T/fsck.out" "$T/fsck.err")"
 [[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the repair's reservation outlived it"

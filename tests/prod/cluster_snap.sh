@@ -64,6 +64,15 @@ refused() {
     fail "'$*' did not say '$text' in one line: $(cat "$T/refused.err")"
 }
 
+# flip_byte FILE OFFSET: writes there the complement of the byte it holds
+# (a fixed byte written over random ones is the same one time in 256, and
+# the file would not change)
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\$(printf '%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 sb_of() {  # PREFIX: its superblock, field per line, sorted
   rc_at "$(master_of_key "$1")" hgetall "$1:SB" | paste - - | sort
 }
@@ -86,7 +95,7 @@ echo new >"$MNT/new.txt"
 rm "$MNT/del.txt"
 mv "$MNT/ren.txt" "$MNT/d/ren.txt"
 printf 'bbbb' | dd of="$MNT/chg.txt" conv=notrunc status=none
-printf 'X' | dd of="$MNT/big" bs=1 seek=70000 conv=notrunc status=none
+flip_byte "$MNT/big" 70000
 snap -q copy "$P1" "$P1-tue" || fail "copy $P1 $P1-tue"
 
 # ------------------------------------------------------------------ .snapshots
@@ -127,7 +136,7 @@ note "diff: same slot, live, another slot"
 
 # ------------------------------------------------------------------ WED, incrementals
 echo wed >>"$MNT/keep.txt"
-printf 'Y' | dd of="$MNT/big" bs=1 seek=200000 conv=notrunc status=none
+flip_byte "$MNT/big" 200000
 snap -q copy "$P1" "$P1-wed" || fail "copy $P1 $P1-wed"
 snap -q dump "$P1-mon" -o "$T/mon.json" || fail "dump $P1-mon"
 snap -q dump "$P1-tue" --since "$P1-mon" -o "$T/tue.json" || fail "dump $P1-tue --since $P1-mon"
