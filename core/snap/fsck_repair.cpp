@@ -52,8 +52,8 @@ Status _apply(Connection& c, const std::vector<Args>& cmds) {
     args.insert(args.end(), cmd.begin() + 2, cmd.end());
   }
   Result<Reply> r = c.eval(lua::fsck_apply, keys, args);
-  if (!r.ok() && r.code() == EAGAIN) {
-    return _changed();  // (a condition, HEQUAL or HABSENT, no longer holds)
+  if (!r.ok() && r.code() == EAGAIN && r.error().fault == Fault::None) {
+    return _changed();  // (the script's answer: a condition, HEQUAL or HABSENT, no longer holds)
   }
   TRY(r);
   return {};
