@@ -24,6 +24,14 @@ std::size_t FsckReport::remaining() const {
       std::count_if(problems.begin(), problems.end(), [](const FsckProblem& p) { return !p.repaired; }));
 }
 
+namespace {
+Error _mounted_refusal(const std::string& prefix, std::uint64_t mounts) {
+  return make_error(EBUSY, "'" + prefix + "' is mounted (" + std::to_string(mounts) +
+                               (mounts == 1 ? " live mount" : " live mounts") +
+                               "): unmount it before --repair, or add --force to repair it anyway");
+}
+}  // namespace
+
 Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Progress* progress, FsckMounted mounted) {
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(auto c, pool.acquire());
@@ -31,18 +39,34 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
   const Keys keys(prefix);
   std::unique_ptr<Reservation> reservation;
   std::string replaced;  // a reservation no holder set, which this one replaced
+  // An error after the replacement says so: the damaged key is gone.
+  auto failed = [&](Error e) {
+    if (!replaced.empty()) {
+      e.message += " (and it removed " + keys.reserved() + ", a reservation no tool held: " + replaced + ")";
+    }
+    return e;
+  };
   bool confirm = false;
   if (repair) {
+    if (mounted == FsckMounted::Refuse) {
+      // Refused before anything changes (a damaged reservation is still
+      // there), and again below for a mount that started meanwhile.
+      TRY_ASSIGN(std::uint64_t mounts, running_mounts(*c, keys));
+      if (mounts > 0) {
+        return _mounted_refusal(prefix, mounts);
+      }
+    }
     // Reserved, then the mounts counted: one that starts later finds the
     // reservation and fails (fsck.hpp).
     TRY_ASSIGN(reservation, Reservation::acquire_over_damaged(pool, keys, "fsck --repair", replaced));
-    TRY_ASSIGN(std::uint64_t mounts, running_mounts(*c, keys));
-    if (mounts > 0 && mounted == FsckMounted::Refuse) {
-      return make_error(EBUSY, "'" + prefix + "' is mounted (" + std::to_string(mounts) +
-                                   (mounts == 1 ? " live mount" : " live mounts") +
-                                   "): unmount it before --repair, or add --force to repair it anyway");
+    auto mounts = running_mounts(*c, keys);
+    if (!mounts.ok()) {
+      return failed(std::move(mounts).error());
     }
-    confirm = mounts > 0;
+    if (*mounts > 0 && mounted == FsckMounted::Refuse) {
+      return failed(_mounted_refusal(prefix, *mounts));
+    }
+    confirm = *mounts > 0;
   }
   // A scan the server's restart or failover cut short (EAGAIN, Scanner::scan)
   // starts over: nothing was repaired by what it had found.
@@ -52,11 +76,14 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
     }
     auto report = fsck_scan(*c, prefix, repair, progress, confirm, reservation.get());
     if (report.ok() || report.code() != EAGAIN || attempt == 3 || (reservation && !reservation->check().ok())) {
-      if (report.ok() && !replaced.empty()) {
-        report->problems.insert(report->problems.begin(), fsck_replaced_reservation(keys.reserved(), replaced));
-      }
       if (reservation) {
         (void)reservation->release();  // (a loss before the repair failed it: Scanner::run)
+      }
+      if (!report.ok()) {
+        return failed(std::move(report).error());
+      }
+      if (!replaced.empty()) {
+        report->problems.insert(report->problems.begin(), fsck_replaced_reservation(keys.reserved(), replaced));
       }
       return report;
     }

@@ -204,7 +204,7 @@ rcli del SKX:MOUNT:m1 SKX:MOUNTS >/dev/null
 #     (REDISFS_FAULT=fsck-frozen-pause) waits for it, and holds the
 #     repaired state, not a mix of both. A reservation or freeze no tool
 #     holds (never lapsing, or no string) is replaced by the repair's own,
-#     and reported repaired.
+#     and reported repaired; a repair refused (mounted) leaves it.
 snap -q dump SKX -o "$T/skx.json" || fail "dump SKX"
 rcli hset SKX:SB inodes 99 >/dev/null
 REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
@@ -247,6 +247,15 @@ snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "a repair past a reservation
 grep -q "^wrong key type: SKX:RESERVED: a hash, not a string (replaced by this repair's own reservation, which it removes at its end) (repaired)$" \
   "$T/out" || fail "the line of a reservation of the wrong type: $(cat "$T/out")"
 [[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the reservation of the wrong type is still there"
+# (a repair refused for a live mount refuses before it replaces anything)
+rcli set SKX:MOUNT:m1 x px 60000 >/dev/null
+rcli hset SKX:MOUNTS m1 x >/dev/null
+rcli set SKX:RESERVED 'abc restore by gone:1' >/dev/null
+expect_fail snap fsck SKX --repair
+grep -q "'SKX' is mounted (1 live mount): unmount it before --repair" "$T/err" || fail "a repair of a mounted filesystem: $(cat "$T/err")"
+[[ $(rcli get SKX:RESERVED) == 'abc restore by gone:1' && $(rcli pttl SKX:RESERVED) == -1 ]] ||
+  fail "a refused repair changed the reservation it did not take: $(rcli get SKX:RESERVED)"
+rcli del SKX:MOUNT:m1 SKX:MOUNTS SKX:RESERVED >/dev/null
 for freeze in 'set SKX:FREEZE x' 'hset SKX:FREEZE a b'; do # (likewise a freeze)
   rcli $freeze >/dev/null
   snap fsck SKX --repair >"$T/out" 2>"$T/err" || fail "a repair past a dead freeze ($freeze): $(cat "$T/out" "$T/err")"
