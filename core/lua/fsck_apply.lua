@@ -15,7 +15,9 @@
 -- whose value is not a count, refuses the whole step (EIO, naming it),
 -- but for a directory's change count ('gen'): one that is not a count is
 -- left as it is (the report lists the inode as damaged on its own, and
--- fsck_repair.cpp's count_dir_change leaves it alike).
+-- fsck_field.lua leaves it alike), and one counted
+-- (by 1) is counted as the mounts' scripts count it (prelude.lua,
+-- next_gen: the last one wraps to 1).
 -- Returns how many commands ran (not counting the conditions).
 local cmds = {}
 local a = 1
@@ -44,19 +46,27 @@ for i, c in ipairs(cmds) do
       (c[1] == 'HABSENT' and redis.call('HEXISTS', c[2], c[3][1]) == 1) then
     return redis.error_reply('EAGAIN ' .. c[2] .. ' ' .. c[3][1] .. ' changed since the check: nothing repaired')
   end
-  if c[1] == 'HINCRBY' then
+  if c[1] == 'HINCRBY' and c[3][1] == 'gen' then
+    if c[3][2] ~= '1' then
+      return redis.error_reply('EINVAL malformed fsck_apply arguments')
+    end
+    local v = redis.call('HGET', c[2], 'gen')
+    skip[i] = v and not gen_valid(v)
+  elseif c[1] == 'HINCRBY' then
     local v = redis.call('HGET', c[2], c[3][1])
     if v and not (string.match(v, '^-?%d+$') and #v <= 18) then
-      if c[3][1] ~= 'gen' then
-        return redis.error_reply('EIO ' .. c[2] .. ' ' .. c[3][1] .. ' is not a count: nothing repaired')
-      end
-      skip[i] = true
+      return redis.error_reply('EIO ' .. c[2] .. ' ' .. c[3][1] .. ' is not a count: nothing repaired')
     end
   end
 end
 local ran = 0
 for i, c in ipairs(cmds) do
-  if not skip[i] and c[1] ~= 'HEQUAL' and c[1] ~= 'HABSENT' then
+  if skip[i] or c[1] == 'HEQUAL' or c[1] == 'HABSENT' then
+    -- (a condition, or a change count left as it is)
+  elseif c[1] == 'HINCRBY' and c[3][1] == 'gen' then
+    redis.call('HSET', c[2], 'gen', next_gen(redis.call('HGET', c[2], 'gen') or '0'))
+    ran = ran + 1
+  else
     redis.call(c[1], c[2], unpack(c[3]))
     ran = ran + 1
   end

@@ -40,7 +40,7 @@ end
 local count = false
 if KEYS[3] and redis.call('TYPE', KEYS[3]).ok == 'hash' then
   local g = redis.call('HGET', KEYS[3], 'gen')
-  count = not g or (string.match(g, '^%d+$') ~= nil and #g <= 18)
+  count = not g or gen_valid(g)
 end
 redis.call('SET', KEYS[2], ARGV[1])
 if op == 'HSET' then
@@ -49,6 +49,6 @@ else
   redis.call('HDEL', KEYS[1], ARGV[3])
 end
 if count then
-  redis.call('HINCRBY', KEYS[3], 'gen', 1)
+  redis.call('HSET', KEYS[3], 'gen', next_gen(redis.call('HGET', KEYS[3], 'gen') or '0'))
 end
 return 1

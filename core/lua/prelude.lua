@@ -319,12 +319,41 @@ local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0')
 end
 
+-- A change count ('gen': a directory's, and a writeback mount's file's) is
+-- what the decoder reads (inode.cpp, k_max_gen): a decimal integer from 0
+-- to 2^53 - 1, which a double holds exactly (a longer one parses to 2^53
+-- or more: refused). The count after the last wraps to 1: a mount's basis
+-- compares ctime too, which every change stamps (dir_read), and a mount
+-- that expected the count one up (Store's DirNames) drops what it knew.
+local function gen_valid(g)
+  return string.match(g, '^%d+$') ~= nil and tonumber(g) <= 2 ^ 53 - 1
+end
+
+local function next_gen(g)
+  local n = tonumber(g)
+  if n >= 2 ^ 53 - 1 then
+    return '1'
+  end
+  return fmt(n + 1)
+end
+
+-- Fails EIO unless the change count of `key` (a directory's inode) is
+-- missing or what gen_valid takes: checked before the first write of a
+-- change that counts in it (dir_changed).
+local function check_gen(key)
+  local g = redis.call('HGET', key, 'gen')
+  if g and not gen_valid(g) then
+    fail('EIO', key .. ': malformed field gen')
+  end
+end
+
 -- Every change to a directory's entries goes through here: it stamps the
 -- times and counts the change in 'gen', which lets a mount tell that no
--- other change came between two of its own (Store's DirNames).
+-- other change came between two of its own (Store's DirNames). The count
+-- was checked (check_gen) before the change's first write.
 local function dir_changed(dir_inode_key, now)
-  redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now)
-  redis.call('HINCRBY', dir_inode_key, 'gen', 1)
+  local g = redis.call('HGET', dir_inode_key, 'gen') or '0'
+  redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', next_gen(g))
 end
 
 -- The same in one HSET, for a script that read the directory's fields
@@ -353,9 +382,8 @@ local function dir_read(dir_inode_key, nlink_delta, basis, ...)
   if tonumber(nlink) == 0 then
     fail('ENOENT', 'the directory was removed')
   end
-  -- integers a double holds exactly: what HINCRBY would have counted on
   local gen = f[3] or '0'
-  if not string.match(gen, '^-?%d+$') or #gen > 15 then
+  if not gen_valid(gen) then
     fail('EIO', 'directory: malformed field gen')
   end
   if nlink_delta and (not string.match(nlink, '^-?%d+$') or #nlink > 15) then
@@ -457,7 +485,7 @@ end
 -- counted, nlink moved by `nlink_delta`; one HSET. `d` then holds the new
 -- gen and nlink.
 local function dir_write(dir_inode_key, d, now, nlink_delta)
-  d.gen = fmt(tonumber(d.gen) + 1)
+  d.gen = next_gen(d.gen)
   if nlink_delta then
     d.nlink = fmt(tonumber(d.nlink) + nlink_delta)
     redis.call('HSET', dir_inode_key, 'mtime', now, 'ctime', now, 'gen', d.gen, 'nlink', d.nlink)
@@ -755,8 +783,7 @@ local function write_pieces(K, A, made)
   local set = {'size', fmt(size), 'mtime', now, 'ctime', now}
   if kernel_times then
     local g = not made and f[5]
-    g = g and string.match(g, '^%d+$') and #g <= 16 and tonumber(g) < 2 ^ 53 - 1 and tonumber(g) + 1 or 1
-    set = {'size', fmt(size), 'gen', fmt(g)}
+    set = {'size', fmt(size), 'gen', g and gen_valid(g) and next_gen(g) or '1'}
   end
   if killed then
     set[#set + 1] = 'mode'

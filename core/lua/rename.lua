@@ -115,14 +115,13 @@ end
 -- or replaced directory or a replaced file changes) are checked before
 -- the first write.
 local dirs_move = stype == 'dir' or dtype == 'dir'
+check_gen(KEYS[4])
+if dirs_move or across then
+  check_gen(KEYS[6])
+end
 if dirs_move then
-  check_counts(KEYS[4], 'gen', 'nlink')
-  check_counts(KEYS[6], 'gen', 'nlink')
-else
-  check_counts(KEYS[4], 'gen')
-  if across then
-    check_counts(KEYS[6], 'gen')
-  end
+  check_counts(KEYS[4], 'nlink')
+  check_counts(KEYS[6], 'nlink')
 end
 if flags ~= 2 and dst and dtype ~= 'dir' then
   check_counts(KEYS[8], 'nlink')

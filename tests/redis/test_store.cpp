@@ -172,6 +172,55 @@ TEST_CASE_FIXTURE(RedisFixture, "create, lookup, and the errors of names") {
   CHECK(root.mtime_ns >= f.mtime_ns);
 }
 
+// A directory's change count ('gen') is counted by the scripts as the
+// decoder reads it (inode.cpp, k_max_gen): any decimal up to 2^53 - 1, the
+// last wrapping to 1; a filesystem fsck finds clean never refuses a change
+// (a 16-digit count used to: the scripts took at most 15).
+TEST_CASE_FIXTURE(RedisFixture, "a directory's change count: every value a mount reads is counted, the last wraps") {
+  auto s = _open(pool, prefix);
+  auto dir = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto gen = [&](Ino ino) { return std::string(_ok(conn().command({"HGET", keys.inode(ino), "gen"})).view().str()); };
+  auto set_gen = [&](Ino ino, const std::string& g) { _ok(conn().command({"HSET", keys.inode(ino), "gen", g})); };
+  int n = 0;
+  for (const auto& [from, to] :
+       std::initializer_list<std::pair<std::string, std::string>>{{"999999999999999", "1000000000000000"},
+                                                                  {"1000000000000000", "1000000000000001"},
+                                                                  {"9007199254740990", "9007199254740991"},
+                                                                  {"9007199254740991", "1"},
+                                                                  {"00009007199254740991", "1"}}) {
+    INFO(from);
+    const std::string name = "f" + std::to_string(++n);
+    set_gen(dir.ino, from);
+    CHECK(_ok(s->getattr(dir.ino)).gen <= k_max_gen);  // (read by the decoder)
+    _ok(s->create(dir.ino, name, S_IFREG | 0644, k_user));
+    CHECK(gen(dir.ino) == to);
+    set_gen(dir.ino, from);
+    _ok(s->mkdir(dir.ino, name + "d", 0755, k_user));
+    CHECK(gen(dir.ino) == to);
+    set_gen(dir.ino, from);
+    _ok(s->rename(dir.ino, name, dir.ino, name + "r", 0));
+    CHECK(gen(dir.ino) == to);
+    set_gen(dir.ino, from);
+    set_gen(k_root_ino, from);
+    _ok(s->rename(dir.ino, name + "r", k_root_ino, name, 0));
+    CHECK(gen(dir.ino) == to);
+    CHECK(gen(k_root_ino) == to);
+    set_gen(k_root_ino, from);
+    _ok(s->unlink(k_root_ino, name));
+    CHECK(gen(k_root_ino) == to);
+  }
+  // past what the decoder reads: refused by both, before any write
+  for (const std::string bad : {"9007199254740992", "-1", "1e3", "99999999999999999999"}) {
+    INFO(bad);
+    set_gen(dir.ino, bad);
+    CHECK(s->getattr(dir.ino).code() == EIO);
+    CHECK(s->create(dir.ino, "refused", S_IFREG | 0644, k_user).code() == EIO);
+    CHECK(s->rename(dir.ino, "f1d", k_root_ino, "moved", 0).code() == EIO);
+    CHECK(gen(dir.ino) == bad);
+    CHECK(s->lookup(dir.ino, "refused").code() == ENOENT);
+  }
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "getattr with an age: what our own changes read of a directory") {
   StoreOptions opts;
   opts.attr_cache_seconds = 60;
