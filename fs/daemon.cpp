@@ -808,6 +808,27 @@ static int _mount_and_serve(const DaemonConfig& cfg, Pool& pool, Store& store) {
   return 0;
 }
 
+// What the open of the filesystem found worth saying.
+static void _log_opened(const DaemonConfig& cfg, Store& store) {
+  if (!store.finished_install().empty()) {
+    log_warning(store.finished_install());
+  }
+  if (const Status& st = store.scripts_preloaded(); !st) {
+    log_info("scripts not loaded ahead (each is loaded at its first use): " + st.error().message);
+  }
+  if (store.sync_replicas() > 0 && !cfg.read_only) {
+    log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
+  }
+  if (cfg.block_size && *cfg.block_size != store.block_size()) {
+    log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +
+                std::to_string(store.block_size()));
+  }
+  if (store.superblock().read_only && !cfg.read_only) {
+    log_warning(cfg.prefix + " is " + describe_snapshot(cfg.prefix, store.superblock()) +
+                "; mounting it read-write (--writable-snapshot)");
+  }
+}
+
 // Everything that holds a connection: ends before the embedded server is
 // asked to stop.
 static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
@@ -865,20 +886,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
     return 1;
   }
   Store& store = **opened;
-  if (const Status& st = store.scripts_preloaded(); !st) {
-    log_info("scripts not loaded ahead (each is loaded at its first use): " + st.error().message);
-  }
-  if (store.sync_replicas() > 0 && !cfg.read_only) {
-    log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
-  }
-  if (cfg.block_size && *cfg.block_size != store.block_size()) {
-    log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +
-                std::to_string(store.block_size()));
-  }
-  if (store.superblock().read_only && !cfg.read_only) {
-    log_warning(cfg.prefix + " is " + describe_snapshot(cfg.prefix, store.superblock()) +
-                "; mounting it read-write (--writable-snapshot)");
-  }
+  _log_opened(cfg, store);
   if (!cfg.read_only) {
     Result<std::size_t> purged = store.purge_dead_orphans();
     if (!purged) {

@@ -5,7 +5,8 @@
 -- changes them (prelude.lua's copy-on-write check), and the copier copies the rest.
 -- Writers do not wait: this script is the whole pause.
 -- KEYS: 1 FREEZE, 2 COW, 3 SB, 4 staging SB, 5 staging TOUCHED, 6 CHANGED,
---       7 staging CHANGED, 8 the staging index (install.hpp), 9 MOUNTS
+--       7 staging CHANGED, 8 the staging index (install.hpp), 9 MOUNTS,
+--       10 INSTALLING
 -- ARGV: 1 staging prefix, 2 token, 3 how long it lives unrefreshed (ms),
 --       4 TTL of the staging keys (ms), 5 the prefix a copy is for ('' for
 --       a dump: `list` shows the copy as "copying N%"), 6 the new
@@ -35,7 +36,10 @@
 -- was staged else 0}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
--- snapshot is alive (wait and try again); ENOENT without a superblock.
+-- snapshot is alive (wait and try again); ENOENT without a superblock;
+-- {'INSTALLING'} when a move into it (install.hpp) was interrupted: its
+-- journal with no freeze, so no mover, guarding it (the state is half of
+-- one, an incremental restore's over the old superblock).
 -- The answer is kept in COW (instant, staged, dead): a second run of the
 -- same begin (its staging prefix and token: the runner sends it again
 -- after a lost reply) answers it again while the snapshot lives, and
@@ -55,6 +59,9 @@ if old[1] == ARGV[1] and old[3] == ARGV[2] then
 end
 if freeze_alive(KEYS[1]) then
   return {'BUSY', 'frozen'}
+end
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  return {'INSTALLING'}
 end
 if old[1] and cow_deadline_alive(old[2], now) then
   return {'BUSY', old[1]}

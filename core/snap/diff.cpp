@@ -13,6 +13,7 @@
 
 #include "redis/scan.hpp"
 #include "snap/dump_format.hpp"
+#include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/superblock.hpp"
 #include "util/progress.hpp"
@@ -694,11 +695,21 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
   Connection& c = *lease;
   TRY(check_toolkit_prefix(c, a));
   TRY(check_toolkit_prefix(c, b));
+  DiffStats stats;
+  // (an interrupted move into either is no state to compare: finished
+  // first; a live one is read through a snapshot, which waits for a running
+  // mover, a snapshot as it is, which must have none)
+  TRY(finish_install_before_read(pool, Keys(a), true, stats.warning));
+  TRY(finish_install_before_read(pool, Keys(b), true, stats.warning));
   Side sa(c, a);
   Side sb(c, b);
   TRY_ASSIGN(Superblock super_a, read_superblock(c, sa.source()));
   TRY_ASSIGN(Superblock super_b, read_superblock(c, sb.source()));
-  DiffStats stats;
+  for (const auto& [side, super] : {std::pair{&sa, &super_a}, std::pair{&sb, &super_b}}) {
+    if (super->read_only) {
+      TRY(refuse_unfinished_install(c, side->source()));
+    }
+  }
   TRY_ASSIGN(stats.relation, _relation(a, super_a, b, super_b, opts.force));
 
   // Step 1. A live state held by a writeback mount is asked for what that

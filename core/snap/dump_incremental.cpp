@@ -521,6 +521,14 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
   const std::string what = "dump " + prefix + " --since " + base;
   Keys sk(prefix);
   Keys bk(base);
+  // (read as they are, not through a snapshot: an interrupted move into
+  // either is finished first, and one a running tool may be making refused)
+  std::string finished;
+  for (const Keys* k : {&sk, &bk}) {
+    if (Status done = finish_install_before_read(pool, *k, false, finished); !done.ok()) {
+      return make_error(done.code(), what + ": " + done.error().message);
+    }
+  }
   auto pair = _check_pair(c, sk, bk);
   if (!pair.ok()) {
     return make_error(pair.error().code, what + ": " + pair.error().message);
@@ -538,6 +546,7 @@ Result<DumpStats> dump_incremental(Pool& pool, const std::string& prefix, const 
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
+    stats.warning = finished;
     stats.snapshot_ns = snap_sb.snapshot_created_ns;
     TRY_ASSIGN(std::string digest, state_digest(c, bk));
     dump::Header header{prefix, iso_time_ns(snap_sb.snapshot_created_ns), "redisfs-snap " REDISFS_VERSION, 0,
@@ -646,7 +655,7 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
       return refused(make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message));
     }
     m_reservation = std::move(reserved).value();
-    TRY(finish_install(*lease, Keys(m_target)));
+    TRY_ASSIGN(m_finished, finish_install(*lease, Keys(m_target)));
   } else if (m_opts.dry_run) {
     TRY_ASSIGN(Reply exists, lease->command({"EXISTS", Keys(m_target).sb()}));
     if (exists.view().integer() != 1) {
@@ -769,6 +778,7 @@ Status IncrementalRestore::commit(RestoreStats& stats) {
   stats.prefix = m_target;
   stats.source_prefix = m_header.prefix;
   stats.base_snapshot_id = m_header.base_snapshot_id;
+  add_warning(stats.warning, m_finished);
   if (m_c == nullptr) {
     return {};
   }

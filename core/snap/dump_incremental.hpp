@@ -147,6 +147,7 @@ class IncrementalRestore : public dump::Sink {
   std::string m_target;
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
+  std::string m_finished;  // what finishing an interrupted move into the target did
   KeyKind m_kind = KeyKind::Unknown;
   std::uint64_t m_pairs = 0;
   std::vector<std::pair<std::string, std::string>> m_sb;

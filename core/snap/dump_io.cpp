@@ -258,6 +258,9 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   TRY(check_toolkit_prefix(c, prefix));
   TRY_ASSIGN(Pool::Lease side, pool.acquire());
   Keys sk(prefix);
+  // (an interrupted move into it is no state to dump: finished first)
+  std::string finished;
+  TRY(finish_install_before_read(pool, sk, true, finished));
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
   if (exists.view().integer() != 1) {
     return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(prefix));
@@ -268,6 +271,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
+    stats.warning = finished;
     TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, stats.warning));
     TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
     // The header announces the record count (the copy's index, and its
@@ -302,8 +306,8 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
   }
   if (!cleaned.ok()) {
-    stats->warning += (stats->warning.empty() ? "" : "; ") + std::string("could not delete the temporary copy ") +
-                      tk.prefix() + " (it expires by itself): " + cleaned.error().message;
+    add_warning(stats->warning, "could not delete the temporary copy " + tk.prefix() +
+                                    " (it expires by itself): " + cleaned.error().message);
   }
   stats->seconds = seconds_since(start);
   return stats;

@@ -416,9 +416,11 @@ Status _keep(Connection& c, const Keys& target, const Keys& staging, const Keys&
 // Phase "swap" onwards: the staged keys in, then the replaced filesystem
 // out, then the journal. On failure the target is emptied and the replaced
 // filesystem moved back.
+// (`*expired`, when given: set when the staged keys were gone, expired, and
+// the move was rolled back whole, the journal with it.)
 Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& target, const std::optional<Keys>& aside,
                             std::uint64_t expected, Freeze& freeze, const std::string* index,
-                            const std::optional<Keys>& keep) {
+                            const std::optional<Keys>& keep, bool* expired = nullptr) {
   InstallResult out;
   TRY(_journal(c, target, "swap", staging, aside, keep));
   auto moved = _move_keys(c, MoveSpec{&staging, &target, SbOrder::Last, true, "install-swap", &freeze, index});
@@ -450,7 +452,10 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
       return make_error(why.code, why.message + "; removing the partial copy failed too (" +
                                       cleared.error().message + ")");
     }
-    (void)c.command({"DEL", target.installing()});
+    auto ended = c.command({"DEL", target.installing()});
+    if (expired != nullptr) {
+      *expired = moved.ok() && ended.ok();
+    }
     return make_error(why.code, why.message + " (nothing changed: " + old_state + ")");
   }
   out.moved = *moved;
@@ -476,7 +481,8 @@ Result<InstallResult> _swap(Connection& c, const Keys& staging, const Keys& targ
 
 Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const Keys& target,
                                        const std::optional<Keys>& aside, std::uint64_t expected, Freeze& freeze,
-                                       const std::string* index, const std::optional<Keys>& keep) {
+                                       const std::string* index, const std::optional<Keys>& keep,
+                                       bool* expired = nullptr) {
   if (aside) {
     TRY(_journal(c, target, "aside", staging, aside, keep));
     auto moved = _move_keys(c, MoveSpec{&target, &*aside, SbOrder::First, false, "install-aside", &freeze, nullptr});
@@ -493,7 +499,7 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
                         "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
     }
   }
-  return _swap(c, staging, target, aside, expected, freeze, index, keep);
+  return _swap(c, staging, target, aside, expected, freeze, index, keep, expired);
 }
 
 // The target's freeze for the whole move: a snapshot (copy or dump) of the
@@ -521,9 +527,40 @@ Result<InstallResult> _frozen(Connection& c, const Keys& target,
 // then the journal goes. Every step can run again (a key already moved is
 // gone from the staging prefix; a deleted key is absent), so whoever finds
 // the journal runs the whole of it again.
+// The staged keys of an incremental restore stop expiring once its journal
+// is written: the old state is changed in place from the first deletion on
+// (nothing to go back to), so the move must be able to end whenever the
+// next mount or tool comes, also past the staging TTL. (A crash between the
+// journal and the end of this leaves some with their TTL; run again by
+// whoever finishes the move, as all of _apply_delta is.)
+Status _persist_staged(Connection& c, const Keys& staging, const std::string& index, const std::string& deletes,
+                       Freeze& freeze) {
+  for (long long at = 0;; at += k_index_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, std::to_string(at), std::to_string(at + k_index_page - 1)}));
+    ReplyView list = page.view();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      ParsedKey pk = parse_relative_key(list[i].str());
+      if (is_filesystem_key(pk.kind)) {  // (what the move takes; the rest expires)
+        c.append({"PERSIST", staging.absolute(list[i].str())});
+      }
+    }
+    TRY(c.read_all());
+    TRY(freeze.keep_alive(c));
+    if (list.size() < static_cast<std::size_t>(k_index_page)) {
+      break;
+    }
+  }
+  c.append({"PERSIST", staging.sb()});
+  c.append({"PERSIST", index});
+  c.append({"PERSIST", deletes});
+  TRY(c.read_all());
+  return {};
+}
+
 Result<std::uint64_t> _apply_delta(Connection& c, const Keys& staging, const Keys& target, Freeze& freeze) {
   const std::string index = staging_index_key(staging);
   const std::string deletes = staging_deletes_key(staging);
+  TRY(_persist_staged(c, staging, index, deletes, freeze));
   std::uint64_t changed = 0;
   for (long long at = 0;; at += k_index_page) {
     TRY_ASSIGN(Reply page, c.command({"LRANGE", deletes, std::to_string(at), std::to_string(at + k_index_page - 1)}));
@@ -761,10 +798,10 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   return removed;
 }
 
-Result<bool> finish_install(Connection& c, const Keys& target) {
+Result<std::string> finish_install(Connection& c, const Keys& target) {
   TRY_ASSIGN(Reply j, c.command({"GET", target.installing()}));
   if (j.view().is_nil()) {
-    return false;
+    return std::string();
   }
   std::string value(j.view().str());
   auto s1 = value.find(' ');
@@ -804,6 +841,7 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
   }
   Keys staged(staging);
   register_filesystem(c, target.prefix());
+  bool expired = false;
   auto done = _frozen(c, target, [&](Freeze& freeze) -> Result<InstallResult> {
     if (phase == "delta") {
       TRY_ASSIGN(std::uint64_t changed, _apply_delta(c, staged, target, freeze));
@@ -814,15 +852,21 @@ Result<bool> finish_install(Connection& c, const Keys& target) {
       TRY(c.command({"DEL", target.installing()}));
       return InstallResult{};
     }
-    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr, keep)
-                            : _swap(c, staged, target, aside, 0, freeze, nullptr, keep);
+    return phase == "aside" ? _aside_then_swap(c, staged, target, aside, 0, freeze, nullptr, keep, &expired)
+                            : _swap(c, staged, target, aside, 0, freeze, nullptr, keep, &expired);
   });
+  const std::string what = "the interrupted restore, copy or rollback into " + redisfs::quoted(target.prefix());
+  if (!done.ok() && expired) {
+    // (the move cannot end, and nothing of it is left: what was there
+    // before is, as the documentation promises)
+    (void)c.command({"UNLINK", staging_index_key(staged)});
+    return what + " could not be finished: " + done.error().message;
+  }
   if (!done.ok()) {
-    return make_error(done.error().code, "finishing the interrupted restore, copy or rollback into '" + target.prefix() +
-                                             "' failed: " + done.error().message);
+    return make_error(done.error().code, "finishing " + what + " failed: " + done.error().message);
   }
   (void)c.command({"UNLINK", staging_index_key(staged)});
-  return true;
+  return "finished " + what + " first";
 }
 
 Status refuse_unfinished_install(Connection& c, const Keys& target) {
@@ -835,15 +879,34 @@ Status refuse_unfinished_install(Connection& c, const Keys& target) {
   return {};
 }
 
-Status finish_install_reserved(Pool& pool, const Keys& target) {
+Result<std::string> finish_install_reserved(Pool& pool, const Keys& target) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   TRY_ASSIGN(Reply j, lease->command({"EXISTS", target.installing()}));
   if (j.view().integer() == 0) {
-    return {};
+    return std::string();
   }
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, target, "recovery"));
-  TRY(finish_install(*lease, target));
-  return reservation->release();
+  TRY_ASSIGN(std::string done, finish_install(*lease, target));
+  TRY(reservation->release());
+  return done;
+}
+
+Status finish_install_before_read(Pool& pool, const Keys& keys, bool wait, std::string& warning) {
+  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+  TRY_ASSIGN(Reply j, lease->command({"EXISTS", keys.installing()}));
+  if (j.view().integer() == 0) {
+    return {};
+  }
+  auto reservation = Reservation::acquire(pool, keys, "recovery");
+  if (!reservation.ok() && reservation.code() == EBUSY) {
+    // (its holder may be mid-move: until that ends, the prefix is no
+    // whole filesystem)
+    return wait ? Status{} : refuse_unfinished_install(*lease, keys);
+  }
+  TRY_ASSIGN(auto held, std::move(reservation));
+  TRY_ASSIGN(std::string done, finish_install(*lease, keys));
+  add_warning(warning, done);
+  return held->release();
 }
 
 }  // namespace redisfs

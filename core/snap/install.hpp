@@ -159,11 +159,23 @@ std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> n
 // A restore or copy killed during steps 2 to 4 leaves <target>:INSTALLING
 // (the phase, the staging and replaced prefixes). finish_install, with the
 // target's reservation held, rolls that move forward to its end (or, if the
-// staged keys expired, back); true if there was one to finish. Every tool
+// staged keys of a restore or copy expired, back: the old filesystem, or
+// none, is in place again, and that is no failure). Returns a line saying
+// which, for the user, or "" when there was no move to finish. Every tool
 // calls it after reserving a prefix; finish_install_reserved takes the
 // reservation itself (Store::open).
-Result<bool> finish_install(Connection& c, const Keys& target);
-Status finish_install_reserved(Pool& pool, const Keys& target);
+Result<std::string> finish_install(Connection& c, const Keys& target);
+Result<std::string> finish_install_reserved(Pool& pool, const Keys& target);
+// A prefix about to be read as it is (a copy's, dump's or diff's source):
+// an interrupted move into it is finished first, as a mount would, so that
+// nothing reads half of one (an incremental restore's changes apply over
+// the old superblock: half applied, it looks whole). While a running tool
+// holds the prefix's reservation the move may be its own, not interrupted:
+// nothing is done, and `wait` says what then: true, a copy-on-write
+// snapshot (cow_begin.lua waits for the mover's freeze, and refuses a
+// journal no freeze guards); false, EBUSY (refuse_unfinished_install).
+// What finishing did is added to `warning` (add_warning).
+Status finish_install_before_read(Pool& pool, const Keys& keys, bool wait, std::string& warning);
 // EBUSY naming the interrupted move when <target>:INSTALLING exists (what
 // must not be repaired or checked half done: fsck), else nothing.
 Status refuse_unfinished_install(Connection& c, const Keys& target);

@@ -78,6 +78,8 @@ class RestoreSink : public dump::Sink {
   const std::string& source_prefix() const { return m_rules.source_prefix(); }
   const std::optional<Keys>& staging() const { return m_staging; }
   Reservation* reservation() { return m_reservation.get(); }
+  // What finishing an interrupted move into the target did ("" if none).
+  const std::string& finished() const { return m_finished; }
   std::int64_t dumped_ns() const { return m_rules.dumped_ns(); }
   std::uint64_t records() const { return m_rules.records(); }
   std::uint64_t resumed_records() const { return m_skip; }
@@ -106,7 +108,7 @@ class RestoreSink : public dump::Sink {
       }
       m_reservation = std::move(reserved).value();
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
-      TRY(finish_install(*lease, Keys(m_target)));
+      TRY_ASSIGN(m_finished, finish_install(*lease, Keys(m_target)));
     }
     std::optional<ResumePoint> point;
     if (m_opts.resume && m_c != nullptr) {
@@ -350,6 +352,7 @@ class RestoreSink : public dump::Sink {
   std::string m_target;
   std::optional<Keys> m_staging;
   std::unique_ptr<Reservation> m_reservation;
+  std::string m_finished;
   std::optional<Error> m_refusal;
 
   bool m_in_hash = false;
@@ -500,7 +503,8 @@ static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, co
                                                   " failed while moving the keys: " + installed.error().message);
   }
   replaced = installed->replaced;
-  stats.warning = installed->warning;
+  stats.warning = sink.finished();
+  add_warning(stats.warning, installed->warning);
   (void)sink.reservation()->release();
   return {};
 }

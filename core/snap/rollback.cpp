@@ -102,9 +102,11 @@ Result<std::optional<Keys>> _keep_keys(Connection& c, const Keys& fk, const std:
 }
 
 // The name the replaced state is kept as, reserved (install.hpp) and empty.
-Result<std::unique_ptr<Reservation>> _reserve_keep(Pool& pool, Connection& c, const Keys& kk, const std::string& fs) {
+Result<std::unique_ptr<Reservation>> _reserve_keep(Pool& pool, Connection& c, const Keys& kk, const std::string& fs,
+                                                   std::string& warning) {
   TRY_ASSIGN(auto keep_reservation, Reservation::acquire(pool, kk, "rollback of " + fs));
-  TRY(finish_install(c, kk));
+  TRY_ASSIGN(std::string finished, finish_install(c, kk));
+  add_warning(warning, finished);
   TRY_ASSIGN(PrefixState kept, probe_prefix(c, kk));
   if (kept.any_key) {
     return make_error(
@@ -151,6 +153,10 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   TRY(check_toolkit_prefix(c, snap));
   Keys fk(fs);
   Keys sk(snap);
+  // (an interrupted move into either is finished first, as a mount would)
+  std::string warning;
+  TRY(finish_install_before_read(pool, fk, true, warning));
+  TRY(finish_install_before_read(pool, sk, true, warning));
   TRY_ASSIGN(Superblock f, _read_sb(c, fk, "no filesystem at prefix '" + fs + "'"));
   TRY_ASSIGN(Superblock s, _read_sb(c, sk, "no snapshot at prefix '" + snap + "'"));
   if (std::string why = _why_not(fs, f, snap, s); !why.empty()) {
@@ -162,10 +168,11 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   // Reserved first, then looked at (install.hpp): no mount starts on FS,
   // and nothing is made under the name the old state is kept as.
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, fk, "rollback to " + snap));
-  TRY(finish_install(c, fk));
+  TRY_ASSIGN(std::string finished, finish_install(c, fk));
+  add_warning(warning, finished);
   std::unique_ptr<Reservation> keep_reservation;
   if (kk) {
-    TRY_ASSIGN(keep_reservation, _reserve_keep(pool, c, *kk, fs));
+    TRY_ASSIGN(keep_reservation, _reserve_keep(pool, c, *kk, fs, warning));
   }
   TRY_ASSIGN(PrefixState target, probe_prefix(c, fk));
   if (target.mounts > 0 && !opts.force) {
@@ -177,7 +184,6 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   TRY_ASSIGN(f, _read_sb(c, fk, "no filesystem at prefix '" + fs + "'"));
 
   Keys tk(make_temp_prefix(fs, TempKind::Copy));
-  std::string warning;
   TRY_ASSIGN(auto copied, _stage(c, sk, tk, fk, opts.quiet, warning));
   auto drop_staging = [&] {
     (void)unlink_all(c, tk);
@@ -208,9 +214,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   stats.mounts = target.mounts;
   stats.snapshot_ns = s.snapshot_created_ns;
   stats.warning = warning;
-  if (!installed->warning.empty()) {
-    stats.warning += (stats.warning.empty() ? "" : "; ") + installed->warning;
-  }
+  add_warning(stats.warning, installed->warning);
   stats.seconds = seconds_since(start);
   return stats;
 }

@@ -470,9 +470,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
   if (identity == Identity::Snapshot) {
     cow.m_snapshot_id = random_hex(k_snapshot_id_len / 2);
   }
-  const std::string keys[] = {source.freeze(),   source.cow(),     source.sb(),       staging.sb(),
-                              staging.touched(), source.changed(), staging.changed(), staging_index_key(staging),
-                              source.mounts()};
+  const std::string keys[] = {source.freeze(),   source.cow(),       source.sb(),       staging.sb(),
+                              staging.touched(), source.changed(),   staging.changed(), staging_index_key(staging),
+                              source.mounts(),   source.installing()};
   const std::string args[] = {staging.prefix(),
                               cow.m_token,
                               std::to_string(k_freeze_ttl_ms),
@@ -493,6 +493,15 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
                                       : std::move(r).error();
     }
     ReplyView v = r->view();
+    if (v.is_array() && v.size() == 1 && v[0].str() == "INSTALLING") {
+      // (the journal of a mover that is gone: a mount, or the next tool
+      // when no tool holds the prefix, finishes its move)
+      Status unfinished = refuse_unfinished_install(c, source);
+      if (unfinished.ok()) {
+        return make_error(EAGAIN, "a move into " + redisfs::quoted(source.prefix()) + " ended meanwhile; try again");
+      }
+      return std::move(unfinished).error();
+    }
     if (v.is_array() && v.size() == 1 && v[0].str() == "LAPSED") {
       // (sent again after a lost reply, it found its own instant dead)
       return make_error(EAGAIN, "the snapshot " + source.cow() +
@@ -758,8 +767,10 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
     return copied + 1;
   }
   if (warning != nullptr) {
-    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
-               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+    add_warning(*warning, "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" +
+                              walked.disagreement +
+                              "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() +
+                              "`");
   }
   TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page));
   return scanned + 1;
@@ -903,8 +914,10 @@ Result<std::uint64_t> copy_keys_frozen(
   // The reference: every filesystem key SCAN finds. Those copied already
   // answer -1 (the destination exists).
   if (warning != nullptr) {
-    *warning = "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" + walked.disagreement +
-               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() + "`";
+    add_warning(*warning, "the structure of " + redisfs::quoted(sk.prefix()) + " disagrees with its superblock (" +
+                              walked.disagreement +
+                              "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() +
+                              "`");
   }
   std::vector<std::string> rels;
   ScanWalk scan = _scan(c, sk.match_all());
@@ -1102,6 +1115,10 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
     // (what a crash leaves expires)
     return make_error(e.code, e.message + _partial_copy(unlink_listed(c, tk, staging_index_key(tk))));
   };
+  // (under its freeze, a journal is a mover's that is gone: cow_begin.lua)
+  if (Status unfinished = refuse_unfinished_install(c, sk); !unfinished.ok()) {
+    return fail(unfinished.error());
+  }
   auto snapshot_ns = server_time_ns(c);
   if (!snapshot_ns.ok()) {
     return fail(snapshot_ns.error());
@@ -1153,10 +1170,10 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
       TRY(c.command({"SET", sk.sync(), ask, "PX", ttl}));
     }
     if (Clock::now() >= deadline) {
-      warning += std::string(warning.empty() ? "" : "; ") + "the writeback mount of " + redisfs::quoted(sk.prefix()) +
-                 " did not send what it holds within " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count()) +
-                 " s: the snapshot has what the server has (what was fsync'ed or closed before a syncfs)";
+      add_warning(warning,
+                  "the writeback mount of " + redisfs::quoted(sk.prefix()) + " did not send what it holds within " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count()) +
+                      " s: the snapshot has what the server has (what was fsync'ed or closed before a syncfs)");
       return {};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -1205,10 +1222,12 @@ static Result<std::uint64_t> _estimate_keys(Connection& c, const Keys& keys) {
 }
 
 // The destination of a copy, reserved: an interrupted install into it
-// finished, then refused if it holds keys (unless `force`) or is mounted.
-static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool force) {
+// finished (what was done added to `warning`), then refused if it holds
+// keys (unless `force`) or is mounted.
+static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool force, std::string& warning) {
   const std::string& dst = dk.prefix();
-  TRY(finish_install(c, dk));
+  TRY_ASSIGN(std::string finished, finish_install(c, dk));
+  add_warning(warning, finished);
   TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
   if (target.any_key && !force) {
     return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
@@ -1236,6 +1255,9 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   Keys sk(src);
   Keys dk(dst);
 
+  // (an interrupted move into SRC is no state to copy: finished first)
+  std::string warning;
+  TRY(finish_install_before_read(pool, sk, true, warning));
   TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
   if (exists.view().integer() != 1) {
     return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(src));
@@ -1243,7 +1265,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   // Reserved first, then looked at: no mount can start on DST from here on
   // (install.hpp).
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, dk, "copy from " + src));
-  TRY_ASSIGN(PrefixState target, _copy_target(c, dk, opts.force));
+  TRY_ASSIGN(PrefixState target, _copy_target(c, dk, opts.force, warning));
 
   Progress progress("copy " + src + " -> " + dst, 0, "keys", opts.quiet);
   if (auto estimate = _estimate_keys(c, sk); estimate.ok() && *estimate > 0) {
@@ -1255,7 +1277,6 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   // keys instead.
   const bool cow = !c.cluster() || same_slot(sk, dk);
   Keys tk(make_temp_prefix(cow ? src : dst, TempKind::Copy));
-  std::string warning;
   auto copied = snapshot_to_staging(c, sk, tk, dk, opts, progress, warning);
   progress.finish();
   if (!copied.ok()) {
@@ -1287,9 +1308,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   stats.snapshot_ns = copied->second;
   stats.replaced = installed->replaced;
   stats.warning = warning;
-  if (!installed->warning.empty()) {
-    stats.warning += (stats.warning.empty() ? "" : "; ") + installed->warning;
-  }
+  add_warning(stats.warning, installed->warning);
   TRY_ASSIGN(Reply bytes, c.command({"HGET", dk.sb(), "bytes"}));
   stats.bytes = static_cast<std::uint64_t>(bytes.view().as_int().value_or(0));
   stats.seconds = seconds_since(start);
@@ -1351,7 +1370,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   TRY(check_toolkit_prefix(c, prefix));
   Keys keys(prefix);
   TRY_ASSIGN(auto reservation, Reservation::acquire(pool, keys, "delete"));
-  TRY(finish_install(c, keys));
+  TRY_ASSIGN(std::string finished, finish_install(c, keys));
   TRY_ASSIGN(PrefixState st, probe_prefix(c, keys, true));
   if (!st.any_key) {
     return make_error(ENOENT, "no key under prefix " + redisfs::quoted(prefix));
@@ -1364,6 +1383,7 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
   Progress progress("delete " + prefix, 0, "keys", quiet);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));
   DeleteStats stats;
+  stats.warning = finished;
   std::string why = "there is no superblock";
   auto removed = st.has_sb ? _unlink_walked(c, keys, freeze, progress, why) : Result<std::uint64_t>(std::uint64_t{0});
   if (!removed.ok() && removed.error().fault == Fault::Lost) {
@@ -1376,8 +1396,8 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
     why = "a reply was lost";
   } else if (removed.ok() && !why.empty() && st.has_sb) {
     // The reference: whatever SCAN still finds under the prefix.
-    stats.warning = "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" + why +
-                    "), so the keys it did not name were found by SCAN";
+    add_warning(stats.warning, "the structure of " + redisfs::quoted(prefix) + " disagreed with its superblock (" +
+                                   why + "), so the keys it did not name were found by SCAN");
   }
   if (removed.ok() && !why.empty()) {
     auto scanned = unlink_all(c, keys, &freeze, &progress);

@@ -76,10 +76,10 @@ static int _min_replicas_to_write(Connection& c) {
 }
 
 // A restore or copy killed while moving its keys in left a journal: finish
-// its move first (EBUSY while the tool itself still runs); then refuse a
-// prefix a running tool has reserved.
-static Status _check_not_reserved(Pool& pool, Connection& c, const Keys& keys) {
-  TRY(finish_install_reserved(pool, keys));
+// its move first (EBUSY while the tool itself still runs; what was done in
+// `finished`); then refuse a prefix a running tool has reserved.
+static Status _check_not_reserved(Pool& pool, Connection& c, const Keys& keys, std::string& finished) {
+  TRY_ASSIGN(finished, finish_install_reserved(pool, keys));
   TRY_ASSIGN(auto holder, reservation_holder(c, keys));
   if (holder) {
     return make_error(EBUSY, "prefix '" + keys.prefix() + "' is reserved by a running " + *holder +
@@ -169,7 +169,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     }
     TRY(s->check_not_held(*c));  // not registered (a replica?): still not under a writeback mount
   }
-  TRY(_check_not_reserved(pool, *c, s->m_keys));
+  TRY(_check_not_reserved(pool, *c, s->m_keys, s->m_finished_install));
   if (!s->m_opts.read_only) {
     // In the register of filesystems before mkfs can make one (keys.hpp):
     // `list` reads it instead of SCANning the server. Best effort (an ACL

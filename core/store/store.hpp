@@ -154,6 +154,9 @@ class Store {
   const Superblock& superblock() const { return m_sb; }
   std::uint32_t block_size() const { return m_sb.block_size; }
   bool read_only() const { return m_opts.read_only; }
+  // What open() did to finish a restore, copy or rollback that was
+  // interrupted while moving its keys in ("" if none was): for the log.
+  const std::string& finished_install() const { return m_finished_install; }
   // EROFS on a read-only mount: every change below answers it before
   // anything else (the FUSE ops that check arguments of their own first
   // ask here, to refuse in the same order).
@@ -773,6 +776,7 @@ class Store {
   // fields as read at open: which filesystem this is (a restore over it or
   // a rollback changes one).
   std::string m_identity;
+  std::string m_finished_install;  // finished_install()
   // The pool's count of server changes at open, and at the last sync
   // (sync()): more now, and changes acknowledged since may be lost.
   std::uint64_t m_opened_changes = 0;

@@ -38,4 +38,11 @@ std::string random_hex(std::size_t bytes);
 // Seconds from `start` to now (a summary line's "in 1.2 s").
 double seconds_since(std::chrono::steady_clock::time_point start);
 
+// Adds `more` (if any) to a tool's one-line warning, after a "; ".
+inline void add_warning(std::string& warning, std::string_view more) {
+  if (!more.empty()) {
+    warning += (warning.empty() ? "" : "; ") + std::string(more);
+  }
+}
+
 }  // namespace redisfs

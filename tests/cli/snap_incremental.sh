@@ -250,6 +250,34 @@ same_tree TUE KILLED
 [[ $(r2 exists KILLED:INSTALLING) == 0 ]] || fail "the journal is left"
 [[ -z $(r2 --scan --pattern 'KILLED~*') ]] || fail "staging keys are left: $(r2 --scan --pattern 'KILLED~*' | head -3)"
 
+note "an apply killed midway keeps what it staged until it is finished: a copy or dump of it finishes it first"
+for target in KILLED2 KILLED3; do
+  snap2 -q restore "$T/mon.json" --prefix $target
+  rc=0
+  REDISFS_FAULT=install-delta-crash snap2 restore "$T/tue.json" --prefix $target || rc=$?
+  ((rc == 137)) || fail "the fault did not end the apply into $target ($rc)"
+  r2 del $target:RESERVED >/dev/null # as its TTL would
+  # (the old state is changed in place: the staged keys no longer expire,
+  # so the move can end whenever the next tool or mount comes)
+  staged=$(r2 --scan --pattern "$target~restore~*" | grep -E ':(SB|INODE:[0-9]+|DIR:[0-9]+|XATTR:[0-9]+|BLK:[0-9]+:[0-9]+)$' || true)
+  [[ -n $staged ]] || fail "nothing staged is left by the apply killed midway"
+  for key in $staged $(r2 --scan --pattern "$target~restore~*~index"); do
+    [[ $(r2 pttl "$key") == -1 ]] || fail "$key still expires ($(r2 pttl "$key") ms)"
+  done
+done
+snap2 copy KILLED2 K2 >"$T/out" 2>"$T/err" || fail "a copy of a half-applied restore: $(cat "$T/err")"
+grep -q "warning: finished the interrupted restore, copy or rollback into 'KILLED2' first" "$T/err" ||
+  fail "the copy does not say it finished the move: $(cat "$T/err")"
+same_tree TUE K2
+snap2 -q dump KILLED3 -o "$T/killed3.json" 2>"$T/err" || fail "a dump of a half-applied restore: $(cat "$T/err")"
+grep -q "warning: finished the interrupted restore, copy or rollback into 'KILLED3' first" "$T/err" ||
+  fail "the dump does not say it finished the move: $(cat "$T/err")"
+snap2 -q restore "$T/killed3.json" --prefix K3
+same_tree TUE K3
+for p in KILLED2 KILLED3; do
+  [[ $(r2 exists $p:INSTALLING) == 0 && -z $(r2 --scan --pattern "$p~*") ]] || fail "the move into $p left keys"
+done
+
 note "a version-1 dump as the old redisfs-snap wrote it still restores"
 V1=$REDISFS_TESTS_DIR/cli/data/v1-dump.json
 [[ $(jq .version "$V1") == 1 ]] || fail "the fixture is not version 1"

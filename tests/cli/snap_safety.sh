@@ -11,7 +11,9 @@
 #     list --all, under the source's name: copies are taken copy-on-write
 #     there), nothing under the destination, and a later copy works;
 #     killed while moving its keys in, it leaves a journal, and the next
-#     mount finishes the move;
+#     mount finishes the move; if its staged keys expired first, the next
+#     copy of the target, mount or delete puts the old filesystem back (and
+#     says so) and goes on;
 #   * list --all shows a prefix that has keys but no superblock;
 #   * a restored dump mounts read-write and says where it came from;
 #     restore --snapshot keeps it a read-only snapshot.
@@ -222,6 +224,49 @@ unmount_fs
 [[ -z $(rcli --scan --pattern 'CRASHED~*') ]] || fail "staging keys left after the move was finished"
 [[ $(rcli --scan --pattern 'CRASHED:*' | grep -c ':BLK:999999:') == 150000 ]] || fail "the finished copy lost blocks"
 snap -q delete CRASHED
+
+# crash_over NAME: copy NEW over NAME --force, killed while moving its keys
+# in, then its staged keys and reservation gone as their TTLs would end
+# them (the journal stays: the move cannot end).
+crash_over() {
+  local rc=0
+  REDISFS_FAULT=install-swap-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW "$1" --force 2>/dev/null || rc=$?
+  [[ $rc == 137 ]] || fail "the crash fault did not crash the copy over $1 ($rc)"
+  [[ $(rcli get "$1:INSTALLING") == swap* ]] || fail "no journal left by the copy crashed over $1"
+  rcli --scan --pattern 'NEW~copy~*' | xargs -r -n 1000 redis-cli -s "$SOCK" unlink >/dev/null
+  rcli del "$1:RESERVED" >/dev/null
+}
+note "a move whose staged keys expired puts the old filesystem back: the next copy of it, mount or delete goes on"
+PREFIX=HELD
+mount_fs
+mkdir "$MNT/held-dir"
+echo held >"$MNT/held-dir/file"
+unmount_fs
+# (what a copy of HELD changes left out: it takes over HELD's change record
+# and adds to its lineage)
+tree() { digest HELD | sed 's/^HELD://' | grep -Ev '^(SB|CHANGED) '; rcli hmget HELD:SB inodes bytes created; }
+held=$(tree)
+crash_over HELD
+snap copy HELD HELD-SNAP >"$T/out" 2>"$T/err" || fail "a copy of a filesystem a crashed move left: $(cat "$T/err")"
+grep -q "warning: the interrupted restore, copy or rollback into 'HELD' could not be finished: .* (nothing changed: the old filesystem is back in place)" \
+  "$T/err" || fail "the copy does not say what it did: $(cat "$T/err")"
+[[ $(tree) == "$held" ]] || fail "HELD is not the filesystem it was before the crashed move"
+[[ $(rcli exists HELD:INSTALLING) == 0 && -z $(leftovers | grep -v '^HELD-SNAP:') ]] ||
+  fail "the move put back left keys: $(leftovers)"
+[[ $(digest HELD-SNAP | grep -c ':BLK:') == $(digest HELD | grep -c ':BLK:') ]] || fail "the copy of HELD is not HELD"
+crash_over HELD
+mount_fs --read-only
+[[ $(cat "$MNT/held-dir/file") == held && ! -e $MNT/new-dir ]] ||
+  fail "the mount after a crashed move whose keys expired is not the old tree"
+unmount_fs
+grep -q "could not be finished: .*the old filesystem is back in place" "${MOUNT_LOGS[$MNT]}" ||
+  fail "the mount does not log what it did: $(cat "${MOUNT_LOGS[$MNT]}")"
+[[ $(tree) == "$held" ]] || fail "the mount did not put HELD back as it was"
+crash_over HELD
+snap delete HELD >"$T/out" 2>"$T/err" || fail "a delete of a filesystem a crashed move left: $(cat "$T/err")"
+[[ -z $(rcli --scan --pattern 'HELD:*') && -z $(leftovers | grep -v '^HELD-SNAP:') ]] ||
+  fail "the delete after a crashed move left keys: $(leftovers)"
+snap -q delete HELD-SNAP
 
 note "list --all shows keys without a superblock"
 rcli hset JUNK:INODE:5 type file >/dev/null

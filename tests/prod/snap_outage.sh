@@ -154,9 +154,9 @@ lost_n=0
 lost_reply restore EVALSHA @:INODE:
 lost_reply copy EVALSHA @:INODE:
 lost_reply restore EVALSHA @:COW
-# (a copy's instant, cow_begin.lua, the one script of nine keys: sent
-# again, it finds its own instant and answers it again)
-lost_reply copy EVALSHA '\r\n\$1\r\n9\r\n\$[0-9]+\r\n'"$P"':FREEZE\r\n'
+# (a copy's instant, cow_begin.lua, the one script of ten keys with FREEZE
+# first: sent again, it finds its own instant and answers it again)
+lost_reply copy EVALSHA '\r\n\$2\r\n10\r\n\$[0-9]+\r\n'"$P"':FREEZE\r\n'
 # (the end of a freeze, freeze_release.lua, and of a copy's snapshot,
 # cow_end.lua, are not sent again blindly: a second run would find its key
 # gone and say the freeze or snapshot lapsed. The key tells whether the

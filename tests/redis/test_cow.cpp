@@ -622,9 +622,9 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: cow_begin run twice answers its instant ag
   Connection& c = conn();
   ok(c.command({"SADD", keys.changed(), "since:0000000000000001", "INODE:1"}));
   Keys tk(make_temp_prefix(prefix, TempKind::Copy));
-  const std::vector<std::string> k{keys.freeze(), keys.cow(),     keys.sb(),    tk.sb(),
-                                   tk.touched(),  keys.changed(), tk.changed(), staging_index_key(tk),
-                                   keys.mounts()};
+  const std::vector<std::string> k{keys.freeze(), keys.cow(),       keys.sb(),    tk.sb(),
+                                   tk.touched(),  keys.changed(),   tk.changed(), staging_index_key(tk),
+                                   keys.mounts(), keys.installing()};
   const std::vector<std::string> a{
       tk.prefix(), "00112233445566778899aabbccddeeff", "10000", "600000", "", "0123456789abcdef", "0",
       "16",        std::to_string(k_format_version)};
@@ -658,6 +658,15 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: cow_begin run twice answers its instant ag
   auto lease = ok(pool.acquire());
   ok(remove_staging(*lease, tk));
   ok(c.command({"DEL", keys.cow()}));
+  // a move into the source (install.hpp) that no freeze guards any more:
+  // its mover is gone, half of it is in place; while a freeze guards it,
+  // wait for the mover
+  ok(c.command({"SET", keys.installing(), "delta x -"}));
+  CHECK(run() == std::vector<std::string>{"INSTALLING"});
+  ok(c.command({"SET", keys.freeze(), "mover", "PX", "10000"}));
+  CHECK(run() == std::vector<std::string>{"BUSY", "frozen"});
+  ok(c.command({"DEL", keys.freeze(), keys.installing()}));
+  CHECK(ok(c.command({"EXISTS", keys.cow()})).view().integer() == 0);  // (neither began one)
 }
 
 // A batch of an install's move (move_keys.lua), sent again after its reply
