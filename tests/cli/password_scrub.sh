@@ -55,10 +55,7 @@ done
 [[ $(rcli ping 2>/dev/null) == PONG ]] || fail "redis-server does not answer on $SOCK"
 
 # The recommended minimal ACL (README, Production), for two prefixes.
-rcli acl setuser fsuser on ">$PW" resetkeys "~$P:*" "~$P~*" "~${P}2:*" "~${P}2~*" resetchannels \
-  -@all +@read +@write +@keyspace +@scripting +@transaction +@connection +info '+config|get' \
-  '+client|setname' '+client|id' +role +wait +time '+cluster|slots' '+cluster|info' '+cluster|shards' \
-  +readonly +asking >/dev/null
+rcli acl setuser fsuser on ">$PW" resetkeys "~$P:*" "~$P~*" "~${P}2:*" "~${P}2~*" "${FSUSER_ACL_COMMANDS[@]}" >/dev/null
 URL="unix://fsuser:$PW@$SOCK"
 
 # A filesystem to work on, written by the default user.

@@ -3,7 +3,8 @@
 # each well formed but that leaves a filesystem fsck does not find clean is
 # refused by restore before anything is applied, and by verify of the chain
 # for the same reason; and one whose header names the right base snapshot
-# but another base digest is refused by both, saying which link and why.
+# but another base digest is refused by both, saying which link and why; so
+# is one that deletes the superblock (redisfs-dump(5)).
 #
 # A real incremental (tests/cli/inc_hostile_gen.py rewrites it, trailer
 # recomputed): a filesystem built with raw commands (make_fs), snapshot MON,
@@ -69,6 +70,26 @@ while IFS=$'\t' read -r file what; do
     fail "$file ($what): restore says '$(cat "$T/restore.err")', verify says '$(head -c 2000 "$T/verify.out")'"
 done <"$T/hostile/manifest.tsv"
 ((n >= 8)) || fail "only $n hostile dumps"
+
+note "an incremental that deletes the superblock: refused by restore and by verify, BASE untouched"
+python3 - "$T/tue.json" "$T/sb-deleted.json" "$(dirname "$GEN")" <<'PY'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+from inc_hostile_gen import read_dump  # noqa: E402
+from hostile_gen import write_dump  # noqa: E402
+header, records, _ = read_dump(sys.argv[1])
+records.append(['SB', 'delete', None])  # (well formed: a deletion record of a schema key)
+write_dump(sys.argv[2], header, records)
+PY
+expect_fail snap -q restore "$T/sb-deleted.json" --prefix BASE
+[[ $(wc -l <"$T/err") == 1 ]] && grep -q "a deletion of the superblock" "$T/err" ||
+  fail "restore of an incremental that deletes the superblock: $(cat "$T/err")"
+unchanged "restore of an incremental that deletes the superblock"
+rc=0
+out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/sb-deleted.json" 2>&1) || rc=$?
+((rc == 1)) && grep -q "a deletion of the superblock" <<<"$out" ||
+  fail "verify of an incremental that deletes the superblock exited $rc: $out"
 
 note "the right base id, another base digest: verify names the link, restore refuses"
 python3 - "$T/tue.json" "$T/digest.json" <<'PY'

@@ -5,7 +5,8 @@
 # keys left behind must then form a consistent filesystem. SIGUSR1 then
 # makes the daemon log what it has served (op_stats.hpp), and the mount
 # goes on. The mount shows its default source and type; a remount with
-# fsname= and subtype= shows those.
+# fsname= and subtype= shows those; --no-default-permissions lets any user
+# read a 0600 file, which a default mount refuses.
 . "$(dirname "$0")/lib.sh"
 
 mount_fs -o allow_other
@@ -60,4 +61,19 @@ check_consistency --no-orphans
 mount_fs -o fsname=shared-data,subtype=rfs
 [[ $(findmnt -n -o SOURCE,FSTYPE "$MNT" | tr -s ' ') == "shared-data fuse.rfs" ]] ||
   fail "with fsname= and subtype=, the mount shows as '$(findmnt -n -o SOURCE,FSTYPE "$MNT")'"
+unmount_fs
+
+# --no-default-permissions (redisfs(1)): neither the kernel nor redisfs
+# checks permissions, so any user who reaches the mount reads a 0600 file;
+# by default the kernel refuses them
+mount_fs -o allow_other
+printf secret >"$MNT/private"
+chmod 0600 "$MNT/private"
+if setpriv --reuid=65534 --regid=65534 --clear-groups cat "$MNT/private" >/dev/null 2>&1; then
+  fail "another user read a 0600 file on a default mount"
+fi
+unmount_fs
+mount_fs -o allow_other --no-default-permissions
+[[ $(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$MNT/private" 2>&1) == secret ]] ||
+  fail "with --no-default-permissions another user cannot read a 0600 file"
 unmount_fs

@@ -3,8 +3,10 @@
 # clean unmount, 1 when mounting failed, 2 for a command line it cannot use
 # (an unknown option, an invalid prefix); and a prefix written with its
 # trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
-# --prefix and from REDISFS_PREFIX; --version; -o max_idle_threads=N reaches the FUSE
-# loop, and a value out of 1..1000 exits 2, as do an attr_timeout or
+# --prefix and from REDISFS_PREFIX; --version; --help; -s serves alone
+# (creates, unlinks of open files, renames) and ignores max_idle_threads;
+# -o max_idle_threads=N reaches the FUSE loop, and a value out of 1..1000
+# exits 2, as do an attr_timeout or
 # entry_timeout that is not a finite number of seconds up to a year and a
 # sync_replicas that is not a plain number. (redisfs-snap's side:
 # tests/cli/snap_ux.sh.)
@@ -24,6 +26,10 @@ version=$(sed -n 's/^project(redisfs VERSION \([0-9.]*\) .*/\1/p' "$HERE/../../C
 expect_rc 0 "$REDISFS_BIN" --version
 [[ $(cat "$T/out") == "redisfs $version (libfuse "[0-9]*")" ]] ||
   fail "--version says: $(cat "$T/out")"
+for help in --help -h; do # (a summary, with no mount point needed)
+  expect_rc 0 "$REDISFS_BIN" $help
+  grep -q '^Usage: redisfs ' "$T/out" && grep -q -- '--single-threaded' "$T/out" || fail "$help says: $(head -5 "$T/out")"
+done
 
 note "2: a command line redisfs cannot use"
 expect_rc 2 "$REDISFS_BIN" --no-such-option "$MNT"
@@ -81,6 +87,31 @@ start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level deb
 grep -q "serving with at most 10 idle FUSE threads" "${MOUNT_LOGS[$MNT]}" ||
   fail "the default is not 10 idle threads: $(cat "${MOUNT_LOGS[$MNT]}")"
 unmount_at "$MNT" 20
+
+note "-s: one request at a time, and everything still works (max_idle_threads ignored)"
+start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level debug -s -o max_idle_threads=3
+python3 - "$MNT" <<'PY' || fail "a single-threaded mount failed its work"
+import os, sys
+m = sys.argv[1]
+os.makedirs(os.path.join(m, "single/sub"))
+paths = [os.path.join(m, "single", "f%d" % i) for i in range(20)]
+for i, p in enumerate(paths):  # (new files: gathered until their close)
+    with open(p, "wb") as f:
+        f.write(b"x" * (i * 1000))
+held = open(paths[0], "rb")  # unlinked while open: an orphan until closed
+os.unlink(paths[0])
+os.rename(paths[1], os.path.join(m, "single/sub/moved"))
+assert sorted(os.listdir(os.path.join(m, "single"))) == sorted(["sub"] + ["f%d" % i for i in range(2, 20)])
+assert os.path.getsize(os.path.join(m, "single/f7")) == 7000
+held.close()
+PY
+[[ $(cat "$MNT/greeting") == hello ]] || fail "the single-threaded mount does not read"
+if grep -q "idle FUSE threads" "${MOUNT_LOGS[$MNT]}"; then
+  fail "a single-threaded mount started a thread pool: $(cat "${MOUNT_LOGS[$MNT]}")"
+fi
+unmount_at "$MNT" 20
+[[ $LAST_DAEMON_RC == 0 ]] || fail "redisfs -s exited $LAST_DAEMON_RC"
+[[ -z $(rcli --scan --pattern "$PREFIX:ORPHANS") ]] || fail "the single-threaded mount left an orphan"
 
 note "'<prefix>:' is <prefix>: REDISFS_PREFIX"
 REDISFS_PREFIX="$PREFIX:" start_daemon 20 "$MNT" --redis "unix://$SOCK"

@@ -47,7 +47,7 @@ for run in "${runs[@]}"; do
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/live.$seed" ||
     fail "seed $seed ($mode): fsck --repair --force crashed or passed on a server error"
   kill -0 "$pid" 2>/dev/null || fail "seed $seed ($mode): the daemon died under the repair: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
-  note "repair under the mount: $(grep -c 'not repaired: one of two' "$T/live.$seed") seen once; $(tail -1 "$T/live.$seed")"
+  note "repair under the mount: $(grep -c 'not repaired: one of two' "$T/live.$seed" || true) seen once; $(tail -1 "$T/live.$seed")"
   ls -R "$MNT" >/dev/null 2>&1 || true
   unmount_fs
   [[ $LAST_DAEMON_RC == 0 ]] || fail "seed $seed ($mode): the daemon exited $LAST_DAEMON_RC: $(tail -5 "${MOUNT_LOGS[$MNT]}")"

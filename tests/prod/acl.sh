@@ -14,13 +14,33 @@
 # it), fsck, dump, delete, restore into P1S, mount P1S read-only and
 # compare. Refused: a wrong password; copy to, dump of and restore into a
 # prefix outside the ACL. Finally P2, its snapshot and every other key are
-# byte-identical to what they were before fsuser ran anything.
+# byte-identical to what they were before fsuser ran anything. The ACL is
+# the one README.md and redisfs(1) recommend, checked word for word.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
 need_tools fusermount3 cmp sha256sum diff jq
 need_binary REDISFS_BIN
 need_binary REDISFS_SNAP_BIN
+
+# The ACL the tests give fsuser is the one README.md and redisfs(1)
+# recommend, word for word (FSUSER_ACL_COMMANDS, prod/lib.sh).
+python3 - "$HERE/../../README.md" "$HERE/../../man/redisfs.1" "${FSUSER_ACL_COMMANDS[*]}" <<'EOF' ||
+import re, shlex, sys
+readme, man, ours = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
+want = "on >PASSWORD resetkeys ~P:* ~P~* " + ours
+line = [l for l in readme.splitlines() if l.startswith("ACL SETUSER fsuser ")]
+m = re.search(r"\nredis\\-cli ACL SETUSER fsuser (.*?)\n\.fi", man, re.S)
+if len(line) != 1 or not m:
+    sys.exit("no recommended ACL line in README.md (%d) or redisfs(1) (%s)" % (len(line), bool(m)))
+said = {"README.md": line[0][len("ACL SETUSER fsuser "):]}
+text = m.group(1).replace("\\(aq", "'").replace("\\-", "-").replace("\\e\n", " ")
+said["redisfs(1)"] = " ".join(shlex.split(text))
+for where, rules in said.items():
+    if " ".join(rules.split()) != want:
+        sys.exit("%s recommends: %s\nthe tests use:       %s" % (where, rules, want))
+EOF
+  fail "the recommended ACL and the tests' differ"
 
 start_plain_redis_tcp s
 set_admin_password s adminpw

@@ -330,25 +330,7 @@ wait_loaded() {
 
 # ------------------------------------------------------------------ ACL
 
-# The ACL of a restricted redisfs user, in one place (the man page should
-# document the same): keys under its prefixes only (P:* and the temporary
-# P~* of dumps, restores and copies), no channels, the data commands,
-# scripts by EVAL/EVALSHA/SCRIPT LOAD, and what the client asks the server
-# about itself and its topology. Changes from the issue's first draft:
-#   +time, +@transaction    the scripts' clock (prelude.lua; TIME is only
-#                           @fast) and the MULTI/EXEC the daemon and tools send;
-#   -@dangerous -@admin     +@write/+@keyspace carry FLUSHALL, FLUSHDB and
-#   -function               SWAPDB, FUNCTION FLUSH/DELETE/LOAD, +@connection
-#                           CLIENT KILL/PAUSE/NO-EVICT: a "restricted" user
-#                           could wipe or stall every tenant. INFO, CONFIG
-#                           GET, ROLE are granted again by name after it;
-#   scripting by name       +@scripting also gives SCRIPT FLUSH/KILL and
-#                           FUNCTION FLUSH/DELETE/LOAD (server-wide).
-FSUSER_ACL_COMMANDS=(resetchannels -@all +@read +@write +@keyspace +@connection +@transaction
-  -@dangerous -@admin -function
-  +eval +evalsha +eval_ro +evalsha_ro '+script|load' '+script|exists'
-  +time +info '+config|get' '+client|setname' '+client|id' +role +wait
-  '+cluster|slots' '+cluster|info' '+cluster|shards' +readonly +asking)
+# FSUSER_ACL_COMMANDS: the restricted user's commands (tests/common.sh).
 
 # What that ACL must refuse (one command a line, checked with ACL DRYRUN by
 # acl_refuses): server-wide harm or another tenant's keys. (SELECT stays:

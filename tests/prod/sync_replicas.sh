@@ -3,7 +3,7 @@
 #
 # 1. A master with no replica and a mount with --sync-replicas 1 --timeout 2:
 #    writes succeed (they are on the master), fsync fails with EIO after
-#    the timeout, and the daemon logs why.
+#    the timeout (of a file, and of a directory), and the daemon logs why.
 # 2. A replica attaches: the same mount's fsync succeeds, and what it
 #    confirmed is on the replica (read there).
 # 3. Without --sync-replicas, the default is the server's
@@ -25,11 +25,15 @@ P=R$RANDOM$RANDOM
 MNT=$T/mnt
 
 # fsync_file PATH TEXT: writes TEXT, fsyncs; prints "ok" or the errno name.
+# fsync_file DIR: fsyncs the directory.
 fsync_file() {
-  python3 - "$1" "$2" <<'EOF'
+  python3 - "$1" "${2:-}" <<'EOF'
 import errno, os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.write(fd, sys.argv[2].encode())
+if os.path.isdir(sys.argv[1]):
+    fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+else:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, sys.argv[2].encode())
 try:
     os.fsync(fd)
     print("ok")
@@ -46,6 +50,11 @@ out=$(fsync_file "$MNT/a" "first")
 [[ $(cat "$MNT/a") == first ]] || fail "the write itself was lost"
 grep -q 'fsync.*0 of 1 replicas confirmed' "${MOUNT_LOGS[$MNT]}" ||
   fail "no log line about the failed fsync: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
+# (a directory's fsync, after a rename in it, waits for the replicas too)
+mv "$MNT/a" "$MNT/a2"
+out=$(fsync_file "$MNT")
+[[ $out == EIO ]] || fail "fsync of a directory without a replica: want EIO, got $out"
+mv "$MNT/a2" "$MNT/a"
 
 note "a replica attaches: fsync succeeds, and the data is on the replica"
 start_plain_redis_tcp r --replicaof 127.0.0.1 "$PORT"
