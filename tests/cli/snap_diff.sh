@@ -5,7 +5,8 @@
 # an atime-only change, each listed as documented (redisfs-snap.1), odd
 # bytes escaped zfs-style and base64 in --json; against the live
 # filesystem while a writer renames files and appends, the diff is one
-# instant and leaves no staging key; unrelated filesystems are refused
+# instant and leaves no staging key; a diff reads and copies no block (a
+# MONITOR of two diffs names none); unrelated filesystems are refused
 # (one line) unless --force.
 . "$(dirname "$0")/../mount/lib.sh"
 
@@ -107,6 +108,21 @@ grep -qx $'+\tdel.txt' "$T/rev" || fail "reverse diff: $(cat "$T/rev")"
 snap -q copy TUE TUE2
 snap -q diff TUE TUE2 >"$T/none"
 [[ ! -s $T/none ]] || fail "two copies of one state differ: $(cat "$T/none")"
+
+note "a diff reads no block of file data, nor copies one for its instant (redisfs-snap(1), diff)"
+[[ -n $(rcli --scan --pattern "$PREFIX:BLK:*" | head -1) ]] || fail "no block to leave alone"
+redis-cli -s "$SOCK" monitor >"$T/monitor" &
+monitor=$!
+sleep 0.3
+snap -q diff MON "$PREFIX" >/dev/null
+snap -q diff MON TUE >/dev/null
+sleep 0.3
+kill "$monitor"
+wait "$monitor" 2>/dev/null || true
+grep -q '"HSCAN"' "$T/monitor" || fail "the monitor saw nothing of the diffs: $(head -3 "$T/monitor")"
+if grep -q ':BLK:' "$T/monitor"; then
+  fail "a diff named a block: $(grep -m3 ':BLK:' "$T/monitor" | cut -c1-200)"
+fi
 
 note "a file renamed and changed, a removed hard link, special files"
 mv "$MNT/chg.txt" "$MNT/chg-moved.txt"

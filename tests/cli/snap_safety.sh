@@ -16,7 +16,8 @@
 #     says so) and goes on;
 #   * list --all shows a prefix that has keys but no superblock;
 #   * a restored dump mounts read-write and says where it came from;
-#     restore --snapshot keeps it a read-only snapshot.
+#     restore --snapshot keeps it a read-only snapshot, and its origin
+#     unless that is the name it is restored as.
 . "$(dirname "$0")/../mount/lib.sh"
 
 [[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
@@ -131,6 +132,20 @@ expect_fail "read-only snapshot restored from a dump of 'NEW'" \
   timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix SNAP "$T/snap"
 out=$(timeout 20 "$REDISFS_BIN" -f --redis "unix://$SOCK" --prefix SNAP "$T/snap" 2>&1 || true)
 [[ $out != *"snapshot of 'SNAP'"* ]] || fail "a filesystem called a snapshot of itself: $out"
+# (its origin too, unless that is the name it is restored as)
+snap -q copy NEW ORIG --writable
+snap -q copy ORIG ORIG-SNAP
+snap -q dump ORIG-SNAP -o "$T/orig-snap.json"
+snap -q restore "$T/orig-snap.json" --prefix ELSEWHERE --snapshot
+[[ $(rcli hget ELSEWHERE:SB origin) == ORIG && $(rcli hget ELSEWHERE:SB read_only) == 1 ]] ||
+  fail "restore --snapshot of a snapshot of ORIG: origin '$(rcli hget ELSEWHERE:SB origin)'"
+snap -q delete ORIG
+snap -q restore "$T/orig-snap.json" --prefix ORIG --snapshot
+[[ $(rcli hexists ORIG:SB origin) == 0 && $(rcli hget ORIG:SB read_only) == 1 ]] ||
+  fail "restore --snapshot as its own origin kept origin '$(rcli hget ORIG:SB origin)'"
+snap -q delete ORIG
+snap -q delete ORIG-SNAP
+snap -q delete ELSEWHERE
 
 note "a copy killed with SIGKILL leaves only expiring staging keys"
 # A long copy: NEW gets /many, a file of 150,000 one-byte blocks (inode
