@@ -4,7 +4,8 @@
 # (DEBUG DIGEST-VALUE); restore tells the compression by magic whatever the
 # name; zstd -d / gzip -d give JSON that jq reads, with the plain dump's
 # trailer; a truncated or corrupt stream is one line and leaves nothing
-# (no staging keys, no target); usage errors exit 2.
+# (no staging keys, no target), the byte it names the decompressed JSON's;
+# usage errors exit 2.
 . "$(dirname "$0")/snap_lib.sh"
 
 make_fs SKX
@@ -153,6 +154,16 @@ printf 'this is not JSON\n' >"$T/garbage.json"
 zstd -q -c "$T/garbage.json" >"$T/garbage.zst"
 refused "$T/garbage.json" 'not JSON at byte'
 refused "$T/garbage.zst" 'not JSON at byte'
+# (the byte an error names is the decompressed JSON's: the same in all three)
+printf '{"format":"redisfs-dump","version":1, oops}\n' >"$T/late.json"
+zstd -q -c "$T/late.json" >"$T/late.zst"
+gzip -c "$T/late.json" >"$T/late.gz"
+for f in late.json late.zst late.gz; do
+  refused "$T/$f" 'not JSON at byte 39:'
+  sed "s|$T/$f|FILE|" "$T/err" >"$T/$f.err"
+done
+cmp -s "$T/late.json.err" "$T/late.zst.err" && cmp -s "$T/late.json.err" "$T/late.gz.err" ||
+  fail "the errors of one dump, compressed or not, differ: $(cat "$T"/late.*.err)"
 { printf 'x'; head -c 100000 /dev/urandom; } | gzip -c >"$T/random.gz"
 refused "$T/random.gz" 'not JSON at byte'
 # A compressed dump of a dump whose checksum was altered: the trailer check

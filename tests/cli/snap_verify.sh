@@ -6,8 +6,9 @@
 # same problems restore's fsck of its staging finds); 2 for a command line
 # it cannot use or a file it cannot read. The hostile corpora
 # (snap_hostile.sh, snap_hostile_gen.sh) check verify against restore dump
-# by dump; here: output forms, several files, compression, orphans, and
-# that no server is needed.
+# by dump; here: output forms, several files, compression, orphans, a
+# header's record_count that is wrong (only announced: accepted), and that
+# no server is needed.
 . "$(dirname "$0")/snap_lib.sh"
 
 make_fs SKX
@@ -23,6 +24,13 @@ for f in good.json good.json.zst good.json.gz; do
   grep -q "verify $T/$f: a .*dump of SKX (12 records, .*, 5 inodes), sound" "$T/err" || fail "summary: $(cat "$T/err")"
 done
 grep -q 'a zstd dump of SKX' <("${nosrv[@]}" verify "$T/good.json.zst" 2>&1) || fail "zstd not said"
+# (the header's record_count only announces: nothing is checked against
+# it, redisfs-dump(5); the trailer's count is)
+jq -c '.record_count = 99999' "$T/good.json" >"$T/announced.json"
+"${nosrv[@]}" verify "$T/announced.json" >"$T/out" 2>"$T/err" || fail "verify of a wrong record_count: $(cat "$T/out" "$T/err")"
+snap -q restore "$T/announced.json" --prefix ANNOUNCED || fail "restore of a wrong record_count"
+[[ $(fs_digest ANNOUNCED) == "$(fs_digest SKX)" ]] || fail "the dump with a wrong record_count restored another tree"
+snap -q delete ANNOUNCED
 
 note "exit 2: no file, stdin, a file that cannot be read"
 expect_fail snap verify
