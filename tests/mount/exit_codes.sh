@@ -141,6 +141,24 @@ for sig in INT HUP; do
   ! is_mounted "$MNT" || fail "still mounted after SIG$sig"
   unset "MOUNT_PIDS[$MNT]"
 done
+# ... and a signal it was started with ignored stays ignored (redisfs(1)):
+# SIGINT of this shell's background job, SIGHUP under nohup
+cat >"$T/redisfs-ignoring" <<EOF
+#!/usr/bin/env python3
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+os.execv("$REDISFS_BIN", ["$REDISFS_BIN"] + sys.argv[1:])
+EOF
+chmod +x "$T/redisfs-ignoring"
+REDISFS_BIN=$T/redisfs-ignoring start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX"
+pid=$DAEMON_PID
+kill -INT "$pid"
+kill -HUP "$pid"
+sleep 1
+[[ $(cat "$MNT/greeting") == hello ]] && kill -0 "$pid" || fail "SIGINT or SIGHUP, ignored at start, stopped the daemon"
+unmount_at "$MNT" 20
+[[ $LAST_DAEMON_RC == 0 ]] || fail "the daemon that ignored SIGINT and SIGHUP exited $LAST_DAEMON_RC"
 
 note "--block-size: a new filesystem's; ignored, with a warning, for one that exists"
 start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "B$PREFIX" --block-size 4K

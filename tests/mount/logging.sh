@@ -8,7 +8,8 @@
 #   - -f logs to stderr (and to FILE as well when one is given);
 #   - --log-level / -o log_level= drop the lines below the level: warning
 #     keeps warnings but not the info mount line, debug adds debug lines
-#     without -d;
+#     without -d; -d (in the foreground) adds every FUSE request, the
+#     routine errors and the statistics at unmount;
 #   - a log file that cannot be opened is one line and exit 1; a level
 #     that does not exist is exit 2.
 . "$(dirname "$0")/lib.sh"
@@ -63,6 +64,17 @@ ls "$MNT" >/dev/null
 unmount_fs
 grep -q "debug: fuse options: " "$T/d.log" || fail "--log-level debug has no debug line: $(cat "$T/d.log")"
 ! grep -q "debug: " "$T/a.log" || fail "the default level kept debug lines"
+# -d: in the foreground, every FUSE request, the routine errors (ENODATA
+# of an attribute that is not there), and the statistics at unmount
+start_daemon 20 "$MNT" "${R[@]}" -d
+touch "$MNT/d-file"
+getfattr -n user.none "$MNT/d-file" >/dev/null 2>&1 || true
+unmount_fs
+dlog=${MOUNT_LOGS[$MNT]}
+grep -q 'debug: unique: [0-9]*, opcode: CREATE' "$dlog" || fail "-d shows no FUSE request: $(head -5 "$dlog")"
+grep -q 'debug: getxattr ino=[0-9]* name="user.none": No data available' "$dlog" ||
+  fail "-d does not log a routine error: $(grep -v unique: "$dlog" | tail -5)"
+grep -q 'debug: stats: [0-9]* requests in ' "$dlog" || fail "-d logs no statistics at unmount: $(tail -3 "$dlog")"
 
 # errors
 rc=0
