@@ -661,6 +661,10 @@ static MountOptions _mount_options(const DaemonConfig& cfg, const Store& store) 
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
   mount_opts.writeback = cfg.writeback;
+  char line[128];
+  std::snprintf(line, sizeof line, "the kernel caches attributes for %g s and names for %g s", mount_opts.attr_timeout,
+                mount_opts.entry_timeout);
+  log_debug(line);
   return mount_opts;
 }
 

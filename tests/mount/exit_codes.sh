@@ -6,10 +6,11 @@
 # --prefix and from REDISFS_PREFIX; --version; --help; -s serves alone
 # (creates, unlinks of open files, renames) and ignores max_idle_threads;
 # -o max_idle_threads=N reaches the FUSE loop, and a value out of 1..1000
-# exits 2, as do an attr_timeout or
-# entry_timeout that is not a finite number of seconds up to a year and a
-# sync_replicas that is not a plain number. (redisfs-snap's side:
-# tests/cli/snap_ux.sh.)
+# exits 2, as do an attr_timeout or entry_timeout that is not a finite
+# number of seconds up to a year and a sync_replicas that is not a plain
+# number; the caches' default times (1 s; 3600 s on a writeback mount and a
+# snapshot's read-only one), and what the options make of them; a signal
+# ignored at start stays ignored. (redisfs-snap's side: tests/cli/snap_ux.sh.)
 . "$(dirname "$0")/lib.sh"
 
 # expect_rc RC CMD...: CMD exits with RC; its output in $T/out.
@@ -87,6 +88,24 @@ start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level deb
 grep -q "serving with at most 10 idle FUSE threads" "${MOUNT_LOGS[$MNT]}" ||
   fail "the default is not 10 idle threads: $(cat "${MOUNT_LOGS[$MNT]}")"
 unmount_at "$MNT" 20
+
+note "what the kernel caches, and for how long: 1 s by default, 3600 s on a writeback mount and a snapshot's read-only one, what attr_timeout and entry_timeout say"
+# caches LINE ARGS...: a mount with ARGS logs LINE (at debug level).
+caches() {
+  local want=$1
+  shift
+  start_daemon 20 "$MNT" --redis "unix://$SOCK" --log-level debug "$@"
+  unmount_at "$MNT" 20
+  grep -q "debug: the kernel caches attributes for $want\$" "${MOUNT_LOGS[$MNT]}" ||
+    fail "$*: $(grep 'kernel caches' "${MOUNT_LOGS[$MNT]}" || echo 'no line on the caches')"
+}
+caches "1 s and names for 1 s" --prefix "$PREFIX"
+caches "2.5 s and names for 0 s" --prefix "$PREFIX" -o attr_timeout=2.5,entry_timeout=0
+caches "2.5 s and names for 1 s" --prefix "$PREFIX" -o attr_timeout=2.5 # (entry_timeout: the same default, not attr_timeout's value)
+caches "3600 s and names for 3600 s" --prefix "W$PREFIX" -o writeback
+rcli hset "W$PREFIX:SB" read_only 1 >/dev/null # (a snapshot, as redisfs-snap copy marks one)
+caches "3600 s and names for 3600 s" --prefix "W$PREFIX" --read-only
+caches "1 s and names for 1 s" --prefix "$PREFIX" --read-only # (a live filesystem read-only: it changes)
 
 note "-s: one request at a time, and everything still works (max_idle_threads ignored)"
 start_daemon 20 "$MNT" --redis "unix://$SOCK" --prefix "$PREFIX" --log-level debug -s -o max_idle_threads=3
