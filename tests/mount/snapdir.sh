@@ -11,7 +11,8 @@
 # listing; one replaced under its name gives its old handles ESTALE and a
 # new lookup the new one; a mount of a snapshot lists no snapshots;
 # ls -l of .snapshots sends no LOOKUP per snapshot (readdirplus carries
-# each one's attributes).
+# each one's attributes); a view's permissions are the snapshot's, checked
+# for another user as in the live tree.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -257,4 +258,27 @@ PREFIX=$ORIG
 [[ -d $T/ro/.snapshots && -z $(ls -A "$T/ro/.snapshots") ]] || fail "a snapshot's mount lists snapshots: $(ls -A "$T/ro/.snapshots")"
 [[ $(cat "$T/ro/tree/file") == "thursday's text" ]] || fail "the snapshot's mount"
 unmount_fs "$T/ro"
+
+# --- a view's permissions are the snapshot's, checked as in the live tree
+mount_fs -o allow_other
+mkdir -m 0755 "$MNT/perm"
+printf 'mine\n' >"$MNT/perm/private"
+printf 'ours\n' >"$MNT/perm/shared"
+chmod 0600 "$MNT/perm/private"
+chmod 0644 "$MNT/perm/shared"
+mkdir -m 0700 "$MNT/perm/closed"
+echo inside >"$MNT/perm/closed/f"
+PERM=$PREFIX-perm
+snap copy "$PREFIX" "$PERM"
+wait_for 5 "the snapshot $PERM" test -d "$MNT/.snapshots/$PERM/perm"
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+view=$MNT/.snapshots/$PERM/perm
+[[ $("${nobody[@]}" cat "$view/shared" 2>&1) == ours ]] || fail "another user cannot read a 0644 file of a view"
+for denied in "cat $view/private" "ls $view/closed" "cat $view/closed/f"; do
+  # shellcheck disable=SC2086
+  out=$("${nobody[@]}" $denied 2>&1) && fail "another user ran '$denied' in a view: $out"
+  [[ $out == *"Permission denied"* ]] || fail "'$denied' as another user: $out"
+done
+[[ $(cat "$view/private") == mine ]] || fail "the owner cannot read its 0600 file in a view"
+unmount_fs
 note "ok"
