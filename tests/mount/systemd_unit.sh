@@ -14,6 +14,10 @@ unit=$T/root/lib/systemd/system/redisfs@.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 [[ $exec_start == "$T/root/bin/redisfs "* ]] || fail "ExecStart does not name the installed binary: $exec_start"
 grep -qx "Type=notify" "$unit" || fail "the unit is not Type=notify"
+# (the environment file: %E is /etc for the system's unit and
+# ~/.config for a user's, redisfs(1); the user unit is the same file)
+grep -qx 'EnvironmentFile=-%E/redisfs/%i.conf' "$unit" || fail "the unit reads no %E/redisfs/%i.conf: $(grep Environment "$unit")"
+cmp -s "$unit" "$T/root/lib/systemd/user/redisfs@.service" || fail "the user unit is not the system's"
 
 if command -v systemd-analyze >/dev/null; then
   instance=$(systemd-escape -p "$MNT")
