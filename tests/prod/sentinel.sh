@@ -9,8 +9,9 @@
 # (read back through the mount and through a fresh read-only mount found
 # with the --sentinel form naming two of the sentinels), fsck through the
 # sentinel URL is clean, and dump, restore, copy and delete through the
-# sentinels work. The slowest call across each failover is printed, never
-# asserted.
+# sentinels work; a sentinel that wants a user and password is found with
+# REDISFS_SENTINEL_USER/PASSWORD and refused without (or with a wrong
+# one). The slowest call across each failover is printed, never asserted.
 #
 # REDISFS_PROD_INFRA_ONLY=1 stops after the checks of the topology itself
 # (the same failures, on raw keys, watched with redis-cli): for a quick run
@@ -164,6 +165,35 @@ done
 "$REDISFS_SNAP_BIN" --sentinel "$SENTINELS_2" delete "$PREFIX-restored" ||
   fail "delete through --sentinel"
 [[ $(rc_at "$m2" --scan --pattern "$PREFIX-restored:*" | wc -l) == 0 ]] || fail "delete left keys of $PREFIX-restored"
+
+# a sentinel that wants a user and a password (redisfs(1): the URL's are
+# the data nodes', the sentinels' come from REDISFS_SENTINEL_USER and
+# REDISFS_SENTINEL_PASSWORD): found with them, refused without
+start_node sentinel-auth sentinel \
+  "sentinel resolve-hostnames no" \
+  "sentinel announce-hostnames no" \
+  "sentinel monitor $SENTINEL_MASTER_NAME 127.0.0.1 $m2 2"
+sa=$NODE_PORT
+rc_at "$sa" acl setuser watcher on '>sentpw' '~*' '&*' +@all >/dev/null
+rc_at "$sa" acl setuser default off >/dev/null
+wait_for 30 "the sentinel with a password does not name $m2" \
+  sh -c "redis-cli -p $sa --user watcher --pass sentpw --no-auth-warning sentinel get-master-addr-by-name $SENTINEL_MASTER_NAME | grep -qx $m2"
+AUTH_URL=redis-sentinel://127.0.0.1:$sa/$SENTINEL_MASTER_NAME
+REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=sentpw "$REDISFS_SNAP_BIN" --redis "$AUTH_URL" list >"$T/auth.list" 2>&1 ||
+  fail "list through a sentinel with a password: $(cat "$T/auth.list")"
+grep -q "^$PREFIX " "$T/auth.list" || fail "list through a sentinel with a password: $(cat "$T/auth.list")"
+if "$REDISFS_SNAP_BIN" --timeout 3 --redis "$AUTH_URL" list >"$T/noauth.list" 2>&1; then
+  fail "a sentinel that wants a password answered without one: $(cat "$T/noauth.list")"
+fi
+if REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=wrong "$REDISFS_SNAP_BIN" --timeout 3 --redis "$AUTH_URL" list \
+  >"$T/badauth.list" 2>&1; then
+  fail "a sentinel answered a wrong password: $(cat "$T/badauth.list")"
+fi
+! grep -q 'sentpw\|wrong' "$T/noauth.list" "$T/badauth.list" || fail "a password shows in a message"
+note "a sentinel with a password: found with REDISFS_SENTINEL_USER/PASSWORD; without: $(head -1 "$T/noauth.list")"
+REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=sentpw mount_at "$T/auth" --redis "$AUTH_URL" --prefix "$PREFIX" --read-only
+cmp "$T/blob" "$T/auth/tree/blob"
+fs_unmount "$T/auth"
 
 # the hung first master: woken, then stopped for good
 cont_node "$m0"
