@@ -305,6 +305,26 @@ expect_rc 0 snap du DU --json
   "$T/out") == '[6500,3]' ]] || fail "du counted the file with two links twice, or not at all: $(cat "$T/out")"
 expect_rc 0 snap du DU --json --depth 1
 [[ $(jq -c '[.top[] | .path]' "$T/out") == '["/","/small","/big"]' ]] || fail "du --depth 1: $(cat "$T/out")"
+# (without --top: the 20 largest; 30 directories here, each with a file)
+python3 - <<'PY' | rcli >/dev/null
+now = 1700000000000000000
+attrs = "mode 0755 uid 0 gid 0 size 0 nlink 2 rdev 0 bytes 0 parent 1 atime %d mtime %d ctime %d" % (now, now, now)
+print("hset DU2:SB format redisfs version 1 block_size 4096 root 1 next_inode 100 inodes 61 bytes %d created %d"
+      % (sum(range(1, 31)) * 10, now))
+print("hset DU2:INODE:1 type dir " + attrs.replace("nlink 2", "nlink 32"))
+for i in range(1, 31):
+    d, f = 1 + i, 31 + i
+    print("hset DU2:DIR:1 d%d %d" % (i, d))
+    print("hset DU2:INODE:%d type dir %s" % (d, attrs))
+    print("hset DU2:DIR:%d f %d" % (d, f))
+    print("hset DU2:INODE:%d type file %s" % (f, attrs.replace("0755", "0644").replace("size 0", "size %d" % (i * 10))
+                                                    .replace("nlink 2", "nlink 1").replace("bytes 0", "bytes %d" % (i * 10))))
+    print("set DU2:BLK:%d:0 %s" % (f, "x" * (i * 10)))
+PY
+snap -q fsck DU2 >"$T/fsck.out" 2>&1 || fail "du's second filesystem is not clean: $(head -3 "$T/fsck.out")"
+expect_rc 0 snap du DU2 --json
+[[ $(jq -c '[.top | length, .[1].path, .[-1].path]' "$T/out") == '[20,"/d30","/d12"]' ]] ||
+  fail "du without --top: $(jq -c '[.top[] | .path]' "$T/out")"
 expect_rc 1 snap du NOPE
 says "no filesystem at prefix 'NOPE'"
 note "ok"
