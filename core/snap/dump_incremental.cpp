@@ -783,7 +783,7 @@ Status IncrementalRestore::commit(RestoreStats& stats) {
     return {};
   }
   TRY(check_cancel());
-  TRY(m_reservation->check());
+  TRY(m_reservation->verify(*m_c));
   TRY(mark_restored(*m_c, *m_staging, m_target, m_header.prefix, parse_dump_time_ns(m_header.created), m_opts.snapshot));
   TRY(check_result());
   crash_if_injected("restore-incremental-staged");

@@ -146,7 +146,7 @@ Result<FsckReport> Scanner::run(Connection& c) {
       m_a.confirm(*m_first);
     }
     _test_pause(c, m_keys, "fsck-repair-pause");
-    if (Status held = m_held != nullptr ? m_held->check() : Status{}; !held.ok()) {
+    if (Status held = m_held != nullptr ? m_held->verify(c) : Status{}; !held.ok()) {
       // (another tool may have it now)
       return make_error(EAGAIN, held.error().message + ": nothing repaired; run fsck --repair again");
     }
@@ -175,9 +175,16 @@ Status Scanner::repair_frozen(Connection& c) {
       p.detail += " (replaced by this repair's own freeze, which it removes at its end)";
     }
   }
+  auto verified = std::chrono::steady_clock::now();
   fsck_repair(c, m_a, [&]() -> Status {
     if (m_held != nullptr) {
-      TRY(m_held->check());
+      // (asked each second, as the freeze is kept: a step made after
+      // another tool took the prefix would be that tool's to undo)
+      const bool due = std::chrono::steady_clock::now() - verified >= std::chrono::seconds(1);
+      TRY(due ? m_held->verify(c) : m_held->check());
+      if (due) {
+        verified = std::chrono::steady_clock::now();
+      }
     }
     return freeze.keep_alive(c);
   });

@@ -146,6 +146,15 @@ Status Reservation::check() const {
   return {};
 }
 
+Status Reservation::verify(Connection& c) const {
+  TRY(check());
+  TRY_ASSIGN(Reply r, c.command({"GET", m_key}));
+  if (!r.view().is_string() || r.view().str() != m_token) {
+    m_lost = true;
+  }
+  return check();
+}
+
 Status Reservation::release() {
   {
     std::lock_guard lock(m_mutex);

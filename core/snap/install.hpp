@@ -76,8 +76,12 @@ class Reservation {
   Reservation& operator=(const Reservation&) = delete;
 
   // EAGAIN once the reservation was lost (expired or taken over): whatever
-  // the holder was about to commit must not be committed.
+  // the holder was about to commit must not be committed. (What the last
+  // refresh found: every 5 s.)
   Status check() const;
+  // The same, asking the server now (one GET): for the step before a
+  // commit, where one taken over since the last refresh must be seen.
+  Status verify(Connection& c) const;
   // Ends it (DEL only while it is still ours); EAGAIN if it was lost.
   Status release();
 
@@ -88,7 +92,7 @@ class Reservation {
   Pool& m_pool;
   std::string m_key;
   std::string m_token;
-  std::atomic<bool> m_lost{false};
+  mutable std::atomic<bool> m_lost{false};
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stop = false;

@@ -482,7 +482,7 @@ static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, co
   }
   // Commit. The target is reserved; check it again all the same.
   bool replace = false;
-  TRY(sink.reservation()->check());
+  TRY(sink.reservation()->verify(c));
   TRY(sink.check_target(&replace));
   Keys target(sink.target());
   if (!replace) {

@@ -190,9 +190,9 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
     (void)c.command({"UNLINK", staging_index_key(tk)});
   };
   Status made = _make_fs_superblock(c, tk, f, s, now);
-  Status still = made.ok() ? reservation->check() : made;
+  Status still = made.ok() ? reservation->verify(c) : made;
   if (still.ok() && keep_reservation) {
-    still = keep_reservation->check();
+    still = keep_reservation->verify(c);
   }
   if (!still.ok()) {
     drop_staging();

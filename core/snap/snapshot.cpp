@@ -1292,7 +1292,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
     (void)unlink_listed(c, tk, staging_index_key(tk));
     return make_error(collision.error().code, "copy " + src + " -> " + dst + ": " + collision.error().message);
   }
-  Status still = reservation->check();
+  Status still = reservation->verify(c);
   const bool replace = target.any_key || collision->has_value();
   auto installed = still.ok() ? install_staging(c, tk, dk, replace, copied->first, true)
                               : Result<InstallResult>(still.error());

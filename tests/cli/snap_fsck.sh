@@ -223,6 +223,23 @@ rcli del SKX:FSCK-PAUSED >/dev/null
 wait "$pid" || fail "the repair of 3d: $(cat "$T/fsck.out" "$T/fsck.err")"
 [[ $(rcli exists SKX:RESERVED) == 0 ]] || fail "the repair's reservation outlived it"
 [[ $(fs_digest SKX) == "$clean" ]] || fail "the repair of 3d did not restore the filesystem"
+# (a reservation taken over while the check ran, as one that lapsed while
+# fsck stalled would be: the server is asked before the first step)
+rcli hset SKX:SB inodes 99 >/dev/null
+REDISFS_FAULT=fsck-repair-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
+pid=$!
+wait_paused "before its repair"
+rcli set SKX:RESERVED 'abc restore by elsewhere:1' px 30000 >/dev/null
+rcli del SKX:FSCK-PAUSED >/dev/null
+rc=0
+wait "$pid" || rc=$?
+((rc != 0)) && grep -q "expired or was taken over .*: nothing repaired; run fsck --repair again" "$T/fsck.err" ||
+  fail "a repair under a reservation another tool took: exit $rc: $(cat "$T/fsck.out" "$T/fsck.err")"
+[[ $(rcli hget SKX:SB inodes) == 99 && $(rcli get SKX:RESERVED) == 'abc restore by elsewhere:1' ]] ||
+  fail "a repair went on, or ended the reservation, after another tool took it"
+rcli del SKX:RESERVED >/dev/null
+snap -q fsck SKX --repair >/dev/null 2>&1 || fail "the repair after the taken reservation"
+[[ $(fs_digest SKX) == "$clean" ]] || fail "the repair after the taken reservation did not restore the filesystem"
 inodes=$(rcli hget SKX:SB inodes)
 rcli hset SKX:SB inodes 99 >/dev/null
 REDISFS_FAULT=fsck-frozen-pause "$REDISFS_SNAP_BIN" --redis "$URL" fsck SKX --repair >"$T/fsck.out" 2>"$T/fsck.err" &
