@@ -888,34 +888,41 @@ Status refuse_unfinished_install(Connection& c, const Keys& target) {
   return {};
 }
 
-Result<std::string> finish_install_reserved(Pool& pool, const Keys& target) {
-  TRY_ASSIGN(Pool::Lease lease, pool.acquire());
-  TRY_ASSIGN(Reply j, lease->command({"EXISTS", target.installing()}));
-  if (j.view().integer() == 0) {
-    return std::string();
-  }
-  TRY_ASSIGN(auto reservation, Reservation::acquire(pool, target, "recovery"));
-  TRY_ASSIGN(std::string done, finish_install(*lease, target));
-  TRY(reservation->release());
-  return done;
-}
-
-Status finish_install_before_read(Pool& pool, const Keys& keys, bool wait, std::string& warning) {
+// finish_install under a reservation of its own, if there is a journal.
+// With `busy`, a reservation another holder has is no error: *busy says so
+// and nothing is done.
+static Result<std::string> _finish_reserved(Pool& pool, const Keys& keys, bool* busy) {
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   TRY_ASSIGN(Reply j, lease->command({"EXISTS", keys.installing()}));
   if (j.view().integer() == 0) {
-    return {};
+    return std::string();
   }
   auto reservation = Reservation::acquire(pool, keys, "recovery");
-  if (!reservation.ok() && reservation.code() == EBUSY) {
-    // (its holder may be mid-move: until that ends, the prefix is no
-    // whole filesystem)
-    return wait ? Status{} : refuse_unfinished_install(*lease, keys);
+  if (busy != nullptr && !reservation.ok() && reservation.code() == EBUSY) {
+    *busy = true;
+    return std::string();
   }
   TRY_ASSIGN(auto held, std::move(reservation));
   TRY_ASSIGN(std::string done, finish_install(*lease, keys));
+  TRY(held->release());
+  return done;
+}
+
+Result<std::string> finish_install_reserved(Pool& pool, const Keys& target) {
+  return _finish_reserved(pool, target, nullptr);
+}
+
+Status finish_install_before_read(Pool& pool, const Keys& keys, bool wait, std::string& warning) {
+  bool busy = false;
+  TRY_ASSIGN(std::string done, _finish_reserved(pool, keys, &busy));
   add_warning(warning, done);
-  return held->release();
+  if (busy && !wait) {
+    // (its holder may be mid-move: until that ends, the prefix is no
+    // whole filesystem)
+    TRY_ASSIGN(Pool::Lease lease, pool.acquire());
+    return refuse_unfinished_install(*lease, keys);
+  }
+  return {};
 }
 
 }  // namespace redisfs

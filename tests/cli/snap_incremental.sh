@@ -278,8 +278,9 @@ for target in KILLED2 KILLED3; do
   # (the old state is changed in place: the staged keys no longer expire,
   # so the move can end whenever the next tool or mount comes)
   staged=$(r2 --scan --pattern "$target~restore~*" | grep -E ':(SB|INODE:[0-9]+|DIR:[0-9]+|XATTR:[0-9]+|BLK:[0-9]+:[0-9]+)$' || true)
-  [[ -n $staged ]] || fail "nothing staged is left by the apply killed midway"
-  for key in $staged $(r2 --scan --pattern "$target~restore~*~index"); do
+  index=$(r2 --scan --pattern "$target~restore~*~index")
+  [[ -n $staged && -n $index ]] || fail "nothing staged, or no index, is left by the apply killed midway"
+  for key in $staged $index; do
     [[ $(r2 pttl "$key") == -1 ]] || fail "$key still expires ($(r2 pttl "$key") ms)"
   done
 done
