@@ -660,6 +660,7 @@ static MountOptions _mount_options(const DaemonConfig& cfg, const Store& store) 
   mount_opts.attr_timeout = cfg.attr_timeout.value_or(default_timeout);
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
   mount_opts.read_only = cfg.read_only;
+  mount_opts.frozen = frozen;
   mount_opts.writeback = cfg.writeback;
   char line[128];
   std::snprintf(line, sizeof line, "the kernel caches attributes for %g s and names for %g s", mount_opts.attr_timeout,
@@ -687,6 +688,7 @@ static fuse_session* _new_fuse_session(const DaemonConfig& cfg, Session& session
     log_error("cannot start the FUSE session (see the message above)");
     return nullptr;
   }
+  session.set_fuse(se);
   if (fuse_set_signal_handlers(se) != 0) {
     log_error("cannot install signal handlers");
     fuse_session_destroy(se);

@@ -18,6 +18,16 @@
 
 namespace redisfs::op {
 
+// Straight from the server's reply, no copy. Short, it ends the file: the
+// kernel cuts the size it holds there (kernel_sizes.hpp).
+static void _reply_read(fuse_req_t req, Session& session, Ino ino, std::size_t size, off_t off,
+                        const Store::ReadPieces& data) {
+  if (data.size < size) {
+    session.kernel_sizes().read_short(ino, static_cast<std::uint64_t>(off) + data.size);
+  }
+  reply_pieces(req, data.pieces);
+}
+
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Session& session = session_of(req);
   if (off < 0) {
@@ -34,7 +44,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         h->drop(first);  // (what the answer points into lives on in `data`)
       }
       if (answered) {
-        reply_pieces(req, data.pieces);
+        _reply_read(req, session, ino, size, off, data);
         return;
       }
     }
@@ -44,7 +54,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     reply_fail(req, "read", ino, {}, st.error());
     return;
   }
-  reply_pieces(req, data.pieces);  // straight from the server's reply, no copy
+  _reply_read(req, session, ino, size, off, data);
 }
 
 void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {

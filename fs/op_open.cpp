@@ -1,10 +1,14 @@
 // open, flush, release, fsync. The only per-open state is the count of
 // opens this mount holds, kept on the server (Store::open_file), so that an
 // unlink through another mount does not free a file open here: the last
-// release here frees it. A read-only mount refuses write access and lets
-// the kernel keep its page cache across opens (the data cannot change under
-// it); a read-write mount drops it at each open, so a file changed by
-// another host is read afresh.
+// release here frees it. A read-only mount refuses write access. A
+// read-only mount of a snapshot lets the kernel keep its page cache across
+// opens (nothing changes a snapshot); every other mount but a writeback
+// one drops it at each open, so a file changed by another host is read
+// afresh, and the open reads the file's attributes on the server: when
+// the size differs from what the kernel holds, the kernel drops it before
+// the open is answered (close-to-open, kernel_sizes.hpp), for it reads no
+// byte past the size it holds.
 //
 // Writes go to Redis before write(2) returns, except those of a file this
 // mount created and still holds open, and on a writeback mount those of
@@ -70,9 +74,13 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   const bool ahead = !writes && !session.options().read_only && !(writeback && session.may_hold_pages(ino));
   Store& store = session.store();
   session.open_begins(ino);  // (before the gathering it may start: a RELEASE beside it sees it)
-  if (Status st = ahead    ? store.open_file(ino, first)
-                  : writes ? store.open_for_writing(ino)
-                           : store.open_file(ino);
+  // What the open reads of the file's attributes: another host's change
+  // since the kernel last heard of them (close-to-open, kernel_sizes.hpp).
+  Store::Seen seen;
+  Store::Seen* see = writeback || session.frozen() ? nullptr : &seen;
+  if (Status st = ahead    ? store.open_file(ino, first, see)
+                  : writes ? store.open_for_writing(ino, see)
+                           : store.open_file(ino, see);
       !st) {
     if (st.code() != ESTALE) {
       session.opens_unsure();  // counted or not: its reply may be what was lost
@@ -87,11 +95,12 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (writeback) {
     session.pages_cached(ino);  // (what this open reads or writes stays in the kernel's cache)
   }
-  fi->keep_cache = session.options().read_only || session.options().writeback ? 1 : 0;
+  fi->keep_cache = session.frozen() || writeback ? 1 : 0;
   fi->direct_io = 0;
   fi->fh = first ? reinterpret_cast<std::uint64_t>(new FileHandle(std::move(first))) : 0;
   // close(2) sends what waits (a writeback mount's kernel sends FLUSH anyway)
   fi->noflush = store.gathering(ino) ? 0 : 1;
+  session.opened(ino, seen);
   if (!reply_open(req, fi)) {
     delete FileHandle::of(fi);
     end_open(session, ino);

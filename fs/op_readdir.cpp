@@ -71,6 +71,7 @@ struct Placed {
   std::size_t start = 0;  // where it begins in the buffer
   Ino counted = 0;        // the lookup it hands the kernel (0: none)
   std::uint32_t type = 0;
+  std::uint64_t size = 0;  // the size it hands the kernel, with `counted`
   bool follows = false;   // same name hash as the entry before it
   // What is wrong with the entry, logged once the reply holds it (an entry
   // that did not fit, or was taken back, comes again in the next reply):
@@ -151,6 +152,7 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
     seen.ino |= h.base;
     e = make_entry(h.tree, seen, age);
     p.counted = seen.ino;
+    p.size = seen.size;
   } else {
     if (!why.empty()) {
       p.damaged_name = entry.name;
@@ -228,7 +230,7 @@ static Result<std::size_t> _fill(fuse_req_t req, Session& session, DirHandle& h,
       }
       break;
     }
-    Placed p{used, 0, (*cur)->type, h.reader.must_follow(), {}, {}};
+    Placed p{used, 0, (*cur)->type, 0, h.reader.must_follow(), {}, {}};
     std::size_t need = _add_entry(req, h, **cur, buf.data() + used, size - used, plus, p);
     if (need > size - used) {
       if (p.follows) {
@@ -269,6 +271,9 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
     if (p.counted != 0) {
       session.add_lookup(p.counted, p.type);
       counted.push_back(p.counted);
+      if (is_live_ino(p.counted)) {
+        session.kernel_sizes().told(p.counted, p.type, p.size);
+      }
     }
     if (!p.damage.empty()) {
       log_op_error(plus ? "readdirplus" : "readdir", h.ino, p.damaged_name, make_error(EIO, p.damage));

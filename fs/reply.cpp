@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "log.hpp"
+#include "store/view_ino.hpp"
 
 namespace redisfs {
 
@@ -96,7 +97,14 @@ void reply_entry(fuse_req_t req, Session& session, const ReplyTree& tree, const 
   }
   fuse_entry_param e = make_entry(tree, attr);
   session.add_lookup(attr.ino, attr.mode);
+  const bool live = is_live_ino(attr.ino);
+  if (live) {
+    session.kernel_sizes().told(attr);
+  }
   if (fuse_reply_entry(req, &e) != 0) {
+    if (live) {
+      session.kernel_sizes().forget(attr.ino);
+    }
     _give_back(session, attr.ino);
   }
 }
@@ -121,7 +129,9 @@ bool reply_create(fuse_req_t req, Session& session, const Attr& attr, const fuse
   fuse_entry_param e = make_entry(session, attr);
   session.add_lookup(attr.ino, attr.mode);
   session.hold(attr.ino);  // created open: its RELEASE will come
+  session.kernel_sizes().told(attr);
   if (fuse_reply_create(req, &e, fi) != 0) {
+    session.kernel_sizes().forget(attr.ino);
     _give_back(session, attr.ino);
     return false;
   }
@@ -144,7 +154,13 @@ void reply_attr(fuse_req_t req, Session& session, const ReplyTree& tree, const A
     return;
   }
   struct stat st = attr.to_stat(tree.block_size);
-  fuse_reply_attr(req, &st, std::max(tree.attr_timeout - age, 0.0));
+  const bool live = is_live_ino(attr.ino);
+  if (live) {
+    session.kernel_sizes().told(attr);
+  }
+  if (fuse_reply_attr(req, &st, std::max(tree.attr_timeout - age, 0.0)) != 0 && live) {
+    session.kernel_sizes().forget(attr.ino);
+  }
 }
 
 void reply_readlink(fuse_req_t req, const std::string& target) { fuse_reply_readlink(req, target.c_str()); }
@@ -190,6 +206,7 @@ void reply_statfs(fuse_req_t req, const struct statvfs& st) { fuse_reply_statfs(
 void reply_dir(fuse_req_t req, Session& session, std::string_view data, const std::vector<Ino>& lookups) {
   if (fuse_reply_buf(req, data.data(), data.size()) != 0) {
     for (Ino ino : lookups) {
+      session.kernel_sizes().forget(ino);  // (a listing's sizes were told with their lookups)
       _give_back(session, ino);
     }
   }

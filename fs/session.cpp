@@ -39,7 +39,8 @@ static constexpr auto k_gone_check_pause = std::chrono::milliseconds(100);
 // shrinks from at least this size, the heap is trimmed.
 static constexpr std::size_t k_trim_after_bytes = std::size_t{1} << 20;
 
-Session::Session(Store& store, MountOptions opts) : m_store(store), m_opts(opts) {
+Session::Session(Store& store, MountOptions opts)
+    : m_store(store), m_opts(opts), m_kernel_sizes(!opts.writeback && !opts.frozen) {
   // A writeback mount's unlink that waited (Store::defer_unlink) may leave
   // an orphan after all (another mount's open count holds the file): this
   // mount's, as _remove in op_unlink.cpp makes it.
@@ -178,6 +179,16 @@ void Session::invalidate_kernel(fuse_session* se) {
   }
   log_debug("gone: asked the kernel to forget " + std::to_string(inodes.size()) + " inode(s) and " +
             std::to_string(names) + " name(s)");
+}
+
+void Session::opened(Ino ino, const Store::Seen& seen) {
+  if (!seen || !m_kernel_sizes.differs(ino, seen->size)) {
+    return;
+  }
+  if (fuse_session* se = m_fuse.load(); se != nullptr) {
+    // (attributes only: no page, no inode lock, which an O_TRUNC open holds)
+    (void)fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
+  }
 }
 
 void Session::absent_name(Ino parent, std::string_view name) {
@@ -466,6 +477,7 @@ bool Session::forget(Ino ino, std::uint64_t n) {
       return false;
     }
     m_lookups.release(ino, n);
+    m_kernel_sizes.forget(ino);
     if (m_orphans.count(ino) != 0 && m_holds.count(ino) != 0) {
       m_forgotten.insert(ino);  // its release is on its way: released() frees or purges it
     } else {

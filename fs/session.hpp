@@ -54,6 +54,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "kernel_sizes.hpp"
 #include "store/store.hpp"
 #include "util/node_table.hpp"
 #include "util/result.hpp"
@@ -66,6 +67,9 @@ struct MountOptions {
   double attr_timeout = 1.0;
   double entry_timeout = 1.0;
   bool read_only = false;
+  // A read-only mount of a snapshot (its superblock says read-only):
+  // nothing changes what it shows, so the kernel keeps it all longer.
+  bool frozen = false;
   // -o writeback: this mount holds the filesystem alone (StoreOptions::
   // writeback); the kernel's writeback cache is on (op_init.cpp).
   bool writeback = false;
@@ -80,6 +84,7 @@ class Session {
 
   Store& store() { return m_store; }
   const MountOptions& options() const { return m_opts; }
+  bool frozen() const { return m_opts.frozen; }
 
   // One more lookup handed to the kernel: count it before the reply goes.
   // `type` (S_IFMT bits) is what the kernel now knows the inode as.
@@ -141,6 +146,18 @@ class Session {
   // snapshot views': snapdir.cpp gives a slot again only when the kernel
   // holds none of its inodes).
   std::vector<Ino> known_above(Ino floor);
+
+  // The size the kernel holds of each regular file (kernel_sizes.hpp):
+  // every reply handing it a file's attributes records it.
+  KernelSizes& kernel_sizes() { return m_kernel_sizes; }
+  // The FUSE session, for the notifications an op sends (opened); set
+  // once before the first request.
+  void set_fuse(fuse_session* se) { m_fuse = se; }
+  // An open of `ino` read the file's attributes on the server (`seen`,
+  // Store::open_file): when the size the kernel holds may differ, the
+  // kernel is told to drop the attributes before the open is answered
+  // (close-to-open, kernel_sizes.hpp).
+  void opened(Ino ino, const Store::Seen& seen);
 
   // The .snapshots directory of this mount (snapdir.hpp), or null.
   SnapDir* snapdir() const { return m_snapdir; }
@@ -228,6 +245,8 @@ class Session {
   Store& m_store;
   MountOptions m_opts;
   SnapDir* m_snapdir = nullptr;
+  KernelSizes m_kernel_sizes;
+  std::atomic<fuse_session*> m_fuse{nullptr};
   std::mutex m_mutex;
   // Every inode the kernel holds: its lookup count and S_IFMT >> 12, 16
   // bytes a slot (node_table.hpp): a listing of a large directory hands the

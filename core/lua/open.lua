@@ -8,7 +8,9 @@
 -- untruncatable.
 -- With ARGV[2] '1' the reply is {count, the inode's fields or false}: a
 -- writeback mount's open for writing gathers the file's writes
--- (store_gather.cpp) from what the server has at this instant.
+-- (store_gather.cpp) from what the server has at this instant; any other
+-- mount's open compares their size with what its kernel holds
+-- (close-to-open: fs/kernel_sizes.hpp).
 -- KEYS: INODE, OPEN
 -- ARGV: session[, '1']
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -310,17 +310,26 @@ class Store {
   // mount since this host looked it up). release_file returns true when
   // the file is an orphan of this mount that nobody holds open any more:
   // the caller purges it.
-  Status open_file(Ino ino);
+  //
+  // With `seen`, an open also reads the file's attributes on the server at
+  // its instant, into *seen (close-to-open: the daemon tells the kernel to
+  // drop the size it holds when they differ, and what this mount held of
+  // them for getattr is dropped when the file changed since). Left empty
+  // when this mount's own changes of the file wait here (newer than the
+  // server's), on a read-only mount of a snapshot (nothing changes it), on
+  // a writeback mount (the only one), or when they cannot be read.
+  using Seen = std::optional<Attr>;
+  Status open_file(Ino ino, Seen* seen = nullptr);
   // The same for an open that will read (prefetch.hpp): a small file's
   // first bytes come back in the open's round trip, into *first (left
   // empty when nothing was read ahead: the cache is off, the file is big,
   // its writes wait here, the budget is spent, or the read failed; the
   // open's own outcome is the result either way).
-  Status open_file(Ino ino, std::shared_ptr<const Prefetch>& first);
+  Status open_file(Ino ino, std::shared_ptr<const Prefetch>& first, Seen* seen = nullptr);
   // The same for an open that may write. On a writeback mount the file's
   // writes and attribute changes are then gathered until its close, from
   // the attributes the open read (store_gather.cpp).
-  Status open_for_writing(Ino ino);
+  Status open_for_writing(Ino ino, Seen* seen = nullptr);
   Result<bool> release_file(Ino ino);
   // Several releases in one round trip (one pipeline), the plain ones
   // (not this mount's orphans) k_release_batch to a script: one result per
@@ -749,6 +758,14 @@ class Store {
   // the next change of it, as a listing's are, unless its changes wait
   // here.
   Result<Attr> read_inode(Connection& c, Ino ino);
+  // How many bytes an open for reading of `ino` reads ahead (prefetch.hpp);
+  // 0: none.
+  std::uint64_t prefetch_size(Ino ino);
+  // The inode's fields an open read (open.lua's reply with ARGV[2] '1').
+  static Result<Attr> open_fields(Ino ino, ReplyView v);
+  // An open read `attr` of the file on the server: into `seen`, and what
+  // this mount held of it for getattr goes if the file changed since.
+  void opened_attr(Ino ino, Result<Attr> attr, Seen& seen);
   // OPEN:<ino>, its first blocks and the bytes they span: what free_unheld
   // (prelude.lua) needs to free a file nobody holds open at once. The
   // blocks are those the size this mount last saw of the file needs

@@ -286,24 +286,35 @@ Status Store::read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadP
   return {};
 }
 
-Status Store::open_file(Ino ino, std::shared_ptr<const Prefetch>& first) {
-  first.reset();
-  if (m_opts.read_only || !m_attrs.enabled() || (m_gathered_count.load() != 0 && gathering(ino))) {
-    return open_file(ino);
-  }
-  // How much: what the size last seen needs (a hint: the read's own HMGET
-  // has the size of its instant), up to k_max_bytes; the first block when
-  // no size was seen.
+std::uint64_t Store::prefetch_size(Ino ino) {
+  // What the size last seen needs (a hint: the read's own HMGET has the
+  // size of its instant), up to k_max_bytes; the first block when no size
+  // was seen.
   const std::uint64_t bs = m_sb.block_size;
-  std::uint64_t want = std::min<std::uint64_t>(bs, Prefetch::k_max_bytes);
-  if (std::optional<Attr> seen = m_attrs.basis(ino)) {
-    if (seen->size == 0 || seen->size > Prefetch::k_max_bytes) {
-      return open_file(ino);  // no READ comes for an empty file; a big one is read in big READs
+  if (std::optional<Attr> held = m_attrs.basis(ino)) {
+    if (held->size == 0 || held->size > Prefetch::k_max_bytes) {
+      return 0;  // no READ comes for an empty file; a big one is read in big READs
     }
-    want = std::min<std::uint64_t>(_div_ceil(seen->size, bs) * bs, Prefetch::k_max_bytes);
+    return std::min<std::uint64_t>(_div_ceil(held->size, bs) * bs, Prefetch::k_max_bytes);
   }
-  if (!Prefetch::reserve(want)) {
-    return open_file(ino);
+  return std::min<std::uint64_t>(bs, Prefetch::k_max_bytes);
+}
+
+Status Store::open_file(Ino ino, std::shared_ptr<const Prefetch>& first, Seen* seen) {
+  first.reset();
+  if (seen != nullptr) {
+    seen->reset();
+    if (m_opts.writeback) {
+      seen = nullptr;  // (the only mount: nothing else changes the file)
+    }
+  }
+  if (m_opts.read_only || !m_attrs.enabled() || (m_gathered_count.load() != 0 && gathering(ino))) {
+    return open_file(ino, seen);
+  }
+  const std::uint64_t bs = m_sb.block_size;
+  const std::uint64_t want = prefetch_size(ino);
+  if (want == 0 || !Prefetch::reserve(want)) {
+    return open_file(ino, seen);
   }
   std::shared_ptr<Prefetch> p(new Prefetch(want));
   TRY_ASSIGN(auto c, acquire());
@@ -321,12 +332,19 @@ Status Store::open_file(Ino ino, std::shared_ptr<const Prefetch>& first) {
   }
   std::vector<Result<Reply>> before;
   const std::string open_keys[] = {m_keys.inode(ino), m_keys.open(ino)};
-  auto opened = c->eval_after(before, lua::open, open_keys, std::span<const std::string>(&m_opts.session, 1));
+  const std::string open_args[] = {m_opts.session, "1"};
+  auto opened =
+      c->eval_after(before, lua::open, open_keys, std::span<const std::string>(open_args, seen != nullptr ? 2 : 1));
   if (carry) {
     const bool ok = before.size() > queued && before[queued].ok();
     _touched(m_attrs, ino, change, ok ? std::move(before[queued]).value() : Reply());
   }
   TRY(std::move(opened));
+  if (seen != nullptr) {
+    // (after the touch's: the open's fields are the later, and a change
+    // since makes the watch fail: the READ then reads for itself)
+    opened_attr(ino, open_fields(ino, opened->view()), *seen);
+  }
   // What the open read is kept only if all of it came back, as a read
   // would take it; otherwise the READ reads for itself and reports.
   for (std::size_t i = 0; i < queued && i < before.size(); ++i) {

@@ -233,9 +233,9 @@ std::shared_ptr<Store::Gathered> Store::start_gathering(const Attr& attr, std::u
   return file;
 }
 
-Status Store::open_for_writing(Ino ino) {
+Status Store::open_for_writing(Ino ino, Seen* seen) {
   if (!m_opts.writeback || m_opts.read_only || m_opts.gather_file_max == 0 || gathered(ino) != nullptr) {
-    return open_file(ino);
+    return open_file(ino, seen);
   }
   // The server's attributes at the open's instant are the basis of what
   // this mount shows while the file's writes wait: only if no change of
@@ -244,8 +244,7 @@ Status Store::open_for_writing(Ino ino) {
   AttrCache::Change watch = m_attrs.watch(ino);
   TRY_ASSIGN(auto c, acquire());
   TRY_ASSIGN(Reply r, c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session, "1"}));
-  ReplyView v = r.view();
-  Result<Attr> attr = v.is_array() && v.size() == 2 ? attr_from_reply(ino, v[1]) : make_error(EIO, "bad open reply");
+  Result<Attr> attr = open_fields(ino, r.view());
   if (!attr || !attr->is_reg()) {
     return {};  // counted: the file's writes go at once (a damaged inode answers them)
   }

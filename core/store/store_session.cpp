@@ -13,13 +13,55 @@ namespace redisfs {
 
 using namespace store_internal;
 
-Status Store::open_file(Ino ino) {
-  if (m_opts.read_only) {
-    return {};  // nothing to protect: a read-only mount never unlinks
+Status Store::open_file(Ino ino, Seen* seen) {
+  if (seen != nullptr) {
+    seen->reset();
   }
+  if (m_opts.read_only) {
+    // Nothing to count: a read-only mount never unlinks. What it sees of
+    // the file, one read: a file another mount removed and freed cannot
+    // be opened here either (the VFS looks again).
+    if (seen == nullptr) {
+      return {};
+    }
+    TRY_ASSIGN(auto c, acquire());
+    Result<Attr> attr = attr_from_read(m_keys, ino, c->command({"HGETALL", m_keys.inode(ino)}));
+    if (!attr && attr.error().fault != Fault::None) {
+      return attr.error();  // (the server did not answer)
+    }
+    if (!attr && attr.error().code == ENOENT) {
+      return make_error(ESTALE, "inode " + std::to_string(ino) + ": the file was removed");
+    }
+    opened_attr(ino, std::move(attr), *seen);
+    return {};
+  }
+  const bool see = seen != nullptr && !m_opts.writeback && !(m_gathered_count.load() != 0 && gathering(ino));
   TRY_ASSIGN(auto c, acquire());  // (a second open of a file whose create waits: the create first)
-  TRY(c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
+  if (!see) {
+    TRY(c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session}));
+    return {};
+  }
+  TRY_ASSIGN(Reply r, c->eval(lua::open, {m_keys.inode(ino), m_keys.open(ino)}, {m_opts.session, "1"}));
+  opened_attr(ino, open_fields(ino, r.view()), *seen);
   return {};
+}
+
+Result<Attr> Store::open_fields(Ino ino, ReplyView v) {
+  return v.is_array() && v.size() == 2 ? attr_from_reply(ino, v[1]) : make_error(EIO, "bad open reply");
+}
+
+void Store::opened_attr(Ino ino, Result<Attr> attr, Seen& seen) {
+  if (!attr) {
+    return;  // (a damaged inode: its reads answer for it)
+  }
+  // What this mount holds of the file for getattr is as old as the
+  // kernel's own cache may be; a change since the open began shows, and
+  // it goes (the kernel, told to drop its own, asks the server).
+  if (std::optional<Attr> held = m_attrs.basis(ino);
+      held && (held->size != attr->size || held->ctime_ns != attr->ctime_ns || held->mtime_ns != attr->mtime_ns)) {
+    m_attrs.forget(ino);
+  }
+  seen = std::move(attr).value();
 }
 
 Result<bool> Store::release_file(Ino ino) {

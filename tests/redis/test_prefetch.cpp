@@ -241,3 +241,63 @@ TEST_CASE_FIXTURE(RedisFixture, "prefetch: the access is recorded with the open 
   Attr now = ok(other->getattr(f.ino));
   CHECK(now.atime_ns > now.mtime_ns);
 }
+
+TEST_CASE_FIXTURE(RedisFixture,
+                  "open: every open reads the file's attributes at its instant, and a change since drops what the "
+                  "mount held of them (close-to-open)") {
+  auto a = _open(pool, prefix);  // two mounts of one filesystem
+  auto b = _open(pool, prefix);
+  Attr f = _file(*a, "f", 3000);
+  double age = -1;
+  std::uint64_t size = 3000;
+  for (int kind = 0; kind < 3; ++kind) {
+    CAPTURE(kind);
+    // b holds f's attributes for getattr (its own write left them), for 60 s
+    ok(b->write(f.ino, 0, "b", false));
+    std::uint64_t before = _round_trips();
+    REQUIRE(ok(b->getattr(f.ino, &age)).size == size);
+    REQUIRE(_round_trips() == before);
+    // with nothing changed since, an open leaves them
+    Store::Seen seen;
+    ok(b->open_file(f.ino, &seen));
+    REQUIRE(seen);
+    CHECK(seen->size == size);
+    before = _round_trips();
+    CHECK(ok(b->getattr(f.ino, &age)).size == size);
+    CHECK(_round_trips() == before);
+    // a grows it: b's getattr still answers the old size, until b's next
+    // open, of any kind, which sees the new one, and drops the old
+    size += 2000;
+    ok(a->write(f.ino, size - 1, "z", false));
+    REQUIRE(ok(b->getattr(f.ino, &age)).size == size - 2000);
+    std::shared_ptr<const Prefetch> first;
+    if (kind == 0) {
+      ok(b->open_file(f.ino, first, &seen));  // an open for reading: bytes read ahead too
+    } else if (kind == 1) {
+      ok(b->open_for_writing(f.ino, &seen));
+    } else {
+      ok(b->open_file(f.ino, &seen));
+    }
+    REQUIRE(seen);
+    CHECK(seen->size == size);
+    CHECK(seen->ino == f.ino);
+    CHECK(ok(b->getattr(f.ino, &age)).size == size);
+  }
+  // a file removed and freed by another mount: a read-write open fails
+  // with ESTALE (the VFS looks again), and so does a read-only mount's
+  Store::Seen seen;
+  Attr g = _file(*a, "g", 10);
+  ok(a->unlink(k_root_ino, "g"));
+  CHECK(b->open_file(g.ino, &seen).code() == ESTALE);
+  StoreOptions ro;
+  ro.read_only = true;
+  ro.attr_cache_seconds = 60;
+  auto c = ok(Store::open(pool, prefix, std::move(ro)));
+  CHECK(c->open_file(g.ino, &seen).code() == ESTALE);
+  ok(c->open_file(f.ino, &seen));
+  REQUIRE(seen);
+  CHECK(seen->size == size);
+  const std::uint64_t before = _round_trips();
+  ok(c->open_file(f.ino));  // (a read-only mount counts no open: without `seen`, no round trip)
+  CHECK(_round_trips() == before);
+}
