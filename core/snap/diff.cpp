@@ -722,7 +722,7 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
   }
   Progress progress("diff " + a + " " + b, super_a.inodes + super_b.inodes, "inodes", opts.quiet);
   if (Status walked = _walk_both(sa, super_a, sb, super_b, progress); !walked.ok()) {
-    return make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message);
+    return with_damage_hint(make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message), {a, b});
   }
   stats.inodes_a = sa.nodes().size();
   stats.inodes_b = sb.nodes().size();

@@ -303,7 +303,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   c.drain();
   auto cleaned = unlink_listed(c, tk, staging_index_key(tk));
   if (!stats.ok()) {
-    return make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message);
+    return with_damage_hint(make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message), {prefix});
   }
   if (!cleaned.ok()) {
     add_warning(stats->warning, "could not delete the temporary copy " + tk.prefix() +

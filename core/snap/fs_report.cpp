@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "redis/scan.hpp"
+#include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/fault.hpp"
 #include "util/progress.hpp"
@@ -320,8 +321,20 @@ class DuWalk {
 
 }  // namespace
 
+static Result<DuReport> _disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
+                                    Progress* progress);
+
 Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
                             Progress* progress) {
+  auto report = _disk_usage(pool, prefix, limit, depth, progress);
+  if (!report.ok()) {
+    return with_damage_hint(std::move(report).error(), {prefix});
+  }
+  return report;
+}
+
+static Result<DuReport> _disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
+                                    Progress* progress) {
   TRY(validate_prefix(prefix));
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;

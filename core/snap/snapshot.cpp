@@ -220,6 +220,41 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
   }
 }
 
+Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes) {
+  if (e.message.find("WRONGTYPE") == std::string::npos) {
+    return e;
+  }
+  std::string fsck;
+  for (std::string_view p : prefixes) {
+    fsck += (fsck.empty() ? "" : " or ") + ("`redisfs-snap fsck " + std::string(p) + "`");
+  }
+  e.message += " (a key of the filesystem is of the wrong type: " + fsck + " names it)";
+  return e;
+}
+
+// The mounts' session keys found by SCAN (a register that is no hash):
+// their ids.
+static Result<std::vector<std::string>> _scanned_sessions(Connection& c, const Keys& keys) {
+  const std::string head = keys.mount("");
+  std::vector<std::string> ids;
+  ScanWalk walk = _scan(c, head + "*");
+  for (;;) {
+    TRY_ASSIGN(auto page, walk.next());
+    if (!page) {
+      break;
+    }
+    for (std::size_t i = 0; i < page->size(); ++i) {
+      std::string_view key = (*page)[i].str();
+      if (key.size() > head.size() && key.compare(0, head.size(), head) == 0) {
+        ids.emplace_back(key.substr(head.size()));
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());  // (a SCAN may repeat a key)
+  return ids;
+}
+
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
   std::vector<std::string> live;
   auto r = c.command({"HKEYS", keys.mounts()});
@@ -227,7 +262,21 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
     if (c.broken()) {
       return std::move(r).error();
     }
-    return live;  // not a hash: fsck's to report; no mount registered there
+    // Not a hash (fsck's to report and remove): the mounts are not counted
+    // there, but their session keys still say who is mounted (a damaged
+    // register must not let a rollback or a restore replace a mounted
+    // filesystem without --force).
+    TRY_ASSIGN(std::vector<std::string> ids, _scanned_sessions(c, keys));
+    for (const std::string& id : ids) {
+      c.append({"EXISTS", keys.mount(id)});
+    }
+    TRY_ASSIGN(std::vector<Reply> alive, c.read_all());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (alive[i].view().integer() == 1) {
+        live.push_back(ids[i]);
+      }
+    }
+    return live;
   }
   ReplyView v = r->view();
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -1134,9 +1183,39 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   return std::make_pair(*copied, *snapshot_ns);
 }
 
+// The session of the live writeback mount that holds the filesystem, if
+// one does: a claim that is no string, or names a session whose key is
+// gone (a crash, a claim that never lapses), holds nothing to wait for
+// (a warning says so; the mount and fsck say the same).
+static Result<std::optional<std::string>> _writeback_holder(Connection& c, const Keys& sk, std::string& warning) {
+  auto held = c.command({"GET", sk.writeback()});
+  if (!held.ok() && c.broken()) {
+    return std::move(held).error();
+  }
+  if (held.ok() && held->view().is_nil()) {
+    return std::optional<std::string>();
+  }
+  const std::string repair = "`redisfs-snap fsck --repair " + sk.prefix() + "` removes it";
+  if (!held.ok()) {
+    add_warning(warning, sk.writeback() + " is no string (" + held.error().message +
+                             "): no writeback mount to wait for; " + repair);
+    return std::optional<std::string>();
+  }
+  std::string session(held->view().str());
+  TRY_ASSIGN(Reply live, c.command({"EXISTS", sk.mount(session)}));
+  if (live.view().integer() != 1) {
+    add_warning(warning, sk.writeback() + " names session " + redisfs::quoted(session) +
+                             ", which no live mount has: no writeback mount to wait for (if the claim never "
+                             "lapses, " +
+                             repair + ")");
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(std::move(session));
+}
+
 Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::milliseconds wait, std::string& warning) {
-  TRY_ASSIGN(Reply held, c.command({"EXISTS", sk.writeback()}));
-  if (held.view().integer() != 1) {
+  TRY_ASSIGN(std::optional<std::string> holder, _writeback_holder(c, sk, warning));
+  if (!holder) {
     return {};
   }
   TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
@@ -1148,10 +1227,10 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
   for (;;) {
     TRY(check_cancel());
     c.append({"GET", sk.sync()});
-    c.append({"EXISTS", sk.writeback()});
+    c.append({"EXISTS", sk.writeback(), sk.mount(*holder)});
     TRY_ASSIGN(std::vector<Reply> r, c.read_all());
-    if (r[1].view().integer() != 1) {
-      return {};  // the mount ended: an unmount sends everything first
+    if (r[1].view().integer() != 2) {
+      return {};  // the mount ended: an unmount sends everything first (a crash: nothing to wait for)
     }
     const std::string_view v = r[0].view().is_nil() ? std::string_view() : r[0].view().str();
     if (v.starts_with(k_sync_done)) {
@@ -1352,11 +1431,20 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
     return freeze.keep_alive(c);
   }));
   why = walked.disagreement;
-  TRY_ASSIGN(Reply sessions, c.command({"HKEYS", keys.mounts()}));
+  std::vector<std::string> sessions;
+  if (auto listed = c.command({"HKEYS", keys.mounts()}); listed.ok()) {
+    for (std::size_t i = 0; i < listed->view().size(); ++i) {
+      sessions.emplace_back(listed->view()[i].str());
+    }
+  } else if (c.broken()) {
+    return std::move(listed).error();
+  } else {
+    TRY_ASSIGN(sessions, _scanned_sessions(c, keys));  // (a register that is no hash)
+  }
   std::vector<std::string> argv{"UNLINK", keys.mounts(), keys.installing(), keys.changed(), keys.sync()};
-  for (std::size_t i = 0; i < sessions.view().size(); ++i) {
-    argv.push_back(keys.mount(sessions.view()[i].str()));
-    argv.push_back(keys.op_log(sessions.view()[i].str()));
+  for (const std::string& session : sessions) {
+    argv.push_back(keys.mount(session));
+    argv.push_back(keys.op_log(session));
   }
   TRY_ASSIGN(Reply rest, c.command(argv));
   return removed + static_cast<std::uint64_t>(rest.view().integer());

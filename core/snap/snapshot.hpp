@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,10 +17,10 @@
 #include <utility>
 #include <vector>
 
-#include "store/keys.hpp"
 #include "redis/redis.hpp"
-#include "util/result.hpp"
+#include "store/keys.hpp"
 #include "store/superblock.hpp"
+#include "util/result.hpp"
 
 namespace redisfs {
 
@@ -279,8 +280,14 @@ struct PrefixState {
 };
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough = false);
 
+// `e`, when the server refused a command for a key of the wrong type
+// (WRONGTYPE, which names no key), with where to look: fsck of `prefixes`
+// names the key and repairs it. Else `e` as it is.
+Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes);
+
 // The sessions in <prefix>:MOUNTS whose <prefix>:MOUNT:<id> exists: the
-// live mounts, counted without SCAN.
+// live mounts, counted without SCAN; when MOUNTS is damaged (not a hash),
+// the <prefix>:MOUNT:<id> keys a SCAN finds.
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
 // For a refusal because `live` (live_mounts) is not empty: when one of
 // their session keys never lapses (no mount sets one so: damage, or another

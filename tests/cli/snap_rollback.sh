@@ -63,6 +63,15 @@ echo new >"$MNT/n"
 
 note "refused while mounted, and the hostile cases"
 refused "is mounted" snap -q rollback "$PREFIX" MON
+# a damaged mounts' register (not a hash) hides no mount: the session key
+# says it is mounted (live_mounts finds it by SCAN)
+mapfile -t register < <(rcli --raw hgetall "$PREFIX:MOUNTS")
+rcli del "$PREFIX:MOUNTS" >/dev/null
+rcli set "$PREFIX:MOUNTS" junk >/dev/null
+refused "is mounted (1 live mounts" snap -q rollback "$PREFIX" MON
+refused "is mounted" snap -q restore --force --prefix "$PREFIX" < <(snap -q dump MON)
+rcli del "$PREFIX:MOUNTS" >/dev/null
+rcli hset "$PREFIX:MOUNTS" "${register[@]}" >/dev/null
 refused "no snapshot at prefix 'NOPE'" snap -q rollback "$PREFIX" NOPE
 refused "no filesystem at prefix 'NOFS'" snap -q rollback NOFS MON
 snap -q copy --writable "$PREFIX" CLONE

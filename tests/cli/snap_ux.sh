@@ -327,4 +327,21 @@ expect_rc 0 snap du DU2 --json
   fail "du without --top: $(jq -c '[.top[] | .path]' "$T/out")"
 expect_rc 1 snap du NOPE
 says "no filesystem at prefix 'NOPE'"
+# a key of the wrong type (damage fsck names): du, dump and diff fail in one
+# line that says so and where to look, the server's WRONGTYPE naming no key
+make_fs WT
+snap -q copy WT WT-MON
+rcli del WT:INODE:2 >/dev/null
+rcli set WT:INODE:2 junk >/dev/null
+for cmd in "du WT" "dump WT -o $T/wt.json" "diff WT-MON WT"; do
+  read -ra argv <<<"$cmd"
+  expect_rc 1 snap -q "${argv[@]}"
+  [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd over a key of the wrong type: not one line: $(cat "$T/err")"
+  case $cmd in
+    diff*) says "WRONGTYPE" && says "(a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT-MON\` or \`redisfs-snap fsck WT\` names it)" ;;
+    *) says "WRONGTYPE" && says "(a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT\` names it)" ;;
+  esac
+done
+expect_rc 1 snap fsck WT
+grep -q 'WT:INODE:2' "$T/out" || fail "fsck does not name the key du and dump point to: $(cat "$T/out")"
 note "ok"

@@ -123,6 +123,21 @@ PREFIX=$PREFIX-busy mount_at "$T/busy" --read-only
 cmp -s "$T/held.1" "$T/busy/held" || fail "the copy lacks what was written to a file still open ($(stat -c %s "$T/busy/held") bytes)"
 [[ $(cat "$T/busy/closed") == closed ]] || fail "the copy lacks a file closed before it"
 unmount_fs "$T/busy"
+
+# A claim that no live mount holds (a crash left it, or it never lapses):
+# nothing to wait for; copy and dump go on at once and say why, naming the
+# repair, and leave no request behind
+rcli set "$PREFIX:WRITEBACK" ghost-session >/dev/null
+snap --quiet copy "$PREFIX" "$PREFIX-ghost" 2>"$T/ghost.err" || fail "copy under a stale claim: $(cat "$T/ghost.err")"
+grep -q "WRITEBACK names session 'ghost-session', which no live mount has: no writeback mount to wait for (if the claim never lapses, \`redisfs-snap fsck --repair $PREFIX\` removes it)" "$T/ghost.err" ||
+  fail "copy under a stale claim: $(cat "$T/ghost.err")"
+rcli del "$PREFIX:WRITEBACK" >/dev/null
+rcli sadd "$PREFIX:WRITEBACK" ghost-session >/dev/null
+snap --quiet dump "$PREFIX" -o "$T/ghost.json" 2>"$T/ghost.err" || fail "dump under a damaged claim: $(cat "$T/ghost.err")"
+grep -q "WRITEBACK is no string (.*): no writeback mount to wait for; \`redisfs-snap fsck --repair $PREFIX\` removes it" "$T/ghost.err" ||
+  fail "dump under a damaged claim: $(cat "$T/ghost.err")"
+[[ $(rcli exists "$PREFIX:SYNC") == 0 ]] || fail "a request was left for no mount: $(rcli get "$PREFIX:SYNC")"
+rcli del "$PREFIX:WRITEBACK" >/dev/null
 PREFIX=$PREFIX-dumped mount_at "$T/dumped" --read-only
 cat "$T/held.1" "$T/held.2" >"$T/held.12"
 cmp -s "$T/held.12" "$T/dumped/held" || fail "the dump lacks what was written to a file still open ($(stat -c %s "$T/dumped/held") bytes)"

@@ -754,8 +754,25 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback sync: asked, answered, waited for, an
   CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
   CHECK(ok(s->sync_asked()) == 0);
 
+  // A claim that names no live mount (no MOUNT:<id>), or is no string:
+  // nothing to wait for, nothing asked, a warning naming the repair.
+  ok(conn().command({"SET", keys.writeback(), "m1", "PX", "60000"}));
+  ok(sync_writeback_mount(conn(), keys, short_wait, warning));
+  CHECK(warning.find("names session 'm1', which no live mount has") != std::string::npos);
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+  warning.clear();
+  ok(conn().command({"DEL", keys.writeback()}));
+  ok(conn().command({"SADD", keys.writeback(), "m1"}));
+  ok(sync_writeback_mount(conn(), keys, short_wait, warning));
+  CHECK(warning.find("is no string") != std::string::npos);
+  CHECK(warning.find("fsck --repair") != std::string::npos);
+  CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+  warning.clear();
+  ok(conn().command({"DEL", keys.writeback()}));
+
   // A mount that never answers: a warning, and the request lapses (TTL).
   ok(conn().command({"SET", keys.writeback(), "m1", "PX", "60000"}));
+  ok(conn().command({"SET", keys.mount("m1"), "v1 test", "PX", "60000"}));
   ok(sync_writeback_mount(conn(), keys, short_wait, warning));
   CHECK(warning.find("did not send what it holds within") != std::string::npos);
   const std::int64_t asked = ok(s->sync_asked());
@@ -806,6 +823,14 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback sync: asked, answered, waited for, an
     (void)test::connect()->command({"DEL", keys.writeback()});
   }));
   CHECK(warning.empty());
+  // It dies instead (its session key goes, the claim stays): the same.
+  ok(conn().command({"SET", keys.writeback(), "m1", "PX", "60000"}));
+  ok(waited([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (void)test::connect()->command({"DEL", keys.mount("m1")});
+  }));
+  CHECK(warning.empty());
+  ok(conn().command({"DEL", keys.writeback()}));
 
   // An answer to a request that lapsed makes no key; a damaged one is no request.
   ok(conn().command({"DEL", keys.sync()}));
