@@ -687,8 +687,19 @@ Status IncrementalRestore::record(std::string_view key, std::string_view type) {
   return {};
 }
 
+// (verify: no server to find them, see m_keys)
+static Status _no_duplicate(U64Set& seen, std::string_view name, std::string_view what, std::string_view key) {
+  if (!seen.insert(std::hash<std::string_view>{}(name))) {
+    return make_error(EINVAL, std::string(what) + redisfs::quoted(key));
+  }
+  return {};
+}
+
 Status IncrementalRestore::on_string(std::string_view key, std::string&& value) {
   TRY(record(key, "string"));
+  if (m_c == nullptr) {
+    TRY(_no_duplicate(m_keys, key, "duplicate key ", key));
+  }
   if (m_kind == KeyKind::Block && value.size() > m_max_block) {
     m_max_block = value.size();
     m_max_block_key = std::string(key);
@@ -702,6 +713,10 @@ Status IncrementalRestore::on_string(std::string_view key, std::string&& value) 
 Status IncrementalRestore::on_hash_begin(std::string_view key) {
   TRY(record(key, "hash"));
   m_pairs = 0;
+  m_fields.clear();
+  if (m_c == nullptr && m_kind != KeyKind::Superblock) {  // (a second SB: its own message below)
+    TRY(_no_duplicate(m_keys, key, "duplicate key ", key));
+  }
   if (m_kind == KeyKind::Superblock) {
     if (m_sb_seen) {
       return make_error(EINVAL, "duplicate key 'SB'");
@@ -719,6 +734,11 @@ Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
     return {};
   }
   m_pairs += pairs.size();
+  if (m_c == nullptr) {
+    for (const auto& p : pairs) {
+      TRY(_no_duplicate(m_fields, p.first, "duplicate field in hash ", key));
+    }
+  }
   if (m_kind == KeyKind::Superblock) {
     if (m_sb.size() + pairs.size() > 1000) {
       return make_error(EINVAL, "the superblock has more than 1000 fields");

@@ -52,12 +52,13 @@
 #include <string>
 #include <vector>
 
+#include "redis/redis.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/dump_io.hpp"
 #include "store/keys.hpp"
 #include "store/superblock.hpp"
-#include "redis/redis.hpp"
 #include "util/result.hpp"
+#include "util/u64_set.hpp"
 
 namespace redisfs {
 
@@ -156,6 +157,11 @@ class IncrementalRestore : public dump::Sink {
   std::uint64_t m_max_block = 0;
   std::string m_max_block_key;
   std::unique_ptr<StagingWrites> m_writes;  // once the staging prefix is chosen
+  // With no server (verify), the duplicates StagingWrites would find: the
+  // records' keys and the current hash's fields (64-bit hashes, as
+  // DumpRules keeps a full dump's).
+  U64Set m_keys;
+  U64Set m_fields;
 };
 
 // How restore and verify begin the line refusing an incremental dump that

@@ -97,14 +97,15 @@ FieldList _fields(ReplyView flat) {
 bool _hscan_found(ReplyView v) { return v.size() == 2 && (v[1].size() > 0 || v[0].str() != "0"); }
 
 // What the key walk is told of a key (key_walk.hpp: -1 absent, -2 not of
-// its type, a block's length, else 0) from what batch() asked of it.
-long long _found(const ParsedKey& pk, bool inodes, const Result<Reply>& reply) {
+// its type, a block's length, else 0) from what batch() asked of it (of a
+// block: its STRLEN, and whether it exists: Redis keeps an empty string).
+long long _found(const ParsedKey& pk, bool inodes, const Result<Reply>& reply, bool block_exists) {
   if (!reply.ok()) {
     return -2;
   }
   ReplyView v = reply->view();
   if (pk.kind == KeyKind::Block) {
-    return v.integer() == 0 ? -1 : v.integer();
+    return block_exists ? v.integer() : -1;
   }
   if (pk.kind == KeyKind::Inode && inodes) {
     return v.size() > 0 ? 0 : -1;  // HGETALL
@@ -217,11 +218,14 @@ Status DeltaScan::staged(Pass pass) {
 Status DeltaScan::batch(const Keys& from, std::uint32_t layer, Pass pass, std::span<const std::string> rels,
                         std::vector<long long>* found) {
   m_before = m_c.answered_by();
+  std::size_t blocks = 0;
   for (const std::string& rel : rels) {
     const std::string key = from.absolute(rel);
     const KeyKind kind = parse_relative_key(rel).kind;
     if (kind == KeyKind::Block) {
       m_c.append({"STRLEN", key});
+      m_c.append({"EXISTS", key});  // (0 bytes: an empty string, or none)
+      ++blocks;
     } else if (kind == KeyKind::Inode && pass == Pass::Inodes) {
       m_c.append({"HGETALL", key});
     } else if ((kind == KeyKind::Dir || kind == KeyKind::Xattr) && pass == Pass::SubKeys) {
@@ -230,17 +234,24 @@ Status DeltaScan::batch(const Keys& from, std::uint32_t layer, Pass pass, std::s
       m_c.append({"EXISTS", key});
     }
   }
-  auto replies = m_c.read_replies(rels.size());
+  auto all = m_c.read_replies(rels.size() + blocks);
+  std::size_t at = 0;
   for (std::size_t i = 0; i < rels.size(); ++i) {
-    if (!replies[i].ok() && m_c.broken()) {
-      return std::move(replies[i]).error();
-    }
+    Result<Reply>& reply = all[at++];
     const ParsedKey pk = parse_relative_key(rels[i]);
-    if (found != nullptr) {
-      (*found)[i] = _found(pk, pass == Pass::Inodes, replies[i]);
+    bool exists = true;
+    if (pk.kind == KeyKind::Block) {
+      Result<Reply>& there = all[at++];
+      exists = there.ok() && there->view().integer() == 1;
     }
-    if (replies[i].ok() && m_index.decides(pk, layer)) {
-      TRY(feed(from, pass, rels[i], pk, replies[i]));
+    if (!reply.ok() && m_c.broken()) {
+      return std::move(reply).error();
+    }
+    if (found != nullptr) {
+      (*found)[i] = _found(pk, pass == Pass::Inodes, reply, exists);
+    }
+    if (reply.ok() && exists && m_index.decides(pk, layer)) {
+      TRY(feed(from, pass, rels[i], pk, reply));
     }
   }
   return {};
@@ -257,8 +268,8 @@ Status DeltaScan::feed(const Keys& from, Pass pass, const std::string& rel, cons
     return {};
   }
   if (pk.kind == KeyKind::Block) {
-    const long long len = reply->view().integer();
-    fsck_detail::Node* n = len > 0 ? m_a.sub_key(name, pk) : nullptr;
+    const long long len = reply->view().integer();  // (it exists: batch())
+    fsck_detail::Node* n = m_a.sub_key(name, pk);
     if (n != nullptr) {
       m_a.block(*n, name, pk.index, static_cast<std::uint64_t>(len));
     }

@@ -81,6 +81,14 @@ def _past_size(r):
     r.append(['BLK:6:3', 'string', b'x' * 100])
 
 
+def _empty_past_size(r):
+    r.append(['BLK:6:7', 'string', b''])  # (Redis keeps an empty string: it is a key)
+
+
+def _empty_stray_block(r):
+    r.append(['BLK:1:1000', 'string', b''])
+
+
 def _stray_block(r):
     r[:] = [x for x in r if not (x[0] == 'BLK:2:0' and x[1] == 'delete')]
 
@@ -99,6 +107,8 @@ MUTATIONS = [
     ('wrong-nlink', 'INODE:6 says nlink 2, one entry names it', _nlink),
     ('orphan-live', 'ORPHANS names inode 6, which an entry names', _orphan_live),
     ('block-past-size', 'BLK:6:3, past the end of inode 6', _past_size),
+    ('empty-block-past-size', 'BLK:6:7, an empty string past the end of inode 6', _empty_past_size),
+    ('empty-block-of-directory', 'BLK:1:1000, an empty string, a block of the root directory', _empty_stray_block),
     ('stray-block', 'the deletion of BLK:2:0 dropped: a block of a deleted inode stays', _stray_block),
     ('wrong-counter', 'SB says 9 inodes', _counter),
     ('lost-directory', 'DIR:1 no longer names sub (inode 4, with its file)', _dir_loses_parent),

@@ -69,7 +69,7 @@ while IFS=$'\t' read -r file what; do
   same_reason "$T/restore.err" "$T/verify.out" "$T/hostile/$file" ||
     fail "$file ($what): restore says '$(cat "$T/restore.err")', verify says '$(head -c 2000 "$T/verify.out")'"
 done <"$T/hostile/manifest.tsv"
-((n >= 8)) || fail "only $n hostile dumps"
+((n >= 10)) || fail "only $n hostile dumps"
 
 note "an incremental that deletes the superblock: refused by restore and by verify, BASE untouched"
 python3 - "$T/tue.json" "$T/sb-deleted.json" "$(dirname "$GEN")" <<'PY'
@@ -90,6 +90,30 @@ rc=0
 out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/sb-deleted.json" 2>&1) || rc=$?
 ((rc == 1)) && grep -q "a deletion of the superblock" <<<"$out" ||
   fail "verify of an incremental that deletes the superblock exited $rc: $out"
+
+note "duplicate keys and fields: refused by restore and by verify (with no server) alike, BASE untouched"
+python3 - "$T/tue.json" "$T" "$(dirname "$GEN")" <<'PY'
+import copy
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+from inc_hostile_gen import find, read_dump  # noqa: E402
+from hostile_gen import write_dump  # noqa: E402
+header, records, _ = read_dump(sys.argv[1])
+write_dump(sys.argv[2] + '/dup-key.json', header, records + [copy.deepcopy(find(records, 'INODE:6'))])
+inode = find(records, 'INODE:6')
+inode[2].append(list(inode[2][0]))
+write_dump(sys.argv[2] + '/dup-field.json', header, records)
+PY
+for dup in "dup-key:duplicate key 'INODE:6'" "dup-field:duplicate field in hash 'INODE:6'"; do
+  file=${dup%%:*} want=${dup#*:}
+  expect_fail snap -q restore "$T/$file.json" --prefix BASE
+  [[ $(wc -l <"$T/err") == 1 ]] && grep -qF "$want" "$T/err" || fail "restore of $file.json: $(cat "$T/err")"
+  unchanged "restore of $file.json"
+  rc=0
+  out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/$file.json" 2>&1) || rc=$?
+  ((rc == 1)) && grep -qF "$want" <<<"$out" || fail "verify of $file.json exited $rc: $out"
+done
 
 note "the right base id, another base digest: verify names the link, restore refuses"
 python3 - "$T/tue.json" "$T/digest.json" <<'PY'
