@@ -379,7 +379,7 @@ bool JsonReader::read_utf8(std::string& out) {
   unsigned char hi = seq.second_hi;
   if (len == 0) {
     ++m_pos;
-    return error(consumed(), "invalid UTF-8 byte " + _describe(static_cast<char>(lead)) + " in a string");
+    return error(consumed(), "invalid UTF-8: " + _describe(static_cast<char>(lead)) + " in a string");
   }
   if (!fill(len)) {
     return error_at_end();

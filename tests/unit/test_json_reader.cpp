@@ -138,9 +138,9 @@ TEST_CASE("json reader: errors and their positions") {
       {"\"\\udc00\"", 7, "lone low surrogate"},
       {"\"\\ud800\"", 8, "without its low surrogate"},
       {"\"\\ud800\\u0041\"", 13, "without its low surrogate"},
-      {"\"\xc0\x80\"", 2, "invalid UTF-8 byte"},
-      {"\"\xe0\x80\x80\"", 3, "invalid UTF-8 sequence"},  // overlong
-      {"\"\xed\xa0\x80\"", 3, "invalid UTF-8 sequence"},  // surrogate
+      {"\"\xc0\x80\"", 2, "invalid UTF-8: byte 0xc0 in a string"},
+      {"\"\xe0\x80\x80\"", 3, "invalid UTF-8 sequence"},      // overlong
+      {"\"\xed\xa0\x80\"", 3, "invalid UTF-8 sequence"},      // surrogate
       {"\"\xf4\x90\x80\x80\"", 3, "invalid UTF-8 sequence"},  // above U+10FFFF
       {"\"\xe2\x82", 3, "unexpected end of input"},
       {"\"abc", 4, "unexpected end of input"},
