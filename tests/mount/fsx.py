@@ -137,9 +137,9 @@ class Fsx:
 
     def op_append(self, name):
         data = self._data(self._length())
-        self.log.append('append %s +%d' % (name, len(data)))
         if len(self.model[name]) + len(data) > self.max_size:
             return
+        self.log.append('append %s +%d' % (name, len(data)))
         fd = os.open(self._path(name), os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, data)
@@ -213,7 +213,7 @@ class Fsx:
         try:
             done = os.copy_file_range(self.fds[src], self.fds[name], n, soff, off)
         except OSError as e:
-            if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS):
                 self.copy_range = False
                 self.log.append('  (copy_file_range: %s; not used again)' % errno.errorcode[e.errno])
                 return
