@@ -186,7 +186,7 @@ void Session::opened(Ino ino, const Store::Seen& seen) {
     return;
   }
   if (fuse_session* se = m_fuse.load(); se != nullptr) {
-    // (attributes only: no page, no inode lock, which an O_TRUNC open holds)
+    // (attributes only: no page to drop, no inode lock taken)
     (void)fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);
   }
 }

@@ -266,17 +266,7 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
     // there, but their session keys still say who is mounted (a damaged
     // register must not let a rollback or a restore replace a mounted
     // filesystem without --force).
-    TRY_ASSIGN(std::vector<std::string> ids, _scanned_sessions(c, keys));
-    for (const std::string& id : ids) {
-      c.append({"EXISTS", keys.mount(id)});
-    }
-    TRY_ASSIGN(std::vector<Reply> alive, c.read_all());
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (alive[i].view().integer() == 1) {
-        live.push_back(ids[i]);
-      }
-    }
-    return live;
+    return _scanned_sessions(c, keys);
   }
   ReplyView v = r->view();
   for (std::size_t i = 0; i < v.size(); ++i) {

@@ -54,9 +54,9 @@ void Store::opened_attr(Ino ino, Result<Attr> attr, Seen& seen) {
   if (!attr) {
     return;  // (a damaged inode: its reads answer for it)
   }
-  // What this mount holds of the file for getattr is as old as the
-  // kernel's own cache may be; a change since the open began shows, and
-  // it goes (the kernel, told to drop its own, asks the server).
+  // What this mount holds of the file for getattr may be as old as the
+  // kernel's own cache; when the open shows a change since (ctime, mtime
+  // or size), it goes (the kernel, told to drop its own, asks the server).
   if (std::optional<Attr> held = m_attrs.basis(ino);
       held && (held->size != attr->size || held->ctime_ns != attr->ctime_ns || held->mtime_ns != attr->mtime_ns)) {
     m_attrs.forget(ino);
