@@ -651,11 +651,11 @@ class StatsOnSignal {
 };
 
 // What the kernel is told to cache, and for how long: a read-only mount of
-// a snapshot (which cannot change under it) and a writeback mount (the
-// only one) keep attributes and entries longer.
+// a snapshot (which no mount changes while it lives: Store::frozen) and a
+// writeback mount (the only one) keep attributes and entries longer.
 static MountOptions _mount_options(const DaemonConfig& cfg, const Store& store) {
   MountOptions mount_opts;
-  bool frozen = cfg.read_only && store.superblock().read_only;
+  bool frozen = store.frozen();
   double default_timeout = frozen ? k_snapshot_timeout : cfg.writeback ? k_writeback_timeout : k_default_timeout;
   mount_opts.attr_timeout = cfg.attr_timeout.value_or(default_timeout);
   mount_opts.entry_timeout = cfg.entry_timeout.value_or(default_timeout);
@@ -828,6 +828,11 @@ static void _log_opened(const DaemonConfig& cfg, Store& store) {
   if (cfg.block_size && *cfg.block_size != store.block_size()) {
     log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +
                 std::to_string(store.block_size()));
+  }
+  if (store.superblock().read_only && cfg.read_only && !store.frozen()) {
+    log_info(cfg.prefix + " is " + describe_snapshot(cfg.prefix, store.superblock()) +
+             " but was mounted writable (or this mount is not registered): it is read as a live filesystem is, "
+             "nothing kept for long");
   }
   if (store.superblock().read_only && !cfg.read_only) {
     log_warning(cfg.prefix + " is " + describe_snapshot(cfg.prefix, store.superblock()) +

@@ -188,22 +188,49 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     TRY(_mkfs(*c, s->m_keys, s->m_opts));
   }
   TRY(s->load_superblock(*c));
-  if (s->m_sb.read_only && !s->m_opts.read_only && !s->m_opts.allow_snapshot_rw) {
-    return make_error(EROFS, "prefix '" + prefix + "' is " + describe_snapshot(prefix, s->m_sb) +
-                                 ": mount it with --read-only (or --writable-snapshot to change it anyway)");
-  }
+  TRY(s->_opened_snapshot(*c));
   if (!s->m_opts.read_only) {
     // From here on every change checks, in its own script, that this is
     // still the filesystem opened (ESTALE once it was replaced).
     pool.set_identity(prefix, s->m_identity);
   }
-  if (s->m_sb.read_only && !s->m_opts.read_only) {
-    // No longer the state of its instant: its change record says so for
-    // good (keys.hpp, CHANGED), and incremental dumps against it or of it
-    // compare every block.
-    TRY(c->command({"SET", s->m_keys.changed(), k_changed_written}));
-  }
   return s;
+}
+
+// What opening a snapshot takes, once its superblock is read.
+Status Store::_opened_snapshot(Connection& c) {
+  if (!m_sb.read_only) {
+    return {};
+  }
+  if (m_opts.read_only) {
+    if (!m_opts.view && m_registered) {
+      TRY_ASSIGN(m_frozen, _keeps_what_it_reads(c));
+    }
+    return {};
+  }
+  // (session.lua refused it already, and set the "written" below: this is
+  // a prefix a snapshot replaced since)
+  if (!m_opts.allow_snapshot_rw) {
+    return snapshot_rw_refusal();
+  }
+  // No longer the state of its instant: its change record says so for
+  // good (keys.hpp, CHANGED), and incremental dumps against it or of it
+  // compare every block.
+  TRY(c.command({"SET", m_keys.changed(), k_changed_written}));
+  return {};
+}
+
+// A registered read-only mount of a snapshot keeps what it reads while no
+// writable mount changed the snapshot (CHANGED "written"): session.lua
+// refuses the first writable mount while this one is registered, and a
+// reader that registers after it reads "written" here.
+Result<bool> Store::_keeps_what_it_reads(Connection& c) {
+  TRY_ASSIGN(Reply type, c.command({"TYPE", m_keys.changed()}));
+  if (type.view().str() != "string") {
+    return true;
+  }
+  TRY_ASSIGN(Reply changed, c.command({"GET", m_keys.changed()}));
+  return changed.view().str() != k_changed_written;
 }
 
 Status Store::sync() {

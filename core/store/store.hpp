@@ -491,6 +491,10 @@ class Store {
   // changes, and the other takes this mount's opens for a dead mount's and
   // frees them).
   bool session_taken() const { return m_session_taken.load(); }
+  // A read-only mount of a snapshot that keeps what it reads (its kernel
+  // caches for an hour): registered, and the snapshot was never mounted
+  // writable (session.lua's admission keeps it so while this one lives).
+  bool frozen() const { return m_frozen; }
   // What `redisfs-snap list` shows of this mount (host, pid, mountpoint);
   // takes effect at the next heartbeat. Not thread-safe with heartbeat().
   void set_session_info(std::string info) { m_opts.session_info = std::move(info); }
@@ -520,6 +524,10 @@ class Store {
  private:
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
   Status load_superblock(Connection& c);
+  Status _opened_snapshot(Connection& c);
+  Result<bool> _keeps_what_it_reads(Connection& c);
+  Error _snapshot_refusal(Connection& c, ReplyView v);
+  Error snapshot_rw_refusal() const;
   Result<Ino> allocate_ino(Connection& c);
   // The next number of the batch allocate_ino reserved that no key holds
   // (m_ino_taken), or 0 when the batch is spent; with m_alloc_mutex held.
@@ -810,6 +818,7 @@ class Store {
 
   std::atomic<std::uint64_t> m_temp_seq{0};
   std::atomic<bool> m_registered{false};
+  bool m_frozen = false;  // (set by open, before any heartbeat thread)
   std::atomic<bool> m_session_taken{false};
   std::atomic<bool> m_kernel_file_times{false};
   std::atomic<bool> m_security_possible{true};

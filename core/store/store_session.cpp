@@ -673,28 +673,74 @@ static Error _taken_error(const std::string& prefix, bool held, std::string_view
                        : who + " came up meanwhile on '" + prefix + "', which this writeback mount must hold alone"));
 }
 
+// What a registration's {'SNAPSHOT'}, {'READER', id, what} or {'WRITTEN'}
+// answer means (session.lua).
+Error Store::_snapshot_refusal(Connection& c, ReplyView v) {
+  const std::string& prefix = m_keys.prefix();
+  if (v[0].str() == "WRITTEN") {
+    m_session_taken = true;
+    return make_error(EBUSY, "the session of this mount lapsed (the server was out of reach, or lost it) and '" +
+                                 prefix +
+                                 "', a snapshot this read-only mount keeps what it read of, was mounted "
+                                 "writable (--writable-snapshot) meanwhile; mount it again");
+  }
+  if (v[0].str() == "SNAPSHOT") {
+    (void)load_superblock(c);  // (for its description; the refusal stands without it)
+    return snapshot_rw_refusal();
+  }
+  const std::string_view info = mount_info(v.size() > 2 ? v[2].str() : "");
+  std::string who = "mount " + std::string(v[1].str()) + (info.empty() ? "" : " (" + std::string(info) + ")");
+  return make_error(EBUSY, "cannot mount '" + prefix + "' writable: it is a read-only snapshot, and the read-only " +
+                               who +
+                               " of it keeps what it read for an hour (a snapshot does not change); "
+                               "unmount it first");
+}
+
+Error Store::snapshot_rw_refusal() const {
+  return make_error(EROFS, "prefix '" + m_keys.prefix() + "' is " + describe_snapshot(m_keys.prefix(), m_sb) +
+                               ": mount it with --read-only (or --writable-snapshot to change it anyway)");
+}
+
+// The other fields of MOUNTS, as session.lua's KEYS and ARGV (each id with
+// its MOUNT:<id>). A register of another type names none: session.lua
+// refuses the mount, naming the key.
+static Status _name_other_mounts(Connection& c, const Keys& keys, const std::string& me, std::vector<std::string>& kv,
+                                 std::vector<std::string>& args) {
+  Result<Reply> ids = c.command({"HKEYS", keys.mounts()});
+  if (!ids.ok()) {
+    return c.broken() ? Status(std::move(ids).error()) : Status{};
+  }
+  for (std::size_t i = 0; ids->view().is_array() && i < ids->view().size(); ++i) {
+    std::string id(ids->view()[i].str());
+    if (id != me) {
+      kv.push_back(keys.mount(id));
+      args.push_back(std::move(id));
+    }
+  }
+  return {};
+}
+
 Status Store::heartbeat() {
   TRY_ASSIGN(auto c, m_pool.acquire());
   std::string info = m_opts.session_info.empty() ? std::string(m_opts.read_only ? "ro" : "rw") : m_opts.session_info;
+  const char* mode = m_opts.writeback ? "writeback" : !m_opts.read_only ? "shared" : m_frozen ? "frozen" : "reader";
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
-    std::vector<std::string> keys{m_keys.mount(m_opts.session), m_keys.mounts(), m_keys.writeback(), m_keys.sb()};
+    std::vector<std::string> keys{m_keys.mount(m_opts.session), m_keys.mounts(), m_keys.writeback(), m_keys.sb(),
+                                  m_keys.changed()};
     std::vector<std::string> args{
-        mount_registration(k_format_version, info), std::to_string(k_session_ttl_ms), m_opts.session,
-        m_opts.writeback ? "writeback" : (m_opts.read_only ? "reader" : "shared"), std::to_string(k_format_version)};
-    if (m_opts.writeback) {
-      TRY_ASSIGN(Reply ids, c->command({"HKEYS", m_keys.mounts()}));
-      for (std::size_t i = 0; ids.view().is_array() && i < ids.view().size(); ++i) {
-        std::string id(ids.view()[i].str());
-        if (id != m_opts.session) {
-          keys.push_back(m_keys.mount(id));
-          args.push_back(std::move(id));
-        }
-      }
+        mount_registration(k_format_version, info), std::to_string(k_session_ttl_ms),    m_opts.session, mode,
+        std::to_string(k_format_version),           m_opts.allow_snapshot_rw ? "rw" : ""};
+    // (a writable mount's first registration: the readers of a snapshot)
+    if (m_opts.writeback || (!m_opts.read_only && !m_registered)) {
+      TRY(_name_other_mounts(*c, m_keys, m_opts.session, keys, args));
     }
     TRY_ASSIGN(Reply r, c->eval(lua::session, keys, args));
     ReplyView v = r.view();
     if (_is_retry(v)) {
       continue;  // a mount registered between HKEYS and the script
+    }
+    if (v.is_array() && v.size() >= 1 && v[0].str() != "HELD" && v[0].str() != "BUSY") {
+      return _snapshot_refusal(*c, v);
     }
     if (v.is_array() && v.size() >= 2) {
       // (a claim naming a mount the register does not list is no mount

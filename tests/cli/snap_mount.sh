@@ -2,7 +2,8 @@
 # redisfs-snap on real mounts: copies and dumps taken while a writer renames
 # files between two directories and appends records through FUSE show one
 # instant (every file exactly once, only whole records); a snapshot mounts
-# read-only (and refuses a read-write mount; writes there fail with EROFS),
+# read-only (and refuses a read-write mount; writes there fail with EROFS;
+# --writable-snapshot waits until no read-only mount keeps what it read),
 # and a quiet filesystem's copy, its dump -> restore, and its dump restored
 # into a second redis-server mount as the same tree (content, modes,
 # owners, times, hard links, symlinks, xattrs, fifos, sparse, empty and
@@ -100,6 +101,23 @@ note "a snapshot refuses a read-write mount"
 mkdir -p "$T/rw"
 expect_fail "read-only" "$REDISFS_BIN" --redis "unix://$SOCK" --prefix SNAP1 "$T/rw"
 ! is_mounted "$T/rw" || fail "a snapshot was mounted read-write"
+
+note "--writable-snapshot is refused while a read-only mount keeps what it read of the snapshot"
+PREFIX=SNAP1 mount_at "$T/snap1" --read-only
+[[ $(cat "$T/snap1/misc/name with spaces") == spaces ]] || fail "the snapshot's file"
+expect_fail "keeps what it read for an hour" "$REDISFS_BIN" --redis "unix://$SOCK" --prefix SNAP1 --writable-snapshot "$T/rw"
+! is_mounted "$T/rw" || fail "a snapshot was mounted writable under a read-only mount of it"
+[[ $(rcli get SNAP1:CHANGED 2>/dev/null) != written ]] || fail "the refused mount marked SNAP1 written"
+unmount_fs "$T/snap1"
+PREFIX=SNAP1 mount_at "$T/rw" --writable-snapshot
+[[ $(rcli get SNAP1:CHANGED) == written ]] || fail "SNAP1's record after a writable mount: $(rcli type SNAP1:CHANGED)"
+PREFIX=SNAP1 mount_at "$T/snap1" --read-only  # (beside it: read as a live mount is)
+[[ $(cat "$T/snap1/misc/name with spaces") == spaces ]] || fail "the snapshot's file, read-only"
+printf 'changed by the writable mount' >"$T/rw/misc/name with spaces"
+got=$(cat "$T/snap1/misc/name with spaces")
+[[ $got == 'changed by the writable mount' ]] || fail "a read-only mount beside a writable one shows '$got'"
+unmount_fs "$T/snap1"
+unmount_fs "$T/rw"
 
 note "a quiet filesystem's copy and restored dump are the same tree"
 snap -q copy "$PREFIX" QUIET

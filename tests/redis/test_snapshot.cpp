@@ -213,6 +213,77 @@ TEST_CASE_FIXTURE(RedisFixture, "copy: identical keys, marked as a read-only sna
   CHECK(bin.size == 600000 + 17);
 }
 
+// A read-only mount of a snapshot keeps what it reads for an hour; no
+// writable mount may change the snapshot under it (session.lua).
+TEST_CASE_FIXTURE(RedisFixture, "a snapshot mounted writable: refused while a read-only mount keeps what it read") {
+  std::string snap = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  ok(copy_filesystem(pool, prefix, snap, {}));
+  const Keys sk(snap);
+  auto changed = [&] {
+    std::string type(ok(conn().command({"TYPE", sk.changed()})).view().str());
+    return type == "string" ? std::string(ok(conn().command({"GET", sk.changed()})).view().str()) : type;
+  };
+  const std::string before = changed();
+  REQUIRE(before != "written");
+  StoreOptions ro;
+  ro.read_only = true;
+  ro.session_info = "reader-host 42 /mnt/snap";
+  auto reader = _open(pool, snap, ro);
+  CHECK(reader->frozen());
+
+  StoreOptions rw;
+  rw.allow_snapshot_rw = true;
+  auto refused = Store::open(pool, snap, rw);
+  REQUIRE(refused.code() == EBUSY);
+  CHECK_MESSAGE(refused.error().message.find("reader-host 42 /mnt/snap") != std::string::npos, refused.error().message);
+  CHECK(Store::open(pool, snap, {}).code() == EROFS);  // without --writable-snapshot: as before
+  CHECK(changed() == before);                          // neither refusal touched the record
+  CHECK(_keys_matching(conn(), snap + ":MOUNT:*") == 1);
+
+  // Once the reader is gone, the writable mount comes, and says so for good.
+  reader.reset();
+  {
+    auto writer = _open(pool, snap, rw);
+    CHECK(changed() == "written");
+    auto later = _open(pool, snap, ro);  // a reader beside it reads as a live mount does
+    CHECK_FALSE(later->frozen());
+    ok(writer->mkdir(k_root_ino, "changed", 0755, k_user));
+  }
+  // A second writable mount beside a reader that does not keep what it
+  // reads: nothing to refuse.
+  auto live_reader = _open(pool, snap, ro);
+  CHECK_FALSE(live_reader->frozen());
+  CHECK(_open(pool, snap, rw) != nullptr);
+}
+
+// A reader that keeps what it reads and whose session lapsed stops if a
+// writable mount came meanwhile (it could not have been refused).
+TEST_CASE_FIXTURE(RedisFixture, "a snapshot's frozen reader whose session lapsed while it was mounted writable stops") {
+  std::string snap = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  ok(copy_filesystem(pool, prefix, snap, {}));
+  StoreOptions ro;
+  ro.read_only = true;
+  auto reader = _open(pool, snap, ro);
+  REQUIRE(reader->frozen());
+  ok(reader->heartbeat());                                           // (refreshed while nothing changed)
+  ok(conn().command({"DEL", Keys(snap).mount(reader->session())}));  // lapsed
+  StoreOptions rw;
+  rw.allow_snapshot_rw = true;
+  { auto writer = _open(pool, snap, rw); }
+  Status st = reader->heartbeat();
+  CHECK(st.code() == EBUSY);
+  CHECK(reader->session_taken());
+  CHECK_MESSAGE(st.error().message.find("mount it again") != std::string::npos, st.error().message);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
   std::string dst = extra_prefix();
   std::string missing = extra_prefix();
