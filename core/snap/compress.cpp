@@ -376,7 +376,12 @@ void DecompressingBuf::detect() {
     }
   }
   const auto* b = reinterpret_cast<const unsigned char*>(m_in.data());
-  if (m_in_end >= 4 && b[0] == 0x28 && b[1] == 0xB5 && b[2] == 0x2F && b[3] == 0xFD) {
+  // zstd (RFC 8878): a frame, 28 B5 2F FD, or a skippable frame first,
+  // 5? 2A 4D 18 (pzstd writes one ahead of each frame), which libzstd skips.
+  const bool four = m_in_end >= 4;
+  const bool zstd_frame = four && b[0] == 0x28 && b[1] == 0xB5 && b[2] == 0x2F && b[3] == 0xFD;
+  const bool skippable = four && (b[0] & 0xF0) == 0x50 && b[1] == 0x2A && b[2] == 0x4D && b[3] == 0x18;
+  if (zstd_frame || skippable) {
     m_kind = Compression::Zstd;
     m_codec = std::make_unique<ZstdDecoder>();
   } else if (m_in_end >= 2 && b[0] == 0x1F && b[1] == 0x8B) {

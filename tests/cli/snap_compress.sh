@@ -74,6 +74,13 @@ for p in PIPEZ PIPEG MISNAMED DUMPPIPE; do
   [[ $(fs_digest "$p") == "$src" ]] || fail "$p differs"
 done
 
+note "a zstd stream that starts with a skippable frame (pzstd's) is zstd too"
+pzstd -q -p 2 -c "$T/fs.json" >"$T/parallel.zst"
+[[ $(magic "$T/parallel.zst") == 502a4d18 ]] || fail "pzstd did not start with a skippable frame: $(magic "$T/parallel.zst")"
+snap restore "$T/parallel.zst" --prefix PZSTD 2>"$T/err"
+grep -q '(zstd dump of SKX) as PZSTD' "$T/err" || fail "pzstd restore summary: $(cat "$T/err")"
+[[ $(fs_digest PZSTD) == "$src" ]] || fail "the restore of a pzstd dump differs"
+
 note "--compress overrides the name; stdout stays plain by default"
 # (head closes the pipe early: the dump's write error is expected)
 [[ $(snap -q dump SKX 2>/dev/null | head -c 1) == '{' ]] || fail "dump to stdout is not plain JSON"
@@ -124,6 +131,8 @@ note "truncated and corrupt streams are refused, nothing left (from a file)"
 size=$(stat -c %s "$T/fs.json.zst")
 head -c $((size / 2)) "$T/fs.json.zst" >"$T/half.zst"
 refused "$T/half.zst" 'zstd stream is truncated'
+head -c 20 "$T/parallel.zst" >"$T/skippable-only.zst"  # (pzstd's skippable frame, then 8 bytes)
+refused "$T/skippable-only.zst" 'zstd stream is truncated'
 # Only the frame's checksum cut: the JSON inside is whole, the stream is not.
 head -c $((size - 2)) "$T/fs.json.zst" >"$T/nochecksum.zst"
 { zstd -dc "$T/nochecksum.zst" 2>/dev/null || true; } | jq -e '.trailer.records' >/dev/null ||
