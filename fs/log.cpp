@@ -182,7 +182,6 @@ bool is_routine_error(int code) {
     case ELOOP:
     case EFBIG:
     case EXDEV:
-    case EBUSY:
     case ESTALE:  // another mount removed the file: a race of two hosts
       return true;
     default:

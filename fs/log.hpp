@@ -45,7 +45,8 @@ inline void log_warning(std::string_view text) { log_line(LogLevel::Warning, tex
 inline void log_info(std::string_view text) { log_line(LogLevel::Info, text); }
 inline void log_debug(std::string_view text) { log_line(LogLevel::Debug, text); }
 
-// True for the errors a filesystem returns as a normal answer.
+// True for the errors a filesystem returns as a normal answer (not EBUSY:
+// the daemon answers it only for a change that waited out a freeze).
 bool is_routine_error(int code);
 
 // "unlink ino=1 name=\"x\": No space left on device (OOM command not
