@@ -177,6 +177,15 @@ bool SnapDir::check_gone(View& view, bool force) {
     return false;
   }
   Status same = check_filesystem_identity(**lease, Keys(view.prefix), view.identity, "the snapshot");
+  if (same && !view.written) {
+    // (a set, the snapshot's change record, answers WRONGTYPE: unchanged)
+    Result<Reply> changed = (*lease)->command({"GET", Keys(view.prefix).changed()});
+    if (changed.ok() && changed->view().str() == k_changed_written) {
+      view.written = true;
+      log_info(std::string(k_snapdir_name) + "/" + view.prefix +
+               ": the snapshot was mounted writable (--writable-snapshot); its files are read again at each open");
+    }
+  }
   if (same || same.code() != ESTALE) {
     return false;
   }
@@ -569,7 +578,9 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_err(req, ESTALE);  // its cached pages are another snapshot's
     return;
   }
-  fi->keep_cache = 1;  // a snapshot does not change; another one under its name gets other inode numbers
+  // A snapshot does not change (another one under its name gets other
+  // inode numbers), unless a mount made it writable.
+  fi->keep_cache = t->view->written ? 0 : 1;
   fi->direct_io = 0;
   fi->fh = 0;
   fi->noflush = 1;

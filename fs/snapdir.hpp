@@ -69,6 +69,9 @@ struct View {
   std::shared_ptr<Store> store;             // open while in use
   std::chrono::steady_clock::time_point checked{};
   std::atomic<bool> opened{false};  // its Store was opened once: the kernel may hold its inodes
+  // A mount changed the snapshot (--writable-snapshot: CHANGED "written",
+  // read with check_gone): its files' pages are no longer kept across opens.
+  std::atomic<bool> written{false};
   bool invalidated = false;         // the kernel was told to drop it (watch() only)
 };
 

@@ -12,7 +12,8 @@
 # new lookup the new one; a mount of a snapshot lists no snapshots;
 # ls -l of .snapshots sends no LOOKUP per snapshot (readdirplus carries
 # each one's attributes); a view's permissions are the snapshot's, checked
-# for another user as in the live tree.
+# for another user as in the live tree; a view of a snapshot mounted
+# --writable-snapshot reads its files again at each open.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
 
@@ -280,5 +281,18 @@ for denied in "cat $view/private" "ls $view/closed" "cat $view/closed/f"; do
   [[ $out == *"Permission denied"* ]] || fail "'$denied' as another user: $out"
 done
 [[ $(cat "$view/private") == mine ]] || fail "the owner cannot read its 0600 file in a view"
+
+# --- a snapshot mounted writable: its view keeps no pages across opens
+[[ $(cat "$view/shared") == ours ]] || fail "the view's file"  # (its pages are kept)
+ORIG=$PREFIX
+PREFIX=$PERM mount_at "$T/w" --writable-snapshot
+PREFIX=$ORIG
+old=$(stat -c %y "$T/w/perm/shared")
+printf 'OURS\n' >"$T/w/perm/shared"
+touch -d "$old" "$T/w/perm/shared"  # (the size and mtime as they were: only the open can tell)
+sleep 1.2                           # (the view's attributes: a second)
+[[ $(cat "$view/shared") == OURS ]] || fail "a view of a snapshot mounted writable shows its old pages"
+grep -q "$PERM: the snapshot was mounted writable" "${MOUNT_LOGS[$MNT]}" || fail "no log line for the written snapshot"
+unmount_fs "$T/w"
 unmount_fs
 note "ok"
