@@ -260,6 +260,39 @@ TEST_CASE_FIXTURE(RedisFixture, "a snapshot mounted writable: refused while a re
   CHECK(_open(pool, snap, rw) != nullptr);
 }
 
+// A change record of another type or value (damage, or written by another
+// tool) is no "written": readers keep what they read, and the first
+// writable mount is refused beside one, then replaces it.
+TEST_CASE_FIXTURE(RedisFixture, "a snapshot's hostile change record: admission as for an unchanged snapshot") {
+  std::string snap = extra_prefix();
+  {
+    auto s = _open(pool, prefix);
+    _populate(*s);
+  }
+  ok(copy_filesystem(pool, prefix, snap, {}));
+  const Keys sk(snap);
+  StoreOptions ro;
+  ro.read_only = true;
+  StoreOptions rw;
+  rw.allow_snapshot_rw = true;
+  for (const std::vector<std::string>& damage : {std::vector<std::string>{"HSET", sk.changed(), "written", "1"},
+                                                 {"RPUSH", sk.changed(), "written"},
+                                                 {"SET", sk.changed(), "WRITTEN"},
+                                                 {"SET", sk.changed(), ""}}) {
+    CAPTURE(damage[0] + " " + damage.back());
+    ok(conn().command({"DEL", sk.changed()}));
+    ok(conn().command(damage));
+    {
+      auto reader = _open(pool, snap, ro);
+      CHECK(reader->frozen());
+      CHECK(Store::open(pool, snap, rw).code() == EBUSY);
+    }
+    { auto writer = _open(pool, snap, rw); }
+    CHECK(ok(conn().command({"GET", sk.changed()})).view().str() == "written");
+    CHECK_FALSE(_open(pool, snap, ro)->frozen());
+  }
+}
+
 // A reader that keeps what it reads and whose session lapsed stops if a
 // writable mount came meanwhile (it could not have been refused).
 TEST_CASE_FIXTURE(RedisFixture, "a snapshot's frozen reader whose session lapsed while it was mounted writable stops") {
