@@ -679,10 +679,12 @@ Error Store::_snapshot_refusal(Connection& c, ReplyView v) {
   const std::string& prefix = m_keys.prefix();
   if (v[0].str() == "WRITTEN") {
     m_session_taken = true;
-    return make_error(EBUSY, "the session of this mount lapsed (the server was out of reach, or lost it) and '" +
-                                 prefix +
-                                 "', a snapshot this read-only mount keeps what it read of, was mounted "
-                                 "writable (--writable-snapshot) meanwhile; mount it again");
+    return make_error(EBUSY,
+                      "the session of this mount lapsed (the server was out of reach, or lost it), and the "
+                      "snapshot '" +
+                          prefix +
+                          "', whose reads this read-only mount keeps, was mounted "
+                          "writable (--writable-snapshot) meanwhile; mount it again");
   }
   if (v[0].str() == "SNAPSHOT") {
     (void)load_superblock(c);  // (for its description; the refusal stands without it)

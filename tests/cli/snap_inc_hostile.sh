@@ -14,6 +14,17 @@
 # naming the first problem, BASE as it was (every key's digest, its
 # superblock's too), no staging key left (SCAN); `verify mon.json X` says
 # the same (same_reason, snap_lib.sh). The real one then applies.
+#
+# INC_HOSTILE_SEED (unset: none) and INC_HOSTILE_COUNT (default 100): that
+# many random hostile incrementals too (inc_hostile_gen.py's random mode),
+# each either refused by restore in one line, BASE untouched and no key
+# of the server added or gone, and by verify (for the same reason, but
+# when restore refused the base before reading a record); or applied: then
+# verify finds the chain sound, fsck finds BASE clean, a dump of BASE
+# is mon.json with the incremental's records applied (deletions first),
+# and verify finds the chain sound on to an incremental of a snapshot of
+# BASE since BASE (its base digest is the state restore left). BASE is
+# then restored from mon.json again for the next one.
 . "$(dirname "$0")/snap_lib.sh"
 
 GEN=$(dirname "$0")/inc_hostile_gen.py
@@ -134,6 +145,119 @@ expect_fail snap -q restore "$T/digest.json" --prefix BASE
 [[ $(wc -l <"$T/err") == 1 ]] && grep -q "state digest is not the dump's base_digest" "$T/err" ||
   fail "restore of a dump with another base digest: $(cat "$T/err")"
 unchanged "restore of digest.json"
+
+if [[ -n ${INC_HOSTILE_SEED:-} ]]; then
+  note "random hostile incrementals (seed $INC_HOSTILE_SEED): refused, BASE untouched, or applied as they say"
+  python3 "$GEN" "$T/tue.json" "$T/random" "${INC_HOSTILE_COUNT:-100}" "$INC_HOSTILE_SEED" "$T/mon.json" ||
+    fail "inc_hostile_gen.py's random mode failed"
+  server_keys=$(rcli --scan | sort)
+  accepted=0 refused=0 broken=() other_reason=()
+  while IFS=$'\t' read -r file kinds what; do
+    d="$file ($kinds: $what)"
+    rc=0
+    snap -q restore "$T/random/$file" --prefix BASE >"$T/out" 2>"$T/err" || rc=$?
+    ((rc <= 1)) || fail "restore $d exited $rc: $(head -c 2000 "$T/err")"
+    ! grep -q 'Sanitizer\|runtime error:' "$T/err" || fail "restore $d: $(grep -m3 'Sanitizer\|runtime error:' "$T/err")"
+    vrc=0
+    "$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/random/$file" >"$T/verify.out" 2>"$T/verify.err" || vrc=$?
+    ((vrc <= 1)) || fail "verify of mon.json $d exited $vrc: $(head -c 2000 "$T/verify.err")"
+    ! grep -q 'Sanitizer\|runtime error:' "$T/verify.err" ||
+      fail "verify of mon.json $d: $(grep -m3 'Sanitizer\|runtime error:' "$T/verify.err")"
+    says="restore says '$(sed "s|$T/random/||" "$T/err")', verify says '$(sed "s|$T/random/||" "$T/verify.out" | head -c 500)'"
+    if ((rc == 1)); then
+      refused=$((refused + 1))
+      unchanged "restore $d"
+      [[ $(rcli --scan | sort) == "$server_keys" ]] ||
+        fail "restore $d changed the server's keys: $(diff <(echo "$server_keys") <(rcli --scan | sort) | head -5)"
+      if [[ $(wc -l <"$T/err") != 1 ]]; then
+        broken+=("$d: restore refused it in more than one line: $(head -c 500 "$T/err")")
+      elif ((vrc != 1)); then
+        broken+=("$d: restore refused it, verify finds the chain sound: $says")
+      elif ! grep -q "refusing to apply the incremental dump to 'BASE': " "$T/err" &&
+        ! same_reason "$T/err" "$T/verify.out" "$T/random/$file" &&
+        [[ $(sed -E 's/^([^:]*: ){3}(dump: )?//' "$T/err") != \
+          "$(sed -E 's/^[^:]*: (dump: )?(at byte [0-9]+: )?(record [0-9]+ \(key .*\): )?//' "$T/verify.out")" ]]; then
+        # Restore refuses a dump for another base from its header on, and
+        # verify reads the whole document before it checks the link; else
+        # the same reason (restore's duplicates without "dump: " and where).
+        # Of a dump with two problems, each may name another first (restore
+        # learns of a duplicate from the server a batch later): listed.
+        if [[ $kinds == *,* ]]; then
+          other_reason+=("$d: $says")
+        else
+          broken+=("$d: not refused for the same reason: $says")
+        fi
+      fi
+      continue
+    fi
+    accepted=$((accepted + 1))
+    if ((vrc != 0)); then
+      broken+=("$d: restore applied it, verify refuses the chain: $says")
+    elif ! snap -q fsck BASE >"$T/fsck.out" 2>&1; then
+      broken+=("$d: restore applied it, fsck finds BASE damaged: $(head -3 "$T/fsck.out")")
+    elif ! snap -q dump BASE -o "$T/applied.json" 2>"$T/dump.err" || [[ -s $T/dump.err ]]; then
+      broken+=("$d: restore applied it, fsck finds BASE clean, dump of BASE says: $(head -c 500 "$T/dump.err")")
+    elif ! python3 - "$T/mon.json" "$T/random/$file" "$T/applied.json" "$(dirname "$GEN")" >"$T/compare.out" <<'PY'; then
+import gzip
+import json
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[4])
+from hostile_gen import decode_bytes  # noqa: E402
+# The superblock's fields that are its state (the state digest's), and its lineage.
+SB = {b'format', b'version', b'block_size', b'root', b'next_inode', b'inodes', b'bytes', b'created',
+      b'security_xattrs', b'snapshot_id', b'lineage'}
+def load(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data[:2] == b'\x1f\x8b':
+        data = gzip.decompress(data)
+    state, deleted = {}, set()
+    for r in json.loads(data)['records']:
+        if r.get('delete'):
+            deleted.add(r['key'])
+        elif 'string' in r:
+            state[r['key']] = decode_bytes(r['string'])
+        else:
+            state[r['key']] = sorted((decode_bytes(f), decode_bytes(v)) for f, v in r['hash']
+                                     if r['key'] != 'SB' or decode_bytes(f) in SB)
+    return state, deleted
+want, _ = load(sys.argv[1])
+written, deleted = load(sys.argv[2])
+for key in deleted:
+    want.pop(key, None)
+want.update(written)
+got, _ = load(sys.argv[3])
+for key in sorted(set(want) | set(got)):
+    if want.get(key) != got.get(key):
+        print('%s: %r, not %r' % (key, str(got.get(key))[:200], str(want.get(key))[:200]))
+sys.exit(1 if want != got else 0)
+PY
+      broken+=("$d: restore applied it, but BASE is not mon.json with its records: $(head -3 "$T/compare.out")")
+    elif ! { snap -q copy BASE NEXT && snap -q dump NEXT --since BASE -o "$T/next.json"; } >"$T/next.err" 2>&1; then
+      broken+=("$d: restore applied it, but an incremental since it cannot be taken: $(head -3 "$T/next.err")")
+    elif ! "$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/random/$file" "$T/next.json" >"$T/verify.out" 2>&1; then
+      # the state digest restore leaves (NEXT's base_digest) must be the one verify says the chain leaves
+      broken+=("$d: restore applied it, verify refuses the chain on to an incremental since: $(head -c 500 "$T/verify.out")")
+    fi
+    # BASE as mon.json leaves it, for the next
+    rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "NEXT:*" >/dev/null
+    rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "BASE:*" >/dev/null
+    snap -q restore "$T/mon.json" --prefix BASE
+    base_keys=$(fs_digest BASE)
+    base_sb=$(sb_digest BASE)
+    server_keys=$(rcli --scan | sort)
+  done <"$T/random/manifest.tsv"
+  note "$((accepted + refused)) random hostile incrementals: $refused refused, $accepted applied"
+  if ((${#other_reason[@]} > 0)); then
+    note "${#other_reason[@]} with more than one mutation refused by restore and verify for other reasons:"
+    printf '   %s\n' "${other_reason[@]}" | cut -c1-600
+  fi
+  if ((${#broken[@]} > 0)); then
+    printf '   %s\n' "${broken[@]}" | cut -c1-800
+    fail "${#broken[@]} random hostile incrementals (seed $INC_HOSTILE_SEED) were not refused or applied as they should"
+  fi
+fi
 
 note "the real incremental: verify of the chain is sound, restore applies it"
 "$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/tue.json" >"$T/vout" || fail "verify of the real chain: $(cat "$T/vout")"
