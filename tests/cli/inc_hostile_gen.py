@@ -176,18 +176,24 @@ def _flip(b, rng):
 
 
 def r_drop(inc, rng):
+    if not inc.records:
+        return None
     r = rng.choice(inc.records)
     inc.records.remove(r)
     return 'drop %s%s' % (r[0], ' (a deletion)' if r[1] == 'delete' else '')
 
 
 def r_duplicate(inc, rng):
+    if not inc.records:
+        return None
     r = rng.choice(inc.records)
     inc.records.insert(rng.randrange(len(inc.records) + 1), _copy(r))
     return 'duplicate %s' % r[0]
 
 
 def r_reorder(inc, rng):
+    if not inc.records:
+        return None
     if rng.random() < 0.5:
         rng.shuffle(inc.records)
         return 'records shuffled'
@@ -198,6 +204,8 @@ def r_reorder(inc, rng):
 
 
 def r_flip_value(inc, rng):
+    if not inc.blocks() + inc.hashes():
+        return None
     r = rng.choice(inc.blocks() + inc.hashes())
     if r[1] == 'string':
         r[2] = _flip(r[2], rng)
@@ -209,6 +217,8 @@ def r_flip_value(inc, rng):
 
 
 def r_flip_key(inc, rng):
+    if not inc.records:
+        return None
     r = rng.choice(inc.records)
     old = r[0]
     if rng.random() < 0.7 and any(c.isdigit() for c in old):
@@ -236,7 +246,10 @@ def r_block_index(inc, rng):
     if not blocks:
         return None
     r = rng.choice(blocks)
-    _, ino, index = r[0].split(':')
+    parts = r[0].split(':')
+    if len(parts) != 3 or not parts[2].isdigit():
+        return None  # (renamed already)
+    _, ino, index = parts
     if rng.random() < 0.7:
         index = str(rng.choice([0, 1, 2, 3, 7, int(index) + 1, 1000, 2 ** 40, 2 ** 63, 2 ** 64]))
     else:
@@ -262,6 +275,8 @@ def r_inode_field(inc, rng):
 
 
 def r_field_shape(inc, rng):
+    if not inc.hashes():
+        return None
     r = rng.choice(inc.hashes())
     choice = rng.randrange(4)
     if choice == 0:
@@ -278,6 +293,8 @@ def r_field_shape(inc, rng):
 
 
 def r_retype(inc, rng):
+    if not inc.written():
+        return None
     r = rng.choice(inc.written())
     if r[1] == 'string':
         r[1], r[2] = 'hash', [[b'x', r[2] or b'y']]
@@ -304,6 +321,8 @@ def r_delete_absent(inc, rng):
 
 
 def r_write_to_delete(inc, rng):
+    if not inc.written():
+        return None
     r = rng.choice(inc.written())
     if r[0] == 'SB':
         return None
@@ -328,6 +347,8 @@ def r_delete_to_write(inc, rng):
 
 
 def r_write_and_delete(inc, rng):
+    if not inc.written():
+        return None
     r = rng.choice(inc.written())
     at = rng.randrange(len(inc.records) + 1)
     inc.records.insert(at, [r[0], 'delete', None])
@@ -369,6 +390,7 @@ def r_superblock(inc, rng):
 def h_base(inc, rng):
     member = rng.choice(['base_digest', 'base_snapshot_id'])
     old = inc.header.get(member, '')
+    old = old if isinstance(old, str) else ''  # (an earlier one may have made it another JSON value)
     choice = rng.randrange(5)
     if choice == 0 and old:
         i = rng.randrange(len(old))
@@ -378,7 +400,7 @@ def h_base(inc, rng):
     elif choice == 2:
         value = old[:-1]
     elif choice == 3:
-        del inc.header[member]
+        inc.header.pop(member, None)
         return 'no %s in the header' % member
     else:
         value = rng.choice(['', 'x', 0, None, old + '0'])
@@ -405,7 +427,9 @@ def d_trailer(inc, rng):
     delta = rng.choice([-1, 1, 2 ** 53])
 
     def op(doc):
-        t = doc['trailer']
+        t = doc.get('trailer')
+        if t is None:
+            return  # (gone already)
         if choice == 0:
             t['records'] += delta
         elif choice == 1:
@@ -429,12 +453,14 @@ def d_base64(inc, rng):
         if not recs:
             return
         r = recs[int(at * len(recs))]
-        if 'string' in r:
-            v = decode_bytes(r['string'])
-            r['string'] = _b64(v, good)
-        else:
-            f, v = r['hash'][0]
-            r['hash'][0] = [f, _b64(decode_bytes(v), good)]
+        try:
+            if 'string' in r:
+                r['string'] = _b64(decode_bytes(r['string']), good)
+            else:
+                f, v = r['hash'][0]
+                r['hash'][0] = [f, _b64(decode_bytes(v), good)]
+        except ValueError:
+            pass  # (damaged already)
     inc.doc_ops.append(op)
     return 'a value in base64' + ('' if good else ', damaged')
 
