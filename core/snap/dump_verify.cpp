@@ -383,7 +383,8 @@ struct ChainState {
 };
 
 // Applies one dump's records to the state: a key written replaces the
-// key's terms, a deletion takes them out.
+// key's terms, a deletion takes them out, unless the dump writes that key
+// too (restore deletes first: fsck_layers.hpp).
 // With an index, an incremental's keys are named in it as layer `layer`
 // (fsck_layers.hpp).
 class ChainSink : public dump::Sink {
@@ -421,11 +422,12 @@ class ChainSink : public dump::Sink {
     TRY(forget(key));
     m_s.sum.add(m_key_sum.value());
     m_s.keys.emplace(std::string(key), m_key_sum.value());
+    m_written.emplace(key);
     return {};
   }
   Status on_delete(std::string_view key) override {
     name(key, true);
-    return forget(key);
+    return m_written.count(std::string(key)) != 0 ? Status{} : forget(key);
   }
 
  private:
@@ -447,6 +449,7 @@ class ChainSink : public dump::Sink {
   std::uint32_t m_layer;
   KeyKind m_kind = KeyKind::Unknown;
   DigestSum m_key_sum;
+  std::unordered_set<std::string> m_written;  // the digest's keys this dump writes
 };
 
 // One pass over a file of a chain (layer `layer`, fsck_layers.hpp) for the

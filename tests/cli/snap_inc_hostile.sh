@@ -13,7 +13,9 @@
 # is restored onto MON's full dump restored as BASE: refused in one line
 # naming the first problem, BASE as it was (every key's digest, its
 # superblock's too), no staging key left (SCAN); `verify mon.json X` says
-# the same (same_reason, snap_lib.sh). The real one then applies.
+# the same (same_reason, snap_lib.sh). One that writes and deletes a key
+# applies with the write (deletions first), and verify's chain digest is
+# the state restore left. The real one then applies.
 #
 # INC_HOSTILE_SEED (unset: none) and INC_HOSTILE_COUNT (default 100): that
 # many random hostile incrementals too (inc_hostile_gen.py's random mode),
@@ -258,6 +260,27 @@ PY
     fail "${#broken[@]} random hostile incrementals (seed $INC_HOSTILE_SEED) were not refused or applied as they should"
   fi
 fi
+
+note "a key written and deleted by one incremental: the write wins, in restore and in verify's chain alike"
+python3 - "$T/tue.json" "$T/write-delete.json" "$(dirname "$GEN")" <<'PY'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+from inc_hostile_gen import read_dump  # noqa: E402
+from hostile_gen import write_dump  # noqa: E402
+header, records, _ = read_dump(sys.argv[1])
+records.append(['INODE:6', 'delete', None])  # (written above: restore deletes first)
+write_dump(sys.argv[2], header, records)
+PY
+snap -q restore "$T/write-delete.json" --prefix BASE
+[[ $(fs_digest BASE) == "$(fs_digest TUE)" ]] || fail "BASE is not TUE after an incremental that writes and deletes INODE:6"
+snap -q copy BASE NEXT
+snap -q dump NEXT --since BASE -o "$T/next.json"
+out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/write-delete.json" "$T/next.json" 2>&1) ||
+  fail "verify's chain digest is not the state restore left: $out"
+rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "NEXT:*" >/dev/null
+rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "BASE:*" >/dev/null
+snap -q restore "$T/mon.json" --prefix BASE
 
 note "the real incremental: verify of the chain is sound, restore applies it"
 "$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/tue.json" >"$T/vout" || fail "verify of the real chain: $(cat "$T/vout")"
