@@ -380,6 +380,8 @@ struct ChainState {
   std::unordered_map<std::string, DigestSum::Term> keys;
   DigestSum sum;
   std::string snapshot_id;
+  std::string block_size;        // the superblock's, as the files so far leave it
+  std::string other_block_size;  // a link's that is not its base's (restore refuses it)
 };
 
 // Applies one dump's records to the state: a key written replaces the
@@ -411,6 +413,13 @@ class ChainSink : public dump::Sink {
       }
       if (m_kind == KeyKind::Superblock && f == "snapshot_id") {
         m_s.snapshot_id = v;
+      }
+      if (m_kind == KeyKind::Superblock && f == "block_size") {
+        if (!m_s.block_size.empty() && v != m_s.block_size) {
+          m_s.other_block_size = v;
+        } else {
+          m_s.block_size = v;
+        }
       }
     }
     return {};
@@ -635,6 +644,12 @@ Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opt
     layers.push_back(&r);
     ChainSink sink(*state, r.incremental ? &index : nullptr, static_cast<std::uint32_t>(layers.size() - 1));
     TRY(_again(r, sink, opts));
+    if (!state->other_block_size.empty()) {
+      r.chain.push_back("its block size " + printable(cut(state->other_block_size, 20)) + " is not that of what " +
+                        before + " leaves (" + state->block_size + "): restore refuses it");
+      state.reset();
+      continue;
+    }
     index.seal();
     if (r.incremental && sound) {
       TRY(_fsck_link(layers, index, opts));

@@ -4,7 +4,8 @@
 # refused by restore before anything is applied, and by verify of the chain
 # for the same reason; and one whose header names the right base snapshot
 # but another base digest is refused by both, saying which link and why; so
-# is one that deletes the superblock (redisfs-dump(5)).
+# is one that deletes the superblock (redisfs-dump(5)), and one whose
+# superblock says another block size than its base's.
 #
 # A real incremental (tests/cli/inc_hostile_gen.py rewrites it, trailer
 # recomputed): a filesystem built with raw commands (make_fs), snapshot MON,
@@ -281,6 +282,25 @@ out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/write-delete.json" "$T/nex
 rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "NEXT:*" >/dev/null
 rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end" 0 "BASE:*" >/dev/null
 snap -q restore "$T/mon.json" --prefix BASE
+
+note "another block size than its base's: refused by restore and by verify of the chain"
+python3 - "$T/tue.json" "$T/block-size.json" "$(dirname "$GEN")" <<'PY'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+from inc_hostile_gen import read_dump, set_field  # noqa: E402
+from hostile_gen import write_dump  # noqa: E402
+header, records, _ = read_dump(sys.argv[1])
+set_field(records, 'SB', b'block_size', b'8192')
+write_dump(sys.argv[2], header, records)
+PY
+expect_fail snap -q restore "$T/block-size.json" --prefix BASE
+grep -q "the dump's block size is not the target's" "$T/err" || fail "restore of another block size: $(cat "$T/err")"
+unchanged "restore of an incremental of another block size"
+rc=0
+out=$("$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/block-size.json" 2>&1) || rc=$?
+((rc == 1)) && grep -q "block-size.json: its block size 8192 is not that of what .*mon.json leaves (4096)" <<<"$out" ||
+  fail "verify of an incremental of another block size exited $rc: $out"
 
 note "the real incremental: verify of the chain is sound, restore applies it"
 "$REDISFS_SNAP_BIN" -q verify "$T/mon.json" "$T/tue.json" >"$T/vout" || fail "verify of the real chain: $(cat "$T/vout")"
