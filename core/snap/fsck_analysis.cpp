@@ -42,6 +42,9 @@ constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
 // Node::bytes_field of an inode whose bytes field is not a number.
 constexpr std::int64_t k_bytes_malformed = std::numeric_limits<std::int64_t>::min();
+// ... and of one that has no bytes field (the key walk, key_walk.hpp, finds
+// it unreadable: so a wrong count even where its blocks hold nothing).
+constexpr std::int64_t k_bytes_missing = std::numeric_limits<std::int64_t>::min() + 1;
 
 // 'name' (cut); fsck_problem_line shows its bytes as printable text.
 std::string _quote(std::string_view s) {
@@ -65,7 +68,10 @@ Action _field_action(Op op, int stage, std::string key, std::string field, std::
   return Action{op, stage, std::move(key), std::move(field), std::move(value), 0, {}, seen_as, std::move(seen)};
 }
 
-std::string _seen_bytes(std::int64_t v) { return v == k_bytes_malformed ? "?" : std::to_string(v); }
+// (Repairer::still reads an absent field as "0")
+std::string _seen_bytes(std::int64_t v) {
+  return v == k_bytes_malformed ? "?" : v == k_bytes_missing ? "0" : std::to_string(v);
+}
 
 // A field of the superblock as the check read it.
 Action _sb_action(int stage, const std::string& sb, const SbFields& fields, std::string_view field, std::string value) {
@@ -402,7 +408,7 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     // through malformed: k_bytes_malformed, a wrong count to repair
     const bool has_bytes =
         std::any_of(fields.begin(), fields.end(), [](const auto& kv) { return kv.first == "bytes"; });
-    n.bytes_field = bytes.value_or(has_bytes ? k_bytes_malformed : 0);
+    n.bytes_field = bytes.value_or(has_bytes ? k_bytes_malformed : k_bytes_missing);
   }
   m_nodes.push_back(n);
 }
@@ -823,6 +829,7 @@ void FsckAnalysis::check_counters() {
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
       add(fsck_kind::k_wrong_bytes, key,
           (n.bytes_field == k_bytes_malformed ? std::string("bytes is not a number")
+           : n.bytes_field == k_bytes_missing ? std::string("no bytes field")
                                               : "bytes is " + std::to_string(n.bytes_field)) +
               ", but its blocks hold " + std::to_string(n.stored),
           _field_action(Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), Seen::Number,

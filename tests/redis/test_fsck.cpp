@@ -768,6 +768,13 @@ TEST_CASE_FIXTURE(FsckFixture, "blocks and byte counts") {
     CHECK(_ok(t.store->getattr(t.f)).bytes == 10000);
     CHECK(_ok(t.store->getattr(t.fifo)).bytes == 0);
   }
+  SUBCASE("an inode with no bytes field, also one whose blocks hold nothing (the key walk reads it unreadable)") {
+    cmd({"HDEL", keys.inode(t.f), "bytes"});
+    cmd({"HDEL", keys.inode(t.fifo), "bytes"});
+    expect_repaired({fsck_kind::k_wrong_bytes, fsck_kind::k_wrong_bytes});
+    CHECK(_ok(t.store->getattr(t.f)).bytes == 10000);
+    CHECK(std::string(_ok(conn().command({"HGET", keys.inode(t.fifo), "bytes"})).view().str()) == "0");
+  }
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "superblock") {
