@@ -1386,6 +1386,17 @@ struct BackOff {
 
 }  // namespace
 
+// How long a change waits out a freeze before it fails (EBUSY): 120 s, two
+// under REDISFS_FAULT=short-freeze-wait (the tests').
+static std::optional<Error> _frozen_too_long(Clock::time_point start) {
+  const std::chrono::seconds limit(fault_injected("short-freeze-wait") ? 2 : 120);
+  if (Clock::now() - start <= limit) {
+    return std::nullopt;
+  }
+  return make_error(EBUSY, "the filesystem has been frozen (a snapshot, a delete, an install) for over " +
+                               std::to_string(limit.count()) + " s");
+}
+
 Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   using namespace std::chrono;
   if (e.in_tx) {
@@ -1417,11 +1428,8 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       }
     } else if (f == Fault::Frozen && e.script != nullptr) {
       // A snapshot is being taken: its freeze lasts as long as its copy.
-      // (Two seconds under REDISFS_FAULT=short-freeze-wait: the tests'.)
-      const seconds limit = fault_injected("short-freeze-wait") ? seconds(2) : seconds(120);
-      if (Clock::now() - e.start > limit) {
-        return make_error(EBUSY, "the filesystem has been frozen (a snapshot, a delete, an install) for over " +
-                                     std::to_string(limit.count()) + " s");
+      if (auto given_up = _frozen_too_long(e.start)) {
+        return std::move(*given_up);
       }
       std::this_thread::sleep_for(std::min(back_off.pause, milliseconds(50)));
       back_off.pause = std::min(back_off.pause * 2, milliseconds(50));
