@@ -188,7 +188,7 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     TRY(_mkfs(*c, s->m_keys, s->m_opts));
   }
   TRY(s->load_superblock(*c));
-  TRY(s->_opened_snapshot(*c));
+  TRY(s->opened_snapshot(*c));
   if (!s->m_opts.read_only) {
     // From here on every change checks, in its own script, that this is
     // still the filesystem opened (ESTALE once it was replaced).
@@ -198,13 +198,13 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
 }
 
 // What opening a snapshot takes, once its superblock is read.
-Status Store::_opened_snapshot(Connection& c) {
+Status Store::opened_snapshot(Connection& c) {
   if (!m_sb.read_only) {
     return {};
   }
   if (m_opts.read_only) {
     if (!m_opts.view && m_registered) {
-      TRY_ASSIGN(m_frozen, _keeps_what_it_reads(c));
+      TRY_ASSIGN(m_frozen, keeps_what_it_reads(c));
     }
     return {};
   }
@@ -224,7 +224,7 @@ Status Store::_opened_snapshot(Connection& c) {
 // writable mount changed the snapshot (CHANGED "written"): session.lua
 // refuses the first writable mount while this one is registered, and a
 // reader that registers after it reads "written" here.
-Result<bool> Store::_keeps_what_it_reads(Connection& c) {
+Result<bool> Store::keeps_what_it_reads(Connection& c) {
   TRY_ASSIGN(Reply type, c.command({"TYPE", m_keys.changed()}));
   if (type.view().str() != "string") {
     return true;

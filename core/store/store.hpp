@@ -524,9 +524,9 @@ class Store {
  private:
   Store(Pool& pool, const std::string& prefix, StoreOptions opts);
   Status load_superblock(Connection& c);
-  Status _opened_snapshot(Connection& c);
-  Result<bool> _keeps_what_it_reads(Connection& c);
-  Error _snapshot_refusal(Connection& c, ReplyView v);
+  Status opened_snapshot(Connection& c);
+  Result<bool> keeps_what_it_reads(Connection& c);
+  Error registration_refusal(Connection& c, ReplyView v);
   Error snapshot_rw_refusal() const;
   Result<Ino> allocate_ino(Connection& c);
   // The next number of the batch allocate_ino reserved that no key holds

@@ -675,7 +675,7 @@ static Error _taken_error(const std::string& prefix, bool held, std::string_view
 
 // What a registration's {'SNAPSHOT'}, {'READER', id, what} or {'WRITTEN'}
 // answer means (session.lua).
-Error Store::_snapshot_refusal(Connection& c, ReplyView v) {
+Error Store::registration_refusal(Connection& c, ReplyView v) {
   const std::string& prefix = m_keys.prefix();
   if (v[0].str() == "WRITTEN") {
     m_session_taken = true;
@@ -742,7 +742,7 @@ Status Store::heartbeat() {
       continue;  // a mount registered between HKEYS and the script
     }
     if (v.is_array() && v.size() >= 1 && v[0].str() != "HELD" && v[0].str() != "BUSY") {
-      return _snapshot_refusal(*c, v);
+      return registration_refusal(*c, v);
     }
     if (v.is_array() && v.size() >= 2) {
       // (a claim naming a mount the register does not list is no mount
