@@ -246,13 +246,18 @@ def m_dup_record(fs, rng):
     return 'duplicate %s' % r[0]
 
 
-def m_retype(fs, rng):
-    r = rng.choice(fs.records)
+def retype(r):
+    """Record r as the other type (a string's bytes as one field's value,
+    a hash's fields and values joined): what it says."""
     if r[1] == 'string':
         r[1], r[2] = 'hash', [[b'x', r[2] or b'y']]
     else:
         r[1], r[2] = 'string', b''.join(f + v for f, v in r[2])
     return '%s becomes a %s' % (r[0], r[1])
+
+
+def m_retype(fs, rng):
+    return retype(rng.choice(fs.records))
 
 
 def m_bad_entry_name(fs, rng):

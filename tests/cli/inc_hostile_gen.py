@@ -39,7 +39,7 @@ import sys
 
 sys.dont_write_bytecode = True  # (no __pycache__ in the source tree)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile_gen import EXTREMES, decode_bytes, write_dump  # noqa: E402  (the codec of the full dumps' generator)
+from hostile_gen import EXTREMES, decode_bytes, retype, write_dump  # noqa: E402  (the codec of the full dumps' generator)
 
 
 def read_dump(path):
@@ -295,12 +295,7 @@ def r_field_shape(inc, rng):
 def r_retype(inc, rng):
     if not inc.written():
         return None
-    r = rng.choice(inc.written())
-    if r[1] == 'string':
-        r[1], r[2] = 'hash', [[b'x', r[2] or b'y']]
-    else:
-        r[1], r[2] = 'string', b''.join(f + v for f, v in r[2])
-    return '%s becomes a %s' % (r[0], r[1])
+    return retype(rng.choice(inc.written()))
 
 
 def r_delete_base_key(inc, rng):

@@ -66,6 +66,22 @@ unchanged() {
   [[ -z $(rcli --scan --pattern 'BASE~*') ]] || fail "$1 left staging keys: $(rcli --scan --pattern 'BASE~*' | head -3)"
 }
 
+# tue_with OUT 'PYTHON': tue.json with PYTHON run on its `header` and
+# `records` (inc_hostile_gen.py's read_dump; set_field at hand), written to
+# OUT by hostile_gen.py's writer (trailer recomputed).
+tue_with() {
+  python3 - "$T/tue.json" "$1" "$(dirname "$GEN")" "$2" <<'PY'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+from inc_hostile_gen import read_dump, set_field  # noqa: E402,F401
+from hostile_gen import write_dump  # noqa: E402
+header, records, _ = read_dump(sys.argv[1])
+exec(sys.argv[4])
+write_dump(sys.argv[2], header, records)
+PY
+}
+
 note "hostile incrementals: refused by restore and by verify of the chain, BASE untouched"
 n=0
 while IFS=$'\t' read -r file what; do
@@ -86,16 +102,7 @@ done <"$T/hostile/manifest.tsv"
 ((n >= 10)) || fail "only $n hostile dumps"
 
 note "an incremental that deletes the superblock: refused by restore and by verify, BASE untouched"
-python3 - "$T/tue.json" "$T/sb-deleted.json" "$(dirname "$GEN")" <<'PY'
-import sys
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[3])
-from inc_hostile_gen import read_dump  # noqa: E402
-from hostile_gen import write_dump  # noqa: E402
-header, records, _ = read_dump(sys.argv[1])
-records.append(['SB', 'delete', None])  # (well formed: a deletion record of a schema key)
-write_dump(sys.argv[2], header, records)
-PY
+tue_with "$T/sb-deleted.json" "records.append(['SB', 'delete', None])"  # (well formed: a schema key's deletion)
 expect_fail snap -q restore "$T/sb-deleted.json" --prefix BASE
 [[ $(wc -l <"$T/err") == 1 ]] && grep -q "a deletion of the superblock" "$T/err" ||
   fail "restore of an incremental that deletes the superblock: $(cat "$T/err")"
@@ -263,16 +270,7 @@ PY
 fi
 
 note "a key written and deleted by one incremental: the write wins, in restore and in verify's chain alike"
-python3 - "$T/tue.json" "$T/write-delete.json" "$(dirname "$GEN")" <<'PY'
-import sys
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[3])
-from inc_hostile_gen import read_dump  # noqa: E402
-from hostile_gen import write_dump  # noqa: E402
-header, records, _ = read_dump(sys.argv[1])
-records.append(['INODE:6', 'delete', None])  # (written above: restore deletes first)
-write_dump(sys.argv[2], header, records)
-PY
+tue_with "$T/write-delete.json" "records.append(['INODE:6', 'delete', None])"  # (tue.json writes it)
 snap -q restore "$T/write-delete.json" --prefix BASE
 [[ $(fs_digest BASE) == "$(fs_digest TUE)" ]] || fail "BASE is not TUE after an incremental that writes and deletes INODE:6"
 snap -q copy BASE NEXT
@@ -284,16 +282,7 @@ rcli eval "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK
 snap -q restore "$T/mon.json" --prefix BASE
 
 note "another block size than its base's: refused by restore and by verify of the chain"
-python3 - "$T/tue.json" "$T/block-size.json" "$(dirname "$GEN")" <<'PY'
-import sys
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[3])
-from inc_hostile_gen import read_dump, set_field  # noqa: E402
-from hostile_gen import write_dump  # noqa: E402
-header, records, _ = read_dump(sys.argv[1])
-set_field(records, 'SB', b'block_size', b'8192')
-write_dump(sys.argv[2], header, records)
-PY
+tue_with "$T/block-size.json" "set_field(records, 'SB', b'block_size', b'8192')"
 expect_fail snap -q restore "$T/block-size.json" --prefix BASE
 grep -q "the dump's block size is not the target's" "$T/err" || fail "restore of another block size: $(cat "$T/err")"
 unchanged "restore of an incremental of another block size"
