@@ -169,6 +169,20 @@ class Writer {
   Error m_failure;
 };
 
+// Where the reader is when it calls a Sink: the bytes read so far and the
+// index of the record (as the reader's own messages count them).
+struct Position {
+  uint64_t byte = 0;
+  uint64_t record = 0;
+};
+
+// A fault that a sink finds after the reader moved on (a restore hears of a
+// duplicate key from the server a batch behind) names the record it belongs
+// to as the reader's messages do: "dump: at byte B: record R (key "K"): what".
+// read() passes such a message on as it is (is_placed).
+Error fault_at(int code, Position at, std::string_view key, std::string_view what);
+bool is_placed(const Error& e);
+
 // Receives the records of a dump as read() parses them, in document order:
 // on_header once, then per record on_string, or on_hash_begin, zero or more
 // on_hash_fields (batches of at most k_hash_batch_pairs pairs and about
@@ -186,6 +200,9 @@ class Sink {
   virtual Status on_delete(std::string_view key) {
     return make_error(EINVAL, "deletion record for key '" + std::string(key) + "': this reader takes full dumps only");
   }
+  // Before each on_string, on_hash_begin, on_hash_fields and on_delete:
+  // where the reader is (for fault_at).
+  virtual void at(Position) {}
 };
 
 inline constexpr size_t k_hash_batch_pairs = 1024;

@@ -784,6 +784,12 @@ Status IncrementalRestore::on_delete(std::string_view key) {
   return m_writes->push(staging_deletes_key(*m_staging), key);
 }
 
+void IncrementalRestore::at(dump::Position p) {
+  if (m_writes) {
+    m_writes->at(p);
+  }
+}
+
 Status IncrementalRestore::commit(RestoreStats& stats) {
   if (m_writes) {
     TRY(m_writes->settle(0));

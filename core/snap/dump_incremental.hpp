@@ -132,6 +132,7 @@ class IncrementalRestore : public dump::Sink {
   Status on_hash_fields(std::string_view key, std::vector<std::pair<std::string, std::string>>&& pairs) override;
   Status on_hash_end(std::string_view key) override;
   Status on_delete(std::string_view key) override;
+  void at(dump::Position p) override;
 
  private:
   Status record(std::string_view key, std::string_view type);
@@ -184,6 +185,7 @@ class ChooseSink : public dump::Sink {
   }
   Status on_hash_end(std::string_view k) override { return m_to->on_hash_end(k); }
   Status on_delete(std::string_view k) override { return m_to->on_delete(k); }
+  void at(dump::Position p) override { m_to->at(p); }
 
  private:
   dump::Sink& m_full;

@@ -129,6 +129,7 @@ class SaxReader final : public JsonHandler {
   bool fail(const std::string& what);
   bool sink_failed(Error error);
   std::string context() const;
+  Position position() const { return {m_buf.consumed(), m_record_index}; }
   std::string expected() const;
   bool unexpected(const char* found) { return fail("expected " + expected() + ", found " + found); }
   bool bad_pair() { return fail("hash pair must be [field, value]"); }
@@ -208,13 +209,26 @@ bool SaxReader::in_record() const {
   }
 }
 
+static std::string _record_context(uint64_t index, std::string_view key) {
+  std::string c = "record " + std::to_string(index);
+  if (!key.empty()) {
+    c += " (key " + _quoted(key) + ")";
+  }
+  return c + ": ";
+}
+
+static constexpr std::string_view k_placed = "dump: at byte ";
+
+Error fault_at(int code, Position at, std::string_view key, std::string_view what) {
+  return Error{code, std::string(k_placed) + std::to_string(at.byte) + ": " + _record_context(at.record, key) +
+                         std::string(what)};
+}
+
+bool is_placed(const Error& e) { return e.message.starts_with(k_placed); }
+
 std::string SaxReader::context() const {
   if (in_record()) {
-    std::string c = "record " + std::to_string(m_record_index);
-    if (!m_key.empty()) {
-      c += " (key " + _quoted(m_key) + ")";
-    }
-    return c + ": ";
+    return _record_context(m_record_index, m_key);
   }
   if (in_trailer() || m_state == State::TrailerStart) {
     return "trailer: ";
@@ -233,7 +247,10 @@ bool SaxReader::fail(const std::string& what) {
 }
 
 bool SaxReader::sink_failed(Error error) {
-  if (!m_error) {
+  if (m_error) {
+  } else if (is_placed(error)) {
+    m_error = std::move(error);  // (a fault of an earlier record, fault_at)
+  } else {
     m_error = make_error(error.code,
                          "dump: at byte " + std::to_string(m_buf.consumed()) + ": " + context() + error.message);
   }
@@ -384,6 +401,7 @@ bool SaxReader::flush_pairs() {
   std::vector<std::pair<std::string, std::string>> batch;
   batch.swap(m_pairs);
   m_batch_bytes = 0;
+  m_sink.at(position());
   Status st = m_sink.on_hash_fields(m_key, std::move(batch));
   if (!st.ok()) {
     return sink_failed(std::move(st).error());
@@ -400,6 +418,7 @@ bool SaxReader::deliver(std::string&& bytes) {
       }
       m_bytes += bytes.size();
       m_digest.string_record(m_key, bytes);
+      m_sink.at(position());
       Status st = m_sink.on_string(m_key, std::move(bytes));
       if (!st.ok()) {
         return sink_failed(std::move(st).error());
@@ -467,6 +486,7 @@ bool SaxReader::delete_record(bool v) {
     return fail("\"delete\" must be true");
   }
   m_digest.delete_record(m_key);
+  m_sink.at(position());
   Status st = m_sink.on_delete(m_key);
   if (!st.ok()) {
     return sink_failed(std::move(st).error());
@@ -759,6 +779,7 @@ bool SaxReader::start_array() {
       return true;
     case State::HashStart: {
       m_digest.hash_begin(m_key);
+      m_sink.at(position());
       Status st = m_sink.on_hash_begin(m_key);
       if (!st.ok()) {
         return sink_failed(std::move(st).error());

@@ -134,6 +134,12 @@ class RestoreSink : public dump::Sink {
     return {};
   }
 
+  void at(dump::Position p) override {
+    if (m_writes) {
+      m_writes->at(p);
+    }
+  }
+
   Status on_string(std::string_view key, std::string&& value) override {
     TRY(begin_record(key, "string"));
     TRY(first_fault(m_rules.string_value(key, value)));
@@ -471,6 +477,15 @@ Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const
 
 // A full restore's staged filesystem, read and verified whole, checked
 // (fsck) and moved into place; `replaced`: it replaced a filesystem.
+// A fault of the dump's content found after its reader: "dump: " names
+// it so, and fault_at's message names its record already.
+static Status _in_dump(Status st) {
+  if (dump::is_placed(st.error())) {
+    return st;
+  }
+  return make_error(st.code(), "dump: " + st.error().message);
+}
+
 static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, const RestoreOptions& opts,
                                 RestoreStats& stats, bool& replaced) {
   const Keys& staging = *sink.staging();
@@ -548,16 +563,15 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     }
     if (!trailer.ok() && !sink.refusal() && !incremental.active()) {
       if (Status dup = sink.settle(0); !dup.ok()) {  // a duplicate before the fault is the first fault
-        return make_error(dup.code(), "dump: " + dup.error().message);
+        return _in_dump(std::move(dup));
       }
     }
     TRY_ASSIGN(stats.trailer, std::move(trailer));
     if (incremental.active()) {
       return incremental.commit(stats);
     }
-    Status fin = sink.finish();
-    if (!fin.ok()) {
-      return make_error(fin.code(), "dump: " + fin.error().message);
+    if (Status fin = sink.finish(); !fin.ok()) {
+      return _in_dump(std::move(fin));
     }
     if (c == nullptr) {
       return {};

@@ -17,9 +17,11 @@ constexpr std::size_t k_keep_bytes = 4u << 20;
 constexpr std::size_t k_deep_entries = 8192;
 constexpr std::size_t k_keep_entries = 4096;
 
-Status _duplicate_key(std::string_view key) { return make_error(EINVAL, "duplicate key " + redisfs::quoted(key)); }
-Status _duplicate_field(std::string_view key) {
-  return make_error(EINVAL, "duplicate field in hash " + redisfs::quoted(key));
+Status _duplicate_key(std::string_view key, dump::Position at) {
+  return dump::fault_at(EINVAL, at, key, "duplicate key " + redisfs::quoted(key));
+}
+Status _duplicate_field(std::string_view key, dump::Position at) {
+  return dump::fault_at(EINVAL, at, key, "duplicate field in hash " + redisfs::quoted(key));
 }
 
 }  // namespace
@@ -34,14 +36,14 @@ StagingWrites::StagingWrites(Connection& c, const Keys& staging, bool index_has_
 Status StagingWrites::string(std::string_view key, std::string_view value) {
   TRY(push_index(key));
   m_c.append({"SET", m_staging.absolute(key), value, "NX", "PX", m_ttl});
-  return queued(Pending{Pending::Set, std::string(key), 0, 0, value.size()});
+  return queued(Pending{Pending::Set, std::string(key), 0, 0, value.size(), m_at});
 }
 
 Status StagingWrites::hash_begin(std::string_view key) {
   m_open_hash = key;
   m_hash_fields = 0;
   m_c.append({"EXISTS", m_staging.absolute(key)});
-  TRY(queued(Pending{Pending::Exists, std::string(key), 0, 0, 0}));
+  TRY(queued(Pending{Pending::Exists, std::string(key), 0, 0, 0, m_at}));
   return push_index(key);
 }
 
@@ -63,7 +65,7 @@ Status StagingWrites::hash_fields(std::string_view key, Pairs pairs) {
     bytes += p.first.size() + p.second.size();
   }
   m_c.append(std::span<const std::string_view>(argv));
-  TRY(queued(Pending{Pending::HSet, std::string(key), pairs.size(), m_hash_fields, bytes}));
+  TRY(queued(Pending{Pending::HSet, std::string(key), pairs.size(), m_hash_fields, bytes, m_at}));
   return first ? expire(k) : Status{};
 }
 
@@ -119,25 +121,25 @@ Status StagingWrites::settle(std::size_t keep_bytes) {
 Status StagingWrites::judge(const Pending& p, ReplyView v, bool sent_again) {
   switch (p.what) {
     case Pending::Set:
-      return v.is_nil() ? _duplicate_key(p.key) : Status{};
+      return v.is_nil() ? _duplicate_key(p.key, p.at) : Status{};
     case Pending::Exists:
       if (v.integer() != 0) {
         if (!sent_again) {
-          return _duplicate_key(p.key);
+          return _duplicate_key(p.key, p.at);
         }
-        m_doubt_keys.push_back(p.key);
+        m_doubt_keys.emplace_back(p.key, p.at);
       }
       return {};
     case Pending::HSet: {
       auto doubt = m_doubt_fields.find(p.key);
       if (doubt != m_doubt_fields.end()) {
-        doubt->second = p.total;  // (a later command of the same record)
+        doubt->second.total = p.total;  // (a later command of the same record)
       }
       if (static_cast<std::uint64_t>(v.integer()) != p.fields) {
         if (!sent_again) {
-          return _duplicate_field(p.key);
+          return _duplicate_field(p.key, p.at);
         }
-        m_doubt_fields.emplace(p.key, p.total);
+        m_doubt_fields.emplace(p.key, DoubtFields{p.total, p.at});
       }
       return {};
     }
@@ -161,13 +163,13 @@ Status StagingWrites::judge(const Pending& p, ReplyView v, bool sent_again) {
 
 Status StagingWrites::settle_doubts() {
   while (!m_doubt_keys.empty()) {
-    std::string key = std::move(m_doubt_keys.front());
+    auto [key, at] = std::move(m_doubt_keys.front());
     m_doubt_keys.erase(m_doubt_keys.begin());
     TRY_ASSIGN(Reply twice, m_c.command({"LPOS", m_index, key, "RANK", "2"}));
     if (!twice.view().is_nil()) {
       m_doubt_fields.clear();
       m_doubt_keys.clear();
-      return _duplicate_key(key);
+      return _duplicate_key(key, at);
     }
   }
   for (auto it = m_doubt_fields.begin(); it != m_doubt_fields.end();) {
@@ -177,8 +179,9 @@ Status StagingWrites::settle_doubts() {
     }
     TRY_ASSIGN(Reply len, m_c.command({"HLEN", m_staging.absolute(it->first)}));
     auto n = static_cast<std::uint64_t>(len.view().integer());
-    if (n != it->second) {
-      Status dup = n < it->second ? _duplicate_field(it->first) : _duplicate_key(it->first);
+    if (n != it->second.total) {
+      Status dup =
+          n < it->second.total ? _duplicate_field(it->first, it->second.at) : _duplicate_key(it->first, it->second.at);
       m_doubt_fields.clear();
       return dup;
     }

@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "redis/redis.hpp"
+#include "snap/dump_format.hpp"
 #include "store/keys.hpp"
 #include "util/result.hpp"
 
@@ -64,6 +65,9 @@ class StagingWrites {
   // `index_has_ttl`: the index exists already with its TTL (a resumed restore).
   StagingWrites(Connection& c, const Keys& staging, bool index_has_ttl);
 
+  // Where the records given next are in the dump: a duplicate found a batch
+  // later names its own record (dump::fault_at).
+  void at(dump::Position p) { m_at = p; }
   // Each stages one record: `key` relative to the staging prefix, listed in
   // the staging index (install.hpp) before it is written.
   Status string(std::string_view key, std::string_view value);
@@ -89,6 +93,11 @@ class StagingWrites {
     std::uint64_t fields = 0;  // HSet: in this command
     std::uint64_t total = 0;   // HSet: in its record so far, this command's included
     std::size_t bytes = 0;
+    dump::Position at{};  // Set, Exists, HSet: its record's
+  };
+  struct DoubtFields {
+    std::uint64_t total = 0;  // fields its record gave
+    dump::Position at{};
   };
 
   Status push_index(std::string_view key);
@@ -108,8 +117,9 @@ class StagingWrites {
   std::uint64_t m_hash_fields = 0;  // given so far for m_open_hash
   std::deque<Pending> m_pending;
   std::size_t m_pending_bytes = 0;
-  std::vector<std::string> m_doubt_keys;                          // maybe listed twice
-  std::unordered_map<std::string, std::uint64_t> m_doubt_fields;  // key -> fields its record gave
+  dump::Position m_at;
+  std::vector<std::pair<std::string, dump::Position>> m_doubt_keys;  // maybe listed twice
+  std::unordered_map<std::string, DoubtFields> m_doubt_fields;
 };
 
 }  // namespace redisfs

@@ -84,6 +84,9 @@ cases = {
     'no-sb': base()[1:],
     'dup-sb': base() + [sb()],
     'dup-key-hash': base() + [('INODE:1', 'hash', [(b'x', b'y')])],
+    # restore hears of it from the server only after ~8192 commands more:
+    'dup-key-early': base() + [('INODE:1', 'hash', [(b'x', b'y')])] +
+                     [(f'BLK:2:{i}', 'string', b'x') for i in range(1, 6000)],
     'dup-key-string': base() + [('BLK:2:0', 'string', b'again')],
     'dup-key-mixed': base() + [('INODE:2', 'string', b'x')],
     'dup-field': [r if r[0] != 'DIR:1' else ('DIR:1', 'hash', r[2] + [(b'f', b'9')]) for r in base()],
@@ -181,6 +184,9 @@ note "$n hostile dumps refused, by restore and by verify, for the same reasons"
 note "messages say what and where"
 snap restore "$T/cases/dup-key-hash.json" --prefix TARGET 2>"$T/err" || true
 grep -q "duplicate key 'INODE:1'" "$T/err" || fail "dup key message: $(cat "$T/err")"
+snap restore "$T/cases/dup-key-early.json" --prefix TARGET 2>"$T/err" || true
+grep -qF 'record 6 (key "INODE:1"): duplicate key '"'INODE:1'" "$T/err" ||
+  fail "a duplicate found a batch later does not name its own record: $(cat "$T/err")"
 snap restore "$T/cases/cut-last-byte.json" --prefix TARGET 2>"$T/err" || true
 grep -q "truncated at byte" "$T/err" || fail "truncation message: $(cat "$T/err")"
 snap restore "$T/cases/blk-as-hash.json" --prefix TARGET 2>"$T/err" || true
