@@ -25,10 +25,17 @@ std::size_t FsckReport::remaining() const {
 }
 
 namespace {
-Error _mounted_refusal(const std::string& prefix, std::uint64_t mounts) {
-  return make_error(EBUSY, "'" + prefix + "' is mounted (" + std::to_string(mounts) +
+// (when the mount that refuses it lapses: the session keys that never
+// lapse are no running mount's, and the repair removes them)
+Error _mounted_refusal(Connection& c, const Keys& keys, std::uint64_t mounts) {
+  std::string hint;
+  if (auto live = live_mounts(c, keys); live.ok()) {
+    std::erase_if(*live, [&](const std::string& s) { return !endless_lease_hint(c, keys.mount(s), "").empty(); });
+    hint = live_mounts_hint(c, keys, *live);
+  }
+  return make_error(EBUSY, "'" + keys.prefix() + "' is mounted (" + std::to_string(mounts) +
                                (mounts == 1 ? " live mount" : " live mounts") +
-                               "): unmount it before --repair, or add --force to repair it anyway");
+                               "): unmount it before --repair, or add --force to repair it anyway" + hint);
 }
 }  // namespace
 
@@ -53,7 +60,7 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
       // there), and again below for a mount that started meanwhile.
       TRY_ASSIGN(std::uint64_t mounts, running_mounts(*c, keys));
       if (mounts > 0) {
-        return _mounted_refusal(prefix, mounts);
+        return _mounted_refusal(*c, keys, mounts);
       }
     }
     // Reserved, then the mounts counted: one that starts later finds the
@@ -64,7 +71,7 @@ Result<FsckReport> fsck(Pool& pool, const std::string& prefix, bool repair, Prog
       return failed(std::move(mounts).error());
     }
     if (*mounts > 0 && mounted == FsckMounted::Refuse) {
-      return failed(_mounted_refusal(prefix, *mounts));
+      return failed(_mounted_refusal(*c, keys, *mounts));
     }
     confirm = *mounts > 0;
   }

@@ -282,12 +282,19 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
 }
 
 std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live) {
+  std::string last;  // (the session that lapses last)
+  std::int64_t last_ttl = -1;
   for (const std::string& session : live) {
     if (std::string hint = endless_lease_hint(c, keys.mount(session), keys.prefix()); !hint.empty()) {
       return hint;
     }
+    auto ttl = c.command({"PTTL", keys.mount(session)});
+    if (ttl.ok() && ttl->view().integer() > last_ttl) {
+      last_ttl = ttl->view().integer();
+      last = session;
+    }
   }
-  return {};
+  return last.empty() ? std::string() : session_lapse_hint(c, keys.mount(last), keys.prefix());
 }
 
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough) {
@@ -491,6 +498,20 @@ std::string endless_lease_hint(Connection& c, const std::string& key, const std:
   }
   return "; " + key + " never lapses, as no running tool's or mount's does: `redisfs-snap fsck --repair " + prefix +
          "` removes it";
+}
+
+std::string session_lapse_hint(Connection& c, const std::string& key, const std::string& prefix) {
+  if (std::string endless = endless_lease_hint(c, key, prefix); !endless.empty()) {
+    return endless;
+  }
+  auto ttl = c.command({"PTTL", key});
+  if (!ttl.ok() || ttl->view().integer() < 0) {
+    return {};
+  }
+  const std::int64_t seconds = (ttl->view().integer() + 999) / 1000;
+  return "; a mount that stopped without unmounting (killed, or its host gone) counts until its session lapses, "
+         "within " +
+         std::to_string(seconds) + " s";
 }
 
 bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms) {

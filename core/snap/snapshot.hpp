@@ -54,6 +54,11 @@ bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms);
 // holder set it (lease_ttl_plausible), a hint naming the repair that
 // removes it ("; ... fsck --repair ..."), else "".
 std::string endless_lease_hint(Connection& c, const std::string& key, const std::string& prefix);
+// For a refusal because a mount's session key `key` (or a claim that lapses
+// with it) is live: endless_lease_hint when none set it, else when it
+// lapses, for a mount that stopped without unmounting (kill -9, a crash:
+// its key outlives it by up to 30 s); "" when it is gone.
+std::string session_lapse_hint(Connection& c, const std::string& key, const std::string& prefix);
 
 // Ends a lease (a freeze, a snapshot, a reservation) with `script`, which
 // deletes `key` and answers 1 if it held `token` (in the hash field
@@ -291,7 +296,8 @@ Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
 // For a refusal because `live` (live_mounts) is not empty: when one of
 // their session keys never lapses (no mount sets one so: damage, or another
-// program), endless_lease_hint of it, which names the repair; else "".
+// program), endless_lease_hint of it, which names the repair; else
+// session_lapse_hint of the one that lapses last.
 std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live);
 
 // UNLINKs every key matching "<prefix>:*" but <prefix>:FREEZE (SCAN +

@@ -695,7 +695,8 @@ Error Store::registration_refusal(Connection& c, ReplyView v) {
   return make_error(EBUSY, "cannot mount '" + prefix + "' writable: it is a read-only snapshot, and the read-only " +
                                who +
                                " of it keeps what it read for an hour (a snapshot does not change); "
-                               "unmount it first");
+                               "unmount it first" +
+                               session_lapse_hint(c, m_keys.mount(v[1].str()), prefix));
 }
 
 Error Store::snapshot_rw_refusal() const {
@@ -755,8 +756,9 @@ Status Store::heartbeat() {
         return _taken_error(m_keys.prefix(), held, v[1].str(), what);
       }
       Error refused = _admission_error(m_keys.prefix(), held, v[1].str(), what);
-      if (!held) {  // (a live session key that no mount set: the repair's)
-        refused.message += endless_lease_hint(*c, m_keys.mount(v[1].str()), m_keys.prefix());
+      if (!held || !what.empty()) {  // (the claim lapses with the holder's session)
+        refused.message +=
+            session_lapse_hint(*c, held ? m_keys.writeback() : m_keys.mount(v[1].str()), m_keys.prefix());
       }
       return refused;
     }

@@ -108,6 +108,15 @@ PREFIX=SNAP1 mount_at "$T/snap1" --read-only
 expect_fail "keeps what it read for an hour" "$REDISFS_BIN" --redis "unix://$SOCK" --prefix SNAP1 --writable-snapshot "$T/rw"
 ! is_mounted "$T/rw" || fail "a snapshot was mounted writable under a read-only mount of it"
 [[ $(rcli get SNAP1:CHANGED 2>/dev/null) != written ]] || fail "the refused mount marked SNAP1 written"
+# A reader killed without unmounting counts until its session lapses (30 s
+# without a heartbeat): the refusals say so, the mount's and the toolkit's.
+kill_daemon "$T/snap1"
+expect_fail "counts until its session lapses, within " \
+  "$REDISFS_BIN" --redis "unix://$SOCK" --prefix SNAP1 --writable-snapshot "$T/rw"
+expect_fail "counts until its session lapses, within " "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" delete SNAP1
+expect_fail "counts until its session lapses, within " "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck --repair SNAP1
+PREFIX=SNAP1 expire_sessions
+PREFIX=SNAP1 mount_at "$T/snap1" --read-only
 unmount_fs "$T/snap1"
 PREFIX=SNAP1 mount_at "$T/rw" --writable-snapshot
 [[ $(rcli get SNAP1:CHANGED) == written ]] || fail "SNAP1's record after a writable mount: $(rcli type SNAP1:CHANGED)"

@@ -244,6 +244,24 @@ TEST_CASE_FIXTURE(RedisFixture, "a snapshot mounted writable: refused while a re
   CHECK(changed() == before);                          // neither refusal touched the record
   CHECK(_keys_matching(conn(), snap + ":MOUNT:*") == 1);
 
+  // A reader that stopped without unmounting (killed: nothing refreshes its
+  // session, which lapses within 30 s) refuses the writable mount until its
+  // session lapses, and the refusal says when: also the toolkit's.
+  const std::string lapses = "counts until its session lapses, within ";
+  const bool says_30 = refused.error().message.find(lapses + "30 s") != std::string::npos ||
+                       refused.error().message.find(lapses + "29 s") != std::string::npos;
+  CHECK_MESSAGE(says_30, refused.error().message);
+  const std::string session_key(ok(conn().command({"KEYS", snap + ":MOUNT:*"})).view()[0].str());
+  ok(conn().command({"PEXPIRE", session_key, "1500"}));
+  CHECK(ok(probe_prefix(conn(), sk)).mounts_hint.find(lapses + "2 s") != std::string::npos);
+  refused = Store::open(pool, snap, rw);
+  CHECK_MESSAGE(refused.error().message.find(lapses + "2 s") != std::string::npos, refused.error().message);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  CHECK(_open(pool, snap, rw) != nullptr);
+  // (as it was, for what follows)
+  ok(conn().command(before == "none" ? std::vector<std::string>{"DEL", sk.changed()}
+                                     : std::vector<std::string>{"SET", sk.changed(), before}));
+
   // Once the reader is gone, the writable mount comes, and says so for good.
   reader.reset();
   {
