@@ -25,9 +25,12 @@
 -- MOUNTS as a writeback mount does; and it sets CHANGED to "written" in
 -- the same step, for good (keys.hpp): a reader that registers later reads
 -- that and does not keep what it reads. A reader that keeps what it reads
--- refreshes its session as 'frozen': if its key lapsed meanwhile and a
--- writable mount came, it is answered {'WRITTEN'} (it must not serve what
--- it kept).
+-- refreshes its session as 'frozen': if the snapshot is "written" it is
+-- answered {'WRITTEN', why} (it must not serve what it kept): 'lapsed'
+-- when its key lapsed meanwhile and a writable mount came, 'changed' when
+-- something changed the snapshot under its live session (fsck --repair
+-- --force marks a snapshot it repairs "written"; so does a writable mount
+-- by a daemon older than this admission).
 --
 -- A writable mount (not 'reader' or 'frozen') raises a live filesystem of an older
 -- format version to ARGV[5] in the same step (prelude.lua, upgrade_format):
@@ -46,7 +49,7 @@
 -- Returns 1 (registered), {'HELD', id, what MOUNTS says of it} (a live
 -- writeback mount holds the filesystem), {'BUSY', id, what MOUNTS says of
 -- it} (a writeback mount while another mount is live), {'SNAPSHOT'},
--- {'READER', id, what}, {'WRITTEN'} (above) or {'RETRY'}.
+-- {'READER', id, what}, {'WRITTEN', why} (above) or {'RETRY'}.
 local me, writeback = ARGV[3], ARGV[4] == 'writeback'
 -- The register and the claim of another type (damaged; fsck reports and
 -- removes them) refuse a new mount, naming the key, before anything is
@@ -73,8 +76,8 @@ if snapshot and ARGV[6] ~= 'rw' then
   return {'SNAPSHOT'}
 end
 local changed = redis.call('TYPE', KEYS[5]).ok == 'string' and redis.call('GET', KEYS[5]) or nil
-if ARGV[4] == 'frozen' and not registered and changed == 'written' then
-  return {'WRITTEN'}
+if ARGV[4] == 'frozen' and changed == 'written' then
+  return {'WRITTEN', registered and 'changed' or 'lapsed'}
 end
 -- The other live mounts: the client named each field of MOUNTS (a field
 -- it did not name registered meanwhile: RETRY).

@@ -673,12 +673,22 @@ static Error _taken_error(const std::string& prefix, bool held, std::string_view
                        : who + " came up meanwhile on '" + prefix + "', which this writeback mount must hold alone"));
 }
 
-// What a registration's {'SNAPSHOT'}, {'READER', id, what} or {'WRITTEN'}
-// answer means (session.lua).
+// What a registration's {'SNAPSHOT'}, {'READER', id, what} or {'WRITTEN',
+// why} answer means (session.lua).
 Error Store::registration_refusal(Connection& c, ReplyView v) {
   const std::string& prefix = m_keys.prefix();
   if (v[0].str() == "WRITTEN") {
     m_session_taken = true;
+    if (!m_registered) {  // (it read CHANGED just before, as no "written")
+      return make_error(EBUSY, "the snapshot '" + prefix +
+                                   "' was mounted writable (--writable-snapshot) while this read-only mount "
+                                   "started; mount it again");
+    }
+    if (v.size() > 1 && v[1].str() == "changed") {
+      return make_error(EBUSY, "the snapshot '" + prefix +
+                                   "', whose reads this read-only mount keeps, was changed under it (fsck --repair "
+                                   "--force, or a writable mount by an older redisfs); mount it again");
+    }
     return make_error(EBUSY,
                       "the session of this mount lapsed (the server was out of reach, or lost it), and the "
                       "snapshot '" +

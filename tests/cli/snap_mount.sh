@@ -3,7 +3,8 @@
 # files between two directories and appends records through FUSE show one
 # instant (every file exactly once, only whole records); a snapshot mounts
 # read-only (and refuses a read-write mount; writes there fail with EROFS;
-# --writable-snapshot waits until no read-only mount keeps what it read),
+# --writable-snapshot waits until no read-only mount keeps what it read,
+# and one that keeps it stops once fsck --repair --force changed it),
 # and a quiet filesystem's copy, its dump -> restore, and its dump restored
 # into a second redis-server mount as the same tree (content, modes,
 # owners, times, hard links, symlinks, xattrs, fifos, sparse, empty and
@@ -187,6 +188,19 @@ expect_fail "mounted" snap delete "$PREFIX"
 expect_fail "mounted" snap copy --force "$PREFIX" QUIET
 expect_fail "mounted" snap restore --force "$T/quiet.json" --prefix RESTORED
 [[ -f $MNT/misc/random.bin && -f $T/quiet/misc/random.bin ]] || fail "a refused command removed files"
+
+note "a read-only mount that keeps what it read stops once fsck --repair --force changed the snapshot"
+cat "$T/quiet/misc/random.bin" >/dev/null
+rcli hset QUIET:SB inodes 99999 >/dev/null
+snap fsck --repair --force QUIET >"$T/out" 2>&1 || fail "fsck --repair --force QUIET: $(cat "$T/out")"
+grep -q '(repaired)' "$T/out" || fail "fsck repaired nothing: $(cat "$T/out")"
+for ((i = 0; i < 100; i++)); do  # (its next heartbeat, within 10 s)
+  out=$(stat "$T/quiet/misc/random.bin" 2>&1) || break
+  sleep 0.2
+done
+[[ $out == *"Stale file handle"* ]] || fail "the frozen mount of QUIET serves on after the repair: $out"
+grep -q "QUIET.*was changed under it" "${MOUNT_LOGS[$T/quiet]}" ||
+  fail "the frozen mount's log: $(tail -3 "${MOUNT_LOGS[$T/quiet]}")"
 
 unmount_fs "$T/quiet"
 unmount_fs "$T/restored"

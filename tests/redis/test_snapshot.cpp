@@ -311,9 +311,12 @@ TEST_CASE_FIXTURE(RedisFixture, "a snapshot's hostile change record: admission a
   }
 }
 
-// A reader that keeps what it reads and whose session lapsed stops if a
-// writable mount came meanwhile (it could not have been refused).
-TEST_CASE_FIXTURE(RedisFixture, "a snapshot's frozen reader whose session lapsed while it was mounted writable stops") {
+// A reader that keeps what it reads stops when the snapshot changed under
+// it: its session lapsed and a writable mount came meanwhile (it could not
+// have been refused), or its live session sees the snapshot "written"
+// (fsck --repair --force marks a snapshot it repairs so, fsck_repair.cpp,
+// as does a writable mount by a daemon older than the admission).
+TEST_CASE_FIXTURE(RedisFixture, "a snapshot's frozen reader stops once the snapshot is changed") {
   std::string snap = extra_prefix();
   {
     auto s = _open(pool, prefix);
@@ -324,15 +327,28 @@ TEST_CASE_FIXTURE(RedisFixture, "a snapshot's frozen reader whose session lapsed
   ro.read_only = true;
   auto reader = _open(pool, snap, ro);
   REQUIRE(reader->frozen());
-  ok(reader->heartbeat());                                           // (refreshed while nothing changed)
-  ok(conn().command({"DEL", Keys(snap).mount(reader->session())}));  // lapsed
-  StoreOptions rw;
-  rw.allow_snapshot_rw = true;
-  { auto writer = _open(pool, snap, rw); }
-  Status st = reader->heartbeat();
-  CHECK(st.code() == EBUSY);
-  CHECK(reader->session_taken());
-  CHECK_MESSAGE(st.error().message.find("mount it again") != std::string::npos, st.error().message);
+  ok(reader->heartbeat());  // (refreshed while nothing changed)
+  SUBCASE("its session lapsed while the snapshot was mounted writable") {
+    ok(conn().command({"DEL", Keys(snap).mount(reader->session())}));  // lapsed
+    StoreOptions rw;
+    rw.allow_snapshot_rw = true;
+    { auto writer = _open(pool, snap, rw); }
+    Status st = reader->heartbeat();
+    CHECK(st.code() == EBUSY);
+    CHECK(reader->session_taken());
+    CHECK_MESSAGE(st.error().message.find("mount it again") != std::string::npos, st.error().message);
+  }
+  SUBCASE("changed under its live session") {
+    auto live_reader = _open(pool, prefix, ro);  // (a live filesystem's: not concerned)
+    ok(conn().command({"SET", Keys(snap).changed(), "written"}));
+    ok(conn().command({"SET", Keys(prefix).changed(), "written"}));
+    Status st = reader->heartbeat();
+    CHECK(st.code() == EBUSY);
+    CHECK(reader->session_taken());
+    CHECK_MESSAGE(st.error().message.find("was changed under it") != std::string::npos, st.error().message);
+    ok(live_reader->heartbeat());
+    CHECK_FALSE(live_reader->session_taken());
+  }
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "copy: refusals, --force, --writable") {
