@@ -247,12 +247,11 @@ bool SaxReader::fail(const std::string& what) {
 }
 
 bool SaxReader::sink_failed(Error error) {
-  if (m_error) {
-  } else if (is_placed(error)) {
-    m_error = std::move(error);  // (a fault of an earlier record, fault_at)
-  } else {
-    m_error = make_error(error.code,
-                         "dump: at byte " + std::to_string(m_buf.consumed()) + ": " + context() + error.message);
+  if (!m_error) {
+    // (a fault of an earlier record, fault_at, names its own place)
+    m_error = is_placed(error) ? std::move(error)
+                               : make_error(error.code, "dump: at byte " + std::to_string(m_buf.consumed()) + ": " +
+                                                            context() + error.message);
   }
   return false;
 }

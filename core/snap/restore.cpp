@@ -475,8 +475,6 @@ Result<dump::Trailer> read_dump_stream(std::istream& in, dump::Sink& sink, const
   return trailer;
 }
 
-// A full restore's staged filesystem, read and verified whole, checked
-// (fsck) and moved into place; `replaced`: it replaced a filesystem.
 // A fault of the dump's content found after its reader: "dump: " names
 // it so, and fault_at's message names its record already.
 static Status _in_dump(Status st) {
@@ -486,6 +484,8 @@ static Status _in_dump(Status st) {
   return make_error(st.code(), "dump: " + st.error().message);
 }
 
+// A full restore's staged filesystem, read and verified whole, checked
+// (fsck) and moved into place; `replaced`: it replaced a filesystem.
 static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, const RestoreOptions& opts,
                                 RestoreStats& stats, bool& replaced) {
   const Keys& staging = *sink.staging();
