@@ -360,6 +360,75 @@ void FsckAnalysis::superblock(SbFields fields) {
 constexpr std::string_view k_required_fields[] = {"type", "mode", "uid", "gid", "size", "rdev", "atime", "mtime",
                                                   "ctime"};
 
+namespace {
+
+// Why inode `ino` (its `fields`, `attr` decoded from them) is bad, or "".
+std::string _undecodable(Ino ino, NodeType type, const Result<Attr>& attr, const FieldList& fields) {
+  if (!attr.ok()) {
+    return attr.error().message;
+  }
+  if (type == NodeType::Unknown) {
+    return "unknown type";
+  }
+  if (ino > k_max_inode) {
+    return "inode number " + std::to_string(ino) + " is not below 2^53 (scripts could not name it exactly)";
+  }
+  for (std::string_view f : k_required_fields) {
+    auto has = [&](const auto& kv) { return kv.first == f; };
+    if (std::none_of(fields.begin(), fields.end(), has)) {
+      return "inode " + std::to_string(ino) + ": no '" + std::string(f) + "' field";
+    }
+  }
+  return {};
+}
+
+// A time field that cannot be parsed, or is missing, says nothing of the
+// file's data or of who may reach it: the repair sets it to the latest of
+// the inode's times that parse (0 when none does), if the inode then
+// decodes; it is judged as it will be. Another field that cannot be parsed
+// leaves the inode bad, to fix or remove by hand.
+struct TimeReset {
+  std::string_view field;
+  std::optional<std::string_view> seen;  // as read; none: missing
+};
+constexpr std::string_view k_time_fields[] = {"atime", "mtime", "ctime"};
+
+// The time `v` as the daemon decodes it, if it does.
+std::optional<std::int64_t> _decoded_time(std::string_view v) {
+  const FieldList probe{{"type", "file"}, {"mode", "644"}, {"atime", v}};
+  auto a = decode_attr(0, probe);
+  return a.ok() ? std::optional<std::int64_t>(a->atime_ns) : std::nullopt;
+}
+
+// `fields` with every time field reset as above (`value`, its text), and
+// what was reset; the same fields when no time needs it.
+FieldList _times_reset(const FieldList& fields, std::vector<TimeReset>& resets, std::string& value) {
+  std::optional<std::int64_t> latest;
+  for (std::string_view f : k_time_fields) {
+    auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == f; });
+    auto t = it == fields.end() ? std::nullopt : _decoded_time(it->second);
+    if (!t) {
+      resets.push_back({f, it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second)});
+    } else if (!latest || *t > *latest) {
+      latest = t;
+    }
+  }
+  value = std::to_string(latest.value_or(0));
+  FieldList out;
+  for (const auto& kv : fields) {
+    auto reset = [&](const TimeReset& r) { return r.field == kv.first; };
+    out.emplace_back(kv.first, std::any_of(resets.begin(), resets.end(), reset) ? std::string_view(value) : kv.second);
+  }
+  for (const TimeReset& r : resets) {
+    if (!r.seen) {
+      out.emplace_back(r.field, value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields) {
   if (fields.empty()) {
     return;  // gone since SCAN
@@ -378,22 +447,18 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     }
   }
   // Every value judged below comes from the decoder (the daemon's own): a
-  // value it cannot parse is never read as 0 or as a default.
+  // value it cannot parse is never read as 0 or as a default, but for the
+  // times (_times_reset).
   auto attr = decode_attr(ino, fields);
-  std::string why;
-  if (!attr.ok()) {
-    why = attr.error().message;
-  } else if (n.type == NodeType::Unknown) {
-    why = "unknown type";
-  } else if (ino > k_max_inode) {
-    why = "inode number " + std::to_string(ino) + " is not below 2^53 (scripts could not name it exactly)";
-  } else {
-    for (std::string_view f : k_required_fields) {
-      auto has = [&](const auto& kv) { return kv.first == f; };
-      if (std::none_of(fields.begin(), fields.end(), has)) {
-        why = "inode " + std::to_string(ino) + ": no '" + std::string(f) + "' field";
-        break;
-      }
+  std::string why = _undecodable(ino, n.type, attr, fields);
+  std::vector<TimeReset> resets;
+  std::string reset_to;
+  if (!why.empty()) {
+    const FieldList patched = _times_reset(fields, resets, reset_to);
+    auto again = decode_attr(ino, patched);
+    if (!resets.empty() && _undecodable(ino, n.type, again, patched).empty()) {
+      attr = std::move(again);
+      why.clear();
     }
   }
   if (!why.empty()) {
@@ -401,6 +466,14 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     add(fsck_kind::k_bad_inode, std::string(key),
         cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
   } else {
+    for (const TimeReset& r : resets) {
+      add(fsck_kind::k_bad_inode, std::string(key),
+          "inode " + std::to_string(ino) + ": " +
+              (r.seen ? "malformed field '" + std::string(r.field) + "'" : "no '" + std::string(r.field) + "' field") +
+              " (the repair sets the latest of its other times, " + reset_to + ")",
+          _field_action(Op::HSet, k_stage_count, std::string(key), std::string(r.field), reset_to,
+                        r.seen ? Seen::Value : Seen::Absent, std::string(r.seen.value_or(""))));
+    }
     n.size = attr->size;
     n.parent = attr->parent;
     n.nlink = nlink.value_or(0);      // decoded, so parsed when present

@@ -987,7 +987,7 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     CHECK(check().problems.empty());
   }
   SUBCASE("an undecodable inode is reported, never changed") {
-    cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
+    cmd({"HSET", keys.inode(t.fifo), "mode", "rw-r--r--"});
     auto r = check(true);
     CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
     CHECK_FALSE(r.problems[0].repairable);
@@ -1142,7 +1142,7 @@ TEST_CASE_FIXTURE(FsckFixture, "repairs that delete data say so, before and afte
   }
   CHECK(check().problems.empty());
   // what cannot be repaired says so in a dry run
-  cmd({"HSET", keys.inode(t.fifo), "mtime", "yesterday"});
+  cmd({"HSET", keys.inode(t.fifo), "mode", "rw-r--r--"});
   auto bad = check();
   REQUIRE(bad.problems.size() == 1);
   CHECK(fsck_dry_run_line(bad.problems[0]).starts_with("no repair: bad inode: "));
@@ -1303,7 +1303,10 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
     cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
   }
   SUBCASE("an owner the kernel cannot represent") { cmd({"HSET", keys.inode(t.f), "uid", "4294967295"}); }
-  SUBCASE("a missing mtime") { cmd({"HDEL", keys.inode(t.fifo), "mtime"}); }
+  SUBCASE("a missing mode") { cmd({"HDEL", keys.inode(t.fifo), "mode"}); }
+  SUBCASE("a time that cannot be parsed, beside an owner that cannot") {
+    cmd({"HSET", keys.inode(t.f), "mtime", "yesterday", "uid", "root"});
+  }
   SUBCASE("an inode number of 2^53") {
     cmd({"RENAME", keys.inode(t.fifo), keys.inode(1ull << 53)});
     cmd({"HSET", keys.dir(k_root_ino), "fifo", _str(1ull << 53)});
@@ -1312,6 +1315,51 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
   INFO(_dump(r));
   CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
   CHECK_FALSE(r.problems[0].repaired);
+}
+
+// A time that cannot be parsed, or is missing, is set to the latest of the
+// inode's other times (0 when none parses): it says nothing of the data or
+// of who may reach it.
+TEST_CASE_FIXTURE(FsckFixture, "a time that cannot be parsed or is missing: set from the inode's other times") {
+  auto t = build();
+  auto field = [&](Ino ino, const char* f) {
+    return std::string(_ok(conn().command({"HGET", keys.inode(ino), f})).view().str());
+  };
+  cmd({"HSET", keys.inode(t.f), "atime", "100", "mtime", "300", "ctime", "200"});
+  std::string want = "300";
+  std::string after = "300 300 200";  // atime mtime ctime
+  SUBCASE("malformed") { cmd({"HSET", keys.inode(t.f), "atime", "yesterday"}); }
+  SUBCASE("missing") { cmd({"HDEL", keys.inode(t.f), "atime"}); }
+  SUBCASE("out of range") { cmd({"HSET", keys.inode(t.f), "atime", "99999999999999999999"}); }
+  SUBCASE("two of them, the latest left being the lower") {
+    cmd({"HSET", keys.inode(t.f), "atime", "", "mtime", "1.5"});
+    want = "200";
+    after = "200 200 200";
+  }
+  SUBCASE("all three: the epoch") {
+    cmd({"HSET", keys.inode(t.f), "atime", "x", "mtime", "y"});
+    cmd({"HDEL", keys.inode(t.f), "ctime"});
+    want = "0";
+    after = "0 0 0";
+  }
+  auto r = check();
+  INFO(_dump(r));
+  REQUIRE_FALSE(r.problems.empty());
+  for (const auto& p : r.problems) {
+    CHECK(p.kind == fsck_kind::k_bad_inode);
+    CHECK(p.repairable);
+    CHECK(p.deletes.empty());
+    CHECK_MESSAGE(p.detail.find("(the repair sets the latest of its other times, " + want + ")") != std::string::npos,
+                  p.detail);
+  }
+  auto fixed = check(true);
+  for (const auto& p : fixed.problems) {
+    CHECK(p.repaired);
+  }
+  CHECK(check().problems.empty());
+  const std::string times = field(t.f, "atime") + " " + field(t.f, "mtime") + " " + field(t.f, "ctime");
+  CHECK(times == after);
+  CHECK(_ok(t.store->getattr(t.f)).ino == t.f);  // the daemon serves it again
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "the root") {
