@@ -5,8 +5,9 @@
 # with every kind of call made through the mount after each step. The
 # daemon must stay up, keep serving what is not damaged (a new directory
 # and file work after every seed), and exit 0 at unmount; fsck must report
-# the damage as problems (exit 0 or 1, no crash), and a filesystem fsck
-# --repair went over must mount and take a new file; a repair made under
+# the damage as problems (exit 0 or 1, no crash); a check after fsck
+# --repair must find just what the repair left unrepaired, and the
+# filesystem must mount and take a new file; a repair made under
 # the mount (--force) must crash neither. The same seeds run
 # on a -o writeback mount too: its long caches, the creates it answers
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
@@ -65,6 +66,13 @@ for run in "${runs[@]}"; do
   ((rc <= 1)) || fail "seed $seed ($mode): fsck --repair exited $rc: $(tail -3 "$T/repair.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/repair.$seed" ||
     fail "seed $seed ($mode): fsck --repair crashed or passed on a server error"
+  # The repair converges: a check after it finds just what it left.
+  rc=0
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" >"$T/again.$seed" 2>&1 || rc=$?
+  left=$({ grep -v -e '^fsck ' -e '^redisfs-snap: ' -e ' (repaired)$' -e ' (repaired: .*)$' "$T/repair.$seed" || :; } | sort)
+  again=$({ grep -v -e '^fsck ' -e '^redisfs-snap: ' "$T/again.$seed" || :; } | sort)
+  [[ $left == "$again" ]] ||
+    fail "seed $seed ($mode): a check after the repair finds another set: $(diff <(echo "$left") <(echo "$again"))"
   mount_fs
   mkdir "$MNT/after-repair" && echo sound >"$MNT/after-repair/file" ||
     fail "seed $seed ($mode): the repaired filesystem does not take a new file"
