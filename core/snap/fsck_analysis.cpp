@@ -40,6 +40,8 @@ namespace {
 // them in ranges of 256) unless the inodes really go that high.
 constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
+// Node::nlink of an inode whose nlink field is not a number (_resets).
+constexpr std::int64_t k_nlink_malformed = std::numeric_limits<std::int64_t>::min();
 // Node::bytes_field of an inode whose bytes field is not a number.
 constexpr std::int64_t k_bytes_malformed = std::numeric_limits<std::int64_t>::min();
 // ... and of one that has no bytes field (the key walk, key_walk.hpp, finds
@@ -67,6 +69,8 @@ Action _field_action(Op op, int stage, std::string key, std::string field, std::
                      std::string seen) {
   return Action{op, stage, std::move(key), std::move(field), std::move(value), 0, {}, seen_as, std::move(seen)};
 }
+
+std::string _nlink_shown(std::int64_t v) { return v == k_nlink_malformed ? "?" : std::to_string(v); }
 
 // (Repairer::still reads an absent field as "0")
 std::string _seen_bytes(std::int64_t v) {
@@ -382,49 +386,74 @@ std::string _undecodable(Ino ino, NodeType type, const Result<Attr>& attr, const
   return {};
 }
 
-// A time field that cannot be parsed, or is missing, says nothing of the
-// file's data or of who may reach it: the repair sets it to the latest of
-// the inode's times that parse (0 when none does), if the inode then
-// decodes; it is judged as it will be. Another field that cannot be parsed
-// leaves the inode bad, to fix or remove by hand.
-struct TimeReset {
+// Fields whose value says nothing of the file's data or of who may reach
+// it are set by the repair when they cannot be parsed, or are missing, if
+// the inode then decodes (it is judged as it will be): a time, to the
+// latest of the inode's times that parse (0 when none does); the rdev of
+// what is no device, to 0; the link count is counted again (a wrong count,
+// check_counters). Another field that cannot be parsed leaves the inode
+// bad, to fix or remove by hand: an owner or a mode (a guess could give a
+// setuid file to root, or open a private one), a type, a size, a parent.
+struct FieldReset {
   std::string_view field;
   std::optional<std::string_view> seen;  // as read; none: missing
+  std::string value;
+};
+struct Resets {
+  std::vector<FieldReset> fields;  // set by the repair, each its own problem
+  bool nlink = false;              // malformed: a wrong count
+  FieldList patched;               // the inode as the repair leaves it (nlink: 0)
 };
 constexpr std::string_view k_time_fields[] = {"atime", "mtime", "ctime"};
 
-// The time `v` as the daemon decodes it, if it does.
+// `v` in `field` as the daemon decodes it, if it does.
+Result<Attr> _decoded(std::string_view field, std::string_view v) {
+  const FieldList probe{{"type", "file"}, {"mode", "644"}, {field, v}};
+  return decode_attr(0, probe);
+}
 std::optional<std::int64_t> _decoded_time(std::string_view v) {
-  const FieldList probe{{"type", "file"}, {"mode", "644"}, {"atime", v}};
-  auto a = decode_attr(0, probe);
+  auto a = _decoded("atime", v);
   return a.ok() ? std::optional<std::int64_t>(a->atime_ns) : std::nullopt;
 }
 
-// `fields` with every time field reset as above (`value`, its text), and
-// what was reset; the same fields when no time needs it.
-FieldList _times_reset(const FieldList& fields, std::vector<TimeReset>& resets, std::string& value) {
+std::optional<std::string_view> _field(const FieldList& fields, std::string_view f) {
+  auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == f; });
+  return it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second);
+}
+
+// What the repair would set in `fields` (of an inode of `type`), as above.
+// (The values live in `out`, which `out.patched` points into.)
+void _resets(const FieldList& fields, NodeType type, Resets& out) {
   std::optional<std::int64_t> latest;
   for (std::string_view f : k_time_fields) {
-    auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == f; });
-    auto t = it == fields.end() ? std::nullopt : _decoded_time(it->second);
+    auto raw = _field(fields, f);
+    auto t = raw ? _decoded_time(*raw) : std::nullopt;
     if (!t) {
-      resets.push_back({f, it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second)});
+      out.fields.push_back({f, raw, {}});
     } else if (!latest || *t > *latest) {
       latest = t;
     }
   }
-  value = std::to_string(latest.value_or(0));
-  FieldList out;
-  for (const auto& kv : fields) {
-    auto reset = [&](const TimeReset& r) { return r.field == kv.first; };
-    out.emplace_back(kv.first, std::any_of(resets.begin(), resets.end(), reset) ? std::string_view(value) : kv.second);
+  for (FieldReset& r : out.fields) {
+    r.value = std::to_string(latest.value_or(0));
   }
-  for (const TimeReset& r : resets) {
+  auto raw_rdev = _field(fields, "rdev");
+  if (type != NodeType::Special && (!raw_rdev || !_decoded("rdev", *raw_rdev).ok())) {
+    out.fields.push_back({"rdev", raw_rdev, "0"});
+  }
+  auto raw_nlink = _field(fields, "nlink");
+  out.nlink = raw_nlink && !_decoded("nlink", *raw_nlink).ok();
+  for (const auto& kv : fields) {
+    auto reset = std::find_if(out.fields.begin(), out.fields.end(), [&](const auto& r) { return r.field == kv.first; });
+    out.patched.emplace_back(kv.first, reset != out.fields.end()          ? std::string_view(reset->value)
+                                       : out.nlink && kv.first == "nlink" ? std::string_view("0")
+                                                                          : kv.second);
+  }
+  for (const FieldReset& r : out.fields) {
     if (!r.seen) {
-      out.emplace_back(r.field, value);
+      out.patched.emplace_back(r.field, r.value);
     }
   }
-  return out;
 }
 
 }  // namespace
@@ -451,12 +480,11 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   // times (_times_reset).
   auto attr = decode_attr(ino, fields);
   std::string why = _undecodable(ino, n.type, attr, fields);
-  std::vector<TimeReset> resets;
-  std::string reset_to;
+  Resets resets;
   if (!why.empty()) {
-    const FieldList patched = _times_reset(fields, resets, reset_to);
-    auto again = decode_attr(ino, patched);
-    if (!resets.empty() && _undecodable(ino, n.type, again, patched).empty()) {
+    _resets(fields, n.type, resets);
+    auto again = decode_attr(ino, resets.patched);
+    if ((!resets.fields.empty() || resets.nlink) && _undecodable(ino, n.type, again, resets.patched).empty()) {
       attr = std::move(again);
       why.clear();
     }
@@ -466,17 +494,19 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     add(fsck_kind::k_bad_inode, std::string(key),
         cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
   } else {
-    for (const TimeReset& r : resets) {
+    for (const FieldReset& r : resets.fields) {
+      const bool time = r.field != "rdev";
       add(fsck_kind::k_bad_inode, std::string(key),
           "inode " + std::to_string(ino) + ": " +
               (r.seen ? "malformed field '" + std::string(r.field) + "'" : "no '" + std::string(r.field) + "' field") +
-              " (the repair sets the latest of its other times, " + reset_to + ")",
-          _field_action(Op::HSet, k_stage_count, std::string(key), std::string(r.field), reset_to,
+              (time ? " (the repair sets the latest of its other times, " + r.value + ")"
+                    : " (the repair sets 0: it is no device, fifo or socket)"),
+          _field_action(Op::HSet, k_stage_count, std::string(key), std::string(r.field), r.value,
                         r.seen ? Seen::Value : Seen::Absent, std::string(r.seen.value_or(""))));
     }
     n.size = attr->size;
     n.parent = attr->parent;
-    n.nlink = nlink.value_or(0);      // decoded, so parsed when present
+    n.nlink = resets.nlink ? k_nlink_malformed : nlink.value_or(0);  // (else decoded, so parsed when present)
     // likewise, except bytes, accounting alone, which the decoder lets
     // through malformed: k_bytes_malformed, a wrong count to repair
     const bool has_bytes =
@@ -714,10 +744,12 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
   }
   n->in_orphans = true;
   m_orphan_records.emplace_back(ino, std::string(session));
-  if (!mount_alive && n->nlink == 0) {
+  if (!mount_alive && (n->bad || n->nlink == 0)) {
+    // (a mount frees only an inode it can decode)
     add(fsck_kind::k_dead_orphan, key,
-        "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) +
-            ", which is gone; the next read-write mount frees it (not repaired by fsck)");
+        "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) + ", which is gone; " +
+            (n->bad ? "a read-write mount frees it once the inode is fixed" : "the next read-write mount frees it") +
+            " (not repaired by fsck)");
   }
 }
 
@@ -885,18 +917,24 @@ void FsckAnalysis::check_counters() {
         std::string why = n.in_orphans ? "it is a removed directory (an orphan)"
                                        : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";
-        add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
+        add(fsck_kind::k_wrong_nlink, key,
+            (n.nlink == k_nlink_malformed ? std::string("nlink is not a number")
+                                          : "nlink is " + std::to_string(n.nlink)) +
+                ", but " + why,
             _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
-                          std::to_string(n.nlink)));
+                          _nlink_shown(n.nlink)));
       }
     } else if (!n.lost) {
       std::int64_t want = static_cast<std::int64_t>(n.links);
       if (n.nlink != want) {
         std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
                                        : std::to_string(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
-        add(fsck_kind::k_wrong_nlink, key, "nlink is " + std::to_string(n.nlink) + ", but " + why,
+        add(fsck_kind::k_wrong_nlink, key,
+            (n.nlink == k_nlink_malformed ? std::string("nlink is not a number")
+                                          : "nlink is " + std::to_string(n.nlink)) +
+                ", but " + why,
             _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
-                          std::to_string(n.nlink)));
+                          _nlink_shown(n.nlink)));
       }
     }
     if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {

@@ -211,6 +211,25 @@ TEST_CASE_FIXTURE(FsckFixture, "orphans of a mount that is gone are reported, an
   CHECK(after.problems.empty());
 }
 
+// ... but not one whose inode it cannot decode: the line says so.
+TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose inode is bad waits for the inode's fix") {
+  auto t = build();
+  _ok(t.store->end_session());
+  cmd({"HSET", keys.inode(t.open), "mode", "x"});
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(_kinds(r) ==
+        _sorted({fsck_kind::k_bad_inode, fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan, fsck_kind::k_stale_open}));
+  std::size_t waiting = 0;
+  for (const auto& p : r.problems) {
+    if (p.kind == fsck_kind::k_dead_orphan && p.detail.find("inode " + std::to_string(t.open) + " ") == 0) {
+      CHECK_MESSAGE(p.detail.find("frees it once the inode is fixed") != std::string::npos, p.detail);
+      ++waiting;
+    }
+  }
+  CHECK(waiting == 1);
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "a prefix with no filesystem") {
   CHECK(fsck(pool, prefix, false, nullptr).code() == ENOENT);
   CHECK(fsck(pool, "bad:prefix", false, nullptr).code() == EINVAL);
@@ -1318,48 +1337,72 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
 }
 
 // A time that cannot be parsed, or is missing, is set to the latest of the
-// inode's other times (0 when none parses): it says nothing of the data or
-// of who may reach it.
-TEST_CASE_FIXTURE(FsckFixture, "a time that cannot be parsed or is missing: set from the inode's other times") {
+// inode's other times (0 when none parses), the rdev of what is no device
+// to 0, and a link count is counted again: they say nothing of the data or
+// of who may reach it. An owner, a mode or a device's rdev is not guessed.
+TEST_CASE_FIXTURE(FsckFixture, "fields that say nothing of the data or its access: set when they cannot be parsed") {
   auto t = build();
-  auto field = [&](Ino ino, const char* f) {
-    return std::string(_ok(conn().command({"HGET", keys.inode(ino), f})).view().str());
+  auto fields = [&](Ino ino, std::initializer_list<const char*> names) {
+    std::string out;
+    for (const char* f : names) {
+      out += (out.empty() ? "" : " ") + std::string(_ok(conn().command({"HGET", keys.inode(ino), f})).view().str());
+    }
+    return out;
   };
   cmd({"HSET", keys.inode(t.f), "atime", "100", "mtime", "300", "ctime", "200"});
-  std::string want = "300";
-  std::string after = "300 300 200";  // atime mtime ctime
-  SUBCASE("malformed") { cmd({"HSET", keys.inode(t.f), "atime", "yesterday"}); }
-  SUBCASE("missing") { cmd({"HDEL", keys.inode(t.f), "atime"}); }
-  SUBCASE("out of range") { cmd({"HSET", keys.inode(t.f), "atime", "99999999999999999999"}); }
-  SUBCASE("two of them, the latest left being the lower") {
+  std::string says = "(the repair sets the latest of its other times, 300)";
+  std::string after = "300 300 200 0 2";  // atime mtime ctime rdev nlink (two names)
+  SUBCASE("a time malformed") { cmd({"HSET", keys.inode(t.f), "atime", "yesterday"}); }
+  SUBCASE("a time missing") { cmd({"HDEL", keys.inode(t.f), "atime"}); }
+  SUBCASE("a time out of range") { cmd({"HSET", keys.inode(t.f), "atime", "99999999999999999999"}); }
+  SUBCASE("two times, the latest left being the lower") {
     cmd({"HSET", keys.inode(t.f), "atime", "", "mtime", "1.5"});
-    want = "200";
-    after = "200 200 200";
+    says = "(the repair sets the latest of its other times, 200)";
+    after = "200 200 200 0 2";
   }
-  SUBCASE("all three: the epoch") {
+  SUBCASE("all three times: the epoch") {
     cmd({"HSET", keys.inode(t.f), "atime", "x", "mtime", "y"});
     cmd({"HDEL", keys.inode(t.f), "ctime"});
-    want = "0";
-    after = "0 0 0";
+    says = "(the repair sets the latest of its other times, 0)";
+    after = "0 0 0 0 2";
+  }
+  SUBCASE("the rdev of a file, and a time") {
+    cmd({"HSET", keys.inode(t.f), "rdev", "-", "ctime", "z"});
+    says = "";
+    after = "100 300 300 0 2";
+  }
+  SUBCASE("a link count") {
+    cmd({"HSET", keys.inode(t.f), "nlink", "two"});
+    says = "nlink is not a number, but 2 entries name it";
+    after = "100 300 200 0 2";
   }
   auto r = check();
   INFO(_dump(r));
   REQUIRE_FALSE(r.problems.empty());
   for (const auto& p : r.problems) {
-    CHECK(p.kind == fsck_kind::k_bad_inode);
     CHECK(p.repairable);
     CHECK(p.deletes.empty());
-    CHECK_MESSAGE(p.detail.find("(the repair sets the latest of its other times, " + want + ")") != std::string::npos,
-                  p.detail);
+    CHECK_MESSAGE(p.detail.find(says) != std::string::npos, p.detail);
   }
   auto fixed = check(true);
   for (const auto& p : fixed.problems) {
     CHECK(p.repaired);
   }
   CHECK(check().problems.empty());
-  const std::string times = field(t.f, "atime") + " " + field(t.f, "mtime") + " " + field(t.f, "ctime");
-  CHECK(times == after);
+  CHECK(fields(t.f, {"atime", "mtime", "ctime", "rdev", "nlink"}) == after);
   CHECK(_ok(t.store->getattr(t.f)).ino == t.f);  // the daemon serves it again
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "an owner, a mode, a device's rdev that cannot be parsed: a bad inode, kept") {
+  auto t = build();
+  SUBCASE("uid") { cmd({"HSET", keys.inode(t.f), "uid", "root"}); }
+  SUBCASE("gid, beside a time") { cmd({"HSET", keys.inode(t.f), "gid", "", "mtime", "x"}); }
+  SUBCASE("mode") { cmd({"HSET", keys.inode(t.f), "mode", "0x1ed"}); }
+  SUBCASE("a fifo's rdev") { cmd({"HSET", keys.inode(t.fifo), "rdev", "x"}); }
+  auto r = check(true);
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
+  CHECK_FALSE(r.problems[0].repaired);
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "the root") {
