@@ -74,6 +74,7 @@ struct Tally {
   std::size_t deleted = 0;    // repairs done that deleted data
   std::size_t transient = 0;  // findings that may be a change seen half done (a mounted filesystem)
   std::size_t again = 0;      // left for the next check: a mount may be changing them (FsckProblem::again)
+  std::size_t mount_frees = 0;  // left for the next read-write mount (FsckProblem::mount_frees)
 };
 
 Tally _tally(const FsckReport& report) {
@@ -85,6 +86,7 @@ Tally _tally(const FsckReport& report) {
     t.deleting += p.repairable && !p.repaired && !p.deletes.empty() ? 1 : 0;
     t.deleted += p.repaired && !p.deletes.empty() ? 1 : 0;
     t.again += !p.repaired && p.again ? 1 : 0;
+    t.mount_frees += !p.repaired && p.mount_frees ? 1 : 0;
   }
   for (const auto& p : report.problems) {
     t.transient += !p.repaired && fsck_kind_may_be_transient(p.kind) ? 1 : 0;
@@ -166,6 +168,10 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
         : tally.again == left             ? " (changed while checked: run fsck again)"
         : tally.again > 0
             ? " (" + std::to_string(tally.again) + " changed while checked: run fsck again; repair the rest by hand)"
+        : tally.mount_frees == left
+            ? (left == 1 ? " (the next read-write mount frees it)" : " (the next read-write mount frees them)")
+        : tally.mount_frees > 0
+            ? " (" + std::to_string(tally.mount_frees) + " freed by the next read-write mount; repair the rest by hand)"
         : left == 1 ? " (repair it by hand)"
                     : " (repair them by hand)";
     throw CommandFailed{"'" + args.prefix + "' has " + _plural(left, "problem", "problems") +

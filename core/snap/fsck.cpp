@@ -178,6 +178,7 @@ std::string fsck_as_json(const std::string& prefix, bool repair, const FsckRepor
     q["repairable"] = p.repairable;
     q["repaired"] = p.repaired;
     q["again"] = p.again;
+    q["mount_frees"] = p.mount_frees;
     problems.push_back(std::move(q));
   }
   j["problems"] = std::move(problems);

@@ -94,6 +94,9 @@ struct FsckProblem {
   // changed since the check, or one of two checks saw it (fsck's confirm).
   // Run fsck again.
   bool again = false;
+  // Left for the next read-write mount, which frees it (a dead mount's
+  // orphan whose inode decodes).
+  bool mount_frees = false;
 };
 
 struct FsckReport {

@@ -750,6 +750,7 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
         "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) + ", which is gone; " +
             (n->bad ? "a read-write mount frees it once the inode is fixed" : "the next read-write mount frees it") +
             " (not repaired by fsck)");
+    m_report.problems.back().mount_frees = !n->bad;
   }
 }
 

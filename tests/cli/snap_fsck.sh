@@ -3,7 +3,8 @@
 # cannot parse never costs a file its blocks; --repair --dry-run lists the
 # repairs and marks those that delete data, and changes nothing; keys of the
 # wrong type (an OPEN that is a string) are problems, not a WRONGTYPE exit;
-# every line stays short whatever the key.
+# every line stays short whatever the key; a dead mount's orphan is left to
+# the next mount, and the summary says so.
 . "$(dirname "$0")/snap_lib.sh"
 
 make_fs SKX
@@ -306,4 +307,26 @@ done <"$T/out"
 while IFS= read -r line; do
   ((${#line} < 2048)) || fail "a stderr line of ${#line} bytes"
 done <"$T/err"
+
+# 5. A dead mount's orphan is the next read-write mount's to free, and the
+# summary says so rather than "repair it by hand"; one whose inode is bad
+# waits for the inode's fix.
+make_fs DEAD
+now=$(date +%s%N)
+rcli hset DEAD:INODE:6 type file mode 0644 uid 0 gid 0 size 0 nlink 0 rdev 0 bytes 0 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+rcli hset DEAD:ORPHANS 6 gone-mount >/dev/null
+rcli hset DEAD:SB inodes 6 >/dev/null
+expect_fail snap fsck DEAD --repair
+grep -q "^orphan of a dead mount: DEAD:ORPHANS: inode 6 .*the next read-write mount frees it" "$T/out" ||
+  fail "the dead mount's orphan: $(cat "$T/out")"
+grep -q "'DEAD' has 1 problem left (the next read-write mount frees it)$" "$T/err" ||
+  fail "the summary of a dead mount's orphan: $(cat "$T/err")"
+expect_fail snap -q fsck DEAD --json
+[[ $(jq -c '[.problems[] | [.kind, .repairable, .mount_frees]]' "$T/out") == '[["orphan of a dead mount",false,true]]' ]] ||
+  fail "fsck --json of a dead mount's orphan: $(cat "$T/out")"
+rcli hset DEAD:INODE:6 mode x >/dev/null
+expect_fail snap fsck DEAD
+grep -q "a read-write mount frees it once the inode is fixed" "$T/out" || fail "a bad orphan: $(cat "$T/out")"
+grep -q "(1 freed by the next read-write mount; repair the rest by hand)$" "$T/err" && fail "a bad orphan counted as freed"
 note "ok"
