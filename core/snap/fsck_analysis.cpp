@@ -477,7 +477,7 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   }
   // Every value judged below comes from the decoder (the daemon's own): a
   // value it cannot parse is never read as 0 or as a default, but for the
-  // times (_times_reset).
+  // fields the repair sets (_resets).
   auto attr = decode_attr(ino, fields);
   std::string why = _undecodable(ino, n.type, attr, fields);
   Resets resets;
@@ -744,8 +744,9 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
   }
   n->in_orphans = true;
   m_orphan_records.emplace_back(ino, std::string(session));
-  if (!mount_alive && (n->bad || n->nlink == 0)) {
-    // (a mount frees only an inode it can decode)
+  if (!mount_alive && (n->bad || n->nlink <= 0)) {
+    // (a mount frees only an inode it can decode; it reads a negative link
+    // count as 0, and one that is no number is counted again by the repair)
     add(fsck_kind::k_dead_orphan, key,
         "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) + ", which is gone; " +
             (n->bad ? "a read-write mount frees it once the inode is fixed" : "the next read-write mount frees it") +

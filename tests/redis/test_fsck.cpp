@@ -230,6 +230,21 @@ TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose inode is
   CHECK(waiting == 1);
 }
 
+// ... and one whose link count is no number: counted again by the repair,
+// then the next mount's to free, in one run.
+TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose link count is no number") {
+  auto t = build();
+  _ok(t.store->end_session());
+  cmd({"HSET", keys.inode(t.open), "nlink", "none"});
+  auto r = check(true);
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan, fsck_kind::k_stale_open,
+                              fsck_kind::k_wrong_nlink}));
+  CHECK(_ok(conn().command({"HGET", keys.inode(t.open), "nlink"})).view().str() == "0");
+  auto again = check();
+  CHECK(_kinds(again) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan}));
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "a prefix with no filesystem") {
   CHECK(fsck(pool, prefix, false, nullptr).code() == ENOENT);
   CHECK(fsck(pool, "bad:prefix", false, nullptr).code() == EINVAL);
