@@ -30,8 +30,7 @@ namespace {
 Error _mounted_refusal(Connection& c, const Keys& keys, std::uint64_t mounts) {
   std::string hint;
   if (auto live = live_mounts(c, keys); live.ok()) {
-    std::erase_if(*live, [&](const std::string& s) { return !endless_lease_hint(c, keys.mount(s), "").empty(); });
-    hint = live_mounts_hint(c, keys, *live);
+    hint = live_mounts_hint(c, keys, *live, false);
   }
   return make_error(EBUSY, "'" + keys.prefix() + "' is mounted (" + std::to_string(mounts) +
                                (mounts == 1 ? " live mount" : " live mounts") +

@@ -255,6 +255,23 @@ static Result<std::vector<std::string>> _scanned_sessions(Connection& c, const K
   return ids;
 }
 
+// The hint for a refusal because of the lease or session key `key`, whose
+// PTTL is `ttl`: none when it is gone (-2); the repair that removes it when
+// no holder set it (lease_ttl_plausible: never lapses, or too far ahead);
+// else when it lapses, for a mount that stopped without unmounting.
+static std::string _lease_hint(const std::string& key, std::int64_t ttl, const std::string& prefix) {
+  if (ttl == -2) {
+    return {};
+  }
+  if (!lease_ttl_plausible(ttl)) {
+    return "; " + key + " never lapses, as no running tool's or mount's does: `redisfs-snap fsck --repair " + prefix +
+           "` removes it";
+  }
+  return "; a mount that stopped without unmounting (killed, or its host gone) counts until its session lapses, "
+         "within " +
+         std::to_string((ttl + 999) / 1000) + " s";
+}
+
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
   std::vector<std::string> live;
   auto r = c.command({"HKEYS", keys.mounts()});
@@ -281,20 +298,30 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
   return live;
 }
 
-std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live) {
-  std::string last;  // (the session that lapses last)
-  std::int64_t last_ttl = -1;
+std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live, bool name_endless) {
   for (const std::string& session : live) {
-    if (std::string hint = endless_lease_hint(c, keys.mount(session), keys.prefix()); !hint.empty()) {
-      return hint;
+    c.append({"PTTL", keys.mount(session)});
+  }
+  auto ttls = c.read_all();
+  if (!ttls.ok()) {
+    return {};  // (a hint only: the refusal stands without it)
+  }
+  std::size_t last = live.size();  // (the session that lapses last)
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    const std::int64_t ttl = (*ttls)[i].view().integer();
+    if (ttl == -2) {
+      continue;
     }
-    auto ttl = c.command({"PTTL", keys.mount(session)});
-    if (ttl.ok() && ttl->view().integer() > last_ttl) {
-      last_ttl = ttl->view().integer();
-      last = session;
+    if (!lease_ttl_plausible(ttl)) {
+      if (name_endless) {
+        return _lease_hint(keys.mount(live[i]), ttl, keys.prefix());
+      }
+    } else if (last == live.size() || ttl > (*ttls)[last].view().integer()) {
+      last = i;
     }
   }
-  return last.empty() ? std::string() : session_lapse_hint(c, keys.mount(last), keys.prefix());
+  return last == live.size() ? std::string()
+                             : _lease_hint(keys.mount(live[last]), (*ttls)[last].view().integer(), keys.prefix());
 }
 
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough) {
@@ -493,25 +520,15 @@ Status Freeze::release(Connection& c) {
 
 std::string endless_lease_hint(Connection& c, const std::string& key, const std::string& prefix) {
   auto ttl = c.command({"PTTL", key});
-  if (!ttl.ok() || ttl->view().integer() == -2 || lease_ttl_plausible(ttl->view().integer())) {
+  if (!ttl.ok() || lease_ttl_plausible(ttl->view().integer())) {
     return {};
   }
-  return "; " + key + " never lapses, as no running tool's or mount's does: `redisfs-snap fsck --repair " + prefix +
-         "` removes it";
+  return _lease_hint(key, ttl->view().integer(), prefix);
 }
 
 std::string session_lapse_hint(Connection& c, const std::string& key, const std::string& prefix) {
-  if (std::string endless = endless_lease_hint(c, key, prefix); !endless.empty()) {
-    return endless;
-  }
   auto ttl = c.command({"PTTL", key});
-  if (!ttl.ok() || ttl->view().integer() < 0) {
-    return {};
-  }
-  const std::int64_t seconds = (ttl->view().integer() + 999) / 1000;
-  return "; a mount that stopped without unmounting (killed, or its host gone) counts until its session lapses, "
-         "within " +
-         std::to_string(seconds) + " s";
+  return ttl.ok() ? _lease_hint(key, ttl->view().integer(), prefix) : std::string();
 }
 
 bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms) {

@@ -296,9 +296,11 @@ Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes
 Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys);
 // For a refusal because `live` (live_mounts) is not empty: when one of
 // their session keys never lapses (no mount sets one so: damage, or another
-// program), endless_lease_hint of it, which names the repair; else
-// session_lapse_hint of the one that lapses last.
-std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live);
+// program) and `name_endless`, endless_lease_hint of it, which names the
+// repair; else session_lapse_hint of the one that lapses last. (fsck
+// --repair passes false: it removes those itself.)
+std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live,
+                             bool name_endless = true);
 
 // UNLINKs every key matching "<prefix>:*" but <prefix>:FREEZE (SCAN +
 // UNLINK in batches), keeping `freeze` alive if given; returns how many were

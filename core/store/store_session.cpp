@@ -679,11 +679,6 @@ Error Store::registration_refusal(Connection& c, ReplyView v) {
   const std::string& prefix = m_keys.prefix();
   if (v[0].str() == "WRITTEN") {
     m_session_taken = true;
-    if (!m_registered) {  // (it read CHANGED just before, as no "written")
-      return make_error(EBUSY, "the snapshot '" + prefix +
-                                   "' was mounted writable (--writable-snapshot) while this read-only mount "
-                                   "started; mount it again");
-    }
     if (v.size() > 1 && v[1].str() == "changed") {
       return make_error(EBUSY, "the snapshot '" + prefix +
                                    "', whose reads this read-only mount keeps, was changed under it (fsck --repair "
