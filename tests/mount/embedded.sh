@@ -33,6 +33,10 @@ mount_daemon_at "$MNT"
 [[ $(redis-cli -s "$esock" ping) == PONG ]] || fail "the embedded server does not answer on $esock"
 [[ $(redis-cli -s "$esock" config get port | tail -1) == 0 ]] || fail "the embedded server listens on TCP"
 [[ $(redis-cli -s "$esock" config get appendonly | tail -1) == yes ]] || fail "the embedded server has no AOF"
+# what the manual says of its durability: the AOF, flushed to disk once a
+# second
+[[ $(redis-cli -s "$esock" config get appendfsync | tail -1) == everysec ]] ||
+  fail "the embedded server flushes its AOF otherwise than the manual says"
 [[ $(stat -c %a "$data") == 700 ]] || fail "the data dir is mode $(stat -c %a "$data"), want 700"
 pid=$(server_pid) || fail "no pid file in $data"
 head -c 300000 /dev/urandom >"$T/data"
