@@ -98,11 +98,12 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
     auto stats = restore_from_path(&pool, args->input, opts);
     std::string from = args->input == "-" ? std::string("stdin") : args->input;
     if (!stats.ok()) {
-      // A refusal of the target says all; a failure says which input.
+      // A refusal of the target, or an input that cannot be opened (named
+      // there), says all; any other failure says which input.
       const std::string& m = stats.error().message;
-      bool refused = m.starts_with("refusing") || m.starts_with("nothing to resume") ||
-                     m.starts_with("cannot resume the restore into");
-      throw_failure(refused ? stats.error() : make_error(stats.error().code, from + ": " + stats.error().message));
+      bool says_all = m.starts_with("refusing") || m.starts_with("nothing to resume") ||
+                      m.starts_with("cannot resume the restore into") || m.starts_with("cannot open ");
+      throw_failure(says_all ? stats.error() : make_error(stats.error().code, from + ": " + stats.error().message));
     }
     _summarise(ctx, *args, *stats, from);
   });

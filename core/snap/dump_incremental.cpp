@@ -611,8 +611,8 @@ Status IncrementalRestore::check_base(Connection& c) {
   }
   TRY_ASSIGN(auto mounts, live_mounts(c, t));
   if (!mounts.empty()) {
-    return make_error(EBUSY, refuse + "it is mounted (" + std::to_string(mounts.size()) +
-                                 " live mounts); unmount it first" + live_mounts_hint(c, t, mounts));
+    return make_error(
+        EBUSY, refuse + "it " + mounted_count(mounts.size()) + "; unmount it first" + live_mounts_hint(c, t, mounts));
   }
   auto digest = state_digest(c, t);
   if (!digest.ok()) {

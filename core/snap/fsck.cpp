@@ -32,9 +32,8 @@ Error _mounted_refusal(Connection& c, const Keys& keys, std::uint64_t mounts) {
   if (auto live = live_mounts(c, keys); live.ok()) {
     hint = live_mounts_hint(c, keys, *live, false);
   }
-  return make_error(EBUSY, "'" + keys.prefix() + "' is mounted (" + std::to_string(mounts) +
-                               (mounts == 1 ? " live mount" : " live mounts") +
-                               "): unmount it before --repair, or add --force to repair it anyway" + hint);
+  return make_error(EBUSY, "'" + keys.prefix() + "' " + mounted_count(mounts) +
+                               ": unmount it before --repair, or add --force to repair it anyway" + hint);
 }
 }  // namespace
 

@@ -238,10 +238,9 @@ class RestoreSink : public dump::Sink {
     Keys t(m_target);
     TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
     if (st.mounts > 0) {
-      return make_error(EBUSY, "refusing to restore over " + redisfs::quoted(m_target) + ": it is mounted (" +
-                                   std::to_string(static_cast<long long>(st.mounts)) +
-                                   " live mounts); unmount it first, or restore under another name with --prefix NAME" +
-                                   st.mounts_hint);
+      return make_error(EBUSY,
+                        "refusing to restore over " + redisfs::quoted(m_target) + ": it " + mounted_count(st.mounts) +
+                            "; unmount it first, or restore under another name with --prefix NAME" + st.mounts_hint);
     }
     if (st.any_key && !m_opts.force) {
       return make_error(EEXIST, _refuse_taken(m_target, st.has_sb ? "a filesystem" : "keys"));

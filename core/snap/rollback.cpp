@@ -176,8 +176,8 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   }
   TRY_ASSIGN(PrefixState target, probe_prefix(c, fk));
   if (target.mounts > 0 && !opts.force) {
-    return make_error(EBUSY, "'" + fs + "' is mounted (" + std::to_string(static_cast<long long>(target.mounts)) +
-                                 " live mounts); unmount it, or use --force (its mounts then fail with ESTALE)" +
+    return make_error(EBUSY, "'" + fs + "' " + mounted_count(target.mounts) +
+                                 "; unmount it, or use --force (its mounts then fail with ESTALE)" +
                                  target.mounts_hint);
   }
   // The superblock may have changed before the reservation (a last write).

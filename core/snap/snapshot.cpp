@@ -298,6 +298,10 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
   return live;
 }
 
+std::string mounted_count(std::uint64_t mounts) {
+  return "is mounted (" + std::to_string(mounts) + (mounts == 1 ? " live mount)" : " live mounts)");
+}
+
 std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live, bool name_endless) {
   for (const std::string& session : live) {
     c.append({"PTTL", keys.mount(session)});
@@ -1340,9 +1344,8 @@ static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool forc
     return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
   }
   if (target.mounts > 0) {
-    return make_error(EBUSY, redisfs::quoted(dst) + " is mounted (" +
-                                 std::to_string(static_cast<long long>(target.mounts)) +
-                                 " live mounts); unmount it before replacing it" + target.mounts_hint);
+    return make_error(EBUSY, redisfs::quoted(dst) + " " + mounted_count(target.mounts) +
+                                 "; unmount it before replacing it" + target.mounts_hint);
   }
   return target;
 }
@@ -1492,9 +1495,8 @@ Result<DeleteStats> delete_prefix(Pool& pool, const std::string& prefix, bool ev
     return make_error(ENOENT, "no key under prefix " + redisfs::quoted(prefix));
   }
   if (st.mounts > 0 && !even_if_mounted) {
-    return make_error(EBUSY, redisfs::quoted(prefix) + " is mounted (" +
-                                 std::to_string(static_cast<long long>(st.mounts)) +
-                                 " live mounts); unmount it first, or use --force" + st.mounts_hint);
+    return make_error(EBUSY, redisfs::quoted(prefix) + " " + mounted_count(st.mounts) +
+                                 "; unmount it first, or use --force" + st.mounts_hint);
   }
   Progress progress("delete " + prefix, 0, "keys", quiet);
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, keys));

@@ -290,6 +290,10 @@ Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough 
 // names the key and repairs it. Else `e` as it is.
 Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes);
 
+// "is mounted (1 live mount)", "is mounted (3 live mounts)": how a refusal
+// because of live mounts names them.
+std::string mounted_count(std::uint64_t mounts);
+
 // The sessions in <prefix>:MOUNTS whose <prefix>:MOUNT:<id> exists: the
 // live mounts, counted without SCAN; when MOUNTS is damaged (not a hash),
 // the <prefix>:MOUNT:<id> keys a SCAN finds.

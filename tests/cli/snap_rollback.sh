@@ -68,7 +68,7 @@ refused "is mounted" snap -q rollback "$PREFIX" MON
 mapfile -t register < <(rcli --raw hgetall "$PREFIX:MOUNTS")
 rcli del "$PREFIX:MOUNTS" >/dev/null
 rcli set "$PREFIX:MOUNTS" junk >/dev/null
-refused "is mounted (1 live mounts" snap -q rollback "$PREFIX" MON
+refused "is mounted (1 live mount)" snap -q rollback "$PREFIX" MON
 refused "is mounted" snap -q restore --force --prefix "$PREFIX" < <(snap -q dump MON)
 rcli del "$PREFIX:MOUNTS" >/dev/null
 rcli hset "$PREFIX:MOUNTS" "${register[@]}" >/dev/null

@@ -47,6 +47,10 @@ expect_rc 2 snap fsck 'SKX::'
 expect_rc 2 snap restore "$T/skx2.json" --prefix 'a*'
 expect_rc 2 snap dump
 says "redisfs-snap: error: "
+note "an input that is not there: one line naming it once"
+expect_rc 1 snap restore "$T/missing.json" --prefix SKX4
+[[ $(cat "$T/err") == "redisfs-snap: error: cannot open $T/missing.json: No such file or directory" ]] ||
+  fail "restore of a missing file: $(cat "$T/err")"
 expect_rc 2 "$REDISFS_SNAP_BIN" frob
 says "redisfs-snap: error: unknown command 'frob'"
 says "copy, dump, restore, list, delete, fsck, du"
