@@ -110,7 +110,8 @@ bool Session::hold_opens_again() {
   }
   m_hold_failing = false;
   log_info("the server changed (a failover or a restart): it counts again the " + std::to_string(held.size()) +
-           " open file(s) this mount holds (" + std::to_string(*raised) + " of its counts had been lost)");
+           " open file(s) this mount holds (the server lacked " + std::to_string(*raised) +
+           " of the counts: opens it lost with the restart, or had not yet recorded)");
   return true;
 }
 
