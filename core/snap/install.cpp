@@ -507,6 +507,12 @@ Result<InstallResult> _aside_then_swap(Connection& c, const Keys& staging, const
       return make_error(moved.error().code,
                         "moving the old filesystem aside failed: " + moved.error().message + " (it is untouched)");
     }
+    for (int i = 0; i < 10 && fault_injected("install-aside-pause"); ++i) {
+      // Test hook: a second with the old filesystem aside and the new one
+      // not yet in (no superblock), for a mount to look at.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      TRY(freeze.keep_alive(c));
+    }
   }
   return _swap(c, staging, target, aside, expected, freeze, index, keep, expired);
 }

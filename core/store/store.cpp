@@ -300,6 +300,13 @@ Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_vi
     return make_error(EIO, "bad HMGET reply");
   }
   if (v[0].is_nil()) {
+    // Gone for good, or only while an install moves another filesystem in:
+    // the install's outcome decides (the old one comes back if it fails).
+    TRY_ASSIGN(Reply installing, c.command({"EXISTS", keys.installing()}));
+    if (installing.view().integer() != 0) {
+      return make_error(EAGAIN, std::string(what) + " is being replaced (" + keys.sb() + " is gone while " +
+                                    keys.installing() + " journals a restore or rollback moving another one in)");
+    }
     return make_error(ESTALE, std::string(what) + " was deleted (" + keys.sb() + " is gone)");
   }
   std::string identity = filesystem_identity(v[0].str(), v[1].str(), v[2].str(), v[3].str());

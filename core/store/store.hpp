@@ -913,7 +913,9 @@ Error key_refused(std::string_view what, const std::string& key, const Error& e)
 // Whether the filesystem under `keys` is still the one whose identity
 // (filesystem_identity) is `identity`: ESTALE when its superblock is gone
 // or is another filesystem's (the message begins with `what`); another
-// error when the server could not say.
+// error when the server could not say, EAGAIN when it cannot say yet: the
+// superblock is gone while <prefix>:INSTALLING journals a restore or
+// rollback moving another filesystem in (a failed one puts this one back).
 Status check_filesystem_identity(Connection& c, const Keys& keys, std::string_view identity,
                                  std::string_view what = "the filesystem under this mount");
 

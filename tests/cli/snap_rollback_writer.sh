@@ -9,6 +9,9 @@
 # Connection::set_identity): so the writer gets ESTALE (or EIO), never a
 # silent success on the new state, and the rolled-back filesystem is the
 # snapshot exactly (a tree digest of both, mounted read-only, and `diff`).
+# A mount that asks, while the old filesystem is aside and the new one not
+# yet in (no superblock), whether its filesystem is there waits for the
+# install's outcome, and logs 'replaced', not 'deleted'.
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
@@ -80,7 +83,13 @@ wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out" 2>/dev/null)"
 out=$(cat "$T/writer.out")
 [[ $out == "errno 116 after "* || $out == "errno 5 after "* ]] ||
   fail "the writer ended with '$out', not ESTALE or EIO: its writes went on in the rolled-back filesystem"
+log=${MOUNT_LOGS[$MNT]}
 unmount_fs
+# (while the install moves the snapshot in, the superblock is gone for a
+# moment: a mount that looks then waits for the outcome, not 'deleted')
+grep -q "the filesystem under this mount was replaced by another one" "$log" ||
+  fail "the mount did not log that its filesystem was replaced: $(cat "$log")"
+! grep -q "was deleted" "$log" || fail "the mount took the rollback for a delete: $(cat "$log")"
 
 note "the rolled-back filesystem is the snapshot exactly"
 snap -q diff MON "$PREFIX" >"$T/diff"
@@ -95,4 +104,27 @@ unmount_fs
 diff "$T/mon.tree" "$T/fs.tree" >&2 || fail "the rolled-back tree is not MON's"
 [[ $(grep -c . "$T/fs.tree") == 5 ]] || fail "the tree: $(cat "$T/fs.tree")"
 snap -q fsck "$PREFIX" >/dev/null || fail "fsck of the rolled-back filesystem"
+
+note "a mount that looks while the superblock is gone waits for the install's outcome"
+mount_fs
+log=${MOUNT_LOGS[$MNT]}
+snap -q copy "$PREFIX" MON2
+REDISFS_FAULT=install-aside-pause snap -q rollback --force --discard "$PREFIX" MON2 >/dev/null &
+rb=$!
+# lookups of a name the mount never saw reach the server, and an ENOENT
+# makes the mount ask whether its filesystem is still there
+for ((i = 0; i < 60; i++)); do
+  stat "$MNT/absent-$i" >/dev/null 2>&1 || true
+  sleep 0.05
+done
+wait "$rb" || fail "rollback --force with the aside pause failed"
+for ((i = 0; i < 100; i++)); do
+  stat "$MNT/after-$i" >/dev/null 2>&1 || true
+  grep -q "was replaced by another one" "$log" && break
+  sleep 0.05
+done
+unmount_fs
+grep -q "the filesystem under this mount was replaced by another one" "$log" ||
+  fail "the mount did not log that its filesystem was replaced: $(cat "$log")"
+! grep -q "was deleted" "$log" || fail "the mount took the rollback for a delete: $(cat "$log")"
 note "ok"

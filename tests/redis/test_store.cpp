@@ -2560,10 +2560,21 @@ TEST_CASE_FIXTURE(RedisFixture, "check_same_filesystem: deleted, or replaced by 
   CHECK(replaced.error().message.find("replaced") != std::string::npos);
   _ok(conn().command({"HDEL", keys.sb(), "dumped"}));
   _ok(s->check_same_filesystem());
+  auto sb = _ok(conn().command({"DUMP", keys.sb()}));
   _ok(conn().command({"DEL", keys.sb()}));
   auto deleted = s->check_same_filesystem();
   CHECK(deleted.code() == ESTALE);
   CHECK(deleted.error().message.find("deleted") != std::string::npos);
+  // Gone while an install journals another filesystem moving in (a
+  // rollback --force): not decided until it ends, replaced or put back.
+  _ok(conn().command({"SET", keys.installing(), "phase swap"}));
+  auto moving = s->check_same_filesystem();
+  CHECK(moving.code() == EAGAIN);
+  CHECK(moving.error().message.find("is being replaced") != std::string::npos);
+  _ok(conn().command({"RESTORE", keys.sb(), "0", std::string(sb.view().str())}));  // a failed install puts it back
+  _ok(s->check_same_filesystem());
+  _ok(conn().command({"HSET", keys.sb(), "rolled_back", "12345"}));  // one that ends
+  CHECK(s->check_same_filesystem().code() == ESTALE);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "drop_own_opens: what an open whose reply was lost left counted") {
