@@ -153,9 +153,8 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   const bool moving = mounts > 0 && !repair && transient > 0;
   summary(ctx, _summary_line(args, repair, *report, tally));
   if (moving) {
-    summary(ctx, "fsck " + args.prefix + ": it is mounted (" + _plural(mounts, "live mount", "live mounts") +
-                     ") and was checked while it may change: " + std::to_string(transient) + " of the " +
-                     _plural(left, "problem", "problems") +
+    summary(ctx, "fsck " + args.prefix + ": it " + mounted_count(mounts) + " and was checked while it may change: " +
+                     std::to_string(transient) + " of the " + _plural(left, "problem", "problems") +
                      " (counters, link counts, byte counts, entries, orphans, opens) may be a change seen half "
                      "done; for a consistent check, fsck a snapshot: redisfs-snap copy " +
                      args.prefix + " " + args.prefix + "-check && redisfs-snap fsck " + args.prefix + "-check");

@@ -40,6 +40,21 @@ for d, dirs, files in sorted(os.walk(root)):
 PY
 }
 
+# logged_replaced: within 5 s (each look a lookup that finds nothing, which
+# makes the mount ask), the mount of $MNT logs that its filesystem was
+# replaced, and never that it was deleted.
+logged_replaced() {
+  local log=${MOUNT_LOGS[$MNT]} i
+  for ((i = 0; i < 100; i++)); do
+    grep -q "the filesystem under this mount was replaced by another one" "$log" && break
+    stat "$MNT/after-$i" >/dev/null 2>&1 || true
+    sleep 0.05
+  done
+  grep -q "the filesystem under this mount was replaced by another one" "$log" ||
+    fail "the mount did not log that its filesystem was replaced: $(cat "$log")"
+  ! grep -q "was deleted" "$log" || fail "the mount took the rollback for a delete: $(cat "$log")"
+}
+
 mount_fs
 mkdir "$MNT/d"
 echo x >"$MNT/d/x"
@@ -83,13 +98,10 @@ wait "$WRITER" || fail "the writer failed: $(cat "$T/writer.out" 2>/dev/null)"
 out=$(cat "$T/writer.out")
 [[ $out == "errno 116 after "* || $out == "errno 5 after "* ]] ||
   fail "the writer ended with '$out', not ESTALE or EIO: its writes went on in the rolled-back filesystem"
-log=${MOUNT_LOGS[$MNT]}
-unmount_fs
 # (while the install moves the snapshot in, the superblock is gone for a
 # moment: a mount that looks then waits for the outcome, not 'deleted')
-grep -q "the filesystem under this mount was replaced by another one" "$log" ||
-  fail "the mount did not log that its filesystem was replaced: $(cat "$log")"
-! grep -q "was deleted" "$log" || fail "the mount took the rollback for a delete: $(cat "$log")"
+logged_replaced
+unmount_fs
 
 note "the rolled-back filesystem is the snapshot exactly"
 snap -q diff MON "$PREFIX" >"$T/diff"
@@ -107,7 +119,6 @@ snap -q fsck "$PREFIX" >/dev/null || fail "fsck of the rolled-back filesystem"
 
 note "a mount that looks while the superblock is gone waits for the install's outcome"
 mount_fs
-log=${MOUNT_LOGS[$MNT]}
 snap -q copy "$PREFIX" MON2
 REDISFS_FAULT=install-aside-pause snap -q rollback --force --discard "$PREFIX" MON2 >/dev/null &
 rb=$!
@@ -118,13 +129,6 @@ for ((i = 0; i < 60; i++)); do
   sleep 0.05
 done
 wait "$rb" || fail "rollback --force with the aside pause failed"
-for ((i = 0; i < 100; i++)); do
-  stat "$MNT/after-$i" >/dev/null 2>&1 || true
-  grep -q "was replaced by another one" "$log" && break
-  sleep 0.05
-done
+logged_replaced
 unmount_fs
-grep -q "the filesystem under this mount was replaced by another one" "$log" ||
-  fail "the mount did not log that its filesystem was replaced: $(cat "$log")"
-! grep -q "was deleted" "$log" || fail "the mount took the rollback for a delete: $(cat "$log")"
 note "ok"
