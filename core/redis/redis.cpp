@@ -407,6 +407,7 @@ struct Connection::Entry {
   bool idempotent = false;
   std::uint64_t op = 0;     // a writing script's operation id (0: not recorded)
   std::string op_key;       // where its outcome is recorded
+  std::string op_field;     // ... in this field (Connection::record_field)
   const lua::ScriptSource* script = nullptr;  // the script it runs (NOSCRIPT: load it and send again)
   Node* node = nullptr;     // where it went (nullptr: it could not be sent)
   std::uint64_t gen = 0;
@@ -1318,8 +1319,7 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
     (void)settle(kill, send_one(kill, deadline, false));
   }
   Entry probe;
-  std::string field = std::to_string(m_lane);
-  probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, field});
+  probe.cmd = _format(std::initializer_list<std::string_view>{"HGET", e.op_key, e.op_field});
   probe.slot = key_slot(e.op_key);
   probe.idempotent = true;
   probe.start = e.start;
@@ -1327,9 +1327,10 @@ Result<Reply> Connection::recover(Entry& e, Deadline deadline) {
   if (!r.ok()) {
     return r;
   }
-  // "<id>:<reply>" of this connection's latest change. Changes run in the
-  // order they were sent: a later id means this one ran too, but its reply
-  // is gone (an earlier entry of a pipeline).
+  // "<id>:<reply>" of the latest change that wrote this entry's field.
+  // Changes run in the order they were sent, and no change sent after this
+  // one has its field (record_field) unless a pipeline that never drains
+  // wrapped: a later id means this one ran, but its reply is gone.
   std::string_view rec = r->view().is_nil() ? std::string_view() : r->view().str();
   std::uint64_t last = 0;
   auto colon = rec.find(':');
@@ -1800,13 +1801,38 @@ void Connection::append_eval(lua::ScriptId script, std::span<const std::string_v
   // "" as the record's id means "do not record" (outcome.inc).
   std::uint64_t op = !m_op_log.empty() ? ++m_op_seq : 0;
   auto ttl = op_log_ttl(m_url).count();
-  std::string op_arg =
-      op != 0 ? std::to_string(m_lane) + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
+  std::string field = op != 0 ? record_field() : std::string();
+  std::string op_arg = op != 0 ? field + ":" + std::to_string(op) + ":" + std::to_string(ttl) : std::string();
   std::string_view op_key = op != 0 ? std::string_view(m_op_log) : (keys.empty() ? std::string_view() : keys[0]);
   std::vector<std::string> own;
   std::vector<std::string_view> argv;
   eval_argv(sha, keys, args, op_key, op_arg, own, argv);
   queue(argv, src, op);
+  m_queue.back()->op_field = std::move(field);
+}
+
+// The field of the outcome record a change writes: the connection's
+// number for the first change sent when nothing is pending, and behind it
+// the change's place among the changes sent since ("<lane>.<place>"), so
+// that every change of a pipeline keeps its own record until the pipeline
+// is read: after a lost connection each one is known to have run or not,
+// with its reply (recover). The places start again once nothing is
+// pending (a mount's callers read every reply before giving a connection
+// back), so a mount holds as many fields a connection as its deepest
+// pipeline; a pipeline that never drains wraps at k_record_places, where
+// a change whose field a later one overwrote is one that ran but whose
+// reply is not known (EIO), as before places.
+std::string Connection::record_field() {
+  if (pending() == 0) {
+    m_record_place = 0;
+  }
+  std::string field = std::to_string(m_lane);
+  if (m_record_place != 0) {
+    field += '.';
+    field += std::to_string(m_record_place);
+  }
+  m_record_place = (m_record_place + 1) % k_record_places;
+  return field;
 }
 
 Result<Reply> Connection::eval(lua::ScriptId script, std::span<const std::string> keys,

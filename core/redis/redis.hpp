@@ -255,10 +255,11 @@ class Connection {
 
   // Where the outcome of this connection's writing scripts is recorded: a
   // hash in the filesystem's slot (Keys::op_log), one per mount, with a
-  // field per connection holding its latest change's id and reply (an
-  // earlier change of a pipeline whose replies were all lost is known to
-  // have run, its reply not: EIO). Unset: a writing script whose reply is
-  // lost fails with EIO (Fault::Lost) instead of being checked.
+  // field per connection holding its latest change's id and reply, and one
+  // more for each further change of a pipeline ("<connection>.<place>"),
+  // so that each change of a pipeline whose replies were all lost is known
+  // to have run or not, with its reply. Unset: a writing script whose reply
+  // is lost fails with EIO (Fault::Lost) instead of being checked.
   void set_op_log(std::string key);
   // The filesystem a mount opened (filesystem_identity of its superblock,
   // superblock.hpp): every writing script of this connection whose first
@@ -324,6 +325,7 @@ class Connection {
   Result<Reply> send_one(Entry& e, Deadline deadline, bool asking);
   Result<Reply> settle(Entry& e, Result<Reply> first);
   Result<Reply> recover(Entry& e, Deadline deadline);
+  std::string record_field();
   const std::string& script_sha(const lua::ScriptSource& src);
   Result<std::string> reload_script(const lua::ScriptSource& src, Node& n, Deadline deadline);
   void queue(std::span<const std::string_view> argv, const lua::ScriptSource* script, std::uint64_t op,
@@ -346,6 +348,10 @@ class Connection {
   std::uint64_t m_lane;
   std::string m_op_log;  // empty: outcomes are not recorded
   std::uint64_t m_op_seq = 0;
+  // The place of the next change among those sent since nothing was
+  // pending (record_field); at most k_record_places fields a connection.
+  static constexpr std::uint64_t k_record_places = 4096;
+  std::uint64_t m_record_place = 0;
   std::string m_id_prefix;  // set_identity
   std::string m_identity;
   std::string m_cow_prefix;   // a snapshot of this prefix is being taken copy-on-write,

@@ -101,7 +101,8 @@
 //                              name); whoever finds it finishes the move
 //                              (install.hpp)
 //   <p>:OPLOG:<id>     hash    one mount's latest outcomes (TTL): connection
-//                              -> "<operation id>:<reply>", so a change
+//                              (and connection.place, in a pipeline) ->
+//                              "<operation id>:<reply>", so a change
 //                              whose reply was lost is checked, not run
 //                              twice (redis.hpp); removed at unmount
 //   <p>:TMP:<id>:<n>   string  write data on its way into a block (TTL): a

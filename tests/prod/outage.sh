@@ -20,6 +20,12 @@
 #    mount sees the new server while still mounted and counts its open
 #    again, so another mount's unlink leaves the file to it (an orphan it
 #    still reads), and its close frees it; fsck is clean.
+# 5. A pipeline whose replies are all lost after the server ran it (a
+#    proxy, tests/lost_reply_proxy.py, drops them and closes the
+#    connection): each change's outcome is read back from its own record,
+#    none fails as "ran, but its reply was lost". Two pipelines: a new
+#    file's deferred chmod with its data at its close (a default mount),
+#    and unlinks sent behind (a writeback mount).
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -237,3 +243,68 @@ fs_unmount "$MU"
 fs_unmount "$M"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the open the restart lost"
 note "an open lost with a restart: counted again, the file outlived another mount's unlink until its close"
+
+# ------------------------------------------------------------------ 5. a pipeline's replies lost
+PROXY_PORT=$(free_port)
+python3 "$HERE/../lost_reply_proxy.py" "$PROXY_PORT" "$PORT" "$T/arm" &
+PROXY_PID=$!
+record_pid $PROXY_PID
+for ((i = 0; i < 100; i++)); do
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY_PORT" 2>/dev/null &&
+    break
+  sleep 0.05
+done
+LOST_RE="reply was lost|reply lost|Input/output error"
+# arm EXPR: the proxy loses the replies of the pipeline whose last EVALSHA
+# matches EXPR (and closes the connection).
+arm() {
+  rm -f "$T/arm.fired"
+  echo -n "EVALSHA $1" >"$T/arm"
+}
+fired() {
+  [[ -e $T/arm.fired ]] || fail "the proxy lost no reply ($1)"
+}
+
+fs_mount "$M" --redis "redis://127.0.0.1:$PROXY_PORT" --prefix "$P"
+LOG=${MOUNT_LOGS[$M]}
+arm 'lost-pipeline-data'
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+os.fchmod(fd, 0o600)  # (held by the mount until the data goes, at the close)
+os.write(fd, b"lost-pipeline-data")
+os.close(fd)' "$M/chmodded" ||
+  fail "the close whose pipeline lost its replies failed (a new file, chmodded and written while open)"
+fired "of a close"
+fs_unmount "$M"
+! grep -Ei "$LOST_RE" "$LOG" || fail "a change of the close's pipeline failed: $(grep -Ei -m1 "$LOST_RE" "$LOG")"
+fs_mount "$M" --redis "$URL" --prefix "$P"
+[[ $(stat -c %a "$M/chmodded") == 600 && $(cat "$M/chmodded") == lost-pipeline-data ]] ||
+  fail "the file whose close lost its pipeline's replies is $(stat -c %a "$M/chmodded") '$(cat "$M/chmodded")'"
+fs_unmount "$M"
+
+fs_mount "$M" --redis "redis://127.0.0.1:$PROXY_PORT" --prefix "$P" -o writeback
+LOG=${MOUNT_LOGS[$M]}
+mkdir "$M/lost-rmdir"
+for i in 1 2 3 4 5 6; do
+  echo "$i" >"$M/lost-rmdir/$i"
+done
+sync -f "$M"
+# (the server sleeps while the first unlink is on its way: the others and
+# the rmdir wait for it, then go in one pipeline)
+arm 'lost-rmdir'
+rcli s debug sleep 1 >/dev/null &
+sleep 0.2
+rm "$M/lost-rmdir/"*
+rmdir "$M/lost-rmdir"
+wait $!
+python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$M" ||
+  fail "fsync of the directory whose removals lost their replies failed"
+fired "of removals sent behind"
+fs_unmount "$M"
+! grep -Ei "$LOST_RE" "$LOG" || fail "a removal of the pipeline failed: $(grep -Ei -m1 "$LOST_RE" "$LOG")"
+[[ $(rcli s hexists "$P:DIR:1" lost-rmdir) == 0 ]] || fail "the removed directory is still listed"
+"$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the pipelines whose replies were lost"
+kill "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null || true
+note "pipelines whose replies were lost: each change's outcome read back from its own record"

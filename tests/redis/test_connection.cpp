@@ -4,6 +4,7 @@
 // SELECT, and the pool.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -498,6 +499,68 @@ TEST_CASE_FIXTURE(RedisFixture, "with an outcome record, a writing script runs e
   auto next = c.command({"HGET", keys.sb(), "next_inode"});
   REQUIRE(next.ok());
   CHECK(next->view().str() == "42");
+}
+
+// Every change of a pipeline keeps its own record until the pipeline is
+// read: when the connection is lost after all of them ran, each one's
+// reply is read back (before: only the last one's, the others EIO).
+TEST_CASE_FIXTURE(RedisFixture, "a pipeline whose replies were all lost: each change's reply is read back") {
+  Connection& c = conn();
+  _mkfs(c, keys);
+  std::string log = keys.absolute("oplog");
+  c.set_op_log(log);
+  const std::string sb = keys.sb();
+  const std::string freeze = keys.freeze();
+  auto pipeline = [&](const std::vector<std::string>& tail) {
+    const std::string_view k[] = {sb, freeze};
+    const std::string_view a[] = {"10"};
+    for (int i = 0; i < 3; ++i) {
+      c.append_eval(lua::alloc, k, a);
+    }
+    std::vector<std::string_view> argv(tail.begin(), tail.end());
+    if (!argv.empty()) {
+      c.append(argv);
+    }
+    return c.read_replies(c.pending());
+  };
+  auto first = pipeline({});
+  REQUIRE(first.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE_MESSAGE(first[i].ok(), first[i].error().message);
+    CHECK(first[i]->view().integer() == 11 + 10 * static_cast<long long>(i));
+  }
+  // One field for the first change, one for each place behind it.
+  const std::string lane = std::to_string(c.lane().id);
+  auto fields = c.command({"HKEYS", log});
+  REQUIRE(fields.ok());
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < fields->view().size(); ++i) {
+    names.emplace_back(fields->view()[i].str());
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{lane, lane + ".1", lane + ".2"});
+
+  // The server closes the connection after running the pipeline and before
+  // writing a reply: the last command's reply passes the output limit (a
+  // client over it is closed without its pending output). GETDEL is not
+  // sent again (it may have run), so the limit is passed once.
+  const std::string big = keys.absolute("big");
+  REQUIRE(c.command({"SET", big, std::string(1 << 20, 'x')}).ok());
+  ConfigGuard guard("client-output-buffer-limit", "normal 0 0 0");
+  REQUIRE(c.command({"CONFIG", "SET", "client-output-buffer-limit", "normal 65536 65536 0"}).ok());
+  const long long id = _client_id(c);
+  auto second = pipeline({"GETDEL", big});
+  REQUIRE(c.command({"CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"}).ok());
+  CHECK(_client_id(c) != id);  // (the connection was lost)
+  REQUIRE(second.size() == 4);
+  c_lost(second[3]);
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE_MESSAGE(second[i].ok(), second[i].error().message);
+    CHECK(second[i]->view().integer() == 41 + 10 * static_cast<long long>(i));
+  }
+  auto next = c.command({"HGET", keys.sb(), "next_inode"});
+  REQUIRE(next.ok());
+  CHECK(next->view().str() == "62");  // each ran once
 }
 
 // With no basis (or one that is not the server's), the reply nests the
