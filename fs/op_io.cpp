@@ -1,4 +1,4 @@
-// read and write: straight to the Store. A write on an O_APPEND file lands
+// read, write and lseek: straight to the Store. A write on an O_APPEND file lands
 // at the end of the file as the server sees it (another host may have
 // grown it), whatever offset the kernel computed from its cached size;
 // but not on a writeback mount: there the kernel's writeback cache
@@ -85,6 +85,42 @@ void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     killpriv::mode_dropped(ino);
   }
   reply_write(req, size);
+}
+
+// SEEK_DATA and SEEK_HOLE (the kernel answers the other whences itself),
+// from the blocks on the server (Store::seek_data). Not on a writeback
+// mount, where the kernel may hold dirty pages of the file that it does
+// not write back before it asks: ENOSYS makes it answer every lseek of
+// the mount itself from then on (the whole file data, its end the only
+// hole), as it did before lseek was answered here.
+bool lseek_answered(fuse_req_t req, off_t off, int whence) {
+  if (session_of(req).options().writeback) {
+    reply_err(req, ENOSYS);
+  } else if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+    reply_err(req, EINVAL);
+  } else if (off < 0) {
+    reply_err(req, ENXIO);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
+  if (lseek_answered(req, off, whence)) {
+    return;
+  }
+  Session& session = session_of(req);
+  Result<std::uint64_t> at = session.store().seek_data(ino, static_cast<std::uint64_t>(off), whence == SEEK_DATA);
+  if (!at) {
+    if (at.error().code == ENXIO) {
+      reply_err(req, ENXIO);  // (an answer, not a failure: nothing to log)
+    } else {
+      reply_fail(req, "lseek", ino, {}, at.error());
+    }
+    return;
+  }
+  reply_lseek(req, *at);
 }
 
 }  // namespace redisfs::op

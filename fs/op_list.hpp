@@ -44,6 +44,7 @@
   X(fsync, Fsync, RefuseWhenGone, Noop)               \
   X(read, Read, RefuseWhenGone, View)                 \
   X(write, Write, RefuseWhenGone, Change)             \
+  X(lseek, Lseek, RefuseWhenGone, View)               \
   X(setxattr, Setxattr, RefuseWhenGone, Change)       \
   X(getxattr, Getxattr, RefuseWhenGone, View)         \
   X(listxattr, Listxattr, RefuseWhenGone, View)       \

@@ -46,6 +46,10 @@ void open_dir_handle(fuse_req_t req, fuse_file_info* fi, Store& store, const Rep
                      Ino parent, Ino base, std::shared_ptr<void> keep);
 // df's numbers for a Store's totals.
 struct statvfs statvfs_of(const StatFs& fs);
+// An lseek answered before its file is looked at (op_io.cpp): ENOSYS on a
+// writeback mount, EINVAL for a whence other than SEEK_DATA and SEEK_HOLE,
+// ENXIO for a negative offset. True when it was.
+bool lseek_answered(fuse_req_t req, off_t off, int whence);
 
 }  // namespace op
 }  // namespace redisfs

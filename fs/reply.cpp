@@ -169,6 +169,8 @@ bool reply_open(fuse_req_t req, const fuse_file_info* fi) { return fuse_reply_op
 
 void reply_write(fuse_req_t req, std::size_t count) { fuse_reply_write(req, count); }
 
+void reply_lseek(fuse_req_t req, std::uint64_t offset) { fuse_reply_lseek(req, static_cast<off_t>(offset)); }
+
 void reply_buf(fuse_req_t req, std::string_view data) { fuse_reply_buf(req, data.data(), data.size()); }
 
 void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces) {

@@ -74,6 +74,7 @@ void reply_readlink(fuse_req_t req, const std::string& target);
 // RELEASE comes for that open.
 [[nodiscard]] bool reply_open(fuse_req_t req, const fuse_file_info* fi);
 void reply_write(fuse_req_t req, std::size_t count);
+void reply_lseek(fuse_req_t req, std::uint64_t offset);
 void reply_buf(fuse_req_t req, std::string_view data);
 // The pieces, in order, as one answer (read: no copy of the bytes).
 void reply_pieces(fuse_req_t req, std::span<const std::string_view> pieces);

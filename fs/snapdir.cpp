@@ -604,6 +604,27 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   reply_pieces(req, data.pieces);
 }
 
+// As op::lseek, from the snapshot's blocks (nothing of it is gathered).
+void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
+  if (op::lseek_answered(req, off, whence)) {
+    return;
+  }
+  std::optional<Target> t = _target(req, ino, "lseek");
+  if (!t) {
+    return;
+  }
+  Result<std::uint64_t> at = t->store->seek_data(t->inner, static_cast<std::uint64_t>(off), whence == SEEK_DATA);
+  if (!at) {
+    if (at.error().code == ENXIO) {
+      reply_err(req, ENXIO);
+    } else {
+      _fail(req, *t, "lseek", ino, {}, at.error());
+    }
+    return;
+  }
+  reply_lseek(req, *at);
+}
+
 void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   if (ino == k_snapdir_ino) {
     reply_err(req, ENODATA);

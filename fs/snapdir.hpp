@@ -155,6 +155,7 @@ void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
 void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi);
 void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
 void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void statfs(fuse_req_t req, fuse_ino_t ino);

@@ -354,6 +354,16 @@ class Store {
     std::size_t size = 0;  // their total
   };
   Status read_pieces(Ino ino, std::uint64_t offset, std::size_t size, ReadPieces& out);
+  // lseek(2)'s SEEK_DATA (`data`) or SEEK_HOLE from `offset`, as the
+  // server holds the file (with what this mount gathered for it sent
+  // first): a block present on the server is data, a missing one is a
+  // hole (a file's holes are the blocks never written, or truncated
+  // away), and the end of the file is a hole. ENXIO at or past the end,
+  // and for SEEK_DATA when only holes follow. Probes the blocks with
+  // EXISTS, many at a time (a round trip covers up to 64 Ki blocks of
+  // holes or of data); a SEEK_DATA past more holes than the server has
+  // keys (and 1 Mi blocks) SCANs for the file's blocks instead.
+  Result<std::uint64_t> seek_data(Ino ino, std::uint64_t offset, bool data);
   // The same read answered from what the open read ahead, when that still
   // holds (prefetch.hpp): true, and *more says whether `first` holds bytes
   // past this read's end for a later READ of the open. false: the caller

@@ -138,6 +138,7 @@ def call(p, op):
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)  # (a fifo: no waiting for a writer)
         try:
             os.read(fd, 1 << 20)
+            os.lseek(fd, rnd.choice([0, 5, 65536, 10**6]), rnd.choice([os.SEEK_DATA, os.SEEK_HOLE]))
         finally:
             os.close(fd)
     elif op == 2:
