@@ -14,7 +14,9 @@
 #     stop_server / start_server_again / restart_redis NAME, and a restart
 #     that keeps the new server LOADING for a while;
 #   - ACL: setup_fsuser, the restricted user redisfs documents (one place);
-#   - mounts: fs_mount / fs_unmount, and expect_quick_fail for error cases.
+#   - mounts: fs_mount / fs_unmount, and expect_quick_fail for error cases;
+#   - lost replies: start_reply_proxy / stop_reply_proxy (a proxy that
+#     drops the replies of the call it is armed for).
 #
 # Nothing outlives the case: the EXIT trap unmounts every mount and kills
 # every daemon and redis-server it started (only those: their pids are
@@ -407,6 +409,30 @@ fs_mount() {
   shift
   need_binary REDISFS_BIN
   start_daemon 60 "$mnt" "$@"
+}
+
+# ------------------------------------------------------------------ lost replies
+
+# start_reply_proxy NAME ARM: tests/lost_reply_proxy.py in front of server
+# NAME's port, armed by the file ARM (see the proxy); sets PROXY_PORT and
+# PROXY_PID, and returns once it listens. stop_reply_proxy ends it.
+start_reply_proxy() {
+  local i
+  PROXY_PORT=$(free_port)
+  python3 "$HERE/../lost_reply_proxy.py" "$PROXY_PORT" "${SRV_PORT[$1]}" "$2" &
+  PROXY_PID=$!
+  record_pid "$PROXY_PID"
+  for ((i = 0; i < 100; i++)); do
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY_PORT" \
+      2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "the reply proxy does not listen on port $PROXY_PORT"
+}
+
+stop_reply_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
 }
 
 

@@ -245,15 +245,7 @@ fs_unmount "$M"
 note "an open lost with a restart: counted again, the file outlived another mount's unlink until its close"
 
 # ------------------------------------------------------------------ 5. a pipeline's replies lost
-PROXY_PORT=$(free_port)
-python3 "$HERE/../lost_reply_proxy.py" "$PROXY_PORT" "$PORT" "$T/arm" &
-PROXY_PID=$!
-record_pid $PROXY_PID
-for ((i = 0; i < 100; i++)); do
-  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY_PORT" 2>/dev/null &&
-    break
-  sleep 0.05
-done
+start_reply_proxy s "$T/arm"
 LOST_RE="reply was lost|reply lost|Input/output error"
 # arm EXPR: the proxy loses the replies of the pipeline whose last EVALSHA
 # matches EXPR (and closes the connection).
@@ -305,6 +297,5 @@ fs_unmount "$M"
 ! grep -Ei "$LOST_RE" "$LOG" || fail "a removal of the pipeline failed: $(grep -Ei -m1 "$LOST_RE" "$LOG")"
 [[ $(rcli s hexists "$P:DIR:1" lost-rmdir) == 0 ]] || fail "the removed directory is still listed"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the pipelines whose replies were lost"
-kill "$PROXY_PID"
-wait "$PROXY_PID" 2>/dev/null || true
+stop_reply_proxy
 note "pipelines whose replies were lost: each change's outcome read back from its own record"

@@ -121,13 +121,7 @@ note "1. a restore and a copy whose final move or freeze loses a reply (tests/lo
 # (the batch ran, its reply did not come: sent again, it moves nothing
 # twice and answers 2 for the keys its first run moved, which count as
 # moved, or the install would find too few)
-PROXY_PORT=$(free_port)
-python3 "$HERE/../lost_reply_proxy.py" "$PROXY_PORT" "${SRV_PORT[s]}" "$T/arm" &
-for ((i = 0; i < 100; i++)); do
-  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY_PORT" 2>/dev/null &&
-    break
-  sleep 0.05
-done
+start_reply_proxy s "$T/arm"
 # (and a freeze whose reply was lost: sent again, it finds its own)
 # lost_reply WHAT COMMAND EXPR: WHAT (restore or copy) into $P-lost<n>,
 # the proxy losing the reply to the first COMMAND that matches EXPR, where
