@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # seek_holes: lseek(2)'s SEEK_DATA and SEEK_HOLE answer from the blocks on
-# the server (redisfs(1), SPARSE FILES): a block never written (or
+# the server (redisfs(1), NOTES, Sparse files): a block never written (or
 # truncated away) is a hole, a written one data, the end of the file a
 # hole; ENXIO at or past the end, and for SEEK_DATA when only holes
 # follow.
