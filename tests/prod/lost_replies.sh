@@ -64,7 +64,7 @@ for mode in default writeback; do
   fs_mount "$M" --redis "$URL" --prefix "$P"
   diff -r "$T/src/core" "$M/core" >"$T/diff" || fail "the tree unpacked through lost replies differs: $(head -3 "$T/diff")"
   [[ $(find "$M/x" -type f -perm 600 | wc -l) == 89 ]] ||
-    fail "the files written through lost replies: $(find "$M/x" -type f -perm 600 | wc -l) of 600, not 89"
+    fail "the files written through lost replies: $(find "$M/x" -type f -perm 600 | wc -l) of mode 600, not 89"
   fs_unmount "$M"
   "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the $mode mount's lost replies"
   note "$mode mount: about $lost connections broken with their replies lost; nothing failed, the tree is whole"
