@@ -825,7 +825,9 @@ Result<std::uint64_t> Store::seek_data(Ino ino, std::uint64_t offset, bool data)
   }
   std::uint64_t size = 0;
   if (!sized.view().is_string() || !parse_u64(sized.view().str(), size) || size > k_max_file_size) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": bad size");
+    return make_error(
+        EIO, "inode " + std::to_string(ino) + ": bad size '" +
+                 (sized.view().is_string() ? _bounded(sized.view().str()) : std::string("(not a string)")) + "'");
   }
   if (offset >= size) {
     return make_error(ENXIO, "at or past the end of the file");

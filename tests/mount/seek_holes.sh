@@ -5,7 +5,8 @@
 # hole; ENXIO at or past the end, and for SEEK_DATA when only holes
 # follow.
 # - a sparse file's data runs, block by block, and single lseeks inside
-#   data and holes, at the end and past it;
+#   data and holes, at the end and past it; a block written with zeros
+#   is data;
 # - what an open wrote and has not closed yet (gathered in the daemon)
 #   counts: it goes to the server first;
 # - a truncate down cuts the runs; another mount's write shows at once;
@@ -55,6 +56,9 @@ expect "SEEK_DATA at the end" ENXIO "$(python3 "$S" at "$F" data "$SIZE")"
 expect "SEEK_HOLE at the end" ENXIO "$(python3 "$S" at "$F" hole "$SIZE")"
 expect "SEEK_DATA past the end" ENXIO "$(python3 "$S" at "$F" data $((SIZE + BS)))"
 expect "SEEK_HOLE in the last block" "$SIZE" "$(python3 "$S" at "$F" hole $((100 * BS + 1)))"
+dd if=/dev/zero of="$MNT/zeros" bs="$BS" seek=2 count=1 status=none
+expect "the map of a file whose one block holds zeros (written: data)" "$((2 * BS)) $((3 * BS))
+end none" "$(python3 "$S" map "$MNT/zeros")"
 
 expect "SEEK_DATA of a file written and not closed yet" $((3 * BS)) \
   "$(python3 "$S" open-write "$MNT/open" "$BS")"
