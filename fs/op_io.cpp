@@ -1,4 +1,4 @@
-// read, write and lseek: straight to the Store. A write on an O_APPEND file lands
+// read, write, lseek and fallocate: straight to the Store. A write on an O_APPEND file lands
 // at the end of the file as the server sees it (another host may have
 // grown it), whatever offset the kernel computed from its cached size;
 // but not on a writeback mount: there the kernel's writeback cache
@@ -7,6 +7,7 @@
 // With FUSE_HANDLE_KILLPRIV_V2 a write also drops the file's capability and,
 // when the kernel says so, its setuid and setgid bits (killpriv.hpp).
 #include <fcntl.h>
+#include <linux/falloc.h>
 
 #include <string>
 
@@ -121,6 +122,49 @@ void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info
     return;
   }
   reply_lseek(req, *at);
+}
+
+// fallocate(2): only FALLOC_FL_PUNCH_HOLE (which comes with KEEP_SIZE);
+// Store::punch_hole. Reserving space (mode 0, KEEP_SIZE alone) is
+// EOPNOTSUPP: a Redis server reserves nothing ahead, and glibc's
+// posix_fallocate then writes the zeros itself. Never ENOSYS, which would
+// make the kernel refuse every later fallocate of the mount, punches too.
+// The kernel writes back and drops its cached pages of the range itself,
+// and forgets the file's size and times after. Under FUSE_HANDLE_KILLPRIV_V2 it
+// leaves setuid, setgid and security.capability to us and says nothing of
+// the caller's CAP_FSETID: they go as on a write of a caller without it,
+// but for root's punch, which keeps them (as root's write would).
+void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info* /*fi*/) {
+  Session& session = session_of(req);
+  if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  if (Status st = session.store().writable(); !st) {
+    reply_fail(req, "fallocate", ino, {}, st.error());
+    return;
+  }
+  if (offset < 0 || length <= 0) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  WriteKill kill{killpriv::negotiated() && caller_of(req).uid != 0};
+  if (kill.suidgid) {
+    if (Status st = session.store().drop_capability(ino); !st) {
+      reply_fail(req, "fallocate", ino, {}, st.error());
+      return;
+    }
+  }
+  Status st =
+      session.store().punch_hole(ino, static_cast<std::uint64_t>(offset), static_cast<std::uint64_t>(length), &kill);
+  if (kill.killed) {
+    killpriv::mode_dropped(ino);  // (the kernel forgets only the size and times after a fallocate)
+  }
+  if (!st) {
+    reply_fail(req, "fallocate", ino, {}, st.error());
+    return;
+  }
+  reply_ok(req);
 }
 
 }  // namespace redisfs::op

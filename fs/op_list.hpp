@@ -45,6 +45,7 @@
   X(read, Read, RefuseWhenGone, View)                 \
   X(write, Write, RefuseWhenGone, Change)             \
   X(lseek, Lseek, RefuseWhenGone, View)               \
+  X(fallocate, Fallocate, RefuseWhenGone, Change)     \
   X(setxattr, Setxattr, RefuseWhenGone, Change)       \
   X(getxattr, Getxattr, RefuseWhenGone, View)         \
   X(listxattr, Listxattr, RefuseWhenGone, View)       \

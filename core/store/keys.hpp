@@ -44,10 +44,11 @@
 //                              instant of a snapshot <id> of it; the
 //                              snapshot takes the old one over in that step
 //                              (it then says what changed since the
-//                              snapshot before it). write.lua and
-//                              truncate.lua add to it (SCARD + SADD, in
-//                              their own step) only while it exists and is
-//                              a set: without one nothing is tracked. At
+//                              snapshot before it). write.lua,
+//                              truncate.lua and punch.lua add to it
+//                              (SCARD + SADD, in their own step) only
+//                              while it exists and is a set: without one
+//                              nothing is tracked. At
 //                              k_changed_cap block members it becomes the
 //                              string "overflow" (unknown: compare all).
 //                              A snapshot mounted writable gets the string

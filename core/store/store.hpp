@@ -364,6 +364,20 @@ class Store {
   // holes or of data); a SEEK_DATA past more holes than the server has
   // keys (and 1 Mi blocks) SCANs for the file's blocks instead.
   Result<std::uint64_t> seek_data(Ino ino, std::uint64_t offset, bool data);
+  // fallocate(2)'s FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE): the bytes of
+  // [offset, offset + length) that lie within the file read as zeros
+  // after, and the blocks the range covers whole are removed (their bytes
+  // leave the counts); the size stays. What this mount gathered for the
+  // file is sent first. Done in steps of at most 1024 blocks, each atomic
+  // (punch.lua), each from the next block holding data (found as
+  // seek_data finds it: a sparse range costs its data, not its length);
+  // every step stamps mtime and ctime (on a writeback mount, counts 'gen':
+  // the kernel keeps the times), and a range of holes only that too.
+  // `kill` (may be null): when asked, setuid goes, and setgid of a
+  // group-executable file (a write's rule), and `killed` says whether a
+  // bit went. Nothing changes when the range starts at or past the end of
+  // the file.
+  Status punch_hole(Ino ino, std::uint64_t offset, std::uint64_t length, WriteKill* kill);
   // The same read answered from what the open read ahead, when that still
   // holds (prefetch.hpp): true, and *more says whether `first` holds bytes
   // past this read's end for a later READ of the open. false: the caller

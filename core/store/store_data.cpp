@@ -7,7 +7,6 @@
 #include <deque>
 #include <optional>
 
-#include "redis/scan.hpp"
 #include "store/store.hpp"
 #include "store/store_internal.hpp"
 
@@ -402,35 +401,6 @@ bool Store::read_prefetched(Ino ino, const std::shared_ptr<const Prefetch>& firs
   return true;
 }
 
-// Existing block indexes of an inode in [from, to), largest first, found by
-// SCAN: for a huge sparse file, cheaper than naming every possible block.
-static Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const Keys& keys, Ino ino,
-                                                           std::uint64_t from, std::uint64_t to) {
-  std::vector<std::uint64_t> found;
-  std::string pattern = keys.block(ino, 0);
-  pattern.replace(pattern.size() - 1, 1, "*");
-  ScanWalk walk(c, {"SCAN"}, {"MATCH", pattern, "COUNT", "10000"});
-  for (;;) {
-    TRY_ASSIGN(auto list, walk.next());
-    if (!list) {
-      break;
-    }
-    if (walk.started_over()) {
-      found.clear();
-    }
-    for (std::size_t i = 0; i < list->size(); ++i) {
-      auto rel = keys.relative((*list)[i].str());
-      ParsedKey k = rel ? parse_relative_key(*rel) : ParsedKey{};
-      if (k.kind == KeyKind::Block && k.ino == ino && k.index >= from && k.index < to) {
-        found.push_back(k.index);
-      }
-    }
-  }
-  std::sort(found.rbegin(), found.rend());
-  found.erase(std::unique(found.begin(), found.end()), found.end());
-  return found;
-}
-
 namespace {
 
 // One step of a truncate: the script's keys and arguments, the size it
@@ -761,102 +731,6 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
     return offset;
   }
   return make_error(EAGAIN, "append: the file kept growing");
-}
-
-// SEEK_DATA and SEEK_HOLE: the first block of [first, last] present on
-// the server (`data`) or missing, or none. A round trip sends EXISTS of
-// k_seek_span blocks at a time, 4 of them at first, twice as many each
-// round up to 256; the first span holding what is sought is then probed
-// block by block. (A block that another mount wrote or removed between
-// the two makes the search go on past that span.)
-static Result<std::optional<std::uint64_t>> _first_block(Connection& c, const Keys& keys, Ino ino, std::uint64_t first,
-                                                         std::uint64_t last, bool data) {
-  constexpr std::uint64_t k_seek_span = 256;
-  std::uint64_t spans = 4;
-  for (std::uint64_t at = first; at <= last; spans = std::min<std::uint64_t>(spans * 2, 256)) {
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> sent;  // each span's first and last block
-    for (; sent.size() < spans && at <= last; at = sent.back().second + 1) {
-      sent.emplace_back(at, std::min(last, at + k_seek_span - 1));
-      Args argv{"EXISTS"};
-      for (std::uint64_t b = sent.back().first; b <= sent.back().second; ++b) {
-        argv.push_back(keys.block(ino, b));
-      }
-      c.append(argv);
-    }
-    std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
-    std::vector<Result<Reply>> counts = c.read_replies(sent.size());
-    for (std::size_t i = 0; i < sent.size(); ++i) {
-      TRY_ASSIGN(Reply n, std::move(counts[i]));
-      const auto len = static_cast<long long>(sent[i].second - sent[i].first + 1);
-      if (!found && (data ? n.view().integer() > 0 : n.view().integer() < len)) {
-        found = sent[i];
-      }
-    }
-    if (!found) {
-      continue;
-    }
-    for (std::uint64_t b = found->first; b <= found->second; ++b) {
-      c.append({"EXISTS", keys.block(ino, b)});
-    }
-    std::vector<Result<Reply>> each = c.read_replies(found->second - found->first + 1);
-    for (std::uint64_t b = found->first; b <= found->second; ++b) {
-      TRY_ASSIGN(Reply n, std::move(each[b - found->first]));
-      if ((n.view().integer() != 0) == data) {
-        return std::optional<std::uint64_t>(b);
-      }
-    }
-    at = found->second + 1;
-  }
-  return std::optional<std::uint64_t>();
-}
-
-// Blocks a SEEK_DATA probes at least before it may SCAN instead (64 GiB
-// of 64 KiB blocks).
-static constexpr std::uint64_t k_seek_scan_min = 1 << 20;
-
-Result<std::uint64_t> Store::seek_data(Ino ino, std::uint64_t offset, bool data) {
-  if (m_gathered_count.load() != 0) {
-    TRY(settle(ino, true));  // what this mount wrote to it is on the server
-  }
-  TRY_ASSIGN(auto c, acquire());
-  TRY_ASSIGN(Reply sized, c->command({"HGET", m_keys.inode(ino), "size"}));
-  if (sized.view().is_nil()) {
-    return make_error(ESTALE, "inode " + std::to_string(ino) + " was removed");
-  }
-  std::uint64_t size = 0;
-  if (!sized.view().is_string() || !parse_u64(sized.view().str(), size) || size > k_max_file_size) {
-    return make_error(
-        EIO, "inode " + std::to_string(ino) + ": bad size '" +
-                 (sized.view().is_string() ? _bounded(sized.view().str()) : std::string("(not a string)")) + "'");
-  }
-  if (offset >= size) {
-    return make_error(ENXIO, "at or past the end of the file");
-  }
-  const std::uint64_t bs = m_sb.block_size;
-  const std::uint64_t first = offset / bs;
-  const std::uint64_t last = (size - 1) / bs;
-  // A hole ends at a block that exists (probing it costs at most what the
-  // server holds), but data may lie past a hole of any length: past as
-  // many blocks as the server has keys, the rest of the file is found
-  // with a SCAN of its blocks (a 1 PiB file of one block: one walk of the
-  // keyspace, not 16 Gi probes).
-  std::uint64_t probed = last;
-  if (data && last - first >= k_seek_scan_min) {
-    TRY_ASSIGN(Reply n, c->command({"DBSIZE"}));
-    const auto keys = static_cast<std::uint64_t>(std::max<long long>(n.view().integer(), 0));
-    probed = std::min(last, first + std::max(keys, k_seek_scan_min));
-  }
-  TRY_ASSIGN(std::optional<std::uint64_t> at, _first_block(*c, m_keys, ino, first, probed, data));
-  if (!at && probed < last) {
-    TRY_ASSIGN(std::vector<std::uint64_t> found, _existing_blocks(*c, m_keys, ino, probed + 1, last + 1));
-    if (!found.empty()) {
-      at = found.back();  // (largest first)
-    }
-  }
-  if (!at) {
-    return data ? make_error(ENXIO, "no data past the offset") : Result<std::uint64_t>(size);
-  }
-  return std::max(*at * bs, offset);
 }
 
 }  // namespace redisfs

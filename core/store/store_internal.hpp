@@ -1,7 +1,7 @@
 // What the parts of the Store share (store.cpp, store_names.cpp,
-// store_data.cpp, store_xattr.cpp, store_session.cpp, store_gather.cpp,
-// store_dirs.cpp): its limits and small helpers for replies and
-// attribute changes. Internal to those files; everyone else
+// store_data.cpp, store_holes.cpp, store_xattr.cpp, store_session.cpp,
+// store_gather.cpp, store_dirs.cpp): its limits and small helpers for
+// replies and attribute changes. Internal to those files; everyone else
 // includes store.hpp.
 #pragma once
 
@@ -52,6 +52,12 @@ inline constexpr std::int64_t k_security_recheck_ns = 1000000000;
 // The rules live with the inode codec (inode.hpp), which fsck shares.
 inline Status _check_name(std::string_view name) { return check_file_name(name); }
 inline Status _check_xattr_name(std::string_view name) { return check_xattr_name(name); }
+
+// Existing block indexes of an inode in [from, to), largest first, found by
+// SCAN: for a huge sparse file, cheaper than naming every possible block
+// (store_holes.cpp).
+Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t from,
+                                                    std::uint64_t to);
 
 inline bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 

@@ -5,13 +5,16 @@
 # slowed by a test hook; it must complete writes while the snapshot is
 # being taken (<prefix>:COW exists: with a freeze it could not), and every
 # snapshot must be a cut of the sequence (numbers 0..M-1, each exactly
-# once, none after). Also: a copy that crashes midway leaves a snapshot
+# once, none after). A hole punched while a copy runs is not in the
+# snapshot (the blocks it removes and cuts are copied first), and is in
+# the filesystem. Also: a copy that crashes midway leaves a snapshot
 # the next copy waits out, removes and replaces; nothing is left behind.
 # The writer's longest write during the copies is printed (not asserted:
 # the machine is shared).
 . "$(dirname "$0")/../mount/lib.sh"
 
 [[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_tools fallocate
 
 snap() {
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
@@ -93,6 +96,27 @@ for round in 1 2 3; do
   [[ $(find "$T/snap$round/filler" -type f | wc -l) == 2000 ]] || fail "SNAP$round: filler files missing"
   unmount_fs "$T/snap$round"
 done
+
+note "a hole punched while a copy runs"
+B=$(rcli hget "$PREFIX:SB" block_size)
+head -c $((8 * B)) /dev/urandom >"$T/punched"
+cp "$T/punched" "$MNT/punched"
+REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" PUNCHED &
+copy_pid=$!
+for ((i = 0; i < 100; i++)); do
+  [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
+  sleep 0.02
+done
+[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy did not begin"
+fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$MNT/punched" # 1 cut, 2-5 gone, 6 zeroed
+[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy ended before the punch: too fast to tell anything"
+wait "$copy_pid" || fail "the copy during the punch failed"
+cp "$T/punched" "$T/punched-local"
+fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$T/punched-local"
+cmp "$MNT/punched" "$T/punched-local" || fail "the punched file is not as punched"
+PREFIX=PUNCHED mount_at "$T/punched-snap" --read-only
+cmp "$T/punched-snap/punched" "$T/punched" || fail "the snapshot holds the hole punched after its instant"
+unmount_fs "$T/punched-snap"
 
 note "a crashed copy is waited out and removed by the next one"
 if REDISFS_FAULT=copy-staging-crash snap -q copy "$PREFIX" CRASHED 2>/dev/null; then

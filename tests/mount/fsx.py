@@ -16,6 +16,7 @@
 #   usage: fsx.py --mount DIR [--mount DIR] [--seed N] [--ops N]
 #                 [--files N] [--max-size BYTES] [--block BYTES] [--save DIR]
 import argparse
+import ctypes
 import errno
 import mmap
 import os
@@ -26,7 +27,19 @@ OPS = (  # name, weight
     ('write', 24), ('read', 18), ('truncate', 7), ('append', 5), ('writev', 4),
     ('mmap_write', 5), ('mmap_read', 4), ('copy_range', 3), ('fsync', 3),
     ('reopen', 5), ('reopen_trunc', 1), ('switch', 3), ('verify', 3),
+    ('punch', 4), ('holes', 2),
 )
+
+FALLOC_FL_KEEP_SIZE = 1
+FALLOC_FL_PUNCH_HOLE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+
+
+def punch_hole(fd, off, n):
+    if _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, 'fallocate(PUNCH_HOLE) %d+%d: %s' % (off, n, os.strerror(e)))
 
 
 class Mismatch(Exception):
@@ -170,6 +183,34 @@ class Fsx:
             del m[new:]
         else:
             m.extend(bytes(new - len(m)))
+
+    def op_punch(self, name):
+        size = len(self.model[name])
+        n = self._length()
+        off = self._offset(size, n)
+        self.log.append('punch %s %d+%d' % (name, off, n))
+        punch_hole(self.fds[name], off, n)
+        m = self.model[name]
+        if off < len(m):
+            end = min(off + n, len(m))
+            m[off:end] = bytes(end - off)
+
+    def op_holes(self, name):
+        fd = self.fds[name]
+        m = self.model[name]
+        self.log.append('holes %s' % name)
+        at = 0
+        while at < len(m):
+            hole = os.lseek(fd, at, os.SEEK_HOLE)
+            try:
+                at = os.lseek(fd, hole, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                at = len(m)
+            if hole < at and any(m[hole:at]):
+                first = hole + next(i for i, b in enumerate(m[hole:at]) if b)
+                raise Mismatch('holes of %s: %d-%d is a hole, but the model holds data at %d' % (name, hole, at, first))
 
     def _map(self, name):
         size = len(self.model[name])

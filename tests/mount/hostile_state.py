@@ -11,12 +11,13 @@ of the wrong type, an inode field missing or malformed, a directory entry
 naming garbage, an existing inode or a directory above it, a block of the
 wrong size, stray inodes and blocks, a type changed under the kernel, a
 hostile ORPHANS, OPEN, XATTR, CHANGED, MOUNTS, WRITEBACK or COW), then stat, read, write,
-truncate, chmod, rename, unlink, link, list, readlink and xattr calls on
+truncate, hole punch, chmod, rename, unlink, link, list, readlink and xattr calls on
 everything it can reach. A call may fail (that is the damage); what the
 caller judges is the daemon: it must stay up and keep serving what is not
 damaged. The superblock and the root are left alone, so that a fresh
 directory must still work. The same SEED makes the same damages and calls.
 Prints one line a step: the damages made, and how many calls failed."""
+import ctypes
 import os
 import random
 import stat
@@ -131,6 +132,16 @@ def damage():
     return 'an ORPHANS entry'
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+
+
+def punch_hole(fd, off, n):
+    if _libc.fallocate(fd, 3, off, n) != 0:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 def call(p, op):
     if op == 0:
         os.lstat(p)
@@ -145,6 +156,7 @@ def call(p, op):
         fd = os.open(p, os.O_RDWR | os.O_NONBLOCK)
         try:
             os.pwrite(fd, b'hello' * rnd.choice([1, 20000]), rnd.choice([0, 5, 65535, 200000]))
+            punch_hole(fd, rnd.choice([0, 3, 65530, 10**6]), rnd.choice([1, 70000, 2**40]))
         finally:
             os.close(fd)
     elif op == 3:

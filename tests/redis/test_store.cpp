@@ -2244,6 +2244,73 @@ TEST_CASE_FIXTURE(RedisFixture, "on a full server only growth fails: opens, read
   }
 }
 
+// fallocate(2)'s FALLOC_FL_PUNCH_HOLE (the mount's cases, against a local
+// file: tests/mount/punch_hole.sh): damage, a full server, the kill, a
+// writeback mount's times.
+TEST_CASE_FIXTURE(RedisFixture, "punch_hole: damaged blocks, a full server, setuid, a writeback mount's times") {
+  StoreOptions o;
+  o.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, o);
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 06775, 0, k_user));
+  _ok(s->write(f.ino, 0, std::string(6 * 4096, 'a'), false));
+  auto bytes = [&](const std::string& key) {
+    return std::string(_ok(conn().command({"HGET", key, "bytes"})).view().str());
+  };
+  // an edge block that is not a string refuses the punch whole: nothing changed
+  _ok(conn().command({"DEL", keys.block(f.ino, 1)}));
+  _ok(conn().command({"HSET", keys.block(f.ino, 1), "x", "y"}));
+  const std::string sb_bytes = bytes(keys.sb());
+  const Attr before = _ok(s->getattr(f.ino));
+  Status refused = s->punch_hole(f.ino, 4096 + 10, 3 * 4096, nullptr);
+  CHECK(refused.code() == EIO);
+  CHECK(refused.error().message.find("is not a string") != std::string::npos);
+  CHECK(_ok(conn().command({"STRLEN", keys.block(f.ino, 2)})).view().integer() == 4096);
+  CHECK(bytes(keys.sb()) == sb_bytes);
+  CHECK(_ok(s->getattr(f.ino)).mtime_ns == before.mtime_ns);
+  // covered whole, it goes (it held no bytes of the file: nothing counted for it)
+  _ok(s->punch_hole(f.ino, 4096, 2 * 4096 + 10, nullptr));
+  CHECK(_ok(conn().command({"EXISTS", keys.block(f.ino, 1), keys.block(f.ino, 2)})).view().integer() == 0);
+  CHECK(_ok(conn().command({"GETRANGE", keys.block(f.ino, 3), "0", "10"})).view().str() ==
+        std::string(10, '\0') + "a");
+  CHECK(bytes(keys.sb()) == std::to_string(std::stoll(sb_bytes) - 4096));
+  CHECK(bytes(keys.inode(f.ino)) == std::to_string(5 * 4096));  // (the damaged one's count is fsck's to mend)
+  // on a full server punching works (it frees), and a kill drops setuid and
+  // setgid (group-executable) with it
+  {
+    FullServer full(conn());
+    WriteKill kill{true};
+    _ok(s->punch_hole(f.ino, 5 * 4096 - 1, 1 << 30, &kill));
+    CHECK(kill.killed);
+  }
+  CHECK(_ok(s->getattr(f.ino)).mode == (S_IFREG | 0775));
+  CHECK(_ok(s->getattr(f.ino)).size == 6 * 4096);
+  CHECK(_ok(conn().command({"STRLEN", keys.block(f.ino, 4)})).view().integer() == 4095);
+  CHECK(_ok(conn().command({"EXISTS", keys.block(f.ino, 5)})).view().integer() == 0);
+  WriteKill again{true};
+  _ok(s->punch_hole(f.ino, 0, 1, &again));
+  CHECK_FALSE(again.killed);  // nothing left to drop
+  CHECK(_read_all(*s, f.ino) == std::string(1, '\0') + std::string(4095, 'a') + std::string(2 * 4096, '\0') +
+                                    std::string(10, '\0') + std::string(4086, 'a') + std::string(4095, 'a') +
+                                    std::string(4097, '\0'));
+  // a removed file is ESTALE; a length of 0 EINVAL
+  auto g = _ok(s->mknod(k_root_ino, "g", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(g.ino, 0, "gone", false));
+  CHECK(s->punch_hole(g.ino, 0, 0, nullptr).code() == EINVAL);
+  _ok(conn().command({"DEL", keys.inode(g.ino)}));
+  CHECK(s->punch_hole(g.ino, 0, 1, nullptr).code() == ESTALE);
+  // a writeback mount's punch leaves the times to the kernel and counts
+  // the change in 'gen' (an incremental dump's comparison sees it)
+  s.reset();
+  auto wb = _open(pool, prefix, _writeback_options());
+  const Attr kept = _ok(wb->getattr(f.ino));
+  const std::string gen(_ok(conn().command({"HGET", keys.inode(f.ino), "gen"})).view().str());
+  _ok(wb->punch_hole(f.ino, 4096 * 3, 4096, nullptr));
+  CHECK(_ok(conn().command({"EXISTS", keys.block(f.ino, 3)})).view().integer() == 0);
+  CHECK(std::string(_ok(conn().command({"HGET", keys.inode(f.ino), "gen"})).view().str()) != gen);
+  CHECK(std::string(_ok(conn().command({"HGET", keys.inode(f.ino), "mtime"})).view().str()) ==
+        std::to_string(kept.mtime_ns));
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a block key of another type is EIO, never the file's bytes") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
