@@ -1,4 +1,4 @@
-// read, write, lseek and fallocate: straight to the Store. A write on an O_APPEND file lands
+// read, write, lseek, fallocate and copy_file_range: straight to the Store. A write on an O_APPEND file lands
 // at the end of the file as the server sees it (another host may have
 // grown it), whatever offset the kernel computed from its cached size;
 // but not on a writeback mount: there the kernel's writeback cache
@@ -165,6 +165,45 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
     return;
   }
   reply_ok(req);
+}
+
+// copy_file_range(2) on the server (Store::copy_range): the bytes never
+// come through the daemon, a block aligned in both files is copied by the
+// server whole, and a hole stays a hole. A copy longer than one step is
+// answered short, and the caller asks again for the rest (as the call
+// allows; cp does). The kernel writes back its cached pages of both
+// ranges first (a writeback mount), drops its pages of the destination's
+// range after, and sets the destination's size from the answer. As for
+// fallocate, the destination's setuid, setgid and capability go here
+// (but for root's copy), and the kernel is told when a bit went.
+void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/, fuse_ino_t ino_out,
+                     off_t off_out, fuse_file_info* /*fi_out*/, size_t len, int flags) {
+  Session& session = session_of(req);
+  if (Status st = session.store().writable(); !st) {
+    reply_fail(req, "copy_file_range", ino_out, {}, st.error());
+    return;
+  }
+  if (flags != 0 || off_in < 0 || off_out < 0) {
+    reply_err(req, EINVAL);
+    return;
+  }
+  WriteKill kill{killpriv::negotiated() && caller_of(req).uid != 0};
+  if (kill.suidgid) {
+    if (Status st = session.store().drop_capability(ino_out); !st) {
+      reply_fail(req, "copy_file_range", ino_out, {}, st.error());
+      return;
+    }
+  }
+  Result<std::uint64_t> done = session.store().copy_range(ino_in, static_cast<std::uint64_t>(off_in), ino_out,
+                                                          static_cast<std::uint64_t>(off_out), len, &kill);
+  if (kill.killed) {
+    killpriv::mode_dropped(ino_out);
+  }
+  if (!done) {
+    reply_fail(req, "copy_file_range", ino_out, {}, done.error());
+    return;
+  }
+  reply_write(req, static_cast<std::size_t>(*done));
 }
 
 }  // namespace redisfs::op

@@ -53,7 +53,7 @@ std::vector<std::string> OpStats::report(std::chrono::steady_clock::time_point s
     const double max_us = static_cast<double>(m_ops[i].max_ns.load(std::memory_order_relaxed)) / 1e3;
     const double trips =
         static_cast<double>(m_ops[i].round_trips.load(std::memory_order_relaxed)) / static_cast<double>(n);
-    std::snprintf(buf, sizeof buf, "stats: %-12s %12llu requests, mean %9.1f us, max %11.1f us, %.3f round trips",
+    std::snprintf(buf, sizeof buf, "stats: %-15s %9llu requests, mean %9.1f us, max %11.1f us, %.3f round trips",
                   k_names[i], static_cast<unsigned long long>(n), mean_us, max_us, trips);
     lines.emplace_back(buf);
   }

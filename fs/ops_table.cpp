@@ -76,6 +76,20 @@ void rename_any(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t 
   }
 }
 
+// A copy into a view is EROFS; one out of a view into the live tree is
+// EOPNOTSUPP, and the kernel copies through read and write (the server
+// copies within one filesystem only).
+void copy_file_range_any(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in, fuse_ino_t ino_out,
+                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  if (is_live_ino(ino_in) && is_live_ino(ino_out)) [[likely]] {
+    op::copy_file_range(req, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len, flags);
+  } else if (!is_live_ino(ino_out)) {
+    view::refuse(req);
+  } else {
+    reply_err(req, EOPNOTSUPP);
+  }
+}
+
 }  // namespace
 
 // Where an op of op_list.hpp goes, by its Route.

@@ -337,6 +337,27 @@ local function next_gen(g)
   return fmt(n + 1)
 end
 
+-- A change of a file's data changes its inode (an incremental dump's
+-- comparison, inc_compare.lua, trusts that): appended to `set` (an HSET's
+-- fields), mtime and ctime at `now`, or, when the kernel keeps the times
+-- (`kernel_times`: a writeback mount's, which writes them back itself),
+-- the change counted in 'gen' (after `g`, the inode's; none or a damaged
+-- one counts from 1) instead, so that the times the mount shows are not
+-- moved by a change the kernel stamped within its clock's last tick (it
+-- writes no time back then). write.lua, punch.lua, copy_range.lua.
+local function stamp_data(set, kernel_times, g, now)
+  if kernel_times then
+    set[#set + 1] = 'gen'
+    set[#set + 1] = g and gen_valid(g) and next_gen(g) or '1'
+  else
+    set[#set + 1] = 'mtime'
+    set[#set + 1] = now
+    set[#set + 1] = 'ctime'
+    set[#set + 1] = now
+  end
+  return set
+end
+
 -- Fails EIO unless the change count of `key` (a directory's inode) is
 -- missing or what gen_valid takes: checked before the first write of a
 -- change that counts in it (dir_changed).
@@ -772,19 +793,10 @@ local function write_pieces(K, A, made)
   if stop > size then
     size = stop
   end
-  -- One HSET: the data's fields, then the attribute change's (a field
-  -- named twice takes the later value, as two HSETs in turn would). The
-  -- data stamps mtime and ctime, or, when the kernel keeps them ('k': it
-  -- writes them back itself), counts its change in 'gen' instead: every
-  -- change of the data changes the inode (an incremental dump's
-  -- comparison, inc_compare.lua, trusts that), and the times the mount
-  -- shows are not moved by a write the kernel stamped within its clock's
-  -- last tick (it writes no time back then).
-  local set = {'size', fmt(size), 'mtime', now, 'ctime', now}
-  if kernel_times then
-    local g = not made and f[5]
-    set = {'size', fmt(size), 'gen', g and gen_valid(g) and next_gen(g) or '1'}
-  end
+  -- One HSET: the data's fields (stamp_data), then the attribute
+  -- change's (a field named twice takes the later value, as two HSETs in
+  -- turn would).
+  local set = stamp_data({'size', fmt(size)}, kernel_times, not made and f[5], now)
   if killed then
     set[#set + 1] = 'mode'
     set[#set + 1] = new_mode

@@ -81,16 +81,7 @@ for i = 1, n do
   end
 end
 track_blocks(KEYS[4], changed)
--- The change is in the inode too (an incremental dump's comparison,
--- inc_compare.lua, trusts that every change of the data changes it).
-local set
-if ARGV[4] == 'k' then
-  local g = f[3]
-  set = {'gen', g and gen_valid(g) and next_gen(g) or '1'}
-else
-  local now = now_ns()
-  set = {'mtime', now, 'ctime', now}
-end
+local set = stamp_data({}, ARGV[4] == 'k', f[3], now_ns())
 if new_mode then
   set[#set + 1] = 'mode'
   set[#set + 1] = new_mode

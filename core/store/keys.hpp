@@ -45,10 +45,10 @@
 //                              snapshot takes the old one over in that step
 //                              (it then says what changed since the
 //                              snapshot before it). write.lua,
-//                              truncate.lua and punch.lua add to it
-//                              (SCARD + SADD, in their own step) only
-//                              while it exists and is a set: without one
-//                              nothing is tracked. At
+//                              truncate.lua, punch.lua and copy_range.lua
+//                              add to it (SCARD + SADD, in their own step)
+//                              only while it exists and is a set: without
+//                              one nothing is tracked. At
 //                              k_changed_cap block members it becomes the
 //                              string "overflow" (unknown: compare all).
 //                              A snapshot mounted writable gets the string

@@ -388,6 +388,17 @@ class Store {
   // offset used is returned). Returns the offset written at.
   Result<std::uint64_t> write(Ino ino, std::uint64_t offset, std::string_view data, bool append,
                               WriteKill* kill = nullptr);
+  // copy_file_range(2) on the server: up to `length` bytes of `src` from
+  // `src_offset` go to `dst` at `dst_offset`, in one atomic step
+  // (copy_range.lua) of at most k_copy_pieces pieces (a piece lies within
+  // one block of each file): the bytes copied, fewer than asked at the
+  // source's end (0 at or past it) and past the step's size (the caller
+  // asks again for the rest, as copy_file_range(2) allows). A whole block
+  // aligned in both files is a COPY on the server, a hole stays a hole.
+  // What this mount gathered for either file is sent first. `kill` as for
+  // a write, of the destination.
+  Result<std::uint64_t> copy_range(Ino src, std::uint64_t src_offset, Ino dst, std::uint64_t dst_offset,
+                                   std::uint64_t length, WriteKill* kill);
 
   // One page of a directory (at most `max` entries, fewer at the end), from
   // `cursor` (0 to start). No "." or "..": the caller adds them. `parent`,

@@ -733,4 +733,67 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
   return make_error(EAGAIN, "append: the file kept growing");
 }
 
+// The pieces of one copy_range step: each within one block of the
+// source and one of the destination, at most k_copy_pieces of them.
+static constexpr std::size_t k_copy_pieces = 1024;
+
+Result<std::uint64_t> Store::copy_range(Ino src, std::uint64_t src_offset, Ino dst, std::uint64_t dst_offset,
+                                        std::uint64_t length, WriteKill* kill) {
+  TRY(writable());
+  if (dst_offset >= k_max_file_size) {
+    return make_error(EFBIG, "file size limit is 1 PiB");
+  }
+  if (m_gathered_count.load() != 0) {
+    TRY(settle(src, true));  // (it is only read)
+    TRY(settle(dst));        // what this mount wrote lands first, and the times are the server's again
+  }
+  TRY_ASSIGN(auto c, acquire());
+  TRY_ASSIGN(Reply sized, c->command({"HGET", m_keys.inode(src), "size"}));
+  std::string expected(sized.view().is_string() ? sized.view().str() : "");
+  const std::uint64_t bs = m_sb.block_size;
+  for (int attempt = 0; attempt < k_retry_max; ++attempt) {
+    std::uint64_t size = 0;
+    if (expected.empty()) {
+      return make_error(ESTALE, "inode " + std::to_string(src) + " was removed");
+    }
+    if (!parse_u64(expected, size) || size > k_max_file_size) {
+      return make_error(EIO, "inode " + std::to_string(src) + ": bad size '" + _bounded(expected) + "'");
+    }
+    if (src_offset >= size) {
+      return 0;
+    }
+    std::uint64_t n = std::min({length, size - src_offset, k_max_file_size - dst_offset});
+    std::vector<std::string> keys{m_keys.sb(), m_keys.freeze(), m_keys.inode(src), m_keys.inode(dst), m_keys.changed()};
+    std::vector<std::string> args{expected, "", std::to_string(bs), kill != nullptr && kill->suidgid ? "kill" : "",
+                                  m_opts.writeback ? "k" : ""};
+    std::uint64_t done = 0;
+    for (std::size_t pieces = 0; done < n && pieces < k_copy_pieces; ++pieces) {
+      const std::uint64_t s = src_offset + done;
+      const std::uint64_t d = dst_offset + done;
+      const std::uint64_t len = std::min({n - done, bs - s % bs, bs - d % bs});
+      keys.push_back(m_keys.block(src, s / bs));
+      keys.push_back(m_keys.block(dst, d / bs));
+      args.push_back(std::to_string(s % bs));
+      args.push_back(std::to_string(d % bs));
+      args.push_back(std::to_string(len));
+      done += len;
+    }
+    args[1] = std::to_string(dst_offset + done);
+    TRY_ASSIGN(Reply r, eval_change(*c, lua::copy_range, keys, args));
+    ReplyView v = r.view();
+    if (_is_retry(v)) {
+      if (v.size() < 2) {
+        return make_error(EIO, "inode " + std::to_string(src) + ": bad copy_range reply");
+      }
+      expected = std::string(v[1].str());
+      continue;
+    }
+    if (kill != nullptr && v.size() >= 2 && v[1].str() == "killed") {
+      kill->killed = true;
+    }
+    return done;
+  }
+  return make_error(EAGAIN, "copy_range: the source's size kept changing");
+}
+
 }  // namespace redisfs

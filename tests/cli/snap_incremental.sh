@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Incremental dumps and restores on real mounts (issue 11; man
 # redisfs-dump(5) INCREMENTAL): three snapshots of a mounted filesystem
-# with deletes, renames, holes, a hole punched, xattr removal, truncation
-# and new files in between; a full dump and two incrementals restored on a second
+# with deletes, renames, holes, a hole punched, a copy made by the server,
+# xattr removal, truncation and new files in between; a full dump and two incrementals restored on a second
 # redis-server give, after each step, the tree of the snapshot they were
 # taken of (a tree digest: paths, types, modes, owners, sizes, content
 # hashes, symlink targets, xattrs, hard-link groups). An incremental holds
@@ -106,7 +106,7 @@ mkdir "$MNT/many"
 for i in $(seq 1 700); do echo "$i" >"$MNT/many/f$i"; done
 snap copy "$PREFIX" TUE
 
-note "round 2: a directory renamed, a hard link removed, a file emptied, a new sparse file, chmod, a hole punched"
+note "round 2: a directory renamed, a hard link removed, a file emptied, a new sparse file, chmod, a hole punched, a copy"
 mv "$MNT/many" "$MNT/many-renamed"
 rm "$MNT/data/big.link"
 : >"$MNT/docs/n1.txt"
@@ -115,6 +115,7 @@ printf 'mid' | dd of="$MNT/data/new-sparse.bin" bs=1 seek=$((2 * B)) conv=notrun
 chmod 0600 "$MNT/docs/n2.txt"
 setfattr -n user.keep -v "changed" "$MNT/data/big.bin"
 fallocate --punch-hole -o $((2 * B + 10)) -l $((3 * B)) "$MNT/data/big.bin" # 2 cut, 3 and 4 gone, 5 zeroed
+cp "$MNT/data/big.bin" "$MNT/data/big.copy" # (copy_file_range: the server copies the 38 blocks)
 snap copy "$PREFIX" WED
 unmount_fs
 
@@ -155,8 +156,9 @@ snap dump WED --since TUE -o "$T/wed.json"
 [[ $(jq '[.records[] | select(has("delete") and (.key | startswith("BLK:")))] | length' "$T/tue.json") == 3 ]] ||
   fail "tue.json: the deleted blocks (2 of shrink.bin, 1 of gone/deep/x)"
 # round 2: new-sparse.bin's one block, big.bin's two the punch cut and
-# zeroed; n1.txt emptied and the two blocks the punch removed (deletions)
-[[ $(blocks_in "$T/wed.json") == 3 ]] || fail "wed.json: $(blocks_in "$T/wed.json") blocks, expected 3"
+# zeroed, big.copy's 38; n1.txt emptied and the two blocks the punch
+# removed (deletions)
+[[ $(blocks_in "$T/wed.json") == $((3 + 38)) ]] || fail "wed.json: $(blocks_in "$T/wed.json") blocks, expected 41"
 [[ $(jq '[.records[] | select(has("delete") and (.key | startswith("BLK:'"$BIG"':")))] | length' "$T/wed.json") == 2 ]] ||
   fail "wed.json: the blocks of big.bin the punch removed are not deleted"
 (($(deletes_in "$T/wed.json") >= 3)) || fail "wed.json: $(deletes_in "$T/wed.json") deletions, 3 at least expected"

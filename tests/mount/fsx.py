@@ -241,27 +241,38 @@ class Fsx:
         self._compare(name, off, got, 'mmap read', n)
 
     def op_copy_range(self, name):
-        if not self.copy_range or len(self.names) < 2:
+        if not self.copy_range:
             return self.op_write(name)
-        src = self.rng.choice([s for s in self.names if s != name])
+        # another file mostly, now and then the same one (ranges apart)
+        same = len(self.names) < 2 or self.rng.random() < 0.15
+        src = name if same else self.rng.choice([s for s in self.names if s != name])
         ssize = len(self.model[src])
         if ssize == 0:
             return
-        n = self.rng.randrange(1, min(ssize, 4 * self.block) + 1)
+        if self.rng.random() < 0.1:
+            n = self.rng.randrange(1, ssize + 1)  # (a large one: answered in steps)
+        else:
+            n = self.rng.randrange(1, min(ssize, 4 * self.block) + 1)
         soff = self.rng.randrange(0, ssize - n + 1)
         off = self._offset(len(self.model[name]), n)
+        if same and off < soff + n and soff < off + n:
+            return  # (overlapping ranges of one file: EINVAL)
         self.log.append('copy_range %s %d+%d -> %s %d' % (src, soff, n, name, off))
-        try:
-            done = os.copy_file_range(self.fds[src], self.fds[name], n, soff, off)
-        except OSError as e:
-            if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS):
-                self.copy_range = False
-                self.log.append('  (copy_file_range: %s; not used again)' % errno.errorcode[e.errno])
-                return
-            raise
-        if done != n:
-            raise Mismatch('copy_file_range copied %d of %d bytes' % (done, n))
-        self._put(name, off, bytes(self.model[src][soff:soff + n]))
+        data = bytes(self.model[src][soff:soff + n])
+        done = 0
+        while done < n:
+            try:
+                got = os.copy_file_range(self.fds[src], self.fds[name], n - done, soff + done, off + done)
+            except OSError as e:
+                if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS):
+                    self.copy_range = False
+                    self.log.append('  (copy_file_range: %s; not used again)' % errno.errorcode[e.errno])
+                    return
+                raise
+            if got == 0:
+                raise Mismatch('copy_file_range copied %d of %d bytes, then none' % (done, n))
+            done += got
+        self._put(name, off, data)
 
     def op_fsync(self, name):
         self.log.append('fsync %s' % name)

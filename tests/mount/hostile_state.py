@@ -11,7 +11,7 @@ of the wrong type, an inode field missing or malformed, a directory entry
 naming garbage, an existing inode or a directory above it, a block of the
 wrong size, stray inodes and blocks, a type changed under the kernel, a
 hostile ORPHANS, OPEN, XATTR, CHANGED, MOUNTS, WRITEBACK or COW), then stat, read, write,
-truncate, hole punch, chmod, rename, unlink, link, list, readlink and xattr calls on
+truncate, hole punch, copy_file_range, chmod, rename, unlink, link, list, readlink and xattr calls on
 everything it can reach. A call may fail (that is the damage); what the
 caller judges is the daemon: it must stay up and keep serving what is not
 damaged. The superblock and the root are left alone, so that a fresh
@@ -157,6 +157,7 @@ def call(p, op):
         try:
             os.pwrite(fd, b'hello' * rnd.choice([1, 20000]), rnd.choice([0, 5, 65535, 200000]))
             punch_hole(fd, rnd.choice([0, 3, 65530, 10**6]), rnd.choice([1, 70000, 2**40]))
+            os.copy_file_range(fd, fd, rnd.choice([1, 70000, 2**30]), rnd.choice([0, 7]), rnd.choice([2**31, 10**6 + 3]))
         finally:
             os.close(fd)
     elif op == 3:

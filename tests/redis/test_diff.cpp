@@ -1,6 +1,6 @@
 // diff (core/snap/diff.hpp) against a real redis-server: every change to a
 // file's data sets its mtime and ctime (write.lua, truncate.lua,
-// extend.lua and punch.lua through Store), which is what lets diff find data changes
+// extend.lua, punch.lua and copy_range.lua through Store), which is what lets diff find data changes
 // without reading a block; and the zfs-style and JSON forms of a change.
 #include <doctest/doctest.h>
 
@@ -63,6 +63,8 @@ TEST_CASE_FIXTURE(RedisFixture, "every data change sets mtime and ctime, and dif
       {"extend.lua: longer (a hole)", [&] { setattr_size(300000); }},
       {"write.lua: into the hole", [&] { _ok(store->write(f.ino, 200000, "x", false)); }},
       {"punch.lua: a hole punched in it", [&] { REQUIRE(store->punch_hole(f.ino, 199999, 2, nullptr).ok()); }},
+      {"copy_range.lua: bytes copied within it",
+       [&] { REQUIRE(store->copy_range(f.ino, 0, f.ino, 250000, 5, nullptr).ok()); }},
       {"truncate.lua: to zero", [&] { setattr_size(0); }},
   };
   for (const auto& [what, change] : changes) {

@@ -2311,6 +2311,65 @@ TEST_CASE_FIXTURE(RedisFixture, "punch_hole: damaged blocks, a full server, setu
         std::to_string(kept.mtime_ns));
 }
 
+// copy_file_range(2) on the server (the mount's cases, against a local
+// file: tests/mount/copy_range.sh; random ones: fsx.py).
+TEST_CASE_FIXTURE(RedisFixture, "copy_range: COPY of aligned blocks, holes, damage, a full server, steps") {
+  StoreOptions o;
+  o.mkfs_block_size = 4096;
+  auto s = _open(pool, prefix, o);
+  auto a = _ok(s->mknod(k_root_ino, "a", S_IFREG | 0644, 0, k_user));
+  auto b = _ok(s->mknod(k_root_ino, "b", S_IFREG | 06775, 0, k_user));
+  std::string data;
+  for (int i = 0; i < 3 * 4096 + 50; ++i) {
+    data.push_back(static_cast<char>('a' + i % 26));
+  }
+  _ok(s->write(a.ino, 0, data, false));
+  _ok(s->write(a.ino, 10 * 4096, "far", false));  // blocks 4-9 are holes
+  const std::string full = _read_all(*s, a.ino);
+  // aligned: blocks copied whole, holes stay holes, the kill asked for
+  WriteKill kill{true};
+  CHECK(_ok(s->copy_range(a.ino, 0, b.ino, 0, 1 << 20, &kill)) == full.size());
+  CHECK(kill.killed);
+  CHECK(_ok(s->getattr(b.ino)).mode == (S_IFREG | 0775));
+  CHECK(_read_all(*s, b.ino) == full);
+  CHECK(_ok(conn().command({"EXISTS", keys.block(b.ino, 5)})).view().integer() == 0);
+  CHECK(std::string(_ok(conn().command({"HGET", keys.inode(b.ino), "bytes"})).view().str()) ==
+        std::to_string(3 * 4096 + 50 + 3));
+  // unaligned, within one file, ranges apart
+  CHECK(_ok(s->copy_range(b.ino, 5, b.ino, 2 * 4096 + 100, 4096, nullptr)) == 4096);
+  std::string want = full;
+  want.replace(2 * 4096 + 100, 4096, full.substr(5, 4096));
+  CHECK(_read_all(*s, b.ino) == want);
+  // at and past the source's end: 0, and what is left
+  CHECK(_ok(s->copy_range(a.ino, full.size(), b.ino, 0, 10, nullptr)) == 0);
+  CHECK(_ok(s->copy_range(a.ino, full.size() - 2, b.ino, 0, 10, nullptr)) == 2);
+  // a source block of another type refuses the copy whole: nothing written
+  auto c = _ok(s->mknod(k_root_ino, "c", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(c.ino, 0, "keep", false));
+  _ok(conn().command({"DEL", keys.block(a.ino, 1)}));
+  _ok(conn().command({"SADD", keys.block(a.ino, 1), "x"}));
+  Result<std::uint64_t> refused = s->copy_range(a.ino, 0, c.ino, 0, 3 * 4096, nullptr);
+  CHECK(refused.code() == EIO);
+  CHECK(_read_all(*s, c.ino) == "keep");
+  _ok(conn().command({"DEL", keys.block(a.ino, 1)}));
+  // on a full server a copy is growth: ENOSPC, nothing written
+  {
+    FullServer full_server(conn());
+    CHECK(s->copy_range(a.ino, 0, c.ino, 0, 4096, nullptr).code() == ENOSPC);
+  }
+  CHECK(_read_all(*s, c.ino) == "keep");
+  // more pieces than one step takes: answered short
+  auto big = _ok(s->mknod(k_root_ino, "big", S_IFREG | 0644, 0, k_user));
+  _ok(s->write(big.ino, 0, std::string(1500 * 4096, 'z'), false));
+  std::uint64_t first = _ok(s->copy_range(big.ino, 1, c.ino, 0, 1500 * 4096 - 1, nullptr));
+  CHECK(first > 0);
+  CHECK(first < 1500 * 4096 - 1);
+  CHECK(_ok(s->getattr(c.ino)).size == first);
+  // a removed source is ESTALE
+  _ok(conn().command({"DEL", keys.inode(big.ino)}));
+  CHECK(s->copy_range(big.ino, 0, c.ino, 0, 10, nullptr).code() == ESTALE);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a block key of another type is EIO, never the file's bytes") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
