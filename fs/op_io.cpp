@@ -124,16 +124,30 @@ void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info
   reply_lseek(req, *at);
 }
 
+// The kill of a change the kernel leaves to us under
+// FUSE_HANDLE_KILLPRIV_V2 without saying whether the caller has
+// CAP_FSETID (fallocate, copy_file_range: file_modified() in the kernel):
+// setuid, setgid and security.capability go as on a write of a caller
+// without it, but for root's change, which keeps them (as root's write
+// would). The capability goes first; false: answered (it failed).
+static bool _kill_unless_root(fuse_req_t req, Session& session, fuse_ino_t ino, const char* what, WriteKill& kill) {
+  kill.suidgid = killpriv::negotiated() && caller_of(req).uid != 0;
+  if (kill.suidgid) {
+    if (Status st = session.store().drop_capability(ino); !st) {
+      reply_fail(req, what, ino, {}, st.error());
+      return false;
+    }
+  }
+  return true;
+}
+
 // fallocate(2): only FALLOC_FL_PUNCH_HOLE (which comes with KEEP_SIZE);
 // Store::punch_hole. Reserving space (mode 0, KEEP_SIZE alone) is
 // EOPNOTSUPP: a Redis server reserves nothing ahead, and glibc's
 // posix_fallocate then writes the zeros itself. Never ENOSYS, which would
 // make the kernel refuse every later fallocate of the mount, punches too.
 // The kernel writes back and drops its cached pages of the range itself,
-// and forgets the file's size and times after. Under FUSE_HANDLE_KILLPRIV_V2 it
-// leaves setuid, setgid and security.capability to us and says nothing of
-// the caller's CAP_FSETID: they go as on a write of a caller without it,
-// but for root's punch, which keeps them (as root's write would).
+// and forgets the file's size and times after.
 void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info* /*fi*/) {
   Session& session = session_of(req);
   if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
@@ -148,12 +162,9 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
     reply_err(req, EINVAL);
     return;
   }
-  WriteKill kill{killpriv::negotiated() && caller_of(req).uid != 0};
-  if (kill.suidgid) {
-    if (Status st = session.store().drop_capability(ino); !st) {
-      reply_fail(req, "fallocate", ino, {}, st.error());
-      return;
-    }
+  WriteKill kill;
+  if (!_kill_unless_root(req, session, ino, "fallocate", kill)) {
+    return;
   }
   Status st =
       session.store().punch_hole(ino, static_cast<std::uint64_t>(offset), static_cast<std::uint64_t>(length), &kill);
@@ -173,9 +184,9 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
 // answered short, and the caller asks again for the rest (as the call
 // allows; cp does). The kernel writes back its cached pages of both
 // ranges first (a writeback mount), drops its pages of the destination's
-// range after, and sets the destination's size from the answer. As for
-// fallocate, the destination's setuid, setgid and capability go here
-// (but for root's copy), and the kernel is told when a bit went.
+// range after, and sets the destination's size from the answer. The
+// destination's setuid, setgid and capability: _kill_unless_root; the
+// kernel is told when a bit went.
 void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/, fuse_ino_t ino_out,
                      off_t off_out, fuse_file_info* /*fi_out*/, size_t len, int flags) {
   Session& session = session_of(req);
@@ -187,12 +198,9 @@ void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_
     reply_err(req, EINVAL);
     return;
   }
-  WriteKill kill{killpriv::negotiated() && caller_of(req).uid != 0};
-  if (kill.suidgid) {
-    if (Status st = session.store().drop_capability(ino_out); !st) {
-      reply_fail(req, "copy_file_range", ino_out, {}, st.error());
-      return;
-    }
+  WriteKill kill;
+  if (!_kill_unless_root(req, session, ino_out, "copy_file_range", kill)) {
+    return;
   }
   Result<std::uint64_t> done = session.store().copy_range(ino_in, static_cast<std::uint64_t>(off_in), ino_out,
                                                           static_cast<std::uint64_t>(off_out), len, &kill);

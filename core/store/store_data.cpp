@@ -759,7 +759,7 @@ Result<std::uint64_t> Store::copy_range(Ino src, std::uint64_t src_offset, Ino d
     if (!parse_u64(expected, size) || size > k_max_file_size) {
       return make_error(EIO, "inode " + std::to_string(src) + ": bad size '" + _bounded(expected) + "'");
     }
-    if (src_offset >= size) {
+    if (src_offset >= size || length == 0) {
       return 0;
     }
     std::uint64_t n = std::min({length, size - src_offset, k_max_file_size - dst_offset});

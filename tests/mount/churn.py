@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # churn.py: a burst of random namespace changes (create, write, rename over,
-# link, unlink, mkdir, rmdir, rename dirs, RENAME_EXCHANGE) in ROOT/shared,
+# link, unlink, mkdir, rmdir, rename dirs, RENAME_EXCHANGE) and data changes
+# done by the server (hole punches, copy_file_range) in ROOT/shared,
 # which other churners change at the same time (from another mount), and in
 # ROOT/<own>. Names come from a small set, so the churners collide on
 # purpose. Losing a race is fine (ENOENT, EEXIST, ENOTEMPTY, ...); any other
@@ -27,6 +28,30 @@ def exchange(a, b):
     if f(-100, os.fsencode(a), -100, os.fsencode(b), 2) < 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
+
+
+def punch(path, off, n):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        f = _libc.fallocate
+        f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        if f(fd, 3, off, n) < 0:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    finally:
+        os.close(fd)
+
+
+def copy(src, dst, n, soff, doff):
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.copy_file_range(fi, fo, n, soff, doff)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
 
 
 def main():
@@ -82,6 +107,9 @@ def main():
         ("move dir into dir", lambda: os.rename(name(shared, "d"), os.path.join(name(shared, "d"), "in"))),
         ("exchange", lambda: exchange(pick(shared), pick(shared))),
         ("stat", lambda: os.stat(pick(shared))),
+        ("punch", lambda: punch(pick(shared), rnd.randrange(2000), rnd.randrange(1, 2000))),
+        ("copy", lambda: copy(pick(shared), name(shared, "f"), rnd.randrange(1, 3000), rnd.randrange(100),
+                              rnd.randrange(3000))),
     ]
     seen = collections.Counter()
     unexpected = []

@@ -2342,6 +2342,7 @@ TEST_CASE_FIXTURE(RedisFixture, "copy_range: COPY of aligned blocks, holes, dama
   CHECK(_read_all(*s, b.ino) == want);
   // at and past the source's end: 0, and what is left
   CHECK(_ok(s->copy_range(a.ino, full.size(), b.ino, 0, 10, nullptr)) == 0);
+  CHECK(_ok(s->copy_range(a.ino, 0, b.ino, 0, 0, nullptr)) == 0);
   CHECK(_ok(s->copy_range(a.ino, full.size() - 2, b.ino, 0, 10, nullptr)) == 2);
   // a source block of another type refuses the copy whole: nothing written
   auto c = _ok(s->mknod(k_root_ino, "c", S_IFREG | 0644, 0, k_user));
