@@ -12,8 +12,8 @@
 #   caller's loop gets the rest;
 # - a copy out of a snapshot's view into the live tree works (the kernel
 #   copies through read and write), one into a view is EROFS;
-# - a user's copy into a setuid file drops setuid and setgid, as on the
-#   local file;
+# - a user's copy into a setuid file drops setuid and setgid, root's
+#   keeps them, as on the local file;
 # - another mount reads the copy; on a writeback mount what the kernel
 #   holds of the source (not written back yet) is copied.
 # The filesystem is consistent at the end.
@@ -113,17 +113,22 @@ out=$(copy "$MNT/long" "$MNT/.snapshots/$PREFIX-snap/long" 10 0 0 2>&1) && fail 
 [[ $out == *"Read-only file system"* ]] || fail "a copy into a snapshot's view did not fail with EROFS: $out"
 note "out of a snapshot's view: copied by the kernel; into one: EROFS"
 
-for dir in "$MNT" "$L"; do
-  head -c 4096 /dev/urandom >"$dir/suid"
-  chmod 6777 "$dir/suid"
-  setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+for who in user root; do
+  for dir in "$MNT" "$L"; do
+    head -c 4096 /dev/urandom >"$dir/suid-$who"
+    chmod 6777 "$dir/suid-$who"
+    as=()
+    [[ $who == root ]] || as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    "${as[@]}" /usr/bin/python3 -c '
 import os, sys
 fi, fo = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_WRONLY)
-os.copy_file_range(fi, fo, 10, 0, 0)' "$dir/long" "$dir/suid" || fail "a user's copy into $dir/suid"
+os.copy_file_range(fi, fo, 10, 0, 0)' "$dir/long" "$dir/suid-$who" || fail "$who's copy into $dir/suid-$who"
+  done
+  want=$(stat -c %a "$L/suid-$who")
+  [[ $(stat -c %a "$MNT/suid-$who") == "$want" ]] ||
+    fail "after $who's copy the mode is $(stat -c %a "$MNT/suid-$who"), the local file's $want"
+  note "$who's copy into a setuid and setgid file leaves mode $want, as on the local file"
 done
-[[ $(stat -c %a "$MNT/suid") == "$(stat -c %a "$L/suid")" ]] ||
-  fail "after a user's copy the mode is $(stat -c %a "$MNT/suid"), the local file's $(stat -c %a "$L/suid")"
-note "a user's copy into a setuid file leaves mode $(stat -c %a "$L/suid"), as on the local file"
 
 mount_at "$T/m2"
 cmp "$T/m2/long.copy" "$L/long.copy" || fail "another mount does not read the copy"

@@ -12,8 +12,9 @@
 #   file's writes until its close) lands first, then the hole;
 # - another mount reads the zeros;
 # - reserving space (fallocate's mode 0 and KEEP_SIZE alone) is
-#   EOPNOTSUPP, and a punch after it still works (not ENOSYS, after which
-#   the kernel would refuse every fallocate of the mount);
+#   EOPNOTSUPP (posix_fallocate(3) then writes the zeros itself), and a
+#   punch after it still works (not ENOSYS, after which the kernel would
+#   refuse every fallocate of the mount);
 # - setuid and setgid go when a user punches, and stay when root does, as
 #   on the local file;
 # - a range longer than a step (1024 blocks) is punched in steps, and one
@@ -110,7 +111,11 @@ for how in "-l $BS" "-n -l $BS"; do
 done
 both f --punch-hole -o 1 -l 1
 same f "a punch after a refused reservation"
-note "reserving space is EOPNOTSUPP, and punching still works after it"
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644); os.posix_fallocate(fd, 0, int(sys.argv[2]))' \
+  "$MNT/reserved" $((2 * BS + 5)) || fail "posix_fallocate failed"
+[[ $(stat -c %s "$MNT/reserved") == $((2 * BS + 5)) ]] || fail "posix_fallocate left $(stat -c %s "$MNT/reserved") bytes"
+cmp "$MNT/reserved" <(head -c $((2 * BS + 5)) /dev/zero) || fail "posix_fallocate's file is not zeros"
+note "reserving space is EOPNOTSUPP (posix_fallocate writes the zeros itself), and punching still works after it"
 
 for who in user root; do
   for dir in "$MNT" "$L"; do
