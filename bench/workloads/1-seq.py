@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Workload 1: sequential write then read of one big file (1 GiB; 64 MiB with
---quick), with 1 MiB and with 128 KiB requests (fio, psync, buffered).
+--quick), with 1 MiB and with 128 KiB requests (fio, psync, buffered), and
+a cp of it within the filesystem (copy_file_range: redisfs copies on the
+server, passthrough_ll hands it to the filesystem under it).
 
 Each repetition writes a fresh file (then an fsync, counted in the time),
 drops the page cache so the read really reaches the filesystem, reads it
-back and deletes it, on redisfs, passthrough_ll and the tmpfs. The raw baseline does the same bytes from one client:
+back, copies it (1 MiB round: cp, then an fsync of the copy, counted) and
+deletes both, on redisfs, passthrough_ll and the tmpfs. The raw baseline does the same bytes from one client:
 SET of distinct keys of the request size, unpipelined, then GET of them.
 """
 import os
@@ -26,6 +29,12 @@ for bs_name, bs in (("1 MiB", b.MiB), ("128 KiB", 128 * b.KiB)):
             b.drop_caches()
             job = b.fio("seqr", path, "read", bs, size)
             b.result(r_row, target, size / b.fio_seconds(job) / b.MB, "MB/s")
+            if bs == b.MiB:
+                b.drop_caches()
+                seconds, _ = b.timed(["cp", path, path + ".copy"])
+                seconds += b.fsync_seconds(path + ".copy")
+                b.result("cp within the filesystem", target, size / seconds / b.MB, "MB/s")
+                os.unlink(path + ".copy")
             os.unlink(path)
             b.settle()
         count = size // bs
