@@ -725,9 +725,7 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
       }
       continue;
     }
-    if (kill_suidgid && v.size() >= 3 && v[2].str() == "killed") {
-      kill->killed = true;
-    }
+    _note_killed(v, 2, kill_suidgid ? kill : nullptr);
     return offset;
   }
   return make_error(EAGAIN, "append: the file kept growing");
@@ -748,6 +746,10 @@ Result<std::uint64_t> Store::copy_range(Ino src, std::uint64_t src_offset, Ino d
     TRY(settle(dst));        // what this mount wrote lands first, and the times are the server's again
   }
   TRY_ASSIGN(auto c, acquire());
+  // The source's size first, a round trip of its own: the pieces named
+  // depend on it, and cp asks for SSIZE_MAX bytes (a step of 1024 pieces
+  // named for a file of one block would cost more than the round trip).
+  // The script checks it (RETRY when it moved).
   TRY_ASSIGN(Reply sized, c->command({"HGET", m_keys.inode(src), "size"}));
   std::string expected(sized.view().is_string() ? sized.view().str() : "");
   const std::uint64_t bs = m_sb.block_size;
@@ -788,9 +790,7 @@ Result<std::uint64_t> Store::copy_range(Ino src, std::uint64_t src_offset, Ino d
       expected = std::string(v[1].str());
       continue;
     }
-    if (kill != nullptr && v.size() >= 2 && v[1].str() == "killed") {
-      kill->killed = true;
-    }
+    _note_killed(v, 1, kill);
     return done;
   }
   return make_error(EAGAIN, "copy_range: the source's size kept changing");

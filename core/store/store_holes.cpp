@@ -189,13 +189,6 @@ static std::vector<std::uint64_t> _step_blocks(std::uint64_t from, std::uint64_t
   return blocks;
 }
 
-// punch.lua's reply says 'killed' second when its kill dropped a bit.
-static void _note_killed(ReplyView v, WriteKill* kill) {
-  if (kill != nullptr && v.is_array() && v.size() >= 2 && v[1].str() == "killed") {
-    kill->killed = true;
-  }
-}
-
 Status Store::punch_hole(Ino ino, std::uint64_t offset, std::uint64_t length, WriteKill* kill) {
   TRY(writable());
   if (length == 0) {
@@ -235,13 +228,13 @@ Status Store::punch_hole(Ino ino, std::uint64_t offset, std::uint64_t length, Wr
     args[1] = blocks.back() == (end - 1) / bs && end % bs != 0 ? std::to_string(end % bs) : "";
     at = blocks.back() + 1;
     TRY_ASSIGN(Reply r, eval_change(*c, lua::punch, keys, args));
-    _note_killed(r.view(), kill);
+    _note_killed(r.view(), 1, kill);
     stepped = true;
   }
   if (!stepped) {  // only holes in the range: the times change all the same
     TRY_ASSIGN(Reply r,
                eval_change(*c, lua::punch, {m_keys.sb(), m_keys.freeze(), m_keys.inode(ino), m_keys.changed()}, args));
-    _note_killed(r.view(), kill);
+    _note_killed(r.view(), 1, kill);
   }
   return {};
 }

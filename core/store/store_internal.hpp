@@ -59,6 +59,16 @@ inline Status _check_xattr_name(std::string_view name) { return check_xattr_name
 Result<std::vector<std::uint64_t>> _existing_blocks(Connection& c, const Keys& keys, Ino ino, std::uint64_t from,
                                                     std::uint64_t to);
 
+// A change script that drops setuid/setgid answers 'killed' at `at` of its
+// reply when a bit went (write.lua third, punch.lua and copy_range.lua
+// second): noted in `kill` (may be null), whose mode the kernel then holds
+// stale.
+inline void _note_killed(ReplyView r, std::size_t at, WriteKill* kill) {
+  if (kill != nullptr && r.is_array() && r.size() > at && r[at].str() == "killed") {
+    kill->killed = true;
+  }
+}
+
 inline bool _is_retry(ReplyView r) { return r.is_array() && r.size() >= 1 && r[0].str() == "RETRY"; }
 
 // At most 64 bytes of a value, for a message (a message is one bounded
