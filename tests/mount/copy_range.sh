@@ -8,6 +8,8 @@
 # - copies at offsets that are not block aligned, into the middle and
 #   past the end of a file, and within one file (ranges apart): the same
 #   bytes and size as the local file;
+# - a copy into a file whose writes this mount has not sent yet (a new
+#   file still open) lands over them;
 # - a copy longer than one step (1024 pieces) is answered short and the
 #   caller's loop gets the rest;
 # - a copy out of a snapshot's view into the live tree works (the kernel
@@ -86,6 +88,19 @@ both a b 100 $((5 * BS)) $((7 * BS + 9))     # past the end (a hole before it), 
 both b b $((BS + 3)) 0 $((3 * BS + 17))      # within one file, ranges apart
 both sparse b $((3 * BS)) $((19 * BS)) $((BS / 2)) # holes over data
 same b "unaligned copies, past the end, within one file, of holes"
+python3 - "$MNT/a" "$MNT/open" "$L/a" "$L/open" "$BS" <<'PY'
+import os, sys
+bs = int(sys.argv[5])
+for src, dst in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):
+    fo = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fo, b'w' * (3 * bs))  # (still open: the writes wait in the daemon)
+    fi = os.open(src, os.O_RDONLY)
+    if os.copy_file_range(fi, fo, bs, 7, bs - 1) != bs:
+        sys.exit('a short copy')
+    os.close(fi)
+    os.close(fo)
+PY
+same open "a copy into a file whose writes are not closed yet"
 check_consistency || fail "inconsistent after the copies"
 unmount_fs
 
