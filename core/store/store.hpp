@@ -604,6 +604,8 @@ class Store {
   Result<Reply> eval_change(Connection& c, lua::ScriptId script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args, const FreshAttrs& fresh = {}, Ino reporting_dir = 0,
                             Prerequisites* before = nullptr);
+  // The size of copy_range's source, its access recorded (relatime).
+  Result<std::string> copy_source(Connection& c, Ino src);
   // Sets the size (in steps from the end for a huge shrink). `readable`:
   // refused (EIO, before any change) when the client cannot decode the
   // inode, whose fields the caller's reply carries (setattr); a purge

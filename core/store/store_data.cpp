@@ -731,6 +731,45 @@ Result<std::uint64_t> Store::write(Ino ino, std::uint64_t offset, std::string_vi
   return make_error(EAGAIN, "append: the file kept growing");
 }
 
+// The source's size first (a copy step's RETRY expects it), a round
+// trip of its own: the pieces named depend on it, and cp asks for
+// SSIZE_MAX bytes (a step of 1024 pieces named for a file of one block
+// would cost more than the round trip). copy_range.lua checks it (RETRY
+// when it moved). The copy reads the source: its access is recorded as a
+// read's (relatime; best effort), by touch_atime.lua in that round trip,
+// or after it when this mount found the access recorded but the times
+// read show another one due.
+Result<std::string> Store::copy_source(Connection& c, Ino src) {
+  const bool touch = !m_opts.noatime;
+  const bool carry = touch && !_access_known(m_attrs, src);
+  AttrCache::Change change = carry ? m_attrs.begin({src}) : AttrCache::Change();
+  c.append({"HMGET", m_keys.inode(src), "type", "size", "atime", "mtime", "ctime"});
+  if (carry) {
+    _queue_touch(c, m_keys, src);
+  }
+  auto meta = c.read_reply();
+  std::optional<std::int64_t> atime;
+  if (carry) {
+    auto t = c.read_reply();
+    atime = _touched(m_attrs, src, change, t.ok() ? std::move(t).value() : Reply());
+  }
+  TRY(meta);
+  ReplyView m = meta->view();
+  if (!m.is_array() || m.size() != 5) {
+    return make_error(EIO, "inode " + std::to_string(src) + ": " + _reply_problem(m, "a hash"));
+  }
+  if (m[0].is_nil()) {
+    return make_error(ESTALE, "inode " + std::to_string(src) + " was removed");
+  }
+  if (touch && !carry && _access_due(m)) {
+    atime = _touch_now(c, m_keys, m_attrs, src);
+  }
+  if (atime && m_gathered_count.load() != 0) {
+    gathered_accessed(src, *atime);  // a file that gathers on shows the access too
+  }
+  return std::string(m[1].is_string() ? m[1].str() : "");
+}
+
 // The pieces of one copy_range step: each within one block of the
 // source and one of the destination, at most k_copy_pieces of them.
 static constexpr std::size_t k_copy_pieces = 1024;
@@ -746,18 +785,10 @@ Result<std::uint64_t> Store::copy_range(Ino src, std::uint64_t src_offset, Ino d
     TRY(settle(dst));        // what this mount wrote lands first, and the times are the server's again
   }
   TRY_ASSIGN(auto c, acquire());
-  // The source's size first, a round trip of its own: the pieces named
-  // depend on it, and cp asks for SSIZE_MAX bytes (a step of 1024 pieces
-  // named for a file of one block would cost more than the round trip).
-  // The script checks it (RETRY when it moved).
-  TRY_ASSIGN(Reply sized, c->command({"HGET", m_keys.inode(src), "size"}));
-  std::string expected(sized.view().is_string() ? sized.view().str() : "");
+  TRY_ASSIGN(std::string expected, copy_source(*c, src));
   const std::uint64_t bs = m_sb.block_size;
   for (int attempt = 0; attempt < k_retry_max; ++attempt) {
     std::uint64_t size = 0;
-    if (expected.empty()) {
-      return make_error(ESTALE, "inode " + std::to_string(src) + " was removed");
-    }
     if (!parse_u64(expected, size) || size > k_max_file_size) {
       return make_error(EIO, "inode " + std::to_string(src) + ": bad size '" + _bounded(expected) + "'");
     }

@@ -17,7 +17,9 @@
 # - a user's copy into a setuid file drops setuid and setgid, root's
 #   keeps them, as on the local file;
 # - another mount reads the copy; on a writeback mount what the kernel
-#   holds of the source (not written back yet) is copied.
+#   holds of the source (not written back yet) is copied;
+# - the source records its access, as a read does (relatime), but on a
+#   noatime mount.
 # The filesystem is consistent at the end.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
@@ -71,6 +73,10 @@ read -r n1 _ < <(trips copy_file_range)
 cmp "$MNT/a.copy" "$L/a" || fail "cp's copy differs"
 [[ $(blocks_of "$MNT/a.copy") == 6 ]] || fail "the copy has $(blocks_of "$MNT/a.copy") blocks on the server, 6 expected"
 note "cp within the mount: $((n1 - n0)) copy_file_range requests, the bytes copied by the server"
+ino=$(stat -c %i "$MNT/a")
+read -r at mt < <(rcli HMGET "$PREFIX:INODE:$ino" atime mtime | xargs)
+((at > mt)) || fail "cp read the source but its atime $at is not after its mtime $mt (relatime records the access)"
+note "the copy's source records its access (relatime)"
 
 truncate -s $((50 * BS)) "$MNT/sparse"
 printf 'middle' | dd of="$MNT/sparse" bs=1 seek=$((20 * BS + 3)) conv=notrunc status=none
@@ -173,3 +179,12 @@ same wb.copy "a writeback mount's copy of what the kernel held"
 unmount_fs
 check_consistency || fail "inconsistent after the writeback mount's copy"
 note "a writeback mount's copy sees what the kernel held of the source"
+
+mount_fs -o noatime
+printf 'new data' >>"$MNT/a"
+ino=$(stat -c %i "$MNT/a")
+read -r at0 mt < <(rcli HMGET "$PREFIX:INODE:$ino" atime mtime | xargs)
+cp "$MNT/a" "$MNT/a.noatime"
+[[ $(rcli HGET "$PREFIX:INODE:$ino" atime) == "$at0" ]] || fail "a noatime mount's copy recorded the source's access"
+unmount_fs
+note "a noatime mount's copy leaves the source's atime"
