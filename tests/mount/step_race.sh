@@ -92,7 +92,8 @@ PY
 
 # check KIND ROUND: the blocks after the race, read through a fresh mount
 check() {
-  local kind=$1 round=$2 file=$MNT/f$round
+  local kind=$1 round=$2 file
+  file=$MNT/f$round
   [[ $kind == copy ]] && file=$MNT/f$round.copy
   python3 - "$kind" "$file" "$T/orig$round" "$BLOCKS" "$T/log$round" <<'PY'
 import sys
