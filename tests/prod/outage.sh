@@ -2,7 +2,8 @@
 # outage: a server outage costs latency, not errors (issue 9).
 #
 # 1. Two writers (outage_writer.py: files written, fsynced and stat'ed in
-#    a loop, each acknowledged one journaled) run on two mounts of one
+#    a loop, every other one copied within the mount and a hole punched
+#    in the copy, each acknowledged one journaled) run on two mounts of one
 #    filesystem, over TCP and over the unix socket, while the server is
 #    killed (SIGKILL) and started again on the same port, socket and AOF
 #    (appendfsync always) twice, then once more sitting in LOADING for

@@ -4,26 +4,59 @@
 #
 #   write ROOT JOURNAL STOPFILE: writes files ROOT/w<i> (deterministic
 #       bytes, 1 B .. 256 KB), each open + write + fsync + close + stat,
-#       until STOPFILE exists. Every file fsync acknowledged gets a line
+#       until STOPFILE exists; every other one is also copied within the
+#       mount to ROOT/c<i> (copy_file_range: done by the server) with a hole
+#       punched in the copy (fallocate), then fsynced. Every file fsync
+#       acknowledged gets a line
 #       "ok <i> <size>" in JOURNAL (fsynced too); a failed call gets
 #       "err <i> <op> <errno> <seconds> <strerror>" and the writer goes on
 #       with the next file (1000 failures at most). Prints the slowest
 #       single call at the end. Exit 0.
-#   verify ROOT JOURNAL: every "ok" file reads back exactly. Exit 1 if not.
+#   verify ROOT JOURNAL: every "ok" file (and its copy) reads back exactly.
+#       Exit 1 if not.
 #   probe ROOT TAG: two calls at once on names never used before (TAG
 #       makes them unique): create+write+fsync of a new file, and stat of a
 #       missing name; prints "<call> <errno, 0: success> <seconds>" each.
+import ctypes
 import os
 import random
 import sys
 import threading
 import time
 
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+PUNCH = (4096, 5000)  # offset, length of the hole in a copy
+
 
 def content(i):
     rnd = random.Random(i)
     size = rnd.choice((1, 4096, 65536, 65537, rnd.randrange(1, 262144)))
     return rnd.randbytes(size)
+
+
+def copied(i):
+    """What ROOT/c<i> holds, for an even i: w<i> with the hole punched."""
+    data = bytearray(content(i))
+    lo, hi = PUNCH[0], min(len(data), PUNCH[0] + PUNCH[1])
+    if lo < hi:
+        data[lo:hi] = bytes(hi - lo)
+    return bytes(data)
+
+
+def copy_all(fi, fo, n):
+    done = 0
+    while done < n:
+        got = os.copy_file_range(fi, fo, n - done, done, done)
+        if got == 0:
+            raise OSError(0, "the source ended at %d bytes of %d" % (done, n))
+        done += got
+
+
+def punch(fd):
+    if libc.fallocate(fd, 0x03, PUNCH[0], PUNCH[1]) != 0:  # PUNCH_HOLE | KEEP_SIZE
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 
 
 def write(root, journal, stopfile):
@@ -60,6 +93,19 @@ def write(root, journal, stopfile):
             st = timed("stat", os.stat, path)
             if st.st_size != len(data):
                 raise OSError(0, "size %d after writing %d bytes" % (st.st_size, len(data)))
+            if i % 2 == 0:
+                fi = timed("open", os.open, path, os.O_RDONLY)
+                try:
+                    fo = timed("open", os.open, os.path.join(root, "c%d" % i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                               0o644)
+                    try:
+                        timed("copy_file_range", copy_all, fi, fo, len(data))
+                        timed("fallocate", punch, fo)
+                        timed("fsync", os.fsync, fo)
+                    finally:
+                        timed("close", os.close, fo)
+                finally:
+                    timed("close", os.close, fi)
             os.write(jfd, b"ok %d %d\n" % (i, len(data)))
             os.fsync(jfd)
             oks += 1
@@ -97,6 +143,18 @@ def verify(root, journal):
                 print("verify: w%d: %d bytes, want %d%s" % (i, len(got), size,
                       "" if len(got) != size else " (different bytes)"), file=sys.stderr)
                 bad += 1
+            if i % 2 == 0:
+                try:
+                    with open(os.path.join(root, "c%d" % i), "rb") as fh:
+                        got = fh.read()
+                except OSError as e:
+                    print("verify: c%d: %s" % (i, e), file=sys.stderr)
+                    bad += 1
+                    continue
+                if got != copied(i):
+                    print("verify: c%d (the copy of w%d, a hole punched): %d bytes, want %d%s" % (
+                        i, i, len(got), size, "" if len(got) != size else " (different bytes)"), file=sys.stderr)
+                    bad += 1
     print("verify: %d acknowledged files, %d bad" % (n, bad))
     return 1 if bad or n == 0 else 0
 
