@@ -6,7 +6,10 @@
 #   write ROOT JOURNAL --stop FILE [--pause S] [--seed N]
 #       until FILE exists: creates ROOT/n<k> (1 B .. 160 KB of random
 #       bytes; open, write, fsync, close) and, every third round, appends a
-#       chunk to ROOT/log (write + fsync). Each acknowledged step becomes a
+#       chunk to ROOT/log (write + fsync); every third file is also copied
+#       within the mount to ROOT/c<k> (copy_file_range: done by the server)
+#       with a hole punched in the copy (fallocate), then fsynced, a step
+#       of its own journaled as a new file. Each acknowledged step becomes a
 #       journal line:
 #         new NAME SIZE SHA256 START END SLOWEST OP
 #         append log OFFSET SIZE SHA256 START END SLOWEST OP
@@ -19,6 +22,7 @@
 #       between T0 and T1 (time.time() values), and how many ran then.
 #   count JOURNAL: the number of acknowledged steps.
 import argparse
+import ctypes
 import errno
 import hashlib
 import os
@@ -54,6 +58,44 @@ def fsync_or_refused(step, fd):
         if e.errno != errno.EIO:
             raise
         raise FsyncRefused() from e
+
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+HOLE = (1000, 5000)  # offset, length of the hole punched in a copy
+
+
+def copy_and_punch(step, src, dst, size):
+    """dst = src's size bytes with HOLE zeroed (within size); fsynced."""
+    fi = step.call("open", os.open, src, os.O_RDONLY)
+    try:
+        fo = step.call("open", os.open, dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            n = 0
+            while n < size:
+                got = step.call("copy_file_range", os.copy_file_range, fi, fo, size - n, n, n)
+                if got == 0:
+                    raise OSError(0, "%s ended at %d bytes of %d" % (src, n, size))
+                n += got
+
+            def punch():
+                if libc.fallocate(fo, 0x03, HOLE[0], HOLE[1]) != 0:  # PUNCH_HOLE | KEEP_SIZE
+                    e = ctypes.get_errno()
+                    raise OSError(e, os.strerror(e))
+            step.call("fallocate", punch)
+            fsync_or_refused(step, fo)
+        finally:
+            step.call("close", os.close, fo)
+    finally:
+        step.call("close", os.close, fi)
+
+
+def punched(data):
+    out = bytearray(data)
+    lo, hi = HOLE[0], min(len(out), HOLE[0] + HOLE[1])
+    if lo < hi:
+        out[lo:hi] = bytes(hi - lo)
+    return bytes(out)
 
 
 def journal_line(jfd, text):
@@ -106,6 +148,14 @@ def write(root, journal, stop, pause, seed):
                 journal_line(jfd, "new %s %d %s %.6f %.6f %.6f %s" % (
                     name, size, hashlib.sha256(data).hexdigest(), step.start, time.time(),
                     step.slowest, step.op))
+                if k % 3 == 1:
+                    done += 1
+                    step = Step()
+                    op = "copy %s to c%d" % (name, k)
+                    copy_and_punch(step, os.path.join(root, name), os.path.join(root, "c%d" % k), size)
+                    journal_line(jfd, "new c%d %d %s %.6f %.6f %.6f %s" % (
+                        k, size, hashlib.sha256(punched(data)).hexdigest(), step.start, time.time(),
+                        step.slowest, step.op))
         except FsyncRefused as e:
             # Not acknowledged (the master changed under it): what it wrote
             # may be lost, so it is written again (the log at the same
