@@ -7,7 +7,8 @@
 # snapshot must be a cut of the sequence (numbers 0..M-1, each exactly
 # once, none after). A hole punched while a copy runs is not in the
 # snapshot (the blocks it removes and cuts are copied first), and is in
-# the filesystem. Also: a copy that crashes midway leaves a snapshot
+# the filesystem; so are blocks copy_file_range copies (the server's
+# COPY) over a file's blocks and into a new file. Also: a copy that crashes midway leaves a snapshot
 # the next copy waits out, removes and replaces; nothing is left behind.
 # The writer's longest write during the copies is printed (not asserted:
 # the machine is shared).
@@ -97,10 +98,12 @@ for round in 1 2 3; do
   unmount_fs "$T/snap$round"
 done
 
-note "a hole punched while a copy runs"
+note "a hole punched and a copy_file_range made while a copy runs"
 B=$(rcli hget "$PREFIX:SB" block_size)
 head -c $((8 * B)) /dev/urandom >"$T/punched"
 cp "$T/punched" "$MNT/punched"
+head -c $((8 * B)) /dev/urandom >"$T/over"
+cp "$T/over" "$MNT/over"
 REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" PUNCHED &
 copy_pid=$!
 for ((i = 0; i < 100; i++)); do
@@ -109,13 +112,32 @@ for ((i = 0; i < 100; i++)); do
 done
 [[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy did not begin"
 fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$MNT/punched" # 1 cut, 2-5 gone, 6 zeroed
-[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy ended before the punch: too fast to tell anything"
-wait "$copy_pid" || fail "the copy during the punch failed"
+# the server copies blocks 0-4 of punched whole over blocks 2-6 of over
+# (COPY ... REPLACE), and all of it into a new file
+copy_range() {
+  python3 -c 'import os, sys
+fi, fo = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
+n, soff, doff = map(int, sys.argv[3:6])
+while n:
+    got = os.copy_file_range(fi, fo, n, soff, doff)
+    assert got, "short source"
+    n, soff, doff = n - got, soff + got, doff + got' "$@"
+}
+copy_range "$MNT/punched" "$MNT/over" $((5 * B)) 0 $((2 * B))
+copy_range "$MNT/punched" "$MNT/copied" $((8 * B)) 0 0
+[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy ended before the punch and copies: too fast to tell anything"
+wait "$copy_pid" || fail "the copy during the punch and copies failed"
 cp "$T/punched" "$T/punched-local"
 fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$T/punched-local"
 cmp "$MNT/punched" "$T/punched-local" || fail "the punched file is not as punched"
+cp "$T/over" "$T/over-local"
+copy_range "$T/punched-local" "$T/over-local" $((5 * B)) 0 $((2 * B))
+cmp "$MNT/over" "$T/over-local" || fail "the file copied over is not as copied"
+cmp "$MNT/copied" "$T/punched-local" || fail "the new copy is not as copied"
 PREFIX=PUNCHED mount_at "$T/punched-snap" --read-only
 cmp "$T/punched-snap/punched" "$T/punched" || fail "the snapshot holds the hole punched after its instant"
+cmp "$T/punched-snap/over" "$T/over" || fail "the snapshot holds the blocks copied over after its instant"
+[[ ! -e $T/punched-snap/copied ]] || fail "the snapshot holds the file copied into after its instant"
 unmount_fs "$T/punched-snap"
 
 note "a crashed copy is waited out and removed by the next one"
