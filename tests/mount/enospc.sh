@@ -3,7 +3,8 @@
 # A 40 MB write into 20 MB fails with "No space left on device", the
 # filesystem stays consistent, and once the file is deleted writes work.
 # While the server is full, only growth fails: files open read-only (and
-# read), truncate, chmod, rename, unlink and rmdir work, a read-write mount starts,
+# read), truncate, chmod, rename, unlink, rmdir and a hole punched work
+# (a copy within the mount is ENOSPC), a read-write mount starts,
 # and every open is counted out again at its close (no OPEN key is left
 # behind).
 REDIS_ARGS=(--maxmemory 20mb --maxmemory-policy noeviction)
@@ -62,6 +63,22 @@ rm "$MNT/shrink" || fail "unlink of an open file on a full server"
 head -c 10 <&4 >/dev/null || fail "reading an unlinked open file on a full server"
 exec 4<&-
 rmdir "$MNT/empty-dir" || fail "rmdir on a full server"
+# a hole punched frees space (punch.lua runs on a full server); a copy
+# within the mount (copy_file_range: the server copies) grows it: ENOSPC
+B=$(rcli hget "$PREFIX:SB" block_size)
+((size >= 4 * B)) || fail "big holds $size bytes, too little to punch in"
+n0=$(fs_keys "BLK:$ino:*" | wc -l)
+fallocate --punch-hole -o "$B" -l $((2 * B)) "$MNT/big" || fail "a hole punched on a full server"
+n1=$(fs_keys "BLK:$ino:*" | wc -l)
+((n1 == n0 - 2)) || fail "a punch of two whole blocks on a full server left $n1 of $n0 blocks"
+[[ $(stat -c %s "$MNT/big") == "$size" ]] || fail "a punch on a full server changed the size"
+out=$(python3 -c '
+import os, sys
+fi, fo = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_WRONLY)
+os.copy_file_range(fi, fo, 4 * int(sys.argv[3]), 0, 0)' "$MNT/big" "$MNT/trunc" "$B" 2>&1) &&
+  fail "a copy_file_range on a full server succeeded"
+[[ $out == *"No space left on device"* ]] || fail "a copy_file_range on a full server failed without ENOSPC: $out"
+[[ $(stat -c %s "$MNT/trunc") == 0 ]] || fail "a refused copy_file_range changed its destination"
 rm "$MNT/big" || fail "unlink on a full server"
 # a second read-write mount starts on a full server (its session key is
 # written), and the first one's session key stays refreshed
