@@ -386,18 +386,23 @@ std::string _undecodable(Ino ino, NodeType type, const Result<Attr>& attr, const
   return {};
 }
 
-// Fields whose value says nothing of the file's data or of who may reach
-// it are set by the repair when they cannot be parsed, or are missing, if
-// the inode then decodes (it is judged as it will be): a time, to the
-// latest of the inode's times that parse (0 when none does); the rdev of
-// what is no device, to 0; the link count is counted again (a wrong count,
-// check_counters). Another field that cannot be parsed leaves the inode
-// bad, to fix or remove by hand: an owner or a mode (a guess could give a
-// setuid file to root, or open a private one), a type, a size, a parent.
+// Fields the repair sets when they cannot be parsed, or are missing, if
+// the inode then decodes (it is judged as it will be). Those that say
+// nothing of the file's data or of who may reach it: a time, to the latest
+// of the inode's times that parse (0 when none does); the rdev of what is
+// no device, to 0; the link count is counted again (a wrong count,
+// check_counters). An owner or a mode is never guessed (a guess could give
+// a setuid file to root, or open a private one): they are set so that
+// only root may reach the inode, an owner to 0 and the mode to 0000 (also
+// a mode that parses, when an owner is set: 4755 of an unknown owner must
+// not become root's), until chown and chmod set them again. Another field
+// that cannot be parsed leaves the inode bad, to fix or remove by hand: a
+// type, a size, a parent, a device's rdev.
 struct FieldReset {
   std::string_view field;
   std::optional<std::string_view> seen;  // as read; none: missing
   std::string value;
+  std::string why;  // what the repair sets, and why ("(the repair sets ...)")
 };
 struct Resets {
   std::vector<FieldReset> fields;  // set by the repair, each its own problem
@@ -408,6 +413,10 @@ constexpr std::string_view k_time_fields[] = {"atime", "mtime", "ctime"};
 
 // `v` in `field` as the daemon decodes it, if it does.
 Result<Attr> _decoded(std::string_view field, std::string_view v) {
+  if (field == "mode") {
+    const FieldList probe{{"type", "file"}, {"mode", v}};
+    return decode_attr(0, probe);
+  }
   const FieldList probe{{"type", "file"}, {"mode", "644"}, {field, v}};
   return decode_attr(0, probe);
 }
@@ -421,6 +430,31 @@ std::optional<std::string_view> _field(const FieldList& fields, std::string_view
   return it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second);
 }
 
+// The owner and mode part of _resets. The mode comes first: the repair
+// goes through the problems in order, so it is 0000 before an owner is 0.
+void _owner_resets(const FieldList& fields, Resets& out) {
+  std::vector<FieldReset> owners;
+  for (std::string_view f : {std::string_view("uid"), std::string_view("gid")}) {
+    auto raw = _field(fields, f);
+    if (!raw || !_decoded(f, *raw).ok()) {
+      owners.push_back({f, raw, "0",
+                        "(the repair sets 0, root, and the mode 0000: only root may reach it until chown and "
+                        "chmod set them again)"});
+    }
+  }
+  auto raw_mode = _field(fields, "mode");
+  auto mode = raw_mode ? _decoded("mode", *raw_mode) : Result<Attr>(make_error(EIO, "no mode"));
+  if (!mode.ok()) {
+    out.fields.push_back(
+        {"mode", raw_mode, "0000", "(the repair sets 0000: only root may reach it until chmod sets a mode)"});
+  } else if (!owners.empty() && (mode->mode & 07777) != 0) {
+    out.fields.push_back({"mode", raw_mode, "0000",
+                          "(its owner cannot be read: the repair sets the mode 0000 with it, so that no setuid or "
+                          "private file becomes root's)"});
+  }
+  out.fields.insert(out.fields.end(), owners.begin(), owners.end());
+}
+
 // What the repair would set in `fields` (of an inode of `type`), as above.
 // (The values live in `out`, which `out.patched` points into.)
 void _resets(const FieldList& fields, NodeType type, Resets& out) {
@@ -429,18 +463,20 @@ void _resets(const FieldList& fields, NodeType type, Resets& out) {
     auto raw = _field(fields, f);
     auto t = raw ? _decoded_time(*raw) : std::nullopt;
     if (!t) {
-      out.fields.push_back({f, raw, {}});
+      out.fields.push_back({f, raw, {}, {}});
     } else if (!latest || *t > *latest) {
       latest = t;
     }
   }
   for (FieldReset& r : out.fields) {
     r.value = std::to_string(latest.value_or(0));
+    r.why = "(the repair sets the latest of its other times, " + r.value + ")";
   }
   auto raw_rdev = _field(fields, "rdev");
   if (type != NodeType::Special && (!raw_rdev || !_decoded("rdev", *raw_rdev).ok())) {
-    out.fields.push_back({"rdev", raw_rdev, "0"});
+    out.fields.push_back({"rdev", raw_rdev, "0", "(the repair sets 0: it is no device, fifo or socket)"});
   }
+  _owner_resets(fields, out);
   auto raw_nlink = _field(fields, "nlink");
   out.nlink = raw_nlink && !_decoded("nlink", *raw_nlink).ok();
   for (const auto& kv : fields) {
@@ -495,12 +531,13 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
         cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
   } else {
     for (const FieldReset& r : resets.fields) {
-      const bool time = r.field != "rdev";
+      const bool parses = r.field == "mode" && r.seen && _decoded("mode", *r.seen).ok();
       add(fsck_kind::k_bad_inode, std::string(key),
           "inode " + std::to_string(ino) + ": " +
-              (r.seen ? "malformed field '" + std::string(r.field) + "'" : "no '" + std::string(r.field) + "' field") +
-              (time ? " (the repair sets the latest of its other times, " + r.value + ")"
-                    : " (the repair sets 0: it is no device, fifo or socket)"),
+              (parses   ? "mode " + std::string(*r.seen)
+               : r.seen ? "malformed field '" + std::string(r.field) + "'"
+                        : "no '" + std::string(r.field) + "' field") +
+              " " + r.why,
           _field_action(Op::HSet, k_stage_count, std::string(key), std::string(r.field), r.value,
                         r.seen ? Seen::Value : Seen::Absent, std::string(r.seen.value_or(""))));
     }

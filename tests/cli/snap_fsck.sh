@@ -325,7 +325,7 @@ grep -q "'DEAD' has 1 problem left (the next read-write mount frees it)$" "$T/er
 expect_fail snap -q fsck DEAD --json
 [[ $(jq -c '[.problems[] | [.kind, .repairable, .mount_frees]]' "$T/out") == '[["orphan of a dead mount",false,true]]' ]] ||
   fail "fsck --json of a dead mount's orphan: $(cat "$T/out")"
-rcli hset DEAD:INODE:6 mode x >/dev/null
+rcli hset DEAD:INODE:6 size x >/dev/null
 expect_fail snap fsck DEAD
 grep -q "a read-write mount frees it once the inode is fixed" "$T/out" || fail "a bad orphan: $(cat "$T/out")"
 grep -q "'DEAD' has 2 problems (repair them by hand)$" "$T/err" ||

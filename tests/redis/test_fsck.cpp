@@ -215,7 +215,7 @@ TEST_CASE_FIXTURE(FsckFixture, "orphans of a mount that is gone are reported, an
 TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose inode is bad waits for the inode's fix") {
   auto t = build();
   _ok(t.store->end_session());
-  cmd({"HSET", keys.inode(t.open), "mode", "x"});
+  cmd({"HSET", keys.inode(t.open), "size", "x"});
   auto r = check();
   INFO(_dump(r));
   CHECK(_kinds(r) ==
@@ -1021,7 +1021,7 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     CHECK(check().problems.empty());
   }
   SUBCASE("an undecodable inode is reported, never changed") {
-    cmd({"HSET", keys.inode(t.fifo), "mode", "rw-r--r--"});
+    cmd({"HSET", keys.inode(t.fifo), "rdev", "8:1"});
     auto r = check(true);
     CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
     CHECK_FALSE(r.problems[0].repairable);
@@ -1176,7 +1176,7 @@ TEST_CASE_FIXTURE(FsckFixture, "repairs that delete data say so, before and afte
   }
   CHECK(check().problems.empty());
   // what cannot be repaired says so in a dry run
-  cmd({"HSET", keys.inode(t.fifo), "mode", "rw-r--r--"});
+  cmd({"HSET", keys.inode(t.fifo), "rdev", "8:1"});
   auto bad = check();
   REQUIRE(bad.problems.size() == 1);
   CHECK(fsck_dry_run_line(bad.problems[0]).starts_with("no repair: bad inode: "));
@@ -1336,11 +1336,7 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
   SUBCASE("a directory's change count past what Lua counts") {
     cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
   }
-  SUBCASE("an owner the kernel cannot represent") { cmd({"HSET", keys.inode(t.f), "uid", "4294967295"}); }
-  SUBCASE("a missing mode") { cmd({"HDEL", keys.inode(t.fifo), "mode"}); }
-  SUBCASE("a time that cannot be parsed, beside an owner that cannot") {
-    cmd({"HSET", keys.inode(t.f), "mtime", "yesterday", "uid", "root"});
-  }
+  SUBCASE("a device's rdev that cannot be parsed") { cmd({"HSET", keys.inode(t.fifo), "rdev", "x"}); }
   SUBCASE("an inode number of 2^53") {
     cmd({"RENAME", keys.inode(t.fifo), keys.inode(1ull << 53)});
     cmd({"HSET", keys.dir(k_root_ino), "fifo", _str(1ull << 53)});
@@ -1354,7 +1350,8 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
 // A time that cannot be parsed, or is missing, is set to the latest of the
 // inode's other times (0 when none parses), the rdev of what is no device
 // to 0, and a link count is counted again: they say nothing of the data or
-// of who may reach it. An owner, a mode or a device's rdev is not guessed.
+// of who may reach it. An owner or a mode is not guessed (next test), nor
+// a device's rdev (above).
 TEST_CASE_FIXTURE(FsckFixture, "fields that say nothing of the data or its access: set when they cannot be parsed") {
   auto t = build();
   auto fields = [&](Ino ino, std::initializer_list<const char*> names) {
@@ -1408,16 +1405,74 @@ TEST_CASE_FIXTURE(FsckFixture, "fields that say nothing of the data or its acces
   CHECK(_ok(t.store->getattr(t.f)).ino == t.f);  // the daemon serves it again
 }
 
-TEST_CASE_FIXTURE(FsckFixture, "an owner, a mode, a device's rdev that cannot be parsed: a bad inode, kept") {
+// An owner or a mode that cannot be parsed, or is missing, is not
+// guessed: the repair sets it so that only root may reach the inode (an
+// owner 0, the mode 0000; also a mode that parses when an owner is set, so
+// that no setuid file becomes root's), and the inode is served again.
+TEST_CASE_FIXTURE(FsckFixture, "an owner or a mode that cannot be parsed: set so that only root may reach the inode") {
   auto t = build();
-  SUBCASE("uid") { cmd({"HSET", keys.inode(t.f), "uid", "root"}); }
-  SUBCASE("gid, beside a time") { cmd({"HSET", keys.inode(t.f), "gid", "", "mtime", "x"}); }
-  SUBCASE("mode") { cmd({"HSET", keys.inode(t.f), "mode", "0x1ed"}); }
-  SUBCASE("a fifo's rdev") { cmd({"HSET", keys.inode(t.fifo), "rdev", "x"}); }
-  auto r = check(true);
+  auto field = [&](Ino ino, const char* f) {
+    auto r = _ok(conn().command({"HGET", keys.inode(ino), f}));
+    return r.view().is_nil() ? std::string("(none)") : std::string(r.view().str());
+  };
+  Ino ino = t.f;
+  std::string uid = field(t.f, "uid"), gid = field(t.f, "gid");
+  std::vector<std::string> says;
+  SUBCASE("uid") {
+    cmd({"HSET", keys.inode(t.f), "uid", "root"});
+    uid = "0";
+    says = {"malformed field 'uid' (the repair sets 0, root, and the mode 0000",
+            "mode 0644 (its owner cannot be read: the repair sets the mode 0000 with it"};
+  }
+  SUBCASE("an owner the kernel cannot represent, of a setuid file") {
+    cmd({"HSET", keys.inode(t.f), "uid", "4294967295", "mode", "4755"});
+    uid = "0";
+    says = {"malformed field 'uid'", "mode 4755 (its owner cannot be read"};
+  }
+  SUBCASE("gid missing, beside a time") {
+    cmd({"HDEL", keys.inode(t.f), "gid"});
+    cmd({"HSET", keys.inode(t.f), "mtime", "x"});
+    gid = "0";
+    says = {"no 'gid' field (the repair sets 0, root", "mode 0644 (its owner", "malformed field 'mtime'"};
+  }
+  SUBCASE("both owners, the mode already 0000") {
+    cmd({"HSET", keys.inode(t.f), "uid", "-1", "gid", "x", "mode", "0000"});
+    uid = gid = "0";
+    says = {"malformed field 'uid'", "malformed field 'gid'"};
+  }
+  SUBCASE("mode") {
+    cmd({"HSET", keys.inode(t.f), "mode", "0x1ed"});
+    says = {"malformed field 'mode' (the repair sets 0000: only root may reach it until chmod sets a mode)"};
+  }
+  SUBCASE("a fifo's missing mode") {
+    ino = t.fifo;
+    uid = field(t.fifo, "uid");
+    gid = field(t.fifo, "gid");
+    cmd({"HDEL", keys.inode(t.fifo), "mode"});
+    says = {"no 'mode' field (the repair sets 0000"};
+  }
+  auto r = check();
   INFO(_dump(r));
-  CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
-  CHECK_FALSE(r.problems[0].repaired);
+  REQUIRE(r.problems.size() == says.size());
+  for (const auto& p : r.problems) {
+    CHECK(p.kind == fsck_kind::k_bad_inode);
+    CHECK(p.repairable);
+    CHECK(p.deletes.empty());
+    const bool said =
+        std::any_of(says.begin(), says.end(), [&](const auto& w) { return p.detail.find(w) != std::string::npos; });
+    CHECK_MESSAGE(said, p.detail);
+  }
+  auto fixed = check(true);
+  for (const auto& p : fixed.problems) {
+    CHECK(p.repaired);
+  }
+  CHECK(check().problems.empty());
+  CHECK(field(ino, "mode") == "0000");
+  CHECK(field(ino, "uid") == uid);
+  CHECK(field(ino, "gid") == gid);
+  Attr a = _ok(t.store->getattr(ino));  // the daemon serves it again
+  CHECK((a.mode & 07777) == 0);
+  CHECK(std::to_string(a.uid) == uid);
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "the root") {
