@@ -1,4 +1,4 @@
-// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot] [--resume]:
+// redisfs-snap restore [FILE|-] [--prefix NAME] [--force] [--dry-run] [--snapshot] [--resume] [--damaged]:
 // load a dump, all or nothing (core/snap/dump_io.hpp: restore_from_path);
 // --resume continues an interrupted one (core/snap/restore_resume.hpp).
 #include <cstdio>
@@ -17,6 +17,7 @@ struct RestoreArgs {
   bool dry_run = false;
   bool snapshot = false;
   bool resume = false;
+  bool damaged = false;
 };
 
 // The summary of a restore that succeeded (its warning first).
@@ -78,6 +79,9 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
                 "continue the restore into the target that a crash or a broken pipe interrupted: the same dump is "
                 "read again, its records staged already are checked (SHA-256), not written")
       ->excludes(dry_run);
+  sub->add_flag("--damaged", args->damaged,
+                "restore a full dump whose filesystem fsck finds damaged as it is (the damage too), with a "
+                "warning, rather than refuse it: for fsck --repair, or to read what can be read");
   sub->footer(
       "A restore whose input ends early (a broken pipe; not a regular file) keeps what it staged, and a\n"
       "killed one leaves it, for 12 h: 'restore --resume' with the same dump (and the same --prefix)\n"
@@ -94,6 +98,7 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
     opts.dry_run = args->dry_run;
     opts.snapshot = args->snapshot;
     opts.resume = args->resume;
+    opts.damaged = args->damaged;
     opts.quiet = ctx.opts.quiet;
     auto stats = restore_from_path(&pool, args->input, opts);
     std::string from = args->input == "-" ? std::string("stdin") : args->input;

@@ -640,6 +640,11 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
     // half-applied state to continue from, only the same restore again.
     return make_error(EINVAL, "an incremental dump cannot be resumed: restore it again without --resume");
   }
+  if (m_opts.damaged) {
+    // Its changes apply only onto exactly its base, and must leave a
+    // filesystem fsck passes (check_result).
+    return make_error(EINVAL, "--damaged takes a full dump; an incremental one applies only onto a sound base");
+  }
   if (m_pool == nullptr) {
     return {};
   }

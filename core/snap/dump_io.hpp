@@ -73,6 +73,9 @@ struct RestoreOptions {
   bool force = false;                 // replace an existing (unmounted) filesystem
   bool dry_run = false;               // verify everything, write nothing
   bool snapshot = false;              // keep it a read-only snapshot (default: a writable filesystem)
+  // Restore a full dump whose filesystem fsck finds damaged as it is (the
+  // damage too), with the summary as a warning, rather than refuse it.
+  bool damaged = false;
   bool quiet = false;
   // Continue the interrupted restore into the target (restore_resume.hpp):
   // its first records are checked against the checkpoint, not written.

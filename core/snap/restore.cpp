@@ -42,6 +42,7 @@
 #include "snap/dump_incremental.hpp"
 #include "snap/dump_io.hpp"
 #include "snap/dump_rules.hpp"
+#include "snap/dump_verify.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
 #include "snap/restore_resume.hpp"
@@ -403,14 +404,30 @@ Status mark_restored(Connection& c, const Keys& staging, const std::string& targ
 
 namespace {
 
+// The filesystem in a dump is damaged (fsck's `line`): refused, or with
+// --damaged a warning.
+Status _damage_found(const std::string& line, const std::string& target, const RestoreOptions& o,
+                     std::string& warning) {
+  if (o.damaged) {
+    add_warning(warning, "the filesystem in the dump is damaged: " + line + (o.dry_run ? "; it would be" : ";") +
+                             " restored as it is: 'redisfs-snap fsck " + target + " --repair' repairs what it can");
+    return {};
+  }
+  return make_error(EINVAL, "the filesystem in the dump is damaged: " + line +
+                                " (restore --damaged restores it as it is, for fsck --repair)");
+}
+
 // Everything fsck checks must hold before a staged filesystem is moved into
-// place: a dump that restore accepts mounts and works.
-Status _check_staged(Pool& pool, const Keys& staging) {
+// place: a dump that restore accepts mounts and works. With --damaged it
+// goes in as it is, and `warning` gets the summary.
+Status _check_staged(Pool& pool, const Keys& staging, const std::string& target, const RestoreOptions& opts,
+                     std::string& warning) {
   TRY_ASSIGN(FsckReport report, fsck(pool, staging.prefix(), false, nullptr));
   if (report.problems.empty()) {
     return {};
   }
-  return make_error(EINVAL, "the filesystem in the dump is damaged: " + fsck_summary_line(report, staging.prefix()));
+  const std::string line = fsck_summary_line(report, staging.prefix());
+  return _damage_found(line, target, opts, warning);
 }
 
 // A failed restore removes what it staged, unless that is kept for
@@ -490,7 +507,8 @@ static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, co
   const Keys& staging = *sink.staging();
   TRY(mark_restored(c, staging, sink.target(), sink.source_prefix(), sink.dumped_ns(), opts.snapshot));
   TRY_ASSIGN(std::uint64_t dropped, drop_staged_orphans(c, staging));
-  Status checked = _check_staged(pool, staging);
+  std::string damage;
+  Status checked = _check_staged(pool, staging, sink.target(), opts, damage);
   if (!checked.ok()) {
     return make_error(checked.code(), "dump: " + checked.error().message);
   }
@@ -519,6 +537,7 @@ static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, co
   replaced = installed->replaced;
   stats.warning = sink.finished();
   add_warning(stats.warning, installed->warning);
+  add_warning(stats.warning, damage);
   (void)sink.reservation()->release();
   return {};
 }
@@ -596,12 +615,44 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
   return stats;
 }
 
+// A dry run's check of the filesystem in a full dump, fsck's analysis as
+// verify runs it (it reads the file again): what restore would refuse
+// once staged. From a stream it cannot be read again: the warning says so.
+static Status _dry_run_check(const std::string& path, bool seekable, const RestoreOptions& o, RestoreStats& stats) {
+  if (!stats.base_snapshot_id.empty()) {
+    return {};  // an incremental dump's result is checked against its base, on the server
+  }
+  if (!seekable) {
+    add_warning(stats.warning,
+                "the filesystem in the dump is not checked when it is read from a stream (fsck's "
+                "analysis reads it more than once): 'redisfs-snap verify FILE' checks a file");
+    return {};
+  }
+  VerifyOptions vo;
+  vo.limits = o.limits;
+  TRY_ASSIGN(VerifyReport report, verify_dump(path, vo));
+  if (!report.refusal.empty()) {
+    return make_error(EINVAL, report.refusal);  // (the dump changed since the dry run read it)
+  }
+  if (report.problems.empty()) {
+    return {};
+  }
+  FsckReport found;
+  found.problems = std::move(report.problems);
+  Status st = _damage_found(fsck_summary_line(found), stats.prefix, o, stats.warning);
+  return st.ok() ? st : _in_dump(std::move(st));
+}
+
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts) {
   RestoreOptions o = opts;
   struct stat st{};
   if (path == "-") {
     o.keep_on_early_end = ::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode);
-    return restore_filesystem(pool, std::cin, o);
+    TRY_ASSIGN(RestoreStats stats, restore_filesystem(pool, std::cin, o));
+    if (o.dry_run) {
+      TRY(_dry_run_check(path, false, o, stats));
+    }
+    return stats;
   }
   o.keep_on_early_end = ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
   // A file can be read again: a restore a lost reply failed (its staging
@@ -615,6 +666,9 @@ Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, cons
     auto done = restore_filesystem(pool, in, o);
     if (done.ok()) {
       done->lost_replies = lost;
+      if (o.dry_run) {
+        TRY(_dry_run_check(path, !o.keep_on_early_end, o, *done));
+      }
       return done;
     }
     if (done.error().fault != Fault::Lost || o.keep_on_early_end || lost == k_restore_auto_resumes) {

@@ -204,6 +204,7 @@ same_tree MON COPY
 expect_fail "applies to snapshot $TUE_ID" snap2 restore "$T/wed.json" --prefix COPY
 snap2 restore --dry-run "$T/tue.json" --prefix COPY
 expect_fail "an incremental dump cannot be resumed" snap2 restore --resume "$T/tue.json" --prefix COPY
+expect_fail "--damaged takes a full dump" snap2 restore --damaged "$T/tue.json" --prefix COPY
 snap2 restore "$T/tue.json" --prefix COPY
 same_tree TUE COPY
 "$REDISFS_SNAP_BIN" -q --redis "unix://$S2" restore - --prefix COPY <"$T/wed.json"

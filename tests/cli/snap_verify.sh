@@ -59,6 +59,28 @@ grep -qx "$T/bad.json: dangling entry: DIR:4: 'ghost' names inode 77, which does
 grep -q "2 problems restore refuses" "$T/err" || fail "summary: $(cat "$T/err")"
 expect_fail snap restore "$T/bad.json" --prefix BADCOPY
 same_reason "$T/err" "$T/vout" "$T/bad.json" || fail "restore and verify disagree: $(cat "$T/err") / $(cat "$T/out")"
+grep -q "(restore --damaged restores it as it is, for fsck --repair)$" "$T/err" || fail "no hint: $(cat "$T/err")"
+
+note "restore --dry-run of a damaged dump refuses it as restore does; --damaged restores it as it is, for fsck"
+expect_fail snap restore --dry-run "$T/bad.json" --prefix BADCOPY
+same_reason "$T/err" "$T/vout" "$T/bad.json" || fail "the dry run and verify disagree: $(cat "$T/err")"
+snap restore --dry-run - --prefix BADCOPY <"$T/bad.json" 2>"$T/err" >/dev/null || fail "a dry run from stdin: $(cat "$T/err")"
+grep -q "warning: the filesystem in the dump is not checked when it is read from a stream" "$T/err" ||
+  fail "a dry run from stdin does not say that the filesystem is not checked: $(cat "$T/err")"
+snap restore --dry-run --damaged "$T/bad.json" --prefix BADCOPY 2>"$T/err" >/dev/null ||
+  fail "a dry run with --damaged: $(cat "$T/err")"
+grep -q "warning: the filesystem in the dump is damaged: .*; it would be restored as it is" "$T/err" ||
+  fail "a dry run with --damaged: $(cat "$T/err")"
+[[ $(key_count BADCOPY) == 0 ]] || fail "a dry run wrote $(key_count BADCOPY) keys"
+snap restore --damaged "$T/bad.json" --prefix BADCOPY 2>"$T/err" >/dev/null || fail "restore --damaged: $(cat "$T/err")"
+grep -q "warning: the filesystem in the dump is damaged: .*; restored as it is: 'redisfs-snap fsck BADCOPY --repair'" \
+  "$T/err" || fail "restore --damaged: $(cat "$T/err")"
+expect_fail snap -q fsck BADCOPY
+[[ $(sort "$T/out" | cut -d: -f1 | paste -sd,) == "dangling entry,wrong link count" ]] ||
+  fail "fsck of what restore --damaged restored: $(cat "$T/out")"
+snap -q fsck BADCOPY --repair >/dev/null || fail "fsck --repair of what restore --damaged restored"
+snap -q fsck BADCOPY || fail "not clean after fsck --repair"
+snap -q delete BADCOPY
 
 note "several files: each verified, lines name their file; --json"
 expect_fail "${nosrv[@]}" verify "$T/good.json" "$T/bad.json" "$T/good.json.gz"
