@@ -72,7 +72,9 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
       ->type_name("FILE");
   add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
-  CLI::Option* dry_run = sub->add_flag("--dry-run", args->dry_run, "verify the dump and the target, write nothing");
+  CLI::Option* dry_run = sub->add_flag(
+      "--dry-run", args->dry_run,
+      "verify the dump, the filesystem in it (from a file: as verify does) and the target; write nothing");
   sub->add_flag("--snapshot", args->snapshot,
                 "keep it a read-only snapshot (default: a writable filesystem that remembers its dump)");
   sub->add_flag("--resume", args->resume,
