@@ -123,6 +123,21 @@ def write(root, journal, stopfile):
     return 0
 
 
+def same(path, want, what):
+    """True when the file at path holds want; else says why (stderr)."""
+    try:
+        with open(path, "rb") as fh:
+            got = fh.read()
+    except OSError as e:
+        print("verify: %s: %s" % (what, e), file=sys.stderr)
+        return False
+    if got != want:
+        print("verify: %s: %d bytes, want %d%s" % (what, len(got), len(want),
+              "" if len(got) != len(want) else " (different bytes)"), file=sys.stderr)
+        return False
+    return True
+
+
 def verify(root, journal):
     bad = n = 0
     with open(journal) as j:
@@ -131,30 +146,12 @@ def verify(root, journal):
             if f[0] != "ok":
                 continue
             n += 1
-            i, size = int(f[1]), int(f[2])
-            try:
-                with open(os.path.join(root, "w%d" % i), "rb") as fh:
-                    got = fh.read()
-            except OSError as e:
-                print("verify: w%d: %s" % (i, e), file=sys.stderr)
+            i = int(f[1])
+            if not same(os.path.join(root, "w%d" % i), content(i), "w%d" % i):
                 bad += 1
-                continue
-            if got != content(i):
-                print("verify: w%d: %d bytes, want %d%s" % (i, len(got), size,
-                      "" if len(got) != size else " (different bytes)"), file=sys.stderr)
+            if i % 2 == 0 and not same(os.path.join(root, "c%d" % i), copied(i),
+                                       "c%d (the copy of w%d, a hole punched)" % (i, i)):
                 bad += 1
-            if i % 2 == 0:
-                try:
-                    with open(os.path.join(root, "c%d" % i), "rb") as fh:
-                        got = fh.read()
-                except OSError as e:
-                    print("verify: c%d: %s" % (i, e), file=sys.stderr)
-                    bad += 1
-                    continue
-                if got != copied(i):
-                    print("verify: c%d (the copy of w%d, a hole punched): %d bytes, want %d%s" % (
-                        i, i, len(got), size, "" if len(got) != size else " (different bytes)"), file=sys.stderr)
-                    bad += 1
     print("verify: %d acknowledged files, %d bad" % (n, bad))
     return 1 if bad or n == 0 else 0
 
