@@ -484,6 +484,12 @@ local function check_readable(flat, key)
       refuse(field)
     end
   end
+  -- (never read as 0: an owner, a size)
+  for _, field in ipairs({'uid', 'gid', 'size'}) do
+    if not f[field] then
+      fail('EIO', key .. ": no '" .. field .. "' field")
+    end
+  end
   if f.type == 'symlink' then
     local t = f.target or ''
     if t == '' or #t > 4095 or string.find(t, '\0', 1, true) then

@@ -413,11 +413,9 @@ constexpr std::string_view k_time_fields[] = {"atime", "mtime", "ctime"};
 
 // `v` in `field` as the daemon decodes it, if it does.
 Result<Attr> _decoded(std::string_view field, std::string_view v) {
-  if (field == "mode") {
-    const FieldList probe{{"type", "file"}, {"mode", v}};
-    return decode_attr(0, probe);
-  }
-  const FieldList probe{{"type", "file"}, {"mode", "644"}, {field, v}};
+  FieldList probe{{"type", "file"}, {"mode", "644"}, {"uid", "0"}, {"gid", "0"}, {"size", "0"}};
+  std::erase_if(probe, [&](const auto& kv) { return kv.first == field; });
+  probe.emplace_back(field, v);
   return decode_attr(0, probe);
 }
 std::optional<std::int64_t> _decoded_time(std::string_view v) {

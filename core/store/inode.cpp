@@ -50,6 +50,27 @@ static bool _num(std::string_view s, T& out, int base = 10) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
+// The fields decode_attr found.
+struct Present {
+  bool type = false, mode = false, uid = false, gid = false, size = false, target = false;
+};
+
+// The fields no inode goes without: a type and mode; who may reach it and
+// how much data it holds are never read as 0 either (a setuid file with no
+// owner is not root's, a file with no size is not empty; fsck --repair
+// sets them: redisfs-snap(1)).
+static Status _check_present(Ino ino, const Present& have) {
+  if (!have.type || !have.mode) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
+  }
+  for (auto [has, name] : {std::pair{have.uid, "uid"}, {have.gid, "gid"}, {have.size, "size"}}) {
+    if (!has) {
+      return make_error(EIO, "inode " + std::to_string(ino) + ": no '" + name + "' field");
+    }
+  }
+  return {};
+}
+
 // The rules a decoded inode's values follow beyond their syntax.
 static Status _check_attr(const Attr& a, bool have_target) {
   const std::string where = "inode " + std::to_string(a.ino) + ": ";
@@ -83,9 +104,7 @@ static Status _check_attr(const Attr& a, bool have_target) {
 Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   Attr a;
   a.ino = ino;
-  bool have_type = false;
-  bool have_mode = false;
-  bool have_target = false;
+  Present have;
   bool bytes_bad = false;
   bool ok = true;
   std::string_view bad;
@@ -96,19 +115,22 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
       good = t.has_value();
       if (good) {
         a.mode |= *t;
-        have_type = true;
+        have.type = true;
       }
     } else if (k == "mode") {
       std::uint32_t m = 0;
       good = _num(v, m, 8) && m <= 07777;
       a.mode |= m;
-      have_mode = good;
+      have.mode = good;
     } else if (k == "uid") {
       good = _num(v, a.uid);
+      have.uid = true;
     } else if (k == "gid") {
       good = _num(v, a.gid);
+      have.gid = true;
     } else if (k == "size") {
       good = _num(v, a.size);
+      have.size = true;
     } else if (k == "nlink") {
       long long n = 0;  // may transiently read negative if a script misbehaved
       good = _num(v, n);
@@ -133,7 +155,7 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
       good = _num(v, a.gen);
     } else if (k == "target") {
       a.target = std::string(v);
-      have_target = true;
+      have.target = true;
     }
     if (!good && ok) {
       ok = false;
@@ -143,13 +165,11 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields) {
   if (!ok) {
     return make_error(EIO, "inode " + std::to_string(ino) + ": malformed field '" + std::string(bad) + "'");
   }
-  if (!have_type || !have_mode) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
-  }
+  TRY(_check_present(ino, have));
   if (bytes_bad) {
     a.bytes = a.size;
   }
-  TRY(_check_attr(a, have_target));
+  TRY(_check_attr(a, have.target));
   return a;
 }
 

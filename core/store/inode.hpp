@@ -68,9 +68,10 @@ std::string format_mode(std::uint32_t mode);  // permission bits as "0644"
 // above k_max_gen, a symlink
 // without a target or with one longer than k_symlink_max bytes or holding
 // a NUL byte.
-// (Missing numeric fields read as 0: see fsck for the fields every inode
-// the scripts write has. A malformed `bytes`, accounting alone, reads as
-// the size: fsck reports and repairs it.)
+// A missing uid, gid or size is EIO too; other missing numeric fields
+// read as 0 (see fsck for the fields every inode the scripts write has).
+// A malformed `bytes`, accounting alone, reads as the size: fsck reports
+// and repairs it.
 using FieldList = std::vector<std::pair<std::string_view, std::string_view>>;
 Result<Attr> decode_attr(Ino ino, const FieldList& fields);
 

@@ -238,6 +238,15 @@ expect_fail() {
   [[ ${out,,} == *"${text,,}"* ]] || fail "'$*' failed ($rc) without saying '$text': $out"
 }
 
+# expect_said OUT WANT...: OUT (what a command said) holds every WANT.
+expect_said() {
+  local out=$1 want
+  shift
+  for want in "$@"; do
+    [[ $out == *"$want"* ]] || fail "does not say '$want': $out"
+  done
+}
+
 # rename_writer N: until $T/stop exists, moves $MNT/a/f<k> to $MNT/b/f<k>
 # and back, k = 0..N-1 in turn, appending one 64-byte record ("%08d" and
 # padding) to $MNT/log after each move: at any instant every file is in a/

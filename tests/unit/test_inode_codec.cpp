@@ -15,6 +15,12 @@ static FieldList _file_fields() {
           {"atime", "1700000000123456789"}, {"mtime", "1700000001000000000"}, {"ctime", "1700000002999999999"}};
 }
 
+// `f` with the fields decode_attr never reads as 0 (an owner, a size).
+static FieldList _whole(FieldList f) {
+  f.insert(f.begin(), {{"uid", "0"}, {"gid", "0"}, {"size", "0"}});
+  return f;
+}
+
 TEST_SUITE_BEGIN("inode_codec");
 
 TEST_CASE("decode_attr: a regular file") {
@@ -39,25 +45,25 @@ TEST_CASE("decode_attr: a regular file") {
 }
 
 TEST_CASE("decode_attr: directory, symlink, device, special bits") {
-  auto d = decode_attr(1, {{"type", "dir"}, {"mode", "2755"}, {"nlink", "3"}, {"parent", "1"}});
+  auto d = decode_attr(1, _whole({{"type", "dir"}, {"mode", "2755"}, {"nlink", "3"}, {"parent", "1"}}));
   REQUIRE(d.ok());
   CHECK(d->is_dir());
   CHECK(d->mode == (S_IFDIR | 02755));
   CHECK(d->nlink == 3);
   CHECK(d->parent == 1);
 
-  auto l = decode_attr(7, {{"type", "symlink"}, {"mode", "0777"}, {"target", "../some where/\xff"}, {"size", "16"}});
+  auto l = decode_attr(7, _whole({{"type", "symlink"}, {"mode", "0777"}, {"target", "../some where/\xff"}}));
   REQUIRE(l.ok());
   CHECK(l->is_symlink());
   CHECK(l->target == "../some where/\xff");
 
-  auto c = decode_attr(8, {{"type", "chr"}, {"mode", "0600"}, {"rdev", "259"}});
+  auto c = decode_attr(8, _whole({{"type", "chr"}, {"mode", "0600"}, {"rdev", "259"}}));
   REQUIRE(c.ok());
   CHECK(S_ISCHR(c->mode));
   CHECK(c->rdev == 259);
 
   for (auto [name, bits] : {std::pair{"fifo", S_IFIFO}, {"blk", S_IFBLK}, {"sock", S_IFSOCK}}) {
-    auto x = decode_attr(9, {{"mode", "7777"}, {"type", name}});
+    auto x = decode_attr(9, _whole({{"mode", "7777"}, {"type", name}}));
     REQUIRE(x.ok());
     CHECK((x->mode & S_IFMT) == bits);
     CHECK((x->mode & 07777) == 07777);
@@ -83,6 +89,16 @@ TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
 
   CHECK_FALSE(decode_attr(12, {{"type", "file"}}).ok());
   CHECK_FALSE(decode_attr(12, {}).ok());
+  // an owner or a size is never read as 0 (a setuid file would be root's,
+  // a file empty)
+  for (const char* field : {"uid", "gid", "size"}) {
+    FieldList f = _file_fields();
+    std::erase_if(f, [&](const auto& kv) { return kv.first == field; });
+    auto r = decode_attr(12, f);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(r.error().message == "inode 12: no '" + std::string(field) + "' field");
+  }
 
   const std::pair<const char*, const char*> bad[] = {
       {"type", "weird"}, {"type", ""},      {"mode", "0999"}, {"mode", "17777"},     {"mode", ""},
@@ -127,11 +143,11 @@ TEST_CASE("decode_attr: values the daemon could not serve are EIO naming the fie
     CHECK(r.error().message.find("size") != std::string::npos);
   }
   for (const char* gen : {"18446744073709551615", "9223372036854775808", "9007199254740992"}) {
-    auto r = decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", gen}});
+    auto r = decode_attr(4, _whole({{"type", "dir"}, {"mode", "0755"}, {"gen", gen}}));
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("gen") != std::string::npos);
   }
-  CHECK(decode_attr(4, {{"type", "dir"}, {"mode", "0755"}, {"gen", "9007199254740991"}}).ok());
+  CHECK(decode_attr(4, _whole({{"type", "dir"}, {"mode", "0755"}, {"gen", "9007199254740991"}})).ok());
   for (const char* field : {"uid", "gid"}) {
     FieldList f = _file_fields();
     f.emplace_back(field, "4294967295");
@@ -145,7 +161,7 @@ TEST_CASE("decode_attr: values the daemon could not serve are EIO naming the fie
 
   // symlink targets readlink could not return
   auto link = [](std::optional<std::string> target) {
-    FieldList f{{"type", "symlink"}, {"mode", "0777"}};
+    FieldList f = _whole({{"type", "symlink"}, {"mode", "0777"}});
     static std::string keep;
     if (target) {
       keep = *target;
