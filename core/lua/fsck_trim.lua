@@ -37,7 +37,8 @@ local left = #index <= 15 and math.max(0, math.min(bs, size - tonumber(index) * 
 if left ~= room then
   return 0
 end
-if redis.call('STRLEN', KEYS[1]) <= room then
+-- (an empty block past the end holds no more than its room, 0, but goes)
+if redis.call('STRLEN', KEYS[1]) <= room and (room > 0 or t == 'none') then
   return 1
 end
 redis.call('SET', KEYS[2], ARGV[1])

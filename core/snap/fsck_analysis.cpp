@@ -17,8 +17,9 @@
 // repaired (a block past the end of a file is not counted in the file's
 // bytes, an extra entry naming a directory does not count as a link), so
 // one corruption is reported once. Each problem carries the Action that
-// repairs it (fsck_repair.cpp), in four stages: 0 the inode counter, 1
-// removals and parent fields, 2 counters (exact values from the facts), 3
+// repairs it (fsck_repair.cpp), in four stages: 0 the inode counter and
+// the sizes set from blocks (finish_sizes), 1 removals, trims and parent
+// fields, 2 counters (exact values from the facts) and fields reset, 3
 // reattaching into /lost+found.
 #include "snap/fsck_analysis.hpp"
 
@@ -68,6 +69,11 @@ std::uint64_t _div_ceil(std::uint64_t a, std::uint64_t b) { return a == 0 ? 0 : 
 Action _field_action(Op op, int stage, std::string key, std::string field, std::string value, Seen seen_as,
                      std::string seen) {
   return Action{op, stage, std::move(key), std::move(field), std::move(value), 0, {}, seen_as, std::move(seen)};
+}
+
+// "parent is N", or "parent cannot be read" (Node::parent_bad).
+std::string _parent_shown(const Node& n) {
+  return n.parent_bad ? "parent cannot be read" : "parent is " + std::to_string(n.parent);
 }
 
 std::string _nlink_shown(std::int64_t v) { return v == k_nlink_malformed ? "?" : std::to_string(v); }
@@ -141,6 +147,8 @@ void FsckAnalysis::add(std::string_view kind, std::string key, std::string detai
 std::string seen_number(std::uint64_t v) {
   return v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::to_string(v) : "?";
 }
+
+std::string parent_seen(const Node& n) { return n.parent_bad ? "?" : seen_number(n.parent); }
 
 std::string seen_number(const std::optional<std::string_view>& raw) {
   if (!raw) {
@@ -391,23 +399,33 @@ std::string _undecodable(Ino ino, NodeType type, const Result<Attr>& attr, const
 // nothing of the file's data or of who may reach it: a time, to the latest
 // of the inode's times that parse (0 when none does); the rdev of what is
 // no device, to 0; the link count is counted again (a wrong count,
-// check_counters). An owner or a mode is never guessed (a guess could give
-// a setuid file to root, or open a private one): they are set so that
-// only root may reach the inode, an owner to 0 and the mode to 0000 (also
-// a mode that parses, when an owner is set: 4755 of an unknown owner must
-// not become root's), until chown and chmod set them again. Another field
-// that cannot be parsed leaves the inode bad, to fix or remove by hand: a
-// type, a size, a parent, a device's rdev.
+// check_counters). Those the other keys tell: a file's size, to where its
+// blocks' data ends (as e2fsck does; a hole at the end is lost, no data),
+// known once the blocks are read (Node::size_from_blocks); the size of
+// what has no blocks as create.lua sets it (a symlink's target's length,
+// else 0); a directory's parent, from the entry naming it (as a parent
+// that is wrong, Node::parent_bad); another inode's parent is removed
+// (only a directory has one). An owner or a mode is never guessed (a
+// guess could give a setuid file to root, or open a private one): they
+// are set so that only root may reach the inode, an owner to 0 and the
+// mode to 0000 (also a mode that parses, when an owner is set: 4755 of an
+// unknown owner must not become root's), until chown and chmod set them
+// again. Another field that cannot be parsed leaves the inode bad, to fix
+// or remove by hand: a type, a device's rdev.
 struct FieldReset {
   std::string_view field;
   std::optional<std::string_view> seen;  // as read; none: missing
   std::string value;
   std::string why;  // what the repair sets, and why ("(the repair sets ...)")
+  Op op = Op::HSet;  // HDel: the repair removes it
 };
 struct Resets {
   std::vector<FieldReset> fields;  // set by the repair, each its own problem
   bool nlink = false;              // malformed: a wrong count
-  FieldList patched;               // the inode as the repair leaves it (nlink: 0)
+  bool size_from_blocks = false;   // a file's size: set at the end of pass 2
+  std::optional<std::string_view> size_seen;
+  bool parent_bad = false;  // a directory's: set from its entry
+  FieldList patched;        // the inode as the repair leaves it (nlink, size, parent: 0)
 };
 constexpr std::string_view k_time_fields[] = {"atime", "mtime", "ctime"};
 
@@ -423,9 +441,54 @@ std::optional<std::int64_t> _decoded_time(std::string_view v) {
   return a.ok() ? std::optional<std::int64_t>(a->atime_ns) : std::nullopt;
 }
 
+// Why field `f`, as read (none: missing), cannot be used: "no 'f'
+// field", "malformed field 'f'", or the rule its value breaks ("size ...
+// is above the largest file size (2^50)").
+std::string _unreadable(std::string_view f, const std::optional<std::string_view>& seen) {
+  if (!seen) {
+    return "no '" + std::string(f) + "' field";
+  }
+  auto d = _decoded(f, *seen);
+  constexpr std::string_view k_lead = "inode 0: ";
+  if (!d.ok() && d.error().message.starts_with(k_lead) && !d.error().message.starts_with("inode 0: malformed")) {
+    return d.error().message.substr(k_lead.size());
+  }
+  return "malformed field '" + std::string(f) + "'";
+}
+
 std::optional<std::string_view> _field(const FieldList& fields, std::string_view f) {
   auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == f; });
   return it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second);
+}
+
+// The size and parent part of _resets: what the other keys tell.
+void _shape_resets(const FieldList& fields, NodeType type, Resets& out) {
+  if (type == NodeType::Unknown) {
+    return;  // (the inode stays bad)
+  }
+  auto raw_size = _field(fields, "size");
+  if (!raw_size || !_decoded("size", *raw_size).ok()) {
+    if (type == NodeType::File) {
+      out.size_from_blocks = true;
+      out.size_seen = raw_size;
+    } else {
+      auto target = _field(fields, "target");
+      std::string v = type == NodeType::Symlink && target ? std::to_string(target->size()) : "0";
+      out.fields.push_back(
+          {"size", raw_size, v,
+           "(the repair sets " + v +
+               (type == NodeType::Symlink ? ", its target's length)"
+                                          : ", as for every " + std::string(_type_word(type).substr(2)) + ")")});
+    }
+  }
+  auto raw_parent = _field(fields, "parent");
+  if (raw_parent && !_decoded("parent", *raw_parent).ok()) {
+    if (type == NodeType::Dir) {
+      out.parent_bad = true;
+    } else {
+      out.fields.push_back({"parent", raw_parent, {}, "(the repair removes it: only a directory has one)", Op::HDel});
+    }
+  }
 }
 
 // The owner and mode part of _resets. The mode comes first: the repair
@@ -474,19 +537,28 @@ void _resets(const FieldList& fields, NodeType type, Resets& out) {
   if (type != NodeType::Special && (!raw_rdev || !_decoded("rdev", *raw_rdev).ok())) {
     out.fields.push_back({"rdev", raw_rdev, "0", "(the repair sets 0: it is no device, fifo or socket)"});
   }
+  _shape_resets(fields, type, out);
   _owner_resets(fields, out);
   auto raw_nlink = _field(fields, "nlink");
   out.nlink = raw_nlink && !_decoded("nlink", *raw_nlink).ok();
   for (const auto& kv : fields) {
     auto reset = std::find_if(out.fields.begin(), out.fields.end(), [&](const auto& r) { return r.field == kv.first; });
-    out.patched.emplace_back(kv.first, reset != out.fields.end()          ? std::string_view(reset->value)
-                                       : out.nlink && kv.first == "nlink" ? std::string_view("0")
-                                                                          : kv.second);
+    if (reset != out.fields.end() && reset->op == Op::HDel) {
+      continue;
+    }
+    const bool zero = (out.nlink && kv.first == "nlink") || (out.size_from_blocks && kv.first == "size") ||
+                      (out.parent_bad && kv.first == "parent");
+    out.patched.emplace_back(kv.first, reset != out.fields.end() ? std::string_view(reset->value)
+                                       : zero                    ? std::string_view("0")
+                                                                 : kv.second);
   }
   for (const FieldReset& r : out.fields) {
     if (!r.seen) {
       out.patched.emplace_back(r.field, r.value);
     }
+  }
+  if (out.size_from_blocks && !out.size_seen) {
+    out.patched.emplace_back("size", "0");
   }
 }
 
@@ -518,7 +590,8 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   if (!why.empty()) {
     _resets(fields, n.type, resets);
     auto again = decode_attr(ino, resets.patched);
-    if ((!resets.fields.empty() || resets.nlink) && _undecodable(ino, n.type, again, resets.patched).empty()) {
+    if ((!resets.fields.empty() || resets.nlink || resets.size_from_blocks || resets.parent_bad) &&
+        _undecodable(ino, n.type, again, resets.patched).empty()) {
       attr = std::move(again);
       why.clear();
     }
@@ -532,15 +605,17 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
       const bool parses = r.field == "mode" && r.seen && _decoded("mode", *r.seen).ok();
       add(fsck_kind::k_bad_inode, std::string(key),
           "inode " + std::to_string(ino) + ": " +
-              (parses   ? "mode " + std::string(*r.seen)
-               : r.seen ? "malformed field '" + std::string(r.field) + "'"
-                        : "no '" + std::string(r.field) + "' field") +
-              " " + r.why,
-          _field_action(Op::HSet, k_stage_count, std::string(key), std::string(r.field), r.value,
+              (parses ? "mode " + std::string(*r.seen) : _unreadable(r.field, r.seen)) + " " + r.why,
+          _field_action(r.op, k_stage_count, std::string(key), std::string(r.field), r.value,
                         r.seen ? Seen::Value : Seen::Absent, std::string(r.seen.value_or(""))));
     }
     n.size = attr->size;
     n.parent = attr->parent;
+    n.size_from_blocks = resets.size_from_blocks;
+    n.parent_bad = resets.parent_bad;
+    if (resets.size_from_blocks) {
+      m_size_seen.emplace_back(ino, resets.size_seen ? std::optional<std::string>(*resets.size_seen) : std::nullopt);
+    }
     n.nlink = resets.nlink ? k_nlink_malformed : nlink.value_or(0);  // (else decoded, so parsed when present)
     // likewise, except bytes, accounting alone, which the decoder lets
     // through malformed: k_bytes_malformed, a wrong count to repair
@@ -734,6 +809,10 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
   a.key = std::string(key);
   a.ino = n.ino;
   a.field = std::to_string(index);
+  if (n.size_from_blocks) {
+    size_block(n, key, index, len, a);
+    return;
+  }
   if (index >= _div_ceil(n.size, bs)) {
     a.op = Op::Trim;
     a.value = "0";
@@ -760,6 +839,86 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
   }
   n.stored += len;
   m_stored_total += len;
+}
+
+// A block of a file whose size cannot be read (Node::size_from_blocks):
+// the size the repair sets is where the data of its blocks ends, so no
+// byte is past it but those past the block size or the largest file size
+// (trimmed after the size is set, which leaves them that room: Stage). An
+// empty block holds no data and may lie past that end: finish_sizes
+// judges it.
+void FsckAnalysis::size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len, Action& a) {
+  const std::uint64_t bs = m_bs;
+  const std::uint64_t whole = k_max_file_size / bs;  // blocks that fit whole below the largest size
+  const std::uint64_t room = index < whole ? bs : index == whole ? k_max_file_size - whole * bs : 0;
+  if (len > room) {
+    a.op = Op::Trim;
+    a.value = std::to_string(room);
+    a.deletes = room == 0 ? "a block of " + std::to_string(len) + " bytes"
+                          : "the last " + std::to_string(len - room) + " bytes of the block";
+    if (room == bs) {
+      add(fsck_kind::k_oversized_block, std::string(key),
+          "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
+    } else if (room == 0) {
+      add(fsck_kind::k_block_past_eof, std::string(key),
+          "block " + std::to_string(index) + " lies past the largest file size (2^50) (" + std::to_string(len) +
+              " bytes stored)",
+          a);
+    } else {
+      add(fsck_kind::k_bytes_past_eof, std::string(key),
+          "holds " + std::to_string(len) + " bytes, but the largest file size (2^50) ends " + std::to_string(room) +
+              " bytes into this block",
+          a);
+    }
+    len = room;
+  }
+  if (len > 0) {
+    n.size = std::max(n.size, index * bs + len);
+  } else if (room > 0) {
+    m_empty_blocks.emplace_back(n.ino, index, std::string(key));
+  }
+  n.stored += len;
+  m_stored_total += len;
+}
+
+// The size the repair sets of each file whose size cannot be read: where
+// its blocks' data ends (size_block), set first (Stage): the trims of its
+// blocks and their counts follow it. An empty block past that end goes.
+void FsckAnalysis::finish_sizes() {
+  std::sort(m_size_seen.begin(), m_size_seen.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < m_size_seen.size(); ++i) {
+    const auto& [ino, seen] = m_size_seen[i];
+    Node* n = find(ino);
+    if ((i > 0 && m_size_seen[i - 1].first == ino) || n == nullptr || !n->size_from_blocks) {
+      continue;  // (SCAN returned it twice)
+    }
+    const std::string key = m_keys.inode(ino);
+    const std::string end = std::to_string(n->size);
+    add(fsck_kind::k_bad_inode, key,
+        "inode " + std::to_string(ino) + ": " + _unreadable("size", seen) +
+            (m_bs == 0 ? " (its blocks cannot be judged without a valid superblock)"
+             : n->size == 0
+                 ? " (the repair sets 0: its blocks hold no data)"
+                 : " (the repair sets " + end +
+                       ", where the data of its blocks ends: a hole at its end, if it had one, is not kept)"),
+        _field_action(Op::HSet, k_stage_counter, key, "size", end, seen ? Seen::Value : Seen::Absent,
+                      seen.value_or("")));
+  }
+  for (auto& [ino, index, key] : m_empty_blocks) {
+    const Node* n = find(ino);
+    if (index < _div_ceil(n->size, m_bs)) {
+      continue;
+    }
+    Action a;
+    a.op = Op::Trim;
+    a.key = key;
+    a.ino = ino;
+    a.field = std::to_string(index);
+    a.value = "0";
+    a.deletes = "a block of 0 bytes";
+    add(fsck_kind::k_block_past_eof, key,
+        "block " + std::to_string(index) + " of a file of " + std::to_string(n->size) + " bytes (0 bytes stored)", a);
+  }
 }
 
 // Whose orphans are they? A mount that is gone (killed) never frees its
@@ -793,6 +952,7 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
 // ---------------------------------------------------------------- analysis
 
 void FsckAnalysis::finish() {
+  finish_sizes();
   analyse();
   settle_repairability();
   for (const Node& n : m_nodes) {
@@ -814,9 +974,9 @@ void FsckAnalysis::check_root() {
     m_root_ok = !root->bad;
     if (m_root_ok && root->parent != k_root_ino) {
       Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(k_root_ino), "parent", "1", Seen::Number,
-                               seen_number(root->parent));
-      add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino),
-          "the root's parent is " + std::to_string(root->parent) + ", not itself", a);
+                               parent_seen(*root));
+      add(fsck_kind::k_wrong_parent, m_keys.inode(k_root_ino), "the root's " + _parent_shown(*root) + ", not itself",
+          a);
     }
   }
 }
@@ -876,12 +1036,13 @@ void FsckAnalysis::analyse() {
     } else if (d->home == 0) {
       d->home = s.container;
       Action a = _field_action(Op::HSet, k_stage_remove, m_keys.inode(s.target), "parent", std::to_string(s.container),
-                               Seen::Number, seen_number(d->parent));
+                               Seen::Number, parent_seen(*d));
       add(fsck_kind::k_wrong_parent, m_keys.inode(s.target),
-          "parent is " + std::to_string(d->parent) + ", but the directory is named by " + _quote(s.name) + " in directory " +
+          _parent_shown(*d) + ", but the directory is named by " + _quote(s.name) + " in directory " +
               std::to_string(s.container),
           a);
       d->parent = s.container;  // (as the repair leaves it, which a reattachment then finds)
+      d->parent_bad = false;
       continue;
     } else {
       add(fsck_kind::k_extra_entry, dkey,

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
@@ -53,13 +54,21 @@ struct Node {
   Ino home = 0;               // directories: the directory holding the kept entry
   std::uint64_t subdirs = 0;  // directories whose kept entry is in this one
   NodeType type = NodeType::Unknown;
-  bool bad = false;           // undecodable: counted, never judged or changed
-  bool in_orphans = false;
-  bool walked = false;        // its DIR hash was read (SCAN may return a key twice)
-  bool has_entries = false;   // its DIR hash holds at least one entry
-  bool lost = false;
-  bool detached = false;
   std::uint8_t visit = 0;     // cycle search: 0 new, 1 on the current path, 2 done
+  // (one bit each: the table holds a Node per inode)
+  bool bad : 1 = false;  // undecodable: counted, never judged or changed
+  bool in_orphans : 1 = false;
+  bool walked : 1 = false;       // its DIR hash was read (SCAN may return a key twice)
+  bool has_entries : 1 = false;  // its DIR hash holds at least one entry
+  bool lost : 1 = false;
+  bool detached : 1 = false;
+  // A file whose size cannot be read: `size` is where its blocks' data
+  // ends, which the repair sets (FsckAnalysis::m_size_seen has the field
+  // as read).
+  bool size_from_blocks : 1 = false;
+  // A directory whose parent cannot be read: `parent` is 0, which no entry
+  // matches, so the one naming it sets it (seen as "?", seen_number).
+  bool parent_bad : 1 = false;
 };
 
 // (DelStray: a key of inode `ino`, which did not exist; DelLease: a lease
@@ -97,6 +106,8 @@ std::string seen_number(const std::optional<std::string_view>& raw);
 // A number the check holds (an inode number, a link count), as
 // seen_number reads it.
 std::string seen_number(std::uint64_t v);
+// A directory's parent field as the check read it (seen_number).
+std::string parent_seen(const Node& n);
 
 // An entry naming a directory from somewhere other than its parent field.
 struct Suspect {
@@ -188,6 +199,8 @@ class FsckAnalysis {
  private:
   void add(std::string_view kind, std::string key, std::string detail, Action action = {});
   void check_superblock();
+  void size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len, Action& a);
+  void finish_sizes();
   void analyse();
   void check_root();
   void check_orphans();
@@ -217,6 +230,12 @@ class FsckAnalysis {
   bool m_security_xattr = false;  // some file has a valid security.* attribute
   bool m_root_ok = false;
   std::uint64_t m_stored_total = 0;
+  // Files whose size the repair sets from their blocks (Node::
+  // size_from_blocks): the field as read, none when missing.
+  std::vector<std::pair<Ino, std::optional<std::string>>> m_size_seen;
+  // Their empty blocks (inode, index, key): past the end or not, once it
+  // is known.
+  std::vector<std::tuple<Ino, std::uint64_t, std::string>> m_empty_blocks;
   Ino m_lf_entry = 0;  // what "/lost+found" names
 };
 

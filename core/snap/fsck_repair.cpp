@@ -6,8 +6,9 @@
 // CHANGED: "written" on a snapshot, "untracked" on a live filesystem, so
 // an incremental dump across it compares every block), in four stages so
 // that each step sees the state the previous stages left: 0 the inode
-// counter (so new inodes get fresh numbers), 1 removals and parent
-// fields, 2 counters (exact values from the scan), 3 reattaching lost
+// counter (so new inodes get fresh numbers) and the sizes set from a
+// file's blocks (so its trims find the room they were judged by), 1
+// removals and parent fields, 2 counters (exact values from the scan), 3 reattaching lost
 // inodes into /lost+found (relative changes, made as link and mkdir make
 // them).
 #include <charconv>
@@ -325,7 +326,7 @@ Status Repairer::reattach(Ino ino) {
   // a file, the parent of a directory (a mount's link, unlink or rename
   // since changes them). Asked first: /lost+found is not made for nothing.
   const std::string inode = m_a.keys().inode(ino);
-  TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", seen_number(n->parent))
+  TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", parent_seen(*n))
                                                   : still(inode, "nlink", std::to_string(n->nlink)));
   TRY_ASSIGN(Ino lf, lost_found());
   const std::string lf_dir = m_a.keys().dir(lf);

@@ -215,7 +215,7 @@ TEST_CASE_FIXTURE(FsckFixture, "orphans of a mount that is gone are reported, an
 TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose inode is bad waits for the inode's fix") {
   auto t = build();
   _ok(t.store->end_session());
-  cmd({"HSET", keys.inode(t.open), "size", "x"});
+  cmd({"HSET", keys.inode(t.open), "type", "x"});
   auto r = check();
   INFO(_dump(r));
   CHECK(_kinds(r) ==
@@ -630,6 +630,10 @@ TEST_CASE_FIXTURE(FsckFixture, "a repaired field goes with its mark and its dire
   // no Lua number holds (past any file), and a file of 1 PiB is judged
   CHECK(_ok(trim(block, {"written", "0", "2", "8"})).view().integer() == 1);
   CHECK_FALSE(exists(block));
+  CHECK(_ok(trim(block, {"written", "0", "2", "8"})).view().integer() == 1);  // (gone: nothing to do)
+  cmd({"SET", block, ""});                                                    // an empty block past the end goes too
+  CHECK(_ok(trim(block, {"written", "0", "2", "8"})).view().integer() == 1);
+  CHECK_FALSE(exists(block));
   cmd({"SET", block, "zz"});
   CHECK(_ok(trim(block, {"written", "0", "99999999999999999999", "8"})).view().integer() == 1);
   CHECK_FALSE(exists(block));
@@ -775,6 +779,11 @@ TEST_CASE_FIXTURE(FsckFixture, "blocks and byte counts") {
     std::string data;
     _ok(t.store->read(t.f, 0, 20000, data));
     CHECK(data == std::string(10000, 'x'));
+  }
+  SUBCASE("an empty block past the end of file") {
+    cmd({"SET", keys.block(t.f, 3), ""});
+    expect_repaired({fsck_kind::k_block_past_eof});
+    CHECK(_ok(conn().command({"EXISTS", keys.block(t.f, 3)})).view().integer() == 0);
   }
   SUBCASE("a block longer than the block size") {
     cmd({"APPEND", keys.block(t.f, 0), "more"});
@@ -1102,7 +1111,7 @@ std::size_t _count(const FsckReport& r, std::string_view kind) {
 
 TEST_SUITE_BEGIN("core::fsck hostile state");
 
-TEST_CASE_FIXTURE(FsckFixture, "a size that cannot be parsed never costs the file its blocks") {
+TEST_CASE_FIXTURE(FsckFixture, "a size that cannot be parsed never costs the file its blocks: they set it") {
   auto t = build();
   Ino big = _ok(t.store->mknod(k_root_ino, "big", S_IFREG | 0644, 0, k_user)).ino;
   std::string data(200000, 'b');
@@ -1110,7 +1119,12 @@ TEST_CASE_FIXTURE(FsckFixture, "a size that cannot be parsed never costs the fil
     data[i] = static_cast<char>('a' + i % 23);
   }
   _ok(t.store->write(big, 0, data, false));
-  const auto blocks = keys_under(prefix);
+  auto block_keys = [&] {
+    auto all = keys_under(prefix);
+    std::erase_if(all, [](const std::string& k) { return k.find(":BLK:") == std::string::npos; });
+    return all;
+  };
+  const auto blocks = block_keys();
   SUBCASE("2^64-1") { cmd({"HSET", keys.inode(big), "size", "18446744073709551615"}); }
   SUBCASE("2^63") { cmd({"HSET", keys.inode(big), "size", "9223372036854775808"}); }
   SUBCASE("above the largest file") { cmd({"HSET", keys.inode(big), "size", "1125899906842625"}); }
@@ -1125,17 +1139,24 @@ TEST_CASE_FIXTURE(FsckFixture, "a size that cannot be parsed never costs the fil
   INFO(_dump(r));
   CHECK(_count(r, fsck_kind::k_block_past_eof) == 0);
   CHECK(_count(r, fsck_kind::k_bad_inode) + _count(r, fsck_kind::k_wrong_type) == 1);
+  const bool hash = _count(r, fsck_kind::k_bad_inode) == 1;
   for (const auto& p : r.problems) {
-    CHECK_FALSE(p.repaired);
+    CHECK(p.repaired == hash);  // (an inode that is no hash is fixed by hand)
     CHECK(p.deletes.empty());
   }
   // every block is still there, with its bytes
-  CHECK(keys_under(prefix) == blocks);
+  CHECK(block_keys() == blocks);
   std::uint64_t stored = 0;
   for (std::uint64_t i = 0; i * k_bs < data.size(); ++i) {
     stored += static_cast<std::uint64_t>(_ok(conn().command({"STRLEN", keys.block(big, i)})).view().integer());
   }
   CHECK(stored == data.size());
+  if (hash) {  // and they set the size: the file reads back whole
+    CHECK(check().problems.empty());
+    std::string back;
+    _ok(t.store->read(big, 0, 1 << 20, back));
+    CHECK(back == data);
+  }
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "repairs that delete data say so, before and after") {
@@ -1332,7 +1353,6 @@ TEST_CASE_FIXTURE(FsckFixture, "inodes the daemon could not serve are bad inodes
   }
   SUBCASE("an empty symlink target") { cmd({"HSET", keys.inode(t.ln), "target", ""}); }
   SUBCASE("a symlink without a target") { cmd({"HDEL", keys.inode(t.ln), "target"}); }
-  SUBCASE("a directory's size of 2^64-1") { cmd({"HSET", keys.inode(t.sub), "size", "18446744073709551615"}); }
   SUBCASE("a directory's change count past what Lua counts") {
     cmd({"HSET", keys.inode(t.sub), "gen", "18446744073709551615"});
   }
@@ -1427,7 +1447,7 @@ TEST_CASE_FIXTURE(FsckFixture, "an owner or a mode that cannot be parsed: set so
   SUBCASE("an owner the kernel cannot represent, of a setuid file") {
     cmd({"HSET", keys.inode(t.f), "uid", "4294967295", "mode", "4755"});
     uid = "0";
-    says = {"malformed field 'uid'", "mode 4755 (its owner cannot be read"};
+    says = {"uid 4294967295 is not an owner (the repair sets 0", "mode 4755 (its owner cannot be read"};
   }
   SUBCASE("gid missing, beside a time") {
     cmd({"HDEL", keys.inode(t.f), "gid"});
@@ -1473,6 +1493,142 @@ TEST_CASE_FIXTURE(FsckFixture, "an owner or a mode that cannot be parsed: set so
   Attr a = _ok(t.store->getattr(ino));  // the daemon serves it again
   CHECK((a.mode & 07777) == 0);
   CHECK(std::to_string(a.uid) == uid);
+}
+
+// A size or a parent that cannot be read is set from what the other keys
+// tell: a file's size to where the data of its blocks ends (every byte
+// kept; a hole at its end is not), another's as create sets it (a
+// symlink's target's length, else 0); a directory's parent from the entry
+// naming it (or /lost+found), another inode's removed (only a directory
+// has one).
+TEST_CASE_FIXTURE(FsckFixture, "a size or a parent that cannot be read: set from what the other keys tell") {
+  auto t = build();
+  auto field = [&](Ino ino, const char* f) {
+    auto r = _ok(conn().command({"HGET", keys.inode(ino), f}));
+    return r.view().is_nil() ? std::string("(none)") : std::string(r.view().str());
+  };
+  auto read = [&](Ino ino) {
+    std::string data;
+    _ok(t.store->read(ino, 0, 1 << 20, data));
+    return data;
+  };
+  const std::uint64_t past = (1ull << 50) / k_bs;  // the first block past the largest file size
+  Ino ino = t.f;
+  std::string size = "10000";  // what the repair leaves
+  std::vector<std::string_view> kinds{fsck_kind::k_bad_inode};
+  std::string says = "malformed field 'size' (the repair sets 10000, where the data of its blocks ends";
+  SUBCASE("a file's size") { cmd({"HSET", keys.inode(t.f), "size", "lots"}); }
+  SUBCASE("a file's size above the largest file size") {
+    cmd({"HSET", keys.inode(t.f), "size", "1125899906842625"});
+    says = "size 1125899906842625 is above the largest file size (2^50) (the repair sets 10000";
+  }
+  SUBCASE("a file's size missing, and a block longer than the block size: its bytes past the block go") {
+    cmd({"HDEL", keys.inode(t.f), "size"});
+    cmd({"APPEND", keys.block(t.f, 0), "more"});
+    kinds.push_back(fsck_kind::k_oversized_block);
+    says = "no 'size' field (the repair sets 10000";
+  }
+  SUBCASE("bytes past the old end are kept; a block past the largest file size goes, an empty one past the end too") {
+    cmd({"HSET", keys.inode(t.f), "size", "x"});
+    cmd({"APPEND", keys.block(t.f, 2), "yz"});
+    cmd({"SET", keys.block(t.f, past + 3), "far"});
+    cmd({"SET", keys.block(t.f, 7), ""});
+    cmd({"SET", keys.block(t.f, 1), std::string(k_bs, 'x')});  // (empty within the file: kept)
+    size = "10002";
+    kinds.push_back(fsck_kind::k_block_past_eof);
+    kinds.push_back(fsck_kind::k_block_past_eof);
+    kinds.push_back(fsck_kind::k_wrong_bytes);  // (the two bytes it holds now)
+    kinds.push_back(fsck_kind::k_wrong_counter);
+    says = "(the repair sets 10002, where";
+  }
+  SUBCASE("a sparse file: its data at the end, nothing lost") {
+    ino = t.sparse;
+    cmd({"HSET", keys.inode(t.sparse), "size", "-3"});
+    size = _str(5 * k_bs + 3);
+    says = "(the repair sets " + size + ", where";
+  }
+  SUBCASE("an empty file, and an empty block") {
+    ino = t.empty;
+    cmd({"HDEL", keys.inode(t.empty), "size"});
+    cmd({"SET", keys.block(t.empty, 0), ""});
+    size = "0";
+    kinds.push_back(fsck_kind::k_block_past_eof);
+    says = "no 'size' field (the repair sets 0: its blocks hold no data)";
+  }
+  SUBCASE("a symlink's size: its target's length") {
+    ino = t.ln;
+    cmd({"HSET", keys.inode(t.ln), "size", ""});
+    size = "3";
+    says = "malformed field 'size' (the repair sets 3, its target's length)";
+  }
+  SUBCASE("a directory's size of 2^64-1") {
+    ino = t.sub;
+    cmd({"HSET", keys.inode(t.sub), "size", "18446744073709551615"});
+    size = "0";
+    says = "(the repair sets 0, as for every directory)";
+  }
+  SUBCASE("a fifo's size missing") {
+    ino = t.fifo;
+    cmd({"HDEL", keys.inode(t.fifo), "size"});
+    size = "0";
+    says = "no 'size' field (the repair sets 0, as for every special file)";
+  }
+  SUBCASE("a file's parent: removed") {
+    cmd({"HSET", keys.inode(t.f), "parent", "d"});
+    says = "malformed field 'parent' (the repair removes it: only a directory has one)";
+  }
+  SUBCASE("a directory's parent: from the entry naming it") {
+    ino = t.sub;
+    size = "0";
+    cmd({"HSET", keys.inode(t.sub), "parent", "up"});
+    kinds = {fsck_kind::k_wrong_parent};
+    says = "parent cannot be read, but the directory is named by 'sub' in directory 1";
+  }
+  SUBCASE("the root's parent") {
+    ino = k_root_ino;
+    size = "0";
+    cmd({"HSET", keys.inode(k_root_ino), "parent", "18446744073709551616"});
+    kinds = {fsck_kind::k_wrong_parent};
+    says = "the root's parent cannot be read, not itself";
+  }
+  SUBCASE("a directory's parent, and no entry names it: reattached") {
+    ino = t.sub;
+    size = "0";
+    cmd({"HDEL", keys.dir(k_root_ino), "sub"});
+    cmd({"HSET", keys.inode(t.sub), "parent", "?"});
+    kinds = {fsck_kind::k_lost_inode, fsck_kind::k_wrong_nlink};  // (the root still counts it)
+    says = "";
+  }
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted(kinds));
+  for (const auto& p : r.problems) {
+    CHECK_MESSAGE(p.repairable, fsck_problem_line(p));
+  }
+  CHECK_MESSAGE(std::any_of(r.problems.begin(), r.problems.end(),
+                            [&](const auto& p) { return p.detail.find(says) != std::string::npos; }),
+                says);
+  auto fixed = check(true);
+  INFO(_dump(fixed));
+  CHECK(fixed.remaining() == 0);
+  auto after = check();
+  INFO(_dump(after));
+  CHECK(after.problems.empty());
+  CHECK(field(ino, "size") == size);
+  Attr a = _ok(t.store->getattr(ino));  // the daemon serves it again
+  CHECK(a.size == std::stoull(size));
+  if (ino == t.f) {
+    CHECK(field(t.f, "parent") == "(none)");
+    std::string data = read(t.f);
+    CHECK(data.substr(0, 10000) == std::string(10000, 'x'));
+    CHECK(data.size() == a.size);
+  } else if (ino == t.sparse) {
+    CHECK(read(t.sparse) == std::string(5 * k_bs, '\0') + "end");
+  } else if (ino == t.sub && kinds.size() == 2) {
+    CHECK(a.parent == lookup(k_root_ino, "lost+found"));
+  } else if (a.is_dir()) {
+    CHECK(a.parent == k_root_ino);
+  }
 }
 
 TEST_CASE_FIXTURE(FsckFixture, "the root") {
