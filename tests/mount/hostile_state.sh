@@ -6,8 +6,9 @@
 # daemon must stay up, keep serving what is not damaged (a new directory
 # and file work after every seed), and exit 0 at unmount; fsck must report
 # the damage as problems (exit 0 or 1, no crash); a check after fsck
-# --repair must find just what the repair left unrepaired, and the
-# filesystem must mount and take a new file; a repair made under
+# --repair must find just what the repair left unrepaired, the repair must
+# change or remove no block but where its line says it deleted data there,
+# and the filesystem must mount and take a new file; a repair made under
 # the mount (--force) must crash neither. The same seeds run
 # on a -o writeback mount too: its long caches, the creates it answers
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
@@ -16,6 +17,28 @@
 # "1 2 3 4 5 6") chooses the seeds, for a longer campaign by hand.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
+
+# Every block key of the filesystem and a digest of what it holds, sorted.
+block_digests() {
+  local key
+  rcli --scan --pattern "$PREFIX:BLK:*" | sort | while read -r key; do
+    echo "$key $(rcli --no-raw dump "$key" | sha1sum | cut -c1-16)"
+  done
+}
+
+# blocks_as_said REPAIR_OUTPUT: since block_digests wrote $T/blocks.before,
+# a block changed or went only where a line of the repair says it deleted
+# bytes of that very key, and no block was made.
+blocks_as_said() {
+  local key made
+  block_digests >"$T/blocks.after"
+  while read -r key _; do
+    grep -F -- "$key: " "$1" | grep -q '(repaired: deleted ' ||
+      fail "seed $seed ($mode): the repair changed block $key without saying it deleted data: $(cat "$1")"
+  done < <(comm -23 "$T/blocks.before" "$T/blocks.after")
+  made=$(comm -13 <(cut -d' ' -f1 "$T/blocks.before") <(cut -d' ' -f1 "$T/blocks.after"))
+  [[ -z $made ]] || fail "seed $seed ($mode): the repair made blocks: $made"
+}
 
 runs=()
 for mode in default writeback; do
@@ -42,11 +65,16 @@ for run in "${runs[@]}"; do
   [[ $(cat "$MNT/fresh/file") == sound ]] || fail "seed $seed ($mode): a new file does not read back"
   # A repair under the live mount (--force: checked twice, each field
   # changed only if it holds what the check read): no crash of either.
+  # (nothing of the mount's in flight: the blocks change by the repair
+  # alone; a flush the damage refuses fails syncfs, and is not sent again)
+  sync -f "$MNT/fresh/file" 2>/dev/null || true
+  block_digests >"$T/blocks.before"
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" --repair --force >"$T/live.$seed" 2>&1 || rc=$?
   ((rc <= 1)) || fail "seed $seed ($mode): fsck --repair --force under the mount exited $rc: $(tail -3 "$T/live.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/live.$seed" ||
     fail "seed $seed ($mode): fsck --repair --force crashed or passed on a server error"
+  blocks_as_said "$T/live.$seed"
   kill -0 "$pid" 2>/dev/null || fail "seed $seed ($mode): the daemon died under the repair: $(tail -5 "${MOUNT_LOGS[$MNT]}")"
   note "repair under the mount: $(grep -c 'not repaired: one of two' "$T/live.$seed" || true) seen once; $(tail -1 "$T/live.$seed")"
   ls -R "$MNT" >/dev/null 2>&1 || true
@@ -61,11 +89,13 @@ for run in "${runs[@]}"; do
   ((rc <= 1)) || fail "seed $seed ($mode): fsck exited $rc: $(tail -3 "$T/fsck.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/fsck.$seed" ||
     fail "seed $seed ($mode): fsck crashed or passed on a server error"
+  block_digests >"$T/blocks.before"
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" --repair >"$T/repair.$seed" 2>&1 || rc=$?
   ((rc <= 1)) || fail "seed $seed ($mode): fsck --repair exited $rc: $(tail -3 "$T/repair.$seed")"
   ! grep -E 'AddressSanitizer|runtime error|WRONGTYPE' "$T/repair.$seed" ||
     fail "seed $seed ($mode): fsck --repair crashed or passed on a server error"
+  blocks_as_said "$T/repair.$seed"
   # The repair converges: a check after it finds just what it left.
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" >"$T/again.$seed" 2>&1 || rc=$?
