@@ -405,7 +405,8 @@ std::string _undecodable(Ino ino, NodeType type, const Result<Attr>& attr, const
 // what has no blocks as create.lua sets it (a symlink's target's length,
 // else 0); a directory's parent, from the entry naming it (as a parent
 // that is wrong, Node::parent_bad); another inode's parent is removed
-// (only a directory has one). An owner or a mode is never guessed (a
+// (only a directory has one); a change count (gen) starts again at 0. An
+// owner or a mode is never guessed (a
 // guess could give a setuid file to root, or open a private one): they
 // are set so that only root may reach the inode, an owner to 0 and the
 // mode to 0000 (also a mode that parses, when an owner is set: 4755 of an
@@ -461,7 +462,8 @@ std::optional<std::string_view> _field(const FieldList& fields, std::string_view
   return it == fields.end() ? std::nullopt : std::optional<std::string_view>(it->second);
 }
 
-// The size and parent part of _resets: what the other keys tell.
+// The size, change count and parent part of _resets: what the other keys
+// tell.
 void _shape_resets(const FieldList& fields, NodeType type, Resets& out) {
   if (type == NodeType::Unknown) {
     return;  // (the inode stays bad)
@@ -480,6 +482,12 @@ void _shape_resets(const FieldList& fields, NodeType type, Resets& out) {
                (type == NodeType::Symlink ? ", its target's length)"
                                           : ", as for every " + std::string(_type_word(type).substr(2)) + ")")});
     }
+  }
+  auto raw_gen = _field(fields, "gen");
+  if (raw_gen && !_decoded("gen", *raw_gen).ok()) {
+    // (a count of changes, which mounts compare with their own: one that
+    // cannot decode the inode holds none of it)
+    out.fields.push_back({"gen", raw_gen, "0", "(the repair sets 0, a change count starting again)"});
   }
   auto raw_parent = _field(fields, "parent");
   if (raw_parent && !_decoded("parent", *raw_parent).ok()) {
