@@ -42,7 +42,7 @@ std::string _summary(const VerifyReport& r) {
   }
   std::size_t n = r.problems.size();
   return "verify " + r.path + ": " + what + ", with " + std::to_string(n) + (n == 1 ? " problem" : " problems") +
-         " restore refuses" + (r.incremental ? "" : " (restore --damaged restores it as it is, for fsck --repair)");
+         " restore refuses" + (r.incremental ? "" : " (" + fsck_damaged_hint(r.problems) + ")");
 }
 
 void _run(ToolContext& ctx, const VerifyArgs& args) {

@@ -183,6 +183,14 @@ std::string fsck_dry_run_line(const FsckProblem& p);
 // a dump names them. Empty when the report is clean.
 std::string fsck_summary_line(const FsckReport& report, std::string_view prefix = {});
 
+// What restore --damaged and fsck --repair make of the problems a check of
+// a dump's filesystem found (nothing repaired): "restore --damaged
+// restores it as it is, for fsck --repair, which repairs all 3" ("it",
+// "both", "2 of the 3 (fix the rest by hand)", or "; fsck --repair
+// repairs none of the 3: fix them by hand"). A problem a read-write mount
+// settles (FsckProblem::mount_frees) counts as repaired.
+std::string fsck_damaged_hint(const std::vector<FsckProblem>& problems);
+
 // The whole report as one JSON document (ends with a newline):
 // {"prefix", "repair", "clean", "inodes", "dirs", "files", "blocks",
 //  "bytes", "problems": [{"kind", "key", "detail", "deletes",

@@ -404,17 +404,19 @@ Status mark_restored(Connection& c, const Keys& staging, const std::string& targ
 
 namespace {
 
-// The filesystem in a dump is damaged (fsck's `line`): refused, or with
-// --damaged a warning.
-Status _damage_found(const std::string& line, const std::string& target, const RestoreOptions& o,
-                     std::string& warning) {
+// The filesystem in a dump is damaged (fsck's `found`, with `prefix` the
+// keys' as fsck_summary_line takes it): refused, or with --damaged a
+// warning.
+Status _damage_found(const FsckReport& found, std::string_view prefix, const std::string& target,
+                     const RestoreOptions& o, std::string& warning) {
+  const std::string line = fsck_summary_line(found, prefix);
   if (o.damaged) {
     add_warning(warning, "the filesystem in the dump is damaged: " + line + (o.dry_run ? "; it would be" : ";") +
                              " restored as it is: 'redisfs-snap fsck " + target + " --repair' repairs what it can");
     return {};
   }
-  return make_error(EINVAL, "the filesystem in the dump is damaged: " + line +
-                                " (restore --damaged restores it as it is, for fsck --repair)");
+  return make_error(EINVAL,
+                    "the filesystem in the dump is damaged: " + line + " (" + fsck_damaged_hint(found.problems) + ")");
 }
 
 // Everything fsck checks must hold before a staged filesystem is moved into
@@ -426,8 +428,7 @@ Status _check_staged(Pool& pool, const Keys& staging, const std::string& target,
   if (report.problems.empty()) {
     return {};
   }
-  const std::string line = fsck_summary_line(report, staging.prefix());
-  return _damage_found(line, target, opts, warning);
+  return _damage_found(report, staging.prefix(), target, opts, warning);
 }
 
 // A failed restore removes what it staged, unless that is kept for
@@ -639,7 +640,7 @@ static Status _dry_run_check(const std::string& path, bool seekable, const Resto
   }
   FsckReport found;
   found.problems = std::move(report.problems);
-  Status st = _damage_found(fsck_summary_line(found), stats.prefix, o, stats.warning);
+  Status st = _damage_found(found, {}, stats.prefix, o, stats.warning);
   return st.ok() ? st : _in_dump(std::move(st));
 }
 

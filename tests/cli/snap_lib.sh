@@ -170,7 +170,7 @@ same_reason() {
   done
   if [[ $msg == "$damaged"* ]]; then
     first=${msg#"$damaged"}
-    first=${first%" (restore --damaged restores it as it is, for fsck --repair)"}
+    first=${first%" (restore --damaged restores it as it is"*}
     if [[ $first =~ ^(.*)\ \(and\ ([0-9]+)\ more\ problems?\)$ ]]; then
       first=${BASH_REMATCH[1]}
       n=$((BASH_REMATCH[2] + 1))

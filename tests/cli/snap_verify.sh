@@ -56,10 +56,26 @@ grep -qx "$T/bad.json: wrong link count: INODE:2: nlink is 5, but 1 entry names 
 grep -qx "$T/bad.json: dangling entry: DIR:4: 'ghost' names inode 77, which does not exist" "$T/out" ||
   fail "verify lines: $(cat "$T/out")"
 [[ $(wc -l <"$T/out") == 2 ]] || fail "verify found $(wc -l <"$T/out") problems: $(cat "$T/out")"
-grep -q "2 problems restore refuses" "$T/err" || fail "summary: $(cat "$T/err")"
+hint="(restore --damaged restores it as it is, for fsck --repair, which repairs both)"
+grep -qF "2 problems restore refuses $hint" "$T/err" || fail "summary: $(cat "$T/err")"
 expect_fail snap restore "$T/bad.json" --prefix BADCOPY
 same_reason "$T/err" "$T/vout" "$T/bad.json" || fail "restore and verify disagree: $(cat "$T/err") / $(cat "$T/out")"
-grep -q "(restore --damaged restores it as it is, for fsck --repair)$" "$T/err" || fail "no hint: $(cat "$T/err")"
+[[ $(cat "$T/err") == *" $hint" ]] || fail "no hint: $(cat "$T/err")"
+
+note "the hint says what fsck --repair cannot repair"
+make_fs WORSE
+rcli hset WORSE:INODE:2 type x >/dev/null         # by hand
+rcli hset WORSE:INODE:3 nlink 7 >/dev/null        # repairable
+snap -q dump WORSE -o "$T/worse.json"
+expect_fail "${nosrv[@]}" verify "$T/worse.json"
+hint="(restore --damaged restores it as it is, for fsck --repair, which repairs 1 of the 2 (fix the rest by hand))"
+grep -qF "2 problems restore refuses $hint" "$T/err" || fail "summary of a dump fsck repairs in part: $(cat "$T/err")"
+rcli hset WORSE:INODE:3 nlink 1 >/dev/null
+snap -q dump WORSE -o "$T/worse.json"
+expect_fail snap restore "$T/worse.json" --prefix WORSECOPY
+[[ $(cat "$T/err") == *" (restore --damaged restores it as it is; fsck --repair cannot repair it: fix it by hand)" ]] ||
+  fail "restore of a dump fsck cannot repair: $(cat "$T/err")"
+snap -q delete WORSE
 
 note "restore --dry-run of a damaged dump refuses it as restore does; --damaged restores it as it is, for fsck"
 expect_fail snap restore --dry-run "$T/bad.json" --prefix BADCOPY
