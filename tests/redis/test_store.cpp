@@ -573,6 +573,36 @@ TEST_CASE_FIXTURE(RedisFixture, "killpriv: a damaged mode refuses the change bef
   CHECK(_ok(conn().command({"HGET", keys.inode(f.ino), "uid"})).view().str() == std::to_string(f.uid));
 }
 
+// An owner or a size is never read as 0 (decode_attr): a change whose
+// reply carries the inode (chmod, link) and would leave one missing is
+// refused before anything is written, as a malformed one is.
+TEST_CASE_FIXTURE(RedisFixture, "an inode without its owner or size: a change that would leave it so is refused") {
+  auto s = _open(pool, prefix);
+  Attr f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 04755, 0, k_user));
+  Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  auto field = [&](const char* name) {
+    auto r = _ok(conn().command({"HGET", keys.inode(f.ino), name}));
+    return r.view().is_nil() ? std::string("(nil)") : std::string(r.view().str());
+  };
+  _ok(conn().command({"HDEL", keys.inode(f.ino), "uid"}));
+  auto fresh = _open(pool, prefix);            // (nothing cached)
+  CHECK(fresh->getattr(f.ino).code() == EIO);  // (not a setuid file of root's)
+  SetAttrRequest chmod;
+  chmod.mode = 0700;
+  auto r = s->setattr(f.ino, chmod);
+  CHECK(r.code() == EIO);
+  CHECK_MESSAGE(r.error().message.find("no 'uid' field") != std::string::npos, r.error().message);
+  CHECK(field("mode") == "4755");
+  _ok(conn().command({"HSET", keys.inode(f.ino), "uid", std::to_string(f.uid)}));
+  _ok(conn().command({"HDEL", keys.inode(f.ino), "size"}));
+  CHECK(s->link(f.ino, d.ino, "g").code() == EIO);
+  CHECK(*_ok(conn().command({"HLEN", keys.dir(d.ino)})).view().as_int() == 0);
+  CHECK(field("nlink") == "1");
+  CHECK(_open(pool, prefix)->getattr(f.ino).code() == EIO);
+  _ok(conn().command({"HSET", keys.inode(f.ino), "size", "0"}));
+  CHECK(_ok(_open(pool, prefix)->getattr(f.ino)).uid == f.uid);
+}
+
 TEST_CASE_FIXTURE(RedisFixture,
                   "a damaged size refuses a write and a damaged accounting count never stops a change halfway") {
   auto s = _open(pool, prefix);
