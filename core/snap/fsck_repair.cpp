@@ -8,9 +8,9 @@
 // that each step sees the state the previous stages left: 0 the inode
 // counter (so new inodes get fresh numbers) and the sizes set from a
 // file's blocks (so its trims find the room they were judged by), 1
-// removals and parent fields, 2 counters (exact values from the scan), 3 reattaching lost
-// inodes into /lost+found (relative changes, made as link and mkdir make
-// them).
+// removals and parent fields, 2 counters (exact values from the scan), 3
+// reattaching lost inodes into /lost+found (relative changes, made as
+// link and mkdir make them).
 #include <charconv>
 
 #include "redis/redis.hpp"
