@@ -70,6 +70,9 @@ struct Node {
   // matches, so the one naming it sets it (seen as "?", seen_number).
   bool parent_bad : 1 = false;
 };
+// fsck holds one per inode and must stay under 100 bytes an inode in all
+// (measured 81 at 1M inodes with a Node of 80).
+static_assert(sizeof(Node) <= 80, "a Node grew: fsck's memory an inode grows with it");
 
 // (DelStray: a key of inode `ino`, which did not exist; DelLease: a lease
 // no holder set, and with a mount's session key its registration, `field`
