@@ -810,43 +810,55 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
     m_stored_total += len;
     return;
   }
-  const std::uint64_t bs = m_bs;
-  // (fsck_trim.lua cuts the block to `value` bytes, none: deletes it, if
-  // the file's size still leaves that room: Repairer::apply)
-  Action a;
-  a.key = std::string(key);
-  a.ino = n.ino;
-  a.field = std::to_string(index);
   if (n.size_from_blocks) {
-    size_block(n, key, index, len, a);
+    size_block(n, key, index, len);
     return;
   }
-  if (index >= _div_ceil(n.size, bs)) {
-    a.op = Op::Trim;
+  len = judge_block(n.ino, key, index, len, n.size, false);
+  n.stored += len;
+  m_stored_total += len;
+}
+
+// A block of inode `ino` judged against `end`, where its file ends (or,
+// `at_max`, the largest file size): a block past it goes, bytes past it
+// or past the block size are cut (fsck_trim.lua, if the file's size still
+// leaves that room: Repairer::apply). Returns the bytes it holds once
+// repaired. (The lines are made only for a problem: this runs per block.)
+std::uint64_t FsckAnalysis::judge_block(Ino ino, std::string_view key, std::uint64_t index, std::uint64_t len,
+                                        std::uint64_t end, bool at_max) {
+  const std::uint64_t bs = m_bs;
+  Action a;
+  a.op = Op::Trim;
+  a.key = std::string(key);
+  a.ino = ino;
+  a.field = std::to_string(index);
+  if (index >= _div_ceil(end, bs)) {
     a.value = "0";
     a.deletes = "a block of " + std::to_string(len) + " bytes";
     add(fsck_kind::k_block_past_eof, std::string(key),
-        "block " + std::to_string(index) + " of a file of " + std::to_string(n.size) + " bytes (" + std::to_string(len) + " bytes stored)", a);
-    return;
+        "block " + std::to_string(index) +
+            (at_max ? " lies past the largest file size (2^50)" : " of a file of " + std::to_string(end) + " bytes") +
+            " (" + std::to_string(len) + " bytes stored)",
+        a);
+    return 0;
   }
-  std::uint64_t room = std::min(bs, n.size - index * bs);
-  if (len > room) {
-    a.op = Op::Trim;
-    a.value = std::to_string(room);
-    a.deletes = "the last " + std::to_string(len - room) + " bytes of the block";
-    if (room == bs) {
-      add(fsck_kind::k_oversized_block, std::string(key),
-          "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
-    } else {
-      add(fsck_kind::k_bytes_past_eof, std::string(key),
-          "holds " + std::to_string(len) + " bytes, but the file (" + std::to_string(n.size) + " bytes) ends " + std::to_string(room) +
-              " bytes into this block",
-          a);
-    }
-    len = room;
+  std::uint64_t room = std::min(bs, end - index * bs);
+  if (len <= room) {
+    return len;
   }
-  n.stored += len;
-  m_stored_total += len;
+  a.value = std::to_string(room);
+  a.deletes = "the last " + std::to_string(len - room) + " bytes of the block";
+  if (room == bs) {
+    add(fsck_kind::k_oversized_block, std::string(key),
+        "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
+  } else {
+    add(fsck_kind::k_bytes_past_eof, std::string(key),
+        "holds " + std::to_string(len) + " bytes, but " +
+            (at_max ? std::string("the largest file size (2^50)") : "the file (" + std::to_string(end) + " bytes)") +
+            " ends " + std::to_string(room) + " bytes into this block",
+        a);
+  }
+  return room;
 }
 
 // A block of a file whose size cannot be read (Node::size_from_blocks):
@@ -855,38 +867,15 @@ void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std
 // (trimmed after the size is set, which leaves them that room: Stage). An
 // empty block holds no data and may lie past that end: finish_sizes
 // judges it.
-void FsckAnalysis::size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len, Action& a) {
-  const std::uint64_t bs = m_bs;
-  const std::uint64_t whole = k_max_file_size / bs;  // blocks that fit whole below the largest size
-  const std::uint64_t room = index < whole ? bs : index == whole ? k_max_file_size - whole * bs : 0;
-  if (len > room) {
-    a.op = Op::Trim;
-    a.value = std::to_string(room);
-    a.deletes = room == 0 ? "a block of " + std::to_string(len) + " bytes"
-                          : "the last " + std::to_string(len - room) + " bytes of the block";
-    if (room == bs) {
-      add(fsck_kind::k_oversized_block, std::string(key),
-          "holds " + std::to_string(len) + " bytes, more than the block size " + std::to_string(bs), a);
-    } else if (room == 0) {
-      add(fsck_kind::k_block_past_eof, std::string(key),
-          "block " + std::to_string(index) + " lies past the largest file size (2^50) (" + std::to_string(len) +
-              " bytes stored)",
-          a);
-    } else {
-      add(fsck_kind::k_bytes_past_eof, std::string(key),
-          "holds " + std::to_string(len) + " bytes, but the largest file size (2^50) ends " + std::to_string(room) +
-              " bytes into this block",
-          a);
-    }
-    len = room;
-  }
-  if (len > 0) {
-    n.size = std::max(n.size, index * bs + len);
-  } else if (room > 0) {
+void FsckAnalysis::size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len) {
+  const std::uint64_t kept = judge_block(n.ino, key, index, len, k_max_file_size, true);
+  if (kept > 0) {
+    n.size = std::max(n.size, index * m_bs + kept);
+  } else if (len == 0 && index < _div_ceil(k_max_file_size, m_bs)) {  // (past it: gone already)
     m_empty_blocks.emplace_back(n.ino, index, std::string(key));
   }
-  n.stored += len;
-  m_stored_total += len;
+  n.stored += kept;
+  m_stored_total += kept;
 }
 
 // The size the repair sets of each file whose size cannot be read: where
@@ -913,19 +902,7 @@ void FsckAnalysis::finish_sizes() {
                       seen.value_or("")));
   }
   for (auto& [ino, index, key] : m_empty_blocks) {
-    const Node* n = find(ino);
-    if (index < _div_ceil(n->size, m_bs)) {
-      continue;
-    }
-    Action a;
-    a.op = Op::Trim;
-    a.key = key;
-    a.ino = ino;
-    a.field = std::to_string(index);
-    a.value = "0";
-    a.deletes = "a block of 0 bytes";
-    add(fsck_kind::k_block_past_eof, key,
-        "block " + std::to_string(index) + " of a file of " + std::to_string(n->size) + " bytes (0 bytes stored)", a);
+    judge_block(ino, key, index, 0, find(ino)->size, false);  // (a problem only past the end)
   }
 }
 

@@ -202,7 +202,9 @@ class FsckAnalysis {
  private:
   void add(std::string_view kind, std::string key, std::string detail, Action action = {});
   void check_superblock();
-  void size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len, Action& a);
+  std::uint64_t judge_block(Ino ino, std::string_view key, std::uint64_t index, std::uint64_t len, std::uint64_t end,
+                            bool at_max);
+  void size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len);
   void finish_sizes();
   void analyse();
   void check_root();
