@@ -20,7 +20,8 @@
 -- 'gen' not a count (the report lists the inode as damaged on its own).
 -- Returns 1 when the field is as the repair leaves it (changed now, or
 -- found so: nothing written), 0 when it holds neither what the check read
--- nor that (nothing written).
+-- nor that, or the hash an HSET would set it in is gone (nothing written:
+-- every hash the repair sets a field in was there when it was checked).
 local op, seen = ARGV[2], ARGV[4]
 if #KEYS < 2 or #KEYS > 3 or not ((op == 'HSET' and #ARGV == 6) or (op == 'HDEL' and #ARGV == 5)) or
     (seen ~= 'absent' and seen ~= 'value') or (seen == 'absent' and ARGV[5] ~= '') then
@@ -29,6 +30,9 @@ end
 local t = redis.call('TYPE', KEYS[1]).ok
 if t ~= 'hash' and t ~= 'none' then
   return redis.error_reply('EIO ' .. KEYS[1] .. ' is a ' .. t .. ', not a hash: nothing repaired')
+end
+if t == 'none' and op == 'HSET' then
+  return 0  -- gone since the check (a mount removed the inode): no hash is made of one field
 end
 local now = redis.call('HGET', KEYS[1], ARGV[3])
 if (op == 'HSET' and now == ARGV[6]) or (op == 'HDEL' and not now) then

@@ -570,6 +570,101 @@ void _resets(const FieldList& fields, NodeType type, Resets& out) {
   }
 }
 
+// What an inode's keys tell of its type when its type field cannot be
+// read: only a symlink has a target, only a directory a parent field or
+// entries (and the root is one), only a file data; a device number is a
+// device's (a character or a block one: the keys do not tell). A size
+// above 0 without a target is a file's (create.lua gives a directory, a
+// fifo, a socket or a device 0). Nothing tells a file with no data from a
+// fifo or a socket.
+enum Told : std::uint8_t {
+  k_told_target = 1,
+  k_told_parent = 2,
+  k_told_root = 4,
+  k_told_entries = 8,
+  k_told_size = 16,
+  k_told_blocks = 32,
+  k_told_device = 64,
+};
+struct TypeSign {
+  Told bit;
+  NodeType type;
+  std::string_view what;
+};
+constexpr TypeSign k_type_signs[] = {
+    {k_told_target, NodeType::Symlink, "a target field"},
+    {k_told_parent, NodeType::Dir, "a parent field"},
+    {k_told_root, NodeType::Dir, "being the root"},
+    {k_told_entries, NodeType::Dir, "directory entries"},
+    {k_told_size, NodeType::File, "a size"},
+    {k_told_blocks, NodeType::File, "data blocks"},
+    {k_told_device, NodeType::Special, "a device number"},
+};
+
+// The Told bits an inode's own fields give (pass 1).
+std::uint8_t _told_by_fields(Ino ino, const FieldList& fields) {
+  std::uint8_t told = ino == k_root_ino ? k_told_root : 0;
+  const bool target = _field(fields, "target").has_value();
+  told |= target ? k_told_target : 0;
+  told |= _field(fields, "parent") ? k_told_parent : 0;
+  if (auto rdev = _field(fields, "rdev")) {
+    auto d = _decoded("rdev", *rdev);
+    told |= !d.ok() || d->rdev != 0 ? k_told_device : 0;
+  }
+  if (auto size = _field(fields, "size"); size && !target) {
+    auto d = _decoded("size", *size);
+    told |= d.ok() && d->size > 0 ? k_told_size : 0;
+  }
+  return told;
+}
+
+// "a and b", "a, b and c"
+std::string _listed(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == items.size() ? " and " : ", ") + std::string(items[i]);
+  }
+  return out;
+}
+
+// The type `told` (Told bits) gives, or none, and the words of the line
+// ("(the repair sets ...)" or "(not repaired: ...)").
+std::pair<std::optional<std::string_view>, std::string> _type_told(std::uint8_t told) {
+  std::vector<std::string_view> signs;
+  std::vector<NodeType> types;
+  for (const TypeSign& s : k_type_signs) {
+    if ((told & s.bit) != 0) {
+      signs.push_back(s.what);
+      if (std::find(types.begin(), types.end(), s.type) == types.end()) {
+        types.push_back(s.type);
+      }
+    }
+  }
+  if (types.empty()) {
+    return {std::nullopt,
+            "(not repaired: none of its keys tells a file without data from a fifo or a socket: set its type by "
+            "hand)"};
+  }
+  if (types.size() > 1) {
+    std::vector<std::string> each;
+    for (const TypeSign& s : k_type_signs) {
+      if ((told & s.bit) != 0) {
+        each.push_back(std::string(s.what) + " (" + std::string(_type_word(s.type)) + "'s)");
+      }
+    }
+    return {std::nullopt, "(not repaired: its keys disagree: " +
+                              _listed(std::vector<std::string_view>(each.begin(), each.end())) + ": fix it by hand)"};
+  }
+  if (types[0] == NodeType::Special) {
+    return {std::nullopt,
+            "(not repaired: a device number tells a device, but not a character from a block one: set its type "
+            "by hand)"};
+  }
+  const std::string_view name = types[0] == NodeType::Dir ? "dir" : types[0] == NodeType::File ? "file" : "symlink";
+  return {name, "(the repair sets type " + std::string(name) + ", which " + _listed(signs) + " tell" +
+                    (signs.size() == 1 ? "s" : "") + ", and the inode is then checked again)"};
+}
+
 }  // namespace
 
 void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields) {
@@ -606,8 +701,15 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
   }
   if (!why.empty()) {
     n.bad = true;
-    add(fsck_kind::k_bad_inode, std::string(key),
-        cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
+    if (n.type == NodeType::Unknown && ino <= k_max_inode) {
+      // (its line waits for what its other keys tell: finish_types)
+      auto seen = _field(fields, "type");
+      m_type_unread.push_back(
+          {ino, seen ? std::optional<std::string>(*seen) : std::nullopt, _told_by_fields(ino, fields)});
+    } else {
+      add(fsck_kind::k_bad_inode, std::string(key),
+          cut(why, k_detail_max) + " (not repaired: fix or remove it by hand)");
+    }
   } else {
     for (const FieldReset& r : resets.fields) {
       const bool parses = r.field == "mode" && r.seen && _decoded("mode", *r.seen).ok();
@@ -787,6 +889,11 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
   }
   if (t->type != NodeType::Dir) {
     ++t->links;
+    if (t->type == NodeType::Unknown) {
+      if (Node* c = find(container)) {
+        c->names_unknown = true;
+      }
+    }
     return;
   }
   if (t->bad) {
@@ -805,6 +912,7 @@ void FsckAnalysis::entry(Ino container, std::string_view name, std::string_view 
 void FsckAnalysis::block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len) {
   ++m_report.blocks;
   m_report.bytes += len;
+  n.has_blocks = n.has_blocks || n.bad;
   if (n.bad || m_bs == 0) {
     n.stored += len;
     m_stored_total += len;
@@ -906,6 +1014,41 @@ void FsckAnalysis::finish_sizes() {
   }
 }
 
+// The line of each inode whose type cannot be read, and its repair when
+// its keys tell the type (_type_told). It was judged as bad in everything
+// else (its blocks, entries and counts: nothing is deleted on the strength
+// of a type guessed), so the repair that sets a type checks again (fsck_scan).
+void FsckAnalysis::finish_types() {
+  std::sort(m_type_unread.begin(), m_type_unread.end(), [](const auto& a, const auto& b) { return a.ino < b.ino; });
+  for (std::size_t i = 0; i < m_type_unread.size(); ++i) {
+    const TypeUnread& u = m_type_unread[i];
+    const Node* n = find(u.ino);
+    if ((i > 0 && m_type_unread[i - 1].ino == u.ino) || n == nullptr) {
+      continue;  // (SCAN returned it twice)
+    }
+    std::uint8_t told = u.told | (n->walked ? k_told_entries : 0) | (n->has_blocks ? k_told_blocks : 0);
+    auto [type, words] = _type_told(told);
+    const std::string key = m_keys.inode(u.ino);
+    const std::string why = "inode " + std::to_string(u.ino) + ": " +
+                            (u.seen ? "unknown type " + _quote(*u.seen) : std::string("no 'type' field"));
+    Action a;
+    if (type) {
+      a = _field_action(Op::HSet, k_stage_remove, key, "type", std::string(*type), u.seen ? Seen::Value : Seen::Absent,
+                        u.seen.value_or(""));
+    }
+    add(fsck_kind::k_bad_inode, key, why + " " + words, std::move(a));
+  }
+}
+
+std::size_t FsckAnalysis::types_set() const {
+  std::size_t set = 0;
+  for (std::size_t i = 0; i < m_actions.size() && i < m_report.problems.size(); ++i) {
+    const Action& a = m_actions[i];
+    set += a.op == Op::HSet && a.field == "type" && m_report.problems[i].repaired ? 1 : 0;
+  }
+  return set;
+}
+
 // Whose orphans are they? A mount that is gone (killed) never frees its
 // own: the next read-write mount does (purge_dead_orphans).
 void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool mount_alive) {
@@ -937,6 +1080,7 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
 // ---------------------------------------------------------------- analysis
 
 void FsckAnalysis::finish() {
+  finish_types();
   finish_sizes();
   analyse();
   settle_repairability();
@@ -1096,7 +1240,7 @@ void FsckAnalysis::check_counters() {
     const std::string key = m_keys.inode(n.ino);
     if (n.type == NodeType::Dir) {
       std::int64_t want = n.in_orphans ? 0 : static_cast<std::int64_t>(2 + n.subdirs);
-      if (n.nlink != want) {
+      if (n.nlink != want && !n.names_unknown) {
         std::string why = n.in_orphans ? "it is a removed directory (an orphan)"
                                        : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";

@@ -69,6 +69,13 @@ struct Node {
   // A directory whose parent cannot be read: `parent` is 0, which no entry
   // matches, so the one naming it sets it (seen as "?", seen_number).
   bool parent_bad : 1 = false;
+  // A bad inode's: a block of it was seen (what its type is, if its type
+  // field cannot be read: FsckAnalysis::finish_types).
+  bool has_blocks : 1 = false;
+  // A directory one of whose entries names an inode of unknown type (bad):
+  // how many subdirectories it has is not known, so neither is its link
+  // count.
+  bool names_unknown : 1 = false;
 };
 // fsck holds one per inode and must stay under 100 bytes an inode in all
 // (measured 81 at 1M inodes with a Node of 80).
@@ -198,6 +205,10 @@ class FsckAnalysis {
   Ino lost_found_entry() const { return m_lf_entry; }
   std::uint64_t block_size() const { return m_bs; }  // 0: not known
   FsckReport take_report() { return std::move(m_report); }
+  // How many problems the repair made of setting an inode's type (that
+  // inode was judged in nothing else: the check must run again to judge
+  // it). Asked before take_report.
+  std::size_t types_set() const;
 
  private:
   void add(std::string_view kind, std::string key, std::string detail, Action action = {});
@@ -206,6 +217,7 @@ class FsckAnalysis {
                             bool at_max);
   void size_block(Node& n, std::string_view key, std::uint64_t index, std::uint64_t len);
   void finish_sizes();
+  void finish_types();
   void analyse();
   void check_root();
   void check_orphans();
@@ -242,6 +254,15 @@ class FsckAnalysis {
   // is known.
   std::vector<std::tuple<Ino, std::uint64_t, std::string>> m_empty_blocks;
   Ino m_lf_entry = 0;  // what "/lost+found" names
+  // Inodes whose type cannot be read (bad): the field as read (none:
+  // missing), and what their own fields tell of it (Told bits,
+  // fsck_analysis.cpp; their other keys add theirs in finish_types).
+  struct TypeUnread {
+    Ino ino = 0;
+    std::optional<std::string> seen;
+    std::uint8_t told = 0;
+  };
+  std::vector<TypeUnread> m_type_unread;
 };
 
 // The problem a repair's reservation replaced (fsck: Reservation::

@@ -82,6 +82,7 @@ class Scanner {
 
   Result<FsckReport> run(Connection& c);
   const FsckAnalysis& analysis() const { return m_a; }
+  std::size_t types_set() const { return m_types_set; }  // by the repair run made (FsckAnalysis::types_set)
 
  private:
   Status guard_freeze(Connection& c);
@@ -114,6 +115,7 @@ class Scanner {
   std::uint64_t m_keys_seen = 0;
   std::string m_server;  // the run_id the first page came from (same_server)
   bool m_any_fs_key = false;
+  std::size_t m_types_set = 0;
 };
 
 Result<FsckReport> Scanner::run(Connection& c) {
@@ -151,6 +153,7 @@ Result<FsckReport> Scanner::run(Connection& c) {
       return make_error(EAGAIN, held.error().message + ": nothing repaired; run fsck --repair again");
     }
     TRY(repair_frozen(c));
+    m_types_set = m_a.types_set();
   }
   return m_a.take_report();
 }
@@ -673,10 +676,17 @@ Status Scanner::read_orphans(Connection& c) {
 
 }  // namespace
 
-Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
-                             const Reservation* held) {
+namespace {
+
+// One check (and with `repair`, its repair): fsck_scan's, but for a type
+// set. `types_set`: how many types the repair set.
+Result<FsckReport> _scan_once(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
+                              const Reservation* held, std::size_t& types_set) {
   if (!repair || !confirm) {
-    return Scanner(prefix, repair, progress, held).run(c);
+    Scanner once(prefix, repair, progress, held);
+    auto report = once.run(c);
+    types_set = once.types_set();
+    return report;
   }
   // Mounts change the filesystem under the check: a change seen half done
   // (a rename between two directories read apart, say) looks like damage
@@ -693,7 +703,41 @@ Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repa
     progress->restart();
   }
   _test_pause(c, Keys(prefix), "fsck-recheck-pause");
-  return Scanner(prefix, true, progress, held, &first).run(c);
+  Scanner second(prefix, true, progress, held, &first);
+  auto report = second.run(c);
+  types_set = second.types_set();
+  return report;
+}
+
+}  // namespace
+
+Result<FsckReport> fsck_scan(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
+                             const Reservation* held) {
+  std::size_t types_set = 0;
+  TRY_ASSIGN(FsckReport report, _scan_once(c, prefix, repair, progress, confirm, held, types_set));
+  if (types_set == 0) {
+    return report;
+  }
+  // An inode whose type the repair set was judged in nothing else (a bad
+  // inode: finish_types): checked, and repaired, again. The report is what
+  // the first run repaired, then all the second found.
+  if (progress != nullptr) {
+    progress->restart();
+  }
+  std::size_t again = 0;
+  auto second = _scan_once(c, prefix, repair, progress, confirm, held, again);
+  if (!second.ok()) {
+    Error e = std::move(second).error();
+    e.message = "repaired " + std::to_string(report.problems.size() - report.remaining()) + " of " +
+                std::to_string(report.problems.size()) +
+                " problems, then the check of the inodes whose type it set failed (" + e.message + "): run fsck again";
+    return e;
+  }
+  std::erase_if(report.problems, [](const FsckProblem& p) { return !p.repaired; });
+  report.problems.insert(report.problems.end(), std::make_move_iterator(second->problems.begin()),
+                         std::make_move_iterator(second->problems.end()));
+  second->problems = std::move(report.problems);
+  return second;
 }
 
 Result<std::uint64_t> running_mounts(Connection& c, const Keys& keys) {

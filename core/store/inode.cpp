@@ -60,10 +60,8 @@ struct Present {
 // owner is not root's, a file with no size is not empty; fsck --repair
 // sets them: redisfs-snap(1)).
 static Status _check_present(Ino ino, const Present& have) {
-  if (!have.type || !have.mode) {
-    return make_error(EIO, "inode " + std::to_string(ino) + ": missing type or mode");
-  }
-  for (auto [has, name] : {std::pair{have.uid, "uid"}, {have.gid, "gid"}, {have.size, "size"}}) {
+  for (auto [has, name] :
+       {std::pair{have.type, "type"}, {have.mode, "mode"}, {have.uid, "uid"}, {have.gid, "gid"}, {have.size, "size"}}) {
     if (!has) {
       return make_error(EIO, "inode " + std::to_string(ino) + ": no '" + name + "' field");
     }

@@ -64,7 +64,7 @@ same_reason "$T/err" "$T/vout" "$T/bad.json" || fail "restore and verify disagre
 
 note "the hint says what fsck --repair cannot repair"
 make_fs WORSE
-rcli hset WORSE:INODE:2 type x >/dev/null         # by hand
+rcli hdel WORSE:INODE:5 target >/dev/null         # by hand (a symlink without its target)
 rcli hset WORSE:INODE:3 nlink 7 >/dev/null        # repairable
 snap -q dump WORSE -o "$T/worse.json"
 expect_fail "${nosrv[@]}" verify "$T/worse.json"

@@ -1643,6 +1643,152 @@ TEST_CASE_FIXTURE(FsckFixture, "a size or a parent that cannot be read: set from
   }
 }
 
+TEST_CASE_FIXTURE(FsckFixture, "a type that cannot be read: set when the other keys tell it, and checked again") {
+  auto t = build();
+  auto type = [&](Ino ino) {
+    auto r = _ok(conn().command({"HGET", keys.inode(ino), "type"}));
+    return r.view().is_nil() ? std::string("(none)") : std::string(r.view().str());
+  };
+  Ino ino = t.f;
+  std::string set = "file";  // "" when the repair leaves it by hand
+  std::string says =
+      "no 'type' field (the repair sets type file, which a size and data blocks tell, and the inode is "
+      "then checked again)";
+  std::vector<std::string_view> later;  // kinds only the second check can see
+  SUBCASE("a file with data, whose link count is wrong too") {
+    cmd({"HDEL", keys.inode(t.f), "type"});
+    cmd({"HSET", keys.inode(t.f), "nlink", "5"});
+    later = {fsck_kind::k_wrong_nlink};
+  }
+  SUBCASE("a sparse file, its type garbage") {
+    ino = t.sparse;
+    cmd({"HSET", keys.inode(t.sparse), "type", "flie"});
+    says = "unknown type 'flie' (the repair sets type file";
+  }
+  SUBCASE("a directory, whose time is missing too") {
+    ino = t.sub;
+    cmd({"HSET", keys.inode(t.sub), "type", "folder"});
+    cmd({"HDEL", keys.inode(t.sub), "mtime"});
+    set = "dir";
+    says = "unknown type 'folder' (the repair sets type dir, which a parent field and directory entries tell";
+    later = {fsck_kind::k_bad_inode};
+  }
+  SUBCASE("the root") {
+    ino = k_root_ino;
+    cmd({"HDEL", keys.inode(k_root_ino), "type"});
+    set = "dir";
+    says = "(the repair sets type dir, which a parent field, being the root and directory entries tell";
+  }
+  SUBCASE("a symlink") {
+    ino = t.ln;
+    cmd({"HDEL", keys.inode(t.ln), "type"});
+    set = "symlink";
+    says = "(the repair sets type symlink, which a target field tells,";
+  }
+  SUBCASE("an empty file: nothing tells it from a fifo") {
+    ino = t.empty;
+    cmd({"HDEL", keys.inode(t.empty), "type"});
+    set = "";
+    says = "no 'type' field (not repaired: none of its keys tells a file without data from a fifo or a socket";
+  }
+  SUBCASE("a fifo") {
+    ino = t.fifo;
+    cmd({"HSET", keys.inode(t.fifo), "type", ""});
+    set = "";
+    says = "unknown type '' (not repaired: none of its keys tells";
+  }
+  SUBCASE("a device: character or block, the keys do not tell") {
+    ino = _ok(t.store->mknod(k_root_ino, "tty", S_IFCHR | 0600, 0x0501, k_user)).ino;
+    cmd({"HDEL", keys.inode(ino), "type"});
+    set = "";
+    says = "(not repaired: a device number tells a device, but not a character from a block one";
+  }
+  SUBCASE("keys that disagree: nothing is deleted on the strength of a guess") {
+    cmd({"HDEL", keys.inode(t.f), "type"});
+    cmd({"HSET", keys.inode(t.f), "target", "d/f"});
+    set = "";
+    says =
+        "(not repaired: its keys disagree: a target field (a symlink's) and data blocks (a regular file's): fix it "
+        "by hand)";
+  }
+  SUBCASE("a directory with a block") {
+    ino = t.sub;
+    cmd({"HDEL", keys.inode(t.sub), "type"});
+    cmd({"SET", keys.block(t.sub, 0), "data"});
+    cmd({"HINCRBY", keys.sb(), "bytes", "4"});  // (counted, as a bad inode's blocks are)
+    set = "";
+    says =
+        "its keys disagree: a parent field (a directory's), directory entries (a directory's) and data blocks (a "
+        "regular file's)";
+  }
+  const std::string was = type(ino);
+  auto nlink = [&](Ino i) { return std::string(_ok(conn().command({"HGET", keys.inode(i), "nlink"})).view().str()); };
+  const std::string root_nlink = nlink(k_root_ino);
+  auto r = check();
+  INFO(_dump(r));
+  CHECK(_kinds(r) == _sorted({fsck_kind::k_bad_inode}));
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].key == keys.inode(ino));
+  CHECK_MESSAGE(r.problems[0].detail.find(says) != std::string::npos, says);
+  CHECK(r.problems[0].repairable == !set.empty());
+  auto fixed = check(true);
+  INFO(_dump(fixed));
+  if (set.empty()) {
+    CHECK(fixed.remaining() == 1);
+    CHECK(type(ino) == was);
+    // (a directory naming it: its subdirectories are not known, nor is its link count)
+    CHECK(nlink(k_root_ino) == root_nlink);
+    CHECK(t.store->getattr(ino).code() == EIO);
+    // its keys are all there
+    for (Ino i : {t.f, t.sub}) {
+      CHECK(_ok(conn().command({"EXISTS", keys.inode(i)})).view().integer() == 1);
+    }
+    CHECK(_ok(conn().command({"EXISTS", keys.block(t.f, 0)})).view().integer() == 1);
+    CHECK(_ok(conn().command({"EXISTS", keys.dir(t.sub)})).view().integer() == 1);
+    return;
+  }
+  // what the first check could not judge, the second one repaired
+  std::vector<std::string_view> kinds{fsck_kind::k_bad_inode};
+  kinds.insert(kinds.end(), later.begin(), later.end());
+  CHECK(_kinds(fixed) == _sorted(kinds));
+  CHECK(fixed.remaining() == 0);
+  CHECK(fixed.problems[0].detail.find(says) != std::string::npos);
+  auto after = check();
+  INFO(_dump(after));
+  CHECK(after.problems.empty());
+  CHECK(type(ino) == set);
+  Attr a = _ok(t.store->getattr(ino));
+  CHECK(type_name(a.mode) == set);
+  if (ino == t.f) {
+    CHECK(a.nlink == 2);
+    std::string data;
+    _ok(t.store->read(t.f, 0, 20000, data));
+    CHECK(data == std::string(10000, 'x'));
+  }
+}
+
+TEST_CASE_FIXTURE(FsckFixture, "a type set by the repair is set only if the check's reading of it still holds") {
+  auto t = build();
+  cmd({"HSET", keys.inode(t.f), "type", "x"});
+  auto r = check();
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].repairable);
+  // a mount's fix (or another damage) since the check: kept
+  auto a = _ok(conn().eval(lua::fsck_field, {keys.inode(t.f), keys.changed()},
+                           {"untracked", "HSET", "type", "absent", "", "file"}));
+  CHECK(a.view().integer() == 0);
+  auto v = _ok(conn().eval(lua::fsck_field, {keys.inode(t.f), keys.changed()},
+                           {"untracked", "HSET", "type", "value", "y", "file"}));
+  CHECK(v.view().integer() == 0);
+  CHECK(_ok(conn().command({"HGET", keys.inode(t.f), "type"})).view().str() == "x");
+  // an inode removed since the check is not made again of one field
+  cmd({"DEL", keys.inode(t.f)});
+  auto gone = _ok(conn().eval(lua::fsck_field, {keys.inode(t.f), keys.changed()},
+                              {"untracked", "HSET", "type", "value", "x", "file"}));
+  CHECK(gone.view().integer() == 0);
+  CHECK(_ok(conn().command({"EXISTS", keys.inode(t.f)})).view().integer() == 0);
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "the root") {
   auto t = build();
   SUBCASE("missing") {

@@ -89,9 +89,9 @@ TEST_CASE("decode_attr: missing or malformed fields are EIO naming the inode") {
 
   CHECK_FALSE(decode_attr(12, {{"type", "file"}}).ok());
   CHECK_FALSE(decode_attr(12, {}).ok());
-  // an owner or a size is never read as 0 (a setuid file would be root's,
-  // a file empty)
-  for (const char* field : {"uid", "gid", "size"}) {
+  // a type, a mode, an owner or a size is never read as 0 or a default
+  // (a setuid file would be root's, a file empty); each is named
+  for (const char* field : {"type", "mode", "uid", "gid", "size"}) {
     FieldList f = _file_fields();
     std::erase_if(f, [&](const auto& kv) { return kv.first == field; });
     auto r = decode_attr(12, f);
