@@ -155,21 +155,29 @@ std::string fsck_summary_line(const FsckReport& report, std::string_view prefix)
   return line;
 }
 
-std::string fsck_damaged_hint(const std::vector<FsckProblem>& problems) {
+namespace {
+std::size_t _fixed(const std::vector<FsckProblem>& problems) {
+  return static_cast<std::size_t>(std::count_if(problems.begin(), problems.end(),
+                                                [](const FsckProblem& p) { return p.repairable || p.mount_frees; }));
+}
+}  // namespace
+
+std::string fsck_repair_reach(const std::vector<FsckProblem>& problems) {
   const std::size_t n = problems.size();
-  const auto fixed = static_cast<std::size_t>(std::count_if(
-      problems.begin(), problems.end(), [](const FsckProblem& p) { return p.repairable || p.mount_frees; }));
+  const std::size_t fixed = _fixed(problems);
   const std::string all = std::to_string(n);
-  const std::string lead = "restore --damaged restores it as it is";
   if (fixed == 0) {
-    return lead + (n == 1 ? "; fsck --repair cannot repair it: fix it by hand"
-                          : "; fsck --repair repairs none of the " + all + ": fix them by hand");
+    return n == 1 ? "cannot repair it: fix it by hand" : "repairs none of the " + all + ": fix them by hand";
   }
   if (fixed == n) {
-    return lead + ", for fsck --repair, which repairs " + (n == 1 ? "it" : n == 2 ? "both" : "all " + all);
+    return std::string("repairs ") + (n == 1 ? "it" : n == 2 ? "both" : "all " + all);
   }
-  return lead + ", for fsck --repair, which repairs " + std::to_string(fixed) + " of the " + all +
-         " (fix the rest by hand)";
+  return "repairs " + std::to_string(fixed) + " of the " + all + " (fix the rest by hand)";
+}
+
+std::string fsck_damaged_hint(const std::vector<FsckProblem>& problems) {
+  return std::string("restore --damaged restores it as it is") +
+         (_fixed(problems) == 0 ? "; fsck --repair " : ", for fsck --repair, which ") + fsck_repair_reach(problems);
 }
 
 std::string fsck_as_json(const std::string& prefix, bool repair, const FsckReport& report) {

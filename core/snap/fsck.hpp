@@ -190,6 +190,10 @@ std::string fsck_summary_line(const FsckReport& report, std::string_view prefix 
 // repairs none of the 3: fix them by hand"). A problem a read-write mount
 // settles (FsckProblem::mount_frees) counts as repaired.
 std::string fsck_damaged_hint(const std::vector<FsckProblem>& problems);
+// Its last part, what fsck --repair does of them: "repairs all 3" ("it",
+// "both"), "repairs 2 of the 3 (fix the rest by hand)", "cannot repair it:
+// fix it by hand", "repairs none of the 3: fix them by hand".
+std::string fsck_repair_reach(const std::vector<FsckProblem>& problems);
 
 // The whole report as one JSON document (ends with a newline):
 // {"prefix", "repair", "clean", "inodes", "dirs", "files", "blocks",

@@ -412,7 +412,8 @@ Status _damage_found(const FsckReport& found, std::string_view prefix, const std
   const std::string line = fsck_summary_line(found, prefix);
   if (o.damaged) {
     add_warning(warning, "the filesystem in the dump is damaged: " + line + (o.dry_run ? "; it would be" : ";") +
-                             " restored as it is: 'redisfs-snap fsck " + target + " --repair' repairs what it can");
+                             " restored as it is: 'redisfs-snap fsck " + target + " --repair' " +
+                             fsck_repair_reach(found.problems));
     return {};
   }
   return make_error(EINVAL,
