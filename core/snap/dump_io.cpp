@@ -44,6 +44,8 @@
 
 #include "redis/scan.hpp"
 #include "snap/dump_incremental.hpp"
+#include "snap/dump_verify.hpp"
+#include "snap/fsck.hpp"
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/keys.hpp"
@@ -88,13 +90,43 @@ static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const K
   return cow.instant_ns();
 }
 
+// What the check of a dump as it was written found (DumpCheck), as a
+// warning: the dump is whole, but restore refuses it. Empty when sound.
+static std::string _checked(DumpCheck& check, const std::string& prefix) {
+  VerifyReport r = check.finish();
+  if (!check.not_checked().empty()) {
+    return "the filesystem in the dump is not checked: " + check.not_checked();
+  }
+  const std::string fsck = "; 'redisfs-snap fsck " + prefix + "' checks it on the server";
+  if (!r.refusal.empty()) {
+    return "restore refuses this dump: " + r.refusal + fsck;
+  }
+  if (r.problems.empty()) {
+    return {};
+  }
+  FsckReport found;
+  found.problems = std::move(r.problems);
+  return "the filesystem in the dump is damaged (restore refuses it): " + fsck_summary_line(found) + " (" +
+         fsck_damaged_hint(found.problems) + ")" + fsck;
+}
+
 namespace {
 
-// Streams the temporary copy `tk` into a Writer.
+// Streams the temporary copy `tk` into a Writer, and to `check` as it
+// goes: the superblock, ORPHANS, every inode, then the rest (the order
+// DumpCheck takes, as fsck's passes: what names an inode is judged once
+// every inode is in). The index is walked twice, once for the inodes.
 class TempStreamer {
  public:
-  TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, Progress& progress)
-      : m_c(c), m_side(side), m_tk(tk), m_w(w), m_progress(progress), m_index(staging_index_key(tk)) {}
+  TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, DumpCheck& check, Progress& progress)
+      : m_c(c),
+        m_side(side),
+        m_tk(tk),
+        m_w(w),
+        m_check(check),
+        m_progress(progress),
+        m_index(staging_index_key(tk)),
+        m_orphans(tk.relative(tk.orphans()).value_or("")) {}
 
   Result<std::uint64_t> run() {
     TRY(superblock());
@@ -102,29 +134,9 @@ class TempStreamer {
     std::uint64_t total = static_cast<std::uint64_t>(len.view().integer());
     m_progress.set_total(total + 1);
     m_progress.add(1);
-    std::uint64_t pos = 0;
-    TRY_ASSIGN(std::vector<std::string> cur, fetch(pos));
-    issue(cur);
-    pos += cur.size();
-    while (!cur.empty()) {
-      TRY(check_cancel());
-      auto next = fetch(pos);
-      if (!next.ok()) {
-        m_c.drain();
-        return std::move(next).error();
-      }
-      issue(*next);
-      pos += next->size();
-      Status st = process(cur);
-      if (!st.ok()) {
-        m_c.drain();
-        return std::move(st).error();
-      }
-      cur = std::move(next).value();
-    }
-    if (pos != total) {
-      return make_error(EIO, "the index of the temporary copy changed while it was read");
-    }
+    TRY(orphans_first());
+    TRY(walk(total, true));
+    TRY(walk(total, false));
     return total + 1;
   }
 
@@ -139,8 +151,74 @@ class TempStreamer {
     for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
       pairs.emplace_back(v[i].str(), v[i + 1].str());
     }
-    TRY(m_w.begin_hash("SB"));
-    TRY(m_w.hash_fields(pairs));
+    TRY(begin_hash("SB"));
+    TRY(hash_fields("SB", pairs));
+    return end_hash("SB");
+  }
+
+  // ORPHANS, if the copy has it, before the inodes (restore drops the
+  // orphans it names: DumpCheck must know them when their inodes go by).
+  Status orphans_first() {
+    const std::string key = m_tk.orphans();
+    TRY_ASSIGN(Reply there, m_c.command({"EXISTS", key}));
+    if (there.view().integer() != 1) {
+      return {};
+    }
+    TRY_ASSIGN(Reply first, m_c.command({"HSCAN", key, "0", "COUNT", k_hscan_count}));
+    TRY(hash(m_orphans, first.view(), m_c.answered_by()));
+    m_orphans_written = true;
+    m_progress.add(1);
+    return {};
+  }
+
+  // One walk over the index: the inodes (`inodes`), or every other key.
+  Status walk(std::uint64_t total, bool inodes) {
+    auto mine = [&](std::vector<std::string> rels) {
+      std::erase_if(rels, [&](const std::string& rel) {
+        return (m_orphans_written && rel == m_orphans) || (parse_relative_key(rel).kind == KeyKind::Inode) != inodes;
+      });
+      return rels;
+    };
+    std::uint64_t pos = 0;
+    TRY_ASSIGN(std::vector<std::string> page, fetch(pos));
+    pos += page.size();
+    bool last = page.empty();
+    std::vector<std::string> cur = mine(std::move(page));
+    issue(cur);
+    while (!last) {
+      TRY(check_cancel());
+      auto next = fetch(pos);
+      if (!next.ok()) {
+        m_c.drain();
+        return std::move(next).error();
+      }
+      pos += next->size();
+      last = next->empty();
+      std::vector<std::string> upcoming = mine(std::move(next).value());
+      issue(upcoming);
+      Status st = process(cur);
+      if (!st.ok()) {
+        m_c.drain();
+        return st;
+      }
+      cur = std::move(upcoming);
+    }
+    if (pos != total) {
+      return make_error(EIO, "the index of the temporary copy changed while it was read");
+    }
+    return {};
+  }
+
+  Status begin_hash(std::string_view rel) {
+    m_check.hash_begin(rel);
+    return m_w.begin_hash(rel);
+  }
+  Status hash_fields(std::string_view rel, const std::vector<std::pair<std::string, std::string>>& pairs) {
+    m_check.hash_fields(rel, pairs);
+    return m_w.hash_fields(pairs);
+  }
+  Status end_hash(std::string_view rel) {
+    m_check.hash_end(rel);
     return m_w.end_hash();
   }
 
@@ -180,6 +258,7 @@ class TempStreamer {
         if (!v.is_string()) {
           return missing(rel);
         }
+        m_check.string_record(rel, v.str());
         TRY(m_w.write_string(rel, v.str()));
       } else {
         TRY(hash(rel, v, m_c.answered_by()));
@@ -207,8 +286,8 @@ class TempStreamer {
     if (pairs.empty() && cursor == "0") {
       return missing(rel);
     }
-    TRY(m_w.begin_hash(rel));
-    TRY(m_w.hash_fields(pairs));
+    TRY(begin_hash(rel));
+    TRY(hash_fields(rel, pairs));
     if (cursor != "0") {
       // A big hash: continue on the side connection, dropping repeats (a
       // walk that begins again on a restarted server repeats them all).
@@ -230,22 +309,25 @@ class TempStreamer {
         list_pairs(*page, pairs);
         std::erase_if(pairs, [&](const auto& p) { return !seen.insert(_hash64(p.first)); });
         written += pairs.size();
-        TRY(m_w.hash_fields(pairs));
+        TRY(hash_fields(rel, pairs));
       }
       if (written != expected) {
         return make_error(EIO, "hash " + rel + ": " + std::to_string(static_cast<long long>(written)) +
                                    " fields read but HLEN says " + std::to_string(static_cast<long long>(expected)));
       }
     }
-    return m_w.end_hash();
+    return end_hash(rel);
   }
 
   Connection& m_c;
   Connection& m_side;
   const Keys& m_tk;
   dump::Writer& m_w;
+  DumpCheck& m_check;
   Progress& m_progress;
   std::string m_index;
+  std::string m_orphans;  // ORPHANS' relative name
+  bool m_orphans_written = false;
 };
 
 }  // namespace
@@ -284,7 +366,9 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
     dump::Writer w(out, header);
     TRY(w.begin());
-    TempStreamer streamer(c, *side, tk, w, progress);
+    DumpCheck check;
+    check.header(header);
+    TempStreamer streamer(c, *side, tk, w, check, progress);
     TRY_ASSIGN(std::uint64_t keys, streamer.run());
     TRY(check_cancel());  // an interrupted dump must not look complete
     TRY_ASSIGN(stats.trailer, w.finish());
@@ -292,6 +376,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
       return make_error(EIO, "internal error: wrote " + std::to_string(static_cast<long long>(stats.trailer.records)) +
                                  " records for " + std::to_string(static_cast<long long>(keys)) + " keys");
     }
+    add_warning(stats.warning, _checked(check, prefix));
     out.flush();
     if (!out) {
       return make_error(EIO, "dump: write failed");

@@ -92,7 +92,11 @@ class VerifySink : public dump::Sink {
     return m_pass == Pass::Facts ? m_rules.header(h) : Status{};
   }
 
-  Status on_string(std::string_view key, std::string&& value) override {
+  Status on_string(std::string_view key, std::string&& value) override { return string_record(key, value); }
+  Status on_hash_fields(std::string_view key, Pairs&& pairs) override { return hash_fields(key, pairs); }
+
+  // (the same, for a caller that keeps the value: DumpCheck)
+  Status string_record(std::string_view key, std::string_view value) {
     TRY(begin(key, "string"));
     if (m_pass == Pass::Facts) {
       return m_rules.string_value(key, value);
@@ -119,7 +123,7 @@ class VerifySink : public dump::Sink {
     return {};
   }
 
-  Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
+  Status hash_fields(std::string_view key, const Pairs& pairs) {
     if (m_pass == Pass::Facts) {
       TRY(m_rules.hash_fields(key, pairs));
       if (m_pk.kind == KeyKind::Orphans) {
@@ -127,7 +131,7 @@ class VerifySink : public dump::Sink {
       }
     }
     if (m_pk.kind == KeyKind::Inode && m_pass != Pass::SubKeys) {
-      m_pairs.insert(m_pairs.end(), std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+      m_pairs.insert(m_pairs.end(), pairs.begin(), pairs.end());
     } else if (m_node != nullptr && m_pk.kind == KeyKind::Dir) {
       m_a.entries_seen(*m_node, pairs.size());
       for (const auto& [name, value] : pairs) {
@@ -287,6 +291,17 @@ void _report_problems(FsckReport fsck, VerifyReport& report) {
   }
 }
 
+// The ORPHANS records restore keeps (not `dropped`), to the analysis.
+void _kept_orphans(FsckAnalysis& analysis, const VerifySink& facts, const std::map<Ino, StagedOrphan>& dropped) {
+  for (const auto& [field, session] : facts.orphans) {
+    ParsedKey pk = parse_relative_key("INODE:" + field);
+    if (pk.kind == KeyKind::Inode && dropped.contains(pk.ino)) {
+      continue;
+    }
+    analysis.orphan(field, session, false);  // no mount of a staged copy lives
+  }
+}
+
 // After a clean first pass over a full dump (`facts`): fsck's analysis of
 // what restore would stage (the superblock it would write, the inodes, the
 // sub-keys in one more pass, the orphans it keeps) into the report. Each
@@ -319,19 +334,147 @@ Status _analyse_full(const std::string& path, const VerifyOptions& opts, DumpRul
   analysis->superblock(std::move(sb));
   analysis->end_of_inodes();
   TRY(next_pass(Pass::SubKeys));
-  for (const auto& [field, session] : facts.orphans) {
-    ParsedKey pk = parse_relative_key("INODE:" + field);
-    if (pk.kind == KeyKind::Inode && dropped.contains(pk.ino)) {
-      continue;
-    }
-    analysis->orphan(field, session, false);  // no mount of a staged copy lives
-  }
+  _kept_orphans(*analysis, facts, dropped);
   analysis->finish();
   _report_problems(analysis->take_report(), report);
   return {};
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- DumpCheck
+
+struct DumpCheck::Impl {
+  DumpRules rules{false};  // (the server holds no key twice)
+  std::map<Ino, StagedOrphan> dropped;
+  FsckAnalysis analysis{k_dump_prefix};
+  VerifySink facts{Pass::Facts, rules, analysis, dropped};
+  VerifySink subs{Pass::SubKeys, rules, analysis, dropped};
+  std::uint64_t announced = 0;  // the header's record count
+  std::uint64_t inodes = 0;
+  bool sub_keys = false;  // every inode went by: the other records go to `subs` too
+  bool to_subs = false;   // the current record does
+  std::string refusal;
+
+  // What verify does between its passes (_analyse_full).
+  bool start_sub_keys() {
+    SbFields sb = _staged_superblock(rules, facts, dropped);
+    if (std::any_of(facts.fed_candidates.begin(), facts.fed_candidates.end(),
+                    [&](Ino ino) { return dropped.contains(ino); })) {
+      return false;  // (an orphan restore drops went by before ORPHANS)
+    }
+    analysis.superblock(std::move(sb));
+    analysis.end_of_inodes();
+    subs.block_size = rules.block_size();
+    subs.total_records = announced;
+    sub_keys = true;
+    return true;
+  }
+};
+
+DumpCheck::DumpCheck() : m(std::make_unique<Impl>()) {}
+DumpCheck::~DumpCheck() = default;
+
+void DumpCheck::give_up(std::string why) {
+  m.reset();  // (its memory goes back at once)
+  m_not_checked = std::move(why);
+}
+
+void DumpCheck::feed(Status st) {
+  if (!st.ok() && m && m->refusal.empty()) {
+    m->refusal = "dump: " + st.error().message;
+  }
+}
+
+// Whether the record `key` begins is to be checked, and by which sinks.
+bool DumpCheck::route(std::string_view key) {
+  if (!m || !m->refusal.empty()) {
+    return false;
+  }
+  const KeyKind kind = parse_relative_key(key).kind;
+  const bool first = kind == KeyKind::Superblock || kind == KeyKind::Orphans || kind == KeyKind::Inode;
+  if (first && m->sub_keys) {
+    give_up("its records came out of order (" + std::string(key) + " after the inodes)");
+    return false;
+  }
+  if (kind == KeyKind::Inode && ++m->inodes > k_check_inodes_max) {
+    give_up("it has more than " + std::to_string(k_check_inodes_max) +
+            " inodes (the check would hold 80 bytes of memory each): check the dump with redisfs-snap verify");
+    return false;
+  }
+  if (!first && !m->sub_keys && !m->start_sub_keys()) {
+    give_up("an orphan went by before ORPHANS");
+    return false;
+  }
+  m->to_subs = m->sub_keys;
+  return true;
+}
+
+void DumpCheck::header(const dump::Header& h) {
+  dump::Header capped = h;  // (the node table is sized from it)
+  capped.record_count = std::min(h.record_count, k_check_inodes_max);
+  m->announced = h.record_count;
+  feed(m->facts.on_header(capped));
+}
+
+void DumpCheck::string_record(std::string_view key, std::string_view value) {
+  if (route(key)) {
+    feed(m->facts.string_record(key, value));
+    if (m->to_subs) {
+      feed(m->subs.string_record(key, value));
+    }
+  }
+}
+
+void DumpCheck::hash_begin(std::string_view key) {
+  if (route(key)) {
+    feed(m->facts.on_hash_begin(key));
+    if (m->to_subs) {
+      feed(m->subs.on_hash_begin(key));
+    }
+  }
+}
+
+void DumpCheck::hash_fields(std::string_view key, const std::vector<std::pair<std::string, std::string>>& pairs) {
+  if (m && m->refusal.empty()) {
+    feed(m->facts.hash_fields(key, pairs));
+    if (m->to_subs) {
+      feed(m->subs.hash_fields(key, pairs));
+    }
+  }
+}
+
+void DumpCheck::hash_end(std::string_view key) {
+  if (m && m->refusal.empty()) {
+    feed(m->facts.on_hash_end(key));
+    if (m->to_subs) {
+      feed(m->subs.on_hash_end(key));
+    }
+  }
+}
+
+VerifyReport DumpCheck::finish() {
+  VerifyReport report;
+  if (!m) {
+    return report;
+  }
+  report.source_prefix = m->rules.source_prefix();
+  if (m->refusal.empty()) {
+    feed(m->rules.finish());
+  }
+  if (!m->refusal.empty()) {
+    report.refusal = m->refusal;
+    return report;
+  }
+  if (!m->sub_keys && !m->start_sub_keys()) {
+    give_up("an orphan went by before ORPHANS");
+    return report;
+  }
+  _kept_orphans(m->analysis, m->facts, m->dropped);
+  m->analysis.finish();
+  _report_problems(m->analysis.take_report(), report);
+  return report;
+}
 
 Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts) {
   VerifyReport report;
@@ -499,7 +642,7 @@ class LayerSink : public dump::Sink {
   }
   Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
     if (m_take && m_inodes) {
-      m_pairs.insert(m_pairs.end(), std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
+      m_pairs.insert(m_pairs.end(), pairs.begin(), pairs.end());
     } else if (m_node != nullptr && m_pk.kind == KeyKind::Dir) {
       m_a.entries_seen(*m_node, pairs.size());
       for (const auto& [name, value] : pairs) {

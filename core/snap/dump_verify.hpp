@@ -16,7 +16,7 @@
 // hash; pass 2 reads the DIR, XATTR and BLK records against those inodes.
 // (An orphan restore drops, named by ORPHANS only after its inode went by,
 // makes one more pass: the inodes again, without it. Dumps redisfs-snap
-// writes put SB and ORPHANS first.) Each pass verifies the trailer again,
+// writes put SB and ORPHANS first, then the inodes: DumpCheck, below.) Each pass verifies the trailer again,
 // and all must agree. Memory: one small record per inode (fsck's), 8 to 16
 // bytes per key (duplicates), nothing of the data.
 //
@@ -47,7 +47,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "snap/compress.hpp"
@@ -90,6 +93,42 @@ struct VerifyOptions {
 // error (EIO, ENOENT, ...) only when the file cannot be read, or changed
 // between passes; a dump that is not sound is a report, not an error.
 Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts = {});
+
+// verify's check of a full dump as dump_filesystem writes it, in one pass
+// (so a dump to a pipe is checked too): restore's record rules, and fsck's
+// analysis of what restore would stage. The records must come as
+// dump_filesystem sends them: the superblock, ORPHANS, every inode, then
+// the rest. A record out of that order, or more inodes than
+// k_check_inodes_max (the analysis holds about 80 bytes an inode: a dump's
+// memory stays bounded), and the dump is not checked (not_checked() says
+// why). Memory: fsck's node per inode; nothing of the data.
+class DumpCheck {
+ public:
+  static constexpr std::uint64_t k_check_inodes_max = std::uint64_t{4} << 20;
+
+  DumpCheck();
+  ~DumpCheck();
+  DumpCheck(const DumpCheck&) = delete;
+  DumpCheck& operator=(const DumpCheck&) = delete;
+
+  void header(const dump::Header& h);
+  void string_record(std::string_view key, std::string_view value);
+  void hash_begin(std::string_view key);
+  void hash_fields(std::string_view key, const std::vector<std::pair<std::string, std::string>>& pairs);
+  void hash_end(std::string_view key);
+  // Once every record went by: what verify would say of the dump (the
+  // refusal, fsck's problems), or nothing when not_checked().
+  VerifyReport finish();
+  const std::string& not_checked() const { return m_not_checked; }
+
+ private:
+  struct Impl;
+  bool route(std::string_view key);
+  void feed(Status st);
+  void give_up(std::string why);
+  std::unique_ptr<Impl> m;
+  std::string m_not_checked;
+};
 
 // Checks the chain `reports` make in order (each from verify_dump; the
 // files are read once more): fills base_checked and chain. A refused dump
