@@ -19,9 +19,10 @@
 # `redisfs-snap verify` (no server) must say what restore says of each:
 # sound when restore accepts it, refused for the same reason (same_reason,
 # snap_lib.sh) when restore refuses it. A dump refused for the filesystem
-# in it is restored with --damaged: fsck must find it damaged, its repair
-# must not crash, and the daemon must survive a mount of it (calls may
-# fail; a hang or a crash may not).
+# in it is restored with --damaged: fsck must find it damaged, a dump of
+# it must warn exactly when verify refuses that dump, its repair must not
+# crash, and the daemon must survive a mount of it (calls may fail; a hang
+# or a crash may not).
 #
 # HOSTILE_COUNT (default 150) and HOSTILE_SEED (default 8) choose the dumps;
 # HOSTILE_MOUNT_EVERY (default 1): mount every n-th clean accepted dump.
@@ -173,6 +174,26 @@ PY
   snap -q fsck "$p" >"$T/fsck2.out" 2>&1 || fail "$what: fsck after use: $(head -3 "$T/fsck2.out")"
 }
 
+# redump P WHAT: a dump of the damaged filesystem P is written whole, and
+# warns that restore refuses it exactly when verify of the file refuses it
+# (the dump's check is verify's, fed as it streams: DumpCheck).
+redumped=0 redump_warned=0
+redump() {
+  local p=$1 what=$2 rc=0 vrc=0 warned=0
+  snap -q dump "$p" -o "$T/redump.json" 2>"$T/redump.err" || rc=$?
+  crashed "$rc" "$T/redump.err" "dump of $what"
+  ((rc == 0)) || fail "dump of $what failed: $(head -c 1000 "$T/redump.err")"
+  "$REDISFS_SNAP_BIN" -q verify "$T/redump.json" >"$T/reverify.out" 2>"$T/reverify.err" || vrc=$?
+  crashed "$vrc" "$T/reverify.err" "verify of the dump of $what"
+  if grep -q -e 'the filesystem in the dump is damaged (restore refuses it)' -e 'restore refuses this dump' \
+    "$T/redump.err"; then
+    warned=1
+  fi
+  ((warned == vrc)) ||
+    fail "dump of $what: warned $warned, verify exited $vrc: $(head -c 1000 "$T/redump.err" "$T/reverify.out")"
+  redumped=$((redumped + 1)) redump_warned=$((redump_warned + warned))
+}
+
 # damaged P FILE WHAT: restore --damaged of a dump restore refused for the
 # filesystem in it: it goes in as it is, fsck finds it damaged, its repair
 # neither crashes nor says more than it can, and the daemon survives a
@@ -189,6 +210,7 @@ damaged() {
   snap -q fsck "$p" >"$T/fsck.out" 2>"$T/fsck.err" || rc=$?
   crashed "$rc" "$T/fsck.err" "fsck of restore --damaged $file ($what)"
   ((rc == 1)) || fail "fsck finds what restore --damaged restored from $file ($what) clean (exit $rc)"
+  redump "$p" "restore --damaged $file ($what)"
   rc=0
   snap -q fsck "$p" --repair >"$T/repair.out" 2>"$T/repair.err" || rc=$?
   crashed "$rc" "$T/repair.err" "fsck --repair of restore --damaged $file ($what)"
@@ -261,6 +283,8 @@ while IFS=$'\t' read -r file kinds what; do
 done <"$T/dumps/manifest.tsv"
 
 note "$COUNT dumps: $refused refused by restore ($damaged_count for their filesystem: restored with --damaged), $accepted accepted ($clean clean by fsck, $mounted of them mounted and used)"
+note "dumps of what --damaged restored: $redumped, $redump_warned of them with the warning that restore refuses them, as verify says"
+((redumped == 0 || redump_warned > 0)) || fail "no dump of a damaged filesystem warned"
 if ((${#dirty_list[@]} > 0)); then
   note "${#dirty_list[@]} accepted by restore but not clean by fsck (restore does not run fsck yet):"
   for k in "${!dirty_kinds[@]}"; do

@@ -5,11 +5,14 @@
 # with every kind of call made through the mount after each step. The
 # daemon must stay up, keep serving what is not damaged (a new directory
 # and file work after every seed), and exit 0 at unmount; fsck must report
-# the damage as problems (exit 0 or 1, no crash); a check after fsck
-# --repair must find just what the repair left unrepaired, the repair must
-# change or remove no block but where its line says it deleted data there,
-# and the filesystem must mount and take a new file; a repair made under
-# the mount (--force) must crash neither. The same seeds run
+# the damage as problems (exit 0 or 1, no crash), and a dump of it (made
+# under the mount) warn that restore refuses it exactly when verify of
+# the file says so; a
+# check after fsck --repair must find just what the repair left
+# unrepaired, the repair must change or remove no block but where its line
+# says it deleted data there, and the filesystem must mount and take a new
+# file; a repair made under the mount (--force) must crash neither. The
+# same seeds run
 # on a -o writeback mount too: its long caches, the creates it answers
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
 # its unmount must release whatever else is damaged. Run it under ASan
@@ -49,6 +52,34 @@ blocks_as_said() {
   [[ -z $made ]] || fail "seed $seed ($mode): the repair made blocks: $made"
 }
 
+# dump_as_verified: a dump of the damaged filesystem is whole (exit 0) or
+# refused with redisfs-snap's lines (exit 1), and when whole, its warning
+# that restore refuses it is given exactly when verify of the file refuses
+# it (the dump's check is verify's, fed from the stream: DumpCheck).
+dump_as_verified() {
+  local rc=0 vrc=0 warned=0
+  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q dump "$PREFIX" -o "$T/dump.json" 2>"$T/dumped.$seed" || rc=$?
+  ((rc <= 1)) || fail "seed $seed ($mode): dump exited $rc: $(tail -3 "$T/dumped.$seed")"
+  ! grep -v '^redisfs-snap: ' "$T/dumped.$seed" || fail "seed $seed ($mode): dump said more than its lines"
+  if ((rc != 0)); then
+    note "dump refused: $(head -c 300 "$T/dumped.$seed")"
+    return 0
+  fi
+  "$REDISFS_SNAP_BIN" verify "$T/dump.json" >"$T/verified.$seed" 2>&1 || vrc=$?
+  ((vrc <= 1)) || fail "seed $seed ($mode): verify of the dump exited $vrc: $(tail -3 "$T/verified.$seed")"
+  if grep -q 'the filesystem in the dump is not checked' "$T/dumped.$seed"; then
+    fail "seed $seed ($mode): dump did not check: $(cat "$T/dumped.$seed")"
+  fi
+  if grep -q -e 'the filesystem in the dump is damaged (restore refuses it)' -e 'restore refuses this dump' \
+    "$T/dumped.$seed"; then
+    warned=1
+  fi
+  ((warned == vrc)) ||
+    fail "seed $seed ($mode): dump warned $warned, verify exited $vrc: $(cat "$T/dumped.$seed" "$T/verified.$seed")"
+  note "dump: $( ((warned == 1)) && echo "warned, as verify refuses it" || echo "sound, as verify says")"
+  rm -f "$T/dump.json"
+}
+
 runs=()
 for mode in default writeback; do
   for seed in ${HOSTILE_STATE_SEEDS:-1 2 3 4 5 6}; do
@@ -72,6 +103,7 @@ for run in "${runs[@]}"; do
   mkdir "$MNT/fresh" || fail "seed $seed ($mode): a new directory fails on the damaged filesystem"
   echo sound >"$MNT/fresh/file" || fail "seed $seed ($mode): a new file fails on the damaged filesystem"
   [[ $(cat "$MNT/fresh/file") == sound ]] || fail "seed $seed ($mode): a new file does not read back"
+  dump_as_verified  # (of the damage as the generator left it, mounted)
   # A repair under the live mount (--force: checked twice, each field
   # changed only if it holds what the check read): no crash of either.
   # With nothing of the mount's in flight the blocks change by the repair
