@@ -678,8 +678,8 @@ Status Scanner::read_orphans(Connection& c) {
 
 namespace {
 
-// One check (and with `repair`, its repair): fsck_scan's, but for a type
-// set. `types_set`: how many types the repair set.
+// One check, and with `repair` its repair (fsck_scan runs it once more
+// after a repair that set a type); `types_set`: how many types it set.
 Result<FsckReport> _scan_once(Connection& c, const std::string& prefix, bool repair, Progress* progress, bool confirm,
                               const Reservation* held, std::size_t& types_set) {
   if (!repair || !confirm) {
