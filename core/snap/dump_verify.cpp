@@ -372,7 +372,7 @@ struct DumpCheck::Impl {
   }
 };
 
-DumpCheck::DumpCheck() : m(std::make_unique<Impl>()) {}
+DumpCheck::DumpCheck(std::uint64_t inodes_max) : m(std::make_unique<Impl>()), m_inodes_max(inodes_max) {}
 DumpCheck::~DumpCheck() = default;
 
 void DumpCheck::give_up(std::string why) {
@@ -397,8 +397,8 @@ bool DumpCheck::route(std::string_view key) {
     give_up("its records came out of order (" + std::string(key) + " after the inodes)");
     return false;
   }
-  if (kind == KeyKind::Inode && ++m->inodes > k_check_inodes_max) {
-    give_up("it has more than " + std::to_string(k_check_inodes_max) +
+  if (kind == KeyKind::Inode && ++m->inodes > m_inodes_max) {
+    give_up("it has more than " + std::to_string(m_inodes_max) +
             " inodes (the check would hold 80 bytes of memory each): check the dump with redisfs-snap verify");
     return false;
   }
@@ -412,7 +412,7 @@ bool DumpCheck::route(std::string_view key) {
 
 void DumpCheck::header(const dump::Header& h) {
   dump::Header capped = h;  // (the node table is sized from it)
-  capped.record_count = std::min(h.record_count, k_check_inodes_max);
+  capped.record_count = std::min(h.record_count, m_inodes_max);
   m->announced = h.record_count;
   feed(m->facts.on_header(capped));
 }

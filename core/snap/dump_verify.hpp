@@ -106,7 +106,8 @@ class DumpCheck {
  public:
   static constexpr std::uint64_t k_check_inodes_max = std::uint64_t{4} << 20;
 
-  DumpCheck();
+  // (`inodes_max`: a test's smaller cap)
+  explicit DumpCheck(std::uint64_t inodes_max = k_check_inodes_max);
   ~DumpCheck();
   DumpCheck(const DumpCheck&) = delete;
   DumpCheck& operator=(const DumpCheck&) = delete;
@@ -127,6 +128,7 @@ class DumpCheck {
   void feed(Status st);
   void give_up(std::string why);
   std::unique_ptr<Impl> m;
+  std::uint64_t m_inodes_max;
   std::string m_not_checked;
 };
 

@@ -1,8 +1,8 @@
 // DumpCheck (dump_verify.hpp): the one-pass check dump makes of the records
 // it writes says what verify says of the same records read back from a
 // file: sound, the same fsck problems, the same refusal; and a record out
-// of the order it takes, or an orphan before ORPHANS, leaves the dump
-// unchecked rather than judged wrong.
+// of the order it takes, an orphan before ORPHANS, or more inodes than its
+// cap, leaves the dump unchecked rather than judged wrong.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -162,6 +162,17 @@ TEST_CASE("the check of a dump as it is written is verify's") {
   VerifyReport r = _same_as_verify(recs);
   CHECK(r.problems.size() == problems);
   CHECK(r.refusal.empty() == !refused);
+}
+
+TEST_CASE("more inodes than the cap: the check gives up, and says why") {
+  DumpCheck check(2);                                // (dump's cap is DumpCheck::k_check_inodes_max)
+  VerifyReport r = _feed(check, _sound()).finish();  // 3 inodes
+  CHECK(check.not_checked().find("more than 2 inodes") != std::string::npos);
+  CHECK(r.refusal.empty());
+  CHECK(r.problems.empty());
+  DumpCheck enough(3);
+  CHECK(_feed(enough, _sound()).finish().sound());
+  CHECK(enough.not_checked().empty());
 }
 
 TEST_CASE("records out of the order the check takes leave the dump unchecked") {
