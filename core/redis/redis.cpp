@@ -127,8 +127,36 @@ int errno_for_redis_error(std::string_view e) {
   return EIO;
 }
 
+// `e` without the " script: <sha1>, on @user_script:<line>." that Redis 7
+// appends to an error raised in a script: the script's name goes in front
+// (Connection::eval), and a user reading the message has no use for it.
+static std::string_view _without_script_trailer(std::string_view e) {
+  constexpr std::string_view k_head = " script: ";
+  constexpr std::string_view k_on = ", on @user_script:";
+  const auto at = e.rfind(k_head);
+  if (at == std::string_view::npos) {
+    return e;
+  }
+  std::string_view rest = e.substr(at + k_head.size());
+  const auto sha_len = rest.find_first_not_of("0123456789abcdef");
+  if (sha_len != 40 || !rest.substr(sha_len).starts_with(k_on)) {
+    return e;
+  }
+  std::string_view line = rest.substr(sha_len + k_on.size());
+  if (line.ends_with('.')) {
+    line.remove_suffix(1);
+  }
+  if (line.empty() || line.find_first_not_of("0123456789") != std::string_view::npos) {
+    return e;
+  }
+  return e.substr(0, at);
+}
+
+bool is_wrong_type(const Error& e) { return e.message.find("WRONGTYPE") != std::string::npos; }
+
 Error error_from_redis(std::string_view e) {
-  return Error{errno_for_redis_error(e), "redis: " + shown(e, 300, 0), fault_for_redis_error(e)};
+  return Error{errno_for_redis_error(e), "redis: " + shown(_without_script_trailer(e), 300, 0),
+               fault_for_redis_error(e)};
 }
 
 Fault fault_for_redis_error(std::string_view e) {

@@ -115,6 +115,10 @@ Fault fault_for_redis_error(std::string_view error);
 // The Error a server error string stands for: its errno, its fault and
 // its words, bounded (a script error may quote its arguments).
 Error error_from_redis(std::string_view error);
+// The server refused a command for a key of the wrong type (WRONGTYPE, in
+// a script's error too): a damaged key, not an outage. Its message names
+// no key: the caller says which.
+bool is_wrong_type(const Error& e);
 // How long a mount's outcome records live without a change or a heartbeat:
 // 10 minutes, or twice the timeout if that is longer.
 std::chrono::milliseconds op_log_ttl(const RedisUrl& url);

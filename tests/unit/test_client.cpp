@@ -52,6 +52,22 @@ TEST_CASE("error replies: the fault is the first word") {
   CHECK(fault_for_redis_error("") == Fault::None);
 }
 
+TEST_CASE("error replies: the trailer Redis 7 adds to a script's error is not shown") {
+  const std::string sha(40, 'a');
+  CHECK(redisfs::error_from_redis("EIO P:MOUNTS is a string script: " + sha + ", on @user_script:94.").message ==
+        "redis: EIO P:MOUNTS is a string");
+  CHECK(redisfs::error_from_redis("WRONGTYPE Operation against a key script: " + sha + ", on @user_script:7").message ==
+        "redis: WRONGTYPE Operation against a key");
+  CHECK(redisfs::error_from_redis("WRONGTYPE Operation against a key script: " + sha + ", on @user_script:7").code ==
+        EIO);
+  // Anything else that looks like it stays, whole.
+  for (const std::string& kept :
+       std::vector<std::string>{"ERR script: " + sha, "ERR x script: abc, on @user_script:1.",
+                                "ERR x script: " + sha + ", on @user_script:.", "ERR a script: text"}) {
+    CHECK(redisfs::error_from_redis(kept).message == "redis: " + kept);
+  }
+}
+
 TEST_CASE("prefixes: at most one hash tag, and cluster mode wants one") {
   CHECK(redisfs::validate_prefix("{fs1}").ok());
   CHECK(redisfs::validate_prefix("{fs1}-monday").ok());
