@@ -78,8 +78,11 @@ Result<bool> _each_field(Connection& c, const std::string& key, std::string_view
 }
 
 Result<Superblock> _read_sb(Connection& c, const Keys& keys, SbFields* fields = nullptr) {
-  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  Pairs pairs = _pairs(r.view());
+  auto r = c.command({"HGETALL", keys.sb()});
+  if (!r.ok()) {
+    return superblock_read_error(c, keys, std::move(r).error());
+  }
+  Pairs pairs = _pairs(r->view());
   TRY_ASSIGN(Superblock sb, decode_superblock(keys.prefix(), pairs));
   if (fields != nullptr) {
     *fields = std::move(pairs);
@@ -91,7 +94,7 @@ Status _walk_disagrees(const Keys& keys, const KeyWalkResult& walked) {
   if (walked.disagreement.empty()) {
     return {};
   }
-  return make_error(EINVAL, redisfs::quoted(keys.prefix()) + "'s structure disagrees with its superblock (" +
+  return make_error(EINVAL, "the structure of " + redisfs::quoted(keys.prefix()) + " disagrees with its superblock (" +
                                 walked.disagreement + "); see `redisfs-snap fsck " + keys.prefix() + "`");
 }
 

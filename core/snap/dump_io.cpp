@@ -128,6 +128,7 @@ class TempStreamer {
         m_index(staging_index_key(tk)),
         m_orphans(tk.relative(tk.orphans()).value_or("")) {}
 
+  // The number of records written.
   Result<std::uint64_t> run() {
     TRY(superblock());
     TRY_ASSIGN(Reply len, m_side.command({"LLEN", m_index}));
@@ -137,7 +138,19 @@ class TempStreamer {
     TRY(orphans_first());
     TRY(walk(total, true));
     TRY(walk(total, false));
-    return total + 1;
+    return total + 1 - m_skipped;
+  }
+
+  // The keys left out, of a type no record of theirs may have (the
+  // superblock excepted: the copy refuses it), as a warning; empty: none.
+  std::string skipped(const std::string& prefix) const {
+    if (m_skipped == 0) {
+      return {};
+    }
+    const bool one = m_skipped == 1;
+    return std::to_string(static_cast<long long>(m_skipped)) + (one ? " key" : " keys") + " of the wrong type " +
+           (one ? "is" : "are") + " not in the dump (" + m_skipped_first + (one ? "" : ", ...") +
+           "; a dump holds the schema's types only): 'redisfs-snap fsck " + prefix + "' names " + (one ? "it" : "them");
   }
 
  private:
@@ -164,9 +177,28 @@ class TempStreamer {
     if (there.view().integer() != 1) {
       return {};
     }
-    TRY_ASSIGN(Reply first, m_c.command({"HSCAN", key, "0", "COUNT", k_hscan_count}));
-    TRY(hash(m_orphans, first.view(), m_c.answered_by()));
     m_orphans_written = true;
+    auto first = m_c.command({"HSCAN", key, "0", "COUNT", k_hscan_count});
+    if (!first.ok()) {
+      return skip(m_orphans, std::move(first).error());
+    }
+    TRY(hash(m_orphans, first->view(), m_c.answered_by()));
+    m_progress.add(1);
+    return {};
+  }
+
+  // A key whose read failed with `e`: left out when it is of the wrong
+  // type (WRONGTYPE: counted, the first one named with its type), else
+  // the error.
+  Status skip(std::string_view rel, Error e) {
+    if (m_c.broken() || !is_wrong_type(e)) {
+      return e;
+    }
+    if (m_skipped++ == 0) {
+      TRY_ASSIGN(Reply type, m_side.command({"TYPE", m_tk.absolute(rel)}));
+      const char* want = parse_relative_key(rel).kind == KeyKind::Block ? "string" : "hash";
+      m_skipped_first = std::string(rel) + " is a " + std::string(type.view().str()) + ", not a " + want;
+    }
     m_progress.add(1);
     return {};
   }
@@ -252,8 +284,12 @@ class TempStreamer {
 
   Status process(const std::vector<std::string>& rels) {
     for (const auto& rel : rels) {
-      TRY_ASSIGN(Reply r, m_c.read_reply());
-      ReplyView v = r.view();
+      auto r = m_c.read_reply();
+      if (!r.ok()) {
+        TRY(skip(rel, std::move(r).error()));
+        continue;
+      }
+      ReplyView v = r->view();
       if (parse_relative_key(rel).kind == KeyKind::Block) {
         if (!v.is_string()) {
           return missing(rel);
@@ -327,7 +363,9 @@ class TempStreamer {
   Progress& m_progress;
   std::string m_index;
   std::string m_orphans;  // ORPHANS' relative name
-  bool m_orphans_written = false;
+  bool m_orphans_written = false;  // (or left out: skip)
+  std::uint64_t m_skipped = 0;
+  std::string m_skipped_first;
 };
 
 }  // namespace
@@ -343,9 +381,12 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   // (an interrupted move into it is no state to dump: finished first)
   std::string finished;
   TRY(finish_install_before_read(pool, sk, true, finished));
-  TRY_ASSIGN(Reply exists, c.command({"EXISTS", sk.sb()}));
-  if (exists.view().integer() != 1) {
+  TRY_ASSIGN(Reply sb_type, c.command({"TYPE", sk.sb()}));
+  if (sb_type.view().str() == "none") {
     return make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(prefix));
+  }
+  if (sb_type.view().str() != "hash") {
+    return make_error(EIO, "dump " + prefix + ": " + superblock_not_hash(sk).message);
   }
   Keys tk(make_temp_prefix(prefix, TempKind::Dump));
   Progress progress("dump " + prefix, 0, "keys", opts.quiet);
@@ -376,6 +417,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
       return make_error(EIO, "internal error: wrote " + std::to_string(static_cast<long long>(stats.trailer.records)) +
                                  " records for " + std::to_string(static_cast<long long>(keys)) + " keys");
     }
+    add_warning(stats.warning, streamer.skipped(prefix));
     add_warning(stats.warning, _checked(check, prefix));
     out.flush();
     if (!out) {

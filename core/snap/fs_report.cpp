@@ -340,8 +340,11 @@ static Result<DuReport> _disk_usage(Pool& pool, const std::string& prefix, std::
   Connection& c = *lease;
   TRY(check_toolkit_prefix(c, prefix));
   Keys keys(prefix);
-  TRY_ASSIGN(Reply root_reply, c.command({"HMGET", keys.sb(), "root", "inodes"}));
-  ReplyView rv = root_reply.view();
+  auto root_reply = c.command({"HMGET", keys.sb(), "root", "inodes"});
+  if (!root_reply.ok()) {
+    return superblock_read_error(c, keys, std::move(root_reply).error());
+  }
+  ReplyView rv = root_reply->view();
   std::uint64_t root = 0;
   std::uint64_t inodes = 0;
   if (!rv.is_array() || rv.size() != 2 || rv[0].is_nil() || !parse_u64(rv[0].str(), root)) {

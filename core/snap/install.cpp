@@ -701,9 +701,15 @@ std::optional<StagedOrphan> staged_orphan_drop(std::optional<std::string_view> n
   return StagedOrphan{static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(n)};
 }
 
-// The inodes in the staged ORPHANS hash, sorted, each once.
+// The inodes in the staged ORPHANS hash, sorted, each once. An ORPHANS
+// of another type names none that can be read: it stays, for fsck to name
+// (a damaged key must not stop the copy or the move it is part of).
 static Result<std::vector<Ino>> _staged_orphans(Connection& c, const Keys& staging) {
   std::vector<Ino> orphans;
+  TRY_ASSIGN(Reply type, c.command({"TYPE", staging.orphans()}));
+  if (type.view().str() != "hash") {
+    return orphans;
+  }
   ScanWalk walk(c, {"HSCAN", staging.orphans()}, {"COUNT", std::string(k_scan_count)});
   for (;;) {
     TRY_ASSIGN(auto items, walk.next());
@@ -774,8 +780,12 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
     server_keys = static_cast<std::uint64_t>(std::max(0LL, r[1].view().integer()));
   }
   for (Ino ino : orphans) {
-    TRY_ASSIGN(Reply f, c.command({"HMGET", staging.inode(ino), "nlink", "bytes", "size"}));
-    ReplyView v = f.view();
+    auto f = c.command({"HMGET", staging.inode(ino), "nlink", "bytes", "size"});
+    if (!f.ok() && !c.broken() && is_wrong_type(f.error())) {
+      continue;  // an inode key of the wrong type: fsck's to name
+    }
+    TRY(f);
+    ReplyView v = f->view();
     if (v.size() != 3) {
       continue;
     }

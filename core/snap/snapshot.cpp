@@ -81,9 +81,16 @@ Status check_cancel() {
   return {};
 }
 
+Error superblock_read_error(const Connection& c, const Keys& keys, Error e) {
+  return !c.broken() && is_wrong_type(e) ? superblock_not_hash(keys) : std::move(e);
+}
+
 Result<Superblock> read_superblock(Connection& c, const Keys& keys) {
-  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.sb()}));
-  return decode_superblock(keys.prefix(), reply_pairs<std::string>(r.view()));
+  auto r = c.command({"HGETALL", keys.sb()});
+  if (!r.ok()) {
+    return superblock_read_error(c, keys, std::move(r).error());
+  }
+  return decode_superblock(keys.prefix(), reply_pairs<std::string>(r->view()));
 }
 
 Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
@@ -221,7 +228,7 @@ static Result<bool> _holds_keys(Connection& c, const Keys& keys) {
 }
 
 Error with_damage_hint(Error e, std::initializer_list<std::string_view> prefixes) {
-  if (e.message.find("WRONGTYPE") == std::string::npos) {
+  if (!is_wrong_type(e)) {
     return e;
   }
   std::string fsck;
@@ -400,11 +407,18 @@ Result<std::optional<std::string>> find_collision(Connection& c, const Keys& sta
       c.append({block ? "STRLEN" : "EXISTS", staged.absolute(rel)});
       c.append({"EXISTS", target.absolute(rel)});
     }
-    TRY_ASSIGN(std::vector<Reply> r, c.read_all());
+    std::vector<Result<Reply>> r = c.read_replies(2 * rels.size());
     for (std::size_t i = 0; i < rels.size(); ++i) {
-      long long here = r[2 * i].view().integer();
-      found[i] = here > 0 ? (parse_relative_key(rels[i]).kind == KeyKind::Block ? here : 0) : -1;
-      if (!hit && r[2 * i + 1].view().integer() == 1) {
+      for (std::size_t k : {2 * i, 2 * i + 1}) {
+        // (a block of the wrong type, -2: the walk's to say, not an error)
+        if (!r[k].ok() && (c.broken() || k != 2 * i || !is_wrong_type(r[k].error()))) {
+          return std::move(r[k]).error();
+        }
+      }
+      long long here = r[2 * i].ok() ? r[2 * i]->view().integer() : -2;
+      bool block = parse_relative_key(rels[i]).kind == KeyKind::Block;
+      found[i] = here == -2 ? -2 : here > 0 ? (block ? here : 0) : -1;
+      if (!hit && r[2 * i + 1]->view().integer() == 1) {
         hit = target.absolute(rels[i]);
       }
     }
@@ -541,6 +555,19 @@ bool cow_deadline_alive(std::int64_t deadline_ms, std::int64_t now_ms) {
   return deadline_ms > now_ms && deadline_ms - now_ms <= k_lease_max_ms;
 }
 
+// cow_begin's error `e`: a superblock of the wrong type says so, another
+// key of the wrong type gets the damage hint (its message is the script's).
+static Error _cow_begin_error(Connection& c, const Keys& source, Error e) {
+  if (c.broken() || !is_wrong_type(e)) {
+    return e;
+  }
+  auto type = c.command({"TYPE", source.sb()});
+  if (type.ok() && type->view().str() != "hash" && type->view().str() != "none") {
+    return superblock_not_hash(source);
+  }
+  return with_damage_hint(std::move(e), {source.prefix()});
+}
+
 CowSnapshot::CowSnapshot(const Keys& source, std::string token)
     : m_cow(source.cow()), m_token(std::move(token)), m_alive(true),
       m_last_refresh(Clock::now()) {}
@@ -570,8 +597,9 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
     cow.m_last_refresh = Clock::now();  // (when the instant that begins it is sent)
     auto r = c.eval(lua::cow_begin, keys, args);
     if (!r.ok()) {
-      return r.error().code == ENOENT ? make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(source.prefix()))
-                                      : std::move(r).error();
+      return r.error().code == ENOENT
+                 ? make_error(ENOENT, "no filesystem at prefix " + redisfs::quoted(source.prefix()))
+                 : _cow_begin_error(c, source, std::move(r).error());
     }
     ReplyView v = r->view();
     if (v.is_array() && v.size() == 1 && v[0].str() == "INSTALLING") {
@@ -1735,15 +1763,11 @@ static FsInfo _fs_info(const std::string& p, const Result<Reply>& r, std::uint64
   FsInfo info;
   info.prefix = p;
   info.mounts = mounts;
-  SbFields fields;
-  if (!r.ok()) {
-    fields.emplace_back("format", "");  // a superblock of the wrong type: damaged
-  } else {
-    fields = reply_pairs<std::string>(r->view());
-  }
   TempKind tk = temp_kind(p);
   info.temporary = tk != TempKind::None;
-  auto sb = decode_superblock(p, fields);
+  auto sb = r.ok()                     ? decode_superblock(p, reply_pairs<std::string>(r->view()))
+            : is_wrong_type(r.error()) ? Result<Superblock>(superblock_not_hash(Keys(p)))
+                                       : Result<Superblock>(r.error());
   if (sb.ok()) {
     info.origin = sb->origin;
     info.snapshot_id = sb->snapshot_id;

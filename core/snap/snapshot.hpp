@@ -237,7 +237,8 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 Status check_toolkit_prefix(Connection& c, std::string_view prefix);
 
 // The superblock of `keys`, decoded (superblock.hpp): ENOENT "no
-// filesystem at prefix ..." when there is none, EINVAL when it is unsound.
+// filesystem at prefix ..." when there is none, EINVAL when it is unsound
+// (superblock_not_hash when it is no hash).
 Result<Superblock> read_superblock(Connection& c, const Keys& keys);
 
 // Interrupting a long operation (SIGINT/SIGTERM in redisfs-snap): loops
@@ -284,6 +285,10 @@ struct PrefixState {
   std::string mounts_hint;   // live_mounts_hint of them, for a refusal
 };
 Result<PrefixState> probe_prefix(Connection& c, const Keys& keys, bool thorough = false);
+
+// `e`, the error of a command on the superblock of `keys`: for one of the
+// wrong type, superblock_not_hash. Else `e` as it is.
+Error superblock_read_error(const Connection& c, const Keys& keys, Error e);
 
 // `e`, when the server refused a command for a key of the wrong type
 // (WRONGTYPE, which names no key), with where to look: fsck of `prefixes`

@@ -181,7 +181,7 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
       if (m_c.broken()) {
         return std::move(pages[i]).error();
       }
-      note(m_keys.dir(dirs[i]) + " is not a hash");
+      note("DIR:" + _num(dirs[i]) + " is not a hash");
       continue;
     }
     // (A walk that starts over after a server restart queues nothing
@@ -219,7 +219,7 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
       if (m_c.broken()) {
         return std::move(replies[i]).error();
       }
-      note(m_keys.inode(ino) + " is not a hash");
+      note("INODE:" + _num(ino) + " is not a hash");
       continue;
     }
     ReplyView v = replies[i]->view();

@@ -176,11 +176,15 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
     // user may not write it; list then SCANs).
     (void)c->command({"SADD", k_registry_key, prefix});
   }
-  TRY_ASSIGN(Reply exists, c->command({"EXISTS", s->m_keys.sb()}));
-  if (exists.view().integer() == 0 && s->m_opts.view) {
+  TRY_ASSIGN(Reply sb_type, c->command({"TYPE", s->m_keys.sb()}));
+  const bool exists = sb_type.view().str() != "none";
+  if (exists && sb_type.view().str() != "hash") {
+    return superblock_not_hash(s->m_keys);
+  }
+  if (!exists && s->m_opts.view) {
     return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
   }
-  if (exists.view().integer() == 0) {
+  if (!exists) {
     TRY(_check_no_keys_without_superblock(*c, s->m_keys));
     if (s->m_opts.read_only || !s->m_opts.create) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");

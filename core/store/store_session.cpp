@@ -285,8 +285,14 @@ Status Store::purge(Ino ino) {
 
 // The ORPHANS hash: each orphan and the session of the mount that holds it.
 static Result<std::vector<std::pair<Ino, std::string>>> _orphans(Connection& c, const Keys& keys) {
-  TRY_ASSIGN(Reply r, c.command({"HGETALL", keys.orphans()}));
-  ReplyView v = r.view();
+  auto r = c.command({"HGETALL", keys.orphans()});
+  if (!r.ok() && !c.broken() && is_wrong_type(r.error())) {
+    // (the server's error names no key)
+    return make_error(EIO, keys.orphans() + " is not a hash: the filesystem is damaged (`redisfs-snap fsck " +
+                               keys.prefix() + "` repairs it)");
+  }
+  TRY(r);
+  ReplyView v = r->view();
   std::vector<std::pair<Ino, std::string>> all;
   for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
     std::uint64_t ino = 0;

@@ -198,6 +198,12 @@ std::string describe_snapshot(std::string_view prefix, const Superblock& sb) {
   return out;
 }
 
+Error superblock_not_hash(const Keys& keys) {
+  return make_error(EIO, "the superblock " + keys.sb() +
+                             " is not a hash: the filesystem is damaged (fix or remove it " +
+                             "by hand; `redisfs-snap fsck " + keys.prefix() + "` names it)");
+}
+
 Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fields) {
   const std::string where = "prefix '" + std::string(prefix) + "'";
   if (fields.empty()) {

@@ -113,6 +113,10 @@ std::vector<SuperblockIssue> superblock_issues(const SbFields& fields);
 // otherwise. An empty field list (no key) is ENOENT.
 Result<Superblock> decode_superblock(std::string_view prefix, const SbFields& fields);
 
+// The refusal for a superblock that is no hash (the server's WRONGTYPE
+// names no key): a damaged filesystem, its superblock to fix by hand.
+Error superblock_not_hash(const Keys& keys);
+
 // What a read-only filesystem is, for messages: "a read-only snapshot of
 // 'SKX'", never of itself ("a read-only snapshot restored from a dump of
 // 'SKX-monday'", or just "a read-only snapshot").
