@@ -141,8 +141,9 @@ class TempStreamer {
     return total + 1 - m_skipped;
   }
 
-  // The keys left out, of a type no record of theirs may have (the
-  // superblock excepted: the copy refuses it), as a warning; empty: none.
+  // The keys left out, of a type no record of theirs may have, as a
+  // warning; empty: none. (Never the superblock: dump_filesystem refuses
+  // one of the wrong type before it copies anything.)
   std::string skipped(const std::string& prefix) const {
     if (m_skipped == 0) {
       return {};

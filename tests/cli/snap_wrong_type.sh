@@ -7,8 +7,10 @@
 # rollback puts the snapshot back and keeps the damaged state, delete
 # removes it all, and a mount of a damaged ORPHANS serves the files. A
 # superblock of the wrong type is refused in one line naming it, by every
-# tool and the daemon, and changes nothing. No tool leaves a temporary
-# prefix or a half-done move behind (redisfs-snap(1): DAMAGE).
+# tool that reads it and by the daemon, and changes nothing; copy and
+# restore with --force replace it, delete removes it. No tool leaves a
+# temporary prefix or a half-done move behind (redisfs-snap(1), copy and
+# dump; redisfs(1), Damage).
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
@@ -50,10 +52,28 @@ snap -q copy "$PREFIX" BASE
 hello=$(rcli hget "BASE:DIR:1" hello.txt)
 sub=$(rcli hget "BASE:DIR:1" sub)
 
-# case NAME KEY TYPE: a writable filesystem W-NAME and its snapshot
-# W-NAME-S from before KEY (relative) was made a TYPE.
-for spec in "blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello string" "xattr XATTR:$hello list" \
-  "orphans ORPHANS string" "sb SB string"; do
+# Each case NAME KEY TYPE: a writable filesystem W-NAME and its snapshot
+# W-NAME-S from before KEY (relative) was made a TYPE. The named ones,
+# then a few of any key (the root's inode and directory too) and any
+# other type, from a seed (SNAP_WRONG_TYPE_SEED=N runs them again).
+specs=("blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello string" "xattr XATTR:$hello list"
+  "orphans ORPHANS string" "sb SB string")
+seed=${SNAP_WRONG_TYPE_SEED:-$RANDOM}
+note "seed $seed (SNAP_WRONG_TYPE_SEED)"
+RANDOM=$seed
+mapfile -t base_keys < <(rcli --scan --pattern 'BASE:*' | sed 's/^BASE://' | grep -v '^SB$' | sort)
+types=(string hash list set zset)
+for i in 1 2 3 4 5 6; do
+  key=${base_keys[RANDOM % ${#base_keys[@]}]}
+  right="hash"
+  [[ $key != BLK:* ]] || right=string
+  type=$right
+  while [[ $type == "$right" ]]; do
+    type=${types[RANDOM % ${#types[@]}]}
+  done
+  specs+=("any$i $key $type")
+done
+for spec in "${specs[@]}"; do
   read -r name key type <<<"$spec"
   F=W-$name
   note "$F: $key is a $type"
@@ -64,6 +84,7 @@ for spec in "blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello strin
     hash) rcli hset "$F:$key" a b >/dev/null ;;
     set) rcli sadd "$F:$key" x >/dev/null ;;
     list) rcli rpush "$F:$key" x >/dev/null ;;
+    zset) rcli zadd "$F:$key" 1 x >/dev/null ;;
     string) rcli set "$F:$key" junk >/dev/null ;;
   esac
   want="hash"
@@ -95,6 +116,18 @@ for spec in "blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello strin
       fail "the mount of a string superblock: exit $rc: $(cat "$T/err")"
     fi
     ! is_mounted "$MNT" || fail "a string superblock was mounted"
+    # what replaces it: copy --force, restore --force (and delete, below)
+    snap -q copy --force "$F-S" "$F" 2>"$T/err" || fail "copy --force onto a string superblock: $(cat "$T/err")"
+    snap -q fsck "$F" || fail "$F after copy --force is not clean"
+    snap -q dump "$F-S" -o "$T/$F-S.json"
+    rcli del "$F:SB" >/dev/null
+    rcli set "$F:SB" junk >/dev/null
+    snap -q restore --force --prefix "$F" "$T/$F-S.json" 2>"$T/err" ||
+      fail "restore --force onto a string superblock: $(cat "$T/err")"
+    snap -q fsck "$F" || fail "$F after restore --force is not clean"
+    rcli del "$F:SB" >/dev/null
+    rcli set "$F:SB" junk >/dev/null
+    no_leftovers "copy and restore --force onto a string superblock"
     snap -q delete "$F"
     [[ $(rcli --scan --pattern "$F:*" | wc -l) == 0 ]] || fail "delete left keys of $F"
     snap -q delete "$F-S"
@@ -137,7 +170,7 @@ for spec in "blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello strin
   fi
 
   # rollback: the snapshot's state back, the damaged one kept
-  snap -q rollback "$F" "$F-S" 2>"$T/err" || fail "rollback $F: $(cat "$T/err")"
+  snap -q rollback "$F" "$F-S" >/dev/null 2>"$T/err" || fail "rollback $F: $(cat "$T/err")"
   no_leftovers "rollback $F"
   snap -q fsck "$F" || fail "$F after the rollback is not clean"
   kept=$(snap list --json | jq -r --arg p "$F-before-rollback-" '.[] | select(.prefix | startswith($p)) | .prefix')
