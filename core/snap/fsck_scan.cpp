@@ -206,8 +206,13 @@ Status Scanner::guard_freeze(Connection& c) {
   // refused: repairing what it is halfway through would break what it is
   // building.)
   // An interrupted install (its tool gone: its freeze may outlive it a
-  // little) before the freeze, which would be named a snapshot's.
-  TRY(refuse_unfinished_install(c, m_keys));
+  // little) before the freeze, which would be named a snapshot's. (A
+  // journal of the wrong type journals nothing: pass 1 reports it, and the
+  // repair removes it.)
+  TRY_ASSIGN(Reply journal, c.command({"TYPE", m_keys.installing()}));
+  if (journal.view().str() == "string") {
+    TRY(refuse_unfinished_install(c, m_keys));
+  }
   // (a freeze or reservation that would outlive any holder is no running
   // tool's: pass 1 reports it, and the repair removes it)
   auto r = c.command({"PTTL", m_keys.freeze()});
@@ -300,13 +305,13 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
       return 2;
     case KeyKind::Changed:
     case KeyKind::Mounts:
+    case KeyKind::Installing:
       c.append({"TYPE", key});
       return 1;
     case KeyKind::Sync:
     case KeyKind::Touched:
     case KeyKind::Temp:
     case KeyKind::OpLog:
-    case KeyKind::Installing:
       return 0;
     case KeyKind::Unknown:
       m_any_fs_key = true;
@@ -413,10 +418,12 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
     }
     return {};
   }
-  if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback) {
+  if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback || it.pk.kind == KeyKind::Installing) {
     // The mounts' register and the writeback mount's claim: of another
     // type, no mount comes up (session.lua refuses, naming it); nor while
     // a claim without a TTL stands (a mount's lapses with its session).
+    // An install journal of another type (every one is a string) stops
+    // every tool and mount (finish_install names it) and journals nothing.
     std::string_view want = it.pk.kind == KeyKind::Mounts ? "hash" : "string";
     if (t != want && t != "none") {
       m_a.wrong_type(it.key, want, t, true, false);

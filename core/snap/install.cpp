@@ -823,8 +823,21 @@ Result<std::uint64_t> drop_staged_orphans(Connection& c, const Keys& staging) {
   return removed;
 }
 
+// A journal of the wrong type: no redisfs wrote it (every one is a string),
+// so it records no move to finish, and fsck --repair removes it.
+static Error _journal_not_string(const Keys& target, std::string_view type) {
+  return make_error(EIO, target.installing() + " is a " + std::string(type) +
+                             ", not a journal this redisfs wrote: `redisfs-snap fsck --repair " + target.prefix() +
+                             "` removes it");
+}
+
 Result<std::string> finish_install(Connection& c, const Keys& target) {
-  TRY_ASSIGN(Reply j, c.command({"GET", target.installing()}));
+  auto got = c.command({"GET", target.installing()});
+  if (!got.ok() && !c.broken() && is_wrong_type(got.error())) {
+    auto type = c.command({"TYPE", target.installing()});
+    return _journal_not_string(target, type.ok() ? type->view().str() : "key of another type");
+  }
+  TRY_ASSIGN(Reply j, std::move(got));
   if (j.view().is_nil()) {
     return std::string();
   }
@@ -895,8 +908,11 @@ Result<std::string> finish_install(Connection& c, const Keys& target) {
 }
 
 Status refuse_unfinished_install(Connection& c, const Keys& target) {
-  TRY_ASSIGN(Reply journal, c.command({"EXISTS", target.installing()}));
-  if (journal.view().integer() == 1) {
+  TRY_ASSIGN(Reply journal, c.command({"TYPE", target.installing()}));
+  if (journal.view().str() != "none" && journal.view().str() != "string") {
+    return _journal_not_string(target, journal.view().str());
+  }
+  if (journal.view().str() == "string") {
     return make_error(EBUSY, "a restore, copy or rollback into '" + target.prefix() +
                                  "' was interrupted while moving its keys (" + target.installing() +
                                  "): mount it once to finish that move first");

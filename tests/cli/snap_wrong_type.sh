@@ -182,4 +182,32 @@ for spec in "${specs[@]}"; do
   done
   no_leftovers "delete"
 done
+
+# An install journal of the wrong type (each one is a string) journals no
+# move: every tool and the mount refuse in one line naming it and the
+# repair, fsck reports it, and fsck --repair removes it.
+F=W-journal
+note "$F: INSTALLING is a set"
+snap -q copy --writable BASE "$F"
+rcli sadd "$F:INSTALLING" x >/dev/null
+snap -q dump BASE -o "$T/base.json"
+want="$F:INSTALLING is a set, not a journal this redisfs wrote: \`redisfs-snap fsck --repair $F\` removes it"
+for cmd in "copy $F $F-C" "dump $F -o $T/$F.json" "copy --force BASE $F" "restore --force --prefix $F $T/base.json" \
+  "delete $F"; do
+  read -ra argv <<<"$cmd"
+  one_line 1 "$want" snap "${argv[@]}"
+done
+rc=0
+"$REDISFS_BIN" --redis "unix://$SOCK" --prefix "$F" "$MNT" 2>"$T/err" || rc=$?
+if ((rc != 1)) || [[ $(tail -1 "$T/err") != *"$want" ]]; then
+  fail "the mount over a set journal: exit $rc: $(cat "$T/err")"
+fi
+snap fsck "$F" >"$T/out" 2>&1 && fail "fsck of a set journal: clean"
+grep -qF "wrong key type: $F:INSTALLING: a set, not a string" "$T/out" || fail "fsck: $(cat "$T/out")"
+snap -q fsck --repair "$F" 2>"$T/err" || fail "fsck --repair of a set journal: $(cat "$T/err")"
+[[ $(rcli exists "$F:INSTALLING") == 0 ]] || fail "fsck --repair left the journal"
+snap -q copy "$F" "$F-C" || fail "copy after the repair"
+snap -q delete "$F-C"
+snap -q delete "$F"
+no_leftovers "the set journal"
 note "ok"
