@@ -54,14 +54,15 @@ sub=$(rcli hget "BASE:DIR:1" sub)
 
 # Each case NAME KEY TYPE: a writable filesystem W-NAME and its snapshot
 # W-NAME-S from before KEY (relative) was made a TYPE. The named ones,
-# then a few of any key (the root's inode and directory too) and any
-# other type, from a seed (SNAP_WRONG_TYPE_SEED=N runs them again).
+# then a few of any inode, directory, xattr or block key (the root's
+# too) made any other type, from a seed (SNAP_WRONG_TYPE_SEED=N runs them
+# again).
 specs=("blk BLK:$hello:0 hash" "dir DIR:$sub set" "inode INODE:$hello string" "xattr XATTR:$hello list"
   "orphans ORPHANS string" "sb SB string")
 seed=${SNAP_WRONG_TYPE_SEED:-$RANDOM}
 note "seed $seed (SNAP_WRONG_TYPE_SEED)"
 RANDOM=$seed
-mapfile -t base_keys < <(rcli --scan --pattern 'BASE:*' | sed 's/^BASE://' | grep -v '^SB$' | sort)
+mapfile -t base_keys < <(rcli --scan --pattern 'BASE:*' | sed 's/^BASE://' | grep -E '^(INODE|DIR|XATTR|BLK):' | sort)
 types=(string hash list set zset)
 for i in 1 2 3 4 5 6; do
   key=${base_keys[RANDOM % ${#base_keys[@]}]}
