@@ -109,7 +109,13 @@ class RestoreSink : public dump::Sink {
       }
       m_reservation = std::move(reserved).value();
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
-      TRY_ASSIGN(m_finished, finish_install(*lease, Keys(m_target)));
+      auto finished = finish_install(*lease, Keys(m_target));
+      if (!finished.ok()) {
+        // (the target's interrupted move, not the dump, is at fault)
+        m_refusal = make_error(finished.error().code, "refusing to restore now: " + finished.error().message);
+        return *m_refusal;
+      }
+      m_finished = std::move(finished).value();
     }
     std::optional<ResumePoint> point;
     if (m_opts.resume && m_c != nullptr) {

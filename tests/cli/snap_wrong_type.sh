@@ -197,6 +197,7 @@ for cmd in "copy $F $F-C" "dump $F -o $T/$F.json" "copy --force BASE $F" "restor
   "delete $F"; do
   read -ra argv <<<"$cmd"
   one_line 1 "$want" snap "${argv[@]}"
+  ! grep -q "at byte" "$T/err" || fail "$cmd: the journal's refusal blames the dump: $(cat "$T/err")"
 done
 rc=0
 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix "$F" "$MNT" 2>"$T/err" || rc=$?
