@@ -10,12 +10,8 @@
 # (one line) unless --force.
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_snap
 need_tools jq setfattr
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
 
 # no_temp_keys: nothing of a diff's staging prefix is left on the server.
 no_temp_keys() {

@@ -16,12 +16,8 @@
 # dump as redisfs-snap wrote it before incremental dumps) still restores.
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_snap -q
 need_tools jq setfattr getfattr fallocate
-
-snap() {
-  "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK" "$@"
-}
 S2=$T/second.sock
 snap2() {
   "$REDISFS_SNAP_BIN" -q --redis "unix://$S2" "$@"

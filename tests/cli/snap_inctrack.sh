@@ -9,12 +9,8 @@
 # deletes it; delete leaves none behind; a dump carries none.
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_snap -q
 need_tools jq
-
-snap() {
-  "$REDISFS_SNAP_BIN" -q --redis "unix://$SOCK" "$@"
-}
 bitops() { command_calls bitop; }
 
 # both_ways SNAP BASE: the tracked and the full comparison give the same

@@ -12,11 +12,7 @@
 # of tests/mount/lib.sh.
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 N=16
 mount_fs

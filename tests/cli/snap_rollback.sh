@@ -11,12 +11,8 @@
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_snap
 need_tools jq
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
 
 # digest PREFIX: every key of the filesystem with DEBUG DIGEST-VALUE, but
 # the running system's.

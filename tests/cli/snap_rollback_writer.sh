@@ -15,11 +15,7 @@
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 # tree DIR: a line per path: type and mode, size, content hash, link target.
 tree() {

@@ -20,11 +20,7 @@
 #     unless that is the name it is restored as.
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 # digest PREFIX: every key under PREFIX (SB included) with its value digest.
 digest() {

@@ -14,12 +14,8 @@
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
-[[ -n ${REDISFS_SNAP_BIN:-} && -x $REDISFS_SNAP_BIN ]] || skip "REDISFS_SNAP_BIN is not set"
+need_snap
 need_tools jq
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
 
 no_leftovers() {  # WHAT
   local left

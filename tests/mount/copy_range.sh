@@ -22,7 +22,7 @@
 #   noatime mount.
 # The filesystem is consistent at the end.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
+need_snap -q
 need_tools setpriv cmp
 
 # copy SRC DST LEN SRC_OFF DST_OFF: copy_file_range in a loop (short copies
@@ -121,7 +121,6 @@ same long.copy "a copy of 3,000 pieces"
 ((calls > 1)) || fail "a copy of 3,000 pieces was answered in one call"
 note "a copy of 3,000 pieces took $calls calls (short answers, as copy_file_range allows)"
 
-snap() { "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet "$@"; }
 snap copy "$PREFIX" "$PREFIX-snap"
 for ((i = 0; i < 50; i++)); do
   [[ -e $MNT/.snapshots/$PREFIX-snap/long ]] && break

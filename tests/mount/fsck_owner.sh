@@ -8,10 +8,9 @@
 # and chown and chmod on a mount set them again. Run as root, with a user
 # (nobody) who must be refused until then.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
+need_snap
 need_tools setpriv
 
-snap() { "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"; }
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 mount_fs -o allow_other

@@ -10,9 +10,7 @@
 # naming it, a file's parent removed. Then the mount serves them again, the
 # data byte for byte.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() { "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"; }
+need_snap
 
 mount_fs
 head -c 100003 /dev/urandom >"$T/data"

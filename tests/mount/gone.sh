@@ -7,11 +7,7 @@
 # (a file open there stops reading its old contents), no key is left under
 # the deleted prefix, and the mount unmounts cleanly.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet "$@"
-}
+need_snap -q
 
 # wait_stale SECONDS PATH: stat PATH fails with ESTALE within SECONDS
 wait_stale() {

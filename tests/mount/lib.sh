@@ -38,6 +38,18 @@ EXTRA_SOCKS=()             # other servers to stop at exit (SHUTDOWN NOSAVE)
 
 # ------------------------------------------------------------------ redis
 
+# need_snap [OPTION...]: skips the case unless REDISFS_SNAP_BIN is set, and
+# defines snap ARGS...: redisfs-snap on the test's server, with OPTIONs
+# (-q: quiet) before ARGS.
+# shellcheck disable=SC2120 # (OPTIONs are optional)
+need_snap() {
+  need_binary REDISFS_SNAP_BIN
+  SNAP_OPTIONS=("$@")
+}
+snap() {
+  "$REDISFS_SNAP_BIN" "${SNAP_OPTIONS[@]}" --redis "unix://$SOCK" "$@"
+}
+
 rcli() {
   redis-cli -s "$SOCK" "$@"
 }

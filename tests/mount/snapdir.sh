@@ -15,11 +15,7 @@
 # for another user as in the live tree; a view of a snapshot mounted
 # --writable-snapshot reads its files again at each open.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" --quiet "$@"
-}
+need_snap -q
 
 # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
 wait_for() {

@@ -11,11 +11,7 @@
 # also to a file still open. An rm sends no SETATTR of a freed file to the
 # server.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 # refused MOUNTPOINT TEXT [args...]: redisfs must exit 1 saying TEXT, and
 # leave nothing mounted.

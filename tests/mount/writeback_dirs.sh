@@ -11,11 +11,7 @@
 # is the next fsync of a directory's EIO. A default mount sends each change
 # at once.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 # server INO: mode, uid, gid and mtime (seconds) of INO on the server
 server() {

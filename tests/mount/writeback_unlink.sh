@@ -14,11 +14,7 @@
 # (the name names another inode: damage), or an rmdir (a name came behind
 # the mount's back), is logged once and is the next directory fsync's EIO.
 . "$(dirname "$0")/lib.sh"
-need_binary REDISFS_SNAP_BIN
-
-snap() {
-  "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" "$@"
-}
+need_snap
 
 # entry DIR NAME: the inode DIR's entry NAME names on the server, or ''
 entry() {
