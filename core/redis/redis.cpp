@@ -468,6 +468,45 @@ struct Connection::Entry {
     std::size_t end = at == std::string::npos ? at : cmd.find("\r\n", at + 2);
     return end == std::string::npos ? std::string("a command") : cmd.substr(at + 2, end - at - 2);
   }
+  // The command's first argument (its key, for the commands that name one
+  // first), from the RESP sent: "" when it has none or runs a script.
+  std::string_view first_argument() const {
+    const std::string command = name();
+    if (script != nullptr || command.starts_with("EVAL") || command.starts_with("FCALL")) {
+      return {};
+    }
+    std::string_view rest = cmd;
+    for (int arg = 0; arg < 2; ++arg) {
+      std::size_t at = rest.find("\r\n$");
+      std::size_t len_end = at == std::string_view::npos ? at : rest.find("\r\n", at + 3);
+      if (len_end == std::string_view::npos) {
+        return {};
+      }
+      std::size_t len = 0;
+      auto [p, ec] = std::from_chars(rest.data() + at + 3, rest.data() + len_end, len);
+      if (ec != std::errc() || p != rest.data() + len_end || rest.size() - len_end - 2 < len) {
+        return {};
+      }
+      if (arg == 1) {
+        return rest.substr(len_end + 2, len);
+      }
+      rest.remove_prefix(len_end + 2 + len);
+    }
+    return {};
+  }
+  // Its error `r`, final: a lost reply says which command it was
+  // (not_resent); a WRONGTYPE, which names neither the command nor the key,
+  // gets both, for the tool's line and the daemon's log.
+  Error failed(Error r) const {
+    if (r.fault == Fault::Lost) {
+      return not_resent(std::move(r));
+    }
+    std::string_view key = first_argument();
+    if (is_wrong_type(r) && !key.empty()) {
+      r.message += " (" + name() + " of " + quoted(key, 200) + ")";
+    }
+    return r;
+  }
 };
 
 Connection::Connection(RedisUrl url, std::string client_name)
@@ -1494,7 +1533,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       }
       back_off();
     } else {
-      return f == Fault::Lost ? Result<Reply>(e.not_resent(std::move(r).error())) : std::move(r);
+      return e.failed(std::move(r).error());
     }
     if (Clock::now() >= deadline && !(f == Fault::Frozen && e.script != nullptr)) {
       Error err = std::move(r).error();

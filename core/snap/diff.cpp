@@ -135,6 +135,16 @@ class Side {
   std::uint64_t staged() const { return m_staged; }
   const std::vector<Record>& nodes() const { return m_nodes; }
 
+  // An error of the walk, naming a key of the snapshot read ('A~dump~..:DIR:4',
+  // Connection names it): the user's key at that instant ('A:DIR:4') instead.
+  Error source_named(Error e) const {
+    const std::string read = "'" + m_read.prefix() + ":";
+    if (std::size_t at = e.message.find(read); at != std::string::npos && m_read.prefix() != m_source.prefix()) {
+      e.message.replace(at, read.size(), "'" + m_source.prefix() + ":");
+    }
+    return e;
+  }
+
   const Record* find(Ino ino) const {
     auto it = std::lower_bound(m_nodes.begin(), m_nodes.end(), Record{ino}, _by_ino);
     return it != m_nodes.end() && it->ino == ino ? &*it : nullptr;
@@ -722,7 +732,8 @@ Result<DiffStats> diff_filesystems(Pool& pool, const std::string& a, const std::
   }
   Progress progress("diff " + a + " " + b, super_a.inodes + super_b.inodes, "inodes", opts.quiet);
   if (Status walked = _walk_both(sa, super_a, sb, super_b, progress); !walked.ok()) {
-    return with_damage_hint(make_error(walked.code(), "diff " + a + " " + b + ": " + walked.error().message), {a, b});
+    Error e = sb.source_named(sa.source_named(std::move(walked).error()));
+    return with_damage_hint(make_error(e.code, "diff " + a + " " + b + ": " + e.message), {a, b});
   }
   stats.inodes_a = sa.nodes().size();
   stats.inodes_b = sb.nodes().size();

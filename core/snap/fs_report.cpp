@@ -327,8 +327,9 @@ static Result<DuReport> _disk_usage(Pool& pool, const std::string& prefix, std::
 Result<DuReport> disk_usage(Pool& pool, const std::string& prefix, std::size_t limit, unsigned depth,
                             Progress* progress) {
   auto report = _disk_usage(pool, prefix, limit, depth, progress);
-  if (!report.ok()) {
-    return with_damage_hint(std::move(report).error(), {prefix});
+  if (!report.ok() && is_wrong_type(report.error())) {
+    Error e = std::move(report).error();
+    return with_damage_hint(make_error(e.code, "du " + prefix + ": " + e.message), {prefix});
   }
   return report;
 }

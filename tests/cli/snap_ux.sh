@@ -332,9 +332,9 @@ expect_rc 0 snap du DU2 --json
 expect_rc 1 snap du NOPE
 says "no filesystem at prefix 'NOPE'"
 # a key of the wrong type (damage fsck names): du, an incremental dump and
-# diff fail in one line that says so and where to look, the server's
-# WRONGTYPE naming no key (a full dump leaves the key out and says so:
-# snap_wrong_type.sh)
+# diff fail in one line that names the key (the server's WRONGTYPE names
+# none; diff's, read through a snapshot, as the user knows it) and where to
+# look (a full dump leaves the key out and says so: snap_wrong_type.sh)
 make_fs WT
 snap -q copy WT WT-MON
 rcli del WT:INODE:2 >/dev/null
@@ -345,9 +345,9 @@ for cmd in "du WT" "diff WT-MON WT" "dump WT-TUE --since WT-MON -o $T/wt-inc.jso
   expect_rc 1 snap -q "${argv[@]}"
   [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd over a key of the wrong type: not one line: $(cat "$T/err")"
   case $cmd in
-    diff*) says "WRONGTYPE" && says "(a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT-MON\` or \`redisfs-snap fsck WT\` names it)" ;;
+    diff*) says "diff WT-MON WT: redis: WRONGTYPE" && says " of 'WT:INODE:2') (a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT-MON\` or \`redisfs-snap fsck WT\` names it)" ;;
     *TUE*) says "the structure of 'WT-TUE' disagrees with its superblock (INODE:2 is not a hash)" && says "\`redisfs-snap fsck WT-TUE\`" ;; # (its walk names the key)
-    *) says "WRONGTYPE" && says "(a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT\` names it)" ;;
+    *) says "du WT: redis: WRONGTYPE" && says " of 'WT:INODE:2') (a key of the filesystem is of the wrong type: \`redisfs-snap fsck WT\` names it)" ;;
   esac
 done
 expect_rc 1 snap fsck WT

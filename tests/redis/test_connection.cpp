@@ -99,6 +99,18 @@ TEST_CASE_FIXTURE(RedisFixture, "error replies map to errno") {
   REQUIRE_FALSE(wrongtype.ok());
   CHECK(wrongtype.error().code == EIO);
   CHECK(wrongtype.error().message.find("WRONGTYPE") != std::string::npos);
+  // ...naming the command and its key (the server's message names neither).
+  CHECK(wrongtype.error().message.ends_with(" (HGET of '" + key + "')"));
+  std::string odd = keys.absolute(std::string("s\0\n", 3));
+  REQUIRE(c.command({"SET", odd, "v"}).ok());
+  auto odd_type = c.command({"HGETALL", odd});
+  REQUIRE_FALSE(odd_type.ok());
+  CHECK(odd_type.error().message.ends_with(" (HGETALL of '" + keys.absolute("s") + "\\x00\\x0a')"));
+  // A script's names no key: it may touch several.
+  auto in_script = c.command({"EVAL", "return redis.call('HGET', KEYS[1], 'f')", "1", key});
+  REQUIRE_FALSE(in_script.ok());
+  CHECK(is_wrong_type(in_script.error()));
+  CHECK(in_script.error().message.find(" of '") == std::string::npos);
   // The connection is still usable after an error reply.
   auto get = c.command({"GET", key});
   REQUIRE(get.ok());
@@ -137,6 +149,7 @@ TEST_CASE_FIXTURE(RedisFixture, "pipelines: one reply per command, errors per en
   auto r2 = c.read_reply();
   REQUIRE_FALSE(r2.ok());
   CHECK(r2.error().code == EIO);
+  CHECK(r2.error().message.ends_with(" (HGET of '" + a + "')"));
   auto r3 = c.read_reply();
   REQUIRE(r3.ok());
   CHECK(r3->view().integer() == 2);
