@@ -746,8 +746,7 @@ static Error _setup_lost(const RedisUrl& url, const std::string& address, const 
                Fault::Unreachable};
 }
 
-// The value of `name` in an INFO reply ("name:value" lines), or "".
-static std::string _info_field(std::string_view info, std::string_view name) {
+std::optional<std::string_view> info_field(std::string_view info, std::string_view name) {
   for (std::size_t at = 0; at < info.size();) {
     std::size_t end = info.find('\n', at);
     std::string_view line = info.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
@@ -756,14 +755,26 @@ static std::string _info_field(std::string_view info, std::string_view name) {
       if (line.ends_with('\r')) {
         line.remove_suffix(1);
       }
-      return std::string(line.substr(0, 64));
+      return line;
     }
     if (end == std::string_view::npos) {
       break;
     }
     at = end + 1;
   }
-  return {};
+  return std::nullopt;
+}
+
+std::uint64_t info_u64(std::string_view info, std::string_view name) {
+  std::string_view v = info_field(info, name).value_or("");
+  std::uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && p == v.data() + v.size() ? n : 0;
+}
+
+// An INFO field of a node's, for its record: at most 64 bytes.
+static std::string _info_field(std::string_view info, std::string_view name) {
+  return std::string(info_field(info, name).value_or("").substr(0, 64));
 }
 
 Status Connection::setup(Node& n, Deadline deadline) {

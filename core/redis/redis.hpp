@@ -119,6 +119,10 @@ Error error_from_redis(std::string_view error);
 // a script's error too): a damaged key, not an outage. Its message names
 // no key: the caller says which.
 bool is_wrong_type(const Error& e);
+// The value of `name` in an INFO reply ("name:value" lines), or nullopt.
+std::optional<std::string_view> info_field(std::string_view info, std::string_view name);
+// ...as a number: 0 when absent or not one.
+std::uint64_t info_u64(std::string_view info, std::string_view name);
 // How long a mount's outcome records live without a change or a heartbeat:
 // 10 minutes, or twice the timeout if that is longer.
 std::chrono::milliseconds op_log_ttl(const RedisUrl& url);

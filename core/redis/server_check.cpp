@@ -5,26 +5,6 @@
 
 namespace redisfs {
 
-// The value of "field:value" in an INFO reply, or nullopt.
-static std::optional<std::string> _info_field(std::string_view info, std::string_view field) {
-  std::size_t pos = 0;
-  while (pos < info.size()) {
-    std::size_t end = info.find('\n', pos);
-    if (end == std::string_view::npos) {
-      end = info.size();
-    }
-    std::string_view line = info.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (line.size() > field.size() && line.starts_with(field) && line[field.size()] == ':') {
-      return std::string(line.substr(field.size() + 1));
-    }
-    pos = end + 1;
-  }
-  return std::nullopt;
-}
-
 static Result<std::string> _info(Connection& c, std::string_view section) {
   auto r = c.command({"INFO", section});
   if (!r.ok()) {
@@ -50,10 +30,10 @@ Result<ServerInfo> server_info(Connection& c) {
   TRY_ASSIGN(std::string server, _info(c, "server"));
   TRY_ASSIGN(std::string memory, _info(c, "memory"));
   TRY_ASSIGN(std::string persistence, _info(c, "persistence"));
-  info.version = _info_field(server, "redis_version").value_or("");
+  info.version = std::string(info_field(server, "redis_version").value_or(""));
   _parse_version(info);
-  info.maxmemory_policy = _info_field(memory, "maxmemory_policy").value_or("noeviction");
-  info.aof_enabled = _info_field(persistence, "aof_enabled").value_or("0") == "1";
+  info.maxmemory_policy = std::string(info_field(memory, "maxmemory_policy").value_or("noeviction"));
+  info.aof_enabled = info_field(persistence, "aof_enabled").value_or("0") == "1";
   auto r = c.command({"CONFIG", "GET", "save"});
   if (r.ok() && r->view().is_array() && r->view().size() == 2) {
     info.save = std::string(r->view()[1].str());

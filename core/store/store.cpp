@@ -454,18 +454,6 @@ Result<Attr> Store::read_inode(Connection& c, Ino ino) {
   return attr;
 }
 
-static std::uint64_t _info_field(std::string_view info, std::string_view field) {
-  std::string needle = "\n" + std::string(field) + ":";
-  auto pos = info.find(needle);
-  if (pos == std::string_view::npos) {
-    return 0;
-  }
-  pos += needle.size();
-  std::uint64_t v = 0;
-  std::from_chars(info.data() + pos, info.data() + info.size(), v);
-  return v;
-}
-
 Result<StatFs> Store::statfs() {
   TRY_ASSIGN(auto c, acquire());
   c->append({"HMGET", m_keys.sb(), "inodes", "bytes"});
@@ -478,9 +466,9 @@ Result<StatFs> Store::statfs() {
     parse_u64(sb[0].str(), s.inodes);
     parse_u64(sb[1].str(), s.used_bytes);
   }
-  std::string info = "\n" + std::string(replies[1].view().str());
-  FsUsage u = fs_usage(s.used_bytes, _info_field(info, "used_memory"), _info_field(info, "maxmemory"),
-                       _info_field(info, "total_system_memory"));
+  std::string_view info = replies[1].view().str();
+  FsUsage u = fs_usage(s.used_bytes, info_u64(info, "used_memory"), info_u64(info, "maxmemory"),
+                       info_u64(info, "total_system_memory"));
   s.total_bytes = u.size;
   s.free_bytes = u.free;
   return s;
