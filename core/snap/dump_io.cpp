@@ -47,6 +47,7 @@
 #include "snap/dump_verify.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
+#include "snap/room.hpp"
 #include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/progress.hpp"
@@ -69,11 +70,13 @@ static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_
 // wait for it). Returns the snapshot time. On failure nothing of `tk` is
 // left (what a crash leaves expires, or the next snapshot removes it).
 static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
+  RoomGuard room("the dump's temporary copy");
+  TRY(fits_data(c, sk, room));
   TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, ""));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }
-  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning);
+  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning, &room);
   Status ended = copied.ok() ? cow.end(c) : Status(copied.error());
   if (ended.ok()) {
     auto unlinked = c.command({"UNLINK", tk.touched()});

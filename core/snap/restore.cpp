@@ -46,6 +46,7 @@
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
 #include "snap/restore_resume.hpp"
+#include "snap/room.hpp"
 #include "snap/snapshot.hpp"
 #include "snap/staging_writes.hpp"
 #include "store/keys.hpp"
@@ -337,8 +338,12 @@ class RestoreSink : public dump::Sink {
                                          std::to_string(static_cast<long long>(m_skip)) + ")");
       return *m_refusal;
     }
+    // (the server is looked at, for room, at checkpoints: more often as it
+    // fills, room.hpp; a key costs the server about 100 bytes of its own)
+    const bool look = m_room.due(m_checkpoint_bytes - m_room_counted + 100);
+    m_room_counted = m_checkpoint_bytes;
     if (!skipping() && (m_rules.records() - m_checkpoint_records >= k_checkpoint_records ||
-                        m_checkpoint_bytes >= k_checkpoint_bytes)) {
+                        m_checkpoint_bytes >= k_checkpoint_bytes || look)) {
       return checkpoint();
     }
     return {};
@@ -348,10 +353,16 @@ class RestoreSink : public dump::Sink {
   // server before the next record is sent (a round trip each time).
   Status checkpoint() {
     TRY(settle(0));
+    if (Status room = m_room.check(*m_c); !room.ok()) {
+      // (the server's state, not a flaw of the dump at some byte)
+      m_refusal = make_error(room.code(), room.error().message);
+      return *m_refusal;
+    }
     TRY(write_resume_point(
         *m_c, m_target, ResumePoint{m_staging->prefix(), m_rules.records(), m_digest.hex_digest(), source_prefix()}));
     m_checkpoint_records = m_rules.records();
     m_checkpoint_bytes = 0;
+    m_room_counted = 0;
     return {};
   }
 
@@ -366,6 +377,8 @@ class RestoreSink : public dump::Sink {
   std::unique_ptr<Reservation> m_reservation;
   std::string m_finished;
   std::optional<Error> m_refusal;
+  RoomGuard m_room{"the restore"};
+  std::uint64_t m_room_counted = 0;  // of m_checkpoint_bytes, told m_room
 
   bool m_in_hash = false;
 

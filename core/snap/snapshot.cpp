@@ -54,6 +54,7 @@
 
 #include "redis/scan.hpp"
 #include "snap/install.hpp"
+#include "snap/room.hpp"
 #include "store/key_walk.hpp"
 #include "store/superblock.hpp"
 #include "util/progress.hpp"
@@ -720,8 +721,10 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
 // Copy-on-write, the copier's side: makes sure rels[i] is in tk as it was
 // at the instant (cow_copy.lua), found[i] as a KeyVisitor says; with
 // `list`, what tk has of them is appended to its index in the same step.
+// `room`, if any, is told what each batch staged, about (room.hpp).
 static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow, std::uint32_t block_size,
-                        std::span<const std::string> rels, bool list, std::vector<long long>& found) {
+                        std::span<const std::string> rels, bool list, std::vector<long long>& found,
+                        RoomGuard* room = nullptr) {
   found.assign(rels.size(), -1);
   const std::size_t block = std::max<std::size_t>(block_size, 512);
   std::size_t from = 0;
@@ -731,6 +734,9 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
     if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= k_cow_batch_bytes) {
       TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list,
                           std::span<long long>(found).subspan(from, i + 1 - from)));
+      if (room != nullptr) {
+        TRY(room->staged(c, bytes));
+      }
       from = i + 1;
       bytes = 0;
     }
@@ -787,7 +793,8 @@ Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSna
 // is there only).
 static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                        std::uint32_t block_size,
-                                       const std::function<Status(std::span<const std::string_view>)>& after_page) {
+                                       const std::function<Status(std::span<const std::string_view>)>& after_page,
+                                       RoomGuard* room) {
   // (the staging prefix's CHANGED is the snapshot's, staged by cow_begin;
   // the source's is never copied)
   auto fs_keys = [&tk](const Keys& keys, ReplyView list, std::vector<std::string>& rels) {
@@ -813,7 +820,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
     }
     fs_keys(sk, *page, rels);
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found));
+    TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found, room));
     seen += rels.size();
     TRY(cow.keep_alive(c, seen, 0));
   }
@@ -849,7 +856,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
 
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
-                                    std::string* warning) {
+                                    std::string* warning, RoomGuard* room) {
   KeyWalkOptions opts;
   opts.source = &sk;
   KeyWalk walk(c, tk, opts);
@@ -858,7 +865,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
   std::vector<std::string_view> done;
   auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found));
+    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found, room));
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (found[i] != -1) {
@@ -881,7 +888,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
                               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() +
                               "`");
   }
-  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page));
+  TRY_ASSIGN(std::uint64_t scanned, _cow_scan(c, sk, tk, cow, walk.block_size(), after_page, room));
   return scanned + 1;
 }
 
@@ -1075,7 +1082,7 @@ static Status _restart_changes(Connection& c, const Keys& sk, const std::string&
 // `tk` (every key with the staging TTL). Returns the number of keys copied.
 static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const Keys& tk, Freeze& freeze,
                                           const CopyOptions& opts, std::int64_t snapshot_ns, Progress& progress,
-                                          std::string& warning) {
+                                          RoomGuard& room, std::string& warning) {
   // The list of what was copied: the swap walks it (install.hpp) instead
   // of SCANning the server again.
   const std::string index = staging_index_key(tk);
@@ -1084,7 +1091,7 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
                progress.add(page.size());
                TRY(push_index(c, index, page));
                crash_if_injected("copy-staging");
-               return {};
+               return room.check(c);
              }, &warning));
 
   std::string snap = std::to_string(snapshot_ns);
@@ -1167,7 +1174,8 @@ static std::string _partial_copy(const Result<T>& removed) {
 // crash leaves expires, or the next snapshot removes it).
 static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection& c, const Keys& sk, const Keys& tk,
                                                                       std::string_view what, bool writable,
-                                                                      Progress& progress, std::string& warning) {
+                                                                      Progress& progress, RoomGuard& room,
+                                                                      std::string& warning) {
   TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, what, writable ? Identity::Clone : Identity::Snapshot));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
@@ -1182,15 +1190,18 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
     }
     return make_error(e.code, e.message + _partial_copy(remove_staging(c, tk)));
   };
-  auto copied = copy_keys_cow(c, sk, tk, cow, [&](std::span<const std::string_view> page) -> Status {
-    progress.add(page.size());
-    crash_if_injected("copy-staging");
-    // tests: a copy long enough to write during, or to interrupt
-    if (fault_injected("copy-staging-slow") || fault_injected("copy-slow-cleanup")) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    return {};
-  }, &warning);
+  auto copied = copy_keys_cow(
+      c, sk, tk, cow,
+      [&](std::span<const std::string_view> page) -> Status {
+        progress.add(page.size());
+        crash_if_injected("copy-staging");
+        // tests: a copy long enough to write during, or to interrupt
+        if (fault_injected("copy-staging-slow") || fault_injected("copy-slow-cleanup")) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+        return {};
+      },
+      &warning, &room);
   if (!copied.ok()) {
     return fail(copied.error());
   }
@@ -1214,7 +1225,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _cow_to_staging(Connection
 // nothing of `tk` is left.
 static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connection& c, const Keys& sk, const Keys& tk,
                                                                        const CopyOptions& opts, Progress& progress,
-                                                                       std::string& warning) {
+                                                                       RoomGuard& room, std::string& warning) {
   TRY_ASSIGN(Freeze freeze, Freeze::acquire(c, sk));
   auto fail = [&](const Error& e) -> Error {
     c.drain();
@@ -1232,7 +1243,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   if (!snapshot_ns.ok()) {
     return fail(snapshot_ns.error());
   }
-  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress, warning);
+  auto copied = _copy_frozen(c, sk, tk, freeze, opts, *snapshot_ns, progress, room, warning);
   if (!copied.ok()) {
     return fail(copied.error());
   }
@@ -1319,6 +1330,15 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
   }
 }
 
+Status fits_data(Connection& c, const Keys& sk, RoomGuard& room) {
+  TRY_ASSIGN(Reply bytes, c.command({"HGET", sk.sb(), "bytes"}));
+  std::uint64_t n = 0;
+  if (bytes.view().is_nil() || !parse_u64(bytes.view().str(), n)) {
+    return {};  // (fsck's to say: the copy takes it as it is)
+  }
+  return room.fits(c, n, "the data of " + redisfs::quoted(sk.prefix()));
+}
+
 // A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
 // server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
 // dropped. On failure nothing of `tk` is left.
@@ -1326,9 +1346,13 @@ Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c
                                                                    const Keys& dk, const CopyOptions& opts,
                                                                    Progress& progress, std::string& warning) {
   TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, warning));
+  RoomGuard room("the copy");
+  if (Status fits = fits_data(c, sk, room); !fits.ok()) {
+    return make_error(fits.code(), "copy " + sk.prefix() + ": " + fits.error().message);
+  }
   const bool cow = !c.cluster() || same_slot(sk, tk);
-  auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, warning)
-                                  : _copy_to_staging(c, sk, tk, opts, progress, warning);
+  auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, room, warning)
+                    : _copy_to_staging(c, sk, tk, opts, progress, room, warning);
   if (!copied.ok()) {
     return make_error(copied.error().code, "copy " + sk.prefix() + ": " + copied.error().message);
   }

@@ -25,6 +25,7 @@
 namespace redisfs {
 
 class Progress;
+class RoomGuard;
 
 // ---------------------------------------------------------------- freeze
 
@@ -181,10 +182,12 @@ class CowSnapshot {
 // own structure names (key_walk.hpp); when it disagrees with its
 // superblock (a damaged filesystem), every key SCAN finds under either
 // prefix is taken, and `warning` says so. `after_page` gets each batch
-// found. Returns how many keys `tk` holds (the superblock too).
+// found; `room`, if any, what each batch staged (room.hpp: it stops the
+// copy before the server runs out of memory). Returns how many keys `tk`
+// holds (the superblock too).
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
-                                    std::string* warning = nullptr);
+                                    std::string* warning = nullptr, RoomGuard* room = nullptr);
 
 // While `cow` is alive: makes sure each of `rels` (relative names) is in
 // the staging prefix `tk` as it was at the instant (copied from `sk` unless
@@ -194,6 +197,11 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
 // only some keys of the instant (diff: the metadata).
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
                      std::span<const std::string> rels, std::vector<long long>& found);
+
+// Whether the data of the filesystem `sk` (its superblock's bytes: a lower
+// bound of what a copy of it stages) fits in the server (room.hpp); ENOSPC
+// when not.
+Status fits_data(Connection& c, const Keys& sk, RoomGuard& room);
 
 // Removes a staging prefix a copy-on-write snapshot left: the keys its
 // index (staging_index_key) lists, those its TOUCHED set names, the set and

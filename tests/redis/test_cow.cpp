@@ -5,7 +5,6 @@
 // snapshot whose copier stalls lapses, stops costing the writers, and is
 // cleaned up by the next one; a freeze and a snapshot exclude each other.
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 
 #include <atomic>
@@ -15,11 +14,12 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "redis/lua_scripts.hpp"
 #include "snap/fs_report.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
+#include "snap/room.hpp"
 #include "snap/snapshot.hpp"
-#include "redis/lua_scripts.hpp"
 #include "store/store.hpp"
 
 using namespace redisfs;
@@ -790,4 +790,51 @@ TEST_CASE_FIXTURE(RedisFixture,
     REQUIRE(members.view().size() == 1);
     CHECK(members.view()[0].str() == "since:0011223344556677");
   }
+}
+
+// RoomGuard (room.hpp): what it reads of the server, and an ACL that
+// denies INFO (no guard rather than a failed copy).
+TEST_CASE_FIXTURE(RedisFixture, "the room guard: maxmemory bounds what a tool stages, and without INFO there is no guard") {
+  Connection& c = conn();
+  auto mem = server_memory(c);
+  REQUIRE(mem.ok());
+  CHECK(mem->used > 0);
+  const std::uint64_t limit = mem->used + (std::uint64_t{8} << 20);
+  REQUIRE(c.command({"CONFIG", "SET", "maxmemory", std::to_string(limit)}).ok());
+  RoomGuard room("the test");
+  CHECK(room.due(0));  // the first look is due at once
+  CHECK(room.check(c).ok());
+  CHECK_FALSE(room.due(64 << 10));  // then after a quarter of the room above the margin
+  CHECK(room.due(2 << 20));
+  CHECK(room.fits(c, 1 << 20, "one MiB").ok());
+  Status big = room.fits(c, 16 << 20, "16 MiB");
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.code() == ENOSPC);
+  CHECK(big.error().message.starts_with("the test needs at least 16.0 MiB of the server's memory (16 MiB), "));
+  // Filled past the margin (before maxmemory refuses a write): check()
+  // stops the tool.
+  Status stopped;
+  for (int i = 0; i < 64 && stopped.ok(); ++i) {
+    REQUIRE(c.command({"SET", keys.absolute("filler:" + std::to_string(i)), std::string(256 << 10, 'x')}).ok());
+    stopped = room.check(c);
+  }
+  REQUIRE_FALSE(stopped.ok());
+  CHECK(stopped.code() == ENOSPC);
+  CHECK(stopped.error().message.starts_with("the test stopped: the server is nearly out of memory (used "));
+
+  std::string user = "u" + prefix;
+  REQUIRE(c.command({"ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-info"}).ok());
+  RedisUrl url = test::test_url();
+  url.user = user;
+  url.password = "pw";
+  auto denied = Connection::open(url, "redisfs:test-room");
+  REQUIRE(denied.ok());
+  CHECK((*denied)->command({"INFO", "memory"}).error().code == EACCES);
+  auto unknown = server_memory(**denied);
+  REQUIRE(unknown.ok());
+  CHECK(unknown->limit() == 0);
+  CHECK(room.check(**denied).ok());
+  CHECK(room.fits(**denied, 16 << 20, "16 MiB").ok());
+  (void)c.command({"ACL", "DELUSER", user});
+  (void)c.command({"CONFIG", "SET", "maxmemory", "0"});
 }

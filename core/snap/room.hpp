@@ -1,0 +1,77 @@
+// Room in the server for what a tool stages: a copy (its staging prefix,
+// then the snapshot), a dump (its temporary copy), a restore (the staged
+// filesystem). Each grows the server's memory by about the filesystem's
+// size, on a server whose mounts are writing too: a tool that ran it out
+// of memory would fail midway (OOM) and, until it cleaned up, every
+// mount's writes on that server would fail with ENOSPC.
+//
+// So a tool looks first (fits: the filesystem's data, a lower bound of
+// what it will stage, must fit in the server's free memory less a
+// margin), and looks again after each batch it stages (check): once the
+// free memory falls below the margin it stops, with ENOSPC and one line
+// saying what the server has, and cleans up as after any failure. The
+// margin is what the writers keep: 5% of the limit, at most 256 MiB.
+//
+// The limit is the server's maxmemory, or with none (0: no limit), the
+// server machine's memory (INFO total_system_memory, which other
+// programs share: a bound, not a promise); unknown (neither given, or an
+// ACL that denies INFO): no guard. A Redis Cluster's INFO is the node's that answers: the guard
+// watches the node of the filesystem's slot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "redis/redis.hpp"
+#include "util/result.hpp"
+
+namespace redisfs {
+
+// INFO memory's numbers (0 when absent).
+struct ServerMemory {
+  std::uint64_t used = 0;       // used_memory
+  std::uint64_t maxmemory = 0;  // 0: no limit
+  std::uint64_t total_system = 0;
+
+  static ServerMemory from_info(std::string_view info);
+  // maxmemory, or the machine's memory; 0 when neither is known.
+  std::uint64_t limit() const { return maxmemory != 0 ? maxmemory : total_system; }
+  std::uint64_t free() const { return limit() > used ? limit() - used : 0; }
+  // What the writers keep (see above).
+  std::uint64_t margin() const;
+  // "used 11.4 MiB of maxmemory 12.0 MiB" (or "of the machine's 23.4 GiB").
+  std::string said() const;
+};
+
+class RoomGuard {
+ public:
+  // `what`: the lines' subject, e.g. "the copy", "the restore".
+  explicit RoomGuard(std::string what) : m_what(std::move(what)) {}
+
+  // Before staging: ENOSPC when `at_least` bytes do not fit.
+  Status fits(Connection& c, std::uint64_t at_least, std::string_view why);
+  // About `bytes` more were staged: whether to look at the server again
+  // (check). The first call says so; then once half of the room the last
+  // look found above the margin is staged (with Redis's own overhead a
+  // key's bytes may double: a quarter of the bytes counted), at least
+  // every 16 MiB, at most every 64 KiB.
+  bool due(std::uint64_t bytes) {
+    m_since += bytes;
+    return m_since >= m_next;
+  }
+  // Looks at the server: ENOSPC once its free memory is below the margin.
+  Status check(Connection& c);
+  // due(), then check() if so: for a caller whose connection is idle.
+  Status staged(Connection& c, std::uint64_t bytes) { return due(bytes) ? check(c) : Status{}; }
+
+ private:
+  std::string m_what;
+  std::uint64_t m_since = 0;
+  std::uint64_t m_next = 0;
+};
+
+// INFO memory of the server `c` talks to (a cluster: the keyless slot's).
+Result<ServerMemory> server_memory(Connection& c);
+
+}  // namespace redisfs
