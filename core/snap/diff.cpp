@@ -14,6 +14,7 @@
 #include "redis/scan.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/install.hpp"
+#include "snap/room.hpp"
 #include "snap/snapshot.hpp"
 #include "store/superblock.hpp"
 #include "util/progress.hpp"
@@ -228,7 +229,7 @@ class Side {
         rels.push_back("DIR:" + n);
       }
       std::vector<long long> found;
-      TRY(cow_copy_keys(m_c, m_source, m_read, *m_cow, rels, found));
+      TRY(cow_copy_keys(m_c, m_source, m_read, *m_cow, rels, found, &m_room));
       m_staged += static_cast<std::uint64_t>(std::count_if(found.begin(), found.end(), [](long long f) {
         return f >= 0;
       }));
@@ -301,6 +302,7 @@ class Side {
   std::optional<CowSnapshot> m_cow;
   std::optional<Keys> m_staging;
   std::uint64_t m_staged = 0;
+  RoomGuard m_room{"diff's snapshot"};        // (of the metadata it reads, room.hpp)
   std::vector<Record> m_nodes;                // sorted by inode after walk()
   std::vector<std::pair<Ino, Ino>> m_more;  // (inode, directory): links after the first, sorted
 };

@@ -782,8 +782,8 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
 }
 
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
-                     std::span<const std::string> rels, std::vector<long long>& found) {
-  return _cow_copy(c, sk, tk, cow, 0, rels, true, found);
+                     std::span<const std::string> rels, std::vector<long long>& found, RoomGuard* room) {
+  return _cow_copy(c, sk, tk, cow, 0, rels, true, found, room);
 }
 
 // The reference, for a filesystem whose structure disagrees with its

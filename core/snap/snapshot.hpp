@@ -193,10 +193,11 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
 // the staging prefix `tk` as it was at the instant (copied from `sk` unless
 // a change script did first, or it did not exist then), and lists what `tk`
 // has of them in staging_index_key(tk), so remove_staging finds them.
-// found[i] as a KeyVisitor says (key_walk.hpp). For a reader that needs
-// only some keys of the instant (diff: the metadata).
+// found[i] as a KeyVisitor says (key_walk.hpp); `room` as copy_keys_cow's.
+// For a reader that needs only some keys of the instant (diff: the
+// metadata).
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
-                     std::span<const std::string> rels, std::vector<long long>& found);
+                     std::span<const std::string> rels, std::vector<long long>& found, RoomGuard* room = nullptr);
 
 // Whether the data of the filesystem `sk` (its superblock's bytes: a lower
 // bound of what a copy of it stages) fits in the server (room.hpp); ENOSPC

@@ -3,7 +3,8 @@
 # temporary copy, restore) never runs the server out of memory under the
 # mounts' writes (core/snap/room.hpp; redisfs-snap(1), PRODUCTION REDIS,
 # Memory): with less free memory than the filesystem's data it refuses up
-# front, and one whose staging the data did not foretell (metadata) stops
+# front, and one whose staging the data did not foretell (metadata: and
+# diff's snapshot of a live filesystem) stops
 # once the free memory falls below the margin the writers keep (5% of
 # maxmemory), each in one line saying what the server has (exit 1),
 # leaving no staged key behind, the source untouched and the server
@@ -70,11 +71,12 @@ sys.stdout.buffer.write(b''.join(out))
 PY
 snap -q fsck META >"$T/out" || fail "the filesystem made is not clean: $(cat "$T/out")"
 snap -q dump META -o "$T/meta.json"
+snap -q copy META META-S
 before=$(fs_digest META)
 rcli debug populate 20000 filler 1000 >/dev/null
 rcli config set maxmemory $(($(used_memory) + (4 << 20))) >/dev/null
 note "server: $(rcli info memory | grep -E '^(used_memory_human|maxmemory_human)' | tr -d '\r' | tr '\n' ' ')"
-for cmd in "copy META DST" "dump META -o $T/no.json" "restore $T/meta.json --prefix RST"; do
+for cmd in "copy META DST" "dump META -o $T/no.json" "restore $T/meta.json --prefix RST" "diff META-S META"; do
   read -ra argv <<<"$cmd"
   expect_fail snap -q "${argv[@]}"
   one_line "$cmd"
@@ -91,4 +93,6 @@ snap -q copy META DST
 snap -q restore "$T/meta.json" --prefix RST
 snap -q dump META -o "$T/again.json"
 snap -q verify "$T/again.json" >/dev/null
+snap -q diff META-S META >"$T/out"
+[[ ! -s $T/out ]] || fail "a snapshot and its unchanged source differ: $(head -3 "$T/out")"
 note "ok"
