@@ -660,10 +660,15 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
   if (m_c != nullptr) {
     auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
     if (!reserved.ok()) {
-      return refused(make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message));
+      return refused(refusing_now(reserved.error()));
     }
     m_reservation = std::move(reserved).value();
-    TRY_ASSIGN(m_finished, finish_install(*lease, Keys(m_target)));
+    auto finished = finish_install(*lease, Keys(m_target));
+    if (!finished.ok()) {
+      // (the target's interrupted move, not the dump, is at fault)
+      return refused(refusing_now(finished.error()));
+    }
+    m_finished = std::move(finished).value();
   } else if (m_opts.dry_run) {
     TRY_ASSIGN(Reply exists, lease->command({"EXISTS", Keys(m_target).sb()}));
     if (exists.view().integer() != 1) {

@@ -907,6 +907,13 @@ Result<std::string> finish_install(Connection& c, const Keys& target) {
   return "finished " + what + " first";
 }
 
+Error refusing_now(Error e) {
+  if (e.fault != Fault::None) {
+    return e;
+  }
+  return make_error(e.code, "refusing to restore now: " + e.message);
+}
+
 Status refuse_unfinished_install(Connection& c, const Keys& target) {
   TRY_ASSIGN(Reply journal, c.command({"TYPE", target.installing()}));
   if (journal.view().str() != "none" && journal.view().str() != "string") {

@@ -60,6 +60,11 @@ namespace redisfs {
 
 inline constexpr long k_reservation_ttl_ms = 30000;
 
+// A restore's refusal to start on its target now (reserved by another
+// tool, an interrupted move it cannot finish): "refusing to restore now:
+// <why>". A server out of reach is no refusal: its error as it is.
+Error refusing_now(Error e);
+
 // <prefix>:RESERVED, held by this process until release() or destruction.
 class Reservation {
  public:

@@ -85,8 +85,10 @@ class RestoreSink : public dump::Sink {
   std::int64_t dumped_ns() const { return m_rules.dumped_ns(); }
   std::uint64_t records() const { return m_rules.records(); }
   std::uint64_t resumed_records() const { return m_skip; }
-  // Why the target was refused at the header (taken, mounted, reserved):
-  // a plain refusal, not a flaw of the dump at some byte.
+  // Why the restore stopped at the header once the dump's fields were
+  // verified (the target taken, mounted, reserved; the server out of reach
+  // or out of room), or midway for want of room: not a flaw of the dump at
+  // some byte.
   const std::optional<Error>& refusal() const { return m_refusal; }
 
   Status on_header(const dump::Header& h) override {
@@ -100,21 +102,32 @@ class RestoreSink : public dump::Sink {
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       TRY(check_toolkit_prefix(*lease, m_target));
     }
+    if (Status st = open_target(); !st.ok()) {
+      // (the target's or the server's failure, not a flaw of the dump)
+      if (!m_refusal) {
+        m_refusal = std::move(st).error();
+      }
+      return *m_refusal;
+    }
+    return {};
+  }
+
+  // At the header, once the dump's own fields are verified: the target
+  // reserved, an interrupted move into it finished, looked at (taken,
+  // mounted: a refusal), and the staging begun (or resumed).
+  Status open_target() {
     if (m_pool != nullptr && m_c != nullptr) {
       // Reserved before it is looked at: no mount or other tool can start
       // on it until the restore has ended (install.hpp).
       auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
       if (!reserved.ok()) {
-        m_refusal = make_error(reserved.error().code, "refusing to restore now: " + reserved.error().message);
-        return std::move(reserved).error();
+        return refusing_now(reserved.error());
       }
       m_reservation = std::move(reserved).value();
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       auto finished = finish_install(*lease, Keys(m_target));
       if (!finished.ok()) {
-        // (the target's interrupted move, not the dump, is at fault)
-        m_refusal = make_error(finished.error().code, "refusing to restore now: " + finished.error().message);
-        return *m_refusal;
+        return refusing_now(finished.error());
       }
       m_finished = std::move(finished).value();
     }
@@ -122,18 +135,16 @@ class RestoreSink : public dump::Sink {
     if (m_opts.resume && m_c != nullptr) {
       TRY_ASSIGN(point, load_resume_point(*m_c, m_target));
       if (!point) {
-        m_refusal = make_error(ENOENT, "nothing to resume: no interrupted restore into " + redisfs::quoted(m_target) +
-                                           " (none was interrupted, it was resumed already, or its staged keys "
-                                           "expired): restore without --resume");
-        return *m_refusal;
+        return make_error(ENOENT, "nothing to resume: no interrupted restore into " + redisfs::quoted(m_target) +
+                                      " (none was interrupted, it was resumed already, or its staged keys "
+                                      "expired): restore without --resume");
       }
     }
     if (m_pool != nullptr) {
       if (Status st = check_target(nullptr); !st.ok()) {
-        m_refusal = point ? make_error(st.code(), "cannot resume the restore into " + redisfs::quoted(m_target) +
-                                                      ": the target changed meanwhile: " + st.error().message)
-                          : st.error();
-        return *m_refusal;
+        return point ? make_error(st.code(), "cannot resume the restore into " + redisfs::quoted(m_target) +
+                                                 ": the target changed meanwhile: " + st.error().message)
+                     : st.error();
       }
     }
     if (m_c != nullptr) {

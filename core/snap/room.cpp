@@ -35,21 +35,10 @@ Result<ServerMemory> server_memory(Connection& c) {
   return ServerMemory::from_info(r->view().str());
 }
 
-// What to do about it, said once for both refusals.
+// What to do about it.
 static std::string _remedy(const ServerMemory& m) {
   return m.maxmemory != 0 ? "free memory in the server, or raise its maxmemory (CONFIG SET maxmemory)"
                           : "free memory in the server, or set its maxmemory";
-}
-
-Status RoomGuard::fits(Connection& c, std::uint64_t at_least, std::string_view why) {
-  TRY_ASSIGN(ServerMemory m, server_memory(c));
-  if (m.limit() == 0 || at_least + m.margin() <= m.free()) {
-    return {};
-  }
-  return make_error(ENOSPC, m_what + " needs at least " + human_bytes(at_least) + " of the server's memory (" +
-                                std::string(why) + "), and the server has " + human_bytes(m.free()) + " free (" +
-                                m.said() + ", " + human_bytes(m.margin()) +
-                                " of it kept for the mounts' writes): " + _remedy(m));
 }
 
 Status RoomGuard::check(Connection& c) {

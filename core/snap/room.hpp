@@ -5,12 +5,13 @@
 // of memory would fail midway (OOM) and, until it cleaned up, every
 // mount's writes on that server would fail with ENOSPC.
 //
-// So a tool looks first (fits: the filesystem's data, a lower bound of
-// what it will stage, must fit in the server's free memory less a
-// margin), and looks again after each batch it stages (check): once the
-// free memory falls below the margin it stops, with ENOSPC and one line
-// saying what the server has, and cleans up as after any failure. The
-// margin is what the writers keep: 5% of the limit, at most 256 MiB.
+// So a tool looks at the server before it stages anything, and again as
+// it stages (due, check: more often as the server fills): once the free
+// memory is below a margin it stops, with ENOSPC and one line saying what
+// the server has, and cleans up as after any failure. The margin is what
+// the writers keep: 5% of the limit, at most 256 MiB. (Not up front from
+// the superblock's counters: a damaged filesystem's may say anything, and
+// a damaged filesystem is one a user most wants to copy or dump.)
 //
 // The limit is the server's maxmemory, or with none (0: no limit), the
 // server machine's memory (INFO total_system_memory, which other
@@ -49,8 +50,6 @@ class RoomGuard {
   // `what`: the lines' subject, e.g. "the copy", "the restore".
   explicit RoomGuard(std::string what) : m_what(std::move(what)) {}
 
-  // Before staging: ENOSPC when `at_least` bytes do not fit.
-  Status fits(Connection& c, std::uint64_t at_least, std::string_view why);
   // About `bytes` more were staged: whether to look at the server again
   // (check). The first call says so; then once half of the room the last
   // look found above the margin is staged (with Redis's own overhead a

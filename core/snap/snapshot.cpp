@@ -1330,15 +1330,6 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
   }
 }
 
-Status fits_data(Connection& c, const Keys& sk, RoomGuard& room) {
-  TRY_ASSIGN(Reply bytes, c.command({"HGET", sk.sb(), "bytes"}));
-  std::uint64_t n = 0;
-  if (bytes.view().is_nil() || !parse_u64(bytes.view().str(), n)) {
-    return {};  // (fsck's to say: the copy takes it as it is)
-  }
-  return room.fits(c, n, "the data of " + redisfs::quoted(sk.prefix()));
-}
-
 // A snapshot of SRC in the staging prefix `tk`: copy-on-write where the
 // server can (`tk` in SRC's slot), else frozen; its unlinked-but-open files
 // dropped. On failure nothing of `tk` is left.
@@ -1347,9 +1338,6 @@ Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c
                                                                    Progress& progress, std::string& warning) {
   TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, warning));
   RoomGuard room("the copy");
-  if (Status fits = fits_data(c, sk, room); !fits.ok()) {
-    return make_error(fits.code(), "copy " + sk.prefix() + ": " + fits.error().message);
-  }
   const bool cow = !c.cluster() || same_slot(sk, tk);
   auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, room, warning)
                     : _copy_to_staging(c, sk, tk, opts, progress, room, warning);

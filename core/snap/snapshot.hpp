@@ -199,11 +199,6 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
                      std::span<const std::string> rels, std::vector<long long>& found, RoomGuard* room = nullptr);
 
-// Whether the data of the filesystem `sk` (its superblock's bytes: a lower
-// bound of what a copy of it stages) fits in the server (room.hpp); ENOSPC
-// when not.
-Status fits_data(Connection& c, const Keys& sk, RoomGuard& room);
-
 // Removes a staging prefix a copy-on-write snapshot left: the keys its
 // index (staging_index_key) lists, those its TOUCHED set names, the set and
 // the superblock. (A key of it that neither names expires with its TTL.)

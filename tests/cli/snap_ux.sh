@@ -352,4 +352,18 @@ for cmd in "du WT" "diff WT-MON WT" "dump WT-TUE --since WT-MON -o $T/wt-inc.jso
 done
 expect_rc 1 snap fsck WT
 grep -q 'WT:INODE:2' "$T/out" || fail "fsck does not name the key du and dump point to: $(cat "$T/out")"
+
+note "a restore whose server goes away before the dump's header came: the server's line, not the dump's"
+start_server gone
+(sleep 3; cat "$T/skx2.json") | "$REDISFS_SNAP_BIN" --redis "unix://$T/gone.sock" --timeout 2 -q restore - \
+  --prefix GONE >"$T/out" 2>"$T/err" &
+restoring=$!
+sleep 1
+redis-cli -s "$T/gone.sock" shutdown nosave >/dev/null 2>&1 || true
+rc=0
+wait "$restoring" || rc=$?
+((rc == 1)) || fail "the restore exited $rc: $(cat "$T/err")"
+[[ $(wc -l <"$T/err") == 1 ]] || fail "not one line: $(cat "$T/err")"
+says "redis: cannot connect to $T/gone.sock"
+! grep -qE 'dump: at byte|refusing' "$T/err" || fail "the server's failure is told as the dump's or a refusal: $(cat "$T/err")"
 note "ok"
