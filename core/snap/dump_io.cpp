@@ -71,6 +71,7 @@ static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_
 // left (what a crash leaves expires, or the next snapshot removes it).
 static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
   RoomGuard room("the dump's temporary copy");
+  TRY(room.check(c));
   TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, ""));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));

@@ -16,8 +16,8 @@
 // The limit is the server's maxmemory, or with none (0: no limit), the
 // server machine's memory (INFO total_system_memory, which other
 // programs share: a bound, not a promise); unknown (neither given, or an
-// ACL that denies INFO): no guard. A Redis Cluster's INFO is the node's that answers: the guard
-// watches the node of the filesystem's slot.
+// ACL that denies INFO): no guard. On a Redis Cluster, INFO is answered by
+// the node of the filesystem's slot: the one a copy in that slot fills.
 #pragma once
 
 #include <cstdint>
@@ -51,10 +51,9 @@ class RoomGuard {
   explicit RoomGuard(std::string what) : m_what(std::move(what)) {}
 
   // About `bytes` more were staged: whether to look at the server again
-  // (check). The first call says so; then once half of the room the last
-  // look found above the margin is staged (with Redis's own overhead a
-  // key's bytes may double: a quarter of the bytes counted), at least
-  // every 16 MiB, at most every 64 KiB.
+  // (check). The first call says so; then once a quarter of the room the
+  // last look found above the margin is staged (a key may cost Redis twice
+  // its bytes), at least every 16 MiB, at most every 64 KiB.
   bool due(std::uint64_t bytes) {
     m_since += bytes;
     return m_since >= m_next;

@@ -1338,6 +1338,9 @@ Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c
                                                                    Progress& progress, std::string& warning) {
   TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, warning));
   RoomGuard room("the copy");
+  if (Status room_now = room.check(c); !room_now.ok()) {
+    return make_error(room_now.code(), "copy " + sk.prefix() + ": " + room_now.error().message);
+  }
   const bool cow = !c.cluster() || same_slot(sk, tk);
   auto copied = cow ? _cow_to_staging(c, sk, tk, dk.prefix(), opts.writable, progress, room, warning)
                     : _copy_to_staging(c, sk, tk, opts, progress, room, warning);

@@ -44,6 +44,11 @@ rcli hset DATA:INODE:3 size $((2048 * 4096)) bytes $((2048 * 4096)) >/dev/null
 rcli hset DATA:SB bytes $((2048 * 4096 + 13)) >/dev/null
 snap -q dump DATA -o "$T/data.json"
 before=$(fs_digest DATA)
+# within its margin already (2% free): nothing begun, not even the snapshot
+rcli config set maxmemory $(($(used_memory) * 102 / 100)) >/dev/null
+stops "copy DATA DST"
+! grep -q "partial copy" "$T/err" || fail "a copy was begun on a server with no room: $(cat "$T/err")"
+stops "dump DATA -o $T/no.json"
 rcli config set maxmemory $(($(used_memory) + (4 << 20))) >/dev/null
 stops "copy DATA DST"
 says "copy DATA: the copy stopped: the server is nearly out of memory (used "
