@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <ostream>
+#include <utility>
 
 #include "redis/scan.hpp"
 #include "snap/dump_rules.hpp"
@@ -720,7 +721,20 @@ Status IncrementalRestore::on_string(std::string_view key, std::string&& value) 
   if (!m_writes) {
     return {};
   }
-  return m_writes->string(key, value);
+  TRY(m_writes->string(key, value));
+  return staged(value.size());
+}
+
+Status IncrementalRestore::staged(std::uint64_t bytes) {
+  if (!m_writes || !m_room.due(bytes + 100)) {  // (a key costs the server about 100 bytes of its own)
+    return {};
+  }
+  TRY(m_writes->settle(0));
+  if (Status room = m_room.check(*m_c); !room.ok()) {
+    m_refusal = room.error();
+    return room;
+  }
+  return {};
 }
 
 Status IncrementalRestore::on_hash_begin(std::string_view key) {
@@ -747,6 +761,9 @@ Status IncrementalRestore::on_hash_fields(std::string_view key, Pairs&& pairs) {
     return {};
   }
   m_pairs += pairs.size();
+  for (const auto& p : pairs) {
+    m_hash_bytes += p.first.size() + p.second.size();
+  }
   if (m_c == nullptr) {
     for (const auto& p : pairs) {
       TRY(_no_duplicate(m_fields, p.first, "duplicate field in hash ", key));
@@ -770,6 +787,7 @@ Status IncrementalRestore::on_hash_end(std::string_view key) {
   }
   if (m_writes) {
     m_writes->hash_end();
+    TRY(staged(std::exchange(m_hash_bytes, 0)));
   }
   if (m_kind == KeyKind::Superblock) {
     TRY_ASSIGN(Superblock sb, decode_superblock(m_header.prefix, m_sb));

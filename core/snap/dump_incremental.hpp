@@ -55,6 +55,7 @@
 #include "redis/redis.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/dump_io.hpp"
+#include "snap/room.hpp"
 #include "store/keys.hpp"
 #include "store/superblock.hpp"
 #include "util/result.hpp"
@@ -136,6 +137,9 @@ class IncrementalRestore : public dump::Sink {
 
  private:
   Status record(std::string_view key, std::string_view type);
+  // At a record's end: `bytes` more staged; the server looked at for room
+  // when due (room.hpp), a stop being a refusal, not the dump's flaw.
+  Status staged(std::uint64_t bytes);
   Status check_base(Connection& c);
   Status check_result();
 
@@ -158,6 +162,8 @@ class IncrementalRestore : public dump::Sink {
   std::uint64_t m_max_block = 0;
   std::string m_max_block_key;
   std::unique_ptr<StagingWrites> m_writes;  // once the staging prefix is chosen
+  RoomGuard m_room{"the restore"};
+  std::uint64_t m_hash_bytes = 0;  // of the hash record being staged
   // With no server (verify), the duplicates StagingWrites would find: the
   // records' keys and the current hash's fields (64-bit hashes, as
   // DumpRules keeps a full dump's).

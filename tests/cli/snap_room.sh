@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A tool that stages a filesystem's keys in the server (copy, dump's
-# temporary copy, restore) never runs the server out of memory under the
+# temporary copy, restore, of a full or an incremental dump) never runs the server out of memory under the
 # mounts' writes (core/snap/room.hpp; redisfs-snap(1), PRODUCTION REDIS,
 # Memory): whether the filesystem is data (blocks) or metadata (inodes;
 # and diff's snapshot of a live filesystem's), each stops once the free
@@ -37,6 +37,24 @@ stops() {
   rcli set writable yes >/dev/null || fail "$1 left the server unwritable"
 }
 
+# add_inodes PREFIX N: N empty files in directory 4 (inodes 1000 on), and
+# the superblock's counters to match (make_fs's 5 inodes before them).
+add_inodes() {
+  python3 - "$@" <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
+import sys
+p, n = sys.argv[1].encode(), int(sys.argv[2])
+out = []
+def cmd(*args):
+    out.append(b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args))
+for i in range(1000, 1000 + n):
+    cmd(b'HSET', b'%s:INODE:%d' % (p, i), b'type', b'file', b'mode', b'0644', b'uid', b'0', b'gid', b'0', b'size', b'0',
+        b'nlink', b'1', b'rdev', b'0', b'bytes', b'0', b'atime', b'1', b'mtime', b'1', b'ctime', b'1')
+    cmd(b'HSET', b'%s:DIR:4' % p, b'f%d' % i, b'%d' % i)
+cmd(b'HSET', b'%s:SB' % p, b'inodes', b'%d' % (n + 5), b'next_inode', b'%d' % (1000 + n))
+sys.stdout.buffer.write(b''.join(out))
+PY
+}
+
 note "data: 8 MiB of blocks on a server with 4 MiB free"
 make_fs DATA
 add_blocks DATA 3 0 2048
@@ -64,22 +82,20 @@ rcli config set maxmemory 0 >/dev/null
 
 note "metadata: 20,000 inodes (no data) and a server whose free memory they overrun"
 make_fs META
-python3 - <<'PY' | redis-cli -s "$SOCK" --pipe >/dev/null
-n = 20000
-out = []
-def cmd(*args):
-    out.append(b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args))
-for i in range(1000, 1000 + n):
-    cmd(b'HSET', b'META:INODE:%d' % i, b'type', b'file', b'mode', b'0644', b'uid', b'0', b'gid', b'0', b'size', b'0',
-        b'nlink', b'1', b'rdev', b'0', b'bytes', b'0', b'atime', b'1', b'mtime', b'1', b'ctime', b'1')
-    cmd(b'HSET', b'META:DIR:4', b'f%d' % i, b'%d' % i)
-cmd(b'HSET', b'META:SB', b'inodes', b'%d' % (n + 5), b'next_inode', b'%d' % (1000 + n))
-import sys
-sys.stdout.buffer.write(b''.join(out))
-PY
+add_inodes META 20000
 snap -q fsck META >"$T/out" || fail "the filesystem made is not clean: $(cat "$T/out")"
 snap -q dump META -o "$T/meta.json"
 snap -q copy META META-S
+# an incremental dump of 20,000 new inodes, and its base restored
+make_fs INC
+snap -q copy INC INC-MON
+snap -q dump INC-MON -o "$T/mon.json"
+add_inodes INC 20000
+snap -q copy INC INC-TUE
+snap -q dump INC-TUE --since INC-MON -o "$T/tue.json"
+for p in INC INC-MON INC-TUE; do snap -q delete "$p"; done
+snap -q restore "$T/mon.json" --prefix RINC
+base=$(fs_digest RINC)
 before=$(fs_digest META)
 rcli debug populate 20000 filler 1000 >/dev/null
 rcli config set maxmemory $(($(used_memory) + (4 << 20))) >/dev/null
@@ -89,11 +105,14 @@ stops "dump META -o $T/no.json"
 stops "restore $T/meta.json --prefix RST"
 stops "diff META-S META"
 says "diff META-S META: diff's snapshot stopped: "
+stops "restore $T/tue.json --prefix RINC"
+[[ $(fs_digest RINC) == "$base" ]] || fail "a stopped incremental restore changed its base"
 [[ ! -e $T/no.json ]] || fail "a stopped dump wrote its file"
 [[ $(fs_digest META) == "$before" ]] || fail "a stopped tool changed META"
 rcli config set maxmemory 0 >/dev/null
 snap -q copy META DST
 snap -q restore "$T/meta.json" --prefix RST
+snap -q restore "$T/tue.json" --prefix RINC
 snap -q dump META -o "$T/again.json"
 snap -q verify "$T/again.json" >/dev/null
 snap -q diff META-S META >"$T/out"
