@@ -16,6 +16,7 @@ ServerMemory ServerMemory::from_info(std::string_view info) {
   m.used = info_u64(info, "used_memory");
   m.maxmemory = info_u64(info, "maxmemory");
   m.total_system = info_u64(info, "total_system_memory");
+  m.evicting = info_field(info, "maxmemory_policy").value_or("noeviction") != "noeviction";
   return m;
 }
 

@@ -16,7 +16,7 @@
 // The limit is the server's maxmemory, or with none (0: no limit), the
 // server machine's memory (INFO total_system_memory, which other
 // programs share: a bound, not a promise); unknown (neither given, or an
-// ACL that denies INFO): no guard. On a Redis Cluster, INFO is answered by
+// ACL that denies INFO), or a server that evicts keys: no guard. On a Redis Cluster, INFO is answered by
 // the node of the filesystem's slot: the one a copy in that slot fills.
 #pragma once
 
@@ -34,10 +34,14 @@ struct ServerMemory {
   std::uint64_t used = 0;       // used_memory
   std::uint64_t maxmemory = 0;  // 0: no limit
   std::uint64_t total_system = 0;
+  bool evicting = false;  // a maxmemory-policy other than noeviction
 
   static ServerMemory from_info(std::string_view info);
-  // maxmemory, or the machine's memory; 0 when neither is known.
-  std::uint64_t limit() const { return maxmemory != 0 ? maxmemory : total_system; }
+  // maxmemory, or the machine's memory; 0 when neither is known, or when
+  // the server evicts keys to make room (then it never refuses a write for
+  // want of it, and sits at its limit as a cache does: the user allowed
+  // it, --allow-evicting-server).
+  std::uint64_t limit() const { return evicting ? 0 : maxmemory != 0 ? maxmemory : total_system; }
   std::uint64_t free() const { return limit() > used ? limit() - used : 0; }
   // What the writers keep (see above).
   std::uint64_t margin() const;

@@ -53,6 +53,14 @@ TEST_CASE("ServerMemory: the limit is maxmemory or the machine's, the margin 5% 
   // over the limit: nothing free
   m = ServerMemory::from_info("used_memory:2000\nmaxmemory:1000\n");
   CHECK(m.free() == 0);
+  // a server that evicts keys to make room (allowed: --allow-evicting-server)
+  // never refuses a write for want of it: no guard
+  m = ServerMemory::from_info("used_memory:2000\nmaxmemory:1000\nmaxmemory_policy:allkeys-lru\n");
+  CHECK(m.evicting);
+  CHECK(m.limit() == 0);
+  m = ServerMemory::from_info("used_memory:2000\nmaxmemory:1000\nmaxmemory_policy:noeviction\n");
+  CHECK_FALSE(m.evicting);
+  CHECK(m.limit() == 1000);
   // nothing known (or a malformed number): no limit, no guard
   m = ServerMemory::from_info("used_memory:12x\nmaxmemory:\n");
   CHECK(m.used == 0);
