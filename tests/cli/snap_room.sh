@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A tool that stages a filesystem's keys in the server (copy, dump's
-# temporary copy, restore, of a full or an incremental dump) never runs the server out of memory under the
-# mounts' writes (core/snap/room.hpp; redisfs-snap(1), PRODUCTION REDIS,
-# Memory): whether the filesystem is data (blocks) or metadata (inodes;
-# and diff's snapshot of a live filesystem's), each stops once the free
+# temporary copy, restore of a full or an incremental dump) never runs the
+# server out of memory under the mounts' writes (core/snap/room.hpp;
+# redisfs-snap(1), PRODUCTION REDIS, Memory): whether the filesystem is
+# data (blocks) or metadata (inodes; and diff's snapshot of a live
+# filesystem's), each stops once the free
 # memory falls below the margin the writers keep (5% of maxmemory), in one
 # line saying what the server has (exit 1), leaving no staged key behind,
 # the source untouched and the server writable; with room again, each
