@@ -9,15 +9,19 @@
 // it stages (due, check: more often as the server fills): once the free
 // memory is below a margin it stops, with ENOSPC and one line saying what
 // the server has, and cleans up as after any failure. The margin is what
-// the writers keep: 5% of the limit, at most 256 MiB. (Not up front from
-// the superblock's counters: a damaged filesystem's may say anything, and
-// a damaged filesystem is one a user most wants to copy or dump.)
+// the writers keep: 5% of the limit, at most 256 MiB. A caller that
+// batches keeps its batches within until_due(), so that even a small
+// server's margin is not passed by a batch (by one huge key, it may).
+// Nothing is refused up front from the superblock's counters: a damaged
+// filesystem's may say anything, and a damaged filesystem is one a user
+// most wants to copy or dump.
 //
 // The limit is the server's maxmemory, or with none (0: no limit), the
-// server machine's memory (INFO total_system_memory, which other
-// programs share: a bound, not a promise); unknown (neither given, or an
-// ACL that denies INFO), or a server that evicts keys: no guard. On a Redis Cluster, INFO is answered by
-// the node of the filesystem's slot: the one a copy in that slot fills.
+// server machine's memory (INFO total_system_memory, which other programs
+// share: a bound, not a promise). No guard when it is unknown (neither is
+// given, or an ACL denies INFO) or when the server evicts keys. On a Redis
+// Cluster, INFO is answered by the node of the filesystem's slot: the one
+// a copy in that slot fills.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +68,9 @@ class RoomGuard {
   }
   // Looks at the server: ENOSPC once its free memory is below the margin.
   Status check(Connection& c);
+  // How many bytes may be staged before the next look is due: a caller
+  // that batches its writes keeps a batch within it (at least one key).
+  std::uint64_t until_due() const { return m_next > m_since ? m_next - m_since : 0; }
   // due(), then check() if so: for a caller whose connection is idle.
   Status staged(Connection& c, std::uint64_t bytes) { return due(bytes) ? check(c) : Status{}; }
 

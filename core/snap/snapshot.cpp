@@ -729,9 +729,13 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
   const std::size_t block = std::max<std::size_t>(block_size, 512);
   std::size_t from = 0;
   std::size_t bytes = 0;
+  // (a batch within what the room guard lets pass before its next look)
+  auto batch_bytes = [&] {
+    return room != nullptr ? std::min<std::uint64_t>(k_cow_batch_bytes, room->until_due()) : k_cow_batch_bytes;
+  };
   for (std::size_t i = 0; i < rels.size(); ++i) {
     bytes += parse_relative_key(rels[i]).kind == KeyKind::Block ? block : 512;
-    if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= k_cow_batch_bytes) {
+    if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= batch_bytes()) {
       TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list,
                           std::span<long long>(found).subspan(from, i + 1 - from)));
       if (room != nullptr) {
