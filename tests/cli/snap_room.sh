@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # A tool that stages a filesystem's keys in the server (copy, dump's
-# temporary copy, restore of a full or an incremental dump) never runs the
-# server out of memory under the mounts' writes (core/snap/room.hpp;
-# redisfs-snap(1), PRODUCTION REDIS, Memory): whether the filesystem is
-# data (blocks) or metadata (inodes; and diff's snapshot of a live
-# filesystem's), each stops once the free
-# memory falls below the margin the writers keep (5% of maxmemory), in one
-# line saying what the server has (exit 1), leaving no staged key behind,
-# the source untouched and the server writable; with room again, each
-# works. (Nothing is refused from the superblock's counters: a damaged
-# filesystem's may say anything: snap_hostile_gen.sh dumps such.)
+# temporary copy, restore of a full or an incremental dump, rollback)
+# never runs the server out of memory under the mounts' writes
+# (core/snap/room.hpp; redisfs-snap(1), PRODUCTION REDIS, Memory): whether
+# the filesystem is data (blocks) or metadata (inodes; and diff's snapshot
+# of a live filesystem's), each stops once the free memory falls below the
+# margin the writers keep (5% of maxmemory), in one line saying what the
+# server has (exit 1), leaving no staged key behind, the source untouched
+# and the server writable; with room again, each works. (Nothing is
+# refused from the superblock's counters: a damaged filesystem's may say
+# anything: snap_hostile_gen.sh dumps such.)
 . "$(dirname "$0")/snap_lib.sh"
 
 used_memory() { rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
@@ -108,6 +108,11 @@ stops "diff META-S META"
 says "diff META-S META: diff's snapshot stopped: "
 stops "restore $T/tue.json --prefix RINC"
 [[ $(fs_digest RINC) == "$base" ]] || fail "a stopped incremental restore changed its base"
+stops "rollback META META-S"
+says "rollback META: copy META-S: the copy stopped: "
+kept=$(rcli --scan --pattern 'META*' | grep -Ev '^META(-S)?:' | head -3 || true)
+[[ -z $kept ]] || fail "a stopped rollback left keys: $kept"
+[[ $(rcli exists META:RESERVED) == 0 ]] || fail "a stopped rollback left its reservation"
 [[ ! -e $T/no.json ]] || fail "a stopped dump wrote its file"
 [[ $(fs_digest META) == "$before" ]] || fail "a stopped tool changed META"
 rcli config set maxmemory 0 >/dev/null
