@@ -686,6 +686,47 @@ Status CowSnapshot::end(Connection& c) {
   return {};
 }
 
+CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow) : m_pool(pool), m_cow(cow) {
+  m_thread = std::thread([this] { loop(); });
+}
+
+CowKeeper::~CowKeeper() { stop(); }
+
+void CowKeeper::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_stop = true;
+  }
+  m_wake.notify_all();
+  if (m_thread.joinable()) {
+    m_thread.join();
+  }
+}
+
+// A refresh that fails for want of the server is tried again at the next
+// tick (the snapshot outlives its last refresh by k_freeze_ttl_ms); one
+// that finds it lapsed ends the loop: the copier's next step says so.
+void CowKeeper::loop() {
+  std::optional<Pool::Lease> lease;
+  std::unique_lock<std::mutex> lock(m_mutex);
+  while (!m_wake.wait_for(lock, std::chrono::seconds(1), [this] { return m_stop; })) {
+    lock.unlock();
+    if (!lease) {
+      auto got = m_pool.acquire();
+      if (got.ok()) {
+        lease.emplace(std::move(got).value());
+      }
+    }
+    if (lease) {
+      (void)m_cow.keep_alive(**lease, 0, 0);
+    }
+    lock.lock();
+    if (!m_cow.alive()) {
+      return;
+    }
+  }
+}
+
 Status remove_staging(Connection& c, const Keys& staging) {
   TRY(unlink_listed(c, staging, staging_index_key(staging)));
   ScanWalk walk(c, {"SSCAN", staging.touched()}, {"COUNT", std::string(k_scan_count)});
@@ -716,17 +757,19 @@ static constexpr std::size_t k_cow_batch_keys = 128;
 static constexpr std::size_t k_cow_batch_bytes = 4u << 20;
 
 static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
-                              std::span<const std::string> rels, bool list, std::span<long long> found);
+                              std::span<const std::string> rels, bool list, CowMode mode, std::span<long long> found);
 
 // Copy-on-write, the copier's side: makes sure rels[i] is in tk as it was
 // at the instant (cow_copy.lua), found[i] as a KeyVisitor says; with
 // `list`, what tk has of them is appended to its index in the same step.
 // `room`, if any, is told what each batch staged, about (room.hpp).
+// CowMode::Probe: blocks are only looked at (copy_keys_cow).
 static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow, std::uint32_t block_size,
                         std::span<const std::string> rels, bool list, std::vector<long long>& found,
-                        RoomGuard* room = nullptr) {
+                        RoomGuard* room = nullptr, CowMode mode = CowMode::Copy) {
   found.assign(rels.size(), -1);
-  const std::size_t block = std::max<std::size_t>(block_size, 512);
+  // (a probed block stages nothing: counted as any small key)
+  const std::size_t block = mode == CowMode::Probe ? 512 : std::max<std::size_t>(block_size, 512);
   std::size_t from = 0;
   std::size_t bytes = 0;
   // (a batch within what the room guard lets pass before its next look)
@@ -736,7 +779,7 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
   for (std::size_t i = 0; i < rels.size(); ++i) {
     bytes += parse_relative_key(rels[i]).kind == KeyKind::Block ? block : 512;
     if (i + 1 == rels.size() || i + 1 - from >= k_cow_batch_keys || bytes >= batch_bytes()) {
-      TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list,
+      TRY(_cow_copy_batch(c, sk, tk, cow, rels.subspan(from, i + 1 - from), list, mode,
                           std::span<long long>(found).subspan(from, i + 1 - from)));
       if (room != nullptr) {
         TRY(room->staged(c, bytes));
@@ -748,8 +791,11 @@ static Status _cow_copy(Connection& c, const Keys& sk, const Keys& tk, const Cow
   return {};
 }
 
-static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
-                              std::span<const std::string> rels, bool list, std::span<long long> found) {
+// cow_copy.lua's keys and arguments for a batch.
+static std::pair<std::vector<std::string>, std::vector<std::string>> _cow_batch_args(const Keys& sk, const Keys& tk,
+                                                                                     const CowSnapshot& cow,
+                                                                                     std::span<const std::string> rels,
+                                                                                     bool list, CowMode mode) {
   const std::size_t n = rels.size();
   std::vector<std::string> keys;
   keys.reserve(3 + 2 * n);
@@ -766,9 +812,14 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
     keys.push_back(tk.absolute(rel));
   }
   static std::atomic<std::uint64_t> batches{0};  // (cow_copy.lua: a batch sent again lists nothing twice)
-  const std::string args[] = {cow.token(), std::to_string(k_temp_ttl_ms), kinds, list ? "1" : "0",
-                              std::to_string(++batches)};
-  auto r = c.eval(lua::cow_copy, keys, args);
+  const char* mode_name = mode == CowMode::Probe ? "probe" : mode == CowMode::Take ? "take" : "copy";
+  return {std::move(keys),
+          {cow.token(), std::to_string(k_temp_ttl_ms), std::move(kinds), list ? "1" : "0", std::to_string(++batches),
+           mode_name}};
+}
+
+// found[i] from cow_copy.lua's reply `r` for n keys.
+static Status _cow_found(Result<Reply> r, const Keys& sk, const Keys& tk, std::span<long long> found) {
   if (!r.ok()) {
     if (r.error().message.find("LOST") != std::string::npos) {
       return _lapsed(sk.cow());
@@ -776,13 +827,31 @@ static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, con
     return std::move(r).error();
   }
   ReplyView v = r->view();
-  if (!v.is_array() || v.size() != n) {
+  if (!v.is_array() || v.size() != found.size()) {
     return make_error(EIO, "redis: bad reply while copying " + sk.prefix() + " to " + tk.prefix());
   }
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < found.size(); ++i) {
     found[i] = v[i].integer();
   }
   return {};
+}
+
+static Status _cow_copy_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                              std::span<const std::string> rels, bool list, CowMode mode, std::span<long long> found) {
+  auto [keys, args] = _cow_batch_args(sk, tk, cow, rels, list, mode);
+  return _cow_found(c.eval(lua::cow_copy, keys, args), sk, tk, found);
+}
+
+void cow_take_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                    std::span<const std::string> rels) {
+  auto [keys, args] = _cow_batch_args(sk, tk, cow, rels, false, CowMode::Take);
+  std::vector<std::string_view> kv(keys.begin(), keys.end());
+  std::vector<std::string_view> av(args.begin(), args.end());
+  c.append_eval(lua::cow_copy, kv, av);
+}
+
+Status cow_take_found(Result<Reply> reply, const Keys& sk, const Keys& tk, std::span<long long> found) {
+  return _cow_found(std::move(reply), sk, tk, found);
 }
 
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
@@ -860,7 +929,7 @@ static Result<std::uint64_t> _cow_scan(Connection& c, const Keys& sk, const Keys
 
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
-                                    std::string* warning, RoomGuard* room) {
+                                    std::string* warning, RoomGuard* room, CowMode blocks) {
   KeyWalkOptions opts;
   opts.source = &sk;
   KeyWalk walk(c, tk, opts);
@@ -869,7 +938,7 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
   std::vector<std::string_view> done;
   auto visit = [&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     TRY(check_cancel());
-    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found, room));
+    TRY(_cow_copy(c, sk, tk, cow, walk.block_size(), rels, true, found, room, blocks));
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (found[i] != -1) {

@@ -7,13 +7,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -170,6 +173,30 @@ class CowSnapshot {
   std::chrono::steady_clock::time_point m_last_refresh;  // when the last refresh (or the instant) was sent
 };
 
+// Keeps `cow` alive from a thread of its own (a lease of `pool`), for a
+// copier that may stall for longer than the snapshot outlives its last
+// refresh: a dump whose reader stops reading for a while. Nothing else
+// touches `cow` until stop() (or the destructor) has ended the thread.
+// (The refreshes record no progress: `list` shows none for a dump.)
+class CowKeeper {
+ public:
+  CowKeeper(Pool& pool, CowSnapshot& cow);
+  ~CowKeeper();
+  CowKeeper(const CowKeeper&) = delete;
+  CowKeeper& operator=(const CowKeeper&) = delete;
+  void stop();
+
+ private:
+  void loop();
+
+  Pool& m_pool;
+  CowSnapshot& m_cow;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_stop = false;  // m_mutex
+  std::thread m_thread;
+};
+
 // Copy-on-write needs the staging prefix in the source's slot (on a
 // cluster, scripts touch keys of one slot only); the staging prefix is
 // made from the source's name, so it always is. A copy to another slot
@@ -185,9 +212,32 @@ class CowSnapshot {
 // found; `room`, if any, what each batch staged (room.hpp: it stops the
 // copy before the server runs out of memory). Returns how many keys `tk`
 // holds (the superblock too).
+//
+// CowMode::Probe leaves the blocks where they are (cow_copy.lua): each is
+// listed if it existed at the instant, but only a change script's copy is
+// in `tk`, and the reader takes the rest later, a batch at a time
+// (cow_take_batch), while the snapshot is still alive. A filesystem whose
+// structure disagrees is copied whole all the same.
+enum class CowMode { Copy, Probe, Take };
 Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow,
                                     const std::function<Status(std::span<const std::string_view> copied)>& after_page,
-                                    std::string* warning = nullptr, RoomGuard* room = nullptr);
+                                    std::string* warning = nullptr, RoomGuard* room = nullptr,
+                                    CowMode blocks = CowMode::Copy);
+
+// For a reader that takes the blocks copy_keys_cow(..., CowMode::Probe)
+// left, a batch at a time: appends to `c`'s pipeline the step
+// (cow_copy.lua, 'take') that puts each of `rels` in `tk` as it was at the
+// instant and keeps every change script from copying it again, so that
+// the reader, once it has read the copies, removes them: the staging
+// prefix never holds more than the batches in flight and what writers
+// changed before the reader came to it. cow_take_found reads its reply:
+// found[i] as a KeyVisitor says (key_walk.hpp); EAGAIN once the snapshot
+// lapsed. A read pipelined behind the take may run before it, when the
+// take is sent again (a server that lost the script: NOSCRIPT): it finds
+// no copy then, and must be read again (a copy, once made, never changes).
+void cow_take_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+                    std::span<const std::string> rels);
+Status cow_take_found(Result<Reply> reply, const Keys& sk, const Keys& tk, std::span<long long> found);
 
 // While `cow` is alive: makes sure each of `rels` (relative names) is in
 // the staging prefix `tk` as it was at the instant (copied from `sk` unless

@@ -196,6 +196,67 @@ std::set<std::string> _members(Connection& c, const std::string& key) {
 
 std::string _block(Ino ino, std::uint64_t index) { return std::to_string(ino) + ":" + std::to_string(index); }
 
+TEST_CASE_FIXTURE(RedisFixture,
+                  "cow: blocks probed at the instant and taken later are the instant's, whatever changes between") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Tree t = _populate(*s);
+  const test::Content before = test::content(conn(), prefix);
+
+  Keys tk(make_temp_prefix(prefix, TempKind::Dump));
+  auto lease = ok(pool.acquire());
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, ""));
+  ok(s->write(t.f1, 0, "before the walk", false));  // the walk finds this block staged
+  std::string warning;
+  std::uint64_t n = ok(copy_keys_cow(*lease, keys, tk, cow, nullptr, &warning, nullptr, CowMode::Probe));
+  CHECK_MESSAGE(warning.empty(), warning);
+  CHECK(n == before.size());
+  // Every block of the instant is listed; only the one a script copied is staged.
+  std::set<std::string> listed = _index(conn(), tk);
+  std::vector<std::string> blocks;
+  for (const auto& [rel, value] : before) {
+    if (parse_relative_key(rel).kind == KeyKind::Block) {
+      blocks.push_back(rel);
+      CHECK_MESSAGE(listed.count(rel) == 1, rel);
+      CHECK_MESSAGE(_exists(conn(), tk.absolute(rel)) == (rel == "BLK:" + _block(t.f1, 0)), rel);
+    }
+  }
+  REQUIRE(blocks.size() > 20);
+
+  _change_everything(*s, t);  // between the walk and the takes
+  REQUIRE(test::content(conn(), prefix) != before);
+  // Taken in batches of 7 (the streamer pipelines them as here).
+  for (std::size_t from = 0; from < blocks.size(); from += 7) {
+    auto batch = std::span<const std::string>(blocks).subspan(from, std::min<std::size_t>(7, blocks.size() - from));
+    cow_take_batch(*lease, keys, tk, cow, batch);
+    std::vector<long long> found(batch.size(), -3);
+    ok(cow_take_found(lease->read_reply(), keys, tk, found));
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      CHECK_MESSAGE(found[i] + 1 == static_cast<long long>(before.at(batch[i]).size()), batch[i]);  // ("s" + bytes)
+    }
+  }
+  // The staging prefix now holds the instant, every key of it.
+  CHECK(test::content(conn(), tk.prefix()) == before);
+  // A block taken and removed is not copied again by a change.
+  const std::string taken = tk.block(t.f1, 2);
+  REQUIRE(_exists(conn(), taken) == 1);
+  ok(conn().command({"UNLINK", taken}));
+  ok(s->write(t.f1, 2 * 4096, "after the take", false));
+  CHECK(_exists(conn(), taken) == 0);
+  // A take run twice (its reply lost) answers alike.
+  auto again = std::span<const std::string>(blocks).first(1);
+  cow_take_batch(*lease, keys, tk, cow, again);
+  std::vector<long long> found(1, -3);
+  ok(cow_take_found(lease->read_reply(), keys, tk, found));
+  CHECK(found[0] + 1 == static_cast<long long>(before.at(blocks[0]).size()));
+
+  ok(cow.end(*lease));
+  ok(remove_staging(*lease, tk));
+  CHECK(test::keys_under(conn(), tk.prefix()).empty());
+  CHECK(_exists(conn(), tk.touched()) == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "cow: a snapshot takes the change record of its instant, the source starts a new one") {
   StoreOptions opts;
   opts.mkfs_block_size = 4096;
