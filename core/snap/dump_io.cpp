@@ -1,28 +1,34 @@
 // Dump, streamed through dump_format.hpp (restore is restore.cpp; both are
 // declared in dump_io.hpp).
 //
-// DUMP. The point in time comes from the freeze (snapshot.cpp): with
-// <P>:FREEZE held, every filesystem key is COPYed into a temporary prefix
-// T = "<P>~dump~<hex>", each copy getting a PEXPIRE of twelve hours so a
-// crashed dump cleans itself up; then the freeze is released, and mounts
-// write again while the dump streams out of T at leisure. SCAN may return a
-// key twice; COPY without REPLACE answers 0 the second time, so the keys
-// really copied are exactly those answered 1, and their names go to a list,
-// T:DUMP-INDEX. Streaming walks that list rather than SCANning T again,
-// which would have the duplicate problem once more:
+// DUMP. The point in time is a copy-on-write snapshot (snapshot.hpp,
+// CowSnapshot: writers never wait for it) in a temporary prefix
+// T = "<P>~dump~<hex>", whose keys expire by themselves after a crash:
 //
-//   * the superblock first (HGETALL), then the listed keys in batches,
-//     LRANGE-d on a second connection;
-//   * strings by GET and hashes by a first HSCAN page, pipelined one batch
-//     ahead, so the server prepares batch n+1 while batch n is encoded;
-//   * a hash longer than one HSCAN page (a big directory) is continued on
-//     the second connection, one page at a time, so it never sits in memory
-//     whole. HSCAN may repeat a field: repeats are dropped by a set of 64-bit
+//   * at its instant every key but the blocks is copied to T as it was
+//     (copy_keys_cow with CowMode::Probe), and listed in T's index; each
+//     block the instant held is listed too, but left where its value is:
+//     in the filesystem, or in T when a change script copied it first;
+//   * the streamer walks the index: the superblock first (HGETALL), then
+//     the listed keys in batches, LRANGE-d on a second connection;
+//   * hashes by a first HSCAN page, pipelined one batch ahead, so the
+//     server prepares batch n+1 while batch n is encoded; a hash longer
+//     than one page (a big directory) is continued on the second
+//     connection, one page at a time, so it never sits in memory whole.
+//     HSCAN may repeat a field: repeats are dropped by a set of 64-bit
 //     field hashes, and the count written must equal HLEN, so a (most
-//     improbable) hash collision fails the dump instead of losing a field.
+//     improbable) hash collision fails the dump instead of losing a field;
+//   * blocks are taken a batch at a time (cow_take_batch: the block as it
+//     was, copied to T unless there already, and no change script copies
+//     it again), read by GET in the same pipeline, and removed from T once
+//     written. So a dump needs free memory in the server for the
+//     metadata, not for the data: what T holds of the blocks is a batch or
+//     two and those a mount changed before the streamer came to them.
 //
-// Then T is deleted. A key missing from T (its TTL ran out during a very
-// long dump) fails the dump.
+// The snapshot is kept alive by a thread of its own (CowKeeper: the output
+// may stall, a pipe its reader stopped reading) until the last block is
+// taken; then T is deleted. A key missing from T, or a block from both,
+// fails the dump.
 //
 // Compression (compress.hpp) wraps the output stream: dump_filesystem
 // writes plain JSON into it, and the stream is ended only after the dump
@@ -37,10 +43,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "redis/scan.hpp"
 #include "snap/dump_incremental.hpp"
@@ -50,6 +60,7 @@
 #include "snap/room.hpp"
 #include "snap/snapshot.hpp"
 #include "store/keys.hpp"
+#include "util/fault.hpp"
 #include "util/progress.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
@@ -66,31 +77,44 @@ static std::uint64_t _hash64(std::string_view s) { return std::hash<std::string_
 
 // ---------------------------------------------------------------- dump
 
-// A snapshot of `sk` in `tk`, copy-on-write (snapshot.hpp: writers do not
-// wait for it). Returns the snapshot time. On failure nothing of `tk` is
-// left (what a crash leaves expires, or the next snapshot removes it).
-static Result<std::int64_t> _copy_to_temp(Connection& c, const Keys& sk, const Keys& tk, std::string& warning) {
-  RoomGuard room("the dump's temporary copy");
+// Ends the dump's snapshot and removes its staging prefix: after a dump
+// that streamed every key, what the index lists and TOUCHED; after a
+// failure, also what TOUCHED names (remove_staging). (A key a change script
+// copied that the index does not list, one that did not belong to the
+// filesystem's structure, expires by itself.) Whether the snapshot was
+// still alive at its end does not matter: every step that read the
+// instant checked that it was.
+static Status _end_dump(Connection& c, CowSnapshot& cow, const Keys& tk, bool streamed) {
+  c.drain();
+  if (cow.alive()) {
+    (void)cow.end(c);
+  }
+  if (!streamed) {
+    return remove_staging(c, tk);
+  }
+  TRY(unlink_listed(c, tk, staging_index_key(tk)));
+  TRY(c.command({"UNLINK", tk.touched()}));
+  return {};
+}
+
+// The dump's instant: a copy-on-write snapshot of `sk` in `tk` with every
+// key but the blocks copied, each block left where the instant's value is
+// (CowMode::Probe) for the streamer to take; the snapshot stays alive
+// until it has. On failure nothing of `tk` is left (what a crash leaves
+// expires, or the next snapshot removes it).
+static Result<CowSnapshot> _begin_dump(Connection& c, const Keys& sk, const Keys& tk, RoomGuard& room,
+                                       std::string& warning) {
   TRY(room.check(c));
   TRY_ASSIGN(CowSnapshot cow, CowSnapshot::begin(c, sk, tk, ""));
   if (!cow.dead_staging().empty()) {
     (void)remove_staging(c, Keys(cow.dead_staging()));
   }
-  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning, &room);
-  Status ended = copied.ok() ? cow.end(c) : Status(copied.error());
-  if (ended.ok()) {
-    auto unlinked = c.command({"UNLINK", tk.touched()});
-    ended = unlinked.ok() ? Status{} : Status(unlinked.error());
+  auto copied = copy_keys_cow(c, sk, tk, cow, nullptr, &warning, &room, CowMode::Probe);
+  if (!copied.ok()) {
+    (void)_end_dump(c, cow, tk, false);
+    return std::move(copied).error();
   }
-  if (!ended.ok()) {
-    c.drain();
-    if (cow.alive()) {
-      (void)cow.end(c);
-    }
-    (void)remove_staging(c, tk);
-    return std::move(ended).error();
-  }
-  return cow.instant_ns();
+  return cow;
 }
 
 // What the check of a dump as it was written found (DumpCheck), as a
@@ -115,19 +139,26 @@ static std::string _checked(DumpCheck& check, const std::string& prefix) {
 
 namespace {
 
-// Streams the temporary copy `tk` into a Writer, and to `check` as it
+// Streams the dump's snapshot of `sk` (_begin_dump: every key but the
+// blocks in the staging prefix `tk`) into a Writer, and to `check` as it
 // goes: the superblock, ORPHANS, every inode, then the rest (the order
 // DumpCheck takes, as fsck's passes: what names an inode is judged once
-// every inode is in). The index is walked twice, once for the inodes.
+// every inode is in). The index is walked twice, once for the inodes. The
+// blocks are taken a batch at a time while `cow` is alive (cow_take_batch:
+// pipelined before their GETs), and removed from `tk` once written.
 class TempStreamer {
  public:
-  TempStreamer(Connection& c, Connection& side, const Keys& tk, dump::Writer& w, DumpCheck& check, Progress& progress)
+  TempStreamer(Connection& c, Connection& side, const Keys& sk, const Keys& tk, const CowSnapshot& cow, dump::Writer& w,
+               DumpCheck& check, Progress& progress, RoomGuard& room)
       : m_c(c),
         m_side(side),
+        m_sk(sk),
         m_tk(tk),
+        m_cow(cow),
         m_w(w),
         m_check(check),
         m_progress(progress),
+        m_room(room),
         m_index(staging_index_key(tk)),
         m_orphans(tk.relative(tk.orphans()).value_or("")) {}
 
@@ -167,6 +198,9 @@ class TempStreamer {
     std::vector<std::pair<std::string, std::string>> pairs;
     for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
       pairs.emplace_back(v[i].str(), v[i + 1].str());
+      if (pairs.back().first == "block_size") {
+        size_batches(pairs.back().second);
+      }
     }
     TRY(begin_hash("SB"));
     TRY(hash_fields("SB", pairs));
@@ -207,37 +241,85 @@ class TempStreamer {
     return {};
   }
 
-  // One walk over the index: the inodes (`inodes`), or every other key.
-  Status walk(std::uint64_t total, bool inodes) {
-    auto mine = [&](std::vector<std::string> rels) {
-      std::erase_if(rels, [&](const std::string& rel) {
-        return (m_orphans_written && rel == m_orphans) || (parse_relative_key(rel).kind == KeyKind::Inode) != inodes;
-      });
-      return rels;
-    };
-    std::uint64_t pos = 0;
-    TRY_ASSIGN(std::vector<std::string> page, fetch(pos));
-    pos += page.size();
-    bool last = page.empty();
-    std::vector<std::string> cur = mine(std::move(page));
-    issue(cur);
-    while (!last) {
-      TRY(check_cancel());
-      auto next = fetch(pos);
-      if (!next.ok()) {
-        m_c.drain();
-        return std::move(next).error();
+  // The keys of one page of the index a walk takes, and of them the
+  // blocks, in order.
+  struct Page {
+    std::vector<std::string> rels;
+    std::vector<std::string> blocks;
+  };
+
+  // Batches sized to the filesystem's blocks (its superblock's block_size;
+  // one that is not a block size the schema allows: the default): a Page
+  // holds at most k_page_bytes of blocks (two are in flight: staged, and
+  // their GETs' replies in the server's output buffer), and each take
+  // copies at most k_take_bytes (a writer waits for it: snapshot.cpp's
+  // copier batches).
+  static constexpr std::size_t k_page_bytes = 4u << 20;
+  static constexpr std::size_t k_take_bytes = 4u << 20;
+  void size_batches(std::string_view field) {
+    std::uint64_t size = 0;
+    auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), size);
+    if (ec != std::errc() || end != field.data() + field.size() || size < k_min_block_size || size > k_max_block_size) {
+      size = k_default_block_size;
+    }
+    m_page_blocks = std::clamp<std::size_t>(k_page_bytes / size, 1, k_stream_batch);
+    m_take_keys = std::clamp<std::size_t>(k_take_bytes / size, 1, 128);
+  }
+
+  // The keys of a page of the index that a walk takes (the inodes, or
+  // every other key), cut into Pages of at most m_page_blocks blocks each.
+  void split(const std::vector<std::string>& rels, bool inodes, std::deque<Page>& out) const {
+    Page page;
+    for (const std::string& rel : rels) {
+      const KeyKind kind = parse_relative_key(rel).kind;
+      if ((m_orphans_written && rel == m_orphans) || (kind == KeyKind::Inode) != inodes) {
+        continue;
       }
-      pos += next->size();
-      last = next->empty();
-      std::vector<std::string> upcoming = mine(std::move(next).value());
-      issue(upcoming);
-      Status st = process(cur);
+      page.rels.push_back(rel);
+      if (kind == KeyKind::Block) {
+        page.blocks.push_back(rel);
+        if (page.blocks.size() == m_page_blocks) {
+          out.push_back(std::move(page));
+          page = Page{};
+        }
+      }
+    }
+    if (!page.rels.empty()) {
+      out.push_back(std::move(page));
+    }
+  }
+
+  // One walk over the index: the inodes (`inodes`), or every other key,
+  // a Page issued ahead of the one processed.
+  Status walk(std::uint64_t total, bool inodes) {
+    std::uint64_t pos = 0;
+    bool end = false;
+    std::deque<Page> ready;
+    auto next = [&]() -> Result<std::optional<Page>> {
+      while (ready.empty() && !end) {
+        TRY_ASSIGN(std::vector<std::string> rels, fetch(pos));
+        pos += rels.size();
+        end = rels.empty();
+        split(rels, inodes, ready);
+      }
+      if (ready.empty()) {
+        return std::optional<Page>();
+      }
+      Page page = std::move(ready.front());
+      ready.pop_front();
+      issue(page);
+      return std::optional<Page>(std::move(page));
+    };
+    TRY_ASSIGN(std::optional<Page> cur, next());
+    while (cur) {
+      TRY(check_cancel());
+      auto upcoming = next();
+      Status st = upcoming.ok() ? process(*cur) : Status(upcoming.error());
       if (!st.ok()) {
         m_c.drain();
         return st;
       }
-      cur = std::move(upcoming);
+      cur = std::move(upcoming).value();
     }
     if (pos != total) {
       return make_error(EIO, "the index of the temporary copy changed while it was read");
@@ -271,8 +353,12 @@ class TempStreamer {
     return out;
   }
 
-  void issue(const std::vector<std::string>& rels) {
-    for (const auto& rel : rels) {
+  void issue(const Page& page) {
+    for (std::size_t from = 0; from < page.blocks.size(); from += m_take_keys) {
+      const std::size_t n = std::min(m_take_keys, page.blocks.size() - from);
+      cow_take_batch(m_c, m_sk, m_tk, m_cow, std::span<const std::string>(page.blocks).subspan(from, n));
+    }
+    for (const auto& rel : page.rels) {
       std::string key = m_tk.absolute(rel);
       if (parse_relative_key(rel).kind == KeyKind::Block) {
         m_c.append({"GET", key});
@@ -286,15 +372,76 @@ class TempStreamer {
     return make_error(EIO, "key " + std::string(rel) + " vanished from the temporary copy (its TTL ran out?)");
   }
 
-  Status process(const std::vector<std::string>& rels) {
-    for (const auto& rel : rels) {
-      auto r = m_c.read_reply();
+  // The takes issue() sent for `page`: every block the walk found must
+  // still be there.
+  Status taken(const Page& page) {
+    std::vector<long long> found;
+    for (std::size_t from = 0; from < page.blocks.size(); from += m_take_keys) {
+      found.assign(std::min(m_take_keys, page.blocks.size() - from), -1);
+      TRY(cow_take_found(m_c.read_reply(), m_sk, m_tk, found));
+      for (std::size_t i = 0; i < found.size(); ++i) {
+        if (found[i] == -1) {
+          return make_error(EIO, "block " + page.blocks[from + i] +
+                                     " vanished from the snapshot while it was dumped (removed by another client?)");
+        }
+      }
+    }
+    return {};
+  }
+
+  // A block's GET, pipelined behind its take: a GET that ran before the
+  // take (sent again: NOSCRIPT from a restarted server) found no copy, and
+  // reads it again now that the take has run (cow_take_batch).
+  Result<Reply> block_read(const std::string& rel, Result<Reply> r) {
+    if (!r.ok() || !r->view().is_nil()) {
+      return r;
+    }
+    return m_side.command({"GET", m_tk.absolute(rel)});
+  }
+
+  // The blocks of `page`, written: their copies removed from the staging
+  // prefix (each stays in TOUCHED: about 64 bytes for the room guard).
+  Status written(const Page& page) {
+    if (page.blocks.empty()) {
+      return {};
+    }
+    std::vector<std::string> argv{"UNLINK"};
+    for (const std::string& rel : page.blocks) {
+      argv.push_back(m_tk.absolute(rel));
+    }
+    TRY(m_side.command(argv));
+    return m_room.staged(m_side, 64 * page.blocks.size());
+  }
+
+  // Test hooks: a dump slow enough to write during, one whose output
+  // stalls for longer than the snapshot outlives a refresh, one that dies
+  // with blocks taken and others not.
+  static void stream_faults(const Page& page) {
+    if (fault_injected("dump-stream-slow")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    static bool stalled = false;
+    if (!page.blocks.empty() && !stalled && fault_injected("dump-stream-stall")) {
+      stalled = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(k_freeze_ttl_ms + 2000));
+    }
+    if (!page.blocks.empty()) {
+      crash_if_injected("dump-stream");
+    }
+  }
+
+  Status process(const Page& page) {
+    TRY(taken(page));
+    stream_faults(page);
+    for (const auto& rel : page.rels) {
+      const bool block = parse_relative_key(rel).kind == KeyKind::Block;
+      auto r = block ? block_read(rel, m_c.read_reply()) : m_c.read_reply();
       if (!r.ok()) {
         TRY(skip(rel, std::move(r).error()));
         continue;
       }
       ReplyView v = r->view();
-      if (parse_relative_key(rel).kind == KeyKind::Block) {
+      if (block) {
         if (!v.is_string()) {
           return missing(rel);
         }
@@ -305,7 +452,7 @@ class TempStreamer {
       }
       m_progress.add(1);
     }
-    return {};
+    return written(page);
   }
 
   static void list_pairs(ReplyView list, std::vector<std::pair<std::string, std::string>>& pairs) {
@@ -361,10 +508,15 @@ class TempStreamer {
 
   Connection& m_c;
   Connection& m_side;
+  const Keys& m_sk;
   const Keys& m_tk;
+  const CowSnapshot& m_cow;
   dump::Writer& m_w;
   DumpCheck& m_check;
   Progress& m_progress;
+  RoomGuard& m_room;
+  std::size_t m_page_blocks = k_page_bytes / k_default_block_size;
+  std::size_t m_take_keys = k_take_bytes / k_default_block_size;
   std::string m_index;
   std::string m_orphans;  // ORPHANS' relative name
   bool m_orphans_written = false;  // (or left out: skip)
@@ -394,13 +546,19 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   }
   Keys tk(make_temp_prefix(prefix, TempKind::Dump));
   Progress progress("dump " + prefix, 0, "keys", opts.quiet);
+  RoomGuard room("the dump's temporary copy");
+  std::optional<CowSnapshot> cow;
 
   auto body = [&]() -> Result<DumpStats> {
     DumpStats stats;
     stats.prefix = prefix;
     stats.warning = finished;
     TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, stats.warning));
-    TRY_ASSIGN(stats.snapshot_ns, _copy_to_temp(c, sk, tk, stats.warning));
+    TRY_ASSIGN(CowSnapshot begun, _begin_dump(c, sk, tk, room, stats.warning));
+    cow.emplace(std::move(begun));
+    stats.snapshot_ns = cow->instant_ns();
+    // (the output may stall for longer than the snapshot outlives a refresh)
+    CowKeeper keeper(pool, *cow);
     // The header announces the record count (the copy's index, and its
     // superblock): a restore reading a pipe shows progress against it.
     TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
@@ -413,8 +571,9 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     TRY(w.begin());
     DumpCheck check;
     check.header(header);
-    TempStreamer streamer(c, *side, tk, w, check, progress);
+    TempStreamer streamer(c, *side, sk, tk, *cow, w, check, progress, room);
     TRY_ASSIGN(std::uint64_t keys, streamer.run());
+    keeper.stop();
     TRY(check_cancel());  // an interrupted dump must not look complete
     TRY_ASSIGN(stats.trailer, w.finish());
     if (stats.trailer.records != keys) {
@@ -431,8 +590,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   };
   auto stats = body();
   progress.finish();
-  c.drain();
-  auto cleaned = unlink_listed(c, tk, staging_index_key(tk));
+  Status cleaned = cow ? _end_dump(c, *cow, tk, stats.ok()) : Status{};
   if (!stats.ok()) {
     return with_damage_hint(make_error(stats.error().code, "dump " + prefix + ": " + stats.error().message), {prefix});
   }

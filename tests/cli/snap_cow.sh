@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Snapshots are copy-on-write: writers go on while copy runs, and the copy
-# is still one instant. A writer appends sequence numbers round-robin to 8
-# files (one write(2) each, O_APPEND) through a real mount during copies
-# slowed by a test hook; it must complete writes while the snapshot is
-# being taken (<prefix>:COW exists: with a freeze it could not), and every
-# snapshot must be a cut of the sequence (numbers 0..M-1, each exactly
-# once, none after). A hole punched while a copy runs is not in the
-# snapshot (the blocks it removes and cuts are copied first), and is in
-# the filesystem; so are blocks copy_file_range copies (the server's
-# COPY) over a file's blocks and into a new file. Also: a copy that crashes midway leaves a snapshot
-# the next copy waits out, removes and replaces; nothing is left behind.
+# Snapshots are copy-on-write: writers go on while copy or dump runs, and
+# the copy or the dump is still one instant. A writer appends sequence
+# numbers round-robin to 8 files (one write(2) each, O_APPEND) through a
+# real mount during copies and dumps slowed by a test hook (a dump takes
+# the blocks from the filesystem as it streams, so writes land between its
+# instant and its reading them; one dump's output stalls for longer than
+# the snapshot outlives a refresh); it must complete writes while the
+# snapshot is being taken (<prefix>:COW exists: with a freeze it could
+# not), and every snapshot, and every dump restored, must be a cut of the
+# sequence (numbers 0..M-1, each exactly once, none after). A hole punched
+# while a copy or a dump runs is not in it (the blocks it removes and cuts
+# are copied first), and is in the filesystem; so are blocks
+# copy_file_range copies (the server's COPY) over a file's blocks and into
+# a new file. Also: a copy or a dump that crashes midway leaves a snapshot
+# the next one waits out, removes and replaces; nothing is left behind.
 # The writer's longest write during the copies is printed (not asserted:
 # the machine is shared).
 . "$(dirname "$0")/../mount/lib.sh"
@@ -65,6 +69,9 @@ note "copies while the writer runs"
 for round in 1 2 3; do
   REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" "SNAP$round"
 done
+note "dumps while the writer runs: one slowed, one whose output stalls for $((10 + 2)) s"
+REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/dump4.json"
+REDISFS_FAULT=dump-stream-stall snap -q dump "$PREFIX" -o "$T/dump5.json"
 touch "$T/stop"
 wait "$writer_pid"
 read -r total during longest <"$T/writer"
@@ -87,29 +94,17 @@ seen.sort()
 assert seen == list(range(len(seen))), f"not a cut: {len(seen)} numbers up to {seen[-1] if seen else None}"
 PY
 }
-for round in 1 2 3; do
+for round in 4 5; do
+  snap -q restore "$T/dump$round.json" --prefix "SNAP$round"
+done
+for round in 1 2 3 4 5; do
   PREFIX=SNAP$round mount_at "$T/snap$round" --read-only
   verify_cut "$T/snap$round"
   [[ $(find "$T/snap$round/filler" -type f | wc -l) == 2000 ]] || fail "SNAP$round: filler files missing"
   unmount_fs "$T/snap$round"
 done
 
-note "a hole punched and a copy_file_range made while a copy runs"
-B=$(rcli hget "$PREFIX:SB" block_size)
-head -c $((8 * B)) /dev/urandom >"$T/punched"
-cp "$T/punched" "$MNT/punched"
-head -c $((8 * B)) /dev/urandom >"$T/over"
-cp "$T/over" "$MNT/over"
-REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" PUNCHED &
-copy_pid=$!
-for ((i = 0; i < 100; i++)); do
-  [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
-  sleep 0.02
-done
-[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy did not begin"
-fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$MNT/punched" # 1 cut, 2-5 gone, 6 zeroed
-# the server copies blocks 0-4 of punched whole over blocks 2-6 of over
-# (COPY ... REPLACE), and all of it into a new file
+# copy_range SRC DST LEN SRC_OFFSET DST_OFFSET, by copy_file_range(2)
 copy_range() {
   python3 -c 'import os, sys
 fi, fo = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
@@ -119,22 +114,55 @@ while n:
     assert got, "short source"
     n, soff, doff = n - got, soff + got, doff + got' "$@"
 }
-copy_range "$MNT/punched" "$MNT/over" $((5 * B)) 0 $((2 * B))
-copy_range "$MNT/punched" "$MNT/copied" $((8 * B)) 0 0
-[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the copy ended before the punch and copies: too fast to tell anything"
-wait "$copy_pid" || fail "the copy during the punch and copies failed"
+# punch_during copy|dump: a hole punched and a copy_file_range made in
+# directory D-<what> while a copy or a dump of the filesystem runs; the
+# snapshot (the dump, restored) holds neither
+punch_during() {
+  local what=$1 d=$MNT/D-$1 pid
+  note "a hole punched and a copy_file_range made while a $what runs"
+  mkdir "$d"
+  cp "$T/punched" "$d/punched"
+  cp "$T/over" "$d/over"
+  if [[ $what == copy ]]; then
+    REDISFS_FAULT=copy-staging-slow snap -q copy "$PREFIX" PUNCHED &
+  else
+    REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/punched.json" &
+  fi
+  pid=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
+    sleep 0.02
+  done
+  [[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the $what did not begin"
+  fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$d/punched" # 1 cut, 2-5 gone, 6 zeroed
+  # the server copies blocks 0-4 of punched whole over blocks 2-6 of over
+  # (COPY ... REPLACE), and all of it into a new file
+  copy_range "$d/punched" "$d/over" $((5 * B)) 0 $((2 * B))
+  copy_range "$d/punched" "$d/copied" $((8 * B)) 0 0
+  [[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the $what ended before the punch and copies: too fast to tell anything"
+  wait "$pid" || fail "the $what during the punch and copies failed"
+  cmp "$d/punched" "$T/punched-local" || fail "the punched file is not as punched"
+  cmp "$d/over" "$T/over-local" || fail "the file copied over is not as copied"
+  cmp "$d/copied" "$T/punched-local" || fail "the new copy is not as copied"
+  if [[ $what == dump ]]; then
+    snap -q delete PUNCHED
+    snap -q restore "$T/punched.json" --prefix PUNCHED
+  fi
+  PREFIX=PUNCHED mount_at "$T/punched-snap" --read-only
+  cmp "$T/punched-snap/D-$what/punched" "$T/punched" || fail "the $what holds the hole punched after its instant"
+  cmp "$T/punched-snap/D-$what/over" "$T/over" || fail "the $what holds the blocks copied over after its instant"
+  [[ ! -e $T/punched-snap/D-$what/copied ]] || fail "the $what holds the file copied into after its instant"
+  unmount_fs "$T/punched-snap"
+}
+B=$(rcli hget "$PREFIX:SB" block_size)
+head -c $((8 * B)) /dev/urandom >"$T/punched"
+head -c $((8 * B)) /dev/urandom >"$T/over"
 cp "$T/punched" "$T/punched-local"
 fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$T/punched-local"
-cmp "$MNT/punched" "$T/punched-local" || fail "the punched file is not as punched"
 cp "$T/over" "$T/over-local"
 copy_range "$T/punched-local" "$T/over-local" $((5 * B)) 0 $((2 * B))
-cmp "$MNT/over" "$T/over-local" || fail "the file copied over is not as copied"
-cmp "$MNT/copied" "$T/punched-local" || fail "the new copy is not as copied"
-PREFIX=PUNCHED mount_at "$T/punched-snap" --read-only
-cmp "$T/punched-snap/punched" "$T/punched" || fail "the snapshot holds the hole punched after its instant"
-cmp "$T/punched-snap/over" "$T/over" || fail "the snapshot holds the blocks copied over after its instant"
-[[ ! -e $T/punched-snap/copied ]] || fail "the snapshot holds the file copied into after its instant"
-unmount_fs "$T/punched-snap"
+punch_during copy
+punch_during dump
 
 note "a crashed copy is waited out and removed by the next one"
 if REDISFS_FAULT=copy-staging-crash snap -q copy "$PREFIX" CRASHED 2>/dev/null; then
@@ -153,4 +181,21 @@ snap -q copy "$PREFIX" AFTER
 PREFIX=AFTER mount_at "$T/after" --read-only
 tail -1 "$T/after/logs/0" | grep -qx change || fail "the copy after the crash misses a change made before it"
 unmount_fs "$T/after"
+
+note "a dump that crashes with blocks taken and others not is removed by the next one"
+if REDISFS_FAULT=dump-stream-crash snap -q dump "$PREFIX" -o "$T/crashed.json" 2>/dev/null; then
+  fail "the crash hook did not crash the dump"
+fi
+staging=$(rcli hget "$PREFIX:COW" staging)
+[[ $staging == "$PREFIX~dump~"* ]] || fail "no snapshot left by the crashed dump (COW staging: '$staging')"
+[[ -n $(rcli --scan --pattern "$staging:*" | head -1) ]] || fail "the crashed dump left no staged keys"
+echo again >>"$MNT/logs/0"
+snap -q dump "$PREFIX" -o "$T/after.json"
+[[ -z $(rcli --scan --pattern "$PREFIX~*" | head -1) ]] || fail "a staging prefix is left behind: $(rcli --scan --pattern "$PREFIX~*" | head -3)"
+[[ $(rcli exists "$staging~index") == 0 ]] || fail "the crashed dump's index is still there"
+[[ $(rcli exists "$PREFIX:COW") == 0 ]] || fail "a snapshot record is left behind"
+snap -q restore "$T/after.json" --prefix AFTER-D
+PREFIX=AFTER-D mount_at "$T/after-d" --read-only
+tail -1 "$T/after-d/logs/0" | grep -qx again || fail "the dump after the crash misses a change made before it"
+unmount_fs "$T/after-d"
 note "ok"
