@@ -214,6 +214,51 @@ def settle():
     redis_cli(SOCK, "MEMORY", "PURGE")
 
 
+class PeakMemory:
+    """The main server's highest used_memory while the block runs (INFO
+    memory every 10 ms over a socket of its own; Redis 7.0's
+    used_memory_peak cannot be reset), less its used_memory before, in
+    bytes: `with PeakMemory() as p: ...; p.above_base`."""
+
+    def __init__(self, sock=None):
+        self._sock = sock or SOCK
+        self.above_base = 0
+
+    @staticmethod
+    def _used(conn):
+        conn.sendall(b"INFO memory\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            data += conn.recv(65536)
+        header, rest = data.split(b"\r\n", 1)
+        need = int(header[1:]) + 2
+        while len(rest) < need:
+            rest += conn.recv(65536)
+        return int(re.search(rb"^used_memory:(\d+)", rest, re.M).group(1))
+
+    def __enter__(self):
+        import threading
+        self._conn = socket.socket(socket.AF_UNIX)
+        self._conn.connect(self._sock)
+        self._base = self._peak = self._used(self._conn)
+        self._stop = threading.Event()
+
+        def watch():
+            while not self._stop.wait(0.01):
+                self._peak = max(self._peak, self._used(self._conn))
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._used(self._conn))
+        self._conn.close()
+        self.above_base = max(0, self._peak - self._base)
+        return False
+
+
 def raw(*args):
     """Runs the raw_redis baseline client on the main server."""
     return json.loads(run([RAW, SOCK] + [str(a) for a in args]))
