@@ -34,7 +34,9 @@
 //                              alive: the relative names of the keys a change
 //                              script met first (copied to <s> if they
 //                              existed, else created since the instant: the
-//                              copier skips those)
+//                              copier skips those), and of the blocks a dump
+//                              took (cow_copy.lua 'take': read, and their
+//                              copies removed: no script copies them again)
 //   <p>:CHANGED        set     per-block change tracking (incremental dumps,
 //                              dump_incremental.hpp): "since:<id>" and the
 //                              "<ino>:<index>" of every block written or cut
