@@ -27,8 +27,10 @@
 //
 // The snapshot is kept alive by a thread of its own (CowKeeper: the output
 // may stall, a pipe its reader stopped reading) until the last block is
-// taken; then T is deleted. A key missing from T, or a block from both,
-// fails the dump.
+// taken; then T is deleted. Meanwhile every write copies what it changes
+// first: the keeper ends the snapshot, and so the dump, before those
+// copies run the server out of memory. A key missing from T, or a block
+// from both, fails the dump.
 //
 // Compression (compress.hpp) wraps the output stream: dump_filesystem
 // writes plain JSON into it, and the stream is ended only after the dump
@@ -249,11 +251,12 @@ class TempStreamer {
   };
 
   // Batches sized to the filesystem's blocks (its superblock's block_size;
-  // one that is not a block size the schema allows: the default): a Page
-  // holds at most k_page_bytes of blocks (two are in flight: staged, and
-  // their GETs' replies in the server's output buffer), and each take
-  // copies at most k_take_bytes (a writer waits for it: snapshot.cpp's
-  // copier batches).
+  // one that is not a block size the schema allows: the default): each
+  // take copies at most k_take_bytes (a writer waits for it: snapshot.cpp's
+  // copier batches), and a Page holds at most k_page_bytes of blocks, and
+  // a quarter of the room the guard last found (page_blocks: two Pages are
+  // in flight, staged, and their GETs' replies in the server's output
+  // buffer).
   static constexpr std::size_t k_page_bytes = 4u << 20;
   static constexpr std::size_t k_take_bytes = 4u << 20;
   void size_batches(std::string_view field) {
@@ -262,13 +265,18 @@ class TempStreamer {
     if (ec != std::errc() || end != field.data() + field.size() || size < k_min_block_size || size > k_max_block_size) {
       size = k_default_block_size;
     }
-    m_page_blocks = std::clamp<std::size_t>(k_page_bytes / size, 1, k_stream_batch);
+    m_block_size = size;
     m_take_keys = std::clamp<std::size_t>(k_take_bytes / size, 1, 128);
+  }
+  std::size_t page_blocks() const {
+    const std::uint64_t bytes = std::min<std::uint64_t>(k_page_bytes, m_room.span());
+    return std::clamp<std::size_t>(bytes / m_block_size, 1, k_stream_batch);
   }
 
   // The keys of a page of the index that a walk takes (the inodes, or
   // every other key), cut into Pages of at most m_page_blocks blocks each.
   void split(const std::vector<std::string>& rels, bool inodes, std::deque<Page>& out) const {
+    const std::size_t most = page_blocks();
     Page page;
     for (const std::string& rel : rels) {
       const KeyKind kind = parse_relative_key(rel).kind;
@@ -278,7 +286,7 @@ class TempStreamer {
       page.rels.push_back(rel);
       if (kind == KeyKind::Block) {
         page.blocks.push_back(rel);
-        if (page.blocks.size() == m_page_blocks) {
+        if (page.blocks.size() == most) {
           out.push_back(std::move(page));
           page = Page{};
         }
@@ -400,7 +408,9 @@ class TempStreamer {
   }
 
   // The blocks of `page`, written: their copies removed from the staging
-  // prefix (each stays in TOUCHED: about 64 bytes for the room guard).
+  // prefix (each stays in TOUCHED: about 64 bytes). The room guard counts
+  // them as staged: it looks at the server once a quarter of the room went
+  // by, and a Page is no bigger (page_blocks).
   Status written(const Page& page) {
     if (page.blocks.empty()) {
       return {};
@@ -410,7 +420,7 @@ class TempStreamer {
       argv.push_back(m_tk.absolute(rel));
     }
     TRY(m_side.command(argv));
-    return m_room.staged(m_side, 64 * page.blocks.size());
+    return m_room.staged(m_side, (m_block_size + 64) * page.blocks.size());
   }
 
   // Test hooks: a dump slow enough to write during, one whose output
@@ -515,7 +525,7 @@ class TempStreamer {
   DumpCheck& m_check;
   Progress& m_progress;
   RoomGuard& m_room;
-  std::size_t m_page_blocks = k_page_bytes / k_default_block_size;
+  std::uint64_t m_block_size = k_default_block_size;
   std::size_t m_take_keys = k_take_bytes / k_default_block_size;
   std::string m_index;
   std::string m_orphans;  // ORPHANS' relative name
@@ -557,8 +567,9 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     TRY_ASSIGN(CowSnapshot begun, _begin_dump(c, sk, tk, room, stats.warning));
     cow.emplace(std::move(begun));
     stats.snapshot_ns = cow->instant_ns();
-    // (the output may stall for longer than the snapshot outlives a refresh)
-    CowKeeper keeper(pool, *cow);
+    // (the output may stall for longer than the snapshot outlives a
+    // refresh; the writers' copies for it may fill the server meanwhile)
+    CowKeeper keeper(pool, *cow, "the dump");
     // The header announces the record count (the copy's index, and its
     // superblock): a restore reading a pipe shows progress against it.
     TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
@@ -572,8 +583,12 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     DumpCheck check;
     check.header(header);
     TempStreamer streamer(c, *side, sk, tk, *cow, w, check, progress, room);
-    TRY_ASSIGN(std::uint64_t keys, streamer.run());
+    auto streamed = streamer.run();
     keeper.stop();
+    if (!streamed.ok() && keeper.why()) {
+      return *keeper.why();
+    }
+    TRY_ASSIGN(std::uint64_t keys, std::move(streamed));
     TRY(check_cancel());  // an interrupted dump must not look complete
     TRY_ASSIGN(stats.trailer, w.finish());
     if (stats.trailer.records != keys) {

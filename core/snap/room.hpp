@@ -1,8 +1,9 @@
 // Room in the server for what a tool stages: a copy (its staging prefix,
-// then the snapshot), a dump (its temporary copy), a restore (the staged
-// filesystem). Each grows the server's memory by about the filesystem's
-// size, on a server whose mounts are writing too: a tool that ran it out
-// of memory would fail midway (OOM) and, until it cleaned up, every
+// then the snapshot), a restore (the staged filesystem), each about the
+// filesystem's size; a dump (the metadata, its blocks in flight, and what
+// the writers copy for its snapshot: snapshot.hpp, CowKeeper, looks every
+// second). All on a server whose mounts are writing too: a tool that ran
+// it out of memory would fail midway (OOM) and, until it cleaned up, every
 // mount's writes on that server would fail with ENOSPC.
 //
 // So a tool looks at the server before it stages anything, and again as
@@ -73,6 +74,10 @@ class RoomGuard {
   std::uint64_t until_due() const { return m_next > m_since ? m_next - m_since : 0; }
   // due(), then check() if so: for a caller whose connection is idle.
   Status staged(Connection& c, std::uint64_t bytes) { return due(bytes) ? check(c) : Status{}; }
+  // The most a caller that stages and frees as it goes (a dump's blocks in
+  // flight) should hold at once: what due() lets pass between two looks
+  // (a quarter of the room above the margin), 0 before the first look.
+  std::uint64_t span() const { return m_next; }
 
  private:
   std::string m_what;

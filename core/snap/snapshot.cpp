@@ -686,7 +686,8 @@ Status CowSnapshot::end(Connection& c) {
   return {};
 }
 
-CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow) : m_pool(pool), m_cow(cow) {
+CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what)
+    : m_pool(pool), m_cow(cow), m_room(std::make_unique<RoomGuard>(std::move(room_what))) {
   m_thread = std::thread([this] { loop(); });
 }
 
@@ -703,9 +704,10 @@ void CowKeeper::stop() {
   }
 }
 
-// A refresh that fails for want of the server is tried again at the next
-// tick (the snapshot outlives its last refresh by k_freeze_ttl_ms); one
-// that finds it lapsed ends the loop: the copier's next step says so.
+// A refresh or a look that fails for want of the server is tried again at
+// the next tick (the snapshot outlives its last refresh by
+// k_freeze_ttl_ms); a snapshot found lapsed, or ended for want of room,
+// ends the loop: the copier's next step says so.
 void CowKeeper::loop() {
   std::optional<Pool::Lease> lease;
   std::unique_lock<std::mutex> lock(m_mutex);
@@ -718,7 +720,13 @@ void CowKeeper::loop() {
       }
     }
     if (lease) {
-      (void)m_cow.keep_alive(**lease, 0, 0);
+      Status room = m_room->check(**lease);
+      if (!room.ok() && room.code() == ENOSPC) {
+        m_why = room.error();
+        (void)m_cow.end(**lease);
+      } else {
+        (void)m_cow.keep_alive(**lease, 0, 0);
+      }
     }
     lock.lock();
     if (!m_cow.alive()) {

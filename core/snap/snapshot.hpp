@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -178,19 +179,30 @@ class CowSnapshot {
 // refresh: a dump whose reader stops reading for a while. Nothing else
 // touches `cow` until stop() (or the destructor) has ended the thread.
 // (The refreshes record no progress: `list` shows none for a dump.)
+//
+// While the snapshot lives, every write copies what it changes first, and
+// the copier cannot count those copies; so the keeper also looks at the
+// server's memory at every refresh (room.hpp, RoomGuard `room_what`), and
+// once it is below the margin ends the snapshot, so that the writers stop
+// copying for it: the copier's next step finds it lapsed, and why() says
+// why (the guard's one line).
 class CowKeeper {
  public:
-  CowKeeper(Pool& pool, CowSnapshot& cow);
+  CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what);
   ~CowKeeper();
   CowKeeper(const CowKeeper&) = delete;
   CowKeeper& operator=(const CowKeeper&) = delete;
   void stop();
+  // After stop(): the room guard's error when the keeper ended the snapshot.
+  const std::optional<Error>& why() const { return m_why; }
 
  private:
   void loop();
 
   Pool& m_pool;
   CowSnapshot& m_cow;
+  std::unique_ptr<RoomGuard> m_room;
+  std::optional<Error> m_why;  // (written by the thread, read after stop())
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stop = false;  // m_mutex

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# A copy, a dump or a restore on a server with too little free memory
-# stops before it takes the room the mounts' writes need (redisfs-snap(1),
+# A copy or a restore on a server with too little free memory stops
+# before it takes the room the mounts' writes need (redisfs-snap(1),
 # PRODUCTION REDIS, Memory; core/snap/room.hpp), even on a small server
 # whose margin is less than a batch of blocks (the batches shrink with the
-# room): a writer on a mount of the same server, writing all along, never
-# gets ENOSPC, nothing staged is left, and the filesystem is consistent.
+# room); a dump, which stages the metadata only, works there. And a dump
+# whose output stalls while a writer rewrites more than the server has
+# room for (each block's first write copies it for the dump's snapshot)
+# stops, its snapshot ended before those copies fill the server. A writer
+# on a mount of the same server, writing all along, never gets ENOSPC,
+# nothing staged is left, and the filesystem is consistent.
 . "$(dirname "$0")/lib.sh"
 need_snap -q
 
@@ -34,7 +38,7 @@ open(out, 'w').write(('\n'.join(errors) or 'ok %d' % n) + '\n')
 PY
 writer=$!
 sleep 1
-for cmd in "copy $PREFIX $PREFIX-c" "dump $PREFIX -o $T/d.json" "restore $T/full.json --prefix $PREFIX-r"; do
+for cmd in "copy $PREFIX $PREFIX-c" "restore $T/full.json --prefix $PREFIX-r"; do
   read -ra argv <<<"$cmd"
   rc=0
   snap "${argv[@]}" 2>"$T/err" || rc=$?
@@ -42,11 +46,56 @@ for cmd in "copy $PREFIX $PREFIX-c" "dump $PREFIX -o $T/d.json" "restore $T/full
   grep -q "stopped: the server is nearly out of memory" "$T/err" || fail "$cmd: $(cat "$T/err")"
   note "$(cat "$T/err")"
 done
+snap dump "$PREFIX" -o "$T/d.json" 2>"$T/err" || fail "the dump with 5 MiB free: $(cat "$T/err")"
+snap verify "$T/d.json" >/dev/null || fail "the dump with 5 MiB free does not verify"
 wait "$writer"
 [[ $(cat "$T/writer.out") == ok* ]] || fail "the writer failed while the tools ran: $(cat "$T/writer.out")"
 note "writer: $(cat "$T/writer.out")"
-left=$(rcli --scan --pattern "$PREFIX[~-]*" | head -3)
+left=$(rcli --scan --pattern "${PREFIX}[~-]*" | head -3)
 [[ -z $left ]] || fail "the tools left keys behind: $left"
+
+note "a dump whose output stalls $((10 + 2)) s while a writer rewrites the 8 MiB file, 5 MiB free"
+rcli config set maxmemory 0 >/dev/null
+used=$(rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
+rcli config set maxmemory $((used + (5 << 20))) >/dev/null
+(
+  rc=0
+  REDISFS_FAULT=dump-stream-stall snap dump "$PREFIX" -o "$T/stalled.json" 2>"$T/err" || rc=$?
+  echo "$rc" >"$T/dump.rc"
+) &
+dumper=$!
+for ((i = 0; i < 100; i++)); do
+  [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
+  sleep 0.05
+done
+[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the dump did not begin"
+sleep 1
+# 64 KiB every 50 ms: about 1.3 MB/s, so the keeper's look (every second)
+# comes before the copies pass the margin
+python3 - "$MNT/big" "$T/rewriter.out" <<'PY'
+import os, sys, time
+path, out = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY)
+err = 'ok'
+for i in range(128):
+    try:
+        os.pwrite(fd, os.urandom(65536), i * 65536)
+    except OSError as e:
+        err = f'{e.strerror} at block {i}'
+        break
+    time.sleep(0.05)
+os.close(fd)
+open(out, 'w').write(err + '\n')
+PY
+[[ $(cat "$T/rewriter.out") == ok ]] || fail "the writer failed while the dump's output stalled: $(cat "$T/rewriter.out")"
+wait "$dumper"
+[[ $(cat "$T/dump.rc") == 1 ]] || fail "the stalled dump exited $(cat "$T/dump.rc"): $(cat "$T/err")"
+grep -q "dump $PREFIX: the dump stopped: the server is nearly out of memory" "$T/err" || fail "the stalled dump: $(cat "$T/err")"
+note "$(cat "$T/err")"
+[[ ! -e $T/stalled.json ]] || fail "a stopped dump wrote its file"
+left=$(rcli --scan --pattern "${PREFIX}[~-]*" | head -3)
+[[ -z $left ]] || fail "the stopped dump left keys behind: $left"
+[[ $(rcli exists "$PREFIX:COW") == 0 ]] || fail "the stopped dump left its snapshot record"
 rcli config set maxmemory 0 >/dev/null
 unmount_fs
 check_consistency
