@@ -274,7 +274,7 @@ class TempStreamer {
   }
 
   // The keys of a page of the index that a walk takes (the inodes, or
-  // every other key), cut into Pages of at most m_page_blocks blocks each.
+  // every other key), cut into Pages of at most page_blocks() blocks each.
   void split(const std::vector<std::string>& rels, bool inodes, std::deque<Page>& out) const {
     const std::size_t most = page_blocks();
     Page page;
