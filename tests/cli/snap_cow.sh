@@ -5,7 +5,8 @@
 # real mount during copies and dumps slowed by a test hook (a dump takes
 # the blocks from the filesystem as it streams, so writes land between its
 # instant and its reading them; one dump's output stalls for longer than
-# the snapshot outlives a refresh); it must complete writes while the
+# the snapshot outlives a refresh, and a copy begun meanwhile waits for
+# the dump's snapshot to end); it must complete writes while the
 # snapshot is being taken (<prefix>:COW exists: with a freeze it could
 # not), and every snapshot, and every dump restored, must be a cut of the
 # sequence (numbers 0..M-1, each exactly once, none after). A hole punched
@@ -71,7 +72,20 @@ for round in 1 2 3; do
 done
 note "dumps while the writer runs: one slowed, one whose output stalls for $((10 + 2)) s"
 REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/dump4.json"
-REDISFS_FAULT=dump-stream-stall snap -q dump "$PREFIX" -o "$T/dump5.json"
+REDISFS_FAULT=dump-stream-stall snap -q dump "$PREFIX" -o "$T/dump5.json" &
+dump_pid=$!
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] && break
+  sleep 0.05
+done
+note "a copy begun meanwhile waits for the dump's snapshot to end"
+snap -q copy "$PREFIX" SNAP6 &
+copy_pid=$!
+sleep 2
+[[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] || fail "the stalled dump's snapshot is not the live one"
+kill -0 "$copy_pid" 2>/dev/null || fail "the copy did not wait for the dump's snapshot"
+wait "$dump_pid" || fail "the dump whose output stalled failed"
+wait "$copy_pid" || fail "the copy that waited for a dump failed"
 touch "$T/stop"
 wait "$writer_pid"
 read -r total during longest <"$T/writer"
@@ -97,7 +111,7 @@ PY
 for round in 4 5; do
   snap -q restore "$T/dump$round.json" --prefix "SNAP$round"
 done
-for round in 1 2 3 4 5; do
+for round in 1 2 3 4 5 6; do
   PREFIX=SNAP$round mount_at "$T/snap$round" --read-only
   verify_cut "$T/snap$round"
   [[ $(find "$T/snap$round/filler" -type f | wc -l) == 2000 ]] || fail "SNAP$round: filler files missing"
