@@ -36,7 +36,8 @@
 -- was staged else 0}: a COW hash left by
 -- a copier that died is replaced, and its staging prefix named for the
 -- caller to remove. {'BUSY', why} when the filesystem is frozen or another
--- snapshot is alive (wait and try again); ENOENT without a superblock;
+-- snapshot is alive (wait and try again; the live one is marked 'wanted',
+-- so that a dump's hands it over); ENOENT without a superblock;
 -- {'INSTALLING'} when a move into it (install.hpp) was interrupted: its
 -- journal with no freeze, so no mover, guarding it (the state is half of
 -- one, an incremental restore's over the old superblock).
@@ -64,6 +65,7 @@ if redis.call('EXISTS', KEYS[10]) == 1 then
   return {'INSTALLING'}
 end
 if old[1] and cow_deadline_alive(old[2], now) then
+  redis.pcall('HSET', KEYS[2], 'wanted', '1')  -- (a dump hands its snapshot over: CowKeeper)
   return {'BUSY', old[1]}
 end
 if redis.call('EXISTS', KEYS[3]) == 0 then

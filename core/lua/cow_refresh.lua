@@ -5,10 +5,11 @@
 -- snapshot whose deadline passed was ignored by the change scripts since,
 -- so it is no longer one instant.
 -- KEYS: COW     ARGV: token, alive (ms), keys done, keys expected
--- Returns 1, or 0 when the snapshot was lost.
+-- Returns 1, or 2 when another tool waits for the snapshot to end (its
+-- 'wanted': cow_begin.lua, freeze_acquire.lua), or 0 when it was lost.
 local now = cow_held(KEYS[1], ARGV[1])
 if not now then
   return 0
 end
 redis.call('HSET', KEYS[1], 'deadline', fmt(now + tonumber(ARGV[2])), 'done', ARGV[3], 'total', ARGV[4])
-return 1
+return redis.call('HGET', KEYS[1], 'wanted') and 2 or 1

@@ -7,7 +7,8 @@
 -- key of another type (damage: no freezer sets one).
 -- KEYS: FREEZE, COW     ARGV: token, ttl (ms)
 -- Returns 1 when frozen (by this run, or by an earlier run with the same
--- token, whose reply was lost), else 0 (wait and try again).
+-- token, whose reply was lost), else 0 (wait and try again; a live
+-- snapshot is marked 'wanted', so that a dump's hands it over).
 local held = redis.pcall('GET', KEYS[1])
 if held == ARGV[1] then
   return 1
@@ -17,6 +18,7 @@ if type(held) ~= 'table' and freeze_alive(KEYS[1]) then
 end
 local c = redis.pcall('HGET', KEYS[2], 'deadline')  -- (not a hash: no snapshot is alive)
 if type(c) == 'string' and cow_deadline_alive(c, now_ms()) then
+  redis.pcall('HSET', KEYS[2], 'wanted', '1')  -- (a dump hands its snapshot over: CowKeeper)
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <deque>
 #include <filesystem>
@@ -99,6 +100,21 @@ static Status _end_dump(Connection& c, CowSnapshot& cow, const Keys& tk, bool st
   return {};
 }
 
+// Whether the server has room for a handover of the dump's snapshot
+// (CowKeeper): the blocks not written yet, about the superblock's `bytes`
+// less those written, a quarter more for Redis's own cost, above the room
+// guard's margin. EAGAIN if not (the other tool waits on, as before).
+static Status _room_for_handover(Connection& c, const Keys& tk, std::uint64_t written) {
+  TRY_ASSIGN(ServerMemory m, server_memory(c));
+  TRY_ASSIGN(Reply bytes, c.command({"HGET", tk.sb(), "bytes"}));
+  const auto total = static_cast<std::uint64_t>(std::max(0LL, bytes.view().as_int().value_or(0)));
+  const std::uint64_t need = (total > written ? total - written : 0) / 4 * 5;
+  if (m.limit() != 0 && m.free() < m.margin() + need) {
+    return make_error(EAGAIN, "no room to hand the dump's snapshot over");
+  }
+  return {};
+}
+
 // The dump's instant: a copy-on-write snapshot of `sk` in `tk` with every
 // key but the blocks copied, each block left where the instant's value is
 // (CowMode::Probe) for the streamer to take; the snapshot stays alive
@@ -150,13 +166,16 @@ namespace {
 // pipelined before their GETs), and removed from `tk` once written.
 class TempStreamer {
  public:
-  TempStreamer(Connection& c, Connection& side, const Keys& sk, const Keys& tk, const CowSnapshot& cow, dump::Writer& w,
-               DumpCheck& check, Progress& progress, RoomGuard& room)
+  TempStreamer(Connection& c, Connection& side, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
+               const CowKeeper& keeper, std::atomic<std::uint64_t>& taken_bytes, dump::Writer& w, DumpCheck& check,
+               Progress& progress, RoomGuard& room)
       : m_c(c),
         m_side(side),
         m_sk(sk),
         m_tk(tk),
         m_cow(cow),
+        m_keeper(keeper),
+        m_taken_bytes(taken_bytes),
         m_w(w),
         m_check(check),
         m_progress(progress),
@@ -248,15 +267,16 @@ class TempStreamer {
   struct Page {
     std::vector<std::string> rels;
     std::vector<std::string> blocks;
+    bool took = false;  // takes were issued (none once the snapshot is handed over)
   };
 
   // Batches sized to the filesystem's blocks (its superblock's block_size;
   // one that is not a block size the schema allows: the default): each
   // take copies at most k_take_bytes (a writer waits for it: snapshot.cpp's
   // copier batches), and a Page holds at most k_page_bytes of blocks, and
-  // a quarter of the room the guard last found (page_blocks: two Pages are
+  // an eighth of the room the guard last found (page_blocks: two Pages are
   // in flight, staged, and their GETs' replies in the server's output
-  // buffer).
+  // buffer: half the room).
   static constexpr std::size_t k_page_bytes = 4u << 20;
   static constexpr std::size_t k_take_bytes = 4u << 20;
   void size_batches(std::string_view field) {
@@ -269,7 +289,7 @@ class TempStreamer {
     m_take_keys = std::clamp<std::size_t>(k_take_bytes / size, 1, 128);
   }
   std::size_t page_blocks() const {
-    const std::uint64_t bytes = std::min<std::uint64_t>(k_page_bytes, m_room.span());
+    const std::uint64_t bytes = std::min<std::uint64_t>(k_page_bytes, m_room.span() / 2);
     return std::clamp<std::size_t>(bytes / m_block_size, 1, k_stream_batch);
   }
 
@@ -361,8 +381,9 @@ class TempStreamer {
     return out;
   }
 
-  void issue(const Page& page) {
-    for (std::size_t from = 0; from < page.blocks.size(); from += m_take_keys) {
+  void issue(Page& page) {
+    page.took = !m_keeper.handed_over();
+    for (std::size_t from = 0; page.took && from < page.blocks.size(); from += m_take_keys) {
       const std::size_t n = std::min(m_take_keys, page.blocks.size() - from);
       cow_take_batch(m_c, m_sk, m_tk, m_cow, std::span<const std::string>(page.blocks).subspan(from, n));
     }
@@ -382,11 +403,17 @@ class TempStreamer {
 
   // The takes issue() sent for `page`: every block the walk found must
   // still be there.
+  // A take that finds the snapshot ended because the keeper handed it over
+  // needs nothing: every block is in the staging prefix then.
   Status taken(const Page& page) {
     std::vector<long long> found;
-    for (std::size_t from = 0; from < page.blocks.size(); from += m_take_keys) {
+    for (std::size_t from = 0; page.took && from < page.blocks.size(); from += m_take_keys) {
       found.assign(std::min(m_take_keys, page.blocks.size() - from), -1);
-      TRY(cow_take_found(m_c.read_reply(), m_sk, m_tk, found));
+      Status took = cow_take_found(m_c.read_reply(), m_sk, m_tk, found);
+      if (!took.ok() && took.code() == EAGAIN && m_keeper.handed_over()) {
+        continue;
+      }
+      TRY(std::move(took));
       for (std::size_t i = 0; i < found.size(); ++i) {
         if (found[i] == -1) {
           return make_error(EIO, "block " + page.blocks[from + i] +
@@ -457,6 +484,7 @@ class TempStreamer {
         }
         m_check.string_record(rel, v.str());
         TRY(m_w.write_string(rel, v.str()));
+        m_taken_bytes.fetch_add(v.str().size());
       } else {
         TRY(hash(rel, v, m_c.answered_by()));
       }
@@ -521,6 +549,8 @@ class TempStreamer {
   const Keys& m_sk;
   const Keys& m_tk;
   const CowSnapshot& m_cow;
+  const CowKeeper& m_keeper;
+  std::atomic<std::uint64_t>& m_taken_bytes;  // (the blocks written: what a handover need not copy)
   dump::Writer& m_w;
   DumpCheck& m_check;
   Progress& m_progress;
@@ -535,6 +565,19 @@ class TempStreamer {
 };
 
 }  // namespace
+
+// The header announces the record count (the snapshot's index, and its
+// superblock): a restore reading a pipe shows progress against it.
+static Result<dump::Header> _dump_header(Connection& c, const std::string& prefix, const Keys& tk,
+                                         std::int64_t snapshot_ns) {
+  TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
+  dump::Header header;
+  header.prefix = prefix;
+  header.created = iso_time_ns(snapshot_ns);
+  header.tool = "redisfs-snap " REDISFS_VERSION;
+  header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
+  return header;
+}
 
 Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::ostream& out, const DumpOptions& opts) {
   TRY(validate_prefix(prefix));
@@ -568,21 +611,19 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     cow.emplace(std::move(begun));
     stats.snapshot_ns = cow->instant_ns();
     // (the output may stall for longer than the snapshot outlives a
-    // refresh; the writers' copies for it may fill the server meanwhile)
-    CowKeeper keeper(pool, *cow, "the dump");
-    // The header announces the record count (the copy's index, and its
-    // superblock): a restore reading a pipe shows progress against it.
-    TRY_ASSIGN(Reply listed, c.command({"LLEN", staging_index_key(tk)}));
-    dump::Header header;
-    header.prefix = prefix;
-    header.created = iso_time_ns(stats.snapshot_ns);
-    header.tool = "redisfs-snap " REDISFS_VERSION;
-    header.record_count = static_cast<std::uint64_t>(std::max<long long>(listed.view().integer(), 0)) + 1;
+    // refresh; the writers' copies for it may fill the server meanwhile;
+    // another tool may wait for it)
+    std::atomic<std::uint64_t> taken_bytes{0};
+    CowKeeper keeper(pool, *cow, "the dump", [&](Connection& kc, CowSnapshot& kcow, RoomGuard& kroom) -> Status {
+      TRY(_room_for_handover(kc, tk, taken_bytes.load()));
+      return cow_copy_listed_blocks(kc, sk, tk, kcow, &kroom);
+    });
+    TRY_ASSIGN(dump::Header header, _dump_header(c, prefix, tk, stats.snapshot_ns));
     dump::Writer w(out, header);
     TRY(w.begin());
     DumpCheck check;
     check.header(header);
-    TempStreamer streamer(c, *side, sk, tk, *cow, w, check, progress, room);
+    TempStreamer streamer(c, *side, sk, tk, *cow, keeper, taken_bytes, w, check, progress, room);
     auto streamed = streamer.run();
     keeper.stop();
     if (!streamed.ok() && keeper.why()) {

@@ -658,10 +658,12 @@ Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t tot
   auto sent = Clock::now();
   TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
                                                       std::to_string(static_cast<long long>(total))}));
-  if (r.view().integer() != 1) {
+  const long long answer = r.view().integer();
+  if (answer != 1 && answer != 2) {
     m_alive = false;
     return _lapsed(m_cow);
   }
+  m_wanted = answer == 2;
   m_last_refresh = sent;
   return {};
 }
@@ -686,8 +688,15 @@ Status CowSnapshot::end(Connection& c) {
   return {};
 }
 
-CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what)
-    : m_pool(pool), m_cow(cow), m_room(std::make_unique<RoomGuard>(std::move(room_what))) {
+// RoomGuard::span below which the keeper looks more often: a quarter of
+// 64 MiB.
+static constexpr std::uint64_t k_look_often_below = std::uint64_t{16} << 20;
+
+CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what, Handover handover)
+    : m_pool(pool),
+      m_cow(cow),
+      m_handover(std::move(handover)),
+      m_room(std::make_unique<RoomGuard>(std::move(room_what))) {
   m_thread = std::thread([this] { loop(); });
 }
 
@@ -711,7 +720,12 @@ void CowKeeper::stop() {
 void CowKeeper::loop() {
   std::optional<Pool::Lease> lease;
   std::unique_lock<std::mutex> lock(m_mutex);
-  while (!m_wake.wait_for(lock, std::chrono::seconds(1), [this] { return m_stop; })) {
+  // (every second; ten times as often on a server with less than 64 MiB
+  // above the margin, where a writer fills the rest sooner)
+  auto period = [this] {
+    return m_room->span() < k_look_often_below ? std::chrono::milliseconds(100) : std::chrono::milliseconds(1000);
+  };
+  while (!m_wake.wait_for(lock, period(), [this] { return m_stop; })) {
     lock.unlock();
     if (!lease) {
       auto got = m_pool.acquire();
@@ -726,12 +740,25 @@ void CowKeeper::loop() {
         (void)m_cow.end(**lease);
       } else {
         (void)m_cow.keep_alive(**lease, 0, 0);
+        if (m_cow.alive() && m_cow.wanted() && m_handover && !m_handover_tried) {
+          hand_over(**lease);
+        }
       }
     }
     lock.lock();
     if (!m_cow.alive()) {
       return;
     }
+  }
+}
+
+// Once: when the copies fail (no room: the guard's margin), the snapshot
+// stays the copier's, and the other tool waits on.
+void CowKeeper::hand_over(Connection& c) {
+  m_handover_tried = true;
+  if (m_handover(c, m_cow, *m_room).ok()) {
+    m_handed_over.store(true);  // (before the end: a take that finds it ended may rely on it)
+    (void)m_cow.end(c);
   }
 }
 
@@ -860,6 +887,31 @@ void cow_take_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnap
 
 Status cow_take_found(Result<Reply> reply, const Keys& sk, const Keys& tk, std::span<long long> found) {
   return _cow_found(std::move(reply), sk, tk, found);
+}
+
+Status cow_copy_listed_blocks(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow, RoomGuard* room) {
+  TRY_ASSIGN(Reply bs, c.command({"HGET", tk.sb(), "block_size"}));
+  const std::uint32_t block_size = static_cast<std::uint32_t>(
+      std::clamp<long long>(bs.view().as_int().value_or(k_default_block_size), k_min_block_size, k_max_block_size));
+  const std::string index = staging_index_key(tk);
+  constexpr long long k_page = 1000;
+  std::vector<std::string> rels;
+  std::vector<long long> found;
+  for (long long at = 0;; at += k_page) {
+    TRY_ASSIGN(Reply page, c.command({"LRANGE", index, std::to_string(at), std::to_string(at + k_page - 1)}));
+    ReplyView list = page.view();
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (parse_relative_key(list[i].str()).kind == KeyKind::Block) {
+        rels.emplace_back(list[i].str());
+      }
+    }
+    TRY(_cow_copy(c, sk, tk, cow, block_size, rels, false, found, room));
+    TRY(cow.keep_alive(c, 0, 0));
+    if (list.size() < static_cast<std::size_t>(k_page)) {
+      return {};
+    }
+  }
 }
 
 Status cow_copy_keys(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,

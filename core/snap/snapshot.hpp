@@ -158,6 +158,9 @@ class CowSnapshot {
   // <staging>:TOUCHED (or the whole staging prefix: remove_staging).
   Status end(Connection& c);
   bool alive() const { return m_alive; }
+  // Whether the last refresh found another tool waiting for it to end
+  // (cow_refresh.lua).
+  bool wanted() const { return m_wanted; }
   const std::string& token() const { return m_token; }
 
  private:
@@ -171,6 +174,7 @@ class CowSnapshot {
   std::int64_t m_instant_ns = 0;
   bool m_changed_staged = false;
   bool m_alive = false;
+  bool m_wanted = false;
   std::chrono::steady_clock::time_point m_last_refresh;  // when the last refresh (or the instant) was sent
 };
 
@@ -182,25 +186,38 @@ class CowSnapshot {
 //
 // While the snapshot lives, every write copies what it changes first, and
 // the copier cannot count those copies; so the keeper also looks at the
-// server's memory at every refresh (room.hpp, RoomGuard `room_what`), and
+// server's memory every second (ten times as often when the room is less
+// than 64 MiB; room.hpp, RoomGuard `room_what`), and
 // once it is below the margin ends the snapshot, so that the writers stop
 // copying for it: the copier's next step finds it lapsed, and why() says
 // why (the guard's one line).
+//
+// A snapshot that another tool waits for (CowSnapshot::wanted) is handed
+// over, once: `handover` makes the staging prefix hold all the copier
+// still needs (cow_copy_listed_blocks), then the keeper ends the snapshot
+// and handed_over() says so: the copier reads the rest from its staging
+// prefix, and the other tool begins its own.
 class CowKeeper {
  public:
-  CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what);
+  using Handover = std::function<Status(Connection& c, CowSnapshot& cow, RoomGuard& room)>;
+  CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what, Handover handover = {});
   ~CowKeeper();
   CowKeeper(const CowKeeper&) = delete;
   CowKeeper& operator=(const CowKeeper&) = delete;
   void stop();
   // After stop(): the room guard's error when the keeper ended the snapshot.
   const std::optional<Error>& why() const { return m_why; }
+  bool handed_over() const { return m_handed_over.load(); }
 
  private:
   void loop();
+  void hand_over(Connection& c);
 
   Pool& m_pool;
   CowSnapshot& m_cow;
+  Handover m_handover;
+  bool m_handover_tried = false;
+  std::atomic<bool> m_handed_over{false};
   std::unique_ptr<RoomGuard> m_room;
   std::optional<Error> m_why;  // (written by the thread, read after stop())
   std::mutex m_mutex;
@@ -249,6 +266,10 @@ Result<std::uint64_t> copy_keys_cow(Connection& c, const Keys& sk, const Keys& t
 // no copy then, and must be read again (a copy, once made, never changes).
 void cow_take_batch(Connection& c, const Keys& sk, const Keys& tk, const CowSnapshot& cow,
                     std::span<const std::string> rels);
+// While `cow` is alive: copies to `tk` every block its index lists that is
+// not there yet and was not taken (cow_copy.lua 'copy': a block taken is
+// in TOUCHED), for a reader that hands the snapshot over (CowKeeper).
+Status cow_copy_listed_blocks(Connection& c, const Keys& sk, const Keys& tk, CowSnapshot& cow, RoomGuard* room);
 Status cow_take_found(Result<Reply> reply, const Keys& sk, const Keys& tk, std::span<long long> found);
 
 // While `cow` is alive: makes sure each of `rels` (relative names) is in

@@ -5,8 +5,9 @@
 # real mount during copies and dumps slowed by a test hook (a dump takes
 # the blocks from the filesystem as it streams, so writes land between its
 # instant and its reading them; one dump's output stalls for longer than
-# the snapshot outlives a refresh, and a copy begun meanwhile waits for
-# the dump's snapshot to end); it must complete writes while the
+# the snapshot outlives a refresh, and hands its snapshot over to a copy
+# begun meanwhile, which does not wait for the dump); it must complete
+# writes while the
 # snapshot is being taken (<prefix>:COW exists: with a freeze it could
 # not), and every snapshot, and every dump restored, must be a cut of the
 # sequence (numbers 0..M-1, each exactly once, none after). A hole punched
@@ -78,14 +79,11 @@ for ((i = 0; i < 200; i++)); do
   [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] && break
   sleep 0.05
 done
-note "a copy begun meanwhile waits for the dump's snapshot to end"
-snap -q copy "$PREFIX" SNAP6 &
-copy_pid=$!
-sleep 2
 [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] || fail "the stalled dump's snapshot is not the live one"
-kill -0 "$copy_pid" 2>/dev/null || fail "the copy did not wait for the dump's snapshot"
-wait "$dump_pid" || fail "the dump whose output stalled failed"
-wait "$copy_pid" || fail "the copy that waited for a dump failed"
+note "a copy begun meanwhile: the stalled dump hands its snapshot over"
+snap -q copy "$PREFIX" SNAP6 || fail "the copy begun while a dump stalled failed"
+kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the copy: it handed nothing over"
+wait "$dump_pid" || fail "the dump that handed its snapshot over failed"
 touch "$T/stop"
 wait "$writer_pid"
 read -r total during longest <"$T/writer"

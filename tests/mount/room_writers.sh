@@ -6,7 +6,10 @@
 # room); a dump, which stages the metadata only, works there. And a dump
 # whose output stalls while a writer rewrites more than the server has
 # room for (each block's first write copies it for the dump's snapshot)
-# stops, its snapshot ended before those copies fill the server. A writer
+# stops, its snapshot ended before those copies fill the server. A copy
+# begun while a dump stalls is not handed the dump's snapshot when the
+# server has no room for the blocks the dump has not read: it waits for
+# the dump, which works, then stops for want of room itself. A writer
 # on a mount of the same server, writing all along, never gets ENOSPC,
 # nothing staged is left, and the filesystem is consistent.
 . "$(dirname "$0")/lib.sh"
@@ -70,8 +73,8 @@ for ((i = 0; i < 100; i++)); do
 done
 [[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the dump did not begin"
 sleep 1
-# 64 KiB every 50 ms: about 1.3 MB/s, so the keeper's look (every second)
-# comes before the copies pass the margin
+# 64 KiB every 50 ms: about 1.3 MB/s, so the keeper's look (every 100 ms
+# on a server this small) comes before the copies pass the margin
 python3 - "$MNT/big" "$T/rewriter.out" <<'PY'
 import os, sys, time
 path, out = sys.argv[1], sys.argv[2]
@@ -96,6 +99,37 @@ note "$(cat "$T/err")"
 left=$(rcli --scan --pattern "${PREFIX}[~-]*" | head -3)
 [[ -z $left ]] || fail "the stopped dump left keys behind: $left"
 [[ $(rcli exists "$PREFIX:COW") == 0 ]] || fail "the stopped dump left its snapshot record"
+
+note "a copy begun while a dump stalls, with no room for the blocks the dump has not read: no handover"
+rcli config set maxmemory 0 >/dev/null
+used=$(rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
+rcli config set maxmemory $((used + (5 << 20))) >/dev/null
+REDISFS_FAULT=dump-stream-stall snap dump "$PREFIX" -o "$T/kept.json" 2>"$T/err" &
+dumper=$!
+for ((i = 0; i < 100; i++)); do
+  [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] && break
+  sleep 0.05
+done
+staging=$(rcli hget "$PREFIX:COW" staging)
+[[ $staging == "$PREFIX~dump~"* ]] || fail "the dump did not begin"
+(
+  rc=0
+  snap copy "$PREFIX" "$PREFIX-c2" 2>"$T/copy.err" || rc=$?
+  echo "$rc" >"$T/copy.rc"
+) &
+copier=$!
+sleep 3
+[[ $(rcli hget "$PREFIX:COW" staging) == "$staging" ]] || fail "the dump handed its snapshot over without room: $(cat "$T/err") $(rcli hgetall "$PREFIX:COW" | tr "\n" " ")"
+[[ $(rcli hget "$PREFIX:COW" wanted) == 1 ]] || fail "the waiting copy did not ask for the snapshot"
+kill -0 "$copier" 2>/dev/null || fail "the copy did not wait for the dump: $(cat "$T/copy.err")"
+wait "$dumper" || fail "the dump that kept its snapshot failed: $(cat "$T/err")"
+snap verify "$T/kept.json" >/dev/null || fail "the dump that kept its snapshot does not verify"
+wait "$copier"
+if [[ $(cat "$T/copy.rc") != 1 ]] || ! grep -q "the copy stopped: the server is nearly out of memory" "$T/copy.err"; then
+  fail "the copy after the dump: exit $(cat "$T/copy.rc"): $(cat "$T/copy.err")"
+fi
+left=$(rcli --scan --pattern "${PREFIX}[~-]*" | head -3)
+[[ -z $left ]] || fail "the dump and the copy left keys behind: $left"
 rcli config set maxmemory 0 >/dev/null
 unmount_fs
 check_consistency
