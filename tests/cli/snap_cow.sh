@@ -15,7 +15,9 @@
 # are copied first), and is in the filesystem; so are blocks
 # copy_file_range copies (the server's COPY) over a file's blocks and into
 # a new file. Also: a copy or a dump that crashes midway leaves a snapshot
-# the next one waits out, removes and replaces; nothing is left behind.
+# the next one waits out, removes and replaces; nothing is left behind;
+# a delete begun while a dump stalls is handed the snapshot, and the dump
+# still completes with the filesystem as it was.
 # The writer's longest write during the copies is printed (not asserted:
 # the machine is shared).
 . "$(dirname "$0")/../mount/lib.sh"
@@ -210,4 +212,22 @@ snap -q restore "$T/after.json" --prefix AFTER-D
 PREFIX=AFTER-D mount_at "$T/after-d" --read-only
 tail -1 "$T/after-d/logs/0" | grep -qx again || fail "the dump after the crash misses a change made before it"
 unmount_fs "$T/after-d"
+
+note "a delete begun while a dump's output stalls: the dump hands its snapshot over, and completes"
+snap -q copy "$PREFIX" DEL-SRC
+snap -q copy DEL-SRC DEL-REF
+REDISFS_FAULT=dump-stream-stall snap -q dump DEL-SRC -o "$T/deleted.json" &
+dump_pid=$!
+for ((i = 0; i < 200; i++)); do
+  [[ $(rcli hget DEL-SRC:COW staging) == "DEL-SRC~dump~"* ]] && break
+  sleep 0.05
+done
+[[ $(rcli hget DEL-SRC:COW staging) == "DEL-SRC~dump~"* ]] || fail "the dump of DEL-SRC did not begin"
+snap -q delete DEL-SRC || fail "the delete begun while a dump stalled failed"
+kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the delete: it handed nothing over"
+wait "$dump_pid" || fail "the dump whose source was deleted after the handover failed"
+snap -q restore "$T/deleted.json" --prefix DEL-RST
+snap -q diff --force DEL-REF DEL-RST >"$T/out" || fail "diff DEL-REF DEL-RST"
+[[ ! -s $T/out ]] || fail "the dump handed over differs from the filesystem: $(head -3 "$T/out")"
+[[ -z $(rcli --scan --pattern 'DEL-SRC*' | head -1) ]] || fail "keys of DEL-SRC are left: $(rcli --scan --pattern 'DEL-SRC*' | head -3)"
 note "ok"
