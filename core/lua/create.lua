@@ -2,24 +2,29 @@
 -- entry in the parent.
 -- KEYS: SB, FREEZE, DIR:parent, INODE:parent, INODE:new[, OPEN:new]
 -- ARGV: name, type, mode (octal), uid, gid, rdev, target, new ino, parent
---       ino[, session: the file is created open by that mount], last the
---       client's basis of the parent ("<gen>:<ctime>:<atime>" it holds,
---       or '')
--- Returns {now, gid, mode (octal), the parent's change (dir_reply: {now,
--- gen, nlink}, and its fields when the basis is not the server's)}: the
--- new inode's other fields are the client's own arguments (a short reply
--- keeps the outcome record, outcome.inc, cheap: create is the commonest
--- change); when the basis is the server's, one string: '<now> <gid>
--- <mode> <now> <gen> <nlink>' (short_reply: a gid with a space in it,
--- from a damaged parent, makes it one the client refuses, as it would
--- refuse such a gid). The parent's fields are read once, first (dir_read:
--- only those the checks need), and one HSET stamps the change
--- (dir_write). The outcome record (outcome.inc) holds the reply, the
--- array's without the parent's change: {}.
+--       ino[, session: the file is created open by that mount[, the
+--       instant (ns) a writeback mount showed as the file's times when it
+--       answered the create itself before sending it (a deferred create):
+--       the new inode's atime, mtime and ctime]], last the client's basis
+--       of the parent ("<gen>:<ctime>:<atime>" it holds, or '')
+-- Returns {the new inode's times (now, or the instant sent), gid, mode
+-- (octal), the parent's change (dir_reply: {now, gen, nlink}, and its
+-- fields when the basis is not the server's)}: the parent's change takes
+-- the server's clock, always; the new inode's other fields are the
+-- client's own arguments (a short reply keeps the outcome record,
+-- outcome.inc, cheap: create is the commonest change); when the basis is
+-- the server's, one string: '<times> <gid> <mode> <now> <gen> <nlink>'
+-- (short_reply: a gid with a space in it, from a damaged parent, makes it
+-- one the client refuses, as it would refuse such a gid). The parent's
+-- fields are read once, first (dir_read: only those the checks need), and
+-- one HSET stamps the change (dir_write). The outcome record
+-- (outcome.inc) holds the reply, the array's without the parent's change:
+-- {}.
 -- Fails before any write: ENOENT/ENOTDIR (parent gone, removed, no
--- directory), EIO when the parent's mode, gid (when setgid), gen or (for a
--- directory) nlink is damaged, or the inode number is in use (its INODE
--- key, or the OPEN key of a file created open, exists); then EEXIST
--- when its first write, HSETNX of the entry, finds the name taken.
+-- directory), EINVAL (a malformed instant), EIO when the parent's mode,
+-- gid (when setgid), gen or (for a directory) nlink is damaged, or the
+-- inode number is in use (its INODE key, or the OPEN key of a file
+-- created open, exists); then EEXIST when its first write, HSETNX of the
+-- entry, finds the name taken.
 -- (the work is prelude.lua's, shared with create_write.lua)
 return create_node(KEYS, ARGV)

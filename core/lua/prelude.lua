@@ -609,6 +609,11 @@ local function create_node(K, A)
   local kind = A[2]
   local nlink_delta = kind == 'dir' and 1 or nil
   local parent, pmode_text, pgid = dir_read(K[4], nlink_delta, table.remove(A), 'mode', 'gid')
+  -- (a deferred create's instant: the one its mount showed as the times)
+  local shown = A[K[6] and 11 or 10]
+  if shown and not is_instant(shown) then
+    fail('EINVAL', 'malformed instant')
+  end
   -- (and its OPEN key: a stray one would fail the HINCRBY after the writes;
   -- the client takes the next number on these very words: k_ino_in_use)
   if redis.call('EXISTS', K[5], K[6] or K[5]) ~= 0 then
@@ -631,6 +636,7 @@ local function create_node(K, A)
     end
   end
   local now = now_ns()
+  local t = shown or now  -- the new node's times; the parent's change is `now`
   local nlink = '1'
   local size = '0'
   if kind == 'dir' then
@@ -647,15 +653,15 @@ local function create_node(K, A)
   if kind == 'dir' then
     redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
       'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
-      'atime', now, 'mtime', now, 'ctime', now, 'parent', A[9])
+      'atime', t, 'mtime', t, 'ctime', t, 'parent', A[9])
   elseif kind == 'symlink' then
     redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
       'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
-      'atime', now, 'mtime', now, 'ctime', now, 'target', A[7])
+      'atime', t, 'mtime', t, 'ctime', t, 'target', A[7])
   else
     redis.call('HSET', K[5], 'type', kind, 'mode', mode_text, 'uid', A[4], 'gid', gid,
       'size', size, 'nlink', nlink, 'rdev', A[6], 'bytes', '0',
-      'atime', now, 'mtime', now, 'ctime', now)
+      'atime', t, 'mtime', t, 'ctime', t)
   end
   dir_write(K[4], parent, now, nlink_delta)
   count_add(K[1], 'inodes', 1)
@@ -663,9 +669,9 @@ local function create_node(K, A)
     redis.call('HINCRBY', K[6], A[10], 1)
   end
   if parent.current then
-    return short_reply(now .. ' ' .. gid .. ' ' .. mode_text .. ' ', parent, now, ''), nil, {now, mode_text}
+    return short_reply(t .. ' ' .. gid .. ' ' .. mode_text .. ' ', parent, now, ''), nil, {t, mode_text}
   end
-  return {now, gid, mode_text, dir_reply(K[4], parent, now)}, {now, gid, mode_text, {}}, {now, mode_text}
+  return {t, gid, mode_text, dir_reply(K[4], parent, now)}, {t, gid, mode_text, {}}, {t, mode_text}
 end
 
 -- The TMP keys of write.lua's pieces (K and A: its KEYS and ARGV), gone.

@@ -54,7 +54,10 @@
 // a small file costs one round trip (its first close) instead of two. The
 // mount answers the create: the inode number comes from the batch it
 // holds (allocate_ino), the group from the parent when it is setgid, the
-// times from its clock plus the server's offset (the last create's reply).
+// times from its clock plus the server's offset (the last create's reply:
+// the parent's change, the server's clock), which the create sends (the
+// server stores the times the mount showed: the kernel keeps them, and
+// writes nothing back of a file it did not change).
 // Only in a directory whose every name it knows (DirNames, a directory it
 // made), or under a name it removed (RemovedNames: sqlite's journal), so
 // that the name is known absent and the create cannot meet EEXIST later,
@@ -151,6 +154,7 @@ struct Store::DeferredCreate {
   Caller who;
   std::uint32_t gid = 0;      // the group this mount answered with
   std::optional<Attr> basis;  // what it held of the parent then
+  std::string shown;          // the file's times it answered with (ns): the server stores them
 };
 
 struct Store::Gathered {
@@ -302,9 +306,9 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   create->who = who;
   create->gid = (basis->mode & S_ISGID) != 0 ? basis->gid : who.gid;
   create->basis = basis;
-  const std::string now = std::to_string(_local_ns() + skew);
+  create->shown = std::to_string(_local_ns() + skew);
   Result<Attr> attr = _new_node_attr(ino, "file", format_mode(create->mode), std::to_string(who.uid),
-                                     std::to_string(create->gid), "0", now, {}, {});
+                                     std::to_string(create->gid), "0", create->shown, {}, {});
   if (!attr) {
     return std::nullopt;
   }
@@ -364,7 +368,9 @@ Status Store::created(Ino ino, Gathered& file, const DeferredCreate& create, con
                 " (sent at the file's close): " + e.message;
     return e;
   }
-  note_server_clock(attr->ctime_ns);
+  if (!fresh.empty()) {
+    note_server_clock(fresh[0].ctime_ns);  // (the file's times are this mount's: `shown`)
+  }
   if (fresh.empty()) {
     m_dir_names.forget(create.parent);
   } else {
@@ -671,6 +677,7 @@ Status Store::send_pipelined(Connection& c, Ino ino, Gathered& file, const Defer
   const bool combined = create != nullptr && changes && combines_create(file);
   if (create != nullptr) {
     call = create_call(create->parent, create->name, "file", create->mode, 0, {}, create->who, ino, true);
+    call.args.push_back(create->shown);
     call.args.push_back(_basis_arg(create->basis));
     change = fields ? m_attrs.begin({create->parent}) : m_attrs.begin({create->parent, ino});
   }

@@ -636,6 +636,45 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink record their reply without th
   CHECK(record() == "$" + std::to_string(made2.size()) + "\r\n" + made2 + "\r\n");
 }
 
+// A writeback mount's deferred create sends the instant it showed as the
+// file's times (after the session): the server stores that one, and stamps
+// the parent's change with its own clock; a malformed instant is refused
+// before any write.
+TEST_CASE_FIXTURE(RedisFixture, "a deferred create's instant is the new file's times") {
+  Connection& c = conn();
+  _mkfs(c, keys);
+  const std::vector<std::string> k = {keys.sb(),     keys.freeze(), keys.dir(1),
+                                      keys.inode(1), keys.inode(5), keys.open(5)};
+  auto args = [](std::string instant) {
+    return std::vector<std::string>{"f", "file", "0644", "0", "0", "0", "", "5", "1", "sess", instant, ""};
+  };
+  for (const char* bad : {"", "12x", "12345678901234567890"}) {
+    auto refused = c.eval(lua::create, k, args(bad));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == EINVAL);
+    auto left = c.command({"EXISTS", keys.inode(5), keys.open(5)});
+    REQUIRE(left.ok());
+    CHECK(left->view().integer() == 0);
+    auto entry = c.command({"HEXISTS", keys.dir(1), "f"});
+    REQUIRE(entry.ok());
+    CHECK(entry->view().integer() == 0);
+  }
+  const std::string shown = "1700000000123456789";
+  auto made = c.eval(lua::create, k, args(shown));
+  REQUIRE_MESSAGE(made.ok(), (made.ok() ? "" : made.error().message));
+  REQUIRE(made->view().size() == 4);
+  CHECK(made->view()[0].str() == shown);
+  auto times = c.command({"HMGET", keys.inode(5), "atime", "mtime", "ctime"});
+  REQUIRE(times.ok());
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(times->view()[i].str() == shown);
+  }
+  auto parent = c.command({"HGET", keys.inode(1), "mtime"});
+  REQUIRE(parent.ok());
+  CHECK(parent->view().str() != shown);  // the server's clock
+  CHECK(std::string(made->view()[3][0].str()) == std::string(parent->view().str()));
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a killed connection fails one eval, then scripts work again") {
   Connection& c = conn();
   _mkfs(c, keys);
