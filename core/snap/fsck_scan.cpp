@@ -230,6 +230,13 @@ Status Scanner::guard_freeze(Connection& c) {
   auto deadline = cow.ok() && cow->view().size() == 2 ? cow->view()[1].as_int() : std::nullopt;
   if (deadline && cow_deadline_alive(*deadline, now_ns / 1000000) &&
       is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {
+    if (temp_kind(cow->view()[0].str()) == TempKind::Dump) {
+      // A dump's: the repair's freeze asks for it (Freeze::acquire), and
+      // the dump hands it over within a second or so (CowKeeper), or the
+      // freeze waits for the dump's end (EBUSY past k_freeze_wait). A
+      // copy's ends only with the copy: refused now, not after the check.
+      return {};
+    }
     return make_error(EBUSY, "a snapshot of '" + m_keys.prefix() + "' is being taken (" + m_keys.cow() +
                                  "): repair when it has ended");
   }

@@ -16,8 +16,9 @@
 # copy_file_range copies (the server's COPY) over a file's blocks and into
 # a new file. Also: a copy or a dump that crashes midway leaves a snapshot
 # the next one waits out, removes and replaces; nothing is left behind;
-# a delete begun while a dump stalls is handed the snapshot, and the dump
-# still completes with the filesystem as it was.
+# a delete or an fsck --repair begun while a dump stalls is handed the
+# snapshot, and the dump still completes with the filesystem as it was
+# (the repair's damage included).
 # The writer's longest write during the copies is printed (not asserted:
 # the machine is shared).
 . "$(dirname "$0")/../mount/lib.sh"
@@ -77,11 +78,7 @@ note "dumps while the writer runs: one slowed, one whose output stalls for $((10
 REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/dump4.json"
 REDISFS_FAULT=dump-stream-stall snap -q dump "$PREFIX" -o "$T/dump5.json" &
 dump_pid=$!
-for ((i = 0; i < 200; i++)); do
-  [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] && break
-  sleep 0.05
-done
-[[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] || fail "the stalled dump's snapshot is not the live one"
+wait_dump_snapshot "$PREFIX" >/dev/null
 note "a copy begun meanwhile: the stalled dump hands its snapshot over"
 snap -q copy "$PREFIX" SNAP6 || fail "the copy begun while a dump stalled failed"
 kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the copy: it handed nothing over"
@@ -218,11 +215,7 @@ snap -q copy "$PREFIX" DEL-SRC
 snap -q copy DEL-SRC DEL-REF
 REDISFS_FAULT=dump-stream-stall snap -q dump DEL-SRC -o "$T/deleted.json" &
 dump_pid=$!
-for ((i = 0; i < 200; i++)); do
-  [[ $(rcli hget DEL-SRC:COW staging) == "DEL-SRC~dump~"* ]] && break
-  sleep 0.05
-done
-[[ $(rcli hget DEL-SRC:COW staging) == "DEL-SRC~dump~"* ]] || fail "the dump of DEL-SRC did not begin"
+wait_dump_snapshot DEL-SRC >/dev/null
 snap -q delete DEL-SRC || fail "the delete begun while a dump stalled failed"
 kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the delete: it handed nothing over"
 wait "$dump_pid" || fail "the dump whose source was deleted after the handover failed"
@@ -230,4 +223,30 @@ snap -q restore "$T/deleted.json" --prefix DEL-RST
 snap -q diff --force DEL-REF DEL-RST >"$T/out" || fail "diff DEL-REF DEL-RST"
 [[ ! -s $T/out ]] || fail "the dump handed over differs from the filesystem: $(head -3 "$T/out")"
 [[ -z $(rcli --scan --pattern 'DEL-SRC*' | head -1) ]] || fail "keys of DEL-SRC are left: $(rcli --scan --pattern 'DEL-SRC*' | head -3)"
+
+note "an fsck --repair begun while a dump's output stalls: the dump hands its snapshot over, the repair runs"
+snap -q copy "$PREFIX" REP-SRC
+rcli hset REP-SRC:INODE:1 nlink 9 >/dev/null  # damage the repair fixes: the root's link count
+snap -q copy REP-SRC REP-REF
+note "an fsck --repair while a copy's snapshot is live: refused at once, nothing repaired"
+if REDISFS_FAULT=copy-staging-crash snap -q copy REP-SRC REP-CRASH 2>/dev/null; then
+  fail "the crash hook did not crash the copy"
+fi
+if snap fsck --repair REP-SRC >"$T/out" 2>"$T/err"; then
+  fail "fsck --repair ran while a copy's snapshot was live: $(cat "$T/out")"
+fi
+grep -q "a snapshot of 'REP-SRC' is being taken" "$T/err" || fail "the refusal: $(cat "$T/err")"
+[[ $(rcli hget REP-SRC:INODE:1 nlink) == 9 ]] || fail "the refused repair changed the filesystem"
+REDISFS_FAULT=dump-stream-stall snap -q dump REP-SRC -o "$T/repaired.json" &
+dump_pid=$!
+wait_dump_snapshot REP-SRC >/dev/null
+snap fsck --repair REP-SRC >"$T/out" 2>"$T/err" || fail "the fsck --repair begun while a dump stalled failed: $(cat "$T/err")"
+grep -q '^wrong link count: REP-SRC:INODE:1: .*(repaired' "$T/out" || fail "the repair: $(cat "$T/out")"
+kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the repair: it handed nothing over"
+wait "$dump_pid" || fail "the dump whose source was repaired after the handover failed"
+snap -q fsck REP-SRC || fail "REP-SRC is not clean after the repair"
+snap -q restore --damaged "$T/repaired.json" --prefix REP-RST
+[[ $(rcli hget REP-RST:INODE:1 nlink) == 9 ]] || fail "the dump holds the repair, not its instant's link count"
+snap -q diff --force REP-REF REP-RST >"$T/out" || fail "diff REP-REF REP-RST"
+[[ ! -s $T/out ]] || fail "the dump handed over differs from the filesystem: $(head -3 "$T/out")"
 note "ok"
