@@ -105,11 +105,11 @@ static Status _end_dump(Connection& c, CowSnapshot& cow, const Keys& tk, bool st
 // less those written, a quarter more for Redis's own cost, above the room
 // guard's margin. EAGAIN if not (the other tool waits on, as before).
 static Status _room_for_handover(Connection& c, const Keys& tk, std::uint64_t written) {
-  TRY_ASSIGN(ServerMemory m, server_memory(c));
   TRY_ASSIGN(Reply bytes, c.command({"HGET", tk.sb(), "bytes"}));
   const auto total = static_cast<std::uint64_t>(std::max(0LL, bytes.view().as_int().value_or(0)));
   const std::uint64_t need = (total > written ? total - written : 0) / 4 * 5;
-  if (m.limit() != 0 && m.free() < m.margin() + need) {
+  TRY_ASSIGN(bool fits, RoomGuard::fits(c, need));
+  if (!fits) {
     return make_error(EAGAIN, "no room to hand the dump's snapshot over");
   }
   return {};

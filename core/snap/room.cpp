@@ -55,4 +55,9 @@ Status RoomGuard::check(Connection& c) {
                                 ", then run it again");
 }
 
+Result<bool> RoomGuard::fits(Connection& c, std::uint64_t bytes) {
+  TRY_ASSIGN(ServerMemory m, server_memory(c));
+  return m.limit() == 0 || m.free() >= m.margin() + bytes;
+}
+
 }  // namespace redisfs

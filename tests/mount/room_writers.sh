@@ -106,12 +106,7 @@ used=$(rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
 rcli config set maxmemory $((used + (5 << 20))) >/dev/null
 REDISFS_FAULT=dump-stream-stall snap dump "$PREFIX" -o "$T/kept.json" 2>"$T/err" &
 dumper=$!
-for ((i = 0; i < 100; i++)); do
-  [[ $(rcli hget "$PREFIX:COW" staging) == "$PREFIX~dump~"* ]] && break
-  sleep 0.05
-done
-staging=$(rcli hget "$PREFIX:COW" staging)
-[[ $staging == "$PREFIX~dump~"* ]] || fail "the dump did not begin"
+staging=$(wait_dump_snapshot "$PREFIX")
 (
   rc=0
   snap copy "$PREFIX" "$PREFIX-c2" 2>"$T/copy.err" || rc=$?
