@@ -16,7 +16,11 @@
 //
 // readdirplus hands the kernel one lookup per entry that fits in its buffer
 // (never for "." and "..", which carry no inode number in the entry): those
-// are counted once the reply is complete. The attributes of a page served
+// are counted once the reply is complete. Not from a page read before this
+// mount changed the directory's names (a rename or removal between two
+// getdents(2) calls, after a getattr read the first page): such a page's
+// names go without their inodes (DirReader::page_stale), or the kernel
+// would link a name to the inode it no longer has. The attributes of a page served
 // again for a later request carry timeouts shortened by the page's age, and
 // those a page took from the AttrCache (Store::readdir) by theirs. A
 // reply never ends between two entries of one page with the same name hash
@@ -145,7 +149,9 @@ static std::size_t _add_entry(fuse_req_t req, DirHandle& h, const DirEntry& entr
   if (why.empty() && entry.ino == k_root_ino) {
     why = "an entry names the root directory (inode 1)";
   }
-  if (entry.attr && why.empty()) {
+  // A page read before this mount changed the directory's names may name
+  // an inode the name no longer has: the name alone (its lookup asks).
+  if (entry.attr && why.empty() && !h.reader.page_stale()) {
     // (entry.age: attributes the page took from the AttrCache were that old)
     double age = std::chrono::duration<double>(DirReader::Clock::now() - h.reader.page_time()).count() + entry.age;
     Attr seen = *entry.attr;

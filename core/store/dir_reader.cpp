@@ -58,6 +58,7 @@ Result<bool> DirReader::read_page(std::uint64_t cursor) {
   m_entries.clear();
   m_hashes.clear();
   m_index = 0;
+  const Clock::time_point asked = Clock::now();
   TRY_ASSIGN(DirPage page, fetch(cursor));
   bool started_over = false;
   if (cursor != 0 && !m_server.empty() && !page.server.empty() && page.server != m_server) {
@@ -102,6 +103,7 @@ Result<bool> DirReader::read_page(std::uint64_t cursor) {
   m_cursor = cursor;
   m_next_cursor = page.next_cursor;
   m_time = Clock::now();
+  m_asked = asked;
   m_have_page = true;
   return started_over;
 }

@@ -94,6 +94,10 @@ class DirReader {
   bool must_follow() const;
   // When the page held was read (attributes are that old).
   Clock::time_point page_time() const { return m_time; }
+  // Whether this mount changed the directory's names since the page held
+  // was asked for: its entries' inodes must not be handed to the kernel
+  // (Store::names_changed_since; the names may be listed).
+  bool page_stale() const { return m_store.names_changed_since(m_dir, m_asked); }
   void advance() { ++m_index; }
   // Asks for the directory's parent with the next page read, in its round
   // trip (Store::readdir's `parent`: a gone directory fails the read with
@@ -130,6 +134,7 @@ class DirReader {
   std::uint64_t m_prev_cursor = 0;
   std::uint32_t m_prev_last_hash = 0;
   Clock::time_point m_time{};
+  Clock::time_point m_asked{};       // when the page held was asked for
   std::vector<DirEntry> m_entries;   // sorted by (hash, name)
   std::vector<std::uint32_t> m_hashes;
   std::size_t m_index = 0;

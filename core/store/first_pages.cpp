@@ -36,11 +36,26 @@ std::size_t FirstPages::wanted(Ino dir) {
   return it == m_dirs.end() ? 0 : it->second.max;
 }
 
+void FirstPages::changed(Ino dir, Clock::time_point now) {
+  if (m_ttl.count() <= 0) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(m_mutex);
+  auto it = m_dirs.find(dir);
+  if (it != m_dirs.end()) {
+    it->second.page.reset();
+    it->second.changed = now;
+  }
+}
+
 void FirstPages::keep(Ino dir, Clock::time_point sent, DirPage page, Ino parent) {
   std::lock_guard<std::mutex> lock(m_mutex);
   auto it = m_dirs.find(dir);
   if (it == m_dirs.end()) {
     return;  // the listing read or closed meanwhile
+  }
+  if (sent <= it->second.changed) {
+    return;  // read before this mount's change landed: stale
   }
   if (it->second.page && it->second.sent > sent) {
     return;  // a newer one is kept

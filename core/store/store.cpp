@@ -335,13 +335,15 @@ Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std:
   // Every inode and directory a script may change is among its KEYS
   // (prelude.lua).
   std::vector<Ino> inodes;
-  if (m_attrs.enabled() || m_dir_names.enabled()) {
-    for (const std::string& key : keys) {
-      auto rel = m_keys.relative(key);
-      ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
-      if (parsed.kind == KeyKind::Inode) {
-        inodes.push_back(parsed.ino);
-      } else if (parsed.kind == KeyKind::Dir && parsed.ino != reporting_dir) {
+  std::vector<Ino> dirs;  // whose names it may change
+  for (const std::string& key : keys) {
+    auto rel = m_keys.relative(key);
+    ParsedKey parsed = rel ? parse_relative_key(*rel) : ParsedKey{};
+    if (parsed.kind == KeyKind::Inode) {
+      inodes.push_back(parsed.ino);
+    } else if (parsed.kind == KeyKind::Dir) {
+      dirs.push_back(parsed.ino);
+      if (parsed.ino != reporting_dir) {
         m_dir_names.forget(parsed.ino);
       }
     }
@@ -359,6 +361,9 @@ Result<Reply> Store::eval_change(Connection& c, lua::ScriptId script, const std:
     before->judge(replies);
   }
   m_attrs.end(change, r.ok() && fresh ? fresh(r->view()) : std::vector<Attr>{});
+  for (Ino dir : dirs) {
+    names_changed(dir);  // (what its listings read before it landed is stale)
+  }
   // It may or may not have run, or it found the directory not as this mount
   // knew it; but a directory entry that names a directory not empty (rmdir
   // and rename refuse it, before any write) says nothing against the rest.

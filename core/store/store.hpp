@@ -432,6 +432,12 @@ class Store {
                           std::optional<std::chrono::steady_clock::time_point> opened = std::nullopt);
   void listing_waits(Ino dir, std::size_t max) { m_first_pages.waits(dir, max); }
   void listing_done(Ino dir) { m_first_pages.done(dir); }
+  // Whether this mount changed the names of `dir` since a page of its
+  // listing was asked for at `asked` (NamesChanged: list its names
+  // without their inodes then).
+  bool names_changed_since(Ino dir, std::chrono::steady_clock::time_point asked) const {
+    return m_names_changed.since(dir, asked);
+  }
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> getxattr(Ino ino, std::string_view name);
@@ -936,6 +942,13 @@ class Store {
   DirNames m_dir_names;   // whole name lists of directories this mount fills
   RemovedNames m_removed;  // names this mount removed a moment ago
   FirstPages m_first_pages;  // first pages read by the getattr between an opendir and its first readdir
+  NamesChanged m_names_changed;  // when this mount last changed each directory's names
+  // This mount changed the names of `dir` (landed, or answered before it
+  // lands): what its listings read before is stale (FirstPages, NamesChanged).
+  void names_changed(Ino dir) {
+    m_first_pages.changed(dir);
+    m_names_changed.changed(dir);
+  }
 };
 
 // Reads an inode's hash reply (HGETALL) into an Attr.

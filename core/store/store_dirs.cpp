@@ -337,6 +337,7 @@ bool Store::removal_waits(WaitingUnlink u) {
     // now, before the sender can send it (and forget the name's absence
     // if the server refuses it).
     m_removed.removed(parent, name, RemovedNames::Clock::now());
+    names_changed(parent);
     forget_name(parent, name);
     m_attrs.forget(u.ino);
     m_attrs.forget(parent);  // (what this mount shows of it: m_unlink_parents)

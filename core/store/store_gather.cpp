@@ -316,6 +316,7 @@ std::optional<Attr> Store::defer_create(Ino parent, std::string_view name, std::
   // mount holds of them goes now, and its next getattr asks the server
   // (which sends the create first: acquire()).
   m_attrs.forget(parent);
+  names_changed(parent);
   m_dir_names.adding(parent, name, ino);
   m_removed.forget(parent, name);
   remember(parent, name, ino, true);

@@ -23,6 +23,19 @@
 #                               entry FIRST/2, and the rest from there.
 #                               Prints the names of each, one a line, the
 #                               two parts apart by a "--" line
+#   dirlist.py renamed ROOT     in ROOT/d (files f0..f3) and ROOT/e: for
+#                               each file, a listing of d (its attributes:
+#                               the kernel asks for d's at the next fstat),
+#                               an opendir and fstat of d (the getattr that
+#                               may read its first page), the file renamed
+#                               to e, then getdents64 on that handle: the
+#                               listing may show the name or not (POSIX),
+#                               but a stat of it in d must then fail; then
+#                               in ROOT/big (300 files): a listing read a
+#                               few entries at a time, the names not read
+#                               yet renamed to ROOT/e after the first
+#                               getdents64, then the rest: none of those
+#                               is a name in big any more
 #   dirlist.py tree FS INO NDIRS NFILES   on stdout, for redis-cli --pipe:
 #                               the commands that add directories d0000...
 #                               of NFILES empty files f000000... each to the
@@ -154,6 +167,40 @@ def _getdents(fd, size):
     return out
 
 
+def renamed(root):
+    d, e = os.path.join(root, "d"), os.path.join(root, "e")
+    for i in range(4):
+        name = "f%d" % i
+        os.listdir(d)
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        os.fstat(fd)
+        os.rename(os.path.join(d, name), os.path.join(e, name))
+        listed = []
+        while True:  # (not os.listdir(fd): its fdopendir's fstat would read the page again)
+            got = _getdents(fd, 32768)
+            if not got:
+                break
+            listed += [n for n, _ in got]
+        os.close(fd)
+        if os.path.lexists(os.path.join(d, name)):
+            fail("%s renamed from d to e is still a name in d (listed: %s)" % (name, sorted(listed)))
+    big = os.path.join(root, "big")
+    fd = os.open(big, os.O_RDONLY | os.O_DIRECTORY)
+    seen = {n for n, _ in _getdents(fd, 2048)}  # (the daemon holds a page of 256)
+    moved = sorted(set(os.listdir(big)) - seen)
+    for n in moved:
+        os.rename(os.path.join(big, n), os.path.join(e, n))
+    while True:
+        got = _getdents(fd, 2048)
+        if not got:
+            break
+    os.close(fd)
+    left = [n for n in moved if os.path.lexists(os.path.join(big, n))]
+    if left:
+        fail("%d of %d names renamed from big during its listing are still names in it: %s" %
+             (len(left), len(moved), left[:5]))
+
+
 def across(path, first, ready, go):
     # getdents64 with a small buffer, not readdir(3): libc reads 32 KiB at
     # once, which would take the daemon past its first page of entries
@@ -246,6 +293,8 @@ if __name__ == "__main__":
         tree(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "across":
         across(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif cmd == "renamed":
+        renamed(sys.argv[2])
     elif cmd == "make":
         make(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:

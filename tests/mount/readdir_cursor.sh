@@ -15,6 +15,10 @@
 #   no round trip of its own (the getattr after its opendir reads its
 #   first page: store/first_pages.hpp), and the purges of the directories
 #   it removed none of their own;
+# - a listing whose first page was read before this mount renamed one of
+#   its names (the getattr after its opendir), or that holds a page across
+#   getdents(2) calls with renames between, does not make the kernel show
+#   an old name (default and writeback mounts);
 # - four handles on a directory of 50,000 names (written on the server
 #   directly, as a restore would), read to the end and held open together,
 #   grow the daemon's RSS by less than 4 MB once the kernel knows the
@@ -140,6 +144,26 @@ for ((i = 0; i < 100; i++)); do
 done
 [[ -z $(fs_keys ORPHANS) ]] || fail "orphans left after rm -rf: $(rcli hgetall "$PREFIX:ORPHANS" | tr '\n' ' ')"
 unmount_fs "$W"
+
+# A first page the getattr after an opendir read, then a rename of one of
+# its names by this mount before the first readdir, and a page a listing
+# holds between two getdents(2) calls, renamed from meanwhile: the listing
+# must not hand the kernel an old name with its inode (readdirplus links
+# it: a second name of a file that has one, which an unlink then "removes").
+for mode in default writeback; do
+  S=$T/stale-$mode
+  if [[ $mode == writeback ]]; then
+    PREFIX=$PREFIX-wb mount_at "$S" -o writeback  # (the only mount of its filesystem)
+  else
+    mount_at "$S"
+  fi
+  mkdir "$S/d" "$S/e"
+  for i in 0 1 2 3; do echo "$i" >"$S/d/f$i"; done
+  mkdir "$S/big"
+  python3 "$DIRLIST" make "$S/big" b 300
+  python3 "$DIRLIST" renamed "$S" || fail "$mode mount: a listing showed a name renamed after its opendir"
+  unmount_fs "$S"
+done
 
 # 50,000 names in d0000, written on the server as a restore would
 python3 "$DIRLIST" tree "$PREFIX" $(($(rcli hget "$PREFIX:SB" next_inode) + 1000000)) 1 50000 | rcli --pipe >/dev/null

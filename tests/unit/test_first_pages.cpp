@@ -69,6 +69,26 @@ TEST_CASE("first pages: nothing kept without a listing, nor after the last one e
   CHECK(t->page.entries.at(0).name == "b");
 }
 
+TEST_CASE("first pages: none read before this mount changed the directory's names") {
+  FirstPages pages(1.0);
+  const auto t0 = FirstPages::Clock::now();
+  pages.waits(7, 256);
+  pages.keep(7, t0 + 1ms, _page({"a", "b"}), 1);
+  pages.changed(7, t0 + 2ms);  // (b renamed away: the kept page is stale)
+  CHECK_FALSE(pages.take(7, t0, t0 + 3ms));
+  pages.keep(7, t0 + 1ms, _page({"a", "b"}), 1);  // on its way during the change: stale too
+  CHECK_FALSE(pages.take(7, t0, t0 + 3ms));
+  pages.keep(7, t0 + 2ms, _page({"a", "b"}), 1);  // sent as it landed: may not hold it
+  CHECK_FALSE(pages.take(7, t0, t0 + 3ms));
+  pages.keep(7, t0 + 4ms, _page({"a"}), 1);  // read after it
+  auto t = pages.take(7, t0, t0 + 5ms);
+  REQUIRE(t);
+  CHECK(t->page.entries.size() == 1);
+  pages.changed(8, t0 + 6ms);  // no listing of it waits: nothing to drop
+  CHECK(pages.wanted(8) == 0);
+  pages.done(7);
+}
+
 TEST_CASE("first pages: a ttl of 0 turns it off") {
   FirstPages pages(0);
   pages.waits(7, 256);
