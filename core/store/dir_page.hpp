@@ -1,6 +1,7 @@
 // One page of a directory listing (Store::readdir, DirReader, FirstPages).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,10 @@ struct DirPage {
   // The run_id of the server whose HSCAN gave it (Connection::answered_by;
   // empty: not known). A cursor means nothing to another server process.
   std::string server;
+  // When it was asked for (the HSCAN sent): what this mount remembers of
+  // its names must not be older than a change of them it made since
+  // (Store::remember).
+  std::chrono::steady_clock::time_point asked{};
 };
 
 }  // namespace redisfs

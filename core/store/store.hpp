@@ -642,8 +642,13 @@ class Store {
   // go to `released`.
   Prerequisites releases_before(std::span<const Release> releases, std::vector<Result<Released>>& released);
   // `name` in `parent` names `ino`; `one_link`: a file this mount just
-  // made, with that one link (m_one_link).
-  void remember(Ino parent, std::string_view name, Ino ino, bool one_link = false);
+  // made, with that one link (m_one_link). `asked`: what a read asked for
+  // then (a lookup, a listing's page) says so; not remembered if this
+  // mount changed the names of `parent` since (a rename that landed
+  // between the read and now: the name would be stale, and a writeback
+  // mount's unlink that waits trusts it).
+  void remember(Ino parent, std::string_view name, Ino ino, bool one_link = false,
+                std::optional<std::chrono::steady_clock::time_point> asked = std::nullopt);
   void forget_name(Ino parent, std::string_view name);
   // Whether a file may have a security.* attribute: the superblock's flag,
   // read at most once a second (store_xattr.cpp).

@@ -26,7 +26,11 @@ std::vector<std::pair<Ino, std::string>> Store::known_names() {
   return out;
 }
 
-void Store::remember(Ino parent, std::string_view name, Ino ino, bool one_link) {
+void Store::remember(Ino parent, std::string_view name, Ino ino, bool one_link,
+                     std::optional<std::chrono::steady_clock::time_point> asked) {
+  if (asked && m_names_changed.since(parent, *asked)) {
+    return;
+  }
   m_removed.forget(parent, name);  // it is there (again)
   std::string key = std::to_string(parent) + '/' + std::string(name);
   std::lock_guard lock(m_names_mutex);
@@ -145,6 +149,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
       guess = it->second;
     }
   }
+  const auto asked = std::chrono::steady_clock::now();
   c->append({"HGET", m_keys.dir(parent), name});
   if (guess != 0) {
     c->append({"HGETALL", m_keys.inode(guess)});
@@ -165,7 +170,7 @@ Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age
   }
   auto attr = read_inode(*c, ino);
   if (attr.ok()) {
-    remember(parent, name, ino);
+    remember(parent, name, ino, false, asked);
   }
   return attr;
 }
@@ -233,6 +238,7 @@ std::optional<DirPage> Store::page_from_names(Ino dir, std::size_t max, bool plu
     *parent = up;
   }
   DirPage page;
+  page.asked = std::chrono::steady_clock::now();
   page.entries.reserve(names->size());
   complete = true;
   const auto now = AttrCache::Clock::now();
@@ -289,6 +295,7 @@ std::optional<DirPage> Store::first_page_known(Connection& c, Ino dir, std::size
     return std::nullopt;
   }
   page->server = c.answered_by();
+  page->asked = sent;
   // Whole (one page, no entry left out as malformed): every name, as of
   // that count.
   if (page->next_cursor == 0 && v[0].size() == 2 && page->entries.size() * 2 == v[0][1].size()) {
@@ -335,6 +342,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
   }
   std::string cur = std::to_string(cursor);
   std::string count = std::to_string(std::max<std::size_t>(max, 1));
+  const auto asked = std::chrono::steady_clock::now();
   c->append({"HSCAN", m_keys.dir(dir), cur, "COUNT", count});
   if (parent != nullptr) {  // in the same round trip
     c->append({"HMGET", m_keys.inode(dir), "type", "parent", "nlink"});
@@ -349,6 +357,7 @@ Result<DirPage> Store::readdir(Ino dir, std::uint64_t cursor, std::size_t max, b
   TRY_ASSIGN(Reply r, std::move(scanned));
   TRY_ASSIGN(DirPage page, _scanned_page(dir, r.view()));
   page.server = std::move(server);
+  page.asked = asked;
   TRY(readdir_attrs(*c, dir, page, plus));
   return page;
 }
@@ -368,6 +377,7 @@ Result<Attr> Store::getattr_with_first_page(Connection& c, Ino dir) {
   if (attr && attr->is_dir() && attr->nlink != 0 && scanned) {
     if (auto page = _scanned_page(dir, scanned->view())) {
       page->server = c.answered_by();
+      page->asked = sent;
       m_first_pages.keep(dir, sent, std::move(page).value(), attr->parent == 0 ? dir : attr->parent);
     }
   }
@@ -401,7 +411,7 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
   for (auto& e : page.entries) {
     if (plus && e.attr) {
       e.type = e.attr->mode & S_IFMT;
-      remember(dir, e.name, e.ino);
+      remember(dir, e.name, e.ino, false, page.asked);
       kept.push_back(std::move(e));
       continue;
     }
@@ -431,7 +441,7 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
         keep.push_back(*e.attr);
       }
       overlay_gathered(*e.attr);
-      remember(dir, e.name, e.ino);
+      remember(dir, e.name, e.ino, false, page.asked);
     } else {
       if (a->view().is_nil()) {
         continue;
