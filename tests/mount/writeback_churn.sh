@@ -8,7 +8,9 @@
 # owner, size, content, inode numbers, times), and the filesystem is
 # consistent, nothing left behind. Regular files' times are the kernel's
 # (its writeback cache keeps them, on a coarse clock, and writes them
-# back): the server must store those, not its own.
+# back): the server must store those, not its own. Nor may a change the
+# mount answered itself (an unlink that waits) be refused when it lands
+# (the daemon logs that): the name was another inode's, or gone.
 . "$(dirname "$0")/lib.sh"
 
 for seeds in "11 22" "33 44"; do
@@ -25,7 +27,10 @@ for seeds in "11 22" "33 44"; do
   cat "$T/churn-1" "$T/churn-2"
   ((r1 == 0 && r2 == 0)) || fail "a churner hit an unexpected error (seeds $seeds)"
   python3 "$HERE/manifest.py" "$MNT" >"$T/shown"
+  log=${MOUNT_LOGS[$MNT]}
   unmount_fs
+  ! grep "sent after its" "$log" ||
+    fail "the mount answered a change the server then refused (seeds $seeds)"
   check_consistency --no-orphans || fail "inconsistent after the churn (seeds $seeds)"
   mount_fs
   python3 "$HERE/manifest.py" "$MNT" >"$T/stored"
