@@ -78,7 +78,7 @@ note "dumps while the writer runs: one slowed, one whose output stalls for $((10
 REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/dump4.json"
 REDISFS_FAULT=dump-stream-stall snap -q dump "$PREFIX" -o "$T/dump5.json" &
 dump_pid=$!
-wait_dump_snapshot "$PREFIX" >/dev/null
+wait_snapshot "$PREFIX" dump >/dev/null
 note "a copy begun meanwhile: the stalled dump hands its snapshot over"
 snap -q copy "$PREFIX" SNAP6 || fail "the copy begun while a dump stalled failed"
 kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the copy: it handed nothing over"
@@ -140,11 +140,7 @@ punch_during() {
     REDISFS_FAULT=dump-stream-slow snap -q dump "$PREFIX" -o "$T/punched.json" &
   fi
   pid=$!
-  for ((i = 0; i < 100; i++)); do
-    [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
-    sleep 0.02
-  done
-  [[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the $what did not begin"
+  wait_snapshot "$PREFIX" "$what" >/dev/null
   fallocate --punch-hole -o $((B + 5)) -l $((5 * B)) "$d/punched" # 1 cut, 2-5 gone, 6 zeroed
   # the server copies blocks 0-4 of punched whole over blocks 2-6 of over
   # (COPY ... REPLACE), and all of it into a new file
@@ -215,7 +211,7 @@ snap -q copy "$PREFIX" DEL-SRC
 snap -q copy DEL-SRC DEL-REF
 REDISFS_FAULT=dump-stream-stall snap -q dump DEL-SRC -o "$T/deleted.json" &
 dump_pid=$!
-wait_dump_snapshot DEL-SRC >/dev/null
+wait_snapshot DEL-SRC dump >/dev/null
 snap -q delete DEL-SRC || fail "the delete begun while a dump stalled failed"
 kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the delete: it handed nothing over"
 wait "$dump_pid" || fail "the dump whose source was deleted after the handover failed"
@@ -239,7 +235,7 @@ grep -q "a snapshot of 'REP-SRC' is being taken" "$T/err" || fail "the refusal: 
 [[ $(rcli hget REP-SRC:INODE:1 nlink) == 9 ]] || fail "the refused repair changed the filesystem"
 REDISFS_FAULT=dump-stream-stall snap -q dump REP-SRC -o "$T/repaired.json" &
 dump_pid=$!
-wait_dump_snapshot REP-SRC >/dev/null
+wait_snapshot REP-SRC dump >/dev/null
 snap fsck --repair REP-SRC >"$T/out" 2>"$T/err" || fail "the fsck --repair begun while a dump stalled failed: $(cat "$T/err")"
 grep -q '^wrong link count: REP-SRC:INODE:1: .*(repaired' "$T/out" || fail "the repair: $(cat "$T/out")"
 kill -0 "$dump_pid" 2>/dev/null || fail "the dump ended before the repair: it handed nothing over"

@@ -54,20 +54,21 @@ rcli() {
   redis-cli -s "$SOCK" "$@"
 }
 
-# wait_dump_snapshot PREFIX: waits (10 s at most) until a dump's snapshot
-# of PREFIX is the live one (its COW record's staging is <PREFIX>~dump~...),
-# and prints that staging prefix; fails the case if none came.
-wait_dump_snapshot() {
+# wait_snapshot PREFIX KIND: waits (10 s at most) until a KIND's (copy or
+# dump) snapshot of PREFIX is the live one (its COW record's staging is
+# <PREFIX>~KIND~...), and prints that staging prefix; fails the case if
+# none came.
+wait_snapshot() {
   local staging i
-  for ((i = 0; i < 200; i++)); do
+  for ((i = 0; i < 500; i++)); do
     staging=$(rcli hget "$1:COW" staging)
-    if [[ $staging == "$1~dump~"* ]]; then
+    if [[ $staging == "$1~$2~"* ]]; then
       echo "$staging"
       return 0
     fi
-    sleep 0.05
+    sleep 0.02
   done
-  fail "no dump's snapshot of $1 began (COW record: $(rcli hgetall "$1:COW" | tr '\n' ' '))"
+  fail "no $2's snapshot of $1 began (COW record: $(rcli hgetall "$1:COW" | tr '\n' ' '))"
 }
 
 # command_calls NAME: the server's calls of command NAME so far (INFO

@@ -67,11 +67,7 @@ rcli config set maxmemory $((used + (5 << 20))) >/dev/null
   echo "$rc" >"$T/dump.rc"
 ) &
 dumper=$!
-for ((i = 0; i < 100; i++)); do
-  [[ $(rcli exists "$PREFIX:COW") == 1 ]] && break
-  sleep 0.05
-done
-[[ $(rcli exists "$PREFIX:COW") == 1 ]] || fail "the dump did not begin"
+wait_snapshot "$PREFIX" dump >/dev/null
 sleep 1
 # 64 KiB every 50 ms: about 1.3 MB/s, so the keeper's look (every 100 ms
 # on a server this small) comes before the copies pass the margin
@@ -106,7 +102,7 @@ used=$(rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
 rcli config set maxmemory $((used + (5 << 20))) >/dev/null
 REDISFS_FAULT=dump-stream-stall snap dump "$PREFIX" -o "$T/kept.json" 2>"$T/err" &
 dumper=$!
-staging=$(wait_dump_snapshot "$PREFIX")
+staging=$(wait_snapshot "$PREFIX" dump)
 (
   rc=0
   snap copy "$PREFIX" "$PREFIX-c2" 2>"$T/copy.err" || rc=$?
