@@ -61,6 +61,24 @@ stop_pid() {
   kill -KILL "$1" 2>/dev/null || true
 }
 
+# stop_jobs: for cleanup traps, the case's background jobs (writers, a
+# tool left waiting) and the commands its subshell jobs run, SIGTERM, but
+# not the mount daemons (unmounted after): a tool left waiting on a server
+# the trap stops would wait out its outage budget. Never fails.
+stop_jobs() {
+  local pid mnt daemon
+  for pid in $(jobs -pr); do
+    daemon=
+    for mnt in "${!MOUNT_PIDS[@]}"; do
+      [[ ${MOUNT_PIDS[$mnt]} == "$pid" ]] && daemon=1
+    done
+    [[ -n $daemon ]] && continue
+    pkill -TERM -P "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null
+  done
+  return 0
+}
+
 # ------------------------------------------------------------------ mounts
 # Shared by the suite libraries (tests/mount/lib.sh, tests/prod/lib.sh,
 # tests/prod/topology.sh): one way to start a foreground daemon, wait for
@@ -179,6 +197,23 @@ show_daemon_logs() {
       tail -20 "${MOUNT_LOGS[$mnt]}" >&2
     fi
   done
+}
+
+# wait_snapshot PREFIX KIND: waits (10 s at most) until a KIND's (copy or
+# dump) snapshot of PREFIX is the live one (its COW record's staging is
+# <PREFIX>~KIND~...), and prints that staging prefix; fails the case if
+# none came. (rcli: the suite library's, on its server.)
+wait_snapshot() {
+  local staging i
+  for ((i = 0; i < 500; i++)); do
+    staging=$(rcli hget "$1:COW" staging)
+    if [[ $staging == "$1~$2~"* ]]; then
+      echo "$staging"
+      return 0
+    fi
+    sleep 0.02
+  done
+  fail "no $2's snapshot of $1 began (COW record: $(rcli hgetall "$1:COW" | tr '\n' ' '))"
 }
 
 # remove_tmp: removes $T, unless something is still mounted under it (then

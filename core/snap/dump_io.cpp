@@ -107,12 +107,17 @@ static Status _end_dump(Connection& c, CowSnapshot& cow, const Keys& tk, bool st
 static Status _room_for_handover(Connection& c, const Keys& tk, std::uint64_t written) {
   TRY_ASSIGN(Reply bytes, c.command({"HGET", tk.sb(), "bytes"}));
   const auto total = static_cast<std::uint64_t>(std::max(0LL, bytes.view().as_int().value_or(0)));
-  const std::uint64_t need = (total > written ? total - written : 0) / 4 * 5;
-  TRY_ASSIGN(bool fits, RoomGuard::fits(c, need));
-  if (!fits) {
-    return make_error(EAGAIN, "no room to hand the dump's snapshot over");
-  }
-  return {};
+  const std::uint64_t left = total > written ? total - written : 0;
+  return RoomGuard::fits(c, left / 4 * 5,
+                         "the " + human_bytes(left) + " of blocks it has not read, and a quarter more,");
+}
+
+// The warning of a dump that kept its snapshot from a tool waiting for it
+// (CowKeeper::kept), "" if none.
+static std::string _kept_warning(const CowKeeper& keeper) {
+  return keeper.kept()
+             ? "another tool waited for this dump's snapshot, which could not be handed over: " + keeper.kept()->message
+             : std::string();
 }
 
 // The dump's instant: a copy-on-write snapshot of `sk` in `tk` with every
@@ -451,8 +456,10 @@ class TempStreamer {
   }
 
   // Test hooks: a dump slow enough to write during, one whose output
-  // stalls for longer than the snapshot outlives a refresh, one that dies
-  // with blocks taken and others not.
+  // stalls for longer than the snapshot outlives a refresh, one whose
+  // output stalls until it is interrupted (longer than a tool waits for a
+  // snapshot: k_freeze_wait), one that dies with blocks taken and others
+  // not.
   static void stream_faults(const Page& page) {
     if (fault_injected("dump-stream-slow")) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -461,6 +468,12 @@ class TempStreamer {
     if (!page.blocks.empty() && !stalled && fault_injected("dump-stream-stall")) {
       stalled = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(k_freeze_ttl_ms + 2000));
+    }
+    if (!page.blocks.empty() && !stalled && fault_injected("dump-stream-hang")) {
+      stalled = true;
+      for (int i = 0; i < 6000 && !cancel_requested(); ++i) {  // (10 minutes at most)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     }
     if (!page.blocks.empty()) {
       crash_if_injected("dump-stream");
@@ -638,6 +651,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
     }
     add_warning(stats.warning, streamer.skipped(prefix));
     add_warning(stats.warning, _checked(check, prefix));
+    add_warning(stats.warning, _kept_warning(keeper));
     out.flush();
     if (!out) {
       return make_error(EIO, "dump: write failed");

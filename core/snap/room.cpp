@@ -55,9 +55,13 @@ Status RoomGuard::check(Connection& c) {
                                 ", then run it again");
 }
 
-Result<bool> RoomGuard::fits(Connection& c, std::uint64_t bytes) {
+Status RoomGuard::fits(Connection& c, std::uint64_t bytes, std::string_view what) {
   TRY_ASSIGN(ServerMemory m, server_memory(c));
-  return m.limit() == 0 || m.free() >= m.margin() + bytes;
+  if (m.limit() == 0 || m.free() >= m.margin() + bytes) {
+    return {};
+  }
+  return make_error(EAGAIN, "the server has no room for " + std::string(what) + " above the " +
+                                human_bytes(m.margin()) + " kept for the mounts' writes (" + m.said() + ")");
 }
 
 }  // namespace redisfs

@@ -71,8 +71,9 @@ class RoomGuard {
   Status check(Connection& c);
   // Whether `bytes` more fit above the margin now, by the same rule: for
   // a step that stages that much at once and may be skipped (a dump's
-  // handover of its snapshot). Yes when there is no guard.
-  static Result<bool> fits(Connection& c, std::uint64_t bytes);
+  // handover of its snapshot). Yes when there is no guard; else EAGAIN,
+  // "the server has no room for <what> above ...".
+  static Status fits(Connection& c, std::uint64_t bytes, std::string_view what);
   // How many bytes may be staged before the next look is due: a caller
   // that batches its writes keeps a batch within it (at least one key).
   std::uint64_t until_due() const { return m_next > m_since ? m_next - m_since : 0; }

@@ -455,6 +455,21 @@ Result<std::uint64_t> unlink_listed(Connection& c, const Keys& keys, const std::
 Freeze::Freeze(std::string key, std::string token, std::chrono::steady_clock::time_point extended)
     : m_key(std::move(key)), m_token(std::move(token)), m_held(true), m_last_refresh(extended) {}
 
+// Why Freeze::acquire gave up: a dump that kept its snapshot says why
+// (CowKeeper, cow_refresh.lua's 'kept'; shown escaped, as the record may
+// be anyone's).
+static Error _busy(Connection& c, const Keys& keys) {
+  auto cow = c.command({"HMGET", keys.cow(), "staging", "kept"});
+  if (cow.ok() && cow->view().size() == 2 && is_cow_staging(keys.prefix(), cow->view()[0].str()) &&
+      temp_kind(cow->view()[0].str()) == TempKind::Dump && !cow->view()[1].str().empty()) {
+    return make_error(EBUSY, "a dump of " + redisfs::quoted(keys.prefix()) + " keeps its snapshot (" + keys.cow() +
+                                 ") until it ends, as it cannot hand it over: " + shown(cow->view()[1].str(), 400, 0) +
+                                 "; try again when the dump has ended");
+  }
+  return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
+                               " is in progress (" + keys.freeze() + " or " + keys.cow() + " exists); try again later");
+}
+
 Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
   std::string key = keys.freeze();
   std::string token = random_hex(16);
@@ -469,8 +484,7 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
       return Freeze(std::move(key), std::move(token), sent);
     }
     if (Clock::now() >= deadline) {
-      return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
-                                   " is in progress (" + key + " or " + keys.cow() + " exists); try again later");
+      return _busy(c, keys);
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
@@ -651,13 +665,18 @@ static Error _lapsed(const std::string& key) {
                                 std::to_string(k_freeze_ttl_ms / 1000) + " s), so the copy would not be one instant");
 }
 
-Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t total) {
+Status CowSnapshot::refresh(Connection& c, std::uint64_t done, std::uint64_t total, std::string_view kept) {
   if (!m_alive) {
     return _lapsed(m_cow);
   }
   auto sent = Clock::now();
-  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, {m_cow}, {m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
-                                                      std::to_string(static_cast<long long>(total))}));
+  std::vector<std::string> argv{m_token, std::to_string(k_freeze_ttl_ms), std::to_string(static_cast<long long>(done)),
+                                std::to_string(static_cast<long long>(total))};
+  if (!kept.empty()) {
+    argv.emplace_back(kept);
+  }
+  const std::string cow[] = {m_cow};
+  TRY_ASSIGN(Reply r, c.eval(lua::cow_refresh, cow, argv));
   const long long answer = r.view().integer();
   if (answer != 1 && answer != 2) {
     m_alive = false;
@@ -674,6 +693,8 @@ Status CowSnapshot::keep_alive(Connection& c, std::uint64_t done, std::uint64_t 
   }
   return refresh(c, done, total);
 }
+
+Status CowSnapshot::keep_noting(Connection& c, std::string_view kept) { return refresh(c, 0, 0, kept); }
 
 Status CowSnapshot::end(Connection& c) {
   if (!m_alive) {
@@ -756,10 +777,14 @@ void CowKeeper::loop() {
 // stays the copier's, and the other tool waits on.
 void CowKeeper::hand_over(Connection& c) {
   m_handover_tried = true;
-  if (m_handover(c, m_cow, *m_room).ok()) {
+  Status handed = m_handover(c, m_cow, *m_room);
+  if (handed.ok()) {
     m_handed_over.store(true);  // (before the end: a take that finds it ended may rely on it)
     (void)m_cow.end(c);
+    return;
   }
+  m_kept = std::move(handed).error();
+  (void)m_cow.keep_noting(c, m_kept->message);
 }
 
 Status remove_staging(Connection& c, const Keys& staging) {

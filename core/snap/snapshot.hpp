@@ -154,6 +154,10 @@ class CowSnapshot {
   // Records progress and keeps it alive, at most once a second; EAGAIN
   // when it lapsed (its copy is no longer one instant).
   Status keep_alive(Connection& c, std::uint64_t done, std::uint64_t total);
+  // Refreshes it now, recording why its copier keeps it though another
+  // tool waits for it (a dump that cannot hand it over): the waiting tool's
+  // refusal says so (cow_kept).
+  Status keep_noting(Connection& c, std::string_view kept);
   // Ends it: EAGAIN when it had lapsed before. The caller then removes
   // <staging>:TOUCHED (or the whole staging prefix: remove_staging).
   Status end(Connection& c);
@@ -165,7 +169,7 @@ class CowSnapshot {
 
  private:
   CowSnapshot(const Keys& source, std::string token);
-  Status refresh(Connection& c, std::uint64_t done, std::uint64_t total);
+  Status refresh(Connection& c, std::uint64_t done, std::uint64_t total, std::string_view kept = {});
 
   std::string m_cow;      // <source>:COW
   std::string m_token;
@@ -196,7 +200,10 @@ class CowSnapshot {
 // over, once: `handover` makes the staging prefix hold all the copier
 // still needs (cow_copy_listed_blocks), then the keeper ends the snapshot
 // and handed_over() says so: the copier reads the rest from its staging
-// prefix, and the other tool begins its own.
+// prefix, and the other tool begins its own. When `handover` fails (no
+// room for what it would copy), the snapshot stays the copier's until it
+// ends: kept() says why, and so does the snapshot's record, for the tool
+// that waits (cow_kept).
 class CowKeeper {
  public:
   using Handover = std::function<Status(Connection& c, CowSnapshot& cow, RoomGuard& room)>;
@@ -208,6 +215,8 @@ class CowKeeper {
   // After stop(): the room guard's error when the keeper ended the snapshot.
   const std::optional<Error>& why() const { return m_why; }
   bool handed_over() const { return m_handed_over.load(); }
+  // After stop(): why a snapshot another tool asked for was not handed over.
+  const std::optional<Error>& kept() const { return m_kept; }
 
  private:
   void loop();
@@ -220,6 +229,7 @@ class CowKeeper {
   std::atomic<bool> m_handed_over{false};
   std::unique_ptr<RoomGuard> m_room;
   std::optional<Error> m_why;  // (written by the thread, read after stop())
+  std::optional<Error> m_kept;  // (likewise)
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stop = false;  // m_mutex

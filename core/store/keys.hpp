@@ -22,7 +22,9 @@
 //                              (snapshot.hpp): staging (the prefix the copy
 //                              is made in), token, deadline (ms, server
 //                              clock: it is alive until then, refreshed
-//                              every second), ttl, dst, done, total. While it
+//                              every second), ttl, dst, done, total; wanted
+//                              (another tool waits for it: a dump hands it
+//                              over), kept (why a dump could not). While it
 //                              is alive every change script first copies the
 //                              filesystem keys it names to the staging
 //                              prefix (if not done yet), so the staging

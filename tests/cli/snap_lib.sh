@@ -26,6 +26,7 @@ SERVER_PIDS=()
 
 cleanup() {
   local pid
+  stop_jobs
   busy_scripts_stop
   for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
     stop_pid "$pid"

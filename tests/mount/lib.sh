@@ -54,23 +54,6 @@ rcli() {
   redis-cli -s "$SOCK" "$@"
 }
 
-# wait_snapshot PREFIX KIND: waits (10 s at most) until a KIND's (copy or
-# dump) snapshot of PREFIX is the live one (its COW record's staging is
-# <PREFIX>~KIND~...), and prints that staging prefix; fails the case if
-# none came.
-wait_snapshot() {
-  local staging i
-  for ((i = 0; i < 500; i++)); do
-    staging=$(rcli hget "$1:COW" staging)
-    if [[ $staging == "$1~$2~"* ]]; then
-      echo "$staging"
-      return 0
-    fi
-    sleep 0.02
-  done
-  fail "no $2's snapshot of $1 began (COW record: $(rcli hgetall "$1:COW" | tr '\n' ' '))"
-}
-
 # command_calls NAME: the server's calls of command NAME so far (INFO
 # commandstats; 0 before the first).
 command_calls() {
@@ -358,6 +341,7 @@ _cleanup() {
   # a case may die holding files open on a mount: that would keep it busy
   exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
   [[ -z $HOLDER ]] || kill "$HOLDER" 2>/dev/null
+  stop_jobs
   busy_scripts_stop
   local mnt pid s
   unmount_everything

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Who gets a dump's snapshot, and who waits (redisfs-snap(1), the dump's
+# step 3): a dump whose output stalls hands its snapshot over to another
+# dump begun meanwhile, and both dumps are the filesystem as it was. On a
+# server without room for the blocks the stalled dump has not read (and a
+# quarter more, above the margin), it keeps its snapshot and records why:
+# an fsck --repair begun meanwhile waits for the dump's end, then repairs,
+# and the dump holds the damage of its instant; when the dump outlasts the
+# wait (30 s), the fsck --repair and a delete fail, each in one line that
+# says why (the dump's record), with nothing repaired or deleted. The
+# dump says it kept its snapshot from a waiting tool (a warning), and an
+# interrupted dump leaves nothing behind.
+. "$(dirname "$0")/snap_lib.sh"
+
+used_memory() { rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
+# little_room: 4 MiB free, less than the 10 MiB a handover of 8 MiB of
+# blocks needs
+little_room() {
+  rcli config set maxmemory 0 >/dev/null
+  rcli config set maxmemory $(($(used_memory) + (4 << 20))) >/dev/null
+}
+# same_as PREFIX REF: the dump restored at PREFIX (as it is: it holds the
+# damage) is the filesystem REF, a copy taken before
+same_as() {
+  snap -q diff --force "$2" "$1" >"$T/out" || fail "diff $2 $1"
+  [[ ! -s $T/out ]] || fail "$1 differs from $2: $(head -3 "$T/out")"
+}
+# tree PREFIX: fs_digest without the snapshot's record (its deadline moves)
+tree() { fs_digest "$1" | grep -v '^COW '; }
+nothing_staged() {
+  local left
+  left=$(rcli --scan --pattern 'SRC*~*' | sort | head -3 || true)
+  [[ -z $left ]] || fail "$1 left staged keys: $left"
+  [[ $(rcli exists {SRC,SRC2}:{COW,FREEZE,RESERVED}) == 0 ]] || fail "$1 left a snapshot, freeze or reservation record"
+}
+
+make_fs SRC
+add_blocks SRC 3 0 2048
+rcli hset SRC:INODE:3 size $((2048 * 4096)) bytes $((2048 * 4096)) >/dev/null
+rcli hset SRC:SB bytes $((2048 * 4096 + 13)) >/dev/null
+rcli hset SRC:INODE:1 nlink 9 >/dev/null # damage fsck --repair repairs: the root's link count
+snap -q copy SRC REF
+
+note "a dump begun while another's output stalls: the stalled dump hands its snapshot over"
+REDISFS_FAULT=dump-stream-stall snap -q dump SRC -o "$T/first.json" 2>"$T/first.err" &
+first=$!
+wait_snapshot SRC dump >/dev/null
+snap -q dump SRC -o "$T/second.json" || fail "the dump begun while another stalled failed"
+kill -0 "$first" 2>/dev/null || fail "the stalled dump ended before the second: it handed nothing over"
+wait "$first" || fail "the dump that handed its snapshot over failed: $(cat "$T/first.err")"
+! grep -q "could not be handed over" "$T/first.err" || fail "the dump says it kept its snapshot: $(cat "$T/first.err")"
+for d in first second; do
+  snap -q restore --damaged "$T/$d.json" --prefix "R-$d"
+  same_as "R-$d" REF
+  snap -q delete "R-$d"
+done
+nothing_staged "the two dumps"
+
+note "an fsck --repair begun while a dump stalls, with no room for the blocks the dump has not read: it waits for the dump"
+little_room
+REDISFS_FAULT=dump-stream-stall snap -q dump SRC -o "$T/kept.json" 2>"$T/kept.err" &
+dumper=$!
+staging=$(wait_snapshot SRC dump)
+(
+  rc=0
+  snap fsck --repair SRC >"$T/fsck.out" 2>"$T/fsck.err" || rc=$?
+  echo "$rc" >"$T/fsck.rc"
+) &
+fscker=$!
+sleep 3
+[[ $(rcli hget SRC:COW staging) == "$staging" ]] || fail "the dump handed its snapshot over without room"
+[[ $(rcli hget SRC:COW wanted) == 1 ]] || fail "the waiting fsck --repair did not ask for the snapshot"
+[[ $(rcli hget SRC:COW kept) == "the server has no room for the "*" of blocks it has not read, and a quarter more, above the "* ]] ||
+  fail "the snapshot's record does not say why the dump keeps it: $(rcli hget SRC:COW kept)"
+kill -0 "$fscker" 2>/dev/null || fail "the fsck --repair did not wait for the dump: $(cat "$T/fsck.err")"
+[[ $(rcli hget SRC:INODE:1 nlink) == 9 ]] || fail "repaired while the dump's snapshot was live"
+wait "$dumper" || fail "the dump that kept its snapshot failed: $(cat "$T/kept.err")"
+grep -qF "another tool waited for this dump's snapshot, which could not be handed over: the server has no room for " "$T/kept.err" ||
+  fail "the dump does not say it kept its snapshot: $(cat "$T/kept.err")"
+wait "$fscker"
+[[ $(cat "$T/fsck.rc") == 0 ]] || fail "the fsck --repair after the dump: exit $(cat "$T/fsck.rc"): $(cat "$T/fsck.err")"
+grep -q '^wrong link count: SRC:INODE:1: .*(repaired' "$T/fsck.out" || fail "the repair: $(cat "$T/fsck.out")"
+rcli config set maxmemory 0 >/dev/null
+snap -q restore --damaged "$T/kept.json" --prefix R-kept
+[[ $(rcli hget R-kept:INODE:1 nlink) == 9 ]] || fail "the dump holds the repair, not its instant's link count"
+same_as R-kept REF
+snap -q delete R-kept
+nothing_staged "the dump and the repair"
+
+note "dumps that outlast the 30 s wait: an fsck --repair and a delete fail, nothing repaired or deleted"
+rcli hset SRC:INODE:1 nlink 9 >/dev/null
+snap -q copy SRC SRC2
+before=$(tree SRC)
+before2=$(tree SRC2)
+little_room
+dumpers=()
+for p in SRC SRC2; do
+  # (the binary itself, not the snap function's subshell: it gets the signal)
+  REDISFS_FAULT=dump-stream-hang "$REDISFS_SNAP_BIN" --redis "$URL" -q dump "$p" -o "$T/hung-$p.json" 2>"$T/hung-$p.err" &
+  dumpers+=($!)
+  wait_snapshot "$p" dump >/dev/null
+done
+for what in fsck delete; do
+  (
+    rc=0
+    if [[ $what == fsck ]]; then
+      snap fsck --repair SRC >"$T/hung-$what.out" 2>"$T/hung-$what.err" || rc=$?
+    else
+      snap -q delete SRC2 >"$T/hung-$what.out" 2>"$T/hung-$what.err" || rc=$?
+    fi
+    echo "$rc" >"$T/hung-$what.rc"
+  ) &
+done
+wait_for=" keeps its snapshot (%s:COW) until it ends, as it cannot hand it over: the server has no room for the "
+for what in fsck delete; do
+  [[ $what == fsck ]] && p=SRC || p=SRC2
+  while [[ ! -e $T/hung-$what.rc ]]; do
+    kill -0 "${dumpers[@]}" 2>/dev/null || fail "a hung dump ended before the $what gave up"
+    sleep 0.5
+  done
+  [[ $(cat "$T/hung-$what.rc") == 1 ]] || fail "the $what exited $(cat "$T/hung-$what.rc"): $(cat "$T/hung-$what.err")"
+  [[ $(wc -l <"$T/hung-$what.err") == 1 ]] || fail "the $what's refusal is not one line: $(cat "$T/hung-$what.err")"
+  # shellcheck disable=SC2059  # (the format is ours)
+  grep -qF "a dump of '$p'$(printf "$wait_for" "$p")" "$T/hung-$what.err" ||
+    fail "the $what's refusal: $(cat "$T/hung-$what.err")"
+  note "$what: $(cat "$T/hung-$what.err")"
+done
+[[ $(tree SRC) == "$before" ]] || fail "the refused fsck --repair changed SRC"
+[[ $(tree SRC2) == "$before2" ]] || fail "the refused delete changed SRC2"
+kill -TERM "${dumpers[@]}"
+for pid in "${dumpers[@]}"; do
+  rc=0
+  wait "$pid" || rc=$?
+  ((rc == 1)) || fail "an interrupted dump exited $rc"
+done
+grep -q "interrupted" "$T/hung-SRC.err" || fail "the interrupted dump: $(cat "$T/hung-SRC.err")"
+note "dump: $(cat "$T/hung-SRC.err")"
+[[ ! -e $T/hung-SRC.json && ! -e $T/hung-SRC2.json ]] || fail "an interrupted dump wrote its file"
+rcli config set maxmemory 0 >/dev/null
+nothing_staged "the interrupted dumps"
+snap -q fsck --repair SRC >/dev/null || fail "the repair once the dump was gone"
+[[ $(rcli hget SRC:INODE:1 nlink) == 3 ]] || fail "the repair once the dump was gone left the link count"
+snap -q delete SRC2 || fail "the delete once the dump was gone"
+note "ok"
