@@ -59,16 +59,19 @@ static void _remove_queued(fuse_req_t req, const char* what, fuse_ino_t parent, 
     // The last link of a file nobody here holds open: it may wait with the
     // directory changes (Store::defer_unlink), its queued releases none of
     // its own (a held file's are counted: Session::holds).
-    if (std::optional<Ino> gone =
-            session.store().defer_unlink(parent, name, [&session](Ino ino) { return session.holds(ino); })) {
-      session.freed(*gone);  // (the kernel writes its times back: op_setattr.cpp answers alone)
+    // The file shows freed before the unlink can land (the kernel writes
+    // its times back: op_setattr.cpp answers alone), until a landing says
+    // otherwise (Store::Landed::kept).
+    auto held = [&session](Ino ino) { return session.holds(ino); };
+    auto freeing = [&session](Ino ino, bool yes) { yes ? session.freed(ino) : session.unfreed(ino); };
+    if (session.store().defer_unlink(parent, name, held, freeing)) {
       reply_ok(req);
       return;
     }
   }
   if (dir && session.options().writeback && check_name(name) && session.store().defer_rmdir(parent, name)) {
     // An empty directory this mount made: the rmdir waits likewise, and
-    // the orphan it leaves is handed over when it lands (on_unlink_orphan).
+    // the orphan it leaves is handed over when it lands (on_removal_landed).
     reply_ok(req);
     return;
   }

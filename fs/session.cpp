@@ -43,8 +43,17 @@ Session::Session(Store& store, MountOptions opts)
     : m_store(store), m_opts(opts), m_kernel_sizes(!opts.writeback && !opts.frozen) {
   // A writeback mount's unlink that waited (Store::defer_unlink) may leave
   // an orphan after all (another mount's open count holds the file): this
-  // mount's, as _remove in op_unlink.cpp makes it.
-  m_store.on_unlink_orphan([this](Ino ino) {
+  // mount's, as _remove in op_unlink.cpp makes it. Or it may leave the
+  // file links, or be refused: the file is not freed after all, and its
+  // times go to the server again (is_freed).
+  m_store.on_removal_landed([this](Ino ino, Store::Landed what) {
+    if (what == Store::Landed::kept) {
+      unfreed(ino);
+      log_info("inode " + std::to_string(ino) +
+               ": an unlink that waited did not free it (refused, or it keeps other links): its changes go to the "
+               "server again");
+      return;
+    }
     if (orphaned(ino)) {
       purge_later(ino);
     }
@@ -53,7 +62,7 @@ Session::Session(Store& store, MountOptions opts)
 
 Session::~Session() {
   finish_releases();
-  m_store.on_unlink_orphan({});
+  m_store.on_removal_landed({});
 }
 
 void Session::drop_unsure_opens() {
@@ -515,6 +524,11 @@ void Session::freed(Ino ino) {
   if (m_lookups.contains(ino)) {
     m_freed.insert(ino);
   }
+}
+
+void Session::unfreed(Ino ino) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_freed.erase(ino);
 }
 
 bool Session::is_freed(Ino ino) {

@@ -123,6 +123,9 @@ class Session {
   // `freed`): no op of any mount can change it any more. Remembered while
   // the kernel holds a lookup of it, for is_freed.
   void freed(Ino ino);
+  // freed() was wrong: a writeback mount's unlink that waited did not free
+  // `ino` after all (Store::Landed::kept).
+  void unfreed(Ino ino);
   // True for an inode freed by this mount that the kernel still knows: a
   // writeback mount answers the kernel's write-back of its times alone.
   bool is_freed(Ino ino);

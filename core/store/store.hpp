@@ -240,18 +240,29 @@ class Store {
   // held, whose last link it was, when the unlink waits; none when it must
   // go now (unlink()). `held`: whether this mount holds a file open (an
   // unlink of such a file goes now: it leaves an orphan of this mount).
-  std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held);
+  // `freeing(ino, true)` is called just before the unlink waits (the
+  // caller shows the inode freed from then on: its landing may come before
+  // defer_unlink returns), `freeing(ino, false)` when it must go now after
+  // all.
+  std::optional<Ino> defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held,
+                                  const std::function<void(Ino, bool)>& freeing = {});
   // Likewise an rmdir of a directory this mount knows empty once the
   // unlinks in it that wait have landed (one it made or listed whole:
   // DirNames): the directory removed when it waits, none when it must go
   // now (rmdir()).
   std::optional<Ino> defer_rmdir(Ino parent, std::string_view name);
-  // Called with each inode a removal that waited left an orphan (a file
-  // some other mount's open count still holds, or any directory, as
-  // rmdir() returns it), by the thread that sent it: the caller treats it
-  // as an unlink's or rmdir's orphan. Set before serving; once it returns,
-  // a listener it replaced is called no more.
-  void on_unlink_orphan(std::function<void(Ino)> listener);
+  // What a removal that waited did to its inode when it landed, as far as
+  // the caller must know: `orphan`, it left an orphan (a file some other
+  // mount's open count still holds, or any directory, as rmdir() returns
+  // it): the caller treats it as an unlink's or rmdir's orphan; `kept`, an
+  // unlink left the file its links after all (it had another: damage, or a
+  // link this mount did not see) or was refused (it is still there): not
+  // freed, whatever defer_unlink's answer implied.
+  enum class Landed { orphan, kept };
+  // Called with each such inode by the thread that sent the removal. Set
+  // before serving; once it returns, a listener it replaced is called no
+  // more.
+  void on_removal_landed(std::function<void(Ino, Landed)> listener);
   Result<Attr> mkdir(Ino parent, std::string_view name, std::uint32_t mode, const Caller& who);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& who);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
@@ -641,6 +652,11 @@ class Store {
   // Prerequisites that send `releases` in front of a change; their results
   // go to `released`.
   Prerequisites releases_before(std::span<const Release> releases, std::vector<Result<Released>>& released);
+  // The server showed `a` with other than one link: no longer in
+  // m_one_link, nor cached with one (AttrCache), whoever linked it (a link
+  // made behind this mount's back; the kernel may know the file by that
+  // name too): defer_unlink does not take it for the file's last.
+  void links_seen(const Attr& a);
   // `name` in `parent` names `ino`; `one_link`: a file this mount just
   // made, with that one link (m_one_link). `asked`: what a read asked for
   // then (a lookup, a listing's page) says so; not remembered if this
@@ -932,13 +948,14 @@ class Store {
   // had run in its order (store_dirs.cpp).
   std::vector<Result<Reply>> read_removals(Connection& c, const std::vector<WaitingUnlink>& batch);
   // What a removal's reply `r` says when it lands: the parent's attributes
-  // after it (none: not known), an orphan it left, or its refusal (kept
-  // for send_dir_changes).
-  std::vector<Attr> removal_landed(const WaitingUnlink& u, Result<Reply> r, std::vector<Ino>& orphans);
+  // after it (none: not known), what it did to the inode (`landed`, for
+  // the listener), or its refusal (kept for send_dir_changes).
+  std::vector<Attr> removal_landed(const WaitingUnlink& u, Result<Reply> r,
+                                   std::vector<std::pair<Ino, Landed>>& landed);
   std::vector<WaitingUnlink> m_unlinks;                      // guarded by m_dirs_mutex
   std::unordered_map<Ino, UnlinkedParent> m_unlink_parents;  // guarded by m_dirs_mutex
   std::atomic<std::size_t> m_unlinks_waiting{0};  // in m_unlinks or on their way (counted in m_dirs_waiting too)
-  std::function<void(Ino)> m_unlink_orphan;       // guarded by m_dir_send_mutex
+  std::function<void(Ino, Landed)> m_removal_landed;  // guarded by m_dir_send_mutex
   std::thread m_unlink_sender;           // started at the first unlink that waits
   std::condition_variable m_unlinks_cv;  // with m_dirs_mutex: unlinks wait, or the sender stops
   bool m_unlink_sender_stop = false;     // guarded by m_dirs_mutex

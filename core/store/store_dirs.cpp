@@ -63,8 +63,10 @@
 // the mount showed; a create in it is not deferred meanwhile
 // (defer_create needs the parent's attributes, forgotten here). An unlink
 // that leaves an orphan after all (another mount's open count: damage, or
-// a dead mount's not swept yet) is handed to the daemon (on_unlink_orphan),
-// which purges it as it purges its unlinks' orphans.
+// a dead mount's not swept yet) is handed to the daemon (on_removal_landed),
+// which purges it as it purges its unlinks' orphans; one that leaves the
+// file links after all (the mount misjudged its last), or is refused, is
+// handed over too: the daemon stops showing it freed.
 //
 // So does rmdir (defer_rmdir), of a directory this mount knows empty once
 // the unlinks in it that wait have landed: one whose every name it knows
@@ -74,7 +76,7 @@
 // It waits behind them in the same queue (rmdir.lua takes the instant
 // too); the parent shows one link fewer; the directory it leaves, this
 // mount's orphan as every rmdir's, is handed to the daemon when it lands
-// (on_unlink_orphan), which purges it once the kernel forgets it. With
+// (on_removal_landed), which purges it once the kernel forgets it. With
 // the listings of such directories served from memory (Store::readdir),
 // rm -rf of a tree this mount wrote waits for the server not at all (a
 // file's close brought back its attributes: Gathered::kept), and of a tree
@@ -238,7 +240,8 @@ std::optional<Ino> Store::removal_may_wait(Ino parent, std::string_view name) {
   return it->second;
 }
 
-std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held) {
+std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const std::function<bool(Ino)>& held,
+                                       const std::function<void(Ino, bool)>& freeing) {
   std::optional<Ino> named = removal_may_wait(parent, name);
   if (!named) {
     return std::nullopt;
@@ -252,7 +255,8 @@ std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const 
   // The last link of a file this mount neither gathers nor holds open
   // (one this mount made and linked nowhere else, or one a listing or a
   // change showed with one link): nothing of it is left to show once it
-  // is answered.
+  // is answered. (A lookup or listing that showed a file this mount made
+  // with another link took it out of m_one_link: links_seen.)
   if (!one_link) {
     std::optional<Attr> child = m_attrs.basis(ino);
     one_link = child && !child->is_dir() && child->nlink == 1;
@@ -265,7 +269,13 @@ std::optional<Ino> Store::defer_unlink(Ino parent, std::string_view name, const 
             m_keys.inode(ino), m_keys.orphans(), m_keys.xattr(ino)};
   u.args = {u.name, std::to_string(ino), m_opts.session};
   push_free_keys(ino, u.keys, u.args);
+  if (freeing) {
+    freeing(ino, true);
+  }
   if (!removal_waits(std::move(u))) {
+    if (freeing) {
+      freeing(ino, false);
+    }
     return std::nullopt;
   }
   {
@@ -352,9 +362,9 @@ bool Store::removal_waits(WaitingUnlink u) {
   return true;
 }
 
-void Store::on_unlink_orphan(std::function<void(Ino)> listener) {
+void Store::on_removal_landed(std::function<void(Ino, Landed)> listener) {
   std::lock_guard send(m_dir_send_mutex);  // (a batch on its way calls the listener it has)
-  m_unlink_orphan = std::move(listener);
+  m_removal_landed = std::move(listener);
 }
 
 void Store::unlink_sender_loop() {
@@ -399,20 +409,26 @@ std::optional<Attr> Store::unlinked_parent_attr(Ino ino) {
   return it->second.attr;
 }
 
-std::vector<Attr> Store::removal_landed(const WaitingUnlink& u, Result<Reply> r, std::vector<Ino>& orphans) {
+std::vector<Attr> Store::removal_landed(const WaitingUnlink& u, Result<Reply> r,
+                                        std::vector<std::pair<Ino, Landed>>& landed) {
   std::vector<Attr> after;
   if (r.ok() && _is_retry(r->view())) {
     const std::string now_there(r->view().size() >= 2 ? r->view()[1].str() : "?");
     r = make_error(EIO, "the entry names inode " + now_there + " now, not " + std::to_string(u.ino) + ": not removed");
   } else if (r.ok() && u.dir) {
     after = _fresh_parent(u.parent, r->view(), 1, u.basis);
-    orphans.push_back(u.ino);  // (as every rmdir's: this mount's until the kernel forgets it)
+    landed.emplace_back(u.ino, Landed::orphan);  // (as every rmdir's: this mount's until the kernel forgets it)
   } else if (r.ok()) {
     after = _fresh_parent(u.parent, r->view(), 2, u.basis);
     const UnlinkOutcome out = _unlink_outcome(r->view());
     if (!out.freed && out.left && *out.left <= 0) {
-      orphans.push_back(u.ino);  // (an open count of another mount's holds it)
+      landed.emplace_back(u.ino, Landed::orphan);  // (an open count of another mount's holds it)
+    } else if (!out.freed && out.left && *out.left > 0) {
+      landed.emplace_back(u.ino, Landed::kept);  // (another link: this mount misjudged its last)
     }
+  }
+  if (!r.ok() && !u.dir) {
+    landed.emplace_back(u.ino, Landed::kept);
   }
   if (!r.ok()) {
     const std::string what = u.dir ? "rmdir" : "unlink";
@@ -474,7 +490,7 @@ void Store::send_waiting_unlinks() {
   }
   AttrCache::Change change = m_attrs.begin(parents);
   std::unordered_map<Ino, Attr> fresh;  // each parent as its last unlink left it
-  std::vector<Ino> orphans;
+  std::vector<std::pair<Ino, Landed>> landed;
   const auto sent = DirNames::Clock::now();
   auto c = m_pool.acquire();
   for (const WaitingUnlink& u : batch) {
@@ -494,7 +510,7 @@ void Store::send_waiting_unlinks() {
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const WaitingUnlink& u = batch[i];
-    std::vector<Attr> after = removal_landed(u, std::move(replies[i]), orphans);
+    std::vector<Attr> after = removal_landed(u, std::move(replies[i]), landed);
     if (after.empty()) {
       m_dir_names.forget(u.parent);
       fresh.erase(u.parent);
@@ -517,9 +533,9 @@ void Store::send_waiting_unlinks() {
       }
     }
   }
-  for (Ino ino : orphans) {  // (before the counts: an unmount's flush_all waits for them)
-    if (m_unlink_orphan) {
-      m_unlink_orphan(ino);
+  for (const auto& [ino, what] : landed) {  // (before the counts: an unmount's flush_all waits for them)
+    if (m_removal_landed) {
+      m_removal_landed(ino, what);
     }
   }
   m_unlinks_waiting -= batch.size();

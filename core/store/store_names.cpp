@@ -104,9 +104,23 @@ Result<std::vector<Ino>> Store::ancestors(Connection& c, Ino dir) {
 Result<Attr> Store::lookup(Ino parent, std::string_view name, double* age) {
   Result<Attr> attr = lookup_server(parent, name, age);
   if (attr.ok()) {
+    links_seen(*attr);
     overlay_gathered(*attr);
   }
   return attr;
+}
+
+void Store::links_seen(const Attr& a) {
+  if (a.nlink == 1 || a.is_dir()) {
+    return;
+  }
+  {
+    std::lock_guard lock(m_names_mutex);
+    m_one_link.erase(a.ino);
+  }
+  if (std::optional<Attr> cached = m_attrs.basis(a.ino); cached && cached->nlink == 1) {
+    m_attrs.forget(a.ino);  // (older than this read: defer_unlink would take it for one link)
+  }
 }
 
 Result<Attr> Store::lookup_server(Ino parent, std::string_view name, double* age) {
@@ -411,6 +425,7 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
   for (auto& e : page.entries) {
     if (plus && e.attr) {
       e.type = e.attr->mode & S_IFMT;
+      links_seen(*e.attr);
       remember(dir, e.name, e.ino, false, page.asked);
       kept.push_back(std::move(e));
       continue;
@@ -437,6 +452,7 @@ Status Store::readdir_attrs(Connection& c, Ino dir, DirPage& page, bool plus) {
       }
       e.type = attr->mode & S_IFMT;
       e.attr = std::move(attr).value();
+      links_seen(*e.attr);
       if (gathered(e.ino) == nullptr) {
         keep.push_back(*e.attr);
       }

@@ -12,13 +12,25 @@
 # sends, after an fsync of the directory, in a snapshot, and at unmount;
 # nothing is left behind. An unlink the server refuses when it is sent
 # (the name names another inode: damage), or an rmdir (a name came behind
-# the mount's back), is logged once and is the next directory fsync's EIO.
+# the mount's back), is logged once and is the next directory fsync's EIO;
+# a file linked behind the mount's back, as the kernel looked it up, is
+# unlinked at once and its later changes reach the server.
 . "$(dirname "$0")/lib.sh"
 need_snap
 
 # entry DIR NAME: the inode DIR's entry NAME names on the server, or ''
 entry() {
   rcli hget "$PREFIX:DIR:$(stat -c %i "$1")" "$2"
+}
+
+# closed INO: waits (4 s at most) until the server has the close of INO
+# (an unlink of a file still held goes at once)
+closed() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ $(rcli exists "$PREFIX:OPEN:$1") == 0 ]] && return 0
+    sleep 0.02
+  done
 }
 
 mount_fs -o writeback
@@ -113,11 +125,7 @@ snap --quiet delete --force "$PREFIX-snap"
 touch "$MNT/d/r"
 sync -f "$MNT"
 rino=$(stat -c %i "$MNT/d/r")
-# (its close answered: an unlink of a file still held goes at once)
-for ((i = 0; i < 200; i++)); do
-  [[ $(rcli exists "$PREFIX:OPEN:$rino") == 0 ]] && break
-  sleep 0.02
-done
+closed "$rino"
 sleep 0.1
 refusal="writeback: unlink of 'r' in directory $(stat -c %i "$MNT/d") (sent after its unlink returned): "
 python3 "$HERE/refused_once.py" "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK" \
@@ -134,6 +142,33 @@ python3 "$HERE/refused_once.py" "$MNT/d" "${MOUNT_LOGS[$MNT]}" "$refusal" "$SOCK
 (($(grep -cF "$refusal" "${MOUNT_LOGS[$MNT]}") == 1)) || fail "a refused rmdir was logged more than once"
 [[ -n $(entry "$MNT/d" rd) ]] || fail "a refused rmdir removed the entry"
 rcli hdel "$PREFIX:DIR:$(rcli hget "$PREFIX:DIR:$(stat -c %i "$MNT/d")" rd)" stray >/dev/null  # (mended)
+
+# a link made behind the mount's back (damage, as it is the only mount),
+# in a directory it does not know whole, which the kernel then looks up:
+# the mount no longer takes the file for one with a single link (it made
+# it), so its unlink goes at once, and the file's later changes reach the
+# server (the times the kernel writes back after a write through the
+# other name), not answered as a freed file's. (An unlink that waited and
+# left links is heard of when it lands: Store::Landed::kept.)
+touch "$MNT/d/l"
+sync -f "$MNT"
+lino=$(stat -c %i "$MNT/d/l")
+closed "$lino"
+rcli hset "$PREFIX:DIR:1" l-behind "$lino" >/dev/null
+rcli hincrby "$PREFIX:INODE:$lino" nlink 1 >/dev/null
+[[ $(stat -c %h "$MNT/l-behind") == 2 ]] || fail "the link made behind the mount's back"
+read -r _ urt0 < <(trips unlink)
+rm "$MNT/d/l"
+read -r _ urt1 < <(trips unlink)
+((urt1 > urt0)) || fail "the unlink waited: the mount took the file it made for one with a single link"
+[[ -z $(entry "$MNT/d" l) && $(rcli hget "$PREFIX:INODE:$lino" nlink) == 1 ]] || fail "the unlink did not land"
+sleep 0.01
+echo more >>"$MNT/l-behind"
+sync -f "$MNT"
+shown=$(python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_mtime_ns)' "$MNT/l-behind")
+[[ $(rcli hget "$PREFIX:INODE:$lino" mtime) == "$shown" ]] ||
+  fail "the times of the file the unlink left did not reach the server: mtime $(rcli hget "$PREFIX:INODE:$lino" mtime), shown $shown"
+rm "$MNT/l-behind"
 
 # the unmount sends what waits; nothing is left behind
 for i in $(seq 1 50); do touch "$MNT/d/u$i"; done

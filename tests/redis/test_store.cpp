@@ -3351,11 +3351,20 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(entry(d.ino, "c1").empty());
   _ok(s->flush(made.ino));
 
+  // what each landing did to its inode, as the listener hears it
+  std::vector<Ino> orphans;
+  std::vector<Ino> kept;
+  s->on_removal_landed(
+      [&](Ino ino, Store::Landed what) { (what == Store::Landed::orphan ? orphans : kept).push_back(ino); });
+
   // refused when sent (the name holds another inode now): reported once,
-  // the name stays
+  // the name stays, and the file is not freed (the listener hears so)
   Attr r = file("r");
   _ok(c.command({"HSET", keys.dir(d.ino), "r", "999999"}));
-  CHECK(s->defer_unlink(d.ino, "r", nobody) == r.ino);
+  std::vector<std::pair<Ino, bool>> freeing;
+  auto note_freeing = [&](Ino ino, bool yes) { freeing.emplace_back(ino, yes); };
+  CHECK(s->defer_unlink(d.ino, "r", nobody, note_freeing) == r.ino);
+  CHECK(freeing == std::vector<std::pair<Ino, bool>>{{r.ino, true}});
   Status logged = s->send_dir_changes(Store::DirRefusal::once);
   REQUIRE_FALSE(logged.ok());
   CHECK(logged.error().code == EIO);
@@ -3367,11 +3376,23 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(s->send_dir_changes().ok());
   CHECK(entry(d.ino, "r") == "999999");
   CHECK(field(r.ino, "nlink") == "1");
+  CHECK(kept == std::vector<Ino>{r.ino});
   _ok(c.command({"HSET", keys.dir(d.ino), "r", std::to_string(r.ino)}));
 
+  // a link this mount did not see (made behind its back): the unlink it
+  // took for the last leaves the file that link, and the listener hears
+  // the file was not freed
+  Attr l = file("l");
+  _ok(c.command({"HSET", keys.dir(d.ino), "l-behind", std::to_string(l.ino)}));
+  _ok(c.command({"HINCRBY", keys.inode(l.ino), "nlink", "1"}));
+  CHECK(s->defer_unlink(d.ino, "l", nobody) == l.ino);
+  _ok(s->send_dir_changes());
+  CHECK(entry(d.ino, "l").empty());
+  CHECK(field(l.ino, "nlink") == "1");
+  CHECK(kept == std::vector<Ino>{r.ino, l.ino});
+  CHECK(orphans.empty());
+
   // an open count of another mount's keeps the file: an orphan, handed on
-  std::vector<Ino> orphans;
-  s->on_unlink_orphan([&](Ino ino) { orphans.push_back(ino); });
   Attr o = file("o");
   _ok(c.command({"HSET", keys.open(o.ino), "another-mount", "1"}));
   CHECK(s->defer_unlink(d.ino, "o", nobody) == o.ino);
@@ -3379,7 +3400,8 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an unlink waits with the directory c
   CHECK(orphans == std::vector<Ino>{o.ino});
   CHECK(field(o.ino, "nlink") == "0");
   CHECK(_ok(c.command({"HEXISTS", keys.orphans(), std::to_string(o.ino)})).view().integer() == 1);
-  s->on_unlink_orphan({});
+  CHECK(kept.size() == 2);
+  s->on_removal_landed({});
 
   // the unmount of a mount that stopped serving: what waits is dropped
   Attr p2 = one_on_its_way("p1", "p2");
@@ -3426,7 +3448,10 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
   };
   auto nobody = [](Ino) { return false; };
   std::vector<Ino> orphans;
-  s->on_unlink_orphan([&](Ino ino) { orphans.push_back(ino); });
+  s->on_removal_landed([&](Ino ino, Store::Landed what) {
+    CHECK(what == Store::Landed::orphan);  // (no unlink here is refused or leaves links)
+    orphans.push_back(ino);
+  });
   Attr d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
 
   // what goes now: a name unknown, a directory with a name left in it, a
@@ -3480,7 +3505,7 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback: an rmdir waits with the unlinks") {
   CHECK(field(r.ino, "nlink") == "2");
   CHECK(_ok(s->lookup(d.ino, "r", &age)).ino == r.ino);
   CHECK(orphans.size() == 1);
-  s->on_unlink_orphan({});
+  s->on_removal_landed({});
 
   // rmdir.lua refuses an instant that is no number, writing nothing (when
   // the basis is the server's: only then is the instant used)
