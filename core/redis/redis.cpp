@@ -657,6 +657,16 @@ void Connection::route_keyless_to_node(std::string_view address) {
   m_keyless_slot = -1;
 }
 
+Result<Reply> Connection::keyless_at(std::string_view key, std::initializer_list<std::string_view> argv) {
+  const std::string node = m_keyless_node;
+  const int slot = m_keyless_slot;
+  route_keyless(key);
+  auto r = command(argv);
+  m_keyless_node = node;
+  m_keyless_slot = slot;
+  return r;
+}
+
 // Sends `argv` on `n` now and reads its reply: only while nothing else is
 // in flight on it (connect-time setup).
 static Result<Reply> _direct(Transport& t, redisReader* reader, std::vector<char>& buf,

@@ -293,6 +293,9 @@ class Connection {
   // Cluster: send commands without a key to this master (host:port from
   // masters()) instead.
   void route_keyless_to_node(std::string_view address);
+  // Cluster: one command without a key sent to the master of this key's
+  // slot, whatever the route above (INFO of the node a tool fills).
+  Result<Reply> keyless_at(std::string_view key, std::initializer_list<std::string_view> argv);
   bool cluster() const { return m_cluster; }
   // The masters of the cluster (host:port), or just the server we talk to.
   Result<std::vector<std::string>> masters();

@@ -107,6 +107,7 @@ class Side {
     }
     m_cow.emplace(std::move(cow));
     m_staging.emplace(staging);
+    m_room.stages_at(m_staging->sb());
     m_read = staging;
     return {};
   }

@@ -681,6 +681,7 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
   }
   if (m_c != nullptr) {
     m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    m_room.stages_at(m_staging->sb());
     m_writes = std::make_unique<StagingWrites>(*m_c, *m_staging, false);
   }
   return {};

@@ -108,7 +108,7 @@ static Status _room_for_handover(Connection& c, const Keys& tk, std::uint64_t wr
   TRY_ASSIGN(Reply bytes, c.command({"HGET", tk.sb(), "bytes"}));
   const auto total = static_cast<std::uint64_t>(std::max(0LL, bytes.view().as_int().value_or(0)));
   const std::uint64_t left = total > written ? total - written : 0;
-  return RoomGuard::fits(c, left / 4 * 5,
+  return RoomGuard::fits(c, tk.sb(), left / 4 * 5,
                          "the " + human_bytes(left) + " of blocks it has not read, and a quarter more,");
 }
 
@@ -612,7 +612,7 @@ Result<DumpStats> dump_filesystem(Pool& pool, const std::string& prefix, std::os
   }
   Keys tk(make_temp_prefix(prefix, TempKind::Dump));
   Progress progress("dump " + prefix, 0, "keys", opts.quiet);
-  RoomGuard room("the dump's temporary copy");
+  RoomGuard room("the dump's temporary copy", tk.sb());
   std::optional<CowSnapshot> cow;
 
   auto body = [&]() -> Result<DumpStats> {

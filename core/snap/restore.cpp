@@ -320,6 +320,7 @@ class RestoreSink : public dump::Sink {
   // A new staging prefix, checkpointed at 0 records.
   Status start_staging() {
     m_staging.emplace(make_temp_prefix(m_target, TempKind::Restore));
+    m_room.stages_at(m_staging->sb());
     m_writes.emplace(*m_c, *m_staging, false);
     return checkpoint();
   }
@@ -328,6 +329,7 @@ class RestoreSink : public dump::Sink {
   Status resume_staging(const ResumePoint& point) {
     TRY(rewind_staging(*m_c, m_target, point));
     m_staging.emplace(point.staging);
+    m_room.stages_at(m_staging->sb());
     m_skip = point.records;
     m_checkpoint_records = point.records;
     m_resume_digest = point.digest;

@@ -27,8 +27,8 @@ std::string ServerMemory::said() const {
          (maxmemory != 0 ? "maxmemory " + human_bytes(maxmemory) : "the machine's " + human_bytes(total_system));
 }
 
-Result<ServerMemory> server_memory(Connection& c) {
-  auto r = c.command({"INFO", "memory"});
+Result<ServerMemory> server_memory(Connection& c, std::string_view at) {
+  auto r = at.empty() || !c.cluster() ? c.command({"INFO", "memory"}) : c.keyless_at(at, {"INFO", "memory"});
   if (!r.ok() && r.error().code == EACCES) {
     return ServerMemory{};  // an ACL without INFO: nothing known, no guard
   }
@@ -43,7 +43,7 @@ static std::string _remedy(const ServerMemory& m) {
 }
 
 Status RoomGuard::check(Connection& c) {
-  TRY_ASSIGN(ServerMemory m, server_memory(c));
+  TRY_ASSIGN(ServerMemory m, server_memory(c, m_at));
   m_since = 0;
   if (m.limit() == 0 || m.free() >= m.margin()) {
     const std::uint64_t room = m.limit() == 0 ? k_look_max : (m.free() - m.margin()) / 4;
@@ -55,8 +55,8 @@ Status RoomGuard::check(Connection& c) {
                                 ", then run it again");
 }
 
-Status RoomGuard::fits(Connection& c, std::uint64_t bytes, std::string_view what) {
-  TRY_ASSIGN(ServerMemory m, server_memory(c));
+Status RoomGuard::fits(Connection& c, std::string_view at, std::uint64_t bytes, std::string_view what) {
+  TRY_ASSIGN(ServerMemory m, server_memory(c, at));
   if (m.limit() == 0 || m.free() >= m.margin() + bytes) {
     return {};
   }

@@ -21,8 +21,9 @@
 // server machine's memory (INFO total_system_memory, which other programs
 // share: a bound, not a promise). No guard when it is unknown (neither is
 // given, or an ACL denies INFO) or when the server evicts keys. On a Redis
-// Cluster, INFO is answered by the node of the filesystem's slot: the one
-// a copy in that slot fills.
+// Cluster, the INFO goes to the master of the slot the tool stages in
+// (the guard's `at` key, e.g. the staging prefix's superblock: a copy into
+// another slot fills that one), not to the node the tool was given.
 #pragma once
 
 #include <cstdint>
@@ -56,8 +57,11 @@ struct ServerMemory {
 
 class RoomGuard {
  public:
-  // `what`: the lines' subject, e.g. "the copy", "the restore".
-  explicit RoomGuard(std::string what) : m_what(std::move(what)) {}
+  // `what`: the lines' subject, e.g. "the copy", "the restore"; `at`: a
+  // key of the prefix it stages in (see above; "": the connection's node).
+  explicit RoomGuard(std::string what, std::string at = {}) : m_what(std::move(what)), m_at(std::move(at)) {}
+  // The prefix it stages in is chosen later: a key of it.
+  void stages_at(std::string at) { m_at = std::move(at); }
 
   // About `bytes` more were staged: whether to look at the server again
   // (check). The first call says so; then once a quarter of the room the
@@ -73,7 +77,7 @@ class RoomGuard {
   // a step that stages that much at once and may be skipped (a dump's
   // handover of its snapshot). Yes when there is no guard; else EAGAIN,
   // "the server has no room for <what> above ...".
-  static Status fits(Connection& c, std::uint64_t bytes, std::string_view what);
+  static Status fits(Connection& c, std::string_view at, std::uint64_t bytes, std::string_view what);
   // How many bytes may be staged before the next look is due: a caller
   // that batches its writes keeps a batch within it (at least one key).
   std::uint64_t until_due() const { return m_next > m_since ? m_next - m_since : 0; }
@@ -86,11 +90,13 @@ class RoomGuard {
 
  private:
   std::string m_what;
+  std::string m_at;
   std::uint64_t m_since = 0;
   std::uint64_t m_next = 0;
 };
 
-// INFO memory of the server `c` talks to (a cluster: the keyless slot's).
-Result<ServerMemory> server_memory(Connection& c);
+// INFO memory of the server `c` talks to (a cluster: the master of the
+// slot of `at`, or with none, of the keyless commands' slot).
+Result<ServerMemory> server_memory(Connection& c, std::string_view at = {});
 
 }  // namespace redisfs

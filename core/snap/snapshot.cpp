@@ -717,7 +717,7 @@ CowKeeper::CowKeeper(Pool& pool, CowSnapshot& cow, std::string room_what, Handov
     : m_pool(pool),
       m_cow(cow),
       m_handover(std::move(handover)),
-      m_room(std::make_unique<RoomGuard>(std::move(room_what))) {
+      m_room(std::make_unique<RoomGuard>(std::move(room_what), cow.key())) {
   m_thread = std::thread([this] { loop(); });
 }
 
@@ -1159,16 +1159,20 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
 // superblock, found by SCAN. Returns the number of keys copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
-    const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning) {
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning,
+    RoomGuard* room) {
   KeyWalk walk(c, sk);
   TRY(walk.begin());
   const std::size_t block_size = walk.block_size() != 0 ? walk.block_size() : k_default_block_size;
   std::uint64_t copied = 0;
   std::vector<std::string_view> done;
   std::vector<long long> found;
-  auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
+  std::vector<long long> part;
+  // One batch: copied, handed to after_page, told to the room guard.
+  auto batch = [&](std::span<const std::string> rels, std::span<long long> out, std::size_t bytes) -> Status {
     TRY(check_cancel());
-    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, block_size, out));
+    TRY(_copy_batch(c, sk, dk, rels, ttl_ms, block_size, part));
+    std::copy(part.begin(), part.end(), out.begin());
     done.clear();
     for (std::size_t i = 0; i < rels.size(); ++i) {
       if (out[i] != -1) {
@@ -1179,7 +1183,27 @@ Result<std::uint64_t> copy_keys_frozen(
     if (after_page) {
       TRY(after_page(done));
     }
+    if (room != nullptr) {
+      TRY(room->staged(c, bytes));
+    }
     return freeze.keep_alive(c);
+  };
+  // A page in batches within what the room guard lets pass before its
+  // next look (as _cow_copy).
+  const std::size_t block = std::max<std::size_t>(block_size, 512);
+  auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
+    out.assign(rels.size(), -1);
+    std::size_t from = 0;
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      bytes += parse_relative_key(rels[i]).kind == KeyKind::Block ? block : 512;
+      if (i + 1 == rels.size() || (room != nullptr && bytes >= room->until_due())) {
+        TRY(batch(rels.subspan(from, i + 1 - from), std::span<long long>(out).subspan(from, i + 1 - from), bytes));
+        from = i + 1;
+        bytes = 0;
+      }
+    }
+    return Status{};
   };
   TRY_ASSIGN(KeyWalkResult walked, walk.run(copy));
   if (walked.disagreement.empty()) {
@@ -1244,13 +1268,15 @@ static Result<std::uint64_t> _copy_frozen(Connection& c, const Keys& sk, const K
   // The list of what was copied: the swap walks it (install.hpp) instead
   // of SCANning the server again.
   const std::string index = staging_index_key(tk);
-  TRY_ASSIGN(std::uint64_t copied,
-             copy_keys_frozen(c, sk, tk, freeze, k_temp_ttl_ms, [&](std::span<const std::string_view> page) -> Status {
-               progress.add(page.size());
-               TRY(push_index(c, index, page));
-               crash_if_injected("copy-staging");
-               return room.check(c);
-             }, &warning));
+  TRY_ASSIGN(std::uint64_t copied, copy_keys_frozen(
+                                       c, sk, tk, freeze, k_temp_ttl_ms,
+                                       [&](std::span<const std::string_view> page) -> Status {
+                                         progress.add(page.size());
+                                         TRY(push_index(c, index, page));
+                                         crash_if_injected("copy-staging");
+                                         return Status{};
+                                       },
+                                       &warning, &room));
 
   std::string snap = std::to_string(snapshot_ns);
   const std::string ttl = std::to_string(k_temp_ttl_ms);
@@ -1495,7 +1521,7 @@ Result<std::pair<std::uint64_t, std::int64_t>> snapshot_to_staging(Connection& c
                                                                    const Keys& dk, const CopyOptions& opts,
                                                                    Progress& progress, std::string& warning) {
   TRY(sync_writeback_mount(c, sk, k_writeback_sync_wait, warning));
-  RoomGuard room("the copy");
+  RoomGuard room("the copy", tk.sb());  // (in DST's slot when the copy freezes: not SRC's node)
   if (Status room_now = room.check(c); !room_now.ok()) {
     return make_error(room_now.code(), "copy " + sk.prefix() + ": " + room_now.error().message);
   }

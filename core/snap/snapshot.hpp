@@ -166,6 +166,8 @@ class CowSnapshot {
   // (cow_refresh.lua).
   bool wanted() const { return m_wanted; }
   const std::string& token() const { return m_token; }
+  // <source>:COW, in the slot of the staging prefix.
+  const std::string& key() const { return m_cow; }
 
  private:
   CowSnapshot(const Keys& source, std::string token);
@@ -312,12 +314,13 @@ bool same_slot(const Keys& a, const Keys& b);
 // given) says so and names fsck. They go through the client: DUMP, then
 // RESTORE with the TTL (a temporary copy never exists without one; a
 // destination that exists is not copied). After each batch, `after_page`
-// (if any) gets the relative keys that batch copied. Returns how many keys
-// were copied.
+// (if any) gets the relative keys that batch copied; `room`, if any, is
+// told what each batch staged, and the batches stay within what it lets
+// pass before its next look (room.hpp). Returns how many keys were copied.
 Result<std::uint64_t> copy_keys_frozen(
     Connection& c, const Keys& sk, const Keys& dk, Freeze& freeze, std::optional<long long> ttl_ms,
-    const std::function<Status(std::span<const std::string_view> copied)>& after_page,
-    std::string* warning = nullptr);
+    const std::function<Status(std::span<const std::string_view> copied)>& after_page, std::string* warning = nullptr,
+    RoomGuard* room = nullptr);
 
 // RPUSH `rels` to the list `index` and give it the temporary TTL: the list
 // of the keys a copy into a temporary prefix made, which dump and copy
