@@ -44,14 +44,6 @@ little_room() {
   done
   rc_at "$1" config set maxmemory $(($(used_at "$1") + (4 << 20))) >/dev/null
 }
-# no_temp_keys: no staging prefix (a '~' in its name) left on any master
-no_temp_keys() {
-  local m left
-  for m in $(masters_now); do
-    left=$(rc_at "$m" --scan --pattern '*~*' | { grep -v '^redisfs~FILESYSTEMS$' || true; })
-    [[ -z $left ]] || fail "$1 left keys behind on $m: $(head -5 <<<"$left")"
-  done
-}
 # stops WHERE ARGS...: `snap ARGS` stops for want of room on WHERE: one
 # line, exit 1, before that master answered OOM, nothing staged left
 stops() {

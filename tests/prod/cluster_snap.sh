@@ -45,15 +45,6 @@ snap() {
   "$REDISFS_SNAP_BIN" --redis "$URL" "$@"
 }
 
-# no_temp_keys: no staging prefix (a '~' in its name) left on any master
-no_temp_keys() {
-  local m left
-  for m in $(masters_now); do
-    left=$(rc_at "$m" --scan --pattern '*~*' | { grep -v '^redisfs~FILESYSTEMS$' || true; })
-    [[ -z $left ]] || fail "keys left behind on $m: $(head -5 <<<"$left")"
-  done
-}
-
 # refused TEXT COMMAND...: COMMAND exits 1 with one line on stderr saying TEXT
 refused() {
   local text=$1 rc=0

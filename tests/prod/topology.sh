@@ -629,6 +629,16 @@ cluster_kill_master() {
 
 MANIFEST=$TOPO_HERE/../mount/manifest.py
 
+# no_temp_keys [WHAT]: no staging prefix (a '~' in its name) left on any
+# master of the cluster; WHAT (the command) names the culprit otherwise.
+no_temp_keys() {
+  local m left
+  for m in $(masters_now); do
+    left=$(rc_at "$m" --scan --pattern '*~*' | { grep -v '^redisfs~FILESYSTEMS$' || true; })
+    [[ -z $left ]] || fail "${1:-a tool} left keys behind on $m: $(head -5 <<<"$left")"
+  done
+}
+
 # pick_tag BASE EXCLUDED-MASTER...: BASE, or BASE-a, BASE-b... : the first
 # tag whose slot is served by none of the excluded masters.
 pick_tag() {
