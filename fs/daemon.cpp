@@ -855,7 +855,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
       log_error(lease.error().message);
       return 1;
     }
-    Result<std::vector<std::string>> warnings = check_server(**lease, !cfg.read_only, cfg.allow_evicting_server);
+    // (on a cluster, the filesystem's master: it holds every key of it)
+    Result<std::vector<std::string>> warnings =
+        check_server(**lease, !cfg.read_only, cfg.allow_evicting_server, Keys(cfg.prefix).sb());
     if (!warnings) {
       log_error(warnings.error().message);
       return 1;

@@ -5,8 +5,13 @@
 
 namespace redisfs {
 
-static Result<std::string> _info(Connection& c, std::string_view section) {
-  auto r = c.command({"INFO", section});
+// A keyless command, to `at`'s master if given (cluster).
+static Result<Reply> _ask(Connection& c, std::string_view at, std::initializer_list<std::string_view> argv) {
+  return at.empty() || !c.cluster() ? c.command(argv) : c.keyless_at(at, argv);
+}
+
+static Result<std::string> _info(Connection& c, std::string_view section, std::string_view at) {
+  auto r = _ask(c, at, {"INFO", section});
   if (!r.ok()) {
     return make_error(r.code(), "cannot check the Redis server (INFO " + std::string(section) +
                                     "): " + r.error().message);
@@ -25,16 +30,16 @@ static void _parse_version(ServerInfo& info) {
   }
 }
 
-Result<ServerInfo> server_info(Connection& c) {
+Result<ServerInfo> server_info(Connection& c, std::string_view at) {
   ServerInfo info;
-  TRY_ASSIGN(std::string server, _info(c, "server"));
-  TRY_ASSIGN(std::string memory, _info(c, "memory"));
-  TRY_ASSIGN(std::string persistence, _info(c, "persistence"));
+  TRY_ASSIGN(std::string server, _info(c, "server", at));
+  TRY_ASSIGN(std::string memory, _info(c, "memory", at));
+  TRY_ASSIGN(std::string persistence, _info(c, "persistence", at));
   info.version = std::string(info_field(server, "redis_version").value_or(""));
   _parse_version(info);
   info.maxmemory_policy = std::string(info_field(memory, "maxmemory_policy").value_or("noeviction"));
   info.aof_enabled = info_field(persistence, "aof_enabled").value_or("0") == "1";
-  auto r = c.command({"CONFIG", "GET", "save"});
+  auto r = _ask(c, at, {"CONFIG", "GET", "save"});
   if (r.ok() && r->view().is_array() && r->view().size() == 2) {
     info.save = std::string(r->view()[1].str());
   }
@@ -64,8 +69,9 @@ Status check_version(const ServerInfo& info) {
   return {};
 }
 
-Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction) {
-  TRY_ASSIGN(ServerInfo info, server_info(c));
+Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction,
+                                              std::string_view at) {
+  TRY_ASSIGN(ServerInfo info, server_info(c, at));
   std::vector<std::string> warnings;
   TRY(check_version(info));
   TRY_ASSIGN(std::string evicting, check_eviction(info, read_write, allow_eviction, "refusing a read-write mount"));

@@ -31,8 +31,10 @@ struct ServerInfo {
   std::optional<std::string> save;  // CONFIG GET save; nullopt when CONFIG is unavailable
 };
 
-// INFO server, memory, persistence and CONFIG GET save.
-Result<ServerInfo> server_info(Connection& c);
+// INFO server, memory, persistence and CONFIG GET save; on a Redis
+// Cluster, of the master of `at`'s slot when given (a key), else of the
+// node the connection sends keyless commands to.
+Result<ServerInfo> server_info(Connection& c, std::string_view at = {});
 
 // ENOTSUP for a server older than 6.2 (or one whose version INFO does not
 // say): redisfs needs COPY and scripts replicated by their effects.
@@ -47,6 +49,8 @@ Result<std::string> check_eviction(const ServerInfo& info, bool writes, bool all
 
 // Refuses a server we must not use (EINVAL for an evicting server in
 // read-write use, ENOTSUP for a too old one); returns the warnings to show.
-Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction);
+// On a cluster, the master of `at`'s slot (a key of the filesystem).
+Result<std::vector<std::string>> check_server(Connection& c, bool read_write, bool allow_eviction,
+                                              std::string_view at = {});
 
 }  // namespace redisfs

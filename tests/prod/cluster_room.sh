@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cluster_room: on a Redis Cluster (3 masters, 1 replica each), a tool's
 # room guard (core/snap/room.hpp; redisfs-snap(1), PRODUCTION REDIS,
-# Memory) looks at the master it stages in, not at the node it was given.
+# Memory) looks at the master it stages in, not at the node it was given,
+# and so do the tools' and the daemon's refusal of a server that evicts.
 # The tools talk to a master with room; the filesystem's master, then the
 # master of another slot, has 4 MiB free for 8 MiB of blocks:
 #   - a copy within the slot (copy-on-write, staged on the filesystem's
@@ -10,6 +11,9 @@
 #     nothing staged left; a dump (it stages the metadata only) works;
 #   - a copy into the other slot (frozen, staged on that slot's master)
 #     and a restore into it stop alike;
+#   - a copy or a restore into another slot whose master evicts keys is
+#     refused (as on the node the tools talk to), unless allowed, and so
+#     is a read-write mount of a filesystem there;
 #   - with room again, each works, and fsck is clean.
 . "$(dirname "$0")/topology.sh"
 
@@ -77,6 +81,32 @@ note "another slot's master with 4 MiB free"
 little_room "$MX"
 stops "$MX" copy "$P1" "$PX-c"
 stops "$MX" restore "$T/full.json" --prefix "$PX-r"
+
+note "another slot's master evicts keys (allkeys-lru), the tools' node does not"
+for m in $(masters_now); do
+  rc_at "$m" config set maxmemory 0 >/dev/null
+done
+rc_at "$MX" config set maxmemory-policy allkeys-lru >/dev/null
+for cmd in "copy $P1 $PX-c" "restore $T/full.json --prefix $PX-r"; do
+  read -ra argv <<<"$cmd"
+  rc=0
+  snap -q "${argv[@]}" >/dev/null 2>"$T/err" || rc=$?
+  ((rc == 1)) && [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd into an evicting master: exit $rc: $(cat "$T/err")"
+  grep -q "refusing to ${argv[0]} (on the master of '$PX-.'): the server's maxmemory-policy is allkeys-lru" "$T/err" ||
+    fail "$cmd into an evicting master: $(cat "$T/err")"
+  note "$(cat "$T/err")"
+done
+mkdir "$T/evicting"
+rc=0
+timeout 20 "$REDISFS_BIN" -f --redis "$URL" --prefix "$PX-m" "$T/evicting" >/dev/null 2>"$T/err" || rc=$?
+((rc == 1)) || fail "a read-write mount of $PX-m on an evicting master: exit $rc: $(cat "$T/err")"
+grep -q "refusing a read-write mount: the server's maxmemory-policy is allkeys-lru" "$T/err" ||
+  fail "a read-write mount of $PX-m on an evicting master: $(cat "$T/err")"
+note "mount: $(tail -1 "$T/err")"
+[[ -z $(rc_at "$MX" --scan --pattern "$PX-*") ]] || fail "a refused tool or mount wrote into $MX"
+snap -q --allow-evicting-server restore "$T/full.json" --prefix "$PX-e" || fail "restore with --allow-evicting-server"
+snap -q delete "$PX-e"
+rc_at "$MX" config set maxmemory-policy noeviction >/dev/null
 
 note "room again"
 for m in $(masters_now); do
