@@ -7,9 +7,9 @@
 # an fsck --repair begun meanwhile waits for the dump's end, then repairs,
 # and the dump holds the damage of its instant; when the dump outlasts the
 # wait (30 s), the fsck --repair and a delete fail, each in one line that
-# says why (the dump's record), with nothing repaired or deleted. The
-# dump says it kept its snapshot from a waiting tool (a warning), and an
-# interrupted dump leaves nothing behind.
+# says why (the dump's record, shown escaped: it may be anyone's), with
+# nothing repaired or deleted. The dump says it kept its snapshot from a
+# waiting tool (a warning), and an interrupted dump leaves nothing behind.
 . "$(dirname "$0")/snap_lib.sh"
 
 used_memory() { rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
@@ -111,6 +111,15 @@ for what in fsck delete; do
     echo "$rc" >"$T/hung-$what.rc"
   ) &
 done
+# The record may be anyone's: SRC2's reason, once the dump wrote it, is
+# replaced with control bytes, which the delete's refusal shows escaped
+# on its one line.
+for ((i = 0; i < 250; i++)); do
+  [[ -n $(rcli hget SRC2:COW kept) ]] && break
+  sleep 0.02
+done
+[[ -n $(rcli hget SRC2:COW kept) ]] || fail "the hung dump of SRC2 did not record why it keeps its snapshot"
+rcli hset SRC2:COW kept "$(printf 'the server has no room for the \033[2J\nforged')" >/dev/null
 wait_for=" keeps its snapshot (%s:COW) until it ends, as it cannot hand it over: the server has no room for the "
 for what in fsck delete; do
   [[ $what == fsck ]] && p=SRC || p=SRC2
@@ -125,6 +134,8 @@ for what in fsck delete; do
     fail "the $what's refusal: $(cat "$T/hung-$what.err")"
   note "$what: $(cat "$T/hung-$what.err")"
 done
+grep -qF 'no room for the \x1b[2J\x0aforged; try again' "$T/hung-delete.err" ||
+  fail "the forged reason is not shown escaped: $(cat "$T/hung-delete.err")"
 [[ $(tree SRC) == "$before" ]] || fail "the refused fsck --repair changed SRC"
 [[ $(tree SRC2) == "$before2" ]] || fail "the refused delete changed SRC2"
 kill -TERM "${dumpers[@]}"
