@@ -1193,6 +1193,10 @@ Result<std::uint64_t> copy_keys_frozen(
   const std::size_t block = std::max<std::size_t>(block_size, 512);
   auto copy = [&](std::span<const std::string> rels, std::vector<long long>& out) -> Status {
     out.assign(rels.size(), -1);
+    if (rels.empty()) {
+      TRY(check_cancel());
+      return freeze.keep_alive(c);
+    }
     std::size_t from = 0;
     std::size_t bytes = 0;
     for (std::size_t i = 0; i < rels.size(); ++i) {

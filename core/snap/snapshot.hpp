@@ -156,7 +156,7 @@ class CowSnapshot {
   Status keep_alive(Connection& c, std::uint64_t done, std::uint64_t total);
   // Refreshes it now, recording why its copier keeps it though another
   // tool waits for it (a dump that cannot hand it over): the waiting tool's
-  // refusal says so (cow_kept).
+  // refusal says so (Freeze::acquire).
   Status keep_noting(Connection& c, std::string_view kept);
   // Ends it: EAGAIN when it had lapsed before. The caller then removes
   // <staging>:TOUCHED (or the whole staging prefix: remove_staging).
@@ -205,7 +205,7 @@ class CowSnapshot {
 // prefix, and the other tool begins its own. When `handover` fails (no
 // room for what it would copy), the snapshot stays the copier's until it
 // ends: kept() says why, and so does the snapshot's record, for the tool
-// that waits (cow_kept).
+// that waits (CowSnapshot::keep_noting).
 class CowKeeper {
  public:
   using Handover = std::function<Status(Connection& c, CowSnapshot& cow, RoomGuard& room)>;
