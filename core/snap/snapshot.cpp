@@ -1154,6 +1154,31 @@ static Status _copy_batch(Connection& c, const Keys& sk, const Keys& dk, std::sp
   return {};
 }
 
+// copy_keys_frozen's reference: every filesystem key of `sk` but the
+// superblock that SCAN finds, page by page, to `copy`.
+static Status _copy_scanned(Connection& c, const Keys& sk,
+                            const std::function<Status(std::span<const std::string>, std::vector<long long>&)>& copy) {
+  std::vector<std::string> rels;
+  std::vector<long long> found;
+  ScanWalk scan = _scan(c, sk.match_all());
+  for (;;) {
+    TRY_ASSIGN(auto page, scan.next());
+    if (!page) {
+      return {};
+    }
+    ReplyView list = *page;
+    rels.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto rel = sk.relative(list[i].str());
+      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
+      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
+        rels.emplace_back(*rel);
+      }
+    }
+    TRY(copy(rels, found));
+  }
+}
+
 // Step 3, with the freeze held: the keys named by the structure (the
 // walk, key_walk.hpp), or, when the structure disagrees with the
 // superblock, found by SCAN. Returns the number of keys copied.
@@ -1166,7 +1191,6 @@ Result<std::uint64_t> copy_keys_frozen(
   const std::size_t block_size = walk.block_size() != 0 ? walk.block_size() : k_default_block_size;
   std::uint64_t copied = 0;
   std::vector<std::string_view> done;
-  std::vector<long long> found;
   std::vector<long long> part;
   // One batch: copied, handed to after_page, told to the room guard.
   auto batch = [&](std::span<const std::string> rels, std::span<long long> out, std::size_t bytes) -> Status {
@@ -1221,24 +1245,8 @@ Result<std::uint64_t> copy_keys_frozen(
                               "), so its keys were found by SCAN; check it with `redisfs-snap fsck " + sk.prefix() +
                               "`");
   }
-  std::vector<std::string> rels;
-  ScanWalk scan = _scan(c, sk.match_all());
-  for (;;) {
-    TRY_ASSIGN(auto page, scan.next());
-    if (!page) {
-      return copied;
-    }
-    ReplyView list = *page;
-    rels.clear();
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      auto rel = sk.relative(list[i].str());
-      KeyKind kind = rel ? parse_relative_key(*rel).kind : KeyKind::Unknown;
-      if (is_filesystem_key(kind) && kind != KeyKind::Superblock) {
-        rels.emplace_back(*rel);
-      }
-    }
-    TRY(copy(rels, found));
-  }
+  TRY(_copy_scanned(c, sk, copy));
+  return copied;
 }
 
 Status push_index(Connection& c, const std::string& index, std::span<const std::string_view> rels) {
