@@ -658,6 +658,9 @@ void Connection::route_keyless_to_node(std::string_view address) {
 }
 
 Result<Reply> Connection::keyless_at(std::string_view key, std::initializer_list<std::string_view> argv) {
+  if (key.empty() || !m_cluster) {
+    return command(argv);
+  }
   const std::string node = m_keyless_node;
   const int slot = m_keyless_slot;
   route_keyless(key);

@@ -294,7 +294,8 @@ class Connection {
   // masters()) instead.
   void route_keyless_to_node(std::string_view address);
   // Cluster: one command without a key sent to the master of this key's
-  // slot, whatever the route above (INFO of the node a tool fills).
+  // slot, whatever the route above (INFO of the node a tool fills); with
+  // no key, or not on a cluster, command(argv).
   Result<Reply> keyless_at(std::string_view key, std::initializer_list<std::string_view> argv);
   bool cluster() const { return m_cluster; }
   // The masters of the cluster (host:port), or just the server we talk to.

@@ -5,13 +5,8 @@
 
 namespace redisfs {
 
-// A keyless command, to `at`'s master if given (cluster).
-static Result<Reply> _ask(Connection& c, std::string_view at, std::initializer_list<std::string_view> argv) {
-  return at.empty() || !c.cluster() ? c.command(argv) : c.keyless_at(at, argv);
-}
-
 static Result<std::string> _info(Connection& c, std::string_view section, std::string_view at) {
-  auto r = _ask(c, at, {"INFO", section});
+  auto r = c.keyless_at(at, {"INFO", section});
   if (!r.ok()) {
     return make_error(r.code(), "cannot check the Redis server (INFO " + std::string(section) +
                                     "): " + r.error().message);
@@ -39,7 +34,7 @@ Result<ServerInfo> server_info(Connection& c, std::string_view at) {
   _parse_version(info);
   info.maxmemory_policy = std::string(info_field(memory, "maxmemory_policy").value_or("noeviction"));
   info.aof_enabled = info_field(persistence, "aof_enabled").value_or("0") == "1";
-  auto r = _ask(c, at, {"CONFIG", "GET", "save"});
+  auto r = c.keyless_at(at, {"CONFIG", "GET", "save"});
   if (r.ok() && r->view().is_array() && r->view().size() == 2) {
     info.save = std::string(r->view()[1].str());
   }

@@ -28,7 +28,7 @@ std::string ServerMemory::said() const {
 }
 
 Result<ServerMemory> server_memory(Connection& c, std::string_view at) {
-  auto r = at.empty() || !c.cluster() ? c.command({"INFO", "memory"}) : c.keyless_at(at, {"INFO", "memory"});
+  auto r = c.keyless_at(at, {"INFO", "memory"});
   if (!r.ok() && r.error().code == EACCES) {
     return ServerMemory{};  // an ACL without INFO: nothing known, no guard
   }
