@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tree keeps the shape the README's Layout section describes:
-#   - every .cpp of core/, fs/, tools/, tests/unit/ and tests/redis/ is
+#   - every .cpp of core/, fs/, tools/, tests/unit/, tests/redis/ and tests/prod/ is
 #     listed in its CMakeLists.txt (sources are not globbed), and every
 #     listed one exists;
 #   - every Lua script of core/lua/ but the prelude is in REDISFS_LUA_NAMES
@@ -50,7 +50,7 @@ check_listed() {
 check_listed core/CMakeLists.txt core
 check_listed fs/CMakeLists.txt fs -maxdepth 1
 check_listed tools/CMakeLists.txt tools -maxdepth 1
-check_listed tests/CMakeLists.txt tests -path './unit/*' -o -path './redis/*'
+check_listed tests/CMakeLists.txt tests \( -path './unit/*' -o -path './redis/*' -o -path './prod/*' \)
 
 # Lua scripts.
 scripts=$(find core/lua -maxdepth 1 -name '*.lua' | sed 's|^core/lua/||; s/\.lua$//' | grep -vx prelude | sort)

@@ -27,16 +27,7 @@ void add_list_command(CLI::App& app, ToolContext& ctx) {
     if (!list.ok()) {
       throw_failure(list.error());
     }
-    std::int64_t now = 0;  // ages against the server's clock, which stamped the times
-    if (!args->json) {
-      auto lease = pool.acquire();
-      auto t = lease.ok() ? server_time_ns(**lease) : Result<std::int64_t>(lease.error());
-      if (!t.ok()) {
-        throw_failure(t.error());
-      }
-      now = *t;
-    }
-    std::cout << (args->json ? list_as_json(*list) : list_as_table(*list, now));
+    std::cout << (args->json ? list_as_json(*list) : list_as_table(*list));
     std::cout.flush();
     if (!std::cout) {
       throw CommandFailed{"writing to stdout failed"};

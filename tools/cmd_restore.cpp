@@ -93,8 +93,11 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
       "but one from a file whose writes lose a reply (a server restart) resumes by itself, up to 3 times.");
   sub->callback([args, &ctx] {
     const char* writing = args->dry_run ? nullptr : "restore";
-    Pool& pool = args->prefix ? ctx.need_pool_for({*args->prefix}, writing) : ctx.need_pool(writing);
+    // (the target's checks, --prefix or the dump's, are restore's own: at
+    // the dump's header)
+    Pool& pool = ctx.need_pool(writing);
     RestoreOptions opts;
+    opts.allow_evicting_server = ctx.opts.allow_evicting_server;
     opts.prefix = args->prefix;
     opts.force = args->force;
     opts.dry_run = args->dry_run;

@@ -73,16 +73,10 @@ Pool& ToolContext::need_pool_for(std::initializer_list<std::string_view> prefixe
   }
   // On a cluster, a writing command's prefixes may live on other masters
   // than the node checked above: each is checked for eviction too.
-  if (writing != nullptr && (*lease)->cluster() && !opts.allow_evicting_server) {
+  if (writing != nullptr && !opts.allow_evicting_server) {
     for (std::string_view prefix : prefixes) {
-      auto info = server_info(**lease, Keys(std::string(prefix)).sb());
-      if (!info.ok()) {
-        continue;  // (an ACL without INFO: no check, as above)
-      }
-      const std::string refusing =
-          std::string("refusing to ") + writing + " (on the master of " + redisfs::quoted(prefix) + ")";
-      if (auto evicting = check_eviction(*info, true, false, refusing); !evicting.ok()) {
-        throw_failure(evicting.error());
+      if (Status st = refuse_evicting_master(**lease, prefix, writing); !st.ok()) {
+        throw_failure(st.error());
       }
     }
   }

@@ -1007,6 +1007,11 @@ const std::string* Connection::slot_address(int slot) const {
   return &m_slot_addresses[static_cast<std::size_t>(m_slot_node[slot])];
 }
 
+std::string Connection::address_of(std::string_view key) const {
+  const std::string* at = m_cluster ? slot_address(key_slot(key)) : nullptr;
+  return at == nullptr ? std::string() : *at;
+}
+
 void Connection::set_slot(int slot, const std::string& address) {
   if (slot < 0 || slot > 16383) {
     return;

@@ -298,6 +298,9 @@ class Connection {
   // no key, or not on a cluster, command(argv).
   Result<Reply> keyless_at(std::string_view key, std::initializer_list<std::string_view> argv);
   bool cluster() const { return m_cluster; }
+  // Cluster: the master this key's slot was last seen on (host:port); ""
+  // when not learned yet, or not on a cluster.
+  std::string address_of(std::string_view key) const;
   // The masters of the cluster (host:port), or just the server we talk to.
   Result<std::vector<std::string>> masters();
   // WAIT until `replicas` replicas have all writes this server has seen so

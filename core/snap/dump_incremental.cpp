@@ -658,6 +658,9 @@ Status IncrementalRestore::on_header(const dump::Header& h) {
     m_refusal = e;
     return e;
   };
+  if (Status st = refuse_evicting_target(*lease, m_opts, m_target); !st.ok()) {
+    return refused(st.error());
+  }
   if (m_c != nullptr) {
     auto reserved = Reservation::acquire(*m_pool, Keys(m_target), "restore");
     if (!reserved.ok()) {

@@ -84,8 +84,15 @@ struct RestoreOptions {
   // --resume instead of removing it; restore_from_path sets it for input
   // that is not a regular file (a pipe, a FIFO, a socket).
   bool keep_on_early_end = false;
+  // Restore into a prefix whose master (on a Redis Cluster) may evict keys
+  // (refuse_evicting_master; the target is known at the dump's header).
+  bool allow_evicting_server = false;
   dump::ReadLimits limits{};
 };
+
+// Restore's refusal of a target whose master may evict keys
+// (refuse_evicting_master, snapshot.hpp), unless a dry run or allowed.
+Status refuse_evicting_target(Connection& c, const RestoreOptions& opts, std::string_view target);
 
 // How many times restore_from_path resumes a restore from a file by
 // itself after a lost reply of its staging writes (a server restart or

@@ -87,7 +87,7 @@ std::string human_age(std::int64_t then_ns, std::int64_t now_ns) {
   return buf;
 }
 
-std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns) {
+std::string list_as_table(const std::vector<FsInfo>& list) {
   // The snapshot tree: each entry under its origin when the origin is
   // listed (a cycle, which no tool makes, falls back to the top level).
   std::map<std::string, std::size_t> index;
@@ -132,7 +132,7 @@ std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns) 
     // A copy being taken: how far its walk is.
     std::string kind = fs.progress >= 0 ? fs.kind + " " + std::to_string(fs.progress) + "%" : fs.kind;
     rows.push_back({lead + branch + fs.prefix, kind, human_bytes(fs.bytes), std::to_string(fs.inodes),
-                    human_age(t, now_ns), state, note});
+                    human_age(t, fs.listed_ns), state, note});
     const auto& kids = children[i];
     for (std::size_t k = 0; k < kids.size(); ++k) {
       bool last = k + 1 == kids.size();

@@ -20,10 +20,10 @@ std::string human_age(std::int64_t then_ns, std::int64_t now_ns);
 
 // The table of `list`: NAME (a snapshot or clone indented under its
 // origin, when the origin is listed), KIND ("copying 25%" for a copy being
-// taken), SIZE, INODES, CREATED (an age
-// against `now_ns`; a copy's instant for a copy), STATE (live mounts, or
+// taken), SIZE, INODES, CREATED (an age against its own server's clock,
+// FsInfo::listed_ns; a copy's instant for a copy), STATE (live mounts, or
 // "-"), NOTE (the dump a filesystem was restored from, why it is damaged).
-std::string list_as_table(const std::vector<FsInfo>& list, std::int64_t now_ns);
+std::string list_as_table(const std::vector<FsInfo>& list);
 
 struct DirUsage {
   std::string path;          // "/", "/src", ...

@@ -60,17 +60,11 @@ Status _apply(Connection& c, const std::vector<Args>& cmds) {
   return {};
 }
 
-Result<std::string> _server_now(Connection& c) {
-  TRY_ASSIGN(Reply r, c.command({"TIME"}));
-  ReplyView v = r.view();
-  if (!v.is_array() || v.size() != 2) {
-    return make_error(EIO, "bad TIME reply");
-  }
-  std::string usec(v[1].str());
-  while (usec.size() < 6) {
-    usec.insert(usec.begin(), '0');
-  }
-  return std::string(v[0].str()) + usec + "000";
+// Times a repair stamps (lost+found's), by the clock of the filesystem's
+// server: its master's, on a cluster.
+Result<std::string> _server_now(Connection& c, const Keys& keys) {
+  TRY_ASSIGN(std::int64_t ns, server_time_ns(c, keys.sb()));
+  return std::to_string(ns);
 }
 
 class Repairer {
@@ -271,7 +265,7 @@ Result<Ino> Repairer::lost_found() {
   if (lf == 0) {
     return make_error(EIO, "no free inode number for /lost+found");
   }
-  TRY_ASSIGN(std::string now, _server_now(m_c));
+  TRY_ASSIGN(std::string now, _server_now(m_c, m_a.keys()));
   TRY(_apply(m_c, {
                       {"HABSENT", root_dir, std::string(k_lost_found)},  // (a mount's mkdir since)
                       {"HSET",   m_a.keys().inode(lf),
@@ -339,7 +333,7 @@ Status Repairer::reattach(Ino ino) {
     }
     name = "#" + std::to_string(ino) + "." + std::to_string(i);
   }
-  TRY_ASSIGN(std::string now, _server_now(m_c));
+  TRY_ASSIGN(std::string now, _server_now(m_c, m_a.keys()));
   std::vector<Args> tx{std::move(found), {"HABSENT", lf_dir, name}};
   if (n->detached) {
     // Cut it out of its cycle: the entry naming it in its home goes.

@@ -226,7 +226,7 @@ Status Scanner::guard_freeze(Connection& c) {
   // (A damaged record, not a hash or naming another prefix, is a problem
   // this repair removes.)
   auto cow = c.command({"HMGET", m_keys.cow(), "staging", "deadline"});
-  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c, m_keys.cow()));  // (the clock that set the deadline)
   auto deadline = cow.ok() && cow->view().size() == 2 ? cow->view()[1].as_int() : std::nullopt;
   if (deadline && cow_deadline_alive(*deadline, now_ns / 1000000) &&
       is_cow_staging(m_keys.prefix(), cow->view()[0].str())) {

@@ -381,7 +381,7 @@ Status _mark_kept(Connection& c, const Keys& aside, const Keys& target) {
     at = end + 1;
   }
   std::string id = random_hex(16);
-  TRY_ASSIGN(std::int64_t now, server_time_ns(c));
+  TRY_ASSIGN(std::int64_t now, server_time_ns(c, aside.sb()));
   TRY(c.command({"HSET", aside.sb(), "snapshot_id", id, "lineage", extend_lineage(lineage, id), "read_only", "1",
                  "origin", target.prefix(), "snapshot_created", std::to_string(now)}));
   return {};

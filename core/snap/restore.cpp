@@ -101,6 +101,10 @@ class RestoreSink : public dump::Sink {
     if (m_pool != nullptr) {
       TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
       TRY(check_toolkit_prefix(*lease, m_target));
+      if (Status st = refuse_evicting_target(*lease, m_opts, m_target); !st.ok()) {
+        m_refusal = std::move(st).error();  // (the target's, not the dump's)
+        return *m_refusal;
+      }
     }
     if (Status st = open_target(); !st.ok()) {
       // (the target's or the server's failure, not a flaw of the dump)
@@ -576,6 +580,13 @@ static Status _install_restored(Pool& pool, Connection& c, RestoreSink& sink, co
   return {};
 }
 
+Status refuse_evicting_target(Connection& c, const RestoreOptions& opts, std::string_view target) {
+  if (opts.dry_run || opts.allow_evicting_server) {
+    return {};
+  }
+  return refuse_evicting_master(c, target, "restore");
+}
+
 Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const RestoreOptions& opts) {
   if (opts.prefix) {
     TRY(validate_prefix(*opts.prefix));
@@ -593,6 +604,7 @@ Result<RestoreStats> restore_filesystem(Pool* pool, std::istream& in, const Rest
     // Refused before the dump is read (its own prefix is checked at its header).
     if (lease) {
       TRY(check_toolkit_prefix(**lease, *opts.prefix));
+      TRY(refuse_evicting_target(**lease, opts, *opts.prefix));
     } else {
       TRY_ASSIGN(Pool::Lease l, pool->acquire());
       TRY(check_toolkit_prefix(*l, *opts.prefix));

@@ -162,7 +162,7 @@ Result<RollbackStats> rollback_filesystem(Pool& pool, const std::string& fs, con
   if (std::string why = _why_not(fs, f, snap, s); !why.empty()) {
     return make_error(EINVAL, why);
   }
-  TRY_ASSIGN(std::int64_t now, server_time_ns(c));
+  TRY_ASSIGN(std::int64_t now, server_time_ns(c, fk.sb()));
   TRY_ASSIGN(std::optional<Keys> kk, _keep_keys(c, fk, snap, opts, now));
 
   // Reserved first, then looked at (install.hpp): no mount starts on FS,

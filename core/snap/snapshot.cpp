@@ -53,6 +53,7 @@
 #include <unordered_set>
 
 #include "redis/scan.hpp"
+#include "redis/server_check.hpp"
 #include "snap/install.hpp"
 #include "snap/room.hpp"
 #include "store/key_walk.hpp"
@@ -102,6 +103,20 @@ Status check_toolkit_prefix(Connection& c, std::string_view prefix) {
   return {};
 }
 
+Status refuse_evicting_master(Connection& c, std::string_view prefix, std::string_view writing) {
+  if (!c.cluster()) {
+    return {};
+  }
+  auto info = server_info(c, Keys(std::string(prefix)).sb());
+  if (!info.ok()) {
+    return {};
+  }
+  const std::string refusing =
+      "refusing to " + std::string(writing) + " (on the master of " + redisfs::quoted(prefix) + ")";
+  TRY(check_eviction(*info, true, false, refusing));
+  return {};
+}
+
 std::string iso_time_ns(std::int64_t ns) {
   std::int64_t secs = ns / 1000000000;
   std::int64_t millis = (ns % 1000000000) / 1000000;
@@ -118,8 +133,8 @@ std::string iso_time_ns(std::int64_t ns) {
   return buf;
 }
 
-Result<std::int64_t> server_time_ns(Connection& c) {
-  TRY_ASSIGN(Reply r, c.command({"TIME"}));
+Result<std::int64_t> server_time_ns(Connection& c, std::string_view at) {
+  TRY_ASSIGN(Reply r, c.keyless_at(at, {"TIME"}));
   ReplyView v = r.view();
   if (!v.is_array() || v.size() != 2) {
     return make_error(EIO, "redis: bad TIME reply");
@@ -1435,7 +1450,7 @@ static Result<std::pair<std::uint64_t, std::int64_t>> _copy_to_staging(Connectio
   if (Status unfinished = refuse_unfinished_install(c, sk); !unfinished.ok()) {
     return fail(unfinished.error());
   }
-  auto snapshot_ns = server_time_ns(c);
+  auto snapshot_ns = server_time_ns(c, sk.sb());  // (the instant by SRC's clock, as copy-on-write's)
   if (!snapshot_ns.ok()) {
     return fail(snapshot_ns.error());
   }
@@ -1485,7 +1500,8 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
   if (!holder) {
     return {};
   }
-  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
+  // (by the clock of the mount's server, as another snapshot's request)
+  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c, sk.sync()));
   const std::int64_t asked = now_ns / 1000;
   const std::string ask = std::string(k_sync_ask) + std::to_string(asked);
   const std::string ttl = std::to_string(wait.count() + 10000);
@@ -1928,23 +1944,55 @@ static Result<std::map<std::string, std::uint64_t>> _live_mounts(Connection& c, 
   return mounts;
 }
 
+namespace {
+
+// The clocks a listing compares with: each filesystem's times and deadlines
+// were stamped by its own server's clock (on a cluster, its master's:
+// scripts' TIME), and the hosts' clocks differ. Each server asked once.
+class ServerClocks {
+ public:
+  explicit ServerClocks(Connection& c) : m_c(c) {}
+  Result<std::int64_t> now_ns(const Keys& k) {
+    const std::string at = k.sb();
+    std::string node = m_c.cluster() ? m_c.address_of(at) : "the server";
+    if (auto it = m_by_node.find(node); !node.empty() && it != m_by_node.end()) {
+      return it->second;
+    }
+    TRY_ASSIGN(std::int64_t t, server_time_ns(m_c, at));
+    node = m_c.cluster() ? m_c.address_of(at) : node;  // (learned by now)
+    if (!node.empty()) {
+      m_by_node.emplace(node, t);
+    }
+    return t;
+  }
+
+ private:
+  Connection& m_c;
+  std::map<std::string, std::int64_t> m_by_node;
+};
+
+}  // namespace
+
 // Snapshots being taken (CowSnapshot) from the filesystems `names`: alive
 // until their deadline. The destination of a copy not moved into place yet
 // goes to `out` as "copying".
-static Result<Copying> _copies_in_progress(Connection& c, const std::vector<std::string>& names,
+static Result<Copying> _copies_in_progress(Connection& c, ServerClocks& clocks, const std::vector<std::string>& names,
                                            const std::set<std::string>& prefixes, std::vector<FsInfo>& out) {
-  TRY_ASSIGN(std::int64_t now_ns, server_time_ns(c));
   for (const auto& p : names) {
     c.append({"HMGET", Keys(p).cow(), "staging", "deadline", "dst", "done", "total"});
   }
-  Copying copying;
+  std::vector<std::pair<std::string, Reply>> records;  // (read first: a clock is asked after)
   for (const auto& p : names) {
     auto r = c.read_reply();
-    if (!r.ok() || r->view().size() != 5 || r->view()[0].is_nil()) {
-      continue;  // (a COW of the wrong type: the scripts fail on it, fsck reports it)
-    }
-    ReplyView v = r->view();
+    if (r.ok() && r->view().size() == 5 && !r->view()[0].is_nil()) {
+      records.emplace_back(p, std::move(*r));
+    }  // (else none, or a COW of the wrong type: the scripts fail on it, fsck reports it)
+  }
+  Copying copying;
+  for (const auto& [p, r] : records) {
+    ReplyView v = r.view();
     auto deadline = v[1].as_int();
+    TRY_ASSIGN(std::int64_t now_ns, clocks.now_ns(Keys(p)));
     if (!deadline || !cow_deadline_alive(*deadline, now_ns / 1000000)) {
       continue;  // its copier died (or none wrote it): the next snapshot removes it
     }
@@ -1962,6 +2010,7 @@ static Result<Copying> _copies_in_progress(Connection& c, const std::vector<std:
       info.origin = p;
       info.temporary = true;
       info.progress = pct;
+      TRY_ASSIGN(info.listed_ns, clocks.now_ns(Keys(info.prefix)));
       out.push_back(std::move(info));
     }
   }
@@ -2043,7 +2092,8 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
 
   std::vector<FsInfo> out;
   std::vector<std::string> names(prefixes.begin(), prefixes.end());
-  TRY_ASSIGN(Copying copying, _copies_in_progress(c, names, prefixes, out));
+  ServerClocks clocks(c);
+  TRY_ASSIGN(Copying copying, _copies_in_progress(c, clocks, names, prefixes, out));
   for (const auto& p : names) {
     c.append({"HGETALL", Keys(p).sb()});
   }
@@ -2068,6 +2118,11 @@ Result<std::vector<FsInfo>> list_filesystems(Pool& pool, bool all) {
   for (const auto& [p, has_data] : keyed) {
     if (prefixes.count(p) == 0) {
       out.push_back(_keyed_info(p, has_data, mounts_of(p)));
+    }
+  }
+  for (FsInfo& fs : out) {
+    if (fs.listed_ns == 0) {
+      TRY_ASSIGN(fs.listed_ns, clocks.now_ns(Keys(fs.prefix)));
     }
   }
   std::sort(out.begin(), out.end(), [](const FsInfo& a, const FsInfo& b) { return a.prefix < b.prefix; });

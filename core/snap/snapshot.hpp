@@ -335,6 +335,12 @@ Status push_index(Connection& c, const std::string& index, std::span<const std::
 // untagged prefix is refused with that hint before anything is read or
 // written.
 Status check_toolkit_prefix(Connection& c, std::string_view prefix);
+// For a command that writes under `prefix` (`writing`: "copy", "restore",
+// ...): on a Redis Cluster, EINVAL "refusing to <writing> (on the master
+// of 'P'): the server's maxmemory-policy is ..." when the master of its
+// slot may evict keys (the node the tool talks to is checked as it
+// connects). Nothing when INFO is denied (an ACL: no check there either).
+Status refuse_evicting_master(Connection& c, std::string_view prefix, std::string_view writing);
 
 // The superblock of `keys`, decoded (superblock.hpp): ENOENT "no
 // filesystem at prefix ..." when there is none, EINVAL when it is unsound
@@ -348,8 +354,11 @@ bool cancel_requested() noexcept;
 Status check_cancel();
 // RFC 3339 UTC, e.g. "2026-11-29T19:40:00.123Z" (millisecond precision).
 std::string iso_time_ns(std::int64_t ns);
-// The server's clock (TIME) in nanoseconds.
-Result<std::int64_t> server_time_ns(Connection& c);
+// The server's clock (TIME) in nanoseconds, where the key `at` lives: on a
+// Cluster, its slot's master, whose scripts stamp that filesystem's times
+// and deadlines with their own TIME (hosts' clocks differ); "" the node
+// `c` talks to.
+Result<std::int64_t> server_time_ns(Connection& c, std::string_view at);
 // "1.0 GiB", "12.3 MiB", "512 B".
 std::string human_bytes(std::uint64_t n);
 
@@ -510,6 +519,9 @@ struct FsInfo {
   std::int64_t created_ns = 0;           // the filesystem's creation
   std::int64_t snapshot_created_ns = 0;  // 0 unless it is a copy
   std::int64_t dumped_ns = 0;            // restored dumps: the dump's point in time
+  // The clock of its server (its master, on a cluster: the clock that
+  // stamped its times) when it was listed; its ages count from this.
+  std::int64_t listed_ns = 0;
   std::uint64_t inodes = 0;
   std::uint64_t bytes = 0;
   std::uint64_t mounts = 0;

@@ -12,7 +12,8 @@
 #   - a copy into the other slot (frozen, staged on that slot's master)
 #     and a restore into it stop alike;
 #   - a copy or a restore into another slot whose master evicts keys is
-#     refused (as on the node the tools talk to), unless allowed, and so
+#     refused (as on the node the tools talk to; a restore without
+#     --prefix too, into the prefix its dump names), unless allowed, and so
 #     is a read-write mount of a filesystem there;
 #   - with room again, each works, and fsck is clean.
 . "$(dirname "$0")/topology.sh"
@@ -68,6 +69,17 @@ head -c $((8 << 20)) /dev/urandom >"$MNT/big"
 echo small >"$MNT/small"
 fs_unmount "$MNT"
 snap -q dump "$P1" -o "$T/full.json"
+# a dump of a filesystem in the other slot: restored without --prefix, its
+# target is known only at its header; and an incremental dump of a
+# snapshot there (restored, it applies onto the prefix it names)
+snap -q restore "$T/full.json" --prefix "$PX-d" || fail "restore --prefix $PX-d"
+snap -q dump "$PX-d" -o "$T/named.json" || fail "dump $PX-d"
+snap -q delete "$PX-d" || fail "delete $PX-d"
+PY="{$(pick_tag roomy "$M1" "$VIA")}"  # (on MX, as PX)
+snap -q restore "$T/full.json" --prefix "$PY" || fail "restore --prefix $PY"
+snap -q copy "$PY" "$PY-s1" || fail "copy $PY $PY-s1"
+snap -q copy "$PY" "$PY-s2" || fail "copy $PY $PY-s2"
+snap -q dump "$PY-s2" --since "$PY-s1" -o "$T/inc.json" || fail "an incremental dump of $PY-s2"
 
 note "the filesystem's master with 4 MiB free"
 little_room "$M1"
@@ -87,12 +99,12 @@ for m in $(masters_now); do
   rc_at "$m" config set maxmemory 0 >/dev/null
 done
 rc_at "$MX" config set maxmemory-policy allkeys-lru >/dev/null
-for cmd in "copy $P1 $PX-c" "restore $T/full.json --prefix $PX-r"; do
+for cmd in "copy $P1 $PX-c" "restore $T/full.json --prefix $PX-r" "restore $T/named.json" "restore $T/inc.json"; do
   read -ra argv <<<"$cmd"
   rc=0
   snap -q "${argv[@]}" >/dev/null 2>"$T/err" || rc=$?
   ((rc == 1)) && [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd into an evicting master: exit $rc: $(cat "$T/err")"
-  grep -q "refusing to ${argv[0]} (on the master of '$PX-.'): the server's maxmemory-policy is allkeys-lru" "$T/err" ||
+  grep -q "^redisfs-snap: error: refusing to ${argv[0]} (on the master of '\\($PX-.\\|$PY-s2\\)'): the server's maxmemory-policy is allkeys-lru" "$T/err" ||
     fail "$cmd into an evicting master: $(cat "$T/err")"
   note "$(cat "$T/err")"
 done
@@ -104,6 +116,7 @@ grep -q "refusing a read-write mount: the server's maxmemory-policy is allkeys-l
   fail "a read-write mount of $PX-m on an evicting master: $(cat "$T/err")"
 note "mount: $(tail -1 "$T/err")"
 [[ -z $(rc_at "$MX" --scan --pattern "$PX-*") ]] || fail "a refused tool or mount wrote into $MX"
+[[ -z $(rc_at "$MX" --scan --pattern "$PY~*") ]] || fail "the refused incremental restore staged into $MX"
 snap -q --allow-evicting-server restore "$T/full.json" --prefix "$PX-e" || fail "restore with --allow-evicting-server"
 snap -q delete "$PX-e"
 rc_at "$MX" config set maxmemory-policy noeviction >/dev/null

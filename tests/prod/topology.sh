@@ -40,6 +40,7 @@ chmod 0755 "$T"
 declare -A NODE_PID=()      # port -> pid of the redis-server (or sentinel) on it
 declare -A NODE_CONF=()     # port -> its config file (for restart_node)
 declare -A NODE_ARGS=()     # port -> extra command-line arguments it started with
+declare -A NODE_ENV=()      # port -> NAME=VALUE words its process starts with (env(1))
 declare -A STOPPED=()       # port -> 1 while SIGSTOPped (never talk to it then)
 ALL_PIDS=()                 # every server pid ever started, for the EXIT trap
 JOB_PIDS=()                 # background jobs of the case (writers...)
@@ -120,7 +121,8 @@ _launch() {
   local port=$1 conf=${NODE_CONF[$1]} dir pid i
   dir=$(dirname "$conf")
   # shellcheck disable=SC2086
-  ${ORPHAN_GUARD[@]+"${ORPHAN_GUARD[@]}"} redis-server "$conf" ${NODE_ARGS[$port]} >>"$dir/stdout" 2>&1 &
+  ${ORPHAN_GUARD[@]+"${ORPHAN_GUARD[@]}"} env ${NODE_ENV[$port]:-} redis-server "$conf" ${NODE_ARGS[$port]} \
+    >>"$dir/stdout" 2>&1 &
   pid=$!
   disown "$pid"  # no job notices ("Killed") when a test SIGKILLs it
   NODE_PID[$port]=$pid
@@ -145,7 +147,8 @@ _launch() {
 # cluster) or sentinel (KIND sentinel) on a free port, config in
 # $T/NAME/redis.conf; sets NODE_PORT. The config lines come last, so they
 # override the defaults. Retries on another port if the one picked was
-# taken before the server bound it.
+# taken before the server bound it. START_ENV (NAME=VALUE words) is the
+# process's environment beyond the test's (kept for restart_node).
 NODE_PORT=
 start_node() {
   local name=$1 kind=$2 dir=$T/$1 conf attempt port
@@ -187,13 +190,14 @@ start_node() {
     } >"$conf"
     NODE_CONF[$port]=$conf
     NODE_ARGS[$port]=
+    NODE_ENV[$port]=${START_ENV:-}
     [[ $kind != sentinel ]] || NODE_ARGS[$port]=--sentinel
     if _launch "$port"; then
       NODE_PORT=$port
       echo "$port" >"$dir/port"
       return 0
     fi
-    unset "NODE_CONF[$port]" "NODE_PID[$port]"
+    unset "NODE_CONF[$port]" "NODE_PID[$port]" "NODE_ENV[$port]"
     echo "note: port $port was taken under us; trying another" >&2
   done
   fail "could not start $name: every port tried was taken"
@@ -496,12 +500,15 @@ replicas_synced() {
 # start_cluster: 6 nodes, created by redis-cli --cluster create with one
 # replica per master; returns once every node is ok and agrees. Exports
 # CLUSTER_PORTS (all), CLUSTER_MASTERS, CLUSTER_REPLICAS (ports at start)
-# and CLUSTER_URL (redis://127.0.0.1:<first master>).
+# and CLUSTER_URL (redis://127.0.0.1:<first master>). CLUSTER_NODE_ENV[i]
+# (i 1..6): the START_ENV of node i (cluster1, ...; the first three are
+# made masters).
+declare -a CLUSTER_NODE_ENV=()
 start_cluster() {
   local i addrs=()
   CLUSTER_PORTS=()
   for i in 1 2 3 4 5 6; do
-    start_node "cluster$i" cluster
+    START_ENV=${CLUSTER_NODE_ENV[$i]:-} start_node "cluster$i" cluster
     CLUSTER_PORTS+=("$NODE_PORT")
     addrs+=("127.0.0.1:$NODE_PORT")
   done

@@ -486,7 +486,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: list shows a copy being taken as copying N
     CHECK(shown->kind == "copying");
     CHECK(shown->progress == 25);
     CHECK(shown->origin == prefix);
-    CHECK(list_as_table({*shown}, 0).find("copying 25%") != std::string::npos);
+    CHECK(list_as_table({*shown}).find("copying 25%") != std::string::npos);
     CHECK(list_as_json({*shown}).find("\"progress\": 25") != std::string::npos);
     CHECK(find(prefix)->progress == -1);
     // hostile counts: shown within 0-99%, no overflow
@@ -528,7 +528,7 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a damaged or foreign snapshot record never
   ok(conn().command({"HSET", Keys(other).sb(), "format", "redisfs"}));
   // alive for 30 s more (a copier sets its deadline 10 s ahead; no
   // further than k_lease_max_ms counts as alive)
-  const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
+  const std::int64_t now_ms = ok(server_time_ns(conn(), "")) / 1000000;
   const std::string alive = std::to_string(now_ms + 30000);
 
   SUBCASE("not a hash: no snapshot is alive, changes go on") {
@@ -590,7 +590,7 @@ TEST_CASE_FIXTURE(RedisFixture,
         std::string::npos);
   auto s = ok(Store::open(pool, prefix, {}));
   Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
-  const std::int64_t now_ms = ok(server_time_ns(conn())) / 1000000;
+  const std::int64_t now_ms = ok(server_time_ns(conn(), "")) / 1000000;
   Keys stale(make_temp_prefix(prefix, TempKind::Copy));
   auto plant = [&](std::int64_t deadline) {
     ok(conn().command({"HSET", keys.cow(), "staging", stale.prefix(), "deadline", std::to_string(deadline), "ttl",
