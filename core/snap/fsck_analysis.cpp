@@ -667,6 +667,13 @@ std::pair<std::optional<std::string_view>, std::string> _type_told(std::uint8_t 
 
 }  // namespace
 
+bool number_still(std::string_view field, std::string_view raw, std::string_view seen) {
+  if (seen_number(raw) == seen) {
+    return true;
+  }
+  return seen == "?" && !_decoded(field, raw).ok();
+}
+
 void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields) {
   if (fields.empty()) {
     return;  // gone since SCAN

@@ -118,6 +118,11 @@ std::string seen_number(const std::optional<std::string_view>& raw);
 std::string seen_number(std::uint64_t v);
 // A directory's parent field as the check read it (seen_number).
 std::string parent_seen(const Node& n);
+// Whether `raw`, read again in field `field` of an inode, is what the check
+// saw as `seen` (a Seen::Number): seen_number(raw) is `seen`, or the check
+// saw "?" (a value it could not read) and the daemon's decoder cannot read
+// `raw` either ("-1" of a parent, which seen_number reads as -1).
+bool number_still(std::string_view field, std::string_view raw, std::string_view seen);
 
 // An entry naming a directory from somewhere other than its parent field.
 struct Suspect {

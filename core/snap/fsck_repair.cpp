@@ -307,7 +307,7 @@ Result<Args> Repairer::still(const std::string& key, const std::string& field, c
     return Args{"HABSENT", key, field};
   }
   std::string raw(r.view().str());
-  if (seen_number(std::string_view(raw)) != want) {
+  if (!number_still(field, raw, want)) {
     return _changed();
   }
   return Args{"HEQUAL", key, field, raw};

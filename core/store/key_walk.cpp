@@ -2,6 +2,7 @@
 #include "store/key_walk.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "redis/scan.hpp"
 #include "util/text.hpp"
@@ -17,6 +18,18 @@ constexpr std::string_view k_scan_count = "1000";
 constexpr std::uint64_t k_min_nameable = 1024;
 
 std::string _num(std::uint64_t n) { return std::to_string(n); }
+
+// An inode's bytes as the daemon and fsck read it: a signed count, so "-0"
+// is 0 (a negative one is damage fsck reports).
+bool _bytes_field(std::string_view s, std::uint64_t& out) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < 0) {
+    return false;
+  }
+  out = static_cast<std::uint64_t>(v);
+  return true;
+}
 
 }  // namespace
 
@@ -231,7 +244,7 @@ Status KeyWalk::visit_batch(const std::vector<std::uint64_t>& batch) {
     std::string_view type = v[0].str();
     std::uint64_t size = 0;
     std::uint64_t bytes = 0;
-    if (!parse_u64(v[1].str(), size) || !parse_u64(v[2].str(), bytes)) {
+    if (!parse_u64(v[1].str(), size) || !_bytes_field(v[2].str(), bytes)) {
       note("inode " + _num(ino) + " has no readable size or bytes");
     }
     m_inode_bytes += bytes;

@@ -1598,6 +1598,28 @@ TEST_CASE_FIXTURE(FsckFixture, "a size or a parent that cannot be read: set from
     kinds = {fsck_kind::k_wrong_parent};
     says = "the root's parent cannot be read, not itself";
   }
+  SUBCASE("a directory's parent of -1 (a number, but no inode's): from the entry naming it") {
+    ino = t.sub;
+    size = "0";
+    cmd({"HSET", keys.inode(t.sub), "parent", "-1"});
+    kinds = {fsck_kind::k_wrong_parent};
+    says = "parent cannot be read, but the directory is named by 'sub' in directory 1";
+  }
+  SUBCASE("the root's parent of -2^63") {
+    ino = k_root_ino;
+    size = "0";
+    cmd({"HSET", keys.inode(k_root_ino), "parent", "-9223372036854775808"});
+    kinds = {fsck_kind::k_wrong_parent};
+    says = "the root's parent cannot be read, not itself";
+  }
+  SUBCASE("a directory's parent of -1, and no entry names it: reattached") {
+    ino = t.sub;
+    size = "0";
+    cmd({"HDEL", keys.dir(k_root_ino), "sub"});
+    cmd({"HSET", keys.inode(t.sub), "parent", "-1"});
+    kinds = {fsck_kind::k_lost_inode, fsck_kind::k_wrong_nlink};
+    says = "";
+  }
   SUBCASE("a directory's parent, and no entry names it: reattached") {
     ino = t.sub;
     size = "0";

@@ -4,7 +4,6 @@
 // dump, delete and list never SCAN (list reads the register of
 // filesystems); mounts counted in their register.
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -12,10 +11,11 @@
 #include <set>
 #include <sstream>
 
-#include "snap/dump_io.hpp"
 #include "fixture.hpp"
-#include "store/key_walk.hpp"
+#include "snap/dump_io.hpp"
+#include "snap/fsck.hpp"
 #include "snap/snapshot.hpp"
+#include "store/key_walk.hpp"
 #include "store/store.hpp"
 
 using namespace redisfs;
@@ -239,6 +239,35 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: a damaged filesystem disagrees, and c
   DeleteStats deleted = ok(delete_prefix(pool, prefix, false, true));
   CHECK(deleted.warning.find("SCAN") != std::string::npos);
   CHECK(test::keys_under(conn(), prefix).empty());
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "key walk: an inode's bytes read as fsck reads them") {
+  // "-0" is 0 to the daemon and to fsck (clean): the walk agrees, and a
+  // dump warns of nothing; "-5" is damage fsck reports, and the walk
+  // falls back to SCAN.
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Ino f = ok(s->mknod(k_root_ino, "empty", S_IFREG | 0644, 0, k_user)).ino;
+  s.reset();
+  std::string bytes = "-0";
+  bool clean = true;
+  SUBCASE("-0") {}
+  SUBCASE("-5") {
+    bytes = "-5";
+    clean = false;
+  }
+  for (Ino ino : {k_root_ino, f}) {
+    ok(conn().command({"HSET", keys.inode(ino), "bytes", bytes}));
+  }
+  FsckReport report = ok(fsck(pool, prefix, false, nullptr));
+  CHECK(report.problems.empty() == clean);
+  KeyWalkResult result;
+  CHECK(_walked(conn(), prefix, result) == _scanned(conn(), prefix));
+  CHECK_MESSAGE(result.disagreement.empty() == clean, result.disagreement);
+  std::string warning;
+  _dump(pool, prefix, &warning);
+  CHECK_MESSAGE(warning.empty() == clean, warning);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list never SCAN") {
