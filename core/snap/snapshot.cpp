@@ -478,8 +478,8 @@ static Error _busy(Connection& c, const Keys& keys) {
   if (cow.ok() && cow->view().size() == 2 && is_cow_staging(keys.prefix(), cow->view()[0].str()) &&
       temp_kind(cow->view()[0].str()) == TempKind::Dump && !cow->view()[1].str().empty()) {
     return make_error(EBUSY, "a dump of " + redisfs::quoted(keys.prefix()) + " keeps its snapshot (" + keys.cow() +
-                                 ") until it ends, as it cannot hand it over: " + shown(cow->view()[1].str(), 400, 0) +
-                                 "; try again when the dump has ended");
+                                 "), as it could not hand it over: " + shown(cow->view()[1].str(), 400, 0) +
+                                 "; try again when the dump has ended, or when the server has more room");
   }
   return make_error(EBUSY, "another snapshot or change of the whole filesystem " + redisfs::quoted(keys.prefix()) +
                                " is in progress (" + keys.freeze() + " or " + keys.cow() + " exists); try again later");
@@ -776,7 +776,7 @@ void CowKeeper::loop() {
         (void)m_cow.end(**lease);
       } else {
         (void)m_cow.keep_alive(**lease, 0, 0);
-        if (m_cow.alive() && m_cow.wanted() && m_handover && !m_handover_tried) {
+        if (m_cow.alive() && m_cow.wanted() && m_handover && !m_handover_final) {
           hand_over(**lease);
         }
       }
@@ -788,18 +788,22 @@ void CowKeeper::loop() {
   }
 }
 
-// Once: when the copies fail (no room: the guard's margin), the snapshot
-// stays the copier's, and the other tool waits on.
+// When the copies fail, the snapshot stays the copier's, and the other
+// tool waits on: for want of room (EAGAIN), until a later look finds it.
 void CowKeeper::hand_over(Connection& c) {
-  m_handover_tried = true;
   Status handed = m_handover(c, m_cow, *m_room);
   if (handed.ok()) {
+    m_handover_final = true;
+    m_kept.reset();             // (the tool that waited has it now)
     m_handed_over.store(true);  // (before the end: a take that finds it ended may rely on it)
     (void)m_cow.end(c);
     return;
   }
+  m_handover_final = handed.code() != EAGAIN;
+  if (!m_kept) {
+    (void)m_cow.keep_noting(c, handed.error().message);  // (once: the record is for the tool that waits)
+  }
   m_kept = std::move(handed).error();
-  (void)m_cow.keep_noting(c, m_kept->message);
 }
 
 Status remove_staging(Connection& c, const Keys& staging) {

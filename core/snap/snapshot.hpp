@@ -199,13 +199,15 @@ class CowSnapshot {
 // why (the guard's one line).
 //
 // A snapshot that another tool waits for (CowSnapshot::wanted) is handed
-// over, once: `handover` makes the staging prefix hold all the copier
-// still needs (cow_copy_listed_blocks), then the keeper ends the snapshot
-// and handed_over() says so: the copier reads the rest from its staging
-// prefix, and the other tool begins its own. When `handover` fails (no
-// room for what it would copy), the snapshot stays the copier's until it
-// ends: kept() says why, and so does the snapshot's record, for the tool
-// that waits (CowSnapshot::keep_noting).
+// over: `handover` makes the staging prefix hold all the copier still
+// needs (cow_copy_listed_blocks), then the keeper ends the snapshot and
+// handed_over() says so: the copier reads the rest from its staging
+// prefix, and the other tool begins its own. When `handover` finds no
+// room for what it would copy (EAGAIN), the snapshot stays the copier's,
+// and kept() says why, and so does the snapshot's record, for the tool
+// that waits (CowSnapshot::keep_noting); it is tried again at each look,
+// as room appears and what the copier has not read shrinks. Any other
+// failure keeps the snapshot until the copier ends.
 class CowKeeper {
  public:
   using Handover = std::function<Status(Connection& c, CowSnapshot& cow, RoomGuard& room)>;
@@ -227,7 +229,7 @@ class CowKeeper {
   Pool& m_pool;
   CowSnapshot& m_cow;
   Handover m_handover;
-  bool m_handover_tried = false;
+  bool m_handover_final = false;  // (handed over, or failed otherwise than for room)
   std::atomic<bool> m_handed_over{false};
   std::unique_ptr<RoomGuard> m_room;
   std::optional<Error> m_why;  // (written by the thread, read after stop())
