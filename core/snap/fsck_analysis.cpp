@@ -41,14 +41,6 @@ namespace {
 // them in ranges of 256) unless the inodes really go that high.
 constexpr std::uint64_t k_next_inode_room = 1ull << 16;
 
-// Node::nlink of an inode whose nlink field is not a number (_resets).
-constexpr std::int64_t k_nlink_malformed = std::numeric_limits<std::int64_t>::min();
-// Node::bytes_field of an inode whose bytes field is not a number.
-constexpr std::int64_t k_bytes_malformed = std::numeric_limits<std::int64_t>::min();
-// ... and of one that has no bytes field (the key walk, key_walk.hpp, finds
-// it unreadable: so a wrong count even where its blocks hold nothing).
-constexpr std::int64_t k_bytes_missing = std::numeric_limits<std::int64_t>::min() + 1;
-
 // 'name' (cut); fsck_problem_line shows its bytes as printable text.
 std::string _quote(std::string_view s) {
   return s.size() <= k_shown_max ? "'" + std::string(s) + "'" : "'" + std::string(s.substr(0, k_shown_max)) + "'...";
@@ -76,11 +68,9 @@ std::string _parent_shown(const Node& n) {
   return n.parent_bad ? "parent cannot be read" : "parent is " + std::to_string(n.parent);
 }
 
-std::string _nlink_shown(std::int64_t v) { return v == k_nlink_malformed ? "?" : std::to_string(v); }
-
 // (Repairer::still reads an absent field as "0")
-std::string _seen_bytes(std::int64_t v) {
-  return v == k_bytes_malformed ? "?" : v == k_bytes_missing ? "0" : std::to_string(v);
+std::string _seen_bytes(const Node& n) {
+  return n.bytes_bad ? "?" : n.bytes_missing ? "0" : std::to_string(n.bytes_field);
 }
 
 // A field of the superblock as the check read it.
@@ -149,6 +139,8 @@ std::string seen_number(std::uint64_t v) {
 }
 
 std::string parent_seen(const Node& n) { return n.parent_bad ? "?" : seen_number(n.parent); }
+
+std::string nlink_seen(const Node& n) { return n.nlink_bad ? "?" : std::to_string(n.nlink); }
 
 std::string seen_number(const std::optional<std::string_view>& raw) {
   if (!raw) {
@@ -733,12 +725,15 @@ void FsckAnalysis::inode(Ino ino, std::string_view key, const FieldList& fields)
     if (resets.size_from_blocks) {
       m_size_seen.emplace_back(ino, resets.size_seen ? std::optional<std::string>(*resets.size_seen) : std::nullopt);
     }
-    n.nlink = resets.nlink ? k_nlink_malformed : nlink.value_or(0);  // (else decoded, so parsed when present)
+    n.nlink = resets.nlink ? 0 : nlink.value_or(0);  // (else decoded, so parsed when present)
+    n.nlink_bad = resets.nlink;
     // likewise, except bytes, accounting alone, which the decoder lets
-    // through malformed: k_bytes_malformed, a wrong count to repair
+    // through malformed (Node::bytes_bad), a wrong count to repair
     const bool has_bytes =
         std::any_of(fields.begin(), fields.end(), [](const auto& kv) { return kv.first == "bytes"; });
-    n.bytes_field = bytes.value_or(has_bytes ? k_bytes_malformed : k_bytes_missing);
+    n.bytes_field = bytes.value_or(0);
+    n.bytes_bad = has_bytes && !bytes;
+    n.bytes_missing = !has_bytes;
   }
   m_nodes.push_back(n);
 }
@@ -1247,38 +1242,33 @@ void FsckAnalysis::check_counters() {
     const std::string key = m_keys.inode(n.ino);
     if (n.type == NodeType::Dir) {
       std::int64_t want = n.in_orphans ? 0 : static_cast<std::int64_t>(2 + n.subdirs);
-      if (n.nlink != want && !n.names_unknown) {
+      if ((n.nlink_bad || n.nlink != want) && !n.names_unknown) {
         std::string why = n.in_orphans ? "it is a removed directory (an orphan)"
                                        : "the directory has " + std::to_string(n.subdirs) + " subdirectories (nlink " +
                                              std::to_string(want) + ")";
         add(fsck_kind::k_wrong_nlink, key,
-            (n.nlink == k_nlink_malformed ? std::string("nlink is not a number")
-                                          : "nlink is " + std::to_string(n.nlink)) +
-                ", but " + why,
-            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
-                          _nlink_shown(n.nlink)));
+            (n.nlink_bad ? std::string("nlink is not a number") : "nlink is " + std::to_string(n.nlink)) + ", but " +
+                why,
+            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number, nlink_seen(n)));
       }
     } else if (!n.lost) {
       std::int64_t want = static_cast<std::int64_t>(n.links);
-      if (n.nlink != want) {
+      if (n.nlink_bad || n.nlink != want) {
         std::string why = n.in_orphans ? "it is an orphan (no entry names it)"
                                        : std::to_string(n.links) + (n.links == 1 ? " entry names it" : " entries name it");
         add(fsck_kind::k_wrong_nlink, key,
-            (n.nlink == k_nlink_malformed ? std::string("nlink is not a number")
-                                          : "nlink is " + std::to_string(n.nlink)) +
-                ", but " + why,
-            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number,
-                          _nlink_shown(n.nlink)));
+            (n.nlink_bad ? std::string("nlink is not a number") : "nlink is " + std::to_string(n.nlink)) + ", but " +
+                why,
+            _field_action(Op::HSet, k_stage_count, key, "nlink", std::to_string(want), Seen::Number, nlink_seen(n)));
       }
     }
-    if (n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
+    if (n.bytes_bad || n.bytes_missing || n.bytes_field < 0 || static_cast<std::uint64_t>(n.bytes_field) != n.stored) {
       add(fsck_kind::k_wrong_bytes, key,
-          (n.bytes_field == k_bytes_malformed ? std::string("bytes is not a number")
-           : n.bytes_field == k_bytes_missing ? std::string("no bytes field")
-                                              : "bytes is " + std::to_string(n.bytes_field)) +
+          (n.bytes_bad       ? std::string("bytes is not a number")
+           : n.bytes_missing ? std::string("no bytes field")
+                             : "bytes is " + std::to_string(n.bytes_field)) +
               ", but its blocks hold " + std::to_string(n.stored),
-          _field_action(Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), Seen::Number,
-                        _seen_bytes(n.bytes_field)));
+          _field_action(Op::HSet, k_stage_count, key, "bytes", std::to_string(n.stored), Seen::Number, _seen_bytes(n)));
     }
     if (n.lost) {
       add(fsck_kind::k_lost_inode, key,

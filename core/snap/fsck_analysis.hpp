@@ -69,6 +69,12 @@ struct Node {
   // A directory whose parent cannot be read: `parent` is 0, which no entry
   // matches, so the one naming it sets it (seen as "?", seen_number).
   bool parent_bad : 1 = false;
+  // A link count the decoder cannot read (`nlink` 0, seen as "?"); a bytes
+  // field that is no number (seen as "?"), or none (seen as "0"): flags,
+  // not values, as every int64 is a value a field may hold.
+  bool nlink_bad : 1 = false;
+  bool bytes_bad : 1 = false;
+  bool bytes_missing : 1 = false;
   // A bad inode's: a block of it was seen (what its type is, if its type
   // field cannot be read: FsckAnalysis::finish_types).
   bool has_blocks : 1 = false;
@@ -118,6 +124,8 @@ std::string seen_number(const std::optional<std::string_view>& raw);
 std::string seen_number(std::uint64_t v);
 // A directory's parent field as the check read it (seen_number).
 std::string parent_seen(const Node& n);
+// An inode's link count as the check read it ("?": none it could read).
+std::string nlink_seen(const Node& n);
 // Whether `raw`, read again in field `field` of an inode, is what the check
 // saw as `seen` (a Seen::Number): seen_number(raw) is `seen`, or the check
 // saw "?" (a value it could not read) and the daemon's decoder cannot read

@@ -321,7 +321,7 @@ Status Repairer::reattach(Ino ino) {
   // since changes them). Asked first: /lost+found is not made for nothing.
   const std::string inode = m_a.keys().inode(ino);
   TRY_ASSIGN(Args found, n->type == NodeType::Dir ? still(inode, "parent", parent_seen(*n))
-                                                  : still(inode, "nlink", std::to_string(n->nlink)));
+                                                  : still(inode, "nlink", nlink_seen(*n)));
   TRY_ASSIGN(Ino lf, lost_found());
   const std::string lf_dir = m_a.keys().dir(lf);
   const std::string lf_inode = m_a.keys().inode(lf);

@@ -17,7 +17,8 @@
 # itself (store_gather.cpp, defer_create) and its claim (WRITEBACK), which
 # its unmount must release whatever else is damaged. Run it under ASan
 # (build-asan) too: the generator is the same. HOSTILE_STATE_SEEDS (default
-# "1 2 3 4 5 6 104"; 104 made a parent of -1 that no repair converged on)
+# "1 2 3 4 5 6 104 398"; 104 and 398 made a parent of -1 and an nlink no
+# repair converged on)
 # chooses the seeds, for a longer campaign by hand.
 . "$(dirname "$0")/lib.sh"
 need_binary REDISFS_SNAP_BIN
@@ -83,7 +84,7 @@ dump_as_verified() {
 
 runs=()
 for mode in default writeback; do
-  for seed in ${HOSTILE_STATE_SEEDS:-1 2 3 4 5 6 104}; do
+  for seed in ${HOSTILE_STATE_SEEDS:-1 2 3 4 5 6 104 398}; do
     runs+=("$seed $mode")
   done
 done
