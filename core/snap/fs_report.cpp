@@ -346,15 +346,20 @@ static Result<DuReport> _disk_usage(Pool& pool, const std::string& prefix, std::
     return superblock_read_error(c, keys, std::move(root_reply).error());
   }
   ReplyView rv = root_reply->view();
-  std::uint64_t root = 0;
   std::uint64_t inodes = 0;
-  if (!rv.is_array() || rv.size() != 2 || rv[0].is_nil() || !parse_u64(rv[0].str(), root)) {
+  if (!rv.is_array() || rv.size() != 2 || (rv[0].is_nil() && rv[1].is_nil())) {
     TRY_ASSIGN(Reply exists, c.command({"EXISTS", keys.sb()}));
     if (exists.view().integer() != 1) {
       return make_error(ENOENT, "no filesystem at prefix '" + prefix + "'");
     }
-    return make_error(EINVAL, "the superblock of '" + prefix + "' names no root: run redisfs-snap fsck " + prefix);
   }
+  // The root is inode 1 (superblock.hpp): a superblock without the field
+  // is whole, one that names another is damaged.
+  if (rv.is_array() && rv.size() == 2 && !rv[0].is_nil() && rv[0].str() != "1") {
+    return make_error(EINVAL, "the superblock of '" + prefix + "' names root " + quoted(rv[0].str(), 40) +
+                                  ", not 1: run redisfs-snap fsck " + prefix);
+  }
+  const std::uint64_t root = k_root_ino;
   if (progress != nullptr && !rv[1].is_nil() && parse_u64(rv[1].str(), inodes)) {
     progress->set_total(inodes);
   }

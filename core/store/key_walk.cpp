@@ -75,14 +75,16 @@ Status KeyWalk::begin() {
     return make_error(ENOENT, "no filesystem at prefix '" + m_keys.prefix() + "'");
   }
   ReplyView sb = replies[0]->view();
-  if (sb.size() != 4 || sb[0].is_nil() || sb[1].is_nil() || sb[2].is_nil() || sb[3].is_nil()) {
-    note("the superblock lacks block_size, inodes, bytes or root");
+  if (sb.size() != 4 || sb[0].is_nil() || sb[1].is_nil() || sb[2].is_nil()) {
+    note("the superblock lacks block_size, inodes or bytes");
     return {};
   }
+  // The root is inode 1 in every filesystem (superblock.hpp): the field is
+  // a record, which no reader (the daemon, fsck, restore) requires.
   std::uint64_t bs = 0;
   if (!parse_u64(sb[0].str(), bs) || bs == 0 || bs > (1u << 30) || !parse_u64(sb[1].str(), m_sb_inodes) ||
-      !parse_u64(sb[2].str(), m_sb_bytes) || !parse_u64(sb[3].str(), m_root) || m_root == 0) {
-    note("the superblock's block_size, inodes, bytes or root is not a number");
+      !parse_u64(sb[2].str(), m_sb_bytes) || (!sb[3].is_nil() && sb[3].str() != "1")) {
+    note("the superblock's block_size, inodes or bytes is not a number, or its root is not 1");
     return {};
   }
   m_block_size = static_cast<std::uint32_t>(bs);
@@ -322,8 +324,8 @@ Result<KeyWalkResult> KeyWalk::run(const KeyVisitor& visit) {
   if (!m_result.disagreement.empty()) {
     return m_result;
   }
-  if (m_seen.insert(m_root)) {
-    m_queue.push_back(m_root);
+  if (m_seen.insert(k_root_ino)) {
+    m_queue.push_back(k_root_ino);
   }
   for (std::uint64_t ino : m_orphans) {
     if (m_seen.insert(ino)) {

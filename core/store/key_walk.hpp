@@ -124,7 +124,6 @@ class KeyWalk {
   KeyWalkResult m_result;
   std::uint64_t m_inode_bytes = 0;  // sum of the inodes' `bytes`
   std::uint64_t m_block_bytes = 0;  // sum of the blocks' lengths
-  std::uint64_t m_root = 0;
   std::vector<std::uint64_t> m_orphans;
   U64Set m_seen;  // inodes seen
 };

@@ -21,8 +21,9 @@
 # snap_lib.sh) when restore refuses it. A dump refused for the filesystem
 # in it is restored with --damaged: fsck must find it damaged, a dump of
 # it must warn exactly when verify refuses that dump, its repair must not
-# crash, and the daemon must survive a mount of it (calls may fail; a hang
-# or a crash may not).
+# crash and must converge (a check after it finds just what its report
+# left unrepaired), and the daemon must survive a mount of it (calls may
+# fail; a hang or a crash may not).
 #
 # HOSTILE_COUNT (default 150) and HOSTILE_SEED (default 8) choose the dumps;
 # HOSTILE_MOUNT_EVERY (default 1): mount every n-th clean accepted dump.
@@ -194,6 +195,24 @@ redump() {
   redumped=$((redumped + 1)) redump_warned=$((redump_warned + warned))
 }
 
+# repaired P WHAT: fsck --repair of P neither crashes nor says more than it
+# can, and converges: a check after it finds just the problems it left
+# (its lines that are not "(repaired...)"), no other.
+repaired() {
+  local p=$1 what=$2 rc=0 left again
+  snap -q fsck "$p" --repair >"$T/repair.out" 2>"$T/repair.err" || rc=$?
+  crashed "$rc" "$T/repair.err" "fsck --repair of $what"
+  bounded "$T/repair.out" || fail "fsck --repair of $what: a line longer than 4 KiB"
+  rc=0
+  snap -q fsck "$p" >"$T/again.out" 2>"$T/again.err" || rc=$?
+  crashed "$rc" "$T/again.err" "fsck after the repair of $what"
+  left=$({ grep -v -e ' (repaired)$' -e ' (repaired: .*)$' "$T/repair.out" || :; } | sort)
+  again=$(sort "$T/again.out")
+  [[ $left == "$again" ]] ||
+    fail "$what: a check after the repair finds another set: $(diff <(echo "$left") <(echo "$again") | head -c 2000)"
+  repairs_converged=$((repairs_converged + 1))
+}
+
 # damaged P FILE WHAT: restore --damaged of a dump restore refused for the
 # filesystem in it: it goes in as it is, fsck finds it damaged, its repair
 # neither crashes nor says more than it can, and the daemon survives a
@@ -211,10 +230,7 @@ damaged() {
   crashed "$rc" "$T/fsck.err" "fsck of restore --damaged $file ($what)"
   ((rc == 1)) || fail "fsck finds what restore --damaged restored from $file ($what) clean (exit $rc)"
   redump "$p" "restore --damaged $file ($what)"
-  rc=0
-  snap -q fsck "$p" --repair >"$T/repair.out" 2>"$T/repair.err" || rc=$?
-  crashed "$rc" "$T/repair.err" "fsck --repair of restore --damaged $file ($what)"
-  bounded "$T/repair.out" || fail "fsck --repair $file: a line longer than 4 KiB"
+  repaired "$p" "restore --damaged $file ($what)"
   damaged_count=$((damaged_count + 1))
   if ((CAN_MOUNT && (damaged_count - 1) % MOUNT_EVERY == 0)); then
     usable "$p" "restore --damaged $file ($what)" damaged
@@ -223,7 +239,7 @@ damaged() {
 
 # ------------------------------------------------------------------ the run
 
-accepted=0 refused=0 clean=0 mounted=0
+accepted=0 refused=0 clean=0 mounted=0 repairs_converged=0
 declare -A dirty_kinds=()
 dirty_list=()
 long_restore=()
@@ -267,11 +283,7 @@ while IFS=$'\t' read -r file kinds what; do
     for k in ${kinds//,/ }; do
       dirty_kinds[$k]=$((${dirty_kinds[$k]:-0} + 1))
     done
-    # the repair must not crash either, nor leave what it cannot say
-    rc=0
-    snap -q fsck "$p" --repair >"$T/repair.out" 2>"$T/repair.err" || rc=$?
-    crashed "$rc" "$T/repair.err" "fsck --repair $file ($kinds: $what)"
-    bounded "$T/repair.out" || fail "fsck --repair $file: a line longer than 4 KiB"
+    repaired "$p" "$file ($kinds: $what)"
   else
     clean=$((clean + 1))
     if ((CAN_MOUNT && (clean - 1) % MOUNT_EVERY == 0)); then
@@ -283,6 +295,7 @@ while IFS=$'\t' read -r file kinds what; do
 done <"$T/dumps/manifest.tsv"
 
 note "$COUNT dumps: $refused refused by restore ($damaged_count for their filesystem: restored with --damaged), $accepted accepted ($clean clean by fsck, $mounted of them mounted and used)"
+note "repairs that converged (a check after each found just what it left): $repairs_converged"
 note "dumps of what --damaged restored: $redumped, $redump_warned of them with the warning that restore refuses them, as verify says"
 ((redumped == 0 || redump_warned > 0)) || fail "no dump of a damaged filesystem warned"
 if ((${#dirty_list[@]} > 0)); then

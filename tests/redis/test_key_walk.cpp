@@ -13,6 +13,7 @@
 
 #include "fixture.hpp"
 #include "snap/dump_io.hpp"
+#include "snap/fs_report.hpp"
 #include "snap/fsck.hpp"
 #include "snap/snapshot.hpp"
 #include "store/key_walk.hpp"
@@ -268,6 +269,48 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: an inode's bytes read as fsck reads t
   std::string warning;
   _dump(pool, prefix, &warning);
   CHECK_MESSAGE(warning.empty() == clean, warning);
+}
+
+TEST_CASE_FIXTURE(RedisFixture, "key walk: the root is inode 1, named or not") {
+  // Every reader takes inode 1 for the root: a superblock without the
+  // field is whole (fsck finds nothing, the walk agrees, du walks it); one
+  // naming another root is damage fsck reports, and the walk and du stop.
+  auto s = ok(Store::open(pool, prefix, {}));
+  Ino d = ok(s->mkdir(k_root_ino, "d", 0755, k_user)).ino;
+  Ino f = ok(s->mknod(d, "f", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(f, 0, "data", false));
+  s.reset();
+  bool clean = true;
+  SUBCASE("no root field") { ok(conn().command({"HDEL", keys.sb(), "root"})); }
+  SUBCASE("root 2") {
+    ok(conn().command({"HSET", keys.sb(), "root", std::to_string(d)}));
+    clean = false;
+  }
+  FsckReport report = ok(fsck(pool, prefix, false, nullptr));
+  CHECK(report.problems.empty() == clean);
+  KeyWalkResult result;
+  std::set<std::string> walked = _walked(conn(), prefix, result);
+  CHECK_MESSAGE(result.disagreement.empty() == clean, result.disagreement);
+  if (clean) {
+    CHECK(walked == _scanned(conn(), prefix));
+    CHECK(result.keys == 6);  // the two directories' INODE and DIR, INODE:f, its block
+  }
+  auto du = disk_usage(pool, prefix, 10, 0, nullptr);
+  CHECK(du.ok() == clean);
+  if (du.ok()) {
+    CHECK(du->inodes == 3);
+    CHECK(du->bytes == 4);
+  } else {
+    CHECK(du.error().message.find("names root '2', not 1: run redisfs-snap fsck") != std::string::npos);
+  }
+  if (clean) {
+    std::string dst = extra_prefix();
+    CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+    CHECK_MESSAGE(copied.warning.empty(), copied.warning);
+    std::string warning;
+    _dump(pool, prefix, &warning);
+    CHECK_MESSAGE(warning.empty(), warning);
+  }
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "crowded server: copy, dump, delete and list never SCAN") {
