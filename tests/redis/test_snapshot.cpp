@@ -955,6 +955,55 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback sync: asked, answered, waited for, an
   CHECK(warning.empty());
   CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
 
+  // Two tools at once, the second asking while the mount sends what the
+  // first asked for: its answer (done:<first>) lands over the second's
+  // request, which asks again; each tool returns only with an answer to a
+  // request made no earlier than its own (one tool's DEL of an answer may
+  // remove the other's request, or its answer: asked again too).
+  {
+    std::atomic<int> tools_done{0};
+    std::vector<std::int64_t> answers;
+    std::thread mount([&] {
+      while (tools_done.load() < 2) {  // (as the daemon does: every request it finds, answered)
+        auto t = s->sync_asked();
+        if (t && *t > 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(80));  // (sending what it holds)
+          if (s->sync_answered(*t)) {
+            answers.push_back(*t);
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+    std::int64_t before[2] = {0, 0};
+    std::string warnings[2];
+    Status st[2];
+    auto tool = [&](int i) {
+      auto c = test::connect();
+      before[i] = ok(server_time_ns(*c, keys.sync())) / 1000;
+      st[i] = sync_writeback_mount(*c, keys, std::chrono::seconds(20), warnings[i]);
+      tools_done.fetch_add(1);
+    };
+    std::thread first(tool, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::thread second(tool, 1);
+    first.join();
+    second.join();
+    mount.join();
+    for (int i = 0; i < 2; ++i) {
+      CHECK(st[i].ok());
+      CHECK_MESSAGE(warnings[i].empty(), warnings[i]);
+    }
+    REQUIRE(answers.size() >= 2);  // (the second's request answered apart from the first's)
+    std::string shown;
+    for (auto a : answers) {
+      shown += " " + std::to_string(a);
+    }
+    CHECK_MESSAGE(*std::max_element(answers.begin(), answers.end()) >= before[1],
+                  "answered" << shown << ", tools began at " << before[0] << " and " << before[1]);
+    CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+  }
+
   // The mount ends while the tool waits: nothing more to wait for.
   ok(waited([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
