@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An interrupted (SIGTERM / SIGINT) dump, restore or copy cleans up after
 # itself: exit 1 saying "interrupted", no temporary or staging keys, no
-# half file under the final name, no keys under the restore's or the
+# half file under the final name (nor a file there before changed), no keys under the restore's or the
 # copy's target, the copy's source as it was. A second signal, of either
 # kind, ends the command at once; what it leaves expires by itself.
 . "$(dirname "$0")/snap_lib.sh"
@@ -59,6 +59,28 @@ else
   cmp <(jq -c '.records | sort_by(.key)' "$T/big.json") <(jq -c '.records | sort_by(.key)' "$T/full.json")
 fi
 [[ -z $(ls "$T" | grep 'big.json.tmp') ]] || fail "temporary file left behind"
+[[ $(dbsize) == "$keys_before" ]] || fail "the interrupted dump left keys"
+
+note "dump -o FILE over an existing FILE, failed or interrupted: FILE stays as it was"
+cp "$T/full.json" "$T/kept.json"
+expect_fail snap dump NOSUCH -o "$T/kept.json"
+grep -q "no filesystem at prefix 'NOSUCH'" "$T/err" || fail "a dump of no filesystem says: $(cat "$T/err")"
+cmp -s "$T/kept.json" "$T/full.json" || fail "a failed dump changed the file it was to replace"
+# (slowed: surely interrupted while it writes its temporary file)
+REDISFS_FAULT=dump-stream-slow "$REDISFS_SNAP_BIN" --redis "$URL" -q dump BIG -o "$T/kept.json" 2>"$T/err" &
+pid=$!
+for ((i = 0; i < 1000; i++)); do
+  compgen -G "$T/kept.json.tmp-*" >/dev/null && [[ -s $(compgen -G "$T/kept.json.tmp-*" | head -1) ]] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.01
+done
+kill -TERM "$pid" 2>/dev/null || true
+rc=0
+wait "$pid" || rc=$?
+((rc == 1)) || fail "a slowed dump interrupted while writing exited $rc: $(cat "$T/err")"
+grep -q 'interrupted' "$T/err" || fail "the interrupted dump says: $(cat "$T/err")"
+cmp -s "$T/kept.json" "$T/full.json" || fail "an interrupted dump changed the file it was to replace"
+[[ -z $(ls "$T" | grep 'kept.json.tmp') ]] || fail "temporary file left behind"
 [[ $(dbsize) == "$keys_before" ]] || fail "the interrupted dump left keys"
 
 note "restore, SIGTERM while waiting for the end of its input"

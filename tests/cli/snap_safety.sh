@@ -11,7 +11,8 @@
 #     list --all, under the source's name: copies are taken copy-on-write
 #     there), nothing under the destination, and a later copy works;
 #     killed while moving its keys in, it leaves a journal, and the next
-#     mount finishes the move; if its staged keys expired first, the next
+#     mount finishes the move; so does a restore --force or copy --force
+#     killed while it moves the old filesystem aside; if its staged keys expired first, the next
 #     copy of the target, mount or delete puts the old filesystem back (and
 #     says so) and goes on;
 #   * list --all shows a prefix that has keys but no superblock;
@@ -278,6 +279,50 @@ snap delete HELD >"$T/out" 2>"$T/err" || fail "a delete of a filesystem a crashe
 [[ -z $(rcli --scan --pattern 'HELD:*') && -z $(leftovers | grep -v '^HELD-SNAP:') ]] ||
   fail "the delete after a crashed move left keys: $(leftovers)"
 snap -q delete HELD-SNAP
+
+# aside_crash TOOL: restore --force (TOOL restore) or copy --force (copy)
+# of NEW over ASIDE, a filesystem of its own, killed while it moves ASIDE
+# aside: the journal stays, ASIDE's superblock went first (no tool takes
+# the half that is left for a filesystem), and the next mount (restore) or
+# copy of ASIDE (copy) finishes the move: NEW's tree, whole.
+aside_crash() {
+  local rc=0 i
+  PREFIX=ASIDE
+  mount_fs
+  mkdir "$MNT/aside-dir"
+  for i in $(seq 1 400); do echo "aside $i" >"$MNT/aside-dir/a$i"; done
+  unmount_fs
+  if [[ $1 == restore ]]; then
+    REDISFS_FAULT=install-aside-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q restore "$T/new.json" \
+      --prefix ASIDE --force 2>/dev/null || rc=$?
+  else
+    REDISFS_FAULT=install-aside-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW ASIDE --force \
+      2>/dev/null || rc=$?
+  fi
+  [[ $rc == 137 ]] || fail "the crash fault did not end the $1 while it moved ASIDE aside ($rc)"
+  [[ $(rcli get ASIDE:INSTALLING) == aside* ]] || fail "no journal left by the $1 killed while moving ASIDE aside"
+  [[ $(rcli exists ASIDE:SB) == 0 ]] || fail "the $1 killed while moving ASIDE aside left its superblock in place"
+  rcli del ASIDE:RESERVED >/dev/null  # (as its TTL would)
+  if [[ $1 == restore ]]; then
+    mount_fs --read-only
+    [[ $(cat "$MNT/new-dir/g300") == "new 300" && $(stat -c %s "$MNT/new-dir/big") == 3000000 && ! -e $MNT/aside-dir ]] ||
+      fail "the mount after a restore killed while moving ASIDE aside is not NEW's tree"
+    unmount_fs
+    grep -q "finished the interrupted" "${MOUNT_LOGS[$MNT]}" || fail "the mount does not log the move it finished: $(cat "${MOUNT_LOGS[$MNT]}")"
+  else
+    snap copy ASIDE ASIDE-SNAP >"$T/out" 2>"$T/err" || fail "a copy of a filesystem a killed copy left aside: $(cat "$T/err")"
+    grep -q "warning: finished the interrupted restore, copy or rollback into 'ASIDE' first" "$T/err" || fail "the copy does not say it finished a move: $(cat "$T/err")"
+    [[ $(digest ASIDE-SNAP | grep -c ':BLK:') == $(digest NEW | grep -c ':BLK:') ]] || fail "the copy of ASIDE is not NEW"
+    snap -q delete ASIDE-SNAP
+  fi
+  [[ $(rcli exists ASIDE:INSTALLING) == 0 && -z $(leftovers) ]] || fail "the finished move left keys: $(leftovers | head -3)"
+  snap -q fsck ASIDE || fail "ASIDE after the finished move: $(snap fsck ASIDE 2>&1 | head -3)"
+  snap -q delete ASIDE
+}
+for tool in restore copy; do
+  note "$tool --force killed while it moves the old filesystem aside: the next tool or mount finishes the move"
+  aside_crash "$tool"
+done
 
 note "list --all shows keys without a superblock"
 rcli hset JUNK:INODE:5 type file >/dev/null
