@@ -68,8 +68,13 @@ if old[1] and cow_deadline_alive(old[2], now) then
   redis.pcall('HSET', KEYS[2], 'wanted', '1')  -- (a dump hands its snapshot over: CowKeeper)
   return {'BUSY', old[1]}
 end
-if redis.call('EXISTS', KEYS[3]) == 0 then
+-- (before the first write: a script that fails midway keeps what it wrote,
+-- and a superblock that is no hash fails the HMGET and the HSET below)
+local sb_type = redis.call('TYPE', KEYS[3])['ok']
+if sb_type == 'none' then
   fail('ENOENT', 'no superblock')
+elseif sb_type ~= 'hash' then
+  fail('WRONGTYPE', 'the superblock is not a hash')
 end
 redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fmt(now + tonumber(ARGV[3])),

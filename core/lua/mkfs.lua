@@ -10,9 +10,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local now = now_ns()
-redis.call('HSET', KEYS[1], 'format', 'redisfs', 'version', ARGV[5], 'block_size', ARGV[1],
-  'root', '1', 'next_inode', '2', 'inodes', '1', 'bytes', '0', 'created', now)
+-- (the root first: a stray INODE:1 of another type fails here, before a
+-- superblock names a root that is not there)
 redis.call('HSET', KEYS[2], 'type', 'dir', 'mode', ARGV[4], 'uid', ARGV[2], 'gid', ARGV[3],
   'size', '0', 'nlink', '2', 'rdev', '0', 'bytes', '0', 'parent', '1',
   'atime', now, 'mtime', now, 'ctime', now)
+redis.call('HSET', KEYS[1], 'format', 'redisfs', 'version', ARGV[5], 'block_size', ARGV[1],
+  'root', '1', 'next_inode', '2', 'inodes', '1', 'bytes', '0', 'created', now)
 return 1

@@ -111,7 +111,11 @@ end
 
 -- The snapshot being taken copy-on-write, if one is alive: its staging
 -- prefix and the TTL its keys get. (A COW hash whose deadline has passed
--- belongs to a copier that died: ignored.)
+-- belongs to a copier that died: ignored.) A live one whose TTL is no
+-- positive whole number fails the change (EIO) before it writes: its
+-- copies could not be given the TTL, and a key marked copied but not
+-- copied would be missing from the snapshot (it lives ten seconds unless
+-- its copier refreshes it).
 local function cow_alive()
   if not __cow_key then
     return nil
@@ -123,7 +127,11 @@ local function cow_alive()
   if not cow_deadline_alive(c[2], now_ms()) then
     return nil
   end
-  return c[1], c[3]
+  local ttl = tonumber(c[3] or '')
+  if not ttl or ttl < 1 or ttl > 9007199254740991 or ttl % 1 ~= 0 then
+    fail('EIO', 'the snapshot being taken (' .. __cow_key .. ') has no valid ttl')
+  end
+  return c[1], string.format('%d', ttl)
 end
 
 -- Copy-on-write (see the rules above). Returns the staging prefix the

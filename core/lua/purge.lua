@@ -49,7 +49,8 @@ end
 if f[1] == 'file' and f[3] ~= '0' then
   return {'RETRY', f[3]}
 end
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[6], KEYS[7])
+-- (ORPHANS first: one that is no hash fails here, before anything is gone)
 redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[6], KEYS[7])
 count_add(KEYS[1], 'inodes', -1)
 return {'OK'}

@@ -313,12 +313,12 @@ std::size_t Scanner::queue_first(Connection& c, std::string_view key, const Pars
     case KeyKind::Changed:
     case KeyKind::Mounts:
     case KeyKind::Installing:
+    case KeyKind::OpLog:
       c.append({"TYPE", key});
       return 1;
     case KeyKind::Sync:
     case KeyKind::Touched:
     case KeyKind::Temp:
-    case KeyKind::OpLog:
       return 0;
     case KeyKind::Unknown:
       m_any_fs_key = true;
@@ -425,13 +425,16 @@ Status Scanner::first_replies(Connection& c, const FirstItem& it, std::vector<Re
     }
     return {};
   }
-  if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback || it.pk.kind == KeyKind::Installing) {
+  if (it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::Writeback || it.pk.kind == KeyKind::Installing ||
+      it.pk.kind == KeyKind::OpLog) {
     // The mounts' register and the writeback mount's claim: of another
     // type, no mount comes up (session.lua refuses, naming it); nor while
     // a claim without a TTL stands (a mount's lapses with its session).
     // An install journal of another type (every one is a string) stops
     // every tool and mount (finish_install names it) and journals nothing.
-    std::string_view want = it.pk.kind == KeyKind::Mounts ? "hash" : "string";
+    // A mount's outcome records of another type record nothing (outcome.inc):
+    // a change whose reply is lost may then run twice.
+    std::string_view want = it.pk.kind == KeyKind::Mounts || it.pk.kind == KeyKind::OpLog ? "hash" : "string";
     if (t != want && t != "none") {
       m_a.wrong_type(it.key, want, t, true, false);
     }

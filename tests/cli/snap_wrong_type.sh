@@ -23,6 +23,8 @@ no_leftovers() {  # WHAT
   [[ -z $left ]] || fail "$1: temporary keys left behind: $(head -5 <<<"$left")"
   left=$(rcli --scan --pattern "*:INSTALLING")
   [[ -z $left ]] || fail "$1: a move left half done: $left"
+  left=$(rcli --scan --pattern "*:COW")
+  [[ -z $left ]] || fail "$1: a snapshot's record left behind: $left"
 }
 
 # one_line RC WHAT CMD...: CMD exits RC, its stderr one line holding WHAT.

@@ -257,6 +257,40 @@ TEST_CASE_FIXTURE(RedisFixture,
   CHECK(_exists(conn(), tk.touched()) == 0);
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "cow: a live snapshot whose ttl is damaged fails a change before it writes") {
+  // (a key marked copied but not copied would be missing from the
+  // snapshot: the change fails first, EIO, and nothing is marked)
+  auto s = ok(Store::open(pool, prefix, {}));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(f, 0, "the instant's", false));
+  const test::Content before = test::content(conn(), prefix);
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  auto lease = ok(pool.acquire());
+  CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "a test"));
+  const std::string ttl(ok(conn().command({"HGET", keys.cow(), "ttl"})).view().str());
+  for (std::string bad : {"", "0", "-5", "2.5", "x"}) {
+    CAPTURE(bad);
+    if (bad.empty()) {
+      ok(conn().command({"HDEL", keys.cow(), "ttl"}));
+    } else {
+      ok(conn().command({"HSET", keys.cow(), "ttl", bad}));
+    }
+    auto made = s->mkdir(k_root_ino, "d", 0755, k_user);
+    REQUIRE_FALSE(made.ok());
+    CHECK(made.error().code == EIO);
+    CHECK(ok(conn().command({"SCARD", tk.touched()})).view().integer() == 0);
+    CHECK(test::content(conn(), prefix) == before);
+  }
+  ok(conn().command({"HSET", keys.cow(), "ttl", ttl}));
+  ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  std::string warning;
+  ok(copy_keys_cow(*lease, keys, tk, cow, nullptr, &warning));
+  CHECK_MESSAGE(warning.empty(), warning);
+  CHECK(test::content(conn(), tk.prefix()) == before);
+  ok(cow.end(*lease));
+  ok(remove_staging(*lease, tk));
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "cow: a snapshot takes the change record of its instant, the source starts a new one") {
   StoreOptions opts;
   opts.mkfs_block_size = 4096;

@@ -945,6 +945,15 @@ TEST_CASE_FIXTURE(FsckFixture, "keys outside the schema") {
     cmd({"SET", keys.xattr(t.f), "not a hash"});
     expect_repaired({fsck_kind::k_wrong_type});
   }
+  SUBCASE("a mount's outcome records of another type: its changes are made, not failed, and fsck removes them") {
+    const std::string op_log = keys.op_log(t.store->session());
+    cmd({"DEL", op_log});
+    cmd({"SET", op_log, "not a hash"});
+    _ok(t.store->mkdir(k_root_ino, "made", 0755, k_user));  // (outcome.inc: the record costs the record only)
+    CHECK(_ok(conn().command({"HEXISTS", keys.dir(k_root_ino), "made"})).view().integer() == 1);
+    expect_repaired({fsck_kind::k_wrong_type});
+    CHECK(_ok(conn().command({"EXISTS", op_log})).view().integer() == 0);
+  }
   SUBCASE("opens of a mount that is gone") {
     _ok(t.store->open_file(t.f));  // a live mount's open: fine
     cmd({"HSET", keys.open(t.f), "crashed-mount", "2"});

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "redis/lua_scripts.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
 
@@ -1579,6 +1580,15 @@ TEST_CASE_FIXTURE(RedisFixture, "create and unlink: a damaged field refuses the 
   CHECK(inodes() == std::to_string(std::stoll(inodes_before) + 3));  // g, n1, h, h2 made, f removed
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "mkfs over a root inode of another type writes no superblock") {
+  // (a stray the mount's check before mkfs did not see: made meanwhile)
+  _ok(conn().command({"SET", keys.inode(k_root_ino), "stray"}));
+  auto made = conn().eval(lua::mkfs, {keys.sb(), keys.inode(k_root_ino), keys.reserved()},
+                          {"65536", "0", "0", "0755", "2"});
+  CHECK_FALSE(made.ok());
+  CHECK(_ok(conn().command({"EXISTS", keys.sb()})).view().integer() == 0);
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a damaged ORPHANS refuses rmdir and the unlink or rename that would add to it") {
   auto s = _open(pool, prefix);
   auto d = _ok(s->mkdir(k_root_ino, "d", 0755, k_user));
@@ -1603,6 +1613,15 @@ TEST_CASE_FIXTURE(RedisFixture, "a damaged ORPHANS refuses rmdir and the unlink 
   CHECK(_ok(s->rmdir(k_root_ino, "d")) == d.ino);
   CHECK(_ok(s->unlink(k_root_ino, "g")) == f.ino);
   CHECK(_ok(conn().command({"HLEN", keys.orphans()})).view().integer() == 3);
+  // The last close of an orphan whose purge finds ORPHANS damaged frees
+  // nothing: the inode and the superblock's count stay as they were.
+  const std::string inodes_before(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str());
+  _ok(conn().command({"DEL", keys.orphans()}));
+  _ok(conn().command({"SET", keys.orphans(), "stray"}));
+  (void)_ok(s->release_file(f.ino));  // (its last open; whose orphan it is, the damaged ORPHANS does not say)
+  CHECK(s->purge(f.ino).code() == EIO);
+  CHECK(_ok(conn().command({"EXISTS", keys.inode(f.ino)})).view().integer() == 1);
+  CHECK(_ok(conn().command({"HGET", keys.sb(), "inodes"})).view().str() == inodes_before);
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "rmdir and link: a damaged field refuses the change before anything is written") {
