@@ -142,6 +142,10 @@ int main(int argc, char** argv) {
   CLI::App app{"redisfs: mount a POSIX filesystem stored in Redis (FUSE)", "redisfs"};
   CommandLine cl;
   _declare_options(app, cl);
+  if (std::string empty = args.empty_argument(); !empty.empty()) {
+    std::fprintf(stderr, "redisfs: %s (redisfs --help lists the options)\n", empty.c_str());
+    return k_usage_error;
+  }
   try {
     app.parse(args.argc(), args.argv());
   } catch (const CLI::ParseError& e) {

@@ -33,7 +33,7 @@ void add_diff_command(CLI::App& app, ToolContext& ctx) {
                                     std::string line = args->json ? diff_json(change) : diff_line(change);
                                     line.push_back('\n');
                                     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) {
-                                      return make_error(EIO, "cannot write to standard output");
+                                      return make_error(EIO, "writing to stdout failed");
                                     }
                                     return {};
                                   });
@@ -41,7 +41,7 @@ void add_diff_command(CLI::App& app, ToolContext& ctx) {
       throw_failure(stats.error());
     }
     if (std::fflush(stdout) != 0) {
-      throw_failure(make_error(EIO, "cannot write to standard output"));
+      throw_failure(make_error(EIO, "writing to stdout failed"));
     }
     if (!stats->warning.empty()) {
       std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());

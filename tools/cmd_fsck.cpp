@@ -144,6 +144,11 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
     }
   }
   std::cout.flush();
+  if (!std::cout) {
+    // (the report is lost: not a success, whatever it said; a repair made
+    // is made, and the next check says what is left)
+    throw CommandFailed{"writing to stdout failed"};
+  }
 
   const Tally tally = _tally(*report);
   const std::size_t left = tally.left;

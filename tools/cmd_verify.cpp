@@ -73,8 +73,11 @@ void _run(ToolContext& ctx, const VerifyArgs& args) {
     }
   }
   if (args.json) {
-    std::cout << verify_as_json(reports);
+    std::cout << verify_as_json(reports, unreadable);
     std::cout.flush();
+  }
+  if (!std::cout) {
+    throw CommandFailed{"writing to stdout failed", 2};
   }
   if (!unreadable.empty()) {
     // One line each, the last as the command's failure.

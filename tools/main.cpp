@@ -75,10 +75,10 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", ctx.opts.quiet, "no progress and no summary on stderr");
   app.add_flag("--allow-evicting-server", ctx.opts.allow_evicting_server,
                "copy or restore although the server's maxmemory-policy can evict keys (and lose file data)");
-  // Every command line error is one line naming the program, then where to
+  // Every command line error is one line naming the program and where to
   // look (CLI11's own wording lacks the name).
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return std::string("redisfs-snap: error: ") + e.what() + "\nRun 'redisfs-snap --help' for usage.\n";
+    return std::string("redisfs-snap: error: ") + e.what() + " (see redisfs-snap --help)\n";
   });
 
   add_copy_command(app, ctx);
@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
   add_rollback_command(app, ctx);
   add_verify_command(app, ctx);
 
+  if (std::string empty = args.empty_argument(); !empty.empty()) {
+    std::fprintf(stderr, "redisfs-snap: error: %s (see redisfs-snap --help)\n", empty.c_str());
+    return 2;
+  }
   int status = 0;
   try {
     app.parse(args.argc(), args.argv());

@@ -331,4 +331,22 @@ ArgvCopy::ArgvCopy(int argc, const char* const* argv) : m_args(argv, argv + argc
   }
 }
 
+std::string ArgvCopy::empty_argument() const {
+  for (std::size_t i = 1; i < m_args.size(); ++i) {
+    const std::string& a = m_args[i];
+    if (a.size() > 2 && a.starts_with("--") && a.back() == '=') {
+      return "option '" + a.substr(0, a.size() - 1) + "' has an empty value";
+    }
+    if (!a.empty()) {
+      continue;
+    }
+    const std::string& before = m_args[i - 1];
+    if (before.size() > 1 && before[0] == '-' && before.find('=') == std::string::npos) {
+      return "option '" + before + "' has an empty value";
+    }
+    return "argument " + std::to_string(i) + " is empty";
+  }
+  return {};
+}
+
 }  // namespace redisfs

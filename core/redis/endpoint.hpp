@@ -97,6 +97,12 @@ class ArgvCopy {
   ArgvCopy& operator=(const ArgvCopy&) = delete;
   int argc() const { return static_cast<int>(m_ptrs.size()); }
   const char* const* argv() const { return m_ptrs.data(); }
+  // No option or operand of redisfs or redisfs-snap takes an empty value,
+  // which the parser would take as one not given (an empty --redis as the
+  // embedded store, an empty mount source as the default prefix): a
+  // message naming the first one ("option '--redis' has an empty value",
+  // "argument 3 is empty"), or "" when there is none.
+  std::string empty_argument() const;
 
  private:
   std::vector<std::string> m_args;

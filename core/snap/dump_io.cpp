@@ -64,6 +64,7 @@
 #include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/fault.hpp"
+#include "util/fd_out.hpp"
 #include "util/progress.hpp"
 #include "util/text.hpp"
 #include "util/u64_set.hpp"
@@ -729,15 +730,31 @@ static int _fsync_path(const std::string& path, int flags, bool sync_einval_ok) 
   return e;
 }
 
+// _dump_into the descriptor `fd` (FdOutBuf): a write that fails says why,
+// naming `where` it went.
+static Result<DumpStats> _dump_into_fd(Pool& pool, const std::string& prefix, int fd, const std::string& where,
+                                       const DumpOptions& opts) {
+  FdOutBuf buf(fd);
+  std::ostream out(&buf);
+  auto stats = _dump_into(pool, prefix, out, opts);
+  out.flush();
+  if (buf.error() != 0) {  // (the dump's failure, when it failed: it stops at the first write that fails)
+    return make_error(buf.error(), "dump " + prefix + ": writing to " + where + " failed: " + errno_text(buf.error()));
+  }
+  if (stats.ok() && !out) {
+    return make_error(EIO, "dump " + prefix + ": writing to " + where + " failed");
+  }
+  return stats;
+}
+
 Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std::string& path,
                                const DumpOptions& opts) {
   if (path == "-") {
-    auto stats = _dump_into(pool, prefix, std::cout, opts);
     std::cout.flush();
-    if (stats.ok() && !std::cout) {
-      return make_error(EIO, "dump: writing to stdout failed");
-    }
-    return stats;
+    return _dump_into_fd(pool, prefix, STDOUT_FILENO, "stdout", opts);
+  }
+  if (path.empty()) {
+    return make_error(EINVAL, "the output file name is empty");
   }
   TRY(validate_prefix(prefix));
   {
@@ -749,16 +766,13 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
   if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
     // /dev/null, a FIFO, a terminal: write straight into it. Renaming a
     // temporary file over it would replace the device with a file.
-    std::ofstream out(path, std::ios::binary);
-    if (!out) {
-      int e = errno != 0 ? errno : EIO;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
       return make_error(e, "cannot open " + path + ": " + errno_text(e));
     }
-    auto stats = _dump_into(pool, prefix, out, opts);
-    out.flush();
-    if (stats.ok() && !out) {
-      return make_error(EIO, "dump: writing to " + path + " failed");
-    }
+    auto stats = _dump_into_fd(pool, prefix, fd, path, opts);
+    ::close(fd);
     return stats;
   }
   TRY_ASSIGN(std::string tmp, _create_temp(path));
@@ -768,17 +782,19 @@ Result<DumpStats> dump_to_path(Pool& pool, const std::string& prefix, const std:
   };
   Result<DumpStats> stats = make_error(EIO, "not run");
   {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return fail(make_error(EIO, "cannot open " + tmp));
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      return fail(make_error(e, "cannot open " + tmp + ": " + errno_text(e)));
     }
-    stats = _dump_into(pool, prefix, out, opts);
+    // (named by the file it becomes: the temporary one is gone after a failure)
+    stats = _dump_into_fd(pool, prefix, fd, path, opts);
+    int closed = ::close(fd) != 0 ? errno : 0;
     if (!stats.ok()) {
       return fail(std::move(stats).error());
     }
-    out.close();
-    if (!out) {
-      return fail(make_error(EIO, "writing " + tmp + " failed"));
+    if (closed != 0) {
+      return fail(make_error(closed, "dump " + prefix + ": writing to " + path + " failed: " + errno_text(closed)));
     }
   }
   if (int e = _fsync_path(tmp, O_RDONLY, false); e != 0) {

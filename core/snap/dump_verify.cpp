@@ -822,7 +822,7 @@ std::vector<std::string> verify_problem_lines(const VerifyReport& report) {
   return out;
 }
 
-std::string verify_as_json(const std::vector<VerifyReport>& reports) {
+std::string verify_as_json(const std::vector<VerifyReport>& reports, const std::vector<std::string>& errors) {
   using Json = nlohmann::ordered_json;
   Json files = Json::array();
   for (const VerifyReport& r : reports) {
@@ -851,7 +851,9 @@ std::string verify_as_json(const std::vector<VerifyReport>& reports) {
   }
   Json doc;
   doc["files"] = std::move(files);
-  doc["sound"] = std::all_of(reports.begin(), reports.end(), [](const VerifyReport& r) { return r.sound(); });
+  doc["errors"] = errors;
+  doc["sound"] =
+      errors.empty() && std::all_of(reports.begin(), reports.end(), [](const VerifyReport& r) { return r.sound(); });
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 

@@ -142,7 +142,9 @@ Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opt
 // restore says it, or fsck's line of each problem.
 std::vector<std::string> verify_problem_lines(const VerifyReport& report);
 
-// Every report as one JSON document (ends with a newline).
-std::string verify_as_json(const std::vector<VerifyReport>& reports);
+// Every report as one JSON document (ends with a newline), with `errors`:
+// the files that could not be read, or a chain that could not be followed
+// (their messages); "sound" is true only when there are none.
+std::string verify_as_json(const std::vector<VerifyReport>& reports, const std::vector<std::string>& errors);
 
 }  // namespace redisfs

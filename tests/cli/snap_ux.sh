@@ -8,7 +8,9 @@
 # (script) and as plain lines in a pipe, and a dump piped into a restore
 # on one terminal drawing one line, not two; the header's record_count;
 # fsck checking the superblock first and naming what may be transient on a
-# mounted filesystem; list's table and du.
+# mounted filesystem; list's table and du; a report standard output cannot
+# take is a failure (and verify --json of a file it cannot read is not
+# sound).
 . "$(dirname "$0")/snap_lib.sh"
 need_tools script
 
@@ -352,6 +354,34 @@ for cmd in "du WT" "diff WT-MON WT" "dump WT-TUE --since WT-MON -o $T/wt-inc.jso
 done
 expect_rc 1 snap fsck WT
 grep -q 'WT:INODE:2' "$T/out" || fail "fsck does not name the key du and dump point to: $(cat "$T/out")"
+
+note "a report that cannot be written (standard output a full device) is a failure, in one line"
+snap -q dump SKX -o "$T/full-dev.json"
+snap -q copy SKX UXD
+rcli hset UXD:INODE:2 mtime 1 >/dev/null  # (a change for diff to print)
+for cmd in "list" "list --json" "du SKX" "fsck --json SKX" "diff UXD SKX" "dump SKX" \
+  "verify --json $T/full-dev.json"; do
+  read -ra argv <<<"$cmd"
+  rc=0
+  "$REDISFS_SNAP_BIN" --redis "$URL" -q "${argv[@]}" >/dev/full 2>"$T/err" || rc=$?
+  want=1
+  [[ $cmd == verify* ]] && want=2  # (1 is "not sound")
+  ((rc == want)) || fail "$cmd > /dev/full exited $rc, not $want: $(cat "$T/err")"
+  [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd > /dev/full: not one line: $(cat "$T/err")"
+  says "writing to stdout failed"
+done
+note "a dump that cannot write says why, and where"
+expect_rc 1 snap dump SKX -o /dev/full
+says "dump SKX: writing to /dev/full failed: No space left on device"
+expect_rc 2 snap dump SKX -o ""
+says "redisfs-snap: error: option '-o' has an empty value"
+note "verify --json of a file that cannot be read: not sound, and the file's error in the document"
+rc=0
+"$REDISFS_SNAP_BIN" verify --json "$T/full-dev.json" "$T/no-such.json" >"$T/out" 2>"$T/err" || rc=$?
+((rc == 2)) || fail "verify --json of a missing file exited $rc: $(cat "$T/err")"
+[[ $(jq -r '.sound' "$T/out") == false && $(jq -r '.files | length' "$T/out") == 1 ]] ||
+  fail "verify --json of a missing file: $(cat "$T/out")"
+jq -r '.errors[0]' "$T/out" | grep -qF "no-such.json" || fail "verify --json does not name the missing file: $(cat "$T/out")"
 
 note "a restore whose server goes away before the dump's header came: the server's line, not the dump's"
 start_server gone
