@@ -801,7 +801,8 @@ Status IncrementalRestore::on_hash_end(std::string_view key) {
                                     m_header.base_snapshot_id);
     }
     if (m_block_size != 0 && sb.block_size != m_block_size) {
-      return make_error(EINVAL, "the dump's block size is not the target's");
+      return make_error(EINVAL, "the dump's block size " + std::to_string(sb.block_size) + " is not the target's (" +
+                                    std::to_string(m_block_size) + ")");
     }
     m_block_size = sb.block_size;
   }
