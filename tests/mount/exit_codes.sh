@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # redisfs as README.md's "redisfs options" states it: exit status 0 after a
 # clean unmount, 1 when mounting failed, 2 for a command line it cannot use
-# (an unknown option, an invalid prefix); and a prefix written with its
-# trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
+# (an unknown option, an invalid prefix, an empty argument); and a prefix
+# written with its trailing ':' (as the keys spell it, "SKX:") is the same prefix, from
 # --prefix and from REDISFS_PREFIX; --version; --help; -s serves alone
 # (creates, unlinks of open files, renames) and ignores max_idle_threads;
 # -o max_idle_threads=N reaches the FUSE loop, and a value out of 1..1000
@@ -38,6 +38,13 @@ expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'a b' "$MNT"
 grep -q "invalid prefix" "$T/out" || fail "no reason for the prefix: $(cat "$T/out")"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'SKX::' "$MNT"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --block-size 1000 "$MNT"
+# an empty value is no value the parser may drop: not the embedded store,
+# not a new filesystem under the default prefix
+expect_rc 2 "$REDISFS_BIN" --redis "" "$MNT"
+grep -q "^redisfs: option '--redis' has an empty value" "$T/out" || fail "an empty --redis: $(cat "$T/out")"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" "" "$MNT"
+grep -q "^redisfs: argument 3 is empty" "$T/out" || fail "an empty mount source: $(cat "$T/out")"
+[[ -z $(rcli --scan --pattern 'SKX:*') ]] || fail "an empty mount source made a filesystem"
 for bad in 0 1001 -1 ten 4x ''; do
   expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "max_idle_threads=$bad" "$MNT"
   [[ $(cat "$T/out") == "redisfs: -o max_idle_threads: not a number of threads from 1 to 1000: '$bad'" ]] ||
