@@ -22,14 +22,15 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <iosfwd>
 #include <optional>
 #include <string>
 
-#include "snap/compress.hpp"
-#include "store/keys.hpp"
-#include "snap/dump_format.hpp"
 #include "redis/redis.hpp"
+#include "snap/compress.hpp"
+#include "snap/dump_format.hpp"
+#include "store/keys.hpp"
 #include "util/result.hpp"
 
 namespace redisfs {
@@ -111,6 +112,11 @@ struct RestoreStats {
   std::string base_snapshot_id;  // an incremental dump: the snapshot it applied to
   double seconds = 0;
 };
+
+// `path` opened to read a dump from, or why not: "cannot open PATH:
+// <errno text>", a directory too (EISDIR), which a stream would open and
+// then fail to read.
+Result<std::ifstream> open_dump_file(const std::string& path);
 
 // `pool` may be null for a dry run (then the target is not checked). A
 // zstd or gzip stream is told by its magic number and decompressed on the

@@ -10,15 +10,15 @@
 // end of the input (to tell truncation from bad syntax), and stops when a
 // single token grows past what the value limit allows, so memory stays
 // bounded even on hostile input.
-#include "snap/dump_format.hpp"
-
 #include <algorithm>
 #include <istream>
 #include <limits>
 #include <new>
 #include <optional>
 #include <streambuf>
+#include <system_error>
 
+#include "snap/dump_format.hpp"
 #include "util/base64.hpp"
 #include "util/json_reader.hpp"
 #include "util/text.hpp"
@@ -890,6 +890,14 @@ Result<Trailer> read(std::istream& in, Sink& sink, ReadLimits limits) {
     return reader.trailer();
   } catch (const std::bad_alloc&) {
     return make_error(ENOMEM, "dump: out of memory while reading");
+  } catch (const std::system_error& e) {
+    // (a stream's read error carries the errno: said as such, not as the
+    // library's words, "basic_filebuf::underflow error reading the file")
+    const std::error_category& cat = e.code().category();
+    if (cat == std::system_category() || cat == std::generic_category()) {
+      return make_error(e.code().value(), "dump: read failed: " + errno_text(e.code().value()));
+    }
+    return make_error(EIO, std::string("dump: read failed: ") + e.what());
   } catch (const std::exception& e) {
     return make_error(EIO, std::string("dump: read failed: ") + e.what());
   }

@@ -243,20 +243,10 @@ SbFields _staged_superblock(const DumpRules& rules, const VerifySink& facts, std
   return sb;
 }
 
-// `path` opened for reading, or why not.
-Result<std::ifstream> _open(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int e = errno != 0 ? errno : ENOENT;
-    return make_error(e, "cannot open " + path + ": " + errno_text(e));
-  }
-  return in;
-}
-
 // One pass over `path` into `sink`.
 Result<dump::Trailer> _pass(const std::string& path, dump::Sink& sink, const VerifyOptions& opts,
                             Compression* detected) {
-  TRY_ASSIGN(std::ifstream in, _open(path));
+  TRY_ASSIGN(std::ifstream in, open_dump_file(path));
   return read_dump_stream(in, sink, opts.limits, detected);
 }
 
@@ -479,7 +469,7 @@ VerifyReport DumpCheck::finish() {
 Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& opts) {
   VerifyReport report;
   report.path = path;
-  TRY(_open(path));  // refused before any pass: an unreadable file is not a bad dump
+  TRY(open_dump_file(path));  // refused before any pass: an unreadable file is not a bad dump
   DumpRules rules(true);
   std::map<Ino, StagedOrphan> dropped;
   std::optional<FsckAnalysis> analysis;

@@ -689,6 +689,19 @@ static Status _dry_run_check(const std::string& path, bool seekable, const Resto
   return st.ok() ? st : _in_dump(std::move(st));
 }
 
+Result<std::ifstream> open_dump_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return make_error(EISDIR, "cannot open " + path + ": " + errno_text(EISDIR));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int e = errno != 0 ? errno : ENOENT;
+    return make_error(e, "cannot open " + path + ": " + errno_text(e));
+  }
+  return in;
+}
+
 Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, const RestoreOptions& opts) {
   RestoreOptions o = opts;
   struct stat st{};
@@ -704,11 +717,7 @@ Result<RestoreStats> restore_from_path(Pool* pool, const std::string& path, cons
   // A file can be read again: a restore a lost reply failed (its staging
   // kept: _restore_failed) resumes from its last checkpoint by itself.
   for (int lost = 0;; ++lost) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      int e = errno;
-      return make_error(e != 0 ? e : ENOENT, "cannot open " + path + ": " + errno_text(e != 0 ? e : ENOENT));
-    }
+    TRY_ASSIGN(std::ifstream in, open_dump_file(path));
     auto done = restore_filesystem(pool, in, o);
     if (done.ok()) {
       done->lost_replies = lost;

@@ -42,6 +42,18 @@ expect_fail snap verify "$T/missing.json"
 [[ $LAST_RC == 2 ]] || fail "verify of a missing file exited $LAST_RC"
 [[ $(cat "$T/err") == "redisfs-snap: error: cannot open $T/missing.json: No such file or directory" ]] ||
   fail "missing file: $(cat "$T/err")"
+# A directory cannot be read either (a stream opens one, then fails to
+# read it): said so, as a file it cannot read, by verify and restore.
+mkdir "$T/adir"
+expect_fail snap verify "$T/adir"
+[[ $LAST_RC == 2 && $(cat "$T/err") == "redisfs-snap: error: cannot open $T/adir: Is a directory" ]] ||
+  fail "verify of a directory exited $LAST_RC: $(cat "$T/err")"
+expect_fail snap restore "$T/adir" --prefix ADIR
+[[ $LAST_RC == 1 && $(cat "$T/err") == "redisfs-snap: error: cannot open $T/adir: Is a directory" ]] ||
+  fail "restore of a directory exited $LAST_RC: $(cat "$T/err")"
+expect_fail snap restore --prefix ADIR <"$T/adir"
+[[ $(cat "$T/err") == "redisfs-snap: error: stdin: dump: read failed: Is a directory" ]] ||
+  fail "restore of a directory on stdin: $(cat "$T/err")"
 
 note "a damaged filesystem inside: fsck's lines, and restore refuses the same problems"
 make_fs BAD
