@@ -68,6 +68,10 @@ std::string default_data_dir() {
 }
 
 static Result<std::string> _read_password_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return make_error(EISDIR, "cannot read password file " + path + ": " + errno_text(EISDIR));
+  }
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -83,7 +87,10 @@ static Result<std::string> _read_password_file(const std::string& path) {
     line.pop_back();
   }
   if (line.empty()) {
-    return make_error(ENODATA, "password file " + path + " is empty (the password is its first line)");
+    const bool more = in.peek() != std::char_traits<char>::eof();
+    return make_error(ENODATA, "password file " + path +
+                                   (more ? " begins with an empty line (the password is its first line)"
+                                         : " is empty (the password is its first line)"));
   }
   return line;
 }

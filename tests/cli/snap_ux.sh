@@ -115,6 +115,14 @@ echo wrong >"$T/pw"
 expect_rc 1 "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" --password-file "$T/pw" list
 says "WRONGPASS"
 says "--password-file"
+printf '\nsesame\n' >"$T/pw"
+expect_rc 1 "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" --password-file "$T/pw" list
+says "password file $T/pw begins with an empty line (the password is its first line)"
+: >"$T/pw"
+expect_rc 1 "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" --password-file "$T/pw" list
+says "password file $T/pw is empty (the password is its first line)"
+expect_rc 1 "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" --password-file "$T" list
+says "cannot read password file $T: Is a directory"
 echo sesame >"$T/pw"
 expect_rc 0 "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" --password-file "$T/pw" list
 expect_rc 0 env REDISFS_PASSWORD=sesame "$REDISFS_SNAP_BIN" --redis "unix://$T/locked.sock" list
