@@ -1718,6 +1718,7 @@ static Result<std::uint64_t> _unlink_walked(Connection& c, const Keys& keys, Fre
     }
     removed += n;
     progress.add(n);
+    crash_if_injected("delete-batch");  // tests: a delete killed after its first batch (the superblock went first)
     return freeze.keep_alive(c);
   }));
   why = walked.disagreement;
