@@ -32,6 +32,20 @@ snap -q restore "$T/announced.json" --prefix ANNOUNCED || fail "restore of a wro
 [[ $(fs_digest ANNOUNCED) == "$(fs_digest SKX)" ]] || fail "the dump with a wrong record_count restored another tree"
 snap -q delete ANNOUNCED
 
+note "restore --damaged takes a damaged filesystem, never a damaged dump"
+# (the document is checked as always: a cut file, a bad checksum, a
+# duplicate key, a FREEZE record are refused, and nothing is written)
+head -c $(($(stat -c %s "$T/good.json") - 40)) "$T/good.json" >"$T/cut.json"
+jq -c '.trailer.sha256 = ("0" * 64)' "$T/good.json" >"$T/badsum.json"
+jq -c '.records += [.records[-1]]' "$T/good.json" >"$T/dupkey.json"
+jq -c '.records += [{"key": "FREEZE", "type": "string", "value": "x"}]' "$T/good.json" >"$T/freeze.json"
+for f in cut badsum dupkey freeze; do
+  expect_fail snap restore --damaged "$T/$f.json" --prefix DMG
+  [[ $LAST_RC == 1 && $(wc -l <"$T/err") == 1 ]] || fail "restore --damaged of $f.json exited $LAST_RC: $(cat "$T/err")"
+  ! grep -q "damaged: " "$T/err" || fail "restore --damaged of $f.json took it for a damaged filesystem: $(cat "$T/err")"
+  [[ $(key_count DMG) == 0 && -z $(rcli --scan --pattern 'DMG~*') ]] || fail "restore --damaged of $f.json wrote keys"
+done
+
 note "exit 2: no file, stdin, a file that cannot be read"
 expect_fail snap verify
 [[ $LAST_RC == 2 ]] || fail "verify without FILE exited $LAST_RC"
