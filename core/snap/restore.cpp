@@ -259,7 +259,7 @@ class RestoreSink : public dump::Sink {
   Status check_target(bool* replace) {
     TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
     Keys t(m_target);
-    TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t));
+    TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t, m_opts.force));  // (copy's rule: _copy_target)
     if (st.mounts > 0) {
       return make_error(EBUSY,
                         "refusing to restore over " + redisfs::quoted(m_target) + ": it " + mounted_count(st.mounts) +

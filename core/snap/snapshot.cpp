@@ -1598,7 +1598,9 @@ static Result<PrefixState> _copy_target(Connection& c, const Keys& dk, bool forc
   const std::string& dst = dk.prefix();
   TRY_ASSIGN(std::string finished, finish_install(c, dk));
   add_warning(warning, finished);
-  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk));
+  // (--force replaces any key under DST: one that shows no filesystem is
+  // looked for by SCAN, whatever the server holds besides)
+  TRY_ASSIGN(PrefixState target, probe_prefix(c, dk, force));
   if (target.any_key && !force) {
     return make_error(EEXIST, "prefix " + redisfs::quoted(dst) + " already holds keys; use --force to replace it");
   }

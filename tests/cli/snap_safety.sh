@@ -5,6 +5,8 @@
 #     injected after the first batch of moves, REDISFS_FAULT), or a copy
 #     --force that cannot freeze its source, leave the old filesystem
 #     whole, byte for byte, and no staging or replaced keys;
+#   * a key no filesystem names under the target is left alone by copy and
+#     restore, and replaced (removed) with --force;
 #   * a target is reserved for the whole restore: a mount, a copy and a
 #     delete started meanwhile are refused, and no mkfs happens under it;
 #   * a copy killed with SIGKILL leaves only expiring staging keys (shown by
@@ -99,6 +101,28 @@ echo change >"$MNT/new-dir/changed"   # a restored dump is writable
 unmount_fs
 [[ $(rcli hget OLD:SB restored_from) == NEW ]] || fail "OLD does not say it was restored from NEW"
 snap list | grep -q '^OLD .*restored .*dump of NEW' || fail "list does not show where OLD came from: $(snap list)"
+
+note "a target holding only a key no filesystem names: left alone without --force, replaced with it"
+for tool in copy restore; do
+  rcli set STRAY:BLK:999:0 stray >/dev/null
+  if [[ $tool == copy ]]; then
+    snap -q copy NEW STRAY
+  else
+    snap -q restore "$T/new.json" --prefix STRAY
+  fi
+  [[ $(rcli get STRAY:BLK:999:0) == stray ]] || fail "$tool without --force removed a key it does not name"
+  snap -q delete STRAY
+  rcli set STRAY:BLK:999:0 stray >/dev/null
+  if [[ $tool == copy ]]; then
+    snap -q copy --force NEW STRAY
+  else
+    snap -q restore --force "$T/new.json" --prefix STRAY
+  fi
+  [[ $(rcli exists STRAY:BLK:999:0) == 0 ]] || fail "$tool --force left a key of the prefix it replaced"
+  snap -q fsck STRAY || fail "$tool --force over a stray key: $(snap fsck STRAY 2>&1 | head -3)"
+  [[ -z $(leftovers) ]] || fail "$tool --force over a stray key left keys: $(leftovers | head -3)"
+  snap -q delete STRAY
+done
 
 note "the target of a running restore is reserved"
 mkfifo "$T/slow"
