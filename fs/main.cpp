@@ -18,6 +18,7 @@
 
 #include "daemon.hpp"
 #include "redis/endpoint.hpp"
+#include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/heap.hpp"
 #include "version.hpp"
@@ -121,6 +122,11 @@ static redisfs::Status _finish_config(CommandLine& cl) {
     cfg.prefix = env;
   }
   TRY(redisfs::normalize_prefix(cfg.prefix));
+  if (!cfg.read_only) {
+    // (a tool's staging or a replaced filesystem: a read-only mount may
+    // look at one, none may write there or make a filesystem under it)
+    TRY(redisfs::refuse_temp_name(cfg.prefix, "mounted read-write (mount it --read-only to look at it)"));
+  }
   if (cl.no_default_permissions) {
     cfg.default_permissions = false;
   }

@@ -257,6 +257,7 @@ class RestoreSink : public dump::Sink {
   // Is the target free (or, with --force, replaceable)? `replace` is set
   // when it holds keys that --force allows us to delete.
   Status check_target(bool* replace) {
+    TRY(refuse_temp_name(m_target, "the target of a restore"));
     TRY_ASSIGN(Pool::Lease lease, m_pool->acquire());
     Keys t(m_target);
     TRY_ASSIGN(PrefixState st, probe_prefix(*lease, t, m_opts.force));  // (copy's rule: _copy_target)

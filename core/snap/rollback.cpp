@@ -89,6 +89,7 @@ Result<std::optional<Keys>> _keep_keys(Connection& c, const Keys& fk, const std:
     if (Status valid = validate_prefix(name); !valid.ok()) {
       return make_error(EINVAL, "cannot keep the replaced state as '" + name + "': " + valid.error().message);
     }
+    TRY(refuse_temp_name(name, "the name the replaced state is kept as"));
     if (name == fs || name == snap) {
       return make_error(EEXIST, "prefix '" + name + "' already holds keys; choose another name with --keep-as");
     }

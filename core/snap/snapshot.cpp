@@ -217,6 +217,15 @@ TempKind temp_kind(std::string_view prefix) {
   return TempKind::None;
 }
 
+Status refuse_temp_name(std::string_view prefix, std::string_view as) {
+  if (temp_kind(prefix) == TempKind::None) {
+    return {};
+  }
+  return make_error(EINVAL, redisfs::quoted(prefix) + " is the form of a tool's temporary prefix (" +
+                                std::string(temp_tag(temp_kind(prefix))) + "...), which cannot be " + std::string(as) +
+                                "; choose another name");
+}
+
 // The walk of every key matching `match` (a page at a time, keys may
 // repeat, and begin again after a server restart: scan.hpp).
 static ScanWalk _scan(Connection& c, std::string match, std::string_view count = k_scan_count) {
@@ -1618,6 +1627,7 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
   if (src == dst) {
     return make_error(EINVAL, "source and destination are the same prefix " + redisfs::quoted(src));
   }
+  TRY(refuse_temp_name(dst, "the destination of a copy"));
   auto start = Clock::now();
   TRY_ASSIGN(Pool::Lease lease, pool.acquire());
   Connection& c = *lease;

@@ -382,6 +382,11 @@ inline constexpr long k_temp_ttl_ms = 12L * 3600 * 1000;
 inline constexpr std::size_t k_temp_hex_len = 16;
 std::string make_temp_prefix(std::string_view base, TempKind kind);
 TempKind temp_kind(std::string_view prefix);
+// EINVAL when `prefix` has a temporary prefix's form (temp_kind), which no
+// filesystem of the user's may take: `list` hides it, its keys may carry a
+// TTL, and the tool whose name it is may remove it. `as`: what the name
+// would be ("the copy's destination", "a read-write mount").
+Status refuse_temp_name(std::string_view prefix, std::string_view as);
 
 // What is under a prefix right now, found without SCAN: the superblock,
 // the keys a filesystem or a tool always leaves (ORPHANS, the root inode,

@@ -383,6 +383,16 @@ expect_rc 1 snap dump SKX -o /dev/full
 says "dump SKX: writing to /dev/full failed: No space left on device"
 expect_rc 2 snap dump SKX -o ""
 says "redisfs-snap: error: option '-o' has an empty value"
+note "the form of a tool's temporary prefix is no name for a filesystem"
+for cmd in "copy SKX SKX~dump~0123abcd" "restore $T/full-dev.json --prefix SKX~copy~00ff" \
+  "rollback SKX SKX2 --keep-as SKX~replaced~0a"; do
+  read -ra argv <<<"$cmd"
+  expect_rc 1 snap "${argv[@]}"
+  [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd: not one line: $(cat "$T/err")"
+  says "is the form of a tool's temporary prefix"
+done
+[[ -z $(rcli --scan --pattern 'SKX~*') ]] || fail "a refused temporary name left keys: $(rcli --scan --pattern 'SKX~*' | head -3)"
+
 note "verify --json of a file that cannot be read: not sound, and the file's error in the document"
 rc=0
 "$REDISFS_SNAP_BIN" verify --json "$T/full-dev.json" "$T/no-such.json" >"$T/out" 2>"$T/err" || rc=$?

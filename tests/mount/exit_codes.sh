@@ -45,6 +45,10 @@ grep -q "^redisfs: option '--redis' has an empty value" "$T/out" || fail "an emp
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" "" "$MNT"
 grep -q "^redisfs: argument 3 is empty" "$T/out" || fail "an empty mount source: $(cat "$T/out")"
 [[ -z $(rcli --scan --pattern 'SKX:*') ]] || fail "an empty mount source made a filesystem"
+# a tool's temporary prefix is mounted read-only, if at all (none is made)
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'T~dump~0123' "$MNT"
+grep -q "is the form of a tool's temporary prefix" "$T/out" || fail "a temporary prefix mounted: $(cat "$T/out")"
+[[ -z $(rcli --scan --pattern 'T~dump~0123:*') ]] || fail "a refused temporary prefix got a filesystem"
 for bad in 0 1001 -1 ten 4x ''; do
   expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o "max_idle_threads=$bad" "$MNT"
   [[ $(cat "$T/out") == "redisfs: -o max_idle_threads: not a number of threads from 1 to 1000: '$bad'" ]] ||
