@@ -28,6 +28,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -667,6 +668,47 @@ static MountOptions _mount_options(const DaemonConfig& cfg, const Store& store) 
                 mount_opts.entry_timeout);
   log_debug(line);
   return mount_opts;
+}
+
+namespace {
+std::string g_fuse_refusal;  // (check_fuse_options' capture: one thread, before any other)
+void _capture_fuse_log(fuse_log_level level, const char* fmt, va_list ap) {
+  if (level > FUSE_LOG_ERR) {
+    return;
+  }
+  char line[512];
+  std::vsnprintf(line, sizeof line, fmt, ap);
+  g_fuse_refusal += line;
+}
+}  // namespace
+
+Status check_fuse_options(const DaemonConfig& cfg) {
+  std::vector<std::string> argv_text = _fuse_argv(cfg);
+  std::vector<char*> argv;
+  for (std::string& a : argv_text) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_text.size()), argv.data());
+  fuse_lowlevel_ops ops{};
+  g_fuse_refusal.clear();
+  fuse_set_log_func(_capture_fuse_log);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  fuse_set_log_func(nullptr);  // (libfuse's own, until log_init)
+  fuse_opt_free_args(&args);
+  if (se != nullptr) {
+    fuse_session_destroy(se);
+    return {};
+  }
+  std::string why = g_fuse_refusal;
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+    why.pop_back();
+  }
+  if (why.starts_with("fuse: ")) {
+    why.erase(0, 6);
+  }
+  std::replace(why.begin(), why.end(), '\n', ' ');
+  return make_error(EINVAL, "-o: " + (why.empty() ? std::string("libfuse refuses the options") : why));
 }
 
 // A FUSE session serving `session`, its signal handlers installed; nullptr

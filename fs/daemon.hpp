@@ -84,6 +84,11 @@ Status set_prefix(DaemonConfig& cfg, std::string_view prefix, std::string_view f
 Result<std::uint32_t> parse_block_size(std::string_view text);
 
 // Runs the mount; returns the exit status (0 after a clean unmount).
+// EINVAL naming what libfuse refuses in the FUSE options `cfg` makes
+// (an unknown -o option, a malformed value): checked before the daemon
+// connects to anything, so that it is a command line error.
+Status check_fuse_options(const DaemonConfig& cfg);
+
 int run_daemon(DaemonConfig cfg);
 
 }  // namespace redisfs

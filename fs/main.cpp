@@ -165,5 +165,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
     return k_usage_error;
   }
+  if (auto st = redisfs::check_fuse_options(cl.cfg); !st) {
+    std::fprintf(stderr, "redisfs: %s\n", st.error().message.c_str());
+    return k_usage_error;
+  }
   return redisfs::run_daemon(std::move(cl.cfg));
 }

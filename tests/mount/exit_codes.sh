@@ -45,6 +45,12 @@ grep -q "^redisfs: option '--redis' has an empty value" "$T/out" || fail "an emp
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" "" "$MNT"
 grep -q "^redisfs: argument 3 is empty" "$T/out" || fail "an empty mount source: $(cat "$T/out")"
 [[ -z $(rcli --scan --pattern 'SKX:*') ]] || fail "an empty mount source made a filesystem"
+# an option libfuse refuses: a command line error, said in one line before
+# the daemon connects to anything (no server here to connect to)
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$T/nothing.sock" -o bogusopt "$MNT"
+[[ $(cat "$T/out") == "redisfs: -o: unknown option(s): \`-o bogusopt'" ]] || fail "an unknown -o option: $(cat "$T/out")"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$T/nothing.sock" -o max_read=abc "$MNT"
+[[ $(wc -l <"$T/out") == 1 ]] || fail "a malformed -o value: $(cat "$T/out")"
 # a tool's temporary prefix is mounted read-only, if at all (none is made)
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'T~dump~0123' "$MNT"
 grep -q "is the form of a tool's temporary prefix" "$T/out" || fail "a temporary prefix mounted: $(cat "$T/out")"
