@@ -866,6 +866,11 @@ static void _log_opened(const DaemonConfig& cfg, Store& store) {
   }
   if (store.sync_replicas() > 0 && !cfg.read_only) {
     log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
+    if (auto n = store.replicas_at_open(); n && *n < store.sync_replicas()) {
+      log_warning("the server has " + std::to_string(*n) + " connected replica(s), fewer than the " +
+                  std::to_string(store.sync_replicas()) +
+                  " fsync waits for: every fsync fails (EIO) after the timeout until more connect");
+    }
   }
   if (cfg.block_size && *cfg.block_size != store.block_size()) {
     log_warning("--block-size ignored: " + cfg.prefix + " exists with block size " +

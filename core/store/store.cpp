@@ -75,6 +75,20 @@ static int _min_replicas_to_write(Connection& c) {
   return 0;
 }
 
+// The replicas connected to the server (INFO replication), if it says.
+static std::optional<long long> _connected_replicas(Connection& c) {
+  auto r = c.command({"INFO", "replication"});
+  if (!r.ok() || !r->view().is_string()) {
+    return std::nullopt;
+  }
+  auto n = info_field(r->view().str(), "connected_slaves");
+  long long v = 0;
+  if (!n || std::from_chars(n->data(), n->data() + n->size(), v).ec != std::errc()) {
+    return std::nullopt;
+  }
+  return v;
+}
+
 // A restore or copy killed while moving its keys in left a journal: finish
 // its move first (EBUSY while the tool itself still runs; what was done in
 // `finished`); then refuse a prefix a running tool has reserved.
@@ -157,6 +171,9 @@ Result<std::unique_ptr<Store>> Store::open(Pool& pool, const std::string& prefix
   s->m_synced_changes = s->m_opened_changes;
   if (s->m_opts.sync_replicas < 0) {
     s->m_opts.sync_replicas = _min_replicas_to_write(*c);
+  }
+  if (s->m_opts.sync_replicas > 0 && !s->m_opts.read_only) {
+    s->m_replicas_at_open = _connected_replicas(*c);
   }
   // Alive from the start: another mount's purge_dead_orphans must never
   // take this one's orphans for a dead mount's, and a restore, copy or

@@ -565,6 +565,10 @@ class Store {
   // old one acknowledged may be lost. Nothing to do without replicas asked.
   Status sync();
   int sync_replicas() const { return m_opts.sync_replicas; }
+  // The replicas connected to the server when a mount whose fsync waits
+  // for some opened (INFO replication), if it could tell: fewer than
+  // sync_replicas() and every fsync fails after the timeout until more come.
+  std::optional<long long> replicas_at_open() const { return m_replicas_at_open; }
   // The server changed since open (a failover or a restart, seen by any
   // connection, or now by a PING): changes the old one acknowledged may be
   // lost, the releases among them (their open counts stay).
@@ -870,6 +874,7 @@ class Store {
   // (sync()): more now, and changes acknowledged since may be lost.
   std::uint64_t m_opened_changes = 0;
   Status m_scripts_preloaded;
+  std::optional<long long> m_replicas_at_open;
   std::atomic<std::uint64_t> m_synced_changes{0};
 
   std::mutex m_alloc_mutex;

@@ -3,7 +3,8 @@
 #
 # 1. A master with no replica and a mount with --sync-replicas 1 --timeout 2:
 #    writes succeed (they are on the master), fsync fails with EIO after
-#    the timeout (of a file, and of a directory), and the daemon logs why.
+#    the timeout (of a file, and of a directory), and the daemon logs why
+#    (and warned at the mount that the server had too few replicas).
 # 2. A replica attaches: the same mount's fsync succeeds, and what it
 #    confirmed is on the replica (read there).
 # 3. Without --sync-replicas, the default is the server's
@@ -50,6 +51,8 @@ out=$(fsync_file "$MNT/a" "first")
 [[ $(cat "$MNT/a") == first ]] || fail "the write itself was lost"
 grep -q 'fsync.*0 of 1 replicas confirmed' "${MOUNT_LOGS[$MNT]}" ||
   fail "no log line about the failed fsync: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
+grep -q 'warning: the server has 0 connected replica(s), fewer than the 1 fsync waits for' "${MOUNT_LOGS[$MNT]}" ||
+  fail "the mount did not warn that the server has too few replicas: $(head -5 "${MOUNT_LOGS[$MNT]}")"
 # (a directory's fsync, after a rename in it, waits for the replicas too)
 mv "$MNT/a" "$MNT/a2"
 out=$(fsync_file "$MNT")
