@@ -77,9 +77,17 @@ TEST_CASE("compress: names, extensions and levels") {
   CHECK(compression_for_path("/a/fs.json.gz") == Compression::Gzip);
   CHECK(compression_for_path("fs.json") == Compression::None);
   CHECK(compression_for_path("fs.zst.json") == Compression::None);
+  // (redisfs-snap(1): zstd 1-22, default 3; gzip 1-9, default 6)
   CHECK(default_compression_level(Compression::Zstd) == 3);
-  CHECK(check_compression_level(Compression::Zstd, 19).ok());
+  CHECK(default_compression_level(Compression::Gzip) == 6);
+  for (int level : {1, 19, 22}) {
+    CHECK(check_compression_level(Compression::Zstd, level).ok());
+  }
   CHECK_FALSE(check_compression_level(Compression::Zstd, 0).ok());
+  CHECK_FALSE(check_compression_level(Compression::Zstd, 23).ok());
+  CHECK(check_compression_level(Compression::Gzip, 1).ok());
+  CHECK(check_compression_level(Compression::Gzip, 9).ok());
+  CHECK_FALSE(check_compression_level(Compression::Gzip, 0).ok());
   CHECK_FALSE(check_compression_level(Compression::Gzip, 10).ok());
   CHECK_FALSE(check_compression_level(Compression::None, 3).ok());
 }
