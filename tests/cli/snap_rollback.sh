@@ -3,7 +3,7 @@
 # an open file and a cwd in the mount get ESTALE and a fresh mount sees the
 # snapshot's state; the replaced state is kept as a read-only snapshot
 # (default name, --keep-as) holding exactly that state and none of the
-# mounts' bookkeeping, or dropped (--discard); the hostile cases (SNAP
+# mounts' bookkeeping (nor a file unlinked but open), or dropped (--discard); the hostile cases (SNAP
 # missing, not a snapshot, of another filesystem, FS missing, keep-as name
 # taken) are one line each and change nothing; an install that fails midway
 # leaves FS exactly as it was, and one killed midway is finished by the next
@@ -90,6 +90,12 @@ refused "'CLONE' already holds keys" snap -q rollback --force --keep-as CLONE "$
 
 note "--force under a mount: an open file and a cwd get ESTALE"
 exec 3<"$MNT/f"
+# and a file unlinked but still open: the kept state drops it, as a copy does
+echo "unlinked but open" >"$MNT/gone"
+gone_ino=$(stat -c %i "$MNT/gone")
+exec 4<"$MNT/gone"
+rm "$MNT/gone"
+[[ $(rcli hexists "$PREFIX:ORPHANS" "$gone_ino") == 1 ]] || fail "the unlinked open file is no orphan"
 (
   cd "$MNT/d"
   while [[ ! -e $T/go ]]; do sleep 0.05; done
@@ -114,10 +120,13 @@ done
 touch "$T/go"
 wait "$CWD_PID"
 [[ $(cat "$T/cwd.rc") != 0 ]] && grep -q "Stale file handle" "$T/cwd.err" || fail "the cwd: $(cat "$T/cwd.err")"
-exec 3<&-
+exec 3<&- 4<&-
 unmount_fs
 mount_fs
 [[ $(cat "$MNT/f") == v1 && $(cat "$MNT/d/x") == x && ! -e $MNT/n ]] || fail "a fresh mount does not see MON's state"
+[[ $(rcli exists "$KEPT:INODE:$gone_ino") == 0 && $(rcli hexists "$KEPT:ORPHANS" "$gone_ino") == 0 &&
+  -z $(rcli --scan --pattern "$KEPT:BLK:$gone_ino:*") ]] ||
+  fail "the kept state holds the unlinked open file: $(rcli --scan --pattern "$KEPT:*:$gone_ino*")"
 no_temp_keys
 
 note "the replaced state is kept: a read-only snapshot of that state, none of the mounts' keys"
