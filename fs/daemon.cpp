@@ -682,7 +682,9 @@ void _capture_fuse_log(fuse_log_level level, const char* fmt, va_list ap) {
 }
 }  // namespace
 
-Status check_fuse_options(const DaemonConfig& cfg) {
+// A FUSE session over the options `cfg` makes (_fuse_argv), serving `ops`
+// for `userdata`; nullptr if libfuse refuses them (and says why in its log).
+static fuse_session* _fuse_session_of(const DaemonConfig& cfg, const fuse_lowlevel_ops& ops, void* userdata) {
   std::vector<std::string> argv_text = _fuse_argv(cfg);
   std::vector<char*> argv;
   for (std::string& a : argv_text) {
@@ -690,12 +692,17 @@ Status check_fuse_options(const DaemonConfig& cfg) {
   }
   argv.push_back(nullptr);
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_text.size()), argv.data());
-  fuse_lowlevel_ops ops{};
+  log_debug("fuse options: " + argv_text.back());
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, userdata);  // (it copies ops)
+  fuse_opt_free_args(&args);
+  return se;
+}
+
+Status check_fuse_options(const DaemonConfig& cfg) {
   g_fuse_refusal.clear();
   fuse_set_log_func(_capture_fuse_log);
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  fuse_session* se = _fuse_session_of(cfg, fuse_lowlevel_ops{}, nullptr);
   fuse_set_log_func(nullptr);  // (libfuse's own, until log_init)
-  fuse_opt_free_args(&args);
   if (se != nullptr) {
     fuse_session_destroy(se);
     return {};
@@ -714,18 +721,7 @@ Status check_fuse_options(const DaemonConfig& cfg) {
 // A FUSE session serving `session`, its signal handlers installed; nullptr
 // (logged, nothing left behind) if either fails.
 static fuse_session* _new_fuse_session(const DaemonConfig& cfg, Session& session) {
-  std::vector<std::string> argv_text = _fuse_argv(cfg);
-  std::vector<char*> argv;
-  for (std::string& a : argv_text) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_text.size()), argv.data());
-  log_debug("fuse options: " + argv_text.back());
-
-  fuse_lowlevel_ops ops = make_ops();  // fuse_session_new copies it
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &session);
-  fuse_opt_free_args(&args);
+  fuse_session* se = _fuse_session_of(cfg, make_ops(), &session);
   if (se == nullptr) {
     log_error("cannot start the FUSE session (see the message above)");
     return nullptr;

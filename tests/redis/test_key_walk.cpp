@@ -118,6 +118,17 @@ std::string _dump(Pool& pool, const std::string& prefix, std::string* warning = 
   return out.str();
 }
 
+// A copy of `prefix` to `dst` and a dump of it, each without a warning
+// (the structure walk agreed with the superblock); the copy's stats.
+CopyStats _copied_and_dumped_quietly(Pool& pool, const std::string& prefix, const std::string& dst) {
+  CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
+  CHECK_MESSAGE(copied.warning.empty(), copied.warning);
+  std::string warning;
+  _dump(pool, prefix, &warning);
+  CHECK_MESSAGE(warning.empty(), warning);
+  return copied;
+}
+
 }  // namespace
 
 TEST_SUITE_BEGIN("core::key_walk");
@@ -136,12 +147,7 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: the same keys as SCAN, odd states inc
   CHECK(scanned.size() > 2500);
 
   // copy and dump of it say nothing is wrong.
-  std::string dst = extra_prefix();
-  CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
-  CHECK_MESSAGE(copied.warning.empty(), copied.warning);
-  std::string warning;
-  _dump(pool, prefix, &warning);
-  CHECK_MESSAGE(warning.empty(), warning);
+  CopyStats copied = _copied_and_dumped_quietly(pool, prefix, extra_prefix());
 
   // The change record (keys.hpp, CHANGED) the snapshot started is no key
   // the walk names; a copy carries it (counted), delete removes it.
@@ -304,12 +310,7 @@ TEST_CASE_FIXTURE(RedisFixture, "key walk: the root is inode 1, named or not") {
     CHECK(du.error().message.find("names root '2', not 1: run redisfs-snap fsck") != std::string::npos);
   }
   if (clean) {
-    std::string dst = extra_prefix();
-    CopyStats copied = ok(copy_filesystem(pool, prefix, dst, CopyOptions{false, false, true}));
-    CHECK_MESSAGE(copied.warning.empty(), copied.warning);
-    std::string warning;
-    _dump(pool, prefix, &warning);
-    CHECK_MESSAGE(warning.empty(), warning);
+    _copied_and_dumped_quietly(pool, prefix, extra_prefix());
   }
 }
 
