@@ -83,12 +83,12 @@ Status set_prefix(DaemonConfig& cfg, std::string_view prefix, std::string_view f
 // "65536", "64K", "64KiB", "1M": a power of two from 4 KiB to 4 MiB.
 Result<std::uint32_t> parse_block_size(std::string_view text);
 
-// Runs the mount; returns the exit status (0 after a clean unmount).
 // EINVAL naming what libfuse refuses in the FUSE options `cfg` makes
 // (an unknown -o option, a malformed value): checked before the daemon
 // connects to anything, so that it is a command line error.
 Status check_fuse_options(const DaemonConfig& cfg);
 
+// Runs the mount; returns the exit status (0 after a clean unmount).
 int run_daemon(DaemonConfig cfg);
 
 }  // namespace redisfs
