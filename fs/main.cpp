@@ -122,6 +122,11 @@ static redisfs::Status _finish_config(CommandLine& cl) {
     cfg.prefix = env;
   }
   TRY(redisfs::normalize_prefix(cfg.prefix));
+  if (cfg.read_only && cfg.writable_snapshot) {
+    return redisfs::make_error(EINVAL,
+                               "--writable-snapshot asks for a read-write mount, --read-only (or -o ro) "
+                               "for a read-only one: give one of them");
+  }
   if (!cfg.read_only) {
     // (a tool's staging or a replaced filesystem: a read-only mount may
     // look at one, none may write there or make a filesystem under it)

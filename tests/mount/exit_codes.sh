@@ -51,6 +51,11 @@ expect_rc 2 "$REDISFS_BIN" --redis "unix://$T/nothing.sock" -o bogusopt "$MNT"
 [[ $(cat "$T/out") == "redisfs: -o: unknown option(s): \`-o bogusopt'" ]] || fail "an unknown -o option: $(cat "$T/out")"
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$T/nothing.sock" -o max_read=abc "$MNT"
 [[ $(wc -l <"$T/out") == 1 ]] || fail "a malformed -o value: $(cat "$T/out")"
+# options that contradict each other
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --read-only --writable-snapshot "$MNT"
+grep -q "^redisfs: --writable-snapshot asks for a read-write mount, --read-only" "$T/out" ||
+  fail "--read-only --writable-snapshot: $(cat "$T/out")"
+expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" -o ro,writable_snapshot "$MNT"
 # a tool's temporary prefix is mounted read-only, if at all (none is made)
 expect_rc 2 "$REDISFS_BIN" --redis "unix://$SOCK" --prefix 'T~dump~0123' "$MNT"
 grep -q "is the form of a tool's temporary prefix" "$T/out" || fail "a temporary prefix mounted: $(cat "$T/out")"
