@@ -8,8 +8,9 @@
 # and a quiet filesystem's copy, its dump -> restore, and its dump restored
 # into a second redis-server mount as the same tree (content, modes,
 # owners, times, hard links, symlinks, xattrs, fifos, sparse, empty and
-# 50 MB files, nested directories, odd names). Uses the real-mount harness
-# of tests/mount/lib.sh.
+# 50 MB files, nested directories, odd names); a restore --damaged mounts,
+# failing with EIO only the calls that need its damaged key. Uses the
+# real-mount harness of tests/mount/lib.sh.
 . "$(dirname "$0")/../mount/lib.sh"
 
 need_snap
@@ -206,5 +207,26 @@ for p in SNAP1 LIVE1 QUIET RESTORED; do
 done
 snap -q delete QUIET
 [[ -z $(rcli --scan --pattern 'QUIET:*') ]] || fail "QUIET not deleted"
+
+note "restore --damaged: a mount fails with EIO only the calls that need the damaged key"
+PREFIX=HURT mount_at "$T/hurt"
+mkdir "$T/hurt/d"
+echo sound >"$T/hurt/d/good"
+echo hurt >"$T/hurt/d/bad"
+bad_ino=$(stat -c %i "$T/hurt/d/bad")
+unmount_fs "$T/hurt"
+rcli hset "HURT:INODE:$bad_ino" size "not a size" >/dev/null  # (damage: dump writes it as it is)
+snap -q dump HURT -o "$T/hurt.json" 2>/dev/null
+expect_fail "damaged" snap restore "$T/hurt.json" --prefix HURT2
+snap -q restore --damaged "$T/hurt.json" --prefix HURT2 2>/dev/null || fail "restore --damaged refused the dump"
+PREFIX=HURT2 mount_at "$T/hurt2"
+[[ $(cat "$T/hurt2/d/good") == sound ]] || fail "the undamaged file of a --damaged restore does not read"
+ls "$T/hurt2/d" >/dev/null || fail "the directory of a --damaged restore does not list"
+out=$(cat "$T/hurt2/d/bad" 2>&1) && fail "the damaged file read: $out"
+[[ $out == *"Input/output error"* ]] || fail "the damaged file's read: $out (not EIO)"
+echo new >"$T/hurt2/d/new" && [[ $(cat "$T/hurt2/d/new") == new ]] || fail "a --damaged restore does not take a new file"
+unmount_fs "$T/hurt2"
+snap -q delete HURT
+snap -q delete HURT2
 [[ -z $(rcli --scan --pattern '*~*' | grep -vx 'redisfs~FILESYSTEMS') ]] || fail "temporary keys left behind"
 note "ok"
