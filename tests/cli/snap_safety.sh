@@ -23,7 +23,9 @@
 #   * list --all shows a prefix that has keys but no superblock;
 #   * a restored dump mounts read-write and says where it came from;
 #     restore --snapshot keeps it a read-only snapshot, and its origin
-#     unless that is the name it is restored as.
+#     unless that is the name it is restored as; without --snapshot a
+#     snapshot's dump loses origin and snapshot_created, and gets the
+#     dump's prefix and time (restored_from, dumped).
 . "$(dirname "$0")/../mount/lib.sh"
 
 need_snap
@@ -163,6 +165,16 @@ snap -q dump ORIG-SNAP -o "$T/orig-snap.json"
 snap -q restore "$T/orig-snap.json" --prefix ELSEWHERE --snapshot
 [[ $(rcli hget ELSEWHERE:SB origin) == ORIG && $(rcli hget ELSEWHERE:SB read_only) == 1 ]] ||
   fail "restore --snapshot of a snapshot of ORIG: origin '$(rcli hget ELSEWHERE:SB origin)'"
+# without --snapshot: a writable filesystem that remembers only its dump
+# (no origin nor the instant of a copy; restored_from and dumped, the
+# header's prefix and time)
+snap -q restore "$T/orig-snap.json" --prefix PLAIN
+created_ms=$(date -d "$(jq -r .created "$T/orig-snap.json")" +%s%3N)
+[[ $(rcli hexists PLAIN:SB origin) == 0 && $(rcli hexists PLAIN:SB snapshot_created) == 0 &&
+  $(rcli hget PLAIN:SB read_only) == 0 && $(rcli hget PLAIN:SB restored_from) == ORIG-SNAP &&
+  $(rcli hget PLAIN:SB dumped) == "${created_ms}000000" ]] ||
+  fail "restore of a snapshot's dump without --snapshot: $(rcli hgetall PLAIN:SB | paste -sd' ') (dump created ${created_ms} ms)"
+snap -q delete PLAIN
 snap -q delete ORIG
 snap -q restore "$T/orig-snap.json" --prefix ORIG --snapshot
 [[ $(rcli hexists ORIG:SB origin) == 0 && $(rcli hget ORIG:SB read_only) == 1 ]] ||
