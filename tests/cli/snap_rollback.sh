@@ -7,7 +7,8 @@
 # missing, not a snapshot, of another filesystem, FS missing, keep-as name
 # taken) are one line each and change nothing; an install that fails midway
 # leaves FS exactly as it was, and one killed midway is finished by the next
-# mount (REDISFS_FAULT).
+# mount (REDISFS_FAULT); a snapshot an older redisfs made (no lineage) is
+# taken by diff and rollback by its origin and created.
 REDIS_ARGS=(--enable-debug-command local)
 . "$(dirname "$0")/../mount/lib.sh"
 
@@ -214,5 +215,20 @@ unmount_fs
 [[ -z $(rcli get "$PREFIX:INSTALLING") ]] || fail "K-taken freed: the journal is left"
 snap -q diff MON K-taken >"$T/diff"
 grep -qx $'M\tf' "$T/diff" || fail "K-taken freed: the kept state: $(cat "$T/diff")"
+no_temp_keys
+
+note "a snapshot an older redisfs made (no lineage): diff and rollback take it by origin and created"
+snap -q copy "$PREFIX" OLDSTYLE
+rcli hdel OLDSTYLE:SB snapshot_id lineage >/dev/null
+mount_fs
+echo v5 >"$MNT/f"
+unmount_fs
+snap -q diff OLDSTYLE "$PREFIX" >"$T/diff" || fail "diff of a snapshot without lineage: $(cat "$T/diff")"
+grep -qx $'M\tf' "$T/diff" || fail "diff of a snapshot without lineage: $(cat "$T/diff")"
+snap -q rollback --discard "$PREFIX" OLDSTYLE >/dev/null || fail "rollback to a snapshot without lineage"
+mount_fs
+[[ $(cat "$MNT/f") != v5 ]] || fail "the rollback to a snapshot without lineage changed nothing"
+unmount_fs
+snap -q delete OLDSTYLE
 no_temp_keys
 note "ok"
