@@ -277,6 +277,13 @@ grep -q '^SKX6  *restored .*from a dump of SKX' "$T/out" || fail "SKX6's note: $
 expect_rc 0 snap list --json
 [[ $(jq -r '.[] | select(.prefix == "SKX") | .bytes' "$T/out") == 8205 ]] || fail "list --json bytes: $(cat "$T/out")"
 [[ $(jq -r '.[] | select(.prefix == "SKX2") | .origin' "$T/out") == SKX ]] || fail "list --json origin"
+# every member redisfs-snap(1) names, in each object
+want="block_size bytes created dumped inodes kind lineage mounts origin prefix problem progress read_only restored_from"
+want+=" snapshot_created snapshot_id temporary version"
+[[ $(jq -r '[.[] | keys | join(" ")] | unique | join("|")' "$T/out") == "$want" ]] ||
+  fail "list --json members: $(jq -c '[.[] | keys] | unique' "$T/out")"
+[[ $(jq -r '.[] | select(.prefix == "SKX2") | [.kind, .read_only, .temporary, .block_size, .version, (.snapshot_created != null)] | join(" ")' "$T/out") == "snapshot true false 4096 2 true" ]] ||
+  fail "list --json SKX2: $(jq -c '.[] | select(.prefix == "SKX2")' "$T/out")"
 
 note "du: the directories holding the most bytes"
 p=DU now=$(date +%s%N)

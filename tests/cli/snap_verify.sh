@@ -135,6 +135,17 @@ grep -q '1 of 3 dumps are not sound' "$T/err" || fail "several files: $(cat "$T/
   fail "json file 0: $(jq -c '.files[0]' "$T/json")"
 [[ $(jq -r '.files[1].problems | map(.kind) | sort | join(",")' "$T/json") == "dangling entry,wrong link count" ]] ||
   fail "json file 1: $(jq -c '.files[1]' "$T/json")"
+# every member redisfs-snap(1) names, and the values a sound plain dump has
+want='bytes chain compression file incremental inodes prefix problems records refusal sha256 sound'
+[[ $(jq -r '.files[0] | keys | join(" ")' "$T/json") == "$want" && $(jq -r 'keys | join(" ")' "$T/json") == "errors files sound" ]] ||
+  fail "json members: $(jq -c '[keys, (.files[0] | keys)]' "$T/json")"
+[[ $(jq -r '.files[0] | [.file, .compression, .inodes, .incremental, .refusal, (.chain | length), (.errors // "")] | join(" ")' "$T/json") == "$T/good.json none 5 false  0 " ]] ||
+  fail "json file 0 values: $(jq -c '.files[0]' "$T/json")"
+[[ $(jq -r '.files[0].sha256' "$T/json") == $(jq -r '.trailer.sha256' "$T/good.json") &&
+  $(jq -r '.files[0].bytes' "$T/json") == $(jq -r '.trailer.bytes' "$T/good.json") ]] ||
+  fail "json file 0: sha256 and bytes are not the trailer's: $(jq -c '.files[0]' "$T/json")"
+[[ $(jq -r '.files[1].problems[0] | has("key") and has("detail")' "$T/json") == true ]] ||
+  fail "json problems: $(jq -c '.files[1].problems[0]' "$T/json")"
 expect_fail "${nosrv[@]}" verify "$T/good.json" "$T/missing.json"
 [[ $LAST_RC == 2 ]] || fail "a missing file among good ones exited $LAST_RC"
 
