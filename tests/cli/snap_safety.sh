@@ -13,7 +13,8 @@
 #     list --all, under the source's name: copies are taken copy-on-write
 #     there), nothing under the destination, and a later copy works;
 #     killed while moving its keys in, it leaves a journal, and the next
-#     mount finishes the move; so does a restore --force or copy --force
+#     mount finishes the move (so do the next restore or copy into it and
+#     diff of it); so does a restore --force or copy --force
 #     killed while it moves the old filesystem aside; if its staged keys expired first, the next
 #     copy of the target, mount or delete puts the old filesystem back (and
 #     says so) and goes on;
@@ -276,6 +277,24 @@ unmount_fs
 [[ -z $(rcli --scan --pattern 'CRASHED~*') ]] || fail "staging keys left after the move was finished"
 [[ $(rcli --scan --pattern 'CRASHED:*' | grep -c ':BLK:999999:') == 150000 ]] || fail "the finished copy lost blocks"
 snap -q delete CRASHED
+
+note "so does the next restore or copy into it, and the next diff of it"
+for finisher in restore copy diff; do
+  rc=0
+  REDISFS_FAULT=install-swap-crash "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" -q copy NEW FIN 2>/dev/null || rc=$?
+  [[ $rc == 137 && $(rcli exists FIN:INSTALLING) == 1 ]] || fail "the crash fault did not leave a move half done ($rc)"
+  rcli del FIN:RESERVED >/dev/null  # (as its TTL would)
+  case $finisher in
+    restore) snap restore --force "$T/new.json" --prefix FIN >"$T/out" 2>"$T/err" ;;
+    copy) snap copy --force NEW FIN >"$T/out" 2>"$T/err" ;;
+    diff) snap diff FIN NEW >"$T/out" 2>"$T/err" ;;
+  esac || fail "$finisher after a move killed halfway: $(cat "$T/err")"
+  grep -q "warning: finished the interrupted restore, copy or rollback into 'FIN' first" "$T/err" ||
+    fail "$finisher does not say it finished the move: $(cat "$T/err")"
+  [[ $(rcli exists FIN:INSTALLING) == 0 && -z $(leftovers) ]] || fail "$finisher left the move's keys: $(leftovers | head -3)"
+  snap -q fsck FIN || fail "FIN after $finisher: $(snap fsck FIN 2>&1 | head -3)"
+  snap -q delete FIN
+done
 
 # crash_over NAME: copy NEW over NAME --force, killed while moving its keys
 # in, then its staged keys and reservation gone as their TTLs would end
