@@ -37,7 +37,7 @@ resumed() {
 note "dump | restore, the pipe broken midway (the dump's end of it closed)"
 rc=0
 snap -q dump SRC-snap 2>"$T/dump.err" | head -c $((size / 2)) | snap -q restore - --prefix BROKEN 2>"$T/err" || rc=$?
-grep -q 'write failed' "$T/dump.err" || fail "the dump did not see its pipe break: $(cat "$T/dump.err")"
+grep -q 'writing to stdout failed: Broken pipe' "$T/dump.err" || fail "the dump did not see its pipe break: $(cat "$T/dump.err")"
 ((rc == 1)) || fail "the broken restore exited $rc"
 grep -q "records staged are kept for 12 h: 'restore --resume'" "$T/err" || fail "no hint: $(cat "$T/err")"
 [[ $(key_count BROKEN) == 0 ]] || fail "the broken restore wrote BROKEN"

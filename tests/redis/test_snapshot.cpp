@@ -1115,7 +1115,13 @@ TEST_CASE_FIXTURE(RedisFixture, "list: kinds, mounts, temporary prefixes, JSON")
   const std::string incomplete = extra_prefix();
   Cleanup more{conn(), {staging, replaced}};
   for (const std::string& p : {staging, replaced}) {
-    ok(copy_filesystem(pool, prefix, p, CopyOptions{false, true, true}));
+    // (no copy makes a filesystem under a temporary prefix's form: one is
+    // made under another name, and its keys renamed, as a tool's are)
+    const std::string made = extra_prefix();
+    ok(copy_filesystem(pool, prefix, made, CopyOptions{false, true, true}));
+    for (const std::string& key : test::keys_under(conn(), made)) {
+      ok(conn().command({"RENAME", key, p + key.substr(made.size())}));
+    }
   }
   ok(conn().command({"SET", reserved + ":RESERVED", "a test", "PX", "60000"}));
   ok(conn().command({"HSET", incomplete + ":INODE:1", "type", "dir"}));
