@@ -144,6 +144,9 @@ snap -q fsck "$PREFIX" >/dev/null || fail "fsck of the rolled-back filesystem"
   fail "list: $(snap list)"
 [[ -z $(sb "$PREFIX" snapshot_id) && $(sb "$PREFIX" read_only) == 0 && -n $(sb "$PREFIX" rolled_back) ]] ||
   fail "FS superblock: $(rcli hgetall "$PREFIX:SB")"
+# FS has SNAP's lineage and its own origin (none: it is no copy)
+[[ $(sb "$PREFIX" lineage) == "$(sb MON lineage)" && -z $(sb "$PREFIX" origin) ]] ||
+  fail "FS's lineage and origin after the rollback: $(sb "$PREFIX" lineage) / $(sb MON lineage), origin '$(sb "$PREFIX" origin)'"
 (($(sb "$PREFIX" next_inode) >= $(sb "$KEPT" next_inode))) || fail "next_inode went back"
 
 note "unmounted, --keep-as, and back to the kept state"
