@@ -38,6 +38,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -163,6 +164,7 @@ Status set_prefix(DaemonConfig& cfg, std::string_view prefix, std::string_view f
 }
 
 Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig& cfg) {
+  std::optional<bool> ro;  // the last of -o ro and -o rw, as mount(8) reads them
   for (const std::string& list : options) {
     std::string_view rest = list;
     while (!rest.empty()) {
@@ -195,10 +197,8 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
         cfg.write_through = true;
       } else if (opt == "writeback") {
         cfg.writeback = true;
-      } else if (opt == "ro") {
-        cfg.read_only = true;
-      } else if (opt == "rw") {
-        continue;  // the default; --read-only or -o ro win
+      } else if (opt == "ro" || opt == "rw") {
+        ro = opt == "ro";
       } else if (opt == "default_permissions") {
         cfg.default_permissions = true;
       } else if (key == "fsname" && eq != std::string_view::npos) {
@@ -233,6 +233,10 @@ Status apply_mount_options(const std::vector<std::string>& options, DaemonConfig
       }
     }
   }
+  if (ro && !*ro && cfg.read_only) {
+    return make_error(EINVAL, "--read-only asks for a read-only mount, -o rw for a read-write one: give one of them");
+  }
+  cfg.read_only = cfg.read_only || ro.value_or(false);
   return {};
 }
 

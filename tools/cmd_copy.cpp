@@ -21,7 +21,8 @@ void add_copy_command(CLI::App& app, ToolContext& ctx) {
   CLI::App* sub = app.add_subcommand(
       "copy", "Copy filesystem SRC to the new prefix DST on the server: a read-only snapshot of one instant");
   add_prefix_option(sub, "SRC", args->src, "prefix of the filesystem to copy")->required();
-  add_prefix_option(sub, "DST", args->dst, "prefix of the copy (must hold no key)")->required();
+  add_prefix_option(sub, "DST", args->dst, "prefix of the copy (must hold no key)", "the destination of a copy")
+      ->required();
   sub->add_flag("--force", args->force, "replace an existing DST (never a mounted one)");
   sub->add_flag("--writable", args->writable, "make a writable clone instead of a read-only snapshot");
   sub->callback([args, &ctx] {

@@ -70,7 +70,8 @@ void add_restore_command(CLI::App& app, ToolContext& ctx) {
   sub->add_option("FILE", args->input,
                   "dump to read ('-': stdin, the default); zstd or gzip compressed is told by its first bytes")
       ->type_name("FILE");
-  add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)");
+  add_prefix_option(sub, "--prefix", args->prefix, "restore under this prefix (default: the one in the dump)",
+                    "the target of a restore");
   sub->add_flag("--force", args->force, "replace an existing filesystem (never a mounted one)");
   CLI::Option* dry_run = sub->add_flag(
       "--dry-run", args->dry_run,

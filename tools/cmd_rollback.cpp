@@ -28,7 +28,8 @@ void add_rollback_command(CLI::App& app, ToolContext& ctx) {
   add_prefix_option(sub, "SNAP", args->snap, "prefix of a snapshot of FS")->required();
   sub->add_flag("--force", args->force, "even while FS is mounted (its mounts then fail with ESTALE)");
   auto* discard = sub->add_flag("--discard", args->discard, "do not keep the replaced state");
-  add_prefix_option(sub, "--keep-as", args->keep_as, "keep the replaced state under this prefix")
+  add_prefix_option(sub, "--keep-as", args->keep_as, "keep the replaced state under this prefix",
+                    "the name the replaced state is kept as")
       ->excludes(discard);
   sub->callback([args, &ctx] {
     Pool& pool = ctx.need_pool_for({args->fs, args->snap}, "rollback");

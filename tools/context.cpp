@@ -97,23 +97,27 @@ void ToolContext::close() {
 ToolContext::~ToolContext() { close(); }
 
 namespace {
-CLI::Validator _prefix_validator() {
+CLI::Validator _prefix_validator(std::string made_as) {
   return CLI::Validator(
-      [](std::string& prefix) {
+      [made_as = std::move(made_as)](std::string& prefix) {
         Status st = normalize_prefix(prefix);
+        if (st.ok() && !made_as.empty()) {
+          st = refuse_temp_name(prefix, made_as);
+        }
         return st.ok() ? std::string() : st.error().message;
       },
       "", "PREFIX");
 }
 }  // namespace
 
-CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help) {
-  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator());
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help,
+                               std::string made_as) {
+  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator(std::move(made_as)));
 }
 
 CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::optional<std::string>& target,
-                               const std::string& help) {
-  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator());
+                               const std::string& help, std::string made_as) {
+  return sub->add_option(name, target, help)->type_name("PREFIX")->transform(_prefix_validator(std::move(made_as)));
 }
 
 void throw_failure(const Error& error) { throw CommandFailed{error.message, 1}; }

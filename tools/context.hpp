@@ -58,10 +58,13 @@ struct CommandFailed {
 
 // A PREFIX argument or option: shown as PREFIX in --help, and taken as
 // normalize_prefix takes it ("SKX:" is SKX); an invalid one is a command
-// line error (exit 2).
-CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help);
+// line error (exit 2). `made_as`: the prefix names a filesystem the
+// command makes (copy's DST, restore's --prefix, rollback's --keep-as),
+// which no tool's temporary form may name (refuse_temp_name).
+CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::string& target, const std::string& help,
+                               std::string made_as = {});
 CLI::Option* add_prefix_option(CLI::App* sub, const std::string& name, std::optional<std::string>& target,
-                               const std::string& help);
+                               const std::string& help, std::string made_as = {});
 
 // Throws CommandFailed{error.message}: a subcommand's one-line failure.
 [[noreturn]] void throw_failure(const Error& error);

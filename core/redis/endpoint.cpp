@@ -253,6 +253,10 @@ Result<Endpoint> resolve_endpoint(const EndpointOptions& opts) {
   if (!parsed.ok()) {
     return make_error(parsed.code(), std::string(source) + ": " + parsed.error().message);
   }
+  if (!opts.data_dir.empty()) {
+    return make_error(EINVAL, "--data-dir names the embedded server's directory, but " + std::string(source) +
+                                  " names a server: give one of them");
+  }
   ep.url = std::move(parsed).value();
   ep.url.timeout = timeout;
   if (auto pw = _env("REDISFS_PASSWORD")) {

@@ -94,17 +94,33 @@ Error _bad(const std::string& why) {
   return make_error(EINVAL, "invalid Redis URL: " + why + " (expected " + std::string(k_forms) + ")");
 }
 
-// "user[:password]@" at the front of `rest`, if any; `rest` keeps what follows.
-Status _take_credentials(std::string_view& rest, std::string_view stop_chars, RedisUrl& u) {
+// An '@' where no host, port, database or master name has one: what
+// follows a '/' or '?' in a password that is not percent-encoded.
+Error _misplaced_at() {
+  return _bad(
+      "an '@' after the host; a user name or password holding '/', '?', '@' or '%' must be "
+      "percent-encoded (%2F, %3F, %40, %25)");
+}
+
+// "user[:password]@" at the front of `rest`, if any; `rest` keeps what
+// follows. `tcp`: no host, port, database or master name has an '@' (a
+// unix socket's path may).
+Status _take_credentials(std::string_view& rest, std::string_view stop_chars, RedisUrl& u, bool tcp) {
   // The credentials end at the last '@' before the path/query starts
   // (a password may contain '@' only percent-encoded, but be lenient).
   std::string_view head = rest.substr(0, rest.find_first_of(stop_chars));
   auto at = head.rfind('@');
   if (at == std::string_view::npos) {
+    if (tcp && rest.find('@') != std::string_view::npos) {
+      return _misplaced_at();
+    }
     return {};
   }
   std::string_view cred = head.substr(0, at);
   rest.remove_prefix(at + 1);
+  if (tcp && rest.find('@') != std::string_view::npos) {
+    return _misplaced_at();
+  }
   auto colon = cred.find(':');
   TRY_ASSIGN(u.user, _percent_decode(cred.substr(0, colon)));
   if (colon != std::string_view::npos) {
@@ -161,7 +177,7 @@ Status _db_query(std::string_view query, RedisUrl& u) {
 Result<RedisUrl> _parse_unix(std::string_view rest) {
   RedisUrl u;
   u.is_unix = true;
-  TRY(_take_credentials(rest, "/?", u));
+  TRY(_take_credentials(rest, "/?", u, false));
   auto q = rest.find('?');
   std::string_view path = rest.substr(0, q);
   if (path.empty() || path[0] != '/') {
@@ -177,7 +193,7 @@ Result<RedisUrl> _parse_unix(std::string_view rest) {
 Result<RedisUrl> _parse_sentinel(std::string_view rest, bool tls) {
   RedisUrl u;
   u.tls.enabled = tls;
-  TRY(_take_credentials(rest, "/?", u));
+  TRY(_take_credentials(rest, "/?", u, true));
   auto slash = rest.find('/');
   if (slash == std::string_view::npos) {
     return _bad("a sentinel URL names its master: .../MASTERNAME");
@@ -211,7 +227,7 @@ Result<RedisUrl> _parse_sentinel(std::string_view rest, bool tls) {
 Result<RedisUrl> _parse_tcp(std::string_view rest, bool tls) {
   RedisUrl u;
   u.tls.enabled = tls;
-  TRY(_take_credentials(rest, "/?", u));
+  TRY(_take_credentials(rest, "/?", u, true));
   auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) {

@@ -68,6 +68,12 @@ expect_rc 2 snap --timeout 0 list
 says "redisfs-snap: error: --timeout: the timeout must be more than 0 and at most 86400 seconds"
 expect_rc 2 snap --tls list
 says "--tls needs a TCP server"
+expect_rc 2 snap --data-dir "$T/never" list
+says "redisfs-snap: error: --data-dir names the embedded server's directory, but --redis names a server"
+[[ ! -e $T/never ]] || fail "a refused list created the data directory it was given beside a server"
+expect_rc 2 "$REDISFS_SNAP_BIN" --redis 'redis://:pass/word@127.0.0.1:1' list
+says "an '@' after the host; a user name or password holding '/', '?', '@' or '%' must be percent-encoded"
+! grep -q 'pass/word\|database' "$T/err" || fail "a password with a raw '/': $(cat "$T/err")"
 expect_rc 2 "$REDISFS_SNAP_BIN" --redis 'ftp://x' list
 says "redisfs-snap: error: --redis: invalid Redis URL: unknown scheme"
 [[ $(wc -l <"$T/err") == 1 ]] || fail "a bad URL: not one line: $(cat "$T/err")"
@@ -394,9 +400,10 @@ note "the form of a tool's temporary prefix is no name for a filesystem"
 for cmd in "copy SKX SKX~dump~0123abcd" "restore $T/full-dev.json --prefix SKX~copy~00ff" \
   "rollback SKX SKX2 --keep-as SKX~replaced~0a"; do
   read -ra argv <<<"$cmd"
-  expect_rc 1 snap "${argv[@]}"
+  expect_rc 2 snap "${argv[@]}"  # (a command line that cannot be used: read before the dump or the server)
   [[ $(wc -l <"$T/err") == 1 ]] || fail "$cmd: not one line: $(cat "$T/err")"
   says "is the form of a tool's temporary prefix"
+  ! grep -qF "$T/full-dev.json" "$T/err" || fail "$cmd: the refusal of a name blames the dump: $(cat "$T/err")"
 done
 [[ -z $(rcli --scan --pattern 'SKX~*') ]] || fail "a refused temporary name left keys: $(rcli --scan --pattern 'SKX~*' | head -3)"
 

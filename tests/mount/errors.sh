@@ -135,6 +135,15 @@ WANT_RC=1 refused 1 "$T/no-such-ca.pem" --redis rediss://127.0.0.1:1 --tls-ca-ce
 WANT_RC=2 refused 1 "--sentinel and --redis" --redis "$url" --sentinel 127.0.0.1:1/mymaster --prefix "$PREFIX" "$MNT"
 WANT_RC=2 refused 1 "--tls needs a server given by --redis" --data-dir "$T/never" --tls --prefix "$PREFIX" "$MNT"
 [[ ! -e $T/never ]] || fail "a refused embedded mount created its data directory"
+# --data-dir is the embedded server's: beside a server named otherwise it
+# would be ignored
+WANT_RC=2 refused 1 "--data-dir names the embedded server's directory, but --redis names a server" \
+  --data-dir "$T/never" --redis "$url" --prefix "$PREFIX" "$MNT"
+WANT_RC=2 REDISFS_URL=$url refused 1 "but REDISFS_URL names a server" -o data_dir="$T/never" --prefix "$PREFIX" "$MNT"
+[[ ! -e $T/never ]] || fail "a refused mount created the data directory it was given beside a server"
+# of -o ro and -o rw the last wins (mount(8)); --read-only with -o rw is a contradiction
+WANT_RC=2 refused 1 "--read-only asks for a read-only mount, -o rw for a read-write one" --read-only -o rw \
+  --redis "$url" --prefix "$PREFIX" "$MNT"
 
 # the new options are accepted (the timeout and WAIT count are the client's)
 mount_fs --timeout 5 --sync-replicas 0 -o timeout=7,sync_replicas=0

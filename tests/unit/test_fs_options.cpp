@@ -76,6 +76,23 @@ TEST_CASE("fs options: what only mount(8), fstab or systemd read is dropped") {
   CHECK(cfg.fsname == "f");
 }
 
+TEST_CASE("fs options: of ro and rw the last wins, as mount(8) reads them, and --read-only with -o rw is refused") {
+  CHECK(_apply({"ro"}).read_only);
+  CHECK_FALSE(_apply({"ro,rw"}).read_only);
+  CHECK(_apply({"rw,ro"}).read_only);
+  CHECK_FALSE(_apply({"ro", "noatime,rw"}).read_only);
+  CHECK(_apply({"rw", "ro"}).read_only);
+
+  DaemonConfig cfg;
+  cfg.read_only = true;  // --read-only
+  CHECK(apply_mount_options({"ro"}, cfg).ok());
+  CHECK(cfg.read_only);
+  Status st = apply_mount_options({"ro,rw"}, cfg);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.find("--read-only asks for a read-only mount, -o rw for a read-write one") !=
+        std::string::npos);
+}
+
 TEST_CASE("fs options: bad values are refused with the option's name") {
   CHECK(_refused({"attr_timeout=soon"}).find("attr_timeout") != std::string::npos);
   CHECK(_refused({"entry_timeout=-1"}).find("entry_timeout") != std::string::npos);

@@ -66,6 +66,18 @@ TEST_CASE("credentials and percent-encoding") {
   CHECK(u.password == "a@b");
   CHECK(u.host == "host");
   CHECK(u.port == 7);
+
+  // A raw '/' or '?' in a password ends the host's part early: the '@'
+  // left after it is named, not the database or the port it lands in.
+  for (const char* url : {"redis://:pa/ss@h:6379", "rediss://u:a?b@h", "redis-sentinel://:x/y@h:1/m"}) {
+    auto r = parse_redis_url(url);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("must be percent-encoded (%2F") != std::string::npos);
+    CHECK(r.error().message.find("database") == std::string::npos);
+  }
+  // A unix socket's path may hold an '@'.
+  CHECK(_parse("unix://u@/run/redis@a.sock").path == "/run/redis@a.sock");
+  CHECK(_parse("unix:///run/redis@a.sock").path == "/run/redis@a.sock");
 }
 
 TEST_CASE("IPv6 hosts") {
