@@ -76,6 +76,10 @@ if sb_type == 'none' then
 elseif sb_type ~= 'hash' then
   fail('WRONGTYPE', 'the superblock is not a hash')
 end
+local index_type = redis.call('TYPE', KEYS[8])['ok']  -- (its RPUSH comes last)
+if index_type ~= 'none' and index_type ~= 'list' then
+  fail('WRONGTYPE', 'the staging index ' .. KEYS[8] .. ' is not a list')
+end
 redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('HSET', KEYS[2], 'staging', ARGV[1], 'token', ARGV[2], 'deadline', fmt(now + tonumber(ARGV[3])),
            'ttl', ARGV[4], 'dst', ARGV[5], 'done', '0', 'total', '0')

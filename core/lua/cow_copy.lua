@@ -30,6 +30,14 @@
 if not cow_held(KEYS[1], ARGV[1]) then
   fail('LOST', 'the snapshot lapsed')
 end
+-- (before the first copy: a script that fails midway keeps what it wrote,
+-- and TOUCHED's SISMEMBER and SADD, the index's RPUSH, come after copies)
+for k, want in pairs({[2] = 'set', [3] = 'list'}) do
+  local t = redis.call('TYPE', KEYS[k])['ok']
+  if t ~= 'none' and t ~= want then
+    fail('WRONGTYPE', KEYS[k] .. ' is not a ' .. want)
+  end
+end
 local n = (#KEYS - 3) / 2
 local mode = ARGV[6] or 'copy'
 local out = {}

@@ -706,6 +706,58 @@ TEST_CASE_FIXTURE(RedisFixture, "cow: a copier's batch run twice answers alike a
   ok(remove_staging(*lease, tk));
 }
 
+// A script that raises keeps what it wrote before (Redis has no rollback):
+// cow_begin.lua and cow_copy.lua look at the staging keys they write last
+// (the index, TOUCHED) before their first write, so that one of the wrong
+// type (written by someone else under the staging prefix) fails them with
+// nothing done: no COW record holding the prefix, no lineage, no copy.
+TEST_CASE_FIXTURE(RedisFixture,
+                  "cow: a staging index or TOUCHED of the wrong type fails begin and copy before they write") {
+  StoreOptions opts;
+  opts.mkfs_block_size = 4096;
+  auto s = ok(Store::open(pool, prefix, opts));
+  Ino f = ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user)).ino;
+  ok(s->write(f, 0, "data", false));
+  ok(s->end_session());
+  Connection& c = conn();
+  ok(c.command({"SADD", keys.changed(), "since:0000000000000001"}));
+  Keys tk(make_temp_prefix(prefix, TempKind::Copy));
+  const std::string index = staging_index_key(tk);
+  SUBCASE("cow_begin") {
+    ok(c.command({"SET", index, "someone else's"}));
+    const std::vector<std::string> k{keys.freeze(),  keys.cow(),   keys.sb(), tk.sb(),       tk.touched(),
+                                     keys.changed(), tk.changed(), index,     keys.mounts(), keys.installing()};
+    const std::vector<std::string> a{
+        tk.prefix(), "00112233445566778899aabbccddeeff", "10000", "600000", "", "0123456789abcdef", "0",
+        "16",        std::to_string(k_format_version)};
+    Result<Reply> r = c.eval(lua::cow_begin, k, a);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("is not a list") != std::string::npos);
+    CHECK(ok(c.command({"EXISTS", keys.cow(), tk.sb(), tk.changed()})).view().integer() == 0);
+    CHECK(ok(c.command({"HEXISTS", keys.sb(), "lineage"})).view().integer() == 0);
+    CHECK(ok(c.command({"SMEMBERS", keys.changed()})).view().size() == 1);  // (not taken over)
+  }
+  SUBCASE("cow_copy") {
+    auto lease = ok(pool.acquire());
+    CowSnapshot cow = ok(CowSnapshot::begin(*lease, keys, tk, "a test"));
+    for (const auto& [key, type] : {std::pair{tk.touched(), "a set"}, std::pair{index, "a list"}}) {
+      CAPTURE(key);
+      ok(c.command({"DEL", tk.touched(), index}));
+      ok(c.command({"SET", key, "someone else's"}));
+      const std::vector<std::string> batch{keys.cow(),       tk.touched(), index,         keys.inode(f),
+                                           keys.block(f, 0), tk.inode(f),  tk.block(f, 0)};
+      const std::vector<std::string> args{cow.token(), std::to_string(k_temp_ttl_ms), "-b", "1", "9"};
+      Result<Reply> r = lease->eval(lua::cow_copy, batch, args);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().message.find(std::string("is not ") + type) != std::string::npos);
+      CHECK(ok(c.command({"EXISTS", tk.inode(f), tk.block(f, 0)})).view().integer() == 0);
+    }
+    ok(c.command({"DEL", tk.touched(), index}));
+    ok(cow.end(*lease));
+    ok(remove_staging(*lease, tk));
+  }
+}
+
 // cow_begin.lua sent again after its reply was lost (it is marked
 // `--! resend`): the second run finds its own instant (its staging prefix
 // and token) and answers what the first answered, changing nothing; once

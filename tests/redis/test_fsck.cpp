@@ -684,6 +684,14 @@ TEST_CASE_FIXTURE(FsckFixture, "a stray key or a lease goes only if what the che
   CHECK(del({lease, record, mounts}, {"untracked", "lease", "60000", "s1"}) == 1);
   CHECK_FALSE(exists(lease));
   CHECK(_ok(c.command({"HKEYS", mounts})).view().size() == 1);
+  // a register that is no hash (fsck's finding of its own): the lease
+  // still goes, with its mark
+  cmd({"DEL", record});
+  cmd({"SET", lease, "v1 host"});
+  cmd({"SET", mounts, "damaged"});
+  CHECK(del({lease, record, mounts}, {"untracked", "lease", "60000", "s1"}) == 1);
+  CHECK_FALSE(exists(lease));
+  CHECK(_ok(c.command({"GET", record})).view().str() == "untracked");
   cmd({"SET", lease, "frozen"});
   CHECK(del({lease, record}, {"written", "lease", "60000"}) == 1);
   CHECK_FALSE(exists(lease));
