@@ -21,7 +21,7 @@ namespace redisfs {
 
 namespace {
 
-constexpr std::size_t k_dir_batch = 256;     // DIR pages asked for at once
+constexpr std::size_t k_dir_batch = 32;      // DIR pages asked for at once (their entries: the walk's memory)
 constexpr std::size_t k_inode_batch = 1000;  // inodes asked for at once
 constexpr std::string_view k_hscan_count = "1000";
 
@@ -278,15 +278,24 @@ class DuWalk {
   // directory to the walk.
   Status stat(const std::vector<Entry>& entries, std::size_t at, std::size_t end) {
     for (std::size_t i = at; i < end; ++i) {
-      m_c.append({"HMGET", m_keys.inode(entries[i].ino), "type", "bytes"});
+      m_c.append({"HMGET", m_keys.inode(entries[i].ino), "type", "bytes", "nlink"});
     }
     std::uint64_t walked = 0;
     for (std::size_t i = at; i < end; ++i) {
       TRY_ASSIGN(Reply r, m_c.read_reply());
       ReplyView v = r.view();
       const Entry& e = entries[i];
-      if (!v.is_array() || v.size() != 2 || v[0].is_nil() || !m_seen.insert(e.ino)) {
-        continue;  // an entry naming nothing (fsck's), or a hard link seen before
+      if (!v.is_array() || v.size() != 3 || v[0].is_nil()) {
+        continue;  // an entry naming nothing (fsck's)
+      }
+      // Only what another entry may name again is remembered: directories
+      // (a damaged tree may name one twice: the walk must not loop) and
+      // files with several links (or a link count that does not read as
+      // 1), so memory holds a record per directory, not per file.
+      std::uint64_t nlink = 0;
+      const bool once = v[0].str() != "dir" && !v[2].is_nil() && parse_u64(v[2].str(), nlink) && nlink == 1;
+      if (!once && !m_seen.insert(e.ino)) {
+        continue;  // a hard link seen before
       }
       ++walked;
       if (v[0].str() == "dir") {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <span>
 
 #include "redis/scan.hpp"
 #include "util/text.hpp"
@@ -12,6 +13,10 @@ namespace redisfs {
 namespace {
 
 constexpr std::size_t k_inode_batch = 512;
+// First pages of directories asked for in one round trip: what they hold
+// together (up to about k_hscan_count names each) is the walk's largest
+// piece of memory.
+constexpr std::size_t k_dir_pipeline = 32;
 constexpr std::string_view k_hscan_count = "1000";
 constexpr std::string_view k_scan_count = "1000";
 // Below this many possible blocks a file's blocks are always named.
@@ -186,6 +191,18 @@ Status KeyWalk::visit_now(std::string_view kind, const std::vector<std::uint64_t
 
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
   TRY(visit_now("DIR:", dirs));
+  for (std::size_t at = 0; at < dirs.size(); at += k_dir_pipeline) {
+    TRY(read_dir_pages(std::span(dirs).subspan(at, std::min(k_dir_pipeline, dirs.size() - at))));
+  }
+  if (m_opts.source == nullptr) {
+    for (std::uint64_t d : dirs) {
+      TRY(add("DIR:" + _num(d), false));
+    }
+  }
+  return {};
+}
+
+Status KeyWalk::read_dir_pages(std::span<const std::uint64_t> dirs) {
   const std::string before = m_c.answered_by();
   for (std::uint64_t d : dirs) {
     m_c.append({"HSCAN", m_keys.dir(d), "0", "COUNT", k_hscan_count});
@@ -211,11 +228,6 @@ Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
       for (std::size_t j = 0; j + 1 < page->size(); j += 2) {
         enqueue((*page)[j + 1].str(), dirs[i]);
       }
-    }
-  }
-  if (m_opts.source == nullptr) {
-    for (std::uint64_t d : dirs) {
-      TRY(add("DIR:" + _num(d), false));
     }
   }
   return {};

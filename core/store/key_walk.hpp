@@ -100,6 +100,8 @@ class KeyWalk {
   Status flush();
   Status visit_batch(const std::vector<std::uint64_t>& batch);
   Status read_dirs(const std::vector<std::uint64_t>& dirs);
+  // The entries of `dirs`, their first pages in one round trip.
+  Status read_dir_pages(std::span<const std::uint64_t> dirs);
   Status read_orphans();
   Status visit_now(std::string_view kind, const std::vector<std::uint64_t>& inos);
   void note(std::string why);
