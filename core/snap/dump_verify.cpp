@@ -522,9 +522,13 @@ struct ChainState {
 // too (restore deletes first: fsck_layers.hpp).
 // With an index, an incremental's keys are named in it as layer `layer`
 // (fsck_layers.hpp).
+// `keep`: a later file of the chain applies to the state this one leaves,
+// so each key's terms are kept for it; else (the chain's last file, as a
+// lone full dump is) only their sum, and memory holds nothing per key.
 class ChainSink : public dump::Sink {
  public:
-  ChainSink(ChainState& s, LayerIndex* index, std::uint32_t layer) : m_s(s), m_index(index), m_layer(layer) {}
+  ChainSink(ChainState& s, LayerIndex* index, std::uint32_t layer, bool keep)
+      : m_s(s), m_index(index), m_layer(layer), m_keep(keep) {}
   Status on_header(const dump::Header&) override { return {}; }
   Status on_string(std::string_view key, std::string&&) override {  // blocks: not in the digest
     name(key, false);
@@ -563,8 +567,12 @@ class ChainSink : public dump::Sink {
     }
     TRY(forget(key));
     m_s.sum.add(m_key_sum.value());
-    m_s.keys.emplace(std::string(key), m_key_sum.value());
-    m_written.emplace(key);
+    if (m_keep) {
+      m_s.keys.emplace(std::string(key), m_key_sum.value());
+    }
+    if (m_keep || m_index != nullptr) {  // (an incremental's deletions ask)
+      m_written.emplace(key);
+    }
     return {};
   }
   Status on_delete(std::string_view key) override {
@@ -589,6 +597,7 @@ class ChainSink : public dump::Sink {
   ChainState& m_s;
   LayerIndex* m_index;
   std::uint32_t m_layer;
+  bool m_keep;
   KeyKind m_kind = KeyKind::Unknown;
   DigestSum m_key_sum;
   std::unordered_set<std::string> m_written;  // the digest's keys this dump writes
@@ -758,7 +767,8 @@ Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opt
   std::vector<VerifyReport*> layers;
   LayerIndex index;
   bool sound = false;
-  for (VerifyReport& r : reports) {
+  for (std::size_t at = 0; at < reports.size(); ++at) {
+    VerifyReport& r = reports[at];
     if (!r.refusal.empty()) {
       state.reset();
       continue;
@@ -775,7 +785,8 @@ Status verify_chain(std::vector<VerifyReport>& reports, const VerifyOptions& opt
     }
     sound = (layers.empty() || sound) && r.sound();
     layers.push_back(&r);
-    ChainSink sink(*state, r.incremental ? &index : nullptr, static_cast<std::uint32_t>(layers.size() - 1));
+    const bool followed = at + 1 < reports.size() && reports[at + 1].incremental;
+    ChainSink sink(*state, r.incremental ? &index : nullptr, static_cast<std::uint32_t>(layers.size() - 1), followed);
     TRY(_again(r, sink, opts));
     if (!state->other_block_size.empty()) {
       r.chain.push_back("its block size " + printable(cut(state->other_block_size, 20)) + " is not that of what " +
