@@ -300,10 +300,14 @@ class TempStreamer {
   }
 
   // The keys of a page of the index that a walk takes (the inodes, or
-  // every other key), cut into Pages of at most page_blocks() blocks each.
+  // every other key), cut into Pages of at most page_blocks() blocks and
+  // k_page_hashes directories or attribute hashes each (their first
+  // HSCAN pages, up to about 1,000 fields each, come in one pipeline).
+  static constexpr std::size_t k_page_hashes = 32;
   void split(const std::vector<std::string>& rels, bool inodes, std::deque<Page>& out) const {
     const std::size_t most = page_blocks();
     Page page;
+    std::size_t hashes = 0;
     for (const std::string& rel : rels) {
       const KeyKind kind = parse_relative_key(rel).kind;
       if ((m_orphans_written && rel == m_orphans) || (kind == KeyKind::Inode) != inodes) {
@@ -312,10 +316,12 @@ class TempStreamer {
       page.rels.push_back(rel);
       if (kind == KeyKind::Block) {
         page.blocks.push_back(rel);
-        if (page.blocks.size() == most) {
-          out.push_back(std::move(page));
-          page = Page{};
-        }
+      }
+      hashes += kind == KeyKind::Dir || kind == KeyKind::Xattr ? 1 : 0;
+      if (page.blocks.size() == most || hashes == k_page_hashes) {
+        out.push_back(std::move(page));
+        page = Page{};
+        hashes = 0;
       }
     }
     if (!page.rels.empty()) {
