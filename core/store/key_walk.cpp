@@ -13,10 +13,6 @@ namespace redisfs {
 namespace {
 
 constexpr std::size_t k_inode_batch = 512;
-// First pages of directories asked for in one round trip: what they hold
-// together (up to about k_hscan_count names each) is the walk's largest
-// piece of memory.
-constexpr std::size_t k_dir_pipeline = 32;
 constexpr std::string_view k_hscan_count = "1000";
 constexpr std::string_view k_scan_count = "1000";
 // Below this many possible blocks a file's blocks are always named.
@@ -132,9 +128,10 @@ Status KeyWalk::read_orphans() {
 }
 
 Status KeyWalk::add(std::string rel, bool block) {
+  m_pending_dirs += rel.starts_with("DIR:") ? 1 : 0;
   m_pending.push_back(std::move(rel));
   m_pending_block.push_back(block ? 1 : 0);
-  if (m_pending.size() >= m_opts.batch) {
+  if (m_pending.size() >= m_opts.batch || (m_opts.dir_pages > 0 && m_pending_dirs >= m_opts.dir_pages)) {
     return flush();
   }
   return {};
@@ -161,6 +158,7 @@ Status KeyWalk::flush() {
   }
   m_pending.clear();
   m_pending_block.clear();
+  m_pending_dirs = 0;
   return {};
 }
 
@@ -191,8 +189,8 @@ Status KeyWalk::visit_now(std::string_view kind, const std::vector<std::uint64_t
 
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
   TRY(visit_now("DIR:", dirs));
-  for (std::size_t at = 0; at < dirs.size(); at += k_dir_pipeline) {
-    TRY(read_dir_pages(std::span(dirs).subspan(at, std::min(k_dir_pipeline, dirs.size() - at))));
+  for (std::size_t at = 0; at < dirs.size(); at += k_walk_dir_pages) {
+    TRY(read_dir_pages(std::span(dirs).subspan(at, std::min(k_walk_dir_pages, dirs.size() - at))));
   }
   if (m_opts.source == nullptr) {
     for (std::uint64_t d : dirs) {

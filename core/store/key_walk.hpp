@@ -58,6 +58,11 @@ namespace redisfs {
 // that is not a string, else the block's length (0 for any other key).
 using KeyVisitor = std::function<Status(std::span<const std::string> rels, std::vector<long long>& found)>;
 
+// Directories whose first HSCAN pages one round trip asks for, in the
+// walk (read_dirs) and in a visitor that reads them (dir_pages below):
+// those pages together are a walk's largest piece of memory.
+inline constexpr std::size_t k_walk_dir_pages = 32;
+
 struct KeyWalkOptions {
   bool opens = false;  // also OPEN:<n> of every inode (delete)
   std::size_t batch = 1000;  // candidates per visit
@@ -68,6 +73,10 @@ struct KeyWalkOptions {
   // blocks are looked for by SCAN under both prefixes. Every key is still
   // visited once.
   const Keys* source = nullptr;
+  // For a visitor that reads each hash's first HSCAN page in its pipeline:
+  // a visit ends at this many DIR:<n> candidates (a directory's page holds
+  // up to about 1,000 names), whatever `batch` says. 0: no such limit.
+  std::size_t dir_pages = 0;
 };
 
 struct KeyWalkResult {
@@ -121,6 +130,7 @@ class KeyWalk {
   std::vector<std::uint64_t> m_sparse;       // files whose blocks are found by SCAN
   std::vector<std::string> m_pending;        // candidates not visited yet
   std::vector<char> m_pending_block;
+  std::size_t m_pending_dirs = 0;  // DIR:<n> candidates in m_pending
   std::vector<long long> m_found;
 
   KeyWalkResult m_result;
