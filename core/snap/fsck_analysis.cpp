@@ -1067,16 +1067,10 @@ void FsckAnalysis::orphan(std::string_view field, std::string_view session, bool
     return;
   }
   n->in_orphans = true;
+  n->orphan_dead = !mount_alive;
   m_orphan_records.emplace_back(ino, std::string(session));
-  if (!mount_alive && (n->bad || n->nlink <= 0)) {
-    // (a mount frees only an inode it can decode; it reads a negative link
-    // count as 0, and one that is no number is counted again by the repair)
-    add(fsck_kind::k_dead_orphan, key,
-        "inode " + std::to_string(ino) + " was unlinked while open by mount " + _quote(session) + ", which is gone; " +
-            (n->bad ? "a read-write mount frees it once the inode is fixed" : "the next read-write mount frees it") +
-            " (not repaired by fsck)");
-    m_report.problems.back().mount_frees = !n->bad;
-  }
+  // (whether the next mount frees it is judged by check_orphans, once the
+  // entries naming it and the link count the repair leaves are known)
 }
 
 // ---------------------------------------------------------------- analysis
@@ -1151,6 +1145,20 @@ void FsckAnalysis::check_orphans() {
               " entries name it",
           drop);
       n.in_orphans = false;
+    }
+    // An orphan of a mount that is gone, as the repair leaves it: the next
+    // read-write mount frees it when its link count is then 0 (the repair
+    // sets an orphan's to 0 but a directory's of unknown subdirectories; a
+    // mount frees only an inode it can decode, and reads a negative count
+    // as 0). A stale record the repair drops is no orphan of anyone's.
+    if (n.in_orphans && n.orphan_dead &&
+        (n.bad || !(n.type == NodeType::Dir && n.names_unknown) || (!n.nlink_bad && n.nlink <= 0))) {
+      add(fsck_kind::k_dead_orphan, m_keys.orphans(),
+          "inode " + std::to_string(n.ino) + " was unlinked while open by mount " + _quote(orphan_record(n.ino)) +
+              ", which is gone; " +
+              (n.bad ? "a read-write mount frees it once the inode is fixed" : "the next read-write mount frees it") +
+              " (not repaired by fsck)");
+      m_report.problems.back().mount_frees = !n.bad;
     }
   }
 }

@@ -58,6 +58,7 @@ struct Node {
   // (one bit each: the table holds a Node per inode)
   bool bad : 1 = false;  // undecodable: counted, never judged or changed
   bool in_orphans : 1 = false;
+  bool orphan_dead : 1 = false;  // its ORPHANS record names a mount that is gone
   bool walked : 1 = false;       // its DIR hash was read (SCAN may return a key twice)
   bool has_entries : 1 = false;  // its DIR hash holds at least one entry
   bool lost : 1 = false;

@@ -246,6 +246,46 @@ TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone whose link cou
   CHECK(_kinds(again) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan}));
 }
 
+// The report of an orphan the next mount frees goes by the state the
+// repair leaves: an orphan whose link count the repair sets to 0 is
+// reported before the repair as after it (the check after a repair finds
+// no problem the one before did not), and a record the repair drops as
+// stale (its inode still named) is no orphan of anyone's.
+TEST_CASE_FIXTURE(FsckFixture, "an orphan of a mount that is gone is reported as the repair leaves it") {
+  auto t = build();
+  _ok(t.store->end_session());
+  const std::string dead(_ok(conn().command({"HGET", keys.orphans(), _str(t.open)})).view().str());
+  SUBCASE("unnamed, with a link count the repair sets to 0") {
+    cmd({"HSET", keys.inode(t.open), "nlink", "1"});
+    auto r = check();
+    INFO(_dump(r));
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan, fsck_kind::k_stale_open,
+                                fsck_kind::k_wrong_nlink}));
+    auto fixed = check(true);
+    CHECK(fixed.remaining() == 2);
+    auto again = check();
+    INFO(_dump(again));
+    CHECK(_kinds(again) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan}));
+  }
+  SUBCASE("still named, with a link count of 0") {
+    cmd({"HSET", keys.inode(t.f), "nlink", "0"});
+    cmd({"HSET", keys.orphans(), _str(t.f), dead});
+    auto r = check();
+    INFO(_dump(r));
+    CHECK(_kinds(r) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan, fsck_kind::k_stale_open,
+                                fsck_kind::k_stale_orphan, fsck_kind::k_wrong_nlink}));
+    for (const auto& p : r.problems) {
+      CHECK_MESSAGE(p.detail.find("inode " + _str(t.f) + " was unlinked") == std::string::npos, p.detail);
+    }
+    auto fixed = check(true);
+    CHECK(fixed.remaining() == 2);
+    auto again = check();
+    INFO(_dump(again));
+    CHECK(_kinds(again) == _sorted({fsck_kind::k_dead_orphan, fsck_kind::k_dead_orphan}));
+    CHECK(_ok(conn().command({"HGET", keys.inode(t.f), "nlink"})).view().str() == "2");  // (its two names)
+  }
+}
+
 TEST_CASE_FIXTURE(FsckFixture, "a prefix with no filesystem") {
   CHECK(fsck(pool, prefix, false, nullptr).code() == ENOENT);
   CHECK(fsck(pool, "bad:prefix", false, nullptr).code() == EINVAL);
