@@ -188,7 +188,7 @@ if [[ -n ${INC_HOSTILE_SEED:-} ]]; then
       refused=$((refused + 1))
       unchanged "restore $d"
       [[ $(rcli --scan | sort) == "$server_keys" ]] ||
-        fail "restore $d changed the server's keys: $(diff <(echo "$server_keys") <(rcli --scan | sort) | head -5)"
+        fail "restore $d changed the server's keys: $({ diff <(echo "$server_keys") <(rcli --scan | sort) || true; } | head -5)"
       if [[ $(wc -l <"$T/err") != 1 ]]; then
         broken+=("$d: restore refused it in more than one line: $(head -c 500 "$T/err")")
       elif ((vrc != 1)); then
