@@ -5,6 +5,7 @@
 #include "context.hpp"
 #include "snap/diff.hpp"
 #include "snap/snapshot.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -46,12 +47,12 @@ void add_diff_command(CLI::App& app, ToolContext& ctx) {
     if (!stats->warning.empty()) {
       std::fprintf(stderr, "redisfs-snap: warning: %s\n", stats->warning.c_str());
     }
-    char line[512];
-    std::snprintf(line, sizeof line, "diff %s %s: %llu changes; %llu and %llu inodes, %llu changed directories (%s) "
-                  "in %.1f s", args->a.c_str(), args->b.c_str(), static_cast<unsigned long long>(stats->changes),
-                  static_cast<unsigned long long>(stats->inodes_a), static_cast<unsigned long long>(stats->inodes_b),
-                  static_cast<unsigned long long>(stats->dirs_compared), stats->relation.c_str(), stats->seconds);
-    summary(ctx, line);
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1f s", stats->seconds);
+    summary(ctx, "diff " + args->a + " " + args->b + ": " + counted(stats->changes, "change", "changes") + "; " +
+                     std::to_string(stats->inodes_a) + " and " + std::to_string(stats->inodes_b) + " inodes, " +
+                     counted(stats->dirs_compared, "changed directory", "changed directories") + " (" +
+                     stats->relation + ") in " + took);
   });
 }
 

@@ -6,6 +6,7 @@
 #include "context.hpp"
 #include "snap/fs_report.hpp"
 #include "util/progress.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -41,7 +42,7 @@ void add_du_command(CLI::App& app, ToolContext& ctx) {
     if (!std::cout) {
       throw CommandFailed{"writing to stdout failed"};
     }
-    summary(ctx, "du " + args->prefix + ": " + std::to_string(report->inodes) + " inodes, " +
+    summary(ctx, "du " + args->prefix + ": " + counted(report->inodes, "inode", "inodes") + ", " +
                      human_bytes(report->bytes) + " in files");
   });
 }

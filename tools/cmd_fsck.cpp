@@ -11,9 +11,10 @@
 #include "context.hpp"
 #include "snap/fsck.hpp"
 #include "snap/install.hpp"
+#include "snap/snapshot.hpp"
 #include "store/keys.hpp"
 #include "util/progress.hpp"
-#include "snap/snapshot.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -25,10 +26,6 @@ struct FsckArgs {
   bool force = false;
   bool json = false;
 };
-
-std::string _plural(std::uint64_t n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
 
 // The superblock first: without one there is no filesystem to check, and
 // saying so at once beats a list of problems that all follow from it.
@@ -96,16 +93,16 @@ Tally _tally(const FsckReport& report) {
 
 // The summary line on stderr.
 std::string _summary_line(const FsckArgs& args, bool repair, const FsckReport& report, const Tally& t) {
-  std::string line = "fsck " + args.prefix + ": " + _plural(report.inodes, "inode", "inodes") + " (" +
-                     _plural(report.dirs, "directory", "directories") + ", " + _plural(report.files, "file", "files") +
-                     "), " + _plural(report.blocks, "block", "blocks") + ", " + _plural(report.bytes, "byte", "bytes") +
+  std::string line = "fsck " + args.prefix + ": " + counted(report.inodes, "inode", "inodes") + " (" +
+                     counted(report.dirs, "directory", "directories") + ", " + counted(report.files, "file", "files") +
+                     "), " + counted(report.blocks, "block", "blocks") + ", " + counted(report.bytes, "byte", "bytes") +
                      ": ";
   if (t.total == 0) {
     line += "clean";
   } else if (t.left == 0) {
-    line += _plural(t.total, "problem", "problems") + ", all repaired";
+    line += counted(t.total, "problem", "problems") + ", all repaired";
   } else {
-    line += _plural(t.total, "problem", "problems");
+    line += counted(t.total, "problem", "problems");
     if (args.dry_run) {
       line += ": --repair would repair " + std::to_string(t.repairable) + " (" + std::to_string(t.deleting) +
               " deleting data) and leave " + std::to_string(t.left - t.repairable);
@@ -119,7 +116,7 @@ std::string _summary_line(const FsckArgs& args, bool repair, const FsckReport& r
     }
   }
   if (repair && t.deleted > 0) {
-    line += "; " + _plural(t.deleted, "repair", "repairs") + " deleted data";
+    line += "; " + counted(t.deleted, "repair", "repairs") + " deleted data";
   }
   return line;
 }
@@ -159,7 +156,7 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
   summary(ctx, _summary_line(args, repair, *report, tally));
   if (moving) {
     summary(ctx, "fsck " + args.prefix + ": it " + mounted_count(mounts) + " and was checked while it may change: " +
-                     std::to_string(transient) + " of the " + _plural(left, "problem", "problems") +
+                     std::to_string(transient) + " of the " + counted(left, "problem", "problems") +
                      " (counters, link counts, byte counts, entries, orphans, opens) may be a change seen half "
                      "done; for a consistent check, fsck a snapshot: redisfs-snap copy " +
                      args.prefix + " " + args.prefix + "-check && redisfs-snap fsck " + args.prefix + "-check");
@@ -178,9 +175,8 @@ void _run(ToolContext& ctx, const FsckArgs& args) {
             ? " (" + std::to_string(tally.mount_frees) + " freed by the next read-write mount; repair the rest by hand)"
         : left == 1 ? " (repair it by hand)"
                     : " (repair them by hand)";
-    throw CommandFailed{"'" + args.prefix + "' has " + _plural(left, "problem", "problems") +
-                            (repair ? " left" : "") + hint,
-                        1};
+    throw CommandFailed{
+        "'" + args.prefix + "' has " + counted(left, "problem", "problems") + (repair ? " left" : "") + hint, 1};
   }
 }
 }  // namespace

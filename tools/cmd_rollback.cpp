@@ -6,6 +6,7 @@
 #include "context.hpp"
 #include "snap/rollback.hpp"
 #include "snap/snapshot.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -53,7 +54,8 @@ void add_rollback_command(CLI::App& app, ToolContext& ctx) {
                   stats->kept.c_str(), static_cast<unsigned long long>(stats->keys), stats->seconds);
     summary(ctx, line);
     if (stats->mounts > 0) {
-      summary(ctx, "its " + std::to_string(stats->mounts) + " mount(s) now fail with ESTALE: unmount them");
+      summary(ctx, "its " + counted(stats->mounts, "mount now fails", "mounts now fail") + " with ESTALE: unmount " +
+                       (stats->mounts == 1 ? "it" : "them"));
     }
   });
 }

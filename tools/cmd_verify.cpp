@@ -14,6 +14,7 @@
 #include "context.hpp"
 #include "snap/dump_verify.hpp"
 #include "snap/snapshot.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -35,14 +36,14 @@ std::string _summary(const VerifyReport& r) {
   }
   std::string what = (r.incremental ? "an " : "a ") + dump_of + r.source_prefix +
                      (r.incremental ? " since snapshot " + r.base_snapshot_id : std::string()) + " (" +
-                     std::to_string(r.trailer.records) + " records, " + human_bytes(r.trailer.bytes) +
-                     (r.incremental ? std::string() : ", " + std::to_string(r.inodes) + " inodes") + ")";
+                     counted(r.trailer.records, "record", "records") + ", " + human_bytes(r.trailer.bytes) +
+                     (r.incremental ? std::string() : ", " + counted(r.inodes, "inode", "inodes")) + ")";
   if (r.problems.empty()) {
     return "verify " + r.path + ": " + what + ", sound";
   }
   std::size_t n = r.problems.size();
-  return "verify " + r.path + ": " + what + ", with " + std::to_string(n) + (n == 1 ? " problem" : " problems") +
-         " restore refuses" + (r.incremental ? "" : " (" + fsck_damaged_hint(r.problems) + ")");
+  return "verify " + r.path + ": " + what + ", with " + counted(n, "problem", "problems") + " restore refuses" +
+         (r.incremental ? "" : " (" + fsck_damaged_hint(r.problems) + ")");
 }
 
 void _run(ToolContext& ctx, const VerifyArgs& args) {

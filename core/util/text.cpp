@@ -34,6 +34,10 @@ std::string shown(std::string_view s, std::size_t max, char quote) {
 
 std::string quoted(std::string_view s, std::size_t max) { return "'" + shown(s, max, '\'') + "'"; }
 
+std::string counted(std::uint64_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

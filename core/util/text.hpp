@@ -35,6 +35,9 @@ std::string lower_hex(std::span<const unsigned char> bytes);
 // Lowercase hex of `bytes` random bytes.
 std::string random_hex(std::size_t bytes);
 
+// "1 inode", "2 inodes": a count and the word for it.
+std::string counted(std::uint64_t n, std::string_view one, std::string_view many);
+
 // Seconds from `start` to now (a summary line's "in 1.2 s").
 double seconds_since(std::chrono::steady_clock::time_point start);
 

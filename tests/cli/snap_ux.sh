@@ -306,6 +306,7 @@ for f in 4:1000 5:2000 6:4000; do
     atime "$now" mtime "$now" ctime "$now" >/dev/null
 done
 expect_rc 0 snap du DU
+says "du DU: 6 inodes, 6.8 KiB in files"
 [[ $(sed -n 2p "$T/out" | awk '{print $NF}') == / ]] || fail "du's first row is not /: $(cat "$T/out")"
 [[ $(sed -n 3p "$T/out" | awk '{print $NF}') == /big ]] || fail "du's second row is not /big: $(cat "$T/out")"
 [[ $(sed -n 4p "$T/out" | awk '{print $NF}') == /small ]] || fail "du's third row is not /small: $(cat "$T/out")"
@@ -314,6 +315,11 @@ expect_rc 0 snap du DU --json
   fail "du --json: $(cat "$T/out")"
 expect_rc 0 snap du DU --top 1
 [[ $(wc -l <"$T/out") == 2 ]] || fail "du --top 1: $(cat "$T/out")"
+rcli hset E1:SB format redisfs version 1 block_size 4096 root 1 next_inode 2 inodes 1 bytes 0 created "$now" >/dev/null
+rcli hset E1:INODE:1 type dir mode 0755 uid 0 gid 0 size 0 nlink 2 rdev 0 bytes 0 parent 1 \
+  atime "$now" mtime "$now" ctime "$now" >/dev/null
+expect_rc 0 snap du E1
+says "du E1: 1 inode, 0 B in files"
 note "du: a file with two links counted once; --depth"
 rcli hset $p:DIR:2 b-link.txt 6 >/dev/null
 rcli hset $p:INODE:6 nlink 2 >/dev/null

@@ -70,3 +70,9 @@ TEST_CASE("fsck's printable keeps printable UTF-8 and shows every other byte as 
   CHECK(printable("\xe2\x82") == "\\xe2\\x82");          // cut short
   CHECK(printable("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
 }
+
+TEST_CASE("counted says one thing in the singular, any other count in the plural") {
+  CHECK(redisfs::counted(1, "inode", "inodes") == "1 inode");
+  CHECK(redisfs::counted(0, "inode", "inodes") == "0 inodes");
+  CHECK(redisfs::counted(2, "changed directory", "changed directories") == "2 changed directories");
+}
