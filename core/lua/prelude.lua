@@ -720,9 +720,16 @@ local function write_pieces(K, A, made)
     end
   end
   for i = 1, n do
-    if A[4 + (i - 1) * 3 + 2] == '' and redis.call('EXISTS', K[4 + 2 * i]) == 0 then
-      -- its SET was refused: the server is out of memory
-      refuse('ENOSPC', 'the server refused the data (out of memory)')
+    if A[4 + (i - 1) * 3 + 2] == '' then
+      local t = redis.call('TYPE', K[4 + 2 * i])['ok']
+      if t == 'none' then
+        -- its SET was refused: the server is out of memory
+        refuse('ENOSPC', 'the server refused the data (out of memory)')
+      elseif t ~= 'string' then
+        -- (another client's, since the pipeline's SET: before the first
+        -- write, as a GET of it would fail after some)
+        refuse('EIO', K[4 + 2 * i] .. ' is not a string')
+      end
     end
   end
   -- Frozen, or a snapshot's staging keys not named: the client sends this

@@ -953,6 +953,21 @@ TEST_CASE_FIXTURE(RedisFixture, "write.lua: several pieces in turn, and refused 
     CHECK(r.error().code == EIO);
     CHECK(_state(c, prefix, k_no_clock, 0) == before);
   }
+  SUBCASE("a piece's TMP key another client made no string: nothing written, no TMP key left") {
+    const std::string before = _state(c, prefix, k_no_clock, 0);
+    _ok(c.command({"SET", tmp, std::string(5000, 'C'), "PX", "600000"}));
+    _ok(c.command({"HSET", tmp2, "not", "a string"}));
+    auto r = c.eval(
+        lua::write,
+        std::vector<std::string>{keys.sb(), keys.freeze(), inode, keys.changed(), blk0, inode, blk0, tmp, blk2, tmp2},
+        std::vector<std::string>{std::to_string(2 * 65536 + 5000), "", "", "0", "3", "new", "10", "5000", "", "0",
+                                 "5000", ""});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == EIO);
+    CHECK(r.error().message.find("is not a string") != std::string::npos);
+    CHECK(_state(c, prefix, k_no_clock, 0) == before);
+    CHECK(_ok(c.command({"EXISTS", tmp, tmp2})).view().integer() == 0);
+  }
 }
 
 TEST_CASE_FIXTURE(RedisFixture, "write.lua with an attribute change: refused whole before anything is written") {
