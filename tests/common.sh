@@ -216,8 +216,6 @@ wait_snapshot() {
   fail "no $2's snapshot of $1 began (COW record: $(rcli hgetall "$1:COW" | tr '\n' ' '))"
 }
 
-# remove_tmp: removes $T, unless something is still mounted under it (then
-# it stays, with a warning) or KEEP_TMP is set.
 # start_appender LOG STOPFILE: appends "0\n", "1\n", ... to LOG (made if
 # need be), one write(2) each, until STOPFILE exists; sets appender_pid and
 # returns once LOG holds its first line (fails after 10 s). The point-in-time
@@ -273,6 +271,8 @@ busy_scripts_stop() {
   done
 }
 
+# remove_tmp: removes $T, unless something is still mounted under it (then
+# it stays, with a warning) or KEEP_TMP is set.
 remove_tmp() {
   if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "warning: something is still mounted under $T; not removing it" >&2

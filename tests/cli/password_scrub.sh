@@ -36,7 +36,7 @@ cleanup() {
   if [[ -s $T/redis.pid ]]; then
     stop_pid "$(cat "$T/redis.pid")"
   fi
-  rm -rf "$T"
+  remove_tmp
 }
 trap cleanup EXIT
 trap 'on_error $LINENO' ERR

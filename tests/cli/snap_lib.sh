@@ -7,8 +7,8 @@
 # so values can be compared by DEBUG DIGEST-VALUE), `snap` (the binary
 # under test with --redis on the first server), helpers to build a small
 # filesystem with raw commands following the key schema, and an EXIT trap
-# that stops every server and removes $T, pass or fail. A failing command is
-# named with its line (ERR trap).
+# that stops every server and removes $T (remove_tmp: not with KEEP_TMP),
+# pass or fail. A failing command is named with its line (ERR trap).
 #
 # Exit codes: 0 pass, 1 fail, 77 skipped (tests/common.sh). Sourced on its
 # own (bash tests/cli/snap_lib.sh, with REDISFS_SNAP_BIN set), it checks
@@ -31,7 +31,7 @@ cleanup() {
   for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
     stop_pid "$pid"
   done
-  rm -rf "$T"
+  remove_tmp  # (KEEP_TMP keeps it: the tools' stderr, for a sanitizer campaign)
 }
 trap cleanup EXIT
 trap 'on_error $LINENO' ERR
