@@ -14,6 +14,7 @@
 // watched: nothing better is possible there.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,12 @@
 #include "util/result.hpp"
 
 namespace redisfs {
+
+// Hashes whose first HSCAN page one pipeline asks for, in a walk that
+// reads many (directories, attribute hashes): those pages (up to about
+// 1,000 fields each) are held together, the walk's largest piece of
+// memory (copy, dump, delete, du, state digests, the layers' check).
+inline constexpr std::size_t k_hscans_at_once = 32;
 
 class ScanWalk {
  public:

@@ -169,7 +169,7 @@ Result<std::string> state_digest(Connection& c, const Keys& keys) {
       sum.add("SB", f, v);
     }
   }
-  KeyWalk walk(c, keys, KeyWalkOptions{false, 256, nullptr, k_walk_dir_pages});
+  KeyWalk walk(c, keys, KeyWalkOptions{false, 256, nullptr, k_hscans_at_once});
   TRY(walk.begin());
   TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) -> Status {
     // Blocks are only measured (the walk's cross-check); every hash's first

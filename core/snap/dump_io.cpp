@@ -301,9 +301,8 @@ class TempStreamer {
 
   // The keys of a page of the index that a walk takes (the inodes, or
   // every other key), cut into Pages of at most page_blocks() blocks and
-  // k_page_hashes directories or attribute hashes each (their first
-  // HSCAN pages, up to about 1,000 fields each, come in one pipeline).
-  static constexpr std::size_t k_page_hashes = 32;
+  // k_hscans_at_once directories or attribute hashes each (their first
+  // HSCAN pages come in one pipeline).
   void split(const std::vector<std::string>& rels, bool inodes, std::deque<Page>& out) const {
     const std::size_t most = page_blocks();
     Page page;
@@ -318,7 +317,7 @@ class TempStreamer {
         page.blocks.push_back(rel);
       }
       hashes += kind == KeyKind::Dir || kind == KeyKind::Xattr ? 1 : 0;
-      if (page.blocks.size() == most || hashes == k_page_hashes) {
+      if (page.blocks.size() == most || hashes == k_hscans_at_once) {
         out.push_back(std::move(page));
         page = Page{};
         hashes = 0;

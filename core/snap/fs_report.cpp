@@ -21,7 +21,6 @@ namespace redisfs {
 
 namespace {
 
-constexpr std::size_t k_dir_batch = 32;      // DIR pages asked for at once (their entries: the walk's memory)
 constexpr std::size_t k_inode_batch = 1000;  // inodes asked for at once
 constexpr std::string_view k_hscan_count = "1000";
 
@@ -170,7 +169,7 @@ class DuWalk {
   Status run() {
     while (!m_pending.empty()) {
       TRY(check_cancel());
-      std::size_t take = std::min(m_pending.size(), k_dir_batch);
+      std::size_t take = std::min(m_pending.size(), k_hscans_at_once);
       std::vector<Page> batch(m_pending.end() - static_cast<std::ptrdiff_t>(take), m_pending.end());
       m_pending.resize(m_pending.size() - take);
       TRY_ASSIGN(std::vector<Entry> entries, list(batch));

@@ -191,7 +191,7 @@ Status DeltaScan::load_index() {
 
 // The base's keys, found from its structure as the state digest found them.
 Status DeltaScan::walk_base(Pass pass) {
-  KeyWalk walk(m_c, m_target, KeyWalkOptions{false, 256, nullptr, k_walk_dir_pages});
+  KeyWalk walk(m_c, m_target, KeyWalkOptions{false, 256, nullptr, k_hscans_at_once});
   TRY(walk.begin());
   TRY_ASSIGN(KeyWalkResult walked, walk.run([&](std::span<const std::string> rels, std::vector<long long>& found) {
     return batch(m_target, 0, pass, rels, &found);

@@ -331,7 +331,7 @@ Result<std::vector<std::string>> live_mounts(Connection& c, const Keys& keys) {
 }
 
 std::string mounted_count(std::uint64_t mounts) {
-  return "is mounted (" + std::to_string(mounts) + (mounts == 1 ? " live mount)" : " live mounts)");
+  return "is mounted (" + counted(mounts, "live mount", "live mounts") + ")";
 }
 
 std::string live_mounts_hint(Connection& c, const Keys& keys, const std::vector<std::string>& live, bool name_endless) {

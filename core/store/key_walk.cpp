@@ -189,8 +189,8 @@ Status KeyWalk::visit_now(std::string_view kind, const std::vector<std::uint64_t
 
 Status KeyWalk::read_dirs(const std::vector<std::uint64_t>& dirs) {
   TRY(visit_now("DIR:", dirs));
-  for (std::size_t at = 0; at < dirs.size(); at += k_walk_dir_pages) {
-    TRY(read_dir_pages(std::span(dirs).subspan(at, std::min(k_walk_dir_pages, dirs.size() - at))));
+  for (std::size_t at = 0; at < dirs.size(); at += k_hscans_at_once) {
+    TRY(read_dir_pages(std::span(dirs).subspan(at, std::min(k_hscans_at_once, dirs.size() - at))));
   }
   if (m_opts.source == nullptr) {
     for (std::uint64_t d : dirs) {

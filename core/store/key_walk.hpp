@@ -58,11 +58,6 @@ namespace redisfs {
 // that is not a string, else the block's length (0 for any other key).
 using KeyVisitor = std::function<Status(std::span<const std::string> rels, std::vector<long long>& found)>;
 
-// Directories whose first HSCAN pages one round trip asks for, in the
-// walk (read_dirs) and in a visitor that reads them (dir_pages below):
-// those pages together are a walk's largest piece of memory.
-inline constexpr std::size_t k_walk_dir_pages = 32;
-
 struct KeyWalkOptions {
   bool opens = false;  // also OPEN:<n> of every inode (delete)
   std::size_t batch = 1000;  // candidates per visit
@@ -75,7 +70,8 @@ struct KeyWalkOptions {
   const Keys* source = nullptr;
   // For a visitor that reads each hash's first HSCAN page in its pipeline:
   // a visit ends at this many DIR:<n> candidates (a directory's page holds
-  // up to about 1,000 names), whatever `batch` says. 0: no such limit.
+  // up to about 1,000 names), whatever `batch` says (k_hscans_at_once,
+  // redis/scan.hpp, for such a visitor). 0: no such limit.
   std::size_t dir_pages = 0;
 };
 
