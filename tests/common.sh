@@ -271,12 +271,65 @@ busy_scripts_stop() {
   done
 }
 
+# Sanitizer reports. With binaries built with -fsanitize=address,undefined
+# (a campaign's build-asan; CI's build has none) or -fsanitize=thread, a
+# report is easy to miss: a case that expects a failure accepts ASan's exit
+# status 1, and a case that checks a message reads past it. So a case
+# fails when any program it ran reported: at its end (remove_tmp), or
+# sooner where it calls sanitizer_check.
+# - route_sanitizer_reports (once $T exists) sends the ASan, LSan and TSan
+#   reports of every program the case runs, the daemons' too, to files
+#   under $T/sanitizer (log_path, which adds the pid; the directory is
+#   writable by the other users some cases run as). Options already in
+#   the environment are kept.
+# - GCC's UBSan beside ASan ignores log_path (its runtime is a library of
+#   its own, and its report path is never set): its reports stay on
+#   stderr, which the cases keep in files under $T, so the last check
+#   reads every text file there for one.
+route_sanitizer_reports() {
+  mkdir -p "$T/sanitizer"
+  chmod 1777 "$T/sanitizer"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer/report"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer/report"
+  export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$T/sanitizer/report"
+}
+
+SANITIZER_REPORT_RE=': runtime error: |^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|^WARNING: ThreadSanitizer'
+
+# sanitizer_reports [FILE|DIR...]: the files holding a report, one path a
+# line: those under $T/sanitizer, and those of FILE or DIR (every text
+# file under it) that hold one.
+sanitizer_reports() {
+  local f
+  for f in "$T"/sanitizer/report.*; do
+    [[ -s $f ]] && echo "$f"
+  done
+  if (($# > 0)); then
+    grep -rlIE --exclude-dir=sanitizer "$SANITIZER_REPORT_RE" "$@" 2>/dev/null || true
+  fi
+}
+
+# sanitizer_check WHAT [FILE|DIR...]: fails the case, naming WHAT, when a
+# program it ran wrote a report (sanitizer_reports); $T stays, with them.
+sanitizer_check() {
+  local what=$1 f
+  shift
+  f=$(sanitizer_reports "$@" | head -1)
+  [[ -z $f ]] && return 0
+  KEEP_TMP=1
+  fail "$what: a sanitizer report in $f ($(sanitizer_reports "$@" | wc -l) files in all): $(grep -m3 -E "$SANITIZER_REPORT_RE|SUMMARY" "$f" | tr '\n' ' ')"
+}
+
 # remove_tmp: removes $T, unless something is still mounted under it (then
-# it stays, with a warning) or KEEP_TMP is set.
+# it stays, with a warning) or KEEP_TMP is set. A sanitizer report under it
+# fails the case (sanitizer_check), and $T stays.
 remove_tmp() {
   if awk -v t="$T/" 'index($2, t) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
     echo "warning: something is still mounted under $T; not removing it" >&2
-  elif [[ -n ${KEEP_TMP:-} ]]; then
+    return 0
+  fi
+  [[ -d $T ]] && sanitizer_check "at the end" "$T"
+  if [[ -n ${KEEP_TMP:-} ]]; then
     echo "kept $T" >&2
   else
     rm -rf "$T"

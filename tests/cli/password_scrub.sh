@@ -16,6 +16,7 @@ need_binary REDISFS_SNAP_BIN
 unset REDISFS_URL REDISFS_PASSWORD REDISFS_PREFIX
 
 T=$(mktemp -d /tmp/redisfs-scrub.XXXXXX)
+route_sanitizer_reports
 chmod 0755 "$T"
 SOCK=$T/redis.sock
 ADMIN_PW=Admin-$RANDOM$RANDOM

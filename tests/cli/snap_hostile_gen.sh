@@ -93,6 +93,7 @@ crashed() {
   if grep -q 'Sanitizer\|runtime error:' "$2"; then
     fail "$3: sanitizer report: $(grep -m3 'Sanitizer\|runtime error:' "$2")"
   fi
+  sanitizer_check "$3" "$2"
 }
 
 # usable P WHAT [damaged]: mount P read-write, walk, read and change it,

@@ -183,6 +183,7 @@ if [[ -n ${INC_HOSTILE_SEED:-} ]]; then
     ((vrc <= 1)) || fail "verify of mon.json $d exited $vrc: $(head -c 2000 "$T/verify.err")"
     ! grep -q 'Sanitizer\|runtime error:' "$T/verify.err" ||
       fail "verify of mon.json $d: $(grep -m3 'Sanitizer\|runtime error:' "$T/verify.err")"
+    sanitizer_check "restore or verify of $d" "$T/err" "$T/verify.err"
     says="restore says '$(sed "s|$T/random/||" "$T/err")', verify says '$(sed "s|$T/random/||" "$T/verify.out" | head -c 500)'"
     if ((rc == 1)); then
       refused=$((refused + 1))

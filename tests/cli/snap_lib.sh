@@ -22,6 +22,7 @@ need_binary REDISFS_SNAP_BIN
 unset REDISFS_URL REDISFS_PASSWORD REDISFS_PREFIX
 
 T=$(mktemp -d /tmp/redisfs-snap-test.XXXXXX)
+route_sanitizer_reports
 SERVER_PIDS=()
 
 cleanup() {

@@ -133,6 +133,7 @@ for run in "${runs[@]}"; do
   if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "${MOUNT_LOGS[$MNT]}"; then
     fail "seed $seed ($mode): a sanitizer report"
   fi
+  sanitizer_check "seed $seed ($mode)" "$T/live.$seed" "${MOUNT_LOGS[$MNT]}"
 
   rc=0
   "$REDISFS_SNAP_BIN" --redis "unix://$SOCK" fsck "$PREFIX" >"$T/fsck.$seed" 2>&1 || rc=$?

@@ -25,6 +25,7 @@ need_binary REDISFS_BIN
 unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD
 
 T=$(mktemp -d /tmp/redisfs-mt.XXXXXX)
+route_sanitizer_reports
 chmod 0755 "$T"
 SOCK=$T/redis.sock
 MNT=$T/mnt

@@ -40,6 +40,7 @@ unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD REDISFS_TIMEOUT REDISFS_SENTIN
   REDISCLI_AUTH
 
 T=$(mktemp -d "/tmp/redisfs-prod-$TEST_NAME.XXXXXX")
+route_sanitizer_reports
 chmod 0755 "$T"
 : >"$T/pids"               # every pid we started, one a line (for the watchdog)
 

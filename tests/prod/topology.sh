@@ -34,6 +34,7 @@ read -r REDIS_MAJOR REDIS_MINOR <<<"${REDIS_VERSION:-0 0}"
 unset REDISFS_URL REDISFS_PREFIX REDISFS_PASSWORD
 
 T=$(mktemp -d /tmp/redisfs-prod.XXXXXX)
+route_sanitizer_reports
 chmod 0755 "$T"
 : >"$T/ports"               # every port handed out (shared with subshells)
 
