@@ -512,9 +512,7 @@ class Heartbeat {
     }
     m_sweep_failing = false;
     if (done->orphans > 0 || done->opens > 0 || done->registrations > 0) {
-      log_info("cleared what dead mounts left: " + std::to_string(done->opens) + " open count(s), " +
-               std::to_string(done->orphans) + " orphan inode(s), " + std::to_string(done->registrations) +
-               " registration(s)");
+      log_info("cleared what dead mounts left: " + done->said());
     }
   }
 
@@ -811,7 +809,7 @@ static int _serve_until_unmounted(const DaemonConfig& cfg, Store& store, Session
   notify_stopping();
   fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);
-  log_debug("the kernel still held lookups of " + std::to_string(session.known_inodes()) + " inode(s)");
+  log_debug("the kernel still held lookups of " + counted(session.known_inodes(), "inode", "inodes"));
   session.finish_releases();
   session.drop_unsure_opens();  // first: an orphan's last open may be one it drops
   session.purge_orphans();
@@ -865,9 +863,9 @@ static void _log_opened(const DaemonConfig& cfg, Store& store) {
     log_info("scripts not loaded ahead (each is loaded at its first use): " + st.error().message);
   }
   if (store.sync_replicas() > 0 && !cfg.read_only) {
-    log_info("fsync waits until " + std::to_string(store.sync_replicas()) + " replica(s) have every change");
+    log_info("fsync waits until " + counted(store.sync_replicas(), "replica has", "replicas have") + " every change");
     if (auto n = store.replicas_at_open(); n && *n < store.sync_replicas()) {
-      log_warning("the server has " + std::to_string(*n) + " connected replica(s), fewer than the " +
+      log_warning("the server has " + counted(*n, "connected replica", "connected replicas") + ", fewer than the " +
                   std::to_string(store.sync_replicas()) +
                   " fsync waits for: every fsync fails (EIO) after the timeout until more connect");
     }
@@ -952,7 +950,7 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
     if (!purged) {
       log_warning("cannot purge the orphans of dead mounts: " + purged.error().message);
     } else if (*purged > 0) {
-      log_info("purged " + std::to_string(*purged) + " orphan inode(s) left by dead mounts");
+      log_info("purged " + counted(*purged, "orphan inode", "orphan inodes") + " left by dead mounts");
     }
   }
   return _mount_and_serve(cfg, pool, store);

@@ -27,6 +27,7 @@
 #include "log.hpp"
 #include "ops.hpp"
 #include "session.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::op {
 
@@ -73,9 +74,10 @@ void destroy(void* userdata) {
     Store::Dropped d = session->store().drop_gathered();
     if (d.files != 0 || d.dirs != 0 || d.unlinks != 0) {
       log_warning("unmount: this mount stopped serving (see above): dropped the unsent changes of " +
-                  std::to_string(d.files) + " file(s) (" + std::to_string(d.creates) +
-                  " of them not on the server yet), " + std::to_string(d.dirs) + " directory attribute change(s) and " +
-                  std::to_string(d.unlinks) + " unlink(s)");
+                  counted(d.files, "file", "files") + " (" + std::to_string(d.creates) +
+                  " of them not on the server yet), " +
+                  counted(d.dirs, "directory attribute change", "directory attribute changes") + " and " +
+                  counted(d.unlinks, "unlink", "unlinks"));
     }
   } else if (Status st = session->store().flush_all(); !st) {
     log_error("unmount: sending what waits (files still open, directory changes): " + st.error().message);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "log.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -87,7 +88,7 @@ void Session::drop_unsure_opens() {
     log_warning("cannot remove this mount's open counts left by failed opens or closes (live mounts will, "
                 "once its session expires): " + dropped.error().message);
   } else if (*dropped > 0) {
-    log_info("removed " + std::to_string(*dropped) + " open count(s) left by failed opens or closes");
+    log_info("removed " + counted(*dropped, "open count", "open counts") + " left by failed opens or closes");
   }
   // Among them, perhaps an orphan's last: purge_orphans frees every orphan
   // the server still gives to this mount, not only those it knows of.
@@ -112,15 +113,15 @@ bool Session::hold_opens_again() {
   if (!raised) {
     if (!m_hold_failing) {  // (once a run of failures: the watcher tries every 2 s)
       log_warning("the server changed (a failover or a restart): cannot count again the " +
-                  std::to_string(held.size()) + " open file(s) this mount holds: " + raised.error().message);
+                  counted(held.size(), "open file", "open files") + " this mount holds: " + raised.error().message);
     }
     m_hold_failing = true;
     return false;
   }
   m_hold_failing = false;
-  log_info("the server changed (a failover or a restart): it counts again the " + std::to_string(held.size()) +
-           " open file(s) this mount holds (the server lacked " + std::to_string(*raised) +
-           " of the counts: opens it lost with the restart, or had not yet recorded)");
+  log_info("the server changed (a failover or a restart): it counts again the " +
+           counted(held.size(), "open file", "open files") + " this mount holds (the server lacked " +
+           std::to_string(*raised) + " of the counts: opens it lost with the restart, or had not yet recorded)");
   return true;
 }
 
@@ -187,8 +188,8 @@ void Session::invalidate_kernel(fuse_session* se) {
       ++names;
     }
   }
-  log_debug("gone: asked the kernel to forget " + std::to_string(inodes.size()) + " inode(s) and " +
-            std::to_string(names) + " name(s)");
+  log_debug("gone: asked the kernel to forget " + counted(inodes.size(), "inode", "inodes") + " and " +
+            counted(names, "name", "names"));
 }
 
 void Session::opened(Ino ino, const Store::Seen& seen) {

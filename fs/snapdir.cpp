@@ -11,6 +11,7 @@
 #include "log.hpp"
 #include "ops.hpp"
 #include "store/superblock.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -234,7 +235,7 @@ void SnapDir::watch(fuse_session* se) {
     }
     (void)fuse_lowlevel_notify_inval_entry(se, k_snapdir_ino, v->prefix.data(), v->prefix.size());
     log_debug(std::string(k_snapdir_name) + "/" + v->prefix + ": asked the kernel to forget " +
-              std::to_string(inodes) + " inode(s) of the gone view");
+              counted(inodes, "inode", "inodes") + " of the gone view");
   }
 }
 

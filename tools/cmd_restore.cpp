@@ -6,6 +6,7 @@
 #include "context.hpp"
 #include "snap/dump_io.hpp"
 #include "snap/snapshot.hpp"
+#include "util/text.hpp"
 
 namespace redisfs::snap {
 
@@ -46,11 +47,9 @@ void _summarise(ToolContext& ctx, const RestoreArgs& args, const RestoreStats& s
   }
   summary(ctx, line);
   if (stats.lost_replies > 0) {
-    std::snprintf(line, sizeof line,
-                  "a reply of its writes was lost %d time(s) (a server restart or failover?): it resumed from its last "
-                  "checkpoint",
-                  stats.lost_replies);
-    summary(ctx, line);
+    summary(ctx, "a reply of its writes was lost " +
+                     counted(static_cast<std::uint64_t>(stats.lost_replies), "time", "times") +
+                     " (a server restart or failover?): it resumed from its last checkpoint");
   }
   if (args.resume) {
     std::uint64_t total = stats.trailer.records;

@@ -651,11 +651,11 @@ bool SaxReader::trailer_end() {
     }
   }
   if (m_trailer.records != m_records) {
-    return fail("the trailer says " + std::to_string(m_trailer.records) + " records, the document holds " +
+    return fail("the trailer says " + counted(m_trailer.records, "record", "records") + ", the document holds " +
                 std::to_string(m_records));
   }
   if (m_trailer.bytes != m_bytes) {
-    return fail("the trailer says " + std::to_string(m_trailer.bytes) + " bytes, the records hold " +
+    return fail("the trailer says " + counted(m_trailer.bytes, "byte", "bytes") + ", the records hold " +
                 std::to_string(m_bytes));
   }
   const std::string actual = m_digest.hex_digest();

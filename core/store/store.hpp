@@ -515,6 +515,8 @@ class Store {
     std::size_t orphans = 0;
     std::size_t opens = 0;
     std::size_t registrations = 0;  // fields of dead mounts dropped from <prefix>:MOUNTS (prune_mounts.lua)
+    // "N open counts, N orphan inodes, N registrations", for a log line
+    std::string said() const;
   };
   Result<SweepResult> sweep_dead_mounts(std::size_t max_scan_calls);
 

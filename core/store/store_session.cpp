@@ -8,6 +8,7 @@
 #include "redis/scan.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store_internal.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -582,6 +583,11 @@ void Store::opens_pass_ran(bool failed, bool pass_done) {
   }
 }
 
+std::string Store::SweepResult::said() const {
+  return counted(opens, "open count", "open counts") + ", " + counted(orphans, "orphan inode", "orphan inodes") + ", " +
+         counted(registrations, "registration", "registrations");
+}
+
 Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) {
   SweepResult done;
   // Each sweep runs whatever the one before met (a damaged orphan must not
@@ -600,9 +606,7 @@ Result<Store::SweepResult> Store::sweep_dead_mounts(std::size_t max_scan_calls) 
       return done;
     }
     Error e = first.error();
-    e.message += " (cleared all the same: " + std::to_string(done.opens) + " open count(s), " +
-                 std::to_string(done.orphans) + " orphan inode(s), " + std::to_string(done.registrations) +
-                 " registration(s))";
+    e.message += " (cleared all the same: " + done.said() + ")";
     return e;
   };
   note(purge_dead_orphans(&done.orphans));

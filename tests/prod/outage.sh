@@ -222,7 +222,7 @@ cp -a "$T/aof-before" "$AOF"
 start_server_again s 9<&-  # (a server that inherited the open file would hold it past its close)
 # (The mount may count it again at once, as the server comes up: the log
 # line says the restart had lost it, a count the server lacked.)
-COUNTED_AGAIN="it counts again the 1 open file(s) this mount holds (the server lacked 1 of the counts: opens it lost with the restart, or had not yet recorded)"
+COUNTED_AGAIN="it counts again the 1 open file this mount holds (the server lacked 1 of the counts: opens it lost with the restart, or had not yet recorded)"
 for ((i = 0; i < 400; i++)); do
   grep -qF "$COUNTED_AGAIN" "$LOG" && break
   sleep 0.05

@@ -170,7 +170,7 @@ fi
 # (a reply of its staging writes: SET NX and RPUSH are not sent again;
 # from a file, the restore resumes from its last checkpoint by itself)
 lost_reply restore RPUSH '@~restore~'
-grep -q "a reply of its writes was lost 1 time(s) (a server restart or failover?): it resumed from its last checkpoint" \
+grep -q "a reply of its writes was lost 1 time (a server restart or failover?): it resumed from its last checkpoint" \
   "$T/lost.err" || fail "a restore that resumed by itself does not say so: $(cat "$T/lost.err")"
 # (a delete's batch: unlink_named.lua is not sent again, and SCAN finds
 # what is left)

@@ -51,7 +51,7 @@ out=$(fsync_file "$MNT/a" "first")
 [[ $(cat "$MNT/a") == first ]] || fail "the write itself was lost"
 grep -q 'fsync.*0 of 1 replicas confirmed' "${MOUNT_LOGS[$MNT]}" ||
   fail "no log line about the failed fsync: $(tail -3 "${MOUNT_LOGS[$MNT]}")"
-grep -q 'warning: the server has 0 connected replica(s), fewer than the 1 fsync waits for' "${MOUNT_LOGS[$MNT]}" ||
+grep -q 'warning: the server has 0 connected replicas, fewer than the 1 fsync waits for' "${MOUNT_LOGS[$MNT]}" ||
   fail "the mount did not warn that the server has too few replicas: $(head -5 "${MOUNT_LOGS[$MNT]}")"
 # (a directory's fsync, after a rename in it, waits for the replicas too)
 mv "$MNT/a" "$MNT/a2"

@@ -469,7 +469,7 @@ TEST_CASE("dump: hostile documents are rejected with a precise message") {
       {"trailer unknown object", k_head + R"("records":[],"trailer":{"x":[]}})", "found an array"},
       {"record count mismatch", k_head + R"("records":[],"trailer":{"records":1,"bytes":0,"sha256":")" +
                                     std::string(64, '0') + "\"}}",
-       "the trailer says 1 records, the document holds 0"},
+       "the trailer says 1 record, the document holds 0"},
       {"bytes mismatch", doc_with_records(one), "the trailer says 0 records, the document holds 1"},
       {"checksum mismatch", k_head + R"("records":[],"trailer":{"records":0,"bytes":0,"sha256":")" +
                                 std::string(64, 'a') + "\"}}",
