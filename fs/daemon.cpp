@@ -894,6 +894,9 @@ static int _run_with_server(const DaemonConfig& cfg, const RedisUrl& url) {
   RedisUrl mount_url = url;
   mount_url.reply_timeout = std::clamp(url.timeout / 3, std::chrono::milliseconds(1000), std::chrono::milliseconds(10000));
   Pool pool(mount_url, "redisfs:" + std::to_string(getpid()));
+  set_outage_reporter([timeout = url.timeout](const OutageNote& note) {
+    note.over ? log_info(outage_text(note, timeout)) : log_warning(outage_text(note, timeout));
+  });
   {
     Result<Pool::Lease> lease = pool.acquire();
     if (!lease) {

@@ -21,6 +21,14 @@ Result<Pool*> ToolContext::pool() {
   TRY_ASSIGN(Endpoint endpoint, resolve_endpoint(opts.endpoint));
   m_endpoint.emplace(std::move(endpoint));
   m_pool = std::make_unique<Pool>(m_endpoint->url, "redisfs-snap");
+  // An outage waited out needs nothing of the user: said unless --quiet
+  // (one that outlasts --timeout fails the command, whose error says so).
+  if (!opts.quiet) {
+    set_outage_reporter([timeout = m_endpoint->url.timeout](const OutageNote& note) {
+      std::fprintf(stderr, "%sredisfs-snap: %s%s\n", summary_prefix(),
+                   note.over ? "" : "warning: ", outage_text(note, timeout).c_str());
+    });
+  }
   return m_pool.get();
 }
 

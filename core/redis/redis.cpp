@@ -43,6 +43,62 @@ RedisCounters redis_counters() {
 
 std::uint64_t redis_thread_round_trips() { return t_round_trips; }
 
+// ---------------------------------------------------------------- outages
+
+namespace {
+// What set_outage_reporter keeps: `on` while calls wait (from the first to
+// wait k_outage_note_after until the next to succeed).
+std::atomic<bool> g_outage_on{false};
+std::mutex g_outage_mutex;
+std::function<void(const OutageNote&)> g_outage_report;  // under g_outage_mutex
+Clock::time_point g_outage_since;                        // under g_outage_mutex
+
+// A call that began at `began` waits again after meeting `why`.
+void _outage_waiting(Clock::time_point began, const Error& why) {
+  if (g_outage_on.load(std::memory_order_relaxed) || Clock::now() - began < k_outage_note_after) {
+    return;
+  }
+  std::lock_guard lock(g_outage_mutex);
+  if (g_outage_on.exchange(true)) {
+    return;  // (another call said it first)
+  }
+  g_outage_since = began;
+  if (g_outage_report) {
+    g_outage_report(OutageNote{false, why.message, {}});
+  }
+}
+
+// A call succeeded.
+void _outage_over() {
+  if (!g_outage_on.load(std::memory_order_relaxed)) {
+    return;
+  }
+  std::lock_guard lock(g_outage_mutex);
+  if (!g_outage_on.exchange(false)) {
+    return;
+  }
+  if (g_outage_report) {
+    g_outage_report(
+        OutageNote{true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - g_outage_since)});
+  }
+}
+}  // namespace
+
+void set_outage_reporter(std::function<void(const OutageNote&)> report) {
+  std::lock_guard lock(g_outage_mutex);
+  g_outage_report = std::move(report);
+}
+
+std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
+  char buf[64];
+  if (note.over) {
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
+    return std::string("the server answers again, ") + buf + " after the first call that waited for it";
+  }
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(timeout.count()) / 1000);
+  return std::string("calls wait for the server, each up to ") + buf + " (--timeout): " + note.why;
+}
+
 // ---------------------------------------------------------------- replies
 
 void Reply::Free::operator()(redisReply* r) const { free_arena_reply(r); }  // (reply_arena.hpp)
@@ -804,17 +860,29 @@ Status Connection::setup(Node& n, Deadline deadline) {
     out += _format(st.argv);
   }
   Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
+  // A server that turns the connection away (at maxclients: "ERR max
+  // number of clients reached") writes its error and closes: the writes
+  // then fail (EPIPE) or a later reply is lost, and its error, the first
+  // the setup reads, says why.
+  std::optional<Error> said;
+  const char* said_at = nullptr;  // the step whose reply it was
   if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
-    return _setup_lost(m_url, n.address, w.error(), steps.front().what);
+    auto parting = read_raw(n, std::min(reply_deadline, Clock::now() + std::chrono::milliseconds(100)));
+    const bool refused = !parting.ok() && parting.error().fault != Fault::Lost;
+    return _setup_lost(m_url, n.address, refused ? parting.error() : w.error(), steps.front().what);
   }
   std::optional<Error> first;
   for (const SetupStep& st : steps) {
     auto raw = read_raw(n, reply_deadline);
     if (!raw.ok() && raw.error().fault == Fault::Lost) {
-      return _setup_lost(m_url, n.address, raw.error(), st.what);
+      return said ? _setup_lost(m_url, n.address, *said, said_at) : _setup_lost(m_url, n.address, raw.error(), st.what);
     }
     std::string_view what = st.what;
     if (!raw.ok()) {
+      if (!said) {
+        said = raw.error();
+        said_at = st.what;
+      }
       Error e = std::move(raw).error();
       if (what == "INFO" || what == "CLIENT ID" || what == "INFO server" || what == "INFO replication") {
         continue;  // an ACL user without +info / +client|id: a standalone server, no id
@@ -1254,6 +1322,7 @@ Result<Reply> Connection::check(Reply reply) {
   if (reply.view().type() == ReplyView::Type::Error) {
     return error_from_redis(reply.view().str());
   }
+  _outage_over();  // (the server answers)
   return reply;
 }
 
@@ -1494,6 +1563,16 @@ static std::optional<Error> _frozen_too_long(Clock::time_point start) {
                                std::to_string(limit.count()) + " s");
 }
 
+// A call waited out an outage for longer than --timeout: EIO, whatever the
+// socket said.
+static Error _gave_up(Error err, std::chrono::milliseconds timeout, int attempt) {
+  err.message += " (gave up after " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s, " +
+                 std::to_string(attempt) + " tries)";
+  err.code = EIO;
+  return err;
+}
+
 Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   using namespace std::chrono;
   if (e.in_tx) {
@@ -1521,6 +1600,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       } else if (!sha.ok() && sha.error().fault == Fault::None) {
         return std::move(sha).error();  // (an outage meanwhile: waited out below)
       } else if (!sha.ok()) {
+        _outage_waiting(e.start, sha.error());
         back_off();
       }
     } else if (f == Fault::Frozen && e.script != nullptr) {
@@ -1555,21 +1635,19 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
         drop(*n, r.error());
       }
       m_slot_node.clear();
+      _outage_waiting(e.start, r.error());
       back_off();
     } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
       if ((f == Fault::Lost || f == Fault::Unreachable) && m_cluster) {
         m_slot_node.clear();  // a dead master: its replica may have the slot now
       }
+      _outage_waiting(e.start, r.error());
       back_off();
     } else {
       return e.failed(std::move(r).error());
     }
     if (Clock::now() >= deadline && !(f == Fault::Frozen && e.script != nullptr)) {
-      Error err = std::move(r).error();
-      err.message += " (gave up after " + std::to_string(duration_cast<seconds>(m_url.timeout).count()) + " s, " +
-                     std::to_string(attempt) + " tries)";
-      err.code = EIO;  // an outage that outlasted --timeout, whatever the socket said
-      return err;
+      return _gave_up(std::move(r).error(), m_url.timeout, attempt);
     }
     r = f == Fault::Lost && e.op != 0 ? recover(e, deadline) : send_one(e, deadline, asking);
   }
@@ -1624,7 +1702,8 @@ std::vector<Result<Reply>> Connection::read_replies(std::size_t n) {
 }
 
 Result<Reply> Connection::transaction(std::span<const Args> commands) {
-  const Deadline deadline = Clock::now() + m_url.timeout;
+  const Clock::time_point began = Clock::now();
+  const Deadline deadline = began + m_url.timeout;
   BackOff back_off;
   for (int attempt = 1;; ++attempt) {
     append({"MULTI"});
@@ -1662,10 +1741,9 @@ Result<Reply> Connection::transaction(std::span<const Args> commands) {
       m_slot_node.clear();  // a dead master: its replica may have the slot now
     }
     if (Clock::now() >= deadline) {
-      first.message += " (gave up after " + std::to_string(attempt) + " tries)";
-      first.code = EIO;
-      return first;
+      return _gave_up(std::move(first), m_url.timeout, attempt);
     }
+    _outage_waiting(began, first);
     back_off();
   }
 }

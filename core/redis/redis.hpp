@@ -37,7 +37,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -143,6 +145,26 @@ struct RedisCounters {
   std::uint64_t replies = 0;
 };
 RedisCounters redis_counters();
+
+// What a process says of an outage: its calls wait, each up to --timeout,
+// for a server that does not answer or refuses them for a while (a
+// restart, a failover, LOADING, BUSY, its limit of clients), and a call
+// that succeeds in the end logs nothing of it by itself.
+struct OutageNote {
+  bool over = false;                    // false: a call has waited k_outage_note_after; true: a call succeeded since
+  std::string why;                      // (not over) the error the waiting call met last
+  std::chrono::milliseconds waited{0};  // (over) since the call that said so began
+};
+inline constexpr std::chrono::seconds k_outage_note_after{1};
+// `report` is called once when calls begin to wait (the first to have
+// waited k_outage_note_after) and once when the outage is over (the next
+// call to succeed), on the thread of that call, one call at a time. A call
+// pays one relaxed atomic load when no outage is going on.
+void set_outage_reporter(std::function<void(const OutageNote&)> report);
+// The note's one line, for a log or a tool's stderr: "calls wait for the
+// server, each up to 30 s (--timeout): <why>", "the server answers again,
+// 5.1 s after the first call that waited for it".
+std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout);
 
 class Transport;
 struct Node;

@@ -11,8 +11,9 @@
 #    file reads back intact after a remount; fsck is clean. The slowest
 #    single call is printed, never asserted.
 # 2. With --timeout 3 and the server down for about 8 s, calls fail with
-#    EIO (not ENOENT, not a hang), the daemon logs why, and once the server
-#    is back new calls work on the same mount, without a remount.
+#    EIO (not ENOENT, not a hang), the daemon logs why (that calls wait,
+#    why, and that they failed), and once the server is back new calls
+#    work on the same mount, without a remount, and the daemon says so.
 # 3. Closes the server acknowledged and then lost with a restart (as a
 #    master SIGKILLed before its replica had them): the mount saw the
 #    server change, so at unmount it removes its open counts and frees the
@@ -27,6 +28,12 @@
 #    none fails as "ran, but its reply was lost". Two pipelines: a new
 #    file's deferred chmod with its data at its close (a default mount),
 #    and unlinks sent behind (a writeback mount).
+# 6. A server at its limit of clients (maxclients: it answers "ERR max
+#    number of clients reached" and closes) whose other clients go after
+#    about 4 s: a call of a mount whose connections were closed waits for
+#    a new one and succeeds; the daemon logs why it waits and that the
+#    server answers again. A tool's first connection fails at once, saying
+#    why.
 . "$(dirname "$0")/lib.sh"
 
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -156,6 +163,11 @@ read -r call err secs < <(grep '^create ' "$T/probe.out")
 read -r call err secs < <(grep '^stat ' "$T/probe.out")
 ((err == 2)) || fail "after the server came back, stat of a missing name gave errno $err, want ENOENT (2)"
 [[ $(cat "$M/before-outage") == before && $(cat "$M/probe-new-back") == probe ]] || fail "reads after the outage"
+new_log=$(tail -n +$((lines + 1)) "$LOG")
+grep -q "warning: calls wait for the server, each up to 3 s (--timeout): redis: " <<<"$new_log" ||
+  fail "the daemon did not log that calls wait for the server: $new_log"
+grep -q "redisfs: the server answers again, [0-9.]* s after the first call that waited for it$" <<<"$new_log" ||
+  fail "the daemon did not log that the server answers again: $new_log"
 fs_unmount "$M"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the long outage"
 note "calls failed with EIO during the long outage and work again after it"
@@ -300,3 +312,46 @@ fs_unmount "$M"
 "$REDISFS_SNAP_BIN" --redis "$URL" fsck "$P" || fail "fsck after the pipelines whose replies were lost"
 stop_reply_proxy
 note "pipelines whose replies were lost: each change's outcome read back from its own record"
+
+# ------------------------------------------------------------------ 6. a server at its limit of clients
+fs_mount "$M" --redis "$URL" --prefix "$P"
+LOG=${MOUNT_LOGS[$M]}
+echo before >"$M/before-full"
+lines=$(wc -l <"$LOG")
+# Three clients hold the server (BLPOP of 4 s; the last then lifts the
+# limit, on the connection it holds), the limit is set to them, and the
+# mount's connections are closed.
+holders=()
+for i in 1 2; do
+  rcli s blpop "$P:none" 4 >/dev/null 2>&1 &
+  holders+=($!)
+done
+printf 'BLPOP %s 4\nCONFIG SET maxclients 10000\n' "$P:none" | rcli s >/dev/null 2>&1 &
+holders+=($!)
+for ((i = 0; i < 100; i++)); do
+  (($(rcli s client list | grep -c 'cmd=blpop') == 3)) && break
+  sleep 0.02
+done
+ids=$(rcli s client list | awk '/ name=redisfs:/ { sub("id=", "", $1); print $1 }')
+[[ -n $ids ]] || fail "the mount holds no connection to close"
+{
+  echo "CONFIG SET maxclients 3"
+  for id in $ids; do echo "CLIENT KILL ID $id"; done
+} | rcli s >/dev/null
+rc=0
+out=$("$REDISFS_SNAP_BIN" --redis "$URL" list 2>&1) || rc=$?
+((rc == 1)) || fail "list on a full server exited $rc: $out"
+[[ $out == *"ERR max number of clients reached"* ]] || fail "list on a full server does not say why it failed: $out"
+t0=$EPOCHREALTIME
+echo after >"$M/after-full" || fail "a write on a full server failed"
+note "a write on a server full for about 4 s took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+wait "${holders[@]}"
+[[ $(cat "$M/after-full") == after ]] || fail "the write on a full server reads back as $(cat "$M/after-full")"
+new_log=$(tail -n +$((lines + 1)) "$LOG")
+grep -q "warning: calls wait for the server, each up to 30 s (--timeout): redis: .*ERR max number of clients reached" \
+  <<<"$new_log" || fail "the daemon did not log why calls wait: $new_log"
+grep -q "redisfs: the server answers again" <<<"$new_log" || fail "the daemon did not log that the server answers again: $new_log"
+fs_unmount "$M"
+[[ $(rcli s config get maxclients | tail -1) == 10000 ]] || fail "the server's limit of clients was not lifted"
+note "a server at its limit of clients: calls wait, the daemon says why, and they succeed"
+

@@ -28,6 +28,9 @@
 #    itself (it could not be removed); once the server is back nothing of
 #    it stays under its target, what it left has a time to live, and the
 #    next copy works.
+# 3. Without -q, a copy that waits out an outage of about 2 s says so on
+#    stderr (the reason it waits, then that the server answers again),
+#    and ends complete.
 . "$(dirname "$0")/lib.sh"
 
 need_binary REDISFS_BIN
@@ -418,4 +421,23 @@ rcli s del "$P-late:RESERVED" >/dev/null # (would lapse within 30 s)
 snap -q copy "$P" "$P-late" || fail "a copy after the failed one"
 records "$P-late" | diff "$T/want" - >"$T/delta" || fail "the copy after the failed one differs: $(head -5 "$T/delta")"
 [[ -z $(rcli s --scan --pattern '*~copy~*') ]] || fail "staging keys outlived the next copy"
+note "ok"
+
+note "3. a copy that waits out an outage says so (not with -q)"
+REDISFS_FAULT=copy-staging-slow "$REDISFS_SNAP_BIN" --redis "$URL" copy "$P" "$P-said" 2>"$T/said.err" &
+pid=$!
+sleep 1
+kill -0 "$pid" 2>/dev/null || fail "the copy ended before the outage: $(cat "$T/said.err")"
+stop_server s kill
+sleep 2
+start_server_again s
+rc=0
+wait "$pid" || rc=$?
+((rc == 0)) || fail "the copy through an outage of 2 s exited $rc: $(cat "$T/said.err")"
+grep -q "^redisfs-snap: warning: calls wait for the server, each up to 30 s (--timeout): redis: .*127\.0\.0\.1:${SRV_PORT[s]}" \
+  "$T/said.err" || fail "the copy did not say it waited for the server, and why: $(cat "$T/said.err")"
+grep -q "^redisfs-snap: the server answers again, [0-9.]* s after the first call that waited for it$" "$T/said.err" ||
+  fail "the copy did not say the server answered again: $(cat "$T/said.err")"
+records "$P-said" | diff "$T/want" - >"$T/delta" || fail "the copy that waited differs: $(head -5 "$T/delta")"
+note "  $(grep -m1 'calls wait' "$T/said.err")"
 note "ok"

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,49 @@ class ConfigGuard {
  private:
   std::string m_name;
   std::string m_restore;
+};
+
+// Another client's script keeps the server busy for `micros` (with a
+// busy-reply-threshold of 5 ms, restored after): once the constructor has
+// seen a refusal, every other client's command is refused with BUSY until
+// then. The destructor waits for the script's end.
+class BusyScript {
+ public:
+  explicit BusyScript(long micros) : m_guard("busy-reply-threshold", "5000") {
+    auto c = test::connect("redisfs:test-threshold");
+    test::ok(c->command({"CONFIG", "SET", "busy-reply-threshold", "5"}));
+    RedisUrl quick = test::test_url();
+    quick.timeout = std::chrono::milliseconds(20);  // (gives up soon on BUSY)
+    auto probe = Connection::open(quick, "redisfs:test-probe");
+    REQUIRE_MESSAGE(probe.ok(), (probe.ok() ? "" : probe.error().message));
+    m_busy = test::connect("redisfs:test-busy");
+    m_script = std::thread([this, micros] {
+      (void)m_busy->command({"EVAL",
+                             "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                             "repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > tonumber(ARGV[1]) "
+                             "return 1",
+                             "0", std::to_string(micros)});
+    });
+    for (int i = 0; i < 2000 && !m_refusing; ++i) {
+      auto ping = (*probe)->command({"PING"});
+      m_refusing = !ping.ok() && ping.error().message.find("BUSY") != std::string::npos;
+      if (!m_refusing) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+  ~BusyScript() { m_script.join(); }
+  // The server refused a command with BUSY once the script ran (for the
+  // case to REQUIRE: the object is whole, and its destructor waits).
+  bool refusing() const { return m_refusing; }
+  BusyScript(const BusyScript&) = delete;
+  BusyScript& operator=(const BusyScript&) = delete;
+
+ private:
+  ConfigGuard m_guard;
+  std::unique_ptr<Connection> m_busy;
+  std::thread m_script;
+  bool m_refusing = false;
 };
 
 long long _client_id(Connection& c) {
@@ -966,36 +1010,12 @@ TEST_CASE_FIXTURE(RedisFixture, "outcome records: cmsgpack read back is the repl
 // nothing run. transaction() sends it all again once the script is over:
 // every command runs once.
 TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole, and runs once") {
-  ConfigGuard guard("busy-reply-threshold", "5000");
-  test::ok(conn().command({"CONFIG", "SET", "busy-reply-threshold", "5"}));
   const long long aborted = test::error_replies(conn(), "EXECABORT");
-  RedisUrl quick = test::test_url();
-  quick.timeout = std::chrono::milliseconds(20);  // (gives up soon on BUSY)
-  auto probe = Connection::open(quick, "redisfs:test-probe");
-  REQUIRE_MESSAGE(probe.ok(), (probe.ok() ? "" : probe.error().message));
   auto r = pool.acquire();  // connected before the script starts
   REQUIRE(r.ok());
   REQUIRE((*r)->command({"PING"}).ok());
-  auto busy = test::connect("redisfs:test-busy");
-  std::thread script([&busy] {
-    (void)busy->command({"EVAL",
-                         "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
-                         "repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 400000 return 1",
-                         "0"});
-  });
-  struct Join {
-    std::thread& t;
-    ~Join() { t.join(); }
-  } join{script};
-  bool refusing = false;
-  for (int i = 0; i < 2000 && !refusing; ++i) {
-    auto ping = (*probe)->command({"PING"});
-    refusing = !ping.ok() && ping.error().message.find("BUSY") != std::string::npos;
-    if (!refusing) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
-  REQUIRE(refusing);
+  BusyScript busy(400000);
+  REQUIRE(busy.refusing());
   std::string a = keys.absolute("a");
   std::string n = keys.absolute("n");
   const std::vector<Args> tx{{"SET", a, "1"}, {"INCR", n}};
@@ -1006,6 +1026,44 @@ TEST_CASE_FIXTURE(RedisFixture, "a transaction refused by BUSY goes again, whole
   CHECK(test::ok(conn().command({"GET", a})).view().str() == "1");
   CHECK(test::ok(conn().command({"GET", n})).view().str() == "1");  // once
   CHECK(test::error_replies(conn(), "EXECABORT") > aborted);        // it was refused first
+}
+
+// Calls that wait out an outage (here BUSY: another client's script runs
+// 3 s) say so once (set_outage_reporter), whatever the number of calls
+// waiting, with the reason they met; then once that it is over, at the
+// first call that succeeds; a call after that says nothing.
+TEST_CASE_FIXTURE(RedisFixture, "calls that wait out BUSY say so once, and once that it is over") {
+  std::mutex mutex;
+  std::vector<OutageNote> notes;
+  set_outage_reporter([&](const OutageNote& note) {
+    std::lock_guard lock(mutex);
+    notes.push_back(note);
+  });
+  struct Reset {
+    ~Reset() { set_outage_reporter(nullptr); }
+  } reset;
+  auto a = pool.acquire();  // connected before the script starts
+  auto b = pool.acquire();
+  REQUIRE((a.ok() && b.ok()));
+  REQUIRE((*a)->command({"PING"}).ok());
+  REQUIRE((*b)->command({"PING"}).ok());
+  BusyScript busy(3000000);
+  REQUIRE(busy.refusing());
+  std::string k = keys.absolute("k");
+  std::thread other([&] { CHECK((*b)->command({"INCR", k}).ok()); });
+  CHECK((*a)->command({"INCR", k}).ok());
+  other.join();
+  CHECK(test::ok(conn().command({"GET", k})).view().str() == "2");
+  CHECK((*a)->command({"PING"}).ok());
+  std::lock_guard lock(mutex);
+  REQUIRE(notes.size() == 2);
+  CHECK_FALSE(notes[0].over);
+  CHECK(notes[0].why.find("BUSY") != std::string::npos);
+  CHECK(outage_text(notes[0], std::chrono::seconds(30)) ==
+        "calls wait for the server, each up to 30 s (--timeout): " + notes[0].why);
+  CHECK(notes[1].over);
+  CHECK(notes[1].waited >= k_outage_note_after);
+  CHECK(outage_text(notes[1], {}).starts_with("the server answers again, "));
 }
 
 // expire_made_key: a PEXPIRE that answered 0 (it ran before the command
