@@ -988,8 +988,12 @@ Result<std::string> Connection::ask_sentinels(Deadline deadline) {
       auto a = m_url.sentinel_user.empty()
                    ? _direct(**t, reader, buf, {"AUTH", m_url.sentinel_password}, d)
                    : _direct(**t, reader, buf, {"AUTH", m_url.sentinel_user, m_url.sentinel_password}, d);
-      if (!a.ok() || a->view().type() == ReplyView::Type::Error) {
-        last = make_error(EACCES, "sentinel " + s.display() + " refused AUTH");
+      if (!a.ok()) {
+        last = make_error(EIO, "sentinel " + s.display() + ": AUTH failed: " + a.error().message);
+        continue;
+      }
+      if (a->view().type() == ReplyView::Type::Error) {  // (its words: a wrong password, or its limit of clients)
+        last = make_error(EACCES, "sentinel " + s.display() + " refused AUTH: " + shown(a->view().str(), 200, 0));
         continue;
       }
     }

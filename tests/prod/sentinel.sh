@@ -203,6 +203,8 @@ if REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=wrong "$REDISFS_SNAP_
   fail "a sentinel answered a wrong password: $(cat "$T/badauth.list")"
 fi
 ! grep -q 'sentpw\|wrong' "$T/noauth.list" "$T/badauth.list" || fail "a password shows in a message"
+grep -q "sentinel .* refused AUTH: WRONGPASS" "$T/badauth.list" ||
+  fail "a wrong sentinel password is not said as one: $(cat "$T/badauth.list")"
 note "a sentinel with a password: found with REDISFS_SENTINEL_USER/PASSWORD; without: $(head -1 "$T/noauth.list")"
 REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=sentpw mount_at "$T/auth" --redis "$AUTH_URL" --prefix "$PREFIX" --read-only
 cmp "$T/blob" "$T/auth/tree/blob"
