@@ -89,14 +89,20 @@ void set_outage_reporter(std::function<void(const OutageNote&)> report) {
   g_outage_report = std::move(report);
 }
 
+// --timeout as given: "30 s", "0.5 s".
+static std::string _timeout_text(std::chrono::milliseconds timeout) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(timeout.count()) / 1000);
+  return buf;
+}
+
 std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
-  char buf[64];
   if (note.over) {
+    char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
     return std::string("the server answers again, ") + buf + " after the first call that waited for it";
   }
-  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(timeout.count()) / 1000);
-  return std::string("calls wait for the server, each up to ") + buf + " (--timeout): " + note.why;
+  return "calls wait for the server, each up to " + _timeout_text(timeout) + " (--timeout): " + note.why;
 }
 
 // ---------------------------------------------------------------- replies
@@ -1570,9 +1576,7 @@ static std::optional<Error> _frozen_too_long(Clock::time_point start) {
 // A call waited out an outage for longer than --timeout: EIO, whatever the
 // socket said.
 static Error _gave_up(Error err, std::chrono::milliseconds timeout, int attempt) {
-  err.message += " (gave up after " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s, " +
-                 std::to_string(attempt) + " tries)";
+  err.message += " (gave up after " + _timeout_text(timeout) + ", " + std::to_string(attempt) + " tries)";
   err.code = EIO;
   return err;
 }

@@ -146,10 +146,10 @@ struct RedisCounters {
 };
 RedisCounters redis_counters();
 
-// What a process says of an outage: its calls wait, each up to --timeout,
+// What a process says of an outage. Its calls wait, each up to --timeout,
 // for a server that does not answer or refuses them for a while (a
-// restart, a failover, LOADING, BUSY, its limit of clients), and a call
-// that succeeds in the end logs nothing of it by itself.
+// restart, a failover, LOADING, BUSY, its limit of clients); without these
+// notes a call that succeeds in the end leaves no trace of its wait.
 struct OutageNote {
   bool over = false;                    // false: a call has waited k_outage_note_after; true: a call succeeded since
   std::string why;                      // (not over) the error the waiting call met last
