@@ -30,7 +30,7 @@
 #    and unlinks sent behind (a writeback mount).
 # 6. A server at its limit of clients (maxclients: it answers "ERR max
 #    number of clients reached" and closes) whose other clients go after
-#    about 4 s: a call of a mount whose connections were closed waits for
+#    about 6 s: a call of a mount whose connections were closed waits for
 #    a new one and succeeds; the daemon logs why it waits and that the
 #    server answers again. A tool's first connection fails at once, saying
 #    why.
@@ -318,20 +318,21 @@ fs_mount "$M" --redis "$URL" --prefix "$P"
 LOG=${MOUNT_LOGS[$M]}
 echo before >"$M/before-full"
 lines=$(wc -l <"$LOG")
-# Three clients hold the server (BLPOP of 4 s; the last then lifts the
+# Three clients hold the server (BLPOP of 6 s; the last then lifts the
 # limit, on the connection it holds), the limit is set to them, and the
 # mount's connections are closed.
 holders=()
 for i in 1 2; do
-  rcli s blpop "$P:none" 4 >/dev/null 2>&1 &
+  rcli s blpop "$P:none" 6 >/dev/null 2>&1 &
   holders+=($!)
 done
-printf 'BLPOP %s 4\nCONFIG SET maxclients 10000\n' "$P:none" | rcli s >/dev/null 2>&1 &
+printf 'BLPOP %s 6\nCONFIG SET maxclients 10000\n' "$P:none" | rcli s >/dev/null 2>&1 &
 holders+=($!)
 for ((i = 0; i < 100; i++)); do
   (($(rcli s client list | grep -c 'cmd=blpop') == 3)) && break
   sleep 0.02
 done
+(($(rcli s client list | grep -c 'cmd=blpop') == 3)) || fail "the three clients holding the server did not all connect"
 ids=$(rcli s client list | awk '/ name=redisfs:/ { sub("id=", "", $1); print $1 }')
 [[ -n $ids ]] || fail "the mount holds no connection to close"
 {
@@ -344,7 +345,7 @@ out=$("$REDISFS_SNAP_BIN" --redis "$URL" list 2>&1) || rc=$?
 [[ $out == *"ERR max number of clients reached"* ]] || fail "list on a full server does not say why it failed: $out"
 t0=$EPOCHREALTIME
 echo after >"$M/after-full" || fail "a write on a full server failed"
-note "a write on a server full for about 4 s took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+note "a write on a server full for about 6 s took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
 wait "${holders[@]}"
 [[ $(cat "$M/after-full") == after ]] || fail "the write on a full server reads back as $(cat "$M/after-full")"
 new_log=$(tail -n +$((lines + 1)) "$LOG")
@@ -354,4 +355,3 @@ grep -q "redisfs: the server answers again" <<<"$new_log" || fail "the daemon di
 fs_unmount "$M"
 [[ $(rcli s config get maxclients | tail -1) == 10000 ]] || fail "the server's limit of clients was not lifted"
 note "a server at its limit of clients: calls wait, the daemon says why, and they succeed"
-
