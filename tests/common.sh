@@ -49,6 +49,15 @@ need_binary() {
   [[ -x $value ]] || skip "$1=$value is not an executable"
 }
 
+# skip_when_sanitized WHY: skips the case when $REDISFS_SNAP_BIN is built
+# with a sanitizer (ASan, TSan), whose allocator is not glibc's: for cases
+# that measure memory or fail allocations.
+skip_when_sanitized() {
+  if ldd "$REDISFS_SNAP_BIN" 2>/dev/null | grep -Eq 'libasan|libtsan'; then
+    skip "$1"
+  fi
+}
+
 # stop_pid PID: SIGTERM, up to 5 s to go, then SIGKILL (for cleanup traps:
 # never fails, a process already gone is fine).
 stop_pid() {

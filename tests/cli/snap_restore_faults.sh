@@ -9,10 +9,7 @@
 # timed.
 . "$(dirname "$0")/snap_lib.sh"
 
-if ldd "$REDISFS_SNAP_BIN" 2>/dev/null | grep -Eq 'libasan|libtsan'; then
-  note "skipped: a sanitizer's allocator is not glibc's"
-  exit 0
-fi
+skip_when_sanitized "a sanitizer's allocator is not glibc's"
 
 # minflt CMD...: runs CMD (its output dropped) and prints the page faults
 # it took (posix_spawn: no copy of python's memory is faulted in on its
