@@ -867,11 +867,11 @@ Status Connection::setup(Node& n, Deadline deadline) {
   }
   Deadline reply_deadline = std::min(deadline, Clock::now() + _reply_timeout(m_url));
   // A server that turns the connection away (at maxclients: "ERR max
-  // number of clients reached") writes its error and closes: the writes
-  // then fail (EPIPE) or a later reply is lost, and its error, the first
-  // the setup reads, says why.
+  // number of clients reached") writes its error as the first reply and
+  // closes: the writes then fail (EPIPE) or a later reply is lost, and that
+  // error says why. (Only the first: a later step's refusal, such as an ACL
+  // user's INFO, says nothing of a loss after it.)
   std::optional<Error> said;
-  const char* said_at = nullptr;  // the step whose reply it was
   if (Status w = n.t->write_all(out.data(), out.size(), reply_deadline); !w.ok()) {
     auto parting = read_raw(n, std::min(reply_deadline, Clock::now() + std::chrono::milliseconds(100)));
     const bool refused = !parting.ok() && parting.error().fault != Fault::Lost;
@@ -881,13 +881,13 @@ Status Connection::setup(Node& n, Deadline deadline) {
   for (const SetupStep& st : steps) {
     auto raw = read_raw(n, reply_deadline);
     if (!raw.ok() && raw.error().fault == Fault::Lost) {
-      return said ? _setup_lost(m_url, n.address, *said, said_at) : _setup_lost(m_url, n.address, raw.error(), st.what);
+      return said ? _setup_lost(m_url, n.address, *said, steps.front().what)
+                  : _setup_lost(m_url, n.address, raw.error(), st.what);
     }
     std::string_view what = st.what;
     if (!raw.ok()) {
-      if (!said) {
+      if (&st == &steps.front()) {
         said = raw.error();
-        said_at = st.what;
       }
       Error e = std::move(raw).error();
       if (what == "INFO" || what == "CLIENT ID" || what == "INFO server" || what == "INFO replication") {
