@@ -46,42 +46,59 @@ std::uint64_t redis_thread_round_trips() { return t_round_trips; }
 // ---------------------------------------------------------------- outages
 
 namespace {
-// What set_outage_reporter keeps: `on` while calls wait (from the first to
-// wait k_outage_note_after until the next to succeed).
-std::atomic<bool> g_outage_on{false};
+// What set_outage_reporter keeps of one kind of wait: `on` while calls wait
+// (from the first to wait k_outage_note_after until the next to succeed).
+struct WaitState {
+  std::atomic<bool> on{false};
+  Clock::time_point since;     // under g_outage_mutex
+  Clock::time_point given_up;  // under g_outage_mutex: calls begun before were said
+};
+WaitState g_outage;  // the server's
+WaitState g_freeze;  // the filesystem's freeze (FROZEN)
 std::mutex g_outage_mutex;
 std::function<void(const OutageNote&)> g_outage_report;  // under g_outage_mutex
-Clock::time_point g_outage_since;                        // under g_outage_mutex
 
 // A call that began at `began` waits again after meeting `why`.
-void _outage_waiting(Clock::time_point began, const Error& why) {
-  if (g_outage_on.load(std::memory_order_relaxed) || Clock::now() - began < k_outage_note_after) {
+void _waiting(WaitState& w, bool frozen, Clock::time_point began, const Error& why) {
+  if (w.on.load(std::memory_order_relaxed) || Clock::now() - began < k_outage_note_after) {
     return;
   }
   std::lock_guard lock(g_outage_mutex);
-  if (g_outage_on.exchange(true)) {
+  if (began < w.given_up || w.on.exchange(true)) {
     return;  // (another call said it first)
   }
-  g_outage_since = began;
+  w.since = began;
   if (g_outage_report) {
-    g_outage_report(OutageNote{false, why.message, {}});
+    g_outage_report(OutageNote{frozen, false, why.message, {}});
   }
 }
 
-// A call succeeded.
-void _outage_over() {
-  if (!g_outage_on.load(std::memory_order_relaxed)) {
+// A call that waited (or, for the server, any call) succeeded.
+void _over(WaitState& w, bool frozen) {
+  if (!w.on.load(std::memory_order_relaxed)) {
     return;
   }
   std::lock_guard lock(g_outage_mutex);
-  if (!g_outage_on.exchange(false)) {
+  if (!w.on.exchange(false)) {
     return;
   }
   if (g_outage_report) {
     g_outage_report(
-        OutageNote{true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - g_outage_since)});
+        OutageNote{frozen, true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - w.since)});
   }
 }
+
+// A call gave up waiting, with an error that says so: the wait is no
+// longer going on as far as the notes go (no note that it is over), and
+// the calls that waited with it are not said again.
+void _given_up(WaitState& w) {
+  std::lock_guard lock(g_outage_mutex);
+  w.on = false;
+  w.given_up = Clock::now();
+}
+
+void _outage_waiting(Clock::time_point began, const Error& why) { _waiting(g_outage, false, began, why); }
+void _outage_over() { _over(g_outage, false); }
 }  // namespace
 
 void set_outage_reporter(std::function<void(const OutageNote&)> report) {
@@ -96,11 +113,24 @@ static std::string _timeout_text(std::chrono::milliseconds timeout) {
   return buf;
 }
 
+// How long a change waits out a freeze before it fails (EBUSY): 120 s, two
+// under REDISFS_FAULT=short-freeze-wait (the tests').
+static std::chrono::seconds _freeze_limit() {
+  return std::chrono::seconds(fault_injected("short-freeze-wait") ? 2 : 120);
+}
+
 std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
   if (note.over) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
-    return std::string("the server answers again, ") + buf + " after the first call that waited for it";
+    return note.frozen
+               ? std::string("the filesystem's freeze is over, ") + buf + " after the first change that waited for it"
+               : std::string("the server answers again, ") + buf + " after the first call that waited for it";
+  }
+  if (note.frozen) {
+    // (why: the script's FROZEN, which says no more than this)
+    return "changes wait for the end of the filesystem's freeze (a delete, an install or a snapshot), each up to " +
+           std::to_string(_freeze_limit().count()) + " s";
   }
   return "calls wait for the server, each up to " + _timeout_text(timeout) + " (--timeout): " + note.why;
 }
@@ -1562,15 +1592,19 @@ struct BackOff {
 
 }  // namespace
 
-// How long a change waits out a freeze before it fails (EBUSY): 120 s, two
-// under REDISFS_FAULT=short-freeze-wait (the tests').
-static std::optional<Error> _frozen_too_long(Clock::time_point start) {
-  const std::chrono::seconds limit(fault_injected("short-freeze-wait") ? 2 : 120);
-  if (Clock::now() - start <= limit) {
-    return std::nullopt;
+// A change that began at `start` met a freeze (FROZEN): it sleeps and is
+// sent again, or, frozen out past _freeze_limit(), fails with EBUSY.
+static std::optional<Error> _frozen_wait(Clock::time_point start, const Error& why, BackOff& back_off) {
+  const std::chrono::seconds limit = _freeze_limit();
+  if (Clock::now() - start > limit) {
+    _given_up(g_freeze);
+    return make_error(EBUSY, "the filesystem has been frozen (a delete, an install or a snapshot) for over " +
+                                 std::to_string(limit.count()) + " s");
   }
-  return make_error(EBUSY, "the filesystem has been frozen (a snapshot, a delete, an install) for over " +
-                               std::to_string(limit.count()) + " s");
+  _waiting(g_freeze, true, start, why);
+  std::this_thread::sleep_for(std::min(back_off.pause, std::chrono::milliseconds(50)));
+  back_off.pause = std::min(back_off.pause * 2, std::chrono::milliseconds(50));
+  return std::nullopt;
 }
 
 // A call waited out an outage for longer than --timeout: EIO, whatever the
@@ -1592,9 +1626,11 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   // LOADING is sent again at the pace of round trips, not of back-offs).
   BackOff back_off{milliseconds(5), e.early.has_value() && e.early_epoch < m_resend_ok};
   bool moved_once = false;
+  bool frozen_out = false;
   for (int attempt = 1;; ++attempt) {
     if (r.ok()) {
       m_resend_ok += attempt > 1 ? 1 : 0;
+      frozen_out ? _over(g_freeze, true) : void();
       return r;
     }
     Fault f = r.error().fault;
@@ -1612,12 +1648,11 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
         back_off();
       }
     } else if (f == Fault::Frozen && e.script != nullptr) {
-      // A snapshot is being taken: its freeze lasts as long as its copy.
-      if (auto given_up = _frozen_too_long(e.start)) {
+      // A delete, an install or a copy across slots: it lasts as long as they do.
+      if (auto given_up = _frozen_wait(e.start, r.error(), back_off)) {
         return std::move(*given_up);
       }
-      std::this_thread::sleep_for(std::min(back_off.pause, milliseconds(50)));
-      back_off.pause = std::min(back_off.pause * 2, milliseconds(50));
+      frozen_out = true;
     } else if (f == Fault::Cow && e.script != nullptr) {
       // A snapshot is being taken copy-on-write: send it again naming the
       // snapshot's keys (prelude.lua).
