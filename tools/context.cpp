@@ -25,8 +25,9 @@ Result<Pool*> ToolContext::pool() {
   // (one that outlasts --timeout fails the command, whose error says so).
   if (!opts.quiet) {
     set_outage_reporter([timeout = m_endpoint->url.timeout](const OutageNote& note) {
-      std::fprintf(stderr, "%sredisfs-snap: %s%s\n", summary_prefix(),
-                   note.over ? "" : "warning: ", outage_text(note, timeout).c_str());
+      bool warn = !note.over && note.kind != OutageNote::Kind::Holder;  // (waiting for another tool: no fault)
+      std::fprintf(stderr, "%sredisfs-snap: %s%s\n", summary_prefix(), warn ? "warning: " : "",
+                   outage_text(note, timeout).c_str());
     });
   }
   return m_pool.get();

@@ -59,7 +59,7 @@ std::mutex g_outage_mutex;
 std::function<void(const OutageNote&)> g_outage_report;  // under g_outage_mutex
 
 // A call that began at `began` waits again after meeting `why`.
-void _waiting(WaitState& w, bool frozen, Clock::time_point began, const Error& why) {
+void _waiting(WaitState& w, OutageNote::Kind kind, Clock::time_point began, const Error& why) {
   if (w.on.load(std::memory_order_relaxed) || Clock::now() - began < k_outage_note_after) {
     return;
   }
@@ -69,12 +69,12 @@ void _waiting(WaitState& w, bool frozen, Clock::time_point began, const Error& w
   }
   w.since = began;
   if (g_outage_report) {
-    g_outage_report(OutageNote{frozen, false, why.message, {}});
+    g_outage_report(OutageNote{kind, false, why.message, {}});
   }
 }
 
 // A call that waited (or, for the server, any call) succeeded.
-void _over(WaitState& w, bool frozen) {
+void _over(WaitState& w, OutageNote::Kind kind) {
   if (!w.on.load(std::memory_order_relaxed)) {
     return;
   }
@@ -84,7 +84,7 @@ void _over(WaitState& w, bool frozen) {
   }
   if (g_outage_report) {
     g_outage_report(
-        OutageNote{frozen, true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - w.since)});
+        OutageNote{kind, true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - w.since)});
   }
 }
 
@@ -97,13 +97,22 @@ void _given_up(WaitState& w) {
   w.given_up = Clock::now();
 }
 
-void _outage_waiting(Clock::time_point began, const Error& why) { _waiting(g_outage, false, began, why); }
-void _outage_over() { _over(g_outage, false); }
+void _outage_waiting(Clock::time_point began, const Error& why) {
+  _waiting(g_outage, OutageNote::Kind::Server, began, why);
+}
+void _outage_over() { _over(g_outage, OutageNote::Kind::Server); }
 }  // namespace
 
 void set_outage_reporter(std::function<void(const OutageNote&)> report) {
   std::lock_guard lock(g_outage_mutex);
   g_outage_report = std::move(report);
+}
+
+void report_wait(const OutageNote& note) {
+  std::lock_guard lock(g_outage_mutex);
+  if (g_outage_report) {
+    g_outage_report(note);
+  }
 }
 
 // --timeout as given: "30 s", "0.5 s".
@@ -120,14 +129,17 @@ static std::chrono::seconds _freeze_limit() {
 }
 
 std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
+  if (note.kind == OutageNote::Kind::Holder) {
+    return note.why;
+  }
   if (note.over) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
-    return note.frozen
+    return note.kind == OutageNote::Kind::Freeze
                ? std::string("the filesystem's freeze is over, ") + buf + " after the first change that waited for it"
                : std::string("the server answers again, ") + buf + " after the first call that waited for it";
   }
-  if (note.frozen) {
+  if (note.kind == OutageNote::Kind::Freeze) {
     // (why: the script's FROZEN, which says no more than this)
     return "changes wait for the end of the filesystem's freeze (a delete, an install or a snapshot), each up to " +
            std::to_string(_freeze_limit().count()) + " s";
@@ -1601,7 +1613,7 @@ static std::optional<Error> _frozen_wait(Clock::time_point start, const Error& w
     return make_error(EBUSY, "the filesystem has been frozen (a delete, an install or a snapshot) for over " +
                                  std::to_string(limit.count()) + " s");
   }
-  _waiting(g_freeze, true, start, why);
+  _waiting(g_freeze, OutageNote::Kind::Freeze, start, why);
   std::this_thread::sleep_for(std::min(back_off.pause, std::chrono::milliseconds(50)));
   back_off.pause = std::min(back_off.pause * 2, std::chrono::milliseconds(50));
   return std::nullopt;
@@ -1630,7 +1642,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   for (int attempt = 1;; ++attempt) {
     if (r.ok()) {
       m_resend_ok += attempt > 1 ? 1 : 0;
-      frozen_out ? _over(g_freeze, true) : void();
+      frozen_out ? _over(g_freeze, OutageNote::Kind::Freeze) : void();
       return r;
     }
     Fault f = r.error().fault;

@@ -494,22 +494,95 @@ static Error _busy(Connection& c, const Keys& keys) {
                                " is in progress (" + keys.freeze() + " or " + keys.cow() + " exists); try again later");
 }
 
+// A tool's wait for another tool that holds the filesystem (a snapshot
+// being taken, a freeze): said once it has lasted k_outage_note_after,
+// naming what it waits for (report_wait: on stderr unless -q), and once
+// when it ends. A copy waits for another snapshot as long as it lives;
+// without this it seemed to hang.
+class HolderWait {
+ public:
+  HolderWait(Connection& c, const Keys& keys) : m_c(c), m_keys(keys), m_began(Clock::now()) {}
+  // At each turn of the wait.
+  void waiting() {
+    if (m_said || Clock::now() - m_began < k_outage_note_after) {
+      return;
+    }
+    m_said = true;
+    std::string detail;
+    m_subject = holder(detail);
+    report_wait({OutageNote::Kind::Holder, false, "waiting for " + m_subject + " to end (" + detail + ")", {}});
+  }
+  // The wait is over, and the tool goes on (not when it gives up: its
+  // error says so).
+  void ended() {
+    if (!m_said) {
+      return;
+    }
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_began);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(waited.count()) / 1000);
+    report_wait({OutageNote::Kind::Holder, true, m_subject + " ended; waited " + buf, waited});
+  }
+
+ private:
+  // What holds the filesystem now, and (`detail`) which key and how far
+  // along it is. The records are anyone's: shown quoted.
+  std::string holder(std::string& detail) {
+    std::string fs = redisfs::quoted(m_keys.prefix());
+    m_c.append({"EXISTS", m_keys.freeze()});
+    m_c.append({"HMGET", m_keys.cow(), "staging", "dst", "done", "total", "kept"});
+    auto frozen = m_c.read_reply();
+    auto cow = m_c.read_reply();
+    if (frozen.ok() && frozen->view().integer() == 1) {
+      detail = m_keys.freeze() + ": a delete, an install, a repair or a copy across Cluster slots";
+      return "the freeze of " + fs;
+    }
+    if (!cow.ok() || cow->view().size() != 5 || cow->view()[0].is_nil()) {
+      detail = "it ended meanwhile";
+      return "another snapshot or change of the whole filesystem " + fs;
+    }
+    ReplyView v = cow->view();
+    std::string_view dst = v[1].str();
+    detail = m_keys.cow() + ": " +
+             (temp_kind(v[0].str()) == TempKind::Copy && !dst.empty() ? "a copy to " + redisfs::quoted(dst)
+                                                                      : std::string("a dump's or a diff's"));
+    long long done = v[2].as_int().value_or(0);
+    long long total = v[3].as_int().value_or(0);
+    if (total > 0 && done >= 0 && done <= total) {
+      detail += ", " + std::to_string(100 * done / total) + "% done";
+    }
+    if (!v[4].str().empty()) {  // (a dump that cannot hand it over: CowKeeper)
+      detail += ", kept to its end: " + shown(v[4].str(), 400, 0);
+    }
+    return "another snapshot of " + fs;
+  }
+
+  Connection& m_c;
+  const Keys& m_keys;
+  Clock::time_point m_began;
+  bool m_said = false;
+  std::string m_subject;
+};
+
 Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
   std::string key = keys.freeze();
   std::string token = random_hex(16);
   std::string ttl = std::to_string(k_freeze_ttl_ms);
   auto deadline = Clock::now() + wait;
   auto pause = std::chrono::milliseconds(20);
+  HolderWait holder(c, keys);
   for (;;) {
     TRY(check_cancel());
     auto sent = Clock::now();
     TRY_ASSIGN(Reply r, c.eval(lua::freeze_acquire, {key, keys.cow()}, {token, ttl}));
     if (r.view().integer() == 1) {
+      holder.ended();
       return Freeze(std::move(key), std::move(token), sent);
     }
     if (Clock::now() >= deadline) {
       return _busy(c, keys);
     }
+    holder.waiting();
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
@@ -631,6 +704,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
                               std::to_string(k_format_version)};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
+  HolderWait holder(c, source);
   for (;;) {
     TRY(check_cancel());
     cow.m_last_refresh = Clock::now();  // (when the instant that begins it is sent)
@@ -669,6 +743,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
       // (the caller removes it: only if it is a staging prefix of ours,
       // not whatever a damaged COW named)
       cow.m_dead = is_cow_staging(source.prefix(), v[2].str()) ? std::string(v[2].str()) : std::string();
+      holder.ended();
       return cow;
     }
     if (v[1].str() != "frozen") {
@@ -679,6 +754,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(k_freeze_wait).count()) +
                             " s; try again later");
     }
+    holder.waiting();
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
