@@ -206,6 +206,26 @@ fi
 grep -q "sentinel .* refused AUTH: WRONGPASS" "$T/badauth.list" ||
   fail "a wrong sentinel password is not said as one: $(cat "$T/badauth.list")"
 note "a sentinel with a password: found with REDISFS_SENTINEL_USER/PASSWORD; without: $(head -1 "$T/noauth.list")"
+
+# A connection that breaks during AUTH (lost_reply_proxy.py in front of the
+# sentinel loses the AUTH and closes both sides) is a sentinel out of
+# reach, not a refusal: the next sentinel is asked, and a lone one is asked
+# again within --timeout.
+PROXY=$(free_port)
+"${ORPHAN_GUARD[@]}" python3 "$TOPO_HERE/../lost_reply_proxy.py" "$PROXY" "$sa" "$T/arm" &
+track_job $!
+wait_for 10 "the proxy does not listen on $PROXY" \
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$PROXY"
+for url in "redis-sentinel://127.0.0.1:$PROXY,127.0.0.1:$sa/$SENTINEL_MASTER_NAME" \
+  "redis-sentinel://127.0.0.1:$PROXY/$SENTINEL_MASTER_NAME"; do
+  rm -f "$T/arm.fired"
+  echo '-AUTH watcher' >"$T/arm"
+  REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=sentpw "$REDISFS_SNAP_BIN" --timeout 10 --redis "$url" list \
+    >"$T/broken.list" 2>&1 || fail "list through $url, AUTH lost once: $(cat "$T/broken.list")"
+  [[ -e $T/arm.fired ]] || fail "the proxy lost no AUTH (list through $url)"
+  grep -q "^$PREFIX " "$T/broken.list" || fail "list through $url, AUTH lost once: $(cat "$T/broken.list")"
+done
+note "a sentinel whose connection breaks during AUTH: the next one asked, a lone one asked again"
 REDISFS_SENTINEL_USER=watcher REDISFS_SENTINEL_PASSWORD=sentpw mount_at "$T/auth" --redis "$AUTH_URL" --prefix "$PREFIX" --read-only
 cmp "$T/blob" "$T/auth/tree/blob"
 fs_unmount "$T/auth"
