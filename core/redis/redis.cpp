@@ -626,11 +626,13 @@ Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::s
   std::unique_ptr<Connection> c(new Connection(url, std::move(client_name)));
   // A server that cannot be reached at all fails now (a typo should not
   // cost the whole timeout); one that is loading its data, or a master the
-  // sentinels are still electing, is waited for.
-  Deadline deadline = Clock::now() + url.timeout;
+  // sentinels are still electing, is waited for (and said, as an outage).
+  auto began = Clock::now();
+  Deadline deadline = began + url.timeout;
   for (auto pause = std::chrono::milliseconds(20);; pause = std::min(pause * 2, std::chrono::milliseconds(500))) {
     Status st = c->connect_main(std::min(deadline, Clock::now() + std::chrono::seconds(10)));
     if (st.ok()) {
+      _outage_over();
       return c;
     }
     Fault f = st.error().fault;
@@ -639,6 +641,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::s
     if (!wait || Clock::now() + pause >= deadline) {
       return std::move(st).error();
     }
+    _outage_waiting(began, st.error());
     std::this_thread::sleep_for(pause);
   }
 }

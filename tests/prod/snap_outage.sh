@@ -31,6 +31,8 @@
 # 3. Without -q, a copy that waits out an outage of about 2 s says so on
 #    stderr (the reason it waits, then that the server answers again),
 #    and ends complete.
+# 4. A tool started while the server is LOADING (about 3 s) waits for it
+#    and says so, as in 3; with -q it says nothing.
 . "$(dirname "$0")/lib.sh"
 
 need_binary REDISFS_BIN
@@ -440,4 +442,29 @@ grep -q "^redisfs-snap: the server answers again, [0-9.]* s after the first call
   fail "the copy did not say the server answered again: $(cat "$T/said.err")"
 records "$P-said" | diff "$T/want" - >"$T/delta" || fail "the copy that waited differs: $(head -5 "$T/delta")"
 note "  $(grep -m1 'calls wait' "$T/said.err")"
+
+note "4. a tool started while the server is loading its data waits for it, and says so (not with -q)"
+# (a server of its own: s holds this case's filesystems, whose keys would
+# each load as slowly as the filler's)
+start_plain_redis_tcp l
+rcli l sadd 'redisfs~FILESYSTEMS' LOADED >/dev/null
+rcli l hset LOADED:SB format redisfs version 1 block_size 4096 root 1 next_inode 2 inodes 1 bytes 0 >/dev/null
+prepare_loading l 3
+for quiet in "" -q; do
+  restart_loading l kill
+  ((LOADING_SEEN == 1)) || fail "the restarted server was not LOADING (INFO loading:1 not seen)"
+  # shellcheck disable=SC2086  # ($quiet: nothing, or -q)
+  "$REDISFS_SNAP_BIN" --redis "redis://127.0.0.1:${SRV_PORT[l]}" $quiet list >"$T/loading.out" 2>"$T/loading.err" ||
+    fail "list started while the server loads (${quiet:-not -q}): $(cat "$T/loading.err")"
+  grep -q "^LOADED " "$T/loading.out" || fail "list started while the server loads: $(cat "$T/loading.out")"
+  if [[ -n $quiet ]]; then
+    [[ ! -s $T/loading.err ]] || fail "-q printed: $(cat "$T/loading.err")"
+    continue
+  fi
+  grep -q "^redisfs-snap: warning: calls wait for the server, each up to 30 s (--timeout): redis: LOADING" "$T/loading.err" ||
+    fail "the tool did not say it waited for the server, and why: $(cat "$T/loading.err")"
+  grep -q "^redisfs-snap: the server answers again, [0-9.]* s after the first call that waited for it$" \
+    "$T/loading.err" || fail "the tool did not say the server answered again: $(cat "$T/loading.err")"
+  note "  $(grep -m1 'calls wait' "$T/loading.err")"
+done
 note "ok"
