@@ -47,6 +47,7 @@
 #include "op_stats.hpp"
 #include "ops.hpp"
 #include "redis/endpoint.hpp"
+#include "redis/outage.hpp"
 #include "redis/server_check.hpp"
 #include "sd_notify.hpp"
 #include "session.hpp"

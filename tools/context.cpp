@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "redis/outage.hpp"
 #include "redis/server_check.hpp"
 #include "snap/snapshot.hpp"
 #include "util/progress.hpp"

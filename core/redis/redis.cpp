@@ -43,110 +43,6 @@ RedisCounters redis_counters() {
 
 std::uint64_t redis_thread_round_trips() { return t_round_trips; }
 
-// ---------------------------------------------------------------- outages
-
-namespace {
-// What set_outage_reporter keeps of one kind of wait: `on` while calls wait
-// (from the first to wait k_outage_note_after until the next to succeed).
-struct WaitState {
-  std::atomic<bool> on{false};
-  Clock::time_point since;     // under g_outage_mutex
-  Clock::time_point given_up;  // under g_outage_mutex: calls begun before were said
-};
-WaitState g_outage;  // the server's
-WaitState g_freeze;  // the filesystem's freeze (FROZEN)
-std::mutex g_outage_mutex;
-std::function<void(const OutageNote&)> g_outage_report;  // under g_outage_mutex
-
-// A call that began at `began` waits again after meeting `why`.
-void _waiting(WaitState& w, OutageNote::Kind kind, Clock::time_point began, const Error& why) {
-  if (w.on.load(std::memory_order_relaxed) || Clock::now() - began < k_outage_note_after) {
-    return;
-  }
-  std::lock_guard lock(g_outage_mutex);
-  if (began < w.given_up || w.on.exchange(true)) {
-    return;  // (another call said it first)
-  }
-  w.since = began;
-  if (g_outage_report) {
-    g_outage_report(OutageNote{kind, false, why.message, {}});
-  }
-}
-
-// A call that waited (or, for the server, any call) succeeded.
-void _over(WaitState& w, OutageNote::Kind kind) {
-  if (!w.on.load(std::memory_order_relaxed)) {
-    return;
-  }
-  std::lock_guard lock(g_outage_mutex);
-  if (!w.on.exchange(false)) {
-    return;
-  }
-  if (g_outage_report) {
-    g_outage_report(
-        OutageNote{kind, true, {}, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - w.since)});
-  }
-}
-
-// A call gave up waiting, with an error that says so: the wait is no
-// longer going on as far as the notes go (no note that it is over), and
-// the calls that waited with it are not said again.
-void _given_up(WaitState& w) {
-  std::lock_guard lock(g_outage_mutex);
-  w.on = false;
-  w.given_up = Clock::now();
-}
-
-void _outage_waiting(Clock::time_point began, const Error& why) {
-  _waiting(g_outage, OutageNote::Kind::Server, began, why);
-}
-void _outage_over() { _over(g_outage, OutageNote::Kind::Server); }
-}  // namespace
-
-void set_outage_reporter(std::function<void(const OutageNote&)> report) {
-  std::lock_guard lock(g_outage_mutex);
-  g_outage_report = std::move(report);
-}
-
-void report_wait(const OutageNote& note) {
-  std::lock_guard lock(g_outage_mutex);
-  if (g_outage_report) {
-    g_outage_report(note);
-  }
-}
-
-// --timeout as given: "30 s", "0.5 s".
-static std::string _timeout_text(std::chrono::milliseconds timeout) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(timeout.count()) / 1000);
-  return buf;
-}
-
-// How long a change waits out a freeze before it fails (EBUSY): 120 s, two
-// under REDISFS_FAULT=short-freeze-wait (the tests').
-static std::chrono::seconds _freeze_limit() {
-  return std::chrono::seconds(fault_injected("short-freeze-wait") ? 2 : 120);
-}
-
-std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
-  if (note.kind == OutageNote::Kind::Holder) {
-    return note.why;
-  }
-  if (note.over) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
-    return note.kind == OutageNote::Kind::Freeze
-               ? std::string("the filesystem's freeze is over, ") + buf + " after the first change that waited for it"
-               : std::string("the server answers again, ") + buf + " after the first call that waited for it";
-  }
-  if (note.kind == OutageNote::Kind::Freeze) {
-    // (why: the script's FROZEN, which says no more than this)
-    return "changes wait for the end of the filesystem's freeze (a delete, an install or a snapshot), each up to " +
-           std::to_string(_freeze_limit().count()) + " s";
-  }
-  return "calls wait for the server, each up to " + _timeout_text(timeout) + " (--timeout): " + note.why;
-}
-
 // ---------------------------------------------------------------- replies
 
 void Reply::Free::operator()(redisReply* r) const { free_arena_reply(r); }  // (reply_arena.hpp)
@@ -632,7 +528,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::s
   for (auto pause = std::chrono::milliseconds(20);; pause = std::min(pause * 2, std::chrono::milliseconds(500))) {
     Status st = c->connect_main(std::min(deadline, Clock::now() + std::chrono::seconds(10)));
     if (st.ok()) {
-      _outage_over();
+      outage_over(OutageNote::Kind::Server);
       return c;
     }
     Fault f = st.error().fault;
@@ -641,7 +537,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const RedisUrl& url, std::s
     if (!wait || Clock::now() + pause >= deadline) {
       return std::move(st).error();
     }
-    _outage_waiting(began, st.error());
+    outage_waiting(OutageNote::Kind::Server, began, st.error());
     std::this_thread::sleep_for(pause);
   }
 }
@@ -1377,7 +1273,7 @@ Result<Reply> Connection::check(Reply reply) {
   if (reply.view().type() == ReplyView::Type::Error) {
     return error_from_redis(reply.view().str());
   }
-  _outage_over();  // (the server answers)
+  outage_over(OutageNote::Kind::Server);  // (the server answers)
   return reply;
 }
 
@@ -1608,15 +1504,15 @@ struct BackOff {
 }  // namespace
 
 // A change that began at `start` met a freeze (FROZEN): it sleeps and is
-// sent again, or, frozen out past _freeze_limit(), fails with EBUSY.
+// sent again, or, frozen out past freeze_limit(), fails with EBUSY.
 static std::optional<Error> _frozen_wait(Clock::time_point start, const Error& why, BackOff& back_off) {
-  const std::chrono::seconds limit = _freeze_limit();
+  const std::chrono::seconds limit = freeze_limit();
   if (Clock::now() - start > limit) {
-    _given_up(g_freeze);
+    outage_given_up(OutageNote::Kind::Freeze);
     return make_error(EBUSY, "the filesystem has been frozen (a delete, an install or a snapshot) for over " +
                                  std::to_string(limit.count()) + " s");
   }
-  _waiting(g_freeze, OutageNote::Kind::Freeze, start, why);
+  outage_waiting(OutageNote::Kind::Freeze, start, why);
   std::this_thread::sleep_for(std::min(back_off.pause, std::chrono::milliseconds(50)));
   back_off.pause = std::min(back_off.pause * 2, std::chrono::milliseconds(50));
   return std::nullopt;
@@ -1625,7 +1521,7 @@ static std::optional<Error> _frozen_wait(Clock::time_point start, const Error& w
 // A call waited out an outage for longer than --timeout: EIO, whatever the
 // socket said.
 static Error _gave_up(Error err, std::chrono::milliseconds timeout, int attempt) {
-  err.message += " (gave up after " + _timeout_text(timeout) + ", " + std::to_string(attempt) + " tries)";
+  err.message += " (gave up after " + timeout_text(timeout) + ", " + std::to_string(attempt) + " tries)";
   err.code = EIO;
   return err;
 }
@@ -1645,7 +1541,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
   for (int attempt = 1;; ++attempt) {
     if (r.ok()) {
       m_resend_ok += attempt > 1 ? 1 : 0;
-      frozen_out ? _over(g_freeze, OutageNote::Kind::Freeze) : void();
+      frozen_out ? outage_over(OutageNote::Kind::Freeze) : void();
       return r;
     }
     Fault f = r.error().fault;
@@ -1659,7 +1555,7 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
       } else if (!sha.ok() && sha.error().fault == Fault::None) {
         return std::move(sha).error();  // (an outage meanwhile: waited out below)
       } else if (!sha.ok()) {
-        _outage_waiting(e.start, sha.error());
+        outage_waiting(OutageNote::Kind::Server, e.start, sha.error());
         back_off();
       }
     } else if (f == Fault::Frozen && e.script != nullptr) {
@@ -1693,13 +1589,13 @@ Result<Reply> Connection::settle(Entry& e, Result<Reply> r) {
         drop(*n, r.error());
       }
       m_slot_node.clear();
-      _outage_waiting(e.start, r.error());
+      outage_waiting(OutageNote::Kind::Server, e.start, r.error());
       back_off();
     } else if (_refused_not_run(f) || (f == Fault::Lost && (e.idempotent || e.op != 0))) {
       if ((f == Fault::Lost || f == Fault::Unreachable) && m_cluster) {
         m_slot_node.clear();  // a dead master: its replica may have the slot now
       }
-      _outage_waiting(e.start, r.error());
+      outage_waiting(OutageNote::Kind::Server, e.start, r.error());
       back_off();
     } else {
       return e.failed(std::move(r).error());
@@ -1801,7 +1697,7 @@ Result<Reply> Connection::transaction(std::span<const Args> commands) {
     if (Clock::now() >= deadline) {
       return _gave_up(std::move(first), m_url.timeout, attempt);
     }
-    _outage_waiting(began, first);
+    outage_waiting(OutageNote::Kind::Server, began, first);
     back_off();
   }
 }

@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "redis/lua_scripts.hpp"
+#include "redis/outage.hpp"
 #include "redis/redis_url.hpp"
 #include "redis/transport.hpp"
 #include "util/result.hpp"
@@ -145,43 +146,6 @@ struct RedisCounters {
   std::uint64_t replies = 0;
 };
 RedisCounters redis_counters();
-
-// What a process says of an outage. Its calls wait, each up to --timeout,
-// for a server that does not answer or refuses them for a while (a
-// restart, a failover, LOADING, BUSY, its limit of clients); its changes
-// wait, each up to 120 s, for a filesystem frozen by a delete, an install
-// or a snapshot (FROZEN). Without these notes a call that succeeds in the
-// end leaves no trace of its wait.
-struct OutageNote {
-  enum class Kind {
-    Server,  // calls wait for the server (--timeout)
-    Freeze,  // changes wait for a freeze of the filesystem (FROZEN)
-    Holder,  // a tool waits for another tool's snapshot or freeze to end: `why` is the whole line
-  };
-  Kind kind = Kind::Server;
-  bool over = false;                    // false: a call has waited k_outage_note_after; true: a call succeeded since
-  std::string why;                      // (not over) the error the waiting call met last
-  std::chrono::milliseconds waited{0};  // (over) since the call that said so began
-};
-inline constexpr std::chrono::seconds k_outage_note_after{1};
-// `report` is called once when calls begin to wait (the first to have
-// waited k_outage_note_after) and once when the outage is over (the next
-// call to succeed; for a freeze, the next change that had met it), on the
-// thread of that call, one call at a time; a freeze and an outage of the
-// server are noted each on its own. A call pays one relaxed atomic load
-// when no outage is going on.
-void set_outage_reporter(std::function<void(const OutageNote&)> report);
-// Says `note` through the reporter: a wait its caller keeps count of
-// itself (Kind::Holder: once it has lasted k_outage_note_after, once when
-// it ends).
-void report_wait(const OutageNote& note);
-// The note's one line, for a log or a tool's stderr: "calls wait for the
-// server, each up to 30 s (--timeout): <why>", "the server answers again,
-// 5.1 s after the first call that waited for it"; "changes wait for the
-// end of the filesystem's freeze (a delete, an install or a snapshot),
-// each up to 120 s", "the filesystem's freeze is over, 5.1 s after the
-// first change that waited for it"; a Holder's `why` as it is.
-std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout);
 
 class Transport;
 struct Node;

@@ -52,6 +52,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "redis/outage.hpp"
 #include "redis/scan.hpp"
 #include "redis/server_check.hpp"
 #include "snap/install.hpp"
