@@ -549,8 +549,9 @@ class HolderWait {
                                                                       : std::string("a dump's or a diff's"));
     long long done = v[2].as_int().value_or(0);
     long long total = v[3].as_int().value_or(0);
-    if (total > 0 && done >= 0 && done <= total) {
-      detail += ", " + std::to_string(100 * done / total) + "% done";
+    if (total > 0 && done >= 0 && done <= total) {  // (in double: 100 * done may not fit)
+      int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
+      detail += ", " + std::to_string(pct) + "% done";
     }
     if (!v[4].str().empty()) {  // (a dump that cannot hand it over: CowKeeper)
       detail += ", kept to its end: " + shown(v[4].str(), 400, 0);

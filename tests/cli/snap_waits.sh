@@ -5,7 +5,8 @@
 # to 30 s; a copy begun under a freeze waits for it. Once such a wait has
 # lasted a second, redisfs-snap says on stderr what it waits for (which
 # key, which copy, how far along), and that it ended; -q says nothing,
-# and neither is a warning. (The mounts' side, changes waiting out a
+# and neither is a warning. A snapshot record someone else wrote is shown
+# escaped, on one line. (The mounts' side, changes waiting out a
 # freeze: tests/mount/frozen_writer.sh.)
 . "$(dirname "$0")/snap_lib.sh"
 
@@ -70,4 +71,15 @@ snap copy BIG THAWED 2>"$T/err" >/dev/null || fail "the copy under a freeze: $(c
 said_once "^redisfs-snap: waiting for the freeze of 'BIG' to end \(BIG:FREEZE: a delete, an install, a repair or a copy across Cluster slots\)$"
 said_once "^redisfs-snap: the freeze of 'BIG' ended; waited [0-9.]+ s$"
 [[ $(fs_digest THAWED) == "$big" ]] || fail "THAWED is not BIG"
+note "a snapshot record written by someone else: its words shown escaped, on one line"
+# (a live deadline 3 s ahead, never refreshed: it lapses, and the copy goes on)
+now_ms=$(rcli time | head -1)000
+rcli hset BIG:COW staging "BIG~copy~0123456789abcdef" token forged deadline $((now_ms + 3000)) \
+  dst "$(printf 'evil\033[2J\nname')" done 9223372036854775807 total 9223372036854775807 >/dev/null
+snap copy BIG FORGED 2>"$T/err" >/dev/null || fail "the copy behind a forged record: $(cat "$T/err")"
+said_once "^redisfs-snap: waiting for another snapshot of 'BIG' to end \(BIG:COW: a copy to 'evil\\\\x1b\[2J\\\\x0aname', 100% done\)$"
+said_once "$ENDED"
+[[ $(grep -Evc '^(redisfs-snap: |copied BIG -> FORGED )' "$T/err") == 0 ]] ||
+  fail "the forged record's words broke a line: $(cat -v "$T/err")"
+[[ $(fs_digest FORGED) == "$big" ]] || fail "FORGED is not BIG"
 note "ok"
