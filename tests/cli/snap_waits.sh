@@ -75,7 +75,7 @@ note "a snapshot record written by someone else: its words shown escaped, on one
 # (a live deadline 3 s ahead, never refreshed: it lapses, and the copy goes on)
 now_ms=$(rcli time | head -1)000
 rcli hset BIG:COW staging "BIG~copy~0123456789abcdef" token forged deadline $((now_ms + 3000)) \
-  dst "$(printf 'evil\033[2J\nname')" done 9223372036854775807 total 9223372036854775807 >/dev/null
+  dst "$(printf 'evil\033[2J\nname')" "done" 9223372036854775807 total 9223372036854775807 >/dev/null
 snap copy BIG FORGED 2>"$T/err" >/dev/null || fail "the copy behind a forged record: $(cat "$T/err")"
 said_once "^redisfs-snap: waiting for another snapshot of 'BIG' to end \(BIG:COW: a copy to 'evil\\\\x1b\[2J\\\\x0aname', 100% done\)$"
 said_once "$ENDED"
