@@ -495,26 +495,34 @@ static Error _busy(Connection& c, const Keys& keys) {
                                " is in progress (" + keys.freeze() + " or " + keys.cow() + " exists); try again later");
 }
 
-// A tool's wait for another tool that holds the filesystem (a snapshot
-// being taken, a freeze): said once it has lasted k_outage_note_after,
-// naming what it waits for (report_wait: on stderr unless -q), and once
-// when it ends. A copy waits for another snapshot as long as it lives;
-// without this it seemed to hang.
-class HolderWait {
+// A tool's wait for something another process must do first (another
+// tool's snapshot or freeze to end, a writeback mount to send what it
+// holds): said once it has lasted k_outage_note_after, in the words
+// `describe` gives then (report_wait: on stderr unless -q), and once when
+// it ends. A copy waits for another snapshot as long as it lives; without
+// this it seemed to hang.
+class ToolWait {
  public:
-  HolderWait(Connection& c, const Keys& keys) : m_c(c), m_keys(keys), m_began(Clock::now()) {}
+  struct Words {
+    std::string waiting;  // "waiting for another snapshot of 'SKX' to end (...)"
+    std::string ended;    // "another snapshot of 'SKX' ended"
+  };
+  // `after`: how long a wait lasts before it is said (longer where a wait
+  // of a few seconds is the rule).
+  explicit ToolWait(std::function<Words()> describe,
+                    std::chrono::milliseconds after = std::chrono::milliseconds(k_outage_note_after))
+      : m_describe(std::move(describe)), m_after(after), m_began(Clock::now()) {}
   // At each turn of the wait.
   void waiting() {
-    if (m_said || Clock::now() - m_began < k_outage_note_after) {
+    if (m_said || Clock::now() - m_began < m_after) {
       return;
     }
     m_said = true;
-    std::string detail;
-    m_subject = holder(detail);
-    report_wait({OutageNote::Kind::Holder, false, "waiting for " + m_subject + " to end (" + detail + ")", {}});
+    m_words = m_describe();
+    report_wait({OutageNote::Kind::Holder, false, m_words.waiting, {}});
   }
   // The wait is over, and the tool goes on (not when it gives up: its
-  // error says so).
+  // error or warning says so).
   void ended() {
     if (!m_said) {
       return;
@@ -522,49 +530,50 @@ class HolderWait {
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_began);
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(waited.count()) / 1000);
-    report_wait({OutageNote::Kind::Holder, true, m_subject + " ended; waited " + buf, waited});
+    report_wait({OutageNote::Kind::Holder, true, m_words.ended + "; waited " + buf, waited});
   }
 
  private:
-  // What holds the filesystem now, and (`detail`) which key and how far
-  // along it is. The records are anyone's: shown quoted.
-  std::string holder(std::string& detail) {
-    std::string fs = redisfs::quoted(m_keys.prefix());
-    m_c.append({"EXISTS", m_keys.freeze()});
-    m_c.append({"HMGET", m_keys.cow(), "staging", "dst", "done", "total", "kept"});
-    auto frozen = m_c.read_reply();
-    auto cow = m_c.read_reply();
-    if (frozen.ok() && frozen->view().integer() == 1) {
-      detail = m_keys.freeze() + ": a delete, an install, a repair or a copy across Cluster slots";
-      return "the freeze of " + fs;
-    }
-    if (!cow.ok() || cow->view().size() != 5 || cow->view()[0].is_nil()) {
-      detail = "it ended meanwhile";
-      return "another snapshot or change of the whole filesystem " + fs;
-    }
-    ReplyView v = cow->view();
-    std::string_view dst = v[1].str();
-    detail = m_keys.cow() + ": " +
-             (temp_kind(v[0].str()) == TempKind::Copy && !dst.empty() ? "a copy to " + redisfs::quoted(dst)
-                                                                      : std::string("a dump's or a diff's"));
-    long long done = v[2].as_int().value_or(0);
-    long long total = v[3].as_int().value_or(0);
-    if (total > 0 && done >= 0 && done <= total) {  // (in double: 100 * done may not fit)
-      int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
-      detail += ", " + std::to_string(pct) + "% done";
-    }
-    if (!v[4].str().empty()) {  // (a dump that cannot hand it over: CowKeeper)
-      detail += ", kept to its end: " + shown(v[4].str(), 400, 0);
-    }
-    return "another snapshot of " + fs;
-  }
-
-  Connection& m_c;
-  const Keys& m_keys;
+  std::function<Words()> m_describe;
+  std::chrono::milliseconds m_after;
   Clock::time_point m_began;
   bool m_said = false;
-  std::string m_subject;
+  Words m_words;
 };
+
+// What holds the filesystem now (a freeze, another snapshot), which key,
+// and how far along it is. The records are anyone's: shown quoted.
+static ToolWait::Words _holder(Connection& c, const Keys& keys) {
+  std::string fs = redisfs::quoted(keys.prefix());
+  c.append({"EXISTS", keys.freeze()});
+  c.append({"HMGET", keys.cow(), "staging", "dst", "done", "total", "kept"});
+  auto frozen = c.read_reply();
+  auto cow = c.read_reply();
+  if (frozen.ok() && frozen->view().integer() == 1) {
+    return {"waiting for the freeze of " + fs + " to end (" + keys.freeze() +
+                ": a delete, an install, a repair or a copy across Cluster slots)",
+            "the freeze of " + fs + " ended"};
+  }
+  if (!cow.ok() || cow->view().size() != 5 || cow->view()[0].is_nil()) {
+    std::string what = "another snapshot or change of the whole filesystem " + fs;
+    return {"waiting for " + what + " to end (it ended meanwhile)", what + " ended"};
+  }
+  ReplyView v = cow->view();
+  std::string_view dst = v[1].str();
+  std::string detail = keys.cow() + ": " +
+                       (temp_kind(v[0].str()) == TempKind::Copy && !dst.empty() ? "a copy to " + redisfs::quoted(dst)
+                                                                                : std::string("a dump's or a diff's"));
+  long long done = v[2].as_int().value_or(0);
+  long long total = v[3].as_int().value_or(0);
+  if (total > 0 && done >= 0 && done <= total) {  // (in double: 100 * done may not fit)
+    int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
+    detail += ", " + std::to_string(pct) + "% done";
+  }
+  if (!v[4].str().empty()) {  // (a dump that cannot hand it over: CowKeeper)
+    detail += ", kept to its end: " + shown(v[4].str(), 400, 0);
+  }
+  return {"waiting for another snapshot of " + fs + " to end (" + detail + ")", "another snapshot of " + fs + " ended"};
+}
 
 Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::milliseconds wait) {
   std::string key = keys.freeze();
@@ -572,7 +581,7 @@ Result<Freeze> Freeze::acquire(Connection& c, const Keys& keys, std::chrono::mil
   std::string ttl = std::to_string(k_freeze_ttl_ms);
   auto deadline = Clock::now() + wait;
   auto pause = std::chrono::milliseconds(20);
-  HolderWait holder(c, keys);
+  ToolWait holder([&] { return _holder(c, keys); });
   for (;;) {
     TRY(check_cancel());
     auto sent = Clock::now();
@@ -706,7 +715,7 @@ Result<CowSnapshot> CowSnapshot::begin(Connection& c, const Keys& source, const 
                               std::to_string(k_format_version)};
   auto frozen_since = Clock::now();
   auto pause = std::chrono::milliseconds(20);
-  HolderWait holder(c, source);
+  ToolWait holder([&] { return _holder(c, source); });
   for (;;) {
     TRY(check_cancel());
     cow.m_last_refresh = Clock::now();  // (when the instant that begins it is sent)
@@ -1598,12 +1607,24 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
   const std::string ttl = std::to_string(wait.count() + 10000);
   TRY(c.command({"SET", sk.sync(), ask, "PX", ttl}));
   const auto deadline = Clock::now() + wait;
+  // (said past k_writeback_note_after: the mount looks every 2 s, so a
+  // wait of a second or two is the rule)
+  ToolWait mount(
+      [&] {
+        std::string what = "the writeback mount of " + redisfs::quoted(sk.prefix());
+        return ToolWait::Words{
+            "waiting for " + what + " to send what it holds (" + sk.sync() + ", session " + redisfs::quoted(*holder) +
+                ", up to " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count()) + " s)",
+            "the wait for " + what + " is over"};
+      },
+      k_writeback_note_after);
   for (;;) {
     TRY(check_cancel());
     c.append({"GET", sk.sync()});
     c.append({"EXISTS", sk.writeback(), sk.mount(*holder)});
     TRY_ASSIGN(std::vector<Reply> r, c.read_all());
     if (r[1].view().integer() != 2) {
+      mount.ended();
       return {};  // the mount ended: an unmount sends everything first (a crash: nothing to wait for)
     }
     const std::string_view v = r[0].view().is_nil() ? std::string_view() : r[0].view().str();
@@ -1615,6 +1636,7 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
         // No debris: another snapshot asking meanwhile finds the request
         // gone and asks again.
         TRY(c.command({"DEL", sk.sync()}));
+        mount.ended();
         return {};
       }
     }
@@ -1629,6 +1651,7 @@ Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::millisec
                       " s: the snapshot has what the server has (what was fsync'ed or closed before a syncfs)");
       return {};
     }
+    mount.waiting();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

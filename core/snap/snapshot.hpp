@@ -488,6 +488,9 @@ Result<CopyStats> copy_filesystem(Pool& pool, const std::string& src, const std:
 // older than this request): `warning` says the snapshot has what the
 // server has, and it goes on.
 inline constexpr std::chrono::milliseconds k_writeback_sync_wait{30000};
+// A wait for it longer than this is said (on stderr unless -q): the mount
+// looks for a request every 2 s.
+inline constexpr std::chrono::milliseconds k_writeback_note_after{3000};
 Status sync_writeback_mount(Connection& c, const Keys& sk, std::chrono::milliseconds wait, std::string& warning);
 
 // A snapshot of `sk` in the fresh staging prefix `tk` (copy-on-write

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "redis/outage.hpp"
 #include "snap/dump_format.hpp"
 #include "snap/dump_io.hpp"
 #include "snap/fs_report.hpp"
@@ -25,6 +26,7 @@
 #include "snap/install.hpp"
 #include "snap/snapshot.hpp"
 #include "store/store.hpp"
+#include "util/text.hpp"
 
 using namespace redisfs;
 using redisfs::test::RedisFixture;
@@ -943,6 +945,31 @@ TEST_CASE_FIXTURE(RedisFixture, "writeback sync: asked, answered, waited for, an
   CHECK(answered > asked);
   CHECK(warning.empty());
   CHECK(ok(conn().command({"EXISTS", keys.sync()})).view().integer() == 0);
+
+  // One that answers late (a mount looks every 2 s): the tool says what it
+  // waits for (set_outage_reporter: redisfs-snap's stderr), and when it is
+  // over.
+  {
+    std::vector<OutageNote> notes;
+    set_outage_reporter([&](const OutageNote& n) { notes.push_back(n); });
+    struct Reset {
+      ~Reset() { set_outage_reporter(nullptr); }
+    } reset;
+    const std::int64_t before = answered;
+    ok(waited([&] {
+      std::this_thread::sleep_for(k_writeback_note_after + std::chrono::milliseconds(500));
+      answered = mount_answers(before, [](std::int64_t t) { return t; });
+    }));
+    CHECK(answered > before);
+    REQUIRE(notes.size() == 2);
+    CHECK(notes[0].kind == OutageNote::Kind::Holder);
+    CHECK(outage_text(notes[0], {}) == "waiting for the writeback mount of " + redisfs::quoted(prefix) +
+                                           " to send what it holds (" + keys.sync() + ", session 'm1', up to 20 s)");
+    CHECK(notes[1].over);
+    CHECK(notes[1].waited >= k_writeback_note_after);
+    CHECK(outage_text(notes[1], {})
+              .starts_with("the wait for the writeback mount of " + redisfs::quoted(prefix) + " is over; waited "));
+  }
 
   // An earlier request's answer written over ours: asked again. An answer
   // for a later request (made a second after ours) counts as ours.
