@@ -497,9 +497,9 @@ static Error _busy(Connection& c, const Keys& keys) {
 
 // A tool's wait for something another process must do first (another
 // tool's snapshot or freeze to end, a writeback mount to send what it
-// holds): said once it has lasted k_outage_note_after, in the words
-// `describe` gives then (report_wait: on stderr unless -q), and once when
-// it ends. A copy waits for another snapshot as long as it lives; without
+// holds): said once it has lasted `after` (a second unless said), in the
+// words `describe` gives then (report_wait: on stderr unless -q), and once
+// when it ends. A copy waits for another snapshot as long as it lives; without
 // this it seemed to hang.
 class ToolWait {
  public:
