@@ -82,8 +82,10 @@ stop_jobs() {
       [[ ${MOUNT_PIDS[$mnt]} == "$pid" ]] && daemon=1
     done
     [[ -n $daemon ]] && continue
-    pkill -TERM -P "$pid" 2>/dev/null
-    kill -TERM "$pid" 2>/dev/null
+    # (|| true: a job whose children are gone is no failure; an ERR trap
+    # left set would end the caller's cleanup here)
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
   done
   return 0
 }

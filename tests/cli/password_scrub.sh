@@ -27,6 +27,8 @@ BG_PIDS=()
 
 cleanup() {
   local pid
+  set +eE
+  trap - ERR  # (nothing here may end the cleanup early: tests/cli/snap_lib.sh)
   exec 3>&-
   if command -v mountpoint >/dev/null && mountpoint -q "$MNT" 2>/dev/null; then
     fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true

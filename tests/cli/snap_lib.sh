@@ -27,6 +27,10 @@ SERVER_PIDS=()
 
 cleanup() {
   local pid
+  # Nothing here may end the cleanup early (the ERR trap would exit, and
+  # leave the servers running): each step runs, whatever it returns.
+  set +eE
+  trap - ERR
   stop_jobs
   busy_scripts_stop
   for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
