@@ -83,12 +83,12 @@ std::string timeout_text(std::chrono::milliseconds timeout) {
 std::chrono::seconds freeze_limit() { return std::chrono::seconds(fault_injected("short-freeze-wait") ? 2 : 120); }
 
 std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
   if (note.kind == OutageNote::Kind::Holder) {
-    return note.why;
+    return note.over ? note.why + "; waited " + buf : note.why;
   }
   if (note.over) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(note.waited.count()) / 1000);
     return note.kind == OutageNote::Kind::Freeze
                ? std::string("the filesystem's freeze is over, ") + buf + " after the first change that waited for it"
                : std::string("the server answers again, ") + buf + " after the first call that waited for it";

@@ -24,11 +24,11 @@ struct OutageNote {
   enum class Kind {
     Server,  // calls wait for the server (--timeout)
     Freeze,  // changes wait for a freeze of the filesystem (FROZEN)
-    Holder,  // a tool waits for another tool's snapshot or freeze to end: `why` is the whole line
+    Holder,  // a tool waits for another process (a snapshot, a freeze, a writeback mount): `why` in its words
   };
   Kind kind = Kind::Server;
   bool over = false;                    // false: a call has waited k_outage_note_after; true: a call succeeded since
-  std::string why;                      // (not over) the error the waiting call met last
+  std::string why;                      // the error the waiting call met last; a Holder's: what it waits for, or ended
   std::chrono::milliseconds waited{0};  // (over) since the call that said so began
 };
 inline constexpr std::chrono::seconds k_outage_note_after{1};
@@ -40,15 +40,16 @@ inline constexpr std::chrono::seconds k_outage_note_after{1};
 // when no outage is going on.
 void set_outage_reporter(std::function<void(const OutageNote&)> report);
 // Says `note` through the reporter: a wait its caller keeps count of
-// itself (Kind::Holder: once it has lasted k_outage_note_after, once when
-// it ends).
+// itself (Kind::Holder: once it has lasted long enough, once when it
+// ends).
 void report_wait(const OutageNote& note);
 // The note's one line, for a log or a tool's stderr: "calls wait for the
 // server, each up to 30 s (--timeout): <why>", "the server answers again,
 // 5.1 s after the first call that waited for it"; "changes wait for the
 // end of the filesystem's freeze (a delete, an install or a snapshot),
 // each up to 120 s", "the filesystem's freeze is over, 5.1 s after the
-// first change that waited for it"; a Holder's `why` as it is.
+// first change that waited for it"; a Holder's `why` as it is, and when it
+// is over "<why>; waited 5.1 s".
 std::string outage_text(const OutageNote& note, std::chrono::milliseconds timeout);
 
 // ---- for the waits that report (redis.cpp); a Holder's wait keeps its

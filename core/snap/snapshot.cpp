@@ -528,9 +528,7 @@ class ToolWait {
       return;
     }
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_began);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(waited.count()) / 1000);
-    report_wait({OutageNote::Kind::Holder, true, m_words.ended + "; waited " + buf, waited});
+    report_wait({OutageNote::Kind::Holder, true, m_words.ended, waited});
   }
 
  private:

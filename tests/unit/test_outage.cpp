@@ -73,4 +73,6 @@ TEST_CASE("a tool's wait for another says its own words") {
   redisfs::report_wait({Kind::Holder, false, "waiting for another snapshot of 'SKX' to end (SKX:COW)", {}});
   REQUIRE(notes.said.size() == 1);
   CHECK(redisfs::outage_text(notes.said[0], 30s) == "waiting for another snapshot of 'SKX' to end (SKX:COW)");
+  CHECK(redisfs::outage_text({Kind::Holder, true, "another snapshot of 'SKX' ended", 2500ms}, 30s) ==
+        "another snapshot of 'SKX' ended; waited 2.5 s");
 }
