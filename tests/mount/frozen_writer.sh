@@ -19,7 +19,7 @@ freeze() {
   (
     while [[ ! -e $T/thaw ]]; do
       rcli set "$PREFIX:FREEZE" frozen-by-the-test PX 5000 >/dev/null || exit 0
-      sleep 0.5
+      sleep 0.1  # (a thaw comes within 0.1 s: part 3's changes give up after 2 s)
     done
     rcli del "$PREFIX:FREEZE" >/dev/null
   ) &
@@ -67,7 +67,13 @@ printf 'waited\n' >"$MNT/dir/late" &
 first=$!
 mkdir "$MNT/dir/late-dir" &
 second=$!
-sleep 1.5
+# (thawed once the daemon said the wait, not after a fixed sleep: a busy
+# machine may start the two late; 20 s at most, then the count below fails)
+for ((i = 0; i < 200; i++)); do
+  [[ $(grep -c "$WAIT_NOTE" "$LOG") == 4 ]] && break
+  sleep 0.1
+done
+sleep 0.2  # (the second change waits on too)
 thaw
 wait "$first" || fail "a write that waited out a freeze failed"
 wait "$second" || fail "a mkdir that waited out a freeze failed"
