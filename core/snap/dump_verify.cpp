@@ -507,10 +507,24 @@ Result<VerifyReport> verify_dump(const std::string& path, const VerifyOptions& o
 
 namespace {
 
+// A metadata key of the digest, as its kind and inode: parse_relative_key
+// reads only canonical names, so each key has one (and its name is not
+// held, for what a chain's state costs is this map's per key).
+struct DigestKey {
+  KeyKind kind = KeyKind::Unknown;
+  Ino ino = 0;
+  bool operator==(const DigestKey&) const = default;
+};
+struct DigestKeyHash {
+  std::size_t operator()(const DigestKey& k) const noexcept {
+    return std::hash<Ino>{}(k.ino) * 31 + static_cast<std::size_t>(k.kind);
+  }
+};
+
 // The state a chain leaves, as far as the digest and the link need it:
 // each metadata key's sum of terms, their sum, the SB's snapshot_id.
 struct ChainState {
-  std::unordered_map<std::string, DigestSum::Term> keys;
+  std::unordered_map<DigestKey, DigestSum::Term, DigestKeyHash> keys;
   DigestSum sum;
   std::string snapshot_id;
   std::string block_size;        // the superblock's, as the files so far leave it
@@ -529,29 +543,36 @@ class ChainSink : public dump::Sink {
  public:
   ChainSink(ChainState& s, LayerIndex* index, std::uint32_t layer, bool keep)
       : m_s(s), m_index(index), m_layer(layer), m_keep(keep) {}
-  Status on_header(const dump::Header&) override { return {}; }
+  Status on_header(const dump::Header& h) override {
+    // Only an incremental has deletions (the reader refuses one in a full
+    // dump), so only its writes are remembered for them: a chain's full
+    // dump, the largest file, keeps just each key's terms.
+    m_deletes = h.version == dump::k_version_incremental;
+    return {};
+  }
   Status on_string(std::string_view key, std::string&&) override {  // blocks: not in the digest
     name(key, false);
     return {};
   }
   Status on_hash_begin(std::string_view key) override {
     name(key, false);
-    m_kind = parse_relative_key(key).kind;
+    const ParsedKey pk = parse_relative_key(key);
+    m_key = {pk.kind, pk.ino};
     m_key_sum = DigestSum{};
-    if (m_kind == KeyKind::Superblock) {
+    if (m_key.kind == KeyKind::Superblock) {
       m_s.snapshot_id.clear();
     }
     return {};
   }
   Status on_hash_fields(std::string_view key, Pairs&& pairs) override {
     for (const auto& [f, v] : pairs) {
-      if (digest_counts(m_kind, f)) {
+      if (digest_counts(m_key.kind, f)) {
         m_key_sum.add(key, f, v);
       }
-      if (m_kind == KeyKind::Superblock && f == "snapshot_id") {
+      if (m_key.kind == KeyKind::Superblock && f == "snapshot_id") {
         m_s.snapshot_id = v;
       }
-      if (m_kind == KeyKind::Superblock && f == "block_size") {
+      if (m_key.kind == KeyKind::Superblock && f == "block_size") {
         if (!m_s.block_size.empty() && v != m_s.block_size) {
           m_s.other_block_size = v;
         } else {
@@ -561,23 +582,27 @@ class ChainSink : public dump::Sink {
     }
     return {};
   }
-  Status on_hash_end(std::string_view key) override {
-    if (!digest_has_kind(m_kind)) {
+  Status on_hash_end(std::string_view /*key*/) override {
+    if (!digest_has_kind(m_key.kind)) {
       return {};  // not a key of the digest
     }
-    TRY(forget(key));
+    forget(m_key);
     m_s.sum.add(m_key_sum.value());
     if (m_keep) {
-      m_s.keys.emplace(std::string(key), m_key_sum.value());
+      m_s.keys.emplace(m_key, m_key_sum.value());
     }
-    if (m_keep || m_index != nullptr) {  // (an incremental's deletions ask)
-      m_written.emplace(key);
+    if (m_deletes) {  // (its deletions ask)
+      m_written.insert(m_key);
     }
     return {};
   }
   Status on_delete(std::string_view key) override {
     name(key, true);
-    return m_written.count(std::string(key)) != 0 ? Status{} : forget(key);
+    const ParsedKey pk = parse_relative_key(key);
+    if (const DigestKey k{pk.kind, pk.ino}; m_written.count(k) == 0) {
+      forget(k);
+    }
+    return {};
   }
 
  private:
@@ -586,21 +611,21 @@ class ChainSink : public dump::Sink {
       m_index->name(parse_relative_key(key), m_layer, deleted);
     }
   }
-  Status forget(std::string_view key) {
-    if (auto it = m_s.keys.find(std::string(key)); it != m_s.keys.end()) {
+  void forget(const DigestKey& key) {
+    if (auto it = m_s.keys.find(key); it != m_s.keys.end()) {
       m_s.sum.sub(it->second);
       m_s.keys.erase(it);
     }
-    return {};
   }
 
   ChainState& m_s;
   LayerIndex* m_index;
   std::uint32_t m_layer;
   bool m_keep;
-  KeyKind m_kind = KeyKind::Unknown;
+  bool m_deletes = false;
+  DigestKey m_key;
   DigestSum m_key_sum;
-  std::unordered_set<std::string> m_written;  // the digest's keys this dump writes
+  std::unordered_set<DigestKey, DigestKeyHash> m_written;  // the digest's keys this dump writes
 };
 
 // One pass over a file of a chain (layer `layer`, fsck_layers.hpp) for the

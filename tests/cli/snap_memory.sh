@@ -4,7 +4,9 @@
 # file of 64 MiB, written on the server as a restore would, beside a tiny
 # one; each command's peak resident size on the big one, less its peak on
 # the tiny one, must stay within what the manual promises (dump and verify:
-# about 80 bytes an inode, never the data; du: a record per directory, none
+# about 80 bytes an inode, never the data; verify of a full dump that an
+# incremental follows: about 150 bytes more a metadata key, its share of
+# the state digest; du: a record per directory, none
 # per file; diff: a few dozen bytes per inode of each state; fsck: under
 # 100 bytes an inode) and what streaming allows restore. The bounds are
 # twice the measured growth or more: memory, not time, and the same
@@ -55,6 +57,15 @@ bigfile BIG 900
 snap fsck BIG >"$T/fsck" 2>&1 || fail "the big filesystem is not consistent: $(tail -3 "$T/fsck")"
 snap -q copy TINY TINY2
 snap -q copy BIG BIG2
+# A second snapshot of each and the incremental dump from the first: a
+# chain for verify, which then holds each metadata key's share of the
+# state digest of the full dump before the incremental.
+snap -q copy TINY TINY3
+snap -q copy BIG BIG3
+for p in TINY BIG; do
+  snap -q dump ${p}2 -o "$T/${p}2.json"
+  snap -q dump ${p}3 --since ${p}2 -o "$T/${p}3.json"
+done
 
 declare -A grown
 measure() {  # NAME ARGS... (with @ for the prefix, or the dump's name)
@@ -76,6 +87,7 @@ at_most() {  # NAME BYTES-AN-INODE MORE-KIB WHAT
 
 measure dump "$REDISFS_SNAP_BIN" --redis "$URL" -q dump @ -o "$T/@.json"
 measure verify "$REDISFS_SNAP_BIN" verify "$T/@.json"
+measure verify_chain "$REDISFS_SNAP_BIN" verify "$T/@2.json" "$T/@3.json"
 measure restore "$REDISFS_SNAP_BIN" --redis "$URL" -q restore "$T/@.json" --prefix R@
 measure fsck "$REDISFS_SNAP_BIN" --redis "$URL" fsck @
 measure du "$REDISFS_SNAP_BIN" --redis "$URL" du @
@@ -83,6 +95,7 @@ measure diff "$REDISFS_SNAP_BIN" --redis "$URL" diff @ @2
 
 at_most dump 160 8192 "about 80 bytes an inode, never the data"
 at_most verify 100 4096 "one small record per inode, never the data"
+at_most verify_chain 400 8192 "a record per inode and about 150 bytes a metadata key"
 at_most restore 200 16384 "streamed, never the data whole"
 at_most fsck 100 4096 "under 100 bytes an inode"
 at_most du 0 2048 "a record per directory, none per file"
