@@ -223,4 +223,15 @@ void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name,
   log_line(level, line);
 }
 
+void log_left_out(std::string_view op, std::uint64_t ino, const LeftOut& left_out, std::string_view what,
+                  std::string_view repair) {
+  if (left_out.count == 0) {
+    return;
+  }
+  std::string others = left_out.count == 1 ? "" : ", with " + std::to_string(left_out.count - 1) + " other(s)";
+  log_op_error(op, ino, left_out.name,
+               make_error(EIO, "not a usable " + std::string(what) + " (" + left_out.why + "): left out" + others +
+                                   "; fsck --repair " + std::string(repair)));
+}
+
 }  // namespace redisfs

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "store/inode.hpp"
 #include "util/result.hpp"
 
 namespace redisfs {
@@ -52,5 +53,10 @@ bool is_routine_error(int code);
 // "unlink ino=1 name=\"x\": No space left on device (OOM command not
 // allowed...)" at Warning, or at Debug for a routine error.
 void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name, const Error& error);
+
+// What a listing left out (LeftOut), if anything, as log_op_error says it:
+// `what` names the kind ("file name"), `repair` what fsck --repair does.
+void log_left_out(std::string_view op, std::uint64_t ino, const LeftOut& left_out, std::string_view what,
+                  std::string_view repair);
 
 }  // namespace redisfs

@@ -258,9 +258,11 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
   std::string buf(size, '\0');
   std::vector<Placed> placed;
   Result<std::size_t> used = std::size_t{0};
+  LeftOut left_out;
   {
     std::lock_guard<std::mutex> lock(h.mutex);
     used = _fill(req, session, h, buf, off, plus, placed);
+    left_out = h.reader.take_left_out();
     if (h.reader.restarts() != h.restarts_logged) {
       h.restarts_logged = h.reader.restarts();
       log_warning("readdir of directory " + std::to_string(h.ino) +
@@ -268,6 +270,8 @@ static void _readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fus
                   "listed already come a second time");
     }
   }
+  log_left_out(plus ? "readdirplus" : "readdir", h.ino, left_out, "file name",
+               "removes such entries and keeps what they name");
   if (!used) {
     reply_fail(req, plus ? "readdirplus" : "readdir", ino, {}, used.error());
     return;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "log.hpp"
 #include "ops.hpp"
 #include "reply.hpp"
 #include "session.hpp"
@@ -53,7 +54,9 @@ void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 
 void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Session& session = session_of(req);
-  Result<std::vector<std::string>> names = session.store().listxattr(ino);
+  LeftOut left_out;
+  Result<std::vector<std::string>> names = session.store().listxattr(ino, left_out);
+  log_left_out("listxattr", ino, left_out, "attribute name", "removes such attributes");
   if (!names) {
     reply_fail(req, "listxattr", ino, {}, names.error());
     return;

@@ -652,7 +652,9 @@ void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   if (!t) {
     return;
   }
-  Result<std::vector<std::string>> names = t->store->listxattr(t->inner);
+  LeftOut left_out;
+  Result<std::vector<std::string>> names = t->store->listxattr(t->inner, left_out);
+  log_left_out("listxattr", ino, left_out, "attribute name", "removes such attributes");
   if (!names) {
     _fail(req, *t, "listxattr", ino, {}, names.error());
     return;

@@ -822,8 +822,9 @@ Node* FsckAnalysis::sub_key(std::string_view key, const ParsedKey& pk) {
   return n;
 }
 
-// An attribute the kernel could not list or read (listxattr fails for the
-// whole file) is removed by repair: that deletes its value, and says so.
+// An attribute the kernel could not list or read (a mount leaves its name
+// out of listxattr, or answers EIO for its value) is removed by repair:
+// that deletes its value, and says so.
 void FsckAnalysis::xattr(const Node& n, std::string_view key, std::string_view name, std::string_view value) {
   std::string why;
   if (Status ok = check_xattr_name(name); !ok.ok()) {

@@ -80,6 +80,13 @@ Result<bool> DirReader::read_page(std::uint64_t cursor) {
     return make_error(EOVERFLOW, "directory " + std::to_string(m_dir) + ": HSCAN cursor " +
                                      std::to_string(page.next_cursor) + " does not fit a directory offset");
   }
+  std::erase_if(page.entries, [this](const DirEntry& e) {
+    Status usable = check_file_name(e.name);
+    if (!usable.ok()) {
+      m_left_out.add(e.name, usable.error());
+    }
+    return !usable.ok();
+  });
   std::vector<std::uint32_t> hashes;
   hashes.reserve(page.entries.size());
   for (const DirEntry& e : page.entries) {

@@ -53,6 +53,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/store.hpp"
@@ -103,6 +104,11 @@ class DirReader {
   // trip (Store::readdir's `parent`: a gone directory fails the read with
   // ENOENT); parent() has it once a page was read after the ask.
   void want_parent() { m_want_parent = true; }
+  // Entries whose names the kernel cannot take (empty, "." or "..", a '/'
+  // or NUL byte, over 255 bytes: check_file_name) are left out of the
+  // listing (LeftOut): what was left out since the last call, for the
+  // caller to log.
+  LeftOut take_left_out() { return std::exchange(m_left_out, {}); }
   std::optional<Ino> parent() const { return m_parent; }
   // How many times the listing began again on another server.
   unsigned restarts() const { return m_restarts; }
@@ -127,6 +133,7 @@ class DirReader {
   std::string m_server;             // the run_id of the server of the listing's first page
   unsigned m_epoch = 0;             // 0 or 1: flips when the listing begins again
   unsigned m_restarts = 0;
+  LeftOut m_left_out;
   // The page before it, when the reader went on from it to the page held:
   // an offset past its last entry (where a reply that filled up at the end
   // of that page stopped) is the start of the page held.

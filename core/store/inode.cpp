@@ -85,18 +85,35 @@ static Status _check_attr(const Attr& a, bool have_target) {
     return make_error(EIO, where + "gen " + std::to_string(a.gen) + " is not below 2^53");
   }
   if (a.is_symlink()) {
-    if (!have_target || a.target.empty()) {
+    if (!have_target) {
       return make_error(EIO, where + "a symlink without a target");
     }
-    if (a.target.size() > k_symlink_max) {
-      return make_error(EIO, where + "symlink target of " + std::to_string(a.target.size()) +
-                                 " bytes, longer than the kernel accepts (4095)");
-    }
-    if (a.target.find('\0') != std::string::npos) {
-      return make_error(EIO, where + "symlink target holds a NUL byte");
+    if (Status target = check_symlink_target(a.target); !target.ok()) {
+      return make_error(EIO, where + target.error().message);
     }
   }
   return {};
+}
+
+Status check_symlink_target(std::string_view target) {
+  if (target.empty()) {
+    return make_error(EIO, "a symlink without a target");
+  }
+  if (target.size() > k_symlink_max) {
+    return make_error(
+        EIO, "symlink target of " + std::to_string(target.size()) + " bytes, longer than the kernel accepts (4095)");
+  }
+  if (target.find('\0') != std::string_view::npos) {
+    return make_error(EIO, "symlink target holds a NUL byte");
+  }
+  return {};
+}
+
+void LeftOut::add(std::string_view n, const Error& refusal) {
+  if (count++ == 0) {
+    name = std::string(n.substr(0, 256));
+    why = refusal.message;
+  }
 }
 
 Result<Attr> decode_attr(Ino ino, const FieldList& fields) {

@@ -79,6 +79,23 @@ Result<Attr> decode_attr(Ino ino, const FieldList& fields);
 // "..", no '/' or NUL (EINVAL), at most k_name_max bytes (ENAMETOOLONG).
 Status check_file_name(std::string_view name);
 
+// A symlink's target as the kernel may take it: not empty, at most
+// k_symlink_max bytes, no NUL byte (EIO: damage, what the server holds).
+Status check_symlink_target(std::string_view target);
+
+// Names read from the server that the kernel cannot take (a directory's
+// entries: check_file_name; an inode's attributes: check_xattr_name), left
+// out of what a listing answers: one would fail the whole reply with EIO
+// (or list "." twice). Damage fsck reports and repairs. How many were left
+// out, and the first one's name (its first 256 bytes) and why.
+struct LeftOut {
+  std::size_t count = 0;
+  std::string name;
+  std::string why;
+  // Counts `name`, refused by `refusal`.
+  void add(std::string_view name, const Error& refusal);
+};
+
 // An extended attribute's name: in one of Linux's namespaces (user.,
 // trusted., security., system.) with something after the dot, and not a
 // POSIX ACL (else EOPNOTSUPP; empty: EINVAL), no NUL byte (EINVAL: names are listed

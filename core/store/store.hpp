@@ -452,7 +452,9 @@ class Store {
 
   Status setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> getxattr(Ino ino, std::string_view name);
-  Result<std::vector<std::string>> listxattr(Ino ino);
+  // The attributes' names, but those the kernel cannot take
+  // (check_xattr_name), counted in `left_out`.
+  Result<std::vector<std::string>> listxattr(Ino ino, LeftOut& left_out);
   Status removexattr(Ino ino, std::string_view name);
   // Removes security.capability (file capabilities) if the file has one,
   // as a write, truncate or chown must: no round trip while no security.*

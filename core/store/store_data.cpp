@@ -24,6 +24,9 @@ Result<std::string> Store::readlink(Ino ino) {
   if (v[0].str() != "symlink") {
     return make_error(EINVAL, "not a symlink");
   }
+  if (Status target = check_symlink_target(v[1].str()); !target.ok()) {
+    return make_error(EIO, "inode " + std::to_string(ino) + ": " + target.error().message);
+  }
   return std::string(v[1].str());
 }
 

@@ -52,10 +52,16 @@ Result<std::string> Store::getxattr(Ino ino, std::string_view name) {
   if (replies[1].view().is_nil()) {
     return make_error(ENODATA, "no such attribute");
   }
+  if (std::string_view value = replies[1].view().str(); value.size() > k_xattr_value_max) {
+    // (damage: no setxattr stores one; the kernel would answer E2BIG, and
+    // the log would not say why)
+    return make_error(EIO, "inode " + std::to_string(ino) + ": the attribute holds " + std::to_string(value.size()) +
+                               " bytes, more than an attribute may (64 KiB); fsck --repair removes it");
+  }
   return std::string(replies[1].view().str());
 }
 
-Result<std::vector<std::string>> Store::listxattr(Ino ino) {
+Result<std::vector<std::string>> Store::listxattr(Ino ino, LeftOut& left_out) {
   TRY_ASSIGN(auto c, acquire());
   c->append({"EXISTS", m_keys.inode(ino)});
   c->append({"HKEYS", m_keys.xattr(ino)});
@@ -67,6 +73,10 @@ Result<std::vector<std::string>> Store::listxattr(Ino ino) {
   ReplyView v = replies[1].view();
   names.reserve(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) {
+    if (Status usable = check_xattr_name(v[i].str()); !usable.ok()) {
+      left_out.add(v[i].str(), usable.error());
+      continue;
+    }
     names.emplace_back(v[i].str());
   }
   return names;

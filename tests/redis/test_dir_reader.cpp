@@ -69,6 +69,28 @@ TEST_CASE_FIXTURE(RedisFixture, "every offset resumes the listing right after it
   CHECK(_rest(r, all.back().second).empty());
 }
 
+TEST_CASE_FIXTURE(RedisFixture, "names the kernel cannot take are left out, counted, and offsets still resume") {
+  auto s = _open(pool, prefix);
+  auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));
+  for (int i = 0; i < 300; ++i) {
+    ok(s->mknod(d.ino, "f" + std::to_string(i), S_IFREG | 0644, 0, k_user));
+  }
+  const std::string ino = std::to_string(d.ino);  // (what they name does not matter)
+  const std::vector<std::string> bad = {"", ".", "..", "a/b", std::string("n\0ul", 4), std::string(256, 'L')};
+  for (const std::string& name : bad) {
+    ok(conn().command({"HSET", Keys(prefix).dir(d.ino), name, ino}));
+  }
+  DirReader r(*s, d.ino, 64);
+  auto all = _rest(r, 0, true);
+  CHECK(all.size() == 300);
+  LeftOut out = r.take_left_out();
+  CHECK(out.count == bad.size());
+  CHECK(std::find(bad.begin(), bad.end(), out.name) != bad.end());
+  CHECK(r.take_left_out().count == 0);  // (taken)
+  DirReader other(*s, d.ino, 64);
+  CHECK(_rest(other, all[150].second) == std::vector(all.begin() + 151, all.end()));
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "a reply that filled up at the end of a page goes on without reading it again") {
   auto s = _open(pool, prefix);
   auto d = ok(s->mkdir(k_root_ino, "d", 0755, k_user));

@@ -1937,6 +1937,36 @@ TEST_CASE_FIXTURE(RedisFixture, "read-only stores refuse every change") {
   CHECK(s->rename(k_root_ino, "a", k_root_ino, "b", 0).code() == EROFS);
 }
 
+// What someone else wrote on the server that the kernel cannot take: a
+// symlink's target (readlink of an inode the kernel still holds) and an
+// attribute's value are EIO saying why; a listing of attributes leaves out
+// the names it cannot take (LeftOut) and lists the others.
+TEST_CASE_FIXTURE(RedisFixture, "targets, attribute values and names the kernel cannot take") {
+  auto s = _open(pool, prefix);
+  auto l = _ok(s->symlink(k_root_ino, "l", "target", k_user));
+  std::string target;
+  SUBCASE("too long") { target = std::string(k_symlink_max + 1, 't'); }
+  SUBCASE("empty") { target = ""; }
+  SUBCASE("a NUL byte") { target = std::string("a\0b", 3); }
+  _ok(conn().command({"HSET", keys.inode(l.ino), "target", target}));
+  auto r = s->readlink(l.ino);
+  REQUIRE(!r.ok());
+  CHECK(r.code() == EIO);
+  CHECK(r.error().message.find("inode " + std::to_string(l.ino) + ": ") == 0);
+
+  auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
+  _ok(s->setxattr(f.ino, "user.a", "1", 0));
+  _ok(conn().command({"HSET", keys.xattr(f.ino), "user.big", std::string(k_xattr_value_max + 1, 'v')}));
+  CHECK(s->getxattr(f.ino, "user.big").code() == EIO);
+  _ok(conn().command({"HSET", keys.xattr(f.ino), "", "v", "plain", "v", "user." + std::string(251, 'n'), "v"}));
+  LeftOut left_out;
+  auto names = _ok(s->listxattr(f.ino, left_out));
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"user.a", "user.big"});
+  CHECK(left_out.count == 3);
+  CHECK(!left_out.why.empty());
+}
+
 TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   auto s = _open(pool, prefix);
   auto f = _ok(s->mknod(k_root_ino, "f", S_IFREG | 0644, 0, k_user));
@@ -1948,7 +1978,9 @@ TEST_CASE_FIXTURE(RedisFixture, "xattrs, setattr and times") {
   _ok(s->setxattr(f.ino, "user.a", std::string("\0bin\xff", 5), k_xattr_create));
   CHECK(s->setxattr(f.ino, "user.a", "2", k_xattr_create).code() == EEXIST);
   CHECK(_ok(s->getxattr(f.ino, "user.a")) == std::string("\0bin\xff", 5));
-  CHECK(_ok(s->listxattr(f.ino)) == std::vector<std::string>{"user.a"});
+  LeftOut left_out;
+  CHECK(_ok(s->listxattr(f.ino, left_out)) == std::vector<std::string>{"user.a"});
+  CHECK(left_out.count == 0);
   CHECK(s->setxattr(f.ino, "user.big", std::string(65537, 'v'), 0).code() == E2BIG);
   // security.* names are answered from the superblock's flag until a file
   // has one, here or on another mount; until then there are no security
