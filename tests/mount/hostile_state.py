@@ -9,7 +9,8 @@ It builds a small tree under MOUNTPOINT/t (directories, files of 0 B to
 times: one to three damages of random keys of the tree (a key deleted or
 of the wrong type, an inode field missing or malformed, a directory entry
 naming garbage, an existing inode or a directory above it, a block of the
-wrong size, stray inodes and blocks, a type changed under the kernel, a
+wrong size, stray inodes and blocks, a type changed under the kernel,
+names, targets and attribute values the kernel cannot take, a
 hostile ORPHANS, OPEN, XATTR, CHANGED, MOUNTS, WRITEBACK or COW), then stat, read, write,
 truncate, hole punch, copy_file_range, chmod, rename, unlink, link, list, readlink and xattr calls on
 everything it can reach. A call may fail (that is the damage); what the
@@ -52,7 +53,10 @@ def build():
 
 
 BAD = ['', 'x', '-1', '99999999999999999999', '1.5', '0', '18446744073709551616', '\x01', 'dir', 'file',
-       '-9223372036854775808', '7777777', ' 1']
+       '-9223372036854775808', '7777777', ' 1', 'T' * 5000]
+# entry names: usable ones, and ones the kernel cannot take (a listing
+# leaves them out)
+NAMES = ['f1', 'zz', 'b', 'a', 'x/y', '', '.', '..', 'N' * 256]
 FIELDS = ['type', 'mode', 'uid', 'gid', 'size', 'nlink', 'rdev', 'atime', 'mtime', 'ctime', 'bytes', 'parent',
           'target', 'gen']
 
@@ -81,11 +85,11 @@ def damage():
         return f'INODE:{ino} without {field}'
     if kind == 5 and dirs:
         d = rnd.choice(dirs)
-        rcli('HSET', d, rnd.choice(['f1', 'zz', 'b', 'a', 'x/y', '']), rnd.choice(BAD + ['1', '2', '3', '999']))
+        rcli('HSET', d, rnd.choice(NAMES), rnd.choice(BAD + ['1', '2', '3', '999']))
         return 'an entry naming garbage in ' + d[len(prefix) + 1:]
     if kind == 6 and dirs and inos:
         d = rnd.choice(dirs)
-        rcli('HSET', d, rnd.choice(['loop', 'f1', 'a', 'b']), rnd.choice(inos))
+        rcli('HSET', d, rnd.choice(['loop', 'f1', 'a', 'b', '.', '..', 'L' * 300]), rnd.choice(inos))
         return 'an entry naming an existing inode in ' + d[len(prefix) + 1:]
     if kind == 7 and inos:
         ino = rnd.choice(inos)
@@ -107,6 +111,14 @@ def damage():
         rcli('SET', f'{prefix}:BLK:{rnd.randrange(2, 60)}:{rnd.choice([0, 1, 5, 1000000])}',
              data=b'y' * rnd.choice([1, 70000]))
         return 'a stray block'
+    if kind == 12 and inos and rnd.randrange(2):
+        # names and values the kernel cannot take: an attribute's, a target
+        ino = rnd.choice(inos)
+        if rnd.randrange(2):
+            rcli('HSET', f'{prefix}:XATTR:{ino}', rnd.choice(['', 'plain', 'user.', 'user.' + 'a' * 260]), 'v')
+            return f'an unusable attribute name on {ino}'
+        rcli('HSET', f'{prefix}:XATTR:{ino}', 'user.big', data=b'v' * 70000)
+        return f'an attribute value over 64 KiB on {ino}'
     if kind == 12 and inos:
         which = rnd.choice(['XATTR', 'OPEN'])
         k = f'{prefix}:{which}:{rnd.choice(inos)}'
