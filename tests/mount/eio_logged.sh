@@ -8,6 +8,7 @@
 # directory: the listing shows every name, and only the damaged one's stat
 # fails. Names the kernel cannot take are left out of a listing, logged.
 . "$(dirname "$0")/lib.sh"
+need_snap
 
 mount_fs -o attr_timeout=0,entry_timeout=0
 log=${MOUNT_LOGS[$MNT]}
