@@ -560,15 +560,22 @@ local S_ISGID = 1024
 -- file, all its blocks are KEYS[first..last] (`covered`: the bytes they
 -- span): its inode, its xattrs and blocks go, and the superblock (`sb`)
 -- counts follow. Returns true when freed; otherwise it stays for the
--- caller to record as an orphan (purge.lua frees it later).
+-- caller to record as an orphan (purge.lua frees it later). A fifo,
+-- socket or device always stays: the kernel opens one without asking
+-- its mount (no open count tells), and a process that holds it open may
+-- fstat or fchmod it; the mount that removed it purges it once its
+-- kernel forgets it (a moment after the last close).
 --
 -- In two halves for a script that read the inode's type and size itself
 -- and must decide before its first write: unheld (reads only) returns the
 -- last block key to delete and the bytes they store, or nil when the inode
 -- stays; free_inode deletes.
+local SPECIAL = {fifo = true, sock = true, chr = true, blk = true}
+
 local function unheld(kind, size_text, open, first, last, covered)
   local size = tonumber(size_text)
-  if redis.call('EXISTS', open) == 1 or (kind == 'file' and not (size and size <= tonumber(covered))) then
+  if redis.call('EXISTS', open) == 1 or (kind == 'file' and not (size and size <= tonumber(covered))) or
+      SPECIAL[kind] then
     return nil
   end
   if kind ~= 'file' then

@@ -19,8 +19,9 @@
 -- one string when the basis is the server's (short_reply: 'OK <left>
 -- <now> <gen> <nlink>[ FREED]'). At
 -- nlink 0 a file that no mount holds open and whose blocks are all in KEYS
--- (its size, read here, is within the bytes they cover) is freed at once
--- (unheld, free_inode). Otherwise
+-- (its size, read here, is within the bytes they cover), or a symlink, is
+-- freed at once (unheld, free_inode). Otherwise (a fifo, socket or device
+-- too: a process may hold it open)
 -- the inode is recorded in ORPHANS under this session: its data stays until
 -- the mount that unlinked it has no use for it (purge.lua).
 -- Fails before any write: ENOTDIR/ENOENT when the parent is no directory or

@@ -2,7 +2,9 @@
 # unlink_open: a file unlinked while open keeps working through its fd,
 # stays in Redis as an orphan (nlink 0, listed in ORPHANS) while it is
 # open, and leaves no key behind once it is closed. An unlinked file that
-# no one has open goes at once.
+# no one has open goes at once. So does a fifo (or a device: the kernel
+# opens them without asking the daemon) held open: fstat and fchmod through
+# the fd work after its last name went, and it goes once closed.
 . "$(dirname "$0")/lib.sh"
 
 mount_fs
@@ -74,6 +76,35 @@ mv "$MNT/winner" "$MNT/victim"
 exec 5<&-
 wait_no_keys "$ino"
 [[ $(cat "$MNT/victim") == new ]] || fail "rename target content"
+
+# a fifo held open loses its last name (by unlink, then by a rename over
+# it): fstat and fchmod through the fd, as on a local filesystem
+for how in rm mv; do
+  mkfifo -m 0640 "$MNT/fifo"
+  ino=$(stat -c %i "$MNT/fifo")
+  exec 6<>"$MNT/fifo"
+  if [[ $how == rm ]]; then
+    rm "$MNT/fifo"
+  else
+    echo x >"$MNT/other" && mv "$MNT/other" "$MNT/fifo"
+  fi
+  [[ $(stat -L -c '%F %h %a' "/proc/$$/fd/6") == "fifo 0 640" ]] ||
+    fail "fstat of a fifo held open after $how: $(stat -L -c '%F %h %a' "/proc/$$/fd/6" 2>&1)"
+  chmod 0600 "/proc/$$/fd/6" || fail "fchmod of a fifo held open after $how"
+  [[ $(stat -L -c %a "/proc/$$/fd/6") == 600 ]] || fail "the fifo's mode after fchmod ($how)"
+  echo through >&6
+  line=
+  read -r -t 5 line <&6 || true
+  [[ $line == through ]] || fail "the fifo carries no data after $how (read '$line')"
+  exec 6<&-
+  wait_no_keys "$ino"
+  rm -f "$MNT/fifo"
+done
+mkfifo "$MNT/fifo2"
+ino=$(stat -c %i "$MNT/fifo2")
+rm "$MNT/fifo2"
+wait_no_keys "$ino"
+note "fifos held open keep their inode after the last name goes, purged after close"
 
 unmount_fs
 check_consistency --no-orphans
