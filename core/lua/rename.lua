@@ -16,8 +16,9 @@
 --       then the bytes dst's blocks in KEYS span
 -- Returns {'RETRY', src, dst[, 'chain']} when a guess or a chain is stale,
 -- else {'OK', orphaned ino or '0'[, 'FREED']}. A replaced file that nobody
--- holds open is freed at once, as by unlink, and is no orphan: 'FREED'
--- says so.
+-- holds open, or symlink, is freed at once, as by unlink, and is no
+-- orphan: 'FREED' says so (a fifo, socket or device is an orphan: see
+-- unheld).
 check_frozen(KEYS[2])
 local flags = tonumber(ARGV[3])
 local src = redis.call('HGET', KEYS[3], ARGV[1])
