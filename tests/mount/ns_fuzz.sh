@@ -52,6 +52,7 @@ fuzz_case() {
     unmount_fs "$T/m$i"
   done
   check_consistency --no-orphans || fail "inconsistent after the fuzz ($what)"
+  snap fsck "$PREFIX" >"$T/fsck" 2>&1 || fail "fsck finds damage after the fuzz ($what): $(cat "$T/fsck")"
   for ((i = 0; i < ops / 400; i++)); do
     [[ -d $T/snaps/native-$i ]] || continue  # (not begun: a file was held open)
     shows_native "$PREFIX-l$i" "$T/snaps/native-$i" "snapshot $i, taken while the fuzz went on ($what)"
@@ -72,10 +73,12 @@ fuzz_case() {
   rm -rf "$native" "$T/at-snapshot" "$T/dump.json"
 }
 
-# shows_native PREFIX DIR WHAT: PREFIX, mounted read-only, shows DIR's tree.
+# shows_native PREFIX DIR WHAT: PREFIX is consistent (check_consistency.py
+# and fsck say so) and, mounted read-only, shows DIR's tree.
 shows_native() {
   local p=$1 dir=$2 what=$3
   PREFIX=$p check_consistency -q || fail "inconsistent: $what"
+  snap fsck "$p" >"$T/fsck" 2>&1 || fail "fsck finds damage: $what: $(cat "$T/fsck")"
   PREFIX=$p mount_at "$T/v" -o allow_other --read-only
   python3 "$HERE/ns_fuzz.py" --ops 0 --native "$dir" --mount "$T/v" || fail "another tree than the native one: $what"
   unmount_fs "$T/v"
