@@ -11,7 +11,8 @@
 # the rest (writes, reads, fstat, ftruncate, fsync through the handle,
 # also after the name is gone). Paths are drawn from a few names, up to
 # three deep, through "..", "." and symlinks (whose targets stay inside
-# the tree), so operations collide on purpose.
+# the tree), so operations collide on purpose; now and then a name of
+# 255 bytes, of 256, or with a newline, a tab, bytes that are no UTF-8.
 #
 # Every --check-every operations, and at the start and the end, the two
 # whole trees are compared: each name's type, permission bits, links,
@@ -55,6 +56,10 @@ import sys
 import time
 
 NAMES = ["a", "b", "c", "d"]
+# now and then a name of another kind: the longest there is, one too long,
+# and bytes that JSON (dumps), the key schema and listings must carry
+ODD_NAMES = ["L" * 255, "M" * 256, "sp ace", "new\nline", os.fsdecode(b"\xff\xfe"), "\u00e9t\u00e9", "back\\slash",
+             "-dash", ".hidden", "tab\there", "x" * 100 + "\u2603"]
 # (No set-group-ID without group execute: redisfs(1), Permissions.)
 MODES_FILE = [0o644, 0o600, 0o755, 0o444, 0o4755, 0o2755, 0o6711, 0o1644, 0o666, 0o4777, 0o2777, 0o646]
 MODES_DIR = [0o755, 0o700, 0o2775, 0o1777, 0o2755, 0o777, 0o2777, 0o3777]
@@ -99,7 +104,7 @@ def rand_path(rng, depth=3, up=True):
     and ".." after a name never leaves the tree."""
     parts = []
     for i in range(rng.randint(1, depth)):
-        parts.append(rng.choice(NAMES))
+        parts.append(rng.choice(ODD_NAMES) if rng.random() < 0.03 else rng.choice(NAMES))
         r = rng.random()
         if r < 0.04 and i + 1 < depth and up:
             parts.append("..")
