@@ -12,7 +12,9 @@
 # snapshot still shows it after the filesystem changed again. Snapshots
 # are also taken while the fuzz goes on (copy-on-write: the operations
 # change what the copy has not reached yet, a test hook slows it), but on
-# the writeback mount: each shows the native tree at its instant. In the default mode (the mount's own
+# the writeback mount: each shows the native tree at its instant, and so
+# does a chain of dumps (the first full, then each --since the one before)
+# restored up to it. In the default mode (the mount's own
 # caches and the changes it holds until a close), with two mounts of one
 # filesystem taking turns (timeouts 0), with --write-through, and on a
 # writeback mount. Then, after unmounting, the filesystem is consistent
@@ -53,10 +55,16 @@ fuzz_case() {
   done
   check_consistency --no-orphans || fail "inconsistent after the fuzz ($what)"
   snap fsck "$PREFIX" >"$T/fsck" 2>&1 || fail "fsck finds damage after the fuzz ($what): $(cat "$T/fsck")"
+  local since=
   for ((i = 0; i < ops / 400; i++)); do
     [[ -d $T/snaps/native-$i ]] || continue  # (not begun: a file was held open)
     shows_native "$PREFIX-l$i" "$T/snaps/native-$i" "snapshot $i, taken while the fuzz went on ($what)"
     ((++live))
+    # the chain of backups: a full dump of the first, then what changed
+    snap dump "$PREFIX-l$i" ${since:+--since "$since"} -o "$T/chain.json"
+    snap restore "$T/chain.json" --prefix "$PREFIX-c"
+    shows_native "$PREFIX-c" "$T/snaps/native-$i" "the chain restored up to snapshot $i ($what)"
+    since=$PREFIX-l$i
   done
   rm -rf "$T/snaps"
   cp -a "$native" "$T/at-snapshot"
