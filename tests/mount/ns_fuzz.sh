@@ -14,7 +14,9 @@
 # change what the copy has not reached yet, a test hook slows it), but on
 # the writeback mount: each shows the native tree at its instant, and so
 # does a chain of dumps (the first full, then each --since the one before)
-# restored up to it. In the default mode (the mount's own
+# restored up to it. Last the filesystem is rolled back to the snapshot
+# taken after the fuzz, and goes on answering as a copy of the native tree
+# of that instant does. In the default mode (the mount's own
 # caches and the changes it holds until a close), with two mounts of one
 # filesystem taking turns (timeouts 0), with --write-through, and on a
 # writeback mount. Then, after unmounting, the filesystem is consistent
@@ -78,6 +80,15 @@ fuzz_case() {
   unmount_fs "$T/m0"
   check_consistency --no-orphans || fail "inconsistent after the fuzz and a remount ($what)"
   shows_native "$PREFIX-s" "$T/at-snapshot" "a snapshot, after the filesystem changed ($what)"
+  # rolled back to that snapshot: its tree, the one replaced kept aside,
+  # and a mount goes on answering as the native copy of the snapshot does
+  snap rollback "$PREFIX" "$PREFIX-s" --keep-as "$PREFIX-before" >/dev/null
+  shows_native "$PREFIX-before" "$native" "the state a rollback replaced ($what)"
+  mount_at "$T/m0" -o allow_other
+  python3 "$HERE/ns_fuzz.py" --others --seed $((seed + 104729)) --ops $((ops / 5)) --native "$T/at-snapshot" \
+    --mount "$T/m0" || fail "after a rollback the mount answered otherwise than a native directory ($what)"
+  unmount_fs "$T/m0"
+  check_consistency --no-orphans || fail "inconsistent after a rollback and more fuzz ($what)"
   rm -rf "$native" "$T/at-snapshot" "$T/dump.json"
 }
 
@@ -97,4 +108,4 @@ fuzz_case $((seed0 + 1)) 2 -o attr_timeout=0,entry_timeout=0
 fuzz_case $((seed0 + 2)) 1 --write-through
 fuzz_case $((seed0 + 3)) 1 -o writeback
 ((live > 0)) || fail "no snapshot was taken while the fuzz went on"
-note "$((run * ops * 4 / 3)) operations answered as a native directory answers them, in four modes; snapshots ($live taken during the fuzz), dumps and restores showed the same trees"
+note "$((run * (ops + ops / 3 + ops / 5))) operations answered as a native directory answers them, in four modes; snapshots ($live taken during the fuzz), dumps and restores showed the same trees"
