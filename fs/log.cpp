@@ -2,7 +2,6 @@
 // libfuse's own messages are routed here too, so a daemonized mount
 // reports them where it reports its own.
 #include "log.hpp"
-#include "util/text.hpp"
 
 #include <fcntl.h>
 #include <fuse_log.h>
@@ -12,13 +11,18 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
+
+#include "util/repeat_filter.hpp"
+#include "util/text.hpp"
 
 namespace redisfs {
 
@@ -27,6 +31,8 @@ static std::atomic<bool> g_detached{false};
 static std::atomic<int> g_file_fd{-1};
 static std::string g_file_path;  // set once, before any thread
 static std::mutex g_write_mutex;
+static std::mutex g_repeat_mutex;
+static RepeatFilter g_repeats(std::chrono::seconds(60));  // guarded by g_repeat_mutex
 
 static int _syslog_priority(LogLevel level) {
   switch (level) {
@@ -219,6 +225,18 @@ void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name,
   line += errno_text(error.code);
   if (!error.message.empty()) {
     line += " (" + _one_line(error.message, 400) + ")";
+  }
+  if (level == LogLevel::Warning) {
+    // (a damaged inode read again and again: once a minute, counted)
+    std::optional<std::string> shown;
+    {
+      std::lock_guard<std::mutex> lock(g_repeat_mutex);
+      shown = g_repeats.pass(line, RepeatFilter::Clock::now());
+    }
+    if (!shown) {
+      return;
+    }
+    line = std::move(*shown);
   }
   log_line(level, line);
 }

@@ -51,7 +51,9 @@ inline void log_debug(std::string_view text) { log_line(LogLevel::Debug, text); 
 bool is_routine_error(int code);
 
 // "unlink ino=1 name=\"x\": No space left on device (OOM command not
-// allowed...)" at Warning, or at Debug for a routine error.
+// allowed...)" at Warning, or at Debug for a routine error. A Warning
+// line said again within a minute of its last showing is held back, and
+// counted on its next showing (RepeatFilter).
 void log_op_error(std::string_view op, std::uint64_t ino, std::string_view name, const Error& error);
 
 // What a listing left out (LeftOut), if anything, as log_op_error says it:

@@ -36,6 +36,15 @@ expect_eio() {
 
 rcli hset "$PREFIX:INODE:$f" size 18446744073709551615 >/dev/null
 expect_eio "Input/output error.*inode $f: size 18446744073709551615" stat "$MNT/f"
+# read again and again (a monitor): the same line is not logged again
+# within a minute (the next one counts those held back: unit tests)
+before=$(wc -l <"$log")
+for i in 1 2 3; do
+  stat "$MNT/f" >/dev/null 2>&1 && fail "stat of a damaged inode succeeded"
+done
+sleep 0.2
+n=$(tail -n +$((before + 1)) "$log" | grep -c "inode $f: size 18446744073709551615" || true)
+((n == 0)) || fail "the same damage read again was logged $n more times within a minute"
 rcli hset "$PREFIX:INODE:$f" size 6 >/dev/null
 
 rcli del "$PREFIX:BLK:$b:1" >/dev/null
