@@ -436,6 +436,37 @@ stop_reply_proxy() {
   wait "$PROXY_PID" 2>/dev/null || true
 }
 
+# start_reply_armer ARM [N]: arms the proxy every 10 to 90 ms to lose the
+# reply of the next script call; with N, every Nth time the call itself.
+# stop_reply_armer ends it. connections_taken NAME: how many connections
+# server NAME has taken (the proxy's broken ones among them).
+start_reply_armer() {
+  rm -f "$T/armer-stop"
+  (
+    n=0
+    while [[ -d $T && ! -e $T/armer-stop ]]; do
+      if [[ -n ${2:-} ]] && ((++n % $2 == 0)); then
+        echo -n '-EVALSHA [0-9a-f]' >"$1" 2>/dev/null
+      else
+        echo -n 'EVALSHA [0-9a-f]' >"$1" 2>/dev/null
+      fi
+      sleep "0.0$((RANDOM % 9 + 1))"
+    done
+  ) &
+  ARMER=$!
+  record_pid $ARMER
+}
+
+stop_reply_armer() {
+  touch "$T/armer-stop"
+  wait "$ARMER"
+  rm -f "$1"
+}
+
+connections_taken() {
+  rcli "$1" info stats | tr -d '\r' | sed -n 's/^total_connections_received://p'
+}
+
 
 
 # ------------------------------------------------------------------ checks

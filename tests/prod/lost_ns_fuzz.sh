@@ -28,10 +28,6 @@ URL=redis://127.0.0.1:${SRV_PORT[s]}
 M=$T/m
 start_reply_proxy s "$T/arm"
 
-connections() {
-  rcli s info stats | tr -d '\r' | sed -n 's/^total_connections_received://p'
-}
-
 for mode in default writeback; do
   P=L$RANDOM$RANDOM
   opts=()
@@ -39,28 +35,12 @@ for mode in default writeback; do
   rm -rf "$T/native" && mkdir -m 0755 "$T/native"
   fs_mount "$M" --redis "redis://127.0.0.1:$PROXY_PORT" --prefix "$P" -o allow_other "${opts[@]}"
   LOG=${MOUNT_LOGS[$M]}
-  rm -f "$T/stop"
-  (
-    n=0
-    while [[ -d $T && ! -e $T/stop ]]; do
-      # (a reply lost, or one time in four the call itself)
-      if ((++n % 4)); then
-        echo -n 'EVALSHA [0-9a-f]' >"$T/arm" 2>/dev/null
-      else
-        echo -n '-EVALSHA [0-9a-f]' >"$T/arm" 2>/dev/null
-      fi
-      sleep "0.0$((RANDOM % 9 + 1))"
-    done
-  ) &
-  ARMER=$!
-  record_pid $ARMER
-  before=$(connections)
+  start_reply_armer "$T/arm" 4  # (a reply lost, or one time in four the call itself)
+  before=$(connections_taken s)
   python3 "$FUZZ" --others --seed "$seed" --ops "$ops" --native "$T/native" --mount "$M" ||
     fail "through lost replies the $mode mount answered otherwise than a native directory (seed $seed)"
-  touch "$T/stop"
-  wait "$ARMER"
-  lost=$(($(connections) - before))
-  rm -f "$T/arm"
+  stop_reply_armer "$T/arm"
+  lost=$(($(connections_taken s) - before))
   fs_unmount "$M"
   ! grep -Ei 'error|reply was lost' "$LOG" || fail "the $mode mount logged an error: $(grep -Ei -m1 'error|reply was lost' "$LOG")"
 

@@ -24,26 +24,14 @@ tar -C "$HERE/../.." -cf "$T/src.tar" core
 mkdir "$T/src"
 tar -C "$T/src" -xf "$T/src.tar"
 
-connections() {
-  rcli s info stats | tr -d '\r' | sed -n 's/^total_connections_received://p'
-}
-
 for mode in default writeback; do
   P=L$RANDOM$RANDOM
   opts=()
   [[ $mode == writeback ]] && opts=(-o writeback)
   fs_mount "$M" --redis "redis://127.0.0.1:$PROXY_PORT" --prefix "$P" "${opts[@]}"
   LOG=${MOUNT_LOGS[$M]}
-  rm -f "$T/stop"
-  (
-    while [[ -d $T && ! -e $T/stop ]]; do
-      echo -n 'EVALSHA [0-9a-f]' >"$T/arm" 2>/dev/null
-      sleep "0.0$((RANDOM % 9 + 1))"
-    done
-  ) &
-  ARMER=$!
-  record_pid $ARMER
-  before=$(connections)
+  start_reply_armer "$T/arm"
+  before=$(connections_taken s)
   tar -C "$M" -xf "$T/src.tar" || fail "tar x through lost replies failed ($mode mount)"
   mkdir "$M/x"
   for i in $(seq 200); do
@@ -54,10 +42,8 @@ for mode in default writeback; do
   cp -r "$M/core" "$M/copy" || fail "cp -r through lost replies failed ($mode mount)"
   rm -r "$M/copy" || fail "rm -r through lost replies failed ($mode mount)"
   sync -f "$M" || fail "syncfs through lost replies failed ($mode mount)"
-  touch "$T/stop"
-  wait "$ARMER"
-  lost=$(($(connections) - before))
-  rm -f "$T/arm"
+  stop_reply_armer "$T/arm"
+  lost=$(($(connections_taken s) - before))
   fs_unmount "$M"
   ! grep -Ei 'error|reply was lost' "$LOG" || fail "the $mode mount logged an error: $(grep -Ei -m1 'error|reply was lost' "$LOG")"
 
